@@ -1,0 +1,1 @@
+"""skbsim: an executable model of Linux receive-side sk_buff allocation."""
