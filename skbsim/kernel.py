@@ -1,0 +1,187 @@
+"""The kernel object: every piece of modelled state lives here.
+
+``Kernel(profile)`` owns the page allocator, the slab caches, the per-CPU
+NAPI state and the set of live skbs.  Functions that model kernel functions
+take it as their first argument, so two kernels can run side by side in one
+process (for comparisons) and nothing is global.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from skbsim.mm.fault import FaultInjector
+from skbsim.mm.page_alloc import PageAllocator
+from skbsim.mm.page_frag import page_frag_1k_drain, page_frag_cache_drain
+from skbsim.mm.slab import SlabAllocator
+from skbsim.net.napi import CpuState
+from skbsim.profile import Profile, load_profile
+
+
+@dataclass
+class LeakReport:
+    """What has not been given back: pages, slab objects and skbs."""
+
+    pages: list = field(default_factory=list)
+    objects: list = field(default_factory=list)
+    skbs: list = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.pages or self.objects or self.skbs)
+
+    def lines(self) -> list[str]:
+        out = [f"skb at {addr:#x} ({skb.describe()})" for addr, skb in self.skbs]
+        out += [f"{name} object at {addr:#x} allocated by {site}" for name, addr, site in self.objects]
+        out += [repr(page) for page in self.pages]
+        return out
+
+    def summary(self) -> str:
+        if self.clean:
+            return "leak check: clean (every page, slab object and skb was given back)"
+        return (
+            f"leak check: {len(self.skbs)} skbs, {len(self.objects)} slab objects and "
+            f"{len(self.pages)} pages not given back"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "clean": self.clean,
+            "skbs": len(self.skbs),
+            "slab_objects": len(self.objects),
+            "pages": len(self.pages),
+            "details": self.lines()[:50],
+        }
+
+
+class Kernel:
+    """One modelled kernel: a profile plus all of its runtime state."""
+
+    def __init__(
+        self,
+        profile: Profile | str = "6.9",
+        *,
+        ncpus: int = 1,
+        seed: int = 0,
+        limit_pages: int | None = None,
+        reserve_pages: int = 0,
+    ):
+        if isinstance(profile, str):
+            profile = load_profile(profile)
+        if ncpus < 1:
+            raise ValueError("a kernel needs at least one CPU")
+        self.profile = profile
+        self.ncpus = ncpus
+        self.seed = seed
+        self.warnings: list[str] = []
+        self._warned_once: set[str] = set()
+        self.faults = FaultInjector(seed)
+        self.pages = PageAllocator(
+            profile.PAGE_SIZE,
+            profile.MAX_PAGE_ORDER,
+            self.faults,
+            self.warnings,
+            limit_pages=limit_pages,
+            reserve_pages=reserve_pages,
+        )
+        self.slab = SlabAllocator(self.pages, profile, nr_cpu_ids=ncpus)
+        # net/core/skbuff.c: skb_init() creates these at boot.
+        self.skbuff_cache = self.slab.kmem_cache_create(
+            "skbuff_head_cache", profile.sizeof_sk_buff, hwcache_align=True, fault_layer="skb_head"
+        )
+        # struct sk_buff_fclones: two sk_buffs and a refcount_t.
+        self.skbuff_fclone_cache = self.slab.kmem_cache_create(
+            "skbuff_fclone_cache", 2 * profile.sizeof_sk_buff + 4, hwcache_align=True, fault_layer="skb_head"
+        )
+        self.skb_small_head_cache = None
+        if profile.has("small_head_cache"):
+            self.skb_small_head_cache = self.slab.kmem_cache_create(
+                "skbuff_small_head", profile.SKB_SMALL_HEAD_CACHE_SIZE, hwcache_align=True, fault_layer="skb_data"
+            )
+        self.cpus = [CpuState(cpu) for cpu in range(ncpus)]
+        self.cpu = 0
+        # sk_memalloc_socks(): true once any socket serves swap (SOCK_MEMALLOC).
+        self.memalloc_socks = False
+        # Live skbs by the address of their struct sk_buff, for the leak check.
+        self.live_skbs: dict[int, object] = {}
+        # When a list, allocation functions append the reasons for each branch.
+        self.explain: list[str] | None = None
+
+    # -- CPUs and contexts ----------------------------------------------------------------
+
+    def this_cpu(self) -> CpuState:
+        return self.cpus[self.cpu]
+
+    @contextmanager
+    def on_cpu(self, cpu: int):
+        """Run the body on another CPU (as if the scheduler had put us there)."""
+        previous, self.cpu = self.cpu, cpu
+        try:
+            yield self.cpus[cpu]
+        finally:
+            self.cpu = previous
+
+    @contextmanager
+    def softirq(self, cpu: int | None = None):
+        """Run the body as NET_RX softirq work on a CPU (__do_softirq())."""
+        with self.on_cpu(self.cpu if cpu is None else cpu) as state:
+            state.softirq_count += 1
+            try:
+                yield state
+            finally:
+                state.softirq_count -= 1
+
+    @contextmanager
+    def hardirq(self, cpu: int | None = None):
+        """Run the body as a hard interrupt handler (IRQs off)."""
+        with self.on_cpu(self.cpu if cpu is None else cpu) as state:
+            state.hardirq_count += 1
+            saved, state.irqs_disabled = state.irqs_disabled, True
+            try:
+                yield state
+            finally:
+                state.irqs_disabled = saved
+                state.hardirq_count -= 1
+
+    def sk_memalloc_socks(self) -> bool:
+        return self.memalloc_socks
+
+    def warn_once(self, site: str, message: str) -> None:
+        """WARN_ON_ONCE / DEBUG_NET_WARN_ON_ONCE: record the first hit of a site."""
+        if site not in self._warned_once:
+            self._warned_once.add(site)
+            self.warnings.append(message)
+
+    def note(self, message: str) -> None:
+        if self.explain is not None:
+            self.explain.append(message)
+
+    # -- teardown and the leak check ---------------------------------------------------------
+
+    def drain(self) -> None:
+        """Give back what the per-CPU caches hold (what CPU hot-unplug would do)."""
+        for state in self.cpus:
+            nc = state.napi_alloc_cache
+            if nc.skb_cache:
+                self.slab.kmem_cache_free_bulk(self.skbuff_cache, nc.skb_cache)
+                nc.skb_cache.clear()
+            page_frag_cache_drain(self.pages, nc.page)
+            page_frag_1k_drain(self.pages, nc.page_small)
+            page_frag_cache_drain(self.pages, state.netdev_alloc_cache)
+
+    def leak_check(self, drain: bool = True) -> LeakReport:
+        """Everything still allocated; with ``drain``, after emptying the caches first."""
+        if drain:
+            self.drain()
+        return LeakReport(
+            pages=self.pages.outstanding(),
+            objects=self.slab.outstanding(),
+            skbs=list(self.live_skbs.items()),
+        )
+
+    def assert_no_leaks(self) -> None:
+        report = self.leak_check()
+        if not report.clean:
+            detail = "\n  ".join(report.lines()[:20])
+            raise AssertionError(f"{report.summary()}:\n  {detail}")

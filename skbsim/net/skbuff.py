@@ -1,0 +1,785 @@
+"""Socket buffers, after net/core/skbuff.c and include/linux/skbuff.h.
+
+``sk_buff`` keeps the kernel's layout rules: ``head`` is an address; ``data``,
+``tail`` and ``end`` are offsets from it (as NET_SKBUFF_DATA_USES_OFFSET makes
+tail and end on 64-bit kernels).  ``skb_shared_info`` sits at ``head + end``
+and is shared by clones.
+
+Functions keep the kernel's names and take the :class:`~skbsim.kernel.Kernel`
+first.  Python mangles names that start with two underscores inside class
+bodies, so functions such as ``__alloc_skb`` are called only from module
+level code (as every caller in skbsim is).
+
+Where a C expression is evaluated on a 32-bit ``unsigned int`` the model
+wraps it the same way (see :func:`u32`): ``__napi_alloc_skb(napi,
+0xffffffff, ...)`` behaves as the kernel's does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from skbsim.errors import KernelBug, SkbOverPanic, SkbUnderPanic
+from skbsim.mm.gfp import (
+    GFP_ATOMIC,
+    GFP_DMA,
+    __GFP_ACCOUNT,
+    __GFP_DIRECT_RECLAIM,
+    __GFP_DMA,
+    __GFP_MEMALLOC,
+    __GFP_NOMEMALLOC,
+    __GFP_NOWARN,
+    __GFP_RECLAIMABLE,
+    format_gfp,
+    gfp_pfmemalloc_allowed,
+)
+from skbsim.mm.page_alloc import Page
+from skbsim.mm.page_frag import page_frag_alloc_1k, page_frag_alloc_align, page_frag_free
+from skbsim.net.napi import (
+    in_hardirq,
+    in_softirq,
+    irqs_disabled,
+    local_bh_disable,
+    local_bh_enable,
+    napi_skb_cache_get,
+    napi_skb_cache_put,
+    napi_struct,
+    net_device,
+)
+
+if TYPE_CHECKING:
+    from skbsim.kernel import Kernel
+
+U32_MASK = 0xFFFFFFFF
+
+# include/linux/skbuff.h: flags of __alloc_skb()
+SKB_ALLOC_FCLONE = 0x01
+SKB_ALLOC_RX = 0x02
+SKB_ALLOC_NAPI = 0x04
+
+# include/linux/skbuff.h: enum skb_fclone_type
+SKB_FCLONE_UNAVAILABLE = 0
+SKB_FCLONE_ORIG = 1
+SKB_FCLONE_CLONE = 2
+
+# include/linux/slab.h: kmalloc types other than the normal one (6.9, x86_64
+# with ZONE_DMA and MEMCG_KMEM, as distribution kernels are built).
+KMALLOC_NOT_NORMAL_BITS = __GFP_RECLAIMABLE | __GFP_DMA | __GFP_ACCOUNT
+
+
+def u32(value: int) -> int:
+    """The value as a C ``unsigned int`` holds it."""
+    return value & U32_MASK
+
+
+class skb_frag_t:
+    """include/linux/skbuff.h: skb_frag_t - a page reference, an offset and a length."""
+
+    __slots__ = ("page", "offset", "size")
+
+    def __init__(self, page: Page, offset: int, size: int):
+        self.page = page
+        self.offset = offset
+        self.size = size
+
+
+class skb_shared_info:
+    """include/linux/skbuff.h: struct skb_shared_info (at skb->head + skb->end)."""
+
+    __slots__ = ("frags", "dataref", "frag_list")
+
+    def __init__(self) -> None:
+        self.frags: list[skb_frag_t] = []
+        self.dataref = 1
+        self.frag_list = None
+
+    @property
+    def nr_frags(self) -> int:
+        return len(self.frags)
+
+
+class sk_buff_fclones:
+    """include/linux/skbuff.h: struct sk_buff_fclones - an skb and its future clone."""
+
+    __slots__ = ("addr", "skb1", "skb2", "fclone_ref")
+
+    def __init__(self, addr: int):
+        self.addr = addr
+        self.skb1: sk_buff | None = None
+        self.skb2: sk_buff | None = None
+        self.fclone_ref = 1
+
+
+class sk_buff:
+    """include/linux/skbuff.h: struct sk_buff.
+
+    Besides the kernel's fields it records where its parts came from
+    (``skb_from``, ``head_source``, ``head_size``, ``path``), which the kernel
+    does not store but every report of skbsim needs.
+    """
+
+    __slots__ = (
+        "addr",
+        "head",
+        "data",
+        "tail",
+        "end",
+        "len",
+        "data_len",
+        "truesize",
+        "users",
+        "cloned",
+        "head_frag",
+        "pfmemalloc",
+        "fclone",
+        "fclones",
+        "pp_recycle",
+        "dev",
+        "queue_mapping",
+        "protocol",
+        "mac_header",
+        "shinfo",
+        "skb_from",
+        "head_source",
+        "head_size",
+        "path",
+        "sk",
+    )
+
+    def __init__(self, addr: int, skb_from: str):
+        self.addr = addr
+        self.skb_from = skb_from
+        self.head = 0
+        self.data = 0
+        self.tail = 0
+        self.end = 0
+        self.len = 0
+        self.data_len = 0
+        self.truesize = 0
+        self.users = 1
+        self.cloned = False
+        self.head_frag = False
+        self.pfmemalloc = False
+        self.fclone = SKB_FCLONE_UNAVAILABLE
+        self.fclones: sk_buff_fclones | None = None
+        self.pp_recycle = False
+        self.dev: net_device | None = None
+        self.queue_mapping = 0
+        self.protocol = 0
+        self.mac_header = 0xFFFF
+        self.shinfo: skb_shared_info | None = None
+        self.head_source = ""
+        self.head_size = 0
+        self.path = ""
+        self.sk = None
+
+    @property
+    def nr_frags(self) -> int:
+        return len(self.shinfo.frags)
+
+    def describe(self) -> str:
+        return (
+            f"len {self.len}, data_len {self.data_len}, truesize {self.truesize}, "
+            f"head {self.head_source} {self.head_size} B, via {self.path or 'build'}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<sk_buff {self.addr:#x} {self.describe()}>"
+
+
+# -- layout queries (include/linux/skbuff.h) --------------------------------------------
+
+
+def skb_headlen(skb: sk_buff) -> int:
+    return skb.len - skb.data_len
+
+
+def skb_is_nonlinear(skb: sk_buff) -> bool:
+    return skb.data_len != 0
+
+
+def skb_headroom(skb: sk_buff) -> int:
+    return skb.data
+
+
+def skb_tailroom(skb: sk_buff) -> int:
+    return 0 if skb_is_nonlinear(skb) else skb.end - skb.tail
+
+
+def skb_end_offset(skb: sk_buff) -> int:
+    return skb.end
+
+
+# -- data operations --------------------------------------------------------------------
+
+
+def skb_reserve(skb: sk_buff, length: int) -> None:
+    """include/linux/skbuff.h: skb_reserve() - move data and tail down an empty buffer."""
+    skb.data += length
+    skb.tail += length
+
+
+def __skb_put(skb: sk_buff, length: int) -> int:
+    """include/linux/skbuff.h: __skb_put() - extend the data at the tail, unchecked."""
+    if skb_is_nonlinear(skb):
+        raise KernelBug("SKB_LINEAR_ASSERT: __skb_put on a non-linear skb")
+    offset = skb.tail
+    skb.tail += length
+    skb.len += length
+    return offset
+
+
+def skb_put(skb: sk_buff, length: int) -> int:
+    """net/core/skbuff.c: skb_put() - as __skb_put, but panics past skb->end."""
+    offset = __skb_put(skb, length)
+    if skb.tail > skb.end:
+        raise SkbOverPanic(f"skb_over_panic: len {length} put, tail {skb.tail} > end {skb.end}")
+    return offset
+
+
+def skb_push(skb: sk_buff, length: int) -> int:
+    """net/core/skbuff.c: skb_push() - extend the data at the front; panics below head."""
+    skb.data -= length
+    skb.len += length
+    if skb.data < 0:
+        raise SkbUnderPanic(f"skb_under_panic: len {length} pushed, data {skb.data} < head")
+    return skb.data
+
+
+def skb_pull(skb: sk_buff, length: int) -> int | None:
+    """include/linux/skbuff.h: skb_pull() - drop bytes from the front; None if too many.
+
+    Pulling into the paged part is a BUG in __skb_pull(): use pskb_pull() there.
+    """
+    if length > skb.len:
+        return None
+    skb.len -= length
+    if skb.len < skb.data_len:
+        skb.len += length
+        raise KernelBug(f"__skb_pull(len={length}) past the linear part")
+    skb.data += length
+    return skb.data
+
+
+def skb_add_rx_frag(skb: sk_buff, i: int, page: Page, off: int, size: int, truesize: int) -> None:
+    """net/core/skbuff.c: skb_add_rx_frag() - attach a page piece the caller holds a ref on."""
+    frags = skb.shinfo.frags
+    if i != len(frags):
+        raise KernelBug(f"skb_add_rx_frag at slot {i} with {len(frags)} frags filled")
+    frags.append(skb_frag_t(page, off, size))
+    skb.len += size
+    skb.data_len += size
+    skb.truesize += truesize
+
+
+def skb_coalesce_rx_frag(skb: sk_buff, i: int, size: int, truesize: int) -> None:
+    """net/core/skbuff.c: skb_coalesce_rx_frag() - grow frag i in place."""
+    skb.shinfo.frags[i].size += size
+    skb.len += size
+    skb.data_len += size
+    skb.truesize += truesize
+
+
+# -- building an skb around a head ------------------------------------------------------
+
+
+def _new_skb(kernel: Kernel, addr: int, skb_from: str) -> sk_buff:
+    skb = sk_buff(addr, skb_from)
+    kernel.live_skbs[addr] = skb
+    return skb
+
+
+def __finalize_skb_around(kernel: Kernel, skb: sk_buff, data: int, size: int) -> None:
+    """net/core/skbuff.c: __finalize_skb_around() - size is the data room before shinfo."""
+    skb.truesize = kernel.profile.SKB_TRUESIZE(size)
+    skb.users = 1
+    skb.head = data
+    skb.data = 0
+    skb.tail = 0
+    skb.end = size
+    skb.mac_header = 0xFFFF
+    skb.shinfo = skb_shared_info()
+
+
+def __build_skb_around(kernel: Kernel, skb: sk_buff, data: int, frag_size: int) -> None:
+    """net/core/skbuff.c: __build_skb_around() - frag_size includes skb_shared_info.
+
+    A frag_size of 0 means a kmalloc'ed head whose size is asked of the slab
+    (deprecated; the kernel warns and calls __slab_build_skb()).
+    """
+    size = frag_size
+    if size == 0:
+        kernel.warn_once("build_skb_zero", "WARNING: build_skb with frag_size 0: use slab_build_skb() instead")
+        size = kernel.slab.ksize(data)
+    size -= kernel.profile.SHINFO_SIZE
+    __finalize_skb_around(kernel, skb, data, size)
+    skb.head_size = frag_size or size + kernel.profile.SHINFO_SIZE
+
+
+def __build_skb(kernel: Kernel, data: int, frag_size: int) -> sk_buff | None:
+    """net/core/skbuff.c: __build_skb() - a fresh sk_buff from skbuff_head_cache."""
+    addr = kernel.slab.kmem_cache_alloc(kernel.skbuff_cache, GFP_ATOMIC, "__build_skb")
+    if addr is None:
+        return None
+    skb = _new_skb(kernel, addr, "skbuff_head_cache")
+    __build_skb_around(kernel, skb, data, frag_size)
+    return skb
+
+
+def build_skb(kernel: Kernel, data: int, frag_size: int) -> sk_buff | None:
+    """net/core/skbuff.c: build_skb() - __build_skb() plus head_frag and pfmemalloc."""
+    skb = __build_skb(kernel, data, frag_size)
+    if skb is not None and frag_size:
+        skb.head_frag = True
+        skb_propagate_pfmemalloc(kernel.pages.virt_to_head_page(data), skb)
+    return skb
+
+
+def __napi_build_skb(kernel: Kernel, data: int, frag_size: int) -> sk_buff | None:
+    """net/core/skbuff.c: __napi_build_skb() - the sk_buff comes from the per-CPU NAPI cache."""
+    addr = napi_skb_cache_get(kernel)
+    if addr is None:
+        return None
+    skb = _new_skb(kernel, addr, "napi_skb_cache")
+    __build_skb_around(kernel, skb, data, frag_size)
+    return skb
+
+
+def napi_build_skb(kernel: Kernel, data: int, frag_size: int) -> sk_buff | None:
+    """net/core/skbuff.c: napi_build_skb() - __napi_build_skb() plus head_frag and pfmemalloc."""
+    skb = __napi_build_skb(kernel, data, frag_size)
+    if skb is not None and frag_size:
+        skb.head_frag = True
+        skb_propagate_pfmemalloc(kernel.pages.virt_to_head_page(data), skb)
+    return skb
+
+
+def skb_propagate_pfmemalloc(page: Page, skb: sk_buff) -> None:
+    """include/linux/skbuff.h: skb_propagate_pfmemalloc() - a reserve page marks the skb."""
+    if page.pfmemalloc:
+        skb.pfmemalloc = True
+
+
+# -- kmalloc'ed heads -------------------------------------------------------------------
+
+
+def kmalloc_reserve(kernel: Kernel, size: int, flags: int) -> tuple[int | None, int, bool, str]:
+    """net/core/skbuff.c: kmalloc_reserve() - (data or None, *size, pfmemalloc, source).
+
+    Small heads come from skbuff_small_head when the mask is a normal one;
+    others from kmalloc rounded up by kmalloc_size_roundup().  Either is tried
+    first without the reserves; a caller entitled to them tries again with
+    them, and the skb is then marked pfmemalloc.
+    """
+    profile = kernel.profile
+    slab = kernel.slab
+    obj_size = profile.SKB_HEAD_ALIGN(size)
+    no_reserves = flags | __GFP_NOMEMALLOC | __GFP_NOWARN
+    if (
+        kernel.skb_small_head_cache is not None
+        and obj_size <= profile.SKB_SMALL_HEAD_CACHE_SIZE
+        and not flags & KMALLOC_NOT_NORMAL_BITS
+    ):
+        cache = kernel.skb_small_head_cache
+        kernel.note(
+            f"kmalloc_reserve: SKB_HEAD_ALIGN({size}) = {obj_size} <= SKB_SMALL_HEAD_CACHE_SIZE "
+            f"{profile.SKB_SMALL_HEAD_CACHE_SIZE}, so the head comes from skbuff_small_head"
+        )
+        size = profile.SKB_SMALL_HEAD_CACHE_SIZE
+        obj = slab.kmem_cache_alloc(cache, no_reserves, "kmalloc_reserve")
+        if obj is not None or not gfp_pfmemalloc_allowed(flags):
+            return obj, size, False, cache.name
+        kernel.note("kmalloc_reserve: no memory without the reserves; trying again with them")
+        obj = slab.kmem_cache_alloc(cache, flags, "kmalloc_reserve")
+        return obj, size, True, cache.name
+
+    rounded = slab.kmalloc_size_roundup(obj_size, profile.KMALLOC_MAX_SIZE)
+    kernel.note(
+        f"kmalloc_reserve: SKB_HEAD_ALIGN({size}) = {obj_size}, kmalloc_size_roundup() = {rounded}"
+        + (f" (> KMALLOC_MAX_SIZE {profile.KMALLOC_MAX_SIZE}: kmalloc will fail)" if rounded > profile.KMALLOC_MAX_SIZE else "")
+    )
+    # The kernel stores the size_t back into an unsigned int.
+    size = u32(rounded)
+    obj, source = slab.kmalloc(rounded, no_reserves, "kmalloc_reserve", profile.KMALLOC_MAX_SIZE)
+    if obj is not None or not gfp_pfmemalloc_allowed(flags):
+        return obj, size, False, source
+    kernel.note("kmalloc_reserve: no memory without the reserves; trying again with them")
+    obj, source = slab.kmalloc(rounded, flags, "kmalloc_reserve", profile.KMALLOC_MAX_SIZE)
+    return obj, size, True, source
+
+
+def __alloc_skb(kernel: Kernel, size: int, gfp_mask: int, flags: int) -> sk_buff | None:
+    """net/core/skbuff.c: __alloc_skb() - an skb with a kmalloc'ed head of at least size bytes.
+
+    The sk_buff comes from the NAPI cache when SKB_ALLOC_NAPI is asked without
+    SKB_ALLOC_FCLONE; otherwise from skbuff_head_cache or skbuff_fclone_cache.
+    """
+    size = u32(size)
+    fclone = bool(flags & SKB_ALLOC_FCLONE)
+    cache = kernel.skbuff_fclone_cache if fclone else kernel.skbuff_cache
+    if kernel.sk_memalloc_socks() and flags & SKB_ALLOC_RX:
+        gfp_mask |= __GFP_MEMALLOC
+    if flags & (SKB_ALLOC_FCLONE | SKB_ALLOC_NAPI) == SKB_ALLOC_NAPI:
+        addr = napi_skb_cache_get(kernel)
+        skb_from = "napi_skb_cache"
+    else:
+        addr = kernel.slab.kmem_cache_alloc(cache, gfp_mask & ~GFP_DMA, "__alloc_skb")
+        skb_from = cache.name
+    if addr is None:
+        kernel.note("__alloc_skb: no struct sk_buff")
+        return None
+
+    data, size, pfmemalloc, source = kmalloc_reserve(kernel, size, gfp_mask)
+    if data is None:
+        kernel.note(f"__alloc_skb: no head ({source}); the sk_buff goes back")
+        if skb_from == "napi_skb_cache":
+            # The kernel frees it to the slab (kmem_cache_free), not to the cache.
+            kernel.slab.kmem_cache_free(kernel.skbuff_cache, addr)
+        else:
+            kernel.slab.kmem_cache_free(cache, addr)
+        return None
+
+    if fclone:
+        fclones = sk_buff_fclones(addr)
+        skb = _new_skb(kernel, addr, skb_from)
+        fclones.skb1 = skb
+        skb.fclones = fclones
+        skb.fclone = SKB_FCLONE_ORIG
+    else:
+        skb = _new_skb(kernel, addr, skb_from)
+    __build_skb_around(kernel, skb, data, size)
+    skb.pfmemalloc = pfmemalloc
+    skb.head_source = source
+    skb.path = "kmalloc"
+    return skb
+
+
+def alloc_skb(kernel: Kernel, size: int, gfp_mask: int) -> sk_buff | None:
+    """include/linux/skbuff.h: alloc_skb()."""
+    return __alloc_skb(kernel, size, gfp_mask, 0)
+
+
+def alloc_skb_fclone(kernel: Kernel, size: int, gfp_mask: int) -> sk_buff | None:
+    """include/linux/skbuff.h: alloc_skb_fclone()."""
+    return __alloc_skb(kernel, size, gfp_mask, SKB_ALLOC_FCLONE)
+
+
+# -- RX allocation ------------------------------------------------------------------------
+
+
+def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: int) -> sk_buff | None:
+    """net/core/skbuff.c: __napi_alloc_skb() (6.9) - an RX skb for a NAPI poller.
+
+    length + NET_SKB_PAD + NET_IP_ALIGN decides the head: too small for a
+    page fragment without the 1K cache, too big for one page, or a mask that
+    may sleep or wants DMA memory → __alloc_skb(); small enough for 1K → the
+    1K frag cache; otherwise SKB_HEAD_ALIGN bytes of the NAPI page_frag_cache.
+    The skb gets NET_SKB_PAD + NET_IP_ALIGN of headroom either way.
+    """
+    profile = kernel.profile
+    if not in_softirq(kernel):
+        kernel.warn_once("__napi_alloc_skb", "WARNING: __napi_alloc_skb called outside softirq (DEBUG_NET_WARN_ON_ONCE)")
+    pad = profile.NET_SKB_PAD + profile.NET_IP_ALIGN
+    length = u32(length)
+    padded = u32(length + pad)
+    if padded != length + pad:
+        kernel.note(f"len {length} + {pad} wraps around 2^32 to {padded} (unsigned int)")
+    length = padded
+    overhead_1k = profile.SKB_WITH_OVERHEAD_1K
+    overhead_page = profile.SKB_WITH_OVERHEAD_PAGE
+    small_frag = profile.NAPI_HAS_SMALL_PAGE_FRAG
+    sleeps_or_dma = gfp_mask & (__GFP_DIRECT_RECLAIM | GFP_DMA)
+
+    if (not small_frag and length <= overhead_1k) or length > overhead_page or sleeps_or_dma:
+        if length > overhead_page:
+            why = f"{length} > SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}"
+        elif sleeps_or_dma:
+            why = f"gfp {format_gfp(gfp_mask)} has __GFP_DIRECT_RECLAIM or GFP_DMA"
+        else:
+            why = f"{length} <= SKB_WITH_OVERHEAD(1024) = {overhead_1k} and no 1K frag cache"
+        kernel.note(f"len + NET_SKB_PAD + NET_IP_ALIGN = {length}: {why}, so __alloc_skb() (kmalloc head)")
+        skb = __alloc_skb(kernel, length, gfp_mask, SKB_ALLOC_RX | SKB_ALLOC_NAPI)
+        if skb is None:
+            return None
+    else:
+        nc = kernel.this_cpu().napi_alloc_cache
+        if kernel.sk_memalloc_socks():
+            gfp_mask |= __GFP_MEMALLOC
+        if small_frag and length <= overhead_1k:
+            kernel.note(
+                f"len + NET_SKB_PAD + NET_IP_ALIGN = {length} <= SKB_WITH_OVERHEAD(1024) = {overhead_1k}, "
+                "so a 1K page fragment (len becomes SZ_1K)"
+            )
+            length = 1024
+            data = page_frag_alloc_1k(kernel.pages, nc.page_small, gfp_mask)
+            pfmemalloc = nc.page_small.pfmemalloc
+            source = "page_frag_1k"
+        else:
+            aligned = profile.SKB_HEAD_ALIGN(length)
+            kernel.note(
+                f"len + NET_SKB_PAD + NET_IP_ALIGN = {length} <= SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}, "
+                f"so a page fragment of SKB_HEAD_ALIGN({length}) = {aligned}"
+            )
+            length = aligned
+            data = page_frag_alloc_align(
+                kernel.pages, nc.page, length, gfp_mask, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER
+            )
+            pfmemalloc = nc.page.pfmemalloc
+            source = "page_frag"
+        if data is None:
+            kernel.note(f"{source}: no page")
+            return None
+        skb = __napi_build_skb(kernel, data, length)
+        if skb is None:
+            kernel.note("no struct sk_buff: the fragment goes back")
+            skb_free_frag(kernel, data)
+            return None
+        if pfmemalloc:
+            skb.pfmemalloc = True
+        skb.head_frag = True
+        skb.head_source = source
+        skb.path = source
+
+    skb_reserve(skb, pad)
+    skb.dev = napi.dev
+    return skb
+
+
+def napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int) -> sk_buff | None:
+    """include/linux/skbuff.h: napi_alloc_skb() - __napi_alloc_skb(napi, len, GFP_ATOMIC)."""
+    return __napi_alloc_skb(kernel, napi, length, GFP_ATOMIC)
+
+
+def __netdev_alloc_skb(kernel: Kernel, dev: net_device | None, length: int, gfp_mask: int) -> sk_buff | None:
+    """net/core/skbuff.c: __netdev_alloc_skb() (6.9) - an RX skb outside NAPI.
+
+    Like __napi_alloc_skb() but with NET_SKB_PAD only, no 1K cache (small
+    heads go to kmalloc), the sk_buff from skbuff_head_cache, and the
+    page_frag_cache chosen by context: netdev_alloc_cache with IRQs off,
+    otherwise the NAPI one under local_bh_disable().
+    """
+    profile = kernel.profile
+    pad = profile.NET_SKB_PAD
+    length = u32(u32(length) + pad)
+    overhead_1k = profile.SKB_WITH_OVERHEAD_1K
+    overhead_page = profile.SKB_WITH_OVERHEAD_PAGE
+    if length <= overhead_1k or length > overhead_page or gfp_mask & (__GFP_DIRECT_RECLAIM | GFP_DMA):
+        kernel.note(
+            f"len + NET_SKB_PAD = {length}: outside ({overhead_1k}, {overhead_page}] or a sleeping/DMA mask, "
+            "so __alloc_skb() (kmalloc head)"
+        )
+        skb = __alloc_skb(kernel, length, gfp_mask, SKB_ALLOC_RX)
+        if skb is None:
+            return None
+    else:
+        length = profile.SKB_HEAD_ALIGN(length)
+        if kernel.sk_memalloc_socks():
+            gfp_mask |= __GFP_MEMALLOC
+        state = kernel.this_cpu()
+        if in_hardirq(kernel) or irqs_disabled(kernel):
+            nc = state.netdev_alloc_cache
+            source = "netdev_page_frag"
+            data = page_frag_alloc_align(kernel.pages, nc, length, gfp_mask, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER)
+        else:
+            nc = state.napi_alloc_cache.page
+            source = "page_frag"
+            local_bh_disable(kernel)
+            data = page_frag_alloc_align(kernel.pages, nc, length, gfp_mask, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER)
+            local_bh_enable(kernel)
+        kernel.note(f"a page fragment of SKB_HEAD_ALIGN = {length} from the {source} cache")
+        if data is None:
+            return None
+        skb = __build_skb(kernel, data, length)
+        if skb is None:
+            skb_free_frag(kernel, data)
+            return None
+        if nc.pfmemalloc:
+            skb.pfmemalloc = True
+        skb.head_frag = True
+        skb.head_source = source
+        skb.path = "page_frag"
+    skb_reserve(skb, pad)
+    skb.dev = dev
+    return skb
+
+
+def netdev_alloc_skb(kernel: Kernel, dev: net_device | None, length: int) -> sk_buff | None:
+    """include/linux/skbuff.h: netdev_alloc_skb() - __netdev_alloc_skb(dev, len, GFP_ATOMIC)."""
+    return __netdev_alloc_skb(kernel, dev, length, GFP_ATOMIC)
+
+
+def napi_alloc_frag(kernel: Kernel, fragsz: int) -> int | None:
+    """net/core/skbuff.c: napi_alloc_frag() - SKB_DATA_ALIGN(fragsz) from the NAPI frag cache."""
+    profile = kernel.profile
+    fragsz = profile.SKB_DATA_ALIGN_u32(fragsz)
+    nc = kernel.this_cpu().napi_alloc_cache.page
+    return page_frag_alloc_align(kernel.pages, nc, fragsz, GFP_ATOMIC, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER)
+
+
+def netdev_alloc_frag(kernel: Kernel, fragsz: int) -> int | None:
+    """net/core/skbuff.c: netdev_alloc_frag() - as napi_alloc_frag, chosen by context."""
+    profile = kernel.profile
+    fragsz = profile.SKB_DATA_ALIGN_u32(fragsz)
+    state = kernel.this_cpu()
+    if in_hardirq(kernel) or irqs_disabled(kernel):
+        return page_frag_alloc_align(
+            kernel.pages, state.netdev_alloc_cache, fragsz, GFP_ATOMIC, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER
+        )
+    local_bh_disable(kernel)
+    data = page_frag_alloc_align(
+        kernel.pages, state.napi_alloc_cache.page, fragsz, GFP_ATOMIC, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER
+    )
+    local_bh_enable(kernel)
+    return data
+
+
+def skb_free_frag(kernel: Kernel, addr: int) -> None:
+    """include/linux/skbuff.h: skb_free_frag() - page_frag_free()."""
+    page_frag_free(kernel.pages, addr)
+
+
+# -- clones -------------------------------------------------------------------------------
+
+
+def __skb_clone(kernel: Kernel, n: sk_buff, skb: sk_buff) -> sk_buff:
+    """net/core/skbuff.c: __skb_clone() - n shares skb's head and shared info."""
+    for name in ("head", "data", "tail", "end", "len", "data_len", "truesize", "head_frag", "pfmemalloc",
+                 "pp_recycle", "dev", "queue_mapping", "protocol", "mac_header", "shinfo",
+                 "head_source", "head_size", "path"):
+        setattr(n, name, getattr(skb, name))
+    n.cloned = True
+    n.users = 1
+    n.sk = None
+    skb.shinfo.dataref += 1
+    skb.cloned = True
+    return n
+
+
+def skb_clone(kernel: Kernel, skb: sk_buff, gfp_mask: int) -> sk_buff | None:
+    """net/core/skbuff.c: skb_clone() - a new sk_buff sharing the data.
+
+    An fclone original whose companion is free uses it; others take an
+    sk_buff from skbuff_head_cache (with the reserves if skb came from them).
+    """
+    fclones = skb.fclones
+    if skb.fclone == SKB_FCLONE_ORIG and fclones.fclone_ref == 1:
+        n = sk_buff(fclones.addr + kernel.profile.sizeof_sk_buff, "skbuff_fclone_cache")
+        kernel.live_skbs[n.addr] = n
+        fclones.skb2 = n
+        fclones.fclone_ref = 2
+        n.fclones = fclones
+        n.fclone = SKB_FCLONE_CLONE
+    else:
+        if skb.pfmemalloc:
+            gfp_mask |= __GFP_MEMALLOC
+        addr = kernel.slab.kmem_cache_alloc(kernel.skbuff_cache, gfp_mask, "skb_clone")
+        if addr is None:
+            return None
+        n = _new_skb(kernel, addr, "skbuff_head_cache")
+    return __skb_clone(kernel, n, skb)
+
+
+# -- freeing ------------------------------------------------------------------------------
+
+
+def skb_unref(skb: sk_buff) -> bool:
+    """include/linux/skbuff.h: skb_unref() - True when the last user is gone."""
+    if skb.users <= 0:
+        raise KernelBug(f"skb_unref of a freed skb {skb!r}")
+    skb.users -= 1
+    return skb.users == 0
+
+
+def skb_free_head(kernel: Kernel, skb: sk_buff) -> None:
+    """net/core/skbuff.c: skb_free_head() - page fragment, small-head object or kmalloc.
+
+    A kmalloc'ed head is told apart from a skbuff_small_head one by its end
+    offset alone (skb_kfree_head()), as the kernel does.
+    """
+    if skb.head_frag:
+        skb_free_frag(kernel, skb.head)
+    elif kernel.skb_small_head_cache is not None and skb.end == kernel.profile.SKB_SMALL_HEAD_HEADROOM:
+        kernel.slab.kmem_cache_free(kernel.skb_small_head_cache, skb.head)
+    else:
+        kernel.slab.kfree(skb.head)
+
+
+def skb_release_data(kernel: Kernel, skb: sk_buff) -> None:
+    """net/core/skbuff.c: skb_release_data() - drop the data once the last clone lets go."""
+    shinfo = skb.shinfo
+    if skb.cloned:
+        shinfo.dataref -= 1
+        if shinfo.dataref:
+            return
+    for frag in shinfo.frags:
+        kernel.pages.put_page(frag.page)
+    shinfo.frags = []
+    skb_free_head(kernel, skb)
+
+
+def skb_release_all(kernel: Kernel, skb: sk_buff) -> None:
+    """net/core/skbuff.c: skb_release_all() - head state, then the data."""
+    if skb.sk is not None:
+        # skb->destructor: give the socket its memory back (sock_rfree and friends).
+        skb.sk.skb_destructor(skb)
+        skb.sk = None
+    if skb.head:
+        skb_release_data(kernel, skb)
+
+
+def kfree_skbmem(kernel: Kernel, skb: sk_buff) -> None:
+    """net/core/skbuff.c: kfree_skbmem() - give the struct sk_buff back."""
+    del kernel.live_skbs[skb.addr]
+    if skb.fclone == SKB_FCLONE_UNAVAILABLE:
+        kernel.slab.kmem_cache_free(kernel.skbuff_cache, skb.addr)
+        return
+    fclones = skb.fclones
+    if skb.fclone == SKB_FCLONE_ORIG and fclones.fclone_ref == 1:
+        kernel.slab.kmem_cache_free(kernel.skbuff_fclone_cache, fclones.addr)
+        return
+    fclones.fclone_ref -= 1
+    if fclones.fclone_ref == 0:
+        kernel.slab.kmem_cache_free(kernel.skbuff_fclone_cache, fclones.addr)
+
+
+def __kfree_skb(kernel: Kernel, skb: sk_buff) -> None:
+    """net/core/skbuff.c: __kfree_skb() - release everything, whatever the users count."""
+    skb_release_all(kernel, skb)
+    kfree_skbmem(kernel, skb)
+
+
+def kfree_skb(kernel: Kernel, skb: sk_buff | None, reason: str = "NOT_SPECIFIED") -> None:
+    """net/core/skbuff.c: kfree_skb_reason() - free as a drop (the reason is traced)."""
+    if skb is None or not skb_unref(skb):
+        return
+    __kfree_skb(kernel, skb)
+
+
+def consume_skb(kernel: Kernel, skb: sk_buff | None) -> None:
+    """net/core/skbuff.c: consume_skb() - free after normal use."""
+    if skb is None or not skb_unref(skb):
+        return
+    __kfree_skb(kernel, skb)
+
+
+def napi_consume_skb(kernel: Kernel, skb: sk_buff | None, budget: int) -> None:
+    """net/core/skbuff.c: napi_consume_skb() - free in NAPI, keeping the sk_buff per CPU.
+
+    A zero budget means a caller outside NAPI (netpoll): an ordinary free.
+    Fast-clone skbs are not cached.
+    """
+    if skb is None:
+        return
+    if budget == 0:
+        consume_skb(kernel, skb)
+        return
+    if not in_softirq(kernel):
+        kernel.warn_once("napi_consume_skb", "WARNING: napi_consume_skb called outside softirq (DEBUG_NET_WARN_ON_ONCE)")
+    if not skb_unref(skb):
+        return
+    if skb.fclone != SKB_FCLONE_UNAVAILABLE:
+        __kfree_skb(kernel, skb)
+        return
+    skb_release_all(kernel, skb)
+    del kernel.live_skbs[skb.addr]
+    napi_skb_cache_put(kernel, skb.addr)
