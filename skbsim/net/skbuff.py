@@ -418,6 +418,7 @@ def __alloc_skb(kernel: Kernel, size: int, gfp_mask: int, flags: int) -> sk_buff
     fclone = bool(flags & SKB_ALLOC_FCLONE)
     cache = kernel.skbuff_fclone_cache if fclone else kernel.skbuff_cache
     if kernel.sk_memalloc_socks() and flags & SKB_ALLOC_RX:
+        kernel.note("__alloc_skb: sk_memalloc_socks() and SKB_ALLOC_RX, so __GFP_MEMALLOC is added")
         gfp_mask |= __GFP_MEMALLOC
     if flags & (SKB_ALLOC_FCLONE | SKB_ALLOC_NAPI) == SKB_ALLOC_NAPI:
         addr = napi_skb_cache_get(kernel)
@@ -504,6 +505,7 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
     else:
         nc = kernel.this_cpu().napi_alloc_cache
         if kernel.sk_memalloc_socks():
+            kernel.note("sk_memalloc_socks(): __GFP_MEMALLOC is added, so pages may come from the reserves")
             gfp_mask |= __GFP_MEMALLOC
         if small_frag and length <= overhead_1k:
             kernel.note(
