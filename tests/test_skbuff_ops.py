@@ -1,0 +1,109 @@
+"""Clones, fast clones, frags and the non-NAPI allocators, on the 6.9 profile."""
+
+import pytest
+
+from skbsim.errors import KernelBug, SkbOverPanic, SkbUnderPanic
+from skbsim.mm.gfp import GFP_ATOMIC
+from skbsim.net.skbuff import (
+    SKB_FCLONE_CLONE,
+    SKB_FCLONE_ORIG,
+    __netdev_alloc_skb,
+    alloc_skb,
+    alloc_skb_fclone,
+    build_skb,
+    consume_skb,
+    kfree_skb,
+    napi_alloc_frag,
+    netdev_alloc_frag,
+    skb_add_rx_frag,
+    skb_clone,
+    skb_coalesce_rx_frag,
+    skb_pull,
+    skb_push,
+    skb_put,
+    skb_reserve,
+)
+
+
+def test_clone_shares_the_head_until_the_last_user(kernel):
+    skb = alloc_skb(kernel, 100, GFP_ATOMIC)
+    clone = skb_clone(kernel, skb, GFP_ATOMIC)
+    assert clone.head == skb.head and clone.shinfo is skb.shinfo
+    assert skb.shinfo.dataref == 2 and skb.cloned and clone.cloned
+    assert clone.skb_from == "skbuff_head_cache"
+    kfree_skb(kernel, skb)
+    # The head is still there for the clone.
+    assert kernel.skb_small_head_cache.active == 1
+    consume_skb(kernel, clone)
+    assert kernel.skb_small_head_cache.active == 0
+
+
+def test_fclone_uses_its_companion(kernel):
+    skb = alloc_skb_fclone(kernel, 100, GFP_ATOMIC)
+    assert skb.fclone == SKB_FCLONE_ORIG and skb.skb_from == "skbuff_fclone_cache"
+    clone = skb_clone(kernel, skb, GFP_ATOMIC)
+    assert clone.fclone == SKB_FCLONE_CLONE
+    assert kernel.skbuff_fclone_cache.active == 1 and kernel.skbuff_cache.active == 0
+    # A second clone cannot use the companion: it comes from skbuff_head_cache.
+    second = skb_clone(kernel, skb, GFP_ATOMIC)
+    assert second.skb_from == "skbuff_head_cache"
+    for s in (clone, skb, second):
+        kfree_skb(kernel, s)
+    assert kernel.skbuff_fclone_cache.active == 0
+
+
+def test_netdev_alloc_skb_picks_the_cache_by_context(kernel):
+    # 1000 + NET_SKB_PAD 64 = 1064 in (704, 3776]: a fragment of SKB_HEAD_ALIGN(1064) = 1408.
+    skb = __netdev_alloc_skb(kernel, None, 1000, GFP_ATOMIC)
+    assert skb.head_source == "page_frag" and skb.head_size == 1408 and skb.skb_from == "skbuff_head_cache"
+    with kernel.hardirq():
+        hard = __netdev_alloc_skb(kernel, None, 1000, GFP_ATOMIC)
+    assert hard.head_source == "netdev_page_frag"
+    # 100 + 64 = 164 <= 704: no 1K cache outside NAPI, so kmalloc (small head, 640 bytes).
+    small = __netdev_alloc_skb(kernel, None, 100, GFP_ATOMIC)
+    assert small.head_source == "skbuff_small_head"
+    for s in (skb, hard, small):
+        consume_skb(kernel, s)
+
+
+def test_frag_allocators_align_to_cache_lines(kernel):
+    # SKB_DATA_ALIGN(100) = 128: two fragments 128 bytes apart, cut downwards.
+    with kernel.softirq():
+        a = napi_alloc_frag(kernel, 100)
+        b = napi_alloc_frag(kernel, 100)
+    assert a - b == 128
+    c = netdev_alloc_frag(kernel, 100)
+    assert b - c == 128  # same per-CPU NAPI cache, taken under local_bh_disable()
+    for addr in (a, b, c):
+        kernel.pages.put_page(kernel.pages.virt_to_head_page(addr))
+
+
+def test_build_skb_and_rx_frags_account_truesize(kernel):
+    page = kernel.pages.alloc_pages(GFP_ATOMIC, 0, "driver")
+    data = kernel.pages.page_address(page)
+    # build_skb(data, 2048): end = 2048 - 320 = 1728; truesize = SKB_TRUESIZE(1728) = 1728 + 576 = 2304.
+    skb = build_skb(kernel, data, 2048)
+    assert skb.truesize == 2304 and skb.head_frag
+    skb_reserve(skb, 64)
+    skb_put(skb, 100)
+    frag_page = kernel.pages.alloc_pages(GFP_ATOMIC, 0, "driver")
+    skb_add_rx_frag(skb, 0, frag_page, 0, 1000, 2048)
+    skb_coalesce_rx_frag(skb, 0, 500, 0)
+    assert (skb.len, skb.data_len, skb.truesize) == (1600, 1500, 2304 + 2048)
+    with pytest.raises(KernelBug):
+        skb_put(skb, 1)  # SKB_LINEAR_ASSERT: the skb is non-linear now
+    with pytest.raises(KernelBug):
+        skb_pull(skb, 101)  # past the 100-byte linear part
+    assert skb_pull(skb, 5000) is None  # more than skb->len: refused, not a BUG
+    kfree_skb(kernel, skb)
+
+
+def test_over_and_under_panic(kernel):
+    skb = alloc_skb(kernel, 100, GFP_ATOMIC)
+    with pytest.raises(SkbUnderPanic):
+        skb_push(skb, 1)
+    skb.data += 1  # undo what the failed push did (the kernel would be dead by now)
+    skb.len -= 1
+    with pytest.raises(SkbOverPanic):
+        skb_put(skb, skb.end + 1)
+    kfree_skb(kernel, skb)
