@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
-from skbsim.mm.gfp import GFP_ATOMIC, format_gfp, parse_gfp
+from skbsim.mm.gfp import GFP_ATOMIC, __GFP_NOWARN, format_gfp, parse_gfp
 from skbsim.net import skbuff
 from skbsim.net.napi import napi_skb_cache_get, napi_skb_cache_put, napi_struct, net_device
 from skbsim.net.skbuff import skb_end_offset, skb_headroom, skb_tailroom
@@ -23,6 +23,11 @@ U32_MAX = 0xFFFFFFFF
 
 #: Lengths that show every branch of __napi_alloc_skb() on the 6.9 profile.
 INTERESTING_LENGTHS = (0, 64, 256, 640, 641, 1500, 3712, 3713, 9000, 65535, 4193920, 4193921, U32_MAX)
+
+
+def default_function(profile: Profile) -> str:
+    """The seed's function where the kernel has it, else its 6.10+ successor."""
+    return "__napi_alloc_skb" if profile.has("napi_alloc_skb_gfp") else "napi_alloc_skb"
 
 
 def parse_length(text: str) -> int:
@@ -70,6 +75,8 @@ def explain_alloc(
     if function == "__napi_alloc_skb" and not profile.has("napi_alloc_skb_gfp"):
         raise InputError(f"kernel {profile.name} has no __napi_alloc_skb(napi, len, gfp); use napi_alloc_skb")
     gfp_mask = parse_gfp(gfp) if gfp is not None else GFP_ATOMIC
+    if function == "napi_alloc_skb" and not profile.has("napi_alloc_skb_gfp"):
+        gfp_mask = GFP_ATOMIC | __GFP_NOWARN  # fixed inside napi_alloc_skb() from 6.10
     flags = parse_alloc_flags(alloc_flags)
 
     kernel = Kernel(profile)

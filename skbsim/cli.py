@@ -7,7 +7,7 @@ input of any kind ends with one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
 
 from skbsim.errors import InputError
@@ -22,108 +22,15 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see '{self.prog} --help')")
 
 
-def _add_alloc(sub) -> None:
-    from skbsim.alloc import CONTEXTS, FUNCTIONS
-
-    p = sub.add_parser("alloc", help="allocate one RX skb and explain every decision")
-    p.add_argument("--kernel", default="6.9", help="built-in kernel (6.9, ...) or a profile .toml")
-    p.add_argument("--len", dest="length", help="length asked for, 0..4294967295; omit to show a set of lengths")
-    p.add_argument("--function", default="__napi_alloc_skb", choices=FUNCTIONS)
-    p.add_argument("--gfp", help="gfp mask, e.g. GFP_ATOMIC, GFP_KERNEL, GFP_DMA, GFP_ATOMIC|__GFP_NOWARN")
-    p.add_argument("--context", default="softirq", choices=CONTEXTS, help="where the call runs (default softirq)")
-    p.add_argument("--alloc-flags", default="", help="__alloc_skb flags, e.g. SKB_ALLOC_RX|SKB_ALLOC_NAPI")
-    p.add_argument("--memalloc-socks", action="store_true", help="sk_memalloc_socks() is true (swap over network)")
-    p.add_argument(
-        "--low-memory",
-        action="store_true",
-        help="free memory is below the min watermark: only callers entitled to the reserves get pages",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object per allocation")
-    p.set_defaults(run=_run_alloc)
-
-
-def _run_alloc(args) -> int:
-    from skbsim.alloc import INTERESTING_LENGTHS, explain_alloc, parse_length
-
-    options = dict(
-        memalloc_socks=args.memalloc_socks,
-        low_memory=args.low_memory,
-        context=args.context,
-        alloc_flags=args.alloc_flags,
-    )
-    if args.length is not None:
-        result = explain_alloc(args.kernel, args.function, parse_length(args.length), args.gfp, **options)
-        if args.json:
-            print(json.dumps(result, indent=2))
-        else:
-            _print_alloc(result)
-        return 0
-    results = [explain_alloc(args.kernel, args.function, n, args.gfp, **options) for n in INTERESTING_LENGTHS]
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        _print_alloc_table(results)
-    return 0
-
-
-def _print_alloc(result: dict) -> None:
-    from skbsim.alloc import draw_buffer
-
-    print(f"{result['function']}(len={result['len']}, gfp={result['gfp']}) on Linux {result['kernel']} "
-          f"({result['release']}), {result['context']} context")
-    for line in result["decisions"]:
-        print(f"  - {line}")
-    if not result["ok"]:
-        print(f"result: NULL ({result['reason']})")
-    else:
-        print(
-            f"result: path {result['path']}, head from {result['head_source']} ({result['head_size']} B), "
-            f"sk_buff from {result['skb_from']}"
-        )
-        print(
-            f"        truesize {result['truesize']}, headroom {result['headroom']}, tailroom {result['tailroom']}, "
-            f"end offset {result['end_offset']}, head_frag {int(result['head_frag'])}, "
-            f"pfmemalloc {int(result['pfmemalloc'])}"
-        )
-        print()
-        for line in draw_buffer(result):
-            print(f"  {line}")
-        print()
-    for warning in result["warnings"]:
-        print(f"warning: {warning}")
-    print(result["leak_check"] if result["leak_check"] != "clean" else "leak check: clean")
-
-
-def _print_alloc_table(results: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    first = results[0]
-    table = Table(
-        title=f"{first['function']} on Linux {first['kernel']} ({first['release']}), gfp {first['gfp']}",
-        title_justify="left",
-    )
-    for column in ("len", "path", "head from", "head size", "truesize", "headroom", "tailroom", "sk_buff from"):
-        table.add_column(column, justify="right" if column not in ("path", "head from", "sk_buff from") else "left")
-    for r in results:
-        if r["ok"]:
-            table.add_row(
-                str(r["len"]), r["path"], r["head_source"], str(r["head_size"]), str(r["truesize"]),
-                str(r["headroom"]), str(r["tailroom"]), r["skb_from"],
-            )
-        else:
-            table.add_row(str(r["len"]), "NULL", "-", "-", "-", "-", "-", "-")
-    console = Console(width=120)
-    console.print(table)
-    leaks = {r["leak_check"] for r in results}
-    console.print("leak check: clean after every allocation" if leaks == {"clean"} else f"leak check: {leaks}")
-    console.print("One length in detail: skbsim alloc --len 256")
+#: Subcommand modules, each with add_parser(subparsers) and run(args).
+COMMANDS = ("alloc",)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="skbsim", description="An executable model of Linux RX sk_buff allocation.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
-    _add_alloc(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"skbsim.commands.{name}").add_parser(sub)
     return parser
 
 

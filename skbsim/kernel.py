@@ -99,7 +99,7 @@ class Kernel:
             self.skb_small_head_cache = self.slab.kmem_cache_create(
                 "skbuff_small_head", profile.SKB_SMALL_HEAD_CACHE_SIZE, hwcache_align=True, fault_layer="skb_data"
             )
-        self.cpus = [CpuState(cpu) for cpu in range(ncpus)]
+        self.cpus = [CpuState(cpu, profile) for cpu in range(ncpus)]
         self.cpu = 0
         # sk_memalloc_socks(): true once any socket serves swap (SOCK_MEMALLOC).
         self.memalloc_socks = False

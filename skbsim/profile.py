@@ -26,38 +26,57 @@ from skbsim.errors import InputError
 
 U32_MASK = 0xFFFFFFFF
 
-#: Features a profile may declare, with what each means.  A profile must give
-#: every one of them a value, so that no behaviour is chosen by default.
+#: Features a profile may declare: name -> (type, allowed values, meaning).  A
+#: profile must give every one of them a value, so no behaviour is chosen by
+#: default.  docs/versions.md says which release introduced which value.
 FEATURES = {
     "small_page_frag_1k": (
         bool,
+        None,
         "NAPI_HAS_SMALL_PAGE_FRAG: heads of at most SKB_WITH_OVERHEAD(1024) come "
         "from a per-CPU order-0 page cut into 1K pieces (needs 4K pages)",
     ),
     "small_head_cache": (
         bool,
+        None,
         "kmalloc_reserve() takes small heads from the skbuff_small_head kmem cache",
     ),
     "small_head_size_rule": (
         str,
-        "how SKB_SMALL_HEAD_SIZE is formed: 'max_tcp_header' = "
-        "SKB_HEAD_ALIGN(MAX_TCP_HEADER); 'max_tcp_header_gro_pad' = "
-        "SKB_HEAD_ALIGN(max(MAX_TCP_HEADER, GRO_MAX_HEAD + NET_SKB_PAD + NET_IP_ALIGN))",
+        ("none", "max_tcp_header", "max_tcp_header_gro_pad"),
+        "how SKB_SMALL_HEAD_SIZE is formed: 'max_tcp_header' = SKB_HEAD_ALIGN(MAX_TCP_HEADER); "
+        "'max_tcp_header_gro_pad' = SKB_HEAD_ALIGN(max(MAX_TCP_HEADER, GRO_MAX_HEAD + NET_SKB_PAD "
+        "+ NET_IP_ALIGN)); 'none' without the cache",
+    ),
+    "kmalloc_threshold": (
+        str,
+        ("1k", "small_head_cache"),
+        "heads this small go to kmalloc in __netdev_alloc_skb() (and napi_alloc_skb() without the 1K "
+        "cache): len <= SKB_WITH_OVERHEAD(1024), or <= SKB_WITH_OVERHEAD(SKB_SMALL_HEAD_CACHE_SIZE)",
     ),
     "napi_alloc_skb_gfp": (
         bool,
+        None,
         "__napi_alloc_skb(napi, len, gfp) takes a gfp mask (else napi_alloc_skb(napi, len) "
         "uses GFP_ATOMIC|__GFP_NOWARN)",
     ),
     "page_frag_offset": (
         str,
-        "page_frag_cache hands out fragments from the end of the page down ('down') "
-        "or from its start up ('up')",
+        ("down", "up"),
+        "page_frag_cache hands out fragments from the end of the page down or from its start up",
+    ),
+    "page_frag_big_request": (
+        str,
+        ("refill_first", "fit_or_fail"),
+        "a page_frag request that does not fit the current page: recycle or refill first, or "
+        "(for requests above PAGE_SIZE) fail at once",
+    ),
+    "kmalloc_roundup_oversize": (
+        str,
+        ("page_order", "identity"),
+        "kmalloc_size_roundup() above KMALLOC_MAX_SIZE: PAGE_SIZE << get_order(size), or size unchanged",
     ),
 }
-
-_SMALL_HEAD_RULES = ("max_tcp_header", "max_tcp_header_gro_pad")
-_OFFSET_DIRECTIONS = ("down", "up")
 
 #: Inputs a profile must give, with their permitted range.
 INPUTS = {
@@ -134,20 +153,20 @@ class Profile:
 
         features = _table(data, "features", origin)
         self.features: dict[str, object] = {}
-        for key, (kind, _meaning) in FEATURES.items():
+        for key, (kind, allowed, _meaning) in FEATURES.items():
             if key not in features:
                 raise InputError(f"{origin}: [features] {key} is missing")
             value = features[key]
             if type(value) is not kind:
                 raise InputError(f"{origin}: [features] {key} must be a {kind.__name__}")
+            if allowed is not None and value not in allowed:
+                raise InputError(f"{origin}: [features] {key} must be one of {', '.join(allowed)}")
             self.features[key] = value
         _reject_unknown(features, FEATURES, "features", origin)
-        if self.features["small_head_size_rule"] not in _SMALL_HEAD_RULES:
+        if self.features["small_head_cache"] == (self.features["small_head_size_rule"] == "none"):
             raise InputError(
-                f"{origin}: [features] small_head_size_rule must be one of {', '.join(_SMALL_HEAD_RULES)}"
+                f"{origin}: [features] small_head_size_rule must be 'none' exactly when small_head_cache is false"
             )
-        if self.features["page_frag_offset"] not in _OFFSET_DIRECTIONS:
-            raise InputError(f"{origin}: [features] page_frag_offset must be 'down' or 'up'")
 
         for key in ("PAGE_SIZE", "L1_CACHE_BYTES", "KMALLOC_MIN_SIZE"):
             if not is_power_of_2(getattr(self, key)):
@@ -245,7 +264,13 @@ class Profile:
             self.GRO_MAX_HEAD + self.NET_SKB_PAD + self.NET_IP_ALIGN,
             "GRO_MAX_HEAD + NET_SKB_PAD + NET_IP_ALIGN",
         )
-        if self.features["small_head_size_rule"] == "max_tcp_header":
+        rule = self.features["small_head_size_rule"]
+        if rule == "none":
+            # No skbuff_small_head cache: nothing below is used, but derive the
+            # values anyway so reports can show what a later release would do.
+            let("SKB_SMALL_HEAD_SIZE", self.SKB_HEAD_ALIGN(self.MAX_TCP_HEADER),
+                "SKB_HEAD_ALIGN(MAX_TCP_HEADER) (no skbuff_small_head cache in this build)")
+        elif rule == "max_tcp_header":
             let("SKB_SMALL_HEAD_SIZE", self.SKB_HEAD_ALIGN(self.MAX_TCP_HEADER), "SKB_HEAD_ALIGN(MAX_TCP_HEADER)")
         else:
             let(
@@ -265,6 +290,14 @@ class Profile:
             self.SKB_WITH_OVERHEAD(self.SKB_SMALL_HEAD_CACHE_SIZE),
             "SKB_WITH_OVERHEAD(SKB_SMALL_HEAD_CACHE_SIZE)",
         )
+        if self.features["kmalloc_threshold"] == "1k":
+            let("SKB_KMALLOC_THRESHOLD", self.SKB_WITH_OVERHEAD_1K, "SKB_WITH_OVERHEAD(1024)")
+        else:
+            let(
+                "SKB_KMALLOC_THRESHOLD",
+                self.SKB_SMALL_HEAD_HEADROOM,
+                "SKB_WITH_OVERHEAD(SKB_SMALL_HEAD_CACHE_SIZE)",
+            )
         let("KMALLOC_SHIFT_HIGH", self.PAGE_SHIFT + 1, "PAGE_SHIFT + 1 (SLUB)")
         let("KMALLOC_MAX_CACHE_SIZE", 1 << self.KMALLOC_SHIFT_HIGH, "1 << KMALLOC_SHIFT_HIGH")
         let("KMALLOC_SHIFT_MAX", self.MAX_PAGE_ORDER + self.PAGE_SHIFT, "MAX_PAGE_ORDER + PAGE_SHIFT")

@@ -24,11 +24,31 @@ SZ_1K = 1024
 
 
 class page_frag_cache:
-    """struct page_frag_cache: the page being cut, the offset and the bias."""
+    """struct page_frag_cache: the page being cut, the offset and the bias.
 
-    __slots__ = ("page", "offset", "size", "pagecnt_bias", "pfmemalloc", "refills", "reuses", "allocs")
+    How it cuts is fixed when it is made, from the profile: the order of its
+    large pages, whether offsets count down (up to 6.12) or up (6.13+), and
+    whether a request above PAGE_SIZE that does not fit fails at once (6.13+).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "max_order",
+        "offset_up",
+        "big_request_fails",
+        "page",
+        "offset",
+        "size",
+        "pagecnt_bias",
+        "pfmemalloc",
+        "refills",
+        "reuses",
+        "allocs",
+    )
+
+    def __init__(self, max_order: int = 3, offset_up: bool = False, big_request_fails: bool = False) -> None:
+        self.max_order = max_order
+        self.offset_up = offset_up
+        self.big_request_fails = big_request_fails
         self.page: Page | None = None
         self.offset = 0
         self.size = 0
@@ -53,7 +73,7 @@ class page_frag_1k:
         self.allocs = 0
 
 
-def __page_frag_cache_refill(pages: PageAllocator, nc: page_frag_cache, gfp_mask: int, max_order: int) -> Page | None:
+def __page_frag_cache_refill(pages: PageAllocator, nc: page_frag_cache, gfp_mask: int) -> Page | None:
     """mm/page_alloc.c: __page_frag_cache_refill().
 
     First try a PAGE_FRAG_CACHE_MAX_SIZE compound page without direct reclaim,
@@ -61,45 +81,38 @@ def __page_frag_cache_refill(pages: PageAllocator, nc: page_frag_cache, gfp_mask
     the caller's own mask (which may reach the reserves).
     """
     page = None
-    if max_order > 0:
+    if nc.max_order > 0:
         large_mask = (gfp_mask & ~__GFP_DIRECT_RECLAIM) | __GFP_COMP | __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC
-        page = pages.alloc_pages(large_mask, max_order, "page_frag_cache", fault_layer="page_frag")
-        nc.size = (pages.page_size << max_order) if page else pages.page_size
-    else:
-        nc.size = pages.page_size
+        page = pages.alloc_pages(large_mask, nc.max_order, "page_frag_cache", fault_layer="page_frag")
     if page is None:
         page = pages.alloc_pages(gfp_mask, 0, "page_frag_cache", fault_layer="page_frag")
     nc.page = page
+    if page is not None:
+        nc.size = pages.page_size << page.order
     return page
 
 
-def page_frag_alloc_align(
-    pages: PageAllocator, nc: page_frag_cache, fragsz: int, gfp_mask: int, align_mask: int, max_order: int
-) -> int | None:
-    """mm/page_alloc.c: __page_frag_alloc_align() - the address of fragsz bytes, or None.
+def page_frag_alloc_align(pages: PageAllocator, nc: page_frag_cache, fragsz: int, gfp_mask: int,
+                          align_mask: int = ~0) -> int | None:
+    """mm/page_alloc.c (mm/page_frag_cache.c from 6.13): __page_frag_alloc_align().
 
-    Fragments are cut from the end of the page downwards.
+    The address of fragsz bytes, or None.  A page whose fragments have all
+    come back is reused in place; otherwise the cache lets it go (its last
+    fragment frees it) and takes a new one.
     """
-    if nc.page is None and not _refill(pages, nc, gfp_mask, max_order):
+    if nc.offset_up:
+        return _alloc_counting_up(pages, nc, fragsz, gfp_mask, align_mask)
+    return _alloc_counting_down(pages, nc, fragsz, gfp_mask, align_mask)
+
+
+def _alloc_counting_down(pages, nc, fragsz, gfp_mask, align_mask):
+    """Up to 6.12: fragments are cut from the end of the page downwards."""
+    if nc.page is None and not _refill(pages, nc, gfp_mask):
         return None
     offset = nc.offset - fragsz
     if offset < 0:
-        page = nc.page
-        if not pages.page_ref_sub_and_test(page, nc.pagecnt_bias):
-            # Fragments of the old page are still out: the last one frees it.
-            if not _refill(pages, nc, gfp_mask, max_order):
-                return None
-        elif nc.pfmemalloc:
-            # Never keep a reserve page: give it back and take a fresh one.
-            pages.free_the_page(page)
-            if not _refill(pages, nc, gfp_mask, max_order):
-                return None
-        else:
-            # Every fragment came back: reuse the page in place.
-            bias = _frag_bias(pages, max_order)
-            pages.set_page_count(page, bias + 1)
-            nc.pagecnt_bias = bias + 1
-            nc.reuses += 1
+        if not _recycle_or_refill(pages, nc, gfp_mask):
+            return None
         offset = nc.size - fragsz
         if offset < 0:
             # A fragment larger than the page: the kernel refuses it.
@@ -111,21 +124,58 @@ def page_frag_alloc_align(
     return pages.page_address(nc.page) + offset
 
 
-def _frag_bias(pages: PageAllocator, max_order: int) -> int:
-    """PAGE_FRAG_CACHE_MAX_SIZE: the bias the cache pre-charges a page with."""
-    return pages.page_size << max_order
+def _alloc_counting_up(pages, nc, fragsz, gfp_mask, align_mask):
+    """6.13+: fragments are cut from the start of the page upwards (offset rounded up to the alignment)."""
+    if nc.page is None and not _refill(pages, nc, gfp_mask):
+        return None
+    offset = (nc.offset + ~align_mask) & align_mask
+    if offset + fragsz > nc.size:
+        if nc.big_request_fails and fragsz > pages.page_size:
+            return None
+        if not _recycle_or_refill(pages, nc, gfp_mask):
+            return None
+        offset = 0
+        if fragsz > nc.size:
+            return None
+    nc.pagecnt_bias -= 1
+    nc.offset = offset + fragsz
+    nc.allocs += 1
+    return pages.page_address(nc.page) + offset
 
 
-def _refill(pages: PageAllocator, nc: page_frag_cache, gfp_mask: int, max_order: int) -> bool:
-    page = __page_frag_cache_refill(pages, nc, gfp_mask, max_order)
+def _recycle_or_refill(pages: PageAllocator, nc: page_frag_cache, gfp_mask: int) -> bool:
+    """The current page is used up: reuse it if every fragment came back, else take a new one."""
+    page = nc.page
+    if not pages.page_ref_sub_and_test(page, nc.pagecnt_bias):
+        # Fragments of the old page are still out: the last one frees it.
+        return _refill(pages, nc, gfp_mask)
+    if nc.pfmemalloc:
+        # Never keep a reserve page: give it back and take a fresh one.
+        pages.free_the_page(page)
+        return _refill(pages, nc, gfp_mask)
+    bias = _frag_bias(pages, nc)
+    pages.set_page_count(page, bias + 1)
+    nc.pagecnt_bias = bias + 1
+    nc.offset = 0 if nc.offset_up else nc.size
+    nc.reuses += 1
+    return True
+
+
+def _frag_bias(pages: PageAllocator, nc: page_frag_cache) -> int:
+    """PAGE_FRAG_CACHE_MAX_SIZE: the bias the cache pre-charges every page with."""
+    return pages.page_size << nc.max_order
+
+
+def _refill(pages: PageAllocator, nc: page_frag_cache, gfp_mask: int) -> bool:
+    page = __page_frag_cache_refill(pages, nc, gfp_mask)
     if page is None:
         return False
-    bias = _frag_bias(pages, max_order)
+    bias = _frag_bias(pages, nc)
     # Add to the count rather than set it: others may hold speculative refs.
     pages.page_ref_add(page, bias)
     nc.pfmemalloc = page.pfmemalloc
     nc.pagecnt_bias = bias + 1
-    nc.offset = nc.size
+    nc.offset = 0 if nc.offset_up else nc.size
     nc.refills += 1
     return True
 

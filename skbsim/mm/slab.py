@@ -189,13 +189,18 @@ class SlabAllocator:
             self.caches[name] = cache
         return cache
 
-    def kmalloc_size_roundup(self, size: int, max_size: int) -> int:
-        """mm/slab_common.c: kmalloc_size_roundup() - what kmalloc(size) really gives."""
+    def kmalloc_size_roundup(self, size: int, max_size: int, oversize_to_pages: bool = False) -> int:
+        """mm/slab_common.c: kmalloc_size_roundup() - what kmalloc(size) really gives.
+
+        Above KMALLOC_MAX_SIZE, 6.6 and later return the size unchanged; earlier
+        releases round it to whole pages as below (``oversize_to_pages``).
+        Either way kmalloc of it fails.
+        """
         if 0 < size <= self.kmalloc_max_cache_size:
             for object_size in self.kmalloc_sizes:
                 if size <= object_size:
                     return object_size
-        if 0 < size <= max_size:
+        if 0 < size and (size <= max_size or oversize_to_pages):
             order = 0
             while (self.page_size << order) < size:
                 order += 1

@@ -28,8 +28,8 @@ class napi_alloc_cache:
 
     __slots__ = ("page", "page_small", "skb_cache", "gets", "hits", "refills", "flushes", "puts", "refill_failures")
 
-    def __init__(self) -> None:
-        self.page = page_frag_cache()
+    def __init__(self, page: page_frag_cache) -> None:
+        self.page = page
         self.page_small = page_frag_1k()
         self.skb_cache: list[int] = []  # addresses of free sk_buff objects; skb_count is its length
         self.gets = 0
@@ -45,10 +45,10 @@ class CpuState:
 
     __slots__ = ("cpu", "napi_alloc_cache", "netdev_alloc_cache", "hardirq_count", "softirq_count", "irqs_disabled")
 
-    def __init__(self, cpu: int) -> None:
+    def __init__(self, cpu: int, profile) -> None:
         self.cpu = cpu
-        self.napi_alloc_cache = napi_alloc_cache()
-        self.netdev_alloc_cache = page_frag_cache()
+        self.napi_alloc_cache = napi_alloc_cache(new_page_frag_cache(profile))
+        self.netdev_alloc_cache = new_page_frag_cache(profile)
         self.hardirq_count = 0
         self.softirq_count = 0
         self.irqs_disabled = False
@@ -78,6 +78,15 @@ class napi_struct:
         self.weight = weight
         self.napi_id = napi_id
         self.cpu = cpu
+
+
+def new_page_frag_cache(profile) -> page_frag_cache:
+    """A page_frag_cache that cuts pages the way the profile's release does."""
+    return page_frag_cache(
+        max_order=profile.PAGE_FRAG_CACHE_MAX_ORDER,
+        offset_up=profile.feature("page_frag_offset") == "up",
+        big_request_fails=profile.feature("page_frag_big_request") == "fit_or_fail",
+    )
 
 
 # -- execution context (include/linux/preempt.h, bottom_half.h) --------------------------

@@ -393,7 +393,9 @@ def kmalloc_reserve(kernel: Kernel, size: int, flags: int) -> tuple[int | None, 
         obj = slab.kmem_cache_alloc(cache, flags, "kmalloc_reserve")
         return obj, size, True, cache.name
 
-    rounded = slab.kmalloc_size_roundup(obj_size, profile.KMALLOC_MAX_SIZE)
+    rounded = slab.kmalloc_size_roundup(
+        obj_size, profile.KMALLOC_MAX_SIZE, oversize_to_pages=profile.feature("kmalloc_roundup_oversize") == "page_order"
+    )
     kernel.note(
         f"kmalloc_reserve: SKB_HEAD_ALIGN({size}) = {obj_size}, kmalloc_size_roundup() = {rounded}"
         + (f" (> KMALLOC_MAX_SIZE {profile.KMALLOC_MAX_SIZE}: kmalloc will fail)" if rounded > profile.KMALLOC_MAX_SIZE else "")
@@ -488,16 +490,17 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
     length = padded
     overhead_1k = profile.SKB_WITH_OVERHEAD_1K
     overhead_page = profile.SKB_WITH_OVERHEAD_PAGE
+    threshold = profile.SKB_KMALLOC_THRESHOLD
     small_frag = profile.NAPI_HAS_SMALL_PAGE_FRAG
     sleeps_or_dma = gfp_mask & (__GFP_DIRECT_RECLAIM | GFP_DMA)
 
-    if (not small_frag and length <= overhead_1k) or length > overhead_page or sleeps_or_dma:
+    if (not small_frag and length <= threshold) or length > overhead_page or sleeps_or_dma:
         if length > overhead_page:
             why = f"{length} > SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}"
         elif sleeps_or_dma:
             why = f"gfp {format_gfp(gfp_mask)} has __GFP_DIRECT_RECLAIM or GFP_DMA"
         else:
-            why = f"{length} <= SKB_WITH_OVERHEAD(1024) = {overhead_1k} and no 1K frag cache"
+            why = f"no 1K frag cache and {length} <= {_threshold_name(profile)} = {threshold}"
         kernel.note(f"len + NET_SKB_PAD + NET_IP_ALIGN = {length}: {why}, so __alloc_skb() (kmalloc head)")
         skb = __alloc_skb(kernel, length, gfp_mask, SKB_ALLOC_RX | SKB_ALLOC_NAPI)
         if skb is None:
@@ -524,8 +527,7 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
             )
             length = aligned
             data = page_frag_alloc_align(
-                kernel.pages, nc.page, length, gfp_mask, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER
-            )
+                kernel.pages, nc.page, length, gfp_mask)
             pfmemalloc = nc.page.pfmemalloc
             source = "page_frag"
         if data is None:
@@ -548,27 +550,42 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
 
 
 def napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int) -> sk_buff | None:
-    """include/linux/skbuff.h: napi_alloc_skb() - __napi_alloc_skb(napi, len, GFP_ATOMIC)."""
-    return __napi_alloc_skb(kernel, napi, length, GFP_ATOMIC)
+    """napi_alloc_skb(napi, len): the RX allocation drivers call.
+
+    Up to 6.9 an inline in include/linux/skbuff.h passing GFP_ATOMIC to
+    __napi_alloc_skb(); from 6.10 (commit "net: remove gfp_mask from
+    napi_alloc_skb()") the function itself, in net/core/skbuff.c, with
+    GFP_ATOMIC | __GFP_NOWARN inside.  The branches are the same.
+    """
+    if kernel.profile.has("napi_alloc_skb_gfp"):
+        return __napi_alloc_skb(kernel, napi, length, GFP_ATOMIC)
+    return __napi_alloc_skb(kernel, napi, length, GFP_ATOMIC | __GFP_NOWARN)
+
+
+def _threshold_name(profile) -> str:
+    if profile.feature("kmalloc_threshold") == "1k":
+        return "SKB_WITH_OVERHEAD(1024)"
+    return "SKB_WITH_OVERHEAD(SKB_SMALL_HEAD_CACHE_SIZE)"
 
 
 def __netdev_alloc_skb(kernel: Kernel, dev: net_device | None, length: int, gfp_mask: int) -> sk_buff | None:
     """net/core/skbuff.c: __netdev_alloc_skb() (6.9) - an RX skb outside NAPI.
 
-    Like __napi_alloc_skb() but with NET_SKB_PAD only, no 1K cache (small
-    heads go to kmalloc), the sk_buff from skbuff_head_cache, and the
+    Like __napi_alloc_skb() but with NET_SKB_PAD only, no 1K cache (heads up
+    to the profile's kmalloc threshold go to kmalloc), the sk_buff from
+    skbuff_head_cache, and the
     page_frag_cache chosen by context: netdev_alloc_cache with IRQs off,
     otherwise the NAPI one under local_bh_disable().
     """
     profile = kernel.profile
     pad = profile.NET_SKB_PAD
     length = u32(u32(length) + pad)
-    overhead_1k = profile.SKB_WITH_OVERHEAD_1K
+    threshold = profile.SKB_KMALLOC_THRESHOLD
     overhead_page = profile.SKB_WITH_OVERHEAD_PAGE
-    if length <= overhead_1k or length > overhead_page or gfp_mask & (__GFP_DIRECT_RECLAIM | GFP_DMA):
+    if length <= threshold or length > overhead_page or gfp_mask & (__GFP_DIRECT_RECLAIM | GFP_DMA):
         kernel.note(
-            f"len + NET_SKB_PAD = {length}: outside ({overhead_1k}, {overhead_page}] or a sleeping/DMA mask, "
-            "so __alloc_skb() (kmalloc head)"
+            f"len + NET_SKB_PAD = {length}: outside ({_threshold_name(profile)} = {threshold}, "
+            f"SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}] or a sleeping/DMA mask, so __alloc_skb() (kmalloc head)"
         )
         skb = __alloc_skb(kernel, length, gfp_mask, SKB_ALLOC_RX)
         if skb is None:
@@ -581,12 +598,12 @@ def __netdev_alloc_skb(kernel: Kernel, dev: net_device | None, length: int, gfp_
         if in_hardirq(kernel) or irqs_disabled(kernel):
             nc = state.netdev_alloc_cache
             source = "netdev_page_frag"
-            data = page_frag_alloc_align(kernel.pages, nc, length, gfp_mask, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER)
+            data = page_frag_alloc_align(kernel.pages, nc, length, gfp_mask)
         else:
             nc = state.napi_alloc_cache.page
             source = "page_frag"
             local_bh_disable(kernel)
-            data = page_frag_alloc_align(kernel.pages, nc, length, gfp_mask, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER)
+            data = page_frag_alloc_align(kernel.pages, nc, length, gfp_mask)
             local_bh_enable(kernel)
         kernel.note(f"a page fragment of SKB_HEAD_ALIGN = {length} from the {source} cache")
         if data is None:
@@ -615,7 +632,7 @@ def napi_alloc_frag(kernel: Kernel, fragsz: int) -> int | None:
     profile = kernel.profile
     fragsz = profile.SKB_DATA_ALIGN_u32(fragsz)
     nc = kernel.this_cpu().napi_alloc_cache.page
-    return page_frag_alloc_align(kernel.pages, nc, fragsz, GFP_ATOMIC, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER)
+    return page_frag_alloc_align(kernel.pages, nc, fragsz, GFP_ATOMIC)
 
 
 def netdev_alloc_frag(kernel: Kernel, fragsz: int) -> int | None:
@@ -625,12 +642,10 @@ def netdev_alloc_frag(kernel: Kernel, fragsz: int) -> int | None:
     state = kernel.this_cpu()
     if in_hardirq(kernel) or irqs_disabled(kernel):
         return page_frag_alloc_align(
-            kernel.pages, state.netdev_alloc_cache, fragsz, GFP_ATOMIC, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER
-        )
+            kernel.pages, state.netdev_alloc_cache, fragsz, GFP_ATOMIC)
     local_bh_disable(kernel)
     data = page_frag_alloc_align(
-        kernel.pages, state.napi_alloc_cache.page, fragsz, GFP_ATOMIC, ~0, profile.PAGE_FRAG_CACHE_MAX_ORDER
-    )
+        kernel.pages, state.napi_alloc_cache.page, fragsz, GFP_ATOMIC)
     local_bh_enable(kernel)
     return data
 
