@@ -487,6 +487,7 @@ def test_headers_can_be_skipped():
 
 def test_sources_are_lazy():
     source = parse_traffic("imix", count=10**15, flows=4, nqueues=2)
+    assert isinstance(source, FrameSource)
     frames = iter(source)
     assert isinstance(frames, types.GeneratorType)
     first = [next(frames) for _ in range(5)]
@@ -585,6 +586,19 @@ def test_pcap_nanosecond_and_big_endian(tmp_path):
     frames = list(parse_traffic(f"pcap:{path}", nqueues=7))
     assert [(f.length, f.time_ns, f.rss_hash) for f in frames] == [
         (554, 0, 0x51CCC178), (554, 2000, 0x51CCC178)]
+
+
+def test_modified_pcap_24_byte_records(tmp_path):
+    # "modified" pcap, magic a1b2cd34: record header = ts_sec, ts_usec, caplen,
+    # len, then ifindex (4), protocol (2), pkt_type (1), pad (1): 24 bytes
+    arp_frame = frames_for_capture()[2]
+    raw = struct.pack(">IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 65535, 1)
+    raw += struct.pack(">IIIIIHBB", 9, 0, 60, 60, 2, 0x0806, 0, 0) + arp_frame
+    raw += struct.pack(">IIIIIHBB", 9, 40, 60, 60, 2, 0x0806, 0, 0) + arp_frame
+    path = tmp_path / "mod.pcap"
+    path.write_bytes(raw)
+    assert [(f.length, f.time_ns) for f in parse_traffic(f"pcap:{path}")] == [
+        (60, 0), (60, 40_000)]
 
 
 def test_pcap_out_of_order_time_is_clamped(tmp_path):

@@ -200,7 +200,7 @@ class CaptureSource(FrameSource):
         limit = "all frames" if self._limit is None else f"first {self._limit} frames"
         timing = ("capture timestamps" if self.rate is None
                   else describe_arrivals(self.rate, self.arrival))
-        flows = self.rss.describe() if self.parse_flows else "flows not parsed (single queue)"
+        flows = self.rss.describe() if self.parse_flows else "flows not parsed (every frame on queue 0)"
         return f"pcap:{self.path} ({self._summary}); {limit}; {timing}; {flows}"
 
     def __iter__(self) -> Iterator[Frame]:
