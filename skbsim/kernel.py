@@ -101,6 +101,8 @@ class Kernel:
             )
         self.cpus = [CpuState(cpu, profile) for cpu in range(ncpus)]
         self.cpu = 0
+        # net.core.skb_defer_max: the longest a CPU's defer list may grow.
+        self.skb_defer_max = 64
         # sk_memalloc_socks(): true once any socket serves swap (SOCK_MEMALLOC).
         self.memalloc_socks = False
         # Live skbs by the address of their struct sk_buff, for the leak check.
@@ -161,6 +163,11 @@ class Kernel:
 
     def drain(self) -> None:
         """Give back what the per-CPU caches hold (what CPU hot-unplug would do)."""
+        from skbsim.net.skbuff import skb_defer_free_flush
+
+        for state in self.cpus:
+            with self.softirq(state.cpu):
+                skb_defer_free_flush(self)
         for state in self.cpus:
             nc = state.napi_alloc_cache
             if nc.skb_cache:

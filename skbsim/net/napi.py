@@ -43,7 +43,15 @@ class napi_alloc_cache:
 class CpuState:
     """One CPU: its NAPI caches and what it is executing."""
 
-    __slots__ = ("cpu", "napi_alloc_cache", "netdev_alloc_cache", "hardirq_count", "softirq_count", "irqs_disabled")
+    __slots__ = (
+        "cpu",
+        "napi_alloc_cache",
+        "netdev_alloc_cache",
+        "hardirq_count",
+        "softirq_count",
+        "irqs_disabled",
+        "defer_list",
+    )
 
     def __init__(self, cpu: int, profile) -> None:
         self.cpu = cpu
@@ -52,6 +60,8 @@ class CpuState:
         self.hardirq_count = 0
         self.softirq_count = 0
         self.irqs_disabled = False
+        # softnet_data.defer_list: skbs freed elsewhere, to be freed here.
+        self.defer_list: list = []
 
 
 class net_device:

@@ -144,6 +144,7 @@ class sk_buff:
         "head_size",
         "path",
         "sk",
+        "alloc_cpu",
     )
 
     def __init__(self, addr: int, skb_from: str):
@@ -172,6 +173,7 @@ class sk_buff:
         self.head_size = 0
         self.path = ""
         self.sk = None
+        self.alloc_cpu = 0
 
     @property
     def nr_frags(self) -> int:
@@ -280,6 +282,51 @@ def skb_coalesce_rx_frag(skb: sk_buff, i: int, size: int, truesize: int) -> None
     skb.truesize += truesize
 
 
+def skb_cloned(skb: sk_buff) -> bool:
+    """include/linux/skbuff.h: skb_cloned() - the data is shared with a clone."""
+    return skb.cloned and skb.shinfo.dataref != 1
+
+
+def __pskb_pull_tail(kernel: Kernel, skb: sk_buff, delta: int) -> bool:
+    """net/core/skbuff.c: __pskb_pull_tail(), for the case skb_condense() uses it.
+
+    Copies ``delta`` bytes of paged data into the tailroom of the head and
+    drops the frags it emptied (their page references go back).  Only the
+    case where the bytes fit the tailroom of an unshared head is modelled.
+    """
+    if delta > skb.end - skb.tail or skb_cloned(skb):
+        raise NotImplementedError("__pskb_pull_tail with reallocation is not modelled")
+    skb.tail += delta
+    remaining = delta
+    kept = []
+    for frag in skb.shinfo.frags:
+        if remaining >= frag.size:
+            remaining -= frag.size
+            kernel.pages.put_page(frag.page)
+        else:
+            frag.offset += remaining
+            frag.size -= remaining
+            remaining = 0
+            kept.append(frag)
+    skb.shinfo.frags = kept
+    skb.data_len -= delta
+    return True
+
+
+def skb_condense(kernel: Kernel, skb: sk_buff) -> None:
+    """net/core/skbuff.c: skb_condense() - before queueing under memory pressure.
+
+    Paged data that fits the head's tailroom is copied in and its pages
+    freed; then truesize is recomputed from the head alone (fragments never
+    told their true size).  A shared or too-large skb is left as it is.
+    """
+    if skb.data_len:
+        if skb.data_len > skb.end - skb.tail or skb_cloned(skb):
+            return
+        __pskb_pull_tail(kernel, skb, skb.data_len)
+    skb.truesize = kernel.profile.SKB_TRUESIZE(skb.end)
+
+
 # -- building an skb around a head ------------------------------------------------------
 
 
@@ -299,6 +346,7 @@ def __finalize_skb_around(kernel: Kernel, skb: sk_buff, data: int, size: int) ->
     skb.end = size
     skb.mac_header = 0xFFFF
     skb.shinfo = skb_shared_info()
+    skb.alloc_cpu = kernel.cpu
 
 
 def __build_skb_around(kernel: Kernel, skb: sk_buff, data: int, frag_size: int) -> None:
@@ -381,31 +429,35 @@ def kmalloc_reserve(kernel: Kernel, size: int, flags: int) -> tuple[int | None, 
         and not flags & KMALLOC_NOT_NORMAL_BITS
     ):
         cache = kernel.skb_small_head_cache
-        kernel.note(
-            f"kmalloc_reserve: SKB_HEAD_ALIGN({size}) = {obj_size} <= SKB_SMALL_HEAD_CACHE_SIZE "
-            f"{profile.SKB_SMALL_HEAD_CACHE_SIZE}, so the head comes from skbuff_small_head"
-        )
+        if kernel.explain is not None:
+            kernel.note(
+                f"kmalloc_reserve: SKB_HEAD_ALIGN({size}) = {obj_size} <= SKB_SMALL_HEAD_CACHE_SIZE "
+                f"{profile.SKB_SMALL_HEAD_CACHE_SIZE}, so the head comes from skbuff_small_head"
+            )
         size = profile.SKB_SMALL_HEAD_CACHE_SIZE
         obj = slab.kmem_cache_alloc(cache, no_reserves, "kmalloc_reserve")
         if obj is not None or not gfp_pfmemalloc_allowed(flags):
             return obj, size, False, cache.name
-        kernel.note("kmalloc_reserve: no memory without the reserves; trying again with them")
+        if kernel.explain is not None:
+            kernel.note("kmalloc_reserve: no memory without the reserves; trying again with them")
         obj = slab.kmem_cache_alloc(cache, flags, "kmalloc_reserve")
         return obj, size, True, cache.name
 
     rounded = slab.kmalloc_size_roundup(
         obj_size, profile.KMALLOC_MAX_SIZE, oversize_to_pages=profile.feature("kmalloc_roundup_oversize") == "page_order"
     )
-    kernel.note(
-        f"kmalloc_reserve: SKB_HEAD_ALIGN({size}) = {obj_size}, kmalloc_size_roundup() = {rounded}"
-        + (f" (> KMALLOC_MAX_SIZE {profile.KMALLOC_MAX_SIZE}: kmalloc will fail)" if rounded > profile.KMALLOC_MAX_SIZE else "")
-    )
+    if kernel.explain is not None:
+        kernel.note(
+            f"kmalloc_reserve: SKB_HEAD_ALIGN({size}) = {obj_size}, kmalloc_size_roundup() = {rounded}"
+            + (f" (> KMALLOC_MAX_SIZE {profile.KMALLOC_MAX_SIZE}: kmalloc will fail)" if rounded > profile.KMALLOC_MAX_SIZE else "")
+        )
     # The kernel stores the size_t back into an unsigned int.
     size = u32(rounded)
     obj, source = slab.kmalloc(rounded, no_reserves, "kmalloc_reserve", profile.KMALLOC_MAX_SIZE)
     if obj is not None or not gfp_pfmemalloc_allowed(flags):
         return obj, size, False, source
-    kernel.note("kmalloc_reserve: no memory without the reserves; trying again with them")
+    if kernel.explain is not None:
+        kernel.note("kmalloc_reserve: no memory without the reserves; trying again with them")
     obj, source = slab.kmalloc(rounded, flags, "kmalloc_reserve", profile.KMALLOC_MAX_SIZE)
     return obj, size, True, source
 
@@ -420,7 +472,8 @@ def __alloc_skb(kernel: Kernel, size: int, gfp_mask: int, flags: int) -> sk_buff
     fclone = bool(flags & SKB_ALLOC_FCLONE)
     cache = kernel.skbuff_fclone_cache if fclone else kernel.skbuff_cache
     if kernel.sk_memalloc_socks() and flags & SKB_ALLOC_RX:
-        kernel.note("__alloc_skb: sk_memalloc_socks() and SKB_ALLOC_RX, so __GFP_MEMALLOC is added")
+        if kernel.explain is not None:
+            kernel.note("__alloc_skb: sk_memalloc_socks() and SKB_ALLOC_RX, so __GFP_MEMALLOC is added")
         gfp_mask |= __GFP_MEMALLOC
     if flags & (SKB_ALLOC_FCLONE | SKB_ALLOC_NAPI) == SKB_ALLOC_NAPI:
         addr = napi_skb_cache_get(kernel)
@@ -429,12 +482,14 @@ def __alloc_skb(kernel: Kernel, size: int, gfp_mask: int, flags: int) -> sk_buff
         addr = kernel.slab.kmem_cache_alloc(cache, gfp_mask & ~GFP_DMA, "__alloc_skb")
         skb_from = cache.name
     if addr is None:
-        kernel.note("__alloc_skb: no struct sk_buff")
+        if kernel.explain is not None:
+            kernel.note("__alloc_skb: no struct sk_buff")
         return None
 
     data, size, pfmemalloc, source = kmalloc_reserve(kernel, size, gfp_mask)
     if data is None:
-        kernel.note(f"__alloc_skb: no head ({source}); the sk_buff goes back")
+        if kernel.explain is not None:
+            kernel.note(f"__alloc_skb: no head ({source}); the sk_buff goes back")
         if skb_from == "napi_skb_cache":
             # The kernel frees it to the slab (kmem_cache_free), not to the cache.
             kernel.slab.kmem_cache_free(kernel.skbuff_cache, addr)
@@ -486,7 +541,8 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
     length = u32(length)
     padded = u32(length + pad)
     if padded != length + pad:
-        kernel.note(f"len {length} + {pad} wraps around 2^32 to {padded} (unsigned int)")
+        if kernel.explain is not None:
+            kernel.note(f"len {length} + {pad} wraps around 2^32 to {padded} (unsigned int)")
     length = padded
     overhead_1k = profile.SKB_WITH_OVERHEAD_1K
     overhead_page = profile.SKB_WITH_OVERHEAD_PAGE
@@ -501,41 +557,47 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
             why = f"gfp {format_gfp(gfp_mask)} has __GFP_DIRECT_RECLAIM or GFP_DMA"
         else:
             why = f"no 1K frag cache and {length} <= {_threshold_name(profile)} = {threshold}"
-        kernel.note(f"len + NET_SKB_PAD + NET_IP_ALIGN = {length}: {why}, so __alloc_skb() (kmalloc head)")
+        if kernel.explain is not None:
+            kernel.note(f"len + NET_SKB_PAD + NET_IP_ALIGN = {length}: {why}, so __alloc_skb() (kmalloc head)")
         skb = __alloc_skb(kernel, length, gfp_mask, SKB_ALLOC_RX | SKB_ALLOC_NAPI)
         if skb is None:
             return None
     else:
         nc = kernel.this_cpu().napi_alloc_cache
         if kernel.sk_memalloc_socks():
-            kernel.note("sk_memalloc_socks(): __GFP_MEMALLOC is added, so pages may come from the reserves")
+            if kernel.explain is not None:
+                kernel.note("sk_memalloc_socks(): __GFP_MEMALLOC is added, so pages may come from the reserves")
             gfp_mask |= __GFP_MEMALLOC
         if small_frag and length <= overhead_1k:
-            kernel.note(
-                f"len + NET_SKB_PAD + NET_IP_ALIGN = {length} <= SKB_WITH_OVERHEAD(1024) = {overhead_1k}, "
-                "so a 1K page fragment (len becomes SZ_1K)"
-            )
+            if kernel.explain is not None:
+                kernel.note(
+                    f"len + NET_SKB_PAD + NET_IP_ALIGN = {length} <= SKB_WITH_OVERHEAD(1024) = {overhead_1k}, "
+                    "so a 1K page fragment (len becomes SZ_1K)"
+                )
             length = 1024
             data = page_frag_alloc_1k(kernel.pages, nc.page_small, gfp_mask)
             pfmemalloc = nc.page_small.pfmemalloc
             source = "page_frag_1k"
         else:
             aligned = profile.SKB_HEAD_ALIGN(length)
-            kernel.note(
-                f"len + NET_SKB_PAD + NET_IP_ALIGN = {length} <= SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}, "
-                f"so a page fragment of SKB_HEAD_ALIGN({length}) = {aligned}"
-            )
+            if kernel.explain is not None:
+                kernel.note(
+                    f"len + NET_SKB_PAD + NET_IP_ALIGN = {length} <= SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}, "
+                    f"so a page fragment of SKB_HEAD_ALIGN({length}) = {aligned}"
+                )
             length = aligned
             data = page_frag_alloc_align(
                 kernel.pages, nc.page, length, gfp_mask)
             pfmemalloc = nc.page.pfmemalloc
             source = "page_frag"
         if data is None:
-            kernel.note(f"{source}: no page")
+            if kernel.explain is not None:
+                kernel.note(f"{source}: no page")
             return None
         skb = __napi_build_skb(kernel, data, length)
         if skb is None:
-            kernel.note("no struct sk_buff: the fragment goes back")
+            if kernel.explain is not None:
+                kernel.note("no struct sk_buff: the fragment goes back")
             skb_free_frag(kernel, data)
             return None
         if pfmemalloc:
@@ -583,10 +645,11 @@ def __netdev_alloc_skb(kernel: Kernel, dev: net_device | None, length: int, gfp_
     threshold = profile.SKB_KMALLOC_THRESHOLD
     overhead_page = profile.SKB_WITH_OVERHEAD_PAGE
     if length <= threshold or length > overhead_page or gfp_mask & (__GFP_DIRECT_RECLAIM | GFP_DMA):
-        kernel.note(
-            f"len + NET_SKB_PAD = {length}: outside ({_threshold_name(profile)} = {threshold}, "
-            f"SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}] or a sleeping/DMA mask, so __alloc_skb() (kmalloc head)"
-        )
+        if kernel.explain is not None:
+            kernel.note(
+                f"len + NET_SKB_PAD = {length}: outside ({_threshold_name(profile)} = {threshold}, "
+                f"SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}] or a sleeping/DMA mask, so __alloc_skb() (kmalloc head)"
+            )
         skb = __alloc_skb(kernel, length, gfp_mask, SKB_ALLOC_RX)
         if skb is None:
             return None
@@ -605,7 +668,8 @@ def __netdev_alloc_skb(kernel: Kernel, dev: net_device | None, length: int, gfp_
             local_bh_disable(kernel)
             data = page_frag_alloc_align(kernel.pages, nc, length, gfp_mask)
             local_bh_enable(kernel)
-        kernel.note(f"a page fragment of SKB_HEAD_ALIGN = {length} from the {source} cache")
+        if kernel.explain is not None:
+            kernel.note(f"a page fragment of SKB_HEAD_ALIGN = {length} from the {source} cache")
         if data is None:
             return None
         skb = __build_skb(kernel, data, length)
@@ -662,7 +726,7 @@ def __skb_clone(kernel: Kernel, n: sk_buff, skb: sk_buff) -> sk_buff:
     """net/core/skbuff.c: __skb_clone() - n shares skb's head and shared info."""
     for name in ("head", "data", "tail", "end", "len", "data_len", "truesize", "head_frag", "pfmemalloc",
                  "pp_recycle", "dev", "queue_mapping", "protocol", "mac_header", "shinfo",
-                 "head_source", "head_size", "path"):
+                 "head_source", "head_size", "path", "alloc_cpu"):
         setattr(n, name, getattr(skb, name))
     n.cloned = True
     n.users = 1
@@ -779,6 +843,48 @@ def consume_skb(kernel: Kernel, skb: sk_buff | None) -> None:
     __kfree_skb(kernel, skb)
 
 
+def __napi_kfree_skb(kernel: Kernel, skb: sk_buff) -> None:
+    """net/core/skbuff.c: __napi_kfree_skb() - release the data, keep the sk_buff per CPU."""
+    skb_release_all(kernel, skb)
+    del kernel.live_skbs[skb.addr]
+    napi_skb_cache_put(kernel, skb.addr)
+
+
+def kfree_skb_napi_cache(kernel: Kernel, skb: sk_buff) -> None:
+    """net/core/skbuff.c: kfree_skb_napi_cache() (6.10+) - free into the NAPI skb cache under BH."""
+    if skb.fclone != SKB_FCLONE_UNAVAILABLE:
+        __kfree_skb(kernel, skb)
+        return
+    local_bh_disable(kernel)
+    __napi_kfree_skb(kernel, skb)
+    local_bh_enable(kernel)
+
+
+def skb_attempt_defer_free(kernel: Kernel, skb: sk_buff) -> None:
+    """net/core/skbuff.c: skb_attempt_defer_free() - free on the CPU that allocated the skb.
+
+    A local skb, or one whose owner's defer list is full (skb_defer_max),
+    is freed here into this CPU's NAPI skb cache; others wait on the owner's
+    list until its next net_rx_action() (skb_defer_free_flush()).
+    """
+    owner = kernel.cpus[skb.alloc_cpu] if skb.alloc_cpu < kernel.ncpus else None
+    if owner is None or owner is kernel.this_cpu() or len(owner.defer_list) >= kernel.skb_defer_max:
+        if not skb_unref(skb):
+            return
+        kfree_skb_napi_cache(kernel, skb)
+        return
+    owner.defer_list.append(skb)
+
+
+def skb_defer_free_flush(kernel: Kernel) -> None:
+    """net/core/dev.c: skb_defer_free_flush() - free skbs other CPUs handed back to this one."""
+    state = kernel.this_cpu()
+    if state.defer_list:
+        pending, state.defer_list = state.defer_list, []
+        for skb in pending:
+            napi_consume_skb(kernel, skb, 1)
+
+
 def napi_consume_skb(kernel: Kernel, skb: sk_buff | None, budget: int) -> None:
     """net/core/skbuff.c: napi_consume_skb() - free in NAPI, keeping the sk_buff per CPU.
 
@@ -797,6 +903,4 @@ def napi_consume_skb(kernel: Kernel, skb: sk_buff | None, budget: int) -> None:
     if skb.fclone != SKB_FCLONE_UNAVAILABLE:
         __kfree_skb(kernel, skb)
         return
-    skb_release_all(kernel, skb)
-    del kernel.live_skbs[skb.addr]
-    napi_skb_cache_put(kernel, skb.addr)
+    __napi_kfree_skb(kernel, skb)

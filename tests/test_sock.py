@@ -1,0 +1,67 @@
+"""UDP receive-buffer admission and release (net/ipv4/udp.c), per release."""
+
+import pytest
+
+from skbsim.kernel import Kernel
+from skbsim.net.napi import napi_struct, net_device
+from skbsim.net.skbuff import napi_alloc_skb
+from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
+
+
+def _fill(kernel, sk, n, length):
+    napi = napi_struct(net_device("eth0"))
+    admitted = 0
+    with kernel.softirq():
+        for _ in range(n):
+            skb = napi_alloc_skb(kernel, napi, length)
+            admitted += udp_queue_rcv_skb(kernel, sk, skb)
+    return admitted
+
+
+# napi_alloc_skb(1500): 1500 + 64 = 1564 -> SKB_HEAD_ALIGN = 1600 + 320 = 1920, truesize 1920 + 256 = 2176.
+# rcvbuf 212992 (net.core.rmem_default).
+#   6.1-6.12 admit while sk_rmem_alloc before the charge <= rcvbuf: after 97 skbs rmem = 211072 <= 212992, so
+#   the 98th is admitted (213248) and the 99th dropped: 98.
+#   6.18 admits only while rmem + 2176 <= 212992: 97 * 2176 = 211072, 98 * 2176 = 213248 > 212992: 97.
+# (The live 6.18.44 kernel admitted 97 such tap frames; the old rule's 98 is what earlier kernels do.)
+@pytest.mark.parametrize("name,expected", [("6.1", 98), ("6.9", 98), ("6.12", 98), ("6.18", 97)])
+def test_admission_rule_per_release(name, expected):
+    kernel = Kernel(name)
+    sk = udp_sock(kernel, RMEM_DEFAULT)
+    assert _fill(kernel, sk, 150, 1500) == expected
+    assert sk.drops == {"socket_rcvbuf": 150 - expected}
+    assert sk.rmem_alloc == expected * 2176
+    udp_destroy_sock(kernel, sk)
+    assert sk.rmem_alloc == 0
+    kernel.assert_no_leaks()
+
+
+def test_first_oversized_packet_is_admitted_on_an_empty_queue():
+    # 6.18: rmem + size > rcvbuf is forgiven when the queue is empty (rmem == 0).
+    # napi_alloc_skb(9000): 9064 -> kmalloc 16384 (order-2 pages), truesize 16640 > rcvbuf 2304.
+    kernel = Kernel("6.18")
+    sk = udp_sock(kernel, 2304)
+    assert _fill(kernel, sk, 3, 9000) == 1
+    udp_destroy_sock(kernel, sk)
+    kernel.assert_no_leaks()
+
+
+def test_release_is_batched_until_a_quarter_of_rcvbuf():
+    # forward_threshold = 212992 >> 2 = 53248.  Reading skbs of 2176 while the reader queue is non-empty
+    # accumulates the deficit; the charge returns when it reaches 53248: after ceil(53248 / 2176) = 25 reads.
+    kernel = Kernel("6.9")
+    sk = udp_sock(kernel)
+    _fill(kernel, sk, 60, 1500)
+    for reads in range(1, 26):
+        udp_recvmsg(kernel, sk)
+        if reads < 25:
+            assert sk.rmem_alloc == 60 * 2176
+    assert sk.rmem_alloc == (60 - 25) * 2176
+    # Forward allocation after 60 enqueues (6.9, deficit rule): pages = ceil(60 * 2176 / 4096) = 32 pages
+    # (131072 bytes), fwd = 131072 - 130560 = 512.  Release of 25 * 2176 = 54400: fwd = 54912,
+    # amount = (54912 - 1) & ~4095 = 53248 returned, fwd = 1664.
+    assert sk_get_meminfo(sk)["fwd_alloc"] == 1664
+    while udp_recvmsg(kernel, sk):
+        pass
+    assert sk.rmem_alloc == 0
+    kernel.assert_no_leaks()
