@@ -71,6 +71,24 @@ FEATURES = {
         "a page_frag request that does not fit the current page: recycle or refill first, or "
         "(for requests above PAGE_SIZE) fail at once",
     ),
+    "udp_rcvbuf_check": (
+        str,
+        ("before_charge", "strict_fit"),
+        "__udp_enqueue_schedule_skb(): drop when sk_rmem_alloc > sk_rcvbuf before charging (may overshoot "
+        "by one skb), or unless sk_rmem_alloc + truesize <= sk_rcvbuf or the queue is empty",
+    ),
+    "udp_fwd_alloc": (
+        str,
+        ("whole_size", "deficit"),
+        "forward allocation on enqueue: whole pages for the skb's truesize when it exceeds sk_forward_alloc "
+        "(6.1), or pages for the deficit only (udp_rmem_schedule(), 6.9+)",
+    ),
+    "udp_consume": (
+        str,
+        ("free", "defer_free"),
+        "how a read UDP skb is freed: at once in the reader's context, or by skb_attempt_defer_free() "
+        "(back on the CPU that allocated it; a local one goes to the NAPI skb cache)",
+    ),
     "kmalloc_roundup_oversize": (
         str,
         ("page_order", "identity"),
