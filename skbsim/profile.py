@@ -17,6 +17,9 @@ Code elsewhere branches on ``profile.has("feature")``, never on a version.
 
 from __future__ import annotations
 
+import copy
+import json
+import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -94,14 +97,30 @@ FEATURES = {
         ("page_order", "identity"),
         "kmalloc_size_roundup() above KMALLOC_MAX_SIZE: PAGE_SIZE << get_order(size), or size unchanged",
     ),
+    "max_skb_frags_rule": (
+        str,
+        ("page_size", "config"),
+        "where MAX_SKB_FRAGS comes from: 'page_size' = max(16, 65536 / PAGE_SIZE + 1) (up to 6.4); "
+        "'config' = CONFIG_MAX_SKB_FRAGS, 17..45, 17 when unset (6.5+)",
+    ),
+    "max_order_rule": (
+        str,
+        ("exclusive", "inclusive"),
+        "how CONFIG_ARCH_FORCE_MAX_ORDER sets the largest page order: 'exclusive' = it is MAX_ORDER and "
+        "the largest order is one less, 11 when unset (up to 6.3); 'inclusive' = it is MAX_PAGE_ORDER, "
+        "10 when unset (6.4+)",
+    ),
 }
+
+#: Top-level tables of a profile file; [sources] is optional.
+_TABLES = {"profile": None, "constants": None, "features": None, "sources": None}
 
 #: Inputs a profile must give, with their permitted range.
 INPUTS = {
     "PAGE_SIZE": (4096, 65536),
     "L1_CACHE_BYTES": (16, 256),
     "NET_IP_ALIGN": (0, 2),
-    "MAX_SKB_FRAGS": (17, 45),
+    "MAX_SKB_FRAGS": (16, 45),
     "LL_MAX_HEADER": (32, 128),
     "MAX_HEADER": (32, 176),
     "MAX_PAGE_ORDER": (1, 15),
@@ -132,6 +151,234 @@ def is_power_of_2(n: int) -> bool:
     return n != 0 and (n & (n - 1)) == 0
 
 
+# -- config- and arch-dependent inputs -----------------------------------------------------
+#
+# Pure functions from a kernel .config (anything with ``value(name)`` returning
+# "y"/"m"/"n", a number or None, as skbsim.live.kconfig.KernelConfig does) to
+# one input, each returning ``(value, reason)``.  The reason says which symbols
+# decided it, so a derived profile can show where every number came from.
+
+#: Bytes one skb_frag_t adds to struct skb_shared_info on a 64-bit kernel (a
+#: page or netmem pointer, a length and an offset): 48 + 16 * MAX_SKB_FRAGS.
+SKB_FRAG_T_SIZE = 16
+
+#: include/linux/skbuff.h: the fallback when CONFIG_MAX_SKB_FRAGS is not set.
+DEFAULT_CONFIG_MAX_SKB_FRAGS = 17
+
+
+def _builtin(config, name: str) -> bool:
+    """``defined(CONFIG_X)`` in C: only =y defines it (=m defines CONFIG_X_MODULE)."""
+    return config.value(name) == "y"
+
+
+def _is_enabled(config, name: str) -> bool:
+    """include/linux/kconfig.h: IS_ENABLED() - =y or =m."""
+    return config.value(name) in ("y", "m")
+
+
+def _said(config, names) -> str:
+    """'CONFIG_A=y, CONFIG_B=m' for the symbols the file sets; 'none set' otherwise."""
+    parts = [f"CONFIG_{n}={config.value(n)}" for n in names if config.value(n) not in (None, "n")]
+    return ", ".join(parts) if parts else "none of " + ", ".join(f"CONFIG_{n}" for n in names) + " set"
+
+
+def ll_max_header_from_config(config) -> tuple[int, str]:
+    """include/linux/netdevice.h: LL_MAX_HEADER, the worst link-layer header.
+
+    128 when HYPERV_NET is built in (a module does not count: the header tests
+    ``defined(CONFIG_HYPERV_NET)``); else with WLAN (a bool) or AX25 (built in
+    or a module) 96, or 128 when MAC80211_MESH is set too; else 32.
+    """
+    if _builtin(config, "HYPERV_NET"):
+        return 128, "CONFIG_HYPERV_NET=y"
+    if _builtin(config, "WLAN") or _is_enabled(config, "AX25"):
+        said = _said(config, ("WLAN", "AX25", "MAC80211_MESH"))
+        if _builtin(config, "MAC80211_MESH"):
+            return 128, said
+        return 96, said
+    reason = _said(config, ("HYPERV_NET", "WLAN", "AX25"))
+    if config.value("HYPERV_NET") == "m":
+        reason += " (a HYPERV_NET module does not count)"
+    return 32, reason
+
+
+#: IP tunnel drivers whose presence (y or m) adds 48 to MAX_HEADER.
+IP_TUNNEL_SYMBOLS = ("NET_IPIP", "NET_IPGRE", "IPV6_SIT", "IPV6_TUNNEL")
+
+
+def max_header_from_config(config, ll_max_header: int) -> tuple[int, str]:
+    """include/linux/netdevice.h: MAX_HEADER - LL_MAX_HEADER, plus 48 with any IP tunnel."""
+    if any(_is_enabled(config, name) for name in IP_TUNNEL_SYMBOLS):
+        return ll_max_header + 48, f"LL_MAX_HEADER + 48 ({_said(config, IP_TUNNEL_SYMBOLS)})"
+    return ll_max_header, f"LL_MAX_HEADER ({_said(config, IP_TUNNEL_SYMBOLS)})"
+
+
+def max_skb_frags_by_page_size(page_size: int) -> int:
+    """include/linux/skbuff.h up to 6.4: MAX_SKB_FRAGS = max(16, 65536 / PAGE_SIZE + 1)."""
+    return max(16, 65536 // page_size + 1)
+
+
+def max_skb_frags_from_config(config, rule: str, page_size: int) -> tuple[int, str]:
+    """MAX_SKB_FRAGS by the profile's ``max_skb_frags_rule``.
+
+    'page_size' (6.1): from the page size alone.  'config' (6.5+, net/Kconfig):
+    CONFIG_MAX_SKB_FRAGS, 17..45, and 17 when the config does not set it.
+    """
+    if rule == "page_size":
+        value = max_skb_frags_by_page_size(page_size)
+        return value, f"max(16, 65536 / PAGE_SIZE {page_size} + 1) (rule of this release)"
+    raw = config.value("MAX_SKB_FRAGS")
+    if raw is None:
+        return DEFAULT_CONFIG_MAX_SKB_FRAGS, "CONFIG_MAX_SKB_FRAGS not set: 17"
+    if not isinstance(raw, int) or not 17 <= raw <= 45:
+        raise InputError(f"{_source(config)}: CONFIG_MAX_SKB_FRAGS={raw!r} is outside 17..45 (net/Kconfig)")
+    return raw, f"CONFIG_MAX_SKB_FRAGS={raw}"
+
+
+#: Page sizes skbsim models, by the generic CONFIG_PAGE_SIZE_* symbols (6.9+)
+#: and arm64's older CONFIG_ARM64_*K_PAGES choice.
+_PAGE_SIZE_SYMBOLS = (
+    ("PAGE_SIZE_4KB", 4096), ("PAGE_SIZE_8KB", 8192), ("PAGE_SIZE_16KB", 16384),
+    ("PAGE_SIZE_32KB", 32768), ("PAGE_SIZE_64KB", 65536), ("PAGE_SIZE_256KB", 262144),
+    ("ARM64_4K_PAGES", 4096), ("ARM64_16K_PAGES", 16384), ("ARM64_64K_PAGES", 65536),
+)
+
+
+def page_size_from_config(config) -> tuple[int, str] | None:
+    """PAGE_SIZE as the config states it, or None if it does not.
+
+    CONFIG_PAGE_SHIFT (arch/Kconfig, 6.9+) first, then the page-size choice
+    symbols; x86 has 4K pages only.
+    """
+    shift = config.value("PAGE_SHIFT")
+    if isinstance(shift, int):
+        return 1 << shift, f"CONFIG_PAGE_SHIFT={shift}"
+    for name, size in _PAGE_SIZE_SYMBOLS:
+        if _builtin(config, name):
+            return size, f"CONFIG_{name}=y"
+    if _builtin(config, "X86"):
+        return 4096, "CONFIG_X86=y (x86 has 4K pages only)"
+    return None
+
+
+#: Architectures told apart by their config symbol, most specific first.
+_ARCH_SYMBOLS = (
+    ("X86_64", "x86_64"), ("X86", "i386"), ("ARM64", "arm64"), ("PPC64", "ppc64"), ("PPC", "ppc"),
+    ("S390", "s390x"), ("RISCV", "riscv64"), ("LOONGARCH", "loongarch64"), ("MIPS", "mips"), ("ARM", "arm"),
+)
+
+
+def arch_from_config(config) -> str | None:
+    """The architecture a config was made for, or None if none of the known symbols is set."""
+    for symbol, arch in _ARCH_SYMBOLS:
+        if _builtin(config, symbol):
+            return arch
+    return None
+
+
+#: Architectures whose asm/processor.h sets NET_IP_ALIGN to 0 (checked in the
+#: 6.1.192 and 6.12.117 trees: x86, arm64, and powerpc when CONFIG_PPC64);
+#: every other one keeps include/linux/skbuff.h's default of 2.
+_NET_IP_ALIGN_ZERO = {"x86_64": "x86", "i386": "x86", "i686": "x86", "arm64": "arm64", "aarch64": "arm64",
+                      "ppc64": "powerpc with CONFIG_PPC64", "ppc64le": "powerpc with CONFIG_PPC64"}
+
+
+def net_ip_align_for_arch(arch: str) -> tuple[int, str]:
+    """NET_IP_ALIGN: 0 where the architecture overrides it, else the generic 2."""
+    if arch in _NET_IP_ALIGN_ZERO:
+        return 0, f"{arch}: asm/processor.h of {_NET_IP_ALIGN_ZERO[arch]} sets 0"
+    return 2, f"{arch}: the generic NET_IP_ALIGN of include/linux/skbuff.h"
+
+
+def l1_cache_bytes_from_config(config, arch: str | None) -> tuple[int, str] | None:
+    """L1_CACHE_BYTES (= SMP_CACHE_BYTES) from the architecture's asm/cache.h rule.
+
+    x86, arm, mips and loongarch take the shift from a config symbol; arm64 and
+    riscv fix it at 64, s390 at 256, 64-bit powerpc at 128 (64 on e500mc).
+    None when the rule of the architecture is not known here.
+    """
+    by_symbol = {"x86_64": "X86_L1_CACHE_SHIFT", "i386": "X86_L1_CACHE_SHIFT", "arm": "ARM_L1_CACHE_SHIFT",
+                 "mips": "MIPS_L1_CACHE_SHIFT", "loongarch64": "L1_CACHE_SHIFT"}
+    if arch in by_symbol:
+        shift = config.value(by_symbol[arch])
+        if isinstance(shift, int):
+            return 1 << shift, f"CONFIG_{by_symbol[arch]}={shift}"
+        return None
+    if arch in ("arm64", "riscv64"):
+        return 64, f"{arch}: L1_CACHE_SHIFT 6 in asm/cache.h"
+    if arch == "s390x":
+        return 256, "s390: L1_CACHE_BYTES 256 in asm/cache.h"
+    if arch == "ppc64":
+        if _builtin(config, "PPC_E500MC"):
+            return 64, "CONFIG_PPC_E500MC=y: L1_CACHE_SHIFT 6"
+        return 128, "CONFIG_PPC64=y: L1_CACHE_SHIFT 7"
+    return None
+
+
+def max_page_order_from_config(config, rule: str) -> tuple[int, str]:
+    """include/linux/mmzone.h: the largest buddy order, by the profile's ``max_order_rule``."""
+    forced = config.value("ARCH_FORCE_MAX_ORDER")
+    if forced is not None and not isinstance(forced, int):
+        raise InputError(f"{_source(config)}: CONFIG_ARCH_FORCE_MAX_ORDER={forced!r} is not a number")
+    if rule == "exclusive":
+        if forced is None:
+            return 10, "MAX_ORDER 11 (CONFIG_ARCH_FORCE_MAX_ORDER not set) - 1"
+        return forced - 1, f"CONFIG_ARCH_FORCE_MAX_ORDER={forced} is MAX_ORDER; largest order one less"
+    if forced is None:
+        return 10, "MAX_PAGE_ORDER 10 (CONFIG_ARCH_FORCE_MAX_ORDER not set)"
+    return forced, f"CONFIG_ARCH_FORCE_MAX_ORDER={forced}"
+
+
+def sizeof_skb_shared_info_for(base: Profile, max_skb_frags: int) -> int:
+    """sizeof(struct skb_shared_info) when only MAX_SKB_FRAGS changes: frags[] is its last member."""
+    return base.sizeof_skb_shared_info + SKB_FRAG_T_SIZE * (max_skb_frags - base.MAX_SKB_FRAGS)
+
+
+def _source(config) -> str:
+    return getattr(config, "source", "kernel config")
+
+
+def config_inputs(base: Profile, config) -> tuple[dict[str, int], dict[str, str], str | None]:
+    """The inputs a .config decides for a build with base's rules: (constants, sources, arch).
+
+    LL_MAX_HEADER, MAX_HEADER, MAX_SKB_FRAGS, MAX_PAGE_ORDER always; PAGE_SIZE,
+    L1_CACHE_BYTES and NET_IP_ALIGN where the config names the architecture
+    or page size.  sizeof(struct skb_shared_info) follows MAX_SKB_FRAGS; the
+    other inputs (sizeof(struct sk_buff), the NAPI cache sizes) cannot be read
+    from a .config and stay as in base.
+    """
+    origin = _source(config)
+    constants: dict[str, int] = {}
+    sources: dict[str, str] = {}
+
+    def put(name: str, value: int, reason: str) -> None:
+        low, high = INPUTS[name]
+        if not low <= value <= high:
+            raise InputError(f"{origin}: {name} = {value} ({reason}) is outside what skbsim models ({low}..{high})")
+        constants[name] = value
+        sources[name] = f"{origin}: {reason}"
+
+    arch = arch_from_config(config)
+    page = page_size_from_config(config)
+    if page is not None:
+        put("PAGE_SIZE", *page)
+    page_size = constants.get("PAGE_SIZE", base.PAGE_SIZE)
+    if arch is not None:
+        put("NET_IP_ALIGN", *net_ip_align_for_arch(arch))
+        l1 = l1_cache_bytes_from_config(config, arch)
+        if l1 is not None:
+            put("L1_CACHE_BYTES", *l1)
+    ll_value, ll_reason = ll_max_header_from_config(config)
+    put("LL_MAX_HEADER", ll_value, ll_reason)
+    put("MAX_HEADER", *max_header_from_config(config, ll_value))
+    frags, frags_reason = max_skb_frags_from_config(config, base.features["max_skb_frags_rule"], page_size)
+    put("MAX_SKB_FRAGS", frags, frags_reason)
+    put("sizeof_skb_shared_info", sizeof_skb_shared_info_for(base, frags),
+        f"{base.sizeof_skb_shared_info} + {SKB_FRAG_T_SIZE} * (MAX_SKB_FRAGS {frags} - {base.MAX_SKB_FRAGS})")
+    put("MAX_PAGE_ORDER", *max_page_order_from_config(config, base.features["max_order_rule"]))
+    return constants, sources, arch
+
+
 @dataclass(frozen=True)
 class Derivation:
     """One derived constant, with the formula that gave it."""
@@ -152,6 +399,12 @@ class Profile:
 
     def __init__(self, data: dict, origin: str):
         self.origin = origin
+        # The parsed TOML, kept so that derived profiles (other constants, a
+        # config, the host) can be rebuilt from it and written back out.
+        self.data = copy.deepcopy(data)
+        unknown_tables = sorted(set(data) - set(_TABLES))
+        if unknown_tables:
+            raise InputError(f"{origin}: unknown table [{unknown_tables[0]}] (known: {', '.join(_TABLES)})")
         meta = _table(data, "profile", origin)
         self.name = _string(meta, "name", origin)
         self.release = _string(meta, "release", origin)
@@ -196,6 +449,28 @@ class Profile:
             )
         if self.NAPI_SKB_CACHE_BULK > self.NAPI_SKB_CACHE_SIZE or self.NAPI_SKB_CACHE_FREE > self.NAPI_SKB_CACHE_SIZE:
             raise InputError(f"{origin}: [constants] NAPI_SKB_CACHE_BULK and _FREE must not exceed NAPI_SKB_CACHE_SIZE")
+        if self.features["max_skb_frags_rule"] == "page_size":
+            expected = max_skb_frags_by_page_size(self.PAGE_SIZE)
+            if self.MAX_SKB_FRAGS != expected:
+                raise InputError(
+                    f"{origin}: [constants] MAX_SKB_FRAGS = {self.MAX_SKB_FRAGS}, but max_skb_frags_rule "
+                    f"'page_size' gives max(16, 65536 / {self.PAGE_SIZE} + 1) = {expected}"
+                )
+        elif not 17 <= self.MAX_SKB_FRAGS <= 45:
+            raise InputError(
+                f"{origin}: [constants] MAX_SKB_FRAGS = {self.MAX_SKB_FRAGS}: CONFIG_MAX_SKB_FRAGS allows 17..45"
+            )
+
+        sources = data.get("sources", {})
+        if not isinstance(sources, dict):
+            raise InputError(f"{origin}: [sources] must be a table")
+        for key, value in sources.items():
+            if key not in INPUTS:
+                raise InputError(f"{origin}: [sources] has unknown key {key!r} (it names where an input came from)")
+            if not isinstance(value, str):
+                raise InputError(f"{origin}: [sources] {key} must be a string")
+        #: Where each input came from, when the profile says (derived profiles do).
+        self.sources: dict[str, str] = dict(sources)
 
         self._derive()
 
@@ -340,6 +615,86 @@ class Profile:
     def describe_inputs(self) -> list[tuple[str, int]]:
         return [(key, getattr(self, key)) for key in INPUTS]
 
+    # -- derived profiles -----------------------------------------------------------------
+
+    def derive(
+        self,
+        *,
+        origin: str,
+        constants: dict[str, int] | None = None,
+        features: dict[str, object] | None = None,
+        sources: dict[str, str] | None = None,
+        **meta: str,
+    ) -> Profile:
+        """A new profile from this one's TOML with some values replaced, validated afresh.
+
+        ``meta`` replaces [profile] keys (name, release, rules_from, arch,
+        description).  ``sources`` says where replaced inputs came from; a
+        replaced input without one is marked as an override.  When only
+        MAX_SKB_FRAGS changes, sizeof(struct skb_shared_info) follows it, as
+        its frags[] array is the last member.
+        """
+        data = copy.deepcopy(self.data)
+        constants = dict(constants or {})
+        if "MAX_SKB_FRAGS" in constants and "sizeof_skb_shared_info" not in constants:
+            constants["sizeof_skb_shared_info"] = sizeof_skb_shared_info_for(self, constants["MAX_SKB_FRAGS"])
+        if (
+            "PAGE_SIZE" in constants
+            and "MAX_SKB_FRAGS" not in constants
+            and self.features["max_skb_frags_rule"] == "page_size"
+        ):
+            # Up to 6.4 the page size decides MAX_SKB_FRAGS, and with it the shared info.
+            frags = max_skb_frags_by_page_size(constants["PAGE_SIZE"])
+            constants["MAX_SKB_FRAGS"] = frags
+            constants.setdefault("sizeof_skb_shared_info", sizeof_skb_shared_info_for(self, frags))
+        for key in meta:
+            if key not in ("name", "release", "rules_from", "arch", "description"):
+                raise InputError(f"{origin}: [profile] has no key {key!r}")
+        data.setdefault("profile", {}).update(meta)
+        data.setdefault("constants", {}).update(constants)
+        data.setdefault("features", {}).update(features or {})
+        merged = dict(self.sources)
+        for key in constants:
+            merged[key] = "override"
+        merged.update(sources or {})
+        data["sources"] = {key: merged[key] for key in INPUTS if key in merged}
+        if not data["sources"]:
+            del data["sources"]
+        return Profile(data, origin)
+
+    def with_config(self, config) -> Profile:
+        """This profile's rules with the inputs a kernel .config decides (see :func:`config_inputs`)."""
+        constants, sources, arch = config_inputs(self, config)
+        origin = _source(config)
+        meta = {
+            "name": f"{self.name}+{os.path.basename(origin)}",
+            "description": f"{self.description} [inputs from {origin}]".strip(),
+        }
+        if arch is not None:
+            meta["arch"] = arch
+        return self.derive(origin=f"{self.origin} with {origin}", constants=constants, sources=sources, **meta)
+
+    def to_toml(self, header: str = "") -> str:
+        """The profile as a TOML file that :func:`parse_profile` reads back to the same profile."""
+        lines = [f"# {line}".rstrip() for line in header.splitlines()]
+        if lines:
+            lines.append("")
+        lines.append("[profile]")
+        for key in ("name", "release", "rules_from", "arch", "description"):
+            value = self.data["profile"].get(key)
+            if value is not None:
+                lines.append(f"{key} = {_toml_string(value)}")
+        lines += ["", "[constants]"]
+        lines += [f"{key} = {getattr(self, key)}" for key in INPUTS]
+        lines += ["", "[features]"]
+        for key in FEATURES:
+            value = self.features[key]
+            lines.append(f"{key} = {_toml_string(value) if isinstance(value, str) else str(value).lower()}")
+        if self.sources:
+            lines += ["", "[sources]"]
+            lines += [f"{key} = {_toml_string(self.sources[key])}" for key in INPUTS if key in self.sources]
+        return "\n".join(lines) + "\n"
+
 
 # -- loading --------------------------------------------------------------------------
 
@@ -356,8 +711,27 @@ def _version_key(name: str):
     return tuple(int(p) if p.isdigit() else 0 for p in parts), name
 
 
-def load_profile(spec: str) -> Profile:
-    """A profile by built-in name ("6.9") or by path to a TOML file."""
+def load_profile(spec: str, config_path: str | None = None) -> Profile:
+    """A profile by built-in name ("6.9"), path to a TOML file, or "host".
+
+    With ``config_path`` the inputs a .config decides (LL_MAX_HEADER,
+    MAX_HEADER, MAX_SKB_FRAGS, MAX_PAGE_ORDER, and where it says so PAGE_SIZE,
+    L1_CACHE_BYTES, NET_IP_ALIGN) come from that config; for "host" it
+    replaces the running kernel's own config.
+    """
+    if spec == "host":
+        from skbsim.live.host import host_profile
+
+        return host_profile(config_path=config_path)
+    profile = _load_base_profile(spec)
+    if config_path is not None:
+        from skbsim.live.kconfig import parse_config
+
+        profile = profile.with_config(parse_config(config_path))
+    return profile
+
+
+def _load_base_profile(spec: str) -> Profile:
     if spec in builtin_names():
         text = (resources.files("skbsim") / "profiles" / f"{spec}.toml").read_text()
         return parse_profile(text, f"built-in profile {spec}")
@@ -370,7 +744,9 @@ def load_profile(spec: str) -> Profile:
         except OSError as err:
             raise InputError(f"{spec}: cannot read profile: {err.strerror}") from None
         return parse_profile(text, spec)
-    raise InputError(f"unknown kernel {spec!r} (built-in: {', '.join(builtin_names())}; or a path to a .toml profile)")
+    raise InputError(
+        f"unknown kernel {spec!r} (built-in: {', '.join(builtin_names())}; 'host'; or a path to a .toml profile)"
+    )
 
 
 def parse_profile(text: str, origin: str) -> Profile:
@@ -379,6 +755,11 @@ def parse_profile(text: str, origin: str) -> Profile:
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{origin}: malformed TOML: {err}") from None
     return Profile(data, origin)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, except that DEL must be escaped too."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _table(data: dict, key: str, origin: str) -> dict:
