@@ -110,6 +110,28 @@ FEATURES = {
         "the largest order is one less, 11 when unset (up to 6.3); 'inclusive' = it is MAX_PAGE_ORDER, "
         "10 when unset (6.4+)",
     ),
+    "tun_alloc_linear": (
+        str,
+        ("whole_frame", "good_linear"),
+        "tun_get_user() for a plain write without vnet header: 'whole_frame' = tun_alloc_skb() makes the whole "
+        "frame linear, max_page_order 0 (up to 6.5); 'good_linear' = linear part min(SKB_MAX_HEAD(align), len) "
+        "once prepad + len >= PAGE_SIZE, rest in page blocks up to PAGE_ALLOC_COSTLY_ORDER (6.6+, 'net: tun: "
+        "change tun_alloc_skb() to allow bigger paged allocations')",
+    ),
+    "alloc_skb_with_frags": (
+        str,
+        ("npages", "chunks"),
+        "alloc_skb_with_frags(): 'npages' = data_len in ceil(data_len/PAGE_SIZE) pages, truesize raised by all "
+        "of them up front, a failed high-order try disables high orders (up to 6.5); 'chunks' = blocks of "
+        "PAGE_SIZE << order, order lowered while the rest fits a smaller block, truesize += each block "
+        "(6.6+, 'net: allow alloc_skb_with_frags() to allocate bigger packets')",
+    ),
+    "alloc_skb_with_frags_limit": (
+        str,
+        ("max_skb_frags_minus_1", "max_skb_frags"),
+        "how many page frags alloc_skb_with_frags() may fill: MAX_SKB_FRAGS - 1 (6.6 to 6.12.49), or "
+        "MAX_SKB_FRAGS (6.1; 6.12.50+ 'net: allow alloc_skb_with_frags() to use MAX_SKB_FRAGS')",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.
