@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: Subcommand modules, each with add_parser(subparsers) and run(args).
-COMMANDS = ("alloc",)
+COMMANDS = ("alloc", "profile", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

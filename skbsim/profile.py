@@ -360,14 +360,17 @@ def _source(config) -> str:
     return getattr(config, "source", "kernel config")
 
 
-def config_inputs(base: Profile, config) -> tuple[dict[str, int], dict[str, str], str | None]:
+def config_inputs(
+    base: Profile, config, page_size: int | None = None
+) -> tuple[dict[str, int], dict[str, str], str | None]:
     """The inputs a .config decides for a build with base's rules: (constants, sources, arch).
 
     LL_MAX_HEADER, MAX_HEADER, MAX_SKB_FRAGS, MAX_PAGE_ORDER always; PAGE_SIZE,
     L1_CACHE_BYTES and NET_IP_ALIGN where the config names the architecture
     or page size.  sizeof(struct skb_shared_info) follows MAX_SKB_FRAGS; the
     other inputs (sizeof(struct sk_buff), the NAPI cache sizes) cannot be read
-    from a .config and stay as in base.
+    from a .config and stay as in base.  ``page_size`` is the page size to
+    assume where the config does not state one (default: base's).
     """
     origin = _source(config)
     constants: dict[str, int] = {}
@@ -384,7 +387,7 @@ def config_inputs(base: Profile, config) -> tuple[dict[str, int], dict[str, str]
     page = page_size_from_config(config)
     if page is not None:
         put("PAGE_SIZE", *page)
-    page_size = constants.get("PAGE_SIZE", base.PAGE_SIZE)
+    page_size = constants.get("PAGE_SIZE", page_size or base.PAGE_SIZE)
     if arch is not None:
         put("NET_IP_ALIGN", *net_ip_align_for_arch(arch))
         l1 = l1_cache_bytes_from_config(config, arch)

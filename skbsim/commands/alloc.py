@@ -8,7 +8,9 @@ def add_parser(sub) -> None:
     from skbsim.alloc import CONTEXTS, FUNCTIONS
 
     p = sub.add_parser("alloc", help="allocate one RX skb and explain every decision")
-    p.add_argument("--kernel", default="6.9", help="built-in kernel (6.9, ...) or a profile .toml")
+    p.add_argument("--kernel", default="6.9", help="built-in kernel (6.9, ...), 'host', or a profile .toml")
+    p.add_argument("--kernel-config", help="take the config-dependent inputs (LL_MAX_HEADER, MAX_HEADER, "
+                   "MAX_SKB_FRAGS, ...) from this kernel .config")
     p.add_argument("--len", dest="length", help="length asked for, 0..4294967295; omit to show a set of lengths")
     p.add_argument(
         "--function",
@@ -32,7 +34,7 @@ def run(args) -> int:
     from skbsim.alloc import INTERESTING_LENGTHS, default_function, explain_alloc, parse_length
     from skbsim.profile import load_profile
 
-    profile = load_profile(args.kernel)
+    profile = load_profile(args.kernel, args.kernel_config)
     function = args.function or default_function(profile)
 
     options = dict(

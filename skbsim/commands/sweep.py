@@ -1,0 +1,109 @@
+"""``skbsim sweep``: truesize and path against len, kernel by kernel."""
+
+from __future__ import annotations
+
+import time
+
+
+def add_parser(sub) -> None:
+    from skbsim.sweep import SWEEP_FUNCTIONS
+
+    p = sub.add_parser(
+        "sweep",
+        help="run one allocation function at every length of a range on several kernels and compare",
+        description="Run the model at every length of FIRST:LAST[:STEP] on each kernel; print the ranges "
+        "where any kernel's answer (path, head source, truesize) changes; optionally write a CSV "
+        "(one row per length) and a step plot (one line per kernel).",
+    )
+    p.add_argument(
+        "--kernel",
+        action="append",
+        help="a built-in kernel (6.1, 6.9, 6.12, 6.18), 'host', or a profile .toml; repeat to compare "
+        "(default: the four built-ins)",
+    )
+    p.add_argument("--kernel-config", help="take the config-dependent inputs of every kernel from this .config")
+    p.add_argument("--function", default="napi_alloc_skb", choices=tuple(SWEEP_FUNCTIONS),
+                   help="default napi_alloc_skb")
+    p.add_argument("--gfp", help="gfp mask for the functions that take one (default GFP_ATOMIC)")
+    p.add_argument("--len", dest="lengths", default="0:9000", help="FIRST:LAST[:STEP], LAST included (default 0:9000)")
+    p.add_argument("--by-path", action="store_true",
+                   help="one row per change of path or head source (truesize shown as a span) instead of "
+                   "one per change of truesize")
+    p.add_argument("--csv", help="write one row per length to this file ('-' for stdout, then no table)")
+    p.add_argument("--plot", help="write a step plot of truesize against len to this file (.png, .svg, .pdf)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import sys
+
+    from skbsim.errors import InputError
+    from skbsim.profile import load_profile
+    from skbsim.sweep import comparison_rows, parse_len_range, plot, sweep, write_csv
+
+    lengths = parse_len_range(args.lengths)
+    specs = args.kernel or ["6.1", "6.9", "6.12", "6.18"]
+    profiles = [load_profile(spec, args.kernel_config) for spec in specs]
+    started = time.perf_counter()
+    sweeps = sweep(profiles, args.function, lengths, args.gfp)
+    elapsed = time.perf_counter() - started
+
+    if args.csv == "-":
+        write_csv(sweeps, sys.stdout)
+    elif args.csv:
+        try:
+            with open(args.csv, "w", newline="") as handle:
+                write_csv(sweeps, handle)
+        except OSError as err:
+            raise InputError(f"{args.csv}: cannot write the CSV: {err.strerror}") from None
+    if args.plot:
+        plot(sweeps, args.plot)
+    if args.csv == "-":
+        return 0
+    _print_table(sweeps, comparison_rows(sweeps, by_path=args.by_path), lengths, elapsed, args.by_path)
+    if args.csv:
+        print(f"CSV: {args.csv} ({len(lengths)} rows)")
+    if args.plot:
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def _print_table(sweeps, rows, lengths, elapsed: float, by_path: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from skbsim.sweep import describe_cell
+
+    first = sweeps[0]
+    step = f", every {lengths.step} bytes" if lengths.step > 1 else ""
+    what = "path or head source" if by_path else "truesize, path or head source"
+    title = (
+        f"{first.function}(len), gfp {first.gfp}: ranges of len where a kernel's {what} changes "
+        f"(len {lengths[0]}..{lengths[-1]}{step})"
+    )
+    table = Table()
+    header = "truesize, path: head"
+    body = [
+        [str(row.first) if row.first == row.last else f"{row.first}-{row.last}"]
+        + [describe_cell(cell) for cell in row.cells]
+        for row in rows
+    ]
+    table.add_column("len", justify="right", no_wrap=True)
+    for s in sweeps:
+        table.add_column(f"{s.name}\n{header}", no_wrap=True)
+    for cells in body:
+        table.add_row(*cells)
+    # Wide enough that no cell is cut: each column's widest text, plus padding and rules.
+    widths = [max([len("len")] + [len(cells[0]) for cells in body])]
+    widths += [max([len(header), len(s.name)] + [len(cells[i + 1]) for cells in body]) for i, s in enumerate(sweeps)]
+    console = Console(width=max(80, sum(widths) + 3 * len(widths) + 1))
+    console.print(title, highlight=False, soft_wrap=True)
+    console.print(table)
+    for s in sweeps:
+        console.print(f"{s.name}: Linux {s.profile.release}", highlight=False, soft_wrap=True)
+    leaks = {s.leak_check for s in sweeps}
+    console.print(
+        f"{len(lengths)} lengths x {len(sweeps)} kernels in {elapsed:.1f} s; "
+        + ("leak check: clean" if leaks == {"clean"} else f"leak check: {', '.join(sorted(leaks))}"),
+        highlight=False,
+    )
