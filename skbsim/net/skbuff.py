@@ -904,3 +904,184 @@ def napi_consume_skb(kernel: Kernel, skb: sk_buff | None, budget: int) -> None:
         __kfree_skb(kernel, skb)
         return
     __napi_kfree_skb(kernel, skb)
+
+
+# -- paged skbs for senders (net/core/skbuff.c: alloc_skb_with_frags) ---------------------
+
+from skbsim.mm.gfp import __GFP_COMP  # noqa: E402 - kept with the only code that needs it
+
+EMSGSIZE = 90
+ENOBUFS = 105
+
+
+def skb_fill_page_desc(skb: sk_buff, i: int, page: Page, off: int, size: int) -> None:
+    """include/linux/skbuff.h: skb_fill_page_desc() - set frag i; len and truesize are the caller's."""
+    frags = skb.shinfo.frags
+    if i != len(frags):
+        raise KernelBug(f"skb_fill_page_desc at slot {i} with {len(frags)} frags filled")
+    frags.append(skb_frag_t(page, off, size))
+
+
+def alloc_skb_with_frags(kernel: Kernel, header_len: int, data_len: int, order: int,
+                         gfp_mask: int) -> tuple[sk_buff | None, int]:
+    """net/core/skbuff.c: alloc_skb_with_frags() - (skb, 0) or (None, -errno).
+
+    A kmalloc'ed head of header_len bytes (alloc_skb()) and data_len bytes
+    in page frags.  The frags' truesize is added here; len and data_len are
+    left to the caller (sock_alloc_send_pskb()'s users set them).  Two forms
+    (profile feature
+    ``alloc_skb_with_frags``):
+
+    - ``chunks`` (6.6+): blocks of PAGE_SIZE << order; before each block the
+      order drops while the page-aligned rest is smaller than the block (and
+      never rises again); a refused high-order block lowers the order by one
+      and tries again; order 0 uses the caller's gfp.  truesize grows by the
+      whole block.  Refused up front (-EMSGSIZE) when data_len exceeds
+      MAX_SKB_FRAGS blocks of the starting order; fails when the frag limit
+      (``alloc_skb_with_frags_limit``) is reached with data left.
+    - ``npages`` (up to 6.5): ceil(data_len / PAGE_SIZE) pages, at most
+      MAX_SKB_FRAGS, all added to truesize up front; each frag tries the
+      largest order up to max_page_order that the remaining page count fills,
+      and one refused high-order try disables high orders for the rest.
+    """
+    profile = kernel.profile
+    page_size = profile.PAGE_SIZE
+    pages = kernel.pages
+    high_order_mask = (gfp_mask & ~__GFP_DIRECT_RECLAIM) | __GFP_COMP | __GFP_NOWARN
+    chunks = profile.feature("alloc_skb_with_frags") == "chunks"
+
+    if chunks:
+        if data_len > profile.MAX_SKB_FRAGS * (page_size << order):
+            if kernel.explain is not None:
+                kernel.note(f"alloc_skb_with_frags: data_len {data_len} > MAX_SKB_FRAGS blocks of order {order}: -EMSGSIZE")
+            return None, -EMSGSIZE
+    else:
+        npages = (data_len + page_size - 1) // page_size
+        if npages > profile.MAX_SKB_FRAGS:
+            if kernel.explain is not None:
+                kernel.note(f"alloc_skb_with_frags: {npages} pages > MAX_SKB_FRAGS: -EMSGSIZE")
+            return None, -EMSGSIZE
+
+    skb = alloc_skb(kernel, header_len, gfp_mask)
+    if skb is None:
+        return None, -ENOBUFS
+    if not data_len:
+        return skb, 0
+
+    if chunks:
+        limit = profile.MAX_SKB_FRAGS
+        if profile.feature("alloc_skb_with_frags_limit") == "max_skb_frags_minus_1":
+            limit -= 1
+        nr_frags = 0
+        while data_len:
+            if nr_frags == limit:
+                if kernel.explain is not None:
+                    kernel.note(f"alloc_skb_with_frags: {nr_frags} frags filled, data left: failure")
+                kfree_skb(kernel, skb)
+                return None, -ENOBUFS
+            page_aligned = (data_len + page_size - 1) & ~(page_size - 1)
+            while order and page_aligned < (page_size << order):
+                order -= 1
+            if order:
+                page = pages.alloc_pages(high_order_mask, order, "alloc_skb_with_frags")
+                if page is None:
+                    order -= 1
+                    continue
+            else:
+                page = pages.alloc_pages(gfp_mask, 0, "alloc_skb_with_frags")
+                if page is None:
+                    kfree_skb(kernel, skb)
+                    return None, -ENOBUFS
+            chunk = min(data_len, page_size << order)
+            skb_fill_page_desc(skb, nr_frags, page, 0, chunk)
+            nr_frags += 1
+            skb.truesize += page_size << order
+            data_len -= chunk
+            if kernel.explain is not None:
+                kernel.note(f"alloc_skb_with_frags: frag {nr_frags - 1}: {chunk} bytes in an order-{order} block "
+                            f"(truesize += {page_size << order})")
+        return skb, 0
+
+    skb.truesize += npages * page_size
+    max_page_order = order
+    i = 0
+    while npages > 0:
+        order = max_page_order
+        page = None
+        while order:
+            if npages >= 1 << order:
+                page = pages.alloc_pages(high_order_mask, order, "alloc_skb_with_frags")
+                if page is not None:
+                    break
+                # One refusal: no more high-order tries for this skb.
+                order = 1
+                max_page_order = 0
+            order -= 1
+        if page is None:
+            page = pages.alloc_pages(gfp_mask, 0, "alloc_skb_with_frags")
+            if page is None:
+                kfree_skb(kernel, skb)
+                return None, -ENOBUFS
+        chunk = min(data_len, page_size << order)
+        skb_fill_page_desc(skb, i, page, 0, chunk)
+        data_len -= chunk
+        npages -= 1 << order
+        i += 1
+    return skb, 0
+
+
+def pskb_expand_head(kernel: Kernel, skb: sk_buff, nhead: int, ntail: int, gfp_mask: int) -> int:
+    """net/core/skbuff.c: pskb_expand_head() - a bigger kmalloc'ed head; 0 or -ENOMEM.
+
+    The new head holds end_offset + nhead + ntail bytes before the shared
+    info, rounded up by kmalloc_reserve(); the old head goes (page fragment,
+    small-head object or kmalloc).  truesize grows by the new end minus the
+    old one only for an skb with no owning socket, as the kernel does.
+    Only an unshared head is modelled (a cloned one would need its frags
+    referenced again).
+    """
+    if nhead < 0 or skb.users != 1:
+        raise KernelBug("pskb_expand_head of a shared skb or with negative headroom")
+    if skb_cloned(skb):
+        raise NotImplementedError("pskb_expand_head of a cloned skb is not modelled")
+    osize = skb.end
+    if skb.pfmemalloc:
+        gfp_mask |= __GFP_MEMALLOC
+    data, size, pfmemalloc, source = kmalloc_reserve(kernel, osize + nhead + ntail, gfp_mask)
+    if data is None:
+        return -12
+    size = kernel.profile.SKB_WITH_OVERHEAD(size)
+    skb_free_head(kernel, skb)
+    skb.head = data
+    skb.head_frag = False
+    skb.data += nhead
+    skb.tail += nhead
+    if skb.mac_header != 0xFFFF:
+        skb.mac_header += nhead
+    skb.end = size
+    skb.cloned = False
+    skb.shinfo.dataref = 1
+    skb.head_source = source
+    skb.head_size = size + kernel.profile.SHINFO_SIZE
+    if kernel.explain is not None:
+        kernel.note(f"pskb_expand_head: new head of {skb.head_size} bytes ({source}), end {osize} -> {size}")
+    if skb.sk is None:
+        skb.truesize += size - osize
+    return 0
+
+
+def __skb_grow(kernel: Kernel, skb: sk_buff, length: int) -> int:
+    """include/linux/skbuff.h: __skb_grow() - make the linear part length bytes long.
+
+    Missing tailroom is added by pskb_expand_head(GFP_ATOMIC); then the
+    length is set (__skb_set_length()).
+    """
+    diff = u32(length - skb.len)
+    tailroom = skb_tailroom(skb)
+    if tailroom < diff:
+        ret = pskb_expand_head(kernel, skb, 0, diff - tailroom, GFP_ATOMIC)
+        if ret:
+            return ret
+    skb.tail = skb.data + length
+    skb.len = length
+    return 0
