@@ -27,6 +27,7 @@ from skbsim.live.kconfig import host_config, parse_config
 from skbsim.profile import Profile, builtin_names, config_inputs, load_profile, net_ip_align_for_arch
 
 SYSFS_L1_LINE = "/sys/devices/system/cpu/cpu0/cache/index0/coherency_line_size"
+VMLINUX_BTF = DEFAULT_VMLINUX_BTF
 DEFAULT_L1_CACHE_BYTES = 64
 
 #: uname -m spellings that name the same architecture as a config does.
@@ -70,11 +71,13 @@ def host_profile(
     *,
     release: str | None = None,
     machine: str | None = None,
-    btf_path: str = DEFAULT_VMLINUX_BTF,
+    btf_path: str | None = None,
     page_size: int | None = None,
-    l1_path: str = SYSFS_L1_LINE,
+    l1_path: str | None = None,
 ) -> Profile:
     """The profile of the running kernel (every argument overrides what the machine says, for tests)."""
+    btf_path = btf_path or VMLINUX_BTF
+    l1_path = l1_path or SYSFS_L1_LINE
     uname = os.uname()
     release = release or uname.release
     machine = machine or uname.machine
