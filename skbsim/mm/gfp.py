@@ -13,7 +13,9 @@ from skbsim.errors import InputError
 
 
 class gfp_t(IntFlag):
-    """The kernel's ``gfp_t``: a bit mask of allocation modifiers.
+    """The kernel's ``gfp_t`` bits, by name (for parsing and printing masks).
+
+    Masks themselves are plain ints: enum arithmetic is slow on hot paths.
 
     Members drop the ``__GFP_`` prefix (Python keeps names that start with two
     underscores out of an enum); the module constants below carry the
@@ -44,21 +46,21 @@ class gfp_t(IntFlag):
     ACCOUNT = 0x400000
 
 
-__GFP_DMA = gfp_t(0x01)
-__GFP_DMA32 = gfp_t(0x04)
-__GFP_RECLAIMABLE = gfp_t(0x10)
-__GFP_HIGH = gfp_t(0x20)
-__GFP_IO = gfp_t(0x40)
-__GFP_FS = gfp_t(0x80)
-__GFP_ZERO = gfp_t(0x100)
-__GFP_DIRECT_RECLAIM = gfp_t(0x400)
-__GFP_KSWAPD_RECLAIM = gfp_t(0x800)
-__GFP_NOWARN = gfp_t(0x2000)
-__GFP_NORETRY = gfp_t(0x10000)
-__GFP_MEMALLOC = gfp_t(0x20000)
-__GFP_COMP = gfp_t(0x40000)
-__GFP_NOMEMALLOC = gfp_t(0x80000)
-__GFP_ACCOUNT = gfp_t(0x400000)
+__GFP_DMA = 0x01
+__GFP_DMA32 = 0x04
+__GFP_RECLAIMABLE = 0x10
+__GFP_HIGH = 0x20
+__GFP_IO = 0x40
+__GFP_FS = 0x80
+__GFP_ZERO = 0x100
+__GFP_DIRECT_RECLAIM = 0x400
+__GFP_KSWAPD_RECLAIM = 0x800
+__GFP_NOWARN = 0x2000
+__GFP_NORETRY = 0x10000
+__GFP_MEMALLOC = 0x20000
+__GFP_COMP = 0x40000
+__GFP_NOMEMALLOC = 0x80000
+__GFP_ACCOUNT = 0x400000
 
 __GFP_RECLAIM = __GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM
 GFP_ATOMIC = __GFP_HIGH | __GFP_KSWAPD_RECLAIM
@@ -80,12 +82,12 @@ _NAMED_MASKS = {
     "GFP_DMA": GFP_DMA,
     "GFP_DMA32": GFP_DMA32,
 }
-_NAMED_MASKS.update({"__GFP_" + member.name: gfp_t(member.value) for member in gfp_t})
+_NAMED_MASKS.update({"__GFP_" + member.name: member.value for member in gfp_t})
 
 
-def parse_gfp(text: str) -> gfp_t:
+def parse_gfp(text: str) -> int:
     """Parse a mask written as the kernel writes it: ``GFP_ATOMIC|__GFP_NOWARN``."""
-    mask = gfp_t(0)
+    mask = 0
     for word in text.replace(" ", "").split("|"):
         if word not in _NAMED_MASKS:
             known = ", ".join(sorted(_NAMED_MASKS))
@@ -95,12 +97,14 @@ def parse_gfp(text: str) -> gfp_t:
 
 
 def format_gfp(mask: int) -> str:
-    """Name a mask by the composite it equals, else by its bits."""
-    for name in ("GFP_ATOMIC", "GFP_KERNEL", "GFP_NOWAIT", "GFP_DMA"):
-        if mask == _NAMED_MASKS[name]:
-            return name
+    """Name a mask as the kernel would: a composite it contains, then the other bits."""
     if not mask:
         return "0"
+    for name in ("GFP_KERNEL", "GFP_ATOMIC", "GFP_NOWAIT", "GFP_DMA"):
+        composite = _NAMED_MASKS[name]
+        if mask & composite == composite:
+            rest = mask & ~composite
+            return "|".join([name] + ["__GFP_" + m.name for m in gfp_t if rest & m.value])
     return "|".join("__GFP_" + member.name for member in gfp_t if mask & member.value)
 
 

@@ -17,7 +17,10 @@ from collections import Counter
 
 from skbsim.errors import KernelBug
 from skbsim.mm.fault import FaultInjector
-from skbsim.mm.gfp import gfp_pfmemalloc_allowed, gfp_t
+from skbsim.mm.gfp import __GFP_NOWARN, gfp_pfmemalloc_allowed
+
+# Class bodies mangle names with two leading underscores: alias the flag here.
+_GFP_NOWARN = __GFP_NOWARN
 
 #: x86_64 PAGE_OFFSET with 4-level paging; only used so addresses look real.
 PAGE_OFFSET = 0xFFFF888000000000
@@ -96,7 +99,7 @@ class PageAllocator:
     def alloc_pages(self, gfp_mask: int, order: int, site: str, fault_layer: str | None = None) -> Page | None:
         """mm/page_alloc.c: __alloc_pages() - a 2**order block, refcount 1, or None."""
         if order > self.max_order:
-            if not gfp_mask & gfp_t.NOWARN:
+            if not gfp_mask & _GFP_NOWARN:
                 self.warnings.append(f"page allocation of order {order} > MAX_PAGE_ORDER {self.max_order} ({site})")
             self.failed[order] += 1
             return None

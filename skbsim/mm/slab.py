@@ -16,8 +16,11 @@ back at once, so a drained model holds no slab pages), debug red zones.
 from __future__ import annotations
 
 from skbsim.errors import KernelBug
-from skbsim.mm.gfp import __GFP_ACCOUNT, __GFP_DMA, __GFP_RECLAIMABLE, gfp_pfmemalloc_allowed, gfp_t
+from skbsim.mm.gfp import __GFP_ACCOUNT, __GFP_COMP, __GFP_DMA, __GFP_RECLAIMABLE, gfp_pfmemalloc_allowed
 from skbsim.mm.page_alloc import Page, PageAllocator
+
+# Class bodies mangle names with two leading underscores: alias the flag here.
+_GFP_COMP = __GFP_COMP
 
 #: mm/slub.c: slub_max_order defaults to PAGE_ALLOC_COSTLY_ORDER.
 PAGE_ALLOC_COSTLY_ORDER = 3
@@ -223,7 +226,7 @@ class SlabAllocator:
                 slab = candidate
                 break
         if slab is None:
-            page = self.pages.alloc_pages(gfp_mask | gfp_t.COMP, cache.order, f"slab {cache.name}")
+            page = self.pages.alloc_pages(gfp_mask | _GFP_COMP, cache.order, f"slab {cache.name}")
             if page is None:
                 cache.failed += 1
                 return None
@@ -290,7 +293,7 @@ class SlabAllocator:
             faults = self.pages.faults
             if faults.should_fail("skb_data"):
                 return None, f"pages-order-{order}"
-            page = self.pages.alloc_pages(gfp_mask | gfp_t.COMP, order, site)
+            page = self.pages.alloc_pages(gfp_mask | _GFP_COMP, order, site)
             if page is None:
                 return None, f"pages-order-{order}"
             addr = self.pages.page_address(page)

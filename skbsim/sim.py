@@ -1,0 +1,425 @@
+"""The receive path end to end, in simulated time: the reference engine.
+
+traffic -> NIC queue (RSS, one per CPU) -> hard IRQ -> net_rx_action / NAPI
+poll (weight 64, netdev_budget 300, 2 jiffies) -> driver RX -> the stack
+(skb handed over after eth_type_trans) -> UDP socket (sk_rcvbuf admission)
+-> the application reading -> the skb freed -> caches and pages.
+
+Each arrow is one call; statistics are counted where the calls happen.  The
+event loop is a heap of (time, order, kind, cpu) entries: frame arrivals are
+pulled lazily from the traffic stream one at a time, so memory does not grow
+with the length of the trace.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+
+from skbsim.drivers import DRIVERS
+from skbsim.errors import InputError
+from skbsim.kernel import Kernel
+from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
+from skbsim.net.skbuff import skb_defer_free_flush
+from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
+from skbsim.profile import load_profile
+from skbsim.traffic import parse_traffic
+
+NETDEV_BUDGET = 300
+HZ = 250
+#: netdev_budget_usecs defaults to 2 * USEC_PER_SEC / HZ: two jiffies.
+NETDEV_BUDGET_NS = 2 * 1_000_000_000 // HZ
+
+_ARRIVAL, _POLL, _READ = 0, 1, 2
+
+
+@dataclass
+class RunConfig:
+    """Everything one simulated run depends on (and nothing else: same config, same result)."""
+
+    kernel: str = "6.9"
+    kernel_config: str | None = None
+    driver: str = "ice"
+    options: dict = field(default_factory=lambda: {"rx": "legacy"})
+    traffic: str = "imix"
+    count: int | None = 100_000
+    cpus: int = 1
+    flows: int = 16
+    rate: float | None = 1_000_000.0
+    arrival: str = "constant"
+    rcvbuf: int = RMEM_DEFAULT
+    app_rate: float | None = None
+    seed: int = 0
+    irq_latency_ns: int = 2_000
+    packet_cost_ns: int = 500
+
+    def validate(self) -> None:
+        if self.cpus < 1:
+            raise InputError(f"--cpus must be at least 1, got {self.cpus}")
+        if self.rcvbuf < 1:
+            raise InputError(f"--rcvbuf must be positive, got {self.rcvbuf}")
+        if self.app_rate is not None and not self.app_rate > 0:
+            raise InputError(f"--app-rate must be positive (or 'unlimited'), got {self.app_rate}")
+        if self.rate is not None and not self.rate > 0:
+            raise InputError(f"--rate must be positive, got {self.rate}")
+        if self.count is not None and self.count < 0:
+            raise InputError(f"--count must not be negative, got {self.count}")
+        if self.driver not in DRIVERS:
+            raise InputError(f"unknown driver {self.driver!r} (known: {', '.join(sorted(DRIVERS))})")
+        if self.packet_cost_ns < 0 or self.irq_latency_ns < 0:
+            raise InputError("per-packet cost and IRQ latency must not be negative")
+
+    def label(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.kernel} {self.driver}" + (f" {opts}" if opts else "")
+
+
+class _Series:
+    """A time series that keeps at most ``limit`` points by thinning as it grows."""
+
+    __slots__ = ("limit", "every", "count", "points")
+
+    def __init__(self, limit: int = 2000):
+        self.limit = limit
+        self.every = 1
+        self.count = 0
+        self.points: list[tuple[int, int, int]] = []
+
+    def add(self, time_ns: int, memory: int, socket: int) -> None:
+        self.count += 1
+        if self.count % self.every:
+            return
+        self.points.append((time_ns, memory, socket))
+        if len(self.points) >= self.limit:
+            self.points = self.points[::2]
+            self.every *= 2
+
+
+class _CpuState:
+    """One CPU's NIC queue and NAPI instance, as the simulator schedules them."""
+
+    __slots__ = ("cpu", "napi", "queue", "scheduled", "budget_left", "round_start", "busy_until")
+
+    def __init__(self, cpu: int, napi: napi_struct, queue):
+        self.cpu = cpu
+        self.napi = napi
+        self.queue = queue
+        self.scheduled = False
+        self.budget_left = NETDEV_BUDGET
+        self.round_start = 0
+        self.busy_until = 0
+
+
+class Simulation:
+    """One run of the reference engine."""
+
+    def __init__(self, config: RunConfig, trace=None, progress=None):
+        config.validate()
+        self.config = config
+        profile = load_profile(config.kernel, config.kernel_config) if config.kernel_config else load_profile(config.kernel)
+        self.kernel = Kernel(profile, ncpus=config.cpus, seed=config.seed)
+        self.driver = DRIVERS[config.driver]
+        self.trace = trace
+        self.progress = progress
+        self.source = parse_traffic(
+            config.traffic,
+            count=config.count,
+            seed=config.seed,
+            flows=config.flows,
+            rate=config.rate,
+            arrival=config.arrival,
+            nqueues=config.cpus,
+        )
+        self.dev = net_device("eth0")
+        self.sock = udp_sock(self.kernel, config.rcvbuf)
+        self.cpus: list[_CpuState] = []
+        for cpu in range(config.cpus):
+            napi = napi_struct(self.dev, NAPI_POLL_WEIGHT, napi_id=0x2001 + cpu, cpu=cpu)
+            with self.kernel.softirq(cpu):
+                queue = self.driver.open_queue(self.kernel, self.dev, napi, dict(config.options))
+            self.cpus.append(_CpuState(cpu, napi, queue))
+        self.events: list = []
+        self.order = 0
+        self.now = 0
+        self.app_next = 0
+        # The reader starts blocked in recvmsg(), waiting for the first datagram.
+        self.app_waiting = True
+        self.app_cpu = 0
+        # Statistics, counted where they happen.
+        self.packets = 0
+        self.bytes = 0
+        self.ring_drops = 0
+        self.delivered_to_stack = 0
+        self.truesize_total = 0
+        self.paths: Counter[str] = Counter()
+        self.head_sources: Counter[str] = Counter()
+        self.truesize_by_len: dict[int, Counter] = {}
+        self.polls = 0
+        self.time_squeeze = 0
+        self.irqs = 0
+        self.pinned: Counter = Counter()
+        self.peak_pinned = 0
+        self.series = _Series()
+
+    # -- event plumbing ---------------------------------------------------------------------
+
+    def _push(self, time_ns: int, kind: int, cpu: int = 0) -> None:
+        self.order += 1
+        heapq.heappush(self.events, (time_ns, self.order, kind, cpu))
+
+    def run(self) -> dict:
+        frames = iter(self.source)
+        pending = next(frames, None)
+        kernel = self.kernel
+        while True:
+            arrival_time = pending.time_ns if pending is not None else None
+            if self.events and (arrival_time is None or self.events[0][0] < arrival_time):
+                time_ns, _, kind, cpu = heapq.heappop(self.events)
+                self.now = time_ns
+                if kind == _POLL:
+                    self._poll(self.cpus[cpu])
+                else:
+                    self._app_read()
+                continue
+            if pending is None:
+                break
+            self.now = arrival_time
+            self._arrive(pending)
+            pending = next(frames, None)
+        return self._finish(kernel)
+
+    # -- the NIC and its interrupt ---------------------------------------------------------------
+
+    def _arrive(self, frame) -> None:
+        self.packets += 1
+        self.bytes += frame.length
+        state = self.cpus[frame.queue % len(self.cpus)]
+        if not self.driver.nic_receive(self.kernel, state.queue, frame):
+            self.ring_drops += 1
+            if self.trace is not None:
+                self.trace.write(self.now, state.cpu, frame.length, None, "dropped:ring_full")
+        elif not state.scheduled:
+            self._raise_irq(state, self.now)
+        if self.progress is not None and not self.packets & 1023:
+            self.progress(self.packets)
+
+    def _raise_irq(self, state: _CpuState, time_ns: int) -> None:
+        """Hard IRQ -> napi_schedule(): NET_RX softirq runs after the IRQ latency."""
+        self.irqs += 1
+        state.scheduled = True
+        start = max(time_ns + self.config.irq_latency_ns, state.busy_until)
+        state.budget_left = NETDEV_BUDGET
+        state.round_start = start
+        self._push(start, _POLL, state.cpu)
+
+    # -- NAPI ---------------------------------------------------------------------------------------
+
+    def _poll(self, state: _CpuState) -> None:
+        """One napi_poll() inside net_rx_action() on state's CPU."""
+        kernel = self.kernel
+        cost = self.config.packet_cost_ns
+        self.polls += 1
+        delivered = []
+        with kernel.softirq(state.cpu):
+            skb_defer_free_flush(kernel)
+            budget = min(NAPI_POLL_WEIGHT, state.budget_left)
+            work = self.driver.poll(kernel, state.queue, budget, delivered.append)
+            start = self.now
+            for index, skb in enumerate(delivered):
+                self._deliver(skb, start + (index + 1) * cost, state.cpu)
+        end = self.now + max(work, len(delivered)) * cost
+        state.busy_until = end
+        state.budget_left -= work
+        if work >= budget:
+            # Budget used up: stay scheduled.  A spent netdev_budget or two
+            # jiffies end this net_rx_action round (time_squeeze); ksoftirqd
+            # carries on with a fresh budget.
+            if state.budget_left <= 0 or end - state.round_start >= NETDEV_BUDGET_NS:
+                self.time_squeeze += 1
+                state.budget_left = NETDEV_BUDGET
+                state.round_start = end
+            self._push(end, _POLL, state.cpu)
+        else:
+            # napi_complete_done(): interrupts back on; frames that arrived
+            # during the poll raise one at once.
+            state.scheduled = False
+            if _pending(state.queue):
+                self._raise_irq(state, end)
+        if self.config.app_rate is None:
+            self._push(end, _READ)
+        elif self.app_waiting and self.sock.queued():
+            self.app_waiting = False
+            self._push(max(end, self.app_next), _READ)
+        self.series.add(end, kernel.pages.in_use, self.sock.rmem_alloc)
+
+    def _deliver(self, skb, time_ns: int, cpu: int) -> None:
+        """The stack takes the skb (netif_receive_skb) and queues it on the UDP socket."""
+        self.delivered_to_stack += 1
+        frame_len = skb.len + 14
+        self.truesize_total += skb.truesize
+        self.paths[skb.path or "build_skb"] += 1
+        self.head_sources[skb.head_source or "driver"] += 1
+        by_len = self.truesize_by_len.get(frame_len)
+        if by_len is None:
+            by_len = self.truesize_by_len[frame_len] = Counter()
+        by_len[skb.truesize] += 1
+        record = (skb.len, skb.data_len, skb.truesize, skb.nr_frags, skb.path, skb.head_source)
+        pages = self._pages_of(skb)
+        if udp_queue_rcv_skb(self.kernel, self.sock, skb):
+            for page in pages:
+                self.pinned[page] += 1
+            if len(self.pinned) > self.peak_pinned:
+                self.peak_pinned = len(self.pinned)
+            outcome = "delivered"
+        else:
+            outcome = "dropped:socket_rcvbuf"
+        if self.trace is not None:
+            self.trace.write(time_ns, cpu, frame_len, record, outcome)
+
+    def _pages_of(self, skb) -> list[int]:
+        """The pages an skb keeps alive: its head's page and every frag's page (by pfn)."""
+        pages = [self.kernel.pages.virt_to_head_page(skb.head).pfn]
+        pages.extend(frag.page.pfn for frag in skb.shinfo.frags)
+        return pages
+
+    # -- the application -------------------------------------------------------------------------
+
+    def _app_read(self) -> None:
+        kernel = self.kernel
+        sock = self.sock
+        unlimited = self.config.app_rate is None
+        with kernel.on_cpu(self.app_cpu):
+            while True:
+                head = sock.reader_queue[0] if sock.reader_queue else (sock.receive_queue[0] if sock.receive_queue else None)
+                if head is None:
+                    self.app_waiting = True
+                    return
+                pages = self._pages_of(head)
+                udp_recvmsg(kernel, sock)
+                for page in pages:
+                    left = self.pinned[page] - 1
+                    if left:
+                        self.pinned[page] = left
+                    else:
+                        del self.pinned[page]
+                if not unlimited:
+                    self.app_next = self.now + int(1e9 / self.config.app_rate)
+                    self._push(self.app_next, _READ)
+                    return
+
+    # -- the end of a run ---------------------------------------------------------------------------
+
+    def _finish(self, kernel: Kernel) -> dict:
+        # Let the application drain what is queued?  No: report what is left,
+        # then tear down as the kernel would on close (the socket frees its
+        # queue; the driver frees its ring).
+        queued_at_end = self.sock.queued()
+        meminfo = sk_get_meminfo(self.sock)
+        peak_pages = kernel.pages.peak_in_use
+        pages_allocated = dict(sorted(kernel.pages.allocated.items()))
+        udp_destroy_sock(kernel, self.sock)
+        for state in self.cpus:
+            with kernel.softirq(state.cpu):
+                self.driver.close_queue(kernel, state.queue)
+        driver_stats = _sum_stats(state.queue.stats.as_dict() for state in self.cpus)
+        nc_stats = _napi_cache_stats(kernel)
+        frag_stats = _page_frag_stats(kernel)
+        report = kernel.leak_check()
+        delivered = self.sock.enqueued
+        dropped = {
+            "ring_full": self.ring_drops,
+            "driver": driver_stats.get("frames_dropped", 0),
+            "socket_rcvbuf": self.sock.drops.get("socket_rcvbuf", 0),
+        }
+        return {
+            "engine": "reference",
+            "kernel": kernel.profile.name,
+            "release": kernel.profile.release,
+            "driver": self.config.driver,
+            "options": dict(sorted(self.config.options.items())),
+            "traffic": self.source.describe(),
+            "cpus": self.config.cpus,
+            "seed": self.config.seed,
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "delivered": delivered,
+            "dropped": dropped,
+            "dropped_total": sum(dropped.values()),
+            "truesize_total": self.truesize_total,
+            "truesize_per_packet": round(self.truesize_total / self.delivered_to_stack, 2) if self.delivered_to_stack else 0,
+            "truesize_per_byte": round(self.truesize_total / max(1, self.bytes), 4),
+            "paths": dict(sorted(self.paths.items())),
+            "head_sources": dict(sorted(self.head_sources.items())),
+            "pages": {
+                "allocated_by_order": {str(k): v for k, v in pages_allocated.items()},
+                "freed_by_order": {str(k): v for k, v in sorted(kernel.pages.freed.items())},
+                "peak_in_use": peak_pages,
+                "peak_bytes_in_use": peak_pages * kernel.profile.PAGE_SIZE,
+                "peak_pinned_by_queued_skbs": self.peak_pinned,
+            },
+            "napi_skb_cache": nc_stats,
+            "page_frag": frag_stats,
+            "driver_stats": driver_stats,
+            "napi": {"polls": self.polls, "irqs": self.irqs, "time_squeeze": self.time_squeeze},
+            "socket": {
+                "rcvbuf": self.sock.rcvbuf,
+                "peak_rmem_alloc": self.sock.peak_rmem,
+                "queued_at_end": queued_at_end,
+                "condensed": self.sock.condensed,
+                "drops": self.sock.drops.get("socket_rcvbuf", 0),
+                "meminfo_at_end": meminfo,
+            },
+            "leaks": report.as_dict(),
+            "warnings": list(kernel.warnings),
+        }
+
+
+def _pending(queue) -> bool:
+    """Frames the NIC wrote that the driver has not yet taken off the ring."""
+    stats = queue.stats
+    return stats.nic_frames > stats.frames + stats.frames_dropped
+
+
+def _sum_stats(parts) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for part in parts:
+        total.update(part)
+    return dict(sorted(total.items()))
+
+
+def _napi_cache_stats(kernel: Kernel) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for state in kernel.cpus:
+        nc = state.napi_alloc_cache
+        total.update(gets=nc.gets, hits=nc.hits, refills=nc.refills, refill_failures=nc.refill_failures,
+                     puts=nc.puts, flushes=nc.flushes)
+    return dict(sorted(total.items()))
+
+
+def _page_frag_stats(kernel: Kernel) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for state in kernel.cpus:
+        nc = state.napi_alloc_cache
+        total.update(
+            napi_allocs=nc.page.allocs,
+            napi_refills=nc.page.refills,
+            napi_reuses=nc.page.reuses,
+            small_1k_allocs=nc.page_small.allocs,
+            small_1k_refills=nc.page_small.refills,
+            netdev_allocs=state.netdev_alloc_cache.allocs,
+            netdev_refills=state.netdev_alloc_cache.refills,
+        )
+    return dict(sorted(total.items()))
+
+
+def simulate(config: RunConfig, trace=None, progress=None) -> tuple[dict, dict]:
+    """Run once; return (the JSON result, extra data for plots)."""
+    sim = Simulation(config, trace=trace, progress=progress)
+    result = sim.run()
+    extra = {
+        "series": sim.series.points,
+        "truesize_by_len": {length: dict(c) for length, c in sorted(sim.truesize_by_len.items())},
+        "page_size": sim.kernel.profile.PAGE_SIZE,
+    }
+    return result, extra
