@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: Subcommand modules, each with add_parser(subparsers) and run(args).
-COMMANDS = ("alloc", "profile", "sweep")
+COMMANDS = ("alloc", "profile", "sweep", "rx")
 
 
 def build_parser() -> argparse.ArgumentParser:

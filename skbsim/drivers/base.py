@@ -1,0 +1,228 @@
+"""The interface between the simulator and a modelled NIC driver's receive path.
+
+A driver is a :class:`Driver` record of four functions and its options:
+
+``open_queue(kernel, dev, napi, options) -> queue``
+    Bring one RX queue up as the driver's ndo_open does: size the ring,
+    post its buffers (allocating them from ``kernel``).  ``options`` maps
+    option names to strings, as typed by a user (``{"mtu": "9000"}``);
+    unknown names and bad values raise :class:`~skbsim.errors.InputError`
+    with one line naming the option.  Runs in process context.
+``nic_receive(kernel, queue, frame) -> bool``
+    The NIC side: DMA one :class:`~skbsim.traffic.frame.Frame` into posted
+    descriptors and mark them done.  False when the NIC drops the frame (no
+    free descriptor for all of it, or longer than the queue accepts); the
+    queue's stats say which.  No CPU context: hardware does this.
+``poll(kernel, queue, budget, deliver) -> int``
+    The driver's NAPI poll, in NET_RX softirq on ``napi.cpu``: process up to
+    ``budget`` frames, build their skbs, run eth_type_trans and hand each to
+    ``deliver(skb)`` (where the driver calls napi_gro_receive(); ownership
+    passes to the callee), refill the ring as the driver does, and return
+    what the driver's poll returns (``budget`` means "poll me again"; less
+    means done, and the caller does napi_complete_done()).
+``close_queue(kernel, queue)``
+    Take the queue down (ndo_stop): every buffer the ring holds goes back,
+    so a leak check afterwards sees only what the stack still holds.
+
+Every queue has ``driver`` (its name), ``dev``, ``napi``, ``stats`` (an
+:class:`RxQueueStats`) and ``config`` (a dict of the effective options and
+the geometry derived from them, for reports).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from skbsim.errors import InputError
+from skbsim.traffic.frame import Frame, SyntheticHeaderTemplate
+
+if TYPE_CHECKING:
+    from skbsim.kernel import Kernel
+    from skbsim.net.napi import napi_struct, net_device
+    from skbsim.net.skbuff import sk_buff
+
+#: The synthetic flow of frames that carry no header bytes: TEST-NET-1
+#: receiver 192.0.2.1 (as skbsim.traffic uses), sender 198.18.0.1, UDP.
+_SYNTHETIC_SRC = bytes((198, 18, 0, 1))
+_SYNTHETIC_DST = bytes((192, 0, 2, 1))
+_SYNTHETIC_SPORT = 40000
+_SYNTHETIC_DPORT = 5000
+
+
+class DriverOption:
+    """One ``key=value`` option of a driver: its default (as text), help and parser.
+
+    ``parse(text)`` returns the typed value or raises InputError with a
+    message that names the option.
+    """
+
+    __slots__ = ("name", "default", "help", "parse")
+
+    def __init__(self, name: str, default: str, help: str, parse: Callable[[str], object]):
+        self.name = name
+        self.default = default
+        self.help = help
+        self.parse = parse
+
+
+def int_option(name: str, low: int, high: int, what: str = "") -> Callable[[str], int]:
+    """A parser for an integer option in low..high."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise InputError(f"option {name}={text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise InputError(f"option {name}={value} is outside {low}..{high}{what}")
+        return value
+
+    return parse
+
+
+def choice_option(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser for an option that takes one of a few words."""
+
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise InputError(f"option {name}={text!r} must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def parse_options(driver: str, known: tuple[DriverOption, ...], options: dict[str, str] | None) -> dict[str, object]:
+    """Typed values for every option: the given ones parsed, the rest from defaults."""
+    options = dict(options or {})
+    by_name = {option.name: option for option in known}
+    for name in options:
+        if name not in by_name:
+            names = ", ".join(by_name) or "none"
+            raise InputError(f"unknown option {name!r} for driver {driver} (known: {names})")
+    values = {}
+    for option in known:
+        text = options.get(option.name, option.default)
+        if not isinstance(text, str):
+            raise InputError(f"option {option.name} must be given as text, not {type(text).__name__}")
+        values[option.name] = option.parse(text)
+    return values
+
+
+def parse_opt_assignments(assignments: list[str] | None) -> dict[str, str]:
+    """``["mtu=9000", "rx=legacy"]`` (from repeated --opt) as a dict; a repeated key is an error."""
+    options: dict[str, str] = {}
+    for text in assignments or []:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--opt {text!r} is not key=value")
+        if key in options:
+            raise InputError(f"--opt {key} given twice")
+        options[key] = value.strip()
+    return options
+
+
+class RxQueueStats:
+    """Per-queue counters (the drivers' ring_stats and rx_stats, plus what the model sees).
+
+    frames / bytes: frames handed to the stack and their wire lengths.
+    nic_frames: frames the NIC wrote into the ring.
+    ring_drops: frames the NIC dropped for want of free descriptors.
+    oversize_drops: frames longer than the queue accepts (rxmax), dropped by the NIC.
+    frames_dropped: frames the driver dropped after DMA (no skb, error bits).
+    buffers_used: descriptors' buffers the driver cleaned.
+    buffers_reused: buffers put back on the ring (page recycled, copied out).
+    buffers_released: buffers whose memory went to the stack or back to the
+        allocator, so the ring needs a new one.
+    buffers_copied: buffers whose whole content was copied into an skb head.
+    bytes_copied: bytes copied into skb heads (headers or whole frames).
+    skb_alloc_failures: skb allocations (napi_build_skb, napi_alloc_skb) that failed.
+    buffer_alloc_failures: ring refill allocations that failed.
+    pages_allocated: pages (of any order) the ring took from the page allocator.
+    polls: calls of poll().
+    """
+
+    __slots__ = (
+        "frames",
+        "bytes",
+        "nic_frames",
+        "ring_drops",
+        "oversize_drops",
+        "frames_dropped",
+        "buffers_used",
+        "buffers_reused",
+        "buffers_released",
+        "buffers_copied",
+        "bytes_copied",
+        "skb_alloc_failures",
+        "buffer_alloc_failures",
+        "pages_allocated",
+        "polls",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def delta(self, before: dict[str, int]) -> dict[str, int]:
+        """What changed since ``before`` (an earlier as_dict())."""
+        return {name: getattr(self, name) - before[name] for name in self.__slots__}
+
+
+class RxQueue(Protocol):
+    """What every driver's queue object offers the simulator."""
+
+    driver: str
+    dev: net_device
+    napi: napi_struct
+    stats: RxQueueStats
+    config: dict
+
+
+Deliver = Callable[["sk_buff"], None]
+
+
+class Driver:
+    """A modelled driver: name, what it is modelled on, options and its four functions."""
+
+    __slots__ = ("name", "summary", "options", "open_queue", "nic_receive", "poll", "close_queue")
+
+    def __init__(
+        self,
+        name: str,
+        summary: str,
+        options: tuple[DriverOption, ...],
+        open_queue: Callable[[Kernel, net_device, napi_struct, dict[str, str]], RxQueue],
+        nic_receive: Callable[[Kernel, RxQueue, Frame], bool],
+        poll: Callable[[Kernel, RxQueue, int, Deliver], int],
+        close_queue: Callable[[Kernel, RxQueue], None],
+    ):
+        self.name = name
+        self.summary = summary
+        self.options = options
+        self.open_queue = open_queue
+        self.nic_receive = nic_receive
+        self.poll = poll
+        self.close_queue = close_queue
+
+    def option_help(self) -> list[str]:
+        return [f"{option.name}={option.default}: {option.help}" for option in self.options]
+
+
+def frame_header(frame: Frame) -> bytes:
+    """The frame's leading bytes, or those of a synthetic Ethernet+IPv4+UDP frame of its length.
+
+    Synthetic frames shorter than 42 bytes carry the local experimental
+    EtherType 0x88B5 instead (see skbsim.traffic.frame).
+    """
+    if frame.header is not None:
+        return frame.header
+    return SyntheticHeaderTemplate(_SYNTHETIC_SRC, _SYNTHETIC_DST, _SYNTHETIC_SPORT, _SYNTHETIC_DPORT).build(frame.length)
+
+
+def make_frame(length: int, header: bytes | None = None) -> Frame:
+    """A Frame for one injected frame of ``length`` wire bytes (no FCS)."""
+    return Frame(length, 0, None, 0, 0, header)
