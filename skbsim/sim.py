@@ -122,11 +122,12 @@ class Simulation:
         self.driver = DRIVERS[config.driver]
         self.trace = trace
         self.progress = progress
+        capture = config.traffic.split(":", 1)[0].strip().lower() in ("pcap", "pcapng")
         self.source = parse_traffic(
             config.traffic,
             count=config.count,
             seed=config.seed,
-            flows=config.flows,
+            flows=1 if capture else config.flows,
             rate=config.rate,
             arrival=config.arrival,
             nqueues=config.cpus,

@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--count", type=_int("--count"), help="frames to generate (synthetic default 100000; pcap: all)")
     p.add_argument("--cpus", type=_int("--cpus"), default=1, help="CPUs, one RX queue each (RSS)")
     p.add_argument("--flows", type=_int("--flows"), default=16, help="synthetic flows spread by RSS")
-    p.add_argument("--rate", default="1000000", help="arrival rate in packets/s (default 1000000), or 'capture'")
+    p.add_argument("--rate", help="arrival rate in packets/s; default 1000000 for synthetic traffic and the "
+                   "capture's own timestamps for a pcap ('capture')")
     p.add_argument("--arrival", default="constant", choices=("constant", "poisson"))
     p.add_argument("--rcvbuf", type=_int("--rcvbuf"), default=212992, help="the socket's sk_rcvbuf in bytes")
     p.add_argument("--app-rate", default="unlimited", help="application reads per second, or 'unlimited'")
@@ -80,7 +81,8 @@ def run(args) -> int:
 
     if args.cpus < 1:
         raise InputError(f"--cpus must be at least 1, got {args.cpus}")
-    rate = _rate(args.rate, "--rate", ("capture",))
+    capture = args.traffic.split(":", 1)[0].strip().lower() in ("pcap", "pcapng")
+    rate = _rate(args.rate or ("capture" if capture else "1000000"), "--rate", ("capture",))
     app_rate = _rate(args.app_rate, "--app-rate", ("unlimited",))
     kernels = args.kernel or ["6.9"]
     configs = [
