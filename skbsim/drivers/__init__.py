@@ -8,13 +8,14 @@ for user input.
 
 from __future__ import annotations
 
-from skbsim.drivers import copybreak, ice
+from skbsim.drivers import copybreak, ice, tun
 from skbsim.drivers.base import Driver
 from skbsim.errors import InputError
 
 DRIVERS: dict[str, Driver] = {
     ice.DRIVER.name: ice.DRIVER,
     copybreak.DRIVER.name: copybreak.DRIVER,
+    tun.DRIVER.name: tun.DRIVER,
 }
 
 
