@@ -178,3 +178,35 @@ def test_bad_options(kernel, options, message):
     dev = net_device("eth0")
     with pytest.raises(InputError, match=message):
         CB.open_queue(kernel, dev, napi_struct(dev), options)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    release=st.sampled_from(["6.1", "6.9", "6.12", "6.18"]),
+    copybreak=st.integers(min_value=0, max_value=2048),
+    lengths=st.lists(st.integers(min_value=14, max_value=20000), min_size=1, max_size=40),
+    keep_every=st.integers(min_value=1, max_value=5),
+)
+def test_random_traffic(release, copybreak, lengths, keep_every):
+    kernel = Kernel(release)
+    ring = open_ring(kernel, ring=32, copybreak=copybreak)
+    held = []
+    for i, length in enumerate(lengths):
+        assert CB.nic_receive(kernel, ring, make_frame(length))
+        skbs = receive(kernel, ring)
+        skb = skbs[0]
+        assert skb.len == length - 14
+        if length > copybreak:
+            # 2688 for the head buffer, 2432 per further buffer of ceil(length / 2048)
+            assert skb.truesize == 2688 + 2432 * (-(-length // 2048) - 1)
+        if i % keep_every == 0:
+            held.extend(skbs)  # the stack keeps this one for now
+        else:
+            free(kernel, skbs)
+    free(kernel, held)
+    CB.close_queue(kernel, ring)
+    kernel.assert_no_leaks()

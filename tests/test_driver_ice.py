@@ -456,3 +456,57 @@ def test_rules_by_release(release, put):
 def test_rules_need_a_version():
     with pytest.raises(InputError, match="cannot tell which ice rules"):
         ice_rules_for(_Release("custom"))
+
+
+# -- random traffic -------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    release=st.sampled_from(["6.1", "6.9", "6.12", "6.18"]),
+    rx=st.sampled_from(["build_skb", "legacy"]),
+    mtu=st.sampled_from([1500, 9000]),
+    steps=st.lists(
+        st.tuples(
+            st.lists(st.integers(min_value=14, max_value=9800), min_size=0, max_size=12),  # frames arriving
+            st.integers(min_value=1, max_value=16),  # budget
+            st.booleans(),  # whether the stack keeps this poll's skbs for a while
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+)
+def test_random_traffic_keeps_the_books(release, rx, mtu, steps):
+    """Whatever arrives and whatever the stack holds, every skb has the shape the macros give and
+    nothing leaks once the stack lets go and the queue closes."""
+    kernel = Kernel(release)
+    ring = open_ring(kernel, rx=rx, mtu=mtu, ring=64)
+    frame_sz = ring.config["frame_sz"]
+    held = []
+    arrived = []
+    for lengths, budget, keep in steps:
+        for length in lengths:
+            if ICE.nic_receive(kernel, ring, make_frame(length)):
+                arrived.append(length)
+        skbs = []
+        ICE.poll(kernel, ring, budget, skbs.append)
+        for skb in skbs:
+            length = arrived.pop(0)
+            # eth_skb_pad to 60, then eth_type_trans
+            assert skb.len == max(length, 60) - 14
+            if rx == "build_skb":
+                # frame_sz + 256 for the head, frame_sz per further buffer
+                assert skb.truesize == frame_sz + 256 + skb.nr_frags * frame_sz
+        if keep:
+            held.extend(skbs)
+        else:
+            free(kernel, skbs)
+        if len(held) > 40:
+            free(kernel, held)
+            held = []
+    free(kernel, held)
+    ICE.close_queue(kernel, ring)
+    kernel.assert_no_leaks()

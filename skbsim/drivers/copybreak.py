@@ -40,7 +40,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from skbsim.drivers.base import Deliver, Driver, DriverOption, RxQueueStats, frame_header, int_option, parse_options
+from skbsim.drivers.base import (
+    Deliver,
+    Driver,
+    DriverOption,
+    RxQueueStats,
+    frame_header,
+    int_option,
+    parse_options,
+    synthetic_header_template,
+)
 from skbsim.errors import InputError
 from skbsim.net.ethernet import eth_type_trans
 from skbsim.net.skbuff import (
@@ -102,6 +111,7 @@ class copybreak_ring:
         "buf_size",
         "copybreak",
         "rxmax",
+        "synthetic",
     )
 
     def __init__(self, dev: net_device, napi: napi_struct, count: int):
@@ -122,6 +132,7 @@ class copybreak_ring:
         self.buf_size = 0
         self.copybreak = 0
         self.rxmax = 0
+        self.synthetic = synthetic_header_template()
 
 
 def max_rx_buf(profile: Profile) -> int:
@@ -204,7 +215,7 @@ def copybreak_nic_receive(kernel: Kernel, ring: copybreak_ring, frame: Frame) ->
             ring.stats.ring_drops += 1
             return False
         idx = (idx + 1) % ring.count
-    header = frame_header(frame)
+    header = frame_header(frame, ring.synthetic)
     remaining = length
     idx = ring.hw_next
     for i in range(nbufs):

@@ -66,6 +66,7 @@ from skbsim.drivers.base import (
     RxQueueStats,
     choice_option,
     frame_header,
+    synthetic_header_template,
     int_option,
     parse_options,
 )
@@ -251,6 +252,7 @@ class ice_rx_ring:
         "xdp",
         "skb",
         "skb_header",
+        "synthetic",
     )
 
     def __init__(self, dev: net_device, napi: napi_struct, count: int, rules: ice_rx_rules):
@@ -280,6 +282,7 @@ class ice_rx_ring:
         self.xdp = ice_xdp_buff()
         self.skb: sk_buff | None = None  # 6.1: a frame still being gathered
         self.skb_header = b""
+        self.synthetic = synthetic_header_template()
 
 
 # -- geometry ---------------------------------------------------------------------------------
@@ -879,7 +882,7 @@ def ice_nic_receive(kernel: Kernel, ring: ice_rx_ring, frame: Frame) -> bool:
     if (ring.tail - ring.hw_next) % ring.count < nbufs:
         ring.stats.ring_drops += 1
         return False
-    header = frame_header(frame)
+    header = frame_header(frame, ring.synthetic)
     remaining = length
     idx = ring.hw_next
     for i in range(nbufs):
