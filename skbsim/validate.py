@@ -57,6 +57,8 @@ class Route:
     probe: str
     options: dict
     description: str
+    #: IFF_NAPI_FRAGS only: the first iovec segment's length (the rest goes in PAGE_SIZE pieces).
+    frags_head: int = tun.MAX_FRAME_LEN
 
 
 ROUTES: dict[str, Route] = {route.name: route for route in (
@@ -67,7 +69,10 @@ ROUTES: dict[str, Route] = {route.name: route for route in (
     Route("napi_nonblock", "napi_nonblocking", {"write": "nonblock", "napi": "1"},
           "IFF_NAPI, O_NONBLOCK write: napi_gro_receive"),
     Route("frags", "napi_frags", {"napi": "1", "frags": "1"},
-          "IFF_NAPI|IFF_NAPI_FRAGS, one iovec segment: napi_gro_frags"),
+          "IFF_NAPI|IFF_NAPI_FRAGS, one iovec segment (write()): napi_gro_frags"),
+    Route("frags_iov", "napi_frags", {"napi": "1", "frags": "1"},
+          "IFF_NAPI|IFF_NAPI_FRAGS, writev of 64 bytes then 4096-byte pieces: page frags, napi_gro_frags",
+          frags_head=64),
 )}
 DEFAULT_ROUTES = ("block", "nonblock", "napi")
 
@@ -185,10 +190,17 @@ class ModelTap:
         self.napi = napi_struct(self.dev)
         self.queue = tun.DRIVER.open_queue(self.kernel, self.dev, self.napi, dict(route.options))
 
-    def write(self, length: int, header: bytes, deliver: Callable) -> bool:
-        """One write(); every skb the stack gets goes to ``deliver``."""
+    def write(self, length: int, header: bytes, deliver: Callable, segments: list[int] | None = None) -> bool:
+        """One write() (or a writev() of ``segments``); every skb the stack gets goes to ``deliver``."""
         kernel = self.kernel
-        if not tun.DRIVER.nic_receive(kernel, self.queue, make_frame(length, header[:HEADER_BYTES])):
+        if segments is not None and len(segments) > 1:
+            queue = self.queue
+            with kernel.on_cpu(self.napi.cpu):
+                written, _, _ = tun.tun_get_user(kernel, queue.tun, queue.tfile, queue.task, length,
+                                                 header[:HEADER_BYTES], queue.noblock, segments=segments)
+            if written < 0:
+                return False
+        elif not tun.DRIVER.nic_receive(kernel, self.queue, make_frame(length, header[:HEADER_BYTES])):
             return False
         with kernel.softirq(self.napi.cpu):
             while tun.pending(kernel, self.queue):
@@ -200,6 +212,13 @@ class ModelTap:
         tun.DRIVER.close_queue(self.kernel, self.queue)
         report = self.kernel.leak_check()
         return None if report.clean else report.summary()
+
+
+def iovec_layout(length: int, head: int, page_size: int = 4096) -> list[int]:
+    """Segment lengths of the live probe's writev(): ``head`` bytes, then page-sized pieces."""
+    first = min(head, length)
+    rest = length - first
+    return [first] + [min(page_size, rest - offset) for offset in range(0, rest, page_size)]
 
 
 def model_route(profile: Profile, route: Route, lengths: Sequence[int]) -> tuple[list[dict | None], str | None]:
@@ -215,7 +234,7 @@ def model_route(profile: Profile, route: Route, lengths: Sequence[int]) -> tuple
             # The stack drops EtherType 0x88b5 frames (no handler): kfree_skb.
             kfree_skb(tap.kernel, skb)
 
-        tap.write(length, header, deliver)
+        tap.write(length, header, deliver, iovec_layout(length, route.frags_head))
         rows.append(seen[0] if len(seen) == 1 else None)
     return rows, tap.close()
 
@@ -347,7 +366,7 @@ def validate_udp(profile: Profile, routes: Sequence[Route], lengths: Sequence[in
     fills = []
     checks = 0
     for route in routes:
-        if route.name == "frags":
+        if route.probe == "napi_frags":
             continue
         started = time.perf_counter()
         live = udp_tap_meminfo(lengths, route.probe)
@@ -419,7 +438,8 @@ def validate(kernel: str | Profile = "host", routes: Iterable[str] = DEFAULT_ROU
         if progress:
             progress(f"route {route.name}: {len(lengths)} frames")
         started = time.perf_counter()
-        live_rows = measure(route.probe, lengths, on_reject="record", batch_size=batch_size, frags_head=tun.MAX_FRAME_LEN)
+        live_rows = measure(route.probe, lengths, on_reject="record", batch_size=batch_size,
+                            frags_head=route.frags_head)
         seconds = time.perf_counter() - started
         model_rows, leak = model_route(profile, route, lengths)
         result = compare_route(route, lengths, live_rows, model_rows)
