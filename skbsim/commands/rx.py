@@ -53,8 +53,9 @@ def _print_rx(r: dict) -> None:
     if not r["ok"]:
         print(f"  not delivered: {r['reason']}")
     else:
+        event = r["options"].get("event", "napi_gro_receive_entry")
         print(
-            f"  skb at napi_gro_receive: len {r['len']}, data_len {r['data_len']}, truesize {r['truesize']}, "
+            f"  skb at {event}: len {r['len']}, data_len {r['data_len']}, truesize {r['truesize']}, "
             f"nr_frags {r['nr_frags']}, head_frag {int(r['head_frag'])}, protocol {r['protocol']}"
         )
         print(f"  built by {r['driver_path']}; path {r['path']}; head from {r['head_source']} "

@@ -25,8 +25,9 @@ A driver is a :class:`Driver` record of four functions and its options:
     so a leak check afterwards sees only what the stack still holds.
 
 Every queue has ``driver`` (its name), ``dev``, ``napi``, ``stats`` (an
-:class:`RxQueueStats`) and ``config`` (a dict of the effective options and
-the geometry derived from them, for reports).
+:class:`RxQueueStats`), ``config`` (a dict of the effective options and
+the geometry derived from them, for reports) and ``last_path`` (the driver
+function that built the most recently delivered skb, e.g. ice_build_skb).
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ class RxQueue(Protocol):
     napi: napi_struct
     stats: RxQueueStats
     config: dict
+    last_path: str
 
 
 Deliver = Callable[["sk_buff"], None]
