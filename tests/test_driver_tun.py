@@ -401,3 +401,76 @@ def test_stats_and_defaults():
     assert stats["route_tun_alloc_skb"] == 1 and stats["nic_frames"] == 1 and stats["frames"] == 1
     assert stats["bytes_copied"] == 9000 and stats["pages_allocated"] == 1  # one order-1 block
     _close(kernel, queue)
+
+
+def test_page_frag_refill_order0_fallback():
+    # net.core.high_order_alloc_disable (or a refused order-3 block): a single 4096-byte page.  60-B
+    # buffers of 448 bytes: 4096 // 448 = 9 fit (9 * 448 = 4032); the 10th needs a new page.
+    from skbsim.net.core_sock import page_frag, page_frag_release, skb_page_frag_refill
+
+    kernel = Kernel("6.18")
+    pfrag = page_frag()
+    for n in range(9):
+        assert skb_page_frag_refill(kernel, 448, pfrag, GFP_KERNEL, high_order_alloc_disable=True)
+        assert (pfrag.size, pfrag.page.order, pfrag.offset) == (4096, 0, n * 448)
+        kernel.pages.get_page(pfrag.page)  # an skb's reference, as __tun_build_skb() takes
+        pfrag.offset += 448
+    first = pfrag.page
+    assert skb_page_frag_refill(kernel, 448, pfrag, GFP_KERNEL, high_order_alloc_disable=True)
+    assert pfrag.page is not first and pfrag.releases == 1 and first.refcount == 9
+    for _ in range(9):
+        kernel.pages.put_page(first)
+    page_frag_release(kernel, pfrag)
+    kernel.assert_no_leaks()
+
+
+# -- every length: the model against closed forms written from the macros -------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# skbuff_small_head object size per release (see the module docstring); None: no such cache (6.1).
+SMALL_HEAD = {"6.1": None, "6.9": 640, "6.12": 704, "6.18": 704, "live-cfg": 576}
+
+
+def _align64(x):
+    return (x + 63) & ~63
+
+
+def _kmalloc_head(release, data):
+    """Allocated size of a kmalloc_reserve() head for data bytes: small head, kmalloc-2^n, or pages."""
+    obj = _align64(data) + 320
+    if SMALL_HEAD[release] and obj <= SMALL_HEAD[release]:
+        return SMALL_HEAD[release]
+    size = 512  # obj >= 384 here, so the kmalloc-96/192/256 classes never serve it
+    while size < obj:
+        size *= 2
+    return size  # above 8 KiB kmalloc takes whole pages: 4096 << get_order(obj), the same power of two
+
+
+def _expected(release, length, nonblock):
+    """(data_len, truesize, nr_frags) for a write of length bytes, from the formulas in the docstring."""
+    if nonblock and _align64(length + 64 + 256) + 320 <= 4096:
+        return 0, _align64(length + 64) + 320 + 256, 0
+    if release == "6.1" or 64 + length < 4096:
+        return 0, _kmalloc_head(release, 64 + length) + 256, 0
+    truesize, rest, order, frags = _kmalloc_head(release, 64 + 3712) + 256, length - 3712, 3, 0
+    data_len = rest
+    while rest:
+        while order and ((rest + 4095) & ~4095) < (4096 << order):
+            order -= 1
+        truesize += 4096 << order
+        rest -= min(rest, 4096 << order)
+        frags += 1
+    return data_len, truesize, frags
+
+
+@settings(max_examples=150, deadline=None)
+@given(release=st.sampled_from(RELEASES), nonblock=st.booleans(), napi=st.booleans(),
+       lengths=st.lists(st.integers(14, 65535), min_size=1, max_size=8))
+def test_every_length_matches_the_closed_form(release, nonblock, napi, lengths):
+    kernel = Kernel(_profile(release))
+    queue = _open(kernel, write="nonblock" if nonblock else "block", napi=int(napi))
+    for length in lengths:
+        assert _write(kernel, queue, length) == (length - 14, *_expected(release, length, nonblock)), length
+    _close(kernel, queue)
