@@ -92,6 +92,13 @@ FEATURES = {
         "how a read UDP skb is freed: at once in the reader's context, or by skb_attempt_defer_free() "
         "(back on the CPU that allocated it; a local one goes to the NAPI skb cache)",
     ),
+    "ice_rx_put": (
+        str,
+        ("buffer", "poll", "frame"),
+        "when ice gives cleaned RX buffers back to its ring: after every descriptor, keeping partial frames "
+        "in rx_ring->skb (6.1); after the poll loop, frames gathered in the xdp_buff (6.3 to 6.12.13); or "
+        "at the end of each frame (6.12.14+, 6.14+: 'ice: put Rx buffers after being done with current frame')",
+    ),
     "kmalloc_roundup_oversize": (
         str,
         ("page_order", "identity"),

@@ -425,37 +425,19 @@ def test_bad_options(kernel, options, message):
         ICE.open_queue(kernel, dev, napi_struct(dev), options)
 
 
-class _Release:
-    def __init__(self, release, gfp=True):
-        self.release = release
-        self.gfp = gfp
-
-    def has(self, feature):
-        assert feature == "napi_alloc_skb_gfp"
-        return self.gfp
-
-
 @pytest.mark.parametrize(
-    "release,put",
+    "name,put",
     [
-        ("6.1.192", PUT_PER_BUFFER),
-        ("v6.9", PUT_PER_POLL),
-        ("6.12.13", PUT_PER_POLL),
-        ("6.12.14", PUT_PER_FRAME),   # "ice: put Rx buffers after being done with current frame" backport
-        ("6.12.117", PUT_PER_FRAME),
-        ("6.13.5", PUT_PER_POLL),
-        ("6.14", PUT_PER_FRAME),
-        ("6.18.y", PUT_PER_FRAME),
-        ("6.18.44", PUT_PER_FRAME),
+        ("6.1", PUT_PER_BUFFER),   # 6.1.192: ice_put_rx_buf() per descriptor
+        ("6.9", PUT_PER_POLL),     # v6.9: all buffers after the budget loop
+        ("6.12", PUT_PER_FRAME),   # 6.12.117 has the 6.12.14 backport "ice: put Rx buffers after being done ..."
+        ("6.18", PUT_PER_FRAME),
     ],
 )
-def test_rules_by_release(release, put):
-    assert ice_rules_for(_Release(release)).put == put
+def test_rules_by_release(name, put):
+    from skbsim.profile import load_profile
 
-
-def test_rules_need_a_version():
-    with pytest.raises(InputError, match="cannot tell which ice rules"):
-        ice_rules_for(_Release("custom"))
+    assert ice_rules_for(load_profile(name)).put == put
 
 
 # -- random traffic -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ a buffer given to the stack costs one reference, and a page is put back on
 the ring while no more than one of its halves is outside the driver.
 
 Per-release differences (chosen by :func:`ice_rules_for` from the profile's
-release; the profile has no ice features yet):
+feature ``ice_rx_put``):
 
 - 6.1.y (< 6.3): frames spanning descriptors grow an skb kept in
   ``ring.skb`` across polls (ice_add_rx_frag); every buffer is put back
@@ -149,29 +149,9 @@ class ice_rx_rules:
         return timing
 
 
-def _release_numbers(release: str) -> tuple[int, int, int]:
-    """(major, minor, patch) of "v6.9", "6.12.117", "6.18.y" ("y": the newest of the series)."""
-    match = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+|y))?", release.strip())
-    if not match:
-        raise InputError(f"ice: cannot tell which ice rules release {release!r} follows (expected e.g. 6.9 or 6.12.117)")
-    patch = match.group(3)
-    return int(match.group(1)), int(match.group(2)), 1 << 30 if patch == "y" else int(patch or 0)
-
-
 def ice_rules_for(profile: Profile) -> ice_rx_rules:
-    """The ice RX rules of the profile's release.
-
-    Stopgap: the profile has no ice features, so the release string is read
-    here; these should become profile features (see the module docstring).
-    """
-    version = _release_numbers(profile.release)
-    if version[:2] < (6, 3):
-        put = PUT_PER_BUFFER
-    elif version[:2] >= (6, 14) or (version[:2] == (6, 12) and version[2] >= 14):
-        put = PUT_PER_FRAME
-    else:
-        put = PUT_PER_POLL
-    return ice_rx_rules(profile.release, put, profile.has("napi_alloc_skb_gfp"))
+    """The ice RX rules of the profile's release (feature ``ice_rx_put``)."""
+    return ice_rx_rules(profile.release, profile.feature("ice_rx_put"), profile.has("napi_alloc_skb_gfp"))
 
 
 # -- ring state ------------------------------------------------------------------------------
