@@ -152,23 +152,28 @@ class Netns:
         self.path: str | None = None
 
     def __enter__(self) -> "Netns":
-        with signals_deferred():
-            for n in range(1000):
-                name = f"{NETNS_PREFIX}-{os.getpid()}-{n}"
-                if os.path.exists(os.path.join(NETNS_RUN_DIR, name)):
-                    continue
-                _run(["ip", "netns", "add", name])
-                self.name, self.path = name, os.path.join(NETNS_RUN_DIR, name)
-                break
-            else:
-                raise InputError(f"no free {NETNS_PREFIX}-{os.getpid()}-N namespace name")
-            try:
+        # A signal held during setup is raised when the block ends, i.e.
+        # still inside __enter__, where no __exit__ will follow: undo here.
+        try:
+            with signals_deferred():
+                self._create()
                 self.ip("link", "set", "dev", "lo", "up")
                 self.run(_disable_ipv6)
-            except BaseException:
+        except BaseException:
+            with signals_deferred():
                 self._delete()
-                raise
+            raise
         return self
+
+    def _create(self) -> None:
+        for n in range(1000):
+            name = f"{NETNS_PREFIX}-{os.getpid()}-{n}"
+            if os.path.exists(os.path.join(NETNS_RUN_DIR, name)):
+                continue
+            _run(["ip", "netns", "add", name])
+            self.name, self.path = name, os.path.join(NETNS_RUN_DIR, name)
+            return
+        raise InputError(f"no free {NETNS_PREFIX}-{os.getpid()}-N namespace name")
 
     def __exit__(self, *exc_info: object) -> None:
         with signals_deferred():
@@ -258,21 +263,28 @@ class Tap:
         return flags
 
     def __enter__(self) -> "Tap":
-        with signals_deferred():
-            # Unique across namespaces too, since trace filters match by name.
-            for n in range(1000):
-                name = f"{TAP_PREFIX}{os.getpid()}-{n}"[: IFNAMSIZ - 1]
+        # Same pattern as Netns.__enter__: undo here if anything, including
+        # a held Ctrl-C, makes __enter__ raise.
+        try:
+            with signals_deferred():
+                # Unique across namespaces too, since trace filters match by
+                # name: carry the namespace's own number (skbt<pid>-<n>).
+                if self.netns.name is None:
+                    raise InputError("the TAP's network namespace is not active")
+                name = f"{TAP_PREFIX}{os.getpid()}-{self.netns.name.rsplit('-', 1)[1]}"
+                if len(name) >= IFNAMSIZ:
+                    raise InputError(f"TAP name {name} is longer than {IFNAMSIZ - 1} characters")
                 try:
                     self.fd = self.netns.run(_open_tap, name, self.flags)
                 except OSError as exc:
-                    raise InputError(f"cannot create TAP {name} in {self.netns.name}: {exc.strerror}") from None
+                    raise InputError(f"cannot create TAP {name} in {self.netns.name}: "
+                                     f"{exc.strerror}") from None
                 self.name = name
-                break
-            try:
                 self._configure()
-            except BaseException:
+        except BaseException:
+            with signals_deferred():
                 self._close()
-                raise
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:

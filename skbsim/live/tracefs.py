@@ -271,14 +271,17 @@ class TraceInstance:
         self.path: str | None = None
 
     def __enter__(self) -> "TraceInstance":
-        with signals_deferred():
-            ensure_tracefs(self.root)
-            self._make_directory()
-            try:
+        # A signal held during setup is raised when the block ends, i.e.
+        # still inside __enter__, where no __exit__ will follow: undo here.
+        try:
+            with signals_deferred():
+                ensure_tracefs(self.root)
+                self._make_directory()
                 self._configure()
-            except BaseException:
+        except BaseException:
+            with signals_deferred():
                 self._remove()
-                raise
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -334,25 +337,48 @@ class TraceInstance:
 
     # -- reading
 
-    def read(self) -> TraceSnapshot:
-        """Everything now in the buffer (non-consuming read of ``trace``)."""
+    def _require_path(self) -> str:
         if self.path is None:
             raise InputError("trace instance is not active")
-        with open(os.path.join(self.path, "trace")) as handle:
+        return self.path
+
+    def read(self) -> TraceSnapshot:
+        """Everything now in the buffer (non-consuming read of ``trace``)."""
+        path = os.path.join(self._require_path(), "trace")
+        # Signals held so a Ctrl-C cannot leave the file open: an open
+        # reader keeps the instance busy and rmdir would then fail.
+        with signals_deferred(), open(path) as handle:
             text = handle.read()
         return parse_trace_text(text, self.events)
 
     def clear(self) -> None:
-        """Empty the instance's buffer (opening ``trace`` with O_TRUNC does it)."""
-        if self.path is None:
-            raise InputError("trace instance is not active")
-        fd = os.open(os.path.join(self.path, "trace"), os.O_WRONLY | os.O_TRUNC)
-        os.close(fd)
+        """Empty the buffer (open ``trace`` with O_TRUNC).  Slow-ish: the
+        kernel waits for an RCU grace period on every reset."""
+        path = os.path.join(self._require_path(), "trace")
+        with signals_deferred():
+            os.close(os.open(path, os.O_WRONLY | os.O_TRUNC))
 
     def take(self) -> TraceSnapshot:
-        """Read then clear.  Only safe when no event can fire in between,
-        which holds for our probes: the events fire inside the write() call
-        that injected the frame, and we call this after it returned."""
-        snapshot = self.read()
-        self.clear()
-        return snapshot
+        """Consume and return what the buffer holds now.
+
+        Reads ``trace_pipe`` without blocking until it is empty; the records
+        read are gone from the buffer.  No entries-written header exists
+        on this path, so completeness rests on the ``[LOST n EVENTS]``
+        marks and on the caller's own counting.
+        """
+        path = os.path.join(self._require_path(), "trace_pipe")
+        chunks: list[bytes] = []
+        with signals_deferred():
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                while True:
+                    try:
+                        chunk = os.read(fd, 1 << 16)
+                    except BlockingIOError:
+                        break
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            finally:
+                os.close(fd)
+        return parse_trace_text(b"".join(chunks).decode("utf-8", "replace"), self.events)
