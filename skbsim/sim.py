@@ -266,9 +266,9 @@ class Simulation:
             by_len = self.truesize_by_len[frame_len] = Counter()
         by_len[skb.truesize] += 1
         record = (skb.len, skb.data_len, skb.truesize, skb.nr_frags, skb.path, skb.head_source)
-        pages = self._pages_of(skb)
         if udp_queue_rcv_skb(self.kernel, self.sock, skb):
-            for page in pages:
+            # Counted after queueing: skb_condense() may have dropped frag pages.
+            for page in self._pages_of(skb):
                 self.pinned[page] += 1
             if len(self.pinned) > self.peak_pinned:
                 self.peak_pinned = len(self.pinned)
@@ -316,6 +316,7 @@ class Simulation:
         # then tear down as the kernel would on close (the socket frees its
         # queue; the driver frees its ring).
         queued_at_end = self.sock.queued()
+        pinned_at_end = len(self.pinned)
         meminfo = sk_get_meminfo(self.sock)
         peak_pages = kernel.pages.peak_in_use
         pages_allocated = dict(sorted(kernel.pages.allocated.items()))
@@ -358,6 +359,7 @@ class Simulation:
                 "peak_in_use": peak_pages,
                 "peak_bytes_in_use": peak_pages * kernel.profile.PAGE_SIZE,
                 "peak_pinned_by_queued_skbs": self.peak_pinned,
+                "pinned_at_end": pinned_at_end,
             },
             "napi_skb_cache": nc_stats,
             "page_frag": frag_stats,
