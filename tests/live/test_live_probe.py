@@ -131,8 +131,10 @@ def test_each_route_delivers_one_record_per_frame(route):
 
 # Hand derivation for the x86_64 6.18 host (L1 64 B, sizeof(sk_buff) 224 ->
 # 256 aligned, sizeof(skb_shared_info) 320, NET_SKB_PAD 64, NET_IP_ALIGN 0,
-# skbuff_small_head objects 576 B because SKB_HEAD_ALIGN(MAX_TCP_HEADER 192)
-# = 512 is a power of two and gets one more cache line):
+# no tunnels/WLAN so MAX_HEADER = LL_MAX_HEADER = 32; skbuff_small_head
+# objects are SKB_HEAD_ALIGN(max(MAX_TCP_HEADER 192, GRO_MAX_HEAD_PAD
+# 160+64 = 224)) = 256 + 320 = 576 B, and a head goes there when
+# SKB_DATA_ALIGN(size) + 320 <= 576; bigger heads are kmalloc 1k/2k/4k/8k):
 #  blocking/napi, tun->align = NET_SKB_PAD = 64 of headroom:
 #   60:   64+60=124 -> 128+320=448 <= 576: small head; 576+256          = 832
 #   1514: 64+1514 -> 1600+320=1920 -> kmalloc-2048; 2048+256           = 2304
