@@ -157,9 +157,10 @@ class Simulation:
         self.ring_drops = 0
         self.delivered_to_stack = 0
         self.truesize_total = 0
-        self.paths: Counter[str] = Counter()
-        self.head_sources: Counter[str] = Counter()
-        self.truesize_by_len: dict[int, Counter] = {}
+        # Delivered skbs by (path, head_source, frame length, truesize): one
+        # count per packet here; paths, head_sources and truesize_by_len are
+        # sums over it (see _skb_kinds_by()).
+        self.skb_kinds: dict[tuple[str, str, int, int], int] = {}
         self.polls = 0
         self.time_squeeze = 0
         self.irqs = 0
@@ -181,13 +182,16 @@ class Simulation:
         frames = iter(self.source)
         pending = next(frames, None)
         kernel = self.kernel
+        events = self.events
+        heappop = heapq.heappop
+        cpus = self.cpus
         while True:
             arrival_time = pending.time_ns if pending is not None else None
-            if self.events and (arrival_time is None or self.events[0][0] < arrival_time):
-                time_ns, _, kind, cpu = heapq.heappop(self.events)
+            if events and (arrival_time is None or events[0][0] < arrival_time):
+                time_ns, _, kind, cpu = heappop(events)
                 self.now = time_ns
                 if kind == _POLL:
-                    self._poll(self.cpus[cpu])
+                    self._poll(cpus[cpu])
                 else:
                     self._app_read()
                 continue
@@ -271,12 +275,9 @@ class Simulation:
         truesize = skb.truesize
         frame_len = skb.len + 14
         self.truesize_total += truesize
-        self.paths[skb.path or "build_skb"] += 1
-        self.head_sources[skb.head_source or "driver"] += 1
-        by_len = self.truesize_by_len.get(frame_len)
-        if by_len is None:
-            by_len = self.truesize_by_len[frame_len] = Counter()
-        by_len[truesize] += 1
+        kinds = self.skb_kinds
+        kind = (skb.path, skb.head_source, frame_len, truesize)
+        kinds[kind] = kinds.get(kind, 0) + 1
         trace = self.trace
         if trace is not None:
             # Taken before queueing: skb_condense() or a drop changes the skb.
@@ -297,6 +298,20 @@ class Simulation:
             outcome = "dropped:socket_rcvbuf"
         if trace is not None:
             trace.write(time_ns, cpu, frame_len, record, outcome)
+
+    def _skb_kinds_by(self) -> tuple[Counter, Counter, dict[int, Counter]]:
+        """(paths, head_sources, truesize_by_len) of the delivered skbs, from skb_kinds."""
+        paths: Counter[str] = Counter()
+        head_sources: Counter[str] = Counter()
+        truesize_by_len: dict[int, Counter] = {}
+        for (path, head_source, frame_len, truesize), n in self.skb_kinds.items():
+            paths[path or "build_skb"] += n
+            head_sources[head_source or "driver"] += n
+            by_len = truesize_by_len.get(frame_len)
+            if by_len is None:
+                by_len = truesize_by_len[frame_len] = Counter()
+            by_len[truesize] += n
+        return paths, head_sources, truesize_by_len
 
     # -- the application -------------------------------------------------------------------------
 
@@ -344,6 +359,7 @@ class Simulation:
         nc_stats = _napi_cache_stats(kernel)
         frag_stats = _page_frag_stats(kernel)
         report = kernel.leak_check()
+        paths, head_sources, _ = self._skb_kinds_by()
         delivered = self.sock.enqueued
         dropped = {
             "ring_full": self.ring_drops,
@@ -367,8 +383,8 @@ class Simulation:
             "truesize_total": self.truesize_total,
             "truesize_per_packet": round(self.truesize_total / self.delivered_to_stack, 2) if self.delivered_to_stack else 0,
             "truesize_per_byte": round(self.truesize_total / max(1, self.bytes), 4),
-            "paths": dict(sorted(self.paths.items())),
-            "head_sources": dict(sorted(self.head_sources.items())),
+            "paths": dict(sorted(paths.items())),
+            "head_sources": dict(sorted(head_sources.items())),
             "pages": {
                 "allocated_by_order": {str(k): v for k, v in pages_allocated.items()},
                 "freed_by_order": {str(k): v for k, v in sorted(kernel.pages.freed.items())},
@@ -436,9 +452,10 @@ def simulate(config: RunConfig, trace=None, progress=None) -> tuple[dict, dict]:
     """Run once; return (the JSON result, extra data for plots)."""
     sim = Simulation(config, trace=trace, progress=progress)
     result = sim.run()
+    _, _, truesize_by_len = sim._skb_kinds_by()
     extra = {
         "series": sim.series.points,
-        "truesize_by_len": {length: dict(c) for length, c in sorted(sim.truesize_by_len.items())},
+        "truesize_by_len": {length: dict(c) for length, c in sorted(truesize_by_len.items())},
         "page_size": sim.kernel.profile.PAGE_SIZE,
     }
     return result, extra
