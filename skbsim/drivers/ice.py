@@ -668,14 +668,16 @@ def _ice_clean_rx_irq_xdp_buff(kernel: Kernel, ring: ice_rx_ring, budget: int, d
     per_poll = ring.rules.put == PUT_PER_POLL
     xdp = ring.xdp
     stats = ring.stats
-    xdp.frame_sz = ice_rx_frame_truesize(kernel, ring)
+    frame_sz = xdp.frame_sz = ice_rx_frame_truesize(kernel, ring)
     total_rx_pkts = 0
     cached_ntc = ring.first_desc
     ntc = ring.next_to_clean
     cnt = ring.count
+    descs = ring.desc
+    build_skb = ring.build_skb
 
     while total_rx_pkts < budget:
-        rx_desc = ring.desc[ntc]
+        rx_desc = descs[ntc]
         if not rx_desc.dd:
             break
         size = rx_desc.pkt_len
@@ -702,7 +704,7 @@ def _ice_clean_rx_irq_xdp_buff(kernel: Kernel, ring: ice_rx_ring, budget: int, d
         else:
             ice_set_rx_bufs_act(ring, ICE_XDP_PASS)  # ice_run_xdp() without a program
         header = xdp.header
-        if ring.build_skb:
+        if build_skb:
             skb = ice_build_skb(kernel, ring, xdp)
         else:
             skb = ice_construct_skb(kernel, ring, xdp)
@@ -735,14 +737,16 @@ def _ice_clean_rx_irq_xdp_buff(kernel: Kernel, ring: ice_rx_ring, budget: int, d
 
     if per_poll:
         first = ring.first_desc
+        rx_bufs = ring.rx_buf
         while cached_ntc != first:
-            buf = ring.rx_buf[cached_ntc]
-            if buf.act & (ICE_XDP_TX | ICE_XDP_REDIR):
-                ice_rx_buf_adjust_pg_offset(buf, xdp.frame_sz)
-            elif buf.act & ICE_XDP_CONSUMED:
+            buf = rx_bufs[cached_ntc]
+            act = buf.act
+            if act & (ICE_XDP_TX | ICE_XDP_REDIR):
+                ice_rx_buf_adjust_pg_offset(buf, frame_sz)
+            elif act & ICE_XDP_CONSUMED:
                 buf.pagecnt_bias += 1
-            elif buf.act == ICE_XDP_PASS:
-                ice_rx_buf_adjust_pg_offset(buf, xdp.frame_sz)
+            elif act == ICE_XDP_PASS:
+                ice_rx_buf_adjust_pg_offset(buf, frame_sz)
             ice_put_rx_buf(kernel, ring, buf)
             cached_ntc += 1
             if cached_ntc >= cnt:
