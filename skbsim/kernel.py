@@ -8,7 +8,6 @@ process (for comparisons) and nothing is global.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from skbsim.mm.fault import FaultInjector
@@ -53,6 +52,66 @@ class LeakReport:
             "pages": len(self.pages),
             "details": self.lines()[:50],
         }
+
+
+# Execution contexts.  Plain classes rather than contextlib generators: the
+# simulator enters them several times per NAPI poll, and a generator-based
+# context manager costs several times as much to enter and leave.
+
+
+class _OnCpu:
+    """``with kernel.on_cpu(cpu)``: the current CPU becomes cpu until the block ends."""
+
+    __slots__ = ("kernel", "cpu", "previous")
+
+    def __init__(self, kernel: Kernel, cpu: int | None):
+        self.kernel = kernel
+        self.cpu = cpu  # None: whichever CPU is current when the block is entered
+
+    def __enter__(self) -> CpuState:
+        kernel = self.kernel
+        cpu = self.previous = kernel.cpu
+        if self.cpu is not None:
+            cpu = self.cpu
+        state = kernel.cpus[cpu]  # an unknown CPU raises before anything changes
+        kernel.cpu = cpu
+        return state
+
+    def __exit__(self, *exc) -> None:
+        self.kernel.cpu = self.previous
+
+
+class _InSoftirq(_OnCpu):
+    """``with kernel.softirq(cpu)``: on cpu, with softirq_count raised for the block."""
+
+    __slots__ = ("state",)
+
+    def __enter__(self) -> CpuState:
+        state = self.state = _OnCpu.__enter__(self)
+        state.softirq_count += 1
+        return state
+
+    def __exit__(self, *exc) -> None:
+        self.state.softirq_count -= 1
+        self.kernel.cpu = self.previous
+
+
+class _InHardirq(_OnCpu):
+    """``with kernel.hardirq(cpu)``: on cpu, in a hard interrupt with IRQs off for the block."""
+
+    __slots__ = ("state", "saved_irqs_disabled")
+
+    def __enter__(self) -> CpuState:
+        state = self.state = _OnCpu.__enter__(self)
+        state.hardirq_count += 1
+        self.saved_irqs_disabled, state.irqs_disabled = state.irqs_disabled, True
+        return state
+
+    def __exit__(self, *exc) -> None:
+        state = self.state
+        state.irqs_disabled = self.saved_irqs_disabled
+        state.hardirq_count -= 1
+        self.kernel.cpu = self.previous
 
 
 class Kernel:
@@ -115,36 +174,20 @@ class Kernel:
     def this_cpu(self) -> CpuState:
         return self.cpus[self.cpu]
 
-    @contextmanager
-    def on_cpu(self, cpu: int):
-        """Run the body on another CPU (as if the scheduler had put us there)."""
-        previous, self.cpu = self.cpu, cpu
-        try:
-            yield self.cpus[cpu]
-        finally:
-            self.cpu = previous
+    def on_cpu(self, cpu: int) -> _OnCpu:
+        """Run the body on another CPU (as if the scheduler had put us there).
 
-    @contextmanager
-    def softirq(self, cpu: int | None = None):
+        ``with kernel.on_cpu(cpu) as state:`` - state is that CPU's CpuState.
+        """
+        return _OnCpu(self, cpu)
+
+    def softirq(self, cpu: int | None = None) -> _InSoftirq:
         """Run the body as NET_RX softirq work on a CPU (__do_softirq())."""
-        with self.on_cpu(self.cpu if cpu is None else cpu) as state:
-            state.softirq_count += 1
-            try:
-                yield state
-            finally:
-                state.softirq_count -= 1
+        return _InSoftirq(self, cpu)
 
-    @contextmanager
-    def hardirq(self, cpu: int | None = None):
+    def hardirq(self, cpu: int | None = None) -> _InHardirq:
         """Run the body as a hard interrupt handler (IRQs off)."""
-        with self.on_cpu(self.cpu if cpu is None else cpu) as state:
-            state.hardirq_count += 1
-            saved, state.irqs_disabled = state.irqs_disabled, True
-            try:
-                yield state
-            finally:
-                state.irqs_disabled = saved
-                state.hardirq_count -= 1
+        return _InHardirq(self, cpu)
 
     def sk_memalloc_socks(self) -> bool:
         return self.memalloc_socks

@@ -544,7 +544,9 @@ class Profile:
 
     def SKB_TRUESIZE(self, x: int) -> int:
         """include/linux/skbuff.h: SKB_TRUESIZE() - x data bytes plus both structs."""
-        return x + self.SKB_DATA_ALIGN(self.sizeof_sk_buff) + self.SHINFO_SIZE
+        cache_bytes = self.SMP_CACHE_BYTES
+        # SKB_DATA_ALIGN(sizeof(struct sk_buff)), spelled out: this runs for every skb.
+        return x + ((self.sizeof_sk_buff + cache_bytes - 1) & ~(cache_bytes - 1)) + self.SHINFO_SIZE
 
     def get_order(self, size: int) -> int:
         return get_order(size, self.PAGE_SIZE)

@@ -14,7 +14,7 @@ with the length of the trace.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from skbsim.drivers import DRIVERS
@@ -140,6 +140,10 @@ class Simulation:
             with self.kernel.softirq(cpu):
                 queue = self.driver.open_queue(self.kernel, self.dev, napi, dict(config.options))
             self.cpus.append(_CpuState(cpu, napi, queue))
+        # Per-run constants, read on every packet or poll.
+        self.packet_cost_ns = config.packet_cost_ns
+        self.irq_latency_ns = config.irq_latency_ns
+        self.app_rate = config.app_rate
         self.events: list = []
         self.order = 0
         self.now = 0
@@ -153,14 +157,19 @@ class Simulation:
         self.ring_drops = 0
         self.delivered_to_stack = 0
         self.truesize_total = 0
-        self.paths: Counter[str] = Counter()
-        self.head_sources: Counter[str] = Counter()
-        self.truesize_by_len: dict[int, Counter] = {}
+        # Delivered skbs by (path, head_source, frame length, truesize): one
+        # count per packet here; paths, head_sources and truesize_by_len are
+        # sums over it (see _skb_kinds_by()).
+        self.skb_kinds: dict[tuple[str, str, int, int], int] = {}
         self.polls = 0
         self.time_squeeze = 0
         self.irqs = 0
-        self.pinned: Counter = Counter()
+        # pfn -> how many queued skbs keep that page alive.
+        self.pinned: dict[int, int] = {}
         self.peak_pinned = 0
+        # (skb, its pages) in socket queue order: the reader consumes in this
+        # order, so the pages it unpins need not be looked up again.
+        self.queued_pages: deque[tuple[object, list[int]]] = deque()
         self.series = _Series()
 
     # -- event plumbing ---------------------------------------------------------------------
@@ -173,13 +182,16 @@ class Simulation:
         frames = iter(self.source)
         pending = next(frames, None)
         kernel = self.kernel
+        events = self.events
+        heappop = heapq.heappop
+        cpus = self.cpus
         while True:
             arrival_time = pending.time_ns if pending is not None else None
-            if self.events and (arrival_time is None or self.events[0][0] < arrival_time):
-                time_ns, _, kind, cpu = heapq.heappop(self.events)
+            if events and (arrival_time is None or events[0][0] < arrival_time):
+                time_ns, _, kind, cpu = heappop(events)
                 self.now = time_ns
                 if kind == _POLL:
-                    self._poll(self.cpus[cpu])
+                    self._poll(cpus[cpu])
                 else:
                     self._app_read()
                 continue
@@ -209,7 +221,7 @@ class Simulation:
         """Hard IRQ -> napi_schedule(): NET_RX softirq runs after the IRQ latency."""
         self.irqs += 1
         state.scheduled = True
-        start = max(time_ns + self.config.irq_latency_ns, state.busy_until)
+        start = max(time_ns + self.irq_latency_ns, state.busy_until)
         state.budget_left = NETDEV_BUDGET
         state.round_start = start
         self._push(start, _POLL, state.cpu)
@@ -219,16 +231,19 @@ class Simulation:
     def _poll(self, state: _CpuState) -> None:
         """One napi_poll() inside net_rx_action() on state's CPU."""
         kernel = self.kernel
-        cost = self.config.packet_cost_ns
+        cost = self.packet_cost_ns
+        cpu = state.cpu
         self.polls += 1
         delivered = []
-        with kernel.softirq(state.cpu):
+        with kernel.softirq(cpu):
             skb_defer_free_flush(kernel)
             budget = min(NAPI_POLL_WEIGHT, state.budget_left)
             work = self.driver.poll(kernel, state.queue, budget, delivered.append)
-            start = self.now
-            for index, skb in enumerate(delivered):
-                self._deliver(skb, start + (index + 1) * cost, state.cpu)
+            deliver = self._deliver
+            time_ns = self.now
+            for skb in delivered:
+                time_ns += cost
+                deliver(skb, time_ns, cpu)
         end = self.now + max(work, len(delivered)) * cost
         state.busy_until = end
         state.budget_left -= work
@@ -247,7 +262,7 @@ class Simulation:
             state.scheduled = False
             if _pending(state.queue):
                 self._raise_irq(state, end)
-        if self.config.app_rate is None:
+        if self.app_rate is None:
             self._push(end, _READ)
         elif self.app_waiting and self.sock.queued():
             self.app_waiting = False
@@ -257,55 +272,71 @@ class Simulation:
     def _deliver(self, skb, time_ns: int, cpu: int) -> None:
         """The stack takes the skb (netif_receive_skb) and queues it on the UDP socket."""
         self.delivered_to_stack += 1
+        truesize = skb.truesize
         frame_len = skb.len + 14
-        self.truesize_total += skb.truesize
-        self.paths[skb.path or "build_skb"] += 1
-        self.head_sources[skb.head_source or "driver"] += 1
-        by_len = self.truesize_by_len.get(frame_len)
-        if by_len is None:
-            by_len = self.truesize_by_len[frame_len] = Counter()
-        by_len[skb.truesize] += 1
-        record = (skb.len, skb.data_len, skb.truesize, skb.nr_frags, skb.path, skb.head_source)
+        self.truesize_total += truesize
+        kinds = self.skb_kinds
+        kind = (skb.path, skb.head_source, frame_len, truesize)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        trace = self.trace
+        if trace is not None:
+            # Taken before queueing: skb_condense() or a drop changes the skb.
+            record = (skb.len, skb.data_len, truesize, len(skb.shinfo.frags), skb.path, skb.head_source)
         if udp_queue_rcv_skb(self.kernel, self.sock, skb):
             # Counted after queueing: skb_condense() may have dropped frag pages.
-            for page in self._pages_of(skb):
-                self.pinned[page] += 1
-            if len(self.pinned) > self.peak_pinned:
-                self.peak_pinned = len(self.pinned)
+            pages = [self.kernel.pages.virt_to_head_page(skb.head).pfn]  # the pages the skb keeps alive
+            if skb.shinfo.frags:
+                pages.extend([frag.page.pfn for frag in skb.shinfo.frags])
+            self.queued_pages.append((skb, pages))
+            pinned = self.pinned
+            for page in pages:
+                pinned[page] = pinned.get(page, 0) + 1
+            if len(pinned) > self.peak_pinned:
+                self.peak_pinned = len(pinned)
             outcome = "delivered"
         else:
             outcome = "dropped:socket_rcvbuf"
-        if self.trace is not None:
-            self.trace.write(time_ns, cpu, frame_len, record, outcome)
+        if trace is not None:
+            trace.write(time_ns, cpu, frame_len, record, outcome)
 
-    def _pages_of(self, skb) -> list[int]:
-        """The pages an skb keeps alive: its head's page and every frag's page (by pfn)."""
-        pages = [self.kernel.pages.virt_to_head_page(skb.head).pfn]
-        pages.extend(frag.page.pfn for frag in skb.shinfo.frags)
-        return pages
+    def _skb_kinds_by(self) -> tuple[Counter, Counter, dict[int, Counter]]:
+        """(paths, head_sources, truesize_by_len) of the delivered skbs, from skb_kinds."""
+        paths: Counter[str] = Counter()
+        head_sources: Counter[str] = Counter()
+        truesize_by_len: dict[int, Counter] = {}
+        for (path, head_source, frame_len, truesize), n in self.skb_kinds.items():
+            paths[path or "build_skb"] += n
+            head_sources[head_source or "driver"] += n
+            by_len = truesize_by_len.get(frame_len)
+            if by_len is None:
+                by_len = truesize_by_len[frame_len] = Counter()
+            by_len[truesize] += n
+        return paths, head_sources, truesize_by_len
 
     # -- the application -------------------------------------------------------------------------
 
     def _app_read(self) -> None:
         kernel = self.kernel
         sock = self.sock
-        unlimited = self.config.app_rate is None
+        pinned = self.pinned
+        queued_pages = self.queued_pages
+        app_rate = self.app_rate
         with kernel.on_cpu(self.app_cpu):
             while True:
-                head = sock.reader_queue[0] if sock.reader_queue else (sock.receive_queue[0] if sock.receive_queue else None)
-                if head is None:
+                if not sock.reader_queue and not sock.receive_queue:
                     self.app_waiting = True
                     return
-                pages = self._pages_of(head)
-                udp_recvmsg(kernel, sock)
+                head, pages = queued_pages.popleft()
+                if udp_recvmsg(kernel, sock) is not head:
+                    raise RuntimeError("the socket did not return its queued skbs in order")
                 for page in pages:
-                    left = self.pinned[page] - 1
+                    left = pinned[page] - 1
                     if left:
-                        self.pinned[page] = left
+                        pinned[page] = left
                     else:
-                        del self.pinned[page]
-                if not unlimited:
-                    self.app_next = self.now + int(1e9 / self.config.app_rate)
+                        del pinned[page]
+                if app_rate is not None:
+                    self.app_next = self.now + int(1e9 / app_rate)
                     self._push(self.app_next, _READ)
                     return
 
@@ -328,6 +359,7 @@ class Simulation:
         nc_stats = _napi_cache_stats(kernel)
         frag_stats = _page_frag_stats(kernel)
         report = kernel.leak_check()
+        paths, head_sources, _ = self._skb_kinds_by()
         delivered = self.sock.enqueued
         dropped = {
             "ring_full": self.ring_drops,
@@ -351,8 +383,8 @@ class Simulation:
             "truesize_total": self.truesize_total,
             "truesize_per_packet": round(self.truesize_total / self.delivered_to_stack, 2) if self.delivered_to_stack else 0,
             "truesize_per_byte": round(self.truesize_total / max(1, self.bytes), 4),
-            "paths": dict(sorted(self.paths.items())),
-            "head_sources": dict(sorted(self.head_sources.items())),
+            "paths": dict(sorted(paths.items())),
+            "head_sources": dict(sorted(head_sources.items())),
             "pages": {
                 "allocated_by_order": {str(k): v for k, v in pages_allocated.items()},
                 "freed_by_order": {str(k): v for k, v in sorted(kernel.pages.freed.items())},
@@ -420,9 +452,10 @@ def simulate(config: RunConfig, trace=None, progress=None) -> tuple[dict, dict]:
     """Run once; return (the JSON result, extra data for plots)."""
     sim = Simulation(config, trace=trace, progress=progress)
     result = sim.run()
+    _, _, truesize_by_len = sim._skb_kinds_by()
     extra = {
         "series": sim.series.points,
-        "truesize_by_len": {length: dict(c) for length, c in sorted(sim.truesize_by_len.items())},
+        "truesize_by_len": {length: dict(c) for length, c in sorted(truesize_by_len.items())},
         "page_size": sim.kernel.profile.PAGE_SIZE,
     }
     return result, extra

@@ -109,6 +109,8 @@ ICE_MIN_NUM_DESC = 64
 ICE_MAX_NUM_DESC = 8160  # E810 (6.18 allows 8096 on E830)
 ICE_REQ_DESC_MULTIPLE = 32
 USHRT_MAX = 0xFFFF
+#: Distinct frame headers whose eth_get_headlen() a ring remembers.
+HEADLEN_MEMO_LIMIT = 4096
 U32_MASK = 0xFFFFFFFF
 
 # Buffer verdicts (ice_txrx.h); only PASS and CONSUMED occur without XDP.
@@ -233,6 +235,7 @@ class ice_rx_ring:
         "skb",
         "skb_header",
         "synthetic",
+        "headlen_memo",
     )
 
     def __init__(self, dev: net_device, napi: napi_struct, count: int, rules: ice_rx_rules):
@@ -263,6 +266,9 @@ class ice_rx_ring:
         self.skb: sk_buff | None = None  # 6.1: a frame still being gathered
         self.skb_header = b""
         self.synthetic = synthetic_header_template()
+        # header bytes -> eth_get_headlen(dev, header, ICE_RX_HDR_SIZE): a pure
+        # function of the bytes, and a flow's frames repeat them (bounded below).
+        self.headlen_memo: dict[bytes, int] = {}
 
 
 # -- geometry ---------------------------------------------------------------------------------
@@ -391,7 +397,7 @@ def ice_can_reuse_rx_page(kernel: Kernel, rx_buf: ice_rx_buf) -> bool:
     bias worn down to 1 is restocked with another USHRT_MAX - 1 references.
     """
     page = rx_buf.page
-    if not dev_page_is_reusable(page):
+    if page.pfmemalloc:  # not dev_page_is_reusable(page)
         return False
     if (rx_buf.pgcnt - rx_buf.pagecnt_bias) & U32_MASK > 1:
         return False
@@ -426,10 +432,9 @@ def ice_get_rx_buf(kernel: Kernel, ring: ice_rx_ring, size: int, ntc: int) -> ic
     rx_buf = ring.rx_buf[ntc]
     if not ring.rules.pgcnt_before_build:
         rx_buf.pgcnt = rx_buf.page.refcount
-    if not size:
-        return rx_buf
-    rx_buf.pagecnt_bias -= 1
-    ring.stats.buffers_used += 1
+    if size:
+        rx_buf.pagecnt_bias -= 1
+        ring.stats.buffers_used += 1
     return rx_buf
 
 
@@ -590,7 +595,15 @@ def ice_construct_skb(kernel: Kernel, ring: ice_rx_ring, xdp: ice_xdp_buff,
     skb.queue_mapping = ring.q_index + 1
     headlen = size
     if headlen > ICE_RX_HDR_SIZE:
-        headlen = eth_get_headlen(ring.dev, xdp.header, ICE_RX_HDR_SIZE)
+        header = xdp.header
+        memo = ring.headlen_memo if type(header) is bytes else None  # only immutable bytes are remembered
+        headlen = memo.get(header) if memo is not None else None
+        if headlen is None:
+            headlen = eth_get_headlen(ring.dev, header, ICE_RX_HDR_SIZE)
+            if memo is not None:
+                if len(memo) >= HEADLEN_MEMO_LIMIT:
+                    memo.clear()
+                memo[header] = headlen
     __skb_put(skb, headlen)
     ring.stats.bytes_copied += headlen
     size -= headlen
@@ -655,14 +668,16 @@ def _ice_clean_rx_irq_xdp_buff(kernel: Kernel, ring: ice_rx_ring, budget: int, d
     per_poll = ring.rules.put == PUT_PER_POLL
     xdp = ring.xdp
     stats = ring.stats
-    xdp.frame_sz = ice_rx_frame_truesize(kernel, ring)
+    frame_sz = xdp.frame_sz = ice_rx_frame_truesize(kernel, ring)
     total_rx_pkts = 0
     cached_ntc = ring.first_desc
     ntc = ring.next_to_clean
     cnt = ring.count
+    descs = ring.desc
+    build_skb = ring.build_skb
 
     while total_rx_pkts < budget:
-        rx_desc = ring.desc[ntc]
+        rx_desc = descs[ntc]
         if not rx_desc.dd:
             break
         size = rx_desc.pkt_len
@@ -689,7 +704,7 @@ def _ice_clean_rx_irq_xdp_buff(kernel: Kernel, ring: ice_rx_ring, budget: int, d
         else:
             ice_set_rx_bufs_act(ring, ICE_XDP_PASS)  # ice_run_xdp() without a program
         header = xdp.header
-        if ring.build_skb:
+        if build_skb:
             skb = ice_build_skb(kernel, ring, xdp)
         else:
             skb = ice_construct_skb(kernel, ring, xdp)
@@ -722,14 +737,16 @@ def _ice_clean_rx_irq_xdp_buff(kernel: Kernel, ring: ice_rx_ring, budget: int, d
 
     if per_poll:
         first = ring.first_desc
+        rx_bufs = ring.rx_buf
         while cached_ntc != first:
-            buf = ring.rx_buf[cached_ntc]
-            if buf.act & (ICE_XDP_TX | ICE_XDP_REDIR):
-                ice_rx_buf_adjust_pg_offset(buf, xdp.frame_sz)
-            elif buf.act & ICE_XDP_CONSUMED:
+            buf = rx_bufs[cached_ntc]
+            act = buf.act
+            if act & (ICE_XDP_TX | ICE_XDP_REDIR):
+                ice_rx_buf_adjust_pg_offset(buf, frame_sz)
+            elif act & ICE_XDP_CONSUMED:
                 buf.pagecnt_bias += 1
-            elif buf.act == ICE_XDP_PASS:
-                ice_rx_buf_adjust_pg_offset(buf, xdp.frame_sz)
+            elif act == ICE_XDP_PASS:
+                ice_rx_buf_adjust_pg_offset(buf, frame_sz)
             ice_put_rx_buf(kernel, ring, buf)
             cached_ntc += 1
             if cached_ntc >= cnt:
@@ -858,22 +875,26 @@ def ice_nic_receive(kernel: Kernel, ring: ice_rx_ring, frame: Frame) -> bool:
     if length > ring.rxmax:
         ring.stats.oversize_drops += 1
         return False
-    nbufs = -(-length // ring.rx_buf_len)
-    if (ring.tail - ring.hw_next) % ring.count < nbufs:
+    rx_buf_len = ring.rx_buf_len
+    count = ring.count
+    nbufs = -(-length // rx_buf_len)
+    if (ring.tail - ring.hw_next) % count < nbufs:
         ring.stats.ring_drops += 1
         return False
-    header = frame_header(frame, ring.synthetic)
+    header = frame.header if frame.header is not None else frame_header(frame, ring.synthetic)
     remaining = length
     idx = ring.hw_next
+    descs = ring.desc
+    last = nbufs - 1
     for i in range(nbufs):
-        desc = ring.desc[idx]
-        desc.pkt_len = min(remaining, ring.rx_buf_len)
-        remaining -= desc.pkt_len
-        desc.eop = i == nbufs - 1
+        desc = descs[idx]
+        desc.pkt_len = size = remaining if remaining < rx_buf_len else rx_buf_len
+        remaining -= size
+        desc.eop = i == last
         desc.header = header if i == 0 else None
         desc.dd = True
         idx += 1
-        if idx == ring.count:
+        if idx == count:
             idx = 0
     ring.hw_next = idx
     ring.stats.nic_frames += 1

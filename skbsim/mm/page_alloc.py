@@ -103,7 +103,9 @@ class PageAllocator:
                 self.warnings.append(f"page allocation of order {order} > MAX_PAGE_ORDER {self.max_order} ({site})")
             self.failed[order] += 1
             return None
-        if self.faults.should_fail("page_alloc") or (fault_layer and self.faults.should_fail(fault_layer)):
+        faults = self.faults
+        # faults.rules is empty unless a test or --fault asked for failures.
+        if faults.rules and (faults.should_fail("page_alloc") or (fault_layer and faults.should_fail(fault_layer))):
             self.failed[order] += 1
             return None
         pages = 1 << order

@@ -215,16 +215,22 @@ class SlabAllocator:
     def kmem_cache_alloc(self, cache: KmemCache, gfp_mask: int, site: str) -> int | None:
         """mm/slub.c: slab_alloc_node() - an object address, or None."""
         faults = self.pages.faults
-        if faults.should_fail("slab") or faults.should_fail(cache.fault_layer):
+        # faults.rules is empty unless a test or --fault asked for failures.
+        if faults.rules and (faults.should_fail("slab") or faults.should_fail(cache.fault_layer)):
             cache.failed += 1
             return None
-        allowed = gfp_pfmemalloc_allowed(gfp_mask)
-        slab = None
-        for candidate in reversed(cache.slabs):
-            # mm/slub.c: pfmemalloc_match() - reserve objects only for those entitled.
-            if allowed or not candidate.page.pfmemalloc:
-                slab = candidate
-                break
+        slabs = cache.slabs
+        if slabs and not slabs[-1].page.pfmemalloc:
+            # The usual case: the newest partial slab, which any caller may use.
+            slab = slabs[-1]
+        else:
+            allowed = gfp_pfmemalloc_allowed(gfp_mask)
+            slab = None
+            for candidate in reversed(slabs):
+                # mm/slub.c: pfmemalloc_match() - reserve objects only for those entitled.
+                if allowed or not candidate.page.pfmemalloc:
+                    slab = candidate
+                    break
         if slab is None:
             page = self.pages.alloc_pages(gfp_mask | _GFP_COMP, cache.order, f"slab {cache.name}")
             if page is None:

@@ -331,7 +331,7 @@ def eth_type_trans(skb: sk_buff, dev: net_device, header: bytes) -> int:
     skb.dev = dev
     skb.mac_header = skb.data
     skb_pull(skb, ETH_HLEN)
-    h_proto = struct.unpack_from(">H", header, 12)[0]
+    h_proto = header[12] << 8 | header[13]  # big-endian h_proto
     if h_proto >= ETH_P_802_3_MIN:
         return h_proto
     # skb_header_pointer(skb, 0, 2): the two bytes after the header, if the skb has them.

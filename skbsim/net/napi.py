@@ -104,23 +104,23 @@ def new_page_frag_cache(profile) -> page_frag_cache:
 
 def in_softirq(kernel: Kernel) -> bool:
     """Serving a softirq or with bottom halves disabled (softirq_count() != 0)."""
-    return kernel.this_cpu().softirq_count > 0
+    return kernel.cpus[kernel.cpu].softirq_count > 0
 
 
 def in_hardirq(kernel: Kernel) -> bool:
-    return kernel.this_cpu().hardirq_count > 0
+    return kernel.cpus[kernel.cpu].hardirq_count > 0
 
 
 def irqs_disabled(kernel: Kernel) -> bool:
-    return kernel.this_cpu().irqs_disabled
+    return kernel.cpus[kernel.cpu].irqs_disabled
 
 
 def local_bh_disable(kernel: Kernel) -> None:
-    kernel.this_cpu().softirq_count += 1
+    kernel.cpus[kernel.cpu].softirq_count += 1
 
 
 def local_bh_enable(kernel: Kernel) -> None:
-    state = kernel.this_cpu()
+    state = kernel.cpus[kernel.cpu]
     if state.softirq_count <= 0:
         raise RuntimeError("local_bh_enable() without local_bh_disable()")
     state.softirq_count -= 1
@@ -136,7 +136,7 @@ def napi_skb_cache_get(kernel: Kernel) -> int | None:
     (kmem_cache_alloc_bulk(), all or nothing); returns the object's address.
     """
     profile = kernel.profile
-    nc = kernel.this_cpu().napi_alloc_cache
+    nc = kernel.cpus[kernel.cpu].napi_alloc_cache
     nc.gets += 1
     if not nc.skb_cache:
         taken = kernel.slab.kmem_cache_alloc_bulk(
@@ -159,7 +159,7 @@ def napi_skb_cache_put(kernel: Kernel, addr: int) -> None:
     back to the slab in one kmem_cache_free_bulk().
     """
     profile = kernel.profile
-    nc = kernel.this_cpu().napi_alloc_cache
+    nc = kernel.cpus[kernel.cpu].napi_alloc_cache
     nc.puts += 1
     nc.skb_cache.append(addr)
     if len(nc.skb_cache) == profile.NAPI_SKB_CACHE_SIZE:

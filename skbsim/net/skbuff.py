@@ -223,7 +223,7 @@ def skb_reserve(skb: sk_buff, length: int) -> None:
 
 def __skb_put(skb: sk_buff, length: int) -> int:
     """include/linux/skbuff.h: __skb_put() - extend the data at the tail, unchecked."""
-    if skb_is_nonlinear(skb):
+    if skb.data_len:  # skb_is_nonlinear()
         raise KernelBug("SKB_LINEAR_ASSERT: __skb_put on a non-linear skb")
     offset = skb.tail
     skb.tail += length
@@ -359,9 +359,10 @@ def __build_skb_around(kernel: Kernel, skb: sk_buff, data: int, frag_size: int) 
     if size == 0:
         kernel.warn_once("build_skb_zero", "WARNING: build_skb with frag_size 0: use slab_build_skb() instead")
         size = kernel.slab.ksize(data)
-    size -= kernel.profile.SHINFO_SIZE
+    shinfo_size = kernel.profile.SHINFO_SIZE
+    size -= shinfo_size
     __finalize_skb_around(kernel, skb, data, size)
-    skb.head_size = frag_size or size + kernel.profile.SHINFO_SIZE
+    skb.head_size = frag_size or size + shinfo_size
 
 
 def __build_skb(kernel: Kernel, data: int, frag_size: int) -> sk_buff | None:
@@ -388,7 +389,7 @@ def __napi_build_skb(kernel: Kernel, data: int, frag_size: int) -> sk_buff | Non
     addr = napi_skb_cache_get(kernel)
     if addr is None:
         return None
-    skb = _new_skb(kernel, addr, "napi_skb_cache")
+    skb = kernel.live_skbs[addr] = sk_buff(addr, "napi_skb_cache")
     __build_skb_around(kernel, skb, data, frag_size)
     return skb
 
@@ -535,44 +536,43 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
     The skb gets NET_SKB_PAD + NET_IP_ALIGN of headroom either way.
     """
     profile = kernel.profile
-    if not in_softirq(kernel):
+    explain = kernel.explain is not None
+    if not kernel.cpus[kernel.cpu].softirq_count:  # in_softirq()
         kernel.warn_once("__napi_alloc_skb", "WARNING: __napi_alloc_skb called outside softirq (DEBUG_NET_WARN_ON_ONCE)")
     pad = profile.NET_SKB_PAD + profile.NET_IP_ALIGN
-    length = u32(length)
-    padded = u32(length + pad)
+    length &= U32_MASK
+    padded = (length + pad) & U32_MASK
     if padded != length + pad:
-        if kernel.explain is not None:
+        if explain:
             kernel.note(f"len {length} + {pad} wraps around 2^32 to {padded} (unsigned int)")
     length = padded
-    overhead_1k = profile.SKB_WITH_OVERHEAD_1K
     overhead_page = profile.SKB_WITH_OVERHEAD_PAGE
-    threshold = profile.SKB_KMALLOC_THRESHOLD
     small_frag = profile.NAPI_HAS_SMALL_PAGE_FRAG
     sleeps_or_dma = gfp_mask & (__GFP_DIRECT_RECLAIM | GFP_DMA)
 
-    if (not small_frag and length <= threshold) or length > overhead_page or sleeps_or_dma:
-        if length > overhead_page:
-            why = f"{length} > SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}"
-        elif sleeps_or_dma:
-            why = f"gfp {format_gfp(gfp_mask)} has __GFP_DIRECT_RECLAIM or GFP_DMA"
-        else:
-            why = f"no 1K frag cache and {length} <= {_threshold_name(profile)} = {threshold}"
-        if kernel.explain is not None:
+    if (not small_frag and length <= profile.SKB_KMALLOC_THRESHOLD) or length > overhead_page or sleeps_or_dma:
+        if explain:
+            if length > overhead_page:
+                why = f"{length} > SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}"
+            elif sleeps_or_dma:
+                why = f"gfp {format_gfp(gfp_mask)} has __GFP_DIRECT_RECLAIM or GFP_DMA"
+            else:
+                why = f"no 1K frag cache and {length} <= {_threshold_name(profile)} = {profile.SKB_KMALLOC_THRESHOLD}"
             kernel.note(f"len + NET_SKB_PAD + NET_IP_ALIGN = {length}: {why}, so __alloc_skb() (kmalloc head)")
         skb = __alloc_skb(kernel, length, gfp_mask, SKB_ALLOC_RX | SKB_ALLOC_NAPI)
         if skb is None:
             return None
     else:
-        nc = kernel.this_cpu().napi_alloc_cache
-        if kernel.sk_memalloc_socks():
-            if kernel.explain is not None:
+        nc = kernel.cpus[kernel.cpu].napi_alloc_cache
+        if kernel.memalloc_socks:  # sk_memalloc_socks()
+            if explain:
                 kernel.note("sk_memalloc_socks(): __GFP_MEMALLOC is added, so pages may come from the reserves")
             gfp_mask |= __GFP_MEMALLOC
-        if small_frag and length <= overhead_1k:
-            if kernel.explain is not None:
+        if small_frag and length <= profile.SKB_WITH_OVERHEAD_1K:
+            if explain:
                 kernel.note(
-                    f"len + NET_SKB_PAD + NET_IP_ALIGN = {length} <= SKB_WITH_OVERHEAD(1024) = {overhead_1k}, "
-                    "so a 1K page fragment (len becomes SZ_1K)"
+                    f"len + NET_SKB_PAD + NET_IP_ALIGN = {length} <= SKB_WITH_OVERHEAD(1024) = "
+                    f"{profile.SKB_WITH_OVERHEAD_1K}, so a 1K page fragment (len becomes SZ_1K)"
                 )
             length = 1024
             data = page_frag_alloc_1k(kernel.pages, nc.page_small, gfp_mask)
@@ -580,7 +580,7 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
             source = "page_frag_1k"
         else:
             aligned = profile.SKB_HEAD_ALIGN(length)
-            if kernel.explain is not None:
+            if explain:
                 kernel.note(
                     f"len + NET_SKB_PAD + NET_IP_ALIGN = {length} <= SKB_WITH_OVERHEAD(PAGE_SIZE) = {overhead_page}, "
                     f"so a page fragment of SKB_HEAD_ALIGN({length}) = {aligned}"
@@ -591,12 +591,12 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
             pfmemalloc = nc.page.pfmemalloc
             source = "page_frag"
         if data is None:
-            if kernel.explain is not None:
+            if explain:
                 kernel.note(f"{source}: no page")
             return None
         skb = __napi_build_skb(kernel, data, length)
         if skb is None:
-            if kernel.explain is not None:
+            if explain:
                 kernel.note("no struct sk_buff: the fragment goes back")
             skb_free_frag(kernel, data)
             return None
@@ -606,7 +606,8 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
         skb.head_source = source
         skb.path = source
 
-    skb_reserve(skb, pad)
+    skb.data += pad  # skb_reserve()
+    skb.tail += pad
     skb.dev = napi.dev
     return skb
 

@@ -161,7 +161,7 @@ def udp_rmem_release(sk: udp_sock, size: int, partial: int) -> None:
     if partial:
         sk.forward_deficit += size
         size = sk.forward_deficit
-        if size < sk.forward_threshold and sk.reader_queue:
+        if size < sk.rcvbuf >> 2 and sk.reader_queue:  # sk.forward_threshold
             return
     else:
         size += sk.forward_deficit
