@@ -62,7 +62,7 @@ def render_summary(results: list[dict], console) -> None:
     row("packets", lambda r: f"{r['packets']:,}")
     row("bytes", lambda r: f"{r['bytes']:,}")
     row("delivered", lambda r: f"{r['delivered']:,}")
-    for reason in ("ring_full", "driver", "socket_rcvbuf"):
+    for reason in ("ring_full", "oversize", "driver", "socket_rcvbuf"):
         row(f"dropped: {reason}", lambda r, reason=reason: f"{r['dropped'][reason]:,}")
     row("truesize / packet", lambda r: r["truesize_per_packet"])
     row("truesize / wire byte", lambda r: r["truesize_per_byte"])

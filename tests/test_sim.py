@@ -88,6 +88,24 @@ def test_conservation_and_no_leaks(kernel, driver, count, cpus, rate, rcvbuf, ap
     assert result["pages"]["pinned_at_end"] == 0
 
 
+def test_oversize_frames_are_not_ring_drops():
+    # ice build_skb at MTU 1500 accepts frames up to rxmax 1536 (its buffer): 3000-byte frames are
+    # dropped by the NIC as oversize, never for want of descriptors.
+    result, _ = simulate(RunConfig(traffic="fixed:3000", count=100, options={"rx": "build_skb"}))
+    assert result["dropped"]["oversize"] == 100 and result["dropped"]["ring_full"] == 0
+    assert result["packets"] == result["delivered"] + result["dropped_total"]
+
+
+def test_refused_tun_writes_count_once():
+    # A non-blocking tun write with sndbuf 3000 is refused (-EAGAIN) while earlier skbs still hold the
+    # socket's wmem: the driver counts it in frames_dropped and the simulator must not count it again.
+    result, _ = simulate(RunConfig(driver="tun", options={"write": "nonblock", "sndbuf": "3000"},
+                                   traffic="fixed:1514", count=200, rate=None))
+    assert result["dropped"]["ring_full"] == 0 and result["dropped"]["driver"] > 0
+    assert result["packets"] == result["delivered"] + result["dropped_total"]
+    assert result["leaks"]["clean"]
+
+
 def test_same_seed_same_json():
     config = dict(traffic="uniform:60-1514", count=2000, cpus=2, rate=2e6, arrival="poisson", seed=5,
                   rcvbuf=50000, app_rate=5e5)
