@@ -11,37 +11,27 @@
 
 import pytest
 
+import driver_helpers
+
 from skbsim.drivers import DRIVERS
 from skbsim.drivers.base import make_frame
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
 from skbsim.net.napi import napi_struct, net_device
-from skbsim.net.skbuff import kfree_skb
 
 CB = DRIVERS["copybreak"]
 
 
 def open_ring(kernel, **options):
-    dev = net_device("eth0")
-    return CB.open_queue(kernel, dev, napi_struct(dev), {k: str(v) for k, v in options.items()})
+    return driver_helpers.open_ring(CB, kernel, **options)
 
 
 def receive(kernel, ring, *lengths, budget=64):
-    for length in lengths:
-        CB.nic_receive(kernel, ring, make_frame(length))
-    skbs = []
-    CB.poll(kernel, ring, budget, skbs.append)
-    return skbs
+    return driver_helpers.receive(CB, kernel, ring, *lengths, budget=budget)
 
 
-def free(kernel, skbs):
-    with kernel.softirq():
-        for skb in skbs:
-            kfree_skb(kernel, skb)
-
-
-def shape(skb):
-    return (skb.len, skb.data_len, skb.truesize, skb.nr_frags, skb.head_frag)
+free = driver_helpers.free
+shape = driver_helpers.shape
 
 
 @pytest.mark.parametrize(

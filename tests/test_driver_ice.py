@@ -19,6 +19,8 @@ ice_txrx.h, ice_base.c, ice_txrx.c:
 
 import pytest
 
+import driver_helpers
+
 from skbsim.drivers import DRIVERS
 from skbsim.drivers.base import make_frame
 from skbsim.drivers.ice import (
@@ -31,7 +33,6 @@ from skbsim.drivers.ice import (
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
 from skbsim.net.napi import napi_struct, net_device
-from skbsim.net.skbuff import kfree_skb
 
 ICE = DRIVERS["ice"]
 
@@ -52,27 +53,15 @@ def make_kernel():
 
 
 def open_ring(kernel, **options):
-    dev = net_device("eth0")
-    return ICE.open_queue(kernel, dev, napi_struct(dev), {k: str(v) for k, v in options.items()})
+    return driver_helpers.open_ring(ICE, kernel, **options)
 
 
 def receive(kernel, ring, *lengths, budget=64):
-    """Let the NIC take each frame, poll once, return the skbs delivered."""
-    for length in lengths:
-        ICE.nic_receive(kernel, ring, make_frame(length))
-    skbs = []
-    ICE.poll(kernel, ring, budget, skbs.append)
-    return skbs
+    return driver_helpers.receive(ICE, kernel, ring, *lengths, budget=budget)
 
 
-def free(kernel, skbs):
-    with kernel.softirq():
-        for skb in skbs:
-            kfree_skb(kernel, skb)
-
-
-def shape(skb):
-    return (skb.len, skb.data_len, skb.truesize, skb.nr_frags, skb.head_frag)
+free = driver_helpers.free
+shape = driver_helpers.shape
 
 
 # -- geometry -------------------------------------------------------------------------------
