@@ -56,7 +56,6 @@ length without CRC.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from skbsim.drivers.base import (
