@@ -10,7 +10,7 @@ and after all frees the leak check is clean.
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from skbsim.kernel import Kernel
 from skbsim.mm.gfp import GFP_ATOMIC, GFP_KERNEL
