@@ -21,8 +21,27 @@ ALLOC_FLAGS = {"SKB_ALLOC_FCLONE": skbuff.SKB_ALLOC_FCLONE, "SKB_ALLOC_RX": skbu
                "SKB_ALLOC_NAPI": skbuff.SKB_ALLOC_NAPI}
 U32_MAX = 0xFFFFFFFF
 
-#: Lengths that show every branch of __napi_alloc_skb() on the 6.9 profile.
-INTERESTING_LENGTHS = (0, 64, 256, 640, 641, 1500, 3712, 3713, 9000, 65535, 4193920, 4193921, U32_MAX)
+def interesting_lengths(profile: Profile, function: str) -> list[int]:
+    """Lengths at both sides of every threshold the function tests, for this profile.
+
+    The thresholds compare len + pad (NET_SKB_PAD, plus NET_IP_ALIGN for the
+    NAPI functions) with SKB_WITH_OVERHEAD(1024), the kmalloc threshold and
+    SKB_WITH_OVERHEAD(PAGE_SIZE); the largest head kmalloc can give is
+    KMALLOC_MAX_SIZE; 2**32 - 1 shows the unsigned wrap.
+    """
+    pad = profile.NET_SKB_PAD
+    if function in ("__napi_alloc_skb", "napi_alloc_skb"):
+        pad += profile.NET_IP_ALIGN
+    elif function == "__alloc_skb":
+        pad = 0
+    edges = {profile.SKB_WITH_OVERHEAD_1K, profile.SKB_KMALLOC_THRESHOLD, profile.SKB_WITH_OVERHEAD_PAGE}
+    lengths = {0, 1500, 9000, 65535, U32_MAX}
+    for edge in edges:
+        lengths.update((edge - pad, edge - pad + 1))
+    # The largest len whose SKB_HEAD_ALIGN(len + pad) still fits KMALLOC_MAX_SIZE, and one more.
+    largest = profile.SKB_WITH_OVERHEAD(profile.KMALLOC_MAX_SIZE) - pad
+    lengths.update((largest, largest + 1))
+    return sorted(n for n in lengths if 0 <= n <= U32_MAX)
 
 
 def default_function(profile: Profile) -> str:

@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from skbsim.alloc import INTERESTING_LENGTHS, default_function, explain_alloc, parse_length
+    from skbsim.alloc import default_function, explain_alloc, interesting_lengths, parse_length
     from skbsim.profile import load_profile
 
     profile = load_profile(args.kernel, args.kernel_config)
@@ -50,7 +50,7 @@ def run(args) -> int:
         else:
             _print_alloc(result)
         return 0
-    results = [explain_alloc(profile, function, n, args.gfp, **options) for n in INTERESTING_LENGTHS]
+    results = [explain_alloc(profile, function, n, args.gfp, **options) for n in interesting_lengths(profile, function)]
     if args.json:
         print(json.dumps(results, indent=2))
     else:
