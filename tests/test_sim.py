@@ -106,6 +106,19 @@ def test_refused_tun_writes_count_once():
     assert result["leaks"]["clean"]
 
 
+def test_small_ice_ring_under_overload():
+    # A 64-descriptor ring at 20 Mpps: the clean loop catches up with next_to_use again and again.
+    # ice_alloc_rx_bufs() must clear the status of the descriptor after the last one it posts, or
+    # the loop reads a stale write-back there (this workload used to crash the model).
+    result, _ = simulate(RunConfig(options={"rx": "build_skb", "ring": "64"}, rate=2e7,
+                                   traffic="uniform:60-1600", count=20000))
+    assert result["dropped"]["ring_full"] > 0
+    # uniform:60-1600 with rxmax 1536 (MTU 1500 build_skb): frames of 1537..1600 are oversize.
+    assert result["dropped"]["oversize"] > 0
+    assert result["packets"] == result["delivered"] + result["dropped_total"]
+    assert result["leaks"]["clean"]
+
+
 def test_same_seed_same_json():
     config = dict(traffic="uniform:60-1514", count=2000, cpus=2, rate=2e6, arrival="poisson", seed=5,
                   rcvbuf=50000, app_rate=5e5)

@@ -373,6 +373,10 @@ def ice_alloc_rx_bufs(kernel: Kernel, ring: ice_rx_ring, cleaned_count: int) -> 
         ntu += 1
         if ntu == ring.count:
             ntu = 0
+        # The kernel also clears the status of the descriptor that follows
+        # (status_error0 at the new next_to_use), so the clean loop stops there
+        # instead of reading a stale write-back on a descriptor not yet posted.
+        ring.desc[ntu].dd = False
         cleaned_count -= 1
     if ring.next_to_use != ntu:
         ice_release_rx_desc(ring, ntu)
