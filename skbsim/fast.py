@@ -1,0 +1,863 @@
+"""The fast replay engine: the reference engine's model over integer state, compiled with numba.
+
+Scope (everything else falls back to :mod:`skbsim.sim`, see :func:`unsupported`):
+the ice driver in build_skb mode with single-descriptor buffers (MTU <= 1500:
+rx_buf_len 1536, half of an order-0 page per buffer), one CPU, any built-in
+kernel or the host profile, synthetic or pcap traffic, any rate, arrival
+process, rcvbuf and app rate, ring size; no --trace, no --plot.
+
+Why the answers cannot differ: nothing is approximated.  The reference
+engine builds the run (profile, traffic source, the ring as ice_open()
+leaves it) and this module reads its constants from those objects; the
+loop below then performs, in the same order, the same state changes the
+reference functions perform - NIC DMA into descriptors, the release's
+ice_clean_rx_irq() form (put per buffer, per poll or per frame), the page
+reuse test on sampled page counts and pagecnt_bias, napi_skb_cache_get()/
+_put() with bulk refill and flush over SLUB slabs (LIFO free lists, the
+partial list most-recent-last), page allocation and freeing by order, UDP
+admission, forward allocation and batched release, the reader, and the
+NAPI/IRQ/time-squeeze timing - on integers instead of objects.  Object
+identities that the JSON cannot see (pfns, slab addresses) are replaced by
+recycled small ids; only their identity matters (which slab an object
+returns to, which page a queued skb pins).  If the compiled loop ever
+reaches a state it does not model (a table overflow, a leak at the end),
+the run is redone by the reference engine.  tests/test_fast_engine.py
+compares the two engines' JSON over random workloads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skbsim.drivers.ice import PUT_PER_BUFFER, PUT_PER_FRAME, PUT_PER_POLL
+from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, NETDEV_BUDGET_NS, RunConfig, Simulation
+
+try:  # numba is a dependency; without it the same loop runs as plain Python (slowly).
+    from numba import njit
+except ImportError:  # pragma: no cover
+    def njit(*args, **kwargs):
+        if args and callable(args[0]):
+            return args[0]
+        return lambda fn: fn
+
+CHUNK = 1 << 16
+#: the socket queue is a preallocated ring of rcvbuf / truesize entries
+MAX_RCVBUF = 1 << 26
+
+# -- indices into the scalar state array S -------------------------------------------------
+(NOW, SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, ORDER, APP_NEXT, APP_WAITING, NEV,
+ PACKETS, BYTES, RING_DROPS, DELIVERED, TRUESIZE_TOTAL, POLLS, TIME_SQUEEZE, IRQS, PEAK_PINNED, PINNED,
+ NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
+ D_FRAMES, D_BYTES, D_NIC_FRAMES, D_RING_DROPS, D_OVERSIZE, D_USED, D_REUSED, D_RELEASED, D_PAGES_ALLOC, D_POLLS,
+ IN_USE, PEAK_IN_USE, PG_FREE_TOP, PG_NEXT,
+ SL_NPARTIAL, SL_FREE_TOP, SL_NEXT, SL_LIVE,
+ NC_LEN, NC_GETS, NC_HITS, NC_REFILLS, NC_PUTS, NC_FLUSHES,
+ RMEM, FWD, DEFICIT, MEMALLOC, SK_DROPS, ENQUEUED, CONSUMED, PEAK_RMEM,
+ Q_HEAD, Q_LEN, READER_LEN, ERR, S_SIZE) = range(62)
+
+# -- indices into the constant array C -------------------------------------------------------
+(RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
+ RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, SLAB_ORDER, OBJS_PER_SLAB, NC_SIZE, NC_BULK, NC_FREE,
+ C_SIZE) = range(20)
+
+_PUT_MODES = {PUT_PER_BUFFER: 0, PUT_PER_POLL: 1, PUT_PER_FRAME: 2}
+_POLL, _READ = 1, 2
+USHRT_MAX = 0xFFFF
+U32_MASK = 0xFFFFFFFF
+#: error codes (S[ERR]): the compiled loop left its modelled ground
+ERR_TABLE_FULL = 1
+ERR_BUG = 2
+
+
+def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None:
+    """Why the fast engine cannot run this config (None when it can)."""
+    if trace is not None:
+        return "--trace needs the reference engine"
+    if plot:
+        return "--plot needs the reference engine"
+    if config.kernel_config:
+        return "--kernel-config is not supported by the fast engine"
+    if config.driver != "ice":
+        return f"the fast engine models only the ice driver, not {config.driver}"
+    if config.options.get("rx", "build_skb") != "build_skb":
+        return "the fast engine models only ice rx=build_skb"
+    if config.cpus != 1:
+        return "the fast engine models only one CPU"
+    if config.rcvbuf > MAX_RCVBUF:
+        return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
+    return None
+
+
+# -- the compiled model ----------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _heap_push(S, ev_time, ev_order, ev_kind, time_ns, kind):
+    n = S[NEV]
+    if n >= ev_time.shape[0]:
+        S[ERR] = ERR_TABLE_FULL
+        return
+    S[ORDER] += 1
+    order = S[ORDER]
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if ev_time[parent] < time_ns or (ev_time[parent] == time_ns and ev_order[parent] < order):
+            break
+        ev_time[i] = ev_time[parent]
+        ev_order[i] = ev_order[parent]
+        ev_kind[i] = ev_kind[parent]
+        i = parent
+    ev_time[i] = time_ns
+    ev_order[i] = order
+    ev_kind[i] = kind
+    S[NEV] = n + 1
+
+
+@njit(cache=True)
+def _heap_pop(S, ev_time, ev_order, ev_kind):
+    """Remove the smallest (time, order); returns its kind (time is left in S[NOW] by the caller)."""
+    kind = ev_kind[0]
+    n = S[NEV] - 1
+    S[NEV] = n
+    t = ev_time[n]
+    o = ev_order[n]
+    k = ev_kind[n]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and (ev_time[child + 1] < ev_time[child] or
+                              (ev_time[child + 1] == ev_time[child] and ev_order[child + 1] < ev_order[child])):
+            child += 1
+        if t < ev_time[child] or (t == ev_time[child] and o < ev_order[child]):
+            break
+        ev_time[i] = ev_time[child]
+        ev_order[i] = ev_order[child]
+        ev_kind[i] = ev_kind[child]
+        i = child
+    if n > 0:
+        ev_time[i] = t
+        ev_order[i] = o
+        ev_kind[i] = k
+    return kind
+
+
+@njit(cache=True)
+def _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order):
+    """__alloc_pages() without limits: a new page id with refcount 1."""
+    if S[PG_FREE_TOP] > 0:
+        S[PG_FREE_TOP] -= 1
+        pid = page_free[S[PG_FREE_TOP]]
+    else:
+        pid = S[PG_NEXT]
+        if pid >= page_ref.shape[0]:
+            S[ERR] = ERR_TABLE_FULL
+            return 0
+        S[PG_NEXT] = pid + 1
+    page_ref[pid] = 1
+    page_order[pid] = order
+    S[IN_USE] += 1 << order
+    if S[IN_USE] > S[PEAK_IN_USE]:
+        S[PEAK_IN_USE] = S[IN_USE]
+    pg_alloc[order] += 1
+    return pid
+
+
+@njit(cache=True)
+def _free_page(S, page_ref, page_order, page_free, pg_freed, pid):
+    S[IN_USE] -= 1 << page_order[pid]
+    pg_freed[page_order[pid]] += 1
+    page_free[S[PG_FREE_TOP]] = pid
+    S[PG_FREE_TOP] += 1
+
+
+@njit(cache=True)
+def _put_page(S, page_ref, page_order, page_free, pg_freed, pid):
+    page_ref[pid] -= 1
+    if page_ref[pid] == 0:
+        _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+    elif page_ref[pid] < 0:
+        S[ERR] = ERR_BUG
+
+
+@njit(cache=True)
+def _slab_alloc(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                page_ref, page_order, page_free, pg_alloc):
+    """kmem_cache_alloc() on skbuff_head_cache: an object id = slab slot * objs + index."""
+    objs = C[OBJS_PER_SLAB]
+    if S[SL_NPARTIAL] == 0:
+        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[SLAB_ORDER])
+        if S[SL_FREE_TOP] > 0:
+            S[SL_FREE_TOP] -= 1
+            slot = sl_slotfree[S[SL_FREE_TOP]]
+        else:
+            slot = S[SL_NEXT]
+            if slot >= sl_top.shape[0]:
+                S[ERR] = ERR_TABLE_FULL
+                return 0
+            S[SL_NEXT] = slot + 1
+        for i in range(objs):  # lowest address handed out first
+            sl_stack[slot, i] = objs - 1 - i
+        sl_top[slot] = objs
+        sl_inuse[slot] = 0
+        sl_page[slot] = pid
+        sl_partial[S[SL_NPARTIAL]] = slot
+        S[SL_NPARTIAL] += 1
+    slot = sl_partial[S[SL_NPARTIAL] - 1]
+    sl_top[slot] -= 1
+    index = sl_stack[slot, sl_top[slot]]
+    sl_inuse[slot] += 1
+    if sl_top[slot] == 0:
+        S[SL_NPARTIAL] -= 1  # it was the last entry of the partial list
+    S[SL_LIVE] += 1
+    return slot * objs + index
+
+
+@njit(cache=True)
+def _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+               page_ref, page_order, page_free, pg_freed, obj):
+    """kmem_cache_free(): back to its slab; an empty slab leaves the partial list and frees its page."""
+    objs = C[OBJS_PER_SLAB]
+    slot = obj // objs
+    if sl_top[slot] == 0:
+        sl_partial[S[SL_NPARTIAL]] = slot
+        S[SL_NPARTIAL] += 1
+    sl_stack[slot, sl_top[slot]] = obj - slot * objs
+    sl_top[slot] += 1
+    sl_inuse[slot] -= 1
+    S[SL_LIVE] -= 1
+    if sl_inuse[slot] == 0:
+        n = S[SL_NPARTIAL]
+        j = 0
+        while sl_partial[j] != slot:
+            j += 1
+        for k in range(j, n - 1):
+            sl_partial[k] = sl_partial[k + 1]
+        S[SL_NPARTIAL] = n - 1
+        sl_slotfree[S[SL_FREE_TOP]] = slot
+        S[SL_FREE_TOP] += 1
+        _put_page(S, page_ref, page_order, page_free, pg_freed, sl_page[slot])
+
+
+@njit(cache=True)
+def _run(S, C, lengths, times, n, final,
+         ev_time, ev_order, ev_kind,
+         page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+         ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+         sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+         nc, q_page, q_obj, q_ts, dl_page, dl_obj):
+    """Arrivals lengths[:n] at times[:n], with every event before each; with final, then all events."""
+    i = 0
+    count = C[RING_COUNT]
+    qcap = q_page.shape[0]
+    while S[ERR] == 0:
+        if i < n:
+            arrival = times[i]
+            if S[NEV] > 0 and ev_time[0] < arrival:
+                pass
+            else:
+                # -- a frame arrives (Simulation._arrive, ice_nic_receive) --------------------------
+                S[NOW] = arrival
+                length = lengths[i]
+                i += 1
+                S[PACKETS] += 1
+                S[BYTES] += length
+                ok = True
+                if length > C[RXMAX]:
+                    S[D_OVERSIZE] += 1
+                    ok = False
+                elif ((S[TAIL] - S[HW_NEXT]) % count + count) % count < 1:
+                    S[D_RING_DROPS] += 1
+                    ok = False
+                if not ok:
+                    S[RING_DROPS] += 1
+                else:
+                    idx = S[HW_NEXT]
+                    desc_len[idx] = length
+                    desc_dd[idx] = 1
+                    idx += 1
+                    if idx == count:
+                        idx = 0
+                    S[HW_NEXT] = idx
+                    S[D_NIC_FRAMES] += 1
+                    if S[SCHEDULED] == 0:
+                        _raise_irq(S, C, ev_time, ev_order, ev_kind, S[NOW])
+                continue
+        elif not final or S[NEV] == 0:
+            return i
+        # -- the next event -----------------------------------------------------------------------
+        S[NOW] = ev_time[0]
+        kind = _heap_pop(S, ev_time, ev_order, ev_kind)
+        if kind == _POLL:
+            _poll(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+                  sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                  nc, q_page, q_obj, q_ts, dl_page, dl_obj, qcap)
+        else:
+            _app_read(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_freed,
+                      sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts, qcap)
+    return i
+
+
+@njit(cache=True)
+def _raise_irq(S, C, ev_time, ev_order, ev_kind, time_ns):
+    S[IRQS] += 1
+    S[SCHEDULED] = 1
+    start = time_ns + C[IRQ_LATENCY]
+    if S[BUSY_UNTIL] > start:
+        start = S[BUSY_UNTIL]
+    S[BUDGET_LEFT] = NETDEV_BUDGET
+    S[ROUND_START] = start
+    _heap_push(S, ev_time, ev_order, ev_kind, start, _POLL)
+
+
+@njit(cache=True)
+def _put_rx_buf(S, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt, count, slot):
+    """ice_put_rx_buf(): reuse the page at next_to_alloc, or drain the driver's references."""
+    pid = ring_page[slot]
+    if ((ring_pgcnt[slot] - ring_bias[slot]) & U32_MASK) <= 1:
+        if ring_bias[slot] == 1:
+            page_ref[pid] += USHRT_MAX - 1
+            ring_bias[slot] = USHRT_MAX
+        nta = S[NTA]
+        bias = ring_bias[slot]
+        nxt = nta + 1
+        S[NTA] = nxt if nxt < count else 0
+        ring_page[nta] = pid
+        ring_bias[nta] = bias
+        S[D_REUSED] += 1
+    else:
+        page_ref[pid] -= ring_bias[slot]
+        if page_ref[pid] == 0:
+            _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        elif page_ref[pid] < 0:
+            S[ERR] = ERR_BUG
+        S[D_RELEASED] += 1
+    ring_page[slot] = -1
+
+
+@njit(cache=True)
+def _poll(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+          sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+          nc, q_page, q_obj, q_ts, dl_page, dl_obj, qcap):
+    """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
+    count = C[RING_COUNT]
+    mode = C[PUT_MODE]
+    cost = C[COST]
+    S[POLLS] += 1
+    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < S[BUDGET_LEFT] else S[BUDGET_LEFT]
+    S[D_POLLS] += 1
+    ndel = 0
+    work = budget
+    if budget > 0:
+        total = 0
+        ntc = S[NTC]
+        cached_ntc = S[FIRST_DESC]
+        cleaned_count = 0
+        if mode == 0:
+            cleaned_count = (0 if S[NTC] > S[NTU] else count) + S[NTC] - S[NTU] - 1
+        while total < budget:
+            if desc_dd[ntc] == 0:
+                break
+            size = desc_len[ntc]
+            slot = ntc
+            # ice_get_rx_buf()
+            if mode != 2:
+                ring_pgcnt[slot] = page_ref[ring_page[slot]]
+            ring_bias[slot] -= 1
+            S[D_USED] += 1
+            ntc += 1
+            if ntc == count:
+                ntc = 0
+            if mode == 2:
+                ring_pgcnt[slot] = page_ref[ring_page[slot]]  # ice_get_pgcnts()
+            # napi_build_skb(): the sk_buff from the per-CPU cache (napi_skb_cache_get)
+            S[NC_GETS] += 1
+            if S[NC_LEN] == 0:
+                for _ in range(C[NC_BULK]):
+                    nc[S[NC_LEN]] = _slab_alloc(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                                                page_ref, page_order, page_free, pg_alloc)
+                    S[NC_LEN] += 1
+                S[NC_REFILLS] += 1
+            else:
+                S[NC_HITS] += 1
+            S[NC_LEN] -= 1
+            obj = nc[S[NC_LEN]]
+            pid = ring_page[slot]
+            if mode == 0:
+                _put_rx_buf(S, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                            count, slot)
+                cleaned_count += 1
+            elif mode == 1:
+                S[FIRST_DESC] = ntc
+            else:
+                _put_rx_buf(S, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                            count, slot)
+                S[FIRST_DESC] = ntc
+            # eth_skb_pad() raises len to 60; the driver counts skb->len
+            S[D_BYTES] += size if size >= 60 else 60
+            S[D_FRAMES] += 1
+            dl_page[ndel] = pid
+            dl_obj[ndel] = obj
+            ndel += 1
+            total += 1
+        if mode == 1:
+            first = S[FIRST_DESC]
+            while cached_ntc != first:
+                _put_rx_buf(S, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                            count, cached_ntc)
+                cached_ntc += 1
+                if cached_ntc >= count:
+                    cached_ntc = 0
+        S[NTC] = ntc
+        # ice_alloc_rx_bufs()
+        if mode == 0:
+            want = cleaned_count
+        else:
+            want = (0 if S[FIRST_DESC] > S[NTU] else count) + S[FIRST_DESC] - S[NTU] - 1
+        if want:
+            ntu = S[NTU]
+            while want:
+                if ring_page[ntu] < 0:
+                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
+                    S[D_PAGES_ALLOC] += 1
+                    ring_page[ntu] = pid
+                    page_ref[pid] += USHRT_MAX - 1
+                    ring_bias[ntu] = USHRT_MAX
+                desc_dd[ntu] = 0
+                ntu += 1
+                if ntu == count:
+                    ntu = 0
+                want -= 1
+            if S[NTU] != ntu:
+                prev = S[NTU] & ~7
+                S[NTU] = ntu
+                S[NTA] = ntu
+                if prev != (ntu & ~7):
+                    S[TAIL] = ntu & ~7
+        work = budget if total >= budget else (total if total < budget - 1 else budget - 1)
+    # -- the stack: each skb to the UDP socket (Simulation._deliver) ---------------------------------
+    ts = C[SKB_TRUESIZE_C]
+    page_size = C[PAGE_SIZE_C]
+    rcvbuf = C[RCVBUF]
+    for d in range(ndel):
+        S[DELIVERED] += 1
+        S[TRUESIZE_TOTAL] += ts
+        pid = dl_page[d]
+        obj = dl_obj[d]
+        rmem = S[RMEM]
+        refused = False
+        if C[STRICT_FIT]:
+            if rmem + ts > rcvbuf and (rcvbuf > (0x7FFFFFFF >> 1) or rmem):
+                refused = True
+        elif rmem > rcvbuf:
+            refused = True
+        if not refused:
+            # skb_condense() of a linear build_skb head leaves truesize as it is
+            S[RMEM] += ts
+            if C[FWD_DEFICIT_ONLY]:
+                delta = ts - S[FWD]
+                if delta > 0:
+                    pages = (delta + page_size - 1) // page_size
+                    S[FWD] += pages * page_size
+                    S[MEMALLOC] += pages
+            elif ts >= S[FWD]:
+                pages = (ts + page_size - 1) // page_size
+                S[FWD] += pages * page_size
+                S[MEMALLOC] += pages
+            S[FWD] -= ts
+            if S[Q_LEN] >= qcap:
+                S[ERR] = ERR_TABLE_FULL
+                return
+            tail = S[Q_HEAD] + S[Q_LEN]
+            if tail >= qcap:
+                tail -= qcap
+            q_page[tail] = pid
+            q_obj[tail] = obj
+            q_ts[tail] = ts
+            S[Q_LEN] += 1
+            S[ENQUEUED] += 1
+            if S[RMEM] > S[PEAK_RMEM]:
+                S[PEAK_RMEM] = S[RMEM]
+            if page_pin[pid] == 0:
+                S[PINNED] += 1
+            page_pin[pid] += 1
+            if S[PINNED] > S[PEAK_PINNED]:
+                S[PEAK_PINNED] = S[PINNED]
+        else:
+            S[SK_DROPS] += 1
+            # kfree_skb(): the head page reference, then the sk_buff to its slab
+            _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
+            _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                       page_ref, page_order, page_free, pg_freed, obj)
+    now = S[NOW]
+    end = now + (work if work > ndel else ndel) * cost
+    S[BUSY_UNTIL] = end
+    S[BUDGET_LEFT] -= work
+    if work >= budget:
+        if S[BUDGET_LEFT] <= 0 or end - S[ROUND_START] >= NETDEV_BUDGET_NS:
+            S[TIME_SQUEEZE] += 1
+            S[BUDGET_LEFT] = NETDEV_BUDGET
+            S[ROUND_START] = end
+        _heap_push(S, ev_time, ev_order, ev_kind, end, _POLL)
+    else:
+        S[SCHEDULED] = 0
+        if S[D_NIC_FRAMES] > S[D_FRAMES]:
+            _raise_irq(S, C, ev_time, ev_order, ev_kind, end)
+    if C[APP_UNLIMITED]:
+        _heap_push(S, ev_time, ev_order, ev_kind, end, _READ)
+    elif S[APP_WAITING] and S[Q_LEN] > 0:
+        S[APP_WAITING] = 0
+        _heap_push(S, ev_time, ev_order, ev_kind, end if end > S[APP_NEXT] else S[APP_NEXT], _READ)
+
+
+@njit(cache=True)
+def _app_read(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_freed,
+              sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts, qcap):
+    """Simulation._app_read: udp_recvmsg() per datagram, the skb freed in process context."""
+    page_size = C[PAGE_SIZE_C]
+    threshold = C[RCVBUF] >> 2
+    while True:
+        if S[Q_LEN] == 0:
+            S[APP_WAITING] = 1
+            return
+        if S[READER_LEN] == 0:
+            S[READER_LEN] = S[Q_LEN]
+        head = S[Q_HEAD]
+        pid = q_page[head]
+        obj = q_obj[head]
+        ts = q_ts[head]
+        head += 1
+        S[Q_HEAD] = head if head < qcap else 0
+        S[Q_LEN] -= 1
+        S[READER_LEN] -= 1
+        # udp_rmem_release(truesize, partial=1)
+        S[DEFICIT] += ts
+        size = S[DEFICIT]
+        if not (size < threshold and S[READER_LEN] > 0):
+            S[DEFICIT] = 0
+            S[FWD] += size
+            amount = (S[FWD] - 1) & ~(page_size - 1)
+            S[FWD] -= amount
+            S[MEMALLOC] -= amount // page_size
+            S[RMEM] -= size
+            S[READER_LEN] = S[Q_LEN]
+        # consume_skb() / skb_attempt_defer_free() on the allocating CPU: the head page first
+        _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        if C[DEFER_FREE]:
+            # kfree_skb_napi_cache(): the sk_buff into this CPU's NAPI cache (napi_skb_cache_put)
+            S[NC_PUTS] += 1
+            nc[S[NC_LEN]] = obj
+            S[NC_LEN] += 1
+            if S[NC_LEN] == C[NC_SIZE]:
+                keep = C[NC_SIZE] - C[NC_FREE]
+                for j in range(keep, C[NC_SIZE]):
+                    _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                               page_ref, page_order, page_free, pg_freed, nc[j])
+                S[NC_LEN] = keep
+                S[NC_FLUSHES] += 1
+        else:
+            _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                       page_ref, page_order, page_free, pg_freed, obj)
+        S[CONSUMED] += 1
+        page_pin[pid] -= 1
+        if page_pin[pid] == 0:
+            S[PINNED] -= 1
+        if not C[APP_UNLIMITED]:
+            S[APP_NEXT] = S[NOW] + C[APP_GAP]
+            _heap_push(S, ev_time, ev_order, ev_kind, S[APP_NEXT], _READ)
+            return
+
+
+@njit(cache=True)
+def _teardown(S, C, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+              sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts, qcap):
+    """udp_destroy_sock(), ice_clean_rx_ring(), then the kernel's drain of the NAPI skb cache."""
+    page_size = C[PAGE_SIZE_C]
+    total = 0
+    while S[Q_LEN] > 0:
+        head = S[Q_HEAD]
+        total += q_ts[head]
+        _put_page(S, page_ref, page_order, page_free, pg_freed, q_page[head])
+        _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                   page_ref, page_order, page_free, pg_freed, q_obj[head])
+        head += 1
+        S[Q_HEAD] = head if head < qcap else 0
+        S[Q_LEN] -= 1
+    size = total + S[DEFICIT]
+    S[DEFICIT] = 0
+    S[FWD] += size
+    amount = S[FWD] & ~(page_size - 1)
+    S[FWD] -= amount
+    S[MEMALLOC] -= amount // page_size
+    S[RMEM] -= size
+    S[READER_LEN] = 0
+    for slot in range(C[RING_COUNT]):
+        pid = ring_page[slot]
+        if pid < 0:
+            continue
+        page_ref[pid] -= ring_bias[slot]
+        if page_ref[pid] == 0:
+            _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        ring_page[slot] = -1
+    for j in range(S[NC_LEN]):
+        _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                   page_ref, page_order, page_free, pg_freed, nc[j])
+    S[NC_LEN] = 0
+
+
+# -- the Python side ---------------------------------------------------------------------------
+
+
+class FastSimulation:
+    """One run of the fast engine; the reference Simulation supplies setup and constants."""
+
+    def __init__(self, config: RunConfig, progress=None):
+        reason = unsupported(config)
+        if reason:
+            raise ValueError(reason)
+        self.config = config
+        self.progress = progress
+        self.ref = Simulation(config)  # validates, loads the profile, opens the ring as ice_open() does
+        ring = self.ref.cpus[0].queue
+        if ring.config["rx_buf_len"] != ring.config["max_frame"] or ring.config["page_order"] != 0:
+            raise ValueError("the fast engine models single-buffer frames on order-0 pages only")
+        self.supported = True
+
+    def run(self) -> dict:
+        ref = self.ref
+        config = self.config
+        kernel = ref.kernel
+        profile = kernel.profile
+        ring = ref.cpus[0].queue
+        count = ring.count
+        cache = kernel.skbuff_cache
+        C = np.zeros(C_SIZE, np.int64)
+        C[RING_COUNT] = count
+        C[RXMAX] = ring.rxmax
+        C[RX_BUF_LEN] = ring.rx_buf_len
+        C[SKB_TRUESIZE_C] = profile.SKB_TRUESIZE(ring.config["frame_sz"] - profile.SHINFO_SIZE)
+        C[PAGE_SIZE_C] = profile.PAGE_SIZE
+        C[PUT_MODE] = _PUT_MODES[ring.rules.put]
+        C[STRICT_FIT] = ref.sock.strict_fit
+        C[FWD_DEFICIT_ONLY] = ref.sock.fwd_deficit_only
+        C[DEFER_FREE] = ref.sock.defer_free
+        C[RCVBUF] = ref.sock.rcvbuf
+        C[APP_UNLIMITED] = config.app_rate is None
+        C[APP_GAP] = 0 if config.app_rate is None else int(1e9 / config.app_rate)
+        C[COST] = config.packet_cost_ns
+        C[IRQ_LATENCY] = config.irq_latency_ns
+        C[SLAB_ORDER] = cache.order
+        C[OBJS_PER_SLAB] = cache.objs_per_slab
+        C[NC_SIZE] = profile.NAPI_SKB_CACHE_SIZE
+        C[NC_BULK] = profile.NAPI_SKB_CACHE_BULK
+        C[NC_FREE] = profile.NAPI_SKB_CACHE_FREE
+
+        truesize = int(C[SKB_TRUESIZE_C])
+        qcap = ref.sock.rcvbuf // truesize + 2
+        live_bound = count + qcap + 2 * NAPI_POLL_WEIGHT + 2 * int(C[NC_SIZE])
+        slab_cap = live_bound + 16
+        page_cap = count + qcap + slab_cap + 16
+
+        S = np.zeros(S_SIZE, np.int64)
+        S[BUDGET_LEFT] = NETDEV_BUDGET
+        S[APP_WAITING] = 1
+        page_ref = np.zeros(page_cap, np.int64)
+        page_order = np.zeros(page_cap, np.int64)
+        page_free = np.zeros(page_cap, np.int64)
+        page_pin = np.zeros(page_cap, np.int64)
+        pg_alloc = np.zeros(32, np.int64)
+        pg_freed = np.zeros(32, np.int64)
+        ring_page = np.full(count, -1, np.int64)
+        ring_bias = np.zeros(count, np.int64)
+        ring_pgcnt = np.zeros(count, np.int64)
+        desc_dd = np.zeros(count, np.int64)
+        desc_len = np.zeros(count, np.int64)
+        # The ring as ice_open() left it in the reference kernel.
+        pages = kernel.pages
+        for order, n in pages.allocated.items():
+            pg_alloc[order] = n
+        for order, n in pages.freed.items():
+            pg_freed[order] = n
+        S[IN_USE] = pages.in_use
+        S[PEAK_IN_USE] = pages.peak_in_use
+        if pages.live and len(pages.live) != sum(1 for b in ring.rx_buf if b.page is not None):
+            raise ValueError("unexpected pages at start")
+        for slot, buf in enumerate(ring.rx_buf):
+            if buf.page is not None:
+                pid = S[PG_NEXT]
+                S[PG_NEXT] += 1
+                page_ref[pid] = buf.page.refcount
+                page_order[pid] = buf.page.order
+                ring_page[slot] = pid
+                ring_bias[slot] = buf.pagecnt_bias
+        for slot, desc in enumerate(ring.desc):
+            desc_dd[slot] = desc.dd
+        S[NTU], S[NTC], S[NTA], S[FIRST_DESC] = ring.next_to_use, ring.next_to_clean, ring.next_to_alloc, ring.first_desc
+        S[TAIL], S[HW_NEXT] = ring.tail, ring.hw_next
+        S[D_PAGES_ALLOC] = ring.stats.pages_allocated
+        objs = cache.objs_per_slab
+        sl_stack = np.zeros((slab_cap, objs), np.int64)
+        sl_top = np.zeros(slab_cap, np.int64)
+        sl_inuse = np.zeros(slab_cap, np.int64)
+        sl_page = np.zeros(slab_cap, np.int64)
+        sl_partial = np.zeros(slab_cap, np.int64)
+        sl_slotfree = np.zeros(slab_cap, np.int64)
+        nc = np.zeros(int(C[NC_SIZE]) + 1, np.int64)
+        q_page = np.zeros(qcap, np.int64)
+        q_obj = np.zeros(qcap, np.int64)
+        q_ts = np.zeros(qcap, np.int64)
+        dl_page = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        dl_obj = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        ev_time = np.zeros(4096, np.int64)
+        ev_order = np.zeros(4096, np.int64)
+        ev_kind = np.zeros(4096, np.int64)
+        state = (ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+                 ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+                 sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts,
+                 dl_page, dl_obj)
+
+        empty_l = np.zeros(0, np.int64)
+        for lengths, times in _traffic_chunks(ref.source, config):
+            n = len(lengths)
+            done = _run(S, C, lengths, times, n, False, *state)
+            if S[ERR] or done != n:
+                return None
+            if self.progress is not None:
+                self.progress(int(S[PACKETS]))
+        _run(S, C, empty_l, empty_l, 0, True, *state)
+        if S[ERR]:
+            return None
+        return self._finish(S, C, state)
+
+    def _finish(self, S, C, state) -> dict | None:
+        (ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+         ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+         sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts,
+         dl_page, dl_obj) = state
+        ref = self.ref
+        config = self.config
+        kernel = ref.kernel
+        profile = kernel.profile
+        sock_queued = int(S[Q_LEN])
+        pinned_at_end = int(S[PINNED])
+        meminfo = {
+            "rmem_alloc": int(S[RMEM]), "rcvbuf": int(C[RCVBUF]), "wmem_alloc": 0,
+            "sndbuf": _wmem_default(), "fwd_alloc": int(S[FWD]), "wmem_queued": 0, "optmem": 0,
+            "backlog": 0, "drops": int(S[SK_DROPS]),
+        }
+        peak_pages = int(S[PEAK_IN_USE])
+        pages_allocated = {order: int(n) for order, n in enumerate(pg_alloc) if n}
+        _teardown(S, C, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                  sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts,
+                  q_page.shape[0])
+        if S[ERR] or S[IN_USE] != 0 or S[SL_LIVE] != 0:
+            return None  # something left over: only the reference engine can itemise it
+        pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
+        stats = ref.cpus[0].queue.stats.as_dict()
+        stats.update(
+            frames=int(S[D_FRAMES]), bytes=int(S[D_BYTES]), nic_frames=int(S[D_NIC_FRAMES]),
+            ring_drops=int(S[D_RING_DROPS]), oversize_drops=int(S[D_OVERSIZE]), frames_dropped=0,
+            buffers_used=int(S[D_USED]), buffers_reused=int(S[D_REUSED]), buffers_released=int(S[D_RELEASED]),
+            buffers_copied=0, bytes_copied=0, skb_alloc_failures=0, buffer_alloc_failures=0,
+            pages_allocated=int(S[D_PAGES_ALLOC]), polls=int(S[D_POLLS]),
+        )
+        driver_stats = dict(sorted(stats.items()))
+        nc_stats = {"flushes": int(S[NC_FLUSHES]), "gets": int(S[NC_GETS]), "hits": int(S[NC_HITS]),
+                    "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
+        frag_stats = {"napi_allocs": 0, "napi_refills": 0, "napi_reuses": 0, "netdev_allocs": 0,
+                      "netdev_refills": 0, "small_1k_allocs": 0, "small_1k_refills": 0}
+        delivered_to_stack = int(S[DELIVERED])
+        truesize_total = int(S[TRUESIZE_TOTAL])
+        packets = int(S[PACKETS])
+        nbytes = int(S[BYTES])
+        ring = ref.cpus[0].queue
+        head_source = f"ice_rx_page (half of an order-{ring.config['page_order']} page)"
+        dropped = {"ring_full": int(S[RING_DROPS]), "driver": 0, "socket_rcvbuf": int(S[SK_DROPS])}
+        return {
+            "engine": "fast",
+            "kernel": profile.name,
+            "release": profile.release,
+            "driver": config.driver,
+            "options": dict(sorted(config.options.items())),
+            "traffic": ref.source.describe(),
+            "cpus": config.cpus,
+            "seed": config.seed,
+            "packets": packets,
+            "bytes": nbytes,
+            "delivered": int(S[ENQUEUED]),
+            "dropped": dropped,
+            "dropped_total": sum(dropped.values()),
+            "truesize_total": truesize_total,
+            "truesize_per_packet": round(truesize_total / delivered_to_stack, 2) if delivered_to_stack else 0,
+            "truesize_per_byte": round(truesize_total / max(1, nbytes), 4),
+            "paths": {"napi_build_skb": delivered_to_stack} if delivered_to_stack else {},
+            "head_sources": {head_source: delivered_to_stack} if delivered_to_stack else {},
+            "pages": {
+                "allocated_by_order": {str(k): v for k, v in sorted(pages_allocated.items())},
+                "freed_by_order": {str(k): v for k, v in sorted(pages_freed.items())},
+                "peak_in_use": peak_pages,
+                "peak_bytes_in_use": peak_pages * profile.PAGE_SIZE,
+                "peak_pinned_by_queued_skbs": int(S[PEAK_PINNED]),
+                "pinned_at_end": pinned_at_end,
+            },
+            "napi_skb_cache": nc_stats,
+            "page_frag": frag_stats,
+            "driver_stats": driver_stats,
+            "napi": {"polls": int(S[POLLS]), "irqs": int(S[IRQS]), "time_squeeze": int(S[TIME_SQUEEZE])},
+            "socket": {
+                "rcvbuf": int(C[RCVBUF]),
+                "peak_rmem_alloc": int(S[PEAK_RMEM]),
+                "queued_at_end": sock_queued,
+                "condensed": 0,
+                "drops": int(S[SK_DROPS]),
+                "meminfo_at_end": meminfo,
+            },
+            "leaks": {"clean": True, "details": [], "pages": 0, "skbs": 0, "slab_objects": 0},
+            "warnings": list(kernel.warnings),
+        }
+
+
+def _wmem_default() -> int:
+    from skbsim.net.sock import WMEM_DEFAULT
+
+    return WMEM_DEFAULT
+
+
+def _traffic_chunks(source, config: RunConfig):
+    """(lengths, arrival times) as int64 arrays of up to CHUNK frames, streamed.
+
+    Synthetic sources give lengths without building frames (length_batches)
+    and their arrival times come from the same sampler the frames use; a
+    capture is read frame by frame through the source (its own pacing).
+    """
+    from skbsim.traffic.synthetic import SyntheticSource, arrival_sampler
+
+    if isinstance(source, SyntheticSource):
+        take_times = arrival_sampler(source.rate, source.arrival, source.seed)
+        for batch in source.length_batches(CHUNK):
+            yield np.asarray(batch, np.int64), np.asarray(take_times(len(batch)), np.int64)
+        return
+    lengths = []
+    times = []
+    for frame in source:
+        lengths.append(frame.length)
+        times.append(frame.time_ns)
+        if len(lengths) == CHUNK:
+            yield np.asarray(lengths, np.int64), np.asarray(times, np.int64)
+            lengths = []
+            times = []
+    if lengths:
+        yield np.asarray(lengths, np.int64), np.asarray(times, np.int64)
+
+
+def simulate_fast(config: RunConfig, progress=None) -> tuple[dict, dict] | None:
+    """Run on the fast engine; None when this run must be redone by the reference engine."""
+    sim = FastSimulation(config, progress=progress)
+    result = sim.run()
+    if result is None:
+        return None
+    return result, {"series": [], "truesize_by_len": {}, "page_size": sim.ref.kernel.profile.PAGE_SIZE}
