@@ -364,6 +364,11 @@ def _poll(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, pag
                 break
             size = desc_len[ntc]
             slot = ntc
+            if ring_page[slot] < 0:
+                # A written descriptor without a buffer: the reference model fails here too;
+                # leave it to the reference engine rather than read a page that is not there.
+                S[ERR] = ERR_BUG
+                return
             # ice_get_rx_buf()
             if mode != 2:
                 ring_pgcnt[slot] = page_ref[ring_page[slot]]
@@ -861,3 +866,31 @@ def simulate_fast(config: RunConfig, progress=None) -> tuple[dict, dict] | None:
     if result is None:
         return None
     return result, {"series": [], "truesize_by_len": {}, "page_size": sim.ref.kernel.profile.PAGE_SIZE}
+
+
+ENGINES = ("fast", "reference")
+
+
+def simulate_engine(config: RunConfig, engine: str = "fast", trace=None, plot: bool = False,
+                    progress=None) -> tuple[dict, dict, str | None]:
+    """Run on the chosen engine: (result, extra, why the reference engine ran instead of fast, or None)."""
+    from skbsim.errors import InputError
+    from skbsim.sim import simulate
+
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+    if engine == "fast":
+        reason = unsupported(config, trace=trace, plot=plot)
+        if reason is None:
+            try:
+                out = simulate_fast(config, progress=progress)
+            except ValueError as err:
+                out, reason = None, str(err)
+            if out is not None:
+                return out[0], out[1], None
+            reason = reason or "the fast engine left its modelled ground (see docs/engines.md); rerun"
+        config.validate()
+        result, extra = simulate(config, trace=trace, progress=progress)
+        return result, extra, reason
+    result, extra = simulate(config, trace=trace, progress=progress)
+    return result, extra, None
