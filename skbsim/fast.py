@@ -726,13 +726,16 @@ class FastSimulation:
                  dl_page, dl_obj)
 
         empty_l = np.zeros(0, np.int64)
-        for lengths, times in _traffic_chunks(ref.source, config):
-            n = len(lengths)
-            done = _run(S, C, lengths, times, n, False, *state)
-            if S[ERR] or done != n:
-                return None
-            if self.progress is not None:
-                self.progress(int(S[PACKETS]))
+        try:
+            for lengths, times in _traffic_chunks(ref.source, config):
+                n = len(lengths)
+                done = _run(S, C, lengths, times, n, False, *state)
+                if S[ERR] or done != n:
+                    return None
+                if self.progress is not None:
+                    self.progress(int(S[PACKETS]))
+        except _Unscannable:
+            return None
         _run(S, C, empty_l, empty_l, 0, True, *state)
         if S[ERR]:
             return None
@@ -836,15 +839,22 @@ def _traffic_chunks(source, config: RunConfig):
     """(lengths, arrival times) as int64 arrays of up to CHUNK frames, streamed.
 
     Synthetic sources give lengths without building frames (length_batches)
-    and their arrival times come from the same sampler the frames use; a
-    capture is read frame by frame through the source (its own pacing).
+    and their arrival times come from the same rule the frames use; a
+    classic pcap is scanned by a compiled loop over 1 MiB reads (the same
+    arithmetic as CaptureSource._pcap_frames); other captures are read frame
+    by frame through the source.  Raises _Unscannable when the fast reader
+    meets something it leaves to the reference reader (a corrupt record).
     """
-    from skbsim.traffic.synthetic import SyntheticSource, arrival_sampler
+    from skbsim.traffic.capture import CaptureSource
+    from skbsim.traffic.synthetic import SyntheticSource
 
     if isinstance(source, SyntheticSource):
-        take_times = arrival_sampler(source.rate, source.arrival, source.seed)
+        take_times = _arrival_times(source.rate, source.arrival, source.seed)
         for batch in source.length_batches(CHUNK):
-            yield np.asarray(batch, np.int64), np.asarray(take_times(len(batch)), np.int64)
+            yield np.asarray(batch, np.int64), take_times(len(batch))
+        return
+    if isinstance(source, CaptureSource) and source.format == "pcap":
+        yield from _pcap_chunks(source)
         return
     lengths = []
     times = []
@@ -857,6 +867,135 @@ def _traffic_chunks(source, config: RunConfig):
             times = []
     if lengths:
         yield np.asarray(lengths, np.int64), np.asarray(times, np.int64)
+
+
+class _Unscannable(Exception):
+    """The fast pcap reader stops; the reference engine reads the file (and reports the error)."""
+
+
+def _arrival_times(rate, arrival, seed):
+    """skbsim.traffic.synthetic.arrival_sampler as int64 arrays.
+
+    Constant arrivals are floor(i * numerator / denominator) of the same
+    exact fraction 1e9/rate; numpy computes them while i * numerator stays
+    within int64, the sampler's own Python integers beyond that.
+    """
+    from fractions import Fraction
+
+    from skbsim.traffic.synthetic import arrival_sampler
+
+    sampler = arrival_sampler(rate, arrival, seed)
+    if rate is None or arrival != "constant":
+        return lambda k: np.asarray(sampler(k), np.int64)
+    period = Fraction(10**9) / Fraction(rate)
+    numerator, denominator = period.numerator, period.denominator
+    position = 0
+
+    def times(k):
+        nonlocal position
+        start = position
+        position += k
+        sampler_times = None
+        if (start + k) * numerator < (1 << 62):
+            index = np.arange(start, start + k, dtype=np.int64)
+            return index * numerator // denominator
+        sampler_times = [(i * numerator) // denominator for i in range(start, start + k)]
+        return np.asarray(sampler_times, np.int64)
+    return times
+
+
+@njit(cache=True)
+def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_caplen, length_adjust,
+               lengths, times, st):
+    """Classic pcap records from buf[st[0]:size] into lengths/times; st = [pos, first_ns, last_ns, index,
+    limit (-1 none), filled, status].  status 1: a corrupt record (left to the reference reader)."""
+    pos = st[0]
+    filled = st[5]
+    cap = lengths.shape[0]
+    while filled < cap and pos + record_len <= size:
+        if st[4] >= 0 and st[3] >= st[4]:
+            break
+        if big:
+            sec = (np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16) | (np.int64(buf[pos + 2]) << 8) | buf[pos + 3]
+            frac = (np.int64(buf[pos + 4]) << 24) | (np.int64(buf[pos + 5]) << 16) | (np.int64(buf[pos + 6]) << 8) | buf[pos + 7]
+            caplen = (np.int64(buf[pos + 8]) << 24) | (np.int64(buf[pos + 9]) << 16) | (np.int64(buf[pos + 10]) << 8) | buf[pos + 11]
+            orig = (np.int64(buf[pos + 12]) << 24) | (np.int64(buf[pos + 13]) << 16) | (np.int64(buf[pos + 14]) << 8) | buf[pos + 15]
+        else:
+            sec = (np.int64(buf[pos + 3]) << 24) | (np.int64(buf[pos + 2]) << 16) | (np.int64(buf[pos + 1]) << 8) | buf[pos]
+            frac = (np.int64(buf[pos + 7]) << 24) | (np.int64(buf[pos + 6]) << 16) | (np.int64(buf[pos + 5]) << 8) | buf[pos + 4]
+            caplen = (np.int64(buf[pos + 11]) << 24) | (np.int64(buf[pos + 10]) << 16) | (np.int64(buf[pos + 9]) << 8) | buf[pos + 8]
+            orig = (np.int64(buf[pos + 15]) << 24) | (np.int64(buf[pos + 14]) << 16) | (np.int64(buf[pos + 13]) << 8) | buf[pos + 12]
+        if caplen > orig or caplen > max_caplen:
+            st[6] = 1
+            break
+        end = pos + record_len + caplen
+        if end > size:
+            break
+        if orig < orig_min or orig > orig_max:
+            st[6] = 1
+            break
+        time_ns = sec * 1_000_000_000 + frac * frac_to_ns
+        if st[3] == 0:
+            st[1] = time_ns
+        time_ns -= st[1]
+        if time_ns < st[2]:
+            time_ns = st[2]
+        else:
+            st[2] = time_ns
+        lengths[filled] = orig + length_adjust
+        times[filled] = time_ns
+        filled += 1
+        st[3] += 1
+        pos = end
+    st[0] = pos
+    st[5] = filled
+
+
+def _pcap_chunks(source):
+    """A classic pcap's (lengths, times), as CaptureSource._pcap_frames() (and _paced()) give them."""
+    from skbsim.traffic import capture
+    from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
+
+    header = capture._read_pcap_header(source._head, source.path)
+    _, wire_adjust, _, _ = capture.link_info(header.linktype)
+    fcs_len = header.fcs_len
+    limit = -1 if source._limit is None else source._limit
+    if limit == 0:
+        return
+    paced = _arrival_times(source.rate, source.arrival, source.seed) if source.rate is not None else None
+    st = np.zeros(7, np.int64)
+    st[4] = limit
+    lengths = np.zeros(CHUNK, np.int64)
+    times = np.zeros(CHUNK, np.int64)
+    args = (header.order == ">", header.record_len, 1 if header.nano else 1000, MIN_FRAME_LEN + fcs_len - wire_adjust,
+            MAX_FRAME_LEN + fcs_len - wire_adjust, max(header.snaplen, capture._MAX_CAPLEN), wire_adjust - fcs_len)
+    with capture._open(source.path) as f:
+        f.seek(capture._FILE_HEADER_LEN)
+        rest = b""
+        eof = False
+        while True:
+            more = b"" if eof else f.read(capture._READ_CHUNK)
+            eof = not more
+            data = rest + more
+            buf = np.frombuffer(data, np.uint8)
+            st[0] = 0
+            while True:
+                _scan_pcap(buf, len(data), *args, lengths, times, st)
+                if st[6]:
+                    raise _Unscannable
+                if st[5] == CHUNK:
+                    yield lengths.copy(), (paced(CHUNK) if paced else times.copy())
+                    st[5] = 0
+                    continue
+                break
+            rest = data[st[0]:]
+            if 0 <= limit <= st[3] or (eof and not rest):
+                break
+            if eof:
+                raise _Unscannable  # a partial record at the end: the reference reader names the offset
+    n = int(st[5])
+    if n:
+        yield lengths[:n].copy(), (paced(n) if paced else times[:n].copy())
 
 
 def simulate_fast(config: RunConfig, progress=None) -> tuple[dict, dict] | None:

@@ -143,3 +143,22 @@ def test_cli_engine_choice_and_fallback_message(capsys):
     assert json.loads(captured.out)["engine"] == "reference"
     lines = [line for line in captured.err.splitlines() if "reference engine used" in line]
     assert len(lines) == 1 and "rx=build_skb" in lines[0]
+
+
+@pytest.mark.parametrize("count, rate", [(None, None), (1000, None), (0, None), (None, 2e6), (777, 333333.0)])
+def test_pcap_limits_and_pacing(tmp_path, count, rate):
+    path = _pcap(tmp_path / "paced.pcap", [60, 1514, 590, 1600, 61] * 500, gap=0.0000013)
+    _assert_same(kernel="6.9", options={"rx": "build_skb"}, traffic=f"pcap:{path}", count=count, rate=rate,
+                 rcvbuf=40_000, app_rate=500_000.0)
+
+
+def test_corrupt_pcap_is_reported_as_by_the_reference_reader(tmp_path, capsys):
+    good = _pcap(tmp_path / "good.pcap", [60, 60, 1514])
+    data = open(good, "rb").read()
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(data[:-7])
+    argv = ["run", "--quiet", "--opt", "rx=build_skb", "--traffic", f"pcap:{path}"]
+    assert main(argv) == 2
+    fast_err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert main(argv + ["--engine", "reference"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == fast_err
