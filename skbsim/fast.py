@@ -45,15 +45,18 @@ CHUNK = 1 << 16
 MAX_RCVBUF = 1 << 26
 
 # -- indices into the scalar state array S -------------------------------------------------
-(NOW, SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, ORDER, APP_NEXT, APP_WAITING, NEV,
+(NOW, ORDER, APP_NEXT, APP_WAITING, NEV,
  PACKETS, BYTES, RING_DROPS, DELIVERED, TRUESIZE_TOTAL, POLLS, TIME_SQUEEZE, IRQS, PEAK_PINNED, PINNED,
- NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
  D_FRAMES, D_BYTES, D_NIC_FRAMES, D_RING_DROPS, D_OVERSIZE, D_USED, D_REUSED, D_RELEASED, D_PAGES_ALLOC, D_POLLS,
  IN_USE, PEAK_IN_USE, PG_FREE_TOP, PG_NEXT,
  SL_NPARTIAL, SL_FREE_TOP, SL_NEXT, SL_LIVE,
- NC_LEN, NC_GETS, NC_HITS, NC_REFILLS, NC_PUTS, NC_FLUSHES,
+ NC_GETS, NC_HITS, NC_REFILLS, NC_PUTS, NC_FLUSHES,
  RMEM, FWD, DEFICIT, MEMALLOC, SK_DROPS, ENQUEUED, CONSUMED, PEAK_RMEM,
- Q_HEAD, Q_LEN, READER_LEN, ERR, S_SIZE) = range(62)
+ Q_HEAD, Q_LEN, READER_LEN, ERR, S_SIZE) = range(51)
+
+# -- indices into a CPU's row R of the per-CPU state (its NAPI, ring and caches) -------------------
+(SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
+ Q_NIC_FRAMES, Q_FRAMES, NC_LEN, DEFER_LEN, R_SIZE) = range(15)
 
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
@@ -62,6 +65,8 @@ MAX_RCVBUF = 1 << 26
 
 _PUT_MODES = {PUT_PER_BUFFER: 0, PUT_PER_POLL: 1, PUT_PER_FRAME: 2}
 _POLL, _READ = 1, 2
+#: net.core.skb_defer_max (Kernel.skb_defer_max)
+SKB_DEFER_MAX = 64
 USHRT_MAX = 0xFFFF
 U32_MASK = 0xFFFFFFFF
 #: error codes (S[ERR]): the compiled loop left its modelled ground
@@ -81,8 +86,6 @@ def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None
         return f"the fast engine models only the ice driver, not {config.driver}"
     if config.options.get("rx", "build_skb") != "build_skb":
         return "the fast engine models only ice rx=build_skb"
-    if config.cpus != 1:
-        return "the fast engine models only one CPU"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
     return None
@@ -92,7 +95,7 @@ def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None
 
 
 @njit(cache=True)
-def _heap_push(S, ev_time, ev_order, ev_kind, time_ns, kind):
+def _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, time_ns, kind, cpu):
     n = S[NEV]
     if n >= ev_time.shape[0]:
         S[ERR] = ERR_TABLE_FULL
@@ -107,22 +110,25 @@ def _heap_push(S, ev_time, ev_order, ev_kind, time_ns, kind):
         ev_time[i] = ev_time[parent]
         ev_order[i] = ev_order[parent]
         ev_kind[i] = ev_kind[parent]
+        ev_cpu[i] = ev_cpu[parent]
         i = parent
     ev_time[i] = time_ns
     ev_order[i] = order
     ev_kind[i] = kind
+    ev_cpu[i] = cpu
     S[NEV] = n + 1
 
 
 @njit(cache=True)
-def _heap_pop(S, ev_time, ev_order, ev_kind):
-    """Remove the smallest (time, order); returns its kind (time is left in S[NOW] by the caller)."""
-    kind = ev_kind[0]
+def _heap_pop(S, ev_time, ev_order, ev_kind, ev_cpu):
+    """Remove the smallest (time, order); returns kind * 1024 + cpu (the caller reads the time first)."""
+    kind = ev_kind[0] * 1024 + ev_cpu[0]
     n = S[NEV] - 1
     S[NEV] = n
     t = ev_time[n]
     o = ev_order[n]
     k = ev_kind[n]
+    c = ev_cpu[n]
     i = 0
     while True:
         child = 2 * i + 1
@@ -136,11 +142,13 @@ def _heap_pop(S, ev_time, ev_order, ev_kind):
         ev_time[i] = ev_time[child]
         ev_order[i] = ev_order[child]
         ev_kind[i] = ev_kind[child]
+        ev_cpu[i] = ev_cpu[child]
         i = child
     if n > 0:
         ev_time[i] = t
         ev_order[i] = o
         ev_kind[i] = k
+        ev_cpu[i] = c
     return kind
 
 
@@ -242,16 +250,47 @@ def _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfre
 
 
 @njit(cache=True)
-def _run(S, C, lengths, times, n, final,
-         ev_time, ev_order, ev_kind,
+def _nc_put(S, C, R, ncv, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+            page_ref, page_order, page_free, pg_freed, obj, count_it):
+    """napi_skb_cache_put() on one CPU's cache: a full cache gives its top NAPI_SKB_CACHE_FREE back."""
+    if count_it:
+        S[NC_PUTS] += 1
+    ncv[R[NC_LEN]] = obj
+    R[NC_LEN] += 1
+    if R[NC_LEN] == C[NC_SIZE]:
+        keep = C[NC_SIZE] - C[NC_FREE]
+        for j in range(keep, C[NC_SIZE]):
+            _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                       page_ref, page_order, page_free, pg_freed, ncv[j])
+        R[NC_LEN] = keep
+        if count_it:
+            S[NC_FLUSHES] += 1
+
+
+@njit(cache=True)
+def _defer_flush(S, C, R, ncv, dfv_page, dfv_obj, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                 page_ref, page_order, page_free, pg_freed, count_it):
+    """skb_defer_free_flush(): napi_consume_skb() of every skb other CPUs handed back to this one."""
+    n = R[DEFER_LEN]
+    R[DEFER_LEN] = 0
+    for j in range(n):
+        _put_page(S, page_ref, page_order, page_free, pg_freed, dfv_page[j])
+        _nc_put(S, C, R, ncv, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
+
+
+@njit(cache=True)
+def _run(S, C, CS, lengths, times, queues, n, final,
+         ev_time, ev_order, ev_kind, ev_cpu,
          page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
          sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-         nc, q_page, q_obj, q_ts, dl_page, dl_obj):
-    """Arrivals lengths[:n] at times[:n], with every event before each; with final, then all events."""
+         nc, df_page, df_obj, q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj):
+    """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
+    with final, then all remaining events."""
     i = 0
     count = C[RING_COUNT]
-    qcap = q_page.shape[0]
+    ncpus = CS.shape[0]
     while S[ERR] == 0:
         if i < n:
             arrival = times[i]
@@ -261,6 +300,8 @@ def _run(S, C, lengths, times, n, final,
                 # -- a frame arrives (Simulation._arrive, ice_nic_receive) --------------------------
                 S[NOW] = arrival
                 length = lengths[i]
+                cpu = queues[i] % ncpus
+                R = CS[cpu]
                 i += 1
                 S[PACKETS] += 1
                 S[BYTES] += length
@@ -268,63 +309,68 @@ def _run(S, C, lengths, times, n, final,
                 if length > C[RXMAX]:
                     S[D_OVERSIZE] += 1
                     ok = False
-                elif ((S[TAIL] - S[HW_NEXT]) % count + count) % count < 1:
+                elif ((R[TAIL] - R[HW_NEXT]) % count + count) % count < 1:
                     S[D_RING_DROPS] += 1
                     ok = False
                 if not ok:
                     S[RING_DROPS] += 1
                 else:
-                    idx = S[HW_NEXT]
-                    desc_len[idx] = length
-                    desc_dd[idx] = 1
+                    idx = R[HW_NEXT]
+                    desc_len[cpu, idx] = length
+                    desc_dd[cpu, idx] = 1
                     idx += 1
                     if idx == count:
                         idx = 0
-                    S[HW_NEXT] = idx
+                    R[HW_NEXT] = idx
                     S[D_NIC_FRAMES] += 1
-                    if S[SCHEDULED] == 0:
-                        _raise_irq(S, C, ev_time, ev_order, ev_kind, S[NOW])
+                    R[Q_NIC_FRAMES] += 1
+                    if R[SCHEDULED] == 0:
+                        _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
                 continue
         elif not final or S[NEV] == 0:
             return i
         # -- the next event -----------------------------------------------------------------------
         S[NOW] = ev_time[0]
-        kind = _heap_pop(S, ev_time, ev_order, ev_kind)
+        code = _heap_pop(S, ev_time, ev_order, ev_kind, ev_cpu)
+        kind = code // 1024
+        cpu = code % 1024
         if kind == _POLL:
-            _poll(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
-                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+            _poll(S, C, CS[cpu], cpu, ev_time, ev_order, ev_kind, ev_cpu,
+                  page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+                  ring_page[cpu], ring_bias[cpu], ring_pgcnt[cpu], desc_dd[cpu], desc_len[cpu],
                   sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                  nc, q_page, q_obj, q_ts, dl_page, dl_obj, qcap)
+                  nc[cpu], df_page[cpu], df_obj[cpu], q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj)
         else:
-            _app_read(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_freed,
-                      sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts, qcap)
+            _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
+                      pg_freed, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+                      q_page, q_obj, q_ts, q_cpu)
     return i
 
 
 @njit(cache=True)
-def _raise_irq(S, C, ev_time, ev_order, ev_kind, time_ns):
+def _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, time_ns, cpu):
     S[IRQS] += 1
-    S[SCHEDULED] = 1
+    R[SCHEDULED] = 1
     start = time_ns + C[IRQ_LATENCY]
-    if S[BUSY_UNTIL] > start:
-        start = S[BUSY_UNTIL]
-    S[BUDGET_LEFT] = NETDEV_BUDGET
-    S[ROUND_START] = start
-    _heap_push(S, ev_time, ev_order, ev_kind, start, _POLL)
+    if R[BUSY_UNTIL] > start:
+        start = R[BUSY_UNTIL]
+    R[BUDGET_LEFT] = NETDEV_BUDGET
+    R[ROUND_START] = start
+    _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, start, _POLL, cpu)
 
 
 @njit(cache=True)
-def _put_rx_buf(S, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt, count, slot):
+def _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt, count, slot):
     """ice_put_rx_buf(): reuse the page at next_to_alloc, or drain the driver's references."""
     pid = ring_page[slot]
     if ((ring_pgcnt[slot] - ring_bias[slot]) & U32_MASK) <= 1:
         if ring_bias[slot] == 1:
             page_ref[pid] += USHRT_MAX - 1
             ring_bias[slot] = USHRT_MAX
-        nta = S[NTA]
+        nta = R[NTA]
         bias = ring_bias[slot]
         nxt = nta + 1
-        S[NTA] = nxt if nxt < count else 0
+        R[NTA] = nxt if nxt < count else 0
         ring_page[nta] = pid
         ring_bias[nta] = bias
         S[D_REUSED] += 1
@@ -339,26 +385,30 @@ def _put_rx_buf(S, page_ref, page_order, page_free, pg_freed, ring_page, ring_bi
 
 
 @njit(cache=True)
-def _poll(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
-          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
+          pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
           sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-          nc, q_page, q_obj, q_ts, dl_page, dl_obj, qcap):
+          ncv, dfv_page, dfv_obj, q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj):
     """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
     count = C[RING_COUNT]
     mode = C[PUT_MODE]
     cost = C[COST]
+    qcap = q_page.shape[0]
     S[POLLS] += 1
-    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < S[BUDGET_LEFT] else S[BUDGET_LEFT]
+    if R[DEFER_LEN]:
+        _defer_flush(S, C, R, ncv, dfv_page, dfv_obj, sl_stack, sl_top, sl_inuse, sl_page, sl_partial,
+                     sl_slotfree, page_ref, page_order, page_free, pg_freed, True)
+    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < R[BUDGET_LEFT] else R[BUDGET_LEFT]
     S[D_POLLS] += 1
     ndel = 0
     work = budget
     if budget > 0:
         total = 0
-        ntc = S[NTC]
-        cached_ntc = S[FIRST_DESC]
+        ntc = R[NTC]
+        cached_ntc = R[FIRST_DESC]
         cleaned_count = 0
         if mode == 0:
-            cleaned_count = (0 if S[NTC] > S[NTU] else count) + S[NTC] - S[NTU] - 1
+            cleaned_count = (0 if R[NTC] > R[NTU] else count) + R[NTC] - R[NTU] - 1
         while total < budget:
             if desc_dd[ntc] == 0:
                 break
@@ -379,52 +429,53 @@ def _poll(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, pag
                 ntc = 0
             if mode == 2:
                 ring_pgcnt[slot] = page_ref[ring_page[slot]]  # ice_get_pgcnts()
-            # napi_build_skb(): the sk_buff from the per-CPU cache (napi_skb_cache_get)
+            # napi_build_skb(): the sk_buff from this CPU's cache (napi_skb_cache_get)
             S[NC_GETS] += 1
-            if S[NC_LEN] == 0:
+            if R[NC_LEN] == 0:
                 for _ in range(C[NC_BULK]):
-                    nc[S[NC_LEN]] = _slab_alloc(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                                                page_ref, page_order, page_free, pg_alloc)
-                    S[NC_LEN] += 1
+                    ncv[R[NC_LEN]] = _slab_alloc(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                                                 page_ref, page_order, page_free, pg_alloc)
+                    R[NC_LEN] += 1
                 S[NC_REFILLS] += 1
             else:
                 S[NC_HITS] += 1
-            S[NC_LEN] -= 1
-            obj = nc[S[NC_LEN]]
+            R[NC_LEN] -= 1
+            obj = ncv[R[NC_LEN]]
             pid = ring_page[slot]
             if mode == 0:
-                _put_rx_buf(S, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
                             count, slot)
                 cleaned_count += 1
             elif mode == 1:
-                S[FIRST_DESC] = ntc
+                R[FIRST_DESC] = ntc
             else:
-                _put_rx_buf(S, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
                             count, slot)
-                S[FIRST_DESC] = ntc
+                R[FIRST_DESC] = ntc
             # eth_skb_pad() raises len to 60; the driver counts skb->len
             S[D_BYTES] += size if size >= 60 else 60
             S[D_FRAMES] += 1
+            R[Q_FRAMES] += 1
             dl_page[ndel] = pid
             dl_obj[ndel] = obj
             ndel += 1
             total += 1
         if mode == 1:
-            first = S[FIRST_DESC]
+            first = R[FIRST_DESC]
             while cached_ntc != first:
-                _put_rx_buf(S, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
                             count, cached_ntc)
                 cached_ntc += 1
                 if cached_ntc >= count:
                     cached_ntc = 0
-        S[NTC] = ntc
+        R[NTC] = ntc
         # ice_alloc_rx_bufs()
         if mode == 0:
             want = cleaned_count
         else:
-            want = (0 if S[FIRST_DESC] > S[NTU] else count) + S[FIRST_DESC] - S[NTU] - 1
+            want = (0 if R[FIRST_DESC] > R[NTU] else count) + R[FIRST_DESC] - R[NTU] - 1
         if want:
-            ntu = S[NTU]
+            ntu = R[NTU]
             while want:
                 if ring_page[ntu] < 0:
                     pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
@@ -437,12 +488,12 @@ def _poll(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, pag
                 if ntu == count:
                     ntu = 0
                 want -= 1
-            if S[NTU] != ntu:
-                prev = S[NTU] & ~7
-                S[NTU] = ntu
-                S[NTA] = ntu
+            if R[NTU] != ntu:
+                prev = R[NTU] & ~7
+                R[NTU] = ntu
+                R[NTA] = ntu
                 if prev != (ntu & ~7):
-                    S[TAIL] = ntu & ~7
+                    R[TAIL] = ntu & ~7
         work = budget if total >= budget else (total if total < budget - 1 else budget - 1)
     # -- the stack: each skb to the UDP socket (Simulation._deliver) ---------------------------------
     ts = C[SKB_TRUESIZE_C]
@@ -483,6 +534,7 @@ def _poll(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, pag
             q_page[tail] = pid
             q_obj[tail] = obj
             q_ts[tail] = ts
+            q_cpu[tail] = cpu
             S[Q_LEN] += 1
             S[ENQUEUED] += 1
             if S[RMEM] > S[PEAK_RMEM]:
@@ -500,31 +552,33 @@ def _poll(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, pag
                        page_ref, page_order, page_free, pg_freed, obj)
     now = S[NOW]
     end = now + (work if work > ndel else ndel) * cost
-    S[BUSY_UNTIL] = end
-    S[BUDGET_LEFT] -= work
+    R[BUSY_UNTIL] = end
+    R[BUDGET_LEFT] -= work
     if work >= budget:
-        if S[BUDGET_LEFT] <= 0 or end - S[ROUND_START] >= NETDEV_BUDGET_NS:
+        if R[BUDGET_LEFT] <= 0 or end - R[ROUND_START] >= NETDEV_BUDGET_NS:
             S[TIME_SQUEEZE] += 1
-            S[BUDGET_LEFT] = NETDEV_BUDGET
-            S[ROUND_START] = end
-        _heap_push(S, ev_time, ev_order, ev_kind, end, _POLL)
+            R[BUDGET_LEFT] = NETDEV_BUDGET
+            R[ROUND_START] = end
+        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _POLL, cpu)
     else:
-        S[SCHEDULED] = 0
-        if S[D_NIC_FRAMES] > S[D_FRAMES]:
-            _raise_irq(S, C, ev_time, ev_order, ev_kind, end)
+        R[SCHEDULED] = 0
+        if R[Q_NIC_FRAMES] > R[Q_FRAMES]:
+            _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, end, cpu)
     if C[APP_UNLIMITED]:
-        _heap_push(S, ev_time, ev_order, ev_kind, end, _READ)
+        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _READ, 0)
     elif S[APP_WAITING] and S[Q_LEN] > 0:
         S[APP_WAITING] = 0
-        _heap_push(S, ev_time, ev_order, ev_kind, end if end > S[APP_NEXT] else S[APP_NEXT], _READ)
+        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end if end > S[APP_NEXT] else S[APP_NEXT], _READ, 0)
 
 
 @njit(cache=True)
-def _app_read(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_freed,
-              sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts, qcap):
-    """Simulation._app_read: udp_recvmsg() per datagram, the skb freed in process context."""
+def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
+              sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+              q_page, q_obj, q_ts, q_cpu):
+    """Simulation._app_read on CPU 0: udp_recvmsg() per datagram, the skb freed in process context."""
     page_size = C[PAGE_SIZE_C]
     threshold = C[RCVBUF] >> 2
+    qcap = q_page.shape[0]
     while True:
         if S[Q_LEN] == 0:
             S[APP_WAITING] = 1
@@ -535,6 +589,7 @@ def _app_read(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free,
         pid = q_page[head]
         obj = q_obj[head]
         ts = q_ts[head]
+        owner = q_cpu[head]
         head += 1
         S[Q_HEAD] = head if head < qcap else 0
         S[Q_LEN] -= 1
@@ -550,21 +605,21 @@ def _app_read(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free,
             S[MEMALLOC] -= amount // page_size
             S[RMEM] -= size
             S[READER_LEN] = S[Q_LEN]
-        # consume_skb() / skb_attempt_defer_free() on the allocating CPU: the head page first
-        _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
         if C[DEFER_FREE]:
-            # kfree_skb_napi_cache(): the sk_buff into this CPU's NAPI cache (napi_skb_cache_put)
-            S[NC_PUTS] += 1
-            nc[S[NC_LEN]] = obj
-            S[NC_LEN] += 1
-            if S[NC_LEN] == C[NC_SIZE]:
-                keep = C[NC_SIZE] - C[NC_FREE]
-                for j in range(keep, C[NC_SIZE]):
-                    _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                               page_ref, page_order, page_free, pg_freed, nc[j])
-                S[NC_LEN] = keep
-                S[NC_FLUSHES] += 1
+            # skb_attempt_defer_free(): freed here into CPU 0's NAPI cache when local (or the owner's
+            # list is full), else queued on the allocating CPU until its next net_rx_action()
+            Ro = CS[owner]
+            if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
+                _nc_put(S, C, CS[0], nc[0], sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                        page_ref, page_order, page_free, pg_freed, obj, True)
+            else:
+                df_page[owner, Ro[DEFER_LEN]] = pid
+                df_obj[owner, Ro[DEFER_LEN]] = obj
+                Ro[DEFER_LEN] += 1
         else:
+            # consume_skb(): the head page, then the sk_buff to its slab
+            _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
             _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
                        page_ref, page_order, page_free, pg_freed, obj)
         S[CONSUMED] += 1
@@ -573,15 +628,17 @@ def _app_read(S, C, ev_time, ev_order, ev_kind, page_ref, page_order, page_free,
             S[PINNED] -= 1
         if not C[APP_UNLIMITED]:
             S[APP_NEXT] = S[NOW] + C[APP_GAP]
-            _heap_push(S, ev_time, ev_order, ev_kind, S[APP_NEXT], _READ)
+            _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, S[APP_NEXT], _READ, 0)
             return
 
 
 @njit(cache=True)
-def _teardown(S, C, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-              sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts, qcap):
-    """udp_destroy_sock(), ice_clean_rx_ring(), then the kernel's drain of the NAPI skb cache."""
+def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+              sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+              q_page, q_obj, q_ts):
+    """udp_destroy_sock(), ice_clean_rx_ring() per queue, then Kernel.drain(): defer lists, NAPI caches."""
     page_size = C[PAGE_SIZE_C]
+    qcap = q_page.shape[0]
     total = 0
     while S[Q_LEN] > 0:
         head = S[Q_HEAD]
@@ -600,18 +657,25 @@ def _teardown(S, C, page_ref, page_order, page_free, pg_freed, ring_page, ring_b
     S[MEMALLOC] -= amount // page_size
     S[RMEM] -= size
     S[READER_LEN] = 0
-    for slot in range(C[RING_COUNT]):
-        pid = ring_page[slot]
-        if pid < 0:
-            continue
-        page_ref[pid] -= ring_bias[slot]
-        if page_ref[pid] == 0:
-            _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
-        ring_page[slot] = -1
-    for j in range(S[NC_LEN]):
-        _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                   page_ref, page_order, page_free, pg_freed, nc[j])
-    S[NC_LEN] = 0
+    ncpus = CS.shape[0]
+    for cpu in range(ncpus):
+        for slot in range(C[RING_COUNT]):
+            pid = ring_page[cpu, slot]
+            if pid < 0:
+                continue
+            page_ref[pid] -= ring_bias[cpu, slot]
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+            ring_page[cpu, slot] = -1
+    for cpu in range(ncpus):
+        if CS[cpu, DEFER_LEN]:
+            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_obj[cpu], sl_stack, sl_top, sl_inuse, sl_page,
+                         sl_partial, sl_slotfree, page_ref, page_order, page_free, pg_freed, False)
+    for cpu in range(ncpus):
+        for j in range(CS[cpu, NC_LEN]):
+            _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                       page_ref, page_order, page_free, pg_freed, nc[cpu, j])
+        CS[cpu, NC_LEN] = 0
 
 
 # -- the Python side ---------------------------------------------------------------------------
@@ -662,26 +726,29 @@ class FastSimulation:
         C[NC_FREE] = profile.NAPI_SKB_CACHE_FREE
 
         truesize = int(C[SKB_TRUESIZE_C])
+        ncpus = config.cpus
         qcap = ref.sock.rcvbuf // truesize + 2
-        live_bound = count + qcap + 2 * NAPI_POLL_WEIGHT + 2 * int(C[NC_SIZE])
+        # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
+        live_bound = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + int(C[NC_SIZE]) + SKB_DEFER_MAX)
         slab_cap = live_bound + 16
-        page_cap = count + qcap + slab_cap + 16
+        page_cap = ncpus * count + qcap + ncpus * SKB_DEFER_MAX + slab_cap + 16
 
         S = np.zeros(S_SIZE, np.int64)
-        S[BUDGET_LEFT] = NETDEV_BUDGET
         S[APP_WAITING] = 1
+        CS = np.zeros((ncpus, R_SIZE), np.int64)
+        CS[:, BUDGET_LEFT] = NETDEV_BUDGET
         page_ref = np.zeros(page_cap, np.int64)
         page_order = np.zeros(page_cap, np.int64)
         page_free = np.zeros(page_cap, np.int64)
         page_pin = np.zeros(page_cap, np.int64)
         pg_alloc = np.zeros(32, np.int64)
         pg_freed = np.zeros(32, np.int64)
-        ring_page = np.full(count, -1, np.int64)
-        ring_bias = np.zeros(count, np.int64)
-        ring_pgcnt = np.zeros(count, np.int64)
-        desc_dd = np.zeros(count, np.int64)
-        desc_len = np.zeros(count, np.int64)
-        # The ring as ice_open() left it in the reference kernel.
+        ring_page = np.full((ncpus, count), -1, np.int64)
+        ring_bias = np.zeros((ncpus, count), np.int64)
+        ring_pgcnt = np.zeros((ncpus, count), np.int64)
+        desc_dd = np.zeros((ncpus, count), np.int64)
+        desc_len = np.zeros((ncpus, count), np.int64)
+        # The rings as ice_open() left them in the reference kernel.
         pages = kernel.pages
         for order, n in pages.allocated.items():
             pg_alloc[order] = n
@@ -689,63 +756,72 @@ class FastSimulation:
             pg_freed[order] = n
         S[IN_USE] = pages.in_use
         S[PEAK_IN_USE] = pages.peak_in_use
-        if pages.live and len(pages.live) != sum(1 for b in ring.rx_buf if b.page is not None):
+        ring_pages = sum(1 for st in ref.cpus for b in st.queue.rx_buf if b.page is not None)
+        if len(pages.live) != ring_pages:
             raise ValueError("unexpected pages at start")
-        for slot, buf in enumerate(ring.rx_buf):
-            if buf.page is not None:
-                pid = S[PG_NEXT]
-                S[PG_NEXT] += 1
-                page_ref[pid] = buf.page.refcount
-                page_order[pid] = buf.page.order
-                ring_page[slot] = pid
-                ring_bias[slot] = buf.pagecnt_bias
-        for slot, desc in enumerate(ring.desc):
-            desc_dd[slot] = desc.dd
-        S[NTU], S[NTC], S[NTA], S[FIRST_DESC] = ring.next_to_use, ring.next_to_clean, ring.next_to_alloc, ring.first_desc
-        S[TAIL], S[HW_NEXT] = ring.tail, ring.hw_next
-        S[D_PAGES_ALLOC] = ring.stats.pages_allocated
+        for cpu, cpu_state in enumerate(ref.cpus):
+            ring = cpu_state.queue
+            for slot, buf in enumerate(ring.rx_buf):
+                if buf.page is not None:
+                    pid = S[PG_NEXT]
+                    S[PG_NEXT] += 1
+                    page_ref[pid] = buf.page.refcount
+                    page_order[pid] = buf.page.order
+                    ring_page[cpu, slot] = pid
+                    ring_bias[cpu, slot] = buf.pagecnt_bias
+            for slot, desc in enumerate(ring.desc):
+                desc_dd[cpu, slot] = desc.dd
+            R = CS[cpu]
+            R[NTU], R[NTC], R[NTA], R[FIRST_DESC] = (ring.next_to_use, ring.next_to_clean, ring.next_to_alloc,
+                                                     ring.first_desc)
+            R[TAIL], R[HW_NEXT] = ring.tail, ring.hw_next
+            S[D_PAGES_ALLOC] += ring.stats.pages_allocated
         objs = cache.objs_per_slab
-        sl_stack = np.zeros((slab_cap, objs), np.int64)
+        sl_stack = np.zeros((slab_cap, objs), np.int32)
         sl_top = np.zeros(slab_cap, np.int64)
         sl_inuse = np.zeros(slab_cap, np.int64)
         sl_page = np.zeros(slab_cap, np.int64)
         sl_partial = np.zeros(slab_cap, np.int64)
         sl_slotfree = np.zeros(slab_cap, np.int64)
-        nc = np.zeros(int(C[NC_SIZE]) + 1, np.int64)
+        nc = np.zeros((ncpus, int(C[NC_SIZE]) + 1), np.int64)
+        df_page = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
+        df_obj = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
         q_page = np.zeros(qcap, np.int64)
         q_obj = np.zeros(qcap, np.int64)
         q_ts = np.zeros(qcap, np.int64)
+        q_cpu = np.zeros(qcap, np.int64)
         dl_page = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         dl_obj = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         ev_time = np.zeros(4096, np.int64)
         ev_order = np.zeros(4096, np.int64)
         ev_kind = np.zeros(4096, np.int64)
-        state = (ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+        ev_cpu = np.zeros(4096, np.int64)
+        state = (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
-                 sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts,
-                 dl_page, dl_obj)
+                 sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+                 q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj)
 
-        empty_l = np.zeros(0, np.int64)
+        empty = np.zeros(0, np.int64)
         try:
-            for lengths, times in _traffic_chunks(ref.source, config):
+            for lengths, times, queues in _traffic_chunks(ref.source, config):
                 n = len(lengths)
-                done = _run(S, C, lengths, times, n, False, *state)
+                done = _run(S, C, CS, lengths, times, queues, n, False, *state)
                 if S[ERR] or done != n:
                     return None
                 if self.progress is not None:
                     self.progress(int(S[PACKETS]))
         except _Unscannable:
             return None
-        _run(S, C, empty_l, empty_l, 0, True, *state)
+        _run(S, C, CS, empty, empty, empty, 0, True, *state)
         if S[ERR]:
             return None
-        return self._finish(S, C, state)
+        return self._finish(S, C, CS, state)
 
-    def _finish(self, S, C, state) -> dict | None:
-        (ev_time, ev_order, ev_kind, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+    def _finish(self, S, C, CS, state) -> dict | None:
+        (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
-         sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts,
-         dl_page, dl_obj) = state
+         sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+         q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj) = state
         ref = self.ref
         config = self.config
         kernel = ref.kernel
@@ -759,13 +835,15 @@ class FastSimulation:
         }
         peak_pages = int(S[PEAK_IN_USE])
         pages_allocated = {order: int(n) for order, n in enumerate(pg_alloc) if n}
-        _teardown(S, C, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-                  sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, q_page, q_obj, q_ts,
-                  q_page.shape[0])
+        nc_stats = {"flushes": int(S[NC_FLUSHES]), "gets": int(S[NC_GETS]), "hits": int(S[NC_HITS]),
+                    "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
+        _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                  sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+                  q_page, q_obj, q_ts)
         if S[ERR] or S[IN_USE] != 0 or S[SL_LIVE] != 0:
             return None  # something left over: only the reference engine can itemise it
         pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
-        stats = ref.cpus[0].queue.stats.as_dict()
+        stats = {key: 0 for key in ref.cpus[0].queue.stats.as_dict()}
         stats.update(
             frames=int(S[D_FRAMES]), bytes=int(S[D_BYTES]), nic_frames=int(S[D_NIC_FRAMES]),
             ring_drops=int(S[D_RING_DROPS]), oversize_drops=int(S[D_OVERSIZE]), frames_dropped=0,
@@ -774,8 +852,6 @@ class FastSimulation:
             pages_allocated=int(S[D_PAGES_ALLOC]), polls=int(S[D_POLLS]),
         )
         driver_stats = dict(sorted(stats.items()))
-        nc_stats = {"flushes": int(S[NC_FLUSHES]), "gets": int(S[NC_GETS]), "hits": int(S[NC_HITS]),
-                    "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
         frag_stats = {"napi_allocs": 0, "napi_refills": 0, "napi_reuses": 0, "netdev_allocs": 0,
                       "netdev_refills": 0, "small_1k_allocs": 0, "small_1k_refills": 0}
         delivered_to_stack = int(S[DELIVERED])
@@ -836,37 +912,68 @@ def _wmem_default() -> int:
 
 
 def _traffic_chunks(source, config: RunConfig):
-    """(lengths, arrival times) as int64 arrays of up to CHUNK frames, streamed.
+    """(lengths, arrival times, RX queues) as int64 arrays of up to CHUNK frames, streamed.
 
-    Synthetic sources give lengths without building frames (length_batches)
-    and their arrival times come from the same rule the frames use; a
-    classic pcap is scanned by a compiled loop over 1 MiB reads (the same
-    arithmetic as CaptureSource._pcap_frames); other captures are read frame
-    by frame through the source.  Raises _Unscannable when the fast reader
-    meets something it leaves to the reference reader (a corrupt record).
+    Synthetic sources give lengths without building frames (length_batches),
+    arrival times by the same rule the frames use, and queues from the same
+    seeded flow draws and per-flow RSS queue as SyntheticSource._generate; a
+    classic pcap on one CPU is scanned by a compiled loop over 1 MiB reads
+    (the same arithmetic as CaptureSource._pcap_frames); other captures are
+    read frame by frame through the source.  Raises _Unscannable when the
+    fast reader meets something it leaves to the reference reader.
     """
     from skbsim.traffic.capture import CaptureSource
     from skbsim.traffic.synthetic import SyntheticSource
 
     if isinstance(source, SyntheticSource):
         take_times = _arrival_times(source.rate, source.arrival, source.seed)
+        take_queues = _synthetic_queues(source) if config.cpus > 1 else None
         for batch in source.length_batches(CHUNK):
-            yield np.asarray(batch, np.int64), take_times(len(batch))
+            lengths = np.asarray(batch, np.int64)
+            queues = take_queues(lengths) if take_queues else np.zeros(len(batch), np.int64)
+            yield lengths, take_times(len(batch)), queues
         return
-    if isinstance(source, CaptureSource) and source.format == "pcap":
-        yield from _pcap_chunks(source)
+    if isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1:
+        for lengths, times in _pcap_chunks(source):
+            yield lengths, times, np.zeros(len(lengths), np.int64)
         return
     lengths = []
     times = []
+    queues = []
     for frame in source:
         lengths.append(frame.length)
         times.append(frame.time_ns)
+        queues.append(frame.queue)
         if len(lengths) == CHUNK:
-            yield np.asarray(lengths, np.int64), np.asarray(times, np.int64)
+            yield np.asarray(lengths, np.int64), np.asarray(times, np.int64), np.asarray(queues, np.int64)
             lengths = []
             times = []
+            queues = []
     if lengths:
-        yield np.asarray(lengths, np.int64), np.asarray(times, np.int64)
+        yield np.asarray(lengths, np.int64), np.asarray(times, np.int64), np.asarray(queues, np.int64)
+
+
+def _synthetic_queues(source):
+    """Each frame's RX queue as SyntheticSource._generate gives it: the seeded flow draw (made for
+    every frame), the flow's RSS queue, or the indirection table's first entry for frames too
+    short for IPv4/UDP."""
+    from skbsim.traffic.synthetic import SYNTHETIC_IPV4_UDP_MIN
+
+    pick_flows = source._flow_picker()
+    non_ip_queue = source.rss.table[0]
+    queue_of_flow: dict[int, int] = {}
+
+    def queues(lengths):
+        picks = pick_flows(len(lengths))
+        out = np.empty(len(lengths), np.int64)
+        for i, index in enumerate(picks):
+            queue = queue_of_flow.get(index)
+            if queue is None:
+                queue = queue_of_flow[index] = source._flow_state(index).queue
+            out[i] = queue
+        out[lengths < SYNTHETIC_IPV4_UDP_MIN] = non_ip_queue
+        return out
+    return queues
 
 
 class _Unscannable(Exception):

@@ -69,6 +69,10 @@ def _pcap(path, lengths, gap=0.000001):
         dict(traffic="imix", count=3_000, rate=None, packet_cost_ns=4_000),
         # poisson arrivals, a reader slower than the NIC, frames above rxmax and below ETH_ZLEN
         dict(traffic="uniform:14-1600", count=6_000, rate=3e6, arrival="poisson", app_rate=1e6, seed=7),
+        # several CPUs: per-CPU rings and NAPI caches, skbs freed by the reader on CPU 0 (6.18: defer
+        # lists on the allocating CPU, full ones freed locally)
+        dict(traffic="imix", count=20_000, cpus=4, flows=16, rate=4e6),
+        dict(traffic="uniform:14-1536", count=8_000, cpus=3, flows=1000, rate=None, app_rate=2e6, rcvbuf=100_000),
     ],
 )
 def test_fixed_workloads(kernel, workload):
@@ -76,11 +80,12 @@ def test_fixed_workloads(kernel, workload):
     _assert_same(kernel=kernel, **kwargs)
 
 
-def test_pcap_workload(tmp_path):
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_pcap_workload(tmp_path, cpus):
     path = _pcap(tmp_path / "mix.pcap", [60, 1514, 590, 60, 1000, 1536, 1537, 9000, 42] * 300)
     for kernel in ("6.1", "6.18"):
         _assert_same(kernel=kernel, options={"rx": "build_skb"}, traffic=f"pcap:{path}", count=None, rate=None,
-                     rcvbuf=30_000, app_rate=300_000.0)
+                     rcvbuf=30_000, app_rate=300_000.0, cpus=cpus)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -95,11 +100,13 @@ def test_pcap_workload(tmp_path):
     rcvbuf=st.sampled_from([1, 2304, 5_000, 50_000, 212_992, 4_000_000]),
     app_rate=st.sampled_from([None, 1e4, 5e5, 3e6]),
     seed=st.integers(0, 1000),
+    cpus=st.integers(1, 4),
+    flows=st.sampled_from([1, 2, 16, 500]),
     packet_cost_ns=st.sampled_from([0, 100, 500, 3_000]),
     irq_latency_ns=st.sampled_from([0, 2_000, 50_000]),
 )
 def test_random_workloads_give_identical_json(kernel, ring, mtu, traffic, count, rate, poisson, rcvbuf, app_rate,
-                                              seed, packet_cost_ns, irq_latency_ns):
+                                              seed, cpus, flows, packet_cost_ns, irq_latency_ns):
     options = {"rx": "build_skb"}
     if ring:
         options["ring"] = ring
@@ -107,7 +114,7 @@ def test_random_workloads_give_identical_json(kernel, ring, mtu, traffic, count,
         options["mtu"] = mtu
     kwargs = dict(kernel=kernel, options=options, traffic=traffic, count=count, rate=rate,
                   arrival="poisson" if poisson and rate else "constant", rcvbuf=rcvbuf, app_rate=app_rate,
-                  seed=seed, packet_cost_ns=packet_cost_ns, irq_latency_ns=irq_latency_ns)
+                  seed=seed, cpus=cpus, flows=flows, packet_cost_ns=packet_cost_ns, irq_latency_ns=irq_latency_ns)
     _assert_same(**kwargs)
 
 
@@ -116,7 +123,7 @@ def test_random_workloads_give_identical_json(kernel, ring, mtu, traffic, count,
     [
         (RunConfig(options={"rx": "legacy"}), "rx=build_skb"),
         (RunConfig(driver="copybreak", options={}), "ice driver"),
-        (RunConfig(options={"rx": "build_skb"}, cpus=2), "one CPU"),
+        (RunConfig(options={"rx": "build_skb"}, rcvbuf=1 << 27), "--rcvbuf up to"),
     ],
 )
 def test_out_of_scope_falls_back_and_says_why(config, reason):
@@ -162,3 +169,24 @@ def test_corrupt_pcap_is_reported_as_by_the_reference_reader(tmp_path, capsys):
     fast_err = capsys.readouterr().err.strip().splitlines()[-1]
     assert main(argv + ["--engine", "reference"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == fast_err
+
+
+def test_pcap_udp_flows_on_several_cpus(tmp_path):
+    """UDP/IPv4 frames of 40 flows: RSS spreads them over the CPUs (read through the source)."""
+    path = tmp_path / "flows.pcap"
+    with open(path, "wb") as f:
+        writer = dpkt.pcap.Writer(f)
+        for i in range(3000):
+            n = (60, 590, 1514, 1200)[i % 4]
+            udp = dpkt.udp.UDP(sport=1024 + i % 40, dport=4789, data=bytes(n - 42))
+            udp.ulen = len(udp)
+            ip = dpkt.ip.IP(src=bytes((10, 0, 0, 1 + i % 40)), dst=bytes((10, 0, 1, 1)), p=17, data=udp)
+            ip.len = len(ip)
+            eth = dpkt.ethernet.Ethernet(dst=ETH[:6], src=ETH[6:12], type=0x0800, data=ip)
+            writer.writepkt(bytes(eth), ts=i * 0.0000005)
+    for kernel in ("6.9", "6.18"):
+        _assert_same(kernel=kernel, options={"rx": "build_skb"}, traffic=f"pcap:{path}", count=None, rate=None,
+                     cpus=4, rcvbuf=60_000)
+    reference, _ = simulate(RunConfig(options={"rx": "build_skb"}, traffic=f"pcap:{path}", count=None, rate=None,
+                                      cpus=4))
+    assert reference["napi"]["irqs"] > 0
