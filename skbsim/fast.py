@@ -52,16 +52,17 @@ MAX_RCVBUF = 1 << 26
  SL_NPARTIAL, SL_FREE_TOP, SL_NEXT, SL_LIVE,
  NC_GETS, NC_HITS, NC_REFILLS, NC_PUTS, NC_FLUSHES,
  RMEM, FWD, DEFICIT, MEMALLOC, SK_DROPS, ENQUEUED, CONSUMED, PEAK_RMEM,
- Q_HEAD, Q_LEN, READER_LEN, ERR, S_SIZE) = range(51)
+ Q_HEAD, Q_LEN, READER_LEN, ERR,
+ SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, S_SIZE) = range(56)
 
 # -- indices into a CPU's row R of the per-CPU state (its NAPI, ring and caches) -------------------
 (SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
- Q_NIC_FRAMES, Q_FRAMES, NC_LEN, DEFER_LEN, R_SIZE) = range(15)
+ Q_NIC_FRAMES, Q_FRAMES, NC_LEN, DEFER_LEN, P1K_PAGE, P1K_OFFSET, R_SIZE) = range(17)
 
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, SLAB_ORDER, OBJS_PER_SLAB, NC_SIZE, NC_BULK, NC_FREE,
- C_SIZE) = range(20)
+ LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, C_SIZE) = range(25)
 
 _PUT_MODES = {PUT_PER_BUFFER: 0, PUT_PER_POLL: 1, PUT_PER_FRAME: 2}
 _POLL, _READ = 1, 2
@@ -72,6 +73,15 @@ U32_MASK = 0xFFFFFFFF
 #: error codes (S[ERR]): the compiled loop left its modelled ground
 ERR_TABLE_FULL = 1
 ERR_BUG = 2
+ERR_MULTI_BUFFER = 3
+ERR_REASONS = {
+    ERR_TABLE_FULL: "a table of the fast engine filled up",
+    ERR_BUG: "the model reached a state the fast engine does not follow (a descriptor without a buffer)",
+    ERR_MULTI_BUFFER: "a frame needs several descriptors (the fast engine models single-buffer frames)",
+}
+#: ice_construct_skb(): ICE_RX_HDR_SIZE, the header skb's size and the copy-everything bound
+ICE_RX_HDR_SIZE = 256
+SZ_1K = 1024
 
 
 def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None:
@@ -84,8 +94,8 @@ def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None
         return "--kernel-config is not supported by the fast engine"
     if config.driver != "ice":
         return f"the fast engine models only the ice driver, not {config.driver}"
-    if config.options.get("rx", "build_skb") != "build_skb":
-        return "the fast engine models only ice rx=build_skb"
+    if config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
+        return "the fast engine models ice rx=build_skb and rx=legacy only"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
     return None
@@ -280,12 +290,12 @@ def _defer_flush(S, C, R, ncv, dfv_page, dfv_obj, sl_stack, sl_top, sl_inuse, sl
 
 
 @njit(cache=True)
-def _run(S, C, CS, lengths, times, queues, n, final,
+def _run(S, C, CS, lengths, times, queues, hlens, n, final,
          ev_time, ev_order, ev_kind, ev_cpu,
          page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
-         ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+         ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-         nc, df_page, df_obj, q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj):
+         nc, df_page, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
     """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
     with final, then all remaining events."""
     i = 0
@@ -309,6 +319,9 @@ def _run(S, C, CS, lengths, times, queues, n, final,
                 if length > C[RXMAX]:
                     S[D_OVERSIZE] += 1
                     ok = False
+                elif length > C[RX_BUF_LEN]:
+                    S[ERR] = ERR_MULTI_BUFFER
+                    return i
                 elif ((R[TAIL] - R[HW_NEXT]) % count + count) % count < 1:
                     S[D_RING_DROPS] += 1
                     ok = False
@@ -317,6 +330,7 @@ def _run(S, C, CS, lengths, times, queues, n, final,
                 else:
                     idx = R[HW_NEXT]
                     desc_len[cpu, idx] = length
+                    desc_hlen[cpu, idx] = hlens[i - 1]
                     desc_dd[cpu, idx] = 1
                     idx += 1
                     if idx == count:
@@ -337,13 +351,14 @@ def _run(S, C, CS, lengths, times, queues, n, final,
         if kind == _POLL:
             _poll(S, C, CS[cpu], cpu, ev_time, ev_order, ev_kind, ev_cpu,
                   page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
-                  ring_page[cpu], ring_bias[cpu], ring_pgcnt[cpu], desc_dd[cpu], desc_len[cpu],
+                  ring_page[cpu], ring_bias[cpu], ring_pgcnt[cpu], desc_dd[cpu], desc_len[cpu], desc_hlen[cpu],
                   sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                  nc[cpu], df_page[cpu], df_obj[cpu], q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj)
+                  nc[cpu], df_page[cpu], df_obj[cpu], q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
+                  dl_hlen, dl_dlen)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
                       pg_freed, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
-                      q_page, q_obj, q_ts, q_cpu)
+                      q_page, q_frag, q_obj, q_ts, q_cpu)
     return i
 
 
@@ -386,9 +401,9 @@ def _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring
 
 @njit(cache=True)
 def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
-          pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+          pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
           sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-          ncv, dfv_page, dfv_obj, q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj):
+          ncv, dfv_page, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
     """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
     count = C[RING_COUNT]
     mode = C[PUT_MODE]
@@ -429,7 +444,20 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
                 ntc = 0
             if mode == 2:
                 ring_pgcnt[slot] = page_ref[ring_page[slot]]  # ice_get_pgcnts()
-            # napi_build_skb(): the sk_buff from this CPU's cache (napi_skb_cache_get)
+            head_pid = ring_page[slot]
+            if C[LEGACY]:
+                # ice_construct_skb(): the header skb's head is a piece of this CPU's
+                # page_frag_1k (page_frag_alloc_1k: a new page carries a reference per piece)
+                off = R[P1K_OFFSET] - SZ_1K
+                if off < 0:
+                    R[P1K_PAGE] = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
+                    off = C[PAGE_SIZE_C] - SZ_1K
+                    page_ref[R[P1K_PAGE]] += off // SZ_1K
+                    S[SMALL_REFILLS] += 1
+                R[P1K_OFFSET] = off
+                S[SMALL_ALLOCS] += 1
+                head_pid = R[P1K_PAGE]
+            # the sk_buff from this CPU's cache (napi_skb_cache_get)
             S[NC_GETS] += 1
             if R[NC_LEN] == 0:
                 for _ in range(C[NC_BULK]):
@@ -441,7 +469,19 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
                 S[NC_HITS] += 1
             R[NC_LEN] -= 1
             obj = ncv[R[NC_LEN]]
-            pid = ring_page[slot]
+            frag_pid = -1
+            headlen = size
+            if C[LEGACY]:
+                if size > ICE_RX_HDR_SIZE:
+                    headlen = desc_hlen[slot]
+                S[D_BYTES_COPIED] += headlen
+                if size > headlen:
+                    frag_pid = ring_page[slot]  # the rest stays in the buffer: frag 0
+                else:
+                    # copied out entirely: the buffer's reference goes back (6.9 does it in the put
+                    # loop through ICE_SKB_CONSUMED, before the reuse test, as here)
+                    S[D_COPIED] += 1
+                    ring_bias[slot] += 1
             if mode == 0:
                 _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
                             count, slot)
@@ -456,8 +496,11 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             S[D_BYTES] += size if size >= 60 else 60
             S[D_FRAMES] += 1
             R[Q_FRAMES] += 1
-            dl_page[ndel] = pid
+            dl_page[ndel] = head_pid
+            dl_frag[ndel] = frag_pid
             dl_obj[ndel] = obj
+            dl_hlen[ndel] = headlen
+            dl_dlen[ndel] = size - headlen
             ndel += 1
             total += 1
         if mode == 1:
@@ -500,10 +543,14 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
     page_size = C[PAGE_SIZE_C]
     rcvbuf = C[RCVBUF]
     for d in range(ndel):
+        pid = dl_page[d]
+        frag = dl_frag[d]
+        obj = dl_obj[d]
+        ts = C[HEAD_TRUESIZE] if C[LEGACY] else C[SKB_TRUESIZE_C]
+        if frag >= 0:
+            ts += C[FRAME_SZ]
         S[DELIVERED] += 1
         S[TRUESIZE_TOTAL] += ts
-        pid = dl_page[d]
-        obj = dl_obj[d]
         rmem = S[RMEM]
         refused = False
         if C[STRICT_FIT]:
@@ -512,7 +559,15 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
         elif rmem > rcvbuf:
             refused = True
         if not refused:
-            # skb_condense() of a linear build_skb head leaves truesize as it is
+            if rmem > (rcvbuf >> 1) and frag >= 0:
+                # skb_condense(): paged data that fits the head's tailroom is pulled in and its page
+                # reference dropped; truesize is then the head's alone.  (A linear skb keeps its truesize.)
+                data_len = dl_dlen[d]
+                if data_len <= C[HEAD_END] - (C[HEAD_PAD] + dl_hlen[d]):
+                    _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+                    frag = -1
+                    ts = C[HEAD_TRUESIZE]
+                    S[CONDENSED] += 1
             S[RMEM] += ts
             if C[FWD_DEFICIT_ONLY]:
                 delta = ts - S[FWD]
@@ -532,6 +587,7 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             if tail >= qcap:
                 tail -= qcap
             q_page[tail] = pid
+            q_frag[tail] = frag
             q_obj[tail] = obj
             q_ts[tail] = ts
             q_cpu[tail] = cpu
@@ -542,11 +598,17 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             if page_pin[pid] == 0:
                 S[PINNED] += 1
             page_pin[pid] += 1
+            if frag >= 0:
+                if page_pin[frag] == 0:
+                    S[PINNED] += 1
+                page_pin[frag] += 1
             if S[PINNED] > S[PEAK_PINNED]:
                 S[PEAK_PINNED] = S[PINNED]
         else:
             S[SK_DROPS] += 1
-            # kfree_skb(): the head page reference, then the sk_buff to its slab
+            # kfree_skb(): frag pages, the head page reference, then the sk_buff to its slab
+            if frag >= 0:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
             _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
             _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
                        page_ref, page_order, page_free, pg_freed, obj)
@@ -574,7 +636,7 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
 @njit(cache=True)
 def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
               sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
-              q_page, q_obj, q_ts, q_cpu):
+              q_page, q_frag, q_obj, q_ts, q_cpu):
     """Simulation._app_read on CPU 0: udp_recvmsg() per datagram, the skb freed in process context."""
     page_size = C[PAGE_SIZE_C]
     threshold = C[RCVBUF] >> 2
@@ -587,6 +649,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             S[READER_LEN] = S[Q_LEN]
         head = S[Q_HEAD]
         pid = q_page[head]
+        frag = q_frag[head]
         obj = q_obj[head]
         ts = q_ts[head]
         owner = q_cpu[head]
@@ -618,7 +681,9 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
                 df_obj[owner, Ro[DEFER_LEN]] = obj
                 Ro[DEFER_LEN] += 1
         else:
-            # consume_skb(): the head page, then the sk_buff to its slab
+            # consume_skb(): frag pages, the head page, then the sk_buff to its slab
+            if frag >= 0:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
             _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
             _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
                        page_ref, page_order, page_free, pg_freed, obj)
@@ -626,6 +691,10 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
         page_pin[pid] -= 1
         if page_pin[pid] == 0:
             S[PINNED] -= 1
+        if frag >= 0:
+            page_pin[frag] -= 1
+            if page_pin[frag] == 0:
+                S[PINNED] -= 1
         if not C[APP_UNLIMITED]:
             S[APP_NEXT] = S[NOW] + C[APP_GAP]
             _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, S[APP_NEXT], _READ, 0)
@@ -635,7 +704,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
 @njit(cache=True)
 def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
               sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
-              q_page, q_obj, q_ts):
+              q_page, q_frag, q_obj, q_ts):
     """udp_destroy_sock(), ice_clean_rx_ring() per queue, then Kernel.drain(): defer lists, NAPI caches."""
     page_size = C[PAGE_SIZE_C]
     qcap = q_page.shape[0]
@@ -643,6 +712,8 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
     while S[Q_LEN] > 0:
         head = S[Q_HEAD]
         total += q_ts[head]
+        if q_frag[head] >= 0:
+            _put_page(S, page_ref, page_order, page_free, pg_freed, q_frag[head])
         _put_page(S, page_ref, page_order, page_free, pg_freed, q_page[head])
         _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
                    page_ref, page_order, page_free, pg_freed, q_obj[head])
@@ -676,6 +747,14 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
             _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
                        page_ref, page_order, page_free, pg_freed, nc[cpu, j])
         CS[cpu, NC_LEN] = 0
+        # page_frag_1k_drain(): the references held for pieces not handed out
+        pid = CS[cpu, P1K_PAGE]
+        if pid >= 0 and CS[cpu, P1K_OFFSET] > 0:
+            page_ref[pid] -= CS[cpu, P1K_OFFSET] // SZ_1K
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        CS[cpu, P1K_PAGE] = -1
+        CS[cpu, P1K_OFFSET] = 0
 
 
 # -- the Python side ---------------------------------------------------------------------------
@@ -692,9 +771,18 @@ class FastSimulation:
         self.progress = progress
         self.ref = Simulation(config)  # validates, loads the profile, opens the ring as ice_open() does
         ring = self.ref.cpus[0].queue
-        if ring.config["rx_buf_len"] != ring.config["max_frame"] or ring.config["page_order"] != 0:
-            raise ValueError("the fast engine models single-buffer frames on order-0 pages only")
-        self.supported = True
+        if ring.config["page_order"] != 0:
+            raise ValueError("the fast engine models buffers in order-0 pages only (MTU <= 1500 for build_skb)")
+        self.legacy = not ring.build_skb
+        if ring.build_skb and ring.config["rx_buf_len"] != ring.config["max_frame"]:
+            raise ValueError("the fast engine models single-buffer frames only")
+        if self.legacy:
+            self.head = _legacy_header_skb(self.ref)
+            if self.head["source"] != "page_frag_1k":
+                raise ValueError(f"the fast engine models legacy-rx header skbs from page_frag_1k only; "
+                                 f"{self.ref.kernel.profile.name} takes them from {self.head['source']}")
+            if self.ref.sock.defer_free:
+                raise ValueError("the fast engine models legacy-rx only where UDP frees skbs at once")
 
     def run(self) -> dict:
         ref = self.ref
@@ -724,8 +812,14 @@ class FastSimulation:
         C[NC_SIZE] = profile.NAPI_SKB_CACHE_SIZE
         C[NC_BULK] = profile.NAPI_SKB_CACHE_BULK
         C[NC_FREE] = profile.NAPI_SKB_CACHE_FREE
+        C[FRAME_SZ] = ring.config["frame_sz"]
+        if self.legacy:
+            C[LEGACY] = 1
+            C[HEAD_TRUESIZE] = self.head["truesize"]
+            C[HEAD_END] = self.head["end"]
+            C[HEAD_PAD] = self.head["tail"]
 
-        truesize = int(C[SKB_TRUESIZE_C])
+        truesize = int(C[HEAD_TRUESIZE]) if self.legacy else int(C[SKB_TRUESIZE_C])  # the smallest skb
         ncpus = config.cpus
         qcap = ref.sock.rcvbuf // truesize + 2
         # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
@@ -737,6 +831,7 @@ class FastSimulation:
         S[APP_WAITING] = 1
         CS = np.zeros((ncpus, R_SIZE), np.int64)
         CS[:, BUDGET_LEFT] = NETDEV_BUDGET
+        CS[:, P1K_PAGE] = -1
         page_ref = np.zeros(page_cap, np.int64)
         page_order = np.zeros(page_cap, np.int64)
         page_free = np.zeros(page_cap, np.int64)
@@ -748,6 +843,7 @@ class FastSimulation:
         ring_pgcnt = np.zeros((ncpus, count), np.int64)
         desc_dd = np.zeros((ncpus, count), np.int64)
         desc_len = np.zeros((ncpus, count), np.int64)
+        desc_hlen = np.zeros((ncpus, count), np.int64)
         # The rings as ice_open() left them in the reference kernel.
         pages = kernel.pages
         for order, n in pages.allocated.items():
@@ -790,38 +886,44 @@ class FastSimulation:
         q_obj = np.zeros(qcap, np.int64)
         q_ts = np.zeros(qcap, np.int64)
         q_cpu = np.zeros(qcap, np.int64)
+        q_frag = np.zeros(qcap, np.int64)
         dl_page = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        dl_frag = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         dl_obj = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        dl_hlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        dl_dlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         ev_time = np.zeros(4096, np.int64)
         ev_order = np.zeros(4096, np.int64)
         ev_kind = np.zeros(4096, np.int64)
         ev_cpu = np.zeros(4096, np.int64)
         state = (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
-                 ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+                 ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                  sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
-                 q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj)
+                 q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen)
 
         empty = np.zeros(0, np.int64)
         try:
-            for lengths, times, queues in _traffic_chunks(ref.source, config):
+            for lengths, times, queues, hlens in _traffic_chunks(ref.source, config, self.legacy, ref):
                 n = len(lengths)
-                done = _run(S, C, CS, lengths, times, queues, n, False, *state)
+                done = _run(S, C, CS, lengths, times, queues, hlens, n, False, *state)
                 if S[ERR] or done != n:
+                    self.why = ERR_REASONS.get(int(S[ERR]))
                     return None
                 if self.progress is not None:
                     self.progress(int(S[PACKETS]))
         except _Unscannable:
             return None
-        _run(S, C, CS, empty, empty, empty, 0, True, *state)
+        _run(S, C, CS, empty, empty, empty, empty, 0, True, *state)
         if S[ERR]:
+            self.why = ERR_REASONS.get(int(S[ERR]))
             return None
         return self._finish(S, C, CS, state)
 
     def _finish(self, S, C, CS, state) -> dict | None:
         (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
-         ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len,
+         ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
-         q_page, q_obj, q_ts, q_cpu, dl_page, dl_obj) = state
+         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen) = state
         ref = self.ref
         config = self.config
         kernel = ref.kernel
@@ -839,7 +941,7 @@ class FastSimulation:
                     "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
         _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
                   sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
-                  q_page, q_obj, q_ts)
+                  q_page, q_frag, q_obj, q_ts)
         if S[ERR] or S[IN_USE] != 0 or S[SL_LIVE] != 0:
             return None  # something left over: only the reference engine can itemise it
         pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
@@ -848,18 +950,22 @@ class FastSimulation:
             frames=int(S[D_FRAMES]), bytes=int(S[D_BYTES]), nic_frames=int(S[D_NIC_FRAMES]),
             ring_drops=int(S[D_RING_DROPS]), oversize_drops=int(S[D_OVERSIZE]), frames_dropped=0,
             buffers_used=int(S[D_USED]), buffers_reused=int(S[D_REUSED]), buffers_released=int(S[D_RELEASED]),
-            buffers_copied=0, bytes_copied=0, skb_alloc_failures=0, buffer_alloc_failures=0,
+            buffers_copied=int(S[D_COPIED]), bytes_copied=int(S[D_BYTES_COPIED]), skb_alloc_failures=0, buffer_alloc_failures=0,
             pages_allocated=int(S[D_PAGES_ALLOC]), polls=int(S[D_POLLS]),
         )
         driver_stats = dict(sorted(stats.items()))
         frag_stats = {"napi_allocs": 0, "napi_refills": 0, "napi_reuses": 0, "netdev_allocs": 0,
-                      "netdev_refills": 0, "small_1k_allocs": 0, "small_1k_refills": 0}
+                      "netdev_refills": 0, "small_1k_allocs": int(S[SMALL_ALLOCS]),
+                      "small_1k_refills": int(S[SMALL_REFILLS])}
         delivered_to_stack = int(S[DELIVERED])
         truesize_total = int(S[TRUESIZE_TOTAL])
         packets = int(S[PACKETS])
         nbytes = int(S[BYTES])
         ring = ref.cpus[0].queue
-        head_source = f"ice_rx_page (half of an order-{ring.config['page_order']} page)"
+        if self.legacy:
+            path = head_source = self.head["source"]
+        else:
+            path, head_source = "napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)"
         dropped = {"ring_full": int(S[RING_DROPS]), "driver": 0, "socket_rcvbuf": int(S[SK_DROPS])}
         return {
             "engine": "fast",
@@ -878,7 +984,7 @@ class FastSimulation:
             "truesize_total": truesize_total,
             "truesize_per_packet": round(truesize_total / delivered_to_stack, 2) if delivered_to_stack else 0,
             "truesize_per_byte": round(truesize_total / max(1, nbytes), 4),
-            "paths": {"napi_build_skb": delivered_to_stack} if delivered_to_stack else {},
+            "paths": {path: delivered_to_stack} if delivered_to_stack else {},
             "head_sources": {head_source: delivered_to_stack} if delivered_to_stack else {},
             "pages": {
                 "allocated_by_order": {str(k): v for k, v in sorted(pages_allocated.items())},
@@ -896,7 +1002,7 @@ class FastSimulation:
                 "rcvbuf": int(C[RCVBUF]),
                 "peak_rmem_alloc": int(S[PEAK_RMEM]),
                 "queued_at_end": sock_queued,
-                "condensed": 0,
+                "condensed": int(S[CONDENSED]),
                 "drops": int(S[SK_DROPS]),
                 "meminfo_at_end": meminfo,
             },
@@ -911,7 +1017,25 @@ def _wmem_default() -> int:
     return WMEM_DEFAULT
 
 
-def _traffic_chunks(source, config: RunConfig):
+def _legacy_header_skb(ref: Simulation) -> dict:
+    """What ice_construct_skb()'s header skb is on this kernel, from the model itself.
+
+    _ice_alloc_hdr_skb() runs on a scratch kernel of the same profile (so the
+    run's kernel is untouched): its head source, truesize, end and tail after
+    the reserve are what every legacy header skb of the run gets.
+    """
+    from skbsim.drivers.ice import _ice_alloc_hdr_skb
+    from skbsim.kernel import Kernel
+
+    scratch = Kernel(ref.kernel.profile, ncpus=1)
+    ring = ref.cpus[0].queue
+    with scratch.softirq(0):
+        skb = _ice_alloc_hdr_skb(scratch, ring)
+    return {"source": skb.head_source, "path": skb.path, "truesize": skb.truesize, "end": skb.end,
+            "tail": skb.tail}
+
+
+def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None):
     """(lengths, arrival times, RX queues) as int64 arrays of up to CHUNK frames, streamed.
 
     Synthetic sources give lengths without building frames (length_batches),
@@ -925,17 +1049,20 @@ def _traffic_chunks(source, config: RunConfig):
     from skbsim.traffic.capture import CaptureSource
     from skbsim.traffic.synthetic import SyntheticSource
 
+    if legacy:
+        yield from _frames_with_headlen(source, ref)
+        return
     if isinstance(source, SyntheticSource):
         take_times = _arrival_times(source.rate, source.arrival, source.seed)
         take_queues = _synthetic_queues(source) if config.cpus > 1 else None
         for batch in source.length_batches(CHUNK):
             lengths = np.asarray(batch, np.int64)
             queues = take_queues(lengths) if take_queues else np.zeros(len(batch), np.int64)
-            yield lengths, take_times(len(batch)), queues
+            yield lengths, take_times(len(batch)), queues, lengths
         return
     if isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1:
         for lengths, times in _pcap_chunks(source):
-            yield lengths, times, np.zeros(len(lengths), np.int64)
+            yield lengths, times, np.zeros(len(lengths), np.int64), lengths
         return
     lengths = []
     times = []
@@ -945,12 +1072,53 @@ def _traffic_chunks(source, config: RunConfig):
         times.append(frame.time_ns)
         queues.append(frame.queue)
         if len(lengths) == CHUNK:
-            yield np.asarray(lengths, np.int64), np.asarray(times, np.int64), np.asarray(queues, np.int64)
+            arr = np.asarray(lengths, np.int64)
+            yield arr, np.asarray(times, np.int64), np.asarray(queues, np.int64), arr
             lengths = []
             times = []
             queues = []
     if lengths:
-        yield np.asarray(lengths, np.int64), np.asarray(times, np.int64), np.asarray(queues, np.int64)
+        arr = np.asarray(lengths, np.int64)
+        yield arr, np.asarray(times, np.int64), np.asarray(queues, np.int64), arr
+
+
+def _frames_with_headlen(source, ref: Simulation):
+    """Frames through the source, with what eth_get_headlen() finds in the bytes the NIC writes.
+
+    ice_construct_skb() copies eth_get_headlen(header, ICE_RX_HDR_SIZE) bytes of
+    a frame above ICE_RX_HDR_SIZE; the header is frame_header(frame, the
+    ring's template), as ice_nic_receive() writes it, and the model's own
+    eth_get_headlen() measures it (once per distinct header).
+    """
+    from skbsim.drivers.base import frame_header
+    from skbsim.net.ethernet import eth_get_headlen
+
+    templates = [state.queue.synthetic for state in ref.cpus]
+    ncpus = len(templates)
+    dev = ref.dev
+    known: dict[bytes, int] = {}
+    lengths = np.zeros(CHUNK, np.int64)
+    times = np.zeros(CHUNK, np.int64)
+    queues = np.zeros(CHUNK, np.int64)
+    hlens = np.zeros(CHUNK, np.int64)
+    n = 0
+    for frame in source:
+        length = frame.length
+        lengths[n] = length
+        times[n] = frame.time_ns
+        queues[n] = frame.queue
+        if length > ICE_RX_HDR_SIZE:
+            header = frame_header(frame, templates[frame.queue % ncpus])
+            headlen = known.get(header)
+            if headlen is None:
+                headlen = known[header] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
+            hlens[n] = headlen
+        n += 1
+        if n == CHUNK:
+            yield lengths.copy(), times.copy(), queues.copy(), hlens.copy()
+            n = 0
+    if n:
+        yield lengths[:n].copy(), times[:n].copy(), queues[:n].copy(), hlens[:n].copy()
 
 
 def _synthetic_queues(source):
@@ -1105,11 +1273,13 @@ def _pcap_chunks(source):
         yield lengths[:n].copy(), (paced(n) if paced else times[:n].copy())
 
 
-def simulate_fast(config: RunConfig, progress=None) -> tuple[dict, dict] | None:
+def simulate_fast(config: RunConfig, progress=None, why: list | None = None) -> tuple[dict, dict] | None:
     """Run on the fast engine; None when this run must be redone by the reference engine."""
     sim = FastSimulation(config, progress=progress)
     result = sim.run()
     if result is None:
+        if why is not None:
+            why.append(getattr(sim, "why", None) or "the fast engine left its modelled ground")
         return None
     return result, {"series": [], "truesize_by_len": {}, "page_size": sim.ref.kernel.profile.PAGE_SIZE}
 
@@ -1128,13 +1298,14 @@ def simulate_engine(config: RunConfig, engine: str = "fast", trace=None, plot: b
     if engine == "fast":
         reason = unsupported(config, trace=trace, plot=plot)
         if reason is None:
+            why: list = []
             try:
-                out = simulate_fast(config, progress=progress)
+                out = simulate_fast(config, progress=progress, why=why)
             except ValueError as err:
                 out, reason = None, str(err)
             if out is not None:
                 return out[0], out[1], None
-            reason = reason or "the fast engine left its modelled ground (see docs/engines.md); rerun"
+            reason = reason or (why[0] if why else "the fast engine left its modelled ground") + "; rerun"
         config.validate()
         result, extra = simulate(config, trace=trace, progress=progress)
         return result, extra, reason
