@@ -1050,7 +1050,10 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     from skbsim.traffic.synthetic import SyntheticSource
 
     if legacy:
-        yield from _frames_with_headlen(source, ref)
+        if isinstance(source, SyntheticSource) and source.headers:
+            yield from _synthetic_with_headlen(source, config, ref)
+        else:
+            yield from _frames_with_headlen(source, ref)
         return
     if isinstance(source, SyntheticSource):
         take_times = _arrival_times(source.rate, source.arrival, source.seed)
@@ -1080,6 +1083,53 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     if lengths:
         arr = np.asarray(lengths, np.int64)
         yield arr, np.asarray(times, np.int64), np.asarray(queues, np.int64), arr
+
+
+def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation):
+    """Synthetic frames in chunks with their eth_get_headlen(), without building Frame objects.
+
+    A synthetic frame's header bytes are its flow's template built for its
+    length (SyntheticSource._generate), so the header length depends on
+    (flow, length) only: it is measured once per pair by the model's
+    eth_get_headlen() on exactly those bytes.  Flows are drawn per frame
+    with the source's own seeded picker, as the frames draw them.
+    """
+    from skbsim.net.ethernet import eth_get_headlen
+    from skbsim.traffic.synthetic import SYNTHETIC_IPV4_UDP_MIN
+
+    take_times = _arrival_times(source.rate, source.arrival, source.seed)
+    pick_flows = source._flow_picker()
+    non_ip_queue = source.rss.table[0]
+    flow_states: dict = {}
+    headlen_of: dict[int, int] = {}
+    dev = ref.dev
+    for batch in source.length_batches(CHUNK):
+        lengths = np.asarray(batch, np.int64)
+        picks = np.fromiter(pick_flows(len(batch)), np.int64, len(batch))
+        flows = np.unique(picks)
+        queue_of = np.zeros(int(flows[-1]) + 1 if len(flows) else 1, np.int64)
+        for index in flows.tolist():
+            state = flow_states.get(index)
+            if state is None:
+                state = flow_states[index] = source._flow_state(index)
+            queue_of[index] = state.queue
+        queues = queue_of[picks]
+        queues[lengths < SYNTHETIC_IPV4_UDP_MIN] = non_ip_queue
+        hlens = np.zeros(len(batch), np.int64)
+        long = lengths > ICE_RX_HDR_SIZE
+        if long.any():
+            keys = picks[long] * 65536 + lengths[long]
+            unique, inverse = np.unique(keys, return_inverse=True)
+            values = np.empty(len(unique), np.int64)
+            for j, key in enumerate(unique.tolist()):
+                headlen = headlen_of.get(key)
+                if headlen is None:
+                    index, length = divmod(key, 65536)
+                    header = flow_states[index].template.build(length)
+                    headlen = headlen_of[key] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
+                values[j] = headlen
+            hlens[long] = values[inverse]
+        yield lengths, take_times(len(batch)), queues, hlens
 
 
 def _frames_with_headlen(source, ref: Simulation):
