@@ -4,17 +4,16 @@
 Prints figures and ratios; asserts nothing.
 
 1. The model: packets per second of both engines on IMIX traffic (Linux
-   6.9 profile, one CPU): the reference engine on ice legacy-rx and
-   build_skb, the fast engine on build_skb (its scope; see docs/engines.md),
-   after one untimed warm-up run that loads numba's compiled code.
+   6.9 profile, one CPU, ice legacy-rx and build_skb), each after one
+   untimed warm-up run (imports; the fast engine loads numba's cache).
 2. The live kernel: the same IMIX frames written into a tap device in a
    network namespace of our own, with each frame's truesize read back from
    tracefs (net/netif_receive_skb_entry).  Needs root, /dev/net/tun and
    tracefs; skipped with a note otherwise.
 3. Memory against trace length: a pcap of N IMIX frames replayed through
-   ``skbsim run`` in a child process per engine (fast: build_skb; reference:
-   the same, on --ref-pcap-packets frames unless told otherwise); packets/s
-   and peak RSS are printed.
+   ``skbsim run`` in a child process per run (fast engine: build_skb and
+   legacy; reference engine: build_skb on the first --ref-pcap-packets
+   frames); packets/s and peak RSS are printed.
 
 Usage: python3 benchmarks/bench_run.py [--packets 1000000] [--ref-packets 200000] [--live-packets 200000]
                                        [--pcap-packets 10000000] [--ref-pcap-packets 1000000] [--skip-pcap]
@@ -101,23 +100,26 @@ def bench_pcap_memory(packets: int, ref_packets: int) -> dict[str, float]:
         made = time.perf_counter() - started
         size = path.stat().st_size
         print(f"pcap    {packets:,} frames, {size / 2**20:,.0f} MiB written in {made:.1f} s")
-        for engine, count in (("fast", None), ("reference", ref_packets if ref_packets < packets else None)):
+        runs = (("fast", "build_skb", None), ("fast", "legacy", None),
+                ("reference", "build_skb", ref_packets if ref_packets < packets else None))
+        for engine, rx, count in runs:
             code = (
                 "import resource, sys, time\n"
                 "from skbsim.fast import simulate_engine\n"
                 "from skbsim.sim import RunConfig\n"
-                f"c = RunConfig(traffic='pcap:{path}', count={count!r}, rate=None, options={{'rx': 'build_skb'}})\n"
-                f"simulate_engine(RunConfig(traffic='pcap:{path}', count=1000, rate=None, options={{'rx': 'build_skb'}}), {engine!r})\n"
+                f"c = RunConfig(traffic='pcap:{path}', count={count!r}, rate=None, options={{'rx': {rx!r}}})\n"
+                f"simulate_engine(RunConfig(traffic='pcap:{path}', count=1000, rate=None, options={{'rx': {rx!r}}}), {engine!r})\n"
                 f"t = time.perf_counter(); r, _, why = simulate_engine(c, {engine!r}); t = time.perf_counter() - t\n"
                 "assert not why, why\n"
                 "print(r['packets'], t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
             )
             out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
             done, elapsed, maxrss_kib = out.stdout.split()
-            rates[engine] = int(done) / float(elapsed)
+            key = engine if engine == "reference" else f"fast {rx}"
+            rates[key] = int(done) / float(elapsed)
             print(
-                f"pcap    {engine:>9} engine (ice rx=build_skb): {int(done):,} packets in {float(elapsed):.1f} s "
-                f"({rates[engine]:,.0f} packets/s), peak RSS {int(maxrss_kib) / 1024:,.0f} MiB"
+                f"pcap    {engine:>9} engine (ice rx={rx}): {int(done):,} packets in {float(elapsed):.1f} s "
+                f"({rates[key]:,.0f} packets/s), peak RSS {int(maxrss_kib) / 1024:,.0f} MiB"
             )
     return rates
 
@@ -158,18 +160,21 @@ def main() -> int:
     print(f"machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     reference_legacy = bench_model(args.ref_packets, "reference", "legacy")
     reference = bench_model(args.ref_packets, "reference", "build_skb")
+    fast_legacy = bench_model(args.packets, "fast", "legacy")
     fast = bench_model(args.packets, "fast", "build_skb")
-    print(f"ratio   fast / reference engine (build_skb) = {fast / reference:.1f}")
+    print(f"ratio   fast / reference engine: legacy {fast_legacy / reference_legacy:.1f}, "
+          f"build_skb {fast / reference:.1f}")
     live = bench_live(args.live_packets)
     if live:
-        print(f"ratio   reference engine (legacy) / live kernel = {reference_legacy / live:.2f}")
-        print(f"ratio   reference engine (build_skb) / live kernel = {reference / live:.2f}")
-        print(f"ratio   fast engine (build_skb) / live kernel = {fast / live:.2f}")
+        for name, rate in (("reference engine, legacy", reference_legacy), ("reference engine, build_skb", reference),
+                           ("fast engine, legacy", fast_legacy), ("fast engine, build_skb", fast)):
+            print(f"ratio   {name} / live kernel = {rate / live:.2f}")
     if not args.skip_pcap:
         rates = bench_pcap_memory(args.pcap_packets, args.ref_pcap_packets)
-        print(f"ratio   pcap fast / reference engine = {rates['fast'] / rates['reference']:.1f}")
+        print(f"ratio   pcap fast / reference engine (build_skb) = {rates['fast build_skb'] / rates['reference']:.1f}")
         if live:
-            print(f"ratio   pcap fast engine / live kernel = {rates['fast'] / live:.2f}")
+            for name, rate in rates.items():
+                print(f"ratio   pcap {name} / live kernel = {rate / live:.2f}")
     print(f"this process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
     return 0
 
