@@ -1052,6 +1052,21 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     if legacy:
         if isinstance(source, SyntheticSource) and source.headers:
             yield from _synthetic_with_headlen(source, config, ref)
+        elif (isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1
+              and source.headers and _pcap_is_ethernet(source)):
+            from skbsim.net.ethernet import eth_get_headlen
+
+            known: dict[bytes, int] = {}
+            dev = ref.dev
+
+            def headlen_of(head: bytes) -> int:
+                value = known.get(head)
+                if value is None:
+                    value = known[head] = eth_get_headlen(dev, head, ICE_RX_HDR_SIZE)
+                return value
+
+            for lengths, times, hlens in _pcap_chunks(source, headlen_of):
+                yield lengths, times, np.zeros(len(lengths), np.int64), hlens
         else:
             yield from _frames_with_headlen(source, ref)
         return
@@ -1064,7 +1079,7 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
             yield lengths, take_times(len(batch)), queues, lengths
         return
     if isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1:
-        for lengths, times in _pcap_chunks(source):
+        for lengths, times, _ in _pcap_chunks(source):
             yield lengths, times, np.zeros(len(lengths), np.int64), lengths
         return
     lengths = []
@@ -1083,6 +1098,14 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     if lengths:
         arr = np.asarray(lengths, np.int64)
         yield arr, np.asarray(times, np.int64), np.asarray(queues, np.int64), arr
+
+
+def _pcap_is_ethernet(source) -> bool:
+    """Ethernet captures keep their leading bytes as Frame.header (CaptureSource._pcap_frames)."""
+    from skbsim.traffic import capture
+
+    header = capture._read_pcap_header(source._head, source.path)
+    return bool(capture.link_info(header.linktype)[3])
 
 
 def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation):
@@ -1231,7 +1254,7 @@ def _arrival_times(rate, arrival, seed):
 
 @njit(cache=True)
 def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_caplen, length_adjust,
-               lengths, times, st):
+               lengths, times, hstart, st):
     """Classic pcap records from buf[st[0]:size] into lengths/times; st = [pos, first_ns, last_ns, index,
     limit (-1 none), filled, status].  status 1: a corrupt record (left to the reference reader)."""
     pos = st[0]
@@ -1269,6 +1292,7 @@ def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_c
             st[2] = time_ns
         lengths[filled] = orig + length_adjust
         times[filled] = time_ns
+        hstart[filled] = pos + record_len  # where the record's bytes start in buf
         filled += 1
         st[3] += 1
         pos = end
@@ -1276,8 +1300,11 @@ def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_c
     st[5] = filled
 
 
-def _pcap_chunks(source):
-    """A classic pcap's (lengths, times), as CaptureSource._pcap_frames() (and _paced()) give them."""
+def _pcap_chunks(source, headlen_of=None):
+    """A classic pcap's (lengths, times, header lengths), as CaptureSource._pcap_frames() (and
+    _paced()) give them.  With headlen_of(header bytes), frames above ICE_RX_HDR_SIZE get it
+    applied to their first min(frame length, caplen, HEADER_BYTES) captured bytes (the
+    Frame.header a Ethernet capture carries); others get 0."""
     from skbsim.traffic import capture
     from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
 
@@ -1290,8 +1317,12 @@ def _pcap_chunks(source):
     paced = _arrival_times(source.rate, source.arrival, source.seed) if source.rate is not None else None
     st = np.zeros(7, np.int64)
     st[4] = limit
+    from skbsim.traffic.frame import HEADER_BYTES
+
     lengths = np.zeros(CHUNK, np.int64)
     times = np.zeros(CHUNK, np.int64)
+    hstart = np.zeros(CHUNK, np.int64)
+    hlens = np.zeros(CHUNK, np.int64)
     args = (header.order == ">", header.record_len, 1 if header.nano else 1000, MIN_FRAME_LEN + fcs_len - wire_adjust,
             MAX_FRAME_LEN + fcs_len - wire_adjust, max(header.snaplen, capture._MAX_CAPLEN), wire_adjust - fcs_len)
     with capture._open(source.path) as f:
@@ -1305,11 +1336,21 @@ def _pcap_chunks(source):
             buf = np.frombuffer(data, np.uint8)
             st[0] = 0
             while True:
-                _scan_pcap(buf, len(data), *args, lengths, times, st)
+                before = int(st[5])
+                _scan_pcap(buf, len(data), *args, lengths, times, hstart, st)
                 if st[6]:
                     raise _Unscannable
+                if headlen_of is not None:
+                    # while this read's bytes are at hand: the header lengths of the new frames
+                    for j in np.flatnonzero(lengths[before:st[5]] > ICE_RX_HDR_SIZE).tolist():
+                        j += before
+                        start = int(hstart[j])
+                        caplen = _record_caplen(data, start, header)
+                        usable = min(int(lengths[j]) - wire_adjust, caplen, HEADER_BYTES)
+                        hlens[j] = headlen_of(data[start:start + usable])
                 if st[5] == CHUNK:
-                    yield lengths.copy(), (paced(CHUNK) if paced else times.copy())
+                    yield lengths.copy(), (paced(CHUNK) if paced else times.copy()), hlens.copy()
+                    hlens[:] = 0
                     st[5] = 0
                     continue
                 break
@@ -1320,7 +1361,14 @@ def _pcap_chunks(source):
                 raise _Unscannable  # a partial record at the end: the reference reader names the offset
     n = int(st[5])
     if n:
-        yield lengths[:n].copy(), (paced(n) if paced else times[:n].copy())
+        yield lengths[:n].copy(), (paced(n) if paced else times[:n].copy()), hlens[:n].copy()
+
+
+def _record_caplen(data: bytes, start: int, header) -> int:
+    """The captured length of the record whose bytes start at ``start`` (from its header)."""
+    import struct
+
+    return struct.unpack_from(header.order + "I", data, start - header.record_len + 8)[0]
 
 
 def simulate_fast(config: RunConfig, progress=None, why: list | None = None) -> tuple[dict, dict] | None:

@@ -212,8 +212,31 @@ def test_pcap_udp_flows_on_several_cpus(tmp_path):
             eth = dpkt.ethernet.Ethernet(dst=ETH[:6], src=ETH[6:12], type=0x0800, data=ip)
             writer.writepkt(bytes(eth), ts=i * 0.0000005)
     for kernel in ("6.9", "6.18"):
-        _assert_same(kernel=kernel, options={"rx": "build_skb"}, traffic=f"pcap:{path}", count=None, rate=None,
-                     cpus=4, rcvbuf=60_000)
+        for rx in ("build_skb", "legacy"):
+            for cpus in (1, 4):
+                _assert_same(kernel=kernel, options={"rx": rx}, traffic=f"pcap:{path}", count=None, rate=None,
+                             cpus=cpus, rcvbuf=60_000)
     reference, _ = simulate(RunConfig(options={"rx": "build_skb"}, traffic=f"pcap:{path}", count=None, rate=None,
                                       cpus=4))
     assert reference["napi"]["irqs"] > 0
+
+
+def test_truncated_udp_capture_legacy(tmp_path):
+    """Records keep 50 bytes of UDP/IPv4 frames (wire length kept): legacy-rx header lengths come from
+    the captured bytes only, as the reference reads them."""
+    import struct
+
+    path = tmp_path / "cut.pcap"
+    udp = dpkt.udp.UDP(sport=5000, dport=4789, data=bytes(1458))
+    udp.ulen = len(udp)
+    ip = dpkt.ip.IP(src=bytes((10, 0, 0, 1)), dst=bytes((10, 0, 1, 1)), p=17, data=udp)
+    ip.len = len(ip)
+    frame = bytes(dpkt.ethernet.Ethernet(dst=ETH[:6], src=ETH[6:12], type=0x0800, data=ip))
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 50, 1))
+        for i, n in enumerate([1514, 300, 60, 700, 1514] * 200):
+            kept = min(50, n)
+            f.write(struct.pack("<IIII", 0, i, kept, n) + frame[:kept])
+    for kernel in ("6.1", "6.9", "6.12"):
+        _assert_same(kernel=kernel, options={"rx": "legacy"}, traffic=f"pcap:{path}", count=None, rate=None,
+                     rcvbuf=20_000, app_rate=400_000.0)
