@@ -311,7 +311,6 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                 S[NOW] = arrival
                 length = lengths[i]
                 cpu = queues[i] % ncpus
-                R = CS[cpu]
                 i += 1
                 S[PACKETS] += 1
                 S[BYTES] += length
@@ -322,24 +321,24 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                 elif length > C[RX_BUF_LEN]:
                     S[ERR] = ERR_MULTI_BUFFER
                     return i
-                elif ((R[TAIL] - R[HW_NEXT]) % count + count) % count < 1:
+                elif ((CS[cpu, TAIL] - CS[cpu, HW_NEXT]) % count + count) % count < 1:
                     S[D_RING_DROPS] += 1
                     ok = False
                 if not ok:
                     S[RING_DROPS] += 1
                 else:
-                    idx = R[HW_NEXT]
+                    idx = CS[cpu, HW_NEXT]
                     desc_len[cpu, idx] = length
                     desc_hlen[cpu, idx] = hlens[i - 1]
                     desc_dd[cpu, idx] = 1
                     idx += 1
                     if idx == count:
                         idx = 0
-                    R[HW_NEXT] = idx
+                    CS[cpu, HW_NEXT] = idx
                     S[D_NIC_FRAMES] += 1
-                    R[Q_NIC_FRAMES] += 1
-                    if R[SCHEDULED] == 0:
-                        _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
+                    CS[cpu, Q_NIC_FRAMES] += 1
+                    if CS[cpu, SCHEDULED] == 0:
+                        _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
                 continue
         elif not final or S[NEV] == 0:
             return i
@@ -349,11 +348,11 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
         kind = code // 1024
         cpu = code % 1024
         if kind == _POLL:
-            _poll(S, C, CS[cpu], cpu, ev_time, ev_order, ev_kind, ev_cpu,
+            _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu,
                   page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
-                  ring_page[cpu], ring_bias[cpu], ring_pgcnt[cpu], desc_dd[cpu], desc_len[cpu], desc_hlen[cpu],
+                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                   sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                  nc[cpu], df_page[cpu], df_obj[cpu], q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
+                  nc, df_page, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
                   dl_hlen, dl_dlen)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
@@ -375,127 +374,127 @@ def _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, time_ns, cpu):
 
 
 @njit(cache=True)
-def _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt, count, slot):
+def _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt, count, slot):
     """ice_put_rx_buf(): reuse the page at next_to_alloc, or drain the driver's references."""
-    pid = ring_page[slot]
-    if ((ring_pgcnt[slot] - ring_bias[slot]) & U32_MASK) <= 1:
-        if ring_bias[slot] == 1:
+    pid = ring_page[cpu, slot]
+    if ((ring_pgcnt[cpu, slot] - ring_bias[cpu, slot]) & U32_MASK) <= 1:
+        if ring_bias[cpu, slot] == 1:
             page_ref[pid] += USHRT_MAX - 1
-            ring_bias[slot] = USHRT_MAX
-        nta = R[NTA]
-        bias = ring_bias[slot]
+            ring_bias[cpu, slot] = USHRT_MAX
+        nta = CS[cpu, NTA]
+        bias = ring_bias[cpu, slot]
         nxt = nta + 1
-        R[NTA] = nxt if nxt < count else 0
-        ring_page[nta] = pid
-        ring_bias[nta] = bias
+        CS[cpu, NTA] = nxt if nxt < count else 0
+        ring_page[cpu, nta] = pid
+        ring_bias[cpu, nta] = bias
         S[D_REUSED] += 1
     else:
-        page_ref[pid] -= ring_bias[slot]
+        page_ref[pid] -= ring_bias[cpu, slot]
         if page_ref[pid] == 0:
             _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
         elif page_ref[pid] < 0:
             S[ERR] = ERR_BUG
         S[D_RELEASED] += 1
-    ring_page[slot] = -1
+    ring_page[cpu, slot] = -1
 
 
 @njit(cache=True)
-def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
+def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
           pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
           sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-          ncv, dfv_page, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
+          nc, dfv_page, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
     """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
     count = C[RING_COUNT]
     mode = C[PUT_MODE]
     cost = C[COST]
     qcap = q_page.shape[0]
     S[POLLS] += 1
-    if R[DEFER_LEN]:
-        _defer_flush(S, C, R, ncv, dfv_page, dfv_obj, sl_stack, sl_top, sl_inuse, sl_page, sl_partial,
-                     sl_slotfree, page_ref, page_order, page_free, pg_freed, True)
-    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < R[BUDGET_LEFT] else R[BUDGET_LEFT]
+    if CS[cpu, DEFER_LEN]:
+        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_obj[cpu], sl_stack, sl_top, sl_inuse, sl_page,
+                     sl_partial, sl_slotfree, page_ref, page_order, page_free, pg_freed, True)
+    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < CS[cpu, BUDGET_LEFT] else CS[cpu, BUDGET_LEFT]
     S[D_POLLS] += 1
     ndel = 0
     work = budget
     if budget > 0:
         total = 0
-        ntc = R[NTC]
-        cached_ntc = R[FIRST_DESC]
+        ntc = CS[cpu, NTC]
+        cached_ntc = CS[cpu, FIRST_DESC]
         cleaned_count = 0
         if mode == 0:
-            cleaned_count = (0 if R[NTC] > R[NTU] else count) + R[NTC] - R[NTU] - 1
+            cleaned_count = (0 if CS[cpu, NTC] > CS[cpu, NTU] else count) + CS[cpu, NTC] - CS[cpu, NTU] - 1
         while total < budget:
-            if desc_dd[ntc] == 0:
+            if desc_dd[cpu, ntc] == 0:
                 break
-            size = desc_len[ntc]
+            size = desc_len[cpu, ntc]
             slot = ntc
-            if ring_page[slot] < 0:
+            if ring_page[cpu, slot] < 0:
                 # A written descriptor without a buffer: the reference model fails here too;
                 # leave it to the reference engine rather than read a page that is not there.
                 S[ERR] = ERR_BUG
                 return
             # ice_get_rx_buf()
             if mode != 2:
-                ring_pgcnt[slot] = page_ref[ring_page[slot]]
-            ring_bias[slot] -= 1
+                ring_pgcnt[cpu, slot] = page_ref[ring_page[cpu, slot]]
+            ring_bias[cpu, slot] -= 1
             S[D_USED] += 1
             ntc += 1
             if ntc == count:
                 ntc = 0
             if mode == 2:
-                ring_pgcnt[slot] = page_ref[ring_page[slot]]  # ice_get_pgcnts()
-            head_pid = ring_page[slot]
+                ring_pgcnt[cpu, slot] = page_ref[ring_page[cpu, slot]]  # ice_get_pgcnts()
+            head_pid = ring_page[cpu, slot]
             if C[LEGACY]:
                 # ice_construct_skb(): the header skb's head is a piece of this CPU's
                 # page_frag_1k (page_frag_alloc_1k: a new page carries a reference per piece)
-                off = R[P1K_OFFSET] - SZ_1K
+                off = CS[cpu, P1K_OFFSET] - SZ_1K
                 if off < 0:
-                    R[P1K_PAGE] = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
+                    CS[cpu, P1K_PAGE] = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
                     off = C[PAGE_SIZE_C] - SZ_1K
-                    page_ref[R[P1K_PAGE]] += off // SZ_1K
+                    page_ref[CS[cpu, P1K_PAGE]] += off // SZ_1K
                     S[SMALL_REFILLS] += 1
-                R[P1K_OFFSET] = off
+                CS[cpu, P1K_OFFSET] = off
                 S[SMALL_ALLOCS] += 1
-                head_pid = R[P1K_PAGE]
+                head_pid = CS[cpu, P1K_PAGE]
             # the sk_buff from this CPU's cache (napi_skb_cache_get)
             S[NC_GETS] += 1
-            if R[NC_LEN] == 0:
+            if CS[cpu, NC_LEN] == 0:
                 for _ in range(C[NC_BULK]):
-                    ncv[R[NC_LEN]] = _slab_alloc(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                    nc[cpu, CS[cpu, NC_LEN]] = _slab_alloc(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
                                                  page_ref, page_order, page_free, pg_alloc)
-                    R[NC_LEN] += 1
+                    CS[cpu, NC_LEN] += 1
                 S[NC_REFILLS] += 1
             else:
                 S[NC_HITS] += 1
-            R[NC_LEN] -= 1
-            obj = ncv[R[NC_LEN]]
+            CS[cpu, NC_LEN] -= 1
+            obj = nc[cpu, CS[cpu, NC_LEN]]
             frag_pid = -1
             headlen = size
             if C[LEGACY]:
                 if size > ICE_RX_HDR_SIZE:
-                    headlen = desc_hlen[slot]
+                    headlen = desc_hlen[cpu, slot]
                 S[D_BYTES_COPIED] += headlen
                 if size > headlen:
-                    frag_pid = ring_page[slot]  # the rest stays in the buffer: frag 0
+                    frag_pid = ring_page[cpu, slot]  # the rest stays in the buffer: frag 0
                 else:
                     # copied out entirely: the buffer's reference goes back (6.9 does it in the put
                     # loop through ICE_SKB_CONSUMED, before the reuse test, as here)
                     S[D_COPIED] += 1
-                    ring_bias[slot] += 1
+                    ring_bias[cpu, slot] += 1
             if mode == 0:
-                _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
                             count, slot)
                 cleaned_count += 1
             elif mode == 1:
-                R[FIRST_DESC] = ntc
+                CS[cpu, FIRST_DESC] = ntc
             else:
-                _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
                             count, slot)
-                R[FIRST_DESC] = ntc
+                CS[cpu, FIRST_DESC] = ntc
             # eth_skb_pad() raises len to 60; the driver counts skb->len
             S[D_BYTES] += size if size >= 60 else 60
             S[D_FRAMES] += 1
-            R[Q_FRAMES] += 1
+            CS[cpu, Q_FRAMES] += 1
             dl_page[ndel] = head_pid
             dl_frag[ndel] = frag_pid
             dl_obj[ndel] = obj
@@ -504,39 +503,39 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             ndel += 1
             total += 1
         if mode == 1:
-            first = R[FIRST_DESC]
+            first = CS[cpu, FIRST_DESC]
             while cached_ntc != first:
-                _put_rx_buf(S, R, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
                             count, cached_ntc)
                 cached_ntc += 1
                 if cached_ntc >= count:
                     cached_ntc = 0
-        R[NTC] = ntc
+        CS[cpu, NTC] = ntc
         # ice_alloc_rx_bufs()
         if mode == 0:
             want = cleaned_count
         else:
-            want = (0 if R[FIRST_DESC] > R[NTU] else count) + R[FIRST_DESC] - R[NTU] - 1
+            want = (0 if CS[cpu, FIRST_DESC] > CS[cpu, NTU] else count) + CS[cpu, FIRST_DESC] - CS[cpu, NTU] - 1
         if want:
-            ntu = R[NTU]
+            ntu = CS[cpu, NTU]
             while want:
-                if ring_page[ntu] < 0:
+                if ring_page[cpu, ntu] < 0:
                     pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
                     S[D_PAGES_ALLOC] += 1
-                    ring_page[ntu] = pid
+                    ring_page[cpu, ntu] = pid
                     page_ref[pid] += USHRT_MAX - 1
-                    ring_bias[ntu] = USHRT_MAX
-                desc_dd[ntu] = 0
+                    ring_bias[cpu, ntu] = USHRT_MAX
+                desc_dd[cpu, ntu] = 0
                 ntu += 1
                 if ntu == count:
                     ntu = 0
                 want -= 1
-            if R[NTU] != ntu:
-                prev = R[NTU] & ~7
-                R[NTU] = ntu
-                R[NTA] = ntu
+            if CS[cpu, NTU] != ntu:
+                prev = CS[cpu, NTU] & ~7
+                CS[cpu, NTU] = ntu
+                CS[cpu, NTA] = ntu
                 if prev != (ntu & ~7):
-                    R[TAIL] = ntu & ~7
+                    CS[cpu, TAIL] = ntu & ~7
         work = budget if total >= budget else (total if total < budget - 1 else budget - 1)
     # -- the stack: each skb to the UDP socket (Simulation._deliver) ---------------------------------
     ts = C[SKB_TRUESIZE_C]
@@ -614,18 +613,18 @@ def _poll(S, C, R, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
                        page_ref, page_order, page_free, pg_freed, obj)
     now = S[NOW]
     end = now + (work if work > ndel else ndel) * cost
-    R[BUSY_UNTIL] = end
-    R[BUDGET_LEFT] -= work
+    CS[cpu, BUSY_UNTIL] = end
+    CS[cpu, BUDGET_LEFT] -= work
     if work >= budget:
-        if R[BUDGET_LEFT] <= 0 or end - R[ROUND_START] >= NETDEV_BUDGET_NS:
+        if CS[cpu, BUDGET_LEFT] <= 0 or end - CS[cpu, ROUND_START] >= NETDEV_BUDGET_NS:
             S[TIME_SQUEEZE] += 1
-            R[BUDGET_LEFT] = NETDEV_BUDGET
-            R[ROUND_START] = end
+            CS[cpu, BUDGET_LEFT] = NETDEV_BUDGET
+            CS[cpu, ROUND_START] = end
         _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _POLL, cpu)
     else:
-        R[SCHEDULED] = 0
-        if R[Q_NIC_FRAMES] > R[Q_FRAMES]:
-            _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, end, cpu)
+        CS[cpu, SCHEDULED] = 0
+        if CS[cpu, Q_NIC_FRAMES] > CS[cpu, Q_FRAMES]:
+            _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, end, cpu)
     if C[APP_UNLIMITED]:
         _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _READ, 0)
     elif S[APP_WAITING] and S[Q_LEN] > 0:
