@@ -240,3 +240,27 @@ def test_truncated_udp_capture_legacy(tmp_path):
     for kernel in ("6.1", "6.9", "6.12"):
         _assert_same(kernel=kernel, options={"rx": "legacy"}, traffic=f"pcap:{path}", count=None, rate=None,
                      rcvbuf=20_000, app_rate=400_000.0)
+
+
+def test_header_lengths_that_differ_by_flow(monkeypatch):
+    """The fast engine skips per-frame flow draws on one CPU while every flow gives a length the same
+    header length, and switches to the draws (catching up) when one does not.  A stand-in
+    eth_get_headlen, used by both engines, makes 1514-byte frames' header length depend on the
+    flow's source address; 4-frame chunks put the switch after the first chunk."""
+    import skbsim.drivers.ice
+    import skbsim.fast
+    import skbsim.net.ethernet
+
+    real = skbsim.net.ethernet.eth_get_headlen
+
+    def by_flow(dev, data, length):
+        if len(data) > 29 and data[12:14] == b"\x08\x00" and len(data) >= 60 and data[16:18] == b"\x05\xdc":
+            return min(length, 42 + data[29] % 7)  # IPv4 total length 1500: a 1514-byte frame
+        return real(dev, data, length)
+
+    monkeypatch.setattr(skbsim.net.ethernet, "eth_get_headlen", by_flow)
+    monkeypatch.setattr(skbsim.drivers.ice, "eth_get_headlen", by_flow)
+    monkeypatch.setattr(skbsim.fast, "CHUNK", 4)
+    for flows in (1, 16):
+        _assert_same(kernel="6.9", options={"rx": "legacy"}, traffic="imix", count=3000, flows=flows,
+                     rcvbuf=20_000, app_rate=300_000.0)
