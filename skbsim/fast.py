@@ -1,28 +1,33 @@
 """The fast replay engine: the reference engine's model over integer state, compiled with numba.
 
-Scope (everything else falls back to :mod:`skbsim.sim`, see :func:`unsupported`):
-the ice driver in build_skb mode with single-descriptor buffers (MTU <= 1500:
-rx_buf_len 1536, half of an order-0 page per buffer), one CPU, any built-in
-kernel or the host profile, synthetic or pcap traffic, any rate, arrival
-process, rcvbuf and app rate, ring size; no --trace, no --plot.
+Scope (everything else falls back to :mod:`skbsim.sim`, see :func:`unsupported`
+and FastSimulation): the ice driver, rx=build_skb with single-buffer frames
+in order-0 half pages (MTU <= 1500) on every kernel, and rx=legacy where the
+header skb comes from page_frag_1k (6.1, 6.9, 6.12) with frames of one
+buffer; any number of CPUs; synthetic or pcap traffic; any rate, arrival
+process, rcvbuf (up to 64 MiB) and app rate; no --trace, --plot or
+--kernel-config.
 
 Why the answers cannot differ: nothing is approximated.  The reference
-engine builds the run (profile, traffic source, the ring as ice_open()
-leaves it) and this module reads its constants from those objects; the
-loop below then performs, in the same order, the same state changes the
-reference functions perform - NIC DMA into descriptors, the release's
-ice_clean_rx_irq() form (put per buffer, per poll or per frame), the page
-reuse test on sampled page counts and pagecnt_bias, napi_skb_cache_get()/
-_put() with bulk refill and flush over SLUB slabs (LIFO free lists, the
-partial list most-recent-last), page allocation and freeing by order, UDP
-admission, forward allocation and batched release, the reader, and the
+engine builds the run (profile, traffic source, the rings as ice_open()
+leaves them) and this module reads its constants from those objects, or
+from the model's own functions on a scratch kernel; the loop below then
+performs, in the same order, the same state changes the reference functions
+perform - NIC DMA into descriptors, the release's ice_clean_rx_irq() form
+(put per buffer, per poll or per frame), the page reuse test on sampled
+page counts and pagecnt_bias, the legacy header copy and frag, the 1K page
+pieces, napi_skb_cache_get()/_put() with bulk refill and flush over SLUB
+slabs (LIFO free lists, the partial list most-recent-last), page
+allocation and freeing by order, UDP admission, skb_condense(), forward
+allocation and batched release, the reader and 6.18's defer lists, and the
 NAPI/IRQ/time-squeeze timing - on integers instead of objects.  Object
 identities that the JSON cannot see (pfns, slab addresses) are replaced by
 recycled small ids; only their identity matters (which slab an object
-returns to, which page a queued skb pins).  If the compiled loop ever
-reaches a state it does not model (a table overflow, a leak at the end),
-the run is redone by the reference engine.  tests/test_fast_engine.py
-compares the two engines' JSON over random workloads.
+returns to, which page a queued skb pins).  If the compiled loop reaches a
+state it does not model (a table overflow, a multi-descriptor frame, a leak
+at the end), the run is redone by the reference engine.
+tests/test_fast_engine.py compares the two engines' JSON over random
+workloads; docs/engines.md has the design and the figures.
 """
 
 from __future__ import annotations
