@@ -54,11 +54,13 @@ MAX_RCVBUF = 1 << 26
  PACKETS, BYTES, RING_DROPS, DELIVERED, TRUESIZE_TOTAL, POLLS, TIME_SQUEEZE, IRQS, PEAK_PINNED, PINNED,
  D_FRAMES, D_BYTES, D_NIC_FRAMES, D_RING_DROPS, D_OVERSIZE, D_USED, D_REUSED, D_RELEASED, D_PAGES_ALLOC, D_POLLS,
  IN_USE, PEAK_IN_USE, PG_FREE_TOP, PG_NEXT,
- SL_NPARTIAL, SL_FREE_TOP, SL_NEXT, SL_LIVE,
  NC_GETS, NC_HITS, NC_REFILLS, NC_PUTS, NC_FLUSHES,
  RMEM, FWD, DEFICIT, MEMALLOC, SK_DROPS, ENQUEUED, CONSUMED, PEAK_RMEM,
  Q_HEAD, Q_LEN, READER_LEN, ERR,
- SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, S_SIZE) = range(56)
+ SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, S_SIZE) = range(52)
+
+# -- indices into a slab cache's state K -----------------------------------------------------------
+(K_NPARTIAL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_SIZE) = range(7)
 
 # -- indices into a CPU's row R of the per-CPU state (its NAPI, ring and caches) -------------------
 (SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
@@ -66,8 +68,8 @@ MAX_RCVBUF = 1 << 26
 
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
- RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, SLAB_ORDER, OBJS_PER_SLAB, NC_SIZE, NC_BULK, NC_FREE,
- LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, C_SIZE) = range(25)
+ RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
+ LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, C_SIZE) = range(23)
 
 _PUT_MODES = {PUT_PER_BUFFER: 0, PUT_PER_POLL: 1, PUT_PER_FRAME: 2}
 _POLL, _READ = 1, 2
@@ -206,66 +208,77 @@ def _put_page(S, page_ref, page_order, page_free, pg_freed, pid):
 
 
 @njit(cache=True)
-def _slab_alloc(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                page_ref, page_order, page_free, pg_alloc):
-    """kmem_cache_alloc() on skbuff_head_cache: an object id = slab slot * objs + index."""
-    objs = C[OBJS_PER_SLAB]
-    if S[SL_NPARTIAL] == 0:
-        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[SLAB_ORDER])
-        if S[SL_FREE_TOP] > 0:
-            S[SL_FREE_TOP] -= 1
-            slot = sl_slotfree[S[SL_FREE_TOP]]
+def _slab_alloc(S, slab, page_ref, page_order, page_free, pg_alloc):
+    """kmem_cache_alloc() on one cache: an object id = slab slot * objs + index.
+
+    slab = (K, stack, top, inuse, page, partial, slotfree); K holds the cache's
+    partial-list length, free-slot stack top, next new slot, live objects,
+    slab order and objects per slab.
+    """
+    K, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree = slab
+    objs = K[K_OBJS]
+    if K[K_NPARTIAL] == 0:
+        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, K[K_ORDER])
+        if K[K_FREE_TOP] > 0:
+            K[K_FREE_TOP] -= 1
+            slot = sl_slotfree[K[K_FREE_TOP]]
         else:
-            slot = S[SL_NEXT]
+            slot = K[K_NEXT]
             if slot >= sl_top.shape[0]:
                 S[ERR] = ERR_TABLE_FULL
                 return 0
-            S[SL_NEXT] = slot + 1
+            K[K_NEXT] = slot + 1
         for i in range(objs):  # lowest address handed out first
             sl_stack[slot, i] = objs - 1 - i
         sl_top[slot] = objs
         sl_inuse[slot] = 0
         sl_page[slot] = pid
-        sl_partial[S[SL_NPARTIAL]] = slot
-        S[SL_NPARTIAL] += 1
-    slot = sl_partial[S[SL_NPARTIAL] - 1]
+        sl_partial[K[K_NPARTIAL]] = slot
+        K[K_NPARTIAL] += 1
+    slot = sl_partial[K[K_NPARTIAL] - 1]
     sl_top[slot] -= 1
     index = sl_stack[slot, sl_top[slot]]
     sl_inuse[slot] += 1
     if sl_top[slot] == 0:
-        S[SL_NPARTIAL] -= 1  # it was the last entry of the partial list
-    S[SL_LIVE] += 1
+        K[K_NPARTIAL] -= 1  # it was the last entry of the partial list
+    K[K_LIVE] += 1
     return slot * objs + index
 
 
 @njit(cache=True)
-def _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-               page_ref, page_order, page_free, pg_freed, obj):
+def _slab_free(S, slab, page_ref, page_order, page_free, pg_freed, obj):
     """kmem_cache_free(): back to its slab; an empty slab leaves the partial list and frees its page."""
-    objs = C[OBJS_PER_SLAB]
+    K, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree = slab
+    objs = K[K_OBJS]
     slot = obj // objs
     if sl_top[slot] == 0:
-        sl_partial[S[SL_NPARTIAL]] = slot
-        S[SL_NPARTIAL] += 1
+        sl_partial[K[K_NPARTIAL]] = slot
+        K[K_NPARTIAL] += 1
     sl_stack[slot, sl_top[slot]] = obj - slot * objs
     sl_top[slot] += 1
     sl_inuse[slot] -= 1
-    S[SL_LIVE] -= 1
+    K[K_LIVE] -= 1
     if sl_inuse[slot] == 0:
-        n = S[SL_NPARTIAL]
+        n = K[K_NPARTIAL]
         j = 0
         while sl_partial[j] != slot:
             j += 1
         for k in range(j, n - 1):
             sl_partial[k] = sl_partial[k + 1]
-        S[SL_NPARTIAL] = n - 1
-        sl_slotfree[S[SL_FREE_TOP]] = slot
-        S[SL_FREE_TOP] += 1
+        K[K_NPARTIAL] = n - 1
+        sl_slotfree[K[K_FREE_TOP]] = slot
+        K[K_FREE_TOP] += 1
         _put_page(S, page_ref, page_order, page_free, pg_freed, sl_page[slot])
 
 
 @njit(cache=True)
-def _nc_put(S, C, R, ncv, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+def _slab_page(slab, obj):
+    """virt_to_head_page() of a slab object: its slab's page."""
+    return slab[4][obj // slab[0][K_OBJS]]
+
+
+@njit(cache=True)
+def _nc_put(S, C, R, ncv, slab0,
             page_ref, page_order, page_free, pg_freed, obj, count_it):
     """napi_skb_cache_put() on one CPU's cache: a full cache gives its top NAPI_SKB_CACHE_FREE back."""
     if count_it:
@@ -275,22 +288,21 @@ def _nc_put(S, C, R, ncv, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_sl
     if R[NC_LEN] == C[NC_SIZE]:
         keep = C[NC_SIZE] - C[NC_FREE]
         for j in range(keep, C[NC_SIZE]):
-            _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                       page_ref, page_order, page_free, pg_freed, ncv[j])
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, ncv[j])
         R[NC_LEN] = keep
         if count_it:
             S[NC_FLUSHES] += 1
 
 
 @njit(cache=True)
-def _defer_flush(S, C, R, ncv, dfv_page, dfv_obj, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+def _defer_flush(S, C, R, ncv, dfv_page, dfv_obj, slab0,
                  page_ref, page_order, page_free, pg_freed, count_it):
     """skb_defer_free_flush(): napi_consume_skb() of every skb other CPUs handed back to this one."""
     n = R[DEFER_LEN]
     R[DEFER_LEN] = 0
     for j in range(n):
         _put_page(S, page_ref, page_order, page_free, pg_freed, dfv_page[j])
-        _nc_put(S, C, R, ncv, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+        _nc_put(S, C, R, ncv, slab0,
                 page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
 
 
@@ -299,7 +311,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
          ev_time, ev_order, ev_kind, ev_cpu,
          page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-         sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+         slab0,
          nc, df_page, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
     """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
     with final, then all remaining events."""
@@ -356,12 +368,12 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
             _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu,
                   page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                   ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-                  sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                  slab0,
                   nc, df_page, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
                   dl_hlen, dl_dlen)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
-                      pg_freed, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+                      pg_freed, slab0, nc, df_page, df_obj,
                       q_page, q_frag, q_obj, q_ts, q_cpu)
     return i
 
@@ -406,7 +418,7 @@ def _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page
 @njit(cache=True)
 def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
           pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-          sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+          slab0,
           nc, dfv_page, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
     """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
     count = C[RING_COUNT]
@@ -415,8 +427,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
     qcap = q_page.shape[0]
     S[POLLS] += 1
     if CS[cpu, DEFER_LEN]:
-        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_obj[cpu], sl_stack, sl_top, sl_inuse, sl_page,
-                     sl_partial, sl_slotfree, page_ref, page_order, page_free, pg_freed, True)
+        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_obj[cpu], slab0, page_ref, page_order, page_free, pg_freed, True)
     budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < CS[cpu, BUDGET_LEFT] else CS[cpu, BUDGET_LEFT]
     S[D_POLLS] += 1
     ndel = 0
@@ -465,8 +476,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             S[NC_GETS] += 1
             if CS[cpu, NC_LEN] == 0:
                 for _ in range(C[NC_BULK]):
-                    nc[cpu, CS[cpu, NC_LEN]] = _slab_alloc(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                                                 page_ref, page_order, page_free, pg_alloc)
+                    nc[cpu, CS[cpu, NC_LEN]] = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
                     CS[cpu, NC_LEN] += 1
                 S[NC_REFILLS] += 1
             else:
@@ -614,8 +624,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             if frag >= 0:
                 _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
             _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
-            _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                       page_ref, page_order, page_free, pg_freed, obj)
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
     now = S[NOW]
     end = now + (work if work > ndel else ndel) * cost
     CS[cpu, BUSY_UNTIL] = end
@@ -639,7 +648,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
 
 @njit(cache=True)
 def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
-              sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+              slab0, nc, df_page, df_obj,
               q_page, q_frag, q_obj, q_ts, q_cpu):
     """Simulation._app_read on CPU 0: udp_recvmsg() per datagram, the skb freed in process context."""
     page_size = C[PAGE_SIZE_C]
@@ -678,7 +687,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             Ro = CS[owner]
             if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
                 _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
-                _nc_put(S, C, CS[0], nc[0], sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
+                _nc_put(S, C, CS[0], nc[0], slab0,
                         page_ref, page_order, page_free, pg_freed, obj, True)
             else:
                 df_page[owner, Ro[DEFER_LEN]] = pid
@@ -689,8 +698,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             if frag >= 0:
                 _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
             _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
-            _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                       page_ref, page_order, page_free, pg_freed, obj)
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
         S[CONSUMED] += 1
         page_pin[pid] -= 1
         if page_pin[pid] == 0:
@@ -707,7 +715,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
 
 @njit(cache=True)
 def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-              sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+              slab0, nc, df_page, df_obj,
               q_page, q_frag, q_obj, q_ts):
     """udp_destroy_sock(), ice_clean_rx_ring() per queue, then Kernel.drain(): defer lists, NAPI caches."""
     page_size = C[PAGE_SIZE_C]
@@ -719,8 +727,7 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
         if q_frag[head] >= 0:
             _put_page(S, page_ref, page_order, page_free, pg_freed, q_frag[head])
         _put_page(S, page_ref, page_order, page_free, pg_freed, q_page[head])
-        _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                   page_ref, page_order, page_free, pg_freed, q_obj[head])
+        _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, q_obj[head])
         head += 1
         S[Q_HEAD] = head if head < qcap else 0
         S[Q_LEN] -= 1
@@ -744,12 +751,10 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
             ring_page[cpu, slot] = -1
     for cpu in range(ncpus):
         if CS[cpu, DEFER_LEN]:
-            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_obj[cpu], sl_stack, sl_top, sl_inuse, sl_page,
-                         sl_partial, sl_slotfree, page_ref, page_order, page_free, pg_freed, False)
+            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_obj[cpu], slab0, page_ref, page_order, page_free, pg_freed, False)
     for cpu in range(ncpus):
         for j in range(CS[cpu, NC_LEN]):
-            _slab_free(S, C, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree,
-                       page_ref, page_order, page_free, pg_freed, nc[cpu, j])
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
         CS[cpu, NC_LEN] = 0
         # page_frag_1k_drain(): the references held for pieces not handed out
         pid = CS[cpu, P1K_PAGE]
@@ -811,8 +816,6 @@ class FastSimulation:
         C[APP_GAP] = 0 if config.app_rate is None else int(1e9 / config.app_rate)
         C[COST] = config.packet_cost_ns
         C[IRQ_LATENCY] = config.irq_latency_ns
-        C[SLAB_ORDER] = cache.order
-        C[OBJS_PER_SLAB] = cache.objs_per_slab
         C[NC_SIZE] = profile.NAPI_SKB_CACHE_SIZE
         C[NC_BULK] = profile.NAPI_SKB_CACHE_BULK
         C[NC_FREE] = profile.NAPI_SKB_CACHE_FREE
@@ -876,13 +879,7 @@ class FastSimulation:
                                                      ring.first_desc)
             R[TAIL], R[HW_NEXT] = ring.tail, ring.hw_next
             S[D_PAGES_ALLOC] += ring.stats.pages_allocated
-        objs = cache.objs_per_slab
-        sl_stack = np.zeros((slab_cap, objs), np.int32)
-        sl_top = np.zeros(slab_cap, np.int64)
-        sl_inuse = np.zeros(slab_cap, np.int64)
-        sl_page = np.zeros(slab_cap, np.int64)
-        sl_partial = np.zeros(slab_cap, np.int64)
-        sl_slotfree = np.zeros(slab_cap, np.int64)
+        slab0 = _new_slab_cache(cache, slab_cap)
         nc = np.zeros((ncpus, int(C[NC_SIZE]) + 1), np.int64)
         df_page = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
         df_obj = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
@@ -902,7 +899,7 @@ class FastSimulation:
         ev_cpu = np.zeros(4096, np.int64)
         state = (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-                 sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+                 slab0, nc, df_page, df_obj,
                  q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen)
 
         empty = np.zeros(0, np.int64)
@@ -926,7 +923,7 @@ class FastSimulation:
     def _finish(self, S, C, CS, state) -> dict | None:
         (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-         sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+         slab0, nc, df_page, df_obj,
          q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen) = state
         ref = self.ref
         config = self.config
@@ -944,9 +941,9 @@ class FastSimulation:
         nc_stats = {"flushes": int(S[NC_FLUSHES]), "gets": int(S[NC_GETS]), "hits": int(S[NC_HITS]),
                     "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
         _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-                  sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree, nc, df_page, df_obj,
+                  slab0, nc, df_page, df_obj,
                   q_page, q_frag, q_obj, q_ts)
-        if S[ERR] or S[IN_USE] != 0 or S[SL_LIVE] != 0:
+        if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0:
             return None  # something left over: only the reference engine can itemise it
         pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
         stats = {key: 0 for key in ref.cpus[0].queue.stats.as_dict()}
@@ -1019,6 +1016,16 @@ def _wmem_default() -> int:
     from skbsim.net.sock import WMEM_DEFAULT
 
     return WMEM_DEFAULT
+
+
+def _new_slab_cache(cache, capacity: int) -> tuple:
+    """The integer state of one kmem cache (see _slab_alloc): K and its slab tables."""
+    K = np.zeros(K_SIZE, np.int64)
+    K[K_ORDER] = cache.order
+    K[K_OBJS] = cache.objs_per_slab
+    return (K, np.zeros((capacity, cache.objs_per_slab), np.int32), np.zeros(capacity, np.int64),
+            np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.int64),
+            np.zeros(capacity, np.int64))
 
 
 def _legacy_header_skb(ref: Simulation) -> dict:
