@@ -69,7 +69,9 @@ MAX_RCVBUF = 1 << 26
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
- LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, C_SIZE) = range(23)
+ LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, HEAD_KIND, C_SIZE) = range(24)
+#: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
+HEAD_1K, HEAD_SMALL = 0, 1
 
 _PUT_MODES = {PUT_PER_BUFFER: 0, PUT_PER_POLL: 1, PUT_PER_FRAME: 2}
 _POLL, _READ = 1, 2
@@ -278,7 +280,7 @@ def _slab_page(slab, obj):
 
 
 @njit(cache=True)
-def _nc_put(S, C, R, ncv, slab0,
+def _nc_put(S, C, R, ncv, slab0, slab1,
             page_ref, page_order, page_free, pg_freed, obj, count_it):
     """napi_skb_cache_put() on one CPU's cache: a full cache gives its top NAPI_SKB_CACHE_FREE back."""
     if count_it:
@@ -295,14 +297,34 @@ def _nc_put(S, C, R, ncv, slab0,
 
 
 @njit(cache=True)
-def _defer_flush(S, C, R, ncv, dfv_page, dfv_obj, slab0,
+def _head_page(C, slab1, head):
+    """The page a head keeps alive: a page id (build_skb, 1K piece) or its small-head slab's page."""
+    if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+        return _slab_page(slab1, head)
+    return head
+
+
+@njit(cache=True)
+def _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, head, frag):
+    """skb_release_data(): the frag page's reference, then skb_free_head() (page fragment or
+    skbuff_small_head object)."""
+    if frag >= 0:
+        _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+    if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+        _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, head)
+    else:
+        _put_page(S, page_ref, page_order, page_free, pg_freed, head)
+
+
+@njit(cache=True)
+def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1,
                  page_ref, page_order, page_free, pg_freed, count_it):
     """skb_defer_free_flush(): napi_consume_skb() of every skb other CPUs handed back to this one."""
     n = R[DEFER_LEN]
     R[DEFER_LEN] = 0
     for j in range(n):
-        _put_page(S, page_ref, page_order, page_free, pg_freed, dfv_page[j])
-        _nc_put(S, C, R, ncv, slab0,
+        _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
+        _nc_put(S, C, R, ncv, slab0, slab1,
                 page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
 
 
@@ -311,8 +333,8 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
          ev_time, ev_order, ev_kind, ev_cpu,
          page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-         slab0,
-         nc, df_page, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
+         slab0, slab1,
+         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
     """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
     with final, then all remaining events."""
     i = 0
@@ -368,12 +390,12 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
             _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu,
                   page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                   ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-                  slab0,
-                  nc, df_page, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
+                  slab0, slab1,
+                  nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
                   dl_hlen, dl_dlen)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
-                      pg_freed, slab0, nc, df_page, df_obj,
+                      pg_freed, slab0, slab1, nc, df_page, df_frag, df_obj,
                       q_page, q_frag, q_obj, q_ts, q_cpu)
     return i
 
@@ -418,8 +440,8 @@ def _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page
 @njit(cache=True)
 def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
           pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-          slab0,
-          nc, dfv_page, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
+          slab0, slab1,
+          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
     """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
     count = C[RING_COUNT]
     mode = C[PUT_MODE]
@@ -427,7 +449,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
     qcap = q_page.shape[0]
     S[POLLS] += 1
     if CS[cpu, DEFER_LEN]:
-        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_obj[cpu], slab0, page_ref, page_order, page_free, pg_freed, True)
+        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, page_ref, page_order, page_free, pg_freed, True)
     budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < CS[cpu, BUDGET_LEFT] else CS[cpu, BUDGET_LEFT]
     S[D_POLLS] += 1
     ndel = 0
@@ -460,7 +482,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             if mode == 2:
                 ring_pgcnt[cpu, slot] = page_ref[ring_page[cpu, slot]]  # ice_get_pgcnts()
             head_pid = ring_page[cpu, slot]
-            if C[LEGACY]:
+            if C[LEGACY] and C[HEAD_KIND] == HEAD_1K:
                 # ice_construct_skb(): the header skb's head is a piece of this CPU's
                 # page_frag_1k (page_frag_alloc_1k: a new page carries a reference per piece)
                 off = CS[cpu, P1K_OFFSET] - SZ_1K
@@ -483,6 +505,9 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 S[NC_HITS] += 1
             CS[cpu, NC_LEN] -= 1
             obj = nc[cpu, CS[cpu, NC_LEN]]
+            if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+                # __alloc_skb(): after the sk_buff, kmalloc_reserve() takes the head from skbuff_small_head
+                head_pid = _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
             frag_pid = -1
             headlen = size
             if C[LEGACY]:
@@ -609,9 +634,10 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             S[ENQUEUED] += 1
             if S[RMEM] > S[PEAK_RMEM]:
                 S[PEAK_RMEM] = S[RMEM]
-            if page_pin[pid] == 0:
+            head_page = _head_page(C, slab1, pid)
+            if page_pin[head_page] == 0:
                 S[PINNED] += 1
-            page_pin[pid] += 1
+            page_pin[head_page] += 1
             if frag >= 0:
                 if page_pin[frag] == 0:
                     S[PINNED] += 1
@@ -620,10 +646,8 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 S[PEAK_PINNED] = S[PINNED]
         else:
             S[SK_DROPS] += 1
-            # kfree_skb(): frag pages, the head page reference, then the sk_buff to its slab
-            if frag >= 0:
-                _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
-            _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
+            # kfree_skb(): frag pages, the head, then the sk_buff to its slab
+            _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
     now = S[NOW]
     end = now + (work if work > ndel else ndel) * cost
@@ -648,7 +672,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
 
 @njit(cache=True)
 def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
-              slab0, nc, df_page, df_obj,
+              slab0, slab1, nc, df_page, df_frag, df_obj,
               q_page, q_frag, q_obj, q_ts, q_cpu):
     """Simulation._app_read on CPU 0: udp_recvmsg() per datagram, the skb freed in process context."""
     page_size = C[PAGE_SIZE_C]
@@ -681,27 +705,27 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             S[MEMALLOC] -= amount // page_size
             S[RMEM] -= size
             S[READER_LEN] = S[Q_LEN]
+        head_page = _head_page(C, slab1, pid)  # the pages are looked up before udp_recvmsg()
         if C[DEFER_FREE]:
             # skb_attempt_defer_free(): freed here into CPU 0's NAPI cache when local (or the owner's
             # list is full), else queued on the allocating CPU until its next net_rx_action()
             Ro = CS[owner]
             if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
-                _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
-                _nc_put(S, C, CS[0], nc[0], slab0,
+                _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
+                _nc_put(S, C, CS[0], nc[0], slab0, slab1,
                         page_ref, page_order, page_free, pg_freed, obj, True)
             else:
                 df_page[owner, Ro[DEFER_LEN]] = pid
+                df_frag[owner, Ro[DEFER_LEN]] = frag
                 df_obj[owner, Ro[DEFER_LEN]] = obj
                 Ro[DEFER_LEN] += 1
         else:
-            # consume_skb(): frag pages, the head page, then the sk_buff to its slab
-            if frag >= 0:
-                _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
-            _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
+            # consume_skb(): frag pages, the head, then the sk_buff to its slab
+            _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
         S[CONSUMED] += 1
-        page_pin[pid] -= 1
-        if page_pin[pid] == 0:
+        page_pin[head_page] -= 1
+        if page_pin[head_page] == 0:
             S[PINNED] -= 1
         if frag >= 0:
             page_pin[frag] -= 1
@@ -715,7 +739,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
 
 @njit(cache=True)
 def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-              slab0, nc, df_page, df_obj,
+              slab0, slab1, nc, df_page, df_frag, df_obj,
               q_page, q_frag, q_obj, q_ts):
     """udp_destroy_sock(), ice_clean_rx_ring() per queue, then Kernel.drain(): defer lists, NAPI caches."""
     page_size = C[PAGE_SIZE_C]
@@ -724,9 +748,7 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
     while S[Q_LEN] > 0:
         head = S[Q_HEAD]
         total += q_ts[head]
-        if q_frag[head] >= 0:
-            _put_page(S, page_ref, page_order, page_free, pg_freed, q_frag[head])
-        _put_page(S, page_ref, page_order, page_free, pg_freed, q_page[head])
+        _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
         _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, q_obj[head])
         head += 1
         S[Q_HEAD] = head if head < qcap else 0
@@ -751,7 +773,7 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
             ring_page[cpu, slot] = -1
     for cpu in range(ncpus):
         if CS[cpu, DEFER_LEN]:
-            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_obj[cpu], slab0, page_ref, page_order, page_free, pg_freed, False)
+            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, page_ref, page_order, page_free, pg_freed, False)
     for cpu in range(ncpus):
         for j in range(CS[cpu, NC_LEN]):
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
@@ -787,11 +809,10 @@ class FastSimulation:
             raise ValueError("the fast engine models single-buffer frames only")
         if self.legacy:
             self.head = _legacy_header_skb(self.ref)
-            if self.head["source"] != "page_frag_1k":
-                raise ValueError(f"the fast engine models legacy-rx header skbs from page_frag_1k only; "
-                                 f"{self.ref.kernel.profile.name} takes them from {self.head['source']}")
-            if self.ref.sock.defer_free:
-                raise ValueError("the fast engine models legacy-rx only where UDP frees skbs at once")
+            if self.head["source"] not in ("page_frag_1k", "skbuff_small_head"):
+                raise ValueError(f"the fast engine models legacy-rx header skbs from page_frag_1k or "
+                                 f"skbuff_small_head only; {self.ref.kernel.profile.name} takes them from "
+                                 f"{self.head['source']}")
 
     def run(self) -> dict:
         ref = self.ref
@@ -825,6 +846,7 @@ class FastSimulation:
             C[HEAD_TRUESIZE] = self.head["truesize"]
             C[HEAD_END] = self.head["end"]
             C[HEAD_PAD] = self.head["tail"]
+            C[HEAD_KIND] = HEAD_SMALL if self.head["source"] == "skbuff_small_head" else HEAD_1K
 
         truesize = int(C[HEAD_TRUESIZE]) if self.legacy else int(C[SKB_TRUESIZE_C])  # the smallest skb
         ncpus = config.cpus
@@ -832,7 +854,10 @@ class FastSimulation:
         # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
         live_bound = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + int(C[NC_SIZE]) + SKB_DEFER_MAX)
         slab_cap = live_bound + 16
-        page_cap = ncpus * count + qcap + ncpus * SKB_DEFER_MAX + slab_cap + 16
+        # Live pages: ring pages, two per queued or deferred skb (head, frag), the 1K pages, and
+        # the slabs of both caches.
+        page_cap = (ncpus * count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 2)
+                    + 2 * slab_cap + 16)
 
         S = np.zeros(S_SIZE, np.int64)
         S[APP_WAITING] = 1
@@ -880,8 +905,11 @@ class FastSimulation:
             R[TAIL], R[HW_NEXT] = ring.tail, ring.hw_next
             S[D_PAGES_ALLOC] += ring.stats.pages_allocated
         slab0 = _new_slab_cache(cache, slab_cap)
+        small = kernel.skb_small_head_cache
+        slab1 = _new_slab_cache(small, slab_cap) if small is not None and self.legacy else _new_slab_cache(cache, 1)
         nc = np.zeros((ncpus, int(C[NC_SIZE]) + 1), np.int64)
         df_page = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
+        df_frag = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
         df_obj = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
         q_page = np.zeros(qcap, np.int64)
         q_obj = np.zeros(qcap, np.int64)
@@ -899,7 +927,7 @@ class FastSimulation:
         ev_cpu = np.zeros(4096, np.int64)
         state = (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-                 slab0, nc, df_page, df_obj,
+                 slab0, slab1, nc, df_page, df_frag, df_obj,
                  q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen)
 
         empty = np.zeros(0, np.int64)
@@ -923,7 +951,7 @@ class FastSimulation:
     def _finish(self, S, C, CS, state) -> dict | None:
         (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-         slab0, nc, df_page, df_obj,
+         slab0, slab1, nc, df_page, df_frag, df_obj,
          q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen) = state
         ref = self.ref
         config = self.config
@@ -941,9 +969,9 @@ class FastSimulation:
         nc_stats = {"flushes": int(S[NC_FLUSHES]), "gets": int(S[NC_GETS]), "hits": int(S[NC_HITS]),
                     "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
         _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-                  slab0, nc, df_page, df_obj,
+                  slab0, slab1, nc, df_page, df_frag, df_obj,
                   q_page, q_frag, q_obj, q_ts)
-        if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0:
+        if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0 or slab1[0][K_LIVE] != 0:
             return None  # something left over: only the reference engine can itemise it
         pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
         stats = {key: 0 for key in ref.cpus[0].queue.stats.as_dict()}
@@ -964,7 +992,7 @@ class FastSimulation:
         nbytes = int(S[BYTES])
         ring = ref.cpus[0].queue
         if self.legacy:
-            path = head_source = self.head["source"]
+            path, head_source = self.head["path"], self.head["source"]
         else:
             path, head_source = "napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)"
         dropped = {"ring_full": int(S[RING_DROPS]), "driver": 0, "socket_rcvbuf": int(S[SK_DROPS])}
