@@ -273,7 +273,7 @@ def _slab_free(S, slab, page_ref, page_order, page_free, pg_freed, obj):
         _put_page(S, page_ref, page_order, page_free, pg_freed, sl_page[slot])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _slab_page(slab, obj):
     """virt_to_head_page() of a slab object: its slab's page."""
     return slab[4][obj // slab[0][K_OBJS]]
@@ -296,15 +296,7 @@ def _nc_put(S, C, R, ncv, slab0, slab1,
             S[NC_FLUSHES] += 1
 
 
-@njit(cache=True)
-def _head_page(C, slab1, head):
-    """The page a head keeps alive: a page id (build_skb, 1K piece) or its small-head slab's page."""
-    if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
-        return _slab_page(slab1, head)
-    return head
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, head, frag):
     """skb_release_data(): the frag page's reference, then skb_free_head() (page fragment or
     skbuff_small_head object)."""
@@ -634,7 +626,9 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             S[ENQUEUED] += 1
             if S[RMEM] > S[PEAK_RMEM]:
                 S[PEAK_RMEM] = S[RMEM]
-            head_page = _head_page(C, slab1, pid)
+            head_page = pid
+            if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+                head_page = _slab_page(slab1, pid)
             if page_pin[head_page] == 0:
                 S[PINNED] += 1
             page_pin[head_page] += 1
@@ -705,7 +699,9 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             S[MEMALLOC] -= amount // page_size
             S[RMEM] -= size
             S[READER_LEN] = S[Q_LEN]
-        head_page = _head_page(C, slab1, pid)  # the pages are looked up before udp_recvmsg()
+        head_page = pid  # the pages are looked up before udp_recvmsg()
+        if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+            head_page = _slab_page(slab1, pid)
         if C[DEFER_FREE]:
             # skb_attempt_defer_free(): freed here into CPU 0's NAPI cache when local (or the owner's
             # list is full), else queued on the allocating CPU until its next net_rx_action()
@@ -720,8 +716,14 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
                 df_obj[owner, Ro[DEFER_LEN]] = obj
                 Ro[DEFER_LEN] += 1
         else:
-            # consume_skb(): frag pages, the head, then the sk_buff to its slab
-            _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
+            # consume_skb(): frag pages, the head, then the sk_buff to its slab (skb_release_data()
+            # written out here: a call taking the slab tuple costs reference counting per packet)
+            if frag >= 0:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+            if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+                _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, pid)
+            else:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
         S[CONSUMED] += 1
         page_pin[head_page] -= 1
