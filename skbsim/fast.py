@@ -57,21 +57,23 @@ MAX_RCVBUF = 1 << 26
  NC_GETS, NC_HITS, NC_REFILLS, NC_PUTS, NC_FLUSHES,
  RMEM, FWD, DEFICIT, MEMALLOC, SK_DROPS, ENQUEUED, CONSUMED, PEAK_RMEM,
  Q_HEAD, Q_LEN, READER_LEN, ERR,
- SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, S_SIZE) = range(52)
+ SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, PF_ALLOCS, PF_REFILLS, PF_REUSES,
+ S_SIZE) = range(55)
 
 # -- indices into a slab cache's state K -----------------------------------------------------------
 (K_NPARTIAL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_SIZE) = range(7)
 
 # -- indices into a CPU's row R of the per-CPU state (its NAPI, ring and caches) -------------------
 (SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
- Q_NIC_FRAMES, Q_FRAMES, NC_LEN, DEFER_LEN, P1K_PAGE, P1K_OFFSET, R_SIZE) = range(17)
+ Q_NIC_FRAMES, Q_FRAMES, NC_LEN, DEFER_LEN, P1K_PAGE, P1K_OFFSET, PF_PAGE, PF_OFFSET, PF_SIZE, PF_BIAS,
+ R_SIZE) = range(21)
 
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
- LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, HEAD_KIND, C_SIZE) = range(24)
+ LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ, C_SIZE) = range(26)
 #: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
-HEAD_1K, HEAD_SMALL = 0, 1
+HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 
 _PUT_MODES = {PUT_PER_BUFFER: 0, PUT_PER_POLL: 1, PUT_PER_FRAME: 2}
 _POLL, _READ = 1, 2
@@ -393,6 +395,18 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
 
 
 @njit(cache=True)
+def _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max):
+    """The page_frag_cache's refill: a PAGE_FRAG_CACHE_MAX_ORDER page pre-charged with bias_max references."""
+    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[PF_ORDER])
+    CS[cpu, PF_PAGE] = pid
+    CS[cpu, PF_SIZE] = C[PAGE_SIZE_C] << C[PF_ORDER]
+    page_ref[pid] += bias_max
+    CS[cpu, PF_BIAS] = bias_max + 1
+    CS[cpu, PF_OFFSET] = 0
+    S[PF_REFILLS] += 1
+
+
+@njit(cache=True)
 def _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, time_ns, cpu):
     S[IRQS] += 1
     R[SCHEDULED] = 1
@@ -486,6 +500,32 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 CS[cpu, P1K_OFFSET] = off
                 S[SMALL_ALLOCS] += 1
                 head_pid = CS[cpu, P1K_PAGE]
+            elif C[LEGACY] and C[HEAD_KIND] == HEAD_FRAG:
+                # __napi_alloc_skb(): SKB_HEAD_ALIGN(len) bytes of this CPU's NAPI page_frag_cache,
+                # cut upwards (6.13+, align mask ~0): __page_frag_alloc_align()
+                fragsz = C[PF_FRAGSZ]
+                bias_max = C[PAGE_SIZE_C] << C[PF_ORDER]
+                if CS[cpu, PF_PAGE] < 0:
+                    _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
+                off = CS[cpu, PF_OFFSET]
+                if off + fragsz > CS[cpu, PF_SIZE]:
+                    old = CS[cpu, PF_PAGE]
+                    page_ref[old] -= CS[cpu, PF_BIAS]
+                    if page_ref[old] == 0:
+                        # every fragment came back: the page is reused in place
+                        page_ref[old] = bias_max + 1
+                        CS[cpu, PF_BIAS] = bias_max + 1
+                        CS[cpu, PF_OFFSET] = 0
+                        S[PF_REUSES] += 1
+                    else:
+                        if page_ref[old] < 0:
+                            S[ERR] = ERR_BUG
+                        _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
+                    off = 0
+                CS[cpu, PF_BIAS] -= 1
+                CS[cpu, PF_OFFSET] = off + fragsz
+                S[PF_ALLOCS] += 1
+                head_pid = CS[cpu, PF_PAGE]
             # the sk_buff from this CPU's cache (napi_skb_cache_get)
             S[NC_GETS] += 1
             if CS[cpu, NC_LEN] == 0:
@@ -788,6 +828,13 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
                 _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
         CS[cpu, P1K_PAGE] = -1
         CS[cpu, P1K_OFFSET] = 0
+        # page_frag_cache_drain(): the cache's own references
+        pid = CS[cpu, PF_PAGE]
+        if pid >= 0:
+            page_ref[pid] -= CS[cpu, PF_BIAS]
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        CS[cpu, PF_PAGE] = -1
 
 
 # -- the Python side ---------------------------------------------------------------------------
@@ -811,10 +858,11 @@ class FastSimulation:
             raise ValueError("the fast engine models single-buffer frames only")
         if self.legacy:
             self.head = _legacy_header_skb(self.ref)
-            if self.head["source"] not in ("page_frag_1k", "skbuff_small_head"):
-                raise ValueError(f"the fast engine models legacy-rx header skbs from page_frag_1k or "
-                                 f"skbuff_small_head only; {self.ref.kernel.profile.name} takes them from "
-                                 f"{self.head['source']}")
+            frag_cache = self.ref.kernel.cpus[0].napi_alloc_cache.page
+            heads = ("page_frag_1k", "skbuff_small_head") + (("page_frag",) if frag_cache.offset_up else ())
+            if self.head["source"] not in heads:
+                raise ValueError(f"the fast engine models legacy-rx header skbs from {', '.join(heads)} only; "
+                                 f"{self.ref.kernel.profile.name} takes them from {self.head['source']}")
 
     def run(self) -> dict:
         ref = self.ref
@@ -848,7 +896,10 @@ class FastSimulation:
             C[HEAD_TRUESIZE] = self.head["truesize"]
             C[HEAD_END] = self.head["end"]
             C[HEAD_PAD] = self.head["tail"]
-            C[HEAD_KIND] = HEAD_SMALL if self.head["source"] == "skbuff_small_head" else HEAD_1K
+            C[HEAD_KIND] = {"page_frag_1k": HEAD_1K, "skbuff_small_head": HEAD_SMALL,
+                            "page_frag": HEAD_FRAG}[self.head["source"]]
+            C[PF_ORDER] = kernel.cpus[0].napi_alloc_cache.page.max_order
+            C[PF_FRAGSZ] = self.head["head_size"]
 
         truesize = int(C[HEAD_TRUESIZE]) if self.legacy else int(C[SKB_TRUESIZE_C])  # the smallest skb
         ncpus = config.cpus
@@ -866,6 +917,7 @@ class FastSimulation:
         CS = np.zeros((ncpus, R_SIZE), np.int64)
         CS[:, BUDGET_LEFT] = NETDEV_BUDGET
         CS[:, P1K_PAGE] = -1
+        CS[:, PF_PAGE] = -1
         page_ref = np.zeros(page_cap, np.int64)
         page_order = np.zeros(page_cap, np.int64)
         page_free = np.zeros(page_cap, np.int64)
@@ -985,7 +1037,8 @@ class FastSimulation:
             pages_allocated=int(S[D_PAGES_ALLOC]), polls=int(S[D_POLLS]),
         )
         driver_stats = dict(sorted(stats.items()))
-        frag_stats = {"napi_allocs": 0, "napi_refills": 0, "napi_reuses": 0, "netdev_allocs": 0,
+        frag_stats = {"napi_allocs": int(S[PF_ALLOCS]), "napi_refills": int(S[PF_REFILLS]),
+                      "napi_reuses": int(S[PF_REUSES]), "netdev_allocs": 0,
                       "netdev_refills": 0, "small_1k_allocs": int(S[SMALL_ALLOCS]),
                       "small_1k_refills": int(S[SMALL_REFILLS])}
         delivered_to_stack = int(S[DELIVERED])
@@ -1073,7 +1126,7 @@ def _legacy_header_skb(ref: Simulation) -> dict:
     with scratch.softirq(0):
         skb = _ice_alloc_hdr_skb(scratch, ring)
     return {"source": skb.head_source, "path": skb.path, "truesize": skb.truesize, "end": skb.end,
-            "tail": skb.tail}
+            "tail": skb.tail, "head_size": skb.head_size}
 
 
 def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None):

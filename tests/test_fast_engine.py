@@ -30,12 +30,6 @@ def _without_engine(result: dict) -> dict:
 
 
 def _assert_same(**kwargs) -> None:
-    config = RunConfig(**kwargs)
-    if config.options.get("rx") == "legacy" and config.kernel == "host":
-        # Outside the fast engine's scope (header skbs from the NAPI page_frag cache): it must say so.
-        with pytest.raises(ValueError, match="takes them from page_frag"):
-            simulate_fast(config)
-        return
     try:
         reference, _ = simulate(RunConfig(**kwargs))
     except AttributeError:
@@ -98,7 +92,7 @@ def test_pcap_workload(tmp_path, cpus):
         _assert_same(kernel=kernel, options={"rx": "build_skb"}, traffic=f"pcap:{path}", count=None, rate=None,
                      rcvbuf=30_000, app_rate=300_000.0, cpus=cpus)
     legacy_path = _pcap(tmp_path / "legacy.pcap", [60, 1514, 590, 60, 1000, 1536, 1537, 1664, 9000, 42] * 300)
-    for kernel in ("6.1", "6.9", "6.12", "6.18"):
+    for kernel in ("6.1", "6.9", "6.12", "6.18", "host"):
         _assert_same(kernel=kernel, options={"rx": "legacy"}, traffic=f"pcap:{legacy_path}", count=None,
                      rate=None, rcvbuf=30_000, app_rate=300_000.0, cpus=cpus)
 
@@ -151,7 +145,6 @@ def test_out_of_scope_falls_back_and_says_why(config, reason):
     "config, reason",
     [
         (RunConfig(options={"rx": "build_skb", "mtu": "9000"}, count=100), "order-0 pages"),
-        (RunConfig(kernel="host", options={"rx": "legacy"}, count=100), "takes them from page_frag"),
         # discovered while running: the run is redone by the reference engine
         (RunConfig(options={"rx": "legacy"}, traffic="fixed:1700", count=100), "several descriptors"),
     ],
@@ -171,11 +164,11 @@ def test_cli_engine_choice_and_fallback_message(capsys):
     assert main(["run", "--quiet", "--json", "--count", "500"]) == 0  # the defaults: 6.9, ice legacy-rx
     captured = capsys.readouterr()
     assert json.loads(captured.out)["engine"] == "fast" and "reference engine used" not in captured.err
-    assert main(["run", "--quiet", "--json", "--count", "500", "--kernel", "host"]) == 0
+    assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "copybreak"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["engine"] == "reference"
     lines = [line for line in captured.err.splitlines() if "reference engine used" in line]
-    assert len(lines) == 1 and "takes them from page_frag" in lines[0]
+    assert len(lines) == 1 and "only the ice driver" in lines[0]
 
 
 @pytest.mark.parametrize("count, rate", [(None, None), (1000, None), (0, None), (None, 2e6), (777, 333333.0)])
@@ -236,7 +229,7 @@ def test_truncated_udp_capture_legacy(tmp_path):
         for i, n in enumerate([1514, 300, 60, 700, 1514] * 200):
             kept = min(50, n)
             f.write(struct.pack("<IIII", 0, i, kept, n) + frame[:kept])
-    for kernel in ("6.1", "6.9", "6.12", "6.18"):
+    for kernel in ("6.1", "6.9", "6.12", "6.18", "host"):
         _assert_same(kernel=kernel, options={"rx": "legacy"}, traffic=f"pcap:{path}", count=None, rate=None,
                      rcvbuf=20_000, app_rate=400_000.0)
 
