@@ -2,9 +2,10 @@
 
 Scope (everything else falls back to :mod:`skbsim.sim`, see :func:`unsupported`
 and FastSimulation): the ice driver, rx=build_skb with single-buffer frames
-in order-0 half pages (MTU <= 1500) on every kernel, and rx=legacy where the
-header skb comes from page_frag_1k (6.1, 6.9, 6.12) with frames of one
-buffer; any number of CPUs; synthetic or pcap traffic; any rate, arrival
+in order-0 half pages (MTU <= 1500) on every kernel, and rx=legacy with
+frames of one buffer on every kernel (header skbs from page_frag_1k on
+6.1-6.12, skbuff_small_head on 6.18, the upward-cut NAPI page_frag_cache on
+host); any number of CPUs; synthetic or pcap traffic; any rate, arrival
 process, rcvbuf (up to 64 MiB) and app rate; no --trace, --plot or
 --kernel-config.
 
