@@ -3,17 +3,20 @@
 
 Prints figures and ratios; asserts nothing.
 
-1. The model: packets per second of the reference engine on IMIX traffic
-   (Linux 6.9 profile, ice legacy-rx, one CPU).
+1. The model: packets per second of both engines on IMIX traffic (Linux
+   6.9 profile, one CPU, ice legacy-rx and build_skb), each after one
+   untimed warm-up run (imports; the fast engine loads numba's cache).
 2. The live kernel: the same IMIX frames written into a tap device in a
    network namespace of our own, with each frame's truesize read back from
    tracefs (net/netif_receive_skb_entry), queued on a UDP socket and read.
    Needs root, /dev/net/tun and tracefs; skipped with a note otherwise.
 3. Memory against trace length: a pcap of N IMIX frames replayed through
-   ``skbsim run`` in a child process; its peak RSS is printed.
+   ``skbsim run`` in a child process per run (fast engine: build_skb and
+   legacy; reference engine: build_skb on the first --ref-pcap-packets
+   frames); packets/s and peak RSS are printed.
 
-Usage: python3 benchmarks/bench_run.py [--packets 1000000] [--live-packets 200000]
-                                       [--pcap-packets 10000000] [--skip-pcap]
+Usage: python3 benchmarks/bench_run.py [--packets 1000000] [--ref-packets 200000] [--live-packets 200000]
+                                       [--pcap-packets 10000000] [--ref-pcap-packets 1000000] [--skip-pcap]
 """
 
 from __future__ import annotations
@@ -33,16 +36,22 @@ sys.path.insert(0, str(ROOT))
 IMIX_CYCLE = (60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 590, 60)  # skbsim.traffic's simple IMIX
 
 
-def bench_model(packets: int) -> float:
-    from skbsim.sim import RunConfig, simulate
+def bench_model(packets: int, engine: str = "reference", rx: str = "legacy") -> float:
+    from skbsim.fast import simulate_engine
+    from skbsim.sim import RunConfig
 
-    config = RunConfig(kernel="6.9", driver="ice", options={"rx": "legacy"}, traffic="imix", count=packets)
+    def config(count):
+        return RunConfig(kernel="6.9", driver="ice", options={"rx": rx}, traffic="imix", count=count)
+
+    simulate_engine(config(1000), engine)  # warm-up: imports, numba's cache
     started = time.perf_counter()
-    result, _ = simulate(config)
+    result, _, fell_back = simulate_engine(config(packets), engine)
     elapsed = time.perf_counter() - started
     assert result["leaks"]["clean"], result["leaks"]
+    assert not fell_back, fell_back
     rate = packets / elapsed
-    print(f"model   6.9 ice rx=legacy, imix, 1 CPU: {packets:,} packets in {elapsed:.2f} s = {rate:,.0f} packets/s")
+    print(f"model   {result['engine']:>9} engine, 6.9 ice rx={rx}, imix, 1 CPU: {packets:,} packets in {elapsed:.2f} s "
+          f"= {rate:,.0f} packets/s")
     return rate
 
 
@@ -102,7 +111,8 @@ def bench_live(packets: int) -> float | None:
     return rate
 
 
-def bench_pcap_memory(packets: int) -> None:
+def bench_pcap_memory(packets: int, ref_packets: int) -> dict[str, float]:
+    rates = {}
     with tempfile.TemporaryDirectory(prefix="skbsim-bench-") as tmp:
         path = Path(tmp) / "imix.pcap"
         started = time.perf_counter()
@@ -110,19 +120,28 @@ def bench_pcap_memory(packets: int) -> None:
         made = time.perf_counter() - started
         size = path.stat().st_size
         print(f"pcap    {packets:,} frames, {size / 2**20:,.0f} MiB written in {made:.1f} s")
-        code = (
-            "import resource, sys, time\n"
-            "from skbsim.sim import RunConfig, simulate\n"
-            f"c = RunConfig(traffic='pcap:{path}', count=None, rate=None)\n"
-            "t = time.perf_counter(); r, _ = simulate(c); t = time.perf_counter() - t\n"
-            "print(r['packets'], t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-        )
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-        done, elapsed, maxrss_kib = out.stdout.split()
-        print(
-            f"pcap    skbsim run on it: {int(done):,} packets in {float(elapsed):.1f} s "
-            f"({int(done) / float(elapsed):,.0f} packets/s), peak RSS {int(maxrss_kib) / 1024:,.0f} MiB"
-        )
+        runs = (("fast", "build_skb", None), ("fast", "legacy", None),
+                ("reference", "build_skb", ref_packets if ref_packets < packets else None))
+        for engine, rx, count in runs:
+            code = (
+                "import resource, sys, time\n"
+                "from skbsim.fast import simulate_engine\n"
+                "from skbsim.sim import RunConfig\n"
+                f"c = RunConfig(traffic='pcap:{path}', count={count!r}, rate=None, options={{'rx': {rx!r}}})\n"
+                f"simulate_engine(RunConfig(traffic='pcap:{path}', count=1000, rate=None, options={{'rx': {rx!r}}}), {engine!r})\n"
+                f"t = time.perf_counter(); r, _, why = simulate_engine(c, {engine!r}); t = time.perf_counter() - t\n"
+                "assert not why, why\n"
+                "print(r['packets'], t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            )
+            out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+            done, elapsed, maxrss_kib = out.stdout.split()
+            key = engine if engine == "reference" else f"fast {rx}"
+            rates[key] = int(done) / float(elapsed)
+            print(
+                f"pcap    {engine:>9} engine (ice rx={rx}): {int(done):,} packets in {float(elapsed):.1f} s "
+                f"({rates[key]:,.0f} packets/s), peak RSS {int(maxrss_kib) / 1024:,.0f} MiB"
+            )
+    return rates
 
 
 def _write_truncated_pcap(path: Path, packets: int) -> None:
@@ -151,17 +170,31 @@ def _write_truncated_pcap(path: Path, packets: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--ref-packets", type=int, default=200_000,
+                        help="packets for the reference engine's IMIX runs (its rate does not depend on it)")
     parser.add_argument("--live-packets", type=int, default=200_000)
     parser.add_argument("--pcap-packets", type=int, default=10_000_000)
+    parser.add_argument("--ref-pcap-packets", type=int, default=1_000_000)
     parser.add_argument("--skip-pcap", action="store_true")
     args = parser.parse_args()
     print(f"machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    model = bench_model(args.packets)
+    reference_legacy = bench_model(args.ref_packets, "reference", "legacy")
+    reference = bench_model(args.ref_packets, "reference", "build_skb")
+    fast_legacy = bench_model(args.packets, "fast", "legacy")
+    fast = bench_model(args.packets, "fast", "build_skb")
+    print(f"ratio   fast / reference engine: legacy {fast_legacy / reference_legacy:.1f}, "
+          f"build_skb {fast / reference:.1f}")
     live = bench_live(args.live_packets)
     if live:
-        print(f"ratio   model / live kernel = {model / live:.2f}")
+        for name, rate in (("reference engine, legacy", reference_legacy), ("reference engine, build_skb", reference),
+                           ("fast engine, legacy", fast_legacy), ("fast engine, build_skb", fast)):
+            print(f"ratio   {name} / live kernel = {rate / live:.2f}")
     if not args.skip_pcap:
-        bench_pcap_memory(args.pcap_packets)
+        rates = bench_pcap_memory(args.pcap_packets, args.ref_pcap_packets)
+        print(f"ratio   pcap fast / reference engine (build_skb) = {rates['fast build_skb'] / rates['reference']:.1f}")
+        if live:
+            for name, rate in rates.items():
+                print(f"ratio   pcap {name} / live kernel = {rate / live:.2f}")
     print(f"this process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
     return 0
 

@@ -29,6 +29,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=_int("--seed"), default=0)
     p.add_argument("--packet-cost-ns", type=_int("--packet-cost-ns"), default=500,
                    help="simulated softirq CPU time per packet (default 500)")
+    p.add_argument("--engine", default="fast", choices=("fast", "reference"),
+                   help="fast (compiled; used wherever it supports the options, else the reference engine "
+                   "runs and says why on stderr) or reference (default fast)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--trace", help="write one record per packet to FILE.jsonl or FILE.csv")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
@@ -77,7 +80,8 @@ def run(args) -> int:
     from rich.console import Console
 
     from skbsim.report import TraceWriter, render_summary, write_plots
-    from skbsim.sim import RunConfig, simulate
+    from skbsim.fast import simulate_engine
+    from skbsim.sim import RunConfig
 
     if args.cpus < 1:
         raise InputError(f"--cpus must be at least 1, got {args.cpus}")
@@ -105,11 +109,14 @@ def run(args) -> int:
         started = time.perf_counter()
         with _Progress(config, quiet=args.quiet) as progress:
             try:
-                result, extra = simulate(config, trace=trace, progress=progress.update)
+                result, extra, fell_back = simulate_engine(config, args.engine, trace=trace, plot=bool(args.plot),
+                                                           progress=progress.update)
             finally:
                 if trace is not None:
                     trace.close()
         elapsed = time.perf_counter() - started
+        if fell_back:
+            print(f"{config.label()}: reference engine used: {fell_back}", file=sys.stderr)
         runs.append((result, extra))
         if not args.json:
             rate_pps = result["packets"] / elapsed if elapsed > 0 else 0

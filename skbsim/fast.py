@@ -1,0 +1,1540 @@
+"""The fast replay engine: the reference engine's model over integer state, compiled with numba.
+
+Scope (everything else falls back to :mod:`skbsim.sim`, see :func:`unsupported`
+and FastSimulation): the ice driver, rx=build_skb with single-buffer frames
+in order-0 half pages (MTU <= 1500) on every kernel, and rx=legacy with
+frames of one buffer on every kernel (header skbs from page_frag_1k on
+6.1-6.12, skbuff_small_head on 6.18, the upward-cut NAPI page_frag_cache on
+host); any number of CPUs; synthetic or pcap traffic; any rate, arrival
+process, rcvbuf (up to 64 MiB) and app rate; no --trace, --plot or
+--kernel-config.
+
+Why the answers cannot differ: nothing is approximated.  The reference
+engine builds the run (profile, traffic source, the rings as ice_open()
+leaves them) and this module reads its constants from those objects, or
+from the model's own functions on a scratch kernel; the loop below then
+performs, in the same order, the same state changes the reference functions
+perform - NIC DMA into descriptors, the release's ice_clean_rx_irq() form
+(put per buffer, per poll or per frame), the page reuse test on sampled
+page counts and pagecnt_bias, the legacy header copy and frag, the 1K page
+pieces, napi_skb_cache_get()/_put() with bulk refill and flush over SLUB
+slabs (LIFO free lists, the partial list most-recent-last), page
+allocation and freeing by order, UDP admission, skb_condense(), forward
+allocation and batched release, the reader and 6.18's defer lists, and the
+NAPI/IRQ/time-squeeze timing - on integers instead of objects.  Object
+identities that the JSON cannot see (pfns, slab addresses) are replaced by
+recycled small ids; only their identity matters (which slab an object
+returns to, which page a queued skb pins).  If the compiled loop reaches a
+state it does not model (a table overflow, a multi-descriptor frame, a leak
+at the end), the run is redone by the reference engine.
+tests/test_fast_engine.py compares the two engines' JSON over random
+workloads; docs/engines.md has the design and the figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skbsim.drivers.ice import PUT_PER_BUFFER, PUT_PER_FRAME, PUT_PER_POLL
+from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, NETDEV_BUDGET_NS, RunConfig, Simulation
+
+try:  # numba is a dependency; without it the same loop runs as plain Python (slowly).
+    from numba import njit
+except ImportError:  # pragma: no cover
+    def njit(*args, **kwargs):
+        if args and callable(args[0]):
+            return args[0]
+        return lambda fn: fn
+
+CHUNK = 1 << 16
+#: the socket queue is a preallocated ring of rcvbuf / truesize entries
+MAX_RCVBUF = 1 << 26
+
+# -- indices into the scalar state array S -------------------------------------------------
+(NOW, ORDER, APP_NEXT, APP_WAITING, NEV,
+ PACKETS, BYTES, RING_DROPS, DELIVERED, TRUESIZE_TOTAL, POLLS, TIME_SQUEEZE, IRQS, PEAK_PINNED, PINNED,
+ D_FRAMES, D_BYTES, D_NIC_FRAMES, D_RING_DROPS, D_OVERSIZE, D_USED, D_REUSED, D_RELEASED, D_PAGES_ALLOC, D_POLLS,
+ IN_USE, PEAK_IN_USE, PG_FREE_TOP, PG_NEXT,
+ NC_GETS, NC_HITS, NC_REFILLS, NC_PUTS, NC_FLUSHES,
+ RMEM, FWD, DEFICIT, MEMALLOC, SK_DROPS, ENQUEUED, CONSUMED, PEAK_RMEM,
+ Q_HEAD, Q_LEN, READER_LEN, ERR,
+ SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, PF_ALLOCS, PF_REFILLS, PF_REUSES,
+ S_SIZE) = range(55)
+
+# -- indices into a slab cache's state K -----------------------------------------------------------
+(K_NPARTIAL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_SIZE) = range(7)
+
+# -- indices into a CPU's row R of the per-CPU state (its NAPI, ring and caches) -------------------
+(SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
+ Q_NIC_FRAMES, Q_FRAMES, NC_LEN, DEFER_LEN, P1K_PAGE, P1K_OFFSET, PF_PAGE, PF_OFFSET, PF_SIZE, PF_BIAS,
+ R_SIZE) = range(21)
+
+# -- indices into the constant array C -------------------------------------------------------
+(RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
+ RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
+ LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ, C_SIZE) = range(26)
+#: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
+HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
+
+_PUT_MODES = {PUT_PER_BUFFER: 0, PUT_PER_POLL: 1, PUT_PER_FRAME: 2}
+_POLL, _READ = 1, 2
+#: net.core.skb_defer_max (Kernel.skb_defer_max)
+SKB_DEFER_MAX = 64
+USHRT_MAX = 0xFFFF
+U32_MASK = 0xFFFFFFFF
+#: error codes (S[ERR]): the compiled loop left its modelled ground
+ERR_TABLE_FULL = 1
+ERR_BUG = 2
+ERR_MULTI_BUFFER = 3
+ERR_REASONS = {
+    ERR_TABLE_FULL: "a table of the fast engine filled up",
+    ERR_BUG: "the model reached a state the fast engine does not follow (a descriptor without a buffer)",
+    ERR_MULTI_BUFFER: "a frame needs several descriptors (the fast engine models single-buffer frames)",
+}
+#: ice_construct_skb(): ICE_RX_HDR_SIZE, the header skb's size and the copy-everything bound
+ICE_RX_HDR_SIZE = 256
+SZ_1K = 1024
+
+
+def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None:
+    """Why the fast engine cannot run this config (None when it can)."""
+    if trace is not None:
+        return "--trace needs the reference engine"
+    if plot:
+        return "--plot needs the reference engine"
+    if config.kernel_config:
+        return "--kernel-config is not supported by the fast engine"
+    if config.driver != "ice":
+        return f"the fast engine models only the ice driver, not {config.driver}"
+    if config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
+        return "the fast engine models ice rx=build_skb and rx=legacy only"
+    if config.rcvbuf > MAX_RCVBUF:
+        return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
+    return None
+
+
+# -- the compiled model ----------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, time_ns, kind, cpu):
+    n = S[NEV]
+    if n >= ev_time.shape[0]:
+        S[ERR] = ERR_TABLE_FULL
+        return
+    S[ORDER] += 1
+    order = S[ORDER]
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if ev_time[parent] < time_ns or (ev_time[parent] == time_ns and ev_order[parent] < order):
+            break
+        ev_time[i] = ev_time[parent]
+        ev_order[i] = ev_order[parent]
+        ev_kind[i] = ev_kind[parent]
+        ev_cpu[i] = ev_cpu[parent]
+        i = parent
+    ev_time[i] = time_ns
+    ev_order[i] = order
+    ev_kind[i] = kind
+    ev_cpu[i] = cpu
+    S[NEV] = n + 1
+
+
+@njit(cache=True)
+def _heap_pop(S, ev_time, ev_order, ev_kind, ev_cpu):
+    """Remove the smallest (time, order); returns kind * 1024 + cpu (the caller reads the time first)."""
+    kind = ev_kind[0] * 1024 + ev_cpu[0]
+    n = S[NEV] - 1
+    S[NEV] = n
+    t = ev_time[n]
+    o = ev_order[n]
+    k = ev_kind[n]
+    c = ev_cpu[n]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and (ev_time[child + 1] < ev_time[child] or
+                              (ev_time[child + 1] == ev_time[child] and ev_order[child + 1] < ev_order[child])):
+            child += 1
+        if t < ev_time[child] or (t == ev_time[child] and o < ev_order[child]):
+            break
+        ev_time[i] = ev_time[child]
+        ev_order[i] = ev_order[child]
+        ev_kind[i] = ev_kind[child]
+        ev_cpu[i] = ev_cpu[child]
+        i = child
+    if n > 0:
+        ev_time[i] = t
+        ev_order[i] = o
+        ev_kind[i] = k
+        ev_cpu[i] = c
+    return kind
+
+
+@njit(cache=True)
+def _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order):
+    """__alloc_pages() without limits: a new page id with refcount 1."""
+    if S[PG_FREE_TOP] > 0:
+        S[PG_FREE_TOP] -= 1
+        pid = page_free[S[PG_FREE_TOP]]
+    else:
+        pid = S[PG_NEXT]
+        if pid >= page_ref.shape[0]:
+            S[ERR] = ERR_TABLE_FULL
+            return 0
+        S[PG_NEXT] = pid + 1
+    page_ref[pid] = 1
+    page_order[pid] = order
+    S[IN_USE] += 1 << order
+    if S[IN_USE] > S[PEAK_IN_USE]:
+        S[PEAK_IN_USE] = S[IN_USE]
+    pg_alloc[order] += 1
+    return pid
+
+
+@njit(cache=True)
+def _free_page(S, page_ref, page_order, page_free, pg_freed, pid):
+    S[IN_USE] -= 1 << page_order[pid]
+    pg_freed[page_order[pid]] += 1
+    page_free[S[PG_FREE_TOP]] = pid
+    S[PG_FREE_TOP] += 1
+
+
+@njit(cache=True)
+def _put_page(S, page_ref, page_order, page_free, pg_freed, pid):
+    page_ref[pid] -= 1
+    if page_ref[pid] == 0:
+        _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+    elif page_ref[pid] < 0:
+        S[ERR] = ERR_BUG
+
+
+@njit(cache=True)
+def _slab_alloc(S, slab, page_ref, page_order, page_free, pg_alloc):
+    """kmem_cache_alloc() on one cache: an object id = slab slot * objs + index.
+
+    slab = (K, stack, top, inuse, page, partial, slotfree); K holds the cache's
+    partial-list length, free-slot stack top, next new slot, live objects,
+    slab order and objects per slab.
+    """
+    K, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree = slab
+    objs = K[K_OBJS]
+    if K[K_NPARTIAL] == 0:
+        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, K[K_ORDER])
+        if K[K_FREE_TOP] > 0:
+            K[K_FREE_TOP] -= 1
+            slot = sl_slotfree[K[K_FREE_TOP]]
+        else:
+            slot = K[K_NEXT]
+            if slot >= sl_top.shape[0]:
+                S[ERR] = ERR_TABLE_FULL
+                return 0
+            K[K_NEXT] = slot + 1
+        for i in range(objs):  # lowest address handed out first
+            sl_stack[slot, i] = objs - 1 - i
+        sl_top[slot] = objs
+        sl_inuse[slot] = 0
+        sl_page[slot] = pid
+        sl_partial[K[K_NPARTIAL]] = slot
+        K[K_NPARTIAL] += 1
+    slot = sl_partial[K[K_NPARTIAL] - 1]
+    sl_top[slot] -= 1
+    index = sl_stack[slot, sl_top[slot]]
+    sl_inuse[slot] += 1
+    if sl_top[slot] == 0:
+        K[K_NPARTIAL] -= 1  # it was the last entry of the partial list
+    K[K_LIVE] += 1
+    return slot * objs + index
+
+
+@njit(cache=True)
+def _slab_free(S, slab, page_ref, page_order, page_free, pg_freed, obj):
+    """kmem_cache_free(): back to its slab; an empty slab leaves the partial list and frees its page."""
+    K, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree = slab
+    objs = K[K_OBJS]
+    slot = obj // objs
+    if sl_top[slot] == 0:
+        sl_partial[K[K_NPARTIAL]] = slot
+        K[K_NPARTIAL] += 1
+    sl_stack[slot, sl_top[slot]] = obj - slot * objs
+    sl_top[slot] += 1
+    sl_inuse[slot] -= 1
+    K[K_LIVE] -= 1
+    if sl_inuse[slot] == 0:
+        n = K[K_NPARTIAL]
+        j = 0
+        while sl_partial[j] != slot:
+            j += 1
+        for k in range(j, n - 1):
+            sl_partial[k] = sl_partial[k + 1]
+        K[K_NPARTIAL] = n - 1
+        sl_slotfree[K[K_FREE_TOP]] = slot
+        K[K_FREE_TOP] += 1
+        _put_page(S, page_ref, page_order, page_free, pg_freed, sl_page[slot])
+
+
+@njit(cache=True, inline="always")
+def _slab_page(slab, obj):
+    """virt_to_head_page() of a slab object: its slab's page."""
+    return slab[4][obj // slab[0][K_OBJS]]
+
+
+@njit(cache=True)
+def _nc_put(S, C, R, ncv, slab0, slab1,
+            page_ref, page_order, page_free, pg_freed, obj, count_it):
+    """napi_skb_cache_put() on one CPU's cache: a full cache gives its top NAPI_SKB_CACHE_FREE back."""
+    if count_it:
+        S[NC_PUTS] += 1
+    ncv[R[NC_LEN]] = obj
+    R[NC_LEN] += 1
+    if R[NC_LEN] == C[NC_SIZE]:
+        keep = C[NC_SIZE] - C[NC_FREE]
+        for j in range(keep, C[NC_SIZE]):
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, ncv[j])
+        R[NC_LEN] = keep
+        if count_it:
+            S[NC_FLUSHES] += 1
+
+
+@njit(cache=True, inline="always")
+def _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, head, frag):
+    """skb_release_data(): the frag page's reference, then skb_free_head() (page fragment or
+    skbuff_small_head object)."""
+    if frag >= 0:
+        _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+    if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+        _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, head)
+    else:
+        _put_page(S, page_ref, page_order, page_free, pg_freed, head)
+
+
+@njit(cache=True)
+def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1,
+                 page_ref, page_order, page_free, pg_freed, count_it):
+    """skb_defer_free_flush(): napi_consume_skb() of every skb other CPUs handed back to this one."""
+    n = R[DEFER_LEN]
+    R[DEFER_LEN] = 0
+    for j in range(n):
+        _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
+        _nc_put(S, C, R, ncv, slab0, slab1,
+                page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
+
+
+@njit(cache=True)
+def _run(S, C, CS, lengths, times, queues, hlens, n, final,
+         ev_time, ev_order, ev_kind, ev_cpu,
+         page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+         ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
+         slab0, slab1,
+         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
+    """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
+    with final, then all remaining events."""
+    i = 0
+    count = C[RING_COUNT]
+    ncpus = CS.shape[0]
+    while S[ERR] == 0:
+        if i < n:
+            arrival = times[i]
+            if S[NEV] > 0 and ev_time[0] < arrival:
+                pass
+            else:
+                # -- a frame arrives (Simulation._arrive, ice_nic_receive) --------------------------
+                S[NOW] = arrival
+                length = lengths[i]
+                cpu = queues[i] % ncpus
+                i += 1
+                S[PACKETS] += 1
+                S[BYTES] += length
+                ok = True
+                if length > C[RXMAX]:
+                    S[D_OVERSIZE] += 1
+                    ok = False
+                elif length > C[RX_BUF_LEN]:
+                    S[ERR] = ERR_MULTI_BUFFER
+                    return i
+                elif ((CS[cpu, TAIL] - CS[cpu, HW_NEXT]) % count + count) % count < 1:
+                    S[D_RING_DROPS] += 1
+                    ok = False
+                if not ok:
+                    S[RING_DROPS] += 1
+                else:
+                    idx = CS[cpu, HW_NEXT]
+                    desc_len[cpu, idx] = length
+                    desc_hlen[cpu, idx] = hlens[i - 1]
+                    desc_dd[cpu, idx] = 1
+                    idx += 1
+                    if idx == count:
+                        idx = 0
+                    CS[cpu, HW_NEXT] = idx
+                    S[D_NIC_FRAMES] += 1
+                    CS[cpu, Q_NIC_FRAMES] += 1
+                    if CS[cpu, SCHEDULED] == 0:
+                        _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
+                continue
+        elif not final or S[NEV] == 0:
+            return i
+        # -- the next event -----------------------------------------------------------------------
+        S[NOW] = ev_time[0]
+        code = _heap_pop(S, ev_time, ev_order, ev_kind, ev_cpu)
+        kind = code // 1024
+        cpu = code % 1024
+        if kind == _POLL:
+            _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu,
+                  page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
+                  slab0, slab1,
+                  nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
+                  dl_hlen, dl_dlen)
+        else:
+            _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
+                      pg_freed, slab0, slab1, nc, df_page, df_frag, df_obj,
+                      q_page, q_frag, q_obj, q_ts, q_cpu)
+    return i
+
+
+@njit(cache=True)
+def _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max):
+    """The page_frag_cache's refill: a PAGE_FRAG_CACHE_MAX_ORDER page pre-charged with bias_max references."""
+    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[PF_ORDER])
+    CS[cpu, PF_PAGE] = pid
+    CS[cpu, PF_SIZE] = C[PAGE_SIZE_C] << C[PF_ORDER]
+    page_ref[pid] += bias_max
+    CS[cpu, PF_BIAS] = bias_max + 1
+    CS[cpu, PF_OFFSET] = 0
+    S[PF_REFILLS] += 1
+
+
+@njit(cache=True)
+def _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, time_ns, cpu):
+    S[IRQS] += 1
+    R[SCHEDULED] = 1
+    start = time_ns + C[IRQ_LATENCY]
+    if R[BUSY_UNTIL] > start:
+        start = R[BUSY_UNTIL]
+    R[BUDGET_LEFT] = NETDEV_BUDGET
+    R[ROUND_START] = start
+    _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, start, _POLL, cpu)
+
+
+@njit(cache=True)
+def _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt, count, slot):
+    """ice_put_rx_buf(): reuse the page at next_to_alloc, or drain the driver's references."""
+    pid = ring_page[cpu, slot]
+    if ((ring_pgcnt[cpu, slot] - ring_bias[cpu, slot]) & U32_MASK) <= 1:
+        if ring_bias[cpu, slot] == 1:
+            page_ref[pid] += USHRT_MAX - 1
+            ring_bias[cpu, slot] = USHRT_MAX
+        nta = CS[cpu, NTA]
+        bias = ring_bias[cpu, slot]
+        nxt = nta + 1
+        CS[cpu, NTA] = nxt if nxt < count else 0
+        ring_page[cpu, nta] = pid
+        ring_bias[cpu, nta] = bias
+        S[D_REUSED] += 1
+    else:
+        page_ref[pid] -= ring_bias[cpu, slot]
+        if page_ref[pid] == 0:
+            _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        elif page_ref[pid] < 0:
+            S[ERR] = ERR_BUG
+        S[D_RELEASED] += 1
+    ring_page[cpu, slot] = -1
+
+
+@njit(cache=True)
+def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
+          pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
+          slab0, slab1,
+          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
+    """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
+    count = C[RING_COUNT]
+    mode = C[PUT_MODE]
+    cost = C[COST]
+    qcap = q_page.shape[0]
+    S[POLLS] += 1
+    if CS[cpu, DEFER_LEN]:
+        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, page_ref, page_order, page_free, pg_freed, True)
+    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < CS[cpu, BUDGET_LEFT] else CS[cpu, BUDGET_LEFT]
+    S[D_POLLS] += 1
+    ndel = 0
+    work = budget
+    if budget > 0:
+        total = 0
+        ntc = CS[cpu, NTC]
+        cached_ntc = CS[cpu, FIRST_DESC]
+        cleaned_count = 0
+        if mode == 0:
+            cleaned_count = (0 if CS[cpu, NTC] > CS[cpu, NTU] else count) + CS[cpu, NTC] - CS[cpu, NTU] - 1
+        while total < budget:
+            if desc_dd[cpu, ntc] == 0:
+                break
+            size = desc_len[cpu, ntc]
+            slot = ntc
+            if ring_page[cpu, slot] < 0:
+                # A written descriptor without a buffer: the reference model fails here too;
+                # leave it to the reference engine rather than read a page that is not there.
+                S[ERR] = ERR_BUG
+                return
+            # ice_get_rx_buf()
+            if mode != 2:
+                ring_pgcnt[cpu, slot] = page_ref[ring_page[cpu, slot]]
+            ring_bias[cpu, slot] -= 1
+            S[D_USED] += 1
+            ntc += 1
+            if ntc == count:
+                ntc = 0
+            if mode == 2:
+                ring_pgcnt[cpu, slot] = page_ref[ring_page[cpu, slot]]  # ice_get_pgcnts()
+            head_pid = ring_page[cpu, slot]
+            if C[LEGACY] and C[HEAD_KIND] == HEAD_1K:
+                # ice_construct_skb(): the header skb's head is a piece of this CPU's
+                # page_frag_1k (page_frag_alloc_1k: a new page carries a reference per piece)
+                off = CS[cpu, P1K_OFFSET] - SZ_1K
+                if off < 0:
+                    CS[cpu, P1K_PAGE] = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
+                    off = C[PAGE_SIZE_C] - SZ_1K
+                    page_ref[CS[cpu, P1K_PAGE]] += off // SZ_1K
+                    S[SMALL_REFILLS] += 1
+                CS[cpu, P1K_OFFSET] = off
+                S[SMALL_ALLOCS] += 1
+                head_pid = CS[cpu, P1K_PAGE]
+            elif C[LEGACY] and C[HEAD_KIND] == HEAD_FRAG:
+                # __napi_alloc_skb(): SKB_HEAD_ALIGN(len) bytes of this CPU's NAPI page_frag_cache,
+                # cut upwards (6.13+, align mask ~0): __page_frag_alloc_align()
+                fragsz = C[PF_FRAGSZ]
+                bias_max = C[PAGE_SIZE_C] << C[PF_ORDER]
+                if CS[cpu, PF_PAGE] < 0:
+                    _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
+                off = CS[cpu, PF_OFFSET]
+                if off + fragsz > CS[cpu, PF_SIZE]:
+                    old = CS[cpu, PF_PAGE]
+                    page_ref[old] -= CS[cpu, PF_BIAS]
+                    if page_ref[old] == 0:
+                        # every fragment came back: the page is reused in place
+                        page_ref[old] = bias_max + 1
+                        CS[cpu, PF_BIAS] = bias_max + 1
+                        CS[cpu, PF_OFFSET] = 0
+                        S[PF_REUSES] += 1
+                    else:
+                        if page_ref[old] < 0:
+                            S[ERR] = ERR_BUG
+                        _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
+                    off = 0
+                CS[cpu, PF_BIAS] -= 1
+                CS[cpu, PF_OFFSET] = off + fragsz
+                S[PF_ALLOCS] += 1
+                head_pid = CS[cpu, PF_PAGE]
+            # the sk_buff from this CPU's cache (napi_skb_cache_get)
+            S[NC_GETS] += 1
+            if CS[cpu, NC_LEN] == 0:
+                for _ in range(C[NC_BULK]):
+                    nc[cpu, CS[cpu, NC_LEN]] = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
+                    CS[cpu, NC_LEN] += 1
+                S[NC_REFILLS] += 1
+            else:
+                S[NC_HITS] += 1
+            CS[cpu, NC_LEN] -= 1
+            obj = nc[cpu, CS[cpu, NC_LEN]]
+            if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+                # __alloc_skb(): after the sk_buff, kmalloc_reserve() takes the head from skbuff_small_head
+                head_pid = _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
+            frag_pid = -1
+            headlen = size
+            if C[LEGACY]:
+                if size > ICE_RX_HDR_SIZE:
+                    headlen = desc_hlen[cpu, slot]
+                S[D_BYTES_COPIED] += headlen
+                if size > headlen:
+                    frag_pid = ring_page[cpu, slot]  # the rest stays in the buffer: frag 0
+                else:
+                    # copied out entirely: the buffer's reference goes back (6.9 does it in the put
+                    # loop through ICE_SKB_CONSUMED, before the reuse test, as here)
+                    S[D_COPIED] += 1
+                    ring_bias[cpu, slot] += 1
+            if mode == 0:
+                _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                            count, slot)
+                cleaned_count += 1
+            elif mode == 1:
+                CS[cpu, FIRST_DESC] = ntc
+            else:
+                _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                            count, slot)
+                CS[cpu, FIRST_DESC] = ntc
+            # eth_skb_pad() raises len to 60; the driver counts skb->len
+            S[D_BYTES] += size if size >= 60 else 60
+            S[D_FRAMES] += 1
+            CS[cpu, Q_FRAMES] += 1
+            dl_page[ndel] = head_pid
+            dl_frag[ndel] = frag_pid
+            dl_obj[ndel] = obj
+            dl_hlen[ndel] = headlen
+            dl_dlen[ndel] = size - headlen
+            ndel += 1
+            total += 1
+        if mode == 1:
+            first = CS[cpu, FIRST_DESC]
+            while cached_ntc != first:
+                _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                            count, cached_ntc)
+                cached_ntc += 1
+                if cached_ntc >= count:
+                    cached_ntc = 0
+        CS[cpu, NTC] = ntc
+        # ice_alloc_rx_bufs()
+        if mode == 0:
+            want = cleaned_count
+        else:
+            want = (0 if CS[cpu, FIRST_DESC] > CS[cpu, NTU] else count) + CS[cpu, FIRST_DESC] - CS[cpu, NTU] - 1
+        if want:
+            ntu = CS[cpu, NTU]
+            while want:
+                if ring_page[cpu, ntu] < 0:
+                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
+                    S[D_PAGES_ALLOC] += 1
+                    ring_page[cpu, ntu] = pid
+                    page_ref[pid] += USHRT_MAX - 1
+                    ring_bias[cpu, ntu] = USHRT_MAX
+                desc_dd[cpu, ntu] = 0
+                ntu += 1
+                if ntu == count:
+                    ntu = 0
+                want -= 1
+            if CS[cpu, NTU] != ntu:
+                prev = CS[cpu, NTU] & ~7
+                CS[cpu, NTU] = ntu
+                CS[cpu, NTA] = ntu
+                if prev != (ntu & ~7):
+                    CS[cpu, TAIL] = ntu & ~7
+        work = budget if total >= budget else (total if total < budget - 1 else budget - 1)
+    # -- the stack: each skb to the UDP socket (Simulation._deliver) ---------------------------------
+    ts = C[SKB_TRUESIZE_C]
+    page_size = C[PAGE_SIZE_C]
+    rcvbuf = C[RCVBUF]
+    for d in range(ndel):
+        pid = dl_page[d]
+        frag = dl_frag[d]
+        obj = dl_obj[d]
+        ts = C[HEAD_TRUESIZE] if C[LEGACY] else C[SKB_TRUESIZE_C]
+        if frag >= 0:
+            ts += C[FRAME_SZ]
+        S[DELIVERED] += 1
+        S[TRUESIZE_TOTAL] += ts
+        rmem = S[RMEM]
+        refused = False
+        if C[STRICT_FIT]:
+            if rmem + ts > rcvbuf and (rcvbuf > (0x7FFFFFFF >> 1) or rmem):
+                refused = True
+        elif rmem > rcvbuf:
+            refused = True
+        if not refused:
+            if rmem > (rcvbuf >> 1) and frag >= 0:
+                # skb_condense(): paged data that fits the head's tailroom is pulled in and its page
+                # reference dropped; truesize is then the head's alone.  (A linear skb keeps its truesize.)
+                data_len = dl_dlen[d]
+                if data_len <= C[HEAD_END] - (C[HEAD_PAD] + dl_hlen[d]):
+                    _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+                    frag = -1
+                    ts = C[HEAD_TRUESIZE]
+                    S[CONDENSED] += 1
+            S[RMEM] += ts
+            if C[FWD_DEFICIT_ONLY]:
+                delta = ts - S[FWD]
+                if delta > 0:
+                    pages = (delta + page_size - 1) // page_size
+                    S[FWD] += pages * page_size
+                    S[MEMALLOC] += pages
+            elif ts >= S[FWD]:
+                pages = (ts + page_size - 1) // page_size
+                S[FWD] += pages * page_size
+                S[MEMALLOC] += pages
+            S[FWD] -= ts
+            if S[Q_LEN] >= qcap:
+                S[ERR] = ERR_TABLE_FULL
+                return
+            tail = S[Q_HEAD] + S[Q_LEN]
+            if tail >= qcap:
+                tail -= qcap
+            q_page[tail] = pid
+            q_frag[tail] = frag
+            q_obj[tail] = obj
+            q_ts[tail] = ts
+            q_cpu[tail] = cpu
+            S[Q_LEN] += 1
+            S[ENQUEUED] += 1
+            if S[RMEM] > S[PEAK_RMEM]:
+                S[PEAK_RMEM] = S[RMEM]
+            head_page = pid
+            if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+                head_page = _slab_page(slab1, pid)
+            if page_pin[head_page] == 0:
+                S[PINNED] += 1
+            page_pin[head_page] += 1
+            if frag >= 0:
+                if page_pin[frag] == 0:
+                    S[PINNED] += 1
+                page_pin[frag] += 1
+            if S[PINNED] > S[PEAK_PINNED]:
+                S[PEAK_PINNED] = S[PINNED]
+        else:
+            S[SK_DROPS] += 1
+            # kfree_skb(): frag pages, the head, then the sk_buff to its slab
+            _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+    now = S[NOW]
+    end = now + (work if work > ndel else ndel) * cost
+    CS[cpu, BUSY_UNTIL] = end
+    CS[cpu, BUDGET_LEFT] -= work
+    if work >= budget:
+        if CS[cpu, BUDGET_LEFT] <= 0 or end - CS[cpu, ROUND_START] >= NETDEV_BUDGET_NS:
+            S[TIME_SQUEEZE] += 1
+            CS[cpu, BUDGET_LEFT] = NETDEV_BUDGET
+            CS[cpu, ROUND_START] = end
+        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _POLL, cpu)
+    else:
+        CS[cpu, SCHEDULED] = 0
+        if CS[cpu, Q_NIC_FRAMES] > CS[cpu, Q_FRAMES]:
+            _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, end, cpu)
+    if C[APP_UNLIMITED]:
+        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _READ, 0)
+    elif S[APP_WAITING] and S[Q_LEN] > 0:
+        S[APP_WAITING] = 0
+        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end if end > S[APP_NEXT] else S[APP_NEXT], _READ, 0)
+
+
+@njit(cache=True)
+def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
+              slab0, slab1, nc, df_page, df_frag, df_obj,
+              q_page, q_frag, q_obj, q_ts, q_cpu):
+    """Simulation._app_read on CPU 0: udp_recvmsg() per datagram, the skb freed in process context."""
+    page_size = C[PAGE_SIZE_C]
+    threshold = C[RCVBUF] >> 2
+    qcap = q_page.shape[0]
+    while True:
+        if S[Q_LEN] == 0:
+            S[APP_WAITING] = 1
+            return
+        if S[READER_LEN] == 0:
+            S[READER_LEN] = S[Q_LEN]
+        head = S[Q_HEAD]
+        pid = q_page[head]
+        frag = q_frag[head]
+        obj = q_obj[head]
+        ts = q_ts[head]
+        owner = q_cpu[head]
+        head += 1
+        S[Q_HEAD] = head if head < qcap else 0
+        S[Q_LEN] -= 1
+        S[READER_LEN] -= 1
+        # udp_rmem_release(truesize, partial=1)
+        S[DEFICIT] += ts
+        size = S[DEFICIT]
+        if not (size < threshold and S[READER_LEN] > 0):
+            S[DEFICIT] = 0
+            S[FWD] += size
+            amount = (S[FWD] - 1) & ~(page_size - 1)
+            S[FWD] -= amount
+            S[MEMALLOC] -= amount // page_size
+            S[RMEM] -= size
+            S[READER_LEN] = S[Q_LEN]
+        head_page = pid  # the pages are looked up before udp_recvmsg()
+        if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+            head_page = _slab_page(slab1, pid)
+        if C[DEFER_FREE]:
+            # skb_attempt_defer_free(): freed here into CPU 0's NAPI cache when local (or the owner's
+            # list is full), else queued on the allocating CPU until its next net_rx_action()
+            Ro = CS[owner]
+            if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
+                _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
+                _nc_put(S, C, CS[0], nc[0], slab0, slab1,
+                        page_ref, page_order, page_free, pg_freed, obj, True)
+            else:
+                df_page[owner, Ro[DEFER_LEN]] = pid
+                df_frag[owner, Ro[DEFER_LEN]] = frag
+                df_obj[owner, Ro[DEFER_LEN]] = obj
+                Ro[DEFER_LEN] += 1
+        else:
+            # consume_skb(): frag pages, the head, then the sk_buff to its slab (skb_release_data()
+            # written out here: a call taking the slab tuple costs reference counting per packet)
+            if frag >= 0:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+            if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+                _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, pid)
+            else:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+        S[CONSUMED] += 1
+        page_pin[head_page] -= 1
+        if page_pin[head_page] == 0:
+            S[PINNED] -= 1
+        if frag >= 0:
+            page_pin[frag] -= 1
+            if page_pin[frag] == 0:
+                S[PINNED] -= 1
+        if not C[APP_UNLIMITED]:
+            S[APP_NEXT] = S[NOW] + C[APP_GAP]
+            _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, S[APP_NEXT], _READ, 0)
+            return
+
+
+@njit(cache=True)
+def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+              slab0, slab1, nc, df_page, df_frag, df_obj,
+              q_page, q_frag, q_obj, q_ts):
+    """udp_destroy_sock(), ice_clean_rx_ring() per queue, then Kernel.drain(): defer lists, NAPI caches."""
+    page_size = C[PAGE_SIZE_C]
+    qcap = q_page.shape[0]
+    total = 0
+    while S[Q_LEN] > 0:
+        head = S[Q_HEAD]
+        total += q_ts[head]
+        _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
+        _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, q_obj[head])
+        head += 1
+        S[Q_HEAD] = head if head < qcap else 0
+        S[Q_LEN] -= 1
+    size = total + S[DEFICIT]
+    S[DEFICIT] = 0
+    S[FWD] += size
+    amount = S[FWD] & ~(page_size - 1)
+    S[FWD] -= amount
+    S[MEMALLOC] -= amount // page_size
+    S[RMEM] -= size
+    S[READER_LEN] = 0
+    ncpus = CS.shape[0]
+    for cpu in range(ncpus):
+        for slot in range(C[RING_COUNT]):
+            pid = ring_page[cpu, slot]
+            if pid < 0:
+                continue
+            page_ref[pid] -= ring_bias[cpu, slot]
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+            ring_page[cpu, slot] = -1
+    for cpu in range(ncpus):
+        if CS[cpu, DEFER_LEN]:
+            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, page_ref, page_order, page_free, pg_freed, False)
+    for cpu in range(ncpus):
+        for j in range(CS[cpu, NC_LEN]):
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
+        CS[cpu, NC_LEN] = 0
+        # page_frag_1k_drain(): the references held for pieces not handed out
+        pid = CS[cpu, P1K_PAGE]
+        if pid >= 0 and CS[cpu, P1K_OFFSET] > 0:
+            page_ref[pid] -= CS[cpu, P1K_OFFSET] // SZ_1K
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        CS[cpu, P1K_PAGE] = -1
+        CS[cpu, P1K_OFFSET] = 0
+        # page_frag_cache_drain(): the cache's own references
+        pid = CS[cpu, PF_PAGE]
+        if pid >= 0:
+            page_ref[pid] -= CS[cpu, PF_BIAS]
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        CS[cpu, PF_PAGE] = -1
+
+
+# -- the Python side ---------------------------------------------------------------------------
+
+
+class FastSimulation:
+    """One run of the fast engine; the reference Simulation supplies setup and constants."""
+
+    def __init__(self, config: RunConfig, progress=None):
+        reason = unsupported(config)
+        if reason:
+            raise ValueError(reason)
+        self.config = config
+        self.progress = progress
+        self.ref = Simulation(config)  # validates, loads the profile, opens the ring as ice_open() does
+        ring = self.ref.cpus[0].queue
+        if ring.config["page_order"] != 0:
+            raise ValueError("the fast engine models buffers in order-0 pages only (MTU <= 1500 for build_skb)")
+        self.legacy = not ring.build_skb
+        if ring.build_skb and ring.config["rx_buf_len"] != ring.config["max_frame"]:
+            raise ValueError("the fast engine models single-buffer frames only")
+        if self.legacy:
+            self.head = _legacy_header_skb(self.ref)
+            frag_cache = self.ref.kernel.cpus[0].napi_alloc_cache.page
+            heads = ("page_frag_1k", "skbuff_small_head") + (("page_frag",) if frag_cache.offset_up else ())
+            if self.head["source"] not in heads:
+                raise ValueError(f"the fast engine models legacy-rx header skbs from {', '.join(heads)} only; "
+                                 f"{self.ref.kernel.profile.name} takes them from {self.head['source']}")
+
+    def run(self) -> dict:
+        ref = self.ref
+        config = self.config
+        kernel = ref.kernel
+        profile = kernel.profile
+        ring = ref.cpus[0].queue
+        count = ring.count
+        cache = kernel.skbuff_cache
+        C = np.zeros(C_SIZE, np.int64)
+        C[RING_COUNT] = count
+        C[RXMAX] = ring.rxmax
+        C[RX_BUF_LEN] = ring.rx_buf_len
+        C[SKB_TRUESIZE_C] = profile.SKB_TRUESIZE(ring.config["frame_sz"] - profile.SHINFO_SIZE)
+        C[PAGE_SIZE_C] = profile.PAGE_SIZE
+        C[PUT_MODE] = _PUT_MODES[ring.rules.put]
+        C[STRICT_FIT] = ref.sock.strict_fit
+        C[FWD_DEFICIT_ONLY] = ref.sock.fwd_deficit_only
+        C[DEFER_FREE] = ref.sock.defer_free
+        C[RCVBUF] = ref.sock.rcvbuf
+        C[APP_UNLIMITED] = config.app_rate is None
+        C[APP_GAP] = 0 if config.app_rate is None else int(1e9 / config.app_rate)
+        C[COST] = config.packet_cost_ns
+        C[IRQ_LATENCY] = config.irq_latency_ns
+        C[NC_SIZE] = profile.NAPI_SKB_CACHE_SIZE
+        C[NC_BULK] = profile.NAPI_SKB_CACHE_BULK
+        C[NC_FREE] = profile.NAPI_SKB_CACHE_FREE
+        C[FRAME_SZ] = ring.config["frame_sz"]
+        if self.legacy:
+            C[LEGACY] = 1
+            C[HEAD_TRUESIZE] = self.head["truesize"]
+            C[HEAD_END] = self.head["end"]
+            C[HEAD_PAD] = self.head["tail"]
+            C[HEAD_KIND] = {"page_frag_1k": HEAD_1K, "skbuff_small_head": HEAD_SMALL,
+                            "page_frag": HEAD_FRAG}[self.head["source"]]
+            C[PF_ORDER] = kernel.cpus[0].napi_alloc_cache.page.max_order
+            C[PF_FRAGSZ] = self.head["head_size"]
+
+        truesize = int(C[HEAD_TRUESIZE]) if self.legacy else int(C[SKB_TRUESIZE_C])  # the smallest skb
+        ncpus = config.cpus
+        qcap = ref.sock.rcvbuf // truesize + 2
+        # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
+        live_bound = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + int(C[NC_SIZE]) + SKB_DEFER_MAX)
+        slab_cap = live_bound + 16
+        # Live pages: ring pages, two per queued or deferred skb (head, frag), the 1K pages, and
+        # the slabs of both caches.
+        page_cap = (ncpus * count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 2)
+                    + 2 * slab_cap + 16)
+
+        S = np.zeros(S_SIZE, np.int64)
+        S[APP_WAITING] = 1
+        CS = np.zeros((ncpus, R_SIZE), np.int64)
+        CS[:, BUDGET_LEFT] = NETDEV_BUDGET
+        CS[:, P1K_PAGE] = -1
+        CS[:, PF_PAGE] = -1
+        page_ref = np.zeros(page_cap, np.int64)
+        page_order = np.zeros(page_cap, np.int64)
+        page_free = np.zeros(page_cap, np.int64)
+        page_pin = np.zeros(page_cap, np.int64)
+        pg_alloc = np.zeros(32, np.int64)
+        pg_freed = np.zeros(32, np.int64)
+        ring_page = np.full((ncpus, count), -1, np.int64)
+        ring_bias = np.zeros((ncpus, count), np.int64)
+        ring_pgcnt = np.zeros((ncpus, count), np.int64)
+        desc_dd = np.zeros((ncpus, count), np.int64)
+        desc_len = np.zeros((ncpus, count), np.int64)
+        desc_hlen = np.zeros((ncpus, count), np.int64)
+        # The rings as ice_open() left them in the reference kernel.
+        pages = kernel.pages
+        for order, n in pages.allocated.items():
+            pg_alloc[order] = n
+        for order, n in pages.freed.items():
+            pg_freed[order] = n
+        S[IN_USE] = pages.in_use
+        S[PEAK_IN_USE] = pages.peak_in_use
+        ring_pages = sum(1 for st in ref.cpus for b in st.queue.rx_buf if b.page is not None)
+        if len(pages.live) != ring_pages:
+            raise ValueError("unexpected pages at start")
+        for cpu, cpu_state in enumerate(ref.cpus):
+            ring = cpu_state.queue
+            for slot, buf in enumerate(ring.rx_buf):
+                if buf.page is not None:
+                    pid = S[PG_NEXT]
+                    S[PG_NEXT] += 1
+                    page_ref[pid] = buf.page.refcount
+                    page_order[pid] = buf.page.order
+                    ring_page[cpu, slot] = pid
+                    ring_bias[cpu, slot] = buf.pagecnt_bias
+            for slot, desc in enumerate(ring.desc):
+                desc_dd[cpu, slot] = desc.dd
+            R = CS[cpu]
+            R[NTU], R[NTC], R[NTA], R[FIRST_DESC] = (ring.next_to_use, ring.next_to_clean, ring.next_to_alloc,
+                                                     ring.first_desc)
+            R[TAIL], R[HW_NEXT] = ring.tail, ring.hw_next
+            S[D_PAGES_ALLOC] += ring.stats.pages_allocated
+        slab0 = _new_slab_cache(cache, slab_cap)
+        small = kernel.skb_small_head_cache
+        slab1 = _new_slab_cache(small, slab_cap) if small is not None and self.legacy else _new_slab_cache(cache, 1)
+        nc = np.zeros((ncpus, int(C[NC_SIZE]) + 1), np.int64)
+        df_page = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
+        df_frag = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
+        df_obj = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
+        q_page = np.zeros(qcap, np.int64)
+        q_obj = np.zeros(qcap, np.int64)
+        q_ts = np.zeros(qcap, np.int64)
+        q_cpu = np.zeros(qcap, np.int64)
+        q_frag = np.zeros(qcap, np.int64)
+        dl_page = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        dl_frag = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        dl_obj = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        dl_hlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        dl_dlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        ev_time = np.zeros(4096, np.int64)
+        ev_order = np.zeros(4096, np.int64)
+        ev_kind = np.zeros(4096, np.int64)
+        ev_cpu = np.zeros(4096, np.int64)
+        state = (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+                 ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
+                 slab0, slab1, nc, df_page, df_frag, df_obj,
+                 q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen)
+
+        empty = np.zeros(0, np.int64)
+        try:
+            for lengths, times, queues, hlens in _traffic_chunks(ref.source, config, self.legacy, ref):
+                n = len(lengths)
+                done = _run(S, C, CS, lengths, times, queues, hlens, n, False, *state)
+                if S[ERR] or done != n:
+                    self.why = ERR_REASONS.get(int(S[ERR]))
+                    return None
+                if self.progress is not None:
+                    self.progress(int(S[PACKETS]))
+        except _Unscannable:
+            return None
+        _run(S, C, CS, empty, empty, empty, empty, 0, True, *state)
+        if S[ERR]:
+            self.why = ERR_REASONS.get(int(S[ERR]))
+            return None
+        return self._finish(S, C, CS, state)
+
+    def _finish(self, S, C, CS, state) -> dict | None:
+        (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+         ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
+         slab0, slab1, nc, df_page, df_frag, df_obj,
+         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen) = state
+        ref = self.ref
+        config = self.config
+        kernel = ref.kernel
+        profile = kernel.profile
+        sock_queued = int(S[Q_LEN])
+        pinned_at_end = int(S[PINNED])
+        meminfo = {
+            "rmem_alloc": int(S[RMEM]), "rcvbuf": int(C[RCVBUF]), "wmem_alloc": 0,
+            "sndbuf": _wmem_default(), "fwd_alloc": int(S[FWD]), "wmem_queued": 0, "optmem": 0,
+            "backlog": 0, "drops": int(S[SK_DROPS]),
+        }
+        peak_pages = int(S[PEAK_IN_USE])
+        pages_allocated = {order: int(n) for order, n in enumerate(pg_alloc) if n}
+        nc_stats = {"flushes": int(S[NC_FLUSHES]), "gets": int(S[NC_GETS]), "hits": int(S[NC_HITS]),
+                    "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
+        _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                  slab0, slab1, nc, df_page, df_frag, df_obj,
+                  q_page, q_frag, q_obj, q_ts)
+        if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0 or slab1[0][K_LIVE] != 0:
+            return None  # something left over: only the reference engine can itemise it
+        pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
+        stats = {key: 0 for key in ref.cpus[0].queue.stats.as_dict()}
+        stats.update(
+            frames=int(S[D_FRAMES]), bytes=int(S[D_BYTES]), nic_frames=int(S[D_NIC_FRAMES]),
+            ring_drops=int(S[D_RING_DROPS]), oversize_drops=int(S[D_OVERSIZE]), frames_dropped=0,
+            buffers_used=int(S[D_USED]), buffers_reused=int(S[D_REUSED]), buffers_released=int(S[D_RELEASED]),
+            buffers_copied=int(S[D_COPIED]), bytes_copied=int(S[D_BYTES_COPIED]), skb_alloc_failures=0, buffer_alloc_failures=0,
+            pages_allocated=int(S[D_PAGES_ALLOC]), polls=int(S[D_POLLS]),
+        )
+        driver_stats = dict(sorted(stats.items()))
+        frag_stats = {"napi_allocs": int(S[PF_ALLOCS]), "napi_refills": int(S[PF_REFILLS]),
+                      "napi_reuses": int(S[PF_REUSES]), "netdev_allocs": 0,
+                      "netdev_refills": 0, "small_1k_allocs": int(S[SMALL_ALLOCS]),
+                      "small_1k_refills": int(S[SMALL_REFILLS])}
+        delivered_to_stack = int(S[DELIVERED])
+        truesize_total = int(S[TRUESIZE_TOTAL])
+        packets = int(S[PACKETS])
+        nbytes = int(S[BYTES])
+        ring = ref.cpus[0].queue
+        if self.legacy:
+            path, head_source = self.head["path"], self.head["source"]
+        else:
+            path, head_source = "napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)"
+        dropped = {"ring_full": int(S[RING_DROPS]), "driver": 0, "socket_rcvbuf": int(S[SK_DROPS])}
+        return {
+            "engine": "fast",
+            "kernel": profile.name,
+            "release": profile.release,
+            "driver": config.driver,
+            "options": dict(sorted(config.options.items())),
+            "traffic": ref.source.describe(),
+            "cpus": config.cpus,
+            "seed": config.seed,
+            "packets": packets,
+            "bytes": nbytes,
+            "delivered": int(S[ENQUEUED]),
+            "dropped": dropped,
+            "dropped_total": sum(dropped.values()),
+            "truesize_total": truesize_total,
+            "truesize_per_packet": round(truesize_total / delivered_to_stack, 2) if delivered_to_stack else 0,
+            "truesize_per_byte": round(truesize_total / max(1, nbytes), 4),
+            "paths": {path: delivered_to_stack} if delivered_to_stack else {},
+            "head_sources": {head_source: delivered_to_stack} if delivered_to_stack else {},
+            "pages": {
+                "allocated_by_order": {str(k): v for k, v in sorted(pages_allocated.items())},
+                "freed_by_order": {str(k): v for k, v in sorted(pages_freed.items())},
+                "peak_in_use": peak_pages,
+                "peak_bytes_in_use": peak_pages * profile.PAGE_SIZE,
+                "peak_pinned_by_queued_skbs": int(S[PEAK_PINNED]),
+                "pinned_at_end": pinned_at_end,
+            },
+            "napi_skb_cache": nc_stats,
+            "page_frag": frag_stats,
+            "driver_stats": driver_stats,
+            "napi": {"polls": int(S[POLLS]), "irqs": int(S[IRQS]), "time_squeeze": int(S[TIME_SQUEEZE])},
+            "socket": {
+                "rcvbuf": int(C[RCVBUF]),
+                "peak_rmem_alloc": int(S[PEAK_RMEM]),
+                "queued_at_end": sock_queued,
+                "condensed": int(S[CONDENSED]),
+                "drops": int(S[SK_DROPS]),
+                "meminfo_at_end": meminfo,
+            },
+            "leaks": {"clean": True, "details": [], "pages": 0, "skbs": 0, "slab_objects": 0},
+            "warnings": list(kernel.warnings),
+        }
+
+
+def _wmem_default() -> int:
+    from skbsim.net.sock import WMEM_DEFAULT
+
+    return WMEM_DEFAULT
+
+
+def _new_slab_cache(cache, capacity: int) -> tuple:
+    """The integer state of one kmem cache (see _slab_alloc): K and its slab tables."""
+    K = np.zeros(K_SIZE, np.int64)
+    K[K_ORDER] = cache.order
+    K[K_OBJS] = cache.objs_per_slab
+    return (K, np.zeros((capacity, cache.objs_per_slab), np.int32), np.zeros(capacity, np.int64),
+            np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.int64),
+            np.zeros(capacity, np.int64))
+
+
+def _legacy_header_skb(ref: Simulation) -> dict:
+    """What ice_construct_skb()'s header skb is on this kernel, from the model itself.
+
+    _ice_alloc_hdr_skb() runs on a scratch kernel of the same profile (so the
+    run's kernel is untouched): its head source, truesize, end and tail after
+    the reserve are what every legacy header skb of the run gets.
+    """
+    from skbsim.drivers.ice import _ice_alloc_hdr_skb
+    from skbsim.kernel import Kernel
+
+    scratch = Kernel(ref.kernel.profile, ncpus=1)
+    ring = ref.cpus[0].queue
+    with scratch.softirq(0):
+        skb = _ice_alloc_hdr_skb(scratch, ring)
+    return {"source": skb.head_source, "path": skb.path, "truesize": skb.truesize, "end": skb.end,
+            "tail": skb.tail, "head_size": skb.head_size}
+
+
+def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None):
+    """(lengths, arrival times, RX queues) as int64 arrays of up to CHUNK frames, streamed.
+
+    Synthetic sources give lengths without building frames (length_batches),
+    arrival times by the same rule the frames use, and queues from the same
+    seeded flow draws and per-flow RSS queue as SyntheticSource._generate; a
+    classic pcap on one CPU is scanned by a compiled loop over 1 MiB reads
+    (the same arithmetic as CaptureSource._pcap_frames); other captures are
+    read frame by frame through the source.  Raises _Unscannable when the
+    fast reader meets something it leaves to the reference reader.
+    """
+    from skbsim.traffic.capture import CaptureSource
+    from skbsim.traffic.synthetic import SyntheticSource
+
+    if legacy:
+        if isinstance(source, SyntheticSource) and source.headers:
+            yield from _synthetic_with_headlen(source, config, ref)
+        elif (isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1
+              and source.headers and _pcap_is_ethernet(source)):
+            from skbsim.net.ethernet import eth_get_headlen
+
+            known: dict[bytes, int] = {}
+            dev = ref.dev
+
+            def headlen_of(head: bytes) -> int:
+                value = known.get(head)
+                if value is None:
+                    value = known[head] = eth_get_headlen(dev, head, ICE_RX_HDR_SIZE)
+                return value
+
+            for lengths, times, hlens in _pcap_chunks(source, headlen_of):
+                yield lengths, times, np.zeros(len(lengths), np.int64), hlens
+        else:
+            yield from _frames_with_headlen(source, ref)
+        return
+    if isinstance(source, SyntheticSource):
+        take_times = _arrival_times(source.rate, source.arrival, source.seed)
+        take_queues = _synthetic_queues(source) if config.cpus > 1 else None
+        for batch in source.length_batches(CHUNK):
+            lengths = np.asarray(batch, np.int64)
+            queues = take_queues(lengths) if take_queues else np.zeros(len(batch), np.int64)
+            yield lengths, take_times(len(batch)), queues, lengths
+        return
+    if isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1:
+        for lengths, times, _ in _pcap_chunks(source):
+            yield lengths, times, np.zeros(len(lengths), np.int64), lengths
+        return
+    lengths = []
+    times = []
+    queues = []
+    for frame in source:
+        lengths.append(frame.length)
+        times.append(frame.time_ns)
+        queues.append(frame.queue)
+        if len(lengths) == CHUNK:
+            arr = np.asarray(lengths, np.int64)
+            yield arr, np.asarray(times, np.int64), np.asarray(queues, np.int64), arr
+            lengths = []
+            times = []
+            queues = []
+    if lengths:
+        arr = np.asarray(lengths, np.int64)
+        yield arr, np.asarray(times, np.int64), np.asarray(queues, np.int64), arr
+
+
+def _pcap_is_ethernet(source) -> bool:
+    """Ethernet captures keep their leading bytes as Frame.header (CaptureSource._pcap_frames)."""
+    from skbsim.traffic import capture
+
+    header = capture._read_pcap_header(source._head, source.path)
+    return bool(capture.link_info(header.linktype)[3])
+
+
+def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation):
+    """Synthetic frames in chunks with their eth_get_headlen(), without building Frame objects.
+
+    A synthetic frame's header bytes are its flow's template built for its
+    length (SyntheticSource._generate), so the header length depends on
+    (flow, length) only: it is measured once per pair by the model's
+    eth_get_headlen() on exactly those bytes.  Flows are drawn per frame
+    with the source's own seeded picker, as the frames draw them.
+    """
+    from skbsim.net.ethernet import eth_get_headlen
+    from skbsim.traffic.synthetic import SYNTHETIC_IPV4_UDP_MIN
+
+    take_times = _arrival_times(source.rate, source.arrival, source.seed)
+    pick_flows = source._flow_picker()
+    non_ip_queue = source.rss.table[0]
+    flow_states: dict = {}
+    headlen_of: dict[int, int] = {}
+    dev = ref.dev
+
+    def flow_state(index):
+        state = flow_states.get(index)
+        if state is None:
+            state = flow_states[index] = source._flow_state(index)
+        return state
+
+    def measure(index, length):
+        key = index * 65536 + length
+        headlen = headlen_of.get(key)
+        if headlen is None:
+            header = flow_state(index).template.build(length)
+            headlen = headlen_of[key] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
+        return headlen
+
+    # On one CPU the flow matters only through the header length.  While every flow gives a
+    # length the same header length, the per-frame flow draws are not needed; once one does
+    # not, the draws are made (catching up on the frames already passed: the picker's draws
+    # do not depend on how they are grouped) and used from then on.
+    same_for_all_flows: dict[int, int] | None = {} if config.cpus == 1 and source.flows <= 64 else None
+    frames_done = 0
+    for batch in source.length_batches(CHUNK):
+        lengths = np.asarray(batch, np.int64)
+        hlens = np.zeros(len(batch), np.int64)
+        long = lengths > ICE_RX_HDR_SIZE
+        if same_for_all_flows is not None:
+            for length in np.unique(lengths[long]).tolist():
+                if length not in same_for_all_flows:
+                    values = {measure(index, length) for index in range(source.flows)}
+                    if len(values) != 1:
+                        same_for_all_flows = None
+                        pick_flows(frames_done)
+                        break
+                    same_for_all_flows[length] = values.pop()
+        if same_for_all_flows is not None:
+            if long.any():
+                table = np.zeros(int(lengths.max()) + 1, np.int64)
+                for length, headlen in same_for_all_flows.items():
+                    if length < len(table):
+                        table[length] = headlen
+                hlens[long] = table[lengths[long]]
+            frames_done += len(batch)
+            yield lengths, take_times(len(batch)), np.zeros(len(batch), np.int64), hlens
+            continue
+        picks = np.fromiter(pick_flows(len(batch)), np.int64, len(batch))
+        flows = np.unique(picks)
+        queue_of = np.zeros(int(flows[-1]) + 1 if len(flows) else 1, np.int64)
+        for index in flows.tolist():
+            queue_of[index] = flow_state(index).queue
+        queues = queue_of[picks]
+        queues[lengths < SYNTHETIC_IPV4_UDP_MIN] = non_ip_queue
+        if long.any():
+            keys = picks[long] * 65536 + lengths[long]
+            unique, inverse = np.unique(keys, return_inverse=True)
+            values = np.empty(len(unique), np.int64)
+            for j, key in enumerate(unique.tolist()):
+                index, length = divmod(key, 65536)
+                values[j] = measure(index, length)
+            hlens[long] = values[inverse]
+        frames_done += len(batch)
+        yield lengths, take_times(len(batch)), queues, hlens
+
+
+def _frames_with_headlen(source, ref: Simulation):
+    """Frames through the source, with what eth_get_headlen() finds in the bytes the NIC writes.
+
+    ice_construct_skb() copies eth_get_headlen(header, ICE_RX_HDR_SIZE) bytes of
+    a frame above ICE_RX_HDR_SIZE; the header is frame_header(frame, the
+    ring's template), as ice_nic_receive() writes it, and the model's own
+    eth_get_headlen() measures it (once per distinct header).
+    """
+    from skbsim.drivers.base import frame_header
+    from skbsim.net.ethernet import eth_get_headlen
+
+    templates = [state.queue.synthetic for state in ref.cpus]
+    ncpus = len(templates)
+    dev = ref.dev
+    known: dict[bytes, int] = {}
+    lengths = np.zeros(CHUNK, np.int64)
+    times = np.zeros(CHUNK, np.int64)
+    queues = np.zeros(CHUNK, np.int64)
+    hlens = np.zeros(CHUNK, np.int64)
+    n = 0
+    for frame in source:
+        length = frame.length
+        lengths[n] = length
+        times[n] = frame.time_ns
+        queues[n] = frame.queue
+        if length > ICE_RX_HDR_SIZE:
+            header = frame_header(frame, templates[frame.queue % ncpus])
+            headlen = known.get(header)
+            if headlen is None:
+                headlen = known[header] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
+            hlens[n] = headlen
+        n += 1
+        if n == CHUNK:
+            yield lengths.copy(), times.copy(), queues.copy(), hlens.copy()
+            n = 0
+    if n:
+        yield lengths[:n].copy(), times[:n].copy(), queues[:n].copy(), hlens[:n].copy()
+
+
+def _synthetic_queues(source):
+    """Each frame's RX queue as SyntheticSource._generate gives it: the seeded flow draw (made for
+    every frame), the flow's RSS queue, or the indirection table's first entry for frames too
+    short for IPv4/UDP."""
+    from skbsim.traffic.synthetic import SYNTHETIC_IPV4_UDP_MIN
+
+    pick_flows = source._flow_picker()
+    non_ip_queue = source.rss.table[0]
+    queue_of_flow: dict[int, int] = {}
+
+    def queues(lengths):
+        picks = pick_flows(len(lengths))
+        out = np.empty(len(lengths), np.int64)
+        for i, index in enumerate(picks):
+            queue = queue_of_flow.get(index)
+            if queue is None:
+                queue = queue_of_flow[index] = source._flow_state(index).queue
+            out[i] = queue
+        out[lengths < SYNTHETIC_IPV4_UDP_MIN] = non_ip_queue
+        return out
+    return queues
+
+
+class _Unscannable(Exception):
+    """The fast pcap reader stops; the reference engine reads the file (and reports the error)."""
+
+
+def _arrival_times(rate, arrival, seed):
+    """skbsim.traffic.synthetic.arrival_sampler as int64 arrays.
+
+    Constant arrivals are floor(i * numerator / denominator) of the same
+    exact fraction 1e9/rate; numpy computes them while i * numerator stays
+    within int64, the sampler's own Python integers beyond that.
+    """
+    from fractions import Fraction
+
+    from skbsim.traffic.synthetic import arrival_sampler
+
+    sampler = arrival_sampler(rate, arrival, seed)
+    if rate is None or arrival != "constant":
+        return lambda k: np.asarray(sampler(k), np.int64)
+    period = Fraction(10**9) / Fraction(rate)
+    numerator, denominator = period.numerator, period.denominator
+    position = 0
+
+    def times(k):
+        nonlocal position
+        start = position
+        position += k
+        sampler_times = None
+        if (start + k) * numerator < (1 << 62):
+            index = np.arange(start, start + k, dtype=np.int64)
+            return index * numerator // denominator
+        sampler_times = [(i * numerator) // denominator for i in range(start, start + k)]
+        return np.asarray(sampler_times, np.int64)
+    return times
+
+
+@njit(cache=True)
+def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_caplen, length_adjust,
+               lengths, times, hstart, st):
+    """Classic pcap records from buf[st[0]:size] into lengths/times; st = [pos, first_ns, last_ns, index,
+    limit (-1 none), filled, status].  status 1: a corrupt record (left to the reference reader)."""
+    pos = st[0]
+    filled = st[5]
+    cap = lengths.shape[0]
+    while filled < cap and pos + record_len <= size:
+        if st[4] >= 0 and st[3] >= st[4]:
+            break
+        if big:
+            sec = (np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16) | (np.int64(buf[pos + 2]) << 8) | buf[pos + 3]
+            frac = (np.int64(buf[pos + 4]) << 24) | (np.int64(buf[pos + 5]) << 16) | (np.int64(buf[pos + 6]) << 8) | buf[pos + 7]
+            caplen = (np.int64(buf[pos + 8]) << 24) | (np.int64(buf[pos + 9]) << 16) | (np.int64(buf[pos + 10]) << 8) | buf[pos + 11]
+            orig = (np.int64(buf[pos + 12]) << 24) | (np.int64(buf[pos + 13]) << 16) | (np.int64(buf[pos + 14]) << 8) | buf[pos + 15]
+        else:
+            sec = (np.int64(buf[pos + 3]) << 24) | (np.int64(buf[pos + 2]) << 16) | (np.int64(buf[pos + 1]) << 8) | buf[pos]
+            frac = (np.int64(buf[pos + 7]) << 24) | (np.int64(buf[pos + 6]) << 16) | (np.int64(buf[pos + 5]) << 8) | buf[pos + 4]
+            caplen = (np.int64(buf[pos + 11]) << 24) | (np.int64(buf[pos + 10]) << 16) | (np.int64(buf[pos + 9]) << 8) | buf[pos + 8]
+            orig = (np.int64(buf[pos + 15]) << 24) | (np.int64(buf[pos + 14]) << 16) | (np.int64(buf[pos + 13]) << 8) | buf[pos + 12]
+        if caplen > orig or caplen > max_caplen:
+            st[6] = 1
+            break
+        end = pos + record_len + caplen
+        if end > size:
+            break
+        if orig < orig_min or orig > orig_max:
+            st[6] = 1
+            break
+        time_ns = sec * 1_000_000_000 + frac * frac_to_ns
+        if st[3] == 0:
+            st[1] = time_ns
+        time_ns -= st[1]
+        if time_ns < st[2]:
+            time_ns = st[2]
+        else:
+            st[2] = time_ns
+        lengths[filled] = orig + length_adjust
+        times[filled] = time_ns
+        hstart[filled] = pos + record_len  # where the record's bytes start in buf
+        filled += 1
+        st[3] += 1
+        pos = end
+    st[0] = pos
+    st[5] = filled
+
+
+def _pcap_chunks(source, headlen_of=None):
+    """A classic pcap's (lengths, times, header lengths), as CaptureSource._pcap_frames() (and
+    _paced()) give them.  With headlen_of(header bytes), frames above ICE_RX_HDR_SIZE get it
+    applied to their first min(frame length, caplen, HEADER_BYTES) captured bytes (the
+    Frame.header a Ethernet capture carries); others get 0."""
+    from skbsim.traffic import capture
+    from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
+
+    header = capture._read_pcap_header(source._head, source.path)
+    _, wire_adjust, _, _ = capture.link_info(header.linktype)
+    fcs_len = header.fcs_len
+    limit = -1 if source._limit is None else source._limit
+    if limit == 0:
+        return
+    paced = _arrival_times(source.rate, source.arrival, source.seed) if source.rate is not None else None
+    st = np.zeros(7, np.int64)
+    st[4] = limit
+    from skbsim.traffic.frame import HEADER_BYTES
+
+    lengths = np.zeros(CHUNK, np.int64)
+    times = np.zeros(CHUNK, np.int64)
+    hstart = np.zeros(CHUNK, np.int64)
+    hlens = np.zeros(CHUNK, np.int64)
+    args = (header.order == ">", header.record_len, 1 if header.nano else 1000, MIN_FRAME_LEN + fcs_len - wire_adjust,
+            MAX_FRAME_LEN + fcs_len - wire_adjust, max(header.snaplen, capture._MAX_CAPLEN), wire_adjust - fcs_len)
+    with capture._open(source.path) as f:
+        f.seek(capture._FILE_HEADER_LEN)
+        rest = b""
+        eof = False
+        while True:
+            more = b"" if eof else f.read(capture._READ_CHUNK)
+            eof = not more
+            data = rest + more
+            buf = np.frombuffer(data, np.uint8)
+            st[0] = 0
+            while True:
+                before = int(st[5])
+                _scan_pcap(buf, len(data), *args, lengths, times, hstart, st)
+                if st[6]:
+                    raise _Unscannable
+                if headlen_of is not None:
+                    # while this read's bytes are at hand: the header lengths of the new frames
+                    for j in np.flatnonzero(lengths[before:st[5]] > ICE_RX_HDR_SIZE).tolist():
+                        j += before
+                        start = int(hstart[j])
+                        caplen = _record_caplen(data, start, header)
+                        usable = min(int(lengths[j]) - wire_adjust, caplen, HEADER_BYTES)
+                        hlens[j] = headlen_of(data[start:start + usable])
+                if st[5] == CHUNK:
+                    yield lengths.copy(), (paced(CHUNK) if paced else times.copy()), hlens.copy()
+                    hlens[:] = 0
+                    st[5] = 0
+                    continue
+                break
+            rest = data[st[0]:]
+            if 0 <= limit <= st[3] or (eof and not rest):
+                break
+            if eof:
+                raise _Unscannable  # a partial record at the end: the reference reader names the offset
+    n = int(st[5])
+    if n:
+        yield lengths[:n].copy(), (paced(n) if paced else times[:n].copy()), hlens[:n].copy()
+
+
+def _record_caplen(data: bytes, start: int, header) -> int:
+    """The captured length of the record whose bytes start at ``start`` (from its header)."""
+    import struct
+
+    return struct.unpack_from(header.order + "I", data, start - header.record_len + 8)[0]
+
+
+def simulate_fast(config: RunConfig, progress=None, why: list | None = None) -> tuple[dict, dict] | None:
+    """Run on the fast engine; None when this run must be redone by the reference engine."""
+    sim = FastSimulation(config, progress=progress)
+    result = sim.run()
+    if result is None:
+        if why is not None:
+            why.append(getattr(sim, "why", None) or "the fast engine left its modelled ground")
+        return None
+    return result, {"series": [], "truesize_by_len": {}, "page_size": sim.ref.kernel.profile.PAGE_SIZE}
+
+
+ENGINES = ("fast", "reference")
+
+
+def simulate_engine(config: RunConfig, engine: str = "fast", trace=None, plot: bool = False,
+                    progress=None) -> tuple[dict, dict, str | None]:
+    """Run on the chosen engine: (result, extra, why the reference engine ran instead of fast, or None)."""
+    from skbsim.errors import InputError
+    from skbsim.sim import simulate
+
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+    if engine == "fast":
+        reason = unsupported(config, trace=trace, plot=plot)
+        if reason is None:
+            why: list = []
+            try:
+                out = simulate_fast(config, progress=progress, why=why)
+            except ValueError as err:
+                out, reason = None, str(err)
+            if out is not None:
+                return out[0], out[1], None
+            reason = reason or (why[0] if why else "the fast engine left its modelled ground") + "; rerun"
+        config.validate()
+        result, extra = simulate(config, trace=trace, progress=progress)
+        return result, extra, reason
+    result, extra = simulate(config, trace=trace, progress=progress)
+    return result, extra, None
