@@ -602,6 +602,8 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 ntu += 1
                 if ntu == count:
                     ntu = 0
+                # as ice_alloc_rx_bufs(): the status of the next descriptor is cleared too
+                desc_dd[cpu, ntu] = 0
                 want -= 1
             if CS[cpu, NTU] != ntu:
                 prev = CS[cpu, NTU] & ~7
@@ -1051,7 +1053,8 @@ class FastSimulation:
             path, head_source = self.head["path"], self.head["source"]
         else:
             path, head_source = "napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)"
-        dropped = {"ring_full": int(S[RING_DROPS]), "driver": 0, "socket_rcvbuf": int(S[SK_DROPS])}
+        dropped = {"ring_full": int(S[D_RING_DROPS]), "oversize": int(S[D_OVERSIZE]), "driver": 0,
+                   "socket_rcvbuf": int(S[SK_DROPS])}
         return {
             "engine": "fast",
             "kernel": profile.name,
