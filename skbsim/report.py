@@ -58,6 +58,7 @@ def render_summary(results: list[dict], console) -> None:
     def row(label, fn):
         table.add_row(label, *[str(fn(r)) for r in results])
 
+    row("engine", lambda r: r["engine"])
     row("traffic", lambda r: r["traffic"])
     row("packets", lambda r: f"{r['packets']:,}")
     row("bytes", lambda r: f"{r['bytes']:,}")
