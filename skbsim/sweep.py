@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from skbsim.errors import InputError
+from skbsim.ranges import parse_range
 from skbsim.kernel import Kernel
 from skbsim.mm.gfp import GFP_ATOMIC, format_gfp, parse_gfp
 from skbsim.net import skbuff
@@ -35,19 +36,7 @@ NULL = "NULL"
 
 def parse_len_range(text: str) -> range:
     """'FIRST:LAST[:STEP]' (LAST included) as a range of lengths."""
-    parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise InputError(f"--len {text!r}: expected FIRST:LAST or FIRST:LAST:STEP")
-    try:
-        numbers = [int(part, 0) for part in parts]
-    except ValueError:
-        raise InputError(f"--len {text!r}: FIRST, LAST and STEP must be integers") from None
-    first, last = numbers[0], numbers[1]
-    step = numbers[2] if len(numbers) == 3 else 1
-    if not 0 <= first <= last <= U32_MAX:
-        raise InputError(f"--len {text!r}: need 0 <= FIRST <= LAST <= 4294967295")
-    if step < 1:
-        raise InputError(f"--len {text!r}: STEP must be at least 1")
+    first, last, step = parse_range(text, "--len", 0, U32_MAX)
     lengths = range(first, last + 1, step)
     if len(lengths) > MAX_POINTS:
         raise InputError(f"--len {text!r}: {len(lengths)} lengths; at most {MAX_POINTS} (use a larger STEP)")

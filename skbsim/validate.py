@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from skbsim.drivers import tun
 from skbsim.drivers.base import make_frame
 from skbsim.errors import InputError
+from skbsim.ranges import parse_range
 from skbsim.kernel import Kernel
 from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
 from skbsim.net.skbuff import kfree_skb
@@ -124,20 +125,7 @@ class RouteResult:
 
 def parse_length_range(text: str) -> tuple[int, int, int]:
     """``A:B[:step]`` -> (A, B, step), with 14 <= A <= B <= 65535 and step >= 1."""
-    parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise InputError(f"--lengths {text!r} is not A:B or A:B:step")
-    try:
-        numbers = [int(part, 0) for part in parts]
-    except ValueError:
-        raise InputError(f"--lengths {text!r}: not integers") from None
-    low, high = numbers[0], numbers[1]
-    step = numbers[2] if len(numbers) == 3 else 1
-    if not tun.MIN_FRAME_LEN <= low <= high <= tun.MAX_FRAME_LEN:
-        raise InputError(f"--lengths {text!r}: need {tun.MIN_FRAME_LEN} <= A <= B <= {tun.MAX_FRAME_LEN}")
-    if step < 1:
-        raise InputError(f"--lengths {text!r}: step must be at least 1")
-    return low, high, step
+    return parse_range(text, "--lengths", tun.MIN_FRAME_LEN, tun.MAX_FRAME_LEN)
 
 
 def sweep_lengths(length_range: tuple[int, int, int] = (60, 1514, 1), sample: int | None = 300, seed: int = 0,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 
@@ -95,9 +94,7 @@ def _nothing_of_ours_left():
 def test_validate_sweep_agrees_with_the_running_kernel(capsys):
     # 220 lengths drawn from 60..1514 plus the boundary and jumbo lengths (14 .. 16000), on the three
     # default routes, against --kernel host; then UDP SO_MEMINFO and receive-buffer fills.
-    started = time.perf_counter()
     code = main(["validate", "--json", "--sample", "220", "--seed", "3", "--routes", "block,nonblock,napi"])
-    elapsed = time.perf_counter() - started
     result = json.loads(capsys.readouterr().out)
     assert result["disagreements"] == [], result["disagreements"][:20]
     assert code == 0 and result["ok"]
@@ -105,7 +102,6 @@ def test_validate_sweep_agrees_with_the_running_kernel(capsys):
     assert result["lengths"]["count"] >= 200
     assert all(route["agreements"] == route["frames"] == result["lengths"]["count"] for route in result["routes"])
     assert result["udp"]["fills"] and all(fill["agree"] for fill in result["udp"]["fills"])
-    assert elapsed < 60
     _nothing_of_ours_left()
 
 
