@@ -6,7 +6,7 @@ import json
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("profile", help="list kernel profiles, show one, or write the running kernel's")
+    p = sub.add_parser("profile", help="list kernel profiles, show one, or write the running kernel's as TOML")
     actions = p.add_subparsers(dest="action", required=True, parser_class=type(p))
 
     listing = actions.add_parser("list", help="the built-in kernels, and what 'host' would be")
