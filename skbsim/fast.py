@@ -5,11 +5,11 @@ and FastSimulation): the ice driver, rx=build_skb with single-buffer frames
 in order-0 half pages (MTU <= 1500) on every kernel, and rx=legacy with
 frames of one buffer on every kernel (header skbs from page_frag_1k on
 6.1-6.12, skbuff_small_head on 6.18, the upward-cut NAPI page_frag_cache on
-host); the copybreak driver with frames of one buffer (len <= rx_buf) on
-every kernel (copies into napi_alloc_skb(len) heads from page_frag_1k,
-skbuff_small_head or the NAPI page_frag_cache, larger frames built around
-ring buffers from the NAPI page_frag_cache, cut down to 6.12 and up from
-6.13); any number of CPUs; synthetic or pcap traffic; any rate, arrival
+host); the copybreak driver on every kernel (copies into napi_alloc_skb(len)
+heads from page_frag_1k, skbuff_small_head or the NAPI page_frag_cache,
+larger frames built around ring buffers from the NAPI page_frag_cache, cut
+down to 6.12 and up from 6.13, frames of several buffers as frags, as long
+as the ring has that many descriptors); any number of CPUs; synthetic or pcap traffic; any rate, arrival
 process, rcvbuf (up to 64 MiB) and app rate; no --trace, --plot or
 --kernel-config.
 
@@ -63,8 +63,8 @@ MAX_RCVBUF = 1 << 26
  RMEM, FWD, DEFICIT, MEMALLOC, SK_DROPS, ENQUEUED, CONSUMED, PEAK_RMEM,
  Q_HEAD, Q_LEN, READER_LEN, ERR,
  SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, PF_ALLOCS, PF_REFILLS, PF_REUSES,
- CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD,
- S_SIZE) = range(59)
+ CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD, FL_TOP, FL_NEXT,
+ S_SIZE) = range(61)
 
 # -- indices into a slab cache's state K -----------------------------------------------------------
 (K_NPARTIAL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_SIZE) = range(7)
@@ -78,7 +78,7 @@ MAX_RCVBUF = 1 << 26
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
  LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ,
- DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, C_SIZE) = range(31)
+ DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, CB_ROOM, C_SIZE) = range(33)
 #: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
 HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 
@@ -93,10 +93,12 @@ ERR_TABLE_FULL = 1
 ERR_BUG = 2
 ERR_MULTI_BUFFER = 3
 ERR_EMPTY_FRAME = 4
+ERR_FRAME_ABOVE_RING = 5
 #: a copybreak skb head from skbuff_small_head is queued as this plus its object id (page ids stay below)
 SMALL_TAG = 1 << 40
 ERR_REASONS = {
     ERR_EMPTY_FRAME: "a zero-length frame (the fast engine models frames of one or more bytes)",
+    ERR_FRAME_ABOVE_RING: "a copybreak frame needs more buffers than the ring has",
     ERR_TABLE_FULL: "a table of the fast engine filled up",
     ERR_BUG: "the model reached a state the fast engine does not follow (a descriptor without a buffer)",
     ERR_MULTI_BUFFER: "a frame needs several descriptors (the fast engine models single-buffer frames)",
@@ -309,12 +311,40 @@ def _nc_put(S, C, R, ncv, slab0, slab1,
             S[NC_FLUSHES] += 1
 
 
+@njit(cache=True)
+def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, fl_free, entry):
+    """A copybreak skb's frag pages (frag list entry of the pool fl), each page's reference put, in
+    frag order; the entry goes back to the pool."""
+    for j in range(1, fl[entry, 0] + 1):
+        _put_page(S, page_ref, page_order, page_free, pg_freed, fl[entry, j])
+    fl_free[S[FL_TOP]] = entry
+    S[FL_TOP] += 1
+
+
+@njit(cache=True)
+def _pin_frags(S, page_pin, fl, entry, delta):
+    """Queued-skb pins of a copybreak skb's frag pages (+1 on queueing, -1 on reading)."""
+    for j in range(1, fl[entry, 0] + 1):
+        pid = fl[entry, j]
+        if delta > 0:
+            if page_pin[pid] == 0:
+                S[PINNED] += 1
+            page_pin[pid] += 1
+        else:
+            page_pin[pid] -= 1
+            if page_pin[pid] == 0:
+                S[PINNED] -= 1
+
+
 @njit(cache=True, inline="always")
-def _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, head, frag):
+def _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, head, frag):
     """skb_release_data(): the frag page's reference, then skb_free_head() (page fragment or
     skbuff_small_head object)."""
     if frag >= 0:
-        _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+        if C[DRIVER_CB]:
+            _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, fl_free, frag)
+        else:
+            _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
     if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
         _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, head)
     elif head >= SMALL_TAG:
@@ -324,13 +354,13 @@ def _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, head, 
 
 
 @njit(cache=True)
-def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1,
+def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1, fl, fl_free,
                  page_ref, page_order, page_free, pg_freed, count_it):
     """skb_defer_free_flush(): napi_consume_skb() of every skb other CPUs handed back to this one."""
     n = R[DEFER_LEN]
     R[DEFER_LEN] = 0
     for j in range(n):
-        _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
+        _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
         _nc_put(S, C, R, ncv, slab0, slab1,
                 page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
 
@@ -341,7 +371,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
          page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1,
-         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab):
+         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free):
     """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
     with final, then all remaining events."""
     i = 0
@@ -364,18 +394,47 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                 if length > C[RXMAX]:
                     S[D_OVERSIZE] += 1
                     ok = False
-                elif length > C[RX_BUF_LEN]:
-                    S[ERR] = ERR_MULTI_BUFFER
-                    return i
                 elif C[DRIVER_CB]:
-                    # copybreak_nic_receive(): the next slot must be cleaned and hold a buffer
+                    # copybreak_nic_receive(): ceil(len / rx_buf) consecutive slots, each cleaned and
+                    # holding a buffer; desc_hlen marks the end of the frame
                     if length == 0:
                         S[ERR] = ERR_EMPTY_FRAME
                         return i
+                    nbufs = (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
+                    if nbufs > count:
+                        S[ERR] = ERR_FRAME_ABOVE_RING
+                        return i
                     hw = CS[cpu, HW_NEXT]
-                    if desc_dd[cpu, hw] or ring_page[cpu, hw] < 0:
+                    for _ in range(nbufs):
+                        if desc_dd[cpu, hw] or ring_page[cpu, hw] < 0:
+                            ok = False
+                            break
+                        hw += 1
+                        if hw == count:
+                            hw = 0
+                    if not ok:
                         S[D_RING_DROPS] += 1
-                        ok = False
+                    else:
+                        hw = CS[cpu, HW_NEXT]
+                        remaining = length
+                        for b in range(nbufs):
+                            part = remaining if remaining < C[RX_BUF_LEN] else C[RX_BUF_LEN]
+                            remaining -= part
+                            desc_len[cpu, hw] = part
+                            desc_hlen[cpu, hw] = 1 if b == nbufs - 1 else 0
+                            desc_dd[cpu, hw] = 1
+                            hw += 1
+                            if hw == count:
+                                hw = 0
+                        CS[cpu, HW_NEXT] = hw
+                        S[D_NIC_FRAMES] += 1
+                        CS[cpu, Q_NIC_FRAMES] += 1
+                        if CS[cpu, SCHEDULED] == 0:
+                            _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
+                        continue
+                elif length > C[RX_BUF_LEN]:
+                    S[ERR] = ERR_MULTI_BUFFER
+                    return i
                 elif ((CS[cpu, TAIL] - CS[cpu, HW_NEXT]) % count + count) % count < 1:
                     S[D_RING_DROPS] += 1
                     ok = False
@@ -408,11 +467,11 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                   ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                   slab0, slab1,
                   nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
-                  dl_hlen, dl_dlen, dl_ts, cb_tab)
+                  dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
                       pg_freed, slab0, slab1, nc, df_page, df_frag, df_obj,
-                      q_page, q_frag, q_obj, q_ts, q_cpu)
+                      q_page, q_frag, q_obj, q_ts, q_cpu, fl, fl_free)
     return i
 
 
@@ -501,7 +560,7 @@ def _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page
 def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
           pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
           slab0, slab1,
-          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab):
+          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free):
     """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
     count = C[RING_COUNT]
     mode = C[PUT_MODE]
@@ -509,24 +568,46 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
     qcap = q_page.shape[0]
     S[POLLS] += 1
     if CS[cpu, DEFER_LEN]:
-        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, page_ref, page_order, page_free, pg_freed, True)
+        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, True)
     budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < CS[cpu, BUDGET_LEFT] else CS[cpu, BUDGET_LEFT]
     S[D_POLLS] += 1
     ndel = 0
     work = budget
     if budget > 0 and C[DRIVER_CB]:
-        # copybreak_clean_rx_irq(): single-buffer frames; copy up to copybreak, else build_skb
+        # copybreak_clean_rx_irq(): a frame of one or more buffers; copy up to copybreak, else build_skb
         total = 0
         ntc = CS[cpu, NTC]
         while total < budget:
             if desc_dd[cpu, ntc] == 0:
                 break
+            # _frame_slots(): the frame's descriptors up to the one marked end of packet
+            nslots = 1
+            last = ntc
             size = desc_len[cpu, ntc]
+            complete = True
+            while desc_hlen[cpu, last] == 0:
+                last += 1
+                if last == count:
+                    last = 0
+                if desc_dd[cpu, last] == 0 or last == ntc:
+                    complete = False
+                    break
+                size += desc_len[cpu, last]
+                nslots += 1
+            if not complete:
+                break
             slot = ntc
-            if ring_page[cpu, slot] < 0:
-                S[ERR] = ERR_BUG
-                return
-            S[D_USED] += 1
+            for b in range(nslots):
+                if ring_page[cpu, slot] < 0:
+                    S[ERR] = ERR_BUG
+                    return
+                slot += 1
+                if slot == count:
+                    slot = 0
+            slot = ntc
+            S[D_USED] += nslots
+            frag_entry = -1
+            first_len = desc_len[cpu, ntc]
             if size <= C[CB_COPYBREAK]:
                 # copybreak_copy_skb(): napi_alloc_skb(len); the head's source depends on len
                 kind = cb_tab[0, size]
@@ -549,14 +630,33 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 S[CB_N_1K + kind] += 1
                 dl_ts[ndel] = cb_tab[1, size]
             else:
-                # copybreak_build_skb(): the replacement first, then napi_build_skb() around the old buffer
+                # copybreak_build_skb(): a replacement for every buffer of the frame first, then
+                # napi_build_skb() around the first old buffer and the others as frags (truesize
+                # buf_size each)
                 kind = -1
                 head_pid = ring_page[cpu, slot]
-                ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
-                                                 C[CB_BUF_FRAGSZ])
-                S[D_RELEASED] += 1
+                if nslots > 1:
+                    if S[FL_TOP] > 0:
+                        S[FL_TOP] -= 1
+                        frag_entry = fl_free[S[FL_TOP]]
+                    else:
+                        frag_entry = S[FL_NEXT]
+                        if frag_entry >= fl.shape[0]:
+                            S[ERR] = ERR_TABLE_FULL
+                            return
+                        S[FL_NEXT] += 1
+                    fl[frag_entry, 0] = nslots - 1
+                for b in range(nslots):
+                    if b > 0:
+                        fl[frag_entry, b] = ring_page[cpu, slot]
+                    ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
+                                                     C[CB_BUF_FRAGSZ])
+                    slot += 1
+                    if slot == count:
+                        slot = 0
+                S[D_RELEASED] += nslots
                 S[CB_N_BUILD] += 1
-                dl_ts[ndel] = C[CB_BUILD_TS]
+                dl_ts[ndel] = C[CB_BUILD_TS] + (nslots - 1) * C[CB_BUF_SIZE]
             # the sk_buff from this CPU's cache (napi_skb_cache_get)
             S[NC_GETS] += 1
             if CS[cpu, NC_LEN] == 0:
@@ -571,16 +671,19 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             if kind == HEAD_SMALL:
                 # __alloc_skb(): after the sk_buff, kmalloc_reserve() takes the head from skbuff_small_head
                 head_pid = SMALL_TAG + _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
-            desc_dd[cpu, ntc] = 0
-            ntc += 1
-            if ntc == count:
-                ntc = 0
+            for b in range(nslots):
+                desc_dd[cpu, ntc] = 0
+                ntc += 1
+                if ntc == count:
+                    ntc = 0
             S[D_BYTES] += size
             S[D_FRAMES] += 1
             CS[cpu, Q_FRAMES] += 1
             dl_page[ndel] = head_pid
-            dl_frag[ndel] = -1
+            dl_frag[ndel] = frag_entry
             dl_obj[ndel] = obj
+            dl_hlen[ndel] = first_len
+            dl_dlen[ndel] = size - first_len
             ndel += 1
             total += 1
         CS[cpu, NTC] = ntc
@@ -764,7 +867,14 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 # skb_condense(): paged data that fits the head's tailroom is pulled in and its page
                 # reference dropped; truesize is then the head's alone.  (A linear skb keeps its truesize.)
                 data_len = dl_dlen[d]
-                if data_len <= C[HEAD_END] - (C[HEAD_PAD] + dl_hlen[d]):
+                if C[DRIVER_CB]:
+                    # a copybreak skb of several buffers: all its frags fit the first buffer's slack
+                    if data_len <= C[CB_ROOM] - dl_hlen[d]:
+                        _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, fl_free, frag)
+                        frag = -1
+                        ts = C[CB_BUILD_TS]
+                        S[CONDENSED] += 1
+                elif data_len <= C[HEAD_END] - (C[HEAD_PAD] + dl_hlen[d]):
                     _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
                     frag = -1
                     ts = C[HEAD_TRUESIZE]
@@ -805,15 +915,18 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 S[PINNED] += 1
             page_pin[head_page] += 1
             if frag >= 0:
-                if page_pin[frag] == 0:
-                    S[PINNED] += 1
-                page_pin[frag] += 1
+                if C[DRIVER_CB]:
+                    _pin_frags(S, page_pin, fl, frag, 1)
+                else:
+                    if page_pin[frag] == 0:
+                        S[PINNED] += 1
+                    page_pin[frag] += 1
             if S[PINNED] > S[PEAK_PINNED]:
                 S[PEAK_PINNED] = S[PINNED]
         else:
             S[SK_DROPS] += 1
             # kfree_skb(): frag pages, the head, then the sk_buff to its slab
-            _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
+            _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, pid, frag)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
     now = S[NOW]
     end = now + (work if work > ndel else ndel) * cost
@@ -839,7 +952,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
 @njit(cache=True)
 def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
               slab0, slab1, nc, df_page, df_frag, df_obj,
-              q_page, q_frag, q_obj, q_ts, q_cpu):
+              q_page, q_frag, q_obj, q_ts, q_cpu, fl, fl_free):
     """Simulation._app_read on CPU 0: udp_recvmsg() per datagram, the skb freed in process context."""
     page_size = C[PAGE_SIZE_C]
     threshold = C[RCVBUF] >> 2
@@ -881,7 +994,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             # list is full), else queued on the allocating CPU until its next net_rx_action()
             Ro = CS[owner]
             if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
-                _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
+                _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, pid, frag)
                 _nc_put(S, C, CS[0], nc[0], slab0, slab1,
                         page_ref, page_order, page_free, pg_freed, obj, True)
             else:
@@ -893,7 +1006,10 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             # consume_skb(): frag pages, the head, then the sk_buff to its slab (skb_release_data()
             # written out here: a call taking the slab tuple costs reference counting per packet)
             if frag >= 0:
-                _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+                if C[DRIVER_CB]:
+                    _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, fl_free, frag)
+                else:
+                    _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
             if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
                 _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, pid)
             elif pid >= SMALL_TAG:
@@ -906,9 +1022,12 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
         if page_pin[head_page] == 0:
             S[PINNED] -= 1
         if frag >= 0:
-            page_pin[frag] -= 1
-            if page_pin[frag] == 0:
-                S[PINNED] -= 1
+            if C[DRIVER_CB]:
+                _pin_frags(S, page_pin, fl, frag, -1)
+            else:
+                page_pin[frag] -= 1
+                if page_pin[frag] == 0:
+                    S[PINNED] -= 1
         if not C[APP_UNLIMITED]:
             S[APP_NEXT] = S[NOW] + C[APP_GAP]
             _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, S[APP_NEXT], _READ, 0)
@@ -918,7 +1037,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
 @njit(cache=True)
 def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
               slab0, slab1, nc, df_page, df_frag, df_obj,
-              q_page, q_frag, q_obj, q_ts):
+              q_page, q_frag, q_obj, q_ts, fl, fl_free):
     """udp_destroy_sock(), ice_clean_rx_ring() per queue, then Kernel.drain(): defer lists, NAPI caches."""
     page_size = C[PAGE_SIZE_C]
     qcap = q_page.shape[0]
@@ -926,7 +1045,7 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
     while S[Q_LEN] > 0:
         head = S[Q_HEAD]
         total += q_ts[head]
-        _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
+        _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
         _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, q_obj[head])
         head += 1
         S[Q_HEAD] = head if head < qcap else 0
@@ -951,7 +1070,7 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
             ring_page[cpu, slot] = -1
     for cpu in range(ncpus):
         if CS[cpu, DEFER_LEN]:
-            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, page_ref, page_order, page_free, pg_freed, False)
+            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, False)
     for cpu in range(ncpus):
         for j in range(CS[cpu, NC_LEN]):
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
@@ -1120,6 +1239,8 @@ class FastSimulation:
         dl_dlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         dl_ts = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         cb_tab = np.zeros((3, 1), np.int64)
+        fl = np.zeros((1, 2), np.int64)  # copybreak frag lists: unused here
+        fl_free = np.zeros(1, np.int64)
         ev_time = np.zeros(4096, np.int64)
         ev_order = np.zeros(4096, np.int64)
         ev_kind = np.zeros(4096, np.int64)
@@ -1127,7 +1248,7 @@ class FastSimulation:
         state = (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                  slab0, slab1, nc, df_page, df_frag, df_obj,
-                 q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab)
+                 q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free)
         return self._stream(S, C, CS, state)
 
     def _run_copybreak(self, C) -> dict | None:
@@ -1145,6 +1266,8 @@ class FastSimulation:
         C[CB_COPYBREAK] = ring.copybreak
         C[CB_BUF_FRAGSZ] = profile.SKB_DATA_ALIGN_u32(ring.buf_size)
         C[CB_BUILD_TS] = profile.SKB_TRUESIZE(ring.buf_size - profile.SHINFO_SIZE)
+        C[CB_BUF_SIZE] = ring.buf_size
+        C[CB_ROOM] = ring.buf_size - profile.SHINFO_SIZE - ring.headroom  # end - headroom
         frag_cache = kernel.cpus[0].napi_alloc_cache.page
         C[PF_ORDER] = frag_cache.max_order
         C[PF_DOWN] = 0 if frag_cache.offset_up else 1
@@ -1161,7 +1284,10 @@ class FastSimulation:
         # Live pages: the ring buffers' pages, one per queued or deferred skb head, the 1K and
         # page_frag pages, and the slabs of both caches.
         page_cap = (ncpus * count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 4)
-                    + 2 * slab_cap + 16)
+                    + ncpus * SKB_DEFER_MAX * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
+        # frag lists of skbs of several buffers: [count, page ids...], and the free entries
+        fl = np.zeros((slab_cap, profile.MAX_SKB_FRAGS + 1), np.int64)
+        fl_free = np.zeros(slab_cap, np.int64)
 
         S = np.zeros(S_SIZE, np.int64)
         S[APP_WAITING] = 1
@@ -1239,7 +1365,7 @@ class FastSimulation:
         state = (*ev, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                  slab0, slab1, nc, df_page, df_frag, df_obj,
-                 q_page, q_frag, q_obj, q_ts, q_cpu, *dl, cb_tab)
+                 q_page, q_frag, q_obj, q_ts, q_cpu, *dl, cb_tab, fl, fl_free)
         return self._stream(S, C, CS, state)
 
     def _stream(self, S, C, CS, state) -> dict | None:
@@ -1267,7 +1393,7 @@ class FastSimulation:
         (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1, nc, df_page, df_frag, df_obj,
-         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab) = state
+         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free) = state
         ref = self.ref
         config = self.config
         kernel = ref.kernel
@@ -1285,7 +1411,7 @@ class FastSimulation:
                     "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
         _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
                   slab0, slab1, nc, df_page, df_frag, df_obj,
-                  q_page, q_frag, q_obj, q_ts)
+                  q_page, q_frag, q_obj, q_ts, fl, fl_free)
         if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0 or slab1[0][K_LIVE] != 0:
             return None  # something left over: only the reference engine can itemise it
         pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
@@ -1429,6 +1555,8 @@ def _copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
                 raise ValueError(f"the fast engine models copybreak copies into heads from {', '.join(kinds)} only; "
                                  f"napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
                                  f"{None if skb is None else skb.head_source}")
+            if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
+                raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
             heads.append((kinds[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source))
             consume_skb(scratch, skb)
     for kind, _truesize, _fragsz, path, source in heads:
