@@ -312,12 +312,12 @@ def _nc_put(S, C, R, ncv, slab0, slab1,
 
 
 @njit(cache=True)
-def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, fl_free, entry):
-    """A copybreak skb's frag pages (frag list entry of the pool fl), each page's reference put, in
-    frag order; the entry goes back to the pool."""
+def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, entry):
+    """A copybreak skb's frag pages (row ``entry`` of fl: count, page ids), each page's reference put
+    in frag order; the row goes back to the free stack, kept in fl's last column."""
     for j in range(1, fl[entry, 0] + 1):
         _put_page(S, page_ref, page_order, page_free, pg_freed, fl[entry, j])
-    fl_free[S[FL_TOP]] = entry
+    fl[S[FL_TOP], fl.shape[1] - 1] = entry
     S[FL_TOP] += 1
 
 
@@ -337,12 +337,12 @@ def _pin_frags(S, page_pin, fl, entry, delta):
 
 
 @njit(cache=True, inline="always")
-def _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, head, frag):
+def _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, head, frag):
     """skb_release_data(): the frag page's reference, then skb_free_head() (page fragment or
     skbuff_small_head object)."""
     if frag >= 0:
         if C[DRIVER_CB]:
-            _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, fl_free, frag)
+            _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
         else:
             _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
     if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
@@ -354,15 +354,53 @@ def _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_
 
 
 @njit(cache=True)
-def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1, fl, fl_free,
+def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1, fl,
                  page_ref, page_order, page_free, pg_freed, count_it):
     """skb_defer_free_flush(): napi_consume_skb() of every skb other CPUs handed back to this one."""
     n = R[DEFER_LEN]
     R[DEFER_LEN] = 0
     for j in range(n):
-        _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
+        _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
         _nc_put(S, C, R, ncv, slab0, slab1,
                 page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
+
+
+@njit(cache=True)
+def _cb_nic_receive(S, C, CS, cpu, length, desc_dd, desc_len, desc_hlen, ring_page):
+    """copybreak_nic_receive(): the frame into ceil(len / rx_buf) consecutive slots, each cleaned and
+    holding a buffer (desc_hlen marks the end of the frame); False when dropped for want of slots
+    (counted here) or when S[ERR] is set."""
+    count = C[RING_COUNT]
+    if length == 0:
+        S[ERR] = ERR_EMPTY_FRAME
+        return False
+    nbufs = (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
+    if nbufs > count:
+        S[ERR] = ERR_FRAME_ABOVE_RING
+        return False
+    hw = CS[cpu, HW_NEXT]
+    for _ in range(nbufs):
+        if desc_dd[cpu, hw] or ring_page[cpu, hw] < 0:
+            S[D_RING_DROPS] += 1
+            return False
+        hw += 1
+        if hw == count:
+            hw = 0
+    hw = CS[cpu, HW_NEXT]
+    remaining = length
+    for b in range(nbufs):
+        part = remaining if remaining < C[RX_BUF_LEN] else C[RX_BUF_LEN]
+        remaining -= part
+        desc_len[cpu, hw] = part
+        desc_hlen[cpu, hw] = 1 if b == nbufs - 1 else 0
+        desc_dd[cpu, hw] = 1
+        hw += 1
+        if hw == count:
+            hw = 0
+    CS[cpu, HW_NEXT] = hw
+    S[D_NIC_FRAMES] += 1
+    CS[cpu, Q_NIC_FRAMES] += 1
+    return True
 
 
 @njit(cache=True)
@@ -371,7 +409,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
          page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1,
-         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free):
+         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl):
     """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
     with final, then all remaining events."""
     i = 0
@@ -395,40 +433,11 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                     S[D_OVERSIZE] += 1
                     ok = False
                 elif C[DRIVER_CB]:
-                    # copybreak_nic_receive(): ceil(len / rx_buf) consecutive slots, each cleaned and
-                    # holding a buffer; desc_hlen marks the end of the frame
-                    if length == 0:
-                        S[ERR] = ERR_EMPTY_FRAME
-                        return i
-                    nbufs = (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
-                    if nbufs > count:
-                        S[ERR] = ERR_FRAME_ABOVE_RING
-                        return i
-                    hw = CS[cpu, HW_NEXT]
-                    for _ in range(nbufs):
-                        if desc_dd[cpu, hw] or ring_page[cpu, hw] < 0:
-                            ok = False
-                            break
-                        hw += 1
-                        if hw == count:
-                            hw = 0
-                    if not ok:
-                        S[D_RING_DROPS] += 1
+                    if not _cb_nic_receive(S, C, CS, cpu, length, desc_dd, desc_len, desc_hlen, ring_page):
+                        if S[ERR]:
+                            return i
+                        ok = False
                     else:
-                        hw = CS[cpu, HW_NEXT]
-                        remaining = length
-                        for b in range(nbufs):
-                            part = remaining if remaining < C[RX_BUF_LEN] else C[RX_BUF_LEN]
-                            remaining -= part
-                            desc_len[cpu, hw] = part
-                            desc_hlen[cpu, hw] = 1 if b == nbufs - 1 else 0
-                            desc_dd[cpu, hw] = 1
-                            hw += 1
-                            if hw == count:
-                                hw = 0
-                        CS[cpu, HW_NEXT] = hw
-                        S[D_NIC_FRAMES] += 1
-                        CS[cpu, Q_NIC_FRAMES] += 1
                         if CS[cpu, SCHEDULED] == 0:
                             _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
                         continue
@@ -467,11 +476,11 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                   ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                   slab0, slab1,
                   nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
-                  dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free)
+                  dl_hlen, dl_dlen, dl_ts, cb_tab, fl)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
                       pg_freed, slab0, slab1, nc, df_page, df_frag, df_obj,
-                      q_page, q_frag, q_obj, q_ts, q_cpu, fl, fl_free)
+                      q_page, q_frag, q_obj, q_ts, q_cpu, fl)
     return i
 
 
@@ -560,7 +569,7 @@ def _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page
 def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
           pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
           slab0, slab1,
-          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free):
+          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl):
     """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
     count = C[RING_COUNT]
     mode = C[PUT_MODE]
@@ -568,7 +577,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
     qcap = q_page.shape[0]
     S[POLLS] += 1
     if CS[cpu, DEFER_LEN]:
-        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, True)
+        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, fl, page_ref, page_order, page_free, pg_freed, True)
     budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < CS[cpu, BUDGET_LEFT] else CS[cpu, BUDGET_LEFT]
     S[D_POLLS] += 1
     ndel = 0
@@ -582,20 +591,21 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 break
             # _frame_slots(): the frame's descriptors up to the one marked end of packet
             nslots = 1
-            last = ntc
             size = desc_len[cpu, ntc]
-            complete = True
-            while desc_hlen[cpu, last] == 0:
-                last += 1
-                if last == count:
-                    last = 0
-                if desc_dd[cpu, last] == 0 or last == ntc:
-                    complete = False
+            if desc_hlen[cpu, ntc] == 0:
+                last = ntc
+                complete = True
+                while desc_hlen[cpu, last] == 0:
+                    last += 1
+                    if last == count:
+                        last = 0
+                    if desc_dd[cpu, last] == 0 or last == ntc:
+                        complete = False
+                        break
+                    size += desc_len[cpu, last]
+                    nslots += 1
+                if not complete:
                     break
-                size += desc_len[cpu, last]
-                nslots += 1
-            if not complete:
-                break
             slot = ntc
             for b in range(nslots):
                 if ring_page[cpu, slot] < 0:
@@ -635,10 +645,13 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 # buf_size each)
                 kind = -1
                 head_pid = ring_page[cpu, slot]
-                if nslots > 1:
+                if nslots == 1:
+                    ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
+                                                     C[CB_BUF_FRAGSZ])
+                else:
                     if S[FL_TOP] > 0:
                         S[FL_TOP] -= 1
-                        frag_entry = fl_free[S[FL_TOP]]
+                        frag_entry = fl[S[FL_TOP], fl.shape[1] - 1]
                     else:
                         frag_entry = S[FL_NEXT]
                         if frag_entry >= fl.shape[0]:
@@ -646,14 +659,14 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                             return
                         S[FL_NEXT] += 1
                     fl[frag_entry, 0] = nslots - 1
-                for b in range(nslots):
-                    if b > 0:
-                        fl[frag_entry, b] = ring_page[cpu, slot]
-                    ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
-                                                     C[CB_BUF_FRAGSZ])
-                    slot += 1
-                    if slot == count:
-                        slot = 0
+                    for b in range(nslots):
+                        if b > 0:
+                            fl[frag_entry, b] = ring_page[cpu, slot]
+                        ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
+                                                         C[CB_BUF_FRAGSZ])
+                        slot += 1
+                        if slot == count:
+                            slot = 0
                 S[D_RELEASED] += nslots
                 S[CB_N_BUILD] += 1
                 dl_ts[ndel] = C[CB_BUILD_TS] + (nslots - 1) * C[CB_BUF_SIZE]
@@ -676,6 +689,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 ntc += 1
                 if ntc == count:
                     ntc = 0
+            # dl_hlen / dl_dlen: the first buffer's bytes and the frags' (skb_condense's test)
             S[D_BYTES] += size
             S[D_FRAMES] += 1
             CS[cpu, Q_FRAMES] += 1
@@ -870,7 +884,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 if C[DRIVER_CB]:
                     # a copybreak skb of several buffers: all its frags fit the first buffer's slack
                     if data_len <= C[CB_ROOM] - dl_hlen[d]:
-                        _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, fl_free, frag)
+                        _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
                         frag = -1
                         ts = C[CB_BUILD_TS]
                         S[CONDENSED] += 1
@@ -926,7 +940,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
         else:
             S[SK_DROPS] += 1
             # kfree_skb(): frag pages, the head, then the sk_buff to its slab
-            _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, pid, frag)
+            _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, pid, frag)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
     now = S[NOW]
     end = now + (work if work > ndel else ndel) * cost
@@ -952,7 +966,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
 @njit(cache=True)
 def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
               slab0, slab1, nc, df_page, df_frag, df_obj,
-              q_page, q_frag, q_obj, q_ts, q_cpu, fl, fl_free):
+              q_page, q_frag, q_obj, q_ts, q_cpu, fl):
     """Simulation._app_read on CPU 0: udp_recvmsg() per datagram, the skb freed in process context."""
     page_size = C[PAGE_SIZE_C]
     threshold = C[RCVBUF] >> 2
@@ -994,7 +1008,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             # list is full), else queued on the allocating CPU until its next net_rx_action()
             Ro = CS[owner]
             if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
-                _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, pid, frag)
+                _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, pid, frag)
                 _nc_put(S, C, CS[0], nc[0], slab0, slab1,
                         page_ref, page_order, page_free, pg_freed, obj, True)
             else:
@@ -1007,7 +1021,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             # written out here: a call taking the slab tuple costs reference counting per packet)
             if frag >= 0:
                 if C[DRIVER_CB]:
-                    _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, fl_free, frag)
+                    _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
                 else:
                     _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
             if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
@@ -1037,7 +1051,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
 @njit(cache=True)
 def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
               slab0, slab1, nc, df_page, df_frag, df_obj,
-              q_page, q_frag, q_obj, q_ts, fl, fl_free):
+              q_page, q_frag, q_obj, q_ts, fl):
     """udp_destroy_sock(), ice_clean_rx_ring() per queue, then Kernel.drain(): defer lists, NAPI caches."""
     page_size = C[PAGE_SIZE_C]
     qcap = q_page.shape[0]
@@ -1045,7 +1059,7 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
     while S[Q_LEN] > 0:
         head = S[Q_HEAD]
         total += q_ts[head]
-        _release_data(S, C, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
+        _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
         _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, q_obj[head])
         head += 1
         S[Q_HEAD] = head if head < qcap else 0
@@ -1070,7 +1084,7 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
             ring_page[cpu, slot] = -1
     for cpu in range(ncpus):
         if CS[cpu, DEFER_LEN]:
-            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, fl, fl_free, page_ref, page_order, page_free, pg_freed, False)
+            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, fl, page_ref, page_order, page_free, pg_freed, False)
     for cpu in range(ncpus):
         for j in range(CS[cpu, NC_LEN]):
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
@@ -1239,8 +1253,7 @@ class FastSimulation:
         dl_dlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         dl_ts = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         cb_tab = np.zeros((3, 1), np.int64)
-        fl = np.zeros((1, 2), np.int64)  # copybreak frag lists: unused here
-        fl_free = np.zeros(1, np.int64)
+        fl = np.zeros((1, 3), np.int64)  # copybreak frag lists: unused here
         ev_time = np.zeros(4096, np.int64)
         ev_order = np.zeros(4096, np.int64)
         ev_kind = np.zeros(4096, np.int64)
@@ -1248,7 +1261,7 @@ class FastSimulation:
         state = (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                  slab0, slab1, nc, df_page, df_frag, df_obj,
-                 q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free)
+                 q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl)
         return self._stream(S, C, CS, state)
 
     def _run_copybreak(self, C) -> dict | None:
@@ -1285,9 +1298,8 @@ class FastSimulation:
         # page_frag pages, and the slabs of both caches.
         page_cap = (ncpus * count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 4)
                     + ncpus * SKB_DEFER_MAX * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
-        # frag lists of skbs of several buffers: [count, page ids...], and the free entries
-        fl = np.zeros((slab_cap, profile.MAX_SKB_FRAGS + 1), np.int64)
-        fl_free = np.zeros(slab_cap, np.int64)
+        # frag lists of skbs of several buffers, a row each: [count, page ids..., free-stack slot]
+        fl = np.zeros((slab_cap, profile.MAX_SKB_FRAGS + 2), np.int64)
 
         S = np.zeros(S_SIZE, np.int64)
         S[APP_WAITING] = 1
@@ -1365,7 +1377,7 @@ class FastSimulation:
         state = (*ev, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                  slab0, slab1, nc, df_page, df_frag, df_obj,
-                 q_page, q_frag, q_obj, q_ts, q_cpu, *dl, cb_tab, fl, fl_free)
+                 q_page, q_frag, q_obj, q_ts, q_cpu, *dl, cb_tab, fl)
         return self._stream(S, C, CS, state)
 
     def _stream(self, S, C, CS, state) -> dict | None:
@@ -1393,7 +1405,7 @@ class FastSimulation:
         (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1, nc, df_page, df_frag, df_obj,
-         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, fl_free) = state
+         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl) = state
         ref = self.ref
         config = self.config
         kernel = ref.kernel
@@ -1411,7 +1423,7 @@ class FastSimulation:
                     "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
         _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
                   slab0, slab1, nc, df_page, df_frag, df_obj,
-                  q_page, q_frag, q_obj, q_ts, fl, fl_free)
+                  q_page, q_frag, q_obj, q_ts, fl)
         if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0 or slab1[0][K_LIVE] != 0:
             return None  # something left over: only the reference engine can itemise it
         pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
