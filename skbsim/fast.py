@@ -5,7 +5,11 @@ and FastSimulation): the ice driver, rx=build_skb with single-buffer frames
 in order-0 half pages (MTU <= 1500) on every kernel, and rx=legacy with
 frames of one buffer on every kernel (header skbs from page_frag_1k on
 6.1-6.12, skbuff_small_head on 6.18, the upward-cut NAPI page_frag_cache on
-host); any number of CPUs; synthetic or pcap traffic; any rate, arrival
+host); the copybreak driver on every kernel (copies into napi_alloc_skb(len)
+heads from page_frag_1k, skbuff_small_head or the NAPI page_frag_cache,
+larger frames built around ring buffers from the NAPI page_frag_cache, cut
+down to 6.12 and up from 6.13, frames of several buffers as frags, as long
+as the ring has that many descriptors); any number of CPUs; synthetic or pcap traffic; any rate, arrival
 process, rcvbuf (up to 64 MiB) and app rate; no --trace, --plot or
 --kernel-config.
 
@@ -59,7 +63,8 @@ MAX_RCVBUF = 1 << 26
  RMEM, FWD, DEFICIT, MEMALLOC, SK_DROPS, ENQUEUED, CONSUMED, PEAK_RMEM,
  Q_HEAD, Q_LEN, READER_LEN, ERR,
  SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, PF_ALLOCS, PF_REFILLS, PF_REUSES,
- S_SIZE) = range(55)
+ CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD, FL_TOP, FL_NEXT,
+ S_SIZE) = range(61)
 
 # -- indices into a slab cache's state K -----------------------------------------------------------
 (K_NPARTIAL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_SIZE) = range(7)
@@ -72,7 +77,8 @@ MAX_RCVBUF = 1 << 26
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
- LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ, C_SIZE) = range(26)
+ LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ,
+ DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, CB_ROOM, C_SIZE) = range(33)
 #: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
 HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 
@@ -86,7 +92,13 @@ U32_MASK = 0xFFFFFFFF
 ERR_TABLE_FULL = 1
 ERR_BUG = 2
 ERR_MULTI_BUFFER = 3
+ERR_EMPTY_FRAME = 4
+ERR_FRAME_ABOVE_RING = 5
+#: a copybreak skb head from skbuff_small_head is queued as this plus its object id (page ids stay below)
+SMALL_TAG = 1 << 40
 ERR_REASONS = {
+    ERR_EMPTY_FRAME: "a zero-length frame (the fast engine models frames of one or more bytes)",
+    ERR_FRAME_ABOVE_RING: "a copybreak frame needs more buffers than the ring has",
     ERR_TABLE_FULL: "a table of the fast engine filled up",
     ERR_BUG: "the model reached a state the fast engine does not follow (a descriptor without a buffer)",
     ERR_MULTI_BUFFER: "a frame needs several descriptors (the fast engine models single-buffer frames)",
@@ -104,9 +116,9 @@ def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None
         return "--plot needs the reference engine"
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
-    if config.driver != "ice":
-        return f"the fast engine models only the ice driver, not {config.driver}"
-    if config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
+    if config.driver not in ("ice", "copybreak"):
+        return f"the fast engine models only the ice and copybreak drivers, not {config.driver}"
+    if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
@@ -299,28 +311,96 @@ def _nc_put(S, C, R, ncv, slab0, slab1,
             S[NC_FLUSHES] += 1
 
 
+@njit(cache=True)
+def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, entry):
+    """A copybreak skb's frag pages (row ``entry`` of fl: count, page ids), each page's reference put
+    in frag order; the row goes back to the free stack, kept in fl's last column."""
+    for j in range(1, fl[entry, 0] + 1):
+        _put_page(S, page_ref, page_order, page_free, pg_freed, fl[entry, j])
+    fl[S[FL_TOP], fl.shape[1] - 1] = entry
+    S[FL_TOP] += 1
+
+
+@njit(cache=True)
+def _pin_frags(S, page_pin, fl, entry, delta):
+    """Queued-skb pins of a copybreak skb's frag pages (+1 on queueing, -1 on reading)."""
+    for j in range(1, fl[entry, 0] + 1):
+        pid = fl[entry, j]
+        if delta > 0:
+            if page_pin[pid] == 0:
+                S[PINNED] += 1
+            page_pin[pid] += 1
+        else:
+            page_pin[pid] -= 1
+            if page_pin[pid] == 0:
+                S[PINNED] -= 1
+
+
 @njit(cache=True, inline="always")
-def _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, head, frag):
+def _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, head, frag):
     """skb_release_data(): the frag page's reference, then skb_free_head() (page fragment or
     skbuff_small_head object)."""
     if frag >= 0:
-        _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+        if C[DRIVER_CB]:
+            _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
+        else:
+            _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
     if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
         _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, head)
+    elif head >= SMALL_TAG:
+        _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, head - SMALL_TAG)
     else:
         _put_page(S, page_ref, page_order, page_free, pg_freed, head)
 
 
 @njit(cache=True)
-def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1,
+def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1, fl,
                  page_ref, page_order, page_free, pg_freed, count_it):
     """skb_defer_free_flush(): napi_consume_skb() of every skb other CPUs handed back to this one."""
     n = R[DEFER_LEN]
     R[DEFER_LEN] = 0
     for j in range(n):
-        _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
+        _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
         _nc_put(S, C, R, ncv, slab0, slab1,
                 page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
+
+
+@njit(cache=True)
+def _cb_nic_receive(S, C, CS, cpu, length, desc_dd, desc_len, desc_hlen, ring_page):
+    """copybreak_nic_receive(): the frame into ceil(len / rx_buf) consecutive slots, each cleaned and
+    holding a buffer (desc_hlen marks the end of the frame); False when dropped for want of slots
+    (counted here) or when S[ERR] is set."""
+    count = C[RING_COUNT]
+    if length == 0:
+        S[ERR] = ERR_EMPTY_FRAME
+        return False
+    nbufs = (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
+    if nbufs > count:
+        S[ERR] = ERR_FRAME_ABOVE_RING
+        return False
+    hw = CS[cpu, HW_NEXT]
+    for _ in range(nbufs):
+        if desc_dd[cpu, hw] or ring_page[cpu, hw] < 0:
+            S[D_RING_DROPS] += 1
+            return False
+        hw += 1
+        if hw == count:
+            hw = 0
+    hw = CS[cpu, HW_NEXT]
+    remaining = length
+    for b in range(nbufs):
+        part = remaining if remaining < C[RX_BUF_LEN] else C[RX_BUF_LEN]
+        remaining -= part
+        desc_len[cpu, hw] = part
+        desc_hlen[cpu, hw] = 1 if b == nbufs - 1 else 0
+        desc_dd[cpu, hw] = 1
+        hw += 1
+        if hw == count:
+            hw = 0
+    CS[cpu, HW_NEXT] = hw
+    S[D_NIC_FRAMES] += 1
+    CS[cpu, Q_NIC_FRAMES] += 1
+    return True
 
 
 @njit(cache=True)
@@ -329,7 +409,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
          page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1,
-         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
+         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl):
     """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
     with final, then all remaining events."""
     i = 0
@@ -352,6 +432,15 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                 if length > C[RXMAX]:
                     S[D_OVERSIZE] += 1
                     ok = False
+                elif C[DRIVER_CB]:
+                    if not _cb_nic_receive(S, C, CS, cpu, length, desc_dd, desc_len, desc_hlen, ring_page):
+                        if S[ERR]:
+                            return i
+                        ok = False
+                    else:
+                        if CS[cpu, SCHEDULED] == 0:
+                            _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
+                        continue
                 elif length > C[RX_BUF_LEN]:
                     S[ERR] = ERR_MULTI_BUFFER
                     return i
@@ -387,11 +476,11 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                   ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                   slab0, slab1,
                   nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
-                  dl_hlen, dl_dlen)
+                  dl_hlen, dl_dlen, dl_ts, cb_tab, fl)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
                       pg_freed, slab0, slab1, nc, df_page, df_frag, df_obj,
-                      q_page, q_frag, q_obj, q_ts, q_cpu)
+                      q_page, q_frag, q_obj, q_ts, q_cpu, fl)
     return i
 
 
@@ -405,6 +494,38 @@ def _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_ma
     CS[cpu, PF_BIAS] = bias_max + 1
     CS[cpu, PF_OFFSET] = 0
     S[PF_REFILLS] += 1
+
+
+@njit(cache=True)
+def _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, fragsz):
+    """page_frag_alloc_align() on this CPU's NAPI page_frag_cache, cut downwards (up to 6.12,
+    _alloc_counting_down) or upwards (6.13+, _alloc_counting_up); the id of the page cut."""
+    bias_max = C[PAGE_SIZE_C] << C[PF_ORDER]
+    down = C[PF_DOWN]
+    if CS[cpu, PF_PAGE] < 0:
+        _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
+        if down:
+            CS[cpu, PF_OFFSET] = CS[cpu, PF_SIZE]
+    off = CS[cpu, PF_OFFSET]
+    if (off - fragsz < 0) if down else (off + fragsz > CS[cpu, PF_SIZE]):
+        old = CS[cpu, PF_PAGE]
+        page_ref[old] -= CS[cpu, PF_BIAS]
+        if page_ref[old] == 0:
+            # every fragment came back: the page is reused in place
+            page_ref[old] = bias_max + 1
+            CS[cpu, PF_BIAS] = bias_max + 1
+            S[PF_REUSES] += 1
+        else:
+            if page_ref[old] < 0:
+                S[ERR] = ERR_BUG
+            _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
+        off = CS[cpu, PF_SIZE] - fragsz if down else 0
+    else:
+        off = off - fragsz if down else off
+    CS[cpu, PF_BIAS] -= 1
+    CS[cpu, PF_OFFSET] = off if down else off + fragsz
+    S[PF_ALLOCS] += 1
+    return CS[cpu, PF_PAGE]
 
 
 @njit(cache=True)
@@ -448,7 +569,7 @@ def _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page
 def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
           pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
           slab0, slab1,
-          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen):
+          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl):
     """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
     count = C[RING_COUNT]
     mode = C[PUT_MODE]
@@ -456,12 +577,132 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
     qcap = q_page.shape[0]
     S[POLLS] += 1
     if CS[cpu, DEFER_LEN]:
-        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, page_ref, page_order, page_free, pg_freed, True)
+        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, fl, page_ref, page_order, page_free, pg_freed, True)
     budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < CS[cpu, BUDGET_LEFT] else CS[cpu, BUDGET_LEFT]
     S[D_POLLS] += 1
     ndel = 0
     work = budget
-    if budget > 0:
+    if budget > 0 and C[DRIVER_CB]:
+        # copybreak_clean_rx_irq(): a frame of one or more buffers; copy up to copybreak, else build_skb
+        total = 0
+        ntc = CS[cpu, NTC]
+        while total < budget:
+            if desc_dd[cpu, ntc] == 0:
+                break
+            # _frame_slots(): the frame's descriptors up to the one marked end of packet
+            nslots = 1
+            size = desc_len[cpu, ntc]
+            if desc_hlen[cpu, ntc] == 0:
+                last = ntc
+                complete = True
+                while desc_hlen[cpu, last] == 0:
+                    last += 1
+                    if last == count:
+                        last = 0
+                    if desc_dd[cpu, last] == 0 or last == ntc:
+                        complete = False
+                        break
+                    size += desc_len[cpu, last]
+                    nslots += 1
+                if not complete:
+                    break
+            slot = ntc
+            for b in range(nslots):
+                if ring_page[cpu, slot] < 0:
+                    S[ERR] = ERR_BUG
+                    return
+                slot += 1
+                if slot == count:
+                    slot = 0
+            slot = ntc
+            S[D_USED] += nslots
+            frag_entry = -1
+            first_len = desc_len[cpu, ntc]
+            if size <= C[CB_COPYBREAK]:
+                # copybreak_copy_skb(): napi_alloc_skb(len); the head's source depends on len
+                kind = cb_tab[0, size]
+                head_pid = -1
+                if kind == HEAD_1K:
+                    off = CS[cpu, P1K_OFFSET] - SZ_1K
+                    if off < 0:
+                        CS[cpu, P1K_PAGE] = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
+                        off = C[PAGE_SIZE_C] - SZ_1K
+                        page_ref[CS[cpu, P1K_PAGE]] += off // SZ_1K
+                        S[SMALL_REFILLS] += 1
+                    CS[cpu, P1K_OFFSET] = off
+                    S[SMALL_ALLOCS] += 1
+                    head_pid = CS[cpu, P1K_PAGE]
+                elif kind == HEAD_FRAG:
+                    head_pid = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, cb_tab[2, size])
+                S[D_REUSED] += 1
+                S[D_BYTES_COPIED] += size
+                S[D_COPIED] += 1
+                S[CB_N_1K + kind] += 1
+                dl_ts[ndel] = cb_tab[1, size]
+            else:
+                # copybreak_build_skb(): a replacement for every buffer of the frame first, then
+                # napi_build_skb() around the first old buffer and the others as frags (truesize
+                # buf_size each)
+                kind = -1
+                head_pid = ring_page[cpu, slot]
+                if nslots == 1:
+                    ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
+                                                     C[CB_BUF_FRAGSZ])
+                else:
+                    if S[FL_TOP] > 0:
+                        S[FL_TOP] -= 1
+                        frag_entry = fl[S[FL_TOP], fl.shape[1] - 1]
+                    else:
+                        frag_entry = S[FL_NEXT]
+                        if frag_entry >= fl.shape[0]:
+                            S[ERR] = ERR_TABLE_FULL
+                            return
+                        S[FL_NEXT] += 1
+                    fl[frag_entry, 0] = nslots - 1
+                    for b in range(nslots):
+                        if b > 0:
+                            fl[frag_entry, b] = ring_page[cpu, slot]
+                        ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
+                                                         C[CB_BUF_FRAGSZ])
+                        slot += 1
+                        if slot == count:
+                            slot = 0
+                S[D_RELEASED] += nslots
+                S[CB_N_BUILD] += 1
+                dl_ts[ndel] = C[CB_BUILD_TS] + (nslots - 1) * C[CB_BUF_SIZE]
+            # the sk_buff from this CPU's cache (napi_skb_cache_get)
+            S[NC_GETS] += 1
+            if CS[cpu, NC_LEN] == 0:
+                for _ in range(C[NC_BULK]):
+                    nc[cpu, CS[cpu, NC_LEN]] = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
+                    CS[cpu, NC_LEN] += 1
+                S[NC_REFILLS] += 1
+            else:
+                S[NC_HITS] += 1
+            CS[cpu, NC_LEN] -= 1
+            obj = nc[cpu, CS[cpu, NC_LEN]]
+            if kind == HEAD_SMALL:
+                # __alloc_skb(): after the sk_buff, kmalloc_reserve() takes the head from skbuff_small_head
+                head_pid = SMALL_TAG + _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
+            for b in range(nslots):
+                desc_dd[cpu, ntc] = 0
+                ntc += 1
+                if ntc == count:
+                    ntc = 0
+            # dl_hlen / dl_dlen: the first buffer's bytes and the frags' (skb_condense's test)
+            S[D_BYTES] += size
+            S[D_FRAMES] += 1
+            CS[cpu, Q_FRAMES] += 1
+            dl_page[ndel] = head_pid
+            dl_frag[ndel] = frag_entry
+            dl_obj[ndel] = obj
+            dl_hlen[ndel] = first_len
+            dl_dlen[ndel] = size - first_len
+            ndel += 1
+            total += 1
+        CS[cpu, NTC] = ntc
+        work = total
+    elif budget > 0:
         total = 0
         ntc = CS[cpu, NTC]
         cached_ntc = CS[cpu, FIRST_DESC]
@@ -620,7 +861,10 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
         pid = dl_page[d]
         frag = dl_frag[d]
         obj = dl_obj[d]
-        ts = C[HEAD_TRUESIZE] if C[LEGACY] else C[SKB_TRUESIZE_C]
+        if C[DRIVER_CB]:
+            ts = dl_ts[d]
+        else:
+            ts = C[HEAD_TRUESIZE] if C[LEGACY] else C[SKB_TRUESIZE_C]
         if frag >= 0:
             ts += C[FRAME_SZ]
         S[DELIVERED] += 1
@@ -637,7 +881,14 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 # skb_condense(): paged data that fits the head's tailroom is pulled in and its page
                 # reference dropped; truesize is then the head's alone.  (A linear skb keeps its truesize.)
                 data_len = dl_dlen[d]
-                if data_len <= C[HEAD_END] - (C[HEAD_PAD] + dl_hlen[d]):
+                if C[DRIVER_CB]:
+                    # a copybreak skb of several buffers: all its frags fit the first buffer's slack
+                    if data_len <= C[CB_ROOM] - dl_hlen[d]:
+                        _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
+                        frag = -1
+                        ts = C[CB_BUILD_TS]
+                        S[CONDENSED] += 1
+                elif data_len <= C[HEAD_END] - (C[HEAD_PAD] + dl_hlen[d]):
                     _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
                     frag = -1
                     ts = C[HEAD_TRUESIZE]
@@ -672,19 +923,24 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             head_page = pid
             if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
                 head_page = _slab_page(slab1, pid)
+            elif pid >= SMALL_TAG:
+                head_page = _slab_page(slab1, pid - SMALL_TAG)
             if page_pin[head_page] == 0:
                 S[PINNED] += 1
             page_pin[head_page] += 1
             if frag >= 0:
-                if page_pin[frag] == 0:
-                    S[PINNED] += 1
-                page_pin[frag] += 1
+                if C[DRIVER_CB]:
+                    _pin_frags(S, page_pin, fl, frag, 1)
+                else:
+                    if page_pin[frag] == 0:
+                        S[PINNED] += 1
+                    page_pin[frag] += 1
             if S[PINNED] > S[PEAK_PINNED]:
                 S[PEAK_PINNED] = S[PINNED]
         else:
             S[SK_DROPS] += 1
             # kfree_skb(): frag pages, the head, then the sk_buff to its slab
-            _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
+            _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, pid, frag)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
     now = S[NOW]
     end = now + (work if work > ndel else ndel) * cost
@@ -710,7 +966,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
 @njit(cache=True)
 def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
               slab0, slab1, nc, df_page, df_frag, df_obj,
-              q_page, q_frag, q_obj, q_ts, q_cpu):
+              q_page, q_frag, q_obj, q_ts, q_cpu, fl):
     """Simulation._app_read on CPU 0: udp_recvmsg() per datagram, the skb freed in process context."""
     page_size = C[PAGE_SIZE_C]
     threshold = C[RCVBUF] >> 2
@@ -745,12 +1001,14 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
         head_page = pid  # the pages are looked up before udp_recvmsg()
         if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
             head_page = _slab_page(slab1, pid)
+        elif pid >= SMALL_TAG:
+            head_page = _slab_page(slab1, pid - SMALL_TAG)
         if C[DEFER_FREE]:
             # skb_attempt_defer_free(): freed here into CPU 0's NAPI cache when local (or the owner's
             # list is full), else queued on the allocating CPU until its next net_rx_action()
             Ro = CS[owner]
             if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
-                _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, pid, frag)
+                _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, pid, frag)
                 _nc_put(S, C, CS[0], nc[0], slab0, slab1,
                         page_ref, page_order, page_free, pg_freed, obj, True)
             else:
@@ -762,9 +1020,14 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             # consume_skb(): frag pages, the head, then the sk_buff to its slab (skb_release_data()
             # written out here: a call taking the slab tuple costs reference counting per packet)
             if frag >= 0:
-                _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+                if C[DRIVER_CB]:
+                    _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
+                else:
+                    _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
             if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
                 _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, pid)
+            elif pid >= SMALL_TAG:
+                _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, pid - SMALL_TAG)
             else:
                 _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
@@ -773,9 +1036,12 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
         if page_pin[head_page] == 0:
             S[PINNED] -= 1
         if frag >= 0:
-            page_pin[frag] -= 1
-            if page_pin[frag] == 0:
-                S[PINNED] -= 1
+            if C[DRIVER_CB]:
+                _pin_frags(S, page_pin, fl, frag, -1)
+            else:
+                page_pin[frag] -= 1
+                if page_pin[frag] == 0:
+                    S[PINNED] -= 1
         if not C[APP_UNLIMITED]:
             S[APP_NEXT] = S[NOW] + C[APP_GAP]
             _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, S[APP_NEXT], _READ, 0)
@@ -785,7 +1051,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
 @njit(cache=True)
 def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
               slab0, slab1, nc, df_page, df_frag, df_obj,
-              q_page, q_frag, q_obj, q_ts):
+              q_page, q_frag, q_obj, q_ts, fl):
     """udp_destroy_sock(), ice_clean_rx_ring() per queue, then Kernel.drain(): defer lists, NAPI caches."""
     page_size = C[PAGE_SIZE_C]
     qcap = q_page.shape[0]
@@ -793,7 +1059,7 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
     while S[Q_LEN] > 0:
         head = S[Q_HEAD]
         total += q_ts[head]
-        _release_data(S, C, slab1, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
+        _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
         _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, q_obj[head])
         head += 1
         S[Q_HEAD] = head if head < qcap else 0
@@ -818,7 +1084,7 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
             ring_page[cpu, slot] = -1
     for cpu in range(ncpus):
         if CS[cpu, DEFER_LEN]:
-            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, page_ref, page_order, page_free, pg_freed, False)
+            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, fl, page_ref, page_order, page_free, pg_freed, False)
     for cpu in range(ncpus):
         for j in range(CS[cpu, NC_LEN]):
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
@@ -854,6 +1120,11 @@ class FastSimulation:
         self.progress = progress
         self.ref = Simulation(config)  # validates, loads the profile, opens the ring as ice_open() does
         ring = self.ref.cpus[0].queue
+        self.copybreak = config.driver == "copybreak"
+        self.legacy = False
+        if self.copybreak:
+            self.copy_heads = _copybreak_copy_skbs(self.ref)
+            return
         if ring.config["page_order"] != 0:
             raise ValueError("the fast engine models buffers in order-0 pages only (MTU <= 1500 for build_skb)")
         self.legacy = not ring.build_skb
@@ -877,11 +1148,7 @@ class FastSimulation:
         cache = kernel.skbuff_cache
         C = np.zeros(C_SIZE, np.int64)
         C[RING_COUNT] = count
-        C[RXMAX] = ring.rxmax
-        C[RX_BUF_LEN] = ring.rx_buf_len
-        C[SKB_TRUESIZE_C] = profile.SKB_TRUESIZE(ring.config["frame_sz"] - profile.SHINFO_SIZE)
         C[PAGE_SIZE_C] = profile.PAGE_SIZE
-        C[PUT_MODE] = _PUT_MODES[ring.rules.put]
         C[STRICT_FIT] = ref.sock.strict_fit
         C[FWD_DEFICIT_ONLY] = ref.sock.fwd_deficit_only
         C[DEFER_FREE] = ref.sock.defer_free
@@ -893,6 +1160,12 @@ class FastSimulation:
         C[NC_SIZE] = profile.NAPI_SKB_CACHE_SIZE
         C[NC_BULK] = profile.NAPI_SKB_CACHE_BULK
         C[NC_FREE] = profile.NAPI_SKB_CACHE_FREE
+        if self.copybreak:
+            return self._run_copybreak(C)
+        C[RXMAX] = ring.rxmax
+        C[RX_BUF_LEN] = ring.rx_buf_len
+        C[SKB_TRUESIZE_C] = profile.SKB_TRUESIZE(ring.config["frame_sz"] - profile.SHINFO_SIZE)
+        C[PUT_MODE] = _PUT_MODES[ring.rules.put]
         C[FRAME_SZ] = ring.config["frame_sz"]
         if self.legacy:
             C[LEGACY] = 1
@@ -978,6 +1251,9 @@ class FastSimulation:
         dl_obj = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         dl_hlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
         dl_dlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        dl_ts = np.zeros(NAPI_POLL_WEIGHT, np.int64)
+        cb_tab = np.zeros((3, 1), np.int64)
+        fl = np.zeros((1, 3), np.int64)  # copybreak frag lists: unused here
         ev_time = np.zeros(4096, np.int64)
         ev_order = np.zeros(4096, np.int64)
         ev_kind = np.zeros(4096, np.int64)
@@ -985,11 +1261,131 @@ class FastSimulation:
         state = (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                  ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                  slab0, slab1, nc, df_page, df_frag, df_obj,
-                 q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen)
+                 q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl)
+        return self._stream(S, C, CS, state)
 
+    def _run_copybreak(self, C) -> dict | None:
+        """The copybreak driver: the rings and NAPI page_frag caches as copybreak_open_queue() left them."""
+        ref = self.ref
+        config = self.config
+        kernel = ref.kernel
+        profile = kernel.profile
+        ring = ref.cpus[0].queue
+        count = ring.count
+        ncpus = config.cpus
+        C[RXMAX] = ring.rxmax
+        C[RX_BUF_LEN] = ring.rx_buf
+        C[DRIVER_CB] = 1
+        C[CB_COPYBREAK] = ring.copybreak
+        C[CB_BUF_FRAGSZ] = profile.SKB_DATA_ALIGN_u32(ring.buf_size)
+        C[CB_BUILD_TS] = profile.SKB_TRUESIZE(ring.buf_size - profile.SHINFO_SIZE)
+        C[CB_BUF_SIZE] = ring.buf_size
+        C[CB_ROOM] = ring.buf_size - profile.SHINFO_SIZE - ring.headroom  # end - headroom
+        frag_cache = kernel.cpus[0].napi_alloc_cache.page
+        C[PF_ORDER] = frag_cache.max_order
+        C[PF_DOWN] = 0 if frag_cache.offset_up else 1
+        heads = self.copy_heads
+        cb_tab = np.zeros((3, ring.copybreak + 1), np.int64)
+        for length, (kind, truesize, fragsz, _path, _source) in enumerate(heads):
+            cb_tab[0, length] = kind
+            cb_tab[1, length] = truesize
+            cb_tab[2, length] = fragsz
+        truesize = min([int(C[CB_BUILD_TS])] + [h[1] for h in heads])  # the smallest skb
+        qcap = ref.sock.rcvbuf // truesize + 2
+        live_bound = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + int(C[NC_SIZE]) + SKB_DEFER_MAX)
+        slab_cap = live_bound + 16
+        # Live pages: the ring buffers' pages, one per queued or deferred skb head, the 1K and
+        # page_frag pages, and the slabs of both caches.
+        page_cap = (ncpus * count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 4)
+                    + ncpus * SKB_DEFER_MAX * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
+        # frag lists of skbs of several buffers, a row each: [count, page ids..., free-stack slot]
+        fl = np.zeros((slab_cap, profile.MAX_SKB_FRAGS + 2), np.int64)
+
+        S = np.zeros(S_SIZE, np.int64)
+        S[APP_WAITING] = 1
+        CS = np.zeros((ncpus, R_SIZE), np.int64)
+        CS[:, BUDGET_LEFT] = NETDEV_BUDGET
+        CS[:, P1K_PAGE] = -1
+        CS[:, PF_PAGE] = -1
+        page_ref = np.zeros(page_cap, np.int64)
+        page_order = np.zeros(page_cap, np.int64)
+        page_free = np.zeros(page_cap, np.int64)
+        page_pin = np.zeros(page_cap, np.int64)
+        pg_alloc = np.zeros(32, np.int64)
+        pg_freed = np.zeros(32, np.int64)
+        ring_page = np.full((ncpus, count), -1, np.int64)
+        ring_bias = np.ones((ncpus, count), np.int64)  # one page reference per buffer
+        ring_pgcnt = np.zeros((ncpus, count), np.int64)
+        desc_dd = np.zeros((ncpus, count), np.int64)
+        desc_len = np.zeros((ncpus, count), np.int64)
+        desc_hlen = np.zeros((ncpus, count), np.int64)
+        pages = kernel.pages
+        for order, n in pages.allocated.items():
+            pg_alloc[order] = n
+        for order, n in pages.freed.items():
+            pg_freed[order] = n
+        S[IN_USE] = pages.in_use
+        S[PEAK_IN_USE] = pages.peak_in_use
+        pid_of = {}
+        for pfn, page in pages.live.items():
+            pid = int(S[PG_NEXT])
+            S[PG_NEXT] += 1
+            pid_of[pfn] = pid
+            page_ref[pid] = page.refcount
+            page_order[pid] = page.order
+        seen = set()
+        for cpu, cpu_state in enumerate(ref.cpus):
+            ring = cpu_state.queue
+            for slot, data in enumerate(ring.buffers):
+                if data is not None:
+                    pfn = pages.virt_to_head_page(data).pfn
+                    ring_page[cpu, slot] = pid_of[pfn]
+                    seen.add(pfn)
+            for slot, desc in enumerate(ring.desc):
+                desc_dd[cpu, slot] = desc.dd
+            R = CS[cpu]
+            R[NTC], R[HW_NEXT] = ring.next_to_clean, ring.hw_next
+            state = kernel.cpus[cpu]
+            nc = state.napi_alloc_cache
+            if (nc.page_small.page is not None or state.netdev_alloc_cache.page is not None
+                    or nc.skb_cache or nc.page.pfmemalloc):
+                raise ValueError("unexpected per-CPU cache state at start")
+            if nc.page.page is not None:
+                R[PF_PAGE] = pid_of[nc.page.page.pfn]
+                R[PF_OFFSET], R[PF_SIZE], R[PF_BIAS] = nc.page.offset, nc.page.size, nc.page.pagecnt_bias
+                seen.add(nc.page.page.pfn)
+            S[PF_ALLOCS] += nc.page.allocs
+            S[PF_REFILLS] += nc.page.refills
+            S[PF_REUSES] += nc.page.reuses
+        if seen != set(pages.live):
+            raise ValueError("unexpected pages at start")
+        cache = kernel.skbuff_cache
+        slab0 = _new_slab_cache(cache, slab_cap)
+        small = kernel.skb_small_head_cache
+        slab1 = _new_slab_cache(small, slab_cap) if small is not None else _new_slab_cache(cache, 1)
+        nc = np.zeros((ncpus, int(C[NC_SIZE]) + 1), np.int64)
+        df_page = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
+        df_frag = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
+        df_obj = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
+        q_page = np.zeros(qcap, np.int64)
+        q_obj = np.zeros(qcap, np.int64)
+        q_ts = np.zeros(qcap, np.int64)
+        q_cpu = np.zeros(qcap, np.int64)
+        q_frag = np.zeros(qcap, np.int64)
+        dl = [np.zeros(NAPI_POLL_WEIGHT, np.int64) for _ in range(6)]
+        ev = [np.zeros(4096, np.int64) for _ in range(4)]
+        state = (*ev, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
+                 ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
+                 slab0, slab1, nc, df_page, df_frag, df_obj,
+                 q_page, q_frag, q_obj, q_ts, q_cpu, *dl, cb_tab, fl)
+        return self._stream(S, C, CS, state)
+
+    def _stream(self, S, C, CS, state) -> dict | None:
+        """Feed the traffic through the compiled loop chunk by chunk, then the remaining events."""
+        config = self.config
         empty = np.zeros(0, np.int64)
         try:
-            for lengths, times, queues, hlens in _traffic_chunks(ref.source, config, self.legacy, ref):
+            for lengths, times, queues, hlens in _traffic_chunks(self.ref.source, config, self.legacy, self.ref):
                 n = len(lengths)
                 done = _run(S, C, CS, lengths, times, queues, hlens, n, False, *state)
                 if S[ERR] or done != n:
@@ -1009,7 +1405,7 @@ class FastSimulation:
         (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1, nc, df_page, df_frag, df_obj,
-         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen) = state
+         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl) = state
         ref = self.ref
         config = self.config
         kernel = ref.kernel
@@ -1027,7 +1423,7 @@ class FastSimulation:
                     "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
         _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
                   slab0, slab1, nc, df_page, df_frag, df_obj,
-                  q_page, q_frag, q_obj, q_ts)
+                  q_page, q_frag, q_obj, q_ts, fl)
         if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0 or slab1[0][K_LIVE] != 0:
             return None  # something left over: only the reference engine can itemise it
         pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
@@ -1049,10 +1445,24 @@ class FastSimulation:
         packets = int(S[PACKETS])
         nbytes = int(S[BYTES])
         ring = ref.cpus[0].queue
-        if self.legacy:
+        if self.copybreak:
+            paths, head_sources = {}, {}
+            kinds = {HEAD_1K: CB_N_1K, HEAD_SMALL: CB_N_SMALL, HEAD_FRAG: CB_N_FRAG}
+            named = {h[0]: (h[3], h[4]) for h in self.copy_heads}
+            named[-1] = ("napi_build_skb", "copybreak rx buffer (page_frag)")
+            for kind, (path, head_source) in named.items():
+                n = int(S[kinds[kind]] if kind >= 0 else S[CB_N_BUILD])
+                if n:
+                    paths[path] = paths.get(path, 0) + n
+                    head_sources[head_source] = head_sources.get(head_source, 0) + n
+            paths, head_sources = dict(sorted(paths.items())), dict(sorted(head_sources.items()))
+        elif self.legacy:
             path, head_source = self.head["path"], self.head["source"]
         else:
             path, head_source = "napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)"
+        if not self.copybreak:
+            paths = {path: delivered_to_stack} if delivered_to_stack else {}
+            head_sources = {head_source: delivered_to_stack} if delivered_to_stack else {}
         dropped = {"ring_full": int(S[D_RING_DROPS]), "oversize": int(S[D_OVERSIZE]), "driver": 0,
                    "socket_rcvbuf": int(S[SK_DROPS])}
         return {
@@ -1072,8 +1482,8 @@ class FastSimulation:
             "truesize_total": truesize_total,
             "truesize_per_packet": round(truesize_total / delivered_to_stack, 2) if delivered_to_stack else 0,
             "truesize_per_byte": round(truesize_total / max(1, nbytes), 4),
-            "paths": {path: delivered_to_stack} if delivered_to_stack else {},
-            "head_sources": {head_source: delivered_to_stack} if delivered_to_stack else {},
+            "paths": paths,
+            "head_sources": head_sources,
             "pages": {
                 "allocated_by_order": {str(k): v for k, v in sorted(pages_allocated.items())},
                 "freed_by_order": {str(k): v for k, v in sorted(pages_freed.items())},
@@ -1131,6 +1541,40 @@ def _legacy_header_skb(ref: Simulation) -> dict:
         skb = _ice_alloc_hdr_skb(scratch, ring)
     return {"source": skb.head_source, "path": skb.path, "truesize": skb.truesize, "end": skb.end,
             "tail": skb.tail, "head_size": skb.head_size}
+
+
+def _copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
+    """What copybreak_copy_skb()'s napi_alloc_skb(len) gives for every len up to copybreak.
+
+    Each length runs through the model's napi_alloc_skb() on a scratch kernel
+    of the same profile (the run's kernel is untouched): (head kind, truesize,
+    page_frag fragment size, path, head source).  A head from anywhere but the
+    1K pieces, skbuff_small_head or the NAPI page_frag_cache is out of scope.
+    """
+    from skbsim.kernel import Kernel
+    from skbsim.net.napi import napi_struct, net_device
+    from skbsim.net.skbuff import consume_skb, napi_alloc_skb
+
+    ring = ref.cpus[0].queue
+    scratch = Kernel(ref.kernel.profile, ncpus=1)
+    napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
+    kinds = {"page_frag_1k": HEAD_1K, "skbuff_small_head": HEAD_SMALL, "page_frag": HEAD_FRAG}
+    heads = []
+    for length in range(ring.copybreak + 1):
+        with scratch.softirq(0):
+            skb = napi_alloc_skb(scratch, napi, length)
+            if skb is None or skb.head_source not in kinds:
+                raise ValueError(f"the fast engine models copybreak copies into heads from {', '.join(kinds)} only; "
+                                 f"napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
+                                 f"{None if skb is None else skb.head_source}")
+            if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
+                raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
+            heads.append((kinds[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source))
+            consume_skb(scratch, skb)
+    for kind, _truesize, _fragsz, path, source in heads:
+        if (path, source) != next((h[3], h[4]) for h in heads if h[0] == kind):
+            raise ValueError("copybreak copies of one head kind with different paths")
+    return heads
 
 
 def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None):

@@ -85,6 +85,55 @@ def test_fixed_workloads(kernel, workload, rx):
     _assert_same(kernel=kernel, **kwargs)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize(
+    "workload",
+    [
+        # the defaults (copybreak 256, rx_buf 2048, ring 256): IMIX frames copied or built
+        dict(traffic="imix", count=20_000),
+        # copybreak 0: every frame built around its buffer, a slow reader against a small buffer
+        dict(traffic="uniform:14-1514", count=5_000, rcvbuf=20_000, app_rate=200_000.0,
+             options={"copybreak": "0"}),
+        # copy heads from every source (1K pieces or skbuff_small_head, then the NAPI page_frag_cache,
+        # which the ring buffers come from too) up to the largest rx_buf; frames above rxmax are not
+        # possible here, frames below ETH_ZLEN are
+        dict(traffic="uniform:14-3712", count=8_000, rate=3e6, arrival="poisson", app_rate=1e6, seed=7,
+             options={"copybreak": "3712", "rx_buf": "3712"}),
+        # line rate into an 8-descriptor ring: ring drops, whole-budget polls
+        dict(traffic="uniform:60-1600", count=8_000, rate=2e7, options={"ring": "8", "copybreak": "1000"}),
+        # no pacing: time squeeze
+        dict(traffic="imix", count=3_000, rate=None, packet_cost_ns=4_000, options={"rx_buf": "1514"}),
+        # several CPUs: per-CPU rings and page_frag caches, skbs freed by the reader on CPU 0
+        dict(traffic="imix", count=20_000, cpus=4, flows=16, rate=4e6, options={"copybreak": "600"}),
+        dict(traffic="uniform:14-1536", count=8_000, cpus=3, flows=1000, rate=None, app_rate=2e6, rcvbuf=100_000,
+             options={"rx_buf": "1536", "copybreak": "128", "ring": "64"}),
+        # frames of several buffers (frags of buf_size truesize each), up to 9 of 1024 bytes, on 2 CPUs
+        dict(traffic="uniform:60-9000", count=6_000, cpus=2, rate=3e6, rcvbuf=400_000, app_rate=5e5,
+             options={"rx_buf": "1024", "ring": "64"}),
+        # two buffers whose second part fits the first buffer's slack (SKB_DATA_ALIGN(66 + 2000) - 2066 =
+        # 46 bytes): skb_condense() under memory pressure pulls the frag in
+        dict(traffic="uniform:1990-2100", count=4_000, rcvbuf=50_000, app_rate=2e5,
+             options={"rx_buf": "2000", "copybreak": "0"}),
+    ],
+)
+def test_copybreak_fixed_workloads(kernel, workload):
+    _assert_same(kernel=kernel, **{"driver": "copybreak", "options": {}, **workload})
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_copybreak_pcap_workload(tmp_path, cpus):
+    # rx_buf 3712: every frame of this capture fits one buffer (the longest is 3712 bytes)
+    path = _pcap(tmp_path / "mix.pcap", [60, 1514, 590, 60, 1000, 1536, 3712, 257, 256, 42] * 300)
+    for kernel in KERNELS:
+        _assert_same(kernel=kernel, driver="copybreak", options={"rx_buf": "3712"}, traffic=f"pcap:{path}",
+                     count=None, rate=None, rcvbuf=30_000, app_rate=300_000.0, cpus=cpus)
+    # rx_buf 256: rxmax = (MAX_SKB_FRAGS + 1) * 256 = 18 * 256 = 4608 on 4K pages (MAX_SKB_FRAGS 17),
+    # so a 9000-byte frame is dropped by the NIC as oversize; 4608 takes 18 buffers, 257 two
+    small = _pcap(tmp_path / "small.pcap", [60, 256, 9000, 14, 200, 4608, 257, 4609] * 300)
+    _assert_same(kernel="6.9", driver="copybreak", options={"rx_buf": "256", "copybreak": "100"},
+                 traffic=f"pcap:{small}", count=None, rate=None, cpus=cpus)
+
+
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_pcap_workload(tmp_path, cpus):
     path = _pcap(tmp_path / "mix.pcap", [60, 1514, 590, 60, 1000, 1536, 1537, 9000, 42] * 300)
@@ -128,10 +177,45 @@ def test_random_workloads_give_identical_json(kernel, rx, ring, mtu, traffic, co
     _assert_same(**kwargs)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kernel=st.sampled_from(KERNELS),
+    copybreak=st.sampled_from([None, "0", "64", "200", "256", "300", "700", "1000", "1514"]),
+    rx_buf=st.sampled_from([None, "512", "1514", "1600", "3712"]),
+    ring=st.sampled_from([None, "8", "64", "512"]),
+    # up to 4000 bytes: at most 8 buffers of 512, so every frame fits the smallest ring
+    traffic=st.sampled_from(["imix", "fixed:60", "fixed:1514", "fixed:257", "uniform:14-1600", "uniform:60-500",
+                             "uniform:14-4000"]),
+    count=st.integers(0, 2_500),
+    rate=st.sampled_from([None, 1e5, 1e6, 3e6, 2e7, 1234567.0]),
+    poisson=st.booleans(),
+    rcvbuf=st.sampled_from([1, 2304, 5_000, 50_000, 212_992, 4_000_000]),
+    app_rate=st.sampled_from([None, 1e4, 5e5, 3e6]),
+    seed=st.integers(0, 1000),
+    cpus=st.integers(1, 4),
+    flows=st.sampled_from([1, 2, 16, 500]),
+    packet_cost_ns=st.sampled_from([0, 100, 500, 3_000]),
+    irq_latency_ns=st.sampled_from([0, 2_000, 50_000]),
+)
+def test_random_copybreak_workloads_give_identical_json(kernel, copybreak, rx_buf, ring, traffic, count, rate, poisson,
+                                                        rcvbuf, app_rate, seed, cpus, flows, packet_cost_ns,
+                                                        irq_latency_ns):
+    options = {}
+    for name, value in (("copybreak", copybreak), ("rx_buf", rx_buf), ("ring", ring)):
+        if value:
+            options[name] = value
+    if int(options.get("copybreak", 256)) > int(options.get("rx_buf", 2048)):
+        options["copybreak"] = options.get("rx_buf", "2048")  # copybreak <= rx_buf, or the options are refused
+    kwargs = dict(kernel=kernel, driver="copybreak", options=options, traffic=traffic, count=count, rate=rate,
+                  arrival="poisson" if poisson and rate else "constant", rcvbuf=rcvbuf, app_rate=app_rate,
+                  seed=seed, cpus=cpus, flows=flows, packet_cost_ns=packet_cost_ns, irq_latency_ns=irq_latency_ns)
+    _assert_same(**kwargs)
+
+
 @pytest.mark.parametrize(
     "config, reason",
     [
-        (RunConfig(driver="copybreak", options={}), "ice driver"),
+        (RunConfig(driver="tun", options={}), "ice and copybreak drivers"),
         (RunConfig(options={"rx": "build_skb"}, rcvbuf=1 << 27), "--rcvbuf up to"),
     ],
 )
@@ -166,9 +250,12 @@ def test_cli_engine_choice_and_fallback_message(capsys):
     assert json.loads(captured.out)["engine"] == "fast" and "reference engine used" not in captured.err
     assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "copybreak"]) == 0
     captured = capsys.readouterr()
+    assert json.loads(captured.out)["engine"] == "fast" and "reference engine used" not in captured.err
+    assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun"]) == 0
+    captured = capsys.readouterr()
     assert json.loads(captured.out)["engine"] == "reference"
     lines = [line for line in captured.err.splitlines() if "reference engine used" in line]
-    assert len(lines) == 1 and "only the ice driver" in lines[0]
+    assert len(lines) == 1 and "only the ice and copybreak drivers" in lines[0]
 
 
 @pytest.mark.parametrize("count, rate", [(None, None), (1000, None), (0, None), (None, 2e6), (777, 333333.0)])
