@@ -119,6 +119,15 @@ def test_small_ice_ring_under_overload():
     assert result["leaks"]["clean"]
 
 
+def test_frame_longer_than_the_whole_copybreak_ring_is_dropped():
+    # 9000-byte frames in 1024-byte buffers need ceil(9000 / 1024) = 9 descriptors; a ring of 8 can never
+    # hold one, so the NIC drops every such frame (it used to wrap around onto its own first descriptor).
+    result, _ = simulate(RunConfig(driver="copybreak", options={"ring": "8", "rx_buf": "1024"},
+                                   traffic="fixed:9000", count=50))
+    assert result["dropped"]["ring_full"] == 50 and result["delivered"] == 0
+    assert result["leaks"]["clean"]
+
+
 def test_same_seed_same_json():
     config = dict(traffic="uniform:60-1514", count=2000, cpus=2, rate=2e6, arrival="poisson", seed=5,
                   rcvbuf=50000, app_rate=5e5)

@@ -209,6 +209,10 @@ def copybreak_nic_receive(kernel: Kernel, ring: copybreak_ring, frame: Frame) ->
         ring.stats.oversize_drops += 1
         return False
     nbufs = -(-length // ring.rx_buf)
+    if nbufs > ring.count:
+        # More buffers than the ring has descriptors: the NIC can never take it.
+        ring.stats.ring_drops += 1
+        return False
     idx = ring.hw_next
     for _ in range(nbufs):
         if ring.desc[idx].dd or ring.buffers[idx] is None:
