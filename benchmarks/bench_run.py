@@ -4,7 +4,7 @@
 Prints figures and ratios; asserts nothing.
 
 1. The model: packets per second of both engines on IMIX traffic (Linux
-   6.9 profile, one CPU, ice legacy-rx and build_skb), each after one
+   6.9 profile, one CPU, ice legacy-rx and build_skb, copybreak), each after one
    untimed warm-up run (imports; the fast engine loads numba's cache).
 2. The live kernel: the same IMIX frames written into a tap device in a
    network namespace of our own, with each frame's truesize read back from
@@ -36,12 +36,14 @@ sys.path.insert(0, str(ROOT))
 IMIX_CYCLE = (60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 590, 60)  # skbsim.traffic's simple IMIX
 
 
-def bench_model(packets: int, engine: str = "reference", rx: str = "legacy") -> float:
+def bench_model(packets: int, engine: str = "reference", rx: str = "legacy", driver: str = "ice") -> float:
     from skbsim.fast import simulate_engine
     from skbsim.sim import RunConfig
 
+    options = {"rx": rx} if driver == "ice" else {}
+
     def config(count):
-        return RunConfig(kernel="6.9", driver="ice", options={"rx": rx}, traffic="imix", count=count)
+        return RunConfig(kernel="6.9", driver=driver, options=options, traffic="imix", count=count)
 
     simulate_engine(config(1000), engine)  # warm-up: imports, numba's cache
     started = time.perf_counter()
@@ -50,7 +52,8 @@ def bench_model(packets: int, engine: str = "reference", rx: str = "legacy") -> 
     assert result["leaks"]["clean"], result["leaks"]
     assert not fell_back, fell_back
     rate = packets / elapsed
-    print(f"model   {result['engine']:>9} engine, 6.9 ice rx={rx}, imix, 1 CPU: {packets:,} packets in {elapsed:.2f} s "
+    label = f"ice rx={rx}" if driver == "ice" else driver
+    print(f"model   {result['engine']:>9} engine, 6.9 {label}, imix, 1 CPU: {packets:,} packets in {elapsed:.2f} s "
           f"= {rate:,.0f} packets/s")
     return rate
 
@@ -182,12 +185,15 @@ def main() -> int:
     reference = bench_model(args.ref_packets, "reference", "build_skb")
     fast_legacy = bench_model(args.packets, "fast", "legacy")
     fast = bench_model(args.packets, "fast", "build_skb")
+    reference_copybreak = bench_model(args.ref_packets, "reference", driver="copybreak")
+    fast_copybreak = bench_model(args.packets, "fast", driver="copybreak")
     print(f"ratio   fast / reference engine: legacy {fast_legacy / reference_legacy:.1f}, "
-          f"build_skb {fast / reference:.1f}")
+          f"build_skb {fast / reference:.1f}, copybreak {fast_copybreak / reference_copybreak:.1f}")
     live = bench_live(args.live_packets)
     if live:
         for name, rate in (("reference engine, legacy", reference_legacy), ("reference engine, build_skb", reference),
-                           ("fast engine, legacy", fast_legacy), ("fast engine, build_skb", fast)):
+                           ("fast engine, legacy", fast_legacy), ("fast engine, build_skb", fast),
+                           ("fast engine, copybreak", fast_copybreak)):
             print(f"ratio   {name} / live kernel = {rate / live:.2f}")
     if not args.skip_pcap:
         rates = bench_pcap_memory(args.pcap_packets, args.ref_pcap_packets)
