@@ -1109,6 +1109,60 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
 # -- the Python side ---------------------------------------------------------------------------
 
 
+class _RunArrays:
+    """The integer state every driver's run starts from, as the reference kernel left it.
+
+    Sized by the ring, the socket queue and the caches (never by the packet
+    count).  Page counters start from the reference page allocator's; the
+    caller fills in the ring's pages and descriptors.  ``state()`` is the
+    tuple _run() takes, in its order.
+    """
+
+    def __init__(self, kernel, C, ncpus: int, count: int, page_cap: int, slab_cap: int, qcap: int,
+                 slab1, cb_tab, fl, ring_bias: int):
+        self.S = np.zeros(S_SIZE, np.int64)
+        self.S[APP_WAITING] = 1
+        self.CS = np.zeros((ncpus, R_SIZE), np.int64)
+        self.CS[:, BUDGET_LEFT] = NETDEV_BUDGET
+        self.CS[:, P1K_PAGE] = -1
+        self.CS[:, PF_PAGE] = -1
+        self.ev = [np.zeros(4096, np.int64) for _ in range(4)]
+        self.page_ref = np.zeros(page_cap, np.int64)
+        self.page_order = np.zeros(page_cap, np.int64)
+        self.page_free = np.zeros(page_cap, np.int64)
+        self.page_pin = np.zeros(page_cap, np.int64)
+        self.pg_alloc = np.zeros(32, np.int64)
+        self.pg_freed = np.zeros(32, np.int64)
+        pages = kernel.pages
+        for order, n in pages.allocated.items():
+            self.pg_alloc[order] = n
+        for order, n in pages.freed.items():
+            self.pg_freed[order] = n
+        self.S[IN_USE] = pages.in_use
+        self.S[PEAK_IN_USE] = pages.peak_in_use
+        self.ring_page = np.full((ncpus, count), -1, np.int64)
+        self.ring_bias = np.full((ncpus, count), ring_bias, np.int64)
+        self.ring_pgcnt = np.zeros((ncpus, count), np.int64)
+        self.desc_dd = np.zeros((ncpus, count), np.int64)
+        self.desc_len = np.zeros((ncpus, count), np.int64)
+        self.desc_hlen = np.zeros((ncpus, count), np.int64)
+        cache = kernel.skbuff_cache
+        self.slab0 = _new_slab_cache(cache, slab_cap)
+        # Without a second cache in use, a one-slab stand-in keeps the call signature.
+        self.slab1 = _new_slab_cache(slab1, slab_cap) if slab1 is not None else _new_slab_cache(cache, 1)
+        self.nc = np.zeros((ncpus, int(C[NC_SIZE]) + 1), np.int64)
+        self.df = [np.zeros((ncpus, SKB_DEFER_MAX), np.int64) for _ in range(3)]  # page, frag, obj
+        self.q = [np.zeros(qcap, np.int64) for _ in range(5)]  # page, frag, obj, ts, cpu
+        self.dl = [np.zeros(NAPI_POLL_WEIGHT, np.int64) for _ in range(6)]  # page, frag, obj, hlen, dlen, ts
+        self.cb_tab = cb_tab
+        self.fl = fl
+
+    def state(self) -> tuple:
+        return (*self.ev, self.page_ref, self.page_order, self.page_free, self.page_pin, self.pg_alloc,
+                self.pg_freed, self.ring_page, self.ring_bias, self.ring_pgcnt, self.desc_dd, self.desc_len,
+                self.desc_hlen, self.slab0, self.slab1, self.nc, *self.df, *self.q, *self.dl, self.cb_tab, self.fl)
+
+
 class FastSimulation:
     """One run of the fast engine; the reference Simulation supplies setup and constants."""
 
@@ -1145,7 +1199,6 @@ class FastSimulation:
         profile = kernel.profile
         ring = ref.cpus[0].queue
         count = ring.count
-        cache = kernel.skbuff_cache
         C = np.zeros(C_SIZE, np.int64)
         C[RING_COUNT] = count
         C[PAGE_SIZE_C] = profile.PAGE_SIZE
@@ -1188,32 +1241,15 @@ class FastSimulation:
         page_cap = (ncpus * count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 2)
                     + 2 * slab_cap + 16)
 
-        S = np.zeros(S_SIZE, np.int64)
-        S[APP_WAITING] = 1
-        CS = np.zeros((ncpus, R_SIZE), np.int64)
-        CS[:, BUDGET_LEFT] = NETDEV_BUDGET
-        CS[:, P1K_PAGE] = -1
-        CS[:, PF_PAGE] = -1
-        page_ref = np.zeros(page_cap, np.int64)
-        page_order = np.zeros(page_cap, np.int64)
-        page_free = np.zeros(page_cap, np.int64)
-        page_pin = np.zeros(page_cap, np.int64)
-        pg_alloc = np.zeros(32, np.int64)
-        pg_freed = np.zeros(32, np.int64)
-        ring_page = np.full((ncpus, count), -1, np.int64)
-        ring_bias = np.zeros((ncpus, count), np.int64)
-        ring_pgcnt = np.zeros((ncpus, count), np.int64)
-        desc_dd = np.zeros((ncpus, count), np.int64)
-        desc_len = np.zeros((ncpus, count), np.int64)
-        desc_hlen = np.zeros((ncpus, count), np.int64)
+        small = kernel.skb_small_head_cache
+        a = _RunArrays(kernel, C, ncpus, count, page_cap, slab_cap, qcap,
+                       slab1=small if small is not None and self.legacy else None,
+                       cb_tab=np.zeros((3, 1), np.int64),
+                       fl=np.zeros((1, 3), np.int64),  # copybreak frag lists: unused here
+                       ring_bias=0)
+        S, CS = a.S, a.CS
         # The rings as ice_open() left them in the reference kernel.
         pages = kernel.pages
-        for order, n in pages.allocated.items():
-            pg_alloc[order] = n
-        for order, n in pages.freed.items():
-            pg_freed[order] = n
-        S[IN_USE] = pages.in_use
-        S[PEAK_IN_USE] = pages.peak_in_use
         ring_pages = sum(1 for st in ref.cpus for b in st.queue.rx_buf if b.page is not None)
         if len(pages.live) != ring_pages:
             raise ValueError("unexpected pages at start")
@@ -1223,46 +1259,18 @@ class FastSimulation:
                 if buf.page is not None:
                     pid = S[PG_NEXT]
                     S[PG_NEXT] += 1
-                    page_ref[pid] = buf.page.refcount
-                    page_order[pid] = buf.page.order
-                    ring_page[cpu, slot] = pid
-                    ring_bias[cpu, slot] = buf.pagecnt_bias
+                    a.page_ref[pid] = buf.page.refcount
+                    a.page_order[pid] = buf.page.order
+                    a.ring_page[cpu, slot] = pid
+                    a.ring_bias[cpu, slot] = buf.pagecnt_bias
             for slot, desc in enumerate(ring.desc):
-                desc_dd[cpu, slot] = desc.dd
+                a.desc_dd[cpu, slot] = desc.dd
             R = CS[cpu]
             R[NTU], R[NTC], R[NTA], R[FIRST_DESC] = (ring.next_to_use, ring.next_to_clean, ring.next_to_alloc,
                                                      ring.first_desc)
             R[TAIL], R[HW_NEXT] = ring.tail, ring.hw_next
             S[D_PAGES_ALLOC] += ring.stats.pages_allocated
-        slab0 = _new_slab_cache(cache, slab_cap)
-        small = kernel.skb_small_head_cache
-        slab1 = _new_slab_cache(small, slab_cap) if small is not None and self.legacy else _new_slab_cache(cache, 1)
-        nc = np.zeros((ncpus, int(C[NC_SIZE]) + 1), np.int64)
-        df_page = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
-        df_frag = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
-        df_obj = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
-        q_page = np.zeros(qcap, np.int64)
-        q_obj = np.zeros(qcap, np.int64)
-        q_ts = np.zeros(qcap, np.int64)
-        q_cpu = np.zeros(qcap, np.int64)
-        q_frag = np.zeros(qcap, np.int64)
-        dl_page = np.zeros(NAPI_POLL_WEIGHT, np.int64)
-        dl_frag = np.zeros(NAPI_POLL_WEIGHT, np.int64)
-        dl_obj = np.zeros(NAPI_POLL_WEIGHT, np.int64)
-        dl_hlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
-        dl_dlen = np.zeros(NAPI_POLL_WEIGHT, np.int64)
-        dl_ts = np.zeros(NAPI_POLL_WEIGHT, np.int64)
-        cb_tab = np.zeros((3, 1), np.int64)
-        fl = np.zeros((1, 3), np.int64)  # copybreak frag lists: unused here
-        ev_time = np.zeros(4096, np.int64)
-        ev_order = np.zeros(4096, np.int64)
-        ev_kind = np.zeros(4096, np.int64)
-        ev_cpu = np.zeros(4096, np.int64)
-        state = (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
-                 ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-                 slab0, slab1, nc, df_page, df_frag, df_obj,
-                 q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl)
-        return self._stream(S, C, CS, state)
+        return self._stream(S, C, CS, a.state())
 
     def _run_copybreak(self, C) -> dict | None:
         """The copybreak driver: the rings and NAPI page_frag caches as copybreak_open_queue() left them."""
@@ -1301,48 +1309,28 @@ class FastSimulation:
         # frag lists of skbs of several buffers, a row each: [count, page ids..., free-stack slot]
         fl = np.zeros((slab_cap, profile.MAX_SKB_FRAGS + 2), np.int64)
 
-        S = np.zeros(S_SIZE, np.int64)
-        S[APP_WAITING] = 1
-        CS = np.zeros((ncpus, R_SIZE), np.int64)
-        CS[:, BUDGET_LEFT] = NETDEV_BUDGET
-        CS[:, P1K_PAGE] = -1
-        CS[:, PF_PAGE] = -1
-        page_ref = np.zeros(page_cap, np.int64)
-        page_order = np.zeros(page_cap, np.int64)
-        page_free = np.zeros(page_cap, np.int64)
-        page_pin = np.zeros(page_cap, np.int64)
-        pg_alloc = np.zeros(32, np.int64)
-        pg_freed = np.zeros(32, np.int64)
-        ring_page = np.full((ncpus, count), -1, np.int64)
-        ring_bias = np.ones((ncpus, count), np.int64)  # one page reference per buffer
-        ring_pgcnt = np.zeros((ncpus, count), np.int64)
-        desc_dd = np.zeros((ncpus, count), np.int64)
-        desc_len = np.zeros((ncpus, count), np.int64)
-        desc_hlen = np.zeros((ncpus, count), np.int64)
+        a = _RunArrays(kernel, C, ncpus, count, page_cap, slab_cap, qcap,
+                       slab1=kernel.skb_small_head_cache, cb_tab=cb_tab, fl=fl,
+                       ring_bias=1)  # one page reference per buffer
+        S, CS = a.S, a.CS
         pages = kernel.pages
-        for order, n in pages.allocated.items():
-            pg_alloc[order] = n
-        for order, n in pages.freed.items():
-            pg_freed[order] = n
-        S[IN_USE] = pages.in_use
-        S[PEAK_IN_USE] = pages.peak_in_use
         pid_of = {}
         for pfn, page in pages.live.items():
             pid = int(S[PG_NEXT])
             S[PG_NEXT] += 1
             pid_of[pfn] = pid
-            page_ref[pid] = page.refcount
-            page_order[pid] = page.order
+            a.page_ref[pid] = page.refcount
+            a.page_order[pid] = page.order
         seen = set()
         for cpu, cpu_state in enumerate(ref.cpus):
             ring = cpu_state.queue
             for slot, data in enumerate(ring.buffers):
                 if data is not None:
                     pfn = pages.virt_to_head_page(data).pfn
-                    ring_page[cpu, slot] = pid_of[pfn]
+                    a.ring_page[cpu, slot] = pid_of[pfn]
                     seen.add(pfn)
             for slot, desc in enumerate(ring.desc):
-                desc_dd[cpu, slot] = desc.dd
+                a.desc_dd[cpu, slot] = desc.dd
             R = CS[cpu]
             R[NTC], R[HW_NEXT] = ring.next_to_clean, ring.hw_next
             state = kernel.cpus[cpu]
@@ -1359,26 +1347,7 @@ class FastSimulation:
             S[PF_REUSES] += nc.page.reuses
         if seen != set(pages.live):
             raise ValueError("unexpected pages at start")
-        cache = kernel.skbuff_cache
-        slab0 = _new_slab_cache(cache, slab_cap)
-        small = kernel.skb_small_head_cache
-        slab1 = _new_slab_cache(small, slab_cap) if small is not None else _new_slab_cache(cache, 1)
-        nc = np.zeros((ncpus, int(C[NC_SIZE]) + 1), np.int64)
-        df_page = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
-        df_frag = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
-        df_obj = np.zeros((ncpus, SKB_DEFER_MAX), np.int64)
-        q_page = np.zeros(qcap, np.int64)
-        q_obj = np.zeros(qcap, np.int64)
-        q_ts = np.zeros(qcap, np.int64)
-        q_cpu = np.zeros(qcap, np.int64)
-        q_frag = np.zeros(qcap, np.int64)
-        dl = [np.zeros(NAPI_POLL_WEIGHT, np.int64) for _ in range(6)]
-        ev = [np.zeros(4096, np.int64) for _ in range(4)]
-        state = (*ev, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
-                 ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
-                 slab0, slab1, nc, df_page, df_frag, df_obj,
-                 q_page, q_frag, q_obj, q_ts, q_cpu, *dl, cb_tab, fl)
-        return self._stream(S, C, CS, state)
+        return self._stream(S, C, CS, a.state())
 
     def _stream(self, S, C, CS, state) -> dict | None:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events."""
