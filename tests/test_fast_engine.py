@@ -146,16 +146,10 @@ def test_pcap_workload(tmp_path, cpus):
                      rate=None, rcvbuf=30_000, app_rate=300_000.0, cpus=cpus)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    kernel=st.sampled_from(KERNELS),
-    rx=st.sampled_from(["build_skb", "legacy"]),
-    ring=st.sampled_from([None, "64", "96", "512", "2048"]),
-    mtu=st.sampled_from([None, "68", "1200", "1500"]),
-    traffic=st.sampled_from(["imix", "fixed:60", "fixed:1514", "fixed:1537", "uniform:14-1600", "uniform:60-1536"]),
+# What every random workload draws besides its driver's options: timing, socket, CPUs, traffic shape.
+RUN_SPACE = st.fixed_dictionaries(dict(
     count=st.integers(0, 2_500),
     rate=st.sampled_from([None, 1e5, 1e6, 3e6, 2e7, 1234567.0]),
-    poisson=st.booleans(),
     rcvbuf=st.sampled_from([1, 2304, 5_000, 50_000, 212_992, 4_000_000]),
     app_rate=st.sampled_from([None, 1e4, 5e5, 3e6]),
     seed=st.integers(0, 1000),
@@ -163,18 +157,27 @@ def test_pcap_workload(tmp_path, cpus):
     flows=st.sampled_from([1, 2, 16, 500]),
     packet_cost_ns=st.sampled_from([0, 100, 500, 3_000]),
     irq_latency_ns=st.sampled_from([0, 2_000, 50_000]),
+    poisson=st.booleans(),
+)).map(lambda run: {**{k: v for k, v in run.items() if k != "poisson"},
+                    "arrival": "poisson" if run["poisson"] and run["rate"] else "constant"})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kernel=st.sampled_from(KERNELS),
+    rx=st.sampled_from(["build_skb", "legacy"]),
+    ring=st.sampled_from([None, "64", "96", "512", "2048"]),
+    mtu=st.sampled_from([None, "68", "1200", "1500"]),
+    traffic=st.sampled_from(["imix", "fixed:60", "fixed:1514", "fixed:1537", "uniform:14-1600", "uniform:60-1536"]),
+    run=RUN_SPACE,
 )
-def test_random_workloads_give_identical_json(kernel, rx, ring, mtu, traffic, count, rate, poisson, rcvbuf, app_rate,
-                                              seed, cpus, flows, packet_cost_ns, irq_latency_ns):
+def test_random_workloads_give_identical_json(kernel, rx, ring, mtu, traffic, run):
     options = {"rx": rx}
     if ring:
         options["ring"] = ring
     if mtu:
         options["mtu"] = mtu
-    kwargs = dict(kernel=kernel, options=options, traffic=traffic, count=count, rate=rate,
-                  arrival="poisson" if poisson and rate else "constant", rcvbuf=rcvbuf, app_rate=app_rate,
-                  seed=seed, cpus=cpus, flows=flows, packet_cost_ns=packet_cost_ns, irq_latency_ns=irq_latency_ns)
-    _assert_same(**kwargs)
+    _assert_same(kernel=kernel, options=options, traffic=traffic, **run)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -186,30 +189,16 @@ def test_random_workloads_give_identical_json(kernel, rx, ring, mtu, traffic, co
     # up to 4000 bytes: at most 8 buffers of 512, so every frame fits the smallest ring
     traffic=st.sampled_from(["imix", "fixed:60", "fixed:1514", "fixed:257", "uniform:14-1600", "uniform:60-500",
                              "uniform:14-4000"]),
-    count=st.integers(0, 2_500),
-    rate=st.sampled_from([None, 1e5, 1e6, 3e6, 2e7, 1234567.0]),
-    poisson=st.booleans(),
-    rcvbuf=st.sampled_from([1, 2304, 5_000, 50_000, 212_992, 4_000_000]),
-    app_rate=st.sampled_from([None, 1e4, 5e5, 3e6]),
-    seed=st.integers(0, 1000),
-    cpus=st.integers(1, 4),
-    flows=st.sampled_from([1, 2, 16, 500]),
-    packet_cost_ns=st.sampled_from([0, 100, 500, 3_000]),
-    irq_latency_ns=st.sampled_from([0, 2_000, 50_000]),
+    run=RUN_SPACE,
 )
-def test_random_copybreak_workloads_give_identical_json(kernel, copybreak, rx_buf, ring, traffic, count, rate, poisson,
-                                                        rcvbuf, app_rate, seed, cpus, flows, packet_cost_ns,
-                                                        irq_latency_ns):
+def test_random_copybreak_workloads_give_identical_json(kernel, copybreak, rx_buf, ring, traffic, run):
     options = {}
     for name, value in (("copybreak", copybreak), ("rx_buf", rx_buf), ("ring", ring)):
         if value:
             options[name] = value
     if int(options.get("copybreak", 256)) > int(options.get("rx_buf", 2048)):
         options["copybreak"] = options.get("rx_buf", "2048")  # copybreak <= rx_buf, or the options are refused
-    kwargs = dict(kernel=kernel, driver="copybreak", options=options, traffic=traffic, count=count, rate=rate,
-                  arrival="poisson" if poisson and rate else "constant", rcvbuf=rcvbuf, app_rate=app_rate,
-                  seed=seed, cpus=cpus, flows=flows, packet_cost_ns=packet_cost_ns, irq_latency_ns=irq_latency_ns)
-    _assert_same(**kwargs)
+    _assert_same(kernel=kernel, driver="copybreak", options=options, traffic=traffic, **run)
 
 
 @pytest.mark.parametrize(
