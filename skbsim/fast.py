@@ -131,6 +131,8 @@ def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None
         return f"the fast engine models only the ice and copybreak drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
+    if config.faults:
+        return "fault injection runs on the reference engine"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
     return None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from skbsim.drivers import DRIVERS
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
+from skbsim.mm.fault import fault_report, fault_rules
 from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
 from skbsim.net.skbuff import skb_defer_free_flush
 from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
@@ -53,6 +54,8 @@ class RunConfig:
     seed: int = 0
     irq_latency_ns: int = 2_000
     packet_cost_ns: int = 500
+    #: fault injection from the first frame on: (layer, probability, interval, times, space) each
+    faults: tuple = ()
 
     def validate(self) -> None:
         if self.cpus < 1:
@@ -69,6 +72,7 @@ class RunConfig:
             raise InputError(f"unknown driver {self.driver!r} (known: {', '.join(sorted(DRIVERS))})")
         if self.packet_cost_ns < 0 or self.irq_latency_ns < 0:
             raise InputError("per-packet cost and IRQ latency must not be negative")
+        fault_rules(self.faults)
 
     def label(self) -> str:
         opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
@@ -144,6 +148,12 @@ class Simulation:
             with self.kernel.softirq(cpu):
                 queue = self.driver.open_queue(self.kernel, self.dev, napi, dict(config.options))
             self.cpus.append(_CpuState(cpu, napi, queue))
+        # Faults start with the traffic: the rings are already filled, as on a running system.
+        for layer, rule in fault_rules(config.faults).items():
+            self.kernel.faults.set(layer, rule)
+        # Set once the last frame has arrived: a poll that then takes nothing off the ring
+        # ends NAPI instead of retrying a failing allocation for ever (see _poll).
+        self.traffic_done = False
         # Per-run constants, read on every packet or poll.
         self.packet_cost_ns = config.packet_cost_ns
         self.irq_latency_ns = config.irq_latency_ns
@@ -186,6 +196,7 @@ class Simulation:
     def run(self) -> dict:
         frames = iter(self.source)
         pending = next(frames, None)
+        self.traffic_done = pending is None
         kernel = self.kernel
         events = self.events
         heappop = heapq.heappop
@@ -205,6 +216,8 @@ class Simulation:
             self.now = arrival_time
             self._arrive(pending)
             pending = next(frames, None)
+            if pending is None:
+                self.traffic_done = True
         return self._finish(kernel)
 
     # -- the NIC and its interrupt ---------------------------------------------------------------
@@ -259,6 +272,8 @@ class Simulation:
         cpu = state.cpu
         self.polls += 1
         delivered = []
+        stats = state.queue.stats
+        taken_before = stats.frames + stats.frames_dropped
         with kernel.softirq(cpu):
             skb_defer_free_flush(kernel)
             budget = min(NAPI_POLL_WEIGHT, state.budget_left)
@@ -271,7 +286,11 @@ class Simulation:
         end = self.now + max(work, len(delivered)) * cost
         state.busy_until = end
         state.budget_left -= work
-        if work >= budget:
+        # With no traffic left, a poll that took no frame off the ring (an allocation keeps
+        # failing) would be retried for ever: NAPI ends instead, and the frames still on
+        # the ring are dropped when it is closed.
+        stalled = self.traffic_done and stats.frames + stats.frames_dropped == taken_before
+        if work >= budget and not stalled:
             # Budget used up: stay scheduled.  A spent netdev_budget or two
             # jiffies end this net_rx_action round (time_squeeze); ksoftirqd
             # carries on with a fresh budget.
@@ -284,7 +303,7 @@ class Simulation:
             # napi_complete_done(): interrupts back on; frames that arrived
             # during the poll raise one at once.
             state.scheduled = False
-            if _pending(state.queue):
+            if _pending(state.queue) and not stalled:
                 self._raise_irq(state, end)
         if self.app_rate is None:
             self._push(end, _READ)
@@ -391,7 +410,7 @@ class Simulation:
             "driver": driver_stats.get("frames_dropped", 0),
             "socket_rcvbuf": self.sock.drops.get("socket_rcvbuf", 0),
         }
-        return {
+        result = {
             "engine": "reference",
             "kernel": kernel.profile.name,
             "release": kernel.profile.release,
@@ -433,6 +452,9 @@ class Simulation:
             "leaks": report.as_dict(),
             "warnings": list(kernel.warnings),
         }
+        if self.config.faults:
+            result["faults"] = fault_report(self.config.faults, kernel.faults.injected)
+        return result
 
 
 def _pending(queue) -> bool:

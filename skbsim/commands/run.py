@@ -29,6 +29,11 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=_int("--seed"), default=0)
     p.add_argument("--packet-cost-ns", type=_int("--packet-cost-ns"), default=500,
                    help="simulated softirq CPU time per packet (default 500)")
+    p.add_argument("--fault", action="append", default=[], metavar="LAYER[:KEY=VALUE,...]",
+                   help="inject allocation failures from the first frame on, as failslab/fail_page_alloc do; "
+                   "LAYER is page_alloc, slab, skb_head, skb_data or page_frag; KEYs probability (0..1), "
+                   "interval, times (-1: no limit), space (calls let through first), e.g. "
+                   "skb_head:probability=0.01 or page_alloc:space=999,times=1; repeat for more layers")
     p.add_argument("--engine", default="fast", choices=("fast", "reference"),
                    help="fast (compiled; used wherever it supports the options, else the reference engine "
                    "runs and says why on stderr) or reference (default fast)")
@@ -81,6 +86,7 @@ def run(args) -> int:
 
     from skbsim.report import TraceWriter, render_summary, write_plots
     from skbsim.fast import simulate_engine
+    from skbsim.mm.fault import parse_fault
     from skbsim.sim import RunConfig
 
     if args.cpus < 1:
@@ -93,7 +99,8 @@ def run(args) -> int:
         RunConfig(kernel=k, kernel_config=args.kernel_config, driver=args.driver, options=opts,
                   traffic=args.traffic, count=args.count if args.count is not None else _default_count(args.traffic),
                   cpus=args.cpus, flows=args.flows, rate=rate, arrival=args.arrival, rcvbuf=args.rcvbuf,
-                  app_rate=app_rate, seed=args.seed, packet_cost_ns=args.packet_cost_ns)
+                  app_rate=app_rate, seed=args.seed, packet_cost_ns=args.packet_cost_ns,
+                  faults=tuple(parse_fault(text) for text in args.fault))
         for k in kernels
         for opts in _option_sets(args.opt, args.driver)
     ]

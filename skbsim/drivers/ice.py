@@ -921,7 +921,13 @@ def ice_napi_poll(kernel: Kernel, ring: ice_rx_ring, budget: int, deliver: Deliv
 
 
 def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
-    """ice_txrx.c: ice_clean_rx_ring() - drop a half-gathered frame, drain every page."""
+    """ice_txrx.c: ice_clean_rx_ring() - drop a half-gathered frame, drain every page.
+
+    Frames the NIC wrote that were never cleaned (a failing allocation kept
+    them on the ring) are lost with it; they are counted in frames_dropped.
+    """
+    stats = ring.stats
+    stats.frames_dropped += stats.nic_frames - stats.frames - stats.frames_dropped
     if ring.skb is not None:
         kfree_skb(kernel, ring.skb)
         ring.skb = None

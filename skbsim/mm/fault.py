@@ -87,3 +87,72 @@ class FaultInjector:
             rule.times -= 1
         self.injected[layer] += 1
         return True
+
+
+#: the attributes a fault spec may set, and how each is read
+_SPEC_KEYS = {"probability": float, "interval": int, "times": int, "space": int}
+
+
+def parse_fault(text: str) -> tuple[str, float, int, int, int]:
+    """``LAYER[:KEY=VALUE,...]`` -> (layer, probability, interval, times, space).
+
+    The keys are the debugfs attribute names (probability 0..1, interval >= 1,
+    times -1 for no limit or >= 0, space >= 0 calls); unset ones keep the
+    FaultRule defaults, so ``slab`` alone fails every slab allocation.
+    Raises InputError naming what is wrong.
+    """
+    layer, _, rest = text.strip().partition(":")
+    layer = layer.strip()
+    if layer not in LAYERS:
+        raise InputError(f"--fault {text!r}: unknown layer {layer!r} (known: {', '.join(LAYERS)})")
+    values = {"probability": 1.0, "interval": 1, "times": -1, "space": 0}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in _SPEC_KEYS:
+            raise InputError(f"--fault {text!r}: expected KEY=VALUE with KEY one of {', '.join(_SPEC_KEYS)}, "
+                             f"got {item!r}")
+        try:
+            values[key] = _SPEC_KEYS[key](value.strip())
+        except ValueError:
+            raise InputError(f"--fault {text!r}: {key} {value.strip()!r} is not a number") from None
+    return check_fault((layer, values["probability"], values["interval"], values["times"], values["space"]))
+
+
+def check_fault(spec: tuple) -> tuple[str, float, int, int, int]:
+    """Validate one (layer, probability, interval, times, space) tuple; InputError if out of range."""
+    try:
+        layer, probability, interval, times, space = spec
+    except (TypeError, ValueError):
+        raise InputError(f"a fault is (layer, probability, interval, times, space), got {spec!r}") from None
+    if layer not in LAYERS:
+        raise InputError(f"unknown fault layer {layer!r} (known: {', '.join(LAYERS)})")
+    if not 0.0 <= probability <= 1.0:  # also refuses NaN
+        raise InputError(f"fault {layer}: probability {probability} is outside 0..1")
+    if interval < 1:
+        raise InputError(f"fault {layer}: interval {interval} must be at least 1")
+    if times < -1:
+        raise InputError(f"fault {layer}: times {times} must be -1 (no limit) or at least 0")
+    if space < 0:
+        raise InputError(f"fault {layer}: space {space} must not be negative")
+    return (layer, float(probability), int(interval), int(times), int(space))
+
+
+def fault_rules(specs) -> dict[str, FaultRule]:
+    """Validated specs as FaultRules by layer; a layer given twice is an error."""
+    rules: dict[str, FaultRule] = {}
+    for spec in specs:
+        layer, probability, interval, times, space = check_fault(spec)
+        if layer in rules:
+            raise InputError(f"fault layer {layer} is given twice")
+        rules[layer] = FaultRule(probability, interval, times, space)
+    return rules
+
+
+def fault_report(specs, injected: dict[str, int]) -> dict[str, dict]:
+    """The run's JSON "faults": each configured layer's rule and how many calls it failed."""
+    report = {}
+    for layer, probability, interval, times, space in map(check_fault, specs):
+        report[layer] = {"probability": probability, "interval": interval, "times": times, "space": space,
+                         "injected": injected.get(layer, 0)}
+    return dict(sorted(report.items()))
