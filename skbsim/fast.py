@@ -37,9 +37,12 @@ workloads; docs/engines.md has the design and the figures.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from skbsim.drivers.ice import PUT_PER_BUFFER, PUT_PER_FRAME, PUT_PER_POLL
+from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, NETDEV_BUDGET_NS, RunConfig, Simulation
 
 try:  # numba is a dependency; without it the same loop runs as plain Python (slowly).
@@ -75,15 +78,30 @@ MAX_RCVBUF = 1 << 26
  Q_HEAD, Q_LEN, READER_LEN, ERR,
  SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, PF_ALLOCS, PF_REFILLS, PF_REUSES,
  CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD, FL_TOP, FL_NEXT,
- S_SIZE) = range(61)
+ TRAFFIC_DONE, D_FRAMES_DROPPED, D_SKB_FAILURES, D_BUF_FAILURES, NC_REFILL_FAILURES, F_ANY,
+ S_SIZE) = range(67)
+
+# -- the fault injector (skbsim.mm.fault.FaultInjector) in S after the scalars ---------------------
+#: layer numbers, in skbsim.mm.fault.LAYERS order; -1 for an allocation with no layer of its own
+L_PAGE_ALLOC, L_SLAB, L_SKB_HEAD, L_SKB_DATA, L_PAGE_FRAG = range(5)
+L_NONE = -1
+#: one layer's rule: a FaultRule's fields, plus the draw threshold: fail when the 53-bit draw
+#: behind random.random() is below it (ceil(probability * 2**53)); -1 when probability is 1 (no draw)
+(FR_ACTIVE, FR_THRESHOLD, FR_INTERVAL, FR_TIMES, FR_SPACE, FR_COUNT, FR_INJECTED, FR_SIZE) = range(8)
+F_RULES = S_SIZE
+#: the seeded random.Random's Mersenne Twister: its position, then its 624 words
+F_MT_INDEX = F_RULES + 5 * FR_SIZE
+F_MT = F_MT_INDEX + 1
+MT_N = 624
+S_TOTAL = F_MT + MT_N
 
 # -- indices into a slab cache's state K -----------------------------------------------------------
-(K_NPARTIAL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_SIZE) = range(7)
+(K_NPARTIAL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_LAYER, K_FAILED, K_SIZE) = range(9)
 
 # -- indices into a CPU's row R of the per-CPU state (its NAPI, ring and caches) -------------------
 (SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
  Q_NIC_FRAMES, Q_FRAMES, NC_LEN, DEFER_LEN, P1K_PAGE, P1K_OFFSET, PF_PAGE, PF_OFFSET, PF_SIZE, PF_BIAS,
- R_SIZE) = range(21)
+ Q_DROPPED, R_SIZE) = range(22)
 
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
@@ -131,8 +149,8 @@ def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None
         return f"the fast engine models only the ice and copybreak drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
-    if config.faults:
-        return "fault injection runs on the reference engine"
+    if config.faults and config.driver != "ice":
+        return f"fault injection on {config.driver} runs on the reference engine (the fast engine models it for ice)"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
     return None
@@ -200,8 +218,60 @@ def _heap_pop(S, ev_time, ev_order, ev_kind, ev_cpu):
 
 
 @njit(cache=True)
-def _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order):
-    """__alloc_pages() without limits: a new page id with refcount 1."""
+def _mt_genrand(S):
+    """random.Random's genrand_uint32() (Modules/_randommodule.c, MT19937) on the words in S."""
+    index = S[F_MT_INDEX]
+    if index >= MT_N:
+        for k in range(MT_N):
+            y = (S[F_MT + k] & 0x80000000) | (S[F_MT + (k + 1) % MT_N] & 0x7FFFFFFF)
+            value = S[F_MT + (k + 397) % MT_N] ^ (y >> 1)
+            if y & 1:
+                value ^= 0x9908B0DF
+            S[F_MT + k] = value
+        index = 0
+    y = S[F_MT + index]
+    S[F_MT_INDEX] = index + 1
+    y ^= y >> 11
+    y ^= (y << 7) & 0x9D2C5680
+    y ^= (y << 15) & 0xEFC60000
+    y ^= y >> 18
+    return y & 0xFFFFFFFF
+
+
+@njit(cache=True)
+def _should_fail(S, layer):
+    """FaultInjector.should_fail() for one layer (lib/fault-inject.c: should_fail()).
+
+    random.random() is (a >> 5) * 2**26 + (b >> 6) over 2**53 for two draws
+    a, b; comparing that integer with the rule's threshold decides exactly
+    as the float comparison does.
+    """
+    base = F_RULES + layer * FR_SIZE
+    if S[base + FR_ACTIVE] == 0 or S[base + FR_TIMES] == 0:
+        return False
+    if S[base + FR_SPACE] > 0:
+        S[base + FR_SPACE] -= 1
+        return False
+    S[base + FR_COUNT] += 1
+    if S[base + FR_INTERVAL] > 1 and S[base + FR_COUNT] % S[base + FR_INTERVAL]:
+        return False
+    if S[base + FR_THRESHOLD] >= 0:
+        a = _mt_genrand(S) >> 5
+        b = _mt_genrand(S) >> 6
+        if a * 67108864 + b >= S[base + FR_THRESHOLD]:
+            return False
+    if S[base + FR_TIMES] > 0:
+        S[base + FR_TIMES] -= 1
+    S[base + FR_INJECTED] += 1
+    return True
+
+
+@njit(cache=True)
+def _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order, layer):
+    """__alloc_pages() without limits: a new page id with refcount 1, or -1 when a fault is injected
+    (the page_alloc layer, then the caller's own layer)."""
+    if S[F_ANY] and (_should_fail(S, L_PAGE_ALLOC) or (layer >= 0 and _should_fail(S, layer))):
+        return -1
     if S[PG_FREE_TOP] > 0:
         S[PG_FREE_TOP] -= 1
         pid = page_free[S[PG_FREE_TOP]]
@@ -209,7 +279,7 @@ def _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order):
         pid = S[PG_NEXT]
         if pid >= page_ref.shape[0]:
             S[ERR] = ERR_TABLE_FULL
-            return 0
+            return -1
         S[PG_NEXT] = pid + 1
     page_ref[pid] = 1
     page_order[pid] = order
@@ -246,9 +316,15 @@ def _slab_alloc(S, slab, page_ref, page_order, page_free, pg_alloc):
     slab order and objects per slab.
     """
     K, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree = slab
+    if S[F_ANY] and (_should_fail(S, L_SLAB) or _should_fail(S, K[K_LAYER])):
+        K[K_FAILED] += 1
+        return -1
     objs = K[K_OBJS]
     if K[K_NPARTIAL] == 0:
-        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, K[K_ORDER])
+        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, K[K_ORDER], L_NONE)
+        if pid < 0:
+            K[K_FAILED] += 1
+            return -1
         if K[K_FREE_TOP] > 0:
             K[K_FREE_TOP] -= 1
             slot = sl_slotfree[K[K_FREE_TOP]]
@@ -256,7 +332,7 @@ def _slab_alloc(S, slab, page_ref, page_order, page_free, pg_alloc):
             slot = K[K_NEXT]
             if slot >= sl_top.shape[0]:
                 S[ERR] = ERR_TABLE_FULL
-                return 0
+                return -1
             K[K_NEXT] = slot + 1
         for i in range(objs):  # lowest address handed out first
             sl_stack[slot, i] = objs - 1 - i
@@ -428,6 +504,8 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
     i = 0
     count = C[RING_COUNT]
     ncpus = CS.shape[0]
+    if final:
+        S[TRAFFIC_DONE] = 1
     while S[ERR] == 0:
         if i < n:
             arrival = times[i]
@@ -498,25 +576,80 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
 
 
 @njit(cache=True)
+def _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc):
+    """page_frag_alloc_1k() on this CPU: the id of the page holding the new 1K piece, or -1.
+
+    Pieces are cut from the top down; a new page carries one reference per piece at once.
+    """
+    off = CS[cpu, P1K_OFFSET] - SZ_1K
+    if off < 0:
+        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0, L_PAGE_FRAG)
+        if pid < 0:
+            return -1
+        CS[cpu, P1K_PAGE] = pid
+        off = C[PAGE_SIZE_C] - SZ_1K
+        page_ref[pid] += off // SZ_1K
+        S[SMALL_REFILLS] += 1
+    CS[cpu, P1K_OFFSET] = off
+    S[SMALL_ALLOCS] += 1
+    return CS[cpu, P1K_PAGE]
+
+
+@njit(cache=True)
+def _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed):
+    """napi_skb_cache_get(): an sk_buff object id from this CPU's cache, or -1.
+
+    An empty cache is refilled by kmem_cache_alloc_bulk(), all or nothing: when
+    one allocation fails, the objects already taken go back in the order taken.
+    """
+    S[NC_GETS] += 1
+    if CS[cpu, NC_LEN] == 0:
+        for _ in range(C[NC_BULK]):
+            obj = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
+            if obj < 0:
+                for j in range(CS[cpu, NC_LEN]):
+                    _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
+                CS[cpu, NC_LEN] = 0
+                S[NC_REFILL_FAILURES] += 1
+                return -1
+            nc[cpu, CS[cpu, NC_LEN]] = obj
+            CS[cpu, NC_LEN] += 1
+        S[NC_REFILLS] += 1
+    else:
+        S[NC_HITS] += 1
+    CS[cpu, NC_LEN] -= 1
+    return nc[cpu, CS[cpu, NC_LEN]]
+
+
+@njit(cache=True)
 def _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max):
-    """The page_frag_cache's refill: a PAGE_FRAG_CACHE_MAX_ORDER page pre-charged with bias_max references."""
-    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[PF_ORDER])
+    """The page_frag_cache's refill (__page_frag_cache_refill): a PAGE_FRAG_CACHE_MAX_ORDER page, else
+    one order-0 page, pre-charged with bias_max references; False (and no page) when both fail."""
+    pid = -1
+    if C[PF_ORDER] > 0:
+        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[PF_ORDER], L_PAGE_FRAG)
+    if pid < 0:
+        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0, L_PAGE_FRAG)
     CS[cpu, PF_PAGE] = pid
-    CS[cpu, PF_SIZE] = C[PAGE_SIZE_C] << C[PF_ORDER]
+    if pid < 0:
+        return False
+    CS[cpu, PF_SIZE] = C[PAGE_SIZE_C] << page_order[pid]
     page_ref[pid] += bias_max
     CS[cpu, PF_BIAS] = bias_max + 1
     CS[cpu, PF_OFFSET] = 0
     S[PF_REFILLS] += 1
+    return True
 
 
 @njit(cache=True)
 def _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, fragsz):
     """page_frag_alloc_align() on this CPU's NAPI page_frag_cache, cut downwards (up to 6.12,
-    _alloc_counting_down) or upwards (6.13+, _alloc_counting_up); the id of the page cut."""
+    _alloc_counting_down) or upwards (6.13+, _alloc_counting_up); the id of the page cut, or -1."""
     bias_max = C[PAGE_SIZE_C] << C[PF_ORDER]
     down = C[PF_DOWN]
     if CS[cpu, PF_PAGE] < 0:
-        _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
+        if not _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max):
+            return -1
         if down:
             CS[cpu, PF_OFFSET] = CS[cpu, PF_SIZE]
     off = CS[cpu, PF_OFFSET]
@@ -531,7 +664,8 @@ def _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, fragsz):
         else:
             if page_ref[old] < 0:
                 S[ERR] = ERR_BUG
-            _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
+            if not _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max):
+                return -1
         off = CS[cpu, PF_SIZE] - fragsz if down else 0
     else:
         off = off - fragsz if down else off
@@ -589,6 +723,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
     cost = C[COST]
     qcap = q_page.shape[0]
     S[POLLS] += 1
+    taken_before = CS[cpu, Q_FRAMES] + CS[cpu, Q_DROPPED]
     if CS[cpu, DEFER_LEN]:
         _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, fl, page_ref, page_order, page_free, pg_freed, True)
     budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < CS[cpu, BUDGET_LEFT] else CS[cpu, BUDGET_LEFT]
@@ -636,15 +771,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 kind = cb_tab[0, size]
                 head_pid = -1
                 if kind == HEAD_1K:
-                    off = CS[cpu, P1K_OFFSET] - SZ_1K
-                    if off < 0:
-                        CS[cpu, P1K_PAGE] = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
-                        off = C[PAGE_SIZE_C] - SZ_1K
-                        page_ref[CS[cpu, P1K_PAGE]] += off // SZ_1K
-                        S[SMALL_REFILLS] += 1
-                    CS[cpu, P1K_OFFSET] = off
-                    S[SMALL_ALLOCS] += 1
-                    head_pid = CS[cpu, P1K_PAGE]
+                    head_pid = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
                 elif kind == HEAD_FRAG:
                     head_pid = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, cb_tab[2, size])
                 S[D_REUSED] += 1
@@ -684,16 +811,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 S[CB_N_BUILD] += 1
                 dl_ts[ndel] = C[CB_BUILD_TS] + (nslots - 1) * C[CB_BUF_SIZE]
             # the sk_buff from this CPU's cache (napi_skb_cache_get)
-            S[NC_GETS] += 1
-            if CS[cpu, NC_LEN] == 0:
-                for _ in range(C[NC_BULK]):
-                    nc[cpu, CS[cpu, NC_LEN]] = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
-                    CS[cpu, NC_LEN] += 1
-                S[NC_REFILLS] += 1
-            else:
-                S[NC_HITS] += 1
-            CS[cpu, NC_LEN] -= 1
-            obj = nc[cpu, CS[cpu, NC_LEN]]
+            obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
             if kind == HEAD_SMALL:
                 # __alloc_skb(): after the sk_buff, kmalloc_reserve() takes the head from skbuff_small_head
                 head_pid = SMALL_TAG + _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
@@ -744,57 +862,42 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 ring_pgcnt[cpu, slot] = page_ref[ring_page[cpu, slot]]  # ice_get_pgcnts()
             head_pid = ring_page[cpu, slot]
             if C[LEGACY] and C[HEAD_KIND] == HEAD_1K:
-                # ice_construct_skb(): the header skb's head is a piece of this CPU's
-                # page_frag_1k (page_frag_alloc_1k: a new page carries a reference per piece)
-                off = CS[cpu, P1K_OFFSET] - SZ_1K
-                if off < 0:
-                    CS[cpu, P1K_PAGE] = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
-                    off = C[PAGE_SIZE_C] - SZ_1K
-                    page_ref[CS[cpu, P1K_PAGE]] += off // SZ_1K
-                    S[SMALL_REFILLS] += 1
-                CS[cpu, P1K_OFFSET] = off
-                S[SMALL_ALLOCS] += 1
-                head_pid = CS[cpu, P1K_PAGE]
+                # ice_construct_skb(): __napi_alloc_skb() cuts the header skb's head from page_frag_1k
+                head_pid = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
             elif C[LEGACY] and C[HEAD_KIND] == HEAD_FRAG:
-                # __napi_alloc_skb(): SKB_HEAD_ALIGN(len) bytes of this CPU's NAPI page_frag_cache,
-                # cut upwards (6.13+, align mask ~0): __page_frag_alloc_align()
-                fragsz = C[PF_FRAGSZ]
-                bias_max = C[PAGE_SIZE_C] << C[PF_ORDER]
-                if CS[cpu, PF_PAGE] < 0:
-                    _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
-                off = CS[cpu, PF_OFFSET]
-                if off + fragsz > CS[cpu, PF_SIZE]:
-                    old = CS[cpu, PF_PAGE]
-                    page_ref[old] -= CS[cpu, PF_BIAS]
-                    if page_ref[old] == 0:
-                        # every fragment came back: the page is reused in place
-                        page_ref[old] = bias_max + 1
-                        CS[cpu, PF_BIAS] = bias_max + 1
-                        CS[cpu, PF_OFFSET] = 0
-                        S[PF_REUSES] += 1
-                    else:
-                        if page_ref[old] < 0:
-                            S[ERR] = ERR_BUG
-                        _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max)
-                    off = 0
-                CS[cpu, PF_BIAS] -= 1
-                CS[cpu, PF_OFFSET] = off + fragsz
-                S[PF_ALLOCS] += 1
-                head_pid = CS[cpu, PF_PAGE]
-            # the sk_buff from this CPU's cache (napi_skb_cache_get)
-            S[NC_GETS] += 1
-            if CS[cpu, NC_LEN] == 0:
-                for _ in range(C[NC_BULK]):
-                    nc[cpu, CS[cpu, NC_LEN]] = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
-                    CS[cpu, NC_LEN] += 1
-                S[NC_REFILLS] += 1
-            else:
-                S[NC_HITS] += 1
-            CS[cpu, NC_LEN] -= 1
-            obj = nc[cpu, CS[cpu, NC_LEN]]
-            if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
-                # __alloc_skb(): after the sk_buff, kmalloc_reserve() takes the head from skbuff_small_head
-                head_pid = _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
+                # __napi_alloc_skb(): SKB_HEAD_ALIGN(len) bytes of this CPU's NAPI page_frag_cache
+                head_pid = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[PF_FRAGSZ])
+            obj = -1
+            if head_pid >= 0:
+                # the sk_buff from this CPU's cache (napi_skb_cache_get)
+                obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
+                if obj < 0:
+                    if C[LEGACY] and C[HEAD_KIND] != HEAD_SMALL:
+                        # skb_free_frag(): the head's page fragment goes back
+                        _put_page(S, page_ref, page_order, page_free, pg_freed, head_pid)
+                elif C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
+                    # __alloc_skb(): after the sk_buff, kmalloc_reserve() takes the head from
+                    # skbuff_small_head; without one the sk_buff goes back to its slab (not the cache)
+                    head_pid = _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
+                    if head_pid < 0:
+                        _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+                        obj = -1
+            if obj < 0:
+                # No skb: the buffer's reference goes back.  6.1 leaves the frame on the ring for the
+                # next poll; 6.9 drops it and its buffer is put back by the loop after; 6.12.14+
+                # puts it back now (ice_put_rx_mbuf, ICE_XDP_CONSUMED).
+                S[D_SKB_FAILURES] += 1
+                ring_bias[cpu, slot] += 1
+                if mode == 0:
+                    ntc = slot
+                else:
+                    S[D_FRAMES_DROPPED] += 1
+                    CS[cpu, Q_DROPPED] += 1
+                    if mode == 2:
+                        _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                                    ring_pgcnt, count, slot)
+                    CS[cpu, FIRST_DESC] = ntc
+                break
             frag_pid = -1
             headlen = size
             if C[LEGACY]:
@@ -847,7 +950,10 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             ntu = CS[cpu, NTU]
             while want:
                 if ring_page[cpu, ntu] < 0:
-                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0)
+                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0, L_NONE)
+                    if pid < 0:
+                        S[D_BUF_FAILURES] += 1
+                        break
                     S[D_PAGES_ALLOC] += 1
                     ring_page[cpu, ntu] = pid
                     page_ref[pid] += USHRT_MAX - 1
@@ -865,7 +971,8 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 CS[cpu, NTA] = ntu
                 if prev != (ntu & ~7):
                     CS[cpu, TAIL] = ntu & ~7
-        work = budget if total >= budget else (total if total < budget - 1 else budget - 1)
+        # ice_clean_rx_irq() returns the whole budget when a buffer could not be posted
+        work = budget if total >= budget or want else (total if total < budget - 1 else budget - 1)
     # -- the stack: each skb to the UDP socket (Simulation._deliver) ---------------------------------
     ts = C[SKB_TRUESIZE_C]
     page_size = C[PAGE_SIZE_C]
@@ -959,7 +1066,9 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
     end = now + (work if work > ndel else ndel) * cost
     CS[cpu, BUSY_UNTIL] = end
     CS[cpu, BUDGET_LEFT] -= work
-    if work >= budget:
+    # Simulation._poll: with no traffic left, a poll that took no frame off the ring ends NAPI
+    stalled = S[TRAFFIC_DONE] and CS[cpu, Q_FRAMES] + CS[cpu, Q_DROPPED] == taken_before
+    if work >= budget and not stalled:
         if CS[cpu, BUDGET_LEFT] <= 0 or end - CS[cpu, ROUND_START] >= NETDEV_BUDGET_NS:
             S[TIME_SQUEEZE] += 1
             CS[cpu, BUDGET_LEFT] = NETDEV_BUDGET
@@ -967,7 +1076,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
         _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _POLL, cpu)
     else:
         CS[cpu, SCHEDULED] = 0
-        if CS[cpu, Q_NIC_FRAMES] > CS[cpu, Q_FRAMES]:
+        if CS[cpu, Q_NIC_FRAMES] > CS[cpu, Q_FRAMES] + CS[cpu, Q_DROPPED] and not stalled:
             _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, end, cpu)
     if C[APP_UNLIMITED]:
         _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _READ, 0)
@@ -1133,8 +1242,9 @@ class _RunArrays:
 
     def __init__(self, kernel, C, ncpus: int, count: int, page_cap: int, slab_cap: int, qcap: int,
                  slab1, cb_tab, fl, ring_bias: int):
-        self.S = np.zeros(S_SIZE, np.int64)
+        self.S = np.zeros(S_TOTAL, np.int64)
         self.S[APP_WAITING] = 1
+        _load_faults(self.S, kernel.faults)
         self.CS = np.zeros((ncpus, R_SIZE), np.int64)
         self.CS[:, BUDGET_LEFT] = NETDEV_BUDGET
         self.CS[:, P1K_PAGE] = -1
@@ -1402,7 +1512,12 @@ class FastSimulation:
         peak_pages = int(S[PEAK_IN_USE])
         pages_allocated = {order: int(n) for order, n in enumerate(pg_alloc) if n}
         nc_stats = {"flushes": int(S[NC_FLUSHES]), "gets": int(S[NC_GETS]), "hits": int(S[NC_HITS]),
-                    "puts": int(S[NC_PUTS]), "refill_failures": 0, "refills": int(S[NC_REFILLS])}
+                    "puts": int(S[NC_PUTS]), "refill_failures": int(S[NC_REFILL_FAILURES]),
+                    "refills": int(S[NC_REFILLS])}
+        frames_dropped = int(S[D_FRAMES_DROPPED])
+        if not self.copybreak:
+            # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
+            frames_dropped = int(S[D_NIC_FRAMES]) - int(S[D_FRAMES])
         _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
                   slab0, slab1, nc, df_page, df_frag, df_obj,
                   q_page, q_frag, q_obj, q_ts, fl)
@@ -1412,9 +1527,10 @@ class FastSimulation:
         stats = {key: 0 for key in ref.cpus[0].queue.stats.as_dict()}
         stats.update(
             frames=int(S[D_FRAMES]), bytes=int(S[D_BYTES]), nic_frames=int(S[D_NIC_FRAMES]),
-            ring_drops=int(S[D_RING_DROPS]), oversize_drops=int(S[D_OVERSIZE]), frames_dropped=0,
+            ring_drops=int(S[D_RING_DROPS]), oversize_drops=int(S[D_OVERSIZE]), frames_dropped=frames_dropped,
             buffers_used=int(S[D_USED]), buffers_reused=int(S[D_REUSED]), buffers_released=int(S[D_RELEASED]),
-            buffers_copied=int(S[D_COPIED]), bytes_copied=int(S[D_BYTES_COPIED]), skb_alloc_failures=0, buffer_alloc_failures=0,
+            buffers_copied=int(S[D_COPIED]), bytes_copied=int(S[D_BYTES_COPIED]),
+            skb_alloc_failures=int(S[D_SKB_FAILURES]), buffer_alloc_failures=int(S[D_BUF_FAILURES]),
             pages_allocated=int(S[D_PAGES_ALLOC]), polls=int(S[D_POLLS]),
         )
         driver_stats = dict(sorted(stats.items()))
@@ -1445,9 +1561,9 @@ class FastSimulation:
         if not self.copybreak:
             paths = {path: delivered_to_stack} if delivered_to_stack else {}
             head_sources = {head_source: delivered_to_stack} if delivered_to_stack else {}
-        dropped = {"ring_full": int(S[D_RING_DROPS]), "oversize": int(S[D_OVERSIZE]), "driver": 0,
+        dropped = {"ring_full": int(S[D_RING_DROPS]), "oversize": int(S[D_OVERSIZE]), "driver": frames_dropped,
                    "socket_rcvbuf": int(S[SK_DROPS])}
-        return {
+        result = {
             "engine": "fast",
             "kernel": profile.name,
             "release": profile.release,
@@ -1489,6 +1605,10 @@ class FastSimulation:
             "leaks": {"clean": True, "details": [], "pages": 0, "skbs": 0, "slab_objects": 0},
             "warnings": list(kernel.warnings),
         }
+        if config.faults:
+            injected = {layer: int(S[F_RULES + n * FR_SIZE + FR_INJECTED]) for n, layer in enumerate(LAYERS)}
+            result["faults"] = fault_report(config.faults, injected)
+        return result
 
 
 def _wmem_default() -> int:
@@ -1497,11 +1617,32 @@ def _wmem_default() -> int:
     return WMEM_DEFAULT
 
 
+def _load_faults(S, faults) -> None:
+    """The reference kernel's FaultInjector (its rules as the run starts, its random stream) into S."""
+    version, words, _ = faults.rng.getstate()
+    if version != 3 or len(words) != MT_N + 1:
+        raise ValueError("unexpected random.Random state")
+    S[F_MT:F_MT + MT_N] = words[:MT_N]
+    S[F_MT_INDEX] = words[MT_N]
+    for layer, rule in faults.rules.items():
+        base = F_RULES + LAYERS.index(layer) * FR_SIZE
+        S[F_ANY] = 1
+        S[base + FR_ACTIVE] = 1
+        # random() < p  <=>  k / 2**53 < p  <=>  k < ceil(p * 2**53) for the integer k behind random()
+        S[base + FR_THRESHOLD] = -1 if rule.probability >= 1.0 else math.ceil(rule.probability * 2.0 ** 53)
+        S[base + FR_INTERVAL] = rule.interval
+        S[base + FR_TIMES] = rule.times
+        S[base + FR_SPACE] = rule.space
+        S[base + FR_COUNT] = rule.count
+        S[base + FR_INJECTED] = faults.injected[layer]
+
+
 def _new_slab_cache(cache, capacity: int) -> tuple:
     """The integer state of one kmem cache (see _slab_alloc): K and its slab tables."""
     K = np.zeros(K_SIZE, np.int64)
     K[K_ORDER] = cache.order
     K[K_OBJS] = cache.objs_per_slab
+    K[K_LAYER] = LAYERS.index(cache.fault_layer)
     return (K, np.zeros((capacity, cache.objs_per_slab), np.int32), np.zeros(capacity, np.int64),
             np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.int64),
             np.zeros(capacity, np.int64))

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from skbsim.cli import main
 from skbsim.fast import simulate_engine, simulate_fast, unsupported
+from skbsim.mm.fault import LAYERS
 from skbsim.sim import RunConfig, simulate
 
 KERNELS = ("6.1", "6.9", "6.12", "6.18", "host")
@@ -162,7 +163,16 @@ RUN_SPACE = st.fixed_dictionaries(dict(
                     "arrival": "poisson" if run["poisson"] and run["rate"] else "constant"})
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: --fault rules: (layer, probability, interval, times, space), at most one per layer; often none
+FAULTS = st.one_of(
+    st.just(()),
+    st.lists(st.tuples(st.sampled_from(LAYERS), st.sampled_from([0.0, 0.001, 0.02, 0.3, 1.0]),
+                       st.integers(1, 5), st.sampled_from([-1, 0, 1, 3, 100]), st.integers(0, 300)),
+             min_size=1, max_size=3, unique_by=lambda spec: spec[0]).map(tuple),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     kernel=st.sampled_from(KERNELS),
     rx=st.sampled_from(["build_skb", "legacy"]),
@@ -170,14 +180,50 @@ RUN_SPACE = st.fixed_dictionaries(dict(
     mtu=st.sampled_from([None, "68", "1200", "1500"]),
     traffic=st.sampled_from(["imix", "fixed:60", "fixed:1514", "fixed:1537", "uniform:14-1600", "uniform:60-1536"]),
     run=RUN_SPACE,
+    faults=FAULTS,
 )
-def test_random_workloads_give_identical_json(kernel, rx, ring, mtu, traffic, run):
+def test_random_workloads_give_identical_json(kernel, rx, ring, mtu, traffic, run, faults):
     options = {"rx": rx}
     if ring:
         options["ring"] = ring
     if mtu:
         options["mtu"] = mtu
-    _assert_same(kernel=kernel, options=options, traffic=traffic, **run)
+    _assert_same(kernel=kernel, options=options, traffic=traffic, faults=faults, **run)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("rx", ["build_skb", "legacy"])
+@pytest.mark.parametrize("faults", [
+    # every layer at once, often: refills of the ring, the 1K and page_frag caches and the skb cache fail
+    (("page_alloc", 0.05, 1, -1, 0), ("slab", 0.05, 1, -1, 0), ("skb_head", 0.05, 1, -1, 0),
+     ("skb_data", 0.1, 1, -1, 0), ("page_frag", 0.2, 1, -1, 0)),
+    # every page allocation from the 500th on: the ring runs dry (6.1 keeps frames, later releases drop)
+    (("page_alloc", 1.0, 1, -1, 500),),
+    # every slab allocation, for ever: no skb at all, 6.1 retries until the traffic is over
+    (("slab", 1.0, 1, -1, 0),),
+    # every third skb head, ten times
+    (("skb_head", 1.0, 3, 10, 0), ("skb_data", 1.0, 3, 10, 0)),
+])
+def test_fault_workloads(kernel, rx, faults):
+    _assert_same(kernel=kernel, options={"rx": rx}, traffic="imix", count=5_000, rate=3e6, cpus=2, faults=faults)
+
+
+def test_the_fault_draws_are_random_random():
+    # _should_fail() replays random.Random(seed): the same rule must fail the same calls as the
+    # reference FaultInjector, including probabilities whose threshold p * 2**53 is not an integer.
+    import numpy as np
+
+    from skbsim.fast import L_SLAB, S_TOTAL, _load_faults, _should_fail
+    from skbsim.mm.fault import FaultInjector, FaultRule
+
+    for seed, probability in ((0, 0.5), (7, 0.1), (123456789, 1 / 3), (2, 0.0), (3, 0.999999)):
+        reference = FaultInjector(seed)
+        reference.set("slab", FaultRule(probability=probability, interval=2, space=5))
+        S = np.zeros(S_TOTAL, np.int64)
+        _load_faults(S, reference)
+        # 2000 decisions: more than 624 draws, so the twister regenerates its words at least once
+        expected = [reference.should_fail("slab") for _ in range(2000)]
+        assert [bool(_should_fail(S, L_SLAB)) for _ in range(2000)] == expected
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -206,6 +252,8 @@ def test_random_copybreak_workloads_give_identical_json(kernel, copybreak, rx_bu
     [
         (RunConfig(driver="tun", options={}), "ice and copybreak drivers"),
         (RunConfig(options={"rx": "build_skb"}, rcvbuf=1 << 27), "--rcvbuf up to"),
+        (RunConfig(driver="copybreak", options={}, faults=(("slab", 0.5, 1, -1, 0),)),
+         "fault injection on copybreak runs on the reference engine"),
     ],
 )
 def test_out_of_scope_falls_back_and_says_why(config, reason):
