@@ -106,8 +106,8 @@ S_TOTAL = F_MT + MT_N
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
- LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ,
- DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, CB_ROOM, C_SIZE) = range(33)
+ LEGACY, HEAD_TRUESIZE, COND_ROOM, COND_TS, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ,
+ DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, RING_ORDER, C_SIZE) = range(33)
 #: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
 HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 
@@ -120,17 +120,19 @@ U32_MASK = 0xFFFFFFFF
 #: error codes (S[ERR]): the compiled loop left its modelled ground
 ERR_TABLE_FULL = 1
 ERR_BUG = 2
-ERR_MULTI_BUFFER = 3
 ERR_EMPTY_FRAME = 4
 ERR_FRAME_ABOVE_RING = 5
 #: a copybreak skb head from skbuff_small_head is queued as this plus its object id (page ids stay below)
 SMALL_TAG = 1 << 40
+#: an skb's frags: -1 for none, a page id for one, FL_TAG plus a row of fl for several
+FL_TAG = 1 << 41
+#: desc_dd of an ice descriptor: 0 not written back, DD_DONE written, DD_EOP written and the frame's last
+DD_DONE, DD_EOP = 1, 2
 ERR_REASONS = {
     ERR_EMPTY_FRAME: "a zero-length frame (the fast engine models frames of one or more bytes)",
     ERR_FRAME_ABOVE_RING: "a copybreak frame needs more buffers than the ring has",
     ERR_TABLE_FULL: "a table of the fast engine filled up",
     ERR_BUG: "the model reached a state the fast engine does not follow (a descriptor without a buffer)",
-    ERR_MULTI_BUFFER: "a frame needs several descriptors (the fast engine models single-buffer frames)",
 }
 #: ice_construct_skb(): ICE_RX_HDR_SIZE, the header skb's size and the copy-everything bound
 ICE_RX_HDR_SIZE = 256
@@ -401,9 +403,13 @@ def _nc_put(S, C, R, ncv, slab0, slab1,
 
 
 @njit(cache=True)
-def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, entry):
-    """A copybreak skb's frag pages (row ``entry`` of fl: count, page ids), each page's reference put
-    in frag order; the row goes back to the free stack, kept in fl's last column."""
+def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag):
+    """An skb's frag pages, each page's reference put in frag order: one page id, or FL_TAG plus a row
+    of fl (count, page ids) that then goes back to the free stack, kept in fl's last column."""
+    if frag < FL_TAG:
+        _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+        return
+    entry = frag - FL_TAG
     for j in range(1, fl[entry, 0] + 1):
         _put_page(S, page_ref, page_order, page_free, pg_freed, fl[entry, j])
     fl[S[FL_TOP], fl.shape[1] - 1] = entry
@@ -411,10 +417,12 @@ def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, entry):
 
 
 @njit(cache=True)
-def _pin_frags(S, page_pin, fl, entry, delta):
-    """Queued-skb pins of a copybreak skb's frag pages (+1 on queueing, -1 on reading)."""
-    for j in range(1, fl[entry, 0] + 1):
-        pid = fl[entry, j]
+def _pin_frags(S, page_pin, fl, frag, delta):
+    """Queued-skb pins of an skb's frag pages (+1 on queueing, -1 on reading); frag as in _put_frags."""
+    single = frag < FL_TAG
+    entry = frag - FL_TAG
+    for j in range(1, 2 if single else fl[entry, 0] + 1):
+        pid = frag if single else fl[entry, j]
         if delta > 0:
             if page_pin[pid] == 0:
                 S[PINNED] += 1
@@ -430,10 +438,7 @@ def _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, he
     """skb_release_data(): the frag page's reference, then skb_free_head() (page fragment or
     skbuff_small_head object)."""
     if frag >= 0:
-        if C[DRIVER_CB]:
-            _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
-        else:
-            _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+        _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
     if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
         _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, head)
     elif head >= SMALL_TAG:
@@ -532,22 +537,29 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                         if CS[cpu, SCHEDULED] == 0:
                             _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
                         continue
-                elif length > C[RX_BUF_LEN]:
-                    S[ERR] = ERR_MULTI_BUFFER
+                elif length == 0:
+                    S[ERR] = ERR_EMPTY_FRAME
                     return i
-                elif ((CS[cpu, TAIL] - CS[cpu, HW_NEXT]) % count + count) % count < 1:
-                    S[D_RING_DROPS] += 1
-                    ok = False
+                else:
+                    # ice_nic_receive(): ceil(len / rx_buf_len) posted descriptors, or a drop
+                    nbufs = (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
+                    if ((CS[cpu, TAIL] - CS[cpu, HW_NEXT]) % count + count) % count < nbufs:
+                        S[D_RING_DROPS] += 1
+                        ok = False
                 if not ok:
                     S[RING_DROPS] += 1
                 else:
                     idx = CS[cpu, HW_NEXT]
-                    desc_len[cpu, idx] = length
-                    desc_hlen[cpu, idx] = hlens[i - 1]
-                    desc_dd[cpu, idx] = 1
-                    idx += 1
-                    if idx == count:
-                        idx = 0
+                    remaining = length
+                    for b in range(nbufs):
+                        part = remaining if remaining < C[RX_BUF_LEN] else C[RX_BUF_LEN]
+                        remaining -= part
+                        desc_len[cpu, idx] = part
+                        desc_hlen[cpu, idx] = hlens[i - 1] if b == 0 else 0
+                        desc_dd[cpu, idx] = DD_EOP if b == nbufs - 1 else DD_DONE
+                        idx += 1
+                        if idx == count:
+                            idx = 0
                     CS[cpu, HW_NEXT] = idx
                     S[D_NIC_FRAMES] += 1
                     CS[cpu, Q_NIC_FRAMES] += 1
@@ -619,6 +631,96 @@ def _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc,
         S[NC_HITS] += 1
     CS[cpu, NC_LEN] -= 1
     return nc[cpu, CS[cpu, NC_LEN]]
+
+
+@njit(cache=True)
+def _ice_alloc_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, slab1, nc, buf_page):
+    """The skb ice_build_skb() or ice_construct_skb() allocates: (head, sk_buff object), the object -1
+    when an allocation failed (everything taken on the way given back).
+
+    build_skb: the head is the ring buffer's page.  legacy-rx: __napi_alloc_skb(ICE_RX_HDR_SIZE) cuts
+    the head from page_frag_1k or the NAPI page_frag_cache before taking the sk_buff (skb_free_frag()
+    if that fails), or __alloc_skb() takes the sk_buff first and the head from skbuff_small_head
+    (the sk_buff goes back to its slab, not the cache, if that fails).
+    """
+    head = buf_page
+    kind = C[HEAD_KIND] if C[LEGACY] else -1
+    if kind == HEAD_1K:
+        head = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
+    elif kind == HEAD_FRAG:
+        head = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[PF_FRAGSZ])
+    if head < 0:
+        return head, -1
+    obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
+    if obj < 0:
+        if kind == HEAD_1K or kind == HEAD_FRAG:
+            _put_page(S, page_ref, page_order, page_free, pg_freed, head)
+        return -1, -1
+    if kind == HEAD_SMALL:
+        head = _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
+        if head < 0:
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+            return -1, -1
+    return head, obj
+
+
+@njit(cache=True)
+def _ice_fill_head(S, C, cpu, ring_bias, desc_hlen, slot, size):
+    """The bytes of the frame's first buffer (size of them) that end up in the skb's head.
+
+    build_skb: all of them, in place.  legacy-rx (ice_construct_skb): a buffer of at most
+    ICE_RX_HDR_SIZE is copied whole and its reference given back (6.9 does it in the put loop through
+    ICE_SKB_CONSUMED, before the reuse test, as here); a longer one has its eth_get_headlen() bytes
+    copied and the rest becomes frag 0.
+    """
+    if not C[LEGACY]:
+        return size
+    headlen = size
+    if size > ICE_RX_HDR_SIZE:
+        headlen = desc_hlen[cpu, slot]
+    S[D_BYTES_COPIED] += headlen
+    if size <= headlen:
+        S[D_COPIED] += 1
+        ring_bias[cpu, slot] += 1
+    return headlen
+
+
+@njit(cache=True)
+def _fl_take(S, fl):
+    """A free row of fl (frag lists of several pages), or -1 when the table is full."""
+    if S[FL_TOP] > 0:
+        S[FL_TOP] -= 1
+        return fl[S[FL_TOP], fl.shape[1] - 1]
+    entry = S[FL_NEXT]
+    if entry >= fl.shape[0]:
+        S[ERR] = ERR_TABLE_FULL
+        return -1
+    S[FL_NEXT] += 1
+    return entry
+
+
+@njit(cache=True)
+def _add_frag(S, fl, frag, pid):
+    """skb_add_rx_frag() of page pid to an skb's frags: none (-1) becomes the page id itself, a
+    second page moves both into a row of fl (FL_TAG + row), further ones are appended."""
+    if frag < 0:
+        return pid
+    if frag < FL_TAG:
+        entry = _fl_take(S, fl)
+        if entry < 0:
+            return frag
+        fl[entry, 0] = 2
+        fl[entry, 1] = frag
+        fl[entry, 2] = pid
+        return FL_TAG + entry
+    entry = frag - FL_TAG
+    n = fl[entry, 0] + 1
+    if n > fl.shape[1] - 2:
+        S[ERR] = ERR_TABLE_FULL
+        return frag
+    fl[entry, n] = pid
+    fl[entry, 0] = n
+    return frag
 
 
 @njit(cache=True)
@@ -789,15 +891,9 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                     ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
                                                      C[CB_BUF_FRAGSZ])
                 else:
-                    if S[FL_TOP] > 0:
-                        S[FL_TOP] -= 1
-                        frag_entry = fl[S[FL_TOP], fl.shape[1] - 1]
-                    else:
-                        frag_entry = S[FL_NEXT]
-                        if frag_entry >= fl.shape[0]:
-                            S[ERR] = ERR_TABLE_FULL
-                            return
-                        S[FL_NEXT] += 1
+                    frag_entry = _fl_take(S, fl)
+                    if frag_entry < 0:
+                        return
                     fl[frag_entry, 0] = nslots - 1
                     for b in range(nslots):
                         if b > 0:
@@ -825,7 +921,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             S[D_FRAMES] += 1
             CS[cpu, Q_FRAMES] += 1
             dl_page[ndel] = head_pid
-            dl_frag[ndel] = frag_entry
+            dl_frag[ndel] = FL_TAG + frag_entry if frag_entry >= 0 else -1
             dl_obj[ndel] = obj
             dl_hlen[ndel] = first_len
             dl_dlen[ndel] = size - first_len
@@ -840,96 +936,127 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
         cleaned_count = 0
         if mode == 0:
             cleaned_count = (0 if CS[cpu, NTC] > CS[cpu, NTU] else count) + CS[cpu, NTC] - CS[cpu, NTU] - 1
+        head_ts = C[HEAD_TRUESIZE] if C[LEGACY] else C[SKB_TRUESIZE_C]
+        # the frame being gathered: its first slot, bytes, skb head and sk_buff, bytes in the head,
+        # frags (a page id, or FL_TAG + a row of fl) and how many
+        in_frame = False
+        f_first = 0
+        f_size = 0
+        f_head = -1
+        f_obj = -1
+        f_hlen = 0
+        f_frag = -1
+        f_nfrags = 0
         while total < budget:
             if desc_dd[cpu, ntc] == 0:
+                if in_frame:
+                    S[ERR] = ERR_BUG  # the NIC writes whole frames: a half-written one is not modelled
+                    return
                 break
             size = desc_len[cpu, ntc]
+            eop = desc_dd[cpu, ntc] == DD_EOP
             slot = ntc
             if ring_page[cpu, slot] < 0:
                 # A written descriptor without a buffer: the reference model fails here too;
                 # leave it to the reference engine rather than read a page that is not there.
                 S[ERR] = ERR_BUG
                 return
-            # ice_get_rx_buf()
-            if mode != 2:
-                ring_pgcnt[cpu, slot] = page_ref[ring_page[cpu, slot]]
+            # ice_get_rx_buf() (6.12.14+ samples the page counts at the frame's end, ice_get_pgcnts();
+            # nothing between changes them)
+            ring_pgcnt[cpu, slot] = page_ref[ring_page[cpu, slot]]
             ring_bias[cpu, slot] -= 1
             S[D_USED] += 1
+            if not in_frame:
+                in_frame = True
+                f_first = slot
+                f_size = size
+                f_frag = -1
+                f_nfrags = 0
+                if mode == 0:
+                    # 6.1 builds the skb at the frame's first buffer (ice_build_skb / ice_construct_skb)
+                    f_head, f_obj = _ice_alloc_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
+                                                   pg_freed, slab0, slab1, nc, ring_page[cpu, slot])
+                    if f_obj < 0:
+                        # the frame stays on the ring with the buffer's reference back; the next poll retries
+                        S[D_SKB_FAILURES] += 1
+                        ring_bias[cpu, slot] += 1
+                        break
+                    f_hlen = _ice_fill_head(S, C, cpu, ring_bias, desc_hlen, slot, size)
+                    if f_hlen < size:
+                        f_frag = ring_page[cpu, slot]  # the rest of the first buffer: frag 0
+                        f_nfrags = 1
+            else:
+                f_size += size
+                if mode == 0:
+                    # ice_add_rx_frag(): the buffer joins the skb at once
+                    f_frag = _add_frag(S, fl, f_frag, ring_page[cpu, slot])
+                    f_nfrags += 1
             ntc += 1
             if ntc == count:
                 ntc = 0
-            if mode == 2:
-                ring_pgcnt[cpu, slot] = page_ref[ring_page[cpu, slot]]  # ice_get_pgcnts()
-            head_pid = ring_page[cpu, slot]
-            if C[LEGACY] and C[HEAD_KIND] == HEAD_1K:
-                # ice_construct_skb(): __napi_alloc_skb() cuts the header skb's head from page_frag_1k
-                head_pid = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
-            elif C[LEGACY] and C[HEAD_KIND] == HEAD_FRAG:
-                # __napi_alloc_skb(): SKB_HEAD_ALIGN(len) bytes of this CPU's NAPI page_frag_cache
-                head_pid = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[PF_FRAGSZ])
-            obj = -1
-            if head_pid >= 0:
-                # the sk_buff from this CPU's cache (napi_skb_cache_get)
-                obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
-                if obj < 0:
-                    if C[LEGACY] and C[HEAD_KIND] != HEAD_SMALL:
-                        # skb_free_frag(): the head's page fragment goes back
-                        _put_page(S, page_ref, page_order, page_free, pg_freed, head_pid)
-                elif C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
-                    # __alloc_skb(): after the sk_buff, kmalloc_reserve() takes the head from
-                    # skbuff_small_head; without one the sk_buff goes back to its slab (not the cache)
-                    head_pid = _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
-                    if head_pid < 0:
-                        _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
-                        obj = -1
-            if obj < 0:
-                # No skb: the buffer's reference goes back.  6.1 leaves the frame on the ring for the
-                # next poll; 6.9 drops it and its buffer is put back by the loop after; 6.12.14+
-                # puts it back now (ice_put_rx_mbuf, ICE_XDP_CONSUMED).
-                S[D_SKB_FAILURES] += 1
-                ring_bias[cpu, slot] += 1
-                if mode == 0:
-                    ntc = slot
-                else:
-                    S[D_FRAMES_DROPPED] += 1
-                    CS[cpu, Q_DROPPED] += 1
-                    if mode == 2:
-                        _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-                                    ring_pgcnt, count, slot)
-                    CS[cpu, FIRST_DESC] = ntc
-                break
-            frag_pid = -1
-            headlen = size
-            if C[LEGACY]:
-                if size > ICE_RX_HDR_SIZE:
-                    headlen = desc_hlen[cpu, slot]
-                S[D_BYTES_COPIED] += headlen
-                if size > headlen:
-                    frag_pid = ring_page[cpu, slot]  # the rest stays in the buffer: frag 0
-                else:
-                    # copied out entirely: the buffer's reference goes back (6.9 does it in the put
-                    # loop through ICE_SKB_CONSUMED, before the reuse test, as here)
-                    S[D_COPIED] += 1
-                    ring_bias[cpu, slot] += 1
             if mode == 0:
                 _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
                             count, slot)
                 cleaned_count += 1
-            elif mode == 1:
+            if not eop:
+                continue
+            in_frame = False
+            if mode != 0:
+                # 6.3+: the skb is built at the frame's last buffer around the gathered xdp_buff
+                f_head, f_obj = _ice_alloc_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_freed,
+                                               slab0, slab1, nc, ring_page[cpu, f_first])
+                if f_obj < 0:
+                    # dropped; every buffer of the frame gets its reference back (ICE_XDP_CONSUMED) and is
+                    # put back now (6.12.14+, ice_put_rx_mbuf) or by the loop after (6.9)
+                    S[D_SKB_FAILURES] += 1
+                    S[D_FRAMES_DROPPED] += 1
+                    CS[cpu, Q_DROPPED] += 1
+                    b = f_first
+                    while b != ntc:
+                        ring_bias[cpu, b] += 1
+                        if mode == 2:
+                            _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                                        ring_pgcnt, count, b)
+                        b += 1
+                        if b == count:
+                            b = 0
+                    CS[cpu, FIRST_DESC] = ntc
+                    break
+                f_hlen = _ice_fill_head(S, C, cpu, ring_bias, desc_hlen, f_first, desc_len[cpu, f_first])
+                if f_hlen < desc_len[cpu, f_first]:
+                    f_frag = ring_page[cpu, f_first]
+                    f_nfrags = 1
+                # xdp_update_skb_shared_info(): the gathered buffers follow as frags
+                b = f_first + 1
+                if b == count:
+                    b = 0
+                while b != ntc:
+                    f_frag = _add_frag(S, fl, f_frag, ring_page[cpu, b])
+                    f_nfrags += 1
+                    b += 1
+                    if b == count:
+                        b = 0
+                if mode == 2:
+                    b = f_first
+                    while b != ntc:
+                        _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                                    ring_pgcnt, count, b)
+                        b += 1
+                        if b == count:
+                            b = 0
                 CS[cpu, FIRST_DESC] = ntc
-            else:
-                _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
-                            count, slot)
-                CS[cpu, FIRST_DESC] = ntc
+            if S[ERR]:
+                return
             # eth_skb_pad() raises len to 60; the driver counts skb->len
-            S[D_BYTES] += size if size >= 60 else 60
+            S[D_BYTES] += f_size if f_size >= 60 else 60
             S[D_FRAMES] += 1
             CS[cpu, Q_FRAMES] += 1
-            dl_page[ndel] = head_pid
-            dl_frag[ndel] = frag_pid
-            dl_obj[ndel] = obj
-            dl_hlen[ndel] = headlen
-            dl_dlen[ndel] = size - headlen
+            dl_page[ndel] = f_head
+            dl_frag[ndel] = f_frag
+            dl_obj[ndel] = f_obj
+            dl_hlen[ndel] = f_hlen
+            dl_dlen[ndel] = f_size - f_hlen
+            dl_ts[ndel] = head_ts + f_nfrags * C[FRAME_SZ]
             ndel += 1
             total += 1
         if mode == 1:
@@ -950,7 +1077,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             ntu = CS[cpu, NTU]
             while want:
                 if ring_page[cpu, ntu] < 0:
-                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0, L_NONE)
+                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[RING_ORDER], L_NONE)
                     if pid < 0:
                         S[D_BUF_FAILURES] += 1
                         break
@@ -974,19 +1101,13 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
         # ice_clean_rx_irq() returns the whole budget when a buffer could not be posted
         work = budget if total >= budget or want else (total if total < budget - 1 else budget - 1)
     # -- the stack: each skb to the UDP socket (Simulation._deliver) ---------------------------------
-    ts = C[SKB_TRUESIZE_C]
     page_size = C[PAGE_SIZE_C]
     rcvbuf = C[RCVBUF]
     for d in range(ndel):
         pid = dl_page[d]
         frag = dl_frag[d]
         obj = dl_obj[d]
-        if C[DRIVER_CB]:
-            ts = dl_ts[d]
-        else:
-            ts = C[HEAD_TRUESIZE] if C[LEGACY] else C[SKB_TRUESIZE_C]
-        if frag >= 0:
-            ts += C[FRAME_SZ]
+        ts = dl_ts[d]
         S[DELIVERED] += 1
         S[TRUESIZE_TOTAL] += ts
         rmem = S[RMEM]
@@ -1000,18 +1121,12 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             if rmem > (rcvbuf >> 1) and frag >= 0:
                 # skb_condense(): paged data that fits the head's tailroom is pulled in and its page
                 # reference dropped; truesize is then the head's alone.  (A linear skb keeps its truesize.)
-                data_len = dl_dlen[d]
-                if C[DRIVER_CB]:
-                    # a copybreak skb of several buffers: all its frags fit the first buffer's slack
-                    if data_len <= C[CB_ROOM] - dl_hlen[d]:
-                        _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
-                        frag = -1
-                        ts = C[CB_BUILD_TS]
-                        S[CONDENSED] += 1
-                elif data_len <= C[HEAD_END] - (C[HEAD_PAD] + dl_hlen[d]):
-                    _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+                # (the skbs with frags of a run all have the same kind of head: C[COND_ROOM] is its
+                # room from the headroom to the end, C[COND_TS] its truesize)
+                if dl_dlen[d] <= C[COND_ROOM] - dl_hlen[d]:
+                    _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
                     frag = -1
-                    ts = C[HEAD_TRUESIZE]
+                    ts = C[COND_TS]
                     S[CONDENSED] += 1
             S[RMEM] += ts
             if C[FWD_DEFICIT_ONLY]:
@@ -1049,12 +1164,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 S[PINNED] += 1
             page_pin[head_page] += 1
             if frag >= 0:
-                if C[DRIVER_CB]:
-                    _pin_frags(S, page_pin, fl, frag, 1)
-                else:
-                    if page_pin[frag] == 0:
-                        S[PINNED] += 1
-                    page_pin[frag] += 1
+                _pin_frags(S, page_pin, fl, frag, 1)
             if S[PINNED] > S[PEAK_PINNED]:
                 S[PEAK_PINNED] = S[PINNED]
         else:
@@ -1142,10 +1252,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             # consume_skb(): frag pages, the head, then the sk_buff to its slab (skb_release_data()
             # written out here: a call taking the slab tuple costs reference counting per packet)
             if frag >= 0:
-                if C[DRIVER_CB]:
-                    _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
-                else:
-                    _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
+                _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
             if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
                 _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, pid)
             elif pid >= SMALL_TAG:
@@ -1158,12 +1265,7 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
         if page_pin[head_page] == 0:
             S[PINNED] -= 1
         if frag >= 0:
-            if C[DRIVER_CB]:
-                _pin_frags(S, page_pin, fl, frag, -1)
-            else:
-                page_pin[frag] -= 1
-                if page_pin[frag] == 0:
-                    S[PINNED] -= 1
+            _pin_frags(S, page_pin, fl, frag, -1)
         if not C[APP_UNLIMITED]:
             S[APP_NEXT] = S[NOW] + C[APP_GAP]
             _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, S[APP_NEXT], _READ, 0)
@@ -1302,11 +1404,7 @@ class FastSimulation:
         if self.copybreak:
             self.copy_heads = _copybreak_copy_skbs(self.ref)
             return
-        if ring.config["page_order"] != 0:
-            raise ValueError("the fast engine models buffers in order-0 pages only (MTU <= 1500 for build_skb)")
         self.legacy = not ring.build_skb
-        if ring.build_skb and ring.config["rx_buf_len"] != ring.config["max_frame"]:
-            raise ValueError("the fast engine models single-buffer frames only")
         if self.legacy:
             self.head = _legacy_header_skb(self.ref)
             frag_cache = self.ref.kernel.cpus[0].napi_alloc_cache.page
@@ -1343,11 +1441,16 @@ class FastSimulation:
         C[SKB_TRUESIZE_C] = profile.SKB_TRUESIZE(ring.config["frame_sz"] - profile.SHINFO_SIZE)
         C[PUT_MODE] = _PUT_MODES[ring.rules.put]
         C[FRAME_SZ] = ring.config["frame_sz"]
+        C[RING_ORDER] = ring.config["page_order"]
+        # skb_condense() room of a build_skb head (end - headroom) and the truesize it is left with
+        C[COND_ROOM] = ring.config["frame_sz"] - profile.SHINFO_SIZE - ring.config["rx_offset"]
+        C[COND_TS] = C[SKB_TRUESIZE_C]
         if self.legacy:
             C[LEGACY] = 1
             C[HEAD_TRUESIZE] = self.head["truesize"]
-            C[HEAD_END] = self.head["end"]
-            C[HEAD_PAD] = self.head["tail"]
+            # skb_condense() room of a header skb: end - tail before the copy
+            C[COND_ROOM] = self.head["end"] - self.head["tail"]
+            C[COND_TS] = self.head["truesize"]
             C[HEAD_KIND] = {"page_frag_1k": HEAD_1K, "skbuff_small_head": HEAD_SMALL,
                             "page_frag": HEAD_FRAG}[self.head["source"]]
             C[PF_ORDER] = kernel.cpus[0].napi_alloc_cache.page.max_order
@@ -1359,16 +1462,19 @@ class FastSimulation:
         # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
         live_bound = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + int(C[NC_SIZE]) + SKB_DEFER_MAX)
         slab_cap = live_bound + 16
-        # Live pages: ring pages, two per queued or deferred skb (head, frag), the 1K pages, and
-        # the slabs of both caches.
-        page_cap = (ncpus * count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 2)
-                    + 2 * slab_cap + 16)
+        # Live pages: ring pages, a head and up to a page per buffer for each queued, deferred or
+        # polled skb, the 1K pages, and the slabs of both caches.
+        max_bufs = -(-ring.rxmax // ring.rx_buf_len)
+        page_cap = (ncpus * count + (1 + max_bufs) * (qcap + ncpus * (SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT))
+                    + 2 * ncpus + 2 * slab_cap + 16)
+        # frag lists of skbs of several buffers, a row each: [count, page ids..., free-stack slot]
+        fl = np.zeros((slab_cap if max_bufs > 1 else 1, profile.MAX_SKB_FRAGS + 2), np.int64)
 
         small = kernel.skb_small_head_cache
         a = _RunArrays(kernel, C, ncpus, count, page_cap, slab_cap, qcap,
                        slab1=small if small is not None and self.legacy else None,
                        cb_tab=np.zeros((3, 1), np.int64),
-                       fl=np.zeros((1, 3), np.int64),  # copybreak frag lists: unused here
+                       fl=fl,
                        ring_bias=0)
         S, CS = a.S, a.CS
         # The rings as ice_open() left them in the reference kernel.
@@ -1411,7 +1517,8 @@ class FastSimulation:
         C[CB_BUF_FRAGSZ] = profile.SKB_DATA_ALIGN_u32(ring.buf_size)
         C[CB_BUILD_TS] = profile.SKB_TRUESIZE(ring.buf_size - profile.SHINFO_SIZE)
         C[CB_BUF_SIZE] = ring.buf_size
-        C[CB_ROOM] = ring.buf_size - profile.SHINFO_SIZE - ring.headroom  # end - headroom
+        C[COND_ROOM] = ring.buf_size - profile.SHINFO_SIZE - ring.headroom  # end - headroom
+        C[COND_TS] = C[CB_BUILD_TS]
         frag_cache = kernel.cpus[0].napi_alloc_cache.page
         C[PF_ORDER] = frag_cache.max_order
         C[PF_DOWN] = 0 if frag_cache.offset_up else 1

@@ -177,8 +177,11 @@ FAULTS = st.one_of(
     kernel=st.sampled_from(KERNELS),
     rx=st.sampled_from(["build_skb", "legacy"]),
     ring=st.sampled_from([None, "64", "96", "512", "2048"]),
-    mtu=st.sampled_from([None, "68", "1200", "1500"]),
-    traffic=st.sampled_from(["imix", "fixed:60", "fixed:1514", "fixed:1537", "uniform:14-1600", "uniform:60-1536"]),
+    mtu=st.sampled_from([None, "68", "1200", "1500", "3000", "9000"]),
+    # frames of one buffer, and of several (legacy-rx: 1664-byte buffers; build_skb above MTU 1500:
+    # 3072-byte buffers in order-1 pages; up to ICE_MAX_CHAINED_RX_BUFS of them)
+    traffic=st.sampled_from(["imix", "fixed:60", "fixed:1514", "fixed:1537", "uniform:14-1600", "uniform:60-1536",
+                             "uniform:14-9018", "fixed:3300", "fixed:9018"]),
     run=RUN_SPACE,
     faults=FAULTS,
 )
@@ -262,17 +265,19 @@ def test_out_of_scope_falls_back_and_says_why(config, reason):
     assert result["engine"] == "reference" and reason in why
 
 
-@pytest.mark.parametrize(
-    "config, reason",
-    [
-        (RunConfig(options={"rx": "build_skb", "mtu": "9000"}, count=100), "order-0 pages"),
-        # discovered while running: the run is redone by the reference engine
-        (RunConfig(options={"rx": "legacy"}, traffic="fixed:1700", count=100), "several descriptors"),
-    ],
-)
-def test_unsupported_profiles_and_traffic_fall_back(config, reason):
-    result, _, why = simulate_engine(config, "fast")
-    assert result["engine"] == "reference" and reason in why
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("rx", ["build_skb", "legacy"])
+@pytest.mark.parametrize("workload", [
+    # jumbo frames: up to three 3072-byte buffers in order-1 pages (build_skb), five 1664-byte ones (legacy)
+    dict(traffic="uniform:60-9018", count=6_000, rate=2e6),
+    # a reader slower than the NIC: skb_condense() pulls a short second buffer into the head
+    dict(traffic="fixed:3300", count=4_000, rcvbuf=60_000, app_rate=3e5),
+    # several CPUs, frames of many lengths, faults
+    dict(traffic="uniform:14-9018", count=6_000, cpus=3, rate=4e6, faults=(("slab", 0.01, 1, -1, 0),
+                                                                           ("page_alloc", 0.01, 1, -1, 0))),
+])
+def test_frames_of_several_buffers(kernel, rx, workload):
+    _assert_same(kernel=kernel, options={"rx": rx, "mtu": "9000"}, **workload)
 
 
 def test_cli_engine_choice_and_fallback_message(capsys):
