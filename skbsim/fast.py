@@ -1893,9 +1893,15 @@ def _header_slots(buf, hstart, caplens, lengths, first, last, wire_adjust, max_b
         h = np.uint64(usable) * mix
         for w in range(nwords):
             base = start + 8 * w
-            word = np.uint64(0)
-            for k in range(min(8, usable - 8 * w)):
-                word |= np.uint64(buf[base + k]) << np.uint64(8 * k)
+            if usable - 8 * w >= 8:  # a whole word: eight fixed shifts, which the compiler turns into one load
+                word = (np.uint64(buf[base]) | (np.uint64(buf[base + 1]) << np.uint64(8))
+                        | (np.uint64(buf[base + 2]) << np.uint64(16)) | (np.uint64(buf[base + 3]) << np.uint64(24))
+                        | (np.uint64(buf[base + 4]) << np.uint64(32)) | (np.uint64(buf[base + 5]) << np.uint64(40))
+                        | (np.uint64(buf[base + 6]) << np.uint64(48)) | (np.uint64(buf[base + 7]) << np.uint64(56)))
+            else:
+                word = np.uint64(0)
+                for k in range(usable - 8 * w):
+                    word |= np.uint64(buf[base + k]) << np.uint64(8 * k)
             scratch[w] = word
             h = (h ^ word) * mix
             h ^= h >> np.uint64(29)
