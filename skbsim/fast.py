@@ -117,6 +117,13 @@ ERR_REASONS = {
 #: ice_construct_skb(): ICE_RX_HDR_SIZE, the header skb's size and the copy-everything bound
 ICE_RX_HDR_SIZE = 256
 SZ_1K = 1024
+#: distinct headers the pcap reader's header table (_HeaderTable) and _frames_with_headlen()'s memo
+#: hold at once; when full they start over empty, so memory does not grow with the trace and the
+#: answers do not change
+HEADER_TABLE_SIZE = 1 << 12
+#: the odd multiplier of _header_slots()'s hash (2**64 / golden ratio); tests set 0, making every
+#: header's hash collide, so that only the byte comparison tells headers apart
+HEADER_HASH_MIX = 0x9E3779B97F4A7C15
 
 
 def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None:
@@ -1564,7 +1571,9 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     arrival times by the same rule the frames use, and queues from the same
     seeded flow draws and per-flow RSS queue as SyntheticSource._generate; a
     classic pcap on one CPU is scanned by a compiled loop over 1 MiB reads
-    (the same arithmetic as CaptureSource._pcap_frames); other captures are
+    (the same arithmetic as CaptureSource._pcap_frames), for rx=legacy with
+    its frames' headers grouped by a compiled table (_HeaderTable) so that
+    eth_get_headlen() runs once per distinct header; other captures are
     read frame by frame through the source.  Raises _Unscannable when the
     fast reader meets something it leaves to the reference reader.
     """
@@ -1713,7 +1722,9 @@ def _frames_with_headlen(source, ref: Simulation):
     ice_construct_skb() copies eth_get_headlen(header, ICE_RX_HDR_SIZE) bytes of
     a frame above ICE_RX_HDR_SIZE; the header is frame_header(frame, the
     ring's template), as ice_nic_receive() writes it, and the model's own
-    eth_get_headlen() measures it (once per distinct header).
+    eth_get_headlen() measures it (once per distinct header while the memo
+    holds it: the memo is emptied when it reaches HEADER_TABLE_SIZE headers,
+    so a capture of many distinct headers does not grow it without bound).
     """
     from skbsim.drivers.base import frame_header
     from skbsim.net.ethernet import eth_get_headlen
@@ -1722,6 +1733,7 @@ def _frames_with_headlen(source, ref: Simulation):
     ncpus = len(templates)
     dev = ref.dev
     known: dict[bytes, int] = {}
+    memo_size = max(1, HEADER_TABLE_SIZE)
     lengths = np.zeros(CHUNK, np.int64)
     times = np.zeros(CHUNK, np.int64)
     queues = np.zeros(CHUNK, np.int64)
@@ -1736,6 +1748,8 @@ def _frames_with_headlen(source, ref: Simulation):
             header = frame_header(frame, templates[frame.queue % ncpus])
             headlen = known.get(header)
             if headlen is None:
+                if len(known) >= memo_size:
+                    known.clear()
                 headlen = known[header] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
             hlens[n] = headlen
         n += 1
@@ -1852,14 +1866,6 @@ def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_c
         pos = end
     st[0] = pos
     st[5] = filled
-
-
-#: distinct headers the pcap reader's header table holds at once (_HeaderTable); when it is full it
-#: starts over empty, so memory does not grow with the trace and the answers do not change
-HEADER_TABLE_SIZE = 1 << 12
-#: the odd multiplier of _header_slots()'s hash (2**64 / golden ratio); tests set 0, making every
-#: header's hash collide, so that only the byte comparison tells headers apart
-HEADER_HASH_MIX = 0x9E3779B97F4A7C15
 
 
 @njit(cache=True)

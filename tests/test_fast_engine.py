@@ -341,8 +341,9 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     bytes, IPv4 with options and a non-IP EtherType, of several flows, lengths and captured lengths,
     some cut inside the headers), through the fast pcap reader's header table shrunk to 3 slots (it
     fills and starts over again and again), or with every header's hash the same (mix 0: only the
-    byte comparison tells headers apart).  Both engines must agree; the fast one must measure each
-    distinct header, once with a table large enough, and some again after the table started over."""
+    byte comparison tells headers apart); on two CPUs, through the header memo of frames read one by
+    one (as small).  Both engines must agree; the fast one must measure each distinct header, once
+    with a table large enough, and some again after the table started over."""
     import struct
 
     import skbsim.fast
@@ -399,6 +400,12 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     assert simulate_fast(RunConfig(**config)) is not None
     assert set(measured) == headers
     assert len(measured) > len(headers) if slots < len(headers) else len(measured) == len(headers)
+    # two CPUs: the frames come through the source, with header lengths from _frames_with_headlen()'s memo
+    measured.clear()
+    assert simulate_fast(RunConfig(**config, cpus=2)) is not None
+    assert set(measured) == headers
+    assert len(measured) > len(headers) if slots < len(headers) else len(measured) == len(headers)
     monkeypatch.setattr(skbsim.net.ethernet, "eth_get_headlen", real)
     for kernel in ("6.1", "6.9", "6.12", "6.18", "host"):
         _assert_same(**{**config, "kernel": kernel})
+    _assert_same(**config, cpus=2)
