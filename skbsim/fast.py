@@ -137,6 +137,13 @@ ERR_REASONS = {
 #: ice_construct_skb(): ICE_RX_HDR_SIZE, the header skb's size and the copy-everything bound
 ICE_RX_HDR_SIZE = 256
 SZ_1K = 1024
+#: distinct headers the pcap reader's header table (_HeaderTable) and _frames_with_headlen()'s memo
+#: hold at once; when full they start over empty, so memory does not grow with the trace and the
+#: answers do not change
+HEADER_TABLE_SIZE = 1 << 12
+#: the odd multiplier of _header_slots()'s hash (2**64 / golden ratio); tests set 0, making every
+#: header's hash collide, so that only the byte comparison tells headers apart
+HEADER_HASH_MIX = 0x9E3779B97F4A7C15
 
 
 def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None:
@@ -1814,7 +1821,9 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     arrival times by the same rule the frames use, and queues from the same
     seeded flow draws and per-flow RSS queue as SyntheticSource._generate; a
     classic pcap on one CPU is scanned by a compiled loop over 1 MiB reads
-    (the same arithmetic as CaptureSource._pcap_frames); other captures are
+    (the same arithmetic as CaptureSource._pcap_frames), for rx=legacy with
+    its frames' headers grouped by a compiled table (_HeaderTable) so that
+    eth_get_headlen() runs once per distinct header; other captures are
     read frame by frame through the source.  Raises _Unscannable when the
     fast reader meets something it leaves to the reference reader.
     """
@@ -1828,14 +1837,10 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
               and source.headers and _pcap_is_ethernet(source)):
             from skbsim.net.ethernet import eth_get_headlen
 
-            known: dict[bytes, int] = {}
             dev = ref.dev
 
             def headlen_of(head: bytes) -> int:
-                value = known.get(head)
-                if value is None:
-                    value = known[head] = eth_get_headlen(dev, head, ICE_RX_HDR_SIZE)
-                return value
+                return eth_get_headlen(dev, head, ICE_RX_HDR_SIZE)
 
             for lengths, times, hlens in _pcap_chunks(source, headlen_of):
                 yield lengths, times, np.zeros(len(lengths), np.int64), hlens
@@ -1967,7 +1972,9 @@ def _frames_with_headlen(source, ref: Simulation):
     ice_construct_skb() copies eth_get_headlen(header, ICE_RX_HDR_SIZE) bytes of
     a frame above ICE_RX_HDR_SIZE; the header is frame_header(frame, the
     ring's template), as ice_nic_receive() writes it, and the model's own
-    eth_get_headlen() measures it (once per distinct header).
+    eth_get_headlen() measures it (once per distinct header while the memo
+    holds it: the memo is emptied when it reaches HEADER_TABLE_SIZE headers,
+    so a capture of many distinct headers does not grow it without bound).
     """
     from skbsim.drivers.base import frame_header
     from skbsim.net.ethernet import eth_get_headlen
@@ -1976,6 +1983,7 @@ def _frames_with_headlen(source, ref: Simulation):
     ncpus = len(templates)
     dev = ref.dev
     known: dict[bytes, int] = {}
+    memo_size = max(1, HEADER_TABLE_SIZE)
     lengths = np.zeros(CHUNK, np.int64)
     times = np.zeros(CHUNK, np.int64)
     queues = np.zeros(CHUNK, np.int64)
@@ -1990,6 +1998,8 @@ def _frames_with_headlen(source, ref: Simulation):
             header = frame_header(frame, templates[frame.queue % ncpus])
             headlen = known.get(header)
             if headlen is None:
+                if len(known) >= memo_size:
+                    known.clear()
                 headlen = known[header] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
             hlens[n] = headlen
         n += 1
@@ -2060,8 +2070,9 @@ def _arrival_times(rate, arrival, seed):
 
 @njit(cache=True)
 def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_caplen, length_adjust,
-               lengths, times, hstart, st):
-    """Classic pcap records from buf[st[0]:size] into lengths/times; st = [pos, first_ns, last_ns, index,
+               lengths, times, hstart, caplens, st):
+    """Classic pcap records from buf[st[0]:size] into lengths/times (and where each record's bytes start
+    in buf, and how many were captured, into hstart/caplens); st = [pos, first_ns, last_ns, index,
     limit (-1 none), filled, status].  status 1: a corrupt record (left to the reference reader)."""
     pos = st[0]
     filled = st[5]
@@ -2099,6 +2110,7 @@ def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_c
         lengths[filled] = orig + length_adjust
         times[filled] = time_ns
         hstart[filled] = pos + record_len  # where the record's bytes start in buf
+        caplens[filled] = caplen
         filled += 1
         st[3] += 1
         pos = end
@@ -2106,11 +2118,131 @@ def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_c
     st[5] = filled
 
 
+@njit(cache=True)
+def _header_slots(buf, hstart, caplens, lengths, first, last, wire_adjust, max_bytes, mix,
+                  index, words, nbytes, hashes, seen_at, scratch, slot_of, used):
+    """Give each frame of lengths[first:last] above ICE_RX_HDR_SIZE the table slot of its header
+    (its first min(length - wire_adjust, caplen, max_bytes) bytes in buf), others -1, into slot_of.
+
+    A slot holds one distinct header: its bytes (as little-endian 64-bit words, the last one
+    zero-padded, with the byte count beside them), their hash, and where in buf it was first
+    seen.  index is an open-addressing table (linear probing, a power of two at least twice
+    the slot count) of slot numbers, -1 empty.  A hash match counts only once the byte count
+    and every word are equal, so two frames share a slot exactly when their headers are the
+    same bytes.  Unseen headers take the next free slot (used[0] counts them); when none is
+    left the pass stops and returns the frame it stopped at (else last), for the caller to
+    measure the new slots' headers and start the table over.
+    """
+    mask = index.shape[0] - 1
+    capacity = words.shape[0]
+    taken = used[0]
+    j = first
+    while j < last:
+        length = lengths[j]
+        if length <= ICE_RX_HDR_SIZE:
+            slot_of[j] = -1
+            j += 1
+            continue
+        usable = min(length - wire_adjust, caplens[j], max_bytes)
+        start = hstart[j]
+        nwords = (usable + 7) >> 3
+        h = np.uint64(usable) * mix
+        for w in range(nwords):
+            base = start + 8 * w
+            if usable - 8 * w >= 8:  # a whole word: eight fixed shifts, which the compiler turns into one load
+                word = (np.uint64(buf[base]) | (np.uint64(buf[base + 1]) << np.uint64(8))
+                        | (np.uint64(buf[base + 2]) << np.uint64(16)) | (np.uint64(buf[base + 3]) << np.uint64(24))
+                        | (np.uint64(buf[base + 4]) << np.uint64(32)) | (np.uint64(buf[base + 5]) << np.uint64(40))
+                        | (np.uint64(buf[base + 6]) << np.uint64(48)) | (np.uint64(buf[base + 7]) << np.uint64(56)))
+            else:
+                word = np.uint64(0)
+                for k in range(usable - 8 * w):
+                    word |= np.uint64(buf[base + k]) << np.uint64(8 * k)
+            scratch[w] = word
+            h = (h ^ word) * mix
+            h ^= h >> np.uint64(29)
+        probe = np.int64(h & np.uint64(mask))
+        slot = index[probe]
+        while slot >= 0:
+            if hashes[slot] == h and nbytes[slot] == usable:
+                same = True
+                for w in range(nwords):
+                    if words[slot, w] != scratch[w]:
+                        same = False
+                        break
+                if same:
+                    break
+            probe = (probe + 1) & mask
+            slot = index[probe]
+        if slot < 0:
+            if taken == capacity:
+                break
+            slot = taken
+            taken += 1
+            index[probe] = slot
+            hashes[slot] = h
+            nbytes[slot] = usable
+            seen_at[slot] = start
+            for w in range(nwords):
+                words[slot, w] = scratch[w]
+        slot_of[j] = slot
+        j += 1
+    used[0] = taken
+    return j
+
+
+class _HeaderTable:
+    """Header lengths of pcap frames, each distinct header measured once by the model's function.
+
+    The bytes are grouped by _header_slots() (compiled, exact byte comparison); only headers
+    new to the table reach headlen_of(), in Python.  The table has HEADER_TABLE_SIZE slots
+    (and fixed arrays): when it fills, the headers seen so far are measured and it starts
+    over empty, so a capture of many distinct headers costs measurements, not memory.
+    """
+
+    __slots__ = ("headlen_of", "wire_adjust", "max_bytes", "mix", "index", "words", "nbytes", "hashes", "seen_at",
+                 "scratch", "headlens", "slot_of", "used")
+
+    def __init__(self, headlen_of, wire_adjust: int, max_bytes: int, chunk: int):
+        size = max(1, HEADER_TABLE_SIZE)
+        self.headlen_of = headlen_of
+        self.wire_adjust = wire_adjust
+        self.max_bytes = max_bytes
+        self.mix = np.uint64(HEADER_HASH_MIX)
+        self.index = np.full(1 << (2 * size - 1).bit_length(), -1, np.int64)
+        self.words = np.zeros((size, (max_bytes + 7) // 8), np.uint64)
+        self.nbytes = np.zeros(size, np.int64)
+        self.hashes = np.zeros(size, np.uint64)
+        self.seen_at = np.zeros(size, np.int64)
+        self.scratch = np.zeros((max_bytes + 7) // 8, np.uint64)
+        self.headlens = np.zeros(size, np.int64)
+        self.slot_of = np.zeros(chunk, np.int64)
+        self.used = np.zeros(1, np.int64)
+
+    def fill(self, data: bytes, buf, hstart, caplens, lengths, first: int, last: int, hlens) -> None:
+        """hlens[first:last]: the header length of each frame above ICE_RX_HDR_SIZE (others 0)."""
+        while first < last:
+            known = int(self.used[0])
+            stop = _header_slots(buf, hstart, caplens, lengths, first, last, self.wire_adjust, self.max_bytes,
+                                 self.mix, self.index, self.words, self.nbytes, self.hashes, self.seen_at, self.scratch,
+                                 self.slot_of, self.used)
+            for slot in range(known, int(self.used[0])):
+                start = int(self.seen_at[slot])
+                self.headlens[slot] = self.headlen_of(data[start:start + int(self.nbytes[slot])])
+            slots = self.slot_of[first:stop]
+            hlens[first:stop] = np.where(slots >= 0, self.headlens[slots], 0)
+            if stop < last:  # full: every slot is measured and used; start over from the frame that found none
+                self.index[:] = -1
+                self.used[0] = 0
+            first = stop
+
+
 def _pcap_chunks(source, headlen_of=None):
     """A classic pcap's (lengths, times, header lengths), as CaptureSource._pcap_frames() (and
     _paced()) give them.  With headlen_of(header bytes), frames above ICE_RX_HDR_SIZE get it
     applied to their first min(frame length, caplen, HEADER_BYTES) captured bytes (the
-    Frame.header a Ethernet capture carries); others get 0."""
+    Frame.header a Ethernet capture carries), once per distinct header (_HeaderTable); others
+    get 0."""
     from skbsim.traffic import capture
     from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
 
@@ -2128,7 +2260,9 @@ def _pcap_chunks(source, headlen_of=None):
     lengths = np.zeros(CHUNK, np.int64)
     times = np.zeros(CHUNK, np.int64)
     hstart = np.zeros(CHUNK, np.int64)
+    caplens = np.zeros(CHUNK, np.int64)
     hlens = np.zeros(CHUNK, np.int64)
+    table = None if headlen_of is None else _HeaderTable(headlen_of, wire_adjust, HEADER_BYTES, CHUNK)
     args = (header.order == ">", header.record_len, 1 if header.nano else 1000, MIN_FRAME_LEN + fcs_len - wire_adjust,
             MAX_FRAME_LEN + fcs_len - wire_adjust, max(header.snaplen, capture._MAX_CAPLEN), wire_adjust - fcs_len)
     with capture._open(source.path) as f:
@@ -2143,17 +2277,12 @@ def _pcap_chunks(source, headlen_of=None):
             st[0] = 0
             while True:
                 before = int(st[5])
-                _scan_pcap(buf, len(data), *args, lengths, times, hstart, st)
+                _scan_pcap(buf, len(data), *args, lengths, times, hstart, caplens, st)
                 if st[6]:
                     raise _Unscannable
-                if headlen_of is not None:
+                if table is not None:
                     # while this read's bytes are at hand: the header lengths of the new frames
-                    for j in np.flatnonzero(lengths[before:st[5]] > ICE_RX_HDR_SIZE).tolist():
-                        j += before
-                        start = int(hstart[j])
-                        caplen = _record_caplen(data, start, header)
-                        usable = min(int(lengths[j]) - wire_adjust, caplen, HEADER_BYTES)
-                        hlens[j] = headlen_of(data[start:start + usable])
+                    table.fill(data, buf, hstart, caplens, lengths, before, int(st[5]), hlens)
                 if st[5] == CHUNK:
                     yield lengths.copy(), (paced(CHUNK) if paced else times.copy()), hlens.copy()
                     hlens[:] = 0
@@ -2168,13 +2297,6 @@ def _pcap_chunks(source, headlen_of=None):
     n = int(st[5])
     if n:
         yield lengths[:n].copy(), (paced(n) if paced else times[:n].copy()), hlens[:n].copy()
-
-
-def _record_caplen(data: bytes, start: int, header) -> int:
-    """The captured length of the record whose bytes start at ``start`` (from its header)."""
-    import struct
-
-    return struct.unpack_from(header.order + "I", data, start - header.record_len + 8)[0]
 
 
 def simulate_fast(config: RunConfig, progress=None, why: list | None = None) -> tuple[dict, dict] | None:

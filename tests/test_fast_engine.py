@@ -386,3 +386,79 @@ def test_header_lengths_that_differ_by_flow(monkeypatch):
         for flows in (1, 16):
             _assert_same(kernel=kernel, options={"rx": "legacy"}, traffic="imix", count=3000, flows=flows,
                          rcvbuf=20_000, app_rate=300_000.0)
+
+
+@pytest.mark.parametrize("slots, mix", [(3, None), (1024, 0)])
+def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, mix):
+    """Legacy-rx header lengths from a capture of 500 distinct headers (UDP, TCP with 0-8 option
+    bytes, IPv4 with options and a non-IP EtherType, of several flows, lengths and captured lengths,
+    some cut inside the headers), through the fast pcap reader's header table shrunk to 3 slots (it
+    fills and starts over again and again), or with every header's hash the same (mix 0: only the
+    byte comparison tells headers apart); on two CPUs, through the header memo of frames read one by
+    one (as small).  Both engines must agree; the fast one must measure each distinct header, once
+    with a table large enough, and some again after the table started over."""
+    import struct
+
+    import skbsim.fast
+    import skbsim.net.ethernet
+
+    def frame(i, n):
+        kind = i % 4
+        if n <= 256:
+            return ETH + bytes(n - 14)
+        if kind == 2:
+            return ETH[:12] + b"\x88\xb5" + bytes((i % 9,)) * (n - 14)
+        if kind == 1:
+            opts = b"\x01" * (4 * (i % 3))
+            inner = dpkt.tcp.TCP(sport=2000 + i % 5, dport=80, off=5 + len(opts) // 4, opts=opts)
+            inner.data = bytes(n - 34 - len(inner))
+            proto = 6
+        else:
+            inner = dpkt.udp.UDP(sport=1024 + i % 13, dport=4789, data=bytes(n - 42 - 4 * (kind == 3)))
+            inner.ulen = len(inner)
+            proto = 17
+        ip = dpkt.ip.IP(src=bytes((10, 0, 0, 1 + i % 7)), dst=bytes((10, 0, 1, 1)), p=proto, data=inner)
+        if kind == 3:
+            ip.opts = b"\x01\x01\x01\x00"
+            ip.v_hl = 0x46
+        ip.len = len(ip)
+        data = bytes(dpkt.ethernet.Ethernet(dst=ETH[:6], src=ETH[6:12], type=0x0800, data=ip))
+        assert len(data) == n
+        return data
+
+    path = tmp_path / "headers.pcap"
+    headers = set()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(2400):
+            n = (1514, 300, 590, 257, 1000, 60)[i % 6]
+            data = frame(i, n)
+            kept = min(n, (n, 20, 40, 54, 100, n, 128)[i % 7])
+            if n > 256:
+                headers.add(data[:min(kept, 128)])
+            f.write(struct.pack("<IIII", 0, i, kept, n) + data[:kept])
+    monkeypatch.setattr(skbsim.fast, "HEADER_TABLE_SIZE", slots)
+    if mix is not None:
+        monkeypatch.setattr(skbsim.fast, "HEADER_HASH_MIX", mix)
+    real = skbsim.net.ethernet.eth_get_headlen
+    measured = []
+
+    def counting(dev, data, length):
+        measured.append(data)
+        return real(dev, data, length)
+
+    monkeypatch.setattr(skbsim.net.ethernet, "eth_get_headlen", counting)
+    config = dict(kernel="6.9", options={"rx": "legacy"}, traffic=f"pcap:{path}", count=None, rate=None,
+                  rcvbuf=20_000, app_rate=400_000.0)
+    assert simulate_fast(RunConfig(**config)) is not None
+    assert set(measured) == headers
+    assert len(measured) > len(headers) if slots < len(headers) else len(measured) == len(headers)
+    # two CPUs: the frames come through the source, with header lengths from _frames_with_headlen()'s memo
+    measured.clear()
+    assert simulate_fast(RunConfig(**config, cpus=2)) is not None
+    assert set(measured) == headers
+    assert len(measured) > len(headers) if slots < len(headers) else len(measured) == len(headers)
+    monkeypatch.setattr(skbsim.net.ethernet, "eth_get_headlen", real)
+    for kernel in ("6.1", "6.9", "6.12", "6.18", "host"):
+        _assert_same(**{**config, "kernel": kernel})
+    _assert_same(**config, cpus=2)
