@@ -79,7 +79,8 @@ MAX_RCVBUF = 1 << 26
  SMALL_ALLOCS, SMALL_REFILLS, D_COPIED, D_BYTES_COPIED, CONDENSED, PF_ALLOCS, PF_REFILLS, PF_REUSES,
  CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD, FL_TOP, FL_NEXT,
  TRAFFIC_DONE, D_FRAMES_DROPPED, D_SKB_FAILURES, D_BUF_FAILURES, NC_REFILL_FAILURES, F_ANY,
- S_SIZE) = range(67)
+ TR_LEN, SR_LEN, SR_EVERY, SR_COUNT,
+ S_SIZE) = range(71)
 
 # -- the fault injector (skbsim.mm.fault.FaultInjector) in S after the scalars ---------------------
 #: layer numbers, in skbsim.mm.fault.LAYERS order; -1 for an allocation with no layer of its own
@@ -107,7 +108,8 @@ S_TOTAL = F_MT + MT_N
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
  LEGACY, HEAD_TRUESIZE, COND_ROOM, COND_TS, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ,
- DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, RING_ORDER, C_SIZE) = range(33)
+ DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, RING_ORDER, TRACE, PLOT,
+ C_SIZE) = range(35)
 #: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
 HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 
@@ -126,6 +128,14 @@ ERR_FRAME_ABOVE_RING = 5
 SMALL_TAG = 1 << 40
 #: an skb's frags: -1 for none, a page id for one, FL_TAG plus a row of fl for several
 FL_TAG = 1 << 41
+#: --trace records (tr, a row each): their columns, and the outcomes (report.TRACE_FIELDS)
+(T_TIME, T_CPU, T_FRAME_LEN, T_LEN, T_DATA_LEN, T_TRUESIZE, T_NR_FRAGS, T_KIND, T_OUTCOME, T_SIZE) = range(10)
+OUTCOMES = ("delivered", "dropped:socket_rcvbuf", "dropped:ring_full", "dropped:oversize")
+O_DELIVERED, O_SOCKET, O_RING_FULL, O_OVERSIZE = range(4)
+#: --plot: the memory series keeps at most this many points (sim._Series)
+SERIES_LIMIT = 2000
+#: columns of the truesize table: nr_frags 0 .. MAX_SKB_FRAGS (17 with 4K pages) and one to spare
+MAX_FRAGS_SEEN = 20
 #: desc_dd of an ice descriptor: 0 not written back, DD_DONE written, DD_EOP written and the frame's last
 DD_DONE, DD_EOP = 1, 2
 ERR_REASONS = {
@@ -136,6 +146,7 @@ ERR_REASONS = {
 }
 #: ice_construct_skb(): ICE_RX_HDR_SIZE, the header skb's size and the copy-everything bound
 ICE_RX_HDR_SIZE = 256
+ETH_HLEN = 14
 SZ_1K = 1024
 #: distinct headers the pcap reader's header table (_HeaderTable) and _frames_with_headlen()'s memo
 #: hold at once; when full they start over empty, so memory does not grow with the trace and the
@@ -148,10 +159,6 @@ HEADER_HASH_MIX = 0x9E3779B97F4A7C15
 
 def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None:
     """Why the fast engine cannot run this config (None when it can)."""
-    if trace is not None:
-        return "--trace needs the reference engine"
-    if plot:
-        return "--plot needs the reference engine"
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
     if config.driver not in ("ice", "copybreak"):
@@ -510,7 +517,8 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
          page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1,
-         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl):
+         nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl,
+         obs):
     """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
     with final, then all remaining events."""
     i = 0
@@ -555,6 +563,8 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                         ok = False
                 if not ok:
                     S[RING_DROPS] += 1
+                    if C[TRACE]:
+                        _trace_drop(S, obs[0], S[NOW], cpu, length, O_OVERSIZE if length > C[RXMAX] else O_RING_FULL)
                 else:
                     idx = CS[cpu, HW_NEXT]
                     remaining = length
@@ -586,7 +596,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                   ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                   slab0, slab1,
                   nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
-                  dl_hlen, dl_dlen, dl_ts, cb_tab, fl)
+                  dl_hlen, dl_dlen, dl_ts, cb_tab, fl, obs)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
                       pg_freed, slab0, slab1, nc, df_page, df_frag, df_obj,
@@ -731,6 +741,57 @@ def _add_frag(S, fl, frag, pid):
 
 
 @njit(cache=True)
+def _trace_drop(S, tr, time_ns, cpu, frame_len, outcome):
+    """A --trace record of a frame the NIC refused (no skb: its skb columns stay -1)."""
+    row = S[TR_LEN]
+    if row >= tr.shape[0]:
+        S[ERR] = ERR_TABLE_FULL
+        return
+    tr[row, T_TIME] = time_ns
+    tr[row, T_CPU] = cpu
+    tr[row, T_FRAME_LEN] = frame_len
+    for col in range(T_LEN, T_OUTCOME):
+        tr[row, col] = -1
+    tr[row, T_OUTCOME] = outcome
+    S[TR_LEN] = row + 1
+
+
+@njit(cache=True)
+def _count_truesize(S, counts, values, frame_len, nr_frags, truesize):
+    """truesize_by_len for --plot: skbs by (frame length, nr_frags), which fixes their truesize."""
+    if frame_len >= counts.shape[0] or nr_frags >= counts.shape[1]:
+        S[ERR] = ERR_TABLE_FULL
+        return
+    if counts[frame_len, nr_frags] and values[frame_len, nr_frags] != truesize:
+        S[ERR] = ERR_BUG  # two truesizes for one (length, frags): not a run this table can describe
+        return
+    counts[frame_len, nr_frags] += 1
+    values[frame_len, nr_frags] = truesize
+
+
+@njit(cache=True)
+def _series_add(S, series, time_ns, in_use, rmem):
+    """sim._Series.add(): a point every SR_EVERY calls; at SERIES_LIMIT points every other one is
+    dropped and the step doubles."""
+    S[SR_COUNT] += 1
+    if S[SR_COUNT] % S[SR_EVERY]:
+        return
+    n = S[SR_LEN]
+    series[n, 0] = time_ns
+    series[n, 1] = in_use
+    series[n, 2] = rmem
+    n += 1
+    if n >= SERIES_LIMIT:
+        for j in range(0, n, 2):
+            series[j // 2, 0] = series[j, 0]
+            series[j // 2, 1] = series[j, 1]
+            series[j // 2, 2] = series[j, 2]
+        n = (n + 1) // 2
+        S[SR_EVERY] *= 2
+    S[SR_LEN] = n
+
+
+@njit(cache=True)
 def _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max):
     """The page_frag_cache's refill (__page_frag_cache_refill): a PAGE_FRAG_CACHE_MAX_ORDER page, else
     one order-0 page, pre-charged with bias_max references; False (and no page) when both fail."""
@@ -825,7 +886,8 @@ def _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page
 def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
           pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
           slab0, slab1,
-          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl):
+          nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl,
+          obs):
     """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
     count = C[RING_COUNT]
     mode = C[PUT_MODE]
@@ -1117,6 +1179,18 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
         ts = dl_ts[d]
         S[DELIVERED] += 1
         S[TRUESIZE_TOTAL] += ts
+        if C[TRACE] or C[PLOT]:
+            # what Simulation._deliver records before queueing (skb->len + ETH_HLEN, after eth_skb_pad()
+            # for ice), and which kind of skb it is (path, head source: see _kind_names)
+            size = dl_hlen[d] + dl_dlen[d]
+            frame_len = size if C[DRIVER_CB] or size >= 60 else 60
+            nr_frags = 0 if frag < 0 else (1 if frag < FL_TAG else fl[frag - FL_TAG, 0])
+            kind = 0
+            if C[DRIVER_CB]:
+                kind = 1 + (cb_tab[0, size] + 1 if size <= C[CB_COPYBREAK] else 0)
+            record_ts = ts
+            if C[PLOT]:
+                _count_truesize(S, obs[1], obs[2], frame_len, nr_frags, ts)
         rmem = S[RMEM]
         refused = False
         if C[STRICT_FIT]:
@@ -1179,6 +1253,22 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             # kfree_skb(): frag pages, the head, then the sk_buff to its slab
             _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, pid, frag)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+        if C[TRACE]:
+            tr = obs[0]
+            row = S[TR_LEN]
+            if row >= tr.shape[0]:
+                S[ERR] = ERR_TABLE_FULL
+                return
+            tr[row, T_TIME] = S[NOW] + (d + 1) * cost
+            tr[row, T_CPU] = cpu
+            tr[row, T_FRAME_LEN] = frame_len
+            tr[row, T_LEN] = frame_len - ETH_HLEN
+            tr[row, T_DATA_LEN] = dl_dlen[d]
+            tr[row, T_TRUESIZE] = record_ts
+            tr[row, T_NR_FRAGS] = nr_frags
+            tr[row, T_KIND] = kind
+            tr[row, T_OUTCOME] = O_SOCKET if refused else O_DELIVERED
+            S[TR_LEN] = row + 1
     now = S[NOW]
     end = now + (work if work > ndel else ndel) * cost
     CS[cpu, BUSY_UNTIL] = end
@@ -1200,6 +1290,8 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
     elif S[APP_WAITING] and S[Q_LEN] > 0:
         S[APP_WAITING] = 0
         _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end if end > S[APP_NEXT] else S[APP_NEXT], _READ, 0)
+    if C[PLOT]:
+        _series_add(S, obs[3], end, S[IN_USE], S[RMEM])
 
 
 @njit(cache=True)
@@ -1388,22 +1480,33 @@ class _RunArrays:
         self.dl = [np.zeros(NAPI_POLL_WEIGHT, np.int64) for _ in range(6)]  # page, frag, obj, hlen, dlen, ts
         self.cb_tab = cb_tab
         self.fl = fl
+        # --trace records of one _run() call: at most one per frame that arrives in it or was on a ring
+        tr_rows = CHUNK + ncpus * count + 16 if C[TRACE] else 1
+        # --plot: skbs by (frame length, nr_frags) and their truesize; the memory series
+        lengths = int(C[RXMAX]) + 61 if C[PLOT] else 1
+        self.obs = (np.zeros((tr_rows, T_SIZE), np.int64), np.zeros((lengths, MAX_FRAGS_SEEN), np.int64),
+                    np.zeros((lengths, MAX_FRAGS_SEEN), np.int64), np.zeros((SERIES_LIMIT, 3), np.int64))
+        self.S[SR_EVERY] = 1
 
     def state(self) -> tuple:
         return (*self.ev, self.page_ref, self.page_order, self.page_free, self.page_pin, self.pg_alloc,
                 self.pg_freed, self.ring_page, self.ring_bias, self.ring_pgcnt, self.desc_dd, self.desc_len,
-                self.desc_hlen, self.slab0, self.slab1, self.nc, *self.df, *self.q, *self.dl, self.cb_tab, self.fl)
+                self.desc_hlen, self.slab0, self.slab1, self.nc, *self.df, *self.q, *self.dl, self.cb_tab, self.fl,
+                self.obs)
 
 
 class FastSimulation:
     """One run of the fast engine; the reference Simulation supplies setup and constants."""
 
-    def __init__(self, config: RunConfig, progress=None):
+    def __init__(self, config: RunConfig, progress=None, trace=None, plot: bool = False):
         reason = unsupported(config)
         if reason:
             raise ValueError(reason)
         self.config = config
         self.progress = progress
+        self.trace = trace
+        self.plot = plot
+        self.extra: dict = {}
         self.ref = Simulation(config)  # validates, loads the profile, opens the ring as ice_open() does
         ring = self.ref.cpus[0].queue
         self.copybreak = config.driver == "copybreak"
@@ -1441,6 +1544,8 @@ class FastSimulation:
         C[NC_SIZE] = profile.NAPI_SKB_CACHE_SIZE
         C[NC_BULK] = profile.NAPI_SKB_CACHE_BULK
         C[NC_FREE] = profile.NAPI_SKB_CACHE_FREE
+        C[TRACE] = self.trace is not None
+        C[PLOT] = self.plot
         if self.copybreak:
             return self._run_copybreak(C)
         C[RXMAX] = ring.rxmax
@@ -1597,6 +1702,7 @@ class FastSimulation:
                 if S[ERR] or done != n:
                     self.why = ERR_REASONS.get(int(S[ERR]))
                     return None
+                self._write_trace(S, state[-1][0])
                 if self.progress is not None:
                     self.progress(int(S[PACKETS]))
         except _Unscannable:
@@ -1605,13 +1711,40 @@ class FastSimulation:
         if S[ERR]:
             self.why = ERR_REASONS.get(int(S[ERR]))
             return None
+        self._write_trace(S, state[-1][0])
         return self._finish(S, C, CS, state)
+
+    def _kind_names(self) -> list[tuple[str, str]]:
+        """(path, head source) of each skb kind code the compiled loop records (T_KIND)."""
+        ring = self.ref.cpus[0].queue
+        if self.copybreak:
+            by_kind = {h[0]: (h[3], h[4]) for h in self.copy_heads}
+            return [("", ""), ("napi_build_skb", "copybreak rx buffer (page_frag)")] + [
+                by_kind.get(kind, ("", "")) for kind in (HEAD_1K, HEAD_SMALL, HEAD_FRAG)]
+        if self.legacy:
+            return [(self.head["path"], self.head["source"])]
+        return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)")]
+
+    def _write_trace(self, S, tr) -> None:
+        """Hand the records of the last _run() call to the TraceWriter, in the order they happened."""
+        n = int(S[TR_LEN])
+        if self.trace is None or not n:
+            return
+        names = self._kind_names()
+        write = self.trace.write
+        for time_ns, cpu, frame_len, length, data_len, truesize, nr_frags, kind, outcome in tr[:n].tolist():
+            record = None
+            if length >= 0:
+                path, head_source = names[kind]
+                record = (length, data_len, truesize, nr_frags, path, head_source)
+            write(time_ns, cpu, frame_len, record, OUTCOMES[outcome])
+        S[TR_LEN] = 0
 
     def _finish(self, S, C, CS, state) -> dict | None:
         (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1, nc, df_page, df_frag, df_obj,
-         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl) = state
+         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, obs) = state
         ref = self.ref
         config = self.config
         kernel = ref.kernel
@@ -1722,6 +1855,14 @@ class FastSimulation:
         if config.faults:
             injected = {layer: int(S[F_RULES + n * FR_SIZE + FR_INJECTED]) for n, layer in enumerate(LAYERS)}
             result["faults"] = fault_report(config.faults, injected)
+        _, counts, values, series = obs
+        truesize_by_len: dict[int, dict[int, int]] = {}
+        for frame_len, nr_frags in zip(*np.nonzero(counts)):
+            by_len = truesize_by_len.setdefault(int(frame_len), {})
+            truesize = int(values[frame_len, nr_frags])
+            by_len[truesize] = by_len.get(truesize, 0) + int(counts[frame_len, nr_frags])
+        self.extra = {"series": [tuple(point) for point in series[:int(S[SR_LEN])].tolist()],
+                      "truesize_by_len": truesize_by_len, "page_size": profile.PAGE_SIZE}
         return result
 
 
@@ -2299,15 +2440,16 @@ def _pcap_chunks(source, headlen_of=None):
         yield lengths[:n].copy(), (paced(n) if paced else times[:n].copy()), hlens[:n].copy()
 
 
-def simulate_fast(config: RunConfig, progress=None, why: list | None = None) -> tuple[dict, dict] | None:
+def simulate_fast(config: RunConfig, progress=None, why: list | None = None, trace=None,
+                  plot: bool = False) -> tuple[dict, dict] | None:
     """Run on the fast engine; None when this run must be redone by the reference engine."""
-    sim = FastSimulation(config, progress=progress)
+    sim = FastSimulation(config, progress=progress, trace=trace, plot=plot)
     result = sim.run()
     if result is None:
         if why is not None:
             why.append(getattr(sim, "why", None) or "the fast engine left its modelled ground")
         return None
-    return result, {"series": [], "truesize_by_len": {}, "page_size": sim.ref.kernel.profile.PAGE_SIZE}
+    return result, sim.extra
 
 
 ENGINES = ("fast", "reference")
@@ -2326,7 +2468,7 @@ def simulate_engine(config: RunConfig, engine: str = "fast", trace=None, plot: b
         if reason is None:
             why: list = []
             try:
-                out = simulate_fast(config, progress=progress, why=why)
+                out = simulate_fast(config, progress=progress, why=why, trace=trace, plot=plot)
             except ValueError as err:
                 out, reason = None, str(err)
             if out is not None:

@@ -462,3 +462,44 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     for kernel in ("6.1", "6.9", "6.12", "6.18", "host"):
         _assert_same(**{**config, "kernel": kernel})
     _assert_same(**config, cpus=2)
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.9", "6.18"])
+@pytest.mark.parametrize("driver, options, traffic", [
+    ("ice", {"rx": "legacy"}, "uniform:14-1700"),  # header skbs, frames of one and two buffers
+    ("ice", {"rx": "build_skb", "ring": "64"}, "uniform:60-1600"),  # ring_full and oversize drops
+    ("ice", {"rx": "build_skb", "mtu": "9000"}, "uniform:60-9018"),  # frames of several buffers
+    ("copybreak", {"ring": "64"}, "uniform:14-4000"),
+])
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options, traffic, suffix):
+    # --trace and --plot on the fast engine: the trace file byte for byte, the memory series and the
+    # truesize-by-length table equal to what the reference engine writes and keeps.
+    from skbsim.report import TraceWriter
+
+    config = dict(kernel=kernel, driver=driver, options=options, traffic=traffic, count=4_000, rate=2e7,
+                  rcvbuf=30_000, app_rate=1e6, cpus=2)
+    outputs = {}
+    for engine in ("fast", "reference"):
+        writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))
+        result, extra, fell_back = simulate_engine(RunConfig(**config), engine, trace=writer, plot=True)
+        writer.close()
+        assert fell_back is None and result["engine"] == engine
+        outputs[engine] = (_without_engine(result), extra, (tmp_path / f"{engine}{suffix}").read_bytes())
+    fast, reference = outputs["fast"], outputs["reference"]
+    assert fast[0] == reference[0]
+    assert fast[1] == reference[1]
+    assert fast[2] == reference[2]
+    outcomes = {line.split(b",")[-1] for line in reference[2].splitlines()[1:]} if suffix == ".csv" else set()
+    if suffix == ".csv" and driver == "ice" and options.get("ring") == "64":
+        # the workload reaches every outcome the NIC and the socket give
+        assert {b"delivered", b"dropped:socket_rcvbuf", b"dropped:ring_full", b"dropped:oversize"} <= outcomes
+
+
+def test_cli_trace_and_plot_run_on_the_fast_engine(tmp_path, capsys):
+    trace = tmp_path / "t.csv"
+    assert main(["run", "--quiet", "--count", "2000", "--trace", str(trace), "--plot", str(tmp_path / "plots")]) == 0
+    err = capsys.readouterr().err
+    assert "reference engine used" not in err
+    assert len(trace.read_text().splitlines()) == 2001  # a header and one record per frame
+    assert (tmp_path / "plots" / "truesize.png").exists() and (tmp_path / "plots" / "memory.png").exists()
