@@ -416,7 +416,7 @@ def _nc_put(S, C, R, ncv, slab0, slab1,
             S[NC_FLUSHES] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag):
     """An skb's frag pages, each page's reference put in frag order: one page id, or FL_TAG plus a row
     of fl (count, page ids) that then goes back to the free stack, kept in fl's last column."""
@@ -430,7 +430,7 @@ def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag):
     S[FL_TOP] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pin_frags(S, page_pin, fl, frag, delta):
     """Queued-skb pins of an skb's frag pages (+1 on queueing, -1 on reading); frag as in _put_frags."""
     single = frag < FL_TAG
@@ -557,7 +557,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                     return i
                 else:
                     # ice_nic_receive(): ceil(len / rx_buf_len) posted descriptors, or a drop
-                    nbufs = (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
+                    nbufs = 1 if length <= C[RX_BUF_LEN] else (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
                     if ((CS[cpu, TAIL] - CS[cpu, HW_NEXT]) % count + count) % count < nbufs:
                         S[D_RING_DROPS] += 1
                         ok = False
@@ -604,7 +604,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc):
     """page_frag_alloc_1k() on this CPU: the id of the page holding the new 1K piece, or -1.
 
@@ -624,7 +624,7 @@ def _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc):
     return CS[cpu, P1K_PAGE]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed):
     """napi_skb_cache_get(): an sk_buff object id from this CPU's cache, or -1.
 
@@ -650,7 +650,7 @@ def _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc,
     return nc[cpu, CS[cpu, NC_LEN]]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ice_alloc_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, slab1, nc, buf_page):
     """The skb ice_build_skb() or ice_construct_skb() allocates: (head, sk_buff object), the object -1
     when an allocation failed (everything taken on the way given back).
@@ -681,7 +681,7 @@ def _ice_alloc_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_
     return head, obj
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ice_fill_head(S, C, cpu, ring_bias, desc_hlen, slot, size):
     """The bytes of the frame's first buffer (size of them) that end up in the skb's head.
 
@@ -716,7 +716,7 @@ def _fl_take(S, fl):
     return entry
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_frag(S, fl, frag, pid):
     """skb_add_rx_frag() of page pid to an skb's frags: none (-1) becomes the page id itself, a
     second page moves both into a row of fl (FL_TAG + row), further ones are appended."""
