@@ -157,16 +157,17 @@ HEADER_TABLE_SIZE = 1 << 12
 HEADER_HASH_MIX = 0x9E3779B97F4A7C15
 
 
-def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None:
+def unsupported(config: RunConfig) -> str | None:
     """Why the fast engine cannot run this config (None when it can)."""
+    if config.faults and config.driver not in ("ice", "copybreak"):
+        return (f"fault injection on {config.driver} runs on the reference engine "
+                "(the fast engine models it for ice and copybreak)")
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
     if config.driver not in ("ice", "copybreak"):
         return f"the fast engine models only the ice and copybreak drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
-    if config.faults and config.driver != "ice":
-        return f"fault injection on {config.driver} runs on the reference engine (the fast engine models it for ice)"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
     return None
@@ -651,23 +652,25 @@ def _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc,
 
 
 @njit(cache=True, inline="always")
-def _ice_alloc_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, slab1, nc, buf_page):
-    """The skb ice_build_skb() or ice_construct_skb() allocates: (head, sk_buff object), the object -1
-    when an allocation failed (everything taken on the way given back).
+def _alloc_rx_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, slab1, nc, kind,
+                  fragsz, buf_page):
+    """An RX skb's allocations: (head, sk_buff object), the object -1 when one failed (everything taken
+    on the way given back).
 
-    build_skb: the head is the ring buffer's page.  legacy-rx: __napi_alloc_skb(ICE_RX_HDR_SIZE) cuts
-    the head from page_frag_1k or the NAPI page_frag_cache before taking the sk_buff (skb_free_frag()
-    if that fails), or __alloc_skb() takes the sk_buff first and the head from skbuff_small_head
-    (the sk_buff goes back to its slab, not the cache, if that fails).
+    kind -1, napi_build_skb(): the head is the driver's buffer (its page buf_page).  Otherwise
+    __napi_alloc_skb(): HEAD_1K and HEAD_FRAG cut the head (fragsz bytes for the NAPI page_frag_cache)
+    before taking the sk_buff, and skb_free_frag() it if that fails; HEAD_SMALL is __alloc_skb(),
+    which takes the sk_buff first and the head from skbuff_small_head (the sk_buff goes back to its
+    slab, not the cache, when there is none).
     """
     head = buf_page
-    kind = C[HEAD_KIND] if C[LEGACY] else -1
-    if kind == HEAD_1K:
-        head = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
-    elif kind == HEAD_FRAG:
-        head = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[PF_FRAGSZ])
-    if head < 0:
-        return head, -1
+    if kind == HEAD_1K or kind == HEAD_FRAG:
+        if kind == HEAD_1K:
+            head = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
+        else:
+            head = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, fragsz)
+        if head < 0:
+            return -1, -1
     obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
     if obj < 0:
         if kind == HEAD_1K or kind == HEAD_FRAG:
@@ -937,54 +940,84 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             S[D_USED] += nslots
             frag_entry = -1
             first_len = desc_len[cpu, ntc]
+            dropped = False
             if size <= C[CB_COPYBREAK]:
-                # copybreak_copy_skb(): napi_alloc_skb(len); the head's source depends on len
+                # copybreak_copy_skb(): napi_alloc_skb(len), the head's source depending on len; the
+                # buffer stays on the ring either way
                 kind = cb_tab[0, size]
-                head_pid = -1
-                if kind == HEAD_1K:
-                    head_pid = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
-                elif kind == HEAD_FRAG:
-                    head_pid = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, cb_tab[2, size])
                 S[D_REUSED] += 1
-                S[D_BYTES_COPIED] += size
-                S[D_COPIED] += 1
-                S[CB_N_1K + kind] += 1
-                dl_ts[ndel] = cb_tab[1, size]
-            else:
-                # copybreak_build_skb(): a replacement for every buffer of the frame first, then
-                # napi_build_skb() around the first old buffer and the others as frags (truesize
-                # buf_size each)
-                kind = -1
-                head_pid = ring_page[cpu, slot]
-                if nslots == 1:
-                    ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
-                                                     C[CB_BUF_FRAGSZ])
+                head_pid, obj = _alloc_rx_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_freed,
+                                              slab0, slab1, nc, kind, cb_tab[2, size], -1)
+                if obj < 0:
+                    S[D_SKB_FAILURES] += 1
+                    dropped = True
                 else:
-                    frag_entry = _fl_take(S, fl)
-                    if frag_entry < 0:
-                        return
-                    fl[frag_entry, 0] = nslots - 1
+                    if kind == HEAD_SMALL:
+                        head_pid += SMALL_TAG
+                    S[D_BYTES_COPIED] += size
+                    S[D_COPIED] += 1
+                    S[CB_N_1K + kind] += 1
+                    dl_ts[ndel] = cb_tab[1, size]
+            else:
+                # copybreak_build_skb(): a replacement for every buffer of the frame first (napi_alloc_frag;
+                # held in a row of fl until all are there), then napi_build_skb() around the first old
+                # buffer and the others as frags (truesize buf_size each)
+                kind = -1
+                frag_entry = _fl_take(S, fl)
+                if frag_entry < 0:
+                    return
+                taken = 0
+                while taken < nslots:
+                    page = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[CB_BUF_FRAGSZ])
+                    if page < 0:
+                        break
+                    taken += 1
+                    fl[frag_entry, taken] = page
+                if taken < nslots:
+                    # no replacement: those taken go back, the frame is dropped and its buffers stay
+                    S[D_BUF_FAILURES] += 1
+                    S[D_REUSED] += nslots
+                    for b in range(1, taken + 1):
+                        _put_page(S, page_ref, page_order, page_free, pg_freed, fl[frag_entry, b])
+                    dropped = True
+                else:
+                    head_pid = ring_page[cpu, slot]
                     for b in range(nslots):
+                        old = ring_page[cpu, slot]
+                        ring_page[cpu, slot] = fl[frag_entry, b + 1]
                         if b > 0:
-                            fl[frag_entry, b] = ring_page[cpu, slot]
-                        ring_page[cpu, slot] = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
-                                                         C[CB_BUF_FRAGSZ])
+                            fl[frag_entry, b] = old  # frag b - 1
                         slot += 1
                         if slot == count:
                             slot = 0
-                S[D_RELEASED] += nslots
-                S[CB_N_BUILD] += 1
-                dl_ts[ndel] = C[CB_BUILD_TS] + (nslots - 1) * C[CB_BUF_SIZE]
-            # the sk_buff from this CPU's cache (napi_skb_cache_get)
-            obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
-            if kind == HEAD_SMALL:
-                # __alloc_skb(): after the sk_buff, kmalloc_reserve() takes the head from skbuff_small_head
-                head_pid = SMALL_TAG + _slab_alloc(S, slab1, page_ref, page_order, page_free, pg_alloc)
+                    fl[frag_entry, 0] = nslots - 1
+                    S[D_RELEASED] += nslots
+                    obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
+                    if obj < 0:
+                        # no sk_buff: the old buffers are freed (skb_free_frag), the frame dropped
+                        S[D_SKB_FAILURES] += 1
+                        _put_page(S, page_ref, page_order, page_free, pg_freed, head_pid)
+                        for b in range(1, nslots):
+                            _put_page(S, page_ref, page_order, page_free, pg_freed, fl[frag_entry, b])
+                        dropped = True
+                    else:
+                        S[CB_N_BUILD] += 1
+                        dl_ts[ndel] = C[CB_BUILD_TS] + (nslots - 1) * C[CB_BUF_SIZE]
+                if dropped or nslots == 1:
+                    # the row goes back to the free stack (one buffer: no frags to keep)
+                    fl[S[FL_TOP], fl.shape[1] - 1] = frag_entry
+                    S[FL_TOP] += 1
+                    frag_entry = -1
             for b in range(nslots):
                 desc_dd[cpu, ntc] = 0
                 ntc += 1
                 if ntc == count:
                     ntc = 0
+            total += 1
+            if dropped:
+                S[D_FRAMES_DROPPED] += 1
+                CS[cpu, Q_DROPPED] += 1
+                continue
             # dl_hlen / dl_dlen: the first buffer's bytes and the frags' (skb_condense's test)
             S[D_BYTES] += size
             S[D_FRAMES] += 1
@@ -995,7 +1028,6 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             dl_hlen[ndel] = first_len
             dl_dlen[ndel] = size - first_len
             ndel += 1
-            total += 1
         CS[cpu, NTC] = ntc
         work = total
     elif budget > 0:
@@ -1006,6 +1038,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
         if mode == 0:
             cleaned_count = (0 if CS[cpu, NTC] > CS[cpu, NTU] else count) + CS[cpu, NTC] - CS[cpu, NTU] - 1
         head_ts = C[HEAD_TRUESIZE] if C[LEGACY] else C[SKB_TRUESIZE_C]
+        ice_kind = C[HEAD_KIND] if C[LEGACY] else -1  # ice_construct_skb's header skb, or ice_build_skb
         # the frame being gathered: its first slot, bytes, skb head and sk_buff, bytes in the head,
         # frags (a page id, or FL_TAG + a row of fl) and how many
         in_frame = False
@@ -1043,8 +1076,9 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                 f_nfrags = 0
                 if mode == 0:
                     # 6.1 builds the skb at the frame's first buffer (ice_build_skb / ice_construct_skb)
-                    f_head, f_obj = _ice_alloc_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
-                                                   pg_freed, slab0, slab1, nc, ring_page[cpu, slot])
+                    f_head, f_obj = _alloc_rx_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc,
+                                                  pg_freed, slab0, slab1, nc, ice_kind, C[PF_FRAGSZ],
+                                                  ring_page[cpu, slot])
                     if f_obj < 0:
                         # the frame stays on the ring with the buffer's reference back; the next poll retries
                         S[D_SKB_FAILURES] += 1
@@ -1072,8 +1106,8 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             in_frame = False
             if mode != 0:
                 # 6.3+: the skb is built at the frame's last buffer around the gathered xdp_buff
-                f_head, f_obj = _ice_alloc_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_freed,
-                                               slab0, slab1, nc, ring_page[cpu, f_first])
+                f_head, f_obj = _alloc_rx_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_freed,
+                                              slab0, slab1, nc, ice_kind, C[PF_FRAGSZ], ring_page[cpu, f_first])
                 if f_obj < 0:
                     # dropped; every buffer of the frame gets its reference back (ICE_XDP_CONSUMED) and is
                     # put back now (6.12.14+, ice_put_rx_mbuf) or by the loop after (6.9)
@@ -1648,8 +1682,10 @@ class FastSimulation:
         # page_frag pages, and the slabs of both caches.
         page_cap = (ncpus * count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 4)
                     + ncpus * SKB_DEFER_MAX * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
-        # frag lists of skbs of several buffers, a row each: [count, page ids..., free-stack slot]
-        fl = np.zeros((slab_cap, profile.MAX_SKB_FRAGS + 2), np.int64)
+        # frag lists of skbs of several buffers, a row each: [count, page ids..., free-stack slot]; a
+        # frame's MAX_SKB_FRAGS + 1 replacement buffers are held in a row first (the last column of
+        # row i is entry i of the free stack, whichever row that names)
+        fl = np.zeros((slab_cap, profile.MAX_SKB_FRAGS + 3), np.int64)
 
         a = _RunArrays(kernel, C, ncpus, count, page_cap, slab_cap, qcap,
                        slab1=kernel.skb_small_head_cache, cb_tab=cb_tab, fl=fl,
@@ -2464,7 +2500,7 @@ def simulate_engine(config: RunConfig, engine: str = "fast", trace=None, plot: b
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
     if engine == "fast":
-        reason = unsupported(config, trace=trace, plot=plot)
+        reason = unsupported(config)
         if reason is None:
             why: list = []
             try:
