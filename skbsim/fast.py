@@ -9,7 +9,11 @@ host); the copybreak driver on every kernel (copies into napi_alloc_skb(len)
 heads from page_frag_1k, skbuff_small_head or the NAPI page_frag_cache,
 larger frames built around ring buffers from the NAPI page_frag_cache, cut
 down to 6.12 and up from 6.13, frames of several buffers as frags, as long
-as the ring has that many descriptors); any number of CPUs; synthetic or pcap traffic; any rate, arrival
+as the ring has that many descriptors); the tun driver on every kernel with write=block|nonblock,
+napi=0|1 and any sndbuf (tun_build_skb() from each writer's task_frag, tun_alloc_skb() with heads
+from skbuff_small_head, kmalloc or pages of their own and paged rests in page blocks, sk_wmem_alloc
+against sk_sndbuf), every frame length tun takes, without IFF_NAPI_FRAGS (frags=1) or fault
+injection; any number of CPUs; synthetic or pcap traffic; any rate, arrival
 process, rcvbuf (up to 64 MiB) and app rate; no --trace, --plot or
 --kernel-config.
 
@@ -25,7 +29,9 @@ pieces, napi_skb_cache_get()/_put() with bulk refill and flush over SLUB
 slabs (LIFO free lists, the partial list most-recent-last), page
 allocation and freeing by order, UDP admission, skb_condense(), forward
 allocation and batched release, the reader and 6.18's defer lists, and the
-NAPI/IRQ/time-squeeze timing - on integers instead of objects.  Object
+NAPI/IRQ/time-squeeze timing, and for tun the writer's tun_get_user() (what it does with a frame
+of each length is read once per length from the model's own tun_get_user() on a scratch kernel:
+_TunLengths) - on integers instead of objects.  Object
 identities that the JSON cannot see (pfns, slab addresses) are replaced by
 recycled small ids; only their identity matters (which slab an object
 returns to, which page a queued skb pins).  If the compiled loop reaches a
@@ -139,7 +145,7 @@ TH_TASK_FRAG, TH_SLAB, TH_PAGES = 0, 1, 2
 #: kmem caches a tun head may come from (skbuff_small_head and the kmalloc classes from 256 bytes up)
 KM_MAX = 8
 #: a tun queue holds at most this many written skbs the stack has not taken yet (else the run is redone)
-TUN_INFLIGHT_MAX = 1 << 15
+TUN_INFLIGHT_MAX = 1 << 16
 #: tun takes frames of ETH_HLEN (shorter ones are refused with -EINVAL) up to 65535 bytes
 MIN_TUN_FRAME = 14
 MAX_TUN_FRAME = 65535
@@ -1940,11 +1946,13 @@ class FastSimulation:
         C[TUN_SNDBUF] = ref.cpus[0].queue.tfile.sk.sk_sndbuf
         C[TF_ORDER] = profile.get_order(SKB_FRAG_PAGE_SIZE)
         C[TUN_SMP] = profile.SMP_CACHE_BYTES
-        # Written skbs waiting for the stack: bounded by the frames of the run (and TUN_INFLIGHT_MAX)
+        # Written skbs waiting for the stack: a queue holds at most the frames of the run (and the fast
+        # engine gives up beyond TUN_INFLIGHT_MAX), all queues together at most the frames of the run
         inflight = TUN_INFLIGHT_MAX if config.count is None else max(1, min(config.count + 1, TUN_INFLIGHT_MAX))
+        waiting = ncpus * inflight if config.count is None else min(ncpus * inflight, config.count + 1)
         qcap = ref.sock.rcvbuf // lengths.min_truesize + 2
         # Live sk_buffs: queued, written and waiting, in the NAPI caches and defer lists.
-        live_bound = qcap + ncpus * (inflight + int(C[NC_SIZE]) + SKB_DEFER_MAX + NAPI_POLL_WEIGHT) + 16
+        live_bound = qcap + waiting + ncpus * (int(C[NC_SIZE]) + SKB_DEFER_MAX + NAPI_POLL_WEIGHT) + 16
         slab_cap = live_bound + 16
         # Live pages per skb: its head's page (task_frag block, slab or pages of its own), its sk_buff's
         # slab page and its frag blocks; plus each writer's task_frag block.
