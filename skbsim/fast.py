@@ -12,8 +12,8 @@ down to 6.12 and up from 6.13, frames of several buffers as frags, as long
 as the ring has that many descriptors); the tun driver on every kernel with write=block|nonblock,
 napi=0|1 and any sndbuf (tun_build_skb() from each writer's task_frag, tun_alloc_skb() with heads
 from skbuff_small_head, kmalloc or pages of their own and paged rests in page blocks, sk_wmem_alloc
-against sk_sndbuf), every frame length tun takes, without IFF_NAPI_FRAGS (frags=1) or fault
-injection; any number of CPUs; synthetic or pcap traffic; any rate, arrival
+against sk_sndbuf; with frags=1 napi_get_frags()'s skb from the NAPI caches, grown by
+pskb_expand_head()), every frame length tun takes, without fault injection; any number of CPUs; synthetic or pcap traffic; any rate, arrival
 process, rcvbuf (up to 64 MiB) and app rate; no --trace, --plot or
 --kernel-config.
 
@@ -115,7 +115,7 @@ S_TOTAL = F_MT + MT_N
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
  LEGACY, HEAD_TRUESIZE, HEAD_END, HEAD_PAD, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ,
  DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, CB_ROOM,
- DRIVER_TUN, TUN_SNDBUF, TF_ORDER, TUN_SMP, C_SIZE) = range(37)
+ DRIVER_TUN, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_SMALL_KM, C_SIZE) = range(38)
 #: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
 HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 
@@ -136,9 +136,9 @@ SMALL_TAG = 1 << 40
 #: a tun skb head that is a kmem cache object is queued as this plus (cache index << 32) plus its object id
 KM_TAG = 1 << 42
 #: tun's per-length table (_TunLengths): columns
-(T_ROUTE, T_TS, T_HEAD, T_CACHE, T_BUFLEN, T_NFRAGS, T_FRAGS) = range(7)
-#: T_ROUTE: refused (-EINVAL), tun_alloc_skb(), tun_build_skb()
-ROUTE_NONE, ROUTE_ALLOC, ROUTE_BUILD = 0, 1, 2
+(T_ROUTE, T_TS, T_HEAD, T_CACHE, T_BUFLEN, T_NFRAGS, T_EXPAND, T_FRAGS) = range(8)
+#: T_ROUTE: refused (-EINVAL, -EMSGSIZE), tun_alloc_skb(), tun_build_skb(), tun_napi_alloc_frags()
+ROUTE_NONE, ROUTE_ALLOC, ROUTE_BUILD, ROUTE_FRAGS = 0, 1, 2, 3
 #: T_HEAD: the head is the writer's task_frag block, a kmem cache object (T_CACHE: which), or pages of
 #: their own (kmalloc above KMALLOC_MAX_CACHE_SIZE; T_CACHE: their order)
 TH_TASK_FRAG, TH_SLAB, TH_PAGES = 0, 1, 2
@@ -173,8 +173,6 @@ def unsupported(config: RunConfig, trace=None, plot: bool = False) -> str | None
         return f"the fast engine models only the ice, copybreak and tun drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
-    if config.driver == "tun" and config.options.get("frags", "0") == "1":
-        return "the fast engine models tun without IFF_NAPI_FRAGS (frags=1 runs on the reference engine)"
     if config.faults and config.driver != "ice":
         return f"fault injection on {config.driver} runs on the reference engine (the fast engine models it for ice)"
     if config.rcvbuf > MAX_RCVBUF:
@@ -549,7 +547,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                 if C[DRIVER_TUN]:
                     # tun: the frame is a write() into the queue (_tun_write); a refused one is counted there
                     if _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed,
-                                  slab0, fl, tn):
+                                  slab0, nc, fl, tn):
                         if CS[cpu, SCHEDULED] == 0:
                             _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
                     elif S[ERR]:
@@ -1311,14 +1309,16 @@ def _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, head
 
 
 @njit(cache=True)
-def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, fl, tn):
+def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, nc, fl, tn):
     """tun nic_receive(): the writer's tun_get_user() of one frame on queue cpu; False when refused
     (-EINVAL below ETH_HLEN, -EAGAIN at sk_sndbuf) or when S[ERR] is set.
 
     Route and sizes come from the per-length table; the state changes are the run's: the task_frag
     block (skb_page_frag_refill: reused when only the task holds it, kept while the buffer fits, else
     given up for a new SKB_FRAG_PAGE_ORDER block), sk_wmem_alloc against sk_sndbuf
-    (sock_alloc_send_pskb), the sk_buff from skbuff_head_cache, the kmalloc head, the frag blocks.
+    (sock_alloc_send_pskb), the sk_buff from skbuff_head_cache, the kmalloc head, the frag blocks; with
+    IFF_NAPI_FRAGS napi_get_frags()'s napi_alloc_skb(GRO_MAX_HEAD) (this CPU's NAPI caches, head kind
+    C[HEAD_KIND]) and __skb_grow()'s pskb_expand_head() (the new kmalloc head, then the old one freed).
     """
     tab = tn[0]
     R = CS[cpu]
@@ -1368,6 +1368,36 @@ def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc,
         R[TF_OFFSET] = off + buflen
         head = pid
         S[TUN_ROUTE_BUILD] += 1
+    elif route == ROUTE_FRAGS:
+        # napi_get_frags(): __napi_alloc_skb(GRO_MAX_HEAD) as ice's header skb takes it (not charged)
+        kind = C[HEAD_KIND]
+        head = 0
+        if kind == HEAD_1K:
+            head = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
+        elif kind == HEAD_FRAG:
+            head = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[PF_FRAGSZ])
+        obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
+        if kind == HEAD_SMALL:
+            o = _slab_alloc(S, _km(tn, C[TUN_SMALL_KM]), page_ref, page_order, page_free, pg_alloc)
+            head = -1 if o < 0 else KM_TAG + (C[TUN_SMALL_KM] << 32) + o
+        if obj < 0 or head < 0:
+            if S[ERR] == 0:
+                S[ERR] = ERR_BUG
+            return False
+        if tab[length, T_EXPAND]:
+            # pskb_expand_head(): kmalloc_reserve() of the new head, then skb_free_head() of the old
+            if tab[length, T_HEAD] == TH_SLAB:
+                c = tab[length, T_CACHE]
+                o = _slab_alloc(S, _km(tn, c), page_ref, page_order, page_free, pg_alloc)
+                grown = -1 if o < 0 else KM_TAG + (c << 32) + o
+            else:
+                grown = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, tab[length, T_CACHE], L_NONE)
+            if grown < 0:
+                if S[ERR] == 0:
+                    S[ERR] = ERR_BUG
+                return False
+            _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, head, -1)
+            head = grown
     else:
         # tun_alloc_skb() -> sock_alloc_send_pskb(): over the send buffer the write would block
         if R[TUN_WMEM] >= C[TUN_SNDBUF]:
@@ -1408,7 +1438,8 @@ def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc,
                 fl[frag, 1 + j] = pid
             S[D_PAGES_ALLOC] += n
         S[TUN_ROUTE_ALLOC] += 1
-    R[TUN_WMEM] += ts  # skb_set_owner_w()
+    if route != ROUTE_FRAGS:
+        R[TUN_WMEM] += ts  # skb_set_owner_w(); napi_get_frags()'s skb has no owner
     S[D_NIC_FRAMES] += 1
     R[Q_NIC_FRAMES] += 1
     S[D_COPIED] += 1
@@ -1476,7 +1507,8 @@ def _tun_poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_
         S[D_FRAMES] += 1
         R[Q_FRAMES] += 1
         S[D_BYTES] += length
-        R[TUN_WMEM] -= ts  # skb_orphan(): sock_wfree()
+        if tn[0][length, T_ROUTE] != ROUTE_FRAGS:
+            R[TUN_WMEM] -= ts  # skb_orphan(): sock_wfree()
         # -- the stack (Simulation._deliver); skb_condense() changes no tun skb (checked per length)
         S[DELIVERED] += 1
         S[TRUESIZE_TOTAL] += ts
@@ -1643,7 +1675,8 @@ def _tun_teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, slab0, nc
             k = R[HQ_HEAD]
             _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, tn[9][cpu, k], tn[10][cpu, k])
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, tn[11][cpu, k])
-            R[TUN_WMEM] -= tn[12][cpu, k]
+            if tn[0][tn[13][cpu, k], T_ROUTE] != ROUTE_FRAGS:
+                R[TUN_WMEM] -= tn[12][cpu, k]
             k += 1
             R[HQ_HEAD] = k if k < cap else 0
             R[HQ_LEN] -= 1
@@ -1658,6 +1691,20 @@ def _tun_teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, slab0, nc
         for j in range(CS[cpu, NC_LEN]):
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
         CS[cpu, NC_LEN] = 0
+        # IFF_NAPI_FRAGS heads: page_frag_1k_drain() and page_frag_cache_drain(), as _teardown
+        pid = CS[cpu, P1K_PAGE]
+        if pid >= 0 and CS[cpu, P1K_OFFSET] > 0:
+            page_ref[pid] -= CS[cpu, P1K_OFFSET] // SZ_1K
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        CS[cpu, P1K_PAGE] = -1
+        CS[cpu, P1K_OFFSET] = 0
+        pid = CS[cpu, PF_PAGE]
+        if pid >= 0:
+            page_ref[pid] -= CS[cpu, PF_BIAS]
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        CS[cpu, PF_PAGE] = -1
 
 
 # -- the Python side ---------------------------------------------------------------------------
@@ -1946,6 +1993,14 @@ class FastSimulation:
         C[TUN_SNDBUF] = ref.cpus[0].queue.tfile.sk.sk_sndbuf
         C[TF_ORDER] = profile.get_order(SKB_FRAG_PAGE_SIZE)
         C[TUN_SMP] = profile.SMP_CACHE_BYTES
+        if lengths.napi_head is not None:
+            # IFF_NAPI_FRAGS: napi_get_frags()'s head from this CPU's NAPI caches
+            C[HEAD_KIND] = lengths.napi_head["kind"]
+            C[PF_FRAGSZ] = lengths.napi_head["fragsz"]
+            frag_cache = kernel.cpus[0].napi_alloc_cache.page
+            C[PF_ORDER] = frag_cache.max_order
+            C[PF_DOWN] = 0 if frag_cache.offset_up else 1
+            C[TUN_SMALL_KM] = lengths.cache_index.get("skbuff_small_head", 0)
         # Written skbs waiting for the stack: a queue holds at most the frames of the run (and the fast
         # engine gives up beyond TUN_INFLIGHT_MAX), all queues together at most the frames of the run
         inflight = TUN_INFLIGHT_MAX if config.count is None else max(1, min(config.count + 1, TUN_INFLIGHT_MAX))
@@ -2236,6 +2291,21 @@ class _TunLengths:
         self.cache_index = {cache.name: c for c, cache in enumerate(caches)}
         self.max_objs = max(cache.objs_per_slab for cache in caches)
         self.names: dict[int, tuple[str, str]] = {}
+        # IFF_NAPI_FRAGS: napi_get_frags()'s skb, napi_alloc_skb(GRO_MAX_HEAD), is the same for every
+        # write; __skb_grow() gives it a kmalloc head when the frame is longer than its tailroom
+        self.napi_head = None
+        if self.queue.tfile.napi_frags_enabled:
+            from skbsim.net.skbuff import consume_skb, napi_alloc_skb, skb_tailroom
+
+            kinds = {"page_frag_1k": HEAD_1K, "skbuff_small_head": HEAD_SMALL, "page_frag": HEAD_FRAG}
+            with kernel.softirq(0):
+                skb = napi_alloc_skb(kernel, napi, kernel.profile.GRO_MAX_HEAD)
+                if skb is None or skb.head_source not in kinds:
+                    raise ValueError("the fast engine models IFF_NAPI_FRAGS skbs with heads from "
+                                     f"{', '.join(kinds)} only")
+                self.napi_head = {"kind": kinds[skb.head_source], "source": skb.head_source,
+                                  "fragsz": skb.head_size, "tailroom": skb_tailroom(skb)}
+                consume_skb(kernel, skb)
         largest = self._row(MAX_TUN_FRAME)
         # alloc_skb_with_frags() fits the rest in blocks of falling order, so a shorter frame may need
         # more of them than the longest: room for MAX_SKB_FRAGS where the longest is paged at all
@@ -2268,7 +2338,7 @@ class _TunLengths:
 
     def _row(self, length: int) -> list[int]:
         from skbsim.drivers.base import frame_header, make_frame
-        from skbsim.drivers.tun import EINVAL, tun_get_user
+        from skbsim.drivers.tun import EINVAL, EMSGSIZE, tun_get_user
         from skbsim.net.skbuff import kfree_skb
 
         kernel = self.kernel
@@ -2280,10 +2350,10 @@ class _TunLengths:
                                                frame_header(make_frame(length)), queue.noblock)
         row = [0] * T_FRAGS
         if written < 0:
-            if written != -EINVAL:
+            if written not in (-EINVAL, -EMSGSIZE):
                 raise ValueError(f"tun_get_user() of {length} bytes fails ({written}) on a fresh queue")
             return row
-        waiting = tfile.sk.sk_write_queue if tfile.napi_enabled else tfile.rx_handoff
+        waiting = tfile.sk.sk_write_queue if tfile.napi_enabled and not tfile.napi_frags_enabled else tfile.rx_handoff
         if not waiting or waiting[-1] is not skb or skb.cloned:
             raise ValueError("tun_get_user() left its skb elsewhere than the fast engine looks")
         waiting.pop()
@@ -2292,8 +2362,18 @@ class _TunLengths:
                 raise ValueError(f"skb_condense() would pull a tun skb of {length} bytes into its head")
         elif skb.truesize != profile.SKB_TRUESIZE(skb.end):
             raise ValueError(f"skb_condense() would change the truesize of a tun skb of {length} bytes")
-        row[T_ROUTE] = ROUTE_BUILD if route == "tun_build_skb" else ROUTE_ALLOC
+        row[T_ROUTE] = {"tun_build_skb": ROUTE_BUILD, "tun_alloc_skb": ROUTE_ALLOC,
+                        "tun_napi_alloc_frags": ROUTE_FRAGS}[route]
         row[T_TS] = skb.truesize
+        if route == "tun_napi_alloc_frags":
+            row[T_EXPAND] = int(length > self.napi_head["tailroom"])
+            if not row[T_EXPAND]:
+                if skb.head_source != self.napi_head["source"] or skb.data_len:
+                    raise ValueError(f"an IFF_NAPI_FRAGS skb of {length} bytes the fast engine does not follow")
+                self.names[length] = (route, skb.head_source)
+                with kernel.on_cpu(0):
+                    kfree_skb(kernel, skb)
+                return row
         if skb.head_frag:
             if route != "tun_build_skb":
                 raise ValueError(f"{route} built a head from a page fragment")

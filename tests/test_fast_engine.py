@@ -273,6 +273,12 @@ def test_random_copybreak_workloads_give_identical_json(kernel, copybreak, rx_bu
         dict(traffic="imix", count=20_000, cpus=4, flows=16, rate=4e6, options={"write": "nonblock"}),
         dict(traffic="uniform:14-9000", count=6_000, cpus=3, flows=1000, rate=None, app_rate=2e6, rcvbuf=100_000,
              options={"napi": "1"}),
+        # IFF_NAPI_FRAGS: napi_get_frags()'s skb from the NAPI caches (1K pieces or skbuff_small_head),
+        # grown by pskb_expand_head() into a kmalloc head past its tailroom; frames above 65535 - 64
+        # are refused with -EMSGSIZE
+        dict(traffic="uniform:14-9000", count=6_000, cpus=2, rate=3e6, rcvbuf=60_000, app_rate=5e5,
+             options={"napi": "1", "frags": "1"}),
+        dict(traffic="uniform:65400-65535", count=500, rate=1e5, options={"napi": "1", "frags": "1"}),
     ],
 )
 def test_tun_fixed_workloads(kernel, workload):
@@ -294,12 +300,15 @@ def test_tun_workloads_reach_their_corners():
     paged, _ = simulate(RunConfig(driver="tun", kernel="6.9", traffic="uniform:4032-65535", count=1_500, rate=2e5,
                                   rcvbuf=400_000, app_rate=5e4, options={}))
     assert paged["driver_stats"]["pages_allocated"] > 0 and paged["dropped"]["socket_rcvbuf"] > 0
+    too_long, _ = simulate(RunConfig(driver="tun", traffic="uniform:65400-65535", count=500, rate=1e5,
+                                     options={"napi": "1", "frags": "1"}))
+    assert too_long["dropped"]["driver"] > 0 and too_long["paths"] == {"tun_napi_alloc_frags": too_long["delivered"]}
 
 
 def test_tun_pcap_workload(tmp_path):
     path = _pcap(tmp_path / "tun.pcap", [60, 1514, 590, 14, 3456, 3457, 4032, 9000, 65535, 42] * 200)
     for kernel in KERNELS:
-        for options in ({}, {"write": "nonblock", "napi": "1"}):
+        for options in ({}, {"write": "nonblock", "napi": "1"}, {"napi": "1", "frags": "1"}):
             _assert_same(kernel=kernel, driver="tun", options=options, traffic=f"pcap:{path}", count=None,
                          rate=None, rcvbuf=300_000, app_rate=300_000.0)
 
@@ -308,7 +317,7 @@ def test_tun_pcap_workload(tmp_path):
 @given(
     kernel=st.sampled_from(KERNELS),
     write=st.sampled_from([None, "block", "nonblock"]),
-    napi=st.sampled_from([None, "0", "1"]),
+    napi=st.sampled_from([None, "0", "1", "frags"]),
     sndbuf=st.sampled_from([None, "1", "3000", "100000", "2147483647"]),
     # around tun_build_skb's limit (3456), the 6.6+ linear limit (prepad + len reaching a page: 4032),
     # kmalloc's largest cache (8K) and the longest frame
@@ -319,6 +328,8 @@ def test_tun_pcap_workload(tmp_path):
 )
 def test_random_tun_workloads_give_identical_json(kernel, write, napi, sndbuf, traffic, run):
     options = {name: value for name, value in (("write", write), ("napi", napi), ("sndbuf", sndbuf)) if value}
+    if napi == "frags":
+        options.update(napi="1", frags="1")  # IFF_NAPI_FRAGS (tun refuses it without IFF_NAPI)
     _assert_same(kernel=kernel, driver="tun", options=options, traffic=traffic, **run)
 
 
@@ -335,7 +346,6 @@ def test_tun_backlog_beyond_the_fast_engines_room_is_redone(monkeypatch):
 @pytest.mark.parametrize(
     "config, reason",
     [
-        (RunConfig(driver="tun", options={"napi": "1", "frags": "1"}), "IFF_NAPI_FRAGS"),
         (RunConfig(driver="tun", options={}, faults=(("slab", 0.5, 1, -1, 0),)),
          "fault injection on tun runs on the reference engine"),
         (RunConfig(options={"rx": "build_skb"}, rcvbuf=1 << 27), "--rcvbuf up to"),
@@ -378,12 +388,11 @@ def test_cli_engine_choice_and_fallback_message(capsys):
     assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["engine"] == "fast" and "reference engine used" not in captured.err
-    assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun", "--opt", "napi=1",
-                 "--opt", "frags=1"]) == 0
+    assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun", "--fault", "slab:probability=0.5"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["engine"] == "reference"
     lines = [line for line in captured.err.splitlines() if "reference engine used" in line]
-    assert len(lines) == 1 and "IFF_NAPI_FRAGS" in lines[0]
+    assert len(lines) == 1 and "fault injection on tun" in lines[0]
 
 
 @pytest.mark.parametrize("count, rate", [(None, None), (1000, None), (0, None), (None, 2e6), (777, 333333.0)])
