@@ -9,7 +9,11 @@ host); the copybreak driver on every kernel (copies into napi_alloc_skb(len)
 heads from page_frag_1k, skbuff_small_head or the NAPI page_frag_cache,
 larger frames built around ring buffers from the NAPI page_frag_cache, cut
 down to 6.12 and up from 6.13, frames of several buffers as frags, as long
-as the ring has that many descriptors); any number of CPUs; synthetic or pcap traffic; any rate, arrival
+as the ring has that many descriptors); the tun driver on every kernel with write=block|nonblock,
+napi=0|1 and any sndbuf (tun_build_skb() from each writer's task_frag, tun_alloc_skb() with heads
+from skbuff_small_head, kmalloc or pages of their own and paged rests in page blocks, sk_wmem_alloc
+against sk_sndbuf; with frags=1 napi_get_frags()'s skb from the NAPI caches, grown by
+pskb_expand_head()), every frame length tun takes, without fault injection; any number of CPUs; synthetic or pcap traffic; any rate, arrival
 process, rcvbuf (up to 64 MiB) and app rate; no --trace, --plot or
 --kernel-config.
 
@@ -25,7 +29,9 @@ pieces, napi_skb_cache_get()/_put() with bulk refill and flush over SLUB
 slabs (LIFO free lists, the partial list most-recent-last), page
 allocation and freeing by order, UDP admission, skb_condense(), forward
 allocation and batched release, the reader and 6.18's defer lists, and the
-NAPI/IRQ/time-squeeze timing - on integers instead of objects.  Object
+NAPI/IRQ/time-squeeze timing, and for tun the writer's tun_get_user() (what it does with a frame
+of each length is read once per length from the model's own tun_get_user() on a scratch kernel:
+_TunLengths) - on integers instead of objects.  Object
 identities that the JSON cannot see (pfns, slab addresses) are replaced by
 recycled small ids; only their identity matters (which slab an object
 returns to, which page a queued skb pins).  If the compiled loop reaches a
@@ -80,7 +86,8 @@ MAX_RCVBUF = 1 << 26
  CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD, FL_TOP, FL_NEXT,
  TRAFFIC_DONE, D_FRAMES_DROPPED, D_SKB_FAILURES, D_BUF_FAILURES, NC_REFILL_FAILURES, F_ANY,
  TR_LEN, SR_LEN, SR_EVERY, SR_COUNT,
- S_SIZE) = range(71)
+ TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD, TUN_EAGAIN, TUN_EINVAL,
+ S_SIZE) = range(75)
 
 # -- the fault injector (skbsim.mm.fault.FaultInjector) in S after the scalars ---------------------
 #: layer numbers, in skbsim.mm.fault.LAYERS order; -1 for an allocation with no layer of its own
@@ -102,14 +109,14 @@ S_TOTAL = F_MT + MT_N
 # -- indices into a CPU's row R of the per-CPU state (its NAPI, ring and caches) -------------------
 (SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
  Q_NIC_FRAMES, Q_FRAMES, NC_LEN, DEFER_LEN, P1K_PAGE, P1K_OFFSET, PF_PAGE, PF_OFFSET, PF_SIZE, PF_BIAS,
- Q_DROPPED, R_SIZE) = range(22)
+ Q_DROPPED, TF_PAGE, TF_OFFSET, TF_SIZE, TUN_WMEM, HQ_HEAD, HQ_LEN, R_SIZE) = range(28)
 
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
  LEGACY, HEAD_TRUESIZE, COND_ROOM, COND_TS, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ,
  DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, RING_ORDER, TRACE, PLOT,
- C_SIZE) = range(35)
+ DRIVER_TUN, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_SMALL_KM, C_SIZE) = range(40)
 #: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
 HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 
@@ -138,6 +145,22 @@ SERIES_LIMIT = 2000
 MAX_FRAGS_SEEN = 20
 #: desc_dd of an ice descriptor: 0 not written back, DD_DONE written, DD_EOP written and the frame's last
 DD_DONE, DD_EOP = 1, 2
+#: a tun skb head that is a kmem cache object is queued as this plus (cache index << 32) plus its object id
+KM_TAG = 1 << 42
+#: tun's per-length table (_TunLengths): columns
+(T_ROUTE, T_TS, T_HEAD, T_CACHE, T_BUFLEN, T_NFRAGS, T_EXPAND, T_FRAGS) = range(8)
+#: T_ROUTE: refused (-EINVAL, -EMSGSIZE), tun_alloc_skb(), tun_build_skb(), tun_napi_alloc_frags()
+ROUTE_NONE, ROUTE_ALLOC, ROUTE_BUILD, ROUTE_FRAGS = 0, 1, 2, 3
+#: T_HEAD: the head is the writer's task_frag block, a kmem cache object (T_CACHE: which), or pages of
+#: their own (kmalloc above KMALLOC_MAX_CACHE_SIZE; T_CACHE: their order)
+TH_TASK_FRAG, TH_SLAB, TH_PAGES = 0, 1, 2
+#: kmem caches a tun head may come from (skbuff_small_head and the kmalloc classes from 256 bytes up)
+KM_MAX = 8
+#: a tun queue holds at most this many written skbs the stack has not taken yet (else the run is redone)
+TUN_INFLIGHT_MAX = 1 << 16
+#: tun takes frames of ETH_HLEN (shorter ones are refused with -EINVAL) up to 65535 bytes
+MIN_TUN_FRAME = 14
+MAX_TUN_FRAME = 65535
 ERR_REASONS = {
     ERR_EMPTY_FRAME: "a zero-length frame (the fast engine models frames of one or more bytes)",
     ERR_FRAME_ABOVE_RING: "a copybreak frame needs more buffers than the ring has",
@@ -164,8 +187,8 @@ def unsupported(config: RunConfig) -> str | None:
                 "(the fast engine models it for ice and copybreak)")
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
-    if config.driver not in ("ice", "copybreak"):
-        return f"the fast engine models only the ice and copybreak drivers, not {config.driver}"
+    if config.driver not in ("ice", "copybreak", "tun"):
+        return f"the fast engine models only the ice, copybreak and tun drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
     if config.rcvbuf > MAX_RCVBUF:
@@ -519,7 +542,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1,
          nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl,
-         obs):
+         obs, tn):
     """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
     with final, then all remaining events."""
     i = 0
@@ -540,6 +563,15 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                 i += 1
                 S[PACKETS] += 1
                 S[BYTES] += length
+                if C[DRIVER_TUN]:
+                    # tun: the frame is a write() into the queue (_tun_write); a refused one is counted there
+                    if _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed,
+                                  slab0, nc, fl, tn):
+                        if CS[cpu, SCHEDULED] == 0:
+                            _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
+                    elif S[ERR]:
+                        return i
+                    continue
                 ok = True
                 if length > C[RXMAX]:
                     S[D_OVERSIZE] += 1
@@ -591,7 +623,14 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
         code = _heap_pop(S, ev_time, ev_order, ev_kind, ev_cpu)
         kind = code // 1024
         cpu = code % 1024
-        if kind == _POLL:
+        if C[DRIVER_TUN]:
+            if kind == _POLL:
+                _tun_poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
+                          pg_freed, slab0, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn)
+            else:
+                _tun_app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
+                              pg_freed, slab0, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn)
+        elif kind == _POLL:
             _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu,
                   page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                   ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
@@ -1463,6 +1502,439 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
         CS[cpu, PF_PAGE] = -1
 
 
+# -- tun (drivers/net/tun.c): the writer's tun_get_user(), the queue's hand-off, the stack ------------
+#
+# tn, tun's own state: (tab, dcount, km_K, km_stack, km_top, km_inuse, km_page, km_partial, km_slotfree,
+# hq_head, hq_frag, hq_obj, hq_ts, hq_len).  tab is the per-length table _TunLengths fills from the
+# model's tun_get_user(); dcount counts delivered skbs by frame length; km_* are the kmem caches heads
+# come from, one row each (see _km); hq_* is each queue's FIFO of written skbs not yet handed to the
+# stack (rx_handoff without IFF_NAPI, sk_write_queue with it: both are taken in order, up to the budget).
+
+
+@njit(cache=True, inline="always")
+def _km(tn, c):
+    """The slab tuple (as _slab_alloc takes it) of tun's kmem cache number c."""
+    return (tn[2][c], tn[3][c], tn[4][c], tn[5][c], tn[6][c], tn[7][c], tn[8][c])
+
+
+@njit(cache=True, inline="always")
+def _tun_head_page(tn, head):
+    """virt_to_head_page() of a tun skb's head: its slab's page, or the head's own page."""
+    if head >= KM_TAG:
+        c = (head - KM_TAG) >> 32
+        obj = (head - KM_TAG) & U32_MASK
+        return tn[6][c, obj // tn[2][c, K_OBJS]]
+    return head
+
+
+@njit(cache=True)
+def _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, head, frag):
+    """skb_release_data() of a tun skb: its frag pages in order, then skb_free_head() - the task_frag
+    block's reference (skb_free_frag), the kmem cache object (kfree / kmem_cache_free), or the pages of a
+    large kmalloc."""
+    if frag >= 0:
+        _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
+    if head >= KM_TAG:
+        c = (head - KM_TAG) >> 32
+        _slab_free(S, _km(tn, c), page_ref, page_order, page_free, pg_freed, (head - KM_TAG) & U32_MASK)
+    else:
+        _put_page(S, page_ref, page_order, page_free, pg_freed, head)
+
+
+@njit(cache=True)
+def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, nc, fl, tn):
+    """tun nic_receive(): the writer's tun_get_user() of one frame on queue cpu; False when refused
+    (-EINVAL below ETH_HLEN, -EAGAIN at sk_sndbuf) or when S[ERR] is set.
+
+    Route and sizes come from the per-length table; the state changes are the run's: the task_frag
+    block (skb_page_frag_refill: reused when only the task holds it, kept while the buffer fits, else
+    given up for a new SKB_FRAG_PAGE_ORDER block), sk_wmem_alloc against sk_sndbuf
+    (sock_alloc_send_pskb), the sk_buff from skbuff_head_cache, the kmalloc head, the frag blocks; with
+    IFF_NAPI_FRAGS napi_get_frags()'s napi_alloc_skb(GRO_MAX_HEAD) (this CPU's NAPI caches, head kind
+    C[HEAD_KIND]) and __skb_grow()'s pskb_expand_head() (the new kmalloc head, then the old one freed).
+    """
+    tab = tn[0]
+    R = CS[cpu]
+    route = tab[length, T_ROUTE]
+    if route == ROUTE_NONE:
+        S[TUN_EINVAL] += 1
+        S[D_FRAMES_DROPPED] += 1
+        R[Q_DROPPED] += 1
+        return False
+    ts = tab[length, T_TS]
+    frag = -1
+    if route == ROUTE_BUILD:
+        # tun_build_skb(): buflen bytes of current->task_frag at an SMP_CACHE_BYTES-aligned offset
+        buflen = tab[length, T_BUFLEN]
+        smp = C[TUN_SMP]
+        off = (R[TF_OFFSET] + smp - 1) & ~(smp - 1)
+        pid = R[TF_PAGE]
+        fresh = True
+        if pid >= 0:
+            if page_ref[pid] == 1:
+                off = 0
+                S[D_REUSED] += 1
+                fresh = False
+            elif off + buflen <= R[TF_SIZE]:
+                fresh = False
+            else:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
+                R[TF_PAGE] = -1
+                S[D_RELEASED] += 1
+        if fresh:
+            off = 0
+            pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[TF_ORDER], L_PAGE_FRAG)
+            if pid < 0:
+                if S[ERR] == 0:
+                    S[ERR] = ERR_BUG  # no allocation fails without fault injection (out of scope for tun)
+                return False
+            R[TF_PAGE] = pid
+            R[TF_SIZE] = C[PAGE_SIZE_C] << C[TF_ORDER]
+            S[D_PAGES_ALLOC] += 1
+        # build_skb(): the sk_buff from skbuff_head_cache; then the skb's own reference on the block
+        obj = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
+        if obj < 0:
+            if S[ERR] == 0:
+                S[ERR] = ERR_BUG
+            return False
+        page_ref[pid] += 1
+        R[TF_OFFSET] = off + buflen
+        head = pid
+        S[TUN_ROUTE_BUILD] += 1
+    elif route == ROUTE_FRAGS:
+        # napi_get_frags(): __napi_alloc_skb(GRO_MAX_HEAD) as ice's header skb takes it (not charged)
+        kind = C[HEAD_KIND]
+        head = 0
+        if kind == HEAD_1K:
+            head = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
+        elif kind == HEAD_FRAG:
+            head = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[PF_FRAGSZ])
+        obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
+        if kind == HEAD_SMALL:
+            o = _slab_alloc(S, _km(tn, C[TUN_SMALL_KM]), page_ref, page_order, page_free, pg_alloc)
+            head = -1 if o < 0 else KM_TAG + (C[TUN_SMALL_KM] << 32) + o
+        if obj < 0 or head < 0:
+            if S[ERR] == 0:
+                S[ERR] = ERR_BUG
+            return False
+        if tab[length, T_EXPAND]:
+            # pskb_expand_head(): kmalloc_reserve() of the new head, then skb_free_head() of the old
+            if tab[length, T_HEAD] == TH_SLAB:
+                c = tab[length, T_CACHE]
+                o = _slab_alloc(S, _km(tn, c), page_ref, page_order, page_free, pg_alloc)
+                grown = -1 if o < 0 else KM_TAG + (c << 32) + o
+            else:
+                grown = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, tab[length, T_CACHE], L_NONE)
+            if grown < 0:
+                if S[ERR] == 0:
+                    S[ERR] = ERR_BUG
+                return False
+            _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, head, -1)
+            head = grown
+    else:
+        # tun_alloc_skb() -> sock_alloc_send_pskb(): over the send buffer the write would block
+        if R[TUN_WMEM] >= C[TUN_SNDBUF]:
+            S[TUN_EAGAIN] += 1
+            S[D_FRAMES_DROPPED] += 1
+            R[Q_DROPPED] += 1
+            return False
+        # alloc_skb(): the sk_buff, then kmalloc_reserve()'s head; then alloc_skb_with_frags()'s blocks
+        obj = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
+        if tab[length, T_HEAD] == TH_SLAB:
+            c = tab[length, T_CACHE]
+            o = _slab_alloc(S, _km(tn, c), page_ref, page_order, page_free, pg_alloc)
+            head = -1 if o < 0 else KM_TAG + (c << 32) + o
+        else:
+            head = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, tab[length, T_CACHE], L_NONE)
+        if obj < 0 or head < 0:
+            if S[ERR] == 0:
+                S[ERR] = ERR_BUG
+            return False
+        n = tab[length, T_NFRAGS]
+        if n > 0:
+            entry = _fl_take(S, fl)
+            if entry < 0:
+                return False
+            fl[entry, 0] = n
+            for j in range(n):
+                pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, tab[length, T_FRAGS + j], L_NONE)
+                if pid < 0:
+                    if S[ERR] == 0:
+                        S[ERR] = ERR_BUG
+                    return False
+                fl[entry, 1 + j] = pid
+            frag = FL_TAG + entry
+            S[D_PAGES_ALLOC] += n
+        S[TUN_ROUTE_ALLOC] += 1
+    if route != ROUTE_FRAGS:
+        R[TUN_WMEM] += ts  # skb_set_owner_w(); napi_get_frags()'s skb has no owner
+    S[D_NIC_FRAMES] += 1
+    R[Q_NIC_FRAMES] += 1
+    S[D_COPIED] += 1
+    S[D_BYTES_COPIED] += length
+    hq_head = tn[9]
+    cap = hq_head.shape[1]
+    if R[HQ_LEN] >= cap:
+        S[ERR] = ERR_TABLE_FULL
+        return False
+    tail = R[HQ_HEAD] + R[HQ_LEN]
+    if tail >= cap:
+        tail -= cap
+    hq_head[cpu, tail] = head
+    tn[10][cpu, tail] = frag
+    tn[11][cpu, tail] = obj
+    tn[12][cpu, tail] = ts
+    tn[13][cpu, tail] = length
+    R[HQ_LEN] += 1
+    return True
+
+
+@njit(cache=True)
+def _tun_defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, fl, tn,
+                     page_ref, page_order, page_free, pg_freed, count_it):
+    """skb_defer_free_flush() of tun skbs: napi_consume_skb() of each into this CPU's NAPI cache."""
+    n = R[DEFER_LEN]
+    R[DEFER_LEN] = 0
+    for j in range(n):
+        _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, dfv_page[j], dfv_frag[j])
+        _nc_put(S, C, R, ncv, slab0, slab0, page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
+
+
+@njit(cache=True)
+def _tun_poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
+              slab0, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn):
+    """One napi_poll() (Simulation._poll) of a tun queue: up to budget written skbs, orphaned, to the stack
+    (tun poll(): tun_napi_poll() with IFF_NAPI, the netif_receive_skb() hand-off without; both in order)."""
+    cost = C[COST]
+    qcap = q_page.shape[0]
+    R = CS[cpu]
+    S[POLLS] += 1
+    taken_before = R[Q_FRAMES] + R[Q_DROPPED]
+    if R[DEFER_LEN]:
+        _tun_defer_flush(S, C, R, nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, fl, tn,
+                         page_ref, page_order, page_free, pg_freed, True)
+    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < R[BUDGET_LEFT] else R[BUDGET_LEFT]
+    S[D_POLLS] += 1
+    dcount = tn[1]
+    hq_head, hq_frag, hq_obj, hq_ts, hq_len = tn[9], tn[10], tn[11], tn[12], tn[13]
+    cap = hq_head.shape[1]
+    page_size = C[PAGE_SIZE_C]
+    rcvbuf = C[RCVBUF]
+    work = 0
+    while work < budget and R[HQ_LEN] > 0:
+        k = R[HQ_HEAD]
+        pid = hq_head[cpu, k]
+        frag = hq_frag[cpu, k]
+        obj = hq_obj[cpu, k]
+        ts = hq_ts[cpu, k]
+        length = hq_len[cpu, k]
+        k += 1
+        R[HQ_HEAD] = k if k < cap else 0
+        R[HQ_LEN] -= 1
+        work += 1
+        S[D_FRAMES] += 1
+        R[Q_FRAMES] += 1
+        S[D_BYTES] += length
+        if tn[0][length, T_ROUTE] != ROUTE_FRAGS:
+            R[TUN_WMEM] -= ts  # skb_orphan(): sock_wfree()
+        # -- the stack (Simulation._deliver); skb_condense() changes no tun skb (checked per length)
+        S[DELIVERED] += 1
+        S[TRUESIZE_TOTAL] += ts
+        dcount[length] += 1
+        rmem = S[RMEM]
+        refused = False
+        if C[STRICT_FIT]:
+            if rmem + ts > rcvbuf and (rcvbuf > (0x7FFFFFFF >> 1) or rmem):
+                refused = True
+        elif rmem > rcvbuf:
+            refused = True
+        if refused:
+            S[SK_DROPS] += 1
+            _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, pid, frag)
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+            continue
+        S[RMEM] += ts
+        if C[FWD_DEFICIT_ONLY]:
+            delta = ts - S[FWD]
+            if delta > 0:
+                pages = (delta + page_size - 1) // page_size
+                S[FWD] += pages * page_size
+                S[MEMALLOC] += pages
+        elif ts >= S[FWD]:
+            pages = (ts + page_size - 1) // page_size
+            S[FWD] += pages * page_size
+            S[MEMALLOC] += pages
+        S[FWD] -= ts
+        if S[Q_LEN] >= qcap:
+            S[ERR] = ERR_TABLE_FULL
+            return
+        tail = S[Q_HEAD] + S[Q_LEN]
+        if tail >= qcap:
+            tail -= qcap
+        q_page[tail] = pid
+        q_frag[tail] = frag
+        q_obj[tail] = obj
+        q_ts[tail] = ts
+        q_cpu[tail] = cpu  # the writer ran on the queue's CPU: the skb's alloc_cpu
+        S[Q_LEN] += 1
+        S[ENQUEUED] += 1
+        if S[RMEM] > S[PEAK_RMEM]:
+            S[PEAK_RMEM] = S[RMEM]
+        head_page = _tun_head_page(tn, pid)
+        if page_pin[head_page] == 0:
+            S[PINNED] += 1
+        page_pin[head_page] += 1
+        if frag >= 0:
+            _pin_frags(S, page_pin, fl, frag, 1)
+        if S[PINNED] > S[PEAK_PINNED]:
+            S[PEAK_PINNED] = S[PINNED]
+    now = S[NOW]
+    end = now + work * cost
+    R[BUSY_UNTIL] = end
+    R[BUDGET_LEFT] -= work
+    stalled = S[TRAFFIC_DONE] and R[Q_FRAMES] + R[Q_DROPPED] == taken_before
+    if work >= budget and not stalled:
+        if R[BUDGET_LEFT] <= 0 or end - R[ROUND_START] >= NETDEV_BUDGET_NS:
+            S[TIME_SQUEEZE] += 1
+            R[BUDGET_LEFT] = NETDEV_BUDGET
+            R[ROUND_START] = end
+        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _POLL, cpu)
+    else:
+        R[SCHEDULED] = 0
+        # sim._pending(): nic_frames > frames + frames_dropped (refused writes count as dropped)
+        if R[Q_NIC_FRAMES] > R[Q_FRAMES] + R[Q_DROPPED] and not stalled:
+            _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, end, cpu)
+    if C[APP_UNLIMITED]:
+        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _READ, 0)
+    elif S[APP_WAITING] and S[Q_LEN] > 0:
+        S[APP_WAITING] = 0
+        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end if end > S[APP_NEXT] else S[APP_NEXT], _READ, 0)
+
+
+@njit(cache=True)
+def _tun_app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
+                  slab0, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn):
+    """Simulation._app_read on CPU 0 for tun skbs (as _app_read, with tun's heads)."""
+    page_size = C[PAGE_SIZE_C]
+    threshold = C[RCVBUF] >> 2
+    qcap = q_page.shape[0]
+    while True:
+        if S[Q_LEN] == 0:
+            S[APP_WAITING] = 1
+            return
+        if S[READER_LEN] == 0:
+            S[READER_LEN] = S[Q_LEN]
+        head = S[Q_HEAD]
+        pid = q_page[head]
+        frag = q_frag[head]
+        obj = q_obj[head]
+        ts = q_ts[head]
+        owner = q_cpu[head]
+        head += 1
+        S[Q_HEAD] = head if head < qcap else 0
+        S[Q_LEN] -= 1
+        S[READER_LEN] -= 1
+        # udp_rmem_release(truesize, partial=1)
+        S[DEFICIT] += ts
+        size = S[DEFICIT]
+        if not (size < threshold and S[READER_LEN] > 0):
+            S[DEFICIT] = 0
+            S[FWD] += size
+            amount = (S[FWD] - 1) & ~(page_size - 1)
+            S[FWD] -= amount
+            S[MEMALLOC] -= amount // page_size
+            S[RMEM] -= size
+            S[READER_LEN] = S[Q_LEN]
+        head_page = _tun_head_page(tn, pid)  # looked up before the skb is freed
+        if C[DEFER_FREE]:
+            Ro = CS[owner]
+            if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
+                _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, pid, frag)
+                _nc_put(S, C, CS[0], nc[0], slab0, slab0, page_ref, page_order, page_free, pg_freed, obj, True)
+            else:
+                df_page[owner, Ro[DEFER_LEN]] = pid
+                df_frag[owner, Ro[DEFER_LEN]] = frag
+                df_obj[owner, Ro[DEFER_LEN]] = obj
+                Ro[DEFER_LEN] += 1
+        else:
+            _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, pid, frag)
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+        S[CONSUMED] += 1
+        page_pin[head_page] -= 1
+        if page_pin[head_page] == 0:
+            S[PINNED] -= 1
+        if frag >= 0:
+            _pin_frags(S, page_pin, fl, frag, -1)
+        if not C[APP_UNLIMITED]:
+            S[APP_NEXT] = S[NOW] + C[APP_GAP]
+            _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, S[APP_NEXT], _READ, 0)
+            return
+
+
+@njit(cache=True)
+def _tun_teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, slab0, nc, df_page, df_frag, df_obj,
+                  q_page, q_frag, q_obj, q_ts, fl, tn):
+    """udp_destroy_sock(), tun close_queue() per queue (written skbs freed, the task_frag reference
+    dropped), then Kernel.drain(): defer lists, NAPI caches."""
+    page_size = C[PAGE_SIZE_C]
+    qcap = q_page.shape[0]
+    total = 0
+    while S[Q_LEN] > 0:
+        head = S[Q_HEAD]
+        total += q_ts[head]
+        _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, q_page[head], q_frag[head])
+        _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, q_obj[head])
+        head += 1
+        S[Q_HEAD] = head if head < qcap else 0
+        S[Q_LEN] -= 1
+    size = total + S[DEFICIT]
+    S[DEFICIT] = 0
+    S[FWD] += size
+    amount = S[FWD] & ~(page_size - 1)
+    S[FWD] -= amount
+    S[MEMALLOC] -= amount // page_size
+    S[RMEM] -= size
+    S[READER_LEN] = 0
+    ncpus = CS.shape[0]
+    cap = tn[9].shape[1]
+    for cpu in range(ncpus):
+        R = CS[cpu]
+        while R[HQ_LEN] > 0:
+            k = R[HQ_HEAD]
+            _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, tn[9][cpu, k], tn[10][cpu, k])
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, tn[11][cpu, k])
+            if tn[0][tn[13][cpu, k], T_ROUTE] != ROUTE_FRAGS:
+                R[TUN_WMEM] -= tn[12][cpu, k]
+            k += 1
+            R[HQ_HEAD] = k if k < cap else 0
+            R[HQ_LEN] -= 1
+        if R[TF_PAGE] >= 0:
+            _put_page(S, page_ref, page_order, page_free, pg_freed, R[TF_PAGE])
+            R[TF_PAGE] = -1
+    for cpu in range(ncpus):
+        if CS[cpu, DEFER_LEN]:
+            _tun_defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, fl, tn,
+                             page_ref, page_order, page_free, pg_freed, False)
+    for cpu in range(ncpus):
+        for j in range(CS[cpu, NC_LEN]):
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
+        CS[cpu, NC_LEN] = 0
+        # IFF_NAPI_FRAGS heads: page_frag_1k_drain() and page_frag_cache_drain(), as _teardown
+        pid = CS[cpu, P1K_PAGE]
+        if pid >= 0 and CS[cpu, P1K_OFFSET] > 0:
+            page_ref[pid] -= CS[cpu, P1K_OFFSET] // SZ_1K
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        CS[cpu, P1K_PAGE] = -1
+        CS[cpu, P1K_OFFSET] = 0
+        pid = CS[cpu, PF_PAGE]
+        if pid >= 0:
+            page_ref[pid] -= CS[cpu, PF_BIAS]
+            if page_ref[pid] == 0:
+                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
+        CS[cpu, PF_PAGE] = -1
+
+
 # -- the Python side ---------------------------------------------------------------------------
 
 
@@ -1476,7 +1948,7 @@ class _RunArrays:
     """
 
     def __init__(self, kernel, C, ncpus: int, count: int, page_cap: int, slab_cap: int, qcap: int,
-                 slab1, cb_tab, fl, ring_bias: int):
+                 slab1, cb_tab, fl, ring_bias: int, tn: tuple | None = None):
         self.S = np.zeros(S_TOTAL, np.int64)
         self.S[APP_WAITING] = 1
         _load_faults(self.S, kernel.faults)
@@ -1521,12 +1993,29 @@ class _RunArrays:
         self.obs = (np.zeros((tr_rows, T_SIZE), np.int64), np.zeros((lengths, MAX_FRAGS_SEEN), np.int64),
                     np.zeros((lengths, MAX_FRAGS_SEEN), np.int64), np.zeros((SERIES_LIMIT, 3), np.int64))
         self.S[SR_EVERY] = 1
+        # tun's state (see _km / _tun_write); other drivers pass a stand-in of the same types
+        self.tn = tn if tn is not None else _tun_state(np.zeros((1, T_FRAGS + 1), np.int64), [], 1, 1, 1, 1)
 
     def state(self) -> tuple:
         return (*self.ev, self.page_ref, self.page_order, self.page_free, self.page_pin, self.pg_alloc,
                 self.pg_freed, self.ring_page, self.ring_bias, self.ring_pgcnt, self.desc_dd, self.desc_len,
                 self.desc_hlen, self.slab0, self.slab1, self.nc, *self.df, *self.q, *self.dl, self.cb_tab, self.fl,
-                self.obs)
+                self.obs, self.tn)
+
+
+def _tun_state(tab, caches, ncpus: int, inflight: int, slab_cap: int, max_objs: int) -> tuple:
+    """tun's compiled state tn: the per-length table, delivered counts by length, the kmem caches heads
+    come from (one row each; see _km) and each queue's FIFO of written skbs."""
+    K = np.zeros((KM_MAX, K_SIZE), np.int64)
+    for c, cache in enumerate(caches):
+        K[c, K_ORDER] = cache.order
+        K[c, K_OBJS] = cache.objs_per_slab
+        K[c, K_LAYER] = LAYERS.index(cache.fault_layer)
+    K[len(caches):, K_OBJS] = 1
+    km = (K, np.zeros((KM_MAX, slab_cap, max_objs), np.int32)) + tuple(
+        np.zeros((KM_MAX, slab_cap), np.int64) for _ in range(5))
+    hq = tuple(np.zeros((ncpus, inflight), np.int64) for _ in range(5))  # head, frag, obj, truesize, length
+    return (tab, np.zeros(tab.shape[0], np.int64)) + km + hq
 
 
 class FastSimulation:
@@ -1545,6 +2034,12 @@ class FastSimulation:
         ring = self.ref.cpus[0].queue
         self.copybreak = config.driver == "copybreak"
         self.legacy = False
+        self.tun = None
+        if config.driver == "tun" and (trace is not None or plot):
+            raise ValueError("--trace and --plot on tun run on the reference engine")
+        if config.driver == "tun":
+            self.tun = _TunLengths(self.ref, config)
+            return
         if self.copybreak:
             self.copy_heads = _copybreak_copy_skbs(self.ref)
             return
@@ -1563,7 +2058,7 @@ class FastSimulation:
         kernel = ref.kernel
         profile = kernel.profile
         ring = ref.cpus[0].queue
-        count = ring.count
+        count = getattr(ring, "count", 1)  # tun has no ring
         C = np.zeros(C_SIZE, np.int64)
         C[RING_COUNT] = count
         C[PAGE_SIZE_C] = profile.PAGE_SIZE
@@ -1582,6 +2077,8 @@ class FastSimulation:
         C[PLOT] = self.plot
         if self.copybreak:
             return self._run_copybreak(C)
+        if self.tun is not None:
+            return self._run_tun(C)
         C[RXMAX] = ring.rxmax
         C[RX_BUF_LEN] = ring.rx_buf_len
         C[SKB_TRUESIZE_C] = profile.SKB_TRUESIZE(ring.config["frame_sz"] - profile.SHINFO_SIZE)
@@ -1727,6 +2224,51 @@ class FastSimulation:
             raise ValueError("unexpected pages at start")
         return self._stream(S, C, CS, a.state())
 
+    def _run_tun(self, C) -> dict | None:
+        """The tun driver: queues as open_queue() left them (no memory held), the writer's task_frag empty."""
+        from skbsim.net.core_sock import SKB_FRAG_PAGE_SIZE
+
+        ref = self.ref
+        config = self.config
+        kernel = ref.kernel
+        profile = kernel.profile
+        lengths = self.tun
+        ncpus = config.cpus
+        if kernel.pages.live or kernel.live_skbs:
+            raise ValueError("unexpected pages at start")
+        C[DRIVER_TUN] = 1
+        C[RING_COUNT] = 1
+        C[RXMAX] = MAX_TUN_FRAME
+        C[TUN_SNDBUF] = ref.cpus[0].queue.tfile.sk.sk_sndbuf
+        C[TF_ORDER] = profile.get_order(SKB_FRAG_PAGE_SIZE)
+        C[TUN_SMP] = profile.SMP_CACHE_BYTES
+        if lengths.napi_head is not None:
+            # IFF_NAPI_FRAGS: napi_get_frags()'s head from this CPU's NAPI caches
+            C[HEAD_KIND] = lengths.napi_head["kind"]
+            C[PF_FRAGSZ] = lengths.napi_head["fragsz"]
+            frag_cache = kernel.cpus[0].napi_alloc_cache.page
+            C[PF_ORDER] = frag_cache.max_order
+            C[PF_DOWN] = 0 if frag_cache.offset_up else 1
+            C[TUN_SMALL_KM] = lengths.cache_index.get("skbuff_small_head", 0)
+        # Written skbs waiting for the stack: a queue holds at most the frames of the run (and the fast
+        # engine gives up beyond TUN_INFLIGHT_MAX), all queues together at most the frames of the run
+        inflight = TUN_INFLIGHT_MAX if config.count is None else max(1, min(config.count + 1, TUN_INFLIGHT_MAX))
+        waiting = ncpus * inflight if config.count is None else min(ncpus * inflight, config.count + 1)
+        qcap = ref.sock.rcvbuf // lengths.min_truesize + 2
+        # Live sk_buffs: queued, written and waiting, in the NAPI caches and defer lists.
+        live_bound = qcap + waiting + ncpus * (int(C[NC_SIZE]) + SKB_DEFER_MAX + NAPI_POLL_WEIGHT) + 16
+        slab_cap = live_bound + 16
+        # Live pages per skb: its head's page (task_frag block, slab or pages of its own), its sk_buff's
+        # slab page and its frag blocks; plus each writer's task_frag block.
+        frags = lengths.max_frags
+        page_cap = live_bound * (frags + 3) + ncpus + 64
+        fl = np.zeros((live_bound, frags + 2), np.int64)  # frag lists: [count, page ids..., free-stack slot]
+        tn = _tun_state(lengths.tab, lengths.caches, ncpus, inflight, slab_cap, lengths.max_objs)
+        a = _RunArrays(kernel, C, ncpus, 1, page_cap, slab_cap, qcap, slab1=None,
+                       cb_tab=np.zeros((3, 1), np.int64), fl=fl, ring_bias=0, tn=tn)
+        a.CS[:, TF_PAGE] = -1
+        return self._stream(a.S, C, a.CS, a.state())
+
     def _stream(self, S, C, CS, state) -> dict | None:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events."""
         config = self.config
@@ -1734,11 +2276,13 @@ class FastSimulation:
         try:
             for lengths, times, queues, hlens in _traffic_chunks(self.ref.source, config, self.legacy, self.ref):
                 n = len(lengths)
+                if self.tun is not None:
+                    self.tun.prepare(lengths)  # tun_get_user() of each new length, on the scratch kernel
                 done = _run(S, C, CS, lengths, times, queues, hlens, n, False, *state)
                 if S[ERR] or done != n:
                     self.why = ERR_REASONS.get(int(S[ERR]))
                     return None
-                self._write_trace(S, state[-1][0])
+                self._write_trace(S, state[-2][0])  # obs = (tr, ...), before tn: _RunArrays.state()
                 if self.progress is not None:
                     self.progress(int(S[PACKETS]))
         except _Unscannable:
@@ -1747,7 +2291,7 @@ class FastSimulation:
         if S[ERR]:
             self.why = ERR_REASONS.get(int(S[ERR]))
             return None
-        self._write_trace(S, state[-1][0])
+        self._write_trace(S, state[-2][0])  # obs = (tr, ...), before tn: _RunArrays.state()
         return self._finish(S, C, CS, state)
 
     def _kind_names(self) -> list[tuple[str, str]]:
@@ -1780,7 +2324,7 @@ class FastSimulation:
         (ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
          ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
          slab0, slab1, nc, df_page, df_frag, df_obj,
-         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, obs) = state
+         q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, obs, tn) = state
         ref = self.ref
         config = self.config
         kernel = ref.kernel
@@ -1798,13 +2342,17 @@ class FastSimulation:
                     "puts": int(S[NC_PUTS]), "refill_failures": int(S[NC_REFILL_FAILURES]),
                     "refills": int(S[NC_REFILLS])}
         frames_dropped = int(S[D_FRAMES_DROPPED])
-        if not self.copybreak:
+        if not self.copybreak and self.tun is None:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
             frames_dropped = int(S[D_NIC_FRAMES]) - int(S[D_FRAMES])
-        _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-                  slab0, slab1, nc, df_page, df_frag, df_obj,
-                  q_page, q_frag, q_obj, q_ts, fl)
-        if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0 or slab1[0][K_LIVE] != 0:
+        if self.tun is not None:
+            _tun_teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, slab0, nc, df_page, df_frag, df_obj,
+                          q_page, q_frag, q_obj, q_ts, fl, tn)
+        else:
+            _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                      slab0, slab1, nc, df_page, df_frag, df_obj,
+                      q_page, q_frag, q_obj, q_ts, fl)
+        if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0 or slab1[0][K_LIVE] != 0 or tn[2][:, K_LIVE].any():
             return None  # something left over: only the reference engine can itemise it
         pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}
         stats = {key: 0 for key in ref.cpus[0].queue.stats.as_dict()}
@@ -1837,11 +2385,13 @@ class FastSimulation:
                     paths[path] = paths.get(path, 0) + n
                     head_sources[head_source] = head_sources.get(head_source, 0) + n
             paths, head_sources = dict(sorted(paths.items())), dict(sorted(head_sources.items()))
+        elif self.tun is not None:
+            paths, head_sources = self.tun.names_of(tn[1])
         elif self.legacy:
             path, head_source = self.head["path"], self.head["source"]
         else:
             path, head_source = "napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)"
-        if not self.copybreak:
+        if not self.copybreak and self.tun is None:
             paths = {path: delivered_to_stack} if delivered_to_stack else {}
             head_sources = {head_source: delivered_to_stack} if delivered_to_stack else {}
         dropped = {"ring_full": int(S[D_RING_DROPS]), "oversize": int(S[D_OVERSIZE]), "driver": frames_dropped,
@@ -1989,6 +2539,156 @@ def _copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
         if (path, source) != next((h[3], h[4]) for h in heads if h[0] == kind):
             raise ValueError("copybreak copies of one head kind with different paths")
     return heads
+
+
+class _TunLengths:
+    """What tun_get_user() does with a frame of each length, from the model itself.
+
+    Each new length is written once through the model's tun_get_user() on a
+    scratch kernel of the same profile and CPU count, into a scratch queue
+    opened with the run's options (the run's kernel is untouched), and the
+    skb is read: the route (tun_build_skb, tun_alloc_skb or refused), its
+    truesize, where its head comes from (the task_frag block and buflen, a
+    kmem cache, or pages of their own) and the orders of its frag blocks.
+    All of that depends on the length and the options only; the state a
+    write meets (the task_frag block, sk_wmem_alloc, the slabs) is the
+    compiled loop's.  An skb that skb_condense() would change is out of scope.
+    """
+
+    def __init__(self, ref: Simulation, config: RunConfig):
+        from skbsim.drivers.tun import open_queue
+        from skbsim.kernel import Kernel
+        from skbsim.mm.gfp import GFP_KERNEL
+        from skbsim.net.napi import napi_struct, net_device
+
+        kernel = self.kernel = Kernel(ref.kernel.profile, ncpus=config.cpus)
+        napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
+        with kernel.softirq(0):
+            self.queue = open_queue(kernel, napi.dev, napi, dict(config.options))
+        # The caches a head may come from: skbuff_small_head and kmalloc from 256 bytes up (a head is
+        # at least SKB_HEAD_ALIGN(NET_SKB_PAD + ETH_HLEN) bytes).  The scratch kernel has the run's CPU
+        # count, so SLUB picks the same slab orders.
+        caches = [kernel.skb_small_head_cache] if kernel.skb_small_head_cache is not None else []
+        caches += [kernel.slab.kmalloc_slab(size, GFP_KERNEL) for size in kernel.slab.kmalloc_sizes if size >= 256]
+        if len(caches) > KM_MAX:
+            raise ValueError("the fast engine models tun heads from at most 8 kmem caches")
+        self.caches = caches
+        self.cache_index = {cache.name: c for c, cache in enumerate(caches)}
+        self.max_objs = max(cache.objs_per_slab for cache in caches)
+        self.names: dict[int, tuple[str, str]] = {}
+        # IFF_NAPI_FRAGS: napi_get_frags()'s skb, napi_alloc_skb(GRO_MAX_HEAD), is the same for every
+        # write; __skb_grow() gives it a kmalloc head when the frame is longer than its tailroom
+        self.napi_head = None
+        if self.queue.tfile.napi_frags_enabled:
+            from skbsim.net.skbuff import consume_skb, napi_alloc_skb, skb_tailroom
+
+            kinds = {"page_frag_1k": HEAD_1K, "skbuff_small_head": HEAD_SMALL, "page_frag": HEAD_FRAG}
+            with kernel.softirq(0):
+                skb = napi_alloc_skb(kernel, napi, kernel.profile.GRO_MAX_HEAD)
+                if skb is None or skb.head_source not in kinds:
+                    raise ValueError("the fast engine models IFF_NAPI_FRAGS skbs with heads from "
+                                     f"{', '.join(kinds)} only")
+                self.napi_head = {"kind": kinds[skb.head_source], "source": skb.head_source,
+                                  "fragsz": skb.head_size, "tailroom": skb_tailroom(skb)}
+                consume_skb(kernel, skb)
+        largest = self._row(MAX_TUN_FRAME)
+        # alloc_skb_with_frags() fits the rest in blocks of falling order, so a shorter frame may need
+        # more of them than the longest: room for MAX_SKB_FRAGS where the longest is paged at all
+        self.max_frags = ref.kernel.profile.MAX_SKB_FRAGS if largest[T_NFRAGS] else 1
+        self.tab = np.zeros((MAX_TUN_FRAME + 1, T_FRAGS + self.max_frags), np.int64)
+        self.known = np.zeros(MAX_TUN_FRAME + 1, np.bool_)
+        self._store(MAX_TUN_FRAME, largest)
+        # truesize grows with the length (a longer frame never gets a smaller head or fewer frags), so
+        # the shortest frame's sizes the socket queue; prepare() checks every length against it
+        self._store(MIN_TUN_FRAME, self._row(MIN_TUN_FRAME))
+        self.min_truesize = int(self.tab[MIN_TUN_FRAME, T_TS])
+
+    def prepare(self, lengths) -> None:
+        """Rows for every length of a chunk that has none yet."""
+        if len(lengths) == 0:
+            return
+        if int(lengths.min()) < 0 or int(lengths.max()) > MAX_TUN_FRAME:
+            raise ValueError(f"a tun frame outside 0..{MAX_TUN_FRAME} bytes")
+        for length in np.unique(lengths[~self.known[lengths]]).tolist():
+            self._store(length, self._row(length))
+            if 0 < self.tab[length, T_TS] < self.min_truesize:
+                # the socket queue was sized by the smallest truesize (never the case: see __init__)
+                raise ValueError(f"a tun skb of {length} bytes is smaller than the fast engine sized for")
+
+    def _store(self, length: int, row: list[int]) -> None:
+        if row[T_NFRAGS] > self.max_frags:
+            raise ValueError(f"a tun skb of {length} bytes has more frags than the fast engine has room for")
+        self.tab[length, :len(row)] = row
+        self.known[length] = True
+
+    def _row(self, length: int) -> list[int]:
+        from skbsim.drivers.base import frame_header, make_frame
+        from skbsim.drivers.tun import EINVAL, EMSGSIZE, tun_get_user
+        from skbsim.net.skbuff import kfree_skb
+
+        kernel = self.kernel
+        profile = kernel.profile
+        queue = self.queue
+        tfile = queue.tfile
+        with kernel.on_cpu(0):
+            written, route, skb = tun_get_user(kernel, queue.tun, tfile, queue.task, length,
+                                               frame_header(make_frame(length)), queue.noblock)
+        row = [0] * T_FRAGS
+        if written < 0:
+            if written not in (-EINVAL, -EMSGSIZE):
+                raise ValueError(f"tun_get_user() of {length} bytes fails ({written}) on a fresh queue")
+            return row
+        waiting = tfile.sk.sk_write_queue if tfile.napi_enabled and not tfile.napi_frags_enabled else tfile.rx_handoff
+        if not waiting or waiting[-1] is not skb or skb.cloned:
+            raise ValueError("tun_get_user() left its skb elsewhere than the fast engine looks")
+        waiting.pop()
+        if skb.data_len:
+            if skb.data_len <= skb.end - skb.tail:
+                raise ValueError(f"skb_condense() would pull a tun skb of {length} bytes into its head")
+        elif skb.truesize != profile.SKB_TRUESIZE(skb.end):
+            raise ValueError(f"skb_condense() would change the truesize of a tun skb of {length} bytes")
+        row[T_ROUTE] = {"tun_build_skb": ROUTE_BUILD, "tun_alloc_skb": ROUTE_ALLOC,
+                        "tun_napi_alloc_frags": ROUTE_FRAGS}[route]
+        row[T_TS] = skb.truesize
+        if route == "tun_napi_alloc_frags":
+            row[T_EXPAND] = int(length > self.napi_head["tailroom"])
+            if not row[T_EXPAND]:
+                if skb.head_source != self.napi_head["source"] or skb.data_len:
+                    raise ValueError(f"an IFF_NAPI_FRAGS skb of {length} bytes the fast engine does not follow")
+                self.names[length] = (route, skb.head_source)
+                with kernel.on_cpu(0):
+                    kfree_skb(kernel, skb)
+                return row
+        if skb.head_frag:
+            if route != "tun_build_skb":
+                raise ValueError(f"{route} built a head from a page fragment")
+            row[T_HEAD], row[T_BUFLEN] = TH_TASK_FRAG, skb.head_size
+        else:
+            page = kernel.pages.virt_to_head_page(skb.head)
+            if page.slab is not None:
+                index = self.cache_index.get(page.slab.cache.name)
+                if index is None:
+                    raise ValueError(f"a tun head from {page.slab.cache.name}, which the fast engine does not model")
+                row[T_HEAD], row[T_CACHE] = TH_SLAB, index
+            else:
+                row[T_HEAD], row[T_CACHE] = TH_PAGES, page.order
+        row[T_NFRAGS] = len(skb.shinfo.frags)
+        row += [frag.page.order for frag in skb.shinfo.frags]
+        self.names[length] = (route, skb.head_source)
+        with kernel.on_cpu(0):
+            kfree_skb(kernel, skb)
+        return row
+
+    def names_of(self, delivered) -> tuple[dict, dict]:
+        """paths and head_sources of the report, from the skbs delivered per frame length."""
+        paths: dict[str, int] = {}
+        head_sources: dict[str, int] = {}
+        for length in np.flatnonzero(delivered).tolist():
+            n = int(delivered[length])
+            path, source = self.names[length]
+            paths[path] = paths.get(path, 0) + n
+            head_sources[source] = head_sources.get(source, 0) + n
+        return dict(sorted(paths.items())), dict(sorted(head_sources.items()))
 
 
 def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None):

@@ -264,10 +264,107 @@ def test_random_copybreak_workloads_give_identical_json(kernel, copybreak, rx_bu
     _assert_same(kernel=kernel, driver="copybreak", options=options, traffic=traffic, faults=faults, **run)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize(
+    "workload",
+    [
+        # the defaults (blocking writes, no IFF_NAPI): every frame through tun_alloc_skb()
+        dict(traffic="imix", count=20_000),
+        # non-blocking writes: tun_build_skb() from the writer's task_frag up to 3456 bytes (x86_64:
+        # SKB_DATA_ALIGN(len + 64 + 256) + 320 <= 4096), tun_alloc_skb() above; a slow reader keeps
+        # 32 KiB blocks pinned, so the task_frag is given up for new ones as well as reused
+        dict(traffic="uniform:14-4200", count=6_000, rcvbuf=60_000, app_rate=2e5, options={"write": "nonblock"}),
+        dict(traffic="uniform:3400-3500", count=4_000, rate=3e6, options={"write": "nonblock", "napi": "1"}),
+        # TUNSETSNDBUF: a send buffer of 5000 bytes against a burst (no pacing): sock_alloc_send_pskb()
+        # refuses writes with -EAGAIN while the queue holds written skbs, and tun_build_skb() is off
+        dict(traffic="imix", count=3_000, rate=None, options={"write": "nonblock", "sndbuf": "5000"}),
+        dict(traffic="fixed:1514", count=3_000, rate=None, packet_cost_ns=3_000, options={"sndbuf": "1"}),
+        # IFF_NAPI under a burst: tun_napi_poll() takes the budget, net_rx_action's time squeeze
+        dict(traffic="imix", count=3_000, rate=None, packet_cost_ns=4_000, options={"napi": "1"}),
+        # paged skbs (6.6+: linear part SKB_MAX_HEAD(64) = 3712, the rest in blocks of order 3 down to
+        # 0), kmalloc heads of pages of their own on 6.1 (whole frame linear); socket drops
+        dict(traffic="uniform:4032-65535", count=1_500, rate=2e5, rcvbuf=400_000, app_rate=5e4),
+        dict(traffic="fixed:65535", count=500, rate=1e5),
+        # several CPUs: one writer and task_frag per queue, skbs freed by the reader on CPU 0 (6.18:
+        # defer lists on the writing CPU)
+        dict(traffic="imix", count=20_000, cpus=4, flows=16, rate=4e6, options={"write": "nonblock"}),
+        dict(traffic="uniform:14-9000", count=6_000, cpus=3, flows=1000, rate=None, app_rate=2e6, rcvbuf=100_000,
+             options={"napi": "1"}),
+        # IFF_NAPI_FRAGS: napi_get_frags()'s skb from the NAPI caches (1K pieces or skbuff_small_head),
+        # grown by pskb_expand_head() into a kmalloc head past its tailroom; frames above 65535 - 64
+        # are refused with -EMSGSIZE
+        dict(traffic="uniform:14-9000", count=6_000, cpus=2, rate=3e6, rcvbuf=60_000, app_rate=5e5,
+             options={"napi": "1", "frags": "1"}),
+        dict(traffic="uniform:65400-65535", count=500, rate=1e5, options={"napi": "1", "frags": "1"}),
+    ],
+)
+def test_tun_fixed_workloads(kernel, workload):
+    _assert_same(kernel=kernel, **{"driver": "tun", "options": {}, **workload})
+
+
+def test_tun_workloads_reach_their_corners():
+    # the fixed workloads above are meant to reach these states (read from the reference engine)
+    refused, _ = simulate(RunConfig(driver="tun", traffic="imix", count=3_000, rate=None,
+                                    options={"write": "nonblock", "sndbuf": "5000"}))
+    assert refused["dropped"]["driver"] > 0
+    built, _ = simulate(RunConfig(driver="tun", traffic="uniform:14-4200", count=6_000, rcvbuf=60_000,
+                                  app_rate=2e5, options={"write": "nonblock"}))
+    assert set(built["paths"]) == {"tun_alloc_skb", "tun_build_skb"}
+    assert built["driver_stats"]["buffers_reused"] > 0 and built["driver_stats"]["buffers_released"] > 0
+    squeezed, _ = simulate(RunConfig(driver="tun", traffic="imix", count=3_000, rate=None, packet_cost_ns=4_000,
+                                     options={"napi": "1"}))
+    assert squeezed["napi"]["time_squeeze"] > 0
+    paged, _ = simulate(RunConfig(driver="tun", kernel="6.9", traffic="uniform:4032-65535", count=1_500, rate=2e5,
+                                  rcvbuf=400_000, app_rate=5e4, options={}))
+    assert paged["driver_stats"]["pages_allocated"] > 0 and paged["dropped"]["socket_rcvbuf"] > 0
+    too_long, _ = simulate(RunConfig(driver="tun", traffic="uniform:65400-65535", count=500, rate=1e5,
+                                     options={"napi": "1", "frags": "1"}))
+    assert too_long["dropped"]["driver"] > 0 and too_long["paths"] == {"tun_napi_alloc_frags": too_long["delivered"]}
+
+
+def test_tun_pcap_workload(tmp_path):
+    path = _pcap(tmp_path / "tun.pcap", [60, 1514, 590, 14, 3456, 3457, 4032, 9000, 65535, 42] * 200)
+    for kernel in KERNELS:
+        for options in ({}, {"write": "nonblock", "napi": "1"}, {"napi": "1", "frags": "1"}):
+            _assert_same(kernel=kernel, driver="tun", options=options, traffic=f"pcap:{path}", count=None,
+                         rate=None, rcvbuf=300_000, app_rate=300_000.0)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kernel=st.sampled_from(KERNELS),
+    write=st.sampled_from([None, "block", "nonblock"]),
+    napi=st.sampled_from([None, "0", "1", "frags"]),
+    sndbuf=st.sampled_from([None, "1", "3000", "100000", "2147483647"]),
+    # around tun_build_skb's limit (3456), the 6.6+ linear limit (prepad + len reaching a page: 4032),
+    # kmalloc's largest cache (8K) and the longest frame
+    traffic=st.sampled_from(["imix", "fixed:14", "fixed:60", "fixed:3456", "fixed:3457", "fixed:4031", "fixed:4032",
+                             "fixed:65535", "uniform:14-1600", "uniform:3400-4100", "uniform:7000-9000",
+                             "uniform:14-65535"]),
+    run=RUN_SPACE,
+)
+def test_random_tun_workloads_give_identical_json(kernel, write, napi, sndbuf, traffic, run):
+    options = {name: value for name, value in (("write", write), ("napi", napi), ("sndbuf", sndbuf)) if value}
+    if napi == "frags":
+        options.update(napi="1", frags="1")  # IFF_NAPI_FRAGS (tun refuses it without IFF_NAPI)
+    _assert_same(kernel=kernel, driver="tun", options=options, traffic=traffic, **run)
+
+
+def test_tun_backlog_beyond_the_fast_engines_room_is_redone(monkeypatch):
+    # every frame written at t=0: the queue holds more written skbs than TUN_INFLIGHT_MAX allows here
+    import skbsim.fast
+
+    monkeypatch.setattr(skbsim.fast, "TUN_INFLIGHT_MAX", 8)
+    config = RunConfig(driver="tun", options={}, traffic="imix", count=200, rate=None)
+    result, _, why = simulate_engine(config, "fast")
+    assert result["engine"] == "reference" and "a table of the fast engine filled up" in why
+
+
 @pytest.mark.parametrize(
     "config, reason",
     [
-        (RunConfig(driver="tun", options={}), "ice and copybreak drivers"),
+        (RunConfig(driver="tun", options={}, faults=(("slab", 0.5, 1, -1, 0),)),
+         "fault injection on tun runs on the reference engine"),
         (RunConfig(options={"rx": "build_skb"}, rcvbuf=1 << 27), "--rcvbuf up to"),
         (RunConfig(driver="tun", options={}, count=1000, faults=(("slab", 0.5, 1, -1, 0),)),
          "fault injection on tun runs on the reference engine"),
@@ -309,9 +406,12 @@ def test_cli_engine_choice_and_fallback_message(capsys):
     assert json.loads(captured.out)["engine"] == "fast" and "reference engine used" not in captured.err
     assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun"]) == 0
     captured = capsys.readouterr()
+    assert json.loads(captured.out)["engine"] == "fast" and "reference engine used" not in captured.err
+    assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun", "--fault", "slab:probability=0.5"]) == 0
+    captured = capsys.readouterr()
     assert json.loads(captured.out)["engine"] == "reference"
     lines = [line for line in captured.err.splitlines() if "reference engine used" in line]
-    assert len(lines) == 1 and "only the ice and copybreak drivers" in lines[0]
+    assert len(lines) == 1 and "fault injection on tun" in lines[0]
 
 
 @pytest.mark.parametrize("count, rate", [(None, None), (1000, None), (0, None), (None, 2e6), (777, 333333.0)])
