@@ -472,27 +472,42 @@ def _pin_frags(S, page_pin, fl, frag, delta):
 
 
 @njit(cache=True, inline="always")
-def _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, head, frag):
-    """skb_release_data(): the frag page's reference, then skb_free_head() (page fragment or
-    skbuff_small_head object)."""
+def _head_page(slab1, tn, head):
+    """virt_to_head_page() of an skb head: the head's own page (a page id), its skbuff_small_head
+    slab's page (SMALL_TAG + object) or its tun kmem cache slab's page (KM_TAG + cache, object)."""
+    if head < SMALL_TAG:
+        return head
+    if head < KM_TAG:
+        return _slab_page(slab1, head - SMALL_TAG)
+    c = (head - KM_TAG) >> 32
+    obj = (head - KM_TAG) & U32_MASK
+    return tn[6][c, obj // tn[2][c, K_OBJS]]
+
+
+@njit(cache=True, inline="always")
+def _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, head, frag):
+    """skb_release_data(): the frag pages' references in frag order, then skb_free_head(): a page
+    fragment's reference (skb_free_frag), an skbuff_small_head object, or a tun kmalloc head (kfree:
+    a kmem cache object, or the pages of a large one, which are a page id)."""
     if frag >= 0:
         _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
-    if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
-        _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, head)
-    elif head >= SMALL_TAG:
+    if head < SMALL_TAG:
+        _put_page(S, page_ref, page_order, page_free, pg_freed, head)
+    elif head < KM_TAG:
         _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, head - SMALL_TAG)
     else:
-        _put_page(S, page_ref, page_order, page_free, pg_freed, head)
+        c = (head - KM_TAG) >> 32
+        _slab_free(S, _km(tn, c), page_ref, page_order, page_free, pg_freed, (head - KM_TAG) & U32_MASK)
 
 
 @njit(cache=True)
-def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1, fl,
+def _defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, slab1, fl, tn,
                  page_ref, page_order, page_free, pg_freed, count_it):
     """skb_defer_free_flush(): napi_consume_skb() of every skb other CPUs handed back to this one."""
     n = R[DEFER_LEN]
     R[DEFER_LEN] = 0
     for j in range(n):
-        _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
+        _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, dfv_page[j], dfv_frag[j])
         _nc_put(S, C, R, ncv, slab0, slab1,
                 page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
 
@@ -566,7 +581,7 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                 if C[DRIVER_TUN]:
                     # tun: the frame is a write() into the queue (_tun_write); a refused one is counted there
                     if _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed,
-                                  slab0, nc, fl, tn):
+                                  slab0, slab1, nc, fl, tn):
                         if CS[cpu, SCHEDULED] == 0:
                             _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
                     elif S[ERR]:
@@ -623,24 +638,21 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
         code = _heap_pop(S, ev_time, ev_order, ev_kind, ev_cpu)
         kind = code // 1024
         cpu = code % 1024
-        if C[DRIVER_TUN]:
-            if kind == _POLL:
-                _tun_poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
-                          pg_freed, slab0, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn)
-            else:
-                _tun_app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
-                              pg_freed, slab0, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn)
+        if kind == _POLL and C[DRIVER_TUN]:
+            _tun_poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
+                      pg_freed, slab0, slab1, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu,
+                      dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs)
         elif kind == _POLL:
             _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu,
                   page_ref, page_order, page_free, page_pin, pg_alloc, pg_freed,
                   ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
                   slab0, slab1,
                   nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
-                  dl_hlen, dl_dlen, dl_ts, cb_tab, fl, obs)
+                  dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
                       pg_freed, slab0, slab1, nc, df_page, df_frag, df_obj,
-                      q_page, q_frag, q_obj, q_ts, q_cpu, fl)
+                      q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn)
     return i
 
 
@@ -720,6 +732,7 @@ def _alloc_rx_skb(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, pg_f
         if head < 0:
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
             return -1, -1
+        head += SMALL_TAG
     return head, obj
 
 
@@ -924,21 +937,38 @@ def _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page
     ring_page[cpu, slot] = -1
 
 
+@njit(cache=True, inline="always")
+def _ice_put_frame(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt, count,
+                   first, ntc, consumed, put):
+    """The buffers of the frame in slots [first, ntc): a dropped (consumed) frame gives each its reference
+    back (ICE_XDP_CONSUMED); with put, each goes through ice_put_rx_buf() now, as 6.12.14+'s
+    ice_put_rx_mbuf() does (6.9 puts them in the loop after the poll)."""
+    b = first
+    while b != ntc:
+        if consumed:
+            ring_bias[cpu, b] += 1
+        if put:
+            _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias, ring_pgcnt,
+                        count, b)
+        b += 1
+        if b == count:
+            b = 0
+
+
 @njit(cache=True)
 def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_alloc,
           pg_freed, ring_page, ring_bias, ring_pgcnt, desc_dd, desc_len, desc_hlen,
           slab0, slab1,
           nc, dfv_page, dfv_frag, dfv_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl,
-          obs):
-    """One napi_poll() (Simulation._poll) with ice_napi_poll() / ice_clean_rx_irq() inside."""
+          tn, obs):
+    """One napi_poll() (Simulation._poll) with the driver's poll inside (ice_napi_poll() /
+    ice_clean_rx_irq(), or copybreak_poll()), then the stack and the end of the poll."""
     count = C[RING_COUNT]
     mode = C[PUT_MODE]
-    cost = C[COST]
-    qcap = q_page.shape[0]
     S[POLLS] += 1
     taken_before = CS[cpu, Q_FRAMES] + CS[cpu, Q_DROPPED]
     if CS[cpu, DEFER_LEN]:
-        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, fl, page_ref, page_order, page_free, pg_freed, True)
+        _defer_flush(S, C, CS[cpu], nc[cpu], dfv_page[cpu], dfv_frag[cpu], dfv_obj[cpu], slab0, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, True)
     budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < CS[cpu, BUDGET_LEFT] else CS[cpu, BUDGET_LEFT]
     S[D_POLLS] += 1
     ndel = 0
@@ -991,8 +1021,6 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                     S[D_SKB_FAILURES] += 1
                     dropped = True
                 else:
-                    if kind == HEAD_SMALL:
-                        head_pid += SMALL_TAG
                     S[D_BYTES_COPIED] += size
                     S[D_COPIED] += 1
                     S[CB_N_1K + kind] += 1
@@ -1153,15 +1181,8 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                     S[D_SKB_FAILURES] += 1
                     S[D_FRAMES_DROPPED] += 1
                     CS[cpu, Q_DROPPED] += 1
-                    b = f_first
-                    while b != ntc:
-                        ring_bias[cpu, b] += 1
-                        if mode == 2:
-                            _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-                                        ring_pgcnt, count, b)
-                        b += 1
-                        if b == count:
-                            b = 0
+                    _ice_put_frame(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                                   ring_pgcnt, count, f_first, ntc, True, mode == 2)
                     CS[cpu, FIRST_DESC] = ntc
                     break
                 f_hlen = _ice_fill_head(S, C, cpu, ring_bias, desc_hlen, f_first, desc_len[cpu, f_first])
@@ -1179,13 +1200,8 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                     if b == count:
                         b = 0
                 if mode == 2:
-                    b = f_first
-                    while b != ntc:
-                        _put_rx_buf(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-                                    ring_pgcnt, count, b)
-                        b += 1
-                        if b == count:
-                            b = 0
+                    _ice_put_frame(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                                   ring_pgcnt, count, f_first, ntc, False, True)
                 CS[cpu, FIRST_DESC] = ntc
             if S[ERR]:
                 return
@@ -1242,7 +1258,20 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                     CS[cpu, TAIL] = ntu & ~7
         # ice_clean_rx_irq() returns the whole budget when a buffer could not be posted
         work = budget if total >= budget or want else (total if total < budget - 1 else budget - 1)
-    # -- the stack: each skb to the UDP socket (Simulation._deliver) ---------------------------------
+    _deliver(S, C, cpu, ndel, page_ref, page_order, page_free, page_pin, pg_freed, slab0, slab1,
+             q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs)
+    if S[ERR]:
+        return
+    _poll_done(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, work, budget, ndel, taken_before, obs)
+
+
+@njit(cache=True)
+def _deliver(S, C, cpu, ndel, page_ref, page_order, page_free, page_pin, pg_freed, slab0, slab1,
+             q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs):
+    """Simulation._deliver() of the poll's skbs (dl_*: head, frags, sk_buff, bytes in the head and in
+    frags, truesize), in order: the stack takes each and queues it on the UDP socket, or drops it."""
+    cost = C[COST]
+    qcap = q_page.shape[0]
     page_size = C[PAGE_SIZE_C]
     rcvbuf = C[RCVBUF]
     for d in range(ndel):
@@ -1309,11 +1338,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             S[ENQUEUED] += 1
             if S[RMEM] > S[PEAK_RMEM]:
                 S[PEAK_RMEM] = S[RMEM]
-            head_page = pid
-            if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
-                head_page = _slab_page(slab1, pid)
-            elif pid >= SMALL_TAG:
-                head_page = _slab_page(slab1, pid - SMALL_TAG)
+            head_page = _head_page(slab1, tn, pid)
             if page_pin[head_page] == 0:
                 S[PINNED] += 1
             page_pin[head_page] += 1
@@ -1324,7 +1349,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
         else:
             S[SK_DROPS] += 1
             # kfree_skb(): frag pages, the head, then the sk_buff to its slab
-            _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, pid, frag)
+            _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, pid, frag)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
         if C[TRACE]:
             tr = obs[0]
@@ -1342,6 +1367,14 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             tr[row, T_KIND] = kind
             tr[row, T_OUTCOME] = O_SOCKET if refused else O_DELIVERED
             S[TR_LEN] = row + 1
+
+
+@njit(cache=True)
+def _poll_done(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, work, budget, ndel, taken_before, obs):
+    """The end of napi_poll() in Simulation._poll: the CPU busy for the work done, then poll again
+    (budget used up; a spent netdev_budget or 2 jiffies is a time squeeze), or napi_complete_done()
+    and an IRQ at once for frames that came meanwhile; the reader woken."""
+    cost = C[COST]
     now = S[NOW]
     end = now + (work if work > ndel else ndel) * cost
     CS[cpu, BUSY_UNTIL] = end
@@ -1370,7 +1403,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
 @njit(cache=True)
 def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
               slab0, slab1, nc, df_page, df_frag, df_obj,
-              q_page, q_frag, q_obj, q_ts, q_cpu, fl):
+              q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn):
     """Simulation._app_read on CPU 0: udp_recvmsg() per datagram, the skb freed in process context."""
     page_size = C[PAGE_SIZE_C]
     threshold = C[RCVBUF] >> 2
@@ -1402,17 +1435,13 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             S[MEMALLOC] -= amount // page_size
             S[RMEM] -= size
             S[READER_LEN] = S[Q_LEN]
-        head_page = pid  # the pages are looked up before udp_recvmsg()
-        if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
-            head_page = _slab_page(slab1, pid)
-        elif pid >= SMALL_TAG:
-            head_page = _slab_page(slab1, pid - SMALL_TAG)
+        head_page = _head_page(slab1, tn, pid)  # the pages are looked up before udp_recvmsg()
         if C[DEFER_FREE]:
             # skb_attempt_defer_free(): freed here into CPU 0's NAPI cache when local (or the owner's
             # list is full), else queued on the allocating CPU until its next net_rx_action()
             Ro = CS[owner]
             if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
-                _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, pid, frag)
+                _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, pid, frag)
                 _nc_put(S, C, CS[0], nc[0], slab0, slab1,
                         page_ref, page_order, page_free, pg_freed, obj, True)
             else:
@@ -1421,16 +1450,8 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
                 df_obj[owner, Ro[DEFER_LEN]] = obj
                 Ro[DEFER_LEN] += 1
         else:
-            # consume_skb(): frag pages, the head, then the sk_buff to its slab (skb_release_data()
-            # written out here: a call taking the slab tuple costs reference counting per packet)
-            if frag >= 0:
-                _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
-            if C[LEGACY] and C[HEAD_KIND] == HEAD_SMALL:
-                _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, pid)
-            elif pid >= SMALL_TAG:
-                _slab_free(S, slab1, page_ref, page_order, page_free, pg_freed, pid - SMALL_TAG)
-            else:
-                _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
+            # consume_skb(): frag pages, the head, then the sk_buff to its slab
+            _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, pid, frag)
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
         S[CONSUMED] += 1
         page_pin[head_page] -= 1
@@ -1447,15 +1468,16 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
 @njit(cache=True)
 def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
               slab0, slab1, nc, df_page, df_frag, df_obj,
-              q_page, q_frag, q_obj, q_ts, fl):
-    """udp_destroy_sock(), ice_clean_rx_ring() per queue, then Kernel.drain(): defer lists, NAPI caches."""
+              q_page, q_frag, q_obj, q_ts, fl, tn):
+    """udp_destroy_sock(), the driver's close per queue (ice_clean_rx_ring(), copybreak's buffers, tun's
+    written skbs and task_frag reference), then Kernel.drain(): defer lists, NAPI caches."""
     page_size = C[PAGE_SIZE_C]
     qcap = q_page.shape[0]
     total = 0
     while S[Q_LEN] > 0:
         head = S[Q_HEAD]
         total += q_ts[head]
-        _release_data(S, C, slab1, fl, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
+        _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, q_page[head], q_frag[head])
         _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, q_obj[head])
         head += 1
         S[Q_HEAD] = head if head < qcap else 0
@@ -1478,9 +1500,25 @@ def _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ri
             if page_ref[pid] == 0:
                 _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
             ring_page[cpu, slot] = -1
+        if C[DRIVER_TUN]:
+            R = CS[cpu]
+            cap = tn[9].shape[1]
+            while R[HQ_LEN] > 0:
+                k = R[HQ_HEAD]
+                _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, tn[9][cpu, k],
+                              tn[10][cpu, k])
+                _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, tn[11][cpu, k])
+                if tn[0][tn[13][cpu, k], T_ROUTE] != ROUTE_FRAGS:
+                    R[TUN_WMEM] -= tn[12][cpu, k]
+                k += 1
+                R[HQ_HEAD] = k if k < cap else 0
+                R[HQ_LEN] -= 1
+            if R[TF_PAGE] >= 0:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, R[TF_PAGE])
+                R[TF_PAGE] = -1
     for cpu in range(ncpus):
         if CS[cpu, DEFER_LEN]:
-            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, fl, page_ref, page_order, page_free, pg_freed, False)
+            _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, False)
     for cpu in range(ncpus):
         for j in range(CS[cpu, NC_LEN]):
             _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
@@ -1517,32 +1555,9 @@ def _km(tn, c):
     return (tn[2][c], tn[3][c], tn[4][c], tn[5][c], tn[6][c], tn[7][c], tn[8][c])
 
 
-@njit(cache=True, inline="always")
-def _tun_head_page(tn, head):
-    """virt_to_head_page() of a tun skb's head: its slab's page, or the head's own page."""
-    if head >= KM_TAG:
-        c = (head - KM_TAG) >> 32
-        obj = (head - KM_TAG) & U32_MASK
-        return tn[6][c, obj // tn[2][c, K_OBJS]]
-    return head
-
-
 @njit(cache=True)
-def _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, head, frag):
-    """skb_release_data() of a tun skb: its frag pages in order, then skb_free_head() - the task_frag
-    block's reference (skb_free_frag), the kmem cache object (kfree / kmem_cache_free), or the pages of a
-    large kmalloc."""
-    if frag >= 0:
-        _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag)
-    if head >= KM_TAG:
-        c = (head - KM_TAG) >> 32
-        _slab_free(S, _km(tn, c), page_ref, page_order, page_free, pg_freed, (head - KM_TAG) & U32_MASK)
-    else:
-        _put_page(S, page_ref, page_order, page_free, pg_freed, head)
-
-
-@njit(cache=True)
-def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, nc, fl, tn):
+def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, slab1, nc, fl,
+               tn):
     """tun nic_receive(): the writer's tun_get_user() of one frame on queue cpu; False when refused
     (-EINVAL below ETH_HLEN, -EAGAIN at sk_sndbuf) or when S[ERR] is set.
 
@@ -1629,7 +1644,7 @@ def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc,
                 if S[ERR] == 0:
                     S[ERR] = ERR_BUG
                 return False
-            _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, head, -1)
+            _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, head, -1)
             head = grown
     else:
         # tun_alloc_skb() -> sock_alloc_send_pskb(): over the send buffer the write would block
@@ -1690,249 +1705,48 @@ def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc,
 
 
 @njit(cache=True)
-def _tun_defer_flush(S, C, R, ncv, dfv_page, dfv_frag, dfv_obj, slab0, fl, tn,
-                     page_ref, page_order, page_free, pg_freed, count_it):
-    """skb_defer_free_flush() of tun skbs: napi_consume_skb() of each into this CPU's NAPI cache."""
-    n = R[DEFER_LEN]
-    R[DEFER_LEN] = 0
-    for j in range(n):
-        _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, dfv_page[j], dfv_frag[j])
-        _nc_put(S, C, R, ncv, slab0, slab0, page_ref, page_order, page_free, pg_freed, dfv_obj[j], count_it)
-
-
-@njit(cache=True)
 def _tun_poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
-              slab0, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn):
+              slab0, slab1, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu,
+              dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs):
     """One napi_poll() (Simulation._poll) of a tun queue: up to budget written skbs, orphaned, to the stack
-    (tun poll(): tun_napi_poll() with IFF_NAPI, the netif_receive_skb() hand-off without; both in order)."""
-    cost = C[COST]
-    qcap = q_page.shape[0]
+    (tun poll(): tun_napi_poll() with IFF_NAPI, the netif_receive_skb() hand-off without; both in order).
+    skb_condense() changes no tun skb (checked per length), so dl_hlen and dl_dlen stay 0."""
     R = CS[cpu]
     S[POLLS] += 1
     taken_before = R[Q_FRAMES] + R[Q_DROPPED]
     if R[DEFER_LEN]:
-        _tun_defer_flush(S, C, R, nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, fl, tn,
-                         page_ref, page_order, page_free, pg_freed, True)
+        _defer_flush(S, C, R, nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, fl, tn,
+                     page_ref, page_order, page_free, pg_freed, True)
     budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < R[BUDGET_LEFT] else R[BUDGET_LEFT]
     S[D_POLLS] += 1
     dcount = tn[1]
     hq_head, hq_frag, hq_obj, hq_ts, hq_len = tn[9], tn[10], tn[11], tn[12], tn[13]
     cap = hq_head.shape[1]
-    page_size = C[PAGE_SIZE_C]
-    rcvbuf = C[RCVBUF]
     work = 0
     while work < budget and R[HQ_LEN] > 0:
         k = R[HQ_HEAD]
-        pid = hq_head[cpu, k]
-        frag = hq_frag[cpu, k]
-        obj = hq_obj[cpu, k]
-        ts = hq_ts[cpu, k]
         length = hq_len[cpu, k]
+        dl_page[work] = hq_head[cpu, k]
+        dl_frag[work] = hq_frag[cpu, k]
+        dl_obj[work] = hq_obj[cpu, k]
+        dl_ts[work] = hq_ts[cpu, k]
+        dl_hlen[work] = 0
+        dl_dlen[work] = 0
         k += 1
         R[HQ_HEAD] = k if k < cap else 0
         R[HQ_LEN] -= 1
-        work += 1
         S[D_FRAMES] += 1
         R[Q_FRAMES] += 1
         S[D_BYTES] += length
         if tn[0][length, T_ROUTE] != ROUTE_FRAGS:
-            R[TUN_WMEM] -= ts  # skb_orphan(): sock_wfree()
-        # -- the stack (Simulation._deliver); skb_condense() changes no tun skb (checked per length)
-        S[DELIVERED] += 1
-        S[TRUESIZE_TOTAL] += ts
+            R[TUN_WMEM] -= dl_ts[work]  # skb_orphan(): sock_wfree()
         dcount[length] += 1
-        rmem = S[RMEM]
-        refused = False
-        if C[STRICT_FIT]:
-            if rmem + ts > rcvbuf and (rcvbuf > (0x7FFFFFFF >> 1) or rmem):
-                refused = True
-        elif rmem > rcvbuf:
-            refused = True
-        if refused:
-            S[SK_DROPS] += 1
-            _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, pid, frag)
-            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
-            continue
-        S[RMEM] += ts
-        if C[FWD_DEFICIT_ONLY]:
-            delta = ts - S[FWD]
-            if delta > 0:
-                pages = (delta + page_size - 1) // page_size
-                S[FWD] += pages * page_size
-                S[MEMALLOC] += pages
-        elif ts >= S[FWD]:
-            pages = (ts + page_size - 1) // page_size
-            S[FWD] += pages * page_size
-            S[MEMALLOC] += pages
-        S[FWD] -= ts
-        if S[Q_LEN] >= qcap:
-            S[ERR] = ERR_TABLE_FULL
-            return
-        tail = S[Q_HEAD] + S[Q_LEN]
-        if tail >= qcap:
-            tail -= qcap
-        q_page[tail] = pid
-        q_frag[tail] = frag
-        q_obj[tail] = obj
-        q_ts[tail] = ts
-        q_cpu[tail] = cpu  # the writer ran on the queue's CPU: the skb's alloc_cpu
-        S[Q_LEN] += 1
-        S[ENQUEUED] += 1
-        if S[RMEM] > S[PEAK_RMEM]:
-            S[PEAK_RMEM] = S[RMEM]
-        head_page = _tun_head_page(tn, pid)
-        if page_pin[head_page] == 0:
-            S[PINNED] += 1
-        page_pin[head_page] += 1
-        if frag >= 0:
-            _pin_frags(S, page_pin, fl, frag, 1)
-        if S[PINNED] > S[PEAK_PINNED]:
-            S[PEAK_PINNED] = S[PINNED]
-    now = S[NOW]
-    end = now + work * cost
-    R[BUSY_UNTIL] = end
-    R[BUDGET_LEFT] -= work
-    stalled = S[TRAFFIC_DONE] and R[Q_FRAMES] + R[Q_DROPPED] == taken_before
-    if work >= budget and not stalled:
-        if R[BUDGET_LEFT] <= 0 or end - R[ROUND_START] >= NETDEV_BUDGET_NS:
-            S[TIME_SQUEEZE] += 1
-            R[BUDGET_LEFT] = NETDEV_BUDGET
-            R[ROUND_START] = end
-        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _POLL, cpu)
-    else:
-        R[SCHEDULED] = 0
-        # sim._pending(): nic_frames > frames + frames_dropped (refused writes count as dropped)
-        if R[Q_NIC_FRAMES] > R[Q_FRAMES] + R[Q_DROPPED] and not stalled:
-            _raise_irq(S, C, R, ev_time, ev_order, ev_kind, ev_cpu, end, cpu)
-    if C[APP_UNLIMITED]:
-        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end, _READ, 0)
-    elif S[APP_WAITING] and S[Q_LEN] > 0:
-        S[APP_WAITING] = 0
-        _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, end if end > S[APP_NEXT] else S[APP_NEXT], _READ, 0)
-
-
-@njit(cache=True)
-def _tun_app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
-                  slab0, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn):
-    """Simulation._app_read on CPU 0 for tun skbs (as _app_read, with tun's heads)."""
-    page_size = C[PAGE_SIZE_C]
-    threshold = C[RCVBUF] >> 2
-    qcap = q_page.shape[0]
-    while True:
-        if S[Q_LEN] == 0:
-            S[APP_WAITING] = 1
-            return
-        if S[READER_LEN] == 0:
-            S[READER_LEN] = S[Q_LEN]
-        head = S[Q_HEAD]
-        pid = q_page[head]
-        frag = q_frag[head]
-        obj = q_obj[head]
-        ts = q_ts[head]
-        owner = q_cpu[head]
-        head += 1
-        S[Q_HEAD] = head if head < qcap else 0
-        S[Q_LEN] -= 1
-        S[READER_LEN] -= 1
-        # udp_rmem_release(truesize, partial=1)
-        S[DEFICIT] += ts
-        size = S[DEFICIT]
-        if not (size < threshold and S[READER_LEN] > 0):
-            S[DEFICIT] = 0
-            S[FWD] += size
-            amount = (S[FWD] - 1) & ~(page_size - 1)
-            S[FWD] -= amount
-            S[MEMALLOC] -= amount // page_size
-            S[RMEM] -= size
-            S[READER_LEN] = S[Q_LEN]
-        head_page = _tun_head_page(tn, pid)  # looked up before the skb is freed
-        if C[DEFER_FREE]:
-            Ro = CS[owner]
-            if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
-                _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, pid, frag)
-                _nc_put(S, C, CS[0], nc[0], slab0, slab0, page_ref, page_order, page_free, pg_freed, obj, True)
-            else:
-                df_page[owner, Ro[DEFER_LEN]] = pid
-                df_frag[owner, Ro[DEFER_LEN]] = frag
-                df_obj[owner, Ro[DEFER_LEN]] = obj
-                Ro[DEFER_LEN] += 1
-        else:
-            _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, pid, frag)
-            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
-        S[CONSUMED] += 1
-        page_pin[head_page] -= 1
-        if page_pin[head_page] == 0:
-            S[PINNED] -= 1
-        if frag >= 0:
-            _pin_frags(S, page_pin, fl, frag, -1)
-        if not C[APP_UNLIMITED]:
-            S[APP_NEXT] = S[NOW] + C[APP_GAP]
-            _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, S[APP_NEXT], _READ, 0)
-            return
-
-
-@njit(cache=True)
-def _tun_teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, slab0, nc, df_page, df_frag, df_obj,
-                  q_page, q_frag, q_obj, q_ts, fl, tn):
-    """udp_destroy_sock(), tun close_queue() per queue (written skbs freed, the task_frag reference
-    dropped), then Kernel.drain(): defer lists, NAPI caches."""
-    page_size = C[PAGE_SIZE_C]
-    qcap = q_page.shape[0]
-    total = 0
-    while S[Q_LEN] > 0:
-        head = S[Q_HEAD]
-        total += q_ts[head]
-        _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, q_page[head], q_frag[head])
-        _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, q_obj[head])
-        head += 1
-        S[Q_HEAD] = head if head < qcap else 0
-        S[Q_LEN] -= 1
-    size = total + S[DEFICIT]
-    S[DEFICIT] = 0
-    S[FWD] += size
-    amount = S[FWD] & ~(page_size - 1)
-    S[FWD] -= amount
-    S[MEMALLOC] -= amount // page_size
-    S[RMEM] -= size
-    S[READER_LEN] = 0
-    ncpus = CS.shape[0]
-    cap = tn[9].shape[1]
-    for cpu in range(ncpus):
-        R = CS[cpu]
-        while R[HQ_LEN] > 0:
-            k = R[HQ_HEAD]
-            _tun_release_data(S, page_ref, page_order, page_free, pg_freed, fl, tn, tn[9][cpu, k], tn[10][cpu, k])
-            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, tn[11][cpu, k])
-            if tn[0][tn[13][cpu, k], T_ROUTE] != ROUTE_FRAGS:
-                R[TUN_WMEM] -= tn[12][cpu, k]
-            k += 1
-            R[HQ_HEAD] = k if k < cap else 0
-            R[HQ_LEN] -= 1
-        if R[TF_PAGE] >= 0:
-            _put_page(S, page_ref, page_order, page_free, pg_freed, R[TF_PAGE])
-            R[TF_PAGE] = -1
-    for cpu in range(ncpus):
-        if CS[cpu, DEFER_LEN]:
-            _tun_defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, fl, tn,
-                             page_ref, page_order, page_free, pg_freed, False)
-    for cpu in range(ncpus):
-        for j in range(CS[cpu, NC_LEN]):
-            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, nc[cpu, j])
-        CS[cpu, NC_LEN] = 0
-        # IFF_NAPI_FRAGS heads: page_frag_1k_drain() and page_frag_cache_drain(), as _teardown
-        pid = CS[cpu, P1K_PAGE]
-        if pid >= 0 and CS[cpu, P1K_OFFSET] > 0:
-            page_ref[pid] -= CS[cpu, P1K_OFFSET] // SZ_1K
-            if page_ref[pid] == 0:
-                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
-        CS[cpu, P1K_PAGE] = -1
-        CS[cpu, P1K_OFFSET] = 0
-        pid = CS[cpu, PF_PAGE]
-        if pid >= 0:
-            page_ref[pid] -= CS[cpu, PF_BIAS]
-            if page_ref[pid] == 0:
-                _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
-        CS[cpu, PF_PAGE] = -1
+        work += 1
+    _deliver(S, C, cpu, work, page_ref, page_order, page_free, page_pin, pg_freed, slab0, slab1,
+             q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs)
+    if S[ERR]:
+        return
+    _poll_done(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, work, budget, work, taken_before, obs)
 
 
 # -- the Python side ---------------------------------------------------------------------------
@@ -2237,6 +2051,7 @@ class FastSimulation:
         if kernel.pages.live or kernel.live_skbs:
             raise ValueError("unexpected pages at start")
         C[DRIVER_TUN] = 1
+        C[COND_ROOM] = -1  # skb_condense() changes no tun skb (_TunLengths checks it per length)
         C[RING_COUNT] = 1
         C[RXMAX] = MAX_TUN_FRAME
         C[TUN_SNDBUF] = ref.cpus[0].queue.tfile.sk.sk_sndbuf
@@ -2345,13 +2160,8 @@ class FastSimulation:
         if not self.copybreak and self.tun is None:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
             frames_dropped = int(S[D_NIC_FRAMES]) - int(S[D_FRAMES])
-        if self.tun is not None:
-            _tun_teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, slab0, nc, df_page, df_frag, df_obj,
-                          q_page, q_frag, q_obj, q_ts, fl, tn)
-        else:
-            _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
-                      slab0, slab1, nc, df_page, df_frag, df_obj,
-                      q_page, q_frag, q_obj, q_ts, fl)
+        _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
+                  slab0, slab1, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, fl, tn)
         if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0 or slab1[0][K_LIVE] != 0 or tn[2][:, K_LIVE].any():
             return None  # something left over: only the reference engine can itemise it
         pages_freed = {order: int(n) for order, n in enumerate(pg_freed) if n}

@@ -7,12 +7,10 @@ takes; the derivation is beside each assertion.
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from skbsim.cli import main
 from skbsim.errors import InputError
-from skbsim.mm.fault import LAYERS, parse_fault
+from skbsim.mm.fault import parse_fault
 from skbsim.sim import RunConfig, simulate
 
 
@@ -99,30 +97,3 @@ def test_json_carries_the_rules(capsys):
     assert set(faults) == {"page_frag"}
     rule = faults["page_frag"]
     assert (rule["probability"], rule["interval"], rule["times"], rule["space"]) == (0.5, 2, -1, 0)
-
-
-fault_specs = st.lists(
-    st.tuples(st.sampled_from(LAYERS), st.sampled_from([0.01, 0.1, 0.5, 1.0]), st.integers(1, 5),
-              st.sampled_from([-1, 1, 10]), st.integers(0, 50)),
-    max_size=3, unique_by=lambda spec: spec[0])
-
-
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    kernel=st.sampled_from(["6.1", "6.9", "6.12", "6.18"]),
-    driver=st.sampled_from(["ice", "copybreak", "tun"]),
-    count=st.integers(0, 200),
-    cpus=st.integers(1, 2),
-    traffic=st.sampled_from(["imix", "uniform:14-9000"]),
-    faults=fault_specs,
-    seed=st.integers(0, 3),
-)
-def test_conservation_and_no_leaks_under_faults(kernel, driver, count, cpus, traffic, faults, seed):
-    options = {"mtu": "9000"} if driver == "ice" else {}
-    config = RunConfig(kernel=kernel, driver=driver, options=options, traffic=traffic, count=count, cpus=cpus,
-                       seed=seed, faults=tuple(faults))
-    result, _ = simulate(config)
-    assert result["packets"] == count
-    assert result["packets"] == result["delivered"] + result["dropped_total"]
-    assert result["leaks"]["clean"], result["leaks"]
-    assert result["socket"]["queued_at_end"] == 0

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skbsim.cli import main
+from skbsim.mm.fault import LAYERS
 from skbsim.sim import RunConfig, simulate
 
 ETH = bytes.fromhex("020000000001020000000002") + b"\x88\xb5"  # local experimental EtherType
@@ -63,7 +64,7 @@ def test_socket_drops_where_the_admission_rule_says(kernel, admitted):
     assert result["leaks"]["clean"]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     kernel=st.sampled_from(["6.1", "6.9", "6.12", "6.18"]),
     driver=st.sampled_from(["ice", "copybreak", "tun"]),
@@ -74,11 +75,17 @@ def test_socket_drops_where_the_admission_rule_says(kernel, admitted):
     app_rate=st.sampled_from([None, 1000.0, 1e6]),
     traffic=st.sampled_from(["imix", "uniform:14-9000", "fixed:60"]),
     seed=st.integers(0, 3),
+    # --fault rules, often none: (layer, probability, interval, times, space), a layer at most once
+    faults=st.one_of(st.just(()), st.lists(
+        st.tuples(st.sampled_from(LAYERS), st.sampled_from([0.01, 0.1, 0.5, 1.0]), st.integers(1, 5),
+                  st.sampled_from([-1, 1, 10]), st.integers(0, 50)),
+        min_size=1, max_size=3, unique_by=lambda spec: spec[0]).map(tuple)),
 )
-def test_conservation_and_no_leaks(kernel, driver, count, cpus, rate, rcvbuf, app_rate, traffic, seed):
+def test_conservation_and_no_leaks(kernel, driver, count, cpus, rate, rcvbuf, app_rate, traffic, seed, faults):
+    # With faults too: a run whose allocations keep failing still ends, and every frame is accounted for.
     options = {"mtu": "9000"} if driver == "ice" else {}
     config = RunConfig(kernel=kernel, driver=driver, options=options, traffic=traffic, count=count, cpus=cpus,
-                       rate=rate, rcvbuf=rcvbuf, app_rate=app_rate, seed=seed)
+                       rate=rate, rcvbuf=rcvbuf, app_rate=app_rate, seed=seed, faults=faults)
     result, _ = simulate(config)
     assert result["packets"] == count
     assert result["packets"] == result["delivered"] + result["dropped_total"]
