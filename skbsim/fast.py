@@ -359,7 +359,10 @@ def _slab_alloc(S, slab, page_ref, page_order, page_free, pg_alloc):
 
     slab = (K, stack, top, inuse, page, partial, slotfree); K holds the cache's
     partial-list length, free-slot stack top, next new slot, live objects,
-    slab order and objects per slab.
+    slab order and objects per slab.  A slab's freelist is the objects freed
+    to it, last freed first (stack[slot, :top]), then those never handed out,
+    lowest address first, from stack[slot, objs] on: a new slab costs nothing
+    to set up however many objects it holds.
     """
     K, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree = slab
     if S[F_ANY] and (_should_fail(S, L_SLAB) or _should_fail(S, K[K_LAYER])):
@@ -380,19 +383,22 @@ def _slab_alloc(S, slab, page_ref, page_order, page_free, pg_alloc):
                 S[ERR] = ERR_TABLE_FULL
                 return -1
             K[K_NEXT] = slot + 1
-        for i in range(objs):  # lowest address handed out first
-            sl_stack[slot, i] = objs - 1 - i
-        sl_top[slot] = objs
+        sl_stack[slot, objs] = 0  # the next object never handed out
+        sl_top[slot] = 0
         sl_inuse[slot] = 0
         sl_page[slot] = pid
         sl_partial[K[K_NPARTIAL]] = slot
         K[K_NPARTIAL] += 1
     slot = sl_partial[K[K_NPARTIAL] - 1]
-    sl_top[slot] -= 1
-    index = sl_stack[slot, sl_top[slot]]
+    if sl_top[slot] > 0:
+        sl_top[slot] -= 1
+        index = sl_stack[slot, sl_top[slot]]
+    else:
+        index = sl_stack[slot, objs]
+        sl_stack[slot, objs] = index + 1
     sl_inuse[slot] += 1
-    if sl_top[slot] == 0:
-        K[K_NPARTIAL] -= 1  # it was the last entry of the partial list
+    if sl_inuse[slot] == objs:
+        K[K_NPARTIAL] -= 1  # full: it was the last entry of the partial list
     K[K_LIVE] += 1
     return slot * objs + index
 
@@ -403,7 +409,7 @@ def _slab_free(S, slab, page_ref, page_order, page_free, pg_freed, obj):
     K, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree = slab
     objs = K[K_OBJS]
     slot = obj // objs
-    if sl_top[slot] == 0:
+    if sl_inuse[slot] == objs:  # it was full: back on the partial list
         sl_partial[K[K_NPARTIAL]] = slot
         K[K_NPARTIAL] += 1
     sl_stack[slot, sl_top[slot]] = obj - slot * objs
@@ -1832,7 +1838,7 @@ def _tun_state(tab, caches, ncpus: int, inflight: int, slab_cap: int, max_objs: 
         K[c, K_OBJS] = cache.objs_per_slab
         K[c, K_LAYER] = LAYERS.index(cache.fault_layer)
     K[len(caches):, K_OBJS] = 1
-    km = (K, np.zeros((KM_MAX, slab_cap, max_objs), np.int32)) + tuple(
+    km = (K, np.zeros((KM_MAX, slab_cap, max_objs + 1), np.int32)) + tuple(
         np.zeros((KM_MAX, slab_cap), np.int64) for _ in range(5))
     hq = tuple(np.zeros((ncpus, inflight), np.int64) for _ in range(5))  # head, frag, obj, truesize, length
     return (tab, np.zeros(tab.shape[0], np.int64)) + km + hq
@@ -2300,7 +2306,7 @@ def _new_slab_cache(cache, capacity: int) -> tuple:
     K[K_ORDER] = cache.order
     K[K_OBJS] = cache.objs_per_slab
     K[K_LAYER] = LAYERS.index(cache.fault_layer)
-    return (K, np.zeros((capacity, cache.objs_per_slab), np.int32), np.zeros(capacity, np.int64),
+    return (K, np.zeros((capacity, cache.objs_per_slab + 1), np.int32), np.zeros(capacity, np.int64),
             np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.int64),
             np.zeros(capacity, np.int64))
 
