@@ -18,9 +18,9 @@ traffic, any rate, arrival process, app rate and rcvbuf up to 64 MiB:
   rests, IFF_NAPI, IFF_NAPI_FRAGS), sk_wmem_alloc against sk_sndbuf;
 - --fault on ice and copybreak (the same calls fail: the reference
   FaultInjector's rules and random.Random stream are replayed);
-- --trace and --plot on ice and copybreak.
+- --trace and --plot on every driver.
 
-Not: --kernel-config, faults or --trace/--plot on tun.
+Not: --kernel-config, or faults on tun.
 
 Why the answers cannot differ: nothing is approximated.  The reference
 engine builds the run (profile, traffic source, the rings as the driver's
@@ -1297,11 +1297,13 @@ def _deliver(S, C, cpu, ndel, page_ref, page_order, page_free, page_pin, pg_free
             # what Simulation._deliver records before queueing (skb->len + ETH_HLEN, after eth_skb_pad()
             # for ice), and which kind of skb it is (path, head source: see _kind_names)
             size = dl_hlen[d] + dl_dlen[d]
-            frame_len = size if C[DRIVER_CB] or size >= 60 else 60
+            frame_len = size if C[DRIVER_CB] or C[DRIVER_TUN] or size >= 60 else 60
             nr_frags = 0 if frag < 0 else (1 if frag < FL_TAG else fl[frag - FL_TAG, 0])
             kind = 0
             if C[DRIVER_CB]:
                 kind = 1 + (cb_tab[0, size] + 1 if size <= C[CB_COPYBREAK] else 0)
+            elif C[DRIVER_TUN]:
+                kind = size  # tun: what an skb is depends on its length (_TunLengths.names)
             record_ts = ts
             if C[PLOT]:
                 _count_truesize(S, obs[1], obs[2], frame_len, nr_frags, ts)
@@ -1722,7 +1724,7 @@ def _tun_poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_
               dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs):
     """One napi_poll() (Simulation._poll) of a tun queue: up to budget written skbs, orphaned, to the stack
     (tun poll(): tun_napi_poll() with IFF_NAPI, the netif_receive_skb() hand-off without; both in order).
-    skb_condense() changes no tun skb (checked per length), so dl_hlen and dl_dlen stay 0."""
+    skb_condense() changes no tun skb (checked per length: C[COND_ROOM] is -1)."""
     R = CS[cpu]
     S[POLLS] += 1
     taken_before = R[Q_FRAMES] + R[Q_DROPPED]
@@ -1742,7 +1744,7 @@ def _tun_poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_
         dl_frag[work] = hq_frag[cpu, k]
         dl_obj[work] = hq_obj[cpu, k]
         dl_ts[work] = hq_ts[cpu, k]
-        dl_hlen[work] = 0
+        dl_hlen[work] = length  # for --trace and --plot: the frame's length, its kind (see _write_trace)
         dl_dlen[work] = 0
         k += 1
         R[HQ_HEAD] = k if k < cap else 0
@@ -1861,8 +1863,6 @@ class FastSimulation:
         self.copybreak = config.driver == "copybreak"
         self.legacy = False
         self.tun = None
-        if config.driver == "tun" and (trace is not None or plot):
-            raise ValueError("--trace and --plot on tun run on the reference engine")
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
             return
@@ -2121,9 +2121,12 @@ class FastSimulation:
         self._write_trace(S, state[-2][0])  # obs = (tr, ...), before tn: _RunArrays.state()
         return self._finish(S, C, CS, state)
 
-    def _kind_names(self) -> list[tuple[str, str]]:
-        """(path, head source) of each skb kind code the compiled loop records (T_KIND)."""
+    def _kind_names(self):
+        """(path, head source) of each skb kind code the compiled loop records (T_KIND): a list, or
+        for tun, whose code is the frame length, _TunLengths.names (path, head source, data_len)."""
         ring = self.ref.cpus[0].queue
+        if self.tun is not None:
+            return self.tun.names
         if self.copybreak:
             by_kind = {h[0]: (h[3], h[4]) for h in self.copy_heads}
             return [("", ""), ("napi_build_skb", "copybreak rx buffer (page_frag)")] + [
@@ -2142,8 +2145,9 @@ class FastSimulation:
         for time_ns, cpu, frame_len, length, data_len, truesize, nr_frags, kind, outcome in tr[:n].tolist():
             record = None
             if length >= 0:
-                path, head_source = names[kind]
-                record = (length, data_len, truesize, nr_frags, path, head_source)
+                path, head_source, *tun_data_len = names[kind]
+                record = (length, tun_data_len[0] if tun_data_len else data_len, truesize, nr_frags, path,
+                          head_source)
             write(time_ns, cpu, frame_len, record, OUTCOMES[outcome])
         S[TR_LEN] = 0
 
@@ -2397,7 +2401,8 @@ class _TunLengths:
         self.caches = caches
         self.cache_index = {cache.name: c for c, cache in enumerate(caches)}
         self.max_objs = max(cache.objs_per_slab for cache in caches)
-        self.names: dict[int, tuple[str, str]] = {}
+        #: per length: the skb's path, head source and data_len (for the report and --trace)
+        self.names: dict[int, tuple[str, str, int]] = {}
         # IFF_NAPI_FRAGS: napi_get_frags()'s skb, napi_alloc_skb(GRO_MAX_HEAD), is the same for every
         # write; __skb_grow() gives it a kmalloc head when the frame is longer than its tailroom
         self.napi_head = None
@@ -2477,7 +2482,7 @@ class _TunLengths:
             if not row[T_EXPAND]:
                 if skb.head_source != self.napi_head["source"] or skb.data_len:
                     raise ValueError(f"an IFF_NAPI_FRAGS skb of {length} bytes the fast engine does not follow")
-                self.names[length] = (route, skb.head_source)
+                self.names[length] = (route, skb.head_source, skb.data_len)
                 with kernel.on_cpu(0):
                     kfree_skb(kernel, skb)
                 return row
@@ -2496,7 +2501,7 @@ class _TunLengths:
                 row[T_HEAD], row[T_CACHE] = TH_PAGES, page.order
         row[T_NFRAGS] = len(skb.shinfo.frags)
         row += [frag.page.order for frag in skb.shinfo.frags]
-        self.names[length] = (route, skb.head_source)
+        self.names[length] = (route, skb.head_source, skb.data_len)
         with kernel.on_cpu(0):
             kfree_skb(kernel, skb)
         return row
@@ -2507,7 +2512,7 @@ class _TunLengths:
         head_sources: dict[str, int] = {}
         for length in np.flatnonzero(delivered).tolist():
             n = int(delivered[length])
-            path, source = self.names[length]
+            path, source, _ = self.names[length]
             paths[path] = paths.get(path, 0) + n
             head_sources[source] = head_sources.get(source, 0) + n
         return dict(sorted(paths.items())), dict(sorted(head_sources.items()))

@@ -584,6 +584,8 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     ("ice", {"rx": "build_skb", "ring": "64"}, "uniform:60-1600"),  # ring_full and oversize drops
     ("ice", {"rx": "build_skb", "mtu": "9000"}, "uniform:60-9018"),  # frames of several buffers
     ("copybreak", {"ring": "64"}, "uniform:14-4000"),
+    ("tun", {"write": "nonblock"}, "uniform:14-9000"),  # tun_build_skb and tun_alloc_skb, paged ones
+    ("tun", {"napi": "1", "frags": "1"}, "uniform:14-3000"),  # IFF_NAPI_FRAGS heads, grown ones
 ])
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options, traffic, suffix):
