@@ -143,8 +143,8 @@ SMALL_TAG = 1 << 40
 FL_TAG = 1 << 41
 #: --trace records (tr, a row each): their columns, and the outcomes (report.TRACE_FIELDS)
 (T_TIME, T_CPU, T_FRAME_LEN, T_LEN, T_DATA_LEN, T_TRUESIZE, T_NR_FRAGS, T_KIND, T_OUTCOME, T_SIZE) = range(10)
-OUTCOMES = ("delivered", "dropped:socket_rcvbuf", "dropped:ring_full", "dropped:oversize")
-O_DELIVERED, O_SOCKET, O_RING_FULL, O_OVERSIZE = range(4)
+OUTCOMES = ("delivered", "dropped:socket_rcvbuf", "dropped:ring_full", "dropped:oversize", "dropped:driver")
+O_DELIVERED, O_SOCKET, O_RING_FULL, O_OVERSIZE, O_DRIVER = range(5)
 #: --plot: the memory series keeps at most this many points (sim._Series)
 SERIES_LIMIT = 2000
 #: columns of the truesize table: nr_frags 0 .. MAX_SKB_FRAGS (17 with 4K pages) and one to spare
@@ -809,7 +809,8 @@ def _add_frag(S, fl, frag, pid):
 
 @njit(cache=True)
 def _trace_drop(S, tr, time_ns, cpu, frame_len, outcome):
-    """A --trace record of a frame the NIC refused (no skb: its skb columns stay -1)."""
+    """A --trace record of a frame refused by the NIC or dropped by the driver (no skb: its skb
+    columns stay -1)."""
     row = S[TR_LEN]
     if row >= tr.shape[0]:
         S[ERR] = ERR_TABLE_FULL
@@ -1096,6 +1097,8 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             if dropped:
                 S[D_FRAMES_DROPPED] += 1
                 CS[cpu, Q_DROPPED] += 1
+                if C[TRACE]:
+                    _trace_drop(S, obs[0], S[NOW], cpu, size, O_DRIVER)
                 continue
             # dl_hlen / dl_dlen: the first buffer's bytes and the frags' (skb_condense's test)
             S[D_BYTES] += size
@@ -1193,6 +1196,8 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                     S[D_SKB_FAILURES] += 1
                     S[D_FRAMES_DROPPED] += 1
                     CS[cpu, Q_DROPPED] += 1
+                    if C[TRACE]:
+                        _trace_drop(S, obs[0], S[NOW], cpu, f_size, O_DRIVER)
                     _ice_put_frame(S, CS, cpu, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
                                    ring_pgcnt, count, f_first, ntc, True, mode == 2)
                     CS[cpu, FIRST_DESC] = ntc
@@ -2135,6 +2140,22 @@ class FastSimulation:
             return [(self.head["path"], self.head["source"])]
         return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)")]
 
+    def _trace_lost_frames(self, S, CS, desc_dd, desc_len) -> None:
+        """Trace records of the frames still on each ice ring when it closes, from next_to_clean on
+        (ice_clean_rx_ring() drops them; only a failing allocation leaves any)."""
+        count = desc_dd.shape[1]
+        for cpu in range(CS.shape[0]):
+            idx = int(CS[cpu, NTC])
+            for _ in range(int(CS[cpu, Q_NIC_FRAMES] - CS[cpu, Q_FRAMES] - CS[cpu, Q_DROPPED])):
+                frame_len = 0
+                while True:
+                    frame_len += int(desc_len[cpu, idx])
+                    eop = desc_dd[cpu, idx] == DD_EOP
+                    idx = idx + 1 if idx + 1 < count else 0
+                    if eop:
+                        break
+                self.trace.write(int(S[NOW]), cpu, frame_len, None, "dropped:driver")
+
     def _write_trace(self, S, tr) -> None:
         """Hand the records of the last _run() call to the TraceWriter, in the order they happened."""
         n = int(S[TR_LEN])
@@ -2176,6 +2197,8 @@ class FastSimulation:
         if not self.copybreak and self.tun is None:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
             frames_dropped = int(S[D_NIC_FRAMES]) - int(S[D_FRAMES])
+            if self.trace is not None:
+                self._trace_lost_frames(S, CS, desc_dd, desc_len)
         _teardown(S, C, CS, page_ref, page_order, page_free, pg_freed, ring_page, ring_bias,
                   slab0, slab1, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, fl, tn)
         if S[ERR] or S[IN_USE] != 0 or slab0[0][K_LIVE] != 0 or slab1[0][K_LIVE] != 0 or tn[2][:, K_LIVE].any():

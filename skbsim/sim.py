@@ -148,6 +148,8 @@ class Simulation:
             with self.kernel.softirq(cpu):
                 queue = self.driver.open_queue(self.kernel, self.dev, napi, dict(config.options))
             self.cpus.append(_CpuState(cpu, napi, queue))
+            if trace is not None:
+                queue.stats.drop_log = []  # frames the driver drops after DMA, for their trace records
         # Faults start with the traffic: the rings are already filled, as on a running system.
         for layer, rule in fault_rules(config.faults).items():
             self.kernel.faults.set(layer, rule)
@@ -254,6 +256,14 @@ class Simulation:
             return "ring_full"
         return "driver"
 
+    def _trace_driver_drops(self, state: _CpuState) -> None:
+        """Trace records of the frames the driver dropped since the last call (no skb: a failed
+        allocation in its poll, or frames left on its ring when it closes)."""
+        log = state.queue.stats.drop_log
+        for frame_len in log:
+            self.trace.write(self.now, state.cpu, frame_len, None, "dropped:driver")
+        log.clear()
+
     def _raise_irq(self, state: _CpuState, time_ns: int) -> None:
         """Hard IRQ -> napi_schedule(): NET_RX softirq runs after the IRQ latency."""
         self.irqs += 1
@@ -278,6 +288,8 @@ class Simulation:
             skb_defer_free_flush(kernel)
             budget = min(NAPI_POLL_WEIGHT, state.budget_left)
             work = self.driver.poll(kernel, state.queue, budget, delivered.append)
+            if self.trace is not None:
+                self._trace_driver_drops(state)
             deliver = self._deliver
             time_ns = self.now
             for skb in delivered:
@@ -398,6 +410,8 @@ class Simulation:
         for state in self.cpus:
             with kernel.softirq(state.cpu):
                 self.driver.close_queue(kernel, state.queue)
+            if self.trace is not None:
+                self._trace_driver_drops(state)
         driver_stats = _sum_stats(state.queue.stats.as_dict() for state in self.cpus)
         nc_stats = _napi_cache_stats(kernel)
         frag_stats = _page_frag_stats(kernel)

@@ -586,6 +586,8 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     ("copybreak", {"ring": "64"}, "uniform:14-4000"),
     ("tun", {"write": "nonblock"}, "uniform:14-9000"),  # tun_build_skb and tun_alloc_skb, paged ones
     ("tun", {"napi": "1", "frags": "1"}, "uniform:14-3000"),  # IFF_NAPI_FRAGS heads, grown ones
+    ("ice-faults", {"rx": "legacy", "mtu": "9000"}, "uniform:14-9018"),  # frames the driver drops
+    ("copybreak-faults", {"ring": "64"}, "uniform:14-4000"),
 ])
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options, traffic, suffix):
@@ -593,8 +595,12 @@ def test_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver,
     # truesize-by-length table equal to what the reference engine writes and keeps.
     from skbsim.report import TraceWriter
 
+    faults = ()
+    if driver.endswith("-faults"):
+        driver = driver.removesuffix("-faults")
+        faults = (("skb_head", 0.1, 1, -1, 0), ("page_frag", 0.1, 1, -1, 0), ("page_alloc", 0.05, 1, -1, 0))
     config = dict(kernel=kernel, driver=driver, options=options, traffic=traffic, count=4_000, rate=2e7,
-                  rcvbuf=30_000, app_rate=1e6, cpus=2)
+                  rcvbuf=30_000, app_rate=1e6, cpus=2, faults=faults)
     outputs = {}
     for engine in ("fast", "reference"):
         writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))

@@ -97,3 +97,22 @@ def test_json_carries_the_rules(capsys):
     assert set(faults) == {"page_frag"}
     rule = faults["page_frag"]
     assert (rule["probability"], rule["interval"], rule["times"], rule["space"]) == (0.5, 2, -1, 0)
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.9", "6.12", "6.18"])
+def test_trace_has_one_record_per_frame_under_faults(tmp_path, kernel):
+    # Frames the driver drops after DMA (6.3+: no skb; 6.1: still on the ring at close) get a
+    # "dropped:driver" record like every other frame: one record per frame, and as many driver drops
+    # in the trace as in the report.
+    from skbsim.report import TraceWriter
+
+    path = tmp_path / "t.csv"
+    writer = TraceWriter(str(path))
+    config = RunConfig(kernel=kernel, options={"rx": "legacy"}, traffic="imix", count=2_000,
+                       faults=(parse_fault("skb_head:probability=0.2"), parse_fault("skb_data:probability=0.2"),
+                               parse_fault("page_frag:probability=0.2")))
+    result, _ = simulate(config, trace=writer)
+    writer.close()
+    outcomes = [line.rsplit(",", 1)[1] for line in path.read_text().splitlines()[1:]]
+    assert len(outcomes) == result["packets"] == 2_000
+    assert outcomes.count("dropped:driver") == result["dropped"]["driver"] > 0

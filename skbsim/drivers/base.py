@@ -141,9 +141,12 @@ class RxQueueStats:
     buffer_alloc_failures: ring refill allocations that failed.
     pages_allocated: pages (of any order) the ring took from the page allocator.
     polls: calls of poll().
+
+    drop_log, when a list (the simulator sets one for --trace), gets the wire
+    length of each frame the driver drops after DMA (drop()).
     """
 
-    __slots__ = (
+    COUNTERS = (
         "frames",
         "bytes",
         "nic_frames",
@@ -160,17 +163,25 @@ class RxQueueStats:
         "pages_allocated",
         "polls",
     )
+    __slots__ = COUNTERS + ("drop_log",)
 
     def __init__(self) -> None:
-        for name in self.__slots__:
+        for name in self.COUNTERS:
             setattr(self, name, 0)
+        self.drop_log: list[int] | None = None
+
+    def drop(self, frame_len: int) -> None:
+        """A frame of frame_len wire bytes dropped by the driver after DMA."""
+        self.frames_dropped += 1
+        if self.drop_log is not None:
+            self.drop_log.append(frame_len)
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self.COUNTERS}
 
     def delta(self, before: dict[str, int]) -> dict[str, int]:
         """What changed since ``before`` (an earlier as_dict())."""
-        return {name: getattr(self, name) - before[name] for name in self.__slots__}
+        return {name: getattr(self, name) - before[name] for name in self.COUNTERS}
 
 
 class RxQueue(Protocol):

@@ -331,7 +331,7 @@ def copybreak_clean_rx_irq(kernel: Kernel, ring: copybreak_ring, budget: int, de
         _give_back_descriptors(ring, slots)
         done += 1
         if skb is None:
-            stats.frames_dropped += 1
+            stats.drop(length)
             continue
         stats.bytes += skb.len
         skb.protocol = eth_type_trans(skb, ring.dev, header)

@@ -713,7 +713,7 @@ def _ice_clean_rx_irq_xdp_buff(kernel: Kernel, ring: ice_rx_ring, budget: int, d
             skb = ice_construct_skb(kernel, ring, xdp)
         if skb is None:
             stats.skb_alloc_failures += 1
-            stats.frames_dropped += 1
+            stats.drop(xdp.size + xdp.frags_size)
             if per_poll:
                 rx_buf.act = ICE_XDP_CONSUMED
                 if xdp.frags:
@@ -927,7 +927,16 @@ def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
     them on the ring) are lost with it; they are counted in frames_dropped.
     """
     stats = ring.stats
-    stats.frames_dropped += stats.nic_frames - stats.frames - stats.frames_dropped
+    idx = ring.next_to_clean
+    for _ in range(stats.nic_frames - stats.frames - stats.frames_dropped):
+        frame_len = 0
+        while True:
+            desc = ring.desc[idx]
+            frame_len += desc.pkt_len
+            idx = idx + 1 if idx + 1 < ring.count else 0
+            if desc.eop:
+                break
+        stats.drop(frame_len)
     if ring.skb is not None:
         kfree_skb(kernel, ring.skb)
         ring.skb = None
