@@ -88,6 +88,14 @@ def render_summary(results: list[dict], console) -> None:
     row("NAPI polls / time squeeze", lambda r: f"{r['napi']['polls']:,} / {r['napi']['time_squeeze']:,}")
     row("socket rcvbuf / peak rmem", lambda r: f"{r['socket']['rcvbuf']:,} / {r['socket']['peak_rmem_alloc']:,}")
     row("socket drops", lambda r: f"{r['socket']['drops']:,}")
+    layers = sorted({layer for r in results for layer in r.get("faults", {})})
+    if layers:
+        # --fault runs: what was injected, and what the driver and the skb cache made of it
+        for layer in layers:
+            row(f"faults injected: {layer}", lambda r, layer=layer: f"{r.get('faults', {}).get(layer, {}).get('injected', 0):,}")
+        row("skb / buffer alloc failures", lambda r: "{skb_alloc_failures:,} / {buffer_alloc_failures:,}".format(
+            **r["driver_stats"]))
+        row("skb cache refill failures", lambda r: f"{r['napi_skb_cache']['refill_failures']:,}")
     console.print(table)
     for r in results:
         leaks = r["leaks"]

@@ -116,3 +116,13 @@ def test_trace_has_one_record_per_frame_under_faults(tmp_path, kernel):
     outcomes = [line.rsplit(",", 1)[1] for line in path.read_text().splitlines()[1:]]
     assert len(outcomes) == result["packets"] == 2_000
     assert outcomes.count("dropped:driver") == result["dropped"]["driver"] > 0
+
+
+def test_summary_shows_what_was_injected(capsys):
+    # 6.9 ice build_skb, the first skb cache refill failing once (see test_first_skb_cache_refill_fails_once)
+    assert main(["run", "--quiet", "--count", "100", "--traffic", "fixed:1000", "--opt", "rx=build_skb",
+                 "--fault", "skb_head:times=1"]) == 0
+    out = capsys.readouterr().out
+    assert "faults injected: skb_head" in out and "skb cache refill failures" in out
+    line = next(line for line in out.splitlines() if "faults injected: skb_head" in line)
+    assert line.rstrip(" │").split()[-1] == "1"
