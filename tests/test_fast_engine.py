@@ -373,6 +373,15 @@ def test_tun_fault_workloads(kernel, options, faults):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+def test_tun_task_frag_refill_falls_back_to_a_page(kernel):
+    # half the page_frag allocations fail: skb_page_frag_refill()'s 32 KiB block is refused and a single
+    # page taken instead (which holds one or two tun_build_skb() buffers), or both fail (-ENOMEM); a slow
+    # reader keeps blocks pinned, so refills are frequent
+    _assert_same(kernel=kernel, driver="tun", options={"write": "nonblock"}, traffic="uniform:14-3456", count=3_000,
+                 rate=2e6, rcvbuf=200_000, app_rate=2e5, faults=(("page_frag", 0.5, 1, -1, 0),))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_tun_fault_workloads_with_napi_and_a_send_buffer(kernel):
     # IFF_NAPI with a small send buffer (-EAGAIN refusals among the -ENOMEM / -ENOBUFS ones) and a burst
     _assert_same(kernel=kernel, driver="tun", options={"napi": "1", "sndbuf": "60000"}, traffic="imix", count=4_000,
