@@ -16,11 +16,14 @@ traffic, any rate, arrival process, app rate and rcvbuf up to 64 MiB:
 - tun: every route, option and frame length (tun_build_skb() from each
   writer's task_frag, tun_alloc_skb() with kmalloc or page heads and paged
   rests, IFF_NAPI, IFF_NAPI_FRAGS), sk_wmem_alloc against sk_sndbuf;
-- --fault on ice and copybreak (the same calls fail: the reference
-  FaultInjector's rules and random.Random stream are replayed);
+- --fault on every driver (the same calls fail: the reference
+  FaultInjector's rules and random.Random stream are replayed; tun's
+  task_frag refill falling back to one page and 6.6+
+  alloc_skb_with_frags() falling back to lower orders are followed in
+  the loop, so a tun skb's blocks and truesize are decided there);
 - --trace and --plot on every driver.
 
-Not: --kernel-config, or faults on tun.
+Not: --kernel-config.
 
 Why the answers cannot differ: nothing is approximated.  The reference
 engine builds the run (profile, traffic source, the rings as the driver's
@@ -122,7 +125,8 @@ S_TOTAL = F_MT + MT_N
  RCVBUF, APP_UNLIMITED, APP_GAP, COST, IRQ_LATENCY, NC_SIZE, NC_BULK, NC_FREE,
  LEGACY, HEAD_TRUESIZE, COND_ROOM, COND_TS, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ,
  DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, RING_ORDER, TRACE, PLOT,
- DRIVER_TUN, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_SMALL_KM, C_SIZE) = range(40)
+ DRIVER_TUN, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_SMALL_KM, TUN_CHUNKS, TUN_MAX_ORDER, TUN_FRAG_LIMIT,
+ C_SIZE) = range(43)
 #: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
 HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 
@@ -153,8 +157,9 @@ MAX_FRAGS_SEEN = 20
 DD_DONE, DD_EOP = 1, 2
 #: a tun skb head that is a kmem cache object is queued as this plus (cache index << 32) plus its object id
 KM_TAG = 1 << 42
-#: tun's per-length table (_TunLengths): columns
-(T_ROUTE, T_TS, T_HEAD, T_CACHE, T_BUFLEN, T_NFRAGS, T_EXPAND, T_FRAGS) = range(8)
+#: tun's per-length table (_TunLengths): columns (T_DLEN: the paged bytes alloc_skb_with_frags() is asked
+#: for; T_FRAGS on: the orders of its blocks when no allocation fails)
+(T_ROUTE, T_TS, T_HEAD, T_CACHE, T_BUFLEN, T_NFRAGS, T_EXPAND, T_DLEN, T_FRAGS) = range(9)
 #: T_ROUTE: refused (-EINVAL, -EMSGSIZE), tun_alloc_skb(), tun_build_skb(), tun_napi_alloc_frags()
 ROUTE_NONE, ROUTE_ALLOC, ROUTE_BUILD, ROUTE_FRAGS = 0, 1, 2, 3
 #: T_HEAD: the head is the writer's task_frag block, a kmem cache object (T_CACHE: which), or pages of
@@ -188,9 +193,6 @@ HEADER_HASH_MIX = 0x9E3779B97F4A7C15
 
 def unsupported(config: RunConfig) -> str | None:
     """Why the fast engine cannot run this config (None when it can)."""
-    if config.faults and config.driver not in ("ice", "copybreak"):
-        return (f"fault injection on {config.driver} runs on the reference engine "
-                "(the fast engine models it for ice and copybreak)")
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
     if config.driver not in ("ice", "copybreak", "tun"):
@@ -598,6 +600,8 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                             _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
                     elif S[ERR]:
                         return i
+                    elif C[TRACE]:
+                        _trace_drop(S, obs[0], S[NOW], cpu, length, O_DRIVER)  # the write was refused
                     continue
                 ok = True
                 if length > C[RXMAX]:
@@ -1574,27 +1578,55 @@ def _km(tn, c):
     return (tn[2][c], tn[3][c], tn[4][c], tn[5][c], tn[6][c], tn[7][c], tn[8][c])
 
 
+@njit(cache=True, inline="always")
+def _tun_refused(S, R, errno_nomem):
+    """nic_receive()'s count of a refused write: frames_dropped, and skb_alloc_failures for -ENOMEM and
+    -ENOBUFS; always False (the caller returns it)."""
+    S[D_FRAMES_DROPPED] += 1
+    R[Q_DROPPED] += 1
+    if errno_nomem:
+        S[D_SKB_FAILURES] += 1
+    return False
+
+
+@njit(cache=True, inline="always")
+def _tun_kmalloc(S, page_ref, page_order, page_free, pg_alloc, tn, kind, c):
+    """kmalloc_reserve() of a tun head (no reserves to retry with: GFP_KERNEL and GFP_ATOMIC lack
+    __GFP_MEMALLOC): a kmem cache object (kind TH_SLAB: slab, then the cache's layer) as KM_TAG plus
+    (c << 32) plus the object, or pages of order c (__kmalloc_large_node(): skb_data, then page_alloc)
+    as a page id; -1 when it fails."""
+    if kind == TH_SLAB:
+        o = _slab_alloc(S, _km(tn, c), page_ref, page_order, page_free, pg_alloc)
+        return -1 if o < 0 else KM_TAG + (c << 32) + o
+    if S[F_ANY] and _should_fail(S, L_SKB_DATA):
+        return -1
+    return _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, c, L_NONE)
+
+
 @njit(cache=True)
 def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, slab1, nc, fl,
                tn):
     """tun nic_receive(): the writer's tun_get_user() of one frame on queue cpu; False when refused
-    (-EINVAL below ETH_HLEN, -EAGAIN at sk_sndbuf) or when S[ERR] is set.
+    (-EINVAL below ETH_HLEN, -EAGAIN at sk_sndbuf, -ENOMEM / -ENOBUFS when an allocation fails) or
+    when S[ERR] is set.
 
     Route and sizes come from the per-length table; the state changes are the run's: the task_frag
     block (skb_page_frag_refill: reused when only the task holds it, kept while the buffer fits, else
-    given up for a new SKB_FRAG_PAGE_ORDER block), sk_wmem_alloc against sk_sndbuf
-    (sock_alloc_send_pskb), the sk_buff from skbuff_head_cache, the kmalloc head, the frag blocks; with
-    IFF_NAPI_FRAGS napi_get_frags()'s napi_alloc_skb(GRO_MAX_HEAD) (this CPU's NAPI caches, head kind
-    C[HEAD_KIND]) and __skb_grow()'s pskb_expand_head() (the new kmalloc head, then the old one freed).
+    given up for a new SKB_FRAG_PAGE_ORDER block, or one page when that fails), sk_wmem_alloc against
+    sk_sndbuf (sock_alloc_send_pskb), the sk_buff from skbuff_head_cache, the kmalloc head,
+    alloc_skb_with_frags()'s blocks (from 6.6 their orders fall back one by one when refused, so the
+    blocks and the truesize are decided here); with IFF_NAPI_FRAGS napi_get_frags()'s
+    napi_alloc_skb(GRO_MAX_HEAD) (this CPU's NAPI caches, head kind C[HEAD_KIND]) and __skb_grow()'s
+    pskb_expand_head() (the new kmalloc head, then the old one freed).  Each allocation asks the fault
+    layers the reference asks, in its order; each failure gives back what the reference gives back,
+    in its order.
     """
     tab = tn[0]
     R = CS[cpu]
     route = tab[length, T_ROUTE]
     if route == ROUTE_NONE:
         S[TUN_EINVAL] += 1
-        S[D_FRAMES_DROPPED] += 1
-        R[Q_DROPPED] += 1
-        return False
+        return _tun_refused(S, R, False)
     ts = tab[length, T_TS]
     frag = -1
     if route == ROUTE_BUILD:
@@ -1616,89 +1648,144 @@ def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc,
                 R[TF_PAGE] = -1
                 S[D_RELEASED] += 1
         if fresh:
+            # skb_page_frag_refill(): an SKB_FRAG_PAGE_ORDER block, else a single page (page_frag layer)
             off = 0
-            pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[TF_ORDER], L_PAGE_FRAG)
+            pid = -1
+            if C[TF_ORDER] > 0:
+                pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[TF_ORDER], L_PAGE_FRAG)
+                if S[ERR]:
+                    return False
             if pid < 0:
-                if S[ERR] == 0:
-                    S[ERR] = ERR_BUG  # no allocation fails without fault injection (out of scope for tun)
-                return False
+                pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0, L_PAGE_FRAG)
+                if pid < 0:
+                    R[TF_OFFSET] = 0
+                    return False if S[ERR] else _tun_refused(S, R, True)
             R[TF_PAGE] = pid
-            R[TF_SIZE] = C[PAGE_SIZE_C] << C[TF_ORDER]
+            R[TF_SIZE] = C[PAGE_SIZE_C] << page_order[pid]
             S[D_PAGES_ALLOC] += 1
+        R[TF_OFFSET] = off
         # build_skb(): the sk_buff from skbuff_head_cache; then the skb's own reference on the block
         obj = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
         if obj < 0:
-            if S[ERR] == 0:
-                S[ERR] = ERR_BUG
-            return False
+            return False if S[ERR] else _tun_refused(S, R, True)
         page_ref[pid] += 1
         R[TF_OFFSET] = off + buflen
         head = pid
         S[TUN_ROUTE_BUILD] += 1
     elif route == ROUTE_FRAGS:
-        # napi_get_frags(): __napi_alloc_skb(GRO_MAX_HEAD) as ice's header skb takes it (not charged)
+        # napi_get_frags(): __napi_alloc_skb(GRO_MAX_HEAD) as ice's header skb takes it (not charged): a
+        # page-fragment head before the sk_buff (given back if there is none), or __alloc_skb()'s sk_buff
+        # from the NAPI cache then a skbuff_small_head object (the sk_buff back to its slab if none)
         kind = C[HEAD_KIND]
         head = 0
-        if kind == HEAD_1K:
-            head = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
-        elif kind == HEAD_FRAG:
-            head = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[PF_FRAGSZ])
+        if kind == HEAD_1K or kind == HEAD_FRAG:
+            if kind == HEAD_1K:
+                head = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
+            else:
+                head = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[PF_FRAGSZ])
+            if head < 0:
+                return False if S[ERR] else _tun_refused(S, R, True)
         obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
+        if obj < 0:
+            if S[ERR]:
+                return False
+            if kind == HEAD_1K or kind == HEAD_FRAG:
+                _put_page(S, page_ref, page_order, page_free, pg_freed, head)  # skb_free_frag()
+            return _tun_refused(S, R, True)
         if kind == HEAD_SMALL:
             o = _slab_alloc(S, _km(tn, C[TUN_SMALL_KM]), page_ref, page_order, page_free, pg_alloc)
-            head = -1 if o < 0 else KM_TAG + (C[TUN_SMALL_KM] << 32) + o
-        if obj < 0 or head < 0:
-            if S[ERR] == 0:
-                S[ERR] = ERR_BUG
-            return False
+            if o < 0:
+                if S[ERR]:
+                    return False
+                _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+                return _tun_refused(S, R, True)
+            head = KM_TAG + (C[TUN_SMALL_KM] << 32) + o
         if tab[length, T_EXPAND]:
             # pskb_expand_head(): kmalloc_reserve() of the new head, then skb_free_head() of the old
-            if tab[length, T_HEAD] == TH_SLAB:
-                c = tab[length, T_CACHE]
-                o = _slab_alloc(S, _km(tn, c), page_ref, page_order, page_free, pg_alloc)
-                grown = -1 if o < 0 else KM_TAG + (c << 32) + o
-            else:
-                grown = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, tab[length, T_CACHE], L_NONE)
+            grown = _tun_kmalloc(S, page_ref, page_order, page_free, pg_alloc, tn, tab[length, T_HEAD],
+                                 tab[length, T_CACHE])
             if grown < 0:
-                if S[ERR] == 0:
-                    S[ERR] = ERR_BUG
-                return False
+                if S[ERR]:
+                    return False
+                # napi_free_frags(): kfree_skb() of napi->skb: its head, then the sk_buff to its slab
+                _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, head, -1)
+                _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+                return _tun_refused(S, R, True)
             _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, head, -1)
             head = grown
     else:
         # tun_alloc_skb() -> sock_alloc_send_pskb(): over the send buffer the write would block
         if R[TUN_WMEM] >= C[TUN_SNDBUF]:
             S[TUN_EAGAIN] += 1
-            S[D_FRAMES_DROPPED] += 1
-            R[Q_DROPPED] += 1
-            return False
-        # alloc_skb(): the sk_buff, then kmalloc_reserve()'s head; then alloc_skb_with_frags()'s blocks
+            return _tun_refused(S, R, False)
+        # alloc_skb(): the sk_buff, then kmalloc_reserve()'s head (-ENOBUFS without one, the sk_buff
+        # given back); then alloc_skb_with_frags()'s blocks
         obj = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
-        if tab[length, T_HEAD] == TH_SLAB:
-            c = tab[length, T_CACHE]
-            o = _slab_alloc(S, _km(tn, c), page_ref, page_order, page_free, pg_alloc)
-            head = -1 if o < 0 else KM_TAG + (c << 32) + o
-        else:
-            head = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, tab[length, T_CACHE], L_NONE)
-        if obj < 0 or head < 0:
-            if S[ERR] == 0:
-                S[ERR] = ERR_BUG
-            return False
-        n = tab[length, T_NFRAGS]
-        if n > 0:
+        if obj < 0:
+            return False if S[ERR] else _tun_refused(S, R, True)
+        head = _tun_kmalloc(S, page_ref, page_order, page_free, pg_alloc, tn, tab[length, T_HEAD],
+                            tab[length, T_CACHE])
+        if head < 0:
+            if S[ERR]:
+                return False
+            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+            return _tun_refused(S, R, True)
+        data_len = tab[length, T_DLEN]
+        if data_len > 0:
             entry = _fl_take(S, fl)
             if entry < 0:
                 return False
-            fl[entry, 0] = n
-            for j in range(n):
-                pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, tab[length, T_FRAGS + j], L_NONE)
-                if pid < 0:
-                    if S[ERR] == 0:
-                        S[ERR] = ERR_BUG
+            n = tab[length, T_NFRAGS]
+            page_size = C[PAGE_SIZE_C]
+            nr_frags = 0
+            failed = False
+            fl[entry, 0] = 0
+            if not C[TUN_CHUNKS]:
+                # up to 6.5: order-0 pages (tun passes max_page_order 0), the truesize charged up front
+                for j in range(n):
+                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, tab[length, T_FRAGS + j],
+                                       L_NONE)
+                    if pid < 0:
+                        failed = True
+                        break
+                    nr_frags += 1
+                    fl[entry, nr_frags] = pid
+                    fl[entry, 0] = nr_frags
+            else:
+                # 6.6+: blocks of falling order; a refused high-order block lowers the order by one and
+                # tries again; the truesize grows by each block taken
+                for j in range(n):
+                    ts -= page_size << tab[length, T_FRAGS + j]
+                order = C[TUN_MAX_ORDER]
+                while data_len > 0:
+                    if nr_frags == C[TUN_FRAG_LIMIT]:
+                        failed = True
+                        break
+                    aligned = (data_len + page_size - 1) & ~(page_size - 1)
+                    while order > 0 and aligned < (page_size << order):
+                        order -= 1
+                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order, L_NONE)
+                    if pid < 0:
+                        if order > 0 and S[ERR] == 0:
+                            order -= 1
+                            continue
+                        failed = True
+                        break
+                    nr_frags += 1
+                    fl[entry, nr_frags] = pid
+                    fl[entry, 0] = nr_frags
+                    block = page_size << order
+                    ts += block
+                    data_len -= data_len if data_len < block else block
+            if failed:
+                if S[ERR]:
                     return False
-                fl[entry, 1 + j] = pid
+                # kfree_skb(): the blocks taken, the head, then the sk_buff
+                _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, head, FL_TAG + entry)
+                _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
+                return _tun_refused(S, R, True)
             frag = FL_TAG + entry
-            S[D_PAGES_ALLOC] += n
+            S[D_PAGES_ALLOC] += nr_frags
         S[TUN_ROUTE_ALLOC] += 1
     if route != ROUTE_FRAGS:
         R[TUN_WMEM] += ts  # skb_set_owner_w(); napi_get_frags()'s skb has no owner
@@ -2057,7 +2144,7 @@ class FastSimulation:
 
     def _run_tun(self, C) -> dict | None:
         """The tun driver: queues as open_queue() left them (no memory held), the writer's task_frag empty."""
-        from skbsim.net.core_sock import SKB_FRAG_PAGE_SIZE
+        from skbsim.net.core_sock import PAGE_ALLOC_COSTLY_ORDER, SKB_FRAG_PAGE_SIZE
 
         ref = self.ref
         config = self.config
@@ -2074,6 +2161,11 @@ class FastSimulation:
         C[TUN_SNDBUF] = ref.cpus[0].queue.tfile.sk.sk_sndbuf
         C[TF_ORDER] = profile.get_order(SKB_FRAG_PAGE_SIZE)
         C[TUN_SMP] = profile.SMP_CACHE_BYTES
+        # alloc_skb_with_frags() as tun_alloc_skb() calls it: its form, the starting order, the frag limit
+        C[TUN_CHUNKS] = lengths.chunks
+        C[TUN_MAX_ORDER] = 0 if profile.feature("tun_alloc_linear") == "whole_frame" else PAGE_ALLOC_COSTLY_ORDER
+        C[TUN_FRAG_LIMIT] = profile.MAX_SKB_FRAGS - (
+            1 if profile.feature("alloc_skb_with_frags_limit") == "max_skb_frags_minus_1" else 0)
         if lengths.napi_head is not None:
             # IFF_NAPI_FRAGS: napi_get_frags()'s head from this CPU's NAPI caches
             C[HEAD_KIND] = lengths.napi_head["kind"]
@@ -2410,7 +2502,9 @@ class _TunLengths:
         from skbsim.mm.gfp import GFP_KERNEL
         from skbsim.net.napi import napi_struct, net_device
 
+        # the scratch kernel has no fault rules: every length's skb is the one no failure changes
         kernel = self.kernel = Kernel(ref.kernel.profile, ncpus=config.cpus)
+        self.chunks = kernel.profile.feature("alloc_skb_with_frags") == "chunks"
         napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
         with kernel.softirq(0):
             self.queue = open_queue(kernel, napi.dev, napi, dict(config.options))
@@ -2523,7 +2617,12 @@ class _TunLengths:
             else:
                 row[T_HEAD], row[T_CACHE] = TH_PAGES, page.order
         row[T_NFRAGS] = len(skb.shinfo.frags)
+        row[T_DLEN] = skb.data_len
         row += [frag.page.order for frag in skb.shinfo.frags]
+        if row[T_NFRAGS] and not self.chunks and any(row[T_FRAGS:]):
+            # the up-to-6.5 form falls back from high orders differently; tun never asks it for them
+            raise ValueError(f"a tun skb of {length} bytes with high-order blocks from the up-to-6.5 "
+                             "alloc_skb_with_frags(), which the fast engine does not follow")
         self.names[length] = (route, skb.head_source, skb.data_len)
         with kernel.on_cpu(0):
             kfree_skb(kernel, skb)

@@ -342,12 +342,65 @@ def test_tun_pcap_workload(tmp_path):
                              "fixed:65535", "uniform:14-1600", "uniform:3400-4100", "uniform:7000-9000",
                              "uniform:14-65535"]),
     run=RUN_SPACE,
+    faults=FAULTS,
 )
-def test_random_tun_workloads_give_identical_json(kernel, write, napi, sndbuf, traffic, run):
+def test_random_tun_workloads_give_identical_json(kernel, write, napi, sndbuf, traffic, run, faults):
     options = {name: value for name, value in (("write", write), ("napi", napi), ("sndbuf", sndbuf)) if value}
     if napi == "frags":
         options.update(napi="1", frags="1")  # IFF_NAPI_FRAGS (tun refuses it without IFF_NAPI)
-    _assert_same(kernel=kernel, driver="tun", options=options, traffic=traffic, **run)
+    _assert_same(kernel=kernel, driver="tun", options=options, traffic=traffic, faults=faults, **run)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("options", [{}, {"write": "nonblock"}, {"napi": "1", "frags": "1"}])
+@pytest.mark.parametrize("faults", [
+    # every layer at once, moderately often: task_frag refills falling back to one page or failing,
+    # sk_buffs, kmalloc heads (slab objects and pages of their own), frag blocks falling back to lower
+    # orders or failing, NAPI caches and pskb_expand_head() heads
+    (("page_alloc", 0.05, 1, -1, 0), ("slab", 0.05, 1, -1, 0), ("skb_head", 0.05, 1, -1, 0),
+     ("skb_data", 0.05, 1, -1, 0), ("page_frag", 0.05, 1, -1, 0)),
+    # every page_frag allocation fails for ever: no task_frag block at all (tun_build_skb() refused
+    # with -ENOMEM), no 1K piece or NAPI page_frag_cache page for napi_get_frags()
+    (("page_frag", 1.0, 1, -1, 0),),
+    # every third sk_buff allocation fails, ten times
+    (("skb_head", 1.0, 3, 10, 0),),
+    # a third of all page allocations: 6.6+ alloc_skb_with_frags() retries each refused block one order down
+    (("page_alloc", 0.3, 1, -1, 50),),
+])
+def test_tun_fault_workloads(kernel, options, faults):
+    _assert_same(kernel=kernel, driver="tun", options=options, traffic="uniform:14-65535", count=1_500, rate=2e6,
+                 cpus=2, rcvbuf=400_000, faults=faults)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_tun_task_frag_refill_falls_back_to_a_page(kernel):
+    # half the page_frag allocations fail: skb_page_frag_refill()'s 32 KiB block is refused and a single
+    # page taken instead (which holds one or two tun_build_skb() buffers), or both fail (-ENOMEM); a slow
+    # reader keeps blocks pinned, so refills are frequent
+    _assert_same(kernel=kernel, driver="tun", options={"write": "nonblock"}, traffic="uniform:14-3456", count=3_000,
+                 rate=2e6, rcvbuf=200_000, app_rate=2e5, faults=(("page_frag", 0.5, 1, -1, 0),))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_tun_fault_workloads_with_napi_and_a_send_buffer(kernel):
+    # IFF_NAPI with a small send buffer (-EAGAIN refusals among the -ENOMEM / -ENOBUFS ones) and a burst
+    _assert_same(kernel=kernel, driver="tun", options={"napi": "1", "sndbuf": "60000"}, traffic="imix", count=4_000,
+                 rate=None, packet_cost_ns=2_000, cpus=3, flows=16,
+                 faults=(("slab", 0.02, 1, -1, 0), ("skb_data", 0.05, 2, -1, 0), ("page_alloc", 0.02, 1, 200, 0)))
+
+
+def test_tun_fault_workloads_reach_their_corners():
+    # the fault workloads above are meant to reach these states (read from the reference engine)
+    every = (("page_alloc", 0.05, 1, -1, 0), ("slab", 0.05, 1, -1, 0), ("skb_head", 0.05, 1, -1, 0),
+             ("skb_data", 0.05, 1, -1, 0), ("page_frag", 0.05, 1, -1, 0))
+    for options in ({}, {"write": "nonblock"}, {"napi": "1", "frags": "1"}):
+        result, _ = simulate(RunConfig(kernel="6.9", driver="tun", options=options, traffic="uniform:14-65535",
+                                       count=1_500, rate=2e6, cpus=2, rcvbuf=400_000, faults=every))
+        assert result["driver_stats"]["skb_alloc_failures"] > 0 and result["delivered"] > 0
+    no_frag, _ = simulate(RunConfig(kernel="6.9", driver="tun", options={"write": "nonblock"},
+                                    traffic="uniform:14-65535", count=1_500, rate=2e6, cpus=2, rcvbuf=400_000,
+                                    faults=(("page_frag", 1.0, 1, -1, 0),)))
+    assert "tun_build_skb" not in no_frag["paths"] and no_frag["faults"]["page_frag"]["injected"] > 0
 
 
 def test_tun_backlog_beyond_the_fast_engines_room_is_redone(monkeypatch):
@@ -363,17 +416,26 @@ def test_tun_backlog_beyond_the_fast_engines_room_is_redone(monkeypatch):
 @pytest.mark.parametrize(
     "config, reason",
     [
-        (RunConfig(driver="tun", options={}, faults=(("slab", 0.5, 1, -1, 0),)),
-         "fault injection on tun runs on the reference engine"),
         (RunConfig(options={"rx": "build_skb"}, rcvbuf=1 << 27), "--rcvbuf up to"),
-        (RunConfig(driver="tun", options={}, count=1000, faults=(("slab", 0.5, 1, -1, 0),)),
-         "fault injection on tun runs on the reference engine"),
+        (RunConfig(driver="tun", options={}, count=1000, rcvbuf=1 << 27, faults=(("slab", 0.5, 1, -1, 0),)),
+         "--rcvbuf up to"),
     ],
 )
 def test_out_of_scope_falls_back_and_says_why(config, reason):
     assert reason in unsupported(config)
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "reference" and reason in why
+
+
+def test_kernel_config_falls_back_and_says_why(tmp_path):
+    path = tmp_path / "kernel.config"
+    path.write_text("CONFIG_MAX_SKB_FRAGS=17\n")
+    config = RunConfig(driver="tun", kernel="6.12", options={}, count=300, kernel_config=str(path),
+                       faults=(("slab", 0.5, 1, -1, 0),))
+    reason = "--kernel-config is not supported by the fast engine"
+    assert unsupported(config) == reason
+    result, _, why = simulate_engine(config, "fast")
+    assert result["engine"] == "reference" and why == reason and result["faults"]["slab"]["injected"] > 0
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -409,9 +471,12 @@ def test_cli_engine_choice_and_fallback_message(capsys):
     assert json.loads(captured.out)["engine"] == "fast" and "reference engine used" not in captured.err
     assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun", "--fault", "slab:probability=0.5"]) == 0
     captured = capsys.readouterr()
+    assert json.loads(captured.out)["engine"] == "fast" and "reference engine used" not in captured.err
+    assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun", "--rcvbuf", str(1 << 27)]) == 0
+    captured = capsys.readouterr()
     assert json.loads(captured.out)["engine"] == "reference"
     lines = [line for line in captured.err.splitlines() if "reference engine used" in line]
-    assert len(lines) == 1 and "fault injection on tun" in lines[0]
+    assert len(lines) == 1 and "--rcvbuf up to" in lines[0]
 
 
 @pytest.mark.parametrize("count, rate", [(None, None), (1000, None), (0, None), (None, 2e6), (777, 333333.0)])
@@ -586,6 +651,7 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     ("copybreak", {"ring": "64"}, "uniform:14-4000"),
     ("tun", {"write": "nonblock"}, "uniform:14-9000"),  # tun_build_skb and tun_alloc_skb, paged ones
     ("tun", {"napi": "1", "frags": "1"}, "uniform:14-3000"),  # IFF_NAPI_FRAGS heads, grown ones
+    ("tun-faults", {"write": "nonblock", "sndbuf": "20000"}, "uniform:14-9000"),  # refused writes
     ("ice-faults", {"rx": "legacy", "mtu": "9000"}, "uniform:14-9018"),  # frames the driver drops
     ("copybreak-faults", {"ring": "64"}, "uniform:14-4000"),
 ])
