@@ -229,7 +229,9 @@ def test_the_fault_draws_are_random_random():
     # reference FaultInjector, including probabilities whose threshold p * 2**53 is not an integer.
     import numpy as np
 
-    from skbsim.fast import L_SLAB, S_TOTAL, _load_faults, _should_fail
+    from skbsim.fast.engine import _load_faults
+    from skbsim.fast.layout import L_SLAB, S_TOTAL
+    from skbsim.fast.mm import _should_fail
     from skbsim.mm.fault import FaultInjector, FaultRule
 
     for seed, probability in ((0, 0.5), (7, 0.1), (123456789, 1 / 3), (2, 0.0), (3, 0.999999)):
@@ -405,9 +407,9 @@ def test_tun_fault_workloads_reach_their_corners():
 
 def test_tun_backlog_beyond_the_fast_engines_room_is_redone(monkeypatch):
     # every frame written at t=0: the queue holds more written skbs than TUN_INFLIGHT_MAX allows here
-    import skbsim.fast
+    import skbsim.fast.engine
 
-    monkeypatch.setattr(skbsim.fast, "TUN_INFLIGHT_MAX", 8)
+    monkeypatch.setattr(skbsim.fast.engine, "TUN_INFLIGHT_MAX", 8)
     config = RunConfig(driver="tun", options={}, traffic="imix", count=200, rate=None)
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "reference" and "a table of the fast engine filled up" in why
@@ -548,7 +550,7 @@ def test_header_lengths_that_differ_by_flow(monkeypatch):
     eth_get_headlen, used by both engines, makes 1514-byte frames' header length depend on the
     flow's source address; 4-frame chunks put the switch after the first chunk."""
     import skbsim.drivers.ice
-    import skbsim.fast
+    import skbsim.fast.traffic
     import skbsim.net.ethernet
 
     real = skbsim.net.ethernet.eth_get_headlen
@@ -560,7 +562,7 @@ def test_header_lengths_that_differ_by_flow(monkeypatch):
 
     monkeypatch.setattr(skbsim.net.ethernet, "eth_get_headlen", by_flow)
     monkeypatch.setattr(skbsim.drivers.ice, "eth_get_headlen", by_flow)
-    monkeypatch.setattr(skbsim.fast, "CHUNK", 4)
+    monkeypatch.setattr(skbsim.fast.traffic, "CHUNK", 4)
     for kernel in ("6.9", "6.18"):
         for flows in (1, 16):
             _assert_same(kernel=kernel, options={"rx": "legacy"}, traffic="imix", count=3000, flows=flows,
@@ -578,7 +580,7 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     with a table large enough, and some again after the table started over."""
     import struct
 
-    import skbsim.fast
+    import skbsim.fast.traffic
     import skbsim.net.ethernet
 
     def frame(i, n):
@@ -616,9 +618,9 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
             if n > 256:
                 headers.add(data[:min(kept, 128)])
             f.write(struct.pack("<IIII", 0, i, kept, n) + data[:kept])
-    monkeypatch.setattr(skbsim.fast, "HEADER_TABLE_SIZE", slots)
+    monkeypatch.setattr(skbsim.fast.traffic, "HEADER_TABLE_SIZE", slots)
     if mix is not None:
-        monkeypatch.setattr(skbsim.fast, "HEADER_HASH_MIX", mix)
+        monkeypatch.setattr(skbsim.fast.traffic, "HEADER_HASH_MIX", mix)
     real = skbsim.net.ethernet.eth_get_headlen
     measured = []
 

@@ -1,0 +1,503 @@
+"""Traffic for the fast engine: lengths, arrival times, RX queues and header lengths as int64 chunks, streamed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skbsim.fast.layout import ICE_RX_HDR_SIZE, njit
+from skbsim.sim import RunConfig, Simulation
+
+
+CHUNK = 1 << 16
+#: distinct headers the pcap reader's header table (_HeaderTable) and _frames_with_headlen()'s memo
+#: hold at once; when full they start over empty, so memory does not grow with the trace and the
+#: answers do not change
+HEADER_TABLE_SIZE = 1 << 12
+#: the odd multiplier of _header_slots()'s hash (2**64 / golden ratio); tests set 0, making every
+#: header's hash collide, so that only the byte comparison tells headers apart
+HEADER_HASH_MIX = 0x9E3779B97F4A7C15
+
+
+def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None):
+    """(lengths, arrival times, RX queues) as int64 arrays of up to CHUNK frames, streamed.
+
+    Synthetic sources give lengths without building frames (length_batches),
+    arrival times by the same rule the frames use, and queues from the same
+    seeded flow draws and per-flow RSS queue as SyntheticSource._generate; a
+    classic pcap on one CPU is scanned by a compiled loop over 1 MiB reads
+    (the same arithmetic as CaptureSource._pcap_frames), for rx=legacy with
+    its frames' headers grouped by a compiled table (_HeaderTable) so that
+    eth_get_headlen() runs once per distinct header; other captures are
+    read frame by frame through the source.  Raises _Unscannable when the
+    fast reader meets something it leaves to the reference reader.
+    """
+    from skbsim.traffic.capture import CaptureSource
+    from skbsim.traffic.synthetic import SyntheticSource
+
+    if legacy:
+        if isinstance(source, SyntheticSource) and source.headers:
+            yield from _synthetic_with_headlen(source, config, ref)
+        elif (isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1
+              and source.headers and _pcap_is_ethernet(source)):
+            from skbsim.net.ethernet import eth_get_headlen
+
+            dev = ref.dev
+
+            def headlen_of(head: bytes) -> int:
+                return eth_get_headlen(dev, head, ICE_RX_HDR_SIZE)
+
+            for lengths, times, hlens in _pcap_chunks(source, headlen_of):
+                yield lengths, times, np.zeros(len(lengths), np.int64), hlens
+        else:
+            yield from _frames_with_headlen(source, ref)
+        return
+    if isinstance(source, SyntheticSource):
+        take_times = _arrival_times(source.rate, source.arrival, source.seed)
+        take_queues = _synthetic_queues(source) if config.cpus > 1 else None
+        for batch in source.length_batches(CHUNK):
+            lengths = np.asarray(batch, np.int64)
+            queues = take_queues(lengths) if take_queues else np.zeros(len(batch), np.int64)
+            yield lengths, take_times(len(batch)), queues, lengths
+        return
+    if isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1:
+        for lengths, times, _ in _pcap_chunks(source):
+            yield lengths, times, np.zeros(len(lengths), np.int64), lengths
+        return
+    lengths = []
+    times = []
+    queues = []
+    for frame in source:
+        lengths.append(frame.length)
+        times.append(frame.time_ns)
+        queues.append(frame.queue)
+        if len(lengths) == CHUNK:
+            arr = np.asarray(lengths, np.int64)
+            yield arr, np.asarray(times, np.int64), np.asarray(queues, np.int64), arr
+            lengths = []
+            times = []
+            queues = []
+    if lengths:
+        arr = np.asarray(lengths, np.int64)
+        yield arr, np.asarray(times, np.int64), np.asarray(queues, np.int64), arr
+
+
+def _pcap_is_ethernet(source) -> bool:
+    """Ethernet captures keep their leading bytes as Frame.header (CaptureSource._pcap_frames)."""
+    from skbsim.traffic import capture
+
+    header = capture._read_pcap_header(source._head, source.path)
+    return bool(capture.link_info(header.linktype)[3])
+
+
+def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation):
+    """Synthetic frames in chunks with their eth_get_headlen(), without building Frame objects.
+
+    A synthetic frame's header bytes are its flow's template built for its
+    length (SyntheticSource._generate), so the header length depends on
+    (flow, length) only: it is measured once per pair by the model's
+    eth_get_headlen() on exactly those bytes.  Flows are drawn per frame
+    with the source's own seeded picker, as the frames draw them.
+    """
+    from skbsim.net.ethernet import eth_get_headlen
+    from skbsim.traffic.synthetic import SYNTHETIC_IPV4_UDP_MIN
+
+    take_times = _arrival_times(source.rate, source.arrival, source.seed)
+    pick_flows = source._flow_picker()
+    non_ip_queue = source.rss.table[0]
+    flow_states: dict = {}
+    headlen_of: dict[int, int] = {}
+    dev = ref.dev
+
+    def flow_state(index):
+        state = flow_states.get(index)
+        if state is None:
+            state = flow_states[index] = source._flow_state(index)
+        return state
+
+    def measure(index, length):
+        key = index * 65536 + length
+        headlen = headlen_of.get(key)
+        if headlen is None:
+            header = flow_state(index).template.build(length)
+            headlen = headlen_of[key] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
+        return headlen
+
+    # On one CPU the flow matters only through the header length.  While every flow gives a
+    # length the same header length, the per-frame flow draws are not needed; once one does
+    # not, the draws are made (catching up on the frames already passed: the picker's draws
+    # do not depend on how they are grouped) and used from then on.
+    same_for_all_flows: dict[int, int] | None = {} if config.cpus == 1 and source.flows <= 64 else None
+    frames_done = 0
+    for batch in source.length_batches(CHUNK):
+        lengths = np.asarray(batch, np.int64)
+        hlens = np.zeros(len(batch), np.int64)
+        long = lengths > ICE_RX_HDR_SIZE
+        if same_for_all_flows is not None:
+            for length in np.unique(lengths[long]).tolist():
+                if length not in same_for_all_flows:
+                    values = {measure(index, length) for index in range(source.flows)}
+                    if len(values) != 1:
+                        same_for_all_flows = None
+                        pick_flows(frames_done)
+                        break
+                    same_for_all_flows[length] = values.pop()
+        if same_for_all_flows is not None:
+            if long.any():
+                table = np.zeros(int(lengths.max()) + 1, np.int64)
+                for length, headlen in same_for_all_flows.items():
+                    if length < len(table):
+                        table[length] = headlen
+                hlens[long] = table[lengths[long]]
+            frames_done += len(batch)
+            yield lengths, take_times(len(batch)), np.zeros(len(batch), np.int64), hlens
+            continue
+        picks = np.fromiter(pick_flows(len(batch)), np.int64, len(batch))
+        flows = np.unique(picks)
+        queue_of = np.zeros(int(flows[-1]) + 1 if len(flows) else 1, np.int64)
+        for index in flows.tolist():
+            queue_of[index] = flow_state(index).queue
+        queues = queue_of[picks]
+        queues[lengths < SYNTHETIC_IPV4_UDP_MIN] = non_ip_queue
+        if long.any():
+            keys = picks[long] * 65536 + lengths[long]
+            unique, inverse = np.unique(keys, return_inverse=True)
+            values = np.empty(len(unique), np.int64)
+            for j, key in enumerate(unique.tolist()):
+                index, length = divmod(key, 65536)
+                values[j] = measure(index, length)
+            hlens[long] = values[inverse]
+        frames_done += len(batch)
+        yield lengths, take_times(len(batch)), queues, hlens
+
+
+def _frames_with_headlen(source, ref: Simulation):
+    """Frames through the source, with what eth_get_headlen() finds in the bytes the NIC writes.
+
+    ice_construct_skb() copies eth_get_headlen(header, ICE_RX_HDR_SIZE) bytes of
+    a frame above ICE_RX_HDR_SIZE; the header is frame_header(frame, the
+    ring's template), as ice_nic_receive() writes it, and the model's own
+    eth_get_headlen() measures it (once per distinct header while the memo
+    holds it: the memo is emptied when it reaches HEADER_TABLE_SIZE headers,
+    so a capture of many distinct headers does not grow it without bound).
+    """
+    from skbsim.drivers.base import frame_header
+    from skbsim.net.ethernet import eth_get_headlen
+
+    templates = [state.queue.synthetic for state in ref.cpus]
+    ncpus = len(templates)
+    dev = ref.dev
+    known: dict[bytes, int] = {}
+    memo_size = max(1, HEADER_TABLE_SIZE)
+    lengths = np.zeros(CHUNK, np.int64)
+    times = np.zeros(CHUNK, np.int64)
+    queues = np.zeros(CHUNK, np.int64)
+    hlens = np.zeros(CHUNK, np.int64)
+    n = 0
+    for frame in source:
+        length = frame.length
+        lengths[n] = length
+        times[n] = frame.time_ns
+        queues[n] = frame.queue
+        if length > ICE_RX_HDR_SIZE:
+            header = frame_header(frame, templates[frame.queue % ncpus])
+            headlen = known.get(header)
+            if headlen is None:
+                if len(known) >= memo_size:
+                    known.clear()
+                headlen = known[header] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
+            hlens[n] = headlen
+        n += 1
+        if n == CHUNK:
+            yield lengths.copy(), times.copy(), queues.copy(), hlens.copy()
+            n = 0
+    if n:
+        yield lengths[:n].copy(), times[:n].copy(), queues[:n].copy(), hlens[:n].copy()
+
+
+def _synthetic_queues(source):
+    """Each frame's RX queue as SyntheticSource._generate gives it: the seeded flow draw (made for
+    every frame), the flow's RSS queue, or the indirection table's first entry for frames too
+    short for IPv4/UDP."""
+    from skbsim.traffic.synthetic import SYNTHETIC_IPV4_UDP_MIN
+
+    pick_flows = source._flow_picker()
+    non_ip_queue = source.rss.table[0]
+    queue_of_flow: dict[int, int] = {}
+
+    def queues(lengths):
+        picks = pick_flows(len(lengths))
+        out = np.empty(len(lengths), np.int64)
+        for i, index in enumerate(picks):
+            queue = queue_of_flow.get(index)
+            if queue is None:
+                queue = queue_of_flow[index] = source._flow_state(index).queue
+            out[i] = queue
+        out[lengths < SYNTHETIC_IPV4_UDP_MIN] = non_ip_queue
+        return out
+    return queues
+
+
+class _Unscannable(Exception):
+    """The fast pcap reader stops; the reference engine reads the file (and reports the error)."""
+
+
+def _arrival_times(rate, arrival, seed):
+    """skbsim.traffic.synthetic.arrival_sampler as int64 arrays.
+
+    Constant arrivals are floor(i * numerator / denominator) of the same
+    exact fraction 1e9/rate; numpy computes them while i * numerator stays
+    within int64, the sampler's own Python integers beyond that.
+    """
+    from fractions import Fraction
+
+    from skbsim.traffic.synthetic import arrival_sampler
+
+    sampler = arrival_sampler(rate, arrival, seed)
+    if rate is None or arrival != "constant":
+        return lambda k: np.asarray(sampler(k), np.int64)
+    period = Fraction(10**9) / Fraction(rate)
+    numerator, denominator = period.numerator, period.denominator
+    position = 0
+
+    def times(k):
+        nonlocal position
+        start = position
+        position += k
+        sampler_times = None
+        if (start + k) * numerator < (1 << 62):
+            index = np.arange(start, start + k, dtype=np.int64)
+            return index * numerator // denominator
+        sampler_times = [(i * numerator) // denominator for i in range(start, start + k)]
+        return np.asarray(sampler_times, np.int64)
+    return times
+
+
+@njit(cache=True)
+def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_caplen, length_adjust,
+               lengths, times, hstart, caplens, st):
+    """Classic pcap records from buf[st[0]:size] into lengths/times (and where each record's bytes start
+    in buf, and how many were captured, into hstart/caplens); st = [pos, first_ns, last_ns, index,
+    limit (-1 none), filled, status].  status 1: a corrupt record (left to the reference reader)."""
+    pos = st[0]
+    filled = st[5]
+    cap = lengths.shape[0]
+    while filled < cap and pos + record_len <= size:
+        if st[4] >= 0 and st[3] >= st[4]:
+            break
+        if big:
+            sec = (np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16) | (np.int64(buf[pos + 2]) << 8) | buf[pos + 3]
+            frac = (np.int64(buf[pos + 4]) << 24) | (np.int64(buf[pos + 5]) << 16) | (np.int64(buf[pos + 6]) << 8) | buf[pos + 7]
+            caplen = (np.int64(buf[pos + 8]) << 24) | (np.int64(buf[pos + 9]) << 16) | (np.int64(buf[pos + 10]) << 8) | buf[pos + 11]
+            orig = (np.int64(buf[pos + 12]) << 24) | (np.int64(buf[pos + 13]) << 16) | (np.int64(buf[pos + 14]) << 8) | buf[pos + 15]
+        else:
+            sec = (np.int64(buf[pos + 3]) << 24) | (np.int64(buf[pos + 2]) << 16) | (np.int64(buf[pos + 1]) << 8) | buf[pos]
+            frac = (np.int64(buf[pos + 7]) << 24) | (np.int64(buf[pos + 6]) << 16) | (np.int64(buf[pos + 5]) << 8) | buf[pos + 4]
+            caplen = (np.int64(buf[pos + 11]) << 24) | (np.int64(buf[pos + 10]) << 16) | (np.int64(buf[pos + 9]) << 8) | buf[pos + 8]
+            orig = (np.int64(buf[pos + 15]) << 24) | (np.int64(buf[pos + 14]) << 16) | (np.int64(buf[pos + 13]) << 8) | buf[pos + 12]
+        if caplen > orig or caplen > max_caplen:
+            st[6] = 1
+            break
+        end = pos + record_len + caplen
+        if end > size:
+            break
+        if orig < orig_min or orig > orig_max:
+            st[6] = 1
+            break
+        time_ns = sec * 1_000_000_000 + frac * frac_to_ns
+        if st[3] == 0:
+            st[1] = time_ns
+        time_ns -= st[1]
+        if time_ns < st[2]:
+            time_ns = st[2]
+        else:
+            st[2] = time_ns
+        lengths[filled] = orig + length_adjust
+        times[filled] = time_ns
+        hstart[filled] = pos + record_len  # where the record's bytes start in buf
+        caplens[filled] = caplen
+        filled += 1
+        st[3] += 1
+        pos = end
+    st[0] = pos
+    st[5] = filled
+
+
+@njit(cache=True)
+def _header_slots(buf, hstart, caplens, lengths, first, last, wire_adjust, max_bytes, mix,
+                  index, words, nbytes, hashes, seen_at, scratch, slot_of, used):
+    """Give each frame of lengths[first:last] above ICE_RX_HDR_SIZE the table slot of its header
+    (its first min(length - wire_adjust, caplen, max_bytes) bytes in buf), others -1, into slot_of.
+
+    A slot holds one distinct header: its bytes (as little-endian 64-bit words, the last one
+    zero-padded, with the byte count beside them), their hash, and where in buf it was first
+    seen.  index is an open-addressing table (linear probing, a power of two at least twice
+    the slot count) of slot numbers, -1 empty.  A hash match counts only once the byte count
+    and every word are equal, so two frames share a slot exactly when their headers are the
+    same bytes.  Unseen headers take the next free slot (used[0] counts them); when none is
+    left the pass stops and returns the frame it stopped at (else last), for the caller to
+    measure the new slots' headers and start the table over.
+    """
+    mask = index.shape[0] - 1
+    capacity = words.shape[0]
+    taken = used[0]
+    j = first
+    while j < last:
+        length = lengths[j]
+        if length <= ICE_RX_HDR_SIZE:
+            slot_of[j] = -1
+            j += 1
+            continue
+        usable = min(length - wire_adjust, caplens[j], max_bytes)
+        start = hstart[j]
+        nwords = (usable + 7) >> 3
+        h = np.uint64(usable) * mix
+        for w in range(nwords):
+            base = start + 8 * w
+            if usable - 8 * w >= 8:  # a whole word: eight fixed shifts, which the compiler turns into one load
+                word = (np.uint64(buf[base]) | (np.uint64(buf[base + 1]) << np.uint64(8))
+                        | (np.uint64(buf[base + 2]) << np.uint64(16)) | (np.uint64(buf[base + 3]) << np.uint64(24))
+                        | (np.uint64(buf[base + 4]) << np.uint64(32)) | (np.uint64(buf[base + 5]) << np.uint64(40))
+                        | (np.uint64(buf[base + 6]) << np.uint64(48)) | (np.uint64(buf[base + 7]) << np.uint64(56)))
+            else:
+                word = np.uint64(0)
+                for k in range(usable - 8 * w):
+                    word |= np.uint64(buf[base + k]) << np.uint64(8 * k)
+            scratch[w] = word
+            h = (h ^ word) * mix
+            h ^= h >> np.uint64(29)
+        probe = np.int64(h & np.uint64(mask))
+        slot = index[probe]
+        while slot >= 0:
+            if hashes[slot] == h and nbytes[slot] == usable:
+                same = True
+                for w in range(nwords):
+                    if words[slot, w] != scratch[w]:
+                        same = False
+                        break
+                if same:
+                    break
+            probe = (probe + 1) & mask
+            slot = index[probe]
+        if slot < 0:
+            if taken == capacity:
+                break
+            slot = taken
+            taken += 1
+            index[probe] = slot
+            hashes[slot] = h
+            nbytes[slot] = usable
+            seen_at[slot] = start
+            for w in range(nwords):
+                words[slot, w] = scratch[w]
+        slot_of[j] = slot
+        j += 1
+    used[0] = taken
+    return j
+
+
+class _HeaderTable:
+    """Header lengths of pcap frames, each distinct header measured once by the model's function.
+
+    The bytes are grouped by _header_slots() (compiled, exact byte comparison); only headers
+    new to the table reach headlen_of(), in Python.  The table has HEADER_TABLE_SIZE slots
+    (and fixed arrays): when it fills, the headers seen so far are measured and it starts
+    over empty, so a capture of many distinct headers costs measurements, not memory.
+    """
+
+    __slots__ = ("headlen_of", "wire_adjust", "max_bytes", "mix", "index", "words", "nbytes", "hashes", "seen_at",
+                 "scratch", "headlens", "slot_of", "used")
+
+    def __init__(self, headlen_of, wire_adjust: int, max_bytes: int, chunk: int):
+        size = max(1, HEADER_TABLE_SIZE)
+        self.headlen_of = headlen_of
+        self.wire_adjust = wire_adjust
+        self.max_bytes = max_bytes
+        self.mix = np.uint64(HEADER_HASH_MIX)
+        self.index = np.full(1 << (2 * size - 1).bit_length(), -1, np.int64)
+        self.words = np.zeros((size, (max_bytes + 7) // 8), np.uint64)
+        self.nbytes = np.zeros(size, np.int64)
+        self.hashes = np.zeros(size, np.uint64)
+        self.seen_at = np.zeros(size, np.int64)
+        self.scratch = np.zeros((max_bytes + 7) // 8, np.uint64)
+        self.headlens = np.zeros(size, np.int64)
+        self.slot_of = np.zeros(chunk, np.int64)
+        self.used = np.zeros(1, np.int64)
+
+    def fill(self, data: bytes, buf, hstart, caplens, lengths, first: int, last: int, hlens) -> None:
+        """hlens[first:last]: the header length of each frame above ICE_RX_HDR_SIZE (others 0)."""
+        while first < last:
+            known = int(self.used[0])
+            stop = _header_slots(buf, hstart, caplens, lengths, first, last, self.wire_adjust, self.max_bytes,
+                                 self.mix, self.index, self.words, self.nbytes, self.hashes, self.seen_at, self.scratch,
+                                 self.slot_of, self.used)
+            for slot in range(known, int(self.used[0])):
+                start = int(self.seen_at[slot])
+                self.headlens[slot] = self.headlen_of(data[start:start + int(self.nbytes[slot])])
+            slots = self.slot_of[first:stop]
+            hlens[first:stop] = np.where(slots >= 0, self.headlens[slots], 0)
+            if stop < last:  # full: every slot is measured and used; start over from the frame that found none
+                self.index[:] = -1
+                self.used[0] = 0
+            first = stop
+
+
+def _pcap_chunks(source, headlen_of=None):
+    """A classic pcap's (lengths, times, header lengths), as CaptureSource._pcap_frames() (and
+    _paced()) give them.  With headlen_of(header bytes), frames above ICE_RX_HDR_SIZE get it
+    applied to their first min(frame length, caplen, HEADER_BYTES) captured bytes (the
+    Frame.header a Ethernet capture carries), once per distinct header (_HeaderTable); others
+    get 0."""
+    from skbsim.traffic import capture
+    from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
+
+    header = capture._read_pcap_header(source._head, source.path)
+    _, wire_adjust, _, _ = capture.link_info(header.linktype)
+    fcs_len = header.fcs_len
+    limit = -1 if source._limit is None else source._limit
+    if limit == 0:
+        return
+    paced = _arrival_times(source.rate, source.arrival, source.seed) if source.rate is not None else None
+    st = np.zeros(7, np.int64)
+    st[4] = limit
+    from skbsim.traffic.frame import HEADER_BYTES
+
+    lengths = np.zeros(CHUNK, np.int64)
+    times = np.zeros(CHUNK, np.int64)
+    hstart = np.zeros(CHUNK, np.int64)
+    caplens = np.zeros(CHUNK, np.int64)
+    hlens = np.zeros(CHUNK, np.int64)
+    table = None if headlen_of is None else _HeaderTable(headlen_of, wire_adjust, HEADER_BYTES, CHUNK)
+    args = (header.order == ">", header.record_len, 1 if header.nano else 1000, MIN_FRAME_LEN + fcs_len - wire_adjust,
+            MAX_FRAME_LEN + fcs_len - wire_adjust, max(header.snaplen, capture._MAX_CAPLEN), wire_adjust - fcs_len)
+    with capture._open(source.path) as f:
+        f.seek(capture._FILE_HEADER_LEN)
+        rest = b""
+        eof = False
+        while True:
+            more = b"" if eof else f.read(capture._READ_CHUNK)
+            eof = not more
+            data = rest + more
+            buf = np.frombuffer(data, np.uint8)
+            st[0] = 0
+            while True:
+                before = int(st[5])
+                _scan_pcap(buf, len(data), *args, lengths, times, hstart, caplens, st)
+                if st[6]:
+                    raise _Unscannable
+                if table is not None:
+                    # while this read's bytes are at hand: the header lengths of the new frames
+                    table.fill(data, buf, hstart, caplens, lengths, before, int(st[5]), hlens)
+                if st[5] == CHUNK:
+                    yield lengths.copy(), (paced(CHUNK) if paced else times.copy()), hlens.copy()
+                    hlens[:] = 0
+                    st[5] = 0
+                    continue
+                break
+            rest = data[st[0]:]
+            if 0 <= limit <= st[3] or (eof and not rest):
+                break
+            if eof:
+                raise _Unscannable  # a partial record at the end: the reference reader names the offset
+    n = int(st[5])
+    if n:
+        yield lengths[:n].copy(), (paced(n) if paced else times[:n].copy()), hlens[:n].copy()
