@@ -45,9 +45,6 @@ def unsupported(config: RunConfig) -> str | None:
     return None
 
 
-# -- the Python side ---------------------------------------------------------------------------
-
-
 class _RunArrays:
     """The integer state every driver's run starts from, as the reference kernel left it.
 

@@ -327,16 +327,7 @@ def _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, fragsz):
     return CS[cpu, PF_PAGE]
 
 
-# -- tun (drivers/net/tun.c): the writer's tun_get_user(), the queue's hand-off, the stack ------------
-#
-# tn, tun's own state: (tab, dcount, km_K, km_stack, km_top, km_inuse, km_page, km_partial, km_slotfree,
-# hq_head, hq_frag, hq_obj, hq_ts, hq_len).  tab is the per-length table _TunLengths fills from the
-# model's tun_get_user(); dcount counts delivered skbs by frame length; km_* are the kmem caches heads
-# come from, one row each (see _km); hq_* is each queue's FIFO of written skbs not yet handed to the
-# stack (rx_handoff without IFF_NAPI, sk_write_queue with it: both are taken in order, up to the budget).
-
-
 @njit(cache=True, inline="always")
 def _km(tn, c):
-    """The slab tuple (as _slab_alloc takes it) of tun's kmem cache number c."""
+    """The slab tuple (as _slab_alloc takes it) of tun's kmem cache number c (tn: see skbsim.fast.tun)."""
     return (tn[2][c], tn[3][c], tn[4][c], tn[5][c], tn[6][c], tn[7][c], tn[8][c])

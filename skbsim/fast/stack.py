@@ -19,8 +19,6 @@ from skbsim.fast.mm import (
 )
 from skbsim.sim import NETDEV_BUDGET, NETDEV_BUDGET_NS
 
-# -- the compiled model ----------------------------------------------------------------------
-
 
 @njit(cache=True)
 def _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, time_ns, kind, cpu):

@@ -22,6 +22,15 @@ from skbsim.mm.fault import LAYERS
 from skbsim.sim import NAPI_POLL_WEIGHT, RunConfig, Simulation
 
 
+# drivers/net/tun.c: the writer's tun_get_user(), the queue's hand-off, the stack.
+#
+# tn, tun's own state: (tab, dcount, km_K, km_stack, km_top, km_inuse, km_page, km_partial, km_slotfree,
+# hq_head, hq_frag, hq_obj, hq_ts, hq_len).  tab is the per-length table _TunLengths fills from the
+# model's tun_get_user(); dcount counts delivered skbs by frame length; km_* are the kmem caches heads
+# come from, one row each (see _km); hq_* is each queue's FIFO of written skbs not yet handed to the
+# stack (rx_handoff without IFF_NAPI, sk_write_queue with it: both are taken in order, up to the budget).
+
+
 @njit(cache=True, inline="always")
 def _tun_refused(S, R, errno_nomem):
     """nic_receive()'s count of a refused write: frames_dropped, and skb_alloc_failures for -ENOMEM and
