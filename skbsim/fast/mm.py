@@ -61,21 +61,38 @@ def _should_fail(S, layer):
     return True
 
 
+@njit(cache=True, inline="always")
+def _take_id(S, counters, top, nxt, free_ids, capacity):
+    """An id from a pool of recycled small ids (page ids, slab slots, frag-list rows): the one given
+    back last (free_ids[:counters[top]]), else the next never used (counters[nxt]); -1, with
+    S[ERR], when all capacity ids are in use."""
+    if counters[top] > 0:
+        counters[top] -= 1
+        return free_ids[counters[top]]
+    taken = counters[nxt]
+    if taken >= capacity:
+        S[ERR] = ERR_TABLE_FULL
+        return -1
+    counters[nxt] = taken + 1
+    return taken
+
+
+@njit(cache=True, inline="always")
+def _give_id(counters, top, free_ids, taken):
+    """Give an id back to its pool (see _take_id)."""
+    free_ids[counters[top]] = taken
+    counters[top] += 1
+
+
 @njit(cache=True)
 def _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order, layer):
     """__alloc_pages() without limits: a new page id with refcount 1, or -1 when a fault is injected
     (the page_alloc layer, then the caller's own layer)."""
     if S[F_ANY] and (_should_fail(S, L_PAGE_ALLOC) or (layer >= 0 and _should_fail(S, layer))):
         return -1
-    if S[PG_FREE_TOP] > 0:
-        S[PG_FREE_TOP] -= 1
-        pid = page_free[S[PG_FREE_TOP]]
-    else:
-        pid = S[PG_NEXT]
-        if pid >= page_ref.shape[0]:
-            S[ERR] = ERR_TABLE_FULL
-            return -1
-        S[PG_NEXT] = pid + 1
+    pid = _take_id(S, S, PG_FREE_TOP, PG_NEXT, page_free, page_ref.shape[0])
+    if pid < 0:
+        return -1
     page_ref[pid] = 1
     page_order[pid] = order
     S[IN_USE] += 1 << order
@@ -89,8 +106,7 @@ def _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order, layer):
 def _free_page(S, page_ref, page_order, page_free, pg_freed, pid):
     S[IN_USE] -= 1 << page_order[pid]
     pg_freed[page_order[pid]] += 1
-    page_free[S[PG_FREE_TOP]] = pid
-    S[PG_FREE_TOP] += 1
+    _give_id(S, PG_FREE_TOP, page_free, pid)
 
 
 @njit(cache=True)
@@ -123,15 +139,9 @@ def _slab_alloc(S, slab, page_ref, page_order, page_free, pg_alloc):
         if pid < 0:
             K[K_FAILED] += 1
             return -1
-        if K[K_FREE_TOP] > 0:
-            K[K_FREE_TOP] -= 1
-            slot = sl_slotfree[K[K_FREE_TOP]]
-        else:
-            slot = K[K_NEXT]
-            if slot >= sl_top.shape[0]:
-                S[ERR] = ERR_TABLE_FULL
-                return -1
-            K[K_NEXT] = slot + 1
+        slot = _take_id(S, K, K_FREE_TOP, K_NEXT, sl_slotfree, sl_top.shape[0])
+        if slot < 0:
+            return -1
         sl_stack[slot, objs] = 0  # the next object never handed out
         sl_top[slot] = 0
         sl_inuse[slot] = 0
@@ -173,8 +183,7 @@ def _slab_free(S, slab, page_ref, page_order, page_free, pg_freed, obj):
         for k in range(j, n - 1):
             sl_partial[k] = sl_partial[k + 1]
         K[K_NPARTIAL] = n - 1
-        sl_slotfree[K[K_FREE_TOP]] = slot
-        K[K_FREE_TOP] += 1
+        _give_id(K, K_FREE_TOP, sl_slotfree, slot)
         _put_page(S, page_ref, page_order, page_free, pg_freed, sl_page[slot])
 
 
@@ -194,8 +203,7 @@ def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag):
     entry = frag - FL_TAG
     for j in range(1, fl[entry, 0] + 1):
         _put_page(S, page_ref, page_order, page_free, pg_freed, fl[entry, j])
-    fl[S[FL_TOP], fl.shape[1] - 1] = entry
-    S[FL_TOP] += 1
+    _fl_give(S, fl, entry)
 
 
 @njit(cache=True, inline="always")
@@ -237,16 +245,15 @@ def _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc):
 
 @njit(cache=True)
 def _fl_take(S, fl):
-    """A free row of fl (frag lists of several pages), or -1 when the table is full."""
-    if S[FL_TOP] > 0:
-        S[FL_TOP] -= 1
-        return fl[S[FL_TOP], fl.shape[1] - 1]
-    entry = S[FL_NEXT]
-    if entry >= fl.shape[0]:
-        S[ERR] = ERR_TABLE_FULL
-        return -1
-    S[FL_NEXT] += 1
-    return entry
+    """A free row of fl (frag lists of several pages), or -1 when the table is full.  The free rows'
+    stack is fl's last column (entry i in row i, whichever row that names)."""
+    return _take_id(S, S, FL_TOP, FL_NEXT, fl[:, fl.shape[1] - 1], fl.shape[0])
+
+
+@njit(cache=True, inline="always")
+def _fl_give(S, fl, entry):
+    """Row entry of fl back to the free rows (see _fl_take)."""
+    _give_id(S, FL_TOP, fl[:, fl.shape[1] - 1], entry)
 
 
 @njit(cache=True, inline="always")

@@ -6,12 +6,12 @@ from skbsim.fast.layout import (
     BUDGET_LEFT, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS, CB_COPYBREAK, CB_N_1K, CB_N_BUILD, DD_EOP,
     DEFER_LEN, DRIVER_CB, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES, D_FRAMES_DROPPED,
     D_NIC_FRAMES, D_PAGES_ALLOC, D_POLLS, D_RELEASED, D_REUSED, D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR,
-    ERR_BUG, ERR_EMPTY_FRAME, ERR_FRAME_ABOVE_RING, FIRST_DESC, FL_TAG, FL_TOP, FRAME_SZ, HEAD_KIND,
+    ERR_BUG, ERR_EMPTY_FRAME, ERR_FRAME_ABOVE_RING, FIRST_DESC, FL_TAG, FRAME_SZ, HEAD_KIND,
     HEAD_TRUESIZE, HW_NEXT, ICE_RX_HDR_SIZE, LEGACY, L_NONE, NOW, NTA, NTC, NTU, O_DRIVER, PF_FRAGSZ,
     POLLS, PUT_MODE, Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT, RING_ORDER, RX_BUF_LEN,
     SKB_TRUESIZE_C, TAIL, TRACE, U32_MASK, USHRT_MAX, njit,
 )
-from skbsim.fast.mm import _add_frag, _alloc_pages, _fl_take, _free_page, _pf_alloc, _put_page
+from skbsim.fast.mm import _add_frag, _alloc_pages, _fl_give, _fl_take, _free_page, _pf_alloc, _put_page
 from skbsim.fast.stack import _alloc_rx_skb, _defer_flush, _deliver, _nc_get, _poll_done, _trace_drop
 from skbsim.sim import NAPI_POLL_WEIGHT
 
@@ -235,8 +235,7 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
                         dl_ts[ndel] = C[CB_BUILD_TS] + (nslots - 1) * C[CB_BUF_SIZE]
                 if dropped or nslots == 1:
                     # the row goes back to the free stack (one buffer: no frags to keep)
-                    fl[S[FL_TOP], fl.shape[1] - 1] = frag_entry
-                    S[FL_TOP] += 1
+                    _fl_give(S, fl, frag_entry)
                     frag_entry = -1
             for b in range(nslots):
                 desc_dd[cpu, ntc] = 0
