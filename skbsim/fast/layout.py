@@ -98,7 +98,7 @@ O_DELIVERED, O_SOCKET, O_RING_FULL, O_OVERSIZE, O_DRIVER = range(5)
 SERIES_LIMIT = 2000
 #: columns of the truesize table: nr_frags 0 .. MAX_SKB_FRAGS (17 with 4K pages) and one to spare
 MAX_FRAGS_SEEN = 20
-#: desc_dd of an ice descriptor: 0 not written back, DD_DONE written, DD_EOP written and the frame's last
+#: desc_dd of a descriptor: 0 not written back, DD_DONE written, DD_EOP written and the frame's last
 DD_DONE, DD_EOP = 1, 2
 #: a tun skb head that is a kmem cache object is queued as this plus (cache index << 32) plus its object id
 KM_TAG = 1 << 42

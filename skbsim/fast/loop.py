@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from skbsim.fast.layout import (
-    BYTES, DD_DONE, DD_EOP, DEFER_LEN, DEFICIT, DRIVER_CB, DRIVER_TUN, D_NIC_FRAMES, D_OVERSIZE,
-    D_RING_DROPS, ERR, ERR_EMPTY_FRAME, FWD, HQ_HEAD, HQ_LEN, HW_NEXT, MEMALLOC, NC_LEN, NEV, NOW,
-    O_DRIVER, O_OVERSIZE, O_RING_FULL, P1K_OFFSET, P1K_PAGE, PACKETS, PAGE_SIZE_C, PF_BIAS, PF_PAGE,
-    Q_HEAD, Q_LEN, Q_NIC_FRAMES, READER_LEN, RING_COUNT, RING_DROPS, RMEM, ROUTE_FRAGS, RXMAX, RX_BUF_LEN,
-    SCHEDULED, SZ_1K, TAIL, TF_PAGE, TRACE, TRAFFIC_DONE, TUN_WMEM, T_ROUTE, _POLL, njit,
+    BYTES, DEFER_LEN, DEFICIT, DRIVER_CB, DRIVER_TUN, D_OVERSIZE, ERR, FWD, HQ_HEAD, HQ_LEN, MEMALLOC,
+    NC_LEN, NEV, NOW, O_DRIVER, O_OVERSIZE, O_RING_FULL, P1K_OFFSET, P1K_PAGE, PACKETS, PAGE_SIZE_C,
+    PF_BIAS, PF_PAGE, Q_HEAD, Q_LEN, READER_LEN, RING_COUNT, RING_DROPS, RMEM, ROUTE_FRAGS, RXMAX,
+    SCHEDULED, SZ_1K, TF_PAGE, TRACE, TRAFFIC_DONE, TUN_WMEM, T_ROUTE, _POLL, njit,
 )
 from skbsim.fast.mm import _free_page, _put_page, _slab_free
-from skbsim.fast.rx import _cb_nic_receive, _poll
+from skbsim.fast.rx import _cb_nic_receive, _ice_nic_receive, _poll
 from skbsim.fast.stack import _app_read, _defer_flush, _heap_pop, _raise_irq, _release_data, _trace_drop
 from skbsim.fast.tun import _tun_poll, _tun_write
 
@@ -26,7 +25,6 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
     """Arrivals lengths[:n] at times[:n] on CPUs queues[:n], with every event before each;
     with final, then all remaining events."""
     i = 0
-    count = C[RING_COUNT]
     ncpus = CS.shape[0]
     if final:
         S[TRAFFIC_DONE] = 1
@@ -54,49 +52,21 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                     elif C[TRACE]:
                         _trace_drop(S, obs[0], S[NOW], cpu, length, O_DRIVER)  # the write was refused
                     continue
-                ok = True
                 if length > C[RXMAX]:
                     S[D_OVERSIZE] += 1
                     ok = False
                 elif C[DRIVER_CB]:
-                    if not _cb_nic_receive(S, C, CS, cpu, length, desc_dd, desc_len, desc_hlen, ring_page):
-                        if S[ERR]:
-                            return i
-                        ok = False
-                    else:
-                        if CS[cpu, SCHEDULED] == 0:
-                            _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
-                        continue
-                elif length == 0:
-                    S[ERR] = ERR_EMPTY_FRAME
-                    return i
+                    ok = _cb_nic_receive(S, C, CS, cpu, length, desc_dd, desc_len, desc_hlen, ring_page)
                 else:
-                    # ice_nic_receive(): ceil(len / rx_buf_len) posted descriptors, or a drop
-                    nbufs = 1 if length <= C[RX_BUF_LEN] else (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
-                    if ((CS[cpu, TAIL] - CS[cpu, HW_NEXT]) % count + count) % count < nbufs:
-                        S[D_RING_DROPS] += 1
-                        ok = False
+                    ok = _ice_nic_receive(S, C, CS, cpu, length, hlens[i - 1], desc_dd, desc_len, desc_hlen)
+                if S[ERR]:
+                    return i
                 if not ok:
                     S[RING_DROPS] += 1
                     if C[TRACE]:
                         _trace_drop(S, obs[0], S[NOW], cpu, length, O_OVERSIZE if length > C[RXMAX] else O_RING_FULL)
-                else:
-                    idx = CS[cpu, HW_NEXT]
-                    remaining = length
-                    for b in range(nbufs):
-                        part = remaining if remaining < C[RX_BUF_LEN] else C[RX_BUF_LEN]
-                        remaining -= part
-                        desc_len[cpu, idx] = part
-                        desc_hlen[cpu, idx] = hlens[i - 1] if b == 0 else 0
-                        desc_dd[cpu, idx] = DD_EOP if b == nbufs - 1 else DD_DONE
-                        idx += 1
-                        if idx == count:
-                            idx = 0
-                    CS[cpu, HW_NEXT] = idx
-                    S[D_NIC_FRAMES] += 1
-                    CS[cpu, Q_NIC_FRAMES] += 1
-                    if CS[cpu, SCHEDULED] == 0:
-                        _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
+                elif CS[cpu, SCHEDULED] == 0:
+                    _raise_irq(S, C, CS[cpu], ev_time, ev_order, ev_kind, ev_cpu, S[NOW], cpu)
                 continue
         elif not final or S[NEV] == 0:
             return i

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from skbsim.fast.layout import (
-    BUDGET_LEFT, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS, CB_COPYBREAK, CB_N_1K, CB_N_BUILD, DD_EOP,
+    BUDGET_LEFT, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS, CB_COPYBREAK, CB_N_1K, CB_N_BUILD, DD_DONE, DD_EOP,
     DEFER_LEN, DRIVER_CB, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES, D_FRAMES_DROPPED,
     D_NIC_FRAMES, D_PAGES_ALLOC, D_POLLS, D_RELEASED, D_REUSED, D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR,
     ERR_BUG, ERR_EMPTY_FRAME, ERR_FRAME_ABOVE_RING, FIRST_DESC, FL_TAG, FRAME_SZ, HEAD_KIND,
@@ -16,16 +16,59 @@ from skbsim.fast.stack import _alloc_rx_skb, _defer_flush, _deliver, _nc_get, _p
 from skbsim.sim import NAPI_POLL_WEIGHT
 
 
+@njit(cache=True, inline="always")
+def _nic_buffers(S, C, length):
+    """How many rx_buf_len buffers a frame of length bytes takes; 0, with S[ERR], for an empty one."""
+    if length == 0:
+        S[ERR] = ERR_EMPTY_FRAME
+        return 0
+    return 1 if length <= C[RX_BUF_LEN] else (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
+
+
+@njit(cache=True, inline="always")
+def _nic_dma(S, C, CS, cpu, length, nbufs, hlen, desc_dd, desc_len, desc_hlen):
+    """The NIC writes a frame into nbufs descriptors from HW_NEXT on: rx_buf_len bytes each (the last
+    the rest), the header length (ice legacy-rx) on the first, DD_EOP on the last."""
+    count = C[RING_COUNT]
+    hw = CS[cpu, HW_NEXT]
+    remaining = length
+    for b in range(nbufs):
+        part = remaining if remaining < C[RX_BUF_LEN] else C[RX_BUF_LEN]
+        remaining -= part
+        desc_len[cpu, hw] = part
+        desc_hlen[cpu, hw] = hlen if b == 0 else 0
+        desc_dd[cpu, hw] = DD_EOP if b == nbufs - 1 else DD_DONE
+        hw += 1
+        if hw == count:
+            hw = 0
+    CS[cpu, HW_NEXT] = hw
+    S[D_NIC_FRAMES] += 1
+    CS[cpu, Q_NIC_FRAMES] += 1
+
+
+@njit(cache=True)
+def _ice_nic_receive(S, C, CS, cpu, length, hlen, desc_dd, desc_len, desc_hlen):
+    """ice_nic_receive(): the frame into ceil(len / rx_buf_len) posted descriptors (up to the tail);
+    False when there are too few (counted here) or when S[ERR] is set."""
+    count = C[RING_COUNT]
+    nbufs = _nic_buffers(S, C, length)
+    if nbufs == 0:
+        return False
+    if ((CS[cpu, TAIL] - CS[cpu, HW_NEXT]) % count + count) % count < nbufs:
+        S[D_RING_DROPS] += 1
+        return False
+    _nic_dma(S, C, CS, cpu, length, nbufs, hlen, desc_dd, desc_len, desc_hlen)
+    return True
+
+
 @njit(cache=True)
 def _cb_nic_receive(S, C, CS, cpu, length, desc_dd, desc_len, desc_hlen, ring_page):
     """copybreak_nic_receive(): the frame into ceil(len / rx_buf) consecutive slots, each cleaned and
-    holding a buffer (desc_hlen marks the end of the frame); False when dropped for want of slots
-    (counted here) or when S[ERR] is set."""
+    holding a buffer; False when dropped for want of slots (counted here) or when S[ERR] is set."""
     count = C[RING_COUNT]
-    if length == 0:
-        S[ERR] = ERR_EMPTY_FRAME
+    nbufs = _nic_buffers(S, C, length)
+    if nbufs == 0:
         return False
-    nbufs = (length + C[RX_BUF_LEN] - 1) // C[RX_BUF_LEN]
     if nbufs > count:
         S[ERR] = ERR_FRAME_ABOVE_RING
         return False
@@ -37,20 +80,7 @@ def _cb_nic_receive(S, C, CS, cpu, length, desc_dd, desc_len, desc_hlen, ring_pa
         hw += 1
         if hw == count:
             hw = 0
-    hw = CS[cpu, HW_NEXT]
-    remaining = length
-    for b in range(nbufs):
-        part = remaining if remaining < C[RX_BUF_LEN] else C[RX_BUF_LEN]
-        remaining -= part
-        desc_len[cpu, hw] = part
-        desc_hlen[cpu, hw] = 1 if b == nbufs - 1 else 0
-        desc_dd[cpu, hw] = 1
-        hw += 1
-        if hw == count:
-            hw = 0
-    CS[cpu, HW_NEXT] = hw
-    S[D_NIC_FRAMES] += 1
-    CS[cpu, Q_NIC_FRAMES] += 1
+    _nic_dma(S, C, CS, cpu, length, nbufs, 0, desc_dd, desc_len, desc_hlen)
     return True
 
 
@@ -146,10 +176,10 @@ def _poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_orde
             # _frame_slots(): the frame's descriptors up to the one marked end of packet
             nslots = 1
             size = desc_len[cpu, ntc]
-            if desc_hlen[cpu, ntc] == 0:
+            if desc_dd[cpu, ntc] != DD_EOP:
                 last = ntc
                 complete = True
-                while desc_hlen[cpu, last] == 0:
+                while desc_dd[cpu, last] != DD_EOP:
                     last += 1
                     if last == count:
                         last = 0
