@@ -93,30 +93,22 @@ def run_show(args) -> int:
         console.print(f"in short: {profile.description}", highlight=False)
     console.print(f"loaded from: {profile.origin}", highlight=False)
 
-    inputs = Table(title="inputs", title_justify="left")
-    inputs.add_column("name")
-    inputs.add_column("value", justify="right")
-    inputs.add_column("from")
-    for row in shown["inputs"]:
-        inputs.add_row(row["name"], str(row["value"]), row["source"])
-    console.print(inputs)
+    def table(title: str, rows: list[dict], third: tuple[str, str], features: bool = False) -> None:
+        """name, value and a third column (key, heading) of each row, as one table; a feature's value is
+        left-aligned and a boolean one in lower case."""
+        shown_table = Table(title=title, title_justify="left")
+        shown_table.add_column("name")
+        shown_table.add_column("value", justify="left" if features else "right")
+        shown_table.add_column(third[1])
+        for row in rows:
+            value = row["value"]
+            value = str(value).lower() if features and isinstance(value, bool) else str(value)
+            shown_table.add_row(row["name"], value, row[third[0]])
+        console.print(shown_table)
 
-    derived = Table(title="derived constants", title_justify="left")
-    derived.add_column("name")
-    derived.add_column("value", justify="right")
-    derived.add_column("formula")
-    for row in shown["derived"]:
-        derived.add_row(row["name"], str(row["value"]), row["formula"])
-    console.print(derived)
-
-    features = Table(title="features (what this release does)", title_justify="left")
-    features.add_column("name")
-    features.add_column("value")
-    features.add_column("meaning")
-    for row in shown["features"]:
-        value = row["value"]
-        features.add_row(row["name"], str(value).lower() if isinstance(value, bool) else value, row["meaning"])
-    console.print(features)
+    table("inputs", shown["inputs"], ("source", "from"))
+    table("derived constants", shown["derived"], ("formula", "formula"))
+    table("features (what this release does)", shown["features"], ("meaning", "meaning"), features=True)
     return 0
 
 
