@@ -263,7 +263,6 @@ def _arrival_times(rate, arrival, seed):
         nonlocal position
         start = position
         position += k
-        sampler_times = None
         if (start + k) * numerator < (1 << 62):
             index = np.arange(start, start + k, dtype=np.int64)
             return index * numerator // denominator
