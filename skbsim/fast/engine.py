@@ -122,6 +122,7 @@ class FastSimulation:
         self.trace = trace
         self.plot = plot
         self.extra: dict = {}
+        self.kind_names = None  # _kind_names(), once a trace record needs it
         self.ref = Simulation(config)  # validates, loads the profile, opens the ring as ice_open() does
         ring = self.ref.cpus[0].queue
         self.copybreak = config.driver == "copybreak"
@@ -391,18 +392,19 @@ class FastSimulation:
         return self._finish(S, C, CS, state)
 
     def _kind_names(self):
-        """(path, head source) of each skb kind code the compiled loop records (T_KIND): a list, or
-        for tun, whose code is the frame length, _TunLengths.names (path, head source, data_len)."""
+        """(path, head source, data_len or None) of each skb kind code the compiled loop records
+        (T_KIND), indexed by code: a list, or for tun, whose code is the frame length and whose
+        data_len the loop leaves to this table, _TunLengths.names (filled as lengths are met)."""
         ring = self.ref.cpus[0].queue
         if self.tun is not None:
             return self.tun.names
         if self.copybreak:
-            by_kind = {h[0]: (h[3], h[4]) for h in self.copy_heads}
-            return [("", ""), ("napi_build_skb", "copybreak rx buffer (page_frag)")] + [
-                by_kind.get(kind, ("", "")) for kind in (HEAD_1K, HEAD_SMALL, HEAD_FRAG)]
+            by_kind = {h[0]: (h[3], h[4], None) for h in self.copy_heads}
+            return [("", "", None), ("napi_build_skb", "copybreak rx buffer (page_frag)", None)] + [
+                by_kind.get(kind, ("", "", None)) for kind in (HEAD_1K, HEAD_SMALL, HEAD_FRAG)]
         if self.legacy:
-            return [(self.head["path"], self.head["source"])]
-        return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)")]
+            return [(self.head["path"], self.head["source"], None)]
+        return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)", None)]
 
     def _trace_lost_frames(self, S, CS, desc_dd, desc_len) -> None:
         """Trace records of the frames still on each ice ring when it closes, from next_to_clean on
@@ -425,14 +427,16 @@ class FastSimulation:
         n = int(S[TR_LEN])
         if self.trace is None or not n:
             return
-        names = self._kind_names()
+        if self.kind_names is None:
+            self.kind_names = self._kind_names()
+        names = self.kind_names
         write = self.trace.write
         for time_ns, cpu, frame_len, length, data_len, truesize, nr_frags, kind, outcome in tr[:n].tolist():
             record = None
             if length >= 0:
-                path, head_source, *tun_data_len = names[kind]
-                record = (length, tun_data_len[0] if tun_data_len else data_len, truesize, nr_frags, path,
-                          head_source)
+                path, head_source, known_data_len = names[kind]
+                record = (length, data_len if known_data_len is None else known_data_len, truesize, nr_frags,
+                          path, head_source)
             write(time_ns, cpu, frame_len, record, OUTCOMES[outcome])
         S[TR_LEN] = 0
 
