@@ -23,9 +23,9 @@ import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 from skbsim.errors import InputError
+from skbsim.files import MAX_PROFILE_BYTES, read_bounded, shown
 
 U32_MASK = 0xFFFFFFFF
 
@@ -770,14 +770,12 @@ def _load_base_profile(spec: str) -> Profile:
         text = (resources.files("skbsim") / "profiles" / f"{spec}.toml").read_text()
         return parse_profile(text, f"built-in profile {spec}")
     if spec.endswith(".toml") or "/" in spec:
-        path = Path(spec)
+        data = read_bounded(spec, MAX_PROFILE_BYTES, "profile ")
         try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise InputError(f"{spec}: no such profile file") from None
-        except OSError as err:
-            raise InputError(f"{spec}: cannot read profile: {err.strerror}") from None
-        return parse_profile(text, spec)
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(f"profile {shown(spec)}: not UTF-8 text (byte offset {err.start})") from None
+        return parse_profile(text, shown(spec))
     raise InputError(
         f"unknown kernel {spec!r} (built-in: {', '.join(builtin_names())}; 'host'; or a path to a .toml profile)"
     )
