@@ -30,8 +30,8 @@ class _Once(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         given = namespace.__dict__.setdefault("_skbsim_given", {})
         if self.dest in given:
-            raise InputError(f"{option_string} given twice ({given[self.dest]!r} and {values!r}): it takes one value "
-                             f"(see '{parser.prog} --help' for the options that compare several)")
+            raise InputError(f"{option_string} given twice ({given[self.dest]!r} and {values!r}): "
+                             f"'{parser.prog}' takes one")
         given[self.dest] = values
         setattr(namespace, self.dest, values)
 

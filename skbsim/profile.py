@@ -776,17 +776,65 @@ def _load_base_profile(spec: str) -> Profile:
         except UnicodeDecodeError as err:
             raise InputError(f"profile {shown(spec)}: not UTF-8 text (byte offset {err.start})") from None
         return parse_profile(text, shown(spec))
+    names = builtin_names()
+    nearest = _nearest_builtin(spec, names)
+    start = f'base = "{nearest}"' if nearest else 'base = "<a built-in>"'
     raise InputError(
-        f"unknown kernel {spec!r} (built-in: {', '.join(builtin_names())}; 'host'; or a path to a .toml profile)"
+        f"unknown kernel {spec!r}: use a built-in ({', '.join(names)}), 'host' (the running kernel), or a profile "
+        f"file (--kernel FILE.toml) that starts from a built-in with {start} in [profile] and sets what "
+        "differs (docs/profiles.md)"
     )
 
 
+def _nearest_builtin(spec: str, names: list[str]) -> str | None:
+    """The newest built-in at or below a version-like ``spec`` ("6.10" -> "6.9"), else None."""
+    parts = spec.split(".")
+    if len(parts) < 2 or not all(part.isdigit() for part in parts[:2]):
+        return None
+    version = (int(parts[0]), int(parts[1]))
+    below = [name for name in names if _version_key(name)[0][:2] <= version]
+    return max(below, key=_version_key) if below else None
+
+
 def parse_profile(text: str, origin: str) -> Profile:
+    """A profile from TOML text.  ``base = "6.12"`` in [profile] starts from that built-in profile: the
+    file then sets only what differs (docs/profiles.md)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{origin}: malformed TOML: {err}") from None
+    meta = data.get("profile")
+    if isinstance(meta, dict) and "base" in meta:
+        return _profile_on_base(data, origin)
     return Profile(data, origin)
+
+
+def _profile_on_base(data: dict, origin: str) -> Profile:
+    """[profile] base = "<built-in>": that profile with the file's [profile], [constants], [features] and
+    [sources] entries laid over it (derive() rechecks the whole)."""
+    meta = dict(data["profile"])
+    base = meta.pop("base")
+    names = builtin_names()
+    if base not in names:
+        raise InputError(f"{origin}: [profile] base = {base!r}: it names a built-in profile ({', '.join(names)})")
+    unknown_tables = sorted(set(data) - set(_TABLES))
+    if unknown_tables:
+        raise InputError(f"{origin}: unknown table [{unknown_tables[0]}] (known: {', '.join(_TABLES)})")
+    tables = {}
+    for key in ("constants", "features", "sources"):
+        table = data.get(key, {})
+        if not isinstance(table, dict):
+            raise InputError(f"{origin}: [{key}] must be a table")
+        tables[key] = table
+    _reject_unknown(tables["constants"], INPUTS, "constants", origin)
+    _reject_unknown(tables["features"], FEATURES, "features", origin)
+    parent = load_profile(base)
+    sources = {key: f"{origin}" for key in tables["constants"]}
+    sources.update(tables["sources"])
+    meta.setdefault("name", os.path.splitext(os.path.basename(origin.strip("'\"")))[0] or base)
+    meta.setdefault("description", f"{parent.description} [{origin} on {base}]".strip())
+    return parent.derive(origin=origin, constants=tables["constants"], features=tables["features"],
+                         sources=sources, **meta)
 
 
 def _toml_string(text: str) -> str:

@@ -114,7 +114,15 @@ def _console_class():
 
 
 def console(**options):
-    """A rich Console on stdout (``stderr=True`` for stderr) that follows the conventions above."""
+    """A rich Console on stdout (``stderr=True`` for stderr) that follows the conventions above.
+
+    Markup, emoji codes and highlighting are off: the text printed holds file names, profile
+    descriptions and other user text in which "[x]" is no style.  Pass ``markup=True`` to a
+    print() whose own text has styles.
+    """
+    options.setdefault("markup", False)
+    options.setdefault("emoji", False)
+    options.setdefault("highlight", False)
     return _console_class()(**options)
 
 

@@ -9,8 +9,11 @@ for user input.
 from __future__ import annotations
 
 from skbsim.drivers import copybreak, ice, tun
-from skbsim.drivers.base import Driver
+from skbsim.drivers.base import Driver, parse_opt_assignments
 from skbsim.errors import InputError
+
+__all__ = ["DEFAULT_OPTIONS", "DRIVERS", "Driver", "defaults_help", "get_driver", "parse_opt_assignments",
+           "with_default_options"]
 
 DRIVERS: dict[str, Driver] = {
     ice.DRIVER.name: ice.DRIVER,
