@@ -507,6 +507,26 @@ class CaptureSource(FrameSource):
                          f"{block_len} bytes announced, file ends at byte offset "
                          f"{offset + len(tail)}")
 
+    def _check_options(self, block: bytes, start: int, order: str, offset: int, what: str) -> None:
+        """Every option of a block (code, length, value padded to 4 bytes; opt_endofopt ends them) must
+        lie inside the block: dpkt stops quietly at one that overruns, and the file would read as
+        something it is not."""
+        end = len(block) - 4  # the trailing block length
+        pos = start
+        while pos < end:
+            if pos + 4 > end:
+                raise InputError(f"pcap:{shown(self.path)}: corrupt pcapng {what} at byte offset {offset}: "
+                                 f"{end - pos} stray bytes where an option header needs 4")
+            code, length = struct.unpack_from(order + "HH", block, pos)
+            if code == dpkt.pcapng.PCAPNG_OPT_ENDOFOPT:
+                return
+            padded = (length + 3) & ~3
+            if pos + 4 + padded > end:
+                raise InputError(f"pcap:{shown(self.path)}: corrupt pcapng {what} at byte offset {offset}: "
+                                 f"option {code} at byte offset {offset + pos} is {length} bytes long and "
+                                 f"overruns the block ({end - pos - 4} bytes left)")
+            pos += 4 + padded
+
     def _check_shb(self, block: bytes, order: str, offset: int) -> None:
         cls = dpkt.pcapng.SectionHeaderBlockLE if order == "<" else dpkt.pcapng.SectionHeaderBlock
         try:
@@ -519,6 +539,7 @@ class CaptureSource(FrameSource):
                              f"{shb.v_minor} at byte offset {offset}")
 
     def _parse_idb(self, block: bytes, order: str, offset: int) -> _Interface:
+        self._check_options(block, 16, order, offset, "interface description")
         cls = (dpkt.pcapng.InterfaceDescriptionBlockLE if order == "<"
                else dpkt.pcapng.InterfaceDescriptionBlock)
         try:
