@@ -70,6 +70,10 @@ def _print(result: dict) -> None:
                   f"{result['agreements']} agree; {result['frames_per_s']:.0f} frames/s injected "
                   "(namespace and trace setup included)", soft_wrap=True)
 
+    for alloc in result["alloc"]:
+        console.print(f"alloc --kernel {result['kernel']} --function {alloc['function']} (len {alloc['len']}): "
+                      f"{alloc['agreements']} of {alloc['checks']} {alloc['route']} skbs agree", soft_wrap=True)
+
     udp = result["udp"]
     if udp:
         sweep = Table(title="UDP: SO_MEMINFO while queued and after reading (rmem_alloc, fwd_alloc, drops)")
