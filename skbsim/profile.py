@@ -511,7 +511,7 @@ class Profile:
     def has(self, feature: str) -> bool:
         """True if the build has the named boolean feature (effective value)."""
         if feature == "small_page_frag_1k":
-            return self.NAPI_HAS_SMALL_PAGE_FRAG
+            return bool(self.NAPI_HAS_SMALL_PAGE_FRAG)
         value = self.features[feature]
         if type(value) is not bool:
             raise KeyError(f"feature {feature!r} is not a switch")
