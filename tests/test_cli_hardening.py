@@ -288,3 +288,38 @@ def test_plot_lines_of_an_option_comparison_are_named_by_what_differs():
     assert run_labels(runs) == ["6.9 ice rx=build_skb", "6.9 ice rx=legacy"]
     kernels = [{"kernel": k, "driver": "ice", "options": {"rx": "legacy"}} for k in ("6.9", "6.18")]
     assert run_labels(kernels) == ["6.9 ice", "6.18 ice"]
+
+
+# -- user-facing text speaks of the project only ----------------------------------------------------------
+
+#: Words of the development history, not of the product: the seed page, the issues, the machines'
+#: paths, forks the sources were read from.  (Output pasted from a real run may name that machine's
+#: kernel release: that is what the command prints.)
+_PRIVATE = re.compile(r"seed's|the issue|issue's|/work/|shared/seeds|encyclopedia|study's|BG9OXA|OpenWrt",
+                      re.IGNORECASE)
+
+
+def test_user_facing_text_speaks_of_the_project_only(capsys):
+    from pathlib import Path
+
+    from skbsim.profile import builtin_names, load_profile
+
+    root = Path(__file__).resolve().parent.parent
+    texts = {f"profile {name}": f"{p.rules_from} {p.description}"
+             for name in builtin_names() for p in [load_profile(name)]}
+    for path in [root / "README.md", *(root / "docs").glob("*.md"), *(root / "skbsim" / "profiles").glob("*.toml")]:
+        texts[str(path)] = path.read_text()
+    for command in (["--help"], ["alloc", "--help"], ["run", "--help"], ["rx", "--help"], ["sweep", "--help"],
+                    ["validate", "--help"], ["profile", "show", "--help"]):
+        with pytest.raises(SystemExit):
+            main(command)
+        texts[" ".join(command)] = capsys.readouterr().out
+    for where, text in texts.items():
+        found = _PRIVATE.findall(text)
+        assert not found, (where, found)
+
+
+def test_alloc_warning_is_said_once(capsys):
+    assert main(["alloc", "--len", "100", "--context", "process"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: __napi_alloc_skb called outside softirq" in out and "WARNING" not in out
