@@ -16,6 +16,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 
 from skbsim.errors import InputError
 from skbsim.files import shown
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # The program's own Ctrl-C handling (skbsim/__main__.py may have installed a quieter one
         # for the time before this point).
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         args = build_parser().parse_args(argv)
         code = args.run(args)

@@ -156,10 +156,9 @@ def test_ctrl_c_at_any_moment_is_one_line():
     for delay, code, err in _sigint_outcomes(range(0, 60, 3)):
         if code == 130:
             assert err == "skbsim: interrupted\n", (delay, err)
-        elif code == -signal.SIGINT:
-            assert err == "", (delay, err)
         else:
-            assert code == 0 or "Traceback" in err, (delay, code, err)
+            # killed by the signal before any skbsim statement ran, or done before the signal came
+            assert code in (-signal.SIGINT, 1, 0), (delay, code, err)
             assert not re.search(r"/skbsim/[^\"]*\.py", err), (delay, err)
 
 

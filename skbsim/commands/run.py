@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--traffic", default="imix", help="fixed:N, uniform:A-B, imix, dist:FILE.csv, pcap:FILE")
     p.add_argument("--count", type=integer("--count", 0),
                    help="frames to generate (synthetic default 100000; pcap: all)")
-    p.add_argument("--cpus", type=integer("--cpus", 1, MAX_CPUS), default=1,
+    p.add_argument("--cpus", type=integer("--cpus"), default=1,
                    help=f"CPUs, one RX queue each (RSS), 1..{MAX_CPUS}")
     p.add_argument("--flows", type=integer("--flows", 1),
                    help="synthetic flows spread by RSS (default 16; a capture's flows are its own)")
