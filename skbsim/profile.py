@@ -775,7 +775,7 @@ def _load_base_profile(spec: str) -> Profile:
             text = data.decode("utf-8")
         except UnicodeDecodeError as err:
             raise InputError(f"profile {shown(spec)}: not UTF-8 text (byte offset {err.start})") from None
-        return parse_profile(text, shown(spec))
+        return parse_profile(text, shown(spec), default_name=os.path.splitext(os.path.basename(spec))[0])
     names = builtin_names()
     nearest = _nearest_builtin(spec, names)
     start = f'base = "{nearest}"' if nearest else 'base = "<a built-in>"'
@@ -796,20 +796,20 @@ def _nearest_builtin(spec: str, names: list[str]) -> str | None:
     return max(below, key=_version_key) if below else None
 
 
-def parse_profile(text: str, origin: str) -> Profile:
+def parse_profile(text: str, origin: str, default_name: str | None = None) -> Profile:
     """A profile from TOML text.  ``base = "6.12"`` in [profile] starts from that built-in profile: the
-    file then sets only what differs (docs/profiles.md)."""
+    file then sets only what differs (docs/profiles.md), its name ``default_name`` unless it gives one."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{origin}: malformed TOML: {err}") from None
     meta = data.get("profile")
     if isinstance(meta, dict) and "base" in meta:
-        return _profile_on_base(data, origin)
+        return _profile_on_base(data, origin, default_name)
     return Profile(data, origin)
 
 
-def _profile_on_base(data: dict, origin: str) -> Profile:
+def _profile_on_base(data: dict, origin: str, default_name: str | None) -> Profile:
     """[profile] base = "<built-in>": that profile with the file's [profile], [constants], [features] and
     [sources] entries laid over it (derive() rechecks the whole)."""
     meta = dict(data["profile"])
@@ -831,7 +831,7 @@ def _profile_on_base(data: dict, origin: str) -> Profile:
     parent = load_profile(base)
     sources = {key: f"{origin}" for key in tables["constants"]}
     sources.update(tables["sources"])
-    meta.setdefault("name", os.path.splitext(os.path.basename(origin.strip("'\"")))[0] or base)
+    meta.setdefault("name", default_name or base)
     meta.setdefault("description", f"{parent.description} [{origin} on {base}]".strip())
     return parent.derive(origin=origin, constants=tables["constants"], features=tables["features"],
                          sources=sources, **meta)

@@ -33,13 +33,14 @@ class TraceWriter:
         self.csv = None
         if self.kind == "csv":
             self.csv = csv.writer(self.file)
-            self._guarded(self.csv.writerow, TRACE_FIELDS)
+            try:
+                self.csv.writerow(TRACE_FIELDS)
+            except OSError as err:
+                raise self._cannot_write(err) from None
 
-    def _guarded(self, write, value) -> None:
-        try:
-            write(value)
-        except OSError as err:  # a full disk: one line, not a traceback
-            raise InputError(f"--trace {shown(self.path)}: cannot write: {err.strerror}") from None
+    def _cannot_write(self, err: OSError) -> InputError:
+        """A full disk is one line, not a traceback."""
+        return InputError(f"--trace {shown(self.path)}: cannot write: {err.strerror}")
 
     def write(self, time_ns: int, cpu: int, frame_len: int, record, outcome: str) -> None:
         if record is None:
@@ -51,7 +52,7 @@ class TraceWriter:
             else:
                 self.file.write(json.dumps(dict(zip(TRACE_FIELDS, row)), separators=(",", ":")) + "\n")
         except OSError as err:
-            raise InputError(f"--trace {shown(self.path)}: cannot write: {err.strerror}") from None
+            raise self._cannot_write(err) from None
 
     def close(self) -> None:
         if self.file.closed:
@@ -59,19 +60,18 @@ class TraceWriter:
         try:
             self.file.close()
         except OSError as err:
-            raise InputError(f"--trace {shown(self.path)}: cannot write: {err.strerror}") from None
+            raise self._cannot_write(err) from None
 
 
-def run_labels(results: list[dict], sep: str = " ") -> list[str]:
-    """A name for each run: kernel and driver, and the options in which the runs differ (all of its
-    options when there is one run), so that no two runs of a comparison share a name."""
+def run_labels(results: list[dict]) -> list[str]:
+    """A name for each run: kernel and driver, and the options in which the runs differ, so that no
+    two runs of a comparison share a name."""
     keys = sorted({key for r in results for key in r["options"]})
     differing = [key for key in keys if len({r["options"].get(key) for r in results}) > 1]
-    shown_keys = keys if len(results) == 1 else differing
     labels = []
     for r in results:
-        opts = ",".join(f"{key}={r['options'][key]}" for key in shown_keys if key in r["options"])
-        labels.append(f"{r['kernel']} {r['driver']}" + (f"{sep}{opts}" if opts else ""))
+        opts = ",".join(f"{key}={r['options'][key]}" for key in differing if key in r["options"])
+        labels.append(f"{r['kernel']} {r['driver']}" + (f" {opts}" if opts else ""))
     return labels
 
 
@@ -131,8 +131,7 @@ def render_summary(results: list[dict], console) -> None:
             **r["driver_stats"]))
         row("skb cache refill failures", lambda r: f"{r['napi_skb_cache']['refill_failures']:,}")
     print_table(console, table)
-    labels = run_labels(results) if len(results) > 1 else [f"{r['kernel']} {r['driver']}" for r in results]
-    for r, label in zip(results, labels):
+    for r, label in zip(results, run_labels(results)):
         leaks = r["leaks"]
         if leaks["clean"]:
             console.print(f"leak check ({label}): clean - every page, slab object and skb was given back")
