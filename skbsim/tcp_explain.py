@@ -18,6 +18,7 @@ _SELECT_WINDOW_RULES = {
 }
 
 TEMPLATES = {
+    "so_rcvbuf": "SO_RCVBUF {val}: min(val, rmem_max {rmem_max}) doubled: sk_rcvbuf {rcvbuf}, locked",
     "select_initial_window": "tcp_select_initial_window: full space {full_space}, MSS {mss}: rcv_wnd {rcv_wnd}, "
                              "window_clamp {window_clamp}, wscale {rcv_wscale} (from max(space, tcp_rmem[2] {rmem2}, "
                              "rmem_max {rmem_max}); 64 KiB cap on the initial window: {u16_cap})",

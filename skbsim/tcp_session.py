@@ -25,7 +25,7 @@ from skbsim.drivers import get_driver
 from skbsim.drivers.base import parse_options
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
-from skbsim.net.core_sock import SOCK_MIN_RCVBUF, __sock_set_rcvbuf, lock_sock, release_sock
+from skbsim.net.core_sock import lock_sock, release_sock
 from skbsim.net.ipv4.ip_input import ip_local_deliver
 from skbsim.net.ipv4.tcp import (
     TCPHDR_ACK,
@@ -39,6 +39,7 @@ from skbsim.net.ipv4.tcp import (
     tcp_skb_cb,
     tcp_sock,
     sk_get_meminfo,
+    sock_setsockopt_rcvbuf,
 )
 from skbsim.net.ipv4.tcp_cong import tcp_ca_find
 from skbsim.net.ipv4.tcp_ipv4 import net_ns, read_host_sysctls, tcp_v4_rcv
@@ -87,8 +88,11 @@ ROUTES = ("fast", "slow", "backlog", "ofo")
 #: relative to the peer's ISN + 1).
 PEER_ISN = 0x1000_0000
 RECEIVER_ISN = 0x7000_0000
-#: The simulated clock when the first step begins (the handshake's final ACK arrives then).
+#: The simulated clock when the first step begins (a multiple of every 1/HZ period, so a jiffies tick
+#: falls 250 us before it), and when the handshake's SYN (and SYN-ACK) and final ACK come before it.
 T0_US = 10_000_000
+SYN_US = T0_US - 2050
+FINAL_ACK_US = T0_US - 2000
 #: The peer's raw window field, in every segment.
 PEER_WINDOW = 65535
 #: The peer's address and port, and the receiver's (TEST-NET addresses).
@@ -210,18 +214,18 @@ class TcpSession:
         listener.icsk_ca_ops = self.ca_ops
         listener.snd_isn = RECEIVER_ISN
         if self.so_rcvbuf is not None:
-            __sock_set_rcvbuf(listener, self.so_rcvbuf, net.sysctl_rmem_max, SOCK_MIN_RCVBUF(kernel.profile))
+            sock_setsockopt_rcvbuf(listener, self.so_rcvbuf)
         syn = self.syn
         tcp_len = self._tcp_header_len()
         # The SYN: through the driver, then the listener answers it.
-        net.now_us = T0_US - self.segment_us
+        net.now_us = SYN_US
         syn_len = 14 + 20 + 20 + _syn_options_len(syn)
         self._deliver_frame(segment_frame(syn_len, syn_len - 14, PEER_ISN, 0, TCPHDR_SYN, syn_len - 34),
                             tcp_skb_cb(PEER_ISN, (PEER_ISN + 1) & U32, 0, TCPHDR_SYN, syn_len - 34, PEER_WINDOW),
                             syn_len - 14, lambda skb: kfree_skb(kernel, skb))
         req, synack = tcp_conn_request(listener, syn, PEER_ISN, mtu)
-        # The final ACK, one segment_us later.
-        net.now_us = T0_US
+        # The final ACK, 50 us later (the live peer answers at once).
+        net.now_us = FINAL_ACK_US
         ack_len = 14 + 20 + tcp_len
         self._deliver_frame(segment_frame(ack_len, ack_len - 14, self.peer_seq, (RECEIVER_ISN + 1) & U32, TCPHDR_ACK,
                                           tcp_len),

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from skbsim.net.core_sock import (
     SOCK_MIN_RCVBUF,
+    __sock_set_rcvbuf,
     release_sock,
     sk_mem_reclaim,
     sock_rfree,
@@ -314,6 +315,13 @@ def tcp_init_sock(sk: tcp_sock) -> None:
     sk.sk_sndbuf = net.sysctl_tcp_wmem[1]
     sk.sk_rcvbuf = net.sysctl_tcp_rmem[1]
     tcp_scaling_ratio_init(sk)
+
+
+def sock_setsockopt_rcvbuf(sk: tcp_sock, val: int) -> None:
+    """net/core/sock.c: sk_setsockopt(SO_RCVBUF): __sock_set_rcvbuf(min(val, rmem_max)) - doubled, at least
+    SOCK_MIN_RCVBUF, and SOCK_RCVBUF_LOCK so autotuning leaves it alone."""
+    __sock_set_rcvbuf(sk, val, sk.net.sysctl_rmem_max, SOCK_MIN_RCVBUF(sk.kernel.profile))
+    tcp_event(sk, "so_rcvbuf", val=val, rmem_max=sk.net.sysctl_rmem_max, rcvbuf=sk.sk_rcvbuf)
 
 
 def tcp_set_window_clamp_values(window_clamp: int, rcv_wnd: int, rcv_ssthresh: int, val: int,

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 UINT_MAX = 0xFFFFFFFF
 
+#: Where the jiffies ticks fall: this many microseconds before every multiple of 1/HZ s of the clock
+#: (the live peer starts its schedule 250 us after a tick; docs/tcp.md).
+TICK_PHASE_US = 250
+
 #: net/core/sock.c: sysctl_rmem_max and sysctl_rmem_default = SK_RMEM_MAX (256 * SKB_TRUESIZE(256)
 #: on x86_64 with a 256-byte aligned sk_buff: 212992).
 SK_RMEM_MAX = 212992
@@ -80,12 +84,13 @@ class net_ns:
         self.sources = f"defaults of {profile.name}"
 
     def jiffies(self) -> int:
-        """jiffies at now_us (the model's jiffies start at 0 with its clock)."""
-        return self.now_us * self.HZ // 1_000_000
+        """jiffies at now_us: a tick every 1/HZ s, the ticks TICK_PHASE_US ahead of the clock's whole
+        milliseconds (docs/tcp.md, "Timing": a tick 250 us before a step's time)."""
+        return (self.now_us + TICK_PHASE_US) * self.HZ // 1_000_000
 
     def jiffies_to_us(self, j: int) -> int:
         """The time jiffy j begins, in microseconds."""
-        return -(-j * 1_000_000 // self.HZ)
+        return -(-j * 1_000_000 // self.HZ) - TICK_PHASE_US
 
 
 #: The host files net_ns.from_host() reads, and what each sets.
