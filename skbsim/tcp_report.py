@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from skbsim.errors import InputError
+from skbsim.commands.common import output_dir, print_table
 
 #: Counters the summary shows even when zero.
 _SUMMARY_COUNTERS = ("PruneCalled", "RcvPruned", "TCPRcvCollapsed", "TCPRcvCoalesce", "TCPRcvQDrop",
@@ -62,26 +62,26 @@ def render_records(result: dict, label: str, console) -> None:
             str(mem["drops"]), str(info["rcv_ssthresh"]), str(info["window_clamp"]), str(info["rcv_wnd"]),
             str(info["rcv_space"]), str(info["rcv_mss"]), _opt(info["scaling_ratio"]),
         )
-    console.print(table)
+    print_table(console, table)
 
 
 def render_explanations(result: dict, label: str, console) -> None:
     """Each record as a line of figures followed by the rules that produced them (--explain)."""
     synack = result["synack"]
-    console.print(f"[bold]{label}[/bold]: SYN-ACK window {synack['win']}, wscale {synack['wscale']}, "
-                  f"MSS {synack['mss']}", highlight=False)
+    console.print(f"{label}: SYN-ACK window {synack['win']}, wscale {synack['wscale']}, MSS {synack['mss']}",
+                  style="bold", markup=False, highlight=False)
     for record in result["steps"]:
         mem, info = record["mem"], record["info"]
         head = f"#{record['i']} {_step_text(record)}"
         if record["action"] == "send":
             head += f" (frame {record['frame_len']}, truesize {record['truesize']}): {record['route']}, {record['verdict']}"
-        console.print(head, highlight=False, style="bold")
+        console.print(head, highlight=False, style="bold", markup=False)
         for line in record.get("explain", []):
-            console.print(f"    {line}", highlight=False)
+            console.print(f"    {line}", highlight=False, markup=False)
         console.print(f"    => ACKs {_acks_text(record['acks']) or 'none'}; rmem {mem['rmem_alloc']}, rcvbuf "
                       f"{mem['rcvbuf']}, fwd {mem['fwd_alloc']}, backlog {mem['backlog']}; rcv_ssthresh "
                       f"{info['rcv_ssthresh']}, window_clamp {info['window_clamp']}, rcv_wnd {info['rcv_wnd']}, "
-                      f"scaling_ratio {info['scaling_ratio']}", highlight=False)
+                      f"scaling_ratio {info['scaling_ratio']}", highlight=False, markup=False)
 
 
 def render_summary(results: list[dict], labels: list[str], console) -> None:
@@ -113,7 +113,7 @@ def render_summary(results: list[dict], labels: list[str], console) -> None:
         row(f"{key} at the end", lambda r, part=part, key=key: last(r, part, key))
     for name in _SUMMARY_COUNTERS:
         row(name, lambda r, name=name: last(r, "counters", name))
-    console.print(table)
+    print_table(console, table)
 
 
 def _opt(value) -> str:
@@ -127,10 +127,7 @@ def write_tcp_plot(directory: str, results: list[dict], labels: list[str]) -> st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"--plot {directory}: cannot create the directory: {err.strerror}") from None
+    output_dir("--plot", directory)
     figure, axes = plt.subplots(2, 2, figsize=(12, 7.5), sharex=True)
     panels = (
         ("advertised window (bytes)", lambda r: advertised_windows(r)),
