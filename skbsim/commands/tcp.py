@@ -74,7 +74,8 @@ def run(args) -> int:
                 render_records(result, _label(result, options), console)
         render_summary(results, [_label(r, o) for r, (_k, o) in zip(results, runs)], console)
     if args.plot:
-        path = write_tcp_plot(args.plot, results, [_label(r, o) for r, (_k, o) in zip(results, runs)])
+        path = write_tcp_plot(args.plot, results, [_label(r, o) for r, (_k, o) in zip(results, runs)],
+                              title="skbsim tcp " + " ".join(args.steps))
         print(f"plot: {shown(path)}", file=sys.stderr)
     return 0
 
