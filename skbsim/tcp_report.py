@@ -104,7 +104,7 @@ def render_summary(results: list[dict], labels: list[str], console) -> None:
     row("queued / coalesced / dropped", lambda r: " / ".join(str(sum(1 for s in sends(r) if (s["verdict"] or "")
                                                                      .startswith(v))) for v in
                                                               ("queued", "coalesced", "dropped")))
-    row("dropped by reason", lambda r: ", ".join(f"{reason} {count}" for reason, count in sorted(
+    row("dropped by reason", lambda r: "\n".join(f"{reason} {count}" for reason, count in sorted(
         Counter(s["verdict"].removeprefix("dropped:") for s in sends(r)
                 if (s["verdict"] or "").startswith("dropped")).items())) or "-")
     row("bytes read", lambda r: sum(s["payload"] or 0 for s in r["steps"] if s["action"] == "read"))

@@ -73,6 +73,20 @@ def test_explain_says_which_rules_fired(capsys):
     assert "tcp_set_window_clamp(512): window_clamp 65536 -> 1152 (floor 1152)" in out
     assert "tcp_prune_queue (can_ingest)" in out
     assert "tcp_select_initial_window" in out
+    # The first ACK acknowledges byte 1000 of the stream; its field 63 is 64512 >> wscale 10 (the right
+    # edge offered before: rcv_wnd 65470 rounded to the 1024-byte unit and kept, 65536 - 1000 rounded up).
+    assert "ACK of byte 1000, window field 63 (x 2^wscale = 64512)" in out
+
+
+def test_summary_counts_drops_by_reason(capsys):
+    # SO_RCVBUF 2048: sk_rcvbuf 2 x 2048 = 4096; one 1460-byte segment (truesize 2304) leaves a zero
+    # window.  The second starts at rcv_nxt: 6.12's tcp_sequence() lets it by (seq is not after
+    # rcv_nxt + 0) and tcp_data_queue() drops it as TCP_ZEROWINDOW; 6.18's also checks its end
+    # (6.17 'tcp: do not accept packets beyond window'): TCP_INVALID_END_SEQUENCE.
+    code, out, _ = _run(capsys, "--kernel", "6.12", "--kernel", "6.18", "--so-rcvbuf", "2048", "--summary",
+                        "send:1460x2")
+    assert code == 0
+    assert "dropped by reason" in out and "TCP_ZEROWINDOW 1" in out and "TCP_INVALID_END_SEQUENCE 1" in out
 
 
 @pytest.mark.parametrize("argv,message", [
