@@ -60,6 +60,12 @@ EXAMPLES: dict[str, list] = {
     "validate": [
         live(["validate", "--json", "--sample", "20", "--routes", "block,frags_iov"]),
     ],
+    "tcp": [
+        ["tcp", "--json", "send:1000x3", "read"],
+        ["tcp", "--json", "--kernel", "6.1", "--kernel", "6.12", "--driver", "ntb", "--opt", "copybreak=0",
+         "--opt", "copybreak=3646", "--so-rcvbuf", "8192", "--syn", "mss=1460,wscale=7,ts=1,sack=1",
+         "hold", "send:1000x4", "release", "readeach", "send:100x5", "wait:10", "read:100"],
+    ],
     "trace": [
         ["run", "--quiet", "--count", "300", "--rcvbuf", "5000", "--app-rate", "0", "--trace"],
     ],
