@@ -44,6 +44,7 @@ from skbsim.net.skbuff import (
     consume_skb,
     kfree_skb,
     napi_alloc_skb,
+    pskb_may_pull,
     skb_frag_t,
     skb_has_frag_list,
     skb_is_gso,
@@ -51,6 +52,7 @@ from skbsim.net.skbuff import (
     skb_push,
     skb_reserve,
 )
+from skbsim.net.ethernet import eth_type_trans
 from skbsim.net.napi import GRO_LEGACY_MAX_SIZE, NETIF_F_GRO, napi_skb_cache_put
 
 if TYPE_CHECKING:
@@ -272,8 +274,6 @@ def skb_gro_header(kernel: Kernel, skb: sk_buff, hlen: int) -> bool:
     model also needs the bytes themselves in skb.header_bytes: a capture cut
     shorter than the headers reads as a packet too short for them.
     """
-    from skbsim.net.skbuff import pskb_may_pull
-
     header = skb.header_bytes
     if header is None or len(header) < ETH_HLEN + hlen:
         return False
@@ -410,6 +410,11 @@ def gro_list_prepare(bucket: gro_list, skb: sk_buff) -> None:
         p.cb.same_flow = int((p.header_bytes or b"")[:ETH_HLEN] == mac)
 
 
+#: net_hotdata.offload_base: EtherType -> the protocol's gro_receive (dev_add_offload(); skbsim.net.ipv4
+#: registers ETH_P_IP when imported, at the end of this module, as inet_init() does at boot).
+PACKET_OFFLOADS: dict[int, Callable] = {}
+
+
 def dev_gro_receive(kernel: Kernel, gro: gro_node, skb: sk_buff, deliver: Deliver) -> int:
     """net/core/gro.c: dev_gro_receive() - merge into a held skb, hold, or pass up (GRO_NORMAL).
 
@@ -419,12 +424,11 @@ def dev_gro_receive(kernel: Kernel, gro: gro_node, skb: sk_buff, deliver: Delive
     flush goes up alone; otherwise it is held (a full bucket first
     completes its oldest), its headers pulled out of frags[0].
     """
-    from skbsim.net.ipv4.af_inet import inet_gro_receive
-
     index = skb.hash & (GRO_HASH_BUCKETS - 1)
     bucket = gro.hash[index]
     cb = skb.cb
-    if netif_elide_gro(skb.dev) or skb.protocol != ETH_P_IP:
+    gro_receive = PACKET_OFFLOADS.get(skb.protocol)
+    if netif_elide_gro(skb.dev) or gro_receive is None:
         return _gro_normal(kernel, gro, skb, index)
     gro_list_prepare(bucket, skb)
     cb.flush = int(skb_has_frag_list(skb))
@@ -434,7 +438,7 @@ def dev_gro_receive(kernel: Kernel, gro: gro_node, skb: sk_buff, deliver: Delive
         cb.count = shinfo.gso_segs
         if not shinfo.gso_type & (SKB_GSO_TCPV4 | SKB_GSO_TCPV6) or shinfo.gso_type & SKB_GSO_DODGY:
             cb.flush = 1
-    pp = inet_gro_receive(kernel, bucket.list, skb)
+    pp = gro_receive(kernel, bucket.list, skb)
     if cb.th is not None:
         gro.stats.tcp_segments += 1
     ret = GRO_MERGED_FREE if cb.free else GRO_MERGED
@@ -595,8 +599,6 @@ def napi_frags_skb(kernel: Kernel, napi: napi_struct) -> sk_buff | None:
 def napi_frags_finish(kernel: Kernel, napi: napi_struct, skb: sk_buff, ret: int, deliver: Deliver) -> int:
     """net/core/gro.c: napi_frags_finish() - eth_type_trans() for what goes up or is held;
     a frags-moved skb is reused as napi->skb, a stolen head's sk_buff goes to the NAPI cache."""
-    from skbsim.net.ethernet import eth_type_trans
-
     stats = napi.gro.stats
     if ret in (GRO_NORMAL, GRO_HELD):
         skb_push(skb, ETH_HLEN)
@@ -782,3 +784,6 @@ def _merged(kernel: Kernel, p: sk_buff, lp: sk_buff, skb: sk_buff, segs: int, le
     if kernel.explain is not None:
         kernel.note(f"skb_gro_receive: {branch}: {length} bytes, truesize += {delta} "
                     f"(p: {p.cb.count} segments, len {p.len}, truesize {p.truesize})")
+
+
+import skbsim.net.ipv4.af_inet  # noqa: E402,F401 - registers the IPv4 offload (see PACKET_OFFLOADS)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from skbsim.net.gro import ETH_HLEN, skb_gro_header, skb_gro_len, skb_gro_pull
+from skbsim.net.gro import ETH_HLEN, ETH_P_IP, PACKET_OFFLOADS, skb_gro_header, skb_gro_len, skb_gro_pull
 
 if TYPE_CHECKING:
     from skbsim.kernel import Kernel
@@ -34,6 +34,9 @@ IP_CE = 0x8000
 IP_DF = 0x4000
 IP_MF = 0x2000
 IP_OFFSET = 0x1FFF
+
+#: inet_offloads[]: IP protocol -> its gro_receive (registered by tcp_offload and udp_offload, imported below).
+INET_OFFLOADS: dict = {}
 
 _IPHDR = struct.Struct(">BBHHHBBH4s4s")
 _WORDS = struct.Struct(">10H")
@@ -67,17 +70,13 @@ def inet_gro_receive(kernel: Kernel, head: list, skb: sk_buff):
     fragment bit but DF.  Held skbs with another protocol or address pair
     stop being same_flow.
     """
-    from skbsim.net.ipv4.tcp_offload import tcp4_gro_receive
-    from skbsim.net.ipv4.udp_offload import udp4_gro_receive
-
     cb = skb.cb
     off = cb.data_offset
     flush = 1
     pp = None
     if skb_gro_header(kernel, skb, off + 20):
         iph = cb.iph = iphdr(skb.header_bytes, ETH_HLEN + off)
-        receive = tcp4_gro_receive if iph.protocol == IPPROTO_TCP else (
-            udp4_gro_receive if iph.protocol == IPPROTO_UDP else None)
+        receive = INET_OFFLOADS.get(iph.protocol)
         if receive is not None and iph.ver_ihl == 0x45 and not ip_is_fragment(iph) and iph.csum_ok:
             cb.proto = iph.protocol
             flush = ((iph.tot_len ^ skb_gro_len(skb)) | (iph.frag_off & ~IP_DF)) & 0xFFFF
@@ -128,3 +127,8 @@ def inet_gro_complete(skb: sk_buff) -> None:
     (The IP total length and checksums the kernel rewrites live in the
     payload bytes the model does not keep.)
     """
+
+
+PACKET_OFFLOADS[ETH_P_IP] = inet_gro_receive
+import skbsim.net.ipv4.tcp_offload  # noqa: E402,F401 - registers INET_OFFLOADS[IPPROTO_TCP]
+import skbsim.net.ipv4.udp_offload  # noqa: E402,F401 - registers INET_OFFLOADS[IPPROTO_UDP]

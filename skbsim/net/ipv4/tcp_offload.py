@@ -24,6 +24,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from skbsim.net.gro import ETH_HLEN, skb_gro_header, skb_gro_len, skb_gro_pull, skb_gro_receive
+from skbsim.net.ipv4.af_inet import INET_OFFLOADS, IPPROTO_TCP, inet_gro_flush
 from skbsim.net.skbuff import skb_is_gso
 
 if TYPE_CHECKING:
@@ -102,8 +103,6 @@ def tcp_gro_lookup(head: list, th: tcphdr):
 def tcp_gro_receive(kernel: Kernel, head: list, skb: sk_buff, th: tcphdr):
     """net/ipv4/tcp_offload.c: tcp_gro_receive() - merge into the flow's held skb; the held skb to
     complete (or None).  ``skb.cb.flush_reason`` says why one is returned."""
-    from skbsim.net.ipv4.af_inet import inet_gro_flush
-
     cb = skb.cb
     length = skb_gro_len(skb)
     flags = th.flags
@@ -162,3 +161,6 @@ def tcp_gro_receive(kernel: Kernel, head: list, skb: sk_buff, th: tcphdr):
         cb.flush_reason = reason if not cb.same_flow else final
     cb.flush |= int(flush)
     return pp
+
+
+INET_OFFLOADS[IPPROTO_TCP] = tcp4_gro_receive

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from skbsim.net.gro import skb_gro_header
+from skbsim.net.ipv4.af_inet import INET_OFFLOADS, IPPROTO_UDP
 
 if TYPE_CHECKING:
     from skbsim.kernel import Kernel
@@ -23,3 +24,6 @@ def udp4_gro_receive(kernel: Kernel, head: list, skb: sk_buff):
     skb_gro_header(kernel, skb, skb.cb.data_offset + 8)
     skb.cb.flush = 1
     return None
+
+
+INET_OFFLOADS[IPPROTO_UDP] = udp4_gro_receive
