@@ -66,11 +66,12 @@ def test_the_fast_engine_leaves_tcp_through_gro_to_the_reference_engine():
     result, _, why = simulate_engine(tcp, "fast")
     assert result["engine"] == "reference" and why == unsupported(tcp) and "gro" in result
     # With GRO off a TCP run is the fast engine's, with the same JSON as the reference engine's.
-    off = RunConfig(kernel="6.12", options={"rx": "build_skb", "gro": "0"}, traffic="tcp-bulk", count=500)
-    fast, _, why = simulate_engine(off, "fast")
-    reference, _ = simulate(off)
-    assert why is None and fast["engine"] == "fast"
-    assert {**fast, "engine": ""} == {**reference, "engine": ""}
+    for rx in ("build_skb", "legacy"):
+        off = RunConfig(kernel="6.12", options={"rx": rx, "gro": "0"}, traffic="tcp-bulk", count=500, flows=3)
+        fast, _, why = simulate_engine(off, "fast")
+        reference, _ = simulate(off)
+        assert why is None and fast["engine"] == "fast"
+        assert {**fast, "engine": ""} == {**reference, "engine": ""}
 
 
 def test_a_tcp_capture_is_merged_and_sends_the_run_to_the_reference_engine(tmp_path):

@@ -185,8 +185,9 @@ class SyntheticTcpTemplate:
         self._partial_sum = _ones_complement_sum(
             struct.pack(">BBHHHBBH", 0x45, 0, 0, 0, 0x4000, 64, IPPROTO_TCP, 0) + src_addr + dst_addr)
 
-    def build(self, length: int, seq: int, ip_id: int, tsval: int = 0, flags: int = TCP_FLAG_ACK) -> bytes:
-        """First ``min(length, 128)`` bytes of a segment frame of ``length`` bytes."""
+    def build(self, length: int, seq: int = 0, ip_id: int = 0, tsval: int = 0, flags: int = TCP_FLAG_ACK) -> bytes:
+        """First ``min(length, 128)`` bytes of a segment frame of ``length`` bytes (the header layout,
+        as eth_get_headlen() reads it, does not depend on seq, ip_id or tsval)."""
         if length < self.header_len:
             raise ValueError(f"a TCP frame of {length} bytes cannot hold its {self.header_len} header bytes")
         total_len = length - 14
