@@ -34,7 +34,7 @@ NETDEV_BUDGET = 300
 #: netdev_budget_usecs defaults to 2 * USEC_PER_SEC / HZ: two jiffies.
 NETDEV_BUDGET_NS = 2 * 1_000_000_000 // HZ
 
-_ARRIVAL, _POLL, _READ = 0, 1, 2
+_ARRIVAL, _POLL, _READ, _GRO_TIMER = 0, 1, 2, 3
 
 
 @dataclass
@@ -106,7 +106,7 @@ class _CpuState:
     """One CPU's NIC queue and NAPI instance, as the simulator schedules them."""
 
     __slots__ = ("cpu", "napi", "queue", "scheduled", "budget_left", "round_start", "busy_until", "oversize_seen",
-                 "ring_seen")
+                 "ring_seen", "timer_due")
 
     def __init__(self, cpu: int, napi: napi_struct, queue):
         self.cpu = cpu
@@ -119,6 +119,8 @@ class _CpuState:
         # The queue's drop counters as far as the simulator has accounted for them.
         self.oversize_seen = queue.stats.oversize_drops
         self.ring_seen = queue.stats.ring_drops
+        # When the NAPI's GRO flush timer fires (hrtimer_start() re-arms it: only the latest counts).
+        self.timer_due = -1
 
 
 class Simulation:
@@ -214,8 +216,10 @@ class Simulation:
                 self.now = time_ns
                 if kind == _POLL:
                     self._poll(cpus[cpu])
-                else:
+                elif kind == _READ:
                     self._app_read()
+                else:
+                    self._gro_timer(cpus[cpu], time_ns)
                 continue
             if pending is None:
                 break
@@ -271,11 +275,21 @@ class Simulation:
     def _raise_irq(self, state: _CpuState, time_ns: int) -> None:
         """Hard IRQ -> napi_schedule(): NET_RX softirq runs after the IRQ latency."""
         self.irqs += 1
+        self._napi_schedule(state, time_ns + self.irq_latency_ns)
+
+    def _napi_schedule(self, state: _CpuState, time_ns: int) -> None:
         state.scheduled = True
-        start = max(time_ns + self.irq_latency_ns, state.busy_until)
+        start = max(time_ns, state.busy_until)
         state.budget_left = NETDEV_BUDGET
         state.round_start = start
         self._push(start, _POLL, state.cpu)
+
+    def _gro_timer(self, state: _CpuState, time_ns: int) -> None:
+        """net/core/dev.c: napi_watchdog() - the GRO flush timer schedules the NAPI unless it is
+        scheduled already; the poll finds no work and napi_complete_done() passes everything up."""
+        if time_ns != state.timer_due or state.scheduled:
+            return
+        self._napi_schedule(state, time_ns)
 
     # -- NAPI ---------------------------------------------------------------------------------------
 
@@ -289,6 +303,8 @@ class Simulation:
         stats = state.queue.stats
         taken_before = stats.frames + stats.frames_dropped
         kernel.jiffies = self.now * HZ // 1_000_000_000
+        napi = state.napi
+        napi.timer_ns = 0
         with kernel.softirq(cpu):
             skb_defer_free_flush(kernel)
             budget = min(NAPI_POLL_WEIGHT, state.budget_left)
@@ -303,6 +319,10 @@ class Simulation:
         end = self.now + max(work, len(delivered)) * cost
         state.busy_until = end
         state.budget_left -= work
+        if napi.timer_ns:
+            # napi_complete_done() kept skbs in GRO and armed the flush timer.
+            state.timer_due = end + napi.timer_ns
+            self._push(state.timer_due, _GRO_TIMER, cpu)
         # With no traffic left, a poll that took no frame off the ring (an allocation keeps
         # failing) would be retried for ever: NAPI ends instead, and the frames still on
         # the ring are dropped when it is closed.

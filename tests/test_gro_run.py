@@ -135,3 +135,19 @@ def test_tcp_bulk_segments():
         assert len(tsvals) == 1
     # 1460 without timestamps: 1514-byte frames
     assert {f.length for f in parse_traffic("tcp-bulk:ts=0", count=5)} == {1514}
+
+
+def test_gro_flush_timeout_lets_tun_writes_merge_and_the_timer_passes_them_up():
+    # 50 blocking writes 1 us apart on 6.18, gro_flush_timeout 2 ms: each write's poll completes NAPI
+    # with work done, so napi_complete_done() keeps what was held during this jiffy (4 ms: all of it)
+    # and arms the timer.  45 segments fill an aggregate (the 46th would pass gro_max_size: 1500 +
+    # 45 * 1448 >= 65536); the last 5 go up when the timer's poll, 2 ms after the last write, finds no
+    # work.  tun_alloc_skb() skbs have kmalloc'ed heads (truesize 2304) and chain on the frag_list:
+    # 45 * 2304 = 103680, as the live kernel shows (tests/live/test_live_gro.py).
+    result, _ = simulate(RunConfig(kernel="6.18", driver="tun", options={"napi": "1", "gro_flush_timeout": "2000000"},
+                                       traffic="tcp-bulk", flows=1, count=50))
+    gro = result["gro"]
+    assert (gro["skbs_out"], gro["merged"]["frag_list"]) == (2, 48)
+    assert gro["flushes"] == {"gro_max_size": 1, "napi_complete": 1}
+    assert gro["truesize_per_aggregate"] == (45 * 2304 + 5 * 2304) / 2
+    assert result["leaks"]["clean"]

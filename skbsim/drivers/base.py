@@ -251,14 +251,17 @@ class Driver:
         return [f"{option.name}={option.default}: {option.help}" for option in self.options]
 
 
-#: What every NAPI driver's device accepts about GRO: ``ethtool -K DEV gro on|off`` and
-#: ``ip link set DEV gro_max_size N gro_ipv4_max_size N``.
+#: What every NAPI driver's device accepts about GRO: ``ethtool -K DEV gro on|off``,
+#: ``ip link set DEV gro_max_size N gro_ipv4_max_size N`` and its gro_flush_timeout.
 GRO_OPTIONS = (
     DriverOption("gro", "1", "0: GRO off (ethtool -K DEV gro off, netif_elide_gro()): every skb goes up as the "
                  "driver built it", choice_option("gro", ("0", "1"))),
     DriverOption("gro_max_size", str(GRO_LEGACY_MAX_SIZE), f"GRO's aggregate size limit in bytes (ip link set DEV "
                  f"gro_max_size N gro_ipv4_max_size N), 1..{GRO_MAX_SIZE}; above 65536 is BIG TCP",
                  int_option("gro_max_size", 1, GRO_MAX_SIZE)),
+    DriverOption("gro_flush_timeout", "0", "ns (/sys/class/net/DEV/gro_flush_timeout), 0..1000000000: a poll that "
+                 "did work keeps what GRO held during this jiffy and a timer passes it up after this long",
+                 int_option("gro_flush_timeout", 0, 1_000_000_000)),
 )
 
 
@@ -266,6 +269,7 @@ def netdev_set_gro(dev: net_device, values: dict[str, object]) -> None:
     """Apply parsed :data:`GRO_OPTIONS` to the device (the NAPI drivers' open_queue calls it)."""
     netif_set_gro(dev, values["gro"] == "1")
     dev.gro_max_size = dev.gro_ipv4_max_size = values["gro_max_size"]
+    dev.gro_flush_timeout = values["gro_flush_timeout"]
 
 
 def synthetic_header_template() -> SyntheticHeaderTemplate:

@@ -582,7 +582,8 @@ def poll(kernel: Kernel, queue: TunQueue, budget: int, deliver) -> int:
     IFF_NAPI_FRAGS, the rest of its write's napi_gro_frags() (the Ethernet
     header pushed back first, as tun_get_user() left it) and napi_complete().
     Without IFF_NAPI, netif_receive_skb(): straight to ``deliver``.  With
-    IFF_NAPI the queue's NAPI is unscheduled once its queue is empty.
+    IFF_NAPI the queue's NAPI is unscheduled once its queue is empty, and a
+    poll that finds nothing (the GRO flush timer's) completes NAPI.
     """
     stats = queue.stats
     stats.polls += 1
@@ -608,6 +609,9 @@ def poll(kernel: Kernel, queue: TunQueue, budget: int, deliver) -> int:
         else:
             deliver(skb)
         done += 1
+    if napi_enabled and not frags and not done:
+        # A poll with nothing queued (the GRO flush timer's): tun_napi_poll() completes NAPI.
+        napi_complete_done(kernel, napi, 0, deliver)
     if napi_enabled and not frags and done < budget:
         tfile.napi_scheduled = False
     return done
