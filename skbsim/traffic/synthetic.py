@@ -278,11 +278,17 @@ class SyntheticSource(FrameSource):
         self.rss = rss
         self.headers = headers
 
+    #: What the flows carry, for describe().
+    FLOW_PROTOCOL = "UDP/IPv4"
+
     def describe(self) -> str:
-        return (f"{self.lengths.describe()}; {self.count} frames; "
-                f"{self.flows} UDP/IPv4 flow{'s' if self.flows != 1 else ''}; "
+        return (f"{self._describe_frames()}; {self.count} frames; "
+                f"{self.flows} {self.FLOW_PROTOCOL} flow{'s' if self.flows != 1 else ''}; "
                 f"{describe_arrivals(self.rate, self.arrival)}; seed {self.seed}; "
                 f"{self.rss.describe()}")
+
+    def _describe_frames(self) -> str:
+        return self.lengths.describe()
 
     def length_batches(self, n: int) -> Iterator[list[int]]:
         take_lengths = self.lengths.sampler(self.seed)
@@ -416,11 +422,10 @@ class TcpBulkSource(SyntheticSource):
                          arrival=arrival, rss=rss, headers=headers)
         self.tcp = tcp
 
-    def describe(self) -> str:
-        return (f"{self.tcp.describe()}; {self.count} frames; "
-                f"{self.flows} TCP/IPv4 flow{'s' if self.flows != 1 else ''}; "
-                f"{describe_arrivals(self.rate, self.arrival)}; seed {self.seed}; "
-                f"{self.rss.describe()}")
+    FLOW_PROTOCOL = "TCP/IPv4"
+
+    def _describe_frames(self) -> str:
+        return self.tcp.describe()
 
     def _flow_state(self, index: int) -> "_TcpFlowState":
         src, dst, src_port, dst_port, _ = synthetic_flow(self.seed, index)
