@@ -52,7 +52,7 @@ from skbsim.net.skbuff import (
     skb_push,
     skb_reserve,
 )
-from skbsim.net.ethernet import eth_type_trans
+from skbsim.net.ethernet import ETH_HLEN, ETH_P_IPV6, IPPROTO_TCP, eth_type_trans
 from skbsim.net.napi import GRO_LEGACY_MAX_SIZE, NETIF_F_GRO, napi_skb_cache_put
 
 if TYPE_CHECKING:
@@ -68,9 +68,6 @@ MAX_GRO_SKBS = 8
 GRO_HASH_BUCKETS = 8
 #: net.core.gro_normal_batch (net_hotdata.gro_normal_batch), 8 in every release.
 GRO_NORMAL_BATCH = 8
-ETH_HLEN = 14
-ETH_P_IP = 0x0800
-ETH_P_IPV6 = 0x86DD
 E2BIG = 7
 ETOOMANYREFS = 109
 
@@ -80,7 +77,6 @@ GRO_MERGED_FREE = 1
 GRO_HELD = 2
 GRO_NORMAL = 3
 GRO_CONSUMED = 4
-GRO_RESULT_NAMES = ("GRO_MERGED", "GRO_MERGED_FREE", "GRO_HELD", "GRO_NORMAL", "GRO_CONSUMED")
 
 # include/net/gro.h: NAPI_GRO_CB(skb)->free
 NAPI_GRO_FREE = 1
@@ -707,7 +703,7 @@ def skb_gro_receive(kernel: Kernel, p: sk_buff, skb: sk_buff) -> int:
         return -E2BIG
     if p.len + length >= GRO_LEGACY_MAX_SIZE:
         # Beyond 64K only TCP, and IPv4 only where it has its own limit (BIG TCP for IPv4, 6.3+).
-        big_tcp = cb.proto == 6 and (p.protocol == ETH_P_IPV6 or kernel.profile.has("gro_ipv4_max_size"))
+        big_tcp = cb.proto == IPPROTO_TCP and (p.protocol == ETH_P_IPV6 or kernel.profile.has("gro_ipv4_max_size"))
         if not big_tcp:
             if explain:
                 kernel.note(f"skb_gro_receive: p->len {p.len} + {length} >= GRO_LEGACY_MAX_SIZE {GRO_LEGACY_MAX_SIZE}")

@@ -21,7 +21,8 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from skbsim.net.gro import ETH_HLEN, ETH_P_IP, PACKET_OFFLOADS, skb_gro_header, skb_gro_len, skb_gro_pull
+from skbsim.net.ethernet import ETH_HLEN, ETH_P_IP
+from skbsim.net.gro import PACKET_OFFLOADS, skb_gro_header, skb_gro_len, skb_gro_pull
 
 if TYPE_CHECKING:
     from skbsim.kernel import Kernel

@@ -23,7 +23,8 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from skbsim.net.gro import ETH_HLEN, skb_gro_header, skb_gro_len, skb_gro_pull, skb_gro_receive
+from skbsim.net.ethernet import ETH_HLEN
+from skbsim.net.gro import E2BIG, skb_gro_header, skb_gro_len, skb_gro_pull, skb_gro_receive
 from skbsim.net.ipv4.af_inet import INET_OFFLOADS, IPPROTO_TCP, inet_gro_flush
 from skbsim.net.skbuff import skb_is_gso
 
@@ -138,7 +139,7 @@ def tcp_gro_receive(kernel: Kernel, head: list, skb: sk_buff, th: tcphdr):
         if not reason:
             err = skb_gro_receive(kernel, p, skb)
             if err:
-                reason = "gro_max_size" if err == -7 else "page_pool_mix"
+                reason = "gro_max_size" if err == -E2BIG else "page_pool_mix"
         if reason:
             mss = 1
         else:
