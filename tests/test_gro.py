@@ -377,3 +377,30 @@ def test_merging_conserves_bytes_segments_and_truesize(release, mode, stream, po
     assert stats.merged == len(merged) and stats.received == len(skbs)
     assert stats.truesize_up == sum(s.truesize for s in up)
     _finish(kernel, built, up)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_a_poll_that_uses_its_budget_flushes_gro(release):
+    from skbsim.drivers import ice
+
+    kernel = Kernel(release)
+    dev = net_device("eth0")
+    napi = napi_struct(dev)
+    with kernel.softirq():
+        ring = ice.ice_open_queue(kernel, dev, napi, {"rx": "build_skb"})
+    for frame in segments(70):
+        assert ice.ice_nic_receive(kernel, ring, frame)
+    first, second = [], []
+    # The first poll takes its budget of 64 frames: segment 46 ends the first aggregate (gro_max_size),
+    # 46..64 (19 segments) are held when the budget runs out, and __napi_poll() completes them (HZ 250
+    # < 1000: everything, not only what is older than this jiffy).  The second poll does the last 6 and
+    # completes NAPI.
+    assert ice.DRIVER.poll(kernel, ring, 64, first.append) == 64
+    assert ice.DRIVER.poll(kernel, ring, 64, second.append) == 6
+    assert [s.shinfo.gso_segs for s in first] == [45, 19] and [s.shinfo.gso_segs for s in second] == [6]
+    assert napi.gro.stats.flushes == {"gro_max_size": 1, "budget": 1, "napi_complete": 1}
+    with kernel.softirq():
+        for skb in first + second:
+            kfree_skb(kernel, skb)
+        ice.ice_clean_rx_ring(kernel, ring)
+    kernel.assert_no_leaks()
