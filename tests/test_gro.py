@@ -404,3 +404,23 @@ def test_a_poll_that_uses_its_budget_flushes_gro(release):
             kfree_skb(kernel, skb)
         ice.ice_clean_rx_ring(kernel, ring)
     kernel.assert_no_leaks()
+
+
+def test_gso_skbs_from_a_driver():
+    # What virtio_net hands up for a GSO packet from the host: gso_size and gso_type set by
+    # virtio_net_hdr_to_skb(), SKB_GSO_DODGY, gso_segs 0.  GRO only merges TCP GSO skbs that are not
+    # DODGY; their count is gso_segs, and a following segment must match their gso_size.
+    from skbsim.net.skbuff import SKB_GSO_DODGY, SKB_GSO_TCPV4
+
+    kernel = Kernel("6.18")
+    built = BuiltSkbs(kernel, rx="build_skb", mtu=9000)
+    big, after, dodgy = built.build([tcp_frame(1_000_000, 3 * 1448, ip_id=1), tcp_frame(1_000_000 + 3 * 1448, 1448, ip_id=4),
+                                     tcp_frame(2_000_000, 2 * 1448, ip_id=9, sport=41000)])
+    big.shinfo.gso_size, big.shinfo.gso_type, big.shinfo.gso_segs = 1448, SKB_GSO_TCPV4, 3
+    dodgy.shinfo.gso_size, dodgy.shinfo.gso_type = 1448, SKB_GSO_TCPV4 | SKB_GSO_DODGY
+    up, results = _gro(kernel, built.napi, [big, after, dodgy])
+    # big is held with count 3 and keeps its gso_size; after merges (1448 - 1 < 1448, seq right after
+    # big's 3 * 1448 bytes, IP ID 1 + count 3): 4 segments; the DODGY one goes up alone.
+    assert results == [GRO_HELD, GRO_MERGED_FREE, GRO_NORMAL]
+    assert [(s.len, s.shinfo.gso_segs) for s in up] == [(52 + 2 * 1448, 0), (52 + 4 * 1448, 4)]
+    _finish(kernel, built, up)
