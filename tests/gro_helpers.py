@@ -6,14 +6,14 @@ from skbsim.drivers import DRIVERS
 from skbsim.net.gro import gro_stats, netif_set_gro
 from skbsim.net.napi import napi_struct, net_device
 from skbsim.net.skbuff import kfree_skb
+from skbsim.traffic.frame import SYNTHETIC_DST_MAC as DST_MAC
+from skbsim.traffic.frame import SYNTHETIC_SRC_MAC as SRC_MAC
+from skbsim.traffic.frame import TCP_FLAG_ACK as ACK
+from skbsim.traffic.frame import TCP_FLAG_PSH as PSH
 from skbsim.traffic.frame import Frame
 
 SRC = bytes((198, 18, 0, 1))
 DST = bytes((192, 0, 2, 1))
-DST_MAC = bytes.fromhex("020000000001")
-SRC_MAC = bytes.fromhex("020000000002")
-ACK = 0x10
-PSH = 0x08
 CWR = 0x80
 FIN = 0x01
 

@@ -398,15 +398,6 @@ def ipv4_udp_frame(length: int, dst_mac: bytes, src_mac: bytes, src_ip: str, dst
 IPV4_TCP_TS_OVERHEAD = ETH_HLEN + 20 + 32
 
 
-def _ones_complement(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
 def ipv4_tcp_frame(payload: int, dst_mac: bytes, src_mac: bytes, src_ip: str, dst_ip: str, src_port: int,
                    dst_port: int, seq: int, *, ip_id: int = 0, ack_seq: int = 1, flags: int = 0x10,
                    tsval: int | None = 1, tsecr: int = 1, window: int = 502, df: bool = True, ttl: int = 64) -> bytes:
@@ -420,8 +411,8 @@ def ipv4_tcp_frame(payload: int, dst_mac: bytes, src_mac: bytes, src_ip: str, ds
     thlen = 20 + len(options)
     tcp = struct.pack("!HHIIBBHHH", src_port, dst_port, seq & 0xFFFFFFFF, ack_seq, (thlen // 4) << 4, flags,
                       window, 0, 0) + options
-    pseudo = src + dst + struct.pack("!BBH", 0, 6, thlen + payload)
-    checksum = ~_ones_complement(pseudo + tcp + body) & 0xFFFF
+    summed = src + dst + struct.pack("!BBH", 0, 6, thlen + payload) + tcp + body  # pseudo-header first
+    checksum = _ipv4_checksum(summed + b"\0" * (len(summed) % 2))
     tcp = tcp[:16] + struct.pack("!H", checksum) + tcp[18:]
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + thlen + payload, ip_id & 0xFFFF, 0x4000 if df else 0,
                          ttl, 6, 0, src, dst)
