@@ -259,6 +259,27 @@ FEATURES = {
         "the SACK compression timer: 5 % of the RTT ('rtt_div_20') or tcp_comp_sack_rtt_percent of it "
         "('rtt_percent', 6.19 'tcp: add net.ipv4.tcp_comp_sack_rtt_percent'), at most tcp_comp_sack_delay_ns",
     ),
+    # -- GRO --
+    "gro_ipv4_max_size": (
+        bool,
+        None,
+        "GRO's size limit for IPv4 is dev->gro_ipv4_max_size and IPv4 TCP may pass GRO_LEGACY_MAX_SIZE (BIG TCP, "
+        "6.3+: 'net: add gso_ipv4_max_size and gro_ipv4_max_size per device', 'net: add support for ipv4 big "
+        "tcp'); false: dev->gro_max_size for all and IPv4 stops below 64K (6.1)",
+    ),
+    "tcp_gro_cwr": (
+        str,
+        ("set", "set_or_changed"),
+        "tcp_gro_receive() and CWR: 'set' = a segment with CWR completes the held skb, a differing CWR is "
+        "otherwise ignored (up to 6.12); 'set_or_changed' = CWR is compared like the other flags too (6.18: "
+        "'gro: prevent ACE field corruption & better AccECN handling')",
+    ),
+    "gro_fixed_ip_id": (
+        str,
+        ("df_only", "any"),
+        "GRO accepts a flow whose IPv4 ID does not change only with DF set ('df_only', up to 6.17) or with or "
+        "without DF ('any', 6.18: 'net: gro: remove unnecessary df checks')",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.

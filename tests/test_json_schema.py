@@ -37,6 +37,7 @@ EXAMPLES: dict[str, list] = {
          "--opt", "rx=legacy", "--engine", "reference"],
         ["run", "--quiet", "--json", "--count", "300", "--driver", "tun", "--driver", "copybreak", "--cpus", "2",
          "--fault", "slab:probability=0.1", "--app-rate", "0"],
+        ["run", "--quiet", "--json", "--count", "300", "--traffic", "tcp-bulk", "--opt", "rx=build_skb"],
     ],
     "alloc": [
         ["alloc", "--json", "--len", "256"],
