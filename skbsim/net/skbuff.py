@@ -57,6 +57,12 @@ SKB_ALLOC_FCLONE = 0x01
 SKB_ALLOC_RX = 0x02
 SKB_ALLOC_NAPI = 0x04
 
+# include/linux/skbuff.h: skb->ip_summed
+CHECKSUM_NONE = 0
+CHECKSUM_UNNECESSARY = 1
+CHECKSUM_COMPLETE = 2
+CHECKSUM_PARTIAL = 3
+
 # include/linux/skbuff.h: enum skb_fclone_type
 SKB_FCLONE_UNAVAILABLE = 0
 SKB_FCLONE_ORIG = 1
@@ -86,12 +92,16 @@ class skb_frag_t:
 class skb_shared_info:
     """include/linux/skbuff.h: struct skb_shared_info (at skb->head + skb->end)."""
 
-    __slots__ = ("frags", "dataref", "frag_list")
+    __slots__ = ("frags", "dataref", "frag_list", "gso_size", "gso_segs", "gso_type")
 
     def __init__(self) -> None:
         self.frags: list[skb_frag_t] = []
         self.dataref = 1
-        self.frag_list = None
+        # The first skb of the chain (linked by sk_buff.next), or None.
+        self.frag_list: sk_buff | None = None
+        self.gso_size = 0
+        self.gso_segs = 0
+        self.gso_type = 0
 
     @property
     def nr_frags(self) -> int:
@@ -145,6 +155,8 @@ class sk_buff:
         "path",
         "sk",
         "alloc_cpu",
+        "next",
+        "ip_summed",
     )
 
     def __init__(self, addr: int, skb_from: str):
@@ -174,6 +186,9 @@ class sk_buff:
         self.path = ""
         self.sk = None
         self.alloc_cpu = 0
+        # The next skb of a frag_list chain (or of any list the skb is on).
+        self.next: sk_buff | None = None
+        self.ip_summed = CHECKSUM_NONE
 
     @property
     def nr_frags(self) -> int:
@@ -282,6 +297,14 @@ def skb_coalesce_rx_frag(skb: sk_buff, i: int, size: int, truesize: int) -> None
     skb.truesize += truesize
 
 
+def skb_can_coalesce(skb: sk_buff, i: int, page: Page, off: int) -> bool:
+    """include/linux/skbuff.h: skb_can_coalesce() - does (page, off) continue frag i - 1 exactly?"""
+    if i:
+        frag = skb.shinfo.frags[i - 1]
+        return frag.page is page and off == frag.offset + frag.size
+    return False
+
+
 def skb_cloned(skb: sk_buff) -> bool:
     """include/linux/skbuff.h: skb_cloned() - the data is shared with a clone."""
     return skb.cloned and skb.shinfo.dataref != 1
@@ -311,6 +334,20 @@ def __pskb_pull_tail(kernel: Kernel, skb: sk_buff, delta: int) -> bool:
     skb.shinfo.frags = kept
     skb.data_len -= delta
     return True
+
+
+def pskb_may_pull(kernel: Kernel, skb: sk_buff, length: int) -> bool:
+    """include/linux/skbuff.h: pskb_may_pull() - make the first ``length`` bytes linear.
+
+    False when the skb is shorter than that; otherwise the missing bytes
+    are pulled from the frags into the head (see :func:`__pskb_pull_tail`).
+    """
+    headlen = skb.len - skb.data_len
+    if length <= headlen:
+        return True
+    if length > skb.len:
+        return False
+    return __pskb_pull_tail(kernel, skb, length - headlen)
 
 
 def skb_condense(kernel: Kernel, skb: sk_buff) -> None:
@@ -727,7 +764,7 @@ def __skb_clone(kernel: Kernel, n: sk_buff, skb: sk_buff) -> sk_buff:
     """net/core/skbuff.c: __skb_clone() - n shares skb's head and shared info."""
     for name in ("head", "data", "tail", "end", "len", "data_len", "truesize", "head_frag", "pfmemalloc",
                  "pp_recycle", "dev", "queue_mapping", "protocol", "mac_header", "shinfo",
-                 "head_source", "head_size", "path", "alloc_cpu"):
+                 "head_source", "head_size", "path", "alloc_cpu", "ip_summed"):
         setattr(n, name, getattr(skb, name))
     n.cloned = True
     n.users = 1
@@ -796,6 +833,10 @@ def skb_release_data(kernel: Kernel, skb: sk_buff) -> None:
     for frag in shinfo.frags:
         kernel.pages.put_page(frag.page)
     shinfo.frags = []
+    if shinfo.frag_list is not None:
+        # skb_drop_fraglist() -> kfree_skb_list()
+        listed, shinfo.frag_list = shinfo.frag_list, None
+        kfree_skb_list(kernel, listed)
     skb_free_head(kernel, skb)
 
 
@@ -835,6 +876,14 @@ def kfree_skb(kernel: Kernel, skb: sk_buff | None, reason: str = "NOT_SPECIFIED"
     if skb is None or not skb_unref(skb):
         return
     __kfree_skb(kernel, skb)
+
+
+def kfree_skb_list(kernel: Kernel, segs: sk_buff | None) -> None:
+    """net/core/skbuff.c: kfree_skb_list() - free every skb of a list linked by ->next."""
+    while segs is not None:
+        following, segs.next = segs.next, None
+        kfree_skb(kernel, segs)
+        segs = following
 
 
 def consume_skb(kernel: Kernel, skb: sk_buff | None) -> None:
