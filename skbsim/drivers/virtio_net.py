@@ -72,8 +72,8 @@ from skbsim.drivers.base import (
     synthetic_header_template,
 )
 from skbsim.errors import InputError
-from skbsim.mm.gfp import GFP_ATOMIC, GFP_KERNEL
-from skbsim.net.core_sock import page_frag, skb_page_frag_refill
+from skbsim.mm.gfp import GFP_ATOMIC, GFP_KERNEL, __GFP_COMP, __GFP_DIRECT_RECLAIM, __GFP_NORETRY, __GFP_NOWARN
+from skbsim.net.core_sock import SKB_FRAG_PAGE_SIZE, page_frag, skb_page_frag_refill
 from skbsim.net.ethernet import ETH_DATA_LEN, ETH_HLEN, VLAN_HLEN, eth_type_trans
 from skbsim.net.skbuff import (
     CHECKSUM_PARTIAL,
@@ -754,8 +754,8 @@ def virtnet_skb_append_frag(kernel: Kernel, head_skb: sk_buff, curr_skb: sk_buff
 
     The buffer joins the current skb as a new frag, or extends the last
     one when it continues it in the same block; after MAX_SKB_FRAGS a new
-    alloc_skb(0) is chained (head's frag_list, then ->next) and counted in
-    the head's truesize.  Returns the skb now being filled, None when the
+    alloc_skb(0) is chained on the head's frag_list and counted in the
+    head's truesize.  Returns the skb now being filled, None when the
     chained skb cannot be allocated.
     """
     num_skb_frags = curr_skb.shinfo.nr_frags
@@ -763,10 +763,10 @@ def virtnet_skb_append_frag(kernel: Kernel, head_skb: sk_buff, curr_skb: sk_buff
         nskb = alloc_skb(kernel, 0, GFP_ATOMIC)
         if nskb is None:
             return None
-        if curr_skb is head_skb:
-            curr_skb.shinfo.frag_list = nskb
-        else:
-            curr_skb.next = nskb
+        # The first goes to the head's frag_list, later ones to the previous one's ->next.
+        if head_skb.shinfo.frag_list is None:
+            head_skb.shinfo.frag_list = []
+        head_skb.shinfo.frag_list.append(nskb)
         curr_skb = nskb
         head_skb.truesize += nskb.truesize
         num_skb_frags = 0
@@ -1190,6 +1190,62 @@ def virtnet_close_queue(kernel: Kernel, rq: receive_queue) -> None:
         pages.put_page(rq.alloc_frag.page)
         rq.alloc_frag.page = None
         rq.alloc_frag.offset = 0
+
+
+def virtnet_rq_load_mergeable(kernel: Kernel, rq: receive_queue, buffers: list[tuple[int, int, int]],
+                              frag: tuple[int, int], ewma: int) -> None:
+    """Put a mergeable queue's ring in a given state (``skbsim validate`` replays from a ring it found).
+
+    ``buffers`` are (block, start, length) in the order the device will
+    use them, blocks being skb_page_frag_refill() blocks named by any
+    integers; ``frag`` is the (block, offset) the next buffer is cut at;
+    ``ewma`` the packet-length average.  The queue's own buffers go back
+    first.  Each block is held as the driver would hold it: one reference
+    per posted buffer, the frag's own on the current block and, premapped,
+    the DMA record's (its count: the block's posted buffers, plus one on
+    the current block).
+    """
+    if rq.mode != "mergeable":
+        raise ValueError("only a mergeable queue's ring can be loaded")
+    virtnet_close_queue(kernel, rq)
+    pages = kernel.pages
+    frag_size = rq.alloc_frag.size or SKB_FRAG_PAGE_SIZE
+    order = kernel.profile.get_order(frag_size)
+    mask = (GFP_ATOMIC & ~__GFP_DIRECT_RECLAIM) | __GFP_COMP | __GFP_NOWARN | __GFP_NORETRY
+    blocks: dict[int, Page] = {}
+
+    def block(key: int) -> Page:
+        page = blocks.get(key)
+        if page is None:
+            page = pages.alloc_pages(mask, order, "virtio_net frag block (loaded)")
+            if page is None:
+                raise MemoryError("no memory for a loaded frag block")
+            blocks[key] = page
+            if rq.premapped:
+                rq.dma[page.pfn] = virtnet_rq_dma(page)
+                pages.get_page(page)
+        return page
+
+    for key, start, length in buffers:
+        page = block(key)
+        pages.get_page(page)
+        if rq.premapped:
+            rq.dma[page.pfn].ref += 1
+        if virtqueue_add_inbuf_ctx(rq.vq, pages.page_address(page) + start, length,
+                                   mergeable_len_to_ctx(length, 0)) < 0:
+            raise ValueError(f"more buffers than the ring's {rq.vq.num} descriptors")
+    frag_key, frag_offset = frag
+    page = block(frag_key)
+    rq.alloc_frag.page = page
+    rq.alloc_frag.offset = frag_offset
+    rq.alloc_frag.size = frag_size
+    if rq.premapped:
+        rq.last_dma = rq.dma[page.pfn]
+        rq.last_dma.ref += 1
+    for key, held in blocks.items():
+        if key != frag_key:
+            pages.put_page(held)  # only the current block keeps the allocation's reference (the frag's)
+    rq.mrg_avg_pkt_len = ewma
 
 
 def _free_token(kernel: Kernel, rq: receive_queue, token, ctx: int) -> None:

@@ -90,15 +90,18 @@ class skb_frag_t:
 
 
 class skb_shared_info:
-    """include/linux/skbuff.h: struct skb_shared_info (at skb->head + skb->end)."""
+    """include/linux/skbuff.h: struct skb_shared_info (at skb->head + skb->end).
+
+    ``frag_list`` is the chain of skbs GRO (or a driver) appended whole,
+    in order (the kernel links them through ->next); None when empty.
+    """
 
     __slots__ = ("frags", "dataref", "frag_list", "gso_size", "gso_segs", "gso_type")
 
     def __init__(self) -> None:
         self.frags: list[skb_frag_t] = []
         self.dataref = 1
-        # The first skb of the chain (linked by sk_buff.next), or None.
-        self.frag_list: sk_buff | None = None
+        self.frag_list: list[sk_buff] | None = None
         self.gso_size = 0
         self.gso_segs = 0
         self.gso_type = 0
@@ -155,7 +158,6 @@ class sk_buff:
         "path",
         "sk",
         "alloc_cpu",
-        "next",
         "ip_summed",
     )
 
@@ -186,8 +188,6 @@ class sk_buff:
         self.path = ""
         self.sk = None
         self.alloc_cpu = 0
-        # The next skb of a frag_list chain (or of any list the skb is on).
-        self.next: sk_buff | None = None
         self.ip_summed = CHECKSUM_NONE
 
     @property
@@ -337,11 +337,7 @@ def __pskb_pull_tail(kernel: Kernel, skb: sk_buff, delta: int) -> bool:
 
 
 def pskb_may_pull(kernel: Kernel, skb: sk_buff, length: int) -> bool:
-    """include/linux/skbuff.h: pskb_may_pull() - make the first ``length`` bytes linear.
-
-    False when the skb is shorter than that; otherwise the missing bytes
-    are pulled from the frags into the head (see :func:`__pskb_pull_tail`).
-    """
+    """include/linux/skbuff.h: pskb_may_pull() - the first length bytes in the head, pulling if needed."""
     headlen = skb.len - skb.data_len
     if length <= headlen:
         return True
@@ -834,9 +830,10 @@ def skb_release_data(kernel: Kernel, skb: sk_buff) -> None:
         kernel.pages.put_page(frag.page)
     shinfo.frags = []
     if shinfo.frag_list is not None:
-        # skb_drop_fraglist() -> kfree_skb_list()
-        listed, shinfo.frag_list = shinfo.frag_list, None
-        kfree_skb_list(kernel, listed)
+        # kfree_skb_list(): the chained skbs go with the head.
+        members, shinfo.frag_list = shinfo.frag_list, None
+        for member in members:
+            kfree_skb(kernel, member)
     skb_free_head(kernel, skb)
 
 
@@ -876,14 +873,6 @@ def kfree_skb(kernel: Kernel, skb: sk_buff | None, reason: str = "NOT_SPECIFIED"
     if skb is None or not skb_unref(skb):
         return
     __kfree_skb(kernel, skb)
-
-
-def kfree_skb_list(kernel: Kernel, segs: sk_buff | None) -> None:
-    """net/core/skbuff.c: kfree_skb_list() - free every skb of a list linked by ->next."""
-    while segs is not None:
-        following, segs.next = segs.next, None
-        kfree_skb(kernel, segs)
-        segs = following
 
 
 def consume_skb(kernel: Kernel, skb: sk_buff | None) -> None:
