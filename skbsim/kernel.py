@@ -17,6 +17,10 @@ from skbsim.mm.slab import SlabAllocator
 from skbsim.net.napi import CpuState
 from skbsim.profile import Profile, load_profile
 
+#: CONFIG_HZ of the distribution configs the profiles stand for (Debian and
+#: the 6.18.44 host: 250).  jiffies advance HZ times a second.
+HZ = 250
+
 
 @dataclass
 class LeakReport:
@@ -168,6 +172,8 @@ class Kernel:
         self.live_skbs: dict[int, object] = {}
         # When a list, allocation functions append the reasons for each branch.
         self.explain: list[str] | None = None
+        # The jiffies counter; whoever keeps simulated time advances it (GRO ages held skbs by it).
+        self.jiffies = 0
 
     # -- CPUs and contexts ----------------------------------------------------------------
 

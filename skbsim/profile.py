@@ -139,6 +139,27 @@ FEATURES = {
         "how many page frags alloc_skb_with_frags() may fill: MAX_SKB_FRAGS - 1 (6.6 to 6.12.49), or "
         "MAX_SKB_FRAGS (6.1; 6.12.50+ 'net: allow alloc_skb_with_frags() to use MAX_SKB_FRAGS')",
     ),
+    # -- GRO --
+    "gro_ipv4_max_size": (
+        bool,
+        None,
+        "GRO's size limit for IPv4 is dev->gro_ipv4_max_size and IPv4 TCP may pass GRO_LEGACY_MAX_SIZE (BIG TCP, "
+        "6.3+: 'net: add gso_ipv4_max_size and gro_ipv4_max_size per device', 'net: add support for ipv4 big "
+        "tcp'); false: dev->gro_max_size for all and IPv4 stops below 64K (6.1)",
+    ),
+    "tcp_gro_cwr": (
+        str,
+        ("set", "set_or_changed"),
+        "tcp_gro_receive() and CWR: 'set' = a segment with CWR completes the held skb, a differing CWR is "
+        "otherwise ignored (up to 6.12); 'set_or_changed' = CWR is compared like the other flags too (6.18: "
+        "'gro: prevent ACE field corruption & better AccECN handling')",
+    ),
+    "gro_fixed_ip_id": (
+        str,
+        ("df_only", "any"),
+        "GRO accepts a flow whose IPv4 ID does not change only with DF set ('df_only', up to 6.17) or with or "
+        "without DF ('any', 6.18: 'net: gro: remove unnecessary df checks')",
+    ),
     # -- virtio_net --
     "virtio_rx_dma_record": (
         str,

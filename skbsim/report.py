@@ -86,6 +86,22 @@ def render_summary(results: list[dict], console) -> None:
     row("skb cache gets/hits", lambda r: "{gets:,}/{hits:,}".format(**r["napi_skb_cache"]))
     row("skb cache refills/flushes", lambda r: "{refills:,}/{flushes:,}".format(**r["napi_skb_cache"]))
     row("NAPI polls / time squeeze", lambda r: f"{r['napi']['polls']:,} / {r['napi']['time_squeeze']:,}")
+    if any("gro" in r for r in results):
+        # TCP runs: what GRO merged, and what one merged skb costs.
+        def gro(r, key, fmt="{:,}"):
+            return fmt.format(r["gro"][key]) if "gro" in r else "-"
+
+        row("GRO skbs in / out", lambda r: f"{gro(r, 'skbs_in')} / {gro(r, 'skbs_out')}")
+        row("GRO segments / skb", lambda r: gro(r, "segments_per_skb"))
+        row("GRO truesize / skb", lambda r: gro(r, "truesize_per_skb"))
+        row("GRO truesize / byte", lambda r: gro(r, "truesize_per_byte"))
+        row("GRO merged: stolen head/frags/frag_list", lambda r: "{stolen_head:,}/{frags:,}/{frag_list:,}".format(
+            **r["gro"]["merged"]) if "gro" in r else "-")
+        row("GRO sk_buffs to NAPI cache", lambda r: gro(r, "napi_cache_puts"))
+        reasons = sorted({reason for r in results for reason in r.get("gro", {}).get("flushes", {})})
+        for reason in reasons:
+            row(f"GRO flushes: {reason}", lambda r, reason=reason: f"{r['gro']['flushes'].get(reason, 0):,}"
+                if "gro" in r else "-")
     row("socket rcvbuf / peak rmem", lambda r: f"{r['socket']['rcvbuf']:,} / {r['socket']['peak_rmem_alloc']:,}")
     row("socket drops", lambda r: f"{r['socket']['drops']:,}")
     layers = sorted({layer for r in results for layer in r.get("faults", {})})

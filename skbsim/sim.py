@@ -1,9 +1,12 @@
 """The receive path end to end, in simulated time: the reference engine.
 
 traffic -> NIC queue (RSS, one per CPU) -> hard IRQ -> net_rx_action / NAPI
-poll (weight 64, netdev_budget 300, 2 jiffies) -> driver RX -> the stack
-(skb handed over after eth_type_trans) -> UDP socket (sk_rcvbuf admission)
--> the application reading -> the skb freed -> caches and pages.
+poll (weight 64, netdev_budget 300, 2 jiffies) -> driver RX -> GRO
+(napi_gro_receive(): TCP segments merge, everything else goes up as built)
+-> the stack -> UDP socket (sk_rcvbuf admission) -> the application
+reading -> the skb freed -> caches and pages.  (Every skb GRO passes up
+lands on the one UDP socket, TCP aggregates too, until a TCP receiver is
+modelled: _deliver() is the one place that hands skbs to a socket.)
 
 Each arrow is one call; statistics are counted where the calls happen.  The
 event loop is a heap of (time, order, kind, cpu) entries: frame arrivals are
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 
 from skbsim.drivers import DRIVERS
 from skbsim.errors import InputError
-from skbsim.kernel import Kernel
+from skbsim.kernel import HZ, Kernel
 from skbsim.mm.fault import fault_report, fault_rules
 from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
 from skbsim.net.skbuff import skb_defer_free_flush
@@ -28,7 +31,6 @@ from skbsim.profile import load_profile
 from skbsim.traffic import parse_traffic
 
 NETDEV_BUDGET = 300
-HZ = 250
 #: netdev_budget_usecs defaults to 2 * USEC_PER_SEC / HZ: two jiffies.
 NETDEV_BUDGET_NS = 2 * 1_000_000_000 // HZ
 
@@ -139,6 +141,8 @@ class Simulation:
             rate=config.rate,
             arrival=config.arrival,
             nqueues=config.cpus,
+            # Every frame's RSS hash, on one queue too: the NIC hashes it and GRO picks its bucket by it.
+            rss=True,
         )
         self.dev = net_device("eth0")
         self.sock = udp_sock(self.kernel, config.rcvbuf)
@@ -284,6 +288,7 @@ class Simulation:
         delivered = []
         stats = state.queue.stats
         taken_before = stats.frames + stats.frames_dropped
+        kernel.jiffies = self.now * HZ // 1_000_000_000
         with kernel.softirq(cpu):
             skb_defer_free_flush(kernel)
             budget = min(NAPI_POLL_WEIGHT, state.budget_left)
@@ -339,9 +344,7 @@ class Simulation:
             record = (skb.len, skb.data_len, truesize, len(skb.shinfo.frags), skb.path, skb.head_source)
         if udp_queue_rcv_skb(self.kernel, self.sock, skb):
             # Counted after queueing: skb_condense() may have dropped frag pages.
-            pages = [self.kernel.pages.virt_to_head_page(skb.head).pfn]  # the pages the skb keeps alive
-            if skb.shinfo.frags:
-                pages.extend([frag.page.pfn for frag in skb.shinfo.frags])
+            pages = _pinned_pages(self.kernel, skb)
             self.queued_pages.append((skb, pages))
             pinned = self.pinned
             for page in pages:
@@ -468,7 +471,79 @@ class Simulation:
         }
         if self.config.faults:
             result["faults"] = fault_report(self.config.faults, kernel.faults.injected)
+        gro = _gro_stats(self.cpus)
+        if gro.tcp_segments:
+            # Only runs where a segment could merge report GRO (the fast engine covers the others).
+            result["gro"] = gro_report(gro)
         return result
+
+
+def tcp_through_gro(config: RunConfig) -> bool:
+    """Whether GRO sees TCP segments in this run (and so may merge them, and the run reports "gro").
+
+    TCP traffic is tcp-bulk, or a capture with an IPv4 TCP frame over
+    Ethernet (skbsim.traffic.capture.capture_has_tcp(), within --count).
+    Every NAPI driver hands its skbs to GRO unless ``--opt gro=0``; tun
+    does only with IFF_NAPI.
+    """
+    options = config.options
+    if options.get("gro", "1") == "0" or (config.driver == "tun" and options.get("napi", "0") != "1"):
+        return False
+    kind = config.traffic.split(":", 1)[0].strip().lower()
+    if kind == "tcp-bulk":
+        return True
+    if kind not in ("pcap", "pcapng"):
+        return False
+    from skbsim.traffic.capture import capture_has_tcp
+
+    return capture_has_tcp(parse_traffic(config.traffic, count=config.count, nqueues=config.cpus))
+
+
+def _pinned_pages(kernel: Kernel, skb) -> list[int]:
+    """The pfns of the pages an skb keeps alive: its head's, its frags', and those of its frag_list skbs."""
+    virt_to_head_page = kernel.pages.virt_to_head_page
+    pages = [virt_to_head_page(skb.head).pfn]
+    shinfo = skb.shinfo
+    if shinfo.frags:
+        pages.extend([frag.page.pfn for frag in shinfo.frags])
+    for member in shinfo.frag_list or ():
+        pages.extend(_pinned_pages(kernel, member))
+    return pages
+
+
+def gro_report(stats) -> dict:
+    """The "gro" object of a run's JSON: what GRO did and what a merged skb costs (skbsim.net.gro.gro_stats)."""
+    up = stats.handed_up
+    aggregates = stats.aggregates
+    return {
+        "skbs_in": stats.received,
+        "skbs_out": up,
+        "segments_per_skb": round(stats.segments_up / up, 3) if up else 0,
+        "held": stats.held,
+        "normal": stats.normal,
+        "tcp_segments": stats.tcp_segments,
+        "merged": {"stolen_head": stats.merged_stolen_head, "frags": stats.merged_frags,
+                   "frag_list": stats.merged_frag_list},
+        "flushes": dict(sorted(stats.flushes.items())),
+        "aggregates": aggregates,
+        "segments_per_aggregate": round(stats.aggregate_segments / aggregates, 3) if aggregates else 0,
+        "len_per_aggregate": round(stats.aggregate_len / aggregates, 1) if aggregates else 0,
+        "truesize_per_aggregate": round(stats.aggregate_truesize / aggregates, 1) if aggregates else 0,
+        "truesize_per_skb": round(stats.truesize_up / up, 2) if up else 0,
+        "truesize_per_byte": round(stats.truesize_up / stats.len_up, 4) if stats.len_up else 0,
+        "napi_cache_puts": stats.napi_cache_puts,
+        "napi_skbs_reused": stats.napi_skb_reused,
+    }
+
+
+def _gro_stats(cpus):
+    """GRO's counters summed over the CPUs' NAPI instances."""
+    from skbsim.net.gro import gro_stats
+
+    total = gro_stats()
+    for state in cpus:
+        total.add(state.napi.gro.stats)
+    return total
 
 
 def _pending(queue) -> bool:

@@ -96,6 +96,9 @@ class Observation:
     gso_type: int
     napi_id: str
     timestamp: float
+    skbaddr: str = ""
+    #: The len GRO handed this skb up with (netif_receive_skb), None if it went up inside another.
+    up_len: int | None = None
 
     @property
     def frame_len(self) -> int:
@@ -168,6 +171,7 @@ def parse_capture(text: str) -> Capture:
     stack: list[dict] = []
     polls_seen = False
     rx_napi: set[str] = set()
+    given: dict[str, Observation] = {}
     for line in text.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
@@ -178,11 +182,13 @@ def parse_capture(text: str) -> Capture:
             f = record.fields
             obs = Observation(len(observations), record.len, record.data_len, record.truesize, record.nr_frags,
                               _int(f.get("protocol")), _int(f.get("ip_summed")), _int(f.get("gso_size")),
-                              _int(f.get("gso_type")), f.get("napi_id", ""), record.timestamp)
+                              _int(f.get("gso_type")), f.get("napi_id", ""), record.timestamp,
+                              record.skbaddr or "")
             if None in (obs.len, obs.data_len, obs.truesize, obs.nr_frags):
                 continue
             observations.append(obs)
             sequence.append(("frame", obs))
+            given[obs.skbaddr] = obs
         elif record.event == "napi_poll":
             match = _POLL_BODY.search(line)
             if match is None:
@@ -196,6 +202,11 @@ def parse_capture(text: str) -> Capture:
             stack.append({"event": record.event, "len": record.len, "data_len": record.data_len,
                           "truesize": record.truesize, "nr_frags": record.nr_frags, "skbaddr": record.skbaddr,
                           "timestamp": record.timestamp})
+            # GRO hands up the sk_buff a flow's first segment came in: the latest one at that address
+            # (the NAPI skb cache reuses addresses).
+            head = given.pop(record.skbaddr, None)
+            if head is not None and head.up_len is None:
+                head.up_len = record.len
     napi_ids = {obs.napi_id for obs in observations}
     if len(napi_ids) > 1:
         raise InputError(f"the trace holds {len(napi_ids)} RX queues (napi_id {', '.join(sorted(napi_ids))}); "
@@ -769,8 +780,9 @@ class Segment:
 
 
 def replay(profile: Profile, options: dict[str, str], c: LayoutConstants, polls: Sequence[Poll],
-           sync: SyncResult) -> Segment:
-    """Run the model from the synchronised state, poll by poll, and compare every skb it builds.
+           sync: SyncResult, after_gro: bool = False) -> Segment:
+    """Run the model from the synchronised state, poll by poll, and compare every skb it builds and,
+    with ``after_gro``, the len GRO handed each up with (or that it went up inside another).
 
     The model's EWMA starts at the low end of the hypothesis's interval; the
     high end is followed beside it.  A refill where the two give different
@@ -784,6 +796,15 @@ def replay(profile: Profile, options: dict[str, str], c: LayoutConstants, polls:
     napi = napi_struct(dev)
     rq = vn.virtnet_open_queue(kernel, dev, napi, dict(options))
     vn.virtnet_rq_load_mergeable(kernel, rq, [b[:3] for b in h.ring], (h.frag_key, h.frag_off), h.lo)
+    entered: list[tuple] = []
+    heads: dict[int, tuple] = {}
+
+    def gro_entry(skb) -> None:
+        # What napi_gro_receive_entry reports, and which entry an skb GRO hands up started as.
+        heads[id(skb)] = (skb, len(entered))
+        entered.append((skb.len, skb.data_len, skb.truesize, skb.nr_frags))
+
+    rq.gro_entry = gro_entry
     high = h.hi
     index = sync.poll
     while index < len(polls):
@@ -805,11 +826,19 @@ def replay(profile: Profile, options: dict[str, str], c: LayoutConstants, polls:
         threshold = min(poll.budget, rq.vq.num) // 2
         refill = rq.vq.num_free + len(rq.vq.used) > threshold
         delivered: list = []
-        vn.virtnet_poll(kernel, rq, poll.budget, delivered.append)
-        for obs, skb in zip(poll.frames, delivered):
-            _compare(segment, index, obs, skb)
-        for obs in poll.frames[len(delivered):]:
-            segment.disagreements.append(Disagreement(index, obs.index, obs.frame_len, "skb", "built", "none"))
+        entered.clear()
+        heads.clear()
+        vn.DRIVER.poll(kernel, rq, poll.budget, delivered.append)
+        up: list[int | None] = [None] * len(entered)
+        for skb in delivered:
+            head = heads.get(id(skb))
+            if head is not None and head[0] is skb:
+                up[head[1]] = skb.len
+        for i, obs in enumerate(poll.frames):
+            if i >= len(entered):
+                segment.disagreements.append(Disagreement(index, obs.index, obs.frame_len, "skb", "built", "none"))
+                continue
+            _compare(segment, index, obs, entered[i], up[i] if after_gro else _NOT_COMPARED)
         with kernel.softirq(napi.cpu):
             for skb in delivered:
                 kfree_skb(kernel, skb)
@@ -827,17 +856,22 @@ def replay(profile: Profile, options: dict[str, str], c: LayoutConstants, polls:
     return segment
 
 
-def _compare(segment: Segment, poll: int, obs: Observation, skb) -> None:
+_NOT_COMPARED = object()
+
+
+def _compare(segment: Segment, poll: int, obs: Observation, model: tuple, up_len) -> None:
+    """One traced skb against the model's: the four fields at GRO's entry, and what GRO handed up."""
     segment.skbs += 1
+    pairs = [(name, getattr(obs, name), value) for name, value in zip(SKB_FIELDS, model)]
+    if up_len is not _NOT_COMPARED:
+        pairs.append(("after_gro_len", obs.up_len, up_len))
     wrong = False
-    for name in SKB_FIELDS:
-        model = skb.nr_frags if name == "nr_frags" else getattr(skb, name)
-        live = getattr(obs, name)
-        if live == model:
+    for name, live, value in pairs:
+        if live == value:
             segment.field_agreements[name] += 1
         else:
             wrong = True
-            segment.disagreements.append(Disagreement(poll, obs.index, obs.frame_len, name, live, model))
+            segment.disagreements.append(Disagreement(poll, obs.index, obs.frame_len, name, live, value))
     if not wrong:
         segment.agreements += 1
 
@@ -858,7 +892,7 @@ def validate_capture(capture: Capture, profile: Profile, options: dict[str, str]
         sync = synchronise(c, polls, index, bounds)
         if sync is None:
             break
-        segment = replay(profile, options, c, polls, sync)
+        segment = replay(profile, options, c, polls, sync, after_gro=bool(capture.stack))
         segments.append(segment)
         index = max(segment.end_poll, sync.poll + 1)
     seconds = time.perf_counter() - started
@@ -883,9 +917,9 @@ def validate_capture(capture: Capture, profile: Profile, options: dict[str, str]
         "skbs_used_to_synchronise": capture.frames - predicted - capture.trailing,
         "field_agreement": {name: fields[name] for name in SKB_FIELDS},
         "segments": [s.as_dict() for s in segments],
-        "after_gro": {"events": len(capture.stack),
-                      "compared": False,
-                      "why": "GRO is not modelled yet: the skbs GRO handed up are counted, not predicted"},
+        "after_gro": {"events": len(capture.stack), "compared": bool(capture.stack),
+                      "agreements": fields["after_gro_len"],
+                      "handed_up_live": sum(1 for p in polls for o in p.frames if o.up_len is not None)},
         "disagreements": [d.as_dict() for d in disagreements],
         "model_leaks": leaks,
         "seconds": round(seconds, 2),

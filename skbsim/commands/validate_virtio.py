@@ -53,19 +53,25 @@ def print_result(result: dict) -> None:
                   f"predicted by the model ({result['seconds']} s)")
     if not result["trace_complete"]:
         console.print("[red]the trace buffer lost events: the replay cannot be trusted[/red]")
-    table = Table(title="napi_gro_receive_entry: live vs model")
+    table = Table(title="live vs model, per skb")
     for column in ("field", "agree", "of"):
         table.add_column(column, justify="left" if column == "field" else "right")
     for name, count in result["field_agreement"].items():
         table.add_row(name, str(count), str(result["skbs_predicted"]))
-    table.add_row("all four", str(result["skbs_agreeing"]), str(result["skbs_predicted"]))
+    gro = result["after_gro"]
+    if gro["compared"]:
+        table.add_row("len after GRO", str(gro["agreements"]), str(result["skbs_predicted"]))
+    table.add_row("all of them", str(result["skbs_agreeing"]), str(result["skbs_predicted"]))
     console.print(table)
     for segment in result["segments"]:
         console.print(f"  polls {segment['first_poll']}..{segment['end_poll'] - 1} predicted from "
                       f"{segment['start_state']} (synchronised from poll {segment['synchronised_from_poll']}); "
                       f"{segment['skbs']} skbs; ended: {segment['ended']}")
-    gro = result["after_gro"]
-    console.print(f"after GRO: {gro['events']} skbs handed up; " + ("compared" if gro["compared"] else gro["why"]))
+    if gro["compared"]:
+        console.print(f"after GRO (net/netif_receive_skb): {gro['events']} skbs handed up, "
+                      f"{gro['handed_up_live']} of them as traced at GRO's entry (the rest inside others)")
+    else:
+        console.print("after GRO: not traced (no net/netif_receive_skb events in the trace)")
     for leak in result["model_leaks"]:
         console.print(f"[red]model leak check: {leak}[/red]")
     disagreements = result["disagreements"]

@@ -59,6 +59,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from skbsim.drivers.base import (
+    GRO_OPTIONS,
     Deliver,
     Driver,
     DriverOption,
@@ -67,12 +68,14 @@ from skbsim.drivers.base import (
     frame_header,
     synthetic_header_template,
     int_option,
+    netdev_set_gro,
     parse_options,
 )
 from skbsim.errors import InputError
 from skbsim.mm.gfp import GFP_ATOMIC, __GFP_COMP, __GFP_MEMALLOC, __GFP_NOWARN
 from skbsim.mm.page_alloc import Page
 from skbsim.net import skbuff
+from skbsim.net.gro import napi_complete_done, napi_gro_receive, netif_napi_del
 from skbsim.net.ethernet import (
     ETH_DATA_LEN,
     ETH_FCS_LEN,
@@ -165,13 +168,14 @@ class ice_rx_desc:
     buffer of a frame (the model keeps no other payload).
     """
 
-    __slots__ = ("dd", "eop", "pkt_len", "header")
+    __slots__ = ("dd", "eop", "pkt_len", "header", "rss_hash")
 
     def __init__(self) -> None:
         self.dd = False
         self.eop = False
         self.pkt_len = 0
         self.header: bytes | None = None
+        self.rss_hash = 0
 
 
 class ice_rx_buf:
@@ -630,14 +634,16 @@ def ice_construct_skb(kernel: Kernel, ring: ice_rx_ring, xdp: ice_xdp_buff,
     return skb
 
 
-def ice_process_skb_fields(ring: ice_rx_ring, skb: sk_buff, header: bytes) -> None:
-    """ice_txrx_lib.c: ice_process_skb_fields() - of its work only eth_type_trans() is modelled."""
+def ice_process_skb_fields(ring: ice_rx_ring, skb: sk_buff, header: bytes, rx_desc: ice_rx_desc) -> None:
+    """ice_txrx_lib.c: ice_process_skb_fields() - ice_rx_hash() (the RSS hash of the EOP descriptor,
+    NETIF_F_RXHASH being on by default) and eth_type_trans(); checksum, VLAN and PTP work is not modelled."""
+    skb.hash = rx_desc.rss_hash
     skb.protocol = eth_type_trans(skb, ring.dev, header)
 
 
-def ice_receive_skb(ring: ice_rx_ring, skb: sk_buff, deliver: Deliver) -> None:
-    """ice_txrx_lib.c: ice_receive_skb() - napi_gro_receive() (here: the caller's deliver)."""
-    deliver(skb)
+def ice_receive_skb(kernel: Kernel, ring: ice_rx_ring, skb: sk_buff, deliver: Deliver) -> None:
+    """ice_txrx_lib.c: ice_receive_skb() - napi_gro_receive()."""
+    napi_gro_receive(kernel, ring.napi, skb, deliver)
 
 
 def _xdp_prepare_buff(kernel: Kernel, ring: ice_rx_ring, xdp: ice_xdp_buff, rx_buf: ice_rx_buf, size: int,
@@ -733,9 +739,9 @@ def _ice_clean_rx_irq_xdp_buff(kernel: Kernel, ring: ice_rx_ring, budget: int, d
 
         eth_skb_pad(kernel, skb)
         stats.bytes += skb.len
-        ice_process_skb_fields(ring, skb, header)
+        ice_process_skb_fields(ring, skb, header, rx_desc)
         stats.frames += 1
-        ice_receive_skb(ring, skb, deliver)
+        ice_receive_skb(kernel, ring, skb, deliver)
         total_rx_pkts += 1
 
     if per_poll:
@@ -801,9 +807,9 @@ def _ice_clean_rx_irq_ring_skb(kernel: Kernel, ring: ice_rx_ring, budget: int, d
             continue
         eth_skb_pad(kernel, skb)
         stats.bytes += skb.len
-        ice_process_skb_fields(ring, skb, ring.skb_header)
+        ice_process_skb_fields(ring, skb, ring.skb_header, rx_desc)
         stats.frames += 1
-        ice_receive_skb(ring, skb, deliver)
+        ice_receive_skb(kernel, ring, skb, deliver)
         skb = None
         total_rx_pkts += 1
 
@@ -822,7 +828,7 @@ def _ring_size(text: str) -> int:
     return -(-count // ICE_REQ_DESC_MULTIPLE) * ICE_REQ_DESC_MULTIPLE
 
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption("rx", "build_skb", "build_skb (default) or legacy (the legacy-rx private flag: "
                  "ice_construct_skb copies headers into a small skb)", choice_option("rx", ("build_skb", "legacy"))),
     DriverOption("mtu", "1500", f"interface MTU, {ETH_MIN_MTU}..{ICE_MAX_MTU}; above 1500 build_skb mode uses 3K "
@@ -846,6 +852,7 @@ def ice_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: 
     legacy = values["rx"] == "legacy"
     ring = ice_rx_ring(dev, napi, values["ring"], ice_rules_for(profile))
     dev.mtu = values["mtu"]
+    netdev_set_gro(dev, values)
     ring.max_frame, ring.rx_buf_len = ice_vsi_cfg_frame_size(profile, dev.mtu, legacy)
     ring.rxmax = min(ring.max_frame, ICE_MAX_CHAINED_RX_BUFS * ring.rx_buf_len)
     ring.build_skb = not legacy
@@ -895,6 +902,7 @@ def ice_nic_receive(kernel: Kernel, ring: ice_rx_ring, frame: Frame) -> bool:
         remaining -= size
         desc.eop = i == last
         desc.header = header if i == 0 else None
+        desc.rss_hash = frame.rss_hash
         desc.dd = True
         idx += 1
         if idx == count:
@@ -908,16 +916,19 @@ def ice_napi_poll(kernel: Kernel, ring: ice_rx_ring, budget: int, deliver: Deliv
     """ice_txrx.c: ice_napi_poll() for a vector with this one RX ring (TX cleaning not modelled).
 
     Returns budget when the ring used all of it (or a refill failed), else
-    min(work, budget - 1) after which the caller completes NAPI.
+    completes NAPI (napi_complete_done(): GRO flushes) and returns
+    min(work, budget - 1).
     """
     ring.stats.polls += 1
     if budget <= 0:
         return budget
     with kernel.softirq(ring.napi.cpu):
         cleaned = ice_clean_rx_irq(kernel, ring, budget, deliver)
-    if cleaned >= budget:
-        return budget
-    return min(cleaned, budget - 1)
+        if cleaned >= budget:
+            return budget
+        work_done = min(cleaned, budget - 1)
+        napi_complete_done(kernel, ring.napi, work_done, deliver)
+    return work_done
 
 
 def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
@@ -959,6 +970,8 @@ def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
         desc.header = None
     ring.next_to_alloc = ring.next_to_clean = ring.first_desc = ring.next_to_use = 0
     ring.hw_next = ring.tail = 0
+    # ice_vsi_free_q_vectors() -> netif_napi_del(): what GRO still holds is freed.
+    netif_napi_del(kernel, ring.napi)
 
 
 DRIVER = Driver(

@@ -47,8 +47,8 @@ header built from the frame (:func:`virtio_net_hdr_for_frame`), or the one
 the caller gives (:func:`virtnet_device_rx`, which ``skbsim validate``
 uses to replay traced frames).
 
-skbs go to the stack through :func:`napi_gro_receive` (the caller's
-``deliver`` until GRO is modelled).  Not modelled: multiple queues, XDP
+skbs go to GRO (skbsim.net.gro.napi_gro_receive()); a poll that ends
+below its budget completes NAPI, which flushes GRO.  Not modelled: multiple queues, XDP
 programs other than one that passes every frame, XDP multi-buffer, AF_XDP,
 hash reports, UDP tunnel headers, device errors (lengths the device should
 never write), and page reuse by skb_page_frag_refill() while buffers of
@@ -61,6 +61,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from skbsim.drivers.base import (
+    GRO_OPTIONS,
     Deliver,
     Driver,
     DriverOption,
@@ -68,6 +69,7 @@ from skbsim.drivers.base import (
     choice_option,
     frame_header,
     int_option,
+    netdev_set_gro,
     parse_options,
     synthetic_header_template,
 )
@@ -75,9 +77,14 @@ from skbsim.errors import InputError
 from skbsim.mm.gfp import GFP_ATOMIC, GFP_KERNEL, __GFP_COMP, __GFP_DIRECT_RECLAIM, __GFP_NORETRY, __GFP_NOWARN
 from skbsim.net.core_sock import SKB_FRAG_PAGE_SIZE, page_frag, skb_page_frag_refill
 from skbsim.net.ethernet import ETH_DATA_LEN, ETH_HLEN, VLAN_HLEN, eth_type_trans
+from skbsim.net.gro import napi_complete_done, napi_gro_receive, netif_napi_del
 from skbsim.net.skbuff import (
     CHECKSUM_PARTIAL,
     CHECKSUM_UNNECESSARY,
+    SKB_GSO_DODGY,
+    SKB_GSO_TCP_ECN,
+    SKB_GSO_TCPV4,
+    SKB_GSO_TCPV6,
     __skb_put,
     alloc_skb,
     build_skb,
@@ -121,11 +128,7 @@ VIRTIO_NET_HDR_GSO_UDP = 3
 VIRTIO_NET_HDR_GSO_TCPV6 = 4
 VIRTIO_NET_HDR_GSO_UDP_L4 = 5
 VIRTIO_NET_HDR_GSO_ECN = 0x80
-# include/linux/skbuff.h: gso types set by virtio_net_hdr_to_skb()
-SKB_GSO_TCPV4 = 1 << 0
-SKB_GSO_DODGY = 1 << 1
-SKB_GSO_TCP_ECN = 1 << 2
-SKB_GSO_TCPV6 = 1 << 4
+# include/linux/skbuff.h: the UDP gso types virtio_net_hdr_to_skb() sets (the TCP ones are skbuff's)
 SKB_GSO_UDP = 1 << 16
 SKB_GSO_UDP_L4 = 1 << 17
 # include/uapi/linux/bpf.h, include/linux/if_ether.h, include/net/ip.h
@@ -466,7 +469,7 @@ class receive_queue:
         "driver", "dev", "napi", "stats", "config", "last_path", "rules", "mode", "vq", "hdr_len",
         "xdp_headroom", "big_packets_num_skbfrags", "mrg_avg_pkt_len", "min_buf_len", "alloc_frag",
         "last_dma", "dma", "premapped", "pages", "refill_pending", "csum", "gso", "mtu", "max_frame",
-        "synthetic", "q_index",
+        "synthetic", "q_index", "gro_entry",
     )
 
     def __init__(self, dev: net_device, napi: napi_struct):
@@ -496,6 +499,9 @@ class receive_queue:
         self.max_frame = 0
         self.synthetic = synthetic_header_template()
         self.q_index = 0
+        # Called with every skb as napi_gro_receive() gets it (the napi_gro_receive_entry
+        # tracepoint of the model), or None.
+        self.gro_entry = None
 
 
 def virtnet_get_headroom(rq: receive_queue) -> int:
@@ -894,11 +900,6 @@ def receive_big(kernel: Kernel, rq: receive_queue, elem: vring_used_elem) -> sk_
     return skb
 
 
-def napi_gro_receive(kernel: Kernel, rq: receive_queue, skb: sk_buff, deliver: Deliver) -> None:
-    """net/core/gro.c: napi_gro_receive() - until GRO is modelled, the caller's hand-off to the stack."""
-    deliver(skb)
-
-
 def virtnet_receive_done(kernel: Kernel, rq: receive_queue, skb: sk_buff, elem: vring_used_elem,
                          deliver: Deliver) -> bool:
     """virtio_net.c: virtnet_receive_done() (the tail of receive_buf() before 6.12).
@@ -917,7 +918,9 @@ def virtnet_receive_done(kernel: Kernel, rq: receive_queue, skb: sk_buff, elem: 
         return False
     skb.queue_mapping = rq.q_index + 1  # skb_record_rx_queue()
     skb.protocol = eth_type_trans(skb, rq.dev, header)
-    napi_gro_receive(kernel, rq, skb, deliver)
+    if rq.gro_entry is not None:
+        rq.gro_entry(skb)
+    napi_gro_receive(kernel, rq.napi, skb, deliver)
     return True
 
 
@@ -979,12 +982,18 @@ def refill_work(kernel: Kernel, rq: receive_queue) -> None:
 
 
 def virtnet_poll(kernel: Kernel, rq: receive_queue, budget: int, deliver: Deliver) -> int:
-    """virtio_net.c: virtnet_poll() for the receive side (TX cleaning not modelled)."""
+    """virtio_net.c: virtnet_poll() for the receive side (TX cleaning not modelled).
+
+    Fewer frames than the budget: virtqueue_napi_complete() completes NAPI
+    (napi_complete_done(): GRO flushes).
+    """
     rq.stats.polls += 1
     if budget <= 0:
         return budget
     with kernel.softirq(rq.napi.cpu):
         received = virtnet_receive(kernel, rq, budget, deliver)
+        if received < budget:
+            napi_complete_done(kernel, rq.napi, received, deliver)
     if rq.refill_pending:
         refill_work(kernel, rq)
     return received
@@ -1066,7 +1075,7 @@ def _flag(name: str):
     return choice_option(name, ("0", "1"))
 
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption("mrg_rxbuf", "1", "1: VIRTIO_NET_F_MRG_RXBUF (mergeable buffers); 0: big or small mode", _flag("mrg_rxbuf")),
     DriverOption("guest_gso", "1", "1: the device offers guest TSO/UFO (GUEST_TSO4/6, GUEST_UFO): GSO frames up to "
                  "64 KiB arrive; without MRG_RXBUF this selects big mode", _flag("guest_gso")),
@@ -1089,6 +1098,7 @@ def virtnet_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct,
     """virtnet_probe() for one queue pair, then virtnet_open(): try_fill_recv(GFP_KERNEL) fills the ring."""
     values = parse_options("virtio_net", OPTIONS, options)
     profile = kernel.profile
+    netdev_set_gro(dev, values)
     rq = receive_queue(dev, napi)
     mergeable = values["mrg_rxbuf"] == "1"
     guest_gso = values["guest_gso"] == "1"
@@ -1190,6 +1200,8 @@ def virtnet_close_queue(kernel: Kernel, rq: receive_queue) -> None:
         pages.put_page(rq.alloc_frag.page)
         rq.alloc_frag.page = None
         rq.alloc_frag.offset = 0
+    # virtnet_del_vqs() -> netif_napi_del(): what GRO still holds is freed.
+    netif_napi_del(kernel, rq.napi)
 
 
 def virtnet_rq_load_mergeable(kernel: Kernel, rq: receive_queue, buffers: list[tuple[int, int, int]],

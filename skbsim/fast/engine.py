@@ -29,7 +29,7 @@ from skbsim.fast.loop import _run, _teardown
 from skbsim.fast.traffic import CHUNK, _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths, _tun_state
 from skbsim.mm.fault import LAYERS, fault_report
-from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation
+from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation, tcp_through_gro
 
 
 def unsupported(config: RunConfig) -> str | None:
@@ -42,6 +42,8 @@ def unsupported(config: RunConfig) -> str | None:
         return "the fast engine models ice rx=build_skb and rx=legacy only"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
+    if tcp_through_gro(config):
+        return "TCP traffic goes through GRO, which the fast engine does not model"
     return None
 
 

@@ -7,7 +7,8 @@
   interrupts off (__netdev_alloc_skb(), netdev_alloc_frag()).
 - The execution context of each CPU (hard IRQ, softirq, BH disabled, IRQs
   disabled), so ``in_softirq()`` and ``in_hardirq()`` answer as they would.
-- ``net_device`` and ``napi_struct``, as much of them as allocation needs.
+- ``net_device`` and ``napi_struct``, as much of them as allocation and GRO
+  need (the GRO state itself, ``napi->gro``, lives in skbsim.net.gro).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
     from skbsim.kernel import Kernel
 
 NAPI_POLL_WEIGHT = 64
+
+#: include/linux/netdev_features.h: NETIF_F_GRO (NETIF_F_GRO_BIT 14).
+NETIF_F_GRO = 1 << 14
+#: include/linux/netdevice.h: GRO_LEGACY_MAX_SIZE, the default gro_max_size and gro_ipv4_max_size.
+GRO_LEGACY_MAX_SIZE = 65536
+#: include/linux/netdevice.h: GRO_MAX_SIZE, the most ``ip link set ... gro_max_size`` accepts (BIG TCP).
+GRO_MAX_SIZE = 8 * 65535
 
 
 class napi_alloc_cache:
@@ -65,29 +73,51 @@ class CpuState:
 
 
 class net_device:
-    """include/linux/netdevice.h: struct net_device, as far as RX allocation needs."""
+    """include/linux/netdevice.h: struct net_device, as far as RX allocation and GRO need.
 
-    __slots__ = ("name", "mtu", "ifindex")
+    ``features`` holds NETIF_F_GRO unless GRO was turned off (``ethtool -K
+    DEV gro off``); ``gro_max_size`` (IPv6) and ``gro_ipv4_max_size`` are
+    ``ip link set DEV gro_max_size N gro_ipv4_max_size N``;
+    ``gro_flush_timeout`` (ns) is /sys/class/net/DEV/gro_flush_timeout.
+    """
+
+    __slots__ = ("name", "mtu", "ifindex", "features", "gro_max_size", "gro_ipv4_max_size", "gro_flush_timeout")
 
     def __init__(self, name: str, mtu: int = 1500, ifindex: int = 2) -> None:
         self.name = name
         self.mtu = mtu
         self.ifindex = ifindex
+        # register_netdevice() turns the software features (GSO, GRO) on.
+        self.features = NETIF_F_GRO
+        self.gro_max_size = GRO_LEGACY_MAX_SIZE
+        self.gro_ipv4_max_size = GRO_LEGACY_MAX_SIZE
+        self.gro_flush_timeout = 0
 
     def __repr__(self) -> str:
         return f"<net_device {self.name} mtu={self.mtu}>"
 
 
 class napi_struct:
-    """include/linux/netdevice.h: struct napi_struct (device, weight, id, owning CPU)."""
+    """include/linux/netdevice.h: struct napi_struct (device, weight, id, owning CPU, GRO).
 
-    __slots__ = ("dev", "weight", "napi_id", "cpu")
+    ``gro`` is its struct gro_node (6.15+; the gro_hash/gro_bitmask/rx_list
+    fields of napi_struct before); ``skb`` is napi->skb, the skb
+    napi_get_frags() hands out next; ``timer_ns`` is the delay of the GRO
+    flush timer napi_complete_done() last armed (0: none).
+    """
+
+    __slots__ = ("dev", "weight", "napi_id", "cpu", "gro", "skb", "timer_ns")
 
     def __init__(self, dev: net_device, weight: int = NAPI_POLL_WEIGHT, napi_id: int = 0x2001, cpu: int = 0) -> None:
+        from skbsim.net.gro import gro_node  # gro builds on skbuff, which builds on this module
+
         self.dev = dev
         self.weight = weight
         self.napi_id = napi_id
         self.cpu = cpu
+        self.gro = gro_node()
+        self.skb = None
+        self.timer_ns = 0
 
 
 def new_page_frag_cache(profile) -> page_frag_cache:

@@ -89,6 +89,14 @@ class skb_frag_t:
         self.size = size
 
 
+# include/linux/skbuff.h: gso_type bits
+SKB_GSO_TCPV4 = 1 << 0
+SKB_GSO_DODGY = 1 << 1
+SKB_GSO_TCP_ECN = 1 << 2
+SKB_GSO_TCP_FIXEDID = 1 << 3
+SKB_GSO_TCPV6 = 1 << 4
+
+
 class skb_shared_info:
     """include/linux/skbuff.h: struct skb_shared_info (at skb->head + skb->end).
 
@@ -128,7 +136,11 @@ class sk_buff:
 
     Besides the kernel's fields it records where its parts came from
     (``skb_from``, ``head_source``, ``head_size``, ``path``), which the kernel
-    does not store but every report of skbsim needs.
+    does not store but every report of skbsim needs, and ``header_bytes``:
+    the frame's first bytes from its MAC header on (what skb->head +
+    skb->mac_header holds; set by eth_type_trans(), as the model keeps no
+    payload), which GRO and the protocols read.  ``cb`` is the control block
+    (GRO's struct napi_gro_cb while the skb is in GRO).
     """
 
     __slots__ = (
@@ -158,6 +170,9 @@ class sk_buff:
         "path",
         "sk",
         "alloc_cpu",
+        "hash",
+        "header_bytes",
+        "cb",
         "ip_summed",
     )
 
@@ -188,6 +203,9 @@ class sk_buff:
         self.path = ""
         self.sk = None
         self.alloc_cpu = 0
+        self.hash = 0
+        self.header_bytes: bytes | None = None
+        self.cb = None
         self.ip_summed = CHECKSUM_NONE
 
     @property
@@ -213,6 +231,14 @@ def skb_headlen(skb: sk_buff) -> int:
 
 def skb_is_nonlinear(skb: sk_buff) -> bool:
     return skb.data_len != 0
+
+
+def skb_is_gso(skb: sk_buff) -> bool:
+    return skb.shinfo.gso_size != 0
+
+
+def skb_has_frag_list(skb: sk_buff) -> bool:
+    return skb.shinfo.frag_list is not None
 
 
 def skb_headroom(skb: sk_buff) -> int:
@@ -311,18 +337,25 @@ def skb_cloned(skb: sk_buff) -> bool:
 
 
 def __pskb_pull_tail(kernel: Kernel, skb: sk_buff, delta: int) -> bool:
-    """net/core/skbuff.c: __pskb_pull_tail(), for the case skb_condense() uses it.
+    """net/core/skbuff.c: __pskb_pull_tail() - move delta bytes of paged data into the head.
 
-    Copies ``delta`` bytes of paged data into the tailroom of the head and
-    drops the frags it emptied (their page references go back).  Only the
-    case where the bytes fit the tailroom of an unshared head is modelled.
+    When the tailroom is short by eat bytes, the head is first reallocated
+    with eat + 128 more (pskb_expand_head(), which may fail: False).  The
+    bytes come from the frags in order; frags emptied give their page
+    references back, a partly used one is trimmed from the front; what the
+    frags do not hold comes from the frag_list, whose skbs are freed once
+    used up (a frag_list skb used in part is not modelled: no modelled path
+    reaches it).
     """
-    if delta > skb.end - skb.tail or skb_cloned(skb):
-        raise NotImplementedError("__pskb_pull_tail with reallocation is not modelled")
+    eat = skb.tail + delta - skb.end
+    if eat > 0 or skb_cloned(skb):
+        if pskb_expand_head(kernel, skb, 0, eat + 128 if eat > 0 else 0, GFP_ATOMIC):
+            return False
+    shinfo = skb.shinfo
     skb.tail += delta
     remaining = delta
     kept = []
-    for frag in skb.shinfo.frags:
+    for frag in shinfo.frags:
         if remaining >= frag.size:
             remaining -= frag.size
             kernel.pages.put_page(frag.page)
@@ -331,7 +364,17 @@ def __pskb_pull_tail(kernel: Kernel, skb: sk_buff, delta: int) -> bool:
             frag.size -= remaining
             remaining = 0
             kept.append(frag)
-    skb.shinfo.frags = kept
+    shinfo.frags = kept
+    if remaining:
+        members = shinfo.frag_list or []
+        while remaining and members and members[0].len <= remaining:
+            member = members.pop(0)
+            remaining -= member.len
+            kfree_skb(kernel, member)
+        if remaining:
+            raise NotImplementedError("__pskb_pull_tail of part of a frag_list skb is not modelled")
+        if not members:
+            shinfo.frag_list = None
     skb.data_len -= delta
     return True
 
@@ -760,7 +803,7 @@ def __skb_clone(kernel: Kernel, n: sk_buff, skb: sk_buff) -> sk_buff:
     """net/core/skbuff.c: __skb_clone() - n shares skb's head and shared info."""
     for name in ("head", "data", "tail", "end", "len", "data_len", "truesize", "head_frag", "pfmemalloc",
                  "pp_recycle", "dev", "queue_mapping", "protocol", "mac_header", "shinfo",
-                 "head_source", "head_size", "path", "alloc_cpu", "ip_summed"):
+                 "head_source", "head_size", "path", "alloc_cpu", "hash", "header_bytes", "ip_summed"):
         setattr(n, name, getattr(skb, name))
     n.cloned = True
     n.users = 1
