@@ -27,6 +27,7 @@ GRO_LINE = ("{task}-1 [001] ..s.. {t:.6f}: napi_gro_receive_entry: dev=eth0 napi
             "skbaddr=00000000{addr:08x} vlan_tagged=0 vlan_proto=0x0000 vlan_tci=0x0000 protocol=0x{proto:04x} "
             "ip_summed={ip_summed} hash=0x00000000 l4_hash=0 len={len} data_len={data_len} truesize={truesize} "
             "mac_header_valid=1 mac_header=-14 nr_frags={nr_frags} gso_size={gso_size} gso_type={gso_type:#x}")
+UP_LINE = "{task}-1 [001] ..s.. {t:.6f}: netif_receive_skb: dev=eth0 skbaddr=00000000{addr:08x} len={len}"
 POLL_LINE = ("{task}-1 [001] ..s.. {t:.6f}: napi_poll: napi poll on napi struct {napi} for device eth0 "
              "work {work} budget 64")
 RX_NAPI = "000000004ab33b53"
@@ -147,7 +148,15 @@ def make_trace(release, seed, polls=260, warmup=40):
     rq = vn.virtnet_open_queue(kernel, dev, napi, {})
     lines = ["# tracer: nop"]
     t = 100.0
-    addr = 0
+    entered = []
+    addresses = {}
+
+    def gro_entry(skb):
+        # The skb at napi_gro_receive_entry; its address is what GRO hands up if it goes up as a head.
+        addresses[id(skb)] = (skb, len(addresses) + 1)
+        entered.append((skb, addresses[id(skb)][1]))
+
+    rq.gro_entry = gro_entry
     for index in range(warmup + polls):
         frames = []
         for _ in range(rng.choice((1, 1, 1, 2, 3))):
@@ -161,15 +170,21 @@ def make_trace(release, seed, polls=260, warmup=40):
             if vn.virtnet_device_rx(kernel, rq, length, hdr, header):
                 frames.append(obs)
         skbs = []
-        work = vn.virtnet_poll(kernel, rq, 64, skbs.append)
-        for obs, skb in zip(frames, skbs):
+        entered.clear()
+        work = vn.DRIVER.poll(kernel, rq, 64, skbs.append)
+        shapes = [(skb.len, skb.data_len, skb.truesize, skb.nr_frags, skb.shinfo.gso_size, addr)
+                  for skb, addr in entered]
+        for obs, (length, data_len, truesize, nr_frags, gso_size, addr) in zip(frames, shapes):
             t += 0.00001
-            addr += 1
             if index >= warmup:
-                lines.append(GRO_LINE.format(task="p", t=t, addr=addr, proto=0x0800, ip_summed=3, len=skb.len,
-                                             data_len=skb.data_len, truesize=skb.truesize, nr_frags=skb.nr_frags,
-                                             gso_size=obs.gso_size if skb.shinfo.gso_size else 0,
-                                             gso_type=obs.gso_type if skb.shinfo.gso_size else 0))
+                lines.append(GRO_LINE.format(task="p", t=t, addr=addr, proto=0x0800, ip_summed=3, len=length,
+                                             data_len=data_len, truesize=truesize, nr_frags=nr_frags,
+                                             gso_size=obs.gso_size if gso_size else 0,
+                                             gso_type=obs.gso_type if gso_size else 0))
+        for skb in skbs:
+            t += 0.00001
+            if index >= warmup:
+                lines.append(UP_LINE.format(task="p", t=t, addr=addresses[id(skb)][1], len=skb.len))
         with kernel.softirq(0):
             for skb in skbs:
                 kfree_skb(kernel, skb)
@@ -187,6 +202,7 @@ def test_synchronises_on_a_trace_of_known_truth(release, seed):
     capture = vv.parse_capture(make_trace(release, seed))
     result = vv.validate_capture(capture, load_profile(release), {})
     assert result["disagreements"] == [] and result["model_leaks"] == []
+    assert result["after_gro"]["compared"] and result["after_gro"]["agreements"] == result["skbs_predicted"]
     # It must take over early: a ring's worth of buffers (256, some 16 GSO frames) plus a few polls.
     assert result["skbs_predicted"] > 0.7 * result["frames_traced"]
     assert result["ok"]
@@ -202,6 +218,18 @@ def test_a_wrong_truesize_is_a_disagreement(tmp_path):
     result = vv.validate_trace_file(str(path), "6.18", {})
     assert not result["ok"]
     assert [(d["field"], str(d["live"])[0]) for d in result["disagreements"]] == [("truesize", "1")]
+
+
+def test_an_skb_gro_did_not_hand_up_is_a_disagreement(tmp_path):
+    # Take away what GRO handed up for the last skb: the trace then says it went up inside another.
+    lines = make_trace("6.18", 2).splitlines()
+    last = max(i for i, line in enumerate(lines) if "netif_receive_skb:" in line)
+    length = int(lines[last].rsplit("len=", 1)[1])
+    del lines[last]
+    capture = vv.parse_capture("\n".join(lines))
+    result = vv.validate_capture(capture, load_profile("6.18"), {})
+    assert [(d["field"], d["live"], d["model"]) for d in result["disagreements"]] == [
+        ("after_gro_len", None, length)]
 
 
 def test_the_live_capture_agrees():

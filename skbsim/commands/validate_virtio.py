@@ -68,8 +68,9 @@ def print_result(result: dict) -> None:
                       f"{segment['start_state']} (synchronised from poll {segment['synchronised_from_poll']}); "
                       f"{segment['skbs']} skbs; ended: {segment['ended']}")
     if gro["compared"]:
-        console.print(f"after GRO (net/netif_receive_skb): {gro['events']} skbs handed up, "
-                      f"{gro['handed_up_live']} of them as traced at GRO's entry (the rest inside others)")
+        merged = result["frames_traced"] - gro["handed_up_live"]
+        console.print(f"after GRO (net/netif_receive_skb): {gro['events']} skbs handed up; of the "
+                      f"{result['frames_traced']} GRO got, {merged} went up inside another")
     else:
         console.print("after GRO: not traced (no net/netif_receive_skb events in the trace)")
     for leak in result["model_leaks"]:
