@@ -32,7 +32,10 @@ by poll.  A hypothesis set that dies entirely (the ring before the window
 held buffers of several sizes) restarts at the next poll; a refill whose
 buffer size the remaining EWMA uncertainty cannot decide ends the
 prediction and starts a new synchronisation.  Only skbs predicted by the
-model count as agreements or disagreements.
+model count as agreements or disagreements.  After GRO each traced skb is
+matched to what GRO handed up at its sk_buff address (the head of a
+merged aggregate keeps its first segment's), and the len it went up with
+(or that it went up inside another) is compared with the model's GRO.
 
 Assumptions, all visible in the trace when they fail: one RX queue;
 partial-checksum frames are TCP over IPv4 or IPv6 without options or
@@ -75,7 +78,6 @@ CAPTURE_HEADER = "# skbsim virtio_net capture:"
 EWMA_MAX = vn.IP_MAX_MTU + vn.ETH_HLEN
 
 _POLL_BODY = re.compile(r"napi struct (\S+) for device (\S+) work (-?\d+) budget (\d+)")
-_ETH_P_ARP = 0x0806
 
 
 # -- what the trace holds -------------------------------------------------------------------------
@@ -581,31 +583,23 @@ def _end_of_poll(c: LayoutConstants, h: Hypothesis, budget: int) -> list[Hypothe
     is a range; it splits where the check's answer changes.
     """
     threshold = min(budget, c.ring) // 2
-    if h.switch is not None:
-        # After the first refill the ring was full: the free count is what was taken since.
-        free = h.consumed - h.refilled_at
+    if h.switch is not None or h.pre_size is None:
+        # After the window's first refill the free count is known: with that refill still waiting,
+        # what was taken since the last refill (the ring was full then).
+        free = h.consumed - h.refilled_at if h.switch is not None else c.ring - len(h.ring)
         if free <= threshold:
             return [h]
         out = []
         for size, lo, hi in _sizes_in(c, h.lo, h.hi):
             child = h.copy()
             child.lo, child.hi = lo, hi
-            child.pending = child.pending + ((free, size),)
-            child.refilled_at = child.consumed
             child.refills += 1
-            out.append(child)
-        return out
-    if h.pre_size is None:
-        free = c.ring - len(h.ring)
-        if free <= threshold:
-            return [h]
-        out = []
-        for size, lo, hi in _sizes_in(c, h.lo, h.hi):
-            child = h.copy()
-            child.lo, child.hi = lo, hi
-            for _ in range(free):
-                child.carve(c, size)
-            child.refills += 1
+            if child.switch is not None:
+                child.pending = child.pending + ((free, size),)
+                child.refilled_at = child.consumed
+            else:
+                for _ in range(free):
+                    child.carve(c, size)
             out.append(child)
         return out
     if h.free_hi + h.consumed <= threshold:

@@ -680,6 +680,13 @@ def try_fill_recv(kernel: Kernel, rq: receive_queue, gfp: int) -> bool:
 # -- building skbs -------------------------------------------------------------------------------
 
 
+def _built_on_buffer(rq: receive_queue, skb: sk_buff, how: str) -> None:
+    """Where an skb built around a receive buffer came from (for reports)."""
+    skb.head_source = "virtio_net rx buffer"
+    skb.path = "build_skb"
+    rq.last_path = how
+
+
 def page_to_skb(kernel: Kernel, rq: receive_queue, page: Page, offset: int, length: int, truesize: int,
                 headroom: int, chain: list[Page] | None = None) -> sk_buff | None:
     """virtio_net.c: page_to_skb() - the skb of the first buffer of a frame.
@@ -710,14 +717,12 @@ def page_to_skb(kernel: Kernel, rq: receive_queue, page: Page, offset: int, leng
             return None
         skb_reserve(skb, p - buf)
         skb_put(skb, length)
-        skb.head_source = "virtio_net rx buffer"
-        skb.path = "build_skb"
+        _built_on_buffer(rq, skb, "page_to_skb build_skb")
         if explain:
             kernel.note(f"page_to_skb: {length} bytes > GOOD_COPY_LEN {GOOD_COPY_LEN} and {tailroom} bytes "
                         f"behind them hold skb_shared_info: build_skb() on the {truesize}-byte buffer")
         if chain is not None and len(chain) > 1:
             give_pages(rq, chain[1:])
-        rq.last_path = "page_to_skb build_skb"
         return skb
 
     skb = napi_alloc_skb(kernel, rq.napi, GOOD_COPY_LEN)
@@ -859,9 +864,7 @@ def receive_mergeable_xdp(kernel: Kernel, rq: receive_queue, elem: vring_used_el
         return None
     skb_reserve(skb, headroom + rq.hdr_len)
     __skb_put(skb, elem.len - rq.hdr_len)
-    skb.head_source = "virtio_net rx buffer"
-    skb.path = "build_skb"
-    rq.last_path = "build_skb_from_xdp_buff"
+    _built_on_buffer(rq, skb, "build_skb_from_xdp_buff")
     return skb
 
 
@@ -884,9 +887,7 @@ def receive_small(kernel: Kernel, rq: receive_queue, elem: vring_used_elem) -> s
         return None
     skb_reserve(skb, headroom)
     skb_put(skb, elem.len - rq.hdr_len)
-    skb.head_source = "virtio_net rx buffer"
-    skb.path = "build_skb"
-    rq.last_path = "receive_small_build_skb"
+    _built_on_buffer(rq, skb, "receive_small_build_skb")
     return skb
 
 
