@@ -11,11 +11,11 @@ from skbsim.errors import InputError
 
 
 def add_parser(sub) -> None:
+    from skbsim.drivers import DRIVERS
+
     p = sub.add_parser("run", help="simulate the receive path end to end and report memory and drops")
     p.add_argument("--kernel", action="append", help="kernel profile; repeat to compare (default 6.9)")
     p.add_argument("--kernel-config", help="derive config-dependent constants from this .config")
-    from skbsim.drivers import DRIVERS
-
     p.add_argument("--driver", default="ice", help=f"{', '.join(sorted(DRIVERS))} (default ice)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="driver option; repeat a key with other values to compare (default for ice: rx=legacy)")
