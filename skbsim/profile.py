@@ -280,6 +280,46 @@ FEATURES = {
         "GRO accepts a flow whose IPv4 ID does not change only with DF set ('df_only', up to 6.17) or with or "
         "without DF ('any', 6.18: 'net: gro: remove unnecessary df checks')",
     ),
+    # -- virtio_net --
+    "virtio_rx_dma_record": (
+        str,
+        ("never", "with_dma_api", "always"),
+        "whether virtio_net's receive page frags start with a 16-byte struct virtnet_rq_dma (premapped "
+        "mode; a 32 KiB frag then holds 6 x 4096 + 8176 mergeable buffers instead of 8 x 4096): 'never' "
+        "(6.1; 6.11 and 6.12: 'virtio_net: disable premapped mode by default'); 'with_dma_api' = only when "
+        "the virtqueue uses the DMA API (VIRTIO_F_ACCESS_PLATFORM), mergeable and small mode (6.6 to 6.10: "
+        "'virtio_net: merge dma operations when filling mergeable buffers'); 'always' for mergeable and "
+        "small mode (6.13+: 'virtio_net: enable premapped mode for merge and small by default')",
+    ),
+    "virtio_rq_alloc_overflow_fix": (
+        bool,
+        None,
+        "add_recvbuf_mergeable() shortens a buffer by sizeof(struct virtnet_rq_dma) when it starts a frag "
+        "page it would overfill with the DMA record (6.13+, 6.12.5+: 'virtio-net: fix overflow inside "
+        "virtnet_rq_alloc')",
+    ),
+    "virtio_mrg_xdp_hole": (
+        str,
+        ("fold", "no_fold"),
+        "mergeable buffers with XDP headroom: 'fold' = the rest of a frag too small for another buffer is "
+        "added to the buffer and the context holds the buffer length (page_to_skb() then uses PAGE_SIZE as "
+        "truesize; 6.1); 'no_fold' = the rest is skipped and the context holds len + room (6.3+: "
+        "'virtio-net: disable the hole mechanism for xdp')",
+    ),
+    "virtio_xdp_pass_skb": (
+        str,
+        ("page_to_skb", "build_skb_from_xdp_buff"),
+        "the skb of a mergeable frame an XDP program passes: page_to_skb() (frames up to GOOD_COPY_LEN "
+        "copied into a napi_alloc_skb() head; 6.1), or build_skb() over the whole buffer for every frame "
+        "(6.3+: 'virtio-net: build skb from multi-buffer xdp')",
+    ),
+    "virtio_refill_retry": (
+        str,
+        ("delayed_work", "repoll"),
+        "a ring refill that fails in NAPI: retried by the delayed refill work in process context (up to "
+        "6.18.6), or the poll returns its whole budget and NAPI polls again (6.19, 6.18.7+: 'virtio-net: "
+        "dont schedule delayed refill worker')",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.

@@ -101,7 +101,7 @@ def test_cli_says_once_why_the_reference_engine_ran(capsys):
                  "--opt", "rx=build_skb"]) == 0
     out, err = capsys.readouterr()
     assert err.count("reference engine used: TCP traffic goes through GRO") == 1
-    gro = json.loads(out)["gro"]
+    gro = json.loads(out)["runs"][0]["gro"]
     assert gro["skbs_in"] == 300
 
 

@@ -13,6 +13,7 @@ from skbsim.files import shown
 
 
 def add_parser(sub) -> None:
+    from skbsim.drivers import DRIVERS
     from skbsim.sim import MAX_CPUS
 
     p = sub.add_parser("run", help="simulate the receive path end to end and report memory and drops",
@@ -22,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--kernel", action="append", help="kernel profile; repeat to compare (default 6.9)")
     p.add_argument("--kernel-config", help="derive config-dependent constants from this .config")
     p.add_argument("--driver", action="append",
-                   help="ice, copybreak or tun; repeat to compare (default ice)")
+                   help=f"{', '.join(sorted(DRIVERS))}; repeat to compare (default ice)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="driver option; repeat a key with other values to compare; with several drivers each "
                    f"takes the keys it knows (skbsim's default for ice: {defaults_help('ice')}, the path "

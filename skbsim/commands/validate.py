@@ -6,6 +6,7 @@ from skbsim.commands.common import integer
 
 
 def add_parser(sub) -> None:
+    from skbsim.commands import validate_virtio
     from skbsim.validate import DEFAULT_ROUTES, ROUTES
 
     p = sub.add_parser(
@@ -29,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-udp", action="store_true", help="skip the UDP socket checks")
     p.add_argument("--json", action="store_true",
                    help="print the result as one JSON object (docs/schema/validate.schema.json)")
+    validate_virtio.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -38,6 +40,10 @@ def run(args) -> int:
     from skbsim.commands.common import print_json
     from skbsim.validate import parse_length_range, parse_routes, sweep_lengths, validate
 
+    if args.driver == "virtio_net":
+        from skbsim.commands import validate_virtio
+
+        return validate_virtio.run(args)
     routes = parse_routes(args.routes)
     length_range = parse_length_range(args.lengths)
     lengths = sweep_lengths(length_range, None if args.sample == 0 else args.sample, args.seed,

@@ -8,7 +8,7 @@ for user input.
 
 from __future__ import annotations
 
-from skbsim.drivers import copybreak, ice, ntb, tun
+from skbsim.drivers import copybreak, ice, ntb, tun, virtio_net
 from skbsim.drivers.base import Driver, parse_opt_assignments
 from skbsim.errors import InputError
 
@@ -20,6 +20,7 @@ DRIVERS: dict[str, Driver] = {
     copybreak.DRIVER.name: copybreak.DRIVER,
     tun.DRIVER.name: tun.DRIVER,
     ntb.DRIVER.name: ntb.DRIVER,
+    virtio_net.DRIVER.name: virtio_net.DRIVER,
 }
 
 

@@ -57,6 +57,12 @@ SKB_ALLOC_FCLONE = 0x01
 SKB_ALLOC_RX = 0x02
 SKB_ALLOC_NAPI = 0x04
 
+# include/linux/skbuff.h: skb->ip_summed
+CHECKSUM_NONE = 0
+CHECKSUM_UNNECESSARY = 1
+CHECKSUM_COMPLETE = 2
+CHECKSUM_PARTIAL = 3
+
 # include/linux/skbuff.h: enum skb_fclone_type
 SKB_FCLONE_UNAVAILABLE = 0
 SKB_FCLONE_ORIG = 1
@@ -167,6 +173,7 @@ class sk_buff:
         "hash",
         "header_bytes",
         "cb",
+        "ip_summed",
     )
 
     def __init__(self, addr: int, skb_from: str):
@@ -200,6 +207,7 @@ class sk_buff:
         self.header_bytes: bytes | None = None
         # skb->cb: the protocol's control block (TCP_SKB_CB(skb) for TCP).
         self.cb = None
+        self.ip_summed = CHECKSUM_NONE
 
     @property
     def nr_frags(self) -> int:
@@ -314,6 +322,14 @@ def skb_coalesce_rx_frag(skb: sk_buff, i: int, size: int, truesize: int) -> None
     skb.len += size
     skb.data_len += size
     skb.truesize += truesize
+
+
+def skb_can_coalesce(skb: sk_buff, i: int, page: Page, off: int) -> bool:
+    """include/linux/skbuff.h: skb_can_coalesce() - does (page, off) continue frag i - 1 exactly?"""
+    if i:
+        frag = skb.shinfo.frags[i - 1]
+        return frag.page is page and off == frag.offset + frag.size
+    return False
 
 
 def skb_cloned(skb: sk_buff) -> bool:
@@ -920,7 +936,7 @@ def __skb_clone(kernel: Kernel, n: sk_buff, skb: sk_buff) -> sk_buff:
     """net/core/skbuff.c: __skb_clone() - n shares skb's head and shared info."""
     for name in ("head", "data", "tail", "end", "len", "data_len", "truesize", "head_frag", "pfmemalloc",
                  "pp_recycle", "dev", "queue_mapping", "protocol", "mac_header", "shinfo",
-                 "head_source", "head_size", "path", "alloc_cpu", "hash", "header_bytes"):
+                 "head_source", "head_size", "path", "alloc_cpu", "hash", "header_bytes", "ip_summed"):
         setattr(n, name, getattr(skb, name))
     n.cloned = True
     n.users = 1
