@@ -139,6 +139,70 @@ FEATURES = {
         "how many page frags alloc_skb_with_frags() may fill: MAX_SKB_FRAGS - 1 (6.6 to 6.12.49), or "
         "MAX_SKB_FRAGS (6.1; 6.12.50+ 'net: allow alloc_skb_with_frags() to use MAX_SKB_FRAGS')",
     ),
+    # -- page_pool and the drivers built on it (issue 15) --
+    "pp_ring_size_rule": (
+        str,
+        ("e2big_32k", "clamp_16k"),
+        "page_pool_init(): a pool_size above 32768 fails with -E2BIG and smaller ones are taken as they are "
+        "('e2big_32k', up to 6.9), or the ptr_ring is min(pool_size, 16384) ('clamp_16k', 6.10+ and stable "
+        "6.1.y: 'page_pool: Clamp pool size to max 16K pages')",
+    ),
+    "pp_ref_count_rule": (
+        str,
+        ("frag_flag", "always"),
+        "fragment counting: page->pp_frag_count only in pools made with PP_FLAG_PAGE_FRAG, never reset after "
+        "the last user ('frag_flag', up to 6.6); page->pp_ref_count set to 1 for every new page and reset to 1 "
+        "after the last user ('always', 6.7+: 'page_pool: unify frag_count handling in page_pool_is_last_frag()', "
+        "'page_pool: remove PP_FLAG_PAGE_FRAG')",
+    ),
+    "pp_bias_max": (
+        str,
+        ("long_max", "long_max_half"),
+        "BIAS_MAX, the references a fresh fragment page is charged with: LONG_MAX, or LONG_MAX >> 1 (6.8+: "
+        "'page_pool: halve BIAS_MAX for multiple user references of a fragment')",
+    ),
+    "pp_frag_align": (
+        str,
+        ("dma", "dma_or_shinfo"),
+        "page_pool_alloc_frag() rounds the size up to dma_get_cache_alignment() ('dma': 1 on x86), or to the "
+        "larger of that and __alignof__(struct skb_shared_info) ('dma_or_shinfo': 8 on 64-bit; stable 6.1.191 "
+        "and 6.12.115: 'page_pool: keep frag_offset aligned for odd-sized requests')",
+    ),
+    "pp_direct_recycle": (
+        str,
+        ("never_from_skb", "skb_free", "every_put"),
+        "when a page freed from an skb may go straight into the pool's alloc cache: never, skb frees use the "
+        "ptr_ring ('never_from_skb', up to 6.4); when napi_pp_put_page() finds itself in softirq (or napi_safe) "
+        "on the CPU that owns the pool's NAPI or the pool's cpuid ('skb_free', 6.5+: 'page_pool: allow caching "
+        "from safely localized NAPI'); or the same test made for every put by page_pool_napi_local() "
+        "('every_put', 6.10+: 'page_pool: check for PP direct cache locality later')",
+    ),
+    "pp_frag_stats": (
+        str,
+        ("fast_per_frag", "cached_on_reuse"),
+        "page_pool_alloc_frag() statistics: alloc_fast for every fragment after the first and for a reused "
+        "frag page ('fast_per_frag'), or recycle_cached plus alloc_fast only when the frag page is reused "
+        "('cached_on_reuse', 6.18)",
+    ),
+    "pp_dev_alloc": (
+        bool,
+        None,
+        "page_pool_alloc()/page_pool_dev_alloc() exist: a page for sizes above half the pool's page, else a "
+        "fragment with the page's remainder folded into the last one (6.7+: 'page_pool: introduce "
+        "page_pool[_cache]_alloc() API')",
+    ),
+    "pp_alloc_cache_refill_rule": (
+        str,
+        ("fixed_64", "by_page_size"),
+        "PP_ALLOC_CACHE_REFILL: 64 (PP_ALLOC_CACHE_SIZE 128) on every page size ('fixed_64'), or 64/16/4 for "
+        "4K/16K/64K pages with PP_ALLOC_CACHE_SIZE twice that ('by_page_size', 7.1.3)",
+    ),
+    "pp_create_checks_order": (
+        bool,
+        None,
+        "page_pool_create() refuses an order above MAX_PAGE_ORDER with -EINVAL (7.1.3); before, such a pool "
+        "is made and its allocations fail",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.

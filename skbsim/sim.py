@@ -21,7 +21,7 @@ from skbsim.drivers import DRIVERS
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
 from skbsim.mm.fault import fault_report, fault_rules
-from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
+from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_complete_done, napi_schedule, napi_struct, net_device
 from skbsim.net.skbuff import skb_defer_free_flush
 from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
 from skbsim.profile import load_profile
@@ -268,6 +268,7 @@ class Simulation:
         """Hard IRQ -> napi_schedule(): NET_RX softirq runs after the IRQ latency."""
         self.irqs += 1
         state.scheduled = True
+        napi_schedule(state.napi, state.cpu)
         start = max(time_ns + self.irq_latency_ns, state.busy_until)
         state.budget_left = NETDEV_BUDGET
         state.round_start = start
@@ -315,6 +316,7 @@ class Simulation:
             # napi_complete_done(): interrupts back on; frames that arrived
             # during the poll raise one at once.
             state.scheduled = False
+            napi_complete_done(state.napi)
             if _pending(state.queue) and not stalled:
                 self._raise_irq(state, end)
         if self.app_rate is None:

@@ -79,15 +79,31 @@ class net_device:
 
 
 class napi_struct:
-    """include/linux/netdevice.h: struct napi_struct (device, weight, id, owning CPU)."""
+    """include/linux/netdevice.h: struct napi_struct (device, weight, id, owning CPU).
 
-    __slots__ = ("dev", "weight", "napi_id", "cpu")
+    ``list_owner`` is the CPU whose poll list holds the instance while it is
+    scheduled, -1 otherwise (set by ____napi_schedule(), cleared by
+    napi_complete_done()); page_pool reads it to decide direct recycling.
+    """
+
+    __slots__ = ("dev", "weight", "napi_id", "cpu", "list_owner")
 
     def __init__(self, dev: net_device, weight: int = NAPI_POLL_WEIGHT, napi_id: int = 0x2001, cpu: int = 0) -> None:
         self.dev = dev
         self.weight = weight
         self.napi_id = napi_id
         self.cpu = cpu
+        self.list_owner = -1
+
+
+def napi_schedule(napi: napi_struct, cpu: int) -> None:
+    """net/core/dev.c: ____napi_schedule() - put the instance on cpu's poll list (list_owner = cpu)."""
+    napi.list_owner = cpu
+
+
+def napi_complete_done(napi: napi_struct) -> None:
+    """net/core/dev.c: napi_complete_done() - off the poll list (list_owner = -1)."""
+    napi.list_owner = -1
 
 
 def new_page_frag_cache(profile) -> page_frag_cache:
