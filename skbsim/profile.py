@@ -203,6 +203,23 @@ FEATURES = {
         "page_pool_create() refuses an order above MAX_PAGE_ORDER with -EINVAL (7.1.3); before, such a pool "
         "is made and its allocations fail",
     ),
+    "mana_rx_buffers": (
+        str,
+        ("pool_page_or_frag", "pool_whole_pages", "pool_fragments"),
+        "where mana's RX buffers come from (mana_get_rxbuf_cfg(), mana_get_rxfrag()): an order-0 page_pool "
+        "page per buffer with the unrounded mtu + MANA_RXBUF_PAD + headroom as alloc_size, napi_alloc_frag() "
+        "above a page ('pool_page_or_frag', v6.9); a whole page_pool page of get_order(alloc_size), "
+        "alloc_size at least PAGE_SIZE ('pool_whole_pages', 6.10+ 'net: mana: Switch to page pool for jumbo "
+        "frames' and 'net: mana: Fix RX buf alloc_size alignment and atomic op panic', in Debian 6.1.192 by "
+        "backport); page_pool fragments of ALIGN(SKB_DATA_ALIGN(mtu + MANA_RXBUF_PAD), 64) up to half a page,"
+        " else a whole page whose full size is alloc_size ('pool_fragments', 6.18)",
+    ),
+    "mana_rx_queue": (
+        str,
+        ("fixed_512", "ethtool_512", "ethtool_1024"),
+        "mana's RX queue size: RX_BUFFERS_PER_QUEUE 512 without ethtool -G ('fixed_512', v6.9); ethtool -G "
+        "128..8192 rounded up to a power of two, default 512 ('ethtool_512') or 1024 ('ethtool_1024', 6.18)",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.

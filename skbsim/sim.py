@@ -18,6 +18,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from skbsim.drivers import DRIVERS
+from skbsim.drivers.pp_common import queue_page_pool_stats, sum_page_pool_stats
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
 from skbsim.mm.fault import fault_report, fault_rules
@@ -415,6 +416,7 @@ class Simulation:
             if self.trace is not None:
                 self._trace_driver_drops(state)
         driver_stats = _sum_stats(state.queue.stats.as_dict() for state in self.cpus)
+        pool_stats = [queue_page_pool_stats(state.queue) for state in self.cpus]
         nc_stats = _napi_cache_stats(kernel)
         frag_stats = _page_frag_stats(kernel)
         report = kernel.leak_check()
@@ -470,6 +472,9 @@ class Simulation:
         }
         if self.config.faults:
             result["faults"] = fault_report(self.config.faults, kernel.faults.injected)
+        if pool_stats[0] is not None:
+            # Drivers built on page_pool: the counters ethtool -S shows, summed over the queues.
+            result["page_pool"] = sum_page_pool_stats(pool_stats)
         return result
 
 

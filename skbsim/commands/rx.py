@@ -68,6 +68,9 @@ def _print_rx(r: dict) -> None:
         f"  ring buffers: {b['used']} used, {b['reused']} reused, {b['released']} released, "
         f"{b['copied']} copied out ({b['bytes_copied']} bytes copied into the head)"
     )
+    if "page_pool" in r:
+        nonzero = ", ".join(f"{name} {value}" for name, value in r["page_pool"].items() if value)
+        print(f"  page_pool: {nonzero or 'all counters 0'}")
     for warning in r["warnings"]:
         print(f"warning: {warning}")
     print("leak check: clean" if r["leak_check"] == "clean" else r["leak_check"])

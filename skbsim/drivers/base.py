@@ -198,6 +198,15 @@ class RxQueue(Protocol):
 Deliver = Callable[["sk_buff"], None]
 
 
+def napi_gro_receive(napi: napi_struct, skb: sk_buff, deliver: Deliver) -> None:
+    """net/core/gro.c: napi_gro_receive() - the one hand-off from every NIC driver to the stack.
+
+    GRO is not modelled (yet): the skb goes to ``deliver`` as it is, which
+    is what netif_receive_skb() sees for a flow GRO does not merge.
+    """
+    deliver(skb)
+
+
 class Driver:
     """A modelled driver: name, what it is modelled on, options and its four functions."""
 

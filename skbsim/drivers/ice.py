@@ -67,6 +67,7 @@ from skbsim.drivers.base import (
     frame_header,
     synthetic_header_template,
     int_option,
+    napi_gro_receive,
     parse_options,
 )
 from skbsim.errors import InputError
@@ -636,8 +637,8 @@ def ice_process_skb_fields(ring: ice_rx_ring, skb: sk_buff, header: bytes) -> No
 
 
 def ice_receive_skb(ring: ice_rx_ring, skb: sk_buff, deliver: Deliver) -> None:
-    """ice_txrx_lib.c: ice_receive_skb() - napi_gro_receive() (here: the caller's deliver)."""
-    deliver(skb)
+    """ice_txrx_lib.c: ice_receive_skb() - napi_gro_receive()."""
+    napi_gro_receive(ring.napi, skb, deliver)
 
 
 def _xdp_prepare_buff(kernel: Kernel, ring: ice_rx_ring, xdp: ice_xdp_buff, rx_buf: ice_rx_buf, size: int,
