@@ -220,6 +220,20 @@ FEATURES = {
         "mana's RX queue size: RX_BUFFERS_PER_QUEUE 512 without ethtool -G ('fixed_512', v6.9); ethtool -G "
         "128..8192 rounded up to a power of two, default 512 ('ethtool_512') or 1024 ('ethtool_1024', 6.18)",
     ),
+    "libeth_rx": (
+        bool,
+        None,
+        "libeth's RX buffer management exists and iavf/idpf use it: page_pool buffers sized by "
+        "libeth_rx_fq_create() (6.10+: 'libeth: add Rx buffer management'); before, iavf splits pages itself "
+        "and idpf (6.7+) manages its own page_pool",
+    ),
+    "ice_rx_buffers": (
+        str,
+        ("page_split", "libeth"),
+        "ice's RX buffers: half-page flips with pagecnt_bias ('page_split', every release up to 6.18), or "
+        "libeth page_pool buffers with skbs built by xdp_build_skb_from_buff(), no legacy-rx, optional header"
+        " split ('libeth', the page_pool form of later releases, as in 7.1.3 ice_rxq_pp_create())",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.

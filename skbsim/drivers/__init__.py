@@ -8,7 +8,7 @@ for user input.
 
 from __future__ import annotations
 
-from skbsim.drivers import copybreak, ice, mana, tun
+from skbsim.drivers import copybreak, ice, libeth, mana, tun
 from skbsim.drivers.base import Driver
 from skbsim.errors import InputError
 
@@ -17,6 +17,7 @@ DRIVERS: dict[str, Driver] = {
     copybreak.DRIVER.name: copybreak.DRIVER,
     tun.DRIVER.name: tun.DRIVER,
     mana.DRIVER.name: mana.DRIVER,
+    libeth.DRIVER.name: libeth.DRIVER,
 }
 
 

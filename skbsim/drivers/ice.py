@@ -830,7 +830,19 @@ OPTIONS = (
                  "buffers in order-1 pages", int_option("mtu", ETH_MIN_MTU, ICE_MAX_MTU)),
     DriverOption("ring", str(ICE_DFLT_NUM_RX_DESC), f"RX descriptors, {ICE_MIN_NUM_DESC}..{ICE_MAX_NUM_DESC}, "
                  f"rounded up to a multiple of {ICE_REQ_DESC_MULTIPLE}", _ring_size),
+    DriverOption("hsplit", "off", "header split (ethtool -G tcp-data-split); only ice's page_pool (libeth) form "
+                 "has it", choice_option("hsplit", ("on", "off"))),
 )
+
+
+def ice_pp_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, values: dict):
+    """ice_open() of ice's page_pool form (profile feature ``ice_rx_buffers`` = "libeth", as 7.1.3's
+    ice_rxq_pp_create()): libeth MTU buffers, header buffers with header split; see skbsim.drivers.libeth."""
+    from skbsim.drivers.libeth import libeth_open
+
+    if values["rx"] == "legacy":
+        raise InputError(f"option rx=legacy: ice's page_pool form ({kernel.profile.name}) has no legacy-rx")
+    return libeth_open(kernel, "ice", dev, napi, values["mtu"], str(values["ring"]), values["hsplit"] == "on")
 
 
 def ice_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: dict[str, str] | None) -> ice_rx_ring:
@@ -842,6 +854,11 @@ def ice_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: 
     """
     values = parse_options("ice", OPTIONS, options)
     profile = kernel.profile
+    if profile.feature("ice_rx_buffers") == "libeth":
+        return ice_pp_open_queue(kernel, dev, napi, values)
+    if values["hsplit"] == "on":
+        raise InputError(f"option hsplit=on: ice of {profile.name} splits pages itself and has no header split "
+                         "(ice_rx_buffers = page_split)")
     if profile.PAGE_SIZE >= 8192:
         raise InputError(f"ice: PAGE_SIZE {profile.PAGE_SIZE} is not modelled (its buffer reuse rule differs)")
     legacy = values["rx"] == "legacy"
@@ -875,6 +892,8 @@ def ice_nic_receive(kernel: Kernel, ring: ice_rx_ring, frame: Frame) -> bool:
     driver wrote (next_to_use rounded down to a multiple of 8).  Frames
     above rxmax, or without enough descriptors, are dropped.
     """
+    if type(ring) is not ice_rx_ring:  # the page_pool (libeth) form
+        return _libeth().libeth_nic_receive(kernel, ring, frame)
     length = frame.length
     if length > ring.rxmax:
         ring.stats.oversize_drops += 1
@@ -911,6 +930,9 @@ def ice_napi_poll(kernel: Kernel, ring: ice_rx_ring, budget: int, deliver: Deliv
     Returns budget when the ring used all of it (or a refill failed), else
     min(work, budget - 1) after which the caller completes NAPI.
     """
+    if type(ring) is not ice_rx_ring:  # the page_pool (libeth) form
+        cleaned = _libeth().libeth_poll(kernel, ring, budget, deliver)
+        return budget if cleaned >= budget else min(cleaned, budget - 1)
     ring.stats.polls += 1
     if budget <= 0:
         return budget
@@ -927,6 +949,9 @@ def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
     Frames the NIC wrote that were never cleaned (a failing allocation kept
     them on the ring) are lost with it; they are counted in frames_dropped.
     """
+    if type(ring) is not ice_rx_ring:  # the page_pool (libeth) form
+        _libeth().libeth_close(kernel, ring)
+        return
     stats = ring.stats
     idx = ring.next_to_clean
     for _ in range(stats.nic_frames - stats.frames - stats.frames_dropped):
@@ -960,6 +985,12 @@ def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
         desc.header = None
     ring.next_to_alloc = ring.next_to_clean = ring.first_desc = ring.next_to_use = 0
     ring.hw_next = ring.tail = 0
+
+
+def _libeth():
+    from skbsim.drivers import libeth
+
+    return libeth
 
 
 DRIVER = Driver(
