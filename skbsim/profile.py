@@ -234,6 +234,16 @@ FEATURES = {
         "libeth page_pool buffers with skbs built by xdp_build_skb_from_buff(), no legacy-rx, optional header"
         " split ('libeth', the page_pool form of later releases, as in 7.1.3 ice_rxq_pp_create())",
     ),
+    "mlx5_rx_pages": (
+        str,
+        ("driver_cache", "pp_fragments"),
+        "who owns mlx5's RX pages: the RQ's own page cache, skbs holding page references, pages released "
+        "right after their frame ('driver_cache', up to 6.4); page_pool fragments counted in pp_ref_count "
+        "with MLX5E_PAGECNT_BIAS_MAX, skbs marked for recycling, pages released when their slot is refilled "
+        "('pp_fragments', 6.5+: 'net/mlx5e: RX, Enable skb page recycling through the page_pool', 'net/mlx5e:"
+        " RX, Remove internal page_cache', 'net/mlx5e: RX, Defer page release in legacy rq for better "
+        "recycling')",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.

@@ -8,7 +8,7 @@ for user input.
 
 from __future__ import annotations
 
-from skbsim.drivers import copybreak, ice, libeth, mana, tun
+from skbsim.drivers import copybreak, ice, libeth, mana, mlx5, tun
 from skbsim.drivers.base import Driver
 from skbsim.errors import InputError
 
@@ -18,6 +18,7 @@ DRIVERS: dict[str, Driver] = {
     tun.DRIVER.name: tun.DRIVER,
     mana.DRIVER.name: mana.DRIVER,
     libeth.DRIVER.name: libeth.DRIVER,
+    mlx5.DRIVER.name: mlx5.DRIVER,
 }
 
 
