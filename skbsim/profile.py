@@ -244,6 +244,23 @@ FEATURES = {
         " RX, Remove internal page_cache', 'net/mlx5e: RX, Defer page release in legacy rq for better "
         "recycling')",
     ),
+    "bnxt_rx_head": (
+        str,
+        ("page_frag_build_skb", "page_frag_pp_agg", "page_pool"),
+        "where bnxt's RX buffers and aggregation pages come from: page_frag RX buffers turned into skbs by "
+        "build_skb(), aggregation pages from alloc_page(), a page_pool only in page mode "
+        "('page_frag_build_skb', 6.1); page_frag RX buffers with napi_build_skb(), aggregation pages from the"
+        " page_pool, every skb marked for recycling ('page_frag_pp_agg', v6.9); RX buffers as page_pool "
+        "fragments too ('page_pool', 6.12+)",
+    ),
+    "bnxt_rx_copybreak": (
+        str,
+        ("fixed_256", "tunable_hds_thresh"),
+        "bnxt's copy threshold and header-data split: BNXT_RX_COPY_THRESH 256 for the copy, the split and the"
+        " aggregation-mode RX buffer ('fixed_256', up to 6.12); rx-copybreak tunable (default 256, at most "
+        "1024) and the aggregation-mode RX buffer and split threshold from hds_thresh, default 640 "
+        "('tunable_hds_thresh', 6.18)",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.
