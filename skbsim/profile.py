@@ -261,6 +261,20 @@ FEATURES = {
         "1024) and the aggregation-mode RX buffer and split threshold from hds_thresh, default 640 "
         "('tunable_hds_thresh', 6.18)",
     ),
+    "gve_dqo_rx_buffers": (
+        str,
+        ("own_pages", "page_pool"),
+        "gve DQO RDA packet buffers: order-0 pages the driver owns, charged with INT_MAX references and cut "
+        "in buffer-sized chunks it moves through (gve_try_recycle_buf(); 'own_pages', up to 6.12); "
+        "page_pool_alloc_netmem() buffers, skbs marked for recycling ('page_pool', 6.18)",
+    ),
+    "gve_rx_buf_len": (
+        str,
+        ("fixed_2048", "by_hsplit", "ethtool"),
+        "gve DQO packet buffer size: 2048 and no header split ('fixed_2048', 6.1); 2048, or 4096 with header "
+        "split (gve_get_pkt_buf_size(); 'by_hsplit', 6.9 to 6.18); set with ethtool -G rx-buf-len ('ethtool',"
+        " 7.1.3)",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.

@@ -8,7 +8,7 @@ for user input.
 
 from __future__ import annotations
 
-from skbsim.drivers import bnxt, copybreak, ice, libeth, mana, mlx5, tun
+from skbsim.drivers import bnxt, copybreak, gve, ice, libeth, mana, mlx5, tun
 from skbsim.drivers.base import Driver
 from skbsim.errors import InputError
 
@@ -20,6 +20,7 @@ DRIVERS: dict[str, Driver] = {
     libeth.DRIVER.name: libeth.DRIVER,
     mlx5.DRIVER.name: mlx5.DRIVER,
     bnxt.DRIVER.name: bnxt.DRIVER,
+    gve.DRIVER.name: gve.DRIVER,
 }
 
 
