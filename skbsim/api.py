@@ -81,12 +81,18 @@ def run(*, kernel: str = "6.9", driver: str = "ice", options: dict[str, str] | N
 
 def length_sweep(lengths: str | int = "0:9000", *, kernels: tuple[str, ...] | list[str] = ("6.1", "6.9", "6.12", "6.18"),
                  function: str = "napi_alloc_skb", gfp: str | None = None, by_path: bool = False,
-                 kernel_config: str | None = None) -> dict:
+                 kernel_config: str | None = None, driver: str | None = None,
+                 options: dict[str, str] | None = None) -> dict:
     """One allocation function at every length of ``lengths`` ("FIRST:LAST[:STEP]" or one length) on
-    each kernel: ``skbsim sweep --json``."""
+    each kernel, or with ``driver`` one frame of each length through that driver (with ``options``):
+    ``skbsim sweep --json``."""
+    from skbsim.errors import InputError
     from skbsim.profile import load_profile
     from skbsim.sweep import comparison_rows, parse_len_range, sweep, sweep_as_dict
 
+    if options and driver is None:
+        raise InputError("options need a driver")
     length_range = parse_len_range(str(lengths))
-    sweeps = sweep([load_profile(spec, kernel_config) for spec in kernels], function, length_range, gfp)
+    sweeps = sweep([load_profile(spec, kernel_config) for spec in kernels], function, length_range, gfp,
+                   driver=driver, options=options)
     return sweep_as_dict(sweeps, comparison_rows(sweeps, by_path=by_path), by_path)

@@ -83,18 +83,21 @@ class Span:
 
 
 class KernelSweep:
-    """One kernel's answers, one per length of the sweep."""
+    """One kernel's answers, one per length of the sweep.  A driver sweep has ``driver`` and its
+    ``options``; its ``function`` is the label 'name(options)' and its ``gfp`` '-'."""
 
-    __slots__ = ("profile", "function", "gfp", "lengths", "answers", "leak_check")
+    __slots__ = ("profile", "function", "gfp", "lengths", "answers", "leak_check", "driver", "options")
 
     def __init__(self, profile: Profile, function: str, gfp: str, lengths: range, answers: list[Answer],
-                 leak_check: str):
+                 leak_check: str, driver: str | None = None, options: dict[str, str] | None = None):
         self.profile = profile
         self.function = function
         self.gfp = gfp
         self.lengths = lengths
         self.answers = answers
         self.leak_check = leak_check
+        self.driver = driver
+        self.options = options or {}
 
     @property
     def name(self) -> str:
@@ -239,7 +242,8 @@ def sweep_driver_kernel(profile: Profile, driver_name: str, options: dict[str, s
         driver.close_queue(kernel, queue)
     report = kernel.leak_check()
     label = driver_name + ("(" + ",".join(f"{k}={v}" for k, v in sorted(options.items())) + ")" if options else "")
-    return KernelSweep(profile, label, "-", lengths, answers, "clean" if report.clean else report.summary())
+    return KernelSweep(profile, label, "-", lengths, answers, "clean" if report.clean else report.summary(),
+                       driver_name, dict(options))
 
 
 def sweep(profiles: list[Profile], function: str, lengths: range, gfp: str | None = None,
@@ -319,11 +323,14 @@ def _answer_dict(answer: Answer) -> dict:
 
 def sweep_as_dict(sweeps: list[KernelSweep], rows: list[Row], by_path: bool) -> dict:
     """A sweep as ``skbsim sweep --json`` prints it (docs/schema/sweep.schema.json): the kernels, and
-    each row of the comparison with every kernel's distinct answers there (truesize None: NULL)."""
-    lengths = sweeps[0].lengths
+    each row of the comparison with every kernel's distinct answers there (truesize None: NULL).  A driver
+    sweep names the driver and its options where an allocation sweep names the function and gfp mask."""
+    first = sweeps[0]
+    lengths = first.lengths
+    call = ({"driver": first.driver, "options": first.options} if first.driver is not None
+            else {"function": first.function, "gfp": first.gfp})
     return {
-        "function": sweeps[0].function,
-        "gfp": sweeps[0].gfp,
+        **call,
         "lengths": {"first": lengths[0], "last": lengths[-1], "step": lengths.step, "count": len(lengths)},
         "by_path": by_path,
         "kernels": [{"kernel": s.name, "release": s.profile.release, "leak_check": s.leak_check} for s in sweeps],

@@ -37,6 +37,7 @@ EXAMPLES: dict[str, list] = {
          "--opt", "rx=legacy", "--engine", "reference"],
         ["run", "--quiet", "--json", "--count", "300", "--driver", "tun", "--driver", "copybreak", "--cpus", "2",
          "--fault", "slab:probability=0.1", "--app-rate", "0"],
+        ["run", "--quiet", "--json", "--count", "300", "--driver", "mlx5", "--driver", "ice", "--kernel", "6.18"],
     ],
     "alloc": [
         ["alloc", "--json", "--len", "256"],
@@ -47,11 +48,15 @@ EXAMPLES: dict[str, list] = {
         ["rx", "--json", "--driver", "ice", "--frame-len", "1514"],
         ["rx", "--json", "--driver", "ice", "--opt", "rx=build_skb", "--frame-len", "9014"],
         ["rx", "--json", "--driver", "tun", "--opt", "napi=1", "--opt", "frags=1", "--frame-len", "3000"],
+        ["rx", "--json", "--driver", "bnxt", "--opt", "mtu=9000", "--frame-len", "9014", "--kernel", "6.18"],
+        ["rx", "--json", "--driver", "gve", "--frame-len", "100"],
     ],
     "sweep": [
         ["sweep", "--json", "--len", "0:3000"],
         ["sweep", "--json", "--len", "1500", "--kernel", "6.9", "--by-path"],
         ["sweep", "--json", "--len", "0:70000:1000", "--function", "__alloc_skb", "--kernel", "6.12"],
+        ["sweep", "--json", "--len", "14:9014:500", "--driver", "mana", "--opt", "mtu=9000"],
+        ["sweep", "--json", "--len", "0:4096:256", "--function", "page_pool_dev_alloc", "--kernel", "6.9"],
     ],
     "profile-show": [
         ["profile", "show", "6.9", "--json"],
