@@ -42,7 +42,8 @@ def receive(frame_len: int, *, kernel: str = "6.9", driver: str = "ice", options
     from skbsim.profile import load_profile
     from skbsim.rx import receive_one
 
-    return receive_one(load_profile(kernel, kernel_config), driver, with_default_options(driver, options), frame_len)
+    profile = load_profile(kernel, kernel_config)
+    return receive_one(profile, driver, with_default_options(driver, options, profile), frame_len)
 
 
 def run(*, kernel: str = "6.9", driver: str = "ice", options: dict[str, str] | None = None, traffic: str = "imix",
@@ -62,6 +63,7 @@ def run(*, kernel: str = "6.9", driver: str = "ice", options: dict[str, str] | N
     from skbsim.drivers import with_default_options
     from skbsim.fast import simulate_engine
     from skbsim.mm.fault import parse_fault
+    from skbsim.profile import load_profile
     from skbsim.sim import RunConfig
 
     known = {f.name for f in fields(RunConfig)} - {"kernel", "driver", "options", "traffic", "count", "faults"}
@@ -72,7 +74,8 @@ def run(*, kernel: str = "6.9", driver: str = "ice", options: dict[str, str] | N
         count = 100_000
     if traffic.split(":", 1)[0].strip().lower() in ("pcap", "pcapng"):
         config.setdefault("rate", None)
-    run_config = RunConfig(kernel=kernel, driver=driver, options=with_default_options(driver, options),
+    profile = load_profile(kernel, config.get("kernel_config"))
+    run_config = RunConfig(kernel=kernel, driver=driver, options=with_default_options(driver, options, profile),
                            traffic=traffic, count=count, faults=tuple(parse_fault(text) for text in faults), **config)
     run_config.validate()
     result, _extra, _why = simulate_engine(run_config, engine)

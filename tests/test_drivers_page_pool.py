@@ -20,6 +20,8 @@ check.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from skbsim.cli import main
@@ -190,6 +192,19 @@ def test_ice_page_pool_form(ice_pp_profile, capsys):
     # No legacy-rx in the page_pool form: one line, exit 2.
     assert main(["rx", "--kernel", ice_pp_profile, "--driver", "ice", "--opt", "rx=legacy", "--frame-len", "60"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_ice_page_pool_form_leaves_out_skbsims_legacy_default(ice_pp_profile, capsys):
+    """skbsim's own ice default (rx=legacy) is for releases that have the legacy-rx flag: the page_pool form
+    starts from the kernel's defaults in rx, run and the API, while an explicit rx=legacy stays an error."""
+    import skbsim
+
+    assert main(["rx", "--kernel", ice_pp_profile, "--driver", "ice", "--frame-len", "1514", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["truesize"] == 2304
+    assert skbsim.receive(1514, kernel=ice_pp_profile)["truesize"] == 2304
+    assert main(["run", "--kernel", ice_pp_profile, "--kernel", "6.18", "--count", "200", "--quiet", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["options"] for r in runs] == [{}, {"rx": "legacy"}]
 
 
 def test_ice_page_pool_form_runs_on_the_reference_engine(ice_pp_profile, capsys):

@@ -47,8 +47,9 @@ def run(args) -> int:
     from skbsim.profile import load_profile
     from skbsim.rx import receive_one
 
-    options = with_default_options(args.driver, parse_opt_assignments(list(args.opt)))
-    result = receive_one(load_profile(args.kernel, args.kernel_config), args.driver, options, args.frame_len)
+    profile = load_profile(args.kernel, args.kernel_config)
+    options = with_default_options(args.driver, parse_opt_assignments(list(args.opt)), profile)
+    result = receive_one(profile, args.driver, options, args.frame_len)
     if args.json:
         print_json(result)
     else:

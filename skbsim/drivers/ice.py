@@ -835,6 +835,11 @@ OPTIONS = (
 )
 
 
+def ice_has_legacy_rx(profile: Profile) -> bool:
+    """The legacy-rx private flag exists while ice splits pages itself; its page_pool (libeth) form has none."""
+    return profile.feature("ice_rx_buffers") != "libeth"
+
+
 def ice_pp_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, values: dict):
     """ice_open() of ice's page_pool form (profile feature ``ice_rx_buffers`` = "libeth", as 7.1.3's
     ice_rxq_pp_create()): libeth MTU buffers, header buffers with header split; see skbsim.drivers.libeth."""
@@ -854,7 +859,7 @@ def ice_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: 
     """
     values = parse_options("ice", OPTIONS, options)
     profile = kernel.profile
-    if profile.feature("ice_rx_buffers") == "libeth":
+    if not ice_has_legacy_rx(profile):
         return ice_pp_open_queue(kernel, dev, napi, values)
     if values["hsplit"] == "on":
         raise InputError(f"option hsplit=on: ice of {profile.name} splits pages itself and has no header split "
