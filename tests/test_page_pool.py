@@ -137,7 +137,7 @@ def test_fragment_references_of_a_page_left_to_its_users():
 # Each page becomes the head of an skb (napi_build_skb, skb_mark_for_recycle)
 # and the skb is freed: skb_free_head() -> napi_pp_put_page() -> the pool.
 # In NAPI (softirq on CPU 0 while the pool's NAPI is on CPU 0's poll list) from
-# 6.5: direct recycling; the cache takes 128 - 56 = 72 (recycle_cached), the
+# 6.4: direct recycling; the cache takes 128 - 56 = 72 (recycle_cached), the
 # other 128 count recycle_cache_full and go to the ring; with a 64-entry ring
 # 64 fit (recycle_ring) and 64 more are released (recycle_ring_full) to the
 # page allocator.  6.1 never recycles an skb's page directly: all 200 go to the

@@ -40,9 +40,13 @@ Per release (profile features ``bnxt_rx_head`` and ``bnxt_rx_copybreak``):
 open), builds skbs with build_skb() and its aggregation pages with
 alloc_page(); v6.9 keeps the page_frag buffers, uses napi_build_skb(), takes
 aggregation pages from a page_pool and marks every skb for recycling
-(bnxt_deliver_skb()); 6.12 and 6.18 take the RX buffers from the page_pool
-too (page_pool_alloc_frag(rx_buf_size)).  6.18 makes rx-copybreak tunable
-and sizes the aggregation-mode RX buffers by hds_thresh.
+(bnxt_deliver_skb(); 6.6: 'bnxt_en: Use the unified RX page pool buffers for
+XDP and non-XDP', 'bnxt: use the NAPI skb allocation cache'); 6.12 and 6.18
+take the RX buffers from the page_pool too (page_pool_alloc_frag(rx_buf_size);
+6.13: 'eth: bnxt: use page pool for head frags', in Debian 6.12.117 by
+backport).  6.18 makes rx-copybreak tunable and sizes the aggregation-mode RX
+buffers by hds_thresh (6.14: 'bnxt_en: add support for rx-copybreak ethtool
+command', 'bnxt_en: add support for hds-thresh ethtool command').
 
 Not modelled: TPA aggregation itself (it merges TCP; skbsim's traffic is
 UDP, whose frames each complete on their own), XDP programs, the

@@ -32,7 +32,8 @@ Buffers (profile feature ``gve_dqo_rx_buffers``):
   buffer moves to the page's other 2K half (gve_try_recycle_buf()), and a
   page whose every half went to skbs waits on the used list until its
   references are back (checked five at a time when buffers are posted).
-- ``page_pool`` (6.18): page_pool_alloc_netmem(buffer size) per buffer
+- ``page_pool`` (6.13+: 'gve: adopt page pool for DQ RDA mode'; here
+  6.18): page_pool_alloc_netmem(buffer size) per buffer
   (two 2K buffers per page, or a page each for 4K), pool_size 4 x the ring,
   skbs marked for recycling, copied-out buffers given back with
   page_pool_put_full_page(allow_direct).

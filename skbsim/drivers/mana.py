@@ -17,18 +17,21 @@ Where the buffers come from (profile feature ``mana_rx_buffers``):
   buffer (truesize counts alloc_size, not the page), above it
   napi_alloc_frag(alloc_size) from the NAPI page_frag cache, not recycled.
   The queue has RX_BUFFERS_PER_QUEUE = 512 entries, not changeable.
-- ``pool_whole_pages`` (6.12, and 6.1.192 by Debian's backport of the 6.12
-  driver): alloc_size = SKB_DATA_ALIGN(mtu + MANA_RXBUF_PAD + headroom),
-  at least PAGE_SIZE; a whole page_pool page of get_order(alloc_size) per
-  buffer ('net: mana: Switch to page pool for jumbo frames', 'net: mana:
-  Fix RX buf alloc_size alignment and atomic op panic').  The ring takes
+- ``pool_whole_pages`` (6.12.117 and 6.1.192, both carrying 'net: mana: Fix
+  RX buf alloc_size alignment and atomic op panic' (6.10) and 'net: mana:
+  Switch to page pool for jumbo frames' (6.15) by backport): alloc_size =
+  SKB_DATA_ALIGN(mtu + MANA_RXBUF_PAD + headroom), at least PAGE_SIZE; a
+  whole page_pool page of get_order(alloc_size) per buffer.  The ring takes
   ``ethtool -G`` (128..8192, rounded up to a power of two, default 512).
-- ``pool_fragments`` (6.18): when mtu + MANA_RXBUF_PAD fits half a page,
+- ``pool_fragments`` (6.18: 'net: mana: Use page pool fragments for RX
+  buffers instead of full pages to improve memory efficiency.'): when
+  mtu + MANA_RXBUF_PAD fits half a page,
   no XDP headroom and page_pool fragments of ALIGN(SKB_DATA_ALIGN(mtu +
   MANA_RXBUF_PAD), 64) bytes, PAGE_SIZE / that many per page; larger MTUs
   take one page_pool page of get_order(SKB_DATA_ALIGN(mtu +
   MANA_RXBUF_PAD)) and pass its whole size as alloc_size, so truesize
-  covers the page.  Default ring 1024.
+  covers the page.  Default ring 1024 (6.13: 'net: mana: Increase the
+  DEF_RX_BUFFERS_PER_QUEUE to 1024').
 
 MANA_RXBUF_PAD = SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) + ETH_HLEN;
 the XDP headroom (XDP_PACKET_HEADROOM, 256) is reserved up to 6.12 whenever

@@ -47,7 +47,7 @@ Pages (``mlx5_rx_pages``):
   is reused only once its refcount is back to 1; a full cache hands the
   page to page_pool_recycle_direct(), which releases it while the skb
   still holds it.
-- ``pp_fragments`` (6.5+: 'net/mlx5e: RX, Enable skb page recycling through
+- ``pp_fragments`` (6.4+: 'net/mlx5e: RX, Enable skb page recycling through
   the page_pool', 'net/mlx5e: RX, Remove internal page_cache', 'net/mlx5e:
   RX, Defer page release in legacy rq for better recycling'): every page
   is charged with MLX5E_PAGECNT_BIAS_MAX = PAGE_SIZE / 64 pp references,
@@ -236,7 +236,7 @@ def mlx5e_mpwqe_geometry(profile: Profile, hw_mtu: int, log_rq_mtu_frames: int) 
 
 
 class mlx5e_frag_page:
-    """en.h: struct mlx5e_frag_page - a page and the fragment references handed out of it (6.5+); in 6.1
+    """en.h: struct mlx5e_frag_page - a page and the fragment references handed out of it (6.4+); in 6.1
     the alloc unit (the page alone).  ``held``: the driver still owes the page its release."""
 
     __slots__ = ("page", "frags", "held")
@@ -248,7 +248,7 @@ class mlx5e_frag_page:
 
 
 def mlx5e_page_alloc(kernel: Kernel, rq, fp: mlx5e_frag_page) -> bool:
-    """A page for a WQE: 6.5+ mlx5e_page_alloc_fragmented() (pool page charged with BIAS_MAX references),
+    """A page for a WQE: 6.4+ mlx5e_page_alloc_fragmented() (pool page charged with BIAS_MAX references),
     6.1 mlx5e_page_alloc_pool() (the RQ's page cache first, then the pool)."""
     if fp.held:
         raise KernelBug("mlx5: a page slot is refilled while the driver still holds its page")
@@ -270,7 +270,7 @@ def mlx5e_page_alloc(kernel: Kernel, rq, fp: mlx5e_frag_page) -> bool:
 
 
 def mlx5e_page_release(kernel: Kernel, rq, fp: mlx5e_frag_page, recycle: bool = True) -> None:
-    """The driver lets go of a page: 6.5+ mlx5e_page_release_fragmented() (drop the references no skb
+    """The driver lets go of a page: 6.4+ mlx5e_page_release_fragmented() (drop the references no skb
     took; the last one recycles it, directly), 6.1 mlx5e_page_release_dynamic()."""
     if not fp.held:
         return
@@ -314,7 +314,7 @@ def mlx5e_rx_cache_get(rq):
 
 
 def _skb_takes_page(kernel: Kernel, rq, fp: mlx5e_frag_page) -> None:
-    """An skb now uses part of this page: one pp fragment reference (6.5+), or page_ref_inc() (6.1)."""
+    """An skb now uses part of this page: one pp fragment reference (6.4+), or page_ref_inc() (6.1)."""
     if rq.pp_fragments:
         fp.frags += 1
     else:
@@ -417,7 +417,7 @@ def mlx5e_post_rx_wqes(kernel: Kernel, rq: mlx5e_rq) -> bool:
     """en_rx.c: mlx5e_post_rx_wqes() - refill once wqe_bulk WQEs are missing; True if an allocation failed.
 
     The bulk is cut so that it ends on a page boundary (wqe_index_mask): a
-    new WQE never shares a page with an old one still in use.  6.5+
+    new WQE never shares a page with an old one still in use.  6.4+
     releases the old pages of each slot just before refilling it
     (mlx5e_refill_rx_wqes(), in refill_unit steps); 6.1 released them when
     the frame was handled.
@@ -462,7 +462,7 @@ def _mpwqe_release(kernel: Kernel, rq: mlx5e_rq, ix: int) -> None:
 
 
 def mlx5e_post_rx_mpwqes(kernel: Kernel, rq: mlx5e_rq) -> bool:
-    """en_rx.c: mlx5e_post_rx_mpwqes() - once min_wqe_bulk WQEs are missing, refill them (6.5+: releasing each
+    """en_rx.c: mlx5e_post_rx_mpwqes() - once min_wqe_bulk WQEs are missing, refill them (6.4+: releasing each
     slot's old pages first); True if an allocation failed."""
     missing = rq.state.count(EMPTY)
     if missing < max(1, rq.geo.wqe_bulk):
@@ -730,7 +730,7 @@ def mlx5e_open_rq(kernel: Kernel, dev: net_device, napi: napi_struct, options: d
         "headroom": geo.headroom,
         "rxmax": rq.rxmax,
         "pool_size": pool.ring_qsize,
-        "rules": "page_pool fragments counted in pp_ref_count, deferred release (6.5+)" if pp_fragments
+        "rules": "page_pool fragments counted in pp_ref_count, deferred release (6.4+)" if pp_fragments
         else "the RQ's own page cache, skbs hold page references (6.1)",
     }
     if striding:

@@ -50,7 +50,8 @@ NUMA_NO_NODE = -1
 LONG_MAX = (1 << 63) - 1
 #: net/core/page_pool.c: page_pool_init() - the ptr_ring's size when pool_size is 0.
 PP_DEFAULT_RING_SIZE = 1024
-#: Up to 6.9 a larger pool_size is -E2BIG; 6.10+ (and stable 6.1.y) clamp to 16384.
+#: v6.9: a larger pool_size is -E2BIG; 'page_pool: Clamp pool size to max 16K pages' (late 2025, stable
+#: 6.1.y, 6.12.y, 6.18.y) clamps to 16384 instead.
 PP_RING_SIZE_E2BIG = 32768
 PP_RING_SIZE_CLAMP = 16384
 
@@ -129,7 +130,7 @@ def skb_shared_info_alignment(profile: Profile) -> int:
 class page_pool_params:
     """include/net/page_pool/types.h: struct page_pool_params (the fields the model uses).
 
-    ``napi`` links the pool to its NAPI instance for direct recycling (6.5+);
+    ``napi`` links the pool to its NAPI instance for direct recycling (6.4+);
     ``flags`` takes PP_FLAG_*; ``max_len`` and ``offset`` bound the
     sync-for-device done on each recycled page with PP_FLAG_DMA_SYNC_DEV.
     """
@@ -674,7 +675,7 @@ def napi_pp_put_page(kernel: Kernel, page: Page, napi_safe: bool = False) -> boo
     """net/core/skbuff.c: napi_pp_put_page() (6.1: page_pool_return_skb_page()) - False if not a pool page.
 
     Who may recycle into the cache (``pp_direct_recycle``): 6.1 never (the
-    put goes to the ring); 6.5-6.9 this function asks page_pool_napi_local()
+    put goes to the ring); 6.4-6.9 this function asks page_pool_napi_local()
     (napi_safe counts as softirq); 6.10+ passes no permission and the put
     itself asks.
     """

@@ -830,8 +830,8 @@ def skb_release_data(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> N
 def skb_release_all(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> None:
     """net/core/skbuff.c: skb_release_all() - head state, then the data.
 
-    napi_safe (6.5+): the caller runs in NAPI (napi_consume_skb() with a
-    budget, __napi_kfree_skb()), which 6.5-6.9 page_pool takes as leave to
+    napi_safe (6.4+): the caller runs in NAPI (napi_consume_skb() with a
+    budget, __napi_kfree_skb()), which 6.4-6.9 page_pool takes as leave to
     recycle into its cache.
     """
     if skb.sk is not None:
