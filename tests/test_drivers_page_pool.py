@@ -128,6 +128,20 @@ def test_mana_6_18_two_fragments_per_page():
     kernel.assert_no_leaks()
 
 
+
+def test_mana_6_18_fragments_on_64k_pages_match_the_commit_message(tmp_path):
+    """'net: mana: Use page pool fragments for RX buffers instead of full pages to improve memory efficiency.'
+    (730ff06d3f5c) says: "We are now able to fit 35 rx buffers in a single 64kb page for MTU size of 1500".
+    By hand (arm64, 64K pages, CONFIG_MAX_SKB_FRAGS 17: shinfo 320, L1 64): MANA_RXBUF_PAD = 320 + 14 = 334;
+    mana_get_rxbuf_cfg(): ALIGN(SKB_DATA_ALIGN(1500 + 334) = 1856, 64) = 1856, frag_count 65536 // 1856 = 35."""
+    from skbsim.drivers.mana import mana_get_rxbuf_cfg
+
+    path = tmp_path / "arm64-64k.config"
+    path.write_text("CONFIG_ARM64=y\nCONFIG_ARM64_64K_PAGES=y\nCONFIG_PAGE_SIZE_64KB=y\nCONFIG_PAGE_SHIFT=16\n"
+                    "CONFIG_ARCH_FORCE_MAX_ORDER=13\nCONFIG_MAX_SKB_FRAGS=17\n")
+    assert mana_get_rxbuf_cfg(load_profile("6.18", str(path)), 1500) == (1514, 1856, 0, 35)
+
+
 # -- libeth: iavf, idpf (drivers/net/ethernet/intel/libeth/rx.c) --------------------------------------------------
 #
 # LIBETH_SKB_HEADROOM 64, LIBETH_RX_BUF_STRIDE 128, LIBETH_RX_PAGE_LEN(64) = ALIGN_DOWN(4096 - 64 - 320, 128)

@@ -422,7 +422,7 @@ OPTIONS = (
     DriverOption("tpa", "on", "hardware GRO (rx-gro-hw; on by default where the chip has TPA): brings the "
                  "aggregation ring and small RX buffers", choice_option("tpa", ("on", "off"))),
     DriverOption("copybreak", str(BNXT_RX_COPY_THRESH), f"rx-copybreak (ethtool --set-tunable), 0..{BNXT_MAX_RX_COPYBREAK}; "
-                 "fixed at 256 before 6.18", int_option("copybreak", 0, BNXT_MAX_RX_COPYBREAK)),
+                 "fixed at 256 before 6.14", int_option("copybreak", 0, BNXT_MAX_RX_COPYBREAK)),
     DriverOption("page_mode", "off", "on: page mode, as with an XDP program attached (page_pool page per "
                  "buffer, MTU at most 3502)", choice_option("page_mode", ("on", "off"))),
 )
@@ -438,7 +438,7 @@ def bnxt_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options:
     tunable = profile.feature("bnxt_rx_copybreak") == "tunable_hds_thresh"
     if values["copybreak"] != BNXT_RX_COPY_THRESH and not tunable:
         raise InputError(f"option copybreak={values['copybreak']}: bnxt of {profile.name} has a fixed rx copy "
-                         "threshold of 256 (rx-copybreak is tunable from 6.18)")
+                         "threshold of 256 (rx-copybreak is tunable from 6.14)")
     if page_mode and values["mtu"] > bnxt_max_page_mode_mtu(profile):
         raise InputError(f"option mtu={values['mtu']} is above {bnxt_max_page_mode_mtu(profile)}, the largest page "
                          "mode takes (BNXT_MAX_PAGE_MODE_MTU)")

@@ -43,9 +43,12 @@ The header skb of legacy mode comes from __napi_alloc_skb(ICE_RX_HDR_SIZE,
 GFP_ATOMIC | __GFP_NOWARN) where the profile has that function, else from
 napi_alloc_skb() (6.10+); what that gives is the core's business (1K frag,
 small-head slab, ...).  6.18's ice still uses this page-split scheme (no
-page_pool/libeth buffers yet), so 6.18 is modelled with it.
+page_pool/libeth buffers yet), so 6.18 is modelled with it.  The page_pool
+form of later releases ('ice: switch to Page Pool', in 7.1.3; profile
+feature ``ice_rx_buffers`` = "libeth") is skbsim.drivers.libeth's fill
+queue with ice's limits, and has header split (docs/drivers/ice.md).
 
-Not modelled: XDP programs, header split, VLAN tag stripping, checksum and
+Not modelled: XDP programs, header split in the page-split form, VLAN tag stripping, checksum and
 hash offloads, PTP, the flow-director control queue, AF_XDP, pages of 8K
 or more (a different reuse rule), NUMA-remote pages.  The hardware side is
 simplified: a frame that does not find enough posted descriptors is dropped
