@@ -66,7 +66,11 @@ def _print_rx(r: dict) -> None:
     if not r["ok"]:
         print(f"  not delivered: {r['reason']}")
     else:
-        event = r["options"].get("event", "napi_gro_receive_entry")
+        # tun says which tracepoint its route reaches.  A napi_get_frags() skb (gve) is shown as
+        # napi_gro_frags() hands it on after pulling the Ethernet header: what
+        # netif_receive_skb_list_entry sees for a flow GRO does not merge.
+        frags_skb = r["driver_path"] == "napi_get_frags"
+        event = r["options"].get("event", "netif_receive_skb_list_entry" if frags_skb else "napi_gro_receive_entry")
         print(
             f"  skb at {event}: len {r['len']}, data_len {r['data_len']}, truesize {r['truesize']}, "
             f"nr_frags {r['nr_frags']}, head_frag {int(r['head_frag'])}, protocol {r['protocol']}"
