@@ -295,9 +295,10 @@ def bnxt_copy_skb(kernel: Kernel, rxr: bnxt_rx_ring_info, length: int):
     return skb
 
 
-def bnxt_rx_skb(kernel: Kernel, rxr: bnxt_rx_ring_info, ix: int, length: int):
-    """bnxt.c: bnxt_rx_skb() - replacement buffer first, then the skb around the old one (rx_buf_size)."""
-    data = rxr.rx_buf[ix]
+def _bnxt_replace_rx_buf(kernel: Kernel, rxr: bnxt_rx_ring_info, ix: int):
+    """bnxt_alloc_rx_data() for the slot before its buffer goes up: the old buffer, or None when no new one
+    came (the frame is dropped and the old buffer stays, bnxt_reuse_rx_data())."""
+    old = rxr.rx_buf[ix]
     new = bnxt_alloc_rx_data(kernel, rxr, GFP_ATOMIC)
     if new is None:
         rxr.stats.buffer_alloc_failures += 1
@@ -305,6 +306,14 @@ def bnxt_rx_skb(kernel: Kernel, rxr: bnxt_rx_ring_info, ix: int, length: int):
         return None
     rxr.rx_buf[ix] = new
     rxr.stats.buffers_released += 1
+    return old
+
+
+def bnxt_rx_skb(kernel: Kernel, rxr: bnxt_rx_ring_info, ix: int, length: int):
+    """bnxt.c: bnxt_rx_skb() - replacement buffer first, then the skb around the old one (rx_buf_size)."""
+    data = _bnxt_replace_rx_buf(kernel, rxr, ix)
+    if data is None:
+        return None
     build = build_skb if rxr.head == HEAD_PAGE_FRAG else napi_build_skb
     skb = build(kernel, data, rxr.p.rx_buf_size)
     if skb is None:
@@ -322,14 +331,9 @@ def bnxt_rx_skb(kernel: Kernel, rxr: bnxt_rx_ring_info, ix: int, length: int):
 def bnxt_rx_page_skb(kernel: Kernel, rxr: bnxt_rx_ring_info, ix: int, length: int, header: bytes):
     """bnxt.c: bnxt_rx_page_skb() - page mode: the headers copied into napi_alloc_skb(), the page attached
     with truesize BNXT_RX_PAGE_SIZE."""
-    page = rxr.rx_buf[ix]
-    new = bnxt_alloc_rx_data(kernel, rxr, GFP_ATOMIC)
-    if new is None:
-        rxr.stats.buffer_alloc_failures += 1
-        rxr.stats.buffers_reused += 1
+    page = _bnxt_replace_rx_buf(kernel, rxr, ix)
+    if page is None:
         return None
-    rxr.rx_buf[ix] = new
-    rxr.stats.buffers_released += 1
     payload = eth_get_headlen(rxr.dev, header, length)
     skb = napi_alloc_skb(kernel, rxr.napi, payload)
     if skb is None:
