@@ -35,7 +35,6 @@ from skbsim.mm.gfp import (
 )
 from skbsim.mm.page_alloc import Page
 from skbsim.mm.page_frag import page_frag_alloc_1k, page_frag_alloc_align, page_frag_free
-from skbsim.net.page_pool import napi_pp_put_page
 from skbsim.net.napi import (
     in_hardirq,
     in_softirq,
@@ -47,6 +46,7 @@ from skbsim.net.napi import (
     napi_struct,
     net_device,
 )
+from skbsim.net.page_pool import napi_pp_put_page
 
 if TYPE_CHECKING:
     from skbsim.kernel import Kernel
