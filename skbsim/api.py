@@ -82,6 +82,27 @@ def run(*, kernel: str = "6.9", driver: str = "ice", options: dict[str, str] | N
     return result
 
 
+def tcp(steps: list[str] | tuple[str, ...], *, kernel: str = "6.18", driver: str = "tun",
+        options: dict[str, str] | None = None, so_rcvbuf: int | None = None, cc: str = "cubic",
+        syn: str = "mss=1460,wscale=7,ts=0,sack=0", step_ms: int = 250, explain: bool = False,
+        kernel_config: str | None = None) -> dict:
+    """A scripted peer against one receiving TCP socket: one entry of ``skbsim tcp --json``'s "runs".
+
+    ``steps`` are STEP texts (``"send:1000x3"``, ``"read"`` ...; docs/tcp.md) and ``syn`` the
+    ``--syn`` text; skbsim.tcp_session.play() takes them parsed.  The kernel's leak check runs
+    at the end (a leak raises).
+    """
+    from skbsim.drivers import with_default_options
+    from skbsim.tcp_session import play
+    from skbsim.tcp_steps import parse_steps, parse_syn
+
+    if isinstance(steps, str):
+        raise InputError("tcp() takes a list of steps, e.g. ['send:1000x3', 'read']")
+    return play(kernel, driver, with_default_options(driver, options), parse_steps(list(steps)),
+                so_rcvbuf=so_rcvbuf, cc=cc, syn=parse_syn(syn), step_ms=step_ms, explain=explain,
+                kernel_config=kernel_config)
+
+
 def length_sweep(lengths: str | int = "0:9000", *, kernels: tuple[str, ...] | list[str] = ("6.1", "6.9", "6.12", "6.18"),
                  function: str = "napi_alloc_skb", gfp: str | None = None, by_path: bool = False,
                  kernel_config: str | None = None, driver: str | None = None,

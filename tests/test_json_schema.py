@@ -65,6 +65,12 @@ EXAMPLES: dict[str, list] = {
     "validate": [
         live(["validate", "--json", "--sample", "20", "--routes", "block,frags_iov"]),
     ],
+    "tcp": [
+        ["tcp", "--json", "send:1000x3", "read"],
+        ["tcp", "--json", "--kernel", "6.1", "--kernel", "6.12", "--driver", "ntb", "--opt", "copybreak=0",
+         "--opt", "copybreak=3646", "--so-rcvbuf", "8192", "--syn", "mss=1460,wscale=7,ts=1,sack=1",
+         "hold", "send:1000x4", "release", "readeach", "send:100x5", "wait:10", "read:100"],
+    ],
     "trace": [
         ["run", "--quiet", "--count", "300", "--rcvbuf", "5000", "--app-rate", "0", "--trace"],
     ],
@@ -77,6 +83,15 @@ def _schema(name: str) -> Draft202012Validator:
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
+
+
+def test_driver_enums_name_every_registered_driver():
+    from skbsim.drivers import DRIVERS
+
+    for name in ("run", "rx", "sweep"):
+        schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+        properties = schema["$defs"]["run"]["properties"] if name == "run" else schema["properties"]
+        assert set(properties["driver"]["enum"]) == set(DRIVERS), name
 
 
 def test_every_schema_has_examples_and_every_example_a_schema():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from skbsim.drivers import bnxt, copybreak, gve, ice, libeth, mana, mlx5, tun
+from skbsim.drivers import bnxt, copybreak, gve, ice, libeth, mana, mlx5, ntb, tun
 from skbsim.drivers.base import Driver, parse_opt_assignments
 from skbsim.errors import InputError
 from skbsim.profile import Profile
@@ -22,6 +22,7 @@ DRIVERS: dict[str, Driver] = {
     ice.DRIVER.name: ice.DRIVER,
     copybreak.DRIVER.name: copybreak.DRIVER,
     tun.DRIVER.name: tun.DRIVER,
+    ntb.DRIVER.name: ntb.DRIVER,
     mana.DRIVER.name: mana.DRIVER,
     libeth.DRIVER.name: libeth.DRIVER,
     mlx5.DRIVER.name: mlx5.DRIVER,
