@@ -42,7 +42,8 @@ def receive(frame_len: int, *, kernel: str = "6.9", driver: str = "ice", options
     from skbsim.profile import load_profile
     from skbsim.rx import receive_one
 
-    return receive_one(load_profile(kernel, kernel_config), driver, with_default_options(driver, options), frame_len)
+    profile = load_profile(kernel, kernel_config)
+    return receive_one(profile, driver, with_default_options(driver, options, profile), frame_len)
 
 
 def run(*, kernel: str = "6.9", driver: str = "ice", options: dict[str, str] | None = None, traffic: str = "imix",
@@ -62,6 +63,7 @@ def run(*, kernel: str = "6.9", driver: str = "ice", options: dict[str, str] | N
     from skbsim.drivers import with_default_options
     from skbsim.fast import simulate_engine
     from skbsim.mm.fault import parse_fault
+    from skbsim.profile import load_profile
     from skbsim.sim import RunConfig
 
     known = {f.name for f in fields(RunConfig)} - {"kernel", "driver", "options", "traffic", "count", "faults"}
@@ -72,7 +74,8 @@ def run(*, kernel: str = "6.9", driver: str = "ice", options: dict[str, str] | N
         count = 100_000
     if traffic.split(":", 1)[0].strip().lower() in ("pcap", "pcapng"):
         config.setdefault("rate", None)
-    run_config = RunConfig(kernel=kernel, driver=driver, options=with_default_options(driver, options),
+    profile = load_profile(kernel, config.get("kernel_config"))
+    run_config = RunConfig(kernel=kernel, driver=driver, options=with_default_options(driver, options, profile),
                            traffic=traffic, count=count, faults=tuple(parse_fault(text) for text in faults), **config)
     run_config.validate()
     result, _extra, _why = simulate_engine(run_config, engine)
@@ -102,12 +105,18 @@ def tcp(steps: list[str] | tuple[str, ...], *, kernel: str = "6.18", driver: str
 
 def length_sweep(lengths: str | int = "0:9000", *, kernels: tuple[str, ...] | list[str] = ("6.1", "6.9", "6.12", "6.18"),
                  function: str = "napi_alloc_skb", gfp: str | None = None, by_path: bool = False,
-                 kernel_config: str | None = None) -> dict:
+                 kernel_config: str | None = None, driver: str | None = None,
+                 options: dict[str, str] | None = None) -> dict:
     """One allocation function at every length of ``lengths`` ("FIRST:LAST[:STEP]" or one length) on
-    each kernel: ``skbsim sweep --json``."""
+    each kernel, or with ``driver`` one frame of each length through that driver (with ``options``):
+    ``skbsim sweep --json``."""
+    from skbsim.errors import InputError
     from skbsim.profile import load_profile
     from skbsim.sweep import comparison_rows, parse_len_range, sweep, sweep_as_dict
 
+    if options and driver is None:
+        raise InputError("options need a driver")
     length_range = parse_len_range(str(lengths))
-    sweeps = sweep([load_profile(spec, kernel_config) for spec in kernels], function, length_range, gfp)
+    sweeps = sweep([load_profile(spec, kernel_config) for spec in kernels], function, length_range, gfp,
+                   driver=driver, options=options)
     return sweep_as_dict(sweeps, comparison_rows(sweeps, by_path=by_path), by_path)

@@ -320,6 +320,150 @@ FEATURES = {
         "6.18.6), or the poll returns its whole budget and NAPI polls again (6.19, 6.18.7+: 'virtio-net: "
         "dont schedule delayed refill worker')",
     ),
+    # -- page_pool and the drivers built on it (issue 15) --
+    "pp_ring_size_rule": (
+        str,
+        ("e2big_32k", "clamp_16k"),
+        "page_pool_init(): a pool_size above 32768 fails with -E2BIG and smaller ones are taken as they are "
+        "('e2big_32k', as in v6.9), or the ptr_ring is min(pool_size, 16384) ('clamp_16k': 'page_pool: Clamp "
+        "pool size to max 16K pages', late 2025, in 6.18.y and by stable backport in 6.1.y and 6.12.y)"
+    ),
+    "pp_ref_count_rule": (
+        str,
+        ("frag_flag", "always"),
+        "fragment counting: page->pp_frag_count only in pools made with PP_FLAG_PAGE_FRAG, never reset after "
+        "the last user ('frag_flag', up to 6.6); page->pp_ref_count set to 1 for every new page and reset to 1 "
+        "after the last user ('always', 6.7+: 'page_pool: unify frag_count handling in page_pool_is_last_frag()', "
+        "'page_pool: remove PP_FLAG_PAGE_FRAG')",
+    ),
+    "pp_bias_max": (
+        str,
+        ("long_max", "long_max_half"),
+        "BIAS_MAX, the references a fresh fragment page is charged with: LONG_MAX, or LONG_MAX >> 1 (6.8+: "
+        "'page_pool: halve BIAS_MAX for multiple user references of a fragment')",
+    ),
+    "pp_frag_align": (
+        str,
+        ("dma", "dma_or_shinfo"),
+        "page_pool_alloc_frag() rounds the size up to dma_get_cache_alignment() ('dma': 1 on x86), or to the "
+        "larger of that and __alignof__(struct skb_shared_info) ('dma_or_shinfo': 8 on 64-bit; stable 6.1.191 "
+        "and 6.12.115: 'page_pool: keep frag_offset aligned for odd-sized requests')",
+    ),
+    "pp_direct_recycle": (
+        str,
+        ("never_from_skb", "skb_free", "every_put"),
+        "when a page freed from an skb may go straight into the pool's alloc cache: never, skb frees use the "
+        "ptr_ring ('never_from_skb', up to 6.3); when napi_pp_put_page() finds itself in softirq (or napi_safe) "
+        "on the CPU that owns the pool's NAPI or the pool's cpuid ('skb_free', 6.4+: 'page_pool: allow caching "
+        "from safely localized NAPI'); or the same test made for every put by page_pool_napi_local() "
+        "('every_put', 6.10+: 'page_pool: check for PP direct cache locality later')",
+    ),
+    "pp_frag_stats": (
+        str,
+        ("fast_per_frag", "cached_on_reuse"),
+        "page_pool_alloc_frag() statistics: alloc_fast for every fragment after the first and for a reused "
+        "frag page ('fast_per_frag'), or recycle_cached plus alloc_fast only when the frag page is reused "
+        "('cached_on_reuse', 6.13+: 'net: page_pool: do not count normal frag allocation in stats')",
+    ),
+    "pp_dev_alloc": (
+        bool,
+        None,
+        "page_pool_alloc()/page_pool_dev_alloc() exist: a page for sizes above half the pool's page, else a "
+        "fragment with the page's remainder folded into the last one (6.7+: 'page_pool: introduce "
+        "page_pool_alloc() API')",
+    ),
+    "pp_alloc_cache_refill_rule": (
+        str,
+        ("fixed_64", "by_page_size"),
+        "PP_ALLOC_CACHE_REFILL: 64 (PP_ALLOC_CACHE_SIZE 128) on every page size ('fixed_64'), or 64/16/4 for "
+        "4K/16K/64K pages with PP_ALLOC_CACHE_SIZE twice that ('by_page_size', 7.1.3)",
+    ),
+    "pp_create_checks_order": (
+        bool,
+        None,
+        "page_pool_create() refuses an order above MAX_PAGE_ORDER with -EINVAL (7.1.3); before, such a pool "
+        "is made and its allocations fail",
+    ),
+    "mana_rx_buffers": (
+        str,
+        ("pool_page_or_frag", "pool_whole_pages", "pool_fragments"),
+        "where mana's RX buffers come from (mana_get_rxbuf_cfg(), mana_get_rxfrag()): an order-0 page_pool "
+        "page per buffer with the unrounded mtu + MANA_RXBUF_PAD + headroom as alloc_size, napi_alloc_frag() "
+        "above a page ('pool_page_or_frag', v6.9); a whole page_pool page of get_order(alloc_size), "
+        "alloc_size at least PAGE_SIZE ('pool_whole_pages': 'net: mana: Fix RX buf alloc_size alignment and "
+        "atomic op panic', 6.10, and 'net: mana: Switch to page pool for jumbo frames', 6.15; both in Debian "
+        "6.1.192 and 6.12.117 by backport); page_pool fragments of ALIGN(SKB_DATA_ALIGN(mtu + MANA_RXBUF_PAD), 64) up to half a page,"
+        " else a whole page whose full size is alloc_size ('pool_fragments', 6.18: 'net: mana: Use page pool "
+        "fragments for RX buffers instead of full pages to improve memory efficiency.')",
+    ),
+    "mana_rx_queue": (
+        str,
+        ("fixed_512", "ethtool_512", "ethtool_1024"),
+        "mana's RX queue size: RX_BUFFERS_PER_QUEUE 512 without ethtool -G ('fixed_512', v6.9); ethtool -G "
+        "128..8192 rounded up to a power of two, default 512 ('ethtool_512', 6.10+; Debian 6.1.192 by backport) or "
+        "1024 ('ethtool_1024', 6.13+: 'net: mana: Increase the DEF_RX_BUFFERS_PER_QUEUE to 1024')",
+    ),
+    "libeth_rx": (
+        bool,
+        None,
+        "libeth's RX buffer management exists and iavf/idpf use it: page_pool buffers sized by "
+        "libeth_rx_fq_create() (iavf 6.10+: 'libeth: add Rx buffer management', 'iavf: switch to Page Pool'; "
+        "idpf 6.11+: 'idpf: use libeth Rx buffer management for payload buffer'); before, iavf splits pages "
+        "itself and idpf manages its own page_pool",
+    ),
+    "ice_rx_buffers": (
+        str,
+        ("page_split", "libeth"),
+        "ice's RX buffers: half-page flips with pagecnt_bias ('page_split', every release up to 6.18), or "
+        "libeth page_pool buffers with skbs built by xdp_build_skb_from_buff(), no legacy-rx, optional header"
+        " split ('libeth', after 6.18, as in 7.1.3 ice_rxq_pp_create(): 'ice: remove legacy Rx and construct SKB', "
+        "'ice: drop page splitting and recycling', 'ice: switch to Page Pool')",
+    ),
+    "mlx5_rx_pages": (
+        str,
+        ("driver_cache", "pp_fragments"),
+        "who owns mlx5's RX pages: the RQ's own page cache, skbs holding page references, pages released "
+        "right after their frame ('driver_cache', up to 6.3); page_pool fragments counted in pp_ref_count "
+        "with MLX5E_PAGECNT_BIAS_MAX, skbs marked for recycling, pages released when their slot is refilled "
+        "('pp_fragments', 6.4+: 'net/mlx5e: RX, Enable skb page recycling through the page_pool', 'net/mlx5e:"
+        " RX, Remove internal page_cache', 'net/mlx5e: RX, Defer page release in legacy rq for better "
+        "recycling')",
+    ),
+    "bnxt_rx_head": (
+        str,
+        ("page_frag_build_skb", "page_frag_pp_agg", "page_pool"),
+        "where bnxt's RX buffers and aggregation pages come from: page_frag RX buffers turned into skbs by "
+        "build_skb(), aggregation pages from alloc_page(), a page_pool only in page mode "
+        "('page_frag_build_skb', 6.1); page_frag RX buffers with napi_build_skb(), aggregation pages from the"
+        " page_pool, every skb marked for recycling ('page_frag_pp_agg', 6.6+: 'bnxt_en: Use the unified RX "
+        "page pool buffers for XDP and non-XDP', 'bnxt: use the NAPI skb allocation cache'); RX buffers as "
+        "page_pool fragments too ('page_pool', 6.13+: 'eth: bnxt: use page pool for head frags'; Debian "
+        "6.12.117 by backport)",
+    ),
+    "bnxt_rx_copybreak": (
+        str,
+        ("fixed_256", "tunable_hds_thresh"),
+        "bnxt's copy threshold and header-data split: BNXT_RX_COPY_THRESH 256 for the copy, the split and the"
+        " aggregation-mode RX buffer ('fixed_256', up to 6.13); rx-copybreak tunable (default 256, at most "
+        "1024) and the aggregation-mode RX buffer and split threshold from hds_thresh, default 640 "
+        "('tunable_hds_thresh', 6.14+: 'bnxt_en: add support for rx-copybreak ethtool command', 'bnxt_en: add "
+        "support for hds-thresh ethtool command')",
+    ),
+    "gve_dqo_rx_buffers": (
+        str,
+        ("own_pages", "page_pool"),
+        "gve DQO RDA packet buffers: order-0 pages the driver owns, charged with INT_MAX references and cut "
+        "in buffer-sized chunks it moves through (gve_try_recycle_buf(); 'own_pages', up to 6.12); "
+        "page_pool buffers, skbs marked for recycling ('page_pool', 6.13+: 'gve: adopt page pool for DQ RDA "
+        "mode')",
+    ),
+    "gve_rx_buf_len": (
+        str,
+        ("fixed_2048", "by_hsplit", "ethtool"),
+        "gve DQO packet buffer size: 2048 and no header split ('fixed_2048', 6.1); 2048, or 4096 with header "
+        "split (gve_get_pkt_buf_size(); 'by_hsplit', 6.9+: 'gve: Add header split data path'); set with "
+        "ethtool -G rx-buf-len ('ethtool', 7.1.3)",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.

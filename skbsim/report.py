@@ -146,6 +146,12 @@ def render_summary(results: list[dict], console) -> None:
         row("skb / buffer alloc failures", lambda r: "{skb_alloc_failures:,} / {buffer_alloc_failures:,}".format(
             **r["driver_stats"]))
         row("skb cache refill failures", lambda r: f"{r['napi_skb_cache']['refill_failures']:,}")
+    if any("page_pool" in r for r in results):
+        from skbsim.net.page_pool import PP_STATS
+
+        # The page_pool counters under the names ethtool -S gives them, summed over the queues.
+        for name in PP_STATS:
+            row(f"page_pool {name}", lambda r, name=name: f"{r['page_pool'][name]:,}" if "page_pool" in r else "-")
     print_table(console, table)
     for r, label in zip(results, run_labels(results)):
         leaks = r["leaks"]
@@ -156,6 +162,9 @@ def render_summary(results: list[dict], console) -> None:
                 f"leak check ({label}): {leaks['skbs']} skbs, {leaks['slab_objects']} slab objects, "
                 f"{leaks['pages']} pages not given back"
             )
+            for line in leaks["details"]:
+                if line.startswith("<page_pool"):
+                    console.print(f"leak check ({label}): {line}")
         for warning in r["warnings"]:
             console.print(f"warning ({label}): {warning}")
 

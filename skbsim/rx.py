@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from skbsim.drivers import get_driver
 from skbsim.drivers.base import frame_header, make_frame, parse_opt_assignments
+from skbsim.drivers.pp_common import queue_page_pool_stats
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
-from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
+from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_list_del, napi_schedule, napi_struct, net_device
 from skbsim.net.skbuff import kfree_skb, skb_headroom
 from skbsim.profile import Profile, load_profile
 from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
@@ -98,7 +99,13 @@ def receive_one(
         views.append(_skb_view(skb))
         delivered.append(skb)
 
-    work = driver.poll(kernel, queue, napi.weight or NAPI_POLL_WEIGHT, deliver) if accepted else 0
+    budget = napi.weight or NAPI_POLL_WEIGHT
+    work = 0
+    if accepted:
+        napi_schedule(napi, napi.cpu)  # the interrupt puts the NAPI instance on the CPU's poll list
+        work = driver.poll(kernel, queue, budget, deliver)
+        if work < budget:
+            napi_list_del(napi)
     stats = queue.stats.delta(before)
     result["ok"] = bool(views)
     result["poll_returned"] = work
@@ -116,6 +123,9 @@ def receive_one(
         "pages_allocated_by_poll": stats["pages_allocated"],
     }
     result["stats"] = queue.stats.as_dict()
+    pool_stats = queue_page_pool_stats(queue)
+    if pool_stats is not None:
+        result["page_pool"] = pool_stats
 
     with kernel.softirq(napi.cpu):
         for skb in delivered:

@@ -21,10 +21,11 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from skbsim.drivers import DRIVERS
+from skbsim.drivers.pp_common import queue_page_pool_stats, sum_page_pool_stats
 from skbsim.errors import InputError
 from skbsim.kernel import HZ, Kernel
 from skbsim.mm.fault import fault_report, fault_rules
-from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
+from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_list_del, napi_schedule, napi_struct, net_device
 from skbsim.net.skbuff import skb_defer_free_flush
 from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
 from skbsim.profile import load_profile
@@ -294,6 +295,7 @@ class Simulation:
 
     def _napi_schedule(self, state: _CpuState, time_ns: int) -> None:
         state.scheduled = True
+        napi_schedule(state.napi, state.cpu)
         start = max(time_ns, state.busy_until)
         state.budget_left = NETDEV_BUDGET
         state.round_start = start
@@ -355,6 +357,7 @@ class Simulation:
             # napi_complete_done(): interrupts back on; frames that arrived
             # during the poll raise one at once.
             state.scheduled = False
+            napi_list_del(state.napi)
             if _pending(state.queue) and not stalled:
                 self._raise_irq(state, end)
         if self.app_rate is None:
@@ -451,6 +454,7 @@ class Simulation:
             if self.trace is not None:
                 self._trace_driver_drops(state)
         driver_stats = _sum_stats(state.queue.stats.as_dict() for state in self.cpus)
+        pool_stats = [queue_page_pool_stats(state.queue) for state in self.cpus]
         nc_stats = _napi_cache_stats(kernel)
         frag_stats = _page_frag_stats(kernel)
         report = kernel.leak_check()
@@ -510,6 +514,9 @@ class Simulation:
         if gro.tcp_segments:
             # Only runs where a segment could merge report GRO (the fast engine covers the others).
             result["gro"] = gro_report(gro)
+        if pool_stats[0] is not None:
+            # Drivers built on page_pool: the counters ethtool -S shows, summed over the queues.
+            result["page_pool"] = sum_page_pool_stats(pool_stats)
         return result
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 from skbsim.commands.common import integer, number
-from skbsim.drivers import defaults_help
+from skbsim.drivers import DRIVERS, defaults_help
 from skbsim.errors import InputError
 from skbsim.files import shown
 
@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--kernel", action="append", help="kernel profile; repeat to compare (default 6.9)")
     p.add_argument("--kernel-config", help="derive config-dependent constants from this .config")
     p.add_argument("--driver", action="append",
-                   help=f"{', '.join(sorted(DRIVERS))}; repeat to compare (default ice)")
+                   help=f"one of: {', '.join(sorted(DRIVERS))} (their options: skbsim rx --help); repeat to compare "
+                   "(default ice)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="driver option; repeat a key with other values to compare; with several drivers each "
                    f"takes the keys it knows (skbsim's default for ice: {defaults_help('ice')}, the path "
@@ -63,8 +64,9 @@ def add_parser(sub) -> None:
 
 def _option_sets(pairs: list[str], drivers: list[str]) -> list[tuple[str, dict]]:
     """(driver, options) of every run: a key given several values makes several runs (their product);
-    with several drivers, each takes the keys it knows, and skbsim's defaults (DEFAULT_OPTIONS)."""
-    from skbsim.drivers import DEFAULT_OPTIONS, get_driver
+    with several drivers, each takes the keys it knows (skbsim's defaults are added per kernel: see
+    with_default_options)."""
+    from skbsim.drivers import get_driver
 
     values: dict[str, list[str]] = {}
     for pair in pairs:
@@ -82,8 +84,6 @@ def _option_sets(pairs: list[str], drivers: list[str]) -> list[tuple[str, dict]]
     runs = []
     for driver in drivers:
         mine = {key: chosen for key, chosen in values.items() if key in known[driver]}
-        for key, value in DEFAULT_OPTIONS.get(driver, {}).items():
-            mine.setdefault(key, [value])
         keys = sorted(mine)
         runs += [(driver, dict(zip(keys, combo))) for combo in itertools.product(*(mine[k] for k in keys))]
     return runs
@@ -92,7 +92,9 @@ def _option_sets(pairs: list[str], drivers: list[str]) -> list[tuple[str, dict]]
 def run(args) -> int:
     from skbsim.commands.common import console, output_dir, output_file, print_json
     from skbsim.fast import simulate_engine
+    from skbsim.drivers import with_default_options
     from skbsim.mm.fault import parse_fault
+    from skbsim.profile import load_profile
     from skbsim.report import TRACE_SUFFIXES, TraceWriter, render_summary, write_plots
     from skbsim.sim import RunConfig
 
@@ -104,8 +106,10 @@ def run(args) -> int:
     app_rate = number("--app-rate", args.app_rate, ("unlimited",), zero="nobody reads")
     kernels = list(dict.fromkeys(args.kernel or ["6.9"]))
     drivers = list(dict.fromkeys(args.driver or ["ice"]))
+    profiles = {k: load_profile(k, args.kernel_config) for k in kernels}
     configs = [
-        RunConfig(kernel=k, kernel_config=args.kernel_config, driver=driver, options=opts,
+        RunConfig(kernel=k, kernel_config=args.kernel_config, driver=driver,
+                  options=with_default_options(driver, opts, profiles[k]),
                   traffic=args.traffic, count=args.count if args.count is not None else _default_count(args.traffic),
                   cpus=args.cpus, flows=args.flows or 16, rate=None if rate == "capture" else rate,
                   arrival=args.arrival, rcvbuf=args.rcvbuf, app_rate=None if app_rate == "unlimited" else app_rate,

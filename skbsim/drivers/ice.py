@@ -43,9 +43,12 @@ The header skb of legacy mode comes from __napi_alloc_skb(ICE_RX_HDR_SIZE,
 GFP_ATOMIC | __GFP_NOWARN) where the profile has that function, else from
 napi_alloc_skb() (6.10+); what that gives is the core's business (1K frag,
 small-head slab, ...).  6.18's ice still uses this page-split scheme (no
-page_pool/libeth buffers yet), so 6.18 is modelled with it.
+page_pool/libeth buffers yet), so 6.18 is modelled with it.  The page_pool
+form of later releases ('ice: switch to Page Pool', in 7.1.3; profile
+feature ``ice_rx_buffers`` = "libeth") is skbsim.drivers.libeth's fill
+queue with ice's limits, and has header split (docs/drivers/ice.md).
 
-Not modelled: XDP programs, header split, VLAN tag stripping, checksum and
+Not modelled: XDP programs, header split in the page-split form, VLAN tag stripping, checksum and
 hash offloads, PTP, the flow-director control queue, AF_XDP, pages of 8K
 or more (a different reuse rule), NUMA-remote pages.  The hardware side is
 simplified: a frame that does not find enough posted descriptors is dropped
@@ -835,7 +838,24 @@ OPTIONS = GRO_OPTIONS + (
                  "buffers in order-1 pages", int_option("mtu", ETH_MIN_MTU, ICE_MAX_MTU)),
     DriverOption("ring", str(ICE_DFLT_NUM_RX_DESC), f"RX descriptors, {ICE_MIN_NUM_DESC}..{ICE_MAX_NUM_DESC}, "
                  f"rounded up to a multiple of {ICE_REQ_DESC_MULTIPLE}", _ring_size),
+    DriverOption("hsplit", "off", "header split (ethtool -G tcp-data-split); only ice's page_pool (libeth) form "
+                 "has it", choice_option("hsplit", ("on", "off"))),
 )
+
+
+def ice_has_legacy_rx(profile: Profile) -> bool:
+    """The legacy-rx private flag exists while ice splits pages itself; its page_pool (libeth) form has none."""
+    return profile.feature("ice_rx_buffers") != "libeth"
+
+
+def ice_pp_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, values: dict):
+    """ice_open() of ice's page_pool form (profile feature ``ice_rx_buffers`` = "libeth", as 7.1.3's
+    ice_rxq_pp_create()): libeth MTU buffers, header buffers with header split; see skbsim.drivers.libeth."""
+    from skbsim.drivers.libeth import libeth_open
+
+    if values["rx"] == "legacy":
+        raise InputError(f"option rx=legacy: ice's page_pool form ({kernel.profile.name}) has no legacy-rx")
+    return libeth_open(kernel, "ice", dev, napi, values["mtu"], str(values["ring"]), values["hsplit"] == "on")
 
 
 def ice_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: dict[str, str] | None) -> ice_rx_ring:
@@ -847,6 +867,11 @@ def ice_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: 
     """
     values = parse_options("ice", OPTIONS, options)
     profile = kernel.profile
+    if not ice_has_legacy_rx(profile):
+        return ice_pp_open_queue(kernel, dev, napi, values)
+    if values["hsplit"] == "on":
+        raise InputError(f"option hsplit=on: ice of {profile.name} splits pages itself and has no header split "
+                         "(ice_rx_buffers = page_split)")
     if profile.PAGE_SIZE >= 8192:
         raise InputError(f"ice: PAGE_SIZE {profile.PAGE_SIZE} is not modelled (its buffer reuse rule differs)")
     legacy = values["rx"] == "legacy"
@@ -881,6 +906,8 @@ def ice_nic_receive(kernel: Kernel, ring: ice_rx_ring, frame: Frame) -> bool:
     driver wrote (next_to_use rounded down to a multiple of 8).  Frames
     above rxmax, or without enough descriptors, are dropped.
     """
+    if type(ring) is not ice_rx_ring:  # the page_pool (libeth) form
+        return _libeth().libeth_nic_receive(kernel, ring, frame)
     length = frame.length
     if length > ring.rxmax:
         ring.stats.oversize_drops += 1
@@ -919,6 +946,9 @@ def ice_napi_poll(kernel: Kernel, ring: ice_rx_ring, budget: int, deliver: Deliv
     completes NAPI (napi_complete_done(): GRO flushes) and returns
     min(work, budget - 1).
     """
+    if type(ring) is not ice_rx_ring:  # the page_pool (libeth) form
+        cleaned = _libeth().libeth_poll(kernel, ring, budget, deliver)
+        return budget if cleaned >= budget else min(cleaned, budget - 1)
     ring.stats.polls += 1
     if budget <= 0:
         return budget
@@ -937,6 +967,9 @@ def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
     Frames the NIC wrote that were never cleaned (a failing allocation kept
     them on the ring) are lost with it; they are counted in frames_dropped.
     """
+    if type(ring) is not ice_rx_ring:  # the page_pool (libeth) form
+        _libeth().libeth_close(kernel, ring)
+        return
     stats = ring.stats
     idx = ring.next_to_clean
     for _ in range(stats.nic_frames - stats.frames - stats.frames_dropped):
@@ -972,6 +1005,12 @@ def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
     ring.hw_next = ring.tail = 0
     # ice_vsi_free_q_vectors() -> netif_napi_del(): what GRO still holds is freed.
     netif_napi_del(kernel, ring.napi)
+
+
+def _libeth():
+    from skbsim.drivers import libeth
+
+    return libeth
 
 
 DRIVER = Driver(

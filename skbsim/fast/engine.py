@@ -40,6 +40,10 @@ def unsupported(config: RunConfig) -> str | None:
         return f"the fast engine models only the ice, copybreak and tun drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
+    from skbsim.profile import load_profile
+
+    if config.driver == "ice" and load_profile(config.kernel).feature("ice_rx_buffers") != "page_split":
+        return "the fast engine models ice's page-split buffers, not its page_pool (libeth) form"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
     if tcp_through_gro(config):

@@ -109,10 +109,13 @@ class napi_struct:
     ``gro`` is its struct gro_node (6.15+; the gro_hash/gro_bitmask/rx_list
     fields of napi_struct before); ``skb`` is napi->skb, the skb
     napi_get_frags() hands out next; ``timer_ns`` is the delay of the GRO
-    flush timer napi_complete_done() last armed (0: none).
+    flush timer napi_complete_done() last armed (0: none).  ``list_owner``
+    is the CPU whose poll list holds the instance while it is scheduled, -1
+    otherwise (set by ____napi_schedule(), cleared when NAPI completes);
+    page_pool reads it to decide direct recycling.
     """
 
-    __slots__ = ("dev", "weight", "napi_id", "cpu", "gro", "skb", "timer_ns")
+    __slots__ = ("dev", "weight", "napi_id", "cpu", "gro", "skb", "timer_ns", "list_owner")
 
     def __init__(self, dev: net_device, weight: int = NAPI_POLL_WEIGHT, napi_id: int = 0x2001, cpu: int = 0) -> None:
         from skbsim.net.gro import gro_node  # gro builds on skbuff, which builds on this module
@@ -124,6 +127,20 @@ class napi_struct:
         self.gro = gro_node()
         self.skb = None
         self.timer_ns = 0
+        self.list_owner = -1
+
+
+def napi_schedule(napi: napi_struct, cpu: int) -> None:
+    """net/core/dev.c: ____napi_schedule() - put the instance on cpu's poll list (list_owner = cpu)."""
+    napi.list_owner = cpu
+
+
+def napi_list_del(napi: napi_struct) -> None:
+    """net/core/dev.c: the part of napi_complete_done() that takes the instance off the poll list
+    (list_owner = -1).  The run loop calls it once the poll's skbs have gone up (which is where the
+    kernel's poll would have handed them over, with the instance still on the list); GRO's part of
+    napi_complete_done() is skbsim.net.gro.napi_complete_done()."""
+    napi.list_owner = -1
 
 
 def new_page_frag_cache(profile) -> page_frag_cache:

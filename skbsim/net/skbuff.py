@@ -46,6 +46,7 @@ from skbsim.net.napi import (
     napi_struct,
     net_device,
 )
+from skbsim.net.page_pool import napi_pp_put_page
 
 if TYPE_CHECKING:
     from skbsim.kernel import Kernel
@@ -359,7 +360,7 @@ def __pskb_pull_tail(kernel: Kernel, skb: sk_buff, delta: int) -> bool:
     for frag in shinfo.frags:
         if remaining >= frag.size:
             remaining -= frag.size
-            kernel.pages.put_page(frag.page)
+            napi_frag_unref(kernel, frag, skb.pp_recycle, False)  # skb_frag_unref()
         else:
             frag.offset += remaining
             frag.size -= remaining
@@ -981,13 +982,29 @@ def skb_unref(skb: sk_buff) -> bool:
     return skb.users == 0
 
 
-def skb_free_head(kernel: Kernel, skb: sk_buff) -> None:
-    """net/core/skbuff.c: skb_free_head() - page fragment, small-head object or kmalloc.
+def skb_pp_recycle(kernel: Kernel, skb: sk_buff, data: int, napi_safe: bool) -> bool:
+    """net/core/skbuff.c: skb_pp_recycle() - give a page_pool page back to its pool (False: not one)."""
+    if not skb.pp_recycle:
+        return False
+    return napi_pp_put_page(kernel, kernel.pages.virt_to_head_page(data), napi_safe)
+
+
+def napi_frag_unref(kernel: Kernel, frag: skb_frag_t, recycle: bool, napi_safe: bool) -> None:
+    """include/linux/skbuff.h: napi_frag_unref() (6.1: __skb_frag_unref()) - to the page_pool, or put_page()."""
+    if recycle and napi_pp_put_page(kernel, frag.page, napi_safe):
+        return
+    kernel.pages.put_page(frag.page)
+
+
+def skb_free_head(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> None:
+    """net/core/skbuff.c: skb_free_head() - page_pool page, page fragment, small-head object or kmalloc.
 
     A kmalloc'ed head is told apart from a skbuff_small_head one by its end
     offset alone (skb_kfree_head()), as the kernel does.
     """
     if skb.head_frag:
+        if skb.pp_recycle and skb_pp_recycle(kernel, skb, skb.head, napi_safe):
+            return
         skb_free_frag(kernel, skb.head)
     elif kernel.skb_small_head_cache is not None and skb.end == kernel.profile.SKB_SMALL_HEAD_HEADROOM:
         kernel.slab.kmem_cache_free(kernel.skb_small_head_cache, skb.head)
@@ -995,32 +1012,48 @@ def skb_free_head(kernel: Kernel, skb: sk_buff) -> None:
         kernel.slab.kfree(skb.head)
 
 
-def skb_release_data(kernel: Kernel, skb: sk_buff) -> None:
-    """net/core/skbuff.c: skb_release_data() - drop the data once the last clone lets go."""
+def skb_release_data(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> None:
+    """net/core/skbuff.c: skb_release_data() - drop the data once the last clone lets go.
+
+    Frags and head of an skb marked for recycling go back to their
+    page_pool.  Whatever happens, pp_recycle is cleared at the end, so that
+    of several clones only the last one recycles.
+    """
     shinfo = skb.shinfo
     if skb.cloned:
         shinfo.dataref -= 1
         if shinfo.dataref:
+            skb.pp_recycle = False
             return
+    recycle = skb.pp_recycle
     for frag in shinfo.frags:
-        kernel.pages.put_page(frag.page)
+        if recycle:
+            napi_frag_unref(kernel, frag, True, napi_safe)
+        else:
+            kernel.pages.put_page(frag.page)
     shinfo.frags = []
     if shinfo.frag_list is not None:
         # kfree_skb_list(): the chained skbs go with the head.
         members, shinfo.frag_list = shinfo.frag_list, None
         for member in members:
             kfree_skb(kernel, member)
-    skb_free_head(kernel, skb)
+    skb_free_head(kernel, skb, napi_safe)
+    skb.pp_recycle = False
 
 
-def skb_release_all(kernel: Kernel, skb: sk_buff) -> None:
-    """net/core/skbuff.c: skb_release_all() - head state, then the data."""
+def skb_release_all(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> None:
+    """net/core/skbuff.c: skb_release_all() - head state, then the data.
+
+    napi_safe (6.4+): the caller runs in NAPI (napi_consume_skb() with a
+    budget, __napi_kfree_skb()), which 6.4-6.9 page_pool takes as leave to
+    recycle into its cache.
+    """
     if skb.sk is not None:
         # skb->destructor: give the socket its memory back (sock_rfree and friends).
         skb.sk.skb_destructor(skb)
         skb.sk = None
     if skb.head:
-        skb_release_data(kernel, skb)
+        skb_release_data(kernel, skb, napi_safe)
 
 
 def kfree_skbmem(kernel: Kernel, skb: sk_buff) -> None:
@@ -1060,7 +1093,7 @@ def consume_skb(kernel: Kernel, skb: sk_buff | None) -> None:
 
 def __napi_kfree_skb(kernel: Kernel, skb: sk_buff) -> None:
     """net/core/skbuff.c: __napi_kfree_skb() - release the data, keep the sk_buff per CPU."""
-    skb_release_all(kernel, skb)
+    skb_release_all(kernel, skb, True)
     del kernel.live_skbs[skb.addr]
     napi_skb_cache_put(kernel, skb.addr)
 
