@@ -208,7 +208,7 @@ def sweep_driver_kernel(profile: Profile, driver_name: str, options: dict[str, s
     the next frame: the skb's builder, head source, head size and truesize per frame length."""
     from skbsim.drivers import get_driver
     from skbsim.drivers.base import make_frame
-    from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_complete_done, napi_schedule
+    from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_list_del, napi_schedule
 
     if lengths.start < MIN_FRAME_LEN or lengths[-1] > MAX_FRAME_LEN:
         raise InputError(f"--len with --driver: frame lengths are {MIN_FRAME_LEN}..{MAX_FRAME_LEN}")
@@ -225,7 +225,7 @@ def sweep_driver_kernel(profile: Profile, driver_name: str, options: dict[str, s
         if driver.nic_receive(kernel, queue, make_frame(length)):
             napi_schedule(napi, napi.cpu)
             driver.poll(kernel, queue, NAPI_POLL_WEIGHT, delivered.append)
-            napi_complete_done(napi)
+            napi_list_del(napi)
         if not delivered:
             answers.append(failed)
             continue

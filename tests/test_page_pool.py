@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from skbsim.kernel import Kernel
-from skbsim.net.napi import napi_complete_done, napi_schedule, napi_struct, net_device
+from skbsim.net.napi import napi_list_del, napi_schedule, napi_struct, net_device
 from skbsim.net.page_pool import (
     E2BIG,
     LONG_MAX,
@@ -179,7 +179,7 @@ def test_200_frees_into_a_pool(release, in_napi, pool_size, cached, cache_full, 
         with kernel.softirq(0):
             for skb in skbs:
                 napi_consume_skb(kernel, skb, 64)
-        napi_complete_done(napi)
+        napi_list_del(napi)
     else:
         for skb in skbs:
             kfree_skb(kernel, skb)

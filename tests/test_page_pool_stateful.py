@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from skbsim.kernel import Kernel
-from skbsim.net.napi import napi_complete_done, napi_schedule, napi_struct, net_device
+from skbsim.net.napi import napi_list_del, napi_schedule, napi_struct, net_device
 from skbsim.net.page_pool import (
     PP_FLAG_DMA_MAP,
     PP_FLAG_PAGE_FRAG,
@@ -146,7 +146,7 @@ class PagePoolMachine(RuleBasedStateMachine):
             napi_schedule(self.napi, 0)
             with k.softirq(0):
                 napi_consume_skb(k, skb, 64)
-            napi_complete_done(self.napi)
+            napi_list_del(self.napi)
         elif where == "softirq_other_cpu":
             with k.softirq(1):
                 napi_consume_skb(k, skb, 64)
@@ -165,7 +165,7 @@ class PagePoolMachine(RuleBasedStateMachine):
             napi_schedule(self.napi, 0)
             with k.softirq(0):
                 page_pool_put_full_page(k, self.pool, page, True)
-            napi_complete_done(self.napi)
+            napi_list_del(self.napi)
         else:
             page_pool_put_full_page(k, self.pool, page, False)
 
