@@ -13,13 +13,17 @@ from skbsim.files import shown
 TRACE_FIELDS = ("time_ns", "cpu", "frame_len", "len", "data_len", "truesize", "nr_frags", "path", "head_source",
                 "outcome")
 TRACE_SUFFIXES = (".jsonl", ".csv")
+#: Further fields of runs with a socket per flow (--socket tcp), after those.
+FLOW_TRACE_FIELDS = ("flow", "seq", "payload", "route", "verdict", "window", "rmem_alloc", "rcvbuf")
 
 
 class TraceWriter:
     """One record per packet, streamed to .jsonl or .csv as the run goes."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, per_flow: bool = False):
         self.path = path
+        self.fields = TRACE_FIELDS + FLOW_TRACE_FIELDS if per_flow else TRACE_FIELDS
+        self.padding = (None,) * len(FLOW_TRACE_FIELDS) if per_flow else ()
         if path.endswith(".jsonl"):
             self.kind = "jsonl"
         elif path.endswith(".csv"):
@@ -34,7 +38,7 @@ class TraceWriter:
         if self.kind == "csv":
             self.csv = csv.writer(self.file)
             try:
-                self.csv.writerow(TRACE_FIELDS)
+                self.csv.writerow(self.fields)
             except OSError as err:
                 raise self._cannot_write(err) from None
 
@@ -42,15 +46,19 @@ class TraceWriter:
         """A full disk is one line, not a traceback."""
         return InputError(f"--trace {shown(self.path)}: cannot write: {err.strerror}")
 
-    def write(self, time_ns: int, cpu: int, frame_len: int, record, outcome: str) -> None:
+    def write(self, time_ns: int, cpu: int, frame_len: int, record, outcome: str, flow: tuple = ()) -> None:
+        """One record; ``flow`` holds the FLOW_TRACE_FIELDS of a run with a socket per flow (missing ones
+        are null)."""
         if record is None:
             record = (None, None, None, None, None, None)
         row = (time_ns, cpu, frame_len, *record, outcome)
+        if self.padding:
+            row += tuple(flow) + self.padding[len(flow):]
         try:
             if self.csv is not None:
                 self.csv.writerow(row)
             else:
-                self.file.write(json.dumps(dict(zip(TRACE_FIELDS, row)), separators=(",", ":")) + "\n")
+                self.file.write(json.dumps(dict(zip(self.fields, row)), separators=(",", ":")) + "\n")
         except OSError as err:
             raise self._cannot_write(err) from None
 
@@ -136,6 +144,8 @@ def render_summary(results: list[dict], console) -> None:
         for reason in reasons:
             row(f"GRO flushes: {reason}", lambda r, reason=reason: f"{r['gro']['flushes'].get(reason, 0):,}"
                 if "gro" in r else "-")
+    if any("tcp" in r for r in results):
+        _tcp_rows(results, row)
     row("socket rcvbuf / peak rmem", lambda r: f"{r['socket']['rcvbuf']:,} / {r['socket']['peak_rmem_alloc']:,}")
     row("socket drops", lambda r: f"{r['socket']['drops']:,}")
     layers = sorted({layer for r in results for layer in r.get("faults", {})})
@@ -167,6 +177,47 @@ def render_summary(results: list[dict], console) -> None:
                     console.print(f"leak check ({label}): {line}")
         for warning in r["warnings"]:
             console.print(f"warning ({label}): {warning}")
+
+
+#: TcpExt counters the summary always shows for TCP runs (others only where a run counted some).
+_TCP_SUMMARY_COUNTERS = ("PruneCalled", "RcvPruned", "TCPRcvCollapsed", "TCPToZeroWindowAdv", "TCPFromZeroWindowAdv")
+
+
+def _tcp_rows(results: list[dict], row) -> None:
+    """Runs with a socket per flow: their TCP receivers, summed over the flows (per flow: --json)."""
+
+    def tcp(fn):
+        return lambda r: fn(r["tcp"], [f for f in r["flows"] if f["protocol"] == "tcp"]) if "tcp" in r else "-"
+
+    def mbps(value):
+        return "-" if value is None else f"{value:,.1f}"
+
+    row("TCP flows / UDP sockets", lambda r: f"{r['tcp']['flows']} / {len(r['flows']) - r['tcp']['flows']}"
+        if "tcp" in r else "-")
+    row("TCP sender", tcp(lambda t, f: t["sender"] or "the capture"))
+    row("TCP bytes received / read", tcp(lambda t, f: f"{t['bytes_received']:,} / {t['bytes_read']:,}"))
+    row("TCP throughput (Mbit/s)", tcp(lambda t, f: mbps(t["throughput_mbps"])))
+    row("TCP window / RTT (Mbit/s)", tcp(lambda t, f: mbps(t["window_bound_mbps"])))
+    row("TCP zero window / below 1 MSS (ms)",
+        tcp(lambda t, f: f"{t['zero_window_ms']:,.1f} / {t['window_below_mss_ms']:,.1f}"))
+    row("TCP rcvbuf at start / at most", tcp(lambda t, f: f"{max(x['rcvbuf']['initial'] for x in f):,} / "
+                                                          f"{max(x['rcvbuf']['max'] for x in f):,}" if f else "-"))
+    row("TCP peak rmem_alloc", tcp(lambda t, f: f"{max((x['rmem_alloc']['peak'] for x in f), default=0):,}"))
+    reasons = sorted({reason for r in results if "tcp" in r for reason in r["tcp"]["dropped"]})
+    for reason in reasons:
+        row(f"TCP dropped: {reason}", tcp(lambda t, f, reason=reason: f"{t['dropped'].get(reason, 0):,}"))
+    if any("refused" in r.get("tcp", {}) for r in results):
+        row("TCP refused segments / bytes", tcp(lambda t, f: f"{t['refused']['segments']:,} / {t['refused']['bytes']:,}"
+                                                if "refused" in t else "-"))
+    if any(r.get("tcp", {}).get("sender") for r in results):
+        row("TCP retransmits / window probes / zero-window probes", tcp(
+            lambda t, f: "{:,} / {:,} / {:,}".format(*(sum(x["sender"][k] for x in f if "sender" in x) for k in (
+                "retransmits", "window_probes", "zero_window_probes")))))
+    row("TCP collapse: bytes copied", tcp(lambda t, f: f"{t['collapse_copied_bytes']:,}"))
+    names = [name for name in sorted(set().union(*(r["tcp"]["counters"] for r in results if "tcp" in r)))
+             if name in _TCP_SUMMARY_COUNTERS or any(r.get("tcp", {}).get("counters", {}).get(name) for r in results)]
+    for name in names:
+        row(f"TcpExt {name}", tcp(lambda t, f, name=name: f"{t['counters'][name]:,}"))
 
 
 def _bytes(n: int) -> str:
