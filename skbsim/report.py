@@ -267,23 +267,29 @@ def write_plots(directory: str, runs: list[tuple[dict, dict]]) -> list[str]:
     written.append(str(path))
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
-    rcvbufs = sorted({result["socket"]["rcvbuf"] for result, _ in runs})
+    # A run with a socket per flow draws the sum of its sockets' sk_rmem_alloc, without limit lines
+    # (each socket has its own: tcp.png shows the TCP receivers').
+    udp_runs = [result for result, _ in runs if "tcp" not in result] or [result for result, _ in runs]
+    rcvbufs = sorted({result["socket"]["rcvbuf"] for result in udp_runs})
     for (result, extra), label in zip(runs, labels):
         series = extra["series"]
         if not series:
             continue
         times = [t / 1e6 for t, _, _ in series]
         top.plot(times, [m * extra["page_size"] / 1024 for _, m, _ in series], label=label)
-        line, = bottom.plot(times, [s / 1024 for _, _, s in series], label=label)
+        line, = bottom.plot(times, [s / 1024 for _, _, s in series],
+                            label=label + (": all sockets" if "tcp" in result else ""))
+        if "tcp" in result:
+            continue
         peak = result["socket"]["peak_rmem_alloc"]
         over = peak - result["socket"]["rcvbuf"]
         bottom.axhline(peak / 1024, color=line.get_color(), linestyle=":", linewidth=1.2,
                        label=f"{label}: peak {peak:,} B" + (f" ({over:+,} B over sk_rcvbuf)" if over > 0 else ""))
-    for rcvbuf in rcvbufs:
+    for rcvbuf in rcvbufs if "tcp" not in udp_runs[0] else ():
         bottom.axhline(rcvbuf / 1024, color="black", linestyle="--", linewidth=1,
                        label=f"sk_rcvbuf {rcvbuf:,} B")
-    peaks = [result["socket"]["peak_rmem_alloc"] for result, _ in runs]
-    if max(peaks) >= 0.9 * min(rcvbufs):
+    peaks = [result["socket"]["peak_rmem_alloc"] for result in udp_runs]
+    if len(udp_runs) == len(runs) and "tcp" not in udp_runs[0] and max(peaks) >= 0.9 * min(rcvbufs):
         # The socket fills up: show the top quarter, where the limit and any overshoot are.
         bottom.set_ylim(0.75 * min(rcvbufs) / 1024, 1.01 * max(peaks + rcvbufs) / 1024)
         bottom.set_title("sk_rmem_alloc near the limit (top quarter)", fontsize=9)
@@ -297,7 +303,70 @@ def write_plots(directory: str, runs: list[tuple[dict, dict]]) -> list[str]:
     path = out / "memory.png"
     _save(fig, path)
     written.append(str(path))
+    tcp_runs = [(result, extra, label) for (result, extra), label in zip(runs, labels) if "tcp" in result]
+    if tcp_runs:
+        written.append(_plot_tcp(plt, out, tcp_runs))
     return written
+
+
+def _summed(flows: list[tuple[str, list]], index: int) -> tuple[list[float], list[int]]:
+    """Times (ms) and the sum over the flows of field ``index`` of their series points, each flow's value
+    holding from one point to its next."""
+    changes = sorted((point[0], n, point[index]) for n, (_, points) in enumerate(flows) for point in points)
+    current = [0] * len(flows)
+    times, values = [], []
+    for t, n, value in changes:
+        current[n] = value
+        times.append(t / 1e6)
+        values.append(sum(current))
+    return times, values
+
+
+def _plot_tcp(plt, out: Path, runs: list) -> str:
+    """tcp.png: per run, the advertised window, the throughput against the window bound (window / RTT),
+    and sk_rcvbuf and sk_rmem_alloc over simulated time, summed over the run's TCP flows."""
+    fig, (win_ax, rate_ax, mem_ax) = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
+    for result, extra, label in runs:
+        flows = [flow for flow in extra.get("tcp_series") or [] if flow[1]]
+        if not flows:
+            continue
+        times, windows = _summed(flows, 1)
+        line, = win_ax.step(times, [w / 1024 for w in windows], where="post", label=label)
+        color = line.get_color()
+        _, rmem = _summed(flows, 2)
+        _, rcvbuf = _summed(flows, 3)
+        mem_ax.step(times, [r / 1024 for r in rcvbuf], where="post", color=color, label=f"{label}: sk_rcvbuf")
+        mem_ax.step(times, [r / 1024 for r in rmem], where="post", color=color, linestyle=":",
+                    label=f"{label}: sk_rmem_alloc")
+        # Throughput in bins of the run's span, from the bytes received by each bin's end.
+        _, received = _summed(flows, 4)
+        if len(times) > 1 and times[-1] > times[0]:
+            bins = 50
+            width = (times[-1] - times[0]) / bins
+            edges = [times[0] + i * width for i in range(bins + 1)]
+            at, j, values = [], 0, []
+            for edge in edges:
+                while j < len(times) and times[j] <= edge:
+                    j += 1
+                at.append(received[j - 1] if j else 0)
+            values = [(b - a) * 8 / (width * 1e3) for a, b in zip(at, at[1:])]
+            rate_ax.step(edges[:-1], values, where="post", color=color, label=f"{label}: throughput")
+        rtt = result["tcp"]["rtt_ms"]
+        if rtt:
+            rate_ax.step(times, [w * 8 / (rtt * 1e3) for w in windows], where="post", color=color, linestyle="--",
+                         label=f"{label}: window / RTT")
+    win_ax.set_ylabel("advertised window (KiB)")
+    win_ax.set_title("TCP receivers, summed over each run's flows", fontsize=9)
+    rate_ax.set_ylabel("Mbit/s")
+    mem_ax.set_ylabel("KiB (log scale)")
+    mem_ax.set_yscale("symlog", linthresh=64)
+    mem_ax.set_xlabel("simulated time (ms)")
+    for ax in (win_ax, rate_ax, mem_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    path = out / "tcp.png"
+    _save(fig, path)
+    return str(path)
 
 
 def _save(fig, path: Path) -> None:

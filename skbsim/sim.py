@@ -281,8 +281,7 @@ class Simulation:
             senders.append(sender)
             self._push(rtt_ns, _SENDER, ("establish", flow))
         self.senders = TcpSenders(parse_sender(config.tcp), senders, count=config.count, rate=config.rate,
-                                  arrival=config.arrival, seed=config.seed, rtt_ns=rtt_ns,
-                                  stop_ns=None, push=lambda t, action, who: self._push(t, _SENDER, (action, who)))
+                                  arrival=config.arrival, seed=config.seed, rtt_ns=rtt_ns, push=lambda t, action, who: self._push(t, _SENDER, (action, who)))
         self._push(round(config.duration_ms * 1_000_000), _SENDER, ("stop", None))
         self.traffic_text = (
             f"{bulk.describe()}; {config.flows} TCP/IPv4 flow{'s' if config.flows != 1 else ''}, each a "
@@ -314,7 +313,7 @@ class Simulation:
             elif action == "write":
                 senders.write(who, time_ns)
             elif action == "stop":
-                senders.stop()
+                senders.stop(time_ns)
             else:
                 senders.timer(action, who, time_ns)
 
@@ -573,7 +572,9 @@ class Simulation:
         pages_allocated = dict(sorted(kernel.pages.allocated.items()))
         if self.sockets is not None:
             pinned_at_end = self._sample_pinned()
-            socket_report, flow_reports, self.tcp_series = self.sockets.finish(self.now)
+            # The flows' figures end with the last thing a receiver did, or when the senders stopped.
+            end = max(self.sockets.last_ns, self.senders.stopped_at if self.senders is not None else 0)
+            socket_report, flow_reports, self.tcp_series = self.sockets.finish(end)
         else:
             queued_at_end = self.sock.queued()
             pinned_at_end = len(self.pinned)

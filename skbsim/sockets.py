@@ -253,6 +253,8 @@ class Sockets:
             read_host_sysctls(self.net_template)
         self.trace = sim.trace
         self.tcp_drops = 0
+        #: the time of the last skb, read or timer (a flow's zero-window time ends there at the latest)
+        self.last_ns = 0
 
     # -- sockets -----------------------------------------------------------------------------------
 
@@ -316,6 +318,7 @@ class Sockets:
         (TCP, the kernel's drop reason) or ``control`` (a TCP segment without
         data: the handshake, pure ACKs, probes, RST).
         """
+        self.last_ns = time_ns
         found = ipv4_flow(skb.header_bytes)
         if found is not None:
             proto, key, ihl, tot_len = found
@@ -469,6 +472,7 @@ class Sockets:
         if flow.timer_due != now_us or flow.closed:
             return
         flow.timer_due = None
+        self.last_ns = now_ns
         sk = flow.sk
         net = flow.net
         net.now_us = max(net.now_us, now_us)
@@ -505,6 +509,7 @@ class Sockets:
         if not flow.queued():
             reader.waiting = app_rate is not None
             return
+        self.last_ns = now_ns
         with kernel.on_cpu(self.sim.app_cpu):
             if flow.protocol == "tcp":
                 net = flow.net

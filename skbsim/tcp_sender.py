@@ -184,7 +184,7 @@ class TcpSenders:
     """
 
     def __init__(self, spec: SenderSpec, senders: list[TcpSender], *, count: int, rate: float, arrival: str,
-                 seed: int, rtt_ns: int, stop_ns: int | None, push):
+                 seed: int, rtt_ns: int, push):
         self.spec = spec
         self.senders = senders
         self.frames_left = count
@@ -194,9 +194,9 @@ class TcpSenders:
         self.slot_pending = False
         self.next_turn = 0
         self.rto_ns = rtt_ns + TCP_RTO_MIN_NS
-        self.stop_ns = stop_ns
         self.push = push
         self.stopped = False
+        self.stopped_at = 0
 
     # -- the application ------------------------------------------------------------------------
 
@@ -300,9 +300,10 @@ class TcpSenders:
             sender.rexmit_pending = True
         self.kick(now)
 
-    def stop(self) -> None:
+    def stop(self, now: int) -> None:
         """--duration reached: nothing more is sent."""
         self.stopped = True
+        self.stopped_at = now
 
     # -- the link ------------------------------------------------------------------------------------
 
