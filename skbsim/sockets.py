@@ -253,7 +253,7 @@ class Sockets:
             read_host_sysctls(self.net_template)
         self.trace = sim.trace
         self.tcp_drops = 0
-        #: the time of the last skb, read or timer (a flow's zero-window time ends there at the latest)
+        #: the time of the last skb or read (a flow's zero-window time ends there, or when the senders stop)
         self.last_ns = 0
 
     # -- sockets -----------------------------------------------------------------------------------
@@ -386,7 +386,9 @@ class Sockets:
         if after(cb.ack_seq, sk.snd_nxt):
             sk.snd_nxt = sk.snd_una = cb.ack_seq  # what the real receiver sent, outside the model
         if payload:
-            flow.segments += max(1, skb.shinfo.gso_segs)
+            # a GRO aggregate or a GSO packet: its segments of gso_size (gso_segs is 0 in a DODGY one)
+            gso_size = skb.shinfo.gso_size
+            flow.segments += -(-payload // gso_size) if gso_size else 1
         rcv_nxt = sk.rcv_nxt
         seq = (cb.seq - flow.rcv_start) & U32
         skb.cb = cb
@@ -472,7 +474,6 @@ class Sockets:
         if flow.timer_due != now_us or flow.closed:
             return
         flow.timer_due = None
-        self.last_ns = now_ns
         sk = flow.sk
         net = flow.net
         net.now_us = max(net.now_us, now_us)
