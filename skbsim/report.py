@@ -356,10 +356,12 @@ def _plot_tcp(plt, out: Path, runs: list) -> str:
             rate_ax.step(times, [w * 8 / (rtt * 1e3) for w in windows], where="post", color=color, linestyle="--",
                          label=f"{label}: window / RTT")
     win_ax.set_ylabel("advertised window (KiB)")
-    win_ax.set_title("TCP receivers, summed over each run's flows", fontsize=9)
+    win_ax.set_title("TCP receivers, summed over each run's flows (log scales, linear below 1)", fontsize=9)
     rate_ax.set_ylabel("Mbit/s")
-    mem_ax.set_ylabel("KiB (log scale)")
-    mem_ax.set_yscale("symlog", linthresh=64)
+    mem_ax.set_ylabel("KiB")
+    for ax in (win_ax, rate_ax, mem_ax):
+        # Runs differ by orders of magnitude (a collapsed window against an open one); zero stays visible.
+        ax.set_yscale("symlog", linthresh=1)
     mem_ax.set_xlabel("simulated time (ms)")
     for ax in (win_ax, rate_ax, mem_ax):
         ax.grid(True, alpha=0.3)

@@ -284,7 +284,7 @@ class Simulation:
                                   arrival=config.arrival, seed=config.seed, rtt_ns=rtt_ns, push=lambda t, action, who: self._push(t, _SENDER, (action, who)))
         self._push(round(config.duration_ms * 1_000_000), _SENDER, ("stop", None))
         self.traffic_text = (
-            f"{bulk.describe()}; {config.flows} TCP/IPv4 flow{'s' if config.flows != 1 else ''}, each a "
+            f"{bulk.describe()}; {config.flows} TCP/IPv4 flow{'s, each' if config.flows != 1 else ':'} a "
             f"{self.senders.describe()} sender within the receiver's window (no congestion control); RTT "
             f"{config.rtt_ms:g} ms; a link of {config.rate:g} frames/s ({config.arrival}); at most {config.count} "
             f"frames of new data, for at most {config.duration_ms:g} ms; seed {config.seed}; {source.rss.describe()}")
