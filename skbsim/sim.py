@@ -4,9 +4,11 @@ traffic -> NIC queue (RSS, one per CPU) -> hard IRQ -> net_rx_action / NAPI
 poll (weight 64, netdev_budget 300, 2 jiffies) -> driver RX -> GRO
 (napi_gro_receive(): TCP segments merge, everything else goes up as built)
 -> the stack -> UDP socket (sk_rcvbuf admission) -> the application
-reading -> the skb freed -> caches and pages.  (Every skb GRO passes up
-lands on the one UDP socket, TCP aggregates too, until a TCP receiver is
-modelled: _deliver() is the one place that hands skbs to a socket.)
+reading -> the skb freed -> caches and pages.  _deliver() is the one place
+that hands skbs to a socket: every skb to one UDP socket, or with
+``socket="tcp"`` to the flow's own socket (skbsim.sockets: TCP receivers of
+the TCP model, UDP sockets), whose ACKs reach the synthetic TCP senders
+(skbsim.tcp_sender) one RTT later.
 
 Each arrow is one call; statistics are counted where the calls happen.  The
 event loop is a heap of (time, order, kind, cpu) entries: frame arrivals are
@@ -29,7 +31,8 @@ from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_list_del, napi_schedule, napi
 from skbsim.net.skbuff import skb_defer_free_flush
 from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
 from skbsim.profile import load_profile
-from skbsim.sockets import Thinned
+# The memory series: at most 2000 points, halved as it grows (skbsim/fast/ mirrors it as sim._Series).
+from skbsim.sockets import Thinned as _Series
 from skbsim.traffic import DEFAULT_INDIRECTION_SIZE, parse_traffic
 
 NETDEV_BUDGET = 300
@@ -239,7 +242,7 @@ class Simulation:
         # (skb, its pages) in socket queue order: the reader consumes in this
         # order, so the pages it unpins need not be looked up again.
         self.queued_pages: deque[tuple[object, list[int]]] = deque()
-        self.series = Thinned()
+        self.series = _Series()
         self.delivered = 0
         if config.socket == "tcp":
             from skbsim.sockets import Sockets
@@ -268,12 +271,13 @@ class Simulation:
         rtt_ns = sockets.rtt_ns
         senders = []
         for index in range(config.flows):
-            state = source._flow_state(index)
+            state = source.flow_state(index)
             isn = (state.seq - 1) & 0xFFFFFFFF
             syn = SynOptions(mss=bulk.mss + (TCPOLEN_TSTAMP_ALIGNED if bulk.timestamps else 0), wscale=7,
                              ts=bulk.timestamps, sack=True)
             flow = sockets.tcp_flow((6,) + state.flow[:4], state.queue % config.cpus)
-            synack = sockets.listen(flow, 0, syn, isn, (state.template._ack_seq - 1) & 0xFFFFFFFF, state.ts_base)
+            # The receiver's ISN is the one the segments acknowledge: their ACK number less one.
+            synack = sockets.listen(flow, 0, syn, isn, (state.template.ack_seq - 1) & 0xFFFFFFFF, state.ts_base)
             mss = min(bulk.mss, synack["mss"] - (TCPOLEN_TSTAMP_ALIGNED if bulk.timestamps else 0))
             sender = TcpSender(index, state.flow, state.rss_hash, state.queue, state.template, mss, bulk.timestamps,
                                isn, state.ip_id, state.ts_base)
@@ -281,7 +285,8 @@ class Simulation:
             senders.append(sender)
             self._push(rtt_ns, _SENDER, ("establish", flow))
         self.senders = TcpSenders(parse_sender(config.tcp), senders, count=config.count, rate=config.rate,
-                                  arrival=config.arrival, seed=config.seed, rtt_ns=rtt_ns, push=lambda t, action, who: self._push(t, _SENDER, (action, who)))
+                                  arrival=config.arrival, seed=config.seed, rtt_ns=rtt_ns,
+                                  push=lambda time_ns, action, who: self._push(time_ns, _SENDER, (action, who)))
         self._push(round(config.duration_ms * 1_000_000), _SENDER, ("stop", None))
         self.traffic_text = (
             f"{bulk.describe()}; {config.flows} TCP/IPv4 flow{'s, each' if config.flows != 1 else ':'} a "
@@ -306,7 +311,7 @@ class Simulation:
                 if frame is not None:
                     self._arrive(frame)
             elif action == "establish":
-                self.sockets.establish(who, time_ns, who.sender.template._window)
+                self.sockets.establish(who, time_ns, who.sender.template.window)
                 synack = who.synack
                 wscale = synack["wscale"] or 0
                 senders.start(who.sender, time_ns, (who.sender.isn + 1 + synack["win"]) & 0xFFFFFFFF, wscale)
@@ -487,7 +492,8 @@ class Simulation:
         return len(pages)
 
     def _deliver(self, skb, time_ns: int, cpu: int) -> None:
-        """The stack takes the skb (netif_receive_skb) and queues it on the UDP socket."""
+        """The stack takes the skb (netif_receive_skb) and queues it on the UDP socket (with a socket
+        per flow: hands it to the flow's socket)."""
         self.delivered_to_stack += 1
         truesize = skb.truesize
         frame_len = skb.len + 14
@@ -500,11 +506,11 @@ class Simulation:
             # Taken before queueing: skb_condense() or a drop changes the skb.
             record = (skb.len, skb.data_len, truesize, len(skb.shinfo.frags), skb.path, skb.head_source)
         if self.sockets is not None:
-            outcome, tcp_fields = self.sockets.deliver(skb, time_ns, cpu, None)
+            outcome, flow_fields = self.sockets.deliver(skb, time_ns, cpu)
             if outcome == "delivered":
                 self.delivered += 1
             if trace is not None:
-                trace.write(time_ns, cpu, frame_len, record, outcome, tcp_fields or ())
+                trace.write(time_ns, cpu, frame_len, record, outcome, flow_fields)
             return
         if udp_queue_rcv_skb(self.kernel, self.sock, skb):
             # Counted after queueing: skb_condense() may have dropped frag pages.

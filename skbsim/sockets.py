@@ -63,6 +63,8 @@ MIDSTREAM_MSS = 1460
 MIDSTREAM_WSCALE = 7
 #: How many refused segments each flow lists (all are counted).
 REFUSED_LISTED = 20
+#: Drops of data the receiver already has (a capture's own retransmissions): not refusals.
+OLD_DATA = ("TCP_OLD_DATA", "TCP_OLD_SEQUENCE")
 #: Points of each flow's series in the JSON (the plot's series keeps up to 2000).
 JSON_SERIES_POINTS = 64
 #: The TcpExt counters of the pruning and collapsing that a run reports apart.
@@ -159,10 +161,11 @@ class TcpFlow:
 
     __slots__ = (
         "key", "name", "cpu", "net", "listener", "req", "synack", "sk", "sender", "reader", "timer_due",
-        "rcv_start", "established_ns", "first_data_ns", "last_data_ns", "window", "window_since", "zero_ns", "small_ns", "mss",
-        "window_integral", "integral_at_first", "integral_at_last", "skbs", "segments", "delivered", "dropped", "control", "fins",
-        "bytes_read", "refused", "refused_count", "refused_bytes", "rcvbuf_initial", "rcvbuf_max", "rmem_peak",
-        "series", "json_series", "closed",
+        "rcv_start", "first_data_ns", "last_data_ns", "mss",
+        # the advertised window: now, since when, time at zero and below one MSS, its integral over time
+        "window", "window_since", "zero_ns", "small_ns", "window_integral", "integral_at_first", "integral_at_last",
+        "skbs", "segments", "delivered", "dropped", "control", "bytes_read", "refused", "refused_count",
+        "refused_bytes", "rcvbuf_initial", "rcvbuf_max", "rmem_peak", "series", "json_series", "closed",
     )
 
     protocol = "tcp"
@@ -180,7 +183,6 @@ class TcpFlow:
         self.reader = None
         self.timer_due: int | None = None
         self.rcv_start = 0
-        self.established_ns: int | None = None
         self.first_data_ns: int | None = None
         self.last_data_ns: int | None = None
         self.window = 0
@@ -196,7 +198,6 @@ class TcpFlow:
         self.delivered = 0
         self.dropped: Counter[str] = Counter()
         self.control = 0
-        self.fins = 0
         self.bytes_read = 0
         self.refused: list = []
         self.refused_count: Counter[str] = Counter()
@@ -251,7 +252,6 @@ class Sockets:
         self.net_template = net_ns(profile)
         if config.kernel == "host":
             read_host_sysctls(self.net_template)
-        self.trace = sim.trace
         self.tcp_drops = 0
         #: the time of the last skb or read (a flow's zero-window time ends there, or when the senders stop)
         self.last_ns = 0
@@ -302,7 +302,6 @@ class Sockets:
         sk = tcp_passive_establish(flow.listener, flow.req, self.mtu, flow.name, ack_window)
         flow.sk = sk
         flow.rcv_start = sk.rcv_nxt
-        flow.established_ns = now_ns
         flow.window_since = now_ns
         flow.rcvbuf_initial = flow.rcvbuf_max = sk.sk_rcvbuf
         flow.mss = sk.mss_cache
@@ -310,10 +309,10 @@ class Sockets:
 
     # -- delivery ----------------------------------------------------------------------------------
 
-    def deliver(self, skb, time_ns: int, cpu: int, record) -> tuple[str, tuple | None]:
+    def deliver(self, skb, time_ns: int, cpu: int) -> tuple[str, tuple]:
         """An skb from the stack (data at its IP header): to its flow's socket.
 
-        Returns (outcome, the trace's TCP fields or None): outcome
+        Returns (outcome, the trace's flow fields): outcome
         ``delivered``, ``dropped:socket_rcvbuf`` (UDP), ``dropped:REASON``
         (TCP, the kernel's drop reason) or ``control`` (a TCP segment without
         data: the handshake, pure ACKs, probes, RST).
@@ -354,15 +353,14 @@ class Sockets:
         kernel = self.kernel
         net = flow.net
         net.now_us = max(net.now_us, time_ns // 1000)
-        flow.skbs += 1
         flags = cb.tcp_flags
         payload = (cb.end_seq - cb.seq) & U32
+        if flags & TCPHDR_SYN and flow.sk is not None:
+            # A new connection on the same addresses and ports: the old socket closes.
+            self.close(flow)
+            flow = self.tcp_flow(flow.key, flow.cpu)
+        flow.skbs += 1
         if flags & TCPHDR_SYN:
-            if flow.sk is not None:
-                # A new connection on the same addresses and ports: the old socket closes.
-                self.close(flow)
-                flow = self.tcp_flow(flow.key, flow.cpu)
-                flow.skbs = 1
             if flow.listener is None:
                 syn = SynOptions(mss=opt.mss_clamp or 536, wscale=opt.snd_wscale, ts=opt.rcv_tsval is not None,
                                  sack=opt.sack_ok)
@@ -379,7 +377,7 @@ class Sockets:
             self.establish(flow, time_ns, cb.window)
         sk = flow.sk
         if flags & TCPHDR_FIN:
-            flow.fins += 1
+            # FIN is not modelled: its data is kept, the FIN itself ignored.
             cb.tcp_flags &= ~TCPHDR_FIN
             cb.end_seq = (cb.end_seq - 1) & U32
             payload -= 1
@@ -409,7 +407,7 @@ class Sockets:
             reason = verdict[8:]
             flow.dropped[reason] += 1
             self.tcp_drops += 1
-            if flow.sender is None:
+            if flow.sender is None and reason not in OLD_DATA:
                 flow.refused_count[reason] += 1
                 flow.refused_bytes += payload
                 if len(flow.refused) < REFUSED_LISTED:

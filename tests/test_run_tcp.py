@@ -314,3 +314,22 @@ def test_sender_spec():
     assert parse_sender("bulk").describe() == "bulk"
     with pytest.raises(InputError, match="tso must be 1..64"):
         parse_sender("bulk,tso=65")
+
+
+def test_a_second_connection_on_the_same_flow_and_fin_and_rst(tmp_path):
+    # SYN, 5 segments; a new SYN on the same addresses and ports (a new ISN): the first receiver is
+    # closed and reported, a second one takes 5 segments, a FIN without data and a RST (both control).
+    frames = ([tcp_frame(999, 0, flags=SYN)] + segments(5, seq=1000) + [tcp_frame(5_000_000, 0, flags=SYN)]
+              + segments(5, seq=5_000_001) + [tcp_frame(5_000_001 + 5 * 1448, 0, flags=0x11),
+                                              tcp_frame(5_000_002 + 5 * 1448, 0, flags=0x04)])
+    path = tmp_path / "two.pcap"
+    with open(path, "wb") as handle:
+        writer = dpkt.pcap.Writer(handle)
+        for i, frame in enumerate(frames):
+            writer.writepkt(frame.header + bytes(frame.length - len(frame.header)), ts=i * 1e-5)
+    result, _ = _run(kernel="6.18", options={"rx": "build_skb"}, traffic=f"pcap:{path}", count=None, rate=None,
+                     flows=16)
+    first, second = result["flows"]
+    assert first["flow"] == second["flow"]
+    assert (first["skbs"], first["control"], first["bytes_received"]) == (6, 1, 5 * 1448)
+    assert (second["skbs"], second["control"], second["bytes_received"]) == (8, 3, 5 * 1448)

@@ -163,7 +163,7 @@ class SyntheticTcpTemplate:
     Bytes after the headers are zero.
     """
 
-    __slots__ = ("_eth", "_addrs", "_ports", "_ack_seq", "_window", "_tsecr", "timestamps", "header_len",
+    __slots__ = ("_eth", "_addrs", "_ports", "ack_seq", "window", "_tsecr", "timestamps", "header_len",
                  "_partial_sum")
 
     _IP = struct.Struct(">BBHHHBBH4s4s")
@@ -176,8 +176,8 @@ class SyntheticTcpTemplate:
         self._eth = SYNTHETIC_DST_MAC + SYNTHETIC_SRC_MAC + struct.pack(">H", ETHERTYPE_IPV4)
         self._addrs = (src_addr, dst_addr)
         self._ports = struct.pack(">HH", src_port, dst_port)
-        self._ack_seq = ack_seq
-        self._window = window
+        self.ack_seq = ack_seq
+        self.window = window
         self._tsecr = tsecr
         self.timestamps = timestamps
         self.header_len = SYNTHETIC_IPV4_TCP_MIN + (TCPOLEN_TSTAMP_ALIGNED if timestamps else 0)
@@ -197,7 +197,7 @@ class SyntheticTcpTemplate:
         src, dst = self._addrs
         ip = self._IP.pack(0x45, 0, total_len, ip_id, 0x4000, 64, IPPROTO_TCP, checksum, src, dst)
         doff = (self.header_len - 34) // 4
-        tcp = self._TCP.pack(self._ports, seq & 0xFFFFFFFF, self._ack_seq, doff << 4, flags, self._window, 0, 0)
+        tcp = self._TCP.pack(self._ports, seq & 0xFFFFFFFF, self.ack_seq, doff << 4, flags, self.window, 0, 0)
         head = self._eth + ip + tcp
         if self.timestamps:
             head += self._TS.pack(1, 1, 8, 10, tsval & 0xFFFFFFFF, self._tsecr if tsecr is None else tsecr)
