@@ -249,13 +249,16 @@ class TraceInstance:
 
     *events* are ``"system/event"`` names (e.g. ``net/netif_receive_skb_entry``).
     *device* sets ``name == "<device>"`` as the filter of every event; all
-    skb events in net.h have that ``name`` field.
+    skb events in net.h have that ``name`` field.  *filters* gives an
+    event its own filter instead (for events without ``name``, such as
+    ``skb/kfree_skb``).
     """
 
-    __slots__ = ("events", "device", "root", "buffer_size_kb", "name", "path")
+    __slots__ = ("events", "device", "filters", "root", "buffer_size_kb", "name", "path")
 
     def __init__(self, events: Iterable[str], device: str | None = None, *,
-                 root: str = TRACEFS_ROOT, buffer_size_kb: int = 4096) -> None:
+                 root: str = TRACEFS_ROOT, buffer_size_kb: int = 4096,
+                 filters: dict[str, str] | None = None) -> None:
         self.events = tuple(events)
         if not self.events:
             raise InputError("no trace events chosen")
@@ -265,6 +268,7 @@ class TraceInstance:
         if device is not None and not _DEVICE_NAME.fullmatch(device):
             raise InputError(f"bad device name for a trace filter: {device!r}")
         self.device = device
+        self.filters = dict(filters or {})
         self.root = root
         self.buffer_size_kb = buffer_size_kb
         self.name: str | None = None
@@ -308,10 +312,18 @@ class TraceInstance:
         _write_control(os.path.join(self.path, "buffer_size_kb"), f"{self.buffer_size_kb}\n")
         for event in self.events:
             event_dir = os.path.join(self.path, "events", event)
-            if self.device is not None:
+            if event in self.filters:
+                _write_control(os.path.join(event_dir, "filter"), self.filters[event] + "\n")
+            elif self.device is not None:
                 _write_control(os.path.join(event_dir, "filter"), f'name == "{self.device}"\n')
             _write_control(os.path.join(event_dir, "enable"), "1\n")
         _write_control(os.path.join(self.path, "tracing_on"), "1\n")
+
+    def set_filter(self, event: str, expression: str) -> None:
+        """Change one event's filter while tracing (e.g. once a kernel address is known)."""
+        if event not in self.events:
+            raise InputError(f"{event} is not traced by this instance")
+        _write_control(os.path.join(self._require_path(), "events", event, "filter"), expression + "\n")
 
     def _remove(self) -> None:
         if self.path is None:
