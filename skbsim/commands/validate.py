@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from skbsim.commands import validate_tcp
+
 
 def add_parser(sub) -> None:
     from skbsim.validate import DEFAULT_ROUTES, ROUTES
@@ -28,11 +30,15 @@ def add_parser(sub) -> None:
                    help="leave out the fixed boundary and jumbo lengths (14 .. 16000)")
     p.add_argument("--no-udp", action="store_true", help="skip the UDP socket checks")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    validate_tcp.add_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     import sys
+
+    if args.tcp or args.scenario:
+        return validate_tcp.run(args)  # SCENARIO without --tcp is refused there
 
     from skbsim.validate import parse_length_range, parse_routes, sweep_lengths, validate
 

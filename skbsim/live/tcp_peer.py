@@ -52,13 +52,14 @@ events are read from a tracefs instance of our own.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import select
 import socket
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import dpkt
 
@@ -122,6 +123,9 @@ ACK_WAIT_LIMIT_S = 2.0
 #: The read buffer: "large enough" for everything a receive queue can hold (tcp_rmem[2] is 32 MiB).
 READ_BUFFER = 64 << 20
 #: Receive-side sysctls of the namespace, reported with each run.
+#: The last stretch before an event is spun rather than slept.
+SPIN_S = 0.0003
+REALTIME_PRIORITY = 10
 SYSCTLS = ("net.ipv4.tcp_rmem", "net.core.rmem_max", "net.core.rmem_default", "net.ipv4.tcp_moderate_rcvbuf",
            "net.ipv4.tcp_adv_win_scale", "net.ipv4.tcp_app_win")
 
@@ -629,13 +633,37 @@ def requirements_missing() -> list[str]:
 
 
 def _sleep_until(deadline: float) -> None:
-    """Sleep to within a millisecond of *deadline*, then spin: segments are 1 ms apart."""
+    """Sleep to just before *deadline*, then spin the rest: segments are 1 ms apart."""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
-        if remaining > 0.002:
-            time.sleep(remaining - 0.0015)
+        if remaining > SPIN_S:
+            time.sleep(remaining - SPIN_S)
+
+
+def _set_realtime(on: bool) -> None:
+    """SCHED_FIFO for the calling thread while a scenario plays, so that the other work on the
+    machine does not push our writes off their schedule (RT throttling still leaves others 5%;
+    the thread sleeps between records anyway).  Without the privilege it stays as it was."""
+    try:
+        if on:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+        else:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (PermissionError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def _realtime(ns: NetnsThread) -> Iterator[None]:
+    _set_realtime(True)
+    ns.call(_set_realtime, True)
+    try:
+        yield
+    finally:
+        ns.call(_set_realtime, False)
+        _set_realtime(False)
 
 
 def run_scenario(steps: Sequence[Step], *, so_rcvbuf: int | None = None, cc: str | None = "cubic",
@@ -670,16 +698,17 @@ def run_scenario(steps: Sequence[Step], *, so_rcvbuf: int | None = None, cc: str
             # Only drops of our socket's skbs from here on (rx_sk is the struct sock of tcp_drop_reason()).
             trace.set_filter("skb/kfree_skb", f"rx_sk == {peer.measure.address:#x}")
             trace.take()
-            start = peer.clock0 = time.monotonic()
-            for event in events:
-                _sleep_until(start + event.at_us / 1e6)
-                late_us = int((time.monotonic() - start) * 1e6) - event.at_us
+            with _realtime(ns):
+                start = peer.clock0 = time.monotonic()
+                for event in events:
+                    _sleep_until(start + event.at_us / 1e6)
+                    late_us = int((time.monotonic() - start) * 1e6) - event.at_us
+                    peer.close_record()
+                    peer.play(event, late_us)
+                    if event.last_of_step:
+                        peer.resolve()
+                _sleep_until(start + end_us / 1e6)
                 peer.close_record()
-                peer.play(event, late_us)
-                if event.last_of_step:
-                    peer.resolve()
-            _sleep_until(start + end_us / 1e6)
-            peer.close_record()
             peer.finish()
         finally:
             peer.close()

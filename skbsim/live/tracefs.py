@@ -54,6 +54,8 @@ _LINE = re.compile(
     r"(?P<event>\w+):\s*(?P<body>.*)$"
 )
 _FIELD = re.compile(r"(\w+)=(\S*)")
+# skb/kfree_skb prints its drop reason as "reason: NAME", not name=value.
+_REASON = re.compile(r"\breason: (\w+)")
 _LOST = re.compile(r"^CPU:(\d+) \[LOST (\d+) EVENTS\]")
 _ENTRIES = re.compile(r"^# entries-in-buffer/entries-written: (\d+)/(\d+)")
 _DEVICE_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
@@ -133,9 +135,13 @@ def parse_trace_line(line: str) -> SkbTraceRecord | None:
     match = _LINE.match(line)
     if not match:
         return None
+    fields = dict(_FIELD.findall(match.group("body")))
+    reason = _REASON.search(match.group("body"))
+    if reason:
+        fields["reason"] = reason.group(1)
     return SkbTraceRecord(
         match.group("event"),
-        dict(_FIELD.findall(match.group("body"))),
+        fields,
         cpu=int(match.group("cpu")),
         timestamp=float(match.group("timestamp")),
         task=match.group("task"),
