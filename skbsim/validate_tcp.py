@@ -125,12 +125,12 @@ def scenarios_from_args(texts: Sequence[str], *, so_rcvbuf: int | None = None, s
 # -- the two sides ----------------------------------------------------------------------------------
 
 
-def play_live(scenario: Scenario):
+def play_live(scenario: Scenario, btf=None):
     """The scenario against the running kernel: a skbsim.live.tcp_peer.LiveRun."""
     from skbsim.live.tcp_peer import run_scenario
 
     return run_scenario(scenario.steps, so_rcvbuf=scenario.so_rcvbuf, cc=scenario.cc, syn=scenario.syn_options,
-                        step_ms=scenario.step_ms)
+                        step_ms=scenario.step_ms, btf=btf)
 
 
 def play_model(scenario: Scenario, kernel: str = MODEL_KERNEL) -> dict:
@@ -217,6 +217,9 @@ def validate_tcp(scenarios: Iterable[Scenario], *, kernel: str = MODEL_KERNEL, l
     missing = requirements()
     if missing:
         raise InputError("validate --tcp needs " + "; ".join(missing))
+    from skbsim.live.btf import BtfFile
+
+    btf = BtfFile()
     scenarios = list(scenarios)
     results = []
     disagreements: list[Disagreement] = []
@@ -225,7 +228,7 @@ def validate_tcp(scenarios: Iterable[Scenario], *, kernel: str = MODEL_KERNEL, l
         if progress:
             progress(f"{scenario.name}: {scenario.text}")
         started = time.perf_counter()
-        run = play_live(scenario)
+        run = play_live(scenario, btf)
         seconds = time.perf_counter() - started
         entry = {"scenario": scenario.as_dict(), "seconds": round(seconds, 3),
                  "max_late_us": max((t["late_us"] for t in run.timeline), default=0), **run.as_dict()}

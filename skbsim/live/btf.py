@@ -104,7 +104,7 @@ class BtfFile:
     """
 
     __slots__ = ("path", "_data", "_order", "_types_start", "_types_end",
-                 "_strings_start", "_strings_end", "version", "flags", "_record_at")
+                 "_strings_start", "_strings_end", "version", "flags", "_record_at", "_by_name")
 
     def __init__(self, path: str = DEFAULT_VMLINUX_BTF) -> None:
         self.path = str(path)
@@ -117,6 +117,7 @@ class BtfFile:
             raise InputError(f"{self.path}: cannot read BTF file: {exc.strerror}") from None
         self._data = memoryview(data)
         self._record_at: list[int] | None = None
+        self._by_name: dict[tuple[int, bytes], int] | None = None
         self._parse_header()
 
     def _fail(self, problem: str) -> InputError:
@@ -247,19 +248,24 @@ class BtfFile:
         return (info >> 24) & 0x1F, name_off, info & 0xFFFF, info >> 31, size
 
     def _find(self, kind: int, name: str) -> int:
-        wanted = name.encode()
-        raw = self._data.obj
-        records = self._records()
-        found = []
-        for type_id in range(1, len(records)):
-            name_off, info, _size = struct.unpack_from(self._order + "III", self._data, records[type_id])
-            if (info >> 24) & 0x1F == kind and name_off:
-                start = self._strings_start + name_off
-                if raw[start:start + len(wanted) + 1] == wanted + b"\0":
-                    found.append(type_id)
-        if not found:
+        """The first type id of *kind* named *name* (an index of all named types, built once)."""
+        if self._by_name is None:
+            raw = self._data.obj
+            unpack = struct.Struct(self._order + "II").unpack_from
+            index: dict[tuple[int, bytes], int] = {}
+            for type_id, pos in enumerate(self._records()):
+                if not type_id:
+                    continue
+                name_off, info = unpack(self._data, pos)
+                if name_off:
+                    start = self._strings_start + name_off
+                    key = ((info >> 24) & 0x1F, raw[start:raw.find(b"\0", start, self._strings_end)])
+                    index.setdefault(key, type_id)
+            self._by_name = index
+        found = self._by_name.get((kind, name.encode()))
+        if found is None:
             raise self._fail(f"no BTF type of kind {kind} named {name!r}")
-        return found[0]
+        return found
 
     def _resolve(self, type_id: int) -> int:
         """Follow typedefs and qualifiers down to the type that has a size."""

@@ -123,6 +123,12 @@ ACK_WAIT_LIMIT_S = 2.0
 #: The read buffer: "large enough" for everything a receive queue can hold (tcp_rmem[2] is 32 MiB).
 READ_BUFFER = 64 << 20
 #: Receive-side sysctls of the namespace, reported with each run.
+#: Where t = 0 lies: this long after a jiffies tick.  Timers (the delayed ACK) and ato's estimate
+#: count jiffies, so where the ticks fall among the events decides which record a timer's ACK
+#: belongs to; with t = 0 at 250 us after a tick, ticks come at t = -250 us + k * 1e6 / HZ, never
+#: within the ~0.5 ms after an event at a whole millisecond that the peer needs to play it.
+TICK_PHASE_S = 0.00025
+CLOCK_MONOTONIC_COARSE = 6  # linux/time.h; Python's time module does not name it
 #: The last stretch before an event is spun rather than slept.
 SPIN_S = 0.0003
 REALTIME_PRIORITY = 10
@@ -275,14 +281,19 @@ class TcpInfoLayout:
         return {name: member.read(raw) for name, member in self.members.items()}
 
 
-def read_tcpext(path: str = "/proc/thread-self/net/netstat") -> dict[str, int]:
-    """The TcpExt counters of /proc/net/netstat (of the calling thread's namespace)."""
-    with open(path) as handle:
-        lines = handle.read().splitlines()
+def open_netstat() -> int:
+    """An fd of /proc/net/netstat of the calling thread's namespace (the file keeps that namespace,
+    so any thread can read it afterwards with :func:`read_tcpext`)."""
+    return os.open("/proc/thread-self/net/netstat", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def read_tcpext(fd: int) -> dict[str, int]:
+    """The TcpExt counters, read afresh from an fd of :func:`open_netstat`."""
+    lines = os.pread(fd, 1 << 16, 0).decode().splitlines()
     for names, values in zip(lines[::2], lines[1::2]):
         if names.startswith("TcpExt:"):
-            return {name: int(value) for name, value in zip(names.split()[1:], values.split()[1:])}
-    raise InputError(f"{path}: no TcpExt lines")
+            return dict(zip(names.split()[1:], map(int, values.split()[1:])))
+    raise InputError("/proc/net/netstat has no TcpExt lines")
 
 
 def _listen(so_rcvbuf: int | None, cc: str | None) -> socket.socket:
@@ -315,15 +326,18 @@ def _accept(listener: socket.socket) -> socket.socket:
 
 
 class _Measure:
-    """Everything read after a record, in one call on the namespace thread:
-    ``(mem, info, TcpExt counters, tcp_sock fields)``."""
+    """Everything read after a record: ``(mem, info, TcpExt counters, tcp_sock fields)``.
 
-    __slots__ = ("info_layout", "sock_layout", "reader", "address")
+    About 0.15 ms, most of it the kernel writing /proc/net/netstat; the call needs no namespace
+    thread (the socket, the iterator and the netstat fd work from any thread)."""
 
-    def __init__(self, btf: BtfFile, reader: TcpSockReader) -> None:
+    __slots__ = ("info_layout", "sock_layout", "reader", "netstat", "address")
+
+    def __init__(self, btf: BtfFile, reader: TcpSockReader, netstat: int) -> None:
         self.info_layout = TcpInfoLayout(btf)
         self.sock_layout = TcpSockLayout(btf, TCP_SOCK_FIELDS)
         self.reader = reader
+        self.netstat = netstat
         self.address: int | None = None  # the watched struct sock's kernel address
 
     def tcp_sock(self) -> dict[str, int]:
@@ -340,7 +354,7 @@ class _Measure:
         tcp_sock = self.tcp_sock()
         info["scaling_ratio"] = tcp_sock["scaling_ratio"]
         return ({key: meminfo[key] for key in MEM_KEYS}, {key: info[key] for key in INFO_KEYS},
-                read_tcpext(), tcp_sock)
+                read_tcpext(self.netstat), tcp_sock)
 
 
 # ------------------------------------------------------------------------------------------ one scenario
@@ -438,7 +452,7 @@ class LivePeer:
         self.ts_ok = False
         self.ts_recent = 0
         self.ip_id = 1
-        self.clock0 = time.monotonic()
+        self.ts_clock0 = time.monotonic()  # TSval 1000 at the SYN, then +1 per ms
         self.sock: socket.socket | None = None
         self.read_buffer = bytearray(READ_BUFFER)
         self.baseline: dict[str, int] = {}
@@ -452,7 +466,7 @@ class LivePeer:
     # -- wire
 
     def _tsval(self) -> int:
-        return 1000 + int((time.monotonic() - self.clock0) * 1000)
+        return 1000 + int((time.monotonic() - self.ts_clock0) * 1000)
 
     def _frame(self, flags: int, options: bytes = b"", payload: bytes = b"", min_frame_len: int = 0) -> bytes:
         self.ip_id += 1
@@ -489,7 +503,7 @@ class LivePeer:
     def handshake(self, so_rcvbuf: int | None, cc: str | None) -> dict:
         listener = self.ns.call(_listen, so_rcvbuf, cc)
         try:
-            self.baseline = self.ns.call(read_tcpext)
+            self.baseline = read_tcpext(self.measure.netstat)
             syn = self.syn
             options = syn_options(mss=syn.mss, wscale=syn.wscale,
                                   timestamps=(self._tsval(), 0) if syn.ts else None, sack_permitted=syn.sack)
@@ -508,7 +522,7 @@ class LivePeer:
             listener.close()
         self.measure.reader.watch(self.sock)
         self._drain()
-        _mem, _info, self.tcpext, self.tcp_sock = self.ns.call(self.measure, self.sock)
+        _mem, _info, self.tcpext, self.tcp_sock = self.measure(self.sock)
         return {"win": synack.window, "wscale": synack.wscale, "mss": synack.mss}
 
     # -- records
@@ -528,7 +542,7 @@ class LivePeer:
                 raise InputError(f"the receiver sent {len(acks)} ACK(s) before any data")
             return
         record = self.records[-1]
-        mem, info, self.tcpext, self.tcp_sock = self.ns.call(self.measure, self.sock)
+        mem, info, self.tcpext, self.tcp_sock = self.measure(self.sock)
         record["acks"] += acks
         record["mem"] = mem
         record["info"] = info
@@ -551,7 +565,7 @@ class LivePeer:
                                        event.frame_len or 0))
             self.snd_nxt = (self.snd_nxt + event.payload) & 0xFFFFFFFF
         elif event.action == "read":
-            record["payload"] = self.ns.call(_read, self.sock, self.read_buffer, event.nbytes)
+            record["payload"] = _read(self.sock, self.read_buffer, event.nbytes)
         elif event.action not in ("readeach", "wait"):
             raise InputError(f"step {event.action!r} cannot be played on the live kernel")
 
@@ -642,6 +656,18 @@ def _sleep_until(deadline: float) -> None:
             time.sleep(remaining - SPIN_S)
 
 
+def _after_next_tick() -> float:
+    """CLOCK_MONOTONIC when jiffies next advances.
+
+    CLOCK_MONOTONIC_COARSE is the time of the last tick (the timekeeping update that advances
+    jiffies), so it changes exactly when jiffies does; the peer spins until it changes.
+    """
+    last = time.clock_gettime(CLOCK_MONOTONIC_COARSE)
+    while time.clock_gettime(CLOCK_MONOTONIC_COARSE) == last:
+        pass
+    return time.monotonic()
+
+
 def _set_realtime(on: bool) -> None:
     """SCHED_FIFO for the calling thread while a scenario plays, so that the other work on the
     machine does not push our writes off their schedule (RT throttling still leaves others 5%;
@@ -668,13 +694,13 @@ def _realtime(ns: NetnsThread) -> Iterator[None]:
 
 def run_scenario(steps: Sequence[Step], *, so_rcvbuf: int | None = None, cc: str | None = "cubic",
                  syn: SynOptions = DEFAULT_SYN, step_ms: int = STEP_MS,
-                 segment_us: int = SEGMENT_US) -> LiveRun:
+                 segment_us: int = SEGMENT_US, btf: BtfFile | None = None) -> LiveRun:
     """Play *steps* against a socket of the running kernel, on the schedule of docs/tcp.md.
 
     Every record's event is written or read at its scheduled time (late_us in the timeline
     says by how much the machine missed it); its ACKs are those that arrive before the next
     event, and its figures are read just before the next event (after the step's time for the
-    last record of a step).
+    last record of a step).  *btf* saves reading the kernel's BTF again when several scenarios run.
     """
     for step in steps:
         if step.action in ("hold", "release"):
@@ -684,7 +710,7 @@ def run_scenario(steps: Sequence[Step], *, so_rcvbuf: int | None = None, cc: str
     if missing:
         raise InputError("the live TCP peer needs " + "; ".join(missing))
     events, end_us = schedule(steps, step_ms, segment_us)
-    btf = BtfFile(DEFAULT_VMLINUX_BTF)
+    btf = btf if btf is not None else BtfFile(DEFAULT_VMLINUX_BTF)
     with sigterm_as_interrupt(), Netns() as netns, \
             Tap(netns, ipv4=f"{RECEIVER_IP}/24") as tap, \
             NetnsThread(netns.path) as ns, TcpSockReader(btf) as reader, \
@@ -692,14 +718,15 @@ def run_scenario(steps: Sequence[Step], *, so_rcvbuf: int | None = None, cc: str
                           filters={"skb/kfree_skb": f"protocol == {dpkt.ethernet.ETH_TYPE_IP}"}) as trace:
         netns.ip("neigh", "replace", PEER_IP, "lladdr", PEER_MAC.hex(":"), "dev", tap.name, "nud", "permanent")
         sysctls = {key: netns.sysctl(key) for key in SYSCTLS}
-        peer = LivePeer(tap, ns, trace, _Measure(btf, reader), syn)
+        netstat = ns.call(open_netstat)
+        peer = LivePeer(tap, ns, trace, _Measure(btf, reader, netstat), syn)
         try:
             synack = peer.handshake(so_rcvbuf, cc)
             # Only drops of our socket's skbs from here on (rx_sk is the struct sock of tcp_drop_reason()).
             trace.set_filter("skb/kfree_skb", f"rx_sk == {peer.measure.address:#x}")
             trace.take()
             with _realtime(ns):
-                start = peer.clock0 = time.monotonic()
+                start = _after_next_tick() + TICK_PHASE_S
                 for event in events:
                     _sleep_until(start + event.at_us / 1e6)
                     late_us = int((time.monotonic() - start) * 1e6) - event.at_us
@@ -712,6 +739,7 @@ def run_scenario(steps: Sequence[Step], *, so_rcvbuf: int | None = None, cc: str
             peer.finish()
         finally:
             peer.close()
+            os.close(netstat)
     result = {"kernel": "live", "driver": "tun", "options": {"write": "block"}, "synack": synack,
               "steps": peer.records}
     return LiveRun(result, peer.timeline, sysctls)
