@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: Subcommand modules, each with add_parser(subparsers) and run(args).
-COMMANDS = ("alloc", "run", "profile", "sweep", "rx", "validate")
+COMMANDS = ("alloc", "run", "profile", "sweep", "rx", "tcp", "validate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -139,6 +139,126 @@ FEATURES = {
         "how many page frags alloc_skb_with_frags() may fill: MAX_SKB_FRAGS - 1 (6.6 to 6.12.49), or "
         "MAX_SKB_FRAGS (6.1; 6.12.50+ 'net: allow alloc_skb_with_frags() to use MAX_SKB_FRAGS')",
     ),
+    # -- TCP receive (skbsim/net/ipv4/) --
+    "tcp_scaling_ratio": (
+        str,
+        ("none", "1200_per_4k", "half"),
+        "tcp_win_from_space(): 'none' = space - (space >> tcp_adv_win_scale), no scaling ratio (up to 6.5); "
+        "else space * tp->scaling_ratio / 256, starting at (1200 << 8) / SKB_TRUESIZE(4096) ('1200_per_4k', 6.6 "
+        "'tcp: get rid of sysctl_tcp_adv_win_scale') or 128 ('half', 6.10 'tcp: increase the default TCP scaling ratio')",
+    ),
+    "tcp_scaling_ratio_clamp": (
+        str,
+        ("none", "write", "write_cap_rcvq", "set_window_clamp"),
+        "when tcp_measure_rcv_mss() changes the scaling ratio: nothing more ('none'); window_clamp = "
+        "tcp_win_from_space(sk_rcvbuf) ('write', 6.11 'tcp: Update window clamping condition'), also capping "
+        "rcvq_space.space ('write_cap_rcvq', 6.12.y); or tcp_set_window_clamp() with its 1152 floor and rcv_ssthresh "
+        "cut, and the cap ('set_window_clamp', 6.14 'tcp: adjust rcvq_space after updating scaling ratio')",
+    ),
+    "tcp_initial_rcv_wnd": (
+        str,
+        ("u16_max", "space"),
+        "tcp_select_initial_window(): the initial rcv_wnd is capped at 65535 ('u16_max', up to 6.10) or is the "
+        "MSS-rounded space ('space', 6.11 'tcp: remove 64 KByte limit for initial tp->rcv_wnd value')",
+    ),
+    "tcp_nomem_ack": (
+        str,
+        ("none", "zero_window", "zero_window_stored"),
+        "tcp_data_queue() when tcp_try_rmem_schedule() fails: drop unless the receive queue is empty ('none', up to "
+        "6.7); send a zero-window ACK, drop only with data queued ('zero_window', 6.8 'net: tcp: send zero-window ACK "
+        "when no memory'); and store rcv_wnd = 0 ('zero_window_stored', 6.14 'tcp: correct handling of extreme "
+        "memory squeeze', 6.12.y)",
+    ),
+    "tcp_rcvbuf_admission": (
+        str,
+        ("rmem", "rmem_plus_truesize", "rmem_plus_len"),
+        "tcp_can_ingest(): sk_rmem_alloc <= sk_rcvbuf ('rmem': up to 6.16, and 6.18.y after the 2026 stable 'tcp: "
+        "give up on stronger sk_rcvbuf checks (for now)'), plus the skb's truesize ('rmem_plus_truesize', 6.17 'tcp: "
+        "stronger sk_rcvbuf checks') or plus its len ('rmem_plus_len', 6.18.0 'tcp: use skb->len instead of "
+        "skb->truesize in tcp_can_ingest()')",
+    ),
+    "tcp_prune_queue": (
+        str,
+        ("rmem_vs_rcvbuf", "can_ingest"),
+        "tcp_prune_queue(): clamp when sk_rmem_alloc >= sk_rcvbuf, done when <= ('rmem_vs_rcvbuf', up to 6.16); "
+        "tcp_can_ingest() for both and nothing with empty queues ('can_ingest', 6.17)",
+    ),
+    "tcp_prune_ofo_queue": (
+        str,
+        ("all", "after_in_skb"),
+        "tcp_prune_ofo_queue(): may drop the whole out-of-order queue ('all', 6.1) or stops at skbs before the "
+        "incoming one ('after_in_skb', 6.2 'tcp: refine tcp_prune_ofo_queue() logic')",
+    ),
+    "tcp_sequence_check": (
+        str,
+        ("seq", "end_seq"),
+        "tcp_sequence(): refuse a segment starting beyond the window ('seq'), or also one ending beyond it unless "
+        "the receive queue is empty, with the fast path checking it too ('end_seq', 6.17 'tcp: do not accept packets "
+        "beyond window')",
+    ),
+    "tcp_ofo_measure_rcv_mss": (
+        bool,
+        None,
+        "tcp_data_queue_ofo() calls tcp_measure_rcv_mss() (6.17 'tcp: call tcp_measure_rcv_mss() for ooo packets', "
+        "6.12.y)",
+    ),
+    "tcp_rcv_rtt_update": (
+        str,
+        ("smoothed", "min", "min_idle"),
+        "tcp_rcv_rtt_update(): 'smoothed' (up to 6.15); 'min': any smaller sample wins, larger window samples are "
+        "ignored (6.16 'tcp: always seek for minimal rtt in tcp_rcv_rtt_update()', 6.1.y, 6.12.y); 'min_idle': larger "
+        "timestamp samples only with an empty receive queue (6.16 'tcp: skip big rtt sample if receive queue is not "
+        "empty')",
+    ),
+    "tcp_rcv_rtt_ts": (
+        str,
+        ("ms", "us", "us_nonzero"),
+        "tcp_rcv_rtt_measure_ts(): millisecond samples, 0 counting as 1 ('ms', up to 6.6); microseconds "
+        "(tcp_rtt_tsopt_us(), 'us', 6.7); zero samples ignored ('us_nonzero', 6.16 'tcp: remove zero TCP TS samples "
+        "for autotuning', 6.12.y)",
+    ),
+    "tcp_rcv_space_adjust": (
+        str,
+        ("rcvmem", "space_from_win", "space_from_win_inq", "double", "rcvbuf_grow", "rcvbuf_grow_low_rtt"),
+        "receive-buffer autotuning: 'rcvmem' (up to 6.5: rcvwin / advmss segments of SKB_TRUESIZE(advmss + "
+        "MAX_TCP_HEADER)); 'space_from_win' (6.6 to 6.15: tcp_space_from_win(2 copied + 16 advmss + growth)); "
+        "'space_from_win_inq' (the 6.12.y form: bytes still queued not counted, 'tcp: add receive queue awareness in "
+        "tcp_rcv_space_adjust()'); 'double' (6.16 'tcp: fix sk_rcvbuf overshoot': 2 copied + the ooo span; out-of-order "
+        "data grows sk_rcvbuf too); 'rcvbuf_grow' (6.18 'tcp: fix too slow tcp_rcvbuf_grow() action'); "
+        "'rcvbuf_grow_low_rtt' (6.19 'tcp: add net.ipv4.tcp_rcvbuf_low_rtt', no tcp_mstamp refresh)",
+    ),
+    "tcp_passive_ts_advmss": (
+        str,
+        ("after_init_transfer", "before_init_transfer"),
+        "a passive open with timestamps takes the option off advmss after ('after_init_transfer', 6.9) or before "
+        "tcp_init_transfer() sizes rcvq_space ('before_init_transfer', 6.16 'tcp: fix initial tp->rcvq_space.space "
+        "value for passive TS enabled flows', 6.1.y, 6.12.y)",
+    ),
+    "tcp_backlog_limit": (
+        str,
+        ("rcvbuf_half_sndbuf", "twice_rcvbuf_half_sndbuf"),
+        "tcp_add_backlog() limit on backlog + rmem: sk_rcvbuf + sk_sndbuf / 2 + 64 KiB ('rcvbuf_half_sndbuf', 6.9) "
+        "or 2 sk_rcvbuf + sk_sndbuf / 2 + 64 KiB ('twice_rcvbuf_half_sndbuf', 6.10 'tcp: avoid premature drops in "
+        "tcp_add_backlog()', 6.1.y)",
+    ),
+    "tcp_backlog_ack_defer": (
+        bool,
+        None,
+        "ACKs due while the backlog is processed wait for tcp_release_cb() (6.8 'tcp: defer regular ACK while "
+        "processing socket backlog', sysctl tcp_backlog_ack_defer)",
+    ),
+    "tcp_rmem2_default": (
+        str,
+        ("6MiB", "32MiB"),
+        "the default net.ipv4.tcp_rmem[2]: 6291456 ('6MiB') or 33554432 ('32MiB', 6.16 'tcp: increase tcp_rmem[2] "
+        "to 32 MB')",
+    ),
+    "tcp_comp_sack_delay": (
+        str,
+        ("rtt_div_20", "rtt_percent"),
+        "the SACK compression timer: 5 % of the RTT ('rtt_div_20') or tcp_comp_sack_rtt_percent of it "
+        "('rtt_percent', 6.19 'tcp: add net.ipv4.tcp_comp_sack_rtt_percent'), at most tcp_comp_sack_delay_ns",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.

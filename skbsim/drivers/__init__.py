@@ -8,7 +8,7 @@ for user input.
 
 from __future__ import annotations
 
-from skbsim.drivers import copybreak, ice, tun
+from skbsim.drivers import copybreak, ice, ntb, tun
 from skbsim.drivers.base import Driver
 from skbsim.errors import InputError
 
@@ -16,6 +16,7 @@ DRIVERS: dict[str, Driver] = {
     ice.DRIVER.name: ice.DRIVER,
     copybreak.DRIVER.name: copybreak.DRIVER,
     tun.DRIVER.name: tun.DRIVER,
+    ntb.DRIVER.name: ntb.DRIVER,
 }
 
 

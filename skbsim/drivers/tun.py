@@ -177,7 +177,7 @@ class TunQueue:
     """One tun queue as the simulator drives it: the device, its file, the writer, counters."""
 
     __slots__ = ("driver", "dev", "napi", "stats", "config", "tun", "tfile", "task", "noblock", "routes",
-                 "write_errors", "last_path")
+                 "write_errors", "last_path", "stack_orphans")
 
     def __init__(self, dev: net_device, napi: napi_struct, tun: tun_struct, tfile: tun_file, noblock: bool,
                  config: dict):
@@ -194,6 +194,9 @@ class TunQueue:
         self.routes: Counter[str] = Counter()
         self.write_errors: Counter[str] = Counter()
         self.last_path = ""
+        # False: poll() orphans each skb as it hands it over (see the module docstring).  True: the
+        # caller's IP layer does (ip_rcv_core() trims first, then orphans), as skbsim.tcp_session's does.
+        self.stack_orphans = False
 
 
 # -- constants of tun_get_user -------------------------------------------------------------
@@ -477,7 +480,7 @@ def tun_get_user(kernel: Kernel, tun: tun_struct, tfile: tun_file, task: task_st
     return length, route, skb
 
 
-def tun_napi_receive(kernel: Kernel, tfile: tun_file, budget: int, deliver) -> int:
+def tun_napi_receive(kernel: Kernel, tfile: tun_file, budget: int, deliver, orphan: bool = True) -> int:
     """drivers/net/tun.c: tun_napi_receive() - napi_gro_receive() up to budget skbs of the write queue.
 
     The whole queue is spliced to a private list; what the budget leaves is
@@ -489,7 +492,7 @@ def tun_napi_receive(kernel: Kernel, tfile: tun_file, budget: int, deliver) -> i
     received = 0
     while received < budget and process_queue:
         skb = process_queue.popleft()
-        _hand_to_stack(skb, deliver)
+        _hand_to_stack(skb, deliver, orphan)
         received += 1
     if process_queue:
         process_queue.extend(queue)
@@ -498,17 +501,19 @@ def tun_napi_receive(kernel: Kernel, tfile: tun_file, budget: int, deliver) -> i
     return received
 
 
-def tun_napi_poll(kernel: Kernel, tfile: tun_file, budget: int, deliver) -> int:
+def tun_napi_poll(kernel: Kernel, tfile: tun_file, budget: int, deliver, orphan: bool = True) -> int:
     """drivers/net/tun.c: tun_napi_poll() - receive, then napi_complete_done() below budget."""
-    received = tun_napi_receive(kernel, tfile, budget, deliver)
+    received = tun_napi_receive(kernel, tfile, budget, deliver, orphan)
     if received < budget:
         tfile.napi_scheduled = False
     return received
 
 
-def _hand_to_stack(skb: sk_buff, deliver) -> None:
-    """Pass the skb on, orphaned as ip_rcv_core() would first thing (see the module docstring)."""
-    skb_orphan(skb)
+def _hand_to_stack(skb: sk_buff, deliver, orphan: bool = True) -> None:
+    """Pass the skb on, orphaned as ip_rcv_core() would (see the module docstring), unless the caller's
+    IP layer does that itself."""
+    if orphan:
+        skb_orphan(skb)
     deliver(skb)
 
 
@@ -617,12 +622,13 @@ def poll(kernel: Kernel, queue: TunQueue, budget: int, deliver) -> int:
         stats.bytes += skb.len + ETH_HLEN
         deliver(skb)
 
+    orphan = not queue.stack_orphans
     if tfile.napi_enabled and not tfile.napi_frags_enabled:
-        return tun_napi_poll(kernel, tfile, budget, counted)
+        return tun_napi_poll(kernel, tfile, budget, counted, orphan)
     # netif_receive_skb() (no IFF_NAPI) or napi_gro_frags() (IFF_NAPI_FRAGS) hand-offs.
     done = 0
     while done < budget and tfile.rx_handoff:
-        _hand_to_stack(tfile.rx_handoff.popleft(), counted)
+        _hand_to_stack(tfile.rx_handoff.popleft(), counted, orphan)
         done += 1
     return done
 

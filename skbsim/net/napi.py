@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from skbsim.mm.gfp import GFP_ATOMIC
@@ -51,6 +52,8 @@ class CpuState:
         "softirq_count",
         "irqs_disabled",
         "defer_list",
+        "input_pkt_queue",
+        "backlog_dropped",
     )
 
     def __init__(self, cpu: int, profile) -> None:
@@ -62,6 +65,9 @@ class CpuState:
         self.irqs_disabled = False
         # softnet_data.defer_list: skbs freed elsewhere, to be freed here.
         self.defer_list: list = []
+        # softnet_data.input_pkt_queue (netif_rx()'s per-CPU backlog) and its drops.
+        self.input_pkt_queue: deque = deque()
+        self.backlog_dropped = 0
 
 
 class net_device:
@@ -167,3 +173,57 @@ def napi_skb_cache_put(kernel: Kernel, addr: int) -> None:
         kernel.slab.kmem_cache_free_bulk(kernel.skbuff_cache, nc.skb_cache[keep:])
         del nc.skb_cache[keep:]
         nc.flushes += 1
+
+
+# -- netif_rx() and the per-CPU backlog (net/core/dev.c) -----------------------------------
+
+#: net.core.netdev_max_backlog (default 1000).
+NETDEV_MAX_BACKLOG = 1000
+NET_RX_SUCCESS = 0
+NET_RX_DROP = 1
+
+
+def enqueue_to_backlog(kernel: Kernel, skb, cpu: int) -> int:
+    """net/core/dev.c: enqueue_to_backlog() - queue on the CPU's input_pkt_queue unless it holds more than
+    netdev_max_backlog skbs (then the skb is dropped: softnet_data.dropped)."""
+    from skbsim.net.skbuff import kfree_skb
+
+    state = kernel.cpus[cpu]
+    if len(state.input_pkt_queue) <= NETDEV_MAX_BACKLOG:
+        state.input_pkt_queue.append(skb)
+        return NET_RX_SUCCESS
+    state.backlog_dropped += 1
+    kfree_skb(kernel, skb, "CPU_BACKLOG")
+    return NET_RX_DROP
+
+
+def netif_rx(kernel: Kernel, skb) -> int:
+    """net/core/dev.c: netif_rx() - hand an skb to the stack from outside NAPI: the current CPU's backlog
+    (no RPS), processed later by process_backlog()."""
+    return enqueue_to_backlog(kernel, skb, kernel.cpu)
+
+
+def process_backlog(kernel: Kernel, quota: int, deliver) -> int:
+    """net/core/dev.c: process_backlog() - up to quota skbs of this CPU's backlog to __netif_receive_skb()
+    (``deliver``); returns how many."""
+    queue = kernel.this_cpu().input_pkt_queue
+    work = 0
+    while work < quota and queue:
+        deliver(queue.popleft())
+        work += 1
+    return work
+
+
+def flush_backlog(kernel: Kernel, dev: net_device) -> None:
+    """net/core/dev.c: flush_backlog() - free the backlog's skbs of a device going down."""
+    from skbsim.net.skbuff import kfree_skb
+
+    for state in kernel.cpus:
+        kept = deque()
+        while state.input_pkt_queue:
+            skb = state.input_pkt_queue.popleft()
+            if skb.dev is dev:
+                kfree_skb(kernel, skb)
+            else:
+                kept.append(skb)
+        state.input_pkt_queue = kept

@@ -145,6 +145,7 @@ class sk_buff:
         "path",
         "sk",
         "alloc_cpu",
+        "cb",
     )
 
     def __init__(self, addr: int, skb_from: str):
@@ -174,6 +175,8 @@ class sk_buff:
         self.path = ""
         self.sk = None
         self.alloc_cpu = 0
+        # skb->cb: the protocol's control block (TCP_SKB_CB(skb) for TCP).
+        self.cb = None
 
     @property
     def nr_frags(self) -> int:
@@ -325,6 +328,128 @@ def skb_condense(kernel: Kernel, skb: sk_buff) -> None:
             return
         __pskb_pull_tail(kernel, skb, skb.data_len)
     skb.truesize = kernel.profile.SKB_TRUESIZE(skb.end)
+
+
+def skb_head_is_locked(skb: sk_buff) -> bool:
+    """include/linux/skbuff.h: skb_head_is_locked() - a kmalloc'ed or shared head cannot be stolen."""
+    return not skb.head_frag or skb_cloned(skb)
+
+
+def __skb_trim(skb: sk_buff, length: int) -> None:
+    """include/linux/skbuff.h: __skb_trim() - shorten a linear skb (tail follows)."""
+    if skb.data_len:
+        raise KernelBug("__skb_trim of a non-linear skb")
+    skb.len = length
+    skb.tail = skb.data + length
+
+
+def ___pskb_trim(kernel: Kernel, skb: sk_buff, length: int) -> int:
+    """net/core/skbuff.c: ___pskb_trim() - shorten a paged skb to length bytes.
+
+    Frags beyond the new length are unreferenced (their pages go back),
+    the one it ends in is cut; truesize is left alone, except that an skb
+    no socket owns is condensed afterwards (skb_condense()), which
+    recomputes it from the head.  Cloned skbs and frag lists are not
+    modelled.
+    """
+    if skb_cloned(skb):
+        raise NotImplementedError("___pskb_trim of a cloned skb is not modelled")
+    offset = skb_headlen(skb)
+    frags = skb.shinfo.frags
+    keep = 0
+    if offset < length:
+        for i, frag in enumerate(frags):
+            end = offset + frag.size
+            if end < length:
+                offset = end
+                continue
+            frag.size = length - offset
+            keep = i + 1
+            break
+    for frag in frags[keep:]:
+        kernel.pages.put_page(frag.page)
+    del frags[keep:]
+    if length > skb_headlen(skb):
+        skb.data_len -= skb.len - length
+        skb.len = length
+    else:
+        skb.len = length
+        skb.data_len = 0
+        skb.tail = skb.data + length
+    if skb.sk is None:
+        skb_condense(kernel, skb)
+    return 0
+
+
+def pskb_trim_rcsum(kernel: Kernel, skb: sk_buff, length: int) -> int:
+    """include/linux/skbuff.h: pskb_trim_rcsum() - drop the bytes after length (IP trims padding)."""
+    if length >= skb.len:
+        return 0
+    if skb.data_len:
+        return ___pskb_trim(kernel, skb, length)
+    __skb_trim(skb, length)
+    return 0
+
+
+def skb_try_coalesce(kernel: Kernel, to: sk_buff, frm: sk_buff) -> tuple[bool, bool, int]:
+    """net/core/skbuff.c: skb_try_coalesce() - append frm's data to to: (done, fragstolen, delta_truesize).
+
+    Three ways, as the kernel tries them: frm's bytes fit to's tailroom and
+    are copied (delta 0); frm's head is a page fragment nobody else holds,
+    so it becomes one more frag of to (fragstolen; delta = frm's truesize
+    less its struct sk_buff); or frm has no linear data and its frags move
+    over (delta = frm's truesize less SKB_TRUESIZE of its empty head).  At
+    most MAX_SKB_FRAGS frags in to.  frm keeps its len; the caller frees it
+    with kfree_skb_partial().
+    """
+    length = frm.len
+    if skb_cloned(to) or to.pp_recycle != frm.pp_recycle:
+        return False, False, 0
+    if length <= skb_tailroom(to):
+        if length:
+            skb_put(to, length)
+        return True, False, 0
+    if to.shinfo.frag_list is not None or frm.shinfo.frag_list is not None:
+        return False, False, 0
+    profile = kernel.profile
+    to_frags = to.shinfo.frags
+    from_frags = frm.shinfo.frags
+    stolen = False
+    if skb_headlen(frm):
+        if len(to_frags) + len(from_frags) >= profile.MAX_SKB_FRAGS or skb_head_is_locked(frm):
+            return False, False, 0
+        delta = frm.truesize - profile.SKB_HEAD_STRUCT_SIZE
+        page = kernel.pages.virt_to_head_page(frm.head)
+        offset = frm.head + frm.data - kernel.pages.page_address(page)
+        to_frags.append(skb_frag_t(page, offset, skb_headlen(frm)))
+        stolen = True
+    else:
+        if len(to_frags) + len(from_frags) > profile.MAX_SKB_FRAGS:
+            return False, False, 0
+        delta = frm.truesize - profile.SKB_TRUESIZE(frm.end)
+    if delta < length:
+        kernel.warn_once("skb_try_coalesce", f"WARNING: skb_try_coalesce delta {delta} < len {length}")
+    to_frags.extend(from_frags)
+    from_frags.clear()
+    to.truesize += delta
+    to.len += length
+    to.data_len += length
+    return True, stolen, delta
+
+
+def kfree_skb_partial(kernel: Kernel, skb: sk_buff, head_stolen: bool) -> None:
+    """net/core/skbuff.c: kfree_skb_partial() - free an skb whose data went elsewhere.
+
+    With its head stolen only the struct sk_buff goes back (the head is now
+    a frag of another skb); otherwise the whole skb is freed.
+    """
+    if head_stolen:
+        if skb.sk is not None:
+            skb.sk.skb_destructor(skb)
+            skb.sk = None
+        kfree_skbmem(kernel, skb)
+    else:
+        __kfree_skb(kernel, skb)
 
 
 # -- building an skb around a head ------------------------------------------------------
@@ -690,6 +815,16 @@ def __netdev_alloc_skb(kernel: Kernel, dev: net_device | None, length: int, gfp_
 def netdev_alloc_skb(kernel: Kernel, dev: net_device | None, length: int) -> sk_buff | None:
     """include/linux/skbuff.h: netdev_alloc_skb() - __netdev_alloc_skb(dev, len, GFP_ATOMIC)."""
     return __netdev_alloc_skb(kernel, dev, length, GFP_ATOMIC)
+
+
+def netdev_alloc_skb_ip_align(kernel: Kernel, dev: net_device | None, length: int) -> sk_buff | None:
+    """include/linux/skbuff.h: netdev_alloc_skb_ip_align() - __netdev_alloc_skb(len + NET_IP_ALIGN),
+    then NET_IP_ALIGN of extra headroom."""
+    align = kernel.profile.NET_IP_ALIGN
+    skb = __netdev_alloc_skb(kernel, dev, length + align, GFP_ATOMIC)
+    if skb is not None and align:
+        skb_reserve(skb, align)
+    return skb
 
 
 def napi_alloc_frag(kernel: Kernel, fragsz: int) -> int | None:
