@@ -29,6 +29,11 @@ from skbsim.tcp_steps import DEFAULT_SYN, Step, SynOptions, parse_steps, parse_s
 MODEL_KERNEL = "host"
 MODEL_DRIVER = "tun"
 MODEL_OPTIONS = {"write": "block"}
+#: A live run whose events came later than this behind their schedule (the machine stalled the
+#: peer) is played again, up to LIVE_ATTEMPTS times in all: 0.9 ms is where an event at a whole
+#: millisecond could reach the next jiffies tick or millisecond (docs/validate-tcp.md, "Timing").
+LATE_LIMIT_US = 900
+LIVE_ATTEMPTS = 3
 
 
 class Scenario:
@@ -74,6 +79,9 @@ BUILTIN: tuple[Scenario, ...] = (
     Scenario("ofo", "send:1000x8 read send:1000x3 read", so_rcvbuf=8192,
              about="a segment past the offered window is dropped; after a read the next ones queue out of "
                    "order behind the hole"),
+    Scenario("ofo-collapse", "send:1000x8 read send:100x100 read", so_rcvbuf=8192,
+             about="100-byte segments behind a hole: out-of-order coalescing, then prune collapsing the "
+                   "out-of-order queue"),
     Scenario("zero-window", "send:1460x2 read send:1000 read", so_rcvbuf=2048,
              about="one segment shuts the window (TCPToZeroWindowAdv), the next is dropped, a read opens it "
                    "again (TCPFromZeroWindowAdv), a segment past its edge is dropped"),
@@ -91,6 +99,8 @@ BUILTIN: tuple[Scenario, ...] = (
              about="90 x 1000 bytes in 127000-byte buffers, read after each: autotuning (sk_rcvbuf to tcp_rmem[2])"),
     Scenario("autotune", "readeach send:1000x90",
              about="90 x 1000 bytes right-sized, read after each: autotuning"),
+    Scenario("autotune-ts", "readeach send:1448x300", syn="ts=1", step_ms=50,
+             about="300 full-size segments with timestamps, read after each: the receive RTT from TSecr"),
 )
 
 
@@ -228,10 +238,16 @@ def validate_tcp(scenarios: Iterable[Scenario], *, kernel: str = MODEL_KERNEL, l
         if progress:
             progress(f"{scenario.name}: {scenario.text}")
         started = time.perf_counter()
-        run = play_live(scenario, btf)
+        for attempt in range(1, LIVE_ATTEMPTS + 1):
+            run = play_live(scenario, btf)
+            max_late_us = max((t["late_us"] for t in run.timeline), default=0)
+            if max_late_us <= LATE_LIMIT_US:
+                break
+            if progress:
+                progress(f"{scenario.name}: an event came {max_late_us} us late; playing it again")
         seconds = time.perf_counter() - started
-        entry = {"scenario": scenario.as_dict(), "seconds": round(seconds, 3),
-                 "max_late_us": max((t["late_us"] for t in run.timeline), default=0), **run.as_dict()}
+        entry = {"scenario": scenario.as_dict(), "seconds": round(seconds, 3), "attempts": attempt,
+                 "max_late_us": max_late_us, **run.as_dict()}
         if not live_only:
             model = play_model(scenario, kernel)
             found = compare(scenario.name, run.result, model, tally)

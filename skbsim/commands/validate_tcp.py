@@ -62,12 +62,12 @@ def _print(result: dict) -> None:
     console = Console()
     runs = Table(title="TCP scenarios on the running kernel" + ("" if result["live_only"] else " and in the model "
                                                                  f"({result['kernel']}, {result['driver']})"))
-    for column in ("scenario", "steps", "records", "disagree", "s", "max late µs"):
+    for column in ("scenario", "steps", "records", "disagree", "s", "max late µs", "runs"):
         runs.add_column(column, justify="left" if column in ("scenario", "steps") else "right")
     for entry in result["scenarios"]:
         runs.add_row(entry["scenario"]["name"], entry["scenario"]["steps"], str(len(entry["live"]["steps"])),
                      "-" if result["live_only"] else str(entry["disagreements"]), f"{entry['seconds']:.1f}",
-                     str(entry["max_late_us"]))
+                     str(entry["max_late_us"]), str(entry["attempts"]))
     console.print(runs)
     if result["live_only"]:
         for entry in result["scenarios"]:

@@ -53,6 +53,7 @@ events are read from a tracefs instance of our own.
 from __future__ import annotations
 
 import contextlib
+import gc
 import ipaddress
 import os
 import select
@@ -125,9 +126,13 @@ READ_BUFFER = 64 << 20
 #: Receive-side sysctls of the namespace, reported with each run.
 #: Where t = 0 lies: this long after a jiffies tick.  Timers (the delayed ACK) and ato's estimate
 #: count jiffies, so where the ticks fall among the events decides which record a timer's ACK
-#: belongs to; with t = 0 at 250 us after a tick, ticks come at t = -250 us + k * 1e6 / HZ, never
-#: within the ~0.5 ms after an event at a whole millisecond that the peer needs to play it.
-TICK_PHASE_S = 0.00025
+#: belongs to; with t = 0 at 50 us after a tick, ticks come at t = -50 us + k * 1e6 / HZ, never
+#: within the ~0.95 ms after an event at a whole millisecond in which the peer plays it (a read
+#: under readeach comes 0.2-1 ms after its segment, the time the segment's figures take to read).
+#: The model puts its ticks at t = -250 us; for events at whole milliseconds that is the same.
+#: The timestamps' millisecond clock (tcp_clock_ms()) turns with CLOCK_MONOTONIC's milliseconds;
+#: here the ticks fall ~10 us after those, so t = 0 is also just after a millisecond boundary.
+TICK_PHASE_S = 0.00005
 CLOCK_MONOTONIC_COARSE = 6  # linux/time.h; Python's time module does not name it
 #: The last stretch before an event is spun rather than slept.
 SPIN_S = 0.0003
@@ -452,6 +457,7 @@ class LivePeer:
         self.ts_ok = False
         self.ts_recent = 0
         self.ip_id = 1
+        self.at = 0.0  # the scheduled time of the event being played
         self.ts_clock0 = time.monotonic()  # TSval 1000 at the SYN, then +1 per ms
         self.sock: socket.socket | None = None
         self.read_buffer = bytearray(READ_BUFFER)
@@ -465,8 +471,8 @@ class LivePeer:
 
     # -- wire
 
-    def _tsval(self) -> int:
-        return 1000 + int((time.monotonic() - self.ts_clock0) * 1000)
+    def _tsval(self, at: float | None = None) -> int:
+        return 1000 + int(((time.monotonic() if at is None else at) - self.ts_clock0) * 1000)
 
     def _frame(self, flags: int, options: bytes = b"", payload: bytes = b"", min_frame_len: int = 0) -> bytes:
         self.ip_id += 1
@@ -550,19 +556,32 @@ class LivePeer:
         self.timeline[-1]["tcp_sock"] = self.tcp_sock
         self.timeline[-1]["route_counters"] = {name: self.tcpext.get(name, 0) for name in _ROUTE_COUNTERS}
 
-    def play(self, event: _Event, late_us: int) -> None:
+    def prepare(self, event: _Event, at: float) -> tuple[int, bytes] | None:
+        """A send event's frame, built before its time *at* (dpkt takes ~60 us): (the TSecr it echoes,
+        frame).  TSval is the peer's millisecond clock at *at*, so it never depends on lateness."""
+        self.at = at
+        if event.action != "send":
+            return None
+        options = timestamp_option(self._tsval(at), self.ts_recent) if self.ts_ok else b""
+        frame_len = segment_frame_len(event.payload, len(options), event.frame_len)
+        if frame_len > MAX_FRAME:
+            raise InputError(f"a frame of {frame_len} bytes is more than the {MAX_FRAME} one tun write takes here")
+        frame = self._frame(TCP_ACK | TCP_PSH, options, _payload_bytes(self.snd_nxt, event.payload),
+                            event.frame_len or 0)
+        return self.ts_recent, frame
+
+    def play(self, event: _Event, late_us: int, prepared: tuple[int, bytes] | None) -> None:
         record = self._open(event, late_us)
         if event.action == "send":
-            options = self._data_options()
+            tsecr, frame = prepared
+            if self.ts_ok and tsecr != self.ts_recent:
+                # An ACK came meanwhile: echo its TSval, as the peer of docs/tcp.md does.
+                tsecr, frame = self.prepare(event, self.at)
             record["payload"] = event.payload
-            record["frame_len"] = segment_frame_len(event.payload, len(options), event.frame_len)
-            if record["frame_len"] > MAX_FRAME:
-                raise InputError(f"a frame of {record['frame_len']} bytes is more than the {MAX_FRAME} "
-                                 "one tun write takes here")
+            record["frame_len"] = len(frame)
             self.segments.append(_Segment(record, self.snd_nxt, self.tcp_sock["rcv_nxt"],
                                           {name: self.tcpext.get(name, 0) for name in _ROUTE_COUNTERS}))
-            self.tap.write(self._frame(TCP_ACK | TCP_PSH, options, _payload_bytes(self.snd_nxt, event.payload),
-                                       event.frame_len or 0))
+            self.tap.write(frame)
             self.snd_nxt = (self.snd_nxt + event.payload) & 0xFFFFFFFF
         elif event.action == "read":
             record["payload"] = _read(self.sock, self.read_buffer, event.nbytes)
@@ -656,16 +675,42 @@ def _sleep_until(deadline: float) -> None:
             time.sleep(remaining - SPIN_S)
 
 
-def _after_next_tick() -> float:
-    """CLOCK_MONOTONIC when jiffies next advances.
+def tick_ns() -> int:
+    """The jiffies tick period in ns: 1e9 / CONFIG_HZ, or the smallest step of the coarse clock."""
+    from skbsim.live.kconfig import host_config
 
-    CLOCK_MONOTONIC_COARSE is the time of the last tick (the timekeeping update that advances
-    jiffies), so it changes exactly when jiffies does; the peer spins until it changes.
+    try:
+        hz = host_config().value("HZ")
+    except InputError:
+        hz = None
+    if isinstance(hz, int) and hz > 0:
+        return 1_000_000_000 // hz
+    steps = set()
+    last = time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
+    deadline = time.monotonic() + 0.05
+    while time.monotonic() < deadline:
+        now = time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
+        if now != last:
+            steps.add(now - last)
+            last = now
+    if not steps:
+        raise InputError("cannot tell the jiffies tick period (no CONFIG_HZ, the coarse clock did not move)")
+    return min(steps)
+
+
+def next_tick(period_ns: int) -> float:
+    """The CLOCK_MONOTONIC time (s) of the next jiffies tick.
+
+    CLOCK_MONOTONIC_COARSE always holds the time of a timekeeping step, and those steps lie on
+    the grid on which jiffies advance (measured here: over 300 sends at random times, the
+    jiffies a segment saw was floor((t - grid) / period) plus a constant in 298; the other two
+    were within 15 us of a grid point or jiffies had not been brought up to date yet).  The coarse
+    clock's value, not the moment it changes: the change is noticed up to two ticks late when a
+    timekeeping step is deferred to the next tick.
     """
-    last = time.clock_gettime(CLOCK_MONOTONIC_COARSE)
-    while time.clock_gettime(CLOCK_MONOTONIC_COARSE) == last:
-        pass
-    return time.monotonic()
+    grid = time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
+    now = time.monotonic_ns()
+    return (grid + (now - grid) // period_ns * period_ns + period_ns) / 1e9
 
 
 def _set_realtime(on: bool) -> None:
@@ -683,6 +728,11 @@ def _set_realtime(on: bool) -> None:
 
 @contextlib.contextmanager
 def _realtime(ns: NetnsThread) -> Iterator[None]:
+    """SCHED_FIFO for both threads, and no garbage collection while the scenario plays (a full
+    collection in a large process, a test run's, stalled the peer for 26 ms)."""
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     _set_realtime(True)
     ns.call(_set_realtime, True)
     try:
@@ -690,6 +740,8 @@ def _realtime(ns: NetnsThread) -> Iterator[None]:
     finally:
         ns.call(_set_realtime, False)
         _set_realtime(False)
+        if gc_was_enabled:
+            gc.enable()
 
 
 def run_scenario(steps: Sequence[Step], *, so_rcvbuf: int | None = None, cc: str | None = "cubic",
@@ -726,12 +778,14 @@ def run_scenario(steps: Sequence[Step], *, so_rcvbuf: int | None = None, cc: str
             trace.set_filter("skb/kfree_skb", f"rx_sk == {peer.measure.address:#x}")
             trace.take()
             with _realtime(ns):
-                start = _after_next_tick() + TICK_PHASE_S
+                start = next_tick(tick_ns()) + TICK_PHASE_S
                 for event in events:
-                    _sleep_until(start + event.at_us / 1e6)
+                    at = start + event.at_us / 1e6
+                    prepared = peer.prepare(event, at)
+                    _sleep_until(at)
                     late_us = int((time.monotonic() - start) * 1e6) - event.at_us
                     peer.close_record()
-                    peer.play(event, late_us)
+                    peer.play(event, late_us, prepared)
                     if event.last_of_step:
                         peer.resolve()
                 _sleep_until(start + end_us / 1e6)

@@ -128,14 +128,27 @@ def test_interrupt_cleans_up(monkeypatch, capsys):
     real = tcp_peer.LivePeer.play
     calls = []
 
-    def interrupted(self, event, late_us):
-        calls.append(event)
+    def interrupted(self, *args):
+        calls.append(args)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(self, event, late_us)
+        return real(self, *args)
 
     monkeypatch.setattr(tcp_peer.LivePeer, "play", interrupted)
     assert main(["validate", "--tcp", "--live-only", "send:100x10"]) == 130
+    _nothing_of_ours_left()
+
+
+@pytest.mark.skipif(not _model_available(), reason="the TCP model (skbsim.tcp_session.play) cannot play yet")
+def test_a_wrong_profile_is_caught(capsys):
+    # The 6.12 profile has tcp_rmem[2] = 6 MiB: wscale = ilog2(max(6291456, rmem_max)) - 15 = 22 - 15 = 7
+    # (the model keeps the release's rmem_max default, 212992), where this 6.18 host with its 32 MiB
+    # tcp_rmem[2] offers ilog2(33554432) - 15 = 10.
+    code = main(["validate", "--tcp", "--json", "--kernel", "6.12", "full-size"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 1 and not result["ok"]
+    assert {"scenario": "full-size", "i": None, "action": None, "field": "synack.wscale", "live": 10,
+            "model": 7} in result["disagreements"]
     _nothing_of_ours_left()
 
 
