@@ -134,6 +134,11 @@ READ_BUFFER = 64 << 20
 #: here the ticks fall ~10 us after those, so t = 0 is also just after a millisecond boundary.
 TICK_PHASE_S = 0.00005
 CLOCK_MONOTONIC_COARSE = 6  # linux/time.h; Python's time module does not name it
+#: The handshake before t = 0, as the model has it (tcp_session SYN_US, FINAL_ACK_US), and how
+#: far ahead of now t = 0 is chosen so that the listener is up before the SYN's time.
+SYN_BEFORE_S = 0.00205
+ACK_BEFORE_S = 0.002
+HANDSHAKE_LEAD_S = 0.01
 #: The last stretch before an event is spun rather than slept.
 SPIN_S = 0.0003
 REALTIME_PRIORITY = 10
@@ -458,6 +463,7 @@ class LivePeer:
         self.ts_recent = 0
         self.ip_id = 1
         self.at = 0.0  # the scheduled time of the event being played
+        self.handshake_frames = 0  # frames of the handshake still in the trace buffer
         self.ts_clock0 = time.monotonic()  # TSval 1000 at the SYN, then +1 per ms
         self.sock: socket.socket | None = None
         self.read_buffer = bytearray(READ_BUFFER)
@@ -506,23 +512,31 @@ class LivePeer:
 
     # -- handshake
 
-    def handshake(self, so_rcvbuf: int | None, cc: str | None) -> dict:
+    def handshake(self, so_rcvbuf: int | None, cc: str | None, start: float) -> dict:
+        """Listen, then the SYN at t = -2050 us and the final ACK at t = -2000 us (where the model
+        has them), accept; *start* is t = 0 on CLOCK_MONOTONIC."""
         listener = self.ns.call(_listen, so_rcvbuf, cc)
         try:
             self.baseline = read_tcpext(self.measure.netstat)
             syn = self.syn
             options = syn_options(mss=syn.mss, wscale=syn.wscale,
                                   timestamps=(self._tsval(), 0) if syn.ts else None, sack_permitted=syn.sack)
-            self.tap.write(tcp_frame(dst_mac=self.tap.mac, src_mac=PEER_MAC, src_ip=PEER_IP, dst_ip=RECEIVER_IP,
-                                     sport=PEER_PORT, dport=RECEIVER_PORT, seq=PEER_ISN, ack=0, flags=TCP_SYN,
-                                     window=PEER_WINDOW, options=options))
+            frame = tcp_frame(dst_mac=self.tap.mac, src_mac=PEER_MAC, src_ip=PEER_IP, dst_ip=RECEIVER_IP,
+                              sport=PEER_PORT, dport=RECEIVER_PORT, seq=PEER_ISN, ack=0, flags=TCP_SYN,
+                              window=PEER_WINDOW, options=options)
+            _sleep_until(start - SYN_BEFORE_S)
+            self.tap.write(frame)
             answer = [s for s in self._drain(int(ACK_WAIT_LIMIT_S * 1000)) if s.flags & TCP_SYN]
             if len(answer) != 1 or not answer[0].flags & TCP_ACK or answer[0].ack != PEER_ISN + 1:
                 raise InputError("no SYN-ACK from the receiver")
             synack = answer[0]
             self.irs = synack.seq
             self.ts_ok = synack.timestamps is not None
-            self.tap.write(self._frame(TCP_ACK, self._data_options()))
+            frame = self._frame(TCP_ACK, timestamp_option(self._tsval(start - ACK_BEFORE_S), self.ts_recent)
+                                if self.ts_ok else b"")
+            _sleep_until(start - ACK_BEFORE_S)
+            self.tap.write(frame)
+            self.handshake_frames = 2
             self.sock = self.ns.call(_accept, listener)
         finally:
             listener.close()
@@ -599,14 +613,17 @@ class LivePeer:
         received = 0
         open_skbs: dict[str, _Segment] = {}
         for event in snapshot.records:
-            if event.event == "netif_receive_skb_entry":
+            if event.event == "netif_receive_skb_entry" and self.handshake_frames:
+                self.handshake_frames -= 1  # the SYN and the final ACK, traced before t = 0
+            elif event.event == "netif_receive_skb_entry":
                 if received == len(segments):
                     raise InputError("more netif_receive_skb_entry events traced than segments written")
                 segment = segments[received]
                 segment.truesize = segment.record["truesize"] = event.truesize
                 open_skbs[event.skbaddr] = segment
                 received += 1
-            elif event.event == "kfree_skb" and event.skbaddr in open_skbs:
+            elif event.event == "kfree_skb" and event.skbaddr in open_skbs and \
+                    _as_address(event.fields.get("rx_sk")) == self.measure.address:
                 # A segment's drop: the first kfree_skb of its skb after its receive event.
                 open_skbs.pop(event.skbaddr).drop = event.fields.get("reason", "?")
         if received != len(segments):
@@ -637,6 +654,14 @@ class LivePeer:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+
+def _as_address(text: str | None) -> int | None:
+    """A kernel pointer as the trace prints it with hash-ptr off (hex digits, with or without 0x)."""
+    try:
+        return int(text, 16) if text else None
+    except ValueError:
+        return None
 
 
 def _payload_bytes(seq: int, length: int) -> bytes:
@@ -698,8 +723,8 @@ def tick_ns() -> int:
     return min(steps)
 
 
-def next_tick(period_ns: int) -> float:
-    """The CLOCK_MONOTONIC time (s) of the next jiffies tick.
+def next_tick(period_ns: int, after: float) -> float:
+    """The CLOCK_MONOTONIC time (s) of the first jiffies tick after *after*.
 
     CLOCK_MONOTONIC_COARSE always holds the time of a timekeeping step, and those steps lie on
     the grid on which jiffies advance (measured here: over 300 sends at random times, the
@@ -709,8 +734,8 @@ def next_tick(period_ns: int) -> float:
     timekeeping step is deferred to the next tick.
     """
     grid = time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
-    now = time.monotonic_ns()
-    return (grid + (now - grid) // period_ns * period_ns + period_ns) / 1e9
+    later = int(after * 1e9)
+    return (grid + (later - grid) // period_ns * period_ns + period_ns) / 1e9
 
 
 def _set_realtime(on: bool) -> None:
@@ -767,18 +792,17 @@ def run_scenario(steps: Sequence[Step], *, so_rcvbuf: int | None = None, cc: str
             Tap(netns, ipv4=f"{RECEIVER_IP}/24") as tap, \
             NetnsThread(netns.path) as ns, TcpSockReader(btf) as reader, \
             TraceInstance(["net/netif_receive_skb_entry", "skb/kfree_skb"], device=tap.name,
-                          filters={"skb/kfree_skb": f"protocol == {dpkt.ethernet.ETH_TYPE_IP}"}) as trace:
+                          filters={"skb/kfree_skb": f"protocol == {dpkt.ethernet.ETH_TYPE_IP}"},
+                          options={"hash-ptr": "0"}) as trace:
         netns.ip("neigh", "replace", PEER_IP, "lladdr", PEER_MAC.hex(":"), "dev", tap.name, "nud", "permanent")
         sysctls = {key: netns.sysctl(key) for key in SYSCTLS}
         netstat = ns.call(open_netstat)
         peer = LivePeer(tap, ns, trace, _Measure(btf, reader, netstat), syn)
         try:
-            synack = peer.handshake(so_rcvbuf, cc)
-            # Only drops of our socket's skbs from here on (rx_sk is the struct sock of tcp_drop_reason()).
-            trace.set_filter("skb/kfree_skb", f"rx_sk == {peer.measure.address:#x}")
             trace.take()
             with _realtime(ns):
-                start = next_tick(tick_ns()) + TICK_PHASE_S
+                start = next_tick(tick_ns(), time.monotonic() + HANDSHAKE_LEAD_S) + TICK_PHASE_S
+                synack = peer.handshake(so_rcvbuf, cc, start)
                 for event in events:
                     at = start + event.at_us / 1e6
                     prepared = peer.prepare(event, at)

@@ -257,14 +257,15 @@ class TraceInstance:
     *device* sets ``name == "<device>"`` as the filter of every event; all
     skb events in net.h have that ``name`` field.  *filters* gives an
     event its own filter instead (for events without ``name``, such as
-    ``skb/kfree_skb``).
+    ``skb/kfree_skb``).  *options* sets the instance's own trace options
+    (``{"hash-ptr": "0"}`` prints kernel pointers as they are).
     """
 
-    __slots__ = ("events", "device", "filters", "root", "buffer_size_kb", "name", "path")
+    __slots__ = ("events", "device", "filters", "options", "root", "buffer_size_kb", "name", "path")
 
     def __init__(self, events: Iterable[str], device: str | None = None, *,
                  root: str = TRACEFS_ROOT, buffer_size_kb: int = 4096,
-                 filters: dict[str, str] | None = None) -> None:
+                 filters: dict[str, str] | None = None, options: dict[str, str] | None = None) -> None:
         self.events = tuple(events)
         if not self.events:
             raise InputError("no trace events chosen")
@@ -275,6 +276,7 @@ class TraceInstance:
             raise InputError(f"bad device name for a trace filter: {device!r}")
         self.device = device
         self.filters = dict(filters or {})
+        self.options = dict(options or {})
         self.root = root
         self.buffer_size_kb = buffer_size_kb
         self.name: str | None = None
@@ -316,6 +318,8 @@ class TraceInstance:
     def _configure(self) -> None:
         assert self.path is not None
         _write_control(os.path.join(self.path, "buffer_size_kb"), f"{self.buffer_size_kb}\n")
+        for option, value in self.options.items():
+            _write_control(os.path.join(self.path, "options", option), f"{value}\n")
         for event in self.events:
             event_dir = os.path.join(self.path, "events", event)
             if event in self.filters:
@@ -324,12 +328,6 @@ class TraceInstance:
                 _write_control(os.path.join(event_dir, "filter"), f'name == "{self.device}"\n')
             _write_control(os.path.join(event_dir, "enable"), "1\n")
         _write_control(os.path.join(self.path, "tracing_on"), "1\n")
-
-    def set_filter(self, event: str, expression: str) -> None:
-        """Change one event's filter while tracing (e.g. once a kernel address is known)."""
-        if event not in self.events:
-            raise InputError(f"{event} is not traced by this instance")
-        _write_control(os.path.join(self._require_path(), "events", event, "filter"), expression + "\n")
 
     def _remove(self) -> None:
         if self.path is None:
