@@ -23,9 +23,9 @@ import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 from skbsim.errors import InputError
+from skbsim.files import MAX_PROFILE_BYTES, read_bounded, shown
 
 U32_MASK = 0xFFFFFFFF
 
@@ -631,7 +631,7 @@ class Profile:
     def has(self, feature: str) -> bool:
         """True if the build has the named boolean feature (effective value)."""
         if feature == "small_page_frag_1k":
-            return self.NAPI_HAS_SMALL_PAGE_FRAG
+            return bool(self.NAPI_HAS_SMALL_PAGE_FRAG)
         value = self.features[feature]
         if type(value) is not bool:
             raise KeyError(f"feature {feature!r} is not a switch")
@@ -890,25 +890,71 @@ def _load_base_profile(spec: str) -> Profile:
         text = (resources.files("skbsim") / "profiles" / f"{spec}.toml").read_text()
         return parse_profile(text, f"built-in profile {spec}")
     if spec.endswith(".toml") or "/" in spec:
-        path = Path(spec)
+        data = read_bounded(spec, MAX_PROFILE_BYTES, "profile ")
         try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise InputError(f"{spec}: no such profile file") from None
-        except OSError as err:
-            raise InputError(f"{spec}: cannot read profile: {err.strerror}") from None
-        return parse_profile(text, spec)
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(f"profile {shown(spec)}: not UTF-8 text (byte offset {err.start})") from None
+        return parse_profile(text, shown(spec), default_name=os.path.splitext(os.path.basename(spec))[0])
+    names = builtin_names()
+    nearest = _nearest_builtin(spec, names)
+    start = f'base = "{nearest}"' if nearest else 'base = "<a built-in>"'
     raise InputError(
-        f"unknown kernel {spec!r} (built-in: {', '.join(builtin_names())}; 'host'; or a path to a .toml profile)"
+        f"unknown kernel {spec!r}: use a built-in ({', '.join(names)}), 'host' (the running kernel), or a profile "
+        f"file (--kernel FILE.toml) that starts from a built-in with {start} in [profile] and sets what "
+        "differs (docs/profiles.md)"
     )
 
 
-def parse_profile(text: str, origin: str) -> Profile:
+def _nearest_builtin(spec: str, names: list[str]) -> str | None:
+    """The newest built-in at or below a version-like ``spec`` ("6.10" -> "6.9"), else None."""
+    parts = spec.split(".")
+    if len(parts) < 2 or not all(part.isdigit() for part in parts[:2]):
+        return None
+    version = (int(parts[0]), int(parts[1]))
+    below = [name for name in names if _version_key(name)[0][:2] <= version]
+    return max(below, key=_version_key) if below else None
+
+
+def parse_profile(text: str, origin: str, default_name: str | None = None) -> Profile:
+    """A profile from TOML text.  ``base = "6.12"`` in [profile] starts from that built-in profile: the
+    file then sets only what differs (docs/profiles.md), its name ``default_name`` unless it gives one."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{origin}: malformed TOML: {err}") from None
+    meta = data.get("profile")
+    if isinstance(meta, dict) and "base" in meta:
+        return _profile_on_base(data, origin, default_name)
     return Profile(data, origin)
+
+
+def _profile_on_base(data: dict, origin: str, default_name: str | None) -> Profile:
+    """[profile] base = "<built-in>": that profile with the file's [profile], [constants], [features] and
+    [sources] entries laid over it (derive() rechecks the whole)."""
+    meta = dict(data["profile"])
+    base = meta.pop("base")
+    names = builtin_names()
+    if base not in names:
+        raise InputError(f"{origin}: [profile] base = {base!r}: it names a built-in profile ({', '.join(names)})")
+    unknown_tables = sorted(set(data) - set(_TABLES))
+    if unknown_tables:
+        raise InputError(f"{origin}: unknown table [{unknown_tables[0]}] (known: {', '.join(_TABLES)})")
+    tables = {}
+    for key in ("constants", "features", "sources"):
+        table = data.get(key, {})
+        if not isinstance(table, dict):
+            raise InputError(f"{origin}: [{key}] must be a table")
+        tables[key] = table
+    _reject_unknown(tables["constants"], INPUTS, "constants", origin)
+    _reject_unknown(tables["features"], FEATURES, "features", origin)
+    parent = load_profile(base)
+    sources = {key: f"{origin}" for key in tables["constants"]}
+    sources.update(tables["sources"])
+    meta.setdefault("name", default_name or base)
+    meta.setdefault("description", f"{parent.description} [{origin} on {base}]".strip())
+    return parent.derive(origin=origin, constants=tables["constants"], features=tables["features"],
+                         sources=sources, **meta)
 
 
 def _toml_string(text: str) -> str:

@@ -127,6 +127,17 @@ def receive_one(
     return result
 
 
+#: Why tun_get_user() refuses a write, by errno (drivers/net/tun.c).
+_TUN_ERRORS = {
+    "EINVAL": "shorter than an Ethernet header",
+    "EMSGSIZE": "IFF_NAPI_FRAGS takes at most ETH_MAX_MTU - NET_SKB_PAD - NET_IP_ALIGN bytes in at most "
+                "MAX_SKB_FRAGS + 1 pieces",
+    "EAGAIN": "the send buffer is full and the write does not block",
+    "ENOMEM": "no memory for the skb",
+    "ENOBUFS": "no memory for the skb",
+}
+
+
 def _why_not(queue, stats: dict, accepted: bool) -> str:
     if stats["oversize_drops"]:
         return f"the NIC dropped the frame: longer than the queue accepts (rxmax {queue.config.get('rxmax')})"
@@ -136,6 +147,11 @@ def _why_not(queue, stats: dict, accepted: bool) -> str:
         return "the driver dropped the frame: no skb could be allocated"
     if stats["buffer_alloc_failures"]:
         return "the driver dropped the frame: no replacement buffer could be allocated"
+    errors = getattr(queue, "write_errors", None)
+    if not accepted and errors:
+        # tun: the user task's write() failed; nothing reached a NIC
+        name = next(name for name, count in errors.items() if count)
+        return f"tun refused the write with {name} ({_TUN_ERRORS.get(name, 'see drivers/net/tun.c')})"
     if not accepted:
         return "the NIC dropped the frame"
     return "the driver did not deliver the frame"

@@ -25,7 +25,7 @@ from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
 from skbsim.net.skbuff import skb_defer_free_flush
 from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
 from skbsim.profile import load_profile
-from skbsim.traffic import parse_traffic
+from skbsim.traffic import DEFAULT_INDIRECTION_SIZE, parse_traffic
 
 NETDEV_BUDGET = 300
 HZ = 250
@@ -33,6 +33,12 @@ HZ = 250
 NETDEV_BUDGET_NS = 2 * 1_000_000_000 // HZ
 
 _ARRIVAL, _POLL, _READ = 0, 1, 2
+
+#: One RX queue per CPU, and RSS hashes over DEFAULT_INDIRECTION_SIZE table entries: more CPUs than
+#: entries would never receive a frame.  Memory stays a few hundred MiB at the bound (docs/output.md).
+MAX_CPUS = DEFAULT_INDIRECTION_SIZE
+#: Simulated time is in ns; the fast engine holds it in an int64, the reference engine stays with it.
+SIM_CLOCK_MAX_NS = (1 << 63) - 1
 
 
 @dataclass
@@ -50,6 +56,7 @@ class RunConfig:
     rate: float | None = 1_000_000.0
     arrival: str = "constant"
     rcvbuf: int = RMEM_DEFAULT
+    #: reads per second; None: as fast as datagrams come; 0: nobody reads
     app_rate: float | None = None
     seed: int = 0
     irq_latency_ns: int = 2_000
@@ -58,12 +65,19 @@ class RunConfig:
     faults: tuple = ()
 
     def validate(self) -> None:
-        if self.cpus < 1:
-            raise InputError(f"--cpus must be at least 1, got {self.cpus}")
+        if not 1 <= self.cpus <= MAX_CPUS:
+            raise InputError(f"--cpus must be 1..{MAX_CPUS}, got {self.cpus}: RSS spreads flows over a "
+                             f"{DEFAULT_INDIRECTION_SIZE}-entry indirection table, so more queues would never "
+                             "receive a frame")
         if self.rcvbuf < 1:
             raise InputError(f"--rcvbuf must be positive, got {self.rcvbuf}")
-        if self.app_rate is not None and not self.app_rate > 0:
-            raise InputError(f"--app-rate must be positive (or 'unlimited'), got {self.app_rate}")
+        if self.app_rate is not None:
+            if not self.app_rate >= 0:
+                raise InputError(f"--app-rate must be 0 (no reader), a positive rate or 'unlimited', "
+                                 f"got {self.app_rate}")
+            if self.app_rate and not 1e9 / self.app_rate <= SIM_CLOCK_MAX_NS:
+                raise InputError(f"--app-rate {self.app_rate:g}: fewer than one read before the simulated clock "
+                                 "ends (2**63 ns, 292 years); --app-rate 0 is a reader that never reads")
         if self.rate is not None and not self.rate > 0:
             raise InputError(f"--rate must be positive, got {self.rate}")
         if self.count is not None and self.count < 0:
@@ -164,8 +178,9 @@ class Simulation:
         self.order = 0
         self.now = 0
         self.app_next = 0
-        # The reader starts blocked in recvmsg(), waiting for the first datagram.
-        self.app_waiting = True
+        # The reader starts blocked in recvmsg(), waiting for the first datagram; --app-rate 0 has
+        # no reader at all.
+        self.app_waiting = config.app_rate != 0
         self.app_cpu = 0
         # Statistics, counted where they happen.
         self.packets = 0

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from skbsim.errors import InputError
+from skbsim.files import shown
 from skbsim.ranges import parse_range
 from skbsim.kernel import Kernel
 from skbsim.mm.gfp import GFP_ATOMIC, format_gfp, parse_gfp
@@ -35,7 +36,9 @@ NULL = "NULL"
 
 
 def parse_len_range(text: str) -> range:
-    """'FIRST:LAST[:STEP]' (LAST included) as a range of lengths."""
+    """'FIRST:LAST[:STEP]' (LAST included), or one length 'N', as a range of lengths."""
+    if ":" not in text:
+        text = f"{text}:{text}"
     first, last, step = parse_range(text, "--len", 0, U32_MAX)
     lengths = range(first, last + 1, step)
     if len(lengths) > MAX_POINTS:
@@ -211,6 +214,27 @@ def describe_cell(answers: tuple[Answer, ...]) -> str:
     return f"{size} {', '.join(labels)}"
 
 
+def _answer_dict(answer: Answer) -> dict:
+    return {"path": answer.path, "head_source": answer.head_source, "head_size": answer.head_size,
+            "truesize": answer.truesize}
+
+
+def sweep_as_dict(sweeps: list[KernelSweep], rows: list[Row], by_path: bool) -> dict:
+    """A sweep as ``skbsim sweep --json`` prints it (docs/schema/sweep.schema.json): the kernels, and
+    each row of the comparison with every kernel's distinct answers there (truesize None: NULL)."""
+    lengths = sweeps[0].lengths
+    return {
+        "function": sweeps[0].function,
+        "gfp": sweeps[0].gfp,
+        "lengths": {"first": lengths[0], "last": lengths[-1], "step": lengths.step, "count": len(lengths)},
+        "by_path": by_path,
+        "kernels": [{"kernel": s.name, "release": s.profile.release, "leak_check": s.leak_check} for s in sweeps],
+        "rows": [{"first": row.first, "last": row.last,
+                  "answers": {s.name: [_answer_dict(a) for a in cell] for s, cell in zip(sweeps, row.cells)}}
+                 for row in rows],
+    }
+
+
 def write_csv(sweeps: list[KernelSweep], handle) -> None:
     """One row per length: for each kernel its path, head source, head size and truesize."""
     writer = csv.writer(handle)
@@ -227,6 +251,9 @@ def write_csv(sweeps: list[KernelSweep], handle) -> None:
         writer.writerow(row)
 
 
+#: File types plot() writes (matplotlib picks the format by the suffix).
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
 #: Styles that keep lines visible where kernels agree and lie on top of each other.
 _LINE_STYLES = (("-", 3.2), ("--", 2.4), ("-.", 1.8), (":", 1.4))
 
@@ -237,6 +264,8 @@ def plot(sweeps: list[KernelSweep], path: str, detail_limit: int = 1024) -> None
     When the range goes well past ``detail_limit`` a second panel shows the
     lengths up to it, where the small-head and 1K-fragment rules differ.
     """
+    if not path.lower().endswith(PLOT_SUFFIXES):  # matplotlib would add ".png" to the name
+        raise InputError(f"--plot {shown(path)}: the file name must end in {' or '.join(PLOT_SUFFIXES)}")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -276,6 +305,6 @@ def plot(sweeps: list[KernelSweep], path: str, detail_limit: int = 1024) -> None
     try:
         fig.savefig(path, dpi=110)
     except (OSError, ValueError) as err:
-        raise InputError(f"{path}: cannot write the plot: {err}") from None
+        raise InputError(f"--plot {shown(path)}: cannot write the plot: {getattr(err, 'strerror', None) or err}") from None
     finally:
         plt.close(fig)

@@ -67,7 +67,7 @@ TEMPLATES = {
     "never_shrink": "the window {wanted} would shrink what is offered ({offered}): keep the old right edge "
                     "(TCPWantZeroWindowAdv when zero)",
     "nomem_zero_window": "out of memory (ICSK_ACK_NOMEM): window 0 (stored in rcv_wnd: {stored})",
-    "ack": "ACK {ack}, window field {window} (x 2^wscale = {scaled})",
+    "ack": "ACK of byte {acked}, window field {window} (x 2^wscale = {scaled})",
     "ack_now_two_segments": "ACK now: {unacked} bytes unacknowledged > rcv_mss {rcv_mss}",
     "ack_now_quick": "ACK now: quick-ACK mode ({quick} left)",
     "ack_now_flag": "ACK now: ICSK_ACK_NOW",

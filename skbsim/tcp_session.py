@@ -128,7 +128,7 @@ class TcpSession:
     def __init__(self, kernel: str, driver: str, options: dict, *, so_rcvbuf: int | None, cc: str,
                  syn: SynOptions, step_ms: int, explain: bool, kernel_config: str | None, segment_us: int):
         if step_ms < 0:
-            raise InputError(f"--step-ms {step_ms} must not be negative")
+            raise InputError(f"step_ms must not be negative, got {step_ms}")
         if segment_us < 1:
             raise InputError(f"segment_us {segment_us} must be at least 1")
         profile = load_profile(kernel, kernel_config)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from skbsim.errors import InputError
+from skbsim.commands.common import integer, output_dir, print_json
+from skbsim.files import shown
 
 
 def add_parser(sub) -> None:
@@ -28,12 +28,12 @@ def add_parser(sub) -> None:
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="driver option; repeat a key with other values to compare, e.g. --opt copybreak=0 "
                    "--opt copybreak=3646")
-    p.add_argument("--so-rcvbuf", type=_int("--so-rcvbuf"), help="SO_RCVBUF set on the listener before listen()")
+    p.add_argument("--so-rcvbuf", type=integer("--so-rcvbuf", 0, 2**31 - 1), help="SO_RCVBUF set on the listener before listen()")
     p.add_argument("--cc", default="cubic", help="congestion control of the socket: cubic or bbr (default cubic)")
     p.add_argument("--syn", default="mss=1460,wscale=7,ts=0,sack=0",
                    help="the peer's SYN options (default mss=1460,wscale=7,ts=0,sack=0; wscale=none for none)")
-    p.add_argument("--step-ms", type=_int("--step-ms"), default=250, help="length of a step in ms (default 250)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per kernel (a list for several)")
+    p.add_argument("--step-ms", type=integer("--step-ms", 0, 3_600_000), default=250, help="length of a step in ms (default 250)")
+    p.add_argument("--json", action="store_true", help='print one JSON object, {"runs": [...]}: one run per kernel and option set (docs/schema/tcp.schema.json)')
     p.add_argument("--plot", metavar="DIR", help="write window, rcv_ssthresh, rmem_alloc and rcvbuf per step "
                    "(tcp.png) into DIR")
     p.add_argument("--explain", action="store_true", help="say for each record which rules produced its figures")
@@ -41,18 +41,8 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _int(name):
-    def parse(text: str) -> int:
-        try:
-            return int(text, 0)
-        except ValueError:
-            raise InputError(f"{name} {text!r} is not an integer") from None
-    return parse
-
-
 def run(args) -> int:
-    from rich.console import Console
-
+    from skbsim.commands.common import console as make_console
     from skbsim.commands.run import _option_sets
     from skbsim.tcp_report import render_explanations, render_records, render_summary, write_tcp_plot
     from skbsim.tcp_session import play
@@ -60,8 +50,10 @@ def run(args) -> int:
 
     steps = parse_steps(args.steps)
     syn = parse_syn(args.syn)
+    if args.plot:
+        output_dir("--plot", args.plot)
     kernels = args.kernel or ["6.18"]
-    runs = [(kernel, options) for kernel in kernels for options in _option_sets(args.opt, args.driver)]
+    runs = [(kernel, options) for kernel in kernels for _driver, options in _option_sets(args.opt, [args.driver])]
     results = []
     for kernel, options in runs:
         result = play(kernel, args.driver, options, steps, so_rcvbuf=args.so_rcvbuf, cc=args.cc, syn=syn,
@@ -70,9 +62,9 @@ def run(args) -> int:
         print(f"leak check ({_label(result, options)}): clean - every page, slab object and skb was given back",
               file=sys.stderr)
     if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        print_json({"runs": results})
     else:
-        console = Console()
+        console = make_console()
         for result, (_kernel, options) in zip(results, runs):
             if args.summary:
                 break
@@ -82,8 +74,9 @@ def run(args) -> int:
                 render_records(result, _label(result, options), console)
         render_summary(results, [_label(r, o) for r, (_k, o) in zip(results, runs)], console)
     if args.plot:
-        path = write_tcp_plot(args.plot, results, [_label(r, o) for r, (_k, o) in zip(results, runs)])
-        print(f"plot: {path}", file=sys.stderr)
+        path = write_tcp_plot(args.plot, results, [_label(r, o) for r, (_k, o) in zip(results, runs)],
+                              title="skbsim tcp " + " ".join(args.steps))
+        print(f"plot: {shown(path)}", file=sys.stderr)
     return 0
 
 

@@ -6,8 +6,9 @@ Kept apart from skbsim/commands/validate.py, which only hands over to
 
 from __future__ import annotations
 
-import json
 import sys
+
+from skbsim.commands.common import integer
 
 
 def add_arguments(p) -> None:
@@ -25,41 +26,40 @@ def add_arguments(p) -> None:
     group.add_argument("scenario", nargs="*", metavar="SCENARIO", help="with --tcp: built-in names or step lists")
     group.add_argument("--live-only", action="store_true",
                        help="with --tcp: only play the scenarios live and report the records (no model)")
-    group.add_argument("--so-rcvbuf", type=int, default=None,
+    group.add_argument("--so-rcvbuf", type=integer("--so-rcvbuf", 0, 0x7FFFFFFF), default=None,
                        help="with --tcp: SO_RCVBUF before listen() for the step lists given")
     group.add_argument("--syn", default=None, help="with --tcp: the peer's SYN options for the step lists "
                        "given (mss=1460,wscale=7,ts=0,sack=0)")
     group.add_argument("--cc", default="cubic", help="with --tcp: congestion control (default cubic)")
-    group.add_argument("--step-ms", type=int, default=STEP_MS,
+    group.add_argument("--step-ms", type=integer("--step-ms", 1), default=STEP_MS,
                        help=f"with --tcp: the length of a step in ms (default {STEP_MS})")
 
 
 def run(args) -> int:
+    from skbsim.commands.common import print_json
     from skbsim.errors import InputError
     from skbsim.validate_tcp import scenarios_from_args, validate_tcp
 
     if not args.tcp:
         raise InputError("SCENARIO arguments need --tcp")
-    if args.step_ms <= 0:
-        raise InputError(f"--step-ms must be positive, got {args.step_ms}")
-    if args.so_rcvbuf is not None and args.so_rcvbuf < 0:
-        raise InputError(f"--so-rcvbuf must not be negative, got {args.so_rcvbuf}")
     scenarios = scenarios_from_args(args.scenario, so_rcvbuf=args.so_rcvbuf, syn=args.syn, cc=args.cc,
                                     step_ms=args.step_ms)
     progress = None if args.json or not sys.stderr.isatty() else (lambda text: print(text, file=sys.stderr))
     result = validate_tcp(scenarios, kernel=args.kernel, live_only=args.live_only, progress=progress)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
     else:
         _print(result)
     return 0 if result["ok"] else 1
 
 
 def _print(result: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
+    from skbsim.commands.common import console as new_console, print_table
+
+    console = new_console()
     runs = Table(title="TCP scenarios on the running kernel" + ("" if result["live_only"] else " and in the model "
                                                                  f"({result['kernel']}, {result['driver']})"))
     for column in ("scenario", "steps", "records", "disagree", "s", "max late µs", "runs"):
@@ -68,7 +68,7 @@ def _print(result: dict) -> None:
         runs.add_row(entry["scenario"]["name"], entry["scenario"]["steps"], str(len(entry["live"]["steps"])),
                      "-" if result["live_only"] else str(entry["disagreements"]), f"{entry['seconds']:.1f}",
                      str(entry["max_late_us"]), str(entry["attempts"]))
-    console.print(runs)
+    print_table(console, runs)
     if result["live_only"]:
         for entry in result["scenarios"]:
             _print_records(console, entry)
@@ -78,8 +78,8 @@ def _print(result: dict) -> None:
         fields.add_column(column, justify="left" if column == "field" else "right")
     for row in result["fields"]:
         fields.add_row(row["field"], str(row["agree"]),
-                       f"[red]{row['disagree']}[/red]" if row["disagree"] else "0")
-    console.print(fields)
+                       Text(str(row["disagree"]), style="red") if row["disagree"] else "0")
+    print_table(console, fields)
     disagreements = result["disagreements"]
     if disagreements:
         table = Table(title=f"{len(disagreements)} disagreements")
@@ -88,14 +88,16 @@ def _print(result: dict) -> None:
         for d in disagreements:
             table.add_row(d["scenario"], "" if d["i"] is None else str(d["i"]), d["action"] or "", d["field"],
                           str(d["live"]), str(d["model"]))
-        console.print(table)
-        console.print("[red]validation FAILED[/red]")
+        print_table(console, table)
+        console.print("validation FAILED", style="red")
     else:
-        console.print("[green]validation passed: every field of every record agrees[/green]")
+        console.print("validation passed: every field of every record agrees", style="green")
 
 
 def _print_records(console, entry: dict) -> None:
     from rich.table import Table
+
+    from skbsim.commands.common import print_table
 
     live = entry["live"]
     table = Table(title=f"{entry['scenario']['name']}: SYN-ACK win {live['synack']['win']} wscale "
@@ -112,4 +114,4 @@ def _print_records(console, entry: dict) -> None:
             record["route"], record["verdict"], " ".join(f"{a}/{w}" for a, w in record["acks"]), mem["rmem_alloc"],
             mem["rcvbuf"], mem["fwd_alloc"], info["rcv_wnd"], info["rcv_ssthresh"], info["window_clamp"],
             info["scaling_ratio"], counters)))
-    console.print(table)
+    print_table(console, table)

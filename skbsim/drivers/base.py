@@ -221,8 +221,10 @@ class Driver:
         self.poll = poll
         self.close_queue = close_queue
 
-    def option_help(self) -> list[str]:
-        return [f"{option.name}={option.default}: {option.help}" for option in self.options]
+    def option_help(self, defaults: dict[str, str] | None = None) -> list[str]:
+        """One line per option: its default (``defaults`` first: skbsim's own, see DEFAULT_OPTIONS) and help."""
+        defaults = defaults or {}
+        return [f"{option.name}={defaults.get(option.name, option.default)}: {option.help}" for option in self.options]
 
 
 def synthetic_header_template() -> SyntheticHeaderTemplate:

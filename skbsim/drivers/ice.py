@@ -823,8 +823,8 @@ def _ring_size(text: str) -> int:
 
 
 OPTIONS = (
-    DriverOption("rx", "build_skb", "build_skb (default) or legacy (the legacy-rx private flag: "
-                 "ice_construct_skb copies headers into a small skb)", choice_option("rx", ("build_skb", "legacy"))),
+    DriverOption("rx", "build_skb", "build_skb (the kernel's default) or legacy (the legacy-rx private flag: "
+                 "ice_construct_skb copies headers into a small skb; skbsim's default)", choice_option("rx", ("build_skb", "legacy"))),
     DriverOption("mtu", "1500", f"interface MTU, {ETH_MIN_MTU}..{ICE_MAX_MTU}; above 1500 build_skb mode uses 3K "
                  "buffers in order-1 pages", int_option("mtu", ETH_MIN_MTU, ICE_MAX_MTU)),
     DriverOption("ring", str(ICE_DFLT_NUM_RX_DESC), f"RX descriptors, {ICE_MIN_NUM_DESC}..{ICE_MAX_NUM_DESC}, "

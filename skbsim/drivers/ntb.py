@@ -116,6 +116,8 @@ class NtbQueue:
             "ring": NTB_RXQ_SIZE,
             "buffer": mtu + ETH_HLEN,
             "rules": "upstream ntb_netdev" if not copybreak else "ntb_netdev with TrueNAS's rx_copybreak",
+            # netif_rx() fires net:netif_rx_entry; process_backlog() passes the skb on without another event.
+            "event": "netif_rx_entry",
         }
 
 

@@ -57,7 +57,7 @@ class _RunArrays:
     def __init__(self, kernel, C, ncpus: int, count: int, page_cap: int, slab_cap: int, qcap: int,
                  slab1, cb_tab, fl, ring_bias: int, tn: tuple | None = None):
         self.S = np.zeros(S_TOTAL, np.int64)
-        self.S[APP_WAITING] = 1
+        self.S[APP_WAITING] = C[APP_GAP] >= 0  # APP_GAP -1 (--app-rate 0): no reader waits
         _load_faults(self.S, kernel.faults)
         self.CS = np.zeros((ncpus, R_SIZE), np.int64)
         self.CS[:, BUDGET_LEFT] = NETDEV_BUDGET
@@ -158,7 +158,7 @@ class FastSimulation:
         C[DEFER_FREE] = ref.sock.defer_free
         C[RCVBUF] = ref.sock.rcvbuf
         C[APP_UNLIMITED] = config.app_rate is None
-        C[APP_GAP] = 0 if config.app_rate is None else int(1e9 / config.app_rate)
+        C[APP_GAP] = 0 if config.app_rate is None else int(1e9 / config.app_rate) if config.app_rate else -1
         C[COST] = config.packet_cost_ns
         C[IRQ_LATENCY] = config.irq_latency_ns
         C[NC_SIZE] = profile.NAPI_SKB_CACHE_SIZE

@@ -10,7 +10,7 @@ first joined the namespace with setns(2); the fd then works from any thread.
 
 What a write() becomes on the receive side (drivers/net/tun.c, tun_get_user;
 read for 6.12 and checked against the 6.18 host by measurement, see
-/work/notes/live-host.md):
+docs/research/live-host.md):
 
 (a) blocking fd -> tun_alloc_skb() -> sock_alloc_send_pskb() ->
     alloc_skb_with_frags(); linear part is the whole frame while
@@ -45,6 +45,7 @@ import ctypes
 import fcntl
 import ipaddress
 import os
+import signal
 import struct
 import subprocess
 import threading
@@ -52,7 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from skbsim.errors import InputError
-from skbsim.live.tracefs import signals_deferred, sigterm_as_interrupt
+from skbsim.live.tracefs import dead_owners, signals_deferred, sigterm_as_interrupt
 
 NETNS_RUN_DIR = "/run/netns"
 NETNS_PREFIX = "skbsim"
@@ -106,6 +107,9 @@ def run_in_netns(netns_path: str, function: Callable[..., Result], *args: object
     outcome: dict[str, object] = {}
 
     def body() -> None:
+        # Signals go to the main thread only: a SIGINT delivered to this thread would still raise
+        # KeyboardInterrupt in the main thread, even while it holds signals to finish a clean-up.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             _setns_current_thread(netns_path)
             outcome["value"] = function(*args)
@@ -164,6 +168,17 @@ def our_namespaces(pid: int | None = None) -> list[str]:
         return []
 
 
+def remove_dead_namespaces() -> list[str]:
+    """Delete the namespaces of skbsim processes that died without cleaning up (SIGKILL, a crash);
+    the names deleted.  Another process's namespaces are left alone (see dead_owners())."""
+    removed = []
+    for name in dead_owners(our_namespaces()):
+        result = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
+        if result.returncode == 0:
+            removed.append(name)
+    return removed
+
+
 class Netns:
     """``with Netns() as ns:`` a fresh network namespace, deleted on exit.
 
@@ -182,6 +197,7 @@ class Netns:
         # still inside __enter__, where no __exit__ will follow: undo here.
         try:
             with signals_deferred():
+                remove_dead_namespaces()
                 self._create()
                 self.ip("link", "set", "dev", "lo", "up")
                 self.run(_disable_ipv6)

@@ -240,6 +240,54 @@ def our_instances(root: str = TRACEFS_ROOT, pid: int | None = None) -> list[str]
         return []
 
 
+#: Names this program gives what it creates: "skbsim-<pid>-<n>" (namespaces, trace instances).
+_OWNED_NAME = re.compile(rf"^{INSTANCE_PREFIX}-(\d+)-")
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (signal 0 asks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, someone else's
+        return True
+    return True
+
+
+def dead_owners(names: Iterable[str]) -> list[str]:
+    """Those of ``names`` ("skbsim-<pid>-...") whose process is gone: what a SIGKILLed run left behind.
+
+    Only a dead pid's names are returned: other skbsim processes (concurrent runs, other users'
+    tests) keep theirs.  A pid reused by an unrelated process keeps its leftovers until that
+    process ends too; that errs on the side of leaving things alone.
+    """
+    dead = []
+    for name in names:
+        match = _OWNED_NAME.match(name)
+        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
+            dead.append(name)
+    return dead
+
+
+def remove_dead_instances(root: str = TRACEFS_ROOT) -> list[str]:
+    """Remove the trace instances of skbsim processes that died without cleaning up (SIGKILL, a
+    crash); the names removed.  Failures are ignored: another process may be removing them too."""
+    removed = []
+    for name in dead_owners(our_instances(root)):
+        path = os.path.join(root, "instances", name)
+        for control in ("tracing_on", "events/enable"):
+            with contextlib.suppress(OSError):
+                with open(os.path.join(path, control), "w") as handle:
+                    handle.write("0\n")
+        try:
+            os.rmdir(path)
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
+
+
 def _write_control(path: str, text: str) -> None:
     try:
         with open(path, "w") as handle:
@@ -288,6 +336,7 @@ class TraceInstance:
         try:
             with signals_deferred():
                 ensure_tracefs(self.root)
+                remove_dead_instances(self.root)
                 self._make_directory()
                 self._configure()
         except BaseException:

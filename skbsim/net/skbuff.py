@@ -482,7 +482,7 @@ def __build_skb_around(kernel: Kernel, skb: sk_buff, data: int, frag_size: int) 
     """
     size = frag_size
     if size == 0:
-        kernel.warn_once("build_skb_zero", "WARNING: build_skb with frag_size 0: use slab_build_skb() instead")
+        kernel.warn_once("build_skb_zero", "build_skb with frag_size 0: use slab_build_skb() instead")
         size = kernel.slab.ksize(data)
     shinfo_size = kernel.profile.SHINFO_SIZE
     size -= shinfo_size
@@ -663,7 +663,7 @@ def __napi_alloc_skb(kernel: Kernel, napi: napi_struct, length: int, gfp_mask: i
     profile = kernel.profile
     explain = kernel.explain is not None
     if not kernel.cpus[kernel.cpu].softirq_count:  # in_softirq()
-        kernel.warn_once("__napi_alloc_skb", "WARNING: __napi_alloc_skb called outside softirq (DEBUG_NET_WARN_ON_ONCE)")
+        kernel.warn_once("__napi_alloc_skb", "__napi_alloc_skb called outside softirq (DEBUG_NET_WARN_ON_ONCE)")
     pad = profile.NET_SKB_PAD + profile.NET_IP_ALIGN
     length &= U32_MASK
     padded = (length + pad) & U32_MASK
@@ -1033,7 +1033,7 @@ def napi_consume_skb(kernel: Kernel, skb: sk_buff | None, budget: int) -> None:
         consume_skb(kernel, skb)
         return
     if not in_softirq(kernel):
-        kernel.warn_once("napi_consume_skb", "WARNING: napi_consume_skb called outside softirq (DEBUG_NET_WARN_ON_ONCE)")
+        kernel.warn_once("napi_consume_skb", "napi_consume_skb called outside softirq (DEBUG_NET_WARN_ON_ONCE)")
     if not skb_unref(skb):
         return
     if skb.fclone != SKB_FCLONE_UNAVAILABLE:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 from skbsim.errors import InputError
+from skbsim.files import MAX_DIST_BYTES, read_bounded, shown
 from skbsim.traffic.capture import CaptureSource
 from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
 from skbsim.traffic.rss import DEFAULT_INDIRECTION_SIZE, MICROSOFT_RSS_KEY, RssConfig
@@ -41,20 +43,19 @@ def read_distribution(path: str) -> WeightedLength:
     An optional first line ``length,weight`` is a header. Weights are positive
     finite numbers (relative, need not sum to 1); each length appears once.
     """
+    data = read_bounded(path, MAX_DIST_BYTES, "dist:")
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as err:
-        raise InputError(f"dist:{path}: cannot read: {err.strerror or err}") from None
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise InputError(f"dist:{path}: not UTF-8 text (byte offset {err.start})") from None
+        raise InputError(f"dist:{shown(path)}: not UTF-8 text (byte offset {err.start})") from None
     entries = []
     first_line_of = {}
+    total = 0.0
     for lineno, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        where = f"{path}:{lineno}"
+        where = f"{shown(path)}:{lineno}"
         fields = [field.strip() for field in line.split(",")]
         if len(fields) != 2:
             raise InputError(f"{where}: expected 'length,weight', got {line!r}")
@@ -70,11 +71,16 @@ def read_distribution(path: str) -> WeightedLength:
         if length in first_line_of:
             raise InputError(f"{where}: length {length} already given on line "
                              f"{first_line_of[length]}")
+        total += weight
+        if not math.isfinite(total):
+            # random.choices() draws against the running sum: an infinite one would be a traceback later
+            raise InputError(f"{where}: the weights so far add up to more than the largest float "
+                             f"({sys.float_info.max:.3g}); scale them down")
         first_line_of[length] = lineno
         entries.append((length, weight))
     if not entries:
-        raise InputError(f"dist:{path}: no 'length,weight' lines")
-    return WeightedLength(entries, f"dist:{path} ({len(entries)} lengths)")
+        raise InputError(f"dist:{shown(path)}: no 'length,weight' lines")
+    return WeightedLength(entries, f"dist:{shown(path)} ({len(entries)} lengths)")
 
 
 def _check_int(value, name: str, minimum: int, maximum: int | None = None) -> int:

@@ -115,6 +115,7 @@ def tcp_create_openreq_child(listener: tcp_sock, req: request_sock, name: str) -
     sk.events = listener.events
     seq = (req.rcv_isn + 1) & U32
     sk.rcv_nxt = sk.rcv_wup = sk.copied_seq = seq
+    sk.rcv_isn = req.rcv_isn
     sk.snd_isn = req.snt_isn
     sk.snd_una = sk.snd_nxt = (req.snt_isn + 1) & U32
     sk.icsk_ack_lrcvtime = tcp_jiffies32(sk)

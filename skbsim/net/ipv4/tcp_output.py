@@ -220,7 +220,8 @@ def tcp_send_ack(sk: tcp_sock) -> None:
         tsval = tcp_time_stamp_ms(sk)
         sk.last_tsval_sent = tsval
     sk.acks.append((sk.rcv_nxt, window, tsval))
-    tcp_event(sk, "ack", ack=sk.rcv_nxt, window=window, scaled=window << sk.rx_opt_rcv_wscale)
+    tcp_event(sk, "ack", ack=sk.rcv_nxt, acked=(sk.rcv_nxt - sk.rcv_isn - 1) & U32, window=window,
+              scaled=window << sk.rx_opt_rcv_wscale)
     tcp_event_ack_sent(sk)
 
 
