@@ -206,7 +206,7 @@ def test_builtin_scenarios_parse_and_have_unique_names():
     (["validate", "send:100"], "SCENARIO arguments need --tcp"),
     (["validate", "--tcp", "send:0"], "P (payload bytes"),
     (["validate", "--tcp", "send:100@20"], "F (frame bytes"),
-    (["validate", "--tcp", "--step-ms", "0", "send:100"], "--step-ms must be positive"),
+    (["validate", "--tcp", "--step-ms", "0", "send:100"], "--step-ms must be at least 1, got 0"),
     (["validate", "--tcp", "--syn", "bogus=1", "send:100"], "unknown option 'bogus'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
