@@ -50,7 +50,7 @@ def test_records_have_play_shape_and_hand_derived_handshake(capsys):
     entry = result["scenarios"][0]
     live = entry["live"]
     schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "schema" / "tcp.schema.json").read_text())
-    Draft202012Validator(schema).validate(live)   # the shape of skbsim tcp --json, record for record
+    Draft202012Validator(schema).validate({"runs": [live]})   # one run of skbsim tcp --json
     # The namespace's defaults on this 6.18 host: tcp_rmem 4096 131072 33554432 (32 MiB since 6.16),
     # rmem_max 4194304 (host-wide). tcp_select_initial_window(): the window is tcp_rmem[1] = 131072
     # times the default scaling_ratio 128/256 = 65536, rounded down to the MSS 1460: 44 * 1460 = 64240;
