@@ -127,9 +127,9 @@ def run_in_netns(netns_path: str, function: Callable[..., Result], *args: object
 class NetnsThread:
     """``with NetnsThread(path) as ns: ns.call(f, ...)``: one long-lived thread in *netns_path*.
 
-    For many short calls (a read of /proc/thread-self/net/..., a bpf
-    iterator bound to the namespace) where :func:`run_in_netns`'s fresh
-    thread per call would cost more than the call.
+    For several calls in one namespace (a listener, accept(), opening
+    /proc/thread-self/net/...) without :func:`run_in_netns`'s fresh thread
+    and setns() each time.
     """
 
     __slots__ = ("_pool",)

@@ -9,45 +9,38 @@ write is one skb built by tun_alloc_skb() and delivered by
 netif_receive_skb() before write() returns) and reads the receiver's
 segments back from the same TAP fd.
 
-One scenario (:func:`run_scenario`):
+One scenario (:func:`run_scenario`) follows docs/tcp.md, the contract the
+model (skbsim.tcp_session.play) keeps too:
 
-* handshake: a SYN with the chosen options (MSS, window scale, timestamps,
-  SACK-permitted), the SYN-ACK read back (its raw window, wscale and MSS
-  are ``synack``), the final ACK, accept();
-* ``send:P[xN][@F]``: N in-order segments of P payload bytes, ACK set and
-  PSH clear, each frame padded after the IP datagram to at least F bytes,
-  so the skb's truesize follows F while ip_rcv_core() trims skb->len to
-  the datagram; timestamps (when negotiated) in the aligned NOP,NOP,TS
-  layout the fast path's tcp_parse_aligned_timestamp() expects, TSval
-  the peer's millisecond clock, TSecr the receiver's latest TSval;
-* ``read`` / ``read:B`` by the application in the namespace (non-blocking
-  recv() until the queue is empty or B bytes are read); ``readeach``
-  makes every later segment be followed by a read of all that is queued;
-* ``wait:MS``: time passes.
+* the handshake at the model's times (SYN at t = -2050 us, final ACK at
+  -2000 us): a SYN with the chosen options (MSS, window scale, timestamps,
+  SACK-permitted) in Linux's layout, the SYN-ACK read back (its raw window,
+  wscale and MSS are ``synack``), the final ACK, accept();
+* ``send:P[xN][@F]``: N in-order segments of P payload bytes, 1 ms apart,
+  ACK|PSH, each frame padded after the IP datagram to at least F bytes, so
+  the skb's truesize follows F while ip_rcv_core() trims skb->len; with
+  timestamps the aligned NOP,NOP,TS the fast path expects, TSval the peer's
+  millisecond clock at the segment's scheduled time, TSecr the receiver's
+  latest TSval;
+* ``read`` (one recvmsg() large enough for the whole queue) and ``read:B``
+  by the application; ``readeach``: a read after every later segment, at
+  its time; ``wait:MS``: time passes.  Every step is one record, every
+  segment and every read too.
 
-Time.  The records of one step (a segment, its read under ``readeach``, the
-next segment ...) are taken back to back, as fast as Python allows (well
-under a millisecond each); then the step's time passes (``step_ms``, or MS
-for ``wait:MS``) on an absolute schedule: step k starts at the sum of the
-durations of the steps before it.  A delayed ACK needs at most
-TCP_DELACK_MAX (200 ms), so with the default 250 ms every ACK a step
-causes has been sent when its time is over; the peer also checks, in the
-socket's own ``icsk_ack.pending`` (read by skbsim.live.bpf), that no
-delayed-ACK timer is still pending, and waits for it if one is.  An ACK
-sent during a step's time belongs to the step's last record, whose
-figures are then read again.  The model sees zero time between the
-records of a step; when an ACK shows up between two records of a step on
-the live kernel (a delayed-ACK timer that fired mid-step because the
-machine was slow), the run is marked ``disturbed`` and the caller may
-repeat it.
+Time.  Every event is played at its scheduled time on CLOCK_MONOTONIC, t = 0
+being 50 us after a jiffies tick (:func:`next_tick`), so delayed-ACK timers
+fall between the same records in every run.  A record's ACKs are those read
+from the TAP until the next event; its figures are read just before the next
+event.  ``late_us`` says how far behind its time each event came.
 
-After every record: SO_MEMINFO, TCP_INFO (decoded by its BTF layout),
-TCP_WINDOW_CLAMP, ``tp->scaling_ratio`` (BPF iterator, skbsim.live.bpf),
-and the TcpExt counters of /proc/net/netstat as seen from the namespace,
-minus their values before the SYN.  The segment's truesize is the one
-net/netif_receive_skb_entry reports for its skb; a drop is the
-skb/kfree_skb event for that skb, with the kernel's drop reason.  Both
-events are read from a tracefs instance of our own.
+Figures: SO_MEMINFO, TCP_INFO (decoded by its BTF layout), TCP_WINDOW_CLAMP,
+``tp->scaling_ratio`` from a copy of the struct tcp_sock (skbsim.live.bpf)
+and the TcpExt counters of the namespace's /proc/net/netstat less their
+values before the SYN.  A segment's truesize is the one
+net/netif_receive_skb_entry reports for its skb; a drop is the skb/kfree_skb
+event for that skb on this socket, with the kernel's drop reason; both come
+from a tracefs instance of our own.  The route and the queued/coalesced
+verdict follow from the counters around the record (:meth:`LivePeer.finish`).
 """
 
 from __future__ import annotations
@@ -70,7 +63,9 @@ from skbsim.live.btf import DEFAULT_VMLINUX_BTF, BtfFile
 from skbsim.live.probe import so_meminfo
 from skbsim.live.tap import ETH_HLEN, Netns, NetnsThread, Tap
 from skbsim.live.tracefs import TRACEFS_ROOT, TraceInstance, sigterm_as_interrupt
-from skbsim.tcp_session import COUNTERS, INFO_KEYS, MEM_KEYS, SEGMENT_US, STEP_MS
+from skbsim.tcp_session import (
+    COUNTERS, FINAL_ACK_US, INFO_KEYS, MEM_KEYS, PEER_ISN, PEER_WINDOW, SEGMENT_US, STEP_MS, SYN_US, T0_US,
+)
 from skbsim.tcp_steps import DEFAULT_SYN, Step, SynOptions
 
 RECEIVER_IP = "10.211.0.1"
@@ -78,8 +73,6 @@ PEER_IP = "10.211.0.2"
 PEER_MAC = bytes.fromhex("020000534b43")
 RECEIVER_PORT = 5001
 PEER_PORT = 40001
-PEER_ISN = 0x10000000
-PEER_WINDOW = 0xFFFF  # the peer's own window field, constant so header prediction holds
 IP_HEADER_LEN = 20
 TCP_HEADER_LEN = 20
 
@@ -89,7 +82,7 @@ TCP_INFO = 11
 TCP_CONGESTION = 13
 # TCP option kinds (RFC 9293, 7323, 2018)
 TCPOPT_EOL, TCPOPT_NOP, TCPOPT_MSS, TCPOPT_WSCALE, TCPOPT_SACK_PERM, TCPOPT_TIMESTAMP = 0, 1, 2, 3, 4, 8
-TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x02, 0x04, 0x08, 0x10
 #: The record's ``info`` keys that TCP_INFO gives (struct tcp_info members without tcpi_); the
 #: other two come from TCP_WINDOW_CLAMP and from struct tcp_sock.
 TCP_INFO_FIELDS = tuple(key for key in INFO_KEYS if key not in ("window_clamp", "scaling_ratio"))
@@ -117,13 +110,9 @@ TCP_SOCK_FIELDS = {
     "sk_rcvbuf": "inet_conn.icsk_inet.sk.sk_rcvbuf",
 }
 
-#: The largest frame one blocking tun write may carry here (alloc_skb_with_frags() takes up to
-#: MAX_SKB_FRAGS frags of up to PAGE_SIZE << PAGE_ALLOC_COSTLY_ORDER bytes; far below that).
-MAX_FRAME = 256 * 1024
 ACK_WAIT_LIMIT_S = 2.0
 #: The read buffer: "large enough" for everything a receive queue can hold (tcp_rmem[2] is 32 MiB).
 READ_BUFFER = 64 << 20
-#: Receive-side sysctls of the namespace, reported with each run.
 #: Where t = 0 lies: this long after a jiffies tick.  Timers (the delayed ACK) and ato's estimate
 #: count jiffies, so where the ticks fall among the events decides which record a timer's ACK
 #: belongs to; with t = 0 at 50 us after a tick, ticks come at t = -50 us + k * 1e6 / HZ, never
@@ -134,14 +123,15 @@ READ_BUFFER = 64 << 20
 #: here the ticks fall ~10 us after those, so t = 0 is also just after a millisecond boundary.
 TICK_PHASE_S = 0.00005
 CLOCK_MONOTONIC_COARSE = 6  # linux/time.h; Python's time module does not name it
-#: The handshake before t = 0, as the model has it (tcp_session SYN_US, FINAL_ACK_US), and how
-#: far ahead of now t = 0 is chosen so that the listener is up before the SYN's time.
-SYN_BEFORE_S = 0.00205
-ACK_BEFORE_S = 0.002
+#: The handshake before t = 0, where the model has it, and how far ahead of now t = 0 is chosen so
+#: that the listener is up before the SYN's time.
+SYN_BEFORE_S = (T0_US - SYN_US) / 1e6
+ACK_BEFORE_S = (T0_US - FINAL_ACK_US) / 1e6
 HANDSHAKE_LEAD_S = 0.01
 #: The last stretch before an event is spun rather than slept.
 SPIN_S = 0.0003
 REALTIME_PRIORITY = 10
+#: Receive-side sysctls of the namespace, reported with each run.
 SYSCTLS = ("net.ipv4.tcp_rmem", "net.core.rmem_max", "net.core.rmem_default", "net.ipv4.tcp_moderate_rcvbuf",
            "net.ipv4.tcp_adv_win_scale", "net.ipv4.tcp_app_win")
 
@@ -196,12 +186,6 @@ def tcp_frame(*, dst_mac: bytes, src_mac: bytes, src_ip: str, dst_ip: str, sport
                           p=dpkt.ip.IP_PROTO_TCP, ttl=64, id=ip_id & 0xFFFF, df=1, data=segment)
     frame = dst_mac + src_mac + struct.pack("!H", dpkt.ethernet.ETH_TYPE_IP) + bytes(datagram)
     return frame + bytes(max(0, min_frame_len - len(frame)))
-
-
-def segment_frame_len(payload: int, options_len: int, min_frame_len: int | None) -> int:
-    """Bytes of the frame that carries *payload* bytes: headers, payload, padding up to F."""
-    needed = ETH_HLEN + IP_HEADER_LEN + TCP_HEADER_LEN + options_len + payload
-    return max(needed, min_frame_len or 0)
 
 
 class TcpSegment:
@@ -487,9 +471,6 @@ class LivePeer:
                          window=PEER_WINDOW, options=options, payload=payload, ip_id=self.ip_id,
                          min_frame_len=min_frame_len)
 
-    def _data_options(self) -> bytes:
-        return timestamp_option(self._tsval(), self.ts_recent) if self.ts_ok else b""
-
     def _drain(self, timeout_ms: int = 0) -> list[TcpSegment]:
         """The receiver's segments waiting on the TAP (waiting up to *timeout_ms* for the first)."""
         segments = []
@@ -577,9 +558,6 @@ class LivePeer:
         if event.action != "send":
             return None
         options = timestamp_option(self._tsval(at), self.ts_recent) if self.ts_ok else b""
-        frame_len = segment_frame_len(event.payload, len(options), event.frame_len)
-        if frame_len > MAX_FRAME:
-            raise InputError(f"a frame of {frame_len} bytes is more than the {MAX_FRAME} one tun write takes here")
         frame = self._frame(TCP_ACK | TCP_PSH, options, _payload_bytes(self.snd_nxt, event.payload),
                             event.frame_len or 0)
         return self.ts_recent, frame
