@@ -114,3 +114,37 @@ def test_an_ax25_only_config_on_7_1(tmp_path):
     # 80 + 128 + 64 = 272, so the small head is SKB_HEAD_ALIGN(272) = 320 + 320 = 640.
     profile = load_profile("7.1", str(path))
     assert (profile.LL_MAX_HEADER, profile.MAX_HEADER, profile.SKB_SMALL_HEAD_CACHE_SIZE) == (32, 80, 640)
+
+
+# -- TCP: 7.1's rcv_mwnd_seq ('tcp: implement RFC 7323 window retraction receiver requirements') ---------
+
+
+@pytest.mark.parametrize("release, verdict", [("6.18", "TCP_INVALID_END_SEQUENCE"), ("7.1", None)])
+def test_a_segment_sent_into_a_retracted_window(release, verdict):
+    from skbsim.net.ipv4.tcp import ICSK_ACK_NOMEM, tcp_sock
+    from skbsim.net.ipv4.tcp_input import tcp_sequence
+    from skbsim.net.ipv4.tcp_ipv4 import net_ns
+    from skbsim.net.ipv4.tcp_output import tcp_select_window
+
+    kernel = Kernel(release)
+    sk = tcp_sock(kernel, net_ns(kernel.profile))
+    # An established socket that offered 64000 bytes at rcv_wup = rcv_nxt = 1000 (right edge 65000), then
+    # took 10000 bytes (rcv_nxt 11000) and queued them.
+    sk.rcv_nxt = sk.rcv_wup = 1000
+    sk.rcv_wnd = 64000
+    sk.rcv_mwnd_seq = 65000
+    sk.rcv_nxt = 11000
+    sk.sk_receive_queue.append(object())
+    # Out of memory: tcp_select_window() stores the zero window (6.14+, 'zero_window_stored'): rcv_wnd 0,
+    # rcv_wup = rcv_nxt 11000; 7.1's tcp_update_max_rcv_wnd_seq() keeps 65000 (11000 + 0 is not after it).
+    sk.icsk_ack_pending |= ICSK_ACK_NOMEM
+    assert tcp_select_window(sk) == 0
+    assert (sk.rcv_wnd, sk.rcv_wup, sk.rcv_mwnd_seq) == (0, 11000, 65000)
+    # The peer sends 11000..12448, inside the window it was offered.  6.18: the limit is rcv_nxt + 0, the end
+    # is beyond it and the queue is not empty: TCP_INVALID_END_SEQUENCE.  7.1: the limit is rcv_nxt +
+    # tcp_max_receive_window() = 11000 + 54000 = 65000: accepted here (tcp_data_queue() then finds a zero
+    # window and drops it as TCP_ZEROWINDOW).
+    assert tcp_sequence(sk, 11000, 12448) == verdict
+    # Beyond even the largest window, both refuse: 65000..66448 -> end beyond, start not: the queue decides.
+    assert tcp_sequence(sk, 65001, 66449) == "TCP_INVALID_SEQUENCE"
+    sk.sk_receive_queue.clear()
