@@ -340,7 +340,8 @@ def test_gfp_atomic_dev_alloc_fails_as_null_when_memory_is_gone():
     ("6.18", 16384, 64, 128), ("6.18", 65536, 64, 128),
 ])
 def test_alloc_cache_size_by_page_size(release, page_size, refill, size):
-    profile = load_profile(release).derive(origin="test", name=f"{release}-{page_size}", constants={"PAGE_SIZE": page_size})
+    profile = load_profile(release).derive(origin="test", name=f"{release}-{page_size}",
+                                           constants={"PAGE_SIZE": page_size})
     kernel = Kernel(profile)
     pool = make_pool(kernel)
     assert (pool.cache_refill, pool.cache_size) == (refill, size)
