@@ -68,6 +68,10 @@ EXAMPLES: dict[str, list] = {
     "validate": [
         live(["validate", "--json", "--sample", "20", "--routes", "block,frags_iov"]),
     ],
+    "validate-tcp": [
+        live(["validate", "--tcp", "--json", "full-size", "send:100x3 read:50"]),
+        live(["validate", "--tcp", "--live-only", "--json", "--so-rcvbuf", "8192", "--syn", "ts=1", "send:1000x9 read"]),
+    ],
     "tcp": [
         ["tcp", "--json", "send:1000x3", "read"],
         ["tcp", "--json", "--kernel", "6.1", "--kernel", "6.12", "--driver", "ntb", "--opt", "copybreak=0",

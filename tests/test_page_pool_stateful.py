@@ -44,7 +44,7 @@ from skbsim.net.page_pool import (
 )
 from skbsim.net.skbuff import kfree_skb, napi_build_skb, napi_consume_skb, skb_add_rx_frag, skb_clone
 
-RELEASES = ("6.1", "6.9", "6.12", "6.18")
+RELEASES = ("6.1", "6.9", "6.12", "6.18", "7.1")
 CONTEXTS = ("napi", "softirq_other_cpu", "process")
 
 

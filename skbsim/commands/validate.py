@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from skbsim.commands import validate_tcp
 from skbsim.commands.common import integer
 
 
@@ -31,11 +32,15 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the result as one JSON object (docs/schema/validate.schema.json)")
     validate_virtio.add_arguments(p)
+    validate_tcp.add_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     import sys
+
+    if args.tcp or args.scenario:
+        return validate_tcp.run(args)  # SCENARIO without --tcp is refused there
 
     from skbsim.commands.common import print_json
     from skbsim.validate import parse_length_range, parse_routes, sweep_lengths, validate

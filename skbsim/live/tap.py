@@ -39,6 +39,7 @@ docs/research/live-host.md):
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
@@ -121,6 +122,31 @@ def run_in_netns(netns_path: str, function: Callable[..., Result], *args: object
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]
+
+
+class NetnsThread:
+    """``with NetnsThread(path) as ns: ns.call(f, ...)``: one long-lived thread in *netns_path*.
+
+    For several calls in one namespace (a listener, accept(), opening
+    /proc/thread-self/net/...) without :func:`run_in_netns`'s fresh thread
+    and setns() each time.
+    """
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, netns_path: str) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="skbsim-netns",
+            initializer=_setns_current_thread, initargs=(netns_path,))
+
+    def __enter__(self) -> "NetnsThread":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def call(self, function: Callable[..., Result], *args: object) -> Result:
+        return self._pool.submit(function, *args).result()
 
 
 def _run(command: Sequence[str]) -> str:
