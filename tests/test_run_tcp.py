@@ -88,6 +88,7 @@ NTB = dict(driver="ntb", traffic="tcp-bulk:mss=1000,ts=0", count=200, app_rate=1
 @pytest.mark.parametrize("kernel, copybreak, to_zero", [
     ("6.1", "0", 0), ("6.9", "0", 1), ("6.12", "0", 1), ("6.18", "0", 0),
     ("6.1", "3646", 0), ("6.9", "3646", 0), ("6.12", "3646", 0), ("6.18", "3646", 0),
+    ("7.1", "0", 0), ("7.1", "3646", 0),
 ])
 def test_ntb_zero_window_by_release_and_not_with_copybreak(tmp_path, kernel, copybreak, to_zero):
     # Every frame lands in a 65524-byte ntb buffer: truesize 131328 for a 1000-byte segment, a scaling ratio
@@ -100,8 +101,9 @@ def test_ntb_zero_window_by_release_and_not_with_copybreak(tmp_path, kernel, cop
     #   640 < the MSS 1000.  The sender waits for its persist timer: the ACK reached it at 12.003 ms, RTO =
     #   RTT + 200 ms, so at 213.003 ms a 640-byte window probe (PSH) arrives - in another 131328-byte
     #   buffer: free space (131328 - 131328) >> 8 = 0: the window closes (TCPToZeroWindowAdv).
-    # 6.18 (tcp_set_window_clamp()'s floor SOCK_MIN_RCVBUF / 2 = 1152): the same free space 513 rounds up to
-    #   the unit of wscale 10: 1024 >= 1000, one segment per read: never below an MSS, never zero.
+    # 6.18 and 7.1 (tcp_set_window_clamp()'s floor SOCK_MIN_RCVBUF / 2 = 1152): the same free space 513
+    #   rounds up to the unit of wscale 10 (tcp_rmem[2] 32 MiB): 1024 >= 1000, one segment per read: never
+    #   below an MSS, never zero.
     # 6.1 (no scaling ratio: half the free memory) never collapses.
     # copybreak=3646: a 1054-byte frame is copied into a right-sized skb (truesize 1728, ratio 148): the
     #   window stays wide open on every release.
