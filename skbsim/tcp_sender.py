@@ -116,7 +116,7 @@ class TcpSender:
     __slots__ = (
         "index", "flow", "rss_hash", "queue", "template", "mss", "timestamps", "isn", "ip_id", "ts_base",
         "wscale", "snd_una", "snd_nxt", "right_edge", "in_flight", "written", "message_ends", "tsecr",
-        "persist_due", "backoff", "rto_due", "rto_backoff", "probe_pending", "rexmit_pending", "started",
+        "persist_due", "backoff", "rto_due", "rto_event", "rto_backoff", "probe_pending", "rexmit_pending", "started",
         "frames", "segments", "bytes_sent", "retransmits", "window_probes", "zero_window_probes",
     )
 
@@ -143,6 +143,7 @@ class TcpSender:
         self.persist_due: int | None = None
         self.backoff = 0
         self.rto_due: int | None = None
+        self.rto_event: int | None = None
         self.rto_backoff = 0
         self.probe_pending = False
         self.rexmit_pending = False
@@ -217,8 +218,9 @@ class TcpSenders:
         self._check_persist(sender, now)
 
     def write(self, sender: TcpSender, now: int) -> None:
-        """An application write of one message (messages:SIZE@RATE), and the next one scheduled."""
-        if self.stopped:
+        """An application write of one message (messages:SIZE@RATE), and the next one scheduled (none once
+        --count frames of new data are sent)."""
+        if self.stopped or self.frames_left <= 0:
             return
         sender.written += self.spec.size
         sender.message_ends.append(sender.written)
@@ -267,8 +269,12 @@ class TcpSenders:
         return size > 0 and size <= sender.usable()
 
     def _arm_rto(self, sender: TcpSender, now: int) -> None:
+        """(Re)start the retransmission timer.  At most one callback is pending per sender: one that
+        comes early (the timer was restarted since) asks again for the new time."""
         sender.rto_due = now + min(self.rto_ns << sender.rto_backoff, TCP_RTO_MAX_NS)
-        self.push(sender.rto_due, "rto", sender)
+        if sender.rto_event is None:
+            sender.rto_event = sender.rto_due
+            self.push(sender.rto_due, "rto", sender)
 
     def _check_persist(self, sender: TcpSender, now: int) -> None:
         """tcp_check_probe_timer(): data waiting, nothing in flight, no room for a segment: arm the
@@ -293,7 +299,12 @@ class TcpSenders:
                 return
             sender.probe_pending = True
         elif action == "rto":
-            if sender.rto_due != now or not sender.in_flight:
+            sender.rto_event = None
+            if sender.rto_due is None or not sender.in_flight:
+                return
+            if sender.rto_due > now:
+                sender.rto_event = sender.rto_due
+                self.push(sender.rto_due, "rto", sender)
                 return
             sender.rto_backoff += 1
             self._arm_rto(sender, now)

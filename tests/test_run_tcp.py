@@ -335,3 +335,18 @@ def test_a_second_connection_on_the_same_flow_and_fin_and_rst(tmp_path):
     assert first["flow"] == second["flow"]
     assert (first["skbs"], first["control"], first["bytes_received"]) == (6, 1, 5 * 1448)
     assert (second["skbs"], second["control"], second["bytes_received"]) == (8, 3, 5 * 1448)
+
+
+@pytest.mark.parametrize("kernel", ["6.12", "6.18"])
+def test_segments_the_receiver_drops_are_sent_again(kernel):
+    # ntb's 131328-byte skbs against SO_RCVBUF 4096 (sk_rcvbuf 8192): the second skb cannot be charged
+    # (PROTO_MEM), and the zero window the receiver then stores (6.12.y/6.14+ 'tcp: correct handling of
+    # extreme memory squeeze') withdraws window the sender had been offered: what it sent there is refused
+    # as beyond the window.  The retransmission timer sends each lost segment again, so every byte the
+    # sender sent arrives; each drop cost one retransmission.
+    result, _ = _run(kernel=kernel, driver="ntb", options={"copybreak": "0"}, traffic="tcp-bulk:mss=1000,ts=0",
+                     count=60, app_rate=100, so_rcvbuf=4096)
+    flow = _tcp(result)
+    drops = sum(flow["dropped"].values())
+    assert flow["dropped"]["PROTO_MEM"] >= 1 and drops == flow["sender"]["retransmits"] > 0
+    assert flow["bytes_received"] == flow["sender"]["bytes"]
