@@ -53,7 +53,8 @@ from skbsim.net.ipv4.tcp_ipv4 import net_ns, read_host_sysctls, tcp_v4_fill_cb, 
 from skbsim.net.ipv4.tcp_minisocks import tcp_conn_request, tcp_listen_sock, tcp_passive_establish
 from skbsim.net.ipv4.tcp_timer import next_timer_us, run_timers
 from skbsim.net.skbuff import kfree_skb
-from skbsim.net.sock import sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
+from skbsim.net.sock import (SK_MEMINFO_FIELDS, WMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb,
+                              udp_recvmsg, udp_sock)
 from skbsim.tcp_steps import SynOptions
 
 IPPROTO_TCP = 6
@@ -131,6 +132,7 @@ class UdpFlow:
     __slots__ = ("key", "name", "cpu", "sock", "reader", "skbs", "delivered", "dropped", "datagrams_read")
 
     protocol = "udp"
+    closed = False  # a UDP socket stays open to the end of the run
 
     def __init__(self, kernel, key, cpu: int, rcvbuf: int, reads: bool):
         self.key = key
@@ -530,18 +532,21 @@ class Sockets:
     # -- the end -------------------------------------------------------------------------------------
 
     def rmem_total(self) -> int:
+        """sk_rmem_alloc summed over the open sockets."""
         total = 0
         for flow in self.flows:
+            if flow.closed:
+                continue
             if flow.protocol == "tcp":
-                if flow.sk is not None and not flow.closed:
-                    total += flow.sk.sk_rmem_alloc
+                total += flow.sk.sk_rmem_alloc if flow.sk is not None else 0
             else:
                 total += flow.sock.rmem_alloc
         return total
 
     def queued_skbs(self):
+        """Every skb queued on an open socket (receive, out-of-order and backlog queues)."""
         for flow in self.flows:
-            if not getattr(flow, "closed", False):
+            if not flow.closed:
                 yield from flow.queued_skbs()
 
     def close(self, flow: TcpFlow) -> None:
@@ -580,11 +585,10 @@ class Sockets:
             udp_report["drops"] += sock.drops.get("socket_rcvbuf", 0)
             meminfo_total.update(sk_get_meminfo(sock))
             udp_destroy_sock(self.kernel, sock)
-        meminfo = {key: 0 for key in ("rmem_alloc", "rcvbuf", "wmem_alloc", "sndbuf", "fwd_alloc", "wmem_queued",
-                                      "optmem", "backlog", "drops")}
-        meminfo.update(meminfo_total)
+        # SO_MEMINFO summed over the UDP sockets, but the limits: each one's.
+        meminfo = {key: meminfo_total[key] for key in SK_MEMINFO_FIELDS}
         meminfo["rcvbuf"] = self.config.rcvbuf
-        meminfo["sndbuf"] = sk_get_meminfo(udp_sock(self.kernel, self.config.rcvbuf))["sndbuf"]
+        meminfo["sndbuf"] = WMEM_DEFAULT
         udp_report["meminfo_at_end"] = meminfo
         return udp_report, reports, series
 

@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
     from skbsim.sim import MAX_CPUS
 
     p = sub.add_parser("run", help="simulate the receive path end to end and report memory and drops",
-                       description="Traffic through a driver, NAPI and a UDP socket on one or more kernels. "
+                       description="Traffic through a driver, NAPI and a UDP socket (--socket tcp: a socket per "
+                       "flow, TCP receivers with window-limited senders; docs/tcp.md) on one or more kernels. "
                        "--kernel, --driver and --opt compare: every combination runs on the same traffic, side "
                        "by side; every other option takes one value.")
     p.add_argument("--kernel", action="append", help="kernel profile; repeat to compare (default 6.9)")
