@@ -55,8 +55,12 @@ def run(*, kernel: str = "6.9", driver: str = "ice", options: dict[str, str] | N
     keyword is a field of :class:`skbsim.sim.RunConfig` (``cpus``, ``flows``,
     ``rate`` (None: a capture's own timestamps), ``arrival``, ``rcvbuf``,
     ``app_rate`` (None: unlimited, 0: nobody reads), ``seed``,
-    ``packet_cost_ns``, ``kernel_config``).  A run the fast engine does not
-    cover runs on the reference engine; its "engine" field says which ran.
+    ``packet_cost_ns``, ``kernel_config``; ``socket`` "tcp" for a socket per
+    flow - TCP receivers, with window-limited senders for tcp-bulk traffic -
+    and ``tcp``, ``rtt_ms``, ``duration_ms``, ``app_read_size``,
+    ``so_rcvbuf``: docs/tcp.md; the library's default is "udp", captures
+    too).  A run the fast engine does not cover runs on the reference
+    engine; its "engine" field says which ran.
     """
     from dataclasses import fields
 

@@ -13,13 +13,17 @@ from skbsim.files import shown
 TRACE_FIELDS = ("time_ns", "cpu", "frame_len", "len", "data_len", "truesize", "nr_frags", "path", "head_source",
                 "outcome")
 TRACE_SUFFIXES = (".jsonl", ".csv")
+#: Further fields of runs with a socket per flow (--socket tcp), after those.
+FLOW_TRACE_FIELDS = ("flow", "seq", "payload", "route", "verdict", "window", "rmem_alloc", "rcvbuf")
 
 
 class TraceWriter:
     """One record per packet, streamed to .jsonl or .csv as the run goes."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, per_flow: bool = False):
         self.path = path
+        self.fields = TRACE_FIELDS + FLOW_TRACE_FIELDS if per_flow else TRACE_FIELDS
+        self.padding = (None,) * len(FLOW_TRACE_FIELDS) if per_flow else ()
         if path.endswith(".jsonl"):
             self.kind = "jsonl"
         elif path.endswith(".csv"):
@@ -34,7 +38,7 @@ class TraceWriter:
         if self.kind == "csv":
             self.csv = csv.writer(self.file)
             try:
-                self.csv.writerow(TRACE_FIELDS)
+                self.csv.writerow(self.fields)
             except OSError as err:
                 raise self._cannot_write(err) from None
 
@@ -42,15 +46,19 @@ class TraceWriter:
         """A full disk is one line, not a traceback."""
         return InputError(f"--trace {shown(self.path)}: cannot write: {err.strerror}")
 
-    def write(self, time_ns: int, cpu: int, frame_len: int, record, outcome: str) -> None:
+    def write(self, time_ns: int, cpu: int, frame_len: int, record, outcome: str, flow: tuple = ()) -> None:
+        """One record; ``flow`` holds the FLOW_TRACE_FIELDS of a run with a socket per flow (missing ones
+        are null)."""
         if record is None:
             record = (None, None, None, None, None, None)
         row = (time_ns, cpu, frame_len, *record, outcome)
+        if self.padding:
+            row += tuple(flow) + self.padding[len(flow):]
         try:
             if self.csv is not None:
                 self.csv.writerow(row)
             else:
-                self.file.write(json.dumps(dict(zip(TRACE_FIELDS, row)), separators=(",", ":")) + "\n")
+                self.file.write(json.dumps(dict(zip(self.fields, row)), separators=(",", ":")) + "\n")
         except OSError as err:
             raise self._cannot_write(err) from None
 
@@ -136,6 +144,8 @@ def render_summary(results: list[dict], console) -> None:
         for reason in reasons:
             row(f"GRO flushes: {reason}", lambda r, reason=reason: f"{r['gro']['flushes'].get(reason, 0):,}"
                 if "gro" in r else "-")
+    if any("tcp" in r for r in results):
+        _tcp_rows(results, row)
     row("socket rcvbuf / peak rmem", lambda r: f"{r['socket']['rcvbuf']:,} / {r['socket']['peak_rmem_alloc']:,}")
     row("socket drops", lambda r: f"{r['socket']['drops']:,}")
     layers = sorted({layer for r in results for layer in r.get("faults", {})})
@@ -167,6 +177,47 @@ def render_summary(results: list[dict], console) -> None:
                     console.print(f"leak check ({label}): {line}")
         for warning in r["warnings"]:
             console.print(f"warning ({label}): {warning}")
+
+
+#: TcpExt counters the summary always shows for TCP runs (others only where a run counted some).
+_TCP_SUMMARY_COUNTERS = ("PruneCalled", "RcvPruned", "TCPRcvCollapsed", "TCPToZeroWindowAdv", "TCPFromZeroWindowAdv")
+
+
+def _tcp_rows(results: list[dict], row) -> None:
+    """Runs with a socket per flow: their TCP receivers, summed over the flows (per flow: --json)."""
+
+    def tcp(fn):
+        return lambda r: fn(r["tcp"], [f for f in r["flows"] if f["protocol"] == "tcp"]) if "tcp" in r else "-"
+
+    def mbps(value):
+        return "-" if value is None else f"{value:,.1f}"
+
+    row("TCP flows / UDP sockets", lambda r: f"{r['tcp']['flows']} / {len(r['flows']) - r['tcp']['flows']}"
+        if "tcp" in r else "-")
+    row("TCP sender", tcp(lambda t, f: t["sender"] or "the capture"))
+    row("TCP bytes received / read", tcp(lambda t, f: f"{t['bytes_received']:,} / {t['bytes_read']:,}"))
+    row("TCP throughput (Mbit/s)", tcp(lambda t, f: mbps(t["throughput_mbps"])))
+    row("TCP window / RTT (Mbit/s)", tcp(lambda t, f: mbps(t["window_bound_mbps"])))
+    row("TCP zero window / below 1 MSS (ms)",
+        tcp(lambda t, f: f"{t['zero_window_ms']:,.1f} / {t['window_below_mss_ms']:,.1f}"))
+    row("TCP rcvbuf at start / at most", tcp(lambda t, f: f"{max(x['rcvbuf']['initial'] for x in f):,} / "
+                                                          f"{max(x['rcvbuf']['max'] for x in f):,}" if f else "-"))
+    row("TCP peak rmem_alloc", tcp(lambda t, f: f"{max((x['rmem_alloc']['peak'] for x in f), default=0):,}"))
+    reasons = sorted({reason for r in results if "tcp" in r for reason in r["tcp"]["dropped"]})
+    for reason in reasons:
+        row(f"TCP dropped: {reason}", tcp(lambda t, f, reason=reason: f"{t['dropped'].get(reason, 0):,}"))
+    if any("refused" in r.get("tcp", {}) for r in results):
+        row("TCP refused segments / bytes", tcp(lambda t, f: f"{t['refused']['segments']:,} / {t['refused']['bytes']:,}"
+                                                if "refused" in t else "-"))
+    if any(r.get("tcp", {}).get("sender") for r in results):
+        row("TCP retransmits / window probes / zero-window probes", tcp(
+            lambda t, f: "{:,} / {:,} / {:,}".format(*(sum(x["sender"][k] for x in f if "sender" in x) for k in (
+                "retransmits", "window_probes", "zero_window_probes")))))
+    row("TCP collapse: bytes copied", tcp(lambda t, f: f"{t['collapse_copied_bytes']:,}"))
+    names = [name for name in sorted(set().union(*(r["tcp"]["counters"] for r in results if "tcp" in r)))
+             if name in _TCP_SUMMARY_COUNTERS or any(r.get("tcp", {}).get("counters", {}).get(name) for r in results)]
+    for name in names:
+        row(f"TcpExt {name}", tcp(lambda t, f, name=name: f"{t['counters'][name]:,}"))
 
 
 def _bytes(n: int) -> str:
@@ -216,23 +267,29 @@ def write_plots(directory: str, runs: list[tuple[dict, dict]]) -> list[str]:
     written.append(str(path))
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
-    rcvbufs = sorted({result["socket"]["rcvbuf"] for result, _ in runs})
+    # A run with a socket per flow draws the sum of its sockets' sk_rmem_alloc, without limit lines
+    # (each socket has its own: tcp.png shows the TCP receivers').
+    udp_runs = [result for result, _ in runs if "tcp" not in result] or [result for result, _ in runs]
+    rcvbufs = sorted({result["socket"]["rcvbuf"] for result in udp_runs})
     for (result, extra), label in zip(runs, labels):
         series = extra["series"]
         if not series:
             continue
         times = [t / 1e6 for t, _, _ in series]
         top.plot(times, [m * extra["page_size"] / 1024 for _, m, _ in series], label=label)
-        line, = bottom.plot(times, [s / 1024 for _, _, s in series], label=label)
+        line, = bottom.plot(times, [s / 1024 for _, _, s in series],
+                            label=label + (": all sockets" if "tcp" in result else ""))
+        if "tcp" in result:
+            continue
         peak = result["socket"]["peak_rmem_alloc"]
         over = peak - result["socket"]["rcvbuf"]
         bottom.axhline(peak / 1024, color=line.get_color(), linestyle=":", linewidth=1.2,
                        label=f"{label}: peak {peak:,} B" + (f" ({over:+,} B over sk_rcvbuf)" if over > 0 else ""))
-    for rcvbuf in rcvbufs:
+    for rcvbuf in rcvbufs if "tcp" not in udp_runs[0] else ():
         bottom.axhline(rcvbuf / 1024, color="black", linestyle="--", linewidth=1,
                        label=f"sk_rcvbuf {rcvbuf:,} B")
-    peaks = [result["socket"]["peak_rmem_alloc"] for result, _ in runs]
-    if max(peaks) >= 0.9 * min(rcvbufs):
+    peaks = [result["socket"]["peak_rmem_alloc"] for result in udp_runs]
+    if len(udp_runs) == len(runs) and "tcp" not in udp_runs[0] and max(peaks) >= 0.9 * min(rcvbufs):
         # The socket fills up: show the top quarter, where the limit and any overshoot are.
         bottom.set_ylim(0.75 * min(rcvbufs) / 1024, 1.01 * max(peaks + rcvbufs) / 1024)
         bottom.set_title("sk_rmem_alloc near the limit (top quarter)", fontsize=9)
@@ -246,7 +303,72 @@ def write_plots(directory: str, runs: list[tuple[dict, dict]]) -> list[str]:
     path = out / "memory.png"
     _save(fig, path)
     written.append(str(path))
+    tcp_runs = [(result, extra, label) for (result, extra), label in zip(runs, labels) if "tcp" in result]
+    if tcp_runs:
+        written.append(_plot_tcp(plt, out, tcp_runs))
     return written
+
+
+def _summed(flows: list[tuple[str, list]], index: int) -> tuple[list[float], list[int]]:
+    """Times (ms) and the sum over the flows of field ``index`` of their series points, each flow's value
+    holding from one point to its next."""
+    changes = sorted((point[0], n, point[index]) for n, (_, points) in enumerate(flows) for point in points)
+    current = [0] * len(flows)
+    times, values = [], []
+    for t, n, value in changes:
+        current[n] = value
+        times.append(t / 1e6)
+        values.append(sum(current))
+    return times, values
+
+
+def _plot_tcp(plt, out: Path, runs: list) -> str:
+    """tcp.png: per run, the advertised window, the throughput against the window bound (window / RTT),
+    and sk_rcvbuf and sk_rmem_alloc over simulated time, summed over the run's TCP flows."""
+    fig, (win_ax, rate_ax, mem_ax) = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
+    for result, extra, label in runs:
+        flows = [flow for flow in extra.get("tcp_series") or [] if flow[1]]
+        if not flows:
+            continue
+        times, windows = _summed(flows, 1)
+        line, = win_ax.step(times, [w / 1024 for w in windows], where="post", label=label)
+        color = line.get_color()
+        _, rmem = _summed(flows, 2)
+        _, rcvbuf = _summed(flows, 3)
+        mem_ax.step(times, [r / 1024 for r in rcvbuf], where="post", color=color, label=f"{label}: sk_rcvbuf")
+        mem_ax.step(times, [r / 1024 for r in rmem], where="post", color=color, linestyle=":",
+                    label=f"{label}: sk_rmem_alloc")
+        # Throughput in bins of the run's span, from the bytes received by each bin's end.
+        _, received = _summed(flows, 4)
+        if len(times) > 1 and times[-1] > times[0]:
+            bins = 50
+            width = (times[-1] - times[0]) / bins
+            edges = [times[0] + i * width for i in range(bins + 1)]
+            at, j, values = [], 0, []
+            for edge in edges:
+                while j < len(times) and times[j] <= edge:
+                    j += 1
+                at.append(received[j - 1] if j else 0)
+            values = [(b - a) * 8 / (width * 1e3) for a, b in zip(at, at[1:])]
+            rate_ax.step(edges[:-1], values, where="post", color=color, label=f"{label}: throughput")
+        rtt = result["tcp"]["rtt_ms"]
+        if rtt:
+            rate_ax.step(times, [w * 8 / (rtt * 1e3) for w in windows], where="post", color=color, linestyle="--",
+                         label=f"{label}: window / RTT")
+    win_ax.set_ylabel("advertised window (KiB)")
+    win_ax.set_title("TCP receivers, summed over each run's flows (log scales, linear below 1)", fontsize=9)
+    rate_ax.set_ylabel("Mbit/s")
+    mem_ax.set_ylabel("KiB")
+    for ax in (win_ax, rate_ax, mem_ax):
+        # Runs differ by orders of magnitude (a collapsed window against an open one); zero stays visible.
+        ax.set_yscale("symlog", linthresh=1)
+    mem_ax.set_xlabel("simulated time (ms)")
+    for ax in (win_ax, rate_ax, mem_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    path = out / "tcp.png"
+    _save(fig, path)
+    return str(path)
 
 
 def _save(fig, path: Path) -> None:

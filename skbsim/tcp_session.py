@@ -34,16 +34,14 @@ from skbsim.net.ipv4.tcp import (
     U32,
     tcp_destroy,
     tcp_get_info,
-    tcp_init_sock,
     tcp_recvmsg,
     tcp_skb_cb,
     tcp_sock,
     sk_get_meminfo,
-    sock_setsockopt_rcvbuf,
 )
 from skbsim.net.ipv4.tcp_cong import tcp_ca_find
-from skbsim.net.ipv4.tcp_ipv4 import net_ns, read_host_sysctls, tcp_v4_rcv
-from skbsim.net.ipv4.tcp_minisocks import tcp_conn_request, tcp_passive_establish
+from skbsim.net.ipv4.tcp_ipv4 import net_ns, read_host_sysctls, tcp_v4_rcv_verdict
+from skbsim.net.ipv4.tcp_minisocks import tcp_conn_request, tcp_listen_sock, tcp_passive_establish
 from skbsim.net.ipv4.tcp_timer import next_timer_us, run_timers
 from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
 from skbsim.net.skbuff import kfree_skb
@@ -207,14 +205,8 @@ class TcpSession:
         if hasattr(self.queue, "stack_orphans"):
             self.queue.stack_orphans = True
         mtu = self.dev.mtu
-        listener = tcp_sock(kernel, net, "listener")
-        if self.explain:
-            listener.events = self.handshake_events
-        tcp_init_sock(listener)
-        listener.icsk_ca_ops = self.ca_ops
-        listener.snd_isn = RECEIVER_ISN
-        if self.so_rcvbuf is not None:
-            sock_setsockopt_rcvbuf(listener, self.so_rcvbuf)
+        listener = tcp_listen_sock(kernel, net, self.ca_ops, RECEIVER_ISN, self.so_rcvbuf,
+                                   events=self.handshake_events if self.explain else None)
         syn = self.syn
         tcp_len = self._tcp_header_len()
         # The SYN: through the driver, then the listener answers it.
@@ -301,11 +293,7 @@ class TcpSession:
 
         def receive(skb) -> None:
             record["truesize"] = skb.truesize
-            sk.rx = [skb, "slow", ""]
-            route, verdict = tcp_v4_rcv(sk, skb)
-            sk.rx = None
-            record["route"] = route
-            record["verdict"] = verdict
+            record["route"], record["verdict"] = tcp_v4_rcv_verdict(sk, skb)
 
         self._deliver_frame(segment_frame(length, 20 + tcp_len + payload, seq, cb.ack_seq, cb.tcp_flags, tcp_len),
                             cb, 20 + tcp_len + payload, receive)

@@ -39,6 +39,8 @@ EXAMPLES: dict[str, list] = {
          "--fault", "slab:probability=0.1", "--app-rate", "0"],
         ["run", "--quiet", "--json", "--count", "300", "--traffic", "tcp-bulk", "--opt", "rx=build_skb"],
         ["run", "--quiet", "--json", "--count", "300", "--driver", "mlx5", "--driver", "ice", "--kernel", "6.18"],
+        ["run", "--quiet", "--json", "--count", "300", "--socket", "tcp", "--flows", "2", "--kernel", "6.12",
+         "--driver", "ntb", "--app-rate", "1000"],
     ],
     "alloc": [
         ["alloc", "--json", "--len", "256"],

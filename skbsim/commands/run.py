@@ -1,4 +1,5 @@
-"""``skbsim run``: traffic through a driver, NAPI and a UDP socket, on one or more kernels."""
+"""``skbsim run``: traffic through a driver, NAPI and a UDP socket (or a socket per flow: TCP receivers
+and UDP sockets), on one or more kernels."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def add_parser(sub) -> None:
     from skbsim.sim import MAX_CPUS
 
     p = sub.add_parser("run", help="simulate the receive path end to end and report memory and drops",
-                       description="Traffic through a driver, NAPI and a UDP socket on one or more kernels. "
+                       description="Traffic through a driver, NAPI and a UDP socket (--socket tcp: a socket per "
+                       "flow, TCP receivers with window-limited senders; docs/tcp.md) on one or more kernels. "
                        "--kernel, --driver and --opt compare: every combination runs on the same traffic, side "
                        "by side; every other option takes one value.")
     p.add_argument("--kernel", action="append", help="kernel profile; repeat to compare (default 6.9)")
@@ -29,20 +31,39 @@ def add_parser(sub) -> None:
                    help="driver option; repeat a key with other values to compare; with several drivers each "
                    f"takes the keys it knows (skbsim's default for ice: {defaults_help('ice')}, the path "
                    "through __napi_alloc_skb; the kernel's own is rx=build_skb)")
-    p.add_argument("--traffic", default="imix", help="fixed:N, uniform:A-B, imix, dist:FILE.csv, pcap:FILE")
+    p.add_argument("--traffic", help="fixed:N, uniform:A-B, imix, dist:FILE.csv, tcp-bulk[:mss=N,ts=0|1], pcap:FILE "
+                   "(default imix; with --socket tcp, tcp-bulk)")
     p.add_argument("--count", type=integer("--count", 0),
                    help="frames to generate (synthetic default 100000; pcap: all)")
     p.add_argument("--cpus", type=integer("--cpus"), default=1,
                    help=f"CPUs, one RX queue each (RSS), 1..{MAX_CPUS}")
     p.add_argument("--flows", type=integer("--flows", 1),
-                   help="synthetic flows spread by RSS (default 16; a capture's flows are its own)")
+                   help="synthetic flows spread by RSS (default 16, with --socket tcp 1; a capture's flows are its own)")
     p.add_argument("--rate", help="arrival rate in packets/s; default 1000000 for synthetic traffic and the "
-                   "capture's own timestamps for a pcap ('capture')")
+                   "capture's own timestamps for a pcap ('capture'); for TCP senders the link's rate in frames/s")
     p.add_argument("--arrival", default="constant", choices=("constant", "poisson"))
-    p.add_argument("--rcvbuf", type=integer("--rcvbuf", 1), default=212992, help="the socket's sk_rcvbuf in bytes")
+    p.add_argument("--rcvbuf", type=integer("--rcvbuf", 1), default=212992,
+                   help="the UDP socket's sk_rcvbuf in bytes (with --socket tcp: each UDP socket's)")
     p.add_argument("--app-rate", default="unlimited",
-                   help="datagrams the application reads per second, 'unlimited' (as fast as they come, the "
-                   "default) or 0 (nobody reads)")
+                   help="reads per second of each socket's application (a UDP read takes one datagram), "
+                   "'unlimited' (as fast as data comes, the default) or 0 (nobody reads)")
+    p.add_argument("--socket", choices=("udp", "tcp"),
+                   help="udp: every skb lands on one UDP socket (the default for synthetic traffic and for captures "
+                   "without TCP); tcp: a socket per flow - TCP receivers (the TCP model) and UDP sockets - with "
+                   "window-limited TCP senders for tcp-bulk traffic (the default for captures holding IPv4 TCP)")
+    p.add_argument("--tcp", metavar="SENDER",
+                   help="--socket tcp with tcp-bulk traffic: each flow's sender, bulk (the default) or "
+                   "messages:SIZE[@RATE] (SIZE-byte writes, RATE per second), optionally ,tso=N (GSO frames of "
+                   "up to N segments: virtio_net)")
+    p.add_argument("--rtt", metavar="MS", help="the senders' round-trip time in ms (default 1): ACKs reach them this "
+                   "much later")
+    p.add_argument("--duration", metavar="MS",
+                   help="the senders stop after this much simulated time (default 60000 ms; --count also bounds them)")
+    p.add_argument("--app-read-size", type=integer("--app-read-size", 1), metavar="BYTES",
+                   help="bytes one TCP read takes (default: all that is queued)")
+    p.add_argument("--so-rcvbuf", type=integer("--so-rcvbuf", 0, 0x7FFFFFFF), metavar="BYTES",
+                   help="SO_RCVBUF on every TCP receiver before listen() (doubled, locked: no autotuning; "
+                   "default not set)")
     p.add_argument("--seed", type=integer("--seed"), default=0)
     p.add_argument("--packet-cost-ns", type=integer("--packet-cost-ns", 0), default=500,
                    help="simulated softirq CPU time per packet (default 500)")
@@ -98,23 +119,33 @@ def run(args) -> int:
     from skbsim.report import TRACE_SUFFIXES, TraceWriter, render_summary, write_plots
     from skbsim.sim import RunConfig
 
-    capture = _is_capture(args.traffic)
+    traffic = args.traffic or ("tcp-bulk" if args.socket == "tcp" else "imix")
+    capture = _is_capture(traffic)
     if capture and args.flows is not None:
         raise InputError("--flows is for synthetic traffic: a capture's flows are its packets' own addresses "
                          "and ports")
     rate = number("--rate", args.rate or ("capture" if capture else "1000000"), ("capture",))
     app_rate = number("--app-rate", args.app_rate, ("unlimited",), zero="nobody reads")
+    count = args.count if args.count is not None else _default_count(traffic)
+    socket = args.socket or _default_socket(traffic, count, args.cpus)
+    senders = socket == "tcp" and not capture
+    for option, value in (("--tcp", args.tcp), ("--rtt", args.rtt), ("--duration", args.duration)):
+        if value is not None and not senders:
+            raise InputError(f"{option} is for TCP senders: --socket tcp with tcp-bulk traffic")
+    rtt = number("--rtt", args.rtt or "1")
+    duration = number("--duration", args.duration or "60000")
     kernels = list(dict.fromkeys(args.kernel or ["6.9"]))
     drivers = list(dict.fromkeys(args.driver or ["ice"]))
     profiles = {k: load_profile(k, args.kernel_config) for k in kernels}
     configs = [
         RunConfig(kernel=k, kernel_config=args.kernel_config, driver=driver,
                   options=with_default_options(driver, opts, profiles[k]),
-                  traffic=args.traffic, count=args.count if args.count is not None else _default_count(args.traffic),
-                  cpus=args.cpus, flows=args.flows or 16, rate=None if rate == "capture" else rate,
+                  traffic=traffic, count=count,
+                  cpus=args.cpus, flows=args.flows or (1 if senders else 16), rate=None if rate == "capture" else rate,
                   arrival=args.arrival, rcvbuf=args.rcvbuf, app_rate=None if app_rate == "unlimited" else app_rate,
                   seed=args.seed, packet_cost_ns=args.packet_cost_ns,
-                  faults=tuple(parse_fault(text) for text in args.fault))
+                  faults=tuple(parse_fault(text) for text in args.fault), socket=socket, tcp=args.tcp or "bulk",
+                  rtt_ms=rtt, app_read_size=args.app_read_size, so_rcvbuf=args.so_rcvbuf, duration_ms=duration)
         for k in kernels
         for driver, opts in _option_sets(args.opt, drivers)
     ]
@@ -130,7 +161,7 @@ def run(args) -> int:
 
     runs = []
     for config in configs:
-        trace = TraceWriter(args.trace) if args.trace else None
+        trace = TraceWriter(args.trace, per_flow=config.socket == "tcp") if args.trace else None
         started = time.perf_counter()
         with _Progress(config, quiet=args.quiet) as progress:
             try:
@@ -164,6 +195,16 @@ def _is_capture(traffic: str) -> bool:
 
 def _default_count(traffic: str) -> int | None:
     return None if _is_capture(traffic) else 100_000
+
+
+def _default_socket(traffic: str, count: int | None, cpus: int) -> str:
+    """A capture holding IPv4 TCP gets a socket per flow; everything else the one UDP socket."""
+    if not _is_capture(traffic):
+        return "udp"
+    from skbsim.traffic import parse_traffic
+    from skbsim.traffic.capture import capture_has_tcp
+
+    return "tcp" if capture_has_tcp(parse_traffic(traffic, count=count, nqueues=cpus)) else "udp"
 
 
 class _Progress:

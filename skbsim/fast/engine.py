@@ -34,6 +34,8 @@ from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation, t
 
 def unsupported(config: RunConfig) -> str | None:
     """Why the fast engine cannot run this config (None when it can)."""
+    if config.socket != "udp":
+        return "a socket per flow (--socket tcp: TCP receivers) is modelled by the reference engine only"
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
     if config.driver not in ("ice", "copybreak", "tun"):

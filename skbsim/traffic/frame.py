@@ -163,7 +163,7 @@ class SyntheticTcpTemplate:
     Bytes after the headers are zero.
     """
 
-    __slots__ = ("_eth", "_addrs", "_ports", "_ack_seq", "_window", "_tsecr", "timestamps", "header_len",
+    __slots__ = ("_eth", "_addrs", "_ports", "ack_seq", "window", "_tsecr", "timestamps", "header_len",
                  "_partial_sum")
 
     _IP = struct.Struct(">BBHHHBBH4s4s")
@@ -176,8 +176,8 @@ class SyntheticTcpTemplate:
         self._eth = SYNTHETIC_DST_MAC + SYNTHETIC_SRC_MAC + struct.pack(">H", ETHERTYPE_IPV4)
         self._addrs = (src_addr, dst_addr)
         self._ports = struct.pack(">HH", src_port, dst_port)
-        self._ack_seq = ack_seq
-        self._window = window
+        self.ack_seq = ack_seq
+        self.window = window
         self._tsecr = tsecr
         self.timestamps = timestamps
         self.header_len = SYNTHETIC_IPV4_TCP_MIN + (TCPOLEN_TSTAMP_ALIGNED if timestamps else 0)
@@ -185,9 +185,11 @@ class SyntheticTcpTemplate:
         self._partial_sum = _ones_complement_sum(
             struct.pack(">BBHHHBBH", 0x45, 0, 0, 0, 0x4000, 64, IPPROTO_TCP, 0) + src_addr + dst_addr)
 
-    def build(self, length: int, seq: int = 0, ip_id: int = 0, tsval: int = 0, flags: int = TCP_FLAG_ACK) -> bytes:
+    def build(self, length: int, seq: int = 0, ip_id: int = 0, tsval: int = 0, flags: int = TCP_FLAG_ACK,
+              tsecr: int | None = None) -> bytes:
         """First ``min(length, 128)`` bytes of a segment frame of ``length`` bytes (the header layout,
-        as eth_get_headlen() reads it, does not depend on seq, ip_id or tsval)."""
+        as eth_get_headlen() reads it, does not depend on seq, ip_id, tsval or tsecr; ``tsecr`` None:
+        the template's)."""
         if length < self.header_len:
             raise ValueError(f"a TCP frame of {length} bytes cannot hold its {self.header_len} header bytes")
         total_len = length - 14
@@ -195,9 +197,9 @@ class SyntheticTcpTemplate:
         src, dst = self._addrs
         ip = self._IP.pack(0x45, 0, total_len, ip_id, 0x4000, 64, IPPROTO_TCP, checksum, src, dst)
         doff = (self.header_len - 34) // 4
-        tcp = self._TCP.pack(self._ports, seq & 0xFFFFFFFF, self._ack_seq, doff << 4, flags, self._window, 0, 0)
+        tcp = self._TCP.pack(self._ports, seq & 0xFFFFFFFF, self.ack_seq, doff << 4, flags, self.window, 0, 0)
         head = self._eth + ip + tcp
         if self.timestamps:
-            head += self._TS.pack(1, 1, 8, 10, tsval & 0xFFFFFFFF, self._tsecr)
+            head += self._TS.pack(1, 1, 8, 10, tsval & 0xFFFFFFFF, self._tsecr if tsecr is None else tsecr)
         keep = min(length, HEADER_BYTES)
         return head[:keep] + self._ZEROS[:keep - len(head)] if keep > len(head) else head[:keep]

@@ -427,6 +427,11 @@ class TcpBulkSource(SyntheticSource):
     def _describe_frames(self) -> str:
         return self.tcp.describe()
 
+    def flow_state(self, index: int) -> "_TcpFlowState":
+        """Flow ``index`` as its first segment finds it: tuple, hash, queue, header template, initial
+        sequence number, IP ID and clock base (the closed-loop senders of run --socket tcp start here)."""
+        return self._flow_state(index)
+
     def _flow_state(self, index: int) -> "_TcpFlowState":
         src, dst, src_port, dst_port, _ = synthetic_flow(self.seed, index)
         rss_hash = self.rss.toeplitz.ipv4_l4(src, dst, src_port, dst_port)

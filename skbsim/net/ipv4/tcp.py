@@ -122,7 +122,7 @@ class tcp_sock:
     """
 
     __slots__ = (
-        "kernel", "net", "name", "events", "acks", "rx",
+        "kernel", "net", "name", "events", "acks", "rx", "collapse_copied",
         # struct sock
         "sk_state", "sk_rcvbuf", "sk_sndbuf", "sk_rmem_alloc", "sk_forward_alloc", "sk_userlocks",
         "sk_receive_queue", "sk_backlog", "sk_backlog_len", "sk_drops", "sk_rcvlowat", "owned_by_user",
@@ -153,6 +153,8 @@ class tcp_sock:
         self.acks: list[tuple[int, int, int | None]] = []
         # [skb, route, verdict] of the segment being received directly (None otherwise).
         self.rx: list | None = None
+        # Bytes tcp_collapse() copied into new skbs (skbsim's count: the kernel keeps none).
+        self.collapse_copied = 0
         self.sk_state = TCP_LISTEN
         self.sk_rcvbuf = 0
         self.sk_sndbuf = 0

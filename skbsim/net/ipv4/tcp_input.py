@@ -272,10 +272,13 @@ def tcp_measure_rcv_mss(sk: tcp_sock, skb) -> None:
     after updating scaling ratio').  rcv_mss becomes min(len, advmss).
     Shorter segments only count as full-sized when they repeat (a
     segment without PSH of at least TCP_MIN_MSS, or at least 536 bytes).
+    The length measured is gso_size for a GRO aggregate or GSO packet,
+    skb->len otherwise (the ratio itself is always skb->len / truesize).
     """
     lss = sk.icsk_ack_last_seg_size
     sk.icsk_ack_last_seg_size = 0
-    length = skb.len
+    # A GRO aggregate (or a GSO frame) counts as segments of its gso_size.
+    length = skb.shinfo.gso_size or skb.len
     cb = skb.cb
     if length >= sk.icsk_ack_rcv_mss:
         if sk.scaling_ratio and length != sk.icsk_ack_rcv_mss:
@@ -1011,6 +1014,7 @@ def tcp_collapse(sk: tcp_sock, in_receive_queue: bool, head, tail, start: int, e
             if size and size < 0x80000000:
                 size = min(copy, size)
                 skb_put(nskb, size)
+                sk.collapse_copied += size
                 nskb.cb.end_seq = (nskb.cb.end_seq + size) & U32
                 copy -= size
                 start = (start + size) & U32
@@ -1230,6 +1234,78 @@ def tcp_send_dupack(sk: tcp_sock, skb) -> None:
 
 # -- the segment ---------------------------------------------------------------------------------
 
+# include/net/tcp.h: TCP option kinds
+TCPOPT_EOL = 0
+TCPOPT_NOP = 1
+TCPOPT_MSS = 2
+TCPOPT_WINDOW = 3
+TCPOPT_SACK_PERM = 4
+TCPOPT_TIMESTAMP = 8
+
+
+class tcp_options_received:
+    """include/linux/tcp.h: struct tcp_options_received, the part the receive side reads: the SYN's MSS
+    (``mss_clamp``, 0 without the option), window scale (``snd_wscale``, None without the option), SACK
+    permitted, and any segment's timestamps (``rcv_tsval``/``rcv_tsecr``, None without the option)."""
+
+    __slots__ = ("mss_clamp", "snd_wscale", "sack_ok", "rcv_tsval", "rcv_tsecr")
+
+    def __init__(self) -> None:
+        self.mss_clamp = 0
+        self.snd_wscale: int | None = None
+        self.sack_ok = False
+        self.rcv_tsval: int | None = None
+        self.rcv_tsecr: int | None = None
+
+
+def tcp_parse_options(options: bytes, syn: bool) -> tcp_options_received:
+    """net/ipv4/tcp_input.c: tcp_parse_options() - the option bytes after the 20-byte header.
+
+    MSS, window scale and SACK permitted count only on a SYN; the
+    timestamp option on every segment.  An option that runs past the end,
+    or with a length below 2, ends the parse, as in the kernel.
+    """
+    opt = tcp_options_received()
+    i = 0
+    end = len(options)
+    while i < end:
+        kind = options[i]
+        if kind == TCPOPT_EOL:
+            break
+        if kind == TCPOPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= end:
+            break
+        size = options[i + 1]
+        if size < 2 or i + size > end:
+            break
+        if kind == TCPOPT_MSS and size == 4 and syn:
+            opt.mss_clamp = int.from_bytes(options[i + 2:i + 4], "big")
+        elif kind == TCPOPT_WINDOW and size == 3 and syn:
+            opt.snd_wscale = min(options[i + 2], 14)
+        elif kind == TCPOPT_SACK_PERM and size == 2 and syn:
+            opt.sack_ok = True
+        elif kind == TCPOPT_TIMESTAMP and size == 10:
+            opt.rcv_tsval = int.from_bytes(options[i + 2:i + 6], "big")
+            opt.rcv_tsecr = int.from_bytes(options[i + 6:i + 10], "big")
+        i += size
+    return opt
+
+
+def tcp_ack_update_window(sk: tcp_sock, skb) -> None:
+    """net/ipv4/tcp_input.c: tcp_ack_update_window() on the slow path, as far as the receive side needs it:
+    a changed window field becomes snd_wnd (scaled by the peer's window scale), and header prediction
+    is redone for it (tcp_fast_path_check()).  The receiver of the model sends no data, so the ACK
+    number acknowledges nothing and the update is always allowed."""
+    nwin = skb.cb.window << sk.rx_opt_snd_wscale
+    if nwin != sk.snd_wnd:
+        sk.snd_wnd = nwin
+        sk.pred_flags = None
+        tcp_fast_path_check(sk)
+
+
+
 
 def tcp_parse_timestamps(sk: tcp_sock, skb) -> None:
     """tcp_fast_parse_options() for the timestamp option: saw_tstamp, rcv_tsval, rcv_tsecr."""
@@ -1354,8 +1430,10 @@ def _result(sk: tcp_sock, skb) -> tuple[str, str]:
 
 
 def _step5(sk: tcp_sock, skb) -> tuple[str, str]:
-    """tcp_rcv_established()'s step5: the ACK field (nothing to acknowledge here), timestamps, the data."""
+    """tcp_rcv_established()'s step5: the ACK field (nothing to acknowledge; a changed window field
+    updates snd_wnd), timestamps, the data."""
     tcp_parse_timestamps(sk, skb)
+    tcp_ack_update_window(sk, skb)
     tcp_replace_ts_recent(sk, skb.cb.seq)
     tcp_rcv_rtt_measure_ts(sk, skb)
     result_skb = skb

@@ -4,7 +4,9 @@
   tcp_sk_init() sets (tcp_rmem, tcp_wmem ...), the global net.core ones
   (rmem_max), HZ, the TcpExt counters, and the simulated clock.
 - :func:`tcp_v4_rcv`: a segment for an established socket: processed at
-  once, or put on the socket backlog when its owner holds the lock.
+  once, or put on the socket backlog when its owner holds the lock
+  (:func:`tcp_v4_rcv_verdict` notes what became of it);
+- :func:`tcp_v4_fill_cb`: TCP_SKB_CB from a segment's header bytes.
 - :func:`tcp_add_backlog` with its coalescing and its limit, which depends
   on sk_sndbuf and so on the congestion control.
 """
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -26,6 +29,7 @@ from skbsim.net.ipv4.tcp import (
     TCPHDR_URG,
     NET_INC_STATS,
     tcp_event,
+    tcp_skb_cb,
     tcp_sock,
 )
 from skbsim.net.skbuff import kfree_skb, kfree_skb_partial, skb_condense, skb_try_coalesce
@@ -225,6 +229,43 @@ def tcp_v4_rcv(sk: tcp_sock, skb) -> tuple[str, str]:
         sk.sk_drops += 1  # sk_drops_add(): gso_segs or 1
         kfree_skb(sk.kernel, skb, "SOCKET_BACKLOG")
     return "backlog", verdict
+
+
+def tcp_v4_rcv_verdict(sk: tcp_sock, skb) -> tuple[str, str]:
+    """tcp_v4_rcv() of a segment, with what became of it noted on the way (sk.rx): (route, verdict) as
+    skbsim tcp's records name them (route fast/slow/backlog/ofo; verdict queued, coalesced or
+    dropped:REASON with the kernel's skb_drop_reason, or '' for a segment without data)."""
+    sk.rx = [skb, "slow", ""]
+    try:
+        return tcp_v4_rcv(sk, skb)
+    finally:
+        sk.rx = None
+
+
+def tcp_v4_fill_cb(header: bytes, th_offset: int, tcp_len: int, flags: int | None = None):
+    """net/ipv4/tcp_ipv4.c: tcp_v4_fill_cb() - TCP_SKB_CB(skb) from the header at header[th_offset:] of a
+    segment of tcp_len bytes (header and payload), with its options (tcp_parse_options()).
+
+    Returns (tcp_skb_cb, tcp_options_received); None when the header or its
+    options do not fit in ``header`` (a capture cut short) or doff is below 5.
+    end_seq is seq + payload + SYN + FIN.  ``flags`` replaces the header's
+    flag byte (a GRO aggregate carries the FIN and PSH of every segment it
+    merged).
+    """
+    from skbsim.net.ipv4.tcp_input import tcp_parse_options
+
+    if len(header) < th_offset + 20:
+        return None
+    seq, ack_seq = struct.unpack_from(">II", header, th_offset + 4)
+    doff = (header[th_offset + 12] >> 4) * 4
+    if doff < 20 or len(header) < th_offset + doff or tcp_len < doff:
+        return None
+    if flags is None:
+        flags = header[th_offset + 13]
+    window = (header[th_offset + 14] << 8) | header[th_offset + 15]
+    opt = tcp_parse_options(header[th_offset + 20:th_offset + doff], bool(flags & TCPHDR_SYN))
+    end_seq = (seq + tcp_len - doff + (1 if flags & TCPHDR_SYN else 0) + (1 if flags & TCPHDR_FIN else 0)) & UINT_MAX
+    return tcp_skb_cb(seq, end_seq, ack_seq, flags, doff, window, opt.rcv_tsval, opt.rcv_tsecr), opt
 
 
 def ipv4_default_advmss(mtu: int) -> int:

@@ -20,9 +20,11 @@ from skbsim.net.ipv4.tcp import (
     U16_MAX,
     U32,
     tcp_event,
+    tcp_init_sock,
     tcp_jiffies32,
     tcp_mstamp_refresh,
     tcp_sock,
+    sock_setsockopt_rcvbuf,
 )
 from skbsim.net.ipv4.tcp_ipv4 import ipv4_default_advmss, tcp_mtu_to_mss
 from skbsim.net.ipv4.tcp_output import tcp_select_initial_window, usecs_to_jiffies
@@ -49,6 +51,22 @@ class request_sock:
         self.snt_synack_us = 0
         self.advmss_route = 0
         self.ts_recent = 0
+
+
+def tcp_listen_sock(kernel, net, ca_ops, snd_isn: int, so_rcvbuf: int | None = None, name: str = "listener",
+                    events: list | None = None) -> tcp_sock:
+    """A listening socket as an application makes one: socket(AF_INET, SOCK_STREAM) (tcp_init_sock()),
+    setsockopt(TCP_CONGESTION) (``ca_ops``), setsockopt(SO_RCVBUF) before listen() when ``so_rcvbuf``
+    is given (sock_setsockopt_rcvbuf()), listen().  ``snd_isn`` is the ISN its SYN-ACKs will carry
+    (secure_tcp_seq() in the kernel; chosen by the caller so that runs are reproducible)."""
+    sk = tcp_sock(kernel, net, name)
+    sk.events = events
+    tcp_init_sock(sk)
+    sk.icsk_ca_ops = ca_ops
+    sk.snd_isn = snd_isn
+    if so_rcvbuf is not None:
+        sock_setsockopt_rcvbuf(sk, so_rcvbuf)
+    return sk
 
 
 def tcp_openreq_init_rwin(req: request_sock, listener: tcp_sock, mtu: int) -> None:
@@ -78,8 +96,12 @@ def tcp_openreq_init_rwin(req: request_sock, listener: tcp_sock, mtu: int) -> No
               rmem_max=net.sysctl_rmem_max, u16_cap=u16_cap)
 
 
-def tcp_conn_request(listener: tcp_sock, syn: SynOptions, peer_isn: int, mtu: int) -> tuple[request_sock, dict]:
+def tcp_conn_request(listener: tcp_sock, syn: SynOptions, peer_isn: int, mtu: int,
+                     syn_tsval: int = 0) -> tuple[request_sock, dict]:
     """net/ipv4/tcp_input.c: tcp_conn_request() - a request socket for the peer's SYN, and the SYN-ACK.
+
+    ``syn_tsval`` is the SYN's TSval (tcp_openreq_init(): the request's
+    ts_recent, which the first data segment's PAWS check compares with).
 
     The request keeps the peer's MSS (TCP_MSS_DEFAULT without the
     option), window scale, timestamp and SACK permissions.  Returns
@@ -96,6 +118,8 @@ def tcp_conn_request(listener: tcp_sock, syn: SynOptions, peer_isn: int, mtu: in
     req.rcv_isn = peer_isn
     req.snt_isn = listener.snd_isn
     req.snt_synack_us = listener.net.now_us
+    if syn.ts:
+        req.ts_recent = syn_tsval
     tcp_openreq_init_rwin(req, listener, mtu)
     synack = {
         "win": min(req.rsk_rcv_wnd, U16_MAX),
@@ -105,9 +129,10 @@ def tcp_conn_request(listener: tcp_sock, syn: SynOptions, peer_isn: int, mtu: in
     return req, synack
 
 
-def tcp_create_openreq_child(listener: tcp_sock, req: request_sock, name: str) -> tcp_sock:
+def tcp_create_openreq_child(listener: tcp_sock, req: request_sock, name: str, ack_window: int = U16_MAX) -> tcp_sock:
     """net/ipv4/tcp_minisocks.c: tcp_create_openreq_child() - the child socket (sk_clone_lock() of the
-    listener: its buffers, locks, congestion control and scaling ratio) with the request's window."""
+    listener: its buffers, locks, congestion control and scaling ratio) with the request's window;
+    snd_wnd is the final ACK's raw window field (``ack_window``) scaled by the peer's window scale."""
     sk = tcp_sock(listener.kernel, listener.net, name)
     for field in ("sk_rcvbuf", "sk_sndbuf", "sk_userlocks", "scaling_ratio", "icsk_ca_ops", "reordering",
                   "snd_cwnd", "ts_offset"):
@@ -133,8 +158,7 @@ def tcp_create_openreq_child(listener: tcp_sock, req: request_sock, name: str) -
     else:
         sk.rx_opt_snd_wscale = sk.rx_opt_rcv_wscale = 0
         sk.window_clamp = min(sk.window_clamp, 65535)
-    # The final ACK's window field (the peer always offers 65535).
-    sk.snd_wnd = U16_MAX << sk.rx_opt_snd_wscale
+    sk.snd_wnd = ack_window << sk.rx_opt_snd_wscale
     sk.tcp_header_len = TCP_HEADER + (TCPOLEN_TSTAMP_ALIGNED if req.tstamp_ok else 0)
     if req.tstamp_ok:
         sk.rx_opt_ts_recent = req.ts_recent
@@ -152,7 +176,8 @@ def tcp_synack_rtt_meas(sk: tcp_sock, req: request_sock) -> None:
     sk.icsk_rto = min(usecs_to_jiffies((sk.srtt_us >> 3) + rttvar, sk.net.HZ), 120 * sk.net.HZ)
 
 
-def tcp_passive_establish(listener: tcp_sock, req: request_sock, mtu: int, name: str = "tcp") -> tcp_sock:
+def tcp_passive_establish(listener: tcp_sock, req: request_sock, mtu: int, name: str = "tcp",
+                          ack_window: int = U16_MAX) -> tcp_sock:
     """The final ACK of the handshake: tcp_check_req() -> tcp_v4_syn_recv_sock() -> the SYN_RECV step
     of tcp_rcv_state_process(); then accept().
 
@@ -163,11 +188,12 @@ def tcp_passive_establish(listener: tcp_sock, req: request_sock, mtu: int, name:
     tp->rcvq_space.space value for passive TS enabled flows', 6.1.y and
     6.12.y; after it in 6.9: feature ``tcp_passive_ts_advmss``);
     tcp_init_transfer() -> tcp_init_buffer_space(); copied_seq;
-    tcp_initialize_rcv_mss() again; header prediction on.
+    tcp_initialize_rcv_mss() again; header prediction on.  ``ack_window`` is
+    the final ACK's raw window field (the scripted peer's is 65535).
     """
     from skbsim.net.ipv4.tcp_input import tcp_fast_path_on, tcp_init_buffer_space, tcp_initialize_rcv_mss
 
-    sk = tcp_create_openreq_child(listener, req, name)
+    sk = tcp_create_openreq_child(listener, req, name, ack_window)
     sk.mss_cache = tcp_mtu_to_mss(mtu, sk.rx_opt_mss_clamp, sk.tcp_header_len)
     sk.advmss = ipv4_default_advmss(mtu)
     tcp_initialize_rcv_mss(sk)
