@@ -392,8 +392,8 @@ class Sockets:
         rcv_nxt = sk.rcv_nxt
         seq = (cb.seq - flow.rcv_start) & U32
         skb.cb = cb
-        ip_local_deliver(kernel, skb, tot_len)
-        route, verdict = tcp_v4_rcv_verdict(sk, skb)
+        reason = ip_local_deliver(kernel, skb, tot_len)
+        route, verdict = tcp_v4_rcv_verdict(sk, skb) if reason is None else (None, f"dropped:{reason}")
         if sk.rcv_nxt != rcv_nxt:
             integral = flow.window_integral + flow.window * (time_ns - flow.window_since)
             flow.last_data_ns = time_ns
