@@ -75,3 +75,55 @@ def test_padded_jumbo_frames_on_7_1_virtio_net(capsys):
     assert main(["tcp", "--summary", "--kernel", "7.1", "--driver", "virtio_net",
                  "--syn", "mss=88,wscale=0,ts=1,sack=1", "send:36x200@9000", "hold", "send:36x100", "release",
                  "readeach", "send:1x50"]) == 0
+
+
+# -- captures: records cut inside the Ethernet header, IP headers that lie ----------------------------
+
+
+def _tcp_frame(payload: bytes, *, seq: int = 1001, tot_len: int | None = None) -> bytes:
+    """Ethernet + IPv4 + TCP (ACK|PSH, no options) from 10.0.0.1:40000 to 10.0.0.2:5000."""
+    import struct
+
+    tcp = struct.pack(">HHIIBBHHH", 40000, 5000, seq, 1, 5 << 4, 0x18, 65535, 0, 0) + payload
+    length = 20 + len(tcp) if tot_len is None else tot_len
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, length, 0, 0x4000, 64, 6, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    return bytes(6) + bytes(5) + b"\x01" + b"\x08\x00" + ip + tcp
+
+
+def _write_pcap(path, frames, caplen=None):
+    import struct
+
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, frame in enumerate(frames):
+            cut = frame if caplen is None else frame[:caplen]
+            handle.write(struct.pack("<IIII", 0, i * 10, len(cut), len(frame)) + cut)
+    return f"pcap:{path}"
+
+
+def _write_pcapng(path, frames, caplen):
+    import struct
+
+    # Section Header Block, Interface Description Block (Ethernet), one Enhanced Packet Block per frame.
+    blocks = [struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28),
+              struct.pack("<IIHHI", 1, 20, 1, 0, 65535) + struct.pack("<I", 20)]
+    for i, frame in enumerate(frames):
+        data = frame[:caplen]
+        padded = data + bytes(-len(data) % 4)
+        total = 32 + len(padded)
+        blocks.append(struct.pack("<IIIIIII", 6, total, 0, 0, i * 10, len(data), len(frame)) + padded
+                      + struct.pack("<I", total))
+    path.write_bytes(b"".join(blocks))
+    return f"pcap:{path}"
+
+
+@pytest.mark.parametrize("write", [_write_pcap, _write_pcapng])
+@pytest.mark.parametrize("driver", ["ice", "virtio_net", "mlx5", "ntb", "tun"])
+def test_records_cut_inside_the_ethernet_header(tmp_path, capsys, write, driver):
+    # 10 bytes captured of each 1054-byte frame: the EtherType is not in the capture.  Every driver reads a
+    # whole Ethernet header (eth_type_trans()); the model raised a ValueError traceback.  Now the header is
+    # completed with zeros: no IP frame, so each of the 5 frames goes to the one UDP socket ("other").
+    traffic = write(tmp_path / "cut.cap", [_tcp_frame(b"x" * 1000, seq=1001 + 1000 * i) for i in range(5)], 10)
+    result = _run_json(capsys, ["--traffic", traffic, "--driver", driver, "--kernel", "6.18"])
+    assert (result["packets"], result["delivered"], result["bytes"]) == (5, 5, 5 * 1054)
+    assert result["leaks"]["clean"]
