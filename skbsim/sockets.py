@@ -323,10 +323,14 @@ class Sockets:
         found = ipv4_flow(skb.header_bytes)
         if found is not None:
             proto, key, ihl, tot_len = found
+            if skb.shinfo.gso_segs > 1 or (tot_len == 0 and skb.shinfo.gso_size):
+                tot_len = skb.len  # an aggregate: GRO rewrote tot_len to its length (iph_totlen())
+            elif not ihl <= tot_len <= skb.len:
+                # ip_rcv_core() drops it (PKT_TOO_SMALL, IP_INHDR): no IPv4 datagram as the kernel sees it
+                found = None
+        if found is not None:
             flow = self.by_key.get(key)
             if proto == IPPROTO_TCP:
-                if skb.shinfo.gso_segs > 1 or tot_len == 0 or tot_len > skb.len:
-                    tot_len = skb.len  # an aggregate: GRO rewrote tot_len to its length
                 th = getattr(skb.cb, "th", None)
                 flags = (th.flags >> 16) & 0xFF if th is not None else None
                 parsed = tcp_v4_fill_cb(skb.header_bytes, 14 + ihl, tot_len - ihl, flags)

@@ -127,3 +127,26 @@ def test_records_cut_inside_the_ethernet_header(tmp_path, capsys, write, driver)
     result = _run_json(capsys, ["--traffic", traffic, "--driver", driver, "--kernel", "6.18"])
     assert (result["packets"], result["delivered"], result["bytes"]) == (5, 5, 5 * 1054)
     assert result["leaks"]["clean"]
+
+
+@pytest.mark.parametrize("tot_len", [0, 19, 2000, 65535])
+def test_segments_whose_ip_total_length_lies_are_no_tcp_data(tmp_path, capsys, tot_len):
+    # A 1054-byte frame whose IPv4 tot_len is 0, below the 20-byte header or beyond the 1040 bytes the
+    # frame holds: ip_rcv_core() drops it (IP_INHDR, PKT_TOO_SMALL), no TCP socket sees its data.  The
+    # model used to take skb->len instead and count 1000 bytes received per segment.  Such frames go to
+    # the run's catch-all socket, as other frames that are no IPv4 TCP datagram do (docs/tcp.md).
+    frames = [_tcp_frame(b"x" * 1000, seq=1001 + 1000 * i, tot_len=tot_len) for i in range(5)]
+    result = _run_json(capsys, ["--traffic", _write_pcap(tmp_path / "lie.pcap", frames), "--socket", "tcp",
+                                "--kernel", "6.18"])
+    assert [(flow["flow"], flow["delivered"]) for flow in result["flows"]] == [("other", 5)]
+    assert result["tcp"]["bytes_received"] == 0
+
+
+def test_a_padded_segment_is_trimmed_to_its_total_length(tmp_path, capsys):
+    # The same frames with a true tot_len (1040) and 20 bytes of padding after the datagram: 1000 bytes of
+    # data each, in order from the receiver's first byte (opened mid-stream at seq 1001).
+    frames = [_tcp_frame(b"x" * 1000, seq=1001 + 1000 * i) + bytes(20) for i in range(5)]
+    result = _run_json(capsys, ["--traffic", _write_pcap(tmp_path / "pad.pcap", frames), "--socket", "tcp",
+                                "--kernel", "6.18"])
+    (flow,) = result["flows"]
+    assert (flow["protocol"], flow["bytes_received"]) == ("tcp", 5000)
