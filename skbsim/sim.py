@@ -131,10 +131,13 @@ class RunConfig:
         if kind == "tcp-bulk":
             from skbsim.tcp_sender import parse_sender
 
-            if not (self.rtt_ms > 0 and self.rtt_ms <= 1e9):
-                raise InputError(f"--rtt must be above 0 and at most 1e9 ms, got {self.rtt_ms:g}")
-            if not (self.duration_ms > 0 and self.duration_ms * 1e6 < SIM_CLOCK_MAX_NS / 2):
-                raise InputError(f"--duration must be above 0 ms and below 4.6e12 ms, got {self.duration_ms:g}")
+            # Both become whole ns of the simulated clock (round()): half a ns or less would be 0.
+            if not (self.rtt_ms * 1e6 > 0.5 and self.rtt_ms <= 1e9):
+                raise InputError(f"--rtt must be 1e-06..1e9 ms (at least 1 ns, the simulated clock's unit), "
+                                 f"got {self.rtt_ms:g}")
+            if not (self.duration_ms * 1e6 > 0.5 and self.duration_ms * 1e6 < SIM_CLOCK_MAX_NS / 2):
+                raise InputError(f"--duration must be at least 1e-06 ms (1 ns, the simulated clock's unit) and "
+                                 f"below 4.6e12 ms, got {self.duration_ms:g}")
             if self.rate is None:
                 raise InputError("--socket tcp with synthetic senders needs a link rate (--rate)")
             spec = parse_sender(self.tcp)

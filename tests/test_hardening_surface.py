@@ -150,3 +150,20 @@ def test_a_padded_segment_is_trimmed_to_its_total_length(tmp_path, capsys):
                                 "--kernel", "6.18"])
     (flow,) = result["flows"]
     assert (flow["protocol"], flow["bytes_received"]) == ("tcp", 5000)
+
+
+# -- numbers the simulated clock cannot hold ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--rtt", "--duration"])
+@pytest.mark.parametrize("value", ["1e-300", "1e-9", "5e-7"])
+def test_times_below_one_nanosecond_are_refused(capsys, option, value):
+    # The simulated clock counts whole ns: 5e-7 ms = 0.5 ns rounds to 0.  An RTT of 0 gave "window / RTT"
+    # null and a duration of 0 sent nothing, silently.
+    _one_line_exit_2(capsys, ["run", "--quiet", "--count", "10", "--socket", "tcp", option, value],
+                     f"{option} must be")
+
+
+def test_one_nanosecond_is_the_smallest_rtt(capsys):
+    result = _run_json(capsys, ["--count", "10", "--socket", "tcp", "--rtt", "1e-6"])
+    assert result["tcp"]["rtt_ms"] == 1e-6 and result["tcp"]["bytes_received"] == 10 * 1448
