@@ -167,3 +167,46 @@ def test_times_below_one_nanosecond_are_refused(capsys, option, value):
 def test_one_nanosecond_is_the_smallest_rtt(capsys):
     result = _run_json(capsys, ["--count", "10", "--socket", "tcp", "--rtt", "1e-6"])
     assert result["tcp"]["rtt_ms"] == 1e-6 and result["tcp"]["bytes_received"] == 10 * 1448
+
+
+# -- the senders' application: bounded work, and streams past 4 GiB ------------------------------------------
+
+
+def _count_write_callbacks(monkeypatch):
+    from skbsim.tcp_sender import TcpSenders
+
+    calls = [0]
+    write = TcpSenders.write
+
+    def counting(self, sender, now):
+        calls[0] += 1
+        return write(self, sender, now)
+
+    monkeypatch.setattr(TcpSenders, "write", counting)
+    return calls
+
+
+def test_fast_small_writes_cost_per_frame_not_per_write(capsys, monkeypatch):
+    # messages:1@1e9: a 1-byte write every ns, a link of one frame per us (--rate 1e6).  The run used to take
+    # one callback (and keep one queue entry) per write: 26 s for 200 frames.  Writes are now counted from
+    # the clock when the sender looks, and it is woken at most once per link slot.  The frames: 200, each
+    # holding what was written since the one before, about 1000 bytes (the MSS is 1448).
+    calls = _count_write_callbacks(monkeypatch)
+    result = _run_json(capsys, ["--count", "200", "--socket", "tcp", "--tcp", "messages:1@1e9"])
+    (flow,) = result["flows"]
+    assert flow["sender"]["frames"] == 200 and flow["bytes_received"] == flow["sender"]["bytes"]
+    assert 190_000 <= flow["bytes_received"] <= 200 * 1448
+    assert calls[0] <= 2 * 200 + 10
+
+
+def test_writes_held_back_by_the_window_cost_nothing(capsys, monkeypatch):
+    # Nobody reads (--app-rate 0): the window closes after a few segments and the 10 million writes a second
+    # could never leave; the run used to take a callback for each (and keep each in memory: 21 GB over the
+    # default 60 s).  Now the sender sleeps until an ACK or its persist timer: a handful of callbacks.
+    calls = _count_write_callbacks(monkeypatch)
+    result = _run_json(capsys, ["--socket", "tcp", "--tcp", "messages:100@1e7", "--app-rate", "0",
+                                "--duration", "2000"])
+    (flow,) = result["flows"]
+    assert flow["zero_window_ms"] > 1000 and flow["sender"]["zero_window_probes"] >= 1
+    assert calls[0] < 100
+
