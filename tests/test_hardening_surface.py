@@ -210,3 +210,28 @@ def test_writes_held_back_by_the_window_cost_nothing(capsys, monkeypatch):
     assert flow["zero_window_ms"] > 1000 and flow["sender"]["zero_window_probes"] >= 1
     assert calls[0] < 100
 
+
+
+def test_a_stream_past_4_gib_is_counted_whole(capsys, monkeypatch):
+    # 70,000 frames of up to 64,000 bytes (ntb takes 65,524-byte frames) from an application writing 1 MB a
+    # millisecond: 4,429,512,000 bytes, more than 2**32.  The sender used to measure what it had sent modulo
+    # 2**32 (sending data not yet written once past it) and the receiver's bytes_received wrapped with
+    # rcv_nxt (134,544,704 here, and the throughput with it).
+    from skbsim.tcp_sender import TcpSenders
+
+    new_data = TcpSenders._new_data
+    overdrawn = []
+
+    def checked(self, sender, now, size, push):
+        if sender.bytes_sent + size > sender.written:
+            overdrawn.append(now)
+        return new_data(self, sender, now, size, push)
+
+    monkeypatch.setattr(TcpSenders, "_new_data", checked)
+    result = _run_json(capsys, ["--socket", "tcp", "--driver", "ntb", "--traffic", "tcp-bulk:mss=64000,ts=0",
+                                "--tcp", "messages:1000000@1e3", "--count", "70000", "--duration", "10000"])
+    (flow,) = result["flows"]
+    sent = flow["sender"]["bytes"]
+    assert sent > 2**32 and not overdrawn
+    assert flow["bytes_received"] == flow["bytes_read"] == result["tcp"]["bytes_received"] == sent
+    assert flow["throughput_mbps"] == round(sent * 8 / (flow["duration_ms"] * 1e6) * 1000, 3)
