@@ -235,3 +235,10 @@ def test_a_stream_past_4_gib_is_counted_whole(capsys, monkeypatch):
     assert sent > 2**32 and not overdrawn
     assert flow["bytes_received"] == flow["bytes_read"] == result["tcp"]["bytes_received"] == sent
     assert flow["throughput_mbps"] == round(sent * 8 / (flow["duration_ms"] * 1e6) * 1000, 3)
+
+
+def test_tcp_senders_are_bounded_in_number(capsys):
+    # Each synthetic TCP flow is a socket and a sender, all made before the first frame: --flows 1000000 took
+    # more than 7.5 GB and two minutes before anything ran; the bound is 65536 (docs/output.md).
+    _one_line_exit_2(capsys, ["run", "--quiet", "--count", "10", "--socket", "tcp", "--flows", "1000000"],
+                     "--flows with --socket tcp must be 1..65536")
