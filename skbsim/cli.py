@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: Subcommand modules, each with add_parser(subparsers) and run(args).
-COMMANDS = ("alloc", "run", "profile", "sweep", "rx", "validate")
+COMMANDS = ("alloc", "run", "profile", "sweep", "rx", "validate", "grid", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.run(args)
     except InputError as err:
         print(f"skbsim: error: {err}", file=sys.stderr)
@@ -47,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def command_line(args) -> str:
+    """The command line that gave ``args``, quoted for a shell (for reports that show how to rerun)."""
+    import shlex
+
+    return shlex.join(["skbsim", *getattr(args, "argv", [])])
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--trace", help="write one record per packet to FILE.jsonl or FILE.csv")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write one self-contained HTML page: the summary, interactive charts, the command line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -81,11 +83,8 @@ def _option_sets(pairs: list[str], driver: str) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(values[k] for k in keys))] or [{}]
 
 
-def run(args) -> int:
-    from rich.console import Console
-
-    from skbsim.report import TraceWriter, render_summary, write_plots
-    from skbsim.fast import simulate_engine
+def configs_from_args(args) -> list:
+    """The RunConfigs one ``skbsim run`` command line asks for (one per --kernel and --opt value), validated."""
     from skbsim.mm.fault import parse_fault
     from skbsim.sim import RunConfig
 
@@ -104,10 +103,21 @@ def run(args) -> int:
         for k in kernels
         for opts in _option_sets(args.opt, args.driver)
     ]
-    if args.trace and len(configs) > 1:
-        raise InputError("--trace takes one run; drop the extra --kernel/--opt values")
     for config in configs:
         config.validate()
+    return configs
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from skbsim.cli import command_line
+    from skbsim.fast import simulate_engine
+    from skbsim.report import TraceWriter, render_summary, write_plots, write_run_report
+
+    configs = configs_from_args(args)
+    if args.trace and len(configs) > 1:
+        raise InputError("--trace takes one run; drop the extra --kernel/--opt values")
 
     console = Console(stderr=False)
     runs = []
@@ -116,7 +126,7 @@ def run(args) -> int:
         started = time.perf_counter()
         with _Progress(config, quiet=args.quiet) as progress:
             try:
-                result, extra, fell_back = simulate_engine(config, args.engine, trace=trace, plot=bool(args.plot),
+                result, extra, fell_back = simulate_engine(config, args.engine, trace=trace, plot=bool(args.plot or args.report),
                                                            progress=progress.update)
             finally:
                 if trace is not None:
@@ -137,6 +147,8 @@ def run(args) -> int:
     if args.plot:
         for path in write_plots(args.plot, runs):
             print(f"plot: {path}", file=sys.stderr)
+    if args.report:
+        print(f"report: {write_run_report(args.report, runs, command_line(args))}", file=sys.stderr)
     return 0 if all(r["leaks"]["clean"] for r in results) else 1
 
 

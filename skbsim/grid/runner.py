@@ -1,0 +1,190 @@
+"""Running a grid's cells: in this process, or on a Dask cluster, recording each as it finishes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from skbsim.errors import InputError
+from skbsim.grid.cells import cell_command, error_text, execute_cell, warm_up
+from skbsim.grid.spec import GridSpec
+from skbsim.grid.store import ResultStore
+
+
+@dataclass
+class GridSummary:
+    cells: int
+    #: cells whose result an earlier run had already recorded (--resume)
+    reused: int = 0
+    ran: int = 0
+    failed: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    #: worker -> seconds its warm-up took
+    warm_up: dict = field(default_factory=dict)
+    session: str = ""
+
+
+def run_grid(spec: GridSpec, out: str, *, scheduler: str | None = None, workers: int | None = None,
+             serial: bool = False, resume: bool = False, timeout: float = 10.0, progress: bool = True,
+             on_failure=None) -> GridSummary:
+    """Run every cell not already recorded in ``out`` and write the results there.
+
+    ``serial``: in this process, one cell after another.  Otherwise on Dask:
+    the cluster at ``scheduler`` as it is, or a LocalCluster of ``workers``
+    processes (default one per core) with one thread each.  ``on_failure(cell,
+    row)`` is called for each failed cell.
+    """
+    store = ResultStore(out)
+    if store.exists() and not resume:
+        raise InputError(f"{out} (or {store.parts.name}) exists: --resume runs only the cells it lacks; "
+                         "or remove it")
+    done = store.done() if resume else {}
+    todo = [cell for cell in spec.cells if done.get(cell.key) != "ok"]
+    summary = GridSummary(cells=len(spec.cells), reused=len(spec.cells) - len(todo), session=uuid.uuid4().hex[:12])
+    store.open()
+    started = time.perf_counter()
+    meta = {cell.key: _meta(spec, cell, summary.session) for cell in todo}
+    cells = {cell.key: cell for cell in todo}
+
+    def record(row: dict) -> None:
+        store.write(row)
+        summary.ran += 1
+        if row["cell.status"] != "ok":
+            summary.failed += 1
+            if on_failure is not None:
+                on_failure(cells[row["cell.key"]], row)
+        bar.advance(row["cell.status"] != "ok")
+
+    try:
+        with _Bar(len(spec.cells), summary.reused, enabled=progress) as bar:
+            if not todo:
+                pass
+            elif serial:
+                for cell in todo:
+                    record(execute_cell(spec.command, cell.argv, meta[cell.key]))
+            else:
+                with _client(scheduler, workers, timeout) as client:
+                    summary.warm_up = _warm_up(client, spec, todo)
+                    _run_on_cluster(client, spec, todo, meta, record)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        summary.rows = store.finish(spec)
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _meta(spec: GridSpec, cell, session: str) -> dict:
+    """A row's columns known before the cell runs."""
+    return {**cell.axes, "cell.index": cell.index, "cell.key": cell.key,
+            "cell.command": cell.command_line(spec.command), "cell.session": session}
+
+
+@contextmanager
+def _client(scheduler: str | None, workers: int | None, timeout: float):
+    """A Dask client: on the cluster at ``scheduler``, left as it is, or on a LocalCluster of our own."""
+    from distributed import Client, LocalCluster
+
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    if scheduler is None:
+        n = workers or os.cpu_count() or 1
+        if n < 1:
+            raise InputError(f"--workers must be at least 1, got {n}")
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               scheduler_port=0, silence_logs=logging.CRITICAL)
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    try:
+        client = Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError, ValueError, TypeError) as err:
+        raise InputError(f"--scheduler {scheduler}: cannot reach a Dask scheduler there "
+                         f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            raise InputError(f"--scheduler {scheduler}: the scheduler has no workers") from None
+        yield client
+    finally:
+        client.close()
+
+
+def _warm_up(client, spec: GridSpec, todo: list) -> dict:
+    """One warm-up task pinned to each worker, before any cell: each worker loads the fast engine once."""
+    adapter = cell_command(spec.command)
+    if not adapter.warmup:
+        return {}
+    # One tiny run of each kind of cell (its first), e.g. each driver of a run grid.
+    argvs: dict = {}
+    for cell in todo:
+        argvs.setdefault(adapter.kind(adapter.parse(cell.argv)), cell.argv)
+    workers = list(client.scheduler_info()["workers"])
+    futures = [client.submit(warm_up, spec.command, list(argvs.values()), workers=[w], allow_other_workers=False,
+                             pure=False, key=f"skbsim-warm-up-{uuid.uuid4().hex[:8]}") for w in workers]
+    out = {}
+    for future in futures:
+        info = future.result()
+        out[info["worker"]] = round(info["seconds"], 3)
+    return out
+
+
+def _run_on_cluster(client, spec: GridSpec, todo: list, meta: dict, record) -> None:
+    from distributed import as_completed
+
+    keys = [f"skbsim-cell-{cell.key}-{meta[cell.key]['cell.session']}" for cell in todo]
+    futures = client.map(execute_cell, [spec.command] * len(todo), [cell.argv for cell in todo],
+                         [meta[cell.key] for cell in todo], key=keys, pure=False, retries=0)
+    by_key = {future.key: cell for future, cell in zip(futures, todo)}
+    for future in as_completed(futures):
+        try:
+            row = future.result()
+        except Exception as err:  # noqa: BLE001 - the worker died or the task was lost: the cell failed
+            cell = by_key[future.key]
+            row = {**meta[cell.key], "cell.status": "error", "cell.error": error_text(err), "cell.note": None,
+                   "cell.seconds": None, "cell.worker": None}
+        future.release()
+        record(row)
+
+
+class _Bar:
+    """A rich progress bar over cells on stderr, when it is a terminal."""
+
+    def __init__(self, total: int, done: int, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total, self.done, self.failed = total, done, 0
+        self.bar = self.task = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("cells"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
+                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("cells", total=self.total, completed=self.done, failed=0)
+        return self
+
+    def advance(self, failed: bool) -> None:
+        self.failed += failed
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, failed=self.failed)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False

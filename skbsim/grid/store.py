@@ -1,0 +1,166 @@
+"""A grid's results: one Parquet part file per finished cell, one Parquet file at the end.
+
+While the grid runs, each finished cell's row is written to its own small
+Parquet file in ``RESULTS.parquet.parts/`` - written under a temporary name,
+flushed to disk, then renamed, so a part file is either whole or absent, even
+if the grid is killed (SIGKILL, power loss) in the middle of writing it.  When
+the grid ends (finished or interrupted) the parts and the rows of an earlier
+RESULTS.parquet are merged into RESULTS.parquet (again written aside and
+renamed), ordered by cell, with one schema for all rows (an integer column
+that is a float in some cell becomes a float; a column that some cells lack is
+null there); then the parts are removed.  ``--resume`` reads the cell keys
+already in both, so a cell that finished is never run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from skbsim.errors import InputError
+
+#: the Parquet schema metadata key holding the grid's description (GridSpec.metadata())
+METADATA_KEY = b"skbsim.grid"
+STATUSES = ("ok", "error")
+
+
+class ResultStore:
+    """RESULTS.parquet and its parts directory."""
+
+    def __init__(self, out: str):
+        self.out = Path(out)
+        self.parts = Path(f"{out}.parts")
+
+    def exists(self) -> bool:
+        return self.out.exists() or self.parts.exists()
+
+    def open(self) -> None:
+        if self.out.is_dir():
+            raise InputError(f"-o {self.out}: is a directory")
+        try:
+            self.parts.mkdir(parents=True, exist_ok=True)
+            for stale in self.parts.glob(".*.tmp"):  # a write the grid was killed in: never renamed, so never done
+                stale.unlink()
+        except OSError as err:
+            raise InputError(f"-o {self.out}: cannot write beside it: {err.strerror}") from None
+
+    def done(self) -> dict[str, str]:
+        """Cell key -> status ("ok" or "error") of every cell already recorded."""
+        import pyarrow.parquet as pq
+
+        done: dict[str, str] = {}
+        if self.out.exists():
+            try:
+                table = pq.read_table(self.out, columns=["cell.key", "cell.status"])
+            except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
+                raise InputError(f"{self.out}: not a grid's results: {str(err).splitlines()[0]}") from None
+            for key, status in zip(table.column("cell.key").to_pylist(), table.column("cell.status").to_pylist()):
+                done[key] = status
+        for key, status in self._part_keys():
+            if done.get(key) != "ok":
+                done[key] = status
+        return done
+
+    def _part_keys(self):
+        if not self.parts.is_dir():
+            return
+        for path in self.parts.iterdir():
+            key, dot, rest = path.name.partition(".")
+            status = rest.removesuffix(".parquet")
+            if dot and not path.name.startswith(".") and status in STATUSES:
+                yield key, status
+
+    def write(self, row: dict) -> None:
+        """Record one finished cell: its part file appears whole, or not at all."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        key, status = row["cell.key"], row["cell.status"]
+        tmp = self.parts / f".{key}.{os.getpid()}.tmp"
+        pq.write_table(pa.Table.from_pylist([row]), tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.parts / f"{key}.{status}.parquet")
+        for other in STATUSES:  # a cell rerun by --resume replaces its failed row
+            if other != status:
+                (self.parts / f"{key}.{other}.parquet").unlink(missing_ok=True)
+
+    def finish(self, spec) -> int:
+        """Merge the earlier results and the parts into RESULTS.parquet; return the rows it holds.
+
+        Rows are those of cells in ``spec`` (cells a changed spec no longer has
+        are left out); each row's axis columns, index and command line are the
+        spec's, so relabelling a value in the spec relabels its rows.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cells = {cell.key: cell for cell in spec.cells}
+        tables = []
+        from_parts = set()
+        for key, status in sorted(self._part_keys()):
+            tables.append(pq.read_table(self.parts / f"{key}.{status}.parquet"))
+            from_parts.add(key)
+        if self.out.exists():
+            earlier = pq.read_table(self.out)
+            keep = [i for i, key in enumerate(earlier.column("cell.key").to_pylist())
+                    if key not in from_parts and key in cells]
+            tables.append(earlier.take(keep))
+        rows = [row for table in tables for row in table.to_pylist() if row["cell.key"] in cells]
+        axes = [axis.name for axis in spec.axes]
+        for row in rows:
+            cell = cells[row["cell.key"]]
+            row.update(cell.axes)
+            row["cell.index"] = cell.index
+            row["cell.command"] = cell.command_line(spec.command)
+        rows.sort(key=lambda row: row["cell.index"])
+        # One schema for every row: the parts' and earlier file's columns, widened where cells differ;
+        # the axes typed by the spec's labels.
+        schema = pa.unify_schemas([t.schema.remove_metadata() for t in tables] or [pa.schema([])],
+                                  promote_options="permissive")
+        for axis in spec.axes:
+            typed = pa.field(axis.name, pa.array(axis.labels).type)
+            i = schema.get_field_index(axis.name)
+            schema = schema.set(i, typed) if i >= 0 else schema.append(typed)
+        merged = pa.Table.from_pylist(rows, schema=schema)
+        merged = merged.select(_column_order(merged.column_names, axes))
+        merged = merged.replace_schema_metadata({METADATA_KEY: json.dumps(spec.metadata()).encode()})
+        tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
+        try:
+            pq.write_table(merged, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.out)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise InputError(f"-o {self.out}: cannot write: {err.strerror}") from None
+        shutil.rmtree(self.parts, ignore_errors=True)
+        return merged.num_rows
+
+
+CELL_COLUMNS = ("cell.index", "cell.status", "cell.error", "cell.command", "cell.note", "cell.seconds",
+                "cell.worker", "cell.session", "cell.key")
+
+
+def _column_order(names: list[str], axes: list[str]) -> list[str]:
+    """Axes, then the cell's own columns, then the results in the order the first row had them."""
+    first = [n for n in axes if n in names] + [n for n in CELL_COLUMNS if n in names]
+    return first + [n for n in names if n not in first]
+
+
+def read_results(path: str):
+    """A grid's results and its description: (pyarrow Table, metadata dict)."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise InputError(f"{path}: not a Parquet file: {str(err).splitlines()[0]}") from None
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise InputError(f"{path}: not the results of 'skbsim grid' (no {METADATA_KEY.decode()} metadata)")
+    return table, json.loads(raw)
