@@ -1,7 +1,8 @@
 """``skbsim report``: a grid's results as one HTML page.
 
 A heat map of each chosen metric over two axes and its lines over a third
-(the other axes chosen in a drop-down, one colour scale for all their values),
+(the other axes chosen in a drop-down; each heat map coloured over its own
+range, its values written in it),
 then every cell: its axes, status, metrics and the command line that reruns
 it (add ``--report FILE.html`` to it for that run's own charts).
 """
@@ -98,6 +99,11 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _wide(values: list) -> bool:
+    """Positive numbers spanning a factor of 100 or more: a log axis shows them better."""
+    return bool(values) and all(_number(v) and v > 0 for v in values) and max(values) / min(values) >= 100
+
+
 def _facets(rows: list[dict], used: list[str], values: dict) -> list[dict]:
     """Every combination of the axes not in ``used``, as {axis: value}, in spec order."""
     rest = [name for name in values if name not in used]
@@ -136,15 +142,13 @@ def _heatmap(rows, column, metric, x_axis, y_axis, values):
     facets = _facets(rows, [x_axis, y_axis], values)
     xs, ys = values[x_axis], values[y_axis]
     cells = {(r.get(x_axis), r.get(y_axis), tuple(r.get(k) for k in facets[0])): r.get(column) for r in rows}
-    numbers = [v for v in cells.values() if _number(v)]
-    zmin, zmax = (min(numbers), max(numbers)) if numbers else (0, 1)
     annotate = len(xs) * len(ys) <= _ANNOTATE_CELLS
     fig = go.Figure()
     for i, facet in enumerate(facets):
         key = tuple(facet.values())
         z = [[cells.get((x, y, key)) for x in xs] for y in ys]
         fig.add_trace(go.Heatmap(
-            x=[str(x) for x in xs], y=[str(y) for y in ys], z=z, zmin=zmin, zmax=zmax, colorscale="Viridis",
+            x=[str(x) for x in xs], y=[str(y) for y in ys], z=z, colorscale="Viridis",
             colorbar=dict(title=dict(text=metric)), visible=i == 0, name=_facet_label(facet) or metric,
             texttemplate="%{z}" if annotate else None,
             hovertemplate=f"{x_axis}=%{{x}}<br>{y_axis}=%{{y}}<br>{metric}=%{{z}}<extra>{_facet_label(facet)}</extra>"))
@@ -170,8 +174,9 @@ def _lines(rows, column, metric, x_axis, color_axis, values):
                 x=xs if numeric_x else [str(x) for x in xs], y=[picked.get(x) for x in xs], mode="lines+markers",
                 name=str(c) if color_axis else metric, visible=i == 0,
                 hovertemplate=f"{x_axis}=%{{x}}<br>{metric}=%{{y}}<extra>{c if color_axis else ''}</extra>"))
-    log = numeric_x and min(xs) > 0 and max(xs) / min(xs) >= 100
-    fig.update_layout(xaxis=dict(title=dict(text=x_axis), type="log" if log else None if numeric_x else "category"),
-                      yaxis=dict(title=dict(text=metric)), legend=dict(title=dict(text=color_axis or "")))
+    ys = [v for v in (r.get(column) for r in rows) if _number(v)]
+    fig.update_layout(xaxis=dict(title=dict(text=x_axis), type="log" if _wide(xs) else None if numeric_x else "category"),
+                      yaxis=dict(title=dict(text=metric), type="log" if _wide(ys) else None),
+                      legend=dict(title=dict(text=color_axis or "")))
     _menu(fig, facets, len(colors))
     return fig, facets

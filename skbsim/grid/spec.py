@@ -87,7 +87,7 @@ class GridSpec:
 
     def metadata(self) -> dict:
         """What the Parquet file keeps about the grid (for the report and for --resume)."""
-        return {"command": self.command, "title": self.title, "spec": os.path.abspath(self.path),
+        return {"command": self.command, "title": self.title, "spec": self.path,
                 "axes": [{"name": a.name, "values": a.labels} for a in self.axes], "report": self.report,
                 "cells": len(self.cells)}
 
@@ -126,7 +126,13 @@ def _build(path: str, text: str, data: dict) -> GridSpec:
     fixed = {}
     for name, value in _table(data, "fixed").items():
         fixed.update(_setting(command, params, name, value, "[fixed]"))
-    axes = [_axis(command, params, name, values) for name, values in _table(data, "axes").items()]
+    declared = []
+    for name, values in _table(data, "axes").items():
+        if isinstance(values, dict) and name.replace("-", "_") in command.keyed:
+            declared.extend((f"{name}.{key}", v) for key, v in values.items())  # opt.rx = [...] in TOML
+        else:
+            declared.append((name, values))
+    axes = [_axis(command, params, name, values) for name, values in declared]
     for axis in axes:
         if axis.name in params and axis.name in fixed:
             raise InputError(f"{axis.name} is both an axis and in [fixed]")
@@ -200,8 +206,6 @@ def _axis(command: CellCommand, params: dict, name: str, values) -> Axis:
     where = f"axis {name}"
     if any(name == p or name.startswith(p + ".") for p in RESERVED):
         raise InputError(f"{where}: names starting with {' or '.join(p + '.' for p in RESERVED)} are reserved")
-    if name in command.keyed and isinstance(values, dict):
-        raise InputError(f"{where}: write one axis per key, e.g. {name}.{next(iter(values), 'KEY')} = [...]")
     if not isinstance(values, list) or not values:
         raise InputError(f"{where} must be a non-empty list of values")
     labels, settings = [], []

@@ -1,0 +1,410 @@
+"""``skbsim grid`` and ``skbsim report``: specs, cells, Dask (local and "remote"), resume, the HTML page.
+
+The "remote" cluster is a Dask scheduler and a worker started here as
+subprocesses on loopback: the grid reaches it only through --scheduler, as it
+would a cluster on other machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from skbsim.cli import main
+from skbsim.grid import load_spec, read_results, run_grid
+
+SMALL = """
+[grid]
+command = "run"
+title = "small grid"
+
+[traffic]
+full = "fixed:1514"
+mixed = "imix"
+
+[fixed]
+count = 3000
+app-rate = 200000
+
+[axes]
+nic = [
+  { name = "ice legacy", driver = "ice", opt = { rx = "legacy" } },
+  { name = "tun", driver = "tun" },
+]
+kernel = ["6.9", "6.18"]
+traffic = ["full", "mixed"]
+rcvbuf = [8192, 212992]
+
+[report]
+metric = "delivered"
+heatmap = ["kernel", "nic"]
+lines = "rcvbuf"
+"""
+
+
+def _spec(tmp_path: Path, text: str = SMALL, name: str = "grid.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _result_rows(path: Path) -> dict[str, dict]:
+    """cell key -> the cell's result.* columns (what the run computed; not where or how long)."""
+    table = pq.read_table(path)
+    rows = {}
+    for row in table.to_pylist():
+        rows[row["cell.key"]] = {k: v for k, v in row.items() if k.startswith("result.")}
+    return rows
+
+
+@pytest.fixture(scope="module")
+def serial_results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serial")
+    out = tmp / "serial.parquet"
+    assert main(["grid", str(_spec(tmp)), "-o", str(out), "--serial", "--quiet"]) == 0
+    return out
+
+
+# ---------------------------------------------------------------- the spec
+
+
+def test_spec_makes_the_product_of_its_axes_as_command_lines(tmp_path):
+    spec = load_spec(str(_spec(tmp_path)))
+    assert [a.name for a in spec.axes] == ["nic", "kernel", "traffic", "rcvbuf"]
+    assert len(spec.cells) == 2 * 2 * 2 * 2
+    first = spec.cells[0]
+    assert first.axes == {"nic": "ice legacy", "kernel": "6.9", "traffic": "full", "rcvbuf": 8192}
+    # Options in the parser's order; named traffic replaced by its definition; KEY=VALUE for opt.
+    assert first.argv == ["--kernel", "6.9", "--driver", "ice", "--opt", "rx=legacy", "--traffic", "fixed:1514",
+                          "--count", "3000", "--rcvbuf", "8192", "--app-rate", "200000"]
+    assert first.command_line("run") == ("skbsim run --kernel 6.9 --driver ice --opt rx=legacy --traffic fixed:1514 "
+                                         "--count 3000 --rcvbuf 8192 --app-rate 200000")
+    assert len({c.key for c in spec.cells}) == len(spec.cells)
+    # The last axis varies fastest, as in nested loops over the axes in their order.
+    assert [c.axes["rcvbuf"] for c in spec.cells[:4]] == [8192, 212992, 8192, 212992]
+
+
+def test_spec_option_key_axes_and_capture_paths(tmp_path):
+    (tmp_path / "caps").mkdir()
+    (tmp_path / "caps" / "x.pcap").write_bytes(b"")
+    spec = load_spec(str(_spec(tmp_path, """
+[traffic]
+office = "pcap:caps/x.pcap"
+[fixed]
+driver = "copybreak"
+traffic = "office"
+[axes]
+opt.copybreak = [0, 256]
+""")))
+    assert [a.name for a in spec.axes] == ["opt.copybreak"]
+    assert spec.cells[1].axes == {"opt.copybreak": 256}
+    # A capture named relative to the spec is given to the cell by its absolute path.
+    assert spec.cells[1].argv == ["--driver", "copybreak", "--opt", "copybreak=256", "--traffic",
+                                  f"pcap:{tmp_path / 'caps' / 'x.pcap'}"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[axes\nkernel = 1", "not a valid TOML file"),
+    ("[axes]\nkernal = ['6.9']", "'kernal' is not an option of 'skbsim run'"),
+    ("[axes]\njson = [true]", "'json' is not an option of 'skbsim run'"),
+    ("[axes]\nkernel = []", "axis kernel must be a non-empty list"),
+    ("[axes]\nkernel = ['6.9', '6.9']", "axis kernel lists '6.9' twice"),
+    ("[axes]\nkernel = ['6.9', '4.4']", "cell kernel=4.4: unknown kernel"),
+    ("[axes]\nrcvbuf = [0]", "cell rcvbuf=0: --rcvbuf must be positive"),
+    ("[fixed]\nkernel = ['6.9', '6.18']", "a cell is one run, this one is 2"),
+    ("[fixed]\nrcvbuf = 1\n[axes]\nrcvbuf = [2]", "rcvbuf is both an axis and in [fixed]"),
+    ("[grid]\ncommand = 'sweep'", "command 'sweep' cannot be a grid cell"),
+    ("[gird]\ncommand = 'run'", "unknown section [gird]"),
+    ("[axes]\nnic = [{ driver = 'ice' }]", "needs a name"),
+    ("[report]\nlines = 'kernel'", "[report] 'kernel' is not an axis"),
+    ("[fixed]\ntraffic = 'pcap:nowhere.pcap'", "nowhere.pcap: no such file"),
+])
+def test_bad_specs_are_one_line_and_exit_2(tmp_path, capsys, text, message):
+    spec = _spec(tmp_path, text)
+    assert main(["grid", str(spec), "-o", str(tmp_path / "r.parquet"), "--serial"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("skbsim: error: ")
+    assert message in err
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_missing_spec_is_exit_2(tmp_path, capsys):
+    assert main(["grid", str(tmp_path / "none.toml"), "-o", str(tmp_path / "r.parquet")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_unreachable_scheduler_is_one_line_and_exit_2(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port on loopback that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.run([sys.executable, "-m", "skbsim.cli", "grid", str(_spec(tmp_path)), "-o",
+                           str(tmp_path / "r.parquet"), "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"skbsim: error: --scheduler tcp://127.0.0.1:{port}: cannot reach a Dask scheduler")
+
+
+def test_existing_results_need_resume(tmp_path, serial_results, capsys):
+    spec = _spec(tmp_path)
+    assert main(["grid", str(spec), "-o", str(serial_results), "--serial"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- results
+
+
+def test_rows_hold_axes_cell_columns_and_the_runs_json(serial_results):
+    table, meta = read_results(str(serial_results))
+    assert table.num_rows == 16
+    assert table.column_names[:5] == ["nic", "kernel", "traffic", "rcvbuf", "cell.index"]
+    assert meta["axes"][0] == {"name": "nic", "values": ["ice legacy", "tun"]}
+    row = table.to_pylist()[0]
+    assert row["cell.status"] == "ok" and row["cell.error"] is None
+    # The row's results are what `skbsim run --json` prints for the cell's command line.
+    argv = row["cell.command"].split()[1:]
+    proc = subprocess.run([sys.executable, "-m", "skbsim.cli", *argv, "--json"], capture_output=True, text=True,
+                          check=True)
+    printed = json.loads(proc.stdout)
+    assert row["result.delivered"] == printed["delivered"]
+    assert row["result.socket.peak_rmem_alloc"] == printed["socket"]["peak_rmem_alloc"]
+    assert row["result.options.rx"] == "legacy"
+    assert json.loads(row["result.warnings"]) == printed["warnings"]
+    assert {r["cell.index"] for r in table.to_pylist()} == set(range(16))
+
+
+def test_local_cluster_gives_the_serial_numbers(tmp_path, serial_results):
+    out = tmp_path / "local.parquet"
+    assert main(["grid", str(_spec(tmp_path)), "-o", str(out), "--workers", "2", "--quiet"]) == 0
+    assert _result_rows(out) == _result_rows(serial_results)
+    workers = set(pq.read_table(out).column("cell.worker").to_pylist())
+    assert str(os.getpid()) not in {w.rsplit(":", 1)[1] for w in workers}  # the cells ran in the workers
+
+
+@pytest.fixture
+def remote_cluster(tmp_path):
+    """A Dask scheduler and one worker as separate processes on loopback; their address."""
+    scheduler_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() or not scheduler_file.read_text().strip():
+            assert time.monotonic() < deadline, "the Dask scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                       "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_remote_cluster_gives_the_serial_numbers(tmp_path, serial_results, remote_cluster):
+    out = tmp_path / "remote.parquet"
+    assert main(["grid", str(_spec(tmp_path)), "-o", str(out), "--scheduler", remote_cluster, "--timeout", "60",
+                 "--quiet"]) == 0
+    assert _result_rows(out) == _result_rows(serial_results)
+    assert len(set(pq.read_table(out).column("cell.worker").to_pylist())) == 1
+
+
+def test_a_failed_cell_is_recorded_and_the_grid_goes_on(tmp_path, capsys):
+    (tmp_path / "bad.pcap").write_bytes(b"this is not a capture")
+    spec = _spec(tmp_path, """
+[traffic]
+broken = "pcap:bad.pcap"
+[fixed]
+count = 500
+[axes]
+traffic = ["imix", "broken", "fixed:60"]
+""")
+    out = tmp_path / "r.parquet"
+    assert main(["grid", str(spec), "-o", str(out), "--serial", "--quiet"]) == 1
+    rows = pq.read_table(out).to_pylist()
+    assert [r["cell.status"] for r in rows] == ["ok", "error", "ok"]
+    assert rows[1]["cell.error"].startswith("InputError: ") and "bad.pcap" in rows[1]["cell.error"]
+    assert rows[1]["result.delivered"] is None and rows[2]["result.delivered"] == 500
+    err = capsys.readouterr().err
+    assert "cell 1 (traffic=broken): InputError: " in err
+    # --resume runs the failed cell again (and only it).
+    assert main(["grid", str(spec), "-o", str(out), "--serial", "--quiet", "--resume"]) == 1
+    assert "3 cells (2 recorded earlier); 1 run" in capsys.readouterr().err
+
+
+RESUME = """
+[fixed]
+count = 400000
+[axes]
+kernel = ["6.1", "6.9", "6.12", "6.18"]
+driver = ["ice", "copybreak", "tun"]
+rcvbuf = [16384, 65536, 212992, 1048576]
+"""
+
+
+def test_resume_after_sigkill_loses_and_repeats_no_cell(tmp_path):
+    spec = _spec(tmp_path, RESUME)
+    cells = {c.key for c in load_spec(str(spec)).cells}
+    n = len(cells)  # 4 kernels x 3 drivers x 4 rcvbuf sizes = 48
+    out = tmp_path / "r.parquet"
+    parts = tmp_path / "r.parquet.parts"
+    cmd = [sys.executable, "-m", "skbsim.cli", "grid", str(spec), "-o", str(out), "--workers", "2", "--quiet"]
+    # Its own session, so that the cluster's processes can be found (and, if need be, ended) afterwards.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(parts.glob("*.parquet"))) < 6:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no cell finished"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # The cluster's workers notice that their parent is gone and exit.
+    deadline = time.monotonic() + 60
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _session_processes(proc.pid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the killed grid still running: {left}"
+    assert not out.exists()
+    kept = {p.name.split(".")[0] for p in parts.glob("*.parquet")}
+    assert 6 <= len(kept) < n
+
+    done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"{n} cells ({len(kept)} recorded earlier); {n - len(kept)} run" in done.stderr
+    rows = pq.read_table(out).to_pylist()
+    keys = [r["cell.key"] for r in rows]
+    assert len(keys) == n and set(keys) == cells
+    sessions = {}
+    for r in rows:
+        sessions.setdefault(r["cell.session"], set()).add(r["cell.key"])
+    assert len(sessions) == 2
+    # The rows of the killed grid are exactly the cells it had recorded; the others ran once, now.
+    assert kept in sessions.values()
+    (now,) = [s for s in sessions.values() if s != kept]
+    assert len(now) == n - len(kept) and not now & kept
+    assert not parts.exists()
+    assert all(r["cell.status"] == "ok" for r in rows)
+
+
+def _session_processes(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # field 6 of stat: the session id
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_resume_with_a_changed_spec_keeps_matching_cells(tmp_path, capsys):
+    out = tmp_path / "r.parquet"
+    spec = _spec(tmp_path, "[fixed]\ncount = 300\n[axes]\nrcvbuf = [4096, 8192]\n")
+    assert main(["grid", str(spec), "-o", str(out), "--serial", "--quiet"]) == 0
+    spec.write_text("[fixed]\ncount = 300\n[axes]\nrcvbuf = [8192, 16384]\n")
+    capsys.readouterr()
+    assert main(["grid", str(spec), "-o", str(out), "--serial", "--quiet", "--resume"]) == 0
+    assert "2 cells (1 recorded earlier); 1 run" in capsys.readouterr().err
+    rows = pq.read_table(out).to_pylist()
+    assert [(r["rcvbuf"], r["cell.index"]) for r in rows] == [(8192, 0), (16384, 1)]
+
+
+# ---------------------------------------------------------------- the HTML report
+
+
+class _Sources(HTMLParser):
+    """Every URL a page would load (script/img/iframe src, link href) and the inline scripts' sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+        self.inline: list[int] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in ("src", "href") if tag in ("script", "link", "img", "iframe", "source", "embed") else ():
+            if attrs.get(name):
+                self.urls.append(attrs[name])
+        self._in_script = tag == "script" and "src" not in attrs
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.inline.append(len(data))
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+
+def _assert_self_contained(path: Path) -> str:
+    text = path.read_text()
+    parser = _Sources()
+    parser.feed(text)
+    assert [u for u in parser.urls if u.startswith(("http:", "https:", "//"))] == []
+    assert parser.urls == []
+    assert max(parser.inline) > 1_000_000  # plotly.js itself, inline
+    assert "cdn.plot.ly" not in text.split("</head>")[1]
+    return text
+
+
+def test_grid_report_is_self_contained_with_charts_and_command_lines(tmp_path, serial_results):
+    page = tmp_path / "report.html"
+    assert main(["report", str(serial_results), "-o", str(page)]) == 0
+    text = _assert_self_contained(page)
+    assert text.count('class="plotly-graph-div"') == 2  # the heat map and the lines of one metric
+    for row in pq.read_table(serial_results).to_pylist():
+        assert row["cell.command"].replace('"', "&quot;") in text or row["cell.command"] in text
+
+
+def test_report_metric_and_axes_choices(tmp_path, serial_results, capsys):
+    page = tmp_path / "report.html"
+    assert main(["report", str(serial_results), "-o", str(page), "--metric", "delivered", "--metric",
+                 "socket.peak_rmem_alloc", "--heatmap", "rcvbuf", "traffic", "--lines", "kernel"]) == 0
+    assert page.read_text().count('class="plotly-graph-div"') == 4
+    assert main(["report", str(serial_results), "-o", str(page), "--metric", "nonsense"]) == 2
+    assert "--metric nonsense: no such result" in capsys.readouterr().err
+    assert main(["report", str(serial_results), "-o", str(page), "--lines", "colour"]) == 2
+    assert main(["report", str(tmp_path / "none.parquet"), "-o", str(page)]) == 2
+    (tmp_path / "junk.parquet").write_text("junk")
+    assert main(["report", str(tmp_path / "junk.parquet"), "-o", str(page)]) == 2
+    err = capsys.readouterr().err
+    assert "none.parquet: no such file" in err and "junk.parquet: not a Parquet file" in err
+
+
+def test_run_report_is_self_contained(tmp_path, capsys):
+    page = tmp_path / "run.html"
+    assert main(["run", "--count", "2000", "--kernel", "6.9", "--kernel", "6.18", "--json", "--quiet",
+                 "--report", str(page)]) == 0
+    results = json.loads(capsys.readouterr().out)
+    text = _assert_self_contained(page)
+    assert text.count('class="plotly-graph-div"') == 2  # truesize by length; memory over time
+    assert "skbsim run --count 2000 --kernel 6.9 --kernel 6.18 --json --quiet --report" in text
+    assert f"<td class=\"num\">{results[1]['delivered']:,}</td>" in text
