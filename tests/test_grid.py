@@ -271,7 +271,7 @@ def test_resume_after_sigkill_loses_and_repeats_no_cell(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while len(list(parts.glob("*.parquet"))) < 6:
+        while len(list(parts.glob("*.arrow"))) < 6:
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "no cell finished"
             time.sleep(0.02)
@@ -290,7 +290,7 @@ def test_resume_after_sigkill_loses_and_repeats_no_cell(tmp_path):
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes of the killed grid still running: {left}"
     assert not out.exists()
-    kept = {p.name.split(".")[0] for p in parts.glob("*.parquet")}
+    kept = {p.name.split(".")[0] for p in parts.glob("*.arrow")}
     assert 6 <= len(kept) < n
 
     done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
@@ -408,3 +408,22 @@ def test_run_report_is_self_contained(tmp_path, capsys):
     assert text.count('class="plotly-graph-div"') == 2  # truesize by length; memory over time
     assert "skbsim run --count 2000 --kernel 6.9 --kernel 6.18 --json --quiet --report" in text
     assert f"<td class=\"num\">{results[1]['delivered']:,}</td>" in text
+
+
+def test_a_part_cut_short_is_run_again(tmp_path):
+    """A part file that a power loss cut short (renamed, but its end never reached the disk) is not a result."""
+    from skbsim.grid.cells import execute_cell
+    from skbsim.grid.store import ResultStore
+
+    spec = load_spec(str(_spec(tmp_path, "[fixed]\ncount = 300\n[axes]\nrcvbuf = [4096, 8192, 16384]\n")))
+    out = tmp_path / "r.parquet"
+    store = ResultStore(str(out))
+    store.open()
+    for cell in spec.cells[:2]:
+        store.write(execute_cell("run", cell.argv, {"cell.key": cell.key, "cell.session": "before"}))
+    cut = next(store.parts.glob(f"{spec.cells[1].key}.*"))
+    cut.write_bytes(cut.read_bytes()[:-20])
+    summary = run_grid(spec, str(out), serial=True, resume=True, progress=False)
+    assert (summary.reused, summary.ran, summary.rows) == (1, 2, 3)
+    sessions = [r["cell.session"] for r in pq.read_table(out).to_pylist()]
+    assert sessions[0] == "before" and sessions[1] == sessions[2] != "before"

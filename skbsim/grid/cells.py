@@ -158,7 +158,7 @@ def execute_cell(command: str, argv: list[str], meta: dict) -> dict:
     """
     row = dict(meta)
     row["cell.worker"] = f"{socket.gethostname()}:{os.getpid()}"
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     try:
         adapter = cell_command(command)
         result, note = adapter.execute(adapter.parse(argv))
@@ -171,6 +171,7 @@ def execute_cell(command: str, argv: list[str], meta: dict) -> dict:
         row["cell.error"] = error_text(err)
         row["cell.note"] = None
     row["cell.seconds"] = round(time.perf_counter() - started, 6)
+    row["cell.cpu_seconds"] = round(time.thread_time() - cpu, 6)
     return row
 
 
