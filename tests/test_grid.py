@@ -427,3 +427,27 @@ def test_a_part_cut_short_is_run_again(tmp_path):
     assert (summary.reused, summary.ran, summary.rows) == (1, 2, 3)
     sessions = [r["cell.session"] for r in pq.read_table(out).to_pylist()]
     assert sessions[0] == "before" and sessions[1] == sessions[2] != "before"
+
+
+def test_results_match_their_json_schema(serial_results):
+    """docs/schema/grid.schema.json describes the Parquet file as {metadata, rows}."""
+    jsonschema = pytest.importorskip("jsonschema", reason="needs jsonschema (pip install '.[test]')")
+    schema = json.loads((Path(__file__).resolve().parent.parent / "docs/schema/grid.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    table, meta = read_results(str(serial_results))
+    jsonschema.validate({"metadata": meta, "rows": table.to_pylist()}, schema)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.toml")))
+def test_example_specs_load(name):
+    from skbsim.grid.cells import CELL_COMMANDS
+
+    text = (EXAMPLES / f"{name}.toml").read_text()
+    command = text.split('command = "', 1)[1].split('"', 1)[0]
+    if command not in CELL_COMMANDS:
+        pytest.skip(f"examples/{name}.toml needs the {command!r} cell command, which this skbsim lacks")
+    spec = load_spec(str(EXAMPLES / f"{name}.toml"))
+    assert len(spec.cells) == {"rcvbuf": 4 * 4 * 8, "copybreak": 2 * 17}[name]

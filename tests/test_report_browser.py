@@ -1,89 +1,41 @@
-"""The HTML reports opened in a real headless browser (Debian's chromium, driven by selenium).
-
-Why selenium: it drives Debian's own chromedriver (package chromium-driver, the
-same version as the browser), so nothing is downloaded at test time, and it
-gives the browser's console log, the network log and screenshots through one
-small, well-kept API.  Playwright would fetch its own browser build; a
-hand-written DevTools client would be more code to keep.
+"""The HTML reports opened in a real headless browser (Debian's chromium, driven by selenium: see browser.py).
 
 Each page must load with no console error, request nothing from the network,
 draw every chart (its SVG and, per chart kind, the nodes of its traces), and
-give a screenshot of the expected size that is not blank where the first
-chart is.  Skips with the reason where chromium, chromedriver or selenium is
-missing.
+give a screenshot of the expected size that is not blank where a chart is.
+Skips with the reason where chromium, chromedriver or selenium is missing.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import shutil
 
+import browser as chromium_browser
 import pytest
 
 from skbsim.cli import main
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 WIDTH, HEIGHT = 1280, 1000
-
-#: what each chart has drawn once plotly.js has run: its SVG layers and its traces' nodes
-_RENDERED = """
-return Array.from(document.querySelectorAll('div.plotly-graph-div')).map(d => {
-  const box = d.getBoundingClientRect();
-  return {id: d.id, svgs: d.querySelectorAll('svg.main-svg').length,
-          heatmaps: d.querySelectorAll('g.hm image').length,
-          lines: d.querySelectorAll('g.scatterlayer g.trace path.js-line').length,
-          points: d.querySelectorAll('g.scatterlayer g.trace path.point').length,
-          box: [box.left, box.top, box.width, box.height]};
-});
-"""
 
 
 @pytest.fixture
 def browser(tmp_path):
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install '.[test]')")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--window-size={WIDTH},{HEIGHT}",
-                "--force-device-scale-factor=1"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        # The page's viewport itself (the window's size includes what headless chromium keeps for its frame).
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                               {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+    if chromium_browser.MISSING:
+        pytest.skip(chromium_browser.MISSING)
+    pytest.importorskip("selenium", reason="needs selenium (pip install '.[test]')")
+    with chromium_browser.chromium(tmp_path / "chromium-profile", WIDTH, HEIGHT) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _open(driver, path, charts: int) -> list[dict]:
-    """Load the page, wait for its charts to be drawn, check the console and the network; the charts."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.get(path.as_uri())
-    WebDriverWait(driver, 60).until(
-        lambda d: len([c for c in d.execute_script(_RENDERED) if c["svgs"]]) == charts)
-    rendered = driver.execute_script(_RENDERED)
-    errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    """Load the page: no console error, nothing asked of the network, every chart drawn."""
+    rendered, errors, requested = chromium_browser.load(driver, path, charts)
     assert errors == []
-    requested = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            requested.append(message["params"]["request"]["url"])
     assert [u for u in requested if not u.startswith(("file:", "data:", "blob:", "chrome:", "about:"))] == []
-    assert path.as_uri() in requested
+    assert path.resolve().as_uri() in requested
+    assert all(chart["svgs"] for chart in rendered)
     return rendered
 
 
@@ -92,9 +44,7 @@ def _check_screenshot(driver, chart: dict, out) -> None:
     area is drawn: inked, in many colours, not one flat fill."""
     from PIL import Image
 
-    left, top, width, height = driver.execute_script(
-        "const e = document.getElementById(arguments[0]); e.scrollIntoView(); "
-        "const b = e.getBoundingClientRect(); return [b.left, b.top, b.width, b.height];", chart["id"])
+    left, top, width, height = chromium_browser.scroll_to(driver, chart["id"])
     png = driver.get_screenshot_as_png()
     out.write_bytes(png)
     image = Image.open(io.BytesIO(png)).convert("RGB")
