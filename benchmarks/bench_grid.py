@@ -23,7 +23,7 @@ Prints figures; asserts nothing but that both ways give the same results.
    --cold, also with an empty numba cache (NUMBA_CACHE_DIR), where each worker
    compiles the fast engine once (not once per cell).
 
-Usage: python3 benchmarks/bench_grid.py [--workers 2] [--cells-count 100000] [--cold]
+Usage: python3 benchmarks/bench_grid.py [--workers N] [--cells-count 300000] [--cold]
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def per_worker(rows: list[dict]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--cells-count", type=int, default=100_000, help="frames per cell (default 100000)")
+    parser.add_argument("--cells-count", type=int, default=300_000, help="frames per cell (default 300000)")
     parser.add_argument("--cold", action="store_true", help="also measure workers starting with an empty numba cache")
     args = parser.parse_args()
     w = args.workers

@@ -271,7 +271,7 @@ def test_resume_after_sigkill_loses_and_repeats_no_cell(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while len(list(parts.glob("*.arrow"))) < 6:
+        while len(list(parts.glob("*.json"))) < 6:
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "no cell finished"
             time.sleep(0.02)
@@ -290,7 +290,7 @@ def test_resume_after_sigkill_loses_and_repeats_no_cell(tmp_path):
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes of the killed grid still running: {left}"
     assert not out.exists()
-    kept = {p.name.split(".")[0] for p in parts.glob("*.arrow")}
+    kept = {p.name.split(".")[0] for p in parts.glob("*.json")}
     assert 6 <= len(kept) < n
 
     done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
@@ -423,6 +423,7 @@ def test_a_part_cut_short_is_run_again(tmp_path):
         store.write(execute_cell("run", cell.argv, {"cell.key": cell.key, "cell.session": "before"}))
     cut = next(store.parts.glob(f"{spec.cells[1].key}.*"))
     cut.write_bytes(cut.read_bytes()[:-20])
+    (store.parts / f".{spec.cells[2].key}.1234.tmp").write_text("{")  # a write that was never renamed
     summary = run_grid(spec, str(out), serial=True, resume=True, progress=False)
     assert (summary.reused, summary.ran, summary.rows) == (1, 2, 3)
     sessions = [r["cell.session"] for r in pq.read_table(out).to_pylist()]

@@ -1,21 +1,22 @@
 """A grid's results: one part file per finished cell, one Parquet file at the end.
 
-While the grid runs, each finished cell's row is written to its own small
-Arrow IPC file in ``RESULTS.parquet.parts/``, under a temporary name, then
-renamed: a rename is atomic, so if the grid is killed (SIGKILL) while writing,
-the part is absent, never half there.  (Parts are not fsync'ed one by one: an
-IPC file ends with a magic number, so one that a power loss cut short is found
-unreadable by --resume, dropped and its cell run again.)  When the grid ends,
-finished or interrupted, the parts and the rows of an earlier RESULTS.parquet
-are merged into RESULTS.parquet (written aside, fsync'ed and renamed), ordered
-by cell, with one schema for all rows (an integer column that is a float in
-some cell becomes a float; a column that some cells lack is null there); then
-the parts are removed.  ``--resume`` reads the cell keys already in both, so a
-cell that finished is never run again.
+While the grid runs, each finished cell's row is written to its own small JSON
+file in ``RESULTS.parquet.parts/``, under a temporary name, then renamed: a
+rename is atomic, so if the grid is killed (SIGKILL) while writing, the part
+is absent, never half there.  (Parts are not fsync'ed one by one: a part that
+a power loss cut short does not parse, so --resume drops it and runs its cell
+again.)  When the grid ends, finished or interrupted, the parts and the rows
+of an earlier RESULTS.parquet are merged into RESULTS.parquet (written aside,
+fsync'ed and renamed), ordered by cell, each column typed from all its values
+(an integer column that is a float in some cell becomes a float; a column that
+some cells lack is null there); then the parts are removed.  ``--resume``
+reads the cell keys already in both, so a cell that finished is never run
+again.
 
-Why IPC parts and not Parquet parts: writing a one-row IPC file takes about
-0.4 ms, a one-row Parquet file about 7 ms (per-column pages, statistics and
-compression), which would be most of a small cell's overhead.
+Why JSON parts: writing one takes about 0.2 ms; a one-row Parquet file takes
+about 7 ms (per-column pages, statistics, compression) and a one-row Arrow
+file about 1.4 ms (most of it building the table), which on short cells would
+be a good part of the grid's own cost.
 """
 
 from __future__ import annotations
@@ -70,40 +71,34 @@ class ResultStore:
         return done
 
     def _part(self, key: str, status: str) -> Path:
-        return self.parts / f"{key}.{status}.arrow"
+        return self.parts / f"{key}.{status}.json"
 
     def _part_keys(self):
         if not self.parts.is_dir():
             return
         for path in self.parts.iterdir():
             key, dot, rest = path.name.partition(".")
-            status = rest.removesuffix(".arrow")
+            status = rest.removesuffix(".json")
             if dot and not path.name.startswith(".") and status in STATUSES:
                 yield key, status
 
-    def _read_part(self, key: str, status: str):
-        """A part's one-row table, or None (and the part removed) if it cannot be read."""
-        import pyarrow as pa
-        import pyarrow.ipc as ipc
-
+    def _read_part(self, key: str, status: str) -> dict | None:
+        """A part's row, or None (and the part removed) if it cannot be read."""
         path = self._part(key, status)
         try:
-            with ipc.open_file(path) as reader:
-                return reader.read_all()
-        except (OSError, pa.ArrowInvalid):
+            row = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            row = None
+        if not isinstance(row, dict) or row.get("cell.key") != key:
             path.unlink(missing_ok=True)
             return None
+        return row
 
     def write(self, row: dict) -> None:
         """Record one finished cell: its part file appears whole, or not at all."""
-        import pyarrow as pa
-        import pyarrow.ipc as ipc
-
         key, status = row["cell.key"], row["cell.status"]
-        table = pa.Table.from_pylist([row])
         tmp = self.parts / f".{key}.{os.getpid()}.tmp"
-        with ipc.new_file(tmp, table.schema) as writer:
-            writer.write_table(table)
+        tmp.write_text(json.dumps(row))
         os.replace(tmp, self._part(key, status))
         for other in STATUSES:  # a cell rerun by --resume replaces its failed row
             if other != status:
@@ -122,32 +117,22 @@ class ResultStore:
         cells = {cell.key: cell for cell in spec.cells}
         # "error" sorts before "ok": a cell with both parts (killed between writing one and removing the
         # other) keeps its "ok" row.
-        parts = {key: part for key, status in sorted(self._part_keys(), key=lambda ks: ks[1])
-                 if (part := self._read_part(key, status)) is not None}
-        tables = list(parts.values())
+        parts = {key: row for key, status in sorted(self._part_keys(), key=lambda ks: ks[1])
+                 if (row := self._read_part(key, status)) is not None}
+        rows = [row for key, row in parts.items() if key in cells]
         if self.out.exists():
-            earlier = pq.read_table(self.out)
-            keep = [i for i, key in enumerate(earlier.column("cell.key").to_pylist())
-                    if key not in parts and key in cells]
-            tables.append(earlier.take(keep))
-        rows = [row for table in tables for row in table.to_pylist() if row["cell.key"] in cells]
-        axes = [axis.name for axis in spec.axes]
+            rows.extend(row for row in pq.read_table(self.out).to_pylist()
+                        if row["cell.key"] not in parts and row["cell.key"] in cells)
         for row in rows:
             cell = cells[row["cell.key"]]
             row.update(cell.axes)
             row["cell.index"] = cell.index
             row["cell.command"] = cell.command_line(spec.command)
         rows.sort(key=lambda row: row["cell.index"])
-        # One schema for every row: the parts' and earlier file's columns, widened where cells differ;
-        # the axes typed by the spec's labels.
-        schema = pa.unify_schemas([t.schema.remove_metadata() for t in tables] or [pa.schema([])],
-                                  promote_options="permissive")
-        for axis in spec.axes:
-            typed = pa.field(axis.name, pa.array(axis.labels).type)
-            i = schema.get_field_index(axis.name)
-            schema = schema.set(i, typed) if i >= 0 else schema.append(typed)
-        merged = pa.Table.from_pylist(rows, schema=schema)
-        merged = merged.select(_column_order(merged.column_names, axes))
+        axes = [axis.name for axis in spec.axes]
+        # Axes, then the cell's own columns, then the results in the order the cells had them.
+        names = list(dict.fromkeys([*axes, *CELL_COLUMNS, *(name for row in rows for name in row)]))
+        merged = pa.table({name: _column([row.get(name) for row in rows]) for name in names})
         merged = merged.replace_schema_metadata({METADATA_KEY: json.dumps(spec.metadata()).encode()})
         tmp = self.out.with_name(f".{self.out.name}.{os.getpid()}.tmp")
         try:
@@ -166,10 +151,15 @@ CELL_COLUMNS = ("cell.index", "cell.status", "cell.error", "cell.command", "cell
                 "cell.cpu_seconds", "cell.worker", "cell.session", "cell.key")
 
 
-def _column_order(names: list[str], axes: list[str]) -> list[str]:
-    """Axes, then the cell's own columns, then the results in the order the first row had them."""
-    first = [n for n in axes if n in names] + [n for n in CELL_COLUMNS if n in names]
-    return first + [n for n in names if n not in first]
+def _column(values: list):
+    """One column from every row's value: integers and floats together make floats; anything else mixed
+    (a result that is a number in one cell and text in another) becomes text."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v) for v in values])
 
 
 def read_results(path: str):
