@@ -75,7 +75,8 @@ class HtmlReport:
         import plotly.io as pio
 
         self.charts += 1
-        fig.update_layout(height=height, template="plotly_white", margin=dict(l=70, r=30, t=60, b=60))
+        fig.update_layout(height=height, template="plotly_white",
+                          margin=dict(l=70, r=30, t=fig.layout.margin.t or 60, b=60))  # room a menu asked for
         div = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"chart-{self.charts}",
                           config={"displaylogo": False, "responsive": True})
         self.parts.append(f'<div class="chart" style="height:{height}px">{div}</div>')

@@ -2,9 +2,9 @@
 
 A heat map of each chosen metric over two axes and its lines over a third
 (the other axes chosen in a drop-down; each heat map coloured over its own
-range, its values written in it),
-then every cell: its axes, status, metrics and the command line that reruns
-it (add ``--report FILE.html`` to it for that run's own charts).
+range, its values written in it), then every cell: its axes, status, metrics
+and the command line that reruns it (add ``--report FILE.html`` to it for that
+run's own charts).
 """
 
 from __future__ import annotations

@@ -67,12 +67,10 @@ def run_grid(spec: GridSpec, out: str, *, scheduler: str | None = None, workers:
 
     try:
         with _Bar(len(spec.cells), summary.reused, enabled=progress) as bar:
-            if not todo:
-                pass
-            elif serial:
+            if serial:
                 for cell in todo:
                     record(execute_cell(spec.command, cell.argv, meta[cell.key]))
-            else:
+            elif todo:
                 with _client(scheduler, workers, timeout) as client:
                     if warm:
                         summary.warm_up = _warm_up(client, spec, todo)
