@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from skbsim.errors import InputError
+from skbsim.files import shown
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em 2em; color: #222; }
@@ -104,7 +105,7 @@ class HtmlReport:
             os.replace(tmp, target)
         except OSError as err:
             tmp.unlink(missing_ok=True)
-            raise InputError(f"{option} {path}: cannot write: {err.strerror}") from None
+            raise InputError(f"{option} {shown(path)}: cannot write: {err.strerror}") from None
         return str(target)
 
 

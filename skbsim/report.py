@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 from skbsim.errors import InputError
+from skbsim.files import shown
 
+#: One record per packet, in this order (docs/output.md says what each field means).
 TRACE_FIELDS = ("time_ns", "cpu", "frame_len", "len", "data_len", "truesize", "nr_frags", "path", "head_source",
                 "outcome")
+TRACE_SUFFIXES = (".jsonl", ".csv")
 
 
 class TraceWriter:
@@ -22,31 +25,64 @@ class TraceWriter:
         elif path.endswith(".csv"):
             self.kind = "csv"
         else:
-            raise InputError(f"--trace {path}: the file name must end in .jsonl or .csv")
+            raise InputError(f"--trace {shown(path)}: the file name must end in .jsonl or .csv")
         try:
             self.file = open(path, "w", newline="")
         except OSError as err:
-            raise InputError(f"--trace {path}: cannot write: {err.strerror}") from None
+            raise InputError(f"--trace {shown(path)}: cannot write: {err.strerror}") from None
         self.csv = None
         if self.kind == "csv":
             self.csv = csv.writer(self.file)
-            self.csv.writerow(TRACE_FIELDS)
+            try:
+                self.csv.writerow(TRACE_FIELDS)
+            except OSError as err:
+                raise self._cannot_write(err) from None
+
+    def _cannot_write(self, err: OSError) -> InputError:
+        """A full disk is one line, not a traceback."""
+        return InputError(f"--trace {shown(self.path)}: cannot write: {err.strerror}")
 
     def write(self, time_ns: int, cpu: int, frame_len: int, record, outcome: str) -> None:
         if record is None:
             record = (None, None, None, None, None, None)
         row = (time_ns, cpu, frame_len, *record, outcome)
-        if self.csv is not None:
-            self.csv.writerow(row)
-        else:
-            self.file.write(json.dumps(dict(zip(TRACE_FIELDS, row)), separators=(",", ":")) + "\n")
+        try:
+            if self.csv is not None:
+                self.csv.writerow(row)
+            else:
+                self.file.write(json.dumps(dict(zip(TRACE_FIELDS, row)), separators=(",", ":")) + "\n")
+        except OSError as err:
+            raise self._cannot_write(err) from None
 
     def close(self) -> None:
-        self.file.close()
+        if self.file.closed:
+            return
+        try:
+            self.file.close()
+        except OSError as err:
+            raise self._cannot_write(err) from None
+
+
+def run_labels(results: list[dict]) -> list[str]:
+    """A name for each run: kernel and driver, and the options in which the runs differ, so that no
+    two runs of a comparison share a name."""
+    keys = sorted({key for r in results for key in r["options"]})
+    differing = [key for key in keys if len({r["options"].get(key) for r in results}) > 1]
+    labels = []
+    for r in results:
+        opts = ",".join(f"{key}={r['options'][key]}" for key in differing if key in r["options"])
+        labels.append(f"{r['kernel']} {r['driver']}" + (f" {opts}" if opts else ""))
+    return labels
+
+
+def summary_heading(results: list[dict]) -> list[str]:
+    """The lines above the summary table: its title, then the traffic, said once for all the runs."""
+    return ["skbsim run", *(f"traffic: {description}" for description in sorted({r["traffic"] for r in results}))]
 
 
 def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """The summary's column headers (one per run) and rows (a label, then one value per run)."""
+    """The summary's column headers (one per run) and rows (a label, then one value per run): what the
+    terminal's table and the HTML report both show."""
     headers = [""]
     for r in results:
         opts = ",".join(f"{k}={v}" for k, v in r["options"].items())
@@ -57,7 +93,6 @@ def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
         rows.append([label, *[str(fn(r)) for r in results]])
 
     row("engine", lambda r: r["engine"])
-    row("traffic", lambda r: r["traffic"])
     row("packets", lambda r: f"{r['packets']:,}")
     row("bytes", lambda r: f"{r['bytes']:,}")
     row("delivered", lambda r: f"{r['delivered']:,}")
@@ -84,6 +119,22 @@ def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     row("skb cache gets/hits", lambda r: "{gets:,}/{hits:,}".format(**r["napi_skb_cache"]))
     row("skb cache refills/flushes", lambda r: "{refills:,}/{flushes:,}".format(**r["napi_skb_cache"]))
     row("NAPI polls / time squeeze", lambda r: f"{r['napi']['polls']:,} / {r['napi']['time_squeeze']:,}")
+    if any("gro" in r for r in results):
+        # TCP runs: what GRO merged, and what one merged skb costs.
+        def gro(r, key, fmt="{:,}"):
+            return fmt.format(r["gro"][key]) if "gro" in r else "-"
+
+        row("GRO skbs in / out", lambda r: f"{gro(r, 'skbs_in')} / {gro(r, 'skbs_out')}")
+        row("GRO segments / skb", lambda r: gro(r, "segments_per_skb"))
+        row("GRO truesize / skb", lambda r: gro(r, "truesize_per_skb"))
+        row("GRO truesize / byte", lambda r: gro(r, "truesize_per_byte"))
+        row("GRO merged: stolen head/frags/frag_list", lambda r: "{stolen_head:,}/{frags:,}/{frag_list:,}".format(
+            **r["gro"]["merged"]) if "gro" in r else "-")
+        row("GRO sk_buffs to NAPI cache", lambda r: gro(r, "napi_cache_puts"))
+        reasons = sorted({reason for r in results for reason in r.get("gro", {}).get("flushes", {})})
+        for reason in reasons:
+            row(f"GRO flushes: {reason}", lambda r, reason=reason: f"{r['gro']['flushes'].get(reason, 0):,}"
+                if "gro" in r else "-")
     row("socket rcvbuf / peak rmem", lambda r: f"{r['socket']['rcvbuf']:,} / {r['socket']['peak_rmem_alloc']:,}")
     row("socket drops", lambda r: f"{r['socket']['drops']:,}")
     layers = sorted({layer for r in results for layer in r.get("faults", {})})
@@ -94,38 +145,46 @@ def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
         row("skb / buffer alloc failures", lambda r: "{skb_alloc_failures:,} / {buffer_alloc_failures:,}".format(
             **r["driver_stats"]))
         row("skb cache refill failures", lambda r: f"{r['napi_skb_cache']['refill_failures']:,}")
+    if any("page_pool" in r for r in results):
+        from skbsim.net.page_pool import PP_STATS
+
+        # The page_pool counters under the names ethtool -S gives them, summed over the queues.
+        for name in PP_STATS:
+            row(f"page_pool {name}", lambda r, name=name: f"{r['page_pool'][name]:,}" if "page_pool" in r else "-")
     return headers, rows
 
 
 def leak_lines(results: list[dict]) -> list[str]:
-    """The leak check's verdict and the model's warnings, one line each, per run."""
+    """The leak check's verdict (and a page_pool's own leak lines) and the model's warnings, per run."""
     lines = []
-    for r in results:
+    for r, label in zip(results, run_labels(results)):
         leaks = r["leaks"]
-        label = f"{r['kernel']} {r['driver']}"
         if leaks["clean"]:
             lines.append(f"leak check ({label}): clean - every page, slab object and skb was given back")
         else:
-            lines.append(
-                f"leak check ({label}): {leaks['skbs']} skbs, {leaks['slab_objects']} slab objects, "
-                f"{leaks['pages']} pages not given back"
-            )
+            lines.append(f"leak check ({label}): {leaks['skbs']} skbs, {leaks['slab_objects']} slab objects, "
+                         f"{leaks['pages']} pages not given back")
+            lines.extend(f"leak check ({label}): {line}" for line in leaks["details"] if line.startswith("<page_pool"))
         lines.extend(f"warning ({label}): {warning}" for warning in r["warnings"])
     return lines
 
 
 def render_summary(results: list[dict], console) -> None:
-    """One column per run: the same traffic side by side when there are several."""
+    """One column per run: the same traffic side by side when there are several (said once, above)."""
     from rich.table import Table
 
+    from skbsim.commands.common import print_table
+
+    for line in summary_heading(results):
+        console.print(line, highlight=False, soft_wrap=True)
     headers, rows = summary_rows(results)
-    table = Table(title="skbsim run", title_justify="left")
+    table = Table()
     table.add_column(headers[0])
     for header in headers[1:]:
         table.add_column(header, justify="right")
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    print_table(console, table)
     for line in leak_lines(results):
         console.print(line)
 
@@ -136,10 +195,6 @@ def _bytes(n: int) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1024
     return str(n)
-
-
-def run_label(result: dict) -> str:
-    return f"{result['kernel']} {result['driver']}"
 
 
 def truesize_curve(extra: dict) -> tuple[list[int], list[float]]:
@@ -159,8 +214,36 @@ def memory_series(extra: dict) -> tuple[list[float], list[float], list[float]]:
             [s / 1024 for _, _, s in series])
 
 
+def peak_label(result: dict, label: str) -> str:
+    """The name of a run's peak sk_rmem_alloc line, with how far it went over sk_rcvbuf."""
+    peak = result["socket"]["peak_rmem_alloc"]
+    over = peak - result["socket"]["rcvbuf"]
+    return f"{label}: peak {peak:,} B" + (f" ({over:+,} B over sk_rcvbuf)" if over > 0 else "")
+
+
+def socket_zoom(results: list[dict]) -> tuple[float, float] | None:
+    """The sk_rmem_alloc axis range (KiB) when a socket fills up: the top quarter, where the limit and
+    any overshoot are; None when no run comes near its limit."""
+    rcvbufs = [r["socket"]["rcvbuf"] for r in results]
+    peaks = [r["socket"]["peak_rmem_alloc"] for r in results]
+    if max(peaks) < 0.9 * min(rcvbufs):
+        return None
+    return 0.75 * min(rcvbufs) / 1024, 1.01 * max(peaks + rcvbufs) / 1024
+
+
+TRUESIZE_AXES = ("frame length on the wire (bytes)", "skb truesize (bytes)")
+MEMORY_AXES = ("simulated time (ms)", "memory in use (KiB)", "socket sk_rmem_alloc (KiB)")
+ZOOM_TITLE = "sk_rmem_alloc near the limit (top quarter)"
+
+
 def write_plots(directory: str, runs: list[tuple[dict, dict]]) -> list[str]:
-    """PNG plots: truesize against frame length; memory and socket occupancy over time."""
+    """PNG plots: truesize against frame length; memory and socket occupancy over time.
+
+    Lines are named by run_labels() (what differs between the runs).  The
+    socket panel draws each sk_rcvbuf as a dashed line and each run's peak
+    sk_rmem_alloc (from the run's own counters: the series is thinned and may
+    miss the peak) as a dotted one, so an overshoot of the limit shows.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,49 +253,66 @@ def write_plots(directory: str, runs: list[tuple[dict, dict]]) -> list[str]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise InputError(f"--plot {directory}: cannot create: {err.strerror}") from None
+        raise InputError(f"--plot {shown(directory)}: cannot create: {err.strerror}") from None
     written = []
+    results = [result for result, _ in runs]
+    labels = run_labels(results)
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for result, extra in runs:
+    for (result, extra), label in zip(runs, labels):
         lengths, means = truesize_curve(extra)
-        ax.plot(lengths, means, marker="o", linestyle="", markersize=3, label=run_label(result))
+        ax.plot(lengths, means, marker="o", linestyle="", markersize=3, label=label)
     ax.set_xlabel(TRUESIZE_AXES[0])
     ax.set_ylabel(TRUESIZE_AXES[1])
     ax.set_title("truesize against frame length")
     ax.grid(True, alpha=0.3)
     ax.legend()
     path = out / "truesize.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path)
     written.append(str(path))
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    for result, extra in runs:
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    for (result, extra), label in zip(runs, labels):
         if not extra["series"]:
             continue
         times, memory, rmem = memory_series(extra)
-        top.plot(times, memory, label=run_label(result))
-        bottom.plot(times, rmem, label=run_label(result))
+        top.plot(times, memory, label=label)
+        line, = bottom.plot(times, rmem, label=label)
+        bottom.axhline(result["socket"]["peak_rmem_alloc"] / 1024, color=line.get_color(), linestyle=":",
+                       linewidth=1.2, label=peak_label(result, label))
+    for rcvbuf in sorted({r["socket"]["rcvbuf"] for r in results}):
+        bottom.axhline(rcvbuf / 1024, color="black", linestyle="--", linewidth=1, label=f"sk_rcvbuf {rcvbuf:,} B")
+    zoom = socket_zoom(results)
+    if zoom is not None:
+        bottom.set_ylim(*zoom)
+        bottom.set_title(ZOOM_TITLE, fontsize=9)
     top.set_ylabel(MEMORY_AXES[1])
     top.grid(True, alpha=0.3)
-    top.legend()
+    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     bottom.set_ylabel(MEMORY_AXES[2])
     bottom.set_xlabel(MEMORY_AXES[0])
     bottom.grid(True, alpha=0.3)
+    bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     path = out / "memory.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _save(fig, path)
     written.append(str(path))
     return written
 
 
-TRUESIZE_AXES = ("frame length on the wire (bytes)", "skb truesize (bytes)")
-MEMORY_AXES = ("simulated time (ms)", "memory in use (KiB)", "socket sk_rmem_alloc (KiB)")
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    except OSError as err:
+        raise InputError(f"--plot {shown(path)}: cannot write: {err.strerror}") from None
+    finally:
+        plt.close(fig)
 
 
 def write_run_report(path: str, runs: list[tuple[dict, dict]], command_line: str) -> str:
-    """``skbsim run --report``: the summary table and the PNG plots as interactive charts, in one HTML file."""
+    """``skbsim run --report``: what the terminal shows (the traffic line, the summary table, the leak
+    check) and the PNG plots as interactive charts, with the command line, in one HTML file."""
     import plotly.graph_objects as go
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
@@ -220,42 +320,55 @@ def write_run_report(path: str, runs: list[tuple[dict, dict]], command_line: str
     from skbsim.htmlreport import HtmlReport
 
     results = [result for result, _ in runs]
-    report = HtmlReport("skbsim run", subtitle=", ".join(run_label(r) for r in results))
+    labels = run_labels(results)
+    title, *traffic = summary_heading(results)
+    report = HtmlReport(title, subtitle=", ".join(labels))
+    for line in traffic:
+        report.paragraph(line)
     report.heading("Summary")
-    headers, rows = summary_rows(results)
-    report.table(headers, rows)
+    report.table(*summary_rows(results))
     for line in leak_lines(results):
         report.paragraph(line)
 
     report.heading("truesize against frame length")
     fig = go.Figure()
-    for result, extra in runs:
+    for (result, extra), label in zip(runs, labels):
         lengths, means = truesize_curve(extra)
-        fig.add_trace(go.Scatter(x=lengths, y=means, mode="markers", marker=dict(size=5), name=_trace_name(result)))
+        fig.add_trace(go.Scatter(x=lengths, y=means, mode="markers", marker=dict(size=5), name=label))
     fig.update_layout(xaxis_title=TRUESIZE_AXES[0], yaxis_title=TRUESIZE_AXES[1], hovermode="closest")
     report.figure(fig, caption="Mean skb truesize of the delivered skbs at each frame length.")
 
     report.heading("Memory and socket occupancy over time")
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
-    for i, (result, extra) in enumerate(runs):
+    zoom = socket_zoom(results)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=("", ZOOM_TITLE if zoom is not None else ""))
+    span: list[float] = []  # the simulated time the runs cover, for the horizontal lines
+    for i, ((result, extra), label) in enumerate(zip(runs, labels)):
+        if not extra["series"]:
+            continue
         times, memory, rmem = memory_series(extra)
+        span += [times[0], times[-1]]
         color = qualitative.Plotly[i % len(qualitative.Plotly)]
-        name = _trace_name(result)
-        fig.add_trace(go.Scatter(x=times, y=memory, mode="lines", name=name, legendgroup=name,
+        fig.add_trace(go.Scatter(x=times, y=memory, mode="lines", name=label, legendgroup=label,
                                  line=dict(color=color)), row=1, col=1)
-        fig.add_trace(go.Scatter(x=times, y=rmem, mode="lines", name=name, legendgroup=name, showlegend=False,
+        fig.add_trace(go.Scatter(x=times, y=rmem, mode="lines", name=label, legendgroup=label, showlegend=False,
                                  line=dict(color=color)), row=2, col=1)
+        peak = result["socket"]["peak_rmem_alloc"] / 1024
+        fig.add_trace(go.Scatter(x=[times[0], times[-1]], y=[peak, peak], mode="lines", name=peak_label(result, label),
+                                 line=dict(color=color, dash="dot", width=1.2)), row=2, col=1)
+    for rcvbuf in sorted({r["socket"]["rcvbuf"] for r in results}) if span else ():
+        fig.add_trace(go.Scatter(x=[min(span), max(span)], y=[rcvbuf / 1024] * 2, mode="lines",
+                                 name=f"sk_rcvbuf {rcvbuf:,} B", line=dict(color="black", dash="dash", width=1)),
+                      row=2, col=1)
+    if zoom is not None:
+        fig.update_yaxes(range=list(zoom), row=2, col=1)
     fig.update_yaxes(title_text=MEMORY_AXES[1], row=1, col=1)
     fig.update_yaxes(title_text=MEMORY_AXES[2], row=2, col=1)
     fig.update_xaxes(title_text=MEMORY_AXES[0], row=2, col=1)
-    report.figure(fig, height=600, caption="Pages in use by the whole receive path, and the socket's sk_rmem_alloc.")
+    report.figure(fig, height=650, caption="Pages in use by the whole receive path, and the socket's sk_rmem_alloc "
+                  "with each sk_rcvbuf (dashed) and each run's peak (dotted; from the run's own counters, since the "
+                  "series is thinned and may miss it).")
 
     report.heading("Command line")
     report.commands([command_line])
     return report.write(path)
-
-
-def _trace_name(result: dict) -> str:
-    opts = ",".join(f"{k}={v}" for k, v in result["options"].items())
-    return run_label(result) + (f" {opts}" if opts else "")
-

@@ -1,9 +1,12 @@
 """The receive path end to end, in simulated time: the reference engine.
 
 traffic -> NIC queue (RSS, one per CPU) -> hard IRQ -> net_rx_action / NAPI
-poll (weight 64, netdev_budget 300, 2 jiffies) -> driver RX -> the stack
-(skb handed over after eth_type_trans) -> UDP socket (sk_rcvbuf admission)
--> the application reading -> the skb freed -> caches and pages.
+poll (weight 64, netdev_budget 300, 2 jiffies) -> driver RX -> GRO
+(napi_gro_receive(): TCP segments merge, everything else goes up as built)
+-> the stack -> UDP socket (sk_rcvbuf admission) -> the application
+reading -> the skb freed -> caches and pages.  (Every skb GRO passes up
+lands on the one UDP socket, TCP aggregates too, until a TCP receiver is
+modelled: _deliver() is the one place that hands skbs to a socket.)
 
 Each arrow is one call; statistics are counted where the calls happen.  The
 event loop is a heap of (time, order, kind, cpu) entries: frame arrivals are
@@ -18,21 +21,27 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from skbsim.drivers import DRIVERS
+from skbsim.drivers.pp_common import queue_page_pool_stats, sum_page_pool_stats
 from skbsim.errors import InputError
-from skbsim.kernel import Kernel
+from skbsim.kernel import HZ, Kernel
 from skbsim.mm.fault import fault_report, fault_rules
-from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
+from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_list_del, napi_schedule, napi_struct, net_device
 from skbsim.net.skbuff import skb_defer_free_flush
 from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
 from skbsim.profile import load_profile
-from skbsim.traffic import parse_traffic
+from skbsim.traffic import DEFAULT_INDIRECTION_SIZE, parse_traffic
 
 NETDEV_BUDGET = 300
-HZ = 250
 #: netdev_budget_usecs defaults to 2 * USEC_PER_SEC / HZ: two jiffies.
 NETDEV_BUDGET_NS = 2 * 1_000_000_000 // HZ
 
-_ARRIVAL, _POLL, _READ = 0, 1, 2
+_ARRIVAL, _POLL, _READ, _GRO_TIMER = 0, 1, 2, 3
+
+#: One RX queue per CPU, and RSS hashes over DEFAULT_INDIRECTION_SIZE table entries: more CPUs than
+#: entries would never receive a frame.  Memory stays a few hundred MiB at the bound (docs/output.md).
+MAX_CPUS = DEFAULT_INDIRECTION_SIZE
+#: Simulated time is in ns; the fast engine holds it in an int64, the reference engine stays with it.
+SIM_CLOCK_MAX_NS = (1 << 63) - 1
 
 
 @dataclass
@@ -50,6 +59,7 @@ class RunConfig:
     rate: float | None = 1_000_000.0
     arrival: str = "constant"
     rcvbuf: int = RMEM_DEFAULT
+    #: reads per second; None: as fast as datagrams come; 0: nobody reads
     app_rate: float | None = None
     seed: int = 0
     irq_latency_ns: int = 2_000
@@ -58,12 +68,19 @@ class RunConfig:
     faults: tuple = ()
 
     def validate(self) -> None:
-        if self.cpus < 1:
-            raise InputError(f"--cpus must be at least 1, got {self.cpus}")
+        if not 1 <= self.cpus <= MAX_CPUS:
+            raise InputError(f"--cpus must be 1..{MAX_CPUS}, got {self.cpus}: RSS spreads flows over a "
+                             f"{DEFAULT_INDIRECTION_SIZE}-entry indirection table, so more queues would never "
+                             "receive a frame")
         if self.rcvbuf < 1:
             raise InputError(f"--rcvbuf must be positive, got {self.rcvbuf}")
-        if self.app_rate is not None and not self.app_rate > 0:
-            raise InputError(f"--app-rate must be positive (or 'unlimited'), got {self.app_rate}")
+        if self.app_rate is not None:
+            if not self.app_rate >= 0:
+                raise InputError(f"--app-rate must be 0 (no reader), a positive rate or 'unlimited', "
+                                 f"got {self.app_rate}")
+            if self.app_rate and not 1e9 / self.app_rate <= SIM_CLOCK_MAX_NS:
+                raise InputError(f"--app-rate {self.app_rate:g}: fewer than one read before the simulated clock "
+                                 "ends (2**63 ns, 292 years); --app-rate 0 is a reader that never reads")
         if self.rate is not None and not self.rate > 0:
             raise InputError(f"--rate must be positive, got {self.rate}")
         if self.count is not None and self.count < 0:
@@ -104,7 +121,7 @@ class _CpuState:
     """One CPU's NIC queue and NAPI instance, as the simulator schedules them."""
 
     __slots__ = ("cpu", "napi", "queue", "scheduled", "budget_left", "round_start", "busy_until", "oversize_seen",
-                 "ring_seen")
+                 "ring_seen", "timer_due")
 
     def __init__(self, cpu: int, napi: napi_struct, queue):
         self.cpu = cpu
@@ -117,6 +134,8 @@ class _CpuState:
         # The queue's drop counters as far as the simulator has accounted for them.
         self.oversize_seen = queue.stats.oversize_drops
         self.ring_seen = queue.stats.ring_drops
+        # When the NAPI's GRO flush timer fires (hrtimer_start() re-arms it: only the latest counts).
+        self.timer_due = -1
 
 
 class Simulation:
@@ -139,6 +158,8 @@ class Simulation:
             rate=config.rate,
             arrival=config.arrival,
             nqueues=config.cpus,
+            # Every frame's RSS hash, on one queue too: the NIC hashes it and GRO picks its bucket by it.
+            rss=True,
         )
         self.dev = net_device("eth0")
         self.sock = udp_sock(self.kernel, config.rcvbuf)
@@ -164,8 +185,9 @@ class Simulation:
         self.order = 0
         self.now = 0
         self.app_next = 0
-        # The reader starts blocked in recvmsg(), waiting for the first datagram.
-        self.app_waiting = True
+        # The reader starts blocked in recvmsg(), waiting for the first datagram; --app-rate 0 has
+        # no reader at all.
+        self.app_waiting = config.app_rate != 0
         self.app_cpu = 0
         # Statistics, counted where they happen.
         self.packets = 0
@@ -210,8 +232,10 @@ class Simulation:
                 self.now = time_ns
                 if kind == _POLL:
                     self._poll(cpus[cpu])
-                else:
+                elif kind == _READ:
                     self._app_read()
+                else:
+                    self._gro_timer(cpus[cpu], time_ns)
                 continue
             if pending is None:
                 break
@@ -267,11 +291,22 @@ class Simulation:
     def _raise_irq(self, state: _CpuState, time_ns: int) -> None:
         """Hard IRQ -> napi_schedule(): NET_RX softirq runs after the IRQ latency."""
         self.irqs += 1
+        self._napi_schedule(state, time_ns + self.irq_latency_ns)
+
+    def _napi_schedule(self, state: _CpuState, time_ns: int) -> None:
         state.scheduled = True
-        start = max(time_ns + self.irq_latency_ns, state.busy_until)
+        napi_schedule(state.napi, state.cpu)
+        start = max(time_ns, state.busy_until)
         state.budget_left = NETDEV_BUDGET
         state.round_start = start
         self._push(start, _POLL, state.cpu)
+
+    def _gro_timer(self, state: _CpuState, time_ns: int) -> None:
+        """net/core/dev.c: napi_watchdog() - the GRO flush timer schedules the NAPI unless it is
+        scheduled already; the poll finds no work and napi_complete_done() passes everything up."""
+        if time_ns != state.timer_due or state.scheduled:
+            return
+        self._napi_schedule(state, time_ns)
 
     # -- NAPI ---------------------------------------------------------------------------------------
 
@@ -284,6 +319,9 @@ class Simulation:
         delivered = []
         stats = state.queue.stats
         taken_before = stats.frames + stats.frames_dropped
+        kernel.jiffies = self.now * HZ // 1_000_000_000
+        napi = state.napi
+        napi.timer_ns = 0
         with kernel.softirq(cpu):
             skb_defer_free_flush(kernel)
             budget = min(NAPI_POLL_WEIGHT, state.budget_left)
@@ -298,6 +336,10 @@ class Simulation:
         end = self.now + max(work, len(delivered)) * cost
         state.busy_until = end
         state.budget_left -= work
+        if napi.timer_ns:
+            # napi_complete_done() kept skbs in GRO and armed the flush timer.
+            state.timer_due = end + napi.timer_ns
+            self._push(state.timer_due, _GRO_TIMER, cpu)
         # With no traffic left, a poll that took no frame off the ring (an allocation keeps
         # failing) would be retried for ever: NAPI ends instead, and the frames still on
         # the ring are dropped when it is closed.
@@ -315,6 +357,7 @@ class Simulation:
             # napi_complete_done(): interrupts back on; frames that arrived
             # during the poll raise one at once.
             state.scheduled = False
+            napi_list_del(state.napi)
             if _pending(state.queue) and not stalled:
                 self._raise_irq(state, end)
         if self.app_rate is None:
@@ -339,9 +382,7 @@ class Simulation:
             record = (skb.len, skb.data_len, truesize, len(skb.shinfo.frags), skb.path, skb.head_source)
         if udp_queue_rcv_skb(self.kernel, self.sock, skb):
             # Counted after queueing: skb_condense() may have dropped frag pages.
-            pages = [self.kernel.pages.virt_to_head_page(skb.head).pfn]  # the pages the skb keeps alive
-            if skb.shinfo.frags:
-                pages.extend([frag.page.pfn for frag in skb.shinfo.frags])
+            pages = _pinned_pages(self.kernel, skb)
             self.queued_pages.append((skb, pages))
             pinned = self.pinned
             for page in pages:
@@ -413,6 +454,7 @@ class Simulation:
             if self.trace is not None:
                 self._trace_driver_drops(state)
         driver_stats = _sum_stats(state.queue.stats.as_dict() for state in self.cpus)
+        pool_stats = [queue_page_pool_stats(state.queue) for state in self.cpus]
         nc_stats = _napi_cache_stats(kernel)
         frag_stats = _page_frag_stats(kernel)
         report = kernel.leak_check()
@@ -468,7 +510,82 @@ class Simulation:
         }
         if self.config.faults:
             result["faults"] = fault_report(self.config.faults, kernel.faults.injected)
+        gro = _gro_stats(self.cpus)
+        if gro.tcp_segments:
+            # Only runs where a segment could merge report GRO (the fast engine covers the others).
+            result["gro"] = gro_report(gro)
+        if pool_stats[0] is not None:
+            # Drivers built on page_pool: the counters ethtool -S shows, summed over the queues.
+            result["page_pool"] = sum_page_pool_stats(pool_stats)
         return result
+
+
+def tcp_through_gro(config: RunConfig) -> bool:
+    """Whether GRO sees TCP segments in this run (and so may merge them, and the run reports "gro").
+
+    TCP traffic is tcp-bulk, or a capture with an IPv4 TCP frame over
+    Ethernet (skbsim.traffic.capture.capture_has_tcp(), within --count).
+    Every NAPI driver hands its skbs to GRO unless ``--opt gro=0``; tun
+    does only with IFF_NAPI.
+    """
+    options = config.options
+    if options.get("gro", "1") == "0" or (config.driver == "tun" and options.get("napi", "0") != "1"):
+        return False
+    kind = config.traffic.split(":", 1)[0].strip().lower()
+    if kind == "tcp-bulk":
+        return True
+    if kind not in ("pcap", "pcapng"):
+        return False
+    from skbsim.traffic.capture import capture_has_tcp
+
+    return capture_has_tcp(parse_traffic(config.traffic, count=config.count, nqueues=config.cpus))
+
+
+def _pinned_pages(kernel: Kernel, skb) -> list[int]:
+    """The pfns of the pages an skb keeps alive: its head's, its frags', and those of its frag_list skbs."""
+    virt_to_head_page = kernel.pages.virt_to_head_page
+    pages = [virt_to_head_page(skb.head).pfn]
+    shinfo = skb.shinfo
+    if shinfo.frags:
+        pages.extend([frag.page.pfn for frag in shinfo.frags])
+    for member in shinfo.frag_list or ():
+        pages.extend(_pinned_pages(kernel, member))
+    return pages
+
+
+def gro_report(stats) -> dict:
+    """The "gro" object of a run's JSON: what GRO did and what a merged skb costs (skbsim.net.gro.gro_stats)."""
+    up = stats.handed_up
+    aggregates = stats.aggregates
+    return {
+        "skbs_in": stats.received,
+        "skbs_out": up,
+        "segments_per_skb": round(stats.segments_up / up, 3) if up else 0,
+        "held": stats.held,
+        "normal": stats.normal,
+        "tcp_segments": stats.tcp_segments,
+        "merged": {"stolen_head": stats.merged_stolen_head, "frags": stats.merged_frags,
+                   "frag_list": stats.merged_frag_list},
+        "flushes": dict(sorted(stats.flushes.items())),
+        "aggregates": aggregates,
+        "segments_per_aggregate": round(stats.aggregate_segments / aggregates, 3) if aggregates else 0,
+        "len_per_aggregate": round(stats.aggregate_len / aggregates, 1) if aggregates else 0,
+        "truesize_per_aggregate": round(stats.aggregate_truesize / aggregates, 1) if aggregates else 0,
+        "truesize_per_skb": round(stats.truesize_up / up, 2) if up else 0,
+        "truesize_per_byte": round(stats.truesize_up / stats.len_up, 4) if stats.len_up else 0,
+        "napi_cache_puts": stats.napi_cache_puts,
+        "napi_skbs_reused": stats.napi_skb_reused,
+    }
+
+
+def _gro_stats(cpus):
+    """GRO's counters summed over the CPUs' NAPI instances."""
+    from skbsim.net.gro import gro_stats
+
+    total = gro_stats()
+    for state in cpus:
+        total.add(state.napi.gro.stats)
+    return total
 
 
 def _pending(queue) -> bool:

@@ -119,7 +119,7 @@ opt.copybreak = [0, 256]
     ("[axes]\nkernel = []", "axis kernel must be a non-empty list"),
     ("[axes]\nkernel = ['6.9', '6.9']", "axis kernel lists '6.9' twice"),
     ("[axes]\nkernel = ['6.9', '4.4']", "cell kernel=4.4: unknown kernel"),
-    ("[axes]\nrcvbuf = [0]", "cell rcvbuf=0: --rcvbuf must be positive"),
+    ("[axes]\nrcvbuf = [0]", "cell rcvbuf=0: --rcvbuf must be at least 1, got 0"),
     ("[fixed]\nkernel = ['6.9', '6.18']", "a cell is one run, this one is 2"),
     ("[fixed]\nrcvbuf = 1\n[axes]\nrcvbuf = [2]", "rcvbuf is both an axis and in [fixed]"),
     ("[grid]\ncommand = 'sweep'", "command 'sweep' cannot be a grid cell"),
@@ -139,7 +139,25 @@ def test_bad_specs_are_one_line_and_exit_2(tmp_path, capsys, text, message):
 
 def test_missing_spec_is_exit_2(tmp_path, capsys):
     assert main(["grid", str(tmp_path / "none.toml"), "-o", str(tmp_path / "r.parquet")]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert "none.toml: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["grid", "{spec}", "-o", "{tmp}/r.csv"], "-o {tmp}/r.csv: the file name must end in .parquet"),
+    (["grid", "{spec}", "-o", "{tmp}/none/r.parquet"], "folder {tmp}/none does not exist"),
+    (["grid", "{spec}", "-o", "{tmp}/r.parquet", "--report", "{tmp}/none/r.html"], "folder {tmp}/none does not exist"),
+    (["grid", "{spec}", "-o", "{tmp}/r.parquet", "--workers", "0"], "--workers must be at least 1, got 0"),
+    (["grid", "{spec}", "-o", "{tmp}/r.parquet", "--timeout", "-1"], "--timeout must be a positive finite number"),
+    (["report", "{tmp}/r.parquet", "-o", "{tmp}/r.png"], "-o {tmp}/r.png: the file name must end in .html or .htm"),
+])
+def test_destinations_and_numbers_are_checked_before_any_cell(tmp_path, capsys, argv, words):
+    """As every command does (skbsim/commands/common.py): outputs are checked before the work, not after it."""
+    spec = _spec(tmp_path)
+    argv = [a.format(spec=spec, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words.format(tmp=tmp_path) in err
+    assert not (tmp_path / "r.parquet.parts").exists()
 
 
 def test_unreachable_scheduler_is_one_line_and_exit_2(tmp_path):
@@ -176,7 +194,7 @@ def test_rows_hold_axes_cell_columns_and_the_runs_json(serial_results):
     argv = row["cell.command"].split()[1:]
     proc = subprocess.run([sys.executable, "-m", "skbsim.cli", *argv, "--json"], capture_output=True, text=True,
                           check=True)
-    printed = json.loads(proc.stdout)
+    (printed,) = json.loads(proc.stdout)["runs"]
     assert row["result.delivered"] == printed["delivered"]
     assert row["result.socket.peak_rmem_alloc"] == printed["socket"]["peak_rmem_alloc"]
     assert row["result.options.rx"] == "legacy"
@@ -403,7 +421,7 @@ def test_run_report_is_self_contained(tmp_path, capsys):
     page = tmp_path / "run.html"
     assert main(["run", "--count", "2000", "--kernel", "6.9", "--kernel", "6.18", "--json", "--quiet",
                  "--report", str(page)]) == 0
-    results = json.loads(capsys.readouterr().out)
+    results = json.loads(capsys.readouterr().out)["runs"]
     text = _assert_self_contained(page)
     assert text.count('class="plotly-graph-div"') == 2  # truesize by length; memory over time
     assert "skbsim run --count 2000 --kernel 6.9 --kernel 6.18 --json --quiet --report" in text
@@ -431,9 +449,9 @@ def test_a_part_cut_short_is_run_again(tmp_path):
 
 
 def test_results_match_their_json_schema(serial_results):
-    """docs/schema/grid.schema.json describes the Parquet file as {metadata, rows}."""
+    """docs/schema/parquet/grid.schema.json describes the Parquet file as {metadata, rows}."""
     jsonschema = pytest.importorskip("jsonschema", reason="needs jsonschema (pip install '.[test]')")
-    schema = json.loads((Path(__file__).resolve().parent.parent / "docs/schema/grid.schema.json").read_text())
+    schema = json.loads((Path(__file__).resolve().parent.parent / "docs/schema/parquet/grid.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     table, meta = read_results(str(serial_results))
     jsonschema.validate({"metadata": meta, "rows": table.to_pylist()}, schema)

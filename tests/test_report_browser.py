@@ -86,5 +86,6 @@ def test_run_report_renders_in_chromium(browser, tmp_path):
                  "--report", str(page)]) == 0
     truesize, memory = _open(browser, page, charts=2)
     assert truesize["points"] == 2 * 3  # two kernels, IMIX's three lengths
-    assert memory["lines"] == 2 * 2  # memory and sk_rmem_alloc, per kernel
+    # Per kernel: memory, sk_rmem_alloc and its peak (dotted); one sk_rcvbuf line (both 212992, the default).
+    assert memory["lines"] == 2 * 3 + 1
     _check_screenshot(browser, truesize, tmp_path / "run.png")

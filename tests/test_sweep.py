@@ -111,7 +111,7 @@ def test_full_u16_range_on_four_kernels():
     assert len(sweeps[0].answers) == 65536
 
 
-@pytest.mark.parametrize("text", ["5:1", "a:b", "0:10:0", "1", "0:4294967296", "0:1:2:3"])
+@pytest.mark.parametrize("text", ["5:1", "a:b", "0:10:0", "x", "-1", "4294967296", "0:4294967296", "0:1:2:3"])
 def test_bad_len_range(text):
     with pytest.raises(InputError, match="--len"):
         parse_len_range(text)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
+from skbsim.commands.common import integer
 from skbsim.errors import InputError
+from skbsim.files import shown
+
+#: what a grid's results and a report are called
+RESULTS_SUFFIXES = (".parquet",)
+REPORT_SUFFIXES = (".html", ".htm")
 
 
 def add_parser(sub) -> None:
@@ -17,33 +24,32 @@ def add_parser(sub) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="an existing Dask scheduler (tcp://host:8786), used as it is; default: a LocalCluster "
                    "here, one worker process per core")
-    p.add_argument("--workers", type=_positive("--workers"), help="the LocalCluster's worker processes (default: cores)")
+    p.add_argument("--workers", type=integer("--workers", 1), help="the LocalCluster's worker processes (default: cores)")
     p.add_argument("--serial", action="store_true", help="no Dask: run the cells one after another in this process")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
                    help="how long to wait for --scheduler and its first worker (default 10)")
     p.add_argument("--report", metavar="FILE.html", help="also write the HTML report (as 'skbsim report' does)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
-def _positive(name):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise InputError(f"{name} {text!r} is not an integer") from None
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, got {value}")
-        return value
-    return parse
+def _seconds(text: str) -> float:
+    from skbsim.commands.common import number
+
+    return number("--timeout", text)
 
 
 def run(args) -> int:
+    from skbsim.commands.common import output_file
     from skbsim.grid import load_spec, read_results, run_grid
     from skbsim.grid.report import grid_report
 
     if args.serial and args.scheduler:
         raise InputError("--serial and --scheduler exclude each other")
+    # Where the results go is checked before the first cell, not after the last.
+    output_file("-o", args.output, RESULTS_SUFFIXES)
+    if args.report:
+        output_file("--report", args.report, REPORT_SUFFIXES)
     spec = load_spec(args.spec)
 
     def failed(cell, row):
@@ -59,13 +65,13 @@ def run(args) -> int:
         print(f"warm-up: {len(seconds)} workers, {seconds[0]:.2f}-{seconds[-1]:.2f} s each", file=sys.stderr)
     earlier = f" ({summary.reused} recorded earlier)" if summary.reused else ""
     print(f"grid: {summary.cells} cells{earlier}; {summary.ran} run {where}, {summary.failed} failed, "
-          f"in {summary.seconds:.1f} s; {args.output}: {summary.rows} rows", file=sys.stderr)
+          f"in {summary.seconds:.1f} s; {shown(args.output)}: {summary.rows} rows", file=sys.stderr)
     if summary.interrupted:
-        print(f"interrupted: 'skbsim grid {args.spec} -o {args.output} --resume' runs the "
+        print(f"interrupted: '{shlex.join(['skbsim', 'grid', args.spec, '-o', args.output, '--resume'])}' runs the "
               f"{summary.cells - summary.rows} cells left", file=sys.stderr)
         return 130
     if args.report:
         table, meta = read_results(args.output)
         path = grid_report(table, meta, source=args.output).write(args.report)
-        print(f"report: {path}", file=sys.stderr)
+        print(f"report: {shown(path)}", file=sys.stderr)
     return 1 if summary.failed else 0

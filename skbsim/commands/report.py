@@ -18,11 +18,15 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from skbsim.commands.common import output_file
+    from skbsim.commands.grid import REPORT_SUFFIXES
+    from skbsim.files import shown
     from skbsim.grid import read_results
     from skbsim.grid.report import grid_report
 
+    output_file("-o", args.output, REPORT_SUFFIXES)
     table, meta = read_results(args.results)
     report = grid_report(table, meta, metrics=args.metric, heatmap=args.heatmap, lines=args.lines,
                          source=args.results)
-    print(f"report: {report.write(args.output, option='-o')}", file=sys.stderr)
+    print(f"report: {shown(report.write(args.output, option='-o'))}", file=sys.stderr)
     return 0

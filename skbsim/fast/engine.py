@@ -29,7 +29,7 @@ from skbsim.fast.loop import _run, _teardown
 from skbsim.fast.traffic import CHUNK, _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths, _tun_state
 from skbsim.mm.fault import LAYERS, fault_report
-from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation
+from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation, tcp_through_gro
 
 
 def unsupported(config: RunConfig) -> str | None:
@@ -40,8 +40,14 @@ def unsupported(config: RunConfig) -> str | None:
         return f"the fast engine models only the ice, copybreak and tun drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
+    from skbsim.profile import load_profile
+
+    if config.driver == "ice" and load_profile(config.kernel).feature("ice_rx_buffers") != "page_split":
+        return "the fast engine models ice's page-split buffers, not its page_pool (libeth) form"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
+    if tcp_through_gro(config):
+        return "TCP traffic goes through GRO, which the fast engine does not model"
     return None
 
 
@@ -57,7 +63,7 @@ class _RunArrays:
     def __init__(self, kernel, C, ncpus: int, count: int, page_cap: int, slab_cap: int, qcap: int,
                  slab1, cb_tab, fl, ring_bias: int, tn: tuple | None = None):
         self.S = np.zeros(S_TOTAL, np.int64)
-        self.S[APP_WAITING] = 1
+        self.S[APP_WAITING] = C[APP_GAP] >= 0  # APP_GAP -1 (--app-rate 0): no reader waits
         _load_faults(self.S, kernel.faults)
         self.CS = np.zeros((ncpus, R_SIZE), np.int64)
         self.CS[:, BUDGET_LEFT] = NETDEV_BUDGET
@@ -158,7 +164,7 @@ class FastSimulation:
         C[DEFER_FREE] = ref.sock.defer_free
         C[RCVBUF] = ref.sock.rcvbuf
         C[APP_UNLIMITED] = config.app_rate is None
-        C[APP_GAP] = 0 if config.app_rate is None else int(1e9 / config.app_rate)
+        C[APP_GAP] = 0 if config.app_rate is None else int(1e9 / config.app_rate) if config.app_rate else -1
         C[COST] = config.packet_cost_ns
         C[IRQ_LATENCY] = config.irq_latency_ns
         C[NC_SIZE] = profile.NAPI_SKB_CACHE_SIZE

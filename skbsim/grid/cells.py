@@ -77,8 +77,8 @@ def _check_run(args) -> None:
 
     configs = configs_from_args(args)
     if len(configs) != 1:
-        raise InputError(f"a cell is one run, this one is {len(configs)} (several kernels or values of one "
-                         "option): make them an axis")
+        raise InputError(f"a cell is one run, this one is {len(configs)} (several kernels, drivers or values "
+                         "of one option): make them an axis")
     _profile_exists(configs[0].kernel, configs[0].kernel_config)
 
 
@@ -124,7 +124,7 @@ CELL_COMMANDS: dict[str, CellCommand] = {
         "run", check=_check_run, execute=_execute_run,
         metrics=("delivered", "dropped_total", "truesize_per_packet", "socket.peak_rmem_alloc",
                  "pages.peak_bytes_in_use"),
-        resolve_paths=_run_paths, warmup=("--count", "64"), kind=lambda args: (args.driver, args.engine),
+        resolve_paths=_run_paths, warmup=("--count", "64"), kind=lambda args: (tuple(args.driver or ()), args.engine),
     ),
 }
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from skbsim.errors import InputError
+from skbsim.files import shown
 from skbsim.grid.cells import cell_command, error_text, execute_cell, warm_up
 from skbsim.grid.spec import GridSpec
 from skbsim.grid.store import ResultStore
@@ -46,7 +47,7 @@ def run_grid(spec: GridSpec, out: str, *, scheduler: str | None = None, workers:
     """
     store = ResultStore(out)
     if store.exists() and not resume:
-        raise InputError(f"{out} (or {store.parts.name}) exists: --resume runs only the cells it lacks; "
+        raise InputError(f"{shown(out)} (or {shown(store.parts.name)}) exists: --resume runs only the cells it lacks; "
                          "or remove it")
     done = store.done() if resume else {}
     todo = [cell for cell in spec.cells if done.get(cell.key) != "ok"]
@@ -100,8 +101,6 @@ def _client(scheduler: str | None, workers: int | None, timeout: float):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     if scheduler is None:
         n = workers or os.cpu_count() or 1
-        if n < 1:
-            raise InputError(f"--workers must be at least 1, got {n}")
         # Our own cluster does without what costs CPU all the time and serves only the dashboard and
         # diagnostics: the workers' statistical profiler (a stack sample every 10 ms), the system monitor
         # every 0.5 s and the 20 ms tick; idle, that is ~10% of a core for two workers, ~3% without.
@@ -119,13 +118,13 @@ def _client(scheduler: str | None, workers: int | None, timeout: float):
     try:
         client = Client(scheduler, timeout=timeout)
     except (OSError, TimeoutError, ValueError, TypeError) as err:
-        raise InputError(f"--scheduler {scheduler}: cannot reach a Dask scheduler there "
+        raise InputError(f"--scheduler {shown(scheduler)}: cannot reach a Dask scheduler there "
                          f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     try:
         try:
             client.wait_for_workers(1, timeout=timeout)
         except TimeoutError:
-            raise InputError(f"--scheduler {scheduler}: the scheduler has no workers") from None
+            raise InputError(f"--scheduler {shown(scheduler)}: the scheduler has no workers") from None
         yield client
     finally:
         client.close()

@@ -46,7 +46,11 @@ import tomllib
 from dataclasses import dataclass, field
 
 from skbsim.errors import InputError
+from skbsim.files import read_bounded, shown
 from skbsim.grid.cells import CellCommand, cell_command
+
+#: a spec is a few KiB; a larger file is the wrong file
+MAX_SPEC_BYTES = 1 << 20
 
 SECTIONS = ("grid", "traffic", "fixed", "axes", "report")
 REPORT_KEYS = ("metric", "heatmap", "lines")
@@ -94,20 +98,16 @@ class GridSpec:
 
 def load_spec(path: str) -> GridSpec:
     """Read and check a grid spec; every error is one InputError line naming the file."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as err:
-        raise InputError(f"{path}: cannot read: {err.strerror}") from None
+    raw = read_bounded(path, MAX_SPEC_BYTES, "")
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise InputError(f"{path}: not a valid TOML file: {err}") from None
+        raise InputError(f"{shown(path)}: not a valid TOML file: {err}") from None
     try:
         return _build(path, text, data)
     except InputError as err:
-        raise InputError(f"{path}: {err}") from None
+        raise InputError(f"{shown(path)}: {err}") from None
 
 
 def _build(path: str, text: str, data: dict) -> GridSpec:

@@ -27,6 +27,7 @@ import shutil
 from pathlib import Path
 
 from skbsim.errors import InputError
+from skbsim.files import shown
 
 #: the Parquet schema metadata key holding the grid's description (GridSpec.metadata())
 METADATA_KEY = b"skbsim.grid"
@@ -45,13 +46,13 @@ class ResultStore:
 
     def open(self) -> None:
         if self.out.is_dir():
-            raise InputError(f"-o {self.out}: is a directory")
+            raise InputError(f"-o {shown(self.out)}: is a directory")
         try:
             self.parts.mkdir(parents=True, exist_ok=True)
             for stale in self.parts.glob(".*.tmp"):  # a write the grid was killed in: never renamed, so never done
                 stale.unlink()
         except OSError as err:
-            raise InputError(f"-o {self.out}: cannot write beside it: {err.strerror}") from None
+            raise InputError(f"-o {shown(self.out)}: cannot write beside it: {err.strerror}") from None
 
     def done(self) -> dict[str, str]:
         """Cell key -> status ("ok" or "error") of every cell already recorded."""
@@ -62,7 +63,7 @@ class ResultStore:
             try:
                 table = pq.read_table(self.out, columns=["cell.key", "cell.status"])
             except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
-                raise InputError(f"{self.out}: not a grid's results: {str(err).splitlines()[0]}") from None
+                raise InputError(f"{shown(self.out)}: not a grid's results: {str(err).splitlines()[0]}") from None
             for key, status in zip(table.column("cell.key").to_pylist(), table.column("cell.status").to_pylist()):
                 done[key] = status
         for key, status in self._part_keys():
@@ -142,7 +143,7 @@ class ResultStore:
             os.replace(tmp, self.out)
         except OSError as err:
             tmp.unlink(missing_ok=True)
-            raise InputError(f"-o {self.out}: cannot write: {err.strerror}") from None
+            raise InputError(f"-o {shown(self.out)}: cannot write: {err.strerror}") from None
         shutil.rmtree(self.parts, ignore_errors=True)
         return merged.num_rows
 
@@ -169,10 +170,10 @@ def read_results(path: str):
     try:
         table = pq.read_table(path)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise InputError(f"{shown(path)}: no such file") from None
     except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
-        raise InputError(f"{path}: not a Parquet file: {str(err).splitlines()[0]}") from None
+        raise InputError(f"{shown(path)}: not a Parquet file: {str(err).splitlines()[0]}") from None
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
-        raise InputError(f"{path}: not the results of 'skbsim grid' (no {METADATA_KEY.decode()} metadata)")
+        raise InputError(f"{shown(path)}: not the results of 'skbsim grid' (no {METADATA_KEY.decode()} metadata)")
     return table, json.loads(raw)
