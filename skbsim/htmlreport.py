@@ -16,6 +16,9 @@ from pathlib import Path
 from skbsim.errors import InputError
 from skbsim.files import shown
 
+#: what a report's file name ends in
+REPORT_SUFFIXES = (".html", ".htm")
+
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em 2em; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; }
@@ -24,6 +27,7 @@ p.sub { color: #555; margin-top: 0; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; vertical-align: top; }
 th { background: #f2f2f2; white-space: pre-line; }
+td { white-space: pre; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.bad { background: #fde2e2; }
 div.table { overflow-x: auto; max-width: 100%; }

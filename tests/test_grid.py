@@ -462,11 +462,105 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.toml")))
 def test_example_specs_load(name):
-    from skbsim.grid.cells import CELL_COMMANDS
-
-    text = (EXAMPLES / f"{name}.toml").read_text()
-    command = text.split('command = "', 1)[1].split('"', 1)[0]
-    if command not in CELL_COMMANDS:
-        pytest.skip(f"examples/{name}.toml needs the {command!r} cell command, which this skbsim lacks")
     spec = load_spec(str(EXAMPLES / f"{name}.toml"))
     assert len(spec.cells) == {"rcvbuf": 4 * 4 * 8, "copybreak": 2 * 17}[name]
+
+
+# ---------------------------------------------------------------- skbsim tcp cells
+
+TCP = """
+[grid]
+command = "tcp"
+
+[fixed]
+driver = "ntb"
+steps = ["send:1000x70", "read", "send:1000x70", "read"]
+
+[axes]
+kernel = ["6.12", "6.18"]
+opt.copybreak = [0, 1053, 1054, 3646]
+"""
+
+
+def test_tcp_cells_are_the_commands_runs_summarised(tmp_path):
+    from skbsim.tcp_report import tcp_summary
+
+    out = tmp_path / "tcp.parquet"
+    assert main(["grid", str(_spec(tmp_path, TCP)), "-o", str(out), "--serial", "--quiet"]) == 0
+    rows = pq.read_table(out).to_pylist()
+    assert [(r["kernel"], r["opt.copybreak"]) for r in rows] == [(k, c) for k in ("6.12", "6.18")
+                                                                  for c in (0, 1053, 1054, 3646)]
+    for row in rows:
+        # The row is what `skbsim tcp --json` prints for the cell's command line, its steps summarised.
+        argv = row["cell.command"].split()[1:]
+        proc = subprocess.run([sys.executable, "-m", "skbsim.cli", *argv, "--json"], capture_output=True, text=True,
+                              check=True)
+        (printed,) = json.loads(proc.stdout)["runs"]
+        summary = tcp_summary(printed)
+        assert row["result.synack.wscale"] == printed["synack"]["wscale"]
+        assert row["result.options.copybreak"] == printed["options"]["copybreak"] == row["opt.copybreak"]
+        for key in ("segments", "dropped", "bytes_read", "acks", "zero_window_acks", "last_window", "min_window"):
+            assert row[f"result.{key}"] == summary[key], key
+        for key, value in summary["end"].items():
+            assert row[f"result.end.{key}"] == value, key
+        assert row["result.counters.TCPToZeroWindowAdv"] == summary["counters"]["TCPToZeroWindowAdv"]
+
+    by = {(r["kernel"], r["opt.copybreak"]): r for r in rows}
+    # A 1000-byte segment is a 1054-byte frame (14 Ethernet + 20 IP + 20 TCP + 1000): copybreak 1053
+    # leaves it in its ring buffer, netdev_alloc_skb(65524): 65524 + NET_SKB_PAD 64 = 65588 > PAGE_SIZE,
+    # so kmalloc_reserve(SKB_DATA_ALIGN(65588) 65600 + shinfo 320 = 65920) takes kmalloc-128k and truesize
+    # is 131072 + SKB_DATA_ALIGN(sizeof(struct sk_buff)) 256 = 131328: scaling_ratio = 1000 * 256 // 131328
+    # = 1.  Copybreak 1054 copies it into netdev_alloc_skb_ip_align(1054): 1054 + NET_IP_ALIGN 2 +
+    # NET_SKB_PAD 64 = 1120, SKB_DATA_ALIGN 1152 + 320 = 1472 from a page fragment, truesize 1152 + 256 +
+    # 320 = 1728: ratio 1000 * 256 // 1728 = 148.
+    for kernel in ("6.12", "6.18"):
+        assert by[(kernel, 0)]["result.end.scaling_ratio"] == by[(kernel, 1053)]["result.end.scaling_ratio"] == 1
+        assert by[(kernel, 1054)]["result.end.scaling_ratio"] == by[(kernel, 3646)]["result.end.scaling_ratio"] == 148
+        # Copied, every byte of the 140 segments arrives and is read.
+        assert by[(kernel, 1054)]["result.bytes_read"] == 140 * 1000 and by[(kernel, 1054)]["result.dropped"] == 0
+    # 6.18 (6.18's tcp_set_window_clamp floor): window_clamp and rcv_ssthresh stay at 1152; the segments
+    # past the last 1024-byte window are dropped and only the first 66 KB are read (the README's table).
+    assert by[("6.18", 0)]["result.end.window_clamp"] == by[("6.18", 0)]["result.end.rcv_ssthresh"] == 1152
+    assert by[("6.18", 0)]["result.last_window"] == 1024 and by[("6.18", 0)]["result.bytes_read"] == 66000
+    # 6.12: the window closes to zero once (TCPToZeroWindowAdv); the read lets autotuning take sk_rcvbuf
+    # to tcp_rmem[2] = 6291456, and window_clamp = tcp_win_from_space(6291456) = 6291456 * ratio 1 >> 8.
+    assert by[("6.12", 0)]["result.zero_window_acks"] == 1 and by[("6.12", 0)]["result.min_window"] == 0
+    assert by[("6.12", 0)]["result.end.rcvbuf"] == 6291456 and by[("6.12", 0)]["result.end.window_clamp"] == 24576
+
+
+def test_tcp_grid_on_the_local_cluster_gives_the_serial_numbers(tmp_path):
+    spec = _spec(tmp_path, TCP)
+    serial, local = tmp_path / "serial.parquet", tmp_path / "local.parquet"
+    assert main(["grid", str(spec), "-o", str(serial), "--serial", "--quiet"]) == 0
+    assert main(["grid", str(spec), "-o", str(local), "--workers", "2", "--quiet"]) == 0
+    assert _result_rows(local) == _result_rows(serial)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[grid]\ncommand = 'tcp'\n[fixed]\nsteps = ['send:100']\nkernel = ['6.12', '6.18']",
+     "a cell is one run, this one is 2"),
+    ("[grid]\ncommand = 'tcp'\n[axes]\nsteps = [['bogus']]", "unknown step 'bogus'"),
+    ("[grid]\ncommand = 'tcp'\n[fixed]\nsteps = ['send:1']\nexplain = true", "'explain' is not an option of 'skbsim tcp'"),
+])
+def test_bad_tcp_specs_are_one_line_and_exit_2(tmp_path, capsys, text, message):
+    assert main(["grid", str(_spec(tmp_path, text)), "-o", str(tmp_path / "r.parquet"), "--serial"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_tcp_report_is_self_contained(tmp_path, capsys):
+    page = tmp_path / "tcp.html"
+    assert main(["tcp", "--kernel", "6.12", "--kernel", "6.18", "--driver", "ntb", "--opt", "copybreak=0",
+                 "--opt", "copybreak=3646", "--summary", "--report", str(page), "send:1000x70", "read"]) == 0
+    out = capsys.readouterr().out
+    text = _assert_self_contained(page)
+    assert text.count('class="plotly-graph-div"') == 2  # one chart of four panels per kernel
+    assert "skbsim tcp --kernel 6.12 --kernel 6.18 --driver ntb --opt copybreak=0" in text
+    # What the terminal's summary says, the page says: the same rows.
+    assert "TCPToZeroWindowAdv" in out and "<td>TCPToZeroWindowAdv</td>" in text
+    assert text.count("SYN-ACK window 65470") == 4  # each run's records table has its handshake line
+
+
+def test_tcp_report_destination_is_checked_before_the_run(tmp_path, capsys):
+    assert main(["tcp", "--report", str(tmp_path / "none" / "t.html"), "send:1"]) == 2
+    assert "folder" in capsys.readouterr().err

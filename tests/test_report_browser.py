@@ -89,3 +89,14 @@ def test_run_report_renders_in_chromium(browser, tmp_path):
     # Per kernel: memory, sk_rmem_alloc and its peak (dotted); one sk_rcvbuf line (both 212992, the default).
     assert memory["lines"] == 2 * 3 + 1
     _check_screenshot(browser, truesize, tmp_path / "run.png")
+
+
+def test_tcp_report_renders_in_chromium(browser, tmp_path):
+    page = tmp_path / "tcp.html"
+    assert main(["tcp", "--kernel", "6.12", "--kernel", "6.18", "--driver", "ntb", "--opt", "copybreak=0",
+                 "--opt", "copybreak=3646", "--summary", "--report", str(page), "send:1000x70", "read"]) == 0
+    charts = _open(browser, page, charts=2)  # one per kernel
+    # Per kernel chart: its two runs (copybreak 0 and 3646) in each of the four panels (window,
+    # rcv_ssthresh, sk_rmem_alloc, sk_rcvbuf).
+    assert all(chart["lines"] == 2 * 4 for chart in charts)
+    _check_screenshot(browser, charts[1], tmp_path / "tcp.png")

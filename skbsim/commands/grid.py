@@ -9,9 +9,8 @@ from skbsim.commands.common import integer
 from skbsim.errors import InputError
 from skbsim.files import shown
 
-#: what a grid's results and a report are called
+#: what a grid's results are called
 RESULTS_SUFFIXES = (".parquet",)
-REPORT_SUFFIXES = (".html", ".htm")
 
 
 def add_parser(sub) -> None:
@@ -43,6 +42,7 @@ def run(args) -> int:
     from skbsim.commands.common import output_file
     from skbsim.grid import load_spec, read_results, run_grid
     from skbsim.grid.report import grid_report
+    from skbsim.htmlreport import REPORT_SUFFIXES
 
     if args.serial and args.scheduler:
         raise InputError("--serial and --scheduler exclude each other")

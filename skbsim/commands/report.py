@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from skbsim.commands.common import output_file
-    from skbsim.commands.grid import REPORT_SUFFIXES
+    from skbsim.htmlreport import REPORT_SUFFIXES
     from skbsim.files import shown
     from skbsim.grid import read_results
     from skbsim.grid.report import grid_report

@@ -128,6 +128,7 @@ def run(args) -> int:
     from skbsim.cli import command_line
     from skbsim.commands.common import console, output_dir, output_file, print_json
     from skbsim.fast import simulate_engine
+    from skbsim.htmlreport import REPORT_SUFFIXES
     from skbsim.report import TRACE_SUFFIXES, TraceWriter, render_summary, write_plots, write_run_report
 
     configs = configs_from_args(args)
@@ -139,7 +140,7 @@ def run(args) -> int:
     if args.plot:
         output_dir("--plot", args.plot)
     if args.report:
-        output_file("--report", args.report, (".html",))
+        output_file("--report", args.report, REPORT_SUFFIXES)
 
     runs = []
     for config in configs:

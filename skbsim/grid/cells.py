@@ -1,17 +1,16 @@
 """What a grid's cell is: one command line of an skbsim command, run to its JSON result.
 
-A cell is the argv of ``skbsim run`` (or, once it exists, ``skbsim tcp``),
-parsed by that command's own argument parser, so a cell and the command line
-printed beside it in the results and the report are the same run.  A command
+A cell is the argv of ``skbsim run`` or ``skbsim tcp``, parsed by that
+command's own argument parser, so a cell and the command line printed beside
+it in the results and the report are the same run.  A command
 joins grids through one :class:`CellCommand` in :data:`CELL_COMMANDS`: which
 options are parameters (every option of its parser but its output options),
 how to check a cell cheaply before the grid starts, how to run it, and which
 results the report shows by default.
 
-Adding ``skbsim tcp``: give commands/tcp.py a function from its parsed
-arguments to one JSON object (as ``--json`` prints it for one kernel), and add
-``"tcp": CellCommand("tcp", ...)`` below with its output options, its
-KEY=VALUE options (``opt``), its file options and its default metrics.
+A cell's result is what the command's ``--json`` prints for that one run;
+``skbsim tcp``'s records are summarised (tcp_summary: the last and smallest
+window, zero-window ACKs, drops, bytes read, the end state, the counters).
 """
 
 from __future__ import annotations
@@ -98,7 +97,28 @@ def _execute_run(args) -> tuple[dict, str | None]:
     return result, (f"reference engine used: {fell_back}" if fell_back else None)
 
 
-def _run_paths(name: str, value, base: str):
+def _check_tcp(args) -> None:
+    from skbsim.commands.tcp import runs_from_args
+
+    runs, _steps, _syn = runs_from_args(args)
+    if len(runs) != 1:
+        raise InputError(f"a cell is one run, this one is {len(runs)} (several kernels or values of one option): "
+                         "make them an axis")
+    _profile_exists(runs[0][0], args.kernel_config)
+
+
+def _execute_tcp(args) -> tuple[dict, str | None]:
+    """One ``skbsim tcp`` run, its records summarised (skbsim.tcp_report.tcp_summary): a row holds the
+    figures a report plots, not the hundreds of records (the cell's command line gives them back)."""
+    from skbsim.commands.tcp import play_run, runs_from_args
+    from skbsim.tcp_report import tcp_summary
+
+    ((kernel, options),), steps, syn = runs_from_args(args)
+    result = play_run(args, kernel, options, steps, syn)
+    return {**{key: result[key] for key in ("kernel", "driver", "options", "synack")}, **tcp_summary(result)}, None
+
+
+def _input_paths(name: str, value, base: str):
     """--traffic pcap:/pcapng:/dist: files, --kernel-config and profile files, relative to the spec."""
     if not isinstance(value, str):
         return value
@@ -124,7 +144,13 @@ CELL_COMMANDS: dict[str, CellCommand] = {
         "run", check=_check_run, execute=_execute_run,
         metrics=("delivered", "dropped_total", "truesize_per_packet", "socket.peak_rmem_alloc",
                  "pages.peak_bytes_in_use"),
-        resolve_paths=_run_paths, warmup=("--count", "64"), kind=lambda args: (tuple(args.driver or ()), args.engine),
+        resolve_paths=_input_paths, warmup=("--count", "64"), kind=lambda args: (tuple(args.driver or ()), args.engine),
+    ),
+    "tcp": CellCommand(
+        "tcp", check=_check_tcp, execute=_execute_tcp,
+        metrics=("last_window", "min_window", "zero_window_acks", "dropped", "bytes_read", "end.rcvbuf",
+                 "end.scaling_ratio", "end.window_clamp", "end.rcv_ssthresh"),
+        outputs=frozenset({"json", "plot", "report", "explain", "summary"}), resolve_paths=_input_paths,
     ),
 }
 

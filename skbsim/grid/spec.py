@@ -3,7 +3,7 @@
 ::
 
     [grid]
-    command = "run"                  # the command each cell runs: run (tcp once it exists)
+    command = "run"                  # the command each cell runs: run or tcp
     title = "frames per rcvbuf"
 
     [traffic]                        # named traffic inputs (captures are relative to this file)
