@@ -855,6 +855,7 @@ def ice_pp_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, values
 
     if values["rx"] == "legacy":
         raise InputError(f"option rx=legacy: ice's page_pool form ({kernel.profile.name}) has no legacy-rx")
+    netdev_set_gro(dev, values)
     return libeth_open(kernel, "ice", dev, napi, values["mtu"], str(values["ring"]), values["hsplit"] == "on")
 
 
