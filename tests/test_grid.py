@@ -564,3 +564,21 @@ def test_tcp_report_is_self_contained(tmp_path, capsys):
 def test_tcp_report_destination_is_checked_before_the_run(tmp_path, capsys):
     assert main(["tcp", "--report", str(tmp_path / "none" / "t.html"), "send:1"]) == 2
     assert "folder" in capsys.readouterr().err
+
+
+def test_the_warm_up_runs_each_cell_tiny(tmp_path, monkeypatch):
+    """The warm-up sets its tiny count over the cell's own (appending --count would give it twice)."""
+    from dataclasses import replace
+
+    from skbsim.grid.cells import CELL_COMMANDS, warm_up
+
+    seen = []
+    run = CELL_COMMANDS["run"]
+    monkeypatch.setitem(CELL_COMMANDS, "run", replace(run, execute=lambda args: seen.append(args.count) or ({}, None)))
+    argvs = [cell.argv for cell in load_spec(str(_spec(tmp_path))).cells[:3]]
+    assert all("--count" in argv for argv in argvs)
+    info = warm_up("run", argvs)
+    assert info["errors"] == [] and seen == [64, 64, 64]
+    # And for real: a tiny cell of each argv runs without error.
+    monkeypatch.setitem(CELL_COMMANDS, "run", run)
+    assert warm_up("run", argvs)["errors"] == []

@@ -45,8 +45,9 @@ class CellCommand:
     keyed: frozenset = frozenset({"opt"})
     #: value -> the same value with file names made absolute against a directory
     resolve_paths: Callable[[str, object, str], object] = lambda name, value, base: value
-    #: extra arguments that make a cell tiny, for the worker's warm-up run (none: no warm-up)
-    warmup: tuple[str, ...] = ()
+    #: parsed arguments that make a cell tiny, for the worker's warm-up run, set over the cell's own
+    #: (an option given twice is an error, so they are not appended to its argv); empty: no warm-up
+    warmup: dict = field(default_factory=dict)
     #: args -> what decides which compiled code a cell runs; the warm-up runs one cell of each kind
     kind: Callable[[argparse.Namespace], object] = lambda args: None
     #: the command's parser, built once
@@ -144,7 +145,7 @@ CELL_COMMANDS: dict[str, CellCommand] = {
         "run", check=_check_run, execute=_execute_run,
         metrics=("delivered", "dropped_total", "truesize_per_packet", "socket.peak_rmem_alloc",
                  "pages.peak_bytes_in_use"),
-        resolve_paths=_input_paths, warmup=("--count", "64"), kind=lambda args: (tuple(args.driver or ()), args.engine),
+        resolve_paths=_input_paths, warmup={"count": 64}, kind=lambda args: (tuple(args.driver or ()), args.engine),
     ),
     "tcp": CellCommand(
         "tcp", check=_check_tcp, execute=_execute_tcp,
@@ -218,13 +219,19 @@ def warm_up(command: str, argvs: list[list[str]]) -> dict:
 
     numba's on-disk cache holds the machine code; loading it still costs a few
     hundred milliseconds per process, and a cold cache a compilation.  Returns
-    the worker's name and the seconds it took.
+    the worker's name, the seconds it took and the errors of the tiny runs
+    that failed (the cells themselves report theirs).
     """
     started = time.perf_counter()
     adapter = cell_command(command)
+    errors = []
     for argv in argvs:
         try:
-            adapter.execute(adapter.parse([*argv, *adapter.warmup]))
-        except Exception:  # noqa: BLE001 - the cell itself will report it
-            pass
-    return {"worker": f"{socket.gethostname()}:{os.getpid()}", "seconds": time.perf_counter() - started}
+            args = adapter.parse(argv)
+            for dest, value in adapter.warmup.items():
+                setattr(args, dest, value)
+            adapter.execute(args)
+        except Exception as err:  # noqa: BLE001 - recorded; the cell itself will report it
+            errors.append(error_text(err))
+    return {"worker": f"{socket.gethostname()}:{os.getpid()}", "seconds": time.perf_counter() - started,
+            "errors": errors}
