@@ -426,6 +426,13 @@ def test_run_report_is_self_contained(tmp_path, capsys):
     assert text.count('class="plotly-graph-div"') == 2  # truesize by length; memory over time
     assert "skbsim run --count 2000 --kernel 6.9 --kernel 6.18 --json --quiet --report" in text
     assert f"<td class=\"num\">{results[1]['delivered']:,}</td>" in text
+    # What the terminal shows: the traffic said once above the table, the leak check; and the memory
+    # chart's sk_rcvbuf line (both runs at the default 212992) and each run's peak line, as the PNG has them.
+    assert text.count("<p>traffic: imix (simple IMIX") == 1
+    assert "leak check (6.18 ice): clean" in text
+    assert "sk_rcvbuf 212,992 B" in text
+    for r in results:
+        assert f"{r['kernel']} ice: peak {r['socket']['peak_rmem_alloc']:,} B" in text
 
 
 def test_a_part_cut_short_is_run_again(tmp_path):
