@@ -103,17 +103,18 @@ def tcp(steps: list[str] | tuple[str, ...], *, kernel: str = "6.18", driver: str
                 kernel_config=kernel_config)
 
 
-def length_sweep(lengths: str | int = "0:9000", *, kernels: tuple[str, ...] | list[str] = ("6.1", "6.9", "6.12", "6.18"),
+def length_sweep(lengths: str | int = "0:9000", *, kernels: tuple[str, ...] | list[str] | None = None,
                  function: str = "napi_alloc_skb", gfp: str | None = None, by_path: bool = False,
                  kernel_config: str | None = None, driver: str | None = None,
                  options: dict[str, str] | None = None) -> dict:
     """One allocation function at every length of ``lengths`` ("FIRST:LAST[:STEP]" or one length) on
     each kernel, or with ``driver`` one frame of each length through that driver (with ``options``):
-    ``skbsim sweep --json``."""
+    ``skbsim sweep --json``.  ``kernels`` defaults to every built-in."""
     from skbsim.errors import InputError
-    from skbsim.profile import load_profile
+    from skbsim.profile import builtin_names, load_profile
     from skbsim.sweep import comparison_rows, parse_len_range, sweep, sweep_as_dict
 
+    kernels = builtin_names() if kernels is None else kernels
     if options and driver is None:
         raise InputError("options need a driver")
     length_range = parse_len_range(str(lengths))

@@ -174,8 +174,8 @@ class Kernel:
             )
         self.cpus = [CpuState(cpu, profile) for cpu in range(ncpus)]
         self.cpu = 0
-        # net.core.skb_defer_max: the longest a CPU's defer list may grow.
-        self.skb_defer_max = 64
+        # net.core.skb_defer_max: the longest a CPU's defer list may grow (its default: 64, 128 from 6.19).
+        self.skb_defer_max = int(profile.feature("skb_defer_max_default"))
         # sk_memalloc_socks(): true once any socket serves swap (SOCK_MEMALLOC).
         self.memalloc_socks = False
         # Live skbs by the address of their struct sk_buff, for the leak check.

@@ -191,10 +191,12 @@ FEATURES = {
     ),
     "tcp_sequence_check": (
         str,
-        ("seq", "end_seq"),
+        ("seq", "end_seq", "end_seq_max_wnd"),
         "tcp_sequence(): refuse a segment starting beyond the window ('seq'), or also one ending beyond it unless "
         "the receive queue is empty, with the fast path checking it too ('end_seq', 6.17 'tcp: do not accept packets "
-        "beyond window')",
+        "beyond window'); the limit is the largest window ever advertised (tp->rcv_mwnd_seq), so a retracted window "
+        "still takes what the old one allowed ('end_seq_max_wnd', 7.1 'tcp: implement RFC 7323 window retraction "
+        "receiver requirements')",
     ),
     "tcp_ofo_measure_rcv_mss": (
         bool,
@@ -269,10 +271,11 @@ FEATURES = {
     ),
     "tcp_gro_cwr": (
         str,
-        ("set", "set_or_changed"),
+        ("set", "set_or_changed", "changed"),
         "tcp_gro_receive() and CWR: 'set' = a segment with CWR completes the held skb, a differing CWR is "
         "otherwise ignored (up to 6.12); 'set_or_changed' = CWR is compared like the other flags too (6.18: "
-        "'gro: prevent ACE field corruption & better AccECN handling')",
+        "'gro: prevent ACE field corruption & better AccECN handling'); 'changed' = only a differing CWR completes "
+        "it, segments that all carry CWR merge (7.0: 'gro: flushing when CWR is set negatively affects AccECN')",
     ),
     "gro_fixed_ip_id": (
         str,
@@ -464,6 +467,41 @@ FEATURES = {
         "split (gve_get_pkt_buf_size(); 'by_hsplit', 6.9+: 'gve: Add header split data path'); set with "
         "ethtool -G rx-buf-len ('ethtool', 7.1.3)",
     ),
+    # -- mainline (7.x): the core changes after 6.18 (docs/research/versions-mainline.md) --
+    "alloc_skb_napi_cache_outside_napi": (
+        bool,
+        None,
+        "__alloc_skb() without SKB_ALLOC_NAPI (and without SKB_ALLOC_FCLONE) first takes an sk_buff the NAPI skb "
+        "cache already holds, never refilling it, unless in hard IRQ or with IRQs off (6.19: 'net: use "
+        "napi_skb_cache even in process context')",
+    ),
+    "napi_consume_defers_alien": (
+        bool,
+        None,
+        "napi_consume_skb() hands an unshared skb allocated on another CPU to skb_attempt_defer_free() instead of "
+        "freeing it here (6.19: 'net: fix napi_consume_skb() with alien skbs')",
+    ),
+    "skb_defer_max_default": (
+        str,
+        ("64", "128"),
+        "the default of net.core.skb_defer_max, how many freed skbs may wait on a CPU's defer list: 64, or 128 "
+        "(6.19: 'net: increase skb_defer_max default to 128')",
+    ),
+    "ll_max_header_rule": (
+        str,
+        ("wlan_or_ax25", "wlan"),
+        "which configs give LL_MAX_HEADER 96/128 (include/linux/netdevice.h): CONFIG_WLAN=y or CONFIG_AX25 y/m "
+        "('wlan_or_ax25'), or CONFIG_WLAN=y alone once AX.25 is gone (7.1: 'net: remove ax25 and amateur radio "
+        "(hamradio) subsystem'); CONFIG_HYPERV_NET=y gives 128 in both",
+    ),
+    "virtio_rx_buffers": (
+        str,
+        ("page_frag", "page_pool"),
+        "where virtio_net's mergeable and small receive buffers come from: skb_page_frag_refill() blocks of the "
+        "receive queue ('page_frag', up to 7.0), or an order-0 page_pool of the ring's size, each buffer a "
+        "page_pool_alloc_va() fragment whose page remainder may be folded into it, skbs marked for recycling, no "
+        "DMA record (7.1: 'virtio_net: add page_pool support for buffer allocation')",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.
@@ -536,23 +574,29 @@ def _said(config, names) -> str:
     return ", ".join(parts) if parts else "none of " + ", ".join(f"CONFIG_{n}" for n in names) + " set"
 
 
-def ll_max_header_from_config(config) -> tuple[int, str]:
+def ll_max_header_from_config(config, rule: str = "wlan_or_ax25") -> tuple[int, str]:
     """include/linux/netdevice.h: LL_MAX_HEADER, the worst link-layer header.
 
     128 when HYPERV_NET is built in (a module does not count: the header tests
-    ``defined(CONFIG_HYPERV_NET)``); else with WLAN (a bool) or AX25 (built in
-    or a module) 96, or 128 when MAC80211_MESH is set too; else 32.
+    ``defined(CONFIG_HYPERV_NET)``); else with WLAN (a bool) or, up to 7.0
+    (feature ``ll_max_header_rule``), AX25 (built in or a module) 96, or 128
+    when MAC80211_MESH is set too; else 32.  7.1 removed AX.25 ('net: remove
+    ax25 and amateur radio (hamradio) subsystem'), so a leftover CONFIG_AX25
+    no longer counts.
     """
     if _builtin(config, "HYPERV_NET"):
         return 128, "CONFIG_HYPERV_NET=y"
-    if _builtin(config, "WLAN") or _is_enabled(config, "AX25"):
-        said = _said(config, ("WLAN", "AX25", "MAC80211_MESH"))
+    symbols = ("WLAN", "AX25") if rule == "wlan_or_ax25" else ("WLAN",)
+    if _builtin(config, "WLAN") or (rule == "wlan_or_ax25" and _is_enabled(config, "AX25")):
+        said = _said(config, (*symbols, "MAC80211_MESH"))
         if _builtin(config, "MAC80211_MESH"):
             return 128, said
         return 96, said
-    reason = _said(config, ("HYPERV_NET", "WLAN", "AX25"))
+    reason = _said(config, ("HYPERV_NET", *symbols))
     if config.value("HYPERV_NET") == "m":
         reason += " (a HYPERV_NET module does not count)"
+    if rule == "wlan" and _is_enabled(config, "AX25"):
+        reason += " (CONFIG_AX25 no longer counts: AX.25 is gone)"
     return 32, reason
 
 
@@ -725,7 +769,7 @@ def config_inputs(
         l1 = l1_cache_bytes_from_config(config, arch)
         if l1 is not None:
             put("L1_CACHE_BYTES", *l1)
-    ll_value, ll_reason = ll_max_header_from_config(config)
+    ll_value, ll_reason = ll_max_header_from_config(config, base.features["ll_max_header_rule"])
     put("LL_MAX_HEADER", ll_value, ll_reason)
     put("MAX_HEADER", *max_header_from_config(config, ll_value))
     frags, frags_reason = max_skb_frags_from_config(config, base.features["max_skb_frags_rule"], page_size)

@@ -30,6 +30,7 @@ from skbsim.drivers import virtio_net as vn
 from skbsim.drivers.base import frame_header, make_frame
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
+from skbsim.net.page_pool import page_pool_get_stats
 
 VN = DRIVERS["virtio_net"]
 RELEASES = ("6.1", "6.9", "6.12", "6.18")
@@ -412,3 +413,63 @@ def test_random_traffic_leaves_nothing_behind(kern, release):
         skbs = receive(kern, rq, *lengths)
         free(kern, skbs)
     VN.close_queue(kern, rq)
+
+
+# -- 7.1: buffers from a page_pool ('virtio_net: add page_pool support for buffer allocation') ---------------
+#
+# An order-0 pool of the ring's size.  page_pool_alloc_va(size) hands out a fragment, and when another of
+# the same size would not fit the page any more it folds the rest of the page into this one; the ring
+# context keeps what was handed out, so that is the buffer's truesize.
+
+
+def test_7_1_mergeable_buffers_are_page_pool_fragments():
+    kernel = Kernel("7.1")
+    rq = open_queue(kernel)
+    # Fresh queue: 1536-byte buffers (module docstring).  Per page: offset 0 takes 1536 (frag_offset
+    # 1536; another 1536 still fits), offset 1536 takes 1536 and frag_offset 3072 + 1536 > 4096, so the
+    # rest is folded into it: 4096 - 1536 = 2560.  No DMA record.  256 descriptors: 128 pages.
+    layout = [(token % 4096, sg_len) for token, sg_len, _, _ in rq.vq.avail]
+    assert layout == [(0, 1536), (1536, 2560)] * 128
+    assert [vn.mergeable_ctx_to_truesize(ctx) for _, _, ctx, _ in list(rq.vq.avail)[:2]] == [1536, 2560]
+    # 128 pages: the alloc cache is refilled 64 at a time (PP_ALLOC_CACHE_REFILL on 4K pages), so two slow
+    # allocations and 126 fast ones; the fragments of a page are not counted (pp_frag_stats cached_on_reuse).
+    stats = page_pool_get_stats(rq.page_pools)
+    assert (stats["rx_pp_alloc_slow"], stats["rx_pp_alloc_fast"]) == (2, 126)
+    skbs = receive(kernel, rq, 1514, 1514)
+    # Frame 1 (12 + 1514 bytes) in the 1536-byte buffer: 10 bytes behind it, too few for skb_shared_info:
+    # napi_alloc_skb(128) (the 704-byte small head, truesize 960), ETH_HLEN copied, 1500 bytes left as frag
+    # 0 with the buffer's truesize 1536: 960 + 1536 = 2496.  Frame 2 in the 2560-byte buffer: 2560 - 12 -
+    # 1514 = 1034 >= 320 behind it: build_skb(buf, 2560), truesize 2560 + 256 = 2816, the whole frame linear.
+    # (virtio_net_hdr_to_skb() pulls the 20 + 8 IP and UDP header bytes of the partial checksum into frame
+    # 1's head: data_len 1500 - 28 = 1472.)
+    assert [shape(s) for s in skbs] == [(1500, 1472, 2496, 1, False), (1500, 0, 2816, 0, True)]
+    # Both marked for recycling: their page goes back to the pool when the last piece is freed.
+    assert all(s.pp_recycle for s in skbs)
+    close(kernel, rq, skbs)
+    kernel.assert_no_leaks()
+
+
+def test_7_1_small_mode_buffers():
+    kernel = Kernel("7.1")
+    rq = open_queue(kernel, mrg_rxbuf=0, guest_gso=0)
+    # SKB_DATA_ALIGN(12 + 64 + 1518) + 320 = 1600 + 320 = 1920 per buffer: 0 (1920), 1920 (the next 1920
+    # would end at 5760 > 4096: 4096 - 1920 = 2176 folded).  build_skb(buf, the context's length):
+    # truesize 1920 + 256 = 2176 and 2176 + 256 = 2432 (6.18 always takes 1920: 2176).
+    assert [(token % 4096, vn.mergeable_ctx_to_truesize(ctx)) for token, _, ctx, _ in list(rq.vq.avail)[:2]] \
+        == [(64, 1920), (1920 + 64, 2176)]
+    skbs = receive(kernel, rq, 1000, 1000)
+    assert [shape(s) for s in skbs] == [(986, 0, 2176, 0, True), (986, 0, 2432, 0, True)]
+    close(kernel, rq, skbs)
+    kernel.assert_no_leaks()
+
+
+def test_7_1_pages_outlive_the_queue_in_skbs():
+    kernel = Kernel("7.1")
+    rq = open_queue(kernel)
+    skbs = receive(kernel, rq, 9000)
+    # Closing with the skb alive: page_pool_destroy() finds pages in flight and waits (the leak check of a
+    # run would name the pool); freeing the skb later returns them and the pool goes away.
+    VN.close_queue(kernel, rq)
+    assert kernel.leak_check(drain=False).pools
+    free(kernel, skbs)
+    kernel.assert_no_leaks()

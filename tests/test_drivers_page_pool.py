@@ -183,17 +183,12 @@ def test_libeth_is_missing_before_6_10(capsys):
     assert "has no libeth" in capsys.readouterr().err
 
 
-# -- ice's page_pool form (a profile that sets ice_rx_buffers = "libeth", as 7.1.3's ice does) -----------------
+# -- ice's page_pool form: the 7.1 built-in (7.1.3's ice_rxq_pp_create(): ice_rx_buffers = "libeth") ----------------
 
 
 @pytest.fixture
-def ice_pp_profile(tmp_path):
-    text = (load_profile("6.18").to_toml()
-            .replace('ice_rx_buffers = "page_split"', 'ice_rx_buffers = "libeth"')
-            .replace('name = "6.18"', 'name = "6.18+ice-pp"'))
-    path = tmp_path / "ice-pp.toml"
-    path.write_text(text)
-    return str(path)
+def ice_pp_profile():
+    return "7.1"
 
 
 def test_ice_page_pool_form(ice_pp_profile, capsys):
@@ -299,6 +294,10 @@ GVE_CASES = [
     # gve_rx_copy_data() into napi_alloc_skb(42) (1280 / 960), 8972 in 4096 + 4096 + 780: + 3 * 4096.
     ("6.12", dict(mtu=9000, hsplit="on"), 9014, (9000, 8972, 13568, 3)),
     ("6.18", dict(mtu=9000, hsplit="on"), 1514, (1500, 1472, 5056, 1)),
+    # 7.1.3: the same default buffers (960 + 2048); ethtool -G rx-buf-len 4096 (gve_set_rx_buf_len_config(),
+    # 2048 or 4096) without header split: 9014 in 4096 + 4096 + 822, 960 + 3 * 4096 = 13248.
+    ("7.1", {}, 1514, (1500, 1500, 3008, 1)),
+    ("7.1", dict(mtu=9000, rx_buf_len=4096), 9014, (9000, 9000, 13248, 3)),
 ]
 
 

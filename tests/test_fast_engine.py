@@ -694,3 +694,28 @@ def test_cli_trace_and_plot_run_on_the_fast_engine(tmp_path, capsys):
     assert "reference engine used" not in err
     assert len(trace.read_text().splitlines()) == 2001  # a header and one record per frame
     assert (tmp_path / "plots" / "truesize.png").exists() and (tmp_path / "plots" / "memory.png").exists()
+
+
+# -- 7.1: what the fast engine runs (copybreak on one CPU, with 6.19's 128/32/32 NAPI skb cache) and what it
+# hands back to the reference engine with one line
+
+@pytest.mark.parametrize("workload", [
+    dict(traffic="imix", count=20_000),
+    dict(traffic="uniform:14-3712", count=8_000, rate=3e6, arrival="poisson", app_rate=1e6, seed=7,
+         options={"copybreak": "3712", "rx_buf": "3712"}),
+    dict(traffic="uniform:1990-2100", count=4_000, rcvbuf=50_000, app_rate=2e5,
+         options={"rx_buf": "2000", "copybreak": "0"}),
+])
+def test_7_1_copybreak_on_one_cpu(workload):
+    _assert_same(kernel="7.1", **{"driver": "copybreak", "options": {}, **workload})
+
+
+@pytest.mark.parametrize("config, reason", [
+    (RunConfig(kernel="7.1", driver="tun", options={}, count=300), "6.19's NAPI skb cache outside NAPI"),
+    (RunConfig(kernel="7.1", driver="copybreak", options={}, count=300, cpus=2), "skb_defer_max at 64"),
+    (RunConfig(kernel="7.1", options={"rx": "build_skb"}, count=300), "page_pool (libeth) form"),
+])
+def test_7_1_out_of_scope_falls_back_and_says_why(config, reason):
+    assert reason in unsupported(config)
+    result, _, why = simulate_engine(config, "fast")
+    assert result["engine"] == "reference" and reason in why

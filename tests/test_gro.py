@@ -24,6 +24,8 @@ from skbsim.net.napi import napi_struct, net_device
 from skbsim.net.skbuff import kfree_skb, skb_add_rx_frag
 
 RELEASES = ("6.1", "6.9", "6.12", "6.18")
+# The flag and IP-ID rules do not depend on the driver: 7.1 builds its skbs with ice's page_pool (libeth) form.
+RULE_RELEASES = RELEASES + ("7.1",)
 
 
 def _gro(kernel, napi, skbs):
@@ -187,7 +189,7 @@ def test_big_tcp_for_ipv4_from_6_3(release, segs):
     _finish(kernel, built, up)
 
 
-@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("release", RULE_RELEASES)
 def test_cwr(release):
     kernel = Kernel(release)
     built = BuiltSkbs(kernel, rx="build_skb")
@@ -195,7 +197,11 @@ def test_cwr(release):
     frames = [tcp_frame(1_000_000, 1448, ip_id=1, flags=ACK | CWR)] + segments(2, seq=1_000_000 + 1448, ip_id=2) + \
         [tcp_frame(1_000_000 + 3 * 1448, 1448, ip_id=4, flags=ACK | CWR)]
     up, _ = _gro(kernel, built.napi, built.build(frames))
-    if release == "6.18":
+    if release == "7.1":
+        # 'changed': a set CWR no longer completes anything; segment 2's CWR differs from the held one's:
+        # p completed alone; 2 and 3 merge; segment 4's CWR differs from theirs: 2-3 completed, 4 held alone.
+        assert [s.shinfo.gso_segs for s in up] == [0, 2, 0]
+    elif release == "6.18":
         # 'set_or_changed': segment 2's CWR differs from the held one's: p completed alone; 2 and 3 merge;
         # segment 4 has CWR set: 2-3 completed; 4 is held alone.
         assert [s.shinfo.gso_segs for s in up] == [0, 2, 0]
@@ -205,14 +211,29 @@ def test_cwr(release):
     _finish(kernel, built, up)
 
 
-@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("release", RULE_RELEASES)
+def test_cwr_on_every_segment(release):
+    kernel = Kernel(release)
+    built = BuiltSkbs(kernel, rx="build_skb")
+    frames = [tcp_frame(1_000_000 + i * 1448, 1448, ip_id=1 + i, flags=ACK | CWR) for i in range(4)]
+    up, _ = _gro(kernel, built.napi, built.build(frames))
+    if release == "7.1":
+        # 'changed': the flag words are equal and a set CWR alone flushes nothing: all four merge.
+        assert [s.shinfo.gso_segs for s in up] == [4]
+    else:
+        # 'set' and 'set_or_changed': each segment with CWR completes the held one and is held alone.
+        assert [s.shinfo.gso_segs for s in up] == [0, 0, 0, 0]
+    _finish(kernel, built, up)
+
+
+@pytest.mark.parametrize("release", RULE_RELEASES)
 def test_a_fixed_ip_id_without_df(release):
     kernel = Kernel(release)
     built = BuiltSkbs(kernel, rx="build_skb")
     # Four segments, DF clear, every IP ID 77.
     frames = [tcp_frame(1_000_000 + i * 1448, 1448, ip_id=77, df=False) for i in range(4)]
     up, _ = _gro(kernel, built.napi, built.build(frames))
-    if release == "6.18":
+    if release in ("6.18", "7.1"):
         # 'any': the second packet's ID offset 0 marks the flow fixed-ID; all four merge.
         assert [s.shinfo.gso_segs for s in up] == [4]
     else:

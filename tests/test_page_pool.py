@@ -10,9 +10,11 @@ from __future__ import annotations
 import pytest
 
 from skbsim.kernel import Kernel
+from skbsim.profile import load_profile
 from skbsim.net.napi import napi_list_del, napi_schedule, napi_struct, net_device
 from skbsim.net.page_pool import (
     E2BIG,
+    EINVAL,
     LONG_MAX,
     page_pool_create,
     page_pool_destroy,
@@ -157,6 +159,9 @@ FREE_CASES = [
     ("6.12", False, 64, 0, 0, 64, 136),
     ("6.18", False, 0, 0, 0, 200, 0),
     ("6.18", False, 64, 0, 0, 64, 136),
+    # 7.1 on 4K pages: PP_ALLOC_CACHE_REFILL 64 and PP_ALLOC_CACHE_SIZE 128 as before ('by_page_size').
+    ("7.1", True, 64, 72, 128, 64, 64),
+    ("7.1", False, 0, 0, 0, 200, 0),
 ]
 
 
@@ -322,4 +327,48 @@ def test_gfp_atomic_dev_alloc_fails_as_null_when_memory_is_gone():
     assert page_pool_dev_alloc_pages(kernel, pool) is None
     assert page_pool_dev_alloc(kernel, pool, 512)[0] is None
     page_pool_destroy(kernel, pool)
+    kernel.assert_no_leaks()
+
+
+# -- 7.1: the alloc cache scales with the page size, page_pool_create() checks the order ------------------
+
+
+@pytest.mark.parametrize("release, page_size, refill, size", [
+    # include/net/page_pool/types.h of 7.1.3: PP_ALLOC_CACHE_REFILL 64 / 16 / 4 for 4K / 16K / 64K pages,
+    # PP_ALLOC_CACHE_SIZE twice that; 6.18: 64 and 128 on every page size.
+    ("7.1", 4096, 64, 128), ("7.1", 16384, 16, 32), ("7.1", 65536, 4, 8),
+    ("6.18", 16384, 64, 128), ("6.18", 65536, 64, 128),
+])
+def test_alloc_cache_size_by_page_size(release, page_size, refill, size):
+    profile = load_profile(release).derive(origin="test", name=f"{release}-{page_size}",
+                                           constants={"PAGE_SIZE": page_size})
+    kernel = Kernel(profile)
+    pool = make_pool(kernel)
+    assert (pool.cache_refill, pool.cache_size) == (refill, size)
+    with kernel.softirq():
+        pages = [page_pool_dev_alloc_pages(kernel, pool) for _ in range(20)]
+    # 20 allocations from an empty pool: a bulk refill of PP_ALLOC_CACHE_REFILL whenever the cache is empty,
+    # at allocations 1, 1 + refill, ...: ceil(20 / refill) slow ones, the rest fast.
+    slow = -(-20 // refill)
+    assert (pool.stats["rx_pp_alloc_slow"], pool.stats["rx_pp_alloc_fast"]) == (slow, 20 - slow)
+    assert len(pool.alloc) == slow * refill - 20
+    for page in pages:
+        page_pool_put_full_page(kernel, pool, page, False)
+    page_pool_destroy(kernel, pool)
+    kernel.assert_no_leaks()
+
+
+@pytest.mark.parametrize("release, created", [("7.1", False), ("6.18", True)])
+def test_an_order_above_max_page_order(release, created):
+    kernel = Kernel(release)
+    # MAX_PAGE_ORDER 10: 7.1.3's page_pool_init() refuses order 11 ('net: page_pool: sanitise allocation
+    # order'); 6.18 makes the pool, and every allocation from it fails in the page allocator.
+    pool, err = page_pool_create(kernel, page_pool_params(order=11))
+    if not created:
+        assert pool is None and err == -EINVAL
+    else:
+        assert err == 0
+        with kernel.softirq():
+            assert page_pool_dev_alloc_pages(kernel, pool) is None
+        page_pool_destroy(kernel, pool)
     kernel.assert_no_leaks()

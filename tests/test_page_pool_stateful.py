@@ -42,9 +42,11 @@ from skbsim.net.page_pool import (
     page_pool_unref_page,
     skb_mark_for_recycle,
 )
-from skbsim.net.skbuff import kfree_skb, napi_build_skb, napi_consume_skb, skb_add_rx_frag, skb_clone
+from skbsim.net.skbuff import (
+    kfree_skb, napi_build_skb, napi_consume_skb, skb_add_rx_frag, skb_clone, skb_defer_free_flush,
+)
 
-RELEASES = ("6.1", "6.9", "6.12", "6.18")
+RELEASES = ("6.1", "6.9", "6.12", "6.18", "7.1")
 CONTEXTS = ("napi", "softirq_other_cpu", "process")
 
 
@@ -150,6 +152,10 @@ class PagePoolMachine(RuleBasedStateMachine):
         elif where == "softirq_other_cpu":
             with k.softirq(1):
                 napi_consume_skb(k, skb, 64)
+            # From 7.1 (napi_consume_defers_alien) an skb allocated on CPU 0 goes back to CPU 0's defer
+            # list; CPU 0 frees it at its next NET_RX softirq (skb_defer_free_flush() in net_rx_action()).
+            with k.softirq(0):
+                skb_defer_free_flush(k)
         else:
             kfree_skb(k, skb)
 

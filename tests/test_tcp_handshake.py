@@ -27,7 +27,7 @@ import pytest
 from skbsim.tcp_session import play
 from skbsim.tcp_steps import parse_steps
 
-RELEASES = ("6.1", "6.9", "6.12", "6.18")
+RELEASES = ("6.1", "6.9", "6.12", "6.18", "7.1")
 
 
 def records(kernel, *steps, **kw):
@@ -39,6 +39,7 @@ def records(kernel, *steps, **kw):
     ("6.9", {"win": 32120, "wscale": 7, "mss": 1460}),   # full space 33280 with ratio 65
     ("6.12", {"win": 64240, "wscale": 7, "mss": 1460}),
     ("6.18", {"win": 64240, "wscale": 10, "mss": 1460}),  # tcp_rmem[2] 32 MiB: ilog2 25 - 15
+    ("7.1", {"win": 64240, "wscale": 10, "mss": 1460}),   # the same rules as 6.18 up to the first read
 ])
 def test_synack(kernel, synack):
     assert records(kernel, "wait:0")["synack"] == synack
@@ -50,6 +51,7 @@ def test_synack(kernel, synack):
     ("6.9", (7, 536, 31820, 1460, 14600, 32120, 31820, 65)),   # clamp max(2920, 33280 - 1460) = 31820
     ("6.12", (7, 536, 64076, 1460, 14600, 64240, 64076, 128)),
     ("6.18", (10, 536, 64076, 1460, 14600, 64240, 64076, 128)),
+    ("7.1", (10, 536, 64076, 1460, 14600, 64240, 64076, 128)),
 ])
 def test_established_figures(kernel, info):
     record = records(kernel, "wait:0")["steps"][0]
@@ -90,6 +92,7 @@ def _syn(text):
     ("6.9", 16384, {"win": 2920, "wscale": 0, "mss": 1460}),
     ("6.12", 16384, {"win": 7300, "wscale": 0, "mss": 1460}),
     ("6.18", 16384, {"win": 7300, "wscale": 0, "mss": 1460}),
+    ("7.1", 16384, {"win": 7300, "wscale": 0, "mss": 1460}),
 ])
 def test_so_rcvbuf(kernel, rcvbuf, synack):
     result = records(kernel, "wait:0", so_rcvbuf=8192)
@@ -122,6 +125,8 @@ def test_three_full_segments(kernel):
         72960 (570).
       6.18: tcp_set_window_clamp(82944) also raises rcv_ssthresh to min(rcv_wnd 64240, 82944) = 64240:
         67160, 70080, 73000 -> ALIGN(, 1024): 67584 (66), 70656 (69), 73728 (72).
+      7.1: as 6.18 (its receive rules differ only in autotuning after an RTT, the SACK compression
+        timer and rcv_mwnd_seq, none of which these steps reach).
     """
     result = records(kernel, "send:1460x3", "read")
     acks = [r["acks"] for r in result["steps"]]
@@ -130,6 +135,7 @@ def test_three_full_segments(kernel):
         "6.9": [[[1460, 249]], [[2920, 249]], [[4380, 249]], []],
         "6.12": [[[1460, 524]], [[2920, 547]], [[4380, 570]], []],
         "6.18": [[[1460, 66]], [[2920, 69]], [[4380, 72]], []],
+        "7.1": [[[1460, 66]], [[2920, 69]], [[4380, 72]], []],
     }[kernel]
     assert acks == expected
     routes = [(r["route"], r["verdict"], r["truesize"]) for r in result["steps"][:3]]
@@ -140,15 +146,16 @@ def test_three_full_segments(kernel):
     assert mems == [(2304, 1792), (4608, 3584), (6912, 1280), (0, 0)]
     ssthresh = [r["info"]["rcv_ssthresh"] for r in result["steps"][:3]]
     assert ssthresh == {"6.1": [64076] * 3, "6.9": [31820] * 3, "6.12": [66996, 69916, 72836],
-                        "6.18": [67160, 70080, 73000]}[kernel]
-    ratio = {"6.1": None, "6.9": 162, "6.12": 162, "6.18": 162}[kernel]
+                        "6.18": [67160, 70080, 73000], "7.1": [67160, 70080, 73000]}[kernel]
+    ratio = {"6.1": None, "6.9": 162, "6.12": 162, "6.18": 162, "7.1": 162}[kernel]
     assert result["steps"][0]["info"]["scaling_ratio"] == ratio
-    clamp = {"6.1": 64076, "6.9": 31820, "6.12": 82944, "6.18": 82944}[kernel]
+    clamp = {"6.1": 64076, "6.9": 31820, "6.12": 82944, "6.18": 82944, "7.1": 82944}[kernel]
     assert result["steps"][2]["info"]["window_clamp"] == clamp
     assert result["steps"][3]["payload"] == 4380
 
 
-@pytest.mark.parametrize("kernel,sndbuf", [("6.1", (87040, 130560)), ("6.18", (87040, 130560))])
+@pytest.mark.parametrize("kernel,sndbuf", [("6.1", (87040, 130560)), ("6.18", (87040, 130560)),
+                                           ("7.1", (87040, 130560))])
 def test_sndbuf_by_congestion_control(kernel, sndbuf):
     """tcp_sndbuf_expand(): 2 (cubic) or 3 (bbr) x 10 segments x 4352 bytes.  sk_sndbuf is not in the
     records; the backlog limit shows it (tests/test_tcp_pressure.py), the explanation says it."""

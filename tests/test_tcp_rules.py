@@ -5,6 +5,7 @@ import pytest
 
 from skbsim.net.ipv4.tcp_input import (
     can_ingest_value,
+    comp_sack_delay_ns,
     grow_window_increment,
     rcvbuf_grow_value,
     rcvbuf_rcvmem,
@@ -84,6 +85,11 @@ def test_autotuning_6_18_rcvbuf_grow():
     # 6.9: copied 34000: rcvwin 68000 + 23360 = 91360, + 2 * (91360 * 19400 / 14600 = 121396) = 334152;
     #   rcvbuf = 334152 * 256 / 111 = 770656; clamp 334151.
     ("6.9", 34, 770656, 334151),
+    # 7.1 ('rcvbuf_grow_low_rtt'): rtt 65000 us is not below tcp_rcvbuf_low_rtt 1000, so the slow-start
+    #   growth: 264000 * 51400 / 14600 = 929424 (6.18 doubled 464712: the same here); rcvwin 1061424, the
+    #   same rcvbuf and clamp.  Its tcp_rcv_space_adjust() keeps the segment's tcp_mstamp, which readeach
+    #   reads in the same instant: the same k.
+    ("7.1", 66, 2447968, 1061423),
 ])
 def test_autotuning_in_a_scenario(kernel, k, rcvbuf, clamp):
     steps = play(kernel, "tun", {}, parse_steps(["readeach", "send:1000x90"]))["steps"]
@@ -93,6 +99,19 @@ def test_autotuning_in_a_scenario(kernel, k, rcvbuf, clamp):
     assert read["mem"]["rcvbuf"] == rcvbuf
     assert read["info"]["window_clamp"] == clamp
     assert read["info"]["rcv_space"] == k * 1000
+
+
+def test_sack_compression_delay():
+    # 1 ms at most (tcp_comp_sack_delay_ns).  Receive RTT 100 us (rtt_us 800 in 1/8 us):
+    #   up to 6.18: 800 * 125 / 20 = 5000 ns (5 %); 7.1: (800 + 200) * 33 = 33000 ns (33 %).
+    assert comp_sack_delay_ns(False, 800, 33, 1_000_000) == 5000
+    assert comp_sack_delay_ns(True, 800, 33, 1_000_000) == 33000
+    # RTT 10 ms (80000): 500000 ns against (80000 + 20000) * 33 = 3.3 ms, capped at 1 ms.
+    assert comp_sack_delay_ns(False, 80000, 33, 1_000_000) == 500000
+    assert comp_sack_delay_ns(True, 80000, 33, 1_000_000) == 1_000_000
+    # The 7.1 profile takes the percent rule, 6.18 the 5 % one.
+    assert load_profile("7.1").feature("tcp_comp_sack_delay") == "rtt_percent"
+    assert load_profile("6.18").feature("tcp_comp_sack_delay") == "rtt_div_20"
 
 
 # -- the receive RTT

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
         formatter_class=_raw_description(),
     )
     p.add_argument("--kernel", default="6.9",
-                   help="built-in kernel (6.1, 6.9, 6.12, 6.18), 'host' or a profile .toml (default 6.9)")
+                   help="built-in kernel (6.1, 6.9, 6.12, 6.18, 7.1), 'host' or a profile .toml (default 6.9)")
     p.add_argument("--kernel-config", help="take the config-dependent inputs (LL_MAX_HEADER, MAX_HEADER, "
                    "MAX_SKB_FRAGS, ...) from this kernel .config")
     p.add_argument("--driver", required=True, help=f"one of: {', '.join(sorted(DRIVERS))}")

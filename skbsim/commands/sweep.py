@@ -20,8 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--kernel",
         action="append",
-        help="a built-in kernel (6.1, 6.9, 6.12, 6.18), 'host', or a profile .toml; repeat to compare "
-        "(default: the four built-ins)",
+        help="a built-in kernel (6.1, 6.9, 6.12, 6.18, 7.1), 'host', or a profile .toml; repeat to compare "
+        "(default: every built-in)",
     )
     p.add_argument("--kernel-config", help="take the config-dependent inputs of every kernel from this .config")
     p.add_argument("--function", choices=tuple(SWEEP_FUNCTIONS),
@@ -48,11 +48,11 @@ def run(args) -> int:
 
     from skbsim.commands.common import output_file, print_json
     from skbsim.errors import InputError
-    from skbsim.profile import load_profile
+    from skbsim.profile import builtin_names, load_profile
     from skbsim.sweep import PLOT_SUFFIXES, comparison_rows, parse_len_range, plot, sweep, sweep_as_dict, write_csv
 
     lengths = parse_len_range(args.lengths)
-    specs = args.kernel or ["6.1", "6.9", "6.12", "6.18"]
+    specs = args.kernel or builtin_names()
     if args.json and args.csv == "-":
         raise InputError("--json and --csv - both want stdout: give --csv a file name")
     # Where the results go is checked before the sweep, not after it.

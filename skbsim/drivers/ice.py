@@ -855,8 +855,9 @@ def ice_pp_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, values
 
     if values["rx"] == "legacy":
         raise InputError(f"option rx=legacy: ice's page_pool form ({kernel.profile.name}) has no legacy-rx")
+    queue = libeth_open(kernel, "ice", dev, napi, values["mtu"], str(values["ring"]), values["hsplit"] == "on")
     netdev_set_gro(dev, values)
-    return libeth_open(kernel, "ice", dev, napi, values["mtu"], str(values["ring"]), values["hsplit"] == "on")
+    return queue
 
 
 def ice_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: dict[str, str] | None) -> ice_rx_ring:

@@ -36,8 +36,19 @@ Per-release differences (profile features, see docs/versions.md):
 ``virtio_rx_dma_record`` (a 16-byte struct virtnet_rq_dma at the start of
 every frag block: 6.9 only with VIRTIO_F_ACCESS_PLATFORM, 6.18 always),
 ``virtio_rq_alloc_overflow_fix``, ``virtio_mrg_xdp_hole``,
-``virtio_xdp_pass_skb`` and ``virtio_refill_retry``; the core allocation
-behind napi_alloc_skb() and build_skb() follows the profile as usual.
+``virtio_xdp_pass_skb``, ``virtio_refill_retry`` and ``virtio_rx_buffers``;
+the core allocation behind napi_alloc_skb() and build_skb() follows the
+profile as usual.
+
+7.1 ('virtio_net: add page_pool support for buffer allocation', feature
+``virtio_rx_buffers`` = "page_pool") takes mergeable and small buffers from
+an order-0 page_pool of the ring's size instead of the frag block:
+page_pool_alloc_va() of len + room, a page fragment whose page remainder is
+folded into it when another buffer of that size would not fit (so the ring
+context's truesize is what page_pool handed out), a whole page above half a
+page (XDP buffers); no DMA record; skbs marked for recycling; buffers the
+stack does not take go back with page_pool_put_page().  Big mode keeps its
+private page list.
 
 The device side is modelled as Firecracker and QEMU behave: buffers are
 used in the order they were posted, each filled completely before the
@@ -78,6 +89,16 @@ from skbsim.mm.gfp import GFP_ATOMIC, GFP_KERNEL, __GFP_COMP, __GFP_DIRECT_RECLA
 from skbsim.net.core_sock import SKB_FRAG_PAGE_SIZE, page_frag, skb_page_frag_refill
 from skbsim.net.ethernet import ETH_DATA_LEN, ETH_HLEN, VLAN_HLEN, eth_type_trans
 from skbsim.net.gro import napi_complete_done, napi_gro_receive, netif_napi_del
+from skbsim.net.page_pool import (
+    PP_FLAG_DMA_MAP,
+    PP_FLAG_DMA_SYNC_DEV,
+    page_pool_alloc,
+    page_pool_create,
+    page_pool_destroy,
+    page_pool_params,
+    page_pool_put_page,
+    skb_mark_for_recycle,
+)
 from skbsim.net.skbuff import (
     CHECKSUM_PARTIAL,
     CHECKSUM_UNNECESSARY,
@@ -446,11 +467,13 @@ class virtnet_rq_dma:
 class virtnet_rules:
     """The profile's virtio_net features, read once per queue."""
 
-    __slots__ = ("dma_record", "overflow_fix", "xdp_hole_fold", "xdp_pass_page_to_skb", "refill_repoll")
+    __slots__ = ("dma_record", "overflow_fix", "xdp_hole_fold", "xdp_pass_page_to_skb", "refill_repoll", "page_pool")
 
     def __init__(self, profile: Profile, dma_api: bool):
         record = profile.feature("virtio_rx_dma_record")
-        self.dma_record = record == "always" or (record == "with_dma_api" and dma_api)
+        self.page_pool = profile.feature("virtio_rx_buffers") == "page_pool"
+        # page_pool buffers carry no DMA record: page_pool maps the pages (PP_FLAG_DMA_MAP).
+        self.dma_record = not self.page_pool and (record == "always" or (record == "with_dma_api" and dma_api))
         self.overflow_fix = profile.has("virtio_rq_alloc_overflow_fix")
         self.xdp_hole_fold = profile.feature("virtio_mrg_xdp_hole") == "fold"
         self.xdp_pass_page_to_skb = profile.feature("virtio_xdp_pass_skb") == "page_to_skb"
@@ -462,14 +485,16 @@ class receive_queue:
 
     ``mode`` is 'mergeable', 'big' or 'small'; ``dma`` maps a premapped
     frag block's pfn to its :class:`virtnet_rq_dma`; ``pages`` is the
-    big-mode page list (rq->pages), last element first out.
+    big-mode page list (rq->pages), last element first out; ``page_pool``
+    the queue's pool (7.1, mergeable and small mode), listed in
+    ``page_pools`` for its statistics (None without one).
     """
 
     __slots__ = (
         "driver", "dev", "napi", "stats", "config", "last_path", "rules", "mode", "vq", "hdr_len",
         "xdp_headroom", "big_packets_num_skbfrags", "mrg_avg_pkt_len", "min_buf_len", "alloc_frag",
         "last_dma", "dma", "premapped", "pages", "refill_pending", "csum", "gso", "mtu", "max_frame",
-        "synthetic", "q_index", "gro_entry",
+        "synthetic", "q_index", "gro_entry", "page_pool", "page_pools",
     )
 
     def __init__(self, dev: net_device, napi: napi_struct):
@@ -502,6 +527,8 @@ class receive_queue:
         # Called with every skb as napi_gro_receive() gets it (the napi_gro_receive_entry
         # tracepoint of the model), or None.
         self.gro_entry = None
+        self.page_pool = None
+        self.page_pools = None
 
 
 def virtnet_get_headroom(rq: receive_queue) -> int:
@@ -549,6 +576,15 @@ def virtnet_rq_alloc(kernel: Kernel, rq: receive_queue, start: int, size: int) -
     return pages.page_address(page) + start
 
 
+def virtnet_put_page(kernel: Kernel, rq: receive_queue, page: Page, allow_direct: bool) -> None:
+    """A buffer's page the stack did not take: page_pool_put_page() on a page_pool queue (7.1), put_page()
+    otherwise."""
+    if rq.page_pool is not None:
+        page_pool_put_page(kernel, rq.page_pool, page, -1, allow_direct)
+    else:
+        kernel.pages.put_page(page)
+
+
 def virtnet_rq_put_buf(kernel: Kernel, rq: receive_queue, buf: int) -> None:
     """A buffer leaves the ring: on a premapped queue its share of the block's mapping ends."""
     if rq.premapped:
@@ -576,6 +612,8 @@ def add_recvbuf_mergeable(kernel: Kernel, rq: receive_queue, gfp: int) -> int:
     room = profile.SKB_DATA_ALIGN(headroom + tailroom)
     length = get_mergeable_buf_len(rq.mrg_avg_pkt_len, rq.min_buf_len, rq.hdr_len, room, profile.PAGE_SIZE,
                                    profile.L1_CACHE_BYTES)
+    if rq.page_pool is not None:
+        return add_recvbuf_mergeable_pp(kernel, rq, length, headroom, room, gfp)
     frag = rq.alloc_frag
     refills = frag.refills
     if not skb_page_frag_refill(kernel, length + room, frag, gfp):
@@ -597,12 +635,45 @@ def add_recvbuf_mergeable(kernel: Kernel, rq: receive_queue, gfp: int) -> int:
     return err
 
 
+def add_recvbuf_mergeable_pp(kernel: Kernel, rq: receive_queue, length: int, headroom: int, room: int,
+                             gfp: int) -> int:
+    """add_recvbuf_mergeable() of 7.1: page_pool_alloc_va(len + room); without XDP headroom the buffer takes
+    whatever page_pool handed out (a folded remainder included), and the context's truesize says so."""
+    asked = length + room
+    page, offset, alloc_len = page_pool_alloc(kernel, rq.page_pool, asked, gfp)
+    if page is None:
+        rq.stats.buffer_alloc_failures += 1
+        return -ENOMEM
+    buf = kernel.pages.page_address(page) + offset + headroom
+    if not headroom:
+        length = alloc_len - room
+    if kernel.explain is not None:
+        kernel.note(f"add_recvbuf_mergeable: page_pool_alloc_va({asked}) gave {alloc_len} bytes at offset {offset} "
+                    f"of a page: a {length}-byte buffer (EWMA {rq.mrg_avg_pkt_len}, min_buf_len {rq.min_buf_len})")
+    err = virtqueue_add_inbuf_ctx(rq.vq, buf, length, mergeable_len_to_ctx(length + room, headroom))
+    if err < 0:
+        page_pool_put_page(kernel, rq.page_pool, page, -1, False)
+    return err
+
+
 def add_recvbuf_small(kernel: Kernel, rq: receive_queue, gfp: int) -> int:
     """virtio_net.c: add_recvbuf_small() - one build_skb()-ready piece for a frame of up to 1518 bytes."""
     profile = kernel.profile
     xdp_headroom = virtnet_get_headroom(rq)
     length = small_buf_len(rq.hdr_len, profile.NET_SKB_PAD, profile.NET_IP_ALIGN, xdp_headroom,
                            profile.SHINFO_SIZE, profile.SMP_CACHE_BYTES)
+    if rq.page_pool is not None:
+        # 7.1: a page_pool fragment (with any folded remainder); the context holds its length for build_skb().
+        page, offset, alloc_len = page_pool_alloc(kernel, rq.page_pool, length, gfp)
+        if page is None:
+            rq.stats.buffer_alloc_failures += 1
+            return -ENOMEM
+        buf = kernel.pages.page_address(page) + offset + profile.NET_IP_ALIGN + profile.NET_SKB_PAD + xdp_headroom
+        err = virtqueue_add_inbuf_ctx(rq.vq, buf, rq.hdr_len + GOOD_PACKET_LEN,
+                                      mergeable_len_to_ctx(alloc_len, xdp_headroom))
+        if err < 0:
+            page_pool_put_page(kernel, rq.page_pool, page, -1, False)
+        return err
     frag = rq.alloc_frag
     refills = frag.refills
     if not skb_page_frag_refill(kernel, length, frag, gfp):
@@ -742,7 +813,7 @@ def page_to_skb(kernel: Kernel, rq: receive_queue, page: Page, offset: int, leng
             skb_add_rx_frag(skb, 0, page, offset, length, truesize)
         else:
             rq.stats.buffers_copied += 1
-            pages.put_page(page)
+            virtnet_put_page(kernel, rq, page, True)
         return skb
     index = 0
     page_size = profile.PAGE_SIZE
@@ -759,21 +830,25 @@ def page_to_skb(kernel: Kernel, rq: receive_queue, page: Page, offset: int, leng
     return skb
 
 
-def virtnet_skb_append_frag(kernel: Kernel, head_skb: sk_buff, curr_skb: sk_buff, page: Page, buf: int,
-                            length: int, truesize: int) -> sk_buff | None:
+def virtnet_skb_append_frag(kernel: Kernel, rq: receive_queue, head_skb: sk_buff, curr_skb: sk_buff, page: Page,
+                            buf: int, length: int, truesize: int) -> sk_buff | None:
     """virtio_net.c: virtnet_skb_append_frag() (inline in receive_mergeable() up to 6.9).
 
     The buffer joins the current skb as a new frag, or extends the last
     one when it continues it in the same block; after MAX_SKB_FRAGS a new
     alloc_skb(0) is chained on the head's frag_list and counted in the
     head's truesize.  Returns the skb now being filled, None when the
-    chained skb cannot be allocated.
+    chained skb cannot be allocated.  With page_pool buffers (7.1) a chained
+    skb is marked for recycling like the head and a coalesced buffer's extra
+    page reference goes back to the pool.
     """
     num_skb_frags = curr_skb.shinfo.nr_frags
     if num_skb_frags == kernel.profile.MAX_SKB_FRAGS:
         nskb = alloc_skb(kernel, 0, GFP_ATOMIC)
         if nskb is None:
             return None
+        if head_skb.pp_recycle:
+            skb_mark_for_recycle(nskb)
         # The first goes to the head's frag_list, later ones to the previous one's ->next.
         if head_skb.shinfo.frag_list is None:
             head_skb.shinfo.frag_list = []
@@ -787,7 +862,7 @@ def virtnet_skb_append_frag(kernel: Kernel, head_skb: sk_buff, curr_skb: sk_buff
         head_skb.truesize += truesize
     offset = buf - kernel.pages.page_address(page)
     if skb_can_coalesce(curr_skb, num_skb_frags, page, offset):
-        kernel.pages.put_page(page)
+        virtnet_put_page(kernel, rq, page, True)
         skb_coalesce_rx_frag(curr_skb, num_skb_frags - 1, length, truesize)
     else:
         skb_add_rx_frag(curr_skb, num_skb_frags, page, offset, length, truesize)
@@ -800,7 +875,7 @@ def _drop_rest(kernel: Kernel, rq: receive_queue, num_buf: int) -> None:
         elem = virtnet_rq_get_buf(kernel, rq)
         if elem is None:
             break
-        kernel.pages.put_page(kernel.pages.virt_to_head_page(elem.token))
+        virtnet_put_page(kernel, rq, kernel.pages.virt_to_head_page(elem.token), True)
         rq.stats.buffers_used += 1
         num_buf -= 1
 
@@ -824,9 +899,11 @@ def receive_mergeable(kernel: Kernel, rq: receive_queue, elem: vring_used_elem) 
         return receive_mergeable_xdp(kernel, rq, elem, page, offset, truesize, headroom)
     head_skb = page_to_skb(kernel, rq, page, offset, elem.len, truesize, headroom)
     if head_skb is None:
-        pages.put_page(page)
+        virtnet_put_page(kernel, rq, page, True)
         _drop_rest(kernel, rq, num_buf)
         return None
+    if rq.page_pool is not None:
+        skb_mark_for_recycle(head_skb)
     curr_skb = head_skb
     while num_buf > 1:
         num_buf -= 1
@@ -834,10 +911,10 @@ def receive_mergeable(kernel: Kernel, rq: receive_queue, elem: vring_used_elem) 
         buf = elem.token
         rq.stats.buffers_used += 1
         page = pages.virt_to_head_page(buf)
-        curr_skb = virtnet_skb_append_frag(kernel, head_skb, curr_skb, page, buf, elem.len,
+        curr_skb = virtnet_skb_append_frag(kernel, rq, head_skb, curr_skb, page, buf, elem.len,
                                            mergeable_ctx_to_truesize(elem.ctx))
         if curr_skb is None:
-            pages.put_page(page)
+            virtnet_put_page(kernel, rq, page, True)
             _drop_rest(kernel, rq, num_buf)
             kfree_skb(kernel, head_skb)
             return None
@@ -860,10 +937,12 @@ def receive_mergeable_xdp(kernel: Kernel, rq: receive_queue, elem: vring_used_el
     data_hard_start = buf - headroom
     skb = build_skb(kernel, data_hard_start, truesize)
     if skb is None:
-        kernel.pages.put_page(page)
+        virtnet_put_page(kernel, rq, page, True)
         return None
     skb_reserve(skb, headroom + rq.hdr_len)
     __skb_put(skb, elem.len - rq.hdr_len)
+    if rq.page_pool is not None:
+        skb_mark_for_recycle(skb)
     _built_on_buffer(rq, skb, "build_skb_from_xdp_buff")
     return skb
 
@@ -872,21 +951,31 @@ def receive_small(kernel: Kernel, rq: receive_queue, elem: vring_used_elem) -> s
     """virtio_net.c: receive_small() / receive_small_build_skb() - build_skb() around the buffer.
 
     The XDP variant (receive_small_xdp() with XDP_PASS) builds the same skb
-    over the larger buffer.
+    over the larger buffer.  7.1's page_pool buffers keep their length
+    (what page_pool handed out) and XDP headroom in the ring context, and
+    the skb is marked for recycling.
     """
     profile = kernel.profile
-    xdp_headroom = elem.ctx
+    if rq.page_pool is not None:
+        xdp_headroom = mergeable_ctx_to_headroom(elem.ctx)
+    else:
+        xdp_headroom = elem.ctx
     header_offset = profile.NET_IP_ALIGN + profile.NET_SKB_PAD + xdp_headroom
     buf = elem.token - header_offset
     rq.stats.buffers_used += 1
     headroom = rq.hdr_len + header_offset
-    buflen = profile.SKB_DATA_ALIGN(GOOD_PACKET_LEN + headroom) + profile.SHINFO_SIZE
+    if rq.page_pool is not None:
+        buflen = mergeable_ctx_to_truesize(elem.ctx)
+    else:
+        buflen = profile.SKB_DATA_ALIGN(GOOD_PACKET_LEN + headroom) + profile.SHINFO_SIZE
     skb = build_skb(kernel, buf, buflen)
     if skb is None:
-        kernel.pages.put_page(kernel.pages.virt_to_head_page(buf))
+        virtnet_put_page(kernel, rq, kernel.pages.virt_to_head_page(buf), True)
         return None
     skb_reserve(skb, headroom)
     skb_put(skb, elem.len - rq.hdr_len)
+    if rq.page_pool is not None:
+        skb_mark_for_recycle(skb)
     _built_on_buffer(rq, skb, "receive_small_build_skb")
     return skb
 
@@ -1128,6 +1217,17 @@ def virtnet_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct,
                              "(MTU too large to enable XDP)")
         rq.xdp_headroom = XDP_PACKET_HEADROOM
     rq.premapped = rq.rules.dma_record and rq.mode != "big"
+    if rq.rules.page_pool and rq.mode != "big":
+        # virtnet_create_page_pools(): order 0, the ring's size, this queue's NAPI; with the DMA API
+        # page_pool maps the pages (PP_FLAG_DMA_MAP | PP_FLAG_DMA_SYNC_DEV, max_len PAGE_SIZE).
+        flags = PP_FLAG_DMA_MAP | PP_FLAG_DMA_SYNC_DEV if values["dma_api"] == "1" else 0
+        params = page_pool_params(flags=flags, order=0, pool_size=ring, napi=napi, max_len=profile.PAGE_SIZE,
+                                  netdev=dev)
+        pool, err = page_pool_create(kernel, params, name=f"virtio_net rq {napi.napi_id:#x}")
+        if pool is None:
+            raise InputError(f"virtio_net: page_pool_create() failed with {err} (pool_size {ring})")
+        rq.page_pool = pool
+        rq.page_pools = [pool]
     if rq.mode == "mergeable":
         packet_len = IP_MAX_MTU if big_packets else max_mtu
         rq.min_buf_len = mergeable_min_buf_len(rq.hdr_len, ring, packet_len)
@@ -1156,6 +1256,7 @@ def virtnet_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct,
         "csum": rq.csum,
         "hdr_len": rq.hdr_len,
         "premapped": int(rq.premapped),
+        "page_pool": int(rq.page_pool is not None),
         "min_buf_len": rq.min_buf_len if rq.mode == "mergeable" else None,
         "big_packets_num_skbfrags": rq.big_packets_num_skbfrags if rq.mode == "big" else None,
         "max_frame": rq.max_frame,
@@ -1194,6 +1295,9 @@ def virtnet_close_queue(kernel: Kernel, rq: receive_queue) -> None:
     vq.num_free = vq.num
     while rq.pages:
         pages.put_page(rq.pages.pop())
+    if rq.page_pool is not None:
+        # virtnet_destroy_page_pools(): pages still in skbs come back to the pool later (page_pool_release()).
+        page_pool_destroy(kernel, rq.page_pool)
     if rq.alloc_frag.page is not None:
         if rq.last_dma is not None:
             virtnet_rq_unmap(kernel, rq, rq.last_dma)
@@ -1218,8 +1322,8 @@ def virtnet_rq_load_mergeable(kernel: Kernel, rq: receive_queue, buffers: list[t
     the DMA record's (its count: the block's posted buffers, plus one on
     the current block).
     """
-    if rq.mode != "mergeable":
-        raise ValueError("only a mergeable queue's ring can be loaded")
+    if rq.mode != "mergeable" or rq.page_pool is not None:
+        raise ValueError("only a mergeable queue's ring of frag blocks can be loaded")
     virtnet_close_queue(kernel, rq)
     pages = kernel.pages
     frag_size = rq.alloc_frag.size or SKB_FRAG_PAGE_SIZE
@@ -1269,9 +1373,10 @@ def _free_token(kernel: Kernel, rq: receive_queue, token, ctx: int) -> None:
         return
     buf = token
     if rq.mode == "small":
-        buf -= kernel.profile.NET_IP_ALIGN + kernel.profile.NET_SKB_PAD + ctx
+        xdp_headroom = mergeable_ctx_to_headroom(ctx) if rq.page_pool is not None else ctx
+        buf -= kernel.profile.NET_IP_ALIGN + kernel.profile.NET_SKB_PAD + xdp_headroom
     virtnet_rq_put_buf(kernel, rq, buf)
-    kernel.pages.put_page(kernel.pages.virt_to_head_page(buf))
+    virtnet_put_page(kernel, rq, kernel.pages.virt_to_head_page(buf), False)
 
 
 DRIVER = Driver(

@@ -42,8 +42,13 @@ def unsupported(config: RunConfig) -> str | None:
         return "the fast engine models ice rx=build_skb and rx=legacy only"
     from skbsim.profile import load_profile
 
-    if config.driver == "ice" and load_profile(config.kernel).feature("ice_rx_buffers") != "page_split":
+    profile = load_profile(config.kernel)
+    if config.driver == "ice" and profile.feature("ice_rx_buffers") != "page_split":
         return "the fast engine models ice's page-split buffers, not its page_pool (libeth) form"
+    if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
+        return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
+    if config.cpus > 1 and profile.feature("skb_defer_max_default") != "64":
+        return "the fast engine keeps skb_defer_max at 64 (6.19 raised it to 128)"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
     if tcp_through_gro(config):

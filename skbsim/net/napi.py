@@ -182,14 +182,18 @@ def local_bh_enable(kernel: Kernel) -> None:
 # -- the skb head cache (net/core/skbuff.c) ---------------------------------------------
 
 
-def napi_skb_cache_get(kernel: Kernel) -> int | None:
+def napi_skb_cache_get(kernel: Kernel, alloc: bool = True) -> int | None:
     """net/core/skbuff.c: napi_skb_cache_get() - a free sk_buff from this CPU's cache.
 
     An empty cache is refilled with NAPI_SKB_CACHE_BULK objects at once
     (kmem_cache_alloc_bulk(), all or nothing); returns the object's address.
+    With ``alloc`` false (6.19's @alloc, for __alloc_skb() outside NAPI) an
+    empty cache is not refilled: None, and the caller goes to the slab.
     """
     profile = kernel.profile
     nc = kernel.cpus[kernel.cpu].napi_alloc_cache
+    if not nc.skb_cache and not alloc:
+        return None
     nc.gets += 1
     if not nc.skb_cache:
         taken = kernel.slab.kmem_cache_alloc_bulk(

@@ -519,9 +519,7 @@ def kfree_skb_partial(kernel: Kernel, skb: sk_buff, head_stolen: bool) -> None:
     a frag of another skb); otherwise the whole skb is freed.
     """
     if head_stolen:
-        if skb.sk is not None:
-            skb.sk.skb_destructor(skb)
-            skb.sk = None
+        skb_release_head_state(skb)
         kfree_skbmem(kernel, skb)
     else:
         __kfree_skb(kernel, skb)
@@ -668,6 +666,9 @@ def __alloc_skb(kernel: Kernel, size: int, gfp_mask: int, flags: int) -> sk_buff
 
     The sk_buff comes from the NAPI cache when SKB_ALLOC_NAPI is asked without
     SKB_ALLOC_FCLONE; otherwise from skbuff_head_cache or skbuff_fclone_cache.
+    From 6.19 (feature ``alloc_skb_napi_cache_outside_napi``) a caller
+    without either flag, not in hard IRQ and with IRQs on, first takes an
+    sk_buff the NAPI cache already holds (under local_bh_disable(), no refill).
     """
     size = u32(size)
     fclone = bool(flags & SKB_ALLOC_FCLONE)
@@ -676,12 +677,23 @@ def __alloc_skb(kernel: Kernel, size: int, gfp_mask: int, flags: int) -> sk_buff
         if kernel.explain is not None:
             kernel.note("__alloc_skb: sk_memalloc_socks() and SKB_ALLOC_RX, so __GFP_MEMALLOC is added")
         gfp_mask |= __GFP_MEMALLOC
+    skb_from = "napi_skb_cache"
     if flags & (SKB_ALLOC_FCLONE | SKB_ALLOC_NAPI) == SKB_ALLOC_NAPI:
         addr = napi_skb_cache_get(kernel)
-        skb_from = "napi_skb_cache"
+    elif (not fclone and kernel.profile.has("alloc_skb_napi_cache_outside_napi")
+          and not in_hardirq(kernel) and not irqs_disabled(kernel)):
+        # 6.19 'net: use napi_skb_cache even in process context': what the cache holds, else the slab
+        local_bh_disable(kernel)
+        addr = napi_skb_cache_get(kernel, alloc=False)
+        local_bh_enable(kernel)
+        if addr is None:
+            skb_from = cache.name
+            addr = kernel.slab.kmem_cache_alloc(cache, gfp_mask & ~GFP_DMA, "__alloc_skb")
+        elif kernel.explain is not None:
+            kernel.note("__alloc_skb: outside NAPI, the sk_buff comes from this CPU's NAPI skb cache")
     else:
-        addr = kernel.slab.kmem_cache_alloc(cache, gfp_mask & ~GFP_DMA, "__alloc_skb")
         skb_from = cache.name
+        addr = kernel.slab.kmem_cache_alloc(cache, gfp_mask & ~GFP_DMA, "__alloc_skb")
     if addr is None:
         if kernel.explain is not None:
             kernel.note("__alloc_skb: no struct sk_buff")
@@ -1041,6 +1053,14 @@ def skb_release_data(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> N
     skb.pp_recycle = False
 
 
+def skb_release_head_state(skb: sk_buff) -> None:
+    """net/core/skbuff.c: skb_release_head_state() - run skb->destructor: the socket gets its memory back
+    (sock_rfree() and friends)."""
+    if skb.sk is not None:
+        skb.sk.skb_destructor(skb)
+        skb.sk = None
+
+
 def skb_release_all(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> None:
     """net/core/skbuff.c: skb_release_all() - head state, then the data.
 
@@ -1048,10 +1068,7 @@ def skb_release_all(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> No
     budget, __napi_kfree_skb()), which 6.4-6.9 page_pool takes as leave to
     recycle into its cache.
     """
-    if skb.sk is not None:
-        # skb->destructor: give the socket its memory back (sock_rfree and friends).
-        skb.sk.skb_destructor(skb)
-        skb.sk = None
+    skb_release_head_state(skb)
     if skb.head:
         skb_release_data(kernel, skb, napi_safe)
 
@@ -1137,7 +1154,10 @@ def napi_consume_skb(kernel: Kernel, skb: sk_buff | None, budget: int) -> None:
     """net/core/skbuff.c: napi_consume_skb() - free in NAPI, keeping the sk_buff per CPU.
 
     A zero budget means a caller outside NAPI (netpoll): an ordinary free.
-    Fast-clone skbs are not cached.
+    Fast-clone skbs are not cached.  From 6.19 (feature
+    ``napi_consume_defers_alien``) an unshared skb allocated on another CPU
+    drops its head state (the socket's charge) and goes to
+    skb_attempt_defer_free(), which frees it on that CPU.
     """
     if skb is None:
         return
@@ -1146,6 +1166,12 @@ def napi_consume_skb(kernel: Kernel, skb: sk_buff | None, budget: int) -> None:
         return
     if not in_softirq(kernel):
         kernel.warn_once("napi_consume_skb", "napi_consume_skb called outside softirq (DEBUG_NET_WARN_ON_ONCE)")
+    if (skb.alloc_cpu != kernel.cpu and skb.users == 1
+            and kernel.profile.has("napi_consume_defers_alien")):
+        # 6.19 'net: fix napi_consume_skb() with alien skbs'
+        skb_release_head_state(skb)
+        skb_attempt_defer_free(kernel, skb)
+        return
     if not skb_unref(skb):
         return
     if skb.fclone != SKB_FCLONE_UNAVAILABLE:

@@ -132,7 +132,8 @@ class tcp_sock:
         "icsk_ack_lrcvtime", "icsk_ack_last_seg_size", "icsk_ack_rcv_mss", "icsk_rto", "icsk_delack_max",
         "icsk_ca_ops", "delack_timer_pending",
         # tcp_sock
-        "rcv_nxt", "copied_seq", "rcv_wup", "rcv_wnd", "rcv_ssthresh", "window_clamp", "advmss", "mss_cache",
+        "rcv_nxt", "copied_seq", "rcv_wup", "rcv_wnd", "rcv_mwnd_seq", "rcv_ssthresh", "window_clamp", "advmss",
+        "mss_cache",
         "tcp_header_len", "scaling_ratio", "rcvq_space_space", "rcvq_space_seq", "rcvq_space_time",
         "rcv_rtt_est_rtt_us", "rcv_rtt_est_seq", "rcv_rtt_est_time", "rcv_rtt_last_tsecr", "tcp_mstamp",
         "pred_flags", "snd_wnd", "snd_una", "snd_nxt", "snd_cwnd", "reordering", "srtt_us",
@@ -183,6 +184,8 @@ class tcp_sock:
         self.copied_seq = 0
         self.rcv_wup = 0
         self.rcv_wnd = 0
+        # 7.1: the right edge of the largest window ever advertised (RFC 7323 2.4), tcp_sequence()'s limit
+        self.rcv_mwnd_seq = 0
         self.rcv_ssthresh = 0
         self.window_clamp = 0
         self.advmss = 0
@@ -273,6 +276,20 @@ def tcp_receive_window_of(rcv_wup: int, rcv_wnd: int, rcv_nxt: int) -> int:
 
 def tcp_receive_window(tp: tcp_sock) -> int:
     return tcp_receive_window_of(tp.rcv_wup, tp.rcv_wnd, tp.rcv_nxt)
+
+
+def tcp_max_receive_window(tp: tcp_sock) -> int:
+    """include/net/tcp.h: tcp_max_receive_window() (7.1) - how far past rcv_nxt the largest window ever
+    advertised reaches (an s32, at least 0)."""
+    return tcp_receive_window_of(tp.rcv_mwnd_seq, 0, tp.rcv_nxt)
+
+
+def tcp_update_max_rcv_wnd_seq(tp: tcp_sock) -> None:
+    """include/net/tcp.h: tcp_update_max_rcv_wnd_seq() (7.1) - move rcv_mwnd_seq to the offered window's right
+    edge when that is further.  Releases before 7.1 have no such field; keeping it costs nothing there."""
+    wre = (tp.rcv_wup + tp.rcv_wnd) & U32
+    if after(wre, tp.rcv_mwnd_seq):
+        tp.rcv_mwnd_seq = wre
 
 
 def inet_csk_ack_scheduled(sk: tcp_sock) -> bool:

@@ -62,6 +62,7 @@ from skbsim.net.ipv4.tcp import (
     tcp_event,
     tcp_jiffies32,
     tcp_mstamp_refresh,
+    tcp_max_receive_window,
     tcp_receive_window,
     tcp_set_window_clamp,
     tcp_skb_cb,
@@ -910,6 +911,8 @@ def tcp_data_queue(sk: tcp_sock, skb) -> None:
         _out_of_window(sk, skb, "TCP_OLD_DATA")
         return
     if not before(cb.seq, (sk.rcv_nxt + tcp_receive_window(sk)) & U32):
+        if sk.kernel.profile.feature("tcp_sequence_check") == "end_seq_max_wnd":
+            NET_INC_STATS(sk, "TCPBeyondWindow")  # 7.1 counts these too
         _out_of_window(sk, skb, "TCP_OVERWINDOW")
         return
     tcp_data_queue_ofo(sk, skb)
@@ -1191,12 +1194,20 @@ def __tcp_ack_snd_check(sk: tcp_sock, ofo_possible: bool) -> None:
     if sk.srtt_us and sk.srtt_us < rtt:
         rtt = sk.srtt_us
     net = sk.net
-    if sk.kernel.profile.feature("tcp_comp_sack_delay") == "rtt_percent":
-        delay_ns = min((rtt + (rtt >> 2)) * net.sysctl_tcp_comp_sack_rtt_percent, net.sysctl_tcp_comp_sack_delay_ns)
-    else:
-        delay_ns = min(net.sysctl_tcp_comp_sack_delay_ns, rtt * (1000 >> 3) // 20)
+    delay_ns = comp_sack_delay_ns(sk.kernel.profile.feature("tcp_comp_sack_delay") == "rtt_percent", rtt,
+                                  net.sysctl_tcp_comp_sack_rtt_percent, net.sysctl_tcp_comp_sack_delay_ns)
     sk.compressed_ack_timer = net.now_us + delay_ns // 1000
     tcp_event(sk, "ack_compressed", count=sk.compressed_ack, delay_ns=delay_ns)
+
+
+def comp_sack_delay_ns(rtt_percent_rule: bool, rtt8: int, rtt_percent: int, delay_max_ns: int) -> int:
+    """net/ipv4/tcp_input.c: __tcp_ack_snd_check()'s SACK compression delay in ns, from the receive RTT rtt8
+    (microseconds << 3): 5 % of the RTT, rtt8 * (NSEC_PER_USEC >> 3) / 20, up to 6.18; from 6.19 ('tcp: add
+    net.ipv4.tcp_comp_sack_rtt_percent') (rtt8 + rtt8 / 4) * tcp_comp_sack_rtt_percent, i.e. that percent of
+    the RTT; at most tcp_comp_sack_delay_ns either way."""
+    if rtt_percent_rule:
+        return min((rtt8 + (rtt8 >> 2)) * rtt_percent, delay_max_ns)
+    return min(delay_max_ns, rtt8 * (1000 >> 3) // 20)
 
 
 def tcp_ack_snd_check(sk: tcp_sock) -> None:
@@ -1244,12 +1255,21 @@ def tcp_sequence(sk: tcp_sock, seq: int, end_seq: int) -> str | None:
     Feature ``tcp_sequence_check``: 'seq' (up to 6.16) refuses a segment
     that starts beyond the window; 'end_seq' (6.17 'tcp: do not accept
     packets beyond window') also one that ends beyond it, unless the
-    receive queue is empty.
+    receive queue is empty; 'end_seq_max_wnd' (7.1 'tcp: implement RFC
+    7323 window retraction receiver requirements') the same against the
+    largest window ever advertised (rcv_mwnd_seq), so a segment the peer
+    sent into a window since retracted (the stored zero window) passes here
+    and tcp_data_queue() decides.  (The FIN exception is not modelled: the
+    peer sends no FIN.)
     """
     if before(end_seq, sk.rcv_wup):
         return "TCP_OLD_SEQUENCE"
-    limit = (sk.rcv_nxt + tcp_receive_window(sk)) & U32
-    if sk.kernel.profile.feature("tcp_sequence_check") == "end_seq":
+    rule = sk.kernel.profile.feature("tcp_sequence_check")
+    if rule == "end_seq_max_wnd":
+        limit = (sk.rcv_nxt + tcp_max_receive_window(sk)) & U32
+    else:
+        limit = (sk.rcv_nxt + tcp_receive_window(sk)) & U32
+    if rule != "seq":
         if after(end_seq, limit):
             if after(seq, limit):
                 return "TCP_INVALID_SEQUENCE"
@@ -1269,7 +1289,7 @@ def tcp_validate_incoming(sk: tcp_sock, skb) -> bool:
     if reason is None:
         return True
     if reason in ("TCP_INVALID_SEQUENCE", "TCP_INVALID_END_SEQUENCE") and \
-            sk.kernel.profile.feature("tcp_sequence_check") == "end_seq":
+            sk.kernel.profile.feature("tcp_sequence_check") != "seq":
         NET_INC_STATS(sk, "TCPBeyondWindow")
     tcp_event(sk, "sequence_drop", reason=reason, seq=skb.cb.seq, end_seq=skb.cb.end_seq, rcv_nxt=sk.rcv_nxt,
               window=tcp_receive_window(sk))
@@ -1299,7 +1319,7 @@ def tcp_rcv_established(sk: tcp_sock, skb) -> tuple[str, str]:
         paws_ok = not sk.rx_opt_tstamp_ok or (sk.rx_opt_saw_tstamp and
                                               ((sk.rx_opt_rcv_tsval - sk.rx_opt_ts_recent) & U32) < 0x80000000)
         if paws_ok and length > sk.tcp_header_len:
-            beyond = (sk.kernel.profile.feature("tcp_sequence_check") == "end_seq"
+            beyond = (sk.kernel.profile.feature("tcp_sequence_check") != "seq"
                       and after(cb.end_seq, (sk.rcv_nxt + tcp_receive_window(sk)) & U32))
             if not beyond:
                 if skb.truesize > sk.sk_forward_alloc:

@@ -125,6 +125,7 @@ def tcp_create_openreq_child(listener: tcp_sock, req: request_sock, name: str) -
     sk.window_clamp = req.rsk_window_clamp
     sk.rcv_ssthresh = req.rsk_rcv_wnd
     sk.rcv_wnd = req.rsk_rcv_wnd
+    sk.rcv_mwnd_seq = (sk.rcv_wup + req.rsk_rcv_wnd) & U32
     sk.rx_opt_wscale_ok = req.wscale_ok
     if req.wscale_ok:
         sk.rx_opt_snd_wscale = req.snd_wscale

@@ -15,7 +15,10 @@ Release differences (profile feature ``tcp_gro_cwr``): up to 6.12 a
 segment with CWR set completes the held skb and CWR is otherwise ignored
 ("set"); 6.18 compares CWR like the other flags, so a held skb with CWR
 also completes when a segment without it arrives ("set_or_changed"; "gro:
-prevent ACE field corruption & better AccECN handling").
+prevent ACE field corruption & better AccECN handling"); 7.0 drops the
+flush on a set CWR, so segments that all carry CWR merge and only a change
+completes the held skb ("changed"; "gro: flushing when CWR is set
+negatively affects AccECN").
 """
 
 from __future__ import annotations
@@ -114,10 +117,11 @@ def tcp_gro_receive(kernel: Kernel, head: list, skb: sk_buff, th: tcphdr):
         pcb = p.cb
         th2 = pcb.th
         changed = flags ^ th2.flags
-        if kernel.profile.feature("tcp_gro_cwr") == "set":
+        cwr_rule = kernel.profile.feature("tcp_gro_cwr")
+        if cwr_rule == "set":
             changed &= ~TCP_FLAG_CWR
         changed &= ~(TCP_FLAG_FIN | TCP_FLAG_PSH)
-        if flags & TCP_FLAG_CWR:
+        if flags & TCP_FLAG_CWR and cwr_rule != "changed":
             reason = "cwr"
         elif changed:
             reason = "tcp_flags_or_window"

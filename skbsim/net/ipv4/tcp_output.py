@@ -34,6 +34,7 @@ from skbsim.net.ipv4.tcp import (
     tcp_jiffies32,
     tcp_receive_window,
     tcp_sock,
+    tcp_update_max_rcv_wnd_seq,
 )
 
 
@@ -155,6 +156,7 @@ def tcp_select_window(sk: tcp_sock) -> int:
             sk.pred_flags = None
             sk.rcv_wnd = 0
             sk.rcv_wup = sk.rcv_nxt
+            tcp_update_max_rcv_wnd_seq(sk)
         tcp_event(sk, "nomem_zero_window", stored=nomem == "zero_window_stored")
         return 0
     cur_win = tcp_receive_window(sk)
@@ -168,6 +170,7 @@ def tcp_select_window(sk: tcp_sock) -> int:
         new_win = (cur_win + unit - 1) & ~(unit - 1)
     sk.rcv_wnd = new_win
     sk.rcv_wup = sk.rcv_nxt
+    tcp_update_max_rcv_wnd_seq(sk)
     new_win = min(new_win, U16_MAX << wscale) >> wscale
     if new_win == 0:
         sk.pred_flags = None
