@@ -18,7 +18,7 @@ from skbsim.net.napi import napi_list_del, napi_schedule, napi_struct, net_devic
 from skbsim.net.skbuff import kfree_skb
 from skbsim.sim import RunConfig, simulate
 
-RELEASES = ("6.1", "6.9", "6.12", "6.18")
+RELEASES = ("6.1", "6.9", "6.12", "6.18", "7.1")
 
 
 class Queue:
@@ -102,7 +102,8 @@ def test_mlx5_striding_rq_chains_past_max_skb_frags(release):
     q.close(up)
 
 
-@pytest.mark.parametrize("release, head_truesize", [("6.1", 1280), ("6.9", 1280), ("6.12", 1280), ("6.18", 960)])
+@pytest.mark.parametrize("release, head_truesize", [("6.1", 1280), ("6.9", 1280), ("6.12", 1280), ("6.18", 960),
+                                                    ("7.1", 960)])
 def test_gve_frag_only_skbs_go_through_napi_gro_frags(release, head_truesize):
     kernel = Kernel(release)
     q = Queue(kernel, "gve")
@@ -110,7 +111,7 @@ def test_gve_frag_only_skbs_go_through_napi_gro_frags(release, head_truesize):
     (p,) = up
     # 1514 > rx_copybreak 256: each frame is frag 0 (truesize: the 2048-byte buffer) of napi_get_frags()'s
     # skb, napi_alloc_skb(GRO_MAX_HEAD 304): 304 + 64 = 368, 6.1-6.12 a 1K piece (SKB_TRUESIZE(704) = 1280),
-    # 6.18 skbuff_small_head (960).  napi_gro_frags() pulls the 14-byte Ethernet header out of frag 0.
+    # 6.18 and 7.1 skbuff_small_head (960).  napi_gro_frags() pulls the 14-byte Ethernet header out of frag 0.
     # Segment 1 is held, its 52 header bytes pulled into the head as well: frag 0 keeps 1448.  Segment 2's
     # skb has no linear data: its frag moves (offset + 52, 1448 bytes), p gains 2048, and napi_reuse_skb()
     # makes the emptied skb napi->skb, so segments 3..5 arrive in that same skb.
@@ -122,12 +123,14 @@ def test_gve_frag_only_skbs_go_through_napi_gro_frags(release, head_truesize):
     q.close(up)
 
 
-@pytest.mark.parametrize("driver, options", [
-    ("mlx5", {}), ("mlx5", {"rq": "legacy", "mtu": "9000"}), ("bnxt", {}), ("bnxt", {"tpa": "off"}), ("mana", {}),
-    ("gve", {}), ("gve", {"hsplit": "on"}), ("libeth", {}), ("libeth", {"nic": "idpf", "hsplit": "on"}),
+@pytest.mark.parametrize("release, driver, options", [
+    ("6.18", "mlx5", {}), ("6.18", "mlx5", {"rq": "legacy", "mtu": "9000"}), ("6.18", "bnxt", {}),
+    ("6.18", "bnxt", {"tpa": "off"}), ("6.18", "mana", {}), ("6.18", "gve", {}), ("6.18", "gve", {"hsplit": "on"}),
+    ("6.18", "libeth", {}), ("6.18", "libeth", {"nic": "idpf", "hsplit": "on"}),
+    ("7.1", "ice", {"rx": "build_skb"}), ("7.1", "mlx5", {}), ("7.1", "gve", {}),
 ])
-def test_tcp_bulk_runs_report_gro_and_give_everything_back(driver, options):
-    config = RunConfig(kernel="6.18", driver=driver, options=options, traffic="tcp-bulk", count=2000, flows=4,
+def test_tcp_bulk_runs_report_gro_and_give_everything_back(release, driver, options):
+    config = RunConfig(kernel=release, driver=driver, options=options, traffic="tcp-bulk", count=2000, flows=4,
                        rate=10_000_000, packet_cost_ns=50)
     result, _ = simulate(config)
     gro = result["gro"]
