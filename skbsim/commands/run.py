@@ -79,6 +79,8 @@ def add_parser(sub) -> None:
                    help="print {\"runs\": [one object per run]} (docs/schema/run.schema.json, docs/output.md)")
     p.add_argument("--trace", help="write one record per packet to FILE.jsonl or FILE.csv (fields: docs/output.md)")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write one self-contained HTML page: the summary, interactive charts, the command line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -110,13 +112,12 @@ def _option_sets(pairs: list[str], drivers: list[str]) -> list[tuple[str, dict]]
     return runs
 
 
-def run(args) -> int:
-    from skbsim.commands.common import console, output_dir, output_file, print_json
-    from skbsim.fast import simulate_engine
+def configs_from_args(args) -> list:
+    """The RunConfigs one ``skbsim run`` command line asks for (one per --kernel, --driver and --opt
+    value), validated."""
     from skbsim.drivers import with_default_options
     from skbsim.mm.fault import parse_fault
     from skbsim.profile import load_profile
-    from skbsim.report import TRACE_SUFFIXES, TraceWriter, render_summary, write_plots
     from skbsim.sim import RunConfig
 
     traffic = args.traffic or ("tcp-bulk" if args.socket == "tcp" else "imix")
@@ -149,15 +150,28 @@ def run(args) -> int:
         for k in kernels
         for driver, opts in _option_sets(args.opt, drivers)
     ]
-    if args.trace and len(configs) > 1:
-        raise InputError("--trace takes one run; drop the extra --kernel/--driver/--opt values")
     for config in configs:
         config.validate()
+    return configs
+
+
+def run(args) -> int:
+    from skbsim.cli import command_line
+    from skbsim.commands.common import console, output_dir, output_file, print_json
+    from skbsim.fast import simulate_engine
+    from skbsim.htmlreport import REPORT_SUFFIXES
+    from skbsim.report import TRACE_SUFFIXES, TraceWriter, render_summary, write_plots, write_run_report
+
+    configs = configs_from_args(args)
+    if args.trace and len(configs) > 1:
+        raise InputError("--trace takes one run; drop the extra --kernel/--driver/--opt values")
     # Where the results go is checked before the first packet, not after the last.
     if args.trace:
         output_file("--trace", args.trace, TRACE_SUFFIXES)
     if args.plot:
         output_dir("--plot", args.plot)
+    if args.report:
+        output_file("--report", args.report, REPORT_SUFFIXES)
 
     runs = []
     for config in configs:
@@ -165,7 +179,7 @@ def run(args) -> int:
         started = time.perf_counter()
         with _Progress(config, quiet=args.quiet) as progress:
             try:
-                result, extra, fell_back = simulate_engine(config, args.engine, trace=trace, plot=bool(args.plot),
+                result, extra, fell_back = simulate_engine(config, args.engine, trace=trace, plot=bool(args.plot or args.report),
                                                            progress=progress.update)
             finally:
                 if trace is not None:
@@ -186,6 +200,8 @@ def run(args) -> int:
     if args.plot:
         for path in write_plots(args.plot, runs):
             print(f"plot: {shown(path)}", file=sys.stderr)
+    if args.report:
+        print(f"report: {shown(write_run_report(args.report, runs, command_line(args)))}", file=sys.stderr)
     return 0 if all(r["leaks"]["clean"] for r in results) else 1
 
 
