@@ -128,7 +128,8 @@ def configs_from_args(args) -> list:
     rate = number("--rate", args.rate or ("capture" if capture else "1000000"), ("capture",))
     app_rate = number("--app-rate", args.app_rate, ("unlimited",), zero="nobody reads")
     count = args.count if args.count is not None else _default_count(traffic)
-    socket = args.socket or _default_socket(traffic, count, args.cpus)
+    # A capture's default socket is decided when its run starts (sim.resolve_socket()).
+    socket = args.socket or ("auto" if capture else "udp")
     senders = socket == "tcp" and not capture
     for option, value in (("--tcp", args.tcp), ("--rtt", args.rtt), ("--duration", args.duration)):
         if value is not None and not senders:
@@ -161,6 +162,7 @@ def run(args) -> int:
     from skbsim.fast import simulate_engine
     from skbsim.htmlreport import REPORT_SUFFIXES
     from skbsim.report import TRACE_SUFFIXES, TraceWriter, render_summary, write_plots, write_run_report
+    from skbsim.sim import resolve_socket
 
     configs = configs_from_args(args)
     if args.trace and len(configs) > 1:
@@ -175,6 +177,7 @@ def run(args) -> int:
 
     runs = []
     for config in configs:
+        config = resolve_socket(config)
         trace = TraceWriter(args.trace, per_flow=config.socket == "tcp") if args.trace else None
         started = time.perf_counter()
         with _Progress(config, quiet=args.quiet) as progress:
@@ -211,16 +214,6 @@ def _is_capture(traffic: str) -> bool:
 
 def _default_count(traffic: str) -> int | None:
     return None if _is_capture(traffic) else 100_000
-
-
-def _default_socket(traffic: str, count: int | None, cpus: int) -> str:
-    """A capture holding IPv4 TCP gets a socket per flow; everything else the one UDP socket."""
-    if not _is_capture(traffic):
-        return "udp"
-    from skbsim.traffic import parse_traffic
-    from skbsim.traffic.capture import capture_has_tcp
-
-    return "tcp" if capture_has_tcp(parse_traffic(traffic, count=count, nqueues=cpus)) else "udp"
 
 
 class _Progress:
