@@ -83,23 +83,22 @@ def run_labels(results: list[dict]) -> list[str]:
     return labels
 
 
-def render_summary(results: list[dict], console) -> None:
-    """One column per run: the same traffic side by side when there are several (said once, above)."""
-    from rich.table import Table
+def summary_heading(results: list[dict]) -> list[str]:
+    """The lines above the summary table: its title, then the traffic, said once for all the runs."""
+    return ["skbsim run", *(f"traffic: {description}" for description in sorted({r["traffic"] for r in results}))]
 
-    from skbsim.commands.common import print_table
 
-    console.print("skbsim run", highlight=False)
-    for description in sorted({r["traffic"] for r in results}):
-        console.print(f"traffic: {description}", highlight=False, soft_wrap=True)
-    table = Table()
-    table.add_column("")
+def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """The summary's column headers (one per run) and rows (a label, then one value per run): what the
+    terminal's table and the HTML report both show."""
+    headers = [""]
     for r in results:
         opts = ",".join(f"{k}={v}" for k, v in r["options"].items())
-        table.add_column(f"{r['kernel']} {r['driver']}" + (f"\n{opts}" if opts else ""), justify="right")
+        headers.append(f"{r['kernel']} {r['driver']}" + (f"\n{opts}" if opts else ""))
+    rows: list[list[str]] = []
 
     def row(label, fn):
-        table.add_row(label, *[str(fn(r)) for r in results])
+        rows.append([label, *[str(fn(r)) for r in results]])
 
     row("engine", lambda r: r["engine"])
     row("packets", lambda r: f"{r['packets']:,}")
@@ -162,21 +161,42 @@ def render_summary(results: list[dict], console) -> None:
         # The page_pool counters under the names ethtool -S gives them, summed over the queues.
         for name in PP_STATS:
             row(f"page_pool {name}", lambda r, name=name: f"{r['page_pool'][name]:,}" if "page_pool" in r else "-")
-    print_table(console, table)
+    return headers, rows
+
+
+def leak_lines(results: list[dict]) -> list[str]:
+    """The leak check's verdict (and a page_pool's own leak lines) and the model's warnings, per run."""
+    lines = []
     for r, label in zip(results, run_labels(results)):
         leaks = r["leaks"]
         if leaks["clean"]:
-            console.print(f"leak check ({label}): clean - every page, slab object and skb was given back")
+            lines.append(f"leak check ({label}): clean - every page, slab object and skb was given back")
         else:
-            console.print(
-                f"leak check ({label}): {leaks['skbs']} skbs, {leaks['slab_objects']} slab objects, "
-                f"{leaks['pages']} pages not given back"
-            )
-            for line in leaks["details"]:
-                if line.startswith("<page_pool"):
-                    console.print(f"leak check ({label}): {line}")
-        for warning in r["warnings"]:
-            console.print(f"warning ({label}): {warning}")
+            lines.append(f"leak check ({label}): {leaks['skbs']} skbs, {leaks['slab_objects']} slab objects, "
+                         f"{leaks['pages']} pages not given back")
+            lines.extend(f"leak check ({label}): {line}" for line in leaks["details"] if line.startswith("<page_pool"))
+        lines.extend(f"warning ({label}): {warning}" for warning in r["warnings"])
+    return lines
+
+
+def render_summary(results: list[dict], console) -> None:
+    """One column per run: the same traffic side by side when there are several (said once, above)."""
+    from rich.table import Table
+
+    from skbsim.commands.common import print_table
+
+    for line in summary_heading(results):
+        console.print(line, highlight=False, soft_wrap=True)
+    headers, rows = summary_rows(results)
+    table = Table()
+    table.add_column(headers[0])
+    for header in headers[1:]:
+        table.add_column(header, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    print_table(console, table)
+    for line in leak_lines(results):
+        console.print(line)
 
 
 #: TcpExt counters the summary always shows for TCP runs (others only where a run counted some).
@@ -228,6 +248,59 @@ def _bytes(n: int) -> str:
     return str(n)
 
 
+def truesize_curve(extra: dict) -> tuple[list[int], list[float]]:
+    """Mean truesize per frame length on the wire, from a run's extra data."""
+    lengths = sorted(extra["truesize_by_len"])
+    means = [
+        sum(t * n for t, n in extra["truesize_by_len"][length].items()) / sum(extra["truesize_by_len"][length].values())
+        for length in lengths
+    ]
+    return lengths, means
+
+
+def memory_series(extra: dict) -> tuple[list[float], list[float], list[float]]:
+    """(simulated ms, memory in use in KiB, sk_rmem_alloc in KiB) over a run, from its extra data."""
+    series = extra["series"]
+    return ([t / 1e6 for t, _, _ in series], [m * extra["page_size"] / 1024 for _, m, _ in series],
+            [s / 1024 for _, _, s in series])
+
+
+def peak_label(result: dict, label: str) -> str:
+    """The name of a run's peak sk_rmem_alloc line, with how far it went over sk_rcvbuf."""
+    peak = result["socket"]["peak_rmem_alloc"]
+    over = peak - result["socket"]["rcvbuf"]
+    return f"{label}: peak {peak:,} B" + (f" ({over:+,} B over sk_rcvbuf)" if over > 0 else "")
+
+
+def has_socket_limit(result: dict) -> bool:
+    """Whether a run's socket panel has one sk_rcvbuf to draw.  A run with a socket per flow
+    (``--socket tcp``) draws the sum of its sockets' sk_rmem_alloc instead, without limit lines:
+    each socket has its own (tcp.png shows the TCP receivers')."""
+    return "tcp" not in result
+
+
+def socket_line_label(result: dict, label: str) -> str:
+    """The name of a run's sk_rmem_alloc line."""
+    return label if has_socket_limit(result) else f"{label}: all sockets"
+
+
+def socket_zoom(results: list[dict]) -> tuple[float, float] | None:
+    """The sk_rmem_alloc axis range (KiB) when a socket fills up: the top quarter, where the limit and
+    any overshoot are; None when no run comes near its limit, or a run has no single limit."""
+    if not all(has_socket_limit(r) for r in results):
+        return None
+    rcvbufs = [r["socket"]["rcvbuf"] for r in results]
+    peaks = [r["socket"]["peak_rmem_alloc"] for r in results]
+    if max(peaks) < 0.9 * min(rcvbufs):
+        return None
+    return 0.75 * min(rcvbufs) / 1024, 1.01 * max(peaks + rcvbufs) / 1024
+
+
+TRUESIZE_AXES = ("frame length on the wire (bytes)", "skb truesize (bytes)")
+MEMORY_AXES = ("simulated time (ms)", "memory in use (KiB)", "socket sk_rmem_alloc (KiB)")
+ZOOM_TITLE = "sk_rmem_alloc near the limit (top quarter)"
+
+
 def write_plots(directory: str, runs: list[tuple[dict, dict]]) -> list[str]:
     """PNG plots: truesize against frame length; memory and socket occupancy over time.
 
@@ -247,18 +320,15 @@ def write_plots(directory: str, runs: list[tuple[dict, dict]]) -> list[str]:
     except OSError as err:
         raise InputError(f"--plot {shown(directory)}: cannot create: {err.strerror}") from None
     written = []
-    labels = run_labels([result for result, _ in runs])
+    results = [result for result, _ in runs]
+    labels = run_labels(results)
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for (result, extra), label in zip(runs, labels):
-        lengths = sorted(extra["truesize_by_len"])
-        means = [
-            sum(t * n for t, n in extra["truesize_by_len"][length].items()) / sum(extra["truesize_by_len"][length].values())
-            for length in lengths
-        ]
+        lengths, means = truesize_curve(extra)
         ax.plot(lengths, means, marker="o", linestyle="", markersize=3, label=label)
-    ax.set_xlabel("frame length on the wire (bytes)")
-    ax.set_ylabel("skb truesize (bytes)")
+    ax.set_xlabel(TRUESIZE_AXES[0])
+    ax.set_ylabel(TRUESIZE_AXES[1])
     ax.set_title("truesize against frame length")
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -267,37 +337,26 @@ def write_plots(directory: str, runs: list[tuple[dict, dict]]) -> list[str]:
     written.append(str(path))
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
-    # A run with a socket per flow draws the sum of its sockets' sk_rmem_alloc, without limit lines
-    # (each socket has its own: tcp.png shows the TCP receivers').
-    udp_runs = [result for result, _ in runs if "tcp" not in result] or [result for result, _ in runs]
-    rcvbufs = sorted({result["socket"]["rcvbuf"] for result in udp_runs})
     for (result, extra), label in zip(runs, labels):
-        series = extra["series"]
-        if not series:
+        if not extra["series"]:
             continue
-        times = [t / 1e6 for t, _, _ in series]
-        top.plot(times, [m * extra["page_size"] / 1024 for _, m, _ in series], label=label)
-        line, = bottom.plot(times, [s / 1024 for _, _, s in series],
-                            label=label + (": all sockets" if "tcp" in result else ""))
-        if "tcp" in result:
-            continue
-        peak = result["socket"]["peak_rmem_alloc"]
-        over = peak - result["socket"]["rcvbuf"]
-        bottom.axhline(peak / 1024, color=line.get_color(), linestyle=":", linewidth=1.2,
-                       label=f"{label}: peak {peak:,} B" + (f" ({over:+,} B over sk_rcvbuf)" if over > 0 else ""))
-    for rcvbuf in rcvbufs if "tcp" not in udp_runs[0] else ():
-        bottom.axhline(rcvbuf / 1024, color="black", linestyle="--", linewidth=1,
-                       label=f"sk_rcvbuf {rcvbuf:,} B")
-    peaks = [result["socket"]["peak_rmem_alloc"] for result in udp_runs]
-    if len(udp_runs) == len(runs) and "tcp" not in udp_runs[0] and max(peaks) >= 0.9 * min(rcvbufs):
-        # The socket fills up: show the top quarter, where the limit and any overshoot are.
-        bottom.set_ylim(0.75 * min(rcvbufs) / 1024, 1.01 * max(peaks + rcvbufs) / 1024)
-        bottom.set_title("sk_rmem_alloc near the limit (top quarter)", fontsize=9)
-    top.set_ylabel("memory in use (KiB)")
+        times, memory, rmem = memory_series(extra)
+        top.plot(times, memory, label=label)
+        line, = bottom.plot(times, rmem, label=socket_line_label(result, label))
+        if has_socket_limit(result):
+            bottom.axhline(result["socket"]["peak_rmem_alloc"] / 1024, color=line.get_color(), linestyle=":",
+                           linewidth=1.2, label=peak_label(result, label))
+    for rcvbuf in sorted({r["socket"]["rcvbuf"] for r in results if has_socket_limit(r)}):
+        bottom.axhline(rcvbuf / 1024, color="black", linestyle="--", linewidth=1, label=f"sk_rcvbuf {rcvbuf:,} B")
+    zoom = socket_zoom(results)
+    if zoom is not None:
+        bottom.set_ylim(*zoom)
+        bottom.set_title(ZOOM_TITLE, fontsize=9)
+    top.set_ylabel(MEMORY_AXES[1])
     top.grid(True, alpha=0.3)
     top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    bottom.set_ylabel("socket sk_rmem_alloc (KiB)")
-    bottom.set_xlabel("simulated time (ms)")
+    bottom.set_ylabel(MEMORY_AXES[2])
+    bottom.set_xlabel(MEMORY_AXES[0])
     bottom.grid(True, alpha=0.3)
     bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     path = out / "memory.png"
@@ -380,3 +439,69 @@ def _save(fig, path: Path) -> None:
         raise InputError(f"--plot {shown(path)}: cannot write: {err.strerror}") from None
     finally:
         plt.close(fig)
+
+
+def write_run_report(path: str, runs: list[tuple[dict, dict]], command_line: str) -> str:
+    """``skbsim run --report``: what the terminal shows (the traffic line, the summary table, the leak
+    check) and the PNG plots as interactive charts, with the command line, in one HTML file."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    from skbsim.htmlreport import HtmlReport
+
+    results = [result for result, _ in runs]
+    labels = run_labels(results)
+    title, *traffic = summary_heading(results)
+    report = HtmlReport(title, subtitle=", ".join(labels))
+    for line in traffic:
+        report.paragraph(line)
+    report.heading("Summary")
+    report.table(*summary_rows(results))
+    for line in leak_lines(results):
+        report.paragraph(line)
+
+    report.heading("truesize against frame length")
+    fig = go.Figure()
+    for (result, extra), label in zip(runs, labels):
+        lengths, means = truesize_curve(extra)
+        fig.add_trace(go.Scatter(x=lengths, y=means, mode="markers", marker=dict(size=5), name=label))
+    fig.update_layout(xaxis_title=TRUESIZE_AXES[0], yaxis_title=TRUESIZE_AXES[1], hovermode="closest")
+    report.figure(fig, caption="Mean skb truesize of the delivered skbs at each frame length.")
+
+    report.heading("Memory and socket occupancy over time")
+    zoom = socket_zoom(results)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=("", ZOOM_TITLE if zoom is not None else ""))
+    span: list[float] = []  # the simulated time the runs cover, for the horizontal lines
+    for i, ((result, extra), label) in enumerate(zip(runs, labels)):
+        if not extra["series"]:
+            continue
+        times, memory, rmem = memory_series(extra)
+        span += [times[0], times[-1]]
+        color = qualitative.Plotly[i % len(qualitative.Plotly)]
+        fig.add_trace(go.Scatter(x=times, y=memory, mode="lines", name=label, legendgroup=label,
+                                 line=dict(color=color)), row=1, col=1)
+        fig.add_trace(go.Scatter(x=times, y=rmem, mode="lines", name=socket_line_label(result, label),
+                                 legendgroup=label, showlegend=False, line=dict(color=color)), row=2, col=1)
+        if not has_socket_limit(result):
+            continue
+        peak = result["socket"]["peak_rmem_alloc"] / 1024
+        fig.add_trace(go.Scatter(x=[times[0], times[-1]], y=[peak, peak], mode="lines", name=peak_label(result, label),
+                                 line=dict(color=color, dash="dot", width=1.2)), row=2, col=1)
+    for rcvbuf in sorted({r["socket"]["rcvbuf"] for r in results if has_socket_limit(r)}) if span else ():
+        fig.add_trace(go.Scatter(x=[min(span), max(span)], y=[rcvbuf / 1024] * 2, mode="lines",
+                                 name=f"sk_rcvbuf {rcvbuf:,} B", line=dict(color="black", dash="dash", width=1)),
+                      row=2, col=1)
+    if zoom is not None:
+        fig.update_yaxes(range=list(zoom), row=2, col=1)
+    fig.update_yaxes(title_text=MEMORY_AXES[1], row=1, col=1)
+    fig.update_yaxes(title_text=MEMORY_AXES[2], row=2, col=1)
+    fig.update_xaxes(title_text=MEMORY_AXES[0], row=2, col=1)
+    report.figure(fig, height=650, caption="Pages in use by the whole receive path, and the socket's sk_rmem_alloc "
+                  "with each sk_rcvbuf (dashed) and each run's peak (dotted; from the run's own counters, since the "
+                  "series is thinned and may miss it).")
+
+    report.heading("Command line")
+    report.commands([command_line])
+    return report.write(path)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from skbsim.drivers import DRIVERS
 from skbsim.drivers.pp_common import queue_page_pool_stats, sum_page_pool_stats
@@ -116,9 +116,17 @@ class RunConfig:
         self._validate_sockets()
 
     def _validate_sockets(self) -> None:
+        kind = self.traffic.split(":", 1)[0].strip().lower()
+        if self.socket == "auto" and kind in ("pcap", "pcapng"):
+            # A capture's default, decided when the run starts (resolve_socket()); check what either
+            # choice would check of the TCP options' ranges now.
+            if self.app_read_size is not None and not 1 <= self.app_read_size <= 0x7FFFFFFF:
+                raise InputError(f"--app-read-size must be 1..2147483647 bytes, got {self.app_read_size}")
+            if self.so_rcvbuf is not None and not 0 <= self.so_rcvbuf <= 0x7FFFFFFF:
+                raise InputError(f"--so-rcvbuf {self.so_rcvbuf} is outside 0..2147483647")
+            return
         if self.socket not in ("udp", "tcp"):
             raise InputError(f"--socket must be udp or tcp, got {self.socket!r}")
-        kind = self.traffic.split(":", 1)[0].strip().lower()
         if self.socket == "udp":
             for value, name in ((self.app_read_size, "--app-read-size"), (self.so_rcvbuf, "--so-rcvbuf")):
                 if value is not None:
@@ -811,9 +819,23 @@ def _page_frag_stats(kernel: Kernel) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
+def resolve_socket(config: RunConfig) -> RunConfig:
+    """A capture's default socket (``socket="auto"``): a socket per flow when the capture holds IPv4
+    TCP (within --count), else the one UDP socket.  Decided when the run starts, not when its command
+    line is read, so that a grid can check its cells without reading their captures."""
+    if config.socket != "auto":
+        return config
+    from skbsim.traffic.capture import capture_has_tcp
+
+    tcp = capture_has_tcp(parse_traffic(config.traffic, count=config.count, nqueues=config.cpus))
+    resolved = replace(config, socket="tcp" if tcp else "udp")
+    resolved.validate()
+    return resolved
+
+
 def simulate(config: RunConfig, trace=None, progress=None) -> tuple[dict, dict]:
     """Run once; return (the JSON result, extra data for plots)."""
-    sim = Simulation(config, trace=trace, progress=progress)
+    sim = Simulation(resolve_socket(config), trace=trace, progress=progress)
     result = sim.run()
     _, _, truesize_by_len = sim._skb_kinds_by()
     extra = {

@@ -80,6 +80,8 @@ def add_parser(sub) -> None:
                    help="print {\"runs\": [one object per run]} (docs/schema/run.schema.json, docs/output.md)")
     p.add_argument("--trace", help="write one record per packet to FILE.jsonl or FILE.csv (fields: docs/output.md)")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots into DIR")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write one self-contained HTML page: the summary, interactive charts, the command line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -111,13 +113,12 @@ def _option_sets(pairs: list[str], drivers: list[str]) -> list[tuple[str, dict]]
     return runs
 
 
-def run(args) -> int:
-    from skbsim.commands.common import console, output_dir, output_file, print_json
-    from skbsim.fast import simulate_engine
+def configs_from_args(args) -> list:
+    """The RunConfigs one ``skbsim run`` command line asks for (one per --kernel, --driver and --opt
+    value), validated."""
     from skbsim.drivers import with_default_options
     from skbsim.mm.fault import parse_fault
     from skbsim.profile import load_profile
-    from skbsim.report import TRACE_SUFFIXES, TraceWriter, render_summary, write_plots
     from skbsim.sim import RunConfig
 
     traffic = args.traffic or ("tcp-bulk" if args.socket == "tcp" else "imix")
@@ -128,7 +129,8 @@ def run(args) -> int:
     rate = number("--rate", args.rate or ("capture" if capture else "1000000"), ("capture",))
     app_rate = number("--app-rate", args.app_rate, ("unlimited",), zero="nobody reads")
     count = args.count if args.count is not None else _default_count(traffic)
-    socket = args.socket or _default_socket(traffic, count, args.cpus)
+    # A capture's default socket is decided when its run starts (sim.resolve_socket()).
+    socket = args.socket or ("auto" if capture else "udp")
     senders = socket == "tcp" and not capture
     for option, value in (("--tcp", args.tcp), ("--rtt", args.rtt), ("--duration", args.duration)):
         if value is not None and not senders:
@@ -150,23 +152,38 @@ def run(args) -> int:
         for k in kernels
         for driver, opts in _option_sets(args.opt, drivers)
     ]
-    if args.trace and len(configs) > 1:
-        raise InputError("--trace takes one run; drop the extra --kernel/--driver/--opt values")
     for config in configs:
         config.validate()
+    return configs
+
+
+def run(args) -> int:
+    from skbsim.cli import command_line
+    from skbsim.commands.common import console, output_dir, output_file, print_json
+    from skbsim.fast import simulate_engine
+    from skbsim.htmlreport import REPORT_SUFFIXES
+    from skbsim.report import TRACE_SUFFIXES, TraceWriter, render_summary, write_plots, write_run_report
+    from skbsim.sim import resolve_socket
+
+    configs = configs_from_args(args)
+    if args.trace and len(configs) > 1:
+        raise InputError("--trace takes one run; drop the extra --kernel/--driver/--opt values")
     # Where the results go is checked before the first packet, not after the last.
     if args.trace:
         output_file("--trace", args.trace, TRACE_SUFFIXES)
     if args.plot:
         output_dir("--plot", args.plot)
+    if args.report:
+        output_file("--report", args.report, REPORT_SUFFIXES)
 
     runs = []
     for config in configs:
+        config = resolve_socket(config)
         trace = TraceWriter(args.trace, per_flow=config.socket == "tcp") if args.trace else None
         started = time.perf_counter()
         with _Progress(config, quiet=args.quiet) as progress:
             try:
-                result, extra, fell_back = simulate_engine(config, args.engine, trace=trace, plot=bool(args.plot),
+                result, extra, fell_back = simulate_engine(config, args.engine, trace=trace, plot=bool(args.plot or args.report),
                                                            progress=progress.update)
             finally:
                 if trace is not None:
@@ -187,6 +204,8 @@ def run(args) -> int:
     if args.plot:
         for path in write_plots(args.plot, runs):
             print(f"plot: {shown(path)}", file=sys.stderr)
+    if args.report:
+        print(f"report: {shown(write_run_report(args.report, runs, command_line(args)))}", file=sys.stderr)
     return 0 if all(r["leaks"]["clean"] for r in results) else 1
 
 
@@ -196,16 +215,6 @@ def _is_capture(traffic: str) -> bool:
 
 def _default_count(traffic: str) -> int | None:
     return None if _is_capture(traffic) else 100_000
-
-
-def _default_socket(traffic: str, count: int | None, cpus: int) -> str:
-    """A capture holding IPv4 TCP gets a socket per flow; everything else the one UDP socket."""
-    if not _is_capture(traffic):
-        return "udp"
-    from skbsim.traffic import parse_traffic
-    from skbsim.traffic.capture import capture_has_tcp
-
-    return "tcp" if capture_has_tcp(parse_traffic(traffic, count=count, nqueues=cpus)) else "udp"
 
 
 class _Progress:

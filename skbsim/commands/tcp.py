@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from skbsim.commands.common import integer, output_dir, print_json
+from skbsim.commands.common import integer, output_dir, output_file, print_json
 from skbsim.files import shown
 
 
@@ -36,47 +36,71 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help='print one JSON object, {"runs": [...]}: one run per kernel and option set (docs/schema/tcp.schema.json)')
     p.add_argument("--plot", metavar="DIR", help="write window, rcv_ssthresh, rmem_alloc and rcvbuf per step "
                    "(tcp.png) into DIR")
+    p.add_argument("--report", metavar="FILE.html",
+                   help="write one self-contained HTML page: the summary, each run's records, the window and memory "
+                   "charts per kernel, the command line")
     p.add_argument("--explain", action="store_true", help="say for each record which rules produced its figures")
     p.add_argument("--summary", action="store_true", help="print only the side-by-side summary, not every record")
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    from skbsim.commands.common import console as make_console
+def runs_from_args(args) -> tuple[list[tuple[str, dict]], list, object]:
+    """What one ``skbsim tcp`` command line asks for, checked: its (kernel, driver options) runs (one per
+    --kernel and --opt value), its steps and its SYN options."""
     from skbsim.commands.run import _option_sets
-    from skbsim.tcp_report import render_explanations, render_records, render_summary, write_tcp_plot
-    from skbsim.tcp_session import play
     from skbsim.tcp_steps import parse_steps, parse_syn
 
     steps = parse_steps(args.steps)
     syn = parse_syn(args.syn)
-    if args.plot:
-        output_dir("--plot", args.plot)
     kernels = args.kernel or ["6.18"]
     runs = [(kernel, options) for kernel in kernels for _driver, options in _option_sets(args.opt, [args.driver])]
-    results = []
+    return runs, steps, syn
+
+
+def play_run(args, kernel: str, options: dict, steps: list, syn) -> dict:
+    """One run of the command line: skbsim.tcp_session.play() with its options."""
+    from skbsim.tcp_session import play
+
+    return play(kernel, args.driver, options, steps, so_rcvbuf=args.so_rcvbuf, cc=args.cc, syn=syn,
+                step_ms=args.step_ms, explain=args.explain, kernel_config=args.kernel_config)
+
+
+def run(args) -> int:
+    from skbsim.cli import command_line
+    from skbsim.commands.common import console as make_console
+    from skbsim.htmlreport import REPORT_SUFFIXES
+    from skbsim.tcp_report import (render_explanations, render_records, render_summary, write_tcp_plot,
+                                   write_tcp_report)
+
+    runs, steps, syn = runs_from_args(args)
+    if args.plot:
+        output_dir("--plot", args.plot)
+    if args.report:
+        output_file("--report", args.report, REPORT_SUFFIXES)
+    results, labels = [], []
     for kernel, options in runs:
-        result = play(kernel, args.driver, options, steps, so_rcvbuf=args.so_rcvbuf, cc=args.cc, syn=syn,
-                      step_ms=args.step_ms, explain=args.explain, kernel_config=args.kernel_config)
+        result = play_run(args, kernel, options, steps, syn)
         results.append(result)
-        print(f"leak check ({_label(result, options)}): clean - every page, slab object and skb was given back",
-              file=sys.stderr)
+        labels.append(_label(result, options))
+        print(f"leak check ({labels[-1]}): clean - every page, slab object and skb was given back", file=sys.stderr)
     if args.json:
         print_json({"runs": results})
     else:
         console = make_console()
-        for result, (_kernel, options) in zip(results, runs):
+        for result, label in zip(results, labels):
             if args.summary:
                 break
             if args.explain:
-                render_explanations(result, _label(result, options), console)
+                render_explanations(result, label, console)
             else:
-                render_records(result, _label(result, options), console)
-        render_summary(results, [_label(r, o) for r, (_k, o) in zip(results, runs)], console)
+                render_records(result, label, console)
+        render_summary(results, labels, console)
     if args.plot:
-        path = write_tcp_plot(args.plot, results, [_label(r, o) for r, (_k, o) in zip(results, runs)],
-                              title="skbsim tcp " + " ".join(args.steps))
+        path = write_tcp_plot(args.plot, results, labels, title="skbsim tcp " + " ".join(args.steps))
         print(f"plot: {shown(path)}", file=sys.stderr)
+    if args.report:
+        path = write_tcp_report(args.report, results, labels, command_line(args))
+        print(f"report: {shown(path)}", file=sys.stderr)
     return 0
 
 

@@ -205,36 +205,6 @@ class RxQueue(Protocol):
 Deliver = Callable[["sk_buff"], None]
 
 
-def napi_gro_frags(napi: napi_struct, skb: sk_buff, header: bytes, deliver: Deliver, stats: RxQueueStats) -> None:
-    """net/core/gro.c: napi_gro_frags() - napi_get_frags()'s skb, all of the frame in its frags, to the stack.
-
-    napi_frags_skb() pulls the Ethernet header from frag 0 into the
-    linear part (gro_pull_from_frag0()); for a flow GRO does not merge,
-    napi_frags_finish() runs eth_type_trans() and hands the skb on.  (GRO's
-    own pull of the L3 header is left to a GRO model.)
-    """
-    from skbsim.net.ethernet import ETH_HLEN, eth_type_trans
-
-    frag = skb.shinfo.frags[0]
-    frag.offset += ETH_HLEN
-    frag.size -= ETH_HLEN
-    skb.data_len -= ETH_HLEN
-    skb.tail += ETH_HLEN
-    skb.protocol = eth_type_trans(skb, napi.dev, header)
-    stats.bytes += skb.len
-    stats.frames += 1
-    deliver(skb)
-
-
-def napi_gro_receive(napi: napi_struct, skb: sk_buff, deliver: Deliver) -> None:
-    """net/core/gro.c: napi_gro_receive() - the one hand-off from every NIC driver to the stack.
-
-    GRO is not modelled (yet): the skb goes to ``deliver`` as it is, which
-    is what netif_receive_skb() sees for a flow GRO does not merge.
-    """
-    deliver(skb)
-
-
 class Driver:
     """A modelled driver: name, what it is modelled on, options and its four functions.
 

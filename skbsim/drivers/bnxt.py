@@ -48,8 +48,12 @@ backport).  6.18 makes rx-copybreak tunable and sizes the aggregation-mode RX
 buffers by hds_thresh (6.14: 'bnxt_en: add support for rx-copybreak ethtool
 command', 'bnxt_en: add support for hds-thresh ethtool command').
 
-Not modelled: TPA aggregation itself (it merges TCP; skbsim's traffic is
-UDP, whose frames each complete on their own), XDP programs, the
+Every skb goes to GRO (bnxt_deliver_skb(): napi_gro_receive(); ``gro`` and
+the other GRO_OPTIONS as ethtool -K sets them), skb->hash from the
+completion's RSS hash.
+
+Not modelled: TPA aggregation itself (the NIC merging TCP before software
+GRO sees it; ``tpa`` only shapes the buffers), XDP programs, the
 completion ring, 64K-page splitting, VF representors.
 """
 
@@ -57,11 +61,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from skbsim.drivers.base import Deliver, Driver, DriverOption, choice_option, frame_header, int_option, parse_options
-from skbsim.drivers.pp_common import PPQueue, RxCompletion, div_round_up, finish_rx_skb
+from skbsim.drivers.base import (
+    GRO_OPTIONS,
+    Deliver,
+    Driver,
+    DriverOption,
+    choice_option,
+    frame_header,
+    int_option,
+    netdev_set_gro,
+    parse_options,
+)
+from skbsim.drivers.pp_common import PPQueue, RxCompletion, div_round_up, finish_rx_skb, pp_napi_complete
 from skbsim.errors import InputError
 from skbsim.mm.gfp import GFP_ATOMIC, GFP_KERNEL
 from skbsim.net.ethernet import ETH_HLEN, VLAN_HLEN, eth_get_headlen
+from skbsim.net.gro import netif_napi_del
 from skbsim.net.page_pool import (
     PP_FLAG_DMA_MAP,
     PP_FLAG_DMA_SYNC_DEV,
@@ -275,7 +290,7 @@ def bnxt_nic_receive(kernel: Kernel, rxr: bnxt_rx_ring_info, frame: Frame) -> bo
         rxr.agg_next = (aggs[-1] + 1) % p.agg_ring_size
     rest = length - head_len
     sizes = [head_len] + [min(agg_page, rest - i * agg_page) for i in range(nagg)]
-    comp = RxCompletion([ix] + aggs, sizes, header)
+    comp = RxCompletion([ix] + aggs, sizes, header, frame.rss_hash)
     rxr.completions.append(comp)
     rxr.stats.nic_frames += 1
     return True
@@ -411,14 +426,17 @@ def bnxt_poll(kernel: Kernel, rxr: bnxt_rx_ring_info, budget: int, deliver: Deli
             if rxr.head != HEAD_PAGE_FRAG:
                 skb_mark_for_recycle(skb)   # bnxt_deliver_skb() (v6.9+)
             rxr.last_path = builder
-            finish_rx_skb(rxr, skb, comp.header, deliver)
-    return done
+            # bnxt_rx_pkt(): skb_set_hash() under NETIF_F_RXHASH, eth_type_trans(); bnxt_deliver_skb():
+            # napi_gro_receive().
+            finish_rx_skb(kernel, rxr, skb, comp, deliver)
+        # bnxt_poll(): no work left within the budget - napi_complete_done().
+        return pp_napi_complete(kernel, rxr, done, budget, deliver)
 
 
 # -- the driver interface ---------------------------------------------------------------------------------------
 
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption("mtu", "1500", f"interface MTU, {BNXT_MIN_MTU}..{BNXT_MAX_MTU}", int_option("mtu", BNXT_MIN_MTU, BNXT_MAX_MTU)),
     DriverOption("ring", str(BNXT_DEFAULT_RX_RING_SIZE), f"RX ring entries (ethtool -G rx), 1..{BNXT_MAX_RX_DESC_CNT}; "
                  f"{BNXT_MAX_RX_DESC_CNT_JUM_ENA} at most with the aggregation ring",
@@ -447,6 +465,7 @@ def bnxt_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options:
         raise InputError(f"option mtu={values['mtu']} is above {bnxt_max_page_mode_mtu(profile)}, the largest page "
                          "mode takes (BNXT_MAX_PAGE_MODE_MTU)")
     dev.mtu = values["mtu"]
+    netdev_set_gro(dev, values)
     p = bnxt_set_ring_params(profile, dev.mtu, values["ring"], values["tpa"] == "on", page_mode,
                              values["copybreak"])
     head = profile.feature("bnxt_rx_head")
@@ -515,6 +534,8 @@ def bnxt_close_queue(kernel: Kernel, rxr: bnxt_rx_ring_info) -> None:
                 rxr.agg_buf[i] = None
     if rxr.page_pool is not None:
         page_pool_destroy(kernel, rxr.page_pool)
+    # bnxt_del_napi() -> netif_napi_del(): what GRO still holds is freed.
+    netif_napi_del(kernel, rxr.napi)
 
 
 DRIVER = Driver(

@@ -42,10 +42,16 @@ Buffers (profile feature ``gve_dqo_rx_buffers``):
 split (6.9 to 6.18, when the device allows 4K buffers, which the model
 assumes); rx-buf-len set with ethtool -G (7.1).
 
+gve_rx_complete_skb() sets skb->hash from the descriptor's RSS hash and
+hands the skb to GRO (``gro`` and the other GRO_OPTIONS as ethtool -K sets
+them): one with nothing in its linear part - napi_get_frags()'s - through
+napi_gro_frags(), which pulls the Ethernet header (and for a frame GRO does
+not hold or merge its IP header) out of frag 0 and reuses the skb as
+napi->skb when its frags moved into an aggregate; the others through
+napi_gro_receive().  A poll that did less than its budget completes NAPI.
+
 Not modelled: GQI mode, QPL mode and its copy-on-demand, XDP/AF_XDP, RSC
-(it merges TCP), GRO's own header pull after napi_gro_frags() (the skb is
-handed on as napi_frags_finish() leaves it for a flow GRO does not merge),
-the starvation timer.  The ring size and the MTU limit come from the
+(the device merging TCP itself), the starvation timer.  The ring size and the MTU limit come from the
 device; the model takes 1024 descriptors and an MTU of at most 9000 (Google
 Cloud VPC networks allow up to 8896).
 """
@@ -56,20 +62,21 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from skbsim.drivers.base import (
+    GRO_OPTIONS,
     Deliver,
     Driver,
     DriverOption,
     choice_option,
     frame_header,
     int_option,
-    napi_gro_frags,
-    napi_gro_receive,
+    netdev_set_gro,
     parse_options,
 )
-from skbsim.drivers.pp_common import PPQueue, RxCompletion
+from skbsim.drivers.pp_common import PPQueue, RxCompletion, pp_napi_complete
 from skbsim.errors import InputError
 from skbsim.mm.gfp import GFP_ATOMIC
 from skbsim.net.ethernet import ETH_HLEN, eth_get_headlen, eth_type_trans
+from skbsim.net.gro import napi_get_frags, napi_gro_frags, napi_gro_receive, netif_napi_del
 from skbsim.net.page_pool import (
     PP_FLAG_DMA_MAP,
     PP_FLAG_DMA_SYNC_DEV,
@@ -295,7 +302,7 @@ def gve_nic_receive(kernel: Kernel, rx: gve_rx_ring, frame: Frame) -> bool:
         return False
     slots = [rx.bufq.popleft() for _ in range(nbufs)]
     sizes = [min(rx.buf_size, payload - i * rx.buf_size) for i in range(nbufs)]
-    comp = RxCompletion(slots, sizes, header)
+    comp = RxCompletion(slots, sizes, header, frame.rss_hash)
     comp.length = length
     rx.completions.append((hdr_len, comp))
     rx.stats.nic_frames += 1
@@ -333,8 +340,8 @@ def gve_rx_dqo_frame(kernel: Kernel, rx: gve_rx_ring, hdr_len: int, comp: RxComp
         stats.bytes_copied += hdr_len
         builder = "gve_rx_copy_data"
     else:
-        # napi_get_frags(): napi->skb, a napi_alloc_skb(GRO_MAX_HEAD) with nothing in it yet.
-        skb = napi_alloc_skb(kernel, rx.napi, kernel.profile.GRO_MAX_HEAD)
+        # napi_get_frags(): napi->skb (one GRO gave back empty), or a napi_alloc_skb(GRO_MAX_HEAD).
+        skb = napi_get_frags(kernel, rx.napi)
         if skb is None:
             for ix in slots:
                 gve_free_buffer(kernel, rx, ix)
@@ -348,13 +355,17 @@ def gve_rx_dqo_frame(kernel: Kernel, rx: gve_rx_ring, hdr_len: int, comp: RxComp
         gve_reuse_buffer(kernel, rx, ix)
     stats.buffers_released += len(slots)
     rx.last_path = builder
-    # gve_rx_complete_skb(): an skb with nothing in its linear part goes through napi_gro_frags().
+    # gve_rx_complete_skb(): skb->hash from the descriptor (NETIF_F_RXHASH); an skb with nothing in its
+    # linear part goes through napi_gro_frags() (the frame's leading bytes with it, as its frag 0 has them).
+    skb.hash = comp.rss_hash
+    stats.frames += 1
     if builder == "napi_get_frags":
-        napi_gro_frags(rx.napi, skb, comp.header, deliver, stats)
+        stats.bytes += skb.len - ETH_HLEN   # counted as the other paths count it: after eth_type_trans()
+        skb.header_bytes = comp.header
+        napi_gro_frags(kernel, rx.napi, deliver)
     else:
         stats.bytes += skb.len
-        stats.frames += 1
-        napi_gro_receive(rx.napi, skb, deliver)
+        napi_gro_receive(kernel, rx.napi, skb, deliver)
     return True
 
 
@@ -374,13 +385,14 @@ def gve_rx_poll_dqo(kernel: Kernel, rx: gve_rx_ring, budget: int, deliver: Deliv
                 stats.skb_alloc_failures += 1
                 stats.drop(comp.length)
         gve_rx_post_buffers_dqo(kernel, rx)
-    return done
+        # gve_napi_poll_dqo(): work left (the budget used) reschedules; otherwise napi_complete_done().
+        return pp_napi_complete(kernel, rx, done, budget, deliver)
 
 
 # -- the driver interface ---------------------------------------------------------------------------------
 
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption("mtu", "1500", f"interface MTU, {ETH_MIN_MTU}..{GVE_MAX_MTU} (the device's limit; Google Cloud "
                  "allows up to 8896)", int_option("mtu", ETH_MIN_MTU, GVE_MAX_MTU)),
     DriverOption("ring", str(GVE_DEFAULT_RX_RING), "RX buffer queue entries, 64..4096 (the device's default "
@@ -407,6 +419,7 @@ def gve_rx_alloc_ring_dqo(kernel: Kernel, dev: net_device, napi: napi_struct, op
                          "itself (4096 only with header split); rx-buf-len is settable from 7.x")
     rx = gve_rx_ring(dev, napi, values["ring"])
     dev.mtu = values["mtu"]
+    netdev_set_gro(dev, values)
     rx.rxmax = dev.mtu + ETH_HLEN
     rx.hsplit = hsplit
     if rule == "ethtool":
@@ -455,6 +468,8 @@ def gve_rx_free_ring_dqo(kernel: Kernel, rx: gve_rx_ring) -> None:
                 bs.page = None
             else:
                 gve_free_page_dqo(kernel, bs)
+    # gve_remove_napi() -> netif_napi_del(): napi->skb and what GRO still holds are freed.
+    netif_napi_del(kernel, rx.napi)
     rx.bufq.clear()
     rx.recycled.clear()
     rx.used.clear()

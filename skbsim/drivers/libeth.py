@@ -47,20 +47,37 @@ whole into payload buffers, and idpf copies its first bytes into the header
 buffer (idpf_rx_hsplit_wa(): all of it up to L1_CACHE_BYTES, else
 ETH_HLEN).
 
+Every skb goes to GRO (iavf_receive_skb() / idpf_rx_process_skb_fields()
+and napi_gro_receive() / ice_receive_skb(); ``gro`` and the other
+GRO_OPTIONS as ethtool -K sets them) with skb->hash from the descriptor's
+RSS hash (libeth_rx_pt_set_hash()); a poll that did less than its budget
+completes NAPI (napi_complete_done()).
+
 libeth exists from 6.10 ('libeth: add Rx buffer management'); the profile
 feature ``libeth_rx`` says whether a release has it.  Not modelled: XDP
-(its 256-byte headroom), AF_XDP, checksum/hash/VLAN offloads, iavf's
-legacy descriptors.
+(its 256-byte headroom), AF_XDP, checksum/VLAN offloads, iavf's legacy
+descriptors.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from skbsim.drivers.base import Deliver, Driver, DriverOption, choice_option, frame_header, int_option, parse_options
-from skbsim.drivers.pp_common import PPQueue, RxCompletion, align, finish_rx_skb, roundup_pow_of_two
+from skbsim.drivers.base import (
+    GRO_OPTIONS,
+    Deliver,
+    Driver,
+    DriverOption,
+    choice_option,
+    frame_header,
+    int_option,
+    netdev_set_gro,
+    parse_options,
+)
+from skbsim.drivers.pp_common import PPQueue, RxCompletion, align, finish_rx_skb, pp_napi_complete, roundup_pow_of_two
 from skbsim.errors import InputError
 from skbsim.net.ethernet import ETH_FCS_LEN, ETH_HLEN, VLAN_HLEN, eth_get_headlen
+from skbsim.net.gro import netif_napi_del
 from skbsim.net.page_pool import (
     PP_FLAG_DMA_MAP,
     PP_FLAG_DMA_SYNC_DEV,
@@ -387,7 +404,7 @@ def libeth_nic_receive(kernel: Kernel, queue: libeth_rx_queue, frame: Frame) -> 
         buf.done = True
     sizes = [min(fq.buf_len, payload - i * fq.buf_len) for i in range(nbufs)]
     queue.next_free[q] = (start + nbufs) % fq.count
-    comp = RxCompletion(slots, sizes, header)
+    comp = RxCompletion(slots, sizes, header, frame.rss_hash)
     comp.length = length
     queue.completions.append((q, hslot, hdr_len, comp))
     queue.stats.nic_frames += 1
@@ -470,12 +487,12 @@ def libeth_poll(kernel: Kernel, queue: libeth_rx_queue, budget: int, deliver: De
                 stats.drop(comp.length)
             else:
                 queue.last_path = _BUILDERS[queue.nic]
-                finish_rx_skb(queue, skb, comp.header, deliver)
+                finish_rx_skb(kernel, queue, skb, comp, deliver)
             if queue.nic == "iavf" and cleaned >= IAVF_RX_BUFFER_WRITE:
                 _refill_all(kernel, queue)
                 cleaned = 0
         _refill_all(kernel, queue)
-    return done
+        return pp_napi_complete(kernel, queue, done, budget, deliver)
 
 
 _BUILDERS = {"iavf": "iavf_build_skb", "idpf": "idpf_rx_build_skb", "ice": "xdp_build_skb_from_buff"}
@@ -496,6 +513,9 @@ def libeth_close(kernel: Kernel, queue: libeth_rx_queue) -> None:
         libeth_rx_fq_destroy(kernel, fq)
     if queue.hdr_fq is not None:
         libeth_rx_fq_destroy(kernel, queue.hdr_fq)
+    # The driver's netif_napi_del() (iavf_free_q_vectors(), idpf_vport_intr_rel(), ice_vsi_free_q_vectors()):
+    # what GRO still holds is freed.
+    netif_napi_del(kernel, queue.napi)
 
 
 # -- the libeth driver (iavf, idpf) -------------------------------------------------------------------------
@@ -507,7 +527,7 @@ def _check_release(profile: Profile, what: str) -> None:
                          "management'); its iavf and idpf manage their RX pages themselves, which is not modelled")
 
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption("nic", "iavf", "iavf (one buffer queue) or idpf (split queue model: an MTU and a short buffer queue)",
                  choice_option("nic", ("iavf", "idpf"))),
     DriverOption("mtu", "1500", "interface MTU, 68..LIBIE_MAX_MTU (16356 on 4K pages)", int_option("mtu", ETH_MIN_MTU, 65535)),
@@ -528,6 +548,7 @@ def libeth_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, option
                          "(LIBIE_MAX_MTU)")
     if values["hsplit"] == "on" and nic != "idpf":
         raise InputError("option hsplit=on: iavf has no header split (use nic=idpf)")
+    netdev_set_gro(dev, values)
     return libeth_open(kernel, nic, dev, napi, values["mtu"], values["ring"], values["hsplit"] == "on")
 
 

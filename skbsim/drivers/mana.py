@@ -38,8 +38,11 @@ the XDP headroom (XDP_PACKET_HEADROOM, 256) is reserved up to 6.12 whenever
 the MTU allows XDP (mtu <= MANA_XDP_MTU_MAX = PAGE_SIZE - MANA_RXBUF_PAD -
 256), program or not.
 
-Not modelled: XDP, the pre-allocated buffers of an MTU change, hash and
-checksum offloads, RX CQE coalescing (7.x), the device's own adapter MTU
+Every skb goes to GRO (mana_rx_skb(): napi_gro_receive(); ``gro`` and the
+other GRO_OPTIONS as ethtool -K sets them), skb->hash from the CQE's RSS hash.
+
+Not modelled: XDP, the pre-allocated buffers of an MTU change, checksum
+offloads, RX CQE coalescing (7.x), the device's own adapter MTU
 (max_mtu is taken as 9000; older firmware reports 1500).
 """
 
@@ -48,16 +51,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from skbsim.drivers.base import (
+    GRO_OPTIONS,
     Deliver,
     Driver,
     DriverOption,
     frame_header,
     int_option,
+    netdev_set_gro,
     parse_options,
 )
-from skbsim.drivers.pp_common import PPQueue, RxCompletion, align, finish_rx_skb, roundup_pow_of_two
+from skbsim.drivers.pp_common import PPQueue, RxCompletion, align, finish_rx_skb, pp_napi_complete, roundup_pow_of_two
 from skbsim.errors import InputError
 from skbsim.net.ethernet import ETH_HLEN
+from skbsim.net.gro import netif_napi_del
 from skbsim.net.page_pool import (
     PP_FLAG_DMA_MAP,
     PP_FLAG_DMA_SYNC_DEV,
@@ -220,7 +226,7 @@ def _default_ring(profile: Profile) -> int:
     return 1024 if profile.feature("mana_rx_queue") == "ethtool_1024" else 512
 
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption("mtu", "1500", f"interface MTU, {ETH_MIN_MTU}..{MANA_MAX_MTU}", int_option("mtu", ETH_MIN_MTU, MANA_MAX_MTU)),
     DriverOption("ring", "default", "RX buffers per queue: 512 (1024 from 6.18); 128..8192 rounded up to a power of "
                  "two where ethtool -G exists (not in v6.9)", str),
@@ -235,6 +241,7 @@ def mana_create_rxq(kernel: Kernel, dev: net_device, napi: napi_struct, options:
     count = _default_ring(profile) if ring_text == "default" else _ring_option(profile, ring_text)
     rxq = mana_rxq(dev, napi, count, profile.feature("mana_rx_buffers"))
     dev.mtu = values["mtu"]
+    netdev_set_gro(dev, values)
     rxq.datasize, rxq.alloc_size, rxq.headroom, rxq.frag_count = mana_get_rxbuf_cfg(profile, dev.mtu)
     rxq.rxmax = rxq.datasize
     if rxq.rule == MANA_POOL_FRAGMENTS:
@@ -283,7 +290,7 @@ def mana_nic_receive(kernel: Kernel, rxq: mana_rxq, frame: Frame) -> bool:
         return False
     slot = rxq.hw_next
     rxq.hw_next = (slot + 1) % rxq.count
-    rxq.completions.append(RxCompletion([slot], [frame.length], frame_header(frame, rxq.synthetic)))
+    rxq.completions.append(RxCompletion([slot], [frame.length], frame_header(frame, rxq.synthetic), frame.rss_hash))
     rxq.stats.nic_frames += 1
     return True
 
@@ -316,7 +323,8 @@ def mana_rx_skb(kernel: Kernel, rxq: mana_rxq, buf_va: int | None, from_pool: bo
         skb.head_source = "page_frag (napi_alloc_frag)"
     skb.path = "napi_build_skb"
     rxq.last_path = "mana_rx_skb"
-    finish_rx_skb(rxq, skb, comp.header, deliver)
+    # skb_set_hash() under NETIF_F_RXHASH, eth_type_trans(), napi_gro_receive().
+    finish_rx_skb(kernel, rxq, skb, comp, deliver)
 
 
 def mana_poll(kernel: Kernel, rxq: mana_rxq, budget: int, deliver: Deliver) -> int:
@@ -342,7 +350,8 @@ def mana_poll(kernel: Kernel, rxq: mana_rxq, budget: int, deliver: Deliver) -> i
             rxq.buf_index = (slot + 1) % rxq.count
             mana_rx_skb(kernel, rxq, old_va, old_fp, comp, deliver)
             done += 1
-    return done
+        # mana_poll(): fewer completions than the budget - napi_complete_done().
+        return pp_napi_complete(kernel, rxq, done, budget, deliver)
 
 
 def mana_destroy_rxq(kernel: Kernel, rxq: mana_rxq) -> None:
@@ -350,6 +359,8 @@ def mana_destroy_rxq(kernel: Kernel, rxq: mana_rxq) -> None:
     stats = rxq.stats
     while rxq.completions:
         stats.drop(rxq.completions.popleft().length)
+    # napi_disable() and netif_napi_del() come first: what GRO still holds is freed.
+    netif_napi_del(kernel, rxq.napi)
     for oob in rxq.rx_oobs:
         if oob.buf_va is not None:
             mana_put_rx_buf(kernel, rxq, oob.buf_va, oob.from_pool)

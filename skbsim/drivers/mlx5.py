@@ -55,8 +55,11 @@ Pages (``mlx5_rx_pages``):
   back when the slot is refilled (deferred release), in refill units
   sized to the page_pool cache.
 
-Not modelled: XDP, AF_XDP, SHAMPO / HW-GRO and its header-data split (it
-aggregates TCP; skbsim's traffic is UDP), LRO, CQE compression, the UMR
+Every skb goes to GRO (napi_gro_receive(); ``gro`` and the other GRO_OPTIONS
+as ethtool -K sets them), with skb->hash from the CQE's RSS hash.
+
+Not modelled: XDP, AF_XDP, SHAMPO / HW-GRO and its header-data split (the
+NIC aggregating TCP itself; off by default), LRO, CQE compression, the UMR
 completion delay before new striding WQEs are usable, the RQ's own MTU
 check being done by the port.  ``mtu`` is limited to 9978 (a port maximum
 of 10000 minus MLX5E_ETH_HARD_MTU, what ConnectX firmware commonly reports).
@@ -66,8 +69,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from skbsim.drivers.base import Deliver, Driver, DriverOption, choice_option, frame_header, int_option, parse_options
-from skbsim.drivers.pp_common import PPQueue, RxCompletion, align, div_round_up, finish_rx_skb, order_base_2, roundup_pow_of_two
+from skbsim.drivers.base import (
+    GRO_OPTIONS,
+    Deliver,
+    Driver,
+    DriverOption,
+    choice_option,
+    frame_header,
+    int_option,
+    netdev_set_gro,
+    parse_options,
+)
+from skbsim.drivers.pp_common import (
+    PPQueue,
+    RxCompletion,
+    align,
+    div_round_up,
+    finish_rx_skb,
+    order_base_2,
+    pp_napi_complete,
+    roundup_pow_of_two,
+)
+from skbsim.net.gro import netif_napi_del
 from skbsim.errors import InputError, KernelBug
 from skbsim.mm.gfp import GFP_ATOMIC, __GFP_NOWARN
 from skbsim.net.ethernet import ETH_FCS_LEN, ETH_HLEN, VLAN_HLEN
@@ -497,7 +520,7 @@ def mlx5e_nic_receive(kernel: Kernel, rq: mlx5e_rq, frame: Frame) -> bool:
     if not rq.striding:
         state[ix] = WRITTEN
         rq.hw_head = (ix + 1) % rq.wq_sz
-        rq.completions.append(("wqe", ix, 0, 0, RxCompletion([ix], [length], header)))
+        rq.completions.append(("wqe", ix, 0, 0, RxCompletion([ix], [length], header, frame.rss_hash)))
         rq.stats.nic_frames += 1
         return True
     geo = rq.geo
@@ -513,7 +536,8 @@ def mlx5e_nic_receive(kernel: Kernel, rq: mlx5e_rq, frame: Frame) -> bool:
         state[ix] = WRITTEN
         ix = rq.hw_head = nxt
         rq.hw_stride = 0
-    rq.completions.append(("mpwqe", ix, rq.hw_stride, cstrides, RxCompletion([ix], [length], header)))
+    rq.completions.append(("mpwqe", ix, rq.hw_stride, cstrides, RxCompletion([ix], [length], header,
+                                                                              frame.rss_hash)))
     rq.hw_stride += cstrides
     if rq.hw_stride == num_strides:
         state[ix] = WRITTEN
@@ -608,7 +632,10 @@ def mlx5e_skb_from_cqe_mpwrq_nonlinear(kernel: Kernel, rq: mlx5e_rq, ix: int, he
 
 
 def mlx5e_poll_rx_cq(kernel: Kernel, rq: mlx5e_rq, budget: int, deliver: Deliver) -> int:
-    """en_txrx.c / en_rx.c: mlx5e_napi_poll() -> mlx5e_poll_rx_cq(), then the WQ refill."""
+    """en_txrx.c / en_rx.c: mlx5e_napi_poll() -> mlx5e_poll_rx_cq(), then the WQ refill.
+
+    Busy (the budget used, or a refill failed): the poll returns its budget and NAPI stays scheduled;
+    otherwise napi_complete_done() (GRO flushes)."""
     stats = rq.stats
     stats.polls += 1
     if budget <= 0:
@@ -651,9 +678,10 @@ def mlx5e_poll_rx_cq(kernel: Kernel, rq: mlx5e_rq, budget: int, deliver: Deliver
                 stats.drop(length)
                 continue
             rq.last_path = builder
-            finish_rx_skb(rq, skb, comp.header, deliver)
+            # mlx5e_complete_rx_cqe() (skb_set_hash() under NETIF_F_RXHASH, eth_type_trans()), napi_gro_receive().
+            finish_rx_skb(kernel, rq, skb, comp, deliver)
         failed = mlx5e_post_rx_mpwqes(kernel, rq) if rq.striding else mlx5e_post_rx_wqes(kernel, rq)
-    return budget if failed else work
+        return pp_napi_complete(kernel, rq, budget if failed else work, budget, deliver)
 
 
 def _mpwqe_consumed(kernel: Kernel, rq: mlx5e_rq, ix: int, cstrides: int) -> None:
@@ -674,7 +702,7 @@ def _ring_option(text: str) -> int:
     return order_base_2(value)   # mlx5e_ethtool_set_ringparam(): log_rq_size = order_base_2(rx_pending)
 
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption("rq", "striding", "striding (MPWQE, the default where the device has it) or legacy (cyclic "
                  "RQ, ethtool --set-priv-flags rx_striding_rq off)", choice_option("rq", ("striding", "legacy"))),
     DriverOption("mtu", "1500", f"interface MTU, {ETH_MIN_MTU}..{MLX5E_MAX_MTU}; linear skbs up to 3690",
@@ -696,6 +724,7 @@ def mlx5e_open_rq(kernel: Kernel, dev: net_device, napi: napi_struct, options: d
     striding = values["rq"] == "striding"
     rq = mlx5e_rq(dev, napi, striding, pp_fragments)
     dev.mtu = values["mtu"]
+    netdev_set_gro(dev, values)
     hw_mtu = dev.mtu + MLX5E_ETH_HARD_MTU
     log_rq_mtu_frames = values["ring"]
     rq.bias_max = mlx5e_pagecnt_bias_max(profile)
@@ -770,6 +799,8 @@ def mlx5e_close_rq(kernel: Kernel, rq: mlx5e_rq) -> None:
             rq.page_pool.pages_state_release_cnt += 1
             kernel.pages.put_page(page)
     page_pool_destroy(kernel, rq.page_pool)
+    # mlx5e_close_channel() -> netif_napi_del(): what GRO still holds is freed.
+    netif_napi_del(kernel, rq.napi)
 
 
 DRIVER = Driver(

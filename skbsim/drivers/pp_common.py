@@ -9,9 +9,17 @@ differ; this module holds the pieces that do not:
 - :class:`RxCompletion`, one frame the NIC wrote: which buffers, how many
   bytes in each, the frame's leading bytes;
 - small integer helpers from include/linux/log2.h and align.h;
-- :func:`finish_rx_skb`, the end of every driver's per-frame work:
-  eth_type_trans(), the counters, and the hand-off to the stack through
-  :func:`skbsim.drivers.base.napi_gro_receive`.
+- :func:`finish_rx_skb`, the end of every driver's per-frame work: the RSS
+  hash, eth_type_trans(), the counters, and the hand-off to GRO
+  (:func:`skbsim.net.gro.napi_gro_receive`);
+- :func:`pp_napi_complete`, the end of every driver's poll: NAPI completes
+  (GRO flushes) when the poll did less than its budget.
+
+Every one of these drivers gives the stack its skbs through GRO, as the
+kernel's do (mlx5e_complete_rx_cqe() / bnxt_deliver_skb() / mana_rx_skb() /
+libeth's and ice's napi_gro_receive(); gve's frag-only skbs through
+napi_gro_frags()), takes GRO_OPTIONS and sets skb->hash from the NIC's RSS
+hash (NETIF_F_RXHASH is on by default on each).
 """
 
 from __future__ import annotations
@@ -19,11 +27,13 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from skbsim.drivers.base import Deliver, RxQueueStats, napi_gro_receive, synthetic_header_template
+from skbsim.drivers.base import Deliver, RxQueueStats, synthetic_header_template
 from skbsim.net.ethernet import eth_type_trans
+from skbsim.net.gro import napi_complete_done, napi_gro_receive
 from skbsim.net.page_pool import PP_STATS, page_pool_get_stats
 
 if TYPE_CHECKING:
+    from skbsim.kernel import Kernel
     from skbsim.net.napi import napi_struct, net_device
     from skbsim.net.skbuff import sk_buff
 
@@ -49,15 +59,17 @@ def div_round_up(n: int, d: int) -> int:
 
 
 class RxCompletion:
-    """One frame the NIC wrote: the buffers (ring slots) it used, the bytes in each, its first bytes."""
+    """One frame the NIC wrote: the buffers (ring slots) it used, the bytes in each, its first bytes and
+    the RSS hash the NIC computed for it (the completion descriptor's)."""
 
-    __slots__ = ("slots", "sizes", "length", "header")
+    __slots__ = ("slots", "sizes", "length", "header", "rss_hash")
 
-    def __init__(self, slots: list[int], sizes: list[int], header: bytes):
+    def __init__(self, slots: list[int], sizes: list[int], header: bytes, rss_hash: int = 0):
         self.slots = slots
         self.sizes = sizes
         self.length = sum(sizes)
         self.header = header
+        self.rss_hash = rss_hash
 
 
 class PPQueue:
@@ -101,10 +113,23 @@ def sum_page_pool_stats(parts) -> dict[str, int]:
     return total
 
 
-def finish_rx_skb(queue: PPQueue, skb: sk_buff, header: bytes, deliver: Deliver) -> None:
-    """The end of a driver's per-frame work: eth_type_trans(), counters, napi_gro_receive()."""
+def finish_rx_skb(kernel: Kernel, queue: PPQueue, skb: sk_buff, comp: RxCompletion, deliver: Deliver) -> None:
+    """The end of a driver's per-frame work: counters, skb_set_hash() from the completion's RSS hash,
+    eth_type_trans() (the frame's leading bytes stay with the skb for GRO), napi_gro_receive()."""
     stats = queue.stats
     stats.bytes += skb.len
-    skb.protocol = eth_type_trans(skb, queue.dev, header)
+    skb.hash = comp.rss_hash
+    skb.protocol = eth_type_trans(skb, queue.dev, comp.header)
     stats.frames += 1
-    napi_gro_receive(queue.napi, skb, deliver)
+    napi_gro_receive(kernel, queue.napi, skb, deliver)
+
+
+def pp_napi_complete(kernel: Kernel, queue: PPQueue, work: int, budget: int, deliver: Deliver) -> int:
+    """The end of a poll: with work left (``work`` at the budget) NAPI stays scheduled and the poll
+    returns its budget (__napi_poll() flushes GRO then); otherwise napi_complete_done(), which passes up
+    what GRO holds.  Returns what the poll returns.  (The poll list itself - napi->list_owner, which
+    page_pool's direct recycling reads - is left to the caller: skbsim.net.napi.napi_list_del().)"""
+    if work >= budget:
+        return budget
+    napi_complete_done(kernel, queue.napi, work, deliver)
+    return work

@@ -690,10 +690,11 @@ def simulate_engine(config: RunConfig, engine: str = "fast", trace=None, plot: b
                     progress=None) -> tuple[dict, dict, str | None]:
     """Run on the chosen engine: (result, extra, why the reference engine ran instead of fast, or None)."""
     from skbsim.errors import InputError
-    from skbsim.sim import simulate
+    from skbsim.sim import resolve_socket, simulate
 
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+    config = resolve_socket(config)
     if engine == "fast":
         reason = unsupported(config)
         if reason is None:

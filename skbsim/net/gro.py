@@ -165,9 +165,15 @@ class gro_stats:
 
 
 class gro_node:
-    """include/net/gro.h: struct gro_node (6.15+; before, fields of struct napi_struct)."""
+    """include/net/gro.h: struct gro_node (6.15+; before, fields of struct napi_struct).
 
-    __slots__ = ("hash", "bitmask", "rx_list", "rx_count", "stats")
+    ``entry`` (the model's) stands for the napi_gro_receive_entry and
+    napi_gro_frags_entry tracepoints: None, or a callable given each skb as
+    GRO takes it (napi_gro_frags(): after napi_frags_skb() pulled the
+    Ethernet header), before GRO changes it.
+    """
+
+    __slots__ = ("hash", "bitmask", "rx_list", "rx_count", "stats", "entry")
 
     def __init__(self) -> None:
         self.hash = [gro_list() for _ in range(GRO_HASH_BUCKETS)]
@@ -175,6 +181,7 @@ class gro_node:
         self.rx_list: list[sk_buff] = []
         self.rx_count = 0
         self.stats = gro_stats()
+        self.entry: Callable[[sk_buff], None] | None = None
 
     def held(self) -> int:
         return sum(bucket.count for bucket in self.hash)
@@ -517,6 +524,8 @@ def napi_gro_receive(kernel: Kernel, napi: napi_struct, skb: sk_buff, deliver: D
     Returns the gro_result.
     """
     gro = napi.gro
+    if gro.entry is not None:
+        gro.entry(skb)
     gro.stats.received += 1
     skb_gro_reset_offset(kernel, skb, 0)
     return gro_skb_finish(kernel, gro, skb, dev_gro_receive(kernel, gro, skb, deliver), deliver)
@@ -620,6 +629,8 @@ def napi_gro_frags(kernel: Kernel, napi: napi_struct, deliver: Deliver) -> int:
     skb = napi_frags_skb(kernel, napi)
     if skb is None:
         return GRO_CONSUMED
+    if napi.gro.entry is not None:
+        napi.gro.entry(skb)
     napi.gro.stats.received += 1
     return napi_frags_finish(kernel, napi, skb, dev_gro_receive(kernel, napi.gro, skb, deliver), deliver)
 
