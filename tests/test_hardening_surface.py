@@ -8,6 +8,7 @@ answer, bounded work.  Each test here failed before the change it guards.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -242,3 +243,67 @@ def test_tcp_senders_are_bounded_in_number(capsys):
     # more than 7.5 GB and two minutes before anything ran; the bound is 65536 (docs/output.md).
     _one_line_exit_2(capsys, ["run", "--quiet", "--count", "10", "--socket", "tcp", "--flows", "1000000"],
                      "--flows with --socket tcp must be 1..65536")
+
+
+# -- validate: its modes, a saved trace, where the result goes ----------------------------------------------
+
+FIXTURE = str(Path(__file__).resolve().parent / "fixtures" / "virtio_net_eth0_pip_7_wheels.trace.gz")
+
+
+@pytest.mark.parametrize("argv, words", [
+    # an option of one mode given to another was silently ignored
+    (["--tcp", "--driver", "virtio_net"], "--driver virtio_net is for validate --driver virtio_net, not for validate --tcp"),
+    (["--tcp", "--trace-file", FIXTURE], "--trace-file is for validate --driver virtio_net, not for validate --tcp"),
+    (["--tcp", "--routes", "block"], "--routes is for validate (tun frames), not for validate --tcp"),
+    (["--trace-file", FIXTURE], "--trace-file is for validate --driver virtio_net, not for validate (tun frames)"),
+    (["--seconds", "3"], "--seconds is for validate --driver virtio_net"),
+    (["--iface", "eth0"], "--iface is for validate --driver virtio_net"),
+    (["--live-only"], "--live-only is for validate --tcp"),
+    (["--so-rcvbuf", "5"], "--so-rcvbuf is for validate --tcp"),
+    (["--cc", "bbr"], "--cc is for validate --tcp"),
+    (["--driver", "virtio_net", "--trace-file", FIXTURE, "--sample", "5"],
+     "--sample is for validate (tun frames), not for validate --driver virtio_net"),
+    (["--driver", "virtio_net", "--trace-file", FIXTURE, "--seconds", "5"], "--seconds is for a live trace, not for --trace-file"),
+    (["--driver", "virtio_net", "--opt", "ring=256"], "--opt is for --trace-file, not for a live trace"),
+    # the options of validate --tcp (an argument group) skipped the parser's rules
+    (["--tcp", "--cc", "", "full-size"], "--cc: empty value"),
+    (["--tcp", "--cc", "bbr", "--cc", "cubic", "full-size"], "--cc given twice"),
+    # --seconds took any float: inf traced for ever
+    (["--driver", "virtio_net", "--seconds", "inf"], "--seconds must be a positive finite number"),
+    (["--driver", "virtio_net", "--seconds", "nan"], "--seconds must be a positive finite number"),
+    (["--driver", "virtio_net", "--seconds", "1e308"], "--seconds must be at most 3600"),
+    # checked before tracing, not after it (a traceback)
+    (["--driver", "virtio_net", "--seconds", "1", "--save-trace", "/nonexistent/x.trace"], "folder /nonexistent does not exist"),
+    (["--driver", "virtio_net", "--seconds", "1", "--save-trace", "/tmp"], "--save-trace /tmp: is a directory"),
+    # a trace file is read with a bound: /dev/zero was killed for want of memory
+    (["--driver", "virtio_net", "--trace-file", "/dev/zero"], "--trace-file /dev/zero: larger than 256 MiB"),
+    (["--driver", "virtio_net", "--trace-file", "/dev/null"], "--trace-file /dev/null: no napi_gro_receive_entry events"),
+])
+def test_validate_refuses_with_one_line(capsys, argv, words):
+    _one_line_exit_2(capsys, ["validate", *argv], words)
+
+
+def test_validate_trace_file_gzip_bomb(tmp_path, capsys):
+    import gzip
+
+    path = tmp_path / "bomb.trace.gz"
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        zeros = bytes(1 << 20)
+        for _ in range(300):
+            handle.write(zeros)
+    _one_line_exit_2(capsys, ["validate", "--driver", "virtio_net", "--trace-file", str(path)],
+                     "unpacks to more than 256 MiB")
+
+
+def test_validate_trace_file_name_with_brackets(tmp_path, capsys):
+    # The name went through rich markup: "[/b]" was a MarkupError traceback, "[red]" vanished from the line.
+    import shutil
+
+    folder = tmp_path / "a["
+    folder.mkdir()
+    path = folder / "b][red].trace.gz"
+    shutil.copy(FIXTURE, path)
+    assert main(["validate", "--driver", "virtio_net", "--trace-file", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert str(path) in out.splitlines()[0]
+    assert "validation passed: all 3245 predicted skbs agree" in out
