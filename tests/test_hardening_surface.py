@@ -307,3 +307,66 @@ def test_validate_trace_file_name_with_brackets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert str(path) in out.splitlines()[0]
     assert "validation passed: all 3245 predicted skbs agree" in out
+
+
+# -- report: results that are not a grid's, or damaged, or without any result ---------------------------------
+
+def _results(path, meta, columns=("cell.index", "cell.status", "cell.command")):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({name: pa.array([], pa.string()) for name in columns})
+    if meta is not None:
+        table = table.replace_schema_metadata({b"skbsim.grid": meta if isinstance(meta, bytes) else json.dumps(meta)})
+    pq.write_table(table, path)
+    return str(path)
+
+
+GOOD_META = {"command": "run", "title": "t", "spec": "s.toml", "axes": [{"name": "kernel", "values": ["6.1", "6.18"]}],
+             "report": {}, "cells": 2}
+
+
+@pytest.mark.parametrize("meta, columns, words", [
+    # each of these was a traceback (JSONDecodeError, TypeError, KeyError) from the report
+    (b"{not json", None, "damaged results of 'skbsim grid': its skbsim.grid metadata is not JSON"),
+    ([], None, "its skbsim.grid metadata is not an object"),
+    ({}, None, "'command' in its skbsim.grid metadata is missing or not a string"),
+    ({**GOOD_META, "axes": "kernel"}, None, "'axes' in its skbsim.grid metadata is missing or not a list"),
+    ({**GOOD_META, "axes": [{"name": "kernel"}]}, None, "an axis in its skbsim.grid metadata is not {name, values}"),
+    ({**GOOD_META, "report": {"metric": 5}}, None, "report metric in its skbsim.grid metadata is not a name"),
+    # 1000 x 1000 x 1000 made-up axis values would be a billion charts' menu entries
+    ({**GOOD_META, "axes": [{"name": n, "values": list(range(1000))} for n in "abc"]}, None,
+     "2 cells is not the product of its axes"),
+    (GOOD_META, ("x",), "no cell.index, cell.status, cell.command column"),
+])
+def test_report_refuses_damaged_results(tmp_path, capsys, meta, columns, words):
+    path = _results(tmp_path / "r.parquet", meta, *([columns] if columns else []))
+    _one_line_exit_2(capsys, ["report", path, "-o", str(tmp_path / "r.html")], words)
+
+
+def test_report_refuses_what_is_no_file(tmp_path, capsys):
+    # /dev/zero was "no such file" (pyarrow's FileNotFoundError for anything not a regular file); a
+    # folder was read as an empty Parquet dataset.
+    _one_line_exit_2(capsys, ["report", "/dev/zero", "-o", str(tmp_path / "r.html")], "/dev/zero: not a regular file")
+    (tmp_path / "d.parquet").mkdir()
+    _one_line_exit_2(capsys, ["report", str(tmp_path / "d.parquet"), "-o", str(tmp_path / "r.html")],
+                     "d.parquet: is a directory")
+
+
+def test_report_of_a_grid_whose_every_cell_failed(tmp_path, capsys):
+    # A grid whose cells all failed has no result.* column: its report was refused with "--metric
+    # delivered: no such result (some: , ...)", and grid --report ended in exit code 2 after the run.
+    # Now the page lists the cells and their errors; only an explicit --metric is refused.
+    (tmp_path / "broken.pcap").write_bytes(b"\xf6\x87\x0e\xdc" + bytes(96))
+    (tmp_path / "g.toml").write_text('[fixed]\ntraffic = "pcap:broken.pcap"\ncount = 10\n[axes]\nkernel = ["6.1", "6.18"]\n')
+    out, page = tmp_path / "g.parquet", tmp_path / "g.html"
+    assert main(["grid", str(tmp_path / "g.toml"), "-o", str(out), "--serial", "--quiet", "--report", str(page)]) == 1
+    text = page.read_text()
+    assert "every cell recorded failed" in text and text.count("not a pcap or pcapng file") == 2
+    capsys.readouterr()
+    _one_line_exit_2(capsys, ["report", str(out), "-o", str(page), "--metric", "delivered"],
+                     "--metric delivered: no cell of this grid has a result")
+    # A grid stopped before its first cell ended: no rows.
+    empty = _results(tmp_path / "e.parquet", GOOD_META)
+    assert main(["report", empty, "-o", str(page)]) == 0
+    assert "no cell was recorded yet" in page.read_text()
