@@ -370,3 +370,22 @@ def test_report_of_a_grid_whose_every_cell_failed(tmp_path, capsys):
     empty = _results(tmp_path / "e.parquet", GOOD_META)
     assert main(["report", empty, "-o", str(page)]) == 0
     assert "no cell was recorded yet" in page.read_text()
+
+
+# -- grid specs: values checked when the spec is read, not cell by cell -------------------------------------
+
+@pytest.mark.parametrize("spec, words", [
+    # a synthetic traffic spec with a typo failed every cell one by one (on a cluster, after starting it)
+    ('[fixed]\ncount = 10\ntraffic = "imx"\n', "cell the only cell: unknown traffic spec 'imx'"),
+    ('[fixed]\ncount = 10\n[axes]\ntraffic = ["fixed:60", "fixed:99999"]\n',
+     "cell traffic=fixed:99999: traffic spec 'fixed:99999': frame length 99999 outside 14..65535"),
+    # a metric that is no name was accepted, and made results that skbsim report refuses as damaged
+    ('[fixed]\ncount = 10\n[report]\nmetric = [1]\n', "[report] metric must be a result name or a list of them"),
+    # a title that is no string became the text of a Python list
+    ('[grid]\ntitle = ["a"]\n[fixed]\ncount = 10\n', "[grid] title must be a string"),
+])
+def test_grid_spec_values_checked_before_any_cell(tmp_path, capsys, spec, words):
+    (tmp_path / "g.toml").write_text(spec)
+    _one_line_exit_2(capsys, ["grid", str(tmp_path / "g.toml"), "-o", str(tmp_path / "g.parquet"), "--serial",
+                              "--quiet"], words)
+    assert not (tmp_path / "g.parquet").exists()
