@@ -389,3 +389,17 @@ def test_grid_spec_values_checked_before_any_cell(tmp_path, capsys, spec, words)
     _one_line_exit_2(capsys, ["grid", str(tmp_path / "g.toml"), "-o", str(tmp_path / "g.parquet"), "--serial",
                               "--quiet"], words)
     assert not (tmp_path / "g.parquet").exists()
+
+
+def test_grid_resume_refuses_a_file_that_is_no_grids_results(tmp_path, capsys):
+    # --resume merged the grid into any Parquet file with cell.key and cell.status columns and then
+    # replaced it (its rows gone); one without them was "No match for FieldRef.Nested(...)".
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "g.toml").write_text('[fixed]\ncount = 10\n[axes]\nkernel = ["6.1", "6.18"]\n')
+    for name, columns in (("a.parquet", {"cell.key": ["x"], "cell.status": ["ok"]}), ("b.parquet", {"x": [1]})):
+        pq.write_table(pa.table(columns), tmp_path / name)
+        _one_line_exit_2(capsys, ["grid", str(tmp_path / "g.toml"), "-o", str(tmp_path / name), "--serial",
+                                  "--quiet", "--resume"], f"{name}: not the results of 'skbsim grid'")
+        assert pq.read_table(tmp_path / name).to_pydict() == columns

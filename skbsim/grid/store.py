@@ -60,6 +60,8 @@ class ResultStore:
 
         done: dict[str, str] = {}
         if self.out.exists():
+            # Only a grid's results are merged into (and then replaced): any other file is refused.
+            read_description(str(self.out), columns=("cell.key", "cell.status"))
             try:
                 table = pq.read_table(self.out, columns=["cell.key", "cell.status"])
             except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
@@ -168,6 +170,19 @@ def read_results(path: str):
     checked first (the report reads it without further checks); then the rows are read."""
     import pyarrow.parquet as pq
 
+    meta = read_description(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise InputError(f"{shown(path)}: not a Parquet file: {str(err).splitlines()[0]}") from None
+    return table, meta
+
+
+def read_description(path: str, columns: tuple[str, ...] = ("cell.index", "cell.status", "cell.command")) -> dict:
+    """The description (GridSpec.metadata()) of the grid whose results are in ``path``, checked, and
+    ``columns`` there; InputError when the file is not a grid's results or is damaged."""
+    import pyarrow.parquet as pq
+
     where = Path(path)
     if where.is_dir():
         raise InputError(f"{shown(path)}: is a directory")
@@ -183,17 +198,12 @@ def read_results(path: str):
     if raw is None:
         raise InputError(f"{shown(path)}: not the results of 'skbsim grid' (no {METADATA_KEY.decode()} metadata)")
     try:
-        meta = _checked_metadata(raw, schema.names)
+        return _checked_metadata(raw, schema.names, columns)
     except ValueError as err:
         raise InputError(f"{shown(path)}: damaged results of 'skbsim grid': {err}") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as err:  # noqa: BLE001
-        raise InputError(f"{shown(path)}: not a Parquet file: {str(err).splitlines()[0]}") from None
-    return table, meta
 
 
-def _checked_metadata(raw: bytes, columns: list[str]) -> dict:
+def _checked_metadata(raw: bytes, names: list[str], columns: tuple[str, ...]) -> dict:
     """The grid's description (GridSpec.metadata()) from its JSON, with the shape the report reads
     (docs/schema/parquet/grid.schema.json); ValueError saying what is wrong."""
     import math
@@ -219,7 +229,7 @@ def _checked_metadata(raw: bytes, columns: list[str]) -> dict:
     # product of made-up axes could be too many charts to draw).
     if meta["cells"] != math.prod(len(axis["values"]) for axis in meta["axes"]):
         raise ValueError(f"{meta['cells']} cells is not the product of its axes")
-    missing = [name for name in ("cell.index", "cell.status", "cell.command") if name not in columns]
+    missing = [name for name in columns if name not in names]
     if missing:
         raise ValueError(f"no {', '.join(missing)} column")
     return meta
