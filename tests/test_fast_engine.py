@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from skbsim.cli import main
 from skbsim.fast import simulate_engine, simulate_fast, unsupported
 from skbsim.mm.fault import LAYERS
+from skbsim.profile import load_profile
 from skbsim.sim import RunConfig, simulate
 
 KERNELS = ("6.1", "6.9", "6.12", "6.18", "host")
@@ -693,3 +694,33 @@ def test_cli_trace_and_plot_run_on_the_fast_engine(tmp_path, capsys):
     assert "reference engine used" not in err
     assert len(trace.read_text().splitlines()) == 2001  # a header and one record per frame
     assert (tmp_path / "plots" / "truesize.png").exists() and (tmp_path / "plots" / "memory.png").exists()
+
+
+@pytest.mark.parametrize("max_page_order", [1, 2])
+@pytest.mark.parametrize("kernel", ["6.1", "6.9", "6.18"])
+@pytest.mark.parametrize("driver, options, traffic", [
+    ("copybreak", {}, "imix"),  # replacement buffers from the NAPI page_frag_cache
+    ("copybreak", {"rx_buf": "1024"}, "uniform:14-4000"),  # frames of several buffers
+    ("ice", {"rx": "legacy"}, "imix"),
+    ("tun", {"write": "nonblock"}, "uniform:14-4000"),
+])
+def test_a_largest_page_order_below_the_page_frag_order(tmp_path, max_page_order, kernel, driver, options, traffic):
+    # __alloc_pages() refuses an order above MAX_PAGE_ORDER before anything else.  With MAX_PAGE_ORDER 1
+    # or 2, the page_frag_cache's PAGE_FRAG_CACHE_MAX_ORDER (get_order(32768) = 3) refill always fails
+    # and falls back to one order-0 page, so no order-3 page is ever taken (the fast engine used to
+    # take them).
+    path = tmp_path / f"{kernel}-order{max_page_order}.toml"
+    path.write_text(load_profile(kernel).derive(origin=str(path), constants={"MAX_PAGE_ORDER": max_page_order},
+                                                name=f"{kernel}-order{max_page_order}").to_toml())
+    config = dict(kernel=str(path), driver=driver, options=options, traffic=traffic, count=3_000, cpus=2, rate=3e6)
+    reference, _ = simulate(RunConfig(**config))
+    assert all(int(order) <= max_page_order for order in reference["pages"]["allocated_by_order"])
+    if driver == "tun":
+        # The model's SLUB takes every slab at its cache's order (calculate_order(): order 3 for
+        # kmalloc-4k and -8k) and does not retry at the minimum order as allocate_slab() does, so
+        # with MAX_PAGE_ORDER below 3 a tun head of 4 KiB or more can never be allocated.  The
+        # fast engine does not model that route: the reference engine runs, and it says why.
+        result, _, why = simulate_engine(RunConfig(**config), "fast")
+        assert result["engine"] == "reference" and "on a fresh queue" in why
+        return
+    _assert_same(**config)

@@ -18,7 +18,7 @@ from skbsim.fast.layout import (
     MAX_FRAGS_SEEN, MAX_RCVBUF, MAX_TUN_FRAME, MT_N, NC_BULK, NC_FLUSHES, NC_FREE, NC_GETS, NC_HITS,
     NC_PUTS, NC_REFILLS, NC_REFILL_FAILURES, NC_SIZE, NOW, NTA, NTC, NTU, OUTCOMES, P1K_PAGE, PACKETS,
     PAGE_SIZE_C, PEAK_IN_USE, PEAK_PINNED, PEAK_RMEM, PF_ALLOCS, PF_BIAS, PF_DOWN, PF_FRAGSZ, PF_OFFSET,
-    PF_ORDER, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, PG_NEXT, PINNED, PLOT, POLLS, PUT_MODE, Q_DROPPED,
+    PF_ORDER, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, PG_MAX_ORDER, PG_NEXT, PINNED, PLOT, POLLS, PUT_MODE, Q_DROPPED,
     Q_FRAMES, Q_LEN, Q_NIC_FRAMES, RCVBUF, RING_COUNT, RING_ORDER, RMEM, RXMAX, RX_BUF_LEN, R_SIZE,
     SERIES_LIMIT, SKB_DEFER_MAX, SKB_TRUESIZE_C, SK_DROPS, SMALL_ALLOCS, SMALL_REFILLS, SR_EVERY, SR_LEN,
     STRICT_FIT, S_TOTAL, TAIL, TF_ORDER, TF_PAGE, TIME_SQUEEZE, TRACE, TRUESIZE_TOTAL, TR_LEN, TUN_CHUNKS,
@@ -76,6 +76,7 @@ class _RunArrays:
         for order, n in pages.freed.items():
             self.pg_freed[order] = n
         self.S[IN_USE] = pages.in_use
+        self.S[PG_MAX_ORDER] = pages.max_order
         self.S[PEAK_IN_USE] = pages.peak_in_use
         self.ring_page = np.full((ncpus, count), -1, np.int64)
         self.ring_bias = np.full((ncpus, count), ring_bias, np.int64)

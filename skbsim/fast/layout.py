@@ -40,8 +40,8 @@ MAX_RCVBUF = 1 << 26
  CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD, FL_TOP, FL_NEXT,
  TRAFFIC_DONE, D_FRAMES_DROPPED, D_SKB_FAILURES, D_BUF_FAILURES, NC_REFILL_FAILURES, F_ANY,
  TR_LEN, SR_LEN, SR_EVERY, SR_COUNT,
- TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD, TUN_EAGAIN, TUN_EINVAL,
- S_SIZE) = range(75)
+ TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD, TUN_EAGAIN, TUN_EINVAL, PG_MAX_ORDER,
+ S_SIZE) = range(76)
 
 # -- the fault injector (skbsim.mm.fault.FaultInjector) in S after the scalars ---------------------
 #: layer numbers, in skbsim.mm.fault.LAYERS order; -1 for an allocation with no layer of its own

@@ -7,7 +7,7 @@ from skbsim.fast.layout import (
     FR_SIZE, FR_SPACE, FR_THRESHOLD, FR_TIMES, F_ANY, F_MT, F_MT_INDEX, F_RULES, IN_USE, K_FAILED,
     K_FREE_TOP, K_LAYER, K_LIVE, K_NEXT, K_NPARTIAL, K_OBJS, K_ORDER, L_NONE, L_PAGE_ALLOC, L_PAGE_FRAG,
     L_SLAB, MT_N, P1K_OFFSET, P1K_PAGE, PAGE_SIZE_C, PEAK_IN_USE, PF_ALLOCS, PF_BIAS, PF_DOWN, PF_OFFSET,
-    PF_ORDER, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, PG_FREE_TOP, PG_NEXT, PINNED, SMALL_ALLOCS,
+    PF_ORDER, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, PG_FREE_TOP, PG_MAX_ORDER, PG_NEXT, PINNED, SMALL_ALLOCS,
     SMALL_REFILLS, SZ_1K, njit,
 )
 
@@ -86,8 +86,11 @@ def _give_id(counters, top, free_ids, taken):
 
 @njit(cache=True)
 def _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order, layer):
-    """__alloc_pages() without limits: a new page id with refcount 1, or -1 when a fault is injected
-    (the page_alloc layer, then the caller's own layer)."""
+    """__alloc_pages() without watermarks: a new page id with refcount 1, or -1 for an order above
+    MAX_PAGE_ORDER (refused before any fault is drawn, as PageAllocator.alloc_pages() does) or when a
+    fault is injected (the page_alloc layer, then the caller's own layer)."""
+    if order > S[PG_MAX_ORDER]:
+        return -1
     if S[F_ANY] and (_should_fail(S, L_PAGE_ALLOC) or (layer >= 0 and _should_fail(S, layer))):
         return -1
     pid = _take_id(S, S, PG_FREE_TOP, PG_NEXT, page_free, page_ref.shape[0])
