@@ -724,3 +724,59 @@ def test_a_largest_page_order_below_the_page_frag_order(tmp_path, max_page_order
         assert result["engine"] == "reference" and "on a fresh queue" in why
         return
     _assert_same(**config)
+
+
+def _same_answer_on_both_engines(config: RunConfig, fell_back: str | None) -> None:
+    """The fast engine's answer (or the reference engine's, when it falls back saying why) equals the
+    reference engine's."""
+    result, _, why = simulate_engine(config, "fast")
+    assert (why is None) if fell_back is None else (fell_back in why)
+    reference, _ = simulate(config)
+    assert _without_engine(result) == _without_engine(reference)
+    assert result["engine"] == ("fast" if fell_back is None else "reference")
+
+
+CLOCK = "beyond the fast engine's 64-bit clock"
+STEPS = "below 2**55 ns each"
+
+
+@pytest.mark.parametrize("run, fell_back", [
+    # 2,000 frames at 1 Mpps, each costing 10^16 ns of softirq time: the clock passes 2^62 ns by the
+    # 461st poll (461 * 10^16 > 4.6 * 10^18); it used to wrap past 2^63 and print other numbers
+    (dict(count=2_000, packet_cost_ns=10**16), CLOCK),
+    # a cost of 2^63 ns does not fit an int64 at all
+    (dict(count=50, packet_cost_ns=2**63), STEPS),
+    # one frame every 10^18 ns: the 5th arrives at 4 * 10^18, the 6th at 5 * 10^18 > 2^62
+    (dict(count=50, rate=1e-9), CLOCK),
+    # the second frame arrives 10^309 and 2 * 10^332 ns after the first
+    (dict(count=50, rate=1e-300), CLOCK),
+    (dict(count=50, rate=5e-324), CLOCK),
+    # 10^308 frames/s: every arrival is floor(i * 10^9 / 10^308) = 0 ns, inside the clock
+    (dict(count=2_000, rate=1e308), None),
+    # fault rules beyond int64 behave as they would at 2^62: no run makes that many allocation calls
+    (dict(count=2_000, faults=(("slab", 1.0, 1, -1, 2**64),)), None),
+    (dict(count=2_000, faults=(("slab", 1.0, 2**63, -1, 0), ("page_frag", 0.5, 1, 2**70, 10))), None),
+])
+def test_values_beyond_the_fast_engines_integers_fall_back_or_are_exact(run, fell_back):
+    _same_answer_on_both_engines(RunConfig(**run), fell_back)
+
+
+def test_a_pcapng_whose_timestamps_pass_the_clock(tmp_path):
+    # if_tsresol 0 (whole seconds) with 64-bit timestamps: frames 2^40 s apart are 1.1 * 10^21 ns apart,
+    # beyond int64; the reference engine keeps them exactly
+    import struct
+
+    def block(kind, body):
+        body += bytes(-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    frame = ETH + bytes(46)
+    data = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    resolution = struct.pack("<HH", 9, 1) + b"\x00" + bytes(3) + struct.pack("<HH", 0, 0)
+    data += block(1, struct.pack("<HHI", 1, 0, 65535) + resolution)
+    for i, seconds in enumerate((0, 1, 2**40, 2**40 + 1, 2**62)):
+        data += block(6, struct.pack("<IIIII", 0, seconds >> 32, seconds & 0xFFFFFFFF, len(frame), len(frame))
+                      + frame)
+    path = tmp_path / "seconds.pcapng"
+    path.write_bytes(data)
+    _same_answer_on_both_engines(RunConfig(traffic=f"pcapng:{path}", count=None, rate=None), CLOCK)

@@ -7,11 +7,11 @@ import math
 import numpy as np
 
 from skbsim.fast.layout import (
-    APP_GAP, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BYTES, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS,
+    APP_GAP, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BYTES, CLOCK_LIMIT, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS,
     CB_COPYBREAK, CB_N_1K, CB_N_BUILD, CB_N_FRAG, CB_N_SMALL, CONDENSED, COND_ROOM, COND_TS, COST, C_SIZE,
     DD_EOP, DEFER_FREE, DELIVERED, DRIVER_CB, DRIVER_TUN, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED,
     D_COPIED, D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES, D_OVERSIZE, D_PAGES_ALLOC, D_POLLS, D_RELEASED,
-    D_REUSED, D_RING_DROPS, D_SKB_FAILURES, D_USED, ENQUEUED, ERR, ERR_REASONS, FIRST_DESC, FRAME_SZ,
+    D_REUSED, D_RING_DROPS, D_SKB_FAILURES, D_USED, ENQUEUED, ERR, ERR_CLOCK, ERR_REASONS, FAULT_COUNT_LIMIT, FIRST_DESC, FRAME_SZ,
     FR_ACTIVE, FR_COUNT, FR_INJECTED, FR_INTERVAL, FR_SIZE, FR_SPACE, FR_THRESHOLD, FR_TIMES, FWD,
     FWD_DEFICIT_ONLY, F_ANY, F_MT, F_MT_INDEX, F_RULES, HEAD_1K, HEAD_FRAG, HEAD_KIND, HEAD_SMALL,
     HEAD_TRUESIZE, HW_NEXT, IN_USE, IRQS, IRQ_LATENCY, K_LAYER, K_LIVE, K_OBJS, K_ORDER, K_SIZE, LEGACY,
@@ -21,7 +21,7 @@ from skbsim.fast.layout import (
     PF_ORDER, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, PG_MAX_ORDER, PG_NEXT, PINNED, PLOT, POLLS, PUT_MODE, Q_DROPPED,
     Q_FRAMES, Q_LEN, Q_NIC_FRAMES, RCVBUF, RING_COUNT, RING_ORDER, RMEM, RXMAX, RX_BUF_LEN, R_SIZE,
     SERIES_LIMIT, SKB_DEFER_MAX, SKB_TRUESIZE_C, SK_DROPS, SMALL_ALLOCS, SMALL_REFILLS, SR_EVERY, SR_LEN,
-    STRICT_FIT, S_TOTAL, TAIL, TF_ORDER, TF_PAGE, TIME_SQUEEZE, TRACE, TRUESIZE_TOTAL, TR_LEN, TUN_CHUNKS,
+    STEP_LIMIT, STRICT_FIT, S_TOTAL, TAIL, TF_ORDER, TF_PAGE, TIME_SQUEEZE, TRACE, TRUESIZE_TOTAL, TR_LEN, TUN_CHUNKS,
     TUN_FRAG_LIMIT, TUN_INFLIGHT_MAX, TUN_MAX_ORDER, TUN_SMALL_KM, TUN_SMP, TUN_SNDBUF, T_FRAGS, T_SIZE,
     _PUT_MODES,
 )
@@ -42,6 +42,11 @@ def unsupported(config: RunConfig) -> str | None:
         return "the fast engine models ice rx=build_skb and rx=legacy only"
     if config.rcvbuf > MAX_RCVBUF:
         return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
+    # the clock's steps (see CLOCK_LIMIT); the reader's gap is Simulation._app_read's int(1e9 / app_rate)
+    if config.packet_cost_ns >= STEP_LIMIT or config.irq_latency_ns >= STEP_LIMIT or (
+            config.app_rate is not None and 1e9 / config.app_rate >= STEP_LIMIT):
+        return ("the fast engine's 64-bit clock takes a per-packet cost, IRQ latency and reader gap "
+                "(1e9 / --app-rate) below 2**55 ns each")
     return None
 
 
@@ -371,15 +376,24 @@ class FastSimulation:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events."""
         config = self.config
         empty = np.zeros(0, np.int64)
+        chunks = _traffic_chunks(self.ref.source, config, self.legacy, self.ref)
         try:
-            for lengths, times, queues, hlens in _traffic_chunks(self.ref.source, config, self.legacy, self.ref):
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except OverflowError:  # an arrival time beyond int64 (from the source's Python integers)
+                    return self._give_up(ERR_CLOCK)
+                if chunk is None:
+                    break
+                lengths, times, queues, hlens = chunk
+                if len(times) and int(times.max()) >= CLOCK_LIMIT:
+                    return self._give_up(ERR_CLOCK)
                 n = len(lengths)
                 if self.tun is not None:
                     self.tun.prepare(lengths)  # tun_get_user() of each new length, on the scratch kernel
                 done = _run(S, C, CS, lengths, times, queues, hlens, n, False, *state)
                 if S[ERR] or done != n:
-                    self.why = ERR_REASONS.get(int(S[ERR]))
-                    return None
+                    return self._give_up(int(S[ERR]))
                 self._write_trace(S, state[-2][0])  # obs = (tr, ...), before tn: _RunArrays.state()
                 if self.progress is not None:
                     self.progress(int(S[PACKETS]))
@@ -387,10 +401,14 @@ class FastSimulation:
             return None
         _run(S, C, CS, empty, empty, empty, empty, 0, True, *state)
         if S[ERR]:
-            self.why = ERR_REASONS.get(int(S[ERR]))
-            return None
+            return self._give_up(int(S[ERR]))
         self._write_trace(S, state[-2][0])  # obs = (tr, ...), before tn: _RunArrays.state()
         return self._finish(S, C, CS, state)
+
+    def _give_up(self, err: int) -> None:
+        """The compiled loop left its modelled ground (an ERR_* code): say why; the run is redone."""
+        self.why = ERR_REASONS.get(err)
+        return None
 
     def _kind_names(self):
         """(path, head source, data_len or None) of each skb kind code the compiled loop records
@@ -589,9 +607,9 @@ def _load_faults(S, faults) -> None:
         S[base + FR_ACTIVE] = 1
         # random() < p  <=>  k / 2**53 < p  <=>  k < ceil(p * 2**53) for the integer k behind random()
         S[base + FR_THRESHOLD] = -1 if rule.probability >= 1.0 else math.ceil(rule.probability * 2.0 ** 53)
-        S[base + FR_INTERVAL] = rule.interval
-        S[base + FR_TIMES] = rule.times
-        S[base + FR_SPACE] = rule.space
+        S[base + FR_INTERVAL] = min(rule.interval, FAULT_COUNT_LIMIT)
+        S[base + FR_TIMES] = min(rule.times, FAULT_COUNT_LIMIT)
+        S[base + FR_SPACE] = min(rule.space, FAULT_COUNT_LIMIT)
         S[base + FR_COUNT] = rule.count
         S[base + FR_INJECTED] = faults.injected[layer]
 

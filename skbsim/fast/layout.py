@@ -86,6 +86,18 @@ ERR_TABLE_FULL = 1
 ERR_BUG = 2
 ERR_EMPTY_FRAME = 4
 ERR_FRAME_ABOVE_RING = 5
+ERR_CLOCK = 6
+#: The simulated clock in ns, int64 here and a Python integer in the reference engine.  Every arrival
+#: and event time the fast engine holds stays below CLOCK_LIMIT (146 years), and every step added to a
+#: time (a poll's work, at most NAPI_POLL_WEIGHT packets, times the per-packet cost; the IRQ latency;
+#: the reader's gap) below STEP_LIMIT, so that no sum can wrap; a run that needs more is redone by
+#: the reference engine (ERR_CLOCK, or unsupported() before it starts).
+CLOCK_LIMIT = 1 << 62
+STEP_LIMIT = 1 << 55
+#: A fault rule's space, interval and times are held as at most this.  Each is only compared with, or
+#: stepped by one per allocation call, and no run makes 2**62 allocation calls (ten thousand years at
+#: ten million a second), so a larger value behaves exactly as this one.
+FAULT_COUNT_LIMIT = 1 << 62
 #: a copybreak skb head from skbuff_small_head is queued as this plus its object id (page ids stay below)
 SMALL_TAG = 1 << 40
 #: an skb's frags: -1 for none, a page id for one, FL_TAG plus a row of fl for several
@@ -120,6 +132,7 @@ MAX_TUN_FRAME = 65535
 ERR_REASONS = {
     ERR_EMPTY_FRAME: "a zero-length frame (the fast engine models frames of one or more bytes)",
     ERR_FRAME_ABOVE_RING: "a copybreak frame needs more buffers than the ring has",
+    ERR_CLOCK: "the simulated clock passes 2**62 ns (146 years), beyond the fast engine's 64-bit clock",
     ERR_TABLE_FULL: "a table of the fast engine filled up",
     ERR_BUG: "the model reached a state the fast engine does not follow (a descriptor without a buffer)",
 }

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from skbsim.fast.layout import (
-    APP_GAP, APP_NEXT, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BUSY_UNTIL, CB_COPYBREAK, CONDENSED,
+    APP_GAP, APP_NEXT, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BUSY_UNTIL, CB_COPYBREAK, CLOCK_LIMIT, CONDENSED,
     COND_ROOM, COND_TS, CONSUMED, COST, DEFER_FREE, DEFER_LEN, DEFICIT, DELIVERED, DRIVER_CB, DRIVER_TUN,
-    ENQUEUED, ERR, ERR_BUG, ERR_TABLE_FULL, ETH_HLEN, FL_TAG, FWD, FWD_DEFICIT_ONLY, HEAD_1K, HEAD_FRAG,
+    ENQUEUED, ERR, ERR_BUG, ERR_CLOCK, ERR_TABLE_FULL, ETH_HLEN, FL_TAG, FWD, FWD_DEFICIT_ONLY, HEAD_1K, HEAD_FRAG,
     HEAD_SMALL, IN_USE, IRQS, IRQ_LATENCY, KM_TAG, K_OBJS, MEMALLOC, NC_BULK, NC_FLUSHES, NC_FREE,
     NC_GETS, NC_HITS, NC_LEN, NC_PUTS, NC_REFILLS, NC_REFILL_FAILURES, NC_SIZE, NEV, NOW, ORDER,
     O_DELIVERED, O_SOCKET, PAGE_SIZE_C, PEAK_PINNED, PEAK_RMEM, PINNED, PLOT, Q_DROPPED, Q_FRAMES, Q_HEAD,
@@ -22,9 +22,13 @@ from skbsim.sim import NETDEV_BUDGET, NETDEV_BUDGET_NS
 
 @njit(cache=True)
 def _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, time_ns, kind, cpu):
+    """An event at time_ns; every event time passes here, so this is where the clock is bounded."""
     n = S[NEV]
     if n >= ev_time.shape[0]:
         S[ERR] = ERR_TABLE_FULL
+        return
+    if time_ns >= CLOCK_LIMIT:
+        S[ERR] = ERR_CLOCK
         return
     S[ORDER] += 1
     order = S[ORDER]

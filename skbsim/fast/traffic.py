@@ -245,7 +245,7 @@ def _arrival_times(rate, arrival, seed):
     """skbsim.traffic.synthetic.arrival_sampler as int64 arrays.
 
     Constant arrivals are floor(i * numerator / denominator) of the same
-    exact fraction 1e9/rate; numpy computes them while i * numerator stays
+    exact fraction 1e9/rate; numpy computes them while both terms stay
     within int64, the sampler's own Python integers beyond that.
     """
     from fractions import Fraction
@@ -263,10 +263,15 @@ def _arrival_times(rate, arrival, seed):
         nonlocal position
         start = position
         position += k
-        if (start + k) * numerator < (1 << 62):
-            index = np.arange(start, start + k, dtype=np.int64)
+        end = start + k
+        if end * numerator < denominator:  # a rate above 1e9 * count frames/s: every frame at 0 ns
+            return np.zeros(k, np.int64)
+        if end * numerator < (1 << 62) and denominator < (1 << 62):
+            index = np.arange(start, end, dtype=np.int64)
             return index * numerator // denominator
-        sampler_times = [(i * numerator) // denominator for i in range(start, start + k)]
+        # Python integers; a time beyond int64 raises OverflowError, which the engine takes as the
+        # clock leaving its range (see CLOCK_LIMIT)
+        sampler_times = [(i * numerator) // denominator for i in range(start, end)]
         return np.asarray(sampler_times, np.int64)
     return times
 
