@@ -30,7 +30,21 @@ class TraceWriter:
         self.csv = None
         if self.kind == "csv":
             self.csv = csv.writer(self.file)
+        self._header()
+
+    def _header(self) -> None:
+        if self.csv is not None:
             self.csv.writerow(TRACE_FIELDS)
+
+    def restart(self) -> bool:
+        """Empty the file and start it over (a run redone by the other engine); False when the
+        destination cannot be rewound (a pipe): the caller must not have written to it then."""
+        if not self.file.seekable():
+            return False
+        self.file.seek(0)
+        self.file.truncate()
+        self._header()
+        return True
 
     def write(self, time_ns: int, cpu: int, frame_len: int, record, outcome: str) -> None:
         if record is None:

@@ -9,6 +9,7 @@ back to the reference engine and say why.
 """
 
 import json
+import os
 
 import dpkt
 import pytest
@@ -780,3 +781,51 @@ def test_a_pcapng_whose_timestamps_pass_the_clock(tmp_path):
     path = tmp_path / "seconds.pcapng"
     path.write_bytes(data)
     _same_answer_on_both_engines(RunConfig(traffic=f"pcapng:{path}", count=None, rate=None), CLOCK)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+@pytest.mark.parametrize("pipe", [False, True])
+def test_a_run_redone_by_the_reference_engine_leaves_only_its_records(tmp_path, monkeypatch, suffix, pipe):
+    # chunks of 64 frames: the fast engine has written several chunks' records when the clock passes
+    # 2^62 ns (see above) and the run is redone; the trace must be the reference engine's alone, in a
+    # file (started over) and in a pipe (the fast engine's records are held back until it is done)
+    import threading
+
+    import skbsim.fast.traffic
+    from skbsim.report import TraceWriter
+
+    monkeypatch.setattr(skbsim.fast.traffic, "CHUNK", 64)
+    config = dict(count=2_000, packet_cost_ns=10**16)
+    reference = tmp_path / f"reference{suffix}"
+    writer = TraceWriter(str(reference))
+    simulate_engine(RunConfig(**config), "reference", trace=writer)
+    writer.close()
+    path = tmp_path / f"fast{suffix}"
+    received = []
+    if pipe:
+        os.mkfifo(path)
+        reader = threading.Thread(target=lambda: received.append(open(path, "rb").read()))
+        reader.start()
+    writer = TraceWriter(str(path))
+    result, _, why = simulate_engine(RunConfig(**config), "fast", trace=writer)
+    writer.close()
+    assert result["engine"] == "reference" and CLOCK in why
+    if pipe:
+        reader.join()
+    written = received[0] if pipe else path.read_bytes()
+    assert written == reference.read_bytes() and len(written.splitlines()) == 2_000 + (suffix == ".csv")
+    # and a run the fast engine finishes writes the same records through a pipe as into a file
+    config = dict(count=500)
+    writer = TraceWriter(str(reference))
+    simulate_engine(RunConfig(**config), "reference", trace=writer)
+    writer.close()
+    if pipe:
+        received.clear()
+        reader = threading.Thread(target=lambda: received.append(open(path, "rb").read()))
+        reader.start()
+    writer = TraceWriter(str(path))
+    result, _, why = simulate_engine(RunConfig(**config), "fast", trace=writer)
+    writer.close()
+    if pipe:
+        reader.join()
+    assert why is None and (received[0] if pipe else path.read_bytes()) == reference.read_bytes()

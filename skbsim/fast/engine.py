@@ -704,15 +704,54 @@ def simulate_engine(config: RunConfig, engine: str = "fast", trace=None, plot: b
         reason = unsupported(config)
         if reason is None:
             why: list = []
+            # the records of a run the reference engine redoes must not stay in the trace: a file is
+            # started over, a destination that cannot be rewound gets them only once the run is done
+            spool = _TraceSpool(trace) if trace is not None and not trace.file.seekable() else None
             try:
-                out = simulate_fast(config, progress=progress, why=why, trace=trace, plot=plot)
+                out = simulate_fast(config, progress=progress, why=why, trace=spool.writer if spool else trace,
+                                    plot=plot)
             except ValueError as err:
                 out, reason = None, str(err)
+            if spool is not None:
+                spool.finish(copy=out is not None)
             if out is not None:
                 return out[0], out[1], None
             reason = reason or (why[0] if why else "the fast engine left its modelled ground") + "; rerun"
+            if trace is not None and spool is None:
+                trace.restart()
         config.validate()
         result, extra = simulate(config, trace=trace, progress=progress)
         return result, extra, reason
     result, extra = simulate(config, trace=trace, progress=progress)
     return result, extra, None
+
+
+class _TraceSpool:
+    """The fast engine's trace records for a destination that cannot be rewound (a pipe), in a
+    temporary file of the same kind until the run is done."""
+
+    def __init__(self, trace):
+        import os
+        import tempfile
+
+        from skbsim.report import TraceWriter
+
+        self.trace = trace
+        handle, self.path = tempfile.mkstemp(prefix="skbsim-trace-", suffix=os.path.splitext(trace.path)[1])
+        os.close(handle)
+        self.writer = TraceWriter(self.path)
+
+    def finish(self, copy: bool) -> None:
+        """Hand the records to the real destination (past the header it already has), or drop them."""
+        import os
+        import shutil
+
+        self.writer.close()
+        try:
+            if copy:
+                with open(self.path, newline="") as records:
+                    if self.writer.csv is not None:
+                        records.readline()
+                    shutil.copyfileobj(records, self.trace.file)
+        finally:
+            os.unlink(self.path)
