@@ -829,3 +829,60 @@ def test_a_run_redone_by_the_reference_engine_leaves_only_its_records(tmp_path, 
     if pipe:
         reader.join()
     assert why is None and (received[0] if pipe else path.read_bytes()) == reference.read_bytes()
+
+
+def test_skbsim_run_before_the_fast_engine_is_compiled(monkeypatch, capsys):
+    # skbsim.fast.cache.prepare(): small runs use the reference engine while a background process
+    # compiles; larger ones (or SKBSIM_COMPILE=foreground) compile first, saying so on stderr
+    import skbsim.fast.cache as cache
+
+    started, compiled = [], []
+    monkeypatch.setattr(cache, "ready", lambda: False)
+    monkeypatch.setattr(cache, "compile_in_background", lambda: started.append(True))
+    monkeypatch.setattr(cache, "compile_now", lambda: compiled.append(True) or 1.5)
+    monkeypatch.setenv("SKBSIM_COMPILE", "background")
+    assert main(["run", "--quiet", "--json", "--count", "500"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["engine"] == "reference" and started and not compiled
+    assert "compiled in the background" in captured.err and "reference engine used" not in captured.err
+    # more frames than a few seconds of the reference engine: compile first (here: pretend to)
+    monkeypatch.setattr(cache, "SMALL_RUN_FRAMES", 400)
+    started.clear()
+    assert main(["run", "--quiet", "--json", "--count", "500"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["engine"] == "fast" and compiled and not started
+    assert "compiling the fast engine" in captured.err and "compiled in 1.5 s" in captured.err
+    # the fast engine cannot run this config at all: nothing to compile for, nothing said
+    compiled.clear()
+    assert main(["run", "--quiet", "--json", "--count", "500", "--rcvbuf", str(1 << 27)]) == 0
+    assert not compiled and not started and "compil" not in capsys.readouterr().err
+    monkeypatch.setenv("SKBSIM_COMPILE", "foreground")
+    monkeypatch.setattr(cache, "SMALL_RUN_FRAMES", 200_000)
+    assert main(["run", "--quiet", "--json", "--count", "500"]) == 0
+    assert compiled and not started
+
+
+def test_one_compiled_cache_for_every_copy_of_the_sources(tmp_path):
+    # The cache is keyed by the sources' contents, not their path: a copy of the package elsewhere
+    # (as pip installs it) loads what the checkout compiled, and compiles nothing.
+    import shutil
+    import subprocess
+    import sys
+
+    import skbsim
+    import skbsim.fast.cache as cache
+
+    cache.compile_now()
+    copy = tmp_path / "site"
+    shutil.copytree(os.path.dirname(skbsim.__file__), copy / "skbsim",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import skbsim, skbsim.fast.cache as c\n"
+            "from skbsim.fast.loop import _run\n"
+            "from skbsim.fast import simulate_fast\n"
+            "from skbsim.sim import RunConfig\n"
+            "assert c.ready(), 'the copy does not see the cache as ready'\n"
+            "simulate_fast(RunConfig(count=100))\n"
+            "print(skbsim.__file__, sum(_run.stats.cache_hits.values()), sum(_run.stats.cache_misses.values()))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(copy)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0].startswith(str(copy)) and out[1:] == ["1", "0"], f"the copy compiled _run again: {out}"

@@ -109,6 +109,13 @@ def run(args) -> int:
     for config in configs:
         config.validate()
 
+    engine = args.engine
+    if engine == "fast":
+        from skbsim.fast.cache import prepare
+
+        # compiled yet?  If not: small runs use the reference engine while it compiles in the
+        # background, larger ones wait for it; either is said on stderr
+        engine = prepare(configs, say=lambda line: print(line, file=sys.stderr))
     console = Console(stderr=False)
     runs = []
     for config in configs:
@@ -116,7 +123,7 @@ def run(args) -> int:
         started = time.perf_counter()
         with _Progress(config, quiet=args.quiet) as progress:
             try:
-                result, extra, fell_back = simulate_engine(config, args.engine, trace=trace, plot=bool(args.plot),
+                result, extra, fell_back = simulate_engine(config, engine, trace=trace, plot=bool(args.plot),
                                                            progress=progress.update)
             finally:
                 if trace is not None:

@@ -8,8 +8,12 @@ from skbsim.drivers.ice import PUT_PER_BUFFER, PUT_PER_FRAME, PUT_PER_POLL
 try:  # numba is a dependency; without it the same loop runs as plain Python (slowly).
     from numba import njit as _numba_njit
 
+    from skbsim.fast import cache as _cache
+
+    _cache.install()
+
     def njit(*args, **kwargs):
-        """numba.njit without its reference-counting runtime (NRT).
+        """numba.njit without its reference-counting runtime (NRT), cached where skbsim.fast.cache says.
 
         Every array here is allocated by Python and outlives the call; the
         compiled functions never allocate.  With NRT on, each call between
@@ -17,7 +21,14 @@ try:  # numba is a dependency; without it the same loop runs as plain Python (sl
         passes (atomically), which was three quarters of the loop's time.
         """
         kwargs.setdefault("_nrt", False)
-        return _numba_njit(*args, **kwargs)
+        if args and callable(args[0]):
+            return njit(**kwargs)(args[0])
+
+        def decorate(fn):
+            if kwargs.get("cache"):
+                _cache.register(fn)
+            return _numba_njit(**kwargs)(fn)
+        return decorate
 except ImportError:  # pragma: no cover
     def njit(*args, **kwargs):
         if args and callable(args[0]):
