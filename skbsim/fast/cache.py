@@ -220,13 +220,17 @@ def _tiny_runs() -> None:
 
 
 def compile_in_background() -> None:
-    """Start a process that compiles the fast engine and exits (it does nothing when another holds the
-    lock: that one is compiling)."""
+    """When this process exits, start one that compiles the fast engine at low priority and exits (it
+    does nothing when another holds the lock: that one is compiling).  Not before: the runs of this
+    process should have the CPUs to themselves."""
+    import atexit
     import subprocess
 
-    subprocess.Popen([sys.executable, "-m", "skbsim.fast", "--if-idle"], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                     close_fds=True)
+    def start():
+        subprocess.Popen([sys.executable, "-m", "skbsim.fast", "--if-idle"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                         close_fds=True, preexec_fn=lambda: os.nice(19))
+    atexit.register(start)
 
 
 def prepare(configs, say) -> str:
