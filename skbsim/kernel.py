@@ -160,8 +160,11 @@ class Kernel:
             )
         self.cpus = [CpuState(cpu, profile) for cpu in range(ncpus)]
         self.cpu = 0
-        # net.core.skb_defer_max: the longest a CPU's defer list may grow.
+        # net.core.skb_defer_max: how long a CPU's defer list may grow (skb_defer_admit()).
         self.skb_defer_max = 64
+        # CPUs sent a defer-list IPI (kick_defer_list_purge()) not yet delivered: the simulation
+        # delivers them (skbuff.defer_ipi()); outside one they stay here.
+        self.ipis: list[int] = []
         # sk_memalloc_socks(): true once any socket serves swap (SOCK_MEMALLOC).
         self.memalloc_socks = False
         # Live skbs by the address of their struct sk_buff, for the leak check.

@@ -22,7 +22,7 @@ from skbsim.errors import InputError
 from skbsim.kernel import Kernel
 from skbsim.mm.fault import fault_report, fault_rules
 from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
-from skbsim.net.skbuff import skb_defer_free_flush
+from skbsim.net.skbuff import defer_ipi, skb_defer_free_flush
 from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
 from skbsim.profile import load_profile
 from skbsim.traffic import parse_traffic
@@ -32,7 +32,7 @@ HZ = 250
 #: netdev_budget_usecs defaults to 2 * USEC_PER_SEC / HZ: two jiffies.
 NETDEV_BUDGET_NS = 2 * 1_000_000_000 // HZ
 
-_ARRIVAL, _POLL, _READ = 0, 1, 2
+_ARRIVAL, _POLL, _READ, _IPI = 0, 1, 2, 3
 
 
 @dataclass
@@ -210,8 +210,13 @@ class Simulation:
                 self.now = time_ns
                 if kind == _POLL:
                     self._poll(cpus[cpu])
+                elif kind == _IPI:
+                    with kernel.softirq(cpu):
+                        defer_ipi(kernel)
                 else:
                     self._app_read()
+                if kernel.ipis:
+                    self._send_ipis()
                 continue
             if pending is None:
                 break
@@ -272,6 +277,13 @@ class Simulation:
         state.budget_left = NETDEV_BUDGET
         state.round_start = start
         self._push(start, _POLL, state.cpu)
+
+    def _send_ipis(self) -> None:
+        """Deliver the IPIs kick_defer_list_purge() sent: each CPU takes its one as a hard interrupt
+        would be taken, after the IRQ latency and once the softirq it is running is over."""
+        for cpu in self.kernel.ipis:
+            self._push(max(self.now + self.irq_latency_ns, self.cpus[cpu].busy_until), _IPI, cpu)
+        self.kernel.ipis.clear()
 
     # -- NAPI ---------------------------------------------------------------------------------------
 

@@ -420,15 +420,21 @@ def test_tun_backlog_beyond_the_fast_engines_room_is_redone(monkeypatch):
 @pytest.mark.parametrize(
     "config, reason",
     [
-        (RunConfig(options={"rx": "build_skb"}, rcvbuf=1 << 27), "--rcvbuf up to"),
-        (RunConfig(driver="tun", options={}, count=1000, rcvbuf=1 << 27, faults=(("slab", 0.5, 1, -1, 0),)),
+        # a socket queue above 64 MiB for a whole capture (of a length not known in advance)
+        (dict(options={"rx": "build_skb"}, count=None, rate=None, rcvbuf=1 << 27), "--rcvbuf up to"),
+        (dict(driver="tun", options={}, count=None, rate=None, rcvbuf=1 << 27, faults=(("slab", 0.5, 1, -1, 0),)),
          "--rcvbuf up to"),
     ],
 )
-def test_out_of_scope_falls_back_and_says_why(config, reason):
+def test_out_of_scope_falls_back_and_says_why(tmp_path, config, reason):
+    config = RunConfig(traffic=f"pcap:{_pcap(tmp_path / 'few.pcap', [60, 1514, 590] * 100)}", **config)
     assert reason in unsupported(config)
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "reference" and reason in why
+    # a run of known length takes any rcvbuf: its socket queue never holds more skbs than frames
+    config.count = 200
+    assert unsupported(config) is None
+    _assert_same(**vars(config))
 
 
 def test_kernel_config_falls_back_and_says_why(tmp_path):
@@ -457,7 +463,7 @@ def test_frames_of_several_buffers(kernel, rx, workload):
     _assert_same(kernel=kernel, options={"rx": rx, "mtu": "9000"}, **workload)
 
 
-def test_cli_engine_choice_and_fallback_message(capsys):
+def test_cli_engine_choice_and_fallback_message(tmp_path, capsys):
     assert main(["run", "--quiet", "--json", "--count", "500", "--opt", "rx=build_skb"]) == 0
     fast = json.loads(capsys.readouterr().out)
     assert main(["run", "--quiet", "--json", "--count", "500", "--opt", "rx=build_skb", "--engine", "reference"]) == 0
@@ -476,7 +482,9 @@ def test_cli_engine_choice_and_fallback_message(capsys):
     assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun", "--fault", "slab:probability=0.5"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["engine"] == "fast" and "reference engine used" not in captured.err
-    assert main(["run", "--quiet", "--json", "--count", "500", "--driver", "tun", "--rcvbuf", str(1 << 27)]) == 0
+    capture = _pcap(tmp_path / "few.pcap", [60, 1514, 590] * 100)
+    assert main(["run", "--quiet", "--json", "--traffic", f"pcap:{capture}", "--driver", "tun", "--rcvbuf",
+                 str(1 << 27)]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["engine"] == "reference"
     lines = [line for line in captured.err.splitlines() if "reference engine used" in line]
@@ -831,7 +839,7 @@ def test_a_run_redone_by_the_reference_engine_leaves_only_its_records(tmp_path, 
     assert why is None and (received[0] if pipe else path.read_bytes()) == reference.read_bytes()
 
 
-def test_skbsim_run_before_the_fast_engine_is_compiled(monkeypatch, capsys):
+def test_skbsim_run_before_the_fast_engine_is_compiled(tmp_path, monkeypatch, capsys):
     # skbsim.fast.cache.prepare(): small runs use the reference engine while a background process
     # compiles; larger ones (or SKBSIM_COMPILE=foreground) compile first, saying so on stderr
     import skbsim.fast.cache as cache
@@ -854,7 +862,8 @@ def test_skbsim_run_before_the_fast_engine_is_compiled(monkeypatch, capsys):
     assert "compiling the fast engine" in captured.err and "compiled in 1.5 s" in captured.err
     # the fast engine cannot run this config at all: nothing to compile for, nothing said
     compiled.clear()
-    assert main(["run", "--quiet", "--json", "--count", "500", "--rcvbuf", str(1 << 27)]) == 0
+    capture = _pcap(tmp_path / "few.pcap", [60, 1514, 590] * 100)
+    assert main(["run", "--quiet", "--json", "--traffic", f"pcap:{capture}", "--rcvbuf", str(1 << 27)]) == 0
     assert not compiled and not started and "compil" not in capsys.readouterr().err
     monkeypatch.setenv("SKBSIM_COMPILE", "foreground")
     monkeypatch.setattr(cache, "SMALL_RUN_FRAMES", 200_000)
@@ -886,3 +895,48 @@ def test_one_compiled_cache_for_every_copy_of_the_sources(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(copy)},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[0].startswith(str(copy)) and out[1:] == ["1", "0"], f"the copy compiled _run again: {out}"
+
+
+@pytest.mark.parametrize("limit", ["skb_defer_max_minus_1", "skb_defer_max"])
+@pytest.mark.parametrize("workload", [
+    # bursts on 2 and 3 CPUs with a slow IPI (50 us) and a reader faster than that: the reader on CPU 0
+    # frees the other CPUs' skbs onto their defer lists, which reach half capacity (an IPI) and their
+    # limit (the rest freed on CPU 0) before the IPI lands, often while the CPU is busy
+    dict(driver="ice", options={"rx": "legacy"}, traffic="imix", count=6_000, cpus=2, rate=None,
+         irq_latency_ns=50_000, app_rate=5e6, rcvbuf=4_000_000),
+    dict(driver="copybreak", options={}, traffic="uniform:60-1500", count=6_000, cpus=3, rate=None, app_rate=5e6,
+         packet_cost_ns=3_000, irq_latency_ns=50_000, rcvbuf=4_000_000),
+    dict(driver="tun", options={"napi": "1"}, traffic="imix", count=6_000, cpus=2, rate=None, packet_cost_ns=1_000,
+         irq_latency_ns=50_000, app_rate=5e6, rcvbuf=4_000_000),
+])
+def test_defer_lists_their_limit_and_the_ipi(tmp_path, monkeypatch, workload, limit):
+    import skbsim.net.skbuff as skbuff
+
+    path = tmp_path / "defer.toml"
+    path.write_text(load_profile("6.18").derive(origin=str(path), features={"skb_defer_limit": limit},
+                                                name=f"6.18-{limit}").to_toml())
+    config = dict(kernel=str(path), **workload)
+    verdicts = []
+    admit = skbuff.skb_defer_admit
+    monkeypatch.setattr(skbuff, "skb_defer_admit", lambda *args: verdicts.append(admit(*args)) or verdicts[-1])
+    simulate(RunConfig(**config))
+    monkeypatch.setattr(skbuff, "skb_defer_admit", admit)
+    # the workload reaches both corners in the reference engine: IPIs, and full lists
+    assert verdicts.count(skbuff.DEFER_KICK) > 0 and verdicts.count(skbuff.DEFER_NONE) > 0
+    _assert_same(**config)
+
+
+@pytest.mark.parametrize("kernel, delivered", [("6.9", 15_364), ("6.12", 15_363)])
+def test_a_socket_buffer_above_int_max_half(kernel, delivered):
+    # tun, blocking writes of 65535-byte frames (6.6+): a linear part of SKB_MAX_HEAD = 3712 bytes in a
+    # kmalloc-4k head (truesize SKB_TRUESIZE(4096 - 320) = 3776 + 256 + 320 = 4352) and the other 61823
+    # bytes in blocks of order 3, 2, 1 and 1 (32768 + 16384 + 8192 + 8192 = 65536): truesize 69888.
+    # sk_rcvbuf 2^30 = 1073741824 is above INT_MAX >> 1; the reader reads once (its release waits for
+    # a quarter of the buffer), so nothing is given back: 1073741824 // 69888 = 15363 skbs fit.  6.9
+    # admits one more (rmem 1073689344 has not passed rcvbuf), 6.12.23+ does not.
+    config = dict(kernel=kernel, driver="tun", options={}, traffic="fixed:65535", count=16_000, rate=1e6,
+                  rcvbuf=1 << 30, app_rate=1e-3)
+    reference, _ = simulate(RunConfig(**config))
+    assert reference["truesize_per_packet"] == 69_888 and reference["delivered"] == delivered
+    assert reference["socket"]["peak_rmem_alloc"] == delivered * 69_888
+    _assert_same(**config)

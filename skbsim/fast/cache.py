@@ -39,7 +39,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 #: modules (and layout.py's constants) and the model modules whose kernel rules it shares; a compiled
 #: function defined elsewhere is refused by register() until its file is added here
 COMPILED_SOURCES = ("fast/layout.py", "fast/mm.py", "fast/stack.py", "fast/rx.py", "fast/tun.py", "fast/loop.py",
-                    "fast/traffic.py", "profile.py", "net/sock.py", "net/skbuff.py", "mm/*.py")
+                    "fast/traffic.py", "fast/rules.py", "profile.py", "net/sock.py", "net/skbuff.py", "mm/*.py")
 #: synthetic frames in all below which a run without the compiled cache uses the reference engine
 #: (about three seconds there) while the cache is built in the background
 SMALL_RUN_FRAMES = 200_000
@@ -242,6 +242,10 @@ def prepare(configs, say) -> str:
     runs = [config for config in configs if unsupported(config) is None]
     if not runs or ready():
         return "fast"
+    from skbsim.sim import Simulation
+
+    for config in runs:
+        Simulation(config)  # bad input (a missing capture, ...) is reported before anything is said here
     frames = [config.count for config in runs]  # None: a whole capture, of unknown length
     small = None not in frames and sum(frames) <= SMALL_RUN_FRAMES
     if small and os.environ.get("SKBSIM_COMPILE", "background") != "foreground" and cache_root() is not None:

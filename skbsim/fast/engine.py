@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from skbsim.fast.layout import (
-    APP_GAP, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BYTES, CLOCK_LIMIT, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS,
+    APP_GAP, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BYTES, CLOCK_LIMIT, DEFER_LIMIT_M1, LARGE_FIT, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS,
     CB_COPYBREAK, CB_N_1K, CB_N_BUILD, CB_N_FRAG, CB_N_SMALL, CONDENSED, COND_ROOM, COND_TS, COST, C_SIZE,
     DD_EOP, DEFER_FREE, DELIVERED, DRIVER_CB, DRIVER_TUN, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED,
     D_COPIED, D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES, D_OVERSIZE, D_PAGES_ALLOC, D_POLLS, D_RELEASED,
@@ -15,7 +15,7 @@ from skbsim.fast.layout import (
     FR_ACTIVE, FR_COUNT, FR_INJECTED, FR_INTERVAL, FR_SIZE, FR_SPACE, FR_THRESHOLD, FR_TIMES, FWD,
     FWD_DEFICIT_ONLY, F_ANY, F_MT, F_MT_INDEX, F_RULES, HEAD_1K, HEAD_FRAG, HEAD_KIND, HEAD_SMALL,
     HEAD_TRUESIZE, HW_NEXT, IN_USE, IRQS, IRQ_LATENCY, K_LAYER, K_LIVE, K_OBJS, K_ORDER, K_SIZE, LEGACY,
-    MAX_FRAGS_SEEN, MAX_RCVBUF, MAX_TUN_FRAME, MT_N, NC_BULK, NC_FLUSHES, NC_FREE, NC_GETS, NC_HITS,
+    MAX_FRAGS_SEEN, MAX_QUEUED, MAX_RCVBUF, MAX_TUN_FRAME, MT_N, NC_BULK, NC_FLUSHES, NC_FREE, NC_GETS, NC_HITS,
     NC_PUTS, NC_REFILLS, NC_REFILL_FAILURES, NC_SIZE, NOW, NTA, NTC, NTU, OUTCOMES, P1K_PAGE, PACKETS,
     PAGE_SIZE_C, PEAK_IN_USE, PEAK_PINNED, PEAK_RMEM, PF_ALLOCS, PF_BIAS, PF_DOWN, PF_FRAGSZ, PF_OFFSET,
     PF_ORDER, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, PG_MAX_ORDER, PG_NEXT, PINNED, PLOT, POLLS, PUT_MODE, Q_DROPPED,
@@ -40,8 +40,9 @@ def unsupported(config: RunConfig) -> str | None:
         return f"the fast engine models only the ice, copybreak and tun drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
-    if config.rcvbuf > MAX_RCVBUF:
-        return f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF}"
+    if config.rcvbuf > MAX_RCVBUF and (config.count is None or config.count > MAX_QUEUED):
+        return (f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF} "
+                f"(or for runs of at most {MAX_QUEUED} frames)")
     # the clock's steps (see CLOCK_LIMIT); the reader's gap is Simulation._app_read's int(1e9 / app_rate)
     if config.packet_cost_ns >= STEP_LIMIT or config.irq_latency_ns >= STEP_LIMIT or (
             config.app_rate is not None and 1e9 / config.app_rate >= STEP_LIMIT):
@@ -160,6 +161,8 @@ class FastSimulation:
         C[RING_COUNT] = count
         C[PAGE_SIZE_C] = profile.PAGE_SIZE
         C[STRICT_FIT] = ref.sock.strict_fit
+        C[LARGE_FIT] = ref.sock.large_fit
+        C[DEFER_LIMIT_M1] = profile.feature("skb_defer_limit") == "skb_defer_max_minus_1"
         C[FWD_DEFICIT_ONLY] = ref.sock.fwd_deficit_only
         C[DEFER_FREE] = ref.sock.defer_free
         C[RCVBUF] = ref.sock.rcvbuf
@@ -198,7 +201,7 @@ class FastSimulation:
 
         truesize = int(C[HEAD_TRUESIZE]) if self.legacy else int(C[SKB_TRUESIZE_C])  # the smallest skb
         ncpus = config.cpus
-        qcap = ref.sock.rcvbuf // truesize + 2
+        qcap = _socket_queue_capacity(config, ref.sock.rcvbuf, truesize)
         # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
         live_bound = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + int(C[NC_SIZE]) + SKB_DEFER_MAX)
         slab_cap = live_bound + 16
@@ -269,7 +272,7 @@ class FastSimulation:
             cb_tab[1, length] = truesize
             cb_tab[2, length] = fragsz
         truesize = min([int(C[CB_BUILD_TS])] + [h[1] for h in heads])  # the smallest skb
-        qcap = ref.sock.rcvbuf // truesize + 2
+        qcap = _socket_queue_capacity(config, ref.sock.rcvbuf, truesize)
         live_bound = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + int(C[NC_SIZE]) + SKB_DEFER_MAX)
         slab_cap = live_bound + 16
         # Live pages: the ring buffers' pages, one per queued or deferred skb head, the 1K and
@@ -357,7 +360,7 @@ class FastSimulation:
         # engine gives up beyond TUN_INFLIGHT_MAX), all queues together at most the frames of the run
         inflight = TUN_INFLIGHT_MAX if config.count is None else max(1, min(config.count + 1, TUN_INFLIGHT_MAX))
         waiting = ncpus * inflight if config.count is None else min(ncpus * inflight, config.count + 1)
-        qcap = ref.sock.rcvbuf // lengths.min_truesize + 2
+        qcap = _socket_queue_capacity(config, ref.sock.rcvbuf, lengths.min_truesize)
         # Live sk_buffs: queued, written and waiting, in the NAPI caches and defer lists.
         live_bound = qcap + waiting + ncpus * (int(C[NC_SIZE]) + SKB_DEFER_MAX + NAPI_POLL_WEIGHT) + 16
         slab_cap = live_bound + 16
@@ -586,6 +589,13 @@ class FastSimulation:
         self.extra = {"series": [tuple(point) for point in series[:int(S[SR_LEN])].tolist()],
                       "truesize_by_len": truesize_by_len, "page_size": profile.PAGE_SIZE}
         return result
+
+
+def _socket_queue_capacity(config: RunConfig, rcvbuf: int, smallest_truesize: int) -> int:
+    """How many skbs the socket queue can ever hold: what rcvbuf admits of the smallest skb (and the one
+    that may overshoot it), and never more than the run's frames."""
+    fit = rcvbuf // smallest_truesize
+    return (fit if config.count is None else min(fit, config.count)) + 2
 
 
 def _wmem_default() -> int:

@@ -36,8 +36,10 @@ except ImportError:  # pragma: no cover
         return lambda fn: fn
 
 
-#: the socket queue is a preallocated ring of rcvbuf / truesize entries
+#: the socket queue is a preallocated ring of rcvbuf / truesize entries (at most the run's frames): up
+#: to this rcvbuf, or for runs of up to MAX_QUEUED frames
 MAX_RCVBUF = 1 << 26
+MAX_QUEUED = 1 << 20
 
 # -- indices into the scalar state array S -------------------------------------------------
 (NOW, ORDER, APP_NEXT, APP_WAITING, NEV,
@@ -51,8 +53,8 @@ MAX_RCVBUF = 1 << 26
  CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD, FL_TOP, FL_NEXT,
  TRAFFIC_DONE, D_FRAMES_DROPPED, D_SKB_FAILURES, D_BUF_FAILURES, NC_REFILL_FAILURES, F_ANY,
  TR_LEN, SR_LEN, SR_EVERY, SR_COUNT,
- TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD, TUN_EAGAIN, TUN_EINVAL, PG_MAX_ORDER,
- S_SIZE) = range(76)
+ TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD, TUN_EAGAIN, TUN_EINVAL, PG_MAX_ORDER, IPIS,
+ S_SIZE) = range(77)
 
 # -- the fault injector (skbsim.mm.fault.FaultInjector) in S after the scalars ---------------------
 #: layer numbers, in skbsim.mm.fault.LAYERS order; -1 for an allocation with no layer of its own
@@ -74,7 +76,7 @@ S_TOTAL = F_MT + MT_N
 # -- indices into a CPU's row R of the per-CPU state (its NAPI, ring and caches) -------------------
 (SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
  Q_NIC_FRAMES, Q_FRAMES, NC_LEN, DEFER_LEN, P1K_PAGE, P1K_OFFSET, PF_PAGE, PF_OFFSET, PF_SIZE, PF_BIAS,
- Q_DROPPED, TF_PAGE, TF_OFFSET, TF_SIZE, TUN_WMEM, HQ_HEAD, HQ_LEN, R_SIZE) = range(28)
+ Q_DROPPED, TF_PAGE, TF_OFFSET, TF_SIZE, TUN_WMEM, HQ_HEAD, HQ_LEN, DEFER_IPI, IPI_SENT, R_SIZE) = range(30)
 
 # -- indices into the constant array C -------------------------------------------------------
 (RING_COUNT, RXMAX, RX_BUF_LEN, SKB_TRUESIZE_C, PAGE_SIZE_C, PUT_MODE, STRICT_FIT, FWD_DEFICIT_ONLY, DEFER_FREE,
@@ -82,12 +84,14 @@ S_TOTAL = F_MT + MT_N
  LEGACY, HEAD_TRUESIZE, COND_ROOM, COND_TS, FRAME_SZ, HEAD_KIND, PF_ORDER, PF_FRAGSZ,
  DRIVER_CB, CB_COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, PF_DOWN, CB_BUF_SIZE, RING_ORDER, TRACE, PLOT,
  DRIVER_TUN, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_SMALL_KM, TUN_CHUNKS, TUN_MAX_ORDER, TUN_FRAG_LIMIT,
- C_SIZE) = range(43)
+ LARGE_FIT, DEFER_LIMIT_M1,
+ C_SIZE) = range(45)
 #: C[HEAD_KIND]: where a legacy-rx header skb's head comes from
 HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 
 _PUT_MODES = {PUT_PER_BUFFER: 0, PUT_PER_POLL: 1, PUT_PER_FRAME: 2}
-_POLL, _READ = 1, 2
+#: event kinds (sim._POLL, _READ, _IPI)
+_POLL, _READ, _IPI = 1, 2, 3
 #: net.core.skb_defer_max (Kernel.skb_defer_max)
 SKB_DEFER_MAX = 64
 USHRT_MAX = 0xFFFF

@@ -6,11 +6,11 @@ from skbsim.fast.layout import (
     BYTES, DEFER_LEN, DEFICIT, DRIVER_CB, DRIVER_TUN, D_OVERSIZE, ERR, FWD, HQ_HEAD, HQ_LEN, MEMALLOC,
     NC_LEN, NEV, NOW, O_DRIVER, O_OVERSIZE, O_RING_FULL, P1K_OFFSET, P1K_PAGE, PACKETS, PAGE_SIZE_C,
     PF_BIAS, PF_PAGE, Q_HEAD, Q_LEN, READER_LEN, RING_COUNT, RING_DROPS, RMEM, ROUTE_FRAGS, RXMAX,
-    SCHEDULED, SZ_1K, TF_PAGE, TRACE, TRAFFIC_DONE, TUN_WMEM, T_ROUTE, _POLL, njit,
+    SCHEDULED, SZ_1K, TF_PAGE, TRACE, TRAFFIC_DONE, TUN_WMEM, T_ROUTE, DEFER_IPI, IPIS, _IPI, _POLL, njit,
 )
 from skbsim.fast.mm import _free_page, _put_page, _slab_free
 from skbsim.fast.rx import _cb_nic_receive, _ice_nic_receive, _poll
-from skbsim.fast.stack import _app_read, _defer_flush, _heap_pop, _raise_irq, _release_data, _trace_drop
+from skbsim.fast.stack import _app_read, _defer_flush, _heap_pop, _raise_irq, _release_data, _send_ipis, _trace_drop
 from skbsim.fast.tun import _tun_poll, _tun_write
 
 
@@ -86,10 +86,18 @@ def _run(S, C, CS, lengths, times, queues, hlens, n, final,
                   slab0, slab1,
                   nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj,
                   dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs)
+        elif kind == _IPI:
+            # skbsim.net.skbuff.defer_ipi(): the IPI taken, the defer list flushed
+            CS[cpu, DEFER_IPI] = 0
+            if CS[cpu, DEFER_LEN]:
+                _defer_flush(S, C, CS[cpu], nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, fl, tn,
+                             page_ref, page_order, page_free, pg_freed, True)
         else:
             _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin,
                       pg_freed, slab0, slab1, nc, df_page, df_frag, df_obj,
                       q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn)
+            if S[IPIS]:
+                _send_ipis(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu)
     return i
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from skbsim.fast.layout import (
     APP_GAP, APP_NEXT, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BUSY_UNTIL, CB_COPYBREAK, CLOCK_LIMIT, CONDENSED,
+    DEFER_IPI, DEFER_LIMIT_M1, IPI_SENT, IPIS, LARGE_FIT, _IPI,
     COND_ROOM, COND_TS, CONSUMED, COST, DEFER_FREE, DEFER_LEN, DEFICIT, DELIVERED, DRIVER_CB, DRIVER_TUN,
     ENQUEUED, ERR, ERR_BUG, ERR_CLOCK, ERR_TABLE_FULL, ETH_HLEN, FL_TAG, FWD, FWD_DEFICIT_ONLY, HEAD_1K, HEAD_FRAG,
     HEAD_SMALL, IN_USE, IRQS, IRQ_LATENCY, KM_TAG, K_OBJS, MEMALLOC, NC_BULK, NC_FLUSHES, NC_FREE,
@@ -17,6 +18,7 @@ from skbsim.fast.layout import (
 from skbsim.fast.mm import (
     _km, _p1k_alloc, _pf_alloc, _pin_frags, _put_frags, _put_page, _slab_alloc, _slab_free, _slab_page,
 )
+from skbsim.fast.rules import DEFER_KICK, DEFER_NONE, _skb_defer_admit, _udp_rcvbuf_admits
 from skbsim.sim import NETDEV_BUDGET, NETDEV_BUDGET_NS
 
 
@@ -295,12 +297,7 @@ def _deliver(S, C, cpu, ndel, page_ref, page_order, page_free, page_pin, pg_free
             if C[PLOT]:
                 _count_truesize(S, obs[1], obs[2], frame_len, nr_frags, ts)
         rmem = S[RMEM]
-        refused = False
-        if C[STRICT_FIT]:
-            if rmem + ts > rcvbuf and (rcvbuf > (0x7FFFFFFF >> 1) or rmem):
-                refused = True
-        elif rmem > rcvbuf:
-            refused = True
+        refused = not _udp_rcvbuf_admits(rmem, ts, rcvbuf, C[STRICT_FIT], C[LARGE_FIT])
         if not refused:
             if rmem > (rcvbuf >> 1) and frag >= 0:
                 # skb_condense(): paged data that fits the head's tailroom is pulled in and its page
@@ -402,6 +399,21 @@ def _poll_done(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, work, budget, 
 
 
 @njit(cache=True)
+def _send_ipis(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu):
+    """Simulation._send_ipis(): the IPIs of the last read, in the order sent, each taken by its CPU
+    after the IRQ latency and once that CPU's softirq work in progress is over."""
+    for k in range(1, S[IPIS] + 1):
+        for cpu in range(CS.shape[0]):
+            if CS[cpu, IPI_SENT] == k:
+                CS[cpu, IPI_SENT] = 0
+                start = S[NOW] + C[IRQ_LATENCY]
+                if CS[cpu, BUSY_UNTIL] > start:
+                    start = CS[cpu, BUSY_UNTIL]
+                _heap_push(S, ev_time, ev_order, ev_kind, ev_cpu, start, _IPI, cpu)
+    S[IPIS] = 0
+
+
+@njit(cache=True)
 def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
               slab0, slab1, nc, df_page, df_frag, df_obj,
               q_page, q_frag, q_obj, q_ts, q_cpu, fl, tn):
@@ -441,7 +453,8 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
             # skb_attempt_defer_free(): freed here into CPU 0's NAPI cache when local (or the owner's
             # list is full), else queued on the allocating CPU until its next net_rx_action()
             Ro = CS[owner]
-            if owner == 0 or Ro[DEFER_LEN] >= SKB_DEFER_MAX:
+            verdict = DEFER_NONE if owner == 0 else _skb_defer_admit(Ro[DEFER_LEN], SKB_DEFER_MAX, C[DEFER_LIMIT_M1])
+            if verdict == DEFER_NONE:
                 _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, pid, frag)
                 _nc_put(S, C, CS[0], nc[0], slab0, slab1,
                         page_ref, page_order, page_free, pg_freed, obj, True)
@@ -450,6 +463,11 @@ def _app_read(S, C, CS, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order
                 df_frag[owner, Ro[DEFER_LEN]] = frag
                 df_obj[owner, Ro[DEFER_LEN]] = obj
                 Ro[DEFER_LEN] += 1
+                if verdict == DEFER_KICK and Ro[DEFER_IPI] == 0:
+                    # kick_defer_list_purge(): an IPI, sent (by _send_ipis) once this read is over
+                    Ro[DEFER_IPI] = 1
+                    S[IPIS] += 1
+                    Ro[IPI_SENT] = S[IPIS]
         else:
             # consume_skb(): frag pages, the head, then the sk_buff to its slab
             _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, pid, frag)

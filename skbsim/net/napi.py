@@ -51,6 +51,7 @@ class CpuState:
         "softirq_count",
         "irqs_disabled",
         "defer_list",
+        "defer_ipi_scheduled",
     )
 
     def __init__(self, cpu: int, profile) -> None:
@@ -62,6 +63,8 @@ class CpuState:
         self.irqs_disabled = False
         # softnet_data.defer_list: skbs freed elsewhere, to be freed here.
         self.defer_list: list = []
+        # softnet_data.defer_ipi_scheduled: an IPI to flush the list is on its way.
+        self.defer_ipi_scheduled = False
 
 
 class net_device:

@@ -6,7 +6,8 @@ the charge goes back lazily when the reader consumes (udp_rmem_release()),
 in batches of a quarter of the buffer, while forward-allocated memory is
 kept in whole pages (``sk_forward_alloc``).  Which admission rule, which
 forward-allocation rule and which free path apply is the profile's choice
-(features ``udp_rcvbuf_check``, ``udp_fwd_alloc``, ``udp_consume``).
+(features ``udp_rcvbuf_check``, ``udp_rcvbuf_large_fit``, ``udp_fwd_alloc``,
+``udp_consume``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class udp_sock:
         "peak_rmem",
         "condensed",
         "strict_fit",
+        "large_fit",
         "fwd_deficit_only",
         "defer_free",
         "page_size",
@@ -70,6 +72,7 @@ class udp_sock:
         self.peak_rmem = 0
         self.condensed = 0
         self.strict_fit = profile.feature("udp_rcvbuf_check") == "strict_fit"
+        self.large_fit = profile.feature("udp_rcvbuf_large_fit")
         self.fwd_deficit_only = profile.feature("udp_fwd_alloc") == "deficit"
         self.defer_free = profile.feature("udp_consume") == "defer_free"
         self.page_size = profile.PAGE_SIZE
@@ -114,6 +117,24 @@ def udp_rmem_schedule(sk: udp_sock, size: int) -> None:
     sk.forward_alloc -= size
 
 
+def udp_rcvbuf_admits(rmem: int, truesize: int, rcvbuf: int, strict_fit: int, large_fit: int) -> bool:
+    """net/ipv4/udp.c: __udp_enqueue_schedule_skb()'s first test - may an skb of truesize bytes be
+    queued while sk_rmem_alloc is rmem?
+
+    An skb that fits (rmem + truesize <= rcvbuf) always may.  One that does not: never when
+    large_fit and rcvbuf > INT_MAX >> 1 (6.15, 6.12.23+); else with strict_fit (6.18) only on an
+    empty queue, and without it (up to 6.17) while rmem has not passed rcvbuf, so the charge may
+    overshoot by one skb.  (Plain integers: the fast engine compiles this function.)
+    """
+    if rmem + truesize <= rcvbuf:
+        return True
+    if large_fit and rcvbuf > INT_MAX >> 1:
+        return False
+    if strict_fit:
+        return rmem == 0
+    return rmem <= rcvbuf
+
+
 def __udp_enqueue_schedule_skb(kernel: Kernel, sk: udp_sock, skb: sk_buff) -> int:
     """net/ipv4/udp.c: __udp_enqueue_schedule_skb() - charge and queue, or -ENOMEM.
 
@@ -122,10 +143,7 @@ def __udp_enqueue_schedule_skb(kernel: Kernel, sk: udp_sock, skb: sk_buff) -> in
     """
     rmem = sk.rmem_alloc
     rcvbuf = sk.rcvbuf
-    if sk.strict_fit:
-        if rmem + skb.truesize > rcvbuf and (rcvbuf > INT_MAX >> 1 or rmem):
-            return -ENOMEM
-    elif rmem > rcvbuf:
+    if not udp_rcvbuf_admits(rmem, skb.truesize, rcvbuf, sk.strict_fit, sk.large_fit):
         return -ENOMEM
     if rmem > rcvbuf >> 1:
         before = skb.truesize
