@@ -229,21 +229,20 @@ def test_copybreak_fault_workloads(kernel, faults):
 def test_the_fault_draws_are_random_random():
     # _should_fail() replays random.Random(seed): the same rule must fail the same calls as the
     # reference FaultInjector, including probabilities whose threshold p * 2**53 is not an integer.
-    import numpy as np
-
-    from skbsim.fast.engine import _load_faults
-    from skbsim.fast.layout import L_SLAB, S_TOTAL
+    from skbsim.fast.layout import L_SLAB
     from skbsim.fast.mm import _should_fail
+    from skbsim.fast.setup import load_faults
+    from skbsim.fast.state import new_scalars
     from skbsim.mm.fault import FaultInjector, FaultRule
 
     for seed, probability in ((0, 0.5), (7, 0.1), (123456789, 1 / 3), (2, 0.0), (3, 0.999999)):
         reference = FaultInjector(seed)
         reference.set("slab", FaultRule(probability=probability, interval=2, space=5))
-        S = np.zeros(S_TOTAL, np.int64)
-        _load_faults(S, reference)
+        st = new_scalars()
+        faults = load_faults(reference, st)
         # 2000 decisions: more than 624 draws, so the twister regenerates its words at least once
         expected = [reference.should_fail("slab") for _ in range(2000)]
-        assert [bool(_should_fail(S, L_SLAB)) for _ in range(2000)] == expected
+        assert [bool(_should_fail(faults, st, L_SLAB)) for _ in range(2000)] == expected
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -409,9 +408,9 @@ def test_tun_fault_workloads_reach_their_corners():
 
 def test_tun_backlog_beyond_the_fast_engines_room_is_redone(monkeypatch):
     # every frame written at t=0: the queue holds more written skbs than TUN_INFLIGHT_MAX allows here
-    import skbsim.fast.engine
+    import skbsim.fast.setup
 
-    monkeypatch.setattr(skbsim.fast.engine, "TUN_INFLIGHT_MAX", 8)
+    monkeypatch.setattr(skbsim.fast.setup, "TUN_INFLIGHT_MAX", 8)
     config = RunConfig(driver="tun", options={}, traffic="imix", count=200, rate=None)
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "reference" and "a table of the fast engine filled up" in why
@@ -940,3 +939,23 @@ def test_a_socket_buffer_above_int_max_half(kernel, delivered):
     assert reference["truesize_per_packet"] == 69_888 and reference["delivered"] == delivered
     assert reference["socket"]["peak_rmem_alloc"] == delivered * 69_888
     _assert_same(**config)
+
+
+def test_the_fast_engines_functions_stay_small():
+    # issue 11: the compiled loops take a few named records, not positional arrays; every function of the
+    # fast engine takes at most eight parameters (self included) and is under 120 lines
+    import ast
+    from pathlib import Path
+
+    import skbsim.fast
+
+    too_big = []
+    for path in sorted(Path(skbsim.fast.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                params = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) + bool(a.vararg) + bool(a.kwarg)
+                lines = node.end_lineno - node.lineno + 1
+                if params > 8 or lines >= 120:
+                    too_big.append(f"{path.name}:{node.lineno} {node.name}: {params} parameters, {lines} lines")
+    assert not too_big

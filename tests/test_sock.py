@@ -8,7 +8,9 @@ from skbsim.net.skbuff import napi_alloc_skb
 from skbsim.net.sock import (
     RMEM_DEFAULT,
     sk_get_meminfo,
+    sk_mem_reclaimable,
     udp_destroy_sock,
+    udp_forward_pages,
     udp_queue_rcv_skb,
     udp_rcvbuf_admits,
     udp_recvmsg,
@@ -83,6 +85,24 @@ def test_admission_rule_arithmetic():
     # up to 6.17 an skb that does not fit is admitted while rmem <= rcvbuf, 6.18 only on an empty queue
     assert udp_rcvbuf_admits(2304, 1, 2304, 0, 0) and not udp_rcvbuf_admits(2305, 1, 2304, 0, 0)
     assert not udp_rcvbuf_admits(2304, 1, 2304, 1, 0)
+
+
+def test_forward_allocation_arithmetic():
+    # 6.9+ (deficit only): an skb of 2176 with 512 forward-allocated raises ceil((2176 - 512) / 4096) = 1 page;
+    # with 2176 or more already there, none.  6.1: nothing while 2176 < sk_forward_alloc (4000), else pages
+    # for the whole size: ceil(2176 / 4096) = 1, ceil(9000 / 4096) = 3 (even with 8999 there).
+    assert udp_forward_pages(2176, 512, 4096, 1) == 1
+    assert udp_forward_pages(2176, 2176, 4096, 1) == 0
+    assert udp_forward_pages(9000, 100, 4096, 1) == 3  # ceil(8900 / 4096)
+    assert udp_forward_pages(2176, 4000, 4096, 0) == 0
+    assert udp_forward_pages(2176, 2176, 4096, 0) == 1
+    assert udp_forward_pages(9000, 8999, 4096, 0) == 3
+    # __sk_mem_reclaim(): whole pages of what is left beyond keep (udp_rmem_release's partial):
+    # (54912 - 1) & ~4095 = 53248; (4096 - 1) & ~4095 = 0; (4096 - 0) & ~4095 = 4096; 64 KiB pages: 0x1FFFF -> 0x10000
+    assert sk_mem_reclaimable(54912, 1, 4096) == 53248
+    assert sk_mem_reclaimable(4096, 1, 4096) == 0
+    assert sk_mem_reclaimable(4096, 0, 4096) == 4096
+    assert sk_mem_reclaimable(0x20000, 1, 65536) == 0x10000
 
 
 def test_release_is_batched_until_a_quarter_of_rcvbuf():

@@ -13,7 +13,7 @@ code gets compiled (:data:`COMPILED_SOURCES`): whichever copy of the sources
 is imported, the same code finds the same cache, and any change to any of
 them recompiles everything.
 
-Compiling takes 25 to 50 s, once per version.  ``skbsim run`` asks
+Compiling takes 20 to 40 s, once per version.  ``skbsim run`` asks
 :func:`prepare` first: with the cache ready it uses the fast engine; when
 the cache is not ready and the runs are small (at most
 :data:`SMALL_RUN_FRAMES` synthetic frames in all, a few seconds on the
@@ -38,8 +38,9 @@ PACKAGE = Path(__file__).resolve().parent.parent
 #: the files (relative to the skbsim package) that compiled code comes from: the fast engine's compiled
 #: modules (and layout.py's constants) and the model modules whose kernel rules it shares; a compiled
 #: function defined elsewhere is refused by register() until its file is added here
-COMPILED_SOURCES = ("fast/layout.py", "fast/mm.py", "fast/stack.py", "fast/rx.py", "fast/tun.py", "fast/loop.py",
-                    "fast/traffic.py", "fast/rules.py", "profile.py", "net/sock.py", "net/skbuff.py", "mm/*.py")
+COMPILED_SOURCES = ("fast/layout.py", "fast/state.py", "fast/mm.py", "fast/napi.py", "fast/sock.py", "fast/rx.py",
+                    "fast/tun.py", "fast/loop.py", "fast/traffic.py", "fast/rules.py", "profile.py", "net/sock.py",
+                    "net/skbuff.py", "mm/*.py", "drivers/ice.py")
 #: synthetic frames in all below which a run without the compiled cache uses the reference engine
 #: (about three seconds there) while the cache is built in the background
 SMALL_RUN_FRAMES = 200_000

@@ -967,6 +967,15 @@ def skb_fill_page_desc(skb: sk_buff, i: int, page: Page, off: int, size: int) ->
     frags.append(skb_frag_t(page, off, size))
 
 
+def alloc_skb_with_frags_order(data_len: int, order: int, page_size: int) -> int:
+    """alloc_skb_with_frags() (6.6+): the order of the next block - lowered while the page-aligned rest is
+    smaller than a block of it (never raised again).  (Plain integers: the fast engine compiles this.)"""
+    page_aligned = (data_len + page_size - 1) & ~(page_size - 1)
+    while order and page_aligned < (page_size << order):
+        order -= 1
+    return order
+
+
 def alloc_skb_with_frags(kernel: Kernel, header_len: int, data_len: int, order: int,
                          gfp_mask: int) -> tuple[sk_buff | None, int]:
     """net/core/skbuff.c: alloc_skb_with_frags() - (skb, 0) or (None, -errno).
@@ -1024,9 +1033,7 @@ def alloc_skb_with_frags(kernel: Kernel, header_len: int, data_len: int, order: 
                     kernel.note(f"alloc_skb_with_frags: {nr_frags} frags filled, data left: failure")
                 kfree_skb(kernel, skb)
                 return None, -ENOBUFS
-            page_aligned = (data_len + page_size - 1) & ~(page_size - 1)
-            while order and page_aligned < (page_size << order):
-                order -= 1
+            order = alloc_skb_with_frags_order(data_len, order, page_size)
             if order:
                 page = pages.alloc_pages(high_order_mask, order, "alloc_skb_with_frags")
                 if page is None:

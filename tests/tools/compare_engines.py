@@ -59,39 +59,54 @@ def write_profiles(folder: Path) -> list[str]:
     return paths
 
 
+def _ice(rng: random.Random) -> tuple[dict, str]:
+    options = {"rx": rng.choice(("legacy", "build_skb"))}
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("64", "96", "512", "2048"))
+    if rng.random() < 0.4:
+        options["mtu"] = rng.choice(("68", "1200", "1500", "3000", "9000"))
+    traffic = rng.choice(("imix", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-1664",
+                          "uniform:14-9018", "fixed:3300", "fixed:9018"))
+    return options, traffic
+
+
+def _copybreak(rng: random.Random) -> tuple[dict, str]:
+    rx_buf = rng.choice((None, "512", "1514", "1600", "3712"))
+    options = {"rx_buf": rx_buf} if rx_buf else {}
+    copybreak = rng.choice((None, "0", "64", "200", "256", "300", "700", "1000", "1514"))
+    if copybreak and int(copybreak) <= int(rx_buf or 2048):
+        options["copybreak"] = copybreak
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("8", "64", "512"))
+    traffic = rng.choice(("imix", "fixed:60", "fixed:257", "uniform:14-1600", "uniform:60-500", "uniform:14-4000"))
+    return options, traffic
+
+
+def _tun(rng: random.Random) -> tuple[dict, str]:
+    options = {}
+    for key, values in (("write", ("block", "nonblock")), ("napi", ("0", "1", "frags")),
+                        ("sndbuf", ("1", "3000", "100000", "2147483647"))):
+        if rng.random() < 0.5:
+            options[key] = rng.choice(values)
+    if options.get("napi") == "frags":
+        options.update(napi="1", frags="1")
+    traffic = rng.choice(("imix", "fixed:14", "fixed:60", "fixed:3456", "fixed:4032", "fixed:65535",
+                          "uniform:14-1600", "uniform:3400-4100", "uniform:7000-9000", "uniform:14-65535"))
+    return options, traffic
+
+
+#: the drivers the fast engine runs: (weight, how to draw its options and traffic, whether it takes 4 KiB
+#: pages only); a driver added to the fast engine gets an entry here
+DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False)}
+
+
 def draw(rng: random.Random, profiles: list[str], max_frames: int) -> dict:
     """One random workload: RunConfig's keyword arguments."""
     kernel = rng.choice(KERNELS + tuple(profiles))
-    driver = rng.choice(("ice", "ice", "copybreak", "tun"))
-    if driver == "ice" and ("16k" in kernel or "64k" in kernel):
-        driver = rng.choice(("copybreak", "tun"))  # the ice model takes 4 KiB pages only
-    if driver == "ice":
-        options = {"rx": rng.choice(("legacy", "build_skb"))}
-        if rng.random() < 0.4:
-            options["ring"] = rng.choice(("64", "96", "512", "2048"))
-        if rng.random() < 0.4:
-            options["mtu"] = rng.choice(("68", "1200", "1500", "3000", "9000"))
-        traffic = rng.choice(("imix", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-1664",
-                              "uniform:14-9018", "fixed:3300", "fixed:9018"))
-    elif driver == "copybreak":
-        rx_buf = rng.choice((None, "512", "1514", "1600", "3712"))
-        options = {"rx_buf": rx_buf} if rx_buf else {}
-        copybreak = rng.choice((None, "0", "64", "200", "256", "300", "700", "1000", "1514"))
-        if copybreak and int(copybreak) <= int(rx_buf or 2048):
-            options["copybreak"] = copybreak
-        if rng.random() < 0.4:
-            options["ring"] = rng.choice(("8", "64", "512"))
-        traffic = rng.choice(("imix", "fixed:60", "fixed:257", "uniform:14-1600", "uniform:60-500", "uniform:14-4000"))
-    else:
-        options = {}
-        for key, values in (("write", ("block", "nonblock")), ("napi", ("0", "1", "frags")),
-                            ("sndbuf", ("1", "3000", "100000", "2147483647"))):
-            if rng.random() < 0.5:
-                options[key] = rng.choice(values)
-        if options.get("napi") == "frags":
-            options.update(napi="1", frags="1")
-        traffic = rng.choice(("imix", "fixed:14", "fixed:60", "fixed:3456", "fixed:4032", "fixed:65535",
-                              "uniform:14-1600", "uniform:3400-4100", "uniform:7000-9000", "uniform:14-65535"))
+    driver = rng.choice([name for name, (weight, _, _) in DRIVERS.items() for _ in range(weight)])
+    if DRIVERS[driver][2] and ("16k" in kernel or "64k" in kernel):
+        driver = rng.choice([name for name, (_, _, small_pages) in DRIVERS.items() if not small_pages])
+    options, traffic = DRIVERS[driver][1](rng)
     rate = rng.choice((None, 1e5, 1e6, 3e6, 2e7, 1234567.0))
     faults = ()
     if rng.random() < 0.4:
