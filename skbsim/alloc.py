@@ -45,7 +45,7 @@ def interesting_lengths(profile: Profile, function: str) -> list[int]:
 
 
 def default_function(profile: Profile) -> str:
-    """The seed's function where the kernel has it, else its 6.10+ successor."""
+    """__napi_alloc_skb where the kernel has it (up to 6.9), else its 6.10+ successor napi_alloc_skb."""
     return "__napi_alloc_skb" if profile.has("napi_alloc_skb_gfp") else "napi_alloc_skb"
 
 

@@ -75,7 +75,7 @@ ROUTES: dict[str, Route] = {route.name: route for route in (
           "IFF_NAPI|IFF_NAPI_FRAGS, writev of 64 bytes then 4096-byte pieces: page frags, napi_gro_frags",
           frags_head=64),
 )}
-DEFAULT_ROUTES = ("block", "nonblock", "napi")
+DEFAULT_ROUTES = ("block", "nonblock", "napi", "frags_iov")
 
 #: Lengths where a route, a kmalloc size or a page-block order changes (x86_64, 4K pages): the small
 #: head, kmalloc-512/1k/2k/4k/8k steps of tun_alloc_skb's head, tun_build_skb's limit 3456, the
@@ -261,6 +261,53 @@ def _check(out: list[Disagreement], check: str, route: str, length: int, name: s
     return True
 
 
+# -- alloc --kernel host ---------------------------------------------------------------------------------
+
+
+#: Routes whose skbs show one allocation function's answer, and how: (function, len asked of it, gfp,
+#: context, what of the live skb is that allocation's truesize).
+ALLOC_CHECKS = {
+    # A blocking write that tun keeps linear (data_len 0): tun_alloc_skb() -> sock_alloc_send_pskb() ->
+    # alloc_skb_with_frags() -> alloc_skb(NET_SKB_PAD + len) (tun_set_iff() sets tun->align to
+    # NET_SKB_PAD); nothing else changes truesize on the way to netif_receive_skb_entry.
+    "block": ("__alloc_skb", "NET_SKB_PAD + frame length", "GFP_KERNEL", "process"),
+    # IFF_NAPI_FRAGS, writev of 64 bytes then pages: napi_get_frags() -> napi_alloc_skb(GRO_MAX_HEAD); the
+    # 64 bytes fit its tailroom (no __skb_grow() reallocation) and each further segment adds its length
+    # (data_len in all) to truesize.
+    "frags_iov": ("napi_alloc_skb", "GRO_MAX_HEAD", None, "softirq"),
+}
+
+
+def validate_alloc(profile: Profile, route: str, lengths: Sequence[int], live_rows: Sequence[dict]) -> tuple[dict, list]:
+    """``skbsim alloc --kernel host`` against the live kernel, through a route of ALLOC_CHECKS: every
+    live skb whose truesize is one allocation's, against what ``alloc`` says that allocation costs.
+    Returns the summary and the disagreements."""
+    from skbsim.alloc import explain_alloc
+
+    function, asked, gfp, context = ALLOC_CHECKS[route]
+    disagreements: list[Disagreement] = []
+    checks = agreements = 0
+    answers: dict[int, int | None] = {}
+    for length, live in zip(lengths, live_rows):
+        if live.get("error"):
+            continue
+        if route == "block":
+            if live["data_len"] != 0:
+                continue  # part of it in page frags: not one __alloc_skb()
+            size, live_truesize = profile.NET_SKB_PAD + length, live["truesize"]
+        else:
+            size, live_truesize = profile.GRO_MAX_HEAD, live["truesize"] - live["data_len"]
+        if size not in answers:
+            model = explain_alloc(profile, function, size, gfp, context=context)
+            answers[size] = model["truesize"] if model["ok"] else None
+        checks += 1
+        if _check(disagreements, f"alloc {function}", route, length, "truesize", live_truesize, answers[size]):
+            agreements += 1
+    summary = {"function": function, "len": asked, "gfp": gfp or "default", "route": route, "checks": checks,
+               "agreements": agreements, "lengths": len(answers)}
+    return summary, disagreements
+
+
 # -- UDP ------------------------------------------------------------------------------------------------
 
 
@@ -422,6 +469,7 @@ def validate(kernel: str | Profile = "host", routes: Iterable[str] = DEFAULT_ROU
             raise InputError(f"frame length {length} outside {tun.MIN_FRAME_LEN}..{tun.MAX_FRAME_LEN}")
     results: list[RouteResult] = []
     model_leaks = []
+    alloc_results, alloc_disagreements = [], []
     for route in chosen:
         if progress:
             progress(f"route {route.name}: {len(lengths)} frames")
@@ -435,12 +483,16 @@ def validate(kernel: str | Profile = "host", routes: Iterable[str] = DEFAULT_ROU
         if leak:
             model_leaks.append(f"{route.name}: {leak}")
         results.append(result)
+        if route.name in ALLOC_CHECKS:
+            summary, wrong = validate_alloc(profile, route.name, lengths, live_rows)
+            alloc_results.append(summary)
+            alloc_disagreements += wrong
     udp_result = None
     if udp:
         if progress:
             progress("UDP: SO_MEMINFO sweep and receive-buffer fills")
         udp_result = validate_udp(profile, chosen)
-    disagreements = [d for r in results for d in r.disagreements]
+    disagreements = [d for r in results for d in r.disagreements] + alloc_disagreements
     if udp_result:
         disagreements += udp_result.pop("_disagreements")
     frames = sum(r.frames for r in results)
@@ -453,6 +505,7 @@ def validate(kernel: str | Profile = "host", routes: Iterable[str] = DEFAULT_ROU
         "agreements": sum(r.agreements for r in results),
         "frames_per_s": round(frames / seconds, 1) if seconds else 0.0,
         "lengths": {"count": len(lengths), "min": min(lengths, default=0), "max": max(lengths, default=0)},
+        "alloc": alloc_results,
         "udp": udp_result,
         "model_leaks": model_leaks,
         "disagreements": [d.as_dict() for d in disagreements],

@@ -93,7 +93,7 @@ def test_allocations_failing_for_ever_end_the_run(kernel):
 def test_json_carries_the_rules(capsys):
     assert main(["run", "--quiet", "--json", "--count", "50", "--fault", "page_frag:probability=0.5,interval=2",
                  "--engine", "reference"]) == 0
-    faults = json.loads(capsys.readouterr().out)["faults"]
+    faults = json.loads(capsys.readouterr().out)["runs"][0]["faults"]
     assert set(faults) == {"page_frag"}
     rule = faults["page_frag"]
     assert (rule["probability"], rule["interval"], rule["times"], rule["space"]) == (0.5, 2, -1, 0)

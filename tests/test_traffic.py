@@ -379,7 +379,7 @@ def test_dist_empty_and_missing(tmp_path):
     path = write(tmp_path, "empty.csv", "# nothing\n\n")
     with pytest.raises(InputError, match="no 'length,weight' lines"):
         parse_traffic(f"dist:{path}", count=5)
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="absent.csv: no such file"):
         parse_traffic(f"dist:{tmp_path}/absent.csv", count=5)
 
 

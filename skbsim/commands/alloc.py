@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 def add_parser(sub) -> None:
     from skbsim.alloc import CONTEXTS, FUNCTIONS
@@ -19,19 +18,21 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--gfp", help="gfp mask, e.g. GFP_ATOMIC, GFP_KERNEL, GFP_DMA, GFP_ATOMIC|__GFP_NOWARN")
     p.add_argument("--context", default="softirq", choices=CONTEXTS, help="where the call runs (default softirq)")
-    p.add_argument("--alloc-flags", default="", help="__alloc_skb flags, e.g. SKB_ALLOC_RX|SKB_ALLOC_NAPI")
+    p.add_argument("--alloc-flags", help="__alloc_skb flags, e.g. SKB_ALLOC_RX|SKB_ALLOC_NAPI")
     p.add_argument("--memalloc-socks", action="store_true", help="sk_memalloc_socks() is true (swap over network)")
     p.add_argument(
         "--low-memory",
         action="store_true",
         help="free memory is below the min watermark: only callers entitled to the reserves get pages",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object per allocation")
+    p.add_argument("--json", action="store_true",
+                   help="print {\"allocations\": [one object per allocation]} (docs/schema/alloc.schema.json)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from skbsim.alloc import default_function, explain_alloc, interesting_lengths, parse_length
+    from skbsim.commands.common import print_json
     from skbsim.profile import load_profile
 
     profile = load_profile(args.kernel, args.kernel_config)
@@ -41,18 +42,14 @@ def run(args) -> int:
         memalloc_socks=args.memalloc_socks,
         low_memory=args.low_memory,
         context=args.context,
-        alloc_flags=args.alloc_flags,
+        alloc_flags=args.alloc_flags or "",
     )
-    if args.length is not None:
-        result = explain_alloc(profile, function, parse_length(args.length), args.gfp, **options)
-        if args.json:
-            print(json.dumps(result, indent=2))
-        else:
-            _print_alloc(result)
-        return 0
-    results = [explain_alloc(profile, function, n, args.gfp, **options) for n in interesting_lengths(profile, function)]
+    lengths = [parse_length(args.length)] if args.length is not None else interesting_lengths(profile, function)
+    results = [explain_alloc(profile, function, n, args.gfp, **options) for n in lengths]
     if args.json:
-        print(json.dumps(results, indent=2))
+        print_json({"allocations": results})
+    elif args.length is not None:
+        _print_alloc(results[0])
     else:
         _print_alloc_table(results)
     return 0
@@ -87,8 +84,9 @@ def _print_alloc(result: dict) -> None:
 
 
 def _print_alloc_table(results: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from skbsim.commands.common import console, print_table
 
     first = results[0]
     table = Table(
@@ -105,8 +103,8 @@ def _print_alloc_table(results: list[dict]) -> None:
             )
         else:
             table.add_row(str(r["len"]), "NULL", "-", "-", "-", "-", "-", "-")
-    console = Console(width=120)
-    console.print(table)
+    out = console()
+    print_table(out, table)
     leaks = {r["leak_check"] for r in results}
-    console.print("leak check: clean after every allocation" if leaks == {"clean"} else f"leak check: {leaks}")
-    console.print("One length in detail: skbsim alloc --len 256")
+    out.print("leak check: clean after every allocation" if leaks == {"clean"} else f"leak check: {leaks}")
+    out.print("One length in detail: skbsim alloc --len 256")

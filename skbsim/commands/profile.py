@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser("profile", help="list kernel profiles, show one, or write the running kernel's as TOML")
@@ -13,9 +11,10 @@ def add_parser(sub) -> None:
     listing.set_defaults(run=run_list)
 
     show = actions.add_parser("show", help="every input, derived constant (with its formula) and feature")
-    show.add_argument("name", help="a built-in kernel (6.1, 6.9, 6.12, 6.18), 'host', or a profile .toml")
+    show.add_argument("name", help="a built-in kernel (6.1, 6.9, 6.12, 6.18, 7.1), 'host', or a profile .toml")
     show.add_argument("--kernel-config", help="take the config-dependent inputs from this .config")
-    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.add_argument("--json", action="store_true",
+                      help="print one JSON object (docs/schema/profile-show.schema.json)")
     show.set_defaults(run=run_show)
 
     from_host = actions.add_parser(
@@ -28,9 +27,9 @@ def add_parser(sub) -> None:
 def run_list(args) -> int:
     import os
 
-    from rich.console import Console
     from rich.table import Table
 
+    from skbsim.commands.common import console as new_console
     from skbsim.errors import InputError
     from skbsim.profile import builtin_names, load_profile
 
@@ -47,7 +46,8 @@ def run_list(args) -> int:
     except InputError as err:
         host_line = f"unavailable: {err}"
     table.add_row("host", os.uname().release, os.uname().machine, host_line)
-    console = Console(width=140)
+    console = new_console(width=140)
+    table.columns[1].no_wrap = True
     console.print(table)
     console.print("Also: --kernel path/to/profile.toml; --kernel-config path/to/.config with any of them.",
                   highlight=False)
@@ -76,17 +76,17 @@ def profile_as_dict(profile) -> dict:
 
 
 def run_show(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
+    from skbsim.commands.common import console as new_console, print_json
     from skbsim.profile import load_profile
 
     profile = load_profile(args.name, args.kernel_config)
     shown = profile_as_dict(profile)
     if args.json:
-        print(json.dumps(shown, indent=2))
+        print_json(shown)
         return 0
-    console = Console(width=150)
+    console = new_console(width=150)
     console.print(f"Linux {profile.name}: release {profile.release}, {profile.arch}", highlight=False)
     console.print(f"rules from: {profile.rules_from}", highlight=False)
     if profile.description:
@@ -98,7 +98,7 @@ def run_show(args) -> int:
         left-aligned and a boolean one in lower case."""
         shown_table = Table(title=title, title_justify="left")
         shown_table.add_column("name")
-        shown_table.add_column("value", justify="left" if features else "right")
+        shown_table.add_column("value", justify="left" if features else "right", no_wrap=True)
         shown_table.add_column(third[1])
         for row in rows:
             value = row["value"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
+from skbsim.commands import validate_tcp
+from skbsim.commands.common import integer
 
 
 def add_parser(sub) -> None:
+    from skbsim.commands import validate_virtio
     from skbsim.validate import DEFAULT_ROUTES, ROUTES
 
     p = sub.add_parser(
@@ -21,21 +23,32 @@ def add_parser(sub) -> None:
     p.add_argument("--routes", default=",".join(DEFAULT_ROUTES),
                    help=f"comma-separated, from {', '.join(ROUTES)} (default {','.join(DEFAULT_ROUTES)})")
     p.add_argument("--lengths", default="60:1514", help="A:B[:step]: the range the sample is drawn from (default 60:1514)")
-    p.add_argument("--sample", type=int, default=300,
+    p.add_argument("--sample", type=integer("--sample", 0), default=300,
                    help="how many lengths of the range (seeded random; 0 = every length; default 300)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    p.add_argument("--seed", type=integer("--seed"), default=0, help="seed of the sample (default 0)")
     p.add_argument("--no-boundaries", action="store_true",
                    help="leave out the fixed boundary and jumbo lengths (14 .. 16000)")
     p.add_argument("--no-udp", action="store_true", help="skip the UDP socket checks")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--json", action="store_true",
+                   help="print the result as one JSON object (docs/schema/validate.schema.json)")
+    validate_virtio.add_arguments(p)
+    validate_tcp.add_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     import sys
 
+    if args.tcp or args.scenario:
+        return validate_tcp.run(args)  # SCENARIO without --tcp is refused there
+
+    from skbsim.commands.common import print_json
     from skbsim.validate import parse_length_range, parse_routes, sweep_lengths, validate
 
+    if args.driver == "virtio_net":
+        from skbsim.commands import validate_virtio
+
+        return validate_virtio.run(args)
     routes = parse_routes(args.routes)
     length_range = parse_length_range(args.lengths)
     lengths = sweep_lengths(length_range, None if args.sample == 0 else args.sample, args.seed,
@@ -43,28 +56,34 @@ def run(args) -> int:
     progress = None if args.json or not sys.stderr.isatty() else (lambda text: print(text, file=sys.stderr))
     result = validate(args.kernel, routes, lengths, udp=not args.no_udp, progress=progress)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
     else:
         _print(result)
     return 0 if result["ok"] else 1
 
 
 def _print(result: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
+    from skbsim.commands.common import console as new_console, print_table
+
+    console = new_console()
     table = Table(title=f"tun routes: live kernel vs model ({result['kernel']}, {result['release']})")
     for column in ("route", "event", "frames", "agree", "disagree", "refused writes", "frames/s"):
         table.add_column(column, justify="left" if column in ("route", "event") else "right")
     for route in result["routes"]:
         table.add_row(route["route"], route["event"], str(route["frames"]), str(route["agreements"]),
                       str(route["disagreements"]), str(route["rejected_writes"]), f"{route['frames_per_s']:.0f}")
-    console.print(table)
+    print_table(console, table)
     lengths = result["lengths"]
     console.print(f"{lengths['count']} lengths from {lengths['min']} to {lengths['max']}; {result['frames']} frames, "
                   f"{result['agreements']} agree; {result['frames_per_s']:.0f} frames/s injected "
-                  "(namespace and trace setup included)")
+                  "(namespace and trace setup included)", soft_wrap=True)
+
+    for alloc in result["alloc"]:
+        console.print(f"alloc --kernel {result['kernel']} --function {alloc['function']} (len {alloc['len']}): "
+                      f"{alloc['agreements']} of {alloc['checks']} {alloc['route']} skbs agree", soft_wrap=True)
 
     udp = result["udp"]
     if udp:
@@ -73,7 +92,7 @@ def _print(result: dict) -> None:
             sweep.add_column(column, justify="left" if column == "route" else "right")
         for row in udp["sweeps"]:
             sweep.add_row(row["route"], str(row["frames"]), str(row["agreements"]), str(row["rcvbuf"]))
-        console.print(sweep)
+        print_table(console, sweep)
         fills = Table(title="UDP: filling a small receive buffer, nobody reading")
         for column in ("route", "fill", "frames", "rcvbuf", "admitted live", "model", "rmem live", "model ",
                        "agree"):
@@ -81,12 +100,12 @@ def _print(result: dict) -> None:
         for row in udp["fills"]:
             fills.add_row(row["route"], row["fill"], str(row["frames"]), str(row["rcvbuf"]),
                           str(row["admitted_live"]), str(row["admitted_model"]), str(row["rmem_live"]),
-                          str(row["rmem_model"]), "yes" if row["agree"] else "[red]no[/red]")
-        console.print(fills)
+                          str(row["rmem_model"]), "yes" if row["agree"] else Text("no", style="red"))
+        print_table(console, fills)
 
     if result["model_leaks"]:
         for line in result["model_leaks"]:
-            console.print(f"[red]model leak check: {line}[/red]")
+            console.print(f"model leak check: {line}", style="red")
     disagreements = result["disagreements"]
     if disagreements:
         table = Table(title=f"{len(disagreements)} disagreements")
@@ -94,7 +113,7 @@ def _print(result: dict) -> None:
             table.add_column(column, justify="right" if column in ("frame len", "live", "model") else "left")
         for d in disagreements:
             table.add_row(d["check"], d["route"], str(d["frame_len"]), d["field"], str(d["live"]), str(d["model"]))
-        console.print(table)
-        console.print("[red]validation FAILED[/red]")
+        print_table(console, table)
+        console.print("validation FAILED", style="red")
     else:
-        console.print("[green]validation passed: every frame and every socket check agrees[/green]")
+        console.print("validation passed: every frame and every socket check agrees", style="green")

@@ -239,8 +239,9 @@ def prepare(configs, say) -> str:
     the foreground if needed (said through say(line)), or 'reference' while the cache is built in the
     background, for small runs (also said)."""
     from skbsim.fast.engine import unsupported
+    from skbsim.sim import resolve_socket
 
-    runs = [config for config in configs if unsupported(config) is None]
+    runs = [config for config in map(resolve_socket, configs) if unsupported(config) is None]
     if not runs or ready():
         return "fast"
     from skbsim.sim import Simulation

@@ -22,23 +22,36 @@ from skbsim.fast.state import (
 from skbsim.fast.traffic import _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths
 from skbsim.mm.fault import LAYERS, fault_report
-from skbsim.sim import RunConfig, Simulation
+from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 
 
 def unsupported(config: RunConfig) -> str | None:
     """Why the fast engine cannot run this config (None when it can)."""
+    if config.socket != "udp":
+        return "a socket per flow (--socket tcp: TCP receivers) is modelled by the reference engine only"
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
     if config.driver not in ("ice", "copybreak", "tun"):
         return f"the fast engine models only the ice, copybreak and tun drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
+    from skbsim.profile import load_profile
+
+    profile = load_profile(config.kernel)
+    if config.driver == "ice" and profile.feature("ice_rx_buffers") != "page_split":
+        return "the fast engine models ice's page-split buffers, not its page_pool (libeth) form"
+    if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
+        return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
+    if config.cpus > 1 and profile.feature("skb_defer_max_default") != "64":
+        return "the fast engine keeps skb_defer_max at 64 (6.19 raised it to 128)"
+    if tcp_through_gro(config):
+        return "TCP traffic goes through GRO, which the fast engine does not model"
     if config.rcvbuf > MAX_RCVBUF and (config.count is None or config.count > MAX_QUEUED):
         return (f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF} "
                 f"(or for runs of at most {MAX_QUEUED} frames)")
     # the clock's steps (see CLOCK_LIMIT); the reader's gap is Simulation._app_read's int(1e9 / app_rate)
     if config.packet_cost_ns >= STEP_LIMIT or config.irq_latency_ns >= STEP_LIMIT or (
-            config.app_rate is not None and 1e9 / config.app_rate >= STEP_LIMIT):
+            config.app_rate and 1e9 / config.app_rate >= STEP_LIMIT):
         return ("the fast engine's 64-bit clock takes a per-packet cost, IRQ latency and reader gap "
                 "(1e9 / --app-rate) below 2**55 ns each")
     return None
@@ -320,10 +333,11 @@ def simulate_engine(config: RunConfig, engine: str = "fast", trace=None, plot: b
                     progress=None) -> tuple[dict, dict, str | None]:
     """Run on the chosen engine: (result, extra, why the reference engine ran instead of fast, or None)."""
     from skbsim.errors import InputError
-    from skbsim.sim import simulate
+    from skbsim.sim import resolve_socket, simulate
 
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+    config = resolve_socket(config)
     if engine == "fast":
         reason = unsupported(config)
         if reason is None:

@@ -19,7 +19,7 @@ from skbsim.fast.layout import (
     TUN_INFLIGHT_MAX, T_SIZE, _PUT_MODES,
 )
 from skbsim.fast.state import (
-    ALLOCATED, BUF_BIAS, BUF_PAGE, CACHE_SKB, CONFIG_FIELDS, Cpus, DESC_DD, DRIVER_COPYBREAK, DRIVER_ICE,
+    ALLOCATED, APP_GAP, APP_WAITING, BUF_BIAS, BUF_PAGE, CACHE_SKB, CONFIG_FIELDS, Cpus, DESC_DD, DRIVER_COPYBREAK, DRIVER_ICE,
     DRIVER_TUN, D_PAGES_ALLOC, EV_FIELDS, Events, FIRST_DESC, FREED, FR_ACTIVE, FR_COUNT, FR_INJECTED, FR_INTERVAL,
     FR_SIZE, FR_SPACE, FR_THRESHOLD, FR_TIMES, F_ANY, F_MT_INDEX, Faults, Frags, HW_NEXT, Kernel, MT_N, NCPUS,
     NC_CACHE_SIZE, NTA, NTC, NTU, NapiCaches, PF_ALLOCS, PF_BIAS, PF_OFFSET, PF_PAGE, PF_REFILLS, PF_REUSES,
@@ -50,7 +50,8 @@ def base_config(sim: Simulation, trace: bool, plot: bool) -> dict:
     fields.update(
         NCPUS=config.cpus, PAGE_SIZE=profile.PAGE_SIZE, TRACE=int(trace), PLOT=int(plot),
         COST=config.packet_cost_ns, IRQ_LATENCY=config.irq_latency_ns, APP_UNLIMITED=int(config.app_rate is None),
-        APP_GAP=0 if config.app_rate is None else int(1e9 / config.app_rate),
+        # --app-rate 0: a reader that never reads (APP_GAP -1, and new_kernel() leaves it not waiting)
+        APP_GAP=0 if config.app_rate is None else int(1e9 / config.app_rate) if config.app_rate else -1,
         RCVBUF=sock.rcvbuf, STRICT_FIT=int(sock.strict_fit), LARGE_FIT=int(sock.large_fit),
         FWD_DEFICIT_ONLY=int(sock.fwd_deficit_only), DEFER_FREE=int(sock.defer_free),
         DEFER_LIMIT_MINUS_1=int(profile.feature("skb_defer_limit") == "skb_defer_max_minus_1"),
@@ -99,6 +100,8 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
     ncpus = int(cfg[NCPUS])
     st = new_scalars()
+    if cfg[APP_GAP] < 0:
+        st[APP_WAITING] = 0  # no reader blocks in recvmsg(): it is never woken
     pages = new_pages(sizes.pages)
     ref_pages = sim.kernel.pages
     for order, n in ref_pages.allocated.items():

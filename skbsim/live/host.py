@@ -37,7 +37,7 @@ _MACHINE_ARCH = {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "i386
 
 
 def release_version(release: str) -> tuple[int, int]:
-    """(major, minor) of a uname release such as '6.18.44-fc-v669'."""
+    """(major, minor) of a uname release such as '6.18.44-1-amd64'."""
     match = re.match(r"(\d+)\.(\d+)", release)
     if not match:
         raise InputError(f"cannot read a kernel version from the release {release!r}")

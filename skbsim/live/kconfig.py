@@ -16,11 +16,13 @@ very option (CONFIG_MAX_SKB_FRAGS, ...) a profile is derived from.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import re
 from collections.abc import Iterator, Mapping
 
 from skbsim.errors import InputError
+from skbsim.files import MAX_CONFIG_BYTES, read_bounded, shown
 
 ConfigValue = str | int
 
@@ -122,18 +124,17 @@ def parse_config_text(text: str, source: str = "<memory>") -> KernelConfig:
 
 
 def _read_config_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: kernel config file not found") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read kernel config: {exc.strerror}") from None
+    data = read_bounded(path, MAX_CONFIG_BYTES, "kernel config ")
     if data[:2] == b"\x1f\x8b":
         try:
-            data = gzip.decompress(data)
+            # At most MAX_CONFIG_BYTES out of it too: a small gzip file can hold gigabytes.
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as unpacked:
+                data = unpacked.read(MAX_CONFIG_BYTES + 1)
         except (OSError, EOFError) as exc:
-            raise InputError(f"{path}: corrupt gzip data: {exc}") from None
+            raise InputError(f"kernel config {shown(path)}: corrupt gzip data: {exc}") from None
+        if len(data) > MAX_CONFIG_BYTES:
+            raise InputError(f"kernel config {shown(path)}: unpacks to more than {MAX_CONFIG_BYTES >> 20} MiB, "
+                             "the most skbsim reads of a .config (is it the right file?)")
     return data
 
 
@@ -144,7 +145,7 @@ def parse_config(path: str) -> KernelConfig:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not a text config file (byte {exc.start} is not UTF-8)") from None
+        raise InputError(f"kernel config {shown(path)}: not a text config file (byte {exc.start} is not UTF-8)") from None
     return parse_config_text(text, path)
 
 

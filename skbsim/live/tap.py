@@ -10,7 +10,7 @@ first joined the namespace with setns(2); the fd then works from any thread.
 
 What a write() becomes on the receive side (drivers/net/tun.c, tun_get_user;
 read for 6.12 and checked against the 6.18 host by measurement, see
-/work/notes/live-host.md):
+docs/research/live-host.md):
 
 (a) blocking fd -> tun_alloc_skb() -> sock_alloc_send_pskb() ->
     alloc_skb_with_frags(); linear part is the whole frame while
@@ -39,11 +39,13 @@ read for 6.12 and checked against the 6.18 host by measurement, see
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
 import ipaddress
 import os
+import signal
 import struct
 import subprocess
 import threading
@@ -51,7 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from skbsim.errors import InputError
-from skbsim.live.tracefs import signals_deferred, sigterm_as_interrupt
+from skbsim.live.tracefs import dead_owners, signals_deferred, sigterm_as_interrupt
 
 NETNS_RUN_DIR = "/run/netns"
 NETNS_PREFIX = "skbsim"
@@ -105,6 +107,9 @@ def run_in_netns(netns_path: str, function: Callable[..., Result], *args: object
     outcome: dict[str, object] = {}
 
     def body() -> None:
+        # Signals go to the main thread only: a SIGINT delivered to this thread would still raise
+        # KeyboardInterrupt in the main thread, even while it holds signals to finish a clean-up.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             _setns_current_thread(netns_path)
             outcome["value"] = function(*args)
@@ -117,6 +122,31 @@ def run_in_netns(netns_path: str, function: Callable[..., Result], *args: object
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]
+
+
+class NetnsThread:
+    """``with NetnsThread(path) as ns: ns.call(f, ...)``: one long-lived thread in *netns_path*.
+
+    For several calls in one namespace (a listener, accept(), opening
+    /proc/thread-self/net/...) without :func:`run_in_netns`'s fresh thread
+    and setns() each time.
+    """
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, netns_path: str) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="skbsim-netns",
+            initializer=_setns_current_thread, initargs=(netns_path,))
+
+    def __enter__(self) -> "NetnsThread":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def call(self, function: Callable[..., Result], *args: object) -> Result:
+        return self._pool.submit(function, *args).result()
 
 
 def _run(command: Sequence[str]) -> str:
@@ -138,6 +168,17 @@ def our_namespaces(pid: int | None = None) -> list[str]:
         return []
 
 
+def remove_dead_namespaces() -> list[str]:
+    """Delete the namespaces of skbsim processes that died without cleaning up (SIGKILL, a crash);
+    the names deleted.  Another process's namespaces are left alone (see dead_owners())."""
+    removed = []
+    for name in dead_owners(our_namespaces()):
+        result = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
+        if result.returncode == 0:
+            removed.append(name)
+    return removed
+
+
 class Netns:
     """``with Netns() as ns:`` a fresh network namespace, deleted on exit.
 
@@ -156,6 +197,7 @@ class Netns:
         # still inside __enter__, where no __exit__ will follow: undo here.
         try:
             with signals_deferred():
+                remove_dead_namespaces()
                 self._create()
                 self.ip("link", "set", "dev", "lo", "up")
                 self.run(_disable_ipv6)
@@ -393,3 +435,28 @@ def ipv4_udp_frame(length: int, dst_mac: bytes, src_mac: bytes, src_ip: str, dst
                          ipaddress.IPv4Address(src_ip).packed, ipaddress.IPv4Address(dst_ip).packed)
     header = header[:10] + struct.pack("!H", _ipv4_checksum(header)) + header[12:]
     return dst_mac + src_mac + struct.pack("!H", ETH_P_IP) + header + udp
+
+
+IPV4_TCP_TS_OVERHEAD = ETH_HLEN + 20 + 32
+
+
+def ipv4_tcp_frame(payload: int, dst_mac: bytes, src_mac: bytes, src_ip: str, dst_ip: str, src_port: int,
+                   dst_port: int, seq: int, *, ip_id: int = 0, ack_seq: int = 1, flags: int = 0x10,
+                   tsval: int | None = 1, tsecr: int = 1, window: int = 502, df: bool = True, ttl: int = 64) -> bytes:
+    """An Ethernet/IPv4/TCP segment with *payload* filler bytes and right IPv4 and TCP checksums
+    (tun without a vnet header gives CHECKSUM_NONE: GRO checks the TCP checksum itself).
+    With *tsval* the aligned timestamp option (NOP, NOP, TSval, TSecr) follows the header."""
+    options = struct.pack("!BBBBII", 1, 1, 8, 10, tsval, tsecr) if tsval is not None else b""
+    body = _filler(payload)
+    src = ipaddress.IPv4Address(src_ip).packed
+    dst = ipaddress.IPv4Address(dst_ip).packed
+    thlen = 20 + len(options)
+    tcp = struct.pack("!HHIIBBHHH", src_port, dst_port, seq & 0xFFFFFFFF, ack_seq, (thlen // 4) << 4, flags,
+                      window, 0, 0) + options
+    summed = src + dst + struct.pack("!BBH", 0, 6, thlen + payload) + tcp + body  # pseudo-header first
+    checksum = _ipv4_checksum(summed + b"\0" * (len(summed) % 2))
+    tcp = tcp[:16] + struct.pack("!H", checksum) + tcp[18:]
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + thlen + payload, ip_id & 0xFFFF, 0x4000 if df else 0,
+                         ttl, 6, 0, src, dst)
+    header = header[:10] + struct.pack("!H", _ipv4_checksum(header)) + header[12:]
+    return dst_mac + src_mac + struct.pack("!H", ETH_P_IP) + header + tcp + body

@@ -54,6 +54,8 @@ _LINE = re.compile(
     r"(?P<event>\w+):\s*(?P<body>.*)$"
 )
 _FIELD = re.compile(r"(\w+)=(\S*)")
+# skb/kfree_skb prints its drop reason as "reason: NAME", not name=value.
+_REASON = re.compile(r"\breason: (\w+)")
 _LOST = re.compile(r"^CPU:(\d+) \[LOST (\d+) EVENTS\]")
 _ENTRIES = re.compile(r"^# entries-in-buffer/entries-written: (\d+)/(\d+)")
 _DEVICE_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
@@ -133,9 +135,13 @@ def parse_trace_line(line: str) -> SkbTraceRecord | None:
     match = _LINE.match(line)
     if not match:
         return None
+    fields = dict(_FIELD.findall(match.group("body")))
+    reason = _REASON.search(match.group("body"))
+    if reason:
+        fields["reason"] = reason.group(1)
     return SkbTraceRecord(
         match.group("event"),
-        dict(_FIELD.findall(match.group("body"))),
+        fields,
         cpu=int(match.group("cpu")),
         timestamp=float(match.group("timestamp")),
         task=match.group("task"),
@@ -234,6 +240,54 @@ def our_instances(root: str = TRACEFS_ROOT, pid: int | None = None) -> list[str]
         return []
 
 
+#: Names this program gives what it creates: "skbsim-<pid>-<n>" (namespaces, trace instances).
+_OWNED_NAME = re.compile(rf"^{INSTANCE_PREFIX}-(\d+)-")
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (signal 0 asks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, someone else's
+        return True
+    return True
+
+
+def dead_owners(names: Iterable[str]) -> list[str]:
+    """Those of ``names`` ("skbsim-<pid>-...") whose process is gone: what a SIGKILLed run left behind.
+
+    Only a dead pid's names are returned: other skbsim processes (concurrent runs, other users'
+    tests) keep theirs.  A pid reused by an unrelated process keeps its leftovers until that
+    process ends too; that errs on the side of leaving things alone.
+    """
+    dead = []
+    for name in names:
+        match = _OWNED_NAME.match(name)
+        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
+            dead.append(name)
+    return dead
+
+
+def remove_dead_instances(root: str = TRACEFS_ROOT) -> list[str]:
+    """Remove the trace instances of skbsim processes that died without cleaning up (SIGKILL, a
+    crash); the names removed.  Failures are ignored: another process may be removing them too."""
+    removed = []
+    for name in dead_owners(our_instances(root)):
+        path = os.path.join(root, "instances", name)
+        for control in ("tracing_on", "events/enable"):
+            with contextlib.suppress(OSError):
+                with open(os.path.join(path, control), "w") as handle:
+                    handle.write("0\n")
+        try:
+            os.rmdir(path)
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
+
+
 def _write_control(path: str, text: str) -> None:
     try:
         with open(path, "w") as handle:
@@ -249,13 +303,17 @@ class TraceInstance:
 
     *events* are ``"system/event"`` names (e.g. ``net/netif_receive_skb_entry``).
     *device* sets ``name == "<device>"`` as the filter of every event; all
-    skb events in net.h have that ``name`` field.
+    skb events in net.h have that ``name`` field.  *filters* gives an
+    event its own filter instead (for events without ``name``, such as
+    ``skb/kfree_skb``).  *options* sets the instance's own trace options
+    (``{"hash-ptr": "0"}`` prints kernel pointers as they are).
     """
 
-    __slots__ = ("events", "device", "root", "buffer_size_kb", "name", "path")
+    __slots__ = ("events", "device", "filters", "options", "root", "buffer_size_kb", "name", "path")
 
     def __init__(self, events: Iterable[str], device: str | None = None, *,
-                 root: str = TRACEFS_ROOT, buffer_size_kb: int = 4096) -> None:
+                 root: str = TRACEFS_ROOT, buffer_size_kb: int = 4096,
+                 filters: dict[str, str] | None = None, options: dict[str, str] | None = None) -> None:
         self.events = tuple(events)
         if not self.events:
             raise InputError("no trace events chosen")
@@ -265,6 +323,8 @@ class TraceInstance:
         if device is not None and not _DEVICE_NAME.fullmatch(device):
             raise InputError(f"bad device name for a trace filter: {device!r}")
         self.device = device
+        self.filters = dict(filters or {})
+        self.options = dict(options or {})
         self.root = root
         self.buffer_size_kb = buffer_size_kb
         self.name: str | None = None
@@ -276,6 +336,7 @@ class TraceInstance:
         try:
             with signals_deferred():
                 ensure_tracefs(self.root)
+                remove_dead_instances(self.root)
                 self._make_directory()
                 self._configure()
         except BaseException:
@@ -306,9 +367,13 @@ class TraceInstance:
     def _configure(self) -> None:
         assert self.path is not None
         _write_control(os.path.join(self.path, "buffer_size_kb"), f"{self.buffer_size_kb}\n")
+        for option, value in self.options.items():
+            _write_control(os.path.join(self.path, "options", option), f"{value}\n")
         for event in self.events:
             event_dir = os.path.join(self.path, "events", event)
-            if self.device is not None:
+            if event in self.filters:
+                _write_control(os.path.join(event_dir, "filter"), self.filters[event] + "\n")
+            elif self.device is not None:
                 _write_control(os.path.join(event_dir, "filter"), f'name == "{self.device}"\n')
             _write_control(os.path.join(event_dir, "enable"), "1\n")
         _write_control(os.path.join(self.path, "tracing_on"), "1\n")

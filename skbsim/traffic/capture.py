@@ -27,6 +27,7 @@ Packet Blocks carry no timestamp and get the previous frame's time.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from typing import Iterator
@@ -36,6 +37,7 @@ import dpkt.pcap
 import dpkt.pcapng
 
 from skbsim.errors import InputError
+from skbsim.files import shown
 from skbsim.traffic.frame import HEADER_BYTES, MAX_FRAME_LEN, MIN_FRAME_LEN, Frame
 from skbsim.traffic.rss import FlowClassifier, RssConfig
 from skbsim.traffic.source import FrameSource
@@ -91,7 +93,7 @@ def _open(path: str):
     try:
         return open(path, "rb", buffering=0)
     except OSError as err:
-        raise InputError(f"pcap:{path}: cannot open: {err.strerror or err}") from None
+        raise InputError(f"pcap:{shown(path)}: cannot open: {err.strerror or err}") from None
 
 
 class _PcapHeader:
@@ -102,11 +104,11 @@ def _read_pcap_header(head: bytes, path: str) -> _PcapHeader:
     magic = struct.unpack(">I", head[:4])[0]
     order, nano, record_len = _PCAP_MAGICS[magic]
     if len(head) < _FILE_HEADER_LEN:
-        raise InputError(f"pcap:{path}: truncated pcap file header: file ends at byte "
+        raise InputError(f"pcap:{shown(path)}: truncated pcap file header: file ends at byte "
                          f"offset {len(head)}, the header needs {_FILE_HEADER_LEN}")
     parsed = (dpkt.pcap.LEFileHdr if order == "<" else dpkt.pcap.FileHdr)(head)
     if parsed.v_major != dpkt.pcap.PCAP_VERSION_MAJOR:
-        raise InputError(f"pcap:{path}: unsupported pcap version {parsed.v_major}."
+        raise InputError(f"pcap:{shown(path)}: unsupported pcap version {parsed.v_major}."
                          f"{parsed.v_minor} (byte offset 4)")
     header = _PcapHeader()
     header.order, header.nano, header.record_len = order, nano, record_len
@@ -152,13 +154,13 @@ def _sniff(path: str) -> tuple[str, bytes]:
     with _open(path) as f:
         head = f.read(_FILE_HEADER_LEN)
     if len(head) < 4:
-        raise InputError(f"pcap:{path}: not a pcap or pcapng file: only {len(head)} bytes "
+        raise InputError(f"pcap:{shown(path)}: not a pcap or pcapng file: only {len(head)} bytes "
                          f"(truncated at byte offset {len(head)})")
     if head[:4] == _PCAPNG_SHB:
         return "pcapng", head
     if struct.unpack(">I", head[:4])[0] in _PCAP_MAGICS:
         return "pcap", head
-    raise InputError(f"pcap:{path}: not a pcap or pcapng file (magic 0x{head[:4].hex()} "
+    raise InputError(f"pcap:{shown(path)}: not a pcap or pcapng file (magic 0x{head[:4].hex()} "
                      f"at byte offset 0)")
 
 
@@ -177,7 +179,7 @@ class CaptureSource(FrameSource):
                  arrival: str, rss: RssConfig, parse_flows: bool, headers: bool = True):
         self.path = path
         if os.path.isdir(path):
-            raise InputError(f"pcap:{path}: is a directory")
+            raise InputError(f"pcap:{shown(path)}: is a directory")
         self.format, self._head = _sniff(path)
         # how many frames the file holds is unknown until it is read; the
         # requested count is only an upper bound (_limit)
@@ -201,7 +203,7 @@ class CaptureSource(FrameSource):
         timing = ("capture timestamps" if self.rate is None
                   else describe_arrivals(self.rate, self.arrival))
         flows = self.rss.describe() if self.parse_flows else "flows not parsed (every frame on queue 0)"
-        return f"pcap:{self.path} ({self._summary}); {limit}; {timing}; {flows}"
+        return f"pcap:{shown(self.path)} ({self._summary}); {limit}; {timing}; {flows}"
 
     def __iter__(self) -> Iterator[Frame]:
         frames = self._pcap_frames() if self.format == "pcap" else self._pcapng_frames()
@@ -269,7 +271,7 @@ class CaptureSource(FrameSource):
                     sec, frac, caplen, orig_len = unpack_record(buf, pos)
                     if caplen > orig_len or caplen > max_caplen:
                         raise InputError(
-                            f"pcap:{path}: corrupt record {index} at byte offset "
+                            f"pcap:{shown(path)}: corrupt record {index} at byte offset "
                             f"{base + pos}: captured length {caplen}, original length "
                             f"{orig_len}")
                     start = pos + record_len
@@ -278,7 +280,7 @@ class CaptureSource(FrameSource):
                         break  # the rest of this record is in the next chunk
                     if orig_len < orig_min or orig_len > orig_max:
                         raise InputError(
-                            f"pcap:{path}: record {index} at byte offset {base + pos}: "
+                            f"pcap:{shown(path)}: record {index} at byte offset {base + pos}: "
                             f"frame length {orig_len - fcs_len + wire_adjust} outside "
                             f"{MIN_FRAME_LEN}..{MAX_FRAME_LEN}")
                     time_ns = sec * 1_000_000_000 + frac * frac_to_ns
@@ -316,11 +318,11 @@ class CaptureSource(FrameSource):
         """The file ended inside record ``index`` that starts at ``offset``."""
         if len(tail) < record_len:
             raise InputError(
-                f"pcap:{self.path}: truncated record header at byte offset {offset} "
+                f"pcap:{shown(self.path)}: truncated record header at byte offset {offset} "
                 f"(record {index}): {len(tail)} of {record_len} bytes")
         caplen = unpack_record(tail, 0)[2]
         raise InputError(
-            f"pcap:{self.path}: truncated record {index} at byte offset {offset}: "
+            f"pcap:{shown(self.path)}: truncated record {index} at byte offset {offset}: "
             f"{caplen} captured bytes announced, file ends at byte offset "
             f"{offset + len(tail)}")
 
@@ -380,7 +382,7 @@ class CaptureSource(FrameSource):
                         # a new section may switch byte order (the SHB block
                         # type reads the same either way)
                         if buf[pos:pos + 4] != _PCAPNG_SHB:
-                            raise InputError(f"pcap:{path}: pcapng file does not start with "
+                            raise InputError(f"pcap:{shown(path)}: pcapng file does not start with "
                                              f"a section header block (byte offset 0)")
                         bom = buf[pos + 8:pos + 12]
                         if bom == _BOM_BIG:
@@ -389,7 +391,7 @@ class CaptureSource(FrameSource):
                             order = "<"
                         else:
                             raise InputError(
-                                f"pcap:{path}: corrupt pcapng section header at byte offset "
+                                f"pcap:{shown(path)}: corrupt pcapng section header at byte offset "
                                 f"{base + pos}: byte-order magic 0x{bom.hex()}")
                         unpack_block_head = struct.Struct(order + "II").unpack_from
                         unpack_u32 = struct.Struct(order + "I").unpack_from
@@ -398,20 +400,20 @@ class CaptureSource(FrameSource):
                         block_type, block_len = unpack_block_head(buf, pos)
                     if block_len < 12 or block_len & 3 or block_len > _MAX_BLOCK:
                         raise InputError(
-                            f"pcap:{path}: corrupt pcapng block at byte offset {base + pos}: "
+                            f"pcap:{shown(path)}: corrupt pcapng block at byte offset {base + pos}: "
                             f"total length {block_len}")
                     end = pos + block_len
                     if end > size:
                         break  # the rest of this block is in the next chunk
                     if unpack_u32(buf, end - 4)[0] != block_len:
                         raise InputError(
-                            f"pcap:{path}: corrupt pcapng block at byte offset {base + pos}: "
+                            f"pcap:{shown(path)}: corrupt pcapng block at byte offset {base + pos}: "
                             f"leading and trailing block lengths differ")
 
                     if block_type == bt_epb or block_type == bt_pb:
                         if block_len < 32:
                             raise InputError(
-                                f"pcap:{path}: corrupt pcapng packet block at byte offset "
+                                f"pcap:{shown(path)}: corrupt pcapng packet block at byte offset "
                                 f"{base + pos}: total length {block_len}")
                         if block_type == bt_epb:
                             iface_id, ts_high, ts_low, caplen, orig_len = unpack_epb(buf, pos + 8)
@@ -419,12 +421,12 @@ class CaptureSource(FrameSource):
                             iface_id, _, ts_high, ts_low, caplen, orig_len = unpack_pb(buf, pos + 8)
                         if caplen > block_len - 32:
                             raise InputError(
-                                f"pcap:{path}: corrupt pcapng packet block at byte offset "
+                                f"pcap:{shown(path)}: corrupt pcapng packet block at byte offset "
                                 f"{base + pos}: captured length {caplen} does not fit its "
                                 f"{block_len}-byte block")
                         if iface_id >= len(interfaces):
                             raise InputError(
-                                f"pcap:{path}: corrupt pcapng packet block at byte offset "
+                                f"pcap:{shown(path)}: corrupt pcapng packet block at byte offset "
                                 f"{base + pos}: interface {iface_id} was never described")
                         iface, classify, keep_header = interfaces[iface_id]
                         time_ns = (((ts_high << 32) | ts_low) * iface.ts_mul // iface.ts_div
@@ -440,11 +442,11 @@ class CaptureSource(FrameSource):
                     elif block_type == bt_spb:
                         if block_len < 16:
                             raise InputError(
-                                f"pcap:{path}: corrupt pcapng simple packet block at byte "
+                                f"pcap:{shown(path)}: corrupt pcapng simple packet block at byte "
                                 f"offset {base + pos}: total length {block_len}")
                         if not interfaces:
                             raise InputError(
-                                f"pcap:{path}: corrupt pcapng simple packet block at byte "
+                                f"pcap:{shown(path)}: corrupt pcapng simple packet block at byte "
                                 f"offset {base + pos}: no interface described before it")
                         iface, classify, keep_header = interfaces[0]
                         orig_len = unpack_u32(buf, pos + 8)[0]
@@ -472,7 +474,7 @@ class CaptureSource(FrameSource):
                     length = orig_len - iface.fcs_len + iface.wire_adjust
                     if length < MIN_FRAME_LEN or length > MAX_FRAME_LEN:
                         raise InputError(
-                            f"pcap:{path}: packet {index} at byte offset {base + pos}: frame "
+                            f"pcap:{shown(path)}: packet {index} at byte offset {base + pos}: frame "
                             f"length {length} outside {MIN_FRAME_LEN}..{MAX_FRAME_LEN}")
                     pos = end
                     index += 1
@@ -497,31 +499,138 @@ class CaptureSource(FrameSource):
     def _pcapng_tail_error(self, tail: bytes, offset: int, order: str | None) -> None:
         """The file ended inside the block that starts at ``offset``."""
         if len(tail) < 12:
-            raise InputError(f"pcap:{self.path}: truncated pcapng block header at byte "
+            raise InputError(f"pcap:{shown(self.path)}: truncated pcapng block header at byte "
                              f"offset {offset}: {len(tail)} of 12 bytes")
         if tail[:4] == _PCAPNG_SHB:
             order = ">" if tail[8:12] == _BOM_BIG else "<"
         block_len = struct.unpack_from((order or "<") + "I", tail, 4)[0]
-        raise InputError(f"pcap:{self.path}: truncated pcapng block at byte offset {offset}: "
+        raise InputError(f"pcap:{shown(self.path)}: truncated pcapng block at byte offset {offset}: "
                          f"{block_len} bytes announced, file ends at byte offset "
                          f"{offset + len(tail)}")
+
+    def _check_options(self, block: bytes, start: int, order: str, offset: int, what: str) -> None:
+        """Every option of a block (code, length, value padded to 4 bytes; opt_endofopt ends them) must
+        lie inside the block: dpkt stops quietly at one that overruns, and the file would read as
+        something it is not."""
+        end = len(block) - 4  # the trailing block length
+        pos = start
+        while pos < end:
+            if pos + 4 > end:
+                raise InputError(f"pcap:{shown(self.path)}: corrupt pcapng {what} at byte offset {offset}: "
+                                 f"{end - pos} stray bytes where an option header needs 4")
+            code, length = struct.unpack_from(order + "HH", block, pos)
+            if code == dpkt.pcapng.PCAPNG_OPT_ENDOFOPT:
+                return
+            padded = (length + 3) & ~3
+            if pos + 4 + padded > end:
+                raise InputError(f"pcap:{shown(self.path)}: corrupt pcapng {what} at byte offset {offset}: "
+                                 f"option {code} at byte offset {offset + pos} is {length} bytes long and "
+                                 f"overruns the block ({end - pos - 4} bytes left)")
+            pos += 4 + padded
 
     def _check_shb(self, block: bytes, order: str, offset: int) -> None:
         cls = dpkt.pcapng.SectionHeaderBlockLE if order == "<" else dpkt.pcapng.SectionHeaderBlock
         try:
             shb = cls(block)
         except _DPKT_ERRORS as err:
-            raise InputError(f"pcap:{self.path}: corrupt pcapng section header at byte "
+            raise InputError(f"pcap:{shown(self.path)}: corrupt pcapng section header at byte "
                              f"offset {offset}: {err or type(err).__name__}") from None
         if shb.v_major != dpkt.pcapng.PCAPNG_VERSION_MAJOR:
-            raise InputError(f"pcap:{self.path}: unsupported pcapng version {shb.v_major}."
+            raise InputError(f"pcap:{shown(self.path)}: unsupported pcapng version {shb.v_major}."
                              f"{shb.v_minor} at byte offset {offset}")
 
     def _parse_idb(self, block: bytes, order: str, offset: int) -> _Interface:
+        self._check_options(block, 16, order, offset, "interface description")
         cls = (dpkt.pcapng.InterfaceDescriptionBlockLE if order == "<"
                else dpkt.pcapng.InterfaceDescriptionBlock)
         try:
             return _Interface(cls(block), order)
         except _DPKT_ERRORS as err:
-            raise InputError(f"pcap:{self.path}: corrupt pcapng interface description at "
+            raise InputError(f"pcap:{shown(self.path)}: corrupt pcapng interface description at "
                              f"byte offset {offset}: {err or type(err).__name__}") from None
+
+
+# --- which protocols a capture holds ---------------------------------------------
+
+def _ipv4_tcp_over_ethernet(head: bytes) -> bool:
+    """An untagged Ethernet frame carrying IPv4 with protocol TCP (what GRO's TCP path reads)."""
+    return len(head) >= 24 and head[12] == 0x08 and head[13] == 0x00 and head[23] == 6
+
+
+def capture_has_tcp(source: CaptureSource) -> bool:
+    """Whether any frame the source yields (its count limit applies) is IPv4 TCP over Ethernet.
+
+    Only Ethernet captures keep their bytes as Frame.header; frames of other
+    link types reach the drivers with synthetic UDP headers.  A classic pcap
+    is scanned by a compiled loop over 1 MiB reads (about as long as one
+    read of the file: the walk from record to record is bound by memory
+    latency), once per file, size and modification time in a process;
+    pcapng files frame by frame.
+    """
+    if source.format != "pcap":
+        return any(frame.header is not None and _ipv4_tcp_over_ethernet(frame.header) for frame in source)
+    header = _read_pcap_header(source._head, source.path)
+    if not link_info(header.linktype)[3]:
+        return False
+    stat = os.stat(source.path)
+    limit = -1 if source._limit is None else source._limit
+    return _pcap_has_tcp(source.path, stat.st_size, stat.st_mtime_ns, header.order == ">", header.record_len, limit)
+
+
+@functools.lru_cache(maxsize=16)
+def _pcap_has_tcp(path: str, size: int, mtime_ns: int, big: bool, record_len: int, limit: int) -> bool:
+    import numpy as np
+
+    scan = _tcp_scanner()
+    state = np.zeros(3, np.int64)  # position in the buffer, frames seen, found
+    with _open(path) as f:
+        f.seek(_FILE_HEADER_LEN)
+        rest = b""
+        while True:
+            more = f.read(_READ_CHUNK)
+            data = rest + more
+            state[0] = 0
+            scan(np.frombuffer(data, np.uint8), len(data), big, record_len, limit, state)
+            if state[2]:
+                return True
+            if not more or 0 <= limit <= state[1]:
+                return False
+            rest = data[state[0]:]
+
+
+@functools.lru_cache(maxsize=1)
+def _tcp_scanner():
+    """The compiled record loop of capture_has_tcp() (numba; plain Python without it)."""
+    import numpy as np
+
+    try:
+        from numba import njit
+    except ImportError:  # pragma: no cover - numba is a dependency
+        def njit(**_kwargs):
+            return lambda fn: fn
+
+    @njit(cache=True)
+    def scan(buf, size, big, record_len, limit, state):
+        pos = state[0]
+        seen = state[1]
+        while pos + record_len <= size:
+            if 0 <= limit <= seen:
+                break
+            if big:
+                caplen = ((np.int64(buf[pos + 8]) << 24) | (np.int64(buf[pos + 9]) << 16)
+                          | (np.int64(buf[pos + 10]) << 8) | np.int64(buf[pos + 11]))
+            else:
+                caplen = ((np.int64(buf[pos + 11]) << 24) | (np.int64(buf[pos + 10]) << 16)
+                          | (np.int64(buf[pos + 9]) << 8) | np.int64(buf[pos + 8]))
+            start = pos + record_len
+            if start + caplen > size:
+                break
+            seen += 1
+            if caplen >= 24 and buf[start + 12] == 8 and buf[start + 13] == 0 and buf[start + 23] == 6:
+                state[2] = 1
+                break
+            pos = start + caplen
+        state[0] = pos
+        state[1] = seen
+
+    return scan

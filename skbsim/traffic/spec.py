@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 from skbsim.errors import InputError
+from skbsim.files import MAX_DIST_BYTES, read_bounded, shown
 from skbsim.traffic.capture import CaptureSource
 from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
 from skbsim.traffic.rss import DEFAULT_INDIRECTION_SIZE, MICROSOFT_RSS_KEY, RssConfig
 from skbsim.traffic.source import FrameSource
-from skbsim.traffic.synthetic import (ARRIVALS, FixedLength, SyntheticSource, UniformLength,
-                                      WeightedLength, imix_deterministic, imix_random)
+from skbsim.traffic.synthetic import (ARRIVALS, FixedLength, SyntheticSource, TcpBulk, TcpBulkSource,
+                                      UniformLength, WeightedLength, imix_deterministic, imix_random)
 
-SPEC_HELP = ("fixed:N, uniform:A-B, imix, imix:random, dist:FILE.csv or pcap:FILE")
+SPEC_HELP = ("fixed:N, uniform:A-B, imix, imix:random, dist:FILE.csv, tcp-bulk[:mss=N,ts=0|1] or pcap:FILE")
+#: The largest payload a tcp-bulk segment may carry (its frame stays within 65535 bytes).
+TCP_BULK_MAX_MSS = 65535 - 66
 #: More synthetic flows than this is a typo, not an experiment.
 MAX_FLOWS = 1 << 24
 
@@ -41,20 +45,19 @@ def read_distribution(path: str) -> WeightedLength:
     An optional first line ``length,weight`` is a header. Weights are positive
     finite numbers (relative, need not sum to 1); each length appears once.
     """
+    data = read_bounded(path, MAX_DIST_BYTES, "dist:")
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as err:
-        raise InputError(f"dist:{path}: cannot read: {err.strerror or err}") from None
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise InputError(f"dist:{path}: not UTF-8 text (byte offset {err.start})") from None
+        raise InputError(f"dist:{shown(path)}: not UTF-8 text (byte offset {err.start})") from None
     entries = []
     first_line_of = {}
+    total = 0.0
     for lineno, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        where = f"{path}:{lineno}"
+        where = f"{shown(path)}:{lineno}"
         fields = [field.strip() for field in line.split(",")]
         if len(fields) != 2:
             raise InputError(f"{where}: expected 'length,weight', got {line!r}")
@@ -70,11 +73,38 @@ def read_distribution(path: str) -> WeightedLength:
         if length in first_line_of:
             raise InputError(f"{where}: length {length} already given on line "
                              f"{first_line_of[length]}")
+        total += weight
+        if not math.isfinite(total):
+            # random.choices() draws against the running sum: an infinite one would be a traceback later
+            raise InputError(f"{where}: the weights so far add up to more than the largest float "
+                             f"({sys.float_info.max:.3g}); scale them down")
         first_line_of[length] = lineno
         entries.append((length, weight))
     if not entries:
-        raise InputError(f"dist:{path}: no 'length,weight' lines")
-    return WeightedLength(entries, f"dist:{path} ({len(entries)} lengths)")
+        raise InputError(f"dist:{shown(path)}: no 'length,weight' lines")
+    return WeightedLength(entries, f"dist:{shown(path)} ({len(entries)} lengths)")
+
+
+def parse_tcp_bulk(argument: str, spec: str) -> TcpBulk:
+    """``mss=N,ts=0|1`` (both optional; default MSS 1448 with timestamps, 1460 without)."""
+    values: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in argument.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("mss", "ts") or key in values:
+            raise InputError(f"traffic spec {spec!r}: expected tcp-bulk[:mss=N][,ts=0|1], got {item!r}")
+        values[key] = value.strip()
+    timestamps = values.get("ts", "1")
+    if timestamps not in ("0", "1"):
+        raise InputError(f"traffic spec {spec!r}: ts must be 0 or 1, got {timestamps!r}")
+    mss = None
+    if "mss" in values:
+        if not _DIGITS.fullmatch(values["mss"]):
+            raise InputError(f"traffic spec {spec!r}: mss {values['mss']!r} is not a whole number of bytes")
+        mss = int(values["mss"])
+        if not 1 <= mss <= TCP_BULK_MAX_MSS:
+            raise InputError(f"traffic spec {spec!r}: mss {mss} outside 1..{TCP_BULK_MAX_MSS}")
+    return TcpBulk(mss, timestamps == "1")
 
 
 def _check_int(value, name: str, minimum: int, maximum: int | None = None) -> int:
@@ -95,11 +125,13 @@ def parse_traffic(spec: str, *, count: int | None = None, seed: int = 0, flows: 
 
     Args:
         spec: ``fixed:N`` | ``uniform:A-B`` | ``imix`` | ``imix:random`` |
-            ``dist:FILE.csv`` | ``pcap:FILE`` (pcap or pcapng, sniffed).
+            ``dist:FILE.csv`` | ``tcp-bulk[:mss=N,ts=0|1]`` | ``pcap:FILE``
+            (pcap or pcapng, sniffed).
         count: frames to generate (required for synthetic sources); for a
             capture, an upper bound (None: the whole file).
         seed: seeds every random stream (lengths, flow choice, arrivals).
-        flows: number of synthetic UDP/IPv4 flows (synthetic sources only).
+        flows: number of synthetic UDP/IPv4 (tcp-bulk: TCP/IPv4) flows
+            (synthetic sources only).
         rate: frames per second; None means all frames at t=0 for synthetic
             sources and the capture's own timestamps for ``pcap:``.
         arrival: ``constant`` or ``poisson`` (exponential gaps); needs a rate
@@ -167,6 +199,12 @@ def parse_traffic(spec: str, *, count: int | None = None, seed: int = 0, flows: 
         if not argument:
             raise InputError(f"traffic spec {spec!r}: dist: needs a CSV file name")
         lengths = read_distribution(argument)
+    elif kind == "tcp-bulk":
+        tcp = parse_tcp_bulk(argument, spec)
+        if count is None:
+            raise InputError(f"traffic spec {spec!r} needs a frame count")
+        return TcpBulkSource(tcp, count=count, seed=seed, flows=flows, rate=rate, arrival=arrival,
+                             rss=rss_config, headers=headers)
     else:
         raise InputError(f"unknown traffic spec {spec!r}: expected {SPEC_HELP}")
 

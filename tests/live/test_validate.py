@@ -102,6 +102,11 @@ def test_validate_sweep_agrees_with_the_running_kernel(capsys):
     assert result["lengths"]["count"] >= 200
     assert all(route["agreements"] == route["frames"] == result["lengths"]["count"] for route in result["routes"])
     assert result["udp"]["fills"] and all(fill["agree"] for fill in result["udp"]["fills"])
+    # alloc --kernel host: __alloc_skb(NET_SKB_PAD + len) for every frame the block route keeps linear: every
+    # length up to PAGE_SIZE - NET_SKB_PAD and good_linear's beyond (all but the few paged jumbo frames)
+    (alloc,) = result["alloc"]
+    assert (alloc["function"], alloc["route"]) == ("__alloc_skb", "block")
+    assert alloc["agreements"] == alloc["checks"] >= result["lengths"]["count"] - 12
     _nothing_of_ours_left()
 
 
@@ -111,6 +116,10 @@ def test_validate_other_routes_agree(capsys):
     code = main(["validate", "--json", "--sample", "40", "--routes", "napi_nonblock,frags,frags_iov", "--no-udp"])
     result = json.loads(capsys.readouterr().out)
     assert result["disagreements"] == [] and code == 0
+    # every frags_iov skb's head is one napi_alloc_skb(GRO_MAX_HEAD)
+    (alloc,) = result["alloc"]
+    assert (alloc["function"], alloc["lengths"]) == ("napi_alloc_skb", 1)
+    assert alloc["agreements"] == alloc["checks"] == result["lengths"]["count"]
     _nothing_of_ours_left()
 
 

@@ -1,0 +1,48 @@
+"""Files the user points skbsim at: bounded reads, and paths shown safely in messages.
+
+Every input file skbsim reads whole (a ``dist:`` CSV, a profile, a kernel
+.config) is read through :func:`read_bounded`, so ``/dev/zero`` or a
+mistyped multi-gigabyte file is one line and exit code 2 at once, not a
+MemoryError minutes later.  Captures are streamed and need no bound.
+
+Every path that goes into a message goes through :func:`shown`: a file name
+may hold a newline or an escape sequence, and a message stays one line.
+"""
+
+from __future__ import annotations
+
+from skbsim.errors import InputError
+
+#: The bounds, each far above any real file of its kind: a .config of a distribution kernel is
+#: about 300 KiB (uncompressed); a profile a few KiB; a dist CSV of every length 14..65535 with
+#: long weights and comments under 4 MiB.
+MAX_CONFIG_BYTES = 16 << 20
+MAX_PROFILE_BYTES = 1 << 20
+MAX_DIST_BYTES = 8 << 20
+
+
+def shown(path: object) -> str:
+    """``path`` for a message: as typed when it is plain printable text, else a Python string literal
+    (quotes, ``\\n``, ``\\x1b``...), so that no file name can break a message over lines."""
+    text = str(path)
+    if text and text.isprintable() and text.strip() == text:
+        return text
+    return repr(text)
+
+
+def read_bounded(path: str, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, at most ``limit`` of them; InputError starting ``what`` + path otherwise
+    (``what`` is e.g. "dist:" or "profile ")."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise InputError(f"{what}{shown(path)}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{what}{shown(path)}: is a directory") from None
+    except OSError as err:
+        raise InputError(f"{what}{shown(path)}: cannot read: {err.strerror or err}") from None
+    if len(data) > limit:
+        raise InputError(f"{what}{shown(path)}: larger than {limit >> 20} MiB, the most skbsim reads "
+                         f"of such a file (is it the right file?)")
+    return data
