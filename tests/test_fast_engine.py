@@ -851,14 +851,14 @@ def test_skbsim_run_before_the_fast_engine_is_compiled(tmp_path, monkeypatch, ca
     monkeypatch.setenv("SKBSIM_COMPILE", "background")
     assert main(["run", "--quiet", "--json", "--count", "500"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["engine"] == "reference" and started and not compiled
+    assert json.loads(captured.out)["runs"][0]["engine"] == "reference" and started and not compiled
     assert "compiled in the background" in captured.err and "reference engine used" not in captured.err
     # more frames than a few seconds of the reference engine: compile first (here: pretend to)
     monkeypatch.setattr(cache, "SMALL_RUN_FRAMES", 400)
     started.clear()
     assert main(["run", "--quiet", "--json", "--count", "500"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["engine"] == "fast" and compiled and not started
+    assert json.loads(captured.out)["runs"][0]["engine"] == "fast" and compiled and not started
     assert "compiling the fast engine" in captured.err and "compiled in 1.5 s" in captured.err
     # the fast engine cannot run this config at all: nothing to compile for, nothing said
     compiled.clear()
