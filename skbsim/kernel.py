@@ -174,8 +174,12 @@ class Kernel:
             )
         self.cpus = [CpuState(cpu, profile) for cpu in range(ncpus)]
         self.cpu = 0
-        # net.core.skb_defer_max: the longest a CPU's defer list may grow (its default: 64, 128 from 6.19).
+        # net.core.skb_defer_max: how long a CPU's defer list may grow (skb_defer_admit()); its default:
+        # 64, 128 from 6.19.
         self.skb_defer_max = int(profile.feature("skb_defer_max_default"))
+        # CPUs sent a defer-list IPI (kick_defer_list_purge()) not yet delivered: the simulation
+        # delivers them (skbuff.defer_ipi()); outside one they stay here.
+        self.ipis: list[int] = []
         # sk_memalloc_socks(): true once any socket serves swap (SOCK_MEMALLOC).
         self.memalloc_socks = False
         # Live skbs by the address of their struct sk_buff, for the leak check.

@@ -138,6 +138,20 @@ FEATURES = {
         ("max_skb_frags_minus_1", "max_skb_frags"),
         "how many page frags alloc_skb_with_frags() may fill: MAX_SKB_FRAGS - 1 (6.6 to 6.12.49), or "
         "MAX_SKB_FRAGS (6.1; 6.12.50+ 'net: allow alloc_skb_with_frags() to use MAX_SKB_FRAGS')",
+    ),    # -- UDP admission and skb defer lists --
+    "udp_rcvbuf_large_fit": (
+        bool,
+        None,
+        "__udp_enqueue_schedule_skb(): with sk_rcvbuf above INT_MAX >> 1, an skb that does not fit "
+        "(sk_rmem_alloc + truesize > sk_rcvbuf) is dropped even on an empty queue (6.15, stable 6.12.23: "
+        "'udp: Fix multiple wraparounds of sk->sk_rcvbuf.')",
+    ),
+    "skb_defer_limit": (
+        str,
+        ("skb_defer_max", "skb_defer_max_minus_1"),
+        "how many skbs skb_attempt_defer_free() lets wait on a CPU's defer list: skb_defer_max (the count "
+        "is checked, then raised), or skb_defer_max - 1 (raised, then checked: 6.18, 'net: use llist for "
+        "sd->defer_list')",
     ),
     # -- TCP receive (skbsim/net/ipv4/) --
     "tcp_scaling_ratio": (

@@ -37,6 +37,10 @@ class TraceWriter:
         self.csv = None
         if self.kind == "csv":
             self.csv = csv.writer(self.file)
+        self._header()
+
+    def _header(self) -> None:
+        if self.csv is not None:
             try:
                 self.csv.writerow(self.fields)
             except OSError as err:
@@ -45,6 +49,16 @@ class TraceWriter:
     def _cannot_write(self, err: OSError) -> InputError:
         """A full disk is one line, not a traceback."""
         return InputError(f"--trace {shown(self.path)}: cannot write: {err.strerror}")
+
+    def restart(self) -> bool:
+        """Empty the file and start it over (a run redone by the other engine); False when the
+        destination cannot be rewound (a pipe): the caller must not have written to it then."""
+        if not self.file.seekable():
+            return False
+        self.file.seek(0)
+        self.file.truncate()
+        self._header()
+        return True
 
     def write(self, time_ns: int, cpu: int, frame_len: int, record, outcome: str, flow: tuple = ()) -> None:
         """One record; ``flow`` holds the FLOW_TRACE_FIELDS of a run with a socket per flow (missing ones

@@ -28,7 +28,7 @@ from skbsim.errors import InputError
 from skbsim.kernel import HZ, Kernel
 from skbsim.mm.fault import fault_report, fault_rules
 from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_list_del, napi_schedule, napi_struct, net_device
-from skbsim.net.skbuff import skb_defer_free_flush
+from skbsim.net.skbuff import defer_ipi, skb_defer_free_flush
 from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
 from skbsim.profile import load_profile
 # The memory series: at most 2000 points, halved as it grows (skbsim/fast/ mirrors it as sim._Series).
@@ -43,6 +43,8 @@ _ARRIVAL, _POLL, _READ, _GRO_TIMER = 0, 1, 2, 3
 # Runs with a socket per flow (their heap entries carry a payload where the others carry a CPU):
 # a flow's reader, a TCP receiver's timer, an ACK reaching its sender, a sender's own event.
 _FLOW_READ, _TCP_TIMER, _SENDER_ACK, _SENDER = 4, 5, 6, 7
+# A defer-list IPI reaching its CPU (kick_defer_list_purge()).
+_IPI = 8
 
 #: One RX queue per CPU, and RSS hashes over DEFAULT_INDIRECTION_SIZE table entries: more CPUs than
 #: entries would never receive a frame.  Memory stays a few hundred MiB at the bound (docs/output.md).
@@ -358,8 +360,13 @@ class Simulation:
                     self._app_read()
                 elif kind == _GRO_TIMER:
                     self._gro_timer(cpus[cpu], time_ns)
+                elif kind == _IPI:
+                    with kernel.softirq(cpu):
+                        defer_ipi(kernel)
                 else:
                     self._flow_event(kind, cpu, time_ns)
+                if kernel.ipis:
+                    self._send_ipis()
                 continue
             if pending is None:
                 break
@@ -424,6 +431,13 @@ class Simulation:
         state.budget_left = NETDEV_BUDGET
         state.round_start = start
         self._push(start, _POLL, state.cpu)
+
+    def _send_ipis(self) -> None:
+        """Deliver the IPIs kick_defer_list_purge() sent: each CPU takes its one as a hard interrupt
+        would be taken, after the IRQ latency and once the softirq it is running is over."""
+        for cpu in self.kernel.ipis:
+            self._push(max(self.now + self.irq_latency_ns, self.cpus[cpu].busy_until), _IPI, cpu)
+        self.kernel.ipis.clear()
 
     def _gro_timer(self, state: _CpuState, time_ns: int) -> None:
         """net/core/dev.c: napi_watchdog() - the GRO flush timer schedules the NAPI unless it is

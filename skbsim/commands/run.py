@@ -176,6 +176,13 @@ def run(args) -> int:
     if args.report:
         output_file("--report", args.report, REPORT_SUFFIXES)
 
+    engine = args.engine
+    if engine == "fast":
+        from skbsim.fast.cache import prepare
+
+        # compiled yet?  If not: small runs use the reference engine while it compiles in the
+        # background, larger ones wait for it; either is said on stderr
+        engine = prepare(configs, say=lambda line: print(line, file=sys.stderr))
     runs = []
     for config in configs:
         config = resolve_socket(config)
@@ -183,7 +190,7 @@ def run(args) -> int:
         started = time.perf_counter()
         with _Progress(config, quiet=args.quiet) as progress:
             try:
-                result, extra, fell_back = simulate_engine(config, args.engine, trace=trace, plot=bool(args.plot or args.report),
+                result, extra, fell_back = simulate_engine(config, engine, trace=trace, plot=bool(args.plot or args.report),
                                                            progress=progress.update)
             finally:
                 if trace is not None:

@@ -400,16 +400,24 @@ def dev_page_is_reusable(page: Page) -> bool:
     return not page.pfmemalloc
 
 
+def ice_page_count_reusable(pgcnt: int, pagecnt_bias: int) -> bool:
+    """ice_txrx.c: ice_can_reuse_rx_page()'s count test - at most one reference outside the driver.
+
+    pgcnt - pagecnt_bias is computed in unsigned int, as in the kernel.  (Plain
+    integers: the fast engine compiles this function.)
+    """
+    return (pgcnt - pagecnt_bias) & U32_MASK <= 1
+
+
 def ice_can_reuse_rx_page(kernel: Kernel, rx_buf: ice_rx_buf) -> bool:
     """ice_txrx.c: ice_can_reuse_rx_page() - only while at most one reference is outside the driver.
 
-    pgcnt - pagecnt_bias is computed in unsigned int, as in the kernel.  A
-    bias worn down to 1 is restocked with another USHRT_MAX - 1 references.
+    A bias worn down to 1 is restocked with another USHRT_MAX - 1 references.
     """
     page = rx_buf.page
     if page.pfmemalloc:  # not dev_page_is_reusable(page)
         return False
-    if (rx_buf.pgcnt - rx_buf.pagecnt_bias) & U32_MASK > 1:
+    if not ice_page_count_reusable(rx_buf.pgcnt, rx_buf.pagecnt_bias):
         return False
     if rx_buf.pagecnt_bias == 1:
         kernel.pages.page_ref_add(page, USHRT_MAX - 1)

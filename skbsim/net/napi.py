@@ -60,6 +60,7 @@ class CpuState:
         "softirq_count",
         "irqs_disabled",
         "defer_list",
+        "defer_ipi_scheduled",
         "input_pkt_queue",
         "backlog_dropped",
     )
@@ -73,6 +74,8 @@ class CpuState:
         self.irqs_disabled = False
         # softnet_data.defer_list: skbs freed elsewhere, to be freed here.
         self.defer_list: list = []
+        # softnet_data.defer_ipi_scheduled: an IPI to flush the list is on its way.
+        self.defer_ipi_scheduled = False
         # softnet_data.input_pkt_queue (netif_rx()'s per-CPU backlog) and its drops.
         self.input_pkt_queue: deque = deque()
         self.backlog_dropped = 0

@@ -1151,20 +1151,64 @@ def kfree_skb_napi_cache(kernel: Kernel, skb: sk_buff) -> None:
     local_bh_enable(kernel)
 
 
+#: skb_defer_admit()'s answers
+DEFER_NONE, DEFER_QUEUE, DEFER_KICK = 0, 1, 2
+
+
+def skb_defer_admit(queued: int, defer_max: int, limit_minus_1: int) -> int:
+    """net/core/skbuff.c: skb_attempt_defer_free()'s test on the owning CPU's defer list, which holds
+    queued skbs: DEFER_NONE (free the skb here: the list is full), DEFER_QUEUE, or DEFER_KICK (queue
+    it, and send that CPU an IPI: the list reaches half capacity, defer_max / 2 + 1 skbs).
+
+    Up to 6.17 defer_count is checked, then raised: defer_max skbs may wait.  From 6.18 ('net: use
+    llist for sd->defer_list') it is raised, then checked: defer_max - 1 (limit_minus_1); a refused
+    skb raises it further, but only a full list refuses, so the list's length decides alike.  The
+    IPI goes out when the count before this skb is defer_max >> 1, in both forms.  (Plain integers:
+    the fast engine compiles this function.)
+    """
+    if queued >= (defer_max - 1 if limit_minus_1 else defer_max):
+        return DEFER_NONE
+    return DEFER_KICK if queued == defer_max >> 1 else DEFER_QUEUE
+
+
 def skb_attempt_defer_free(kernel: Kernel, skb: sk_buff) -> None:
     """net/core/skbuff.c: skb_attempt_defer_free() - free on the CPU that allocated the skb.
 
-    A local skb, or one whose owner's defer list is full (skb_defer_max),
+    A local skb, or one whose owner's defer list is full (skb_defer_admit()),
     is freed here into this CPU's NAPI skb cache; others wait on the owner's
-    list until its next net_rx_action() (skb_defer_free_flush()).
+    list until its next net_rx_action() (skb_defer_free_flush()), which the
+    IPI sent at half capacity brings forward (kick_defer_list_purge()).
     """
     owner = kernel.cpus[skb.alloc_cpu] if skb.alloc_cpu < kernel.ncpus else None
-    if owner is None or owner is kernel.this_cpu() or len(owner.defer_list) >= kernel.skb_defer_max:
+    verdict = DEFER_NONE
+    if owner is not None and owner is not kernel.this_cpu():
+        verdict = skb_defer_admit(len(owner.defer_list), kernel.skb_defer_max,
+                                  kernel.profile.feature("skb_defer_limit") == "skb_defer_max_minus_1")
+    if verdict == DEFER_NONE:
         if not skb_unref(skb):
             return
         kfree_skb_napi_cache(kernel, skb)
         return
     owner.defer_list.append(skb)
+    if verdict == DEFER_KICK:
+        kick_defer_list_purge(kernel, owner)
+
+
+def kick_defer_list_purge(kernel: Kernel, state) -> None:
+    """net/core/dev.c: kick_defer_list_purge() - an IPI to the CPU (smp_call_function_single_async()),
+    unless one is on its way already (softnet_data.defer_ipi_scheduled).  Its handler,
+    trigger_rx_softirq(), raises NET_RX_SOFTIRQ there, and net_rx_action() starts with
+    skb_defer_free_flush(): whoever drives the CPUs delivers kernel.ipis (see defer_ipi())."""
+    if not state.defer_ipi_scheduled:
+        state.defer_ipi_scheduled = True
+        kernel.ipis.append(state.cpu)
+
+
+def defer_ipi(kernel: Kernel) -> None:
+    """The IPI kick_defer_list_purge() sent, on the current CPU: trigger_rx_softirq() takes it, and
+    the net_rx_action() it raises frees the defer list (no NAPI instance need be scheduled)."""
+    kernel.this_cpu().defer_ipi_scheduled = False
+    skb_defer_free_flush(kernel)
 
 
 def skb_defer_free_flush(kernel: Kernel) -> None:
@@ -1220,6 +1264,15 @@ def skb_fill_page_desc(skb: sk_buff, i: int, page: Page, off: int, size: int) ->
     if i != len(frags):
         raise KernelBug(f"skb_fill_page_desc at slot {i} with {len(frags)} frags filled")
     frags.append(skb_frag_t(page, off, size))
+
+
+def alloc_skb_with_frags_order(data_len: int, order: int, page_size: int) -> int:
+    """alloc_skb_with_frags() (6.6+): the order of the next block - lowered while the page-aligned rest is
+    smaller than a block of it (never raised again).  (Plain integers: the fast engine compiles this.)"""
+    page_aligned = (data_len + page_size - 1) & ~(page_size - 1)
+    while order and page_aligned < (page_size << order):
+        order -= 1
+    return order
 
 
 def alloc_skb_with_frags(kernel: Kernel, header_len: int, data_len: int, order: int,
@@ -1279,9 +1332,7 @@ def alloc_skb_with_frags(kernel: Kernel, header_len: int, data_len: int, order: 
                     kernel.note(f"alloc_skb_with_frags: {nr_frags} frags filled, data left: failure")
                 kfree_skb(kernel, skb)
                 return None, -ENOBUFS
-            page_aligned = (data_len + page_size - 1) & ~(page_size - 1)
-            while order and page_aligned < (page_size << order):
-                order -= 1
+            order = alloc_skb_with_frags_order(data_len, order, page_size)
             if order:
                 page = pages.alloc_pages(high_order_mask, order, "alloc_skb_with_frags")
                 if page is None:
