@@ -20,8 +20,10 @@ from skbsim.errors import InputError
 MAX_CONFIG_BYTES = 16 << 20
 MAX_PROFILE_BYTES = 1 << 20
 MAX_DIST_BYTES = 8 << 20
-#: A virtio_net trace (validate --trace-file): tracing eth0 for the longest --seconds fills the
-#: tracefs instance's 32 MiB ring and gives well under 256 MiB of text.
+#: A virtio_net trace (validate --trace-file).  validate --save-trace writes the text of a tracefs
+#: instance with a 32 MiB ring per CPU; its text is about 3.8 times the records (the fixture's
+#: napi_gro_receive_entry lines average 351 bytes for ~92-byte records), so one CPU's full ring (one
+#: RX queue: NAPI runs where its interrupt goes) gives ~120 MiB of text, two ~245 MiB.
 MAX_TRACE_BYTES = 256 << 20
 
 

@@ -1,5 +1,6 @@
 """Hostile and careless use of the surface added after issue 10's hardening: skbsim tcp, run --socket tcp,
-the new drivers and options, validate --tcp / --driver virtio_net, sweep --driver, the 7.1 profile.
+the new drivers and options, validate --tcp / --driver virtio_net, sweep --driver, the 7.1 profile, grid
+specs and skbsim report.
 
 What a user must always get: one line and exit code 2 on bad input, never a traceback, no silent wrong
 answer, bounded work.  Each test here failed before the change it guards.
@@ -13,15 +14,7 @@ from pathlib import Path
 import pytest
 
 from skbsim.cli import main
-
-
-def _one_line_exit_2(capsys, argv, words=""):
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert code == 2, captured
-    assert captured.err.count("\n") == 1 and captured.err.startswith("skbsim: error: "), captured.err
-    assert words in captured.err, captured.err
-    return captured.err
+from test_cli_hardening import _one_line_exit_2
 
 
 def _run_json(capsys, argv) -> dict:
