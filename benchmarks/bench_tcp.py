@@ -20,7 +20,8 @@ reading as fast as it can.
    for TCP lands, this script measures it unchanged.
 2. The live kernel (needs root, /dev/net/tun, network namespaces and the ip command; skipped with a
    note otherwise): a tap in a network namespace of our own (skbsim.live.tap: ``skbsim-<pid>-<n>``,
-   a fresh one per pass), a listening socket in it, accept()ed after a handshake the peer makes
+   a fresh one per pass), a listening socket in it (no SO_RCVBUF: autotuning, as in the model;
+   the default congestion control), accept()ed after a handshake the peer makes
    with raw frames (SYN with MSS 1460, window scale 7, SACK permitted), and a thread that reads the
    accepted socket with blocking recv_into() of 1 MiB as fast as it can.  The peer, in this
    process, writes pre-built Ethernet/IPv4/TCP segments (skbsim.live.tap.ipv4_tcp_frame: 1460
@@ -128,7 +129,8 @@ def live_missing() -> list[str]:
 
 def _receiver_ack(frame: bytes, port: int) -> tuple[int, int] | None:
     """(ACK number, raw window) of a segment the receiver sent from *port*; None for anything else.
-    Read by offset, not parsed whole: the peer reads one of these for every two segments it writes."""
+    Read by offset, not parsed whole (skbsim.live.tcp_peer.parse_frame): the peer reads one of these for
+    every few segments it writes, inside the timed loop."""
     if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
         return None
     tcp = 14 + (frame[14] & 0x0F) * 4
@@ -146,7 +148,6 @@ class _Reader(threading.Thread):
         self.sock = sock
         self.expected = expected
         self.received = 0
-        self.reads = 0
         self.done_at: float | None = None
 
     def run(self) -> None:
@@ -157,7 +158,6 @@ class _Reader(threading.Thread):
                 if not n:
                     break
                 self.received += n
-                self.reads += 1
         except OSError:
             pass  # a timeout: the peer stalled; the caller reports the shortfall
         self.done_at = time.perf_counter()
