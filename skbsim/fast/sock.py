@@ -22,7 +22,7 @@ from skbsim.fast.state import (
     APP_GAP, APP_NEXT, APP_UNLIMITED, APP_WAITING, CB_KIND, CONDENSED, CONSUMED, COND_ROOM, COND_TS, COPYBREAK, COST,
     DEFER_FREE, DEFER_IPI, DEFER_LEN, DEFER_LIMIT_MINUS_1, DEFICIT, DELIVERED, DRIVER, DRIVER_COPYBREAK, DRIVER_ICE,
     DRIVER_TUN, ENQUEUED, ERR, FWD, FWD_DEFICIT_ONLY, IPI_SENT, IPIS, LARGE_FIT, MEMALLOC, NOW, PAGE_SIZE,
-    PEAK_PINNED, PEAK_RMEM, PINNED, PLOT, RCVBUF, READER_LEN, RMEM, SK_DROPS, SK_HEAD, SK_LEN, SKB_CPU, SKB_DLEN,
+    PEAK_PINNED, PEAK_RMEM, PINNED, PLOT, PP_SOFTIRQ, RCVBUF, READER_LEN, RMEM, SK_DROPS, SK_HEAD, SK_LEN, SKB_CPU, SKB_DLEN,
     SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, STRICT_FIT, TB_COUNT, TB_TRUESIZE, TR_LEN, TRACE,
     TRUESIZE_TOTAL,
 )
@@ -214,7 +214,9 @@ def _attempt_defer_free(k, head, frag, obj, owner):
     if owner != 0:
         verdict = _skb_defer_admit(napi[DEFER_LEN], SKB_DEFER_MAX, k.cfg[DEFER_LIMIT_MINUS_1])
     if verdict == DEFER_NONE:
+        k.st[PP_SOFTIRQ] = READER_CPU + 1  # kfree_skb_napi_cache(): bottom halves off
         _release_data(k, head, frag)
+        k.st[PP_SOFTIRQ] = 0
         _nc_put(k, READER_CPU, obj, COUNTED)
         return
     skb = k.cpus.defer[owner, napi[DEFER_LEN]]
