@@ -34,6 +34,7 @@ from skbsim.fast.state import (
 )
 from skbsim.fast.traffic import CHUNK
 from skbsim.mm.fault import LAYERS
+from skbsim.net.page_pool import PP_FLAG_PAGE_FRAG, PP_STATS
 from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation
 
 #: heads of napi_alloc_skb(): Config.head_kind by the model's head_source
@@ -383,8 +384,6 @@ def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
 
 def _pool_row(pool, napi_cpu: int) -> list[tuple[int, int]]:
     """A reference page_pool's constants as (PP_* column, value) pairs (page_pool_create()'s answers)."""
-    from skbsim.net.page_pool import PP_FLAG_PAGE_FRAG
-
     direct = {"never_from_skb": PP_DIRECT_NEVER_FROM_SKB, "skb_free": PP_DIRECT_SKB_FREE,
               "every_put": PP_DIRECT_EVERY_PUT}[pool.direct_rule]
     if pool.cpuid != -1 or pool.destroyed or pool.user_cnt != 1:
@@ -399,8 +398,6 @@ def _pool_row(pool, napi_cpu: int) -> list[tuple[int, int]]:
 
 def _load_pool(k: Kernel, p: int, pool, napi_cpu: int, pid_of: dict) -> None:
     """Pool p of k as the reference pool is: its constants, cache, ring, frag page, counters and pages."""
-    from skbsim.net.page_pool import PP_STATS
-
     row = k.pp.pool[p]
     for column, value in _pool_row(pool, napi_cpu):
         row[column] = value
@@ -431,7 +428,7 @@ def _pp_pages(sim: Simulation, k: Kernel) -> dict:
 
 def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     """mana: each queue's buffers and page_pool as mana_create_rxq() left them (every buffer a page_pool page or
-    fragment; v6.9's napi_alloc_frag() buffers are refused by unsupported())."""
+    fragment: FastSimulation refuses v6.9's napi_alloc_frag() buffers)."""
     kernel = sim.kernel
     profile = kernel.profile
     rxq = sim.cpus[0].queue
