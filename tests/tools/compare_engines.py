@@ -95,17 +95,35 @@ def _tun(rng: random.Random) -> tuple[dict, str]:
     return options, traffic
 
 
+def _mana(rng: random.Random) -> tuple[dict, str]:
+    options = {}
+    if rng.random() < 0.6:
+        # around 6.18's fragment limit (mtu + MANA_RXBUF_PAD <= half a page), v6.9's XDP headroom limit and
+        # page (napi_alloc_frag() above it: the reference engine's), jumbo frames
+        options["mtu"] = rng.choice(("68", "1500", "1714", "1715", "3506", "3507", "3762", "3763", "4000", "9000"))
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("128", "200", "512", "2048"))
+    if rng.random() < 0.2:
+        options["gro"] = rng.choice(("0", "1"))
+    if rng.random() < 0.1:
+        options["gro_flush_timeout"] = "20000"
+    traffic = rng.choice(("imix", "fixed:14", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100",
+                          "uniform:14-9014", "fixed:9014"))
+    return options, traffic
+
+
 #: the drivers the fast engine runs: (weight, how to draw its options and traffic, whether it takes 4 KiB
 #: pages only); a driver added to the fast engine gets an entry here
-DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False)}
+DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False),
+           "mana": (1, _mana, False)}
 
 
-def draw(rng: random.Random, profiles: list[str], max_frames: int) -> dict:
-    """One random workload: RunConfig's keyword arguments."""
+def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
+    """One random workload: RunConfig's keyword arguments (a driver of drivers)."""
     kernel = rng.choice(KERNELS + tuple(profiles))
-    driver = rng.choice([name for name, (weight, _, _) in DRIVERS.items() for _ in range(weight)])
+    driver = rng.choice([name for name in drivers for _ in range(DRIVERS[name][0])])
     if DRIVERS[driver][2] and ("16k" in kernel or "64k" in kernel):
-        driver = rng.choice([name for name, (_, _, small_pages) in DRIVERS.items() if not small_pages])
+        driver = rng.choice([name for name in drivers if not DRIVERS[name][2]] or ["copybreak"])
     options, traffic = DRIVERS[driver][1](rng)
     rate = rng.choice((None, 1e5, 1e6, 3e6, 2e7, 1234567.0))
     faults = ()
@@ -164,11 +182,16 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--max-frames", type=int, default=3000)
+    parser.add_argument("--drivers", default=",".join(DRIVERS), help="the drivers to draw from, comma-separated "
+                        f"(default: all of {', '.join(DRIVERS)})")
     parser.add_argument("--trace-share", type=float, default=0.1, help="share of workloads also compared with "
                         "--trace and --plot")
     args = parser.parse_args()
     from skbsim.fast.cache import compile_now
 
+    drivers = tuple(args.drivers.split(","))
+    if not set(drivers) <= set(DRIVERS):
+        parser.error(f"--drivers: choose from {', '.join(DRIVERS)}")
     compile_now()
     rng = random.Random(args.seed)
     started = time.perf_counter()
@@ -179,7 +202,7 @@ def main() -> int:
         profiles = write_profiles(Path(folder))
         jobs = []
         for index in range(args.workloads):
-            workload = draw(rng, profiles, args.max_frames)
+            workload = draw(rng, profiles, args.max_frames, drivers)
             frames += workload["count"]
             jobs.append((index, workload, rng.random() < args.trace_share))
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
