@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from skbsim.fast.layout import (
-    CLOCK_LIMIT, DD_EOP, ERR_CLOCK, ERR_REASONS, HEAD_1K, HEAD_FRAG, HEAD_SMALL, MAX_QUEUED, MAX_RCVBUF, OUTCOMES,
-    STEP_LIMIT,
+    CLOCK_LIMIT, DD_EOP, ERR_CLOCK, ERR_REASONS, HEAD_1K, HEAD_FRAG, HEAD_SMALL, ICE_RX_HDR_SIZE, MAX_QUEUED,
+    MAX_RCVBUF, OUTCOMES, STEP_LIMIT,
 )
 from skbsim.fast.loop import _run, _teardown
 from skbsim.fast.setup import (
-    copybreak_copy_skbs, copybreak_kernel, ice_kernel, legacy_header_skb, mana_kernel, tun_kernel,
+    copybreak_copy_skbs, copybreak_kernel, ice_kernel, legacy_header_skb, libeth_fqs, libeth_kernel, mana_kernel,
+    tun_kernel,
 )
 from skbsim.fast.state import (
     ALLOCATED, BYTES, CB_N_1K, CB_N_BUILD, CB_N_FRAG, CB_N_SMALL, CONDENSED, DELIVERED, DESC_DD, DESC_LEN,
@@ -21,9 +22,10 @@ from skbsim.fast.state import (
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RCVBUF, RMEM, SK_DROPS, SK_LEN, SMALL_ALLOCS, SMALL_REFILLS, SR_LEN,
     TB_COUNT, TB_TRUESIZE, TIME_SQUEEZE, TRUESIZE_TOTAL, TR_LEN,
 )
-from skbsim.fast.state import PAGE_POOL, PP_HOLD, PP_RELEASE, PP_STATS_FIRST
+from skbsim.fast.state import FQ_SKBS, PAGE_POOL, PP_HOLD, PP_RELEASE, PP_STATS_FIRST
 from skbsim.fast.traffic import _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths
+from skbsim.drivers.libeth import libeth_rx_queue
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
@@ -44,8 +46,6 @@ def unsupported(config: RunConfig) -> str | None:
     from skbsim.profile import load_profile
 
     profile = load_profile(config.kernel)
-    if config.driver == "ice" and profile.feature("ice_rx_buffers") != "page_split":
-        return "the fast engine models ice's page-split buffers, not its page_pool (libeth) form"
     if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
         return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
     if config.cpus > 1 and profile.feature("skb_defer_max_default") != "64":
@@ -64,13 +64,12 @@ def unsupported(config: RunConfig) -> str | None:
 
 
 #: the page_pool drivers the fast engine models
-PP_DRIVERS = ("mana",)
+PP_DRIVERS = ("mana", "libeth")
 #: the others, and what they need that the fast engine does not have yet
 PP_NOT_YET = {
     "mlx5": "mlx5's legacy and striding RQs (page_pool fragments per stride, non-linear skbs) are not modelled yet",
     "bnxt": "bnxt's copybreak and aggregation ring over page_pool are not modelled yet",
     "gve": "gve's DQO buffers (napi_get_frags() skbs of page_pool fragments) are not modelled yet",
-    "libeth": "libeth's buffer sizing and header split (page_pool_dev_alloc()) are not modelled yet",
 }
 
 
@@ -94,8 +93,18 @@ class FastSimulation:
         self.legacy = False
         self.tun = None
         self.head = None
+        self.libeth = False
+        self.headlens = False  # every frame's header length with the traffic (libeth's header split)
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
+            return
+        if isinstance(ring, libeth_rx_queue):  # libeth's iavf and idpf, and ice's page_pool form
+            self.libeth = True
+            # header split: the NIC splits at eth_get_headlen() of every frame, measured as for legacy-rx
+            self.headlens = ring.hdr_fq is not None
+            if self.headlens and ring.hdr_fq.buf_len != ICE_RX_HDR_SIZE:
+                raise ValueError(f"the fast engine measures header lengths up to {ICE_RX_HDR_SIZE} bytes, not "
+                                 f"libeth's header buffer of {ring.hdr_fq.buf_len}")
             return
         if config.driver == "mana":
             if any(not oob.from_pool for state in self.ref.cpus for oob in state.queue.rx_oobs):
@@ -119,6 +128,8 @@ class FastSimulation:
         trace = self.trace is not None
         if self.config.driver == "mana":
             k = mana_kernel(self.ref, trace, self.plot)
+        elif self.libeth:
+            k = libeth_kernel(self.ref, trace, self.plot)
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
@@ -132,7 +143,8 @@ class FastSimulation:
     def _stream(self, k) -> bool:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events; False when
         the loop left its modelled ground."""
-        chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref)
+        chunks = _traffic_chunks(self.ref.source, self.config, self.legacy or self.headlens, self.ref,
+                                 0 if self.headlens else ICE_RX_HDR_SIZE)
         try:
             while True:
                 try:
@@ -182,6 +194,8 @@ class FastSimulation:
             return [(self.head["path"], self.head["source"], None)]
         if self.config.driver == "mana":
             return [("napi_build_skb", "page_pool fragment" if ring.frag_count > 1 else "page_pool page", None)]
+        if self.libeth:  # by the fill queue of the head's buffer: MTU, idpf's short one, header (split)
+            return [("napi_build_skb", f"libeth {fq.type} buffer (page_pool)", None) for fq in libeth_fqs(ring)]
         return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)", None)]
 
     def _write_trace(self, k) -> None:
@@ -238,7 +252,7 @@ class FastSimulation:
             if self.trace is not None:
                 self._trace_lost_frames(k)
         _teardown(k)
-        pools = k.pp.pool[:int(k.cfg[NCPUS])] if k.cfg[PAGE_POOL] else k.pp.pool[:0]
+        pools = k.pp.pool if k.cfg[PAGE_POOL] else k.pp.pool[:0]
         if k.st[ERR] or k.st[PG_IN_USE] != 0 or k.slabs.caches[:, K_LIVE].any() or (
                 pools[:, PP_HOLD] != pools[:, PP_RELEASE]).any():
             return None
@@ -332,6 +346,15 @@ class FastSimulation:
                 if n:
                     paths[path] = paths.get(path, 0) + n
                     head_sources[head_source] = head_sources.get(head_source, 0) + n
+            return dict(sorted(paths.items())), dict(sorted(head_sources.items()))
+        if self.libeth:
+            paths, head_sources = {}, {}
+            nfq = len(libeth_fqs(self.ref.cpus[0].queue))
+            for q, (path, head_source, _) in enumerate(self._kind_names()):
+                n = int(k.lb.fq[q::nfq, FQ_SKBS].sum())
+                if n:
+                    paths[path] = paths.get(path, 0) + n
+                    head_sources[head_source] = n
             return dict(sorted(paths.items())), dict(sorted(head_sources.items()))
         path, head_source = self._kind_names()[0][:2]
         return ({path: delivered}, {head_source: delivered}) if delivered else ({}, {})

@@ -24,7 +24,7 @@ from skbsim.fast.state import (
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT, RING_ORDER, RX_BUF_LEN, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN,
     SKB_OBJ, SKB_TS, TAIL, TRACE,
 )
-from skbsim.fast.state import DRIVER_MANA, PP_SOFTIRQ  # page_pool
+from skbsim.fast.state import PAGE_POOL, PP_SOFTIRQ  # page_pool
 from skbsim.sim import NAPI_POLL_WEIGHT
 
 #: Config.put_mode: ice puts buffers back per buffer (6.1), per poll (6.3 to 6.12.13), per frame (6.12.14+)
@@ -71,8 +71,8 @@ def _nic_receive(k, cpu, length, hlen):
     """ice_nic_receive() / copybreak_nic_receive(): the frame into ceil(len / rx_buf_len) descriptors; False
     when there are too few (a ring drop, counted here) or when err[0] is set.  ice needs them posted (up to
     the tail); copybreak needs consecutive slots, each cleaned and holding a buffer."""
-    if k.cfg[DRIVER] == DRIVER_MANA:
-        return pp_drivers._mana_nic_receive(k, cpu, length)
+    if k.cfg[PAGE_POOL]:
+        return pp_drivers._pp_nic_receive(k, cpu, length, hlen)
     buf = k.rings.buf[cpu]
     desc = k.rings.desc[cpu]
     count = k.cfg[RING_COUNT]
@@ -118,8 +118,8 @@ def _poll(k, cpu):
     if budget > 0:
         if k.cfg[DRIVER] == DRIVER_COPYBREAK:
             work, ndel = _cb_clean_rx_irq(k, cpu, budget)
-        elif k.cfg[DRIVER] == DRIVER_MANA:
-            work, ndel = pp_drivers._mana_poll(k, cpu, budget)
+        elif k.cfg[PAGE_POOL]:
+            work, ndel = pp_drivers._pp_poll(k, cpu, budget)
         else:
             work, ndel = _ice_clean_rx_irq(k, cpu, budget)
     if k.st[ERR]:

@@ -20,7 +20,8 @@ HEADER_TABLE_SIZE = 1 << 12
 HEADER_HASH_MIX = 0x9E3779B97F4A7C15
 
 
-def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None):
+def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None,
+                    headlen_above: int = ICE_RX_HDR_SIZE):
     """(lengths, arrival times, RX queues) as int64 arrays of up to CHUNK frames, streamed.
 
     Synthetic sources give lengths without building frames (length_batches),
@@ -31,16 +32,18 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     its frames' headers grouped by a compiled table (_HeaderTable) so that
     eth_get_headlen() runs once per distinct header; other captures are
     read frame by frame through the source.  Raises _Unscannable when the
-    fast reader meets something it leaves to the reference reader.
+    fast reader meets something it leaves to the reference reader.  The
+    header lengths are measured for the frames above headlen_above bytes
+    (others get 0): ICE_RX_HDR_SIZE for rx=legacy, 0 for libeth's header split.
     """
     from skbsim.traffic.capture import CaptureSource
     from skbsim.traffic.synthetic import SyntheticSource
 
     if legacy:
         if isinstance(source, SyntheticSource) and source.headers:
-            yield from _synthetic_with_headlen(source, config, ref)
+            yield from _synthetic_with_headlen(source, config, ref, headlen_above)
         elif (isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1
-              and source.headers and _pcap_is_ethernet(source)):
+              and source.headers and _pcap_is_ethernet(source) and headlen_above == ICE_RX_HDR_SIZE):
             from skbsim.net.ethernet import eth_get_headlen
 
             dev = ref.dev
@@ -51,7 +54,7 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
             for lengths, times, hlens in _pcap_chunks(source, headlen_of):
                 yield lengths, times, np.zeros(len(lengths), np.int64), hlens
         else:
-            yield from _frames_with_headlen(source, ref)
+            yield from _frames_with_headlen(source, ref, headlen_above)
         return
     if isinstance(source, SyntheticSource):
         take_times = _arrival_times(source.rate, source.arrival, source.seed)
@@ -91,7 +94,7 @@ def _pcap_is_ethernet(source) -> bool:
     return bool(capture.link_info(header.linktype)[3])
 
 
-def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation):
+def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation, headlen_above: int):
     """Synthetic frames in chunks with their eth_get_headlen(), without building Frame objects.
 
     A synthetic frame's header bytes are its flow's template built for its
@@ -133,7 +136,7 @@ def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation):
     for batch in source.length_batches(CHUNK):
         lengths = np.asarray(batch, np.int64)
         hlens = np.zeros(len(batch), np.int64)
-        long = lengths > ICE_RX_HDR_SIZE
+        long = lengths > headlen_above
         if same_for_all_flows is not None:
             for length in np.unique(lengths[long]).tolist():
                 if length not in same_for_all_flows:
@@ -172,7 +175,7 @@ def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation):
         yield lengths, take_times(len(batch)), queues, hlens
 
 
-def _frames_with_headlen(source, ref: Simulation):
+def _frames_with_headlen(source, ref: Simulation, headlen_above: int):
     """Frames through the source, with what eth_get_headlen() finds in the bytes the NIC writes.
 
     ice_construct_skb() copies eth_get_headlen(header, ICE_RX_HDR_SIZE) bytes of
@@ -200,7 +203,7 @@ def _frames_with_headlen(source, ref: Simulation):
         lengths[n] = length
         times[n] = frame.time_ns
         queues[n] = frame.queue
-        if length > ICE_RX_HDR_SIZE:
+        if length > headlen_above:
             header = frame_header(frame, templates[frame.queue % ncpus])
             headlen = known.get(header)
             if headlen is None:
