@@ -139,6 +139,27 @@ FEATURES = {
         "how many page frags alloc_skb_with_frags() may fill: MAX_SKB_FRAGS - 1 (6.6 to 6.12.49), or "
         "MAX_SKB_FRAGS (6.1; 6.12.50+ 'net: allow alloc_skb_with_frags() to use MAX_SKB_FRAGS')",
     ),
+    # -- SLUB (mm/slub.c) --
+    "slub_cpu_partial": (
+        bool,
+        None,
+        "CONFIG_SLUB_CPU_PARTIAL: a CPU keeps slabs that got an object back while full on a partial list of "
+        "its own (cpu_partial_slabs long, by object size); without it they go to the node list",
+    ),
+    "slub_cpu_partial_frozen": (
+        bool,
+        None,
+        "slabs on a CPU partial list are frozen, so frees to them take no list decision (up to 6.7); or "
+        "unfrozen, and __slab_free() leaves a slab that is on no node list where it is (6.8+, 'slub: Delay "
+        "freezing of partial slabs'); the lists come out the same either way",
+    ),
+    "slub_percpu_sheaves": (
+        str,
+        ("none", "opt_in"),
+        "per-CPU sheaves (arrays of free objects in front of the slabs): 'none' (up to 6.17); 'opt_in' = only "
+        "caches created with a sheaf_capacity have them (6.18, 'slab: add opt-in caching layer of percpu "
+        "sheaves'): none of the skb and kmalloc caches does, so they keep the per-CPU slab and partial lists",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.
@@ -356,6 +377,24 @@ def max_page_order_from_config(config, rule: str) -> tuple[int, str]:
     if forced is None:
         return 10, "MAX_PAGE_ORDER 10 (CONFIG_ARCH_FORCE_MAX_ORDER not set)"
     return forced, f"CONFIG_ARCH_FORCE_MAX_ORDER={forced}"
+
+
+def slub_cpu_partial_from_config(config) -> tuple[bool, str] | None:
+    """CONFIG_SLUB_CPU_PARTIAL (mm/Kconfig: a bool, default y with SMP and without SLUB_TINY), or None
+    when the config does not mention it (the release's value stays)."""
+    value = config.value("SLUB_CPU_PARTIAL")
+    if value is None:
+        return None
+    return value == "y", f"CONFIG_SLUB_CPU_PARTIAL={value}"
+
+
+def config_features(config) -> dict[str, object]:
+    """The features a .config decides (the rest are the release's): CONFIG_SLUB_CPU_PARTIAL."""
+    features: dict[str, object] = {}
+    cpu_partial = slub_cpu_partial_from_config(config)
+    if cpu_partial is not None:
+        features["slub_cpu_partial"] = cpu_partial[0]
+    return features
 
 
 def sizeof_skb_shared_info_for(base: Profile, max_skb_frags: int) -> int:
@@ -706,7 +745,8 @@ class Profile:
         }
         if arch is not None:
             meta["arch"] = arch
-        return self.derive(origin=f"{self.origin} with {origin}", constants=constants, sources=sources, **meta)
+        return self.derive(origin=f"{self.origin} with {origin}", constants=constants,
+                           features=config_features(config), sources=sources, **meta)
 
     def to_toml(self, header: str = "") -> str:
         """The profile as a TOML file that :func:`parse_profile` reads back to the same profile."""
