@@ -51,6 +51,7 @@ from skbsim.mm.gfp import (
     gfp_pfmemalloc_allowed,
 )
 from skbsim.mm.page_alloc import Page, PageAllocator
+from skbsim.profile import get_order
 
 if TYPE_CHECKING:
     from skbsim.kernel import Kernel
@@ -102,14 +103,6 @@ def calculate_order(size: int, page_size: int, nr_cpu_ids: int) -> int:
         if order <= PAGE_ALLOC_COSTLY_ORDER:
             return order
     return get_order(size, page_size)
-
-
-def get_order(size: int, page_size: int) -> int:
-    """include/asm-generic/getorder.h: get_order() - the smallest order holding size bytes."""
-    order = 0
-    while (page_size << order) < size:
-        order += 1
-    return order
 
 
 def order_objects(order: int, size: int, page_size: int) -> int:
