@@ -144,6 +144,27 @@ def slub_set_cpu_partial(nr_objects: int, objs_per_slab: int) -> int:
     return (nr_objects * 2 + objs_per_slab - 1) // objs_per_slab
 
 
+def slab_discard_empty(inuse: int, nr_partial: int, min_partial: int) -> bool:
+    """mm/slub.c: the test deactivate_slab(), __put_partials() and __slab_free() make before they give an
+    empty slab's pages back: no object in use, and the node already keeps min_partial slabs."""
+    return inuse == 0 and nr_partial >= min_partial
+
+
+def cpu_partial_full(slabs: int, cpu_partial_slabs: int) -> bool:
+    """mm/slub.c: put_cpu_partial() with drain - a CPU partial list of ``slabs`` slabs (the head's
+    slab->slabs) has no room, and goes to the node list before the new slab starts a list of its own."""
+    return slabs > 0 and slabs >= cpu_partial_slabs
+
+
+def get_partial_node_done(taken: int, cpu_partial_slabs: int) -> bool:
+    """mm/slub.c: get_partial_node() stops taking slabs from the node list once it holds ``taken``:
+    after the first without a CPU partial list (cpu_partial_slabs 0), else once more than
+    cpu_partial_slabs / 2 went onto the CPU list."""
+    if taken == 1:
+        return cpu_partial_slabs == 0
+    return taken - 1 > cpu_partial_slabs // 2
+
+
 # -- the structures -----------------------------------------------------------------------
 
 
@@ -509,7 +530,7 @@ class SlabAllocator:
             if not pfmemalloc_match(slab, gfp_mask):
                 continue
             taken.append(slab)
-            if len(taken) == 1 and limit == 0 or len(taken) - 1 > limit // 2:
+            if get_partial_node_done(len(taken), limit):
                 break
         if not taken:
             return None
@@ -608,7 +629,7 @@ class SlabAllocator:
         if prior and (slab.inuse or not slab.node_partial):
             return
         node = cache.node
-        if not slab.inuse and len(node.partial) >= cache.min_partial:
+        if slab_discard_empty(slab.inuse, len(node.partial), cache.min_partial):
             if prior:
                 remove_partial(node, slab)
             self.discard_slab(cache, slab, "it became empty and the node list holds min_partial slabs")
@@ -623,7 +644,7 @@ class SlabAllocator:
         the node list first (__put_partials()) and the slab starts a new one.
         """
         partial = c.partial
-        if drain and len(partial) >= cache.cpu_partial_slabs and partial:
+        if drain and cpu_partial_full(len(partial), cache.cpu_partial_slabs):
             c.partial = [slab]
             kernel = self.kernel
             if kernel.explain is not None:
@@ -644,7 +665,7 @@ class SlabAllocator:
         discard = []
         for slab in slabs:
             slab.frozen = False
-            if not slab.inuse and len(node.partial) >= cache.min_partial:
+            if slab_discard_empty(slab.inuse, len(node.partial), cache.min_partial):
                 discard.append(slab)
             else:
                 add_partial(node, slab, tail=True)
@@ -664,7 +685,7 @@ class SlabAllocator:
         slab.inuse -= len(freelist)
         slab.frozen = False
         node = cache.node
-        if not slab.inuse and len(node.partial) >= cache.min_partial:
+        if slab_discard_empty(slab.inuse, len(node.partial), cache.min_partial):
             self.discard_slab(cache, slab, "deactivated empty, and the node list holds min_partial slabs")
         elif slab.freelist:
             add_partial(node, slab, tail)
