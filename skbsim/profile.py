@@ -379,22 +379,11 @@ def max_page_order_from_config(config, rule: str) -> tuple[int, str]:
     return forced, f"CONFIG_ARCH_FORCE_MAX_ORDER={forced}"
 
 
-def slub_cpu_partial_from_config(config) -> tuple[bool, str] | None:
-    """CONFIG_SLUB_CPU_PARTIAL (mm/Kconfig: a bool, default y with SMP and without SLUB_TINY), or None
-    when the config does not mention it (the release's value stays)."""
-    value = config.value("SLUB_CPU_PARTIAL")
-    if value is None:
-        return None
-    return value == "y", f"CONFIG_SLUB_CPU_PARTIAL={value}"
-
-
 def config_features(config) -> dict[str, object]:
-    """The features a .config decides (the rest are the release's): CONFIG_SLUB_CPU_PARTIAL."""
-    features: dict[str, object] = {}
-    cpu_partial = slub_cpu_partial_from_config(config)
-    if cpu_partial is not None:
-        features["slub_cpu_partial"] = cpu_partial[0]
-    return features
+    """The features a .config decides (the rest are the release's): ``slub_cpu_partial`` where the config
+    mentions CONFIG_SLUB_CPU_PARTIAL (mm/Kconfig: a bool, default y with SMP and without SLUB_TINY)."""
+    value = config.value("SLUB_CPU_PARTIAL")
+    return {} if value is None else {"slub_cpu_partial": value == "y"}
 
 
 def sizeof_skb_shared_info_for(base: Profile, max_skb_frags: int) -> int:
