@@ -22,6 +22,7 @@ instance is touched.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import struct
@@ -520,8 +521,6 @@ def validate_slub(profile: Profile, caches=SLUB_CACHES, rounds: int = SLUB_ROUND
     each compared with the model's prediction from the same starting numbers.  A cache passes when
     most rounds agree in every number: the rest of the machine may use the cache during a round.
     """
-    import os
-
     from skbsim.live.slub import (
         CACHE_FILES,
         LIST_FILES,
@@ -540,7 +539,10 @@ def validate_slub(profile: Profile, caches=SLUB_CACHES, rounds: int = SLUB_ROUND
     for name, frame_len in caches:
         head = receive_one(profile, "tun", {"write": "block"}, frame_len)["head_source"]
         if head != name:
-            raise InputError(f"a {frame_len}-byte blocking tun write takes its head from {head}, not {name}")
+            # The profile is not this kernel's (a release without the cache, other sizes): nothing to compare.
+            disagreements.append(Disagreement("slub cache", name, frame_len, "head source of the model's tun write",
+                                              name, head))
+            continue
         cache = model_cache(probe, name)
         live_cache = read_slab_sysfs(name, CACHE_FILES)
         geometry_ok = True
