@@ -1,27 +1,38 @@
 #!/usr/bin/env python3
 """Speed and memory of ``skbsim run``, beside the live kernel doing the same work.
 
-Prints figures and ratios; asserts nothing.
+Prints figures and ratios; asserts nothing.  Timings taken while other work runs on the
+machine are noisy: every figure here is the best of --repeat runs, and the ratios are taken
+between figures measured in the same run.
 
-1. The model: packets per second of both engines on IMIX traffic (Linux
-   6.9 profile, one CPU, ice legacy-rx and build_skb, copybreak, tun), each after one
-   untimed warm-up run (imports; the fast engine loads numba's cache).
-2. The live kernel: the same IMIX frames written into a tap device in a
-   network namespace of our own, with each frame's truesize read back from
-   tracefs (net/netif_receive_skb_entry), queued on a UDP socket and read.
-   Needs root, /dev/net/tun and tracefs; skipped with a note otherwise.
-3. Memory against trace length: a pcap of N IMIX frames replayed through
-   ``skbsim run`` in a child process per run (fast engine: build_skb and
-   legacy; reference engine: build_skb on the first --ref-pcap-packets
-   frames); packets/s and peak RSS are printed.
+1. The model: packets per second of both engines on IMIX traffic (Linux 6.9 profile, one
+   CPU, ice legacy-rx and build_skb, copybreak, tun), each after one untimed warm-up run
+   (imports; the fast engine loads numba's cache).  For the fast engine also the compiled
+   loop alone (the time spent inside its _run() calls).
+2. The whole process: ``skbsim run --count N --json --quiet`` (ice legacy-rx, 6.9, one CPU)
+   from start to exit, with the compiled cache in place (--process-packets frames).
+3. The live kernel, two ways (needs root, /dev/net/tun and tracefs; skipped with a note
+   otherwise): the same IMIX frames written into a tap device in a network namespace of our
+   own, (a) queued on a bound UDP socket and read back, each skb's truesize read from tracefs
+   (net/netif_receive_skb_entry), and (b) to a port with no socket, so the stack takes each
+   frame and frees it (the tap path alone).
+4. Memory against trace length: a pcap of N IMIX frames replayed through the fast engine (both
+   rx modes) and the reference engine in a child process each; packets/s and peak RSS.
+5. With --baseline DIR (another checkout of skbsim): the fast engine's model runs of both
+   checkouts, alternating in child processes, best of --repeat each, with the ratio; their cold
+   compile (``python -m skbsim.fast`` with an empty cache, CPU time of the child) and a
+   cached start.
 
 Usage: python3 benchmarks/bench_run.py [--packets 1000000] [--ref-packets 200000] [--live-packets 200000]
-                                       [--pcap-packets 10000000] [--ref-pcap-packets 1000000] [--skip-pcap]
+                                       [--process-packets 10000000] [--pcap-packets 10000000]
+                                       [--ref-pcap-packets 1000000] [--skip-pcap] [--repeat 3]
+                                       [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -34,37 +45,84 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 IMIX_CYCLE = (60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 590, 60)  # skbsim.traffic's simple IMIX
+#: the model workloads: (label, driver, options)
+WORKLOADS = (("ice rx=legacy", "ice", {"rx": "legacy"}), ("ice rx=build_skb", "ice", {"rx": "build_skb"}),
+             ("copybreak", "copybreak", {}), ("tun", "tun", {}))
 
 
-def bench_model(packets: int, engine: str = "reference", rx: str = "legacy", driver: str = "ice") -> float:
+def time_model(packets: int, engine: str, driver: str, options: dict, repeat: int) -> tuple[float, float]:
+    """Best of repeat runs: (seconds for the whole simulate_engine() call, seconds inside the compiled
+    loop's _run() calls; 0 on the reference engine)."""
+    import skbsim.fast.engine
     from skbsim.fast import simulate_engine
     from skbsim.sim import RunConfig
-
-    options = {"rx": rx} if driver == "ice" else {}
 
     def config(count):
         return RunConfig(kernel="6.9", driver=driver, options=options, traffic="imix", count=count)
 
-    simulate_engine(config(1000), engine)  # warm-up: imports, numba's cache
-    started = time.perf_counter()
-    result, _, fell_back = simulate_engine(config(packets), engine)
-    elapsed = time.perf_counter() - started
-    assert result["leaks"]["clean"], result["leaks"]
-    assert not fell_back, fell_back
+    loop = [0.0]
+    run = skbsim.fast.engine._run
+
+    def timed_run(*args):
+        started = time.perf_counter()
+        try:
+            return run(*args)
+        finally:
+            loop[0] += time.perf_counter() - started
+
+    skbsim.fast.engine._run = timed_run
+    try:
+        simulate_engine(config(1000), engine)  # warm-up: imports, numba's cache
+        best = best_loop = float("inf")
+        for _ in range(repeat):
+            loop[0] = 0.0
+            started = time.perf_counter()
+            result, _, fell_back = simulate_engine(config(packets), engine)
+            elapsed = time.perf_counter() - started
+            assert result["leaks"]["clean"], result["leaks"]
+            assert not fell_back, fell_back
+            best = min(best, elapsed)
+            best_loop = min(best_loop, loop[0])
+    finally:
+        skbsim.fast.engine._run = run
+    return best, (best_loop if engine == "fast" else 0.0)
+
+
+def bench_model(packets: int, engine: str, label: str, driver: str, options: dict, repeat: int) -> float:
+    elapsed, loop = time_model(packets, engine, driver, options, repeat)
     rate = packets / elapsed
-    label = f"ice rx={rx}" if driver == "ice" else driver
-    print(f"model   {result['engine']:>9} engine, 6.9 {label}, imix, 1 CPU: {packets:,} packets in {elapsed:.2f} s "
-          f"= {rate:,.0f} packets/s")
+    inner = f"; the compiled loop alone {packets / loop:,.0f} packets/s" if loop else ""
+    print(f"model   {engine:>9} engine, 6.9 {label}, imix, 1 CPU: {packets:,} packets in {elapsed:.3f} s "
+          f"= {rate:,.0f} packets/s{inner} (best of {repeat})")
     return rate
 
 
-def bench_live(packets: int) -> float | None:
-    """The same IMIX frames, as IPv4/UDP, written into a tap and read from a bound UDP socket.
+def bench_process(packets: int, repeat: int) -> float:
+    """The whole `skbsim run` process, ice legacy-rx (the default run) over packets frames: packets/s."""
+    command = [sys.executable, "-m", "skbsim.cli", "run", "--count", str(packets), "--json", "--quiet"]
+    subprocess.run(command[:4] + ["--count", "1000", "--json", "--quiet"], cwd=ROOT, check=True,
+                   capture_output=True)  # the compiled cache in place
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+        best = min(best, time.perf_counter() - started)
+        result = json.loads(out.stdout)
+        assert result["engine"] == "fast" and result["packets"] == packets, out.stderr
+    rate = packets / best
+    print(f"process skbsim run --count {packets:,} (6.9 ice rx=legacy, imix, 1 CPU), start to exit: {best:.2f} s "
+          f"= {rate:,.0f} packets/s (best of {repeat})")
+    return rate
 
-    The work matches the model's: allocate the skb, hand it to the stack,
-    queue it on the socket, read it, free it.  Every skb's truesize is read
-    back from tracefs (net/netif_receive_skb_entry) to prove the frames were
-    received; only the writes and reads are timed.
+
+def bench_live(packets: int, with_socket: bool, repeat: int) -> float | None:
+    """The same IMIX frames, as IPv4/UDP, written into a tap in a namespace of our own.
+
+    with_socket: to a bound UDP socket that reads them back, each skb's truesize read from tracefs
+    (net/netif_receive_skb_entry) to prove the frames were received (the work the model does:
+    allocate the skb, hand it to the stack, queue it, read it, free it).  Without: to a port with
+    no socket, so the stack frees each frame (the tap path alone).  Only the writes and reads are
+    timed; best of repeat passes.
     """
     import socket
 
@@ -77,40 +135,46 @@ def bench_live(packets: int) -> float | None:
         print(f"live    skipped: {'; '.join(missing)}")
         return None
     batch = 1024
-    written = received = events = truesize_total = 0
-    busy = 0.0
+    best = float("inf")
     with tap_in_new_netns(ipv4=f"{TAP_IPV4}/24") as tap:
         receiver, sender = tap.netns.run(_udp_pair, TAP_IPV4)
         sender.close()
         receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         receiver.setblocking(False)
         port = receiver.getsockname()[1]
+        if not with_socket:
+            receiver.close()  # the port has no socket now: udp_rcv() finds none and frees the skb
         frames = [ipv4_udp_frame(n, tap.mac, bytes.fromhex("020000534b43"), PEER_IPV4, TAP_IPV4, 40000, port)
                   for n in IMIX_CYCLE]
-        with receiver, TraceInstance(["net/netif_receive_skb_entry"], device=tap.name) as trace:
-            trace.clear()
-            while written < packets:
-                n = min(batch, packets - written)
-                started = time.perf_counter()
-                for i in range(written, written + n):
-                    tap.write(frames[i % len(frames)])
-                while True:
-                    try:
-                        receiver.recv(2048)
-                    except BlockingIOError:
-                        break
-                    received += 1
-                busy += time.perf_counter() - started
-                written += n
-                records = [r for r in trace.take().records if r.event == "netif_receive_skb_entry"]
-                events += len(records)
-                truesize_total += sum(r.truesize for r in records)
-    rate = written / busy
-    print(
-        f"live    kernel {os.uname().release}, tap (blocking writes) -> UDP socket -> recv, imix: "
-        f"{written:,} frames, {received:,} read, in {busy:.2f} s = {rate:,.0f} packets/s; "
-        f"{events:,} skbs traced, mean truesize {truesize_total / max(1, events):,.1f}"
-    )
+        for _ in range(repeat):
+            written = received = events = truesize_total = 0
+            busy = 0.0
+            with TraceInstance(["net/netif_receive_skb_entry"], device=tap.name) as trace:
+                trace.clear()
+                while written < packets:
+                    n = min(batch, packets - written)
+                    started = time.perf_counter()
+                    for i in range(written, written + n):
+                        tap.write(frames[i % len(frames)])
+                    while with_socket:
+                        try:
+                            receiver.recv(2048)
+                        except BlockingIOError:
+                            break
+                        received += 1
+                    busy += time.perf_counter() - started
+                    written += n
+                    records = [r for r in trace.take().records if r.event == "netif_receive_skb_entry"]
+                    events += len(records)
+                    truesize_total += sum(r.truesize for r in records)
+            best = min(best, busy)
+        if with_socket:
+            receiver.close()
+    rate = written / best
+    what = "-> UDP socket -> recv" if with_socket else "-> a port without a socket (freed by the stack)"
+    print(f"live    kernel {os.uname().release}, tap (blocking writes) {what}, imix: {written:,} frames"
+          f"{f', {received:,} read' if with_socket else ''} in {best:.2f} s = {rate:,.0f} packets/s; "
+          f"{events:,} skbs traced, mean truesize {truesize_total / max(1, events):,.1f} (best of {repeat})")
     return rate
 
 
@@ -146,6 +210,43 @@ def bench_pcap_memory(packets: int, ref_packets: int) -> dict[str, float]:
                 f"({rates[key]:,.0f} packets/s), peak RSS {int(maxrss_kib) / 1024:,.0f} MiB"
             )
     return rates
+
+
+def bench_baseline(baseline: Path, packets: int, repeat: int) -> None:
+    """This checkout's fast engine against another's: model runs alternating in child processes (best of
+    repeat each), cold compiles and cached starts."""
+    trees = {"this": ROOT, "baseline": baseline.resolve()}
+    print(f"compare this checkout ({ROOT}) with {trees['baseline']}")
+    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[2])\n"
+            "import skbsim.fast  # the tree's, before bench_run puts this checkout first on the path\n"
+            "from bench_run import time_model\n"
+            "print(json.dumps(time_model(int(sys.argv[3]), 'fast', sys.argv[4], json.loads(sys.argv[5]), 1)))\n")
+    for label, driver, options in WORKLOADS:
+        best = {name: [float("inf"), float("inf")] for name in trees}
+        for _ in range(repeat):
+            for name, tree in trees.items():
+                out = subprocess.run([sys.executable, "-c", code, str(tree), str(ROOT / "benchmarks"), str(packets),
+                                      driver, json.dumps(options)], cwd=tree, check=True, capture_output=True,
+                                     text=True)
+                total, loop = json.loads(out.stdout)
+                best[name] = [min(best[name][0], total), min(best[name][1], loop)]
+        this, base = best["this"], best["baseline"]
+        print(f"compare {label}, {packets:,} packets: this {packets / this[0]:,.0f} packets/s (loop "
+              f"{packets / this[1]:,.0f}), baseline {packets / base[0]:,.0f} (loop {packets / base[1]:,.0f}): "
+              f"this / baseline = {base[0] / this[0]:.3f} (loop {base[1] / this[1]:.3f}; best of {repeat} each)")
+    for name, tree in trees.items():
+        with tempfile.TemporaryDirectory(prefix="skbsim-compile-") as cache:
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache, "XDG_CACHE_HOME": cache}
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "skbsim.fast"], cwd=tree, env=env, check=True, capture_output=True)
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "skbsim.fast"], cwd=tree, env=env, check=True, capture_output=True)
+            cached = time.perf_counter() - started
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        print(f"compile {name}: cold {cpu:.1f} s of CPU ({wall:.1f} s wall), then from the cache {cached:.2f} s wall")
 
 
 def peak_rss_kib() -> int:
@@ -189,38 +290,42 @@ def _write_truncated_pcap(path: Path, packets: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--packets", type=int, default=1_000_000, help="packets for the fast engine's model runs")
     parser.add_argument("--ref-packets", type=int, default=200_000,
                         help="packets for the reference engine's IMIX runs (its rate does not depend on it)")
     parser.add_argument("--live-packets", type=int, default=200_000)
+    parser.add_argument("--process-packets", type=int, default=10_000_000)
     parser.add_argument("--pcap-packets", type=int, default=10_000_000)
     parser.add_argument("--ref-pcap-packets", type=int, default=1_000_000)
     parser.add_argument("--skip-pcap", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is kept")
+    parser.add_argument("--baseline", type=Path, help="another skbsim checkout to compare the fast engine with")
     args = parser.parse_args()
-    print(f"machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    reference_legacy = bench_model(args.ref_packets, "reference", "legacy")
-    reference = bench_model(args.ref_packets, "reference", "build_skb")
-    fast_legacy = bench_model(args.packets, "fast", "legacy")
-    fast = bench_model(args.packets, "fast", "build_skb")
-    reference_copybreak = bench_model(args.ref_packets, "reference", driver="copybreak")
-    fast_copybreak = bench_model(args.packets, "fast", driver="copybreak")
-    reference_tun = bench_model(args.ref_packets, "reference", driver="tun")
-    fast_tun = bench_model(args.packets, "fast", driver="tun")
-    print(f"ratio   fast / reference engine: legacy {fast_legacy / reference_legacy:.1f}, "
-          f"build_skb {fast / reference:.1f}, copybreak {fast_copybreak / reference_copybreak:.1f}, "
-          f"tun {fast_tun / reference_tun:.1f}")
-    live = bench_live(args.live_packets)
-    if live:
-        for name, rate in (("reference engine, legacy", reference_legacy), ("reference engine, build_skb", reference),
-                           ("fast engine, legacy", fast_legacy), ("fast engine, build_skb", fast),
-                           ("fast engine, copybreak", fast_copybreak), ("fast engine, tun", fast_tun)):
-            print(f"ratio   {name} / live kernel = {rate / live:.2f}")
+    print(f"machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    if args.baseline:
+        bench_baseline(args.baseline, args.packets, args.repeat)
+    rates = {}
+    for label, driver, options in WORKLOADS:
+        rates["reference", label] = bench_model(args.ref_packets, "reference", label, driver, options, 1)
+        rates["fast", label] = bench_model(args.packets, "fast", label, driver, options, args.repeat)
+    print("ratio   fast / reference engine: " + ", ".join(
+        f"{label} {rates['fast', label] / rates['reference', label]:.1f}" for label, _, _ in WORKLOADS))
+    process = bench_process(args.process_packets, args.repeat)
+    live = bench_live(args.live_packets, True, args.repeat)
+    tap_only = bench_live(args.live_packets, False, args.repeat)
+    for name, base in (("live kernel, tap -> UDP socket", live), ("live kernel, tap alone", tap_only)):
+        if not base:
+            continue
+        print(f"ratio   against the {name}: whole skbsim run process {process / base:.2f}; " + ", ".join(
+            f"{engine} {label} {rates[engine, label] / base:.2f}" for engine in ("reference", "fast")
+            for label, _, _ in WORKLOADS))
     if not args.skip_pcap:
-        rates = bench_pcap_memory(args.pcap_packets, args.ref_pcap_packets)
-        print(f"ratio   pcap fast / reference engine (build_skb) = {rates['fast build_skb'] / rates['reference']:.1f}")
+        pcap = bench_pcap_memory(args.pcap_packets, args.ref_pcap_packets)
+        print(f"ratio   pcap fast / reference engine (build_skb) = {pcap['fast build_skb'] / pcap['reference']:.1f}")
         if live:
-            for name, rate in rates.items():
-                print(f"ratio   pcap {name} / live kernel = {rate / live:.2f}")
+            for name, rate in pcap.items():
+                print(f"ratio   pcap {name} / live kernel (tap -> UDP socket) = {rate / live:.2f}")
     print(f"this process peak RSS: {peak_rss_kib() / 1024:,.0f} MiB")
     return 0
 

@@ -6,6 +6,7 @@ The library API (docs/api.md), each function returning what the command's
 - :func:`allocate` - one allocation explained (``skbsim alloc``);
 - :func:`receive` - one frame through a driver (``skbsim rx``);
 - :func:`run` - traffic through a driver, NAPI and a UDP socket (``skbsim run``);
+- :func:`tcp` - a scripted peer against one receiving TCP socket (``skbsim tcp``);
 - :func:`length_sweep` - one allocation function over a range of lengths on
   several kernels (``skbsim sweep``);
 - :func:`profile_names`, :func:`load_profile` - the kernels;
@@ -16,9 +17,9 @@ Names are loaded on first use, so ``import skbsim`` stays cheap.
 """
 
 __all__ = ["InputError", "Kernel", "__version__", "allocate", "length_sweep", "load_profile", "profile_names",
-           "receive", "run"]
+           "receive", "run", "tcp"]
 
-_API = {"allocate": "skbsim.api", "receive": "skbsim.api", "run": "skbsim.api", "length_sweep": "skbsim.api",
+_API = {"allocate": "skbsim.api", "receive": "skbsim.api", "run": "skbsim.api", "tcp": "skbsim.api", "length_sweep": "skbsim.api",
         "profile_names": "skbsim.api", "load_profile": "skbsim.profile", "Kernel": "skbsim.kernel",
         "InputError": "skbsim.errors"}
 

@@ -6,8 +6,11 @@ make it one line and exit code 130.  skbsim.cli.main() then takes over
 (KeyboardInterrupt, so that clean-ups run).
 """
 
+# _signal, not signal: the signal module builds its enums on import, a window in
+# which Ctrl-C would still print a traceback through this file.  os is loaded by
+# the interpreter before any of our code runs.
+import _signal
 import os
-import signal
 
 
 def _interrupted_early(signum, frame):
@@ -15,7 +18,7 @@ def _interrupted_early(signum, frame):
     os._exit(130)
 
 
-signal.signal(signal.SIGINT, _interrupted_early)
+_signal.signal(_signal.SIGINT, _interrupted_early)
 
 
 def main() -> int:
@@ -25,7 +28,7 @@ def main() -> int:
         return cli_main()
     finally:
         # The interpreter's shutdown is no place for a traceback either.
-        signal.signal(signal.SIGINT, _interrupted_early)
+        _signal.signal(_signal.SIGINT, _interrupted_early)
 
 
 if __name__ == "__main__":

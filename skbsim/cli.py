@@ -67,7 +67,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: Subcommand modules, each with add_parser(subparsers) and run(args).
-COMMANDS = ("alloc", "run", "profile", "sweep", "rx", "validate")
+COMMANDS = ("alloc", "run", "profile", "sweep", "rx", "tcp", "validate", "grid", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         code = args.run(args)
         sys.stdout.flush()
         return code
@@ -126,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         where = shown(err.filename) if err.filename else "standard output"
         print(f"skbsim: error: cannot write {where}: {err.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def command_line(args) -> str:
+    """The command line that gave ``args``, quoted for a shell (for reports that show how to rerun)."""
+    import shlex
+
+    return shlex.join(["skbsim", *getattr(args, "argv", [])])
 
 
 if __name__ == "__main__":

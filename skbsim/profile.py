@@ -138,6 +138,383 @@ FEATURES = {
         ("max_skb_frags_minus_1", "max_skb_frags"),
         "how many page frags alloc_skb_with_frags() may fill: MAX_SKB_FRAGS - 1 (6.6 to 6.12.49), or "
         "MAX_SKB_FRAGS (6.1; 6.12.50+ 'net: allow alloc_skb_with_frags() to use MAX_SKB_FRAGS')",
+    ),    # -- UDP admission and skb defer lists --
+    "udp_rcvbuf_large_fit": (
+        bool,
+        None,
+        "__udp_enqueue_schedule_skb(): with sk_rcvbuf above INT_MAX >> 1, an skb that does not fit "
+        "(sk_rmem_alloc + truesize > sk_rcvbuf) is dropped even on an empty queue (6.15, stable 6.12.23: "
+        "'udp: Fix multiple wraparounds of sk->sk_rcvbuf.')",
+    ),
+    "skb_defer_limit": (
+        str,
+        ("skb_defer_max", "skb_defer_max_minus_1"),
+        "how many skbs skb_attempt_defer_free() lets wait on a CPU's defer list: skb_defer_max (the count "
+        "is checked, then raised), or skb_defer_max - 1 (raised, then checked: 6.18, 'net: use llist for "
+        "sd->defer_list')",
+    ),
+    # -- TCP receive (skbsim/net/ipv4/) --
+    "tcp_scaling_ratio": (
+        str,
+        ("none", "1200_per_4k", "half"),
+        "tcp_win_from_space(): 'none' = space - (space >> tcp_adv_win_scale), no scaling ratio (up to 6.5); "
+        "else space * tp->scaling_ratio / 256, starting at (1200 << 8) / SKB_TRUESIZE(4096) ('1200_per_4k', 6.6 "
+        "'tcp: get rid of sysctl_tcp_adv_win_scale') or 128 ('half', 6.10 'tcp: increase the default TCP scaling ratio')",
+    ),
+    "tcp_scaling_ratio_clamp": (
+        str,
+        ("none", "write", "write_cap_rcvq", "set_window_clamp"),
+        "when tcp_measure_rcv_mss() changes the scaling ratio: nothing more ('none'); window_clamp = "
+        "tcp_win_from_space(sk_rcvbuf) ('write', 6.11 'tcp: Update window clamping condition'), also capping "
+        "rcvq_space.space ('write_cap_rcvq', 6.12.y); or tcp_set_window_clamp() with its 1152 floor and rcv_ssthresh "
+        "cut, and the cap ('set_window_clamp', 6.14 'tcp: adjust rcvq_space after updating scaling ratio')",
+    ),
+    "tcp_initial_rcv_wnd": (
+        str,
+        ("u16_max", "space"),
+        "tcp_select_initial_window(): the initial rcv_wnd is capped at 65535 ('u16_max', up to 6.10) or is the "
+        "MSS-rounded space ('space', 6.11 'tcp: remove 64 KByte limit for initial tp->rcv_wnd value')",
+    ),
+    "tcp_nomem_ack": (
+        str,
+        ("none", "zero_window", "zero_window_stored"),
+        "tcp_data_queue() when tcp_try_rmem_schedule() fails: drop unless the receive queue is empty ('none', up to "
+        "6.7); send a zero-window ACK, drop only with data queued ('zero_window', 6.8 'net: tcp: send zero-window ACK "
+        "when no memory'); and store rcv_wnd = 0 ('zero_window_stored', 6.14 'tcp: correct handling of extreme "
+        "memory squeeze', 6.12.y)",
+    ),
+    "tcp_rcvbuf_admission": (
+        str,
+        ("rmem", "rmem_plus_truesize", "rmem_plus_len"),
+        "tcp_can_ingest(): sk_rmem_alloc <= sk_rcvbuf ('rmem': up to 6.16, and 6.18.y after the 2026 stable 'tcp: "
+        "give up on stronger sk_rcvbuf checks (for now)'), plus the skb's truesize ('rmem_plus_truesize', 6.17 'tcp: "
+        "stronger sk_rcvbuf checks') or plus its len ('rmem_plus_len', 6.18.0 'tcp: use skb->len instead of "
+        "skb->truesize in tcp_can_ingest()')",
+    ),
+    "tcp_prune_queue": (
+        str,
+        ("rmem_vs_rcvbuf", "can_ingest"),
+        "tcp_prune_queue(): clamp when sk_rmem_alloc >= sk_rcvbuf, done when <= ('rmem_vs_rcvbuf', up to 6.16); "
+        "tcp_can_ingest() for both and nothing with empty queues ('can_ingest', 6.17)",
+    ),
+    "tcp_prune_ofo_queue": (
+        str,
+        ("all", "after_in_skb"),
+        "tcp_prune_ofo_queue(): may drop the whole out-of-order queue ('all', 6.1) or stops at skbs before the "
+        "incoming one ('after_in_skb', 6.2 'tcp: refine tcp_prune_ofo_queue() logic')",
+    ),
+    "tcp_sequence_check": (
+        str,
+        ("seq", "end_seq", "end_seq_max_wnd"),
+        "tcp_sequence(): refuse a segment starting beyond the window ('seq'), or also one ending beyond it unless "
+        "the receive queue is empty, with the fast path checking it too ('end_seq', 6.17 'tcp: do not accept packets "
+        "beyond window'); the limit is the largest window ever advertised (tp->rcv_mwnd_seq), so a retracted window "
+        "still takes what the old one allowed ('end_seq_max_wnd', 7.1 'tcp: implement RFC 7323 window retraction "
+        "receiver requirements')",
+    ),
+    "tcp_ofo_measure_rcv_mss": (
+        bool,
+        None,
+        "tcp_data_queue_ofo() calls tcp_measure_rcv_mss() (6.17 'tcp: call tcp_measure_rcv_mss() for ooo packets', "
+        "6.12.y)",
+    ),
+    "tcp_rcv_rtt_update": (
+        str,
+        ("smoothed", "min", "min_idle"),
+        "tcp_rcv_rtt_update(): 'smoothed' (up to 6.15); 'min': any smaller sample wins, larger window samples are "
+        "ignored (6.16 'tcp: always seek for minimal rtt in tcp_rcv_rtt_update()', 6.1.y, 6.12.y); 'min_idle': larger "
+        "timestamp samples only with an empty receive queue (6.16 'tcp: skip big rtt sample if receive queue is not "
+        "empty')",
+    ),
+    "tcp_rcv_rtt_ts": (
+        str,
+        ("ms", "us", "us_nonzero"),
+        "tcp_rcv_rtt_measure_ts(): millisecond samples, 0 counting as 1 ('ms', up to 6.6); microseconds "
+        "(tcp_rtt_tsopt_us(), 'us', 6.7); zero samples ignored ('us_nonzero', 6.16 'tcp: remove zero TCP TS samples "
+        "for autotuning', 6.12.y)",
+    ),
+    "tcp_rcv_space_adjust": (
+        str,
+        ("rcvmem", "space_from_win", "space_from_win_inq", "double", "rcvbuf_grow", "rcvbuf_grow_low_rtt"),
+        "receive-buffer autotuning: 'rcvmem' (up to 6.5: rcvwin / advmss segments of SKB_TRUESIZE(advmss + "
+        "MAX_TCP_HEADER)); 'space_from_win' (6.6 to 6.15: tcp_space_from_win(2 copied + 16 advmss + growth)); "
+        "'space_from_win_inq' (the 6.12.y form: bytes still queued not counted, 'tcp: add receive queue awareness in "
+        "tcp_rcv_space_adjust()'); 'double' (6.16 'tcp: fix sk_rcvbuf overshoot': 2 copied + the ooo span; out-of-order "
+        "data grows sk_rcvbuf too); 'rcvbuf_grow' (6.18 'tcp: fix too slow tcp_rcvbuf_grow() action'); "
+        "'rcvbuf_grow_low_rtt' (6.19 'tcp: add net.ipv4.tcp_rcvbuf_low_rtt', no tcp_mstamp refresh)",
+    ),
+    "tcp_passive_ts_advmss": (
+        str,
+        ("after_init_transfer", "before_init_transfer"),
+        "a passive open with timestamps takes the option off advmss after ('after_init_transfer', 6.9) or before "
+        "tcp_init_transfer() sizes rcvq_space ('before_init_transfer', 6.16 'tcp: fix initial tp->rcvq_space.space "
+        "value for passive TS enabled flows', 6.1.y, 6.12.y)",
+    ),
+    "tcp_backlog_limit": (
+        str,
+        ("rcvbuf_half_sndbuf", "twice_rcvbuf_half_sndbuf"),
+        "tcp_add_backlog() limit on backlog + rmem: sk_rcvbuf + sk_sndbuf / 2 + 64 KiB ('rcvbuf_half_sndbuf', 6.9) "
+        "or 2 sk_rcvbuf + sk_sndbuf / 2 + 64 KiB ('twice_rcvbuf_half_sndbuf', 6.10 'tcp: avoid premature drops in "
+        "tcp_add_backlog()', 6.1.y)",
+    ),
+    "tcp_backlog_ack_defer": (
+        bool,
+        None,
+        "ACKs due while the backlog is processed wait for tcp_release_cb() (6.8 'tcp: defer regular ACK while "
+        "processing socket backlog', sysctl tcp_backlog_ack_defer)",
+    ),
+    "tcp_rmem2_default": (
+        str,
+        ("6MiB", "32MiB"),
+        "the default net.ipv4.tcp_rmem[2]: 6291456 ('6MiB') or 33554432 ('32MiB', 6.16 'tcp: increase tcp_rmem[2] "
+        "to 32 MB')",
+    ),
+    "tcp_comp_sack_delay": (
+        str,
+        ("rtt_div_20", "rtt_percent"),
+        "the SACK compression timer: 5 % of the RTT ('rtt_div_20') or tcp_comp_sack_rtt_percent of it "
+        "('rtt_percent', 6.19 'tcp: add net.ipv4.tcp_comp_sack_rtt_percent'), at most tcp_comp_sack_delay_ns",
+    ),
+    # -- GRO --
+    "gro_ipv4_max_size": (
+        bool,
+        None,
+        "GRO's size limit for IPv4 is dev->gro_ipv4_max_size and IPv4 TCP may pass GRO_LEGACY_MAX_SIZE (BIG TCP, "
+        "6.3+: 'net: add gso_ipv4_max_size and gro_ipv4_max_size per device', 'net: add support for ipv4 big "
+        "tcp'); false: dev->gro_max_size for all and IPv4 stops below 64K (6.1)",
+    ),
+    "tcp_gro_cwr": (
+        str,
+        ("set", "set_or_changed", "changed"),
+        "tcp_gro_receive() and CWR: 'set' = a segment with CWR completes the held skb, a differing CWR is "
+        "otherwise ignored (up to 6.12); 'set_or_changed' = CWR is compared like the other flags too (6.18: "
+        "'gro: prevent ACE field corruption & better AccECN handling'); 'changed' = only a differing CWR completes "
+        "it, segments that all carry CWR merge (7.0: 'gro: flushing when CWR is set negatively affects AccECN')",
+    ),
+    "gro_fixed_ip_id": (
+        str,
+        ("df_only", "any"),
+        "GRO accepts a flow whose IPv4 ID does not change only with DF set ('df_only', up to 6.17) or with or "
+        "without DF ('any', 6.18: 'net: gro: remove unnecessary df checks')",
+    ),
+    # -- virtio_net --
+    "virtio_rx_dma_record": (
+        str,
+        ("never", "with_dma_api", "always"),
+        "whether virtio_net's receive page frags start with a 16-byte struct virtnet_rq_dma (premapped "
+        "mode; a 32 KiB frag then holds 6 x 4096 + 8176 mergeable buffers instead of 8 x 4096): 'never' "
+        "(6.1; 6.11 and 6.12: 'virtio_net: disable premapped mode by default'); 'with_dma_api' = only when "
+        "the virtqueue uses the DMA API (VIRTIO_F_ACCESS_PLATFORM), mergeable and small mode (6.6 to 6.10: "
+        "'virtio_net: merge dma operations when filling mergeable buffers'); 'always' for mergeable and "
+        "small mode (6.13+: 'virtio_net: enable premapped mode for merge and small by default')",
+    ),
+    "virtio_rq_alloc_overflow_fix": (
+        bool,
+        None,
+        "add_recvbuf_mergeable() shortens a buffer by sizeof(struct virtnet_rq_dma) when it starts a frag "
+        "page it would overfill with the DMA record (6.13+, 6.12.5+: 'virtio-net: fix overflow inside "
+        "virtnet_rq_alloc')",
+    ),
+    "virtio_mrg_xdp_hole": (
+        str,
+        ("fold", "no_fold"),
+        "mergeable buffers with XDP headroom: 'fold' = the rest of a frag too small for another buffer is "
+        "added to the buffer and the context holds the buffer length (page_to_skb() then uses PAGE_SIZE as "
+        "truesize; 6.1); 'no_fold' = the rest is skipped and the context holds len + room (6.3+: "
+        "'virtio-net: disable the hole mechanism for xdp')",
+    ),
+    "virtio_xdp_pass_skb": (
+        str,
+        ("page_to_skb", "build_skb_from_xdp_buff"),
+        "the skb of a mergeable frame an XDP program passes: page_to_skb() (frames up to GOOD_COPY_LEN "
+        "copied into a napi_alloc_skb() head; 6.1), or build_skb() over the whole buffer for every frame "
+        "(6.3+: 'virtio-net: build skb from multi-buffer xdp')",
+    ),
+    "virtio_refill_retry": (
+        str,
+        ("delayed_work", "repoll"),
+        "a ring refill that fails in NAPI: retried by the delayed refill work in process context (up to "
+        "6.18.6), or the poll returns its whole budget and NAPI polls again (6.19, 6.18.7+: 'virtio-net: "
+        "dont schedule delayed refill worker')",
+    ),
+    # -- page_pool and the drivers built on it (issue 15) --
+    "pp_ring_size_rule": (
+        str,
+        ("e2big_32k", "clamp_16k"),
+        "page_pool_init(): a pool_size above 32768 fails with -E2BIG and smaller ones are taken as they are "
+        "('e2big_32k', as in v6.9), or the ptr_ring is min(pool_size, 16384) ('clamp_16k': 'page_pool: Clamp "
+        "pool size to max 16K pages', late 2025, in 6.18.y and by stable backport in 6.1.y and 6.12.y)"
+    ),
+    "pp_ref_count_rule": (
+        str,
+        ("frag_flag", "always"),
+        "fragment counting: page->pp_frag_count only in pools made with PP_FLAG_PAGE_FRAG, never reset after "
+        "the last user ('frag_flag', up to 6.6); page->pp_ref_count set to 1 for every new page and reset to 1 "
+        "after the last user ('always', 6.7+: 'page_pool: unify frag_count handling in page_pool_is_last_frag()', "
+        "'page_pool: remove PP_FLAG_PAGE_FRAG')",
+    ),
+    "pp_bias_max": (
+        str,
+        ("long_max", "long_max_half"),
+        "BIAS_MAX, the references a fresh fragment page is charged with: LONG_MAX, or LONG_MAX >> 1 (6.8+: "
+        "'page_pool: halve BIAS_MAX for multiple user references of a fragment')",
+    ),
+    "pp_frag_align": (
+        str,
+        ("dma", "dma_or_shinfo"),
+        "page_pool_alloc_frag() rounds the size up to dma_get_cache_alignment() ('dma': 1 on x86), or to the "
+        "larger of that and __alignof__(struct skb_shared_info) ('dma_or_shinfo': 8 on 64-bit; stable 6.1.191 "
+        "and 6.12.115: 'page_pool: keep frag_offset aligned for odd-sized requests')",
+    ),
+    "pp_direct_recycle": (
+        str,
+        ("never_from_skb", "skb_free", "every_put"),
+        "when a page freed from an skb may go straight into the pool's alloc cache: never, skb frees use the "
+        "ptr_ring ('never_from_skb', up to 6.3); when napi_pp_put_page() finds itself in softirq (or napi_safe) "
+        "on the CPU that owns the pool's NAPI or the pool's cpuid ('skb_free', 6.4+: 'page_pool: allow caching "
+        "from safely localized NAPI'); or the same test made for every put by page_pool_napi_local() "
+        "('every_put', 6.10+: 'page_pool: check for PP direct cache locality later')",
+    ),
+    "pp_frag_stats": (
+        str,
+        ("fast_per_frag", "cached_on_reuse"),
+        "page_pool_alloc_frag() statistics: alloc_fast for every fragment after the first and for a reused "
+        "frag page ('fast_per_frag'), or recycle_cached plus alloc_fast only when the frag page is reused "
+        "('cached_on_reuse', 6.13+: 'net: page_pool: do not count normal frag allocation in stats')",
+    ),
+    "pp_dev_alloc": (
+        bool,
+        None,
+        "page_pool_alloc()/page_pool_dev_alloc() exist: a page for sizes above half the pool's page, else a "
+        "fragment with the page's remainder folded into the last one (6.7+: 'page_pool: introduce "
+        "page_pool_alloc() API')",
+    ),
+    "pp_alloc_cache_refill_rule": (
+        str,
+        ("fixed_64", "by_page_size"),
+        "PP_ALLOC_CACHE_REFILL: 64 (PP_ALLOC_CACHE_SIZE 128) on every page size ('fixed_64'), or 64/16/4 for "
+        "4K/16K/64K pages with PP_ALLOC_CACHE_SIZE twice that ('by_page_size', 7.1.3)",
+    ),
+    "pp_create_checks_order": (
+        bool,
+        None,
+        "page_pool_create() refuses an order above MAX_PAGE_ORDER with -EINVAL (7.1.3); before, such a pool "
+        "is made and its allocations fail",
+    ),
+    "mana_rx_buffers": (
+        str,
+        ("pool_page_or_frag", "pool_whole_pages", "pool_fragments"),
+        "where mana's RX buffers come from (mana_get_rxbuf_cfg(), mana_get_rxfrag()): an order-0 page_pool "
+        "page per buffer with the unrounded mtu + MANA_RXBUF_PAD + headroom as alloc_size, napi_alloc_frag() "
+        "above a page ('pool_page_or_frag', v6.9); a whole page_pool page of get_order(alloc_size), "
+        "alloc_size at least PAGE_SIZE ('pool_whole_pages': 'net: mana: Fix RX buf alloc_size alignment and "
+        "atomic op panic', 6.10, and 'net: mana: Switch to page pool for jumbo frames', 6.15; both in Debian "
+        "6.1.192 and 6.12.117 by backport); page_pool fragments of ALIGN(SKB_DATA_ALIGN(mtu + MANA_RXBUF_PAD), 64) up to half a page,"
+        " else a whole page whose full size is alloc_size ('pool_fragments', 6.18: 'net: mana: Use page pool "
+        "fragments for RX buffers instead of full pages to improve memory efficiency.')",
+    ),
+    "mana_rx_queue": (
+        str,
+        ("fixed_512", "ethtool_512", "ethtool_1024"),
+        "mana's RX queue size: RX_BUFFERS_PER_QUEUE 512 without ethtool -G ('fixed_512', v6.9); ethtool -G "
+        "128..8192 rounded up to a power of two, default 512 ('ethtool_512', 6.10+; Debian 6.1.192 by backport) or "
+        "1024 ('ethtool_1024', 6.13+: 'net: mana: Increase the DEF_RX_BUFFERS_PER_QUEUE to 1024')",
+    ),
+    "libeth_rx": (
+        bool,
+        None,
+        "libeth's RX buffer management exists and iavf/idpf use it: page_pool buffers sized by "
+        "libeth_rx_fq_create() (iavf 6.10+: 'libeth: add Rx buffer management', 'iavf: switch to Page Pool'; "
+        "idpf 6.11+: 'idpf: use libeth Rx buffer management for payload buffer'); before, iavf splits pages "
+        "itself and idpf manages its own page_pool",
+    ),
+    "ice_rx_buffers": (
+        str,
+        ("page_split", "libeth"),
+        "ice's RX buffers: half-page flips with pagecnt_bias ('page_split', every release up to 6.18), or "
+        "libeth page_pool buffers with skbs built by xdp_build_skb_from_buff(), no legacy-rx, optional header"
+        " split ('libeth', after 6.18, as in 7.1.3 ice_rxq_pp_create(): 'ice: remove legacy Rx and construct SKB', "
+        "'ice: drop page splitting and recycling', 'ice: switch to Page Pool')",
+    ),
+    "mlx5_rx_pages": (
+        str,
+        ("driver_cache", "pp_fragments"),
+        "who owns mlx5's RX pages: the RQ's own page cache, skbs holding page references, pages released "
+        "right after their frame ('driver_cache', up to 6.3); page_pool fragments counted in pp_ref_count "
+        "with MLX5E_PAGECNT_BIAS_MAX, skbs marked for recycling, pages released when their slot is refilled "
+        "('pp_fragments', 6.4+: 'net/mlx5e: RX, Enable skb page recycling through the page_pool', 'net/mlx5e:"
+        " RX, Remove internal page_cache', 'net/mlx5e: RX, Defer page release in legacy rq for better "
+        "recycling')",
+    ),
+    "bnxt_rx_head": (
+        str,
+        ("page_frag_build_skb", "page_frag_pp_agg", "page_pool"),
+        "where bnxt's RX buffers and aggregation pages come from: page_frag RX buffers turned into skbs by "
+        "build_skb(), aggregation pages from alloc_page(), a page_pool only in page mode "
+        "('page_frag_build_skb', 6.1); page_frag RX buffers with napi_build_skb(), aggregation pages from the"
+        " page_pool, every skb marked for recycling ('page_frag_pp_agg', 6.6+: 'bnxt_en: Use the unified RX "
+        "page pool buffers for XDP and non-XDP', 'bnxt: use the NAPI skb allocation cache'); RX buffers as "
+        "page_pool fragments too ('page_pool', 6.13+: 'eth: bnxt: use page pool for head frags'; Debian "
+        "6.12.117 by backport)",
+    ),
+    "bnxt_rx_copybreak": (
+        str,
+        ("fixed_256", "tunable_hds_thresh"),
+        "bnxt's copy threshold and header-data split: BNXT_RX_COPY_THRESH 256 for the copy, the split and the"
+        " aggregation-mode RX buffer ('fixed_256', up to 6.13); rx-copybreak tunable (default 256, at most "
+        "1024) and the aggregation-mode RX buffer and split threshold from hds_thresh, default 640 "
+        "('tunable_hds_thresh', 6.14+: 'bnxt_en: add support for rx-copybreak ethtool command', 'bnxt_en: add "
+        "support for hds-thresh ethtool command')",
+    ),
+    "gve_dqo_rx_buffers": (
+        str,
+        ("own_pages", "page_pool"),
+        "gve DQO RDA packet buffers: order-0 pages the driver owns, charged with INT_MAX references and cut "
+        "in buffer-sized chunks it moves through (gve_try_recycle_buf(); 'own_pages', up to 6.12); "
+        "page_pool buffers, skbs marked for recycling ('page_pool', 6.13+: 'gve: adopt page pool for DQ RDA "
+        "mode')",
+    ),
+    "gve_rx_buf_len": (
+        str,
+        ("fixed_2048", "by_hsplit", "ethtool"),
+        "gve DQO packet buffer size: 2048 and no header split ('fixed_2048', 6.1); 2048, or 4096 with header "
+        "split (gve_get_pkt_buf_size(); 'by_hsplit', 6.9+: 'gve: Add header split data path'); set with "
+        "ethtool -G rx-buf-len ('ethtool', 7.1.3)",
+    ),
+    # -- mainline (7.x): the core changes after 6.18 (docs/research/versions-mainline.md) --
+    "alloc_skb_napi_cache_outside_napi": (
+        bool,
+        None,
+        "__alloc_skb() without SKB_ALLOC_NAPI (and without SKB_ALLOC_FCLONE) first takes an sk_buff the NAPI skb "
+        "cache already holds, never refilling it, unless in hard IRQ or with IRQs off (6.19: 'net: use "
+        "napi_skb_cache even in process context')",
+    ),
+    "napi_consume_defers_alien": (
+        bool,
+        None,
+        "napi_consume_skb() hands an unshared skb allocated on another CPU to skb_attempt_defer_free() instead of "
+        "freeing it here (6.19: 'net: fix napi_consume_skb() with alien skbs')",
+    ),
+    "skb_defer_max_default": (
+        str,
+        ("64", "128"),
+        "the default of net.core.skb_defer_max, how many freed skbs may wait on a CPU's defer list: 64, or 128 "
+        "(6.19: 'net: increase skb_defer_max default to 128')",
+    ),
+    "ll_max_header_rule": (
+        str,
+        ("wlan_or_ax25", "wlan"),
+        "which configs give LL_MAX_HEADER 96/128 (include/linux/netdevice.h): CONFIG_WLAN=y or CONFIG_AX25 y/m "
+        "('wlan_or_ax25'), or CONFIG_WLAN=y alone once AX.25 is gone (7.1: 'net: remove ax25 and amateur radio "
+        "(hamradio) subsystem'); CONFIG_HYPERV_NET=y gives 128 in both",
+    ),
+    "virtio_rx_buffers": (
+        str,
+        ("page_frag", "page_pool"),
+        "where virtio_net's mergeable and small receive buffers come from: skb_page_frag_refill() blocks of the "
+        "receive queue ('page_frag', up to 7.0), or an order-0 page_pool of the ring's size, each buffer a "
+        "page_pool_alloc_va() fragment whose page remainder may be folded into it, skbs marked for recycling, no "
+        "DMA record (7.1: 'virtio_net: add page_pool support for buffer allocation')",
     ),
     # -- SLUB (mm/slub.c) --
     "slub_cpu_partial": (
@@ -155,10 +532,13 @@ FEATURES = {
     ),
     "slub_percpu_sheaves": (
         str,
-        ("none", "opt_in"),
+        ("none", "opt_in", "all_caches"),
         "per-CPU sheaves (arrays of free objects in front of the slabs): 'none' (up to 6.17); 'opt_in' = only "
         "caches created with a sheaf_capacity have them (6.18, 'slab: add opt-in caching layer of percpu "
-        "sheaves'): none of the skb and kmalloc caches does, so they keep the per-CPU slab and partial lists",
+        "sheaves'): none of the skb and kmalloc caches does, so they keep the per-CPU slab and partial lists; "
+        "'all_caches' = every cache has them and the per-CPU slab and partial lists are gone (7.0, the series "
+        "'slab: replace cpu (partial) slabs with sheaves'). Not modelled: skbsim runs 'all_caches' with a per-CPU "
+        "slab and no CPU partial list (slub_cpu_partial false)",
     ),
 }
 
@@ -232,23 +612,29 @@ def _said(config, names) -> str:
     return ", ".join(parts) if parts else "none of " + ", ".join(f"CONFIG_{n}" for n in names) + " set"
 
 
-def ll_max_header_from_config(config) -> tuple[int, str]:
+def ll_max_header_from_config(config, rule: str = "wlan_or_ax25") -> tuple[int, str]:
     """include/linux/netdevice.h: LL_MAX_HEADER, the worst link-layer header.
 
     128 when HYPERV_NET is built in (a module does not count: the header tests
-    ``defined(CONFIG_HYPERV_NET)``); else with WLAN (a bool) or AX25 (built in
-    or a module) 96, or 128 when MAC80211_MESH is set too; else 32.
+    ``defined(CONFIG_HYPERV_NET)``); else with WLAN (a bool) or, up to 7.0
+    (feature ``ll_max_header_rule``), AX25 (built in or a module) 96, or 128
+    when MAC80211_MESH is set too; else 32.  7.1 removed AX.25 ('net: remove
+    ax25 and amateur radio (hamradio) subsystem'), so a leftover CONFIG_AX25
+    no longer counts.
     """
     if _builtin(config, "HYPERV_NET"):
         return 128, "CONFIG_HYPERV_NET=y"
-    if _builtin(config, "WLAN") or _is_enabled(config, "AX25"):
-        said = _said(config, ("WLAN", "AX25", "MAC80211_MESH"))
+    symbols = ("WLAN", "AX25") if rule == "wlan_or_ax25" else ("WLAN",)
+    if _builtin(config, "WLAN") or (rule == "wlan_or_ax25" and _is_enabled(config, "AX25")):
+        said = _said(config, (*symbols, "MAC80211_MESH"))
         if _builtin(config, "MAC80211_MESH"):
             return 128, said
         return 96, said
-    reason = _said(config, ("HYPERV_NET", "WLAN", "AX25"))
+    reason = _said(config, ("HYPERV_NET", *symbols))
     if config.value("HYPERV_NET") == "m":
         reason += " (a HYPERV_NET module does not count)"
+    if rule == "wlan" and _is_enabled(config, "AX25"):
+        reason += " (CONFIG_AX25 no longer counts: AX.25 is gone)"
     return 32, reason
 
 
@@ -428,7 +814,7 @@ def config_inputs(
         l1 = l1_cache_bytes_from_config(config, arch)
         if l1 is not None:
             put("L1_CACHE_BYTES", *l1)
-    ll_value, ll_reason = ll_max_header_from_config(config)
+    ll_value, ll_reason = ll_max_header_from_config(config, base.features["ll_max_header_rule"])
     put("LL_MAX_HEADER", ll_value, ll_reason)
     put("MAX_HEADER", *max_header_from_config(config, ll_value))
     frags, frags_reason = max_skb_frags_from_config(config, base.features["max_skb_frags_rule"], page_size)

@@ -3,8 +3,9 @@
 Opens one RX queue of the chosen driver on a fresh kernel, lets the NIC
 write one frame, polls once (NAPI budget 64) and reports the skb as the
 driver hands it to the stack - after eth_type_trans(), where the kernel's
-napi_gro_receive_entry tracepoint sees it - together with what the driver
-did with its ring buffers.  Then the skb is freed, the queue closed and the
+napi_gro_receive_entry tracepoint sees it (napi_gro_frags_entry: after the
+Ethernet header's pull), before GRO - together with what the driver did
+with its ring buffers.  Then the skb is freed, the queue closed and the
 leak check run.
 """
 
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 from skbsim.drivers import get_driver
 from skbsim.drivers.base import frame_header, make_frame, parse_opt_assignments
+from skbsim.drivers.pp_common import queue_page_pool_stats
 from skbsim.errors import InputError
 from skbsim.kernel import Kernel
-from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
+from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_list_del, napi_schedule, napi_struct, net_device
 from skbsim.net.skbuff import kfree_skb, skb_headroom
 from skbsim.profile import Profile, load_profile
 from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
@@ -92,15 +94,21 @@ def receive_one(
     before = queue.stats.as_dict()
     accepted = driver.nic_receive(kernel, queue, frame)
     delivered = []
-    views = []
+    # The skb where napi_gro_receive_entry / napi_gro_frags_entry see it; at the hand-off for a driver
+    # without NAPI (netif_rx()), which never reaches GRO.
+    entries = []
+    napi.gro.entry = lambda skb: entries.append(_skb_view(skb))
 
-    def deliver(skb) -> None:
-        views.append(_skb_view(skb))
-        delivered.append(skb)
-
-    work = driver.poll(kernel, queue, napi.weight or NAPI_POLL_WEIGHT, deliver) if accepted else 0
+    budget = napi.weight or NAPI_POLL_WEIGHT
+    work = 0
+    if accepted:
+        napi_schedule(napi, napi.cpu)  # the interrupt puts the NAPI instance on the CPU's poll list
+        work = driver.poll(kernel, queue, budget, delivered.append)
+        if work < budget:
+            napi_list_del(napi)
+    views = entries or [_skb_view(skb) for skb in delivered]
     stats = queue.stats.delta(before)
-    result["ok"] = bool(views)
+    result["ok"] = bool(delivered)
     result["poll_returned"] = work
     if views:
         result.update(views[0])
@@ -116,6 +124,9 @@ def receive_one(
         "pages_allocated_by_poll": stats["pages_allocated"],
     }
     result["stats"] = queue.stats.as_dict()
+    pool_stats = queue_page_pool_stats(queue)
+    if pool_stats is not None:
+        result["page_pool"] = pool_stats
 
     with kernel.softirq(napi.cpu):
         for skb in delivered:

@@ -1,9 +1,14 @@
 """The receive path end to end, in simulated time: the reference engine.
 
 traffic -> NIC queue (RSS, one per CPU) -> hard IRQ -> net_rx_action / NAPI
-poll (weight 64, netdev_budget 300, 2 jiffies) -> driver RX -> the stack
-(skb handed over after eth_type_trans) -> UDP socket (sk_rcvbuf admission)
--> the application reading -> the skb freed -> caches and pages.
+poll (weight 64, netdev_budget 300, 2 jiffies) -> driver RX -> GRO
+(napi_gro_receive(): TCP segments merge, everything else goes up as built)
+-> the stack -> UDP socket (sk_rcvbuf admission) -> the application
+reading -> the skb freed -> caches and pages.  _deliver() is the one place
+that hands skbs to a socket: every skb to one UDP socket, or with
+``socket="tcp"`` to the flow's own socket (skbsim.sockets: TCP receivers of
+the TCP model, UDP sockets), whose ACKs reach the synthetic TCP senders
+(skbsim.tcp_sender) one RTT later.
 
 Each arrow is one call; statistics are counted where the calls happen.  The
 event loop is a heap of (time, order, kind, cpu) entries: frame arrivals are
@@ -15,24 +20,31 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from skbsim.drivers import DRIVERS
+from skbsim.drivers.pp_common import queue_page_pool_stats, sum_page_pool_stats
 from skbsim.errors import InputError
-from skbsim.kernel import Kernel
+from skbsim.kernel import HZ, Kernel
 from skbsim.mm.fault import fault_report, fault_rules
-from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
-from skbsim.net.skbuff import skb_defer_free_flush
+from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_list_del, napi_schedule, napi_struct, net_device
+from skbsim.net.skbuff import defer_ipi, skb_defer_free_flush
 from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
 from skbsim.profile import load_profile
+# The memory series: at most 2000 points, halved as it grows (skbsim/fast/ mirrors it as sim._Series).
+from skbsim.sockets import Thinned as _Series
 from skbsim.traffic import DEFAULT_INDIRECTION_SIZE, parse_traffic
 
 NETDEV_BUDGET = 300
-HZ = 250
 #: netdev_budget_usecs defaults to 2 * USEC_PER_SEC / HZ: two jiffies.
 NETDEV_BUDGET_NS = 2 * 1_000_000_000 // HZ
 
-_ARRIVAL, _POLL, _READ = 0, 1, 2
+_ARRIVAL, _POLL, _READ, _GRO_TIMER = 0, 1, 2, 3
+# Runs with a socket per flow (their heap entries carry a payload where the others carry a CPU):
+# a flow's reader, a TCP receiver's timer, an ACK reaching its sender, a sender's own event.
+_FLOW_READ, _TCP_TIMER, _SENDER_ACK, _SENDER = 4, 5, 6, 7
+# A defer-list IPI reaching its CPU (kick_defer_list_purge()).
+_IPI = 8
 
 #: One RX queue per CPU, and RSS hashes over DEFAULT_INDIRECTION_SIZE table entries: more CPUs than
 #: entries would never receive a frame.  Memory stays a few hundred MiB at the bound (docs/output.md).
@@ -63,6 +75,19 @@ class RunConfig:
     packet_cost_ns: int = 500
     #: fault injection from the first frame on: (layer, probability, interval, times, space) each
     faults: tuple = ()
+    #: "udp": every skb to one UDP socket; "tcp": a socket per flow (TCP receivers and UDP sockets),
+    #: with synthetic TCP senders for tcp-bulk traffic (skbsim.sockets, skbsim.tcp_sender)
+    socket: str = "udp"
+    #: the synthetic senders' application: bulk or messages:SIZE[@RATE][,tso=N]
+    tcp: str = "bulk"
+    #: the round-trip time the synthetic senders see, in ms
+    rtt_ms: float = 1.0
+    #: bytes a TCP read takes (None: all that is queued)
+    app_read_size: int | None = None
+    #: SO_RCVBUF on every TCP listener before listen() (None: not set; autotuning)
+    so_rcvbuf: int | None = None
+    #: the synthetic senders stop after this much simulated time, in ms
+    duration_ms: float = 60_000.0
 
     def validate(self) -> None:
         if not 1 <= self.cpus <= MAX_CPUS:
@@ -87,38 +112,56 @@ class RunConfig:
         if self.packet_cost_ns < 0 or self.irq_latency_ns < 0:
             raise InputError("per-packet cost and IRQ latency must not be negative")
         fault_rules(self.faults)
+        self._validate_sockets()
+
+    def _validate_sockets(self) -> None:
+        kind = self.traffic.split(":", 1)[0].strip().lower()
+        if self.socket == "auto" and kind in ("pcap", "pcapng"):
+            # A capture's default, decided when the run starts (resolve_socket()); check what either
+            # choice would check of the TCP options' ranges now.
+            if self.app_read_size is not None and not 1 <= self.app_read_size <= 0x7FFFFFFF:
+                raise InputError(f"--app-read-size must be 1..2147483647 bytes, got {self.app_read_size}")
+            if self.so_rcvbuf is not None and not 0 <= self.so_rcvbuf <= 0x7FFFFFFF:
+                raise InputError(f"--so-rcvbuf {self.so_rcvbuf} is outside 0..2147483647")
+            return
+        if self.socket not in ("udp", "tcp"):
+            raise InputError(f"--socket must be udp or tcp, got {self.socket!r}")
+        if self.socket == "udp":
+            for value, name in ((self.app_read_size, "--app-read-size"), (self.so_rcvbuf, "--so-rcvbuf")):
+                if value is not None:
+                    raise InputError(f"{name} is for TCP sockets: add --socket tcp")
+            return
+        if kind not in ("tcp-bulk", "pcap", "pcapng"):
+            raise InputError(f"--socket tcp needs TCP traffic: --traffic tcp-bulk[:mss=N,ts=0|1] (synthetic senders) "
+                             f"or a capture, not {self.traffic!r}")
+        if self.app_read_size is not None and not 1 <= self.app_read_size <= 0x7FFFFFFF:
+            raise InputError(f"--app-read-size must be 1..2147483647 bytes, got {self.app_read_size}")
+        if self.so_rcvbuf is not None and not 0 <= self.so_rcvbuf <= 0x7FFFFFFF:
+            raise InputError(f"--so-rcvbuf {self.so_rcvbuf} is outside 0..2147483647")
+        if kind == "tcp-bulk":
+            from skbsim.tcp_sender import parse_sender
+
+            if not (self.rtt_ms > 0 and self.rtt_ms <= 1e9):
+                raise InputError(f"--rtt must be above 0 and at most 1e9 ms, got {self.rtt_ms:g}")
+            if not (self.duration_ms > 0 and self.duration_ms * 1e6 < SIM_CLOCK_MAX_NS / 2):
+                raise InputError(f"--duration must be above 0 ms and below 4.6e12 ms, got {self.duration_ms:g}")
+            if self.rate is None:
+                raise InputError("--socket tcp with synthetic senders needs a link rate (--rate)")
+            spec = parse_sender(self.tcp)
+            if spec.tso > 1 and (self.driver != "virtio_net" or self.options.get("guest_gso", "1") != "1"):
+                raise InputError(f"--tcp {self.tcp}: GSO frames (tso) reach only a driver that receives them: "
+                                 "--driver virtio_net with guest_gso=1")
 
     def label(self) -> str:
         opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
         return f"{self.kernel} {self.driver}" + (f" {opts}" if opts else "")
 
 
-class _Series:
-    """A time series that keeps at most ``limit`` points by thinning as it grows."""
-
-    __slots__ = ("limit", "every", "count", "points")
-
-    def __init__(self, limit: int = 2000):
-        self.limit = limit
-        self.every = 1
-        self.count = 0
-        self.points: list[tuple[int, int, int]] = []
-
-    def add(self, time_ns: int, memory: int, socket: int) -> None:
-        self.count += 1
-        if self.count % self.every:
-            return
-        self.points.append((time_ns, memory, socket))
-        if len(self.points) >= self.limit:
-            self.points = self.points[::2]
-            self.every *= 2
-
-
 class _CpuState:
     """One CPU's NIC queue and NAPI instance, as the simulator schedules them."""
 
     __slots__ = ("cpu", "napi", "queue", "scheduled", "budget_left", "round_start", "busy_until", "oversize_seen",
-                 "ring_seen")
+                 "ring_seen", "timer_due")
 
     def __init__(self, cpu: int, napi: napi_struct, queue):
         self.cpu = cpu
@@ -131,6 +174,8 @@ class _CpuState:
         # The queue's drop counters as far as the simulator has accounted for them.
         self.oversize_seen = queue.stats.oversize_drops
         self.ring_seen = queue.stats.ring_drops
+        # When the NAPI's GRO flush timer fires (hrtimer_start() re-arms it: only the latest counts).
+        self.timer_due = -1
 
 
 class Simulation:
@@ -153,9 +198,14 @@ class Simulation:
             rate=config.rate,
             arrival=config.arrival,
             nqueues=config.cpus,
+            # Every frame's RSS hash, on one queue too: the NIC hashes it and GRO picks its bucket by it.
+            rss=True,
         )
         self.dev = net_device("eth0")
-        self.sock = udp_sock(self.kernel, config.rcvbuf)
+        #: with a socket per flow (--socket tcp): the sockets, and the synthetic TCP senders
+        self.sockets = None
+        self.senders = None
+        self.sock = udp_sock(self.kernel, config.rcvbuf) if config.socket == "udp" else None
         self.cpus: list[_CpuState] = []
         for cpu in range(config.cpus):
             napi = napi_struct(self.dev, NAPI_POLL_WEIGHT, napi_id=0x2001 + cpu, cpu=cpu)
@@ -203,6 +253,13 @@ class Simulation:
         # order, so the pages it unpins need not be looked up again.
         self.queued_pages: deque[tuple[object, list[int]]] = deque()
         self.series = _Series()
+        self.delivered = 0
+        if config.socket == "tcp":
+            from skbsim.sockets import Sockets
+
+            self.sockets = Sockets(self, config, self._push, _FLOW_READ, _TCP_TIMER, _SENDER_ACK)
+            if not capture:
+                self._open_senders()
 
     # -- event plumbing ---------------------------------------------------------------------
 
@@ -210,8 +267,73 @@ class Simulation:
         self.order += 1
         heapq.heappush(self.events, (time_ns, self.order, kind, cpu))
 
+    def _open_senders(self) -> None:
+        """One synthetic TCP sender per flow, its receiver listening: the SYN at t = 0, the handshake's
+        final ACK (and the first data) one RTT later (no frame of the handshake goes through the driver)."""
+        from skbsim.tcp_sender import TcpSender, TcpSenders, parse_sender
+        from skbsim.tcp_steps import SynOptions
+        from skbsim.traffic.synthetic import TCPOLEN_TSTAMP_ALIGNED
+
+        config = self.config
+        source = self.source
+        bulk = source.tcp
+        sockets = self.sockets
+        rtt_ns = sockets.rtt_ns
+        senders = []
+        for index in range(config.flows):
+            state = source.flow_state(index)
+            isn = (state.seq - 1) & 0xFFFFFFFF
+            syn = SynOptions(mss=bulk.mss + (TCPOLEN_TSTAMP_ALIGNED if bulk.timestamps else 0), wscale=7,
+                             ts=bulk.timestamps, sack=True)
+            flow = sockets.tcp_flow((6,) + state.flow[:4], state.queue % config.cpus)
+            # The receiver's ISN is the one the segments acknowledge: their ACK number less one.
+            synack = sockets.listen(flow, 0, syn, isn, (state.template.ack_seq - 1) & 0xFFFFFFFF, state.ts_base)
+            mss = min(bulk.mss, synack["mss"] - (TCPOLEN_TSTAMP_ALIGNED if bulk.timestamps else 0))
+            sender = TcpSender(index, state.flow, state.rss_hash, state.queue, state.template, mss, bulk.timestamps,
+                               isn, state.ip_id, state.ts_base)
+            flow.sender = sender
+            senders.append(sender)
+            self._push(rtt_ns, _SENDER, ("establish", flow))
+        self.senders = TcpSenders(parse_sender(config.tcp), senders, count=config.count, rate=config.rate,
+                                  arrival=config.arrival, seed=config.seed, rtt_ns=rtt_ns,
+                                  push=lambda time_ns, action, who: self._push(time_ns, _SENDER, (action, who)))
+        self._push(round(config.duration_ms * 1_000_000), _SENDER, ("stop", None))
+        self.traffic_text = (
+            f"{bulk.describe()}; {config.flows} TCP/IPv4 flow{'s, each' if config.flows != 1 else ':'} a "
+            f"{self.senders.describe()} sender within the receiver's window (no congestion control); RTT "
+            f"{config.rtt_ms:g} ms; a link of {config.rate:g} frames/s ({config.arrival}); at most {config.count} "
+            f"frames of new data, for at most {config.duration_ms:g} ms; seed {config.seed}; {source.rss.describe()}")
+
+    def _flow_event(self, kind: int, payload, time_ns: int) -> None:
+        """An event of a run with a socket per flow (see the _FLOW_READ .. _SENDER kinds)."""
+        if kind == _FLOW_READ:
+            self.sockets.read(payload, time_ns)
+        elif kind == _TCP_TIMER:
+            self.sockets.timer(payload, time_ns)
+        elif kind == _SENDER_ACK:
+            sender, ack, window, tsval = payload
+            self.senders.ack(sender, time_ns, ack, window, tsval)
+        else:
+            action, who = payload
+            senders = self.senders
+            if action == "send":
+                frame = senders.slot(time_ns)
+                if frame is not None:
+                    self._arrive(frame)
+            elif action == "establish":
+                self.sockets.establish(who, time_ns, who.sender.template.window)
+                synack = who.synack
+                wscale = synack["wscale"] or 0
+                senders.start(who.sender, time_ns, (who.sender.isn + 1 + synack["win"]) & 0xFFFFFFFF, wscale)
+            elif action == "write":
+                senders.write(who, time_ns)
+            elif action == "stop":
+                senders.stop(time_ns)
+            else:
+                senders.timer(action, who, time_ns)
+
     def run(self) -> dict:
-        frames = iter(self.source)
+        frames = iter(self.source) if self.senders is None else iter(())
         pending = next(frames, None)
         self.traffic_done = pending is None
         kernel = self.kernel
@@ -225,8 +347,17 @@ class Simulation:
                 self.now = time_ns
                 if kind == _POLL:
                     self._poll(cpus[cpu])
-                else:
+                elif kind == _READ:
                     self._app_read()
+                elif kind == _GRO_TIMER:
+                    self._gro_timer(cpus[cpu], time_ns)
+                elif kind == _IPI:
+                    with kernel.softirq(cpu):
+                        defer_ipi(kernel)
+                else:
+                    self._flow_event(kind, cpu, time_ns)
+                if kernel.ipis:
+                    self._send_ipis()
                 continue
             if pending is None:
                 break
@@ -282,11 +413,29 @@ class Simulation:
     def _raise_irq(self, state: _CpuState, time_ns: int) -> None:
         """Hard IRQ -> napi_schedule(): NET_RX softirq runs after the IRQ latency."""
         self.irqs += 1
+        self._napi_schedule(state, time_ns + self.irq_latency_ns)
+
+    def _napi_schedule(self, state: _CpuState, time_ns: int) -> None:
         state.scheduled = True
-        start = max(time_ns + self.irq_latency_ns, state.busy_until)
+        napi_schedule(state.napi, state.cpu)
+        start = max(time_ns, state.busy_until)
         state.budget_left = NETDEV_BUDGET
         state.round_start = start
         self._push(start, _POLL, state.cpu)
+
+    def _send_ipis(self) -> None:
+        """Deliver the IPIs kick_defer_list_purge() sent: each CPU takes its one as a hard interrupt
+        would be taken, after the IRQ latency and once the softirq it is running is over."""
+        for cpu in self.kernel.ipis:
+            self._push(max(self.now + self.irq_latency_ns, self.cpus[cpu].busy_until), _IPI, cpu)
+        self.kernel.ipis.clear()
+
+    def _gro_timer(self, state: _CpuState, time_ns: int) -> None:
+        """net/core/dev.c: napi_watchdog() - the GRO flush timer schedules the NAPI unless it is
+        scheduled already; the poll finds no work and napi_complete_done() passes everything up."""
+        if time_ns != state.timer_due or state.scheduled:
+            return
+        self._napi_schedule(state, time_ns)
 
     # -- NAPI ---------------------------------------------------------------------------------------
 
@@ -299,6 +448,9 @@ class Simulation:
         delivered = []
         stats = state.queue.stats
         taken_before = stats.frames + stats.frames_dropped
+        kernel.jiffies = self.now * HZ // 1_000_000_000
+        napi = state.napi
+        napi.timer_ns = 0
         with kernel.softirq(cpu):
             skb_defer_free_flush(kernel)
             budget = min(NAPI_POLL_WEIGHT, state.budget_left)
@@ -313,6 +465,10 @@ class Simulation:
         end = self.now + max(work, len(delivered)) * cost
         state.busy_until = end
         state.budget_left -= work
+        if napi.timer_ns:
+            # napi_complete_done() kept skbs in GRO and armed the flush timer.
+            state.timer_due = end + napi.timer_ns
+            self._push(state.timer_due, _GRO_TIMER, cpu)
         # With no traffic left, a poll that took no frame off the ring (an allocation keeps
         # failing) would be retried for ever: NAPI ends instead, and the frames still on
         # the ring are dropped when it is closed.
@@ -330,17 +486,36 @@ class Simulation:
             # napi_complete_done(): interrupts back on; frames that arrived
             # during the poll raise one at once.
             state.scheduled = False
+            napi_list_del(state.napi)
             if _pending(state.queue) and not stalled:
                 self._raise_irq(state, end)
+        if self.sockets is not None:
+            sockets = self.sockets
+            sockets.poll_end(end)
+            if self.series.add((end, kernel.pages.in_use, sockets.rmem_total())):
+                self._sample_pinned()
+            return
         if self.app_rate is None:
             self._push(end, _READ)
         elif self.app_waiting and self.sock.queued():
             self.app_waiting = False
             self._push(max(end, self.app_next), _READ)
-        self.series.add(end, kernel.pages.in_use, self.sock.rmem_alloc)
+        self.series.add((end, kernel.pages.in_use, self.sock.rmem_alloc))
+
+    def _sample_pinned(self) -> int:
+        """With a socket per flow: the distinct pages the queued skbs of every socket keep alive now
+        (taken at the memory series' points: TCP coalescing and collapsing move pages between skbs)."""
+        kernel = self.kernel
+        pages = set()
+        for skb in self.sockets.queued_skbs():
+            pages.update(_pinned_pages(kernel, skb))
+        if len(pages) > self.peak_pinned:
+            self.peak_pinned = len(pages)
+        return len(pages)
 
     def _deliver(self, skb, time_ns: int, cpu: int) -> None:
-        """The stack takes the skb (netif_receive_skb) and queues it on the UDP socket."""
+        """The stack takes the skb (netif_receive_skb) and queues it on the UDP socket (with a socket
+        per flow: hands it to the flow's socket)."""
         self.delivered_to_stack += 1
         truesize = skb.truesize
         frame_len = skb.len + 14
@@ -352,11 +527,16 @@ class Simulation:
         if trace is not None:
             # Taken before queueing: skb_condense() or a drop changes the skb.
             record = (skb.len, skb.data_len, truesize, len(skb.shinfo.frags), skb.path, skb.head_source)
+        if self.sockets is not None:
+            outcome, flow_fields = self.sockets.deliver(skb, time_ns, cpu)
+            if outcome == "delivered":
+                self.delivered += 1
+            if trace is not None:
+                trace.write(time_ns, cpu, frame_len, record, outcome, flow_fields)
+            return
         if udp_queue_rcv_skb(self.kernel, self.sock, skb):
             # Counted after queueing: skb_condense() may have dropped frag pages.
-            pages = [self.kernel.pages.virt_to_head_page(skb.head).pfn]  # the pages the skb keeps alive
-            if skb.shinfo.frags:
-                pages.extend([frag.page.pfn for frag in skb.shinfo.frags])
+            pages = _pinned_pages(self.kernel, skb)
             self.queued_pages.append((skb, pages))
             pinned = self.pinned
             for page in pages:
@@ -416,36 +596,53 @@ class Simulation:
         # Let the application drain what is queued?  No: report what is left,
         # then tear down as the kernel would on close (the socket frees its
         # queue; the driver frees its ring).
-        queued_at_end = self.sock.queued()
-        pinned_at_end = len(self.pinned)
-        meminfo = sk_get_meminfo(self.sock)
         peak_pages = kernel.pages.peak_in_use
         pages_allocated = dict(sorted(kernel.pages.allocated.items()))
-        udp_destroy_sock(kernel, self.sock)
+        if self.sockets is not None:
+            pinned_at_end = self._sample_pinned()
+            # The flows' figures end with the last thing a receiver did, or when the senders stopped.
+            end = max(self.sockets.last_ns, self.senders.stopped_at if self.senders is not None else 0)
+            socket_report, flow_reports, self.tcp_series = self.sockets.finish(end)
+        else:
+            queued_at_end = self.sock.queued()
+            pinned_at_end = len(self.pinned)
+            meminfo = sk_get_meminfo(self.sock)
+            udp_destroy_sock(kernel, self.sock)
+            socket_report = {
+                "rcvbuf": self.sock.rcvbuf,
+                "peak_rmem_alloc": self.sock.peak_rmem,
+                "queued_at_end": queued_at_end,
+                "condensed": self.sock.condensed,
+                "drops": self.sock.drops.get("socket_rcvbuf", 0),
+                "meminfo_at_end": meminfo,
+            }
         for state in self.cpus:
             with kernel.softirq(state.cpu):
                 self.driver.close_queue(kernel, state.queue)
             if self.trace is not None:
                 self._trace_driver_drops(state)
         driver_stats = _sum_stats(state.queue.stats.as_dict() for state in self.cpus)
+        pool_stats = [queue_page_pool_stats(state.queue) for state in self.cpus]
         nc_stats = _napi_cache_stats(kernel)
         frag_stats = _page_frag_stats(kernel)
         report = kernel.leak_check()
         paths, head_sources, _ = self._skb_kinds_by()
-        delivered = self.sock.enqueued
+        delivered = self.sock.enqueued if self.sockets is None else self.delivered
         dropped = {
             "ring_full": self.ring_drops,
             "oversize": self.oversize_drops,
             "driver": driver_stats.get("frames_dropped", 0),
-            "socket_rcvbuf": self.sock.drops.get("socket_rcvbuf", 0),
+            "socket_rcvbuf": socket_report["drops"],
         }
+        if self.sockets is not None:
+            dropped["tcp"] = self.sockets.tcp_drops
         result = {
             "engine": "reference",
             "kernel": kernel.profile.name,
             "release": kernel.profile.release,
             "driver": self.config.driver,
             "options": dict(sorted(self.config.options.items())),
-            "traffic": self.source.describe(),
+            "traffic": self.source.describe() if self.senders is None else self.traffic_text,
             "cpus": self.config.cpus,
             "seed": self.config.seed,
             "packets": self.packets,
@@ -470,20 +667,123 @@ class Simulation:
             "page_frag": frag_stats,
             "driver_stats": driver_stats,
             "napi": {"polls": self.polls, "irqs": self.irqs, "time_squeeze": self.time_squeeze},
-            "socket": {
-                "rcvbuf": self.sock.rcvbuf,
-                "peak_rmem_alloc": self.sock.peak_rmem,
-                "queued_at_end": queued_at_end,
-                "condensed": self.sock.condensed,
-                "drops": self.sock.drops.get("socket_rcvbuf", 0),
-                "meminfo_at_end": meminfo,
-            },
+            "socket": socket_report,
             "leaks": report.as_dict(),
             "warnings": list(kernel.warnings),
         }
         if self.config.faults:
             result["faults"] = fault_report(self.config.faults, kernel.faults.injected)
+        gro = _gro_stats(self.cpus)
+        if gro.tcp_segments:
+            # Only runs where a segment could merge report GRO (the fast engine covers the others).
+            result["gro"] = gro_report(gro)
+        if pool_stats[0] is not None:
+            # Drivers built on page_pool: the counters ethtool -S shows, summed over the queues.
+            result["page_pool"] = sum_page_pool_stats(pool_stats)
+        if self.sockets is not None:
+            result["flows"] = flow_reports
+            result["tcp"] = tcp_totals(self.config, flow_reports, self.senders)
         return result
+
+
+def tcp_totals(config: RunConfig, flows: list[dict], senders) -> dict:
+    """The "tcp" object of a run with a socket per flow: its TCP flows summed (throughput and the
+    window bound too: the flows run side by side)."""
+    tcp = [flow for flow in flows if flow["protocol"] == "tcp"]
+    counters: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    for flow in tcp:
+        counters.update(flow["counters"])
+        dropped.update(flow["dropped"])
+    received = sum(flow["bytes_received"] for flow in tcp)
+    bounds = [flow["window_bound_mbps"] for flow in tcp if flow["window_bound_mbps"] is not None]
+    throughputs = [flow["throughput_mbps"] for flow in tcp if flow["throughput_mbps"] is not None]
+    totals = {
+        "sender": None if senders is None else senders.describe(),
+        "rtt_ms": config.rtt_ms if senders is not None else None,
+        "flows": len(tcp),
+        "bytes_received": received,
+        "bytes_read": sum(flow["bytes_read"] for flow in tcp),
+        "throughput_mbps": round(sum(throughputs), 3) if throughputs else None,
+        "window_bound_mbps": round(sum(bounds), 3) if bounds else None,
+        "zero_window_ms": round(sum(flow["zero_window_ms"] for flow in tcp), 6),
+        "window_below_mss_ms": round(sum(flow["window_below_mss_ms"] for flow in tcp), 6),
+        "collapse_copied_bytes": sum(flow["collapse_copied_bytes"] for flow in tcp),
+        "dropped": dict(sorted(dropped.items())),
+        "counters": dict(sorted(counters.items())),
+    }
+    if senders is None:
+        totals["refused"] = {"segments": sum(flow["refused"]["segments"] for flow in tcp),
+                             "bytes": sum(flow["refused"]["bytes"] for flow in tcp)}
+    return totals
+
+
+def tcp_through_gro(config: RunConfig) -> bool:
+    """Whether GRO sees TCP segments in this run (and so may merge them, and the run reports "gro").
+
+    TCP traffic is tcp-bulk, or a capture with an IPv4 TCP frame over
+    Ethernet (skbsim.traffic.capture.capture_has_tcp(), within --count).
+    Every NAPI driver hands its skbs to GRO unless ``--opt gro=0``; tun
+    does only with IFF_NAPI.
+    """
+    options = config.options
+    if options.get("gro", "1") == "0" or (config.driver == "tun" and options.get("napi", "0") != "1"):
+        return False
+    kind = config.traffic.split(":", 1)[0].strip().lower()
+    if kind == "tcp-bulk":
+        return True
+    if kind not in ("pcap", "pcapng"):
+        return False
+    from skbsim.traffic.capture import capture_has_tcp
+
+    return capture_has_tcp(parse_traffic(config.traffic, count=config.count, nqueues=config.cpus))
+
+
+def _pinned_pages(kernel: Kernel, skb) -> list[int]:
+    """The pfns of the pages an skb keeps alive: its head's, its frags', and those of its frag_list skbs."""
+    virt_to_head_page = kernel.pages.virt_to_head_page
+    pages = [virt_to_head_page(skb.head).pfn]
+    shinfo = skb.shinfo
+    if shinfo.frags:
+        pages.extend([frag.page.pfn for frag in shinfo.frags])
+    for member in shinfo.frag_list or ():
+        pages.extend(_pinned_pages(kernel, member))
+    return pages
+
+
+def gro_report(stats) -> dict:
+    """The "gro" object of a run's JSON: what GRO did and what a merged skb costs (skbsim.net.gro.gro_stats)."""
+    up = stats.handed_up
+    aggregates = stats.aggregates
+    return {
+        "skbs_in": stats.received,
+        "skbs_out": up,
+        "segments_per_skb": round(stats.segments_up / up, 3) if up else 0,
+        "held": stats.held,
+        "normal": stats.normal,
+        "tcp_segments": stats.tcp_segments,
+        "merged": {"stolen_head": stats.merged_stolen_head, "frags": stats.merged_frags,
+                   "frag_list": stats.merged_frag_list},
+        "flushes": dict(sorted(stats.flushes.items())),
+        "aggregates": aggregates,
+        "segments_per_aggregate": round(stats.aggregate_segments / aggregates, 3) if aggregates else 0,
+        "len_per_aggregate": round(stats.aggregate_len / aggregates, 1) if aggregates else 0,
+        "truesize_per_aggregate": round(stats.aggregate_truesize / aggregates, 1) if aggregates else 0,
+        "truesize_per_skb": round(stats.truesize_up / up, 2) if up else 0,
+        "truesize_per_byte": round(stats.truesize_up / stats.len_up, 4) if stats.len_up else 0,
+        "napi_cache_puts": stats.napi_cache_puts,
+        "napi_skbs_reused": stats.napi_skb_reused,
+    }
+
+
+def _gro_stats(cpus):
+    """GRO's counters summed over the CPUs' NAPI instances."""
+    from skbsim.net.gro import gro_stats
+
+    total = gro_stats()
+    for state in cpus:
+        total.add(state.napi.gro.stats)
+    return total
 
 
 def _pending(queue) -> bool:
@@ -524,9 +824,23 @@ def _page_frag_stats(kernel: Kernel) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
+def resolve_socket(config: RunConfig) -> RunConfig:
+    """A capture's default socket (``socket="auto"``): a socket per flow when the capture holds IPv4
+    TCP (within --count), else the one UDP socket.  Decided when the run starts, not when its command
+    line is read, so that a grid can check its cells without reading their captures."""
+    if config.socket != "auto":
+        return config
+    from skbsim.traffic.capture import capture_has_tcp
+
+    tcp = capture_has_tcp(parse_traffic(config.traffic, count=config.count, nqueues=config.cpus))
+    resolved = replace(config, socket="tcp" if tcp else "udp")
+    resolved.validate()
+    return resolved
+
+
 def simulate(config: RunConfig, trace=None, progress=None) -> tuple[dict, dict]:
     """Run once; return (the JSON result, extra data for plots)."""
-    sim = Simulation(config, trace=trace, progress=progress)
+    sim = Simulation(resolve_socket(config), trace=trace, progress=progress)
     result = sim.run()
     _, _, truesize_by_len = sim._skb_kinds_by()
     extra = {
@@ -534,4 +848,6 @@ def simulate(config: RunConfig, trace=None, progress=None) -> tuple[dict, dict]:
         "truesize_by_len": {length: dict(c) for length, c in sorted(truesize_by_len.items())},
         "page_size": sim.kernel.profile.PAGE_SIZE,
     }
+    if sim.sockets is not None:
+        extra["tcp_series"] = sim.tcp_series
     return result, extra

@@ -25,10 +25,20 @@ from skbsim.kernel import Kernel
 from skbsim.mm.gfp import GFP_ATOMIC, format_gfp, parse_gfp
 from skbsim.net import skbuff
 from skbsim.net.napi import napi_struct, net_device
+from skbsim.net.page_pool import (
+    page_pool_create,
+    page_pool_destroy,
+    page_pool_dev_alloc,
+    page_pool_free_frag,
+    page_pool_params,
+    skb_mark_for_recycle,
+)
 from skbsim.profile import Profile
+from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
 
 #: Functions a sweep can call, and whether each takes a gfp mask.
-SWEEP_FUNCTIONS = {"napi_alloc_skb": False, "__napi_alloc_skb": True, "__netdev_alloc_skb": True, "__alloc_skb": True}
+SWEEP_FUNCTIONS = {"napi_alloc_skb": False, "__napi_alloc_skb": True, "__netdev_alloc_skb": True, "__alloc_skb": True,
+                   "page_pool_dev_alloc": False}
 U32_MAX = 0xFFFFFFFF
 #: More points than this would take minutes and gigabytes; nobody needs them at step 1.
 MAX_POINTS = 1 << 21
@@ -73,18 +83,21 @@ class Span:
 
 
 class KernelSweep:
-    """One kernel's answers, one per length of the sweep."""
+    """One kernel's answers, one per length of the sweep.  A driver sweep has ``driver`` and its
+    ``options``; its ``function`` is the label 'name(options)' and its ``gfp`` '-'."""
 
-    __slots__ = ("profile", "function", "gfp", "lengths", "answers", "leak_check")
+    __slots__ = ("profile", "function", "gfp", "lengths", "answers", "leak_check", "driver", "options")
 
     def __init__(self, profile: Profile, function: str, gfp: str, lengths: range, answers: list[Answer],
-                 leak_check: str):
+                 leak_check: str, driver: str | None = None, options: dict[str, str] | None = None):
         self.profile = profile
         self.function = function
         self.gfp = gfp
         self.lengths = lengths
         self.answers = answers
         self.leak_check = leak_check
+        self.driver = driver
+        self.options = options or {}
 
     @property
     def name(self) -> str:
@@ -107,8 +120,38 @@ def check_function(profile: Profile, function: str, gfp: str | None) -> None:
         raise InputError(f"unknown function {function!r} (known: {', '.join(SWEEP_FUNCTIONS)})")
     if function == "__napi_alloc_skb" and not profile.has("napi_alloc_skb_gfp"):
         raise InputError(f"kernel {profile.name} has no __napi_alloc_skb(napi, len, gfp); use napi_alloc_skb")
+    if function == "page_pool_dev_alloc" and not profile.has("pp_dev_alloc"):
+        raise InputError(f"kernel {profile.name} has no page_pool_dev_alloc() (6.7+)")
     if gfp is not None and not SWEEP_FUNCTIONS[function]:
         raise InputError(f"{function} takes no gfp mask")
+
+
+def page_pool_skb(kernel: Kernel, pool, length: int):
+    """An skb head from a page_pool, as drivers that build skbs on page_pool memory size it.
+
+    size = SKB_HEAD_ALIGN(NET_SKB_PAD + NET_IP_ALIGN + len) is asked of
+    page_pool_dev_alloc(): more than half a page takes a whole page, less a
+    fragment (from a fresh fragment page: the sweep drops the pool's
+    fragment page between lengths, so no remainder is folded in); the skb is
+    napi_build_skb() on what came back, with NET_SKB_PAD + NET_IP_ALIGN of
+    headroom, and marked for recycling.  NULL above a page.
+    """
+    profile = kernel.profile
+    pad = profile.NET_SKB_PAD + profile.NET_IP_ALIGN
+    size = profile.SKB_HEAD_ALIGN(pad + length)
+    if size > profile.PAGE_SIZE:
+        return None
+    page, offset, size = page_pool_dev_alloc(kernel, pool, size)
+    if page is None:
+        return None
+    skb = skbuff.napi_build_skb(kernel, kernel.pages.page_address(page) + offset, size)
+    if skb is None:
+        return None
+    skb_mark_for_recycle(skb)
+    skbuff.skb_reserve(skb, pad)
+    whole = size == profile.PAGE_SIZE
+    skb.path = skb.head_source = "page_pool page" if whole else "page_pool fragment"
+    return skb
 
 
 def sweep_kernel(profile: Profile, function: str, lengths: range, gfp: str | None = None) -> KernelSweep:
@@ -127,6 +170,11 @@ def sweep_kernel(profile: Profile, function: str, lengths: range, gfp: str | Non
     elif function == "__netdev_alloc_skb":
         def allocate(length):
             return skbuff.__netdev_alloc_skb(kernel, dev, length, gfp_mask)
+    elif function == "page_pool_dev_alloc":
+        pool = page_pool_create(kernel, page_pool_params(napi=napi), name="sweep")[0]
+
+        def allocate(length):
+            return page_pool_skb(kernel, pool, length)
     else:
         def allocate(length):
             return skbuff.__alloc_skb(kernel, length, gfp_mask, 0)
@@ -146,17 +194,71 @@ def sweep_kernel(profile: Profile, function: str, lengths: range, gfp: str | Non
                 answer = seen[key] = Answer(*key)
             answers.append(answer)
             skbuff.napi_consume_skb(kernel, skb, 64)
+            if function == "page_pool_dev_alloc":
+                page_pool_free_frag(kernel, pool)   # every length starts from a fresh fragment page
+    if function == "page_pool_dev_alloc":
+        page_pool_destroy(kernel, pool)
     report = kernel.leak_check()
     return KernelSweep(profile, function, format_gfp(gfp_mask), lengths, answers,
                        "clean" if report.clean else report.summary())
 
 
-def sweep(profiles: list[Profile], function: str, lengths: range, gfp: str | None = None) -> list[KernelSweep]:
-    """The same sweep on every profile (names must differ: they label the columns)."""
+def sweep_driver_kernel(profile: Profile, driver_name: str, options: dict[str, str], lengths: range) -> KernelSweep:
+    """One frame of every length through a driver's queue (NIC write, one NAPI poll), each skb freed before
+    the next frame: the skb's builder, head source, head size and truesize per frame length."""
+    from skbsim.drivers import get_driver
+    from skbsim.drivers.base import make_frame
+    from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_list_del, napi_schedule
+
+    if lengths.start < MIN_FRAME_LEN or lengths[-1] > MAX_FRAME_LEN:
+        raise InputError(f"--len with --driver: frame lengths are {MIN_FRAME_LEN}..{MAX_FRAME_LEN}")
+    driver = get_driver(driver_name)
+    kernel = Kernel(profile)
+    dev = net_device("eth0")
+    napi = napi_struct(dev)
+    queue = driver.open_queue(kernel, dev, napi, dict(options))
+    answers: list[Answer] = []
+    seen: dict[tuple, Answer] = {}
+    failed = Answer(NULL, "-", None, None)
+    for length in lengths:
+        delivered = []
+        if driver.nic_receive(kernel, queue, make_frame(length)):
+            napi_schedule(napi, napi.cpu)
+            driver.poll(kernel, queue, NAPI_POLL_WEIGHT, delivered.append)
+            napi_list_del(napi)
+        if not delivered:
+            answers.append(failed)
+            continue
+        skb = delivered[0]
+        key = (queue.last_path, skb.head_source, skb.head_size, skb.truesize)
+        answer = seen.get(key)
+        if answer is None:
+            answer = seen[key] = Answer(*key)
+        answers.append(answer)
+        with kernel.softirq(napi.cpu):
+            for skb in delivered:
+                skbuff.kfree_skb(kernel, skb)
+    with kernel.softirq(napi.cpu):
+        driver.close_queue(kernel, queue)
+    report = kernel.leak_check()
+    label = driver_name + ("(" + ",".join(f"{k}={v}" for k, v in sorted(options.items())) + ")" if options else "")
+    return KernelSweep(profile, label, "-", lengths, answers, "clean" if report.clean else report.summary(),
+                       driver_name, dict(options))
+
+
+def sweep(profiles: list[Profile], function: str, lengths: range, gfp: str | None = None,
+          driver: str | None = None, options: dict[str, str] | None = None) -> list[KernelSweep]:
+    """The same sweep on every profile (names must differ: they label the columns).
+
+    With ``driver`` the lengths are frame lengths run through that driver
+    (see :func:`sweep_driver_kernel`) instead of an allocation function.
+    """
     names = [profile.name for profile in profiles]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise InputError(f"kernel {duplicates[0]} is given twice")
+    if driver is not None:
+        return [sweep_driver_kernel(profile, driver, options or {}, lengths) for profile in profiles]
     for profile in profiles:
         check_function(profile, function, gfp)
     return [sweep_kernel(profile, function, lengths, gfp) for profile in profiles]
@@ -221,11 +323,14 @@ def _answer_dict(answer: Answer) -> dict:
 
 def sweep_as_dict(sweeps: list[KernelSweep], rows: list[Row], by_path: bool) -> dict:
     """A sweep as ``skbsim sweep --json`` prints it (docs/schema/sweep.schema.json): the kernels, and
-    each row of the comparison with every kernel's distinct answers there (truesize None: NULL)."""
-    lengths = sweeps[0].lengths
+    each row of the comparison with every kernel's distinct answers there (truesize None: NULL).  A driver
+    sweep names the driver and its options where an allocation sweep names the function and gfp mask."""
+    first = sweeps[0]
+    lengths = first.lengths
+    call = ({"driver": first.driver, "options": first.options} if first.driver is not None
+            else {"function": first.function, "gfp": first.gfp})
     return {
-        "function": sweeps[0].function,
-        "gfp": sweeps[0].gfp,
+        **call,
         "lengths": {"first": lengths[0], "last": lengths[-1], "step": lengths.step, "count": len(lengths)},
         "by_path": by_path,
         "kernels": [{"kernel": s.name, "release": s.profile.release, "leak_check": s.leak_check} for s in sweeps],

@@ -1,6 +1,12 @@
 """Shared fixtures: kernels that check for leaks when a test ends."""
 
+import os
+
 import pytest
+
+# `skbsim run` without the fast engine's compiled cache compiles it in the foreground here, never in
+# a background process that would outlive the tests (skbsim.fast.cache.prepare)
+os.environ.setdefault("SKBSIM_COMPILE", "foreground")
 
 from skbsim.kernel import Kernel
 from skbsim.net.napi import napi_struct, net_device

@@ -309,7 +309,7 @@ def test_user_facing_text_speaks_of_the_project_only(capsys):
     for path in [root / "README.md", *(root / "docs").glob("*.md"), *(root / "skbsim" / "profiles").glob("*.toml")]:
         texts[str(path)] = path.read_text()
     for command in (["--help"], ["alloc", "--help"], ["run", "--help"], ["rx", "--help"], ["sweep", "--help"],
-                    ["validate", "--help"], ["profile", "show", "--help"]):
+                    ["validate", "--help"], ["profile", "show", "--help"], ["tcp", "--help"]):
         with pytest.raises(SystemExit):
             main(command)
         texts[" ".join(command)] = capsys.readouterr().out

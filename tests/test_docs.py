@@ -5,7 +5,7 @@ from pathlib import Path
 from skbsim.profile import FEATURES, load_profile
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "versions.md"
-RELEASES = ("6.1", "6.9", "6.12", "6.18")
+RELEASES = ("6.1", "6.9", "6.12", "6.18", "7.1")
 
 
 def _table_rows():

@@ -34,7 +34,8 @@ from skbsim.net.napi import napi_struct, net_device
 from skbsim.net.skbuff import alloc_skb_with_frags, kfree_skb
 from skbsim.profile import load_profile
 
-RELEASES = ("6.1", "6.9", "6.12", "6.18", "live-cfg")
+# 7.1's tun and skb rules give 6.18's sizes (its sk_buffs may come from the NAPI skb cache instead).
+RELEASES = ("6.1", "6.9", "6.12", "6.18", "7.1", "live-cfg")
 
 
 def _profile(name: str):
@@ -169,7 +170,7 @@ def test_tunsetsndbuf_disables_build_skb():
 #   6.6+: rest 61823: PAGE_ALIGN 65536 >= 32768, order 3 block (32768); rest 29055: PAGE_ALIGN 32768, order 3
 #   again (29055 B); 4352 + 2 * 32768 = 69888, 2 frags.
 BLOCKING = {
-    60: {"6.1": 768, "6.9": 896, "6.12": 960, "6.18": 960, "live-cfg": 832},
+    60: {"6.1": 768, "6.9": 896, "6.12": 960, "6.18": 960, "7.1": 960, "live-cfg": 832},
     1514: 2304,
     3456: 4352,
     4000: 8448,
@@ -219,7 +220,8 @@ def test_alloc_skb_with_frags_frag_limit_per_release():
     #   6.9 stops at MAX_SKB_FRAGS - 1 = 16 filled frags with data left: failure (-ENOBUFS);
     #   6.12.117 / 6.18 allow 17: head 124 -> 448 (small head 640/704) + 17 * 4096;
     #   6.1 (npages form): 17 pages <= 17, truesize += 17 * 4096 up front; head 448 -> kmalloc-512.
-    expected = {"6.1": 512 + 256 + 69632, "6.9": None, "6.12": 704 + 256 + 69632, "6.18": 704 + 256 + 69632}
+    expected = {"6.1": 512 + 256 + 69632, "6.9": None, "6.12": 704 + 256 + 69632, "6.18": 704 + 256 + 69632,
+                "7.1": 704 + 256 + 69632}
     for name, truesize in expected.items():
         kernel = Kernel(name)
         skb, err = alloc_skb_with_frags(kernel, 124, 17 * 4096, 0, GFP_KERNEL)
@@ -293,7 +295,8 @@ def test_napi_poll_budget_and_requeue():
 #   6.1: 1280 + 1728 - 704 = 2304; 6.18: 960 + 1728 - 384 = 2304.
 # L = 9000: 9064 -> 9408 -> order-2 pages (16384), end 16064: 6.1: 1280 + 16064 - 704 = 16640.
 @pytest.mark.parametrize("name,length,truesize", [
-    ("6.1", 60, 1280), ("6.9", 60, 1280), ("6.12", 60, 1280), ("6.18", 60, 960), ("live-cfg", 60, 832),
+    ("6.1", 60, 1280), ("6.9", 60, 1280), ("6.12", 60, 1280), ("6.18", 60, 960), ("7.1", 60, 960),
+    ("live-cfg", 60, 832),
     ("6.1", 1514, 2304), ("6.18", 1514, 2304), ("live-cfg", 1514, 2304), ("6.1", 9000, 16640),
     ("live-cfg", 4000, 8448),
 ])
@@ -430,7 +433,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 # skbuff_small_head object size per release (see the module docstring); None: no such cache (6.1).
-SMALL_HEAD = {"6.1": None, "6.9": 640, "6.12": 704, "6.18": 704, "live-cfg": 576}
+SMALL_HEAD = {"6.1": None, "6.9": 640, "6.12": 704, "6.18": 704, "7.1": 704, "live-cfg": 576}
 
 
 def _align64(x):

@@ -37,6 +37,10 @@ EXAMPLES: dict[str, list] = {
          "--opt", "rx=legacy", "--engine", "reference"],
         ["run", "--quiet", "--json", "--count", "300", "--driver", "tun", "--driver", "copybreak", "--cpus", "2",
          "--fault", "slab:probability=0.1", "--app-rate", "0"],
+        ["run", "--quiet", "--json", "--count", "300", "--traffic", "tcp-bulk", "--opt", "rx=build_skb"],
+        ["run", "--quiet", "--json", "--count", "300", "--driver", "mlx5", "--driver", "ice", "--kernel", "6.18"],
+        ["run", "--quiet", "--json", "--count", "300", "--socket", "tcp", "--flows", "2", "--kernel", "6.12",
+         "--driver", "ntb", "--app-rate", "1000"],
     ],
     "alloc": [
         ["alloc", "--json", "--len", "256"],
@@ -47,11 +51,15 @@ EXAMPLES: dict[str, list] = {
         ["rx", "--json", "--driver", "ice", "--frame-len", "1514"],
         ["rx", "--json", "--driver", "ice", "--opt", "rx=build_skb", "--frame-len", "9014"],
         ["rx", "--json", "--driver", "tun", "--opt", "napi=1", "--opt", "frags=1", "--frame-len", "3000"],
+        ["rx", "--json", "--driver", "bnxt", "--opt", "mtu=9000", "--frame-len", "9014", "--kernel", "6.18"],
+        ["rx", "--json", "--driver", "gve", "--frame-len", "100"],
     ],
     "sweep": [
         ["sweep", "--json", "--len", "0:3000"],
         ["sweep", "--json", "--len", "1500", "--kernel", "6.9", "--by-path"],
         ["sweep", "--json", "--len", "0:70000:1000", "--function", "__alloc_skb", "--kernel", "6.12"],
+        ["sweep", "--json", "--len", "14:9014:500", "--driver", "mana", "--opt", "mtu=9000"],
+        ["sweep", "--json", "--len", "0:4096:256", "--function", "page_pool_dev_alloc", "--kernel", "6.9"],
     ],
     "profile-show": [
         ["profile", "show", "6.9", "--json"],
@@ -59,6 +67,16 @@ EXAMPLES: dict[str, list] = {
     ],
     "validate": [
         live(["validate", "--json", "--sample", "20", "--routes", "block,frags_iov"]),
+    ],
+    "validate-tcp": [
+        live(["validate", "--tcp", "--json", "full-size", "send:100x3 read:50"]),
+        live(["validate", "--tcp", "--live-only", "--json", "--so-rcvbuf", "8192", "--syn", "ts=1", "send:1000x9 read"]),
+    ],
+    "tcp": [
+        ["tcp", "--json", "send:1000x3", "read"],
+        ["tcp", "--json", "--kernel", "6.1", "--kernel", "6.12", "--driver", "ntb", "--opt", "copybreak=0",
+         "--opt", "copybreak=3646", "--so-rcvbuf", "8192", "--syn", "mss=1460,wscale=7,ts=1,sack=1",
+         "hold", "send:1000x4", "release", "readeach", "send:100x5", "wait:10", "read:100"],
     ],
     "trace": [
         ["run", "--quiet", "--count", "300", "--rcvbuf", "5000", "--app-rate", "0", "--trace"],
@@ -72,6 +90,15 @@ def _schema(name: str) -> Draft202012Validator:
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
+
+
+def test_driver_enums_name_every_registered_driver():
+    from skbsim.drivers import DRIVERS
+
+    for name in ("run", "rx", "sweep"):
+        schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+        properties = schema["$defs"]["run"]["properties"] if name == "run" else schema["properties"]
+        assert set(properties["driver"]["enum"]) == set(DRIVERS), name
 
 
 def test_every_schema_has_examples_and_every_example_a_schema():

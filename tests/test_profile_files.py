@@ -54,7 +54,8 @@ def test_bad_base_files(tmp_path, text, words):
         load_profile(_write(tmp_path, text))
 
 
-@pytest.mark.parametrize("spec, nearest", [("6.10", "6.9"), ("6.13.2", "6.12"), ("7.0", "6.18"), ("5.4", None)])
+@pytest.mark.parametrize("spec, nearest", [("6.10", "6.9"), ("6.13.2", "6.12"), ("7.0", "6.18"), ("7.3", "7.1"),
+                                           ("5.4", None)])
 def test_an_unknown_kernel_says_what_to_use(spec, nearest):
     with pytest.raises(InputError) as caught:
         load_profile(spec)

@@ -46,6 +46,8 @@ PROFILES = {
     "6.9": lambda: load_profile("6.9"),
     "6.12": lambda: load_profile("6.12"),
     "6.18": lambda: load_profile("6.18"),
+    "7.1": lambda: load_profile("7.1"),
+    "7.1-16k": lambda: _derived("7.1", PAGE_SIZE=16384),
     # arm64 with 16K pages: NET_IP_ALIGN stays 0 (arch/arm64/include/asm/processor.h sets it so).
     "6.9-16k": lambda: _derived("6.9", PAGE_SIZE=16384),
     "6.12-16k": lambda: _derived("6.12", PAGE_SIZE=16384),
@@ -119,6 +121,17 @@ CASES = [
     ("6.18", "napi", 3713, "kmalloc", "kmalloc-8k", 8192, 8448, 64),
     ("6.18", "netdev", 320, "kmalloc", "skbuff_small_head", 704, 960, 64),
     ("6.18", "netdev", 321, "page_frag", "page_frag", 768, 1024, 64),
+    # ---- 7.1: 6.18's heads (the same small head, thresholds and page_frag_cache)
+    ("7.1", "napi", 320, "kmalloc", "skbuff_small_head", 704, 960, 64),
+    ("7.1", "napi", 321, "page_frag", "page_frag", 768, 1024, 64),
+    ("7.1", "napi", 3712, "page_frag", "page_frag", 4096, 4352, 64),
+    ("7.1", "napi", 3713, "kmalloc", "kmalloc-8k", 8192, 8448, 64),
+    ("7.1", "netdev", 320, "kmalloc", "skbuff_small_head", 704, 960, 64),
+    ("7.1", "netdev", 321, "page_frag", "page_frag", 768, 1024, 64),
+    ("7.1", "alloc", 384, "kmalloc", "skbuff_small_head", 704, 960, 0),
+    # 16K pages: SKB_WITH_OVERHEAD(16384) = 16064, page frags up to len 16000, then kmalloc-32k
+    ("7.1-16k", "napi", 16000, "page_frag", "page_frag", 16384, 16640, 64),
+    ("7.1-16k", "napi", 16001, "kmalloc", "kmalloc-32k", 32768, 33024, 64),
     # ---- 6.9 on 16K pages: no 1K frag (needs 4K pages), so napi heads with L <= 704 go to kmalloc;
     # SKB_WITH_OVERHEAD(16384) = 16064; KMALLOC_MAX_CACHE_SIZE = 2 pages = 32768
     # len 256: L = 320, H = 640 <= 640 -> small head; truesize 896

@@ -274,8 +274,8 @@ def fake_host(tmp_path):
 
 @pytest.mark.parametrize(
     "release,rules",
-    [("6.18.44-fc-v669", "6.18"), ("6.10.3", "6.9"), ("6.13.0-rc1", "6.12"), ("7.2.1", "6.18"), ("6.1.0", "6.1"),
-     ("6.8.12", "6.1")],
+    [("6.18.44-fc-v669", "6.18"), ("6.10.3", "6.9"), ("6.13.0-rc1", "6.12"), ("7.2.1", "7.1"), ("7.0.5", "6.18"),
+     ("6.1.0", "6.1"), ("6.8.12", "6.1")],
 )
 def test_host_rules_are_the_newest_at_or_below(fake_host, release, rules):
     profile = host.host_profile(release=release, **fake_host)

@@ -22,3 +22,57 @@ def test_quick_start_has_exactly_two_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert _commands()[1] in ci.splitlines()
+
+
+def _run_ci_with_stubs(tmp_path, tools: dict[str, str]):
+    """.ci/run in a copy of .ci/ with PATH holding only bash, coreutils it uses and the ``tools`` given
+    (name -> shell body); every stub appends its name and arguments to calls.log."""
+    import shutil
+    import subprocess
+
+    (tmp_path / "repo" / ".ci").mkdir(parents=True)
+    shutil.copy(ROOT / ".ci" / "run", tmp_path / "repo" / ".ci" / "run")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("bash", "dirname", "env"):
+        (bin_dir / name).symlink_to(shutil.which(name))
+    log = tmp_path / "calls.log"
+    for name, body in tools.items():
+        stub = bin_dir / name
+        stub.write_text(f"#!{shutil.which('bash')}\necho \"{name} $*\" >> {log}\n{body}\n")
+        stub.chmod(0o755)
+    proc = subprocess.run([str(bin_dir / "bash"), str(tmp_path / "repo" / ".ci" / "run")], capture_output=True,
+                          text=True, env={"PATH": str(bin_dir)}, timeout=60)
+    return proc, (log.read_text().splitlines() if log.exists() else [])
+
+
+def test_ci_installs_the_browser_before_the_tests(tmp_path):
+    """Without chromium, .ci/run installs Debian's chromium and chromium-driver, then runs the tests."""
+    proc, calls = _run_ci_with_stubs(tmp_path, {"id": "echo 0", "apt-get": "", "python3": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert calls == [
+        "id -u",
+        "apt-get update -qq",
+        "apt-get install -y -qq --no-install-recommends chromium chromium-driver",
+        "python3 -m pip install .[test]",
+        "python3 -m pytest",
+    ]
+
+
+def test_ci_without_apt_get_says_the_browser_tests_will_skip(tmp_path):
+    proc, calls = _run_ci_with_stubs(tmp_path, {"id": "echo 1000", "python3": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert "the browser tests will skip" in proc.stderr
+    assert calls == ["id -u", "python3 -m pip install .[test]", "python3 -m pytest"]
+
+
+def test_ci_with_a_browser_installs_nothing(tmp_path):
+    proc, calls = _run_ci_with_stubs(tmp_path, {"chromium": "", "chromedriver": "", "apt-get": "", "python3": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert calls == ["python3 -m pip install .[test]", "python3 -m pytest"]
+
+
+def test_ci_stops_when_the_browser_install_fails(tmp_path):
+    proc, calls = _run_ci_with_stubs(tmp_path, {"id": "echo 0", "apt-get": "exit 100", "python3": ""})
+    assert proc.returncode == 100
+    assert calls == ["id -u", "apt-get update -qq"]

@@ -107,3 +107,38 @@ def test_over_and_under_panic(kernel):
     with pytest.raises(SkbOverPanic):
         skb_put(skb, skb.end + 1)
     kfree_skb(kernel, skb)
+
+
+@pytest.mark.parametrize("limit, waiting", [("skb_defer_max", 64), ("skb_defer_max_minus_1", 63)])
+def test_defer_list_limit_and_the_ipi_at_half_capacity(limit, waiting):
+    # skb_attempt_defer_free() on CPU 0 of 100 skbs allocated on CPU 1 (skb_defer_max 64): up to 6.17
+    # the count is checked before it is raised, so 64 wait; 6.18 raises it first, so 63 wait (the 64th
+    # call sees 64 >= 64).  The rest are freed on CPU 0, into its NAPI skb cache.  The skb that finds
+    # 64 >> 1 = 32 waiting (the 33rd) sends CPU 1 one IPI, and no other is sent while it is on its way;
+    # taking it frees CPU 1's list into CPU 1's NAPI cache.
+    from skbsim.kernel import Kernel
+    from skbsim.net.napi import napi_struct, net_device
+    from skbsim.net.skbuff import defer_ipi, napi_alloc_skb, skb_attempt_defer_free
+    from skbsim.profile import load_profile
+
+    profile = load_profile("6.18").derive(origin="test", features={"skb_defer_limit": limit})
+    kernel = Kernel(profile, ncpus=2)
+    napi = napi_struct(net_device("eth0"), cpu=1)
+    with kernel.softirq(1):
+        skbs = [napi_alloc_skb(kernel, napi, 60) for _ in range(100)]
+    ipis = []
+    with kernel.on_cpu(0):
+        for n, skb in enumerate(skbs, 1):
+            skb_attempt_defer_free(kernel, skb)
+            if kernel.ipis and not ipis:
+                ipis.append(n)
+    assert ipis == [33] and kernel.ipis == [1] and kernel.cpus[1].defer_ipi_scheduled
+    assert len(kernel.cpus[1].defer_list) == waiting
+    assert kernel.cpus[0].napi_alloc_cache.puts == 100 - waiting
+    puts = kernel.cpus[1].napi_alloc_cache.puts
+    kernel.ipis.clear()
+    with kernel.softirq(1):
+        defer_ipi(kernel)
+    assert not kernel.cpus[1].defer_list and not kernel.cpus[1].defer_ipi_scheduled
+    assert kernel.cpus[1].napi_alloc_cache.puts == puts + waiting
+    kernel.assert_no_leaks()

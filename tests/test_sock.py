@@ -5,7 +5,17 @@ import pytest
 from skbsim.kernel import Kernel
 from skbsim.net.napi import napi_struct, net_device
 from skbsim.net.skbuff import napi_alloc_skb
-from skbsim.net.sock import RMEM_DEFAULT, sk_get_meminfo, udp_destroy_sock, udp_queue_rcv_skb, udp_recvmsg, udp_sock
+from skbsim.net.sock import (
+    RMEM_DEFAULT,
+    sk_get_meminfo,
+    sk_mem_reclaimable,
+    udp_destroy_sock,
+    udp_forward_pages,
+    udp_queue_rcv_skb,
+    udp_rcvbuf_admits,
+    udp_recvmsg,
+    udp_sock,
+)
 
 
 def _fill(kernel, sk, n, length):
@@ -44,6 +54,55 @@ def test_first_oversized_packet_is_admitted_on_an_empty_queue():
     assert _fill(kernel, sk, 3, 9000) == 1
     udp_destroy_sock(kernel, sk)
     kernel.assert_no_leaks()
+
+
+# sk_rcvbuf 2^30 = 1073741824 is above INT_MAX >> 1 = 1073741823.  With 1073741824 - 100 bytes charged,
+# an skb of truesize 2176 (napi_alloc_skb(1500), see above) does not fit.  6.1 and 6.9 admit it (rmem has
+# not passed rcvbuf: the one-skb overshoot); 6.12.23+ drops it ('udp: Fix multiple wraparounds of
+# sk->sk_rcvbuf.'); 6.18 drops it too (and would for any non-empty queue).  A buffer of 2^29 is not
+# above INT_MAX >> 1, so 6.12 keeps the overshoot there.
+@pytest.mark.parametrize("name,large,small", [("6.1", 1, 1), ("6.9", 1, 1), ("6.12", 0, 1), ("6.18", 0, 0)])
+def test_a_buffer_above_int_max_half_admits_only_what_fits(name, large, small):
+    for rcvbuf, expected in ((1 << 30, large), (1 << 29, small)):
+        kernel = Kernel(name)
+        sk = udp_sock(kernel, rcvbuf)
+        sk.rmem_alloc = rcvbuf - 100
+        assert _fill(kernel, sk, 1, 1500) == expected
+        udp_destroy_sock(kernel, sk)
+        kernel.assert_no_leaks()
+
+
+def test_admission_rule_arithmetic():
+    big = (0x7FFFFFFF >> 1) + 1
+    # an empty queue takes an skb larger than the buffer, except a buffer above INT_MAX >> 1 with the
+    # 6.12.23+ rule, where nothing that does not fit is admitted
+    for strict in (0, 1):
+        assert udp_rcvbuf_admits(0, 3000, 2304, strict, 1)
+        assert udp_rcvbuf_admits(0, big + 1, big, strict, 0)
+        assert not udp_rcvbuf_admits(0, big + 1, big, strict, 1)
+    # what fits is always admitted: rmem + truesize == rcvbuf
+    assert udp_rcvbuf_admits(big - 10, 10, big, 1, 1) and udp_rcvbuf_admits(100, 2204, 2304, 1, 0)
+    # up to 6.17 an skb that does not fit is admitted while rmem <= rcvbuf, 6.18 only on an empty queue
+    assert udp_rcvbuf_admits(2304, 1, 2304, 0, 0) and not udp_rcvbuf_admits(2305, 1, 2304, 0, 0)
+    assert not udp_rcvbuf_admits(2304, 1, 2304, 1, 0)
+
+
+def test_forward_allocation_arithmetic():
+    # 6.9+ (deficit only): an skb of 2176 with 512 forward-allocated raises ceil((2176 - 512) / 4096) = 1 page;
+    # with 2176 or more already there, none.  6.1: nothing while 2176 < sk_forward_alloc (4000), else pages
+    # for the whole size: ceil(2176 / 4096) = 1, ceil(9000 / 4096) = 3 (even with 8999 there).
+    assert udp_forward_pages(2176, 512, 4096, 1) == 1
+    assert udp_forward_pages(2176, 2176, 4096, 1) == 0
+    assert udp_forward_pages(9000, 100, 4096, 1) == 3  # ceil(8900 / 4096)
+    assert udp_forward_pages(2176, 4000, 4096, 0) == 0
+    assert udp_forward_pages(2176, 2176, 4096, 0) == 1
+    assert udp_forward_pages(9000, 8999, 4096, 0) == 3
+    # __sk_mem_reclaim(): whole pages of what is left beyond keep (udp_rmem_release's partial):
+    # (54912 - 1) & ~4095 = 53248; (4096 - 1) & ~4095 = 0; (4096 - 0) & ~4095 = 4096; 64 KiB pages: 0x1FFFF -> 0x10000
+    assert sk_mem_reclaimable(54912, 1, 4096) == 53248
+    assert sk_mem_reclaimable(4096, 1, 4096) == 0
+    assert sk_mem_reclaimable(4096, 0, 4096) == 4096
+    assert sk_mem_reclaimable(0x20000, 1, 65536) == 0x10000
 
 
 def test_release_is_batched_until_a_quarter_of_rcvbuf():

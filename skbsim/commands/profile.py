@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
     listing.set_defaults(run=run_list)
 
     show = actions.add_parser("show", help="every input, derived constant (with its formula) and feature")
-    show.add_argument("name", help="a built-in kernel (6.1, 6.9, 6.12, 6.18), 'host', or a profile .toml")
+    show.add_argument("name", help="a built-in kernel (6.1, 6.9, 6.12, 6.18, 7.1), 'host', or a profile .toml")
     show.add_argument("--kernel-config", help="take the config-dependent inputs from this .config")
     show.add_argument("--json", action="store_true",
                       help="print one JSON object (docs/schema/profile-show.schema.json)")

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
         formatter_class=_raw_description(),
     )
     p.add_argument("--kernel", default="6.9",
-                   help="built-in kernel (6.1, 6.9, 6.12, 6.18), 'host' or a profile .toml (default 6.9)")
+                   help="built-in kernel (6.1, 6.9, 6.12, 6.18, 7.1), 'host' or a profile .toml (default 6.9)")
     p.add_argument("--kernel-config", help="take the config-dependent inputs (LL_MAX_HEADER, MAX_HEADER, "
                    "MAX_SKB_FRAGS, ...) from this kernel .config")
     p.add_argument("--driver", required=True, help=f"one of: {', '.join(sorted(DRIVERS))}")
@@ -47,8 +47,9 @@ def run(args) -> int:
     from skbsim.profile import load_profile
     from skbsim.rx import receive_one
 
-    options = with_default_options(args.driver, parse_opt_assignments(list(args.opt)))
-    result = receive_one(load_profile(args.kernel, args.kernel_config), args.driver, options, args.frame_len)
+    profile = load_profile(args.kernel, args.kernel_config)
+    options = with_default_options(args.driver, parse_opt_assignments(list(args.opt)), profile)
+    result = receive_one(profile, args.driver, options, args.frame_len)
     if args.json:
         print_json(result)
     else:
@@ -65,7 +66,11 @@ def _print_rx(r: dict) -> None:
     if not r["ok"]:
         print(f"  not delivered: {r['reason']}")
     else:
-        event = r["options"].get("event", "napi_gro_receive_entry")
+        # tun says which tracepoint its route reaches.  A napi_get_frags() skb (gve) is shown as
+        # napi_gro_frags() hands it on after pulling the Ethernet header: what
+        # netif_receive_skb_list_entry sees for a flow GRO does not merge.
+        frags_skb = r["driver_path"] == "napi_get_frags"
+        event = r["options"].get("event", "netif_receive_skb_list_entry" if frags_skb else "napi_gro_receive_entry")
         print(
             f"  skb at {event}: len {r['len']}, data_len {r['data_len']}, truesize {r['truesize']}, "
             f"nr_frags {r['nr_frags']}, head_frag {int(r['head_frag'])}, protocol {r['protocol']}"
@@ -80,6 +85,9 @@ def _print_rx(r: dict) -> None:
         f"  ring buffers: {b['used']} used, {b['reused']} reused, {b['released']} released, "
         f"{b['copied']} copied out ({b['bytes_copied']} bytes copied into the head)"
     )
+    if "page_pool" in r:
+        nonzero = ", ".join(f"{name} {value}" for name, value in r["page_pool"].items() if value)
+        print(f"  page_pool: {nonzero or 'all counters 0'}")
     for warning in r["warnings"]:
         print(f"warning: {warning}")
     print("leak check: clean" if r["leak_check"] == "clean" else r["leak_check"])

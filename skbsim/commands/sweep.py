@@ -20,12 +20,16 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--kernel",
         action="append",
-        help="a built-in kernel (6.1, 6.9, 6.12, 6.18), 'host', or a profile .toml; repeat to compare "
-        "(default: the four built-ins)",
+        help="a built-in kernel (6.1, 6.9, 6.12, 6.18, 7.1), 'host', or a profile .toml; repeat to compare "
+        "(default: every built-in)",
     )
     p.add_argument("--kernel-config", help="take the config-dependent inputs of every kernel from this .config")
-    p.add_argument("--function", default="napi_alloc_skb", choices=tuple(SWEEP_FUNCTIONS),
-                   help="default napi_alloc_skb")
+    p.add_argument("--function", choices=tuple(SWEEP_FUNCTIONS),
+                   help="default napi_alloc_skb; page_pool_dev_alloc builds skb heads on page_pool memory")
+    p.add_argument("--driver", help="run frames of every length through this driver instead (one NIC write and "
+                   "one poll each); --len is then the frame length, 14..65535")
+    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="a driver option for --driver (repeatable)")
     p.add_argument("--gfp", help="gfp mask for the functions that take one (default GFP_ATOMIC)")
     p.add_argument("--len", dest="lengths", default="0:9000",
                    help="FIRST:LAST[:STEP], LAST included, or one length (default 0:9000)")
@@ -44,11 +48,11 @@ def run(args) -> int:
 
     from skbsim.commands.common import output_file, print_json
     from skbsim.errors import InputError
-    from skbsim.profile import load_profile
+    from skbsim.profile import builtin_names, load_profile
     from skbsim.sweep import PLOT_SUFFIXES, comparison_rows, parse_len_range, plot, sweep, sweep_as_dict, write_csv
 
     lengths = parse_len_range(args.lengths)
-    specs = args.kernel or ["6.1", "6.9", "6.12", "6.18"]
+    specs = args.kernel or builtin_names()
     if args.json and args.csv == "-":
         raise InputError("--json and --csv - both want stdout: give --csv a file name")
     # Where the results go is checked before the sweep, not after it.
@@ -58,7 +62,16 @@ def run(args) -> int:
         output_file("--plot", args.plot, PLOT_SUFFIXES)
     profiles = [load_profile(spec, args.kernel_config) for spec in specs]
     started = time.perf_counter()
-    sweeps = sweep(profiles, args.function, lengths, args.gfp)
+    if args.driver is not None:
+        from skbsim.drivers.base import parse_opt_assignments
+
+        if args.function is not None or args.gfp is not None:
+            raise InputError("--driver sweeps frames through a driver: --function and --gfp do not apply")
+        sweeps = sweep(profiles, None, lengths, driver=args.driver, options=parse_opt_assignments(args.opt))
+    else:
+        if args.opt:
+            raise InputError("--opt needs --driver")
+        sweeps = sweep(profiles, args.function or "napi_alloc_skb", lengths, args.gfp)
     elapsed = time.perf_counter() - started
 
     if args.csv == "-":
@@ -94,10 +107,8 @@ def _print_table(sweeps, rows, lengths, elapsed: float, by_path: bool) -> None:
     first = sweeps[0]
     step = f", every {lengths.step} bytes" if lengths.step > 1 else ""
     what = "path or head source" if by_path else "truesize, path or head source"
-    title = (
-        f"{first.function}(len), gfp {first.gfp}: ranges of len where a kernel's {what} changes "
-        f"(len {lengths[0]}..{lengths[-1]}{step})"
-    )
+    call = f"{first.function}(len), gfp {first.gfp}" if first.gfp != "-" else f"{first.function}, one frame of len bytes"
+    title = f"{call}: ranges of len where a kernel's {what} changes (len {lengths[0]}..{lengths[-1]}{step})"
     table = Table()
     header = "truesize, path: head"
     body = [

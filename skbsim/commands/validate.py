@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from skbsim.commands import validate_tcp
 from skbsim.commands.common import integer
 
 
 def add_parser(sub) -> None:
+    from skbsim.commands import validate_virtio
     from skbsim.validate import DEFAULT_ROUTES, ROUTES
 
     p = sub.add_parser(
@@ -33,15 +35,24 @@ def add_parser(sub) -> None:
                    help="skip the SLUB list checks (/sys/kernel/slab numbers after a shrink, writes and reads)")
     p.add_argument("--json", action="store_true",
                    help="print the result as one JSON object (docs/schema/validate.schema.json)")
+    validate_virtio.add_arguments(p)
+    validate_tcp.add_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     import sys
 
+    if args.tcp or args.scenario:
+        return validate_tcp.run(args)  # SCENARIO without --tcp is refused there
+
     from skbsim.commands.common import print_json
     from skbsim.validate import parse_length_range, parse_routes, sweep_lengths, validate
 
+    if args.driver == "virtio_net":
+        from skbsim.commands import validate_virtio
+
+        return validate_virtio.run(args)
     routes = parse_routes(args.routes)
     length_range = parse_length_range(args.lengths)
     lengths = sweep_lengths(length_range, None if args.sample == 0 else args.sample, args.seed,

@@ -16,10 +16,14 @@ A driver is a :class:`Driver` record of four functions and its options:
 ``poll(kernel, queue, budget, deliver) -> int``
     The driver's NAPI poll, in NET_RX softirq on ``napi.cpu``: process up to
     ``budget`` frames, build their skbs, run eth_type_trans and hand each to
-    ``deliver(skb)`` (where the driver calls napi_gro_receive(); ownership
-    passes to the callee), refill the ring as the driver does, and return
-    what the driver's poll returns (``budget`` means "poll me again"; less
-    means done, and the caller does napi_complete_done()).
+    GRO where the kernel's driver does (skbsim.net.gro.napi_gro_receive(),
+    napi_gro_frags()), refill the ring as the driver does, and return what
+    the driver's poll returns (``budget`` means "poll me again"; less means
+    done, after napi_complete_done(), which flushes GRO).  ``deliver(skb)``
+    is the stack behind GRO (netif_receive_skb_list_internal(); a driver
+    that bypasses NAPI calls it directly as netif_receive_skb()); ownership
+    of each skb passes to it.  Callers use :meth:`Driver.poll`, which adds
+    __napi_poll()'s GRO flush after a poll that used its whole budget.
 ``close_queue(kernel, queue)``
     Take the queue down (ndo_stop): every buffer the ring holds goes back,
     so a leak check afterwards sees only what the stack still holds.
@@ -35,6 +39,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from skbsim.errors import InputError
+from skbsim.kernel import HZ
+from skbsim.net.gro import gro_flush_normal, netif_set_gro
+from skbsim.net.napi import GRO_LEGACY_MAX_SIZE, GRO_MAX_SIZE
 from skbsim.traffic.frame import Frame, SyntheticHeaderTemplate
 
 if TYPE_CHECKING:
@@ -199,9 +206,14 @@ Deliver = Callable[["sk_buff"], None]
 
 
 class Driver:
-    """A modelled driver: name, what it is modelled on, options and its four functions."""
+    """A modelled driver: name, what it is modelled on, options and its four functions.
 
-    __slots__ = ("name", "summary", "options", "open_queue", "nic_receive", "poll", "close_queue")
+    ``napi_poll`` is the driver's poll as the kernel registers it;
+    :meth:`poll` is net/core/dev.c's __napi_poll() around it (what callers
+    use).
+    """
+
+    __slots__ = ("name", "summary", "options", "open_queue", "nic_receive", "napi_poll", "close_queue")
 
     def __init__(
         self,
@@ -218,13 +230,48 @@ class Driver:
         self.options = options
         self.open_queue = open_queue
         self.nic_receive = nic_receive
-        self.poll = poll
+        self.napi_poll = poll
         self.close_queue = close_queue
+
+    def poll(self, kernel: Kernel, queue: RxQueue, budget: int, deliver: Deliver) -> int:
+        """net/core/dev.c: __napi_poll() - the driver's poll, then GRO's flush if it used its budget.
+
+        A poll that did less completed NAPI itself (napi_complete_done()
+        flushed GRO); one that used all of its budget stays scheduled, and
+        __napi_poll() completes the skbs GRO holds (only those older than
+        this jiffy when HZ >= 1000; here HZ is 250: all of them) and passes
+        the batch up.  Either way nothing waits in GRO's batch afterwards.
+        """
+        work = self.napi_poll(kernel, queue, budget, deliver)
+        if work >= budget:
+            gro_flush_normal(kernel, queue.napi.gro, HZ >= 1000, deliver, "budget")
+        return work
 
     def option_help(self, defaults: dict[str, str] | None = None) -> list[str]:
         """One line per option: its default (``defaults`` first: skbsim's own, see DEFAULT_OPTIONS) and help."""
         defaults = defaults or {}
         return [f"{option.name}={defaults.get(option.name, option.default)}: {option.help}" for option in self.options]
+
+
+#: What every NAPI driver's device accepts about GRO: ``ethtool -K DEV gro on|off``,
+#: ``ip link set DEV gro_max_size N gro_ipv4_max_size N`` and its gro_flush_timeout.
+GRO_OPTIONS = (
+    DriverOption("gro", "1", "0: GRO off (ethtool -K DEV gro off, netif_elide_gro()): every skb goes up as the "
+                 "driver built it", choice_option("gro", ("0", "1"))),
+    DriverOption("gro_max_size", str(GRO_LEGACY_MAX_SIZE), f"GRO's aggregate size limit in bytes (ip link set DEV "
+                 f"gro_max_size N gro_ipv4_max_size N), 1..{GRO_MAX_SIZE}; above 65536 is BIG TCP",
+                 int_option("gro_max_size", 1, GRO_MAX_SIZE)),
+    DriverOption("gro_flush_timeout", "0", "ns (/sys/class/net/DEV/gro_flush_timeout), 0..1000000000: a poll that "
+                 "did work keeps what GRO held during this jiffy and a timer passes it up after this long",
+                 int_option("gro_flush_timeout", 0, 1_000_000_000)),
+)
+
+
+def netdev_set_gro(dev: net_device, values: dict[str, object]) -> None:
+    """Apply parsed :data:`GRO_OPTIONS` to the device (the NAPI drivers' open_queue calls it)."""
+    netif_set_gro(dev, values["gro"] == "1")
+    dev.gro_max_size = dev.gro_ipv4_max_size = values["gro_max_size"]
+    dev.gro_flush_timeout = values["gro_flush_timeout"]
 
 
 def synthetic_header_template() -> SyntheticHeaderTemplate:

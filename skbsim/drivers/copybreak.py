@@ -41,17 +41,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from skbsim.drivers.base import (
+    GRO_OPTIONS,
     Deliver,
     Driver,
     DriverOption,
     RxQueueStats,
     frame_header,
     int_option,
+    netdev_set_gro,
     parse_options,
     synthetic_header_template,
 )
 from skbsim.errors import InputError
 from skbsim.net.ethernet import eth_type_trans
+from skbsim.net.gro import napi_complete_done, napi_gro_receive, netif_napi_del
 from skbsim.net.skbuff import (
     napi_alloc_frag,
     napi_alloc_skb,
@@ -81,13 +84,14 @@ RING_MAX = 4096
 class copybreak_desc:
     """One RX descriptor's write-back: done, end of packet, length, and the frame's first bytes."""
 
-    __slots__ = ("dd", "eop", "pkt_len", "header")
+    __slots__ = ("dd", "eop", "pkt_len", "header", "rss_hash")
 
     def __init__(self) -> None:
         self.dd = False
         self.eop = False
         self.pkt_len = 0
         self.header: bytes | None = None
+        self.rss_hash = 0
 
 
 class copybreak_ring:
@@ -166,7 +170,7 @@ OPTIONS_DOC = (
     ("ring", str(RING_DEFAULT), f"RX descriptors, {RING_MIN}..{RING_MAX}"),
 )
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption(*OPTIONS_DOC[0], int_option("copybreak", 0, 1 << 20)),
     DriverOption(*OPTIONS_DOC[1], int_option("rx_buf", RX_BUF_MIN, 1 << 20)),
     DriverOption(*OPTIONS_DOC[2], int_option("ring", RING_MIN, RING_MAX)),
@@ -185,6 +189,7 @@ def copybreak_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct,
     if values["copybreak"] > values["rx_buf"]:
         raise InputError(f"option copybreak={values['copybreak']} is above rx_buf={values['rx_buf']}")
     ring = copybreak_ring(dev, napi, values["ring"])
+    netdev_set_gro(dev, values)
     ring.rx_buf = values["rx_buf"]
     ring.copybreak = values["copybreak"]
     ring.headroom = profile.NET_SKB_PAD + profile.NET_IP_ALIGN
@@ -228,6 +233,7 @@ def copybreak_nic_receive(kernel: Kernel, ring: copybreak_ring, frame: Frame) ->
         remaining -= desc.pkt_len
         desc.eop = i == nbufs - 1
         desc.header = header if i == 0 else None
+        desc.rss_hash = frame.rss_hash
         desc.dd = True
         idx = (idx + 1) % ring.count
     ring.hw_next = idx
@@ -313,7 +319,8 @@ def copybreak_build_skb(kernel: Kernel, ring: copybreak_ring, slots: list[int]) 
 
 
 def copybreak_clean_rx_irq(kernel: Kernel, ring: copybreak_ring, budget: int, deliver: Deliver) -> int:
-    """Up to budget frames: copy or build each, eth_type_trans, deliver."""
+    """Up to budget frames: copy or build each; the RSS hash (skb_set_hash(), as ena and bnxt do),
+    eth_type_trans, napi_gro_receive."""
     stats = ring.stats
     done = 0
     while done < budget:
@@ -324,6 +331,7 @@ def copybreak_clean_rx_irq(kernel: Kernel, ring: copybreak_ring, budget: int, de
         first = ring.desc[slots[0]]
         length = sum(ring.desc[idx].pkt_len for idx in slots)
         header = first.header or b""
+        rss_hash = first.rss_hash
         if length <= ring.copybreak:
             skb = copybreak_copy_skb(kernel, ring, length)
         else:
@@ -334,21 +342,25 @@ def copybreak_clean_rx_irq(kernel: Kernel, ring: copybreak_ring, budget: int, de
             stats.drop(length)
             continue
         stats.bytes += skb.len
+        skb.hash = rss_hash
         skb.protocol = eth_type_trans(skb, ring.dev, header)
         stats.frames += 1
-        deliver(skb)
+        napi_gro_receive(kernel, ring.napi, skb, deliver)
     if ring.empty:
         _fill_empty_slots(kernel, ring, in_napi=True)
     return done
 
 
 def copybreak_poll(kernel: Kernel, ring: copybreak_ring, budget: int, deliver: Deliver) -> int:
-    """The NAPI poll: budget used up means poll again; less means done."""
+    """The NAPI poll: budget used up means poll again; less means done (napi_complete_done())."""
     ring.stats.polls += 1
     if budget <= 0:
         return budget
     with kernel.softirq(ring.napi.cpu):
-        return copybreak_clean_rx_irq(kernel, ring, budget, deliver)
+        done = copybreak_clean_rx_irq(kernel, ring, budget, deliver)
+        if done < budget:
+            napi_complete_done(kernel, ring.napi, done, deliver)
+    return done
 
 
 def copybreak_close_queue(kernel: Kernel, ring: copybreak_ring) -> None:
@@ -362,6 +374,7 @@ def copybreak_close_queue(kernel: Kernel, ring: copybreak_ring) -> None:
         desc.header = None
     ring.empty = ring.count
     ring.next_to_clean = ring.hw_next = 0
+    netif_napi_del(kernel, ring.napi)
 
 
 DRIVER = Driver(

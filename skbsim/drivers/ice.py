@@ -43,9 +43,12 @@ The header skb of legacy mode comes from __napi_alloc_skb(ICE_RX_HDR_SIZE,
 GFP_ATOMIC | __GFP_NOWARN) where the profile has that function, else from
 napi_alloc_skb() (6.10+); what that gives is the core's business (1K frag,
 small-head slab, ...).  6.18's ice still uses this page-split scheme (no
-page_pool/libeth buffers yet), so 6.18 is modelled with it.
+page_pool/libeth buffers yet), so 6.18 is modelled with it.  The page_pool
+form of later releases ('ice: switch to Page Pool', in 7.1.3; profile
+feature ``ice_rx_buffers`` = "libeth") is skbsim.drivers.libeth's fill
+queue with ice's limits, and has header split (docs/drivers/ice.md).
 
-Not modelled: XDP programs, header split, VLAN tag stripping, checksum and
+Not modelled: XDP programs, header split in the page-split form, VLAN tag stripping, checksum and
 hash offloads, PTP, the flow-director control queue, AF_XDP, pages of 8K
 or more (a different reuse rule), NUMA-remote pages.  The hardware side is
 simplified: a frame that does not find enough posted descriptors is dropped
@@ -59,6 +62,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from skbsim.drivers.base import (
+    GRO_OPTIONS,
     Deliver,
     Driver,
     DriverOption,
@@ -67,12 +71,14 @@ from skbsim.drivers.base import (
     frame_header,
     synthetic_header_template,
     int_option,
+    netdev_set_gro,
     parse_options,
 )
 from skbsim.errors import InputError
 from skbsim.mm.gfp import GFP_ATOMIC, __GFP_COMP, __GFP_MEMALLOC, __GFP_NOWARN
 from skbsim.mm.page_alloc import Page
 from skbsim.net import skbuff
+from skbsim.net.gro import napi_complete_done, napi_gro_receive, netif_napi_del
 from skbsim.net.ethernet import (
     ETH_DATA_LEN,
     ETH_FCS_LEN,
@@ -165,13 +171,14 @@ class ice_rx_desc:
     buffer of a frame (the model keeps no other payload).
     """
 
-    __slots__ = ("dd", "eop", "pkt_len", "header")
+    __slots__ = ("dd", "eop", "pkt_len", "header", "rss_hash")
 
     def __init__(self) -> None:
         self.dd = False
         self.eop = False
         self.pkt_len = 0
         self.header: bytes | None = None
+        self.rss_hash = 0
 
 
 class ice_rx_buf:
@@ -393,16 +400,24 @@ def dev_page_is_reusable(page: Page) -> bool:
     return not page.pfmemalloc
 
 
+def ice_page_count_reusable(pgcnt: int, pagecnt_bias: int) -> bool:
+    """ice_txrx.c: ice_can_reuse_rx_page()'s count test - at most one reference outside the driver.
+
+    pgcnt - pagecnt_bias is computed in unsigned int, as in the kernel.  (Plain
+    integers: the fast engine compiles this function.)
+    """
+    return (pgcnt - pagecnt_bias) & U32_MASK <= 1
+
+
 def ice_can_reuse_rx_page(kernel: Kernel, rx_buf: ice_rx_buf) -> bool:
     """ice_txrx.c: ice_can_reuse_rx_page() - only while at most one reference is outside the driver.
 
-    pgcnt - pagecnt_bias is computed in unsigned int, as in the kernel.  A
-    bias worn down to 1 is restocked with another USHRT_MAX - 1 references.
+    A bias worn down to 1 is restocked with another USHRT_MAX - 1 references.
     """
     page = rx_buf.page
     if page.pfmemalloc:  # not dev_page_is_reusable(page)
         return False
-    if (rx_buf.pgcnt - rx_buf.pagecnt_bias) & U32_MASK > 1:
+    if not ice_page_count_reusable(rx_buf.pgcnt, rx_buf.pagecnt_bias):
         return False
     if rx_buf.pagecnt_bias == 1:
         kernel.pages.page_ref_add(page, USHRT_MAX - 1)
@@ -630,14 +645,16 @@ def ice_construct_skb(kernel: Kernel, ring: ice_rx_ring, xdp: ice_xdp_buff,
     return skb
 
 
-def ice_process_skb_fields(ring: ice_rx_ring, skb: sk_buff, header: bytes) -> None:
-    """ice_txrx_lib.c: ice_process_skb_fields() - of its work only eth_type_trans() is modelled."""
+def ice_process_skb_fields(ring: ice_rx_ring, skb: sk_buff, header: bytes, rx_desc: ice_rx_desc) -> None:
+    """ice_txrx_lib.c: ice_process_skb_fields() - ice_rx_hash() (the RSS hash of the EOP descriptor,
+    NETIF_F_RXHASH being on by default) and eth_type_trans(); checksum, VLAN and PTP work is not modelled."""
+    skb.hash = rx_desc.rss_hash
     skb.protocol = eth_type_trans(skb, ring.dev, header)
 
 
-def ice_receive_skb(ring: ice_rx_ring, skb: sk_buff, deliver: Deliver) -> None:
-    """ice_txrx_lib.c: ice_receive_skb() - napi_gro_receive() (here: the caller's deliver)."""
-    deliver(skb)
+def ice_receive_skb(kernel: Kernel, ring: ice_rx_ring, skb: sk_buff, deliver: Deliver) -> None:
+    """ice_txrx_lib.c: ice_receive_skb() - napi_gro_receive()."""
+    napi_gro_receive(kernel, ring.napi, skb, deliver)
 
 
 def _xdp_prepare_buff(kernel: Kernel, ring: ice_rx_ring, xdp: ice_xdp_buff, rx_buf: ice_rx_buf, size: int,
@@ -733,9 +750,9 @@ def _ice_clean_rx_irq_xdp_buff(kernel: Kernel, ring: ice_rx_ring, budget: int, d
 
         eth_skb_pad(kernel, skb)
         stats.bytes += skb.len
-        ice_process_skb_fields(ring, skb, header)
+        ice_process_skb_fields(ring, skb, header, rx_desc)
         stats.frames += 1
-        ice_receive_skb(ring, skb, deliver)
+        ice_receive_skb(kernel, ring, skb, deliver)
         total_rx_pkts += 1
 
     if per_poll:
@@ -801,9 +818,9 @@ def _ice_clean_rx_irq_ring_skb(kernel: Kernel, ring: ice_rx_ring, budget: int, d
             continue
         eth_skb_pad(kernel, skb)
         stats.bytes += skb.len
-        ice_process_skb_fields(ring, skb, ring.skb_header)
+        ice_process_skb_fields(ring, skb, ring.skb_header, rx_desc)
         stats.frames += 1
-        ice_receive_skb(ring, skb, deliver)
+        ice_receive_skb(kernel, ring, skb, deliver)
         skb = None
         total_rx_pkts += 1
 
@@ -822,14 +839,33 @@ def _ring_size(text: str) -> int:
     return -(-count // ICE_REQ_DESC_MULTIPLE) * ICE_REQ_DESC_MULTIPLE
 
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption("rx", "build_skb", "build_skb (the kernel's default) or legacy (the legacy-rx private flag: "
                  "ice_construct_skb copies headers into a small skb; skbsim's default)", choice_option("rx", ("build_skb", "legacy"))),
     DriverOption("mtu", "1500", f"interface MTU, {ETH_MIN_MTU}..{ICE_MAX_MTU}; above 1500 build_skb mode uses 3K "
                  "buffers in order-1 pages", int_option("mtu", ETH_MIN_MTU, ICE_MAX_MTU)),
     DriverOption("ring", str(ICE_DFLT_NUM_RX_DESC), f"RX descriptors, {ICE_MIN_NUM_DESC}..{ICE_MAX_NUM_DESC}, "
                  f"rounded up to a multiple of {ICE_REQ_DESC_MULTIPLE}", _ring_size),
+    DriverOption("hsplit", "off", "header split (ethtool -G tcp-data-split); only ice's page_pool (libeth) form "
+                 "has it", choice_option("hsplit", ("on", "off"))),
 )
+
+
+def ice_has_legacy_rx(profile: Profile) -> bool:
+    """The legacy-rx private flag exists while ice splits pages itself; its page_pool (libeth) form has none."""
+    return profile.feature("ice_rx_buffers") != "libeth"
+
+
+def ice_pp_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, values: dict):
+    """ice_open() of ice's page_pool form (profile feature ``ice_rx_buffers`` = "libeth", as 7.1.3's
+    ice_rxq_pp_create()): libeth MTU buffers, header buffers with header split; see skbsim.drivers.libeth."""
+    from skbsim.drivers.libeth import libeth_open
+
+    if values["rx"] == "legacy":
+        raise InputError(f"option rx=legacy: ice's page_pool form ({kernel.profile.name}) has no legacy-rx")
+    queue = libeth_open(kernel, "ice", dev, napi, values["mtu"], str(values["ring"]), values["hsplit"] == "on")
+    netdev_set_gro(dev, values)
+    return queue
 
 
 def ice_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: dict[str, str] | None) -> ice_rx_ring:
@@ -841,11 +877,17 @@ def ice_open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: 
     """
     values = parse_options("ice", OPTIONS, options)
     profile = kernel.profile
+    if not ice_has_legacy_rx(profile):
+        return ice_pp_open_queue(kernel, dev, napi, values)
+    if values["hsplit"] == "on":
+        raise InputError(f"option hsplit=on: ice of {profile.name} splits pages itself and has no header split "
+                         "(ice_rx_buffers = page_split)")
     if profile.PAGE_SIZE >= 8192:
         raise InputError(f"ice: PAGE_SIZE {profile.PAGE_SIZE} is not modelled (its buffer reuse rule differs)")
     legacy = values["rx"] == "legacy"
     ring = ice_rx_ring(dev, napi, values["ring"], ice_rules_for(profile))
     dev.mtu = values["mtu"]
+    netdev_set_gro(dev, values)
     ring.max_frame, ring.rx_buf_len = ice_vsi_cfg_frame_size(profile, dev.mtu, legacy)
     ring.rxmax = min(ring.max_frame, ICE_MAX_CHAINED_RX_BUFS * ring.rx_buf_len)
     ring.build_skb = not legacy
@@ -874,6 +916,8 @@ def ice_nic_receive(kernel: Kernel, ring: ice_rx_ring, frame: Frame) -> bool:
     driver wrote (next_to_use rounded down to a multiple of 8).  Frames
     above rxmax, or without enough descriptors, are dropped.
     """
+    if type(ring) is not ice_rx_ring:  # the page_pool (libeth) form
+        return _libeth().libeth_nic_receive(kernel, ring, frame)
     length = frame.length
     if length > ring.rxmax:
         ring.stats.oversize_drops += 1
@@ -895,6 +939,7 @@ def ice_nic_receive(kernel: Kernel, ring: ice_rx_ring, frame: Frame) -> bool:
         remaining -= size
         desc.eop = i == last
         desc.header = header if i == 0 else None
+        desc.rss_hash = frame.rss_hash
         desc.dd = True
         idx += 1
         if idx == count:
@@ -908,16 +953,22 @@ def ice_napi_poll(kernel: Kernel, ring: ice_rx_ring, budget: int, deliver: Deliv
     """ice_txrx.c: ice_napi_poll() for a vector with this one RX ring (TX cleaning not modelled).
 
     Returns budget when the ring used all of it (or a refill failed), else
-    min(work, budget - 1) after which the caller completes NAPI.
+    completes NAPI (napi_complete_done(): GRO flushes) and returns
+    min(work, budget - 1).
     """
+    if type(ring) is not ice_rx_ring:  # the page_pool (libeth) form
+        cleaned = _libeth().libeth_poll(kernel, ring, budget, deliver)
+        return budget if cleaned >= budget else min(cleaned, budget - 1)
     ring.stats.polls += 1
     if budget <= 0:
         return budget
     with kernel.softirq(ring.napi.cpu):
         cleaned = ice_clean_rx_irq(kernel, ring, budget, deliver)
-    if cleaned >= budget:
-        return budget
-    return min(cleaned, budget - 1)
+        if cleaned >= budget:
+            return budget
+        work_done = min(cleaned, budget - 1)
+        napi_complete_done(kernel, ring.napi, work_done, deliver)
+    return work_done
 
 
 def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
@@ -926,6 +977,9 @@ def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
     Frames the NIC wrote that were never cleaned (a failing allocation kept
     them on the ring) are lost with it; they are counted in frames_dropped.
     """
+    if type(ring) is not ice_rx_ring:  # the page_pool (libeth) form
+        _libeth().libeth_close(kernel, ring)
+        return
     stats = ring.stats
     idx = ring.next_to_clean
     for _ in range(stats.nic_frames - stats.frames - stats.frames_dropped):
@@ -959,6 +1013,14 @@ def ice_clean_rx_ring(kernel: Kernel, ring: ice_rx_ring) -> None:
         desc.header = None
     ring.next_to_alloc = ring.next_to_clean = ring.first_desc = ring.next_to_use = 0
     ring.hw_next = ring.tail = 0
+    # ice_vsi_free_q_vectors() -> netif_napi_del(): what GRO still holds is freed.
+    netif_napi_del(kernel, ring.napi)
+
+
+def _libeth():
+    from skbsim.drivers import libeth
+
+    return libeth
 
 
 DRIVER = Driver(

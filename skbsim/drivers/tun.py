@@ -19,7 +19,8 @@ the allocation routes:
   once NET_SKB_PAD + len reaches a page, and the rest goes into page
   blocks of up to order 3 (profile feature ``tun_alloc_linear``).
 - **D, tun_napi_alloc_frags()** with IFF_NAPI_FRAGS: napi_get_frags()'s skb,
-  grown to hold the first iovec segment (the whole frame for write()).
+  grown to hold the first iovec segment (the whole frame for write()),
+  then napi_gro_frags() and napi_complete() inside the write.
 
 Routes A and B charge the skb to the queue socket (skb_set_owner_w(), given
 back by sock_wfree()).  eth_type_trans() pulls the Ethernet header in
@@ -27,17 +28,26 @@ tun_get_user() for every route.  Delivery: with IFF_NAPI (route **C**) the
 skb waits on the socket's sk_write_queue and tun_napi_poll() hands it to
 napi_gro_receive(); without it tun_rx_batched() calls netif_receive_skb().
 
+GRO: each write() runs the queue's NAPI poll itself (the local_bh_enable()
+at the end of tun_get_user() runs the NET_RX softirq it raised), and that
+poll finds just this skb and completes NAPI, so GRO passes it up at once:
+a writer's segments merge only with a gro_flush_timeout on the device
+(napi_complete_done() then keeps what came within the jiffy).  Likewise
+IFF_NAPI_FRAGS calls napi_complete() right after napi_gro_frags().
+
 Two differences from the kernel, both in *when*, not *what*:
 
 - The kernel delivers inside the write (netif_receive_skb() directly, or
   the NAPI poll that the local_bh_enable() at the end of tun_get_user()
-  runs).  The model hands skbs to the stack in ``poll()``, so a caller sees
-  them through the same ``deliver`` as every driver's.  skbs waiting there
-  are still charged to the queue socket, which only matters for a small
-  ``sndbuf``.
+  runs, or napi_gro_frags()).  The model hands skbs over in ``poll()``,
+  one write at a time as above, so a caller sees them through the same
+  ``deliver`` as every driver's.  skbs waiting there are still charged to
+  the queue socket, which only matters for a small ``sndbuf``.
 - The stack orphans an IP packet first thing (ip_rcv_core()'s
-  skb_orphan()); the model does so as it hands the skb over, so the queue
-  socket's sk_wmem_alloc holds only skbs still inside the driver.
+  skb_orphan()); the model does so as it hands the skb over (before GRO,
+  which would drop the owner of a merged skb without its destructor), so
+  the queue socket's sk_wmem_alloc holds only skbs still inside the
+  driver.
 
 Options: ``write=block|nonblock`` (O_NONBLOCK on the fd), ``napi=0|1``
 (IFF_NAPI), ``frags=0|1`` (IFF_NAPI_FRAGS, needs napi=1), ``sndbuf=N``
@@ -58,12 +68,14 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING
 
 from skbsim.drivers.base import (
+    GRO_OPTIONS,
     Driver,
     DriverOption,
     RxQueueStats,
     choice_option,
     frame_header,
     int_option,
+    netdev_set_gro,
     parse_options,
 )
 from skbsim.errors import InputError
@@ -82,15 +94,24 @@ from skbsim.net.core_sock import (
     sock_alloc_send_pskb,
 )
 from skbsim.net.ethernet import ETH_HLEN, eth_type_trans
+from skbsim.net.gro import (
+    napi_complete,
+    napi_complete_done,
+    napi_free_frags,
+    napi_get_frags,
+    napi_gro_frags,
+    napi_gro_receive,
+    netif_napi_del,
+)
 from skbsim.net.napi import NAPI_POLL_WEIGHT, local_bh_disable, local_bh_enable
 from skbsim.net.skbuff import (
     __skb_grow,
     build_skb,
     kfree_skb,
-    napi_alloc_skb,
     netdev_alloc_frag,
     sk_buff,
     skb_fill_page_desc,
+    skb_push,
     skb_put,
     skb_reserve,
     skb_tailroom,
@@ -148,8 +169,8 @@ class tun_struct:
 class tun_file:
     """drivers/net/tun.c: struct tun_file - one queue: its socket, its NAPI and its queue index."""
 
-    __slots__ = ("sk", "napi", "napi_enabled", "napi_frags_enabled", "napi_scheduled", "napi_skb",
-                 "queue_index", "rx_handoff")
+    __slots__ = ("sk", "napi", "napi_enabled", "napi_frags_enabled", "napi_scheduled", "queue_index",
+                 "rx_handoff")
 
     def __init__(self, sk: sock, napi: napi_struct, napi_enabled: bool, napi_frags: bool):
         self.sk = sk
@@ -157,10 +178,9 @@ class tun_file:
         self.napi_enabled = napi_enabled
         self.napi_frags_enabled = napi_enabled and napi_frags
         self.napi_scheduled = False
-        # napi->skb of the queue's NAPI: the skb napi_get_frags() hands out next.
-        self.napi_skb: sk_buff | None = None
         self.queue_index = 0
-        # skbs netif_receive_skb() was called on, until the model's poll() hands them over.
+        # skbs netif_receive_skb() or napi_gro_frags() was called on, until the model's poll() hands
+        # them over.
         self.rx_handoff: deque[sk_buff] = deque()
 
 
@@ -177,7 +197,7 @@ class TunQueue:
     """One tun queue as the simulator drives it: the device, its file, the writer, counters."""
 
     __slots__ = ("driver", "dev", "napi", "stats", "config", "tun", "tfile", "task", "noblock", "routes",
-                 "write_errors", "last_path")
+                 "write_errors", "last_path", "stack_orphans")
 
     def __init__(self, dev: net_device, napi: napi_struct, tun: tun_struct, tfile: tun_file, noblock: bool,
                  config: dict):
@@ -194,6 +214,9 @@ class TunQueue:
         self.routes: Counter[str] = Counter()
         self.write_errors: Counter[str] = Counter()
         self.last_path = ""
+        # False: poll() orphans each skb as it hands it over (see the module docstring).  True: the
+        # caller's IP layer does (ip_rcv_core() trims first, then orphans), as skbsim.tcp_session's does.
+        self.stack_orphans = False
 
 
 # -- constants of tun_get_user -------------------------------------------------------------
@@ -326,15 +349,6 @@ def tun_alloc_skb(kernel: Kernel, tfile: tun_file, prepad: int, length: int, lin
     return skb, 0
 
 
-def napi_get_frags(kernel: Kernel, tfile: tun_file) -> sk_buff | None:
-    """net/core/gro.c: napi_get_frags() - napi->skb, or a fresh napi_alloc_skb(GRO_MAX_HEAD)."""
-    skb = tfile.napi_skb
-    if skb is None:
-        skb = napi_alloc_skb(kernel, tfile.napi, kernel.profile.GRO_MAX_HEAD)
-        tfile.napi_skb = skb
-    return skb
-
-
 def tun_napi_alloc_frags(kernel: Kernel, tfile: tun_file, length: int,
                          segments: list[int]) -> tuple[sk_buff | None, int]:
     """drivers/net/tun.c: tun_napi_alloc_frags() - (skb, 0) or (None, -errno).
@@ -351,7 +365,7 @@ def tun_napi_alloc_frags(kernel: Kernel, tfile: tun_file, length: int,
     if len(segments) > profile.MAX_SKB_FRAGS + 1 or length > ETH_MAX_MTU - profile.NET_SKB_PAD - profile.NET_IP_ALIGN:
         return None, -EMSGSIZE
     local_bh_disable(kernel)
-    skb = napi_get_frags(kernel, tfile)
+    skb = napi_get_frags(kernel, tfile.napi)
     local_bh_enable(kernel)
     if skb is None:
         return None, -ENOMEM
@@ -360,38 +374,29 @@ def tun_napi_alloc_frags(kernel: Kernel, tfile: tun_file, length: int,
         kernel.note(f"tun_napi_alloc_frags: napi skb with tailroom {skb_tailroom(skb)}, linear part {linear}")
     err = __skb_grow(kernel, skb, linear)
     if err:
-        napi_free_frags(kernel, tfile)
+        napi_free_frags(kernel, tfile.napi)
         return None, err
     skb.len = length
     skb.data_len = length - linear
     skb.truesize += skb.data_len
     for i, fragsz in enumerate(segments[1:], start=1):
         if fragsz == 0 or fragsz > profile.PAGE_SIZE:
-            napi_free_frags(kernel, tfile)
+            napi_free_frags(kernel, tfile.napi)
             return None, -EINVAL
         frag = netdev_alloc_frag(kernel, fragsz)
         if frag is None:
-            napi_free_frags(kernel, tfile)
+            napi_free_frags(kernel, tfile.napi)
             return None, -ENOMEM
         page = kernel.pages.virt_to_head_page(frag)
         skb_fill_page_desc(skb, i - 1, page, frag - kernel.pages.page_address(page), fragsz)
     return skb, 0
 
 
-def napi_free_frags(kernel: Kernel, tfile: tun_file) -> None:
-    """include/linux/netdevice.h: napi_free_frags() - drop napi->skb."""
-    skb, tfile.napi_skb = tfile.napi_skb, None
-    # A half-built skb's len may not match its frags yet; free it as it is.
-    kfree_skb(kernel, skb)
-
-
-def napi_gro_frags(kernel: Kernel, tfile: tun_file) -> None:
-    """net/core/gro.c: napi_gro_frags() - napi->skb goes to GRO (napi_frags_skb() clears napi->skb).
-
-    tun runs it inside the write, between napi_schedule_prep() and
-    napi_complete(); the model hands the skb over at the next poll().
-    """
-    skb, tfile.napi_skb = tfile.napi_skb, None
+def tun_napi_frags_handoff(kernel: Kernel, tfile: tun_file) -> None:
+    """The start of napi_gro_frags() in tun_get_user(): napi_frags_skb() takes napi->skb (the next
+    write's napi_get_frags() allocates afresh).  The rest, and napi_complete(), run at the hand-off
+    in poll()."""
+    skb, tfile.napi.skb = tfile.napi.skb, None
     tfile.rx_handoff.append(skb)
 
 
@@ -463,8 +468,8 @@ def tun_get_user(kernel: Kernel, tun: tun_struct, tfile: tun_file, task: task_st
     skb.queue_mapping = tfile.queue_index + 1  # skb_record_rx_queue()
 
     if frags:
-        # skb_push(ETH_HLEN) for eth_get_headlen(), then napi_gro_frags() pulls it again.
-        napi_gro_frags(kernel, tfile)
+        # skb_push(ETH_HLEN) for eth_get_headlen(), then napi_gro_frags(); the model pushes at the hand-off.
+        tun_napi_frags_handoff(kernel, tfile)
     elif tfile.napi_enabled:
         # spin_lock_bh(): the BH stay off until the local_bh_enable() below.
         local_bh_disable(kernel)
@@ -477,44 +482,9 @@ def tun_get_user(kernel: Kernel, tun: tun_struct, tfile: tun_file, task: task_st
     return length, route, skb
 
 
-def tun_napi_receive(kernel: Kernel, tfile: tun_file, budget: int, deliver) -> int:
-    """drivers/net/tun.c: tun_napi_receive() - napi_gro_receive() up to budget skbs of the write queue.
-
-    The whole queue is spliced to a private list; what the budget leaves is
-    put back at the head of the queue.
-    """
-    queue = tfile.sk.sk_write_queue
-    process_queue = deque(queue)
-    queue.clear()
-    received = 0
-    while received < budget and process_queue:
-        skb = process_queue.popleft()
-        _hand_to_stack(skb, deliver)
-        received += 1
-    if process_queue:
-        process_queue.extend(queue)
-        queue.clear()
-        queue.extend(process_queue)
-    return received
-
-
-def tun_napi_poll(kernel: Kernel, tfile: tun_file, budget: int, deliver) -> int:
-    """drivers/net/tun.c: tun_napi_poll() - receive, then napi_complete_done() below budget."""
-    received = tun_napi_receive(kernel, tfile, budget, deliver)
-    if received < budget:
-        tfile.napi_scheduled = False
-    return received
-
-
-def _hand_to_stack(skb: sk_buff, deliver) -> None:
-    """Pass the skb on, orphaned as ip_rcv_core() would first thing (see the module docstring)."""
-    skb_orphan(skb)
-    deliver(skb)
-
-
 # -- the driver interface ----------------------------------------------------------------------
 
-OPTIONS = (
+OPTIONS = GRO_OPTIONS + (
     DriverOption("write", "block", "how the writer's fd is opened: block, or nonblock (O_NONBLOCK)",
                  choice_option("write", ("block", "nonblock"))),
     DriverOption("napi", "0", "1: IFF_NAPI (skbs go through the queue's NAPI and napi_gro_receive)",
@@ -544,6 +514,7 @@ def open_queue(kernel: Kernel, dev: net_device, napi: napi_struct, options: dict
     # tun_chr_open() sets sk_sndbuf to INT_MAX; TUNSETIFF copies tun->sndbuf to the queue socket.
     sk = sock(f"tun {dev.name} queue 0", sndbuf=tun.sndbuf)
     tfile = tun_file(sk, napi, napi_enabled, napi_frags)
+    netdev_set_gro(dev, values)
     noblock = values["write"] == "nonblock"
     align = tun.align + profile.NET_IP_ALIGN
     config = {
@@ -606,24 +577,48 @@ def _errno_name(errno_value: int) -> str:
 
 
 def poll(kernel: Kernel, queue: TunQueue, budget: int, deliver) -> int:
-    """The queue's NAPI poll with IFF_NAPI (tun_napi_poll()); without it, the hand-off of
-    netif_receive_skb()'s skbs (at most ``budget`` of them per call)."""
+    """The skbs writes handed on, in order, at most ``budget`` of them (see the module docstring).
+
+    Each is orphaned first (unless the caller's IP layer orphans it after
+    trimming, ``queue.stack_orphans``).  With IFF_NAPI, its write's tun_napi_poll():
+    tun_napi_receive() gives it to napi_gro_receive(), and having done less
+    than its budget completes NAPI (napi_complete_done(), work 1).  With
+    IFF_NAPI_FRAGS, the rest of its write's napi_gro_frags() (the Ethernet
+    header pushed back first, as tun_get_user() left it) and napi_complete().
+    Without IFF_NAPI, netif_receive_skb(): straight to ``deliver``.  With
+    IFF_NAPI the queue's NAPI is unscheduled once its queue is empty, and a
+    poll that finds nothing (the GRO flush timer's) completes NAPI.
+    """
     stats = queue.stats
     stats.polls += 1
     tfile = queue.tfile
-
-    def counted(skb: sk_buff) -> None:
+    napi = tfile.napi
+    frags = tfile.napi_frags_enabled
+    napi_enabled = tfile.napi_enabled
+    waiting = tfile.sk.sk_write_queue if napi_enabled and not frags else tfile.rx_handoff
+    done = 0
+    while done < budget and waiting:
+        skb = waiting.popleft()
+        if not queue.stack_orphans:
+            skb_orphan(skb)
         stats.frames += 1
         stats.bytes += skb.len + ETH_HLEN
-        deliver(skb)
-
-    if tfile.napi_enabled and not tfile.napi_frags_enabled:
-        return tun_napi_poll(kernel, tfile, budget, counted)
-    # netif_receive_skb() (no IFF_NAPI) or napi_gro_frags() (IFF_NAPI_FRAGS) hand-offs.
-    done = 0
-    while done < budget and tfile.rx_handoff:
-        _hand_to_stack(tfile.rx_handoff.popleft(), counted)
+        if frags:
+            skb_push(skb, ETH_HLEN)
+            napi.skb = skb
+            napi_gro_frags(kernel, napi, deliver)
+            napi_complete(kernel, napi, deliver)
+        elif napi_enabled:
+            napi_gro_receive(kernel, napi, skb, deliver)
+            napi_complete_done(kernel, napi, 1, deliver)
+        else:
+            deliver(skb)
         done += 1
+    if napi_enabled and not frags and not done:
+        # A poll with nothing queued (the GRO flush timer's): tun_napi_poll() completes NAPI.
+        napi_complete_done(kernel, napi, 0, deliver)
+    if napi_enabled and not frags and done < budget:
+        tfile.napi_scheduled = False
     return done
 
 
@@ -645,9 +640,8 @@ def close_queue(kernel: Kernel, queue: TunQueue) -> None:
         for waiting in (tfile.sk.sk_write_queue, tfile.rx_handoff):
             while waiting:
                 kfree_skb(kernel, waiting.popleft())
-        if tfile.napi_skb is not None:
-            kfree_skb(kernel, tfile.napi_skb)
-            tfile.napi_skb = None
+        # tun_napi_del() -> netif_napi_del(): napi->skb and what GRO holds.
+        netif_napi_del(kernel, tfile.napi)
         page_frag_release(kernel, queue.task.task_frag)
     sk_free(tfile.sk)
 

@@ -1,31 +1,41 @@
-"""The fast engine's memory: fault injection, pages, SLUB caches, page_frag caches and skb frag lists, compiled."""
+"""The fast engine's memory: fault injection, pages, kmem caches, page_frag caches and skb frag lists, compiled.
+
+Each function works on the records of the model object it mirrors (skbsim.fast.state): the page
+allocator (Pages), the fault injector (Faults), the kmem caches (Slabs), the per-CPU NAPI caches
+(NapiCaches) and the frag lists (Frags).
+"""
 
 from __future__ import annotations
 
 from skbsim.fast.layout import (
-    ERR, ERR_BUG, ERR_TABLE_FULL, FL_NEXT, FL_TAG, FL_TOP, FR_ACTIVE, FR_COUNT, FR_INJECTED, FR_INTERVAL,
-    FR_SIZE, FR_SPACE, FR_THRESHOLD, FR_TIMES, F_ANY, F_MT, F_MT_INDEX, F_RULES, IN_USE, K_FAILED,
-    K_FREE_TOP, K_LAYER, K_LIVE, K_NEXT, K_NPARTIAL, K_OBJS, K_ORDER, L_NONE, L_PAGE_ALLOC, L_PAGE_FRAG,
-    L_SLAB, MT_N, P1K_OFFSET, P1K_PAGE, PAGE_SIZE_C, PEAK_IN_USE, PF_ALLOCS, PF_BIAS, PF_DOWN, PF_OFFSET,
-    PF_ORDER, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, PG_FREE_TOP, PG_NEXT, PINNED, SMALL_ALLOCS,
-    SMALL_REFILLS, SZ_1K, njit,
+    ERR_BUG, ERR_TABLE_FULL, FL_TAG, L_NONE, L_PAGE_ALLOC, L_PAGE_FRAG, L_SLAB, ORDER_0, SZ_1K, njit,
 )
+from skbsim.fast.state import (
+    ALLOCATED, ERR, F_ANY, F_MT_INDEX, FL_NEXT, FL_TOP, FR_ACTIVE, FR_COUNT, FR_INJECTED, FR_INTERVAL, FR_SPACE,
+    FR_THRESHOLD, FR_TIMES, FREED, K_FAILED, K_FREE_TOP, K_LAYER, K_LIVE, K_NEXT, K_NPARTIAL, K_OBJS, K_ORDER,
+    K_SLOT_BASE, K_SLOTS, K_STACK_BASE, MT_N, P1K_OFFSET, P1K_PAGE, PAGE_ORDER, PAGE_REF, PAGE_SIZE, PF_ALLOCS,
+    PF_BIAS, PF_DOWN, PF_OFFSET, PF_ORDER, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, PG_FREE_TOP, PG_IN_USE,
+    PG_MAX_ORDER, PG_NEXT, PG_PEAK, PINNED, SLAB_INUSE, SLAB_PAGE, SLAB_TOP, SMALL_ALLOCS, SMALL_REFILLS,
+)
+
+# -- the fault injector (skbsim.mm.fault.FaultInjector) ---------------------------------------------------
 
 
 @njit(cache=True)
-def _mt_genrand(S):
-    """random.Random's genrand_uint32() (Modules/_randommodule.c, MT19937) on the words in S."""
-    index = S[F_MT_INDEX]
+def _mt_genrand(faults, st):
+    """random.Random's genrand_uint32() (Modules/_randommodule.c, MT19937) on the words in faults.mt."""
+    mt = faults.mt
+    index = st[F_MT_INDEX]
     if index >= MT_N:
         for k in range(MT_N):
-            y = (S[F_MT + k] & 0x80000000) | (S[F_MT + (k + 1) % MT_N] & 0x7FFFFFFF)
-            value = S[F_MT + (k + 397) % MT_N] ^ (y >> 1)
+            y = (mt[k] & 0x80000000) | (mt[(k + 1) % MT_N] & 0x7FFFFFFF)
+            value = mt[(k + 397) % MT_N] ^ (y >> 1)
             if y & 1:
                 value ^= 0x9908B0DF
-            S[F_MT + k] = value
+            mt[k] = value
         index = 0
-    y = S[F_MT + index]
-    S[F_MT_INDEX] = index + 1
+    y = mt[index]
+    st[F_MT_INDEX] = index + 1
     y ^= y >> 11
     y ^= (y << 7) & 0x9D2C5680
     y ^= (y << 15) & 0xEFC60000
@@ -33,237 +43,225 @@ def _mt_genrand(S):
     return y & 0xFFFFFFFF
 
 
-@njit(cache=True)
-def _should_fail(S, layer):
+@njit(cache=True, entry=True)
+def _should_fail(faults, st, layer):
     """FaultInjector.should_fail() for one layer (lib/fault-inject.c: should_fail()).
 
     random.random() is (a >> 5) * 2**26 + (b >> 6) over 2**53 for two draws
     a, b; comparing that integer with the rule's threshold decides exactly
     as the float comparison does.
     """
-    base = F_RULES + layer * FR_SIZE
-    if S[base + FR_ACTIVE] == 0 or S[base + FR_TIMES] == 0:
+    rule = faults.rules[layer]
+    if rule[FR_ACTIVE] == 0 or rule[FR_TIMES] == 0:
         return False
-    if S[base + FR_SPACE] > 0:
-        S[base + FR_SPACE] -= 1
+    if rule[FR_SPACE] > 0:
+        rule[FR_SPACE] -= 1
         return False
-    S[base + FR_COUNT] += 1
-    if S[base + FR_INTERVAL] > 1 and S[base + FR_COUNT] % S[base + FR_INTERVAL]:
+    rule[FR_COUNT] += 1
+    if rule[FR_INTERVAL] > 1 and rule[FR_COUNT] % rule[FR_INTERVAL]:
         return False
-    if S[base + FR_THRESHOLD] >= 0:
-        a = _mt_genrand(S) >> 5
-        b = _mt_genrand(S) >> 6
-        if a * 67108864 + b >= S[base + FR_THRESHOLD]:
+    if rule[FR_THRESHOLD] >= 0:
+        a = _mt_genrand(faults, st) >> 5
+        b = _mt_genrand(faults, st) >> 6
+        if a * 67108864 + b >= rule[FR_THRESHOLD]:
             return False
-    if S[base + FR_TIMES] > 0:
-        S[base + FR_TIMES] -= 1
-    S[base + FR_INJECTED] += 1
+    if rule[FR_TIMES] > 0:
+        rule[FR_TIMES] -= 1
+    rule[FR_INJECTED] += 1
     return True
 
 
-@njit(cache=True, inline="always")
-def _take_id(S, counters, top, nxt, free_ids, capacity):
-    """An id from a pool of recycled small ids (page ids, slab slots, frag-list rows): the one given
-    back last (free_ids[:counters[top]]), else the next never used (counters[nxt]); -1, with
-    S[ERR], when all capacity ids are in use."""
+@njit(cache=True, forceinline=True)
+def _fails(faults, st, layer):
+    """A fault check that costs one load when no rule is set (the common case)."""
+    return st[F_ANY] != 0 and _should_fail(faults, st, layer)
+
+
+# -- pools of recycled ids -----------------------------------------------------------------------------------
+
+
+@njit(cache=True, forceinline=True)
+def _take_id(st, counters, top, nxt, free_ids, capacity):
+    """An id from a pool of recycled small ids (page ids, slab slots, frag-list rows): the one given back
+    last (free_ids[:counters[top]]), else the next never used (counters[nxt]); -1, with st[ERR] set, when
+    all capacity ids are in use."""
     if counters[top] > 0:
         counters[top] -= 1
         return free_ids[counters[top]]
     taken = counters[nxt]
     if taken >= capacity:
-        S[ERR] = ERR_TABLE_FULL
+        st[ERR] = ERR_TABLE_FULL
         return -1
     counters[nxt] = taken + 1
     return taken
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _give_id(counters, top, free_ids, taken):
     """Give an id back to its pool (see _take_id)."""
     free_ids[counters[top]] = taken
     counters[top] += 1
 
 
+# -- the page allocator (skbsim.mm.page_alloc.PageAllocator) ---------------------------------------------------
+
+
 @njit(cache=True)
-def _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order, layer):
-    """__alloc_pages() without limits: a new page id with refcount 1, or -1 when a fault is injected
-    (the page_alloc layer, then the caller's own layer)."""
-    if S[F_ANY] and (_should_fail(S, L_PAGE_ALLOC) or (layer >= 0 and _should_fail(S, layer))):
+def _alloc_pages(pages, faults, st, order, layer):
+    """__alloc_pages() without watermarks: a new page id with refcount 1, or -1 for an order above
+    MAX_PAGE_ORDER (refused before any fault is drawn, as PageAllocator.alloc_pages() does) or when a
+    fault is injected (the page_alloc layer, then the caller's own layer)."""
+    if order > st[PG_MAX_ORDER]:
         return -1
-    pid = _take_id(S, S, PG_FREE_TOP, PG_NEXT, page_free, page_ref.shape[0])
+    if _fails(faults, st, L_PAGE_ALLOC) or (layer >= 0 and _fails(faults, st, layer)):
+        return -1
+    pid = _take_id(st, st, PG_FREE_TOP, PG_NEXT, pages.free, pages.page.shape[0])
     if pid < 0:
         return -1
-    page_ref[pid] = 1
-    page_order[pid] = order
-    S[IN_USE] += 1 << order
-    if S[IN_USE] > S[PEAK_IN_USE]:
-        S[PEAK_IN_USE] = S[IN_USE]
-    pg_alloc[order] += 1
+    pages.page[pid, PAGE_REF] = 1
+    pages.page[pid, PAGE_ORDER] = order
+    st[PG_IN_USE] += 1 << order
+    if st[PG_IN_USE] > st[PG_PEAK]:
+        st[PG_PEAK] = st[PG_IN_USE]
+    pages.counts[order, ALLOCATED] += 1
     return pid
 
 
 @njit(cache=True)
-def _free_page(S, page_ref, page_order, page_free, pg_freed, pid):
-    S[IN_USE] -= 1 << page_order[pid]
-    pg_freed[page_order[pid]] += 1
-    _give_id(S, PG_FREE_TOP, page_free, pid)
+def _free_page(pages, st, pid):
+    """PageAllocator.__free_pages(): the block goes back."""
+    order = pages.page[pid, PAGE_ORDER]
+    st[PG_IN_USE] -= 1 << order
+    pages.counts[order, FREED] += 1
+    _give_id(st, PG_FREE_TOP, pages.free, pid)
 
 
 @njit(cache=True)
-def _put_page(S, page_ref, page_order, page_free, pg_freed, pid):
-    page_ref[pid] -= 1
-    if page_ref[pid] == 0:
-        _free_page(S, page_ref, page_order, page_free, pg_freed, pid)
-    elif page_ref[pid] < 0:
-        S[ERR] = ERR_BUG
+def _put_page(pages, st, pid):
+    """put_page(): one reference less; freed at zero."""
+    pages.page[pid, PAGE_REF] -= 1
+    if pages.page[pid, PAGE_REF] == 0:
+        _free_page(pages, st, pid)
+    elif pages.page[pid, PAGE_REF] < 0:
+        st[ERR] = ERR_BUG
+
+
+@njit(cache=True, forceinline=True)
+def _put_pages(pages, st, pid, count):
+    """page_ref_sub_and_test() and the free: count references less."""
+    pages.page[pid, PAGE_REF] -= count
+    if pages.page[pid, PAGE_REF] == 0:
+        _free_page(pages, st, pid)
+    elif pages.page[pid, PAGE_REF] < 0:
+        st[ERR] = ERR_BUG
+
+
+# -- the kmem caches (skbsim.mm.slab.KmemCache) ----------------------------------------------------------------
 
 
 @njit(cache=True)
-def _slab_alloc(S, slab, page_ref, page_order, page_free, pg_alloc):
-    """kmem_cache_alloc() on one cache: an object id = slab slot * objs + index.
+def _slab_alloc(slabs, c, pages, faults, st):
+    """kmem_cache_alloc() on cache c: an object id = slab slot * objs + index, or -1.
 
-    slab = (K, stack, top, inuse, page, partial, slotfree); K holds the cache's
-    partial-list length, free-slot stack top, next new slot, live objects,
-    slab order and objects per slab.  A slab's freelist is the objects freed
-    to it, last freed first (stack[slot, :top]), then those never handed out,
-    lowest address first, from stack[slot, objs] on: a new slab costs nothing
-    to set up however many objects it holds.
+    A slab's freelist is the objects freed to it, last freed first (its
+    stack words up to top), then those never handed out, lowest address
+    first, from its word objs on: a new slab costs nothing to set up however
+    many objects it holds.  The partial list is most recent last.
     """
-    K, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree = slab
-    if S[F_ANY] and (_should_fail(S, L_SLAB) or _should_fail(S, K[K_LAYER])):
+    K = slabs.caches[c]
+    if st[F_ANY] and (_should_fail(faults, st, L_SLAB) or _should_fail(faults, st, K[K_LAYER])):
         K[K_FAILED] += 1
         return -1
     objs = K[K_OBJS]
+    base = K[K_SLOT_BASE]
     if K[K_NPARTIAL] == 0:
-        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, K[K_ORDER], L_NONE)
+        pid = _alloc_pages(pages, faults, st, K[K_ORDER], L_NONE)
         if pid < 0:
             K[K_FAILED] += 1
             return -1
-        slot = _take_id(S, K, K_FREE_TOP, K_NEXT, sl_slotfree, sl_top.shape[0])
+        slot = _take_id(st, K, K_FREE_TOP, K_NEXT, slabs.slotfree[base:], K[K_SLOTS])
         if slot < 0:
             return -1
-        sl_stack[slot, objs] = 0  # the next object never handed out
-        sl_top[slot] = 0
-        sl_inuse[slot] = 0
-        sl_page[slot] = pid
-        sl_partial[K[K_NPARTIAL]] = slot
+        slabs.stack[K[K_STACK_BASE] + slot * (objs + 1) + objs] = 0  # the next object never handed out
+        slabs.slot[base + slot, SLAB_TOP] = 0
+        slabs.slot[base + slot, SLAB_INUSE] = 0
+        slabs.slot[base + slot, SLAB_PAGE] = pid
+        slabs.partial[base + K[K_NPARTIAL]] = slot
         K[K_NPARTIAL] += 1
-    slot = sl_partial[K[K_NPARTIAL] - 1]
-    if sl_top[slot] > 0:
-        sl_top[slot] -= 1
-        index = sl_stack[slot, sl_top[slot]]
+    slot = slabs.partial[base + K[K_NPARTIAL] - 1]
+    words = K[K_STACK_BASE] + slot * (objs + 1)
+    if slabs.slot[base + slot, SLAB_TOP] > 0:
+        slabs.slot[base + slot, SLAB_TOP] -= 1
+        index = slabs.stack[words + slabs.slot[base + slot, SLAB_TOP]]
     else:
-        index = sl_stack[slot, objs]
-        sl_stack[slot, objs] = index + 1
-    sl_inuse[slot] += 1
-    if sl_inuse[slot] == objs:
+        index = slabs.stack[words + objs]
+        slabs.stack[words + objs] = index + 1
+    slabs.slot[base + slot, SLAB_INUSE] += 1
+    if slabs.slot[base + slot, SLAB_INUSE] == objs:
         K[K_NPARTIAL] -= 1  # full: it was the last entry of the partial list
     K[K_LIVE] += 1
     return slot * objs + index
 
 
 @njit(cache=True)
-def _slab_free(S, slab, page_ref, page_order, page_free, pg_freed, obj):
-    """kmem_cache_free(): back to its slab; an empty slab leaves the partial list and frees its page."""
-    K, sl_stack, sl_top, sl_inuse, sl_page, sl_partial, sl_slotfree = slab
+def _slab_free(slabs, c, pages, st, obj):
+    """kmem_cache_free() to cache c: back to its slab; an empty slab leaves the partial list and frees its page."""
+    K = slabs.caches[c]
     objs = K[K_OBJS]
+    base = K[K_SLOT_BASE]
     slot = obj // objs
-    if sl_inuse[slot] == objs:  # it was full: back on the partial list
-        sl_partial[K[K_NPARTIAL]] = slot
+    g = base + slot
+    if slabs.slot[g, SLAB_INUSE] == objs:  # it was full: back on the partial list
+        slabs.partial[base + K[K_NPARTIAL]] = slot
         K[K_NPARTIAL] += 1
-    sl_stack[slot, sl_top[slot]] = obj - slot * objs
-    sl_top[slot] += 1
-    sl_inuse[slot] -= 1
+    slabs.stack[K[K_STACK_BASE] + slot * (objs + 1) + slabs.slot[g, SLAB_TOP]] = obj - slot * objs
+    slabs.slot[g, SLAB_TOP] += 1
+    slabs.slot[g, SLAB_INUSE] -= 1
     K[K_LIVE] -= 1
-    if sl_inuse[slot] == 0:
+    if slabs.slot[g, SLAB_INUSE] == 0:
         n = K[K_NPARTIAL]
-        j = 0
-        while sl_partial[j] != slot:
+        j = base
+        while slabs.partial[j] != slot:
             j += 1
-        for k in range(j, n - 1):
-            sl_partial[k] = sl_partial[k + 1]
+        for k in range(j, base + n - 1):
+            slabs.partial[k] = slabs.partial[k + 1]
         K[K_NPARTIAL] = n - 1
-        _give_id(K, K_FREE_TOP, sl_slotfree, slot)
-        _put_page(S, page_ref, page_order, page_free, pg_freed, sl_page[slot])
+        _give_id(K, K_FREE_TOP, slabs.slotfree[base:], slot)
+        _put_page(pages, st, slabs.slot[g, SLAB_PAGE])
 
 
-@njit(cache=True, inline="always")
-def _slab_page(slab, obj):
-    """virt_to_head_page() of a slab object: its slab's page."""
-    return slab[4][obj // slab[0][K_OBJS]]
+@njit(cache=True, forceinline=True)
+def _slab_page(slabs, c, obj):
+    """virt_to_head_page() of an object of cache c: its slab's page."""
+    return slabs.slot[slabs.caches[c, K_SLOT_BASE] + obj // slabs.caches[c, K_OBJS], SLAB_PAGE]
 
 
-@njit(cache=True, inline="always")
-def _put_frags(S, page_ref, page_order, page_free, pg_freed, fl, frag):
-    """An skb's frag pages, each page's reference put in frag order: one page id, or FL_TAG plus a row
-    of fl (count, page ids) that then goes back to the free stack, kept in fl's last column."""
-    if frag < FL_TAG:
-        _put_page(S, page_ref, page_order, page_free, pg_freed, frag)
-        return
-    entry = frag - FL_TAG
-    for j in range(1, fl[entry, 0] + 1):
-        _put_page(S, page_ref, page_order, page_free, pg_freed, fl[entry, j])
-    _fl_give(S, fl, entry)
-
-
-@njit(cache=True, inline="always")
-def _pin_frags(S, page_pin, fl, frag, delta):
-    """Queued-skb pins of an skb's frag pages (+1 on queueing, -1 on reading); frag as in _put_frags."""
-    single = frag < FL_TAG
-    entry = frag - FL_TAG
-    for j in range(1, 2 if single else fl[entry, 0] + 1):
-        pid = frag if single else fl[entry, j]
-        if delta > 0:
-            if page_pin[pid] == 0:
-                S[PINNED] += 1
-            page_pin[pid] += 1
-        else:
-            page_pin[pid] -= 1
-            if page_pin[pid] == 0:
-                S[PINNED] -= 1
-
-
-@njit(cache=True, inline="always")
-def _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc):
-    """page_frag_alloc_1k() on this CPU: the id of the page holding the new 1K piece, or -1.
-
-    Pieces are cut from the top down; a new page carries one reference per piece at once.
-    """
-    off = CS[cpu, P1K_OFFSET] - SZ_1K
-    if off < 0:
-        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0, L_PAGE_FRAG)
-        if pid < 0:
-            return -1
-        CS[cpu, P1K_PAGE] = pid
-        off = C[PAGE_SIZE_C] - SZ_1K
-        page_ref[pid] += off // SZ_1K
-        S[SMALL_REFILLS] += 1
-    CS[cpu, P1K_OFFSET] = off
-    S[SMALL_ALLOCS] += 1
-    return CS[cpu, P1K_PAGE]
+# -- frag lists (skb_shared_info.frags of several pages) ----------------------------------------------------------
 
 
 @njit(cache=True)
-def _fl_take(S, fl):
-    """A free row of fl (frag lists of several pages), or -1 when the table is full.  The free rows'
-    stack is fl's last column (entry i in row i, whichever row that names)."""
-    return _take_id(S, S, FL_TOP, FL_NEXT, fl[:, fl.shape[1] - 1], fl.shape[0])
+def _fl_take(frags, st):
+    """A free row of frags.fl, or -1 when the table is full.  The free rows' stack is the last column
+    (entry i in row i, whichever row that names)."""
+    fl = frags.fl
+    return _take_id(st, st, FL_TOP, FL_NEXT, fl[:, fl.shape[1] - 1], fl.shape[0])
 
 
-@njit(cache=True, inline="always")
-def _fl_give(S, fl, entry):
-    """Row entry of fl back to the free rows (see _fl_take)."""
-    _give_id(S, FL_TOP, fl[:, fl.shape[1] - 1], entry)
+@njit(cache=True, forceinline=True)
+def _fl_give(frags, st, entry):
+    """Row entry of frags.fl back to the free rows (see _fl_take)."""
+    _give_id(st, FL_TOP, frags.fl[:, frags.fl.shape[1] - 1], entry)
 
 
-@njit(cache=True, inline="always")
-def _add_frag(S, fl, frag, pid):
-    """skb_add_rx_frag() of page pid to an skb's frags: none (-1) becomes the page id itself, a
-    second page moves both into a row of fl (FL_TAG + row), further ones are appended."""
+@njit(cache=True, forceinline=True)
+def _add_frag(frags, st, frag, pid):
+    """skb_add_rx_frag() of page pid to an skb's frags: none (-1) becomes the page id itself, a second
+    page moves both into a row of frags.fl (FL_TAG + row), further ones are appended."""
     if frag < 0:
         return pid
+    fl = frags.fl
     if frag < FL_TAG:
-        entry = _fl_take(S, fl)
+        entry = _fl_take(frags, st)
         if entry < 0:
             return frag
         fl[entry, 0] = 2
@@ -273,68 +271,129 @@ def _add_frag(S, fl, frag, pid):
     entry = frag - FL_TAG
     n = fl[entry, 0] + 1
     if n > fl.shape[1] - 2:
-        S[ERR] = ERR_TABLE_FULL
+        st[ERR] = ERR_TABLE_FULL
         return frag
     fl[entry, n] = pid
     fl[entry, 0] = n
     return frag
 
 
+@njit(cache=True, forceinline=True)
+def _nr_frags(frags, frag):
+    """skb_shinfo(skb)->nr_frags of frags as _add_frag() keeps them."""
+    return 0 if frag < 0 else (1 if frag < FL_TAG else frags.fl[frag - FL_TAG, 0])
+
+
+@njit(cache=True, forceinline=True)
+def _put_frags(pages, frags, st, frag):
+    """An skb's frag pages, each page's reference put in frag order; a row of frags.fl goes back."""
+    if frag < FL_TAG:
+        _put_page(pages, st, frag)
+        return
+    entry = frag - FL_TAG
+    for j in range(1, frags.fl[entry, 0] + 1):
+        _put_page(pages, st, frags.fl[entry, j])
+    _fl_give(frags, st, entry)
+
+
+@njit(cache=True, forceinline=True)
+def _pin_page(sock, st, pid, delta):
+    """Simulation.pinned: queued skbs keeping page pid alive, +1 on queueing and -1 on reading."""
+    if delta > 0:
+        if sock.pin[pid] == 0:
+            st[PINNED] += 1
+        sock.pin[pid] += 1
+    else:
+        sock.pin[pid] -= 1
+        if sock.pin[pid] == 0:
+            st[PINNED] -= 1
+
+
+@njit(cache=True, forceinline=True)
+def _pin_frags(sock, frags, st, frag, delta):
+    """_pin_page() of each of an skb's frag pages (frag as _add_frag() keeps them)."""
+    if frag < FL_TAG:
+        _pin_page(sock, st, frag, delta)
+        return
+    entry = frag - FL_TAG
+    for j in range(1, frags.fl[entry, 0] + 1):
+        _pin_page(sock, st, frags.fl[entry, j], delta)
+
+
+# -- the per-CPU page fragment caches (skbsim.mm.page_frag) -----------------------------------------------------
+
+
+@njit(cache=True, forceinline=True)
+def _p1k_alloc(k, cpu):
+    """page_frag_alloc_1k() on this CPU: the id of the page holding the new 1K piece, or -1.
+
+    Pieces are cut from the top down; a new page carries one reference per piece at once.
+    """
+    st = k.st
+    nc = k.pcpu[cpu]
+    off = nc[P1K_OFFSET] - SZ_1K
+    if off < 0:
+        pid = _alloc_pages(k.pages, k.faults, st, ORDER_0, L_PAGE_FRAG)
+        if pid < 0:
+            return -1
+        nc[P1K_PAGE] = pid
+        off = k.cfg[PAGE_SIZE] - SZ_1K
+        k.pages.page[pid, PAGE_REF] += off // SZ_1K
+        st[SMALL_REFILLS] += 1
+    nc[P1K_OFFSET] = off
+    st[SMALL_ALLOCS] += 1
+    return nc[P1K_PAGE]
+
+
 @njit(cache=True)
-def _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max):
-    """The page_frag_cache's refill (__page_frag_cache_refill): a PAGE_FRAG_CACHE_MAX_ORDER page, else
-    one order-0 page, pre-charged with bias_max references; False (and no page) when both fail."""
+def _pf_refill(pages, faults, st, nc, cfg):
+    """__page_frag_cache_refill() of a CPU's NAPI page_frag_cache (nc: its row of pcpu): a
+    PAGE_FRAG_CACHE_MAX_ORDER page, else one order-0 page, pre-charged with the bias (page_frag._refill);
+    False (and no page) when both fail."""
+    bias_max = cfg[PAGE_SIZE] << cfg[PF_ORDER]
     pid = -1
-    if C[PF_ORDER] > 0:
-        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[PF_ORDER], L_PAGE_FRAG)
+    if cfg[PF_ORDER] > 0:
+        pid = _alloc_pages(pages, faults, st, cfg[PF_ORDER], L_PAGE_FRAG)
     if pid < 0:
-        pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0, L_PAGE_FRAG)
-    CS[cpu, PF_PAGE] = pid
+        pid = _alloc_pages(pages, faults, st, ORDER_0, L_PAGE_FRAG)
+    nc[PF_PAGE] = pid
     if pid < 0:
         return False
-    CS[cpu, PF_SIZE] = C[PAGE_SIZE_C] << page_order[pid]
-    page_ref[pid] += bias_max
-    CS[cpu, PF_BIAS] = bias_max + 1
-    CS[cpu, PF_OFFSET] = 0
-    S[PF_REFILLS] += 1
+    nc[PF_SIZE] = cfg[PAGE_SIZE] << pages.page[pid, PAGE_ORDER]
+    pages.page[pid, PAGE_REF] += bias_max
+    nc[PF_BIAS] = bias_max + 1
+    nc[PF_OFFSET] = 0 if cfg[PF_DOWN] == 0 else nc[PF_SIZE]
+    st[PF_REFILLS] += 1
     return True
 
 
 @njit(cache=True)
-def _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, fragsz):
-    """page_frag_alloc_align() on this CPU's NAPI page_frag_cache, cut downwards (up to 6.12,
-    _alloc_counting_down) or upwards (6.13+, _alloc_counting_up); the id of the page cut, or -1."""
-    bias_max = C[PAGE_SIZE_C] << C[PF_ORDER]
-    down = C[PF_DOWN]
-    if CS[cpu, PF_PAGE] < 0:
-        if not _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max):
-            return -1
-        if down:
-            CS[cpu, PF_OFFSET] = CS[cpu, PF_SIZE]
-    off = CS[cpu, PF_OFFSET]
-    if (off - fragsz < 0) if down else (off + fragsz > CS[cpu, PF_SIZE]):
-        old = CS[cpu, PF_PAGE]
-        page_ref[old] -= CS[cpu, PF_BIAS]
-        if page_ref[old] == 0:
+def _pf_alloc(pages, faults, st, nc, cfg, fragsz):
+    """page_frag_alloc_align() on a CPU's NAPI page_frag_cache (nc: its row of pcpu), cut downwards (up to
+    6.12, _alloc_counting_down) or upwards (6.13+, _alloc_counting_up); the id of the page cut, or -1."""
+    bias_max = cfg[PAGE_SIZE] << cfg[PF_ORDER]
+    down = cfg[PF_DOWN]
+    if nc[PF_PAGE] < 0 and not _pf_refill(pages, faults, st, nc, cfg):
+        return -1
+    off = nc[PF_OFFSET]
+    if (off - fragsz < 0) if down else (off + fragsz > nc[PF_SIZE]):
+        # _recycle_or_refill(): the page is used up
+        old = nc[PF_PAGE]
+        pages.page[old, PAGE_REF] -= nc[PF_BIAS]
+        if pages.page[old, PAGE_REF] == 0:
             # every fragment came back: the page is reused in place
-            page_ref[old] = bias_max + 1
-            CS[cpu, PF_BIAS] = bias_max + 1
-            S[PF_REUSES] += 1
+            pages.page[old, PAGE_REF] = bias_max + 1
+            nc[PF_BIAS] = bias_max + 1
+            st[PF_REUSES] += 1
         else:
-            if page_ref[old] < 0:
-                S[ERR] = ERR_BUG
-            if not _pf_refill(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, bias_max):
+            if pages.page[old, PAGE_REF] < 0:
+                st[ERR] = ERR_BUG
+            if not _pf_refill(pages, faults, st, nc, cfg):
                 return -1
-        off = CS[cpu, PF_SIZE] - fragsz if down else 0
+        off = nc[PF_SIZE] - fragsz if down else 0
     else:
         off = off - fragsz if down else off
-    CS[cpu, PF_BIAS] -= 1
-    CS[cpu, PF_OFFSET] = off if down else off + fragsz
-    S[PF_ALLOCS] += 1
-    return CS[cpu, PF_PAGE]
-
-
-@njit(cache=True, inline="always")
-def _km(tn, c):
-    """The slab tuple (as _slab_alloc takes it) of tun's kmem cache number c (tn: see skbsim.fast.tun)."""
-    return (tn[2][c], tn[3][c], tn[4][c], tn[5][c], tn[6][c], tn[7][c], tn[8][c])
+    nc[PF_BIAS] -= 1
+    nc[PF_OFFSET] = off if down else off + fragsz
+    st[PF_ALLOCS] += 1
+    return nc[PF_PAGE]

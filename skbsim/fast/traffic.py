@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from skbsim.fast.layout import ICE_RX_HDR_SIZE, njit
@@ -245,7 +247,7 @@ def _arrival_times(rate, arrival, seed):
     """skbsim.traffic.synthetic.arrival_sampler as int64 arrays.
 
     Constant arrivals are floor(i * numerator / denominator) of the same
-    exact fraction 1e9/rate; numpy computes them while i * numerator stays
+    exact fraction 1e9/rate; numpy computes them while both terms stay
     within int64, the sampler's own Python integers beyond that.
     """
     from fractions import Fraction
@@ -263,69 +265,127 @@ def _arrival_times(rate, arrival, seed):
         nonlocal position
         start = position
         position += k
-        if (start + k) * numerator < (1 << 62):
-            index = np.arange(start, start + k, dtype=np.int64)
+        end = start + k
+        if end * numerator < denominator:  # a rate above 1e9 * count frames/s: every frame at 0 ns
+            return np.zeros(k, np.int64)
+        if end * numerator < (1 << 62) and denominator < (1 << 62):
+            index = np.arange(start, end, dtype=np.int64)
             return index * numerator // denominator
-        sampler_times = [(i * numerator) // denominator for i in range(start, start + k)]
+        # Python integers; a time beyond int64 raises OverflowError, which the engine takes as the
+        # clock leaving its range (see CLOCK_LIMIT)
+        sampler_times = [(i * numerator) // denominator for i in range(start, end)]
         return np.asarray(sampler_times, np.int64)
     return times
 
 
-@njit(cache=True)
-def _scan_pcap(buf, size, big, record_len, frac_to_ns, orig_min, orig_max, max_caplen, length_adjust,
-               lengths, times, hstart, caplens, st):
-    """Classic pcap records from buf[st[0]:size] into lengths/times (and where each record's bytes start
-    in buf, and how many were captured, into hstart/caplens); st = [pos, first_ns, last_ns, index,
-    limit (-1 none), filled, status].  status 1: a corrupt record (left to the reference reader)."""
-    pos = st[0]
-    filled = st[5]
-    cap = lengths.shape[0]
-    while filled < cap and pos + record_len <= size:
-        if st[4] >= 0 and st[3] >= st[4]:
+#: a chunk of pcap frames: each one's length and arrival time (ns from the first), where its bytes
+#: start in the read buffer and how many were captured
+PcapFrames = namedtuple("PcapFrames", ("lengths", "times", "hstart", "caplens"))
+#: _scan_pcap()'s form (an int64 array): byte order (1 big-endian), record header length, ns per
+#: timestamp fraction, the original lengths a frame may have, the largest caplen, what turns an
+#: original length into a frame length
+FORM_BIG, FORM_RECORD_LEN, FORM_FRAC_TO_NS, FORM_ORIG_MIN, FORM_ORIG_MAX, FORM_MAX_CAPLEN, FORM_ADJUST, FORM_SIZE = (
+    range(8))
+#: _scan_pcap()'s state (an int64 array): the position in the buffer, the first frame's time, the last
+#: time given, frames read, the frame limit (-1 none), frames in the chunk, status (1: a corrupt record,
+#: left to the reference reader)
+SCAN_POS, SCAN_FIRST_NS, SCAN_LAST_NS, SCAN_INDEX, SCAN_LIMIT, SCAN_FILLED, SCAN_STATUS, SCAN_SIZE = range(8)
+
+
+@njit(cache=True, forceinline=True)
+def _u32(buf, pos, big):
+    """The 32-bit field at buf[pos:pos + 4], big- or little-endian."""
+    b0, b1, b2, b3 = np.int64(buf[pos]), np.int64(buf[pos + 1]), np.int64(buf[pos + 2]), np.int64(buf[pos + 3])
+    if big:
+        return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+    return (b3 << 24) | (b2 << 16) | (b1 << 8) | b0
+
+
+@njit(cache=True, entry=True)
+def _scan_pcap(buf, size, form, frames, st):
+    """Classic pcap records from buf[st[SCAN_POS]:size] into frames (PcapFrames), the record layout in
+    form (FORM_*), the reader's state in st (SCAN_*)."""
+    pos = st[SCAN_POS]
+    filled = st[SCAN_FILLED]
+    big = form[FORM_BIG] != 0
+    record_len = form[FORM_RECORD_LEN]
+    while filled < frames.lengths.shape[0] and pos + record_len <= size:
+        if 0 <= st[SCAN_LIMIT] <= st[SCAN_INDEX]:
             break
-        if big:
-            sec = (np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16) | (np.int64(buf[pos + 2]) << 8) | buf[pos + 3]
-            frac = (np.int64(buf[pos + 4]) << 24) | (np.int64(buf[pos + 5]) << 16) | (np.int64(buf[pos + 6]) << 8) | buf[pos + 7]
-            caplen = (np.int64(buf[pos + 8]) << 24) | (np.int64(buf[pos + 9]) << 16) | (np.int64(buf[pos + 10]) << 8) | buf[pos + 11]
-            orig = (np.int64(buf[pos + 12]) << 24) | (np.int64(buf[pos + 13]) << 16) | (np.int64(buf[pos + 14]) << 8) | buf[pos + 15]
-        else:
-            sec = (np.int64(buf[pos + 3]) << 24) | (np.int64(buf[pos + 2]) << 16) | (np.int64(buf[pos + 1]) << 8) | buf[pos]
-            frac = (np.int64(buf[pos + 7]) << 24) | (np.int64(buf[pos + 6]) << 16) | (np.int64(buf[pos + 5]) << 8) | buf[pos + 4]
-            caplen = (np.int64(buf[pos + 11]) << 24) | (np.int64(buf[pos + 10]) << 16) | (np.int64(buf[pos + 9]) << 8) | buf[pos + 8]
-            orig = (np.int64(buf[pos + 15]) << 24) | (np.int64(buf[pos + 14]) << 16) | (np.int64(buf[pos + 13]) << 8) | buf[pos + 12]
-        if caplen > orig or caplen > max_caplen:
-            st[6] = 1
+        sec, frac = _u32(buf, pos, big), _u32(buf, pos + 4, big)
+        caplen, orig = _u32(buf, pos + 8, big), _u32(buf, pos + 12, big)
+        if caplen > orig or caplen > form[FORM_MAX_CAPLEN]:
+            st[SCAN_STATUS] = 1
             break
         end = pos + record_len + caplen
         if end > size:
             break
-        if orig < orig_min or orig > orig_max:
-            st[6] = 1
+        if orig < form[FORM_ORIG_MIN] or orig > form[FORM_ORIG_MAX]:
+            st[SCAN_STATUS] = 1
             break
-        time_ns = sec * 1_000_000_000 + frac * frac_to_ns
-        if st[3] == 0:
-            st[1] = time_ns
-        time_ns -= st[1]
-        if time_ns < st[2]:
-            time_ns = st[2]
+        time_ns = sec * 1_000_000_000 + frac * form[FORM_FRAC_TO_NS]
+        if st[SCAN_INDEX] == 0:
+            st[SCAN_FIRST_NS] = time_ns
+        time_ns -= st[SCAN_FIRST_NS]
+        if time_ns < st[SCAN_LAST_NS]:
+            time_ns = st[SCAN_LAST_NS]
         else:
-            st[2] = time_ns
-        lengths[filled] = orig + length_adjust
-        times[filled] = time_ns
-        hstart[filled] = pos + record_len  # where the record's bytes start in buf
-        caplens[filled] = caplen
+            st[SCAN_LAST_NS] = time_ns
+        frames.lengths[filled] = orig + form[FORM_ADJUST]
+        frames.times[filled] = time_ns
+        frames.hstart[filled] = pos + record_len  # where the record's bytes start in buf
+        frames.caplens[filled] = caplen
         filled += 1
-        st[3] += 1
+        st[SCAN_INDEX] += 1
         pos = end
-    st[0] = pos
-    st[5] = filled
+    st[SCAN_POS] = pos
+    st[SCAN_FILLED] = filled
 
 
-@njit(cache=True)
-def _header_slots(buf, hstart, caplens, lengths, first, last, wire_adjust, max_bytes, mix,
-                  index, words, nbytes, hashes, seen_at, scratch, slot_of, used):
-    """Give each frame of lengths[first:last] above ICE_RX_HDR_SIZE the table slot of its header
-    (its first min(length - wire_adjust, caplen, max_bytes) bytes in buf), others -1, into slot_of.
+#: _header_slots()'s table (see there); limits: the bytes a frame's length counts beyond its header bytes
+#: (wire_adjust) and the most header bytes compared; mix: the hash multiplier; used[0]: slots taken
+HeaderSlots = namedtuple("HeaderSlots", ("index", "words", "nbytes", "hashes", "seen_at", "scratch", "slot_of",
+                                         "used", "limits", "mix"))
+LIM_WIRE_ADJUST, LIM_MAX_BYTES = range(2)
+
+
+@njit(cache=True, forceinline=True)
+def _header_words(buf, start, usable, scratch, mix):
+    """The header buf[start:start + usable] as little-endian 64-bit words into scratch (the last one
+    zero-padded); returns its hash."""
+    h = np.uint64(usable) * mix
+    for w in range((usable + 7) >> 3):
+        base = start + 8 * w
+        if usable - 8 * w >= 8:  # a whole word: eight fixed shifts, which the compiler turns into one load
+            word = (np.uint64(buf[base]) | (np.uint64(buf[base + 1]) << np.uint64(8))
+                    | (np.uint64(buf[base + 2]) << np.uint64(16)) | (np.uint64(buf[base + 3]) << np.uint64(24))
+                    | (np.uint64(buf[base + 4]) << np.uint64(32)) | (np.uint64(buf[base + 5]) << np.uint64(40))
+                    | (np.uint64(buf[base + 6]) << np.uint64(48)) | (np.uint64(buf[base + 7]) << np.uint64(56)))
+        else:
+            word = np.uint64(0)
+            for k in range(usable - 8 * w):
+                word |= np.uint64(buf[base + k]) << np.uint64(8 * k)
+        scratch[w] = word
+        h = (h ^ word) * mix
+        h ^= h >> np.uint64(29)
+    return h
+
+
+@njit(cache=True, forceinline=True)
+def _same_header(table, slot, h, usable):
+    """Whether slot holds the header in table.scratch (its hash h, usable bytes)."""
+    if table.hashes[slot] != h or table.nbytes[slot] != usable:
+        return False
+    for w in range((usable + 7) >> 3):
+        if table.words[slot, w] != table.scratch[w]:
+            return False
+    return True
+
+
+@njit(cache=True, entry=True)
+def _header_slots(buf, frames, first, last, table):
+    """Give each frame of frames.lengths[first:last] above ICE_RX_HDR_SIZE the table slot of its header
+    (its first min(length - wire_adjust, caplen, max_bytes) bytes in buf), others -1, into table.slot_of.
 
     A slot holds one distinct header: its bytes (as little-endian 64-bit words, the last one
     zero-padded, with the byte count beside them), their hash, and where in buf it was first
@@ -336,61 +396,38 @@ def _header_slots(buf, hstart, caplens, lengths, first, last, wire_adjust, max_b
     left the pass stops and returns the frame it stopped at (else last), for the caller to
     measure the new slots' headers and start the table over.
     """
-    mask = index.shape[0] - 1
-    capacity = words.shape[0]
-    taken = used[0]
+    mask = table.index.shape[0] - 1
+    capacity = table.words.shape[0]
+    taken = table.used[0]
     j = first
     while j < last:
-        length = lengths[j]
+        length = frames.lengths[j]
         if length <= ICE_RX_HDR_SIZE:
-            slot_of[j] = -1
+            table.slot_of[j] = -1
             j += 1
             continue
-        usable = min(length - wire_adjust, caplens[j], max_bytes)
-        start = hstart[j]
-        nwords = (usable + 7) >> 3
-        h = np.uint64(usable) * mix
-        for w in range(nwords):
-            base = start + 8 * w
-            if usable - 8 * w >= 8:  # a whole word: eight fixed shifts, which the compiler turns into one load
-                word = (np.uint64(buf[base]) | (np.uint64(buf[base + 1]) << np.uint64(8))
-                        | (np.uint64(buf[base + 2]) << np.uint64(16)) | (np.uint64(buf[base + 3]) << np.uint64(24))
-                        | (np.uint64(buf[base + 4]) << np.uint64(32)) | (np.uint64(buf[base + 5]) << np.uint64(40))
-                        | (np.uint64(buf[base + 6]) << np.uint64(48)) | (np.uint64(buf[base + 7]) << np.uint64(56)))
-            else:
-                word = np.uint64(0)
-                for k in range(usable - 8 * w):
-                    word |= np.uint64(buf[base + k]) << np.uint64(8 * k)
-            scratch[w] = word
-            h = (h ^ word) * mix
-            h ^= h >> np.uint64(29)
+        usable = min(length - table.limits[LIM_WIRE_ADJUST], frames.caplens[j], table.limits[LIM_MAX_BYTES])
+        start = frames.hstart[j]
+        h = _header_words(buf, start, usable, table.scratch, table.mix)
         probe = np.int64(h & np.uint64(mask))
-        slot = index[probe]
-        while slot >= 0:
-            if hashes[slot] == h and nbytes[slot] == usable:
-                same = True
-                for w in range(nwords):
-                    if words[slot, w] != scratch[w]:
-                        same = False
-                        break
-                if same:
-                    break
+        slot = table.index[probe]
+        while slot >= 0 and not _same_header(table, slot, h, usable):
             probe = (probe + 1) & mask
-            slot = index[probe]
+            slot = table.index[probe]
         if slot < 0:
             if taken == capacity:
                 break
             slot = taken
             taken += 1
-            index[probe] = slot
-            hashes[slot] = h
-            nbytes[slot] = usable
-            seen_at[slot] = start
-            for w in range(nwords):
-                words[slot, w] = scratch[w]
-        slot_of[j] = slot
+            table.index[probe] = slot
+            table.hashes[slot] = h
+            table.nbytes[slot] = usable
+            table.seen_at[slot] = start
+            for w in range((usable + 7) >> 3):
+                table.words[slot, w] = table.scratch[w]
+        table.slot_of[j] = slot
         j += 1
-    used[0] = taken
+    table.used[0] = taken
     return j
 
 
@@ -403,40 +440,33 @@ class _HeaderTable:
     over empty, so a capture of many distinct headers costs measurements, not memory.
     """
 
-    __slots__ = ("headlen_of", "wire_adjust", "max_bytes", "mix", "index", "words", "nbytes", "hashes", "seen_at",
-                 "scratch", "headlens", "slot_of", "used")
+    __slots__ = ("headlen_of", "slots", "headlens")
 
     def __init__(self, headlen_of, wire_adjust: int, max_bytes: int, chunk: int):
         size = max(1, HEADER_TABLE_SIZE)
         self.headlen_of = headlen_of
-        self.wire_adjust = wire_adjust
-        self.max_bytes = max_bytes
-        self.mix = np.uint64(HEADER_HASH_MIX)
-        self.index = np.full(1 << (2 * size - 1).bit_length(), -1, np.int64)
-        self.words = np.zeros((size, (max_bytes + 7) // 8), np.uint64)
-        self.nbytes = np.zeros(size, np.int64)
-        self.hashes = np.zeros(size, np.uint64)
-        self.seen_at = np.zeros(size, np.int64)
-        self.scratch = np.zeros((max_bytes + 7) // 8, np.uint64)
+        nwords = (max_bytes + 7) // 8
+        self.slots = HeaderSlots(
+            index=np.full(1 << (2 * size - 1).bit_length(), -1, np.int64), words=np.zeros((size, nwords), np.uint64),
+            nbytes=np.zeros(size, np.int64), hashes=np.zeros(size, np.uint64), seen_at=np.zeros(size, np.int64),
+            scratch=np.zeros(nwords, np.uint64), slot_of=np.zeros(chunk, np.int64), used=np.zeros(1, np.int64),
+            limits=np.array([wire_adjust, max_bytes], np.int64), mix=np.uint64(HEADER_HASH_MIX))
         self.headlens = np.zeros(size, np.int64)
-        self.slot_of = np.zeros(chunk, np.int64)
-        self.used = np.zeros(1, np.int64)
 
-    def fill(self, data: bytes, buf, hstart, caplens, lengths, first: int, last: int, hlens) -> None:
+    def fill(self, data: bytes, buf, frames: PcapFrames, first: int, last: int, hlens) -> None:
         """hlens[first:last]: the header length of each frame above ICE_RX_HDR_SIZE (others 0)."""
+        table = self.slots
         while first < last:
-            known = int(self.used[0])
-            stop = _header_slots(buf, hstart, caplens, lengths, first, last, self.wire_adjust, self.max_bytes,
-                                 self.mix, self.index, self.words, self.nbytes, self.hashes, self.seen_at, self.scratch,
-                                 self.slot_of, self.used)
-            for slot in range(known, int(self.used[0])):
-                start = int(self.seen_at[slot])
-                self.headlens[slot] = self.headlen_of(data[start:start + int(self.nbytes[slot])])
-            slots = self.slot_of[first:stop]
+            known = int(table.used[0])
+            stop = _header_slots(buf, frames, first, last, table)
+            for slot in range(known, int(table.used[0])):
+                start = int(table.seen_at[slot])
+                self.headlens[slot] = self.headlen_of(data[start:start + int(table.nbytes[slot])])
+            slots = table.slot_of[first:stop]
             hlens[first:stop] = np.where(slots >= 0, self.headlens[slots], 0)
             if stop < last:  # full: every slot is measured and used; start over from the frame that found none
-                self.index[:] = -1
-                self.used[0] = 0
+                table.index[:] = -1
+                table.used[0] = 0
             first = stop
 
 
@@ -456,18 +486,21 @@ def _pcap_chunks(source, headlen_of=None):
     if limit == 0:
         return
     paced = _arrival_times(source.rate, source.arrival, source.seed) if source.rate is not None else None
-    st = np.zeros(7, np.int64)
-    st[4] = limit
+    st = np.zeros(SCAN_SIZE, np.int64)
+    st[SCAN_LIMIT] = limit
     from skbsim.traffic.frame import HEADER_BYTES
 
-    lengths = np.zeros(CHUNK, np.int64)
-    times = np.zeros(CHUNK, np.int64)
-    hstart = np.zeros(CHUNK, np.int64)
-    caplens = np.zeros(CHUNK, np.int64)
+    frames = PcapFrames(*(np.zeros(CHUNK, np.int64) for _ in PcapFrames._fields))
     hlens = np.zeros(CHUNK, np.int64)
     table = None if headlen_of is None else _HeaderTable(headlen_of, wire_adjust, HEADER_BYTES, CHUNK)
-    args = (header.order == ">", header.record_len, 1 if header.nano else 1000, MIN_FRAME_LEN + fcs_len - wire_adjust,
-            MAX_FRAME_LEN + fcs_len - wire_adjust, max(header.snaplen, capture._MAX_CAPLEN), wire_adjust - fcs_len)
+    form = np.zeros(FORM_SIZE, np.int64)
+    form[FORM_BIG] = header.order == ">"
+    form[FORM_RECORD_LEN] = header.record_len
+    form[FORM_FRAC_TO_NS] = 1 if header.nano else 1000
+    form[FORM_ORIG_MIN] = MIN_FRAME_LEN + fcs_len - wire_adjust
+    form[FORM_ORIG_MAX] = MAX_FRAME_LEN + fcs_len - wire_adjust
+    form[FORM_MAX_CAPLEN] = max(header.snaplen, capture._MAX_CAPLEN)
+    form[FORM_ADJUST] = wire_adjust - fcs_len
     with capture._open(source.path) as f:
         f.seek(capture._FILE_HEADER_LEN)
         rest = b""
@@ -477,26 +510,26 @@ def _pcap_chunks(source, headlen_of=None):
             eof = not more
             data = rest + more
             buf = np.frombuffer(data, np.uint8)
-            st[0] = 0
+            st[SCAN_POS] = 0
             while True:
-                before = int(st[5])
-                _scan_pcap(buf, len(data), *args, lengths, times, hstart, caplens, st)
-                if st[6]:
+                before = int(st[SCAN_FILLED])
+                _scan_pcap(buf, len(data), form, frames, st)
+                if st[SCAN_STATUS]:
                     raise _Unscannable
                 if table is not None:
                     # while this read's bytes are at hand: the header lengths of the new frames
-                    table.fill(data, buf, hstart, caplens, lengths, before, int(st[5]), hlens)
-                if st[5] == CHUNK:
-                    yield lengths.copy(), (paced(CHUNK) if paced else times.copy()), hlens.copy()
+                    table.fill(data, buf, frames, before, int(st[SCAN_FILLED]), hlens)
+                if st[SCAN_FILLED] == CHUNK:
+                    yield frames.lengths.copy(), (paced(CHUNK) if paced else frames.times.copy()), hlens.copy()
                     hlens[:] = 0
-                    st[5] = 0
+                    st[SCAN_FILLED] = 0
                     continue
                 break
-            rest = data[st[0]:]
-            if 0 <= limit <= st[3] or (eof and not rest):
+            rest = data[st[SCAN_POS]:]
+            if 0 <= limit <= st[SCAN_INDEX] or (eof and not rest):
                 break
             if eof:
                 raise _Unscannable  # a partial record at the end: the reference reader names the offset
-    n = int(st[5])
+    n = int(st[SCAN_FILLED])
     if n:
-        yield lengths[:n].copy(), (paced(n) if paced else times[:n].copy()), hlens[:n].copy()
+        yield frames.lengths[:n].copy(), (paced(n) if paced else frames.times[:n].copy()), hlens[:n].copy()

@@ -5,322 +5,323 @@ from __future__ import annotations
 import numpy as np
 
 from skbsim.fast.layout import (
-    BUDGET_LEFT, DEFER_LEN, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES,
-    D_PAGES_ALLOC, D_POLLS, D_RELEASED, D_REUSED, D_SKB_FAILURES, ERR, ERR_TABLE_FULL, FL_TAG, F_ANY,
-    HEAD_1K, HEAD_FRAG, HEAD_KIND, HEAD_SMALL, HQ_HEAD, HQ_LEN, KM_MAX, KM_TAG, K_LAYER, K_OBJS, K_ORDER,
-    K_SIZE, L_NONE, L_PAGE_FRAG, L_SKB_DATA, MAX_TUN_FRAME, MIN_TUN_FRAME, PAGE_SIZE_C, PF_FRAGSZ, POLLS,
-    Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, ROUTE_ALLOC, ROUTE_BUILD, ROUTE_FRAGS, ROUTE_NONE, TF_OFFSET,
-    TF_ORDER, TF_PAGE, TF_SIZE, TH_PAGES, TH_SLAB, TH_TASK_FRAG, TUN_CHUNKS, TUN_EAGAIN, TUN_EINVAL,
-    TUN_FRAG_LIMIT, TUN_MAX_ORDER, TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD, TUN_SMALL_KM, TUN_SMP, TUN_SNDBUF,
-    TUN_WMEM, T_BUFLEN, T_CACHE, T_DLEN, T_EXPAND, T_FRAGS, T_HEAD, T_NFRAGS, T_ROUTE, T_TS, njit,
+    COUNTED, ERR_TABLE_FULL, FL_TAG, HEAD_1K, HEAD_FRAG, HEAD_SMALL, L_NONE, L_PAGE_FRAG, L_SKB_DATA, MAX_TUN_FRAME,
+    MIN_TUN_FRAME, ORDER_0, ROUTE_ALLOC, ROUTE_BUILD, ROUTE_FRAGS, ROUTE_NONE, SLAB_TAG, TH_PAGES, TH_SLAB,
+    TH_TASK_FRAG, T_BUFLEN, T_CACHE, T_DLEN, T_EXPAND, T_FRAGS, T_HEAD, T_NFRAGS, T_ROUTE, T_TS, njit,
 )
 from skbsim.fast.mm import (
-    _alloc_pages, _fl_take, _km, _p1k_alloc, _pf_alloc, _put_page, _should_fail, _slab_alloc, _slab_free,
+    _alloc_pages, _fails, _fl_take, _p1k_alloc, _pf_alloc, _put_page, _slab_alloc, _slab_free,
 )
-from skbsim.fast.stack import _defer_flush, _deliver, _nc_get, _poll_done, _release_data
-from skbsim.mm.fault import LAYERS
+from skbsim.fast.napi import _defer_flush, _free_skb, _nc_get, _poll_done, _release_data
+from skbsim.fast.rules import _alloc_skb_with_frags_order
+from skbsim.fast.sock import _deliver
+from skbsim.fast.state import (
+    BUDGET_LEFT, CACHES, CACHE_KMALLOC, CACHE_SKB, CACHE_SMALL, DEFER_LEN, D_BYTES, D_BYTES_COPIED, D_COPIED,
+    D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES, D_PAGES_ALLOC, D_POLLS, D_RELEASED, D_REUSED, D_SKB_FAILURES, ERR,
+    HEAD_FRAGSZ, HEAD_KIND, HQ_HEAD, HQ_LEN, PAGE_ORDER, PAGE_REF, PAGE_SIZE, POLLS, Q_DROPPED, Q_FRAMES,
+    Q_NIC_FRAMES, SKB_DLEN, SKB_FIELDS, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, TF_OFFSET, TF_ORDER, TF_PAGE,
+    TF_SIZE, TUN_CHUNKS, TUN_EAGAIN, TUN_EINVAL, TUN_FRAG_LIMIT, TUN_MAX_ORDER, TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD,
+    TUN_SMP, TUN_SNDBUF, WMEM,
+)
 from skbsim.sim import NAPI_POLL_WEIGHT, RunConfig, Simulation
 
 
-# drivers/net/tun.c: the writer's tun_get_user(), the queue's hand-off, the stack.
-#
-# tn, tun's own state: (tab, dcount, km_K, km_stack, km_top, km_inuse, km_page, km_partial, km_slotfree,
-# hq_head, hq_frag, hq_obj, hq_ts, hq_len).  tab is the per-length table _TunLengths fills from the
-# model's tun_get_user(); dcount counts delivered skbs by frame length; km_* are the kmem caches heads
-# come from, one row each (see _km); hq_* is each queue's FIFO of written skbs not yet handed to the
-# stack (rx_handoff without IFF_NAPI, sk_write_queue with it: both are taken in order, up to the budget).
+# drivers/net/tun.c over the TunQueues record (skbsim.fast.state): the writer's tun_get_user() with the
+# route and sizes of each frame length from the per-length table (tab, filled by _TunLengths from the
+# model's tun_get_user()), and each queue's FIFO of written skbs, which its poll hands to the stack
+# (rx_handoff without IFF_NAPI, sk_write_queue with it: both are taken in order, up to the budget).
 
 
-@njit(cache=True, inline="always")
-def _tun_refused(S, R, errno_nomem):
+@njit(cache=True, forceinline=True)
+def _tun_refused(k, cpu, errno_nomem):
     """nic_receive()'s count of a refused write: frames_dropped, and skb_alloc_failures for -ENOMEM and
-    -ENOBUFS; always False (the caller returns it)."""
-    S[D_FRAMES_DROPPED] += 1
-    R[Q_DROPPED] += 1
+    -ENOBUFS; a failure that set err[0] is not counted (the run is redone)."""
+    if k.st[ERR]:
+        return
+    k.st[D_FRAMES_DROPPED] += 1
+    k.pcpu[cpu, Q_DROPPED] += 1
     if errno_nomem:
-        S[D_SKB_FAILURES] += 1
-    return False
+        k.st[D_SKB_FAILURES] += 1
 
 
-@njit(cache=True, inline="always")
-def _tun_kmalloc(S, page_ref, page_order, page_free, pg_alloc, tn, kind, c):
+@njit(cache=True, forceinline=True)
+def _tun_kmalloc(k, kind, c):
     """kmalloc_reserve() of a tun head (no reserves to retry with: GFP_KERNEL and GFP_ATOMIC lack
-    __GFP_MEMALLOC): a kmem cache object (kind TH_SLAB: slab, then the cache's layer) as KM_TAG plus
-    (c << 32) plus the object, or pages of order c (__kmalloc_large_node(): skb_data, then page_alloc)
-    as a page id; -1 when it fails."""
+    __GFP_MEMALLOC): an object of kmem cache c (kind TH_SLAB: slab, then the cache's layer) as SLAB_TAG plus
+    (c << 32) plus the object, or pages of order c (__kmalloc_large_node(): skb_data, then page_alloc) as a
+    page id; -1 when it fails."""
     if kind == TH_SLAB:
-        o = _slab_alloc(S, _km(tn, c), page_ref, page_order, page_free, pg_alloc)
-        return -1 if o < 0 else KM_TAG + (c << 32) + o
-    if S[F_ANY] and _should_fail(S, L_SKB_DATA):
+        o = _slab_alloc(k.slabs, c, k.pages, k.faults, k.st)
+        return -1 if o < 0 else SLAB_TAG + (c << 32) + o
+    if _fails(k.faults, k.st, L_SKB_DATA):
         return -1
-    return _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, c, L_NONE)
+    return _alloc_pages(k.pages, k.faults, k.st, c, L_NONE)
 
 
-@njit(cache=True)
-def _tun_write(S, C, CS, cpu, length, page_ref, page_order, page_free, pg_alloc, pg_freed, slab0, slab1, nc, fl,
-               tn):
-    """tun nic_receive(): the writer's tun_get_user() of one frame on queue cpu; False when refused
-    (-EINVAL below ETH_HLEN, -EAGAIN at sk_sndbuf, -ENOMEM / -ENOBUFS when an allocation fails) or
-    when S[ERR] is set.
+@njit(cache=True, forceinline=True)
+def _tun_build_skb(k, cpu, length):
+    """tun_build_skb(): buflen bytes of current->task_frag at an SMP_CACHE_BYTES-aligned offset (the block is
+    reused when only the task holds it, kept while the buffer fits, else given up for a new
+    SKB_FRAG_PAGE_ORDER block, or one page when that fails: skb_page_frag_refill()), then build_skb()'s
+    sk_buff and the skb's own reference on the block.  (head, sk_buff); -1 for a refused write."""
+    cfg = k.cfg
+    tf = k.pcpu[cpu]
+    buflen = k.tun.tab[length, T_BUFLEN]
+    smp = cfg[TUN_SMP]
+    off = (tf[TF_OFFSET] + smp - 1) & ~(smp - 1)
+    pid = tf[TF_PAGE]
+    fresh = True
+    if pid >= 0:
+        if k.pages.page[pid, PAGE_REF] == 1:
+            off = 0
+            k.st[D_REUSED] += 1
+            fresh = False
+        elif off + buflen <= tf[TF_SIZE]:
+            fresh = False
+        else:
+            _put_page(k.pages, k.st, pid)
+            tf[TF_PAGE] = -1
+            k.st[D_RELEASED] += 1
+    if fresh:
+        off = 0
+        pid = -1
+        if cfg[TF_ORDER] > 0:
+            pid = _alloc_pages(k.pages, k.faults, k.st, cfg[TF_ORDER], L_PAGE_FRAG)
+            if k.st[ERR]:
+                return -1, -1
+        if pid < 0:
+            pid = _alloc_pages(k.pages, k.faults, k.st, ORDER_0, L_PAGE_FRAG)
+            if pid < 0:
+                tf[TF_OFFSET] = 0
+                _tun_refused(k, cpu, True)
+                return -1, -1
+        tf[TF_PAGE] = pid
+        tf[TF_SIZE] = cfg[PAGE_SIZE] << k.pages.page[pid, PAGE_ORDER]
+        k.st[D_PAGES_ALLOC] += 1
+    tf[TF_OFFSET] = off
+    obj = _slab_alloc(k.slabs, CACHE_SKB, k.pages, k.faults, k.st)
+    if obj < 0:
+        _tun_refused(k, cpu, True)
+        return -1, -1
+    k.pages.page[pid, PAGE_REF] += 1
+    tf[TF_OFFSET] = off + buflen
+    k.st[TUN_ROUTE_BUILD] += 1
+    return pid, obj
 
-    Route and sizes come from the per-length table; the state changes are the run's: the task_frag
-    block (skb_page_frag_refill: reused when only the task holds it, kept while the buffer fits, else
-    given up for a new SKB_FRAG_PAGE_ORDER block, or one page when that fails), sk_wmem_alloc against
-    sk_sndbuf (sock_alloc_send_pskb), the sk_buff from skbuff_head_cache, the kmalloc head,
-    alloc_skb_with_frags()'s blocks (from 6.6 their orders fall back one by one when refused, so the
-    blocks and the truesize are decided here); with IFF_NAPI_FRAGS napi_get_frags()'s
-    napi_alloc_skb(GRO_MAX_HEAD) (this CPU's NAPI caches, head kind C[HEAD_KIND]) and __skb_grow()'s
-    pskb_expand_head() (the new kmalloc head, then the old one freed).  Each allocation asks the fault
-    layers the reference asks, in its order; each failure gives back what the reference gives back,
-    in its order.
-    """
-    tab = tn[0]
-    R = CS[cpu]
-    route = tab[length, T_ROUTE]
-    if route == ROUTE_NONE:
-        S[TUN_EINVAL] += 1
-        return _tun_refused(S, R, False)
+
+@njit(cache=True, forceinline=True)
+def _tun_napi_alloc_frags(k, cpu, length):
+    """IFF_NAPI_FRAGS: napi_get_frags()'s napi_alloc_skb(GRO_MAX_HEAD) from this CPU's NAPI caches (not
+    charged; head kind cfg[HEAD_KIND]: a page-fragment head before the sk_buff, given back if there is
+    none, or __alloc_skb()'s sk_buff then a skbuff_small_head object, the sk_buff back to its slab if
+    none), grown by __skb_grow()'s pskb_expand_head() past its tailroom (the new kmalloc head, then the
+    old one freed).  (head, sk_buff); -1 for a refused write."""
+    cfg = k.cfg
+    tab = k.tun.tab
+    kind = cfg[HEAD_KIND]
+    head = 0
+    if kind == HEAD_1K or kind == HEAD_FRAG:
+        if kind == HEAD_1K:
+            head = _p1k_alloc(k, cpu)
+        else:
+            head = _pf_alloc(k.pages, k.faults, k.st, k.pcpu[cpu], cfg, cfg[HEAD_FRAGSZ])
+        if head < 0:
+            _tun_refused(k, cpu, True)
+            return -1, -1
+    obj = _nc_get(k, cpu)
+    if obj < 0:
+        if not k.st[ERR] and (kind == HEAD_1K or kind == HEAD_FRAG):
+            _put_page(k.pages, k.st, head)  # skb_free_frag()
+        _tun_refused(k, cpu, True)
+        return -1, -1
+    if kind == HEAD_SMALL:
+        small = _slab_alloc(k.slabs, CACHE_SMALL, k.pages, k.faults, k.st)
+        if small < 0:
+            if not k.st[ERR]:
+                _slab_free(k.slabs, CACHE_SKB, k.pages, k.st, obj)
+            _tun_refused(k, cpu, True)
+            return -1, -1
+        head = SLAB_TAG + (CACHE_SMALL << 32) + small
+    if tab[length, T_EXPAND]:
+        # pskb_expand_head(): kmalloc_reserve() of the new head, then skb_free_head() of the old
+        grown = _tun_kmalloc(k, tab[length, T_HEAD], tab[length, T_CACHE])
+        if grown < 0:
+            if not k.st[ERR]:
+                _free_skb(k, head, -1, obj)  # napi_free_frags(): kfree_skb() of napi->skb
+            _tun_refused(k, cpu, True)
+            return -1, -1
+        _release_data(k, head, -1)
+        head = grown
+    return head, obj
+
+
+@njit(cache=True, forceinline=True)
+def _tun_alloc_frags(k, length, ts):
+    """alloc_skb_with_frags()'s blocks for the table's data_len: (row of frags.fl, truesize, failed); the row
+    -1 when the table is full.  Up to 6.5 (npages) order-0 pages, the truesize charged up front (the
+    table's); 6.6+ (chunks) blocks of falling order, a refused high-order block lowering the order by one
+    and trying again, the truesize growing by each block taken."""
+    cfg = k.cfg
+    tab = k.tun.tab
+    fl = k.frags.fl
+    entry = _fl_take(k.frags, k.st)
+    if entry < 0:
+        return -1, ts, True
+    page_size = cfg[PAGE_SIZE]
+    nr_frags = 0
+    fl[entry, 0] = 0
+    if not cfg[TUN_CHUNKS]:
+        for j in range(tab[length, T_NFRAGS]):
+            pid = _alloc_pages(k.pages, k.faults, k.st, tab[length, T_FRAGS + j], L_NONE)
+            if pid < 0:
+                return entry, ts, True
+            nr_frags += 1
+            fl[entry, nr_frags] = pid
+            fl[entry, 0] = nr_frags
+        k.st[D_PAGES_ALLOC] += nr_frags
+        return entry, ts, False
+    for j in range(tab[length, T_NFRAGS]):
+        ts -= page_size << tab[length, T_FRAGS + j]
+    data_len = tab[length, T_DLEN]
+    order = cfg[TUN_MAX_ORDER]
+    while data_len > 0:
+        if nr_frags == cfg[TUN_FRAG_LIMIT]:
+            return entry, ts, True
+        order = _alloc_skb_with_frags_order(data_len, order, page_size)
+        pid = _alloc_pages(k.pages, k.faults, k.st, order, L_NONE)
+        if pid < 0:
+            if order > 0 and k.st[ERR] == 0:
+                order -= 1
+                continue
+            return entry, ts, True
+        nr_frags += 1
+        fl[entry, nr_frags] = pid
+        fl[entry, 0] = nr_frags
+        block = page_size << order
+        ts += block
+        data_len -= data_len if data_len < block else block
+    k.st[D_PAGES_ALLOC] += nr_frags
+    return entry, ts, False
+
+
+@njit(cache=True, forceinline=True)
+def _tun_alloc_skb(k, cpu, length):
+    """tun_alloc_skb() -> sock_alloc_send_pskb(): -EAGAIN over the send buffer; alloc_skb()'s sk_buff, then
+    kmalloc_reserve()'s head (-ENOBUFS without one, the sk_buff given back); then alloc_skb_with_frags()'s
+    blocks (kfree_skb() of what was taken when they fail).  (head, frags, sk_buff, truesize); -1 for a
+    refused write."""
+    tab = k.tun.tab
+    if k.pcpu[cpu, WMEM] >= k.cfg[TUN_SNDBUF]:
+        k.st[TUN_EAGAIN] += 1
+        _tun_refused(k, cpu, False)
+        return -1, -1, -1, 0
+    obj = _slab_alloc(k.slabs, CACHE_SKB, k.pages, k.faults, k.st)
+    if obj < 0:
+        _tun_refused(k, cpu, True)
+        return -1, -1, -1, 0
+    head = _tun_kmalloc(k, tab[length, T_HEAD], tab[length, T_CACHE])
+    if head < 0:
+        if not k.st[ERR]:
+            _slab_free(k.slabs, CACHE_SKB, k.pages, k.st, obj)
+        _tun_refused(k, cpu, True)
+        return -1, -1, -1, 0
     ts = tab[length, T_TS]
     frag = -1
-    if route == ROUTE_BUILD:
-        # tun_build_skb(): buflen bytes of current->task_frag at an SMP_CACHE_BYTES-aligned offset
-        buflen = tab[length, T_BUFLEN]
-        smp = C[TUN_SMP]
-        off = (R[TF_OFFSET] + smp - 1) & ~(smp - 1)
-        pid = R[TF_PAGE]
-        fresh = True
-        if pid >= 0:
-            if page_ref[pid] == 1:
-                off = 0
-                S[D_REUSED] += 1
-                fresh = False
-            elif off + buflen <= R[TF_SIZE]:
-                fresh = False
-            else:
-                _put_page(S, page_ref, page_order, page_free, pg_freed, pid)
-                R[TF_PAGE] = -1
-                S[D_RELEASED] += 1
-        if fresh:
-            # skb_page_frag_refill(): an SKB_FRAG_PAGE_ORDER block, else a single page (page_frag layer)
-            off = 0
-            pid = -1
-            if C[TF_ORDER] > 0:
-                pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, C[TF_ORDER], L_PAGE_FRAG)
-                if S[ERR]:
-                    return False
-            if pid < 0:
-                pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, 0, L_PAGE_FRAG)
-                if pid < 0:
-                    R[TF_OFFSET] = 0
-                    return False if S[ERR] else _tun_refused(S, R, True)
-            R[TF_PAGE] = pid
-            R[TF_SIZE] = C[PAGE_SIZE_C] << page_order[pid]
-            S[D_PAGES_ALLOC] += 1
-        R[TF_OFFSET] = off
-        # build_skb(): the sk_buff from skbuff_head_cache; then the skb's own reference on the block
-        obj = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
-        if obj < 0:
-            return False if S[ERR] else _tun_refused(S, R, True)
-        page_ref[pid] += 1
-        R[TF_OFFSET] = off + buflen
-        head = pid
-        S[TUN_ROUTE_BUILD] += 1
-    elif route == ROUTE_FRAGS:
-        # napi_get_frags(): __napi_alloc_skb(GRO_MAX_HEAD) as ice's header skb takes it (not charged): a
-        # page-fragment head before the sk_buff (given back if there is none), or __alloc_skb()'s sk_buff
-        # from the NAPI cache then a skbuff_small_head object (the sk_buff back to its slab if none)
-        kind = C[HEAD_KIND]
-        head = 0
-        if kind == HEAD_1K or kind == HEAD_FRAG:
-            if kind == HEAD_1K:
-                head = _p1k_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc)
-            else:
-                head = _pf_alloc(S, C, CS, cpu, page_ref, page_order, page_free, pg_alloc, C[PF_FRAGSZ])
-            if head < 0:
-                return False if S[ERR] else _tun_refused(S, R, True)
-        obj = _nc_get(S, C, CS, cpu, nc, slab0, page_ref, page_order, page_free, pg_alloc, pg_freed)
-        if obj < 0:
-            if S[ERR]:
-                return False
-            if kind == HEAD_1K or kind == HEAD_FRAG:
-                _put_page(S, page_ref, page_order, page_free, pg_freed, head)  # skb_free_frag()
-            return _tun_refused(S, R, True)
-        if kind == HEAD_SMALL:
-            o = _slab_alloc(S, _km(tn, C[TUN_SMALL_KM]), page_ref, page_order, page_free, pg_alloc)
-            if o < 0:
-                if S[ERR]:
-                    return False
-                _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
-                return _tun_refused(S, R, True)
-            head = KM_TAG + (C[TUN_SMALL_KM] << 32) + o
-        if tab[length, T_EXPAND]:
-            # pskb_expand_head(): kmalloc_reserve() of the new head, then skb_free_head() of the old
-            grown = _tun_kmalloc(S, page_ref, page_order, page_free, pg_alloc, tn, tab[length, T_HEAD],
-                                 tab[length, T_CACHE])
-            if grown < 0:
-                if S[ERR]:
-                    return False
-                # napi_free_frags(): kfree_skb() of napi->skb: its head, then the sk_buff to its slab
-                _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, head, -1)
-                _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
-                return _tun_refused(S, R, True)
-            _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, head, -1)
-            head = grown
-    else:
-        # tun_alloc_skb() -> sock_alloc_send_pskb(): over the send buffer the write would block
-        if R[TUN_WMEM] >= C[TUN_SNDBUF]:
-            S[TUN_EAGAIN] += 1
-            return _tun_refused(S, R, False)
-        # alloc_skb(): the sk_buff, then kmalloc_reserve()'s head (-ENOBUFS without one, the sk_buff
-        # given back); then alloc_skb_with_frags()'s blocks
-        obj = _slab_alloc(S, slab0, page_ref, page_order, page_free, pg_alloc)
-        if obj < 0:
-            return False if S[ERR] else _tun_refused(S, R, True)
-        head = _tun_kmalloc(S, page_ref, page_order, page_free, pg_alloc, tn, tab[length, T_HEAD],
-                            tab[length, T_CACHE])
-        if head < 0:
-            if S[ERR]:
-                return False
-            _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
-            return _tun_refused(S, R, True)
-        data_len = tab[length, T_DLEN]
-        if data_len > 0:
-            entry = _fl_take(S, fl)
-            if entry < 0:
-                return False
-            n = tab[length, T_NFRAGS]
-            page_size = C[PAGE_SIZE_C]
-            nr_frags = 0
-            failed = False
-            fl[entry, 0] = 0
-            if not C[TUN_CHUNKS]:
-                # up to 6.5: order-0 pages (tun passes max_page_order 0), the truesize charged up front
-                for j in range(n):
-                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, tab[length, T_FRAGS + j],
-                                       L_NONE)
-                    if pid < 0:
-                        failed = True
-                        break
-                    nr_frags += 1
-                    fl[entry, nr_frags] = pid
-                    fl[entry, 0] = nr_frags
-            else:
-                # 6.6+: blocks of falling order; a refused high-order block lowers the order by one and
-                # tries again; the truesize grows by each block taken
-                for j in range(n):
-                    ts -= page_size << tab[length, T_FRAGS + j]
-                order = C[TUN_MAX_ORDER]
-                while data_len > 0:
-                    if nr_frags == C[TUN_FRAG_LIMIT]:
-                        failed = True
-                        break
-                    aligned = (data_len + page_size - 1) & ~(page_size - 1)
-                    while order > 0 and aligned < (page_size << order):
-                        order -= 1
-                    pid = _alloc_pages(S, page_ref, page_order, page_free, pg_alloc, order, L_NONE)
-                    if pid < 0:
-                        if order > 0 and S[ERR] == 0:
-                            order -= 1
-                            continue
-                        failed = True
-                        break
-                    nr_frags += 1
-                    fl[entry, nr_frags] = pid
-                    fl[entry, 0] = nr_frags
-                    block = page_size << order
-                    ts += block
-                    data_len -= data_len if data_len < block else block
-            if failed:
-                if S[ERR]:
-                    return False
-                # kfree_skb(): the blocks taken, the head, then the sk_buff
-                _release_data(S, slab1, fl, tn, page_ref, page_order, page_free, pg_freed, head, FL_TAG + entry)
-                _slab_free(S, slab0, page_ref, page_order, page_free, pg_freed, obj)
-                return _tun_refused(S, R, True)
-            frag = FL_TAG + entry
-            S[D_PAGES_ALLOC] += nr_frags
-        S[TUN_ROUTE_ALLOC] += 1
-    if route != ROUTE_FRAGS:
-        R[TUN_WMEM] += ts  # skb_set_owner_w(); napi_get_frags()'s skb has no owner
-    S[D_NIC_FRAMES] += 1
-    R[Q_NIC_FRAMES] += 1
-    S[D_COPIED] += 1
-    S[D_BYTES_COPIED] += length
-    hq_head = tn[9]
-    cap = hq_head.shape[1]
-    if R[HQ_LEN] >= cap:
-        S[ERR] = ERR_TABLE_FULL
+    if tab[length, T_DLEN] > 0:
+        entry, ts, failed = _tun_alloc_frags(k, length, ts)
+        if entry < 0:
+            return -1, -1, -1, 0
+        if failed:
+            if not k.st[ERR]:
+                _free_skb(k, head, FL_TAG + entry, obj)  # kfree_skb(): the blocks taken, the head, the sk_buff
+            _tun_refused(k, cpu, True)
+            return -1, -1, -1, 0
+        frag = FL_TAG + entry
+    k.st[TUN_ROUTE_ALLOC] += 1
+    return head, frag, obj, ts
+
+
+@njit(cache=True, forceinline=True)
+def _tun_write(k, cpu, length):
+    """tun nic_receive(): the writer's tun_get_user() of one frame on queue cpu, by the route its length
+    takes; False when refused (-EINVAL below ETH_HLEN, -EMSGSIZE, -EAGAIN at sk_sndbuf, -ENOMEM /
+    -ENOBUFS when an allocation fails; counted) or when err[0] is set.  A written skb is charged to
+    sk_wmem_alloc (skb_set_owner_w(); napi_get_frags()'s skb has no owner) and queued for the poll."""
+    tun = k.tun
+    route = tun.tab[length, T_ROUTE]
+    frag = -1
+    ts = tun.tab[length, T_TS]
+    if route == ROUTE_NONE:
+        k.st[TUN_EINVAL] += 1
+        _tun_refused(k, cpu, False)
         return False
-    tail = R[HQ_HEAD] + R[HQ_LEN]
+    if route == ROUTE_BUILD:
+        head, obj = _tun_build_skb(k, cpu, length)
+    elif route == ROUTE_FRAGS:
+        head, obj = _tun_napi_alloc_frags(k, cpu, length)
+    else:
+        head, frag, obj, ts = _tun_alloc_skb(k, cpu, length)
+    if obj < 0:
+        return False
+    q = k.pcpu[cpu]
+    if route != ROUTE_FRAGS:
+        q[WMEM] += ts
+    k.st[D_NIC_FRAMES] += 1
+    k.pcpu[cpu, Q_NIC_FRAMES] += 1
+    k.st[D_COPIED] += 1
+    k.st[D_BYTES_COPIED] += length
+    cap = tun.queue.shape[1]
+    if q[HQ_LEN] >= cap:
+        k.st[ERR] = ERR_TABLE_FULL
+        return False
+    tail = q[HQ_HEAD] + q[HQ_LEN]
     if tail >= cap:
         tail -= cap
-    hq_head[cpu, tail] = head
-    tn[10][cpu, tail] = frag
-    tn[11][cpu, tail] = obj
-    tn[12][cpu, tail] = ts
-    tn[13][cpu, tail] = length
-    R[HQ_LEN] += 1
+    skb = tun.queue[cpu, tail]
+    skb[SKB_HEAD] = head
+    skb[SKB_FRAG] = frag
+    skb[SKB_OBJ] = obj
+    skb[SKB_TS] = ts
+    skb[SKB_HLEN] = length
+    q[HQ_LEN] += 1
     return True
 
 
 @njit(cache=True)
-def _tun_poll(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, page_ref, page_order, page_free, page_pin, pg_freed,
-              slab0, slab1, nc, df_page, df_frag, df_obj, q_page, q_frag, q_obj, q_ts, q_cpu,
-              dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs):
+def _tun_poll(k, cpu):
     """One napi_poll() (Simulation._poll) of a tun queue: up to budget written skbs, orphaned, to the stack
     (tun poll(): tun_napi_poll() with IFF_NAPI, the netif_receive_skb() hand-off without; both in order).
-    skb_condense() changes no tun skb (checked per length: C[COND_ROOM] is -1)."""
-    R = CS[cpu]
-    S[POLLS] += 1
-    taken_before = R[Q_FRAMES] + R[Q_DROPPED]
-    if R[DEFER_LEN]:
-        _defer_flush(S, C, R, nc[cpu], df_page[cpu], df_frag[cpu], df_obj[cpu], slab0, slab1, fl, tn,
-                     page_ref, page_order, page_free, pg_freed, True)
-    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < R[BUDGET_LEFT] else R[BUDGET_LEFT]
-    S[D_POLLS] += 1
-    dcount = tn[1]
-    hq_head, hq_frag, hq_obj, hq_ts, hq_len = tn[9], tn[10], tn[11], tn[12], tn[13]
-    cap = hq_head.shape[1]
+    skb_condense() changes no tun skb (checked per length: cfg[COND_ROOM] is -1)."""
+    k.st[POLLS] += 1
+    q = k.pcpu[cpu]
+    taken_before = q[Q_FRAMES] + q[Q_DROPPED]
+    if q[DEFER_LEN]:
+        _defer_flush(k, cpu, COUNTED)
+    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < q[BUDGET_LEFT] else q[BUDGET_LEFT]
+    k.st[D_POLLS] += 1
+    tun = k.tun
+    cap = tun.queue.shape[1]
     work = 0
-    while work < budget and R[HQ_LEN] > 0:
-        k = R[HQ_HEAD]
-        length = hq_len[cpu, k]
-        dl_page[work] = hq_head[cpu, k]
-        dl_frag[work] = hq_frag[cpu, k]
-        dl_obj[work] = hq_obj[cpu, k]
-        dl_ts[work] = hq_ts[cpu, k]
-        dl_hlen[work] = length  # for --trace and --plot: the frame's length, its kind (see _write_trace)
-        dl_dlen[work] = 0
-        k += 1
-        R[HQ_HEAD] = k if k < cap else 0
-        R[HQ_LEN] -= 1
-        S[D_FRAMES] += 1
-        R[Q_FRAMES] += 1
-        S[D_BYTES] += length
-        if tn[0][length, T_ROUTE] != ROUTE_FRAGS:
-            R[TUN_WMEM] -= dl_ts[work]  # skb_orphan(): sock_wfree()
-        dcount[length] += 1
+    while work < budget and q[HQ_LEN] > 0:
+        at = q[HQ_HEAD]
+        skb = k.batch[work]
+        for f in range(SKB_FIELDS):
+            skb[f] = tun.queue[cpu, at, f]  # SKB_HLEN: the frame's length, for --trace and --plot (its kind)
+        skb[SKB_DLEN] = 0
+        length = skb[SKB_HLEN]
+        q[HQ_HEAD] = at + 1 if at + 1 < cap else 0
+        q[HQ_LEN] -= 1
+        k.st[D_FRAMES] += 1
+        q[Q_FRAMES] += 1
+        k.st[D_BYTES] += length
+        if tun.tab[length, T_ROUTE] != ROUTE_FRAGS:
+            q[WMEM] -= skb[SKB_TS]  # skb_orphan(): sock_wfree()
+        tun.delivered[length] += 1
         work += 1
-    _deliver(S, C, cpu, work, page_ref, page_order, page_free, page_pin, pg_freed, slab0, slab1,
-             q_page, q_frag, q_obj, q_ts, q_cpu, dl_page, dl_frag, dl_obj, dl_hlen, dl_dlen, dl_ts, cb_tab, fl, tn, obs)
-    if S[ERR]:
+    _deliver(k, cpu, work)
+    if k.st[ERR]:
         return
-    _poll_done(S, C, CS, cpu, ev_time, ev_order, ev_kind, ev_cpu, work, budget, work, taken_before, obs)
-
-
-def _tun_state(tab, caches, ncpus: int, inflight: int, slab_cap: int, max_objs: int) -> tuple:
-    """tun's compiled state tn: the per-length table, delivered counts by length, the kmem caches heads
-    come from (one row each; see _km) and each queue's FIFO of written skbs."""
-    K = np.zeros((KM_MAX, K_SIZE), np.int64)
-    for c, cache in enumerate(caches):
-        K[c, K_ORDER] = cache.order
-        K[c, K_OBJS] = cache.objs_per_slab
-        K[c, K_LAYER] = LAYERS.index(cache.fault_layer)
-    K[len(caches):, K_OBJS] = 1
-    km = (K, np.zeros((KM_MAX, slab_cap, max_objs + 1), np.int32)) + tuple(
-        np.zeros((KM_MAX, slab_cap), np.int64) for _ in range(5))
-    hq = tuple(np.zeros((ncpus, inflight), np.int64) for _ in range(5))  # head, frag, obj, truesize, length
-    return (tab, np.zeros(tab.shape[0], np.int64)) + km + hq
+    _poll_done(k, cpu, work, budget, work, taken_before)
 
 
 class _TunLengths:
@@ -349,16 +350,17 @@ class _TunLengths:
         napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
         with kernel.softirq(0):
             self.queue = open_queue(kernel, napi.dev, napi, dict(config.options))
-        # The caches a head may come from: skbuff_small_head and kmalloc from 256 bytes up (a head is
-        # at least SKB_HEAD_ALIGN(NET_SKB_PAD + ETH_HLEN) bytes).  The scratch kernel has the run's CPU
-        # count, so SLUB picks the same slab orders.
-        caches = [kernel.skb_small_head_cache] if kernel.skb_small_head_cache is not None else []
-        caches += [kernel.slab.kmalloc_slab(size, GFP_KERNEL) for size in kernel.slab.kmalloc_sizes if size >= 256]
-        if len(caches) > KM_MAX:
-            raise ValueError("the fast engine models tun heads from at most 8 kmem caches")
-        self.caches = caches
-        self.cache_index = {cache.name: c for c, cache in enumerate(caches)}
-        self.max_objs = max(cache.objs_per_slab for cache in caches)
+        # The caches a head may come from, by their index in Slabs: skbuff_small_head, and kmalloc from 256
+        # bytes up (a head is at least SKB_HEAD_ALIGN(NET_SKB_PAD + ETH_HLEN) bytes).  The scratch kernel
+        # has the run's CPU count, so SLUB picks the same slab orders.
+        kmalloc = [kernel.slab.kmalloc_slab(size, GFP_KERNEL) for size in kernel.slab.kmalloc_sizes if size >= 256]
+        if CACHE_KMALLOC + len(kmalloc) > CACHES:
+            raise ValueError(f"the fast engine models tun heads from at most {CACHES - CACHE_KMALLOC} kmalloc caches")
+        #: Slabs index -> the scratch kernel's cache (CACHE_SKB is the run's own skbuff_head_cache)
+        self.caches = {CACHE_KMALLOC + i: cache for i, cache in enumerate(kmalloc)}
+        if kernel.skb_small_head_cache is not None:
+            self.caches[CACHE_SMALL] = kernel.skb_small_head_cache
+        self.cache_index = {cache.name: c for c, cache in self.caches.items()}
         #: per length: the skb's path, head source and data_len (for the report and --trace)
         self.names: dict[int, tuple[str, str, int]] = {}
         # IFF_NAPI_FRAGS: napi_get_frags()'s skb, napi_alloc_skb(GRO_MAX_HEAD), is the same for every

@@ -12,16 +12,23 @@ The layout is the one documented in the kernel's Documentation/bpf/btf.rst
   whose length follows from the kind and ``vlen``.
 * the string section: NUL-terminated names, addressed by byte offset.
 
-We only need the byte size of named structs (``sizeof(struct sk_buff)`` on
-the running kernel), so the walk decodes a name only for STRUCT records and
+For the byte size of named structs (``sizeof(struct sk_buff)`` on the
+running kernel) the walk decodes a name only for STRUCT records and
 compares raw bytes, never building strings for the other ~100k types.
 The file is read once; :class:`BtfFile` answers many names in one pass.
+
+:meth:`BtfFile.member` and :meth:`BtfFile.func_id` need the type graph
+(member offsets and bitfields, typedef chains, FUNC records by name): a
+second walk records where each type's record starts, once per file, the
+first time either is asked.  Struct members: with the struct's kind_flag
+set, ``btf_member.offset`` holds the bitfield size in bits 24-31 and the
+bit offset in bits 0-23; without it, the whole value is the bit offset.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from skbsim.errors import InputError
 
@@ -97,7 +104,7 @@ class BtfFile:
     """
 
     __slots__ = ("path", "_data", "_order", "_types_start", "_types_end",
-                 "_strings_start", "_strings_end", "version", "flags")
+                 "_strings_start", "_strings_end", "version", "flags", "_record_at", "_by_name")
 
     def __init__(self, path: str = DEFAULT_VMLINUX_BTF) -> None:
         self.path = str(path)
@@ -109,6 +116,8 @@ class BtfFile:
         except OSError as exc:
             raise InputError(f"{self.path}: cannot read BTF file: {exc.strerror}") from None
         self._data = memoryview(data)
+        self._record_at: list[int] | None = None
+        self._by_name: dict[tuple[int, bytes], int] | None = None
         self._parse_header()
 
     def _fail(self, problem: str) -> InputError:
@@ -204,6 +213,148 @@ class BtfFile:
 
     def struct_size(self, name: str) -> int:
         return self.struct_sizes([name])[name]
+
+
+    # -- the type graph: member offsets and function ids
+
+    def _records(self) -> list[int]:
+        """Byte position of every type record, indexed by type id (id 0 is void)."""
+        if self._record_at is None:
+            unpack_common = struct.Struct(self._order + "III").unpack_from
+            positions = [0]
+            pos, end = self._types_start, self._types_end
+            while pos < end:
+                positions.append(pos)
+                _name_off, info, _size = unpack_common(self._data, pos)
+                kind = (info >> 24) & 0x1F
+                if kind not in _TRAILER_BY_KIND:
+                    raise self._fail(f"unknown BTF kind {kind} in type #{len(positions) - 1} at byte {pos}")
+                fixed, per_item = _TRAILER_BY_KIND[kind]
+                pos += BTF_TYPE_COMMON_LEN + fixed + per_item * (info & 0xFFFF)
+            self._record_at = positions
+        return self._record_at
+
+    def _name(self, name_off: int) -> str:
+        start = self._strings_start + name_off
+        end = self._data.obj.find(b"\0", start, self._strings_end)
+        return bytes(self._data[start:end]).decode()
+
+    def _type(self, type_id: int) -> tuple[int, int, int, int, int]:
+        """(kind, name_off, vlen, kind_flag, size_or_type) of one type id."""
+        records = self._records()
+        if not 0 < type_id < len(records):
+            raise self._fail(f"BTF type id {type_id} does not exist")
+        name_off, info, size = struct.unpack_from(self._order + "III", self._data, records[type_id])
+        return (info >> 24) & 0x1F, name_off, info & 0xFFFF, info >> 31, size
+
+    def _find(self, kind: int, name: str) -> int:
+        """The first type id of *kind* named *name* (an index of all named types, built once)."""
+        if self._by_name is None:
+            raw = self._data.obj
+            unpack = struct.Struct(self._order + "II").unpack_from
+            index: dict[tuple[int, bytes], int] = {}
+            for type_id, pos in enumerate(self._records()):
+                if not type_id:
+                    continue
+                name_off, info = unpack(self._data, pos)
+                if name_off:
+                    start = self._strings_start + name_off
+                    key = ((info >> 24) & 0x1F, raw[start:raw.find(b"\0", start, self._strings_end)])
+                    index.setdefault(key, type_id)
+            self._by_name = index
+        found = self._by_name.get((kind, name.encode()))
+        if found is None:
+            raise self._fail(f"no BTF type of kind {kind} named {name!r}")
+        return found
+
+    def _resolve(self, type_id: int) -> int:
+        """Follow typedefs and qualifiers down to the type that has a size."""
+        while True:
+            kind, _name_off, _vlen, _flag, target = self._type(type_id)
+            if kind not in (BTF_KIND_TYPEDEF, BTF_KIND_VOLATILE, BTF_KIND_CONST,
+                            BTF_KIND_RESTRICT, BTF_KIND_TYPE_TAG):
+                return type_id
+            type_id = target
+
+    def _byte_size(self, type_id: int) -> int:
+        type_id = self._resolve(type_id)
+        kind, _name_off, _vlen, _flag, size = self._type(type_id)
+        if kind == BTF_KIND_PTR:
+            return 8
+        if kind == BTF_KIND_ARRAY:
+            element, _index, count = struct.unpack_from(
+                self._order + "III", self._data, self._records()[type_id] + BTF_TYPE_COMMON_LEN)
+            return self._byte_size(element) * count
+        return size
+
+    def _members(self, type_id: int) -> Iterator[tuple[str, int, int, int]]:
+        """(name, type id, bit offset, bitfield size or 0) of a struct or union's members."""
+        kind, _name_off, vlen, kind_flag, _size = self._type(type_id)
+        if kind not in (BTF_KIND_STRUCT, BTF_KIND_UNION):
+            raise self._fail(f"BTF type #{type_id} is not a struct or union")
+        pos = self._records()[type_id] + BTF_TYPE_COMMON_LEN
+        for index in range(vlen):
+            name_off, member_type, offset = struct.unpack_from(self._order + "III", self._data, pos + 12 * index)
+            if kind_flag:
+                yield self._name(name_off) if name_off else "", member_type, offset & 0xFFFFFF, offset >> 24
+            else:
+                yield self._name(name_off) if name_off else "", member_type, offset, 0
+
+    def _lookup_member(self, type_id: int, name: str) -> tuple[int, int, int] | None:
+        """(type id, bit offset, bitfield bits) of *name* in a struct, looking into anonymous members."""
+        for member_name, member_type, bit_offset, bits in self._members(type_id):
+            if member_name == name:
+                return member_type, bit_offset, bits
+            if not member_name:
+                inner = self._lookup_member(self._resolve(member_type), name)
+                if inner is not None:
+                    return inner[0], bit_offset + inner[1], inner[2]
+        return None
+
+    def member(self, struct_name: str, path: str) -> "Member":
+        """Where ``struct struct_name``'s member *path* (``a.b.c``) lies."""
+        type_id = self._find(BTF_KIND_STRUCT, struct_name)
+        bit_offset, bits, member_type = 0, 0, type_id
+        for part in path.split("."):
+            container = self._resolve(member_type)
+            found = self._lookup_member(container, part)
+            if found is None:
+                raise self._fail(f"struct {struct_name} has no member {path!r} (no {part!r})")
+            member_type, offset, bits = found
+            bit_offset += offset
+        size = self._byte_size(member_type)
+        return Member(f"{struct_name}.{path}", bit_offset, bits, size)
+
+    def func_id(self, name: str) -> int:
+        """The type id of the FUNC record *name* (what a BPF tracing program attaches to)."""
+        return self._find(BTF_KIND_FUNC, name)
+
+
+class Member:
+    """Where one struct member lies: byte offset and size, or a bitfield's bit offset and width."""
+
+    __slots__ = ("name", "bit_offset", "bits", "size")
+
+    def __init__(self, name: str, bit_offset: int, bits: int, size: int) -> None:
+        self.name = name
+        self.bit_offset = bit_offset
+        self.bits = bits
+        self.size = size
+
+    @property
+    def offset(self) -> int:
+        return self.bit_offset // 8
+
+    def read(self, data: bytes, order: str = "<") -> int:
+        """The member's unsigned value in a raw copy of the struct (native byte order)."""
+        if self.bits:
+            start = self.bit_offset // 8
+            width = (self.bit_offset % 8 + self.bits + 7) // 8
+            raw = int.from_bytes(data[start:start + width], "little" if order == "<" else "big")
+            return (raw >> (self.bit_offset % 8)) & ((1 << self.bits) - 1)
+        if self.bit_offset % 8:
+            raise InputError(f"{self.name} is not byte-aligned")
+        return int.from_bytes(data[self.offset:self.offset + self.size], "little" if order == "<" else "big")
 
 
 def struct_sizes(path: str, names: Iterable[str]) -> dict[str, int]:

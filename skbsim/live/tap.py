@@ -39,6 +39,7 @@ docs/research/live-host.md):
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
@@ -121,6 +122,31 @@ def run_in_netns(netns_path: str, function: Callable[..., Result], *args: object
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]
+
+
+class NetnsThread:
+    """``with NetnsThread(path) as ns: ns.call(f, ...)``: one long-lived thread in *netns_path*.
+
+    For several calls in one namespace (a listener, accept(), opening
+    /proc/thread-self/net/...) without :func:`run_in_netns`'s fresh thread
+    and setns() each time.
+    """
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, netns_path: str) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="skbsim-netns",
+            initializer=_setns_current_thread, initargs=(netns_path,))
+
+    def __enter__(self) -> "NetnsThread":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def call(self, function: Callable[..., Result], *args: object) -> Result:
+        return self._pool.submit(function, *args).result()
 
 
 def _run(command: Sequence[str]) -> str:
@@ -409,3 +435,28 @@ def ipv4_udp_frame(length: int, dst_mac: bytes, src_mac: bytes, src_ip: str, dst
                          ipaddress.IPv4Address(src_ip).packed, ipaddress.IPv4Address(dst_ip).packed)
     header = header[:10] + struct.pack("!H", _ipv4_checksum(header)) + header[12:]
     return dst_mac + src_mac + struct.pack("!H", ETH_P_IP) + header + udp
+
+
+IPV4_TCP_TS_OVERHEAD = ETH_HLEN + 20 + 32
+
+
+def ipv4_tcp_frame(payload: int, dst_mac: bytes, src_mac: bytes, src_ip: str, dst_ip: str, src_port: int,
+                   dst_port: int, seq: int, *, ip_id: int = 0, ack_seq: int = 1, flags: int = 0x10,
+                   tsval: int | None = 1, tsecr: int = 1, window: int = 502, df: bool = True, ttl: int = 64) -> bytes:
+    """An Ethernet/IPv4/TCP segment with *payload* filler bytes and right IPv4 and TCP checksums
+    (tun without a vnet header gives CHECKSUM_NONE: GRO checks the TCP checksum itself).
+    With *tsval* the aligned timestamp option (NOP, NOP, TSval, TSecr) follows the header."""
+    options = struct.pack("!BBBBII", 1, 1, 8, 10, tsval, tsecr) if tsval is not None else b""
+    body = _filler(payload)
+    src = ipaddress.IPv4Address(src_ip).packed
+    dst = ipaddress.IPv4Address(dst_ip).packed
+    thlen = 20 + len(options)
+    tcp = struct.pack("!HHIIBBHHH", src_port, dst_port, seq & 0xFFFFFFFF, ack_seq, (thlen // 4) << 4, flags,
+                      window, 0, 0) + options
+    summed = src + dst + struct.pack("!BBH", 0, 6, thlen + payload) + tcp + body  # pseudo-header first
+    checksum = _ipv4_checksum(summed + b"\0" * (len(summed) % 2))
+    tcp = tcp[:16] + struct.pack("!H", checksum) + tcp[18:]
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + thlen + payload, ip_id & 0xFFFF, 0x4000 if df else 0,
+                         ttl, 6, 0, src, dst)
+    header = header[:10] + struct.pack("!H", _ipv4_checksum(header)) + header[12:]
+    return dst_mac + src_mac + struct.pack("!H", ETH_P_IP) + header + tcp + body

@@ -54,6 +54,8 @@ _LINE = re.compile(
     r"(?P<event>\w+):\s*(?P<body>.*)$"
 )
 _FIELD = re.compile(r"(\w+)=(\S*)")
+# skb/kfree_skb prints its drop reason as "reason: NAME", not name=value.
+_REASON = re.compile(r"\breason: (\w+)")
 _LOST = re.compile(r"^CPU:(\d+) \[LOST (\d+) EVENTS\]")
 _ENTRIES = re.compile(r"^# entries-in-buffer/entries-written: (\d+)/(\d+)")
 _DEVICE_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
@@ -133,9 +135,13 @@ def parse_trace_line(line: str) -> SkbTraceRecord | None:
     match = _LINE.match(line)
     if not match:
         return None
+    fields = dict(_FIELD.findall(match.group("body")))
+    reason = _REASON.search(match.group("body"))
+    if reason:
+        fields["reason"] = reason.group(1)
     return SkbTraceRecord(
         match.group("event"),
-        dict(_FIELD.findall(match.group("body"))),
+        fields,
         cpu=int(match.group("cpu")),
         timestamp=float(match.group("timestamp")),
         task=match.group("task"),
@@ -297,13 +303,17 @@ class TraceInstance:
 
     *events* are ``"system/event"`` names (e.g. ``net/netif_receive_skb_entry``).
     *device* sets ``name == "<device>"`` as the filter of every event; all
-    skb events in net.h have that ``name`` field.
+    skb events in net.h have that ``name`` field.  *filters* gives an
+    event its own filter instead (for events without ``name``, such as
+    ``skb/kfree_skb``).  *options* sets the instance's own trace options
+    (``{"hash-ptr": "0"}`` prints kernel pointers as they are).
     """
 
-    __slots__ = ("events", "device", "root", "buffer_size_kb", "name", "path")
+    __slots__ = ("events", "device", "filters", "options", "root", "buffer_size_kb", "name", "path")
 
     def __init__(self, events: Iterable[str], device: str | None = None, *,
-                 root: str = TRACEFS_ROOT, buffer_size_kb: int = 4096) -> None:
+                 root: str = TRACEFS_ROOT, buffer_size_kb: int = 4096,
+                 filters: dict[str, str] | None = None, options: dict[str, str] | None = None) -> None:
         self.events = tuple(events)
         if not self.events:
             raise InputError("no trace events chosen")
@@ -313,6 +323,8 @@ class TraceInstance:
         if device is not None and not _DEVICE_NAME.fullmatch(device):
             raise InputError(f"bad device name for a trace filter: {device!r}")
         self.device = device
+        self.filters = dict(filters or {})
+        self.options = dict(options or {})
         self.root = root
         self.buffer_size_kb = buffer_size_kb
         self.name: str | None = None
@@ -355,9 +367,13 @@ class TraceInstance:
     def _configure(self) -> None:
         assert self.path is not None
         _write_control(os.path.join(self.path, "buffer_size_kb"), f"{self.buffer_size_kb}\n")
+        for option, value in self.options.items():
+            _write_control(os.path.join(self.path, "options", option), f"{value}\n")
         for event in self.events:
             event_dir = os.path.join(self.path, "events", event)
-            if self.device is not None:
+            if event in self.filters:
+                _write_control(os.path.join(event_dir, "filter"), self.filters[event] + "\n")
+            elif self.device is not None:
                 _write_control(os.path.join(event_dir, "filter"), f'name == "{self.device}"\n')
             _write_control(os.path.join(event_dir, "enable"), "1\n")
         _write_control(os.path.join(self.path, "tracing_on"), "1\n")

@@ -29,9 +29,15 @@ FIRST_PFN = 0x100000
 
 
 class Page:
-    """struct page (the head page of a compound page stands for the folio)."""
+    """struct page (the head page of a compound page stands for the folio).
 
-    __slots__ = ("pfn", "order", "refcount", "pfmemalloc", "slab", "site")
+    ``pp`` and ``pp_ref_count`` are the page_pool words of the page's union
+    (page->pp, page->pp_ref_count, called pp_frag_count up to 6.7); ``pp`` is
+    None unless a page_pool owns the page (is_pp_page()).  ``nid`` is the NUMA
+    node (the model's machine has one node, 0, unless a test says otherwise).
+    """
+
+    __slots__ = ("pfn", "order", "refcount", "pfmemalloc", "slab", "site", "pp", "pp_ref_count", "nid")
 
     def __init__(self, pfn: int, order: int, pfmemalloc: bool, site: str):
         self.pfn = pfn
@@ -40,6 +46,9 @@ class Page:
         self.pfmemalloc = pfmemalloc
         self.slab = None
         self.site = site
+        self.pp = None
+        self.pp_ref_count = 0
+        self.nid = 0
 
     def __repr__(self) -> str:
         flag = " pfmemalloc" if self.pfmemalloc else ""
@@ -117,6 +126,35 @@ class PageAllocator:
                 return None
             pfmemalloc = True
             self.pfmemalloc_pages += pages
+        return self._take(order, pfmemalloc, site)
+
+    def alloc_pages_bulk(self, gfp_mask: int, nr_pages: int, site: str) -> list[Page]:
+        """mm/page_alloc.c: alloc_pages_bulk_node() (alloc_pages_bulk_array_node() before 6.14).
+
+        Up to nr_pages order-0 pages, fewer when memory runs short.  The bulk
+        path checks for an injected failure once for the whole batch
+        (prepare_alloc_pages()); on one, or when not even the first page can
+        be taken above the watermark, it falls back to one ordinary
+        allocation (which may dip into the reserves and is checked again).
+        """
+        faults = self.faults
+        if faults.rules and faults.should_fail("page_alloc"):
+            page = self.alloc_pages(gfp_mask, 0, site)
+            return [] if page is None else [page]
+        pages = []
+        limit = self.limit_pages
+        while len(pages) < nr_pages:
+            if limit is not None and self.in_use + 1 > limit:
+                break
+            pages.append(self._take(0, False, site))
+        if not pages:
+            page = self.alloc_pages(gfp_mask, 0, site)
+            return [] if page is None else [page]
+        return pages
+
+    def _take(self, order: int, pfmemalloc: bool, site: str) -> Page:
+        """Hand out the next 2**order frames as a page (the accounting every allocation shares)."""
+        pages = 1 << order
         pfn = self._next_pfn
         self._next_pfn += pages
         page = Page(pfn, order, pfmemalloc, site)

@@ -30,9 +30,11 @@ order choice (calculate_order()) with its fallback to the smallest order
 The machine has one NUMA node.  Not modelled: debug caches (red zones,
 SLAB_STORE_USER's full list), freelist randomisation (it changes which
 address an object gets, not how many slabs are kept), KFENCE, memcg
-accounting, and 6.18's per-CPU sheaves, which only caches created with a
-``sheaf_capacity`` use and none of the modelled caches is (feature
-``slub_percpu_sheaves``).
+accounting, and per-CPU sheaves (feature ``slub_percpu_sheaves``): 6.18's
+only serve caches created with a ``sheaf_capacity``, which none of the
+modelled caches is; 7.0 gives every cache sheaves and removes the per-CPU
+slab and partial lists, and the model runs such a release with a per-CPU
+slab and no CPU partial list (``slub_cpu_partial`` false), an approximation.
 """
 
 from __future__ import annotations

@@ -220,3 +220,168 @@ def page_frag_release(kernel: Kernel, pfrag: page_frag) -> None:
         pfrag.page = None
         pfrag.offset = 0
         pfrag.size = 0
+
+
+# -- the receiving side of struct sock (net/core/sock.c, include/net/sock.h) --------------
+#
+# Functions over any socket object with the struct sock fields receive
+# accounting uses: sk_rcvbuf, sk_rmem_alloc, sk_forward_alloc, sk_userlocks,
+# sk_backlog (an skb list) and sk_backlog_len, and page_size.  Protocol
+# memory limits (tcp_mem, memcg) are not modelled: __sk_mem_schedule()
+# always succeeds, as it does below the first tcp_mem threshold.
+
+#: include/net/sock.h: sk_userlocks bits.
+SOCK_SNDBUF_LOCK = 1
+SOCK_RCVBUF_LOCK = 2
+ENOBUFS = 105
+
+
+def SKB_TRUESIZE_MIN(profile) -> int:
+    """include/net/sock.h: TCP_SKB_MIN_TRUESIZE = 2048 + SKB_DATA_ALIGN(sizeof(struct sk_buff))."""
+    return 2048 + profile.SKB_HEAD_STRUCT_SIZE
+
+
+def SOCK_MIN_RCVBUF(profile) -> int:
+    """include/net/sock.h: SOCK_MIN_RCVBUF = TCP_SKB_MIN_TRUESIZE (2304 on x86_64)."""
+    return SKB_TRUESIZE_MIN(profile)
+
+
+def SOCK_MIN_SNDBUF(profile) -> int:
+    """include/net/sock.h: SOCK_MIN_SNDBUF = 2 * TCP_SKB_MIN_TRUESIZE."""
+    return 2 * SKB_TRUESIZE_MIN(profile)
+
+
+def sock_rcvbuf_from_setsockopt(val: int, rmem_max: int, min_rcvbuf: int) -> int:
+    """net/core/sock.c: SO_RCVBUF -> __sock_set_rcvbuf(): min(val, rmem_max), at most INT_MAX / 2,
+    doubled, at least SOCK_MIN_RCVBUF."""
+    val = min(val, rmem_max, INT_MAX // 2)
+    return max(val * 2, min_rcvbuf)
+
+
+def __sock_set_rcvbuf(sk, val: int, rmem_max: int, min_rcvbuf: int) -> None:
+    """net/core/sock.c: __sock_set_rcvbuf() for SO_RCVBUF: the doubled value, and SOCK_RCVBUF_LOCK."""
+    sk.sk_userlocks |= SOCK_RCVBUF_LOCK
+    sk.sk_rcvbuf = sock_rcvbuf_from_setsockopt(val, rmem_max, min_rcvbuf)
+
+
+def sk_mem_pages(amt: int, page_size: int) -> int:
+    """include/net/sock.h: sk_mem_pages() - whole pages to hold amt bytes."""
+    return (amt + page_size - 1) // page_size
+
+
+def sk_mem_reclaimable(forward_alloc: int, page_size: int) -> int:
+    """include/net/sock.h: sk_mem_reclaim() + __sk_mem_reclaim(): the bytes of whole pages given
+    back once at least a page is spare (no reserved memory: SO_RESERVE_MEM is not modelled)."""
+    if forward_alloc >= page_size:
+        return (forward_alloc // page_size) * page_size
+    return 0
+
+
+def __sk_mem_schedule(sk, size: int) -> int:
+    """net/core/sock.c: __sk_mem_schedule() - forward-allocate the whole pages size needs; 1."""
+    pages = sk_mem_pages(size, sk.page_size)
+    sk.sk_forward_alloc += pages * sk.page_size
+    sk.memory_allocated += pages
+    return 1
+
+
+def __sk_rmem_schedule(sk, size: int, pfmemalloc: bool) -> bool:
+    """include/net/sock.h: __sk_rmem_schedule() - make sk_forward_alloc cover size bytes."""
+    delta = size - sk.sk_forward_alloc
+    return delta <= 0 or bool(__sk_mem_schedule(sk, delta)) or pfmemalloc
+
+
+def sk_rmem_schedule(sk, skb, size: int) -> bool:
+    """include/net/sock.h: sk_rmem_schedule()."""
+    return __sk_rmem_schedule(sk, size, skb.pfmemalloc)
+
+
+def sk_forced_mem_schedule(sk, size: int) -> None:
+    """net/ipv4/tcp_output.c: sk_forced_mem_schedule() - forward-allocate whatever the limits say."""
+    delta = size - sk.sk_forward_alloc
+    if delta <= 0:
+        return
+    pages = sk_mem_pages(delta, sk.page_size)
+    sk.sk_forward_alloc += pages * sk.page_size
+    sk.memory_allocated += pages
+
+
+def sk_mem_charge(sk, size: int) -> None:
+    """include/net/sock.h: sk_mem_charge() - use size bytes of the forward allocation."""
+    sk.sk_forward_alloc -= size
+
+
+def sk_mem_reclaim(sk) -> None:
+    """include/net/sock.h: sk_mem_reclaim() - give whole spare pages back to the protocol."""
+    amount = sk_mem_reclaimable(sk.sk_forward_alloc, sk.page_size)
+    if amount:
+        sk.sk_forward_alloc -= amount
+        sk.memory_allocated -= amount // sk.page_size
+
+
+def sk_mem_uncharge(sk, size: int) -> None:
+    """include/net/sock.h: sk_mem_uncharge() - size bytes back to the forward allocation, then reclaim."""
+    sk.sk_forward_alloc += size
+    sk_mem_reclaim(sk)
+
+
+def skb_set_owner_r(skb, sk) -> None:
+    """include/net/sock.h: skb_set_owner_r() - charge truesize to sk_rmem_alloc and the forward allocation.
+
+    The skb's destructor becomes sock_rfree() (sk.skb_destructor).
+    """
+    skb_orphan(skb)
+    skb.sk = sk
+    sk.sk_rmem_alloc += skb.truesize
+    sk_mem_charge(sk, skb.truesize)
+
+
+def sock_rfree(skb) -> None:
+    """net/core/sock.c: sock_rfree() - give the skb's truesize back (the destructor of skb_set_owner_r)."""
+    sk = skb.sk
+    sk.sk_rmem_alloc -= skb.truesize
+    sk_mem_uncharge(sk, skb.truesize)
+
+
+def sk_rcvqueues_full(sk, limit: int) -> bool:
+    """include/net/sock.h: sk_rcvqueues_full() - backlog and receive queue together above limit."""
+    return sk.sk_backlog_len + sk.sk_rmem_alloc > limit
+
+
+def sk_add_backlog(sk, skb, limit: int) -> int:
+    """include/net/sock.h: sk_add_backlog() - 0, or -ENOBUFS when the queues are over limit.
+
+    pfmemalloc skbs (refused by a non-SOCK_MEMALLOC socket) are not modelled.
+    """
+    if sk_rcvqueues_full(sk, limit):
+        return -ENOBUFS
+    sk.sk_backlog.append(skb)
+    sk.sk_backlog_len += skb.truesize
+    return 0
+
+
+def __release_sock(sk) -> None:
+    """net/core/sock.c: __release_sock() - run the backlog through sk_backlog_rcv().
+
+    sk_backlog.len is zeroed only once the backlog is empty, so while it
+    runs the window still counts the backlog's truesize.
+    """
+    while sk.sk_backlog:
+        batch = list(sk.sk_backlog)
+        sk.sk_backlog.clear()
+        for skb in batch:
+            sk.sk_backlog_rcv(skb)
+    sk.sk_backlog_len = 0
+
+
+def release_sock(sk) -> None:
+    """net/core/sock.c: release_sock() - process the backlog, run the protocol's release_cb, unlock."""
+    if sk.sk_backlog:
+        __release_sock(sk)
+    sk.release_cb()
+    sk.owned_by_user = False
+
+
+def lock_sock(sk) -> None:
+    """net/core/sock.c: lock_sock() - the process now owns the socket (softirq input goes to the backlog)."""
+    sk.owned_by_user = True

@@ -324,12 +324,14 @@ def eth_type_trans(skb: sk_buff, dev: net_device, header: bytes) -> int:
     header), else ETH_P_802_2.  ``header`` is the bytes at skb->data (the
     model keeps no payload).  The packet type (host, broadcast, ...) is not
     modelled: sk_buff here has no pkt_type.  The caller stores the result in
-    skb->protocol, as drivers do.
+    skb->protocol, as drivers do.  ``header`` stays with the skb
+    (``skb.header_bytes``): GRO and the protocols read the headers there.
     """
     if len(header) < ETH_HLEN:
         raise ValueError("eth_type_trans needs the 14-byte Ethernet header")
     skb.dev = dev
     skb.mac_header = skb.data
+    skb.header_bytes = header
     skb_pull(skb, ETH_HLEN)
     h_proto = header[12] << 8 | header[13]  # big-endian h_proto
     if h_proto >= ETH_P_802_3_MIN:

@@ -46,6 +46,7 @@ from skbsim.net.napi import (
     napi_struct,
     net_device,
 )
+from skbsim.net.page_pool import napi_pp_put_page
 
 if TYPE_CHECKING:
     from skbsim.kernel import Kernel
@@ -56,6 +57,12 @@ U32_MASK = 0xFFFFFFFF
 SKB_ALLOC_FCLONE = 0x01
 SKB_ALLOC_RX = 0x02
 SKB_ALLOC_NAPI = 0x04
+
+# include/linux/skbuff.h: skb->ip_summed
+CHECKSUM_NONE = 0
+CHECKSUM_UNNECESSARY = 1
+CHECKSUM_COMPLETE = 2
+CHECKSUM_PARTIAL = 3
 
 # include/linux/skbuff.h: enum skb_fclone_type
 SKB_FCLONE_UNAVAILABLE = 0
@@ -83,15 +90,30 @@ class skb_frag_t:
         self.size = size
 
 
-class skb_shared_info:
-    """include/linux/skbuff.h: struct skb_shared_info (at skb->head + skb->end)."""
+# include/linux/skbuff.h: gso_type bits
+SKB_GSO_TCPV4 = 1 << 0
+SKB_GSO_DODGY = 1 << 1
+SKB_GSO_TCP_ECN = 1 << 2
+SKB_GSO_TCP_FIXEDID = 1 << 3
+SKB_GSO_TCPV6 = 1 << 4
 
-    __slots__ = ("frags", "dataref", "frag_list")
+
+class skb_shared_info:
+    """include/linux/skbuff.h: struct skb_shared_info (at skb->head + skb->end).
+
+    ``frag_list`` is the chain of skbs GRO (or a driver) appended whole,
+    in order (the kernel links them through ->next); None when empty.
+    """
+
+    __slots__ = ("frags", "dataref", "frag_list", "gso_size", "gso_segs", "gso_type")
 
     def __init__(self) -> None:
         self.frags: list[skb_frag_t] = []
         self.dataref = 1
-        self.frag_list = None
+        self.frag_list: list[sk_buff] | None = None
+        self.gso_size = 0
+        self.gso_segs = 0
+        self.gso_type = 0
 
     @property
     def nr_frags(self) -> int:
@@ -115,7 +137,11 @@ class sk_buff:
 
     Besides the kernel's fields it records where its parts came from
     (``skb_from``, ``head_source``, ``head_size``, ``path``), which the kernel
-    does not store but every report of skbsim needs.
+    does not store but every report of skbsim needs, and ``header_bytes``:
+    the frame's first bytes from its MAC header on (what skb->head +
+    skb->mac_header holds; set by eth_type_trans(), as the model keeps no
+    payload), which GRO and the protocols read.  ``cb`` is the control block
+    (GRO's struct napi_gro_cb while the skb is in GRO).
     """
 
     __slots__ = (
@@ -145,6 +171,10 @@ class sk_buff:
         "path",
         "sk",
         "alloc_cpu",
+        "hash",
+        "header_bytes",
+        "cb",
+        "ip_summed",
     )
 
     def __init__(self, addr: int, skb_from: str):
@@ -174,6 +204,11 @@ class sk_buff:
         self.path = ""
         self.sk = None
         self.alloc_cpu = 0
+        self.hash = 0
+        self.header_bytes: bytes | None = None
+        # skb->cb: the protocol's control block (TCP_SKB_CB(skb) for TCP).
+        self.cb = None
+        self.ip_summed = CHECKSUM_NONE
 
     @property
     def nr_frags(self) -> int:
@@ -198,6 +233,14 @@ def skb_headlen(skb: sk_buff) -> int:
 
 def skb_is_nonlinear(skb: sk_buff) -> bool:
     return skb.data_len != 0
+
+
+def skb_is_gso(skb: sk_buff) -> bool:
+    return skb.shinfo.gso_size != 0
+
+
+def skb_has_frag_list(skb: sk_buff) -> bool:
+    return skb.shinfo.frag_list is not None
 
 
 def skb_headroom(skb: sk_buff) -> int:
@@ -282,35 +325,70 @@ def skb_coalesce_rx_frag(skb: sk_buff, i: int, size: int, truesize: int) -> None
     skb.truesize += truesize
 
 
+def skb_can_coalesce(skb: sk_buff, i: int, page: Page, off: int) -> bool:
+    """include/linux/skbuff.h: skb_can_coalesce() - does (page, off) continue frag i - 1 exactly?"""
+    if i:
+        frag = skb.shinfo.frags[i - 1]
+        return frag.page is page and off == frag.offset + frag.size
+    return False
+
+
 def skb_cloned(skb: sk_buff) -> bool:
     """include/linux/skbuff.h: skb_cloned() - the data is shared with a clone."""
     return skb.cloned and skb.shinfo.dataref != 1
 
 
 def __pskb_pull_tail(kernel: Kernel, skb: sk_buff, delta: int) -> bool:
-    """net/core/skbuff.c: __pskb_pull_tail(), for the case skb_condense() uses it.
+    """net/core/skbuff.c: __pskb_pull_tail() - move delta bytes of paged data into the head.
 
-    Copies ``delta`` bytes of paged data into the tailroom of the head and
-    drops the frags it emptied (their page references go back).  Only the
-    case where the bytes fit the tailroom of an unshared head is modelled.
+    When the tailroom is short by eat bytes, the head is first reallocated
+    with eat + 128 more (pskb_expand_head(), which may fail: False).  The
+    bytes come from the frags in order; frags emptied give their page
+    references back, a partly used one is trimmed from the front; what the
+    frags do not hold comes from the frag_list, whose skbs are freed once
+    used up (a frag_list skb used in part is not modelled: no modelled path
+    reaches it).
     """
-    if delta > skb.end - skb.tail or skb_cloned(skb):
-        raise NotImplementedError("__pskb_pull_tail with reallocation is not modelled")
+    eat = skb.tail + delta - skb.end
+    if eat > 0 or skb_cloned(skb):
+        if pskb_expand_head(kernel, skb, 0, eat + 128 if eat > 0 else 0, GFP_ATOMIC):
+            return False
+    shinfo = skb.shinfo
     skb.tail += delta
     remaining = delta
     kept = []
-    for frag in skb.shinfo.frags:
+    for frag in shinfo.frags:
         if remaining >= frag.size:
             remaining -= frag.size
-            kernel.pages.put_page(frag.page)
+            napi_frag_unref(kernel, frag, skb.pp_recycle, False)  # skb_frag_unref()
         else:
             frag.offset += remaining
             frag.size -= remaining
             remaining = 0
             kept.append(frag)
-    skb.shinfo.frags = kept
+    shinfo.frags = kept
+    if remaining:
+        members = shinfo.frag_list or []
+        while remaining and members and members[0].len <= remaining:
+            member = members.pop(0)
+            remaining -= member.len
+            kfree_skb(kernel, member)
+        if remaining:
+            raise NotImplementedError("__pskb_pull_tail of part of a frag_list skb is not modelled")
+        if not members:
+            shinfo.frag_list = None
     skb.data_len -= delta
     return True
+
+
+def pskb_may_pull(kernel: Kernel, skb: sk_buff, length: int) -> bool:
+    """include/linux/skbuff.h: pskb_may_pull() - the first length bytes in the head, pulling if needed."""
+    headlen = skb.len - skb.data_len
+    if length <= headlen:
+        return True
+    if length > skb.len:
+        return False
+    return __pskb_pull_tail(kernel, skb, length - headlen)
 
 
 def skb_condense(kernel: Kernel, skb: sk_buff) -> None:
@@ -325,6 +403,126 @@ def skb_condense(kernel: Kernel, skb: sk_buff) -> None:
             return
         __pskb_pull_tail(kernel, skb, skb.data_len)
     skb.truesize = kernel.profile.SKB_TRUESIZE(skb.end)
+
+
+def skb_head_is_locked(skb: sk_buff) -> bool:
+    """include/linux/skbuff.h: skb_head_is_locked() - a kmalloc'ed or shared head cannot be stolen."""
+    return not skb.head_frag or skb_cloned(skb)
+
+
+def __skb_trim(skb: sk_buff, length: int) -> None:
+    """include/linux/skbuff.h: __skb_trim() - shorten a linear skb (tail follows)."""
+    if skb.data_len:
+        raise KernelBug("__skb_trim of a non-linear skb")
+    skb.len = length
+    skb.tail = skb.data + length
+
+
+def ___pskb_trim(kernel: Kernel, skb: sk_buff, length: int) -> int:
+    """net/core/skbuff.c: ___pskb_trim() - shorten a paged skb to length bytes.
+
+    Frags beyond the new length are unreferenced (their pages go back),
+    the one it ends in is cut; truesize is left alone, except that an skb
+    no socket owns is condensed afterwards (skb_condense()), which
+    recomputes it from the head.  Cloned skbs and frag lists are not
+    modelled.
+    """
+    if skb_cloned(skb):
+        raise NotImplementedError("___pskb_trim of a cloned skb is not modelled")
+    offset = skb_headlen(skb)
+    frags = skb.shinfo.frags
+    keep = 0
+    if offset < length:
+        for i, frag in enumerate(frags):
+            end = offset + frag.size
+            if end < length:
+                offset = end
+                continue
+            frag.size = length - offset
+            keep = i + 1
+            break
+    for frag in frags[keep:]:
+        kernel.pages.put_page(frag.page)
+    del frags[keep:]
+    if length > skb_headlen(skb):
+        skb.data_len -= skb.len - length
+        skb.len = length
+    else:
+        skb.len = length
+        skb.data_len = 0
+        skb.tail = skb.data + length
+    if skb.sk is None:
+        skb_condense(kernel, skb)
+    return 0
+
+
+def pskb_trim_rcsum(kernel: Kernel, skb: sk_buff, length: int) -> int:
+    """include/linux/skbuff.h: pskb_trim_rcsum() - drop the bytes after length (IP trims padding)."""
+    if length >= skb.len:
+        return 0
+    if skb.data_len:
+        return ___pskb_trim(kernel, skb, length)
+    __skb_trim(skb, length)
+    return 0
+
+
+def skb_try_coalesce(kernel: Kernel, to: sk_buff, frm: sk_buff) -> tuple[bool, bool, int]:
+    """net/core/skbuff.c: skb_try_coalesce() - append frm's data to to: (done, fragstolen, delta_truesize).
+
+    Three ways, as the kernel tries them: frm's bytes fit to's tailroom and
+    are copied (delta 0); frm's head is a page fragment nobody else holds,
+    so it becomes one more frag of to (fragstolen; delta = frm's truesize
+    less its struct sk_buff); or frm has no linear data and its frags move
+    over (delta = frm's truesize less SKB_TRUESIZE of its empty head).  At
+    most MAX_SKB_FRAGS frags in to.  frm keeps its len; the caller frees it
+    with kfree_skb_partial().
+    """
+    length = frm.len
+    if skb_cloned(to) or to.pp_recycle != frm.pp_recycle:
+        return False, False, 0
+    if length <= skb_tailroom(to):
+        if length:
+            skb_put(to, length)
+        return True, False, 0
+    if to.shinfo.frag_list is not None or frm.shinfo.frag_list is not None:
+        return False, False, 0
+    profile = kernel.profile
+    to_frags = to.shinfo.frags
+    from_frags = frm.shinfo.frags
+    stolen = False
+    if skb_headlen(frm):
+        if len(to_frags) + len(from_frags) >= profile.MAX_SKB_FRAGS or skb_head_is_locked(frm):
+            return False, False, 0
+        delta = frm.truesize - profile.SKB_HEAD_STRUCT_SIZE
+        page = kernel.pages.virt_to_head_page(frm.head)
+        offset = frm.head + frm.data - kernel.pages.page_address(page)
+        to_frags.append(skb_frag_t(page, offset, skb_headlen(frm)))
+        stolen = True
+    else:
+        if len(to_frags) + len(from_frags) > profile.MAX_SKB_FRAGS:
+            return False, False, 0
+        delta = frm.truesize - profile.SKB_TRUESIZE(frm.end)
+    if delta < length:
+        kernel.warn_once("skb_try_coalesce", f"WARNING: skb_try_coalesce delta {delta} < len {length}")
+    to_frags.extend(from_frags)
+    from_frags.clear()
+    to.truesize += delta
+    to.len += length
+    to.data_len += length
+    return True, stolen, delta
+
+
+def kfree_skb_partial(kernel: Kernel, skb: sk_buff, head_stolen: bool) -> None:
+    """net/core/skbuff.c: kfree_skb_partial() - free an skb whose data went elsewhere.
+
+    With its head stolen only the struct sk_buff goes back (the head is now
+    a frag of another skb); otherwise the whole skb is freed.
+    """
+    if head_stolen:
+        skb_release_head_state(skb)
+        kfree_skbmem(kernel, skb)
+    else:
+        __kfree_skb(kernel, skb)
 
 
 # -- building an skb around a head ------------------------------------------------------
@@ -468,6 +666,9 @@ def __alloc_skb(kernel: Kernel, size: int, gfp_mask: int, flags: int) -> sk_buff
 
     The sk_buff comes from the NAPI cache when SKB_ALLOC_NAPI is asked without
     SKB_ALLOC_FCLONE; otherwise from skbuff_head_cache or skbuff_fclone_cache.
+    From 6.19 (feature ``alloc_skb_napi_cache_outside_napi``) a caller
+    without either flag, not in hard IRQ and with IRQs on, first takes an
+    sk_buff the NAPI cache already holds (under local_bh_disable(), no refill).
     """
     size = u32(size)
     fclone = bool(flags & SKB_ALLOC_FCLONE)
@@ -476,12 +677,23 @@ def __alloc_skb(kernel: Kernel, size: int, gfp_mask: int, flags: int) -> sk_buff
         if kernel.explain is not None:
             kernel.note("__alloc_skb: sk_memalloc_socks() and SKB_ALLOC_RX, so __GFP_MEMALLOC is added")
         gfp_mask |= __GFP_MEMALLOC
+    skb_from = "napi_skb_cache"
     if flags & (SKB_ALLOC_FCLONE | SKB_ALLOC_NAPI) == SKB_ALLOC_NAPI:
         addr = napi_skb_cache_get(kernel)
-        skb_from = "napi_skb_cache"
+    elif (not fclone and kernel.profile.has("alloc_skb_napi_cache_outside_napi")
+          and not in_hardirq(kernel) and not irqs_disabled(kernel)):
+        # 6.19 'net: use napi_skb_cache even in process context': what the cache holds, else the slab
+        local_bh_disable(kernel)
+        addr = napi_skb_cache_get(kernel, alloc=False)
+        local_bh_enable(kernel)
+        if addr is None:
+            skb_from = cache.name
+            addr = kernel.slab.kmem_cache_alloc(cache, gfp_mask & ~GFP_DMA, "__alloc_skb")
+        elif kernel.explain is not None:
+            kernel.note("__alloc_skb: outside NAPI, the sk_buff comes from this CPU's NAPI skb cache")
     else:
-        addr = kernel.slab.kmem_cache_alloc(cache, gfp_mask & ~GFP_DMA, "__alloc_skb")
         skb_from = cache.name
+        addr = kernel.slab.kmem_cache_alloc(cache, gfp_mask & ~GFP_DMA, "__alloc_skb")
     if addr is None:
         if kernel.explain is not None:
             kernel.note("__alloc_skb: no struct sk_buff")
@@ -692,6 +904,16 @@ def netdev_alloc_skb(kernel: Kernel, dev: net_device | None, length: int) -> sk_
     return __netdev_alloc_skb(kernel, dev, length, GFP_ATOMIC)
 
 
+def netdev_alloc_skb_ip_align(kernel: Kernel, dev: net_device | None, length: int) -> sk_buff | None:
+    """include/linux/skbuff.h: netdev_alloc_skb_ip_align() - __netdev_alloc_skb(len + NET_IP_ALIGN),
+    then NET_IP_ALIGN of extra headroom."""
+    align = kernel.profile.NET_IP_ALIGN
+    skb = __netdev_alloc_skb(kernel, dev, length + align, GFP_ATOMIC)
+    if skb is not None and align:
+        skb_reserve(skb, align)
+    return skb
+
+
 def napi_alloc_frag(kernel: Kernel, fragsz: int) -> int | None:
     """net/core/skbuff.c: napi_alloc_frag() - SKB_DATA_ALIGN(fragsz) from the NAPI frag cache."""
     profile = kernel.profile
@@ -727,7 +949,7 @@ def __skb_clone(kernel: Kernel, n: sk_buff, skb: sk_buff) -> sk_buff:
     """net/core/skbuff.c: __skb_clone() - n shares skb's head and shared info."""
     for name in ("head", "data", "tail", "end", "len", "data_len", "truesize", "head_frag", "pfmemalloc",
                  "pp_recycle", "dev", "queue_mapping", "protocol", "mac_header", "shinfo",
-                 "head_source", "head_size", "path", "alloc_cpu"):
+                 "head_source", "head_size", "path", "alloc_cpu", "hash", "header_bytes", "ip_summed"):
         setattr(n, name, getattr(skb, name))
     n.cloned = True
     n.users = 1
@@ -772,13 +994,29 @@ def skb_unref(skb: sk_buff) -> bool:
     return skb.users == 0
 
 
-def skb_free_head(kernel: Kernel, skb: sk_buff) -> None:
-    """net/core/skbuff.c: skb_free_head() - page fragment, small-head object or kmalloc.
+def skb_pp_recycle(kernel: Kernel, skb: sk_buff, data: int, napi_safe: bool) -> bool:
+    """net/core/skbuff.c: skb_pp_recycle() - give a page_pool page back to its pool (False: not one)."""
+    if not skb.pp_recycle:
+        return False
+    return napi_pp_put_page(kernel, kernel.pages.virt_to_head_page(data), napi_safe)
+
+
+def napi_frag_unref(kernel: Kernel, frag: skb_frag_t, recycle: bool, napi_safe: bool) -> None:
+    """include/linux/skbuff.h: napi_frag_unref() (6.1: __skb_frag_unref()) - to the page_pool, or put_page()."""
+    if recycle and napi_pp_put_page(kernel, frag.page, napi_safe):
+        return
+    kernel.pages.put_page(frag.page)
+
+
+def skb_free_head(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> None:
+    """net/core/skbuff.c: skb_free_head() - page_pool page, page fragment, small-head object or kmalloc.
 
     A kmalloc'ed head is told apart from a skbuff_small_head one by its end
     offset alone (skb_kfree_head()), as the kernel does.
     """
     if skb.head_frag:
+        if skb.pp_recycle and skb_pp_recycle(kernel, skb, skb.head, napi_safe):
+            return
         skb_free_frag(kernel, skb.head)
     elif kernel.skb_small_head_cache is not None and skb.end == kernel.profile.SKB_SMALL_HEAD_HEADROOM:
         kernel.slab.kmem_cache_free(kernel.skb_small_head_cache, skb.head)
@@ -786,27 +1024,53 @@ def skb_free_head(kernel: Kernel, skb: sk_buff) -> None:
         kernel.slab.kfree(skb.head)
 
 
-def skb_release_data(kernel: Kernel, skb: sk_buff) -> None:
-    """net/core/skbuff.c: skb_release_data() - drop the data once the last clone lets go."""
+def skb_release_data(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> None:
+    """net/core/skbuff.c: skb_release_data() - drop the data once the last clone lets go.
+
+    Frags and head of an skb marked for recycling go back to their
+    page_pool.  Whatever happens, pp_recycle is cleared at the end, so that
+    of several clones only the last one recycles.
+    """
     shinfo = skb.shinfo
     if skb.cloned:
         shinfo.dataref -= 1
         if shinfo.dataref:
+            skb.pp_recycle = False
             return
+    recycle = skb.pp_recycle
     for frag in shinfo.frags:
-        kernel.pages.put_page(frag.page)
+        if recycle:
+            napi_frag_unref(kernel, frag, True, napi_safe)
+        else:
+            kernel.pages.put_page(frag.page)
     shinfo.frags = []
-    skb_free_head(kernel, skb)
+    if shinfo.frag_list is not None:
+        # kfree_skb_list(): the chained skbs go with the head.
+        members, shinfo.frag_list = shinfo.frag_list, None
+        for member in members:
+            kfree_skb(kernel, member)
+    skb_free_head(kernel, skb, napi_safe)
+    skb.pp_recycle = False
 
 
-def skb_release_all(kernel: Kernel, skb: sk_buff) -> None:
-    """net/core/skbuff.c: skb_release_all() - head state, then the data."""
+def skb_release_head_state(skb: sk_buff) -> None:
+    """net/core/skbuff.c: skb_release_head_state() - run skb->destructor: the socket gets its memory back
+    (sock_rfree() and friends)."""
     if skb.sk is not None:
-        # skb->destructor: give the socket its memory back (sock_rfree and friends).
         skb.sk.skb_destructor(skb)
         skb.sk = None
+
+
+def skb_release_all(kernel: Kernel, skb: sk_buff, napi_safe: bool = False) -> None:
+    """net/core/skbuff.c: skb_release_all() - head state, then the data.
+
+    napi_safe (6.4+): the caller runs in NAPI (napi_consume_skb() with a
+    budget, __napi_kfree_skb()), which 6.4-6.9 page_pool takes as leave to
+    recycle into its cache.
+    """
+    skb_release_head_state(skb)
     if skb.head:
-        skb_release_data(kernel, skb)
+        skb_release_data(kernel, skb, napi_safe)
 
 
 def kfree_skbmem(kernel: Kernel, skb: sk_buff) -> None:
@@ -846,7 +1110,7 @@ def consume_skb(kernel: Kernel, skb: sk_buff | None) -> None:
 
 def __napi_kfree_skb(kernel: Kernel, skb: sk_buff) -> None:
     """net/core/skbuff.c: __napi_kfree_skb() - release the data, keep the sk_buff per CPU."""
-    skb_release_all(kernel, skb)
+    skb_release_all(kernel, skb, True)
     del kernel.live_skbs[skb.addr]
     napi_skb_cache_put(kernel, skb.addr)
 
@@ -861,20 +1125,64 @@ def kfree_skb_napi_cache(kernel: Kernel, skb: sk_buff) -> None:
     local_bh_enable(kernel)
 
 
+#: skb_defer_admit()'s answers
+DEFER_NONE, DEFER_QUEUE, DEFER_KICK = 0, 1, 2
+
+
+def skb_defer_admit(queued: int, defer_max: int, limit_minus_1: int) -> int:
+    """net/core/skbuff.c: skb_attempt_defer_free()'s test on the owning CPU's defer list, which holds
+    queued skbs: DEFER_NONE (free the skb here: the list is full), DEFER_QUEUE, or DEFER_KICK (queue
+    it, and send that CPU an IPI: the list reaches half capacity, defer_max / 2 + 1 skbs).
+
+    Up to 6.17 defer_count is checked, then raised: defer_max skbs may wait.  From 6.18 ('net: use
+    llist for sd->defer_list') it is raised, then checked: defer_max - 1 (limit_minus_1); a refused
+    skb raises it further, but only a full list refuses, so the list's length decides alike.  The
+    IPI goes out when the count before this skb is defer_max >> 1, in both forms.  (Plain integers:
+    the fast engine compiles this function.)
+    """
+    if queued >= (defer_max - 1 if limit_minus_1 else defer_max):
+        return DEFER_NONE
+    return DEFER_KICK if queued == defer_max >> 1 else DEFER_QUEUE
+
+
 def skb_attempt_defer_free(kernel: Kernel, skb: sk_buff) -> None:
     """net/core/skbuff.c: skb_attempt_defer_free() - free on the CPU that allocated the skb.
 
-    A local skb, or one whose owner's defer list is full (skb_defer_max),
+    A local skb, or one whose owner's defer list is full (skb_defer_admit()),
     is freed here into this CPU's NAPI skb cache; others wait on the owner's
-    list until its next net_rx_action() (skb_defer_free_flush()).
+    list until its next net_rx_action() (skb_defer_free_flush()), which the
+    IPI sent at half capacity brings forward (kick_defer_list_purge()).
     """
     owner = kernel.cpus[skb.alloc_cpu] if skb.alloc_cpu < kernel.ncpus else None
-    if owner is None or owner is kernel.this_cpu() or len(owner.defer_list) >= kernel.skb_defer_max:
+    verdict = DEFER_NONE
+    if owner is not None and owner is not kernel.this_cpu():
+        verdict = skb_defer_admit(len(owner.defer_list), kernel.skb_defer_max,
+                                  kernel.profile.feature("skb_defer_limit") == "skb_defer_max_minus_1")
+    if verdict == DEFER_NONE:
         if not skb_unref(skb):
             return
         kfree_skb_napi_cache(kernel, skb)
         return
     owner.defer_list.append(skb)
+    if verdict == DEFER_KICK:
+        kick_defer_list_purge(kernel, owner)
+
+
+def kick_defer_list_purge(kernel: Kernel, state) -> None:
+    """net/core/dev.c: kick_defer_list_purge() - an IPI to the CPU (smp_call_function_single_async()),
+    unless one is on its way already (softnet_data.defer_ipi_scheduled).  Its handler,
+    trigger_rx_softirq(), raises NET_RX_SOFTIRQ there, and net_rx_action() starts with
+    skb_defer_free_flush(): whoever drives the CPUs delivers kernel.ipis (see defer_ipi())."""
+    if not state.defer_ipi_scheduled:
+        state.defer_ipi_scheduled = True
+        kernel.ipis.append(state.cpu)
+
+
+def defer_ipi(kernel: Kernel) -> None:
+    """The IPI kick_defer_list_purge() sent, on the current CPU: trigger_rx_softirq() takes it, and
+    the net_rx_action() it raises frees the defer list (no NAPI instance need be scheduled)."""
+    kernel.this_cpu().defer_ipi_scheduled = False
+    skb_defer_free_flush(kernel)
 
 
 def skb_defer_free_flush(kernel: Kernel) -> None:
@@ -890,7 +1198,10 @@ def napi_consume_skb(kernel: Kernel, skb: sk_buff | None, budget: int) -> None:
     """net/core/skbuff.c: napi_consume_skb() - free in NAPI, keeping the sk_buff per CPU.
 
     A zero budget means a caller outside NAPI (netpoll): an ordinary free.
-    Fast-clone skbs are not cached.
+    Fast-clone skbs are not cached.  From 6.19 (feature
+    ``napi_consume_defers_alien``) an unshared skb allocated on another CPU
+    drops its head state (the socket's charge) and goes to
+    skb_attempt_defer_free(), which frees it on that CPU.
     """
     if skb is None:
         return
@@ -899,6 +1210,12 @@ def napi_consume_skb(kernel: Kernel, skb: sk_buff | None, budget: int) -> None:
         return
     if not in_softirq(kernel):
         kernel.warn_once("napi_consume_skb", "napi_consume_skb called outside softirq (DEBUG_NET_WARN_ON_ONCE)")
+    if (skb.alloc_cpu != kernel.cpu and skb.users == 1
+            and kernel.profile.has("napi_consume_defers_alien")):
+        # 6.19 'net: fix napi_consume_skb() with alien skbs'
+        skb_release_head_state(skb)
+        skb_attempt_defer_free(kernel, skb)
+        return
     if not skb_unref(skb):
         return
     if skb.fclone != SKB_FCLONE_UNAVAILABLE:
@@ -921,6 +1238,15 @@ def skb_fill_page_desc(skb: sk_buff, i: int, page: Page, off: int, size: int) ->
     if i != len(frags):
         raise KernelBug(f"skb_fill_page_desc at slot {i} with {len(frags)} frags filled")
     frags.append(skb_frag_t(page, off, size))
+
+
+def alloc_skb_with_frags_order(data_len: int, order: int, page_size: int) -> int:
+    """alloc_skb_with_frags() (6.6+): the order of the next block - lowered while the page-aligned rest is
+    smaller than a block of it (never raised again).  (Plain integers: the fast engine compiles this.)"""
+    page_aligned = (data_len + page_size - 1) & ~(page_size - 1)
+    while order and page_aligned < (page_size << order):
+        order -= 1
+    return order
 
 
 def alloc_skb_with_frags(kernel: Kernel, header_len: int, data_len: int, order: int,
@@ -980,9 +1306,7 @@ def alloc_skb_with_frags(kernel: Kernel, header_len: int, data_len: int, order: 
                     kernel.note(f"alloc_skb_with_frags: {nr_frags} frags filled, data left: failure")
                 kfree_skb(kernel, skb)
                 return None, -ENOBUFS
-            page_aligned = (data_len + page_size - 1) & ~(page_size - 1)
-            while order and page_aligned < (page_size << order):
-                order -= 1
+            order = alloc_skb_with_frags_order(data_len, order, page_size)
             if order:
                 page = pages.alloc_pages(high_order_mask, order, "alloc_skb_with_frags")
                 if page is None:

@@ -6,7 +6,8 @@ the charge goes back lazily when the reader consumes (udp_rmem_release()),
 in batches of a quarter of the buffer, while forward-allocated memory is
 kept in whole pages (``sk_forward_alloc``).  Which admission rule, which
 forward-allocation rule and which free path apply is the profile's choice
-(features ``udp_rcvbuf_check``, ``udp_fwd_alloc``, ``udp_consume``).
+(features ``udp_rcvbuf_check``, ``udp_rcvbuf_large_fit``, ``udp_fwd_alloc``,
+``udp_consume``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class udp_sock:
         "peak_rmem",
         "condensed",
         "strict_fit",
+        "large_fit",
         "fwd_deficit_only",
         "defer_free",
         "page_size",
@@ -70,6 +72,7 @@ class udp_sock:
         self.peak_rmem = 0
         self.condensed = 0
         self.strict_fit = profile.feature("udp_rcvbuf_check") == "strict_fit"
+        self.large_fit = profile.feature("udp_rcvbuf_large_fit")
         self.fwd_deficit_only = profile.feature("udp_fwd_alloc") == "deficit"
         self.defer_free = profile.feature("udp_consume") == "defer_free"
         self.page_size = profile.PAGE_SIZE
@@ -89,29 +92,47 @@ def sock_set_rcvbuf(sk: udp_sock, val: int, rmem_max: int = RMEM_DEFAULT) -> Non
     sk.rcvbuf = max(2 * val, SOCK_MIN_RCVBUF)
 
 
-def sk_mem_pages(sk: udp_sock, amount: int) -> int:
-    """include/net/sock.h: sk_mem_pages() - whole pages (SK_MEM_QUANTUM) to hold amount."""
-    return (amount + sk.page_size - 1) // sk.page_size
+def udp_forward_pages(size: int, forward_alloc: int, page_size: int, deficit_only: int) -> int:
+    """net/ipv4/udp.c: the whole pages (sk_mem_pages()) udp_rmem_schedule() forward-allocates for an
+    skb of size bytes while sk_forward_alloc is forward_alloc.
+
+    6.9+ (udp_rmem_schedule) raises only the deficit; 6.1 raised whole pages
+    for the full size once it reached sk_forward_alloc.  (Plain integers: the
+    fast engine compiles this function.)
+    """
+    if deficit_only:
+        size -= forward_alloc
+        if size <= 0:
+            return 0
+    elif size < forward_alloc:
+        return 0
+    return (size + page_size - 1) // page_size
 
 
 def udp_rmem_schedule(sk: udp_sock, size: int) -> None:
-    """net/ipv4/udp.c: forward-allocate pages for an skb of size bytes.
+    """net/ipv4/udp.c: forward-allocate pages for an skb of size bytes (udp_forward_pages()), then
+    charge it.  Protocol memory limits (udp_mem) are not modelled, so this never fails."""
+    pages = udp_forward_pages(size, sk.forward_alloc, sk.page_size, sk.fwd_deficit_only)
+    sk.forward_alloc += pages * sk.page_size - size
+    sk.memory_allocated += pages
 
-    6.9+ (udp_rmem_schedule) raises only the deficit; 6.1 raised whole pages
-    for the full size once it reached sk_forward_alloc.  Protocol memory
-    limits (udp_mem) are not modelled, so this never fails.
+
+def udp_rcvbuf_admits(rmem: int, truesize: int, rcvbuf: int, strict_fit: int, large_fit: int) -> bool:
+    """net/ipv4/udp.c: __udp_enqueue_schedule_skb()'s first test - may an skb of truesize bytes be
+    queued while sk_rmem_alloc is rmem?
+
+    An skb that fits (rmem + truesize <= rcvbuf) always may.  One that does not: never when
+    large_fit and rcvbuf > INT_MAX >> 1 (6.15, 6.12.23+); else with strict_fit (6.18) only on an
+    empty queue, and without it (up to 6.17) while rmem has not passed rcvbuf, so the charge may
+    overshoot by one skb.  (Plain integers: the fast engine compiles this function.)
     """
-    if sk.fwd_deficit_only:
-        delta = size - sk.forward_alloc
-        if delta > 0:
-            pages = sk_mem_pages(sk, delta)
-            sk.forward_alloc += pages * sk.page_size
-            sk.memory_allocated += pages
-    elif size >= sk.forward_alloc:
-        pages = sk_mem_pages(sk, size)
-        sk.forward_alloc += pages * sk.page_size
-        sk.memory_allocated += pages
-    sk.forward_alloc -= size
+    if rmem + truesize <= rcvbuf:
+        return True
+    if large_fit and rcvbuf > INT_MAX >> 1:
+        return False
+    if strict_fit:
+        return rmem == 0
+    return rmem <= rcvbuf
 
 
 def __udp_enqueue_schedule_skb(kernel: Kernel, sk: udp_sock, skb: sk_buff) -> int:
@@ -122,10 +143,7 @@ def __udp_enqueue_schedule_skb(kernel: Kernel, sk: udp_sock, skb: sk_buff) -> in
     """
     rmem = sk.rmem_alloc
     rcvbuf = sk.rcvbuf
-    if sk.strict_fit:
-        if rmem + skb.truesize > rcvbuf and (rcvbuf > INT_MAX >> 1 or rmem):
-            return -ENOMEM
-    elif rmem > rcvbuf:
+    if not udp_rcvbuf_admits(rmem, skb.truesize, rcvbuf, sk.strict_fit, sk.large_fit):
         return -ENOMEM
     if rmem > rcvbuf >> 1:
         before = skb.truesize
@@ -167,12 +185,19 @@ def udp_rmem_release(sk: udp_sock, size: int, partial: int) -> None:
         size += sk.forward_deficit
     sk.forward_deficit = 0
     sk.forward_alloc += size
-    amount = (sk.forward_alloc - partial) & ~(sk.page_size - 1)
+    amount = sk_mem_reclaimable(sk.forward_alloc, partial, sk.page_size)
     sk.forward_alloc -= amount
     sk.memory_allocated -= amount // sk.page_size
     sk.rmem_alloc -= size
     sk.reader_queue.extend(sk.receive_queue)
     sk.receive_queue.clear()
+
+
+def sk_mem_reclaimable(forward_alloc: int, keep: int, page_size: int) -> int:
+    """include/net/sock.h: what __sk_mem_reclaim() gives back of forward_alloc bytes when keep bytes
+    are kept (udp_rmem_release()'s partial): whole pages.  (Plain integers: the fast engine compiles
+    this function.)"""
+    return (forward_alloc - keep) & ~(page_size - 1)
 
 
 def udp_recvmsg(kernel: Kernel, sk: udp_sock) -> sk_buff | None:

@@ -27,6 +27,7 @@ Packet Blocks carry no timestamp and get the previous frame's time.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from typing import Iterator
@@ -547,3 +548,89 @@ class CaptureSource(FrameSource):
         except _DPKT_ERRORS as err:
             raise InputError(f"pcap:{shown(self.path)}: corrupt pcapng interface description at "
                              f"byte offset {offset}: {err or type(err).__name__}") from None
+
+
+# --- which protocols a capture holds ---------------------------------------------
+
+def _ipv4_tcp_over_ethernet(head: bytes) -> bool:
+    """An untagged Ethernet frame carrying IPv4 with protocol TCP (what GRO's TCP path reads)."""
+    return len(head) >= 24 and head[12] == 0x08 and head[13] == 0x00 and head[23] == 6
+
+
+def capture_has_tcp(source: CaptureSource) -> bool:
+    """Whether any frame the source yields (its count limit applies) is IPv4 TCP over Ethernet.
+
+    Only Ethernet captures keep their bytes as Frame.header; frames of other
+    link types reach the drivers with synthetic UDP headers.  A classic pcap
+    is scanned by a compiled loop over 1 MiB reads (about as long as one
+    read of the file: the walk from record to record is bound by memory
+    latency), once per file, size and modification time in a process;
+    pcapng files frame by frame.
+    """
+    if source.format != "pcap":
+        return any(frame.header is not None and _ipv4_tcp_over_ethernet(frame.header) for frame in source)
+    header = _read_pcap_header(source._head, source.path)
+    if not link_info(header.linktype)[3]:
+        return False
+    stat = os.stat(source.path)
+    limit = -1 if source._limit is None else source._limit
+    return _pcap_has_tcp(source.path, stat.st_size, stat.st_mtime_ns, header.order == ">", header.record_len, limit)
+
+
+@functools.lru_cache(maxsize=16)
+def _pcap_has_tcp(path: str, size: int, mtime_ns: int, big: bool, record_len: int, limit: int) -> bool:
+    import numpy as np
+
+    scan = _tcp_scanner()
+    state = np.zeros(3, np.int64)  # position in the buffer, frames seen, found
+    with _open(path) as f:
+        f.seek(_FILE_HEADER_LEN)
+        rest = b""
+        while True:
+            more = f.read(_READ_CHUNK)
+            data = rest + more
+            state[0] = 0
+            scan(np.frombuffer(data, np.uint8), len(data), big, record_len, limit, state)
+            if state[2]:
+                return True
+            if not more or 0 <= limit <= state[1]:
+                return False
+            rest = data[state[0]:]
+
+
+@functools.lru_cache(maxsize=1)
+def _tcp_scanner():
+    """The compiled record loop of capture_has_tcp() (numba; plain Python without it)."""
+    import numpy as np
+
+    try:
+        from numba import njit
+    except ImportError:  # pragma: no cover - numba is a dependency
+        def njit(**_kwargs):
+            return lambda fn: fn
+
+    @njit(cache=True)
+    def scan(buf, size, big, record_len, limit, state):
+        pos = state[0]
+        seen = state[1]
+        while pos + record_len <= size:
+            if 0 <= limit <= seen:
+                break
+            if big:
+                caplen = ((np.int64(buf[pos + 8]) << 24) | (np.int64(buf[pos + 9]) << 16)
+                          | (np.int64(buf[pos + 10]) << 8) | np.int64(buf[pos + 11]))
+            else:
+                caplen = ((np.int64(buf[pos + 11]) << 24) | (np.int64(buf[pos + 10]) << 16)
+                          | (np.int64(buf[pos + 9]) << 8) | np.int64(buf[pos + 8]))
+            start = pos + record_len
+            if start + caplen > size:
+                break
+            seen += 1
+            if caplen >= 24 and buf[start + 12] == 8 and buf[start + 13] == 0 and buf[start + 23] == 6:
+                state[2] = 1
+                break
+            pos = start + caplen
+        state[0] = pos
+        state[1] = seen
+
+    return scan

@@ -23,6 +23,12 @@ HEADER_BYTES = 128
 #: Ethernet + IPv4 (no options) + UDP: the smallest synthetic frame that can
 #: carry a valid IPv4/UDP header.
 SYNTHETIC_IPV4_UDP_MIN = 14 + 20 + 8
+#: Ethernet + IPv4 + TCP without options, and the timestamp option's 12 bytes
+#: (NOP, NOP, kind 8 length 10: TSval, TSecr) that Linux peers agree on.
+SYNTHETIC_IPV4_TCP_MIN = 14 + 20 + 20
+TCPOLEN_TSTAMP_ALIGNED = 12
+TCP_FLAG_ACK = 0x10
+TCP_FLAG_PSH = 0x08
 
 #: Destination MAC of synthetic frames: locally administered (bit 1 of the
 #: first octet set), unicast; stands for the simulated NIC's own address.
@@ -143,3 +149,57 @@ class SyntheticHeaderTemplate:
         if length >= HEADER_BYTES:
             return head + self._ZEROS[:HEADER_BYTES - SYNTHETIC_IPV4_UDP_MIN]
         return head + self._ZEROS[:length - SYNTHETIC_IPV4_UDP_MIN]
+
+
+class SyntheticTcpTemplate:
+    """Ethernet + IPv4 + TCP header of one synthetic bulk-sending flow, for any segment.
+
+    What a Linux sender puts there: DF, TTL 64, an IP ID that the caller
+    increments per segment, ACK set with a fixed acknowledgement number and
+    window (a one-way transfer), and with ``timestamps`` the aligned
+    timestamp option (NOP, NOP, TSval, TSecr), TSecr fixed.  The IPv4
+    checksum is right; the TCP checksum is 0 (the model takes TCP
+    checksums as verified, as a NIC reporting CHECKSUM_UNNECESSARY does).
+    Bytes after the headers are zero.
+    """
+
+    __slots__ = ("_eth", "_addrs", "_ports", "ack_seq", "window", "_tsecr", "timestamps", "header_len",
+                 "_partial_sum")
+
+    _IP = struct.Struct(">BBHHHBBH4s4s")
+    _TCP = struct.Struct(">4sIIBBHHH")
+    _TS = struct.Struct(">BBBBII")
+    _ZEROS = bytes(HEADER_BYTES)
+
+    def __init__(self, src_addr: bytes, dst_addr: bytes, src_port: int, dst_port: int, *,
+                 timestamps: bool, ack_seq: int, window: int = 502, tsecr: int = 0):
+        self._eth = SYNTHETIC_DST_MAC + SYNTHETIC_SRC_MAC + struct.pack(">H", ETHERTYPE_IPV4)
+        self._addrs = (src_addr, dst_addr)
+        self._ports = struct.pack(">HH", src_port, dst_port)
+        self.ack_seq = ack_seq
+        self.window = window
+        self._tsecr = tsecr
+        self.timestamps = timestamps
+        self.header_len = SYNTHETIC_IPV4_TCP_MIN + (TCPOLEN_TSTAMP_ALIGNED if timestamps else 0)
+        # IPv4 header sum without total length, ID and checksum.
+        self._partial_sum = _ones_complement_sum(
+            struct.pack(">BBHHHBBH", 0x45, 0, 0, 0, 0x4000, 64, IPPROTO_TCP, 0) + src_addr + dst_addr)
+
+    def build(self, length: int, seq: int = 0, ip_id: int = 0, tsval: int = 0, flags: int = TCP_FLAG_ACK,
+              tsecr: int | None = None) -> bytes:
+        """First ``min(length, 128)`` bytes of a segment frame of ``length`` bytes (the header layout,
+        as eth_get_headlen() reads it, does not depend on seq, ip_id, tsval or tsecr; ``tsecr`` None:
+        the template's)."""
+        if length < self.header_len:
+            raise ValueError(f"a TCP frame of {length} bytes cannot hold its {self.header_len} header bytes")
+        total_len = length - 14
+        checksum = ~_fold(self._partial_sum + total_len + ip_id) & 0xFFFF
+        src, dst = self._addrs
+        ip = self._IP.pack(0x45, 0, total_len, ip_id, 0x4000, 64, IPPROTO_TCP, checksum, src, dst)
+        doff = (self.header_len - 34) // 4
+        tcp = self._TCP.pack(self._ports, seq & 0xFFFFFFFF, self.ack_seq, doff << 4, flags, self.window, 0, 0)
+        head = self._eth + ip + tcp
+        if self.timestamps:
+            head += self._TS.pack(1, 1, 8, 10, tsval & 0xFFFFFFFF, self._tsecr if tsecr is None else tsecr)
+        keep = min(length, HEADER_BYTES)
+        return head[:keep] + self._ZEROS[:keep - len(head)] if keep > len(head) else head[:keep]

@@ -12,10 +12,12 @@ from skbsim.traffic.capture import CaptureSource
 from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
 from skbsim.traffic.rss import DEFAULT_INDIRECTION_SIZE, MICROSOFT_RSS_KEY, RssConfig
 from skbsim.traffic.source import FrameSource
-from skbsim.traffic.synthetic import (ARRIVALS, FixedLength, SyntheticSource, UniformLength,
-                                      WeightedLength, imix_deterministic, imix_random)
+from skbsim.traffic.synthetic import (ARRIVALS, FixedLength, SyntheticSource, TcpBulk, TcpBulkSource,
+                                      UniformLength, WeightedLength, imix_deterministic, imix_random)
 
-SPEC_HELP = ("fixed:N, uniform:A-B, imix, imix:random, dist:FILE.csv or pcap:FILE")
+SPEC_HELP = ("fixed:N, uniform:A-B, imix, imix:random, dist:FILE.csv, tcp-bulk[:mss=N,ts=0|1] or pcap:FILE")
+#: The largest payload a tcp-bulk segment may carry (its frame stays within 65535 bytes).
+TCP_BULK_MAX_MSS = 65535 - 66
 #: More synthetic flows than this is a typo, not an experiment.
 MAX_FLOWS = 1 << 24
 
@@ -83,6 +85,28 @@ def read_distribution(path: str) -> WeightedLength:
     return WeightedLength(entries, f"dist:{shown(path)} ({len(entries)} lengths)")
 
 
+def parse_tcp_bulk(argument: str, spec: str) -> TcpBulk:
+    """``mss=N,ts=0|1`` (both optional; default MSS 1448 with timestamps, 1460 without)."""
+    values: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in argument.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("mss", "ts") or key in values:
+            raise InputError(f"traffic spec {spec!r}: expected tcp-bulk[:mss=N][,ts=0|1], got {item!r}")
+        values[key] = value.strip()
+    timestamps = values.get("ts", "1")
+    if timestamps not in ("0", "1"):
+        raise InputError(f"traffic spec {spec!r}: ts must be 0 or 1, got {timestamps!r}")
+    mss = None
+    if "mss" in values:
+        if not _DIGITS.fullmatch(values["mss"]):
+            raise InputError(f"traffic spec {spec!r}: mss {values['mss']!r} is not a whole number of bytes")
+        mss = int(values["mss"])
+        if not 1 <= mss <= TCP_BULK_MAX_MSS:
+            raise InputError(f"traffic spec {spec!r}: mss {mss} outside 1..{TCP_BULK_MAX_MSS}")
+    return TcpBulk(mss, timestamps == "1")
+
+
 def _check_int(value, name: str, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputError(f"{name} must be a whole number, got {value!r}")
@@ -101,11 +125,13 @@ def parse_traffic(spec: str, *, count: int | None = None, seed: int = 0, flows: 
 
     Args:
         spec: ``fixed:N`` | ``uniform:A-B`` | ``imix`` | ``imix:random`` |
-            ``dist:FILE.csv`` | ``pcap:FILE`` (pcap or pcapng, sniffed).
+            ``dist:FILE.csv`` | ``tcp-bulk[:mss=N,ts=0|1]`` | ``pcap:FILE``
+            (pcap or pcapng, sniffed).
         count: frames to generate (required for synthetic sources); for a
             capture, an upper bound (None: the whole file).
         seed: seeds every random stream (lengths, flow choice, arrivals).
-        flows: number of synthetic UDP/IPv4 flows (synthetic sources only).
+        flows: number of synthetic UDP/IPv4 (tcp-bulk: TCP/IPv4) flows
+            (synthetic sources only).
         rate: frames per second; None means all frames at t=0 for synthetic
             sources and the capture's own timestamps for ``pcap:``.
         arrival: ``constant`` or ``poisson`` (exponential gaps); needs a rate
@@ -173,6 +199,12 @@ def parse_traffic(spec: str, *, count: int | None = None, seed: int = 0, flows: 
         if not argument:
             raise InputError(f"traffic spec {spec!r}: dist: needs a CSV file name")
         lengths = read_distribution(argument)
+    elif kind == "tcp-bulk":
+        tcp = parse_tcp_bulk(argument, spec)
+        if count is None:
+            raise InputError(f"traffic spec {spec!r} needs a frame count")
+        return TcpBulkSource(tcp, count=count, seed=seed, flows=flows, rate=rate, arrival=arrival,
+                             rss=rss_config, headers=headers)
     else:
         raise InputError(f"unknown traffic spec {spec!r}: expected {SPEC_HELP}")
 

@@ -18,8 +18,8 @@ from itertools import cycle, islice, repeat
 from typing import Callable, Iterator, Sequence
 
 from skbsim.errors import InputError
-from skbsim.traffic.frame import (IPPROTO_UDP, SYNTHETIC_IPV4_UDP_MIN, Frame,
-                                  SyntheticHeaderTemplate)
+from skbsim.traffic.frame import (IPPROTO_TCP, IPPROTO_UDP, SYNTHETIC_IPV4_TCP_MIN, SYNTHETIC_IPV4_UDP_MIN,
+                                  TCPOLEN_TSTAMP_ALIGNED, Frame, SyntheticHeaderTemplate, SyntheticTcpTemplate)
 from skbsim.traffic.rss import RssConfig
 from skbsim.traffic.source import FrameSource
 
@@ -278,11 +278,17 @@ class SyntheticSource(FrameSource):
         self.rss = rss
         self.headers = headers
 
+    #: What the flows carry, for describe().
+    FLOW_PROTOCOL = "UDP/IPv4"
+
     def describe(self) -> str:
-        return (f"{self.lengths.describe()}; {self.count} frames; "
-                f"{self.flows} UDP/IPv4 flow{'s' if self.flows != 1 else ''}; "
+        return (f"{self._describe_frames()}; {self.count} frames; "
+                f"{self.flows} {self.FLOW_PROTOCOL} flow{'s' if self.flows != 1 else ''}; "
                 f"{describe_arrivals(self.rate, self.arrival)}; seed {self.seed}; "
                 f"{self.rss.describe()}")
+
+    def _describe_frames(self) -> str:
+        return self.lengths.describe()
 
     def length_batches(self, n: int) -> Iterator[list[int]]:
         take_lengths = self.lengths.sampler(self.seed)
@@ -352,3 +358,125 @@ class _FlowState:
         self.queue = queue
         self.template = template
         self.headers = {}
+
+
+# --- TCP bulk senders --------------------------------------------------------
+
+#: The MSS of a Linux sender on a 1500-byte MTU path: 1460, less the 12
+#: bytes of the timestamp option when both ends use it (Linux does by default).
+TCP_BULK_MSS = {True: 1448, False: 1460}
+
+
+class TcpBulk:
+    """A bulk TCP sender's segments: every one MSS bytes of payload, in order, ACK set.
+
+    ``mss`` is the payload per segment; ``timestamps`` adds the 12-byte
+    timestamp option (TSval ticks every millisecond of the sender's clock,
+    here the segment's arrival time, so segments of different milliseconds
+    differ in their options).  Frames are 54 + 12 (with timestamps) + mss
+    bytes.
+    """
+
+    __slots__ = ("mss", "timestamps")
+
+    def __init__(self, mss: int | None = None, timestamps: bool = True):
+        self.timestamps = timestamps
+        self.mss = TCP_BULK_MSS[timestamps] if mss is None else mss
+
+    @property
+    def header_len(self) -> int:
+        return SYNTHETIC_IPV4_TCP_MIN + (TCPOLEN_TSTAMP_ALIGNED if self.timestamps else 0)
+
+    @property
+    def frame_len(self) -> int:
+        return self.header_len + self.mss
+
+    def describe(self) -> str:
+        ts = "with" if self.timestamps else "without"
+        return f"tcp-bulk (MSS {self.mss} {ts} timestamps: {self.frame_len}-byte segments)"
+
+
+def _flow_number(seed: int, index: int, purpose: str) -> int:
+    """A 32-bit number of flow ``index`` for ``purpose`` (ISN, IP ID, clocks), from a keyed hash."""
+    digest = hashlib.blake2b(f"{seed}/{index}/{purpose}".encode(), digest_size=4,
+                             person=b"skbsim-tcp").digest()
+    return int.from_bytes(digest, "big")
+
+
+class TcpBulkSource(SyntheticSource):
+    """``count`` segments of bulk TCP senders, one per flow, spread over ``flows`` flows.
+
+    Each frame picks its flow as UDP synthetic traffic does (same seeded
+    draws, same addresses and ports, protocol TCP, so RSS spreads the flows
+    the same way); each flow's segments carry consecutive sequence numbers
+    from a per-flow initial sequence number, an IP ID counting up by one,
+    and (with timestamps) a TSval of the flow's clock base plus the arrival
+    time in milliseconds.
+    """
+
+    __slots__ = ("tcp",)
+
+    def __init__(self, tcp: TcpBulk, *, count: int, seed: int, flows: int, rate: float | None, arrival: str,
+                 rss: RssConfig, headers: bool = True):
+        super().__init__(FixedLength(tcp.frame_len), count=count, seed=seed, flows=flows, rate=rate,
+                         arrival=arrival, rss=rss, headers=headers)
+        self.tcp = tcp
+
+    FLOW_PROTOCOL = "TCP/IPv4"
+
+    def _describe_frames(self) -> str:
+        return self.tcp.describe()
+
+    def flow_state(self, index: int) -> "_TcpFlowState":
+        """Flow ``index`` as its first segment finds it: tuple, hash, queue, header template, initial
+        sequence number, IP ID and clock base (the closed-loop senders of run --socket tcp start here)."""
+        return self._flow_state(index)
+
+    def _flow_state(self, index: int) -> "_TcpFlowState":
+        src, dst, src_port, dst_port, _ = synthetic_flow(self.seed, index)
+        rss_hash = self.rss.toeplitz.ipv4_l4(src, dst, src_port, dst_port)
+        seed = self.seed
+        template = SyntheticTcpTemplate(src, dst, src_port, dst_port, timestamps=self.tcp.timestamps,
+                                        ack_seq=_flow_number(seed, index, "ack"),
+                                        tsecr=_flow_number(seed, index, "tsecr"))
+        return _TcpFlowState((src, dst, src_port, dst_port, IPPROTO_TCP), rss_hash, self.rss.queue_of(rss_hash),
+                             template, _flow_number(seed, index, "isn"), _flow_number(seed, index, "ipid") & 0xFFFF,
+                             _flow_number(seed, index, "tsval"))
+
+    def _generate(self) -> Iterator[Frame]:
+        take_times = arrival_sampler(self.rate, self.arrival, self.seed)
+        pick_flows = self._flow_picker()
+        want_headers = self.headers
+        length = self.tcp.frame_len
+        mss = self.tcp.mss
+        per_flow: dict[int, _TcpFlowState] = {}
+        remaining = self.count
+        while remaining > 0:
+            k = min(BATCH, remaining)
+            remaining -= k
+            for time_ns, index in zip(take_times(k), pick_flows(k)):
+                state = per_flow.get(index)
+                if state is None:
+                    state = per_flow[index] = self._flow_state(index)
+                header = None
+                if want_headers:
+                    header = state.template.build(length, state.seq, state.ip_id,
+                                                  state.ts_base + time_ns // 1_000_000)
+                state.seq = (state.seq + mss) & 0xFFFFFFFF
+                state.ip_id = (state.ip_id + 1) & 0xFFFF
+                yield Frame(length, time_ns, state.flow, state.rss_hash, state.queue, header)
+
+
+class _TcpFlowState:
+    """A synthetic TCP flow's tuple, hash, queue, header template and the sender's counters."""
+
+    __slots__ = ("flow", "rss_hash", "queue", "template", "seq", "ip_id", "ts_base")
+
+    def __init__(self, flow, rss_hash, queue, template, seq, ip_id, ts_base):
+        self.flow = flow
+        self.rss_hash = rss_hash
+        self.queue = queue
+        self.template = template
+        self.seq = seq
+        self.ip_id = ip_id
+        self.ts_base = ts_base

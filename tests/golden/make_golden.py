@@ -75,6 +75,14 @@ WORKLOADS: dict[str, dict] = {
                                               app_rate=300_000.0, seed=11),
     "ice_legacy_6.12_dist": dict(kernel="6.12", driver="ice", options={"rx": "legacy"}, traffic=f"dist:{DIST_CSV}",
                                  count=5_000, seed=12),
+    # 7.1: tun's blocking writes take sk_buffs from the NAPI skb cache (6.19); virtio_net on page_pool;
+    # two CPUs with skb_defer_max 128 and alien skbs deferred
+    "tun_block_7.1_imix": dict(kernel="7.1", driver="tun", options={"write": "block", "napi": "0"},
+                               traffic="imix", count=5_000),
+    "virtio_net_7.1_imix": dict(kernel="7.1", driver="virtio_net", options={}, traffic="imix", count=5_000),
+    "copybreak_7.1_cpus2_defer": dict(kernel="7.1", driver="copybreak", options={}, traffic="imix", count=5_000,
+                                      cpus=2, rate=1_500_000.0, arrival="poisson", rcvbuf=60_000,
+                                      app_rate=400_000.0, seed=13),
 }
 
 

@@ -213,3 +213,67 @@ def test_host_sizes_match_bpftool():
     assert {"sk_buff", "skb_shared_info"} <= unique.keys()
     # Every uniquely sized named struct in the file, in one pass.
     assert struct_sizes(VMLINUX, unique) == unique
+
+
+# ---------------------------------------------------------------- member offsets (skbsim.live.btf.member)
+
+
+def _member_blob() -> bytes:
+    """u32, a typedef of it, a bitfield struct (kind_flag), an anonymous union inside an outer
+    struct, an array, and a FUNC:
+
+        struct flags { u8 lo:4, hi:4; u32 word; };                       // kind_flag set
+        struct outer { u64 first; union { u32 a; u16 b; }; struct flags f; u16 arr[3]; };
+        void bpf_iter_thing(void);
+    """
+    b = _BlobBuilder()
+    b.record("u32", 1, 0, 4, b.u32s(32))                        # 1 INT u32
+    b.record("u8", 1, 0, 1, b.u32s(8))                          # 2 INT u8
+    b.record("u16", 1, 0, 2, b.u32s(16))                        # 3 INT u16
+    b.record("u64", 1, 0, 8, b.u32s(64))                        # 4 INT u64
+    b.record("__u32", 8, 0, 1)                                  # 5 TYPEDEF __u32 -> u32
+    # 6 STRUCT flags, kind_flag: member offset = bits << 24 | bit offset
+    b.types += struct.pack("<III", b.name("flags"), _info(4, 3, kind_flag=1), 8)
+    b.types += b.u32s(b.name("lo"), 2, (4 << 24) | 0) + b.u32s(b.name("hi"), 2, (4 << 24) | 4) \
+        + b.u32s(b.name("word"), 5, 32)
+    b.record("", 5, 2, 4, b.u32s(b.name("a"), 1, 0) + b.u32s(b.name("b"), 3, 0))  # 7 anonymous UNION
+    b.record("", 3, 0, 0, b.u32s(3, 1, 3))                      # 8 ARRAY u16[3]
+    b.record("outer", 4, 4, 24,                                 # 9 STRUCT outer
+             b.u32s(b.name("first"), 4, 0) + b.u32s(0, 7, 64) + b.u32s(b.name("f"), 6, 96)
+             + b.u32s(b.name("arr"), 8, 160))
+    b.record("", 13, 0, 0)                                      # 10 FUNC_PROTO void(void)
+    b.record("bpf_iter_thing", 12, 0, 10)                       # 11 FUNC
+    return b.build()
+
+
+def test_member_offsets_bitfields_and_anonymous_members(tmp_path):
+    btf = BtfFile(_write(tmp_path, _member_blob()))
+    # first at bit 0; the anonymous union at bit 64 holds a (u32) and b (u16) at its start.
+    assert (btf.member("outer", "first").offset, btf.member("outer", "first").size) == (0, 8)
+    assert (btf.member("outer", "a").offset, btf.member("outer", "a").size) == (8, 4)
+    assert (btf.member("outer", "b").offset, btf.member("outer", "b").size) == (8, 2)
+    # f at bit 96 = byte 12; inside it hi is the 4-bit field at bit 4, word (a typedef) at bit 32.
+    hi = btf.member("outer", "f.hi")
+    assert (hi.bit_offset, hi.bits) == (96 + 4, 4)
+    assert (btf.member("outer", "f.word").offset, btf.member("outer", "f.word").size) == (16, 4)
+    # arr: 3 x u16 = 6 bytes at byte 20.
+    assert (btf.member("outer", "arr").offset, btf.member("outer", "arr").size) == (20, 6)
+    assert btf.func_id("bpf_iter_thing") == 11
+
+
+def test_member_read_decodes_bitfields(tmp_path):
+    btf = BtfFile(_write(tmp_path, _member_blob()))
+    raw = bytearray(24)
+    raw[12] = 0xA5            # f.lo = 5, f.hi = 0xA
+    raw[16:20] = (123456).to_bytes(4, "little")
+    assert btf.member("outer", "f.lo").read(bytes(raw)) == 5
+    assert btf.member("outer", "f.hi").read(bytes(raw)) == 0xA
+    assert btf.member("outer", "f.word").read(bytes(raw)) == 123456
+
+
+def test_member_errors_name_the_path(tmp_path):
+    btf = BtfFile(_write(tmp_path, _member_blob()))
+    with pytest.raises(InputError, match=r"struct outer has no member 'f.nope' \(no 'nope'\)"):
+        btf.member("outer", "f.nope")
+    with pytest.raises(InputError, match="no BTF type of kind 12 named 'missing'"):
+        btf.func_id("missing")

@@ -1,0 +1,28 @@
+"""The model's kernel rules that are integer arithmetic, compiled for the fast engine.
+
+Each is the reference model's own plain function (the module and function named beside it), given to
+numba as it is, so that both engines compute it from one text.
+"""
+
+from __future__ import annotations
+
+from skbsim.drivers.ice import ice_page_count_reusable
+from skbsim.fast.layout import njit
+from skbsim.net.skbuff import DEFER_KICK, DEFER_NONE, DEFER_QUEUE, alloc_skb_with_frags_order, skb_defer_admit
+from skbsim.net.sock import sk_mem_reclaimable, udp_forward_pages, udp_rcvbuf_admits
+
+# skbsim.net.sock.udp_rcvbuf_admits: __udp_enqueue_schedule_skb()'s admission test
+_udp_rcvbuf_admits = njit(cache=True, forceinline=True)(udp_rcvbuf_admits)
+# skbsim.net.sock.udp_forward_pages: the pages udp_rmem_schedule() forward-allocates
+_udp_forward_pages = njit(cache=True, forceinline=True)(udp_forward_pages)
+# skbsim.net.sock.sk_mem_reclaimable: what udp_rmem_release() gives back of sk_forward_alloc
+_sk_mem_reclaimable = njit(cache=True, forceinline=True)(sk_mem_reclaimable)
+# skbsim.drivers.ice.ice_page_count_reusable: ice_can_reuse_rx_page()'s count test
+_ice_can_reuse_rx_page = njit(cache=True, forceinline=True)(ice_page_count_reusable)
+# skbsim.net.skbuff.alloc_skb_with_frags_order: the order of alloc_skb_with_frags()'s next block (6.6+)
+_alloc_skb_with_frags_order = njit(cache=True, forceinline=True)(alloc_skb_with_frags_order)
+# skbsim.net.skbuff.skb_defer_admit: skb_attempt_defer_free()'s test on the owner's defer list
+_skb_defer_admit = njit(cache=True, forceinline=True)(skb_defer_admit)
+
+__all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_ice_can_reuse_rx_page",
+           "_sk_mem_reclaimable", "_skb_defer_admit", "_udp_forward_pages", "_udp_rcvbuf_admits"]

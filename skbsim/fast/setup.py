@@ -1,0 +1,371 @@
+"""The fast engine's starting state: the Kernel record (skbsim.fast.state) as the reference engine's run left it.
+
+The reference Simulation has validated the options, loaded the profile, opened the traffic
+source, installed the fault rules and opened each queue as the driver's open leaves it; these
+functions read the run's constants from those objects (or from the model's own functions on a
+scratch kernel of the same profile: FastSimulation's tables) and size every table by the ring, the
+socket queue and the caches, never by the packet count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from skbsim.fast.layout import (
+    FAULT_COUNT_LIMIT, HEAD_1K, HEAD_FRAG, HEAD_SMALL, MAX_FRAGS_SEEN, MAX_TUN_FRAME, SERIES_LIMIT, SKB_DEFER_MAX,
+    TUN_INFLIGHT_MAX, T_SIZE, _PUT_MODES,
+)
+from skbsim.fast.state import (
+    ALLOCATED, APP_GAP, APP_WAITING, BUF_BIAS, BUF_PAGE, CACHE_SKB, CONFIG_FIELDS, Cpus, DESC_DD, DRIVER_COPYBREAK, DRIVER_ICE,
+    DRIVER_TUN, D_PAGES_ALLOC, EV_FIELDS, Events, FIRST_DESC, FREED, FR_ACTIVE, FR_COUNT, FR_INJECTED, FR_INTERVAL,
+    FR_SIZE, FR_SPACE, FR_THRESHOLD, FR_TIMES, F_ANY, F_MT_INDEX, Faults, Frags, HW_NEXT, Kernel, MT_N, NCPUS,
+    NC_CACHE_SIZE, NTA, NTC, NTU, NapiCaches, PF_ALLOCS, PF_BIAS, PF_OFFSET, PF_PAGE, PF_REFILLS, PF_REUSES,
+    PF_SIZE, PG_IN_USE, PG_MAX_ORDER, PG_NEXT, PG_PEAK, PLOT, RING_COUNT, RXMAX, SKB_FIELDS, Socket, TAIL, TRACE,
+    Trace, new_pages, new_pcpu, new_rings, new_scalars, new_slabs, new_tun_queues,
+)
+from skbsim.fast.traffic import CHUNK
+from skbsim.mm.fault import LAYERS
+from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation
+
+#: heads of napi_alloc_skb(): Config.head_kind by the model's head_source
+HEAD_KINDS = {"page_frag_1k": HEAD_1K, "skbuff_small_head": HEAD_SMALL, "page_frag": HEAD_FRAG}
+
+
+def socket_queue_capacity(config: RunConfig, rcvbuf: int, smallest_truesize: int) -> int:
+    """How many skbs the socket queue can ever hold: what rcvbuf admits of the smallest skb (and the one
+    that may overshoot it), and never more than the run's frames."""
+    fit = rcvbuf // smallest_truesize
+    return (fit if config.count is None else min(fit, config.count)) + 2
+
+
+def base_config(sim: Simulation, trace: bool, plot: bool) -> dict:
+    """cfg's fields every driver sets: the run, the socket, the NAPI caches (the rest start at 0)."""
+    config = sim.config
+    profile = sim.kernel.profile
+    sock = sim.sock
+    fields = dict.fromkeys(CONFIG_FIELDS, 0)
+    fields.update(
+        NCPUS=config.cpus, PAGE_SIZE=profile.PAGE_SIZE, TRACE=int(trace), PLOT=int(plot),
+        COST=config.packet_cost_ns, IRQ_LATENCY=config.irq_latency_ns, APP_UNLIMITED=int(config.app_rate is None),
+        # --app-rate 0: a reader that never reads (APP_GAP -1, and new_kernel() leaves it not waiting)
+        APP_GAP=0 if config.app_rate is None else int(1e9 / config.app_rate) if config.app_rate else -1,
+        RCVBUF=sock.rcvbuf, STRICT_FIT=int(sock.strict_fit), LARGE_FIT=int(sock.large_fit),
+        FWD_DEFICIT_ONLY=int(sock.fwd_deficit_only), DEFER_FREE=int(sock.defer_free),
+        DEFER_LIMIT_MINUS_1=int(profile.feature("skb_defer_limit") == "skb_defer_max_minus_1"),
+        NC_CACHE_SIZE=profile.NAPI_SKB_CACHE_SIZE, NC_BULK=profile.NAPI_SKB_CACHE_BULK,
+        NC_FREE=profile.NAPI_SKB_CACHE_FREE,
+    )
+    return fields
+
+
+def load_faults(injector, st) -> Faults:
+    """The reference kernel's FaultInjector: its rules as the run starts and its random stream (the
+    twister's position and whether any rule is set go to st)."""
+    version, words, _ = injector.rng.getstate()
+    if version != 3 or len(words) != MT_N + 1:
+        raise ValueError("unexpected random.Random state")
+    rules = np.zeros((len(LAYERS), FR_SIZE), np.int64)
+    st[F_MT_INDEX] = words[MT_N]
+    for layer, rule in injector.rules.items():
+        row = rules[LAYERS.index(layer)]
+        st[F_ANY] = 1
+        row[FR_ACTIVE] = 1
+        # random() < p  <=>  k / 2**53 < p  <=>  k < ceil(p * 2**53) for the integer k behind random()
+        row[FR_THRESHOLD] = -1 if rule.probability >= 1.0 else math.ceil(rule.probability * 2.0 ** 53)
+        # beyond FAULT_COUNT_LIMIT a value behaves as that one (see layout.py)
+        row[FR_INTERVAL] = min(rule.interval, FAULT_COUNT_LIMIT)
+        row[FR_TIMES] = min(rule.times, FAULT_COUNT_LIMIT)
+        row[FR_SPACE] = min(rule.space, FAULT_COUNT_LIMIT)
+        row[FR_COUNT] = rule.count
+        row[FR_INJECTED] = injector.injected[layer]
+    return Faults(rules, np.array(words[:MT_N], np.int64))
+
+
+def slab_spec(cache, slots: int) -> tuple:
+    """A reference kmem cache as new_slabs() takes it, with room for slots slabs at once."""
+    return (cache.order, cache.objs_per_slab, LAYERS.index(cache.fault_layer), slots)
+
+
+#: how many of each a run may hold at once: pages, slab objects per cache (slab_spec() rows), socket queue
+#: entries, frag lists and frags a list; and the value a ring buffer's pagecnt_bias starts at
+TableSizes = namedtuple("TableSizes", ("pages", "caches", "queue", "frag_lists", "frags", "ring_bias"))
+
+
+def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=None) -> Kernel:
+    """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
+    them; the caller fills in the rings (and the caches the driver's open filled)."""
+    cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
+    ncpus = int(cfg[NCPUS])
+    st = new_scalars()
+    if cfg[APP_GAP] < 0:
+        st[APP_WAITING] = 0  # no reader blocks in recvmsg(): it is never woken
+    pages = new_pages(sizes.pages)
+    ref_pages = sim.kernel.pages
+    for order, n in ref_pages.allocated.items():
+        pages.counts[order, ALLOCATED] = n
+    for order, n in ref_pages.freed.items():
+        pages.counts[order, FREED] = n
+    st[PG_IN_USE] = ref_pages.in_use
+    st[PG_PEAK] = ref_pages.peak_in_use
+    st[PG_MAX_ORDER] = ref_pages.max_order
+    # --trace records of one _run() call: at most one per frame that arrives in it or was on a ring
+    trace_rows = CHUNK + ncpus * int(cfg[RING_COUNT]) + 16 if cfg[TRACE] else 1
+    # --plot: skbs by (frame length, nr_frags) and their truesize
+    lengths = int(cfg[RXMAX]) + 61 if cfg[PLOT] else 1
+    if copy is None:
+        copy = np.zeros((3, 1), np.int64)
+    return Kernel(
+        cfg=cfg, st=st, pcpu=new_pcpu(ncpus, NETDEV_BUDGET), pages=pages, faults=load_faults(sim.kernel.faults, st),
+        slabs=new_slabs(sizes.caches), frags=Frags(np.zeros((sizes.frag_lists, sizes.frags + 2), np.int64)),
+        nc=NapiCaches(np.zeros((ncpus, int(cfg[NC_CACHE_SIZE]) + 1), np.int64)),
+        cpus=Cpus(np.zeros((ncpus, SKB_DEFER_MAX, SKB_FIELDS), np.int64)),
+        rings=new_rings(ncpus, int(cfg[RING_COUNT]), sizes.ring_bias, copy),
+        tun=tun if tun is not None else new_tun_queues(np.zeros((1, 16), np.int64), 1, 1),
+        sock=Socket(np.zeros((sizes.queue, SKB_FIELDS), np.int64), np.zeros(sizes.pages, np.int64)),
+        events=Events(np.zeros((4096, EV_FIELDS), np.int64)),
+        batch=np.zeros((NAPI_POLL_WEIGHT, SKB_FIELDS), np.int64),
+        trace=Trace(np.zeros((trace_rows, T_SIZE), np.int64), np.zeros((lengths, MAX_FRAGS_SEEN, 2), np.int64),
+                    np.zeros((SERIES_LIMIT, 3), np.int64)),
+    )
+
+
+def _new_page(k: Kernel, refcount: int, order: int) -> int:
+    """A page id for a page the reference kernel holds as the run starts."""
+    pid = int(k.st[PG_NEXT])
+    k.st[PG_NEXT] += 1
+    k.pages.page[pid] = refcount, order
+    return pid
+
+
+def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> Kernel:
+    """ice, rx=build_skb (head None) or rx=legacy (head: the header skb, legacy_header_skb()): the rings as
+    ice_open() left them."""
+    kernel = sim.kernel
+    profile = kernel.profile
+    ring = sim.cpus[0].queue
+    fields = base_config(sim, trace, plot)
+    frame_sz = ring.config["frame_sz"]
+    build_ts = profile.SKB_TRUESIZE(frame_sz - profile.SHINFO_SIZE)
+    fields.update(
+        DRIVER=DRIVER_ICE, RING_COUNT=ring.count, RXMAX=ring.rxmax, RX_BUF_LEN=ring.rx_buf_len,
+        BUILD_TRUESIZE=build_ts, PUT_MODE=_PUT_MODES[ring.rules.put], FRAME_SZ=frame_sz,
+        RING_ORDER=ring.config["page_order"],
+        # skb_condense() room of a build_skb head (end - headroom) and the truesize it is left with
+        COND_ROOM=frame_sz - profile.SHINFO_SIZE - ring.config["rx_offset"], COND_TS=build_ts,
+    )
+    if head is not None:
+        fields.update(
+            LEGACY=1, HEAD_TRUESIZE=head["truesize"], HEAD_KIND=HEAD_KINDS[head["source"]],
+            # skb_condense() room of a header skb: end - tail before the copy
+            COND_ROOM=head["end"] - head["tail"], COND_TS=head["truesize"],
+            PF_ORDER=kernel.cpus[0].napi_alloc_cache.page.max_order, HEAD_FRAGSZ=head["head_size"],
+        )
+    ncpus = sim.config.cpus
+    truesize = head["truesize"] if head is not None else build_ts  # the smallest skb
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
+    # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
+    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + SKB_DEFER_MAX) + 16
+    # Live pages: ring pages, a head and up to a page per buffer for each queued, deferred or polled skb,
+    # the 1K pages, and the slabs of both caches.
+    max_bufs = -(-ring.rxmax // ring.rx_buf_len)
+    page_cap = (ncpus * ring.count + (1 + max_bufs) * (qcap + ncpus * (SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT))
+                + 2 * ncpus + 2 * slab_cap + 16)
+    small = kernel.skb_small_head_cache
+    caches = [slab_spec(kernel.skbuff_cache, slab_cap)]
+    if small is not None and head is not None:
+        caches.append(slab_spec(small, slab_cap))
+    # frag lists of skbs of several buffers
+    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=slab_cap if max_bufs > 1 else 1,
+                       frags=profile.MAX_SKB_FRAGS, ring_bias=0)
+    k = new_kernel(sim, fields, sizes)
+    # The rings as ice_open() left them in the reference kernel.
+    if len(kernel.pages.live) != sum(1 for st in sim.cpus for b in st.queue.rx_buf if b.page is not None):
+        raise ValueError("unexpected pages at start")
+    for cpu, cpu_state in enumerate(sim.cpus):
+        ring = cpu_state.queue
+        for slot, buf in enumerate(ring.rx_buf):
+            if buf.page is not None:
+                k.rings.buf[cpu, slot, BUF_PAGE] = _new_page(k, buf.page.refcount, buf.page.order)
+                k.rings.buf[cpu, slot, BUF_BIAS] = buf.pagecnt_bias
+        for slot, desc in enumerate(ring.desc):
+            k.rings.desc[cpu, slot, DESC_DD] = desc.dd
+        indices = k.pcpu[cpu]
+        indices[NTU], indices[NTC], indices[NTA] = ring.next_to_use, ring.next_to_clean, ring.next_to_alloc
+        indices[FIRST_DESC], indices[TAIL], indices[HW_NEXT] = ring.first_desc, ring.tail, ring.hw_next
+        k.st[D_PAGES_ALLOC] += ring.stats.pages_allocated
+    return k
+
+
+def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple]) -> Kernel:
+    """copybreak: the rings and NAPI page_frag caches as copybreak_open_queue() left them; heads: what
+    napi_alloc_skb(len) gives for every len up to copybreak (copybreak_copy_skbs())."""
+    kernel = sim.kernel
+    profile = kernel.profile
+    ring = sim.cpus[0].queue
+    frag_cache = kernel.cpus[0].napi_alloc_cache.page
+    fields = base_config(sim, trace, plot)
+    build_ts = profile.SKB_TRUESIZE(ring.buf_size - profile.SHINFO_SIZE)
+    fields.update(
+        DRIVER=DRIVER_COPYBREAK, RING_COUNT=ring.count, RXMAX=ring.rxmax, RX_BUF_LEN=ring.rx_buf,
+        COPYBREAK=ring.copybreak, CB_BUF_FRAGSZ=profile.SKB_DATA_ALIGN_u32(ring.buf_size), CB_BUILD_TS=build_ts,
+        CB_BUF_SIZE=ring.buf_size, COND_ROOM=ring.buf_size - profile.SHINFO_SIZE - ring.headroom,  # end - headroom
+        COND_TS=build_ts, PF_ORDER=frag_cache.max_order, PF_DOWN=0 if frag_cache.offset_up else 1,
+    )
+    ncpus = sim.config.cpus
+    copy = np.zeros((3, ring.copybreak + 1), np.int64)
+    for length, (kind, truesize, fragsz, _path, _source) in enumerate(heads):
+        copy[:, length] = kind, truesize, fragsz
+    truesize = min([build_ts] + [h[1] for h in heads])  # the smallest skb
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
+    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + SKB_DEFER_MAX) + 16
+    # Live pages: the ring buffers' pages, one per queued or deferred skb head, the 1K and page_frag pages,
+    # and the slabs of both caches.
+    page_cap = (ncpus * ring.count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 4)
+                + ncpus * SKB_DEFER_MAX * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
+    caches = [slab_spec(kernel.skbuff_cache, slab_cap)]
+    if kernel.skb_small_head_cache is not None:
+        caches.append(slab_spec(kernel.skb_small_head_cache, slab_cap))
+    # frag lists: a frame's MAX_SKB_FRAGS + 1 replacement buffers are held in a row first
+    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=slab_cap, frags=profile.MAX_SKB_FRAGS + 1,
+                       ring_bias=1)  # one page reference per buffer
+    k = new_kernel(sim, fields, sizes, copy=copy)
+    _copybreak_start(sim, k)
+    return k
+
+
+def _copybreak_start(sim: Simulation, k: Kernel) -> None:
+    """The reference kernel's live pages (each ring's buffers, each CPU's NAPI page_frag_cache) as page ids."""
+    kernel = sim.kernel
+    pages = kernel.pages
+    pid_of = {pfn: _new_page(k, page.refcount, page.order) for pfn, page in pages.live.items()}
+    seen = set()
+    for cpu, cpu_state in enumerate(sim.cpus):
+        ring = cpu_state.queue
+        for slot, data in enumerate(ring.buffers):
+            if data is not None:
+                pfn = pages.virt_to_head_page(data).pfn
+                k.rings.buf[cpu, slot, BUF_PAGE] = pid_of[pfn]
+                seen.add(pfn)
+        for slot, desc in enumerate(ring.desc):
+            k.rings.desc[cpu, slot, DESC_DD] = desc.dd
+        row = k.pcpu[cpu]
+        row[NTC], row[HW_NEXT] = ring.next_to_clean, ring.hw_next
+        state = kernel.cpus[cpu]
+        nc = state.napi_alloc_cache
+        if (nc.page_small.page is not None or state.netdev_alloc_cache.page is not None
+                or nc.skb_cache or nc.page.pfmemalloc):
+            raise ValueError("unexpected per-CPU cache state at start")
+        if nc.page.page is not None:
+            row[PF_PAGE] = pid_of[nc.page.page.pfn]
+            row[PF_OFFSET], row[PF_SIZE], row[PF_BIAS] = nc.page.offset, nc.page.size, nc.page.pagecnt_bias
+            seen.add(nc.page.page.pfn)
+        k.st[PF_ALLOCS] += nc.page.allocs
+        k.st[PF_REFILLS] += nc.page.refills
+        k.st[PF_REUSES] += nc.page.reuses
+    if seen != set(pages.live):
+        raise ValueError("unexpected pages at start")
+
+
+def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths) -> Kernel:
+    """tun: queues as open_queue() left them (no memory held), each writer's task_frag empty; lengths: the
+    per-length table (tun._TunLengths)."""
+    from skbsim.net.core_sock import PAGE_ALLOC_COSTLY_ORDER, SKB_FRAG_PAGE_SIZE
+
+    kernel = sim.kernel
+    profile = kernel.profile
+    config = sim.config
+    if kernel.pages.live or kernel.live_skbs:
+        raise ValueError("unexpected pages at start")
+    fields = base_config(sim, trace, plot)
+    fields.update(
+        DRIVER=DRIVER_TUN, COND_ROOM=-1,  # skb_condense() changes no tun skb (_TunLengths checks it per length)
+        RING_COUNT=1, RXMAX=MAX_TUN_FRAME, TUN_SNDBUF=sim.cpus[0].queue.tfile.sk.sk_sndbuf,
+        TF_ORDER=profile.get_order(SKB_FRAG_PAGE_SIZE), TUN_SMP=profile.SMP_CACHE_BYTES,
+        # alloc_skb_with_frags() as tun_alloc_skb() calls it: its form, the starting order, the frag limit
+        TUN_CHUNKS=int(lengths.chunks),
+        TUN_MAX_ORDER=0 if profile.feature("tun_alloc_linear") == "whole_frame" else PAGE_ALLOC_COSTLY_ORDER,
+        TUN_FRAG_LIMIT=profile.MAX_SKB_FRAGS - (
+            1 if profile.feature("alloc_skb_with_frags_limit") == "max_skb_frags_minus_1" else 0),
+    )
+    if lengths.napi_head is not None:
+        # IFF_NAPI_FRAGS: napi_get_frags()'s head from this CPU's NAPI caches
+        frag_cache = kernel.cpus[0].napi_alloc_cache.page
+        fields.update(HEAD_KIND=lengths.napi_head["kind"], HEAD_FRAGSZ=lengths.napi_head["fragsz"],
+                      PF_ORDER=frag_cache.max_order, PF_DOWN=0 if frag_cache.offset_up else 1)
+    ncpus = config.cpus
+    # Written skbs waiting for the stack: a queue holds at most the frames of the run (and the fast engine
+    # gives up beyond TUN_INFLIGHT_MAX), all queues together at most the frames of the run
+    inflight = TUN_INFLIGHT_MAX if config.count is None else max(1, min(config.count + 1, TUN_INFLIGHT_MAX))
+    waiting = ncpus * inflight if config.count is None else min(ncpus * inflight, config.count + 1)
+    qcap = socket_queue_capacity(config, sim.sock.rcvbuf, lengths.min_truesize)
+    # Live sk_buffs: queued, written and waiting, in the NAPI caches and defer lists.
+    live_bound = qcap + waiting + ncpus * (profile.NAPI_SKB_CACHE_SIZE + SKB_DEFER_MAX + NAPI_POLL_WEIGHT) + 16
+    slab_cap = live_bound + 16
+    # Live pages per skb: its head's page (task_frag block, slab or pages of its own), its sk_buff's slab page
+    # and its frag blocks; plus each writer's task_frag block.
+    frags = lengths.max_frags
+    page_cap = live_bound * (frags + 3) + ncpus + 64
+    caches = [(0, 1, 0, 0)] * (max(lengths.caches) + 1)  # (unused ones: no slabs)
+    caches[CACHE_SKB] = slab_spec(kernel.skbuff_cache, slab_cap)
+    for c, cache in lengths.caches.items():
+        caches[c] = slab_spec(cache, slab_cap)
+    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=live_bound, frags=frags, ring_bias=0)
+    return new_kernel(sim, fields, sizes, tun=new_tun_queues(lengths.tab, ncpus, inflight))
+
+
+# -- tables read from the model on a scratch kernel ------------------------------------------------------
+
+
+def legacy_header_skb(ref: Simulation) -> dict:
+    """What ice_construct_skb()'s header skb is on this kernel, from the model itself.
+
+    _ice_alloc_hdr_skb() runs on a scratch kernel of the same profile (so the
+    run's kernel is untouched): its head source, truesize, end and tail after
+    the reserve are what every legacy header skb of the run gets.
+    """
+    from skbsim.drivers.ice import _ice_alloc_hdr_skb
+    from skbsim.kernel import Kernel
+
+    scratch = Kernel(ref.kernel.profile, ncpus=1)
+    ring = ref.cpus[0].queue
+    with scratch.softirq(0):
+        skb = _ice_alloc_hdr_skb(scratch, ring)
+    return {"source": skb.head_source, "path": skb.path, "truesize": skb.truesize, "end": skb.end,
+            "tail": skb.tail, "head_size": skb.head_size}
+
+
+def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
+    """What copybreak_copy_skb()'s napi_alloc_skb(len) gives for every len up to copybreak.
+
+    Each length runs through the model's napi_alloc_skb() on a scratch kernel
+    of the same profile (the run's kernel is untouched): (head kind, truesize,
+    page_frag fragment size, path, head source).  A head from anywhere but the
+    1K pieces, skbuff_small_head or the NAPI page_frag_cache is out of scope.
+    """
+    from skbsim.kernel import Kernel
+    from skbsim.net.napi import napi_struct, net_device
+    from skbsim.net.skbuff import consume_skb, napi_alloc_skb
+
+    ring = ref.cpus[0].queue
+    scratch = Kernel(ref.kernel.profile, ncpus=1)
+    napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
+    kinds = HEAD_KINDS
+    heads = []
+    for length in range(ring.copybreak + 1):
+        with scratch.softirq(0):
+            skb = napi_alloc_skb(scratch, napi, length)
+            if skb is None or skb.head_source not in kinds:
+                raise ValueError(f"the fast engine models copybreak copies into heads from {', '.join(kinds)} only; "
+                                 f"napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
+                                 f"{None if skb is None else skb.head_source}")
+            if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
+                raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
+            heads.append((kinds[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source))
+            consume_skb(scratch, skb)
+    for kind, _truesize, _fragsz, path, source in heads:
+        if (path, source) != next((h[3], h[4]) for h in heads if h[0] == kind):
+            raise ValueError("copybreak copies of one head kind with different paths")
+    return heads

@@ -1,0 +1,230 @@
+"""The fast engine's state: named records of integer arrays, one per object of the reference model.
+
+Compiled code gets the state as typed named tuples of numpy arrays.  numba passes a tuple to a
+function it calls as all of its arrays' fields, one machine word each (seven to eleven words an
+array), so a call's cost grows with the arrays it carries: about 2 ns an array on this machine.
+So the records hold only their tables, and every scalar sits in one of two shared int64 arrays with
+named indices: Kernel.st, the kernel's scalars (each object's counters and state, the run's
+statistics and its error code ERR), and Kernel.pcpu, the per-CPU scalars (a row per CPU); the run's
+constants are the int64 array Kernel.cfg, indexed by the Config names below.  docs/engines.md has
+the measurements behind the choice.
+
+=============  =================================================  ==========================
+record         what it holds                                      mirrors
+=============  =================================================  ==========================
+cfg            the run's constants (read-only)                    RunConfig, profile, driver
+st             the kernel's scalars: the page allocator's, the    (each object's scalars)
+               fault injector's, the NAPI caches' counters, the
+               socket's, the event queue's, the trace's, the
+               statistics, the error code
+pcpu           per CPU: NAPI scheduling, the queue's frame        sim._CpuState, softnet_data,
+               counts, the defer list's length and IPI, the NAPI  napi_alloc_cache, the ring,
+               caches, the ring's indices, tun's writer           tun's queue
+Pages          page ids: refcount, order, free ids, counts by     mm/page_alloc.py
+               order                                              PageAllocator
+Faults         the rules by layer and random.Random's state       mm/fault.py FaultInjector
+Slabs          the kmem caches and their slabs                    mm/slab.py KmemCache
+Frags          skbs' frag lists of several pages                  skb_shared_info.frags
+NapiCaches     per CPU: the NAPI skb cache                        net/napi.py napi_alloc_cache
+Cpus           per CPU: the defer list                            softnet_data.defer_list
+Rings          per CPU: ice/copybreak buffers and descriptors     drivers/ice.py, copybreak.py
+TunQueues      per CPU: written skbs; the per-length table        drivers/tun.py
+Socket         the UDP socket's queue, queued skbs' pages         net/sock.py udp_sock, sim
+Events         the event heap                                     sim.Simulation.events
+batch          the skbs one poll hands to the stack               sim.Simulation._poll
+Trace          --trace records, --plot's table and series         report.TraceWriter, sim._Series
+Kernel         all of the above                                   kernel.Kernel + Simulation
+=============  =================================================  ==========================
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+# -- cfg: the run's constants -------------------------------------------------------------------
+CONFIG_FIELDS = (
+    # the run
+    "NCPUS", "PAGE_SIZE", "DRIVER", "TRACE", "PLOT",
+    # time (sim.Simulation): per-packet cost, IRQ latency, the reader (unlimited, or one read per APP_GAP ns)
+    "COST", "IRQ_LATENCY", "APP_UNLIMITED", "APP_GAP",
+    # the UDP socket (net/sock.py) and skb_attempt_defer_free()
+    "RCVBUF", "STRICT_FIT", "LARGE_FIT", "FWD_DEFICIT_ONLY", "DEFER_FREE", "DEFER_LIMIT_MINUS_1",
+    # the NAPI skb cache and page_frag_cache (net/napi.py, mm/page_frag.py)
+    "NC_CACHE_SIZE", "NC_BULK", "NC_FREE", "PF_ORDER", "PF_DOWN",
+    # the ring (ice, copybreak): its size, the largest frame, buffer length and page order, ice's put rule,
+    # frame_sz and the build_skb truesize, legacy-rx's header skb (head kind, truesize, fragment size)
+    "RING_COUNT", "RXMAX", "RX_BUF_LEN", "RING_ORDER", "PUT_MODE", "FRAME_SZ", "BUILD_TRUESIZE", "LEGACY",
+    "HEAD_KIND", "HEAD_TRUESIZE", "HEAD_FRAGSZ",
+    # skb_condense() of the run's skbs with frags: the head's room from its headroom on, and its truesize
+    "COND_ROOM", "COND_TS",
+    # copybreak: the copy limit, a replacement buffer's fragment size, the build truesize, buf_size
+    "COPYBREAK", "CB_BUF_FRAGSZ", "CB_BUILD_TS", "CB_BUF_SIZE",
+    # tun: sk_sndbuf, the task_frag order, SMP_CACHE_BYTES, alloc_skb_with_frags()'s form, first order, limit
+    "TUN_SNDBUF", "TF_ORDER", "TUN_SMP", "TUN_CHUNKS", "TUN_MAX_ORDER", "TUN_FRAG_LIMIT",
+)
+(NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
+ FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
+ RXMAX, RX_BUF_LEN, RING_ORDER, PUT_MODE, FRAME_SZ, BUILD_TRUESIZE, LEGACY, HEAD_KIND, HEAD_TRUESIZE, HEAD_FRAGSZ,
+ COND_ROOM, COND_TS, COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, CB_BUF_SIZE, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_CHUNKS,
+ TUN_MAX_ORDER, TUN_FRAG_LIMIT, CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
+#: cfg[DRIVER]
+DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
+
+# -- st: the kernel's scalars ---------------------------------------------------------------------------
+(ERR,  # the run's error code (ERR_* in layout.py): the compiled loop left its modelled ground
+ # the page allocator: pages in use and their peak, its free ids' stack top, the next id never used,
+ # MAX_PAGE_ORDER
+ PG_IN_USE, PG_PEAK, PG_FREE_TOP, PG_NEXT, PG_MAX_ORDER,
+ # the fault injector: the twister's position (random.Random's state: its 624 words in Faults.mt, then
+ # this), and whether any rule is set
+ F_MT_INDEX, F_ANY,
+ # the frag lists' free rows: stack top, next row never used
+ FL_TOP, FL_NEXT,
+ # the NAPI caches' counters, all CPUs (sim._napi_cache_stats, _page_frag_stats)
+ NC_GETS, NC_HITS, NC_REFILLS, NC_PUTS, NC_FLUSHES, NC_REFILL_FAILURES, SMALL_ALLOCS, SMALL_REFILLS,
+ PF_ALLOCS, PF_REFILLS, PF_REUSES,
+ # the UDP socket (udp_sock) and its queue (a ring of Socket.queue from SK_HEAD, SK_LEN long), queued
+ # skbs' pages (Simulation.pinned), the reader (Simulation.app_next, app_waiting)
+ RMEM, FWD, DEFICIT, MEMALLOC, SK_DROPS, ENQUEUED, CONSUMED, PEAK_RMEM, SK_HEAD, SK_LEN, READER_LEN, CONDENSED,
+ PINNED, PEAK_PINNED, APP_NEXT, APP_WAITING,
+ # the event heap's length, the last order given, the clock, whether the traffic is over, IPIs to send
+ EV_LEN, EV_LAST, NOW, TRAFFIC_DONE, IPIS,
+ # --trace records in Trace.records; the memory series' length, step and count
+ TR_LEN, SR_LEN, SR_EVERY, SR_COUNT,
+ # the run's and the driver's statistics
+ PACKETS, BYTES, RING_DROPS, DELIVERED, TRUESIZE_TOTAL, POLLS, TIME_SQUEEZE, IRQS,
+ D_FRAMES, D_BYTES, D_NIC_FRAMES, D_RING_DROPS, D_OVERSIZE, D_USED, D_REUSED, D_RELEASED, D_PAGES_ALLOC,
+ D_POLLS, D_COPIED, D_BYTES_COPIED, D_FRAMES_DROPPED, D_SKB_FAILURES, D_BUF_FAILURES,
+ CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD, TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD, TUN_EAGAIN, TUN_EINVAL,
+ ST_SIZE) = range(78)
+
+# -- pcpu: the per-CPU scalars ---------------------------------------------------------------------------
+(  # sim._CpuState's scheduling; the frames the NIC (or tun's writer) queued, the driver took and it dropped
+ SCHEDULED, BUDGET_LEFT, ROUND_START, BUSY_UNTIL, Q_NIC_FRAMES, Q_FRAMES, Q_DROPPED,
+ # softnet_data's defer list: its length, its IPI on the way, the IPI's place among those the last read sent
+ DEFER_LEN, DEFER_IPI, IPI_SENT,
+ # napi_alloc_cache: the skb cache's length, page_frag_1k (page, offset), the NAPI page_frag_cache (page,
+ # offset, size, pagecnt_bias)
+ NC_LEN, P1K_PAGE, P1K_OFFSET, PF_PAGE, PF_OFFSET, PF_SIZE, PF_BIAS,
+ # the ice / copybreak ring's indices
+ NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
+ # tun: the writer's task_frag (page, offset, size), sk_wmem_alloc, the written skbs' FIFO (head, length)
+ TF_PAGE, TF_OFFSET, TF_SIZE, WMEM, HQ_HEAD, HQ_LEN,
+ PCPU_SIZE) = range(30)
+
+# -- an skb, as queues and lists hold it ---------------------------------------------------------------
+#: the columns of a row standing for an skb (struct sk_buff) in the socket queue, a tun queue, a defer
+#: list and a poll's batch: its head (a page id, or SLAB_TAG plus a kmem cache object), its frags (-1, a
+#: page id, or FL_TAG plus a row of Frags.fl), its sk_buff (an object of skbuff_head_cache), its truesize,
+#: the CPU that allocated it, its bytes in the head and in frags (tun: the frame's length in SKB_HLEN)
+SKB_HEAD, SKB_FRAG, SKB_OBJ, SKB_TS, SKB_CPU, SKB_HLEN, SKB_DLEN, SKB_FIELDS = range(8)
+
+# -- the records ------------------------------------------------------------------------------------------
+#: page[pid]: a page's reference count and order; free: ids given back (a stack); counts[order]:
+#: allocated and freed by order (orders 0 .. MAX_ORDERS - 1)
+Pages = namedtuple("Pages", ("page", "free", "counts"))
+PAGE_REF, PAGE_ORDER, PAGE_FIELDS = range(3)
+ALLOCATED, FREED = range(2)
+MAX_ORDERS = 32
+#: rules[layer]: a FaultRule's fields, plus the draw threshold: fail when the 53-bit draw behind
+#: random.random() is below it (ceil(probability * 2**53)); -1 when probability is 1 (no draw); mt:
+#: random.Random's 624 words
+Faults = namedtuple("Faults", ("rules", "mt"))
+FR_ACTIVE, FR_THRESHOLD, FR_INTERVAL, FR_TIMES, FR_SPACE, FR_COUNT, FR_INJECTED, FR_SIZE = range(8)
+MT_N = 624
+#: caches[cache]: its partial list's length, its free slab slots' stack top, the next slot never used,
+#: live objects, slab order, objects per slab, fault layer, failed allocations, and where its slots start
+#: in slot (and its partial list and free slots in partial and slotfree) and in stack (objs + 1 words a
+#: slot: the objects freed to the slab, last freed first, then the next never handed out);
+#: slot[global slot]: its freed objects' stack top, objects in use, and its page
+Slabs = namedtuple("Slabs", ("caches", "stack", "slot", "partial", "slotfree"))
+(K_NPARTIAL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_LAYER, K_FAILED, K_SLOT_BASE, K_SLOTS, K_STACK_BASE,
+ K_SIZE) = range(12)
+SLAB_TOP, SLAB_INUSE, SLAB_PAGE, SLAB_FIELDS = range(4)
+#: the caches of a run, by index: skbuff_head_cache, skbuff_small_head (where the release has it), then
+#: the kmalloc caches tun heads may come from (np.int64: passed to compiled functions as a value, not a
+#: literal, so that they are compiled once)
+CACHE_SKB, CACHE_SMALL, CACHE_KMALLOC = np.int64(0), np.int64(1), 2
+#: rows of Slabs.caches (a fixed number: one compiled loop serves every run)
+CACHES = 16
+#: fl rows: [count, page ids..., free-stack slot] (the last column of row i is entry i of the free stack)
+Frags = namedtuple("Frags", ("fl",))
+#: skb[cpu]: each CPU's skb cache (sk_buff objects), NC_LEN of them
+NapiCaches = namedtuple("NapiCaches", ("skb",))
+#: defer[cpu, j]: the skbs (SKB_* columns) waiting on the CPU's defer list, DEFER_LEN of them
+Cpus = namedtuple("Cpus", ("defer",))
+#: buf[cpu, slot]: each slot's buffer (struct ice_rx_buf: a page id, its pagecnt_bias, the page count
+#: sampled when cleaned); desc[cpu, slot]: each descriptor's status (DD_*), length and header length;
+#: copy: copybreak's table by length (CB_* rows)
+Rings = namedtuple("Rings", ("buf", "desc", "copy"))
+BUF_PAGE, BUF_BIAS, BUF_PGCNT, BUF_FIELDS = range(4)
+DESC_DD, DESC_LEN, DESC_HLEN, DESC_FIELDS = range(4)
+CB_KIND, CB_TRUESIZE, CB_FRAGSZ = range(3)
+#: tab: the per-length table (T_* columns, filled by tun._TunLengths); delivered: skbs by frame length;
+#: queue[cpu, j]: each queue's FIFO of written skbs not yet taken by the stack (SKB_* columns)
+TunQueues = namedtuple("TunQueues", ("tab", "delivered", "queue"))
+#: queue: the queued skbs (SKB_* columns); pin[pid]: queued skbs keeping page pid alive
+Socket = namedtuple("Socket", ("queue", "pin"))
+#: heap[i]: an event's time, order, kind and CPU (Simulation.events' tuples), a binary heap of EV_LEN
+Events = namedtuple("Events", ("heap",))
+EV_TIME, EV_ORDER, EV_KIND, EV_CPU, EV_FIELDS = range(5)
+#: records: rows of T_* columns (layout.py); table[frame length, nr_frags]: skbs and their truesize;
+#: series: (time, pages in use, rmem) points
+Trace = namedtuple("Trace", ("records", "table", "series"))
+TB_COUNT, TB_TRUESIZE = range(2)
+
+Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
+                               "sock", "events", "batch", "trace"))
+
+
+def _zeros(*shape, dtype=np.int64):
+    return np.zeros(shape, dtype)
+
+
+def new_scalars() -> np.ndarray:
+    st = _zeros(ST_SIZE)
+    st[APP_WAITING] = 1  # the reader starts blocked in recvmsg(), waiting for the first datagram
+    st[SR_EVERY] = 1
+    return st
+
+
+def new_pcpu(ncpus: int, budget: int) -> np.ndarray:
+    pcpu = _zeros(ncpus, PCPU_SIZE)
+    pcpu[:, BUDGET_LEFT] = budget
+    pcpu[:, P1K_PAGE] = -1
+    pcpu[:, PF_PAGE] = -1
+    pcpu[:, TF_PAGE] = -1
+    return pcpu
+
+
+def new_pages(capacity: int) -> Pages:
+    return Pages(_zeros(capacity, PAGE_FIELDS), _zeros(capacity), _zeros(MAX_ORDERS, 2))
+
+
+def new_slabs(caches) -> Slabs:
+    """The kmem caches: caches[i] = (order, objects per slab, fault layer, slabs it may hold at once) for
+    cache i, the rest unused."""
+    table = _zeros(CACHES, K_SIZE)
+    slot_base = stack_base = 0
+    for c, (order, objs, layer, slots) in enumerate(caches):
+        table[c, K_ORDER], table[c, K_OBJS], table[c, K_LAYER] = order, objs, layer
+        table[c, K_SLOT_BASE], table[c, K_SLOTS], table[c, K_STACK_BASE] = slot_base, slots, stack_base
+        slot_base += slots
+        stack_base += slots * (objs + 1)
+    table[len(caches):, K_OBJS] = 1
+    slots = max(1, slot_base)
+    return Slabs(table, _zeros(max(1, stack_base), dtype=np.int32), _zeros(slots, SLAB_FIELDS), _zeros(slots),
+                 _zeros(slots))
+
+
+def new_rings(ncpus: int, count: int, bias: int, copy) -> Rings:
+    buf = _zeros(ncpus, count, BUF_FIELDS)
+    buf[:, :, BUF_PAGE] = -1
+    buf[:, :, BUF_BIAS] = bias
+    return Rings(buf, _zeros(ncpus, count, DESC_FIELDS), copy)
+
+
+def new_tun_queues(tab, ncpus: int, inflight: int) -> TunQueues:
+    return TunQueues(tab, _zeros(tab.shape[0]), _zeros(ncpus, inflight, SKB_FIELDS))

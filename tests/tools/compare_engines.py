@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Both engines over random workloads, key for key: the fast engine must give the reference engine's JSON.
+
+Not part of the test suite (tests/test_fast_engine.py runs a few hundred random workloads per run);
+this is the long comparison run before a change to either engine is merged.  Each workload draws a
+kernel (the built-in profiles and unusual ones derived from them: 16 KiB and 64 KiB pages, the
+largest page order 1 to 3, MAX_SKB_FRAGS up to 45, 128-byte cache lines, NET_IP_ALIGN 2), a driver
+and its options, traffic, timing, socket, CPUs and fault rules; both engines run it, and every key
+of the JSON (the engine's name aside) must be equal, with --trace and --plot data too for a share of
+them.  A workload the fast engine hands to the reference engine is counted (with the reason), not
+compared.  Prints one line per difference (the workload, to rerun it) and a summary; exit 1 if any
+differs.
+
+Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+KERNELS = ("6.1", "6.9", "6.12", "6.18", "host")
+#: unusual profiles: (base, name, constants) -- sizeof_skb_shared_info follows MAX_SKB_FRAGS, and 6.1's
+#: MAX_SKB_FRAGS follows PAGE_SIZE (Profile.derive)
+UNUSUAL = (
+    ("6.9", "6.9-16k", {"PAGE_SIZE": 16384}),
+    ("6.18", "6.18-64k", {"PAGE_SIZE": 65536}),
+    ("6.1", "6.1-16k", {"PAGE_SIZE": 16384}),
+    ("6.12", "6.12-order1", {"MAX_PAGE_ORDER": 1}),
+    ("6.9", "6.9-order2", {"MAX_PAGE_ORDER": 2}),
+    ("6.18", "6.18-order3", {"MAX_PAGE_ORDER": 3}),
+    ("6.9", "6.9-frags45", {"MAX_SKB_FRAGS": 45}),
+    ("6.18", "6.18-frags30", {"MAX_SKB_FRAGS": 30}),
+    ("6.12", "6.12-l1-128", {"L1_CACHE_BYTES": 128}),
+    ("6.18", "6.18-ipalign2", {"NET_IP_ALIGN": 2}),
+    ("6.9", "6.9-16k-frags20", {"PAGE_SIZE": 16384, "MAX_SKB_FRAGS": 20}),
+)
+LAYERS = ("page_alloc", "slab", "skb_head", "skb_data", "page_frag")
+
+
+def write_profiles(folder: Path) -> list[str]:
+    """The unusual profiles as TOML files in folder; their paths."""
+    from skbsim.profile import load_profile
+
+    paths = []
+    for base, name, constants in UNUSUAL:
+        path = folder / f"{name}.toml"
+        path.write_text(load_profile(base).derive(origin=str(path), constants=constants, name=name).to_toml())
+        paths.append(str(path))
+    return paths
+
+
+def _ice(rng: random.Random) -> tuple[dict, str]:
+    options = {"rx": rng.choice(("legacy", "build_skb"))}
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("64", "96", "512", "2048"))
+    if rng.random() < 0.4:
+        options["mtu"] = rng.choice(("68", "1200", "1500", "3000", "9000"))
+    traffic = rng.choice(("imix", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-1664",
+                          "uniform:14-9018", "fixed:3300", "fixed:9018"))
+    return options, traffic
+
+
+def _copybreak(rng: random.Random) -> tuple[dict, str]:
+    rx_buf = rng.choice((None, "512", "1514", "1600", "3712"))
+    options = {"rx_buf": rx_buf} if rx_buf else {}
+    copybreak = rng.choice((None, "0", "64", "200", "256", "300", "700", "1000", "1514"))
+    if copybreak and int(copybreak) <= int(rx_buf or 2048):
+        options["copybreak"] = copybreak
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("8", "64", "512"))
+    traffic = rng.choice(("imix", "fixed:60", "fixed:257", "uniform:14-1600", "uniform:60-500", "uniform:14-4000"))
+    return options, traffic
+
+
+def _tun(rng: random.Random) -> tuple[dict, str]:
+    options = {}
+    for key, values in (("write", ("block", "nonblock")), ("napi", ("0", "1", "frags")),
+                        ("sndbuf", ("1", "3000", "100000", "2147483647"))):
+        if rng.random() < 0.5:
+            options[key] = rng.choice(values)
+    if options.get("napi") == "frags":
+        options.update(napi="1", frags="1")
+    traffic = rng.choice(("imix", "fixed:14", "fixed:60", "fixed:3456", "fixed:4032", "fixed:65535",
+                          "uniform:14-1600", "uniform:3400-4100", "uniform:7000-9000", "uniform:14-65535"))
+    return options, traffic
+
+
+#: the drivers the fast engine runs: (weight, how to draw its options and traffic, whether it takes 4 KiB
+#: pages only); a driver added to the fast engine gets an entry here
+DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False)}
+
+
+def draw(rng: random.Random, profiles: list[str], max_frames: int) -> dict:
+    """One random workload: RunConfig's keyword arguments."""
+    kernel = rng.choice(KERNELS + tuple(profiles))
+    driver = rng.choice([name for name, (weight, _, _) in DRIVERS.items() for _ in range(weight)])
+    if DRIVERS[driver][2] and ("16k" in kernel or "64k" in kernel):
+        driver = rng.choice([name for name, (_, _, small_pages) in DRIVERS.items() if not small_pages])
+    options, traffic = DRIVERS[driver][1](rng)
+    rate = rng.choice((None, 1e5, 1e6, 3e6, 2e7, 1234567.0))
+    faults = ()
+    if rng.random() < 0.4:
+        layers = rng.sample(LAYERS, rng.randint(1, 3))
+        faults = tuple((layer, rng.choice((0.0, 0.001, 0.02, 0.3, 1.0)), rng.randint(1, 5),
+                        rng.choice((-1, 0, 1, 3, 100)), rng.randint(0, 300)) for layer in layers)
+    return dict(
+        kernel=kernel, driver=driver, options=options, traffic=traffic, count=rng.randint(0, max_frames),
+        rate=rate, arrival="poisson" if rate and rng.random() < 0.3 else "constant",
+        rcvbuf=rng.choice((1, 2304, 5_000, 50_000, 212_992, 4_000_000)),
+        app_rate=rng.choice((None, 1e4, 5e5, 3e6)), seed=rng.randint(0, 1000), cpus=rng.randint(1, 4),
+        flows=rng.choice((1, 2, 16, 500)), packet_cost_ns=rng.choice((0, 100, 500, 3_000)),
+        irq_latency_ns=rng.choice((0, 2_000, 50_000)), faults=faults,
+    )
+
+
+def compare(job: tuple[int, dict, bool]) -> tuple[int, str, str]:
+    """(index, outcome, detail): outcome 'same', 'differ', 'fallback' or 'reference-error'."""
+    index, workload, with_trace = job
+    from skbsim.fast import simulate_engine
+    from skbsim.report import TraceWriter
+    from skbsim.sim import RunConfig
+
+    outputs = {}
+    with tempfile.TemporaryDirectory(prefix="skbsim-compare-") as tmp:
+        for engine in ("reference", "fast"):
+            path = os.path.join(tmp, f"{engine}.csv")
+            trace = TraceWriter(path) if with_trace else None
+            try:
+                result, extra, why = simulate_engine(RunConfig(**workload), engine, trace=trace, plot=with_trace)
+            except Exception as err:  # the reference engine's own failures are reported, not compared
+                if engine == "reference":
+                    return index, "reference-error", f"{type(err).__name__}: {err}"
+                raise
+            finally:
+                if trace is not None:
+                    trace.close()
+            if why is not None:
+                return index, "fallback", why
+            result = dict(result)
+            result.pop("engine")
+            outputs[engine] = (result, extra if with_trace else None,
+                               Path(path).read_bytes() if with_trace else None)
+    reference, fast = outputs["reference"], outputs["fast"]
+    if reference == fast:
+        return index, "same", ""
+    keys = [key for key in reference[0] if reference[0][key] != fast[0].get(key)]
+    what = f"keys {keys}" if keys else ("plot data" if reference[1] != fast[1] else "trace")
+    return index, "differ", what
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workloads", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--max-frames", type=int, default=3000)
+    parser.add_argument("--trace-share", type=float, default=0.1, help="share of workloads also compared with "
+                        "--trace and --plot")
+    args = parser.parse_args()
+    from skbsim.fast.cache import compile_now
+
+    compile_now()
+    rng = random.Random(args.seed)
+    started = time.perf_counter()
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    frames = 0
+    with tempfile.TemporaryDirectory(prefix="skbsim-profiles-") as folder:
+        profiles = write_profiles(Path(folder))
+        jobs = []
+        for index in range(args.workloads):
+            workload = draw(rng, profiles, args.max_frames)
+            frames += workload["count"]
+            jobs.append((index, workload, rng.random() < args.trace_share))
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for index, outcome, detail in pool.map(compare, jobs, chunksize=4):
+                outcomes[outcome] += 1
+                if outcome == "fallback" or outcome == "reference-error":
+                    reasons[f"{outcome}: {detail}"] += 1
+                if outcome == "differ":
+                    print(f"DIFFER ({detail}): {jobs[index][1]!r} trace={jobs[index][2]}", flush=True)
+    elapsed = time.perf_counter() - started
+    print(f"{args.workloads} workloads ({frames:,} frames, seed {args.seed}, {len(UNUSUAL)} unusual profiles) "
+          f"in {elapsed:.0f} s: {outcomes['same']} identical, {outcomes['differ']} different, "
+          f"{outcomes['fallback']} run by the reference engine instead, {outcomes['reference-error']} "
+          "refused by the reference engine")
+    for reason, n in reasons.most_common():
+        print(f"  {n:5d}  {reason}")
+    return 1 if outcomes["differ"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
