@@ -136,7 +136,7 @@ def _deactivate_slab(slabs, c, slot, cpu_free, pages, st):
 
 @njit(cache=True)
 def _put_partials(slabs, c, cpu, count, pages, st):
-    """__put_partials() (SlabAllocator.__put_partials) of cpu_partial[c, cpu, :count], head (the last) first, to the node list's tail; the
+    """__put_partials() of cpu_partial[c, cpu, :count], head (the last) first, to the node list's tail; the
     empty slabs the node has no room for are discarded afterwards, the last found first."""
     K = slabs.caches[c]
     base = K[K_SLOT_BASE]

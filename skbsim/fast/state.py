@@ -230,7 +230,8 @@ def new_slabs(caches, ncpus: int) -> Slabs:
         if spec is None:
             continue
         row = table[c]
-        row[K_ORDER], row[K_OBJS], row[K_MIN_ORDER], row[K_MIN_OBJS] = spec.order, spec.objs, spec.min_order, spec.min_objs
+        row[K_ORDER], row[K_OBJS] = spec.order, spec.objs
+        row[K_MIN_ORDER], row[K_MIN_OBJS] = spec.min_order, spec.min_objs
         row[K_LAYER], row[K_MIN_PARTIAL], row[K_CPS] = spec.layer, spec.min_partial, spec.cpu_partial_slabs
         row[K_FROZEN_PARTIAL] = spec.frozen_partial
         row[K_SLOT_BASE], row[K_SLOTS], row[K_STACK_BASE] = slot_base, spec.slots, stack_base
