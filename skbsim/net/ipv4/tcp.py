@@ -14,7 +14,9 @@ is its data length.
 
 Explanations are events: when ``sk.events`` is a list, the model appends
 ``(name, numbers)`` for each rule that decided a figure (see
-:func:`tcp_event`); skbsim.commands.tcp turns them into words.
+:func:`tcp_event`); skbsim.commands.tcp turns them into words.  Every call
+site tests ``sk.events is not None`` first, so that with explanations off
+(every ``run``) no event's numbers are even computed.
 """
 
 from __future__ import annotations
@@ -258,7 +260,8 @@ class tcp_sock:
 
 
 def tcp_event(sk: tcp_sock, name: str, **numbers) -> None:
-    """Record that a rule fired, with its numbers, when explanations are wanted."""
+    """Record that a rule fired, with its numbers (callers test ``sk.events is not None`` first: nothing
+    is computed when explanations are off)."""
     if sk.events is not None:
         sk.events.append((name, numbers))
 
@@ -340,7 +343,8 @@ def sock_setsockopt_rcvbuf(sk: tcp_sock, val: int) -> None:
     """net/core/sock.c: sk_setsockopt(SO_RCVBUF): __sock_set_rcvbuf(min(val, rmem_max)) - doubled, at least
     SOCK_MIN_RCVBUF, and SOCK_RCVBUF_LOCK so autotuning leaves it alone."""
     __sock_set_rcvbuf(sk, val, sk.net.sysctl_rmem_max, SOCK_MIN_RCVBUF(sk.kernel.profile))
-    tcp_event(sk, "so_rcvbuf", val=val, rmem_max=sk.net.sysctl_rmem_max, rcvbuf=sk.sk_rcvbuf)
+    if sk.events is not None:
+        tcp_event(sk, "so_rcvbuf", val=val, rmem_max=sk.net.sysctl_rmem_max, rcvbuf=sk.sk_rcvbuf)
 
 
 def tcp_set_window_clamp_values(window_clamp: int, rcv_wnd: int, rcv_ssthresh: int, val: int,
@@ -369,8 +373,9 @@ def tcp_set_window_clamp(sk: tcp_sock, val: int) -> None:
         old, sk.rcv_wnd, sk.rcv_ssthresh, val, SOCK_MIN_RCVBUF(sk.kernel.profile))
     if shrunk:
         __tcp_adjust_rcv_ssthresh(sk, sk.window_clamp)
-    tcp_event(sk, "tcp_set_window_clamp", val=val, old=old, window_clamp=sk.window_clamp,
-              rcv_ssthresh=sk.rcv_ssthresh)
+    if sk.events is not None:
+        tcp_event(sk, "tcp_set_window_clamp", val=val, old=old, window_clamp=sk.window_clamp,
+                  rcv_ssthresh=sk.rcv_ssthresh)
 
 
 def tcp_eat_recv_skb(sk: tcp_sock, skb) -> None:
@@ -440,15 +445,17 @@ def __tcp_cleanup_rbuf(sk: tcp_sock, copied: int) -> None:
             and not sk.sk_rmem_alloc
         ):
             time_to_ack = True
-            tcp_event(sk, "cleanup_rbuf_ack_due", unacked=(sk.rcv_nxt - sk.rcv_wup) & U32,
-                      rcv_mss=sk.icsk_ack_rcv_mss)
+            if sk.events is not None:
+                tcp_event(sk, "cleanup_rbuf_ack_due", unacked=(sk.rcv_nxt - sk.rcv_wup) & U32,
+                          rcv_mss=sk.icsk_ack_rcv_mss)
     if copied > 0 and not time_to_ack:
         rcv_window_now = tcp_receive_window(sk)
         if 2 * rcv_window_now <= sk.window_clamp:
             new_window = __tcp_select_window(sk)
             if new_window and new_window >= 2 * rcv_window_now:
                 time_to_ack = True
-                tcp_event(sk, "cleanup_rbuf_window_update", now=rcv_window_now, new=new_window)
+                if sk.events is not None:
+                    tcp_event(sk, "cleanup_rbuf_window_update", now=rcv_window_now, new=new_window)
     if time_to_ack:
         tcp_mstamp_refresh(sk)
         tcp_send_ack(sk)

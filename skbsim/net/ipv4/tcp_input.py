@@ -206,7 +206,8 @@ def tcp_sndbuf_expand(sk: tcp_sock) -> None:
                                  profile.SKB_HEAD_STRUCT_SIZE, sk.snd_cwnd, sk.reordering, factor)
     if sk.sk_sndbuf < sndmem:
         sk.sk_sndbuf = min(sndmem, sk.net.sysctl_tcp_wmem[2])
-    tcp_event(sk, "sndbuf_expand", cc=sk.icsk_ca_ops.name, factor=factor, sndmem=sndmem, sndbuf=sk.sk_sndbuf)
+    if sk.events is not None:
+        tcp_event(sk, "sndbuf_expand", cc=sk.icsk_ca_ops.name, factor=factor, sndmem=sndmem, sndbuf=sk.sk_sndbuf)
 
 
 def init_buffer_space_values(window_clamp: int, maxwin: int, advmss: int, app_win: int, rcv_ssthresh: int,
@@ -240,8 +241,9 @@ def tcp_init_buffer_space(sk: tcp_sock) -> None:
     old_clamp = sk.window_clamp
     sk.window_clamp, sk.rcv_ssthresh, sk.rcvq_space_space = init_buffer_space_values(
         sk.window_clamp, maxwin, sk.advmss, sk.net.sysctl_tcp_app_win, sk.rcv_ssthresh, sk.rcv_wnd)
-    tcp_event(sk, "init_buffer_space", maxwin=maxwin, old_clamp=old_clamp, window_clamp=sk.window_clamp,
-              advmss=sk.advmss, rcv_ssthresh=sk.rcv_ssthresh, rcv_space=sk.rcvq_space_space)
+    if sk.events is not None:
+        tcp_event(sk, "init_buffer_space", maxwin=maxwin, old_clamp=old_clamp, window_clamp=sk.window_clamp,
+                  advmss=sk.advmss, rcv_ssthresh=sk.rcv_ssthresh, rcv_space=sk.rcvq_space_space)
 
 
 def initialize_rcv_mss_value(advmss: int, mss_cache: int, rcv_wnd: int) -> int:
@@ -284,7 +286,9 @@ def tcp_measure_rcv_mss(sk: tcp_sock, skb) -> None:
         if sk.scaling_ratio and length != sk.icsk_ack_rcv_mss:
             old_ratio = sk.scaling_ratio
             sk.scaling_ratio = scaling_ratio_of(skb.len, skb.truesize)
-            tcp_event(sk, "scaling_ratio", len=skb.len, truesize=skb.truesize, old=old_ratio, ratio=sk.scaling_ratio)
+            if sk.events is not None:
+                tcp_event(sk, "scaling_ratio", len=skb.len, truesize=skb.truesize, old=old_ratio,
+                          ratio=sk.scaling_ratio)
             rule = sk.kernel.profile.feature("tcp_scaling_ratio_clamp")
             if old_ratio != sk.scaling_ratio and rule != "none":
                 val = tcp_win_from_space(sk, sk.sk_rcvbuf)
@@ -292,7 +296,8 @@ def tcp_measure_rcv_mss(sk: tcp_sock, skb) -> None:
                     tcp_set_window_clamp(sk, val)
                 else:
                     sk.window_clamp = val
-                    tcp_event(sk, "window_clamp_from_ratio", rcvbuf=sk.sk_rcvbuf, window_clamp=val)
+                    if sk.events is not None:
+                        tcp_event(sk, "window_clamp_from_ratio", rcvbuf=sk.sk_rcvbuf, window_clamp=val)
                 if rule != "write" and sk.window_clamp < sk.rcvq_space_space:
                     sk.rcvq_space_space = sk.window_clamp
         sk.icsk_ack_rcv_mss = min(length, sk.advmss)
@@ -376,8 +381,9 @@ def tcp_grow_window(sk: tcp_sock, skb, adjust: bool) -> None:
     """
     room = min(sk.window_clamp, tcp_space(sk)) - sk.rcv_ssthresh
     if room <= 0:
-        tcp_event(sk, "grow_window_no_room", window_clamp=sk.window_clamp, space=tcp_space(sk),
-                  rcv_ssthresh=sk.rcv_ssthresh)
+        if sk.events is not None:
+            tcp_event(sk, "grow_window_no_room", window_clamp=sk.window_clamp, space=tcp_space(sk),
+                      rcv_ssthresh=sk.rcv_ssthresh)
         return
     profile = sk.kernel.profile
     truesize = truesize_adjust_value(adjust, skb.truesize, skb.len, skb_headlen(skb), profile.SKB_TRUESIZE(skb.end))
@@ -389,8 +395,9 @@ def tcp_grow_window(sk: tcp_sock, skb, adjust: bool) -> None:
         incr = max(incr, 2 * skb.len)
         sk.rcv_ssthresh += min(room, incr)
         sk.icsk_ack_quick |= 1
-    tcp_event(sk, "grow_window", truesize=truesize, len=skb.len, win_truesize=tcp_win_from_space(sk, truesize),
-              incr=incr, room=room, old=old, rcv_ssthresh=sk.rcv_ssthresh)
+    if sk.events is not None:
+        tcp_event(sk, "grow_window", truesize=truesize, len=skb.len, win_truesize=tcp_win_from_space(sk, truesize),
+                  incr=incr, room=room, old=old, rcv_ssthresh=sk.rcv_ssthresh)
 
 
 def tcp_clamp_window(sk: tcp_sock) -> None:
@@ -404,8 +411,9 @@ def tcp_clamp_window(sk: tcp_sock) -> None:
         sk.sk_rcvbuf = min(sk.sk_rmem_alloc, rmem2)
     if sk.sk_rmem_alloc > sk.sk_rcvbuf:
         sk.rcv_ssthresh = min(sk.window_clamp, 2 * sk.advmss)
-    tcp_event(sk, "clamp_window", rmem=sk.sk_rmem_alloc, old_rcvbuf=old_rcvbuf, rcvbuf=sk.sk_rcvbuf,
-              old_ssthresh=old_ssthresh, rcv_ssthresh=sk.rcv_ssthresh)
+    if sk.events is not None:
+        tcp_event(sk, "clamp_window", rmem=sk.sk_rmem_alloc, old_rcvbuf=old_rcvbuf, rcvbuf=sk.sk_rcvbuf,
+                  old_ssthresh=old_ssthresh, rcv_ssthresh=sk.rcv_ssthresh)
 
 
 # -- receive RTT and autotuning ------------------------------------------------------------------
@@ -440,7 +448,8 @@ def tcp_rcv_rtt_update(sk: tcp_sock, sample: int, win_dep: bool) -> None:
     old = sk.rcv_rtt_est_rtt_us
     sk.rcv_rtt_est_rtt_us = rcv_rtt_update_value(sk.kernel.profile.feature("tcp_rcv_rtt_update"), old, sample,
                                                  win_dep, sk.rcv_nxt == sk.copied_seq) & U32
-    tcp_event(sk, "rcv_rtt", sample=sample, win_dep=win_dep, old=old, rtt_us=sk.rcv_rtt_est_rtt_us)
+    if sk.events is not None:
+        tcp_event(sk, "rcv_rtt", sample=sample, win_dep=win_dep, old=old, rtt_us=sk.rcv_rtt_est_rtt_us)
 
 
 def tcp_rcv_rtt_measure(sk: tcp_sock) -> None:
@@ -564,8 +573,9 @@ def _raise_rcvbuf(sk: tcp_sock, rcvbuf: int, rule: str, **numbers) -> None:
     if rcvbuf > sk.sk_rcvbuf:
         sk.sk_rcvbuf = rcvbuf
         sk.window_clamp = tcp_win_from_space(sk, rcvbuf)
-    tcp_event(sk, "rcvbuf_grow", rule=rule, candidate=rcvbuf, old=old, rcvbuf=sk.sk_rcvbuf,
-              window_clamp=sk.window_clamp, **numbers)
+    if sk.events is not None:
+        tcp_event(sk, "rcvbuf_grow", rule=rule, candidate=rcvbuf, old=old, rcvbuf=sk.sk_rcvbuf,
+                  window_clamp=sk.window_clamp, **numbers)
 
 
 def tcp_rcv_space_adjust(sk: tcp_sock) -> None:
@@ -591,7 +601,8 @@ def tcp_rcv_space_adjust(sk: tcp_sock) -> None:
     if rule not in ("rcvmem", "space_from_win"):
         copied -= (sk.rcv_nxt - sk.copied_seq) & U32
     space = sk.rcvq_space_space
-    tcp_event(sk, "rcv_space_adjust", time=elapsed, rtt_us=sk.rcv_rtt_est_rtt_us >> 3, copied=copied, space=space)
+    if sk.events is not None:
+        tcp_event(sk, "rcv_space_adjust", time=elapsed, rtt_us=sk.rcv_rtt_est_rtt_us >> 3, copied=copied, space=space)
     if copied > space:
         if rule in ("double", "rcvbuf_grow", "rcvbuf_grow_low_rtt"):
             if rule == "double":
@@ -638,7 +649,8 @@ def tcp_event_data_recv(sk: tcp_sock, skb) -> None:
             sk.icsk_ack_ato = min((sk.icsk_ack_ato >> 1) + m, sk.icsk_rto)
         elif m > sk.icsk_rto:
             tcp_incr_quickack(sk, TCP_MAX_QUICKACKS)
-            tcp_event(sk, "quickack_after_gap", gap=m, rto=sk.icsk_rto, quick=sk.icsk_ack_quick)
+            if sk.events is not None:
+                tcp_event(sk, "quickack_after_gap", gap=m, rto=sk.icsk_rto, quick=sk.icsk_ack_quick)
     sk.icsk_ack_lrcvtime = now
     if skb.len >= 128:
         tcp_grow_window(sk, skb, True)
@@ -680,7 +692,8 @@ def tcp_try_coalesce(sk: tcp_sock, to, frm) -> tuple[bool, bool]:
     to.cb.end_seq = frm.cb.end_seq
     to.cb.ack_seq = frm.cb.ack_seq
     to.cb.tcp_flags |= frm.cb.tcp_flags
-    tcp_event(sk, "coalesce", len=frm.len, delta=delta, stolen=stolen, to_truesize=to.truesize)
+    if sk.events is not None:
+        tcp_event(sk, "coalesce", len=frm.len, delta=delta, stolen=stolen, to_truesize=to.truesize)
     return True, stolen
 
 
@@ -715,8 +728,9 @@ def tcp_try_rmem_schedule(sk: tcp_sock, skb, size: int) -> int:
     """
     ingest = tcp_can_ingest(sk, skb)
     if not ingest or not sk_rmem_schedule(sk, skb, size):
-        tcp_event(sk, "rmem_schedule_fails", rule=sk.kernel.profile.feature("tcp_rcvbuf_admission"),
-                  rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf, truesize=skb.truesize, len=skb.len)
+        if sk.events is not None:
+            tcp_event(sk, "rmem_schedule_fails", rule=sk.kernel.profile.feature("tcp_rcvbuf_admission"),
+                      rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf, truesize=skb.truesize, len=skb.len)
         if tcp_prune_queue(sk, skb) < 0:
             return -1
         while not sk_rmem_schedule(sk, skb, size):
@@ -843,7 +857,8 @@ def tcp_data_queue_ofo(sk: tcp_sock, skb) -> None:
         before_condense = skb.truesize
         skb_condense(sk.kernel, skb)
         if skb.truesize != before_condense:
-            tcp_event(sk, "skb_condense", before=before_condense, after=skb.truesize)
+            if sk.events is not None:
+                tcp_event(sk, "skb_condense", before=before_condense, after=skb.truesize)
         skb_set_owner_r(skb, sk)
         _verdict(sk, skb, "queued")
     _update_sacks(sk)
@@ -876,7 +891,8 @@ def tcp_data_queue(sk: tcp_sock, skb) -> None:
     if cb.seq == sk.rcv_nxt:
         if tcp_receive_window(sk) == 0:
             NET_INC_STATS(sk, "TCPZeroWindowDrop")
-            tcp_event(sk, "zero_window_drop", rcv_wnd=sk.rcv_wnd)
+            if sk.events is not None:
+                tcp_event(sk, "zero_window_drop", rcv_wnd=sk.rcv_wnd)
             _out_of_window(sk, skb, "TCP_ZEROWINDOW")
             return
         nomem = sk.kernel.profile.feature("tcp_nomem_ack")
@@ -885,7 +901,8 @@ def tcp_data_queue(sk: tcp_sock, skb) -> None:
                 sk_forced_mem_schedule(sk, skb.truesize)
             elif tcp_try_rmem_schedule(sk, skb, skb.truesize):
                 NET_INC_STATS(sk, "TCPRcvQDrop")
-                tcp_event(sk, "rcvq_drop", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+                if sk.events is not None:
+                    tcp_event(sk, "rcvq_drop", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
                 tcp_drop_reason(sk, skb, "PROTO_MEM")
                 return
         elif tcp_try_rmem_schedule(sk, skb, skb.truesize):
@@ -893,11 +910,13 @@ def tcp_data_queue(sk: tcp_sock, skb) -> None:
             inet_csk_schedule_ack(sk)
             if sk.sk_receive_queue and skb.len:
                 NET_INC_STATS(sk, "TCPRcvQDrop")
-                tcp_event(sk, "rcvq_drop", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+                if sk.events is not None:
+                    tcp_event(sk, "rcvq_drop", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
                 tcp_drop_reason(sk, skb, "PROTO_MEM")
                 return
             sk_forced_mem_schedule(sk, skb.truesize)
-            tcp_event(sk, "forced_mem_schedule", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
+            if sk.events is not None:
+                tcp_event(sk, "forced_mem_schedule", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
         eaten, stolen = tcp_queue_rcv(sk, skb)
         if skb.len:
             tcp_event_data_recv(sk, skb)
@@ -991,8 +1010,9 @@ def tcp_collapse(sk: tcp_sock, in_receive_queue: bool, head, tail, start: int, e
             break
     if end_of_skbs or skb.cb.tcp_flags & (TCPHDR_SYN | TCPHDR_FIN):
         return
-    tcp_event(sk, "collapse", queue="receive" if in_receive_queue else "ofo", start=start, end=end,
-              truesize=skb.truesize, len=skb.len)
+    if sk.events is not None:
+        tcp_event(sk, "collapse", queue="receive" if in_receive_queue else "ofo", start=start, end=end,
+                  truesize=skb.truesize, len=skb.len)
     tmp = []
     max_copy = SKB_MAX_ORDER0(kernel.profile)
     while before(start, end):
@@ -1007,7 +1027,8 @@ def tcp_collapse(sk: tcp_sock, in_receive_queue: bool, head, tail, start: int, e
         else:
             tmp.append(nskb)
         skb_set_owner_r(nskb, sk)
-        tcp_event(sk, "collapse_skb", copy=copy, truesize=nskb.truesize)
+        if sk.events is not None:
+            tcp_event(sk, "collapse_skb", copy=copy, truesize=nskb.truesize)
         done = False
         while copy > 0:
             size = (skb.cb.end_seq - start) & U32
@@ -1096,7 +1117,8 @@ def tcp_prune_ofo_queue(sk: tcp_sock, in_skb) -> bool:
         NET_INC_STATS(sk, "OfoPruned")
     if pruned:
         _update_sacks(sk)
-    tcp_event(sk, "prune_ofo", pruned=pruned, left=len(ofo))
+    if sk.events is not None:
+        tcp_event(sk, "prune_ofo", pruned=pruned, left=len(ofo))
     return pruned if after_in_skb else True
 
 
@@ -1124,7 +1146,8 @@ def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
             return sk.sk_rmem_alloc <= sk.sk_rcvbuf
         over = sk.sk_rmem_alloc >= sk.sk_rcvbuf
     NET_INC_STATS(sk, "PruneCalled")
-    tcp_event(sk, "prune", rule=rule, rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+    if sk.events is not None:
+        tcp_event(sk, "prune", rule=rule, rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
     if over:
         tcp_clamp_window(sk)
     if fits():
@@ -1132,7 +1155,8 @@ def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
     tcp_collapse_ofo_queue(sk)
     if sk.sk_receive_queue:
         tcp_collapse(sk, True, sk.sk_receive_queue[0], None, sk.copied_seq, sk.rcv_nxt)
-    tcp_event(sk, "after_collapse", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+    if sk.events is not None:
+        tcp_event(sk, "after_collapse", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
     if fits():
         return 0
     tcp_prune_ofo_queue(sk, in_skb)
@@ -1140,7 +1164,8 @@ def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
         return 0
     NET_INC_STATS(sk, "RcvPruned")
     sk.pred_flags = None
-    tcp_event(sk, "rcv_pruned", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+    if sk.events is not None:
+        tcp_event(sk, "rcv_pruned", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
     return -1
 
 
@@ -1165,13 +1190,16 @@ def __tcp_ack_snd_check(sk: tcp_sock, ofo_possible: bool) -> None:
     if unacked > sk.icsk_ack_rcv_mss and (
             ((sk.rcv_nxt - sk.copied_seq) & U32) < sk.sk_rcvlowat or __tcp_select_window(sk) >= sk.rcv_wnd):
         now = True
-        tcp_event(sk, "ack_now_two_segments", unacked=unacked, rcv_mss=sk.icsk_ack_rcv_mss)
+        if sk.events is not None:
+            tcp_event(sk, "ack_now_two_segments", unacked=unacked, rcv_mss=sk.icsk_ack_rcv_mss)
     elif tcp_in_quickack_mode(sk):
         now = True
-        tcp_event(sk, "ack_now_quick", quick=sk.icsk_ack_quick)
+        if sk.events is not None:
+            tcp_event(sk, "ack_now_quick", quick=sk.icsk_ack_quick)
     elif sk.icsk_ack_pending & ICSK_ACK_NOW:
         now = True
-        tcp_event(sk, "ack_now_flag")
+        if sk.events is not None:
+            tcp_event(sk, "ack_now_flag")
     if now:
         if sk.owned_by_user and sk.kernel.profile.has("tcp_backlog_ack_defer") and sk.net.sysctl_tcp_backlog_ack_defer:
             sk.tsq_flags |= TCP_ACK_DEFERRED
@@ -1201,7 +1229,8 @@ def __tcp_ack_snd_check(sk: tcp_sock, ofo_possible: bool) -> None:
     delay_ns = comp_sack_delay_ns(sk.kernel.profile.feature("tcp_comp_sack_delay") == "rtt_percent", rtt,
                                   net.sysctl_tcp_comp_sack_rtt_percent, net.sysctl_tcp_comp_sack_delay_ns)
     sk.compressed_ack_timer = net.now_us + delay_ns // 1000
-    tcp_event(sk, "ack_compressed", count=sk.compressed_ack, delay_ns=delay_ns)
+    if sk.events is not None:
+        tcp_event(sk, "ack_compressed", count=sk.compressed_ack, delay_ns=delay_ns)
 
 
 def comp_sack_delay_ns(rtt_percent_rule: bool, rtt8: int, rtt_percent: int, delay_max_ns: int) -> int:
@@ -1367,8 +1396,9 @@ def tcp_validate_incoming(sk: tcp_sock, skb) -> bool:
     if reason in ("TCP_INVALID_SEQUENCE", "TCP_INVALID_END_SEQUENCE") and \
             sk.kernel.profile.feature("tcp_sequence_check") != "seq":
         NET_INC_STATS(sk, "TCPBeyondWindow")
-    tcp_event(sk, "sequence_drop", reason=reason, seq=skb.cb.seq, end_seq=skb.cb.end_seq, rcv_nxt=sk.rcv_nxt,
-              window=tcp_receive_window(sk))
+    if sk.events is not None:
+        tcp_event(sk, "sequence_drop", reason=reason, seq=skb.cb.seq, end_seq=skb.cb.end_seq, rcv_nxt=sk.rcv_nxt,
+                  window=tcp_receive_window(sk))
     tcp_send_dupack(sk, skb)
     tcp_drop_reason(sk, skb, reason)
     return False
@@ -1399,14 +1429,16 @@ def tcp_rcv_established(sk: tcp_sock, skb) -> tuple[str, str]:
                       and after(cb.end_seq, (sk.rcv_nxt + tcp_receive_window(sk)) & U32))
             if not beyond:
                 if skb.truesize > sk.sk_forward_alloc:
-                    tcp_event(sk, "fast_path_no_fwd_alloc", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
+                    if sk.events is not None:
+                        tcp_event(sk, "fast_path_no_fwd_alloc", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
                     return _step5(sk, skb)
                 if sk.rx_opt_tstamp_ok and sk.rcv_nxt == sk.rcv_wup:
                     sk.rx_opt_ts_recent = sk.rx_opt_rcv_tsval
                 tcp_rcv_rtt_measure_ts(sk, skb)
                 NET_INC_STATS(sk, "TCPHPHits")
                 _verdict(sk, skb, "", "fast")
-                tcp_event(sk, "fast_path", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
+                if sk.events is not None:
+                    tcp_event(sk, "fast_path", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
                 skb.data += sk.tcp_header_len
                 skb.len -= sk.tcp_header_len
                 eaten, stolen = tcp_queue_rcv(sk, skb)

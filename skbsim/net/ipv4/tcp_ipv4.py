@@ -162,7 +162,8 @@ def tcp_add_backlog(sk: tcp_sock, skb) -> tuple[bool, str]:
     before = skb.truesize
     skb_condense(kernel, skb)
     if skb.truesize != before:
-        tcp_event(sk, "skb_condense", before=before, after=skb.truesize)
+        if sk.events is not None:
+            tcp_event(sk, "skb_condense", before=before, after=skb.truesize)
     cb = skb.cb
     tail = sk.sk_backlog[-1] if sk.sk_backlog else None
     if tail is not None:
@@ -185,7 +186,8 @@ def tcp_add_backlog(sk: tcp_sock, skb) -> tuple[bool, str]:
                     tcb.tsval, tcb.tsecr = cb.tsval, cb.tsecr
                 sk.sk_backlog_len += delta
                 NET_INC_STATS(sk, "TCPBacklogCoalesce")
-                tcp_event(sk, "backlog_coalesce", delta=delta, backlog=sk.sk_backlog_len)
+                if sk.events is not None:
+                    tcp_event(sk, "backlog_coalesce", delta=delta, backlog=sk.sk_backlog_len)
                 kfree_skb_partial(kernel, skb, stolen)
                 return False, "coalesced"
             skb.data -= cb.doff
@@ -194,11 +196,13 @@ def tcp_add_backlog(sk: tcp_sock, skb) -> tuple[bool, str]:
     limit = tcp_backlog_limit(rule, sk.sk_rcvbuf, sk.sk_sndbuf)
     if sk_add_backlog(sk, skb, limit):
         NET_INC_STATS(sk, "TCPBacklogDrop")
-        tcp_event(sk, "backlog_drop", limit=limit, rule=rule, backlog=sk.sk_backlog_len,
-                  rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf, sndbuf=sk.sk_sndbuf)
+        if sk.events is not None:
+            tcp_event(sk, "backlog_drop", limit=limit, rule=rule, backlog=sk.sk_backlog_len,
+                      rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf, sndbuf=sk.sk_sndbuf)
         return True, "dropped:SOCKET_BACKLOG"
-    tcp_event(sk, "backlog_queue", limit=limit, rule=rule, backlog=sk.sk_backlog_len, rmem=sk.sk_rmem_alloc,
-              rcvbuf=sk.sk_rcvbuf, sndbuf=sk.sk_sndbuf)
+    if sk.events is not None:
+        tcp_event(sk, "backlog_queue", limit=limit, rule=rule, backlog=sk.sk_backlog_len, rmem=sk.sk_rmem_alloc,
+                  rcvbuf=sk.sk_rcvbuf, sndbuf=sk.sk_sndbuf)
     return False, "queued"
 
 

@@ -132,9 +132,10 @@ def __tcp_select_window(sk: tcp_sock) -> int:
         sk.icsk_ack_quick = 0
     window, rule = select_window_values(mss, free_space, allowed_space, sk.window_clamp, sk.rcv_ssthresh,
                                         sk.rx_opt_rcv_wscale, sk.rcv_wnd)
-    tcp_event(sk, "select_window", rule=rule, window=window, free_space=free_space, allowed=allowed_space,
-              window_clamp=sk.window_clamp, rcv_ssthresh=sk.rcv_ssthresh, mss=mss, wscale=sk.rx_opt_rcv_wscale,
-              rcvbuf=sk.sk_rcvbuf, rmem=sk.sk_rmem_alloc, backlog=sk.sk_backlog_len)
+    if sk.events is not None:
+        tcp_event(sk, "select_window", rule=rule, window=window, free_space=free_space, allowed=allowed_space,
+                  window_clamp=sk.window_clamp, rcv_ssthresh=sk.rcv_ssthresh, mss=mss, wscale=sk.rx_opt_rcv_wscale,
+                  rcvbuf=sk.sk_rcvbuf, rmem=sk.sk_rmem_alloc, backlog=sk.sk_backlog_len)
     return window
 
 
@@ -157,7 +158,8 @@ def tcp_select_window(sk: tcp_sock) -> int:
             sk.rcv_wnd = 0
             sk.rcv_wup = sk.rcv_nxt
             tcp_update_max_rcv_wnd_seq(sk)
-        tcp_event(sk, "nomem_zero_window", stored=nomem == "zero_window_stored")
+        if sk.events is not None:
+            tcp_event(sk, "nomem_zero_window", stored=nomem == "zero_window_stored")
         return 0
     cur_win = tcp_receive_window(sk)
     new_win = __tcp_select_window(sk)
@@ -166,7 +168,8 @@ def tcp_select_window(sk: tcp_sock) -> int:
         if new_win == 0:
             NET_INC_STATS(sk, "TCPWantZeroWindowAdv")
         unit = 1 << wscale
-        tcp_event(sk, "never_shrink", wanted=new_win, offered=cur_win)
+        if sk.events is not None:
+            tcp_event(sk, "never_shrink", wanted=new_win, offered=cur_win)
         new_win = (cur_win + unit - 1) & ~(unit - 1)
     sk.rcv_wnd = new_win
     sk.rcv_wup = sk.rcv_nxt
@@ -223,8 +226,9 @@ def tcp_send_ack(sk: tcp_sock) -> None:
         tsval = tcp_time_stamp_ms(sk)
         sk.last_tsval_sent = tsval
     sk.acks.append((sk.rcv_nxt, window, tsval))
-    tcp_event(sk, "ack", ack=sk.rcv_nxt, acked=(sk.rcv_nxt - sk.rcv_isn - 1) & U32, window=window,
-              scaled=window << sk.rx_opt_rcv_wscale)
+    if sk.events is not None:
+        tcp_event(sk, "ack", ack=sk.rcv_nxt, acked=(sk.rcv_nxt - sk.rcv_isn - 1) & U32, window=window,
+                  scaled=window << sk.rx_opt_rcv_wscale)
     tcp_event_ack_sent(sk)
 
 
@@ -254,7 +258,8 @@ def tcp_send_delayed_ack(sk: tcp_sock) -> None:
     timeout = now + ato
     if sk.icsk_ack_pending & ICSK_ACK_TIMER:
         if sk.icsk_ack_timeout <= now + (ato >> 2):
-            tcp_event(sk, "delack_due_now", timeout=sk.icsk_ack_timeout, now=now)
+            if sk.events is not None:
+                tcp_event(sk, "delack_due_now", timeout=sk.icsk_ack_timeout, now=now)
             tcp_send_ack(sk)
             return
         if timeout >= sk.icsk_ack_timeout:
@@ -262,7 +267,8 @@ def tcp_send_delayed_ack(sk: tcp_sock) -> None:
     sk.icsk_ack_pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER
     sk.icsk_ack_timeout = timeout
     sk.delack_timer_pending = True
-    tcp_event(sk, "delack_armed", ato=ato, timeout=timeout)
+    if sk.events is not None:
+        tcp_event(sk, "delack_armed", ato=ato, timeout=timeout)
 
 
 def usecs_to_jiffies(us: int, hz: int) -> int:
@@ -282,5 +288,6 @@ def tcp_release_cb(sk: tcp_sock) -> None:
     if flags & TCP_DELACK_TIMER_DEFERRED:
         tcp_delack_timer_handler(sk)
     if flags & TCP_ACK_DEFERRED and inet_csk_ack_scheduled(sk):
-        tcp_event(sk, "deferred_ack")
+        if sk.events is not None:
+            tcp_event(sk, "deferred_ack")
         tcp_send_ack(sk)

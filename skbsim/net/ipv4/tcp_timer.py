@@ -42,7 +42,8 @@ def tcp_delack_timer_handler(sk: tcp_sock) -> None:
         if not sk.icsk_ack_pingpong:
             old = sk.icsk_ack_ato
             sk.icsk_ack_ato = min(old << 1, sk.icsk_rto)
-            tcp_event(sk, "delack_fired", ato=old, new_ato=sk.icsk_ack_ato)
+            if sk.events is not None:
+                tcp_event(sk, "delack_fired", ato=old, new_ato=sk.icsk_ack_ato)
         tcp_mstamp_refresh(sk)
         tcp_send_ack(sk)
         NET_INC_STATS(sk, "DelayedACKs")
