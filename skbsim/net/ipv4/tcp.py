@@ -144,6 +144,10 @@ class tcp_sock:
         "rx_opt_tstamp_ok", "rx_opt_sack_ok", "rx_opt_wscale_ok", "rx_opt_snd_wscale", "rx_opt_rcv_wscale",
         "rx_opt_mss_clamp", "rx_opt_saw_tstamp", "rx_opt_rcv_tsval", "rx_opt_rcv_tsecr", "rx_opt_ts_recent",
         "ts_offset", "last_tsval_sent",
+        # the release's rules (profile features), resolved once
+        "rule_scaling_ratio_clamp", "rule_rcv_rtt_update", "rule_rcv_rtt_ts", "rule_rcv_space_adjust",
+        "rule_rcvbuf_admission", "rule_nomem_ack", "rule_sequence_check", "rule_prune_ofo_queue", "rule_prune_queue",
+        "rule_comp_sack_delay", "rule_backlog_limit", "has_ofo_measure_rcv_mss", "has_backlog_ack_defer",
     )
 
     def __init__(self, kernel: Kernel, net: net_ns, name: str = "tcp"):
@@ -233,6 +237,21 @@ class tcp_sock:
         self.rx_opt_ts_recent = 0
         self.ts_offset = 0
         self.last_tsval_sent = 0
+        # Asked for every segment: looked up in the profile once, here (the profile never changes).
+        profile = kernel.profile
+        self.rule_scaling_ratio_clamp = profile.feature("tcp_scaling_ratio_clamp")
+        self.rule_rcv_rtt_update = profile.feature("tcp_rcv_rtt_update")
+        self.rule_rcv_rtt_ts = profile.feature("tcp_rcv_rtt_ts")
+        self.rule_rcv_space_adjust = profile.feature("tcp_rcv_space_adjust")
+        self.rule_rcvbuf_admission = profile.feature("tcp_rcvbuf_admission")
+        self.rule_nomem_ack = profile.feature("tcp_nomem_ack")
+        self.rule_sequence_check = profile.feature("tcp_sequence_check")
+        self.rule_prune_ofo_queue = profile.feature("tcp_prune_ofo_queue")
+        self.rule_prune_queue = profile.feature("tcp_prune_queue")
+        self.rule_comp_sack_delay = profile.feature("tcp_comp_sack_delay")
+        self.rule_backlog_limit = profile.feature("tcp_backlog_limit")
+        self.has_ofo_measure_rcv_mss = profile.has("tcp_ofo_measure_rcv_mss")
+        self.has_backlog_ack_defer = profile.has("tcp_backlog_ack_defer")
 
     # -- struct sock hooks --------------------------------------------------------------------
 
@@ -242,15 +261,11 @@ class tcp_sock:
 
     def sk_backlog_rcv(self, skb) -> None:
         """sk->sk_backlog_rcv: tcp_v4_do_rcv()."""
-        from skbsim.net.ipv4.tcp_ipv4 import tcp_v4_do_rcv
-
-        tcp_v4_do_rcv(self, skb, from_backlog=True)
+        tcp_ipv4.tcp_v4_do_rcv(self, skb, from_backlog=True)
 
     def release_cb(self) -> None:
         """sk->sk_prot->release_cb: tcp_release_cb()."""
-        from skbsim.net.ipv4.tcp_output import tcp_release_cb
-
-        tcp_release_cb(self)
+        tcp_output.tcp_release_cb(self)
 
     def __repr__(self) -> str:
         return f"<tcp_sock {self.name} rmem {self.sk_rmem_alloc} rcvbuf {self.sk_rcvbuf}>"
@@ -327,8 +342,6 @@ def sock_owned_by_user(sk: tcp_sock) -> bool:
 def tcp_init_sock(sk: tcp_sock) -> None:
     """net/ipv4/tcp.c: tcp_init_sock() - the buffers from tcp_rmem[1] and tcp_wmem[1], the default scaling
     ratio, the default MSS, the congestion control of the namespace."""
-    from skbsim.net.ipv4.tcp_input import tcp_scaling_ratio_init
-
     net = sk.net
     sk.icsk_rto = net.HZ
     sk.mss_cache = TCP_MSS_DEFAULT
@@ -336,7 +349,7 @@ def tcp_init_sock(sk: tcp_sock) -> None:
     sk.reordering = net.sysctl_tcp_reordering
     sk.sk_sndbuf = net.sysctl_tcp_wmem[1]
     sk.sk_rcvbuf = net.sysctl_tcp_rmem[1]
-    tcp_scaling_ratio_init(sk)
+    tcp_input.tcp_scaling_ratio_init(sk)
 
 
 def sock_setsockopt_rcvbuf(sk: tcp_sock, val: int) -> None:
@@ -366,13 +379,11 @@ def tcp_set_window_clamp_values(window_clamp: int, rcv_wnd: int, rcv_ssthresh: i
 
 def tcp_set_window_clamp(sk: tcp_sock, val: int) -> None:
     """net/ipv4/tcp.c: tcp_set_window_clamp() (val > 0; the floor is SOCK_MIN_RCVBUF / 2 = 1152)."""
-    from skbsim.net.ipv4.tcp_input import __tcp_adjust_rcv_ssthresh
-
     old = sk.window_clamp
     sk.window_clamp, sk.rcv_ssthresh, shrunk = tcp_set_window_clamp_values(
         old, sk.rcv_wnd, sk.rcv_ssthresh, val, SOCK_MIN_RCVBUF(sk.kernel.profile))
     if shrunk:
-        __tcp_adjust_rcv_ssthresh(sk, sk.window_clamp)
+        tcp_input.__tcp_adjust_rcv_ssthresh(sk, sk.window_clamp)
     if sk.events is not None:
         tcp_event(sk, "tcp_set_window_clamp", val=val, old=old, window_clamp=sk.window_clamp,
                   rcv_ssthresh=sk.rcv_ssthresh)
@@ -399,8 +410,7 @@ def tcp_recvmsg(sk: tcp_sock, length: int | None) -> int:
     window-update ACK, and release_sock() processes the backlog.  Returns
     the bytes read (0 when nothing is queued: -EAGAIN in the kernel).
     """
-    from skbsim.net.ipv4.tcp_input import tcp_rcv_space_adjust
-
+    tcp_rcv_space_adjust = tcp_input.tcp_rcv_space_adjust
     sk.owned_by_user = True
     copied = 0
     remaining = length
@@ -434,8 +444,6 @@ def __tcp_cleanup_rbuf(sk: tcp_sock, copied: int) -> None:
     what is left of the current one (checked only while that is at most
     half the window clamp).
     """
-    from skbsim.net.ipv4.tcp_output import __tcp_select_window, tcp_send_ack
-
     time_to_ack = False
     if inet_csk_ack_scheduled(sk):
         pending = sk.icsk_ack_pending
@@ -451,14 +459,14 @@ def __tcp_cleanup_rbuf(sk: tcp_sock, copied: int) -> None:
     if copied > 0 and not time_to_ack:
         rcv_window_now = tcp_receive_window(sk)
         if 2 * rcv_window_now <= sk.window_clamp:
-            new_window = __tcp_select_window(sk)
+            new_window = tcp_output.__tcp_select_window(sk)
             if new_window and new_window >= 2 * rcv_window_now:
                 time_to_ack = True
                 if sk.events is not None:
                     tcp_event(sk, "cleanup_rbuf_window_update", now=rcv_window_now, new=new_window)
     if time_to_ack:
         tcp_mstamp_refresh(sk)
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
 
 
 def tcp_cleanup_rbuf(sk: tcp_sock, copied: int) -> None:
@@ -511,3 +519,10 @@ def tcp_destroy(sk: tcp_sock) -> None:
     sk.out_of_order_queue.clear()
     sk.ooo_last_skb = None
     sk_mem_reclaim(sk)
+
+
+# The modules that build on this one, bound as modules at the end (they import names from here): calls
+# into them look an attribute up instead of running an import statement each time.
+import skbsim.net.ipv4.tcp_input as tcp_input  # noqa: E402
+import skbsim.net.ipv4.tcp_ipv4 as tcp_ipv4  # noqa: E402
+import skbsim.net.ipv4.tcp_output as tcp_output  # noqa: E402

@@ -289,7 +289,7 @@ def tcp_measure_rcv_mss(sk: tcp_sock, skb) -> None:
             if sk.events is not None:
                 tcp_event(sk, "scaling_ratio", len=skb.len, truesize=skb.truesize, old=old_ratio,
                           ratio=sk.scaling_ratio)
-            rule = sk.kernel.profile.feature("tcp_scaling_ratio_clamp")
+            rule = sk.rule_scaling_ratio_clamp
             if old_ratio != sk.scaling_ratio and rule != "none":
                 val = tcp_win_from_space(sk, sk.sk_rcvbuf)
                 if rule == "set_window_clamp":
@@ -446,7 +446,7 @@ def rcv_rtt_update_value(rule: str, old_sample: int, sample: int, win_dep: bool,
 
 def tcp_rcv_rtt_update(sk: tcp_sock, sample: int, win_dep: bool) -> None:
     old = sk.rcv_rtt_est_rtt_us
-    sk.rcv_rtt_est_rtt_us = rcv_rtt_update_value(sk.kernel.profile.feature("tcp_rcv_rtt_update"), old, sample,
+    sk.rcv_rtt_est_rtt_us = rcv_rtt_update_value(sk.rule_rcv_rtt_update, old, sample,
                                                  win_dep, sk.rcv_nxt == sk.copied_seq) & U32
     if sk.events is not None:
         tcp_event(sk, "rcv_rtt", sample=sample, win_dep=win_dep, old=old, rtt_us=sk.rcv_rtt_est_rtt_us)
@@ -472,18 +472,16 @@ def tcp_rcv_rtt_measure_ts(sk: tcp_sock, skb) -> None:
     included; 'us_nonzero' (6.16 'tcp: remove zero TCP TS samples for
     autotuning', 6.12.y) zero samples ignored.
     """
-    from skbsim.net.ipv4.tcp_output import tcp_time_stamp_ms
-
     if not sk.rx_opt_saw_tstamp or sk.rx_opt_rcv_tsecr == sk.rcv_rtt_last_tsecr:
         return
     sk.rcv_rtt_last_tsecr = sk.rx_opt_rcv_tsecr
     cb = skb.cb
     if ((cb.end_seq - cb.seq) & U32) < sk.icsk_ack_rcv_mss:
         return
-    delta = (tcp_time_stamp_ms(sk) - sk.rx_opt_rcv_tsecr) & U32
+    delta = (tcp_output.tcp_time_stamp_ms(sk) - sk.rx_opt_rcv_tsecr) & U32
     if delta >= 0x80000000:
         return
-    rule = sk.kernel.profile.feature("tcp_rcv_rtt_ts")
+    rule = sk.rule_rcv_rtt_ts
     if rule == "ms":
         tcp_rcv_rtt_update(sk, (delta or 1) * 1000, False)
     elif delta or rule == "us":
@@ -562,7 +560,7 @@ def tcp_rcvbuf_grow(sk: tcp_sock, newval: int) -> None:
     net = sk.net
     if not net.sysctl_tcp_moderate_rcvbuf or sk.sk_userlocks & SOCK_RCVBUF_LOCK:
         return
-    rule = sk.kernel.profile.feature("tcp_rcv_space_adjust")
+    rule = sk.rule_rcv_space_adjust
     rcvbuf = rcvbuf_grow_value(rule, newval, oldval, _ooo_span(sk), sk.scaling_ratio, net.sysctl_tcp_rmem[2],
                                sk.rcv_rtt_est_rtt_us >> 3, net.sysctl_tcp_rcvbuf_low_rtt)
     _raise_rcvbuf(sk, rcvbuf, rule, newval=newval, oldval=oldval)
@@ -589,7 +587,7 @@ def tcp_rcv_space_adjust(sk: tcp_sock) -> None:
     'double' (6.16, 6.17), 'rcvbuf_grow' (6.18), 'rcvbuf_grow_low_rtt'
     (6.19, which also stops refreshing tcp_mstamp here).
     """
-    rule = sk.kernel.profile.feature("tcp_rcv_space_adjust")
+    rule = sk.rule_rcv_space_adjust
     if rule != "rcvbuf_grow_low_rtt":
         tcp_mstamp_refresh(sk)
     elif not sk.rcv_rtt_est_rtt_us:
@@ -707,7 +705,7 @@ def tcp_can_ingest(sk: tcp_sock, skb) -> bool:
     (6.18.0 'tcp: use skb->len instead of skb->truesize in
     tcp_can_ingest()'): plus its len.
     """
-    return can_ingest_value(sk.kernel.profile.feature("tcp_rcvbuf_admission"), sk.sk_rmem_alloc, sk.sk_rcvbuf,
+    return can_ingest_value(sk.rule_rcvbuf_admission, sk.sk_rmem_alloc, sk.sk_rcvbuf,
                             skb.truesize, skb.len)
 
 
@@ -729,7 +727,7 @@ def tcp_try_rmem_schedule(sk: tcp_sock, skb, size: int) -> int:
     ingest = tcp_can_ingest(sk, skb)
     if not ingest or not sk_rmem_schedule(sk, skb, size):
         if sk.events is not None:
-            tcp_event(sk, "rmem_schedule_fails", rule=sk.kernel.profile.feature("tcp_rcvbuf_admission"),
+            tcp_event(sk, "rmem_schedule_fails", rule=sk.rule_rcvbuf_admission,
                       rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf, truesize=skb.truesize, len=skb.len)
         if tcp_prune_queue(sk, skb) < 0:
             return -1
@@ -827,13 +825,12 @@ def tcp_data_queue_ofo(sk: tcp_sock, skb) -> None:
     ``tcp_ofo_measure_rcv_mss``); with SACK the window grows too; 6.16+
     may grow sk_rcvbuf for the queue's span (tcp_rcvbuf_grow()).
     """
-    profile = sk.kernel.profile
     _verdict(sk, skb, "", "ofo")
     if tcp_try_rmem_schedule(sk, skb, skb.truesize):
         NET_INC_STATS(sk, "TCPOFODrop")
         tcp_drop_reason(sk, skb, "PROTO_MEM")
         return
-    if profile.has("tcp_ofo_measure_rcv_mss"):
+    if sk.has_ofo_measure_rcv_mss:
         tcp_measure_rcv_mss(sk, skb)
     sk.pred_flags = None
     inet_csk_schedule_ack(sk)
@@ -862,7 +859,7 @@ def tcp_data_queue_ofo(sk: tcp_sock, skb) -> None:
         skb_set_owner_r(skb, sk)
         _verdict(sk, skb, "queued")
     _update_sacks(sk)
-    if profile.feature("tcp_rcv_space_adjust") in ("double", "rcvbuf_grow", "rcvbuf_grow_low_rtt") and sk.sk_socket:
+    if sk.rule_rcv_space_adjust in ("double", "rcvbuf_grow", "rcvbuf_grow_low_rtt") and sk.sk_socket:
         tcp_rcvbuf_grow(sk, sk.rcvq_space_space)
 
 
@@ -895,7 +892,7 @@ def tcp_data_queue(sk: tcp_sock, skb) -> None:
                 tcp_event(sk, "zero_window_drop", rcv_wnd=sk.rcv_wnd)
             _out_of_window(sk, skb, "TCP_ZEROWINDOW")
             return
-        nomem = sk.kernel.profile.feature("tcp_nomem_ack")
+        nomem = sk.rule_nomem_ack
         if nomem == "none":
             if not sk.sk_receive_queue:
                 sk_forced_mem_schedule(sk, skb.truesize)
@@ -933,7 +930,7 @@ def tcp_data_queue(sk: tcp_sock, skb) -> None:
         _out_of_window(sk, skb, "TCP_OLD_DATA")
         return
     if not before(cb.seq, (sk.rcv_nxt + tcp_receive_window(sk)) & U32):
-        if sk.kernel.profile.feature("tcp_sequence_check") == "end_seq_max_wnd":
+        if sk.rule_sequence_check == "end_seq_max_wnd":
             NET_INC_STATS(sk, "TCPBeyondWindow")  # 7.1 counts these too
         _out_of_window(sk, skb, "TCP_OVERWINDOW")
         return
@@ -1095,7 +1092,7 @@ def tcp_prune_ofo_queue(sk: tcp_sock, in_skb) -> bool:
     ofo = sk.out_of_order_queue
     if not ofo:
         return False
-    after_in_skb = sk.kernel.profile.feature("tcp_prune_ofo_queue") == "after_in_skb"
+    after_in_skb = sk.rule_prune_ofo_queue == "after_in_skb"
     goal = sk.sk_rcvbuf >> 3
     pruned = False
     if not after_in_skb:
@@ -1133,7 +1130,7 @@ def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
     'can_ingest' (6.17+) uses tcp_can_ingest() for both and does nothing
     (-1) with empty queues.
     """
-    rule = sk.kernel.profile.feature("tcp_prune_queue")
+    rule = sk.rule_prune_queue
     if rule == "can_ingest":
         if not sk.sk_rmem_alloc:
             return -1
@@ -1183,12 +1180,10 @@ def __tcp_ack_snd_check(sk: tcp_sock, ofo_possible: bool) -> None:
     and an out-of-order queue, ACKs after the third duplicate are
     compressed behind a short hrtimer.
     """
-    from skbsim.net.ipv4.tcp_output import __tcp_select_window, tcp_send_ack, tcp_send_delayed_ack
-
     unacked = (sk.rcv_nxt - sk.rcv_wup) & U32
     now = False
     if unacked > sk.icsk_ack_rcv_mss and (
-            ((sk.rcv_nxt - sk.copied_seq) & U32) < sk.sk_rcvlowat or __tcp_select_window(sk) >= sk.rcv_wnd):
+            ((sk.rcv_nxt - sk.copied_seq) & U32) < sk.sk_rcvlowat or tcp_output.__tcp_select_window(sk) >= sk.rcv_wnd):
         now = True
         if sk.events is not None:
             tcp_event(sk, "ack_now_two_segments", unacked=unacked, rcv_mss=sk.icsk_ack_rcv_mss)
@@ -1201,23 +1196,23 @@ def __tcp_ack_snd_check(sk: tcp_sock, ofo_possible: bool) -> None:
         if sk.events is not None:
             tcp_event(sk, "ack_now_flag")
     if now:
-        if sk.owned_by_user and sk.kernel.profile.has("tcp_backlog_ack_defer") and sk.net.sysctl_tcp_backlog_ack_defer:
+        if sk.owned_by_user and sk.has_backlog_ack_defer and sk.net.sysctl_tcp_backlog_ack_defer:
             sk.tsq_flags |= TCP_ACK_DEFERRED
             return
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
         return
     if not ofo_possible or not sk.out_of_order_queue:
-        tcp_send_delayed_ack(sk)
+        tcp_output.tcp_send_delayed_ack(sk)
         return
     if not sk.rx_opt_sack_ok or sk.compressed_ack >= sk.net.sysctl_tcp_comp_sack_nr:
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
         return
     if sk.compressed_ack_rcv_nxt != sk.rcv_nxt:
         sk.compressed_ack_rcv_nxt = sk.rcv_nxt
         sk.dup_ack_counter = 0
     if sk.dup_ack_counter < TCP_FASTRETRANS_THRESH:
         sk.dup_ack_counter += 1
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
         return
     sk.compressed_ack += 1
     if sk.compressed_ack_timer is not None:
@@ -1226,7 +1221,7 @@ def __tcp_ack_snd_check(sk: tcp_sock, ofo_possible: bool) -> None:
     if sk.srtt_us and sk.srtt_us < rtt:
         rtt = sk.srtt_us
     net = sk.net
-    delay_ns = comp_sack_delay_ns(sk.kernel.profile.feature("tcp_comp_sack_delay") == "rtt_percent", rtt,
+    delay_ns = comp_sack_delay_ns(sk.rule_comp_sack_delay == "rtt_percent", rtt,
                                   net.sysctl_tcp_comp_sack_rtt_percent, net.sysctl_tcp_comp_sack_delay_ns)
     sk.compressed_ack_timer = net.now_us + delay_ns // 1000
     if sk.events is not None:
@@ -1253,12 +1248,10 @@ def tcp_ack_snd_check(sk: tcp_sock) -> None:
 def tcp_send_dupack(sk: tcp_sock, skb) -> None:
     """net/ipv4/tcp_input.c: tcp_send_dupack() - an ACK for an unacceptable segment (quick-ACK mode for
     old data first)."""
-    from skbsim.net.ipv4.tcp_output import tcp_send_ack
-
     cb = skb.cb
     if cb.end_seq != cb.seq and before(cb.seq, sk.rcv_nxt):
         tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS)
-    tcp_send_ack(sk)
+    tcp_output.tcp_send_ack(sk)
 
 
 # -- the segment ---------------------------------------------------------------------------------
@@ -1369,7 +1362,7 @@ def tcp_sequence(sk: tcp_sock, seq: int, end_seq: int) -> str | None:
     """
     if before(end_seq, sk.rcv_wup):
         return "TCP_OLD_SEQUENCE"
-    rule = sk.kernel.profile.feature("tcp_sequence_check")
+    rule = sk.rule_sequence_check
     if rule == "end_seq_max_wnd":
         limit = (sk.rcv_nxt + tcp_max_receive_window(sk)) & U32
     else:
@@ -1394,7 +1387,7 @@ def tcp_validate_incoming(sk: tcp_sock, skb) -> bool:
     if reason is None:
         return True
     if reason in ("TCP_INVALID_SEQUENCE", "TCP_INVALID_END_SEQUENCE") and \
-            sk.kernel.profile.feature("tcp_sequence_check") != "seq":
+            sk.rule_sequence_check != "seq":
         NET_INC_STATS(sk, "TCPBeyondWindow")
     if sk.events is not None:
         tcp_event(sk, "sequence_drop", reason=reason, seq=skb.cb.seq, end_seq=skb.cb.end_seq, rcv_nxt=sk.rcv_nxt,
@@ -1425,7 +1418,7 @@ def tcp_rcv_established(sk: tcp_sock, skb) -> tuple[str, str]:
         paws_ok = not sk.rx_opt_tstamp_ok or (sk.rx_opt_saw_tstamp and
                                               ((sk.rx_opt_rcv_tsval - sk.rx_opt_ts_recent) & U32) < 0x80000000)
         if paws_ok and length > sk.tcp_header_len:
-            beyond = (sk.kernel.profile.feature("tcp_sequence_check") != "seq"
+            beyond = (sk.rule_sequence_check != "seq"
                       and after(cb.end_seq, (sk.rcv_nxt + tcp_receive_window(sk)) & U32))
             if not beyond:
                 if skb.truesize > sk.sk_forward_alloc:
@@ -1473,3 +1466,7 @@ def _step5(sk: tcp_sock, skb) -> tuple[str, str]:
     result = _result(sk, result_skb)
     tcp_ack_snd_check(sk)
     return result
+
+
+# tcp_output builds on this module (it imports names from here): bound as a module at the end.
+import skbsim.net.ipv4.tcp_output as tcp_output  # noqa: E402

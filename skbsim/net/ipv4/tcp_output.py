@@ -36,6 +36,7 @@ from skbsim.net.ipv4.tcp import (
     tcp_sock,
     tcp_update_max_rcv_wnd_seq,
 )
+import skbsim.net.ipv4.tcp_input as tcp_input  # a module: tcp_input and this one call each other
 
 
 def ilog2(value: int) -> int:
@@ -123,11 +124,9 @@ def __tcp_select_window(sk: tcp_sock) -> int:
 
     The window-shrinking sysctl (tcp_shrink_window, default 0) is not modelled.
     """
-    from skbsim.net.ipv4.tcp_input import tcp_full_space, tcp_space
-
     mss = sk.icsk_ack_rcv_mss
-    free_space = tcp_space(sk)
-    allowed_space = tcp_full_space(sk)
+    free_space = tcp_input.tcp_space(sk)
+    allowed_space = tcp_input.tcp_full_space(sk)
     if select_window_pressure(free_space, sk.window_clamp, allowed_space):
         sk.icsk_ack_quick = 0
     window, rule = select_window_values(mss, free_space, allowed_space, sk.window_clamp, sk.rcv_ssthresh,
@@ -151,7 +150,7 @@ def tcp_select_window(sk: tcp_sock) -> int:
     the new one was zero); rcv_wnd and rcv_wup record what is offered.
     """
     old_win = sk.rcv_wnd
-    nomem = sk.kernel.profile.feature("tcp_nomem_ack")
+    nomem = sk.rule_nomem_ack
     if sk.icsk_ack_pending & ICSK_ACK_NOMEM and nomem != "none":
         if nomem == "zero_window_stored":
             sk.pred_flags = None
@@ -191,13 +190,11 @@ def tcp_time_stamp_ms(sk: tcp_sock) -> int:
 
 def tcp_dec_quickack_mode(sk: tcp_sock) -> None:
     """include/net/tcp.h: tcp_dec_quickack_mode() - an ACK of new data uses up one quick ACK."""
-    from skbsim.net.ipv4.tcp_input import TCP_ATO_MIN
-
     if sk.icsk_ack_quick:
         pkts = 1 if inet_csk_ack_scheduled(sk) else 0
         if pkts >= sk.icsk_ack_quick:
             sk.icsk_ack_quick = 0
-            sk.icsk_ack_ato = TCP_ATO_MIN(sk.net.HZ)
+            sk.icsk_ack_ato = tcp_input.TCP_ATO_MIN(sk.net.HZ)
         else:
             sk.icsk_ack_quick -= pkts
 
@@ -240,16 +237,14 @@ def tcp_send_delayed_ack(sk: tcp_sock) -> None:
     armed keeps the earlier expiry, and one about to expire (within a
     quarter of ato) becomes an ACK now.
     """
-    from skbsim.net.ipv4.tcp_input import TCP_DELACK_MIN
-
     hz = sk.net.HZ
     ato = sk.icsk_ack_ato
-    if ato > TCP_DELACK_MIN(hz):
+    if ato > tcp_input.TCP_DELACK_MIN(hz):
         max_ato = hz // 2
         if sk.icsk_ack_pingpong or sk.icsk_ack_pending & ICSK_ACK_PUSHED:
             max_ato = hz // 5
         if sk.srtt_us:
-            rtt = max(usecs_to_jiffies(sk.srtt_us >> 3, hz), TCP_DELACK_MIN(hz))
+            rtt = max(usecs_to_jiffies(sk.srtt_us >> 3, hz), tcp_input.TCP_DELACK_MIN(hz))
             if rtt < max_ato:
                 max_ato = rtt
         ato = min(ato, max_ato)
@@ -279,15 +274,17 @@ def usecs_to_jiffies(us: int, hz: int) -> int:
 def tcp_release_cb(sk: tcp_sock) -> None:
     """net/ipv4/tcp_output.c: tcp_release_cb() - run the delayed-ACK timer or send the ACK that were
     deferred while the process held the socket lock."""
-    from skbsim.net.ipv4.tcp_timer import tcp_delack_timer_handler
-
     flags = sk.tsq_flags
     if not flags:
         return
     sk.tsq_flags = 0
     if flags & TCP_DELACK_TIMER_DEFERRED:
-        tcp_delack_timer_handler(sk)
+        tcp_timer.tcp_delack_timer_handler(sk)
     if flags & TCP_ACK_DEFERRED and inet_csk_ack_scheduled(sk):
         if sk.events is not None:
             tcp_event(sk, "deferred_ack")
         tcp_send_ack(sk)
+
+
+# tcp_timer builds on this module (it imports names from here): bound as a module at the end.
+import skbsim.net.ipv4.tcp_timer as tcp_timer  # noqa: E402

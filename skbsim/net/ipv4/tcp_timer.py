@@ -18,6 +18,7 @@ from skbsim.net.ipv4.tcp import (
     tcp_mstamp_refresh,
     tcp_sock,
 )
+from skbsim.net.ipv4.tcp_output import tcp_send_ack
 
 
 def tcp_delack_timer_handler(sk: tcp_sock) -> None:
@@ -25,8 +26,6 @@ def tcp_delack_timer_handler(sk: tcp_sock) -> None:
 
     Pending compressed ACKs (SACK) are sent instead when there are some.
     """
-    from skbsim.net.ipv4.tcp_output import tcp_send_ack
-
     if sk.compressed_ack:
         tcp_mstamp_refresh(sk)
         sk.compressed_ack = 0
@@ -63,8 +62,6 @@ def tcp_delack_timer(sk: tcp_sock) -> None:
 
 def tcp_compressed_ack_kick(sk: tcp_sock) -> None:
     """net/ipv4/tcp_output.c: tcp_compressed_ack_kick() - the compressed-ACK hrtimer expired."""
-    from skbsim.net.ipv4.tcp_output import tcp_send_ack
-
     sk.compressed_ack_timer = None
     if not sk.owned_by_user:
         if sk.compressed_ack:
