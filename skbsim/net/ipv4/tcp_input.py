@@ -26,6 +26,8 @@ Every integer formula is a plain module-level function of ints.
 
 from __future__ import annotations
 
+import struct
+
 from skbsim.mm.gfp import GFP_ATOMIC
 from skbsim.net.core_sock import (
     SOCK_RCVBUF_LOCK,
@@ -47,6 +49,7 @@ from skbsim.net.ipv4.tcp import (
     TCP_MIN_MSS,
     TCP_MSS_DEFAULT,
     TCP_RMEM_TO_WIN_SCALE,
+    TCPOLEN_TSTAMP_ALIGNED,
     TCPHDR_ACK,
     TCPHDR_FIN,
     TCPHDR_PSH,
@@ -1263,6 +1266,10 @@ TCPOPT_MSS = 2
 TCPOPT_WINDOW = 3
 TCPOPT_SACK_PERM = 4
 TCPOPT_TIMESTAMP = 8
+#: NOP, NOP, then the timestamp option (kind 8, length 10): TCPOLEN_TSTAMP_ALIGNED bytes, what Linux puts on
+#: every segment once timestamps are on (tcp_options_write()).
+TCPOPT_TSTAMP_ALIGNED = bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_TIMESTAMP, 10))
+_TSTAMP_VALUES = struct.Struct(">II")
 
 
 class tcp_options_received:
@@ -1288,6 +1295,10 @@ def tcp_parse_options(options: bytes, syn: bool) -> tcp_options_received:
     or with a length below 2, ends the parse, as in the kernel.
     """
     opt = tcp_options_received()
+    if len(options) == TCPOLEN_TSTAMP_ALIGNED and options[:4] == TCPOPT_TSTAMP_ALIGNED:
+        # The common layout, read at once (the loop below would read the same two NOPs and the option).
+        opt.rcv_tsval, opt.rcv_tsecr = _TSTAMP_VALUES.unpack_from(options, 4)
+        return opt
     i = 0
     end = len(options)
     while i < end:
