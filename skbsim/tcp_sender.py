@@ -172,8 +172,8 @@ class TcpSender:
 
     def next_len(self) -> int:
         """The payload of the next new segment: min(MSS, what is written), 0 with nothing to send."""
-        left = self.available()
-        return self.mss if left is None else min(self.mss, left)
+        written = self.written
+        return self.mss if written is None else min(self.mss, written - self.bytes_sent)
 
     def usable(self) -> int:
         """Bytes of window beyond snd_nxt (0 when the right edge is behind it)."""

@@ -74,12 +74,11 @@ def tcp_compressed_ack_kick(sk: tcp_sock) -> None:
 
 def next_timer_us(sk: tcp_sock) -> int | None:
     """When the socket's next timer expires, in simulated microseconds (None: no timer armed)."""
-    times = []
-    if sk.delack_timer_pending:
-        times.append(sk.net.jiffies_to_us(sk.icsk_ack_timeout))
-    if sk.compressed_ack_timer is not None:
-        times.append(sk.compressed_ack_timer)
-    return min(times) if times else None
+    due = sk.net.jiffies_to_us(sk.icsk_ack_timeout) if sk.delack_timer_pending else None
+    compressed = sk.compressed_ack_timer
+    if compressed is not None and (due is None or compressed < due):
+        due = compressed
+    return due
 
 
 def run_timers(sk: tcp_sock) -> None:
