@@ -114,6 +114,24 @@ class tcp_skb_cb:
         self.tsecr = tsecr
 
 
+#: The profile features the receive path asks on every segment: each tcp_sock holds the value of
+#: tcp_NAME as rule_NAME (has_NAME for the switches), looked up once.
+SOCK_RULES = (
+    "tcp_scaling_ratio_clamp", "tcp_rcv_rtt_update", "tcp_rcv_rtt_ts", "tcp_rcv_space_adjust", "tcp_rcvbuf_admission",
+    "tcp_nomem_ack", "tcp_sequence_check", "tcp_prune_ofo_queue", "tcp_prune_queue", "tcp_comp_sack_delay",
+    "tcp_backlog_limit",
+)
+SOCK_SWITCHES = ("tcp_ofo_measure_rcv_mss", "tcp_backlog_ack_defer")
+
+
+def _rule_attr(feature: str) -> str:
+    return "rule_" + feature.removeprefix("tcp_")
+
+
+def _switch_attr(feature: str) -> str:
+    return "has_" + feature.removeprefix("tcp_")
+
+
 class tcp_sock:
     """struct tcp_sock with its inet_connection_sock and struct sock, as far as receiving needs.
 
@@ -144,10 +162,8 @@ class tcp_sock:
         "rx_opt_tstamp_ok", "rx_opt_sack_ok", "rx_opt_wscale_ok", "rx_opt_snd_wscale", "rx_opt_rcv_wscale",
         "rx_opt_mss_clamp", "rx_opt_saw_tstamp", "rx_opt_rcv_tsval", "rx_opt_rcv_tsecr", "rx_opt_ts_recent",
         "ts_offset", "last_tsval_sent",
-        # the release's rules (profile features), resolved once
-        "rule_scaling_ratio_clamp", "rule_rcv_rtt_update", "rule_rcv_rtt_ts", "rule_rcv_space_adjust",
-        "rule_rcvbuf_admission", "rule_nomem_ack", "rule_sequence_check", "rule_prune_ofo_queue", "rule_prune_queue",
-        "rule_comp_sack_delay", "rule_backlog_limit", "has_ofo_measure_rcv_mss", "has_backlog_ack_defer",
+        # the release's rules, resolved once (SOCK_RULES, SOCK_SWITCHES)
+        *(_rule_attr(feature) for feature in SOCK_RULES), *(_switch_attr(feature) for feature in SOCK_SWITCHES),
     )
 
     def __init__(self, kernel: Kernel, net: net_ns, name: str = "tcp"):
@@ -239,19 +255,10 @@ class tcp_sock:
         self.last_tsval_sent = 0
         # Asked for every segment: looked up in the profile once, here (the profile never changes).
         profile = kernel.profile
-        self.rule_scaling_ratio_clamp = profile.feature("tcp_scaling_ratio_clamp")
-        self.rule_rcv_rtt_update = profile.feature("tcp_rcv_rtt_update")
-        self.rule_rcv_rtt_ts = profile.feature("tcp_rcv_rtt_ts")
-        self.rule_rcv_space_adjust = profile.feature("tcp_rcv_space_adjust")
-        self.rule_rcvbuf_admission = profile.feature("tcp_rcvbuf_admission")
-        self.rule_nomem_ack = profile.feature("tcp_nomem_ack")
-        self.rule_sequence_check = profile.feature("tcp_sequence_check")
-        self.rule_prune_ofo_queue = profile.feature("tcp_prune_ofo_queue")
-        self.rule_prune_queue = profile.feature("tcp_prune_queue")
-        self.rule_comp_sack_delay = profile.feature("tcp_comp_sack_delay")
-        self.rule_backlog_limit = profile.feature("tcp_backlog_limit")
-        self.has_ofo_measure_rcv_mss = profile.has("tcp_ofo_measure_rcv_mss")
-        self.has_backlog_ack_defer = profile.has("tcp_backlog_ack_defer")
+        for feature in SOCK_RULES:
+            setattr(self, _rule_attr(feature), profile.feature(feature))
+        for feature in SOCK_SWITCHES:
+            setattr(self, _switch_attr(feature), profile.has(feature))
 
     # -- struct sock hooks --------------------------------------------------------------------
 
