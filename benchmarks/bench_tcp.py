@@ -168,7 +168,7 @@ def _handshake(tap, ns, listener: socket.socket) -> tuple[socket.socket, int, in
     ISN, its window scale, the SYN-ACK's window: never scaled)."""
     from skbsim.errors import InputError
     from skbsim.live.tcp_peer import (
-        ACK_WAIT_LIMIT_S, PEER_IP, PEER_MAC, PEER_PORT, RECEIVER_IP, RECEIVER_PORT, TCP_ACK, TCP_SYN, _accept,
+        ACK_WAIT_LIMIT_S, PEER_IP, PEER_MAC, PEER_PORT, RECEIVER_IP, RECEIVER_PORT, TCP_ACK, TCP_SYN, accept_receiver,
         parse_frame, syn_options, tcp_frame,
     )
     from skbsim.tcp_session import PEER_ISN, PEER_WINDOW
@@ -190,7 +190,7 @@ def _handshake(tap, ns, listener: socket.socket) -> tuple[socket.socket, int, in
     else:
         raise InputError("no SYN-ACK from the receiver")
     tap.write(frame(PEER_ISN + 1, synack.seq + 1, TCP_ACK))
-    sock = ns.call(_accept, listener)
+    sock = ns.call(accept_receiver, listener)
     return sock, synack.seq, synack.wscale or 0, synack.window
 
 
@@ -198,12 +198,12 @@ def live_pass(segments: int, napi: bool) -> tuple[float, tuple[float, float], in
     """One transfer of *segments* full-size segments into a fresh tap: (seconds, (user, system) CPU
     seconds of this process meanwhile, bytes sent, bytes the reader got, ACKs read back)."""
     from skbsim.live.tap import NetnsThread, ipv4_tcp_frame, tap_in_new_netns
-    from skbsim.live.tcp_peer import PEER_IP, PEER_MAC, PEER_PORT, RECEIVER_IP, RECEIVER_PORT, _listen
+    from skbsim.live.tcp_peer import PEER_IP, PEER_MAC, PEER_PORT, RECEIVER_IP, RECEIVER_PORT, listen_receiver
     from skbsim.tcp_session import PEER_ISN, PEER_WINDOW
 
     with tap_in_new_netns(napi=napi, ipv4=f"{RECEIVER_IP}/24") as tap, NetnsThread(tap.netns.path) as ns:
         tap.netns.ip("neigh", "replace", PEER_IP, "lladdr", PEER_MAC.hex(":"), "dev", tap.name, "nud", "permanent")
-        listener = ns.call(_listen, None, None)
+        listener = ns.call(listen_receiver, None, None)
         try:
             sock, irs, wscale, edge = _handshake(tap, ns, listener)
         finally:

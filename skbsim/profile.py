@@ -516,6 +516,30 @@ FEATURES = {
         "page_pool_alloc_va() fragment whose page remainder may be folded into it, skbs marked for recycling, no "
         "DMA record (7.1: 'virtio_net: add page_pool support for buffer allocation')",
     ),
+    # -- SLUB (mm/slub.c) --
+    "slub_cpu_partial": (
+        bool,
+        None,
+        "CONFIG_SLUB_CPU_PARTIAL: a CPU keeps slabs that got an object back while full on a partial list of "
+        "its own (cpu_partial_slabs long, by object size); without it they go to the node list",
+    ),
+    "slub_cpu_partial_frozen": (
+        bool,
+        None,
+        "slabs on a CPU partial list are frozen, so frees to them take no list decision (up to 6.7); or "
+        "unfrozen, and __slab_free() leaves a slab that is on no node list where it is (6.8+, 'slub: Delay "
+        "freezing of partial slabs'); the lists come out the same either way",
+    ),
+    "slub_percpu_sheaves": (
+        str,
+        ("none", "opt_in", "all_caches"),
+        "per-CPU sheaves (arrays of free objects in front of the slabs): 'none' (up to 6.17); 'opt_in' = only "
+        "caches created with a sheaf_capacity have them (6.18, 'slab: add opt-in caching layer of percpu "
+        "sheaves'): none of the skb and kmalloc caches does, so they keep the per-CPU slab and partial lists; "
+        "'all_caches' = every cache has them and the per-CPU slab and partial lists are gone (7.0, the series "
+        "'slab: replace cpu (partial) slabs with sheaves'). Not modelled: skbsim runs 'all_caches' with a per-CPU "
+        "slab and no CPU partial list (slub_cpu_partial false)",
+    ),
 }
 
 #: Top-level tables of a profile file; [sources] is optional.
@@ -739,6 +763,13 @@ def max_page_order_from_config(config, rule: str) -> tuple[int, str]:
     if forced is None:
         return 10, "MAX_PAGE_ORDER 10 (CONFIG_ARCH_FORCE_MAX_ORDER not set)"
     return forced, f"CONFIG_ARCH_FORCE_MAX_ORDER={forced}"
+
+
+def config_features(config) -> dict[str, object]:
+    """The features a .config decides (the rest are the release's): ``slub_cpu_partial`` where the config
+    mentions CONFIG_SLUB_CPU_PARTIAL (mm/Kconfig: a bool, default y with SMP and without SLUB_TINY)."""
+    value = config.value("SLUB_CPU_PARTIAL")
+    return {} if value is None else {"slub_cpu_partial": value == "y"}
 
 
 def sizeof_skb_shared_info_for(base: Profile, max_skb_frags: int) -> int:
@@ -1089,7 +1120,8 @@ class Profile:
         }
         if arch is not None:
             meta["arch"] = arch
-        return self.derive(origin=f"{self.origin} with {origin}", constants=constants, sources=sources, **meta)
+        return self.derive(origin=f"{self.origin} with {origin}", constants=constants,
+                           features=config_features(config), sources=sources, **meta)
 
     def to_toml(self, header: str = "") -> str:
         """The profile as a TOML file that :func:`parse_profile` reads back to the same profile."""

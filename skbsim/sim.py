@@ -276,6 +276,11 @@ class Simulation:
         self.order += 1
         heapq.heappush(self.events, (time_ns, self.order, kind, cpu))
 
+    def _push_sender(self, time_ns: int, action: str, who) -> None:
+        """A sender's callback (TcpSenders' push): a _SENDER event carrying (action, who)."""
+        self.order += 1
+        heapq.heappush(self.events, (time_ns, self.order, _SENDER, (action, who)))
+
     def _open_senders(self) -> None:
         """One synthetic TCP sender per flow, its receiver listening: the SYN at t = 0, the handshake's
         final ACK (and the first data) one RTT later (no frame of the handshake goes through the driver)."""
@@ -302,11 +307,10 @@ class Simulation:
                                isn, state.ip_id, state.ts_base)
             flow.sender = sender
             senders.append(sender)
-            self._push(rtt_ns, _SENDER, ("establish", flow))
+            self._push_sender(rtt_ns, "establish", flow)
         self.senders = TcpSenders(parse_sender(config.tcp), senders, count=config.count, rate=config.rate,
-                                  arrival=config.arrival, seed=config.seed, rtt_ns=rtt_ns,
-                                  push=lambda time_ns, action, who: self._push(time_ns, _SENDER, (action, who)))
-        self._push(round(config.duration_ms * 1_000_000), _SENDER, ("stop", None))
+                                  arrival=config.arrival, seed=config.seed, rtt_ns=rtt_ns, push=self._push_sender)
+        self._push_sender(round(config.duration_ms * 1_000_000), "stop", None)
         self.traffic_text = (
             f"{bulk.describe()}; {config.flows} TCP/IPv4 flow{'s, each' if config.flows != 1 else ':'} a "
             f"{self.senders.describe()} sender within the receiver's window (no congestion control); RTT "
@@ -501,7 +505,9 @@ class Simulation:
         if self.sockets is not None:
             sockets = self.sockets
             sockets.poll_end(end)
-            if self.series.add((end, kernel.pages.in_use, sockets.rmem_total())):
+            # Both sums run over every socket: taken only for the points the series keeps.
+            if self.series.take():
+                self.series.keep((end, kernel.pages.in_use, sockets.rmem_total()))
                 self._sample_pinned()
             return
         if self.app_rate is None:

@@ -87,14 +87,22 @@ class Thinned:
         self.points: list[tuple] = []
 
     def add(self, point: tuple) -> bool:
-        self.count += 1
-        if self.count % self.every:
+        if not self.take():
             return False
+        self.keep(point)
+        return True
+
+    def take(self) -> bool:
+        """Count one point and say whether it is kept: then ``keep()`` it (a point that costs work to
+        make is made only when kept)."""
+        self.count += 1
+        return not self.count % self.every
+
+    def keep(self, point: tuple) -> None:
         self.points.append(point)
         if len(self.points) >= self.limit:
             self.points = self.points[::2]
             self.every *= 2
-        return True
 
 
 def ipv4_flow(header: bytes | None):

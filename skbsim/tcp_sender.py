@@ -172,8 +172,8 @@ class TcpSender:
 
     def next_len(self) -> int:
         """The payload of the next new segment: min(MSS, what is written), 0 with nothing to send."""
-        left = self.available()
-        return self.mss if left is None else min(self.mss, left)
+        written = self.written
+        return self.mss if written is None else min(self.mss, written - self.bytes_sent)
 
     def usable(self) -> int:
         """Bytes of window beyond snd_nxt (0 when the right edge is behind it)."""
@@ -196,10 +196,16 @@ class TcpSenders:
         self.senders = senders
         self.frames_left = count
         self.period = Fraction(10**9) / Fraction(rate)
+        self.poisson = random.Random(f"skbsim.tcp/{seed}/link").random if arrival == "poisson" else None
+        #: The link's clock counts in units of 1/link_unit ns, exact and in ints: at a constant rate
+        #: every gap is a whole number of periods (period.numerator units of 1/period.denominator ns);
+        #: a Poisson gap is a float, kept exact as a Fraction of a ns.
+        self.link_unit = self.period.denominator if self.poisson is None else 1
+        self.period_units = self.period.numerator
+        #: when the link is next free, in link units
+        self.link_free = 0
         #: messages:SIZE@RATE: ns between two writes
         self.write_period = int(1e9 / spec.rate) if spec.kind == "messages" and spec.rate else 0
-        self.poisson = random.Random(f"skbsim.tcp/{seed}/link").random if arrival == "poisson" else None
-        self.link_free = Fraction(0)
         self.slot_pending = False
         self.next_turn = 0
         self.rto_ns = rtt_ns + TCP_RTO_MIN_NS
@@ -255,7 +261,7 @@ class TcpSenders:
             return
         sender.write_wake = True
         due = sender.write_start + sender.writes * self.write_period
-        self.push(max(due, now + 1, math.ceil(self.link_free)), "write", sender)
+        self.push(max(due, now + 1, self._link_free_ns()), "write", sender)
 
     def _psh(self, sender: TcpSender, start: int, end: int) -> bool:
         """Whether the segment of stream bytes [start, end) holds the end of a message: every message is
@@ -347,7 +353,11 @@ class TcpSenders:
         if self.stopped or self.slot_pending:
             return
         self.slot_pending = True
-        self.push(max(now, math.ceil(self.link_free)), "send", None)
+        self.push(max(now, self._link_free_ns()), "send", None)
+
+    def _link_free_ns(self) -> int:
+        """When the link is next free, in whole ns (rounded up)."""
+        return -(-self.link_free // self.link_unit)
 
     def _sendable(self, sender: TcpSender) -> bool:
         if not sender.started:
@@ -371,10 +381,11 @@ class TcpSenders:
             if self._sendable(sender):
                 self.next_turn = (self.next_turn + turn + 1) % n
                 frame, segments = self._transmit(sender, now)
-                gap = self.period * segments
-                if self.poisson is not None:
+                if self.poisson is None:
+                    gap = self.period_units * segments
+                else:
                     gap = Fraction(-math.log(1.0 - self.poisson()) * float(self.period) * segments)
-                self.link_free = max(self.link_free, Fraction(now)) + gap
+                self.link_free = max(self.link_free, now * self.link_unit) + gap
                 self.kick(now)
                 return frame
         return None

@@ -22,6 +22,7 @@ import pytest
 
 from skbsim import cli
 from skbsim.errors import InputError
+from skbsim.kernel import Kernel
 from skbsim.live import host
 from skbsim.live.kconfig import parse_config_text
 from skbsim.profile import (
@@ -415,3 +416,17 @@ def test_profile_list(capsys):
     assert code == 0
     for name in builtin_names() + ["host"]:
         assert f"│ {name} " in out
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("CONFIG_SLUB_CPU_PARTIAL=y\n", True),
+    ("# CONFIG_SLUB_CPU_PARTIAL is not set\n", False),
+    ("", True),  # not mentioned: the release's value
+])
+def test_slub_cpu_partial_from_config(tmp_path, line, expected):
+    # mm/Kconfig: SLUB_CPU_PARTIAL is a bool; off, a cache's cpu_partial is 0 (set_cpu_partial()).
+    path = tmp_path / "slub.config"
+    path.write_text("CONFIG_X86_64=y\nCONFIG_X86=y\n" + line)
+    profile = load_profile("6.18", str(path))
+    assert profile.features["slub_cpu_partial"] is expected
+    assert Kernel(profile).skbuff_cache.cpu_partial == (52 if expected else 0)

@@ -31,7 +31,9 @@ def add_parser(sub) -> None:
         description="Needs root, /dev/net/tun and tracefs (mounted if absent). Creates its own network "
         "namespace, TAP and tracefs instance and removes them again. For each tun route, frames of a sweep of "
         "lengths are written and len, data_len, truesize and nr_frags read from the route's tracepoint; the "
-        "same frames go through the model. UDP adds SO_MEMINFO checks. Exit code 1 on any disagreement, "
+        "same frames go through the model. UDP adds SO_MEMINFO checks; SLUB adds /sys/kernel/slab/<cache>/ "
+        "numbers after a shrink, a run of writes and their reads (the caches are shrunk: their empty slabs "
+        "are freed). Exit code 1 on any disagreement, "
         "2 when something needed is missing.",
     )
     p.add_argument("--kernel", default="host", help="the model's kernel: 'host' (default), a built-in or a .toml")
@@ -43,6 +45,8 @@ def add_parser(sub) -> None:
     p.add_argument("--no-boundaries", action="store_true",
                    help="leave out the fixed boundary and jumbo lengths (14 .. 16000)")
     p.add_argument("--no-udp", action="store_true", help="skip the UDP socket checks")
+    p.add_argument("--no-slub", action="store_true",
+                   help="skip the SLUB list checks (/sys/kernel/slab numbers after a shrink, writes and reads)")
     p.add_argument("--json", action="store_true",
                    help="print the result as one JSON object (docs/schema/validate.schema.json)")
     validate_virtio.add_arguments(p)
@@ -96,7 +100,7 @@ def run(args) -> int:
     lengths = sweep_lengths(length_range, None if args.sample == 0 else args.sample, args.seed,
                             boundaries=not args.no_boundaries)
     progress = None if args.json or not sys.stderr.isatty() else (lambda text: print(text, file=sys.stderr))
-    result = validate(args.kernel, routes, lengths, udp=not args.no_udp, progress=progress)
+    result = validate(args.kernel, routes, lengths, udp=not args.no_udp, slub=not args.no_slub, progress=progress)
     if args.json:
         print_json(result)
     else:
@@ -145,6 +149,24 @@ def _print(result: dict) -> None:
                           str(row["rmem_model"]), "yes" if row["agree"] else Text("no", style="red"))
         print_table(console, fills)
 
+    slub = result["slub"]
+    if slub:
+        lists = Table(title="SLUB: /sys/kernel/slab after shrink, writes, reads (slabs / node partial / CPU slabs; "
+                            "first round)")
+        for column in ("cache", "frames", "after shrink", "after writes", "after reads", "model", "rounds agreeing"):
+            lists.add_column(column, justify="left" if column == "cache" else "right")
+
+        def shown(numbers: dict | None) -> str:
+            return f"{numbers['slabs']} / {numbers['partial']} / {numbers['cpu_slabs']}" if numbers else "-"
+
+        for row in slub["caches"]:
+            first = row["rounds"][0] if row["rounds"] else {"live": {}, "model": None}
+            live = first["live"]
+            lists.add_row(row["cache"], str(row["frames"]), shown(live.get("shrunk")), shown(live.get("written")),
+                          shown(live.get("read")), shown((first["model"] or {}).get("read")),
+                          f"{row['agreeing_rounds']} of {len(row['rounds'])}")
+        print_table(console, lists)
+
     if result["model_leaks"]:
         for line in result["model_leaks"]:
             console.print(f"model leak check: {line}", style="red")
@@ -158,4 +180,4 @@ def _print(result: dict) -> None:
         print_table(console, table)
         console.print("validation FAILED", style="red")
     else:
-        console.print("validation passed: every frame and every socket check agrees", style="green")
+        console.print("validation passed: every frame, socket and slab check agrees", style="green")

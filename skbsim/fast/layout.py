@@ -76,6 +76,9 @@ HEAD_1K, HEAD_SMALL, HEAD_FRAG = 0, 1, 2
 _PUT_MODES = {PUT_PER_BUFFER: 0, PUT_PER_POLL: 1, PUT_PER_FRAME: 2}
 #: the reader's CPU (Simulation.app_cpu)
 READER_CPU = np.int64(0)
+#: the current CPU of Simulation._finish's udp_destroy_sock() and of Kernel.drain() outside its per-CPU
+#: softirq work (kernel.cpu outside any on_cpu() block)
+TEARDOWN_CPU = np.int64(0)
 #: event kinds (sim._POLL, _READ, _IPI)
 _POLL, _READ, _IPI = np.int64(1), np.int64(2), np.int64(3)
 #: net.core.skb_defer_max (Kernel.skb_defer_max)

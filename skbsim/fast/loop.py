@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from skbsim.fast.layout import (
-    O_DRIVER, O_OVERSIZE, O_RING_FULL, ROUTE_FRAGS, SZ_1K, T_ROUTE, UNCOUNTED, _IPI, _POLL, njit,
+    O_DRIVER, O_OVERSIZE, O_RING_FULL, ROUTE_FRAGS, SZ_1K, TEARDOWN_CPU, T_ROUTE, UNCOUNTED, _IPI, _POLL, njit,
 )
-from skbsim.fast.mm import _free_page, _put_page, _slab_free
+from skbsim.fast.mm import _free_page, _put_page
 from skbsim.fast.napi import _defer_flush, _free_skb, _pop, _raise_irq, _send_ipis, _take_ipi
 from skbsim.fast.pp_drivers import _pp_close_queue
 from skbsim.fast.rx import _nic_receive, _poll
+from skbsim.fast.slub import _kmem_cache_shrink, _slab_free_bulk
 from skbsim.fast.sock import WHOLE, _app_read, _trace_drop, _udp_rmem_release
 from skbsim.fast.state import (
     BUF_BIAS, BUF_PAGE, BYTES, CACHE_SKB, DEFER_LEN, DRIVER, DRIVER_COPYBREAK, DRIVER_TUN, D_OVERSIZE, ERR, EV_LEN,
@@ -88,8 +89,10 @@ def _run(k, lengths, times, queues, hlens, n, final):
 
 @njit(cache=True, entry=True)
 def _teardown(k):
-    """udp_destroy_sock(), the driver's close per queue (ice_clean_rx_ring(), copybreak's buffers, tun's written
-    skbs and task_frag reference), then Kernel.drain(): defer lists, NAPI caches and their page fragments."""
+    """udp_destroy_sock() (on CPU 0, where Simulation._finish runs), the driver's close per queue on its CPU
+    (ice_clean_rx_ring(), copybreak's buffers, tun's written skbs and task_frag reference), then
+    Kernel.drain(): defer lists, NAPI caches and their page fragments, and kmem_cache_shrink() of every
+    cache."""
     _destroy_socket(k)
     for cpu in range(k.cfg[NCPUS]):
         _close_queue(k, cpu)
@@ -98,6 +101,8 @@ def _teardown(k):
             _defer_flush(k, cpu, UNCOUNTED)
     for cpu in range(k.cfg[NCPUS]):
         _drain_caches(k, cpu)
+    for c in range(k.slabs.caches.shape[0]):
+        _kmem_cache_shrink(k.slabs, c, k.pages, k.st)
 
 
 @njit(cache=True)
@@ -110,7 +115,7 @@ def _destroy_socket(k):
     while st[SK_LEN] > 0:
         at = st[SK_HEAD]
         total += queue[at, SKB_TS]
-        _free_skb(k, queue[at, SKB_HEAD], queue[at, SKB_FRAG], queue[at, SKB_OBJ])
+        _free_skb(k, TEARDOWN_CPU, queue[at, SKB_HEAD], queue[at, SKB_FRAG], queue[at, SKB_OBJ])
         st[SK_HEAD] = at + 1 if at + 1 < qcap else 0
         st[SK_LEN] -= 1
     _udp_rmem_release(k.cfg, st, total, WHOLE)
@@ -140,7 +145,7 @@ def _close_queue(k, cpu):
     cap = tun.queue.shape[1]
     while q[HQ_LEN] > 0:
         skb = tun.queue[cpu, q[HQ_HEAD]]
-        _free_skb(k, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
+        _free_skb(k, cpu, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
         if tun.tab[skb[SKB_HLEN], T_ROUTE] != ROUTE_FRAGS:
             q[WMEM] -= skb[SKB_TS]
         at = q[HQ_HEAD]
@@ -153,13 +158,13 @@ def _close_queue(k, cpu):
 
 @njit(cache=True)
 def _drain_caches(k, cpu):
-    """Kernel.drain() of one CPU's NAPI caches: the skb cache's sk_buffs back to their slab,
-    page_frag_1k_drain() (the references held for pieces not handed out) and page_frag_cache_drain()
-    (the cache's own references)."""
+    """Kernel.drain() of one CPU's NAPI caches: the skb cache's sk_buffs back to their slab in one
+    kmem_cache_free_bulk() (from CPU 0, where Kernel.drain() runs), page_frag_1k_drain() (the references
+    held for pieces not handed out) and page_frag_cache_drain() (the cache's own references)."""
     nc = k.pcpu[cpu]
     pages = k.pages
-    for j in range(nc[NC_LEN]):
-        _slab_free(k.slabs, CACHE_SKB, pages, k.st, k.nc.skb[cpu, j])
+    if nc[NC_LEN]:
+        _slab_free_bulk(k.slabs, CACHE_SKB, TEARDOWN_CPU, k.nc.skb[cpu, :nc[NC_LEN]], pages, k.st)
     nc[NC_LEN] = 0
     pid = nc[P1K_PAGE]
     if pid >= 0 and nc[P1K_OFFSET] > 0:

@@ -1,21 +1,20 @@
-"""The fast engine's memory: fault injection, pages, kmem caches, page_frag caches and skb frag lists, compiled.
+"""The fast engine's memory: fault injection, pages, page_frag caches and skb frag lists, compiled.
 
 Each function works on the records of the model object it mirrors (skbsim.fast.state): the page
-allocator (Pages), the fault injector (Faults), the kmem caches (Slabs), the per-CPU NAPI caches
-(NapiCaches) and the frag lists (Frags).
+allocator (Pages), the fault injector (Faults), the per-CPU NAPI caches (NapiCaches) and the frag lists
+(Frags).  The kmem caches (Slabs) are in skbsim.fast.slub.
 """
 
 from __future__ import annotations
 
 from skbsim.fast.layout import (
-    ERR_BUG, ERR_TABLE_FULL, FL_TAG, L_NONE, L_PAGE_ALLOC, L_PAGE_FRAG, L_SLAB, ORDER_0, SZ_1K, njit,
+    ERR_BUG, ERR_TABLE_FULL, FL_TAG, L_PAGE_ALLOC, L_PAGE_FRAG, ORDER_0, SZ_1K, njit,
 )
 from skbsim.fast.state import (
     ALLOCATED, ERR, F_ANY, F_MT_INDEX, FL_NEXT, FL_TOP, FR_ACTIVE, FR_COUNT, FR_INJECTED, FR_INTERVAL, FR_SPACE,
-    FR_THRESHOLD, FR_TIMES, FREED, K_FAILED, K_FREE_TOP, K_LAYER, K_LIVE, K_NEXT, K_NPARTIAL, K_OBJS, K_ORDER,
-    K_SLOT_BASE, K_SLOTS, K_STACK_BASE, MT_N, P1K_OFFSET, P1K_PAGE, PAGE_ORDER, PAGE_REF, PAGE_SIZE, PF_ALLOCS,
+    FR_THRESHOLD, FR_TIMES, FREED, MT_N, P1K_OFFSET, P1K_PAGE, PAGE_ORDER, PAGE_REF, PAGE_SIZE, PF_ALLOCS,
     PF_BIAS, PF_DOWN, PF_OFFSET, PF_ORDER, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, PG_FREE_TOP, PG_IN_USE,
-    PG_MAX_ORDER, PG_NEXT, PG_PEAK, PINNED, SLAB_INUSE, SLAB_PAGE, SLAB_TOP, SMALL_ALLOCS, SMALL_REFILLS,
+    PG_MAX_ORDER, PG_NEXT, PG_PEAK, PINNED, SMALL_ALLOCS, SMALL_REFILLS,
 )
 
 # -- the fault injector (skbsim.mm.fault.FaultInjector) ---------------------------------------------------
@@ -160,86 +159,6 @@ def _put_pages(pages, st, pid, count):
         _free_page(pages, st, pid)
     elif pages.page[pid, PAGE_REF] < 0:
         st[ERR] = ERR_BUG
-
-
-# -- the kmem caches (skbsim.mm.slab.KmemCache) ----------------------------------------------------------------
-
-
-@njit(cache=True)
-def _slab_alloc(slabs, c, pages, faults, st):
-    """kmem_cache_alloc() on cache c: an object id = slab slot * objs + index, or -1.
-
-    A slab's freelist is the objects freed to it, last freed first (its
-    stack words up to top), then those never handed out, lowest address
-    first, from its word objs on: a new slab costs nothing to set up however
-    many objects it holds.  The partial list is most recent last.
-    """
-    K = slabs.caches[c]
-    if st[F_ANY] and (_should_fail(faults, st, L_SLAB) or _should_fail(faults, st, K[K_LAYER])):
-        K[K_FAILED] += 1
-        return -1
-    objs = K[K_OBJS]
-    base = K[K_SLOT_BASE]
-    if K[K_NPARTIAL] == 0:
-        pid = _alloc_pages(pages, faults, st, K[K_ORDER], L_NONE)
-        if pid < 0:
-            K[K_FAILED] += 1
-            return -1
-        slot = _take_id(st, K, K_FREE_TOP, K_NEXT, slabs.slotfree[base:], K[K_SLOTS])
-        if slot < 0:
-            return -1
-        slabs.stack[K[K_STACK_BASE] + slot * (objs + 1) + objs] = 0  # the next object never handed out
-        slabs.slot[base + slot, SLAB_TOP] = 0
-        slabs.slot[base + slot, SLAB_INUSE] = 0
-        slabs.slot[base + slot, SLAB_PAGE] = pid
-        slabs.partial[base + K[K_NPARTIAL]] = slot
-        K[K_NPARTIAL] += 1
-    slot = slabs.partial[base + K[K_NPARTIAL] - 1]
-    words = K[K_STACK_BASE] + slot * (objs + 1)
-    if slabs.slot[base + slot, SLAB_TOP] > 0:
-        slabs.slot[base + slot, SLAB_TOP] -= 1
-        index = slabs.stack[words + slabs.slot[base + slot, SLAB_TOP]]
-    else:
-        index = slabs.stack[words + objs]
-        slabs.stack[words + objs] = index + 1
-    slabs.slot[base + slot, SLAB_INUSE] += 1
-    if slabs.slot[base + slot, SLAB_INUSE] == objs:
-        K[K_NPARTIAL] -= 1  # full: it was the last entry of the partial list
-    K[K_LIVE] += 1
-    return slot * objs + index
-
-
-@njit(cache=True)
-def _slab_free(slabs, c, pages, st, obj):
-    """kmem_cache_free() to cache c: back to its slab; an empty slab leaves the partial list and frees its page."""
-    K = slabs.caches[c]
-    objs = K[K_OBJS]
-    base = K[K_SLOT_BASE]
-    slot = obj // objs
-    g = base + slot
-    if slabs.slot[g, SLAB_INUSE] == objs:  # it was full: back on the partial list
-        slabs.partial[base + K[K_NPARTIAL]] = slot
-        K[K_NPARTIAL] += 1
-    slabs.stack[K[K_STACK_BASE] + slot * (objs + 1) + slabs.slot[g, SLAB_TOP]] = obj - slot * objs
-    slabs.slot[g, SLAB_TOP] += 1
-    slabs.slot[g, SLAB_INUSE] -= 1
-    K[K_LIVE] -= 1
-    if slabs.slot[g, SLAB_INUSE] == 0:
-        n = K[K_NPARTIAL]
-        j = base
-        while slabs.partial[j] != slot:
-            j += 1
-        for k in range(j, base + n - 1):
-            slabs.partial[k] = slabs.partial[k + 1]
-        K[K_NPARTIAL] = n - 1
-        _give_id(K, K_FREE_TOP, slabs.slotfree[base:], slot)
-        _put_page(pages, st, slabs.slot[g, SLAB_PAGE])
-
-
-@njit(cache=True, forceinline=True)
-def _slab_page(slabs, c, obj):
-    """virt_to_head_page() of an object of cache c: its slab's page."""
-    return slabs.slot[slabs.caches[c, K_SLOT_BASE] + obj // slabs.caches[c, K_OBJS], SLAB_PAGE]
 
 
 # -- frag lists (skb_shared_info.frags of several pages) ----------------------------------------------------------

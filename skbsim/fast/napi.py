@@ -12,8 +12,9 @@ from skbsim.fast.layout import (
     CLOCK_LIMIT, COUNTED, ERR_CLOCK, ERR_TABLE_FULL, HEAD_1K, HEAD_FRAG, HEAD_SMALL, READER_CPU, SERIES_LIMIT, SLAB_TAG,
     U32_MASK, _IPI, _POLL, _READ, njit,
 )
-from skbsim.fast.mm import _p1k_alloc, _pf_alloc, _put_frags, _put_page, _slab_alloc, _slab_free, _slab_page
+from skbsim.fast.mm import _p1k_alloc, _pf_alloc, _put_frags, _put_page
 from skbsim.fast.page_pool import _pp_put_skb_frags, _pp_put_skb_page
+from skbsim.fast.slub import _slab_alloc, _slab_alloc_bulk, _slab_free, _slab_free_bulk, _slab_page
 from skbsim.fast.state import (
     APP_NEXT, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BUSY_UNTIL, CACHE_SKB, CACHE_SMALL, COST, DEFER_IPI,
     DEFER_LEN, ERR, EV_CPU, EV_FIELDS, EV_KIND, EV_LAST, EV_LEN, EV_ORDER, EV_TIME, IPI_SENT, IPIS, IRQ_LATENCY,
@@ -196,24 +197,17 @@ def _series_add(trace, st, time_ns, in_use, rmem):
 def _nc_get(k, cpu):
     """napi_skb_cache_get(): an sk_buff object id from this CPU's cache, or -1.
 
-    An empty cache is refilled by kmem_cache_alloc_bulk(), all or nothing: when one allocation fails, the
-    objects already taken go back in the order taken.
+    An empty cache is refilled by one kmem_cache_alloc_bulk() on this CPU, all or nothing.
     """
     st = k.st
     nc = k.pcpu[cpu]
     cache = k.nc.skb[cpu]
     st[NC_GETS] += 1
     if nc[NC_LEN] == 0:
-        for _ in range(k.cfg[NC_BULK]):
-            obj = _slab_alloc(k.slabs, CACHE_SKB, k.pages, k.faults, st)
-            if obj < 0:
-                for j in range(nc[NC_LEN]):
-                    _slab_free(k.slabs, CACHE_SKB, k.pages, st, cache[j])
-                nc[NC_LEN] = 0
-                st[NC_REFILL_FAILURES] += 1
-                return -1
-            cache[nc[NC_LEN]] = obj
-            nc[NC_LEN] += 1
+        if not _slab_alloc_bulk(k.slabs, CACHE_SKB, cpu, cache, k.cfg[NC_BULK], k.pages, k.faults, st):
+            st[NC_REFILL_FAILURES] += 1
+            return -1
+        nc[NC_LEN] = k.cfg[NC_BULK]
         st[NC_REFILLS] += 1
     else:
         st[NC_HITS] += 1
@@ -223,7 +217,8 @@ def _nc_get(k, cpu):
 
 @njit(cache=True, forceinline=True)
 def _nc_put(k, cpu, obj, count_it):
-    """napi_skb_cache_put() on one CPU's cache: a full cache gives its top NAPI_SKB_CACHE_FREE back."""
+    """napi_skb_cache_put() on one CPU's cache: a full cache gives its top NAPI_SKB_CACHE_FREE back to the slab
+    in one kmem_cache_free_bulk() on that CPU."""
     st = k.st
     cfg = k.cfg
     nc = k.pcpu[cpu]
@@ -234,8 +229,7 @@ def _nc_put(k, cpu, obj, count_it):
     nc[NC_LEN] += 1
     if nc[NC_LEN] == cfg[NC_CACHE_SIZE]:
         keep = cfg[NC_CACHE_SIZE] - cfg[NC_FREE]
-        for j in range(keep, cfg[NC_CACHE_SIZE]):
-            _slab_free(k.slabs, CACHE_SKB, k.pages, st, cache[j])
+        _slab_free_bulk(k.slabs, CACHE_SKB, cpu, cache[keep:cfg[NC_CACHE_SIZE]], k.pages, st)
         nc[NC_LEN] = keep
         if count_it:
             st[NC_FLUSHES] += 1
@@ -249,7 +243,7 @@ def _defer_flush(k, cpu, count_it):
     k.pcpu[cpu, DEFER_LEN] = 0
     defer = k.cpus.defer[cpu]
     for j in range(n):
-        _release_data(k, defer[j, SKB_HEAD], defer[j, SKB_FRAG])
+        _release_data(k, cpu, defer[j, SKB_HEAD], defer[j, SKB_FRAG])
         _nc_put(k, cpu, defer[j, SKB_OBJ], count_it)
 
 
@@ -266,8 +260,8 @@ def _head_page(slabs, head):
 
 
 @njit(cache=True, forceinline=True)
-def _release_data(k, head, frag):
-    """skb_release_data(): the frag pages' references in frag order, then skb_free_head(): a page
+def _release_data(k, cpu, head, frag):
+    """skb_release_data() on CPU cpu: the frag pages' references in frag order, then skb_free_head(): a page
     fragment's reference (skb_free_frag), or a kmem cache object (skbuff_small_head or kmalloc: kfree);
     the pages of a large kmalloc head are a page id."""
     if frag >= 0:
@@ -281,14 +275,15 @@ def _release_data(k, head, frag):
         else:
             _put_page(k.pages, k.st, head)
     else:
-        _slab_free(k.slabs, (head - SLAB_TAG) >> 32, k.pages, k.st, (head - SLAB_TAG) & U32_MASK)
+        _slab_free(k.slabs, (head - SLAB_TAG) >> 32, cpu, k.pages, k.st, (head - SLAB_TAG) & U32_MASK)
 
 
 @njit(cache=True, forceinline=True)
-def _free_skb(k, head, frag, obj):
-    """kfree_skb() / consume_skb() of an skb nobody else holds: its data, then the sk_buff to its slab."""
-    _release_data(k, head, frag)
-    _slab_free(k.slabs, CACHE_SKB, k.pages, k.st, obj)
+def _free_skb(k, cpu, head, frag, obj):
+    """kfree_skb() / consume_skb() on CPU cpu of an skb nobody else holds: its data, then the sk_buff to its
+    slab."""
+    _release_data(k, cpu, head, frag)
+    _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, obj)
 
 
 @njit(cache=True, forceinline=True)
@@ -316,9 +311,9 @@ def _alloc_rx_skb(k, cpu, kind, fragsz, buf_page):
             _put_page(k.pages, k.st, head)
         return -1, -1
     if kind == HEAD_SMALL:
-        small = _slab_alloc(k.slabs, CACHE_SMALL, k.pages, k.faults, k.st)
+        small = _slab_alloc(k.slabs, CACHE_SMALL, cpu, k.pages, k.faults, k.st)
         if small < 0:
-            _slab_free(k.slabs, CACHE_SKB, k.pages, k.st, obj)
+            _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, obj)
             return -1, -1
         head = SLAB_TAG + (CACHE_SMALL << 32) + small
     return head, obj

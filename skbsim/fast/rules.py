@@ -9,6 +9,7 @@ from __future__ import annotations
 from skbsim.drivers.ice import ice_page_count_reusable
 from skbsim.drivers.libeth import idpf_rx_hsplit_wa_len
 from skbsim.fast.layout import njit
+from skbsim.mm.slab import cpu_partial_full, get_partial_node_done, slab_discard_empty
 from skbsim.net.page_pool import page_pool_alloc_size, pp_napi_local, pp_recycle_direct, pp_ref_count_unref
 from skbsim.net.skbuff import DEFER_KICK, DEFER_NONE, DEFER_QUEUE, alloc_skb_with_frags_order, skb_defer_admit
 from skbsim.net.sock import sk_mem_reclaimable, udp_forward_pages, udp_rcvbuf_admits
@@ -25,6 +26,12 @@ _ice_can_reuse_rx_page = njit(cache=True, forceinline=True)(ice_page_count_reusa
 _alloc_skb_with_frags_order = njit(cache=True, forceinline=True)(alloc_skb_with_frags_order)
 # skbsim.net.skbuff.skb_defer_admit: skb_attempt_defer_free()'s test on the owner's defer list
 _skb_defer_admit = njit(cache=True, forceinline=True)(skb_defer_admit)
+# skbsim.mm.slab.slab_discard_empty: an empty slab's pages go back once the node keeps min_partial slabs
+_slab_discard_empty = njit(cache=True, forceinline=True)(slab_discard_empty)
+# skbsim.mm.slab.cpu_partial_full: put_cpu_partial()'s drain test
+_cpu_partial_full = njit(cache=True, forceinline=True)(cpu_partial_full)
+# skbsim.mm.slab.get_partial_node_done: when get_partial_node() stops taking slabs
+_get_partial_node_done = njit(cache=True, forceinline=True)(get_partial_node_done)
 # skbsim.net.page_pool.pp_ref_count_unref: page->pp_ref_count after page_pool_unref_page()
 _pp_ref_count_unref = njit(cache=True, forceinline=True)(pp_ref_count_unref)
 # skbsim.net.page_pool.pp_napi_local: page_pool_napi_local()'s test
@@ -36,6 +43,7 @@ _idpf_rx_hsplit_wa_len = njit(cache=True, forceinline=True)(idpf_rx_hsplit_wa_le
 # skbsim.net.page_pool.page_pool_alloc_size: page_pool_alloc()'s fragment size (the page's rest folded in)
 _page_pool_alloc_size = njit(cache=True, forceinline=True)(page_pool_alloc_size)
 
-__all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_ice_can_reuse_rx_page",
-           "_idpf_rx_hsplit_wa_len", "_page_pool_alloc_size", "_pp_napi_local", "_pp_recycle_direct",
-           "_pp_ref_count_unref", "_sk_mem_reclaimable", "_skb_defer_admit", "_udp_forward_pages", "_udp_rcvbuf_admits"]
+__all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_cpu_partial_full",
+           "_get_partial_node_done", "_ice_can_reuse_rx_page", "_idpf_rx_hsplit_wa_len", "_page_pool_alloc_size",
+           "_pp_napi_local", "_pp_recycle_direct", "_pp_ref_count_unref", "_sk_mem_reclaimable", "_skb_defer_admit",
+           "_slab_discard_empty", "_udp_forward_pages", "_udp_rcvbuf_admits"]

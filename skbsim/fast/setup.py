@@ -24,7 +24,7 @@ from skbsim.fast.state import (
     FR_SIZE, FR_SPACE, FR_THRESHOLD, FR_TIMES, F_ANY, F_MT_INDEX, Faults, Frags, HW_NEXT, Kernel, MT_N, NCPUS,
     NC_CACHE_SIZE, NTA, NTC, NTU, NapiCaches, PF_ALLOCS, PF_BIAS, PF_OFFSET, PF_PAGE, PF_REFILLS, PF_REUSES,
     PF_SIZE, PG_IN_USE, PG_MAX_ORDER, PG_NEXT, PG_PEAK, PLOT, RING_COUNT, RXMAX, SKB_FIELDS, Socket, TAIL, TRACE,
-    Trace, new_page_pools, new_pages, new_pcpu, new_rings, new_scalars, new_slabs, new_tun_queues,
+    SlabSpec, Trace, new_page_pools, new_pages, new_pcpu, new_rings, new_scalars, new_slabs, new_tun_queues,
 )
 from skbsim.fast.state import (
     DRIVER_LIBETH, DRIVER_MANA, FQE_PAGE, FQE_TRUESIZE, FQ_BUF_LEN, FQ_EMPTY, FQ_LO, FQ_TRUESIZE, new_libeth_fqs,
@@ -93,9 +93,19 @@ def load_faults(injector, st) -> Faults:
     return Faults(rules, np.array(words[:MT_N], np.int64))
 
 
-def slab_spec(cache, slots: int) -> tuple:
-    """A reference kmem cache as new_slabs() takes it, with room for slots slabs at once."""
-    return (cache.order, cache.objs_per_slab, LAYERS.index(cache.fault_layer), slots)
+def slabs_kept(min_partial: int, cpu_partial_slabs: int, ncpus: int) -> int:
+    """The most slabs a cache may keep without a live object: up to min_partial on the node list, and on each
+    CPU its slab and a partial list of up to cpu_partial_slabs + 1 (6.8+ leaves an empty one there)."""
+    return min_partial + 1 + ncpus * (cpu_partial_slabs + 2)
+
+
+def slab_spec(kernel, cache, live: int) -> SlabSpec:
+    """A kmem cache of the reference kernel as new_slabs() takes it, with room for live objects at once (a
+    slab each at worst) and the empty slabs SLUB keeps."""
+    return SlabSpec(cache.order, cache.objs_per_slab, cache.min_order, cache.min_objects,
+                    LAYERS.index(cache.fault_layer), cache.min_partial, cache.cpu_partial_slabs,
+                    int(kernel.slab.cpu_partial_frozen),
+                    live + slabs_kept(cache.min_partial, cache.cpu_partial_slabs, kernel.ncpus))
 
 
 #: how many of each a run may hold at once: pages, slab objects per cache (slab_spec() rows), socket queue
@@ -111,7 +121,11 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=
     st = new_scalars()
     if cfg[APP_GAP] < 0:
         st[APP_WAITING] = 0  # no reader blocks in recvmsg(): it is never woken
-    pages = new_pages(sizes.pages)
+    if any(cache.nr_slabs for cache in sim.kernel.slab.caches.values()):
+        raise ValueError("unexpected slabs at start")
+    # the pages of the empty slabs SLUB may keep, beyond the builder's count of slab pages
+    kept = sum(slabs_kept(spec.min_partial, spec.cpu_partial_slabs, ncpus) for spec in sizes.caches if spec)
+    pages = new_pages(sizes.pages + kept)
     ref_pages = sim.kernel.pages
     for order, n in ref_pages.allocated.items():
         pages.counts[order, ALLOCATED] = n
@@ -128,12 +142,12 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=
         copy = np.zeros((3, 1), np.int64)
     return Kernel(
         cfg=cfg, st=st, pcpu=new_pcpu(ncpus, NETDEV_BUDGET), pages=pages, faults=load_faults(sim.kernel.faults, st),
-        slabs=new_slabs(sizes.caches), frags=Frags(np.zeros((sizes.frag_lists, sizes.frags + 2), np.int64)),
+        slabs=new_slabs(sizes.caches, ncpus), frags=Frags(np.zeros((sizes.frag_lists, sizes.frags + 2), np.int64)),
         nc=NapiCaches(np.zeros((ncpus, int(cfg[NC_CACHE_SIZE]) + 1), np.int64)),
         cpus=Cpus(np.zeros((ncpus, SKB_DEFER_MAX, SKB_FIELDS), np.int64)),
         rings=new_rings(ncpus, int(cfg[RING_COUNT]), sizes.ring_bias, copy),
         tun=tun if tun is not None else new_tun_queues(np.zeros((1, 16), np.int64), 1, 1),
-        sock=Socket(np.zeros((sizes.queue, SKB_FIELDS), np.int64), np.zeros(sizes.pages, np.int64)),
+        sock=Socket(np.zeros((sizes.queue, SKB_FIELDS), np.int64), np.zeros(sizes.pages + kept, np.int64)),
         events=Events(np.zeros((4096, EV_FIELDS), np.int64)),
         batch=np.zeros((NAPI_POLL_WEIGHT, SKB_FIELDS), np.int64),
         trace=Trace(np.zeros((trace_rows, T_SIZE), np.int64), np.zeros((lengths, MAX_FRAGS_SEEN, 2), np.int64),
@@ -185,9 +199,9 @@ def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> K
     page_cap = (ncpus * ring.count + (1 + max_bufs) * (qcap + ncpus * (SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT))
                 + 2 * ncpus + 2 * slab_cap + 16)
     small = kernel.skb_small_head_cache
-    caches = [slab_spec(kernel.skbuff_cache, slab_cap)]
+    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
     if small is not None and head is not None:
-        caches.append(slab_spec(small, slab_cap))
+        caches.append(slab_spec(kernel, small, slab_cap))
     # frag lists of skbs of several buffers
     sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=slab_cap if max_bufs > 1 else 1,
                        frags=profile.MAX_SKB_FRAGS, ring_bias=0)
@@ -236,9 +250,9 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
     # and the slabs of both caches.
     page_cap = (ncpus * ring.count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 4)
                 + ncpus * SKB_DEFER_MAX * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
-    caches = [slab_spec(kernel.skbuff_cache, slab_cap)]
+    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
     if kernel.skb_small_head_cache is not None:
-        caches.append(slab_spec(kernel.skb_small_head_cache, slab_cap))
+        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
     # frag lists: a frame's MAX_SKB_FRAGS + 1 replacement buffers are held in a row first
     sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=slab_cap, frags=profile.MAX_SKB_FRAGS + 1,
                        ring_bias=1)  # one page reference per buffer
@@ -319,10 +333,10 @@ def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths) -> Kernel:
     # and its frag blocks; plus each writer's task_frag block.
     frags = lengths.max_frags
     page_cap = live_bound * (frags + 3) + ncpus + 64
-    caches = [(0, 1, 0, 0)] * (max(lengths.caches) + 1)  # (unused ones: no slabs)
-    caches[CACHE_SKB] = slab_spec(kernel.skbuff_cache, slab_cap)
+    caches = [None] * (max(lengths.caches) + 1)  # (unused ones: no slabs)
+    caches[CACHE_SKB] = slab_spec(kernel, kernel.skbuff_cache, slab_cap)
     for c, cache in lengths.caches.items():
-        caches[c] = slab_spec(cache, slab_cap)
+        caches[c] = slab_spec(kernel, cache, slab_cap)
     sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=live_bound, frags=frags, ring_bias=0)
     return new_kernel(sim, fields, sizes, tun=new_tun_queues(lengths.tab, ncpus, inflight))
 
@@ -448,7 +462,7 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     # queued, deferred or polled skb; the slabs.
     per_pool = pool.cache_size + pool.ring_qsize + rxq.count + pool.cache_refill + 2
     page_cap = ncpus * per_pool + qcap + ncpus * (SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT) + 2 * slab_cap + 16
-    sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel.skbuff_cache, slab_cap)], queue=qcap, frag_lists=1,
+    sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel, kernel.skbuff_cache, slab_cap)], queue=qcap, frag_lists=1,
                        frags=1, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap))
     pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)})
@@ -494,7 +508,7 @@ def libeth_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     pool = fqs[0].pp
     per_pool = pool.cache_size + pool.ring_qsize + queue.count + pool.cache_refill + 2
     page_cap = ncpus * nfq * per_pool + inflight * (LIBIE_MAX_CHAINED_BUFS + 1) + 2 * slab_cap + 16
-    sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel.skbuff_cache, slab_cap)], queue=qcap,
+    sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel, kernel.skbuff_cache, slab_cap)], queue=qcap,
                        frag_lists=inflight, frags=LIBIE_MAX_CHAINED_BUFS, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus * nfq, pool.cache_size, pool.ring_qsize, page_cap),
                    lb=new_libeth_fqs(ncpus * nfq, queue.count, ncpus, nfq * queue.count + 1))

@@ -178,7 +178,7 @@ def _deliver(k, cpu, n):
             _observe(k, skb, cpu, now + (d + 1) * cfg[COST], refused)
         if refused:
             st[SK_DROPS] += 1
-            _free_skb(k, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
+            _free_skb(k, cpu, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
         elif not _enqueue(k, skb, cpu):
             return
 
@@ -224,7 +224,7 @@ def _attempt_defer_free(k, head, frag, obj, owner):
         verdict = _skb_defer_admit(napi[DEFER_LEN], SKB_DEFER_MAX, k.cfg[DEFER_LIMIT_MINUS_1])
     if verdict == DEFER_NONE:
         k.st[PP_SOFTIRQ] = READER_CPU + 1  # kfree_skb_napi_cache(): bottom halves off
-        _release_data(k, head, frag)
+        _release_data(k, READER_CPU, head, frag)
         k.st[PP_SOFTIRQ] = 0
         _nc_put(k, READER_CPU, obj, COUNTED)
         return
@@ -267,7 +267,7 @@ def _app_read(k):
         if cfg[DEFER_FREE]:
             _attempt_defer_free(k, head, frag, obj, owner)
         else:
-            _free_skb(k, head, frag, obj)  # consume_skb()
+            _free_skb(k, READER_CPU, head, frag, obj)  # consume_skb()
         st[CONSUMED] += 1
         _pin_page(k.sock, st, head_page, -1)
         if frag >= 0:

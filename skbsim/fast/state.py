@@ -23,7 +23,8 @@ pcpu           per CPU: NAPI scheduling, the queue's frame        sim._CpuState,
 Pages          page ids: refcount, order, free ids, counts by     mm/page_alloc.py
                order                                              PageAllocator
 Faults         the rules by layer and random.Random's state       mm/fault.py FaultInjector
-Slabs          the kmem caches and their slabs                    mm/slab.py KmemCache
+Slabs          the kmem caches, their per-CPU and node lists and  mm/slab.py KmemCache,
+               their slabs                                        KmemCacheCpu, KmemCacheNode, Slab
 Frags          skbs' frag lists of several pages                  skb_shared_info.frags
 NapiCaches     per CPU: the NAPI skb cache                        net/napi.py napi_alloc_cache
 Cpus           per CPU: the defer list                            softnet_data.defer_list
@@ -150,15 +151,25 @@ MAX_ORDERS = 32
 Faults = namedtuple("Faults", ("rules", "mt"))
 FR_ACTIVE, FR_THRESHOLD, FR_INTERVAL, FR_TIMES, FR_SPACE, FR_COUNT, FR_INJECTED, FR_SIZE = range(8)
 MT_N = 624
-#: caches[cache]: its partial list's length, its free slab slots' stack top, the next slot never used,
-#: live objects, slab order, objects per slab, fault layer, failed allocations, and where its slots start
-#: in slot (and its partial list and free slots in partial and slotfree) and in stack (objs + 1 words a
-#: slot: the objects freed to the slab, last freed first, then the next never handed out);
-#: slot[global slot]: its freed objects' stack top, objects in use, and its page
-Slabs = namedtuple("Slabs", ("caches", "stack", "slot", "partial", "slotfree"))
-(K_NPARTIAL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_LAYER, K_FAILED, K_SLOT_BASE, K_SLOTS, K_STACK_BASE,
- K_SIZE) = range(12)
-SLAB_TOP, SLAB_INUSE, SLAB_PAGE, SLAB_FIELDS = range(4)
+#: SLUB (skbsim/fast/slub.py): caches[c] is kmem_cache c with its one kmem_cache_node: the node partial
+#: list's length, head and tail (slots linked through SLAB_PREV / SLAB_NEXT), its free slots' stack top and
+#: the next slot never used, live objects, the slab order and objects of a slab (s->oo) and the smallest
+#: ones (s->min), the fault layer, failed allocations, min_partial, cpu_partial_slabs (0 without a CPU
+#: partial list), whether a slab on a CPU partial list is frozen (up to 6.7), where its slots start in slot
+#: and slotfree and its words in stack (objs + 1 a slot: the free objects, last freed first, then the next
+#: never handed out), how many slots it may use, and its slabs (node_nr_slabs());
+#: slot[global slot]: a slab (struct slab): its free objects' stack top, page, objects, objects on its own
+#: freelist, frozen, on the node list, and its neighbours there; cpu[c, cpu]: kmem_cache_cpu: its slab
+#: (NO_SLAB for none), the objects on its lockless freelist, its partial list's length; cpu_partial[c, cpu]:
+#: that partial list, its head last
+Slabs = namedtuple("Slabs", ("caches", "stack", "slot", "slotfree", "cpu", "cpu_partial"))
+(K_NPARTIAL, K_NODE_HEAD, K_NODE_TAIL, K_FREE_TOP, K_NEXT, K_LIVE, K_ORDER, K_OBJS, K_MIN_ORDER, K_MIN_OBJS,
+ K_LAYER, K_FAILED, K_MIN_PARTIAL, K_CPS, K_FROZEN_PARTIAL, K_SLOT_BASE, K_SLOTS, K_STACK_BASE, K_NR_SLABS,
+ K_SIZE) = range(20)
+(SLAB_TOP, SLAB_PAGE, SLAB_OBJECTS, SLAB_FREE, SLAB_FROZEN, SLAB_ON_NODE, SLAB_PREV, SLAB_NEXT,
+ SLAB_FIELDS) = range(9)
+C_SLAB, C_FREE, C_NPARTIAL, C_FIELDS = range(4)
+NO_SLAB = -1
 #: the caches of a run, by index: skbuff_head_cache, skbuff_small_head (where the release has it), then
 #: the kmalloc caches tun heads may come from (np.int64: passed to compiled functions as a value, not a
 #: literal, so that they are compiled once)
@@ -254,20 +265,36 @@ def new_pages(capacity: int) -> Pages:
     return Pages(_zeros(capacity, PAGE_FIELDS), _zeros(capacity), _zeros(MAX_ORDERS, 2))
 
 
-def new_slabs(caches) -> Slabs:
-    """The kmem caches: caches[i] = (order, objects per slab, fault layer, slabs it may hold at once) for
-    cache i, the rest unused."""
+#: a kmem cache as new_slabs() takes it (setup.slab_spec() reads it from the reference cache)
+SlabSpec = namedtuple("SlabSpec", ("order", "objs", "min_order", "min_objs", "layer", "min_partial",
+                                   "cpu_partial_slabs", "frozen_partial", "slots"))
+
+
+def new_slabs(caches, ncpus: int) -> Slabs:
+    """The kmem caches: caches[i] is cache i's SlabSpec (or None), the rest unused; no slab yet."""
     table = _zeros(CACHES, K_SIZE)
+    table[:, K_OBJS] = 1
+    table[:, K_NODE_HEAD] = table[:, K_NODE_TAIL] = NO_SLAB
     slot_base = stack_base = 0
-    for c, (order, objs, layer, slots) in enumerate(caches):
-        table[c, K_ORDER], table[c, K_OBJS], table[c, K_LAYER] = order, objs, layer
-        table[c, K_SLOT_BASE], table[c, K_SLOTS], table[c, K_STACK_BASE] = slot_base, slots, stack_base
-        slot_base += slots
-        stack_base += slots * (objs + 1)
-    table[len(caches):, K_OBJS] = 1
+    longest = 1
+    for c, spec in enumerate(caches):
+        if spec is None:
+            continue
+        row = table[c]
+        row[K_ORDER], row[K_OBJS] = spec.order, spec.objs
+        row[K_MIN_ORDER], row[K_MIN_OBJS] = spec.min_order, spec.min_objs
+        row[K_LAYER], row[K_MIN_PARTIAL], row[K_CPS] = spec.layer, spec.min_partial, spec.cpu_partial_slabs
+        row[K_FROZEN_PARTIAL] = spec.frozen_partial
+        row[K_SLOT_BASE], row[K_SLOTS], row[K_STACK_BASE] = slot_base, spec.slots, stack_base
+        slot_base += spec.slots
+        stack_base += spec.slots * (spec.objs + 1)
+        # put_cpu_partial() drains at cpu_partial_slabs; get_partial_node() adds up to half of it plus one
+        longest = max(longest, spec.cpu_partial_slabs + 1, spec.cpu_partial_slabs // 2 + 2)
     slots = max(1, slot_base)
-    return Slabs(table, _zeros(max(1, stack_base), dtype=np.int32), _zeros(slots, SLAB_FIELDS), _zeros(slots),
-                 _zeros(slots))
+    cpu = _zeros(CACHES, ncpus, C_FIELDS)
+    cpu[:, :, C_SLAB] = NO_SLAB
+    return Slabs(table, _zeros(max(1, stack_base), dtype=np.int32), _zeros(slots, SLAB_FIELDS), _zeros(slots), cpu,
+                 _zeros(CACHES, ncpus, longest))
 
 
 def new_rings(ncpus: int, count: int, bias: int, copy) -> Rings:

@@ -9,11 +9,10 @@ from skbsim.fast.layout import (
     MIN_TUN_FRAME, ORDER_0, ROUTE_ALLOC, ROUTE_BUILD, ROUTE_FRAGS, ROUTE_NONE, SLAB_TAG, TH_PAGES, TH_SLAB,
     TH_TASK_FRAG, T_BUFLEN, T_CACHE, T_DLEN, T_EXPAND, T_FRAGS, T_HEAD, T_NFRAGS, T_ROUTE, T_TS, njit,
 )
-from skbsim.fast.mm import (
-    _alloc_pages, _fails, _fl_take, _p1k_alloc, _pf_alloc, _put_page, _slab_alloc, _slab_free,
-)
+from skbsim.fast.mm import _alloc_pages, _fails, _fl_take, _p1k_alloc, _pf_alloc, _put_page
 from skbsim.fast.napi import _defer_flush, _free_skb, _nc_get, _poll_done, _release_data
 from skbsim.fast.rules import _alloc_skb_with_frags_order
+from skbsim.fast.slub import _slab_alloc, _slab_free
 from skbsim.fast.sock import _deliver
 from skbsim.fast.state import (
     BUDGET_LEFT, CACHES, CACHE_KMALLOC, CACHE_SKB, CACHE_SMALL, DEFER_LEN, D_BYTES, D_BYTES_COPIED, D_COPIED,
@@ -45,13 +44,13 @@ def _tun_refused(k, cpu, errno_nomem):
 
 
 @njit(cache=True, forceinline=True)
-def _tun_kmalloc(k, kind, c):
+def _tun_kmalloc(k, cpu, kind, c):
     """kmalloc_reserve() of a tun head (no reserves to retry with: GFP_KERNEL and GFP_ATOMIC lack
     __GFP_MEMALLOC): an object of kmem cache c (kind TH_SLAB: slab, then the cache's layer) as SLAB_TAG plus
     (c << 32) plus the object, or pages of order c (__kmalloc_large_node(): skb_data, then page_alloc) as a
     page id; -1 when it fails."""
     if kind == TH_SLAB:
-        o = _slab_alloc(k.slabs, c, k.pages, k.faults, k.st)
+        o = _slab_alloc(k.slabs, c, cpu, k.pages, k.faults, k.st)
         return -1 if o < 0 else SLAB_TAG + (c << 32) + o
     if _fails(k.faults, k.st, L_SKB_DATA):
         return -1
@@ -99,7 +98,7 @@ def _tun_build_skb(k, cpu, length):
         tf[TF_SIZE] = cfg[PAGE_SIZE] << k.pages.page[pid, PAGE_ORDER]
         k.st[D_PAGES_ALLOC] += 1
     tf[TF_OFFSET] = off
-    obj = _slab_alloc(k.slabs, CACHE_SKB, k.pages, k.faults, k.st)
+    obj = _slab_alloc(k.slabs, CACHE_SKB, cpu, k.pages, k.faults, k.st)
     if obj < 0:
         _tun_refused(k, cpu, True)
         return -1, -1
@@ -135,22 +134,22 @@ def _tun_napi_alloc_frags(k, cpu, length):
         _tun_refused(k, cpu, True)
         return -1, -1
     if kind == HEAD_SMALL:
-        small = _slab_alloc(k.slabs, CACHE_SMALL, k.pages, k.faults, k.st)
+        small = _slab_alloc(k.slabs, CACHE_SMALL, cpu, k.pages, k.faults, k.st)
         if small < 0:
             if not k.st[ERR]:
-                _slab_free(k.slabs, CACHE_SKB, k.pages, k.st, obj)
+                _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, obj)
             _tun_refused(k, cpu, True)
             return -1, -1
         head = SLAB_TAG + (CACHE_SMALL << 32) + small
     if tab[length, T_EXPAND]:
         # pskb_expand_head(): kmalloc_reserve() of the new head, then skb_free_head() of the old
-        grown = _tun_kmalloc(k, tab[length, T_HEAD], tab[length, T_CACHE])
+        grown = _tun_kmalloc(k, cpu, tab[length, T_HEAD], tab[length, T_CACHE])
         if grown < 0:
             if not k.st[ERR]:
-                _free_skb(k, head, -1, obj)  # napi_free_frags(): kfree_skb() of napi->skb
+                _free_skb(k, cpu, head, -1, obj)  # napi_free_frags(): kfree_skb() of napi->skb
             _tun_refused(k, cpu, True)
             return -1, -1
-        _release_data(k, head, -1)
+        _release_data(k, cpu, head, -1)
         head = grown
     return head, obj
 
@@ -215,14 +214,14 @@ def _tun_alloc_skb(k, cpu, length):
         k.st[TUN_EAGAIN] += 1
         _tun_refused(k, cpu, False)
         return -1, -1, -1, 0
-    obj = _slab_alloc(k.slabs, CACHE_SKB, k.pages, k.faults, k.st)
+    obj = _slab_alloc(k.slabs, CACHE_SKB, cpu, k.pages, k.faults, k.st)
     if obj < 0:
         _tun_refused(k, cpu, True)
         return -1, -1, -1, 0
-    head = _tun_kmalloc(k, tab[length, T_HEAD], tab[length, T_CACHE])
+    head = _tun_kmalloc(k, cpu, tab[length, T_HEAD], tab[length, T_CACHE])
     if head < 0:
         if not k.st[ERR]:
-            _slab_free(k.slabs, CACHE_SKB, k.pages, k.st, obj)
+            _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, obj)
         _tun_refused(k, cpu, True)
         return -1, -1, -1, 0
     ts = tab[length, T_TS]
@@ -233,7 +232,7 @@ def _tun_alloc_skb(k, cpu, length):
             return -1, -1, -1, 0
         if failed:
             if not k.st[ERR]:
-                _free_skb(k, head, FL_TAG + entry, obj)  # kfree_skb(): the blocks taken, the head, the sk_buff
+                _free_skb(k, cpu, head, FL_TAG + entry, obj)  # kfree_skb(): the blocks taken, the head, the sk_buff
             _tun_refused(k, cpu, True)
             return -1, -1, -1, 0
         frag = FL_TAG + entry

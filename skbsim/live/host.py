@@ -13,7 +13,8 @@ inputs come from the machine itself:
 - PAGE_SIZE: ``sysconf(_SC_PAGESIZE)`` (and the config must agree);
 - L1_CACHE_BYTES where the architecture does not fix it from the config:
   cpu0's L1 coherency_line_size in sysfs, else 64;
-- NET_IP_ALIGN: by ``uname -m`` (0 on x86, arm64 and ppc64, else 2).
+- NET_IP_ALIGN: by ``uname -m`` (0 on x86, arm64 and ppc64, else 2);
+- the feature ``slub_cpu_partial``: CONFIG_SLUB_CPU_PARTIAL of the same .config.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 from skbsim.errors import InputError
 from skbsim.live.btf import DEFAULT_VMLINUX_BTF, BtfFile
 from skbsim.live.kconfig import host_config, parse_config
-from skbsim.profile import Profile, builtin_names, config_inputs, load_profile, net_ip_align_for_arch
+from skbsim.profile import Profile, builtin_names, config_features, config_inputs, load_profile, net_ip_align_for_arch
 
 SYSFS_L1_LINE = "/sys/devices/system/cpu/cpu0/cache/index0/coherency_line_size"
 VMLINUX_BTF = DEFAULT_VMLINUX_BTF
@@ -131,6 +132,7 @@ def host_profile(
     return base.derive(
         origin=f"host {release}",
         constants=constants,
+        features=config_features(config),
         sources=sources,
         name="host",
         release=f"{release}, rules of {base.name}",

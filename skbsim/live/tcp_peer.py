@@ -290,7 +290,9 @@ def read_tcpext(fd: int) -> dict[str, int]:
     raise InputError("/proc/net/netstat has no TcpExt lines")
 
 
-def _listen(so_rcvbuf: int | None, cc: str | None) -> socket.socket:
+def listen_receiver(so_rcvbuf: int | None, cc: str | None) -> socket.socket:
+    """The receiver's listening socket (call it inside the namespace): SO_RCVBUF before listen() as
+    the scenario asks, the congestion control by TCP_CONGESTION, bound to RECEIVER_IP:RECEIVER_PORT."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         if so_rcvbuf is not None:
@@ -309,7 +311,9 @@ def _listen(so_rcvbuf: int | None, cc: str | None) -> socket.socket:
     return listener
 
 
-def _accept(listener: socket.socket) -> socket.socket:
+def accept_receiver(listener: socket.socket) -> socket.socket:
+    """accept() the peer's connection once the handshake is done (non-blocking socket; a handshake
+    that never completes is one line)."""
     listener.settimeout(ACK_WAIT_LIMIT_S)
     try:
         accepted, _address = listener.accept()
@@ -496,7 +500,7 @@ class LivePeer:
     def handshake(self, so_rcvbuf: int | None, cc: str | None, start: float) -> dict:
         """Listen, then the SYN at t = -2050 us and the final ACK at t = -2000 us (where the model
         has them), accept; *start* is t = 0 on CLOCK_MONOTONIC."""
-        listener = self.ns.call(_listen, so_rcvbuf, cc)
+        listener = self.ns.call(listen_receiver, so_rcvbuf, cc)
         try:
             self.baseline = read_tcpext(self.measure.netstat)
             syn = self.syn
@@ -518,7 +522,7 @@ class LivePeer:
             _sleep_until(start - ACK_BEFORE_S)
             self.tap.write(frame)
             self.handshake_frames = 2
-            self.sock = self.ns.call(_accept, listener)
+            self.sock = self.ns.call(accept_receiver, listener)
         finally:
             listener.close()
         self.measure.reader.watch(self.sock)

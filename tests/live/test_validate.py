@@ -130,7 +130,7 @@ def test_a_wrong_profile_is_caught(capsys):
     # MAX_HEADER 32 and a 576-byte one.  A blocking 60-byte write: header 124 -> SKB_HEAD_ALIGN 448, so the
     # kernel reports 576 + 256 = 832 where that profile predicts 704 + 256 = 960.  tun_build_skb skbs agree.
     code = main(["validate", "--json", "--kernel", "6.18", "--lengths", "60:61", "--sample", "0",
-                 "--no-boundaries", "--no-udp", "--routes", "block,nonblock"])
+                 "--no-boundaries", "--no-udp", "--no-slub", "--routes", "block,nonblock"])
     result = json.loads(capsys.readouterr().out)
     assert code == 1 and not result["ok"]
     assert {(d["route"], d["frame_len"], d["field"], d["live"], d["model"]) for d in result["disagreements"]} == {

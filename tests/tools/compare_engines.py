@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-KERNELS = ("6.1", "6.9", "6.12", "6.18", "host")
+KERNELS = ("6.1", "6.9", "6.12", "6.18", "7.1", "host")
 #: unusual profiles: (base, name, constants) -- sizeof_skb_shared_info follows MAX_SKB_FRAGS, and 6.1's
 #: MAX_SKB_FRAGS follows PAGE_SIZE (Profile.derive)
 UNUSUAL = (

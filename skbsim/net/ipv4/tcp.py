@@ -14,7 +14,9 @@ is its data length.
 
 Explanations are events: when ``sk.events`` is a list, the model appends
 ``(name, numbers)`` for each rule that decided a figure (see
-:func:`tcp_event`); skbsim.commands.tcp turns them into words.
+:func:`tcp_event`); skbsim.commands.tcp turns them into words.  Every call
+site tests ``sk.events is not None`` first, so that with explanations off
+(every ``run``) no event's numbers are even computed.
 """
 
 from __future__ import annotations
@@ -112,6 +114,24 @@ class tcp_skb_cb:
         self.tsecr = tsecr
 
 
+#: The profile features the receive path asks on every segment: each tcp_sock holds the value of
+#: tcp_NAME as rule_NAME (has_NAME for the switches), looked up once.
+SOCK_RULES = (
+    "tcp_scaling_ratio_clamp", "tcp_rcv_rtt_update", "tcp_rcv_rtt_ts", "tcp_rcv_space_adjust", "tcp_rcvbuf_admission",
+    "tcp_nomem_ack", "tcp_sequence_check", "tcp_prune_ofo_queue", "tcp_prune_queue", "tcp_comp_sack_delay",
+    "tcp_backlog_limit",
+)
+SOCK_SWITCHES = ("tcp_ofo_measure_rcv_mss", "tcp_backlog_ack_defer")
+
+
+def _rule_attr(feature: str) -> str:
+    return "rule_" + feature.removeprefix("tcp_")
+
+
+def _switch_attr(feature: str) -> str:
+    return "has_" + feature.removeprefix("tcp_")
+
+
 class tcp_sock:
     """struct tcp_sock with its inet_connection_sock and struct sock, as far as receiving needs.
 
@@ -142,6 +162,8 @@ class tcp_sock:
         "rx_opt_tstamp_ok", "rx_opt_sack_ok", "rx_opt_wscale_ok", "rx_opt_snd_wscale", "rx_opt_rcv_wscale",
         "rx_opt_mss_clamp", "rx_opt_saw_tstamp", "rx_opt_rcv_tsval", "rx_opt_rcv_tsecr", "rx_opt_ts_recent",
         "ts_offset", "last_tsval_sent",
+        # the release's rules, resolved once (SOCK_RULES, SOCK_SWITCHES)
+        *(_rule_attr(feature) for feature in SOCK_RULES), *(_switch_attr(feature) for feature in SOCK_SWITCHES),
     )
 
     def __init__(self, kernel: Kernel, net: net_ns, name: str = "tcp"):
@@ -231,6 +253,12 @@ class tcp_sock:
         self.rx_opt_ts_recent = 0
         self.ts_offset = 0
         self.last_tsval_sent = 0
+        # Asked for every segment: looked up in the profile once, here (the profile never changes).
+        profile = kernel.profile
+        for feature in SOCK_RULES:
+            setattr(self, _rule_attr(feature), profile.feature(feature))
+        for feature in SOCK_SWITCHES:
+            setattr(self, _switch_attr(feature), profile.has(feature))
 
     # -- struct sock hooks --------------------------------------------------------------------
 
@@ -240,15 +268,11 @@ class tcp_sock:
 
     def sk_backlog_rcv(self, skb) -> None:
         """sk->sk_backlog_rcv: tcp_v4_do_rcv()."""
-        from skbsim.net.ipv4.tcp_ipv4 import tcp_v4_do_rcv
-
-        tcp_v4_do_rcv(self, skb, from_backlog=True)
+        tcp_ipv4.tcp_v4_do_rcv(self, skb, from_backlog=True)
 
     def release_cb(self) -> None:
         """sk->sk_prot->release_cb: tcp_release_cb()."""
-        from skbsim.net.ipv4.tcp_output import tcp_release_cb
-
-        tcp_release_cb(self)
+        tcp_output.tcp_release_cb(self)
 
     def __repr__(self) -> str:
         return f"<tcp_sock {self.name} rmem {self.sk_rmem_alloc} rcvbuf {self.sk_rcvbuf}>"
@@ -258,7 +282,8 @@ class tcp_sock:
 
 
 def tcp_event(sk: tcp_sock, name: str, **numbers) -> None:
-    """Record that a rule fired, with its numbers, when explanations are wanted."""
+    """Record that a rule fired, with its numbers (callers test ``sk.events is not None`` first: nothing
+    is computed when explanations are off)."""
     if sk.events is not None:
         sk.events.append((name, numbers))
 
@@ -324,8 +349,6 @@ def sock_owned_by_user(sk: tcp_sock) -> bool:
 def tcp_init_sock(sk: tcp_sock) -> None:
     """net/ipv4/tcp.c: tcp_init_sock() - the buffers from tcp_rmem[1] and tcp_wmem[1], the default scaling
     ratio, the default MSS, the congestion control of the namespace."""
-    from skbsim.net.ipv4.tcp_input import tcp_scaling_ratio_init
-
     net = sk.net
     sk.icsk_rto = net.HZ
     sk.mss_cache = TCP_MSS_DEFAULT
@@ -333,14 +356,15 @@ def tcp_init_sock(sk: tcp_sock) -> None:
     sk.reordering = net.sysctl_tcp_reordering
     sk.sk_sndbuf = net.sysctl_tcp_wmem[1]
     sk.sk_rcvbuf = net.sysctl_tcp_rmem[1]
-    tcp_scaling_ratio_init(sk)
+    tcp_input.tcp_scaling_ratio_init(sk)
 
 
 def sock_setsockopt_rcvbuf(sk: tcp_sock, val: int) -> None:
     """net/core/sock.c: sk_setsockopt(SO_RCVBUF): __sock_set_rcvbuf(min(val, rmem_max)) - doubled, at least
     SOCK_MIN_RCVBUF, and SOCK_RCVBUF_LOCK so autotuning leaves it alone."""
     __sock_set_rcvbuf(sk, val, sk.net.sysctl_rmem_max, SOCK_MIN_RCVBUF(sk.kernel.profile))
-    tcp_event(sk, "so_rcvbuf", val=val, rmem_max=sk.net.sysctl_rmem_max, rcvbuf=sk.sk_rcvbuf)
+    if sk.events is not None:
+        tcp_event(sk, "so_rcvbuf", val=val, rmem_max=sk.net.sysctl_rmem_max, rcvbuf=sk.sk_rcvbuf)
 
 
 def tcp_set_window_clamp_values(window_clamp: int, rcv_wnd: int, rcv_ssthresh: int, val: int,
@@ -362,15 +386,14 @@ def tcp_set_window_clamp_values(window_clamp: int, rcv_wnd: int, rcv_ssthresh: i
 
 def tcp_set_window_clamp(sk: tcp_sock, val: int) -> None:
     """net/ipv4/tcp.c: tcp_set_window_clamp() (val > 0; the floor is SOCK_MIN_RCVBUF / 2 = 1152)."""
-    from skbsim.net.ipv4.tcp_input import __tcp_adjust_rcv_ssthresh
-
     old = sk.window_clamp
     sk.window_clamp, sk.rcv_ssthresh, shrunk = tcp_set_window_clamp_values(
         old, sk.rcv_wnd, sk.rcv_ssthresh, val, SOCK_MIN_RCVBUF(sk.kernel.profile))
     if shrunk:
-        __tcp_adjust_rcv_ssthresh(sk, sk.window_clamp)
-    tcp_event(sk, "tcp_set_window_clamp", val=val, old=old, window_clamp=sk.window_clamp,
-              rcv_ssthresh=sk.rcv_ssthresh)
+        tcp_input.__tcp_adjust_rcv_ssthresh(sk, sk.window_clamp)
+    if sk.events is not None:
+        tcp_event(sk, "tcp_set_window_clamp", val=val, old=old, window_clamp=sk.window_clamp,
+                  rcv_ssthresh=sk.rcv_ssthresh)
 
 
 def tcp_eat_recv_skb(sk: tcp_sock, skb) -> None:
@@ -394,8 +417,7 @@ def tcp_recvmsg(sk: tcp_sock, length: int | None) -> int:
     window-update ACK, and release_sock() processes the backlog.  Returns
     the bytes read (0 when nothing is queued: -EAGAIN in the kernel).
     """
-    from skbsim.net.ipv4.tcp_input import tcp_rcv_space_adjust
-
+    tcp_rcv_space_adjust = tcp_input.tcp_rcv_space_adjust
     sk.owned_by_user = True
     copied = 0
     remaining = length
@@ -429,8 +451,6 @@ def __tcp_cleanup_rbuf(sk: tcp_sock, copied: int) -> None:
     what is left of the current one (checked only while that is at most
     half the window clamp).
     """
-    from skbsim.net.ipv4.tcp_output import __tcp_select_window, tcp_send_ack
-
     time_to_ack = False
     if inet_csk_ack_scheduled(sk):
         pending = sk.icsk_ack_pending
@@ -440,18 +460,20 @@ def __tcp_cleanup_rbuf(sk: tcp_sock, copied: int) -> None:
             and not sk.sk_rmem_alloc
         ):
             time_to_ack = True
-            tcp_event(sk, "cleanup_rbuf_ack_due", unacked=(sk.rcv_nxt - sk.rcv_wup) & U32,
-                      rcv_mss=sk.icsk_ack_rcv_mss)
+            if sk.events is not None:
+                tcp_event(sk, "cleanup_rbuf_ack_due", unacked=(sk.rcv_nxt - sk.rcv_wup) & U32,
+                          rcv_mss=sk.icsk_ack_rcv_mss)
     if copied > 0 and not time_to_ack:
         rcv_window_now = tcp_receive_window(sk)
         if 2 * rcv_window_now <= sk.window_clamp:
-            new_window = __tcp_select_window(sk)
+            new_window = tcp_output.__tcp_select_window(sk)
             if new_window and new_window >= 2 * rcv_window_now:
                 time_to_ack = True
-                tcp_event(sk, "cleanup_rbuf_window_update", now=rcv_window_now, new=new_window)
+                if sk.events is not None:
+                    tcp_event(sk, "cleanup_rbuf_window_update", now=rcv_window_now, new=new_window)
     if time_to_ack:
         tcp_mstamp_refresh(sk)
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
 
 
 def tcp_cleanup_rbuf(sk: tcp_sock, copied: int) -> None:
@@ -504,3 +526,10 @@ def tcp_destroy(sk: tcp_sock) -> None:
     sk.out_of_order_queue.clear()
     sk.ooo_last_skb = None
     sk_mem_reclaim(sk)
+
+
+# The modules that build on this one, bound as modules at the end (they import names from here): calls
+# into them look an attribute up instead of running an import statement each time.
+import skbsim.net.ipv4.tcp_input as tcp_input  # noqa: E402
+import skbsim.net.ipv4.tcp_ipv4 as tcp_ipv4  # noqa: E402
+import skbsim.net.ipv4.tcp_output as tcp_output  # noqa: E402

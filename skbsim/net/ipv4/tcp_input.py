@@ -26,6 +26,8 @@ Every integer formula is a plain module-level function of ints.
 
 from __future__ import annotations
 
+import struct
+
 from skbsim.mm.gfp import GFP_ATOMIC
 from skbsim.net.core_sock import (
     SOCK_RCVBUF_LOCK,
@@ -47,6 +49,7 @@ from skbsim.net.ipv4.tcp import (
     TCP_MIN_MSS,
     TCP_MSS_DEFAULT,
     TCP_RMEM_TO_WIN_SCALE,
+    TCPOLEN_TSTAMP_ALIGNED,
     TCPHDR_ACK,
     TCPHDR_FIN,
     TCPHDR_PSH,
@@ -206,7 +209,8 @@ def tcp_sndbuf_expand(sk: tcp_sock) -> None:
                                  profile.SKB_HEAD_STRUCT_SIZE, sk.snd_cwnd, sk.reordering, factor)
     if sk.sk_sndbuf < sndmem:
         sk.sk_sndbuf = min(sndmem, sk.net.sysctl_tcp_wmem[2])
-    tcp_event(sk, "sndbuf_expand", cc=sk.icsk_ca_ops.name, factor=factor, sndmem=sndmem, sndbuf=sk.sk_sndbuf)
+    if sk.events is not None:
+        tcp_event(sk, "sndbuf_expand", cc=sk.icsk_ca_ops.name, factor=factor, sndmem=sndmem, sndbuf=sk.sk_sndbuf)
 
 
 def init_buffer_space_values(window_clamp: int, maxwin: int, advmss: int, app_win: int, rcv_ssthresh: int,
@@ -240,8 +244,9 @@ def tcp_init_buffer_space(sk: tcp_sock) -> None:
     old_clamp = sk.window_clamp
     sk.window_clamp, sk.rcv_ssthresh, sk.rcvq_space_space = init_buffer_space_values(
         sk.window_clamp, maxwin, sk.advmss, sk.net.sysctl_tcp_app_win, sk.rcv_ssthresh, sk.rcv_wnd)
-    tcp_event(sk, "init_buffer_space", maxwin=maxwin, old_clamp=old_clamp, window_clamp=sk.window_clamp,
-              advmss=sk.advmss, rcv_ssthresh=sk.rcv_ssthresh, rcv_space=sk.rcvq_space_space)
+    if sk.events is not None:
+        tcp_event(sk, "init_buffer_space", maxwin=maxwin, old_clamp=old_clamp, window_clamp=sk.window_clamp,
+                  advmss=sk.advmss, rcv_ssthresh=sk.rcv_ssthresh, rcv_space=sk.rcvq_space_space)
 
 
 def initialize_rcv_mss_value(advmss: int, mss_cache: int, rcv_wnd: int) -> int:
@@ -284,15 +289,18 @@ def tcp_measure_rcv_mss(sk: tcp_sock, skb) -> None:
         if sk.scaling_ratio and length != sk.icsk_ack_rcv_mss:
             old_ratio = sk.scaling_ratio
             sk.scaling_ratio = scaling_ratio_of(skb.len, skb.truesize)
-            tcp_event(sk, "scaling_ratio", len=skb.len, truesize=skb.truesize, old=old_ratio, ratio=sk.scaling_ratio)
-            rule = sk.kernel.profile.feature("tcp_scaling_ratio_clamp")
+            if sk.events is not None:
+                tcp_event(sk, "scaling_ratio", len=skb.len, truesize=skb.truesize, old=old_ratio,
+                          ratio=sk.scaling_ratio)
+            rule = sk.rule_scaling_ratio_clamp
             if old_ratio != sk.scaling_ratio and rule != "none":
                 val = tcp_win_from_space(sk, sk.sk_rcvbuf)
                 if rule == "set_window_clamp":
                     tcp_set_window_clamp(sk, val)
                 else:
                     sk.window_clamp = val
-                    tcp_event(sk, "window_clamp_from_ratio", rcvbuf=sk.sk_rcvbuf, window_clamp=val)
+                    if sk.events is not None:
+                        tcp_event(sk, "window_clamp_from_ratio", rcvbuf=sk.sk_rcvbuf, window_clamp=val)
                 if rule != "write" and sk.window_clamp < sk.rcvq_space_space:
                     sk.rcvq_space_space = sk.window_clamp
         sk.icsk_ack_rcv_mss = min(length, sk.advmss)
@@ -376,8 +384,9 @@ def tcp_grow_window(sk: tcp_sock, skb, adjust: bool) -> None:
     """
     room = min(sk.window_clamp, tcp_space(sk)) - sk.rcv_ssthresh
     if room <= 0:
-        tcp_event(sk, "grow_window_no_room", window_clamp=sk.window_clamp, space=tcp_space(sk),
-                  rcv_ssthresh=sk.rcv_ssthresh)
+        if sk.events is not None:
+            tcp_event(sk, "grow_window_no_room", window_clamp=sk.window_clamp, space=tcp_space(sk),
+                      rcv_ssthresh=sk.rcv_ssthresh)
         return
     profile = sk.kernel.profile
     truesize = truesize_adjust_value(adjust, skb.truesize, skb.len, skb_headlen(skb), profile.SKB_TRUESIZE(skb.end))
@@ -389,8 +398,9 @@ def tcp_grow_window(sk: tcp_sock, skb, adjust: bool) -> None:
         incr = max(incr, 2 * skb.len)
         sk.rcv_ssthresh += min(room, incr)
         sk.icsk_ack_quick |= 1
-    tcp_event(sk, "grow_window", truesize=truesize, len=skb.len, win_truesize=tcp_win_from_space(sk, truesize),
-              incr=incr, room=room, old=old, rcv_ssthresh=sk.rcv_ssthresh)
+    if sk.events is not None:
+        tcp_event(sk, "grow_window", truesize=truesize, len=skb.len, win_truesize=tcp_win_from_space(sk, truesize),
+                  incr=incr, room=room, old=old, rcv_ssthresh=sk.rcv_ssthresh)
 
 
 def tcp_clamp_window(sk: tcp_sock) -> None:
@@ -404,8 +414,9 @@ def tcp_clamp_window(sk: tcp_sock) -> None:
         sk.sk_rcvbuf = min(sk.sk_rmem_alloc, rmem2)
     if sk.sk_rmem_alloc > sk.sk_rcvbuf:
         sk.rcv_ssthresh = min(sk.window_clamp, 2 * sk.advmss)
-    tcp_event(sk, "clamp_window", rmem=sk.sk_rmem_alloc, old_rcvbuf=old_rcvbuf, rcvbuf=sk.sk_rcvbuf,
-              old_ssthresh=old_ssthresh, rcv_ssthresh=sk.rcv_ssthresh)
+    if sk.events is not None:
+        tcp_event(sk, "clamp_window", rmem=sk.sk_rmem_alloc, old_rcvbuf=old_rcvbuf, rcvbuf=sk.sk_rcvbuf,
+                  old_ssthresh=old_ssthresh, rcv_ssthresh=sk.rcv_ssthresh)
 
 
 # -- receive RTT and autotuning ------------------------------------------------------------------
@@ -438,9 +449,10 @@ def rcv_rtt_update_value(rule: str, old_sample: int, sample: int, win_dep: bool,
 
 def tcp_rcv_rtt_update(sk: tcp_sock, sample: int, win_dep: bool) -> None:
     old = sk.rcv_rtt_est_rtt_us
-    sk.rcv_rtt_est_rtt_us = rcv_rtt_update_value(sk.kernel.profile.feature("tcp_rcv_rtt_update"), old, sample,
+    sk.rcv_rtt_est_rtt_us = rcv_rtt_update_value(sk.rule_rcv_rtt_update, old, sample,
                                                  win_dep, sk.rcv_nxt == sk.copied_seq) & U32
-    tcp_event(sk, "rcv_rtt", sample=sample, win_dep=win_dep, old=old, rtt_us=sk.rcv_rtt_est_rtt_us)
+    if sk.events is not None:
+        tcp_event(sk, "rcv_rtt", sample=sample, win_dep=win_dep, old=old, rtt_us=sk.rcv_rtt_est_rtt_us)
 
 
 def tcp_rcv_rtt_measure(sk: tcp_sock) -> None:
@@ -463,18 +475,16 @@ def tcp_rcv_rtt_measure_ts(sk: tcp_sock, skb) -> None:
     included; 'us_nonzero' (6.16 'tcp: remove zero TCP TS samples for
     autotuning', 6.12.y) zero samples ignored.
     """
-    from skbsim.net.ipv4.tcp_output import tcp_time_stamp_ms
-
     if not sk.rx_opt_saw_tstamp or sk.rx_opt_rcv_tsecr == sk.rcv_rtt_last_tsecr:
         return
     sk.rcv_rtt_last_tsecr = sk.rx_opt_rcv_tsecr
     cb = skb.cb
     if ((cb.end_seq - cb.seq) & U32) < sk.icsk_ack_rcv_mss:
         return
-    delta = (tcp_time_stamp_ms(sk) - sk.rx_opt_rcv_tsecr) & U32
+    delta = (tcp_output.tcp_time_stamp_ms(sk) - sk.rx_opt_rcv_tsecr) & U32
     if delta >= 0x80000000:
         return
-    rule = sk.kernel.profile.feature("tcp_rcv_rtt_ts")
+    rule = sk.rule_rcv_rtt_ts
     if rule == "ms":
         tcp_rcv_rtt_update(sk, (delta or 1) * 1000, False)
     elif delta or rule == "us":
@@ -553,7 +563,7 @@ def tcp_rcvbuf_grow(sk: tcp_sock, newval: int) -> None:
     net = sk.net
     if not net.sysctl_tcp_moderate_rcvbuf or sk.sk_userlocks & SOCK_RCVBUF_LOCK:
         return
-    rule = sk.kernel.profile.feature("tcp_rcv_space_adjust")
+    rule = sk.rule_rcv_space_adjust
     rcvbuf = rcvbuf_grow_value(rule, newval, oldval, _ooo_span(sk), sk.scaling_ratio, net.sysctl_tcp_rmem[2],
                                sk.rcv_rtt_est_rtt_us >> 3, net.sysctl_tcp_rcvbuf_low_rtt)
     _raise_rcvbuf(sk, rcvbuf, rule, newval=newval, oldval=oldval)
@@ -564,8 +574,9 @@ def _raise_rcvbuf(sk: tcp_sock, rcvbuf: int, rule: str, **numbers) -> None:
     if rcvbuf > sk.sk_rcvbuf:
         sk.sk_rcvbuf = rcvbuf
         sk.window_clamp = tcp_win_from_space(sk, rcvbuf)
-    tcp_event(sk, "rcvbuf_grow", rule=rule, candidate=rcvbuf, old=old, rcvbuf=sk.sk_rcvbuf,
-              window_clamp=sk.window_clamp, **numbers)
+    if sk.events is not None:
+        tcp_event(sk, "rcvbuf_grow", rule=rule, candidate=rcvbuf, old=old, rcvbuf=sk.sk_rcvbuf,
+                  window_clamp=sk.window_clamp, **numbers)
 
 
 def tcp_rcv_space_adjust(sk: tcp_sock) -> None:
@@ -579,7 +590,7 @@ def tcp_rcv_space_adjust(sk: tcp_sock) -> None:
     'double' (6.16, 6.17), 'rcvbuf_grow' (6.18), 'rcvbuf_grow_low_rtt'
     (6.19, which also stops refreshing tcp_mstamp here).
     """
-    rule = sk.kernel.profile.feature("tcp_rcv_space_adjust")
+    rule = sk.rule_rcv_space_adjust
     if rule != "rcvbuf_grow_low_rtt":
         tcp_mstamp_refresh(sk)
     elif not sk.rcv_rtt_est_rtt_us:
@@ -591,7 +602,8 @@ def tcp_rcv_space_adjust(sk: tcp_sock) -> None:
     if rule not in ("rcvmem", "space_from_win"):
         copied -= (sk.rcv_nxt - sk.copied_seq) & U32
     space = sk.rcvq_space_space
-    tcp_event(sk, "rcv_space_adjust", time=elapsed, rtt_us=sk.rcv_rtt_est_rtt_us >> 3, copied=copied, space=space)
+    if sk.events is not None:
+        tcp_event(sk, "rcv_space_adjust", time=elapsed, rtt_us=sk.rcv_rtt_est_rtt_us >> 3, copied=copied, space=space)
     if copied > space:
         if rule in ("double", "rcvbuf_grow", "rcvbuf_grow_low_rtt"):
             if rule == "double":
@@ -638,7 +650,8 @@ def tcp_event_data_recv(sk: tcp_sock, skb) -> None:
             sk.icsk_ack_ato = min((sk.icsk_ack_ato >> 1) + m, sk.icsk_rto)
         elif m > sk.icsk_rto:
             tcp_incr_quickack(sk, TCP_MAX_QUICKACKS)
-            tcp_event(sk, "quickack_after_gap", gap=m, rto=sk.icsk_rto, quick=sk.icsk_ack_quick)
+            if sk.events is not None:
+                tcp_event(sk, "quickack_after_gap", gap=m, rto=sk.icsk_rto, quick=sk.icsk_ack_quick)
     sk.icsk_ack_lrcvtime = now
     if skb.len >= 128:
         tcp_grow_window(sk, skb, True)
@@ -680,7 +693,8 @@ def tcp_try_coalesce(sk: tcp_sock, to, frm) -> tuple[bool, bool]:
     to.cb.end_seq = frm.cb.end_seq
     to.cb.ack_seq = frm.cb.ack_seq
     to.cb.tcp_flags |= frm.cb.tcp_flags
-    tcp_event(sk, "coalesce", len=frm.len, delta=delta, stolen=stolen, to_truesize=to.truesize)
+    if sk.events is not None:
+        tcp_event(sk, "coalesce", len=frm.len, delta=delta, stolen=stolen, to_truesize=to.truesize)
     return True, stolen
 
 
@@ -694,7 +708,7 @@ def tcp_can_ingest(sk: tcp_sock, skb) -> bool:
     (6.18.0 'tcp: use skb->len instead of skb->truesize in
     tcp_can_ingest()'): plus its len.
     """
-    return can_ingest_value(sk.kernel.profile.feature("tcp_rcvbuf_admission"), sk.sk_rmem_alloc, sk.sk_rcvbuf,
+    return can_ingest_value(sk.rule_rcvbuf_admission, sk.sk_rmem_alloc, sk.sk_rcvbuf,
                             skb.truesize, skb.len)
 
 
@@ -715,8 +729,9 @@ def tcp_try_rmem_schedule(sk: tcp_sock, skb, size: int) -> int:
     """
     ingest = tcp_can_ingest(sk, skb)
     if not ingest or not sk_rmem_schedule(sk, skb, size):
-        tcp_event(sk, "rmem_schedule_fails", rule=sk.kernel.profile.feature("tcp_rcvbuf_admission"),
-                  rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf, truesize=skb.truesize, len=skb.len)
+        if sk.events is not None:
+            tcp_event(sk, "rmem_schedule_fails", rule=sk.rule_rcvbuf_admission,
+                      rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf, truesize=skb.truesize, len=skb.len)
         if tcp_prune_queue(sk, skb) < 0:
             return -1
         while not sk_rmem_schedule(sk, skb, size):
@@ -813,13 +828,12 @@ def tcp_data_queue_ofo(sk: tcp_sock, skb) -> None:
     ``tcp_ofo_measure_rcv_mss``); with SACK the window grows too; 6.16+
     may grow sk_rcvbuf for the queue's span (tcp_rcvbuf_grow()).
     """
-    profile = sk.kernel.profile
     _verdict(sk, skb, "", "ofo")
     if tcp_try_rmem_schedule(sk, skb, skb.truesize):
         NET_INC_STATS(sk, "TCPOFODrop")
         tcp_drop_reason(sk, skb, "PROTO_MEM")
         return
-    if profile.has("tcp_ofo_measure_rcv_mss"):
+    if sk.has_ofo_measure_rcv_mss:
         tcp_measure_rcv_mss(sk, skb)
     sk.pred_flags = None
     inet_csk_schedule_ack(sk)
@@ -843,11 +857,12 @@ def tcp_data_queue_ofo(sk: tcp_sock, skb) -> None:
         before_condense = skb.truesize
         skb_condense(sk.kernel, skb)
         if skb.truesize != before_condense:
-            tcp_event(sk, "skb_condense", before=before_condense, after=skb.truesize)
+            if sk.events is not None:
+                tcp_event(sk, "skb_condense", before=before_condense, after=skb.truesize)
         skb_set_owner_r(skb, sk)
         _verdict(sk, skb, "queued")
     _update_sacks(sk)
-    if profile.feature("tcp_rcv_space_adjust") in ("double", "rcvbuf_grow", "rcvbuf_grow_low_rtt") and sk.sk_socket:
+    if sk.rule_rcv_space_adjust in ("double", "rcvbuf_grow", "rcvbuf_grow_low_rtt") and sk.sk_socket:
         tcp_rcvbuf_grow(sk, sk.rcvq_space_space)
 
 
@@ -876,16 +891,18 @@ def tcp_data_queue(sk: tcp_sock, skb) -> None:
     if cb.seq == sk.rcv_nxt:
         if tcp_receive_window(sk) == 0:
             NET_INC_STATS(sk, "TCPZeroWindowDrop")
-            tcp_event(sk, "zero_window_drop", rcv_wnd=sk.rcv_wnd)
+            if sk.events is not None:
+                tcp_event(sk, "zero_window_drop", rcv_wnd=sk.rcv_wnd)
             _out_of_window(sk, skb, "TCP_ZEROWINDOW")
             return
-        nomem = sk.kernel.profile.feature("tcp_nomem_ack")
+        nomem = sk.rule_nomem_ack
         if nomem == "none":
             if not sk.sk_receive_queue:
                 sk_forced_mem_schedule(sk, skb.truesize)
             elif tcp_try_rmem_schedule(sk, skb, skb.truesize):
                 NET_INC_STATS(sk, "TCPRcvQDrop")
-                tcp_event(sk, "rcvq_drop", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+                if sk.events is not None:
+                    tcp_event(sk, "rcvq_drop", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
                 tcp_drop_reason(sk, skb, "PROTO_MEM")
                 return
         elif tcp_try_rmem_schedule(sk, skb, skb.truesize):
@@ -893,11 +910,13 @@ def tcp_data_queue(sk: tcp_sock, skb) -> None:
             inet_csk_schedule_ack(sk)
             if sk.sk_receive_queue and skb.len:
                 NET_INC_STATS(sk, "TCPRcvQDrop")
-                tcp_event(sk, "rcvq_drop", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+                if sk.events is not None:
+                    tcp_event(sk, "rcvq_drop", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
                 tcp_drop_reason(sk, skb, "PROTO_MEM")
                 return
             sk_forced_mem_schedule(sk, skb.truesize)
-            tcp_event(sk, "forced_mem_schedule", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
+            if sk.events is not None:
+                tcp_event(sk, "forced_mem_schedule", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
         eaten, stolen = tcp_queue_rcv(sk, skb)
         if skb.len:
             tcp_event_data_recv(sk, skb)
@@ -914,7 +933,7 @@ def tcp_data_queue(sk: tcp_sock, skb) -> None:
         _out_of_window(sk, skb, "TCP_OLD_DATA")
         return
     if not before(cb.seq, (sk.rcv_nxt + tcp_receive_window(sk)) & U32):
-        if sk.kernel.profile.feature("tcp_sequence_check") == "end_seq_max_wnd":
+        if sk.rule_sequence_check == "end_seq_max_wnd":
             NET_INC_STATS(sk, "TCPBeyondWindow")  # 7.1 counts these too
         _out_of_window(sk, skb, "TCP_OVERWINDOW")
         return
@@ -991,8 +1010,9 @@ def tcp_collapse(sk: tcp_sock, in_receive_queue: bool, head, tail, start: int, e
             break
     if end_of_skbs or skb.cb.tcp_flags & (TCPHDR_SYN | TCPHDR_FIN):
         return
-    tcp_event(sk, "collapse", queue="receive" if in_receive_queue else "ofo", start=start, end=end,
-              truesize=skb.truesize, len=skb.len)
+    if sk.events is not None:
+        tcp_event(sk, "collapse", queue="receive" if in_receive_queue else "ofo", start=start, end=end,
+                  truesize=skb.truesize, len=skb.len)
     tmp = []
     max_copy = SKB_MAX_ORDER0(kernel.profile)
     while before(start, end):
@@ -1007,7 +1027,8 @@ def tcp_collapse(sk: tcp_sock, in_receive_queue: bool, head, tail, start: int, e
         else:
             tmp.append(nskb)
         skb_set_owner_r(nskb, sk)
-        tcp_event(sk, "collapse_skb", copy=copy, truesize=nskb.truesize)
+        if sk.events is not None:
+            tcp_event(sk, "collapse_skb", copy=copy, truesize=nskb.truesize)
         done = False
         while copy > 0:
             size = (skb.cb.end_seq - start) & U32
@@ -1074,7 +1095,7 @@ def tcp_prune_ofo_queue(sk: tcp_sock, in_skb) -> bool:
     ofo = sk.out_of_order_queue
     if not ofo:
         return False
-    after_in_skb = sk.kernel.profile.feature("tcp_prune_ofo_queue") == "after_in_skb"
+    after_in_skb = sk.rule_prune_ofo_queue == "after_in_skb"
     goal = sk.sk_rcvbuf >> 3
     pruned = False
     if not after_in_skb:
@@ -1096,7 +1117,8 @@ def tcp_prune_ofo_queue(sk: tcp_sock, in_skb) -> bool:
         NET_INC_STATS(sk, "OfoPruned")
     if pruned:
         _update_sacks(sk)
-    tcp_event(sk, "prune_ofo", pruned=pruned, left=len(ofo))
+    if sk.events is not None:
+        tcp_event(sk, "prune_ofo", pruned=pruned, left=len(ofo))
     return pruned if after_in_skb else True
 
 
@@ -1111,7 +1133,7 @@ def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
     'can_ingest' (6.17+) uses tcp_can_ingest() for both and does nothing
     (-1) with empty queues.
     """
-    rule = sk.kernel.profile.feature("tcp_prune_queue")
+    rule = sk.rule_prune_queue
     if rule == "can_ingest":
         if not sk.sk_rmem_alloc:
             return -1
@@ -1124,7 +1146,8 @@ def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
             return sk.sk_rmem_alloc <= sk.sk_rcvbuf
         over = sk.sk_rmem_alloc >= sk.sk_rcvbuf
     NET_INC_STATS(sk, "PruneCalled")
-    tcp_event(sk, "prune", rule=rule, rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+    if sk.events is not None:
+        tcp_event(sk, "prune", rule=rule, rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
     if over:
         tcp_clamp_window(sk)
     if fits():
@@ -1132,7 +1155,8 @@ def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
     tcp_collapse_ofo_queue(sk)
     if sk.sk_receive_queue:
         tcp_collapse(sk, True, sk.sk_receive_queue[0], None, sk.copied_seq, sk.rcv_nxt)
-    tcp_event(sk, "after_collapse", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+    if sk.events is not None:
+        tcp_event(sk, "after_collapse", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
     if fits():
         return 0
     tcp_prune_ofo_queue(sk, in_skb)
@@ -1140,7 +1164,8 @@ def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
         return 0
     NET_INC_STATS(sk, "RcvPruned")
     sk.pred_flags = None
-    tcp_event(sk, "rcv_pruned", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
+    if sk.events is not None:
+        tcp_event(sk, "rcv_pruned", rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
     return -1
 
 
@@ -1158,38 +1183,39 @@ def __tcp_ack_snd_check(sk: tcp_sock, ofo_possible: bool) -> None:
     and an out-of-order queue, ACKs after the third duplicate are
     compressed behind a short hrtimer.
     """
-    from skbsim.net.ipv4.tcp_output import __tcp_select_window, tcp_send_ack, tcp_send_delayed_ack
-
     unacked = (sk.rcv_nxt - sk.rcv_wup) & U32
     now = False
     if unacked > sk.icsk_ack_rcv_mss and (
-            ((sk.rcv_nxt - sk.copied_seq) & U32) < sk.sk_rcvlowat or __tcp_select_window(sk) >= sk.rcv_wnd):
+            ((sk.rcv_nxt - sk.copied_seq) & U32) < sk.sk_rcvlowat or tcp_output.__tcp_select_window(sk) >= sk.rcv_wnd):
         now = True
-        tcp_event(sk, "ack_now_two_segments", unacked=unacked, rcv_mss=sk.icsk_ack_rcv_mss)
+        if sk.events is not None:
+            tcp_event(sk, "ack_now_two_segments", unacked=unacked, rcv_mss=sk.icsk_ack_rcv_mss)
     elif tcp_in_quickack_mode(sk):
         now = True
-        tcp_event(sk, "ack_now_quick", quick=sk.icsk_ack_quick)
+        if sk.events is not None:
+            tcp_event(sk, "ack_now_quick", quick=sk.icsk_ack_quick)
     elif sk.icsk_ack_pending & ICSK_ACK_NOW:
         now = True
-        tcp_event(sk, "ack_now_flag")
+        if sk.events is not None:
+            tcp_event(sk, "ack_now_flag")
     if now:
-        if sk.owned_by_user and sk.kernel.profile.has("tcp_backlog_ack_defer") and sk.net.sysctl_tcp_backlog_ack_defer:
+        if sk.owned_by_user and sk.has_backlog_ack_defer and sk.net.sysctl_tcp_backlog_ack_defer:
             sk.tsq_flags |= TCP_ACK_DEFERRED
             return
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
         return
     if not ofo_possible or not sk.out_of_order_queue:
-        tcp_send_delayed_ack(sk)
+        tcp_output.tcp_send_delayed_ack(sk)
         return
     if not sk.rx_opt_sack_ok or sk.compressed_ack >= sk.net.sysctl_tcp_comp_sack_nr:
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
         return
     if sk.compressed_ack_rcv_nxt != sk.rcv_nxt:
         sk.compressed_ack_rcv_nxt = sk.rcv_nxt
         sk.dup_ack_counter = 0
     if sk.dup_ack_counter < TCP_FASTRETRANS_THRESH:
         sk.dup_ack_counter += 1
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
         return
     sk.compressed_ack += 1
     if sk.compressed_ack_timer is not None:
@@ -1198,10 +1224,11 @@ def __tcp_ack_snd_check(sk: tcp_sock, ofo_possible: bool) -> None:
     if sk.srtt_us and sk.srtt_us < rtt:
         rtt = sk.srtt_us
     net = sk.net
-    delay_ns = comp_sack_delay_ns(sk.kernel.profile.feature("tcp_comp_sack_delay") == "rtt_percent", rtt,
+    delay_ns = comp_sack_delay_ns(sk.rule_comp_sack_delay == "rtt_percent", rtt,
                                   net.sysctl_tcp_comp_sack_rtt_percent, net.sysctl_tcp_comp_sack_delay_ns)
     sk.compressed_ack_timer = net.now_us + delay_ns // 1000
-    tcp_event(sk, "ack_compressed", count=sk.compressed_ack, delay_ns=delay_ns)
+    if sk.events is not None:
+        tcp_event(sk, "ack_compressed", count=sk.compressed_ack, delay_ns=delay_ns)
 
 
 def comp_sack_delay_ns(rtt_percent_rule: bool, rtt8: int, rtt_percent: int, delay_max_ns: int) -> int:
@@ -1224,12 +1251,10 @@ def tcp_ack_snd_check(sk: tcp_sock) -> None:
 def tcp_send_dupack(sk: tcp_sock, skb) -> None:
     """net/ipv4/tcp_input.c: tcp_send_dupack() - an ACK for an unacceptable segment (quick-ACK mode for
     old data first)."""
-    from skbsim.net.ipv4.tcp_output import tcp_send_ack
-
     cb = skb.cb
     if cb.end_seq != cb.seq and before(cb.seq, sk.rcv_nxt):
         tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS)
-    tcp_send_ack(sk)
+    tcp_output.tcp_send_ack(sk)
 
 
 # -- the segment ---------------------------------------------------------------------------------
@@ -1241,6 +1266,10 @@ TCPOPT_MSS = 2
 TCPOPT_WINDOW = 3
 TCPOPT_SACK_PERM = 4
 TCPOPT_TIMESTAMP = 8
+#: NOP, NOP, then the timestamp option (kind 8, length 10): TCPOLEN_TSTAMP_ALIGNED bytes, what Linux puts on
+#: every segment once timestamps are on (tcp_options_write()).
+TCPOPT_TSTAMP_ALIGNED = bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_TIMESTAMP, 10))
+_TSTAMP_VALUES = struct.Struct(">II")
 
 
 class tcp_options_received:
@@ -1266,6 +1295,10 @@ def tcp_parse_options(options: bytes, syn: bool) -> tcp_options_received:
     or with a length below 2, ends the parse, as in the kernel.
     """
     opt = tcp_options_received()
+    if len(options) == TCPOLEN_TSTAMP_ALIGNED and options[:4] == TCPOPT_TSTAMP_ALIGNED:
+        # The common layout, read at once (the loop below would read the same two NOPs and the option).
+        opt.rcv_tsval, opt.rcv_tsecr = _TSTAMP_VALUES.unpack_from(options, 4)
+        return opt
     i = 0
     end = len(options)
     while i < end:
@@ -1340,7 +1373,7 @@ def tcp_sequence(sk: tcp_sock, seq: int, end_seq: int) -> str | None:
     """
     if before(end_seq, sk.rcv_wup):
         return "TCP_OLD_SEQUENCE"
-    rule = sk.kernel.profile.feature("tcp_sequence_check")
+    rule = sk.rule_sequence_check
     if rule == "end_seq_max_wnd":
         limit = (sk.rcv_nxt + tcp_max_receive_window(sk)) & U32
     else:
@@ -1365,10 +1398,11 @@ def tcp_validate_incoming(sk: tcp_sock, skb) -> bool:
     if reason is None:
         return True
     if reason in ("TCP_INVALID_SEQUENCE", "TCP_INVALID_END_SEQUENCE") and \
-            sk.kernel.profile.feature("tcp_sequence_check") != "seq":
+            sk.rule_sequence_check != "seq":
         NET_INC_STATS(sk, "TCPBeyondWindow")
-    tcp_event(sk, "sequence_drop", reason=reason, seq=skb.cb.seq, end_seq=skb.cb.end_seq, rcv_nxt=sk.rcv_nxt,
-              window=tcp_receive_window(sk))
+    if sk.events is not None:
+        tcp_event(sk, "sequence_drop", reason=reason, seq=skb.cb.seq, end_seq=skb.cb.end_seq, rcv_nxt=sk.rcv_nxt,
+                  window=tcp_receive_window(sk))
     tcp_send_dupack(sk, skb)
     tcp_drop_reason(sk, skb, reason)
     return False
@@ -1395,18 +1429,20 @@ def tcp_rcv_established(sk: tcp_sock, skb) -> tuple[str, str]:
         paws_ok = not sk.rx_opt_tstamp_ok or (sk.rx_opt_saw_tstamp and
                                               ((sk.rx_opt_rcv_tsval - sk.rx_opt_ts_recent) & U32) < 0x80000000)
         if paws_ok and length > sk.tcp_header_len:
-            beyond = (sk.kernel.profile.feature("tcp_sequence_check") != "seq"
+            beyond = (sk.rule_sequence_check != "seq"
                       and after(cb.end_seq, (sk.rcv_nxt + tcp_receive_window(sk)) & U32))
             if not beyond:
                 if skb.truesize > sk.sk_forward_alloc:
-                    tcp_event(sk, "fast_path_no_fwd_alloc", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
+                    if sk.events is not None:
+                        tcp_event(sk, "fast_path_no_fwd_alloc", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
                     return _step5(sk, skb)
                 if sk.rx_opt_tstamp_ok and sk.rcv_nxt == sk.rcv_wup:
                     sk.rx_opt_ts_recent = sk.rx_opt_rcv_tsval
                 tcp_rcv_rtt_measure_ts(sk, skb)
                 NET_INC_STATS(sk, "TCPHPHits")
                 _verdict(sk, skb, "", "fast")
-                tcp_event(sk, "fast_path", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
+                if sk.events is not None:
+                    tcp_event(sk, "fast_path", truesize=skb.truesize, fwd_alloc=sk.sk_forward_alloc)
                 skb.data += sk.tcp_header_len
                 skb.len -= sk.tcp_header_len
                 eaten, stolen = tcp_queue_rcv(sk, skb)
@@ -1441,3 +1477,7 @@ def _step5(sk: tcp_sock, skb) -> tuple[str, str]:
     result = _result(sk, result_skb)
     tcp_ack_snd_check(sk)
     return result
+
+
+# tcp_output builds on this module (it imports names from here): bound as a module at the end.
+import skbsim.net.ipv4.tcp_output as tcp_output  # noqa: E402

@@ -32,6 +32,7 @@ from skbsim.net.ipv4.tcp import (
     tcp_skb_cb,
     tcp_sock,
 )
+import skbsim.net.ipv4.tcp_input as tcp_input  # a module: it may still be initialising here (tcp binds this module)
 from skbsim.net.skbuff import kfree_skb, kfree_skb_partial, pskb_may_pull, skb_condense, skb_try_coalesce
 
 if TYPE_CHECKING:
@@ -162,7 +163,8 @@ def tcp_add_backlog(sk: tcp_sock, skb) -> tuple[bool, str]:
     before = skb.truesize
     skb_condense(kernel, skb)
     if skb.truesize != before:
-        tcp_event(sk, "skb_condense", before=before, after=skb.truesize)
+        if sk.events is not None:
+            tcp_event(sk, "skb_condense", before=before, after=skb.truesize)
     cb = skb.cb
     tail = sk.sk_backlog[-1] if sk.sk_backlog else None
     if tail is not None:
@@ -185,20 +187,23 @@ def tcp_add_backlog(sk: tcp_sock, skb) -> tuple[bool, str]:
                     tcb.tsval, tcb.tsecr = cb.tsval, cb.tsecr
                 sk.sk_backlog_len += delta
                 NET_INC_STATS(sk, "TCPBacklogCoalesce")
-                tcp_event(sk, "backlog_coalesce", delta=delta, backlog=sk.sk_backlog_len)
+                if sk.events is not None:
+                    tcp_event(sk, "backlog_coalesce", delta=delta, backlog=sk.sk_backlog_len)
                 kfree_skb_partial(kernel, skb, stolen)
                 return False, "coalesced"
             skb.data -= cb.doff
             skb.len += cb.doff
-    rule = kernel.profile.feature("tcp_backlog_limit")
+    rule = sk.rule_backlog_limit
     limit = tcp_backlog_limit(rule, sk.sk_rcvbuf, sk.sk_sndbuf)
     if sk_add_backlog(sk, skb, limit):
         NET_INC_STATS(sk, "TCPBacklogDrop")
-        tcp_event(sk, "backlog_drop", limit=limit, rule=rule, backlog=sk.sk_backlog_len,
-                  rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf, sndbuf=sk.sk_sndbuf)
+        if sk.events is not None:
+            tcp_event(sk, "backlog_drop", limit=limit, rule=rule, backlog=sk.sk_backlog_len,
+                      rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf, sndbuf=sk.sk_sndbuf)
         return True, "dropped:SOCKET_BACKLOG"
-    tcp_event(sk, "backlog_queue", limit=limit, rule=rule, backlog=sk.sk_backlog_len, rmem=sk.sk_rmem_alloc,
-              rcvbuf=sk.sk_rcvbuf, sndbuf=sk.sk_sndbuf)
+    if sk.events is not None:
+        tcp_event(sk, "backlog_queue", limit=limit, rule=rule, backlog=sk.sk_backlog_len, rmem=sk.sk_rmem_alloc,
+                  rcvbuf=sk.sk_rcvbuf, sndbuf=sk.sk_sndbuf)
     return False, "queued"
 
 
@@ -210,9 +215,7 @@ def tcp_v4_do_rcv(sk: tcp_sock, skb, from_backlog: bool = False) -> tuple[str, s
 
     Returns (route, verdict) as the step records name them.
     """
-    from skbsim.net.ipv4.tcp_input import tcp_rcv_established
-
-    return tcp_rcv_established(sk, skb)
+    return tcp_input.tcp_rcv_established(sk, skb)
 
 
 def tcp_v4_rcv(sk: tcp_sock, skb) -> tuple[str, str]:
@@ -258,8 +261,6 @@ def tcp_v4_fill_cb(header: bytes, th_offset: int, tcp_len: int, flags: int | Non
     flag byte (a GRO aggregate carries the FIN and PSH of every segment it
     merged).
     """
-    from skbsim.net.ipv4.tcp_input import tcp_parse_options
-
     if len(header) < th_offset + 20:
         return None
     seq, ack_seq = struct.unpack_from(">II", header, th_offset + 4)
@@ -269,7 +270,7 @@ def tcp_v4_fill_cb(header: bytes, th_offset: int, tcp_len: int, flags: int | Non
     if flags is None:
         flags = header[th_offset + 13]
     window = (header[th_offset + 14] << 8) | header[th_offset + 15]
-    opt = tcp_parse_options(header[th_offset + 20:th_offset + doff], bool(flags & TCPHDR_SYN))
+    opt = tcp_input.tcp_parse_options(header[th_offset + 20:th_offset + doff], bool(flags & TCPHDR_SYN))
     end_seq = (seq + tcp_len - doff + (1 if flags & TCPHDR_SYN else 0) + (1 if flags & TCPHDR_FIN else 0)) & UINT_MAX
     return tcp_skb_cb(seq, end_seq, ack_seq, flags, doff, window, opt.rcv_tsval, opt.rcv_tsecr), opt
 

@@ -91,9 +91,10 @@ def tcp_openreq_init_rwin(req: request_sock, listener: tcp_sock, mtu: int) -> No
     req.rsk_rcv_wnd, req.rsk_window_clamp, req.rcv_wscale = tcp_select_initial_window(
         full_space, mss - (TCPOLEN_TSTAMP_ALIGNED if req.tstamp_ok else 0), req.rsk_window_clamp, req.wscale_ok,
         net.sysctl_tcp_rmem[2], net.sysctl_rmem_max, u16_cap, bool(net.sysctl_tcp_workaround_signed_windows))
-    tcp_event(listener, "select_initial_window", full_space=full_space, mss=mss, rcv_wnd=req.rsk_rcv_wnd,
-              window_clamp=req.rsk_window_clamp, rcv_wscale=req.rcv_wscale, rmem2=net.sysctl_tcp_rmem[2],
-              rmem_max=net.sysctl_rmem_max, u16_cap=u16_cap)
+    if listener.events is not None:
+        tcp_event(listener, "select_initial_window", full_space=full_space, mss=mss, rcv_wnd=req.rsk_rcv_wnd,
+                  window_clamp=req.rsk_window_clamp, rcv_wscale=req.rcv_wscale, rmem2=net.sysctl_tcp_rmem[2],
+                  rmem_max=net.sysctl_rmem_max, u16_cap=u16_cap)
 
 
 def tcp_conn_request(listener: tcp_sock, syn: SynOptions, peer_isn: int, mtu: int,
@@ -209,8 +210,9 @@ def tcp_passive_establish(listener: tcp_sock, req: request_sock, mtu: int, name:
         sk.advmss -= TCPOLEN_TSTAMP_ALIGNED
     tcp_initialize_rcv_mss(sk)
     tcp_fast_path_on(sk)
-    tcp_event(sk, "established", advmss=sk.advmss, mss_cache=sk.mss_cache, rcv_mss=sk.icsk_ack_rcv_mss,
-              rcv_wnd=sk.rcv_wnd, window_clamp=sk.window_clamp, rcv_space=sk.rcvq_space_space, srtt_us=sk.srtt_us,
-              rto=sk.icsk_rto, sndbuf=sk.sk_sndbuf)
+    if sk.events is not None:
+        tcp_event(sk, "established", advmss=sk.advmss, mss_cache=sk.mss_cache, rcv_mss=sk.icsk_ack_rcv_mss,
+                  rcv_wnd=sk.rcv_wnd, window_clamp=sk.window_clamp, rcv_space=sk.rcvq_space_space, srtt_us=sk.srtt_us,
+                  rto=sk.icsk_rto, sndbuf=sk.sk_sndbuf)
     sk.sk_socket = True  # accept()
     return sk

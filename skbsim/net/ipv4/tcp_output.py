@@ -36,6 +36,7 @@ from skbsim.net.ipv4.tcp import (
     tcp_sock,
     tcp_update_max_rcv_wnd_seq,
 )
+import skbsim.net.ipv4.tcp_input as tcp_input  # a module: tcp_input and this one call each other
 
 
 def ilog2(value: int) -> int:
@@ -123,18 +124,17 @@ def __tcp_select_window(sk: tcp_sock) -> int:
 
     The window-shrinking sysctl (tcp_shrink_window, default 0) is not modelled.
     """
-    from skbsim.net.ipv4.tcp_input import tcp_full_space, tcp_space
-
     mss = sk.icsk_ack_rcv_mss
-    free_space = tcp_space(sk)
-    allowed_space = tcp_full_space(sk)
+    free_space = tcp_input.tcp_space(sk)
+    allowed_space = tcp_input.tcp_full_space(sk)
     if select_window_pressure(free_space, sk.window_clamp, allowed_space):
         sk.icsk_ack_quick = 0
     window, rule = select_window_values(mss, free_space, allowed_space, sk.window_clamp, sk.rcv_ssthresh,
                                         sk.rx_opt_rcv_wscale, sk.rcv_wnd)
-    tcp_event(sk, "select_window", rule=rule, window=window, free_space=free_space, allowed=allowed_space,
-              window_clamp=sk.window_clamp, rcv_ssthresh=sk.rcv_ssthresh, mss=mss, wscale=sk.rx_opt_rcv_wscale,
-              rcvbuf=sk.sk_rcvbuf, rmem=sk.sk_rmem_alloc, backlog=sk.sk_backlog_len)
+    if sk.events is not None:
+        tcp_event(sk, "select_window", rule=rule, window=window, free_space=free_space, allowed=allowed_space,
+                  window_clamp=sk.window_clamp, rcv_ssthresh=sk.rcv_ssthresh, mss=mss, wscale=sk.rx_opt_rcv_wscale,
+                  rcvbuf=sk.sk_rcvbuf, rmem=sk.sk_rmem_alloc, backlog=sk.sk_backlog_len)
     return window
 
 
@@ -150,14 +150,15 @@ def tcp_select_window(sk: tcp_sock) -> int:
     the new one was zero); rcv_wnd and rcv_wup record what is offered.
     """
     old_win = sk.rcv_wnd
-    nomem = sk.kernel.profile.feature("tcp_nomem_ack")
+    nomem = sk.rule_nomem_ack
     if sk.icsk_ack_pending & ICSK_ACK_NOMEM and nomem != "none":
         if nomem == "zero_window_stored":
             sk.pred_flags = None
             sk.rcv_wnd = 0
             sk.rcv_wup = sk.rcv_nxt
             tcp_update_max_rcv_wnd_seq(sk)
-        tcp_event(sk, "nomem_zero_window", stored=nomem == "zero_window_stored")
+        if sk.events is not None:
+            tcp_event(sk, "nomem_zero_window", stored=nomem == "zero_window_stored")
         return 0
     cur_win = tcp_receive_window(sk)
     new_win = __tcp_select_window(sk)
@@ -166,7 +167,8 @@ def tcp_select_window(sk: tcp_sock) -> int:
         if new_win == 0:
             NET_INC_STATS(sk, "TCPWantZeroWindowAdv")
         unit = 1 << wscale
-        tcp_event(sk, "never_shrink", wanted=new_win, offered=cur_win)
+        if sk.events is not None:
+            tcp_event(sk, "never_shrink", wanted=new_win, offered=cur_win)
         new_win = (cur_win + unit - 1) & ~(unit - 1)
     sk.rcv_wnd = new_win
     sk.rcv_wup = sk.rcv_nxt
@@ -188,13 +190,11 @@ def tcp_time_stamp_ms(sk: tcp_sock) -> int:
 
 def tcp_dec_quickack_mode(sk: tcp_sock) -> None:
     """include/net/tcp.h: tcp_dec_quickack_mode() - an ACK of new data uses up one quick ACK."""
-    from skbsim.net.ipv4.tcp_input import TCP_ATO_MIN
-
     if sk.icsk_ack_quick:
         pkts = 1 if inet_csk_ack_scheduled(sk) else 0
         if pkts >= sk.icsk_ack_quick:
             sk.icsk_ack_quick = 0
-            sk.icsk_ack_ato = TCP_ATO_MIN(sk.net.HZ)
+            sk.icsk_ack_ato = tcp_input.TCP_ATO_MIN(sk.net.HZ)
         else:
             sk.icsk_ack_quick -= pkts
 
@@ -223,8 +223,9 @@ def tcp_send_ack(sk: tcp_sock) -> None:
         tsval = tcp_time_stamp_ms(sk)
         sk.last_tsval_sent = tsval
     sk.acks.append((sk.rcv_nxt, window, tsval))
-    tcp_event(sk, "ack", ack=sk.rcv_nxt, acked=(sk.rcv_nxt - sk.rcv_isn - 1) & U32, window=window,
-              scaled=window << sk.rx_opt_rcv_wscale)
+    if sk.events is not None:
+        tcp_event(sk, "ack", ack=sk.rcv_nxt, acked=(sk.rcv_nxt - sk.rcv_isn - 1) & U32, window=window,
+                  scaled=window << sk.rx_opt_rcv_wscale)
     tcp_event_ack_sent(sk)
 
 
@@ -236,16 +237,14 @@ def tcp_send_delayed_ack(sk: tcp_sock) -> None:
     armed keeps the earlier expiry, and one about to expire (within a
     quarter of ato) becomes an ACK now.
     """
-    from skbsim.net.ipv4.tcp_input import TCP_DELACK_MIN
-
     hz = sk.net.HZ
     ato = sk.icsk_ack_ato
-    if ato > TCP_DELACK_MIN(hz):
+    if ato > tcp_input.TCP_DELACK_MIN(hz):
         max_ato = hz // 2
         if sk.icsk_ack_pingpong or sk.icsk_ack_pending & ICSK_ACK_PUSHED:
             max_ato = hz // 5
         if sk.srtt_us:
-            rtt = max(usecs_to_jiffies(sk.srtt_us >> 3, hz), TCP_DELACK_MIN(hz))
+            rtt = max(usecs_to_jiffies(sk.srtt_us >> 3, hz), tcp_input.TCP_DELACK_MIN(hz))
             if rtt < max_ato:
                 max_ato = rtt
         ato = min(ato, max_ato)
@@ -254,7 +253,8 @@ def tcp_send_delayed_ack(sk: tcp_sock) -> None:
     timeout = now + ato
     if sk.icsk_ack_pending & ICSK_ACK_TIMER:
         if sk.icsk_ack_timeout <= now + (ato >> 2):
-            tcp_event(sk, "delack_due_now", timeout=sk.icsk_ack_timeout, now=now)
+            if sk.events is not None:
+                tcp_event(sk, "delack_due_now", timeout=sk.icsk_ack_timeout, now=now)
             tcp_send_ack(sk)
             return
         if timeout >= sk.icsk_ack_timeout:
@@ -262,7 +262,8 @@ def tcp_send_delayed_ack(sk: tcp_sock) -> None:
     sk.icsk_ack_pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER
     sk.icsk_ack_timeout = timeout
     sk.delack_timer_pending = True
-    tcp_event(sk, "delack_armed", ato=ato, timeout=timeout)
+    if sk.events is not None:
+        tcp_event(sk, "delack_armed", ato=ato, timeout=timeout)
 
 
 def usecs_to_jiffies(us: int, hz: int) -> int:
@@ -273,14 +274,17 @@ def usecs_to_jiffies(us: int, hz: int) -> int:
 def tcp_release_cb(sk: tcp_sock) -> None:
     """net/ipv4/tcp_output.c: tcp_release_cb() - run the delayed-ACK timer or send the ACK that were
     deferred while the process held the socket lock."""
-    from skbsim.net.ipv4.tcp_timer import tcp_delack_timer_handler
-
     flags = sk.tsq_flags
     if not flags:
         return
     sk.tsq_flags = 0
     if flags & TCP_DELACK_TIMER_DEFERRED:
-        tcp_delack_timer_handler(sk)
+        tcp_timer.tcp_delack_timer_handler(sk)
     if flags & TCP_ACK_DEFERRED and inet_csk_ack_scheduled(sk):
-        tcp_event(sk, "deferred_ack")
+        if sk.events is not None:
+            tcp_event(sk, "deferred_ack")
         tcp_send_ack(sk)
+
+
+# tcp_timer builds on this module (it imports names from here): bound as a module at the end.
+import skbsim.net.ipv4.tcp_timer as tcp_timer  # noqa: E402

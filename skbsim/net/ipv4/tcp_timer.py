@@ -18,6 +18,7 @@ from skbsim.net.ipv4.tcp import (
     tcp_mstamp_refresh,
     tcp_sock,
 )
+from skbsim.net.ipv4.tcp_output import tcp_send_ack
 
 
 def tcp_delack_timer_handler(sk: tcp_sock) -> None:
@@ -25,8 +26,6 @@ def tcp_delack_timer_handler(sk: tcp_sock) -> None:
 
     Pending compressed ACKs (SACK) are sent instead when there are some.
     """
-    from skbsim.net.ipv4.tcp_output import tcp_send_ack
-
     if sk.compressed_ack:
         tcp_mstamp_refresh(sk)
         sk.compressed_ack = 0
@@ -42,7 +41,8 @@ def tcp_delack_timer_handler(sk: tcp_sock) -> None:
         if not sk.icsk_ack_pingpong:
             old = sk.icsk_ack_ato
             sk.icsk_ack_ato = min(old << 1, sk.icsk_rto)
-            tcp_event(sk, "delack_fired", ato=old, new_ato=sk.icsk_ack_ato)
+            if sk.events is not None:
+                tcp_event(sk, "delack_fired", ato=old, new_ato=sk.icsk_ack_ato)
         tcp_mstamp_refresh(sk)
         tcp_send_ack(sk)
         NET_INC_STATS(sk, "DelayedACKs")
@@ -62,8 +62,6 @@ def tcp_delack_timer(sk: tcp_sock) -> None:
 
 def tcp_compressed_ack_kick(sk: tcp_sock) -> None:
     """net/ipv4/tcp_output.c: tcp_compressed_ack_kick() - the compressed-ACK hrtimer expired."""
-    from skbsim.net.ipv4.tcp_output import tcp_send_ack
-
     sk.compressed_ack_timer = None
     if not sk.owned_by_user:
         if sk.compressed_ack:
@@ -76,12 +74,11 @@ def tcp_compressed_ack_kick(sk: tcp_sock) -> None:
 
 def next_timer_us(sk: tcp_sock) -> int | None:
     """When the socket's next timer expires, in simulated microseconds (None: no timer armed)."""
-    times = []
-    if sk.delack_timer_pending:
-        times.append(sk.net.jiffies_to_us(sk.icsk_ack_timeout))
-    if sk.compressed_ack_timer is not None:
-        times.append(sk.compressed_ack_timer)
-    return min(times) if times else None
+    due = sk.net.jiffies_to_us(sk.icsk_ack_timeout) if sk.delack_timer_pending else None
+    compressed = sk.compressed_ack_timer
+    if compressed is not None and (due is None or compressed < due):
+        due = compressed
+    return due
 
 
 def run_timers(sk: tcp_sock) -> None:
