@@ -637,18 +637,10 @@ def test_random_libeth_workloads_give_identical_json(kernel, nic, mtu, ring, gro
     ("6.12", "libeth", {"nic": "idpf", "hsplit": "on"}),  # header buffers' heads, condensed ones
 ])
 def test_libeth_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options):
-    from skbsim.report import TraceWriter
-
     config = dict(kernel=kernel, driver=driver, options=options, traffic="uniform:14-9022", count=4_000, rate=2e7,
                   rcvbuf=30_000, app_rate=1e6, cpus=1 if kernel == "7.1" else 2,
                   faults=(("page_alloc", 0.05, 1, -1, 0), ("slab", 0.05, 1, -1, 0)))
-    outputs = {}
-    for engine in ("fast", "reference"):
-        writer = TraceWriter(str(tmp_path / f"{engine}.csv"))
-        result, extra, fell_back = simulate_engine(RunConfig(**config), engine, trace=writer, plot=True)
-        writer.close()
-        assert fell_back is None and result["engine"] == engine
-        outputs[engine] = (_without_engine(result), extra, (tmp_path / f"{engine}.csv").read_bytes())
+    outputs = _traced_runs(tmp_path, config, ".csv")
     assert outputs["fast"] == outputs["reference"]
 
 
@@ -900,6 +892,21 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     _assert_same(**config, cpus=2)
 
 
+def _traced_runs(tmp_path, config: dict, suffix: str) -> dict:
+    """Both engines with --trace (a file of the suffix's kind) and --plot: {engine: (JSON without the engine's
+    name, the plot data, the trace file's bytes)}, each run by the engine asked for."""
+    from skbsim.report import TraceWriter
+
+    outputs = {}
+    for engine in ("fast", "reference"):
+        writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))
+        result, extra, fell_back = simulate_engine(RunConfig(**config), engine, trace=writer, plot=True)
+        writer.close()
+        assert fell_back is None and result["engine"] == engine
+        outputs[engine] = (_without_engine(result), extra, (tmp_path / f"{engine}{suffix}").read_bytes())
+    return outputs
+
+
 @pytest.mark.parametrize("kernel", ["6.1", "6.9", "6.18"])
 @pytest.mark.parametrize("driver, options, traffic", [
     ("ice", {"rx": "legacy"}, "uniform:14-1700"),  # header skbs, frames of one and two buffers
@@ -918,21 +925,13 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
 def test_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options, traffic, suffix):
     # --trace and --plot on the fast engine: the trace file byte for byte, the memory series and the
     # truesize-by-length table equal to what the reference engine writes and keeps.
-    from skbsim.report import TraceWriter
-
     faults = ()
     if driver.endswith("-faults"):
         driver = driver.removesuffix("-faults")
         faults = (("skb_head", 0.1, 1, -1, 0), ("page_frag", 0.1, 1, -1, 0), ("page_alloc", 0.05, 1, -1, 0))
     config = dict(kernel=kernel, driver=driver, options=options, traffic=traffic, count=4_000, rate=2e7,
                   rcvbuf=30_000, app_rate=1e6, cpus=2, faults=faults)
-    outputs = {}
-    for engine in ("fast", "reference"):
-        writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))
-        result, extra, fell_back = simulate_engine(RunConfig(**config), engine, trace=writer, plot=True)
-        writer.close()
-        assert fell_back is None and result["engine"] == engine
-        outputs[engine] = (_without_engine(result), extra, (tmp_path / f"{engine}{suffix}").read_bytes())
+    outputs = _traced_runs(tmp_path, config, suffix)
     fast, reference = outputs["fast"], outputs["reference"]
     assert fast[0] == reference[0]
     assert fast[1] == reference[1]

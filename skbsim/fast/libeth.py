@@ -22,15 +22,8 @@ from skbsim.fast.state import (
     BUILD_OVERHEAD, C_FQ, C_HDR_LEN, C_LEN, C_NBUFS, C_START, D_BUF_FAILURES, D_BYTES_COPIED, D_NIC_FRAMES,
     D_RELEASED, D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, FQE_DONE, FQE_PAGE, FQE_TRUESIZE, FQ_BUF_LEN, FQ_COUNT,
     FQ_EMPTY, FQ_HSPLIT, FQ_LO, FQ_NEXT_FREE, FQ_REFILL_EVERY, FQ_SHORT_LEN, FQ_SKBS, FQ_TRUESIZE, L1_CACHE_BYTES,
-    NTC, PP_SOFTIRQ, Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT,
+    NTC, PP_SOFTIRQ, Q_NIC_FRAMES, RING_COUNT,
 )
-
-
-@njit(cache=True, forceinline=True)
-def _libeth_pending(k, cpu):
-    """The completions the NIC wrote on queue cpu and the driver has not cleaned yet."""
-    q = k.pcpu[cpu]
-    return q[Q_NIC_FRAMES] - q[Q_FRAMES] - q[Q_DROPPED]
 
 
 # -- fill queues ----------------------------------------------------------------------------------------------
@@ -129,7 +122,7 @@ def _libeth_nic_receive(k, cpu, length, hlen):
     if k.cfg[FQ_HSPLIT]:
         hdr[FQE_DONE] = 1
     comps = k.lb.comp[cpu]
-    tail = (k.pcpu[cpu, NTC] + _libeth_pending(k, cpu)) % comps.shape[0]
+    tail = (k.pcpu[cpu, NTC] + rx._rx_pending(k, cpu)) % comps.shape[0]
     comps[tail, C_FQ] = q
     comps[tail, C_START] = start
     comps[tail, C_NBUFS] = nbufs
@@ -201,7 +194,7 @@ def _libeth_poll(k, cpu, budget):
     nfq = k.cfg[FQ_COUNT]
     every = k.cfg[FQ_REFILL_EVERY]
     done = ndel = cleaned = 0
-    while done < budget and _libeth_pending(k, cpu) > 0:
+    while done < budget and rx._rx_pending(k, cpu) > 0:
         at = k.pcpu[cpu, NTC]
         k.pcpu[cpu, NTC] = at + 1 if at + 1 < comps.shape[0] else 0
         nbufs = comps[at, C_NBUFS] + k.cfg[FQ_HSPLIT]  # the header buffer too

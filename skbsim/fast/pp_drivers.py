@@ -18,16 +18,9 @@ from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_
 from skbsim.fast import rx  # (a module: rx dispatches to this one)
 from skbsim.fast.state import (
     BUF_PAGE, BUILD_TRUESIZE, DESC_LEN, DRIVER, DRIVER_LIBETH, D_BUF_FAILURES, D_NIC_FRAMES, D_RELEASED, D_REUSED,
-    D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, HW_NEXT, NTC, PP_FRAGS, PP_SOFTIRQ, Q_DROPPED, Q_FRAMES,
-    Q_NIC_FRAMES, RING_COUNT, RX_BUF_LEN,
+    D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, HW_NEXT, NTC, PP_FRAGS, PP_SOFTIRQ, Q_NIC_FRAMES,
+    RING_COUNT, RX_BUF_LEN,
 )
-
-
-@njit(cache=True, forceinline=True)
-def _mana_pending(k, cpu):
-    """The completions the NIC wrote on queue cpu and the driver has not cleaned yet."""
-    q = k.pcpu[cpu]
-    return q[Q_NIC_FRAMES] - q[Q_FRAMES] - q[Q_DROPPED]
 
 
 @njit(cache=True, forceinline=True)
@@ -39,7 +32,7 @@ def _mana_nic_receive(k, cpu, length):
         return False
     count = k.cfg[RING_COUNT]
     slot = k.pcpu[cpu, HW_NEXT]
-    if _mana_pending(k, cpu) >= count or k.rings.buf[cpu, slot, BUF_PAGE] < 0:
+    if rx._rx_pending(k, cpu) >= count or k.rings.buf[cpu, slot, BUF_PAGE] < 0:
         k.st[D_RING_DROPS] += 1
         return False
     k.rings.desc[cpu, slot, DESC_LEN] = length
@@ -91,7 +84,7 @@ def _mana_poll(k, cpu, budget):
     desc = k.rings.desc[cpu]
     count = k.cfg[RING_COUNT]
     done = ndel = 0
-    while done < budget and _mana_pending(k, cpu) > 0:
+    while done < budget and rx._rx_pending(k, cpu) > 0:
         slot = k.pcpu[cpu, NTC]
         k.pcpu[cpu, NTC] = slot + 1 if slot + 1 < count else 0
         length = desc[slot, DESC_LEN]

@@ -154,6 +154,14 @@ def _frame_dropped(k, cpu, length):
 
 
 @njit(cache=True, forceinline=True)
+def _rx_pending(k, cpu):
+    """sim._pending(): the frames the NIC wrote on queue cpu that the driver has not taken yet (the page_pool
+    drivers' completions not yet cleaned)."""
+    q = k.pcpu[cpu]
+    return q[Q_NIC_FRAMES] - q[Q_FRAMES] - q[Q_DROPPED]
+
+
+@njit(cache=True, forceinline=True)
 def _frame_done(k, cpu, nbytes):
     """A frame the driver handed on: counted (nbytes: what the driver counts of it)."""
     k.st[D_BYTES] += nbytes
