@@ -7,6 +7,7 @@ numba as it is, so that both engines compute it from one text.
 from __future__ import annotations
 
 from skbsim.drivers.ice import ice_page_count_reusable
+from skbsim.drivers.virtio_net import ewma_pkt_len_add, get_mergeable_buf_len, mergeable_buf_carve
 from skbsim.fast.layout import njit
 from skbsim.net.skbuff import DEFER_KICK, DEFER_NONE, DEFER_QUEUE, alloc_skb_with_frags_order, skb_defer_admit
 from skbsim.net.sock import sk_mem_reclaimable, udp_forward_pages, udp_rcvbuf_admits
@@ -23,6 +24,12 @@ _ice_can_reuse_rx_page = njit(cache=True, forceinline=True)(ice_page_count_reusa
 _alloc_skb_with_frags_order = njit(cache=True, forceinline=True)(alloc_skb_with_frags_order)
 # skbsim.net.skbuff.skb_defer_admit: skb_attempt_defer_free()'s test on the owner's defer list
 _skb_defer_admit = njit(cache=True, forceinline=True)(skb_defer_admit)
+# skbsim.drivers.virtio_net: the EWMA of packet lengths, the next mergeable buffer's length, where
+# add_recvbuf_mergeable() cuts it from the frag block
+_ewma_pkt_len_add = njit(cache=True, forceinline=True)(ewma_pkt_len_add)
+_get_mergeable_buf_len = njit(cache=True, forceinline=True)(get_mergeable_buf_len)
+_mergeable_buf_carve = njit(cache=True, forceinline=True)(mergeable_buf_carve)
 
-__all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_ice_can_reuse_rx_page",
-           "_sk_mem_reclaimable", "_skb_defer_admit", "_udp_forward_pages", "_udp_rcvbuf_admits"]
+__all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_ewma_pkt_len_add",
+           "_get_mergeable_buf_len", "_ice_can_reuse_rx_page", "_mergeable_buf_carve", "_sk_mem_reclaimable",
+           "_skb_defer_admit", "_udp_forward_pages", "_udp_rcvbuf_admits"]

@@ -12,6 +12,7 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
+       [--drivers ice,copybreak,tun,virtio_net]
 """
 
 from __future__ import annotations
@@ -95,17 +96,32 @@ def _tun(rng: random.Random) -> tuple[dict, str]:
     return options, traffic
 
 
+def _virtio_net(rng: random.Random) -> tuple[dict, str]:
+    options = {}
+    for key, values in (("ring", ("2", "8", "64", "1024")), ("mtu", ("none", "68", "1400", "1500", "9000")),
+                        ("guest_gso", ("0", "1")), ("csum", ("partial", "valid", "none")), ("dma_api", ("0", "1")),
+                        ("indirect", ("0", "1")), ("gro", ("0", "1")), ("gro_max_size", ("1", "3000", "65536"))):
+        if rng.random() < 0.4:
+            options[key] = rng.choice(values)
+    traffic = rng.choice(("imix", "fixed:60", "fixed:100", "fixed:1514", "uniform:14-1600", "uniform:60-9018",
+                          "uniform:14-65535", "fixed:40"))
+    if options.get("gro") == "0" and rng.random() < 0.3:
+        traffic = rng.choice(("tcp-bulk", "tcp-bulk:ts=0", "tcp-bulk:mss=500"))
+    return options, traffic
+
+
 #: the drivers the fast engine runs: (weight, how to draw its options and traffic, whether it takes 4 KiB
 #: pages only); a driver added to the fast engine gets an entry here
-DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False)}
+DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False),
+           "virtio_net": (2, _virtio_net, False)}
 
 
-def draw(rng: random.Random, profiles: list[str], max_frames: int) -> dict:
-    """One random workload: RunConfig's keyword arguments."""
+def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: dict = DRIVERS) -> dict:
+    """One random workload: RunConfig's keyword arguments (a driver of drivers)."""
     kernel = rng.choice(KERNELS + tuple(profiles))
-    driver = rng.choice([name for name, (weight, _, _) in DRIVERS.items() for _ in range(weight)])
-    if DRIVERS[driver][2] and ("16k" in kernel or "64k" in kernel):
-        driver = rng.choice([name for name, (_, _, small_pages) in DRIVERS.items() if not small_pages])
+    driver = rng.choice([name for name, (weight, _, _) in drivers.items() for _ in range(weight)])
+    if drivers[driver][2] and ("16k" in kernel or "64k" in kernel):
+        driver = rng.choice([name for name, (_, _, small_pages) in drivers.items() if not small_pages])
     options, traffic = DRIVERS[driver][1](rng)
     rate = rng.choice((None, 1e5, 1e6, 3e6, 2e7, 1234567.0))
     faults = ()
@@ -164,9 +180,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--max-frames", type=int, default=3000)
+    parser.add_argument("--drivers", default=",".join(DRIVERS), help="the drivers to draw from, comma-separated "
+                        f"(default: all of {', '.join(DRIVERS)})")
     parser.add_argument("--trace-share", type=float, default=0.1, help="share of workloads also compared with "
                         "--trace and --plot")
     args = parser.parse_args()
+    drivers = {name: DRIVERS[name] for name in args.drivers.split(",")}
     from skbsim.fast.cache import compile_now
 
     compile_now()
@@ -179,7 +198,7 @@ def main() -> int:
         profiles = write_profiles(Path(folder))
         jobs = []
         for index in range(args.workloads):
-            workload = draw(rng, profiles, args.max_frames)
+            workload = draw(rng, profiles, args.max_frames, drivers)
             frames += workload["count"]
             jobs.append((index, workload, rng.random() < args.trace_share))
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
