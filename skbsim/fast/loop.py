@@ -10,7 +10,8 @@ from skbsim.fast.napi import _defer_flush, _free_skb, _pop, _raise_irq, _send_ip
 from skbsim.fast.rx import _nic_receive, _poll
 from skbsim.fast.sock import WHOLE, _app_read, _trace_drop, _udp_rmem_release
 from skbsim.fast.state import (
-    BUF_BIAS, BUF_PAGE, BYTES, CACHE_SKB, DEFER_LEN, DRIVER, DRIVER_COPYBREAK, DRIVER_TUN, DRIVER_VIRTIO, D_OVERSIZE, ERR, EV_LEN,
+    BUF_BIAS, BUF_PAGE, BYTES, CACHE_SKB, DEFER_LEN, DRIVER, DRIVER_COPYBREAK, DRIVER_TUN, DRIVER_VIRTIO,
+    D_OVERSIZE, ERR, EV_LEN,
     EV_TIME, HQ_HEAD, HQ_LEN, IPIS, NCPUS, NC_LEN, NOW, P1K_OFFSET, P1K_PAGE, PACKETS, PAGE_REF, PF_BIAS, PF_PAGE,
     RING_COUNT, RING_DROPS, RXMAX, SCHEDULED, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, SK_HEAD, SK_LEN,
     TF_PAGE, TRACE, TRAFFIC_DONE, WMEM,

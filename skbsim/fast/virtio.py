@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from skbsim.drivers.virtio_net import GOOD_COPY_LEN
 from skbsim.fast import rx
-from skbsim.fast.layout import ERR_EMPTY_FRAME, ERR_FRAG_LIST, ETH_HLEN, L_PAGE_FRAG, O_DRIVER, ORDER_0, njit
+from skbsim.fast.layout import ERR_EMPTY_FRAME, ERR_FRAG_LIST, ETH_HLEN, L_PAGE_FRAG, ORDER_0, njit
 from skbsim.fast.mm import _add_frag, _alloc_pages, _nr_frags, _put_page, _slab_alloc
 from skbsim.fast.napi import _alloc_rx_skb, _free_skb
 from skbsim.fast.rules import _ewma_pkt_len_add, _get_mergeable_buf_len, _mergeable_buf_carve
-from skbsim.fast.sock import _trace_drop
 from skbsim.fast.state import (
-    CACHE_SKB, CB_N_1K, CB_N_BUILD, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES, D_FRAMES_DROPPED,
+    CACHE_SKB, CB_N_1K, CB_N_BUILD, D_BUF_FAILURES, D_BYTES_COPIED, D_COPIED, D_FRAMES_DROPPED,
     D_NIC_FRAMES, D_PAGES_ALLOC, D_RELEASED, D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, HEAD_FRAGSZ, HEAD_KIND,
-    HEAD_TRUESIZE, HW_NEXT, NOW, NTC, NTU, PAGE_REF, PAGE_SIZE, Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT,
-    TRACE, VB_LEN, VB_PAGE, VB_START, VQ_COPY_ROOM, VQ_EWMA, VQ_FRAG_OFFSET, VQ_FRAG_ORDER, VQ_FRAG_PAGE,
+    HEAD_TRUESIZE, HW_NEXT, NTC, NTU, PAGE_REF, PAGE_SIZE, Q_DROPPED, Q_NIC_FRAMES, RING_COUNT,
+    VB_LEN, VB_PAGE, VB_START, VQ_COPY_ROOM, VQ_EWMA, VQ_FRAG_OFFSET, VQ_FRAG_ORDER, VQ_FRAG_PAGE,
     VQ_FRAG_SIZE, VQ_HDR_LEN, VQ_HOLE_FOLD, VQ_IP_ALIGN, VQ_L1, VQ_LAST_DMA, VQ_MAX_FRAGS, VQ_MIN_BUF_LEN,
     VQ_OVERFLOW_FIX, VQ_PREMAPPED, VQ_REFILL, VQ_REPOLL, VQ_SHINFO, VQ_TS0, VU_CODE, VU_LEN, VU_NUM,
 )
@@ -180,15 +179,6 @@ def _try_fill_recv(k, cpu):
 
 
 @njit(cache=True, forceinline=True)
-def _virtnet_frame_dropped(k, cpu, frame_len):
-    """stats.drop(): a frame the driver dropped after DMA, counted and traced."""
-    k.st[D_FRAMES_DROPPED] += 1
-    k.pcpu[cpu, Q_DROPPED] += 1
-    if k.cfg[TRACE]:
-        _trace_drop(k.trace, k.st, k.st[NOW], cpu, frame_len, O_DRIVER)
-
-
-@njit(cache=True, forceinline=True)
 def _page_to_skb(k, cpu, slot):
     """page_to_skb() of a frame's first buffer: build_skb() on the buffer (the frame above GOOD_COPY_LEN with
     skb_shared_info's room behind it, NET_IP_ALIGN 0), else napi_alloc_skb(GOOD_COPY_LEN) with the frame (or
@@ -270,7 +260,7 @@ def _receive_mergeable(k, cpu, ndel):
         _put_page(k.pages, k.st, k.virtio.buf[cpu, first, VB_PAGE])
         _drop_rest(k, cpu, num)
         k.st[D_SKB_FAILURES] += 1
-        _virtnet_frame_dropped(k, cpu, frame_len + _rest_len(k, cpu, first, num))
+        rx._frame_dropped(k, cpu, frame_len + _rest_len(k, cpu, first, num))
         return ndel
     if num > 1:
         buf = k.virtio.buf[cpu, first]
@@ -282,11 +272,9 @@ def _receive_mergeable(k, cpu, ndel):
     if code < 0:
         # virtio_net_hdr_to_skb() refused the header: kfree_skb()
         _free_skb(k, head, frag, obj)
-        _virtnet_frame_dropped(k, cpu, frame_len)
+        rx._frame_dropped(k, cpu, frame_len)
         return ndel
-    k.st[D_FRAMES] += 1
-    k.st[D_BYTES] += frame_len
-    k.pcpu[cpu, Q_FRAMES] += 1
+    rx._frame_done(k, cpu, frame_len)
     # paths and head_sources count the skbs handed to the stack: built on the buffer, or a copy
     if head == k.virtio.buf[cpu, first, VB_PAGE]:
         k.st[CB_N_BUILD] += 1
