@@ -394,15 +394,19 @@ def test_cli_rx_and_bad_option(capsys):
     assert "ring=3 is not a power of two" in err and "Traceback" not in err
 
 
-def test_run_falls_back_to_the_reference_engine(capsys):
-    assert main(["run", "--kernel", "6.18", "--driver", "virtio_net", "--count", "300", "--quiet", "--json"]) == 0
-    captured = capsys.readouterr()
-    assert "reference engine used" in captured.err and "virtio_net" in captured.err
+def test_run_on_the_fast_engine_and_its_fallback(capsys):
+    # mergeable buffers run on the fast engine; small mode (mrg_rxbuf=0) falls back, saying why
     import json
 
-    result = json.loads(captured.out)
-    result = result["runs"][0] if "runs" in result else result
-    assert result["engine"] == "reference" and result["leaks"]["clean"] and result["delivered"] == 300
+    for options, engine in (([], "fast"), (["--opt", "mrg_rxbuf=0"], "reference")):
+        assert main(["run", "--kernel", "6.18", "--driver", "virtio_net", "--count", "300", "--quiet", "--json",
+                     *options]) == 0
+        captured = capsys.readouterr()
+        assert ("reference engine used" in captured.err) == (engine == "reference")
+        result = json.loads(captured.out)
+        result = result["runs"][0] if "runs" in result else result
+        assert result["engine"] == engine and result["leaks"]["clean"] and result["delivered"] == 300
+    assert "mergeable buffers without XDP" in captured.err
 
 
 def test_random_traffic_leaves_nothing_behind(kern, release):

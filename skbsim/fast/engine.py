@@ -41,8 +41,9 @@ def unsupported(config: RunConfig) -> str | None:
     profile = load_profile(config.kernel)
     if config.driver == "ice" and profile.feature("ice_rx_buffers") != "page_split":
         return "the fast engine models ice's page-split buffers, not its page_pool (libeth) form"
-    if config.driver == "virtio_net" and unsupported_virtio(profile, config.options):
-        return unsupported_virtio(profile, config.options)
+    virtio_reason = unsupported_virtio(profile, config.options) if config.driver == "virtio_net" else None
+    if virtio_reason:
+        return virtio_reason
     if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
         return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
     if config.cpus > 1 and profile.feature("skb_defer_max_default") != "64":
