@@ -6,7 +6,8 @@ machine are noisy: every figure here is the best of --repeat runs, and the ratio
 between figures measured in the same run.
 
 1. The model: packets per second of both engines on IMIX traffic (Linux 6.9 profile, one
-   CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net), each after one untimed warm-up run
+   CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net, mana's page_pool pages; 6.18 for mana's
+   page_pool fragments), each after one untimed warm-up run
    (imports; the fast engine loads numba's cache).  For the fast engine also the compiled
    loop alone (the time spent inside its _run() calls).
 2. The whole process: ``skbsim run --count N --json --quiet`` (ice legacy-rx, 6.9, one CPU)
@@ -47,14 +48,20 @@ sys.path.insert(0, str(ROOT))
 IMIX_CYCLE = (60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 590, 60)  # skbsim.traffic's simple IMIX
 #: the model workloads: (label, driver, options)
 WORKLOADS = (("ice rx=legacy", "ice", {"rx": "legacy"}), ("ice rx=build_skb", "ice", {"rx": "build_skb"}),
-             ("copybreak", "copybreak", {}), ("tun", "tun", {}), ("virtio_net", "virtio_net", {}))
+             ("copybreak", "copybreak", {}), ("tun", "tun", {}), ("virtio_net", "virtio_net", {}),
+             ("mana (page_pool pages)", "mana", {}), ("mana (page_pool fragments)", "mana", {}))
 #: the live kernel's figure every workload is compared with: the tap path below, also for virtio_net (eth0 here is
 #: a virtio_net NIC, but its traffic cannot be made at a chosen rate: only ordinary downloads are allowed on it)
 LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap path (a tap device written by this "
              "process), not this machine's virtio_net NIC")
+#: the release a workload's model runs on, when not 6.9 (6.18's mana cuts page_pool fragments)
+KERNEL_OF = {"mana (page_pool fragments)": "6.18"}
+#: the page_pool workloads: the live machine has no page_pool NIC, so their live figure is the tap path's
+PAGE_POOL_WORKLOADS = ("mana (page_pool pages)", "mana (page_pool fragments)")
 
 
-def time_model(packets: int, engine: str, driver: str, options: dict, repeat: int) -> tuple[float, float]:
+def time_model(packets: int, engine: str, driver: str, options: dict, repeat: int,
+               kernel: str = "6.9") -> tuple[float, float]:
     """Best of repeat runs: (seconds for the whole simulate_engine() call, seconds inside the compiled
     loop's _run() calls; 0 on the reference engine)."""
     import skbsim.fast.engine
@@ -62,7 +69,7 @@ def time_model(packets: int, engine: str, driver: str, options: dict, repeat: in
     from skbsim.sim import RunConfig
 
     def config(count):
-        return RunConfig(kernel="6.9", driver=driver, options=options, traffic="imix", count=count)
+        return RunConfig(kernel=kernel, driver=driver, options=options, traffic="imix", count=count)
 
     loop = [0.0]
     run = skbsim.fast.engine._run
@@ -93,10 +100,11 @@ def time_model(packets: int, engine: str, driver: str, options: dict, repeat: in
 
 
 def bench_model(packets: int, engine: str, label: str, driver: str, options: dict, repeat: int) -> float:
-    elapsed, loop = time_model(packets, engine, driver, options, repeat)
+    kernel = KERNEL_OF.get(label, "6.9")
+    elapsed, loop = time_model(packets, engine, driver, options, repeat, kernel)
     rate = packets / elapsed
     inner = f"; the compiled loop alone {packets / loop:,.0f} packets/s" if loop else ""
-    print(f"model   {engine:>9} engine, 6.9 {label}, imix, 1 CPU: {packets:,} packets in {elapsed:.3f} s "
+    print(f"model   {engine:>9} engine, {kernel} {label}, imix, 1 CPU: {packets:,} packets in {elapsed:.3f} s "
           f"= {rate:,.0f} packets/s{inner} (best of {repeat})")
     return rate
 
@@ -111,7 +119,7 @@ def bench_process(packets: int, repeat: int) -> float:
         started = time.perf_counter()
         out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
         best = min(best, time.perf_counter() - started)
-        result = json.loads(out.stdout)
+        result = json.loads(out.stdout)["runs"][0]  # run --json is {"runs": [...]}
         assert result["engine"] == "fast" and result["packets"] == packets, out.stderr
     rate = packets / best
     print(f"process skbsim run --count {packets:,} (6.9 ice rx=legacy, imix, 1 CPU), start to exit: {best:.2f} s "
@@ -224,17 +232,23 @@ def bench_baseline(baseline: Path, packets: int, repeat: int) -> None:
     code = ("import sys, json; sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[2])\n"
             "import skbsim.fast  # the tree's, before bench_run puts this checkout first on the path\n"
             "from bench_run import time_model\n"
-            "print(json.dumps(time_model(int(sys.argv[3]), 'fast', sys.argv[4], json.loads(sys.argv[5]), 1)))\n")
+            "print(json.dumps(time_model(int(sys.argv[3]), 'fast', sys.argv[4], json.loads(sys.argv[5]), 1,\n"
+            "                            sys.argv[6])))\n")
     for label, driver, options in WORKLOADS:
         best = {name: [float("inf"), float("inf")] for name in trees}
         for _ in range(repeat):
             for name, tree in trees.items():
                 out = subprocess.run([sys.executable, "-c", code, str(tree), str(ROOT / "benchmarks"), str(packets),
-                                      driver, json.dumps(options)], cwd=tree, check=True, capture_output=True,
-                                     text=True)
+                                      driver, json.dumps(options), KERNEL_OF.get(label, "6.9")], cwd=tree,
+                                     capture_output=True, text=True)
+                if out.returncode:
+                    break  # a checkout whose fast engine does not run this driver (it falls back)
                 total, loop = json.loads(out.stdout)
                 best[name] = [min(best[name][0], total), min(best[name][1], loop)]
         this, base = best["this"], best["baseline"]
+        if float("inf") in this + base:
+            print(f"compare {label}: not on both checkouts' fast engines")
+            continue
         print(f"compare {label}, {packets:,} packets: this {packets / this[0]:,.0f} packets/s (loop "
               f"{packets / this[1]:,.0f}), baseline {packets / base[0]:,.0f} (loop {packets / base[1]:,.0f}): "
               f"this / baseline = {base[0] / this[0]:.3f} (loop {base[1] / this[1]:.3f}; best of {repeat} each)")
@@ -330,6 +344,14 @@ def main() -> int:
         print(f"ratio   against the {name}: {whole}" + ", ".join(
             f"{engine} {label} {rates[engine, label] / base:.2f}" for engine in ("reference", "fast")
             for label, _, _ in workloads))
+    page_pool = [label for label, _, _ in workloads if label in PAGE_POOL_WORKLOADS]
+    if live and page_pool:
+        # no page_pool NIC here: the live figure for the page_pool drivers is the tap path's (tun's RX path,
+        # page_frag and kmalloc heads, no page_pool), the closest the machine has to a NIC's
+        print("ratio   page_pool drivers, fast engine / live kernel (tap -> UDP socket; the live path is tap's, "
+              "not a page_pool NIC's: this machine has none): " + ", ".join(
+                  f"{KERNEL_OF.get(label, '6.9')} {label} {rates['fast', label] / live:.2f}"
+                  for label in page_pool))
     if not args.skip_pcap:
         pcap = bench_pcap_memory(args.pcap_packets, args.ref_pcap_packets)
         print(f"ratio   pcap fast / reference engine (build_skb) = {pcap['fast build_skb'] / pcap['reference']:.1f}")

@@ -46,24 +46,42 @@ def _not_empty(option: str, parse):
     return check
 
 
+def _checked(names: tuple, kwargs: dict) -> dict:
+    """``add_argument``'s keywords with the parser's rules: no empty value, one value given once."""
+    action = kwargs.get("action")
+    takes_value = action in (None, "store", "append") and kwargs.get("nargs") != 0
+    if takes_value:
+        option = names[0] if names else kwargs.get("dest", "value")
+        if names and names[0].startswith("-"):
+            option = max(names, key=len)
+        kwargs["type"] = _not_empty(option, kwargs.get("type"))
+        if action in (None, "store") and names and names[0].startswith("-"):
+            kwargs["action"] = _Once
+    return kwargs
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2, no option takes an empty value,
-    and an option that takes one value refuses a second one."""
+    and an option that takes one value refuses a second one (in argument groups too)."""
 
     def error(self, message: str):  # noqa: D401 - argparse's signature
         raise InputError(f"{message} (see '{self.prog} --help')")
 
     def add_argument(self, *names, **kwargs):
-        action = kwargs.get("action")
-        takes_value = action in (None, "store", "append") and kwargs.get("nargs") != 0
-        if takes_value:
-            option = names[0] if names else kwargs.get("dest", "value")
-            if names and names[0].startswith("-"):
-                option = max(names, key=len)
-            kwargs["type"] = _not_empty(option, kwargs.get("type"))
-            if action in (None, "store") and names and names[0].startswith("-"):
-                kwargs["action"] = _Once
-        return super().add_argument(*names, **kwargs)
+        return super().add_argument(*names, **_checked(names, kwargs))
+
+    # A group's add_argument is argparse's own, not the one above: groups get the same rules.
+    def add_argument_group(self, *args, **kwargs):
+        return _with_rules(super().add_argument_group(*args, **kwargs))
+
+    def add_mutually_exclusive_group(self, **kwargs):
+        return _with_rules(super().add_mutually_exclusive_group(**kwargs))
+
+
+def _with_rules(group):
+    plain = group.add_argument
+    group.add_argument = lambda *names, **options: plain(*names, **_checked(names, options))
+    return group
 
 
 #: Subcommand modules, each with add_parser(subparsers) and run(args).

@@ -163,7 +163,7 @@ class TcpFlow:
 
     __slots__ = (
         "key", "name", "cpu", "net", "listener", "req", "synack", "sk", "sender", "reader", "timer_due",
-        "rcv_start", "first_data_ns", "last_data_ns", "mss",
+        "rcv_start", "rcv_mark", "received", "first_data_ns", "last_data_ns", "mss",
         # the advertised window: now, since when, time at zero and below one MSS, its integral over time
         "window", "window_since", "zero_ns", "small_ns", "window_integral", "integral_at_first", "integral_at_last",
         "skbs", "segments", "delivered", "dropped", "control", "bytes_read", "refused", "refused_count",
@@ -185,6 +185,9 @@ class TcpFlow:
         self.reader = None
         self.timer_due: int | None = None
         self.rcv_start = 0
+        # rcv_nxt when bytes_received() last looked, and the bytes it had counted by then
+        self.rcv_mark = 0
+        self.received = 0
         self.first_data_ns: int | None = None
         self.last_data_ns: int | None = None
         self.window = 0
@@ -222,7 +225,15 @@ class TcpFlow:
         return sk.sk_receive_queue + sk.out_of_order_queue + sk.sk_backlog
 
     def bytes_received(self) -> int:
-        return 0 if self.sk is None else (self.sk.rcv_nxt - self.rcv_start) & U32
+        """In-order bytes accepted (rcv_nxt's advance since the first byte), counted on past 4 GiB where
+        rcv_nxt wraps: this is asked after every ACK the receiver sends, long before rcv_nxt can move
+        2 GiB (the window is at most 1 GiB)."""
+        sk = self.sk
+        if sk is None:
+            return 0
+        self.received += (sk.rcv_nxt - self.rcv_mark) & U32
+        self.rcv_mark = sk.rcv_nxt
+        return self.received
 
 
 class Sockets:
@@ -303,7 +314,7 @@ class Sockets:
         net.now_us = max(net.now_us, now_ns // 1000)
         sk = tcp_passive_establish(flow.listener, flow.req, self.mtu, flow.name, ack_window)
         flow.sk = sk
-        flow.rcv_start = sk.rcv_nxt
+        flow.rcv_start = flow.rcv_mark = sk.rcv_nxt
         flow.window_since = now_ns
         flow.rcvbuf_initial = flow.rcvbuf_max = sk.sk_rcvbuf
         flow.mss = sk.mss_cache
@@ -323,10 +334,14 @@ class Sockets:
         found = ipv4_flow(skb.header_bytes)
         if found is not None:
             proto, key, ihl, tot_len = found
+            if skb.shinfo.gso_segs > 1 or (tot_len == 0 and skb.shinfo.gso_size):
+                tot_len = skb.len  # an aggregate: GRO rewrote tot_len to its length (iph_totlen())
+            elif not ihl <= tot_len <= skb.len:
+                # ip_rcv_core() drops it (PKT_TOO_SMALL, IP_INHDR): no IPv4 datagram as the kernel sees it
+                found = None
+        if found is not None:
             flow = self.by_key.get(key)
             if proto == IPPROTO_TCP:
-                if skb.shinfo.gso_segs > 1 or tot_len == 0 or tot_len > skb.len:
-                    tot_len = skb.len  # an aggregate: GRO rewrote tot_len to its length
                 th = getattr(skb.cb, "th", None)
                 flags = (th.flags >> 16) & 0xFF if th is not None else None
                 parsed = tcp_v4_fill_cb(skb.header_bytes, 14 + ihl, tot_len - ihl, flags)
@@ -392,8 +407,8 @@ class Sockets:
         rcv_nxt = sk.rcv_nxt
         seq = (cb.seq - flow.rcv_start) & U32
         skb.cb = cb
-        ip_local_deliver(kernel, skb, tot_len)
-        route, verdict = tcp_v4_rcv_verdict(sk, skb)
+        reason = ip_local_deliver(kernel, skb, tot_len)
+        route, verdict = tcp_v4_rcv_verdict(sk, skb) if reason is None else (None, f"dropped:{reason}")
         if sk.rcv_nxt != rcv_nxt:
             integral = flow.window_integral + flow.window * (time_ns - flow.window_since)
             flow.last_data_ns = time_ns

@@ -9,7 +9,11 @@ sender puts on the wire when the receiver's window is the limit.  One
   (SIZE-byte writes, RATE per second, or back to back without a rate).
   The socket has TCP_NODELAY: what was written leaves at once, in
   MSS-sized segments, the last one of a write shorter; a segment holding
-  the end of a message carries PSH.
+  the end of a message carries PSH.  Writes at a rate are counted from the
+  clock when the sender looks (the k-th at start + k/RATE), and the run is
+  only asked to wake the sender for them while it could send them: not
+  while the window holds it back, and not more often than the link takes a
+  frame, so the work follows the frames sent, not the writes.
 - The window: data leaves only while it ends at or before the right edge
   the receiver last advertised (ACK number + window << window scale),
   and only whole segments of min(MSS, what is written) bytes, as
@@ -109,13 +113,14 @@ def parse_sender(text: str) -> SenderSpec:
 class TcpSender:
     """One flow's sender: its segments' header, its view of the receiver's window, what it has sent.
 
-    Sequence numbers are absolute (32-bit); ``offset`` counts stream bytes
-    from isn + 1 (the written data is a stream of that many bytes).
+    Sequence numbers are absolute (32-bit); stream offsets (what is written, ``bytes_sent``: the new data
+    sent, snd_nxt's advance) are counted from isn + 1 without wrapping.
     """
 
     __slots__ = (
         "index", "flow", "rss_hash", "queue", "template", "mss", "timestamps", "isn", "ip_id", "ts_base",
-        "wscale", "snd_una", "snd_nxt", "right_edge", "in_flight", "written", "message_ends", "tsecr",
+        "wscale", "snd_una", "snd_nxt", "right_edge", "in_flight", "written", "writes", "write_start",
+        "write_wake", "tsecr",
         "persist_due", "backoff", "rto_due", "rto_event", "rto_backoff", "probe_pending", "rexmit_pending", "started",
         "frames", "segments", "bytes_sent", "retransmits", "window_probes", "zero_window_probes",
     )
@@ -138,7 +143,11 @@ class TcpSender:
         self.in_flight: deque[tuple[int, int, bool]] = deque()
         #: stream bytes the application has written (None: bulk, always more)
         self.written: int | None = None
-        self.message_ends: deque[int] = deque()
+        #: messages:SIZE@RATE: messages written so far, when the first one was, and whether a "write"
+        #: callback is pending
+        self.writes = 0
+        self.write_start = 0
+        self.write_wake = False
         self.tsecr = 0
         self.persist_due: int | None = None
         self.backoff = 0
@@ -155,14 +164,11 @@ class TcpSender:
         self.window_probes = 0
         self.zero_window_probes = 0
 
-    def offset(self, seq: int) -> int:
-        return (seq - self.isn - 1) & U32
-
     def available(self) -> int | None:
         """Written bytes not yet sent (None: unlimited)."""
         if self.written is None:
             return None
-        return self.written - self.offset(self.snd_nxt)
+        return self.written - self.bytes_sent
 
     def next_len(self) -> int:
         """The payload of the next new segment: min(MSS, what is written), 0 with nothing to send."""
@@ -190,6 +196,8 @@ class TcpSenders:
         self.senders = senders
         self.frames_left = count
         self.period = Fraction(10**9) / Fraction(rate)
+        #: messages:SIZE@RATE: ns between two writes
+        self.write_period = int(1e9 / spec.rate) if spec.kind == "messages" and spec.rate else 0
         self.poisson = random.Random(f"skbsim.tcp/{seed}/link").random if arrival == "poisson" else None
         self.link_free = Fraction(0)
         self.slot_pending = False
@@ -212,40 +220,54 @@ class TcpSenders:
                 sender.written = None  # back to back: always more, PSH every SIZE bytes
             else:
                 sender.written = 0
+                sender.write_start = now
+                sender.write_wake = True
                 self.push(now, "write", sender)
                 return
         self.kick(now)
         self._check_persist(sender, now)
 
+    def _catch_up(self, sender: TcpSender, now: int) -> None:
+        """messages:SIZE@RATE: the writes made by ``now`` (the k-th at write_start + k * write_period),
+        none once the senders stopped or --count frames of new data are sent."""
+        if self.write_period and sender.started and not self.stopped and self.frames_left > 0:
+            due = (now - sender.write_start) // self.write_period + 1
+            if due > sender.writes:
+                sender.written += (due - sender.writes) * self.spec.size
+                sender.writes = due
+
     def write(self, sender: TcpSender, now: int) -> None:
-        """An application write of one message (messages:SIZE@RATE), and the next one scheduled (none once
-        --count frames of new data are sent)."""
+        """The "write" callback (messages:SIZE@RATE): the writes made by now, and the next callback."""
+        sender.write_wake = False
         if self.stopped or self.frames_left <= 0:
             return
-        sender.written += self.spec.size
-        sender.message_ends.append(sender.written)
-        self.push(now + int(1e9 / self.spec.rate), "write", sender)
+        self._catch_up(sender, now)
         self.kick(now)
         self._check_persist(sender, now)
+        self._wake_for_writes(sender, now)
+
+    def _wake_for_writes(self, sender: TcpSender, now: int) -> None:
+        """Ask for a "write" callback at the next write, or when the link is next free if later (what is
+        written meanwhile cannot leave sooner) - unless one is pending, or the window holds back what is
+        written already (an ACK or the persist timer comes first and looks at the writes then)."""
+        if (not self.write_period or sender.write_wake or self.stopped or self.frames_left <= 0
+                or (sender.next_len() > 0 and not self._fits(sender))):
+            return
+        sender.write_wake = True
+        due = sender.write_start + sender.writes * self.write_period
+        self.push(max(due, now + 1, math.ceil(self.link_free)), "write", sender)
 
     def _psh(self, sender: TcpSender, start: int, end: int) -> bool:
-        """Whether the segment of stream bytes [start, end) holds the end of a message."""
+        """Whether the segment of stream bytes [start, end) holds the end of a message: every message is
+        SIZE bytes, so its ends are the multiples of SIZE, and a segment never goes past what is written."""
         spec = self.spec
-        if spec.kind != "messages":
-            return False
-        if spec.rate is None:
-            return end // spec.size > start // spec.size
-        ends = sender.message_ends
-        hit = False
-        while ends and ends[0] <= end:
-            ends.popleft()
-            hit = True
-        return hit
+        return spec.kind == "messages" and end // spec.size > start // spec.size
 
     # -- the receiver's ACKs ----------------------------------------------------------------------
 
     def ack(self, sender: TcpSender, now: int, ack: int, window: int, tsval: int | None) -> None:
         """An ACK reaches the sender (one RTT after the receiver sent it)."""
+        self._catch_up(sender, now)
         if tsval is not None:
             sender.tsecr = tsval
         if _after(ack, sender.snd_una):
@@ -263,6 +285,7 @@ class TcpSenders:
             sender.backoff = 0
         self.kick(now)
         self._check_persist(sender, now)
+        self._wake_for_writes(sender, now)
 
     def _fits(self, sender: TcpSender) -> bool:
         size = sender.next_len()
@@ -290,6 +313,7 @@ class TcpSenders:
     def timer(self, action: str, sender: TcpSender, now: int) -> None:
         if self.stopped:
             return
+        self._catch_up(sender, now)
         if action == "persist":
             if sender.persist_due != now:
                 return
@@ -343,6 +367,7 @@ class TcpSenders:
         n = len(senders)
         for turn in range(n):
             sender = senders[(self.next_turn + turn) % n]
+            self._catch_up(sender, now)
             if self._sendable(sender):
                 self.next_turn = (self.next_turn + turn + 1) % n
                 frame, segments = self._transmit(sender, now)
@@ -389,7 +414,7 @@ class TcpSenders:
     def _new_data(self, sender: TcpSender, now: int, size: int, push: bool) -> tuple[Frame, int]:
         self.frames_left -= 1
         seq = sender.snd_nxt
-        start = sender.offset(seq)
+        start = sender.bytes_sent
         psh = self._psh(sender, start, start + size) or push
         sender.snd_nxt = (seq + size) & U32
         sender.in_flight.append((seq, size, psh))

@@ -192,7 +192,10 @@ class TcpSession:
             self.driver.poll(kernel, self.queue, NAPI_POLL_WEIGHT, delivered.append)
             for skb in delivered:
                 skb.cb = cb
-                ip_local_deliver(kernel, skb, tot_len)
+                reason = ip_local_deliver(kernel, skb, tot_len)
+                if reason is not None:
+                    raise InputError(f"the {self.driver.name} driver of {kernel.profile.name} built an skb whose IP "
+                                     f"header could not be pulled into its head ({reason})")
                 handler(skb)
 
     # -- set-up ------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 
 from skbsim.drivers import virtio_net as vn
 from skbsim.errors import InputError
+from skbsim.files import MAX_TRACE_BYTES, read_bounded_gunzip, shown
 from skbsim.kernel import Kernel
 from skbsim.mm.gfp import GFP_ATOMIC
 from skbsim.net.napi import NAPI_POLL_WEIGHT, napi_struct, net_device
@@ -72,6 +73,9 @@ POLL_EVENT = "napi/napi_poll"
 #: verbose events on 6.18, only the plain net/netif_receive_skb in __netif_receive_skb_core().
 STACK_EVENTS = ("net/netif_receive_skb_entry", "net/netif_receive_skb_list_entry", "net/netif_receive_skb")
 TRACE_EVENTS = (DRIVER_EVENT, POLL_EVENT) + STACK_EVENTS
+#: The longest live trace (validate --seconds).  The trace is read once, at the end, from a 32 MiB
+#: ring per CPU: an hour of traffic would not fit in it (trace_complete false).
+MAX_TRACE_SECONDS = 3600
 #: The comment line a saved capture starts with: the device and the sysfs EWMA readings.
 CAPTURE_HEADER = "# skbsim virtio_net capture:"
 #: The largest EWMA value a frame can leave (64 KiB IP packet + Ethernet header).
@@ -925,19 +929,10 @@ def validate_capture(capture: Capture, profile: Profile, options: dict[str, str]
 def validate_trace_file(path: str, kernel: str | Profile = "host", options: dict[str, str] | None = None) -> dict:
     """``--trace-file``: the same from a saved trace (plain or gzip); driver options from ``options``,
     else from the file's ``# skbsim virtio_net capture:`` line, else the driver's defaults."""
-    import gzip
-
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        text = data.decode("utf-8", "replace")
-    except OSError as err:
-        raise InputError(f"{path}: cannot read the trace: {err.strerror or err}") from None
+    text = read_bounded_gunzip(path, MAX_TRACE_BYTES, "--trace-file ").decode("utf-8", "replace")
     capture = parse_capture(text)
     if not capture.polls:
-        raise InputError(f"{path}: no napi_gro_receive_entry events")
+        raise InputError(f"--trace-file {shown(path)}: no napi_gro_receive_entry events")
     profile = load_profile(kernel) if isinstance(kernel, str) else kernel
     chosen = {k: v for k, v in capture.meta.items() if k in {o.name for o in vn.OPTIONS}}
     chosen.update(options or {})
@@ -1016,8 +1011,8 @@ def validate_live(iface: str = "eth0", seconds: float = 10.0, kernel: str | Prof
     missing = requirements()
     if missing:
         raise InputError("live validation needs " + "; ".join(missing))
-    if not seconds > 0:
-        raise InputError(f"--seconds must be positive, got {seconds}")
+    if not 0 < seconds <= MAX_TRACE_SECONDS:
+        raise InputError(f"--seconds must be more than 0 and at most {MAX_TRACE_SECONDS}, got {seconds}")
     profile = load_profile(kernel) if isinstance(kernel, str) else kernel
     text, info = capture_live(iface, seconds, during, progress)
     if save:

@@ -421,6 +421,103 @@ def test_tun_backlog_beyond_the_fast_engines_room_is_redone(monkeypatch):
     assert result["engine"] == "reference" and "a table of the fast engine filled up" in why
 
 
+# -- page_pool drivers: mana ------------------------------------------------------------------------------
+
+#: mana MTUs around its buffer forms' limits (MANA_RXBUF_PAD is 334 with 4 KiB pages): 6.18's page_pool
+#: fragments while mtu + pad fits half a page (up to 1714), whole pages above (order 2 at 9000); 6.1 and
+#: 6.12's whole pages of get_order(SKB_DATA_ALIGN(mtu + pad + XDP headroom)), the 256-byte headroom up to
+#: 3506, order 1 from 3763; v6.9's page per buffer up to 3762 (above it napi_alloc_frag(): the reference
+#: engine's)
+MANA_MTUS = ["68", "1500", "1714", "1715", "3506", "3507", "3762", "9000"]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("mtu", MANA_MTUS)
+@pytest.mark.parametrize("workload", [
+    # IMIX at a moderate rate: every buffer recycled through the alloc cache (or the ring, from the reader)
+    dict(traffic="imix", count=6_000, rate=3e6),
+    # a slow reader against a small buffer: socket drops freed in the pool's NAPI context
+    dict(traffic="uniform:14-9014", count=3_000, rcvbuf=20_000, app_rate=2e5, rate=5e6),
+    # every frame at t=0 into a small ring: ring drops, polls that use their budget, time squeeze
+    dict(traffic="fixed:1514", count=3_000, rate=None, packet_cost_ns=2_000, options={"ring": "128"}),
+    # several CPUs: a pool per queue, the reader's frees on CPU 0 (6.18: defer lists and their IPIs)
+    dict(traffic="imix", count=8_000, cpus=3, flows=16, rate=6e6, app_rate=1e6, irq_latency_ns=2_000),
+])
+def test_mana_fixed_workloads(kernel, mtu, workload):
+    options = {"mtu": mtu, **workload.pop("options", {})}
+    if kernel == "6.9" and "ring" in options:
+        del options["ring"]  # v6.9 mana has a fixed ring of 512
+    config = RunConfig(kernel=kernel, driver="mana", options=options, **workload)
+    if kernel == "6.9" and int(mtu) > 3762:
+        assert unsupported(config) is None  # known only once the queue is open
+        result, _, why = simulate_engine(config, "fast")
+        assert result["engine"] == "reference" and "napi_alloc_frag()" in why
+        return
+    _assert_same(**vars(config))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("mtu", ["1500", "9000"])
+@pytest.mark.parametrize("faults", [
+    # pages (the pool's bulk and compound refills) and sk_buffs failing at times: frames lost with their old
+    # buffer kept, buffers recycled directly when napi_build_skb() fails
+    (("page_alloc", 0.05, 1, -1, 0), ("slab", 0.05, 1, -1, 0)),
+    # no page at all from the 300th allocation on: the pools live on what they recycle
+    (("page_alloc", 1.0, 1, -1, 300),),
+    # every third sk_buff bulk refill fails, twenty times
+    (("slab", 1.0, 3, 20, 0),),
+])
+def test_mana_fault_workloads(kernel, mtu, faults):
+    if kernel == "6.9" and mtu == "9000":
+        pytest.skip("v6.9 mana above a page is the reference engine's (napi_alloc_frag())")
+    _assert_same(kernel=kernel, driver="mana", options={"mtu": mtu}, traffic="uniform:14-9014", count=4_000,
+                 rate=3e6, cpus=2, app_rate=5e5, rcvbuf=100_000, faults=faults)
+
+
+def test_mana_workloads_reach_their_corners():
+    # the workloads above are meant to reach these states (read from the reference engine): every page_pool
+    # counter that the drivers' pools can move, direct recycling and the ring, fragments reused in place
+    seen = dict.fromkeys(("rx_pp_alloc_fast", "rx_pp_alloc_slow", "rx_pp_alloc_slow_ho", "rx_pp_alloc_empty",
+                          "rx_pp_alloc_refill", "rx_pp_recycle_cached", "rx_pp_recycle_cache_full",
+                          "rx_pp_recycle_ring", "rx_pp_recycle_ring_full"), 0)
+    for kernel, mtu, extra in (("6.18", "1500", {}), ("6.12", "9000", {}), ("6.9", "1500", {}),
+                               ("6.1", "1500", {"app_rate": 1e4, "rcvbuf": 4_000_000})):
+        result, _ = simulate(RunConfig(kernel=kernel, driver="mana", options={"mtu": mtu}, traffic="imix",
+                                       count=6_000, rate=3e6, cpus=2, **extra))
+        for name in seen:
+            seen[name] += result["page_pool"][name]
+    assert all(seen.values()), seen
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kernel=st.sampled_from(KERNELS),
+    mtu=st.sampled_from([None] + MANA_MTUS),
+    ring=st.sampled_from([None, "128", "200", "1024"]),
+    gro=st.sampled_from([None, "0", "1"]),
+    traffic=st.sampled_from(["imix", "fixed:14", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100",
+                             "uniform:14-9014"]),
+    run=RUN_SPACE,
+    faults=FAULTS,
+)
+def test_random_mana_workloads_give_identical_json(kernel, mtu, ring, gro, traffic, run, faults):
+    options = {name: value for name, value in (("mtu", mtu), ("ring", ring), ("gro", gro)) if value}
+    if kernel == "6.9":
+        options.pop("ring", None)  # fixed at 512
+        if int(options.get("mtu", 1500)) > 3762:
+            options.pop("mtu")  # napi_alloc_frag() buffers: the reference engine's (test_mana_fixed_workloads)
+    _assert_same(kernel=kernel, driver="mana", options=options, traffic=traffic, faults=faults, **run)
+
+
+@pytest.mark.parametrize("driver", ["mlx5", "bnxt", "gve", "libeth"])
+def test_page_pool_drivers_not_yet_modelled_fall_back_and_say_why(driver):
+    config = RunConfig(kernel="6.18", driver=driver, options={}, traffic="imix", count=300)
+    reason = unsupported(config)
+    assert reason.startswith("the fast engine's page_pool drivers are mana: ") and driver in reason
+    result, _, why = simulate_engine(config, "fast")
+    assert result["engine"] == "reference" and why == reason
+
+
 @pytest.mark.parametrize(
     "config, reason",
     [
@@ -671,6 +768,8 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     ("tun-faults", {"write": "nonblock", "sndbuf": "20000"}, "uniform:14-9000"),  # refused writes
     ("ice-faults", {"rx": "legacy", "mtu": "9000"}, "uniform:14-9018"),  # frames the driver drops
     ("copybreak-faults", {"ring": "64"}, "uniform:14-4000"),
+    ("mana", {"ring": "512"}, "uniform:14-1600"),  # page_pool fragments (6.18) or whole pages
+    ("mana-faults", {"mtu": "3000"}, "uniform:14-3014"),  # frames the driver drops (no buffer, no sk_buff)
 ])
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options, traffic, suffix):

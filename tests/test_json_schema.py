@@ -68,6 +68,12 @@ EXAMPLES: dict[str, list] = {
     "validate": [
         live(["validate", "--json", "--sample", "20", "--routes", "block,frags_iov"]),
     ],
+    "validate-virtio": [
+        ["validate", "--driver", "virtio_net", "--json", "--trace-file",
+         str(Path(__file__).resolve().parent / "fixtures" / "virtio_net_eth0_pip_7_wheels.trace.gz")],
+        ["validate", "--driver", "virtio_net", "--json", "--kernel", "7.1", "--trace-file",
+         str(Path(__file__).resolve().parent / "fixtures" / "virtio_net_eth0_pip_7_wheels.trace.gz")],
+    ],
     "validate-tcp": [
         live(["validate", "--tcp", "--json", "full-size", "send:100x3 read:50"]),
         live(["validate", "--tcp", "--live-only", "--json", "--so-rcvbuf", "8192", "--syn", "ts=1", "send:1000x9 read"]),

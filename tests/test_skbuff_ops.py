@@ -15,6 +15,7 @@ from skbsim.net.skbuff import (
     kfree_skb,
     napi_alloc_frag,
     netdev_alloc_frag,
+    pskb_trim_rcsum,
     skb_add_rx_frag,
     skb_clone,
     skb_coalesce_rx_frag,
@@ -106,6 +107,52 @@ def test_over_and_under_panic(kernel):
     skb.len -= 1
     with pytest.raises(SkbOverPanic):
         skb_put(skb, skb.end + 1)
+    kfree_skb(kernel, skb)
+
+
+def _paged_skb(kernel, frag_sizes):
+    """An skb with a 100-byte linear part (build_skb over half a page) and one page per frag."""
+    data = kernel.pages.page_address(kernel.pages.alloc_pages(GFP_ATOMIC, 0, "driver"))
+    skb = build_skb(kernel, data, 2048)
+    skb_reserve(skb, 64)
+    skb_put(skb, 100)
+    for i, size in enumerate(frag_sizes):
+        skb_add_rx_frag(skb, i, kernel.pages.alloc_pages(GFP_ATOMIC, 0, "driver"), 0, size, 4096)
+    return skb
+
+
+def test_pskb_trim_into_the_frag_list_keeps_the_frags(kernel):
+    # head 100 + frags 1000 + 1000, then a frag_list of two skbs of 100 + 500 bytes each (len 600):
+    # offsets 0..100 head, ..1100, ..2100 frags, ..2700 first member, ..3300 second.  Trimming to 2400
+    # cuts the first member to 300 bytes (2400 - 2100) and frees the second; the frags stay whole
+    # (net/core/skbuff.c ___pskb_trim(): only a cut in the head or the frags drops the frag_list).  The
+    # member belongs to no socket, so its own trim condenses it: its 200 paged bytes fit its tailroom.
+    skb = _paged_skb(kernel, [1000, 1000])
+    members = [_paged_skb(kernel, [500]) for _ in range(2)]
+    skb.shinfo.frag_list = members
+    for member in members:
+        skb.len += member.len
+        skb.data_len += member.len
+    skb.sk = object()  # owned: no skb_condense() afterwards
+    assert pskb_trim_rcsum(kernel, skb, 2400) == 0
+    assert [frag.size for frag in skb.shinfo.frags] == [1000, 1000]
+    assert skb.shinfo.frag_list == [members[0]] and (members[0].len, members[0].data_len) == (300, 0)
+    assert (skb.len, skb.data_len) == (2400, 2300)
+    skb.sk = None
+    kfree_skb(kernel, skb)
+
+
+def test_pskb_trim_into_the_head_drops_frags_and_frag_list(kernel):
+    # Trimming to 60 (inside the 100-byte head) drops both frags and the whole frag_list; the skb
+    # belongs to no socket, so skb_condense() makes its truesize the head's: SKB_TRUESIZE(1728) = 2304.
+    skb = _paged_skb(kernel, [1000, 1000])
+    member = _paged_skb(kernel, [500])
+    skb.shinfo.frag_list = [member]
+    skb.len += member.len
+    skb.data_len += member.len
+    pskb_trim_rcsum(kernel, skb, 60)
+    assert (skb.len, skb.data_len, skb.shinfo.frags, skb.shinfo.frag_list) == (60, 0, [], None)
+    assert skb.truesize == 2304
     kfree_skb(kernel, skb)
 
 

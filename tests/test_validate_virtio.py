@@ -256,7 +256,7 @@ def test_cli_trace_file(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["ok"] and result["field_agreement"]["truesize"] == result["skbs_predicted"]
     assert main(["validate", "--driver", "virtio_net", "--trace-file", str(tmp_path / "missing")]) == 2
-    assert "cannot read the trace" in capsys.readouterr().err
+    assert "missing: no such file" in capsys.readouterr().err
     empty = tmp_path / "empty.trace"
     empty.write_text("# tracer: nop\n")
     assert main(["validate", "--driver", "virtio_net", "--trace-file", str(empty)]) == 2

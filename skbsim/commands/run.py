@@ -38,7 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("--cpus", type=integer("--cpus"), default=1,
                    help=f"CPUs, one RX queue each (RSS), 1..{MAX_CPUS}")
     p.add_argument("--flows", type=integer("--flows", 1),
-                   help="synthetic flows spread by RSS (default 16, with --socket tcp 1; a capture's flows are its own)")
+                   help="synthetic flows spread by RSS (default 16, with --socket tcp 1, at most 65536 there; a capture's "
+                   "flows are its own)")
     p.add_argument("--rate", help="arrival rate in packets/s; default 1000000 for synthetic traffic and the "
                    "capture's own timestamps for a pcap ('capture'); for TCP senders the link's rate in frames/s")
     p.add_argument("--arrival", default="constant", choices=("constant", "poisson"))

@@ -1,15 +1,30 @@
-"""``skbsim validate``: the tun model against the running kernel, frame by frame."""
+"""``skbsim validate``: the tun model against the running kernel, frame by frame.
+
+Three modes share the command: tun frames (this module), ``--tcp`` (validate_tcp.py) and
+``--driver virtio_net`` (validate_virtio.py).  Each mode's options default to None in the parser,
+so that one given to another mode is refused (it used to be ignored without a word); their
+defaults are filled in once the mode is known.
+"""
 
 from __future__ import annotations
 
-from skbsim.commands import validate_tcp
+from skbsim.commands import validate_tcp, validate_virtio
 from skbsim.commands.common import integer
+from skbsim.validate import DEFAULT_ROUTES, ROUTES
+
+MODE = "validate (tun frames)"
+#: dest: (option, default) of the tun mode.
+OPTIONS = {
+    "routes": ("--routes", ",".join(DEFAULT_ROUTES)),
+    "lengths": ("--lengths", "60:1514"),
+    "sample": ("--sample", 300),
+    "seed": ("--seed", 0),
+    "no_boundaries": ("--no-boundaries", False),
+    "no_udp": ("--no-udp", False),
+}
 
 
 def add_parser(sub) -> None:
-    from skbsim.commands import validate_virtio
-    from skbsim.validate import DEFAULT_ROUTES, ROUTES
-
     p = sub.add_parser(
         "validate",
         help="inject frames into a TAP in a private namespace and compare each skb with the model",
@@ -20,12 +35,11 @@ def add_parser(sub) -> None:
         "2 when something needed is missing.",
     )
     p.add_argument("--kernel", default="host", help="the model's kernel: 'host' (default), a built-in or a .toml")
-    p.add_argument("--routes", default=",".join(DEFAULT_ROUTES),
-                   help=f"comma-separated, from {', '.join(ROUTES)} (default {','.join(DEFAULT_ROUTES)})")
-    p.add_argument("--lengths", default="60:1514", help="A:B[:step]: the range the sample is drawn from (default 60:1514)")
-    p.add_argument("--sample", type=integer("--sample", 0), default=300,
+    p.add_argument("--routes", help=f"comma-separated, from {', '.join(ROUTES)} (default {','.join(DEFAULT_ROUTES)})")
+    p.add_argument("--lengths", help="A:B[:step]: the range the sample is drawn from (default 60:1514)")
+    p.add_argument("--sample", type=integer("--sample", 0),
                    help="how many lengths of the range (seeded random; 0 = every length; default 300)")
-    p.add_argument("--seed", type=integer("--seed"), default=0, help="seed of the sample (default 0)")
+    p.add_argument("--seed", type=integer("--seed"), help="seed of the sample (default 0)")
     p.add_argument("--no-boundaries", action="store_true",
                    help="leave out the fixed boundary and jumbo lengths (14 .. 16000)")
     p.add_argument("--no-udp", action="store_true", help="skip the UDP socket checks")
@@ -36,19 +50,47 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _given(value) -> bool:
+    return value not in (None, False, [])
+
+
+def check_modes(args) -> str:
+    """The mode the arguments ask for; InputError naming both modes for an option of another one.
+    Then the options of every mode get their defaults."""
+    from skbsim.errors import InputError
+
+    if args.scenario and not args.tcp:
+        raise InputError("SCENARIO arguments need --tcp")
+    mode = validate_tcp.MODE if args.tcp else validate_virtio.MODE if args.driver == "virtio_net" else MODE
+    if args.driver is not None and mode == validate_tcp.MODE:
+        owner = validate_virtio.MODE if args.driver == "virtio_net" else MODE
+        raise InputError(f"--driver {args.driver} is for {owner}, not for {mode}")
+    modes = {MODE: OPTIONS, validate_virtio.MODE: validate_virtio.OPTIONS, validate_tcp.MODE: validate_tcp.OPTIONS}
+    for owner, options in modes.items():
+        for dest, (option, _) in options.items():
+            if owner != mode and _given(getattr(args, dest)):
+                raise InputError(f"{option} is for {owner}, not for {mode}")
+    if mode == validate_virtio.MODE:
+        validate_virtio.check_options(args)
+    for options in modes.values():
+        for dest, (_, default) in options.items():
+            if getattr(args, dest) is None:
+                setattr(args, dest, default)
+    return mode
+
+
 def run(args) -> int:
     import sys
 
-    if args.tcp or args.scenario:
-        return validate_tcp.run(args)  # SCENARIO without --tcp is refused there
+    mode = check_modes(args)
+    if mode == validate_tcp.MODE:
+        return validate_tcp.run(args)
+    if mode == validate_virtio.MODE:
+        return validate_virtio.run(args)
 
     from skbsim.commands.common import print_json
     from skbsim.validate import parse_length_range, parse_routes, sweep_lengths, validate
 
-    if args.driver == "virtio_net":
-        from skbsim.commands import validate_virtio
-
-        return validate_virtio.run(args)
     routes = parse_routes(args.routes)
     length_range = parse_length_range(args.lengths)
     lengths = sweep_lengths(length_range, None if args.sample == 0 else args.sample, args.seed,

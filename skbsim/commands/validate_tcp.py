@@ -9,10 +9,20 @@ from __future__ import annotations
 import sys
 
 from skbsim.commands.common import integer
+from skbsim.tcp_session import STEP_MS
+
+MODE = "validate --tcp"
+#: dest: (option, default) of this mode (None in the parser: skbsim/commands/validate.py check_modes()).
+OPTIONS = {
+    "live_only": ("--live-only", False),
+    "so_rcvbuf": ("--so-rcvbuf", None),
+    "syn": ("--syn", None),
+    "cc": ("--cc", "cubic"),
+    "step_ms": ("--step-ms", STEP_MS),
+}
 
 
 def add_arguments(p) -> None:
-    from skbsim.tcp_session import STEP_MS
     from skbsim.validate_tcp import BUILTIN
 
     group = p.add_argument_group(
@@ -26,22 +36,19 @@ def add_arguments(p) -> None:
     group.add_argument("scenario", nargs="*", metavar="SCENARIO", help="with --tcp: built-in names or step lists")
     group.add_argument("--live-only", action="store_true",
                        help="with --tcp: only play the scenarios live and report the records (no model)")
-    group.add_argument("--so-rcvbuf", type=integer("--so-rcvbuf", 0, 0x7FFFFFFF), default=None,
+    group.add_argument("--so-rcvbuf", type=integer("--so-rcvbuf", 0, 0x7FFFFFFF),
                        help="with --tcp: SO_RCVBUF before listen() for the step lists given")
-    group.add_argument("--syn", default=None, help="with --tcp: the peer's SYN options for the step lists "
+    group.add_argument("--syn", help="with --tcp: the peer's SYN options for the step lists "
                        "given (mss=1460,wscale=7,ts=0,sack=0)")
-    group.add_argument("--cc", default="cubic", help="with --tcp: congestion control (default cubic)")
-    group.add_argument("--step-ms", type=integer("--step-ms", 1), default=STEP_MS,
+    group.add_argument("--cc", help="with --tcp: congestion control (default cubic)")
+    group.add_argument("--step-ms", type=integer("--step-ms", 1),
                        help=f"with --tcp: the length of a step in ms (default {STEP_MS})")
 
 
 def run(args) -> int:
     from skbsim.commands.common import print_json
-    from skbsim.errors import InputError
     from skbsim.validate_tcp import scenarios_from_args, validate_tcp
 
-    if not args.tcp:
-        raise InputError("SCENARIO arguments need --tcp")
     scenarios = scenarios_from_args(args.scenario, so_rcvbuf=args.so_rcvbuf, syn=args.syn, cc=args.cc,
                                     step_ms=args.step_ms)
     progress = None if args.json or not sys.stderr.isatty() else (lambda text: print(text, file=sys.stderr))

@@ -9,7 +9,9 @@ from skbsim.fast.layout import (
     STEP_LIMIT,
 )
 from skbsim.fast.loop import _run, _teardown
-from skbsim.fast.setup import copybreak_copy_skbs, copybreak_kernel, ice_kernel, legacy_header_skb, tun_kernel
+from skbsim.fast.setup import (
+    copybreak_copy_skbs, copybreak_kernel, ice_kernel, legacy_header_skb, mana_kernel, tun_kernel,
+)
 from skbsim.fast.state import (
     ALLOCATED, BYTES, CB_N_1K, CB_N_BUILD, CB_N_FRAG, CB_N_SMALL, CONDENSED, DELIVERED, DESC_DD, DESC_LEN,
     D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES, D_OVERSIZE,
@@ -19,10 +21,12 @@ from skbsim.fast.state import (
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RCVBUF, RMEM, SK_DROPS, SK_LEN, SMALL_ALLOCS, SMALL_REFILLS, SR_LEN,
     TB_COUNT, TB_TRUESIZE, TIME_SQUEEZE, TRUESIZE_TOTAL, TR_LEN, HW_NEXT, RING_COUNT, VQ_HDR_LEN, VU_LEN, VU_NUM,
 )
+from skbsim.fast.state import PAGE_POOL, PP_HOLD, PP_RELEASE, PP_STATS_FIRST
 from skbsim.fast.traffic import _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths
 from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio, virtio_kernel
 from skbsim.mm.fault import LAYERS, fault_report
+from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 
 
@@ -32,8 +36,10 @@ def unsupported(config: RunConfig) -> str | None:
         return "a socket per flow (--socket tcp: TCP receivers) is modelled by the reference engine only"
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
-    if config.driver not in ("ice", "copybreak", "tun", "virtio_net"):
-        return f"the fast engine models only the ice, copybreak, tun and virtio_net drivers, not {config.driver}"
+    if config.driver not in ("ice", "copybreak", "tun", "virtio_net") + PP_DRIVERS:
+        if config.driver in PP_NOT_YET:
+            return f"the fast engine's page_pool drivers are {', '.join(PP_DRIVERS)}: {PP_NOT_YET[config.driver]}"
+        return f"the fast engine models only the ice, copybreak, tun, virtio_net and mana drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
     from skbsim.profile import load_profile
@@ -59,6 +65,17 @@ def unsupported(config: RunConfig) -> str | None:
         return ("the fast engine's 64-bit clock takes a per-packet cost, IRQ latency and reader gap "
                 "(1e9 / --app-rate) below 2**55 ns each")
     return None
+
+
+#: the page_pool drivers the fast engine models
+PP_DRIVERS = ("mana",)
+#: the others, and what they need that the fast engine does not have yet
+PP_NOT_YET = {
+    "mlx5": "mlx5's legacy and striding RQs (page_pool fragments per stride, non-linear skbs) are not modelled yet",
+    "bnxt": "bnxt's copybreak and aggregation ring over page_pool are not modelled yet",
+    "gve": "gve's DQO buffers (napi_get_frags() skbs of page_pool fragments) are not modelled yet",
+    "libeth": "libeth's buffer sizing and header split (page_pool_dev_alloc()) are not modelled yet",
+}
 
 
 class FastSimulation:
@@ -94,6 +111,11 @@ class FastSimulation:
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
             return
+        if config.driver == "mana":
+            if any(not oob.from_pool for state in self.ref.cpus for oob in state.queue.rx_oobs):
+                raise ValueError(f"mtu={ring.config['mtu']}: v6.9 mana takes buffers above a page from "
+                                 f"napi_alloc_frag(), which the fast engine does not model with mana")
+            return
         if self.copybreak:
             self.copy_heads = copybreak_copy_skbs(self.ref)
             return
@@ -109,7 +131,9 @@ class FastSimulation:
     def run(self) -> dict | None:
         """The run's JSON, or None when the reference engine must redo it (self.why says why)."""
         trace = self.trace is not None
-        if self.tun is not None:
+        if self.config.driver == "mana":
+            k = mana_kernel(self.ref, trace, self.plot)
+        elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
             k = copybreak_kernel(self.ref, trace, self.plot, self.copy_heads)
@@ -174,6 +198,8 @@ class FastSimulation:
                 by_kind.get(kind, ("", "", None)) for kind in (HEAD_1K, HEAD_SMALL, HEAD_FRAG)]
         if self.legacy:
             return [(self.head["path"], self.head["source"], None)]
+        if self.config.driver == "mana":
+            return [("napi_build_skb", "page_pool fragment" if ring.frag_count > 1 else "page_pool page", None)]
         return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)", None)]
 
     def _write_trace(self, k) -> None:
@@ -234,15 +260,24 @@ class FastSimulation:
         at_close = {"queued": int(stats[SK_LEN]), "pinned": int(stats[PINNED]), "meminfo": self._meminfo(k),
                     "allocated": {order: int(n) for order, n in enumerate(k.pages.counts[:, ALLOCATED]) if n},
                     "frames_dropped": int(stats[D_FRAMES_DROPPED])}
-        if not self.copybreak and self.tun is None:
+        if k.cfg[PAGE_POOL]:
+            if stats[D_NIC_FRAMES] != stats[D_FRAMES] + stats[D_FRAMES_DROPPED]:
+                return None  # completions left on the ring: the reference engine drops and traces them
+        elif not self.copybreak and self.tun is None:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
             at_close["frames_dropped"] = int(stats[D_NIC_FRAMES]) - int(stats[D_FRAMES])
             if self.trace is not None:
                 (self._trace_lost_virtio_frames if self.virtio else self._trace_lost_frames)(k)
         _teardown(k)
-        if k.st[ERR] or k.st[PG_IN_USE] != 0 or k.slabs.caches[:, K_LIVE].any():
+        pools = k.pp.pool[:int(k.cfg[NCPUS])] if k.cfg[PAGE_POOL] else k.pp.pool[:0]
+        if k.st[ERR] or k.st[PG_IN_USE] != 0 or k.slabs.caches[:, K_LIVE].any() or (
+                pools[:, PP_HOLD] != pools[:, PP_RELEASE]).any():
             return None
         result = self._result(k, at_close)
+        if k.cfg[PAGE_POOL]:
+            # page_pool_get_stats() of every queue's pools, summed (as the queues were closed)
+            totals = pools[:, PP_STATS_FIRST:PP_STATS_FIRST + len(PP_STATS)].sum(axis=0)
+            result["page_pool"] = {name: int(n) for name, n in zip(PP_STATS, totals)}
         if self.config.faults:
             injected = {layer: int(k.faults.rules[n, FR_INJECTED]) for n, layer in enumerate(LAYERS)}
             result["faults"] = fault_report(self.config.faults, injected)

@@ -115,6 +115,12 @@ def _alloc_pages(pages, faults, st, order, layer):
         return -1
     if _fails(faults, st, L_PAGE_ALLOC) or (layer >= 0 and _fails(faults, st, layer)):
         return -1
+    return _take_page(pages, st, order)
+
+
+@njit(cache=True)
+def _take_page(pages, st, order):
+    """PageAllocator._take(): the accounting every allocation shares (a new page id, refcount 1), or -1."""
     pid = _take_id(st, st, PG_FREE_TOP, PG_NEXT, pages.free, pages.page.shape[0])
     if pid < 0:
         return -1

@@ -13,6 +13,7 @@ from skbsim.fast.layout import (
     U32_MASK, _IPI, _POLL, _READ, njit,
 )
 from skbsim.fast.mm import _p1k_alloc, _pf_alloc, _put_frags, _put_page, _slab_alloc, _slab_free, _slab_page
+from skbsim.fast.page_pool import _pp_put_skb_page
 from skbsim.fast.state import (
     APP_NEXT, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BUSY_UNTIL, CACHE_SKB, CACHE_SMALL, COST, DEFER_IPI,
     DEFER_LEN, ERR, EV_CPU, EV_FIELDS, EV_KIND, EV_LAST, EV_LEN, EV_ORDER, EV_TIME, IPI_SENT, IPIS, IRQ_LATENCY,
@@ -20,6 +21,7 @@ from skbsim.fast.state import (
     NC_REFILLS, NOW, PG_IN_USE, PLOT, Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RMEM, ROUND_START, SCHEDULED, SK_LEN,
     SKB_FRAG, SKB_HEAD, SKB_OBJ, SR_COUNT, SR_EVERY, SR_LEN, TIME_SQUEEZE, TRAFFIC_DONE,
 )
+from skbsim.fast.state import PAGE_POOL, PP_SOFTIRQ  # page_pool
 from skbsim.sim import NETDEV_BUDGET, NETDEV_BUDGET_NS
 
 # -- the event heap (Simulation.events: (time, order, kind, cpu), smallest first) ------------------------------
@@ -159,7 +161,9 @@ def _take_ipi(k, cpu):
     """skbsim.net.skbuff.defer_ipi(): trigger_rx_softirq() takes the IPI, net_rx_action() flushes the list."""
     k.pcpu[cpu, DEFER_IPI] = 0
     if k.pcpu[cpu, DEFER_LEN]:
+        k.st[PP_SOFTIRQ] = cpu + 1  # the softirq the IPI raised
         _defer_flush(k, cpu, COUNTED)
+        k.st[PP_SOFTIRQ] = 0
 
 
 @njit(cache=True)
@@ -269,7 +273,10 @@ def _release_data(k, head, frag):
     if frag >= 0:
         _put_frags(k.pages, k.frags, k.st, frag)
     if head < SLAB_TAG:
-        _put_page(k.pages, k.st, head)
+        if k.cfg[PAGE_POOL]:
+            _pp_put_skb_page(k, head)  # skb_pp_recycle(): a page_pool head goes back to its pool
+        else:
+            _put_page(k.pages, k.st, head)
     else:
         _slab_free(k.slabs, (head - SLAB_TAG) >> 32, k.pages, k.st, (head - SLAB_TAG) & U32_MASK)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from skbsim.drivers.ice import ice_page_count_reusable
 from skbsim.drivers.virtio_net import ewma_pkt_len_add, get_mergeable_buf_len, mergeable_buf_carve
 from skbsim.fast.layout import njit
+from skbsim.net.page_pool import pp_napi_local, pp_recycle_direct, pp_ref_count_unref
 from skbsim.net.skbuff import DEFER_KICK, DEFER_NONE, DEFER_QUEUE, alloc_skb_with_frags_order, skb_defer_admit
 from skbsim.net.sock import sk_mem_reclaimable, udp_forward_pages, udp_rcvbuf_admits
 
@@ -29,7 +30,14 @@ _skb_defer_admit = njit(cache=True, forceinline=True)(skb_defer_admit)
 _ewma_pkt_len_add = njit(cache=True, forceinline=True)(ewma_pkt_len_add)
 _get_mergeable_buf_len = njit(cache=True, forceinline=True)(get_mergeable_buf_len)
 _mergeable_buf_carve = njit(cache=True, forceinline=True)(mergeable_buf_carve)
+# skbsim.net.page_pool.pp_ref_count_unref: page->pp_ref_count after page_pool_unref_page()
+_pp_ref_count_unref = njit(cache=True, forceinline=True)(pp_ref_count_unref)
+# skbsim.net.page_pool.pp_napi_local: page_pool_napi_local()'s test
+_pp_napi_local = njit(cache=True, forceinline=True)(pp_napi_local)
+# skbsim.net.page_pool.pp_recycle_direct: __page_pool_put_page()'s test for the alloc cache
+_pp_recycle_direct = njit(cache=True, forceinline=True)(pp_recycle_direct)
 
 __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_ewma_pkt_len_add",
-           "_get_mergeable_buf_len", "_ice_can_reuse_rx_page", "_mergeable_buf_carve", "_sk_mem_reclaimable",
-           "_skb_defer_admit", "_udp_forward_pages", "_udp_rcvbuf_admits"]
+           "_get_mergeable_buf_len", "_ice_can_reuse_rx_page", "_mergeable_buf_carve", "_pp_napi_local",
+           "_pp_recycle_direct", "_pp_ref_count_unref", "_sk_mem_reclaimable", "_skb_defer_admit",
+           "_udp_forward_pages", "_udp_rcvbuf_admits"]

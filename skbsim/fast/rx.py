@@ -11,6 +11,7 @@ from skbsim.fast.layout import (
     COUNTED, DD_DONE, DD_EOP, ERR_BUG, ERR_EMPTY_FRAME, ERR_FRAME_ABOVE_RING, FL_TAG, ICE_RX_HDR_SIZE, L_NONE,
     O_DRIVER, USHRT_MAX, njit,
 )
+from skbsim.fast import pp_drivers  # (a module: pp_drivers uses this one's _batch_add and _frame_*)
 from skbsim.fast.mm import _add_frag, _alloc_pages, _fl_give, _fl_take, _pf_alloc, _put_page, _put_pages
 from skbsim.fast.napi import _alloc_rx_skb, _defer_flush, _nc_get, _poll_done
 from skbsim.fast.rules import _ice_can_reuse_rx_page
@@ -25,6 +26,7 @@ from skbsim.fast.state import (
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT, RING_ORDER, RX_BUF_LEN, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN,
     SKB_OBJ, SKB_TS, TAIL, TRACE,
 )
+from skbsim.fast.state import DRIVER_MANA, PP_SOFTIRQ  # page_pool
 from skbsim.sim import NAPI_POLL_WEIGHT
 
 #: Config.put_mode: ice puts buffers back per buffer (6.1), per poll (6.3 to 6.12.13), per frame (6.12.14+)
@@ -71,6 +73,8 @@ def _nic_receive(k, cpu, length, hlen):
     """ice_nic_receive() / copybreak_nic_receive(): the frame into ceil(len / rx_buf_len) descriptors; False
     when there are too few (a ring drop, counted here) or when err[0] is set.  ice needs them posted (up to
     the tail); copybreak needs consecutive slots, each cleaned and holding a buffer."""
+    if k.cfg[DRIVER] == DRIVER_MANA:
+        return pp_drivers._mana_nic_receive(k, cpu, length)
     buf = k.rings.buf[cpu]
     desc = k.rings.desc[cpu]
     count = k.cfg[RING_COUNT]
@@ -108,6 +112,7 @@ def _poll(k, cpu):
     k.st[POLLS] += 1
     napi = k.pcpu[cpu]
     taken_before = napi[Q_FRAMES] + napi[Q_DROPPED]
+    k.st[PP_SOFTIRQ] = cpu + 1  # kernel.softirq(cpu)
     if napi[DEFER_LEN]:
         _defer_flush(k, cpu, COUNTED)
     budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < napi[BUDGET_LEFT] else napi[BUDGET_LEFT]
@@ -118,11 +123,14 @@ def _poll(k, cpu):
             work, ndel = _cb_clean_rx_irq(k, cpu, budget)
         elif k.cfg[DRIVER] == DRIVER_VIRTIO:
             work, ndel = virtio._virtnet_receive(k, cpu, budget)
+        elif k.cfg[DRIVER] == DRIVER_MANA:
+            work, ndel = pp_drivers._mana_poll(k, cpu, budget)
         else:
             work, ndel = _ice_clean_rx_irq(k, cpu, budget)
     if k.st[ERR]:
         return
     _deliver(k, cpu, ndel)
+    k.st[PP_SOFTIRQ] = 0
     if k.st[ERR]:
         return
     _poll_done(k, cpu, work, budget, ndel, taken_before)

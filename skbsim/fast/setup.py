@@ -24,10 +24,17 @@ from skbsim.fast.state import (
     FR_SIZE, FR_SPACE, FR_THRESHOLD, FR_TIMES, F_ANY, F_MT_INDEX, Faults, Frags, HW_NEXT, Kernel, MT_N, NCPUS,
     NC_CACHE_SIZE, NTA, NTC, NTU, NapiCaches, PF_ALLOCS, PF_BIAS, PF_OFFSET, PF_PAGE, PF_REFILLS, PF_REUSES,
     PF_SIZE, PG_IN_USE, PG_MAX_ORDER, PG_NEXT, PG_PEAK, PLOT, RING_COUNT, RXMAX, SKB_FIELDS, Socket, TAIL, TRACE,
-    Trace, new_pages, new_pcpu, new_rings, new_scalars, new_slabs, new_tun_queues, new_virtio_queues,
+    Trace, new_page_pools, new_pages, new_pcpu, new_rings, new_scalars, new_slabs, new_tun_queues, new_virtio_queues,
+)
+from skbsim.fast.state import (
+    DRIVER_MANA, PP_BIAS_MAX, PP_CACHED_ON_REUSE, PP_CACHE_LEN, PP_CACHE_SIZE, PP_DIRECT, PP_DIRECT_EVERY_PUT,
+    PP_DIRECT_NEVER_FROM_SKB, PP_DIRECT_SKB_FREE, PP_FRAG_ALIGN, PP_FRAG_COUNTED, PP_FRAG_OFFSET, PP_FRAG_PAGE,
+    PP_FRAG_USERS, PP_HOLD, PP_NAPI_CPU, PP_ORDER, PP_QSIZE, PP_REFILL, PP_REF_ALWAYS, PP_RELEASE, PP_RING_HEAD,
+    PP_RING_LEN, PP_STATS_FIRST,
 )
 from skbsim.fast.traffic import CHUNK
 from skbsim.mm.fault import LAYERS
+from skbsim.net.page_pool import PP_FLAG_PAGE_FRAG, PP_STATS
 from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation
 
 #: heads of napi_alloc_skb(): Config.head_kind by the model's head_source
@@ -94,7 +101,8 @@ def slab_spec(cache, slots: int) -> tuple:
 TableSizes = namedtuple("TableSizes", ("pages", "caches", "queue", "frag_lists", "frags", "ring_bias"))
 
 
-def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=None, virtio=None) -> Kernel:
+def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=None, pp=None,
+               virtio=None) -> Kernel:
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
     them; the caller fills in the rings (and the caches the driver's open filled)."""
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
@@ -130,6 +138,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=
         trace=Trace(np.zeros((trace_rows, T_SIZE), np.int64), np.zeros((lengths, MAX_FRAGS_SEEN, 2), np.int64),
                     np.zeros((SERIES_LIMIT, 3), np.int64)),
         virtio=virtio if virtio is not None else new_virtio_queues(1, 1, 1),
+        pp=pp if pp is not None else new_page_pools(0, 1, 1, 1),
     )
 
 
@@ -370,3 +379,87 @@ def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
         if (path, source) != next((h[3], h[4]) for h in heads if h[0] == kind):
             raise ValueError("copybreak copies of one head kind with different paths")
     return heads
+
+
+# -- page_pool drivers -------------------------------------------------------------------------------------
+
+
+def _pool_row(pool, napi_cpu: int) -> list[tuple[int, int]]:
+    """A reference page_pool's constants as (PP_* column, value) pairs (page_pool_create()'s answers)."""
+    direct = {"never_from_skb": PP_DIRECT_NEVER_FROM_SKB, "skb_free": PP_DIRECT_SKB_FREE,
+              "every_put": PP_DIRECT_EVERY_PUT}[pool.direct_rule]
+    if pool.cpuid != -1 or pool.destroyed or pool.user_cnt != 1:
+        raise ValueError("the fast engine models page_pools of a NAPI instance, without a cpuid")
+    return [(PP_NAPI_CPU, napi_cpu), (PP_ORDER, pool.p.order), (PP_QSIZE, pool.ring_qsize),
+            (PP_CACHE_SIZE, pool.cache_size), (PP_REFILL, pool.cache_refill), (PP_BIAS_MAX, pool.bias_max),
+            (PP_FRAG_ALIGN, pool.frag_align),
+            (PP_FRAG_COUNTED, int(pool.ref_rule_always or bool(pool.p.flags & PP_FLAG_PAGE_FRAG))),
+            (PP_REF_ALWAYS, int(pool.ref_rule_always)), (PP_DIRECT, direct),
+            (PP_CACHED_ON_REUSE, int(pool.cached_on_reuse))]
+
+
+def _load_pool(k: Kernel, p: int, pool, napi_cpu: int, pid_of: dict) -> None:
+    """Pool p of k as the reference pool is: its constants, cache, ring, frag page, counters and pages."""
+    row = k.pp.pool[p]
+    for column, value in _pool_row(pool, napi_cpu):
+        row[column] = value
+    for j, page in enumerate(pool.alloc):
+        k.pp.cache[p, j] = pid_of[page.pfn]
+    for j, page in enumerate(pool.ring):
+        k.pp.ring[p, j] = pid_of[page.pfn]
+    row[PP_CACHE_LEN], row[PP_RING_HEAD], row[PP_RING_LEN] = len(pool.alloc), 0, len(pool.ring)
+    row[PP_FRAG_PAGE] = -1 if pool.frag_page is None else pid_of[pool.frag_page.pfn]
+    row[PP_FRAG_OFFSET], row[PP_FRAG_USERS] = pool.frag_offset, pool.frag_users
+    row[PP_HOLD], row[PP_RELEASE] = pool.pages_state_hold_cnt, pool.pages_state_release_cnt
+    for n, name in enumerate(PP_STATS):
+        row[PP_STATS_FIRST + n] = pool.stats[name]
+
+
+def _pp_pages(sim: Simulation, k: Kernel) -> dict:
+    """The reference kernel's live pages as page ids, page->pp and pp_ref_count with them: {pfn: pid}."""
+    pools = {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}
+    pid_of = {}
+    for pfn, page in sim.kernel.pages.live.items():
+        pid = pid_of[pfn] = _new_page(k, page.refcount, page.order)
+        if page.pfmemalloc or page.pp is None or id(page.pp) not in pools:
+            raise ValueError("unexpected pages at start")
+        k.pp.pp[pid] = pools[id(page.pp)] + 1
+        k.pp.ref[pid] = page.pp_ref_count
+    return pid_of
+
+
+def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
+    """mana: each queue's buffers and page_pool as mana_create_rxq() left them (every buffer a page_pool page or
+    fragment: FastSimulation refuses v6.9's napi_alloc_frag() buffers)."""
+    kernel = sim.kernel
+    profile = kernel.profile
+    rxq = sim.cpus[0].queue
+    pool = rxq.page_pool
+    fields = base_config(sim, trace, plot)
+    build_ts = profile.SKB_TRUESIZE(rxq.alloc_size - profile.SHINFO_SIZE)  # napi_build_skb(va, alloc_size)
+    fields.update(DRIVER=DRIVER_MANA, RING_COUNT=rxq.count, RXMAX=rxq.rxmax, RX_BUF_LEN=rxq.alloc_size,
+                  BUILD_TRUESIZE=build_ts, COND_ROOM=-1,  # linear skbs: skb_condense() changes none
+                  PAGE_POOL=1, PP_FRAGS=int(rxq.frag_count > 1))
+    ncpus = sim.config.cpus
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, build_ts)
+    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + SKB_DEFER_MAX) + 16
+    # Live pages: each pool's cache, ring, posted buffers, frag page and a refill in progress; a page per
+    # queued, deferred or polled skb; the slabs.
+    per_pool = pool.cache_size + pool.ring_qsize + rxq.count + pool.cache_refill + 2
+    page_cap = ncpus * per_pool + qcap + ncpus * (SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT) + 2 * slab_cap + 16
+    sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel.skbuff_cache, slab_cap)], queue=qcap, frag_lists=1,
+                       frags=1, ring_bias=0)
+    k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap))
+    pid_of = _pp_pages(sim, k)
+    for cpu, state in enumerate(sim.cpus):
+        rxq = state.queue
+        if rxq.completions or any(rxq.stats.as_dict().values()) or rxq.page_pools != [rxq.page_pool]:
+            raise ValueError("unexpected mana queue state at start")
+        _load_pool(k, cpu, rxq.page_pool, state.napi.cpu, pid_of)
+        for slot, oob in enumerate(rxq.rx_oobs):
+            if oob.buf_va is not None:
+                if not oob.from_pool:
+                    raise ValueError("the fast engine models mana's page_pool buffers only")
+                k.rings.buf[cpu, slot, BUF_PAGE] = pid_of[kernel.pages.virt_to_head_page(oob.buf_va).pfn]
+        k.pcpu[cpu, HW_NEXT], k.pcpu[cpu, NTC] = rxq.hw_next, rxq.buf_index
+    return k

@@ -29,6 +29,7 @@ from skbsim.fast.state import (
     SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, STRICT_FIT, TB_COUNT, TB_TRUESIZE, TR_LEN, TRACE,
     TRUESIZE_TOTAL, VQ_IP_ALIGN,
 )
+from skbsim.fast.state import PP_SOFTIRQ  # page_pool
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
 
@@ -220,7 +221,9 @@ def _attempt_defer_free(k, head, frag, obj, owner):
     if owner != 0:
         verdict = _skb_defer_admit(napi[DEFER_LEN], SKB_DEFER_MAX, k.cfg[DEFER_LIMIT_MINUS_1])
     if verdict == DEFER_NONE:
+        k.st[PP_SOFTIRQ] = READER_CPU + 1  # kfree_skb_napi_cache(): bottom halves off
         _release_data(k, head, frag)
+        k.st[PP_SOFTIRQ] = 0
         _nc_put(k, READER_CPU, obj, COUNTED)
         return
     skb = k.cpus.defer[owner, napi[DEFER_LEN]]

@@ -34,6 +34,7 @@ Events         the event heap                                     sim.Simulation
 batch          the skbs one poll hands to the stack               sim.Simulation._poll
 Trace          --trace records, --plot's table and series         report.TraceWriter, sim._Series
 VirtioQueues   virtio_net's posted and used buffers, DMA records  drivers/virtio_net.py
+PagePool       each page_pool: cache, ptr_ring, counters; page->pp  net/page_pool.py page_pool
 Kernel         all of the above                                   kernel.Kernel + Simulation
 =============  =================================================  ==========================
 """
@@ -70,16 +71,21 @@ CONFIG_FIELDS = (
     # tailroom
     "VQ_HDR_LEN", "VQ_MIN_BUF_LEN", "VQ_PREMAPPED", "VQ_OVERFLOW_FIX", "VQ_HOLE_FOLD", "VQ_REPOLL", "VQ_FRAG_ORDER",
     "VQ_L1", "VQ_TS0", "VQ_SHINFO", "VQ_IP_ALIGN", "VQ_MAX_FRAGS", "VQ_COPY_ROOM",
+    # page_pool drivers: skbs' pages come from page_pools (their frees go to napi_pp_put_page()); mana's
+    # buffers are page_pool fragments (not whole pages)
+    "PAGE_POOL", "PP_FRAGS",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
  RXMAX, RX_BUF_LEN, RING_ORDER, PUT_MODE, FRAME_SZ, BUILD_TRUESIZE, LEGACY, HEAD_KIND, HEAD_TRUESIZE, HEAD_FRAGSZ,
  COND_ROOM, COND_TS, COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, CB_BUF_SIZE, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_CHUNKS,
  TUN_MAX_ORDER, TUN_FRAG_LIMIT, VQ_HDR_LEN, VQ_MIN_BUF_LEN, VQ_PREMAPPED, VQ_OVERFLOW_FIX, VQ_HOLE_FOLD, VQ_REPOLL,
- VQ_FRAG_ORDER, VQ_L1, VQ_TS0, VQ_SHINFO, VQ_IP_ALIGN, VQ_MAX_FRAGS, VQ_COPY_ROOM,
+ VQ_FRAG_ORDER, VQ_L1, VQ_TS0, VQ_SHINFO, VQ_IP_ALIGN, VQ_MAX_FRAGS, VQ_COPY_ROOM, PAGE_POOL, PP_FRAGS,
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
-DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN, DRIVER_VIRTIO = 0, 1, 2, 3
+DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
+DRIVER_MANA = 3
+DRIVER_VIRTIO = 4
 
 # -- st: the kernel's scalars ---------------------------------------------------------------------------
 (ERR,  # the run's error code (ERR_* in layout.py): the compiled loop left its modelled ground
@@ -107,7 +113,10 @@ DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN, DRIVER_VIRTIO = 0, 1, 2, 3
  D_FRAMES, D_BYTES, D_NIC_FRAMES, D_RING_DROPS, D_OVERSIZE, D_USED, D_REUSED, D_RELEASED, D_PAGES_ALLOC,
  D_POLLS, D_COPIED, D_BYTES_COPIED, D_FRAMES_DROPPED, D_SKB_FAILURES, D_BUF_FAILURES,
  CB_N_1K, CB_N_SMALL, CB_N_FRAG, CB_N_BUILD, TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD, TUN_EAGAIN, TUN_EINVAL,
- ST_SIZE) = range(78)
+ # page_pool: the CPU whose softirq (or bottom-half-disabled section) is running, plus one; 0 in process
+ # context (kernel.cpu and in_softirq(), which decide direct recycling)
+ PP_SOFTIRQ,
+ ST_SIZE) = range(79)
 
 # -- pcpu: the per-CPU scalars ---------------------------------------------------------------------------
 (  # sim._CpuState's scheduling; the frames the NIC (or tun's writer) queued, the driver took and it dropped
@@ -195,8 +204,31 @@ VirtioQueues = namedtuple("VirtioQueues", ("dma", "buf", "used"))
 VB_PAGE, VB_START, VB_LEN, VB_FIELDS = range(4)
 VU_NUM, VU_LEN, VU_CODE, VU_FIELDS = range(4)
 
+#: struct page_pool, a row of pool per pool (PP_* columns: its constants from page_pool_create(), its
+#: state and its statistics in PP_STATS order); cache[p]: its alloc cache (page ids, PP_CACHE_LEN of them);
+#: ring[p]: its ptr_ring (PP_RING_LEN page ids from PP_RING_HEAD, circular); pp[pid]: page->pp (the pool
+#: plus one, 0 for a page no pool owns); ref[pid]: page->pp_ref_count
+PagePool = namedtuple("PagePool", ("pool", "cache", "ring", "pp", "ref"))
+(  # constants: the pool's NAPI instance's CPU, pool->p.order, the ring's and the cache's sizes, the refill
+ # batch, BIAS_MAX, the fragment alignment, whether fragments are counted (6.7+: always; 6.1: with
+ # PP_FLAG_PAGE_FRAG) and always in pp_ref_count, the direct recycling rule (PP_DIRECT_*), whether a reused
+ # frag page counts recycle_cached (pp_frag_stats)
+ PP_NAPI_CPU, PP_ORDER, PP_QSIZE, PP_CACHE_SIZE, PP_REFILL, PP_BIAS_MAX, PP_FRAG_ALIGN, PP_FRAG_COUNTED,
+ PP_REF_ALWAYS, PP_DIRECT, PP_CACHED_ON_REUSE,
+ # state: the cache's length, the ring's head and length, the frag page and its offset and users,
+ # pages_state_hold_cnt and _release_cnt, destroyed
+ PP_CACHE_LEN, PP_RING_HEAD, PP_RING_LEN, PP_FRAG_PAGE, PP_FRAG_OFFSET, PP_FRAG_USERS, PP_HOLD, PP_RELEASE,
+ PP_DESTROYED,
+ # the statistics (skbsim.net.page_pool.PP_STATS, in that order)
+ PP_ALLOC_FAST, PP_ALLOC_SLOW, PP_ALLOC_SLOW_HO, PP_ALLOC_EMPTY, PP_ALLOC_REFILL, PP_ALLOC_WAIVE,
+ PP_RECYCLE_CACHED, PP_RECYCLE_CACHE_FULL, PP_RECYCLE_RING, PP_RECYCLE_RING_FULL, PP_RECYCLE_RELEASED_REF,
+ PP_SIZE) = range(32)
+PP_STATS_FIRST = PP_ALLOC_FAST
+#: PP_DIRECT: who may recycle into the cache (profile feature pp_direct_recycle)
+PP_DIRECT_NEVER_FROM_SKB, PP_DIRECT_SKB_FREE, PP_DIRECT_EVERY_PUT = 0, 1, 2
+
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
-                               "sock", "events", "batch", "trace", "virtio"))
+                               "sock", "events", "batch", "trace", "pp", "virtio"))
 
 
 def _zeros(*shape, dtype=np.int64):
@@ -250,6 +282,13 @@ def new_rings(ncpus: int, count: int, bias: int, copy) -> Rings:
 
 def new_virtio_queues(pages: int, ncpus: int, count: int) -> VirtioQueues:
     return VirtioQueues(_zeros(pages), _zeros(ncpus, count, VB_FIELDS), _zeros(ncpus, count, VU_FIELDS))
+
+
+def new_page_pools(npools: int, cache_size: int, ring_size: int, pages: int) -> PagePool:
+    pool = _zeros(max(1, npools), PP_SIZE)
+    pool[:, PP_FRAG_PAGE] = -1
+    return PagePool(pool, _zeros(max(1, npools), cache_size), _zeros(max(1, npools), ring_size), _zeros(pages),
+                    _zeros(pages))
 
 
 def new_tun_queues(tab, ncpus: int, inflight: int) -> TunQueues:

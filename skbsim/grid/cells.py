@@ -80,6 +80,16 @@ def _check_run(args) -> None:
         raise InputError(f"a cell is one run, this one is {len(configs)} (several kernels, drivers or values "
                          "of one option): make them an axis")
     _profile_exists(configs[0].kernel, configs[0].kernel_config)
+    if configs[0].traffic.split(":", 1)[0].strip().lower() not in ("pcap", "pcapng"):
+        _synthetic_traffic_parses(configs[0].traffic)  # a capture is read when its cell runs
+
+
+@functools.lru_cache(maxsize=64)
+def _synthetic_traffic_parses(traffic: str) -> None:
+    """A synthetic --traffic spec (fixed:N, dist:FILE ...) is one (a typo failed every cell, one by one)."""
+    from skbsim.traffic import parse_traffic
+
+    parse_traffic(traffic, count=1)
 
 
 @functools.lru_cache(maxsize=64)

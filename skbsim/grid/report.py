@@ -25,6 +25,8 @@ def metric_column(name: str, columns: list[str]) -> str:
         if candidate in columns:
             return candidate
     known = [c.removeprefix("result.") for c in columns if c.startswith("result.")]
+    if not known:
+        raise InputError(f"--metric {name}: no cell of this grid has a result (see the cells' errors)")
     raise InputError(f"--metric {name}: no such result (some: {', '.join(known[:12])}, ...)")
 
 
@@ -36,7 +38,10 @@ def grid_report(table, meta: dict, metrics: list[str] | None = None, heatmap: li
     axes = meta["axes"]
     names = [a["name"] for a in axes]
     chosen = meta.get("report", {})
-    metrics = metrics or _as_list(chosen.get("metric")) or list(cell_command(meta["command"]).metrics)[:1]
+    if not metrics and not any(c.startswith("result.") for c in columns):
+        metrics = []  # no cell has a result (every one failed): no charts, the cells and their errors
+    else:
+        metrics = metrics or _as_list(chosen.get("metric")) or list(cell_command(meta["command"]).metrics)[:1]
     metric_columns = [metric_column(m, columns) for m in metrics]
     for column in metric_columns:
         if not all(_number(r.get(column)) or r.get(column) is None for r in rows):
@@ -68,6 +73,9 @@ def grid_report(table, meta: dict, metrics: list[str] | None = None, heatmap: li
             fig, facets = _lines(rows, column, metric, lines, color, values)
             report.figure(fig, caption=_facet_caption(facets))
 
+    if not metrics:
+        report.paragraph("No cell has a result to chart: " + ("every cell recorded failed (the errors are below)."
+                                                               if rows else "no cell was recorded yet."))
     report.heading("Cells")
     default = [metric_column(m, columns) for m in cell_command(meta["command"]).metrics if _has(m, columns)]
     shown = list(dict.fromkeys(metric_columns + default))

@@ -162,7 +162,9 @@ def _build(path: str, text: str, data: dict) -> GridSpec:
         cell = Cell(index, key, labels, argv)
         seen[key] = cell
         cells.append(cell)
-    title = str(grid.get("title", os.path.splitext(os.path.basename(path))[0]))
+    title = grid.get("title", os.path.splitext(os.path.basename(path))[0])
+    if not isinstance(title, str):
+        raise InputError("[grid] title must be a string")
     return GridSpec(path, text, command.name, title, axes, cells, report)
 
 
@@ -233,7 +235,8 @@ def _axis(command: CellCommand, params: dict, name: str, values) -> Axis:
 
 def _check_report(report: dict, axes: list[str]) -> None:
     metric = report.get("metric")
-    if metric is not None and not (isinstance(metric, str) or (isinstance(metric, list) and metric)):
+    if metric is not None and not (isinstance(metric, str) or (isinstance(metric, list) and metric
+                                                                and all(isinstance(m, str) for m in metric))):
         raise InputError("[report] metric must be a result name or a list of them")
     chosen = list(report.get("heatmap", []))
     if "heatmap" in report and (not isinstance(report["heatmap"], list) or len(chosen) != 2):

@@ -60,6 +60,8 @@ class ResultStore:
 
         done: dict[str, str] = {}
         if self.out.exists():
+            # Only a grid's results are merged into (and then replaced): any other file is refused.
+            read_description(str(self.out), columns=("cell.key", "cell.status"))
             try:
                 table = pq.read_table(self.out, columns=["cell.key", "cell.status"])
             except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
@@ -164,16 +166,70 @@ def _column(values: list):
 
 
 def read_results(path: str):
-    """A grid's results and its description: (pyarrow Table, metadata dict)."""
+    """A grid's results and its description: (pyarrow Table, metadata dict).  The description is
+    checked first (the report reads it without further checks); then the rows are read."""
     import pyarrow.parquet as pq
 
+    meta = read_description(path)
     try:
         table = pq.read_table(path)
-    except FileNotFoundError:
-        raise InputError(f"{shown(path)}: no such file") from None
     except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
         raise InputError(f"{shown(path)}: not a Parquet file: {str(err).splitlines()[0]}") from None
-    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    return table, meta
+
+
+def read_description(path: str, columns: tuple[str, ...] = ("cell.index", "cell.status", "cell.command")) -> dict:
+    """The description (GridSpec.metadata()) of the grid whose results are in ``path``, checked, and
+    ``columns`` there; InputError when the file is not a grid's results or is damaged."""
+    import pyarrow.parquet as pq
+
+    where = Path(path)
+    if where.is_dir():
+        raise InputError(f"{shown(path)}: is a directory")
+    if not where.exists():
+        raise InputError(f"{shown(path)}: no such file")
+    if not where.is_file():
+        raise InputError(f"{shown(path)}: not a regular file")
+    try:
+        schema = pq.read_schema(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise InputError(f"{shown(path)}: not a Parquet file: {str(err).splitlines()[0]}") from None
+    raw = (schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise InputError(f"{shown(path)}: not the results of 'skbsim grid' (no {METADATA_KEY.decode()} metadata)")
-    return table, json.loads(raw)
+    try:
+        return _checked_metadata(raw, schema.names, columns)
+    except ValueError as err:
+        raise InputError(f"{shown(path)}: damaged results of 'skbsim grid': {err}") from None
+
+
+def _checked_metadata(raw: bytes, names: list[str], columns: tuple[str, ...]) -> dict:
+    """The grid's description (GridSpec.metadata()) from its JSON, with the shape the report reads
+    (docs/schema/parquet/grid.schema.json); ValueError saying what is wrong."""
+    import math
+
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"its {METADATA_KEY.decode()} metadata is not JSON") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"its {METADATA_KEY.decode()} metadata is not an object")
+    for key, kind, words in (("command", str, "a string"), ("title", str, "a string"), ("spec", str, "a string"),
+                             ("axes", list, "a list"), ("report", dict, "an object"), ("cells", int, "an integer")):
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise ValueError(f"{key!r} in its {METADATA_KEY.decode()} metadata is missing or not {words}")
+    for axis in meta["axes"]:
+        if not (isinstance(axis, dict) and isinstance(axis.get("name"), str) and isinstance(axis.get("values"), list)
+                and axis["values"]):
+            raise ValueError(f"an axis in its {METADATA_KEY.decode()} metadata is not {{name, values}}")
+    for key, value in meta["report"].items():
+        if not (isinstance(value, str) or isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"report {key} in its {METADATA_KEY.decode()} metadata is not a name or a list of names")
+    # The spec's cells are the product of its axes: anything else is no grid's description (and a
+    # product of made-up axes could be too many charts to draw).
+    if meta["cells"] != math.prod(len(axis["values"]) for axis in meta["axes"]):
+        raise ValueError(f"{meta['cells']} cells is not the product of its axes")
+    missing = [name for name in columns if name not in names]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} column")
+    return meta

@@ -15,14 +15,12 @@ very option (CONFIG_MAX_SKB_FRAGS, ...) a profile is derived from.
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import re
 from collections.abc import Iterator, Mapping
 
 from skbsim.errors import InputError
-from skbsim.files import MAX_CONFIG_BYTES, read_bounded, shown
+from skbsim.files import MAX_CONFIG_BYTES, read_bounded_gunzip, shown
 
 ConfigValue = str | int
 
@@ -123,25 +121,10 @@ def parse_config_text(text: str, source: str = "<memory>") -> KernelConfig:
     return KernelConfig(values, source)
 
 
-def _read_config_bytes(path: str) -> bytes:
-    data = read_bounded(path, MAX_CONFIG_BYTES, "kernel config ")
-    if data[:2] == b"\x1f\x8b":
-        try:
-            # At most MAX_CONFIG_BYTES out of it too: a small gzip file can hold gigabytes.
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as unpacked:
-                data = unpacked.read(MAX_CONFIG_BYTES + 1)
-        except (OSError, EOFError) as exc:
-            raise InputError(f"kernel config {shown(path)}: corrupt gzip data: {exc}") from None
-        if len(data) > MAX_CONFIG_BYTES:
-            raise InputError(f"kernel config {shown(path)}: unpacks to more than {MAX_CONFIG_BYTES >> 20} MiB, "
-                             "the most skbsim reads of a .config (is it the right file?)")
-    return data
-
-
 def parse_config(path: str) -> KernelConfig:
     """Parse a .config file at *path*; gzip is detected by its magic bytes."""
     path = str(path)
-    data = _read_config_bytes(path)
+    data = read_bounded_gunzip(path, MAX_CONFIG_BYTES, "kernel config ")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -268,23 +268,27 @@ def page_pool_fragment_page(page: Page, nr: int) -> None:
     page.pp_ref_count = nr
 
 
-def page_pool_unref_page(pool: page_pool, page: Page, nr: int) -> int:
-    """helpers.h: page_pool_unref_page() (6.1: page_pool_defrag_page()) - drop nr references, return what is left.
+def pp_ref_count_unref(count: int, nr: int, always: bool) -> int:
+    """helpers.h: page_pool_unref_page()'s new pp_ref_count after dropping nr of count references.
 
-    Dropping exactly what is there returns 0 without writing; 6.7+ then
-    leaves the count at 1 (so every page starts its next life as one piece),
-    6.1 leaves it as it was.
+    Dropping exactly what is there does not write: 6.7+ (always) then leaves
+    the count at 1, so that every page starts its next life as one piece;
+    6.1 leaves it as it was.  What is left is count - nr either way.  (Plain
+    integers: the fast engine compiles this function.)
     """
-    count = page.pp_ref_count
     if count == nr:
-        if pool.ref_rule_always:
-            page.pp_ref_count = 1
-        return 0
-    left = count - nr
-    if left < 0:
+        return 1 if always else count
+    return count - nr
+
+
+def page_pool_unref_page(pool: page_pool, page: Page, nr: int) -> int:
+    """helpers.h: page_pool_unref_page() (6.1: page_pool_defrag_page()) - drop nr references, return what is
+    left (pp_ref_count_unref())."""
+    count = page.pp_ref_count
+    if count < nr:
         raise KernelBug(f"pp_ref_count below zero on {page!r}")
-    page.pp_ref_count = 1 if left == 0 and pool.ref_rule_always else left
-    return left
+    page.pp_ref_count = pp_ref_count_unref(count, nr, pool.ref_rule_always)
+    return count - nr
 
 
 def page_pool_ref_page(page: Page) -> None:
@@ -602,13 +606,26 @@ def __page_pool_put_page(kernel: Kernel, pool: page_pool, page: Page, dma_sync_s
     if __page_pool_page_can_be_recycled(page):
         if pool.p.flags & PP_FLAG_DMA_SYNC_DEV:
             page_pool_dma_sync_for_device(pool, page, dma_sync_size)
-        if allow_direct and (pool.direct_rule == "every_put" or in_softirq(kernel)):
+        if pp_recycle_direct(allow_direct, pool.direct_rule == "every_put", in_softirq(kernel)):
             if page_pool_recycle_in_cache(pool, page):
                 return None
         return page
     pool.stats["rx_pp_recycle_released_ref"] += 1
     page_pool_return_page(kernel, pool, page)
     return None
+
+
+def pp_recycle_direct(allow_direct: bool, every_put: bool, softirq: bool) -> bool:
+    """__page_pool_put_page()'s test for the alloc cache: the caller allows it and, up to 6.9 (every_put
+    False), runs in softirq.  (Plain values: the fast engine compiles this function.)"""
+    return allow_direct and (every_put or softirq)
+
+
+def pp_napi_local(softirq: bool, cpu: int, cpuid: int, list_owner: int) -> bool:
+    """page_pool_napi_local()'s test: in softirq on the pool's CPU (cpuid) or on the CPU whose poll list
+    holds the pool's NAPI instance (list_owner, -1 for none).  (Plain integers: the fast engine compiles
+    this function.)"""
+    return softirq and (cpuid == cpu or list_owner == cpu)
 
 
 def page_pool_napi_local(kernel: Kernel, pool: page_pool, napi_safe: bool = False) -> bool:
@@ -619,13 +636,9 @@ def page_pool_napi_local(kernel: Kernel, pool: page_pool, napi_safe: bool = Fals
     per-CPU pools) or on the CPU whose poll list holds the pool's NAPI
     instance right now (napi->list_owner).
     """
-    if not (napi_safe or in_softirq(kernel)):
-        return False
-    cpu = kernel.cpu
-    if pool.cpuid == cpu:
-        return True
     napi = pool.p.napi
-    return napi is not None and napi.list_owner == cpu
+    return pp_napi_local(napi_safe or in_softirq(kernel), kernel.cpu, pool.cpuid,
+                         -1 if napi is None else napi.list_owner)
 
 
 def page_pool_put_unrefed_page(kernel: Kernel, pool: page_pool, page: Page, dma_sync_size: int,

@@ -421,18 +421,21 @@ def __skb_trim(skb: sk_buff, length: int) -> None:
 def ___pskb_trim(kernel: Kernel, skb: sk_buff, length: int) -> int:
     """net/core/skbuff.c: ___pskb_trim() - shorten a paged skb to length bytes.
 
-    Frags beyond the new length are unreferenced (their pages go back),
-    the one it ends in is cut; truesize is left alone, except that an skb
-    no socket owns is condensed afterwards (skb_condense()), which
-    recomputes it from the head.  Cloned skbs and frag lists are not
-    modelled.
+    Frags beyond the new length are unreferenced (skb_frag_unref(): a page_pool page goes back to its
+    pool when the skb is marked for recycling), the one it ends in is cut; when the cut is in the head
+    or the frags the frag_list goes whole (skb_drop_fraglist()), when it is in a frag_list member that
+    member is trimmed (pskb_trim()) and the members after it freed.  truesize is left alone, except that
+    an skb no socket owns is condensed afterwards (skb_condense()), which recomputes it from the head.
+    Cloned skbs and shared frag_list members are not modelled.
     """
     if skb_cloned(skb):
         raise NotImplementedError("___pskb_trim of a cloned skb is not modelled")
     offset = skb_headlen(skb)
-    frags = skb.shinfo.frags
+    shinfo = skb.shinfo
+    frags = shinfo.frags
     keep = 0
-    if offset < length:
+    in_frag_list = offset < length
+    if in_frag_list:
         for i, frag in enumerate(frags):
             end = offset + frag.size
             if end < length:
@@ -440,10 +443,33 @@ def ___pskb_trim(kernel: Kernel, skb: sk_buff, length: int) -> int:
                 continue
             frag.size = length - offset
             keep = i + 1
+            in_frag_list = False
             break
-    for frag in frags[keep:]:
-        kernel.pages.put_page(frag.page)
-    del frags[keep:]
+    if in_frag_list:
+        members = shinfo.frag_list or []
+        for i, member in enumerate(members):
+            end = offset + member.len
+            if end < length:
+                offset = end
+                continue
+            if end > length:
+                if member.data_len:
+                    ___pskb_trim(kernel, member, length - offset)
+                else:
+                    __skb_trim(member, length - offset)
+            for dropped in members[i + 1:]:
+                kfree_skb(kernel, dropped)
+            del members[i + 1:]
+            break
+    else:
+        for frag in frags[keep:]:
+            napi_frag_unref(kernel, frag, skb.pp_recycle, False)  # skb_frag_unref()
+        del frags[keep:]
+        if shinfo.frag_list is not None:
+            # skb_drop_fraglist(): kfree_skb_list()
+            members, shinfo.frag_list = shinfo.frag_list, None
+            for member in members:
+                kfree_skb(kernel, member)
     if length > skb_headlen(skb):
         skb.data_len -= skb.len - length
         skb.len = length

@@ -38,6 +38,7 @@ import dpkt.pcapng
 
 from skbsim.errors import InputError
 from skbsim.files import shown
+from skbsim.net.ethernet import ETH_HLEN
 from skbsim.traffic.frame import HEADER_BYTES, MAX_FRAME_LEN, MIN_FRAME_LEN, Frame
 from skbsim.traffic.rss import FlowClassifier, RssConfig
 from skbsim.traffic.source import FrameSource
@@ -98,6 +99,15 @@ def _open(path: str):
 
 class _PcapHeader:
     __slots__ = ("order", "nano", "record_len", "snaplen", "linktype", "fcs_len")
+
+
+def _kept_header(head: bytes) -> bytes:
+    """The leading bytes an Ethernet frame keeps for the drivers: a record cut inside its 14-byte Ethernet
+    header is completed with zeros (EtherType 0: no IP frame), since every driver reads a whole Ethernet
+    header (eth_type_trans()) and the capture does not say what the rest of it was."""
+    if len(head) >= ETH_HLEN:
+        return head
+    return head + bytes(ETH_HLEN - len(head))
 
 
 def _read_pcap_header(head: bytes, path: str) -> _PcapHeader:
@@ -302,11 +312,11 @@ class CaptureSource(FrameSource):
                         head = buf[start:start + usable]
                         if classify is None:
                             yield Frame(orig_len - fcs_len + wire_adjust, time_ns,
-                                        None, 0, 0, head)
+                                        None, 0, 0, _kept_header(head))
                         else:
                             flow, rss_hash, queue = classify(head)
                             yield Frame(orig_len - fcs_len + wire_adjust, time_ns,
-                                        flow, rss_hash, queue, head if keep_header else None)
+                                        flow, rss_hash, queue, _kept_header(head) if keep_header else None)
                     else:
                         yield Frame(orig_len - fcs_len + wire_adjust, time_ns,
                                     None, 0, 0, None)
@@ -486,11 +496,11 @@ class CaptureSource(FrameSource):
                             usable = HEADER_BYTES
                         head = buf[data_start:data_start + usable]
                         if classify is None:
-                            yield Frame(length, time_ns, None, 0, 0, head)
+                            yield Frame(length, time_ns, None, 0, 0, _kept_header(head))
                         else:
                             flow, rss_hash, queue = classify(head)
                             yield Frame(length, time_ns, flow, rss_hash, queue,
-                                        head if keep_header else None)
+                                        _kept_header(head) if keep_header else None)
                     else:
                         yield Frame(length, time_ns, None, 0, 0, None)
                     if index == remaining:

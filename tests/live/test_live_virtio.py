@@ -7,10 +7,12 @@ there is no virtio_net interface, no root or tracefs, or the download cannot rea
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +67,13 @@ def test_validate_virtio_net_agrees_on_live_traffic():
     assert result["model_leaks"] == [] and result["trace_complete"]
     assert result["skbs_predicted"] >= 100, result["segments"]
     assert result["ok"]
+    # The live result (with its "device") has the shape docs/schema/validate-virtio.schema.json gives.
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "schema" / "validate-virtio.schema.json")
+                        .read_text())
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(json.loads(json.dumps(result)))]
+    assert errors == [] and "device" in result
 
 
 @pytest.mark.live

@@ -12,7 +12,7 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
-       [--drivers ice,copybreak,tun,virtio_net]
+       [--drivers ice,copybreak,tun,virtio_net,mana]
 """
 
 from __future__ import annotations
@@ -110,18 +110,35 @@ def _virtio_net(rng: random.Random) -> tuple[dict, str]:
     return options, traffic
 
 
+def _mana(rng: random.Random) -> tuple[dict, str]:
+    options = {}
+    if rng.random() < 0.6:
+        # around 6.18's fragment limit (mtu + MANA_RXBUF_PAD <= half a page), v6.9's XDP headroom limit and
+        # page (napi_alloc_frag() above it: the reference engine's), jumbo frames
+        options["mtu"] = rng.choice(("68", "1500", "1714", "1715", "3506", "3507", "3762", "3763", "4000", "9000"))
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("128", "200", "512", "2048"))
+    if rng.random() < 0.2:
+        options["gro"] = rng.choice(("0", "1"))
+    if rng.random() < 0.1:
+        options["gro_flush_timeout"] = "20000"
+    traffic = rng.choice(("imix", "fixed:14", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100",
+                          "uniform:14-9014", "fixed:9014"))
+    return options, traffic
+
+
 #: the drivers the fast engine runs: (weight, how to draw its options and traffic, whether it takes 4 KiB
 #: pages only); a driver added to the fast engine gets an entry here
 DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False),
-           "virtio_net": (2, _virtio_net, False)}
+           "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False)}
 
 
-def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: dict = DRIVERS) -> dict:
+def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
     """One random workload: RunConfig's keyword arguments (a driver of drivers)."""
     kernel = rng.choice(KERNELS + tuple(profiles))
-    driver = rng.choice([name for name, (weight, _, _) in drivers.items() for _ in range(weight)])
-    if drivers[driver][2] and ("16k" in kernel or "64k" in kernel):
-        driver = rng.choice([name for name, (_, _, small_pages) in drivers.items() if not small_pages])
+    driver = rng.choice([name for name in drivers for _ in range(DRIVERS[name][0])])
+    if DRIVERS[driver][2] and ("16k" in kernel or "64k" in kernel):
+        driver = rng.choice([name for name in drivers if not DRIVERS[name][2]] or ["copybreak"])
     options, traffic = DRIVERS[driver][1](rng)
     rate = rng.choice((None, 1e5, 1e6, 3e6, 2e7, 1234567.0))
     faults = ()
@@ -185,9 +202,11 @@ def main() -> int:
     parser.add_argument("--trace-share", type=float, default=0.1, help="share of workloads also compared with "
                         "--trace and --plot")
     args = parser.parse_args()
-    drivers = {name: DRIVERS[name] for name in args.drivers.split(",")}
     from skbsim.fast.cache import compile_now
 
+    drivers = tuple(args.drivers.split(","))
+    if not set(drivers) <= set(DRIVERS):
+        parser.error(f"--drivers: choose from {', '.join(DRIVERS)}")
     compile_now()
     rng = random.Random(args.seed)
     started = time.perf_counter()

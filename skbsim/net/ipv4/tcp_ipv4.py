@@ -32,7 +32,7 @@ from skbsim.net.ipv4.tcp import (
     tcp_skb_cb,
     tcp_sock,
 )
-from skbsim.net.skbuff import kfree_skb, kfree_skb_partial, skb_condense, skb_try_coalesce
+from skbsim.net.skbuff import kfree_skb, kfree_skb_partial, pskb_may_pull, skb_condense, skb_try_coalesce
 
 if TYPE_CHECKING:
     from skbsim.profile import Profile
@@ -218,10 +218,16 @@ def tcp_v4_do_rcv(sk: tcp_sock, skb, from_backlog: bool = False) -> tuple[str, s
 def tcp_v4_rcv(sk: tcp_sock, skb) -> tuple[str, str]:
     """net/ipv4/tcp_ipv4.c: tcp_v4_rcv() for a segment of sk's connection, skb->data at the TCP header.
 
-    Under the socket lock held by the process the segment goes to the
-    backlog (tcp_add_backlog(); a refused one is freed with sk_drops
-    counted), otherwise it is processed at once.  Returns (route, verdict).
+    The TCP header with its options is first pulled into the head
+    (pskb_may_pull(skb, th->doff * 4): a segment whose headers the driver
+    left in a page fragment); if that fails the segment is freed.  Under
+    the socket lock held by the process the segment goes to the backlog
+    (tcp_add_backlog(); a refused one is freed with sk_drops counted),
+    otherwise it is processed at once.  Returns (route, verdict).
     """
+    if not pskb_may_pull(sk.kernel, skb, skb.cb.doff):
+        kfree_skb(sk.kernel, skb, "NOT_SPECIFIED")  # discard_it, before the socket lookup
+        return "slow", "dropped:NOT_SPECIFIED"
     if not sk.owned_by_user:
         return tcp_v4_do_rcv(sk, skb)
     dropped, verdict = tcp_add_backlog(sk, skb)
