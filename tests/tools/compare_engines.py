@@ -12,6 +12,7 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
+       [--drivers ice,copybreak,tun,virtio_net,mana]
 """
 
 from __future__ import annotations
@@ -95,6 +96,20 @@ def _tun(rng: random.Random) -> tuple[dict, str]:
     return options, traffic
 
 
+def _virtio_net(rng: random.Random) -> tuple[dict, str]:
+    options = {}
+    for key, values in (("ring", ("2", "8", "64", "1024")), ("mtu", ("none", "68", "1400", "1500", "9000")),
+                        ("guest_gso", ("0", "1")), ("csum", ("partial", "valid", "none")), ("dma_api", ("0", "1")),
+                        ("indirect", ("0", "1")), ("gro", ("0", "1")), ("gro_max_size", ("1", "3000", "65536"))):
+        if rng.random() < 0.4:
+            options[key] = rng.choice(values)
+    traffic = rng.choice(("imix", "fixed:60", "fixed:100", "fixed:1514", "uniform:14-1600", "uniform:60-9018",
+                          "uniform:14-65535", "fixed:40"))
+    if options.get("gro") == "0" and rng.random() < 0.3:
+        traffic = rng.choice(("tcp-bulk", "tcp-bulk:ts=0", "tcp-bulk:mss=500"))
+    return options, traffic
+
+
 def _mana(rng: random.Random) -> tuple[dict, str]:
     options = {}
     if rng.random() < 0.6:
@@ -115,7 +130,7 @@ def _mana(rng: random.Random) -> tuple[dict, str]:
 #: the drivers the fast engine runs: (weight, how to draw its options and traffic, whether it takes 4 KiB
 #: pages only); a driver added to the fast engine gets an entry here
 DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False),
-           "mana": (1, _mana, False)}
+           "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False)}
 
 
 def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
