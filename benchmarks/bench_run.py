@@ -6,7 +6,7 @@ machine are noisy: every figure here is the best of --repeat runs, and the ratio
 between figures measured in the same run.
 
 1. The model: packets per second of both engines on IMIX traffic (Linux 6.9 profile, one
-   CPU, ice legacy-rx and build_skb, copybreak, tun, mana's page_pool pages; 6.18 for mana's
+   CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net, mana's page_pool pages; 6.18 for mana's
    page_pool fragments and libeth's idpf, 7.1 for ice's page_pool form), each after one untimed
    warm-up run
    (imports; the fast engine loads numba's cache).  For the fast engine also the compiled
@@ -28,7 +28,7 @@ between figures measured in the same run.
 Usage: python3 benchmarks/bench_run.py [--packets 1000000] [--ref-packets 200000] [--live-packets 200000]
                                        [--process-packets 10000000] [--pcap-packets 10000000]
                                        [--ref-pcap-packets 1000000] [--skip-pcap] [--repeat 3]
-                                       [--baseline DIR]
+                                       [--baseline DIR] [--only LABEL,...] [--skip-process]
 """
 
 from __future__ import annotations
@@ -49,10 +49,14 @@ sys.path.insert(0, str(ROOT))
 IMIX_CYCLE = (60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 590, 60)  # skbsim.traffic's simple IMIX
 #: the model workloads: (label, driver, options)
 WORKLOADS = (("ice rx=legacy", "ice", {"rx": "legacy"}), ("ice rx=build_skb", "ice", {"rx": "build_skb"}),
-             ("copybreak", "copybreak", {}), ("tun", "tun", {}),
+             ("copybreak", "copybreak", {}), ("tun", "tun", {}), ("virtio_net", "virtio_net", {}),
              ("mana (page_pool pages)", "mana", {}), ("mana (page_pool fragments)", "mana", {}),
              ("libeth idpf (MTU and short buffer queues)", "libeth", {"nic": "idpf"}),
              ("ice page_pool form (libeth)", "ice", {}))
+#: the live kernel's figure every workload is compared with: the tap path below, also for virtio_net (eth0 here is
+#: a virtio_net NIC, but its traffic cannot be made at a chosen rate: only ordinary downloads are allowed on it)
+LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap path (a tap device written by this "
+             "process), not this machine's virtio_net NIC")
 #: the release a workload's model runs on, when not 6.9 (6.18's mana cuts page_pool fragments; libeth is
 #: 6.10+; ice takes its buffers from page_pool in 7.1)
 KERNEL_OF = {"mana (page_pool fragments)": "6.18", "libeth idpf (MTU and short buffer queues)": "6.18",
@@ -320,33 +324,40 @@ def main() -> int:
     parser.add_argument("--skip-pcap", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is kept")
     parser.add_argument("--baseline", type=Path, help="another skbsim checkout to compare the fast engine with")
+    parser.add_argument("--only", help="model workloads to run, comma-separated labels (default: all of "
+                        f"{', '.join(label for label, _, _ in WORKLOADS)})")
+    parser.add_argument("--skip-process", action="store_true", help="skip the whole-process figure")
     args = parser.parse_args()
+    workloads = WORKLOADS if not args.only else [w for w in WORKLOADS if w[0] in args.only.split(",")]
     print(f"machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
           f"load average {os.getloadavg()[0]:.2f}")
     if args.baseline:
         bench_baseline(args.baseline, args.packets, args.repeat)
     rates = {}
-    for label, driver, options in WORKLOADS:
+    for label, driver, options in workloads:
         rates["reference", label] = bench_model(args.ref_packets, "reference", label, driver, options, 1)
         rates["fast", label] = bench_model(args.packets, "fast", label, driver, options, args.repeat)
     print("ratio   fast / reference engine: " + ", ".join(
-        f"{label} {rates['fast', label] / rates['reference', label]:.1f}" for label, _, _ in WORKLOADS))
-    process = bench_process(args.process_packets, args.repeat)
+        f"{label} {rates['fast', label] / rates['reference', label]:.1f}" for label, _, _ in workloads))
+    process = None if args.skip_process else bench_process(args.process_packets, args.repeat)
     live = bench_live(args.live_packets, True, args.repeat)
     tap_only = bench_live(args.live_packets, False, args.repeat)
+    print(f"note    {LIVE_NOTE}")
     for name, base in (("live kernel, tap -> UDP socket", live), ("live kernel, tap alone", tap_only)):
         if not base:
             continue
-        print(f"ratio   against the {name}: whole skbsim run process {process / base:.2f}; " + ", ".join(
+        whole = "" if process is None else f"whole skbsim run process {process / base:.2f}; "
+        print(f"ratio   against the {name}: {whole}" + ", ".join(
             f"{engine} {label} {rates[engine, label] / base:.2f}" for engine in ("reference", "fast")
-            for label, _, _ in WORKLOADS))
-    if live:
+            for label, _, _ in workloads))
+    page_pool = [label for label, _, _ in workloads if label in PAGE_POOL_WORKLOADS]
+    if live and page_pool:
         # no page_pool NIC here: the live figure for the page_pool drivers is the tap path's (tun's RX path,
         # page_frag and kmalloc heads, no page_pool), the closest the machine has to a NIC's
         print("ratio   page_pool drivers, fast engine / live kernel (tap -> UDP socket; the live path is tap's, "
               "not a page_pool NIC's: this machine has none): " + ", ".join(
                   f"{KERNEL_OF.get(label, '6.9')} {label} {rates['fast', label] / live:.2f}"
-                  for label in PAGE_POOL_WORKLOADS))
+                  for label in page_pool))
     if not args.skip_pcap:
         pcap = bench_pcap_memory(args.pcap_packets, args.ref_pcap_packets)
         print(f"ratio   pcap fast / reference engine (build_skb) = {pcap['fast build_skb'] / pcap['reference']:.1f}")

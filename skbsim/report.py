@@ -189,6 +189,8 @@ def leak_lines(results: list[dict]) -> list[str]:
             lines.append(f"leak check ({label}): {leaks['skbs']} skbs, {leaks['slab_objects']} slab objects, "
                          f"{leaks['pages']} pages not given back")
             lines.extend(f"leak check ({label}): {line}" for line in leaks["details"] if line.startswith("<page_pool"))
+            lines.extend(f"leak check ({label}): the modelled kernel's own leak, not a model bug: {leak['function']}() "
+                         f"keeps {leak['page']}: {leak['why']}" for leak in leaks.get("kernel", ()))
         lines.extend(f"warning ({label}): {warning}" for warning in r["warnings"])
     return lines
 

@@ -1305,6 +1305,14 @@ def virtnet_close_queue(kernel: Kernel, rq: receive_queue) -> None:
         pages.put_page(rq.alloc_frag.page)
         rq.alloc_frag.page = None
         rq.alloc_frag.offset = 0
+    elif rq.last_dma is not None:
+        # The queue's last skb_page_frag_refill() failed: it put the old block and left alloc_frag.page NULL,
+        # and free_receive_page_frags() looks at last_dma only when alloc_frag.page is set. The record's own
+        # reference (ref 1, taken by virtnet_rq_alloc()) is never dropped: the kernel leaks the block's page
+        # (6.6's premapped buffers through 6.18; 7.x's page_pool buffers have no record).
+        kernel.kernel_leak(rq.last_dma.page, "free_receive_page_frags",
+                           "the queue's last refill failed, alloc_frag.page is NULL and the last DMA record "
+                           "(rq->last_dma) is skipped: its page reference is never put")
     # virtnet_del_vqs() -> netif_napi_del(): what GRO still holds is freed.
     netif_napi_del(kernel, rq.napi)
 

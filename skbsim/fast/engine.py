@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from skbsim.fast.layout import (
-    CLOCK_LIMIT, DD_EOP, ERR_CLOCK, ERR_REASONS, HEAD_1K, HEAD_FRAG, HEAD_SMALL, ICE_RX_HDR_SIZE, MAX_QUEUED,
-    MAX_RCVBUF, OUTCOMES, STEP_LIMIT,
+    CLOCK_LIMIT, DD_EOP, ERR_CLOCK, ERR_REASONS, HEAD_1K, HEAD_FRAG, HEAD_SMALL, MAX_QUEUED, MAX_RCVBUF, OUTCOMES,
+    STEP_LIMIT,
 )
 from skbsim.fast.loop import _run, _teardown
 from skbsim.fast.setup import (
@@ -20,12 +20,13 @@ from skbsim.fast.state import (
     FR_INJECTED, FWD, IRQS, K_LIVE, NCPUS, NC_FLUSHES, NC_GETS, NC_HITS, NC_PUTS, NC_REFILLS, NC_REFILL_FAILURES,
     NOW, NTC, PACKETS, PEAK_PINNED, PEAK_RMEM, PF_ALLOCS, PF_REFILLS, PF_REUSES, PG_IN_USE, PG_PEAK, PINNED, POLLS,
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RCVBUF, RMEM, SK_DROPS, SK_LEN, SMALL_ALLOCS, SMALL_REFILLS, SR_LEN,
-    TB_COUNT, TB_TRUESIZE, TIME_SQUEEZE, TRUESIZE_TOTAL, TR_LEN,
+    TB_COUNT, TB_TRUESIZE, TIME_SQUEEZE, TRUESIZE_TOTAL, TR_LEN, HW_NEXT, RING_COUNT, VQ_HDR_LEN, VU_LEN, VU_NUM,
 )
 from skbsim.fast.state import FQ_SKBS, PAGE_POOL, PP_HOLD, PP_RELEASE, PP_STATS_FIRST
 from skbsim.fast.traffic import _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths
 from skbsim.drivers.libeth import libeth_rx_queue
+from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio, virtio_kernel
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
@@ -37,15 +38,19 @@ def unsupported(config: RunConfig) -> str | None:
         return "a socket per flow (--socket tcp: TCP receivers) is modelled by the reference engine only"
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
-    if config.driver not in ("ice", "copybreak", "tun") + PP_DRIVERS:
+    if config.driver not in ("ice", "copybreak", "tun", "virtio_net") + PP_DRIVERS:
         if config.driver in PP_NOT_YET:
             return f"the fast engine's page_pool drivers are {', '.join(PP_DRIVERS)}: {PP_NOT_YET[config.driver]}"
-        return f"the fast engine models only the ice, copybreak, tun and mana drivers, not {config.driver}"
+        return (f"the fast engine models only the ice, copybreak, tun, virtio_net, mana and libeth drivers, "
+                f"not {config.driver}")
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
     from skbsim.profile import load_profile
 
     profile = load_profile(config.kernel)
+    virtio_reason = unsupported_virtio(profile, config.options) if config.driver == "virtio_net" else None
+    if virtio_reason:
+        return virtio_reason
     if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
         return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
     if config.cpus > 1 and profile.feature("skb_defer_max_default") != "64":
@@ -90,21 +95,27 @@ class FastSimulation:
         self.ref = Simulation(config)  # validates, loads the profile, opens the ring as ice_open() does
         ring = self.ref.cpus[0].queue
         self.copybreak = config.driver == "copybreak"
+        self.virtio = config.driver == "virtio_net"
         self.legacy = False
         self.tun = None
         self.head = None
         self.libeth = False
-        self.headlens = False  # every frame's header length with the traffic (libeth's header split)
+        self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
+        if self.virtio:
+            if plot:
+                # its truesize table keeps one truesize per (frame length, frags); a virtio_net buffer's size
+                # follows the EWMA, so one length can have several
+                raise ValueError("the fast engine draws --plot for virtio_net only on the reference engine")
+            self.head = copy_head(self.ref)
+            self.codes = VirtioCodes(self.ref)  # what the header and GRO make of each frame
+            return
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
             return
         if isinstance(ring, libeth_rx_queue):  # libeth's iavf and idpf, and ice's page_pool form
             self.libeth = True
-            # header split: the NIC splits at eth_get_headlen() of every frame, measured as for legacy-rx
-            self.headlens = ring.hdr_fq is not None
-            if self.headlens and ring.hdr_fq.buf_len != ICE_RX_HDR_SIZE:
-                raise ValueError(f"the fast engine measures header lengths up to {ICE_RX_HDR_SIZE} bytes, not "
-                                 f"libeth's header buffer of {ring.hdr_fq.buf_len}")
+            if ring.hdr_fq is not None:  # header split: the NIC splits every frame at its eth_get_headlen()
+                self.codes = libeth_headlen(self.ref.dev, ring.hdr_fq.buf_len)
             return
         if config.driver == "mana":
             if any(not oob.from_pool for state in self.ref.cpus for oob in state.queue.rx_oobs):
@@ -134,6 +145,8 @@ class FastSimulation:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
             k = copybreak_kernel(self.ref, trace, self.plot, self.copy_heads)
+        elif self.virtio:
+            k = virtio_kernel(self.ref, trace, self.plot, self.head)
         else:
             k = ice_kernel(self.ref, trace, self.plot, self.head)
         if not self._stream(k):
@@ -143,8 +156,7 @@ class FastSimulation:
     def _stream(self, k) -> bool:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events; False when
         the loop left its modelled ground."""
-        chunks = _traffic_chunks(self.ref.source, self.config, self.legacy or self.headlens, self.ref,
-                                 0 if self.headlens else ICE_RX_HDR_SIZE)
+        chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref, self.codes)
         try:
             while True:
                 try:
@@ -186,6 +198,8 @@ class FastSimulation:
         ring = self.ref.cpus[0].queue
         if self.tun is not None:
             return self.tun.names
+        if self.virtio:
+            return [("build_skb", "virtio_net rx buffer", None), (self.head["path"], self.head["source"], None)]
         if self.copybreak:
             by_kind = {h[0]: (h[3], h[4], None) for h in self.copy_heads}
             return [("", "", None), ("napi_build_skb", "copybreak rx buffer (page_frag)", None)] + [
@@ -235,6 +249,19 @@ class FastSimulation:
                         break
                 self.trace.write(int(k.st[NOW]), cpu, frame_len, None, "dropped:driver")
 
+    def _trace_lost_virtio_frames(self, k) -> None:
+        """Trace records of the frames still used on each virtio_net ring when it closes (virtnet_close_queue()
+        drops them; only a failing allocation leaves any)."""
+        used = k.virtio.used
+        mask = int(k.cfg[RING_COUNT]) - 1
+        for cpu in range(int(k.cfg[NCPUS])):
+            at, end = int(k.pcpu[cpu, NTC]), int(k.pcpu[cpu, HW_NEXT])
+            while at < end:
+                num = int(used[cpu, at & mask, VU_NUM])
+                frame_len = sum(int(used[cpu, (at + j) & mask, VU_LEN]) for j in range(num)) - int(k.cfg[VQ_HDR_LEN])
+                self.trace.write(int(k.st[NOW]), cpu, frame_len, None, "dropped:driver")
+                at += num
+
     def _finish(self, k) -> dict | None:
         """What Simulation._finish reports: read what is left, tear down as the kernel would on close (the
         socket, each queue, the per-CPU caches), then count; None when anything is left over (only the
@@ -250,11 +277,15 @@ class FastSimulation:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
             at_close["frames_dropped"] = int(stats[D_NIC_FRAMES]) - int(stats[D_FRAMES])
             if self.trace is not None:
-                self._trace_lost_frames(k)
+                (self._trace_lost_virtio_frames if self.virtio else self._trace_lost_frames)(k)
         _teardown(k)
         pools = k.pp.pool if k.cfg[PAGE_POOL] else k.pp.pool[:0]
         if k.st[ERR] or k.st[PG_IN_USE] != 0 or k.slabs.caches[:, K_LIVE].any() or (
                 pools[:, PP_HOLD] != pools[:, PP_RELEASE]).any():
+            if self.virtio and not k.st[ERR]:
+                self.why = ("a page is left over at close (virtio_net's free_receive_page_frags() skips the last "
+                            "DMA record after a failed refill: the kernel's own leak, which the reference engine "
+                            "itemises)")
             return None
         result = self._result(k, at_close)
         if k.cfg[PAGE_POOL]:
@@ -336,11 +367,15 @@ class FastSimulation:
         """paths and head_sources: the delivered skbs by path and by head source."""
         if self.tun is not None:
             return self.tun.names_of(k.tun.delivered)
-        if self.copybreak:
+        if self.copybreak or self.virtio:
             paths, head_sources = {}, {}
             counters = {HEAD_1K: CB_N_1K, HEAD_SMALL: CB_N_SMALL, HEAD_FRAG: CB_N_FRAG, -1: CB_N_BUILD}
-            named = {h[0]: (h[3], h[4]) for h in self.copy_heads}
-            named[-1] = ("napi_build_skb", "copybreak rx buffer (page_frag)")
+            if self.virtio:
+                named = {self.head["kind"]: (self.head["path"], self.head["source"]),
+                         -1: ("build_skb", "virtio_net rx buffer")}
+            else:
+                named = {h[0]: (h[3], h[4]) for h in self.copy_heads}
+                named[-1] = ("napi_build_skb", "copybreak rx buffer (page_frag)")
             for kind, (path, head_source) in named.items():
                 n = int(k.st[counters[kind]])
                 if n:
@@ -370,6 +405,14 @@ class FastSimulation:
             by_len[truesize] = by_len.get(truesize, 0) + int(counts[frame_len, nr_frags])
         return {"series": [tuple(point) for point in trace.series[:int(k.st[SR_LEN])].tolist()],
                 "truesize_by_len": truesize_by_len, "page_size": self.ref.kernel.profile.PAGE_SIZE}
+
+
+def libeth_headlen(dev, hdr_buf_len: int):
+    """libeth_nic_receive()'s header length of a frame (header bytes, length) with header split: the model's
+    eth_get_headlen() of its bytes, up to a header buffer."""
+    from skbsim.net.ethernet import eth_get_headlen
+
+    return lambda header, length: eth_get_headlen(dev, header, hdr_buf_len)
 
 
 def simulate_fast(config: RunConfig, progress=None, why: list | None = None, trace=None,

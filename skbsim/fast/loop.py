@@ -12,13 +12,15 @@ from skbsim.fast.rx import _nic_receive, _poll
 from skbsim.fast.slub import _kmem_cache_shrink, _slab_free_bulk
 from skbsim.fast.sock import WHOLE, _app_read, _trace_drop, _udp_rmem_release
 from skbsim.fast.state import (
-    BUF_BIAS, BUF_PAGE, BYTES, CACHE_SKB, DEFER_LEN, DRIVER, DRIVER_COPYBREAK, DRIVER_TUN, D_OVERSIZE, ERR, EV_LEN,
+    BUF_BIAS, BUF_PAGE, BYTES, CACHE_SKB, DEFER_LEN, DRIVER, DRIVER_COPYBREAK, DRIVER_TUN, DRIVER_VIRTIO,
+    D_OVERSIZE, ERR, EV_LEN,
     EV_TIME, HQ_HEAD, HQ_LEN, IPIS, NCPUS, NC_LEN, NOW, P1K_OFFSET, P1K_PAGE, PACKETS, PAGE_REF, PF_BIAS, PF_PAGE,
     RING_COUNT, RING_DROPS, RXMAX, SCHEDULED, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, SK_HEAD, SK_LEN,
     TF_PAGE, TRACE, TRAFFIC_DONE, WMEM,
 )
 from skbsim.fast.state import PAGE_POOL  # page_pool
 from skbsim.fast.tun import _tun_poll, _tun_write
+from skbsim.fast.virtio import _virtnet_close_queue, _virtnet_device_rx
 
 
 @njit(cache=True, forceinline=True)
@@ -40,6 +42,8 @@ def _arrive(k, length, cpu, hlen):
     ok = False
     if length > cfg[RXMAX]:
         k.st[D_OVERSIZE] += 1
+    elif cfg[DRIVER] == DRIVER_VIRTIO:
+        ok = _virtnet_device_rx(k, cpu, length, hlen)  # hlen: the frame's code (fast.virtio)
     else:
         ok = _nic_receive(k, cpu, length, 0 if cfg[DRIVER] == DRIVER_COPYBREAK else hlen)
     if k.st[ERR]:
@@ -125,6 +129,9 @@ def _destroy_socket(k):
 def _close_queue(k, cpu):
     """The driver's close of queue cpu: the ring's pages (ice_clean_rx_ring(): the driver's references), or
     tun's written skbs not yet taken (each uncharged from sk_wmem_alloc) and its task_frag reference."""
+    if k.cfg[DRIVER] == DRIVER_VIRTIO:
+        _virtnet_close_queue(k, cpu)
+        return
     if k.cfg[PAGE_POOL]:
         _pp_close_queue(k, cpu)
         return

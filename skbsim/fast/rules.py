@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from skbsim.drivers.ice import ice_page_count_reusable
 from skbsim.drivers.libeth import idpf_rx_hsplit_wa_len
+from skbsim.drivers.virtio_net import ewma_pkt_len_add, get_mergeable_buf_len, mergeable_buf_carve
 from skbsim.fast.layout import njit
 from skbsim.mm.slab import cpu_partial_full, get_partial_node_done, slab_discard_empty
 from skbsim.net.page_pool import page_pool_alloc_size, pp_napi_local, pp_recycle_direct, pp_ref_count_unref
@@ -32,6 +33,11 @@ _slab_discard_empty = njit(cache=True, forceinline=True)(slab_discard_empty)
 _cpu_partial_full = njit(cache=True, forceinline=True)(cpu_partial_full)
 # skbsim.mm.slab.get_partial_node_done: when get_partial_node() stops taking slabs
 _get_partial_node_done = njit(cache=True, forceinline=True)(get_partial_node_done)
+# skbsim.drivers.virtio_net: the EWMA of packet lengths, the next mergeable buffer's length, where
+# add_recvbuf_mergeable() cuts it from the frag block
+_ewma_pkt_len_add = njit(cache=True, forceinline=True)(ewma_pkt_len_add)
+_get_mergeable_buf_len = njit(cache=True, forceinline=True)(get_mergeable_buf_len)
+_mergeable_buf_carve = njit(cache=True, forceinline=True)(mergeable_buf_carve)
 # skbsim.net.page_pool.pp_ref_count_unref: page->pp_ref_count after page_pool_unref_page()
 _pp_ref_count_unref = njit(cache=True, forceinline=True)(pp_ref_count_unref)
 # skbsim.net.page_pool.pp_napi_local: page_pool_napi_local()'s test
@@ -44,6 +50,7 @@ _idpf_rx_hsplit_wa_len = njit(cache=True, forceinline=True)(idpf_rx_hsplit_wa_le
 _page_pool_alloc_size = njit(cache=True, forceinline=True)(page_pool_alloc_size)
 
 __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_cpu_partial_full",
-           "_get_partial_node_done", "_ice_can_reuse_rx_page", "_idpf_rx_hsplit_wa_len", "_page_pool_alloc_size",
-           "_pp_napi_local", "_pp_recycle_direct", "_pp_ref_count_unref", "_sk_mem_reclaimable", "_skb_defer_admit",
+           "_ewma_pkt_len_add", "_get_mergeable_buf_len", "_get_partial_node_done", "_ice_can_reuse_rx_page",
+           "_idpf_rx_hsplit_wa_len", "_mergeable_buf_carve", "_page_pool_alloc_size", "_pp_napi_local",
+           "_pp_recycle_direct", "_pp_ref_count_unref", "_sk_mem_reclaimable", "_skb_defer_admit",
            "_slab_discard_empty", "_udp_forward_pages", "_udp_rcvbuf_admits"]

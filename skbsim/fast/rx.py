@@ -6,6 +6,7 @@ each descriptor's status and length, the ring's indices (skbsim.fast.state).
 
 from __future__ import annotations
 
+from skbsim.fast import virtio
 from skbsim.fast.layout import (
     COUNTED, DD_DONE, DD_EOP, ERR_BUG, ERR_EMPTY_FRAME, ERR_FRAME_ABOVE_RING, FL_TAG, ICE_RX_HDR_SIZE, L_NONE,
     O_DRIVER, USHRT_MAX, njit,
@@ -18,7 +19,8 @@ from skbsim.fast.sock import _deliver, _trace_drop
 from skbsim.fast.state import (
     BUDGET_LEFT, BUF_BIAS, BUF_PAGE, BUF_PGCNT, BUILD_TRUESIZE, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS, CB_FRAGSZ,
     CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DEFER_LEN, DESC_DD, DESC_HLEN, DESC_LEN, DRIVER,
-    DRIVER_COPYBREAK, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES,
+    DRIVER_COPYBREAK, DRIVER_VIRTIO, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES, D_FRAMES_DROPPED,
+    D_NIC_FRAMES,
     D_PAGES_ALLOC, D_POLLS, D_RELEASED, D_REUSED, D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, FIRST_DESC, FRAME_SZ,
     HEAD_FRAGSZ, HEAD_KIND, HEAD_TRUESIZE, HW_NEXT, LEGACY, NOW, NTA, NTC, NTU, PAGE_REF, POLLS, PUT_MODE,
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT, RING_ORDER, RX_BUF_LEN, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN,
@@ -103,8 +105,9 @@ def _nic_receive(k, cpu, length, hlen):
 
 @njit(cache=True)
 def _poll(k, cpu):
-    """One napi_poll() (Simulation._poll) of an ice or copybreak queue (tun's: tun._tun_poll): the CPU's defer
-    list first, the driver's poll (ice_napi_poll() / ice_clean_rx_irq(), or copybreak_poll()) within the
+    """One napi_poll() (Simulation._poll) of an ice, copybreak or virtio_net queue (tun's: tun._tun_poll): the
+    CPU's defer list first, the driver's poll (ice_napi_poll() / ice_clean_rx_irq(), copybreak_poll() or
+    virtnet_poll()) within the
     budget, the poll's skbs to the stack, the end of the poll."""
     k.st[POLLS] += 1
     napi = k.pcpu[cpu]
@@ -118,6 +121,8 @@ def _poll(k, cpu):
     if budget > 0:
         if k.cfg[DRIVER] == DRIVER_COPYBREAK:
             work, ndel = _cb_clean_rx_irq(k, cpu, budget)
+        elif k.cfg[DRIVER] == DRIVER_VIRTIO:
+            work, ndel = virtio._virtnet_receive(k, cpu, budget)
         elif k.cfg[PAGE_POOL]:
             work, ndel = pp_drivers._pp_poll(k, cpu, budget)
         else:

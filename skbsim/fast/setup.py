@@ -25,6 +25,7 @@ from skbsim.fast.state import (
     NC_CACHE_SIZE, NTA, NTC, NTU, NapiCaches, PF_ALLOCS, PF_BIAS, PF_OFFSET, PF_PAGE, PF_REFILLS, PF_REUSES,
     PF_SIZE, PG_IN_USE, PG_MAX_ORDER, PG_NEXT, PG_PEAK, PLOT, RING_COUNT, RXMAX, SKB_FIELDS, Socket, TAIL, TRACE,
     SlabSpec, Trace, new_page_pools, new_pages, new_pcpu, new_rings, new_scalars, new_slabs, new_tun_queues,
+    new_virtio_queues,
 )
 from skbsim.fast.state import (
     DRIVER_LIBETH, DRIVER_MANA, FQE_PAGE, FQE_TRUESIZE, FQ_BUF_LEN, FQ_EMPTY, FQ_LO, FQ_TRUESIZE, new_libeth_fqs,
@@ -113,7 +114,8 @@ def slab_spec(kernel, cache, live: int) -> SlabSpec:
 TableSizes = namedtuple("TableSizes", ("pages", "caches", "queue", "frag_lists", "frags", "ring_bias"))
 
 
-def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=None, pp=None, lb=None) -> Kernel:
+def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=None, pp=None,
+               virtio=None, lb=None) -> Kernel:
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
     them; the caller fills in the rings (and the caches the driver's open filled)."""
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
@@ -152,6 +154,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=
         batch=np.zeros((NAPI_POLL_WEIGHT, SKB_FIELDS), np.int64),
         trace=Trace(np.zeros((trace_rows, T_SIZE), np.int64), np.zeros((lengths, MAX_FRAGS_SEEN, 2), np.int64),
                     np.zeros((SERIES_LIMIT, 3), np.int64)),
+        virtio=virtio if virtio is not None else new_virtio_queues(1, 1, 1),
         pp=pp if pp is not None else new_page_pools(0, 1, 1, 1),
         lb=lb if lb is not None else new_libeth_fqs(0, 1, 1, 1),
     )

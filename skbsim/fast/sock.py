@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from skbsim.drivers.virtio_net import GOOD_COPY_LEN
+
 from skbsim.fast.layout import (
     COUNTED, ERR_BUG, ERR_TABLE_FULL, ETH_HLEN, O_DELIVERED, O_SOCKET, READER_CPU, SKB_DEFER_MAX, T_CPU,
     T_DATA_LEN, T_FRAME_LEN, T_KIND, T_LEN, T_NR_FRAGS, T_OUTCOME, T_TIME, T_TRUESIZE, _READ, njit,
@@ -21,10 +23,11 @@ from skbsim.fast.rules import (
 from skbsim.fast.state import (
     APP_GAP, APP_NEXT, APP_UNLIMITED, APP_WAITING, CB_KIND, CONDENSED, CONSUMED, COND_ROOM, COND_TS, COPYBREAK, COST,
     DEFER_FREE, DEFER_IPI, DEFER_LEN, DEFER_LIMIT_MINUS_1, DEFICIT, DELIVERED, DRIVER, DRIVER_COPYBREAK, DRIVER_ICE,
-    DRIVER_TUN, ENQUEUED, ERR, FWD, FWD_DEFICIT_ONLY, IPI_SENT, IPIS, LARGE_FIT, MEMALLOC, NOW, PAGE_SIZE,
+    DRIVER_TUN, DRIVER_VIRTIO, ENQUEUED, ERR, FWD, FWD_DEFICIT_ONLY, IPI_SENT, IPIS, LARGE_FIT, MEMALLOC, NOW,
+    PAGE_SIZE,
     PEAK_PINNED, PEAK_RMEM, PINNED, PLOT, RCVBUF, READER_LEN, RMEM, SK_DROPS, SK_HEAD, SK_LEN, SKB_CPU, SKB_DLEN,
     SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, STRICT_FIT, TB_COUNT, TB_TRUESIZE, TR_LEN, TRACE,
-    TRUESIZE_TOTAL,
+    TRUESIZE_TOTAL, VQ_IP_ALIGN,
 )
 from skbsim.fast.page_pool import _pp_put_skb_frags  # page_pool
 from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_HSPLIT, FQ_SHORT_LEN, PAGE_POOL, PP_SOFTIRQ  # page_pool
@@ -87,6 +90,9 @@ def _observe(k, skb, cpu, time_ns, refused):
     kind = 0
     if cfg[DRIVER] == DRIVER_COPYBREAK:
         kind = 1 + (k.rings.copy[CB_KIND, size] + 1 if size <= cfg[COPYBREAK] else 0)
+    elif cfg[DRIVER] == DRIVER_VIRTIO:
+        # built on the buffer (page_to_skb()'s build_skb(): above GOOD_COPY_LEN, NET_IP_ALIGN 0, no frags), or a copy
+        kind = 0 if skb[SKB_FRAG] < 0 and size > GOOD_COPY_LEN and not cfg[VQ_IP_ALIGN] else 1
     elif cfg[DRIVER] == DRIVER_TUN:
         kind = size  # tun: what an skb is depends on its length (_TunLengths.names)
     elif cfg[DRIVER] == DRIVER_LIBETH:

@@ -34,6 +34,7 @@ Socket         the UDP socket's queue, queued skbs' pages         net/sock.py ud
 Events         the event heap                                     sim.Simulation.events
 batch          the skbs one poll hands to the stack               sim.Simulation._poll
 Trace          --trace records, --plot's table and series         report.TraceWriter, sim._Series
+VirtioQueues   virtio_net's posted and used buffers, DMA records  drivers/virtio_net.py
 PagePool       each page_pool: cache, ptr_ring, counters; page->pp  net/page_pool.py page_pool
 LibethFqs      libeth's fill queues: buffers, the NIC's completions  drivers/libeth.py libeth_fq
 Kernel         all of the above                                   kernel.Kernel + Simulation
@@ -66,6 +67,12 @@ CONFIG_FIELDS = (
     "COPYBREAK", "CB_BUF_FRAGSZ", "CB_BUILD_TS", "CB_BUF_SIZE",
     # tun: sk_sndbuf, the task_frag order, SMP_CACHE_BYTES, alloc_skb_with_frags()'s form, first order, limit
     "TUN_SNDBUF", "TF_ORDER", "TUN_SMP", "TUN_CHUNKS", "TUN_MAX_ORDER", "TUN_FRAG_LIMIT",
+    # virtio_net (mergeable buffers): the virtio-net header, mergeable_min_buf_len(), premapped frag blocks
+    # (a DMA record), 6.13's overflow fix, the hole fold, a failed refill's repoll, the frag block's order,
+    # L1_CACHE_BYTES, SKB_TRUESIZE(0), SHINFO_SIZE, NET_IP_ALIGN, MAX_SKB_FRAGS, napi_alloc_skb(GOOD_COPY_LEN)'s
+    # tailroom
+    "VQ_HDR_LEN", "VQ_MIN_BUF_LEN", "VQ_PREMAPPED", "VQ_OVERFLOW_FIX", "VQ_HOLE_FOLD", "VQ_REPOLL", "VQ_FRAG_ORDER",
+    "VQ_L1", "VQ_TS0", "VQ_SHINFO", "VQ_IP_ALIGN", "VQ_MAX_FRAGS", "VQ_COPY_ROOM",
     # page_pool drivers: skbs' pages come from page_pools (their frees go to napi_pp_put_page()); mana's
     # buffers are page_pool fragments (not whole pages)
     "PAGE_POOL", "PP_FRAGS",
@@ -79,12 +86,15 @@ CONFIG_FIELDS = (
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
  RXMAX, RX_BUF_LEN, RING_ORDER, PUT_MODE, FRAME_SZ, BUILD_TRUESIZE, LEGACY, HEAD_KIND, HEAD_TRUESIZE, HEAD_FRAGSZ,
  COND_ROOM, COND_TS, COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, CB_BUF_SIZE, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_CHUNKS,
- TUN_MAX_ORDER, TUN_FRAG_LIMIT, PAGE_POOL, PP_FRAGS, FQ_COUNT, FQ_REFILL_EVERY, FQ_SHORT_LEN, BUILD_OVERHEAD,
- FQ_HSPLIT, L1_CACHE_BYTES, CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
+ TUN_MAX_ORDER, TUN_FRAG_LIMIT, VQ_HDR_LEN, VQ_MIN_BUF_LEN, VQ_PREMAPPED, VQ_OVERFLOW_FIX, VQ_HOLE_FOLD, VQ_REPOLL,
+ VQ_FRAG_ORDER, VQ_L1, VQ_TS0, VQ_SHINFO, VQ_IP_ALIGN, VQ_MAX_FRAGS, VQ_COPY_ROOM, PAGE_POOL, PP_FRAGS,
+ FQ_COUNT, FQ_REFILL_EVERY, FQ_SHORT_LEN, BUILD_OVERHEAD, FQ_HSPLIT, L1_CACHE_BYTES,
+ CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
 DRIVER_MANA = 3
-DRIVER_LIBETH = 4
+DRIVER_VIRTIO = 4
+DRIVER_LIBETH = 5
 
 # -- st: the kernel's scalars ---------------------------------------------------------------------------
 (ERR,  # the run's error code (ERR_* in layout.py): the compiled loop left its modelled ground
@@ -129,7 +139,11 @@ DRIVER_LIBETH = 4
  NTU, NTC, NTA, FIRST_DESC, TAIL, HW_NEXT,
  # tun: the writer's task_frag (page, offset, size), sk_wmem_alloc, the written skbs' FIFO (head, length)
  TF_PAGE, TF_OFFSET, TF_SIZE, WMEM, HQ_HEAD, HQ_LEN,
- PCPU_SIZE) = range(30)
+ # virtio_net's receive queue: rq->alloc_frag (page, offset, size), the EWMA of packet lengths, rq->last_dma's
+ # block (a page id, -1 for none), refill_work() pending; NTU, HW_NEXT and NTC count buffers posted, used by the
+ # device and taken by the driver (never wrapped: a slot is the count modulo the ring)
+ VQ_FRAG_PAGE, VQ_FRAG_OFFSET, VQ_FRAG_SIZE, VQ_EWMA, VQ_LAST_DMA, VQ_REFILL,
+ PCPU_SIZE) = range(36)
 
 # -- an skb, as queues and lists hold it ---------------------------------------------------------------
 #: the columns of a row standing for an skb (struct sk_buff) in the socket queue, a tun queue, a defer
@@ -202,6 +216,13 @@ EV_TIME, EV_ORDER, EV_KIND, EV_CPU, EV_FIELDS = range(5)
 Trace = namedtuple("Trace", ("records", "table", "series"))
 TB_COUNT, TB_TRUESIZE = range(2)
 
+#: virtio_net: dma[pid], the count of a premapped frag block's struct virtnet_rq_dma (its posted buffers, plus
+#: one while it is the queue's current block); buf[cpu, slot] / used[cpu, slot]: each posted buffer (VB_*
+#: columns) and what the device wrote into it (VU_*)
+VirtioQueues = namedtuple("VirtioQueues", ("dma", "buf", "used"))
+VB_PAGE, VB_START, VB_LEN, VB_FIELDS = range(4)
+VU_NUM, VU_LEN, VU_CODE, VU_FIELDS = range(4)
+
 #: struct page_pool, a row of pool per pool (PP_* columns: its constants from page_pool_create(), its
 #: state and its statistics in PP_STATS order); cache[p]: its alloc cache (page ids, PP_CACHE_LEN of them);
 #: ring[p]: its ptr_ring (PP_RING_LEN page ids from PP_RING_HEAD, circular); pp[pid]: page->pp (the pool
@@ -238,7 +259,7 @@ FQE_PAGE, FQE_TRUESIZE, FQE_DONE, FQE_FIELDS = range(4)
 C_FQ, C_START, C_NBUFS, C_LEN, C_HDR_LEN, C_FIELDS = range(6)
 
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
-                               "sock", "events", "batch", "trace", "pp", "lb"))
+                               "sock", "events", "batch", "trace", "pp", "virtio", "lb"))
 
 
 def _zeros(*shape, dtype=np.int64):
@@ -258,6 +279,8 @@ def new_pcpu(ncpus: int, budget: int) -> np.ndarray:
     pcpu[:, P1K_PAGE] = -1
     pcpu[:, PF_PAGE] = -1
     pcpu[:, TF_PAGE] = -1
+    pcpu[:, VQ_FRAG_PAGE] = -1
+    pcpu[:, VQ_LAST_DMA] = -1
     return pcpu
 
 
@@ -302,6 +325,10 @@ def new_rings(ncpus: int, count: int, bias: int, copy) -> Rings:
     buf[:, :, BUF_PAGE] = -1
     buf[:, :, BUF_BIAS] = bias
     return Rings(buf, _zeros(ncpus, count, DESC_FIELDS), copy)
+
+
+def new_virtio_queues(pages: int, ncpus: int, count: int) -> VirtioQueues:
+    return VirtioQueues(_zeros(pages), _zeros(ncpus, count, VB_FIELDS), _zeros(ncpus, count, VU_FIELDS))
 
 
 def new_page_pools(npools: int, cache_size: int, ring_size: int, pages: int) -> PagePool:

@@ -20,8 +20,7 @@ HEADER_TABLE_SIZE = 1 << 12
 HEADER_HASH_MIX = 0x9E3779B97F4A7C15
 
 
-def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None,
-                    headlen_above: int = ICE_RX_HDR_SIZE):
+def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simulation | None = None, measure=None):
     """(lengths, arrival times, RX queues) as int64 arrays of up to CHUNK frames, streamed.
 
     Synthetic sources give lengths without building frames (length_batches),
@@ -32,18 +31,25 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     its frames' headers grouped by a compiled table (_HeaderTable) so that
     eth_get_headlen() runs once per distinct header; other captures are
     read frame by frame through the source.  Raises _Unscannable when the
-    fast reader meets something it leaves to the reference reader.  The
-    header lengths are measured for the frames above headlen_above bytes
-    (others get 0): ICE_RX_HDR_SIZE for rx=legacy, 0 for libeth's header split.
+    fast reader meets something it leaves to the reference reader.  With
+    measure (virtio_net: a value of each frame's header bytes and length,
+    skbsim.fast.virtio_setup.VirtioCodes) the fourth array holds it for every
+    frame, measured once per (flow, length) or distinct frame.
     """
     from skbsim.traffic.capture import CaptureSource
     from skbsim.traffic.synthetic import SyntheticSource
 
+    if measure is not None:
+        if isinstance(source, SyntheticSource) and source.headers:
+            yield from _synthetic_with_headlen(source, config, ref, measure, 0)
+        else:
+            yield from _frames_with_headlen(source, ref, measure, 0)
+        return
     if legacy:
         if isinstance(source, SyntheticSource) and source.headers:
-            yield from _synthetic_with_headlen(source, config, ref, headlen_above)
+            yield from _synthetic_with_headlen(source, config, ref)
         elif (isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1
-              and source.headers and _pcap_is_ethernet(source) and headlen_above == ICE_RX_HDR_SIZE):
+              and source.headers and _pcap_is_ethernet(source)):
             from skbsim.net.ethernet import eth_get_headlen
 
             dev = ref.dev
@@ -54,7 +60,7 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
             for lengths, times, hlens in _pcap_chunks(source, headlen_of):
                 yield lengths, times, np.zeros(len(lengths), np.int64), hlens
         else:
-            yield from _frames_with_headlen(source, ref, headlen_above)
+            yield from _frames_with_headlen(source, ref)
         return
     if isinstance(source, SyntheticSource):
         take_times = _arrival_times(source.rate, source.arrival, source.seed)
@@ -94,8 +100,17 @@ def _pcap_is_ethernet(source) -> bool:
     return bool(capture.link_info(header.linktype)[3])
 
 
-def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation, headlen_above: int):
-    """Synthetic frames in chunks with their eth_get_headlen(), without building Frame objects.
+def _legacy_headlen(ref: Simulation):
+    """ice_construct_skb()'s header length of a frame: the model's eth_get_headlen() of its bytes."""
+    from skbsim.net.ethernet import eth_get_headlen
+
+    dev = ref.dev
+    return lambda header, length: eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
+
+
+def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation, headlen=None, above=ICE_RX_HDR_SIZE):
+    """Synthetic frames in chunks with their eth_get_headlen() (or headlen(header, length) of each frame
+    above `above` bytes), without building Frame objects.
 
     A synthetic frame's header bytes are its flow's template built for its
     length (SyntheticSource._generate), so the header length depends on
@@ -103,15 +118,14 @@ def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation, headlen_
     eth_get_headlen() on exactly those bytes.  Flows are drawn per frame
     with the source's own seeded picker, as the frames draw them.
     """
-    from skbsim.net.ethernet import eth_get_headlen
     from skbsim.traffic.synthetic import SYNTHETIC_IPV4_UDP_MIN
 
+    measure_header = headlen or _legacy_headlen(ref)
     take_times = _arrival_times(source.rate, source.arrival, source.seed)
     pick_flows = source._flow_picker()
     non_ip_queue = source.rss.table[0]
     flow_states: dict = {}
     headlen_of: dict[int, int] = {}
-    dev = ref.dev
 
     def flow_state(index):
         state = flow_states.get(index)
@@ -121,11 +135,12 @@ def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation, headlen_
 
     def measure(index, length):
         key = index * 65536 + length
-        headlen = headlen_of.get(key)
-        if headlen is None:
+        value = headlen_of.get(key)
+        if value is None:
             header = flow_state(index).template.build(length)
-            headlen = headlen_of[key] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
-        return headlen
+            value = headlen_of[key] = measure_header(header, length)
+            return value
+        return value
 
     # On one CPU the flow matters only through the header length.  While every flow gives a
     # length the same header length, the per-frame flow draws are not needed; once one does
@@ -136,7 +151,7 @@ def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation, headlen_
     for batch in source.length_batches(CHUNK):
         lengths = np.asarray(batch, np.int64)
         hlens = np.zeros(len(batch), np.int64)
-        long = lengths > headlen_above
+        long = lengths > above
         if same_for_all_flows is not None:
             for length in np.unique(lengths[long]).tolist():
                 if length not in same_for_all_flows:
@@ -175,7 +190,7 @@ def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation, headlen_
         yield lengths, take_times(len(batch)), queues, hlens
 
 
-def _frames_with_headlen(source, ref: Simulation, headlen_above: int):
+def _frames_with_headlen(source, ref: Simulation, headlen=None, above=ICE_RX_HDR_SIZE):
     """Frames through the source, with what eth_get_headlen() finds in the bytes the NIC writes.
 
     ice_construct_skb() copies eth_get_headlen(header, ICE_RX_HDR_SIZE) bytes of
@@ -184,14 +199,15 @@ def _frames_with_headlen(source, ref: Simulation, headlen_above: int):
     eth_get_headlen() measures it (once per distinct header while the memo
     holds it: the memo is emptied when it reaches HEADER_TABLE_SIZE headers,
     so a capture of many distinct headers does not grow it without bound).
+    headlen(header, length), for frames above `above` bytes, replaces it (its
+    memo keyed by both).
     """
     from skbsim.drivers.base import frame_header
-    from skbsim.net.ethernet import eth_get_headlen
 
+    measure = headlen or _legacy_headlen(ref)
     templates = [state.queue.synthetic for state in ref.cpus]
     ncpus = len(templates)
-    dev = ref.dev
-    known: dict[bytes, int] = {}
+    known: dict = {}
     memo_size = max(1, HEADER_TABLE_SIZE)
     lengths = np.zeros(CHUNK, np.int64)
     times = np.zeros(CHUNK, np.int64)
@@ -203,14 +219,15 @@ def _frames_with_headlen(source, ref: Simulation, headlen_above: int):
         lengths[n] = length
         times[n] = frame.time_ns
         queues[n] = frame.queue
-        if length > headlen_above:
+        if length > above:
             header = frame_header(frame, templates[frame.queue % ncpus])
-            headlen = known.get(header)
-            if headlen is None:
+            key = header if headlen is None else (header, length)
+            value = known.get(key)
+            if value is None:
                 if len(known) >= memo_size:
                     known.clear()
-                headlen = known[header] = eth_get_headlen(dev, header, ICE_RX_HDR_SIZE)
-            hlens[n] = headlen
+                value = known[key] = measure(header, length)
+            hlens[n] = value
         n += 1
         if n == CHUNK:
             yield lengths.copy(), times.copy(), queues.copy(), hlens.copy()

@@ -12,6 +12,7 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
+       [--drivers ice,copybreak,tun,virtio_net,mana]
 """
 
 from __future__ import annotations
@@ -95,6 +96,20 @@ def _tun(rng: random.Random) -> tuple[dict, str]:
     return options, traffic
 
 
+def _virtio_net(rng: random.Random) -> tuple[dict, str]:
+    options = {}
+    for key, values in (("ring", ("2", "8", "64", "1024")), ("mtu", ("none", "68", "1400", "1500", "9000")),
+                        ("guest_gso", ("0", "1")), ("csum", ("partial", "valid", "none")), ("dma_api", ("0", "1")),
+                        ("indirect", ("0", "1")), ("gro", ("0", "1")), ("gro_max_size", ("1", "3000", "65536"))):
+        if rng.random() < 0.4:
+            options[key] = rng.choice(values)
+    traffic = rng.choice(("imix", "fixed:60", "fixed:100", "fixed:1514", "uniform:14-1600", "uniform:60-9018",
+                          "uniform:14-65535", "fixed:40"))
+    if options.get("gro") == "0" and rng.random() < 0.3:
+        traffic = rng.choice(("tcp-bulk", "tcp-bulk:ts=0", "tcp-bulk:mss=500"))
+    return options, traffic
+
+
 def _mana(rng: random.Random) -> tuple[dict, str]:
     options = {}
     if rng.random() < 0.6:
@@ -148,7 +163,8 @@ def _pp_traffic(rng: random.Random) -> str:
 #: it exists, when not every one); a driver added to the fast engine gets an entry here
 LIBETH_KERNELS = ("6.12", "6.18", "host", "7.1")
 DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False),
-           "mana": (1, _mana, False), "libeth": (1, _libeth, False, "libeth", LIBETH_KERNELS),
+           "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False),
+           "libeth": (1, _libeth, False, "libeth", LIBETH_KERNELS),
            "ice-libeth": (1, _ice_libeth, False, "ice", ("7.1",))}
 
 
