@@ -7,7 +7,8 @@ between figures measured in the same run.
 
 1. The model: packets per second of both engines on IMIX traffic (Linux 6.9 profile, one
    CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net, mana's page_pool pages; 6.18 for mana's
-   page_pool fragments), each after one untimed warm-up run
+   page_pool fragments and libeth's idpf, 7.1 for ice's page_pool form), each after one untimed
+   warm-up run
    (imports; the fast engine loads numba's cache).  For the fast engine also the compiled
    loop alone (the time spent inside its _run() calls).
 2. The whole process: ``skbsim run --count N --json --quiet`` (ice legacy-rx, 6.9, one CPU)
@@ -49,15 +50,20 @@ IMIX_CYCLE = (60, 590, 60, 60, 590, 60, 1514, 60, 590, 60, 590, 60)  # skbsim.tr
 #: the model workloads: (label, driver, options)
 WORKLOADS = (("ice rx=legacy", "ice", {"rx": "legacy"}), ("ice rx=build_skb", "ice", {"rx": "build_skb"}),
              ("copybreak", "copybreak", {}), ("tun", "tun", {}), ("virtio_net", "virtio_net", {}),
-             ("mana (page_pool pages)", "mana", {}), ("mana (page_pool fragments)", "mana", {}))
+             ("mana (page_pool pages)", "mana", {}), ("mana (page_pool fragments)", "mana", {}),
+             ("libeth idpf (MTU and short buffer queues)", "libeth", {"nic": "idpf"}),
+             ("ice page_pool form (libeth)", "ice", {}))
 #: the live kernel's figure every workload is compared with: the tap path below, also for virtio_net (eth0 here is
 #: a virtio_net NIC, but its traffic cannot be made at a chosen rate: only ordinary downloads are allowed on it)
 LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap path (a tap device written by this "
              "process), not this machine's virtio_net NIC")
-#: the release a workload's model runs on, when not 6.9 (6.18's mana cuts page_pool fragments)
-KERNEL_OF = {"mana (page_pool fragments)": "6.18"}
+#: the release a workload's model runs on, when not 6.9 (6.18's mana cuts page_pool fragments; libeth is
+#: 6.10+; ice takes its buffers from page_pool in 7.1)
+KERNEL_OF = {"mana (page_pool fragments)": "6.18", "libeth idpf (MTU and short buffer queues)": "6.18",
+             "ice page_pool form (libeth)": "7.1"}
 #: the page_pool workloads: the live machine has no page_pool NIC, so their live figure is the tap path's
-PAGE_POOL_WORKLOADS = ("mana (page_pool pages)", "mana (page_pool fragments)")
+PAGE_POOL_WORKLOADS = ("mana (page_pool pages)", "mana (page_pool fragments)",
+                       "libeth idpf (MTU and short buffer queues)", "ice page_pool form (libeth)")
 
 
 def time_model(packets: int, engine: str, driver: str, options: dict, repeat: int,

@@ -216,12 +216,16 @@ def test_ice_page_pool_form_leaves_out_skbsims_legacy_default(ice_pp_profile, ca
     assert [r["options"] for r in runs] == [{}, {"rx": "legacy"}]
 
 
-def test_ice_page_pool_form_runs_on_the_reference_engine(ice_pp_profile, capsys):
+def test_ice_page_pool_form_runs_on_both_engines(ice_pp_profile, capsys):
     r, _ = simulate(RunConfig(kernel=ice_pp_profile, driver="ice", options={"rx": "build_skb"}, count=3000))
     assert r["leaks"]["clean"] and r["delivered"] == 3000 and "page_pool" in r
-    from skbsim.fast.engine import unsupported
+    from skbsim.fast.engine import simulate_engine, unsupported
 
-    assert "page_pool" in unsupported(RunConfig(kernel=ice_pp_profile, driver="ice", options={"rx": "build_skb"}))
+    config = RunConfig(kernel=ice_pp_profile, driver="ice", options={"rx": "build_skb"}, count=3000)
+    assert unsupported(config) is None  # libeth's queues are the fast engine's too
+    fast, _, why = simulate_engine(config, "fast")
+    assert why is None and fast["engine"] == "fast"
+    assert {**fast, "engine": "reference"} == r
 
 
 # -- bnxt (drivers/net/ethernet/broadcom/bnxt/bnxt.c) --------------------------------------------------------------

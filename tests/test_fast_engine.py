@@ -511,11 +511,151 @@ def test_random_mana_workloads_give_identical_json(kernel, mtu, ring, gro, traff
     _assert_same(kernel=kernel, driver="mana", options=options, traffic=traffic, faults=faults, **run)
 
 
-@pytest.mark.parametrize("driver", ["mlx5", "bnxt", "gve", "libeth"])
+# -- page_pool drivers: libeth (iavf, idpf) and ice's page_pool form -----------------------------------------
+
+#: the releases with libeth ('libeth: add Rx buffer management', 6.10); 7.1's ice is its page_pool form.
+#: The fast engine runs 7.1 on one CPU only (its skb_defer_max is 128)
+LIBETH_KERNELS = ("6.12", "6.18", "host", "7.1")
+#: MTUs: one 2048-byte buffer (two per page) at 68 and 1500; at 3000 and above a page per buffer
+#: (LIBETH_RX_PAGE_LEN 3584 bytes of it for the NIC), frames of up to 3 and 5 buffers at 9000 and 16000
+LIBETH_MTUS = ["68", "1500", "3000", "9000", "16000"]
+LIBETH_WORKLOADS = [
+    # IMIX at a moderate rate: buffers recycled through the alloc cache
+    dict(traffic="imix", count=6_000, rate=3e6),
+    # a slow reader against a small buffer: socket drops under pressure (skb_condense() pulls nothing: an MTU
+    # buffer's truesize leaves no tailroom after a full buffer)
+    dict(traffic="uniform:14-16000", count=3_000, rcvbuf=30_000, app_rate=2e5, rate=5e6),
+    # every frame at t=0 into a small ring: ring drops, polls that use their budget, time squeeze
+    dict(traffic="fixed:1514", count=3_000, rate=None, packet_cost_ns=2_000, options={"ring": "64"}),
+    # several CPUs: pools per queue, the reader's frees on CPU 0 (6.18: defer lists and their IPIs)
+    dict(traffic="uniform:60-9022", count=8_000, cpus=3, flows=16, rate=6e6, app_rate=1e6),
+    # header split: frames the NIC cannot split (idpf_rx_hsplit_wa() copies them), skb_condense() of heads
+    # with room to spare under a small buffer
+    dict(traffic="uniform:14-300", count=4_000, rcvbuf=30_000, app_rate=5e5, rate=3e6, cpus=2,
+         options={"hsplit": "on"}),
+]
+
+
+@pytest.mark.parametrize("kernel", LIBETH_KERNELS)
+@pytest.mark.parametrize("nic", ["iavf", "idpf"])
+@pytest.mark.parametrize("mtu", LIBETH_MTUS)
+@pytest.mark.parametrize("workload", LIBETH_WORKLOADS)
+def test_libeth_fixed_workloads(kernel, nic, mtu, workload):
+    workload = dict(workload)
+    if kernel == "7.1":
+        workload["cpus"] = 1
+    options = {"nic": nic, "mtu": mtu, **workload.pop("options", {})}
+    if nic == "iavf" and options.get("hsplit") == "on":
+        del options["hsplit"]  # iavf has none
+    _assert_same(kernel=kernel, driver="libeth", options=options, **workload)
+
+
+@pytest.mark.parametrize("mtu", ["68", "1500", "3000", "9000", "9702"])
+@pytest.mark.parametrize("workload", LIBETH_WORKLOADS)
+def test_ice_page_pool_form_fixed_workloads(mtu, workload):
+    options = {"mtu": mtu, **workload.get("options", {})}
+    _assert_same(kernel="7.1", driver="ice", **{**workload, "options": options, "cpus": 1})
+
+
+@pytest.mark.parametrize("kernel, driver, options", [
+    ("6.18", "libeth", {"nic": "idpf", "hsplit": "on"}), ("7.1", "ice", {"hsplit": "on", "mtu": "9000"})])
+def test_libeth_header_split_of_a_capture(tmp_path, kernel, driver, options):
+    # a capture's frames (non-IP: split after the Ethernet header; up to 14 bytes not split) come through
+    # the source with their eth_get_headlen()
+    path = _pcap(tmp_path / "hsplit.pcap", [14, 15, 60, 100, 1514, 3000, 9014] * 300)
+    _assert_same(kernel=kernel, driver=driver, options=options, traffic=f"pcap:{path}", count=None, rate=None)
+
+
+@pytest.mark.parametrize("kernel, driver, options", [
+    (kernel, "libeth", options) for kernel in LIBETH_KERNELS for options in (
+        {"nic": "iavf", "mtu": "9000"}, {"nic": "idpf", "mtu": "1500"}, {"nic": "idpf", "mtu": "16000"},
+        {"nic": "idpf", "hsplit": "on"})
+] + [("7.1", "ice", {"mtu": "9000"}), ("7.1", "ice", {"hsplit": "on"})])
+@pytest.mark.parametrize("faults", [
+    # pages and sk_buffs failing at times: empty slots refilled later, buffers recycled when
+    # napi_build_skb() fails
+    (("page_alloc", 0.05, 1, -1, 0), ("slab", 0.05, 1, -1, 0)),
+    # no page at all once the queues are open: the pools live on what they recycle, refills fail
+    (("page_alloc", 1.0, 1, -1, 0),),
+    # every third sk_buff bulk refill fails, twenty times
+    (("slab", 1.0, 3, 20, 0),),
+])
+def test_libeth_fault_workloads(kernel, driver, options, faults):
+    _assert_same(kernel=kernel, driver=driver, options=options, traffic="uniform:14-16000", count=4_000,
+                 rate=3e6, cpus=1 if kernel == "7.1" else 2, app_rate=1e4, rcvbuf=4_000_000, faults=faults)
+
+
+def test_libeth_workloads_reach_their_corners():
+    # the workloads above are meant to reach these states (read from the reference engine): refills that
+    # fail, sk_buffs that fail, the page_pool counters of fragments and whole pages, direct recycling, the
+    # ring and a full ring
+    seen = dict.fromkeys(("rx_pp_alloc_fast", "rx_pp_alloc_slow", "rx_pp_alloc_empty", "rx_pp_alloc_refill",
+                          "rx_pp_recycle_cached", "rx_pp_recycle_ring", "rx_pp_recycle_ring_full",
+                          "buffer_alloc_failures", "skb_alloc_failures", "bytes_copied", "condensed"), 0)
+    for nic, mtu, faults, app_rate in (("idpf", "16000", (), 5e5), ("iavf", "9000", (("slab", 1.0, 3, 20, 0),), 1e4),
+                                       ("idpf", "1500", (("page_alloc", 1.0, 1, -1, 0),), 1e4)):
+        result, _ = simulate(RunConfig(kernel="6.18", driver="libeth", options={"nic": nic, "mtu": mtu},
+                                       traffic="uniform:14-16000", count=4_000, rate=3e6, cpus=2, app_rate=app_rate,
+                                       rcvbuf=4_000_000 if faults else 100_000, faults=faults))
+        for name in seen:
+            seen[name] += result["page_pool"].get(name, 0) + result["driver_stats"].get(name, 0)
+    # header split (the last fixed workload): frames copied into the header buffer, condensed skbs
+    workload = {name: value for name, value in LIBETH_WORKLOADS[-1].items() if name != "options"}
+    result, _ = simulate(RunConfig(kernel="6.18", driver="libeth", options={"nic": "idpf", "hsplit": "on"},
+                                   **workload))
+    seen["bytes_copied"] += result["driver_stats"]["bytes_copied"]
+    seen["condensed"] += result["socket"]["condensed"]
+    assert all(seen.values()), seen
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kernel=st.sampled_from(LIBETH_KERNELS + ("ice-7.1",)),
+    nic=st.sampled_from(["iavf", "idpf"]),
+    mtu=st.sampled_from([None] + LIBETH_MTUS),
+    ring=st.sampled_from([None, "64", "100", "512"]),
+    gro=st.sampled_from([None, "0", "1"]),
+    hsplit=st.sampled_from([None, "on", "off"]),
+    traffic=st.sampled_from(["imix", "fixed:14", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100",
+                             "uniform:14-9022", "uniform:3000-16000", "uniform:14-300"]),
+    run=RUN_SPACE,
+    faults=FAULTS,
+)
+def test_random_libeth_workloads_give_identical_json(kernel, nic, mtu, ring, gro, hsplit, traffic, run, faults):
+    if nic == "iavf":
+        hsplit = None  # iavf has no header split
+    options = {name: value for name, value in (("nic", nic), ("mtu", mtu), ("ring", ring), ("gro", gro),
+                                                ("hsplit", hsplit)) if value}
+    driver = "libeth"
+    if kernel == "ice-7.1":
+        kernel, driver = "7.1", "ice"
+        options.pop("nic")
+        if int(options.get("mtu", 0)) > 9702:
+            options["mtu"] = "9702"  # ICE_MAX_MTU
+    if kernel == "7.1":
+        run = {**run, "cpus": 1}
+    _assert_same(kernel=kernel, driver=driver, options=options, traffic=traffic, faults=faults, **run)
+
+
+@pytest.mark.parametrize("kernel, driver, options", [
+    ("6.18", "libeth", {"nic": "idpf", "mtu": "1500"}),  # heads from the MTU and the short buffer queues
+    ("host", "libeth", {"nic": "iavf", "mtu": "9000"}),  # frames of several buffers
+    ("7.1", "ice", {"mtu": "9000", "ring": "64"}),
+    ("6.12", "libeth", {"nic": "idpf", "hsplit": "on"}),  # header buffers' heads, condensed ones
+])
+def test_libeth_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options):
+    config = dict(kernel=kernel, driver=driver, options=options, traffic="uniform:14-9022", count=4_000, rate=2e7,
+                  rcvbuf=30_000, app_rate=1e6, cpus=1 if kernel == "7.1" else 2,
+                  faults=(("page_alloc", 0.05, 1, -1, 0), ("slab", 0.05, 1, -1, 0)))
+    outputs = _traced_runs(tmp_path, config, ".csv")
+    assert outputs["fast"] == outputs["reference"]
+
+
+@pytest.mark.parametrize("driver", ["mlx5", "bnxt", "gve"])
 def test_page_pool_drivers_not_yet_modelled_fall_back_and_say_why(driver):
     config = RunConfig(kernel="6.18", driver=driver, options={}, traffic="imix", count=300)
     reason = unsupported(config)
-    assert reason.startswith("the fast engine's page_pool drivers are mana: ") and driver in reason
+    assert reason.startswith("the fast engine's page_pool drivers are mana, libeth: ") and driver in reason
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "reference" and why == reason
 
@@ -759,6 +899,21 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     _assert_same(**config, cpus=2)
 
 
+def _traced_runs(tmp_path, config: dict, suffix: str) -> dict:
+    """Both engines with --trace (a file of the suffix's kind) and --plot: {engine: (JSON without the engine's
+    name, the plot data, the trace file's bytes)}, each run by the engine asked for."""
+    from skbsim.report import TraceWriter
+
+    outputs = {}
+    for engine in ("fast", "reference"):
+        writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))
+        result, extra, fell_back = simulate_engine(RunConfig(**config), engine, trace=writer, plot=True)
+        writer.close()
+        assert fell_back is None and result["engine"] == engine
+        outputs[engine] = (_without_engine(result), extra, (tmp_path / f"{engine}{suffix}").read_bytes())
+    return outputs
+
+
 @pytest.mark.parametrize("kernel", ["6.1", "6.9", "6.18"])
 @pytest.mark.parametrize("driver, options, traffic", [
     ("ice", {"rx": "legacy"}, "uniform:14-1700"),  # header skbs, frames of one and two buffers
@@ -777,21 +932,13 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
 def test_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options, traffic, suffix):
     # --trace and --plot on the fast engine: the trace file byte for byte, the memory series and the
     # truesize-by-length table equal to what the reference engine writes and keeps.
-    from skbsim.report import TraceWriter
-
     faults = ()
     if driver.endswith("-faults"):
         driver = driver.removesuffix("-faults")
         faults = (("skb_head", 0.1, 1, -1, 0), ("page_frag", 0.1, 1, -1, 0), ("page_alloc", 0.05, 1, -1, 0))
     config = dict(kernel=kernel, driver=driver, options=options, traffic=traffic, count=4_000, rate=2e7,
                   rcvbuf=30_000, app_rate=1e6, cpus=2, faults=faults)
-    outputs = {}
-    for engine in ("fast", "reference"):
-        writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))
-        result, extra, fell_back = simulate_engine(RunConfig(**config), engine, trace=writer, plot=True)
-        writer.close()
-        assert fell_back is None and result["engine"] == engine
-        outputs[engine] = (_without_engine(result), extra, (tmp_path / f"{engine}{suffix}").read_bytes())
+    outputs = _traced_runs(tmp_path, config, suffix)
     fast, reference = outputs["fast"], outputs["reference"]
     assert fast[0] == reference[0]
     assert fast[1] == reference[1]
@@ -1084,7 +1231,6 @@ def test_7_1_copybreak_on_one_cpu(workload):
 @pytest.mark.parametrize("config, reason", [
     (RunConfig(kernel="7.1", driver="tun", options={}, count=300), "6.19's NAPI skb cache outside NAPI"),
     (RunConfig(kernel="7.1", driver="copybreak", options={}, count=300, cpus=2), "skb_defer_max at 64"),
-    (RunConfig(kernel="7.1", options={"rx": "build_skb"}, count=300), "page_pool (libeth) form"),
 ])
 def test_7_1_out_of_scope_falls_back_and_says_why(config, reason):
     assert reason in unsupported(config)

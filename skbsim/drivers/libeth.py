@@ -411,9 +411,11 @@ def libeth_nic_receive(kernel: Kernel, queue: libeth_rx_queue, frame: Frame) -> 
     return True
 
 
-def _hsplit_workaround(kernel: Kernel, queue: libeth_rx_queue, payload_len: int) -> int:
-    """idpf_rx_hsplit_wa(): a frame the NIC did not split gets its first bytes copied to the header buffer."""
-    return payload_len if payload_len <= kernel.profile.L1_CACHE_BYTES else ETH_HLEN
+def idpf_rx_hsplit_wa_len(payload_len: int, l1_cache_bytes: int) -> int:
+    """idpf_rx_hsplit_wa(): the bytes of a frame the NIC did not split that are copied into the header buffer
+    (payload_len: its first payload buffer's) - all of them up to L1_CACHE_BYTES, else ETH_HLEN.  (Plain
+    integers: the fast engine compiles this function.)"""
+    return payload_len if payload_len <= l1_cache_bytes else ETH_HLEN
 
 
 def libeth_build_frame(kernel: Kernel, queue: libeth_rx_queue, q: int, hslot: int | None, hdr_len: int,
@@ -429,7 +431,7 @@ def libeth_build_frame(kernel: Kernel, queue: libeth_rx_queue, q: int, hslot: in
         if hdr_len == 0:
             # Not split by the NIC: the first bytes are copied into the header buffer (idpf's
             # workaround; ice's page_pool form is modelled the same way).
-            hdr_len = _hsplit_workaround(kernel, queue, bufs[0][2])
+            hdr_len = idpf_rx_hsplit_wa_len(bufs[0][2], kernel.profile.L1_CACHE_BYTES)
             data_fq, data, size, _ = bufs[0]
             queue.stats.bytes_copied += hdr_len
             if size == hdr_len:

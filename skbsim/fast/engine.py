@@ -10,7 +10,8 @@ from skbsim.fast.layout import (
 )
 from skbsim.fast.loop import _run, _teardown
 from skbsim.fast.setup import (
-    copybreak_copy_skbs, copybreak_kernel, ice_kernel, legacy_header_skb, mana_kernel, tun_kernel,
+    copybreak_copy_skbs, copybreak_kernel, ice_kernel, legacy_header_skb, libeth_fqs, libeth_kernel, mana_kernel,
+    tun_kernel,
 )
 from skbsim.fast.state import (
     ALLOCATED, BYTES, CB_N_1K, CB_N_BUILD, CB_N_FRAG, CB_N_SMALL, CONDENSED, DELIVERED, DESC_DD, DESC_LEN,
@@ -21,9 +22,10 @@ from skbsim.fast.state import (
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RCVBUF, RMEM, SK_DROPS, SK_LEN, SMALL_ALLOCS, SMALL_REFILLS, SR_LEN,
     TB_COUNT, TB_TRUESIZE, TIME_SQUEEZE, TRUESIZE_TOTAL, TR_LEN, HW_NEXT, RING_COUNT, VQ_HDR_LEN, VU_LEN, VU_NUM,
 )
-from skbsim.fast.state import PAGE_POOL, PP_HOLD, PP_RELEASE, PP_STATS_FIRST
+from skbsim.fast.state import FQ_SKBS, PAGE_POOL, PP_HOLD, PP_RELEASE, PP_STATS_FIRST
 from skbsim.fast.traffic import _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths
+from skbsim.drivers.libeth import libeth_rx_queue
 from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio, virtio_kernel
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
@@ -39,14 +41,13 @@ def unsupported(config: RunConfig) -> str | None:
     if config.driver not in ("ice", "copybreak", "tun", "virtio_net") + PP_DRIVERS:
         if config.driver in PP_NOT_YET:
             return f"the fast engine's page_pool drivers are {', '.join(PP_DRIVERS)}: {PP_NOT_YET[config.driver]}"
-        return f"the fast engine models only the ice, copybreak, tun, virtio_net and mana drivers, not {config.driver}"
+        return (f"the fast engine models only the ice, copybreak, tun, virtio_net, mana and libeth drivers, "
+                f"not {config.driver}")
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
     from skbsim.profile import load_profile
 
     profile = load_profile(config.kernel)
-    if config.driver == "ice" and profile.feature("ice_rx_buffers") != "page_split":
-        return "the fast engine models ice's page-split buffers, not its page_pool (libeth) form"
     virtio_reason = unsupported_virtio(profile, config.options) if config.driver == "virtio_net" else None
     if virtio_reason:
         return virtio_reason
@@ -68,13 +69,12 @@ def unsupported(config: RunConfig) -> str | None:
 
 
 #: the page_pool drivers the fast engine models
-PP_DRIVERS = ("mana",)
+PP_DRIVERS = ("mana", "libeth")
 #: the others, and what they need that the fast engine does not have yet
 PP_NOT_YET = {
     "mlx5": "mlx5's legacy and striding RQs (page_pool fragments per stride, non-linear skbs) are not modelled yet",
     "bnxt": "bnxt's copybreak and aggregation ring over page_pool are not modelled yet",
     "gve": "gve's DQO buffers (napi_get_frags() skbs of page_pool fragments) are not modelled yet",
-    "libeth": "libeth's buffer sizing and header split (page_pool_dev_alloc()) are not modelled yet",
 }
 
 
@@ -99,7 +99,8 @@ class FastSimulation:
         self.legacy = False
         self.tun = None
         self.head = None
-        self.codes = None
+        self.libeth = False
+        self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
         if self.virtio:
             if plot:
                 # its truesize table keeps one truesize per (frame length, frags); a virtio_net buffer's size
@@ -110,6 +111,11 @@ class FastSimulation:
             return
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
+            return
+        if isinstance(ring, libeth_rx_queue):  # libeth's iavf and idpf, and ice's page_pool form
+            self.libeth = True
+            if ring.hdr_fq is not None:  # header split: the NIC splits every frame at its eth_get_headlen()
+                self.codes = libeth_headlen(self.ref.dev, ring.hdr_fq.buf_len)
             return
         if config.driver == "mana":
             if any(not oob.from_pool for state in self.ref.cpus for oob in state.queue.rx_oobs):
@@ -133,6 +139,8 @@ class FastSimulation:
         trace = self.trace is not None
         if self.config.driver == "mana":
             k = mana_kernel(self.ref, trace, self.plot)
+        elif self.libeth:
+            k = libeth_kernel(self.ref, trace, self.plot)
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
@@ -200,6 +208,8 @@ class FastSimulation:
             return [(self.head["path"], self.head["source"], None)]
         if self.config.driver == "mana":
             return [("napi_build_skb", "page_pool fragment" if ring.frag_count > 1 else "page_pool page", None)]
+        if self.libeth:  # by the fill queue of the head's buffer: MTU, idpf's short one, header (split)
+            return [("napi_build_skb", f"libeth {fq.type} buffer (page_pool)", None) for fq in libeth_fqs(ring)]
         return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)", None)]
 
     def _write_trace(self, k) -> None:
@@ -269,7 +279,7 @@ class FastSimulation:
             if self.trace is not None:
                 (self._trace_lost_virtio_frames if self.virtio else self._trace_lost_frames)(k)
         _teardown(k)
-        pools = k.pp.pool[:int(k.cfg[NCPUS])] if k.cfg[PAGE_POOL] else k.pp.pool[:0]
+        pools = k.pp.pool if k.cfg[PAGE_POOL] else k.pp.pool[:0]
         if k.st[ERR] or k.st[PG_IN_USE] != 0 or k.slabs.caches[:, K_LIVE].any() or (
                 pools[:, PP_HOLD] != pools[:, PP_RELEASE]).any():
             if self.virtio and not k.st[ERR]:
@@ -372,6 +382,15 @@ class FastSimulation:
                     paths[path] = paths.get(path, 0) + n
                     head_sources[head_source] = head_sources.get(head_source, 0) + n
             return dict(sorted(paths.items())), dict(sorted(head_sources.items()))
+        if self.libeth:
+            paths, head_sources = {}, {}
+            nfq = len(libeth_fqs(self.ref.cpus[0].queue))
+            for q, (path, head_source, _) in enumerate(self._kind_names()):
+                n = int(k.lb.fq[q::nfq, FQ_SKBS].sum())
+                if n:
+                    paths[path] = paths.get(path, 0) + n
+                    head_sources[head_source] = n
+            return dict(sorted(paths.items())), dict(sorted(head_sources.items()))
         path, head_source = self._kind_names()[0][:2]
         return ({path: delivered}, {head_source: delivered}) if delivered else ({}, {})
 
@@ -386,6 +405,14 @@ class FastSimulation:
             by_len[truesize] = by_len.get(truesize, 0) + int(counts[frame_len, nr_frags])
         return {"series": [tuple(point) for point in trace.series[:int(k.st[SR_LEN])].tolist()],
                 "truesize_by_len": truesize_by_len, "page_size": self.ref.kernel.profile.PAGE_SIZE}
+
+
+def libeth_headlen(dev, hdr_buf_len: int):
+    """libeth_nic_receive()'s header length of a frame (header bytes, length) with header split: the model's
+    eth_get_headlen() of its bytes, up to a header buffer."""
+    from skbsim.net.ethernet import eth_get_headlen
+
+    return lambda header, length: eth_get_headlen(dev, header, hdr_buf_len)
 
 
 def simulate_fast(config: RunConfig, progress=None, why: list | None = None, trace=None,

@@ -7,7 +7,7 @@ from skbsim.fast.layout import (
 )
 from skbsim.fast.mm import _free_page, _put_page
 from skbsim.fast.napi import _defer_flush, _free_skb, _pop, _raise_irq, _send_ipis, _take_ipi
-from skbsim.fast.pp_drivers import _mana_destroy_rxq
+from skbsim.fast.pp_drivers import _pp_close_queue
 from skbsim.fast.rx import _nic_receive, _poll
 from skbsim.fast.slub import _kmem_cache_shrink, _slab_free_bulk
 from skbsim.fast.sock import WHOLE, _app_read, _trace_drop, _udp_rmem_release
@@ -18,7 +18,7 @@ from skbsim.fast.state import (
     RING_COUNT, RING_DROPS, RXMAX, SCHEDULED, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, SK_HEAD, SK_LEN,
     TF_PAGE, TRACE, TRAFFIC_DONE, WMEM,
 )
-from skbsim.fast.state import DRIVER_MANA  # page_pool
+from skbsim.fast.state import PAGE_POOL  # page_pool
 from skbsim.fast.tun import _tun_poll, _tun_write
 from skbsim.fast.virtio import _virtnet_close_queue, _virtnet_device_rx
 
@@ -132,8 +132,8 @@ def _close_queue(k, cpu):
     if k.cfg[DRIVER] == DRIVER_VIRTIO:
         _virtnet_close_queue(k, cpu)
         return
-    if k.cfg[DRIVER] == DRIVER_MANA:
-        _mana_destroy_rxq(k, cpu)
+    if k.cfg[PAGE_POOL]:
+        _pp_close_queue(k, cpu)
         return
     rings = k.rings
     pages = k.pages

@@ -13,7 +13,7 @@ from skbsim.fast.layout import (
     U32_MASK, _IPI, _POLL, _READ, njit,
 )
 from skbsim.fast.mm import _p1k_alloc, _pf_alloc, _put_frags, _put_page
-from skbsim.fast.page_pool import _pp_put_skb_page
+from skbsim.fast.page_pool import _pp_put_skb_frags, _pp_put_skb_page
 from skbsim.fast.slub import _slab_alloc, _slab_alloc_bulk, _slab_free, _slab_free_bulk, _slab_page
 from skbsim.fast.state import (
     APP_NEXT, APP_UNLIMITED, APP_WAITING, BUDGET_LEFT, BUSY_UNTIL, CACHE_SKB, CACHE_SMALL, COST, DEFER_IPI,
@@ -265,7 +265,10 @@ def _release_data(k, cpu, head, frag):
     fragment's reference (skb_free_frag), or a kmem cache object (skbuff_small_head or kmalloc: kfree);
     the pages of a large kmalloc head are a page id."""
     if frag >= 0:
-        _put_frags(k.pages, k.frags, k.st, frag)
+        if k.cfg[PAGE_POOL]:
+            _pp_put_skb_frags(k, frag)  # skb_pp_recycle(): page_pool frags go back to their pools
+        else:
+            _put_frags(k.pages, k.frags, k.st, frag)
     if head < SLAB_TAG:
         if k.cfg[PAGE_POOL]:
             _pp_put_skb_page(k, head)  # skb_pp_recycle(): a page_pool head goes back to its pool

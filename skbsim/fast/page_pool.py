@@ -13,9 +13,9 @@ page_pool_release_retry() does with it in the model.
 
 from __future__ import annotations
 
-from skbsim.fast.layout import ERR_BUG, L_NONE, L_PAGE_ALLOC, ORDER_0, njit
-from skbsim.fast.mm import _alloc_pages, _fails, _put_page, _take_page
-from skbsim.fast.rules import _pp_napi_local, _pp_recycle_direct, _pp_ref_count_unref
+from skbsim.fast.layout import ERR_BUG, FL_TAG, L_NONE, L_PAGE_ALLOC, ORDER_0, njit
+from skbsim.fast.mm import _alloc_pages, _fails, _fl_give, _put_page, _take_page
+from skbsim.fast.rules import _page_pool_alloc_size, _pp_napi_local, _pp_recycle_direct, _pp_ref_count_unref
 from skbsim.fast.state import (
     ERR, PAGE_REF, PAGE_SIZE, PP_ALLOC_EMPTY, PP_ALLOC_FAST, PP_ALLOC_REFILL, PP_ALLOC_SLOW, PP_ALLOC_SLOW_HO,
     PP_BIAS_MAX, PP_CACHED_ON_REUSE, PP_CACHE_LEN, PP_CACHE_SIZE, PP_DESTROYED, PP_DIRECT, PP_DIRECT_EVERY_PUT,
@@ -194,6 +194,26 @@ def _pp_alloc_frag(k, p, size):
     return pid
 
 
+@njit(cache=True, forceinline=True)
+def _pp_dev_alloc(k, p, size):
+    """page_pool_dev_alloc(): more than half a page takes a whole page (offset 0, the page's size); else a
+    fragment, the rest of its page folded in when a next one would not fit (page_pool_alloc_size()).
+    (page id, size), the id -1 when no page could be had."""
+    pool = k.pp.pool[p]
+    max_size = k.cfg[PAGE_SIZE] << pool[PP_ORDER]
+    if size << 1 > max_size:
+        return _pp_alloc_pages(k, p), max_size
+    pid = _pp_alloc_frag(k, p, size)
+    if pid < 0:
+        return -1, size
+    align = pool[PP_FRAG_ALIGN]
+    offset = pool[PP_FRAG_OFFSET] - ((size + align - 1) & ~(align - 1))
+    folded = _page_pool_alloc_size(pool[PP_FRAG_OFFSET], offset, size, max_size)
+    if folded != size:
+        pool[PP_FRAG_OFFSET] = max_size
+    return pid, folded
+
+
 # -- giving pages back ---------------------------------------------------------------------------------------
 
 
@@ -276,6 +296,20 @@ def _pp_put_skb_page(k, pid):
         _napi_pp_put_page(k, pid)
     else:
         _put_page(k.pages, k.st, pid)
+
+
+@njit(cache=True, forceinline=True)
+def _pp_put_skb_frags(k, frag):
+    """The frag pages of an skb marked for recycling (skb_release_data(), __pskb_pull_tail()): each through
+    napi_frag_unref() in frag order (_pp_put_skb_page()); a row of frags.fl goes back (frag as
+    mm._add_frag() keeps them)."""
+    if frag < FL_TAG:
+        _pp_put_skb_page(k, frag)
+        return
+    entry = frag - FL_TAG
+    for j in range(1, k.frags.fl[entry, 0] + 1):
+        _pp_put_skb_page(k, k.frags.fl[entry, j])
+    _fl_give(k.frags, k.st, entry)
 
 
 # -- teardown ------------------------------------------------------------------------------------------------

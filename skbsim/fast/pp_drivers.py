@@ -1,4 +1,5 @@
-"""The fast engine's page_pool drivers: mana (the NIC side, the clean loop, the close), compiled.
+"""The fast engine's page_pool drivers: mana (the NIC side, the clean loop, the close), compiled, and the
+dispatch to each page_pool driver's (libeth's in skbsim.fast.libeth).
 
 skbsim/drivers/mana.py over the Rings record: each slot's posted buffer (BUF_PAGE: its page_pool page,
 whole or the page of a fragment) and the length of the frame the NIC completed into it (DESC_LEN).
@@ -11,21 +12,15 @@ reference engine.
 from __future__ import annotations
 
 from skbsim.fast.layout import ERR_EMPTY_FRAME, njit
+from skbsim.fast.libeth import _libeth_close, _libeth_nic_receive, _libeth_poll
 from skbsim.fast.napi import _nc_get
 from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_page
 from skbsim.fast import rx  # (a module: rx dispatches to this one)
 from skbsim.fast.state import (
-    BUF_PAGE, BUILD_TRUESIZE, DESC_LEN, D_BUF_FAILURES, D_NIC_FRAMES, D_RELEASED, D_REUSED,
-    D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, HW_NEXT, NTC, PP_FRAGS, PP_SOFTIRQ, Q_DROPPED, Q_FRAMES,
-    Q_NIC_FRAMES, RING_COUNT, RX_BUF_LEN,
+    BUF_PAGE, BUILD_TRUESIZE, DESC_LEN, DRIVER, DRIVER_LIBETH, D_BUF_FAILURES, D_NIC_FRAMES, D_RELEASED, D_REUSED,
+    D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, HW_NEXT, NTC, PP_FRAGS, PP_SOFTIRQ, Q_NIC_FRAMES,
+    RING_COUNT, RX_BUF_LEN,
 )
-
-
-@njit(cache=True, forceinline=True)
-def _mana_pending(k, cpu):
-    """The completions the NIC wrote on queue cpu and the driver has not cleaned yet."""
-    q = k.pcpu[cpu]
-    return q[Q_NIC_FRAMES] - q[Q_FRAMES] - q[Q_DROPPED]
 
 
 @njit(cache=True, forceinline=True)
@@ -37,7 +32,7 @@ def _mana_nic_receive(k, cpu, length):
         return False
     count = k.cfg[RING_COUNT]
     slot = k.pcpu[cpu, HW_NEXT]
-    if _mana_pending(k, cpu) >= count or k.rings.buf[cpu, slot, BUF_PAGE] < 0:
+    if rx._rx_pending(k, cpu) >= count or k.rings.buf[cpu, slot, BUF_PAGE] < 0:
         k.st[D_RING_DROPS] += 1
         return False
     k.rings.desc[cpu, slot, DESC_LEN] = length
@@ -89,7 +84,7 @@ def _mana_poll(k, cpu, budget):
     desc = k.rings.desc[cpu]
     count = k.cfg[RING_COUNT]
     done = ndel = 0
-    while done < budget and _mana_pending(k, cpu) > 0:
+    while done < budget and rx._rx_pending(k, cpu) > 0:
         slot = k.pcpu[cpu, NTC]
         k.pcpu[cpu, NTC] = slot + 1 if slot + 1 < count else 0
         length = desc[slot, DESC_LEN]
@@ -120,3 +115,32 @@ def _mana_destroy_rxq(k, cpu):
             buf[slot, BUF_PAGE] = -1
     _page_pool_destroy(k, cpu)
     k.st[PP_SOFTIRQ] = 0
+
+
+# -- the dispatch (rx._nic_receive, rx._poll, loop._close_queue) ------------------------------------------------
+
+
+@njit(cache=True, forceinline=True)
+def _pp_nic_receive(k, cpu, length, hlen):
+    """The page_pool driver's NIC side (cfg[DRIVER]; hlen: the frame's header length, for header split): True
+    when the frame was written."""
+    if k.cfg[DRIVER] == DRIVER_LIBETH:
+        return _libeth_nic_receive(k, cpu, length, hlen)
+    return _mana_nic_receive(k, cpu, length)
+
+
+@njit(cache=True, forceinline=True)
+def _pp_poll(k, cpu, budget):
+    """The page_pool driver's clean loop (cfg[DRIVER]): (work, skbs for the stack)."""
+    if k.cfg[DRIVER] == DRIVER_LIBETH:
+        return _libeth_poll(k, cpu, budget)
+    return _mana_poll(k, cpu, budget)
+
+
+@njit(cache=True)
+def _pp_close_queue(k, cpu):
+    """The page_pool driver's close of queue cpu (cfg[DRIVER])."""
+    if k.cfg[DRIVER] == DRIVER_LIBETH:
+        _libeth_close(k, cpu)
+    else:
+        _mana_destroy_rxq(k, cpu)

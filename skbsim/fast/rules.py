@@ -7,10 +7,11 @@ numba as it is, so that both engines compute it from one text.
 from __future__ import annotations
 
 from skbsim.drivers.ice import ice_page_count_reusable
+from skbsim.drivers.libeth import idpf_rx_hsplit_wa_len
 from skbsim.drivers.virtio_net import ewma_pkt_len_add, get_mergeable_buf_len, mergeable_buf_carve
 from skbsim.fast.layout import njit
 from skbsim.mm.slab import cpu_partial_full, get_partial_node_done, slab_discard_empty
-from skbsim.net.page_pool import pp_napi_local, pp_recycle_direct, pp_ref_count_unref
+from skbsim.net.page_pool import page_pool_alloc_size, pp_napi_local, pp_recycle_direct, pp_ref_count_unref
 from skbsim.net.skbuff import DEFER_KICK, DEFER_NONE, DEFER_QUEUE, alloc_skb_with_frags_order, skb_defer_admit
 from skbsim.net.sock import sk_mem_reclaimable, udp_forward_pages, udp_rcvbuf_admits
 
@@ -43,9 +44,13 @@ _pp_ref_count_unref = njit(cache=True, forceinline=True)(pp_ref_count_unref)
 _pp_napi_local = njit(cache=True, forceinline=True)(pp_napi_local)
 # skbsim.net.page_pool.pp_recycle_direct: __page_pool_put_page()'s test for the alloc cache
 _pp_recycle_direct = njit(cache=True, forceinline=True)(pp_recycle_direct)
+# skbsim.drivers.libeth.idpf_rx_hsplit_wa_len: what idpf_rx_hsplit_wa() copies of a frame the NIC did not split
+_idpf_rx_hsplit_wa_len = njit(cache=True, forceinline=True)(idpf_rx_hsplit_wa_len)
+# skbsim.net.page_pool.page_pool_alloc_size: page_pool_alloc()'s fragment size (the page's rest folded in)
+_page_pool_alloc_size = njit(cache=True, forceinline=True)(page_pool_alloc_size)
 
 __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_cpu_partial_full",
            "_ewma_pkt_len_add", "_get_mergeable_buf_len", "_get_partial_node_done", "_ice_can_reuse_rx_page",
-           "_mergeable_buf_carve", "_pp_napi_local", "_pp_recycle_direct", "_pp_ref_count_unref",
-           "_sk_mem_reclaimable", "_skb_defer_admit", "_slab_discard_empty",
-           "_udp_forward_pages", "_udp_rcvbuf_admits"]
+           "_idpf_rx_hsplit_wa_len", "_mergeable_buf_carve", "_page_pool_alloc_size", "_pp_napi_local",
+           "_pp_recycle_direct", "_pp_ref_count_unref", "_sk_mem_reclaimable", "_skb_defer_admit",
+           "_slab_discard_empty", "_udp_forward_pages", "_udp_rcvbuf_admits"]

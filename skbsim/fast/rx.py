@@ -26,7 +26,7 @@ from skbsim.fast.state import (
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT, RING_ORDER, RX_BUF_LEN, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN,
     SKB_OBJ, SKB_TS, TAIL, TRACE,
 )
-from skbsim.fast.state import DRIVER_MANA, PP_SOFTIRQ  # page_pool
+from skbsim.fast.state import PAGE_POOL, PP_SOFTIRQ  # page_pool
 from skbsim.sim import NAPI_POLL_WEIGHT
 
 #: Config.put_mode: ice puts buffers back per buffer (6.1), per poll (6.3 to 6.12.13), per frame (6.12.14+)
@@ -73,8 +73,8 @@ def _nic_receive(k, cpu, length, hlen):
     """ice_nic_receive() / copybreak_nic_receive(): the frame into ceil(len / rx_buf_len) descriptors; False
     when there are too few (a ring drop, counted here) or when err[0] is set.  ice needs them posted (up to
     the tail); copybreak needs consecutive slots, each cleaned and holding a buffer."""
-    if k.cfg[DRIVER] == DRIVER_MANA:
-        return pp_drivers._mana_nic_receive(k, cpu, length)
+    if k.cfg[PAGE_POOL]:
+        return pp_drivers._pp_nic_receive(k, cpu, length, hlen)
     buf = k.rings.buf[cpu]
     desc = k.rings.desc[cpu]
     count = k.cfg[RING_COUNT]
@@ -123,8 +123,8 @@ def _poll(k, cpu):
             work, ndel = _cb_clean_rx_irq(k, cpu, budget)
         elif k.cfg[DRIVER] == DRIVER_VIRTIO:
             work, ndel = virtio._virtnet_receive(k, cpu, budget)
-        elif k.cfg[DRIVER] == DRIVER_MANA:
-            work, ndel = pp_drivers._mana_poll(k, cpu, budget)
+        elif k.cfg[PAGE_POOL]:
+            work, ndel = pp_drivers._pp_poll(k, cpu, budget)
         else:
             work, ndel = _ice_clean_rx_irq(k, cpu, budget)
     if k.st[ERR]:
@@ -156,6 +156,14 @@ def _frame_dropped(k, cpu, length):
     k.pcpu[cpu, Q_DROPPED] += 1
     if k.cfg[TRACE]:
         _trace_drop(k.trace, k.st, k.st[NOW], cpu, length, O_DRIVER)
+
+
+@njit(cache=True, forceinline=True)
+def _rx_pending(k, cpu):
+    """sim._pending(): the frames the NIC wrote on queue cpu that the driver has not taken yet (the page_pool
+    drivers' completions not yet cleaned)."""
+    q = k.pcpu[cpu]
+    return q[Q_NIC_FRAMES] - q[Q_FRAMES] - q[Q_DROPPED]
 
 
 @njit(cache=True, forceinline=True)

@@ -28,12 +28,14 @@ from skbsim.fast.state import (
     new_virtio_queues,
 )
 from skbsim.fast.state import (
-    DRIVER_MANA, PP_BIAS_MAX, PP_CACHED_ON_REUSE, PP_CACHE_LEN, PP_CACHE_SIZE, PP_DIRECT, PP_DIRECT_EVERY_PUT,
+    DRIVER_LIBETH, DRIVER_MANA, FQE_PAGE, FQE_TRUESIZE, FQ_BUF_LEN, FQ_EMPTY, FQ_LO, FQ_TRUESIZE, new_libeth_fqs,
+    PP_BIAS_MAX, PP_CACHED_ON_REUSE, PP_CACHE_LEN, PP_CACHE_SIZE, PP_DIRECT, PP_DIRECT_EVERY_PUT,
     PP_DIRECT_NEVER_FROM_SKB, PP_DIRECT_SKB_FREE, PP_FRAG_ALIGN, PP_FRAG_COUNTED, PP_FRAG_OFFSET, PP_FRAG_PAGE,
     PP_FRAG_USERS, PP_HOLD, PP_NAPI_CPU, PP_ORDER, PP_QSIZE, PP_REFILL, PP_REF_ALWAYS, PP_RELEASE, PP_RING_HEAD,
     PP_RING_LEN, PP_STATS_FIRST,
 )
 from skbsim.fast.traffic import CHUNK
+from skbsim.drivers.libeth import IAVF_RX_BUFFER_WRITE, LIBIE_MAX_CHAINED_BUFS
 from skbsim.mm.fault import LAYERS
 from skbsim.net.page_pool import PP_FLAG_PAGE_FRAG, PP_STATS
 from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation
@@ -113,7 +115,7 @@ TableSizes = namedtuple("TableSizes", ("pages", "caches", "queue", "frag_lists",
 
 
 def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=None, pp=None,
-               virtio=None) -> Kernel:
+               virtio=None, lb=None) -> Kernel:
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
     them; the caller fills in the rings (and the caches the driver's open filled)."""
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
@@ -154,6 +156,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=
                     np.zeros((SERIES_LIMIT, 3), np.int64)),
         virtio=virtio if virtio is not None else new_virtio_queues(1, 1, 1),
         pp=pp if pp is not None else new_page_pools(0, 1, 1, 1),
+        lb=lb if lb is not None else new_libeth_fqs(0, 1, 1, 1),
     )
 
 
@@ -430,9 +433,9 @@ def _load_pool(k: Kernel, p: int, pool, napi_cpu: int, pid_of: dict) -> None:
         row[PP_STATS_FIRST + n] = pool.stats[name]
 
 
-def _pp_pages(sim: Simulation, k: Kernel) -> dict:
-    """The reference kernel's live pages as page ids, page->pp and pp_ref_count with them: {pfn: pid}."""
-    pools = {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}
+def _pp_pages(sim: Simulation, k: Kernel, pools: dict) -> dict:
+    """The reference kernel's live pages as page ids, page->pp (pools: the row of each reference pool, by
+    id()) and pp_ref_count with them: {pfn: pid}."""
     pid_of = {}
     for pfn, page in sim.kernel.pages.live.items():
         pid = pid_of[pfn] = _new_page(k, page.refcount, page.order)
@@ -465,7 +468,7 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel, kernel.skbuff_cache, slab_cap)], queue=qcap, frag_lists=1,
                        frags=1, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap))
-    pid_of = _pp_pages(sim, k)
+    pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)})
     for cpu, state in enumerate(sim.cpus):
         rxq = state.queue
         if rxq.completions or any(rxq.stats.as_dict().values()) or rxq.page_pools != [rxq.page_pool]:
@@ -478,3 +481,65 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
                 k.rings.buf[cpu, slot, BUF_PAGE] = pid_of[kernel.pages.virt_to_head_page(oob.buf_va).pfn]
         k.pcpu[cpu, HW_NEXT], k.pcpu[cpu, NTC] = rxq.hw_next, rxq.buf_index
     return k
+
+
+def libeth_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
+    """libeth (iavf, idpf, ice's page_pool form): each queue's fill queues, their buffers and page_pools as
+    libeth_open() left them (fill queue q of queue cpu is row cpu * FQ_COUNT + q of both LibethFqs and
+    PagePool; with header split the header queue is the last)."""
+    kernel = sim.kernel
+    profile = kernel.profile
+    queue = sim.cpus[0].queue
+    hsplit = queue.hdr_fq is not None
+    fqs = libeth_fqs(queue)
+    nfq = len(fqs)
+    ncpus = sim.config.cpus
+    overhead = profile.SKB_TRUESIZE(0) - profile.SHINFO_SIZE  # napi_build_skb(va, truesize): beyond truesize
+    head = fqs[-1] if hsplit else fqs[0]  # the buffers of the skbs with frags (idpf's short ones have none)
+    fields = base_config(sim, trace, plot)
+    fields.update(DRIVER=DRIVER_LIBETH, RING_COUNT=queue.count, RXMAX=queue.rxmax, PAGE_POOL=1,
+                  # skb_condense() of an skb with frags: its head's room from the headroom on
+                  COND_ROOM=head.truesize - profile.SHINFO_SIZE - head.offset, COND_TS=head.truesize + overhead,
+                  FQ_COUNT=nfq, FQ_REFILL_EVERY=IAVF_RX_BUFFER_WRITE if queue.nic == "iavf" else 0,
+                  # the NIC uses idpf's short queue without header split only
+                  FQ_SHORT_LEN=fqs[1].buf_len if len(queue.fqs) > 1 and not hsplit else 0, BUILD_OVERHEAD=overhead,
+                  FQ_HSPLIT=int(hsplit), L1_CACHE_BYTES=profile.L1_CACHE_BYTES)
+    smallest = min(fq.truesize for fq in fqs) + overhead
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, smallest)
+    inflight = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + SKB_DEFER_MAX) + 16  # skbs alive at once, at most
+    slab_cap = inflight + ncpus * profile.NAPI_SKB_CACHE_SIZE
+    pool = fqs[0].pp
+    per_pool = pool.cache_size + pool.ring_qsize + queue.count + pool.cache_refill + 2
+    page_cap = ncpus * nfq * per_pool + inflight * (LIBIE_MAX_CHAINED_BUFS + 1) + 2 * slab_cap + 16
+    sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel, kernel.skbuff_cache, slab_cap)], queue=qcap,
+                       frag_lists=inflight, frags=LIBIE_MAX_CHAINED_BUFS, ring_bias=0)
+    k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus * nfq, pool.cache_size, pool.ring_qsize, page_cap),
+                   lb=new_libeth_fqs(ncpus * nfq, queue.count, ncpus, nfq * queue.count + 1))
+    rows = {id(fq.pp): cpu * nfq + q for cpu, state in enumerate(sim.cpus)
+            for q, fq in enumerate(libeth_fqs(state.queue))}
+    pid_of = _pp_pages(sim, k, rows)
+    for cpu, state in enumerate(sim.cpus):
+        rxq = state.queue
+        if rxq.completions or any(rxq.stats.as_dict().values()) or any(rxq.next_free):
+            raise ValueError("unexpected libeth queue state at start")
+        for q, fq in enumerate(libeth_fqs(rxq)):
+            _load_fq(k, cpu * nfq + q, fq, state.napi.cpu, pid_of)
+    return k
+
+
+def libeth_fqs(queue) -> list:
+    """A libeth queue's fill queues in the fast engine's order: the payload queues, then the header queue."""
+    return queue.fqs + ([queue.hdr_fq] if queue.hdr_fq is not None else [])
+
+
+def _load_fq(k: Kernel, row: int, fq, napi_cpu: int, pid_of: dict) -> None:
+    """Fill queue row of k as the reference libeth_fq is: its sizes, buffers and page_pool."""
+    _load_pool(k, row, fq.pp, napi_cpu, pid_of)
+    k.lb.fq[row, FQ_BUF_LEN], k.lb.fq[row, FQ_TRUESIZE] = fq.buf_len, fq.truesize
+    empty = [slot for slot, fqe in enumerate(fq.fqes) if fqe.page is None]
+    k.lb.fq[row, FQ_EMPTY], k.lb.fq[row, FQ_LO] = len(empty), empty[0] if empty else fq.count
+    for slot, fqe in enumerate(fq.fqes):
+        if fqe.page is not None:
+            if fqe.done:
+                raise ValueError("unexpected libeth buffer state at start")
+            k.lb.fqe[row, slot, FQE_PAGE], k.lb.fqe[row, slot, FQE_TRUESIZE] = pid_of[fqe.page.pfn], fqe.truesize

@@ -29,7 +29,8 @@ from skbsim.fast.state import (
     SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, STRICT_FIT, TB_COUNT, TB_TRUESIZE, TR_LEN, TRACE,
     TRUESIZE_TOTAL, VQ_IP_ALIGN,
 )
-from skbsim.fast.state import PP_SOFTIRQ  # page_pool
+from skbsim.fast.page_pool import _pp_put_skb_frags  # page_pool
+from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_HSPLIT, FQ_SHORT_LEN, PAGE_POOL, PP_SOFTIRQ  # page_pool
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
 
@@ -94,6 +95,10 @@ def _observe(k, skb, cpu, time_ns, refused):
         kind = 0 if skb[SKB_FRAG] < 0 and size > GOOD_COPY_LEN and not cfg[VQ_IP_ALIGN] else 1
     elif cfg[DRIVER] == DRIVER_TUN:
         kind = size  # tun: what an skb is depends on its length (_TunLengths.names)
+    elif cfg[DRIVER] == DRIVER_LIBETH:
+        # the fill queue of its head's buffer (FastSimulation._kind_names): the header queue (header split),
+        # idpf's short queue or the MTU queue
+        kind = cfg[FQ_COUNT] - 1 if cfg[FQ_HSPLIT] else (1 if size <= cfg[FQ_SHORT_LEN] else 0)
     row = _trace_record(k.trace, k.st, time_ns, cpu, frame_len, O_SOCKET if refused else O_DELIVERED)
     if row >= 0:
         records = k.trace.records
@@ -128,7 +133,10 @@ def _enqueue(k, skb, cpu):
         # (the skbs with frags of a run all have the same kind of head: cfg[COND_ROOM] is its room from the
         # headroom to the end, cfg[COND_TS] its truesize; a linear skb keeps its truesize)
         if skb[SKB_DLEN] <= cfg[COND_ROOM] - skb[SKB_HLEN]:
-            _put_frags(k.pages, k.frags, st, frag)
+            if cfg[PAGE_POOL]:
+                _pp_put_skb_frags(k, frag)  # __pskb_pull_tail(): skb_frag_unref() of page_pool frags
+            else:
+                _put_frags(k.pages, k.frags, st, frag)
             frag = -1
             ts = cfg[COND_TS]
             st[CONDENSED] += 1

@@ -36,6 +36,7 @@ batch          the skbs one poll hands to the stack               sim.Simulation
 Trace          --trace records, --plot's table and series         report.TraceWriter, sim._Series
 VirtioQueues   virtio_net's posted and used buffers, DMA records  drivers/virtio_net.py
 PagePool       each page_pool: cache, ptr_ring, counters; page->pp  net/page_pool.py page_pool
+LibethFqs      libeth's fill queues: buffers, the NIC's completions  drivers/libeth.py libeth_fq
 Kernel         all of the above                                   kernel.Kernel + Simulation
 =============  =================================================  ==========================
 """
@@ -75,6 +76,11 @@ CONFIG_FIELDS = (
     # page_pool drivers: skbs' pages come from page_pools (their frees go to napi_pp_put_page()); mana's
     # buffers are page_pool fragments (not whole pages)
     "PAGE_POOL", "PP_FRAGS",
+    # libeth (iavf, idpf, ice's page_pool form): payload fill queues per RX queue (each its page_pool: pool
+    # row cpu * FQ_COUNT + q), buffers cleaned between iavf's refills (0: at the poll's end only), idpf's
+    # short buffer length (0: none), napi_build_skb()'s truesize beyond the buffer's (SKB_TRUESIZE(0) - shinfo);
+    # header split (the header buffers' fill queue is the last, FQ_COUNT - 1) and L1_CACHE_BYTES
+    "FQ_COUNT", "FQ_REFILL_EVERY", "FQ_SHORT_LEN", "BUILD_OVERHEAD", "FQ_HSPLIT", "L1_CACHE_BYTES",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
@@ -82,11 +88,13 @@ CONFIG_FIELDS = (
  COND_ROOM, COND_TS, COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, CB_BUF_SIZE, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_CHUNKS,
  TUN_MAX_ORDER, TUN_FRAG_LIMIT, VQ_HDR_LEN, VQ_MIN_BUF_LEN, VQ_PREMAPPED, VQ_OVERFLOW_FIX, VQ_HOLE_FOLD, VQ_REPOLL,
  VQ_FRAG_ORDER, VQ_L1, VQ_TS0, VQ_SHINFO, VQ_IP_ALIGN, VQ_MAX_FRAGS, VQ_COPY_ROOM, PAGE_POOL, PP_FRAGS,
+ FQ_COUNT, FQ_REFILL_EVERY, FQ_SHORT_LEN, BUILD_OVERHEAD, FQ_HSPLIT, L1_CACHE_BYTES,
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
 DRIVER_MANA = 3
 DRIVER_VIRTIO = 4
+DRIVER_LIBETH = 5
 
 # -- st: the kernel's scalars ---------------------------------------------------------------------------
 (ERR,  # the run's error code (ERR_* in layout.py): the compiled loop left its modelled ground
@@ -238,8 +246,20 @@ PP_STATS_FIRST = PP_ALLOC_FAST
 #: PP_DIRECT: who may recycle into the cache (profile feature pp_direct_recycle)
 PP_DIRECT_NEVER_FROM_SKB, PP_DIRECT_SKB_FREE, PP_DIRECT_EVERY_PUT = 0, 1, 2
 
+#: libeth's fill queues (struct libeth_fq), a row per fill queue (cpu * FQ_COUNT + q, its page_pool's row
+#: too): fq[row] its FQ_* columns (buffer length and truesize; the NIC's next slot; empty slots and the
+#: lowest of them; skbs built on its buffers); fqe[row, slot]: each buffer (struct libeth_fqe: page id, -1
+#: for none, truesize, written by the NIC and not yet cleaned); comp[cpu, j]: the frames the NIC completed
+#: and the driver has not cleaned (C_* columns: fill queue, first slot, buffers, length, header length with
+#: header split: its header buffer is the header queue's slot of the first payload buffer), a FIFO from
+#: pcpu NTC, sim._pending()'s count long
+LibethFqs = namedtuple("LibethFqs", ("fq", "fqe", "comp"))
+FQ_BUF_LEN, FQ_TRUESIZE, FQ_NEXT_FREE, FQ_EMPTY, FQ_LO, FQ_SKBS, FQ_FIELDS = range(7)
+FQE_PAGE, FQE_TRUESIZE, FQE_DONE, FQE_FIELDS = range(4)
+C_FQ, C_START, C_NBUFS, C_LEN, C_HDR_LEN, C_FIELDS = range(6)
+
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
-                               "sock", "events", "batch", "trace", "pp", "virtio"))
+                               "sock", "events", "batch", "trace", "pp", "virtio", "lb"))
 
 
 def _zeros(*shape, dtype=np.int64):
@@ -316,6 +336,12 @@ def new_page_pools(npools: int, cache_size: int, ring_size: int, pages: int) -> 
     pool[:, PP_FRAG_PAGE] = -1
     return PagePool(pool, _zeros(max(1, npools), cache_size), _zeros(max(1, npools), ring_size), _zeros(pages),
                     _zeros(pages))
+
+
+def new_libeth_fqs(nfqs: int, count: int, ncpus: int, completions: int) -> LibethFqs:
+    fqe = _zeros(max(1, nfqs), count, FQE_FIELDS)
+    fqe[:, :, FQE_PAGE] = -1
+    return LibethFqs(_zeros(max(1, nfqs), FQ_FIELDS), fqe, _zeros(ncpus, completions, C_FIELDS))
 
 
 def new_tun_queues(tab, ncpus: int, inflight: int) -> TunQueues:

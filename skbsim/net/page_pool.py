@@ -516,10 +516,18 @@ def page_pool_alloc(kernel: Kernel, pool: page_pool, size: int, gfp: int) -> tup
     page, offset = page_pool_alloc_frag(kernel, pool, size, gfp)
     if page is None:
         return None, 0, size
-    if pool.frag_offset + size > max_size:
-        size = max_size - offset
+    folded = page_pool_alloc_size(pool.frag_offset, offset, size, max_size)
+    if folded != size:
+        size = folded
         pool.frag_offset = max_size
     return page, offset, size
+
+
+def page_pool_alloc_size(frag_offset: int, offset: int, size: int, max_size: int) -> int:
+    """page_pool_alloc()'s fragment size: the rest of the page from offset when a next fragment of size
+    bytes would not fit after frag_offset (the pool's offset once this one is cut), else size.  (Plain
+    integers: the fast engine compiles this function.)"""
+    return max_size - offset if frag_offset + size > max_size else size
 
 
 def page_pool_dev_alloc(kernel: Kernel, pool: page_pool, size: int) -> tuple[Page | None, int, int]:

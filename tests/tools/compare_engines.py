@@ -127,10 +127,45 @@ def _mana(rng: random.Random) -> tuple[dict, str]:
     return options, traffic
 
 
+def _libeth(rng: random.Random) -> tuple[dict, str]:
+    options = {"nic": rng.choice(("iavf", "idpf"))}
+    if rng.random() < 0.6:
+        # one buffer (2048-byte truesize, two per page) up to MTU 1500 or so; above, 4096-byte buffers of a
+        # whole page each and frames of up to five of them
+        options["mtu"] = rng.choice(("68", "1000", "1500", "1536", "2000", "3000", "9000", "16000"))
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("64", "100", "512", "2048"))
+    if rng.random() < 0.2:
+        options["gro"] = rng.choice(("0", "1"))
+    if options["nic"] == "idpf" and rng.random() < 0.4:
+        options["hsplit"] = "on"
+    return options, _pp_traffic(rng)
+
+
+def _ice_libeth(rng: random.Random) -> tuple[dict, str]:
+    options = {}
+    if rng.random() < 0.6:
+        options["mtu"] = rng.choice(("68", "1500", "3000", "9000", "9702"))
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("64", "100", "512", "2048"))
+    if rng.random() < 0.4:
+        options["hsplit"] = "on"
+    return options, _pp_traffic(rng)
+
+
+def _pp_traffic(rng: random.Random) -> str:
+    return rng.choice(("imix", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100", "uniform:14-9022",
+                       "fixed:9014", "uniform:3000-16000", "uniform:14-100"))
+
+
 #: the drivers the fast engine runs: (weight, how to draw its options and traffic, whether it takes 4 KiB
-#: pages only); a driver added to the fast engine gets an entry here
+#: pages only, the driver's RunConfig name and the kernels (built-in ones and those derived from them) where
+#: it exists, when not every one); a driver added to the fast engine gets an entry here
+LIBETH_KERNELS = ("6.12", "6.18", "host", "7.1")
 DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False),
-           "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False)}
+           "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False),
+           "libeth": (1, _libeth, False, "libeth", LIBETH_KERNELS),
+           "ice-libeth": (1, _ice_libeth, False, "ice", ("7.1",))}
 
 
 def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
@@ -140,6 +175,10 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
     if DRIVERS[driver][2] and ("16k" in kernel or "64k" in kernel):
         driver = rng.choice([name for name in drivers if not DRIVERS[name][2]] or ["copybreak"])
     options, traffic = DRIVERS[driver][1](rng)
+    if len(DRIVERS[driver]) > 3:
+        _, _, _, name, kernels = DRIVERS[driver]
+        derived = [path for path, (base, _, _) in zip(profiles, UNUSUAL) if base in kernels]
+        driver, kernel = name, rng.choice(kernels + tuple(derived))
     rate = rng.choice((None, 1e5, 1e6, 3e6, 2e7, 1234567.0))
     faults = ()
     if rng.random() < 0.4:
