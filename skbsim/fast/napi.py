@@ -57,7 +57,7 @@ def _push(events, st, time_ns, kind, cpu):
     st[EV_LEN] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _pop(events, st):
     """heappop(): remove the smallest (time, order) and make its time the clock's; returns kind * 1024 + cpu."""
     heap = events.heap

@@ -103,7 +103,7 @@ def _nic_receive(k, cpu, length, hlen):
 # -- the poll -----------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _poll(k, cpu):
     """One napi_poll() (Simulation._poll) of an ice, copybreak or virtio_net queue (tun's: tun._tun_poll): the
     CPU's defer list first, the driver's poll (ice_napi_poll() / ice_clean_rx_irq(), copybreak_poll() or
@@ -304,7 +304,7 @@ def _cb_clean_rx_irq(k, cpu, budget):
 # -- ice ----------------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _put_rx_buf(rings, pages, st, pcpu, cpu, slot):
     """ice_put_rx_buf(): ice_can_reuse_rx_page() on the sampled count and bias, then ice_reuse_rx_page() into
     next_to_alloc, or the driver's references drained."""
