@@ -98,8 +98,11 @@ def _length_arrays(source, n: int):
     from skbsim.traffic.synthetic import CycleLength, FixedLength
 
     model = source.lengths
-    period = model.period if isinstance(model, CycleLength) else (model.length,) if isinstance(
-        model, FixedLength) else ()
+    period = ()
+    if isinstance(model, CycleLength):
+        period = model.period
+    elif isinstance(model, FixedLength):
+        period = (model.length,)
     if not period:
         for batch in source.length_batches(n):
             yield np.asarray(batch, np.int64)
