@@ -25,7 +25,7 @@ def main() -> int:
     from skbsim.cli import main as cli_main
 
     try:
-        return cli_main()
+        return cli_main(program=True)
     finally:
         # The interpreter's shutdown is no place for a traceback either.
         _signal.signal(_signal.SIGINT, _interrupted_early)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import importlib
 import os
 import signal
@@ -88,14 +89,28 @@ def _with_rules(group):
 COMMANDS = ("alloc", "run", "profile", "sweep", "rx", "tcp", "validate", "grid", "report")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from skbsim import __version__
+class _Version(argparse._VersionAction):
+    """--version, the version looked up (importlib.metadata) only when asked for."""
 
+    def __call__(self, parser, namespace, values, option_string=None):
+        from skbsim import __version__
+
+        self.version = f"skbsim {__version__}"
+        super().__call__(parser, namespace, values, option_string)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with argv whose first word names a subcommand, only that subcommand's module is
+    imported (the others' names are there, without their options: the arguments never reach them)."""
+    chosen = argv[0] if argv and argv[0] in COMMANDS else None
     parser = _Parser(prog="skbsim", description="An executable model of Linux RX sk_buff allocation.")
-    parser.add_argument("--version", action="version", version=f"skbsim {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
     for name in COMMANDS:
-        importlib.import_module(f"skbsim.commands.{name}").add_parser(sub)
+        if chosen is None or name == chosen:
+            importlib.import_module(f"skbsim.commands.{name}").add_parser(sub)
+        else:
+            sub.add_parser(name)
     return parser
 
 
@@ -115,15 +130,26 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, program: bool = False) -> int:
+    """The command; program: this process is the skbsim program (its entry points say so), not a caller of
+    main() as a library function."""
+    if program:
+        # Loading the program (argparse, the command's modules) makes many objects and no garbage: the
+        # collector waits, then leaves what was loaded frozen (never walked again), which spares the
+        # collections of start-up most of their work.
+        gc.disable()
     try:
         # The program's own Ctrl-C handling (skbsim/__main__.py may have installed a quieter one
         # for the time before this point).
         if threading.current_thread() is threading.main_thread() and \
                 signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signal.signal(signal.SIGINT, signal.default_int_handler)
-        args = build_parser().parse_args(argv)
-        args.argv = list(sys.argv[1:] if argv is None else argv)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser(argv).parse_args(argv)
+        if program:
+            gc.freeze()
+            gc.enable()
+        args.argv = argv
         code = args.run(args)
         sys.stdout.flush()
         return code
@@ -155,4 +181,4 @@ def command_line(args) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(program=True))

@@ -69,7 +69,8 @@ def _run(k, lengths, times, queues, hlens, n, final):
     while st[ERR] == 0:
         if i < n and (st[EV_LEN] == 0 or heap[0, EV_TIME] >= times[i]):
             st[NOW] = times[i]
-            _arrive(k, lengths[i], queues[i] % ncpus, hlens[i])
+            queue = queues[i]  # (a division only for a queue number from ncpus up)
+            _arrive(k, lengths[i], queue if 0 <= queue < ncpus else queue % ncpus, hlens[i])
             i += 1
             continue
         if i >= n and (not final or st[EV_LEN] == 0):

@@ -117,7 +117,7 @@ def _alloc_pages(pages, faults, st, order, layer):
     return _take_page(pages, st, order)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _take_page(pages, st, order):
     """PageAllocator._take(): the accounting every allocation shares (a new page id, refcount 1), or -1."""
     pid = _take_id(st, st, PG_FREE_TOP, PG_NEXT, pages.free, pages.page.shape[0])
@@ -141,7 +141,7 @@ def _free_page(pages, st, pid):
     _give_id(st, PG_FREE_TOP, pages.free, pid)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _put_page(pages, st, pid):
     """put_page(): one reference less; freed at zero."""
     pages.page[pid, PAGE_REF] -= 1

@@ -28,7 +28,7 @@ from skbsim.sim import NETDEV_BUDGET, NETDEV_BUDGET_NS
 # -- the event heap (Simulation.events: (time, order, kind, cpu), smallest first) ------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _push(events, st, time_ns, kind, cpu):
     """Simulation._push(): an event at time_ns; every event time passes here, so this is where the clock
     is bounded (CLOCK_LIMIT)."""
@@ -57,7 +57,7 @@ def _push(events, st, time_ns, kind, cpu):
     st[EV_LEN] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _pop(events, st):
     """heappop(): remove the smallest (time, order) and make its time the clock's; returns kind * 1024 + cpu."""
     heap = events.heap

@@ -69,6 +69,14 @@ def _nic_dma(k, cpu, length, nbufs, hlen):
 
 
 @njit(cache=True, forceinline=True)
+def _ring_distance(start, end, count):
+    """Slots from index start up to index end of a ring of count (both in [0, count)): (end - start) mod count,
+    without a division."""
+    distance = end - start
+    return distance + count if distance < 0 else distance
+
+
+@njit(cache=True, forceinline=True)
 def _nic_receive(k, cpu, length, hlen):
     """ice_nic_receive() / copybreak_nic_receive(): the frame into ceil(len / rx_buf_len) descriptors; False
     when there are too few (a ring drop, counted here) or when err[0] is set.  ice needs them posted (up to
@@ -93,7 +101,7 @@ def _nic_receive(k, cpu, length, hlen):
             hw += 1
             if hw == count:
                 hw = 0
-    elif ((k.pcpu[cpu, TAIL] - k.pcpu[cpu, HW_NEXT]) % count + count) % count < nbufs:
+    elif _ring_distance(k.pcpu[cpu, HW_NEXT], k.pcpu[cpu, TAIL], count) < nbufs:
         k.st[D_RING_DROPS] += 1
         return False
     _nic_dma(k, cpu, length, nbufs, hlen)
@@ -103,7 +111,7 @@ def _nic_receive(k, cpu, length, hlen):
 # -- the poll -----------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _poll(k, cpu):
     """One napi_poll() (Simulation._poll) of an ice, copybreak or virtio_net queue (tun's: tun._tun_poll): the
     CPU's defer list first, the driver's poll (ice_napi_poll() / ice_clean_rx_irq(), copybreak_poll() or
@@ -312,7 +320,7 @@ def _cb_clean_rx_irq(k, cpu, budget):
 # -- ice ----------------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _put_rx_buf(rings, pages, st, pcpu, cpu, slot):
     """ice_put_rx_buf(): ice_can_reuse_rx_page() on the sampled count and bias, then ice_reuse_rx_page() into
     next_to_alloc, or the driver's references drained."""

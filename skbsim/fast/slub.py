@@ -312,29 +312,38 @@ def _slab_alloc_bulk(slabs, c, cpu, p, n, pages, faults, st):
 # -- free ----------------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _do_slab_free(slabs, c, cpu, slot, cnt, pages, st):
     """do_slab_free() of cnt objects of one slab, already on its stack: this CPU's lockless freelist if it is
     this CPU's slab, else __slab_free(): a frozen slab takes them, a full one goes onto this CPU's partial
     list (or the node list without one), one that empties on the node list is discarded when the node keeps
-    min_partial slabs; an unfrozen one on no node list (6.8+: a CPU partial slab) stays where it is."""
+    min_partial slabs; an unfrozen one on no node list (6.8+: a CPU partial slab) stays where it is.  The
+    tests are inlined; only a slab that changes lists costs a call (_slab_free_lists)."""
     C = slabs.cpu[c, cpu]
     if C[C_SLAB] == slot:
         C[C_FREE] += cnt
         return
-    K = slabs.caches[c]
-    row = slabs.slot[K[K_SLOT_BASE] + slot]
+    row = slabs.slot[slabs.caches[c, K_SLOT_BASE] + slot]
     prior = row[SLAB_FREE] > 0
     row[SLAB_FREE] += cnt
     if row[SLAB_FROZEN]:
         return
+    if prior and (row[SLAB_OBJECTS] - row[SLAB_FREE] > 0 or not row[SLAB_ON_NODE]):
+        return
+    _slab_free_lists(slabs, c, cpu, slot, prior, pages, st)
+
+
+@njit(cache=True)
+def _slab_free_lists(slabs, c, cpu, slot, prior, pages, st):
+    """__slab_free()'s list work for a slab that was full (not prior: onto this CPU's partial list, or the
+    node list) or is now empty on the node list (discarded, or kept)."""
+    K = slabs.caches[c]
+    row = slabs.slot[K[K_SLOT_BASE] + slot]
     if not prior and K[K_CPS] > 0:
         row[SLAB_FROZEN] = K[K_FROZEN_PARTIAL]
         _put_cpu_partial(slabs, c, cpu, slot, True, pages, st)
         return
     inuse = row[SLAB_OBJECTS] - row[SLAB_FREE]
-    if prior and (inuse > 0 or not row[SLAB_ON_NODE]):
-        return
     if _slab_discard_empty(inuse, K[K_NPARTIAL], K[K_MIN_PARTIAL]):
         if prior:
             _remove_partial(slabs, c, slot)
@@ -343,7 +352,7 @@ def _do_slab_free(slabs, c, cpu, slot, cnt, pages, st):
         _add_partial(slabs, c, slot, True)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _slab_free(slabs, c, cpu, pages, st, obj):
     """kmem_cache_free() of object obj of cache c on CPU cpu."""
     slabs.caches[c, K_LIVE] -= 1

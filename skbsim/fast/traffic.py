@@ -65,10 +65,9 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     if isinstance(source, SyntheticSource):
         take_times = _arrival_times(source.rate, source.arrival, source.seed)
         take_queues = _synthetic_queues(source) if config.cpus > 1 else None
-        for batch in source.length_batches(CHUNK):
-            lengths = np.asarray(batch, np.int64)
-            queues = take_queues(lengths) if take_queues else np.zeros(len(batch), np.int64)
-            yield lengths, take_times(len(batch)), queues, lengths
+        for lengths in _length_arrays(source, CHUNK):
+            queues = take_queues(lengths) if take_queues else np.zeros(len(lengths), np.int64)
+            yield lengths, take_times(len(lengths)), queues, lengths
         return
     if isinstance(source, CaptureSource) and source.format == "pcap" and config.cpus == 1:
         for lengths, times, _ in _pcap_chunks(source):
@@ -90,6 +89,32 @@ def _traffic_chunks(source, config: RunConfig, legacy: bool = False, ref: Simula
     if lengths:
         arr = np.asarray(lengths, np.int64)
         yield arr, np.asarray(times, np.int64), np.asarray(queues, np.int64), arr
+
+
+def _length_arrays(source, n: int):
+    """source.length_batches(n) as int64 arrays.  A cycle of lengths (imix) or a fixed length is cut from
+    the period repeated by numpy, starting where the last batch ended (as CycleLength's cycle() stream
+    does), without building lists."""
+    from skbsim.traffic.synthetic import CycleLength, FixedLength
+
+    model = source.lengths
+    period = ()
+    if isinstance(model, CycleLength):
+        period = model.period
+    elif isinstance(model, FixedLength):
+        period = (model.length,)
+    if not period:
+        for batch in source.length_batches(n):
+            yield np.asarray(batch, np.int64)
+        return
+    tiled = np.tile(np.asarray(period, np.int64), n // len(period) + 2)
+    start = 0
+    remaining = source.count
+    while remaining > 0:
+        k = min(n, remaining)
+        remaining -= k
+        yield tiled[start:start + k].copy()
+        start = (start + k) % len(period)
 
 
 def _pcap_is_ethernet(source) -> bool:
@@ -145,33 +170,39 @@ def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation, headlen=
     # On one CPU the flow matters only through the header length.  While every flow gives a
     # length the same header length, the per-frame flow draws are not needed; once one does
     # not, the draws are made (catching up on the frames already passed: the picker's draws
-    # do not depend on how they are grouped) and used from then on.
-    same_for_all_flows: dict[int, int] | None = {} if config.cpus == 1 and source.flows <= 64 else None
+    # do not depend on how they are grouped) and used from then on.  Till then
+    # same_for_all_flows[length] is that header length (0 up to `above`, -1 not measured yet).
+    same_for_all_flows = None
+    if config.cpus == 1 and source.flows <= 64:
+        same_for_all_flows = np.full(above + 2, -1, np.int64)
+        same_for_all_flows[:above + 1] = 0
     frames_done = 0
-    for batch in source.length_batches(CHUNK):
-        lengths = np.asarray(batch, np.int64)
-        hlens = np.zeros(len(batch), np.int64)
-        long = lengths > above
+    for lengths in _length_arrays(source, CHUNK):
+        n = len(lengths)
         if same_for_all_flows is not None:
-            for length in np.unique(lengths[long]).tolist():
-                if length not in same_for_all_flows:
+            longest = int(lengths.max())
+            if longest >= len(same_for_all_flows):
+                same_for_all_flows = np.concatenate(
+                    (same_for_all_flows, np.full(longest + 1 - len(same_for_all_flows), -1, np.int64)))
+            hlens = same_for_all_flows[lengths]
+            unmeasured = hlens < 0
+            if unmeasured.any():
+                for length in np.unique(lengths[unmeasured]).tolist():
                     values = {measure(index, length) for index in range(source.flows)}
                     if len(values) != 1:
                         same_for_all_flows = None
                         pick_flows(frames_done)
                         break
                     same_for_all_flows[length] = values.pop()
+                else:
+                    hlens = same_for_all_flows[lengths]
         if same_for_all_flows is not None:
-            if long.any():
-                table = np.zeros(int(lengths.max()) + 1, np.int64)
-                for length, headlen in same_for_all_flows.items():
-                    if length < len(table):
-                        table[length] = headlen
-                hlens[long] = table[lengths[long]]
-            frames_done += len(batch)
-            yield lengths, take_times(len(batch)), np.zeros(len(batch), np.int64), hlens
+            frames_done += n
+            yield lengths, take_times(n), np.zeros(n, np.int64), hlens
             continue
-        picks = np.fromiter(pick_flows(len(batch)), np.int64, len(batch))
+        hlens = np.zeros(n, np.int64)
+        long = lengths > above
+        picks = np.fromiter(pick_flows(n), np.int64, n)
         flows = np.unique(picks)
         queue_of = np.zeros(int(flows[-1]) + 1 if len(flows) else 1, np.int64)
         for index in flows.tolist():
@@ -186,8 +217,8 @@ def _synthetic_with_headlen(source, config: RunConfig, ref: Simulation, headlen=
                 index, length = divmod(key, 65536)
                 values[j] = measure(index, length)
             hlens[long] = values[inverse]
-        frames_done += len(batch)
-        yield lengths, take_times(len(batch)), queues, hlens
+        frames_done += n
+        yield lengths, take_times(n), queues, hlens
 
 
 def _frames_with_headlen(source, ref: Simulation, headlen=None, above=ICE_RX_HDR_SIZE):
