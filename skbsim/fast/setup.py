@@ -331,7 +331,8 @@ def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths) -> Kernel:
     waiting = ncpus * inflight if config.count is None else min(ncpus * inflight, config.count + 1)
     qcap = socket_queue_capacity(config, sim.sock.rcvbuf, lengths.min_truesize)
     # Live sk_buffs: queued, written and waiting, in the NAPI caches and defer lists.
-    live_bound = qcap + waiting + ncpus * (profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max + NAPI_POLL_WEIGHT) + 16
+    live_bound = (qcap + waiting + ncpus * (profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max + NAPI_POLL_WEIGHT)
+                  + 16)
     slab_cap = live_bound + 16
     # Live pages per skb: its head's page (task_frag block, slab or pages of its own), its sk_buff's slab page
     # and its frag blocks; plus each writer's task_frag block.

@@ -22,7 +22,7 @@ from skbsim.fast.rules import (
 )
 from skbsim.fast.state import (
     APP_GAP, APP_NEXT, APP_UNLIMITED, APP_WAITING, CB_KIND, CONDENSED, CONSUMED, COND_ROOM, COND_TS, COPYBREAK, COST,
-    DEFER_FREE, DEFER_IPI, DEFER_LEN, DEFER_LIMIT_MINUS_1, DEFER_MAX, DEFICIT, DELIVERED, DRIVER, DRIVER_COPYBREAK, DRIVER_ICE,
+    DEFER_FREE, DEFER_IPI, DEFER_LEN, DEFER_LIMIT_MINUS_1, DEFICIT, DELIVERED, DRIVER, DRIVER_COPYBREAK, DRIVER_ICE,
     DRIVER_TUN, DRIVER_VIRTIO, ENQUEUED, ERR, FWD, FWD_DEFICIT_ONLY, IPI_SENT, IPIS, LARGE_FIT, MEMALLOC, NOW,
     PAGE_SIZE,
     PEAK_PINNED, PEAK_RMEM, PINNED, PLOT, RCVBUF, READER_LEN, RMEM, SK_DROPS, SK_HEAD, SK_LEN, SKB_CPU, SKB_DLEN,
@@ -31,6 +31,7 @@ from skbsim.fast.state import (
 )
 from skbsim.fast.page_pool import _pp_put_skb_frags  # page_pool
 from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_HSPLIT, FQ_SHORT_LEN, PAGE_POOL, PP_SOFTIRQ  # page_pool
+from skbsim.fast.state import DEFER_MAX  # net.core.skb_defer_max
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
 

@@ -53,8 +53,8 @@ CONFIG_FIELDS = (
     "NCPUS", "PAGE_SIZE", "DRIVER", "TRACE", "PLOT",
     # time (sim.Simulation): per-packet cost, IRQ latency, the reader (unlimited, or one read per APP_GAP ns)
     "COST", "IRQ_LATENCY", "APP_UNLIMITED", "APP_GAP",
-    # the UDP socket (net/sock.py) and skb_attempt_defer_free() (net.core.skb_defer_max: Kernel.skb_defer_max)
-    "RCVBUF", "STRICT_FIT", "LARGE_FIT", "FWD_DEFICIT_ONLY", "DEFER_FREE", "DEFER_LIMIT_MINUS_1", "DEFER_MAX",
+    # the UDP socket (net/sock.py) and skb_attempt_defer_free()
+    "RCVBUF", "STRICT_FIT", "LARGE_FIT", "FWD_DEFICIT_ONLY", "DEFER_FREE", "DEFER_LIMIT_MINUS_1",
     # the NAPI skb cache and page_frag_cache (net/napi.py, mm/page_frag.py)
     "NC_CACHE_SIZE", "NC_BULK", "NC_FREE", "PF_ORDER", "PF_DOWN",
     # the ring (ice, copybreak): its size, the largest frame, buffer length and page order, ice's put rule,
@@ -81,14 +81,17 @@ CONFIG_FIELDS = (
     # short buffer length (0: none), napi_build_skb()'s truesize beyond the buffer's (SKB_TRUESIZE(0) - shinfo);
     # header split (the header buffers' fill queue is the last, FQ_COUNT - 1) and L1_CACHE_BYTES
     "FQ_COUNT", "FQ_REFILL_EVERY", "FQ_SHORT_LEN", "BUILD_OVERHEAD", "FQ_HSPLIT", "L1_CACHE_BYTES",
+    # net.core.skb_defer_max (Kernel.skb_defer_max): skb_attempt_defer_free()'s limit, 128 from 6.19
+    "DEFER_MAX",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
- FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, DEFER_MAX, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
+ FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
  RXMAX, RX_BUF_LEN, RING_ORDER, PUT_MODE, FRAME_SZ, BUILD_TRUESIZE, LEGACY, HEAD_KIND, HEAD_TRUESIZE, HEAD_FRAGSZ,
  COND_ROOM, COND_TS, COPYBREAK, CB_BUF_FRAGSZ, CB_BUILD_TS, CB_BUF_SIZE, TUN_SNDBUF, TF_ORDER, TUN_SMP, TUN_CHUNKS,
  TUN_MAX_ORDER, TUN_FRAG_LIMIT, VQ_HDR_LEN, VQ_MIN_BUF_LEN, VQ_PREMAPPED, VQ_OVERFLOW_FIX, VQ_HOLE_FOLD, VQ_REPOLL,
  VQ_FRAG_ORDER, VQ_L1, VQ_TS0, VQ_SHINFO, VQ_IP_ALIGN, VQ_MAX_FRAGS, VQ_COPY_ROOM, PAGE_POOL, PP_FRAGS,
  FQ_COUNT, FQ_REFILL_EVERY, FQ_SHORT_LEN, BUILD_OVERHEAD, FQ_HSPLIT, L1_CACHE_BYTES,
+ DEFER_MAX,
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
