@@ -514,7 +514,6 @@ def test_random_mana_workloads_give_identical_json(kernel, mtu, ring, gro, traff
 # -- page_pool drivers: libeth (iavf, idpf) and ice's page_pool form -----------------------------------------
 
 #: the releases with libeth ('libeth: add Rx buffer management', 6.10); 7.1's ice is its page_pool form.
-#: The fast engine runs 7.1 on one CPU only (its skb_defer_max is 128)
 LIBETH_KERNELS = ("6.12", "6.18", "host", "7.1")
 #: MTUs: one 2048-byte buffer (two per page) at 68 and 1500; at 3000 and above a page per buffer
 #: (LIBETH_RX_PAGE_LEN 3584 bytes of it for the NIC), frames of up to 3 and 5 buffers at 9000 and 16000
@@ -542,8 +541,6 @@ LIBETH_WORKLOADS = [
 @pytest.mark.parametrize("workload", LIBETH_WORKLOADS)
 def test_libeth_fixed_workloads(kernel, nic, mtu, workload):
     workload = dict(workload)
-    if kernel == "7.1":
-        workload["cpus"] = 1
     options = {"nic": nic, "mtu": mtu, **workload.pop("options", {})}
     if nic == "iavf" and options.get("hsplit") == "on":
         del options["hsplit"]  # iavf has none
@@ -554,7 +551,7 @@ def test_libeth_fixed_workloads(kernel, nic, mtu, workload):
 @pytest.mark.parametrize("workload", LIBETH_WORKLOADS)
 def test_ice_page_pool_form_fixed_workloads(mtu, workload):
     options = {"mtu": mtu, **workload.get("options", {})}
-    _assert_same(kernel="7.1", driver="ice", **{**workload, "options": options, "cpus": 1})
+    _assert_same(kernel="7.1", driver="ice", **{**workload, "options": options})
 
 
 @pytest.mark.parametrize("kernel, driver, options", [
@@ -582,7 +579,7 @@ def test_libeth_header_split_of_a_capture(tmp_path, kernel, driver, options):
 ])
 def test_libeth_fault_workloads(kernel, driver, options, faults):
     _assert_same(kernel=kernel, driver=driver, options=options, traffic="uniform:14-16000", count=4_000,
-                 rate=3e6, cpus=1 if kernel == "7.1" else 2, app_rate=1e4, rcvbuf=4_000_000, faults=faults)
+                 rate=3e6, cpus=2, app_rate=1e4, rcvbuf=4_000_000, faults=faults)
 
 
 def test_libeth_workloads_reach_their_corners():
@@ -632,8 +629,6 @@ def test_random_libeth_workloads_give_identical_json(kernel, nic, mtu, ring, gro
         options.pop("nic")
         if int(options.get("mtu", 0)) > 9702:
             options["mtu"] = "9702"  # ICE_MAX_MTU
-    if kernel == "7.1":
-        run = {**run, "cpus": 1}
     _assert_same(kernel=kernel, driver=driver, options=options, traffic=traffic, faults=faults, **run)
 
 
@@ -645,7 +640,7 @@ def test_random_libeth_workloads_give_identical_json(kernel, nic, mtu, ring, gro
 ])
 def test_libeth_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options):
     config = dict(kernel=kernel, driver=driver, options=options, traffic="uniform:14-9022", count=4_000, rate=2e7,
-                  rcvbuf=30_000, app_rate=1e6, cpus=1 if kernel == "7.1" else 2,
+                  rcvbuf=30_000, app_rate=1e6, cpus=2,
                   faults=(("page_alloc", 0.05, 1, -1, 0), ("slab", 0.05, 1, -1, 0)))
     outputs = _traced_runs(tmp_path, config, ".csv")
     assert outputs["fast"] == outputs["reference"]
@@ -1214,8 +1209,8 @@ def test_the_fast_engines_functions_stay_small():
                 if params > 8 or lines >= 120:
                     too_big.append(f"{path.name}:{node.lineno} {node.name}: {params} parameters, {lines} lines")
     assert not too_big
-# -- 7.1: what the fast engine runs (copybreak on one CPU, with 6.19's 128/32/32 NAPI skb cache) and what it
-# hands back to the reference engine with one line
+# -- 7.1: what the fast engine runs (6.19's 128/32/32 NAPI skb cache, skb_defer_max 128) and what it hands back
+# to the reference engine with one line
 
 @pytest.mark.parametrize("workload", [
     dict(traffic="imix", count=20_000),
@@ -1230,12 +1225,40 @@ def test_7_1_copybreak_on_one_cpu(workload):
 
 @pytest.mark.parametrize("config, reason", [
     (RunConfig(kernel="7.1", driver="tun", options={}, count=300), "6.19's NAPI skb cache outside NAPI"),
-    (RunConfig(kernel="7.1", driver="copybreak", options={}, count=300, cpus=2), "skb_defer_max at 64"),
 ])
 def test_7_1_out_of_scope_falls_back_and_says_why(config, reason):
     assert reason in unsupported(config)
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "reference" and reason in why
+
+
+@pytest.mark.parametrize("workload", [
+    # 6,000 IMIX frames at 4 Mpps spread over 2-4 CPUs into a large buffer, a reader on CPU 0 at 1-2 M reads/s
+    # and an IPI latency of 0.2-1 ms: a CPU's defer list fills faster than its IPI lands
+    dict(driver="ice", options={}, cpus=2, app_rate=1e6, irq_latency_ns=1_000_000),  # ice on libeth (7.1)
+    dict(driver="ice", options={"hsplit": "on", "mtu": "9000"}, cpus=3, app_rate=1e6, irq_latency_ns=200_000),
+    dict(driver="copybreak", options={}, cpus=3, app_rate=2e6, irq_latency_ns=300_000),
+    dict(driver="mana", options={}, cpus=4, app_rate=1e6, irq_latency_ns=200_000),
+    dict(driver="libeth", options={"nic": "iavf"}, cpus=2, app_rate=1e6, irq_latency_ns=200_000),
+    dict(driver="libeth", options={"nic": "idpf"}, cpus=3, app_rate=1e6, irq_latency_ns=200_000),
+])
+def test_7_1_defer_lists_of_128_on_several_cpus(monkeypatch, workload):
+    import skbsim.net.skbuff as skbuff
+
+    config = dict(kernel="7.1", traffic="imix", count=6_000, flows=16, rate=4e6, rcvbuf=4_000_000, **workload)
+    seen = []
+    admit = skbuff.skb_defer_admit
+    monkeypatch.setattr(skbuff, "skb_defer_admit", lambda *args: seen.append((args[0], admit(*args))) or seen[-1][1])
+    simulate(RunConfig(**config))
+    monkeypatch.setattr(skbuff, "skb_defer_admit", admit)
+    # 7.1: net/core/hotdata.c sysctl_skb_defer_max = 128 (6.19 'net: increase skb_defer_max default to 128');
+    # skb_attempt_defer_free() raises defer_count before comparing it with that (6.18 'net: use llist for
+    # sd->defer_list'), so the skb that would be the 128th is freed on CPU 0: at most 127 wait.  The IPI goes
+    # to the skb that finds 128 >> 1 = 64 waiting.  The workload reaches both (the reference engine's verdicts).
+    assert max(queued for queued, _ in seen) == 127
+    assert {queued for queued, verdict in seen if verdict == skbuff.DEFER_NONE} == {127}
+    assert {queued for queued, verdict in seen if verdict == skbuff.DEFER_KICK} == {64}
+    _assert_same(**config)
 
 
 # -- virtio_net: mergeable buffers from the queue's page frag, every skb going up as built ----------------------

@@ -53,8 +53,6 @@ def unsupported(config: RunConfig) -> str | None:
         return virtio_reason
     if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
         return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
-    if config.cpus > 1 and profile.feature("skb_defer_max_default") != "64":
-        return "the fast engine keeps skb_defer_max at 64 (6.19 raised it to 128)"
     if tcp_through_gro(config):
         return "TCP traffic goes through GRO, which the fast engine does not model"
     if config.rcvbuf > MAX_RCVBUF and (config.count is None or config.count > MAX_QUEUED):

@@ -81,8 +81,6 @@ READER_CPU = np.int64(0)
 TEARDOWN_CPU = np.int64(0)
 #: event kinds (sim._POLL, _READ, _IPI)
 _POLL, _READ, _IPI = np.int64(1), np.int64(2), np.int64(3)
-#: net.core.skb_defer_max (Kernel.skb_defer_max)
-SKB_DEFER_MAX = 64
 USHRT_MAX = 0xFFFF
 U32_MASK = 0xFFFFFFFF
 #: error codes (Kernel.err[0]): the compiled loop left its modelled ground

@@ -15,7 +15,7 @@ from collections import namedtuple
 import numpy as np
 
 from skbsim.fast.layout import (
-    FAULT_COUNT_LIMIT, HEAD_1K, HEAD_FRAG, HEAD_SMALL, MAX_FRAGS_SEEN, MAX_TUN_FRAME, SERIES_LIMIT, SKB_DEFER_MAX,
+    FAULT_COUNT_LIMIT, HEAD_1K, HEAD_FRAG, HEAD_SMALL, MAX_FRAGS_SEEN, MAX_TUN_FRAME, SERIES_LIMIT,
     TUN_INFLIGHT_MAX, T_SIZE, _PUT_MODES,
 )
 from skbsim.fast.state import (
@@ -65,6 +65,7 @@ def base_config(sim: Simulation, trace: bool, plot: bool) -> dict:
         RCVBUF=sock.rcvbuf, STRICT_FIT=int(sock.strict_fit), LARGE_FIT=int(sock.large_fit),
         FWD_DEFICIT_ONLY=int(sock.fwd_deficit_only), DEFER_FREE=int(sock.defer_free),
         DEFER_LIMIT_MINUS_1=int(profile.feature("skb_defer_limit") == "skb_defer_max_minus_1"),
+        DEFER_MAX=sim.kernel.skb_defer_max,
         NC_CACHE_SIZE=profile.NAPI_SKB_CACHE_SIZE, NC_BULK=profile.NAPI_SKB_CACHE_BULK,
         NC_FREE=profile.NAPI_SKB_CACHE_FREE,
     )
@@ -146,7 +147,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=
         cfg=cfg, st=st, pcpu=new_pcpu(ncpus, NETDEV_BUDGET), pages=pages, faults=load_faults(sim.kernel.faults, st),
         slabs=new_slabs(sizes.caches, ncpus), frags=Frags(np.zeros((sizes.frag_lists, sizes.frags + 2), np.int64)),
         nc=NapiCaches(np.zeros((ncpus, int(cfg[NC_CACHE_SIZE]) + 1), np.int64)),
-        cpus=Cpus(np.zeros((ncpus, SKB_DEFER_MAX, SKB_FIELDS), np.int64)),
+        cpus=Cpus(np.zeros((ncpus, sim.kernel.skb_defer_max, SKB_FIELDS), np.int64)),
         rings=new_rings(ncpus, int(cfg[RING_COUNT]), sizes.ring_bias, copy),
         tun=tun if tun is not None else new_tun_queues(np.zeros((1, 16), np.int64), 1, 1),
         sock=Socket(np.zeros((sizes.queue, SKB_FIELDS), np.int64), np.zeros(sizes.pages + kept, np.int64)),
@@ -195,11 +196,11 @@ def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> K
     truesize = head["truesize"] if head is not None else build_ts  # the smallest skb
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
     # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
-    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + SKB_DEFER_MAX) + 16
+    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max) + 16
     # Live pages: ring pages, a head and up to a page per buffer for each queued, deferred or polled skb,
     # the 1K pages, and the slabs of both caches.
     max_bufs = -(-ring.rxmax // ring.rx_buf_len)
-    page_cap = (ncpus * ring.count + (1 + max_bufs) * (qcap + ncpus * (SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT))
+    page_cap = (ncpus * ring.count + (1 + max_bufs) * (qcap + ncpus * (kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT))
                 + 2 * ncpus + 2 * slab_cap + 16)
     small = kernel.skb_small_head_cache
     caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
@@ -248,11 +249,11 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
         copy[:, length] = kind, truesize, fragsz
     truesize = min([build_ts] + [h[1] for h in heads])  # the smallest skb
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
-    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + SKB_DEFER_MAX) + 16
+    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max) + 16
     # Live pages: the ring buffers' pages, one per queued or deferred skb head, the 1K and page_frag pages,
     # and the slabs of both caches.
-    page_cap = (ncpus * ring.count + 2 * qcap + ncpus * (2 * SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT + 4)
-                + ncpus * SKB_DEFER_MAX * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
+    page_cap = (ncpus * ring.count + 2 * qcap + ncpus * (2 * kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT + 4)
+                + ncpus * kernel.skb_defer_max * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
     caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
     if kernel.skb_small_head_cache is not None:
         caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
@@ -330,7 +331,8 @@ def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths) -> Kernel:
     waiting = ncpus * inflight if config.count is None else min(ncpus * inflight, config.count + 1)
     qcap = socket_queue_capacity(config, sim.sock.rcvbuf, lengths.min_truesize)
     # Live sk_buffs: queued, written and waiting, in the NAPI caches and defer lists.
-    live_bound = qcap + waiting + ncpus * (profile.NAPI_SKB_CACHE_SIZE + SKB_DEFER_MAX + NAPI_POLL_WEIGHT) + 16
+    live_bound = (qcap + waiting + ncpus * (profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max + NAPI_POLL_WEIGHT)
+                  + 16)
     slab_cap = live_bound + 16
     # Live pages per skb: its head's page (task_frag block, slab or pages of its own), its sk_buff's slab page
     # and its frag blocks; plus each writer's task_frag block.
@@ -460,11 +462,12 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
                   PAGE_POOL=1, PP_FRAGS=int(rxq.frag_count > 1))
     ncpus = sim.config.cpus
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, build_ts)
-    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + SKB_DEFER_MAX) + 16
+    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max) + 16
     # Live pages: each pool's cache, ring, posted buffers, frag page and a refill in progress; a page per
     # queued, deferred or polled skb; the slabs.
     per_pool = pool.cache_size + pool.ring_qsize + rxq.count + pool.cache_refill + 2
-    page_cap = ncpus * per_pool + qcap + ncpus * (SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT) + 2 * slab_cap + 16
+    page_cap = (ncpus * per_pool + qcap + ncpus * (kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT) + 2 * slab_cap
+                + 16)
     sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel, kernel.skbuff_cache, slab_cap)], queue=qcap, frag_lists=1,
                        frags=1, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap))
@@ -506,7 +509,7 @@ def libeth_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
                   FQ_HSPLIT=int(hsplit), L1_CACHE_BYTES=profile.L1_CACHE_BYTES)
     smallest = min(fq.truesize for fq in fqs) + overhead
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, smallest)
-    inflight = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + SKB_DEFER_MAX) + 16  # skbs alive at once, at most
+    inflight = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + kernel.skb_defer_max) + 16  # skbs alive at once, at most
     slab_cap = inflight + ncpus * profile.NAPI_SKB_CACHE_SIZE
     pool = fqs[0].pp
     per_pool = pool.cache_size + pool.ring_qsize + queue.count + pool.cache_refill + 2

@@ -12,7 +12,7 @@ import numpy as np
 from skbsim.drivers.virtio_net import GOOD_COPY_LEN
 
 from skbsim.fast.layout import (
-    COUNTED, ERR_BUG, ERR_TABLE_FULL, ETH_HLEN, O_DELIVERED, O_SOCKET, READER_CPU, SKB_DEFER_MAX, T_CPU,
+    COUNTED, ERR_BUG, ERR_TABLE_FULL, ETH_HLEN, O_DELIVERED, O_SOCKET, READER_CPU, T_CPU,
     T_DATA_LEN, T_FRAME_LEN, T_KIND, T_LEN, T_NR_FRAGS, T_OUTCOME, T_TIME, T_TRUESIZE, _READ, njit,
 )
 from skbsim.fast.mm import _nr_frags, _pin_frags, _pin_page, _put_frags
@@ -31,6 +31,7 @@ from skbsim.fast.state import (
 )
 from skbsim.fast.page_pool import _pp_put_skb_frags  # page_pool
 from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_HSPLIT, FQ_SHORT_LEN, PAGE_POOL, PP_SOFTIRQ  # page_pool
+from skbsim.fast.state import DEFER_MAX  # net.core.skb_defer_max
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
 
@@ -227,7 +228,7 @@ def _attempt_defer_free(k, head, frag, obj, owner):
     napi = k.pcpu[owner]
     verdict = DEFER_NONE
     if owner != 0:
-        verdict = _skb_defer_admit(napi[DEFER_LEN], SKB_DEFER_MAX, k.cfg[DEFER_LIMIT_MINUS_1])
+        verdict = _skb_defer_admit(napi[DEFER_LEN], k.cfg[DEFER_MAX], k.cfg[DEFER_LIMIT_MINUS_1])
     if verdict == DEFER_NONE:
         k.st[PP_SOFTIRQ] = READER_CPU + 1  # kfree_skb_napi_cache(): bottom halves off
         _release_data(k, READER_CPU, head, frag)

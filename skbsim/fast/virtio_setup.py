@@ -8,7 +8,6 @@ eth_type_trans(), napi_gro_receive()) on a scratch kernel what becomes of each d
 
 from __future__ import annotations
 
-from skbsim.fast.layout import SKB_DEFER_MAX
 from skbsim.fast.setup import (
     HEAD_KINDS, TableSizes, _new_page, base_config, new_kernel, slab_spec, socket_queue_capacity,
 )
@@ -127,10 +126,10 @@ def virtio_kernel(sim: Simulation, trace: bool, plot: bool, head: dict):
     ncpus = sim.config.cpus
     count = rq.vq.num
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, head["truesize"])
-    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + SKB_DEFER_MAX) + 16
+    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max) + 16
     # Live pages: a block per posted buffer at most, a head and MAX_SKB_FRAGS blocks per queued, deferred or
     # polled skb, the NAPI caches' pages, and the slabs of both caches.
-    held = qcap + ncpus * (SKB_DEFER_MAX + 2 * NAPI_POLL_WEIGHT)
+    held = qcap + ncpus * (kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT)
     page_cap = ncpus * (count + 4) + (2 + profile.MAX_SKB_FRAGS) * held + 2 * slab_cap + 64
     caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
     if kernel.skb_small_head_cache is not None:
