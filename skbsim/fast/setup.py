@@ -95,6 +95,14 @@ def load_faults(injector, st) -> Faults:
     return Faults(rules, np.array(words[:MT_N], np.int64))
 
 
+def live_skbs_bound(sim: Simulation, qcap: int) -> int:
+    """The most sk_buff objects a run holds at once: the socket queue's qcap, and per CPU its NAPI skb cache,
+    its defer list and two polls' worth in hand; the slab tables are sized by it."""
+    kernel = sim.kernel
+    per_cpu = 2 * NAPI_POLL_WEIGHT + kernel.profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max
+    return qcap + sim.config.cpus * per_cpu + 16
+
+
 def slabs_kept(min_partial: int, cpu_partial_slabs: int, ncpus: int) -> int:
     """The most slabs a cache may keep without a live object: up to min_partial on the node list, and on each
     CPU its slab and a partial list of up to cpu_partial_slabs + 1 (6.8+ leaves an empty one there)."""
@@ -196,7 +204,7 @@ def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> K
     truesize = head["truesize"] if head is not None else build_ts  # the smallest skb
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
     # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
-    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max) + 16
+    slab_cap = live_skbs_bound(sim, qcap)
     # Live pages: ring pages, a head and up to a page per buffer for each queued, deferred or polled skb,
     # the 1K pages, and the slabs of both caches.
     max_bufs = -(-ring.rxmax // ring.rx_buf_len)
@@ -249,7 +257,7 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
         copy[:, length] = kind, truesize, fragsz
     truesize = min([build_ts] + [h[1] for h in heads])  # the smallest skb
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
-    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max) + 16
+    slab_cap = live_skbs_bound(sim, qcap)
     # Live pages: the ring buffers' pages, one per queued or deferred skb head, the 1K and page_frag pages,
     # and the slabs of both caches.
     page_cap = (ncpus * ring.count + 2 * qcap + ncpus * (2 * kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT + 4)
@@ -462,7 +470,7 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
                   PAGE_POOL=1, PP_FRAGS=int(rxq.frag_count > 1))
     ncpus = sim.config.cpus
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, build_ts)
-    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max) + 16
+    slab_cap = live_skbs_bound(sim, qcap)
     # Live pages: each pool's cache, ring, posted buffers, frag page and a refill in progress; a page per
     # queued, deferred or polled skb; the slabs.
     per_pool = pool.cache_size + pool.ring_qsize + rxq.count + pool.cache_refill + 2
@@ -509,8 +517,8 @@ def libeth_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
                   FQ_HSPLIT=int(hsplit), L1_CACHE_BYTES=profile.L1_CACHE_BYTES)
     smallest = min(fq.truesize for fq in fqs) + overhead
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, smallest)
-    inflight = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + kernel.skb_defer_max) + 16  # skbs alive at once, at most
-    slab_cap = inflight + ncpus * profile.NAPI_SKB_CACHE_SIZE
+    slab_cap = live_skbs_bound(sim, qcap)
+    inflight = slab_cap - ncpus * profile.NAPI_SKB_CACHE_SIZE  # skbs alive at once, outside the NAPI caches
     pool = fqs[0].pp
     per_pool = pool.cache_size + pool.ring_qsize + queue.count + pool.cache_refill + 2
     page_cap = ncpus * nfq * per_pool + inflight * (LIBIE_MAX_CHAINED_BUFS + 1) + 2 * slab_cap + 16

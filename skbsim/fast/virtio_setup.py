@@ -9,7 +9,7 @@ eth_type_trans(), napi_gro_receive()) on a scratch kernel what becomes of each d
 from __future__ import annotations
 
 from skbsim.fast.setup import (
-    HEAD_KINDS, TableSizes, _new_page, base_config, new_kernel, slab_spec, socket_queue_capacity,
+    HEAD_KINDS, TableSizes, _new_page, base_config, live_skbs_bound, new_kernel, slab_spec, socket_queue_capacity,
 )
 from skbsim.fast.state import (
     D_PAGES_ALLOC, DRIVER_VIRTIO, NTC, NTU, VB_LEN, VB_PAGE, VB_START, VQ_EWMA, VQ_FRAG_OFFSET, VQ_FRAG_PAGE,
@@ -126,7 +126,7 @@ def virtio_kernel(sim: Simulation, trace: bool, plot: bool, head: dict):
     ncpus = sim.config.cpus
     count = rq.vq.num
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, head["truesize"])
-    slab_cap = qcap + ncpus * (2 * NAPI_POLL_WEIGHT + profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max) + 16
+    slab_cap = live_skbs_bound(sim, qcap)
     # Live pages: a block per posted buffer at most, a head and MAX_SKB_FRAGS blocks per queued, deferred or
     # polled skb, the NAPI caches' pages, and the slabs of both caches.
     held = qcap + ncpus * (kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT)
