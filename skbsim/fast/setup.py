@@ -27,6 +27,7 @@ from skbsim.fast.state import (
     SlabSpec, Trace, new_page_pools, new_pages, new_pcpu, new_rings, new_scalars, new_slabs, new_tun_queues,
     new_virtio_queues,
 )
+from skbsim.fast.state import new_skb_cb
 from skbsim.fast.state import (
     DRIVER_LIBETH, DRIVER_MANA, FQE_PAGE, FQE_TRUESIZE, FQ_BUF_LEN, FQ_EMPTY, FQ_LO, FQ_TRUESIZE, new_libeth_fqs,
     PP_BIAS_MAX, PP_CACHED_ON_REUSE, PP_CACHE_LEN, PP_CACHE_SIZE, PP_DIRECT, PP_DIRECT_EVERY_PUT,
@@ -123,10 +124,13 @@ def slab_spec(kernel, cache, live: int) -> SlabSpec:
 TableSizes = namedtuple("TableSizes", ("pages", "caches", "queue", "frag_lists", "frags", "ring_bias"))
 
 
-def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=None, pp=None,
-               virtio=None, lb=None) -> Kernel:
+def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **tables) -> Kernel:
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
-    them; the caller fills in the rings (and the caches the driver's open filled)."""
+    them; the caller fills in the rings (and the caches the driver's open filled).  ``tables``: the
+    driver's own records by their Kernel field (tun, pp, virtio, lb, skbcb); the others get one row."""
+    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb"}
+    if unknown:
+        raise TypeError(f"new_kernel(): no such table {sorted(unknown)}")
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
     ncpus = int(cfg[NCPUS])
     st = new_scalars()
@@ -157,15 +161,16 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, tun=
         nc=NapiCaches(np.zeros((ncpus, int(cfg[NC_CACHE_SIZE]) + 1), np.int64)),
         cpus=Cpus(np.zeros((ncpus, sim.kernel.skb_defer_max, SKB_FIELDS), np.int64)),
         rings=new_rings(ncpus, int(cfg[RING_COUNT]), sizes.ring_bias, copy),
-        tun=tun if tun is not None else new_tun_queues(np.zeros((1, 16), np.int64), 1, 1),
+        tun=tables.get("tun") or new_tun_queues(np.zeros((1, 16), np.int64), 1, 1),
         sock=Socket(np.zeros((sizes.queue, SKB_FIELDS), np.int64), np.zeros(sizes.pages + kept, np.int64)),
         events=Events(np.zeros((4096, EV_FIELDS), np.int64)),
         batch=np.zeros((NAPI_POLL_WEIGHT, SKB_FIELDS), np.int64),
         trace=Trace(np.zeros((trace_rows, T_SIZE), np.int64), np.zeros((lengths, MAX_FRAGS_SEEN, 2), np.int64),
                     np.zeros((SERIES_LIMIT, 3), np.int64)),
-        virtio=virtio if virtio is not None else new_virtio_queues(1, 1, 1),
-        pp=pp if pp is not None else new_page_pools(0, 1, 1, 1),
-        lb=lb if lb is not None else new_libeth_fqs(0, 1, 1, 1),
+        virtio=tables.get("virtio") or new_virtio_queues(1, 1, 1),
+        pp=tables.get("pp") or new_page_pools(0, 1, 1, 1),
+        lb=tables.get("lb") or new_libeth_fqs(0, 1, 1, 1),
+        skbcb=tables.get("skbcb") or new_skb_cb(1),
     )
 
 

@@ -261,8 +261,16 @@ FQ_BUF_LEN, FQ_TRUESIZE, FQ_NEXT_FREE, FQ_EMPTY, FQ_LO, FQ_SKBS, FQ_FIELDS = ran
 FQE_PAGE, FQE_TRUESIZE, FQE_DONE, FQE_FIELDS = range(4)
 C_FQ, C_START, C_NBUFS, C_LEN, C_HDR_LEN, C_FIELDS = range(6)
 
+#: cb[obj]: TCP_SKB_CB(skb) and the GSO facts of a TCP skb, kept with its sk_buff as skb->cb is: the row is
+#: the skb's SKB_OBJ (its skbuff_head_cache object). CB_FLOW is the flow (the socket's index; -1: not TCP),
+#: CB_SEQ .. CB_TSECR are struct tcp_skb_cb's fields the model keeps (skbsim.net.ipv4.tcp.tcp_skb_cb),
+#: CB_SEGS and CB_GSO_SIZE skb_shinfo()'s gso_segs and gso_size.  One row in runs without TCP.
+SkbCb = namedtuple("SkbCb", ("cb",))
+(CB_FLOW, CB_SEQ, CB_END_SEQ, CB_ACK_SEQ, CB_TCP_FLAGS, CB_DOFF, CB_WINDOW, CB_TSVAL, CB_TSECR, CB_SEGS, CB_GSO_SIZE,
+ CB_FIELDS) = range(12)
+
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
-                               "sock", "events", "batch", "trace", "pp", "virtio", "lb"))
+                               "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb"))
 
 
 def _zeros(*shape, dtype=np.int64):
@@ -285,6 +293,13 @@ def new_pcpu(ncpus: int, budget: int) -> np.ndarray:
     pcpu[:, VQ_FRAG_PAGE] = -1
     pcpu[:, VQ_LAST_DMA] = -1
     return pcpu
+
+
+def new_skb_cb(objects: int) -> SkbCb:
+    """A control block for each of `objects` sk_buff objects (1 in runs without TCP)."""
+    cb = _zeros(max(objects, 1), CB_FIELDS)
+    cb[:, CB_FLOW] = -1
+    return SkbCb(cb)
 
 
 def new_pages(capacity: int) -> Pages:
