@@ -583,8 +583,7 @@ def mlx5_head_skb(ref: Simulation) -> dict:
     napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
     with scratch.softirq(0):
         skb = napi_alloc_skb(scratch, napi, MLX5E_RX_MAX_HEAD)
-        frag_cache = scratch.cpus[0].napi_alloc_cache.page
-        kinds = ("page_frag_1k", "skbuff_small_head") + (("page_frag",) if frag_cache.offset_up else ())
+        kinds = HEAD_KINDS
         if skb is None or skb.head_source not in kinds:
             raise ValueError(f"the fast engine models mlx5's striding non-linear heads from {', '.join(kinds)} "
                              f"only; napi_alloc_skb({MLX5E_RX_MAX_HEAD}) on {scratch.profile.name} takes one from "
