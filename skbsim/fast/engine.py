@@ -52,9 +52,6 @@ def unsupported(config: RunConfig) -> str | None:
     virtio_reason = unsupported_virtio(profile, config.options) if config.driver == "virtio_net" else None
     if virtio_reason:
         return virtio_reason
-    if config.driver == "mlx5" and profile.feature("mlx5_rx_pages") != "pp_fragments":  # -- mlx5 --
-        return ("the fast engine models mlx5's page_pool fragments (6.4+), not 6.1's RQ page cache with skbs "
-                "holding page references")
     if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
         return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
     if tcp_through_gro(config):

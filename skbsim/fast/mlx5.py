@@ -1,12 +1,15 @@
-"""The fast engine's mlx5 RQs (6.4+: page_pool fragments): the NIC side, the clean loop, the refills, the close.
+"""The fast engine's mlx5 RQs: the NIC side, the clean loop, the refills, the close.
 
 skbsim/drivers/mlx5.py over the Mlx5Rqs record (skbsim.fast.state): a row per RQ (its page_pool's row too),
 each WQE's state, each page slot (struct mlx5e_frag_page), a legacy WQE's fragments as
-mlx5e_init_frags_partition() laid them out, and the completions not yet cleaned, a FIFO (fillers that close a
-striding WQE included).  Every page comes from the RQ's page_pool (skbsim.fast.page_pool) charged with
-MLX5E_PAGECNT_BIAS_MAX references; each skb that uses part of it takes one (its page is marked for
-recycling), and the driver drops the rest when it refills the slot (deferred release) or closes the RQ.
-Skbs are built in place (linear), around a legacy WQE's first fragment (non-linear), or copied into
+mlx5e_init_frags_partition() laid them out, the completions not yet cleaned, a FIFO (fillers that close a
+striding WQE included), and 6.1's RQ page cache.  Every page comes from the RQ's page_pool
+(skbsim.fast.page_pool).  6.4+ (cfg MLX5_PP_FRAGMENTS) charges it with MLX5E_PAGECNT_BIAS_MAX references:
+each skb that uses part of it takes one (its pages are marked for recycling), and the driver drops the rest
+when it refills the slot (deferred release) or closes the RQ.  6.1 hands each skb a page reference
+(page_ref_inc(); its skbs are not marked: their pages are put_page()'d), and gives a WQE's pages back as
+soon as its frame is handled, into the RQ page cache, reused once its count is back to one.  Skbs are
+built in place (linear), around a legacy WQE's first fragment (non-linear), or copied into
 napi_alloc_skb(MLX5E_RX_MAX_HEAD) with the rest as frags (a striding RQ's non-linear frames).
 """
 
@@ -15,15 +18,18 @@ from __future__ import annotations
 from skbsim.fast.layout import ERR_BUG, ERR_EMPTY_FRAME, ERR_TABLE_FULL, njit
 from skbsim.fast.mm import _add_frag
 from skbsim.fast.napi import _alloc_rx_skb, _nc_get
-from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_pages, _pp_put_unrefed_page, _pp_unref_page
+from skbsim.fast.page_pool import (
+    _page_pool_destroy, _pp_alloc_pages, _pp_put_page, _pp_put_unrefed_page, _pp_return_page, _pp_unref_page,
+)
 from skbsim.fast import rx  # (a module: rx dispatches to pp_drivers, which calls this one)
 from skbsim.fast.rules import _mlx5_skb_frag_sz
 from skbsim.fast.state import (
     BUILD_OVERHEAD, CQ_CSTRIDES, CQ_FILLER, CQ_IX, CQ_KIND, CQ_LEN, CQ_MPWQE, CQ_STRIDE, CQ_WQE, D_BUF_FAILURES,
     D_BYTES_COPIED, D_NIC_FRAMES, D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, FP_FRAGS, FP_HELD, FP_PAGE, G_SIZE,
     G_STRIDE, HEAD_FRAGSZ, HEAD_KIND, HEAD_TRUESIZE, MLX5_BIAS_MAX, MLX5_HEADROOM, MLX5_INDEX_MASK, MLX5_LINEAR,
-    MLX5_LOG_NUM_STRIDES, MLX5_LOG_STRIDE, MLX5_NFRAGS, MLX5_PAGES_PER_WQE, MLX5_REFILL_UNIT, MLX5_SHINFO, MLX5_SMP,
-    MLX5_STRIDING, MLX5_WQE_BULK, MLX5_WQ_SZ, PAGE_SIZE, PP_SOFTIRQ, Q_NIC_FRAMES, RQ_CI, RQ_COMP_HEAD, RQ_COMP_LEN,
+    MLX5_LOG_NUM_STRIDES, MLX5_LOG_STRIDE, MLX5_NFRAGS, MLX5_PAGES_PER_WQE, MLX5_PP_FRAGMENTS, MLX5_REFILL_UNIT,
+    MLX5_SHINFO, MLX5_SMP, MLX5_STRIDING, MLX5_WQE_BULK, MLX5_WQ_SZ, PAGE_REF, PAGE_SIZE, PP_SOFTIRQ, Q_NIC_FRAMES,
+    RQ_CACHE_HEAD, RQ_CACHE_LEN, RQ_CI, RQ_COMP_HEAD, RQ_COMP_LEN,
     RQ_HW_HEAD, RQ_HW_STRIDE, RQ_MISSING, WF_LAST, WF_OFFSET, WF_SLOT, W_CONSUMED, W_EMPTY, W_POSTED, W_STATE,
     W_WRITTEN,
 )
@@ -33,17 +39,54 @@ from skbsim.drivers.mlx5 import MLX5E_RX_MAX_HEAD
 
 
 @njit(cache=True, forceinline=True)
+def _mlx5_cache_get(k, cpu):
+    """6.1 mlx5e_rx_cache_get(): the RQ page cache's oldest page if nobody else holds it any more, else -1."""
+    rq = k.mlx.rq[cpu]
+    if rq[RQ_CACHE_LEN] == 0:
+        return -1
+    head = rq[RQ_CACHE_HEAD]
+    pid = k.mlx.cache[cpu, head]
+    if k.pages.page[pid, PAGE_REF] != 1:
+        return -1
+    rq[RQ_CACHE_HEAD] = head + 1 if head + 1 < k.mlx.cache.shape[1] else 0
+    rq[RQ_CACHE_LEN] -= 1
+    return pid
+
+
+@njit(cache=True, forceinline=True)
+def _mlx5_cache_put(k, cpu, pid):
+    """6.1 mlx5e_rx_cache_put(): the page at the RQ page cache's tail; False when it is full (MLX5E_CACHE_SIZE,
+    one slot always empty).  (No page here is a pfmemalloc one.)"""
+    rq = k.mlx.rq[cpu]
+    size = k.mlx.cache.shape[1]
+    if rq[RQ_CACHE_LEN] + 1 >= size:
+        return False
+    tail = rq[RQ_CACHE_HEAD] + rq[RQ_CACHE_LEN]
+    k.mlx.cache[cpu, tail - size if tail >= size else tail] = pid
+    rq[RQ_CACHE_LEN] += 1
+    return True
+
+
+@njit(cache=True, forceinline=True)
 def _mlx5_page_alloc(k, cpu, slot):
-    """mlx5e_page_alloc_fragmented(): a page from the RQ's page_pool charged with MLX5E_PAGECNT_BIAS_MAX
-    references (page_pool_fragment_page()), held by the driver in the slot; False when the pool had none."""
+    """A page for the slot, held by the driver: 6.4+ mlx5e_page_alloc_fragmented() (from the RQ's page_pool,
+    charged with MLX5E_PAGECNT_BIAS_MAX references: page_pool_fragment_page()), 6.1 mlx5e_page_alloc_pool()
+    (the RQ page cache first, then the pool); False when there was none."""
     fp = k.mlx.fp[cpu, slot]
     if fp[FP_HELD]:
         k.st[ERR] = ERR_BUG  # the model's KernelBug: a slot refilled while the driver still holds its page
         return False
-    pid = _pp_alloc_pages(k, cpu)
-    if pid < 0:
-        return False
-    k.pp.ref[pid] = k.cfg[MLX5_BIAS_MAX]
+    if k.cfg[MLX5_PP_FRAGMENTS]:
+        pid = _pp_alloc_pages(k, cpu)
+        if pid < 0:
+            return False
+        k.pp.ref[pid] = k.cfg[MLX5_BIAS_MAX]
+    else:
+        pid = _mlx5_cache_get(k, cpu)
+        if pid < 0:
+            pid = _pp_alloc_pages(k, cpu)
+            if pid < 0:
+                return False
     fp[FP_PAGE] = pid
     fp[FP_FRAGS] = 0
     fp[FP_HELD] = 1
@@ -51,16 +94,32 @@ def _mlx5_page_alloc(k, cpu, slot):
 
 
 @njit(cache=True, forceinline=True)
-def _mlx5_page_release(k, cpu, slot):
-    """mlx5e_page_release_fragmented(): the driver drops the references no skb took; the last one recycles
-    the page (page_pool_put_unrefed_page(), direct)."""
+def _mlx5_page_release(k, cpu, slot, recycle):
+    """The driver lets go of the slot's page: 6.4+ mlx5e_page_release_fragmented() (the references no skb
+    took dropped; the last one recycles the page, direct); 6.1 mlx5e_page_release_dynamic() (into the RQ page
+    cache, or page_pool_recycle_direct() when it is full; without recycle, at close,
+    page_pool_release_page() and put_page())."""
     fp = k.mlx.fp[cpu, slot]
     if fp[FP_HELD] == 0:
         return
     fp[FP_HELD] = 0
     pid = fp[FP_PAGE]
-    if _pp_unref_page(k.pp, k.pp.pool[cpu], pid, k.cfg[MLX5_BIAS_MAX] - fp[FP_FRAGS]) == 0:
-        _pp_put_unrefed_page(k, cpu, pid, True)
+    if k.cfg[MLX5_PP_FRAGMENTS]:
+        if _pp_unref_page(k.pp, k.pp.pool[cpu], pid, k.cfg[MLX5_BIAS_MAX] - fp[FP_FRAGS]) == 0:
+            _pp_put_unrefed_page(k, cpu, pid, True)
+    elif not recycle:
+        _pp_return_page(k, cpu, pid)
+    elif not _mlx5_cache_put(k, cpu, pid):
+        _pp_put_page(k, cpu, pid, True)
+
+
+@njit(cache=True, forceinline=True)
+def _mlx5_skb_takes(k, cpu, slot):
+    """An skb now uses part of the slot's page: one pp fragment reference (6.4+), or page_ref_inc() (6.1)."""
+    if k.cfg[MLX5_PP_FRAGMENTS]:
+        k.mlx.fp[cpu, slot, FP_FRAGS] += 1
+    else:
+        k.pages.page[k.mlx.fp[cpu, slot, FP_PAGE], PAGE_REF] += 1
 
 
 # -- legacy RQ: WQEs of fragments ------------------------------------------------------------------------------
@@ -75,7 +134,7 @@ def _mlx5_alloc_wqe(k, cpu, ix):
         if frag[f, WF_OFFSET] == 0 and not _mlx5_page_alloc(k, cpu, frag[f, WF_SLOT]):
             for g in range(f):
                 if frag[g, WF_OFFSET] == 0:
-                    _mlx5_page_release(k, cpu, frag[g, WF_SLOT])
+                    _mlx5_page_release(k, cpu, frag[g, WF_SLOT], True)
             return False
     return True
 
@@ -86,7 +145,7 @@ def _mlx5_release_wqe(k, cpu, ix):
     frag = k.mlx.frag[ix]
     for f in range(k.cfg[MLX5_NFRAGS]):
         if frag[f, WF_LAST]:
-            _mlx5_page_release(k, cpu, frag[f, WF_SLOT])
+            _mlx5_page_release(k, cpu, frag[f, WF_SLOT], True)
 
 
 @njit(cache=True, forceinline=True)
@@ -126,7 +185,8 @@ def _mlx5_post_rx_wqes(k, cpu):
         unit = cfg[MLX5_REFILL_UNIT] if cfg[MLX5_REFILL_UNIT] < bulk - done else bulk - done
         start = head + done
         for i in range(unit):
-            _mlx5_release_wqe(k, cpu, (start + i) % wq_sz)
+            if cfg[MLX5_PP_FRAGMENTS]:  # 6.4+: deferred release (6.1 released them when the frame was handled)
+                _mlx5_release_wqe(k, cpu, (start + i) % wq_sz)
         for i in range(unit):
             ix = (start + i) % wq_sz
             if not _mlx5_alloc_wqe(k, cpu, ix):
@@ -148,10 +208,18 @@ def _mlx5_mpwqe_alloc(k, cpu, ix):
     for i in range(ppw):
         if not _mlx5_page_alloc(k, cpu, base + i):
             for j in range(i):
-                _mlx5_page_release(k, cpu, base + j)
+                _mlx5_page_release(k, cpu, base + j, True)
             return False
     k.mlx.wqe[cpu, ix, W_CONSUMED] = 0
     return True
+
+
+@njit(cache=True)
+def _mlx5_mpwqe_release(k, cpu, ix):
+    """mlx5e_free_rx_mpwqe(): every page of the WQE."""
+    ppw = k.cfg[MLX5_PAGES_PER_WQE]
+    for i in range(ppw):
+        _mlx5_page_release(k, cpu, ix * ppw + i, True)
 
 
 @njit(cache=True)
@@ -166,8 +234,8 @@ def _mlx5_post_rx_mpwqes(k, cpu):
     ppw = cfg[MLX5_PAGES_PER_WQE]
     for _ in range(missing):
         ix = rq[RQ_CI]
-        for i in range(ppw):
-            _mlx5_page_release(k, cpu, ix * ppw + i)
+        if cfg[MLX5_PP_FRAGMENTS]:
+            _mlx5_mpwqe_release(k, cpu, ix)
         if not _mlx5_mpwqe_alloc(k, cpu, ix):
             k.st[D_BUF_FAILURES] += 1
             return True
@@ -177,11 +245,14 @@ def _mlx5_post_rx_mpwqes(k, cpu):
 
 @njit(cache=True, forceinline=True)
 def _mlx5_mpwqe_consumed(k, cpu, ix, cstrides):
-    """A striding WQE's strides used; one whose strides are all used leaves the WQ."""
+    """A striding WQE's strides used; one whose strides are all used leaves the WQ (6.1: and its pages go back
+    at once)."""
     wqe = k.mlx.wqe[cpu, ix]
     wqe[W_CONSUMED] += cstrides
     if wqe[W_CONSUMED] >= 1 << k.cfg[MLX5_LOG_NUM_STRIDES]:
         _mlx5_emptied(k, cpu, ix)
+        if k.cfg[MLX5_PP_FRAGMENTS] == 0:
+            _mlx5_mpwqe_release(k, cpu, ix)
 
 
 # -- the NIC --------------------------------------------------------------------------------------------------
@@ -274,7 +345,7 @@ def _mlx5_skb_from_cqe(k, cpu, ix, length):
     if obj < 0:
         return -1, -1, -1, 0, 0
     slot = frag[0, WF_SLOT]
-    fp[slot, FP_FRAGS] += 1
+    _mlx5_skb_takes(k, cpu, slot)
     if cfg[MLX5_LINEAR]:
         return fp[slot, FP_PAGE], -1, obj, _mlx5_linear_truesize(cfg, length), length
     truesize = geo[0, G_STRIDE] + cfg[BUILD_OVERHEAD]
@@ -287,7 +358,7 @@ def _mlx5_skb_from_cqe(k, cpu, ix, length):
         fslot = frag[f, WF_SLOT]
         skb_frags = _add_frag(k.frags, k.st, skb_frags, fp[fslot, FP_PAGE])
         truesize += geo[f, G_STRIDE]
-        fp[fslot, FP_FRAGS] += 1
+        _mlx5_skb_takes(k, cpu, fslot)
         left -= size
         f += 1
     return fp[slot, FP_PAGE], skb_frags, obj, truesize, first
@@ -310,7 +381,7 @@ def _mlx5_skb_from_mpwqe(k, cpu, ix, stride_ix, length):
         obj = _nc_get(k, cpu)
         if obj < 0:
             return -1, -1, -1, 0, 0
-        fp[base + page_idx, FP_FRAGS] += 1
+        _mlx5_skb_takes(k, cpu, base + page_idx)
         return fp[base + page_idx, FP_PAGE], -1, obj, _mlx5_linear_truesize(cfg, length), length
     headlen = MLX5E_RX_MAX_HEAD if MLX5E_RX_MAX_HEAD < length else length
     head, obj = _alloc_rx_skb(k, cpu, cfg[HEAD_KIND], cfg[HEAD_FRAGSZ], -1)
@@ -329,7 +400,7 @@ def _mlx5_skb_from_mpwqe(k, cpu, ix, stride_ix, length):
         slot = base + page_idx
         skb_frags = _add_frag(k.frags, k.st, skb_frags, fp[slot, FP_PAGE])
         truesize += (consumed + stride - 1) & ~(stride - 1)
-        fp[slot, FP_FRAGS] += 1
+        _mlx5_skb_takes(k, cpu, slot)
         byte_cnt -= consumed
         frag_offset = 0
         page_idx += 1
@@ -365,6 +436,8 @@ def _mlx5_poll(k, cpu, budget):
         if comp[CQ_KIND] == CQ_WQE:
             k.st[D_USED] += cfg[MLX5_NFRAGS]
             head, frags, obj, truesize, hlen = _mlx5_skb_from_cqe(k, cpu, ix, length)
+            if cfg[MLX5_PP_FRAGMENTS] == 0:
+                _mlx5_release_wqe(k, cpu, ix)  # 6.1: at once, into the RQ page cache
             _mlx5_emptied(k, cpu, ix)
         else:
             k.st[D_USED] += comp[CQ_CSTRIDES]
@@ -385,10 +458,18 @@ def _mlx5_poll(k, cpu, budget):
 @njit(cache=True)
 def _mlx5_close_rq(k, cpu):
     """mlx5e_close_rq() in the RQ's softirq: the completions left (only fillers: frames left make the run the
-    reference engine's) dropped, every page the driver still holds released, then page_pool_destroy()."""
+    reference engine's) dropped, every page the driver still holds released (6.1: to the page allocator, and
+    the RQ page cache emptied there), then page_pool_destroy()."""
     k.st[PP_SOFTIRQ] = cpu + 1
-    k.mlx.rq[cpu, RQ_COMP_LEN] = 0
+    rq = k.mlx.rq[cpu]
+    rq[RQ_COMP_LEN] = 0
+    recycle = k.cfg[MLX5_PP_FRAGMENTS] != 0
     for slot in range(k.mlx.fp.shape[1]):
-        _mlx5_page_release(k, cpu, slot)
+        _mlx5_page_release(k, cpu, slot, recycle)
+    while rq[RQ_CACHE_LEN] > 0:
+        head = rq[RQ_CACHE_HEAD]
+        _pp_return_page(k, cpu, k.mlx.cache[cpu, head])
+        rq[RQ_CACHE_HEAD] = head + 1 if head + 1 < k.mlx.cache.shape[1] else 0
+        rq[RQ_CACHE_LEN] -= 1
     _page_pool_destroy(k, cpu)
     k.st[PP_SOFTIRQ] = 0

@@ -41,7 +41,7 @@ from skbsim.fast.state import (  # -- mlx5 --
 )
 from skbsim.fast.traffic import CHUNK
 from skbsim.drivers.libeth import IAVF_RX_BUFFER_WRITE, LIBIE_MAX_CHAINED_BUFS
-from skbsim.drivers.mlx5 import EMPTY, MLX5E_MAX_RX_FRAGS, POSTED, WRITTEN  # -- mlx5 --
+from skbsim.drivers.mlx5 import EMPTY, MLX5E_CACHE_SIZE, MLX5E_MAX_RX_FRAGS, POSTED, WRITTEN  # -- mlx5 --
 from skbsim.mm.fault import LAYERS
 from skbsim.net.page_pool import PP_FLAG_PAGE_FRAG, PP_STATS
 from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation
@@ -176,7 +176,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
         pp=tables.get("pp") or new_page_pools(0, 1, 1, 1),
         lb=tables.get("lb") or new_libeth_fqs(0, 1, 1, 1),
         skbcb=tables.get("skbcb") or new_skb_cb(1),
-        mlx=tables.get("mlx") or new_mlx5_rqs(1, 1, 1, 1, 1),  # -- mlx5 --
+        mlx=tables.get("mlx") or new_mlx5_rqs(1, 1, 1, 1, 1, 1),  # -- mlx5 --
     )
 
 
@@ -597,7 +597,8 @@ def mlx5_head_skb(ref: Simulation) -> dict:
 
 
 def mlx5_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> Kernel:
-    """mlx5 (page_pool fragments, 6.4+): each RQ's WQEs, page slots and page_pool as mlx5e_open_rq() left them
+    """mlx5 (page_pool fragments, 6.4+; 6.1's RQ page cache): each RQ's WQEs, page slots and page_pool as
+    mlx5e_open_rq() left them
     (RQ cpu is row cpu of both Mlx5Rqs and PagePool); head: mlx5_head_skb() for a striding RQ's non-linear
     frames, else None."""
     kernel = sim.kernel
@@ -622,6 +623,7 @@ def mlx5_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> 
         MLX5_INDEX_MASK=geo.get("wqe_index_mask", 0), MLX5_LOG_STRIDE=geo.get("log_stride_sz", 0),
         MLX5_LOG_NUM_STRIDES=geo.get("log_num_strides", 0), MLX5_PAGES_PER_WQE=geo.get("pages_per_wqe", 0),
         MLX5_BIAS_MAX=rq.bias_max, MLX5_SMP=profile.SMP_CACHE_BYTES, MLX5_SHINFO=profile.SHINFO_SIZE,
+        MLX5_PP_FRAGMENTS=int(rq.pp_fragments), PP_SKBS_UNMARKED=int(not rq.pp_fragments),
         COND_ROOM=-1,  # linear skbs: skb_condense() changes none
     )
     if head is not None:  # napi_alloc_skb(MLX5E_RX_MAX_HEAD) heads with the frame's rest as frags
@@ -642,14 +644,15 @@ def mlx5_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> 
     max_frags = MLX5E_MAX_RX_FRAGS + 1  # a striding RQ's non-linear frame: its rest over up to 4 pages
     pool = rq.page_pool
     nslots = wq_sz * geo["pages_per_wqe"] if striding else len(rq.frag_pages)
-    per_pool = pool.cache_size + pool.ring_qsize + nslots + pool.cache_refill + 2
+    rq_cache = 1 if rq.pp_fragments else MLX5E_CACHE_SIZE  # 6.1's RQ page cache
+    per_pool = pool.cache_size + pool.ring_qsize + nslots + pool.cache_refill + rq_cache + 2
     page_cap = ncpus * per_pool + inflight * (max_frags + 1) + 2 * slab_cap + 2 * ncpus + 16
     caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
     if head is not None and kernel.skb_small_head_cache is not None:
         caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
     sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=inflight, frags=max_frags, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap),
-                   mlx=new_mlx5_rqs(ncpus, wq_sz, nslots, nfrags, pending))
+                   mlx=new_mlx5_rqs(ncpus, wq_sz, nslots, nfrags, pending, rq_cache))
     pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)})
     if not striding:
         for f, (size, stride) in enumerate(zip(geo["frag_sizes"], geo["frag_strides"])):
@@ -660,7 +663,7 @@ def mlx5_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> 
     for cpu, state in enumerate(sim.cpus):
         rxq = state.queue
         if (rxq.completions or any(rxq.stats.as_dict().values()) or rxq.page_pools != [rxq.page_pool]
-                or not rxq.pp_fragments or rxq.page_cache):
+                or rxq.page_cache):
             raise ValueError("unexpected mlx5 queue state at start")
         _load_pool(k, cpu, rxq.page_pool, state.napi.cpu, pid_of)
         slots = [fp for pages in rxq.mpw for fp in pages] if striding else rxq.frag_pages

@@ -86,10 +86,12 @@ CONFIG_FIELDS = (
     "DEFER_MAX",
     # -- mlx5 -- (skbsim/fast/mlx5.py): striding RQ or legacy, linear skbs, WQEs, fragments a legacy WQE, the
     # headroom, wqe_bulk and the refill unit, wqe_index_mask; striding: log stride size, log strides a WQE,
-    # pages a WQE; MLX5E_PAGECNT_BIAS_MAX, SMP_CACHE_BYTES and SKB_DATA_ALIGN(shinfo) (MLX5_SKB_FRAG_SZ())
+    # pages a WQE; MLX5E_PAGECNT_BIAS_MAX, SMP_CACHE_BYTES and SKB_DATA_ALIGN(shinfo) (MLX5_SKB_FRAG_SZ()); the
+    # pages' owner (1: page_pool fragments, 6.4+; 0: 6.1's RQ page cache, skbs holding page references and
+    # not marked for recycling: PP_SKBS_UNMARKED)
     "MLX5_STRIDING", "MLX5_LINEAR", "MLX5_WQ_SZ", "MLX5_NFRAGS", "MLX5_HEADROOM", "MLX5_WQE_BULK",
     "MLX5_REFILL_UNIT", "MLX5_INDEX_MASK", "MLX5_LOG_STRIDE", "MLX5_LOG_NUM_STRIDES", "MLX5_PAGES_PER_WQE",
-    "MLX5_BIAS_MAX", "MLX5_SMP", "MLX5_SHINFO",
+    "MLX5_BIAS_MAX", "MLX5_SMP", "MLX5_SHINFO", "MLX5_PP_FRAGMENTS", "PP_SKBS_UNMARKED",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
@@ -102,6 +104,7 @@ CONFIG_FIELDS = (
  # -- mlx5 --
  MLX5_STRIDING, MLX5_LINEAR, MLX5_WQ_SZ, MLX5_NFRAGS, MLX5_HEADROOM, MLX5_WQE_BULK, MLX5_REFILL_UNIT,
  MLX5_INDEX_MASK, MLX5_LOG_STRIDE, MLX5_LOG_NUM_STRIDES, MLX5_PAGES_PER_WQE, MLX5_BIAS_MAX, MLX5_SMP, MLX5_SHINFO,
+ MLX5_PP_FRAGMENTS, PP_SKBS_UNMARKED,
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
@@ -288,9 +291,10 @@ SkbCb = namedtuple("SkbCb", ("cb",))
 #: references handed to skbs, held by the driver), a striding WQE's pages at slots ix * pages_per_wqe on;
 #: frag[ix, f]: a legacy WQE's fragments (mlx5e_init_frags_partition(): page slot, offset, last in its
 #: page); comp[cpu, j]: the completions not yet cleaned (CQ_* columns; kind CQ_WQE, CQ_MPWQE or CQ_FILLER);
-#: geo[f]: a legacy WQE's fragment sizes and strides
-Mlx5Rqs = namedtuple("Mlx5Rqs", ("rq", "wqe", "fp", "frag", "comp", "geo"))
-RQ_HW_HEAD, RQ_HW_STRIDE, RQ_CI, RQ_MISSING, RQ_COMP_HEAD, RQ_COMP_LEN, RQ_FIELDS = range(7)
+#: geo[f]: a legacy WQE's fragment sizes and strides; cache[cpu]: 6.1's RQ page cache (page ids, a FIFO of
+#: RQ_CACHE_LEN from RQ_CACHE_HEAD)
+Mlx5Rqs = namedtuple("Mlx5Rqs", ("rq", "wqe", "fp", "frag", "comp", "geo", "cache"))
+RQ_HW_HEAD, RQ_HW_STRIDE, RQ_CI, RQ_MISSING, RQ_COMP_HEAD, RQ_COMP_LEN, RQ_CACHE_HEAD, RQ_CACHE_LEN, RQ_FIELDS = range(9)
 W_STATE, W_CONSUMED, W_FIELDS = range(3)
 W_EMPTY, W_POSTED, W_WRITTEN = 0, 1, 2
 FP_PAGE, FP_FRAGS, FP_HELD, FP_FIELDS = range(4)
@@ -398,8 +402,8 @@ def new_tun_queues(tab, ncpus: int, inflight: int) -> TunQueues:
 
 
 # -- mlx5 --
-def new_mlx5_rqs(ncpus: int, wq_sz: int, slots: int, nfrags: int, completions: int) -> Mlx5Rqs:
+def new_mlx5_rqs(ncpus: int, wq_sz: int, slots: int, nfrags: int, completions: int, cache: int) -> Mlx5Rqs:
     fp = _zeros(ncpus, slots, FP_FIELDS)
     fp[:, :, FP_PAGE] = -1
     return Mlx5Rqs(_zeros(ncpus, RQ_FIELDS), _zeros(ncpus, wq_sz, W_FIELDS), fp, _zeros(wq_sz, nfrags, WF_FIELDS),
-                   _zeros(ncpus, completions, CQ_FIELDS), _zeros(nfrags, G_FIELDS))
+                   _zeros(ncpus, completions, CQ_FIELDS), _zeros(nfrags, G_FIELDS), _zeros(ncpus, cache))
