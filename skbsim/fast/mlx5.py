@@ -125,7 +125,7 @@ def _mlx5_skb_takes(k, cpu, slot):
 # -- legacy RQ: WQEs of fragments ------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _mlx5_alloc_wqe(k, cpu, ix):
     """mlx5e_alloc_rx_wqe(): a page for every fragment that starts one; on a failure the pages this WQE took
     go back (the model's error path)."""
@@ -139,7 +139,7 @@ def _mlx5_alloc_wqe(k, cpu, ix):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _mlx5_release_wqe(k, cpu, ix):
     """mlx5e_free_rx_wqe(): the pages whose last fragment this WQE has."""
     frag = k.mlx.frag[ix]
@@ -331,7 +331,7 @@ def _mlx5_linear_truesize(cfg, length):
     return _mlx5_skb_frag_sz(cfg[MLX5_HEADROOM] + length, cfg[MLX5_SMP], cfg[MLX5_SHINFO]) + cfg[BUILD_OVERHEAD]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _mlx5_skb_from_cqe(k, cpu, ix, length):
     """mlx5e_skb_from_cqe_linear() / mlx5e_skb_from_cqe_nonlinear() of legacy WQE ix: napi_build_skb() on its
     first fragment (linear: frag_size from the frame; non-linear: its stride), each further fragment used
@@ -364,7 +364,7 @@ def _mlx5_skb_from_cqe(k, cpu, ix, length):
     return fp[slot, FP_PAGE], skb_frags, obj, truesize, first
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _mlx5_skb_from_mpwqe(k, cpu, ix, stride_ix, length):
     """mlx5e_skb_from_cqe_mpwrq_linear() (built in place at the stride) / _mpwrq_nonlinear() (the first
     MLX5E_RX_MAX_HEAD bytes copied into napi_alloc_skb(), the rest added page by page with truesize
