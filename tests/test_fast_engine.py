@@ -896,18 +896,19 @@ def test_pcap_header_table_starts_over_when_full(tmp_path, monkeypatch, slots, m
     _assert_same(**config, cpus=2)
 
 
-def _traced_runs(tmp_path, config: dict, suffix: str) -> dict:
-    """Both engines with --trace (a file of the suffix's kind) and --plot: {engine: (JSON without the engine's
-    name, the plot data, the trace file's bytes)}, each run by the engine asked for."""
+def _traced_runs(tmp_path, config: dict, suffix: str, plot: bool = True) -> dict:
+    """Both engines with --trace (a file of the suffix's kind) and --plot (unless plot is False): {engine: (JSON
+    without the engine's name, the plot data, the trace file's bytes)}, each run by the engine asked for."""
     from skbsim.report import TraceWriter
 
     outputs = {}
     for engine in ("fast", "reference"):
         writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))
-        result, extra, fell_back = simulate_engine(RunConfig(**config), engine, trace=writer, plot=True)
+        result, extra, fell_back = simulate_engine(RunConfig(**config), engine, trace=writer, plot=plot)
         writer.close()
         assert fell_back is None and result["engine"] == engine
-        outputs[engine] = (_without_engine(result), extra, (tmp_path / f"{engine}{suffix}").read_bytes())
+        outputs[engine] = (_without_engine(result), extra if plot else None,
+                           (tmp_path / f"{engine}{suffix}").read_bytes())
     return outputs
 
 

@@ -125,19 +125,10 @@ def test_mlx5_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, op
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_mlx5_striding_nonlinear_trace_is_the_reference_engines(tmp_path, suffix):
     # napi_alloc_skb() heads with the rest as frags; --trace alone (--plot falls back, below)
-    from skbsim.report import TraceWriter
-
     config = dict(kernel="6.18", driver="mlx5", options={"rq": "striding", "mtu": "9000"},
                   traffic="uniform:14-9100", count=4_000, rate=2e7, rcvbuf=30_000, app_rate=1e6, cpus=2,
                   faults=(("skb_head", 0.05, 1, -1, 0), ("slab", 0.05, 1, -1, 0)))
-    outputs = {}
-    for engine in ("fast", "reference"):
-        writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))
-        result, _, fell_back = simulate_engine(RunConfig(**config), engine, trace=writer)
-        writer.close()
-        assert fell_back is None and result["engine"] == engine
-        result.pop("engine")
-        outputs[engine] = (result, (tmp_path / f"{engine}{suffix}").read_bytes())
+    outputs = _traced_runs(tmp_path, config, suffix, plot=False)
     assert outputs["fast"] == outputs["reference"]
 
 

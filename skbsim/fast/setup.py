@@ -386,6 +386,39 @@ def legacy_header_skb(ref: Simulation) -> dict:
             "tail": skb.tail, "head_size": skb.head_size}
 
 
+class ScratchNapi:
+    """napi_alloc_skb() of the model on a scratch kernel of the run's profile and a NAPI instance of its own (the
+    run's kernel is untouched)."""
+
+    def __init__(self, ref: Simulation):
+        from skbsim.kernel import Kernel
+        from skbsim.net.napi import napi_struct, net_device
+
+        self.kernel = Kernel(ref.kernel.profile, ncpus=1)
+        self.napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
+
+    def head(self, length: int, what: str) -> tuple:
+        """What napi_alloc_skb(length) gives: (head kind, truesize, page_frag fragment size, path, head source,
+        tailroom after its reserve).  A head from anywhere but the 1K pieces, skbuff_small_head or the NAPI
+        page_frag_cache, or one skb_condense() would change, is out of scope (what: whose heads, for the
+        message)."""
+        from skbsim.net.skbuff import consume_skb, napi_alloc_skb
+
+        scratch = self.kernel
+        with scratch.softirq(0):
+            skb = napi_alloc_skb(scratch, self.napi, length)
+            if skb is None or skb.head_source not in HEAD_KINDS:
+                raise ValueError(f"the fast engine models {what} from {', '.join(HEAD_KINDS)} only; "
+                                 f"napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
+                                 f"{None if skb is None else skb.head_source}")
+            if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
+                raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
+            head = (HEAD_KINDS[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source,
+                    skb.end - skb.tail)
+            consume_skb(scratch, skb)
+        return head
+
+
 def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
     """What copybreak_copy_skb()'s napi_alloc_skb(len) gives for every len up to copybreak.
 
@@ -394,26 +427,9 @@ def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
     page_frag fragment size, path, head source).  A head from anywhere but the
     1K pieces, skbuff_small_head or the NAPI page_frag_cache is out of scope.
     """
-    from skbsim.kernel import Kernel
-    from skbsim.net.napi import napi_struct, net_device
-    from skbsim.net.skbuff import consume_skb, napi_alloc_skb
-
     ring = ref.cpus[0].queue
-    scratch = Kernel(ref.kernel.profile, ncpus=1)
-    napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
-    kinds = HEAD_KINDS
-    heads = []
-    for length in range(ring.copybreak + 1):
-        with scratch.softirq(0):
-            skb = napi_alloc_skb(scratch, napi, length)
-            if skb is None or skb.head_source not in kinds:
-                raise ValueError(f"the fast engine models copybreak copies into heads from {', '.join(kinds)} only; "
-                                 f"napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
-                                 f"{None if skb is None else skb.head_source}")
-            if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
-                raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
-            heads.append((kinds[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source))
-            consume_skb(scratch, skb)
+    scratch = ScratchNapi(ref)
+    heads = [scratch.head(length, "copybreak copies into heads")[:5] for length in range(ring.copybreak + 1)]
     for kind, _truesize, _fragsz, path, source in heads:
         if (path, source) != next((h[3], h[4]) for h in heads if h[0] == kind):
             raise ValueError("copybreak copies of one head kind with different paths")
@@ -571,36 +587,20 @@ def _load_fq(k: Kernel, row: int, fq, napi_cpu: int, pid_of: dict) -> None:
 
 
 def mlx5_head_skb(ref: Simulation) -> dict:
-    """What mlx5e_skb_from_cqe_mpwrq_nonlinear()'s napi_alloc_skb(MLX5E_RX_MAX_HEAD) is on this kernel, from the
-    model itself on a scratch kernel of the same profile (the run's kernel is untouched): its head kind,
-    source, path, truesize, tailroom after the reserve and page_frag fragment size."""
+    """What mlx5e_skb_from_cqe_mpwrq_nonlinear()'s napi_alloc_skb(MLX5E_RX_MAX_HEAD) is on this kernel (ScratchNapi):
+    its head kind, source, path, truesize, tailroom after the reserve and page_frag fragment size."""
     from skbsim.drivers.mlx5 import MLX5E_RX_MAX_HEAD
-    from skbsim.kernel import Kernel
-    from skbsim.net.napi import napi_struct, net_device
-    from skbsim.net.skbuff import consume_skb, napi_alloc_skb
 
-    scratch = Kernel(ref.kernel.profile, ncpus=1)
-    napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
-    with scratch.softirq(0):
-        skb = napi_alloc_skb(scratch, napi, MLX5E_RX_MAX_HEAD)
-        kinds = HEAD_KINDS
-        if skb is None or skb.head_source not in kinds:
-            raise ValueError(f"the fast engine models mlx5's striding non-linear heads from {', '.join(kinds)} "
-                             f"only; napi_alloc_skb({MLX5E_RX_MAX_HEAD}) on {scratch.profile.name} takes one from "
-                             f"{None if skb is None else skb.head_source}")
-        if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
-            raise ValueError(f"napi_alloc_skb({MLX5E_RX_MAX_HEAD}): skb_condense() would change its truesize")
-        head = {"kind": HEAD_KINDS[skb.head_source], "source": skb.head_source, "path": skb.path,
-                "truesize": skb.truesize, "room": skb.end - skb.tail, "head_size": skb.head_size}
-        consume_skb(scratch, skb)
-    return head
+    kind, truesize, head_size, path, source, room = ScratchNapi(ref).head(MLX5E_RX_MAX_HEAD,
+                                                                          "mlx5's striding non-linear heads")
+    return {"kind": kind, "source": source, "path": path, "truesize": truesize, "room": room,
+            "head_size": head_size}
 
 
 def mlx5_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> Kernel:
     """mlx5 (page_pool fragments, 6.4+; 6.1's RQ page cache): each RQ's WQEs, page slots and page_pool as
-    mlx5e_open_rq() left them
-    (RQ cpu is row cpu of both Mlx5Rqs and PagePool); head: mlx5_head_skb() for a striding RQ's non-linear
-    frames, else None."""
+    mlx5e_open_rq() left them (RQ cpu is row cpu of both Mlx5Rqs and PagePool); head: mlx5_head_skb() for a
+    striding RQ's non-linear frames, else None."""
     kernel = sim.kernel
     profile = kernel.profile
     rq = sim.cpus[0].queue
@@ -659,7 +659,8 @@ def mlx5_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> 
             k.mlx.geo[f, G_SIZE], k.mlx.geo[f, G_STRIDE] = size, stride
         for ix, (frags, lasts) in enumerate(zip(rq.wqe_frags, rq.last_in_page)):
             for f, ((slot, offset), last) in enumerate(zip(frags, lasts)):
-                k.mlx.frag[ix, f, WF_SLOT], k.mlx.frag[ix, f, WF_OFFSET], k.mlx.frag[ix, f, WF_LAST] = slot, offset, last
+                row = k.mlx.frag[ix, f]
+                row[WF_SLOT], row[WF_OFFSET], row[WF_LAST] = slot, offset, last
     for cpu, state in enumerate(sim.cpus):
         rxq = state.queue
         if (rxq.completions or any(rxq.stats.as_dict().values()) or rxq.page_pools != [rxq.page_pool]
@@ -679,4 +680,3 @@ def mlx5_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> 
         row[RQ_HW_HEAD], row[RQ_HW_STRIDE], row[RQ_CI] = rxq.hw_head, rxq.hw_stride, rxq.ci
         row[RQ_MISSING] = rxq.state.count(EMPTY)
     return k
-
