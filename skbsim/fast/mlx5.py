@@ -224,14 +224,13 @@ def _mlx5_mpwqe_release(k, cpu, ix):
 
 @njit(cache=True)
 def _mlx5_post_rx_mpwqes(k, cpu):
-    """mlx5e_post_rx_mpwqes(): once min_wqe_bulk WQEs are missing, refill each (its old pages released first,
-    mlx5e_free_rx_mpwqe()); True if an allocation failed."""
+    """mlx5e_post_rx_mpwqes(): once min_wqe_bulk WQEs are missing, refill each (6.4+: its old pages released
+    first, mlx5e_free_rx_mpwqe()); True if an allocation failed."""
     cfg = k.cfg
     rq = k.mlx.rq[cpu]
     missing = rq[RQ_MISSING]
     if missing < (cfg[MLX5_WQE_BULK] if cfg[MLX5_WQE_BULK] > 1 else 1):
         return False
-    ppw = cfg[MLX5_PAGES_PER_WQE]
     for _ in range(missing):
         ix = rq[RQ_CI]
         if cfg[MLX5_PP_FRAGMENTS]:

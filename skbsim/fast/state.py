@@ -294,7 +294,8 @@ SkbCb = namedtuple("SkbCb", ("cb",))
 #: geo[f]: a legacy WQE's fragment sizes and strides; cache[cpu]: 6.1's RQ page cache (page ids, a FIFO of
 #: RQ_CACHE_LEN from RQ_CACHE_HEAD)
 Mlx5Rqs = namedtuple("Mlx5Rqs", ("rq", "wqe", "fp", "frag", "comp", "geo", "cache"))
-RQ_HW_HEAD, RQ_HW_STRIDE, RQ_CI, RQ_MISSING, RQ_COMP_HEAD, RQ_COMP_LEN, RQ_CACHE_HEAD, RQ_CACHE_LEN, RQ_FIELDS = range(9)
+(RQ_HW_HEAD, RQ_HW_STRIDE, RQ_CI, RQ_MISSING, RQ_COMP_HEAD, RQ_COMP_LEN, RQ_CACHE_HEAD, RQ_CACHE_LEN,
+ RQ_FIELDS) = range(9)
 W_STATE, W_CONSUMED, W_FIELDS = range(3)
 W_EMPTY, W_POSTED, W_WRITTEN = 0, 1, 2
 FP_PAGE, FP_FRAGS, FP_HELD, FP_FIELDS = range(4)
