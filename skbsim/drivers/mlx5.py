@@ -141,7 +141,13 @@ PP_FRAGMENTS = "pp_fragments"
 
 def mlx5_skb_frag_sz(profile: Profile, length: int) -> int:
     """en.h: MLX5_SKB_FRAG_SZ() - SKB_DATA_ALIGN(len) + SKB_DATA_ALIGN(sizeof(struct skb_shared_info))."""
-    return profile.SKB_DATA_ALIGN(length) + profile.SHINFO_SIZE
+    return mlx5_skb_frag_sz_bytes(length, profile.SMP_CACHE_BYTES, profile.SHINFO_SIZE)
+
+
+def mlx5_skb_frag_sz_bytes(length: int, smp_cache_bytes: int, shinfo_size: int) -> int:
+    """MLX5_SKB_FRAG_SZ() in plain integers (SMP_CACHE_BYTES, the aligned skb_shared_info): the fast engine
+    compiles this function."""
+    return ((length + smp_cache_bytes - 1) & ~(smp_cache_bytes - 1)) + shinfo_size
 
 
 def mlx5e_rx_headroom(profile: Profile) -> int:

@@ -26,6 +26,7 @@ from skbsim.fast.state import FQ_SKBS, PAGE_POOL, PP_HOLD, PP_RELEASE, PP_STATS_
 from skbsim.fast.traffic import _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths
 from skbsim.drivers.libeth import libeth_rx_queue
+from skbsim.fast.setup import mlx5_head_skb, mlx5_kernel  # -- mlx5 --
 from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio, virtio_kernel
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
@@ -67,10 +68,10 @@ def unsupported(config: RunConfig) -> str | None:
 
 
 #: the page_pool drivers the fast engine models
-PP_DRIVERS = ("mana", "libeth")
+PP_DRIVERS = ("mana", "libeth",
+              "mlx5")  # -- mlx5 --
 #: the others, and what they need that the fast engine does not have yet
 PP_NOT_YET = {
-    "mlx5": "mlx5's legacy and striding RQs (page_pool fragments per stride, non-linear skbs) are not modelled yet",
     "bnxt": "bnxt's copybreak and aggregation ring over page_pool are not modelled yet",
     "gve": "gve's DQO buffers (napi_get_frags() skbs of page_pool fragments) are not modelled yet",
 }
@@ -98,6 +99,7 @@ class FastSimulation:
         self.tun = None
         self.head = None
         self.libeth = False
+        self.mlx5 = config.driver == "mlx5"  # -- mlx5 --
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
         if self.virtio:
             if plot:
@@ -114,6 +116,15 @@ class FastSimulation:
             self.libeth = True
             if ring.hdr_fq is not None:  # header split: the NIC splits every frame at its eth_get_headlen()
                 self.codes = libeth_headlen(self.ref.dev, ring.hdr_fq.buf_len)
+            return
+        if self.mlx5:  # -- mlx5 --
+            if ring.striding and not ring.geo.linear:  # mlx5e_skb_from_cqe_mpwrq_nonlinear()'s heads
+                if plot:
+                    # its truesize table keeps one truesize per (frame length, frags); a striding RQ's frags
+                    # are ALIGN(bytes in each page, stride), which depend on where the frame starts in its page
+                    raise ValueError("the fast engine draws --plot for mlx5's striding non-linear frames only on "
+                                     "the reference engine")
+                self.head = mlx5_head_skb(self.ref)
             return
         if config.driver == "mana":
             if any(not oob.from_pool for state in self.ref.cpus for oob in state.queue.rx_oobs):
@@ -139,6 +150,8 @@ class FastSimulation:
             k = mana_kernel(self.ref, trace, self.plot)
         elif self.libeth:
             k = libeth_kernel(self.ref, trace, self.plot)
+        elif self.mlx5:  # -- mlx5 --
+            k = mlx5_kernel(self.ref, trace, self.plot, self.head)
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
@@ -208,6 +221,10 @@ class FastSimulation:
             return [("napi_build_skb", "page_pool fragment" if ring.frag_count > 1 else "page_pool page", None)]
         if self.libeth:  # by the fill queue of the head's buffer: MTU, idpf's short one, header (split)
             return [("napi_build_skb", f"libeth {fq.type} buffer (page_pool)", None) for fq in libeth_fqs(ring)]
+        if self.mlx5:  # -- mlx5 --: one kind a run (built in place, or napi_alloc_skb()'s copy)
+            head = self.head
+            return [("napi_build_skb", "mlx5 rx page (page_pool)", None) if head is None else
+                    (head["path"], head["source"], None)]
         return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)", None)]
 
     def _write_trace(self, k) -> None:

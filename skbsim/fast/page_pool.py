@@ -24,6 +24,7 @@ from skbsim.fast.state import (
     PP_RECYCLE_RING, PP_RECYCLE_RING_FULL, PP_REFILL, PP_REF_ALWAYS, PP_RELEASE, PP_RING_HEAD, PP_RING_LEN,
     PP_SOFTIRQ, SCHEDULED,
 )
+from skbsim.fast.state import PP_SKBS_UNMARKED  # -- mlx5 --
 
 # -- counters ------------------------------------------------------------------------------------------------
 
@@ -291,8 +292,8 @@ def _napi_pp_put_page(k, pid):
 @njit(cache=True, forceinline=True)
 def _pp_put_skb_page(k, pid):
     """skb_free_head() / napi_frag_unref() of a page of an skb marked for recycling: to its pool when it is a
-    pool page (page->pp), else put_page()."""
-    if k.pp.pp[pid]:
+    pool page (page->pp), else put_page().  (6.1's mlx5 skbs are not marked: put_page() of every page.)"""
+    if k.pp.pp[pid] and not k.cfg[PP_SKBS_UNMARKED]:
         _napi_pp_put_page(k, pid)
     else:
         _put_page(k.pages, k.st, pid)

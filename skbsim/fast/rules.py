@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from skbsim.drivers.ice import ice_page_count_reusable
 from skbsim.drivers.libeth import idpf_rx_hsplit_wa_len
+from skbsim.drivers.mlx5 import mlx5_skb_frag_sz_bytes
 from skbsim.drivers.virtio_net import ewma_pkt_len_add, get_mergeable_buf_len, mergeable_buf_carve
 from skbsim.fast.layout import njit
 from skbsim.mm.slab import cpu_partial_full, get_partial_node_done, slab_discard_empty
@@ -48,9 +49,13 @@ _pp_recycle_direct = njit(cache=True, forceinline=True)(pp_recycle_direct)
 _idpf_rx_hsplit_wa_len = njit(cache=True, forceinline=True)(idpf_rx_hsplit_wa_len)
 # skbsim.net.page_pool.page_pool_alloc_size: page_pool_alloc()'s fragment size (the page's rest folded in)
 _page_pool_alloc_size = njit(cache=True, forceinline=True)(page_pool_alloc_size)
+# -- mlx5 --
+# skbsim.drivers.mlx5.mlx5_skb_frag_sz_bytes: MLX5_SKB_FRAG_SZ(), a linear skb's frag_size
+_mlx5_skb_frag_sz = njit(cache=True, forceinline=True)(mlx5_skb_frag_sz_bytes)
 
 __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_cpu_partial_full",
            "_ewma_pkt_len_add", "_get_mergeable_buf_len", "_get_partial_node_done", "_ice_can_reuse_rx_page",
            "_idpf_rx_hsplit_wa_len", "_mergeable_buf_carve", "_page_pool_alloc_size", "_pp_napi_local",
            "_pp_recycle_direct", "_pp_ref_count_unref", "_sk_mem_reclaimable", "_skb_defer_admit",
-           "_slab_discard_empty", "_udp_forward_pages", "_udp_rcvbuf_admits"]
+           "_slab_discard_empty", "_udp_forward_pages", "_udp_rcvbuf_admits",
+           "_mlx5_skb_frag_sz"]

@@ -35,8 +35,13 @@ from skbsim.fast.state import (
     PP_FRAG_USERS, PP_HOLD, PP_NAPI_CPU, PP_ORDER, PP_QSIZE, PP_REFILL, PP_REF_ALWAYS, PP_RELEASE, PP_RING_HEAD,
     PP_RING_LEN, PP_STATS_FIRST,
 )
+from skbsim.fast.state import (  # -- mlx5 --
+    DRIVER_MLX5, FP_FRAGS, FP_HELD, FP_PAGE, G_SIZE, G_STRIDE, RQ_CI, RQ_HW_HEAD, RQ_HW_STRIDE, RQ_MISSING, WF_LAST,
+    WF_OFFSET, WF_SLOT, W_CONSUMED, W_EMPTY, W_POSTED, W_STATE, W_WRITTEN, new_mlx5_rqs,
+)
 from skbsim.fast.traffic import CHUNK
 from skbsim.drivers.libeth import IAVF_RX_BUFFER_WRITE, LIBIE_MAX_CHAINED_BUFS
+from skbsim.drivers.mlx5 import EMPTY, MLX5E_CACHE_SIZE, MLX5E_MAX_RX_FRAGS, POSTED, WRITTEN  # -- mlx5 --
 from skbsim.mm.fault import LAYERS
 from skbsim.net.page_pool import PP_FLAG_PAGE_FRAG, PP_STATS
 from skbsim.sim import NAPI_POLL_WEIGHT, NETDEV_BUDGET, RunConfig, Simulation
@@ -128,7 +133,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
     them; the caller fills in the rings (and the caches the driver's open filled).  ``tables``: the
     driver's own records by their Kernel field (tun, pp, virtio, lb, skbcb); the others get one row."""
-    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb"}
+    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "mlx"}
     if unknown:
         raise TypeError(f"new_kernel(): no such table {sorted(unknown)}")
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
@@ -171,6 +176,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
         pp=tables.get("pp") or new_page_pools(0, 1, 1, 1),
         lb=tables.get("lb") or new_libeth_fqs(0, 1, 1, 1),
         skbcb=tables.get("skbcb") or new_skb_cb(1),
+        mlx=tables.get("mlx") or new_mlx5_rqs(1, 1, 1, 1, 1, 1),  # -- mlx5 --
     )
 
 
@@ -380,6 +386,39 @@ def legacy_header_skb(ref: Simulation) -> dict:
             "tail": skb.tail, "head_size": skb.head_size}
 
 
+class ScratchNapi:
+    """napi_alloc_skb() of the model on a scratch kernel of the run's profile and a NAPI instance of its own (the
+    run's kernel is untouched)."""
+
+    def __init__(self, ref: Simulation):
+        from skbsim.kernel import Kernel
+        from skbsim.net.napi import napi_struct, net_device
+
+        self.kernel = Kernel(ref.kernel.profile, ncpus=1)
+        self.napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
+
+    def head(self, length: int, what: str) -> tuple:
+        """What napi_alloc_skb(length) gives: (head kind, truesize, page_frag fragment size, path, head source,
+        tailroom after its reserve).  A head from anywhere but the 1K pieces, skbuff_small_head or the NAPI
+        page_frag_cache, or one skb_condense() would change, is out of scope (what: whose heads, for the
+        message)."""
+        from skbsim.net.skbuff import consume_skb, napi_alloc_skb
+
+        scratch = self.kernel
+        with scratch.softirq(0):
+            skb = napi_alloc_skb(scratch, self.napi, length)
+            if skb is None or skb.head_source not in HEAD_KINDS:
+                raise ValueError(f"the fast engine models {what} from {', '.join(HEAD_KINDS)} only; "
+                                 f"napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
+                                 f"{None if skb is None else skb.head_source}")
+            if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
+                raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
+            head = (HEAD_KINDS[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source,
+                    skb.end - skb.tail)
+            consume_skb(scratch, skb)
+        return head
+
+
 def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
     """What copybreak_copy_skb()'s napi_alloc_skb(len) gives for every len up to copybreak.
 
@@ -388,26 +427,9 @@ def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
     page_frag fragment size, path, head source).  A head from anywhere but the
     1K pieces, skbuff_small_head or the NAPI page_frag_cache is out of scope.
     """
-    from skbsim.kernel import Kernel
-    from skbsim.net.napi import napi_struct, net_device
-    from skbsim.net.skbuff import consume_skb, napi_alloc_skb
-
     ring = ref.cpus[0].queue
-    scratch = Kernel(ref.kernel.profile, ncpus=1)
-    napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
-    kinds = HEAD_KINDS
-    heads = []
-    for length in range(ring.copybreak + 1):
-        with scratch.softirq(0):
-            skb = napi_alloc_skb(scratch, napi, length)
-            if skb is None or skb.head_source not in kinds:
-                raise ValueError(f"the fast engine models copybreak copies into heads from {', '.join(kinds)} only; "
-                                 f"napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
-                                 f"{None if skb is None else skb.head_source}")
-            if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
-                raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
-            heads.append((kinds[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source))
-            consume_skb(scratch, skb)
+    scratch = ScratchNapi(ref)
+    heads = [scratch.head(length, "copybreak copies into heads")[:5] for length in range(ring.copybreak + 1)]
     for kind, _truesize, _fragsz, path, source in heads:
         if (path, source) != next((h[3], h[4]) for h in heads if h[0] == kind):
             raise ValueError("copybreak copies of one head kind with different paths")
@@ -559,3 +581,102 @@ def _load_fq(k: Kernel, row: int, fq, napi_cpu: int, pid_of: dict) -> None:
             if fqe.done:
                 raise ValueError("unexpected libeth buffer state at start")
             k.lb.fqe[row, slot, FQE_PAGE], k.lb.fqe[row, slot, FQE_TRUESIZE] = pid_of[fqe.page.pfn], fqe.truesize
+
+
+# -- mlx5 --------------------------------------------------------------------------------------------------
+
+
+def mlx5_head_skb(ref: Simulation) -> dict:
+    """What mlx5e_skb_from_cqe_mpwrq_nonlinear()'s napi_alloc_skb(MLX5E_RX_MAX_HEAD) is on this kernel (ScratchNapi):
+    its head kind, source, path, truesize, tailroom after the reserve and page_frag fragment size."""
+    from skbsim.drivers.mlx5 import MLX5E_RX_MAX_HEAD
+
+    kind, truesize, head_size, path, source, room = ScratchNapi(ref).head(MLX5E_RX_MAX_HEAD,
+                                                                          "mlx5's striding non-linear heads")
+    return {"kind": kind, "source": source, "path": path, "truesize": truesize, "room": room,
+            "head_size": head_size}
+
+
+def mlx5_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> Kernel:
+    """mlx5 (page_pool fragments, 6.4+; 6.1's RQ page cache): each RQ's WQEs, page slots and page_pool as
+    mlx5e_open_rq() left them (RQ cpu is row cpu of both Mlx5Rqs and PagePool); head: mlx5_head_skb() for a
+    striding RQ's non-linear frames, else None."""
+    kernel = sim.kernel
+    profile = kernel.profile
+    rq = sim.cpus[0].queue
+    geo = rq.geo.describe()
+    striding, linear = rq.striding, geo["linear"]
+    ncpus = sim.config.cpus
+    overhead = profile.SKB_TRUESIZE(0) - profile.SHINFO_SIZE  # napi_build_skb(va, frag_size): beyond frag_size
+    wq_sz = rq.wq_sz
+    nfrags = 1 if striding else len(geo["frag_sizes"])
+    num_strides = 1 << geo.get("log_num_strides", 0)
+    # completions not yet cleaned: a legacy WQE holds one frame, a striding one a frame a stride and a filler
+    pending = wq_sz * (num_strides + 1) if striding else wq_sz
+    if sim.config.count is not None:
+        pending = min(pending, sim.config.count + wq_sz + 1)
+    fields = base_config(sim, trace, plot)
+    fields.update(
+        DRIVER=DRIVER_MLX5, RING_COUNT=pending, RXMAX=rq.rxmax, PAGE_POOL=1, BUILD_OVERHEAD=overhead,
+        MLX5_STRIDING=int(striding), MLX5_LINEAR=int(linear), MLX5_WQ_SZ=wq_sz, MLX5_NFRAGS=nfrags,
+        MLX5_HEADROOM=geo["headroom"], MLX5_WQE_BULK=geo["wqe_bulk"], MLX5_REFILL_UNIT=geo.get("refill_unit", 1),
+        MLX5_INDEX_MASK=geo.get("wqe_index_mask", 0), MLX5_LOG_STRIDE=geo.get("log_stride_sz", 0),
+        MLX5_LOG_NUM_STRIDES=geo.get("log_num_strides", 0), MLX5_PAGES_PER_WQE=geo.get("pages_per_wqe", 0),
+        MLX5_BIAS_MAX=rq.bias_max, MLX5_SMP=profile.SMP_CACHE_BYTES, MLX5_SHINFO=profile.SHINFO_SIZE,
+        MLX5_PP_FRAGMENTS=int(rq.pp_fragments), PP_SKBS_UNMARKED=int(not rq.pp_fragments),
+        COND_ROOM=-1,  # linear skbs: skb_condense() changes none
+    )
+    if head is not None:  # napi_alloc_skb(MLX5E_RX_MAX_HEAD) heads with the frame's rest as frags
+        frag_cache = kernel.cpus[0].napi_alloc_cache.page
+        fields.update(HEAD_KIND=head["kind"], HEAD_TRUESIZE=head["truesize"], HEAD_FRAGSZ=head["head_size"],
+                      PF_ORDER=frag_cache.max_order, PF_DOWN=0 if frag_cache.offset_up else 1,
+                      COND_ROOM=head["room"], COND_TS=head["truesize"])
+        smallest = head["truesize"]
+    elif not linear:  # napi_build_skb() on the first fragment (its stride as frag_size), the others as frags
+        stride0 = geo["frag_strides"][0]
+        fields.update(COND_ROOM=stride0 - profile.SHINFO_SIZE - geo["headroom"], COND_TS=stride0 + overhead)
+        smallest = stride0 + overhead
+    else:
+        smallest = profile.SKB_DATA_ALIGN(geo["headroom"] + 1) + profile.SHINFO_SIZE + overhead
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, smallest)
+    slab_cap = live_skbs_bound(sim, qcap)
+    inflight = slab_cap - ncpus * profile.NAPI_SKB_CACHE_SIZE  # skbs alive at once, outside the NAPI caches
+    max_frags = MLX5E_MAX_RX_FRAGS + 1  # a striding RQ's non-linear frame: its rest over up to 4 pages
+    pool = rq.page_pool
+    nslots = wq_sz * geo["pages_per_wqe"] if striding else len(rq.frag_pages)
+    rq_cache = 1 if rq.pp_fragments else MLX5E_CACHE_SIZE  # 6.1's RQ page cache
+    per_pool = pool.cache_size + pool.ring_qsize + nslots + pool.cache_refill + rq_cache + 2
+    page_cap = ncpus * per_pool + inflight * (max_frags + 1) + 2 * slab_cap + 2 * ncpus + 16
+    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
+    if head is not None and kernel.skb_small_head_cache is not None:
+        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
+    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=inflight, frags=max_frags, ring_bias=0)
+    k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap),
+                   mlx=new_mlx5_rqs(ncpus, wq_sz, nslots, nfrags, pending, rq_cache))
+    pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)})
+    if not striding:
+        for f, (size, stride) in enumerate(zip(geo["frag_sizes"], geo["frag_strides"])):
+            k.mlx.geo[f, G_SIZE], k.mlx.geo[f, G_STRIDE] = size, stride
+        for ix, (frags, lasts) in enumerate(zip(rq.wqe_frags, rq.last_in_page)):
+            for f, ((slot, offset), last) in enumerate(zip(frags, lasts)):
+                row = k.mlx.frag[ix, f]
+                row[WF_SLOT], row[WF_OFFSET], row[WF_LAST] = slot, offset, last
+    for cpu, state in enumerate(sim.cpus):
+        rxq = state.queue
+        if (rxq.completions or any(rxq.stats.as_dict().values()) or rxq.page_pools != [rxq.page_pool]
+                or rxq.page_cache):
+            raise ValueError("unexpected mlx5 queue state at start")
+        _load_pool(k, cpu, rxq.page_pool, state.napi.cpu, pid_of)
+        slots = [fp for pages in rxq.mpw for fp in pages] if striding else rxq.frag_pages
+        for slot, fp in enumerate(slots):
+            if fp.page is not None:
+                k.mlx.fp[cpu, slot, FP_PAGE] = pid_of[fp.page.pfn] if fp.held else -1
+                k.mlx.fp[cpu, slot, FP_FRAGS], k.mlx.fp[cpu, slot, FP_HELD] = fp.frags, int(fp.held)
+        for ix, wqe_state in enumerate(rxq.state):
+            k.mlx.wqe[cpu, ix, W_STATE] = {EMPTY: W_EMPTY, POSTED: W_POSTED, WRITTEN: W_WRITTEN}[wqe_state]
+            if striding:
+                k.mlx.wqe[cpu, ix, W_CONSUMED] = rxq.mpw_ready[ix]
+        row = k.mlx.rq[cpu]
+        row[RQ_HW_HEAD], row[RQ_HW_STRIDE], row[RQ_CI] = rxq.hw_head, rxq.hw_stride, rxq.ci
+        row[RQ_MISSING] = rxq.state.count(EMPTY)
+    return k

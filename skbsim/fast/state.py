@@ -37,6 +37,7 @@ Trace          --trace records, --plot's table and series         report.TraceWr
 VirtioQueues   virtio_net's posted and used buffers, DMA records  drivers/virtio_net.py
 PagePool       each page_pool: cache, ptr_ring, counters; page->pp  net/page_pool.py page_pool
 LibethFqs      libeth's fill queues: buffers, the NIC's completions  drivers/libeth.py libeth_fq
+Mlx5Rqs        mlx5's RQs: WQEs, page slots, completions          drivers/mlx5.py mlx5e_rq
 Kernel         all of the above                                   kernel.Kernel + Simulation
 =============  =================================================  ==========================
 """
@@ -83,6 +84,14 @@ CONFIG_FIELDS = (
     "FQ_COUNT", "FQ_REFILL_EVERY", "FQ_SHORT_LEN", "BUILD_OVERHEAD", "FQ_HSPLIT", "L1_CACHE_BYTES",
     # net.core.skb_defer_max (Kernel.skb_defer_max): skb_attempt_defer_free()'s limit, 128 from 6.19
     "DEFER_MAX",
+    # -- mlx5 -- (skbsim/fast/mlx5.py): striding RQ or legacy, linear skbs, WQEs, fragments a legacy WQE, the
+    # headroom, wqe_bulk and the refill unit, wqe_index_mask; striding: log stride size, log strides a WQE,
+    # pages a WQE; MLX5E_PAGECNT_BIAS_MAX, SMP_CACHE_BYTES and SKB_DATA_ALIGN(shinfo) (MLX5_SKB_FRAG_SZ()); the
+    # pages' owner (1: page_pool fragments, 6.4+; 0: 6.1's RQ page cache, skbs holding page references and
+    # not marked for recycling: PP_SKBS_UNMARKED)
+    "MLX5_STRIDING", "MLX5_LINEAR", "MLX5_WQ_SZ", "MLX5_NFRAGS", "MLX5_HEADROOM", "MLX5_WQE_BULK",
+    "MLX5_REFILL_UNIT", "MLX5_INDEX_MASK", "MLX5_LOG_STRIDE", "MLX5_LOG_NUM_STRIDES", "MLX5_PAGES_PER_WQE",
+    "MLX5_BIAS_MAX", "MLX5_SMP", "MLX5_SHINFO", "MLX5_PP_FRAGMENTS", "PP_SKBS_UNMARKED",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
@@ -92,12 +101,17 @@ CONFIG_FIELDS = (
  VQ_FRAG_ORDER, VQ_L1, VQ_TS0, VQ_SHINFO, VQ_IP_ALIGN, VQ_MAX_FRAGS, VQ_COPY_ROOM, PAGE_POOL, PP_FRAGS,
  FQ_COUNT, FQ_REFILL_EVERY, FQ_SHORT_LEN, BUILD_OVERHEAD, FQ_HSPLIT, L1_CACHE_BYTES,
  DEFER_MAX,
+ # -- mlx5 --
+ MLX5_STRIDING, MLX5_LINEAR, MLX5_WQ_SZ, MLX5_NFRAGS, MLX5_HEADROOM, MLX5_WQE_BULK, MLX5_REFILL_UNIT,
+ MLX5_INDEX_MASK, MLX5_LOG_STRIDE, MLX5_LOG_NUM_STRIDES, MLX5_PAGES_PER_WQE, MLX5_BIAS_MAX, MLX5_SMP, MLX5_SHINFO,
+ MLX5_PP_FRAGMENTS, PP_SKBS_UNMARKED,
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
 DRIVER_MANA = 3
 DRIVER_VIRTIO = 4
 DRIVER_LIBETH = 5
+DRIVER_MLX5 = 8  # -- mlx5 --
 
 # -- st: the kernel's scalars ---------------------------------------------------------------------------
 (ERR,  # the run's error code (ERR_* in layout.py): the compiled loop left its modelled ground
@@ -269,8 +283,30 @@ SkbCb = namedtuple("SkbCb", ("cb",))
 (CB_FLOW, CB_SEQ, CB_END_SEQ, CB_ACK_SEQ, CB_TCP_FLAGS, CB_DOFF, CB_WINDOW, CB_TSVAL, CB_TSECR, CB_SEGS, CB_GSO_SIZE,
  CB_FIELDS) = range(12)
 
+# -- mlx5 --
+#: mlx5's RQs (struct mlx5e_rq), a row per queue (its page_pool's row too): rq[cpu] its RQ_* columns (the WQE
+#: the NIC writes into and, striding, its next stride; the next WQE to post; WQEs waiting to be posted; the
+#: completions' FIFO: head and length); wqe[cpu, ix]: each WQE's state (W_EMPTY, W_POSTED, W_WRITTEN) and a
+#: striding WQE's consumed strides; fp[cpu, slot]: each page slot (struct mlx5e_frag_page: page id, fragment
+#: references handed to skbs, held by the driver), a striding WQE's pages at slots ix * pages_per_wqe on;
+#: frag[ix, f]: a legacy WQE's fragments (mlx5e_init_frags_partition(): page slot, offset, last in its
+#: page); comp[cpu, j]: the completions not yet cleaned (CQ_* columns; kind CQ_WQE, CQ_MPWQE or CQ_FILLER);
+#: geo[f]: a legacy WQE's fragment sizes and strides; cache[cpu]: 6.1's RQ page cache (page ids, a FIFO of
+#: RQ_CACHE_LEN from RQ_CACHE_HEAD)
+Mlx5Rqs = namedtuple("Mlx5Rqs", ("rq", "wqe", "fp", "frag", "comp", "geo", "cache"))
+(RQ_HW_HEAD, RQ_HW_STRIDE, RQ_CI, RQ_MISSING, RQ_COMP_HEAD, RQ_COMP_LEN, RQ_CACHE_HEAD, RQ_CACHE_LEN,
+ RQ_FIELDS) = range(9)
+W_STATE, W_CONSUMED, W_FIELDS = range(3)
+W_EMPTY, W_POSTED, W_WRITTEN = 0, 1, 2
+FP_PAGE, FP_FRAGS, FP_HELD, FP_FIELDS = range(4)
+WF_SLOT, WF_OFFSET, WF_LAST, WF_FIELDS = range(4)
+CQ_KIND, CQ_IX, CQ_STRIDE, CQ_CSTRIDES, CQ_LEN, CQ_FIELDS = range(6)
+CQ_WQE, CQ_MPWQE, CQ_FILLER = 0, 1, 2
+G_SIZE, G_STRIDE, G_FIELDS = range(3)
+
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
-                               "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb"))
+                               "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb",
+                               "mlx"))  # -- mlx5 --
 
 
 def _zeros(*shape, dtype=np.int64):
@@ -364,3 +400,11 @@ def new_libeth_fqs(nfqs: int, count: int, ncpus: int, completions: int) -> Libet
 
 def new_tun_queues(tab, ncpus: int, inflight: int) -> TunQueues:
     return TunQueues(tab, _zeros(tab.shape[0]), _zeros(ncpus, inflight, SKB_FIELDS))
+
+
+# -- mlx5 --
+def new_mlx5_rqs(ncpus: int, wq_sz: int, slots: int, nfrags: int, completions: int, cache: int) -> Mlx5Rqs:
+    fp = _zeros(ncpus, slots, FP_FIELDS)
+    fp[:, :, FP_PAGE] = -1
+    return Mlx5Rqs(_zeros(ncpus, RQ_FIELDS), _zeros(ncpus, wq_sz, W_FIELDS), fp, _zeros(wq_sz, nfrags, WF_FIELDS),
+                   _zeros(ncpus, completions, CQ_FIELDS), _zeros(nfrags, G_FIELDS), _zeros(ncpus, cache))

@@ -12,7 +12,7 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
-       [--drivers ice,copybreak,tun,virtio_net,mana]
+       [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,mlx5]
 """
 
 from __future__ import annotations
@@ -153,6 +153,22 @@ def _ice_libeth(rng: random.Random) -> tuple[dict, str]:
     return options, _pp_traffic(rng)
 
 
+def _mlx5(rng: random.Random) -> tuple[dict, str]:
+    options = {"rq": rng.choice(("striding", "legacy"))}
+    if rng.random() < 0.7:
+        # two linear strides a page up to 1642, linear skbs up to 3690, the legacy RQ's page-sized fragments
+        # above 9834, the largest MTU
+        options["mtu"] = rng.choice(("68", "1500", "1642", "1643", "3690", "3691", "4000", "9000", "9834", "9835",
+                                     "9978"))
+    if rng.random() < 0.5:
+        options["ring"] = rng.choice(("16", "64", "200", "1024", "8192"))
+    if rng.random() < 0.2:
+        options["gro"] = rng.choice(("0", "1"))
+    if rng.random() < 0.1:
+        options["gro_flush_timeout"] = "20000"
+    return options, _pp_traffic(rng)
+
+
 def _pp_traffic(rng: random.Random) -> str:
     return rng.choice(("imix", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100", "uniform:14-9022",
                        "fixed:9014", "uniform:3000-16000", "uniform:14-100"))
@@ -165,7 +181,8 @@ LIBETH_KERNELS = ("6.12", "6.18", "host", "7.1")
 DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False),
            "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False),
            "libeth": (1, _libeth, False, "libeth", LIBETH_KERNELS),
-           "ice-libeth": (1, _ice_libeth, False, "ice", ("7.1",))}
+           "ice-libeth": (1, _ice_libeth, False, "ice", ("7.1",)),
+           "mlx5": (1, _mlx5, True)}
 
 
 def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
