@@ -95,7 +95,7 @@ def test_mlx5_workloads_reach_their_corners():
     kernel=st.sampled_from(MLX5_KERNELS),
     rq=st.sampled_from([None, "striding", "legacy"]),
     mtu=st.sampled_from([None, "68", "1500", "1642", "1643", "3690", "3691", "9000", "9834", "9835", "9978"]),
-    # (not 16 with the legacy RQ's small strides: the reference stops there, see test_mlx5_small_legacy_ring)
+    # (not 16: with the legacy RQ's small strides both engines refuse it, see test_mlx5_small_legacy_ring_is_refused)
     ring=st.sampled_from([None, "64", "200", "1024", "8192"]),
     gro=st.sampled_from([None, "0", "1"]),
     traffic=st.sampled_from(["imix", "fixed:14", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100",
@@ -142,16 +142,17 @@ def test_mlx5_striding_nonlinear_plot_falls_back_and_says_why():
     assert result["engine"] == "reference" and "--plot for mlx5's striding non-linear frames" in why
 
 
-def test_mlx5_small_legacy_ring():
-    # A legacy RQ of 16 WQEs with eight WQEs a page (MTU 68): mlx5e_rx_compute_wqe_bulk_params() gives a refill
-    # unit of 4, so the second half of a page's refill releases the page its first half just took; the
-    # reference model stops there (KernelBug), and the fast engine, which follows the same steps, hands the run
-    # to it rather than print numbers of its own.
-    from skbsim.errors import KernelBug
+def test_mlx5_small_legacy_ring_is_refused():
+    # A legacy RQ of 16 WQEs at MTU 68: MLX5_SKB_FRAG_SZ(64 + 68 + 22) = 192 + 320 = 512 bytes a WQE, so
+    # wqe_index_mask 7 (eight WQEs a page); mlx5e_rx_compute_wqe_bulk_params(): 16 / 4 = 4 WQEs of 512 bytes,
+    # wqe_bulk = max(8, 4) = 8, split_factor = DIV_ROUND_UP(512 KiB, 64 * 4 KiB) = 2, refill_unit = 4. The second
+    # half of a page's refill would drain the page its first half had just taken (mlx5e_refill_rx_wqes()), so
+    # both engines refuse the ring at open with the smallest that works: at ring 64, wqe_bulk = 16, refill 8.
+    from skbsim.errors import InputError
     from skbsim.fast import simulate_fast
 
     config = dict(kernel="6.9", driver="mlx5", options={"rq": "legacy", "mtu": "68", "ring": "16"},
                   traffic="fixed:60", count=1_500, rate=1e6, app_rate=5e5, rcvbuf=5_000, cpus=2)
-    with pytest.raises(KernelBug):
-        simulate(RunConfig(**config))
-    assert simulate_fast(RunConfig(**config)) is None
+    for run in (simulate, simulate_fast):
+        with pytest.raises(InputError, match="refill 4 WQEs at a time while 8 share a page.*use ring=64"):
+            run(RunConfig(**config))

@@ -718,6 +718,38 @@ OPTIONS = GRO_OPTIONS + (
 )
 
 
+def refill_splits_pages(wqe_index_mask: int, refill_unit: int) -> bool:
+    """Whether mlx5e_refill_rx_wqes() (6.4+) steps end inside a page: WQEs share a page (wqe_index_mask + 1
+    of them) and refill_unit is no multiple of that, so one step's mlx5e_free_rx_wqes() reaches the
+    last-in-page fragment of a page the step before has just allocated for its first WQEs."""
+    return wqe_index_mask > 0 and refill_unit % (wqe_index_mask + 1) != 0
+
+
+def _check_refill_unit(profile: Profile, geo: mlx5e_geometry, hw_mtu: int, log_rq_size: int,
+                       pp_fragments: bool) -> None:
+    """Refuse a legacy RQ whose refill would release a page still posted to the NIC.
+
+    Read from en_rx.c (mlx5e_refill_rx_wqes(), mlx5e_free_rx_wqe(), mlx5e_get_rx_frag()) and
+    en/params.c (mlx5e_rx_compute_wqe_bulk_params()): with a ring of 16 and small frames the refill
+    unit is half a page's WQEs, and the kernel would drain the fresh page back into the pool while its
+    WQEs are posted, leaking the old one.  That is a use-after-free the model does not follow; the
+    message names the smallest ring that avoids it.
+    """
+    if not pp_fragments or not refill_splits_pages(geo.wqe_index_mask, geo.refill_unit):
+        return
+    smallest = log_rq_size + 1
+    while smallest < MLX5E_PARAMS_MAXIMUM_LOG_RQ_SIZE:
+        g = mlx5e_build_rq_frags_info(profile, hw_mtu, smallest, pp_fragments)
+        if not refill_splits_pages(g.wqe_index_mask, g.refill_unit):
+            break
+        smallest += 1
+    raise InputError(
+        f"mlx5 rq=legacy ring={1 << log_rq_size} mtu={hw_mtu - MLX5E_ETH_HARD_MTU}: mlx5e_refill_rx_wqes() would "
+        f"refill {geo.refill_unit} WQEs at a time while {geo.wqe_index_mask + 1} share a page, and release a page "
+        f"it has just posted (a use-after-free in the kernel's steps, not modelled); use ring={1 << smallest} "
+        "or more")
+
+
 def mlx5e_open_rq(kernel: Kernel, dev: net_device, napi: napi_struct, options: dict[str, str] | None) -> mlx5e_rq:
     """en_main.c: mlx5e_open_rq() - geometry, page_pool (pool_size: the RQ's frames, or its WQEs' pages),
     every WQE posted."""
@@ -743,6 +775,7 @@ def mlx5e_open_rq(kernel: Kernel, dev: net_device, napi: napi_struct, options: d
         rq.mpw_ready = [0] * rq.wq_sz
     else:
         geo = rq.geo = mlx5e_build_rq_frags_info(profile, hw_mtu, log_rq_mtu_frames, pp_fragments)
+        _check_refill_unit(profile, geo, hw_mtu, log_rq_mtu_frames, pp_fragments)
         rq.wq_sz = 1 << log_rq_mtu_frames
         pool_size = rq.wq_sz
         mlx5e_init_frags_partition(rq)
