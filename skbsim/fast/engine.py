@@ -27,6 +27,9 @@ from skbsim.fast.traffic import _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths
 from skbsim.drivers.libeth import libeth_rx_queue
 from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio, virtio_kernel
+from skbsim.fast.bnxt_setup import (  # -- bnxt --
+    bnxt_headlen, bnxt_kernel, bnxt_kind_names, napi_alloc_skb_table, unsupported_bnxt,
+)
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
@@ -51,6 +54,10 @@ def unsupported(config: RunConfig) -> str | None:
     virtio_reason = unsupported_virtio(profile, config.options) if config.driver == "virtio_net" else None
     if virtio_reason:
         return virtio_reason
+    if config.driver == "bnxt":  # -- bnxt --
+        bnxt_reason = unsupported_bnxt(profile)
+        if bnxt_reason:
+            return bnxt_reason
     if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
         return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
     if tcp_through_gro(config):
@@ -67,11 +74,12 @@ def unsupported(config: RunConfig) -> str | None:
 
 
 #: the page_pool drivers the fast engine models
-PP_DRIVERS = ("mana", "libeth")
+PP_DRIVERS = ("mana", "libeth",
+              "bnxt",  # -- bnxt --
+              )
 #: the others, and what they need that the fast engine does not have yet
 PP_NOT_YET = {
     "mlx5": "mlx5's legacy and striding RQs (page_pool fragments per stride, non-linear skbs) are not modelled yet",
-    "bnxt": "bnxt's copybreak and aggregation ring over page_pool are not modelled yet",
     "gve": "gve's DQO buffers (napi_get_frags() skbs of page_pool fragments) are not modelled yet",
 }
 
@@ -99,6 +107,7 @@ class FastSimulation:
         self.head = None
         self.libeth = False
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
+        self.bnxt = None  # -- bnxt --: napi_alloc_skb(len)'s table and its heads' names
         if self.virtio:
             if plot:
                 # its truesize table keeps one truesize per (frame length, frags); a virtio_net buffer's size
@@ -114,6 +123,10 @@ class FastSimulation:
             self.libeth = True
             if ring.hdr_fq is not None:  # header split: the NIC splits every frame at its eth_get_headlen()
                 self.codes = libeth_headlen(self.ref.dev, ring.hdr_fq.buf_len)
+            return
+        if config.driver == "bnxt":  # -- bnxt --
+            self.bnxt = napi_alloc_skb_table(self.ref)
+            self.codes = bnxt_headlen(self.ref.dev)  # the split after the headers, page mode's copy
             return
         if config.driver == "mana":
             if any(not oob.from_pool for state in self.ref.cpus for oob in state.queue.rx_oobs):
@@ -139,6 +152,8 @@ class FastSimulation:
             k = mana_kernel(self.ref, trace, self.plot)
         elif self.libeth:
             k = libeth_kernel(self.ref, trace, self.plot)
+        elif self.bnxt is not None:  # -- bnxt --
+            k = bnxt_kernel(self.ref, trace, self.plot, self.bnxt[0])
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
@@ -206,6 +221,8 @@ class FastSimulation:
             return [(self.head["path"], self.head["source"], None)]
         if self.config.driver == "mana":
             return [("napi_build_skb", "page_pool fragment" if ring.frag_count > 1 else "page_pool page", None)]
+        if self.bnxt is not None:  # -- bnxt --
+            return bnxt_kind_names(self.ref, self.bnxt[1])
         if self.libeth:  # by the fill queue of the head's buffer: MTU, idpf's short one, header (split)
             return [("napi_build_skb", f"libeth {fq.type} buffer (page_pool)", None) for fq in libeth_fqs(ring)]
         return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)", None)]
@@ -376,6 +393,13 @@ class FastSimulation:
                 named[-1] = ("napi_build_skb", "copybreak rx buffer (page_frag)")
             for kind, (path, head_source) in named.items():
                 n = int(k.st[counters[kind]])
+                if n:
+                    paths[path] = paths.get(path, 0) + n
+                    head_sources[head_source] = head_sources.get(head_source, 0) + n
+            return dict(sorted(paths.items())), dict(sorted(head_sources.items()))
+        if self.bnxt is not None:  # -- bnxt --: by kind (skbsim.fast.bnxt._bnxt_skb_kind())
+            paths, head_sources = {}, {}
+            for (path, head_source, _), n in zip(self._kind_names(), k.bnxt.kinds.tolist()):
                 if n:
                     paths[path] = paths.get(path, 0) + n
                     head_sources[head_source] = head_sources.get(head_source, 0) + n

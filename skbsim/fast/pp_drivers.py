@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from skbsim.fast.layout import ERR_EMPTY_FRAME, njit
 from skbsim.fast.libeth import _libeth_close, _libeth_nic_receive, _libeth_poll
+from skbsim.fast.bnxt import _bnxt_close, _bnxt_nic_receive, _bnxt_poll  # -- bnxt --
 from skbsim.fast.napi import _nc_get
 from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_page
 from skbsim.fast import rx  # (a module: rx dispatches to this one)
@@ -21,6 +22,7 @@ from skbsim.fast.state import (
     D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, HW_NEXT, NTC, PP_FRAGS, PP_SOFTIRQ, Q_NIC_FRAMES,
     RING_COUNT, RX_BUF_LEN,
 )
+from skbsim.fast.state import DRIVER_BNXT  # -- bnxt --
 
 
 @njit(cache=True, forceinline=True)
@@ -126,6 +128,8 @@ def _pp_nic_receive(k, cpu, length, hlen):
     when the frame was written."""
     if k.cfg[DRIVER] == DRIVER_LIBETH:
         return _libeth_nic_receive(k, cpu, length, hlen)
+    if k.cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
+        return _bnxt_nic_receive(k, cpu, length, hlen)
     return _mana_nic_receive(k, cpu, length)
 
 
@@ -134,6 +138,8 @@ def _pp_poll(k, cpu, budget):
     """The page_pool driver's clean loop (cfg[DRIVER]): (work, skbs for the stack)."""
     if k.cfg[DRIVER] == DRIVER_LIBETH:
         return _libeth_poll(k, cpu, budget)
+    if k.cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
+        return _bnxt_poll(k, cpu, budget)
     return _mana_poll(k, cpu, budget)
 
 
@@ -142,5 +148,7 @@ def _pp_close_queue(k, cpu):
     """The page_pool driver's close of queue cpu (cfg[DRIVER])."""
     if k.cfg[DRIVER] == DRIVER_LIBETH:
         _libeth_close(k, cpu)
+    elif k.cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
+        _bnxt_close(k, cpu)
     else:
         _mana_destroy_rxq(k, cpu)

@@ -35,6 +35,7 @@ from skbsim.fast.state import (
     PP_FRAG_USERS, PP_HOLD, PP_NAPI_CPU, PP_ORDER, PP_QSIZE, PP_REFILL, PP_REF_ALWAYS, PP_RELEASE, PP_RING_HEAD,
     PP_RING_LEN, PP_STATS_FIRST,
 )
+from skbsim.fast.state import CP_FIELDS, new_bnxt_rings  # -- bnxt --
 from skbsim.fast.traffic import CHUNK
 from skbsim.drivers.libeth import IAVF_RX_BUFFER_WRITE, LIBIE_MAX_CHAINED_BUFS
 from skbsim.mm.fault import LAYERS
@@ -128,7 +129,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
     them; the caller fills in the rings (and the caches the driver's open filled).  ``tables``: the
     driver's own records by their Kernel field (tun, pp, virtio, lb, skbcb); the others get one row."""
-    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb"}
+    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "bnxt"}
     if unknown:
         raise TypeError(f"new_kernel(): no such table {sorted(unknown)}")
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
@@ -171,6 +172,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
         pp=tables.get("pp") or new_page_pools(0, 1, 1, 1),
         lb=tables.get("lb") or new_libeth_fqs(0, 1, 1, 1),
         skbcb=tables.get("skbcb") or new_skb_cb(1),
+        bnxt=tables.get("bnxt") or new_bnxt_rings(1, 1, 1, np.zeros((1, CP_FIELDS), np.int64)),  # -- bnxt --
     )
 
 

@@ -83,6 +83,10 @@ CONFIG_FIELDS = (
     "FQ_COUNT", "FQ_REFILL_EVERY", "FQ_SHORT_LEN", "BUILD_OVERHEAD", "FQ_HSPLIT", "L1_CACHE_BYTES",
     # net.core.skb_defer_max (Kernel.skb_defer_max): skb_attempt_defer_free()'s limit, 128 from 6.19
     "DEFER_MAX",
+    # -- bnxt --: the aggregation ring's size (0: none), the header-data split threshold (-1: none) and
+    # jumbo_thresh, page mode, BNXT_RX_PAGE_SIZE, an RX buffer skb's room from its headroom to its end, the
+    # rows of the napi_alloc_skb(len) table (BnxtRings.copy)
+    "BN_AGG_COUNT", "BN_HDS", "BN_JUMBO", "BN_PAGE_MODE", "BN_AGG_PAGE", "BN_RX_ROOM", "BN_COPY_LEN",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
@@ -92,12 +96,14 @@ CONFIG_FIELDS = (
  VQ_FRAG_ORDER, VQ_L1, VQ_TS0, VQ_SHINFO, VQ_IP_ALIGN, VQ_MAX_FRAGS, VQ_COPY_ROOM, PAGE_POOL, PP_FRAGS,
  FQ_COUNT, FQ_REFILL_EVERY, FQ_SHORT_LEN, BUILD_OVERHEAD, FQ_HSPLIT, L1_CACHE_BYTES,
  DEFER_MAX,
+ BN_AGG_COUNT, BN_HDS, BN_JUMBO, BN_PAGE_MODE, BN_AGG_PAGE, BN_RX_ROOM, BN_COPY_LEN,  # -- bnxt --
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
 DRIVER_MANA = 3
 DRIVER_VIRTIO = 4
 DRIVER_LIBETH = 5
+DRIVER_BNXT = 6  # -- bnxt --
 
 # -- st: the kernel's scalars ---------------------------------------------------------------------------
 (ERR,  # the run's error code (ERR_* in layout.py): the compiled loop left its modelled ground
@@ -269,8 +275,22 @@ SkbCb = namedtuple("SkbCb", ("cb",))
 (CB_FLOW, CB_SEQ, CB_END_SEQ, CB_ACK_SEQ, CB_TCP_FLAGS, CB_DOFF, CB_WINDOW, CB_TSVAL, CB_TSECR, CB_SEGS, CB_GSO_SIZE,
  CB_FIELDS) = range(12)
 
+# -- bnxt --
+#: bnxt's rings (struct bnxt_rx_ring_info): rx[cpu, slot] / agg[cpu, slot] each RX and aggregation buffer (BR_*:
+#: its page id, -1 for none, and whether the NIC wrote into it and the driver has not cleaned it); comp[cpu, j]
+#: the frames the NIC completed and the driver has not cleaned (BC_*: RX slot, bytes there, aggregation buffers,
+#: the first's slot, frame length, eth_get_headlen()), a FIFO from pcpu NTC; copy[len]: what napi_alloc_skb(len)
+#: gives (CP_*: head kind, truesize, page_frag fragment size, room from its headroom to its end); kinds[kind]:
+#: the skbs handed to GRO by kind (0: built on an RX buffer, 1 + head kind: napi_alloc_skb()'s).  The NIC's
+#: next RX slot is pcpu HW_NEXT, its next aggregation slot pcpu TAIL.
+BnxtRings = namedtuple("BnxtRings", ("rx", "agg", "comp", "copy", "kinds"))
+BR_PAGE, BR_DONE, BR_FIELDS = range(3)
+BC_SLOT, BC_HEAD_LEN, BC_NAGG, BC_AGG, BC_LEN, BC_HLEN, BC_FIELDS = range(7)
+CP_KIND, CP_TS, CP_FRAGSZ, CP_ROOM, CP_FIELDS = range(5)
+
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
-                               "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb"))
+                               "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb",
+                               "bnxt"))
 
 
 def _zeros(*shape, dtype=np.int64):
@@ -360,6 +380,14 @@ def new_libeth_fqs(nfqs: int, count: int, ncpus: int, completions: int) -> Libet
     fqe = _zeros(max(1, nfqs), count, FQE_FIELDS)
     fqe[:, :, FQE_PAGE] = -1
     return LibethFqs(_zeros(max(1, nfqs), FQ_FIELDS), fqe, _zeros(ncpus, completions, C_FIELDS))
+
+
+def new_bnxt_rings(ncpus: int, count: int, agg_count: int, copy) -> BnxtRings:  # -- bnxt --
+    rx = _zeros(ncpus, max(1, count), BR_FIELDS)
+    rx[:, :, BR_PAGE] = -1
+    agg = _zeros(ncpus, max(1, agg_count), BR_FIELDS)
+    agg[:, :, BR_PAGE] = -1
+    return BnxtRings(rx, agg, _zeros(ncpus, max(1, count), BC_FIELDS), copy, _zeros(4))
 
 
 def new_tun_queues(tab, ncpus: int, inflight: int) -> TunQueues:

@@ -1,0 +1,130 @@
+"""The fast engine's bnxt: the starting state (bnxt_kernel()), what it does not model, and the report's names.
+
+The reference Simulation has opened every queue (bnxt_open_queue()); bnxt_kernel() copies its rings and
+page_pool into the BnxtRings and PagePool records (skbsim.fast.state), and reads what napi_alloc_skb(len)
+gives for every length a copy or a page-mode header may have from the model on a scratch kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skbsim.fast.setup import (
+    HEAD_KINDS, TableSizes, _load_pool, _pp_pages, base_config, live_skbs_bound, new_kernel, slab_spec,
+    socket_queue_capacity,
+)
+from skbsim.fast.state import (
+    BR_PAGE, CP_FIELDS, CP_FRAGSZ, CP_KIND, CP_ROOM, CP_TS, DRIVER_BNXT, HW_NEXT, TAIL, new_bnxt_rings,
+    new_page_pools,
+)
+from skbsim.sim import NAPI_POLL_WEIGHT, Simulation
+
+#: napi_alloc_skb(len) is read for every len below this: copies (rx-copybreak at most 1024) and page mode's
+#: eth_get_headlen() (a longer header makes the run the reference engine's)
+COPY_LENGTHS = 1025
+
+
+def unsupported_bnxt(profile) -> str | None:
+    """Why the fast engine leaves bnxt of this release to the reference engine (None when it takes it)."""
+    if profile.feature("bnxt_rx_head") != "page_pool":
+        return (f"bnxt of {profile.name} takes its RX buffers from page_frag caches (netdev_alloc_frag() at open, "
+                "napi_alloc_frag() after), which the fast engine models with page_pool RX buffers only (6.12+)")
+    return None
+
+
+def napi_alloc_skb_table(ref: Simulation) -> tuple[np.ndarray, list]:
+    """What napi_alloc_skb(len) gives for every len below COPY_LENGTHS, from the model on a scratch kernel of
+    the same profile: rows of (head kind, truesize, page_frag fragment size, end - tail) and, by head kind,
+    (path, head source).  A head from anywhere but the 1K pieces, skbuff_small_head or the NAPI
+    page_frag_cache is out of scope."""
+    from skbsim.kernel import Kernel
+    from skbsim.net.napi import napi_struct, net_device
+    from skbsim.net.skbuff import consume_skb, napi_alloc_skb
+
+    scratch = Kernel(ref.kernel.profile, ncpus=1)
+    napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
+    table = np.zeros((COPY_LENGTHS, CP_FIELDS), np.int64)
+    names: dict[int, tuple[str, str]] = {}
+    for length in range(COPY_LENGTHS):
+        with scratch.softirq(0):
+            skb = napi_alloc_skb(scratch, napi, length)
+            if skb is None or skb.head_source not in HEAD_KINDS:
+                raise ValueError(f"the fast engine models bnxt's napi_alloc_skb() heads from {', '.join(HEAD_KINDS)} "
+                                 f"only; napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
+                                 f"{None if skb is None else skb.head_source}")
+            if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
+                raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
+            kind = HEAD_KINDS[skb.head_source]
+            if names.setdefault(kind, (skb.path, skb.head_source)) != (skb.path, skb.head_source):
+                raise ValueError("napi_alloc_skb() heads of one kind with different paths")
+            table[length, CP_KIND], table[length, CP_TS] = kind, skb.truesize
+            table[length, CP_FRAGSZ], table[length, CP_ROOM] = skb.head_size, skb.end - skb.tail
+            consume_skb(scratch, skb)
+    kinds = [names.get(kind, ("", "")) for kind in range(max(names) + 1)]
+    return table, kinds
+
+
+def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> object:
+    """bnxt (6.12+): each queue's RX and aggregation buffers and its page_pool as bnxt_open_queue() left them;
+    copy: napi_alloc_skb_table()'s rows."""
+    kernel = sim.kernel
+    profile = kernel.profile
+    rxr = sim.cpus[0].queue
+    p = rxr.p
+    pool = rxr.page_pool
+    frag_cache = kernel.cpus[0].napi_alloc_cache.page
+    build_ts = profile.SKB_TRUESIZE(p.rx_buf_size - profile.SHINFO_SIZE)  # napi_build_skb(data, rx_buf_size)
+    fields = base_config(sim, trace, plot)
+    fields.update(
+        DRIVER=DRIVER_BNXT, RING_COUNT=p.ring_size, RXMAX=rxr.rxmax, RX_BUF_LEN=p.rx_buf_size, PAGE_POOL=1,
+        BUILD_TRUESIZE=build_ts, COPYBREAK=p.copybreak, PF_ORDER=frag_cache.max_order,
+        PF_DOWN=0 if frag_cache.offset_up else 1,
+        BN_AGG_COUNT=p.agg_ring_size, BN_HDS=-1 if p.hds_threshold is None else p.hds_threshold,
+        BN_JUMBO=p.jumbo_thresh, BN_PAGE_MODE=int(rxr.page_mode), BN_AGG_PAGE=profile.PAGE_SIZE,
+        # an RX buffer skb: end (rx_buf_size less the aligned skb_shared_info) from its headroom on
+        BN_RX_ROOM=p.rx_buf_size - profile.SHINFO_SIZE - p.rx_offset, BN_COPY_LEN=len(copy),
+    )
+    ncpus = sim.config.cpus
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, int(min(build_ts, copy[:, CP_TS].min())))
+    slab_cap = live_skbs_bound(sim, qcap)
+    inflight = slab_cap - ncpus * profile.NAPI_SKB_CACHE_SIZE  # skbs alive at once, outside the NAPI caches
+    max_frags = 1 + -(-rxr.rxmax // profile.PAGE_SIZE)  # page mode's page and the aggregation pages
+    per_pool = pool.cache_size + pool.ring_qsize + p.ring_size + p.agg_ring_size + pool.cache_refill + 2
+    page_cap = ncpus * per_pool + inflight * (max_frags + 1) + ncpus * 2 + 2 * slab_cap + 16
+    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
+    if kernel.skb_small_head_cache is not None:
+        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
+    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=inflight, frags=max_frags, ring_bias=0)
+    k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap),
+                   bnxt=new_bnxt_rings(ncpus, p.ring_size, p.agg_ring_size, copy))
+    pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)})
+    pages = kernel.pages
+    for cpu, state in enumerate(sim.cpus):
+        rxr = state.queue
+        if (rxr.completions or any(rxr.rx_done) or any(rxr.agg_done) or rxr.page_pools != [rxr.page_pool]
+                or rxr.rx_next or rxr.agg_next):
+            raise ValueError("unexpected bnxt queue state at start")
+        _load_pool(k, cpu, rxr.page_pool, state.napi.cpu, pid_of)
+        for slot, data in enumerate(rxr.rx_buf):
+            if data is not None:
+                page = data if rxr.page_mode else pages.virt_to_head_page(data)
+                k.bnxt.rx[cpu, slot, BR_PAGE] = pid_of[page.pfn]
+        for slot, page in enumerate(rxr.agg_buf):
+            if page is not None:
+                k.bnxt.agg[cpu, slot, BR_PAGE] = pid_of[page.pfn]
+        k.pcpu[cpu, HW_NEXT], k.pcpu[cpu, TAIL] = 0, 0
+    return k
+
+
+def bnxt_kind_names(ref: Simulation, kinds: list) -> list:
+    """(path, head source, None) of each kind _bnxt_skb_kind() gives: an RX buffer's skb, then napi_alloc_skb()'s
+    by head kind."""
+    return [("napi_build_skb", "bnxt rx buffer (page_pool)", None)] + [(path, source, None) for path, source in kinds]
+
+
+def bnxt_headlen(dev):
+    """The header length of a frame (header bytes, length): the model's eth_get_headlen() of its bytes (bnxt's
+    header-data split and page mode's copy)."""
+    from skbsim.net.ethernet import eth_get_headlen
+
+    return lambda header, length: eth_get_headlen(dev, header, length)
