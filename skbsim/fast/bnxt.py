@@ -1,9 +1,9 @@
 """The fast engine's bnxt queues: the NIC side, the clean loop (bnxt_rx_pkt()), the close, compiled.
 
 skbsim/drivers/bnxt.py over the BnxtRings record (skbsim.fast.state): each RX slot's buffer (a page_pool
-fragment of rx_buf_size, or in page mode a page_pool page), each aggregation slot's page, and the frames
-the NIC completed and the driver has not cleaned (a FIFO from pcpu NTC).  The queue's page_pool is pool row
-cpu.  A frame's head part (all of it without the aggregation ring) goes to the RX buffer: at most
+fragment of rx_buf_size from 6.12, a NAPI page_frag piece before; in page mode a page_pool page), each
+aggregation slot's page (the page_pool's; 6.1's alloc_page() outside page mode), and the frames the NIC
+completed and the driver has not cleaned (a FIFO from pcpu NTC).  The queue's page_pool is pool row cpu.  A frame's head part (all of it without the aggregation ring) goes to the RX buffer: at most
 rx_copybreak bytes are copied into napi_alloc_skb(len) (BnxtRings.copy says what that gives) and the buffer
 stays; longer ones become an skb built on the buffer once a replacement was taken; in page mode the headers
 are copied into napi_alloc_skb(eth_get_headlen()) and the page follows as frag 0.  The rest of the frame is
@@ -13,14 +13,16 @@ passes UDP as it is (the skbs for the stack through k.batch).
 
 from __future__ import annotations
 
-from skbsim.fast.layout import ERR_EMPTY_FRAME, ERR_TABLE_FULL, njit
-from skbsim.fast.mm import _add_frag
+from skbsim.fast.layout import ERR_EMPTY_FRAME, ERR_TABLE_FULL, L_NONE, ORDER_0, njit
+from skbsim.fast.mm import _add_frag, _alloc_pages, _pf_alloc, _put_page
 from skbsim.fast.napi import _alloc_rx_skb, _free_skb, _nc_get
+from skbsim.fast.slub import _slab_alloc
 from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_page
 from skbsim.fast import rx  # (a module: rx dispatches to pp_drivers, which calls this one)
 from skbsim.fast.state import (
-    BC_AGG, BC_HEAD_LEN, BC_HLEN, BC_LEN, BC_NAGG, BC_SLOT, BN_AGG_COUNT, BN_AGG_PAGE, BN_COPY_LEN, BN_HDS, BN_JUMBO,
-    BN_PAGE_MODE, BN_RX_ROOM, BR_DONE, BR_PAGE, BUILD_TRUESIZE, COPYBREAK, CP_FRAGSZ, CP_KIND, CP_ROOM, CP_TS,
+    BC_AGG, BC_HEAD_LEN, BC_HLEN, BC_LEN, BC_NAGG, BC_SLOT, BN_AGG_COUNT, BN_AGG_PAGE, BN_AGG_POOL, BN_COPY_LEN,
+    BN_FRAGSZ, BN_HDS, BN_HEAD, BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_POOL, BN_JUMBO, BN_PAGE_MODE, BN_RX_ROOM, BR_DONE,
+    BR_PAGE, BUILD_TRUESIZE, CACHE_SKB, COPYBREAK, CP_FRAGSZ, CP_KIND, CP_ROOM, CP_TS,
     D_BUF_FAILURES, D_BYTES_COPIED, D_COPIED, D_NIC_FRAMES, D_RELEASED, D_REUSED, D_RING_DROPS, D_SKB_FAILURES,
     D_USED, ERR, HW_NEXT, NTC, PP_SOFTIRQ, Q_NIC_FRAMES, RING_COUNT, RX_BUF_LEN, TAIL,
 )
@@ -103,15 +105,35 @@ def _bnxt_alloc_skb(k, cpu, length):
 
 
 @njit(cache=True, forceinline=True)
+def _bnxt_alloc_rx_data(k, cpu):
+    """bnxt_alloc_rx_data() in NAPI: a page_pool page (page mode), a page_pool fragment of rx_buf_size (6.12+)
+    or napi_alloc_frag(rx_buf_size) (6.1, v6.9); its page id, or -1."""
+    cfg = k.cfg
+    if cfg[BN_PAGE_MODE]:
+        return _pp_alloc_pages(k, cpu)
+    if cfg[BN_HEAD] == BN_HEAD_PAGE_POOL:
+        return _pp_alloc_frag(k, cpu, cfg[RX_BUF_LEN])
+    return _pf_alloc(k.pages, k.faults, k.st, k.pcpu[cpu], cfg, cfg[BN_FRAGSZ])
+
+
+@njit(cache=True, forceinline=True)
+def _bnxt_put_buf(k, cpu, pid, allow_direct):
+    """An RX or aggregation buffer given back without an skb: to its page_pool (page_pool_recycle_direct(),
+    page_pool_free_va(), page_pool_put_full_page()), or put_page() of a page_frag piece (skb_free_frag()) or of
+    6.1's alloc_page() aggregation page."""
+    if k.pp.pp[pid]:
+        _pp_put_page(k, cpu, pid, allow_direct)
+    else:
+        _put_page(k.pages, k.st, pid)
+
+
+@njit(cache=True, forceinline=True)
 def _bnxt_replace_rx_buf(k, cpu, ix):
     """_bnxt_replace_rx_buf(): bnxt_alloc_rx_data() for the slot (a page_pool page in page mode, else a
     fragment of rx_buf_size) before its buffer goes up: the old buffer's page, or -1 when none came (the
     frame is dropped, the old buffer stays)."""
     old = k.bnxt.rx[cpu, ix, BR_PAGE]
-    if k.cfg[BN_PAGE_MODE]:
-        new = _pp_alloc_pages(k, cpu)
-    else:
-        new = _pp_alloc_frag(k, cpu, k.cfg[RX_BUF_LEN])
+    new = _bnxt_alloc_rx_data(k, cpu)
     if new < 0:
         k.st[D_BUF_FAILURES] += 1
         k.st[D_REUSED] += 1
@@ -143,13 +165,16 @@ def _bnxt_head_skb(k, cpu, ix, length, hlen):
         payload = hlen if hlen < length else length  # eth_get_headlen() of the buffer's bytes
         head, obj = _bnxt_alloc_skb(k, cpu, payload)
         if obj < 0:
-            _pp_put_page(k, cpu, old, True)  # page_pool_recycle_direct()
+            _bnxt_put_buf(k, cpu, old, True)  # page_pool_recycle_direct()
             return -1, -1, -1, 0, 0
         k.st[D_BYTES_COPIED] += payload
         return head, old, obj, copy[payload, CP_TS] + cfg[BN_AGG_PAGE], payload
-    obj = _nc_get(k, cpu)  # napi_build_skb(data, rx_buf_size)
+    if cfg[BN_HEAD] == BN_HEAD_PAGE_FRAG:
+        obj = _slab_alloc(k.slabs, CACHE_SKB, cpu, k.pages, k.faults, k.st)  # build_skb(data, rx_buf_size)
+    else:
+        obj = _nc_get(k, cpu)  # napi_build_skb(data, rx_buf_size)
     if obj < 0:
-        _pp_put_page(k, cpu, old, True)  # page_pool_free_va(allow_direct)
+        _bnxt_put_buf(k, cpu, old, True)  # page_pool_free_va(allow_direct), skb_free_frag()
         return -1, -1, -1, 0, 0
     return old, -1, obj, cfg[BUILD_TRUESIZE], length
 
@@ -162,7 +187,10 @@ def _bnxt_rx_agg_pages(k, cpu, frag, start, nagg):
     agg_count = k.cfg[BN_AGG_COUNT]
     a = start
     for i in range(nagg):
-        new = _pp_alloc_pages(k, cpu)
+        if k.cfg[BN_AGG_POOL]:
+            new = _pp_alloc_pages(k, cpu)
+        else:
+            new = _alloc_pages(k.pages, k.faults, k.st, ORDER_0, L_NONE)  # alloc_page() (6.1)
         if new < 0:
             k.st[D_BUF_FAILURES] += 1
             for _ in range(nagg - i):
@@ -234,23 +262,25 @@ def _bnxt_poll(k, cpu, budget):
 
 @njit(cache=True)
 def _bnxt_close(k, cpu):
-    """bnxt_close_queue() in the queue's softirq: each RX buffer back to the pool (page_pool_recycle_direct() of
-    a page, page_pool_free_va(allow_direct) of a fragment), each aggregation page (page_pool_put_full_page()),
-    then page_pool_destroy().  (Completions left make the run the reference engine's.)"""
+    """bnxt_close_queue() in the queue's softirq: each RX buffer back (page_pool_recycle_direct() of a page,
+    page_pool_free_va(allow_direct) of a fragment, skb_free_frag()), each aggregation page
+    (page_pool_put_full_page(), put_page()), then page_pool_destroy() of a queue that has a pool.
+    (Completions left make the run the reference engine's.)"""
     b = k.bnxt
     k.st[PP_SOFTIRQ] = cpu + 1
     for slot in range(k.cfg[RING_COUNT]):
         pid = b.rx[cpu, slot, BR_PAGE]
         if pid >= 0:
-            _pp_put_page(k, cpu, pid, True)
+            _bnxt_put_buf(k, cpu, pid, True)
             b.rx[cpu, slot, BR_PAGE] = -1
     for slot in range(k.cfg[BN_AGG_COUNT]):
         pid = b.agg[cpu, slot, BR_PAGE]
         if pid >= 0:
-            _pp_put_page(k, cpu, pid, False)
+            _bnxt_put_buf(k, cpu, pid, False)
             b.agg[cpu, slot, BR_PAGE] = -1
     k.st[PP_SOFTIRQ] = 0
-    _page_pool_destroy(k, cpu)
+    if k.cfg[BN_AGG_POOL]:
+        _page_pool_destroy(k, cpu)
 
 
 # -- what the stack asks of a bnxt skb (its head is told by the bytes in it) --------------------------------------

@@ -9,27 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from skbsim.drivers.bnxt import HEAD_PAGE_FRAG, HEAD_PAGE_FRAG_NAPI, HEAD_PAGE_POOL
 from skbsim.fast.setup import (
-    HEAD_KINDS, TableSizes, _load_pool, _pp_pages, base_config, live_skbs_bound, new_kernel, slab_spec,
+    HEAD_KINDS, TableSizes, _load_pool, _new_page, base_config, live_skbs_bound, new_kernel, slab_spec,
     socket_queue_capacity,
 )
 from skbsim.fast.state import (
-    BR_PAGE, CP_FIELDS, CP_FRAGSZ, CP_KIND, CP_ROOM, CP_TS, DRIVER_BNXT, HW_NEXT, TAIL, new_bnxt_rings,
-    new_page_pools,
+    BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_POOL, BR_PAGE, CP_FIELDS, CP_KIND, CP_ROOM, CP_TS,
+    CP_FRAGSZ, DRIVER_BNXT, HW_NEXT, PF_ALLOCS, PF_BIAS, PF_OFFSET, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, TAIL,
+    new_bnxt_rings, new_page_pools,
 )
 from skbsim.sim import NAPI_POLL_WEIGHT, Simulation
 
 #: napi_alloc_skb(len) is read for every len below this: copies (rx-copybreak at most 1024) and page mode's
 #: eth_get_headlen() (a longer header makes the run the reference engine's)
 COPY_LENGTHS = 1025
-
-
-def unsupported_bnxt(profile) -> str | None:
-    """Why the fast engine leaves bnxt of this release to the reference engine (None when it takes it)."""
-    if profile.feature("bnxt_rx_head") != "page_pool":
-        return (f"bnxt of {profile.name} takes its RX buffers from page_frag caches (netdev_alloc_frag() at open, "
-                "napi_alloc_frag() after), which the fast engine models with page_pool RX buffers only (6.12+)")
-    return None
 
 
 def napi_alloc_skb_table(ref: Simulation) -> tuple[np.ndarray, list]:
@@ -64,9 +58,14 @@ def napi_alloc_skb_table(ref: Simulation) -> tuple[np.ndarray, list]:
     return table, kinds
 
 
+#: cfg[BN_HEAD] by the profile's bnxt_rx_head
+BN_HEADS = {HEAD_PAGE_POOL: BN_HEAD_PAGE_POOL, HEAD_PAGE_FRAG_NAPI: BN_HEAD_PAGE_FRAG_NAPI,
+            HEAD_PAGE_FRAG: BN_HEAD_PAGE_FRAG}
+
+
 def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> object:
-    """bnxt (6.12+): each queue's RX and aggregation buffers and its page_pool as bnxt_open_queue() left them;
-    copy: napi_alloc_skb_table()'s rows."""
+    """bnxt: each queue's RX and aggregation buffers, its page_pool (if it has one) and its CPU's NAPI page_frag
+    cache as bnxt_open_queue() left them; copy: napi_alloc_skb_table()'s rows."""
     kernel = sim.kernel
     profile = kernel.profile
     rxr = sim.cpus[0].queue
@@ -83,28 +82,42 @@ def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> o
         BN_JUMBO=p.jumbo_thresh, BN_PAGE_MODE=int(rxr.page_mode), BN_AGG_PAGE=profile.PAGE_SIZE,
         # an RX buffer skb: end (rx_buf_size less the aligned skb_shared_info) from its headroom on
         BN_RX_ROOM=p.rx_buf_size - profile.SHINFO_SIZE - p.rx_offset, BN_COPY_LEN=len(copy),
+        BN_HEAD=BN_HEADS[rxr.head], BN_AGG_POOL=int(pool is not None),
+        BN_FRAGSZ=profile.SKB_DATA_ALIGN_u32(p.rx_buf_size),  # napi_alloc_frag(rx_buf_size)
     )
     ncpus = sim.config.cpus
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, int(min(build_ts, copy[:, CP_TS].min())))
     slab_cap = live_skbs_bound(sim, qcap)
     inflight = slab_cap - ncpus * profile.NAPI_SKB_CACHE_SIZE  # skbs alive at once, outside the NAPI caches
     max_frags = 1 + -(-rxr.rxmax // profile.PAGE_SIZE)  # page mode's page and the aggregation pages
-    per_pool = pool.cache_size + pool.ring_qsize + p.ring_size + p.agg_ring_size + pool.cache_refill + 2
+    cache_size, ring_qsize, refill = (1, 1, 0) if pool is None else (pool.cache_size, pool.ring_qsize,
+                                                                      pool.cache_refill)
+    per_pool = cache_size + ring_qsize + p.ring_size + p.agg_ring_size + refill + 2
     page_cap = ncpus * per_pool + inflight * (max_frags + 1) + ncpus * 2 + 2 * slab_cap + 16
     caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
     if kernel.skb_small_head_cache is not None:
         caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
     sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=inflight, frags=max_frags, ring_bias=0)
-    k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap),
+    k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, cache_size, ring_qsize, page_cap),
                    bnxt=new_bnxt_rings(ncpus, p.ring_size, p.agg_ring_size, copy))
-    pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)})
+    pools = {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}
+    pid_of = {}
+    for pfn, page in kernel.pages.live.items():
+        # page_pool pages (page->pp, pp_ref_count), page_frag pieces' and alloc_page() pages
+        pid = pid_of[pfn] = _new_page(k, page.refcount, page.order)
+        if page.pp is not None:
+            k.pp.pp[pid] = pools[id(page.pp)] + 1
+            k.pp.ref[pid] = page.pp_ref_count
     pages = kernel.pages
     for cpu, state in enumerate(sim.cpus):
         rxr = state.queue
-        if (rxr.completions or any(rxr.rx_done) or any(rxr.agg_done) or rxr.page_pools != [rxr.page_pool]
-                or rxr.rx_next or rxr.agg_next):
+        if (rxr.completions or any(rxr.rx_done) or any(rxr.agg_done) or rxr.rx_next or rxr.agg_next
+                or rxr.page_pools != ([] if pool is None else [rxr.page_pool])):
             raise ValueError("unexpected bnxt queue state at start")
-        _load_pool(k, cpu, rxr.page_pool, state.napi.cpu, pid_of)
+        if pool is not None:
+            napi = rxr.page_pool.p.napi
+            _load_pool(k, cpu, rxr.page_pool, -1 if napi is None else state.napi.cpu, pid_of)
+        _load_napi_frag_cache(k, cpu, kernel.cpus[cpu], pid_of)
         for slot, data in enumerate(rxr.rx_buf):
             if data is not None:
                 page = data if rxr.page_mode else pages.virt_to_head_page(data)
@@ -116,10 +129,28 @@ def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> o
     return k
 
 
+def _load_napi_frag_cache(k, cpu: int, state, pid_of: dict) -> None:
+    """A CPU's NAPI page_frag_cache (napi_alloc_frag(): the RX buffers before 6.12, napi_alloc_skb()'s page_frag
+    heads) as the open left it; the other per-CPU caches must be empty."""
+    nc = state.napi_alloc_cache
+    if nc.page_small.page is not None or state.netdev_alloc_cache.page is not None or nc.skb_cache or nc.page.pfmemalloc:
+        raise ValueError("unexpected per-CPU cache state at start")
+    row = k.pcpu[cpu]
+    if nc.page.page is not None:
+        row[PF_PAGE] = pid_of[nc.page.page.pfn]
+        row[PF_OFFSET], row[PF_SIZE], row[PF_BIAS] = nc.page.offset, nc.page.size, nc.page.pagecnt_bias
+    k.st[PF_ALLOCS] += nc.page.allocs
+    k.st[PF_REFILLS] += nc.page.refills
+    k.st[PF_REUSES] += nc.page.reuses
+
+
 def bnxt_kind_names(ref: Simulation, kinds: list) -> list:
     """(path, head source, None) of each kind _bnxt_skb_kind() gives: an RX buffer's skb, then napi_alloc_skb()'s
     by head kind."""
-    return [("napi_build_skb", "bnxt rx buffer (page_pool)", None)] + [(path, source, None) for path, source in kinds]
+    head = ref.cpus[0].queue.head
+    built = (("build_skb" if head == HEAD_PAGE_FRAG else "napi_build_skb"),
+             "bnxt rx buffer (page_pool)" if head == HEAD_PAGE_POOL else "bnxt rx buffer (page_frag)", None)
+    return [built] + [(path, source, None) for path, source in kinds]
 
 
 def bnxt_headlen(dev):

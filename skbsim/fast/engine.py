@@ -28,7 +28,7 @@ from skbsim.fast.tun import _TunLengths
 from skbsim.drivers.libeth import libeth_rx_queue
 from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio, virtio_kernel
 from skbsim.fast.bnxt_setup import (  # -- bnxt --
-    bnxt_headlen, bnxt_kernel, bnxt_kind_names, napi_alloc_skb_table, unsupported_bnxt,
+    bnxt_headlen, bnxt_kernel, bnxt_kind_names, napi_alloc_skb_table,
 )
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
@@ -54,10 +54,6 @@ def unsupported(config: RunConfig) -> str | None:
     virtio_reason = unsupported_virtio(profile, config.options) if config.driver == "virtio_net" else None
     if virtio_reason:
         return virtio_reason
-    if config.driver == "bnxt":  # -- bnxt --
-        bnxt_reason = unsupported_bnxt(profile)
-        if bnxt_reason:
-            return bnxt_reason
     if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
         return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
     if tcp_through_gro(config):

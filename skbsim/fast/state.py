@@ -85,8 +85,10 @@ CONFIG_FIELDS = (
     "DEFER_MAX",
     # -- bnxt --: the aggregation ring's size (0: none), the header-data split threshold (-1: none) and
     # jumbo_thresh, page mode, BNXT_RX_PAGE_SIZE, an RX buffer skb's room from its headroom to its end, the
-    # rows of the napi_alloc_skb(len) table (BnxtRings.copy)
-    "BN_AGG_COUNT", "BN_HDS", "BN_JUMBO", "BN_PAGE_MODE", "BN_AGG_PAGE", "BN_RX_ROOM", "BN_COPY_LEN",
+    # rows of the napi_alloc_skb(len) table (BnxtRings.copy), where RX buffers come from (BN_HEAD_*), whether
+    # aggregation pages come from the page_pool (else alloc_page()), napi_alloc_frag()'s SKB_DATA_ALIGN(rx_buf_size)
+    "BN_AGG_COUNT", "BN_HDS", "BN_JUMBO", "BN_PAGE_MODE", "BN_AGG_PAGE", "BN_RX_ROOM", "BN_COPY_LEN", "BN_HEAD",
+    "BN_AGG_POOL", "BN_FRAGSZ",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
@@ -96,7 +98,8 @@ CONFIG_FIELDS = (
  VQ_FRAG_ORDER, VQ_L1, VQ_TS0, VQ_SHINFO, VQ_IP_ALIGN, VQ_MAX_FRAGS, VQ_COPY_ROOM, PAGE_POOL, PP_FRAGS,
  FQ_COUNT, FQ_REFILL_EVERY, FQ_SHORT_LEN, BUILD_OVERHEAD, FQ_HSPLIT, L1_CACHE_BYTES,
  DEFER_MAX,
- BN_AGG_COUNT, BN_HDS, BN_JUMBO, BN_PAGE_MODE, BN_AGG_PAGE, BN_RX_ROOM, BN_COPY_LEN,  # -- bnxt --
+ BN_AGG_COUNT, BN_HDS, BN_JUMBO, BN_PAGE_MODE, BN_AGG_PAGE, BN_RX_ROOM, BN_COPY_LEN, BN_HEAD,  # -- bnxt --
+ BN_AGG_POOL, BN_FRAGSZ,
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
@@ -104,6 +107,9 @@ DRIVER_MANA = 3
 DRIVER_VIRTIO = 4
 DRIVER_LIBETH = 5
 DRIVER_BNXT = 6  # -- bnxt --
+#: cfg[BN_HEAD] (profile feature bnxt_rx_head): page_pool fragments (6.12+), page_frag buffers with napi_build_skb()
+#: (v6.9) or build_skb() (6.1)
+BN_HEAD_PAGE_POOL, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_FRAG = 0, 1, 2
 
 # -- st: the kernel's scalars ---------------------------------------------------------------------------
 (ERR,  # the run's error code (ERR_* in layout.py): the compiled loop left its modelled ground
