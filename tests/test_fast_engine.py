@@ -646,11 +646,13 @@ def test_libeth_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, 
     assert outputs["fast"] == outputs["reference"]
 
 
-@pytest.mark.parametrize("driver", ["mlx5", "bnxt", "gve"])
+@pytest.mark.parametrize("driver", ["mlx5", "gve"])
 def test_page_pool_drivers_not_yet_modelled_fall_back_and_say_why(driver):
+    from skbsim.fast.engine import PP_DRIVERS
+
     config = RunConfig(kernel="6.18", driver=driver, options={}, traffic="imix", count=300)
     reason = unsupported(config)
-    assert reason.startswith("the fast engine's page_pool drivers are mana, libeth: ") and driver in reason
+    assert reason.startswith(f"the fast engine's page_pool drivers are {', '.join(PP_DRIVERS)}: ") and driver in reason
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "reference" and why == reason
 

@@ -30,6 +30,7 @@ from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio,
 from skbsim.fast.bnxt_setup import (  # -- bnxt --
     bnxt_headlen, bnxt_kernel, bnxt_kind_names, napi_alloc_skb_table,
 )
+from skbsim.fast.gve_setup import GveCodes, gve_kernel, gve_kind_names  # -- gve --
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
@@ -44,7 +45,7 @@ def unsupported(config: RunConfig) -> str | None:
     if config.driver not in ("ice", "copybreak", "tun", "virtio_net") + PP_DRIVERS:
         if config.driver in PP_NOT_YET:
             return f"the fast engine's page_pool drivers are {', '.join(PP_DRIVERS)}: {PP_NOT_YET[config.driver]}"
-        return (f"the fast engine models only the ice, copybreak, tun, virtio_net, mana and libeth drivers, "
+        return (f"the fast engine models only the ice, copybreak, tun, virtio_net, mana, libeth, bnxt and gve drivers, "
                 f"not {config.driver}")
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
@@ -72,11 +73,11 @@ def unsupported(config: RunConfig) -> str | None:
 #: the page_pool drivers the fast engine models
 PP_DRIVERS = ("mana", "libeth",
               "bnxt",  # -- bnxt --
+              "gve",  # -- gve --
               )
 #: the others, and what they need that the fast engine does not have yet
 PP_NOT_YET = {
     "mlx5": "mlx5's legacy and striding RQs (page_pool fragments per stride, non-linear skbs) are not modelled yet",
-    "gve": "gve's DQO buffers (napi_get_frags() skbs of page_pool fragments) are not modelled yet",
 }
 
 
@@ -104,6 +105,7 @@ class FastSimulation:
         self.libeth = False
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
         self.bnxt = None  # -- bnxt --: napi_alloc_skb(len)'s table and its heads' names
+        self.gve = None  # -- gve --: the same
         if self.virtio:
             if plot:
                 # its truesize table keeps one truesize per (frame length, frags); a virtio_net buffer's size
@@ -123,6 +125,10 @@ class FastSimulation:
         if config.driver == "bnxt":  # -- bnxt --
             self.bnxt = napi_alloc_skb_table(self.ref)
             self.codes = bnxt_headlen(self.ref.dev)  # the split after the headers, page mode's copy
+            return
+        if config.driver == "gve":  # -- gve --
+            self.gve = napi_alloc_skb_table(self.ref)
+            self.codes = GveCodes(self.ref)  # header split, and what GRO pulls into the head
             return
         if config.driver == "mana":
             if any(not oob.from_pool for state in self.ref.cpus for oob in state.queue.rx_oobs):
@@ -150,6 +156,8 @@ class FastSimulation:
             k = libeth_kernel(self.ref, trace, self.plot)
         elif self.bnxt is not None:  # -- bnxt --
             k = bnxt_kernel(self.ref, trace, self.plot, self.bnxt[0])
+        elif self.gve is not None:  # -- gve --
+            k = gve_kernel(self.ref, trace, self.plot, self.gve[0])
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
@@ -219,6 +227,8 @@ class FastSimulation:
             return [("napi_build_skb", "page_pool fragment" if ring.frag_count > 1 else "page_pool page", None)]
         if self.bnxt is not None:  # -- bnxt --
             return bnxt_kind_names(self.ref, self.bnxt[1])
+        if self.gve is not None:  # -- gve --
+            return gve_kind_names(self.gve[1])
         if self.libeth:  # by the fill queue of the head's buffer: MTU, idpf's short one, header (split)
             return [("napi_build_skb", f"libeth {fq.type} buffer (page_pool)", None) for fq in libeth_fqs(ring)]
         return [("napi_build_skb", f"ice_rx_page (half of an order-{ring.config['page_order']} page)", None)]
@@ -393,9 +403,10 @@ class FastSimulation:
                     paths[path] = paths.get(path, 0) + n
                     head_sources[head_source] = head_sources.get(head_source, 0) + n
             return dict(sorted(paths.items())), dict(sorted(head_sources.items()))
-        if self.bnxt is not None:  # -- bnxt --: by kind (skbsim.fast.bnxt._bnxt_skb_kind())
+        if self.bnxt is not None or self.gve is not None:  # -- bnxt --, -- gve --: by kind (their kinds records)
             paths, head_sources = {}, {}
-            for (path, head_source, _), n in zip(self._kind_names(), k.bnxt.kinds.tolist()):
+            counts = (k.bnxt if self.bnxt is not None else k.gve).kinds.tolist()
+            for (path, head_source, _), n in zip(self._kind_names(), counts):
                 if n:
                     paths[path] = paths.get(path, 0) + n
                     head_sources[head_source] = head_sources.get(head_source, 0) + n

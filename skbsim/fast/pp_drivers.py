@@ -14,6 +14,7 @@ from __future__ import annotations
 from skbsim.fast.layout import ERR_EMPTY_FRAME, njit
 from skbsim.fast.libeth import _libeth_close, _libeth_nic_receive, _libeth_poll
 from skbsim.fast.bnxt import _bnxt_close, _bnxt_nic_receive, _bnxt_poll  # -- bnxt --
+from skbsim.fast.gve import _gve_nic_receive, _gve_rx_free_ring_dqo, _gve_rx_poll_dqo  # -- gve --
 from skbsim.fast.napi import _nc_get
 from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_page
 from skbsim.fast import rx  # (a module: rx dispatches to this one)
@@ -23,6 +24,7 @@ from skbsim.fast.state import (
     RING_COUNT, RX_BUF_LEN,
 )
 from skbsim.fast.state import DRIVER_BNXT  # -- bnxt --
+from skbsim.fast.state import DRIVER_GVE  # -- gve --
 
 
 @njit(cache=True, forceinline=True)
@@ -130,6 +132,8 @@ def _pp_nic_receive(k, cpu, length, hlen):
         return _libeth_nic_receive(k, cpu, length, hlen)
     if k.cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
         return _bnxt_nic_receive(k, cpu, length, hlen)
+    if k.cfg[DRIVER] == DRIVER_GVE:  # -- gve --: hlen is the frame's code (skbsim.fast.gve_setup.GveCodes)
+        return _gve_nic_receive(k, cpu, length, hlen)
     return _mana_nic_receive(k, cpu, length)
 
 
@@ -140,6 +144,8 @@ def _pp_poll(k, cpu, budget):
         return _libeth_poll(k, cpu, budget)
     if k.cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
         return _bnxt_poll(k, cpu, budget)
+    if k.cfg[DRIVER] == DRIVER_GVE:  # -- gve --
+        return _gve_rx_poll_dqo(k, cpu, budget)
     return _mana_poll(k, cpu, budget)
 
 
@@ -150,5 +156,7 @@ def _pp_close_queue(k, cpu):
         _libeth_close(k, cpu)
     elif k.cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
         _bnxt_close(k, cpu)
+    elif k.cfg[DRIVER] == DRIVER_GVE:  # -- gve --
+        _gve_rx_free_ring_dqo(k, cpu)
     else:
         _mana_destroy_rxq(k, cpu)

@@ -36,6 +36,7 @@ from skbsim.fast.state import (
     PP_RING_LEN, PP_STATS_FIRST,
 )
 from skbsim.fast.state import CP_FIELDS, new_bnxt_rings  # -- bnxt --
+from skbsim.fast.state import new_gve_rings  # -- gve --
 from skbsim.fast.traffic import CHUNK
 from skbsim.drivers.libeth import IAVF_RX_BUFFER_WRITE, LIBIE_MAX_CHAINED_BUFS
 from skbsim.mm.fault import LAYERS
@@ -129,7 +130,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
     them; the caller fills in the rings (and the caches the driver's open filled).  ``tables``: the
     driver's own records by their Kernel field (tun, pp, virtio, lb, skbcb); the others get one row."""
-    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "bnxt"}
+    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "bnxt", "gve"}
     if unknown:
         raise TypeError(f"new_kernel(): no such table {sorted(unknown)}")
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
@@ -173,6 +174,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
         lb=tables.get("lb") or new_libeth_fqs(0, 1, 1, 1),
         skbcb=tables.get("skbcb") or new_skb_cb(1),
         bnxt=tables.get("bnxt") or new_bnxt_rings(1, 1, 1, np.zeros((1, CP_FIELDS), np.int64)),  # -- bnxt --
+        gve=tables.get("gve") or new_gve_rings(1, 1, np.zeros((1, CP_FIELDS), np.int64)),  # -- gve --
     )
 
 

@@ -12,7 +12,7 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
-       [--drivers ice,copybreak,tun,virtio_net,mana]
+       [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,bnxt,bnxt-copybreak]
 """
 
 from __future__ import annotations
@@ -153,6 +153,27 @@ def _ice_libeth(rng: random.Random) -> tuple[dict, str]:
     return options, _pp_traffic(rng)
 
 
+def _bnxt(rng: random.Random, tunable: bool = False) -> tuple[dict, str]:
+    options = {}
+    page_mode = rng.random() < 0.3
+    if page_mode:
+        options["page_mode"] = "on"
+    if rng.random() < 0.6:
+        # one buffer of a frame (tpa=off) up to a page's rx_buf_size (MTU 3502 or so), page mode's limit, jumbo
+        # frames in up to three aggregation pages
+        options["mtu"] = rng.choice(("60", "68", "1500", "3000", "3200") + (() if page_mode else ("3502", "3600",
+                                                                                                   "9000", "9500")))
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("1", "8", "64", "200", "511", "2047"))
+    if rng.random() < 0.4:
+        options["tpa"] = rng.choice(("on", "off"))
+    if rng.random() < 0.2:
+        options["gro"] = rng.choice(("0", "1"))
+    if tunable and rng.random() < 0.7:
+        options["copybreak"] = rng.choice(("0", "14", "60", "256", "640", "1024"))
+    return options, _pp_traffic(rng)
+
+
 def _pp_traffic(rng: random.Random) -> str:
     return rng.choice(("imix", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100", "uniform:14-9022",
                        "fixed:9014", "uniform:3000-16000", "uniform:14-100"))
@@ -165,7 +186,10 @@ LIBETH_KERNELS = ("6.12", "6.18", "host", "7.1")
 DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False),
            "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False),
            "libeth": (1, _libeth, False, "libeth", LIBETH_KERNELS),
-           "ice-libeth": (1, _ice_libeth, False, "ice", ("7.1",))}
+           "ice-libeth": (1, _ice_libeth, False, "ice", ("7.1",)),
+           # -- bnxt -- (4 KiB pages only; rx-copybreak is tunable from 6.14)
+           "bnxt": (1, _bnxt, True),
+           "bnxt-copybreak": (1, lambda rng: _bnxt(rng, True), True, "bnxt", ("6.18", "7.1", "host"))}
 
 
 def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
@@ -177,7 +201,8 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
     options, traffic = DRIVERS[driver][1](rng)
     if len(DRIVERS[driver]) > 3:
         _, _, _, name, kernels = DRIVERS[driver]
-        derived = [path for path, (base, _, _) in zip(profiles, UNUSUAL) if base in kernels]
+        derived = [path for path, (base, _, _) in zip(profiles, UNUSUAL) if base in kernels
+                   and not (DRIVERS[driver][2] and ("16k" in path or "64k" in path))]
         driver, kernel = name, rng.choice(kernels + tuple(derived))
     rate = rng.choice((None, 1e5, 1e6, 3e6, 2e7, 1234567.0))
     faults = ()
