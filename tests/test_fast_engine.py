@@ -646,7 +646,7 @@ def test_libeth_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, 
     assert outputs["fast"] == outputs["reference"]
 
 
-@pytest.mark.parametrize("driver", ["mlx5", "gve"])
+@pytest.mark.parametrize("driver", ["mlx5"])
 def test_page_pool_drivers_not_yet_modelled_fall_back_and_say_why(driver):
     from skbsim.fast.engine import PP_DRIVERS
 

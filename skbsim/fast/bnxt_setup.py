@@ -11,13 +11,12 @@ import numpy as np
 
 from skbsim.drivers.bnxt import HEAD_PAGE_FRAG, HEAD_PAGE_FRAG_NAPI, HEAD_PAGE_POOL
 from skbsim.fast.setup import (
-    HEAD_KINDS, TableSizes, _load_pool, _new_page, base_config, live_skbs_bound, new_kernel, slab_spec,
+    HEAD_KINDS, TableSizes, _load_napi_frag_cache, _load_pool, _pp_pages, base_config, live_skbs_bound, new_kernel, slab_spec,
     socket_queue_capacity,
 )
 from skbsim.fast.state import (
     BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_POOL, BR_PAGE, CP_FIELDS, CP_KIND, CP_ROOM, CP_TS,
-    CP_FRAGSZ, DRIVER_BNXT, HW_NEXT, PF_ALLOCS, PF_BIAS, PF_OFFSET, PF_PAGE, PF_REFILLS, PF_REUSES, PF_SIZE, TAIL,
-    new_bnxt_rings, new_page_pools,
+    CP_FRAGSZ, DRIVER_BNXT, HW_NEXT, TAIL, new_bnxt_rings, new_page_pools,
 )
 from skbsim.sim import NAPI_POLL_WEIGHT, Simulation
 
@@ -101,13 +100,7 @@ def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> o
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, cache_size, ring_qsize, page_cap),
                    bnxt=new_bnxt_rings(ncpus, p.ring_size, p.agg_ring_size, copy))
     pools = {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}
-    pid_of = {}
-    for pfn, page in kernel.pages.live.items():
-        # page_pool pages (page->pp, pp_ref_count), page_frag pieces' and alloc_page() pages
-        pid = pid_of[pfn] = _new_page(k, page.refcount, page.order)
-        if page.pp is not None:
-            k.pp.pp[pid] = pools[id(page.pp)] + 1
-            k.pp.ref[pid] = page.pp_ref_count
+    pid_of = _pp_pages(sim, k, pools, others=True)  # page_frag pieces', alloc_page() and own pages too
     pages = kernel.pages
     for cpu, state in enumerate(sim.cpus):
         rxr = state.queue
@@ -127,21 +120,6 @@ def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> o
                 k.bnxt.agg[cpu, slot, BR_PAGE] = pid_of[page.pfn]
         k.pcpu[cpu, HW_NEXT], k.pcpu[cpu, TAIL] = 0, 0
     return k
-
-
-def _load_napi_frag_cache(k, cpu: int, state, pid_of: dict) -> None:
-    """A CPU's NAPI page_frag_cache (napi_alloc_frag(): the RX buffers before 6.12, napi_alloc_skb()'s page_frag
-    heads) as the open left it; the other per-CPU caches must be empty."""
-    nc = state.napi_alloc_cache
-    if nc.page_small.page is not None or state.netdev_alloc_cache.page is not None or nc.skb_cache or nc.page.pfmemalloc:
-        raise ValueError("unexpected per-CPU cache state at start")
-    row = k.pcpu[cpu]
-    if nc.page.page is not None:
-        row[PF_PAGE] = pid_of[nc.page.page.pfn]
-        row[PF_OFFSET], row[PF_SIZE], row[PF_BIAS] = nc.page.offset, nc.page.size, nc.page.pagecnt_bias
-    k.st[PF_ALLOCS] += nc.page.allocs
-    k.st[PF_REFILLS] += nc.page.refills
-    k.st[PF_REUSES] += nc.page.reuses
 
 
 def bnxt_kind_names(ref: Simulation, kinds: list) -> list:

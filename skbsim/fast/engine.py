@@ -131,9 +131,6 @@ class FastSimulation:
             self.codes = GveCodes(self.ref)  # header split, and what GRO pulls into the head
             return
         if config.driver == "mana":
-            if any(not oob.from_pool for state in self.ref.cpus for oob in state.queue.rx_oobs):
-                raise ValueError(f"mtu={ring.config['mtu']}: v6.9 mana takes buffers above a page from "
-                                 f"napi_alloc_frag(), which the fast engine does not model with mana")
             return
         if self.copybreak:
             self.copy_heads = copybreak_copy_skbs(self.ref)
@@ -224,7 +221,10 @@ class FastSimulation:
         if self.legacy:
             return [(self.head["path"], self.head["source"], None)]
         if self.config.driver == "mana":
-            return [("napi_build_skb", "page_pool fragment" if ring.frag_count > 1 else "page_pool page", None)]
+            source = "page_pool fragment" if ring.frag_count > 1 else "page_pool page"
+            if any(not oob.from_pool for oob in ring.rx_oobs if oob.buf_va is not None):
+                source = "page_frag (napi_alloc_frag)"  # -- mana v6.9 above a page --
+            return [("napi_build_skb", source, None)]
         if self.bnxt is not None:  # -- bnxt --
             return bnxt_kind_names(self.ref, self.bnxt[1])
         if self.gve is not None:  # -- gve --

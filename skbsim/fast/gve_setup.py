@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from skbsim.fast.bnxt_setup import _load_napi_frag_cache
-from skbsim.fast.setup import TableSizes, _load_pool, _new_page, base_config, live_skbs_bound, new_kernel, slab_spec
-from skbsim.fast.setup import socket_queue_capacity
+from skbsim.fast.setup import (
+    TableSizes, _load_napi_frag_cache, _load_pool, _pp_pages, base_config, live_skbs_bound, new_kernel, slab_spec,
+    socket_queue_capacity,
+)
 from skbsim.fast.state import (
     CP_TS, DRIVER_GVE, GB_BIAS, GB_LAST_SINGLE, GB_OFFSET, GB_PAGE, GB_SIZE, GV_CODE_SPLIT, GV_FREE_HEAD,
     GV_LIST_FREE, GV_LIST_RECYCLED, GV_LIST_USED, GV_TAIL, new_gve_rings, new_page_pools,
@@ -122,12 +123,7 @@ def gve_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> ob
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, cache_size, ring_qsize, page_cap),
                    gve=new_gve_rings(ncpus, rx.count, copy))
     pools = {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}
-    pid_of = {}
-    for pfn, page in kernel.pages.live.items():
-        pid = pid_of[pfn] = _new_page(k, page.refcount, page.order)
-        if page.pp is not None:
-            k.pp.pp[pid] = pools[id(page.pp)] + 1
-            k.pp.ref[pid] = page.pp_ref_count
+    pid_of = _pp_pages(sim, k, pools, others=True)  # page_frag pieces', alloc_page() and own pages too
     for cpu, state in enumerate(sim.cpus):
         _load_gve_queue(k, cpu, state.queue, pid_of)
         if pool is not None:

@@ -5,8 +5,7 @@ skbsim/drivers/mana.py over the Rings record: each slot's posted buffer (BUF_PAG
 whole or the page of a fragment) and the length of the frame the NIC completed into it (DESC_LEN).
 The NIC's next slot is pcpu HW_NEXT, the next completion to clean NTC; the completions not yet
 cleaned are the queue's frames written and not yet taken (sim._pending()).  Every buffer is a
-page_pool one (skbsim.fast.page_pool): v6.9's napi_alloc_frag() buffers above a page stay with the
-reference engine.
+page_pool one (skbsim.fast.page_pool), but v6.9's above a page: napi_alloc_frag() pieces (cfg[MANA_NAPI_FRAG]).
 """
 
 from __future__ import annotations
@@ -25,6 +24,8 @@ from skbsim.fast.state import (
 )
 from skbsim.fast.state import DRIVER_BNXT  # -- bnxt --
 from skbsim.fast.state import DRIVER_GVE  # -- gve --
+from skbsim.fast.mm import _pf_alloc, _put_page  # -- mana v6.9 above a page --
+from skbsim.fast.state import MANA_FRAGSZ, MANA_FRAG_ORDER, MANA_NAPI_FRAG, PAGE_ORDER  # -- mana v6.9 above a page --
 
 
 @njit(cache=True, forceinline=True)
@@ -50,9 +51,31 @@ def _mana_nic_receive(k, cpu, length):
 def _mana_get_rxfrag(k, cpu):
     """mana_get_rxfrag(): a new buffer from the queue's page_pool, a fragment of alloc_size bytes
     (page_pool_dev_alloc_frag()) or a whole page (page_pool_dev_alloc_pages()); its page id, or -1."""
+    if k.cfg[MANA_NAPI_FRAG]:  # -- mana v6.9 above a page --
+        return _mana_napi_alloc_frag(k, cpu)
     if k.cfg[PP_FRAGS]:
         return _pp_alloc_frag(k, cpu, k.cfg[RX_BUF_LEN])
     return _pp_alloc_pages(k, cpu)
+
+
+@njit(cache=True, forceinline=True)
+def _mana_napi_alloc_frag(k, cpu):
+    """mana_get_rxfrag() of v6.9 above a page: napi_alloc_frag(alloc_size) from this CPU's NAPI page_frag cache,
+    given back (put_page()) when the cache fell back to a page too small for it; its page id, or -1."""
+    pid = _pf_alloc(k.pages, k.faults, k.st, k.pcpu[cpu], k.cfg, k.cfg[MANA_FRAGSZ])
+    if pid >= 0 and k.pages.page[pid, PAGE_ORDER] < k.cfg[MANA_FRAG_ORDER]:
+        _put_page(k.pages, k.st, pid)
+        return -1
+    return pid
+
+
+@njit(cache=True, forceinline=True)
+def _mana_put_buf(k, cpu, pid, allow_direct):
+    """A buffer no skb took back: to the page_pool, or put_page() of a napi_alloc_frag() piece."""
+    if k.pp.pp[pid]:
+        _pp_put_page(k, cpu, pid, allow_direct)
+    else:
+        _put_page(k.pages, k.st, pid)
 
 
 @njit(cache=True, forceinline=True)
@@ -74,9 +97,9 @@ def _mana_process_rx_cqe(k, cpu, slot):
         return -1, -1
     obj = _nc_get(k, cpu)
     if obj < 0:
-        # page_pool_recycle_direct() of a whole page, page_pool_free_va(allow_direct) of a fragment
+        # page_pool_recycle_direct() of a whole page, page_pool_free_va(allow_direct) of a fragment, put_page()
         k.st[D_SKB_FAILURES] += 1
-        _pp_put_page(k, cpu, old, True)
+        _mana_put_buf(k, cpu, old, True)
         return -1, -1
     return old, obj
 
@@ -115,7 +138,7 @@ def _mana_destroy_rxq(k, cpu):
     for slot in range(k.cfg[RING_COUNT]):
         pid = buf[slot, BUF_PAGE]
         if pid >= 0:
-            _pp_put_page(k, cpu, pid, frags)
+            _mana_put_buf(k, cpu, pid, frags)
             buf[slot, BUF_PAGE] = -1
     _page_pool_destroy(k, cpu)
     k.st[PP_SOFTIRQ] = 0

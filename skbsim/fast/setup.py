@@ -452,12 +452,15 @@ def _load_pool(k: Kernel, p: int, pool, napi_cpu: int, pid_of: dict) -> None:
         row[PP_STATS_FIRST + n] = pool.stats[name]
 
 
-def _pp_pages(sim: Simulation, k: Kernel, pools: dict) -> dict:
+def _pp_pages(sim: Simulation, k: Kernel, pools: dict, others: bool = False) -> dict:
     """The reference kernel's live pages as page ids, page->pp (pools: the row of each reference pool, by
-    id()) and pp_ref_count with them: {pfn: pid}."""
+    id()) and pp_ref_count with them: {pfn: pid}.  With others, pages no pool owns too (page_frag pieces,
+    alloc_page() pages, a driver's own pages)."""
     pid_of = {}
     for pfn, page in sim.kernel.pages.live.items():
         pid = pid_of[pfn] = _new_page(k, page.refcount, page.order)
+        if others and page.pp is None and not page.pfmemalloc:
+            continue
         if page.pfmemalloc or page.pp is None or id(page.pp) not in pools:
             raise ValueError("unexpected pages at start")
         k.pp.pp[pid] = pools[id(page.pp)] + 1
@@ -467,7 +470,7 @@ def _pp_pages(sim: Simulation, k: Kernel, pools: dict) -> dict:
 
 def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     """mana: each queue's buffers and page_pool as mana_create_rxq() left them (every buffer a page_pool page or
-    fragment: FastSimulation refuses v6.9's napi_alloc_frag() buffers)."""
+    fragment, or v6.9's above a page a napi_alloc_frag() piece: then each CPU's NAPI page_frag_cache too)."""
     kernel = sim.kernel
     profile = kernel.profile
     rxq = sim.cpus[0].queue
@@ -477,6 +480,12 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     fields.update(DRIVER=DRIVER_MANA, RING_COUNT=rxq.count, RXMAX=rxq.rxmax, RX_BUF_LEN=rxq.alloc_size,
                   BUILD_TRUESIZE=build_ts, COND_ROOM=-1,  # linear skbs: skb_condense() changes none
                   PAGE_POOL=1, PP_FRAGS=int(rxq.frag_count > 1))
+    napi_frag = any(not oob.from_pool for state in sim.cpus for oob in state.queue.rx_oobs if oob.buf_va is not None)
+    if napi_frag:  # -- mana v6.9 above a page --
+        frag_cache = kernel.cpus[0].napi_alloc_cache.page
+        fields.update(MANA_NAPI_FRAG=1, MANA_FRAGSZ=profile.SKB_DATA_ALIGN_u32(rxq.alloc_size),
+                      MANA_FRAG_ORDER=profile.get_order(rxq.alloc_size), PF_ORDER=frag_cache.max_order,
+                      PF_DOWN=0 if frag_cache.offset_up else 1)
     ncpus = sim.config.cpus
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, build_ts)
     slab_cap = live_skbs_bound(sim, qcap)
@@ -488,16 +497,18 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel, kernel.skbuff_cache, slab_cap)], queue=qcap, frag_lists=1,
                        frags=1, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap))
-    pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)})
+    pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}, napi_frag)
     for cpu, state in enumerate(sim.cpus):
         rxq = state.queue
+        if napi_frag:  # -- mana v6.9 above a page --
+            _load_napi_frag_cache(k, cpu, kernel.cpus[cpu], pid_of)
         if rxq.completions or any(rxq.stats.as_dict().values()) or rxq.page_pools != [rxq.page_pool]:
             raise ValueError("unexpected mana queue state at start")
         _load_pool(k, cpu, rxq.page_pool, state.napi.cpu, pid_of)
         for slot, oob in enumerate(rxq.rx_oobs):
             if oob.buf_va is not None:
-                if not oob.from_pool:
-                    raise ValueError("the fast engine models mana's page_pool buffers only")
+                if oob.from_pool == napi_frag:
+                    raise ValueError("unexpected mana buffers at start")
                 k.rings.buf[cpu, slot, BUF_PAGE] = pid_of[kernel.pages.virt_to_head_page(oob.buf_va).pfn]
         k.pcpu[cpu, HW_NEXT], k.pcpu[cpu, NTC] = rxq.hw_next, rxq.buf_index
     return k
@@ -563,3 +574,21 @@ def _load_fq(k: Kernel, row: int, fq, napi_cpu: int, pid_of: dict) -> None:
             if fqe.done:
                 raise ValueError("unexpected libeth buffer state at start")
             k.lb.fqe[row, slot, FQE_PAGE], k.lb.fqe[row, slot, FQE_TRUESIZE] = pid_of[fqe.page.pfn], fqe.truesize
+
+
+# -- bnxt, gve, mana v6.9 above a page: RX buffers or heads from the NAPI page_frag cache --
+
+
+def _load_napi_frag_cache(k, cpu: int, state, pid_of: dict) -> None:
+    """A CPU's NAPI page_frag_cache (napi_alloc_frag(): the RX buffers before 6.12, napi_alloc_skb()'s page_frag
+    heads) as the open left it; the other per-CPU caches must be empty."""
+    nc = state.napi_alloc_cache
+    if nc.page_small.page is not None or state.netdev_alloc_cache.page is not None or nc.skb_cache or nc.page.pfmemalloc:
+        raise ValueError("unexpected per-CPU cache state at start")
+    row = k.pcpu[cpu]
+    if nc.page.page is not None:
+        row[PF_PAGE] = pid_of[nc.page.page.pfn]
+        row[PF_OFFSET], row[PF_SIZE], row[PF_BIAS] = nc.page.offset, nc.page.size, nc.page.pagecnt_bias
+    k.st[PF_ALLOCS] += nc.page.allocs
+    k.st[PF_REFILLS] += nc.page.refills
+    k.st[PF_REUSES] += nc.page.reuses

@@ -92,6 +92,9 @@ CONFIG_FIELDS = (
     # -- gve --: buffers from a page_pool (else own pages), the packet buffer size, header split, GRO_MAX_HEAD,
     # the rows of the napi_alloc_skb(len) table (GveRings.copy)
     "GV_POOL", "GV_BUF_SIZE", "GV_HSPLIT", "GV_GRO_MAX_HEAD", "GV_COPY_LEN",
+    # -- mana v6.9 above a page --: buffers from napi_alloc_frag(), of SKB_DATA_ALIGN(alloc_size) bytes, on a page of
+    # at least get_order(alloc_size)
+    "MANA_NAPI_FRAG", "MANA_FRAGSZ", "MANA_FRAG_ORDER",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
@@ -104,6 +107,7 @@ CONFIG_FIELDS = (
  BN_AGG_COUNT, BN_HDS, BN_JUMBO, BN_PAGE_MODE, BN_AGG_PAGE, BN_RX_ROOM, BN_COPY_LEN, BN_HEAD,  # -- bnxt --
  BN_AGG_POOL, BN_FRAGSZ,
  GV_POOL, GV_BUF_SIZE, GV_HSPLIT, GV_GRO_MAX_HEAD, GV_COPY_LEN,  # -- gve --
+ MANA_NAPI_FRAG, MANA_FRAGSZ, MANA_FRAG_ORDER,  # -- mana v6.9 above a page --
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2

@@ -12,7 +12,7 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
-       [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,bnxt,bnxt-copybreak]
+       [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,bnxt,bnxt-copybreak,gve,gve-hsplit,gve-7.1]
 """
 
 from __future__ import annotations
@@ -174,6 +174,22 @@ def _bnxt(rng: random.Random, tunable: bool = False) -> tuple[dict, str]:
     return options, _pp_traffic(rng)
 
 
+def _gve(rng: random.Random, hsplit: bool = False, buf_len: bool = False) -> tuple[dict, str]:
+    options = {}
+    if rng.random() < 0.6:
+        # frames of one 2048-byte buffer (and copies up to 256 bytes), of up to five at 9000
+        options["mtu"] = rng.choice(("68", "1500", "2034", "2035", "4000", "9000"))
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("64", "100", "1024", "4096"))
+    if rng.random() < 0.2:
+        options["gro"] = rng.choice(("0", "1"))
+    if hsplit and rng.random() < 0.6:
+        options["hsplit"] = "on"
+    if buf_len and rng.random() < 0.6:
+        options["rx_buf_len"] = rng.choice(("2048", "4096"))
+    return options, _pp_traffic(rng)
+
+
 def _pp_traffic(rng: random.Random) -> str:
     return rng.choice(("imix", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100", "uniform:14-9022",
                        "fixed:9014", "uniform:3000-16000", "uniform:14-100"))
@@ -189,7 +205,11 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
            "ice-libeth": (1, _ice_libeth, False, "ice", ("7.1",)),
            # -- bnxt -- (4 KiB pages only; rx-copybreak is tunable from 6.14)
            "bnxt": (1, _bnxt, True),
-           "bnxt-copybreak": (1, lambda rng: _bnxt(rng, True), True, "bnxt", ("6.18", "7.1", "host"))}
+           "bnxt-copybreak": (1, lambda rng: _bnxt(rng, True), True, "bnxt", ("6.18", "7.1", "host")),
+           # -- gve -- (4 KiB pages only; header split from 6.9, rx-buf-len in 7.x)
+           "gve": (1, _gve, True),
+           "gve-hsplit": (1, lambda rng: _gve(rng, True), True, "gve", ("6.9", "6.12", "6.18", "7.1", "host")),
+           "gve-7.1": (1, lambda rng: _gve(rng, True, True), True, "gve", ("7.1",))}
 
 
 def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
