@@ -299,18 +299,9 @@ def _copybreak_start(sim: Simulation, k: Kernel) -> None:
             k.rings.desc[cpu, slot, DESC_DD] = desc.dd
         row = k.pcpu[cpu]
         row[NTC], row[HW_NEXT] = ring.next_to_clean, ring.hw_next
-        state = kernel.cpus[cpu]
-        nc = state.napi_alloc_cache
-        if (nc.page_small.page is not None or state.netdev_alloc_cache.page is not None
-                or nc.skb_cache or nc.page.pfmemalloc):
-            raise ValueError("unexpected per-CPU cache state at start")
-        if nc.page.page is not None:
-            row[PF_PAGE] = pid_of[nc.page.page.pfn]
-            row[PF_OFFSET], row[PF_SIZE], row[PF_BIAS] = nc.page.offset, nc.page.size, nc.page.pagecnt_bias
-            seen.add(nc.page.page.pfn)
-        k.st[PF_ALLOCS] += nc.page.allocs
-        k.st[PF_REFILLS] += nc.page.refills
-        k.st[PF_REUSES] += nc.page.reuses
+        _load_napi_frag_cache(k, cpu, kernel.cpus[cpu], pid_of)
+        if kernel.cpus[cpu].napi_alloc_cache.page.page is not None:
+            seen.add(kernel.cpus[cpu].napi_alloc_cache.page.page.pfn)
     if seen != set(pages.live):
         raise ValueError("unexpected pages at start")
 

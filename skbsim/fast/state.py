@@ -37,6 +37,8 @@ Trace          --trace records, --plot's table and series         report.TraceWr
 VirtioQueues   virtio_net's posted and used buffers, DMA records  drivers/virtio_net.py
 PagePool       each page_pool: cache, ptr_ring, counters; page->pp  net/page_pool.py page_pool
 LibethFqs      libeth's fill queues: buffers, the NIC's completions  drivers/libeth.py libeth_fq
+BnxtRings      bnxt's RX and aggregation buffers, completions     drivers/bnxt.py bnxt_rx_ring_info
+GveRings       gve's buffer states, their lists, the buffer queue  drivers/gve.py gve_rx_ring
 Kernel         all of the above                                   kernel.Kernel + Simulation
 =============  =================================================  ==========================
 """
