@@ -56,7 +56,9 @@ WORKLOADS = (("ice rx=legacy", "ice", {"rx": "legacy"}), ("ice rx=build_skb", "i
              ("libeth idpf (MTU and short buffer queues)", "libeth", {"nic": "idpf"}),
              ("ice page_pool form (libeth)", "ice", {}),
              # -- bnxt --
-             ("bnxt (copies and aggregation pages)", "bnxt", {}), ("bnxt page mode", "bnxt", {"page_mode": "on"}))
+             ("bnxt (copies and aggregation pages)", "bnxt", {}), ("bnxt page mode", "bnxt", {"page_mode": "on"}),
+             # -- gve --
+             ("gve DQO (own pages)", "gve", {}), ("gve DQO (page_pool)", "gve", {}))
 #: the live kernel's figure every workload is compared with: the tap path below, also for virtio_net (eth0 here is
 #: a virtio_net NIC, but its traffic cannot be made at a chosen rate: only ordinary downloads are allowed on it)
 LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap path (a tap device written by this "
@@ -65,11 +67,13 @@ LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap pa
 #: 6.10+; ice takes its buffers from page_pool in 7.1)
 KERNEL_OF = {"mana (page_pool fragments)": "6.18", "libeth idpf (MTU and short buffer queues)": "6.18",
              "ice page_pool form (libeth)": "7.1",
-             "bnxt (copies and aggregation pages)": "6.18"}  # -- bnxt --
+             "bnxt (copies and aggregation pages)": "6.18",  # -- bnxt --
+             "gve DQO (page_pool)": "6.18"}  # -- gve --
 #: the page_pool workloads: the live machine has no page_pool NIC, so their live figure is the tap path's
 PAGE_POOL_WORKLOADS = ("mana (page_pool pages)", "mana (page_pool fragments)",
                        "libeth idpf (MTU and short buffer queues)", "ice page_pool form (libeth)",
-                       "bnxt (copies and aggregation pages)", "bnxt page mode")  # -- bnxt --
+                       "bnxt (copies and aggregation pages)", "bnxt page mode",  # -- bnxt --
+                       "gve DQO (own pages)", "gve DQO (page_pool)")  # -- gve --
 
 
 def time_model(packets: int, engine: str, driver: str, options: dict, repeat: int,

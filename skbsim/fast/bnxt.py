@@ -13,16 +13,16 @@ passes UDP as it is (the skbs for the stack through k.batch).
 
 from __future__ import annotations
 
-from skbsim.fast.layout import ERR_EMPTY_FRAME, ERR_TABLE_FULL, L_NONE, ORDER_0, njit
-from skbsim.fast.mm import _add_frag, _alloc_pages, _pf_alloc, _put_page
-from skbsim.fast.napi import _alloc_rx_skb, _free_skb, _nc_get
+from skbsim.fast.layout import ERR_EMPTY_FRAME, L_NONE, ORDER_0, njit
+from skbsim.fast.mm import _add_frag, _alloc_pages, _pf_alloc
+from skbsim.fast.napi import _alloc_skb_by_table, _free_skb, _nc_get
 from skbsim.fast.slub import _slab_alloc
-from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_page
+from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_buf
 from skbsim.fast import rx  # (a module: rx dispatches to pp_drivers, which calls this one)
 from skbsim.fast.state import (
-    BC_AGG, BC_HEAD_LEN, BC_HLEN, BC_LEN, BC_NAGG, BC_SLOT, BN_AGG_COUNT, BN_AGG_PAGE, BN_AGG_POOL, BN_COPY_LEN,
+    BC_AGG, BC_HEAD_LEN, BC_HLEN, BC_LEN, BC_NAGG, BC_SLOT, BN_AGG_COUNT, BN_AGG_PAGE, BN_AGG_POOL,
     BN_FRAGSZ, BN_HDS, BN_HEAD, BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_POOL, BN_JUMBO, BN_PAGE_MODE, BN_RX_ROOM, BR_DONE,
-    BR_PAGE, BUILD_TRUESIZE, CACHE_SKB, COPYBREAK, CP_FRAGSZ, CP_KIND, CP_ROOM, CP_TS,
+    BR_PAGE, BUILD_TRUESIZE, CACHE_SKB, COPYBREAK, CP_KIND, CP_ROOM, CP_TS,
     D_BUF_FAILURES, D_BYTES_COPIED, D_COPIED, D_NIC_FRAMES, D_RELEASED, D_REUSED, D_RING_DROPS, D_SKB_FAILURES,
     D_USED, ERR, HW_NEXT, NTC, PP_SOFTIRQ, Q_NIC_FRAMES, RING_COUNT, RX_BUF_LEN, TAIL,
 )
@@ -95,16 +95,6 @@ def _bnxt_nic_receive(k, cpu, length, hlen):
 
 
 @njit(cache=True, forceinline=True)
-def _bnxt_alloc_skb(k, cpu, length):
-    """napi_alloc_skb(length) (bnxt_copy_skb(), bnxt_rx_page_skb()): (head, sk_buff), -1 when it failed."""
-    copy = k.bnxt.copy
-    if length >= k.cfg[BN_COPY_LEN]:
-        k.st[ERR] = ERR_TABLE_FULL
-        return -1, -1
-    return _alloc_rx_skb(k, cpu, copy[length, CP_KIND], copy[length, CP_FRAGSZ], -1)
-
-
-@njit(cache=True, forceinline=True)
 def _bnxt_alloc_rx_data(k, cpu):
     """bnxt_alloc_rx_data() in NAPI: a page_pool page (page mode), a page_pool fragment of rx_buf_size (6.12+)
     or napi_alloc_frag(rx_buf_size) (6.1, v6.9); its page id, or -1."""
@@ -114,17 +104,6 @@ def _bnxt_alloc_rx_data(k, cpu):
     if cfg[BN_HEAD] == BN_HEAD_PAGE_POOL:
         return _pp_alloc_frag(k, cpu, cfg[RX_BUF_LEN])
     return _pf_alloc(k.pages, k.faults, k.st, k.pcpu[cpu], cfg, cfg[BN_FRAGSZ])
-
-
-@njit(cache=True, forceinline=True)
-def _bnxt_put_buf(k, cpu, pid, allow_direct):
-    """An RX or aggregation buffer given back without an skb: to its page_pool (page_pool_recycle_direct(),
-    page_pool_free_va(), page_pool_put_full_page()), or put_page() of a page_frag piece (skb_free_frag()) or of
-    6.1's alloc_page() aggregation page."""
-    if k.pp.pp[pid]:
-        _pp_put_page(k, cpu, pid, allow_direct)
-    else:
-        _put_page(k.pages, k.st, pid)
 
 
 @njit(cache=True, forceinline=True)
@@ -152,7 +131,7 @@ def _bnxt_head_skb(k, cpu, ix, length, hlen):
     copy = k.bnxt.copy
     if length <= cfg[COPYBREAK] and not cfg[BN_PAGE_MODE]:
         k.st[D_REUSED] += 1  # the buffer stays (bnxt_reuse_rx_data())
-        head, obj = _bnxt_alloc_skb(k, cpu, length)
+        head, obj = _alloc_skb_by_table(k, cpu, copy, length)
         if obj < 0:
             return -1, -1, -1, 0, 0
         k.st[D_BYTES_COPIED] += length
@@ -163,9 +142,9 @@ def _bnxt_head_skb(k, cpu, ix, length, hlen):
         return -1, -1, -1, 0, 0
     if cfg[BN_PAGE_MODE]:
         payload = hlen if hlen < length else length  # eth_get_headlen() of the buffer's bytes
-        head, obj = _bnxt_alloc_skb(k, cpu, payload)
+        head, obj = _alloc_skb_by_table(k, cpu, copy, payload)
         if obj < 0:
-            _bnxt_put_buf(k, cpu, old, True)  # page_pool_recycle_direct()
+            _pp_put_buf(k, cpu, old, True)  # page_pool_recycle_direct()
             return -1, -1, -1, 0, 0
         k.st[D_BYTES_COPIED] += payload
         return head, old, obj, copy[payload, CP_TS] + cfg[BN_AGG_PAGE], payload
@@ -174,7 +153,7 @@ def _bnxt_head_skb(k, cpu, ix, length, hlen):
     else:
         obj = _nc_get(k, cpu)  # napi_build_skb(data, rx_buf_size)
     if obj < 0:
-        _bnxt_put_buf(k, cpu, old, True)  # page_pool_free_va(allow_direct), skb_free_frag()
+        _pp_put_buf(k, cpu, old, True)  # page_pool_free_va(allow_direct), skb_free_frag()
         return -1, -1, -1, 0, 0
     return old, -1, obj, cfg[BUILD_TRUESIZE], length
 
@@ -271,12 +250,12 @@ def _bnxt_close(k, cpu):
     for slot in range(k.cfg[RING_COUNT]):
         pid = b.rx[cpu, slot, BR_PAGE]
         if pid >= 0:
-            _bnxt_put_buf(k, cpu, pid, True)
+            _pp_put_buf(k, cpu, pid, True)
             b.rx[cpu, slot, BR_PAGE] = -1
     for slot in range(k.cfg[BN_AGG_COUNT]):
         pid = b.agg[cpu, slot, BR_PAGE]
         if pid >= 0:
-            _bnxt_put_buf(k, cpu, pid, False)
+            _pp_put_buf(k, cpu, pid, False)
             b.agg[cpu, slot, BR_PAGE] = -1
     k.st[PP_SOFTIRQ] = 0
     if k.cfg[BN_AGG_POOL]:

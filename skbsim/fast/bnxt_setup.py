@@ -11,50 +11,24 @@ import numpy as np
 
 from skbsim.drivers.bnxt import HEAD_PAGE_FRAG, HEAD_PAGE_FRAG_NAPI, HEAD_PAGE_POOL
 from skbsim.fast.setup import (
-    HEAD_KINDS, TableSizes, _load_napi_frag_cache, _load_pool, _pp_pages, base_config, live_skbs_bound, new_kernel, slab_spec,
-    socket_queue_capacity,
+    TableSizes, _load_napi_frag_cache, _load_pool, _pp_pages, base_config, live_skbs_bound, napi_alloc_skb_table,
+    new_kernel, slab_spec, socket_queue_capacity,
 )
 from skbsim.fast.state import (
-    BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_POOL, BR_PAGE, CP_FIELDS, CP_KIND, CP_ROOM, CP_TS,
-    CP_FRAGSZ, DRIVER_BNXT, HW_NEXT, TAIL, new_bnxt_rings, new_page_pools,
+    BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_POOL, BR_PAGE, CP_TS, DRIVER_BNXT, HW_NEXT, TAIL,
+    new_bnxt_rings, new_page_pools,
 )
-from skbsim.sim import NAPI_POLL_WEIGHT, Simulation
+from skbsim.sim import Simulation
 
-#: napi_alloc_skb(len) is read for every len below this: copies (rx-copybreak at most 1024) and page mode's
-#: eth_get_headlen() (a longer header makes the run the reference engine's)
+#: napi_alloc_skb(len) is read for every len below this (skbsim.fast.setup.napi_alloc_skb_table()): bnxt's copies
+#: (rx-copybreak at most 1024) and page mode's eth_get_headlen(), gve's copies, header-split lengths and
+#: GRO_MAX_HEAD (a longer one makes the run the reference engine's)
 COPY_LENGTHS = 1025
 
 
-def napi_alloc_skb_table(ref: Simulation) -> tuple[np.ndarray, list]:
-    """What napi_alloc_skb(len) gives for every len below COPY_LENGTHS, from the model on a scratch kernel of
-    the same profile: rows of (head kind, truesize, page_frag fragment size, end - tail) and, by head kind,
-    (path, head source).  A head from anywhere but the 1K pieces, skbuff_small_head or the NAPI
-    page_frag_cache is out of scope."""
-    from skbsim.kernel import Kernel
-    from skbsim.net.napi import napi_struct, net_device
-    from skbsim.net.skbuff import consume_skb, napi_alloc_skb
-
-    scratch = Kernel(ref.kernel.profile, ncpus=1)
-    napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
-    table = np.zeros((COPY_LENGTHS, CP_FIELDS), np.int64)
-    names: dict[int, tuple[str, str]] = {}
-    for length in range(COPY_LENGTHS):
-        with scratch.softirq(0):
-            skb = napi_alloc_skb(scratch, napi, length)
-            if skb is None or skb.head_source not in HEAD_KINDS:
-                raise ValueError(f"the fast engine models bnxt's napi_alloc_skb() heads from {', '.join(HEAD_KINDS)} "
-                                 f"only; napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
-                                 f"{None if skb is None else skb.head_source}")
-            if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
-                raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
-            kind = HEAD_KINDS[skb.head_source]
-            if names.setdefault(kind, (skb.path, skb.head_source)) != (skb.path, skb.head_source):
-                raise ValueError("napi_alloc_skb() heads of one kind with different paths")
-            table[length, CP_KIND], table[length, CP_TS] = kind, skb.truesize
-            table[length, CP_FRAGSZ], table[length, CP_ROOM] = skb.head_size, skb.end - skb.tail
-            consume_skb(scratch, skb)
-    kinds = [names.get(kind, ("", "")) for kind in range(max(names) + 1)]
-    return table, kinds
+def napi_alloc_skb_heads(ref: Simulation) -> tuple[np.ndarray, list]:
+    """napi_alloc_skb_table() of bnxt's and gve's heads."""
+    return napi_alloc_skb_table(ref, COPY_LENGTHS, f"{ref.config.driver}'s napi_alloc_skb() heads")
 
 
 #: cfg[BN_HEAD] by the profile's bnxt_rx_head
@@ -80,7 +54,7 @@ def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> o
         BN_AGG_COUNT=p.agg_ring_size, BN_HDS=-1 if p.hds_threshold is None else p.hds_threshold,
         BN_JUMBO=p.jumbo_thresh, BN_PAGE_MODE=int(rxr.page_mode), BN_AGG_PAGE=profile.PAGE_SIZE,
         # an RX buffer skb: end (rx_buf_size less the aligned skb_shared_info) from its headroom on
-        BN_RX_ROOM=p.rx_buf_size - profile.SHINFO_SIZE - p.rx_offset, BN_COPY_LEN=len(copy),
+        BN_RX_ROOM=p.rx_buf_size - profile.SHINFO_SIZE - p.rx_offset,
         BN_HEAD=BN_HEADS[rxr.head], BN_AGG_POOL=int(pool is not None),
         BN_FRAGSZ=profile.SKB_DATA_ALIGN_u32(p.rx_buf_size),  # napi_alloc_frag(rx_buf_size)
     )

@@ -28,7 +28,7 @@ from skbsim.fast.tun import _TunLengths
 from skbsim.drivers.libeth import libeth_rx_queue
 from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio, virtio_kernel
 from skbsim.fast.bnxt_setup import (  # -- bnxt --
-    bnxt_headlen, bnxt_kernel, bnxt_kind_names, napi_alloc_skb_table,
+    bnxt_headlen, bnxt_kernel, bnxt_kind_names, napi_alloc_skb_heads,
 )
 from skbsim.fast.gve_setup import GveCodes, gve_kernel, gve_kind_names  # -- gve --
 from skbsim.mm.fault import LAYERS, fault_report
@@ -123,11 +123,11 @@ class FastSimulation:
                 self.codes = libeth_headlen(self.ref.dev, ring.hdr_fq.buf_len)
             return
         if config.driver == "bnxt":  # -- bnxt --
-            self.bnxt = napi_alloc_skb_table(self.ref)
+            self.bnxt = napi_alloc_skb_heads(self.ref)
             self.codes = bnxt_headlen(self.ref.dev)  # the split after the headers, page mode's copy
             return
         if config.driver == "gve":  # -- gve --
-            self.gve = napi_alloc_skb_table(self.ref)
+            self.gve = napi_alloc_skb_heads(self.ref)
             self.codes = GveCodes(self.ref)  # header split, and what GRO pulls into the head
             return
         if config.driver == "mana":

@@ -13,15 +13,15 @@ model, skbsim.fast.gve_setup.GveCodes), as is its header-split length.
 
 from __future__ import annotations
 
-from skbsim.fast.layout import ERR_BUG, ERR_EMPTY_FRAME, ERR_TABLE_FULL, L_NONE, ORDER_0, njit
+from skbsim.fast.layout import ERR_BUG, ERR_EMPTY_FRAME, L_NONE, ORDER_0, njit
 from skbsim.fast.mm import _add_frag, _alloc_pages, _put_pages
-from skbsim.fast.napi import _alloc_rx_skb
+from skbsim.fast.napi import _alloc_skb_by_table
 from skbsim.fast.page_pool import _page_pool_destroy, _pp_dev_alloc, _pp_put_page
 from skbsim.fast import rx  # (a module: rx dispatches to pp_drivers, which calls this one)
 from skbsim.fast.state import (
-    COPYBREAK, CP_FRAGSZ, CP_KIND, CP_ROOM, CP_TS, D_BUF_FAILURES, D_BYTES_COPIED, D_COPIED, D_NIC_FRAMES, D_RELEASED,
+    COPYBREAK, CP_KIND, CP_ROOM, CP_TS, D_BUF_FAILURES, D_BYTES_COPIED, D_COPIED, D_NIC_FRAMES, D_RELEASED,
     D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, GB_BIAS, GB_LAST_SINGLE, GB_OFFSET, GB_PAGE, GB_SIZE, GC_CODE,
-    GC_LEN, GC_NBUFS, GV_BUF_SIZE, GV_CLEAN, GV_CODE_SPLIT, GV_COPY_LEN, GV_FREE_HEAD, GV_GRO_MAX_HEAD, GV_HSPLIT,
+    GC_LEN, GC_NBUFS, GV_BUF_SIZE, GV_CLEAN, GV_CODE_SPLIT, GV_FREE_HEAD, GV_GRO_MAX_HEAD, GV_HSPLIT,
     GV_LIST_FREE, GV_LIST_RECYCLED, GV_LIST_USED, GV_NIC, GV_POOL, GV_TAIL, NTC, PAGE_REF, PAGE_SIZE, PP_SOFTIRQ,
     Q_NIC_FRAMES, RING_COUNT,
 )
@@ -247,16 +247,6 @@ def _gve_nic_receive(k, cpu, length, code):
 
 
 @njit(cache=True, forceinline=True)
-def _gve_alloc_skb(k, cpu, length):
-    """napi_alloc_skb(length): (head, sk_buff), -1 when it failed."""
-    copy = k.gve.copy
-    if length >= k.cfg[GV_COPY_LEN]:
-        k.st[ERR] = ERR_TABLE_FULL
-        return -1, -1
-    return _alloc_rx_skb(k, cpu, copy[length, CP_KIND], copy[length, CP_FRAGSZ], -1)
-
-
-@njit(cache=True, forceinline=True)
 def _gve_free_frame(k, cpu, first, nbufs):
     """The frame's buffers (from ring position first) back with gve_free_buffer(): no skb took them."""
     count = k.cfg[RING_COUNT]
@@ -273,7 +263,7 @@ def _gve_rx_dqo(k, cpu, first, nbufs, length, code):
     copy = k.gve.copy
     hdr_len = code // GV_CODE_SPLIT
     if hdr_len == 0 and nbufs == 1 and length <= cfg[COPYBREAK]:
-        head, obj = _gve_alloc_skb(k, cpu, length)
+        head, obj = _alloc_skb_by_table(k, cpu, copy, length)
         _gve_free_frame(k, cpu, first, 1)  # the buffer is kept either way
         if obj < 0:
             return -1, -1, -1, 0, 0
@@ -283,7 +273,7 @@ def _gve_rx_dqo(k, cpu, first, nbufs, length, code):
     if hdr_len == 0 and cfg[GV_HSPLIT]:
         k.st[ERR] = ERR_BUG  # an unsplit frame's napi_get_frags() skb among header-split ones: not followed
         return -1, -1, -1, 0, 0
-    head, obj = _gve_alloc_skb(k, cpu, hdr_len if hdr_len else cfg[GV_GRO_MAX_HEAD])
+    head, obj = _alloc_skb_by_table(k, cpu, copy, hdr_len if hdr_len else cfg[GV_GRO_MAX_HEAD])
     if obj < 0:
         _gve_free_frame(k, cpu, first, nbufs)
         return -1, -1, -1, 0, 0

@@ -104,7 +104,7 @@ def gve_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> ob
         DRIVER=DRIVER_GVE, RING_COUNT=rx.count, RXMAX=rx.rxmax, PAGE_POOL=1, COPYBREAK=rx.copybreak,
         PF_ORDER=frag_cache.max_order, PF_DOWN=0 if frag_cache.offset_up else 1,
         GV_POOL=int(rx.use_pool), GV_BUF_SIZE=rx.buf_size, GV_HSPLIT=int(rx.hsplit),
-        GV_GRO_MAX_HEAD=profile.GRO_MAX_HEAD, GV_COPY_LEN=len(copy),
+        GV_GRO_MAX_HEAD=profile.GRO_MAX_HEAD,
     )
     ncpus = sim.config.cpus
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, int(copy[:, CP_TS].min()))

@@ -15,7 +15,7 @@ from skbsim.fast.libeth import _libeth_close, _libeth_nic_receive, _libeth_poll
 from skbsim.fast.bnxt import _bnxt_close, _bnxt_nic_receive, _bnxt_poll  # -- bnxt --
 from skbsim.fast.gve import _gve_nic_receive, _gve_rx_free_ring_dqo, _gve_rx_poll_dqo  # -- gve --
 from skbsim.fast.napi import _nc_get
-from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_page
+from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_buf
 from skbsim.fast import rx  # (a module: rx dispatches to this one)
 from skbsim.fast.state import (
     BUF_PAGE, BUILD_TRUESIZE, DESC_LEN, DRIVER, DRIVER_LIBETH, D_BUF_FAILURES, D_NIC_FRAMES, D_RELEASED, D_REUSED,
@@ -70,15 +70,6 @@ def _mana_napi_alloc_frag(k, cpu):
 
 
 @njit(cache=True, forceinline=True)
-def _mana_put_buf(k, cpu, pid, allow_direct):
-    """A buffer no skb took back: to the page_pool, or put_page() of a napi_alloc_frag() piece."""
-    if k.pp.pp[pid]:
-        _pp_put_page(k, cpu, pid, allow_direct)
-    else:
-        _put_page(k.pages, k.st, pid)
-
-
-@njit(cache=True, forceinline=True)
 def _mana_process_rx_cqe(k, cpu, slot):
     """mana_process_rx_cqe() of the completion in slot: mana_refill_rx_oob() takes a new buffer for the slot
     first (none: the frame is lost and the old buffer stays posted), then mana_rx_skb() builds the skb
@@ -99,7 +90,7 @@ def _mana_process_rx_cqe(k, cpu, slot):
     if obj < 0:
         # page_pool_recycle_direct() of a whole page, page_pool_free_va(allow_direct) of a fragment, put_page()
         k.st[D_SKB_FAILURES] += 1
-        _mana_put_buf(k, cpu, old, True)
+        _pp_put_buf(k, cpu, old, True)
         return -1, -1
     return old, obj
 
@@ -138,7 +129,7 @@ def _mana_destroy_rxq(k, cpu):
     for slot in range(k.cfg[RING_COUNT]):
         pid = buf[slot, BUF_PAGE]
         if pid >= 0:
-            _mana_put_buf(k, cpu, pid, frags)
+            _pp_put_buf(k, cpu, pid, frags)
             buf[slot, BUF_PAGE] = -1
     _page_pool_destroy(k, cpu)
     k.st[PP_SOFTIRQ] = 0

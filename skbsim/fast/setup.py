@@ -35,7 +35,7 @@ from skbsim.fast.state import (
     PP_FRAG_USERS, PP_HOLD, PP_NAPI_CPU, PP_ORDER, PP_QSIZE, PP_REFILL, PP_REF_ALWAYS, PP_RELEASE, PP_RING_HEAD,
     PP_RING_LEN, PP_STATS_FIRST,
 )
-from skbsim.fast.state import CP_FIELDS, new_bnxt_rings  # -- bnxt --
+from skbsim.fast.state import CP_FIELDS, CP_FRAGSZ, CP_KIND, CP_ROOM, CP_TS, new_bnxt_rings  # -- bnxt --
 from skbsim.fast.state import new_gve_rings  # -- gve --
 from skbsim.fast.traffic import CHUNK
 from skbsim.drivers.libeth import IAVF_RX_BUFFER_WRITE, LIBIE_MAX_CHAINED_BUFS
@@ -376,37 +376,41 @@ def legacy_header_skb(ref: Simulation) -> dict:
 
 
 def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
-    """What copybreak_copy_skb()'s napi_alloc_skb(len) gives for every len up to copybreak.
+    """What copybreak_copy_skb()'s napi_alloc_skb(len) gives for every len up to copybreak
+    (napi_alloc_skb_table()): (head kind, truesize, page_frag fragment size, path, head source)."""
+    table, names = napi_alloc_skb_table(ref, ref.cpus[0].queue.copybreak + 1, "copybreak copies into heads")
+    return [(kind, truesize, fragsz, *names[kind]) for kind, truesize, fragsz, _room in table.tolist()]
 
-    Each length runs through the model's napi_alloc_skb() on a scratch kernel
-    of the same profile (the run's kernel is untouched): (head kind, truesize,
-    page_frag fragment size, path, head source).  A head from anywhere but the
-    1K pieces, skbuff_small_head or the NAPI page_frag_cache is out of scope.
-    """
+
+def napi_alloc_skb_table(ref: Simulation, lengths: int, what: str) -> tuple[np.ndarray, list]:
+    """What napi_alloc_skb(len) gives for every len below lengths, from the model on a scratch kernel of the same
+    profile (the run's kernel is untouched): rows of CP_* columns (head kind, truesize, page_frag fragment
+    size, end - tail) and, by head kind, (path, head source).  A head from anywhere but the 1K pieces,
+    skbuff_small_head or the NAPI page_frag_cache is out of scope (what: what the run takes them for)."""
     from skbsim.kernel import Kernel
     from skbsim.net.napi import napi_struct, net_device
     from skbsim.net.skbuff import consume_skb, napi_alloc_skb
 
-    ring = ref.cpus[0].queue
     scratch = Kernel(ref.kernel.profile, ncpus=1)
     napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
-    kinds = HEAD_KINDS
-    heads = []
-    for length in range(ring.copybreak + 1):
+    table = np.zeros((lengths, CP_FIELDS), np.int64)
+    names: dict[int, tuple[str, str]] = {}
+    for length in range(lengths):
         with scratch.softirq(0):
             skb = napi_alloc_skb(scratch, napi, length)
-            if skb is None or skb.head_source not in kinds:
-                raise ValueError(f"the fast engine models copybreak copies into heads from {', '.join(kinds)} only; "
+            if skb is None or skb.head_source not in HEAD_KINDS:
+                raise ValueError(f"the fast engine models {what} from {', '.join(HEAD_KINDS)} only; "
                                  f"napi_alloc_skb({length}) on {scratch.profile.name} takes one from "
                                  f"{None if skb is None else skb.head_source}")
             if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
                 raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
-            heads.append((kinds[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source))
+            kind = HEAD_KINDS[skb.head_source]
+            if names.setdefault(kind, (skb.path, skb.head_source)) != (skb.path, skb.head_source):
+                raise ValueError("napi_alloc_skb() heads of one kind with different paths")
+            table[length, CP_KIND], table[length, CP_TS] = kind, skb.truesize
+            table[length, CP_FRAGSZ], table[length, CP_ROOM] = skb.head_size, skb.end - skb.tail
             consume_skb(scratch, skb)
-    for kind, _truesize, _fragsz, path, source in heads:
-        if (path, source) != next((h[3], h[4]) for h in heads if h[0] == kind):
-            raise ValueError("copybreak copies of one head kind with different paths")
-    return heads
+    return table, [names.get(kind, ("", "")) for kind in range(max(names) + 1)]
 
 
 # -- page_pool drivers -------------------------------------------------------------------------------------

@@ -87,13 +87,12 @@ CONFIG_FIELDS = (
     "DEFER_MAX",
     # -- bnxt --: the aggregation ring's size (0: none), the header-data split threshold (-1: none) and
     # jumbo_thresh, page mode, BNXT_RX_PAGE_SIZE, an RX buffer skb's room from its headroom to its end, the
-    # rows of the napi_alloc_skb(len) table (BnxtRings.copy), where RX buffers come from (BN_HEAD_*), whether
+    # where RX buffers come from (BN_HEAD_*), whether
     # aggregation pages come from the page_pool (else alloc_page()), napi_alloc_frag()'s SKB_DATA_ALIGN(rx_buf_size)
-    "BN_AGG_COUNT", "BN_HDS", "BN_JUMBO", "BN_PAGE_MODE", "BN_AGG_PAGE", "BN_RX_ROOM", "BN_COPY_LEN", "BN_HEAD",
+    "BN_AGG_COUNT", "BN_HDS", "BN_JUMBO", "BN_PAGE_MODE", "BN_AGG_PAGE", "BN_RX_ROOM", "BN_HEAD",
     "BN_AGG_POOL", "BN_FRAGSZ",
-    # -- gve --: buffers from a page_pool (else own pages), the packet buffer size, header split, GRO_MAX_HEAD,
-    # the rows of the napi_alloc_skb(len) table (GveRings.copy)
-    "GV_POOL", "GV_BUF_SIZE", "GV_HSPLIT", "GV_GRO_MAX_HEAD", "GV_COPY_LEN",
+    # -- gve --: buffers from a page_pool (else own pages), the packet buffer size, header split, GRO_MAX_HEAD
+    "GV_POOL", "GV_BUF_SIZE", "GV_HSPLIT", "GV_GRO_MAX_HEAD",
     # -- mana v6.9 above a page --: buffers from napi_alloc_frag(), of SKB_DATA_ALIGN(alloc_size) bytes, on a page of
     # at least get_order(alloc_size)
     "MANA_NAPI_FRAG", "MANA_FRAGSZ", "MANA_FRAG_ORDER",
@@ -106,9 +105,9 @@ CONFIG_FIELDS = (
  VQ_FRAG_ORDER, VQ_L1, VQ_TS0, VQ_SHINFO, VQ_IP_ALIGN, VQ_MAX_FRAGS, VQ_COPY_ROOM, PAGE_POOL, PP_FRAGS,
  FQ_COUNT, FQ_REFILL_EVERY, FQ_SHORT_LEN, BUILD_OVERHEAD, FQ_HSPLIT, L1_CACHE_BYTES,
  DEFER_MAX,
- BN_AGG_COUNT, BN_HDS, BN_JUMBO, BN_PAGE_MODE, BN_AGG_PAGE, BN_RX_ROOM, BN_COPY_LEN, BN_HEAD,  # -- bnxt --
+ BN_AGG_COUNT, BN_HDS, BN_JUMBO, BN_PAGE_MODE, BN_AGG_PAGE, BN_RX_ROOM, BN_HEAD,  # -- bnxt --
  BN_AGG_POOL, BN_FRAGSZ,
- GV_POOL, GV_BUF_SIZE, GV_HSPLIT, GV_GRO_MAX_HEAD, GV_COPY_LEN,  # -- gve --
+ GV_POOL, GV_BUF_SIZE, GV_HSPLIT, GV_GRO_MAX_HEAD,  # -- gve --
  MANA_NAPI_FRAG, MANA_FRAGSZ, MANA_FRAG_ORDER,  # -- mana v6.9 above a page --
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
