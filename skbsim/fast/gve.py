@@ -315,7 +315,7 @@ def _gve_rx_poll_dqo(k, cpu, budget):
             rx._frame_dropped(k, cpu, length)
             continue
         rx._frame_done(k, cpu, length - ETH_HLEN)  # skb->len after eth_type_trans()
-        k.gve.kinds[1 + k.gve.copy[_gve_head_len(k, frag, hlen), CP_KIND]] += 1
+        k.gve.kinds[_gve_skb_kind(k, frag, hlen)] += 1
         ndel = rx._batch_add(k, ndel, head, frag, obj, hlen, length - hlen, ts)
     _gve_rx_post_buffers_dqo(k, cpu)
     return done, ndel
@@ -351,6 +351,12 @@ def _gve_head_len(k, frag, hlen):
     if frag < 0 or k.cfg[GV_HSPLIT]:
         return hlen
     return k.cfg[GV_GRO_MAX_HEAD]
+
+
+@njit(cache=True, forceinline=True)
+def _gve_skb_kind(k, frag, hlen):
+    """The kind of a gve skb: 1 + the head kind napi_alloc_skb() gave it (FastSimulation._kind_names())."""
+    return 1 + k.gve.copy[_gve_head_len(k, frag, hlen), CP_KIND]
 
 
 @njit(cache=True, forceinline=True)

@@ -35,7 +35,7 @@ from skbsim.fast.state import DEFER_MAX  # net.core.skb_defer_max
 from skbsim.fast import bnxt  # -- bnxt -- (a module: its skbs' kinds and heads)
 from skbsim.fast.state import DRIVER_BNXT  # -- bnxt --
 from skbsim.fast import gve  # -- gve -- (a module: its skbs' heads)
-from skbsim.fast.state import CP_KIND, DRIVER_GVE  # -- gve --
+from skbsim.fast.state import DRIVER_GVE  # -- gve --
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
 
@@ -102,8 +102,8 @@ def _observe(k, skb, cpu, time_ns, refused):
         kind = size  # tun: what an skb is depends on its length (_TunLengths.names)
     elif cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
         kind = bnxt._bnxt_skb_kind(k, skb[SKB_HLEN])
-    elif cfg[DRIVER] == DRIVER_GVE:  # -- gve --: napi_alloc_skb()'s head kind
-        kind = 1 + k.gve.copy[gve._gve_head_len(k, skb[SKB_FRAG], skb[SKB_HLEN]), CP_KIND]
+    elif cfg[DRIVER] == DRIVER_GVE:  # -- gve --
+        kind = gve._gve_skb_kind(k, skb[SKB_FRAG], skb[SKB_HLEN])
     elif cfg[DRIVER] == DRIVER_LIBETH:
         # the fill queue of its head's buffer (FastSimulation._kind_names): the header queue (header split),
         # idpf's short queue or the MTU queue
@@ -140,7 +140,8 @@ def _enqueue(k, skb, cpu):
     ts = skb[SKB_TS]
     if st[RMEM] > (cfg[RCVBUF] >> 1) and frag >= 0:
         # (the skbs with frags of a run all have the same kind of head: cfg[COND_ROOM] is its room from the
-        # headroom to the end, cfg[COND_TS] its truesize; a linear skb keeps its truesize)
+        # headroom to the end, cfg[COND_TS] its truesize; bnxt's and gve's by the bytes in it; a linear skb
+        # keeps its truesize)
         room, cond_ts = cfg[COND_ROOM], cfg[COND_TS]
         if cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --: its heads differ by the bytes in them
             room, cond_ts = bnxt._bnxt_condense(k, skb[SKB_HLEN])
