@@ -11,7 +11,7 @@ from skbsim.fast.layout import (
 from skbsim.fast.loop import _run, _teardown
 from skbsim.fast.setup import (
     copybreak_copy_skbs, copybreak_kernel, ice_kernel, legacy_header_skb, libeth_fqs, libeth_kernel, mana_kernel,
-    tun_kernel,
+    mana_napi_frag, tun_kernel,
 )
 from skbsim.fast.state import (
     ALLOCATED, BYTES, CB_N_1K, CB_N_BUILD, CB_N_FRAG, CB_N_SMALL, CONDENSED, DELIVERED, DESC_DD, DESC_LEN,
@@ -222,8 +222,8 @@ class FastSimulation:
             return [(self.head["path"], self.head["source"], None)]
         if self.config.driver == "mana":
             source = "page_pool fragment" if ring.frag_count > 1 else "page_pool page"
-            if any(not oob.from_pool for oob in ring.rx_oobs if oob.buf_va is not None):
-                source = "page_frag (napi_alloc_frag)"  # -- mana v6.9 above a page --
+            if mana_napi_frag(ring, self.ref.kernel.profile):  # -- mana v6.9 above a page --
+                source = "page_frag (napi_alloc_frag)"
             return [("napi_build_skb", source, None)]
         if self.bnxt is not None:  # -- bnxt --
             return bnxt_kind_names(self.ref, self.bnxt[1])

@@ -36,6 +36,7 @@ from skbsim.fast.state import (
     PP_RING_LEN, PP_STATS_FIRST,
 )
 from skbsim.fast.state import CP_FIELDS, CP_FRAGSZ, CP_KIND, CP_ROOM, CP_TS, new_bnxt_rings  # -- bnxt --
+from skbsim.fast.state import D_BUF_FAILURES  # -- mana v6.9 above a page --
 from skbsim.fast.state import new_gve_rings  # -- gve --
 from skbsim.fast.traffic import CHUNK
 from skbsim.drivers.libeth import IAVF_RX_BUFFER_WRITE, LIBIE_MAX_CHAINED_BUFS
@@ -475,7 +476,7 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     fields.update(DRIVER=DRIVER_MANA, RING_COUNT=rxq.count, RXMAX=rxq.rxmax, RX_BUF_LEN=rxq.alloc_size,
                   BUILD_TRUESIZE=build_ts, COND_ROOM=-1,  # linear skbs: skb_condense() changes none
                   PAGE_POOL=1, PP_FRAGS=int(rxq.frag_count > 1))
-    napi_frag = any(not oob.from_pool for state in sim.cpus for oob in state.queue.rx_oobs if oob.buf_va is not None)
+    napi_frag = mana_napi_frag(rxq, profile)
     if napi_frag:  # -- mana v6.9 above a page --
         frag_cache = kernel.cpus[0].napi_alloc_cache.page
         fields.update(MANA_NAPI_FRAG=1, MANA_FRAGSZ=profile.SKB_DATA_ALIGN_u32(rxq.alloc_size),
@@ -497,8 +498,13 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
         rxq = state.queue
         if napi_frag:  # -- mana v6.9 above a page --
             _load_napi_frag_cache(k, cpu, kernel.cpus[cpu], pid_of)
-        if rxq.completions or any(rxq.stats.as_dict().values()) or rxq.page_pools != [rxq.page_pool]:
+        stats = rxq.stats.as_dict()
+        # (buffers the open could not have: v6.9's napi_alloc_frag() above a page when the page_frag cache
+        # cannot get a page large enough, as on a profile whose largest order is below its own)
+        failed = stats.pop("buffer_alloc_failures")
+        if rxq.completions or any(stats.values()) or rxq.page_pools != [rxq.page_pool]:
             raise ValueError("unexpected mana queue state at start")
+        k.st[D_BUF_FAILURES] += failed
         _load_pool(k, cpu, rxq.page_pool, state.napi.cpu, pid_of)
         for slot, oob in enumerate(rxq.rx_oobs):
             if oob.buf_va is not None:
@@ -507,6 +513,13 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
                 k.rings.buf[cpu, slot, BUF_PAGE] = pid_of[kernel.pages.virt_to_head_page(oob.buf_va).pfn]
         k.pcpu[cpu, HW_NEXT], k.pcpu[cpu, NTC] = rxq.hw_next, rxq.buf_index
     return k
+
+
+def mana_napi_frag(rxq, profile) -> bool:
+    """Whether mana_get_rxfrag() takes the queue's buffers from napi_alloc_frag() (v6.9 above a page)."""
+    from skbsim.drivers.mana import MANA_POOL_PAGE_OR_FRAG
+
+    return rxq.rule == MANA_POOL_PAGE_OR_FRAG and rxq.alloc_size > profile.PAGE_SIZE
 
 
 def libeth_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
