@@ -3,7 +3,8 @@
 skbsim/drivers/bnxt.py over the BnxtRings record (skbsim.fast.state): each RX slot's buffer (a page_pool
 fragment of rx_buf_size from 6.12, a NAPI page_frag piece before; in page mode a page_pool page), each
 aggregation slot's page (the page_pool's; 6.1's alloc_page() outside page mode), and the frames the NIC
-completed and the driver has not cleaned (a FIFO from pcpu NTC).  The queue's page_pool is pool row cpu.  A frame's head part (all of it without the aggregation ring) goes to the RX buffer: at most
+completed and the driver has not cleaned (a FIFO from pcpu NTC).  The queue's page_pool is pool row cpu.
+A frame's head part (all of it without the aggregation ring) goes to the RX buffer: at most
 rx_copybreak bytes are copied into napi_alloc_skb(len) (BnxtRings.copy says what that gives) and the buffer
 stays; longer ones become an skb built on the buffer once a replacement was taken; in page mode the headers
 are copied into napi_alloc_skb(eth_get_headlen()) and the page follows as frag 0.  The rest of the frame is

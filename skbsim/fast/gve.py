@@ -124,15 +124,20 @@ def _gve_try_recycle_buf(k, cpu, ix):
     _gve_list_push(k, cpu, GV_LIST_USED if bs[GB_OFFSET] == bs[GB_LAST_SINGLE] else GV_LIST_RECYCLED, ix)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _gve_get_recycled_buf_state(k, cpu):
-    """gve_get_recycled_buf_state(): a recycled state, else one of up to five used ones whose references are
-    all back; with no free state left, one used page is given up.  A state, or -1."""
+    """gve_get_recycled_buf_state(): a recycled state, else one from the used list (_gve_take_used()); a
+    state, or -1."""
     ix = _gve_list_pop(k, cpu, GV_LIST_RECYCLED)
-    if ix >= 0:
+    if ix >= 0 or k.pcpu[cpu, GV_FREE_HEAD + 2 * GV_LIST_USED + 1] == 0:
         return ix
-    if k.pcpu[cpu, GV_FREE_HEAD + 2 * GV_LIST_USED + 1] == 0:
-        return -1
+    return _gve_take_used(k, cpu)
+
+
+@njit(cache=True)
+def _gve_take_used(k, cpu):
+    """gve_get_recycled_buf_state() past the recycled list: one of up to five used states whose references are
+    all back; with no free state left, one used page is given up.  A state, or -1."""
     for _ in range(5):
         ix = _gve_list_pop(k, cpu, GV_LIST_USED)
         if _gve_buf_ref_cnt(k, cpu, ix) == 0:
@@ -150,7 +155,7 @@ def _gve_get_recycled_buf_state(k, cpu):
 # -- buffers, either scheme ---------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _gve_alloc_buffer(k, cpu):
     """gve_alloc_buffer(): a free state with page_pool_alloc() of the buffer size (6.18), or a recycled state,
     else a free one with a new page.  A state, or -1."""
@@ -177,7 +182,7 @@ def _gve_alloc_buffer(k, cpu):
     return ix
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _gve_rx_post_buffers_dqo(k, cpu):
     """gve_rx_post_buffers_dqo(): the buffer queue filled up to count - 1 buffers out (posted, or holding a
     frame not yet cleaned); the first failure ends it."""

@@ -115,7 +115,8 @@ def gve_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> ob
                                                                       pool.cache_refill)
     # Live pages: each pool's cache and ring, a page per buffer state, a head and frags per skb alive, the
     # page_frag caches, the slabs
-    page_cap = ncpus * (cache_size + ring_qsize + rx.count + refill + 4) + inflight * (max_frags + 1) + 2 * slab_cap + 16
+    page_cap = (ncpus * (cache_size + ring_qsize + rx.count + refill + 4) + inflight * (max_frags + 1) + 2 * slab_cap
+                + 16)
     caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
     if kernel.skb_small_head_cache is not None:
         caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))

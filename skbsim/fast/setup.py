@@ -591,7 +591,8 @@ def _load_napi_frag_cache(k, cpu: int, state, pid_of: dict) -> None:
     """A CPU's NAPI page_frag_cache (napi_alloc_frag(): the RX buffers before 6.12, napi_alloc_skb()'s page_frag
     heads) as the open left it; the other per-CPU caches must be empty."""
     nc = state.napi_alloc_cache
-    if nc.page_small.page is not None or state.netdev_alloc_cache.page is not None or nc.skb_cache or nc.page.pfmemalloc:
+    if (nc.page_small.page is not None or state.netdev_alloc_cache.page is not None or nc.skb_cache
+            or nc.page.pfmemalloc):
         raise ValueError("unexpected per-CPU cache state at start")
     row = k.pcpu[cpu]
     if nc.page.page is not None:
