@@ -86,9 +86,9 @@ CONFIG_FIELDS = (
     # net.core.skb_defer_max (Kernel.skb_defer_max): skb_attempt_defer_free()'s limit, 128 from 6.19
     "DEFER_MAX",
     # -- bnxt --: the aggregation ring's size (0: none), the header-data split threshold (-1: none) and
-    # jumbo_thresh, page mode, BNXT_RX_PAGE_SIZE, an RX buffer skb's room from its headroom to its end, the
-    # where RX buffers come from (BN_HEAD_*), whether
-    # aggregation pages come from the page_pool (else alloc_page()), napi_alloc_frag()'s SKB_DATA_ALIGN(rx_buf_size)
+    # jumbo_thresh, page mode, BNXT_RX_PAGE_SIZE, an RX buffer skb's room from its headroom to its end, where RX
+    # buffers come from (BN_HEAD_*), whether aggregation pages come from the page_pool (else alloc_page()),
+    # napi_alloc_frag()'s SKB_DATA_ALIGN(rx_buf_size)
     "BN_AGG_COUNT", "BN_HDS", "BN_JUMBO", "BN_PAGE_MODE", "BN_AGG_PAGE", "BN_RX_ROOM", "BN_HEAD",
     "BN_AGG_POOL", "BN_FRAGSZ",
     # -- gve --: buffers from a page_pool (else own pages), the packet buffer size, header split, GRO_MAX_HEAD
