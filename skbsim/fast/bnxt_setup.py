@@ -1,4 +1,4 @@
-"""The fast engine's bnxt: the starting state (bnxt_kernel()), what it does not model, and the report's names.
+"""The fast engine's bnxt: the starting state (bnxt_kernel()), the frames' header lengths, the report's names.
 
 The reference Simulation has opened every queue (bnxt_open_queue()); bnxt_kernel() copies its rings and
 page_pool into the BnxtRings and PagePool records (skbsim.fast.state), and reads what napi_alloc_skb(len)
@@ -15,8 +15,8 @@ from skbsim.fast.setup import (
     new_kernel, slab_spec, socket_queue_capacity,
 )
 from skbsim.fast.state import (
-    BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_POOL, BR_PAGE, CP_TS, DRIVER_BNXT, HW_NEXT, TAIL,
-    new_bnxt_rings, new_page_pools,
+    BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_POOL, BR_PAGE, CP_TS, DRIVER_BNXT, new_bnxt_rings,
+    new_page_pools,
 )
 from skbsim.sim import Simulation
 
@@ -92,8 +92,7 @@ def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> o
         for slot, page in enumerate(rxr.agg_buf):
             if page is not None:
                 k.bnxt.agg[cpu, slot, BR_PAGE] = pid_of[page.pfn]
-        k.pcpu[cpu, HW_NEXT], k.pcpu[cpu, TAIL] = 0, 0
-    return k
+    return k  # (the NIC's next slots, pcpu HW_NEXT and TAIL, are 0 as the open left them)
 
 
 def bnxt_kind_names(ref: Simulation, kinds: list) -> list:
