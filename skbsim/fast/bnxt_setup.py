@@ -12,7 +12,7 @@ import numpy as np
 from skbsim.drivers.bnxt import HEAD_PAGE_FRAG, HEAD_PAGE_FRAG_NAPI, HEAD_PAGE_POOL
 from skbsim.fast.setup import (
     TableSizes, _load_napi_frag_cache, _load_pool, _pp_pages, base_config, live_skbs_bound, napi_alloc_skb_table,
-    new_kernel, slab_spec, socket_queue_capacity,
+    new_kernel, skb_caches, socket_queue_capacity,
 )
 from skbsim.fast.state import (
     BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_POOL, BR_PAGE, CP_TS, DRIVER_BNXT, new_bnxt_rings,
@@ -67,10 +67,7 @@ def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> o
                                                                       pool.cache_refill)
     per_pool = cache_size + ring_qsize + p.ring_size + p.agg_ring_size + refill + 2
     page_cap = ncpus * per_pool + inflight * (max_frags + 1) + ncpus * 2 + 2 * slab_cap + 16
-    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
-    if kernel.skb_small_head_cache is not None:
-        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
-    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=inflight, frags=max_frags, ring_bias=0)
+    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap), queue=qcap, frag_lists=inflight, frags=max_frags, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, cache_size, ring_qsize, page_cap),
                    bnxt=new_bnxt_rings(ncpus, p.ring_size, p.agg_ring_size, copy))
     pools = {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from skbsim.fast.setup import (
-    TableSizes, _load_napi_frag_cache, _load_pool, _pp_pages, base_config, live_skbs_bound, new_kernel, slab_spec,
+    TableSizes, _load_napi_frag_cache, _load_pool, _pp_pages, base_config, live_skbs_bound, new_kernel, skb_caches,
     socket_queue_capacity,
 )
 from skbsim.fast.state import (
@@ -45,20 +45,16 @@ class GveCodes:
             self.rx = gve_rx_alloc_ring_dqo(self.scratch, self.napi.dev, self.napi, dict(ref.config.options))
 
     def __call__(self, header: bytes, length: int) -> int:
-        from skbsim.drivers.gve import GVE_DEFAULT_HEADER_BUFFER_SIZE
+        from skbsim.drivers.gve import gve_header_split_len
         from skbsim.mm.gfp import GFP_ATOMIC
-        from skbsim.net.ethernet import eth_get_headlen, eth_type_trans
+        from skbsim.net.ethernet import eth_type_trans
         from skbsim.net.gro import gro_flush_normal, napi_get_frags, napi_gro_frags, napi_gro_receive
         from skbsim.net.skbuff import kfree_skb, napi_alloc_skb, skb_add_rx_frag, skb_put
 
         scratch, rx, napi = self.scratch, self.rx, self.napi
         if length < ETH_HLEN:
             raise ValueError(f"a gve frame of {length} bytes, shorter than its Ethernet header")
-        hdr_len = 0
-        if rx.hsplit:
-            hdr_len = eth_get_headlen(rx.dev, header, GVE_DEFAULT_HEADER_BUFFER_SIZE)
-            if not 0 < hdr_len < length or hdr_len > GVE_DEFAULT_HEADER_BUFFER_SIZE:
-                hdr_len = 0
+        hdr_len = gve_header_split_len(rx, header, length)
         payload = length - hdr_len
         nbufs = -(-payload // rx.buf_size)
         if not hdr_len and nbufs == 1 and payload <= rx.copybreak:
@@ -117,10 +113,7 @@ def gve_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> ob
     # page_frag caches, the slabs
     page_cap = (ncpus * (cache_size + ring_qsize + rx.count + refill + 4) + inflight * (max_frags + 1) + 2 * slab_cap
                 + 16)
-    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
-    if kernel.skb_small_head_cache is not None:
-        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
-    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=inflight, frags=max_frags, ring_bias=0)
+    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap), queue=qcap, frag_lists=inflight, frags=max_frags, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, cache_size, ring_qsize, page_cap),
                    gve=new_gve_rings(ncpus, rx.count, copy))
     pools = {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}

@@ -122,6 +122,15 @@ def slab_spec(kernel, cache, live: int) -> SlabSpec:
                     live + slabs_kept(cache.min_partial, cache.cpu_partial_slabs, kernel.ncpus))
 
 
+def skb_caches(kernel, slab_cap: int) -> list[SlabSpec]:
+    """The caches of a run whose heads napi_alloc_skb() may take from skbuff_small_head: skbuff_head_cache and,
+    where the release has it, skbuff_small_head, each with room for slab_cap objects."""
+    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
+    if kernel.skb_small_head_cache is not None:
+        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
+    return caches
+
+
 #: how many of each a run may hold at once: pages, slab objects per cache (slab_spec() rows), socket queue
 #: entries, frag lists and frags a list; and the value a ring buffer's pagecnt_bias starts at
 TableSizes = namedtuple("TableSizes", ("pages", "caches", "queue", "frag_lists", "frags", "ring_bias"))
@@ -272,11 +281,8 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
     # and the slabs of both caches.
     page_cap = (ncpus * ring.count + 2 * qcap + ncpus * (2 * kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT + 4)
                 + ncpus * kernel.skb_defer_max * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
-    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
-    if kernel.skb_small_head_cache is not None:
-        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
     # frag lists: a frame's MAX_SKB_FRAGS + 1 replacement buffers are held in a row first
-    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=slab_cap, frags=profile.MAX_SKB_FRAGS + 1,
+    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap), queue=qcap, frag_lists=slab_cap, frags=profile.MAX_SKB_FRAGS + 1,
                        ring_bias=1)  # one page reference per buffer
     k = new_kernel(sim, fields, sizes, copy=copy)
     _copybreak_start(sim, k)
