@@ -6,8 +6,9 @@ machine are noisy: every figure here is the best of --repeat runs, and the ratio
 between figures measured in the same run.
 
 1. The model: packets per second of both engines on IMIX traffic (Linux 6.9 profile, one
-   CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net, mana's page_pool pages; 6.18 for mana's
-   page_pool fragments and libeth's idpf, 7.1 for ice's page_pool form), each after one untimed
+   CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net, mana's page_pool pages, bnxt's page mode,
+   gve with its own pages; 6.18 for mana's page_pool fragments, libeth's idpf, bnxt's copies and aggregation
+   pages and gve's page_pool buffers, 7.1 for ice's page_pool form), each after one untimed
    warm-up run
    (imports; the fast engine loads numba's cache).  For the fast engine also the compiled
    loop alone (the time spent inside its _run() calls).
