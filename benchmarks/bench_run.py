@@ -6,9 +6,10 @@ machine are noisy: every figure here is the best of --repeat runs, and the ratio
 between figures measured in the same run.
 
 1. The model: packets per second of both engines on IMIX traffic (Linux 6.9 profile, one
-   CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net, mana's page_pool pages, mlx5's legacy RQ;
-   6.18 for mana's page_pool fragments, libeth's idpf and mlx5's striding RQ, 7.1 for ice's page_pool form),
-   each after one untimed
+   CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net, mana's page_pool pages, mlx5's legacy RQ,
+   bnxt's page mode, gve with its own pages; 6.18 for mana's page_pool fragments, libeth's idpf, mlx5's
+   striding RQ, bnxt's copies and aggregation pages and gve's page_pool buffers, 7.1 for ice's page_pool
+   form), each after one untimed
    warm-up run
    (imports; the fast engine loads numba's cache).  For the fast engine also the compiled
    loop alone (the time spent inside its _run() calls).
@@ -59,7 +60,11 @@ WORKLOADS = (("ice rx=legacy", "ice", {"rx": "legacy"}), ("ice rx=build_skb", "i
              # -- mlx5 --
              ("mlx5 striding RQ (linear skbs)", "mlx5", {}),
              ("mlx5 striding RQ MTU 9000 (napi_alloc_skb() copies)", "mlx5", {"mtu": "9000"}),
-             ("mlx5 legacy RQ MTU 9000 (non-linear skbs)", "mlx5", {"rq": "legacy", "mtu": "9000"}))
+             ("mlx5 legacy RQ MTU 9000 (non-linear skbs)", "mlx5", {"rq": "legacy", "mtu": "9000"}),
+             # -- bnxt --
+             ("bnxt (copies and aggregation pages)", "bnxt", {}), ("bnxt page mode", "bnxt", {"page_mode": "on"}),
+             # -- gve --
+             ("gve DQO (own pages)", "gve", {}), ("gve DQO (page_pool)", "gve", {}))
 #: the live kernel's figure every workload is compared with: the tap path below, also for virtio_net (eth0 here is
 #: a virtio_net NIC, but its traffic cannot be made at a chosen rate: only ordinary downloads are allowed on it)
 LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap path (a tap device written by this "
@@ -69,13 +74,17 @@ LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap pa
 KERNEL_OF = {"mana (page_pool fragments)": "6.18", "libeth idpf (MTU and short buffer queues)": "6.18",
              "ice page_pool form (libeth)": "7.1",
              # -- mlx5 --
-             "mlx5 striding RQ (linear skbs)": "6.18", "mlx5 striding RQ MTU 9000 (napi_alloc_skb() copies)": "6.18"}
+             "mlx5 striding RQ (linear skbs)": "6.18", "mlx5 striding RQ MTU 9000 (napi_alloc_skb() copies)": "6.18",
+             "bnxt (copies and aggregation pages)": "6.18",  # -- bnxt --
+             "gve DQO (page_pool)": "6.18"}  # -- gve --
 #: the page_pool workloads: the live machine has no page_pool NIC, so their live figure is the tap path's
 PAGE_POOL_WORKLOADS = ("mana (page_pool pages)", "mana (page_pool fragments)",
                        "libeth idpf (MTU and short buffer queues)", "ice page_pool form (libeth)",
                        # -- mlx5 --
                        "mlx5 striding RQ (linear skbs)", "mlx5 striding RQ MTU 9000 (napi_alloc_skb() copies)",
-                       "mlx5 legacy RQ MTU 9000 (non-linear skbs)")
+                       "mlx5 legacy RQ MTU 9000 (non-linear skbs)",
+                       "bnxt (copies and aggregation pages)", "bnxt page mode",  # -- bnxt --
+                       "gve DQO (own pages)", "gve DQO (page_pool)")  # -- gve --
 
 
 def time_model(packets: int, engine: str, driver: str, options: dict, repeat: int,

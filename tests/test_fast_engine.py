@@ -428,8 +428,8 @@ def test_tun_backlog_beyond_the_fast_engines_room_is_redone(monkeypatch):
 #: mana MTUs around its buffer forms' limits (MANA_RXBUF_PAD is 334 with 4 KiB pages): 6.18's page_pool
 #: fragments while mtu + pad fits half a page (up to 1714), whole pages above (order 2 at 9000); 6.1 and
 #: 6.12's whole pages of get_order(SKB_DATA_ALIGN(mtu + pad + XDP headroom)), the 256-byte headroom up to
-#: 3506, order 1 from 3763; v6.9's page per buffer up to 3762 (above it napi_alloc_frag(): the reference
-#: engine's)
+#: 3506, order 1 from 3763; v6.9's page per buffer up to 3762 (above it napi_alloc_frag() pieces of the NAPI
+#: page_frag cache)
 MANA_MTUS = ["68", "1500", "1714", "1715", "3506", "3507", "3762", "9000"]
 
 
@@ -449,13 +449,7 @@ def test_mana_fixed_workloads(kernel, mtu, workload):
     options = {"mtu": mtu, **workload.pop("options", {})}
     if kernel == "6.9" and "ring" in options:
         del options["ring"]  # v6.9 mana has a fixed ring of 512
-    config = RunConfig(kernel=kernel, driver="mana", options=options, **workload)
-    if kernel == "6.9" and int(mtu) > 3762:
-        assert unsupported(config) is None  # known only once the queue is open
-        result, _, why = simulate_engine(config, "fast")
-        assert result["engine"] == "reference" and "napi_alloc_frag()" in why
-        return
-    _assert_same(**vars(config))
+    _assert_same(kernel=kernel, driver="mana", options=options, **workload)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -470,8 +464,6 @@ def test_mana_fixed_workloads(kernel, mtu, workload):
     (("slab", 1.0, 3, 20, 0),),
 ])
 def test_mana_fault_workloads(kernel, mtu, faults):
-    if kernel == "6.9" and mtu == "9000":
-        pytest.skip("v6.9 mana above a page is the reference engine's (napi_alloc_frag())")
     _assert_same(kernel=kernel, driver="mana", options={"mtu": mtu}, traffic="uniform:14-9014", count=4_000,
                  rate=3e6, cpus=2, app_rate=5e5, rcvbuf=100_000, faults=faults)
 
@@ -506,8 +498,6 @@ def test_random_mana_workloads_give_identical_json(kernel, mtu, ring, gro, traff
     options = {name: value for name, value in (("mtu", mtu), ("ring", ring), ("gro", gro)) if value}
     if kernel == "6.9":
         options.pop("ring", None)  # fixed at 512
-        if int(options.get("mtu", 1500)) > 3762:
-            options.pop("mtu")  # napi_alloc_frag() buffers: the reference engine's (test_mana_fixed_workloads)
     _assert_same(kernel=kernel, driver="mana", options=options, traffic=traffic, faults=faults, **run)
 
 
@@ -646,7 +636,6 @@ def test_libeth_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, 
     assert outputs["fast"] == outputs["reference"]
 
 
-@pytest.mark.parametrize("driver", ["bnxt", "gve"])
 def test_page_pool_drivers_not_yet_modelled_fall_back_and_say_why(driver):
     from skbsim.fast.engine import PP_DRIVERS
 
@@ -925,6 +914,9 @@ def _traced_runs(tmp_path, config: dict, suffix: str, plot: bool = True) -> dict
     ("copybreak-faults", {"ring": "64"}, "uniform:14-4000"),
     ("mana", {"ring": "512"}, "uniform:14-1600"),  # page_pool fragments (6.18) or whole pages
     ("mana-faults", {"mtu": "3000"}, "uniform:14-3014"),  # frames the driver drops (no buffer, no sk_buff)
+    ("mana-faults", {"mtu": "9000"}, "uniform:14-9014"),  # v6.9: napi_alloc_frag() buffers, refused ones
+    ("bnxt-faults", {"mtu": "9000"}, "uniform:14-9014"),  # copies with aggregation pages
+    ("gve-faults", {"mtu": "9000"}, "uniform:14-9014"),  # copies, napi_get_frags() skbs of several buffers
 ])
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_trace_and_plot_data_are_the_reference_engines(tmp_path, kernel, driver, options, traffic, suffix):

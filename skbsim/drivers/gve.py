@@ -283,6 +283,16 @@ def gve_reuse_buffer(kernel: Kernel, rx: gve_rx_ring, ix: int) -> None:
 # -- the NIC ----------------------------------------------------------------------------------------------
 
 
+def gve_header_split_len(rx: gve_rx_ring, header: bytes, length: int) -> int:
+    """The bytes of a frame the device writes into the header buffer with header split: its eth_get_headlen()
+    (up to a header buffer), 0 when that is nothing, all of the frame or more than the buffer (not split), and
+    without header split."""
+    if not rx.hsplit:
+        return 0
+    hdr_len = eth_get_headlen(rx.dev, header, GVE_DEFAULT_HEADER_BUFFER_SIZE)
+    return 0 if not 0 < hdr_len < length or hdr_len > GVE_DEFAULT_HEADER_BUFFER_SIZE else hdr_len
+
+
 def gve_nic_receive(kernel: Kernel, rx: gve_rx_ring, frame: Frame) -> bool:
     """The device: the frame (its payload, with header split) into the next posted buffers."""
     length = frame.length
@@ -290,11 +300,7 @@ def gve_nic_receive(kernel: Kernel, rx: gve_rx_ring, frame: Frame) -> bool:
         rx.stats.oversize_drops += 1
         return False
     header = frame_header(frame, rx.synthetic)
-    hdr_len = 0
-    if rx.hsplit:
-        hdr_len = eth_get_headlen(rx.dev, header, GVE_DEFAULT_HEADER_BUFFER_SIZE)
-        if not 0 < hdr_len < length or hdr_len > GVE_DEFAULT_HEADER_BUFFER_SIZE:
-            hdr_len = 0
+    hdr_len = gve_header_split_len(rx, header, length)
     payload = length - hdr_len
     nbufs = -(-payload // rx.buf_size)
     if nbufs > len(rx.bufq):

@@ -43,7 +43,9 @@ COMPILED_SOURCES = ("fast/layout.py", "fast/state.py", "fast/mm.py", "fast/slub.
                     "net/sock.py", "net/skbuff.py", "mm/*.py", "drivers/ice.py", "fast/page_pool.py",
                     "fast/pp_drivers.py", "net/page_pool.py", "fast/virtio.py", "drivers/virtio_net.py",
                     "fast/libeth.py", "drivers/libeth.py",
-                    "fast/mlx5.py", "drivers/mlx5.py")
+                    "fast/mlx5.py", "drivers/mlx5.py",  # -- mlx5 --
+                    "fast/bnxt.py",  # -- bnxt --
+                    "fast/gve.py")  # -- gve --
 #: synthetic frames in all below which a run without the compiled cache uses the reference engine
 #: (about three seconds there) while the cache is built in the background
 SMALL_RUN_FRAMES = 200_000

@@ -11,7 +11,7 @@ from skbsim.fast.layout import (
 from skbsim.fast.loop import _run, _teardown
 from skbsim.fast.setup import (
     copybreak_copy_skbs, copybreak_kernel, ice_kernel, legacy_header_skb, libeth_fqs, libeth_kernel, mana_kernel,
-    tun_kernel,
+    mana_napi_frag, tun_kernel,
 )
 from skbsim.fast.state import (
     ALLOCATED, BYTES, CB_N_1K, CB_N_BUILD, CB_N_FRAG, CB_N_SMALL, CONDENSED, DELIVERED, DESC_DD, DESC_LEN,
@@ -28,6 +28,10 @@ from skbsim.fast.tun import _TunLengths
 from skbsim.drivers.libeth import libeth_rx_queue
 from skbsim.fast.setup import mlx5_head_skb, mlx5_kernel  # -- mlx5 --
 from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio, virtio_kernel
+from skbsim.fast.bnxt_setup import (  # -- bnxt --
+    bnxt_headlen, bnxt_kernel, bnxt_kind_names, napi_alloc_skb_heads,
+)
+from skbsim.fast.gve_setup import GveCodes, gve_kernel, gve_kind_names  # -- gve --
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
@@ -39,11 +43,9 @@ def unsupported(config: RunConfig) -> str | None:
         return "a socket per flow (--socket tcp: TCP receivers) is modelled by the reference engine only"
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
-    if config.driver not in ("ice", "copybreak", "tun", "virtio_net") + PP_DRIVERS:
-        if config.driver in PP_NOT_YET:
-            return f"the fast engine's page_pool drivers are {', '.join(PP_DRIVERS)}: {PP_NOT_YET[config.driver]}"
-        return (f"the fast engine models only the ice, copybreak, tun, virtio_net, mana and libeth drivers, "
-                f"not {config.driver}")
+    drivers = ("ice", "copybreak", "tun", "virtio_net") + PP_DRIVERS
+    if config.driver not in drivers:
+        return f"the fast engine models the {', '.join(drivers[:-1])} and {drivers[-1]} drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
         return "the fast engine models ice rx=build_skb and rx=legacy only"
     from skbsim.profile import load_profile
@@ -69,12 +71,10 @@ def unsupported(config: RunConfig) -> str | None:
 
 #: the page_pool drivers the fast engine models
 PP_DRIVERS = ("mana", "libeth",
-              "mlx5")  # -- mlx5 --
-#: the others, and what they need that the fast engine does not have yet
-PP_NOT_YET = {
-    "bnxt": "bnxt's copybreak and aggregation ring over page_pool are not modelled yet",
-    "gve": "gve's DQO buffers (napi_get_frags() skbs of page_pool fragments) are not modelled yet",
-}
+              "mlx5",  # -- mlx5 --
+              "bnxt",  # -- bnxt --
+              "gve",  # -- gve --
+              )
 
 
 class FastSimulation:
@@ -101,6 +101,8 @@ class FastSimulation:
         self.libeth = False
         self.mlx5 = config.driver == "mlx5"  # -- mlx5 --
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
+        self.bnxt = None  # -- bnxt --: napi_alloc_skb(len)'s table and its heads' names
+        self.gve = None  # -- gve --: the same
         if self.virtio:
             if plot:
                 # its truesize table keeps one truesize per (frame length, frags); a virtio_net buffer's size
@@ -126,10 +128,15 @@ class FastSimulation:
                                      "the reference engine")
                 self.head = mlx5_head_skb(self.ref)
             return
+        if config.driver == "bnxt":  # -- bnxt --
+            self.bnxt = napi_alloc_skb_heads(self.ref)
+            self.codes = bnxt_headlen(self.ref.dev)  # the split after the headers, page mode's copy
+            return
+        if config.driver == "gve":  # -- gve --
+            self.gve = napi_alloc_skb_heads(self.ref)
+            self.codes = GveCodes(self.ref)  # header split, and what GRO pulls into the head
+            return
         if config.driver == "mana":
-            if any(not oob.from_pool for state in self.ref.cpus for oob in state.queue.rx_oobs):
-                raise ValueError(f"mtu={ring.config['mtu']}: v6.9 mana takes buffers above a page from "
-                                 f"napi_alloc_frag(), which the fast engine does not model with mana")
             return
         if self.copybreak:
             self.copy_heads = copybreak_copy_skbs(self.ref)
@@ -152,6 +159,10 @@ class FastSimulation:
             k = libeth_kernel(self.ref, trace, self.plot)
         elif self.mlx5:  # -- mlx5 --
             k = mlx5_kernel(self.ref, trace, self.plot, self.head)
+        elif self.bnxt is not None:  # -- bnxt --
+            k = bnxt_kernel(self.ref, trace, self.plot, self.bnxt[0])
+        elif self.gve is not None:  # -- gve --
+            k = gve_kernel(self.ref, trace, self.plot, self.gve[0])
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
@@ -218,7 +229,14 @@ class FastSimulation:
         if self.legacy:
             return [(self.head["path"], self.head["source"], None)]
         if self.config.driver == "mana":
-            return [("napi_build_skb", "page_pool fragment" if ring.frag_count > 1 else "page_pool page", None)]
+            source = "page_pool fragment" if ring.frag_count > 1 else "page_pool page"
+            if mana_napi_frag(ring, self.ref.kernel.profile):  # -- mana v6.9 above a page --
+                source = "page_frag (napi_alloc_frag)"
+            return [("napi_build_skb", source, None)]
+        if self.bnxt is not None:  # -- bnxt --
+            return bnxt_kind_names(self.ref, self.bnxt[1])
+        if self.gve is not None:  # -- gve --
+            return gve_kind_names(self.gve[1])
         if self.libeth:  # by the fill queue of the head's buffer: MTU, idpf's short one, header (split)
             return [("napi_build_skb", f"libeth {fq.type} buffer (page_pool)", None) for fq in libeth_fqs(ring)]
         if self.mlx5:  # -- mlx5 --: one kind a run (built in place, or napi_alloc_skb()'s copy)
@@ -393,6 +411,14 @@ class FastSimulation:
                 named[-1] = ("napi_build_skb", "copybreak rx buffer (page_frag)")
             for kind, (path, head_source) in named.items():
                 n = int(k.st[counters[kind]])
+                if n:
+                    paths[path] = paths.get(path, 0) + n
+                    head_sources[head_source] = head_sources.get(head_source, 0) + n
+            return dict(sorted(paths.items())), dict(sorted(head_sources.items()))
+        if self.bnxt is not None or self.gve is not None:  # -- bnxt --, -- gve --: by kind (their kinds records)
+            paths, head_sources = {}, {}
+            counts = (k.bnxt if self.bnxt is not None else k.gve).kinds.tolist()
+            for (path, head_source, _), n in zip(self._kind_names(), counts):
                 if n:
                     paths[path] = paths.get(path, 0) + n
                     head_sources[head_source] = head_sources.get(head_source, 0) + n

@@ -316,6 +316,8 @@ def _pf_alloc(pages, faults, st, nc, cfg, fragsz):
             if not _pf_refill(pages, faults, st, nc, cfg):
                 return -1
         off = nc[PF_SIZE] - fragsz if down else 0
+        if down and off < 0:
+            return -1  # a fragment larger than the page (an order-0 fallback): refused
     else:
         off = off - fragsz if down else off
     nc[PF_BIAS] -= 1

@@ -23,6 +23,7 @@ from skbsim.fast.state import (
     SKB_FRAG, SKB_HEAD, SKB_OBJ, SR_COUNT, SR_EVERY, SR_LEN, TIME_SQUEEZE, TRAFFIC_DONE,
 )
 from skbsim.fast.state import PAGE_POOL, PP_SOFTIRQ  # page_pool
+from skbsim.fast.state import CP_FRAGSZ, CP_KIND  # napi_alloc_skb() by a table (bnxt, gve)
 from skbsim.sim import NETDEV_BUDGET, NETDEV_BUDGET_NS
 
 # -- the event heap (Simulation.events: (time, order, kind, cpu), smallest first) ------------------------------
@@ -317,3 +318,13 @@ def _alloc_rx_skb(k, cpu, kind, fragsz, buf_page):
             return -1, -1
         head = SLAB_TAG + (CACHE_SMALL << 32) + small
     return head, obj
+
+
+@njit(cache=True, forceinline=True)
+def _alloc_skb_by_table(k, cpu, copy, length):
+    """napi_alloc_skb(length) by a table of what it gives for each length (CP_* rows, setup.napi_alloc_skb_table()):
+    (head, sk_buff), -1 when it failed; a length beyond the table sets st[ERR] (the run is redone)."""
+    if length >= copy.shape[0]:
+        k.st[ERR] = ERR_TABLE_FULL
+        return -1, -1
+    return _alloc_rx_skb(k, cpu, copy[length, CP_KIND], copy[length, CP_FRAGSZ], -1)

@@ -300,6 +300,17 @@ def _pp_put_skb_page(k, pid):
 
 
 @njit(cache=True, forceinline=True)
+def _pp_put_buf(k, p, pid, allow_direct):
+    """A driver's buffer given back without an skb: page_pool_put_page() (put_full_page, recycle_direct, free_va)
+    to pool p when it is a pool page, else put_page() (skb_free_frag() of a page_frag piece, a page of the
+    driver's own)."""
+    if k.pp.pp[pid]:
+        _pp_put_page(k, p, pid, allow_direct)
+    else:
+        _put_page(k.pages, k.st, pid)
+
+
+@njit(cache=True, forceinline=True)
 def _pp_put_skb_frags(k, frag):
     """The frag pages of an skb marked for recycling (skb_release_data(), __pskb_pull_tail()): each through
     napi_frag_unref() in frag order (_pp_put_skb_page()); a row of frags.fl goes back (frag as

@@ -5,8 +5,7 @@ skbsim/drivers/mana.py over the Rings record: each slot's posted buffer (BUF_PAG
 whole or the page of a fragment) and the length of the frame the NIC completed into it (DESC_LEN).
 The NIC's next slot is pcpu HW_NEXT, the next completion to clean NTC; the completions not yet
 cleaned are the queue's frames written and not yet taken (sim._pending()).  Every buffer is a
-page_pool one (skbsim.fast.page_pool): v6.9's napi_alloc_frag() buffers above a page stay with the
-reference engine.
+page_pool one (skbsim.fast.page_pool), but v6.9's above a page: napi_alloc_frag() pieces (cfg[MANA_NAPI_FRAG]).
 """
 
 from __future__ import annotations
@@ -14,8 +13,10 @@ from __future__ import annotations
 from skbsim.fast.layout import ERR_EMPTY_FRAME, njit
 from skbsim.fast.libeth import _libeth_close, _libeth_nic_receive, _libeth_poll
 from skbsim.fast.mlx5 import _mlx5_close_rq, _mlx5_nic_receive, _mlx5_poll  # -- mlx5 --
+from skbsim.fast.bnxt import _bnxt_close, _bnxt_nic_receive, _bnxt_poll  # -- bnxt --
+from skbsim.fast.gve import _gve_nic_receive, _gve_rx_free_ring_dqo, _gve_rx_poll_dqo  # -- gve --
 from skbsim.fast.napi import _nc_get
-from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_page
+from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_buf
 from skbsim.fast import rx  # (a module: rx dispatches to this one)
 from skbsim.fast.state import (
     BUF_PAGE, BUILD_TRUESIZE, DESC_LEN, DRIVER, DRIVER_LIBETH, D_BUF_FAILURES, D_NIC_FRAMES, D_RELEASED, D_REUSED,
@@ -23,6 +24,10 @@ from skbsim.fast.state import (
     RING_COUNT, RX_BUF_LEN,
 )
 from skbsim.fast.state import DRIVER_MLX5  # -- mlx5 --
+from skbsim.fast.state import DRIVER_BNXT  # -- bnxt --
+from skbsim.fast.state import DRIVER_GVE  # -- gve --
+from skbsim.fast.mm import _pf_alloc, _put_page  # -- mana v6.9 above a page --
+from skbsim.fast.state import MANA_FRAGSZ, MANA_FRAG_ORDER, MANA_NAPI_FRAG, PAGE_ORDER  # -- mana v6.9 above a page --
 
 
 @njit(cache=True, forceinline=True)
@@ -48,9 +53,22 @@ def _mana_nic_receive(k, cpu, length):
 def _mana_get_rxfrag(k, cpu):
     """mana_get_rxfrag(): a new buffer from the queue's page_pool, a fragment of alloc_size bytes
     (page_pool_dev_alloc_frag()) or a whole page (page_pool_dev_alloc_pages()); its page id, or -1."""
+    if k.cfg[MANA_NAPI_FRAG]:  # -- mana v6.9 above a page --
+        return _mana_napi_alloc_frag(k, cpu)
     if k.cfg[PP_FRAGS]:
         return _pp_alloc_frag(k, cpu, k.cfg[RX_BUF_LEN])
     return _pp_alloc_pages(k, cpu)
+
+
+@njit(cache=True, forceinline=True)
+def _mana_napi_alloc_frag(k, cpu):
+    """mana_get_rxfrag() of v6.9 above a page: napi_alloc_frag(alloc_size) from this CPU's NAPI page_frag cache,
+    given back (put_page()) when the cache fell back to a page too small for it; its page id, or -1."""
+    pid = _pf_alloc(k.pages, k.faults, k.st, k.pcpu[cpu], k.cfg, k.cfg[MANA_FRAGSZ])
+    if pid >= 0 and k.pages.page[pid, PAGE_ORDER] < k.cfg[MANA_FRAG_ORDER]:
+        _put_page(k.pages, k.st, pid)
+        return -1
+    return pid
 
 
 @njit(cache=True, forceinline=True)
@@ -72,9 +90,9 @@ def _mana_process_rx_cqe(k, cpu, slot):
         return -1, -1
     obj = _nc_get(k, cpu)
     if obj < 0:
-        # page_pool_recycle_direct() of a whole page, page_pool_free_va(allow_direct) of a fragment
+        # page_pool_recycle_direct() of a whole page, page_pool_free_va(allow_direct) of a fragment, put_page()
         k.st[D_SKB_FAILURES] += 1
-        _pp_put_page(k, cpu, old, True)
+        _pp_put_buf(k, cpu, old, True)
         return -1, -1
     return old, obj
 
@@ -113,7 +131,7 @@ def _mana_destroy_rxq(k, cpu):
     for slot in range(k.cfg[RING_COUNT]):
         pid = buf[slot, BUF_PAGE]
         if pid >= 0:
-            _pp_put_page(k, cpu, pid, frags)
+            _pp_put_buf(k, cpu, pid, frags)
             buf[slot, BUF_PAGE] = -1
     _page_pool_destroy(k, cpu)
     k.st[PP_SOFTIRQ] = 0
@@ -130,6 +148,10 @@ def _pp_nic_receive(k, cpu, length, hlen):
         return _libeth_nic_receive(k, cpu, length, hlen)
     if k.cfg[DRIVER] == DRIVER_MLX5:  # -- mlx5 --
         return _mlx5_nic_receive(k, cpu, length)
+    if k.cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
+        return _bnxt_nic_receive(k, cpu, length, hlen)
+    if k.cfg[DRIVER] == DRIVER_GVE:  # -- gve --: hlen is the frame's code (skbsim.fast.gve_setup.GveCodes)
+        return _gve_nic_receive(k, cpu, length, hlen)
     return _mana_nic_receive(k, cpu, length)
 
 
@@ -140,6 +162,10 @@ def _pp_poll(k, cpu, budget):
         return _libeth_poll(k, cpu, budget)
     if k.cfg[DRIVER] == DRIVER_MLX5:  # -- mlx5 --
         return _mlx5_poll(k, cpu, budget)
+    if k.cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
+        return _bnxt_poll(k, cpu, budget)
+    if k.cfg[DRIVER] == DRIVER_GVE:  # -- gve --
+        return _gve_rx_poll_dqo(k, cpu, budget)
     return _mana_poll(k, cpu, budget)
 
 
@@ -150,5 +176,9 @@ def _pp_close_queue(k, cpu):
         _libeth_close(k, cpu)
     elif k.cfg[DRIVER] == DRIVER_MLX5:  # -- mlx5 --
         _mlx5_close_rq(k, cpu)
+    elif k.cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
+        _bnxt_close(k, cpu)
+    elif k.cfg[DRIVER] == DRIVER_GVE:  # -- gve --
+        _gve_rx_free_ring_dqo(k, cpu)
     else:
         _mana_destroy_rxq(k, cpu)

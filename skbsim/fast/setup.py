@@ -39,6 +39,9 @@ from skbsim.fast.state import (  # -- mlx5 --
     DRIVER_MLX5, FP_FRAGS, FP_HELD, FP_PAGE, G_SIZE, G_STRIDE, RQ_CI, RQ_HW_HEAD, RQ_HW_STRIDE, RQ_MISSING, WF_LAST,
     WF_OFFSET, WF_SLOT, W_CONSUMED, W_EMPTY, W_POSTED, W_STATE, W_WRITTEN, new_mlx5_rqs,
 )
+from skbsim.fast.state import CP_FIELDS, CP_FRAGSZ, CP_KIND, CP_ROOM, CP_TS, new_bnxt_rings  # -- bnxt --
+from skbsim.fast.state import D_BUF_FAILURES  # -- mana v6.9 above a page --
+from skbsim.fast.state import new_gve_rings  # -- gve --
 from skbsim.fast.traffic import CHUNK
 from skbsim.drivers.libeth import IAVF_RX_BUFFER_WRITE, LIBIE_MAX_CHAINED_BUFS
 from skbsim.drivers.mlx5 import EMPTY, MLX5E_CACHE_SIZE, MLX5E_MAX_RX_FRAGS, POSTED, WRITTEN  # -- mlx5 --
@@ -124,6 +127,15 @@ def slab_spec(kernel, cache, live: int) -> SlabSpec:
                     live + slabs_kept(cache.min_partial, cache.cpu_partial_slabs, kernel.ncpus))
 
 
+def skb_caches(kernel, slab_cap: int) -> list[SlabSpec]:
+    """The caches of a run whose heads napi_alloc_skb() may take from skbuff_small_head: skbuff_head_cache and,
+    where the release has it, skbuff_small_head, each with room for slab_cap objects."""
+    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
+    if kernel.skb_small_head_cache is not None:
+        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
+    return caches
+
+
 #: how many of each a run may hold at once: pages, slab objects per cache (slab_spec() rows), socket queue
 #: entries, frag lists and frags a list; and the value a ring buffer's pagecnt_bias starts at
 TableSizes = namedtuple("TableSizes", ("pages", "caches", "queue", "frag_lists", "frags", "ring_bias"))
@@ -133,7 +145,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
     them; the caller fills in the rings (and the caches the driver's open filled).  ``tables``: the
     driver's own records by their Kernel field (tun, pp, virtio, lb, skbcb); the others get one row."""
-    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "mlx"}
+    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "mlx", "bnxt", "gve"}
     if unknown:
         raise TypeError(f"new_kernel(): no such table {sorted(unknown)}")
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
@@ -177,6 +189,8 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
         lb=tables.get("lb") or new_libeth_fqs(0, 1, 1, 1),
         skbcb=tables.get("skbcb") or new_skb_cb(1),
         mlx=tables.get("mlx") or new_mlx5_rqs(1, 1, 1, 1, 1, 1),  # -- mlx5 --
+        bnxt=tables.get("bnxt") or new_bnxt_rings(1, 1, 1, np.zeros((1, CP_FIELDS), np.int64)),  # -- bnxt --
+        gve=tables.get("gve") or new_gve_rings(1, 1, np.zeros((1, CP_FIELDS), np.int64)),  # -- gve --
     )
 
 
@@ -273,11 +287,8 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
     # and the slabs of both caches.
     page_cap = (ncpus * ring.count + 2 * qcap + ncpus * (2 * kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT + 4)
                 + ncpus * kernel.skb_defer_max * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
-    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
-    if kernel.skb_small_head_cache is not None:
-        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
     # frag lists: a frame's MAX_SKB_FRAGS + 1 replacement buffers are held in a row first
-    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=slab_cap, frags=profile.MAX_SKB_FRAGS + 1,
+    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap), queue=qcap, frag_lists=slab_cap, frags=profile.MAX_SKB_FRAGS + 1,
                        ring_bias=1)  # one page reference per buffer
     k = new_kernel(sim, fields, sizes, copy=copy)
     _copybreak_start(sim, k)
@@ -301,18 +312,9 @@ def _copybreak_start(sim: Simulation, k: Kernel) -> None:
             k.rings.desc[cpu, slot, DESC_DD] = desc.dd
         row = k.pcpu[cpu]
         row[NTC], row[HW_NEXT] = ring.next_to_clean, ring.hw_next
-        state = kernel.cpus[cpu]
-        nc = state.napi_alloc_cache
-        if (nc.page_small.page is not None or state.netdev_alloc_cache.page is not None
-                or nc.skb_cache or nc.page.pfmemalloc):
-            raise ValueError("unexpected per-CPU cache state at start")
-        if nc.page.page is not None:
-            row[PF_PAGE] = pid_of[nc.page.page.pfn]
-            row[PF_OFFSET], row[PF_SIZE], row[PF_BIAS] = nc.page.offset, nc.page.size, nc.page.pagecnt_bias
-            seen.add(nc.page.page.pfn)
-        k.st[PF_ALLOCS] += nc.page.allocs
-        k.st[PF_REFILLS] += nc.page.refills
-        k.st[PF_REUSES] += nc.page.reuses
+        _load_napi_frag_cache(k, cpu, kernel.cpus[cpu], pid_of)
+        if kernel.cpus[cpu].napi_alloc_cache.page.page is not None:
+            seen.add(kernel.cpus[cpu].napi_alloc_cache.page.page.pfn)
     if seen != set(pages.live):
         raise ValueError("unexpected pages at start")
 
@@ -420,20 +422,25 @@ class ScratchNapi:
 
 
 def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
-    """What copybreak_copy_skb()'s napi_alloc_skb(len) gives for every len up to copybreak.
+    """What copybreak_copy_skb()'s napi_alloc_skb(len) gives for every len up to copybreak
+    (napi_alloc_skb_table()): (head kind, truesize, page_frag fragment size, path, head source)."""
+    table, names = napi_alloc_skb_table(ref, ref.cpus[0].queue.copybreak + 1, "copybreak copies into heads")
+    return [(kind, truesize, fragsz, *names[kind]) for kind, truesize, fragsz, _room in table.tolist()]
 
-    Each length runs through the model's napi_alloc_skb() on a scratch kernel
-    of the same profile (the run's kernel is untouched): (head kind, truesize,
-    page_frag fragment size, path, head source).  A head from anywhere but the
-    1K pieces, skbuff_small_head or the NAPI page_frag_cache is out of scope.
-    """
-    ring = ref.cpus[0].queue
+
+def napi_alloc_skb_table(ref: Simulation, lengths: int, what: str) -> tuple[np.ndarray, list]:
+    """What napi_alloc_skb(len) gives for every len below lengths (ScratchNapi): rows of CP_* columns (head
+    kind, truesize, page_frag fragment size, end - tail) and, by head kind, (path, head source)."""
     scratch = ScratchNapi(ref)
-    heads = [scratch.head(length, "copybreak copies into heads")[:5] for length in range(ring.copybreak + 1)]
-    for kind, _truesize, _fragsz, path, source in heads:
-        if (path, source) != next((h[3], h[4]) for h in heads if h[0] == kind):
-            raise ValueError("copybreak copies of one head kind with different paths")
-    return heads
+    table = np.zeros((lengths, CP_FIELDS), np.int64)
+    names: dict[int, tuple[str, str]] = {}
+    for length in range(lengths):
+        kind, truesize, fragsz, path, source, room = scratch.head(length, what)
+        if names.setdefault(kind, (path, source)) != (path, source):
+            raise ValueError("napi_alloc_skb() heads of one kind with different paths")
+        table[length, CP_KIND], table[length, CP_TS], table[length, CP_FRAGSZ], table[length, CP_ROOM] = (
+            kind, truesize, fragsz, room)
+    return table, [names.get(kind, ("", "")) for kind in range(max(names) + 1)]
 
 
 # -- page_pool drivers -------------------------------------------------------------------------------------
@@ -470,12 +477,15 @@ def _load_pool(k: Kernel, p: int, pool, napi_cpu: int, pid_of: dict) -> None:
         row[PP_STATS_FIRST + n] = pool.stats[name]
 
 
-def _pp_pages(sim: Simulation, k: Kernel, pools: dict) -> dict:
+def _pp_pages(sim: Simulation, k: Kernel, pools: dict, others: bool = False) -> dict:
     """The reference kernel's live pages as page ids, page->pp (pools: the row of each reference pool, by
-    id()) and pp_ref_count with them: {pfn: pid}."""
+    id()) and pp_ref_count with them: {pfn: pid}.  With others, pages no pool owns too (page_frag pieces,
+    alloc_page() pages, a driver's own pages)."""
     pid_of = {}
     for pfn, page in sim.kernel.pages.live.items():
         pid = pid_of[pfn] = _new_page(k, page.refcount, page.order)
+        if others and page.pp is None and not page.pfmemalloc:
+            continue
         if page.pfmemalloc or page.pp is None or id(page.pp) not in pools:
             raise ValueError("unexpected pages at start")
         k.pp.pp[pid] = pools[id(page.pp)] + 1
@@ -485,7 +495,7 @@ def _pp_pages(sim: Simulation, k: Kernel, pools: dict) -> dict:
 
 def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     """mana: each queue's buffers and page_pool as mana_create_rxq() left them (every buffer a page_pool page or
-    fragment: FastSimulation refuses v6.9's napi_alloc_frag() buffers)."""
+    fragment, or v6.9's above a page a napi_alloc_frag() piece: then each CPU's NAPI page_frag_cache too)."""
     kernel = sim.kernel
     profile = kernel.profile
     rxq = sim.cpus[0].queue
@@ -495,6 +505,12 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     fields.update(DRIVER=DRIVER_MANA, RING_COUNT=rxq.count, RXMAX=rxq.rxmax, RX_BUF_LEN=rxq.alloc_size,
                   BUILD_TRUESIZE=build_ts, COND_ROOM=-1,  # linear skbs: skb_condense() changes none
                   PAGE_POOL=1, PP_FRAGS=int(rxq.frag_count > 1))
+    napi_frag = mana_napi_frag(rxq, profile)
+    if napi_frag:  # -- mana v6.9 above a page --
+        frag_cache = kernel.cpus[0].napi_alloc_cache.page
+        fields.update(MANA_NAPI_FRAG=1, MANA_FRAGSZ=profile.SKB_DATA_ALIGN_u32(rxq.alloc_size),
+                      MANA_FRAG_ORDER=profile.get_order(rxq.alloc_size), PF_ORDER=frag_cache.max_order,
+                      PF_DOWN=0 if frag_cache.offset_up else 1)
     ncpus = sim.config.cpus
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, build_ts)
     slab_cap = live_skbs_bound(sim, qcap)
@@ -506,19 +522,33 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel, kernel.skbuff_cache, slab_cap)], queue=qcap, frag_lists=1,
                        frags=1, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap))
-    pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)})
+    pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}, napi_frag)
     for cpu, state in enumerate(sim.cpus):
         rxq = state.queue
-        if rxq.completions or any(rxq.stats.as_dict().values()) or rxq.page_pools != [rxq.page_pool]:
+        if napi_frag:  # -- mana v6.9 above a page --
+            _load_napi_frag_cache(k, cpu, kernel.cpus[cpu], pid_of)
+        stats = rxq.stats.as_dict()
+        # (buffers the open could not have: v6.9's napi_alloc_frag() above a page when the page_frag cache
+        # cannot get a page large enough, as on a profile whose largest order is below its own)
+        failed = stats.pop("buffer_alloc_failures")
+        if rxq.completions or any(stats.values()) or rxq.page_pools != [rxq.page_pool]:
             raise ValueError("unexpected mana queue state at start")
+        k.st[D_BUF_FAILURES] += failed
         _load_pool(k, cpu, rxq.page_pool, state.napi.cpu, pid_of)
         for slot, oob in enumerate(rxq.rx_oobs):
             if oob.buf_va is not None:
-                if not oob.from_pool:
-                    raise ValueError("the fast engine models mana's page_pool buffers only")
+                if oob.from_pool == napi_frag:
+                    raise ValueError("unexpected mana buffers at start")
                 k.rings.buf[cpu, slot, BUF_PAGE] = pid_of[kernel.pages.virt_to_head_page(oob.buf_va).pfn]
         k.pcpu[cpu, HW_NEXT], k.pcpu[cpu, NTC] = rxq.hw_next, rxq.buf_index
     return k
+
+
+def mana_napi_frag(rxq, profile) -> bool:
+    """Whether mana_get_rxfrag() takes the queue's buffers from napi_alloc_frag() (v6.9 above a page)."""
+    from skbsim.drivers.mana import MANA_POOL_PAGE_OR_FRAG
+
+    return rxq.rule == MANA_POOL_PAGE_OR_FRAG and rxq.alloc_size > profile.PAGE_SIZE
 
 
 def libeth_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
@@ -680,3 +710,20 @@ def mlx5_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> 
         row[RQ_HW_HEAD], row[RQ_HW_STRIDE], row[RQ_CI] = rxq.hw_head, rxq.hw_stride, rxq.ci
         row[RQ_MISSING] = rxq.state.count(EMPTY)
     return k
+# -- bnxt, gve, mana v6.9 above a page: RX buffers or heads from the NAPI page_frag cache --
+
+
+def _load_napi_frag_cache(k, cpu: int, state, pid_of: dict) -> None:
+    """A CPU's NAPI page_frag_cache (napi_alloc_frag(): the RX buffers before 6.12, napi_alloc_skb()'s page_frag
+    heads) as the open left it; the other per-CPU caches must be empty."""
+    nc = state.napi_alloc_cache
+    if (nc.page_small.page is not None or state.netdev_alloc_cache.page is not None or nc.skb_cache
+            or nc.page.pfmemalloc):
+        raise ValueError("unexpected per-CPU cache state at start")
+    row = k.pcpu[cpu]
+    if nc.page.page is not None:
+        row[PF_PAGE] = pid_of[nc.page.page.pfn]
+        row[PF_OFFSET], row[PF_SIZE], row[PF_BIAS] = nc.page.offset, nc.page.size, nc.page.pagecnt_bias
+    k.st[PF_ALLOCS] += nc.page.allocs
+    k.st[PF_REFILLS] += nc.page.refills
+    k.st[PF_REUSES] += nc.page.reuses

@@ -32,6 +32,10 @@ from skbsim.fast.state import (
 from skbsim.fast.page_pool import _pp_put_skb_frags  # page_pool
 from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_HSPLIT, FQ_SHORT_LEN, PAGE_POOL, PP_SOFTIRQ  # page_pool
 from skbsim.fast.state import DEFER_MAX  # net.core.skb_defer_max
+from skbsim.fast import bnxt  # -- bnxt -- (a module: its skbs' kinds and heads)
+from skbsim.fast.state import DRIVER_BNXT  # -- bnxt --
+from skbsim.fast import gve  # -- gve -- (a module: its skbs' heads)
+from skbsim.fast.state import DRIVER_GVE  # -- gve --
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
 
@@ -96,6 +100,10 @@ def _observe(k, skb, cpu, time_ns, refused):
         kind = 0 if skb[SKB_FRAG] < 0 and size > GOOD_COPY_LEN and not cfg[VQ_IP_ALIGN] else 1
     elif cfg[DRIVER] == DRIVER_TUN:
         kind = size  # tun: what an skb is depends on its length (_TunLengths.names)
+    elif cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
+        kind = bnxt._bnxt_skb_kind(k, skb[SKB_HLEN])
+    elif cfg[DRIVER] == DRIVER_GVE:  # -- gve --
+        kind = gve._gve_skb_kind(k, skb[SKB_FRAG], skb[SKB_HLEN])
     elif cfg[DRIVER] == DRIVER_LIBETH:
         # the fill queue of its head's buffer (FastSimulation._kind_names): the header queue (header split),
         # idpf's short queue or the MTU queue
@@ -132,14 +140,23 @@ def _enqueue(k, skb, cpu):
     ts = skb[SKB_TS]
     if st[RMEM] > (cfg[RCVBUF] >> 1) and frag >= 0:
         # (the skbs with frags of a run all have the same kind of head: cfg[COND_ROOM] is its room from the
-        # headroom to the end, cfg[COND_TS] its truesize; a linear skb keeps its truesize)
-        if skb[SKB_DLEN] <= cfg[COND_ROOM] - skb[SKB_HLEN]:
-            if cfg[PAGE_POOL]:
+        # headroom to the end, cfg[COND_TS] its truesize; bnxt's and gve's by the bytes in it; a linear skb
+        # keeps its truesize)
+        room, cond_ts = cfg[COND_ROOM], cfg[COND_TS]
+        if cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --: its heads differ by the bytes in them
+            room, cond_ts = bnxt._bnxt_condense(k, skb[SKB_HLEN])
+        elif cfg[DRIVER] == DRIVER_GVE:  # -- gve --
+            room, cond_ts = gve._gve_condense(k, frag, skb[SKB_HLEN])
+        if skb[SKB_DLEN] <= room - skb[SKB_HLEN]:
+            if skb[SKB_DLEN] == 0:
+                pass  # nothing to pull (bnxt's page mode: a frame all headers): the frag stays, truesize drops
+            elif cfg[PAGE_POOL]:
                 _pp_put_skb_frags(k, frag)  # __pskb_pull_tail(): skb_frag_unref() of page_pool frags
+                frag = -1
             else:
                 _put_frags(k.pages, k.frags, st, frag)
-            frag = -1
-            ts = cfg[COND_TS]
+                frag = -1
+            ts = cond_ts
             st[CONDENSED] += 1
     st[RMEM] += ts
     _udp_rmem_schedule(cfg, st, ts)

@@ -38,6 +38,8 @@ VirtioQueues   virtio_net's posted and used buffers, DMA records  drivers/virtio
 PagePool       each page_pool: cache, ptr_ring, counters; page->pp  net/page_pool.py page_pool
 LibethFqs      libeth's fill queues: buffers, the NIC's completions  drivers/libeth.py libeth_fq
 Mlx5Rqs        mlx5's RQs: WQEs, page slots, completions          drivers/mlx5.py mlx5e_rq
+BnxtRings      bnxt's RX and aggregation buffers, completions     drivers/bnxt.py bnxt_rx_ring_info
+GveRings       gve's buffer states, their lists, the buffer queue  drivers/gve.py gve_rx_ring
 Kernel         all of the above                                   kernel.Kernel + Simulation
 =============  =================================================  ==========================
 """
@@ -92,6 +94,17 @@ CONFIG_FIELDS = (
     "MLX5_STRIDING", "MLX5_LINEAR", "MLX5_WQ_SZ", "MLX5_NFRAGS", "MLX5_HEADROOM", "MLX5_WQE_BULK",
     "MLX5_REFILL_UNIT", "MLX5_INDEX_MASK", "MLX5_LOG_STRIDE", "MLX5_LOG_NUM_STRIDES", "MLX5_PAGES_PER_WQE",
     "MLX5_BIAS_MAX", "MLX5_SMP", "MLX5_SHINFO", "MLX5_PP_FRAGMENTS", "PP_SKBS_UNMARKED",
+    # -- bnxt --: the aggregation ring's size (0: none), the header-data split threshold (-1: none) and
+    # jumbo_thresh, page mode, BNXT_RX_PAGE_SIZE, an RX buffer skb's room from its headroom to its end, where RX
+    # buffers come from (BN_HEAD_*), whether aggregation pages come from the page_pool (else alloc_page()),
+    # napi_alloc_frag()'s SKB_DATA_ALIGN(rx_buf_size)
+    "BN_AGG_COUNT", "BN_HDS", "BN_JUMBO", "BN_PAGE_MODE", "BN_AGG_PAGE", "BN_RX_ROOM", "BN_HEAD",
+    "BN_AGG_POOL", "BN_FRAGSZ",
+    # -- gve --: buffers from a page_pool (else own pages), the packet buffer size, header split, GRO_MAX_HEAD
+    "GV_POOL", "GV_BUF_SIZE", "GV_HSPLIT", "GV_GRO_MAX_HEAD",
+    # -- mana v6.9 above a page --: buffers from napi_alloc_frag(), of SKB_DATA_ALIGN(alloc_size) bytes, on a page of
+    # at least get_order(alloc_size)
+    "MANA_NAPI_FRAG", "MANA_FRAGSZ", "MANA_FRAG_ORDER",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
@@ -105,6 +118,10 @@ CONFIG_FIELDS = (
  MLX5_STRIDING, MLX5_LINEAR, MLX5_WQ_SZ, MLX5_NFRAGS, MLX5_HEADROOM, MLX5_WQE_BULK, MLX5_REFILL_UNIT,
  MLX5_INDEX_MASK, MLX5_LOG_STRIDE, MLX5_LOG_NUM_STRIDES, MLX5_PAGES_PER_WQE, MLX5_BIAS_MAX, MLX5_SMP, MLX5_SHINFO,
  MLX5_PP_FRAGMENTS, PP_SKBS_UNMARKED,
+ BN_AGG_COUNT, BN_HDS, BN_JUMBO, BN_PAGE_MODE, BN_AGG_PAGE, BN_RX_ROOM, BN_HEAD,  # -- bnxt --
+ BN_AGG_POOL, BN_FRAGSZ,
+ GV_POOL, GV_BUF_SIZE, GV_HSPLIT, GV_GRO_MAX_HEAD,  # -- gve --
+ MANA_NAPI_FRAG, MANA_FRAGSZ, MANA_FRAG_ORDER,  # -- mana v6.9 above a page --
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
@@ -112,6 +129,11 @@ DRIVER_MANA = 3
 DRIVER_VIRTIO = 4
 DRIVER_LIBETH = 5
 DRIVER_MLX5 = 8  # -- mlx5 --
+DRIVER_BNXT = 6  # -- bnxt --
+#: cfg[BN_HEAD] (profile feature bnxt_rx_head): page_pool fragments (6.12+), page_frag buffers with napi_build_skb()
+#: (v6.9) or build_skb() (6.1)
+BN_HEAD_PAGE_POOL, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_FRAG = 0, 1, 2
+DRIVER_GVE = 7  # -- gve --
 
 # -- st: the kernel's scalars ---------------------------------------------------------------------------
 (ERR,  # the run's error code (ERR_* in layout.py): the compiled loop left its modelled ground
@@ -160,7 +182,11 @@ DRIVER_MLX5 = 8  # -- mlx5 --
  # block (a page id, -1 for none), refill_work() pending; NTU, HW_NEXT and NTC count buffers posted, used by the
  # device and taken by the driver (never wrapped: a slot is the count modulo the ring)
  VQ_FRAG_PAGE, VQ_FRAG_OFFSET, VQ_FRAG_SIZE, VQ_EWMA, VQ_LAST_DMA, VQ_REFILL,
- PCPU_SIZE) = range(36)
+ # -- gve --: its lists of buffer states (free, recycled, used: each a FIFO of GveRings.lists, head and length),
+ # its buffers taken by the driver, used by the device and posted (counts never wrapped: a slot of GveRings.ring
+ # is the count modulo the ring)
+ GV_FREE_HEAD, GV_FREE_LEN, GV_RECYCLED_HEAD, GV_RECYCLED_LEN, GV_USED_HEAD, GV_USED_LEN, GV_CLEAN, GV_NIC, GV_TAIL,
+ PCPU_SIZE) = range(45)
 
 # -- an skb, as queues and lists hold it ---------------------------------------------------------------
 #: the columns of a row standing for an skb (struct sk_buff) in the socket queue, a tun queue, a defer
@@ -304,9 +330,38 @@ CQ_KIND, CQ_IX, CQ_STRIDE, CQ_CSTRIDES, CQ_LEN, CQ_FIELDS = range(6)
 CQ_WQE, CQ_MPWQE, CQ_FILLER = 0, 1, 2
 G_SIZE, G_STRIDE, G_FIELDS = range(3)
 
+# -- bnxt --
+#: bnxt's rings (struct bnxt_rx_ring_info): rx[cpu, slot] / agg[cpu, slot] each RX and aggregation buffer (BR_*:
+#: its page id, -1 for none, and whether the NIC wrote into it and the driver has not cleaned it); comp[cpu, j]
+#: the frames the NIC completed and the driver has not cleaned (BC_*: RX slot, bytes there, aggregation buffers,
+#: the first's slot, frame length, eth_get_headlen()), a FIFO from pcpu NTC; copy[len]: what napi_alloc_skb(len)
+#: gives (CP_*: head kind, truesize, page_frag fragment size, room from its headroom to its end); kinds[kind]:
+#: the skbs handed to GRO by kind (0: built on an RX buffer, 1 + head kind: napi_alloc_skb()'s).  The NIC's
+#: next RX slot is pcpu HW_NEXT, its next aggregation slot pcpu TAIL.
+BnxtRings = namedtuple("BnxtRings", ("rx", "agg", "comp", "copy", "kinds"))
+BR_PAGE, BR_DONE, BR_FIELDS = range(3)
+BC_SLOT, BC_HEAD_LEN, BC_NAGG, BC_AGG, BC_LEN, BC_HLEN, BC_FIELDS = range(7)
+CP_KIND, CP_TS, CP_FRAGSZ, CP_ROOM, CP_FIELDS = range(5)
+
+# -- gve --
+#: gve's DQO queues (struct gve_rx_ring): bs[cpu, i] each buffer state (GB_*: page id, -1 for none, offset in the
+#: page, its truesize, pagecnt_bias and last_single_ref_offset with own pages); lists[cpu, GV_LIST_*] the free,
+#: recycled and used lists of states (FIFOs, pcpu GV_*_HEAD / _LEN); ring[cpu, n % count] the states posted to the
+#: buffer queue (pcpu GV_NIC up to GV_TAIL) and those the device used for frames not yet cleaned (GV_CLEAN up to
+#: GV_NIC); comp[cpu, j] those frames (GC_*: buffers, length, the frame's code: header-split length and the bytes
+#: in the skb's head once GRO is done with it, skbsim.fast.gve_setup.GveCodes), a FIFO from pcpu NTC; copy[len]
+#: what napi_alloc_skb(len) gives (CP_* columns); kinds[kind]: the skbs handed to GRO by napi_alloc_skb()'s head kind
+GveRings = namedtuple("GveRings", ("bs", "lists", "ring", "comp", "copy", "kinds"))
+GB_PAGE, GB_OFFSET, GB_SIZE, GB_BIAS, GB_LAST_SINGLE, GB_FIELDS = range(6)
+GV_LIST_FREE, GV_LIST_RECYCLED, GV_LIST_USED = 0, 1, 2
+GC_NBUFS, GC_LEN, GC_CODE, GC_FIELDS = range(4)
+#: GC_CODE: header-split length * GV_CODE_SPLIT + bytes in the head
+GV_CODE_SPLIT = 1 << 20
+
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
                                "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb",
-                               "mlx"))  # -- mlx5 --
+                               "mlx",  # -- mlx5 --
+                               "bnxt", "gve"))  # -- bnxt --, -- gve --
 
 
 def _zeros(*shape, dtype=np.int64):
@@ -396,6 +451,21 @@ def new_libeth_fqs(nfqs: int, count: int, ncpus: int, completions: int) -> Libet
     fqe = _zeros(max(1, nfqs), count, FQE_FIELDS)
     fqe[:, :, FQE_PAGE] = -1
     return LibethFqs(_zeros(max(1, nfqs), FQ_FIELDS), fqe, _zeros(ncpus, completions, C_FIELDS))
+
+
+def new_bnxt_rings(ncpus: int, count: int, agg_count: int, copy) -> BnxtRings:  # -- bnxt --
+    rx = _zeros(ncpus, max(1, count), BR_FIELDS)
+    rx[:, :, BR_PAGE] = -1
+    agg = _zeros(ncpus, max(1, agg_count), BR_FIELDS)
+    agg[:, :, BR_PAGE] = -1
+    return BnxtRings(rx, agg, _zeros(ncpus, max(1, count), BC_FIELDS), copy, _zeros(4))
+
+
+def new_gve_rings(ncpus: int, count: int, copy) -> GveRings:  # -- gve --
+    bs = _zeros(ncpus, count, GB_FIELDS)
+    bs[:, :, GB_PAGE] = -1
+    return GveRings(bs, _zeros(ncpus, 3, count), _zeros(ncpus, count), _zeros(ncpus, count, GC_FIELDS), copy,
+                    _zeros(4))
 
 
 def new_tun_queues(tab, ncpus: int, inflight: int) -> TunQueues:

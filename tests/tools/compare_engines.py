@@ -12,7 +12,7 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
-       [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,mlx5]
+       [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,mlx5,bnxt,bnxt-copybreak,gve,gve-hsplit,gve-7.1]
 """
 
 from __future__ import annotations
@@ -166,6 +166,40 @@ def _mlx5(rng: random.Random) -> tuple[dict, str]:
         options["gro"] = rng.choice(("0", "1"))
     if rng.random() < 0.1:
         options["gro_flush_timeout"] = "20000"
+def _bnxt(rng: random.Random, tunable: bool = False) -> tuple[dict, str]:
+    options = {}
+    page_mode = rng.random() < 0.3
+    if page_mode:
+        options["page_mode"] = "on"
+    if rng.random() < 0.6:
+        # one buffer of a frame (tpa=off) up to a page's rx_buf_size (MTU 3502 or so), page mode's limit, jumbo
+        # frames in up to three aggregation pages
+        options["mtu"] = rng.choice(("60", "68", "1500", "3000", "3200") + (() if page_mode else ("3502", "3600",
+                                                                                                   "9000", "9500")))
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("1", "8", "64", "200", "511", "2047"))
+    if rng.random() < 0.4:
+        options["tpa"] = rng.choice(("on", "off"))
+    if rng.random() < 0.2:
+        options["gro"] = rng.choice(("0", "1"))
+    if tunable and rng.random() < 0.7:
+        options["copybreak"] = rng.choice(("0", "14", "60", "256", "640", "1024"))
+    return options, _pp_traffic(rng)
+
+
+def _gve(rng: random.Random, hsplit: bool = False, buf_len: bool = False) -> tuple[dict, str]:
+    options = {}
+    if rng.random() < 0.6:
+        # frames of one 2048-byte buffer (and copies up to 256 bytes), of up to five at 9000
+        options["mtu"] = rng.choice(("68", "1500", "2034", "2035", "4000", "9000"))
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("64", "100", "1024", "4096"))
+    if rng.random() < 0.2:
+        options["gro"] = rng.choice(("0", "1"))
+    if hsplit and rng.random() < 0.6:
+        options["hsplit"] = "on"
+    if buf_len and rng.random() < 0.6:
+        options["rx_buf_len"] = rng.choice(("2048", "4096"))
     return options, _pp_traffic(rng)
 
 
@@ -182,7 +216,14 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
            "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False),
            "libeth": (1, _libeth, False, "libeth", LIBETH_KERNELS),
            "ice-libeth": (1, _ice_libeth, False, "ice", ("7.1",)),
-           "mlx5": (1, _mlx5, True)}
+           "mlx5": (1, _mlx5, True),
+           # -- bnxt -- (4 KiB pages only; rx-copybreak is tunable from 6.14)
+           "bnxt": (1, _bnxt, True),
+           "bnxt-copybreak": (1, lambda rng: _bnxt(rng, True), True, "bnxt", ("6.18", "7.1", "host")),
+           # -- gve -- (4 KiB pages only; header split from 6.9, rx-buf-len in 7.x)
+           "gve": (1, _gve, True),
+           "gve-hsplit": (1, lambda rng: _gve(rng, True), True, "gve", ("6.9", "6.12", "6.18", "7.1", "host")),
+           "gve-7.1": (1, lambda rng: _gve(rng, True, True), True, "gve", ("7.1",))}
 
 
 def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
@@ -194,7 +235,8 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
     options, traffic = DRIVERS[driver][1](rng)
     if len(DRIVERS[driver]) > 3:
         _, _, _, name, kernels = DRIVERS[driver]
-        derived = [path for path, (base, _, _) in zip(profiles, UNUSUAL) if base in kernels]
+        derived = [path for path, (base, _, _) in zip(profiles, UNUSUAL) if base in kernels
+                   and not (DRIVERS[driver][2] and ("16k" in path or "64k" in path))]
         driver, kernel = name, rng.choice(kernels + tuple(derived))
     rate = rng.choice((None, 1e5, 1e6, 3e6, 2e7, 1234567.0))
     faults = ()
