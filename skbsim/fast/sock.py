@@ -16,7 +16,7 @@ from skbsim.fast.layout import (
     T_DATA_LEN, T_FRAME_LEN, T_KIND, T_LEN, T_NR_FRAGS, T_OUTCOME, T_TIME, T_TRUESIZE, _READ, njit,
 )
 from skbsim.fast.mm import _nr_frags, _pin_frags, _pin_page, _put_frags
-from skbsim.fast.napi import _free_skb, _head_page, _nc_put, _push, _release_data
+from skbsim.fast.napi import _free_skb, _head_page, _nc_put, _push, _release_skb
 from skbsim.fast.rules import (
     DEFER_KICK, DEFER_NONE, _sk_mem_reclaimable, _skb_defer_admit, _udp_forward_pages, _udp_rcvbuf_admits,
 )
@@ -32,6 +32,8 @@ from skbsim.fast.state import (
 from skbsim.fast.page_pool import _pp_put_skb_frags  # page_pool
 from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_HSPLIT, FQ_SHORT_LEN, PAGE_POOL, PP_SOFTIRQ  # page_pool
 from skbsim.fast.state import DEFER_MAX  # net.core.skb_defer_max
+from skbsim.fast import gro  # GRO
+from skbsim.fast.layout import ERR_GRO_CONDENSE  # GRO
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
 
@@ -130,6 +132,10 @@ def _enqueue(k, skb, cpu):
     st = k.st
     frag = skb[SKB_FRAG]
     ts = skb[SKB_TS]
+    aggregate = k.gro.cfg[gro.G_ON] and k.gro.member[skb[SKB_OBJ], gro.M_NEXT] >= 0  # -- GRO --: a frag_list
+    if aggregate and st[RMEM] > (cfg[RCVBUF] >> 1) and skb[SKB_DLEN] <= cfg[COND_ROOM] - skb[SKB_HLEN]:
+        st[ERR] = ERR_GRO_CONDENSE  # skb_condense() pulling a frag_list in
+        return False
     if st[RMEM] > (cfg[RCVBUF] >> 1) and frag >= 0:
         # (the skbs with frags of a run all have the same kind of head: cfg[COND_ROOM] is its room from the
         # headroom to the end, cfg[COND_TS] its truesize; a linear skb keeps its truesize)
@@ -163,6 +169,8 @@ def _enqueue(k, skb, cpu):
     _pin_page(k.sock, st, _head_page(k.slabs, skb[SKB_HEAD]), 1)
     if frag >= 0:
         _pin_frags(k.sock, k.frags, st, frag, 1)
+    if aggregate:  # -- GRO --
+        gro._pin_members(k, skb[SKB_OBJ], 1)
     if st[PINNED] > st[PEAK_PINNED]:
         st[PEAK_PINNED] = st[PINNED]
     return True
@@ -231,7 +239,7 @@ def _attempt_defer_free(k, head, frag, obj, owner):
         verdict = _skb_defer_admit(napi[DEFER_LEN], k.cfg[DEFER_MAX], k.cfg[DEFER_LIMIT_MINUS_1])
     if verdict == DEFER_NONE:
         k.st[PP_SOFTIRQ] = READER_CPU + 1  # kfree_skb_napi_cache(): bottom halves off
-        _release_data(k, READER_CPU, head, frag)
+        _release_skb(k, READER_CPU, head, frag, obj)
         k.st[PP_SOFTIRQ] = 0
         _nc_put(k, READER_CPU, obj, COUNTED)
         return
@@ -271,6 +279,8 @@ def _app_read(k):
         st[READER_LEN] -= 1
         _udp_rmem_release(cfg, st, queue[at, SKB_TS], PARTIAL)
         head_page = _head_page(k.slabs, head)  # the pages are looked up before udp_recvmsg()
+        if k.gro.cfg[gro.G_ON] and k.gro.member[obj, gro.M_NEXT] >= 0:  # -- GRO --: a frag_list's pages
+            gro._pin_members(k, obj, -1)
         if cfg[DEFER_FREE]:
             _attempt_defer_free(k, head, frag, obj, owner)
         else:

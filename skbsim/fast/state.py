@@ -270,7 +270,9 @@ SkbCb = namedtuple("SkbCb", ("cb",))
  CB_FIELDS) = range(12)
 
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
-                               "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb"))
+                               "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb",
+                               # -- GRO -- (skbsim.fast.gro.Gro)
+                               "gro"))
 
 
 def _zeros(*shape, dtype=np.int64):
