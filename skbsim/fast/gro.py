@@ -477,6 +477,14 @@ def _release_aggregate(k, cpu, head, frag, obj):
     """skb_release_data() of an skb with a frag_list (non-page_pool drivers): its frag pages, then each
     chained skb freed whole (kfree_skb(): its frags, its head, its sk_buff to the slab on this CPU), then the
     head (a page fragment's page, or a kmem cache object)."""
+    _drop_paged(k, cpu, frag, obj)
+    napi._release_data(k, cpu, head, -1)
+
+
+@njit(cache=True)
+def _drop_paged(k, cpu, frag, obj):
+    """The paged data of obj's skb given up, as skb_release_data() and a whole __pskb_pull_tail() (skb_condense())
+    do: its frag pages in order, then each chained skb freed whole (kfree_skb() on this CPU)."""
     g = k.gro
     if frag >= 0:
         _put_frags(k.pages, k.frags, k.st, frag)
@@ -488,7 +496,6 @@ def _release_aggregate(k, cpu, head, frag, obj):
         napi._release_data(k, cpu, g.member[m, M_HEAD], g.member[m, M_FRAG])
         _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, m)
         m = nxt
-    napi._release_data(k, cpu, head, -1)
 
 
 @njit(cache=True)

@@ -33,7 +33,6 @@ from skbsim.fast.page_pool import _pp_put_skb_frags  # page_pool
 from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_HSPLIT, FQ_SHORT_LEN, PAGE_POOL, PP_SOFTIRQ  # page_pool
 from skbsim.fast.state import DEFER_MAX  # net.core.skb_defer_max
 from skbsim.fast import gro  # GRO
-from skbsim.fast.layout import ERR_GRO_CONDENSE  # GRO
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
 
@@ -132,15 +131,15 @@ def _enqueue(k, skb, cpu):
     st = k.st
     frag = skb[SKB_FRAG]
     ts = skb[SKB_TS]
-    aggregate = k.gro.cfg[gro.G_ON] and k.gro.member[skb[SKB_OBJ], gro.M_NEXT] >= 0  # -- GRO --: a frag_list
-    if aggregate and st[RMEM] > (cfg[RCVBUF] >> 1) and skb[SKB_DLEN] <= cfg[COND_ROOM] - skb[SKB_HLEN]:
-        st[ERR] = ERR_GRO_CONDENSE  # skb_condense() pulling a frag_list in
-        return False
-    if st[RMEM] > (cfg[RCVBUF] >> 1) and frag >= 0:
+    aggregate = k.gro.cfg[gro.G_ON] != 0 and k.gro.member[skb[SKB_OBJ], gro.M_NEXT] >= 0  # -- GRO --: a frag_list
+    if st[RMEM] > (cfg[RCVBUF] >> 1) and (frag >= 0 or aggregate):
         # (the skbs with frags of a run all have the same kind of head: cfg[COND_ROOM] is its room from the
         # headroom to the end, cfg[COND_TS] its truesize; a linear skb keeps its truesize)
         if skb[SKB_DLEN] <= cfg[COND_ROOM] - skb[SKB_HLEN]:
-            if cfg[PAGE_POOL]:
+            if aggregate:  # -- GRO --: the frag_list's skbs are pulled in too, and freed
+                gro._drop_paged(k, cpu, frag, skb[SKB_OBJ])
+                aggregate = False
+            elif cfg[PAGE_POOL]:
                 _pp_put_skb_frags(k, frag)  # __pskb_pull_tail(): skb_frag_unref() of page_pool frags
             else:
                 _put_frags(k.pages, k.frags, st, frag)
