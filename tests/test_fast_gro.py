@@ -1,6 +1,6 @@
 """The fast engine's GRO of TCP segments (skbsim/fast/gro.py): the same JSON, gro object and --trace as the
-reference engine's for tcp-bulk traffic on ice (rx=build_skb and rx=legacy), and the fallbacks for what
-it does not cover yet."""
+reference engine's for tcp-bulk traffic on ice (rx=build_skb and rx=legacy) and copybreak, and the
+fallbacks for what it does not cover yet."""
 
 from __future__ import annotations
 
@@ -71,6 +71,46 @@ def test_tcp_bulk_through_gro(kernel, rx, workload):
     _assert_same(kernel=kernel, options=options, socket="udp", **workload)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("workload", [
+    # the defaults (copybreak 256: every 1514-byte segment built around its buffer, its head stolen)
+    dict(options={}, traffic="tcp-bulk", count=5_000),
+    # every segment copied (1K, small-head and page_frag heads: stolen or chained), one flow at line rate
+    dict(options={"copybreak": "1514"}, traffic="tcp-bulk", count=5_000, flows=1, rate=1e7),
+    # small copies below copybreak, 2 CPUs, a slow reader (condensing a copied aggregate goes to the
+    # reference engine: see _copy_aggregate), GRO's size limit
+    dict(options={"copybreak": "300", "gro_max_size": "5000"}, traffic="tcp-bulk:mss=100", count=4_000, flows=3,
+         cpus=2, rate=5e6),
+    # jumbo segments of 18 buffers of 512 bytes (MAX_SKB_FRAGS + 1): frag_list chains at once, faults
+    dict(options={"rx_buf": "512", "copybreak": "0"}, traffic="tcp-bulk:mss=8948,ts=0", count=1_000, flows=2,
+         rate=2e7, cpus=2, faults=(("skb_head", 1.0, 3, 3, 76),)),
+])
+def test_copybreak_tcp_bulk_through_gro(kernel, workload):
+    _assert_same(kernel=kernel, driver="copybreak", **workload)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kernel=st.sampled_from(KERNELS), copybreak=st.sampled_from([None, "0", "100", "256", "700", "1514"]),
+    rx_buf=st.sampled_from([None, "512", "1514", "2048"]), mss=st.sampled_from([None, "1", "100", "536", "1460", "8948"]),
+    ts=st.sampled_from([None, "0"]), flows=st.integers(1, 20), cpus=st.integers(1, 3),
+    rate=st.sampled_from([None, 1e6, 1e7]), count=st.integers(1, 2_000),
+    faults=st.sampled_from([(), (("slab", 0.02, 1, -1, 0),), (("page_frag", 0.05, 1, -1, 0),)]),
+)
+def test_random_copybreak_tcp_bulk_workloads_give_identical_json(kernel, copybreak, rx_buf, mss, ts, flows, cpus,
+                                                                  rate, count, faults):
+    options = {name: value for name, value in (("copybreak", copybreak), ("rx_buf", rx_buf)) if value}
+    if int(options.get("copybreak", 256)) > int(options.get("rx_buf", 2048)):
+        options.pop("copybreak")
+    args = ",".join(f"{name}={value}" for name, value in (("mss", mss), ("ts", ts)) if value)
+    config = dict(kernel=kernel, driver="copybreak", options=options, count=count, flows=flows, cpus=cpus,
+                  rate=rate, faults=faults, traffic="tcp-bulk" + (f":{args}" if args else ""))
+    reference, _ = simulate(RunConfig(**config))
+    out = simulate_fast(RunConfig(**config))
+    assert out is not None
+    assert _without_engine(out[0]) == _without_engine(reference)
+
+
 @pytest.mark.parametrize("kernel", ["6.1", "6.18", "host"])
 @pytest.mark.parametrize("faults", [
     (("slab", 0.05, 1, -1, 0),),
@@ -108,9 +148,13 @@ def test_random_tcp_bulk_workloads_give_identical_json(kernel, rx, mss, ts, mtu,
 
 @pytest.mark.parametrize("kernel", ["6.1", "6.12", "6.18"])
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
-def test_trace_of_tcp_through_gro_is_byte_identical(tmp_path, kernel, suffix):
-    config = dict(kernel=kernel, options={"rx": "legacy" if kernel != "6.12" else "build_skb"}, traffic="tcp-bulk",
-                  count=3_000, flows=2, rate=4e6, cpus=2, rcvbuf=100_000, app_rate=3e5)
+@pytest.mark.parametrize("driver, options", [("ice", None), ("copybreak", {"copybreak": "1514"}),
+                                             ("copybreak", {})])
+def test_trace_of_tcp_through_gro_is_byte_identical(tmp_path, kernel, suffix, driver, options):
+    if options is None:
+        options = {"rx": "legacy" if kernel != "6.12" else "build_skb"}
+    config = dict(kernel=kernel, driver=driver, options=options, traffic="tcp-bulk", count=3_000, flows=2,
+                  rate=4e6, cpus=2, rcvbuf=400_000, app_rate=3e5)
     outputs = {}
     for engine in ("fast", "reference"):
         writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))
@@ -123,7 +167,7 @@ def test_trace_of_tcp_through_gro_is_byte_identical(tmp_path, kernel, suffix):
 
 @pytest.mark.parametrize("config, reason", [
     (RunConfig(driver="virtio_net", options={}, traffic="tcp-bulk", count=300), "GRO on virtio_net"),
-    (RunConfig(driver="copybreak", options={}, traffic="tcp-bulk", count=300), "GRO on copybreak"),
+    (RunConfig(kernel="7.1", options={}, traffic="tcp-bulk", count=300), "GRO on ice's page_pool form (7.1)"),
     (RunConfig(driver="mana", options={}, traffic="tcp-bulk", count=300), "GRO on mana"),
     (RunConfig(driver="tun", options={"napi": "1"}, traffic="tcp-bulk", count=300), "GRO on tun"),
     (RunConfig(options={"rx": "legacy", "gro_flush_timeout": "100000"}, traffic="tcp-bulk", count=300),

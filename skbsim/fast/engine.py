@@ -59,7 +59,7 @@ def unsupported(config: RunConfig) -> str | None:
     if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
         return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
     if tcp_through_gro(config):  # -- GRO --
-        gro_reason = unsupported_gro(config)
+        gro_reason = unsupported_gro(config, profile)
         if gro_reason:
             return gro_reason
     if config.rcvbuf > MAX_RCVBUF and (config.count is None or config.count > MAX_QUEUED):
@@ -74,17 +74,19 @@ def unsupported(config: RunConfig) -> str | None:
 
 
 # -- GRO --
-def unsupported_gro(config: RunConfig) -> str | None:
+def unsupported_gro(config: RunConfig, profile) -> str | None:
     """Why the fast engine cannot run this config whose TCP segments go through GRO (None when it can): its
-    GRO (skbsim.fast.gro) covers synthetic tcp-bulk on ice (rx=build_skb and rx=legacy), without
-    gro_flush_timeout."""
+    GRO (skbsim.fast.gro) covers synthetic tcp-bulk on ice (rx=build_skb and rx=legacy, not its page_pool
+    form) and copybreak, without gro_flush_timeout."""
     kind = config.traffic.split(":", 1)[0].strip().lower()
     if kind != "tcp-bulk":
         return ("a TCP capture goes through GRO: the fast engine's GRO takes its per-frame TCP facts from "
                 "tcp-bulk traffic only")
-    if config.driver != "ice":
-        return (f"TCP traffic goes through GRO on {config.driver}: the fast engine's GRO covers ice (rx=build_skb "
-                f"and rx=legacy) only")
+    if config.driver not in ("ice", "copybreak") or (config.driver == "ice"
+                                                       and profile.feature("ice_rx_buffers") == "libeth"):
+        driver = config.driver if config.driver != "ice" else f"ice's page_pool form ({profile.name})"
+        return (f"TCP traffic goes through GRO on {driver}: the fast engine's GRO covers ice (rx=build_skb "
+                f"and rx=legacy) and copybreak only")
     if config.options.get("gro_flush_timeout", "0") != "0":
         return ("TCP traffic goes through GRO with gro_flush_timeout (skbs held across polls and the flush "
                 "timer), which the fast engine does not model")
@@ -190,8 +192,11 @@ class FastSimulation:
         if self.legacy:
             cfg[G_HEAD_TS] = self.head["truesize"]
         objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
-        frags = Frags(np.zeros((objects, profile.MAX_SKB_FRAGS + 2), np.int64))
-        return k._replace(gro=new_gro(cfg, CHUNK, int(k.cfg[NCPUS]), int(k.cfg[RING_COUNT]), objects),
+        # (as wide as the driver's own rows: copybreak's hold a frame's replacement buffers, MAX_SKB_FRAGS + 1)
+        width = max(k.frags.fl.shape[1], profile.MAX_SKB_FRAGS + 2)
+        frags = Frags(np.zeros((max(objects, k.frags.fl.shape[0]), width), np.int64))
+        copy_room = [h[5] for h in self.copy_heads] if self.copybreak else [0]
+        return k._replace(gro=new_gro(cfg, CHUNK, int(k.cfg[NCPUS]), int(k.cfg[RING_COUNT]), objects, copy_room),
                           skbcb=new_skb_cb(objects), frags=frags)
 
     def _stream(self, k) -> bool:

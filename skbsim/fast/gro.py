@@ -26,7 +26,7 @@ from collections import namedtuple
 import numpy as np
 
 from skbsim.fast import napi  # (a module: napi's frees call this one's _release_aggregate)
-from skbsim.fast.layout import COUNTED, ERR_BUG, ETH_HLEN, FL_TAG, SLAB_TAG, U32_MASK, njit
+from skbsim.fast.layout import COUNTED, ERR_GRO_FRAGS_MOVED, ETH_HLEN, FL_TAG, SLAB_TAG, U32_MASK, njit
 from skbsim.fast.mm import _add_frag, _fl_give, _nr_frags, _pin_frags, _pin_page, _put_frags
 from skbsim.fast.rules import _inet_gro_fixedid, _inet_gro_ipid_flush, _tcp_gro_flags_flush, _tcp_gro_flags_verdict
 from skbsim.fast.slub import _slab_free
@@ -34,6 +34,7 @@ from skbsim.fast.state import (
     CACHE_SKB, CB_ACK_SEQ, ERR, CB_DOFF, CB_END_SEQ, CB_FLOW, CB_GSO_SIZE, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, CB_TSECR,
     CB_TSVAL, CB_WINDOW, PACKETS, SKB_DLEN, SKB_FIELDS, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS,
 )
+from skbsim.fast.state import CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DRIVER, DRIVER_COPYBREAK  # copybreak
 from skbsim.net.gro import GRO_HASH_BUCKETS, MAX_GRO_SKBS
 from skbsim.net.ipv4.af_inet import IP_DF
 from skbsim.net.ipv4.tcp_offload import (
@@ -79,25 +80,27 @@ H_F = SKB_FIELDS
 H_COUNT, H_MSS, H_FIXEDID, H_LAST, H_USED = range(H_F + F_FIELDS, H_F + F_FIELDS + 5)
 H_FIELDS = H_USED + 1
 HELD_ROWS = GRO_HASH_BUCKETS * MAX_GRO_SKBS
-#: Gro.member[obj]: the next skb of a frag_list (or an owner's first), the skb's head and frags
-M_NEXT, M_HEAD, M_FRAG, M_FIELDS = range(4)
+#: Gro.member[obj]: the next skb of a frag_list (or an owner's first), the skb's head and frags, and the
+#: length of the frame it was built from (copybreak: which kind of skb it is, for the trace)
+M_NEXT, M_HEAD, M_FRAG, M_FRAME, M_FIELDS = range(5)
 #: skb_gro_receive()'s result: merged (by which branch, in gro_stats' order), or -E2BIG
 MERGED_STOLEN, MERGED_FRAGS, MERGED_FRAG_LIST, NOT_MERGED = 0, 1, 2, 3
 
 #: cfg, st; facts[CHUNK] of the chunk being run; fdesc[cpu, slot]: the facts of the frame whose first
 #: descriptor is slot; held[row] and bucket[b] (its held rows youngest first, bucket[b, 0] of them);
-#: member[obj]; cur: the skb being received (SKB_* columns)
-Gro = namedtuple("Gro", ("cfg", "st", "facts", "fdesc", "held", "bucket", "member", "cur"))
+#: member[obj]; cur: the skb being received (SKB_* columns); copy_room[len]: copybreak's napi_alloc_skb(len)
+#: head's room from its tail to its end before the copy (skb_condense() of an aggregate on a copy)
+Gro = namedtuple("Gro", ("cfg", "st", "facts", "fdesc", "held", "bucket", "member", "cur", "copy_room"))
 
 
-def new_gro(cfg=None, chunk: int = 1, ncpus: int = 1, slots: int = 1, objects: int = 1) -> Gro:
+def new_gro(cfg=None, chunk: int = 1, ncpus: int = 1, slots: int = 1, objects: int = 1, copy_room=(0,)) -> Gro:
     """The Gro record; with cfg None, GRO of TCP is off (one row each)."""
     member = np.zeros((max(objects, 1), M_FIELDS), np.int64)
     member[:, M_NEXT] = -1
     return Gro(np.asarray(cfg if cfg is not None else np.zeros(G_CFG_SIZE), np.int64), np.zeros(GS_SIZE, np.int64),
                np.zeros((chunk, F_FIELDS), np.int64), np.zeros((ncpus, slots, F_FIELDS), np.int64),
                np.zeros((HELD_ROWS, H_FIELDS), np.int64), np.zeros((GRO_HASH_BUCKETS, MAX_GRO_SKBS + 1), np.int64),
-               member, np.zeros(SKB_FIELDS, np.int64))
+               member, np.zeros(SKB_FIELDS, np.int64), np.asarray(copy_room, np.int64))
 
 
 def gro_config(sim) -> np.ndarray:
@@ -274,7 +277,7 @@ def _skb_gro_receive(k, h, skb, length, flush, hdr):
         branch = MERGED_STOLEN
     if branch == MERGED_FRAGS:
         if cfg[G_HEAD_TS] < 0:
-            k.st[ERR] = ERR_BUG  # a frags-moved skb whose head truesize the run does not know
+            k.st[ERR] = ERR_GRO_FRAGS_MOVED  # a frags-moved skb whose head truesize the run does not know
             return NOT_MERGED
         lp_frag = _append_frags(k, lp_frag, skb[SKB_FRAG])
         delta = skb[SKB_TS] - cfg[G_HEAD_TS]
@@ -396,9 +399,13 @@ def _hold(k, n, b, f, length):
 def _merged_free(k, cpu, branch):
     """gro_skb_finish() of a merged skb (g.cur): the stolen head's sk_buff to the NAPI cache
     (napi_skb_free_stolen_head()), a frags-moved skb freed into it (__napi_kfree_skb()); a frag_list one
-    lives on in its aggregate."""
+    lives on in its aggregate.  (copybreak: a merged skb never reaches the stack, so it leaves the count of
+    its kind of skb, which Simulation._deliver takes.)"""
     g = k.gro
     g.st[GS_STOLEN + branch] += 1
+    if k.cfg[DRIVER] == DRIVER_COPYBREAK:
+        size = g.cur[SKB_HLEN] + g.cur[SKB_DLEN]
+        k.st[CB_N_1K + k.rings.copy[CB_KIND, size] if size <= k.cfg[COPYBREAK] else CB_N_BUILD] -= 1
     if branch == MERGED_FRAG_LIST:
         return
     if branch == MERGED_FRAGS:
@@ -421,6 +428,7 @@ def _napi_gro_receive(k, cpu, n, slot):
     gs[GS_RECEIVED] += 1
     f = g.fdesc[cpu, slot]
     length = _skb_len(g, cur[SKB_HLEN] + cur[SKB_DLEN])
+    g.member[cur[SKB_OBJ], M_FRAME] = cur[SKB_HLEN] + cur[SKB_DLEN]
     if not f[F_TCP]:
         gs[GS_NORMAL] += 1
         return _hand_up(k, n, cur, 1)
@@ -467,6 +475,16 @@ def _napi_gro_receive(k, cpu, n, slot):
             _fill_cb(k, cur, f, 1, 0)
         return _hand_up(k, n, cur, 1)
     return _hold(k, n, b, f, length)
+
+
+@njit(cache=True, forceinline=True)
+def _condense_head(k, obj, room, truesize):
+    """skb_condense()'s room (end less the tail before the copy) and truesize (SKB_TRUESIZE(end)) of obj's skb:
+    the run's (room, truesize), or for a GRO aggregate on a copybreak copy, its napi_alloc_skb(len) head's."""
+    length = k.gro.member[obj, M_FRAME]
+    if k.cfg[DRIVER] != DRIVER_COPYBREAK or length > k.cfg[COPYBREAK]:
+        return room, truesize
+    return k.gro.copy_room[length], k.rings.copy[CB_TRUESIZE, length]
 
 
 # -- frag_list chains: their frees and pinned pages ------------------------------------------------------------------

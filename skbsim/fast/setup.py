@@ -260,7 +260,7 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
     )
     ncpus = sim.config.cpus
     copy = np.zeros((3, ring.copybreak + 1), np.int64)
-    for length, (kind, truesize, fragsz, _path, _source) in enumerate(heads):
+    for length, (kind, truesize, fragsz, _path, _source, _room) in enumerate(heads):
         copy[:, length] = kind, truesize, fragsz
     truesize = min([build_ts] + [h[1] for h in heads])  # the smallest skb
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
@@ -387,7 +387,7 @@ def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
 
     Each length runs through the model's napi_alloc_skb() on a scratch kernel
     of the same profile (the run's kernel is untouched): (head kind, truesize,
-    page_frag fragment size, path, head source).  A head from anywhere but the
+    page_frag fragment size, path, head source, room from the tail to the end).  A head from anywhere but the
     1K pieces, skbuff_small_head or the NAPI page_frag_cache is out of scope.
     """
     from skbsim.kernel import Kernel
@@ -408,9 +408,10 @@ def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
                                  f"{None if skb is None else skb.head_source}")
             if skb.truesize != scratch.profile.SKB_TRUESIZE(skb.end):
                 raise ValueError(f"napi_alloc_skb({length}): skb_condense() would change its truesize")
-            heads.append((kinds[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source))
+            heads.append((kinds[skb.head_source], skb.truesize, skb.head_size, skb.path, skb.head_source,
+                          skb.end - skb.tail))  # (the room before the copy: skb_condense() of a GRO aggregate)
             consume_skb(scratch, skb)
-    for kind, _truesize, _fragsz, path, source in heads:
+    for kind, _truesize, _fragsz, path, source, _room in heads:
         if (path, source) != next((h[3], h[4]) for h in heads if h[0] == kind):
             raise ValueError("copybreak copies of one head kind with different paths")
     return heads

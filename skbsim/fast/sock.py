@@ -91,7 +91,10 @@ def _observe(k, skb, cpu, time_ns, refused):
         return
     kind = 0
     if cfg[DRIVER] == DRIVER_COPYBREAK:
-        kind = 1 + (k.rings.copy[CB_KIND, size] + 1 if size <= cfg[COPYBREAK] else 0)
+        built = size
+        if k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate is the kind of skb its first segment was
+            built = k.gro.member[skb[SKB_OBJ], gro.M_FRAME]
+        kind = 1 + (k.rings.copy[CB_KIND, built] + 1 if built <= cfg[COPYBREAK] else 0)
     elif cfg[DRIVER] == DRIVER_VIRTIO:
         # built on the buffer (page_to_skb()'s build_skb(): above GOOD_COPY_LEN, NET_IP_ALIGN 0, no frags), or a copy
         kind = 0 if skb[SKB_FRAG] < 0 and size > GOOD_COPY_LEN and not cfg[VQ_IP_ALIGN] else 1
@@ -135,7 +138,10 @@ def _enqueue(k, skb, cpu):
     if st[RMEM] > (cfg[RCVBUF] >> 1) and (frag >= 0 or aggregate):
         # (the skbs with frags of a run all have the same kind of head: cfg[COND_ROOM] is its room from the
         # headroom to the end, cfg[COND_TS] its truesize; a linear skb keeps its truesize)
-        if skb[SKB_DLEN] <= cfg[COND_ROOM] - skb[SKB_HLEN]:
+        room, cond_ts = cfg[COND_ROOM], cfg[COND_TS]
+        if k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate on a copybreak copy has the copy's head
+            room, cond_ts = gro._condense_head(k, skb[SKB_OBJ], room, cond_ts)
+        if skb[SKB_DLEN] <= room - skb[SKB_HLEN]:
             if aggregate:  # -- GRO --: the frag_list's skbs are pulled in too, and freed
                 gro._drop_paged(k, cpu, frag, skb[SKB_OBJ])
                 aggregate = False
@@ -144,7 +150,7 @@ def _enqueue(k, skb, cpu):
             else:
                 _put_frags(k.pages, k.frags, st, frag)
             frag = -1
-            ts = cfg[COND_TS]
+            ts = cond_ts
             st[CONDENSED] += 1
     st[RMEM] += ts
     _udp_rmem_schedule(cfg, st, ts)
