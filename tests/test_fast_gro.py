@@ -8,6 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import dpkt
+
+from gro_helpers import CWR, FIN, PSH, segments, tcp_frame
 from skbsim.fast import simulate_engine, simulate_fast, unsupported
 from skbsim.report import TraceWriter
 from skbsim.sim import RunConfig, simulate
@@ -185,3 +188,72 @@ def test_gro_plot_falls_back_and_says_why():
     config = RunConfig(options={"rx": "build_skb"}, traffic="tcp-bulk", count=300)
     result, _, why = simulate_engine(config, "fast", plot=True)
     assert result["engine"] == "reference" and "--plot of TCP through GRO" in why
+
+
+def _capture(path, frames, gap=1e-6):
+    """Frames as a pcap (their header bytes, zero-padded to the frame length), gap seconds apart."""
+    with open(path, "wb") as f:
+        writer = dpkt.pcap.Writer(f)
+        for i, frame in enumerate(frames):
+            writer.writepkt(frame.header + bytes(frame.length - len(frame.header)), ts=i * gap)
+    return str(path)
+
+
+def _mixed_tcp_frames():
+    """Every rule tcp_gro_receive() and inet_gro_receive() apply, in one capture: in-order runs, a TSval that
+    moves, PSH, FIN, CWR, another TTL, TOS and DF, a fixed IP ID, a gap in seq, a longer segment, a short
+    one, padding, a bad IP checksum, UDP, other flows, an ACK without payload, options without timestamps."""
+    frames = segments(20)
+    frames += segments(6, seq=1_000_000 + 20 * 1448, ip_id=21, ts=1001)
+    frames += [tcp_frame(2_000_000 + i * 1000, 1000, ip_id=7, sport=41000) for i in range(5)]  # a fixed IP ID
+    frames += [tcp_frame(3_000_000 + i * 500, 500, ip_id=i, sport=42000, flags=0x10 | (PSH if i == 3 else 0))
+               for i in range(6)]
+    frames += [tcp_frame(4_000_000 + i * 500, 500, ip_id=i, sport=43000, flags=0x10 | (CWR if i in (2, 3) else 0))
+               for i in range(6)]
+    frames += [tcp_frame(5_000_000 + i * 300, 300, ip_id=i, sport=44000, ttl=64 if i != 2 else 63) for i in range(4)]
+    frames += [tcp_frame(6_000_000 + i * 300, 300, ip_id=i, sport=45000, tos=0 if i != 2 else 4) for i in range(4)]
+    frames += [tcp_frame(7_000_000 + i * 300 + (50 if i == 2 else 0), 300, ip_id=i, sport=46000) for i in range(4)]
+    frames += [tcp_frame(8_000_000 + i * 300, 300 if i != 2 else 400, ip_id=i, sport=47000) for i in range(4)]
+    frames += [tcp_frame(9_000_000 + i * 300, 300 if i != 2 else 100, ip_id=i, sport=48000) for i in range(4)]
+    frames += [tcp_frame(10_000_000 + i, 1, ip_id=i, sport=49000, ts=None, pad_to=60) for i in range(4)]  # padded
+    frames += [tcp_frame(11_000_000, 0, ip_id=i, sport=50000) for i in range(3)]  # pure ACKs
+    frames += [tcp_frame(12_000_000 + i * 700, 700, ip_id=i, sport=51000, ts=None) for i in range(5)]
+    frames += [tcp_frame(13_000_000 + i * 700, 700, ip_id=i, sport=52000, df=False) for i in range(4)]
+    frames += [tcp_frame(14_000_000 + i * 700, 700, ip_id=i, sport=53000, flags=0x10 | (FIN if i == 2 else 0))
+               for i in range(4)]
+    frames += list(segments(40, payload=1448, seq=20_000_000, ip_id=100, sport=54000))  # frag_list chains
+    udp = tcp_frame(0, 200, sport=55000)
+    header = bytearray(udp.header)
+    header[23] = 17  # protocol UDP (the checksum then fails too: either way not TCP)
+    frames.append(type(udp)(udp.length, 0, None, 0, 0, bytes(header)))
+    return frames
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("driver, options", [("ice", {"rx": "build_skb"}), ("ice", {"rx": "legacy"}),
+                                             ("copybreak", {}), ("copybreak", {"copybreak": "1514"})])
+@pytest.mark.parametrize("gap", [1e-6, 1e-8])
+def test_a_mixed_tcp_capture_through_gro(tmp_path, kernel, driver, options, gap):
+    path = _capture(tmp_path / "mixed.pcap", _mixed_tcp_frames(), gap)
+    config = dict(kernel=kernel, driver=driver, options=options, traffic=f"pcap:{path}", count=None, rate=None)
+    assert unsupported(RunConfig(**config)) is None
+    _assert_same(**config)
+    _assert_same(**{**config, "cpus": 2, "rcvbuf": 30_000})
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.integers(0, 1500), st.integers(0, 3),
+                                 st.sampled_from([0x10, 0x10, 0x10, 0x18, 0x11, 0x90, 0x12])),
+                       min_size=1, max_size=300),
+       kernel=st.sampled_from(KERNELS), rx=st.sampled_from(["build_skb", "legacy"]), gap=st.sampled_from([1e-8, 1e-6]))
+def test_random_tcp_captures_give_identical_json(tmp_path_factory, frames, kernel, rx, gap):
+    # Each frame: its flow, how its seq moves from the flow's last (0: in order), payload, TSval step, flags.
+    state = {}
+    out = []
+    for flow, jump, payload, ts_step, flags in frames:
+        seq, ip_id, ts = state.get(flow, (flow * 10_000_000, 0, 1000))
+        seq += 0 if jump == 0 else (jump - 2) * 700
+        out.append(tcp_frame(seq & 0xFFFFFFFF, payload, ip_id=ip_id, ts=ts, sport=40000 + flow, flags=flags))
+        state[flow] = (seq + payload, ip_id + 1, ts + (ts_step == 3))
+    path = _capture(tmp_path_factory.mktemp("cap") / "random.pcap", out, gap)
+    _assert_same(kernel=kernel, options={"rx": rx}, traffic=f"pcap:{path}", count=None, rate=None)

@@ -31,7 +31,9 @@ from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 # -- GRO --
-from skbsim.fast.gro import G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks
+from skbsim.fast.gro import (
+    G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
+)
 from skbsim.fast.state import CACHE_SKB, K_OBJS, K_SLOTS, Frags, new_skb_cb
 from skbsim.fast.traffic import CHUNK
 from skbsim.sim import gro_report
@@ -76,12 +78,8 @@ def unsupported(config: RunConfig) -> str | None:
 # -- GRO --
 def unsupported_gro(config: RunConfig, profile) -> str | None:
     """Why the fast engine cannot run this config whose TCP segments go through GRO (None when it can): its
-    GRO (skbsim.fast.gro) covers synthetic tcp-bulk on ice (rx=build_skb and rx=legacy, not its page_pool
+    GRO (skbsim.fast.gro) covers tcp-bulk and captures on ice (rx=build_skb and rx=legacy, not its page_pool
     form) and copybreak, without gro_flush_timeout."""
-    kind = config.traffic.split(":", 1)[0].strip().lower()
-    if kind != "tcp-bulk":
-        return ("a TCP capture goes through GRO: the fast engine's GRO takes its per-frame TCP facts from "
-                "tcp-bulk traffic only")
     if config.driver not in ("ice", "copybreak") or (config.driver == "ice"
                                                        and profile.feature("ice_rx_buffers") == "libeth"):
         driver = config.driver if config.driver != "ice" else f"ice's page_pool form ({profile.name})"
@@ -203,7 +201,10 @@ class FastSimulation:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events; False when
         the loop left its modelled ground."""
         if self.gro:  # -- GRO --: each frame's TCP facts with it
-            chunks = tcp_bulk_chunks(self.ref.source, self.config, self.ref, self.legacy)
+            if self.config.traffic.split(":", 1)[0].strip().lower() == "tcp-bulk":
+                chunks = tcp_bulk_chunks(self.ref.source, self.config, self.ref, self.legacy)
+            else:
+                chunks = capture_chunks(self.ref.source, self.ref, self.legacy)
         else:
             chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref, self.codes)
         try:

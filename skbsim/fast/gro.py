@@ -26,7 +26,7 @@ from collections import namedtuple
 import numpy as np
 
 from skbsim.fast import napi  # (a module: napi's frees call this one's _release_aggregate)
-from skbsim.fast.layout import COUNTED, ERR_GRO_FRAGS_MOVED, ETH_HLEN, FL_TAG, SLAB_TAG, U32_MASK, njit
+from skbsim.fast.layout import COUNTED, ERR_GRO_FRAGS_MOVED, ETH_HLEN, ICE_RX_HDR_SIZE, FL_TAG, SLAB_TAG, U32_MASK, njit
 from skbsim.fast.mm import _add_frag, _fl_give, _nr_frags, _pin_frags, _pin_page, _put_frags
 from skbsim.fast.rules import _inet_gro_fixedid, _inet_gro_ipid_flush, _tcp_gro_flags_flush, _tcp_gro_flags_verdict
 from skbsim.fast.slub import _slab_free
@@ -71,9 +71,12 @@ GS_SIZE = GS_BASE + 1
 #: descriptor): TCP over IPv4 that tcp4_gro_receive() parses (0: GRO passes it up as built); the flow (a
 #: number for its MAC header, addresses and ports) and RSS hash; seq, ack_seq, the flag word
 #: (tcp_flag_word(): data offset, flags, window); TSval and TSecr (0 without the option); the TCP header
-#: length; IP ID, TTL << 8 | TOS, frag_off, tot_len
+#: length; IP ID, TTL << 8 | TOS, frag_off, tot_len; the option bytes other than the timestamps' as
+#: F_OPT_WORDS words (a capture's: every option byte, 0-padded; tcp-bulk's: none)
 (F_TCP, F_FLOW, F_HASH, F_SEQ, F_ACK, F_FLAGS, F_TSVAL, F_TSECR, F_THLEN, F_IPID, F_TTL_TOS, F_FRAG_OFF, F_TOTLEN,
- F_FIELDS) = range(14)
+ F_OPT) = range(14)
+F_OPT_WORDS = 5
+F_FIELDS = F_OPT + F_OPT_WORDS
 #: Gro.held rows: the skb's SKB_* columns, its first segment's facts (from H_F), then NAPI_GRO_CB's count,
 #: the mss (gso_size), the IP ID found fixed, the last skb of its frag_list (-1: itself), row in use
 H_F = SKB_FIELDS
@@ -324,6 +327,9 @@ def _tcp_gro_match(k, h, f, length, seq_ok_len):
         return R_ACK
     if f[F_TSVAL] != hf[F_TSVAL] or f[F_TSECR] != hf[F_TSECR]:
         return R_OPTIONS
+    for w in range(F_OPT, F_OPT + F_OPT_WORDS):
+        if f[w] != hf[w]:
+            return R_OPTIONS
     if f[F_TTL_TOS] != hf[F_TTL_TOS] or (f[F_FRAG_OFF] ^ hf[F_FRAG_OFF]) & IP_DF:
         return R_IP
     if _inet_gro_fixedid(f[F_IPID], hf[F_IPID], h[H_COUNT], f[F_FRAG_OFF], cfg[G_FIXEDID_ANY] != 0):
@@ -597,3 +603,112 @@ def tcp_bulk_chunks(source, config, ref, legacy: bool):
         facts[:, F_TOTLEN] = length - ETH_HLEN
         lengths = np.full(n, length, np.int64)
         yield lengths, times, per_flow[picks, 0], np.full(n, hlen, np.int64), facts
+
+
+def capture_chunks(source, ref, legacy: bool):
+    """A capture's frames in chunks for a GRO run: (lengths, arrival times, RX queues, header lengths, facts),
+    each frame's facts read from its leading bytes as the driver writes them (skbsim.drivers.base.frame_header())
+    and GRO reads them: frame_facts().  legacy: eth_get_headlen() of the bytes (ice_construct_skb()), once per
+    distinct header while the memo holds it."""
+    from skbsim.drivers.base import frame_header
+    from skbsim.fast.traffic import CHUNK, HEADER_TABLE_SIZE, _legacy_headlen
+
+    measure = _legacy_headlen(ref) if legacy else None
+    templates = [state.queue.synthetic for state in ref.cpus]
+    flows: dict = {}
+    known: dict = {}
+    lengths = np.zeros(CHUNK, np.int64)
+    times = np.zeros(CHUNK, np.int64)
+    queues = np.zeros(CHUNK, np.int64)
+    hlens = np.zeros(CHUNK, np.int64)
+    facts = np.zeros((CHUNK, F_FIELDS), np.int64)
+    n = 0
+    for frame in source:
+        length = frame.length
+        header = frame_header(frame, templates[frame.queue % len(templates)])
+        lengths[n] = length
+        times[n] = frame.time_ns
+        queues[n] = frame.queue
+        hlens[n] = length
+        if measure is not None and length > ICE_RX_HDR_SIZE:
+            value = known.get(header)
+            if value is None:
+                if len(known) >= HEADER_TABLE_SIZE:
+                    known.clear()
+                value = known[header] = measure(header, length)
+            hlens[n] = value
+        facts[n] = frame_facts(header, frame.rss_hash, flows)
+        n += 1
+        if n == CHUNK:
+            yield lengths.copy(), times.copy(), queues.copy(), hlens.copy(), facts.copy()
+            n = 0
+    if n:
+        yield lengths[:n].copy(), times[:n].copy(), queues[:n].copy(), hlens[:n].copy(), facts[:n].copy()
+
+
+_NO_FACTS = np.zeros(F_FIELDS, np.int64)
+
+
+def frame_facts(header: bytes, rss_hash: int, flows: dict) -> np.ndarray:
+    """What GRO reads of a frame (F_* columns): F_TCP 0 unless inet_gro_receive() and tcp4_gro_receive() take it
+    (EtherType IPv4, a 20-byte IPv4 header (0x45) that is not a fragment, with a good checksum, protocol TCP,
+    the whole TCP header within the frame's bytes).  The flow is a number per distinct (MAC header,
+    addresses, ports) in flows, which gro_list_prepare(), inet_gro_receive() and tcp_gro_lookup() compare."""
+    from skbsim.net.ipv4.af_inet import IP_MF, IP_OFFSET, IPPROTO_TCP, iphdr
+    from skbsim.net.ipv4.tcp_offload import tcphdr
+
+    if len(header) < ETH_HLEN + 20 or header[12:14] != b"\x08\x00":
+        return _NO_FACTS
+    iph = iphdr(header, ETH_HLEN)
+    if (iph.protocol != IPPROTO_TCP or iph.ver_ihl != 0x45 or iph.frag_off & (IP_MF | IP_OFFSET)
+            or not iph.csum_ok):
+        return _NO_FACTS
+    at = ETH_HLEN + 20
+    if len(header) < at + 20:
+        return _NO_FACTS
+    thlen = (header[at + 12] >> 4) * 4
+    if thlen < 20 or len(header) < at + thlen:
+        return _NO_FACTS
+    th = tcphdr(header, at)
+    key = (header[:ETH_HLEN], iph.saddr, iph.daddr, th.ports)
+    flow = flows.get(key)
+    if flow is None:
+        flow = flows[key] = len(flows)
+    facts = np.zeros(F_FIELDS, np.int64)
+    facts[F_TCP] = 1
+    facts[F_FLOW] = flow
+    facts[F_HASH] = rss_hash
+    facts[F_SEQ] = th.seq
+    facts[F_ACK] = th.ack_seq
+    facts[F_FLAGS] = th.flags
+    facts[F_THLEN] = thlen
+    facts[F_IPID] = iph.id
+    facts[F_TTL_TOS] = iph.ttl << 8 | iph.tos
+    facts[F_FRAG_OFF] = iph.frag_off
+    facts[F_TOTLEN] = iph.tot_len
+    options = th.options
+    tsval_at = _timestamp_option(options)
+    if tsval_at >= 0:
+        facts[F_TSVAL] = int.from_bytes(options[tsval_at:tsval_at + 4], "big")
+        facts[F_TSECR] = int.from_bytes(options[tsval_at + 4:tsval_at + 8], "big")
+    padded = options + bytes(8 * F_OPT_WORDS - len(options))
+    facts[F_OPT:F_OPT + F_OPT_WORDS] = np.frombuffer(padded, "<i8")
+    return facts
+
+
+def _timestamp_option(options: bytes) -> int:
+    """Where TSval starts in TCP option bytes (kind 8, length 10), or -1: the timestamps TCP_SKB_CB keeps."""
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:
+            return -1
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(options) or options[i + 1] < 2:
+            return -1
+        if kind == 8 and options[i + 1] == 10 and i + 10 <= len(options):
+            return i + 2
+        i += options[i + 1]
+    return -1
