@@ -57,11 +57,11 @@ WORKLOADS = (("ice rx=legacy", "ice", {"rx": "legacy"}), ("ice rx=build_skb", "i
              ("libeth idpf (MTU and short buffer queues)", "libeth", {"nic": "idpf"}),
              ("ice page_pool form (libeth)", "ice", {}),
              # -- GRO --
-             ("ice rx=build_skb, tcp-bulk through GRO", "ice", {"rx": "build_skb"}),
-             ("ice rx=legacy, tcp-bulk through GRO", "ice", {"rx": "legacy"}))
+             ("ice rx=build_skb tcp-bulk through GRO", "ice", {"rx": "build_skb"}),
+             ("ice rx=legacy tcp-bulk through GRO", "ice", {"rx": "legacy"}))
 #: the traffic of a workload, when not IMIX: GRO's workloads are 16 bulk TCP senders (1448-byte segments with
 #: timestamps) into the one UDP socket, every segment through GRO
-TRAFFIC_OF = {"ice rx=build_skb, tcp-bulk through GRO": "tcp-bulk", "ice rx=legacy, tcp-bulk through GRO": "tcp-bulk"}
+TRAFFIC_OF = {"ice rx=build_skb tcp-bulk through GRO": "tcp-bulk", "ice rx=legacy tcp-bulk through GRO": "tcp-bulk"}
 #: the live kernel's figure every workload is compared with: the tap path below, also for virtio_net (eth0 here is
 #: a virtio_net NIC, but its traffic cannot be made at a chosen rate: only ordinary downloads are allowed on it)
 LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap path (a tap device written by this "

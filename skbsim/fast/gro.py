@@ -159,7 +159,7 @@ def _skb_len(g, size):
     return size - ETH_HLEN
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _hand_up(k, n, row, count):
     """gro_normal_one(): the skb (SKB_* columns of row) is the poll's n-th for the stack; counted, and its
     TCP_SKB_CB filled (k.skbcb, where sized).  Returns n + 1."""
@@ -182,7 +182,7 @@ def _hand_up(k, n, row, count):
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _fill_cb(k, row, f, count, mss):
     """The TCP_SKB_CB facts of an skb GRO hands up (row: its SKB_* columns, f: its first segment's facts)."""
     cb = k.skbcb.cb
@@ -204,7 +204,7 @@ def _fill_cb(k, row, f, count, mss):
     cb[obj, CB_GSO_SIZE] = mss if count > 1 else 0
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _complete(k, n, b, j, reason):
     """gro_complete() of the j-th held skb of bucket b (completed for reason): handed up, its row freed, taken
     out of the bucket (the caller keeps the bucket's count).  Returns n + 1."""
@@ -239,7 +239,7 @@ def _gro_flush(k, n, budget_used):
 # -- skb_gro_receive() ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _append_frags(k, lp_frag, frag):
     """skb's frags (as _add_frag() keeps them) appended to the last skb's; returns the last skb's frags."""
     if frag < 0:
@@ -254,7 +254,7 @@ def _append_frags(k, lp_frag, frag):
     return lp_frag
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _skb_gro_receive(k, h, skb, length, flush, hdr):
     """skb_gro_receive() of skb (SKB_* columns; length bytes of payload, hdr bytes of headers) into the held
     h: NOT_MERGED (-E2BIG: gro_max_size, 64K without BIG TCP for IPv4, or skb marked flush), or the branch
@@ -311,7 +311,7 @@ def _skb_gro_receive(k, h, skb, length, flush, hdr):
 # -- tcp_gro_receive() ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_gro_match(k, h, f, length, seq_ok_len):
     """tcp_gro_receive()'s tests of a segment (facts f, length bytes) against its flow's held h, in the
     kernel's order: 0 when it may merge, else the flush reason.  (Sets h's fixed-ID mark, as
@@ -343,7 +343,7 @@ def _tcp_gro_match(k, h, f, length, seq_ok_len):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _final_reason(flags):
     """out_check_final's flag that completes the aggregate (PSH, FIN, SYN, RST, URG in that order), or -1."""
     if not _tcp_gro_flags_flush(flags):
@@ -359,7 +359,7 @@ def _final_reason(flags):
     return R_URG
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _find_held(g, b, f):
     """gro_list_prepare(), inet_gro_receive()'s and tcp_gro_lookup()'s flow tests: the position in bucket b
     of the youngest held skb of f's flow (hash, MAC header, addresses and ports), or 0."""
@@ -371,7 +371,7 @@ def _find_held(g, b, f):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _hold(k, n, b, f, length):
     """dev_gro_receive()'s hold: a full bucket completes its oldest first; the skb (g.cur) becomes the
     bucket's youngest, its mss the payload's length.  Returns the poll's skbs for the stack."""
@@ -401,7 +401,7 @@ def _hold(k, n, b, f, length):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _merged_free(k, cpu, branch):
     """gro_skb_finish() of a merged skb (g.cur): the stolen head's sk_buff to the NAPI cache
     (napi_skb_free_stolen_head()), a frags-moved skb freed into it (__napi_kfree_skb()); a frag_list one
@@ -420,7 +420,7 @@ def _merged_free(k, cpu, branch):
     napi._nc_put(k, cpu, g.cur[SKB_OBJ], COUNTED)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _napi_gro_receive(k, cpu, n, slot):
     """napi_gro_receive() of the skb just added to the poll's batch (its n-th, n - 1), whose frame's facts are
     at descriptor slot: merged into its flow's held skb, held, or passed up as built; a held skb the segment
@@ -555,7 +555,7 @@ def tcp_bulk_chunks(source, config, ref, legacy: bool):
     tcp = source.tcp
     length = tcp.frame_len
     take_times = _arrival_times(source.rate, source.arrival, source.seed)
-    pick_flows = source._flow_picker()
+    pick_flows = flow_draws(source)
     flows: list = []  # per flow index: its row of per-flow values (as an array below)
     per_flow = np.zeros((0, 8), np.int64)  # queue, hash, isn, ipid, tsbase, ack, tsecr, segments so far
     thlen = tcp.header_len - 34
@@ -566,7 +566,7 @@ def tcp_bulk_chunks(source, config, ref, legacy: bool):
     while remaining > 0:
         n = min(CHUNK, remaining)
         remaining -= n
-        picks = np.fromiter(pick_flows(n), np.int64, n)
+        picks = pick_flows(n)
         top = int(picks.max()) + 1
         if top > len(flows):
             rows = [per_flow]
@@ -603,6 +603,28 @@ def tcp_bulk_chunks(source, config, ref, legacy: bool):
         facts[:, F_TOTLEN] = length - ETH_HLEN
         lengths = np.full(n, length, np.int64)
         yield lengths, times, per_flow[picks, 0], np.full(n, hlen, np.int64), facts
+
+
+def flow_draws(source):
+    """SyntheticSource._flow_picker() as int64 arrays: the same draws, made by numpy.
+
+    The picker is random.Random(seed string).choices(range(flows), k), which takes floor(random() * flows) per
+    frame, random() being genrand_res53() of MT19937: two 32-bit outputs a, b give ((a >> 5) * 2**26 + (b >>
+    6)) / 2**53.  numpy's MT19937, given the Random's state, makes the same 32-bit outputs."""
+    import random
+
+    flows = source.flows
+    if flows == 1:
+        return lambda k: np.zeros(k, np.int64)
+    _, words, _ = random.Random(f"skbsim.traffic/{source.seed}/flows").getstate()
+    bits = np.random.MT19937()
+    bits.state = {"bit_generator": "MT19937", "state": {"key": np.asarray(words[:624], np.uint32), "pos": words[624]}}
+
+    def draws(k):
+        raw = bits.random_raw(2 * k).astype(np.uint64)
+        x = ((raw[0::2] >> np.uint64(5)) * np.uint64(67108864) + (raw[1::2] >> np.uint64(6))).astype(np.float64)
+        return np.floor(x / 9007199254740992.0 * flows).astype(np.int64)
+    return draws
 
 
 def capture_chunks(source, ref, legacy: bool):
