@@ -1335,10 +1335,15 @@ def test_random_virtio_net_workloads_give_identical_json(kernel, options, traffi
 ])
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_virtio_net_trace_is_the_reference_engines(tmp_path, kernel, options, faults, suffix):
-    from skbsim.report import TraceWriter
-
     config = dict(kernel=kernel, driver="virtio_net", options=options, traffic="uniform:14-9018", count=4_000,
                   rate=2e7, rcvbuf=30_000, app_rate=1e6, cpus=2, faults=faults)
+    _assert_same_trace(tmp_path, config, suffix)
+
+
+def _assert_same_trace(tmp_path, config: dict, suffix: str) -> None:
+    """Both engines run config with --trace into tmp_path (suffix: its format): the same JSON and trace bytes."""
+    from skbsim.report import TraceWriter
+
     outputs = {}
     for engine in ("fast", "reference"):
         writer = TraceWriter(str(tmp_path / f"{engine}{suffix}"))

@@ -26,7 +26,7 @@ from collections import namedtuple
 import numpy as np
 
 from skbsim.fast import napi  # (a module: napi's frees call this one's _release_aggregate)
-from skbsim.fast.layout import COUNTED, ERR_GRO_FRAGS_MOVED, ETH_HLEN, ICE_RX_HDR_SIZE, FL_TAG, SLAB_TAG, U32_MASK, njit
+from skbsim.fast.layout import COUNTED, ERR_GRO_FRAGS_MOVED, ETH_HLEN, FL_TAG, SLAB_TAG, U32_MASK, njit
 from skbsim.fast.mm import _add_frag, _fl_give, _nr_frags, _pin_frags, _pin_page, _put_frags
 from skbsim.fast.rules import _inet_gro_fixedid, _inet_gro_ipid_flush, _tcp_gro_flags_flush, _tcp_gro_flags_verdict
 from skbsim.fast.slub import _slab_free
@@ -34,7 +34,9 @@ from skbsim.fast.state import (
     CACHE_SKB, CB_ACK_SEQ, ERR, CB_DOFF, CB_END_SEQ, CB_FLOW, CB_GSO_SIZE, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, CB_TSECR,
     CB_TSVAL, CB_WINDOW, PACKETS, SKB_DLEN, SKB_FIELDS, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS,
 )
-from skbsim.fast.state import CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DRIVER, DRIVER_COPYBREAK  # copybreak
+from skbsim.fast.state import (  # copybreak
+    CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DRIVER, DRIVER_COPYBREAK,
+)
 from skbsim.net.gro import GRO_HASH_BUCKETS, MAX_GRO_SKBS
 from skbsim.net.ipv4.af_inet import IP_DF
 from skbsim.net.ipv4.tcp_offload import (
@@ -627,45 +629,28 @@ def flow_draws(source):
     return draws
 
 
-def capture_chunks(source, ref, legacy: bool):
-    """A capture's frames in chunks for a GRO run: (lengths, arrival times, RX queues, header lengths, facts),
-    each frame's facts read from its leading bytes as the driver writes them (skbsim.drivers.base.frame_header())
-    and GRO reads them: frame_facts().  legacy: eth_get_headlen() of the bytes (ice_construct_skb()), once per
-    distinct header while the memo holds it."""
+def capture_chunks(source, ref):
+    """A capture's frames in chunks for a GRO run: traffic._frames_with_headlen()'s (lengths, arrival times,
+    RX queues, header lengths) and each frame's facts, read from its leading bytes as the driver writes them
+    (skbsim.drivers.base.frame_header()) and GRO reads them: frame_facts()."""
     from skbsim.drivers.base import frame_header
-    from skbsim.fast.traffic import CHUNK, HEADER_TABLE_SIZE, _legacy_headlen
+    from skbsim.fast.traffic import _frames_with_headlen
 
-    measure = _legacy_headlen(ref) if legacy else None
     templates = [state.queue.synthetic for state in ref.cpus]
     flows: dict = {}
-    known: dict = {}
-    lengths = np.zeros(CHUNK, np.int64)
-    times = np.zeros(CHUNK, np.int64)
-    queues = np.zeros(CHUNK, np.int64)
-    hlens = np.zeros(CHUNK, np.int64)
-    facts = np.zeros((CHUNK, F_FIELDS), np.int64)
-    n = 0
-    for frame in source:
-        length = frame.length
-        header = frame_header(frame, templates[frame.queue % len(templates)])
-        lengths[n] = length
-        times[n] = frame.time_ns
-        queues[n] = frame.queue
-        hlens[n] = length
-        if measure is not None and length > ICE_RX_HDR_SIZE:
-            value = known.get(header)
-            if value is None:
-                if len(known) >= HEADER_TABLE_SIZE:
-                    known.clear()
-                value = known[header] = measure(header, length)
-            hlens[n] = value
-        facts[n] = frame_facts(header, frame.rss_hash, flows)
-        n += 1
-        if n == CHUNK:
-            yield lengths.copy(), times.copy(), queues.copy(), hlens.copy(), facts.copy()
-            n = 0
-    if n:
-        yield lengths[:n].copy(), times[:n].copy(), queues[:n].copy(), hlens[:n].copy(), facts[:n].copy()
+    rows: list = []
+
+    def frames():
+        for frame in source:
+            rows.append(frame_facts(frame_header(frame, templates[frame.queue % len(templates)]), frame.rss_hash,
+                                    flows))
+            yield frame
+
+    for lengths, times, queues, hlens in _frames_with_headlen(frames(), ref):
+        n = len(lengths)
+        facts = np.array(rows[:n], np.int64).reshape(n, F_FIELDS)
+        del rows[:n]
+        yield lengths, times, queues, hlens, facts
 
 
 _NO_FACTS = np.zeros(F_FIELDS, np.int64)
