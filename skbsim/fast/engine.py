@@ -204,7 +204,7 @@ class FastSimulation:
             if self.config.traffic.split(":", 1)[0].strip().lower() == "tcp-bulk":
                 chunks = tcp_bulk_chunks(self.ref.source, self.config, self.ref, self.legacy)
             else:
-                chunks = capture_chunks(self.ref.source, self.ref)
+                chunks = capture_chunks(self.ref.source, self.ref, self.legacy)
         else:
             chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref, self.codes)
         try:

@@ -21,6 +21,7 @@ inet_gro_fixedid() and inet_gro_ipid_flush() (skbsim.net.ipv4.af_inet), compiled
 
 from __future__ import annotations
 
+import struct
 from collections import namedtuple
 
 import numpy as np
@@ -629,10 +630,10 @@ def flow_draws(source):
     return draws
 
 
-def capture_chunks(source, ref):
+def capture_chunks(source, ref, legacy: bool):
     """A capture's frames in chunks for a GRO run: traffic._frames_with_headlen()'s (lengths, arrival times,
-    RX queues, header lengths) and each frame's facts, read from its leading bytes as the driver writes them
-    (skbsim.drivers.base.frame_header()) and GRO reads them: frame_facts()."""
+    RX queues, header lengths: measured for legacy-rx only) and each frame's facts, read from its leading bytes
+    as the driver writes them (skbsim.drivers.base.frame_header()) and GRO reads them: frame_facts()."""
     from skbsim.drivers.base import frame_header
     from skbsim.fast.traffic import _frames_with_headlen
 
@@ -646,17 +647,21 @@ def capture_chunks(source, ref):
                                     flows))
             yield frame
 
-    for lengths, times, queues, hlens in _frames_with_headlen(frames(), ref):
+    # (without legacy-rx no header length is measured: every frame is at most 65535 bytes)
+    chunks = _frames_with_headlen(frames(), ref) if legacy else _frames_with_headlen(
+        frames(), ref, lambda header, length: 0, 1 << 16)
+    for lengths, times, queues, hlens in chunks:
         n = len(lengths)
         facts = np.array(rows[:n], np.int64).reshape(n, F_FIELDS)
         del rows[:n]
         yield lengths, times, queues, hlens, facts
 
 
-_NO_FACTS = np.zeros(F_FIELDS, np.int64)
+_NO_FACTS = (0,) * F_FIELDS
+_OPT_WORDS = struct.Struct(f"<{F_OPT_WORDS}q")
 
 
-def frame_facts(header: bytes, rss_hash: int, flows: dict) -> np.ndarray:
+def frame_facts(header: bytes, rss_hash: int, flows: dict) -> tuple:
     """What GRO reads of a frame (F_* columns): F_TCP 0 unless inet_gro_receive() and tcp4_gro_receive() take it
     (EtherType IPv4, a 20-byte IPv4 header (0x45) that is not a fragment, with a good checksum, protocol TCP,
     the whole TCP header within the frame's bytes).  The flow is a number per distinct (MAC header,
@@ -681,26 +686,15 @@ def frame_facts(header: bytes, rss_hash: int, flows: dict) -> np.ndarray:
     flow = flows.get(key)
     if flow is None:
         flow = flows[key] = len(flows)
-    facts = np.zeros(F_FIELDS, np.int64)
-    facts[F_TCP] = 1
-    facts[F_FLOW] = flow
-    facts[F_HASH] = rss_hash
-    facts[F_SEQ] = th.seq
-    facts[F_ACK] = th.ack_seq
-    facts[F_FLAGS] = th.flags
-    facts[F_THLEN] = thlen
-    facts[F_IPID] = iph.id
-    facts[F_TTL_TOS] = iph.ttl << 8 | iph.tos
-    facts[F_FRAG_OFF] = iph.frag_off
-    facts[F_TOTLEN] = iph.tot_len
     options = th.options
+    tsval = tsecr = 0
     tsval_at = _timestamp_option(options)
     if tsval_at >= 0:
-        facts[F_TSVAL] = int.from_bytes(options[tsval_at:tsval_at + 4], "big")
-        facts[F_TSECR] = int.from_bytes(options[tsval_at + 4:tsval_at + 8], "big")
-    padded = options + bytes(8 * F_OPT_WORDS - len(options))
-    facts[F_OPT:F_OPT + F_OPT_WORDS] = np.frombuffer(padded, "<i8")
-    return facts
+        tsval = int.from_bytes(options[tsval_at:tsval_at + 4], "big")
+        tsecr = int.from_bytes(options[tsval_at + 4:tsval_at + 8], "big")
+    # (in F_* order)
+    return (1, flow, rss_hash, th.seq, th.ack_seq, th.flags, tsval, tsecr, thlen, iph.id, iph.ttl << 8 | iph.tos,
+            iph.frag_off, iph.tot_len) + _OPT_WORDS.unpack(options + bytes(8 * F_OPT_WORDS - len(options)))
 
 
 def _timestamp_option(options: bytes) -> int:
