@@ -7,9 +7,9 @@ of every poll (napi_complete_done(), or __napi_poll() when the budget is used up
 
 Runs without gro_flush_timeout flush everything GRO holds at the end of each poll, so GRO's state lives
 within one poll: one set of buckets serves every CPU (polls never interleave).  The headers GRO reads come
-as facts computed once per frame from the traffic (gro_facts(): flow, hash, sequence and acknowledgement
-numbers, flag word, timestamps, IP ID and fields), carried from the NIC to the clean loop with the frame's
-first descriptor.  A held skb is a row of Gro.held: its SKB_* columns (head, frags, sk_buff, truesize,
+as facts computed once per frame from the traffic (tcp_bulk_chunks(), or frame_facts() of a capture's
+bytes: flow, hash, sequence and acknowledgement numbers, flag word, options, IP ID and fields), carried
+from the NIC to the clean loop with the frame's first descriptor.  A held skb is a row of Gro.held: its SKB_* columns (head, frags, sk_buff, truesize,
 bytes in head and in frags), its first segment's facts, and GRO's control block (segments, mss, the last
 skb of its frag_list).  An skb chained on a frag_list keeps its head and frags in Gro.member at the row of
 its sk_buff (member[obj]: the next skb of the list, or -1), and so does its chain's owner: member[p, M_NEXT]
@@ -38,7 +38,7 @@ from skbsim.fast.state import (
 from skbsim.fast.state import (  # copybreak
     CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DRIVER, DRIVER_COPYBREAK,
 )
-from skbsim.net.gro import GRO_HASH_BUCKETS, MAX_GRO_SKBS
+from skbsim.net.gro import GRO_HASH_BUCKETS, MAX_GRO_SKBS, gro_stats
 from skbsim.net.ipv4.af_inet import IP_DF
 from skbsim.net.ipv4.tcp_offload import (
     GRO_FLAGS_CHANGED, GRO_FLAGS_CWR, TCP_FLAG_FIN, TCP_FLAG_PSH, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_FLAG_URG,
@@ -62,9 +62,7 @@ FLUSH_REASONS = ("napi_complete", "budget", "max_gro_skbs", "cwr", "tcp_flags_or
  R_URG) = range(len(FLUSH_REASONS))
 #: Gro.st: skbsim.net.gro.gro_stats's counters (in its COUNTERS order), the flushes by reason (from
 #: GS_FLUSH), and the packet count when the current chunk of facts began
-GS_COUNTERS = ("received", "normal", "held", "merged_stolen_head", "merged_frags", "merged_frag_list",
-               "tcp_segments", "handed_up", "segments_up", "len_up", "truesize_up", "aggregates",
-               "aggregate_segments", "aggregate_len", "aggregate_truesize", "napi_cache_puts", "napi_skb_reused")
+GS_COUNTERS = gro_stats.COUNTERS
 (GS_RECEIVED, GS_NORMAL, GS_HELD, GS_STOLEN, GS_FRAGS, GS_FRAG_LIST, GS_TCP, GS_UP, GS_SEGS_UP, GS_LEN_UP,
  GS_TS_UP, GS_AGG, GS_AGG_SEGS, GS_AGG_LEN, GS_AGG_TS, GS_NC_PUTS, GS_REUSED) = range(len(GS_COUNTERS))
 GS_FLUSH = len(GS_COUNTERS)
@@ -74,8 +72,8 @@ GS_SIZE = GS_BASE + 1
 #: descriptor): TCP over IPv4 that tcp4_gro_receive() parses (0: GRO passes it up as built); the flow (a
 #: number for its MAC header, addresses and ports) and RSS hash; seq, ack_seq, the flag word
 #: (tcp_flag_word(): data offset, flags, window); TSval and TSecr (0 without the option); the TCP header
-#: length; IP ID, TTL << 8 | TOS, frag_off, tot_len; the option bytes other than the timestamps' as
-#: F_OPT_WORDS words (a capture's: every option byte, 0-padded; tcp-bulk's: none)
+#: length; IP ID, TTL << 8 | TOS, frag_off, tot_len; the option bytes as F_OPT_WORDS words (a capture's:
+#: every option byte, 0-padded; tcp-bulk's: 0, its only option being the timestamps)
 (F_TCP, F_FLOW, F_HASH, F_SEQ, F_ACK, F_FLAGS, F_TSVAL, F_TSECR, F_THLEN, F_IPID, F_TTL_TOS, F_FRAG_OFF, F_TOTLEN,
  F_OPT) = range(14)
 F_OPT_WORDS = 5
@@ -128,8 +126,6 @@ def gro_config(sim) -> np.ndarray:
 
 def gro_stats_of(g: Gro):
     """skbsim.net.gro.gro_stats from the compiled counters (for sim.gro_report())."""
-    from skbsim.net.gro import gro_stats
-
     stats = gro_stats()
     for i, name in enumerate(GS_COUNTERS):
         setattr(stats, name, int(g.st[i]))
