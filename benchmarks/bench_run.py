@@ -9,8 +9,8 @@ between figures measured in the same run.
    CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net, mana's page_pool pages, mlx5's legacy RQ,
    bnxt's page mode, gve with its own pages; 6.18 for mana's page_pool fragments, libeth's idpf, mlx5's
    striding RQ, bnxt's copies and aggregation pages and gve's page_pool buffers, 7.1 for ice's page_pool
-   form), each after one untimed
-   warm-up run
+   form), and tcp-bulk through GRO (ice build_skb and legacy-rx: 16 bulk TCP senders, every segment merged
+   or held by GRO on its way to the socket), each after one untimed warm-up run
    (imports; the fast engine loads numba's cache).  For the fast engine also the compiled
    loop alone (the time spent inside its _run() calls).
 2. The whole process: ``skbsim run --count N --json --quiet`` (ice legacy-rx, 6.9, one CPU)
@@ -64,7 +64,13 @@ WORKLOADS = (("ice rx=legacy", "ice", {"rx": "legacy"}), ("ice rx=build_skb", "i
              # -- bnxt --
              ("bnxt (copies and aggregation pages)", "bnxt", {}), ("bnxt page mode", "bnxt", {"page_mode": "on"}),
              # -- gve --
-             ("gve DQO (own pages)", "gve", {}), ("gve DQO (page_pool)", "gve", {}))
+             ("gve DQO (own pages)", "gve", {}), ("gve DQO (page_pool)", "gve", {}),
+             # -- GRO --
+             ("ice rx=build_skb tcp-bulk through GRO", "ice", {"rx": "build_skb"}),
+             ("ice rx=legacy tcp-bulk through GRO", "ice", {"rx": "legacy"}))
+#: the traffic of a workload, when not IMIX: GRO's workloads are 16 bulk TCP senders (1448-byte segments with
+#: timestamps) into the one UDP socket, every segment through GRO
+TRAFFIC_OF = {"ice rx=build_skb tcp-bulk through GRO": "tcp-bulk", "ice rx=legacy tcp-bulk through GRO": "tcp-bulk"}
 #: the live kernel's figure every workload is compared with: the tap path below, also for virtio_net (eth0 here is
 #: a virtio_net NIC, but its traffic cannot be made at a chosen rate: only ordinary downloads are allowed on it)
 LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap path (a tap device written by this "
@@ -88,7 +94,7 @@ PAGE_POOL_WORKLOADS = ("mana (page_pool pages)", "mana (page_pool fragments)",
 
 
 def time_model(packets: int, engine: str, driver: str, options: dict, repeat: int,
-               kernel: str = "6.9") -> tuple[float, float]:
+               kernel: str = "6.9", traffic: str = "imix") -> tuple[float, float]:
     """Best of repeat runs: (seconds for the whole simulate_engine() call, seconds inside the compiled
     loop's _run() calls; 0 on the reference engine)."""
     import skbsim.fast.engine
@@ -96,7 +102,7 @@ def time_model(packets: int, engine: str, driver: str, options: dict, repeat: in
     from skbsim.sim import RunConfig
 
     def config(count):
-        return RunConfig(kernel=kernel, driver=driver, options=options, traffic="imix", count=count)
+        return RunConfig(kernel=kernel, driver=driver, options=options, traffic=traffic, count=count)
 
     loop = [0.0]
     run = skbsim.fast.engine._run
@@ -128,10 +134,11 @@ def time_model(packets: int, engine: str, driver: str, options: dict, repeat: in
 
 def bench_model(packets: int, engine: str, label: str, driver: str, options: dict, repeat: int) -> float:
     kernel = KERNEL_OF.get(label, "6.9")
-    elapsed, loop = time_model(packets, engine, driver, options, repeat, kernel)
+    traffic = TRAFFIC_OF.get(label, "imix")
+    elapsed, loop = time_model(packets, engine, driver, options, repeat, kernel, traffic)
     rate = packets / elapsed
     inner = f"; the compiled loop alone {packets / loop:,.0f} packets/s" if loop else ""
-    print(f"model   {engine:>9} engine, {kernel} {label}, imix, 1 CPU: {packets:,} packets in {elapsed:.3f} s "
+    print(f"model   {engine:>9} engine, {kernel} {label}, {traffic}, 1 CPU: {packets:,} packets in {elapsed:.3f} s "
           f"= {rate:,.0f} packets/s{inner} (best of {repeat})")
     return rate
 
@@ -272,13 +279,14 @@ def bench_baseline(baseline: Path, packets: int, repeat: int) -> None:
             "import skbsim.fast  # the tree's, before bench_run puts this checkout first on the path\n"
             "from bench_run import time_model\n"
             "print(json.dumps(time_model(int(sys.argv[3]), 'fast', sys.argv[4], json.loads(sys.argv[5]), 1,\n"
-            "                            sys.argv[6])))\n")
+            "                            sys.argv[6], sys.argv[7])))\n")
     for label, driver, options in WORKLOADS:
         best = {name: [float("inf"), float("inf")] for name in trees}
         for _ in range(repeat):
             for name, tree in trees.items():
                 out = subprocess.run([sys.executable, "-c", code, str(tree), str(ROOT / "benchmarks"), str(packets),
-                                      driver, json.dumps(options), KERNEL_OF.get(label, "6.9")], cwd=tree,
+                                      driver, json.dumps(options), KERNEL_OF.get(label, "6.9"),
+                                      TRAFFIC_OF.get(label, "imix")], cwd=tree,
                                      capture_output=True, text=True)
                 if out.returncode:
                     break  # a checkout whose fast engine does not run this driver (it falls back)

@@ -45,7 +45,9 @@ COMPILED_SOURCES = ("fast/layout.py", "fast/state.py", "fast/mm.py", "fast/slub.
                     "fast/libeth.py", "drivers/libeth.py",
                     "fast/mlx5.py", "drivers/mlx5.py",  # -- mlx5 --
                     "fast/bnxt.py",  # -- bnxt --
-                    "fast/gve.py")  # -- gve --
+                    "fast/gve.py",  # -- gve --
+                    # -- GRO --
+                    "fast/gro.py", "net/gro.py", "net/ipv4/af_inet.py", "net/ipv4/tcp_offload.py")
 #: synthetic frames in all below which a run without the compiled cache uses the reference engine
 #: (about three seconds there) while the cache is built in the background
 SMALL_RUN_FRAMES = 200_000

@@ -35,6 +35,13 @@ from skbsim.fast.gve_setup import GveCodes, gve_kernel, gve_kind_names  # -- gve
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
+# -- GRO --
+from skbsim.fast.gro import (
+    G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
+)
+from skbsim.fast.state import CACHE_SKB, K_OBJS, K_SLOTS, Frags, new_skb_cb
+from skbsim.fast.traffic import CHUNK
+from skbsim.sim import gro_report
 
 
 def unsupported(config: RunConfig) -> str | None:
@@ -56,8 +63,10 @@ def unsupported(config: RunConfig) -> str | None:
         return virtio_reason
     if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
         return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
-    if tcp_through_gro(config):
-        return "TCP traffic goes through GRO, which the fast engine does not model"
+    if tcp_through_gro(config):  # -- GRO --
+        gro_reason = unsupported_gro(config, profile)
+        if gro_reason:
+            return gro_reason
     if config.rcvbuf > MAX_RCVBUF and (config.count is None or config.count > MAX_QUEUED):
         return (f"the fast engine sizes its socket queue for --rcvbuf up to {MAX_RCVBUF} "
                 f"(or for runs of at most {MAX_QUEUED} frames)")
@@ -66,6 +75,22 @@ def unsupported(config: RunConfig) -> str | None:
             config.app_rate and 1e9 / config.app_rate >= STEP_LIMIT):
         return ("the fast engine's 64-bit clock takes a per-packet cost, IRQ latency and reader gap "
                 "(1e9 / --app-rate) below 2**55 ns each")
+    return None
+
+
+# -- GRO --
+def unsupported_gro(config: RunConfig, profile) -> str | None:
+    """Why the fast engine cannot run this config whose TCP segments go through GRO (None when it can): its
+    GRO (skbsim.fast.gro) covers tcp-bulk and captures on ice (rx=build_skb and rx=legacy, not its page_pool
+    form) and copybreak, without gro_flush_timeout."""
+    if config.driver not in ("ice", "copybreak") or (config.driver == "ice"
+                                                       and profile.feature("ice_rx_buffers") == "libeth"):
+        driver = config.driver if config.driver != "ice" else f"ice's page_pool form ({profile.name})"
+        return (f"TCP traffic goes through GRO on {driver}: the fast engine's GRO covers ice (rx=build_skb "
+                f"and rx=legacy) and copybreak only")
+    if config.options.get("gro_flush_timeout", "0") != "0":
+        return ("TCP traffic goes through GRO with gro_flush_timeout (skbs held across polls and the flush "
+                "timer), which the fast engine does not model")
     return None
 
 
@@ -100,6 +125,9 @@ class FastSimulation:
         self.head = None
         self.libeth = False
         self.mlx5 = config.driver == "mlx5"  # -- mlx5 --
+        self.gro = tcp_through_gro(config)  # -- GRO --: TCP segments go through GRO (skbsim.fast.gro)
+        if self.gro and plot:
+            raise ValueError("the fast engine draws --plot of TCP through GRO only on the reference engine")
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
         self.bnxt = None  # -- bnxt --: napi_alloc_skb(len)'s table and its heads' names
         self.gve = None  # -- gve --: the same
@@ -171,14 +199,38 @@ class FastSimulation:
             k = virtio_kernel(self.ref, trace, self.plot, self.head)
         else:
             k = ice_kernel(self.ref, trace, self.plot, self.head)
+        if self.gro:  # -- GRO --
+            k = self._with_gro(k)
         if not self._stream(k):
             return None
         return self._finish(k)
 
+    def _with_gro(self, k):  # -- GRO --
+        """The Kernel record with GRO of TCP on: the Gro record, a TCP_SKB_CB and a frag list row for every
+        sk_buff object (GRO's aggregates hold up to MAX_SKB_FRAGS frags each)."""
+        profile = self.ref.kernel.profile
+        cfg = gro_config(self.ref)
+        cfg[G_PAD] = int(self.config.driver == "ice")
+        if self.legacy:
+            cfg[G_HEAD_TS] = self.head["truesize"]
+        objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
+        # (as wide as the driver's own rows: copybreak's hold a frame's replacement buffers, MAX_SKB_FRAGS + 1)
+        width = max(k.frags.fl.shape[1], profile.MAX_SKB_FRAGS + 2)
+        frags = Frags(np.zeros((max(objects, k.frags.fl.shape[0]), width), np.int64))
+        copy_room = [h[5] for h in self.copy_heads] if self.copybreak else [0]
+        return k._replace(gro=new_gro(cfg, CHUNK, int(k.cfg[NCPUS]), int(k.cfg[RING_COUNT]), objects, copy_room),
+                          skbcb=new_skb_cb(objects), frags=frags)
+
     def _stream(self, k) -> bool:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events; False when
         the loop left its modelled ground."""
-        chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref, self.codes)
+        if self.gro:  # -- GRO --: each frame's TCP facts with it
+            if self.config.traffic.split(":", 1)[0].strip().lower() == "tcp-bulk":
+                chunks = tcp_bulk_chunks(self.ref.source, self.config, self.ref, self.legacy)
+            else:
+                chunks = capture_chunks(self.ref.source, self.ref, self.legacy)
+        else:
+            chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref, self.codes)
         try:
             while True:
                 try:
@@ -187,7 +239,12 @@ class FastSimulation:
                     return self._give_up(ERR_CLOCK)
                 if chunk is None:
                     break
-                lengths, times, queues, hlens = chunk
+                if self.gro:  # -- GRO --
+                    lengths, times, queues, hlens, facts = chunk
+                    k.gro.facts[:len(facts)] = facts
+                    k.gro.st[GS_BASE] = k.st[PACKETS]
+                else:
+                    lengths, times, queues, hlens = chunk
                 if len(times) and int(times.max()) >= CLOCK_LIMIT:
                     return self._give_up(ERR_CLOCK)
                 n = len(lengths)
@@ -328,6 +385,8 @@ class FastSimulation:
         if self.config.faults:
             injected = {layer: int(k.faults.rules[n, FR_INJECTED]) for n, layer in enumerate(LAYERS)}
             result["faults"] = fault_report(self.config.faults, injected)
+        if self.gro and k.gro.st[GS_TCP]:  # -- GRO --
+            result["gro"] = gro_report(gro_stats_of(k.gro))
         self.extra = self._plot_data(k)
         return result
 

@@ -90,6 +90,7 @@ ERR_EMPTY_FRAME = 4
 ERR_FRAME_ABOVE_RING = 5
 ERR_CLOCK = 6
 ERR_FRAG_LIST = 7
+ERR_GRO_FRAGS_MOVED = 8  # -- GRO --
 #: The simulated clock in ns, int64 here and a Python integer in the reference engine.  Every arrival
 #: and event time the fast engine holds stays below CLOCK_LIMIT (146 years), and every step added to a
 #: time (a poll's work, at most NAPI_POLL_WEIGHT packets, times the per-packet cost; the IRQ latency;
@@ -136,6 +137,8 @@ ERR_REASONS = {
     ERR_TABLE_FULL: "a table of the fast engine filled up",
     ERR_FRAG_LIST: "a virtio_net frame needs more than MAX_SKB_FRAGS frags (a frag_list skb)",
     ERR_BUG: "the model reached a state the fast engine does not follow (a descriptor without a buffer)",
+    # -- GRO --
+    ERR_GRO_FRAGS_MOVED: "GRO moved the frags of an skb whose head's truesize the run does not know (not ice legacy-rx)",
 }
 #: ice_construct_skb(): ICE_RX_HDR_SIZE, the header skb's size and the copy-everything bound
 ICE_RX_HDR_SIZE = 256

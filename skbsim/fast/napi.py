@@ -244,7 +244,7 @@ def _defer_flush(k, cpu, count_it):
     k.pcpu[cpu, DEFER_LEN] = 0
     defer = k.cpus.defer[cpu]
     for j in range(n):
-        _release_data(k, cpu, defer[j, SKB_HEAD], defer[j, SKB_FRAG])
+        _release_skb(k, cpu, defer[j, SKB_HEAD], defer[j, SKB_FRAG], defer[j, SKB_OBJ])
         _nc_put(k, cpu, defer[j, SKB_OBJ], count_it)
 
 
@@ -283,8 +283,19 @@ def _release_data(k, cpu, head, frag):
 def _free_skb(k, cpu, head, frag, obj):
     """kfree_skb() / consume_skb() on CPU cpu of an skb nobody else holds: its data, then the sk_buff to its
     slab."""
-    _release_data(k, cpu, head, frag)
+    _release_skb(k, cpu, head, frag, obj)
     _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, obj)
+
+
+# -- GRO --
+@njit(cache=True, forceinline=True)
+def _release_skb(k, cpu, head, frag, obj):
+    """skb_release_data() of the skb whose sk_buff is obj: with a frag_list (GRO's aggregates, kept by
+    skbsim.fast.gro) its chained skbs are freed between its frags and its head."""
+    if k.gro.cfg[gro.G_ON] and k.gro.member[obj, gro.M_NEXT] >= 0:
+        gro._release_aggregate(k, cpu, head, frag, obj)
+    else:
+        _release_data(k, cpu, head, frag)
 
 
 @njit(cache=True, forceinline=True)
@@ -328,3 +339,4 @@ def _alloc_skb_by_table(k, cpu, copy, length):
         k.st[ERR] = ERR_TABLE_FULL
         return -1, -1
     return _alloc_rx_skb(k, cpu, copy[length, CP_KIND], copy[length, CP_FRAGSZ], -1)
+from skbsim.fast import gro  # noqa: E402 - GRO (a module: gro uses this one's frees and NAPI cache)

@@ -15,6 +15,8 @@ from skbsim.mm.slab import cpu_partial_full, get_partial_node_done, slab_discard
 from skbsim.net.page_pool import page_pool_alloc_size, pp_napi_local, pp_recycle_direct, pp_ref_count_unref
 from skbsim.net.skbuff import DEFER_KICK, DEFER_NONE, DEFER_QUEUE, alloc_skb_with_frags_order, skb_defer_admit
 from skbsim.net.sock import sk_mem_reclaimable, udp_forward_pages, udp_rcvbuf_admits
+from skbsim.net.ipv4.af_inet import inet_gro_fixedid, inet_gro_ipid_flush  # GRO
+from skbsim.net.ipv4.tcp_offload import tcp_gro_flags_flush, tcp_gro_flags_verdict  # GRO
 
 # skbsim.net.sock.udp_rcvbuf_admits: __udp_enqueue_schedule_skb()'s admission test
 _udp_rcvbuf_admits = njit(cache=True, forceinline=True)(udp_rcvbuf_admits)
@@ -53,9 +55,19 @@ _page_pool_alloc_size = njit(cache=True, forceinline=True)(page_pool_alloc_size)
 # skbsim.drivers.mlx5.mlx5_skb_frag_sz_bytes: MLX5_SKB_FRAG_SZ(), a linear skb's frag_size
 _mlx5_skb_frag_sz = njit(cache=True, forceinline=True)(mlx5_skb_frag_sz_bytes)
 
+# -- GRO --
+# skbsim.net.ipv4.tcp_offload: tcp_gro_receive()'s flag-word test and out_check_final's flags
+_tcp_gro_flags_verdict = njit(cache=True, forceinline=True)(tcp_gro_flags_verdict)
+_tcp_gro_flags_flush = njit(cache=True, forceinline=True)(tcp_gro_flags_flush)
+# skbsim.net.ipv4.af_inet: inet_gro_flush()'s fixed-ID finding and its IP ID test
+_inet_gro_fixedid = njit(cache=True, forceinline=True)(inet_gro_fixedid)
+_inet_gro_ipid_flush = njit(cache=True, forceinline=True)(inet_gro_ipid_flush)
+
 __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_cpu_partial_full",
            "_ewma_pkt_len_add", "_get_mergeable_buf_len", "_get_partial_node_done", "_ice_can_reuse_rx_page",
            "_idpf_rx_hsplit_wa_len", "_mergeable_buf_carve", "_page_pool_alloc_size", "_pp_napi_local",
            "_pp_recycle_direct", "_pp_ref_count_unref", "_sk_mem_reclaimable", "_skb_defer_admit",
            "_slab_discard_empty", "_udp_forward_pages", "_udp_rcvbuf_admits",
-           "_mlx5_skb_frag_sz"]
+           "_mlx5_skb_frag_sz",
+           # -- GRO --
+           "_inet_gro_fixedid", "_inet_gro_ipid_flush", "_tcp_gro_flags_flush", "_tcp_gro_flags_verdict"]

@@ -28,6 +28,8 @@ from skbsim.fast.state import (
 )
 from skbsim.fast.state import PAGE_POOL, PP_SOFTIRQ  # page_pool
 from skbsim.sim import NAPI_POLL_WEIGHT
+from skbsim.fast import gro  # GRO
+from skbsim.fast.gro import G_ON  # GRO
 
 #: Config.put_mode: ice puts buffers back per buffer (6.1), per poll (6.3 to 6.12.13), per frame (6.12.14+)
 PUT_BUFFER, PUT_POLL, PUT_FRAME = 0, 1, 2
@@ -53,6 +55,8 @@ def _nic_dma(k, cpu, length, nbufs, hlen):
     count = k.cfg[RING_COUNT]
     rx_buf_len = k.cfg[RX_BUF_LEN]
     hw = k.pcpu[cpu, HW_NEXT]
+    if k.gro.cfg[G_ON]:  # -- GRO --: the frame's TCP facts go with its first descriptor
+        gro._gro_nic(k, cpu, hw)
     remaining = length
     for b in range(nbufs):
         part = remaining if remaining < rx_buf_len else rx_buf_len
@@ -137,6 +141,8 @@ def _poll(k, cpu):
             work, ndel = _ice_clean_rx_irq(k, cpu, budget)
     if k.st[ERR]:
         return
+    if k.gro.cfg[G_ON]:  # -- GRO --: napi_complete_done(), or __napi_poll() with the budget used up
+        ndel = gro._gro_flush(k, ndel, work >= budget)
     _deliver(k, cpu, ndel)
     k.st[PP_SOFTIRQ] = 0
     if k.st[ERR]:
@@ -286,6 +292,7 @@ def _cb_clean_rx_irq(k, cpu, budget):
                 return 0, 0
             slot = slot + 1 if slot + 1 < count else 0
         k.st[D_USED] += nslots
+        first = ntc
         first_len = desc[ntc, DESC_LEN]
         if size <= cfg[COPYBREAK]:
             kind = copy[CB_KIND, size]
@@ -313,6 +320,10 @@ def _cb_clean_rx_irq(k, cpu, budget):
         # hlen / dlen: the first buffer's bytes and the frags' (skb_condense's test)
         _frame_done(k, cpu, size)
         ndel = _batch_add(k, ndel, head, frag, obj, first_len, size - first_len, ts)
+        if k.gro.cfg[G_ON]:  # -- GRO --
+            ndel = gro._napi_gro_receive(k, cpu, ndel, first)
+            if k.st[ERR]:
+                return 0, 0
     k.pcpu[cpu, NTC] = ntc
     return total, ndel
 
@@ -498,6 +509,10 @@ def _ice_clean_rx_irq(k, cpu, budget):
         # eth_skb_pad() raises len to 60; the driver counts skb->len
         _frame_done(k, cpu, f_size if f_size >= 60 else 60)
         ndel = _batch_add(k, ndel, f_head, f_frag, f_obj, f_hlen, f_size - f_hlen, head_ts + f_nfrags * cfg[FRAME_SZ])
+        if k.gro.cfg[G_ON]:  # -- GRO --
+            ndel = gro._napi_gro_receive(k, cpu, ndel, f_first)
+            if k.st[ERR]:
+                return 0, 0
         total += 1
     if mode == PUT_POLL:
         first = ring[FIRST_DESC]

@@ -28,6 +28,7 @@ from skbsim.fast.state import (
     new_virtio_queues,
 )
 from skbsim.fast.state import new_skb_cb
+from skbsim.fast.gro import new_gro  # GRO
 from skbsim.fast.state import (
     DRIVER_LIBETH, DRIVER_MANA, FQE_PAGE, FQE_TRUESIZE, FQ_BUF_LEN, FQ_EMPTY, FQ_LO, FQ_TRUESIZE, new_libeth_fqs,
     PP_BIAS_MAX, PP_CACHED_ON_REUSE, PP_CACHE_LEN, PP_CACHE_SIZE, PP_DIRECT, PP_DIRECT_EVERY_PUT,
@@ -145,7 +146,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
     them; the caller fills in the rings (and the caches the driver's open filled).  ``tables``: the
     driver's own records by their Kernel field (tun, pp, virtio, lb, skbcb); the others get one row."""
-    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "mlx", "bnxt", "gve"}
+    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "mlx", "bnxt", "gve", "gro"}
     if unknown:
         raise TypeError(f"new_kernel(): no such table {sorted(unknown)}")
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
@@ -191,6 +192,7 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
         mlx=tables.get("mlx") or new_mlx5_rqs(1, 1, 1, 1, 1, 1),  # -- mlx5 --
         bnxt=tables.get("bnxt") or new_bnxt_rings(1, 1, 1, np.zeros((1, CP_FIELDS), np.int64)),  # -- bnxt --
         gve=tables.get("gve") or new_gve_rings(1, 1, np.zeros((1, CP_FIELDS), np.int64)),  # -- gve --
+        gro=tables.get("gro") or new_gro(),  # -- GRO --
     )
 
 
@@ -278,7 +280,7 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
     )
     ncpus = sim.config.cpus
     copy = np.zeros((3, ring.copybreak + 1), np.int64)
-    for length, (kind, truesize, fragsz, _path, _source) in enumerate(heads):
+    for length, (kind, truesize, fragsz, _path, _source, _room) in enumerate(heads):
         copy[:, length] = kind, truesize, fragsz
     truesize = min([build_ts] + [h[1] for h in heads])  # the smallest skb
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
@@ -288,8 +290,8 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
     page_cap = (ncpus * ring.count + 2 * qcap + ncpus * (2 * kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT + 4)
                 + ncpus * kernel.skb_defer_max * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
     # frag lists: a frame's MAX_SKB_FRAGS + 1 replacement buffers are held in a row first
-    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap), queue=qcap, frag_lists=slab_cap, frags=profile.MAX_SKB_FRAGS + 1,
-                       ring_bias=1)  # one page reference per buffer
+    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap), queue=qcap, frag_lists=slab_cap,
+                       frags=profile.MAX_SKB_FRAGS + 1, ring_bias=1)  # one page reference per buffer
     k = new_kernel(sim, fields, sizes, copy=copy)
     _copybreak_start(sim, k)
     return k
@@ -423,9 +425,10 @@ class ScratchNapi:
 
 def copybreak_copy_skbs(ref: Simulation) -> list[tuple]:
     """What copybreak_copy_skb()'s napi_alloc_skb(len) gives for every len up to copybreak
-    (napi_alloc_skb_table()): (head kind, truesize, page_frag fragment size, path, head source)."""
+    (napi_alloc_skb_table()): (head kind, truesize, page_frag fragment size, path, head source, room from the
+    tail to the end before the copy: what skb_condense() of a GRO aggregate on the copy has)."""
     table, names = napi_alloc_skb_table(ref, ref.cpus[0].queue.copybreak + 1, "copybreak copies into heads")
-    return [(kind, truesize, fragsz, *names[kind]) for kind, truesize, fragsz, _room in table.tolist()]
+    return [(kind, truesize, fragsz, *names[kind], room) for kind, truesize, fragsz, room in table.tolist()]
 
 
 def napi_alloc_skb_table(ref: Simulation, lengths: int, what: str) -> tuple[np.ndarray, list]:

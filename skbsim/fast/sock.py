@@ -16,7 +16,7 @@ from skbsim.fast.layout import (
     T_DATA_LEN, T_FRAME_LEN, T_KIND, T_LEN, T_NR_FRAGS, T_OUTCOME, T_TIME, T_TRUESIZE, _READ, njit,
 )
 from skbsim.fast.mm import _nr_frags, _pin_frags, _pin_page, _put_frags
-from skbsim.fast.napi import _free_skb, _head_page, _nc_put, _push, _release_data
+from skbsim.fast.napi import _free_skb, _head_page, _nc_put, _push, _release_skb
 from skbsim.fast.rules import (
     DEFER_KICK, DEFER_NONE, _sk_mem_reclaimable, _skb_defer_admit, _udp_forward_pages, _udp_rcvbuf_admits,
 )
@@ -36,6 +36,7 @@ from skbsim.fast import bnxt  # -- bnxt -- (a module: its skbs' kinds and heads)
 from skbsim.fast.state import DRIVER_BNXT  # -- bnxt --
 from skbsim.fast import gve  # -- gve -- (a module: its skbs' heads)
 from skbsim.fast.state import DRIVER_GVE  # -- gve --
+from skbsim.fast import gro  # GRO
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
 
@@ -94,7 +95,10 @@ def _observe(k, skb, cpu, time_ns, refused):
         return
     kind = 0
     if cfg[DRIVER] == DRIVER_COPYBREAK:
-        kind = 1 + (k.rings.copy[CB_KIND, size] + 1 if size <= cfg[COPYBREAK] else 0)
+        built = size
+        if k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate is the kind of skb its first segment was
+            built = k.gro.member[skb[SKB_OBJ], gro.M_FRAME]
+        kind = 1 + (k.rings.copy[CB_KIND, built] + 1 if built <= cfg[COPYBREAK] else 0)
     elif cfg[DRIVER] == DRIVER_VIRTIO:
         # built on the buffer (page_to_skb()'s build_skb(): above GOOD_COPY_LEN, NET_IP_ALIGN 0, no frags), or a copy
         kind = 0 if skb[SKB_FRAG] < 0 and size > GOOD_COPY_LEN and not cfg[VQ_IP_ALIGN] else 1
@@ -138,7 +142,8 @@ def _enqueue(k, skb, cpu):
     st = k.st
     frag = skb[SKB_FRAG]
     ts = skb[SKB_TS]
-    if st[RMEM] > (cfg[RCVBUF] >> 1) and frag >= 0:
+    aggregate = k.gro.cfg[gro.G_ON] != 0 and k.gro.member[skb[SKB_OBJ], gro.M_NEXT] >= 0  # -- GRO --: a frag_list
+    if st[RMEM] > (cfg[RCVBUF] >> 1) and (frag >= 0 or aggregate):
         # (the skbs with frags of a run all have the same kind of head: cfg[COND_ROOM] is its room from the
         # headroom to the end, cfg[COND_TS] its truesize; bnxt's and gve's by the bytes in it; a linear skb
         # keeps its truesize)
@@ -147,8 +152,14 @@ def _enqueue(k, skb, cpu):
             room, cond_ts = bnxt._bnxt_condense(k, skb[SKB_HLEN])
         elif cfg[DRIVER] == DRIVER_GVE:  # -- gve --
             room, cond_ts = gve._gve_condense(k, frag, skb[SKB_HLEN])
+        elif k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate on a copybreak copy has the copy's head
+            room, cond_ts = gro._condense_head(k, skb[SKB_OBJ], room, cond_ts)
         if skb[SKB_DLEN] <= room - skb[SKB_HLEN]:
-            if skb[SKB_DLEN] == 0:
+            if aggregate:  # -- GRO --: the frag_list's skbs are pulled in too, and freed
+                gro._drop_paged(k, cpu, frag, skb[SKB_OBJ])
+                aggregate = False
+                frag = -1
+            elif skb[SKB_DLEN] == 0:
                 pass  # nothing to pull (bnxt's page mode: a frame all headers): the frag stays, truesize drops
             elif cfg[PAGE_POOL]:
                 _pp_put_skb_frags(k, frag)  # __pskb_pull_tail(): skb_frag_unref() of page_pool frags
@@ -180,6 +191,8 @@ def _enqueue(k, skb, cpu):
     _pin_page(k.sock, st, _head_page(k.slabs, skb[SKB_HEAD]), 1)
     if frag >= 0:
         _pin_frags(k.sock, k.frags, st, frag, 1)
+    if aggregate:  # -- GRO --
+        gro._pin_members(k, skb[SKB_OBJ], 1)
     if st[PINNED] > st[PEAK_PINNED]:
         st[PEAK_PINNED] = st[PINNED]
     return True
@@ -248,7 +261,7 @@ def _attempt_defer_free(k, head, frag, obj, owner):
         verdict = _skb_defer_admit(napi[DEFER_LEN], k.cfg[DEFER_MAX], k.cfg[DEFER_LIMIT_MINUS_1])
     if verdict == DEFER_NONE:
         k.st[PP_SOFTIRQ] = READER_CPU + 1  # kfree_skb_napi_cache(): bottom halves off
-        _release_data(k, READER_CPU, head, frag)
+        _release_skb(k, READER_CPU, head, frag, obj)
         k.st[PP_SOFTIRQ] = 0
         _nc_put(k, READER_CPU, obj, COUNTED)
         return
@@ -288,6 +301,8 @@ def _app_read(k):
         st[READER_LEN] -= 1
         _udp_rmem_release(cfg, st, queue[at, SKB_TS], PARTIAL)
         head_page = _head_page(k.slabs, head)  # the pages are looked up before udp_recvmsg()
+        if k.gro.cfg[gro.G_ON] and k.gro.member[obj, gro.M_NEXT] >= 0:  # -- GRO --: a frag_list's pages
+            gro._pin_members(k, obj, -1)
         if cfg[DEFER_FREE]:
             _attempt_defer_free(k, head, frag, obj, owner)
         else:

@@ -361,7 +361,9 @@ GV_CODE_SPLIT = 1 << 20
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
                                "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb",
                                "mlx",  # -- mlx5 --
-                               "bnxt", "gve"))  # -- bnxt --, -- gve --
+                               "bnxt", "gve",  # -- bnxt --, -- gve --
+                               # -- GRO -- (skbsim.fast.gro.Gro)
+                               "gro"))
 
 
 def _zeros(*shape, dtype=np.int64):

@@ -12,7 +12,8 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
-       [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,mlx5,bnxt,bnxt-copybreak,gve,gve-hsplit,gve-7.1]
+       [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,mlx5,bnxt,bnxt-copybreak,gve,gve-hsplit,gve-7.1,
+                  ice-gro,copybreak-gro]
 """
 
 from __future__ import annotations
@@ -166,6 +167,9 @@ def _mlx5(rng: random.Random) -> tuple[dict, str]:
         options["gro"] = rng.choice(("0", "1"))
     if rng.random() < 0.1:
         options["gro_flush_timeout"] = "20000"
+    return options, _pp_traffic(rng)
+
+
 def _bnxt(rng: random.Random, tunable: bool = False) -> tuple[dict, str]:
     options = {}
     page_mode = rng.random() < 0.3
@@ -203,6 +207,37 @@ def _gve(rng: random.Random, hsplit: bool = False, buf_len: bool = False) -> tup
     return options, _pp_traffic(rng)
 
 
+def _ice_gro(rng: random.Random) -> tuple[dict, str]:
+    """ice with TCP traffic through GRO (skbsim/fast/gro.py): tcp-bulk of any MSS, with and without
+    timestamps, GRO's size limit, MTUs and rings."""
+    options = {"rx": rng.choice(("legacy", "build_skb"))}
+    if rng.random() < 0.4:
+        options["ring"] = rng.choice(("64", "96", "512", "2048"))
+    if rng.random() < 0.4:
+        options["mtu"] = rng.choice(("68", "1200", "1500", "3000", "9000"))
+    if rng.random() < 0.3:
+        options["gro_max_size"] = rng.choice(("1", "3000", "20000", "65536", "100000", "524280"))
+    return options, _tcp_bulk(rng)
+
+
+def _copybreak_gro(rng: random.Random) -> tuple[dict, str]:
+    """copybreak with TCP traffic through GRO: copied skbs (1K, small-head and page_frag heads: stolen or
+    chained) and built ones (their buffers stolen), any copybreak and rx_buf."""
+    options, _ = _copybreak(rng)
+    if rng.random() < 0.3:
+        options["gro_max_size"] = rng.choice(("1", "3000", "20000", "65536", "100000"))
+    return options, _tcp_bulk(rng)
+
+
+def _tcp_bulk(rng: random.Random) -> str:
+    args = []
+    if rng.random() < 0.5:
+        args.append(f"mss={rng.choice((1, 6, 100, 200, 536, 1448, 1460, 2000, 2948, 8948, 20000))}")
+    if rng.random() < 0.5:
+        args.append(f"ts={rng.choice((0, 1))}")
+    return "tcp-bulk" + (":" + ",".join(args) if args else "")
+
+
 def _pp_traffic(rng: random.Random) -> str:
     return rng.choice(("imix", "fixed:60", "fixed:1514", "uniform:14-1600", "uniform:60-4100", "uniform:14-9022",
                        "fixed:9014", "uniform:3000-16000", "uniform:14-100"))
@@ -223,7 +258,9 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
            # -- gve -- (4 KiB pages only; header split from 6.9, rx-buf-len in 7.x)
            "gve": (1, _gve, True),
            "gve-hsplit": (1, lambda rng: _gve(rng, True), True, "gve", ("6.9", "6.12", "6.18", "7.1", "host")),
-           "gve-7.1": (1, lambda rng: _gve(rng, True, True), True, "gve", ("7.1",))}
+           "gve-7.1": (1, lambda rng: _gve(rng, True, True), True, "gve", ("7.1",)),
+           "ice-gro": (2, _ice_gro, True, "ice", ("6.1", "6.9", "6.12", "6.18", "host")),
+           "copybreak-gro": (1, _copybreak_gro, False, "copybreak", KERNELS)}
 
 
 def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
@@ -235,8 +272,8 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
     options, traffic = DRIVERS[driver][1](rng)
     if len(DRIVERS[driver]) > 3:
         _, _, _, name, kernels = DRIVERS[driver]
-        derived = [path for path, (base, _, _) in zip(profiles, UNUSUAL) if base in kernels
-                   and not (DRIVERS[driver][2] and ("16k" in path or "64k" in path))]
+        derived = [path for path, (base, name, _) in zip(profiles, UNUSUAL) if base in kernels
+                   and not (DRIVERS[driver][2] and ("16k" in name or "64k" in name))]
         driver, kernel = name, rng.choice(kernels + tuple(derived))
     rate = rng.choice((None, 1e5, 1e6, 3e6, 2e7, 1234567.0))
     faults = ()
@@ -267,7 +304,9 @@ def compare(job: tuple[int, dict, bool]) -> tuple[int, str, str]:
             path = os.path.join(tmp, f"{engine}.csv")
             trace = TraceWriter(path) if with_trace else None
             try:
-                result, extra, why = simulate_engine(RunConfig(**workload), engine, trace=trace, plot=with_trace)
+                # (--plot of TCP through GRO is the reference engine's: its traces are compared without)
+                plot = with_trace and not workload["traffic"].startswith("tcp-bulk")
+                result, extra, why = simulate_engine(RunConfig(**workload), engine, trace=trace, plot=plot)
             except Exception as err:  # the reference engine's own failures are reported, not compared
                 if engine == "reference":
                     return index, "reference-error", f"{type(err).__name__}: {err}"
@@ -279,7 +318,7 @@ def compare(job: tuple[int, dict, bool]) -> tuple[int, str, str]:
                 return index, "fallback", why
             result = dict(result)
             result.pop("engine")
-            outputs[engine] = (result, extra if with_trace else None,
+            outputs[engine] = (result, extra if plot else None,
                                Path(path).read_bytes() if with_trace else None)
     reference, fast = outputs["reference"], outputs["fast"]
     if reference == fast:

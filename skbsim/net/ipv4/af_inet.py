@@ -114,12 +114,23 @@ def inet_gro_flush(kernel: Kernel, iph: iphdr, iph2: iphdr, p: sk_buff) -> int:
     if iph.ttl != iph2.ttl or iph.tos != iph2.tos or (iph.frag_off ^ iph2.frag_off) & IP_DF:
         return 1
     pcb = p.cb
-    ipid_offset = (iph.id - iph2.id) & 0xFFFF
-    count = pcb.count & 0xFFFF
-    if count == 1 and not ipid_offset and (
-            iph.frag_off & IP_DF or kernel.profile.feature("gro_fixed_ip_id") == "any"):
+    if inet_gro_fixedid(iph.id, iph2.id, pcb.count, iph.frag_off,
+                        kernel.profile.feature("gro_fixed_ip_id") == "any"):
         pcb.ip_fixedid = True
-    return ipid_offset ^ (0 if pcb.ip_fixedid else count)
+    return inet_gro_ipid_flush(iph.id, iph2.id, pcb.count, pcb.ip_fixedid)
+
+
+def inet_gro_fixedid(id_: int, held_id: int, count: int, frag_off: int, any_df: bool) -> bool:
+    """include/net/gro.h: inet_gro_flush() - does the held skb (count segments, its first IP ID held_id)
+    turn out to carry a fixed IP ID: the second packet repeats the ID, with DF set unless any_df
+    (feature gro_fixed_ip_id "any").  A plain int function: the fast engine compiles it."""
+    return (count & 0xFFFF) == 1 and not (id_ - held_id) & 0xFFFF and (frag_off & IP_DF != 0 or any_df)
+
+
+def inet_gro_ipid_flush(id_: int, held_id: int, count: int, fixedid: bool) -> int:
+    """include/net/gro.h: inet_gro_flush()'s ID test - the ID must be the held skb's plus its segments
+    (or its own, with a fixed ID).  Nonzero: flush.  A plain int function: the fast engine compiles it."""
+    return ((id_ - held_id) & 0xFFFF) ^ (0 if fixedid else count & 0xFFFF)
 
 
 def inet_gro_complete(skb: sk_buff) -> None:

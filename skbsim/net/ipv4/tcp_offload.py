@@ -64,6 +64,32 @@ class tcphdr:
         self.options = data[offset + 20:offset + self.doff * 4]
 
 
+#: profile feature tcp_gro_cwr's values, as the int tcp_gro_flags_verdict() takes (their index)
+TCP_GRO_CWR_RULES = ("set", "set_or_changed", "changed")
+#: tcp_gro_flags_verdict(): the flag words agree, a set CWR flushes, they differ
+GRO_FLAGS_SAME, GRO_FLAGS_CWR, GRO_FLAGS_CHANGED = 0, 1, 2
+
+
+def tcp_gro_flags_verdict(flags: int, held_flags: int, cwr_rule: int) -> int:
+    """net/ipv4/tcp_offload.c: tcp_gro_receive()'s flag-word test against the held skb's (host-order
+    words: data offset, flags, window).  FIN and PSH may differ; CWR by the release's rule (cwr_rule, an
+    index of TCP_GRO_CWR_RULES): ignored but a set CWR flushes ("set"), compared and a set CWR flushes
+    ("set_or_changed"), only compared ("changed").  A plain int function: the fast engine compiles it."""
+    changed = flags ^ held_flags
+    if cwr_rule == 0:
+        changed &= ~TCP_FLAG_CWR
+    changed &= ~(TCP_FLAG_FIN | TCP_FLAG_PSH)
+    if flags & TCP_FLAG_CWR and cwr_rule != 2:
+        return GRO_FLAGS_CWR
+    return GRO_FLAGS_CHANGED if changed else GRO_FLAGS_SAME
+
+
+def tcp_gro_flags_flush(flags: int) -> bool:
+    """net/ipv4/tcp_offload.c: tcp_gro_receive()'s out_check_final - URG, PSH, RST, SYN or FIN completes
+    the aggregate.  A plain int function: the fast engine compiles it."""
+    return (flags & (TCP_FLAG_URG | TCP_FLAG_PSH | TCP_FLAG_RST | TCP_FLAG_SYN | TCP_FLAG_FIN)) != 0
+
+
 def tcp_gro_pull_header(kernel: Kernel, skb: sk_buff) -> tcphdr | None:
     """net/ipv4/tcp_offload.c: tcp_gro_pull_header() (inline in tcp_gro_receive() up to 6.9).
 
@@ -116,14 +142,10 @@ def tcp_gro_receive(kernel: Kernel, head: list, skb: sk_buff, th: tcphdr):
     if p is not None:
         pcb = p.cb
         th2 = pcb.th
-        changed = flags ^ th2.flags
-        cwr_rule = kernel.profile.feature("tcp_gro_cwr")
-        if cwr_rule == "set":
-            changed &= ~TCP_FLAG_CWR
-        changed &= ~(TCP_FLAG_FIN | TCP_FLAG_PSH)
-        if flags & TCP_FLAG_CWR and cwr_rule != "changed":
+        verdict = tcp_gro_flags_verdict(flags, th2.flags, TCP_GRO_CWR_RULES.index(kernel.profile.feature("tcp_gro_cwr")))
+        if verdict == GRO_FLAGS_CWR:
             reason = "cwr"
-        elif changed:
+        elif verdict == GRO_FLAGS_CHANGED:
             reason = "tcp_flags_or_window"
         elif th.ack_seq != th2.ack_seq:
             reason = "ack_seq"
@@ -157,7 +179,7 @@ def tcp_gro_receive(kernel: Kernel, head: list, skb: sk_buff, th: tcphdr):
     else:
         flush = length < mss
         final = "len_below_mss" if p is not None else "no_payload"
-    if flags & (TCP_FLAG_URG | TCP_FLAG_PSH | TCP_FLAG_RST | TCP_FLAG_SYN | TCP_FLAG_FIN):
+    if tcp_gro_flags_flush(flags):
         flush = True
         final = next(name for bit, name in _FLUSH_FLAGS if flags & bit)
     pp = None
