@@ -173,7 +173,7 @@ def main() -> None:
             os.environ["NUMBA_CACHE_DIR"] = str(tmp / "empty-numba-cache")
             started = time.perf_counter()
             cold, cold_rows, _ = grid(tmp, "cold", args.cells_count, workers=w)
-            print(f"empty numba cache: warm-up (compiling) per worker "
+            print("empty numba cache: warm-up (compiling) per worker "
                   + ", ".join(f"{s:.1f} s" for s in cold.warm_up.values())
                   + f"; grid {time.perf_counter() - started:.1f} s")
             for line in per_worker(cold_rows):

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from skbsim.errors import InputError
 from skbsim.net.ipv4.ip_input import ip_local_deliver
 from skbsim.net.ipv4.tcp import (
     TCPEXT,

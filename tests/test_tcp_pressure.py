@@ -13,7 +13,6 @@ SO_RCVBUF 3000 -> sk_rcvbuf 6000 (locked), full space 3000 (6.9: 6000 * 65 >> 8 
 rcv_ssthresh 2920 (6.9: 1460), rcv_mss 536.
 """
 
-import pytest
 
 from skbsim.tcp_session import play
 from skbsim.tcp_steps import parse_steps

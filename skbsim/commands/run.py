@@ -14,7 +14,6 @@ from skbsim.files import shown
 
 
 def add_parser(sub) -> None:
-    from skbsim.drivers import DRIVERS
     from skbsim.sim import MAX_CPUS
 
     p = sub.add_parser("run", help="simulate the receive path end to end and report memory and drops",

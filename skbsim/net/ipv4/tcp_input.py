@@ -53,7 +53,6 @@ from skbsim.net.ipv4.tcp import (
     TCPHDR_ACK,
     TCPHDR_FIN,
     TCPHDR_PSH,
-    TCPHDR_RST,
     TCPHDR_SYN,
     TCPHDR_URG,
     U32,
