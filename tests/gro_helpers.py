@@ -9,6 +9,7 @@ from skbsim.net.skbuff import kfree_skb
 from skbsim.traffic.frame import SYNTHETIC_DST_MAC as DST_MAC
 from skbsim.traffic.frame import SYNTHETIC_SRC_MAC as SRC_MAC
 from skbsim.traffic.frame import TCP_FLAG_ACK as ACK
+from skbsim.traffic.frame import TCP_FLAG_PSH as PSH  # noqa: F401 - for the tests that import it from here
 from skbsim.traffic.frame import Frame
 
 SRC = bytes((198, 18, 0, 1))
