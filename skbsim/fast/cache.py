@@ -42,7 +42,9 @@ COMPILED_SOURCES = ("fast/layout.py", "fast/state.py", "fast/mm.py", "fast/slub.
                     "fast/rx.py", "fast/tun.py", "fast/loop.py", "fast/traffic.py", "fast/rules.py", "profile.py",
                     "net/sock.py", "net/skbuff.py", "mm/*.py", "drivers/ice.py", "fast/page_pool.py",
                     "fast/pp_drivers.py", "net/page_pool.py", "fast/virtio.py", "drivers/virtio_net.py",
-                    "fast/libeth.py", "drivers/libeth.py")
+                    "fast/libeth.py", "drivers/libeth.py",
+                    # -- TCP --
+                    "net/ipv4/tcp.py", "net/ipv4/tcp_input.py", "net/ipv4/tcp_output.py", "net/core_sock.py")
 #: synthetic frames in all below which a run without the compiled cache uses the reference engine
 #: (about three seconds there) while the cache is built in the background
 SMALL_RUN_FRAMES = 200_000
