@@ -44,7 +44,8 @@ COMPILED_SOURCES = ("fast/layout.py", "fast/state.py", "fast/mm.py", "fast/slub.
                     "fast/pp_drivers.py", "net/page_pool.py", "fast/virtio.py", "drivers/virtio_net.py",
                     "fast/libeth.py", "drivers/libeth.py",
                     # -- TCP --
-                    "net/ipv4/tcp.py", "net/ipv4/tcp_input.py", "net/ipv4/tcp_output.py", "net/core_sock.py")
+                    "net/ipv4/tcp.py", "net/ipv4/tcp_input.py", "net/ipv4/tcp_output.py", "net/ipv4/tcp_ipv4.py",
+                    "net/core_sock.py", "fast/tcp.py")
 #: synthetic frames in all below which a run without the compiled cache uses the reference engine
 #: (about three seconds there) while the cache is built in the background
 SMALL_RUN_FRAMES = 200_000

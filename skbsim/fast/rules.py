@@ -50,6 +50,8 @@ _idpf_rx_hsplit_wa_len = njit(cache=True, forceinline=True)(idpf_rx_hsplit_wa_le
 _page_pool_alloc_size = njit(cache=True, forceinline=True)(page_pool_alloc_size)
 
 # -- TCP --
+from numba.extending import register_jitable  # noqa: E402
+
 from skbsim.net.ipv4.tcp import tcp_receive_window_of, tcp_set_window_clamp_values  # noqa: E402
 from skbsim.net.ipv4.tcp_input import (  # noqa: E402
     can_ingest_value, comp_sack_delay_ns, grow_window_increment, initialize_rcv_mss_value, rcv_rtt_update_value,
@@ -57,8 +59,12 @@ from skbsim.net.ipv4.tcp_input import (  # noqa: E402
     space_from_win_ratio, truesize_adjust_value, win_from_space_adv, win_from_space_ratio,
 )
 from skbsim.net.ipv4.tcp_output import select_window_pressure, select_window_values, usecs_to_jiffies  # noqa: E402
-from skbsim.net.core_sock import sk_mem_pages  # noqa: E402
+from skbsim.net.core_sock import sk_mem_pages, sk_mem_reclaimable as tcp_mem_reclaimable  # noqa: E402
+from skbsim.net.ipv4.tcp_ipv4 import jiffies_at, jiffy_start_us  # noqa: E402
 
+# the plain functions the model's TCP formulas call themselves: callable from compiled code as they are
+register_jitable(space_from_win_ratio)
+register_jitable(win_from_space_adv)
 # skbsim.net.ipv4.tcp: tcp_receive_window() of its fields; tcp_set_window_clamp()'s new clamp and rcv_ssthresh
 _tcp_receive_window_of = njit(cache=True, forceinline=True)(tcp_receive_window_of)
 _tcp_set_window_clamp_values = njit(cache=True, forceinline=True)(tcp_set_window_clamp_values)
@@ -87,6 +93,11 @@ _select_window_pressure = njit(cache=True, forceinline=True)(select_window_press
 _usecs_to_jiffies = njit(cache=True, forceinline=True)(usecs_to_jiffies)
 # skbsim.net.core_sock.sk_mem_pages: the pages __sk_mem_schedule() forward-allocates
 _sk_mem_pages = njit(cache=True, forceinline=True)(sk_mem_pages)
+# skbsim.net.core_sock.sk_mem_reclaimable: what a TCP socket's sk_mem_reclaim() gives back
+_tcp_mem_reclaimable = njit(cache=True, forceinline=True)(tcp_mem_reclaimable)
+# skbsim.net.ipv4.tcp_ipv4: the receiver's jiffies clock, and when a jiffy begins
+_jiffies_at = njit(cache=True, forceinline=True)(jiffies_at)
+_jiffy_start_us = njit(cache=True, forceinline=True)(jiffy_start_us)
 
 __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_cpu_partial_full",
            "_ewma_pkt_len_add", "_get_mergeable_buf_len", "_get_partial_node_done", "_ice_can_reuse_rx_page",
@@ -95,7 +106,9 @@ __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_ord
            "_slab_discard_empty", "_udp_forward_pages", "_udp_rcvbuf_admits",
            # -- TCP --
            "_can_ingest_value", "_comp_sack_delay_ns", "_grow_window_increment", "_initialize_rcv_mss_value",
+           "_jiffies_at", "_jiffy_start_us",
            "_rcv_rtt_update_value", "_rcvbuf_grow_value", "_rcvbuf_rcvmem", "_rcvbuf_space_from_win",
            "_rcvmem_per_segment", "_scaling_ratio_of", "_select_window_pressure", "_select_window_values",
-           "_sk_mem_pages", "_space_from_win_ratio", "_tcp_receive_window_of", "_tcp_set_window_clamp_values",
+           "_sk_mem_pages", "_space_from_win_ratio", "_tcp_mem_reclaimable", "_tcp_receive_window_of",
+           "_tcp_set_window_clamp_values",
            "_truesize_adjust_value", "_usecs_to_jiffies", "_win_from_space_adv", "_win_from_space_ratio"]

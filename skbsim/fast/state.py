@@ -364,3 +364,42 @@ def new_libeth_fqs(nfqs: int, count: int, ncpus: int, completions: int) -> Libet
 
 def new_tun_queues(tab, ncpus: int, inflight: int) -> TunQueues:
     return TunQueues(tab, _zeros(tab.shape[0]), _zeros(ncpus, inflight, SKB_FIELDS))
+
+
+# -- TCP --
+#: TcpSocks (skbsim/fast/tcp.py): the TCP receivers of a run with a socket per flow.  tc[TC_*]: the run's
+#: constants (the namespace's sysctls, the release's rules as codes: skbsim.net.ipv4.tcp_input.rule_code());
+#: sk[flow, TS_*]: one receiver's struct sock, inet_connection_sock and tcp_sock scalars (skbsim.net.ipv4.tcp
+#: tcp_sock's fields of the same names; TS_PRED is pred_flags' window, -1 with header prediction off;
+#: TS_COMP_TIMER compressed_ack_timer, -1 for none) and its namespace's clock and TcpExt counters (TS_MIB + n
+#: in TCPEXT order); rq[flow, j]: its receive queue, a ring from sk[flow, TS_RQ_HEAD] of sk[flow, TS_RQ_LEN]
+#: skbs (SKB_* columns, then RQ_NR_FRAGS and RQ_TAILROOM), their TCP_SKB_CB in SkbCb at the row SKB_OBJ;
+#: acks[n]: the ACKs sent (ACK_* columns: flow, ack_seq, raw window, TSval or -1), tc[TC_ACKS] of them,
+#: until the caller takes them; eaten[n]: the skbs a read finished with (SKB_* columns), TC_EATEN of them
+TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten"))
+(TC_HZ, TC_RMEM2, TC_ADV_WIN_SCALE, TC_MODERATE_RCVBUF, TC_LOW_RTT, TC_COMP_SACK_NR, TC_BACKLOG_ACK_DEFER,
+ TC_R_SCALING_CLAMP, TC_R_NOMEM, TC_R_ADMIT, TC_R_SEQUENCE, TC_R_RTT_UPDATE, TC_R_RTT_TS, TC_R_SPACE,
+ TC_OFO_MEASURE, TC_PAGE_SIZE, TC_HEAD_STRUCT, TC_MAX_SKB_FRAGS, TC_MIN_RCVBUF, TC_ACKS, TC_EATEN, TC_ERR,
+ TC_FIELDS) = range(23)
+(TS_RCVBUF, TS_SNDBUF, TS_RMEM, TS_FWD, TS_USERLOCKS, TS_DROPS, TS_RCVLOWAT, TS_MEM_PAGES, TS_SOCKET,
+ TS_ACK_PENDING, TS_ACK_QUICK, TS_ACK_PINGPONG, TS_ACK_ATO, TS_ACK_TIMEOUT, TS_ACK_LRCVTIME, TS_ACK_LAST_SEG,
+ TS_ACK_RCV_MSS, TS_RTO, TS_DELACK_MAX, TS_DELACK_PENDING,
+ TS_RCV_NXT, TS_COPIED_SEQ, TS_RCV_WUP, TS_RCV_WND, TS_RCV_MWND_SEQ, TS_RCV_SSTHRESH, TS_WINDOW_CLAMP, TS_ADVMSS,
+ TS_MSS_CACHE, TS_HEADER_LEN, TS_SCALING_RATIO, TS_RCVQ_SPACE, TS_RCVQ_SEQ, TS_RCVQ_TIME, TS_RTT_US, TS_RTT_SEQ,
+ TS_RTT_TIME, TS_RTT_LAST_TSECR, TS_MSTAMP, TS_PRED, TS_SND_WND, TS_SND_UNA, TS_SND_NXT, TS_SRTT, TS_NUM_SACKS,
+ TS_COMPRESSED_ACK, TS_COMP_TIMER, TS_TSQ_FLAGS, TS_RCV_ISN, TS_TSTAMP_OK, TS_SACK_OK, TS_SND_WSCALE,
+ TS_RCV_WSCALE, TS_SAW_TSTAMP, TS_RCV_TSVAL, TS_RCV_TSECR, TS_TS_RECENT, TS_TS_OFFSET, TS_LAST_TSVAL, TS_RCVMEM,
+ TS_NOW_US, TS_COLLAPSE_COPIED, TS_RQ_HEAD, TS_RQ_LEN, TS_OFO_LEN, TS_MIB) = range(66)
+#: the TcpExt counters (skbsim.net.ipv4.tcp.TCPEXT), TS_MIB + n
+TS_FIELDS = TS_MIB + 18
+RQ_NR_FRAGS, RQ_TAILROOM, RQ_FIELDS = SKB_FIELDS, SKB_FIELDS + 1, SKB_FIELDS + 2
+ACK_FLOW, ACK_SEQ, ACK_WINDOW, ACK_TSVAL, ACK_FIELDS = range(5)
+
+
+def new_tcp_socks(tc, flows: int, queue: int, acks: int) -> TcpSocks:
+    """TcpSocks for flows receivers of at most queue skbs queued each, and acks ACKs between two takes."""
+    sk = _zeros(max(1, flows), TS_FIELDS)
+    sk[:, TS_PRED] = -1
+    sk[:, TS_COMP_TIMER] = -1
+    return TcpSocks(tc, sk, _zeros(max(1, flows), queue, RQ_FIELDS), _zeros(acks, ACK_FIELDS),
+                    _zeros(queue, SKB_FIELDS))
