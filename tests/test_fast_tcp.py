@@ -23,7 +23,9 @@ from skbsim.fast.tcp import (
     DROP_REASONS, SG_END_TS, SG_FIELDS, SG_HEAD_FRAG, STEP_READ, STEP_SEG, STEP_TIMER, V_COALESCED,
     V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA, V_QUEUED, _tcp_replay,
 )
-from skbsim.fast.tcp_setup import row_fields, sock_fields, sock_to_row, tcp_consts
+from skbsim.fast.tcp_setup import (
+    link_fields, row_fields, row_link_fields, row_sender_fields, sender_fields, sock_fields, sock_to_row, tcp_consts,
+)
 from skbsim.net.skbuff import skb_headlen, skb_tailroom
 from skbsim.sim import RunConfig, simulate
 
@@ -173,3 +175,116 @@ def test_random_workloads_step_by_step(monkeypatch, kernel, ts, flows, rtt, app_
     problems = replay(recorder, profile, net)
     # memory pressure (prune, collapse) and the out-of-order queue are not compiled yet: such a run stops there
     assert not problems or problems[0].startswith("unmodelled"), problems
+
+
+# -- the senders -----------------------------------------------------------------------------------------------------
+
+ACTIONS = {"send": 0, "persist": 1, "rto": 2, "write": 3}
+
+
+class SenderRecorder:
+    """Every call the run makes on its TcpSenders, with the senders and the link after it, the callbacks it asked
+    for and the frame a slot sent (length, sequence, flags, IP ID)."""
+
+    def __init__(self, monkeypatch):
+        from skbsim.sim import Simulation
+        from skbsim.tcp_sender import TcpSenders
+
+        self.senders = None
+        self.record = None
+        self.calls: list = []
+        self.pushes: list = []
+        self.active = False
+        recorder = self
+        push = Simulation._push_sender
+
+        def push_recorded(self_, time_ns, action, who):
+            if recorder.active:
+                flow = -1 if who is None else recorder.senders.senders.index(who)
+                recorder.pushes.append((time_ns, ACTIONS[action], flow))
+            push(self_, time_ns, action, who)
+
+        monkeypatch.setattr(Simulation, "_push_sender", push_recorded)
+
+        def wrap(name, kind, args_of):
+            original = getattr(TcpSenders, name)
+
+            def recorded(self_, *args):
+                if recorder.senders is None:
+                    from skbsim.fast.tcp_setup import senders_to_record
+
+                    recorder.senders = self_
+                    recorder.record = senders_to_record(self_, 65536, 1 << 20, 1 << 20)
+                recorder.active = True
+                result = original(self_, *args)
+                recorder.active = False
+                call = args_of(self_, *args)
+                frame = None
+                if result is not None and name == "slot":
+                    h = result.header
+                    frame = (result.length, int.from_bytes(h[38:42], "big"), h[47], int.from_bytes(h[18:20], "big"))
+                recorder.calls.append(((kind,) + call, frame, [sender_fields(s) for s in self_.senders],
+                                       link_fields(self_), len(recorder.pushes)))
+                return result
+
+            monkeypatch.setattr(TcpSenders, name, recorded)
+
+        index = lambda senders, sender: senders.senders.index(sender)  # noqa: E731
+        wrap("start", 0, lambda s, sender, now, edge, wscale: (now, index(s, sender), edge, wscale, 0))
+        wrap("write", 1, lambda s, sender, now: (now, index(s, sender), 0, 0, 0))
+        wrap("ack", 2, lambda s, sender, now, ack, window, tsval: (now, index(s, sender), ack, window,
+                                                                    -1 if tsval is None else tsval))
+        wrap("timer", 3, lambda s, action, sender, now: (now, index(s, sender), ACTIONS[action], 0, 0))
+        wrap("stop", 4, lambda s, now: (now, 0, 0, 0, 0))
+        wrap("slot", 5, lambda s, now: (now, 0, 0, 0, 0))
+
+
+def sender_replay(recorder: SenderRecorder) -> list[str]:
+    from skbsim.fast.state import FR_FLAGS, FR_IP_ID, FR_LEN, FR_SEQ, LK_ERR
+    from skbsim.fast.tcp_sender import _sender_replay
+
+    s = recorder.record
+    n = len(recorder.calls)
+    calls = np.array([c[0] for c in recorder.calls], dtype=np.int64).reshape(n, 6)
+    out = np.zeros(n, dtype=np.int64)
+    snd_snap = np.zeros((n,) + s.snd.shape, dtype=np.int64)
+    link_snap = np.zeros((n, s.link.shape[0]), dtype=np.int64)
+    done = _sender_replay(s, calls, out, snd_snap, link_snap)
+    problems = []
+    frames = 0
+    for i in range(done):
+        call, frame, senders, link, pushes = recorder.calls[i]
+        got = [row_sender_fields(row) for row in snd_snap[i]]
+        if got != senders:
+            diff = [{k: (v, g[k]) for k, v in e.items() if g[k] != v} for e, g in zip(senders, got)]
+            problems.append(f"call {i} {call}: senders model != fast {diff}")
+        if row_link_fields(link_snap[i]) != link:
+            problems.append(f"call {i} {call}: link {link} != {row_link_fields(link_snap[i])}")
+        if frame is not None:
+            fr = s.frames[frames]
+            frames += 1
+            if (int(fr[FR_LEN]), int(fr[FR_SEQ]), int(fr[FR_FLAGS]), int(fr[FR_IP_ID])) != frame:
+                problems.append(f"call {i}: frame {frame} != {fr.tolist()}")
+        if len(problems) > 5:
+            break
+    got_pushes = [tuple(int(x) for x in p) for p in s.pushes[:recorder.calls[done - 1][4]]] if done else []
+    if not problems and got_pushes != recorder.pushes[:len(got_pushes)]:
+        problems.append("callbacks differ")
+    if done < n and not problems:
+        problems.append(f"unmodelled at call {done} of {n} (err {s.link[LK_ERR]})")
+    return problems
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kernel=st.sampled_from(["6.1", "6.12", "6.18"]), ts=st.sampled_from([0, 1]), flows=st.integers(1, 3),
+       rtt=st.sampled_from([0.05, 0.5, 2.0, 20.0]), app_rate=st.sampled_from([None, 0, 1000, 200000]),
+       tcp=st.sampled_from(["bulk", "messages:3000", "messages:20000@2000", "messages:100@50000"]),
+       so_rcvbuf=st.sampled_from([None, 8192, 1 << 20]), count=st.integers(50, 1500),
+       rate=st.sampled_from([1e6, 3e5, 123457.0]))
+def test_senders_call_by_call(monkeypatch, kernel, ts, flows, rtt, app_rate, tcp, so_rcvbuf, count, rate):
+    with monkeypatch.context() as patch:
+        recorder = SenderRecorder(patch)
+        simulate(RunConfig(kernel=kernel, driver="tun", options={}, socket="tcp", traffic=f"tcp-bulk:ts={ts}", tcp=tcp,
+                           flows=flows, rtt_ms=rtt, app_rate=app_rate, so_rcvbuf=so_rcvbuf, count=count, rate=rate,
+                           duration_ms=3000.0))
+    assert sender_replay(recorder) == []

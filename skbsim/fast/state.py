@@ -403,3 +403,28 @@ def new_tcp_socks(tc, flows: int, queue: int, acks: int) -> TcpSocks:
     sk[:, TS_COMP_TIMER] = -1
     return TcpSocks(tc, sk, _zeros(max(1, flows), queue, RQ_FIELDS), _zeros(acks, ACK_FIELDS),
                     _zeros(queue, SKB_FIELDS))
+#: TcpSenders (skbsim/fast/tcp_sender.py): the synthetic senders (skbsim.tcp_sender.TcpSenders). link[LK_*]:
+#: the link and what the senders share (SN_WRITTEN -1: always more to send; times -1: none); snd[flow, SN_*]:
+#: each TcpSender; flight[flow, j]: its in_flight segments (FL_*), a ring from SN_FL_HEAD; pushes[n]: the
+#: callbacks asked for (time, action A_*, flow), link[LK_PUSHES] of them; frames[n]: the frames sent (FR_*),
+#: link[LK_FRAMES] of them, until the caller takes them
+TcpSenders = namedtuple("TcpSenders", ("link", "snd", "flight", "pushes", "frames"))
+(LK_FLOWS, LK_FRAMES_LEFT, LK_PERIOD_UNITS, LK_LINK_UNIT, LK_LINK_FREE, LK_WRITE_PERIOD, LK_SLOT_PENDING,
+ LK_NEXT_TURN, LK_RTO_NS, LK_STOPPED, LK_STOPPED_AT, LK_MESSAGES, LK_SIZE, LK_PUSHES, LK_FRAMES, LK_ERR,
+ LK_FIELDS) = range(17)
+(SN_SND_UNA, SN_SND_NXT, SN_RIGHT_EDGE, SN_WSCALE, SN_MSS, SN_TIMESTAMPS, SN_HEADER_LEN, SN_IP_ID, SN_TS_BASE,
+ SN_WRITTEN, SN_WRITES, SN_WRITE_START, SN_WRITE_WAKE, SN_TSECR, SN_PERSIST_DUE, SN_BACKOFF, SN_RTO_DUE,
+ SN_RTO_EVENT, SN_RTO_BACKOFF, SN_PROBE_PENDING, SN_REXMIT_PENDING, SN_STARTED, SN_FRAMES, SN_SEGMENTS,
+ SN_BYTES_SENT, SN_RETRANSMITS, SN_WINDOW_PROBES, SN_ZW_PROBES, SN_FL_HEAD, SN_FL_LEN, SN_FIELDS) = range(31)
+FL_SEQ, FL_LEN, FL_PSH, FL_FIELDS = range(4)
+FR_FLOW, FR_LEN, FR_SEQ, FR_PAYLOAD, FR_FLAGS, FR_TSVAL, FR_TSECR, FR_IP_ID, FR_FIELDS = range(9)
+#: a sender's callbacks (TcpSenders' push actions "send", "persist", "rto", "write")
+A_SEND, A_PERSIST, A_RTO, A_WRITE = range(4)
+
+
+def new_tcp_senders(link, flows: int, flight: int, pushes: int, frames: int) -> TcpSenders:
+    """TcpSenders for flows senders of up to flight segments in flight each; pushes and frames between takes."""
+    snd = _zeros(max(1, flows), SN_FIELDS)
+    for col in (SN_PERSIST_DUE, SN_RTO_DUE, SN_RTO_EVENT):
+        snd[:, col] = -1
+    return TcpSenders(link, snd, _zeros(max(1, flows), flight, FL_FIELDS), _zeros(pushes, 3), _zeros(frames, FR_FIELDS))

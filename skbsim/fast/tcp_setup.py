@@ -106,3 +106,75 @@ def sock_fields(sk) -> dict:
 
 
 assert TS_FIELDS == TS_MIB + len(TCPEXT)
+
+
+# -- the senders ---------------------------------------------------------------------------------------------------
+
+#: sender row column -> the TcpSender attribute (None stands for -1 where the column allows it)
+SENDER_FIELDS = {
+    "SN_SND_UNA": "snd_una", "SN_SND_NXT": "snd_nxt", "SN_RIGHT_EDGE": "right_edge", "SN_WSCALE": "wscale",
+    "SN_MSS": "mss", "SN_TIMESTAMPS": "timestamps", "SN_IP_ID": "ip_id", "SN_TS_BASE": "ts_base",
+    "SN_WRITTEN": "written", "SN_WRITES": "writes", "SN_WRITE_START": "write_start", "SN_WRITE_WAKE": "write_wake",
+    "SN_TSECR": "tsecr", "SN_PERSIST_DUE": "persist_due", "SN_BACKOFF": "backoff", "SN_RTO_DUE": "rto_due",
+    "SN_RTO_EVENT": "rto_event", "SN_RTO_BACKOFF": "rto_backoff", "SN_PROBE_PENDING": "probe_pending",
+    "SN_REXMIT_PENDING": "rexmit_pending", "SN_STARTED": "started", "SN_FRAMES": "frames",
+    "SN_SEGMENTS": "segments", "SN_BYTES_SENT": "bytes_sent", "SN_RETRANSMITS": "retransmits",
+    "SN_WINDOW_PROBES": "window_probes", "SN_ZW_PROBES": "zero_window_probes",
+}
+SENDER_COLUMNS = {getattr(state, name): attr for name, attr in SENDER_FIELDS.items()}
+#: the link's columns -> TcpSenders' attributes
+LINK_FIELDS = {"LK_FRAMES_LEFT": "frames_left", "LK_LINK_FREE": "link_free", "LK_SLOT_PENDING": "slot_pending",
+               "LK_NEXT_TURN": "next_turn", "LK_STOPPED": "stopped", "LK_STOPPED_AT": "stopped_at"}
+
+
+def unsupported_senders(senders) -> str | None:
+    """Why the compiled senders cannot follow these (None when they can)."""
+    if senders.spec.tso > 1:
+        return "TSO/GSO frames from the synthetic senders (--tcp ...,tso=N) are the reference engine's"
+    if senders.poisson is not None:
+        return "a Poisson link (--arrival poisson) for the TCP senders is the reference engine's"
+    if senders.link_unit > 1 << 20 or senders.period_units > 1 << 40:
+        return "the link's period (1e9 / --rate ns) does not fit the fast engine's integers"
+    return None
+
+
+def senders_to_record(senders, flight: int, pushes: int, frames: int):
+    """The reference TcpSenders (before any call) as a TcpSenders record."""
+    link = np.zeros(state.LK_FIELDS, dtype=np.int64)
+    spec = senders.spec
+    values = {"LK_FLOWS": len(senders.senders), "LK_FRAMES_LEFT": senders.frames_left,
+              "LK_PERIOD_UNITS": senders.period_units, "LK_LINK_UNIT": senders.link_unit,
+              "LK_LINK_FREE": senders.link_free, "LK_WRITE_PERIOD": senders.write_period,
+              "LK_RTO_NS": senders.rto_ns, "LK_MESSAGES": int(spec.kind == "messages"), "LK_SIZE": spec.size or 1}
+    for name, value in values.items():
+        link[getattr(state, name)] = value
+    record = state.new_tcp_senders(link, len(senders.senders), flight, pushes, frames)
+    for f, sender in enumerate(senders.senders):
+        row = record.snd[f]
+        for col, attr in SENDER_COLUMNS.items():
+            value = getattr(sender, attr)
+            row[col] = -1 if value is None else int(value)
+        row[state.SN_HEADER_LEN] = sender.template.header_len
+    return record
+
+
+def sender_fields(sender) -> dict:
+    """A TcpSender's fields under SENDER_FIELDS' names, None as -1, with its in-flight count."""
+    fields = {attr: (-1 if getattr(sender, attr) is None else int(getattr(sender, attr)))
+              for attr in SENDER_COLUMNS.values()}
+    fields["in_flight"] = len(sender.in_flight)
+    return fields
+
+
+def row_sender_fields(row: np.ndarray) -> dict:
+    fields = {attr: int(row[col]) for col, attr in SENDER_COLUMNS.items()}
+    fields["in_flight"] = int(row[state.SN_FL_LEN])
+    return fields
+
+
+def link_fields(senders) -> dict:
+    return {attr: int(getattr(senders, attr)) for attr in LINK_FIELDS.values()}
+
+
+def row_link_fields(link: np.ndarray) -> dict:
+    return {attr: int(link[getattr(state, name)]) for name, attr in LINK_FIELDS.items()}
