@@ -288,3 +288,62 @@ def test_senders_call_by_call(monkeypatch, kernel, ts, flows, rtt, app_rate, tcp
                            flows=flows, rtt_ms=rtt, app_rate=app_rate, so_rcvbuf=so_rcvbuf, count=count, rate=rate,
                            duration_ms=3000.0))
     assert sender_replay(recorder) == []
+
+
+# -- whole runs: both engines, the same JSON -------------------------------------------------------------------------
+
+
+def _both(**kw) -> tuple[dict, dict, str | None]:
+    from skbsim.fast import simulate_engine
+
+    config = dict(kernel="6.18", driver="tun", options={}, socket="tcp", traffic="tcp-bulk:ts=0", tcp="bulk", flows=1)
+    config.update(kw)
+    reference, _ = simulate(RunConfig(**config))
+    fast, _, why = simulate_engine(RunConfig(**config), "fast")
+    return reference, fast, why
+
+
+def _same(reference: dict, fast: dict) -> bool:
+    return {**fast, "engine": "reference"} == reference
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.9", "6.12", "6.18", "host"])
+def test_bench_workload_on_both_engines(kernel):
+    # benchmarks/bench_tcp.py's workload: one bulk flow without timestamps through tun (no IFF_NAPI)
+    reference, fast, why = _both(kernel=kernel, count=2000)
+    assert why is None and fast["engine"] == "fast" and _same(reference, fast)
+    # every segment reached the receiver and was read (hand check: 2000 segments of MSS 1460)
+    assert reference["tcp"]["bytes_received"] == 2000 * 1460 == reference["flows"][0]["sender"]["bytes"]
+
+
+def test_zero_window_probes_and_a_reader_that_never_reads():
+    # --app-rate 0: the window closes (no pruning with the default buffer: the sender stops at the edge),
+    # the sender's persist timer sends zero-window probes, answered by duplicate ACKs
+    reference, fast, why = _both(kernel="6.12", count=2000, app_rate=0, duration_ms=2000.0)
+    assert why is None and _same(reference, fast)
+    assert reference["flows"][0]["sender"]["zero_window_probes"] > 0 and reference["tcp"]["zero_window_ms"] > 0
+
+
+def test_memory_pressure_is_redone_by_the_reference_engine():
+    # SO_RCVBUF 4096 with a reader at 1000 reads/s: tcp_prune_queue(), which the compiled receiver does not follow
+    reference, fast, why = _both(kernel="6.18", count=400, so_rcvbuf=4096, app_rate=1000, tcp="messages:100@50000")
+    if why is not None:
+        assert "tcp_prune_queue()" in why and fast["engine"] == "reference"
+    assert _same(reference, fast)
+
+
+@settings(max_examples=40, deadline=None)
+@given(kernel=st.sampled_from(["6.1", "6.9", "6.12", "6.18", "host"]), ts=st.sampled_from([0, 1]),
+       tcp=st.sampled_from(["bulk", "messages:3000", "messages:20000@2000", "messages:100@50000", "messages:1460"]),
+       flows=st.sampled_from([1, 2, 3, 16]), rtt=st.sampled_from([0.05, 0.5, 1.0, 20.0]),
+       app_rate=st.sampled_from([None, 0, 1000, 20000, 200000]), read=st.sampled_from([None, 1000, 65536]),
+       so_rcvbuf=st.sampled_from([None, 8192, 65536, 1 << 20]), count=st.integers(1, 1200),
+       rate=st.sampled_from([1e5, 1e6, 3e6, 1234567.0]), cpus=st.integers(1, 2),
+       cost=st.sampled_from([0, 100, 500]), duration=st.sampled_from([100.0, 1000.0, 60_000.0]))
+def test_random_tcp_workloads_give_identical_json(kernel, ts, tcp, flows, rtt, app_rate, read, so_rcvbuf, count, rate,
+                                                  cpus, cost, duration):
+    reference, fast, why = _both(kernel=kernel, traffic=f"tcp-bulk:ts={ts}", tcp=tcp, flows=flows, rtt_ms=rtt,
+                                 app_rate=app_rate, app_read_size=read, so_rcvbuf=so_rcvbuf, count=count, rate=rate,
+                                 cpus=cpus, packet_cost_ns=cost, duration_ms=duration)
+    assert why is None or "tcp_prune_queue()" in why, why
+    assert _same(reference, fast)

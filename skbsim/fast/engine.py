@@ -30,12 +30,17 @@ from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio,
 from skbsim.mm.fault import LAYERS, fault_report
 from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
+from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
+from skbsim.fast.tcp_run import ERR_TCP, _tcp_close, _tcp_pinned, _tcp_start  # -- TCP --
+from skbsim.fast.state import APP_UNLIMITED, APP_WAITING, LK_STOPPED_AT, TC_LAST_NS  # -- TCP --
 
 
 def unsupported(config: RunConfig) -> str | None:
     """Why the fast engine cannot run this config (None when it can)."""
     if config.socket != "udp":
-        return "a socket per flow (--socket tcp: TCP receivers) is modelled by the reference engine only"
+        reason = unsupported_tcp(config)  # -- TCP --
+        if reason:
+            return reason
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
     if config.driver not in ("ice", "copybreak", "tun", "virtio_net") + PP_DRIVERS:
@@ -99,6 +104,7 @@ class FastSimulation:
         self.head = None
         self.libeth = False
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
+        self.tcp = None  # -- TCP --: a run with a socket per flow (tcp_engine.TcpRun)
         if self.virtio:
             if plot:
                 # its truesize table keeps one truesize per (frame length, frags); a virtio_net buffer's size
@@ -109,6 +115,10 @@ class FastSimulation:
             return
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
+            if config.socket == "tcp":  # -- TCP --
+                if trace is not None or plot:
+                    raise ValueError("--trace and --plot of --socket tcp runs are the reference engine's")
+                self.tcp = TcpRun(self.ref, self.tun)
             return
         if isinstance(ring, libeth_rx_queue):  # libeth's iavf and idpf, and ice's page_pool form
             self.libeth = True
@@ -139,6 +149,8 @@ class FastSimulation:
             k = mana_kernel(self.ref, trace, self.plot)
         elif self.libeth:
             k = libeth_kernel(self.ref, trace, self.plot)
+        elif self.tcp is not None:  # -- TCP --
+            k = self._tcp_kernel()
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
@@ -151,10 +163,29 @@ class FastSimulation:
             return None
         return self._finish(k)
 
+    def _tcp_kernel(self):
+        """-- TCP --: tun's kernel with the receivers, the senders and their events (the UDP socket's cfg fields
+        from a socket of --rcvbuf that nothing reaches: its reader never runs)."""
+        from skbsim.net.sock import udp_sock
+
+        ref = self.ref
+        queued, tables = self.tcp.tables(self.config.count)
+        ref.sock = udp_sock(ref.kernel, self.config.rcvbuf)
+        try:
+            k = tun_kernel(ref, False, False, self.tun, tcp_queued=queued, **tables)
+        finally:
+            ref.sock = None
+        k = self.tcp.finish_tables(k)
+        k.cfg[APP_UNLIMITED] = 0
+        k.st[APP_WAITING] = 0
+        _tcp_start(k, ref.sockets.rtt_ns, round(self.config.duration_ms * 1_000_000))
+        return k
+
     def _stream(self, k) -> bool:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events; False when
         the loop left its modelled ground."""
-        chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref, self.codes)
+        chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref, self.codes) if (
+            self.tcp is None) else iter(())  # -- TCP --: the senders make the frames
         try:
             while True:
                 try:
@@ -187,6 +218,9 @@ class FastSimulation:
     def _give_up(self, err: int) -> bool:
         """The compiled loop left its modelled ground (an ERR_* code): say why; the run is redone."""
         self.why = ERR_REASONS.get(err)
+        if err == ERR_TCP:  # -- TCP --
+            self.why = ("a TCP receiver reached what the fast engine does not follow yet (memory pressure: "
+                        "tcp_prune_queue() and collapsing; the out-of-order queue; a table of its records full)")
         return False
 
     def _kind_names(self):
@@ -271,6 +305,11 @@ class FastSimulation:
         if k.cfg[PAGE_POOL]:
             if stats[D_NIC_FRAMES] != stats[D_FRAMES] + stats[D_FRAMES_DROPPED]:
                 return None  # completions left on the ring: the reference engine drops and traces them
+        tcp_reports = None
+        if self.tcp is not None:  # -- TCP --: Simulation._finish()'s pinned pages, the flows' figures, their close
+            at_close["pinned"] = int(_tcp_pinned(k))
+            tcp_reports = self.tcp.flow_reports(k, max(int(k.tcp.tc[TC_LAST_NS]), int(k.tsnd.link[LK_STOPPED_AT])))
+            _tcp_close(k)
         elif not self.copybreak and self.tun is None:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
             at_close["frames_dropped"] = int(stats[D_NIC_FRAMES]) - int(stats[D_FRAMES])
@@ -286,6 +325,8 @@ class FastSimulation:
                             "itemises)")
             return None
         result = self._result(k, at_close)
+        if tcp_reports is not None:  # -- TCP --
+            result = self.tcp.patch_result(k, result, tcp_reports, at_close["pinned"])
         if k.cfg[PAGE_POOL]:
             # page_pool_get_stats() of every queue's pools, summed (as the queues were closed)
             totals = pools[:, PP_STATS_FIRST:PP_STATS_FIRST + len(PP_STATS)].sum(axis=0)

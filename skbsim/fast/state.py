@@ -270,7 +270,9 @@ SkbCb = namedtuple("SkbCb", ("cb",))
  CB_FIELDS) = range(12)
 
 Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", "frags", "nc", "cpus", "rings", "tun",
-                               "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb"))
+                               "sock", "events", "batch", "trace", "pp", "virtio", "lb", "skbcb",
+                               # -- TCP --: TcpSocks, TcpSenders, TcpFlows (one row each in other runs)
+                               "tcp", "tsnd", "tfl"))
 
 
 def _zeros(*shape, dtype=np.int64):
@@ -380,7 +382,12 @@ TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten"))
 (TC_HZ, TC_RMEM2, TC_ADV_WIN_SCALE, TC_MODERATE_RCVBUF, TC_LOW_RTT, TC_COMP_SACK_NR, TC_BACKLOG_ACK_DEFER,
  TC_R_SCALING_CLAMP, TC_R_NOMEM, TC_R_ADMIT, TC_R_SEQUENCE, TC_R_RTT_UPDATE, TC_R_RTT_TS, TC_R_SPACE,
  TC_OFO_MEASURE, TC_PAGE_SIZE, TC_HEAD_STRUCT, TC_MAX_SKB_FRAGS, TC_MIN_RCVBUF, TC_ACKS, TC_EATEN, TC_ERR,
- TC_FIELDS) = range(23)
+ # a run with a socket per flow (skbsim/fast/tcp_run.py, sim.Simulation and skbsim.sockets.Sockets): whether this
+ # is one, the RTT, the reader (TC_APP_GAP: -1 unlimited, 0 never, else ns between reads) and its read size (-1:
+ # all), the time of the last skb or read, the TCP drops, the skbs delivered, the flows touched by this poll,
+ # the memory series' Thinned (count, every, length), the pinned pages' count epoch
+ TC_RUN, TC_RTT_NS, TC_APP_GAP, TC_READ_SIZE, TC_LAST_NS, TC_TCP_DROPS, TC_DELIVERED, TC_TOUCHED,
+ TC_SR_COUNT, TC_SR_EVERY, TC_SR_LEN, TC_EPOCH, TC_FIELDS) = range(35)
 (TS_RCVBUF, TS_SNDBUF, TS_RMEM, TS_FWD, TS_USERLOCKS, TS_DROPS, TS_RCVLOWAT, TS_MEM_PAGES, TS_SOCKET,
  TS_ACK_PENDING, TS_ACK_QUICK, TS_ACK_PINGPONG, TS_ACK_ATO, TS_ACK_TIMEOUT, TS_ACK_LRCVTIME, TS_ACK_LAST_SEG,
  TS_ACK_RCV_MSS, TS_RTO, TS_DELACK_MAX, TS_DELACK_PENDING,
@@ -428,3 +435,26 @@ def new_tcp_senders(link, flows: int, flight: int, pushes: int, frames: int) -> 
     for col in (SN_PERSIST_DUE, SN_RTO_DUE, SN_RTO_EVENT):
         snd[:, col] = -1
     return TcpSenders(link, snd, _zeros(max(1, flows), flight, FL_FIELDS), _zeros(pushes, 3), _zeros(frames, FR_FIELDS))
+#: TcpFlows (skbsim/fast/tcp_run.py): what skbsim.sockets.TcpFlow keeps of each flow beside its socket: fl[flow,
+#: F_*] (F_DROPS + n: drops by tcp.DROP_REASONS[n]; times -1: none), json[flow, j]: its JSON series' points
+#: (SERIES_KEYS: time in ns, window, rmem_alloc, rcvbuf, bytes received), F_JS_LEN of them; ackq[flow, j]: the
+#: ACKs on their way to its sender (when due, ack, raw window, TSval or -1) in the order they reach it, a ring
+#: from F_AQ_HEAD; touched: the flows
+#: a poll delivered to, in order (tc[TC_TOUCHED] of them); mark[pid]: the epoch a page was last counted in;
+#: facts[frame length]: a tun skb's TCP facts (tcp_run.TF_*); seg: the segment being received (tcp.SG_* row)
+TcpFlows = namedtuple("TcpFlows", ("fl", "json", "ackq", "touched", "mark", "facts", "seg"))
+(F_CPU, F_QUEUE, F_SKBS, F_SEGMENTS, F_DELIVERED, F_CONTROL, F_DROPS) = range(7)
+(F_BYTES_READ, F_FIRST_NS, F_LAST_NS, F_WINDOW, F_SINCE, F_ZERO_NS, F_SMALL_NS, F_INTEGRAL, F_INT_FIRST,
+ F_INT_LAST, F_MSS, F_RCVBUF_INIT, F_RCVBUF_MAX, F_RMEM_PEAK, F_TIMER_DUE, F_RCV_START, F_RCV_MARK, F_RECEIVED,
+ F_APP_NEXT, F_WAITING, F_TOUCHED, F_JS_COUNT, F_JS_EVERY, F_JS_LEN, F_AQ_HEAD, F_AQ_LEN, F_START_EDGE,
+ F_WSCALE, F_ACK_SEQ, F_TWINDOW, F_DOFF, F_FIELDS) = range(F_DROPS + 7, F_DROPS + 7 + 32)
+JSON_POINTS = 64
+
+
+def new_tcp_flows(flows: int, acks: int, pages: int, facts=None) -> TcpFlows:
+    fl = _zeros(max(1, flows), F_FIELDS)
+    fl[:, F_FIRST_NS] = -1
+    fl[:, F_TIMER_DUE] = -1
+    fl[:, F_JS_EVERY] = 1
+    return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, 4), _zeros(max(1, flows)),
+                    _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts, _zeros(RQ_FIELDS + 2))

@@ -127,13 +127,15 @@ LINK_FIELDS = {"LK_FRAMES_LEFT": "frames_left", "LK_LINK_FREE": "link_free", "LK
                "LK_NEXT_TURN": "next_turn", "LK_STOPPED": "stopped", "LK_STOPPED_AT": "stopped_at"}
 
 
-def unsupported_senders(senders) -> str | None:
+def unsupported_senders(senders, duration_ns: int) -> str | None:
     """Why the compiled senders cannot follow these (None when they can)."""
+    from skbsim.tcp_sender import TCP_RTO_MAX_NS
+
     if senders.spec.tso > 1:
         return "TSO/GSO frames from the synthetic senders (--tcp ...,tso=N) are the reference engine's"
     if senders.poisson is not None:
         return "a Poisson link (--arrival poisson) for the TCP senders is the reference engine's"
-    if senders.link_unit > 1 << 20 or senders.period_units > 1 << 40:
+    if senders.period_units > 1 << 40 or senders.link_unit * (duration_ns + 4 * TCP_RTO_MAX_NS) >= 1 << 62:
         return "the link's period (1e9 / --rate ns) does not fit the fast engine's integers"
     return None
 
