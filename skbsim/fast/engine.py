@@ -32,7 +32,7 @@ from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
 from skbsim.fast.tcp_run import ERR_TCP, _tcp_close, _tcp_pinned, _tcp_start  # -- TCP --
-from skbsim.fast.state import APP_UNLIMITED, APP_WAITING, LK_STOPPED_AT, TC_LAST_NS  # -- TCP --
+from skbsim.fast.state import APP_UNLIMITED, APP_WAITING, LK_STOPPED_AT, TC_LAST_NS, TC_WANT_LEN  # -- TCP --
 
 
 def unsupported(config: RunConfig) -> str | None:
@@ -84,7 +84,7 @@ PP_NOT_YET = {
 class FastSimulation:
     """One run of the fast engine; the reference Simulation supplies setup and constants."""
 
-    def __init__(self, config: RunConfig, progress=None, trace=None, plot: bool = False):
+    def __init__(self, config: RunConfig, progress=None, trace=None, plot: bool = False, tcp_payloads=()):
         reason = unsupported(config)
         if reason:
             raise ValueError(reason)
@@ -105,6 +105,8 @@ class FastSimulation:
         self.libeth = False
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
         self.tcp = None  # -- TCP --: a run with a socket per flow (tcp_engine.TcpRun)
+        self.tcp_want = None  # a frame length whose tun skb the run needs read from the model first
+        self._k = None
         if self.virtio:
             if plot:
                 # its truesize table keeps one truesize per (frame length, frags); a virtio_net buffer's size
@@ -118,7 +120,7 @@ class FastSimulation:
             if config.socket == "tcp":  # -- TCP --
                 if trace is not None or plot:
                     raise ValueError("--trace and --plot of --socket tcp runs are the reference engine's")
-                self.tcp = TcpRun(self.ref, self.tun)
+                self.tcp = TcpRun(self.ref, self.tun, tcp_payloads)
             return
         if isinstance(ring, libeth_rx_queue):  # libeth's iavf and idpf, and ice's page_pool form
             self.libeth = True
@@ -181,9 +183,15 @@ class FastSimulation:
         _tcp_start(k, ref.sockets.rtt_ns, round(self.config.duration_ms * 1_000_000))
         return k
 
+    @property
+    def _k_want(self):
+        k = self._k
+        return int(k.tcp.tc[TC_WANT_LEN]) if k is not None else 0
+
     def _stream(self, k) -> bool:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events; False when
         the loop left its modelled ground."""
+        self._k = k
         chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref, self.codes) if (
             self.tcp is None) else iter(())  # -- TCP --: the senders make the frames
         try:
@@ -218,6 +226,8 @@ class FastSimulation:
     def _give_up(self, err: int) -> bool:
         """The compiled loop left its modelled ground (an ERR_* code): say why; the run is redone."""
         self.why = ERR_REASONS.get(err)
+        if err == ERR_TCP and self.tcp is not None and self._k_want:  # -- TCP --: redone knowing one more length
+            self.tcp_want = self._k_want
         if err == ERR_TCP:  # -- TCP --
             self.why = ("a TCP receiver reached what the fast engine does not follow yet (memory pressure: "
                         "tcp_prune_queue() and collapsing; the out-of-order queue; a table of its records full)")
@@ -459,6 +469,11 @@ def simulate_fast(config: RunConfig, progress=None, why: list | None = None, tra
     """Run on the fast engine; None when this run must be redone by the reference engine."""
     sim = FastSimulation(config, progress=progress, trace=trace, plot=plot)
     result = sim.run()
+    payloads: set[int] = set()
+    while result is None and sim.tcp_want:  # -- TCP --: a frame length the run met first; all of them after 8
+        payloads |= {sim.tcp_want - sim.tcp.header_len} if len(payloads) < 8 else set(range(sim.tcp.max_mss + 1))
+        sim = FastSimulation(config, progress=progress, trace=trace, plot=plot, tcp_payloads=sorted(payloads))
+        result = sim.run()
     if result is None:
         if why is not None:
             why.append(getattr(sim, "why", None) or "the fast engine left its modelled ground")

@@ -387,7 +387,9 @@ TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten"))
  # all), the time of the last skb or read, the TCP drops, the skbs delivered, the flows touched by this poll,
  # the memory series' Thinned (count, every, length), the pinned pages' count epoch
  TC_RUN, TC_RTT_NS, TC_APP_GAP, TC_READ_SIZE, TC_LAST_NS, TC_TCP_DROPS, TC_DELIVERED, TC_TOUCHED,
- TC_SR_COUNT, TC_SR_EVERY, TC_SR_LEN, TC_EPOCH, TC_FIELDS) = range(35)
+ TC_SR_COUNT, TC_SR_EVERY, TC_SR_LEN, TC_EPOCH,
+ # a frame length whose tun skb the run has not read from the model yet (the run stops; tcp_engine redoes it)
+ TC_WANT_LEN, TC_FIELDS) = range(36)
 (TS_RCVBUF, TS_SNDBUF, TS_RMEM, TS_FWD, TS_USERLOCKS, TS_DROPS, TS_RCVLOWAT, TS_MEM_PAGES, TS_SOCKET,
  TS_ACK_PENDING, TS_ACK_QUICK, TS_ACK_PINGPONG, TS_ACK_ATO, TS_ACK_TIMEOUT, TS_ACK_LRCVTIME, TS_ACK_LAST_SEG,
  TS_ACK_RCV_MSS, TS_RTO, TS_DELACK_MAX, TS_DELACK_PENDING,

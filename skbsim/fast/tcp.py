@@ -155,7 +155,7 @@ def _sock_rfree(tc, sk, truesize):
 # -- tcp_output.py: the window offered, ACKs ------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def __tcp_select_window(tc, sk):
     """tcp_output.__tcp_select_window()."""
     free_space = _tcp_space(tc, sk)
@@ -167,7 +167,7 @@ def __tcp_select_window(tc, sk):
     return window
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_update_max_rcv_wnd_seq(sk):
     """tcp.tcp_update_max_rcv_wnd_seq()."""
     wre = (sk[TS_RCV_WUP] + sk[TS_RCV_WND]) & U32
@@ -175,7 +175,7 @@ def _tcp_update_max_rcv_wnd_seq(sk):
         sk[TS_RCV_MWND_SEQ] = wre
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_select_window(tc, sk):
     """tcp_output.tcp_select_window(): the raw window field of an ACK."""
     old_win = sk[TS_RCV_WND]
@@ -207,7 +207,7 @@ def _tcp_select_window(tc, sk):
     return new_win
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_send_ack(t, f):
     """tcp_output.tcp_send_ack(): the ACK into t.acks (flow, ack, window, TSval or -1), then
     tcp_event_ack_sent(): compressed ACKs end, a quick ACK used up (tcp_dec_quickack_mode()), the timer off."""
@@ -241,7 +241,7 @@ def _tcp_send_ack(t, f):
     sk[TS_DELACK_PENDING] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_send_delayed_ack(t, f):
     """tcp_output.tcp_send_delayed_ack(): arm the delayed-ACK timer, or ACK now when the armed one is due."""
     tc = t.tc
@@ -271,7 +271,7 @@ def _tcp_send_delayed_ack(t, f):
     sk[TS_DELACK_PENDING] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _next_timer_us(t, f):
     """tcp_timer.next_timer_us(): when the receiver's next timer is due (-1: none)."""
     sk = t.sk[f]
@@ -325,7 +325,7 @@ def _tcp_set_window_clamp(tc, sk, val):
         sk[TS_RCV_SSTHRESH] = min(sk[TS_RCV_SSTHRESH], clamp)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_measure_rcv_mss(tc, sk, length, skb_len, truesize, flags, doff):
     """tcp_input.tcp_measure_rcv_mss() of a segment: length its gso_size or len, skb_len its len."""
     lss = sk[TS_ACK_LAST_SEG]
@@ -370,7 +370,7 @@ def _tcp_incr_quickack(sk, max_quickacks):
         sk[TS_ACK_QUICK] = quickacks
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_grow_window(tc, sk, skb, length, adjust):
     """tcp_input.tcp_grow_window() of an skb of length bytes (its row: truesize, headlen, SKB_TRUESIZE(end))."""
     room = min(sk[TS_WINDOW_CLAMP], _tcp_space(tc, sk)) - sk[TS_RCV_SSTHRESH]
@@ -394,7 +394,7 @@ def _tcp_rcv_rtt_update(tc, sk, sample, win_dep):
                                           sk[TS_RCV_NXT] == sk[TS_COPIED_SEQ]) & U32
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_rcv_rtt_measure(tc, sk):
     """tcp_input.tcp_rcv_rtt_measure(): without timestamps, the time one window of data took."""
     if sk[TS_RTT_TIME]:
@@ -406,7 +406,7 @@ def _tcp_rcv_rtt_measure(tc, sk):
     sk[TS_RTT_TIME] = sk[TS_MSTAMP]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_rcv_rtt_measure_ts(tc, sk, payload):
     """tcp_input.tcp_rcv_rtt_measure_ts() of a segment of payload bytes (end_seq - seq)."""
     if not sk[TS_SAW_TSTAMP] or sk[TS_RCV_TSECR] == sk[TS_RTT_LAST_TSECR]:
@@ -424,14 +424,14 @@ def _tcp_rcv_rtt_measure_ts(tc, sk, payload):
         _tcp_rcv_rtt_update(tc, sk, delta * 1000, False)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _raise_rcvbuf(tc, sk, rcvbuf):
     if rcvbuf > sk[TS_RCVBUF]:
         sk[TS_RCVBUF] = rcvbuf
         sk[TS_WINDOW_CLAMP] = _tcp_win_from_space(tc, sk, rcvbuf)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_rcv_space_adjust(tc, sk):
     """tcp_input.tcp_rcv_space_adjust() (and tcp_rcvbuf_grow(): the out-of-order queue is empty here)."""
     rule = tc[TC_R_SPACE]
@@ -465,7 +465,7 @@ def _tcp_rcv_space_adjust(tc, sk):
     sk[TS_RCVQ_TIME] = sk[TS_MSTAMP]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_event_data_recv(tc, sk, skb, cb, length):
     """tcp_input.tcp_event_data_recv() of new in-order data (skb: the segment's row, cb its TCP_SKB_CB)."""
     sk[TS_ACK_PENDING] |= ICSK_ACK_SCHED
@@ -495,7 +495,7 @@ def _tcp_event_data_recv(tc, sk, skb, cb, length):
 # -- queueing ---------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _skb_try_coalesce(tc, to, frm, length):
     """skbuff.skb_try_coalesce() of frm (length bytes, its header pulled) onto the queued skb to, as far as the
     rows go: (done, stolen, delta); to's row takes the bytes, the truesize and the frag count (the caller moves
@@ -526,7 +526,7 @@ def _skb_try_coalesce(tc, to, frm, length):
     return True, stolen, delta
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_queue_rcv(t, f, skb, cb, cbs, length):
     """tcp_input.tcp_queue_rcv(): coalesce into the receive queue's tail (tcp_try_coalesce(): TCPRcvCoalesce,
     the delta charged, the tail's end_seq, ack_seq and flags) or append the skb (skb_set_owner_r()); rcv_nxt
@@ -565,7 +565,7 @@ def _tcp_queue_rcv(t, f, skb, cb, cbs, length):
     return verdict
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_fast_path_check(sk):
     """tcp_input.tcp_fast_path_check(): header prediction back on (tcp_fast_path_on())."""
     if sk[TS_OFO_LEN] == 0 and sk[TS_RCV_WND] and sk[TS_RMEM] < sk[TS_RCVBUF]:
@@ -585,7 +585,7 @@ def _out_of_window(t, f, reason):
     return V_DROPPED + 8 * reason
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_rmem_admits(tc, sk, skb, length):
     """tcp_try_rmem_schedule() when it needs no pruning: the admission test passed and the forward allocation
     made (always possible here: no memory limit is modelled); False when the queues would have to be pruned
@@ -596,7 +596,7 @@ def _tcp_rmem_admits(tc, sk, skb, length):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_data_queue(t, f, skb, cb, cbs, length):
     """tcp_input.tcp_data_queue() for a segment whose header was pulled (length payload bytes)."""
     tc = t.tc
@@ -627,7 +627,7 @@ def _tcp_data_queue(t, f, skb, cb, cbs, length):
     return V_DROPPED + 8 * R_PROTO_MEM
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def __tcp_ack_snd_check(t, f, ofo_possible):
     """tcp_input.__tcp_ack_snd_check(): ACK now, or arm the delayed-ACK timer."""
     sk = t.sk[f]
@@ -671,7 +671,7 @@ def _tcp_sequence(tc, sk, seq, end_seq):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_parse_timestamps(sk, cb):
     """tcp_input.tcp_parse_timestamps()."""
     if cb[CB_TSVAL] >= 0 and sk[TS_TSTAMP_OK]:
@@ -702,7 +702,7 @@ def _tcp_validate_incoming(t, f, cb):
     return reason
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _step5(t, f, skb, cb, cbs):
     """tcp_rcv_established()'s step5: the window field (tcp_ack_update_window()), timestamps, the data
     (the header pulled), then tcp_ack_snd_check()."""
@@ -725,7 +725,7 @@ def _step5(t, f, skb, cb, cbs):
     return verdict
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_rcv_established(t, f, skb, cbs, now_us):
     """tcp_input.tcp_rcv_established() of a segment (its row skb; its TCP_SKB_CB at cbs[skb[SKB_OBJ]]) at
     now_us: header prediction's fast path, else tcp_validate_incoming() and step5.  Returns the verdict
@@ -768,7 +768,7 @@ def _tcp_rcv_established(t, f, skb, cbs, now_us):
 # -- the reader: tcp.py --------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def __tcp_cleanup_rbuf(t, f, copied):
     """tcp.__tcp_cleanup_rbuf(): ACK after a read when one is due or the window opened a lot."""
     sk = t.sk[f]
@@ -790,7 +790,7 @@ def __tcp_cleanup_rbuf(t, f, copied):
         _tcp_send_ack(t, f)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_recvmsg(t, f, length, cbs, now_us):
     """tcp.tcp_recvmsg() at now_us of up to length bytes (-1: all queued): the bytes read.  Each skb read to its
     end is unlinked and its memory given back (tcp_eat_recv_skb()'s sock_rfree()); its row goes to t.eaten

@@ -53,7 +53,9 @@ def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
     the model's own tun_get_user() on the scratch kernel of lengths (tun._TunLengths)."""
     from skbsim.drivers.base import frame_header, make_frame
     from skbsim.drivers.tun import tun_get_user
-    from skbsim.fast.tcp_run import TF_FIELDS, TF_DLEN, TF_END_TS, TF_HEAD_FRAG, TF_HLEN, TF_NR_FRAGS, TF_TAILROOM
+    from skbsim.fast.tcp_run import (
+        TF_DLEN, TF_END_TS, TF_FIELDS, TF_HEAD_FRAG, TF_HLEN, TF_KNOWN, TF_NR_FRAGS, TF_TAILROOM,
+    )
     from skbsim.net.skbuff import kfree_skb, skb_headlen, skb_tailroom
 
     facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
@@ -78,6 +80,7 @@ def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
         row[TF_TAILROOM] = skb_tailroom(skb)
         row[TF_HEAD_FRAG] = int(skb.head_frag)
         row[TF_END_TS] = kernel.profile.SKB_TRUESIZE(skb.end)
+        row[TF_KNOWN] = 1
         with kernel.on_cpu(0):
             kfree_skb(kernel, skb)
     return facts
@@ -92,7 +95,7 @@ def state_max_frame() -> int:
 class TcpRun:
     """The receivers and senders of one fast run: set up from the reference Simulation, reported at the end."""
 
-    def __init__(self, ref, lengths):
+    def __init__(self, ref, lengths, payloads=()):
         self.ref = ref
         self.config = ref.config
         self.lengths = lengths
@@ -106,9 +109,15 @@ class TcpRun:
         rtt_ns = sockets.rtt_ns
         for flow in self.flows:
             sockets.establish(flow, rtt_ns, flow.sender.template.window)
+        # The frame lengths asked of the model up front: full segments and zero-window probes, and the payloads
+        # an earlier try met (any other stops the run, which is redone knowing it: FastSimulation.tcp_payloads)
         headers = {flow.sender.template.header_len for flow in self.flows}
-        mss = max(flow.sender.mss for flow in self.flows)
-        frame_lens = [h + size for h in headers for size in range(mss + 1)]
+        if len(headers) != 1:
+            raise ValueError("synthetic flows with headers of different lengths")
+        self.header_len = headers.pop()
+        self.max_mss = max(flow.sender.mss for flow in self.flows)
+        sizes = {flow.sender.mss for flow in self.flows} | {0} | set(payloads)
+        frame_lens = [self.header_len + size for size in sizes]
         lengths.prepare(np.array(frame_lens, np.int64))
         self.facts = tun_tcp_facts(lengths, frame_lens)
 
@@ -117,7 +126,13 @@ class TcpRun:
         ref = self.ref
         config = self.config
         n = len(self.flows)
-        cap = min(count + 2, MAX_QUEUE, max(4096, (1 << 20) // n))
+        # A receive queue holds what sk_rcvbuf admits (tcp_can_ingest(): rmem up to the largest sk_rcvbuf the
+        # run can reach, then one skb more) of the smallest tun skb, and never more than the run's frames; a
+        # run that queues more stops and is redone (tc[TC_ERR])
+        net = ref.sockets.net_template
+        so_rcvbuf = 2 * min(config.so_rcvbuf, net.sysctl_rmem_max) if config.so_rcvbuf is not None else 0
+        largest = max(net.sysctl_tcp_rmem[2], so_rcvbuf, max(flow.sk.sk_rcvbuf for flow in self.flows))
+        cap = min(count + 2, MAX_QUEUE, largest // self.lengths.min_truesize + 4)
         profile = ref.kernel.profile
         tc = tcp_consts(profile, ref.sockets.net_template)
         tc[TC_RUN] = 1

@@ -7,13 +7,13 @@ from skbsim.fast.layout import njit
 from skbsim.fast.napi import _push, _raise_irq, _send_ipis
 from skbsim.fast.state import (
     A_PERSIST, A_RTO, A_SEND, BYTES, CB_ACK_SEQ, CB_DOFF, CB_END_SEQ, CB_FLOW, CB_GSO_SIZE, CB_SEQ, CB_TCP_FLAGS,
-    CB_TSECR, CB_TSVAL, CB_WINDOW, FR_FLAGS, FR_FLOW, FR_LEN, FR_PAYLOAD, FR_SEQ, FR_TSECR, FR_TSVAL, F_ACK_SEQ,
+    CB_TSECR, CB_TSVAL, CB_WINDOW, ERR, FR_FLAGS, FR_FLOW, FR_LEN, FR_PAYLOAD, FR_SEQ, FR_TSECR, FR_TSVAL, F_ACK_SEQ,
     F_AQ_HEAD, F_AQ_LEN, F_DOFF, F_QUEUE, F_START_EDGE, F_TWINDOW, F_WSCALE, HQ_HEAD, HQ_LEN, IPIS, LK_ERR,
-    LK_FRAMES, LK_PUSHES, NOW, PACKETS, Q_NIC_FRAMES, SCHEDULED, SKB_OBJ, TC_ERR,
+    LK_FRAMES, LK_PUSHES, NOW, PACKETS, Q_NIC_FRAMES, SCHEDULED, SKB_OBJ, TC_ERR, TC_WANT_LEN,
 )
 from skbsim.fast.tcp import TCP_UNMODELLED
 from skbsim.fast.tcp_run import (
-    E_ACK, E_ESTABLISH, E_PERSIST, E_READ, E_RTO, E_SEND, E_TIMER, E_WRITE, _flow_read, _flow_timer,
+    ERR_TCP, TF_KNOWN, E_ACK, E_ESTABLISH, E_PERSIST, E_READ, E_RTO, E_SEND, E_TIMER, E_WRITE, _flow_read, _flow_timer,
 )
 from skbsim.fast.tcp_sender import (
     _sender_ack, _sender_slot, _sender_start, _sender_stop, _sender_timer, _sender_write,
@@ -26,7 +26,7 @@ U32 = 0xFFFFFFFF
 # -- the senders' side -----------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _drain_pushes(k):
     """The senders' callbacks, in the order they asked, as events (Simulation._push_sender())."""
     s = k.tsnd
@@ -40,7 +40,7 @@ def _drain_pushes(k):
         k.tcp.tc[TC_ERR] = TCP_UNMODELLED
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _send_frame(k):
     """Simulation._arrive() of the frame the link's slot sent: a tun write on the flow's queue (with the segment's
     TCP_SKB_CB kept at its sk_buff), then the IRQ."""
@@ -52,6 +52,12 @@ def _send_frame(k):
     fl = k.tfl.fl[f]
     cpu = fl[F_QUEUE]
     length = fr[FR_LEN]
+    if not k.tfl.facts[length, TF_KNOWN]:
+        # a length the model has not been asked about (tcp_engine.TcpRun): the run is redone knowing it
+        k.tcp.tc[TC_WANT_LEN] = length
+        k.tcp.tc[TC_ERR] = TCP_UNMODELLED
+        k.st[ERR] = ERR_TCP
+        return
     st[PACKETS] += 1
     st[BYTES] += length
 
@@ -79,7 +85,7 @@ def _send_frame(k):
         _raise_irq(k, cpu, st[NOW])
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_event(k, kind, f):
     """Simulation._flow_event(): a reader, a receiver's timer, an ACK reaching its sender, a sender's event."""
     s = k.tsnd

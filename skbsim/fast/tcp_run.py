@@ -37,7 +37,7 @@ U32 = 0xFFFFFFFF
 #: event kinds of a run with a socket per flow (after layout's _POLL, _READ, _IPI), the flow in the CPU field
 E_READ, E_TIMER, E_ACK, E_SEND, E_PERSIST, E_RTO, E_WRITE, E_ESTABLISH, E_STOP = (np.int64(n) for n in range(4, 13))
 #: tun_tcp_facts() columns: a tun skb of a frame length as tcp_v4_rcv() gets it
-TF_HLEN, TF_DLEN, TF_NR_FRAGS, TF_TAILROOM, TF_HEAD_FRAG, TF_END_TS, TF_FIELDS = range(7)
+TF_HLEN, TF_DLEN, TF_NR_FRAGS, TF_TAILROOM, TF_HEAD_FRAG, TF_END_TS, TF_KNOWN, TF_FIELDS = range(8)
 #: the memory series' limit (sim._Series, a Thinned of 2000 points)
 SERIES_LIMIT = 2000
 #: st[ERR] of a run a TCP receiver or sender left (tc[TC_ERR] says which)
@@ -49,7 +49,7 @@ INTEGRAL_LIMIT = 1 << 62
 # -- the receivers' side: Sockets ---------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _window(fl, now, window):
     """Sockets._window(): the receiver advertised window bytes at now."""
     elapsed = now - fl[F_SINCE]
@@ -63,7 +63,7 @@ def _window(fl, now, window):
     fl[F_WINDOW] = window
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _bytes_received(fl, sk):
     """TcpFlow.bytes_received()."""
     fl[F_RECEIVED] += (sk[TS_RCV_NXT] - fl[F_RCV_MARK]) & U32
@@ -71,7 +71,7 @@ def _bytes_received(fl, sk):
     return fl[F_RECEIVED]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _sample(k, f, now):
     """Sockets._sample(): a point of the flow's JSON series (a Thinned of JSON_POINTS)."""
     fl = k.tfl.fl[f]
@@ -97,7 +97,7 @@ def _sample(k, f, now):
     fl[F_JS_LEN] = n
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _ack_queue(q, fl, due, ack, window, tsval):
     """An ACK on its way to the flow's sender, due then: its E_ACK events leave the heap in (time, push) order,
     and a read's ACK may be due before those of skbs its poll stamped later, so the queue is kept in that order
@@ -127,7 +127,7 @@ def _ack_queue(q, fl, due, ack, window, tsval):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _after(k, f, now):
     """Sockets._after(): the ACKs the receiver sent (the window they carry; each reaches the sender one RTT
     later), its series, its rcvbuf's peak, its next timer."""
@@ -156,7 +156,7 @@ def _after(k, f, now):
         _push(k.events, k.st, due * 1000, E_TIMER, f)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _flow_timer(k, f, now):
     """Sockets.timer(): the receiver's delayed-ACK timer is due."""
     fl = k.tfl.fl[f]
@@ -172,7 +172,7 @@ def _flow_timer(k, f, now):
     _after(k, f, now)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _flow_read(k, f, now):
     """Sockets.read(): tcp_recvmsg() of the read size; each skb read to its end freed where it was allocated
     (tcp_eat_recv_skb(): skb_attempt_defer_free() on the reader's CPU)."""
@@ -233,7 +233,7 @@ def _sample_pinned(k):
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_poll_end(k, end):
     """The end of Simulation._poll() with a socket per flow: Sockets.poll_end() wakes the readers of the flows
     that got something, in the order they got it; a point of the memory series, and the pinned pages then."""
@@ -261,7 +261,7 @@ def _tcp_poll_end(k, end):
     _sample_pinned(k)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _segment(k, skb, facts, seg):
     """The poll's skb as tcp_v4_rcv() gets it (ip_local_deliver(): the IP header pulled; the Ethernet header
     went in eth_type_trans()): its row and its TCP facts by frame length."""
@@ -276,7 +276,7 @@ def _segment(k, skb, facts, seg):
     seg[SG_END_TS] = row[TF_END_TS]
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_deliver(k, cpu, n):
     """Simulation._deliver() of the poll's n skbs with a socket per flow: each to its flow's receiver
     (Sockets._tcp()), what happened counted, the skb freed unless queued."""

@@ -42,7 +42,7 @@ def _backed_off(rto_ns, backoff):
     return min(rto_ns << backoff, TCP_RTO_MAX_NS)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _push(s, time_ns, action, f):
     """TcpSenders' push(time_ns, action, sender): a row of s.pushes."""
     n = s.link[LK_PUSHES]
@@ -76,7 +76,7 @@ def _fits(sn):
     return 0 < size <= _usable(sn)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _catch_up(s, f, now):
     """TcpSenders._catch_up(): the writes of messages:SIZE@RATE made by now."""
     lk = s.link
@@ -93,7 +93,7 @@ def _link_free_ns(lk):
     return -(-lk[LK_LINK_FREE] // lk[LK_LINK_UNIT])
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _kick(s, now):
     """TcpSenders.kick(): a link slot unless one is coming."""
     lk = s.link
@@ -103,7 +103,7 @@ def _kick(s, now):
     _push(s, max(now, _link_free_ns(lk)), A_SEND, -1)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _arm_rto(s, f, now):
     """TcpSenders._arm_rto()."""
     sn = s.snd[f]
@@ -113,7 +113,7 @@ def _arm_rto(s, f, now):
         _push(s, sn[SN_RTO_DUE], A_RTO, f)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _check_persist(s, f, now):
     """TcpSenders._check_persist(): tcp_check_probe_timer()."""
     lk = s.link
@@ -125,7 +125,7 @@ def _check_persist(s, f, now):
     _push(s, sn[SN_PERSIST_DUE], A_PERSIST, f)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _wake_for_writes(s, f, now):
     """TcpSenders._wake_for_writes()."""
     lk = s.link
@@ -158,7 +158,7 @@ def _sender_start(s, f, now, right_edge, wscale):
     _check_persist(s, f, now)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _sender_write(s, f, now):
     """TcpSenders.write()."""
     s.snd[f, SN_WRITE_WAKE] = 0
@@ -170,7 +170,7 @@ def _sender_write(s, f, now):
     _wake_for_writes(s, f, now)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _sender_ack(s, f, now, ack, window, tsval):
     """TcpSenders.ack(): an ACK reaches the sender (tsval -1: none)."""
     _catch_up(s, f, now)
@@ -237,7 +237,7 @@ def _sender_stop(s, now):
     s.link[LK_STOPPED_AT] = now
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _frame(s, f, now, seq, size, psh):
     """TcpSenders._frame(): the segment's row of s.frames."""
     sn = s.snd[f]
@@ -258,7 +258,7 @@ def _frame(s, f, now, seq, size, psh):
     s.link[LK_FRAMES] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _new_data(s, f, now, size, push):
     """TcpSenders._new_data(): the segments it counts."""
     lk = s.link
@@ -287,7 +287,7 @@ def _new_data(s, f, now, size, push):
     return segments
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _transmit(s, f, now):
     """TcpSenders._transmit(): a retransmission, a probe or new data (no TSO here); the segments it takes."""
     sn = s.snd[f]
@@ -315,7 +315,7 @@ def _transmit(s, f, now):
     return _new_data(s, f, now, _next_len(sn), False)
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _sender_slot(s, now):
     """TcpSenders.slot(): the next flow (round robin) with something to send sends one frame: its flow, or -1
     when nobody can send."""
