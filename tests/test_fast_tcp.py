@@ -20,7 +20,7 @@ from skbsim.fast.state import (
     CB_WINDOW, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_HLEN, SKB_OBJ, SKB_TS, TC_ERR, TS_FIELDS, new_tcp_socks,
 )
 from skbsim.fast.tcp import (
-    DROP_REASONS, SG_END_TS, SG_FIELDS, SG_HEAD_FRAG, STEP_READ, STEP_SEG, STEP_TIMER, V_COALESCED,
+    DROP_REASONS, TCP_OFO, TCP_PRUNE, TCP_WHY, SG_END_TS, SG_FIELDS, SG_HEAD_FRAG, STEP_READ, STEP_SEG, STEP_TIMER, V_COALESCED,
     V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA, V_QUEUED, _tcp_replay,
 )
 from skbsim.fast.tcp_setup import (
@@ -328,7 +328,7 @@ def test_memory_pressure_is_redone_by_the_reference_engine():
     # SO_RCVBUF 4096 with a reader at 1000 reads/s: tcp_prune_queue(), which the compiled receiver does not follow
     reference, fast, why = _both(kernel="6.18", count=400, so_rcvbuf=4096, app_rate=1000, tcp="messages:100@50000")
     if why is not None:
-        assert "tcp_prune_queue()" in why and fast["engine"] == "reference"
+        assert why.removesuffix("; rerun") == TCP_WHY[TCP_PRUNE] and fast["engine"] == "reference"
     assert _same(reference, fast)
 
 
@@ -339,11 +339,14 @@ def test_memory_pressure_is_redone_by_the_reference_engine():
        app_rate=st.sampled_from([None, 0, 1000, 20000, 200000]), read=st.sampled_from([None, 1000, 65536]),
        so_rcvbuf=st.sampled_from([None, 8192, 65536, 1 << 20]), count=st.integers(1, 1200),
        rate=st.sampled_from([1e5, 1e6, 3e6, 1234567.0]), cpus=st.integers(1, 2),
-       cost=st.sampled_from([0, 100, 500]), duration=st.sampled_from([100.0, 1000.0, 60_000.0]))
+       cost=st.sampled_from([0, 100, 500]), duration=st.sampled_from([100.0, 1000.0, 60_000.0]),
+       faults=st.sampled_from([(), (), (("slab", 0.02, 1, -1, 0),), (("page_frag", 0.3, 2, 3, 10),),
+                               (("skb_head", 0.001, 1, -1, 100), ("page_alloc", 1.0, 5, 1, 0))]))
 def test_random_tcp_workloads_give_identical_json(kernel, ts, tcp, flows, rtt, app_rate, read, so_rcvbuf, count, rate,
-                                                  cpus, cost, duration):
+                                                  cpus, cost, duration, faults):
     reference, fast, why = _both(kernel=kernel, traffic=f"tcp-bulk:ts={ts}", tcp=tcp, flows=flows, rtt_ms=rtt,
                                  app_rate=app_rate, app_read_size=read, so_rcvbuf=so_rcvbuf, count=count, rate=rate,
-                                 cpus=cpus, packet_cost_ns=cost, duration_ms=duration)
-    assert why is None or "tcp_prune_queue()" in why, why
-    assert _same(reference, fast)
+                                 cpus=cpus, packet_cost_ns=cost, duration_ms=duration, faults=faults)
+    # what is not compiled yet: memory pressure, and the out-of-order queue (a write a fault refused)
+    assert why is None or why.removesuffix("; rerun") in (TCP_WHY[TCP_PRUNE], TCP_WHY[TCP_OFO]), why
+    assert _same(reference, fast) and list(reference) == list(fast)

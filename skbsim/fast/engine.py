@@ -32,7 +32,8 @@ from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
 from skbsim.fast.tcp_run import ERR_TCP, _tcp_close, _tcp_pinned, _tcp_start  # -- TCP --
-from skbsim.fast.state import APP_UNLIMITED, APP_WAITING, LK_STOPPED_AT, TC_LAST_NS, TC_WANT_LEN  # -- TCP --
+from skbsim.fast.tcp import TCP_UNMODELLED, TCP_WHY  # -- TCP --
+from skbsim.fast.state import APP_UNLIMITED, APP_WAITING, LK_STOPPED_AT, TC_ERR, TC_LAST_NS, TC_WANT_LEN  # -- TCP --
 
 
 def unsupported(config: RunConfig) -> str | None:
@@ -229,8 +230,7 @@ class FastSimulation:
         if err == ERR_TCP and self.tcp is not None and self._k_want:  # -- TCP --: redone knowing one more length
             self.tcp_want = self._k_want
         if err == ERR_TCP:  # -- TCP --
-            self.why = ("a TCP receiver reached what the fast engine does not follow yet (memory pressure: "
-                        "tcp_prune_queue() and collapsing; the out-of-order queue; a table of its records full)")
+            self.why = TCP_WHY.get(int(self._k.tcp.tc[TC_ERR]), TCP_WHY[TCP_UNMODELLED])
         return False
 
     def _kind_names(self):
@@ -335,8 +335,6 @@ class FastSimulation:
                             "itemises)")
             return None
         result = self._result(k, at_close)
-        if tcp_reports is not None:  # -- TCP --
-            result = self.tcp.patch_result(k, result, tcp_reports, at_close["pinned"])
         if k.cfg[PAGE_POOL]:
             # page_pool_get_stats() of every queue's pools, summed (as the queues were closed)
             totals = pools[:, PP_STATS_FIRST:PP_STATS_FIRST + len(PP_STATS)].sum(axis=0)
@@ -344,6 +342,8 @@ class FastSimulation:
         if self.config.faults:
             injected = {layer: int(k.faults.rules[n, FR_INJECTED]) for n, layer in enumerate(LAYERS)}
             result["faults"] = fault_report(self.config.faults, injected)
+        if tcp_reports is not None:  # -- TCP --: its keys last, as Simulation._finish() adds them
+            result = self.tcp.patch_result(k, result, tcp_reports, at_close["pinned"])
         self.extra = self._plot_data(k)
         return result
 

@@ -11,7 +11,7 @@ tcp_v4_rcv() sees it).  Moving pages between skbs and freeing them is the caller
 returned as such, and the skbs a read finished with are listed in t.eaten (sock_rfree() already done).
 
 What the model does and this module does not follow yet (the prune and collapse of memory pressure, the
-out-of-order queue, the backlog, SACK compression) sets tc[TC_ERR] = TCP_UNMODELLED: the caller hands the
+out-of-order queue, the backlog, SACK compression) sets tc[TC_ERR] = TCP_SACK: the caller hands the
 run to the reference engine.
 """
 
@@ -53,8 +53,17 @@ from skbsim.profile import FEATURES
 U32 = 0xFFFFFFFF
 #: the incoming segment's row: an skb's (RQ_FIELDS) and whether its head is a page fragment, SKB_TRUESIZE(end)
 SG_HEAD_FRAG, SG_END_TS, SG_FIELDS = RQ_FIELDS, RQ_FIELDS + 1, RQ_FIELDS + 2
-#: tc[TC_ERR]: what made the run leave this module's ground
-TCP_UNMODELLED = 1
+#: tc[TC_ERR]: what made the run leave this module's ground (TCP_WHY says it in words)
+TCP_UNMODELLED, TCP_PRUNE, TCP_OFO, TCP_SACK, TCP_TABLE, TCP_WARN, TCP_LENGTH = range(1, 8)
+TCP_WHY = {
+    TCP_UNMODELLED: "a TCP receiver reached a state the fast engine does not follow",
+    TCP_PRUNE: "a TCP receiver came under memory pressure (tcp_prune_queue() and collapsing are not compiled yet)",
+    TCP_OFO: "a TCP segment arrived out of order (the out-of-order queue is not compiled yet)",
+    TCP_SACK: "a TCP receiver compressed SACKs (not compiled yet)",
+    TCP_TABLE: "a table of the fast engine's TCP records filled up",
+    TCP_WARN: "skb_try_coalesce() warned (a truesize below len), a warning the fast engine does not report",
+    TCP_LENGTH: "a frame length to read from the model first",
+}
 #: TcpExt counters, as columns of a socket's row
 MIB_TCPRCVCOALESCE = TS_MIB + TCPEXT.index("TCPRcvCoalesce")
 MIB_TCPZEROWINDOWDROP = TS_MIB + TCPEXT.index("TCPZeroWindowDrop")
@@ -220,7 +229,7 @@ def _tcp_send_ack(t, f):
         sk[TS_LAST_TSVAL] = tsval
     n = tc[TC_ACKS]
     if n >= t.acks.shape[0]:
-        tc[TC_ERR] = TCP_UNMODELLED
+        tc[TC_ERR] = TCP_TABLE
         return
     t.acks[n, ACK_FLOW] = f
     t.acks[n, ACK_SEQ] = sk[TS_RCV_NXT]
@@ -289,7 +298,7 @@ def _run_timers(t, f):
     tc = t.tc
     sk = t.sk[f]
     if sk[TS_COMP_TIMER] >= 0:
-        tc[TC_ERR] = TCP_UNMODELLED  # SACK compression follows the out-of-order queue
+        tc[TC_ERR] = TCP_SACK  # SACK compression follows the out-of-order queue
         return
     if not (sk[TS_DELACK_PENDING] and _jiffy_start_us(sk[TS_ACK_TIMEOUT], tc[TC_HZ]) <= sk[TS_NOW_US]):
         return
@@ -297,7 +306,7 @@ def _run_timers(t, f):
     if not sk[TS_ACK_PENDING] & ICSK_ACK_TIMER and not sk[TS_COMPRESSED_ACK]:
         return
     if sk[TS_COMPRESSED_ACK]:
-        tc[TC_ERR] = TCP_UNMODELLED
+        tc[TC_ERR] = TCP_SACK
         return
     if sk[TS_ACK_TIMEOUT] > _jiffies(tc, sk):
         sk[TS_DELACK_PENDING] = 1
@@ -519,7 +528,7 @@ def _skb_try_coalesce(tc, to, frm, length):
         delta = frm[SKB_TS] - frm[SG_END_TS]
         to[RQ_NR_FRAGS] = nr_to + nr_frm
     if delta < length:
-        tc[TC_ERR] = TCP_UNMODELLED  # the kernel's WARN_ONCE (a warning in the run's JSON)
+        tc[TC_ERR] = TCP_WARN  # the kernel's WARN_ONCE (a warning in the run's JSON)
     to[SKB_TS] += delta
     to[SKB_DLEN] += length
     to[RQ_TAILROOM] = 0  # non-linear: skb_tailroom() is 0
@@ -553,7 +562,7 @@ def _tcp_queue_rcv(t, f, skb, cb, cbs, length):
     sk[TS_RCV_NXT] = cb[CB_END_SEQ] & U32
     if verdict == V_QUEUED:
         if sk[TS_RQ_LEN] >= qcap:
-            tc[TC_ERR] = TCP_UNMODELLED
+            tc[TC_ERR] = TCP_TABLE
             return verdict
         at = sk[TS_RQ_HEAD] + sk[TS_RQ_LEN]
         row = rq[at if at < qcap else at - qcap]
@@ -610,7 +619,7 @@ def _tcp_data_queue(t, f, skb, cb, cbs, length):
         if tc[TC_R_NOMEM] == NOMEM_NONE and not sk[TS_RQ_LEN]:
             _sk_rmem_schedule(tc, sk, skb[SKB_TS])  # sk_forced_mem_schedule()
         elif not _tcp_rmem_admits(tc, sk, skb, length):
-            tc[TC_ERR] = TCP_UNMODELLED  # tcp_prune_queue(), and what follows a failed schedule
+            tc[TC_ERR] = TCP_PRUNE  # tcp_prune_queue(), and what follows a failed schedule
             return V_DROPPED + 8 * R_PROTO_MEM
         verdict = _tcp_queue_rcv(t, f, skb, cb, cbs, length)
         if length:
@@ -623,7 +632,7 @@ def _tcp_data_queue(t, f, skb, cb, cbs, length):
         if tc[TC_R_SEQUENCE] == SEQ_MAX_WND:
             sk[MIB_TCPBEYONDWINDOW] += 1
         return _out_of_window(t, f, R_OVERWINDOW)
-    tc[TC_ERR] = TCP_UNMODELLED  # tcp_data_queue_ofo()
+    tc[TC_ERR] = TCP_OFO  # tcp_data_queue_ofo()
     return V_DROPPED + 8 * R_PROTO_MEM
 
 
@@ -646,7 +655,7 @@ def __tcp_ack_snd_check(t, f, ofo_possible):
     if not ofo_possible or sk[TS_OFO_LEN] == 0:
         _tcp_send_delayed_ack(t, f)
         return
-    t.tc[TC_ERR] = TCP_UNMODELLED  # SACK compression
+    t.tc[TC_ERR] = TCP_SACK  # SACK compression
 
 
 @njit(cache=True)

@@ -38,8 +38,6 @@ def unsupported_tcp(config) -> str | None:
     if config.driver != "tun" or config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
         return ("--socket tcp runs on the fast engine through tun without IFF_NAPI only (TCP through GRO, and the "
                 "other drivers' TCP, are the reference engine's)")
-    if config.faults:
-        return "--socket tcp with --fault is the reference engine's"
     if config.flows > MAX_FLOWS:
         return f"--socket tcp with more than {MAX_FLOWS} flows is the reference engine's"
     if config.count is None or round(config.duration_ms * 1_000_000) < round(config.rtt_ms * 1_000_000):

@@ -11,7 +11,7 @@ from skbsim.fast.state import (
     F_AQ_HEAD, F_AQ_LEN, F_DOFF, F_QUEUE, F_START_EDGE, F_TWINDOW, F_WSCALE, HQ_HEAD, HQ_LEN, IPIS, LK_ERR,
     LK_FRAMES, LK_PUSHES, NOW, PACKETS, Q_NIC_FRAMES, SCHEDULED, SKB_OBJ, TC_ERR, TC_WANT_LEN,
 )
-from skbsim.fast.tcp import TCP_UNMODELLED
+from skbsim.fast.tcp import TCP_LENGTH, TCP_TABLE
 from skbsim.fast.tcp_run import (
     ERR_TCP, TF_KNOWN, E_ACK, E_ESTABLISH, E_PERSIST, E_READ, E_RTO, E_SEND, E_TIMER, E_WRITE, _flow_read, _flow_timer,
 )
@@ -37,7 +37,7 @@ def _drain_pushes(k):
         _push(k.events, k.st, s.pushes[i, 0], kind, max(s.pushes[i, 2], 0))
     s.link[LK_PUSHES] = 0
     if s.link[LK_ERR]:
-        k.tcp.tc[TC_ERR] = TCP_UNMODELLED
+        k.tcp.tc[TC_ERR] = TCP_TABLE
 
 
 @njit(cache=True, forceinline=True)
@@ -55,7 +55,7 @@ def _send_frame(k):
     if not k.tfl.facts[length, TF_KNOWN]:
         # a length the model has not been asked about (tcp_engine.TcpRun): the run is redone knowing it
         k.tcp.tc[TC_WANT_LEN] = length
-        k.tcp.tc[TC_ERR] = TCP_UNMODELLED
+        k.tcp.tc[TC_ERR] = TCP_LENGTH
         k.st[ERR] = ERR_TCP
         return
     st[PACKETS] += 1

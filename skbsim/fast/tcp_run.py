@@ -29,7 +29,7 @@ from skbsim.fast.state import (
     TS_SND_UNA,
 )
 from skbsim.fast.tcp import (
-    SG_END_TS, SG_HEAD_FRAG, TCP_UNMODELLED, V_COALESCED, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA,
+    SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED, V_COALESCED, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA,
     _next_timer_us, _run_timers, _sk_mem_reclaim, _tcp_rcv_established, _tcp_recvmsg,
 )
 
@@ -141,7 +141,7 @@ def _after(k, f, now):
             window = t.acks[i, 2]
             _window(fl, now, window << sk[TS_RCV_WSCALE])
             if not _ack_queue(q, fl, now + t.tc[TC_RTT_NS], t.acks[i, 1], window, t.acks[i, 3]):
-                t.tc[TC_ERR] = TCP_UNMODELLED
+                t.tc[TC_ERR] = TCP_TABLE
                 return
             _push(k.events, k.st, now + t.tc[TC_RTT_NS], E_ACK, f)
         t.tc[TC_ACKS] = 0
