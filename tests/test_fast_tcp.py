@@ -350,3 +350,16 @@ def test_random_tcp_workloads_give_identical_json(kernel, ts, tcp, flows, rtt, a
     # what is not compiled yet: memory pressure, and the out-of-order queue (a write a fault refused)
     assert why is None or why.removesuffix("; rerun") in (TCP_WHY[TCP_PRUNE], TCP_WHY[TCP_OFO]), why
     assert _same(reference, fast) and list(reference) == list(fast)
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12", "6.18"])
+@pytest.mark.parametrize("tcp", ["bulk", "messages:100@50000"])
+def test_out_of_order_segments_step_by_step(monkeypatch, kernel, tcp):
+    # a failing slab refuses some tun writes: the segments after a refused one reach the out-of-order queue
+    # (SACK blocks, compressed ACKs and their timer), until the sender's RTO retransmits the hole
+    recorder, result, profile, net = record(monkeypatch, kernel=kernel, driver="tun", traffic="tcp-bulk:ts=1",
+                                            tcp=tcp, flows=1, count=600, faults=(("slab", 0.03, 1, -1, 0),))
+    assert result["flows"][0]["counters"]["TCPOFOQueue"] > 0
+    problems = replay(recorder, profile, net)
+    # (a run that then comes under memory pressure is compared up to there)
+    assert problems == [] or (len(problems) == 1 and problems[0].endswith(f"(tc[TC_ERR] = {TCP_PRUNE})")), problems

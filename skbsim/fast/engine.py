@@ -175,7 +175,9 @@ class FastSimulation:
         queued, tables = self.tcp.tables(self.config.count)
         ref.sock = udp_sock(ref.kernel, self.config.rcvbuf)
         try:
-            k = tun_kernel(ref, False, False, self.tun, tcp_queued=queued, **tables)
+            # a coalesced skb gathers up to MAX_SKB_FRAGS frags (skb_try_coalesce())
+            k = tun_kernel(ref, False, False, self.tun, tcp_queued=queued, tcp_frags=ref.kernel.profile.MAX_SKB_FRAGS,
+                           **tables)
         finally:
             ref.sock = None
         k = self.tcp.finish_tables(k)

@@ -316,11 +316,12 @@ def _copybreak_start(sim: Simulation, k: Kernel) -> None:
         raise ValueError("unexpected pages at start")
 
 
-def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths, tcp_queued: int | None = None,
+def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths, tcp_queued: int | None = None, tcp_frags: int = 0,
                **tcp_tables) -> Kernel:
     """tun: queues as open_queue() left them (no memory held), each writer's task_frag empty; lengths: the
     per-length table (tun._TunLengths).  A run with a socket per flow gives the bound on skbs its TCP
-    receivers may queue (tcp_queued) and its records (tcp_tables: tcp_setup.tcp_tun_kernel())."""
+    receivers may queue (tcp_queued), the frags a coalesced skb may gather (tcp_frags) and its records
+    (tcp_tables: tcp_engine.TcpRun.tables())."""
     from skbsim.net.core_sock import PAGE_ALLOC_COSTLY_ORDER, SKB_FRAG_PAGE_SIZE
 
     kernel = sim.kernel
@@ -356,7 +357,7 @@ def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths, tcp_queued: in
     slab_cap = live_bound + 16
     # Live pages per skb: its head's page (task_frag block, slab or pages of its own), its sk_buff's slab page
     # and its frag blocks; plus each writer's task_frag block.
-    frags = lengths.max_frags
+    frags = max(lengths.max_frags, tcp_frags)
     page_cap = live_bound * (frags + 3) + ncpus + 64
     caches = [None] * (max(lengths.caches) + 1)  # (unused ones: no slabs)
     caches[CACHE_SKB] = slab_spec(kernel, kernel.skbuff_cache, slab_cap)

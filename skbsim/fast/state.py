@@ -375,10 +375,12 @@ def new_tun_queues(tab, ncpus: int, inflight: int) -> TunQueues:
 #: tcp_sock's fields of the same names; TS_PRED is pred_flags' window, -1 with header prediction off;
 #: TS_COMP_TIMER compressed_ack_timer, -1 for none) and its namespace's clock and TcpExt counters (TS_MIB + n
 #: in TCPEXT order); rq[flow, j]: its receive queue, a ring from sk[flow, TS_RQ_HEAD] of sk[flow, TS_RQ_LEN]
-#: skbs (SKB_* columns, then RQ_NR_FRAGS and RQ_TAILROOM), their TCP_SKB_CB in SkbCb at the row SKB_OBJ;
+#: skbs (SKB_* columns, then RQ_*), their TCP_SKB_CB in SkbCb at the row SKB_OBJ;
 #: acks[n]: the ACKs sent (ACK_* columns: flow, ack_seq, raw window, TSval or -1), tc[TC_ACKS] of them,
-#: until the caller takes them; eaten[n]: the skbs a read finished with (SKB_* columns), TC_EATEN of them
-TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten"))
+#: until the caller takes them; eaten[n]: the skbs a read finished with, or a segment's step dropped from the
+#: out-of-order queue or coalesced there (SKB_* columns; tc[TC_FREED]: how many of them the caller frees whole),
+#: TC_EATEN of them; oq[flow, j]: the out-of-order queue in sequence order, a ring from TS_OFO_HEAD
+TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten", "oq"))
 (TC_HZ, TC_RMEM2, TC_ADV_WIN_SCALE, TC_MODERATE_RCVBUF, TC_LOW_RTT, TC_COMP_SACK_NR, TC_BACKLOG_ACK_DEFER,
  TC_R_SCALING_CLAMP, TC_R_NOMEM, TC_R_ADMIT, TC_R_SEQUENCE, TC_R_RTT_UPDATE, TC_R_RTT_TS, TC_R_SPACE,
  TC_OFO_MEASURE, TC_PAGE_SIZE, TC_HEAD_STRUCT, TC_MAX_SKB_FRAGS, TC_MIN_RCVBUF, TC_ACKS, TC_EATEN, TC_ERR,
@@ -389,7 +391,9 @@ TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten"))
  TC_RUN, TC_RTT_NS, TC_APP_GAP, TC_READ_SIZE, TC_LAST_NS, TC_TCP_DROPS, TC_DELIVERED, TC_TOUCHED,
  TC_SR_COUNT, TC_SR_EVERY, TC_SR_LEN, TC_EPOCH,
  # a frame length whose tun skb the run has not read from the model yet (the run stops; tcp_engine redoes it)
- TC_WANT_LEN, TC_FIELDS) = range(36)
+ TC_WANT_LEN,
+ # SACK compression: net.ipv4.tcp_comp_sack_delay_ns and _rtt_percent, the release's rule (1: rtt_percent)
+ TC_COMP_SACK_DELAY_NS, TC_COMP_SACK_PCT, TC_R_COMP_SACK, TC_FIELDS) = range(39)
 (TS_RCVBUF, TS_SNDBUF, TS_RMEM, TS_FWD, TS_USERLOCKS, TS_DROPS, TS_RCVLOWAT, TS_MEM_PAGES, TS_SOCKET,
  TS_ACK_PENDING, TS_ACK_QUICK, TS_ACK_PINGPONG, TS_ACK_ATO, TS_ACK_TIMEOUT, TS_ACK_LRCVTIME, TS_ACK_LAST_SEG,
  TS_ACK_RCV_MSS, TS_RTO, TS_DELACK_MAX, TS_DELACK_PENDING,
@@ -398,10 +402,12 @@ TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten"))
  TS_RTT_TIME, TS_RTT_LAST_TSECR, TS_MSTAMP, TS_PRED, TS_SND_WND, TS_SND_UNA, TS_SND_NXT, TS_SRTT, TS_NUM_SACKS,
  TS_COMPRESSED_ACK, TS_COMP_TIMER, TS_TSQ_FLAGS, TS_RCV_ISN, TS_TSTAMP_OK, TS_SACK_OK, TS_SND_WSCALE,
  TS_RCV_WSCALE, TS_SAW_TSTAMP, TS_RCV_TSVAL, TS_RCV_TSECR, TS_TS_RECENT, TS_TS_OFFSET, TS_LAST_TSVAL, TS_RCVMEM,
- TS_NOW_US, TS_COLLAPSE_COPIED, TS_RQ_HEAD, TS_RQ_LEN, TS_OFO_LEN, TS_MIB) = range(66)
+ TS_NOW_US, TS_COLLAPSE_COPIED, TS_RQ_HEAD, TS_RQ_LEN, TS_OFO_LEN, TS_OFO_HEAD, TS_COMP_RCV_NXT, TS_DUP_ACK,
+ TS_MIB) = range(69)
 #: the TcpExt counters (skbsim.net.ipv4.tcp.TCPEXT), TS_MIB + n
 TS_FIELDS = TS_MIB + 18
-RQ_NR_FRAGS, RQ_TAILROOM, RQ_FIELDS = SKB_FIELDS, SKB_FIELDS + 1, SKB_FIELDS + 2
+#: a queued skb's row beyond SKB_*: its frags, tailroom, whether its head is a page fragment, SKB_TRUESIZE(end)
+RQ_NR_FRAGS, RQ_TAILROOM, RQ_HEAD_FRAG, RQ_END_TS, RQ_FIELDS = range(SKB_FIELDS, SKB_FIELDS + 5)
 ACK_FLOW, ACK_SEQ, ACK_WINDOW, ACK_TSVAL, ACK_FIELDS = range(5)
 
 
@@ -411,7 +417,7 @@ def new_tcp_socks(tc, flows: int, queue: int, acks: int) -> TcpSocks:
     sk[:, TS_PRED] = -1
     sk[:, TS_COMP_TIMER] = -1
     return TcpSocks(tc, sk, _zeros(max(1, flows), queue, RQ_FIELDS), _zeros(acks, ACK_FIELDS),
-                    _zeros(queue, SKB_FIELDS))
+                    _zeros(queue, SKB_FIELDS + 2), _zeros(max(1, flows), queue, RQ_FIELDS))
 #: TcpSenders (skbsim/fast/tcp_sender.py): the synthetic senders (skbsim.tcp_sender.TcpSenders). link[LK_*]:
 #: the link and what the senders share (SN_WRITTEN -1: always more to send; times -1: none); snd[flow, SN_*]:
 #: each TcpSender; flight[flow, j]: its in_flight segments (FL_*), a ring from SN_FL_HEAD; pushes[n]: the
@@ -459,4 +465,4 @@ def new_tcp_flows(flows: int, acks: int, pages: int, facts=None) -> TcpFlows:
     fl[:, F_TIMER_DUE] = -1
     fl[:, F_JS_EVERY] = 1
     return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, 4), _zeros(max(1, flows)),
-                    _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts, _zeros(RQ_FIELDS + 2))
+                    _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts, _zeros(RQ_FIELDS))

@@ -5,19 +5,25 @@ tcp_timer.py, net/core_sock.py), with the same name and a leading underscore; th
 model's own plain functions, compiled by skbsim/fast/rules.py.  ``t`` is the TcpSocks record, ``f`` the flow
 (its row), ``sk`` that row (t.sk[f]), ``tc`` t.tc (the run's constants), ``cbs`` the SkbCb record's array.
 
-An skb here is a row of SKB_* columns (state.py) with RQ_NR_FRAGS and RQ_TAILROOM; the segment being received
-has two more (SG_HEAD_FRAG, SG_END_TS) and its skb->len is SKB_HLEN + SKB_DLEN (data at the TCP header as
-tcp_v4_rcv() sees it).  Moving pages between skbs and freeing them is the caller's: a coalesced segment is
-returned as such, and the skbs a read finished with are listed in t.eaten (sock_rfree() already done).
+An skb here is a row of SKB_* columns (state.py) with the RQ_* ones (its frags, tailroom, head fragment and
+SKB_TRUESIZE(end)); the segment being received is one too, its skb->len SKB_HLEN + SKB_DLEN (data at the TCP
+header as tcp_v4_rcv() sees it).  Moving pages between skbs and freeing them is the caller's: a coalesced
+segment is returned as such, and what a step freed (a read's skbs, after sock_rfree(); what the out-of-order
+queue dropped or coalesced; a stolen head) is listed in t.eaten, in order.
 
 What the model does and this module does not follow yet (the prune and collapse of memory pressure, the
-out-of-order queue, the backlog, SACK compression) sets tc[TC_ERR] = TCP_SACK: the caller hands the
-run to the reference engine.
+backlog, which no run fills) sets tc[TC_ERR] (TCP_WHY says what): the caller hands the run to the reference
+engine.
 """
 
 from __future__ import annotations
 
 from skbsim.fast.layout import njit
+from skbsim.fast.rules import _comp_sack_delay_ns
+from skbsim.fast.state import (
+    SKB_FIELDS, TC_COMP_SACK_DELAY_NS, TC_COMP_SACK_NR, TC_COMP_SACK_PCT, TC_OFO_MEASURE, TC_R_COMP_SACK,
+    TS_COMP_RCV_NXT, TS_DUP_ACK, TS_NUM_SACKS, TS_OFO_HEAD, TS_SACK_OK, TS_SOCKET,
+)
 from skbsim.fast.rules import (
     _can_ingest_value, _grow_window_increment, _jiffies_at, _jiffy_start_us, _rcv_rtt_update_value,
     _rcvbuf_grow_value, _rcvbuf_rcvmem, _rcvbuf_space_from_win, _scaling_ratio_of, _select_window_pressure,
@@ -27,7 +33,8 @@ from skbsim.fast.rules import (
 )
 from skbsim.fast.state import (
     ACK_FLOW, ACK_SEQ, ACK_TSVAL, ACK_WINDOW, CB_ACK_SEQ, CB_DOFF, CB_END_SEQ, CB_GSO_SIZE, CB_SEQ, CB_TCP_FLAGS,
-    CB_TSECR, CB_TSVAL, CB_WINDOW, RQ_FIELDS, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_HLEN, SKB_OBJ, SKB_TS,
+    CB_TSECR, CB_TSVAL, CB_WINDOW, RQ_END_TS, RQ_FIELDS, RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_HLEN,
+    SKB_OBJ, SKB_TS,
     TC_ACKS, TC_ADV_WIN_SCALE, TC_EATEN, TC_ERR, TC_HEAD_STRUCT, TC_HZ, TC_LOW_RTT,
     TC_MAX_SKB_FRAGS, TC_MIN_RCVBUF, TC_MODERATE_RCVBUF, TC_PAGE_SIZE, TC_RMEM2, TC_R_ADMIT, TC_R_NOMEM,
     TC_R_RTT_TS, TC_R_RTT_UPDATE, TC_R_SCALING_CLAMP, TC_R_SEQUENCE, TC_R_SPACE, TS_ACK_ATO, TS_ACK_LAST_SEG,
@@ -46,19 +53,19 @@ from skbsim.net.ipv4.tcp import (
     TCPHDR_ACK, TCPHDR_PSH, TCP_MAX_QUICKACKS, TCP_MIN_MSS, TCP_MSS_DEFAULT, TCP_HEADER, U16_MAX,
 )
 from skbsim.net.ipv4.tcp_input import (
-    SPACE_DOUBLE, SPACE_FROM_WIN, SPACE_RCVBUF_GROW_LOW_RTT, SPACE_RCVMEM, TCP_REMNANT,
+    TCP_FASTRETRANS_THRESH, SPACE_DOUBLE, SPACE_FROM_WIN, SPACE_RCVBUF_GROW_LOW_RTT, SPACE_RCVMEM, TCP_REMNANT,
 )
 from skbsim.profile import FEATURES
 
 U32 = 0xFFFFFFFF
-#: the incoming segment's row: an skb's (RQ_FIELDS) and whether its head is a page fragment, SKB_TRUESIZE(end)
-SG_HEAD_FRAG, SG_END_TS, SG_FIELDS = RQ_FIELDS, RQ_FIELDS + 1, RQ_FIELDS + 2
+#: the incoming segment's row is a queued skb's (whether its head is a page fragment, SKB_TRUESIZE(end) kept too)
+SG_HEAD_FRAG, SG_END_TS, SG_FIELDS = RQ_HEAD_FRAG, RQ_END_TS, RQ_FIELDS
 #: tc[TC_ERR]: what made the run leave this module's ground (TCP_WHY says it in words)
 TCP_UNMODELLED, TCP_PRUNE, TCP_OFO, TCP_SACK, TCP_TABLE, TCP_WARN, TCP_LENGTH = range(1, 8)
 TCP_WHY = {
     TCP_UNMODELLED: "a TCP receiver reached a state the fast engine does not follow",
     TCP_PRUNE: "a TCP receiver came under memory pressure (tcp_prune_queue() and collapsing are not compiled yet)",
-    TCP_OFO: "a TCP segment arrived out of order (the out-of-order queue is not compiled yet)",
+    TCP_OFO: "a TCP receiver's out-of-order queue reached a state the fast engine does not follow",
     TCP_SACK: "a TCP receiver compressed SACKs (not compiled yet)",
     TCP_TABLE: "a table of the fast engine's TCP records filled up",
     TCP_WARN: "skb_try_coalesce() warned (a truesize below len), a warning the fast engine does not report",
@@ -74,6 +81,11 @@ MIB_TCPHPHITS = TS_MIB + TCPEXT.index("TCPHPHits")
 MIB_DELAYEDACKS = TS_MIB + TCPEXT.index("DelayedACKs")
 MIB_TCPBEYONDWINDOW = TS_MIB + TCPEXT.index("TCPBeyondWindow")
 MIB_TCPRCVQDROP = TS_MIB + TCPEXT.index("TCPRcvQDrop")
+MIB_TCPOFOQUEUE = TS_MIB + TCPEXT.index("TCPOFOQueue")
+#: t.eaten's columns after the skb's: how the caller frees it (EAT_STOLEN: its head went to the receive queue's
+#: row EAT_TO as a frag, only its sk_buff is freed), and that row
+EAT_HOW, EAT_TO = SKB_FIELDS, SKB_FIELDS + 1
+EAT_READ, EAT_FREE, EAT_STOLEN, EAT_FRAG = 0, 1, 2, 3  # EAT_FRAG: the head to row EAT_TO, nothing freed yet
 
 
 def _code(feature: str, value: str) -> int:
@@ -87,8 +99,9 @@ NOMEM_NONE, NOMEM_STORED = _code("tcp_nomem_ack", "none"), _code("tcp_nomem_ack"
 SEQ_SEQ, SEQ_MAX_WND = _code("tcp_sequence_check", "seq"), _code("tcp_sequence_check", "end_seq_max_wnd")
 TS_MS, TS_US = _code("tcp_rcv_rtt_ts", "ms"), _code("tcp_rcv_rtt_ts", "us")
 #: verdicts of _tcp_rcv_established(): queued, coalesced (the caller frees the segment, its head stolen or
-#: not), dropped (the caller frees it; reason in the return's high bits), no data
-V_QUEUED, V_COALESCED, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA = range(5)
+#: not: stolen by the receive queue's tail, or V_OFO_STOLEN by the out-of-order queue's), dropped (the caller
+#: frees it; reason in the return's high bits), no data
+V_QUEUED, V_COALESCED, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA, V_OFO_STOLEN = range(6)
 #: the drop reasons _tcp_rcv_established() reports (V_DROPPED + 8 * reason)
 (R_ZEROWINDOW, R_PROTO_MEM, R_OLD_DATA, R_OVERWINDOW, R_OLD_SEQUENCE, R_INVALID_SEQUENCE,
  R_INVALID_END_SEQUENCE) = range(7)
@@ -297,16 +310,21 @@ def _run_timers(t, f):
     nothing holds the lock between two events of a run)."""
     tc = t.tc
     sk = t.sk[f]
-    if sk[TS_COMP_TIMER] >= 0:
-        tc[TC_ERR] = TCP_SACK  # SACK compression follows the out-of-order queue
-        return
+    if 0 <= sk[TS_COMP_TIMER] <= sk[TS_NOW_US]:  # tcp_compressed_ack_kick()
+        sk[TS_COMP_TIMER] = -1
+        if sk[TS_COMPRESSED_ACK]:
+            sk[TS_COMPRESSED_ACK] -= 1
+            sk[TS_MSTAMP] = sk[TS_NOW_US]
+            _tcp_send_ack(t, f)
     if not (sk[TS_DELACK_PENDING] and _jiffy_start_us(sk[TS_ACK_TIMEOUT], tc[TC_HZ]) <= sk[TS_NOW_US]):
         return
     sk[TS_DELACK_PENDING] = 0
     if not sk[TS_ACK_PENDING] & ICSK_ACK_TIMER and not sk[TS_COMPRESSED_ACK]:
         return
-    if sk[TS_COMPRESSED_ACK]:
-        tc[TC_ERR] = TCP_SACK
+    if sk[TS_COMPRESSED_ACK]:  # the delayed-ACK timer sends the compressed ACKs
+        sk[TS_MSTAMP] = sk[TS_NOW_US]
+        sk[TS_COMPRESSED_ACK] = 0
+        _tcp_send_ack(t, f)
         return
     if sk[TS_ACK_TIMEOUT] > _jiffies(tc, sk):
         sk[TS_DELACK_PENDING] = 1
@@ -440,9 +458,20 @@ def _raise_rcvbuf(tc, sk, rcvbuf):
         sk[TS_WINDOW_CLAMP] = _tcp_win_from_space(tc, sk, rcvbuf)
 
 
+@njit(cache=True)
+def _tcp_rcvbuf_grow(tc, sk, newval, oldval, ooo):
+    """tcp_input.tcp_rcvbuf_grow() (6.16+) with the out-of-order queue's span ooo: rcvq_space.space becomes
+    newval, sk_rcvbuf grows unless autotuning is off or SO_RCVBUF locked it."""
+    sk[TS_RCVQ_SPACE] = newval
+    if not tc[TC_MODERATE_RCVBUF] or sk[TS_USERLOCKS] & SOCK_RCVBUF_LOCK:
+        return
+    _raise_rcvbuf(tc, sk, _rcvbuf_grow_value(tc[TC_R_SPACE], newval, oldval, ooo, sk[TS_SCALING_RATIO], tc[TC_RMEM2],
+                                             sk[TS_RTT_US] >> 3, tc[TC_LOW_RTT]))
+
+
 @njit(cache=True, forceinline=True)
-def _tcp_rcv_space_adjust(tc, sk):
-    """tcp_input.tcp_rcv_space_adjust() (and tcp_rcvbuf_grow(): the out-of-order queue is empty here)."""
+def _tcp_rcv_space_adjust(tc, sk, ooo):
+    """tcp_input.tcp_rcv_space_adjust() (ooo: the out-of-order queue's span, for tcp_rcvbuf_grow())."""
     rule = tc[TC_R_SPACE]
     if rule != SPACE_RCVBUF_GROW_LOW_RTT:
         sk[TS_MSTAMP] = sk[TS_NOW_US]
@@ -458,10 +487,8 @@ def _tcp_rcv_space_adjust(tc, sk):
     if copied > space:
         locked = not tc[TC_MODERATE_RCVBUF] or sk[TS_USERLOCKS] & SOCK_RCVBUF_LOCK
         if rule >= SPACE_DOUBLE:
-            sk[TS_RCVQ_SPACE] = copied  # tcp_rcvbuf_grow()
-            if not locked:
-                _raise_rcvbuf(tc, sk, _rcvbuf_grow_value(rule, copied, space, 0, sk[TS_SCALING_RATIO], tc[TC_RMEM2],
-                                                         sk[TS_RTT_US] >> 3, tc[TC_LOW_RTT]))
+            # ('double' sets rcvq_space.space first, so tcp_rcvbuf_grow()'s oldval is copied: its rule ignores it)
+            _tcp_rcvbuf_grow(tc, sk, copied, space, ooo)
         else:
             if not locked:
                 if rule == SPACE_RCVMEM:
@@ -536,6 +563,24 @@ def _skb_try_coalesce(tc, to, frm, length):
 
 
 @njit(cache=True, forceinline=True)
+def _tcp_try_coalesce(tc, sk, to, tcb, frm, cb, length):
+    """tcp_input.tcp_try_coalesce(): frm (its TCP_SKB_CB cb, length bytes) appended to the queued skb to (tcb)
+    when contiguous: the delta charged, TCPRcvCoalesce, to's end_seq, ack_seq and flags.  (done, stolen)."""
+    if cb[CB_SEQ] != tcb[CB_END_SEQ]:
+        return False, False
+    done, stolen, delta = _skb_try_coalesce(tc, to, frm, length)
+    if not done:
+        return False, False
+    sk[TS_RMEM] += delta
+    sk[TS_FWD] -= delta
+    sk[MIB_TCPRCVCOALESCE] += 1
+    tcb[CB_END_SEQ] = cb[CB_END_SEQ]
+    tcb[CB_ACK_SEQ] = cb[CB_ACK_SEQ]
+    tcb[CB_TCP_FLAGS] |= cb[CB_TCP_FLAGS]
+    return True, stolen
+
+
+@njit(cache=True, forceinline=True)
 def _tcp_queue_rcv(t, f, skb, cb, cbs, length):
     """tcp_input.tcp_queue_rcv(): coalesce into the receive queue's tail (tcp_try_coalesce(): TCPRcvCoalesce,
     the delta charged, the tail's end_seq, ack_seq and flags) or append the skb (skb_set_owner_r()); rcv_nxt
@@ -548,17 +593,11 @@ def _tcp_queue_rcv(t, f, skb, cb, cbs, length):
     if sk[TS_RQ_LEN]:
         at = sk[TS_RQ_HEAD] + sk[TS_RQ_LEN] - 1
         tail = rq[at if at < qcap else at - qcap]
-        tcb = cbs[tail[SKB_OBJ]]
-        if cb[CB_SEQ] == tcb[CB_END_SEQ]:
-            done, stolen, delta = _skb_try_coalesce(tc, tail, skb, length)
-            if done:
-                sk[TS_RMEM] += delta
-                sk[TS_FWD] -= delta
-                sk[MIB_TCPRCVCOALESCE] += 1
-                tcb[CB_END_SEQ] = cb[CB_END_SEQ]
-                tcb[CB_ACK_SEQ] = cb[CB_ACK_SEQ]
-                tcb[CB_TCP_FLAGS] |= cb[CB_TCP_FLAGS]
-                verdict = V_COALESCED_STOLEN if stolen else V_COALESCED
+        done, stolen = _tcp_try_coalesce(tc, sk, tail, cbs[tail[SKB_OBJ]], skb, cb, length)
+        if done:
+            verdict = V_COALESCED_STOLEN if stolen else V_COALESCED
+            if stolen:  # the head is the tail's frag now; its sk_buff is freed after the step
+                _eat(t, skb, EAT_FRAG, at if at < qcap else at - qcap)
     sk[TS_RCV_NXT] = cb[CB_END_SEQ] & U32
     if verdict == V_QUEUED:
         if sk[TS_RQ_LEN] >= qcap:
@@ -605,6 +644,167 @@ def _tcp_rmem_admits(tc, sk, skb, length):
     return True
 
 
+@njit(cache=True)
+def _ooo_span(t, f, cbs):
+    """tcp_input._ooo_span(): how far the out-of-order queue's last skb ends past rcv_nxt (0: empty)."""
+    sk = t.sk[f]
+    if not sk[TS_OFO_LEN]:
+        return 0
+    oq = t.oq[f]
+    at = sk[TS_OFO_HEAD] + sk[TS_OFO_LEN] - 1
+    last = oq[at if at < oq.shape[0] else at - oq.shape[0]]
+    return (cbs[last[SKB_OBJ], CB_END_SEQ] - sk[TS_RCV_NXT]) & U32
+
+
+@njit(cache=True)
+def _update_sacks(t, f, cbs):
+    """tcp_input._update_sacks(): the SACK blocks the out-of-order queue needs, at most 4."""
+    sk = t.sk[f]
+    if not sk[TS_SACK_OK]:
+        sk[TS_NUM_SACKS] = 0
+        return
+    oq = t.oq[f]
+    blocks = 0
+    end = 0
+    for j in range(sk[TS_OFO_LEN]):
+        at = sk[TS_OFO_HEAD] + j
+        cb = cbs[oq[at if at < oq.shape[0] else at - oq.shape[0], SKB_OBJ]]
+        if j == 0 or _before(end, cb[CB_SEQ]):
+            blocks += 1
+        if j == 0 or _before(end, cb[CB_END_SEQ]):
+            end = cb[CB_END_SEQ]
+    sk[TS_NUM_SACKS] = min(blocks, 4)
+
+
+@njit(cache=True)
+def _eat(t, skb, how, to):
+    """An skb for the caller to free after this step (EAT_FREE: kfree_skb() on the step's CPU; EAT_READ:
+    skb_attempt_defer_free() after a read), in order."""
+    tc = t.tc
+    n = tc[TC_EATEN]
+    if n >= t.eaten.shape[0]:
+        tc[TC_ERR] = TCP_TABLE
+        return
+    for col in range(SKB_FIELDS):
+        t.eaten[n, col] = skb[col]
+    t.eaten[n, EAT_HOW] = how
+    t.eaten[n, EAT_TO] = to
+    tc[TC_EATEN] = n + 1
+
+
+@njit(cache=True)
+def _tcp_ofo_queue(t, f, cbs):
+    """tcp_input.tcp_ofo_queue(): what the new data made in order moves from the out-of-order queue into the
+    receive queue (coalesced into its tail when it can: freed, its truesize given back); what it covers
+    entirely is dropped (TCP_OFO_DROP)."""
+    tc = t.tc
+    sk = t.sk[f]
+    oq = t.oq[f]
+    rq = t.rq[f]
+    while sk[TS_OFO_LEN]:
+        skb = oq[sk[TS_OFO_HEAD]]
+        scb = cbs[skb[SKB_OBJ]]
+        if _before(sk[TS_RCV_NXT], scb[CB_SEQ]):
+            break
+        head = sk[TS_OFO_HEAD] + 1
+        sk[TS_OFO_HEAD] = head if head < oq.shape[0] else 0
+        sk[TS_OFO_LEN] -= 1
+        if not _before(sk[TS_RCV_NXT], scb[CB_END_SEQ]):
+            sk[TS_DROPS] += 1
+            _sock_rfree(tc, sk, skb[SKB_TS])
+            _eat(t, skb, EAT_FREE, -1)
+            continue
+        done = stolen = False
+        at = sk[TS_RQ_HEAD] + sk[TS_RQ_LEN] - 1
+        at = at if at < rq.shape[0] else at - rq.shape[0]
+        if sk[TS_RQ_LEN]:
+            tail = rq[at]
+            length = skb[SKB_HLEN] + skb[SKB_DLEN]
+            done, stolen = _tcp_try_coalesce(tc, sk, tail, cbs[tail[SKB_OBJ]], skb, scb, length)
+        sk[TS_RCV_NXT] = scb[CB_END_SEQ] & U32
+        if done:  # kfree_skb_partial(): the destructor gives its truesize back
+            _sock_rfree(tc, sk, skb[SKB_TS])
+            _eat(t, skb, EAT_STOLEN if stolen else EAT_FREE, at)
+        elif sk[TS_RQ_LEN] >= rq.shape[0]:
+            tc[TC_ERR] = TCP_TABLE
+            return
+        else:
+            at = sk[TS_RQ_HEAD] + sk[TS_RQ_LEN]
+            row = rq[at if at < rq.shape[0] else at - rq.shape[0]]
+            for col in range(RQ_FIELDS):
+                row[col] = skb[col]
+            sk[TS_RQ_LEN] += 1
+    _update_sacks(t, f, cbs)
+
+
+@njit(cache=True)
+def _tcp_ofo_insert(t, f, skb, cbs):
+    """tcp_ooo_insert(): the skb into the out-of-order queue in sequence order; False when it is full."""
+    sk = t.sk[f]
+    oq = t.oq[f]
+    cap = oq.shape[0]
+    n = sk[TS_OFO_LEN]
+    if n >= cap:
+        return False
+    seq = cbs[skb[SKB_OBJ], CB_SEQ]
+    pos = n
+    while pos > 0:
+        at = sk[TS_OFO_HEAD] + pos - 1
+        prev = oq[at if at < cap else at - cap]
+        if not _before(seq, cbs[prev[SKB_OBJ], CB_SEQ]):
+            break
+        at += 1
+        row = oq[at if at < cap else at - cap]
+        for col in range(RQ_FIELDS):
+            row[col] = prev[col]
+        pos -= 1
+    at = sk[TS_OFO_HEAD] + pos
+    row = oq[at if at < cap else at - cap]
+    for col in range(RQ_FIELDS):
+        row[col] = skb[col]
+    sk[TS_OFO_LEN] = n + 1
+    return True
+
+
+@njit(cache=True)
+def _tcp_data_queue_ofo(t, f, skb, cb, cbs, length):
+    """tcp_input.tcp_data_queue_ofo(): a segment beyond rcv_nxt, admitted, coalesced into the out-of-order queue's
+    last skb when it continues it, else inserted in order and charged (skb_condense() changes no tun skb)."""
+    tc = t.tc
+    sk = t.sk[f]
+    oq = t.oq[f]
+    if not _tcp_rmem_admits(tc, sk, skb, length):
+        tc[TC_ERR] = TCP_PRUNE
+        return V_DROPPED + 8 * R_PROTO_MEM
+    if tc[TC_OFO_MEASURE]:
+        gso = cb[CB_GSO_SIZE]
+        _tcp_measure_rcv_mss(tc, sk, gso if gso else length, length, skb[SKB_TS], cb[CB_TCP_FLAGS], cb[CB_DOFF])
+    sk[TS_PRED] = -1
+    sk[TS_ACK_PENDING] |= ICSK_ACK_SCHED
+    sk[MIB_TCPOFOQUEUE] += 1
+    verdict = V_QUEUED
+    if sk[TS_OFO_LEN]:
+        at = sk[TS_OFO_HEAD] + sk[TS_OFO_LEN] - 1
+        last = oq[at if at < oq.shape[0] else at - oq.shape[0]]
+        done, stolen = _tcp_try_coalesce(tc, sk, last, cbs[last[SKB_OBJ]], skb, cb, length)
+        if done:
+            if sk[TS_SACK_OK]:
+                _tcp_grow_window(tc, sk, skb, length, True)
+            verdict = V_OFO_STOLEN if stolen else V_COALESCED
+    if verdict == V_QUEUED:
+        if not _tcp_ofo_insert(t, f, skb, cbs):
+            tc[TC_ERR] = TCP_TABLE
+            return verdict
+        if sk[TS_SACK_OK]:
+            _tcp_grow_window(tc, sk, skb, length, False)
+        sk[TS_RMEM] += skb[SKB_TS]
+        sk[TS_FWD] -= skb[SKB_TS]
+    _update_sacks(t, f, cbs)
+    if tc[TC_R_SPACE] >= SPACE_DOUBLE and sk[TS_SOCKET]:
+        _tcp_rcvbuf_grow(tc, sk, sk[TS_RCVQ_SPACE], sk[TS_RCVQ_SPACE], _ooo_span(t, f, cbs))
+    return verdict
+
+
 @njit(cache=True, forceinline=True)
 def _tcp_data_queue(t, f, skb, cb, cbs, length):
     """tcp_input.tcp_data_queue() for a segment whose header was pulled (length payload bytes)."""
@@ -624,6 +824,10 @@ def _tcp_data_queue(t, f, skb, cb, cbs, length):
         verdict = _tcp_queue_rcv(t, f, skb, cb, cbs, length)
         if length:
             _tcp_event_data_recv(tc, sk, skb, cb, length)
+        if sk[TS_OFO_LEN]:
+            _tcp_ofo_queue(t, f, cbs)
+            if not sk[TS_OFO_LEN]:
+                sk[TS_ACK_PENDING] |= ICSK_ACK_NOW
         _tcp_fast_path_check(sk)
         return verdict
     if not _before(sk[TS_RCV_NXT], cb[CB_END_SEQ]):
@@ -632,8 +836,7 @@ def _tcp_data_queue(t, f, skb, cb, cbs, length):
         if tc[TC_R_SEQUENCE] == SEQ_MAX_WND:
             sk[MIB_TCPBEYONDWINDOW] += 1
         return _out_of_window(t, f, R_OVERWINDOW)
-    tc[TC_ERR] = TCP_OFO  # tcp_data_queue_ofo()
-    return V_DROPPED + 8 * R_PROTO_MEM
+    return _tcp_data_queue_ofo(t, f, skb, cb, cbs, length)
 
 
 @njit(cache=True, forceinline=True)
@@ -655,7 +858,25 @@ def __tcp_ack_snd_check(t, f, ofo_possible):
     if not ofo_possible or sk[TS_OFO_LEN] == 0:
         _tcp_send_delayed_ack(t, f)
         return
-    t.tc[TC_ERR] = TCP_SACK  # SACK compression
+    tc = t.tc
+    if not sk[TS_SACK_OK] or sk[TS_COMPRESSED_ACK] >= tc[TC_COMP_SACK_NR]:
+        _tcp_send_ack(t, f)
+        return
+    if sk[TS_COMP_RCV_NXT] != sk[TS_RCV_NXT]:
+        sk[TS_COMP_RCV_NXT] = sk[TS_RCV_NXT]
+        sk[TS_DUP_ACK] = 0
+    if sk[TS_DUP_ACK] < TCP_FASTRETRANS_THRESH:
+        sk[TS_DUP_ACK] += 1
+        _tcp_send_ack(t, f)
+        return
+    sk[TS_COMPRESSED_ACK] += 1
+    if sk[TS_COMP_TIMER] >= 0:
+        return
+    rtt = sk[TS_RTT_US]
+    if sk[TS_SRTT] and sk[TS_SRTT] < rtt:
+        rtt = sk[TS_SRTT]
+    delay_ns = _comp_sack_delay_ns(tc[TC_R_COMP_SACK] == 1, rtt, tc[TC_COMP_SACK_PCT], tc[TC_COMP_SACK_DELAY_NS])
+    sk[TS_COMP_TIMER] = sk[TS_NOW_US] + delay_ns // 1000
 
 
 @njit(cache=True)
@@ -822,13 +1043,10 @@ def _tcp_recvmsg(t, f, length, cbs, now_us):
         copied += used
         if remaining >= 0:
             remaining -= used
-        _tcp_rcv_space_adjust(tc, sk)
+        _tcp_rcv_space_adjust(tc, sk, _ooo_span(t, f, cbs))
         if used + offset < skb_len:
             continue
-        n = tc[TC_EATEN]
-        for col in range(t.eaten.shape[1]):
-            t.eaten[n, col] = skb[col]
-        tc[TC_EATEN] = n + 1
+        _eat(t, skb, EAT_READ, -1)
         head = sk[TS_RQ_HEAD] + 1
         sk[TS_RQ_HEAD] = head if head < qcap else 0
         sk[TS_RQ_LEN] -= 1
@@ -850,12 +1068,13 @@ def _tcp_replay(t, cbs, steps, segs, out, snap):
     snap[i] = the receiver's row after it.  Stops at a step this module does not follow (tc[TC_ERR])."""
     for i in range(steps.shape[0]):
         kind, f, now_us, arg = steps[i, 0], steps[i, 1], steps[i, 2], steps[i, 3]
+        t.tc[TC_EATEN] = 0
         if kind == STEP_SEG:
             verdict, fast = _tcp_rcv_established(t, f, segs[arg], cbs, now_us)
+            out[i, 3] = t.tc[TC_EATEN]
             out[i, 0] = verdict
             out[i, 1] = fast
         elif kind == STEP_READ:
-            t.tc[TC_EATEN] = 0
             out[i, 1] = _tcp_recvmsg(t, f, arg, cbs, now_us)
             out[i, 3] = t.tc[TC_EATEN]
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from skbsim.fast.layout import ERR_BUG, FL_TAG, njit
-from skbsim.fast.mm import _add_frag
+from skbsim.fast.mm import _add_frag, _fl_give
 from skbsim.fast.napi import _free_skb, _head_page, _push
 from skbsim.fast.sock import _attempt_defer_free
 from skbsim.fast.slub import _slab_free
@@ -25,11 +25,13 @@ from skbsim.fast.state import (
     LK_FLOWS, NOW, PEAK_PINNED, F_BYTES_READ, RQ_NR_FRAGS, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD,
     SKB_HLEN, SKB_OBJ, SKB_TS, TC_ACKS, TC_APP_GAP, TC_DELIVERED, TC_EATEN, TC_EPOCH, TC_ERR, TC_LAST_NS,
     TC_READ_SIZE, TC_RTT_NS, TC_SR_COUNT, TC_SR_EVERY, TC_SR_LEN, TC_TCP_DROPS, TC_TOUCHED, TRUESIZE_TOTAL,
-    TS_COPIED_SEQ, TS_NOW_US, TS_RCVBUF, TS_RCV_NXT, TS_RCV_WSCALE, TS_RMEM, TS_RQ_HEAD, TS_RQ_LEN, TS_SND_NXT,
+    TS_COPIED_SEQ, TS_NOW_US, TS_OFO_HEAD, TS_OFO_LEN, TS_RCVBUF, TS_RCV_NXT, TS_RCV_WSCALE, TS_RMEM, TS_RQ_HEAD,
+    TS_RQ_LEN, TS_SND_NXT,
     TS_SND_UNA,
 )
 from skbsim.fast.tcp import (
-    SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED, V_COALESCED, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA,
+    EAT_FRAG, EAT_HOW, EAT_STOLEN, EAT_TO, SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED, V_COALESCED,
+    V_OFO_STOLEN, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA,
     _next_timer_us, _run_timers, _sk_mem_reclaim, _tcp_rcv_established, _tcp_recvmsg,
 )
 
@@ -205,11 +207,12 @@ def _sample_pinned(k):
     tc[TC_EPOCH] += 1
     epoch = tc[TC_EPOCH]
     count = 0
-    for f in range(k.tsnd.link[LK_FLOWS]):
-        sk = t.sk[f]
-        rq = t.rq[f]
-        for j in range(sk[TS_RQ_LEN]):
-            at = sk[TS_RQ_HEAD] + j
+    for f in range(2 * k.tsnd.link[LK_FLOWS]):
+        sk = t.sk[f >> 1]
+        rq = t.oq[f >> 1] if f & 1 else t.rq[f >> 1]  # the receive queue, then the out-of-order queue
+        head = sk[TS_OFO_HEAD] if f & 1 else sk[TS_RQ_HEAD]
+        for j in range(sk[TS_OFO_LEN] if f & 1 else sk[TS_RQ_LEN]):
+            at = head + j
             skb = rq[at if at < rq.shape[0] else at - rq.shape[0]]
             pid = _head_page(k.slabs, skb[SKB_HEAD])
             if mark[pid] != epoch:
@@ -306,9 +309,20 @@ def _tcp_deliver(k, cpu, n):
         rcv_nxt = sk[TS_RCV_NXT]
         _segment(k, skb, facts, seg)
         seg[SKB_CPU] = cpu  # the CPU that frees it after a read defers to (as sock._enqueue() keeps it)
+        tc[TC_EATEN] = 0
         verdict, _ = _tcp_rcv_established(t, f, seg, k.skbcb.cb, time_ns // 1000)
         if tc[TC_ERR]:
             return
+        for i in range(tc[TC_EATEN]):  # what tcp_ofo_queue() dropped or coalesced, freed as it went
+            eaten = t.eaten[i]
+            if eaten[EAT_HOW] == EAT_STOLEN:
+                _steal_head(k, t.rq[f, eaten[EAT_TO]], eaten, cpu)
+            elif eaten[EAT_HOW] == EAT_FRAG:
+                to = t.rq[f, eaten[EAT_TO]]
+                to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], eaten[SKB_HEAD])
+            else:
+                _free_skb(k, cpu, eaten[SKB_HEAD], eaten[SKB_FRAG], eaten[SKB_OBJ])
+        tc[TC_EATEN] = 0
         if sk[TS_RCV_NXT] != rcv_nxt:
             integral = fl[F_INTEGRAL] + fl[F_WINDOW] * (time_ns - fl[F_SINCE])
             fl[F_LAST_NS] = time_ns
@@ -325,7 +339,9 @@ def _tcp_deliver(k, cpu, n):
         else:
             fl[F_DELIVERED] += 1
             tc[TC_DELIVERED] += 1
-        if code == V_COALESCED_STOLEN:
+        if code == V_COALESCED_STOLEN:  # its head went to the receive queue's tail (EAT_FRAG): the sk_buff
+            _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, seg[SKB_OBJ])
+        elif code == V_OFO_STOLEN:
             _coalesce_head(k, f, seg, cpu)
         elif code == V_COALESCED or code == V_DROPPED or code == V_NO_DATA:
             _free_skb(k, cpu, seg[SKB_HEAD], seg[SKB_FRAG], seg[SKB_OBJ])
@@ -342,18 +358,31 @@ def _tcp_deliver(k, cpu, n):
 
 @njit(cache=True)
 def _coalesce_head(k, f, seg, cpu):
-    """kfree_skb_partial() of a segment whose head skb_try_coalesce() stole: the head's page becomes a frag of the
-    queue's tail, the sk_buff goes back to its slab."""
+    """kfree_skb_partial() of a segment whose head skb_try_coalesce() stole for the out-of-order queue's tail."""
     t = k.tcp
     sk = t.sk[f]
-    rq = t.rq[f]
-    if seg[SKB_FRAG] >= 0 or seg[SKB_HEAD] >= FL_TAG:
-        k.st[ERR] = ERR_BUG  # a tun skb with frags, or a head that is no page: never stolen here
+    oq = t.oq[f]
+    at = sk[TS_OFO_HEAD] + sk[TS_OFO_LEN] - 1
+    _steal_head(k, oq[at if at < oq.shape[0] else at - oq.shape[0]], seg, cpu)
+
+
+@njit(cache=True)
+def _steal_head(k, to, skb, cpu):
+    """The head's page, then the skb's frags, become frags of the skb to (skb_try_coalesce(): the references
+    move), the sk_buff goes back to its slab."""
+    if skb[SKB_HEAD] >= FL_TAG:
+        k.st[ERR] = ERR_BUG  # a head that is no page fragment is never stolen
         return
-    at = sk[TS_RQ_HEAD] + sk[TS_RQ_LEN] - 1
-    tail = rq[at if at < rq.shape[0] else at - rq.shape[0]]
-    tail[SKB_FRAG] = _add_frag(k.frags, k.st, tail[SKB_FRAG], seg[SKB_HEAD])
-    _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, seg[SKB_OBJ])
+    to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], skb[SKB_HEAD])
+    frag = skb[SKB_FRAG]
+    if 0 <= frag < FL_TAG:
+        to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], frag)
+    elif frag >= FL_TAG:
+        row = k.frags.fl[frag - FL_TAG]
+        for j in range(1, row[0] + 1):
+            to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], row[j])
+        _fl_give(k.frags, k.st, frag - FL_TAG)
+    _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, skb[SKB_OBJ])
 
 
 @njit(cache=True, entry=True)
@@ -371,6 +400,13 @@ def _tcp_close(k):
             head = sk[TS_RQ_HEAD] + 1
             sk[TS_RQ_HEAD] = head if head < rq.shape[0] else 0
             sk[TS_RQ_LEN] -= 1
+        oq = t.oq[f]
+        while sk[TS_OFO_LEN]:
+            skb = oq[sk[TS_OFO_HEAD]]
+            _free_skb(k, cpu, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
+            head = sk[TS_OFO_HEAD] + 1
+            sk[TS_OFO_HEAD] = head if head < oq.shape[0] else 0
+            sk[TS_OFO_LEN] -= 1
         _sk_mem_reclaim(t.tc, sk)
 
 

@@ -38,6 +38,7 @@ SOCK_FIELDS = {
     "TS_SND_WSCALE": "rx_opt_snd_wscale", "TS_RCV_WSCALE": "rx_opt_rcv_wscale",
     "TS_SAW_TSTAMP": "rx_opt_saw_tstamp", "TS_RCV_TSVAL": "rx_opt_rcv_tsval", "TS_RCV_TSECR": "rx_opt_rcv_tsecr",
     "TS_TS_RECENT": "rx_opt_ts_recent", "TS_TS_OFFSET": "ts_offset", "TS_LAST_TSVAL": "last_tsval_sent",
+    "TS_COMP_RCV_NXT": "compressed_ack_rcv_nxt", "TS_DUP_ACK": "dup_ack_counter",
     "TS_COLLAPSE_COPIED": "collapse_copied",
 }
 COLUMNS = {getattr(state, name): attr for name, attr in SOCK_FIELDS.items()}
@@ -54,7 +55,9 @@ def tcp_consts(profile, net) -> np.ndarray:
         "TC_BACKLOG_ACK_DEFER": int(profile.has("tcp_backlog_ack_defer") and net.sysctl_tcp_backlog_ack_defer),
         "TC_OFO_MEASURE": int(profile.has("tcp_ofo_measure_rcv_mss")), "TC_PAGE_SIZE": profile.PAGE_SIZE,
         "TC_HEAD_STRUCT": profile.SKB_HEAD_STRUCT_SIZE, "TC_MAX_SKB_FRAGS": profile.MAX_SKB_FRAGS,
-        "TC_MIN_RCVBUF": SOCK_MIN_RCVBUF(profile),
+        "TC_MIN_RCVBUF": SOCK_MIN_RCVBUF(profile), "TC_COMP_SACK_DELAY_NS": net.sysctl_tcp_comp_sack_delay_ns,
+        "TC_COMP_SACK_PCT": net.sysctl_tcp_comp_sack_rtt_percent,
+        "TC_R_COMP_SACK": int(profile.feature("tcp_comp_sack_delay") == "rtt_percent"),
     }
     rules = {"TC_R_SCALING_CLAMP": "tcp_scaling_ratio_clamp", "TC_R_NOMEM": "tcp_nomem_ack",
              "TC_R_ADMIT": "tcp_rcvbuf_admission", "TC_R_SEQUENCE": "tcp_sequence_check",
@@ -91,6 +94,8 @@ def row_fields(row: np.ndarray) -> dict:
     fields["pred_flags"] = None if row[state.TS_PRED] < 0 else int(row[state.TS_PRED])
     fields["now_us"] = int(row[state.TS_NOW_US])
     fields["receive_queue"] = int(row[state.TS_RQ_LEN])
+    fields["out_of_order_queue"] = int(row[state.TS_OFO_LEN])
+    fields["compressed_ack_timer"] = None if row[state.TS_COMP_TIMER] < 0 else int(row[state.TS_COMP_TIMER])
     fields.update({name: int(row[TS_MIB + n]) for n, name in enumerate(TCPEXT)})
     return fields
 
@@ -101,6 +106,8 @@ def sock_fields(sk) -> dict:
     fields["pred_flags"] = sk.pred_flags
     fields["now_us"] = sk.net.now_us
     fields["receive_queue"] = len(sk.sk_receive_queue)
+    fields["out_of_order_queue"] = len(sk.out_of_order_queue)
+    fields["compressed_ack_timer"] = sk.compressed_ack_timer
     fields.update({name: sk.net.mib[name] for name in TCPEXT})
     return fields
 
