@@ -392,22 +392,21 @@ def _tcp_close(k):
     t = k.tcp
     for f in range(k.tsnd.link[LK_FLOWS]):
         sk = t.sk[f]
-        rq = t.rq[f]
         cpu = k.tfl.fl[f, F_CPU]
-        while sk[TS_RQ_LEN]:
-            skb = rq[sk[TS_RQ_HEAD]]
-            _free_skb(k, cpu, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
-            head = sk[TS_RQ_HEAD] + 1
-            sk[TS_RQ_HEAD] = head if head < rq.shape[0] else 0
-            sk[TS_RQ_LEN] -= 1
-        oq = t.oq[f]
-        while sk[TS_OFO_LEN]:
-            skb = oq[sk[TS_OFO_HEAD]]
-            _free_skb(k, cpu, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
-            head = sk[TS_OFO_HEAD] + 1
-            sk[TS_OFO_HEAD] = head if head < oq.shape[0] else 0
-            sk[TS_OFO_LEN] -= 1
+        _free_queue(k, t.rq[f], sk, TS_RQ_HEAD, TS_RQ_LEN, cpu)
+        _free_queue(k, t.oq[f], sk, TS_OFO_HEAD, TS_OFO_LEN, cpu)
         _sk_mem_reclaim(t.tc, sk)
+
+
+@njit(cache=True)
+def _free_queue(k, queue, sk, head_col, len_col, cpu):
+    """kfree_skb() of every skb of a receiver's queue (its ring from sk[head_col], sk[len_col] of them), in order."""
+    while sk[len_col]:
+        skb = queue[sk[head_col]]
+        _free_skb(k, cpu, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
+        head = sk[head_col] + 1
+        sk[head_col] = head if head < queue.shape[0] else 0
+        sk[len_col] -= 1
 
 
 
