@@ -257,9 +257,16 @@ def test_several_flows_on_several_cpus():
 # -- engines, the CLI, bad input
 
 
-def test_the_fast_engine_hands_tcp_runs_over():
+def test_the_fast_engine_runs_tcp_through_tun_and_hands_the_rest_over():
+    # synthetic senders through tun without IFF_NAPI: the fast engine, with the reference engine's JSON
     config = RunConfig(kernel="6.12", driver="tun", options={}, traffic="tcp-bulk", count=50, flows=1, socket="tcp")
-    assert unsupported(config) == "a socket per flow (--socket tcp: TCP receivers) is modelled by the reference engine only"
+    assert unsupported(config) is None
+    result, _, why = simulate_engine(config, "fast")
+    assert result["engine"] == "fast" and why is None
+    assert {**result, "engine": "reference"} == simulate(config)[0]
+    # TCP through GRO stays the reference engine's, saying so
+    config = RunConfig(kernel="6.12", options={"rx": "build_skb"}, traffic="tcp-bulk", count=50, flows=1, socket="tcp")
+    assert unsupported(config).startswith("--socket tcp runs on the fast engine through tun without IFF_NAPI only")
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "reference" and why == unsupported(config)
 

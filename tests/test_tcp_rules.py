@@ -12,6 +12,7 @@ from skbsim.net.ipv4.tcp_input import (
     rcvbuf_space_from_win,
     rcvmem_per_segment,
     rcv_rtt_update_value,
+    rule_code,
     scaling_ratio_of,
     win_from_space_adv,
     win_from_space_ratio,
@@ -52,19 +53,19 @@ def test_autotuning_6_12_inq_aware():
 def test_autotuning_6_16_6_17_double():
     # 6.16 'tcp: fix sk_rcvbuf overshoot': rcvwin = 2 * 30000 = 60000 -> 120000 at ratio 128; with an
     # out-of-order queue reaching 4000 bytes past rcv_nxt: 64000 -> 128000.
-    assert rcvbuf_grow_value("double", COPIED, SPACE, 0, 128, RMEM2, 0, 1000) == 120000
-    assert rcvbuf_grow_value("double", COPIED, SPACE, 4000, 128, RMEM2, 0, 1000) == 128000
+    assert rcvbuf_grow_value(rule_code("tcp_rcv_space_adjust", "double"), COPIED, SPACE, 0, 128, RMEM2, 0, 1000) == 120000
+    assert rcvbuf_grow_value(rule_code("tcp_rcv_space_adjust", "double"), COPIED, SPACE, 4000, 128, RMEM2, 0, 1000) == 128000
 
 
 def test_autotuning_6_18_rcvbuf_grow():
     # 6.18: rcvwin = 60000; grow = 60000 * 15400 / 14600 = 63287; rcvwin += 2 * 63287 = 186574 -> 373148.
-    assert rcvbuf_grow_value("rcvbuf_grow", COPIED, SPACE, 0, 128, RMEM2, 0, 1000) == 373148
+    assert rcvbuf_grow_value(rule_code("tcp_rcv_space_adjust", "rcvbuf_grow"), COPIED, SPACE, 0, 128, RMEM2, 0, 1000) == 373148
     # 6.19's low-RTT form: RTT 500 us < 1000: grow = 60000 * 500 / 1000 = 30000 -> 90000 -> 180000;
     # RTT 2000 us: grow = 120000 * 15400 / 14600 = 126575 -> 186575 -> 373150.
-    assert rcvbuf_grow_value("rcvbuf_grow_low_rtt", COPIED, SPACE, 0, 128, RMEM2, 500, 1000) == 180000
-    assert rcvbuf_grow_value("rcvbuf_grow_low_rtt", COPIED, SPACE, 0, 128, RMEM2, 2000, 1000) == 373150
+    assert rcvbuf_grow_value(rule_code("tcp_rcv_space_adjust", "rcvbuf_grow_low_rtt"), COPIED, SPACE, 0, 128, RMEM2, 500, 1000) == 180000
+    assert rcvbuf_grow_value(rule_code("tcp_rcv_space_adjust", "rcvbuf_grow_low_rtt"), COPIED, SPACE, 0, 128, RMEM2, 2000, 1000) == 373150
     # At most tcp_rmem[2].
-    assert rcvbuf_grow_value("rcvbuf_grow", 10_000_000, 1000, 0, 128, RMEM2, 0, 1000) == RMEM2
+    assert rcvbuf_grow_value(rule_code("tcp_rcv_space_adjust", "rcvbuf_grow"), 10_000_000, 1000, 0, 128, RMEM2, 0, 1000) == RMEM2
 
 
 @pytest.mark.parametrize("kernel,k,rcvbuf,clamp", [
@@ -129,7 +130,7 @@ def test_sack_compression_delay():
     ("min_idle", 4000, 300, False, False, 2400),   # smaller: always taken
 ])
 def test_rcv_rtt_update(rule, old, sample, win_dep, empty, expected):
-    assert rcv_rtt_update_value(rule, old, sample, win_dep, empty) == expected
+    assert rcv_rtt_update_value(rule_code("tcp_rcv_rtt_update", rule), old, sample, win_dep, empty) == expected
 
 
 # -- window arithmetic
@@ -195,7 +196,7 @@ def test_grow_window_increment():
     ("rmem", 17629, False),
 ])
 def test_can_ingest(rule, rmem, expected):
-    assert can_ingest_value(rule, rmem, 17628, 2304, 1000) is expected
+    assert can_ingest_value(rule_code("tcp_rcvbuf_admission", rule), rmem, 17628, 2304, 1000) is expected
 
 
 def _profile(**features):

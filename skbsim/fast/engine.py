@@ -42,12 +42,18 @@ from skbsim.fast.gro import (
 from skbsim.fast.state import CACHE_SKB, K_OBJS, K_SLOTS, Frags, new_skb_cb
 from skbsim.fast.traffic import CHUNK
 from skbsim.sim import gro_report
+from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
+from skbsim.fast.tcp_run import ERR_TCP, _tcp_close, _tcp_pinned, _tcp_start  # -- TCP --
+from skbsim.fast.tcp import TCP_UNMODELLED, TCP_WHY  # -- TCP --
+from skbsim.fast.state import APP_UNLIMITED, APP_WAITING, LK_STOPPED_AT, TC_ERR, TC_LAST_NS, TC_WANT_LEN  # -- TCP --
 
 
 def unsupported(config: RunConfig) -> str | None:
     """Why the fast engine cannot run this config (None when it can)."""
     if config.socket != "udp":
-        return "a socket per flow (--socket tcp: TCP receivers) is modelled by the reference engine only"
+        reason = unsupported_tcp(config)  # -- TCP --
+        if reason:
+            return reason
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
     drivers = ("ice", "copybreak", "tun", "virtio_net") + PP_DRIVERS
@@ -105,7 +111,7 @@ PP_DRIVERS = ("mana", "libeth",
 class FastSimulation:
     """One run of the fast engine; the reference Simulation supplies setup and constants."""
 
-    def __init__(self, config: RunConfig, progress=None, trace=None, plot: bool = False):
+    def __init__(self, config: RunConfig, progress=None, trace=None, plot: bool = False, tcp_payloads=()):
         reason = unsupported(config)
         if reason:
             raise ValueError(reason)
@@ -131,6 +137,9 @@ class FastSimulation:
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
         self.bnxt = None  # -- bnxt --: napi_alloc_skb(len)'s table and its heads' names
         self.gve = None  # -- gve --: the same
+        self.tcp = None  # -- TCP --: a run with a socket per flow (tcp_engine.TcpRun)
+        self.tcp_want = None  # a frame length whose tun skb the run needs read from the model first
+        self._k = None
         if self.virtio:
             if plot:
                 # its truesize table keeps one truesize per (frame length, frags); a virtio_net buffer's size
@@ -141,6 +150,10 @@ class FastSimulation:
             return
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
+            if config.socket == "tcp":  # -- TCP --
+                if trace is not None or plot:
+                    raise ValueError("--trace and --plot of --socket tcp runs are the reference engine's")
+                self.tcp = TcpRun(self.ref, self.tun, tcp_payloads)
             return
         if isinstance(ring, libeth_rx_queue):  # libeth's iavf and idpf, and ice's page_pool form
             self.libeth = True
@@ -191,6 +204,8 @@ class FastSimulation:
             k = bnxt_kernel(self.ref, trace, self.plot, self.bnxt[0])
         elif self.gve is not None:  # -- gve --
             k = gve_kernel(self.ref, trace, self.plot, self.gve[0])
+        elif self.tcp is not None:  # -- TCP --
+            k = self._tcp_kernel()
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
@@ -221,10 +236,38 @@ class FastSimulation:
         return k._replace(gro=new_gro(cfg, CHUNK, int(k.cfg[NCPUS]), int(k.cfg[RING_COUNT]), objects, copy_room),
                           skbcb=new_skb_cb(objects), frags=frags)
 
+    def _tcp_kernel(self):
+        """-- TCP --: tun's kernel with the receivers, the senders and their events (the UDP socket's cfg fields
+        from a socket of --rcvbuf that nothing reaches: its reader never runs)."""
+        from skbsim.net.sock import udp_sock
+
+        ref = self.ref
+        queued, tables = self.tcp.tables(self.config.count)
+        ref.sock = udp_sock(ref.kernel, self.config.rcvbuf)
+        try:
+            # a coalesced skb gathers up to MAX_SKB_FRAGS frags (skb_try_coalesce())
+            k = tun_kernel(ref, False, False, self.tun, tcp_queued=queued, tcp_frags=ref.kernel.profile.MAX_SKB_FRAGS,
+                           **tables)
+        finally:
+            ref.sock = None
+        k = self.tcp.finish_tables(k)
+        k.cfg[APP_UNLIMITED] = 0
+        k.st[APP_WAITING] = 0
+        _tcp_start(k, ref.sockets.rtt_ns, round(self.config.duration_ms * 1_000_000))
+        return k
+
+    @property
+    def _k_want(self):
+        k = self._k
+        return int(k.tcp.tc[TC_WANT_LEN]) if k is not None else 0
+
     def _stream(self, k) -> bool:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events; False when
         the loop left its modelled ground."""
-        if self.gro:  # -- GRO --: each frame's TCP facts with it
+        self._k = k
+        if self.tcp is not None:  # -- TCP --: the senders make the frames
+            chunks = iter(())
+        elif self.gro:  # -- GRO --: each frame's TCP facts with it
             if self.config.traffic.split(":", 1)[0].strip().lower() == "tcp-bulk":
                 chunks = tcp_bulk_chunks(self.ref.source, self.config, self.ref, self.legacy)
             else:
@@ -268,6 +311,10 @@ class FastSimulation:
     def _give_up(self, err: int) -> bool:
         """The compiled loop left its modelled ground (an ERR_* code): say why; the run is redone."""
         self.why = ERR_REASONS.get(err)
+        if err == ERR_TCP and self.tcp is not None and self._k_want:  # -- TCP --: redone knowing one more length
+            self.tcp_want = self._k_want
+        if err == ERR_TCP:  # -- TCP --
+            self.why = TCP_WHY.get(int(self._k.tcp.tc[TC_ERR]), TCP_WHY[TCP_UNMODELLED])
         return False
 
     def _kind_names(self):
@@ -363,6 +410,11 @@ class FastSimulation:
         if k.cfg[PAGE_POOL]:
             if stats[D_NIC_FRAMES] != stats[D_FRAMES] + stats[D_FRAMES_DROPPED]:
                 return None  # completions left on the ring: the reference engine drops and traces them
+        tcp_reports = None
+        if self.tcp is not None:  # -- TCP --: Simulation._finish()'s pinned pages, the flows' figures, their close
+            at_close["pinned"] = int(_tcp_pinned(k))
+            tcp_reports = self.tcp.flow_reports(k, max(int(k.tcp.tc[TC_LAST_NS]), int(k.tsnd.link[LK_STOPPED_AT])))
+            _tcp_close(k)
         elif not self.copybreak and self.tun is None:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
             at_close["frames_dropped"] = int(stats[D_NIC_FRAMES]) - int(stats[D_FRAMES])
@@ -387,6 +439,8 @@ class FastSimulation:
             result["faults"] = fault_report(self.config.faults, injected)
         if self.gro and k.gro.st[GS_TCP]:  # -- GRO --
             result["gro"] = gro_report(gro_stats_of(k.gro))
+        if tcp_reports is not None:  # -- TCP --: its keys last, as Simulation._finish() adds them
+            result = self.tcp.patch_result(k, result, tcp_reports, at_close["pinned"])
         self.extra = self._plot_data(k)
         return result
 
@@ -520,6 +574,11 @@ def simulate_fast(config: RunConfig, progress=None, why: list | None = None, tra
     """Run on the fast engine; None when this run must be redone by the reference engine."""
     sim = FastSimulation(config, progress=progress, trace=trace, plot=plot)
     result = sim.run()
+    payloads: set[int] = set()
+    while result is None and sim.tcp_want:  # -- TCP --: a frame length the run met first; all of them after 8
+        payloads |= {sim.tcp_want - sim.tcp.header_len} if len(payloads) < 8 else set(range(sim.tcp.max_mss + 1))
+        sim = FastSimulation(config, progress=progress, trace=trace, plot=plot, tcp_payloads=sorted(payloads))
+        result = sim.run()
     if result is None:
         if why is not None:
             why.append(getattr(sim, "why", None) or "the fast engine left its modelled ground")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from skbsim.fast.layout import (
-    O_DRIVER, O_OVERSIZE, O_RING_FULL, ROUTE_FRAGS, SZ_1K, TEARDOWN_CPU, T_ROUTE, UNCOUNTED, _IPI, _POLL, njit,
+    O_DRIVER, O_OVERSIZE, O_RING_FULL, ROUTE_FRAGS, SZ_1K, TEARDOWN_CPU, T_ROUTE, UNCOUNTED, _IPI, _POLL, _READ, njit,
 )
 from skbsim.fast.mm import _free_page, _put_page
 from skbsim.fast.napi import _defer_flush, _free_skb, _pop, _raise_irq, _send_ipis, _take_ipi
@@ -20,6 +20,7 @@ from skbsim.fast.state import (
 )
 from skbsim.fast.state import PAGE_POOL  # page_pool
 from skbsim.fast.tun import _tun_poll, _tun_write
+from skbsim.fast.tcp_events import _tcp_event  # -- TCP --
 from skbsim.fast.virtio import _virtnet_close_queue, _virtnet_device_rx
 
 
@@ -85,10 +86,12 @@ def _run(k, lengths, times, queues, hlens, n, final):
                 _poll(k, cpu)
         elif kind == _IPI:
             _take_ipi(k, cpu)
-        else:
+        elif kind == _READ:
             _app_read(k)
             if st[IPIS]:
                 _send_ipis(k)
+        else:  # -- TCP --: a run with a socket per flow (cpu: the flow)
+            _tcp_event(k, kind, cpu)
     return i
 
 

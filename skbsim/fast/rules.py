@@ -63,6 +63,56 @@ _tcp_gro_flags_flush = njit(cache=True, forceinline=True)(tcp_gro_flags_flush)
 _inet_gro_fixedid = njit(cache=True, forceinline=True)(inet_gro_fixedid)
 _inet_gro_ipid_flush = njit(cache=True, forceinline=True)(inet_gro_ipid_flush)
 
+# -- TCP --
+from numba.extending import register_jitable  # noqa: E402
+
+from skbsim.net.ipv4.tcp import tcp_receive_window_of, tcp_set_window_clamp_values  # noqa: E402
+from skbsim.net.ipv4.tcp_input import (  # noqa: E402
+    can_ingest_value, comp_sack_delay_ns, grow_window_increment, initialize_rcv_mss_value, rcv_rtt_update_value,
+    rcvbuf_grow_value, rcvbuf_rcvmem, rcvbuf_space_from_win, rcvmem_per_segment, scaling_ratio_of,
+    space_from_win_ratio, truesize_adjust_value, win_from_space_adv, win_from_space_ratio,
+)
+from skbsim.net.ipv4.tcp_output import select_window_pressure, select_window_values, usecs_to_jiffies  # noqa: E402
+from skbsim.net.core_sock import sk_mem_pages, sk_mem_reclaimable as tcp_mem_reclaimable  # noqa: E402
+from skbsim.net.ipv4.tcp_ipv4 import jiffies_at, jiffy_start_us  # noqa: E402
+
+# the plain functions the model's TCP formulas call themselves: callable from compiled code as they are
+register_jitable(space_from_win_ratio)
+register_jitable(win_from_space_adv)
+# skbsim.net.ipv4.tcp: tcp_receive_window() of its fields; tcp_set_window_clamp()'s new clamp and rcv_ssthresh
+_tcp_receive_window_of = njit(cache=True, forceinline=True)(tcp_receive_window_of)
+_tcp_set_window_clamp_values = njit(cache=True, forceinline=True)(tcp_set_window_clamp_values)
+# skbsim.net.ipv4.tcp_input: tcp_win_from_space() (6.6+ ratio, and up to 6.5 tcp_adv_win_scale),
+# tcp_space_from_win(), tcp_measure_rcv_mss()'s scaling ratio, truesize_adjust(), tcp_grow_window()'s
+# increment, tcp_rcv_rtt_update(), tcp_rcv_space_adjust()'s and tcp_rcvbuf_grow()'s new sk_rcvbuf,
+# tcp_can_ingest(), tcp_initialize_rcv_mss(), __tcp_ack_snd_check()'s SACK compression delay
+_win_from_space_ratio = njit(cache=True, forceinline=True)(win_from_space_ratio)
+_win_from_space_adv = njit(cache=True, forceinline=True)(win_from_space_adv)
+_space_from_win_ratio = njit(cache=True, forceinline=True)(space_from_win_ratio)
+_scaling_ratio_of = njit(cache=True, forceinline=True)(scaling_ratio_of)
+_truesize_adjust_value = njit(cache=True, forceinline=True)(truesize_adjust_value)
+_grow_window_increment = njit(cache=True, forceinline=True)(grow_window_increment)
+_rcv_rtt_update_value = njit(cache=True, forceinline=True)(rcv_rtt_update_value)
+_rcvbuf_rcvmem = njit(cache=True, forceinline=True)(rcvbuf_rcvmem)
+_rcvmem_per_segment = njit(cache=True, forceinline=True)(rcvmem_per_segment)
+_rcvbuf_space_from_win = njit(cache=True, forceinline=True)(rcvbuf_space_from_win)
+_rcvbuf_grow_value = njit(cache=True, forceinline=True)(rcvbuf_grow_value)
+_can_ingest_value = njit(cache=True, forceinline=True)(can_ingest_value)
+_initialize_rcv_mss_value = njit(cache=True, forceinline=True)(initialize_rcv_mss_value)
+_comp_sack_delay_ns = njit(cache=True, forceinline=True)(comp_sack_delay_ns)
+# skbsim.net.ipv4.tcp_output: __tcp_select_window() (the window and the quick-ACK pressure test),
+# usecs_to_jiffies()
+_select_window_values = njit(cache=True, forceinline=True)(select_window_values)
+_select_window_pressure = njit(cache=True, forceinline=True)(select_window_pressure)
+_usecs_to_jiffies = njit(cache=True, forceinline=True)(usecs_to_jiffies)
+# skbsim.net.core_sock.sk_mem_pages: the pages __sk_mem_schedule() forward-allocates
+_sk_mem_pages = njit(cache=True, forceinline=True)(sk_mem_pages)
+# skbsim.net.core_sock.sk_mem_reclaimable: what a TCP socket's sk_mem_reclaim() gives back
+_tcp_mem_reclaimable = njit(cache=True, forceinline=True)(tcp_mem_reclaimable)
+# skbsim.net.ipv4.tcp_ipv4: the receiver's jiffies clock, and when a jiffy begins
+_jiffies_at = njit(cache=True, forceinline=True)(jiffies_at)
+_jiffy_start_us = njit(cache=True, forceinline=True)(jiffy_start_us)
+
 __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_order", "_cpu_partial_full",
            "_ewma_pkt_len_add", "_get_mergeable_buf_len", "_get_partial_node_done", "_ice_can_reuse_rx_page",
            "_idpf_rx_hsplit_wa_len", "_mergeable_buf_carve", "_page_pool_alloc_size", "_pp_napi_local",
@@ -70,4 +120,12 @@ __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_ord
            "_slab_discard_empty", "_udp_forward_pages", "_udp_rcvbuf_admits",
            "_mlx5_skb_frag_sz",
            # -- GRO --
-           "_inet_gro_fixedid", "_inet_gro_ipid_flush", "_tcp_gro_flags_flush", "_tcp_gro_flags_verdict"]
+           "_inet_gro_fixedid", "_inet_gro_ipid_flush", "_tcp_gro_flags_flush", "_tcp_gro_flags_verdict",
+           # -- TCP --
+           "_can_ingest_value", "_comp_sack_delay_ns", "_grow_window_increment", "_initialize_rcv_mss_value",
+           "_jiffies_at", "_jiffy_start_us",
+           "_rcv_rtt_update_value", "_rcvbuf_grow_value", "_rcvbuf_rcvmem", "_rcvbuf_space_from_win",
+           "_rcvmem_per_segment", "_scaling_ratio_of", "_select_window_pressure", "_select_window_values",
+           "_sk_mem_pages", "_space_from_win_ratio", "_tcp_mem_reclaimable", "_tcp_receive_window_of",
+           "_tcp_set_window_clamp_values",
+           "_truesize_adjust_value", "_usecs_to_jiffies", "_win_from_space_adv", "_win_from_space_ratio"]

@@ -29,6 +29,7 @@ from skbsim.fast.state import (
 )
 from skbsim.fast.state import new_skb_cb
 from skbsim.fast.gro import new_gro  # GRO
+from skbsim.fast.state import TC_FIELDS, LK_FIELDS, new_tcp_flows, new_tcp_senders, new_tcp_socks  # -- TCP --
 from skbsim.fast.state import (
     DRIVER_LIBETH, DRIVER_MANA, FQE_PAGE, FQE_TRUESIZE, FQ_BUF_LEN, FQ_EMPTY, FQ_LO, FQ_TRUESIZE, new_libeth_fqs,
     PP_BIAS_MAX, PP_CACHED_ON_REUSE, PP_CACHE_LEN, PP_CACHE_SIZE, PP_DIRECT, PP_DIRECT_EVERY_PUT,
@@ -146,7 +147,8 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
     """The Kernel record: every table sized, the page allocator's counters as the reference kernel has
     them; the caller fills in the rings (and the caches the driver's open filled).  ``tables``: the
     driver's own records by their Kernel field (tun, pp, virtio, lb, skbcb); the others get one row."""
-    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "mlx", "bnxt", "gve", "gro"}
+    unknown = set(tables) - {"tun", "pp", "virtio", "lb", "skbcb", "mlx", "bnxt", "gve", "gro", "tcp", "tsnd",
+                             "tfl"}
     if unknown:
         raise TypeError(f"new_kernel(): no such table {sorted(unknown)}")
     cfg = np.array([fields[name] for name in CONFIG_FIELDS], np.int64)
@@ -193,6 +195,10 @@ def new_kernel(sim: Simulation, fields: dict, sizes: TableSizes, copy=None, **ta
         bnxt=tables.get("bnxt") or new_bnxt_rings(1, 1, 1, np.zeros((1, CP_FIELDS), np.int64)),  # -- bnxt --
         gve=tables.get("gve") or new_gve_rings(1, 1, np.zeros((1, CP_FIELDS), np.int64)),  # -- gve --
         gro=tables.get("gro") or new_gro(),  # -- GRO --
+        # -- TCP --
+        tcp=tables.get("tcp") or new_tcp_socks(np.zeros(TC_FIELDS, np.int64), 1, 1, 1),
+        tsnd=tables.get("tsnd") or new_tcp_senders(np.zeros(LK_FIELDS, np.int64), 1, 1, 1, 1),
+        tfl=tables.get("tfl") or new_tcp_flows(1, 1, 1),
     )
 
 
@@ -321,9 +327,12 @@ def _copybreak_start(sim: Simulation, k: Kernel) -> None:
         raise ValueError("unexpected pages at start")
 
 
-def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths) -> Kernel:
+def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths, tcp_queued: int | None = None, tcp_frags: int = 0,
+               **tcp_tables) -> Kernel:
     """tun: queues as open_queue() left them (no memory held), each writer's task_frag empty; lengths: the
-    per-length table (tun._TunLengths)."""
+    per-length table (tun._TunLengths).  A run with a socket per flow gives the bound on skbs its TCP
+    receivers may queue (tcp_queued), the frags a coalesced skb may gather (tcp_frags) and its records
+    (tcp_tables: tcp_engine.TcpRun.tables())."""
     from skbsim.net.core_sock import PAGE_ALLOC_COSTLY_ORDER, SKB_FRAG_PAGE_SIZE
 
     kernel = sim.kernel
@@ -352,21 +361,21 @@ def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths) -> Kernel:
     # gives up beyond TUN_INFLIGHT_MAX), all queues together at most the frames of the run
     inflight = TUN_INFLIGHT_MAX if config.count is None else max(1, min(config.count + 1, TUN_INFLIGHT_MAX))
     waiting = ncpus * inflight if config.count is None else min(ncpus * inflight, config.count + 1)
-    qcap = socket_queue_capacity(config, sim.sock.rcvbuf, lengths.min_truesize)
+    qcap = socket_queue_capacity(config, sim.sock.rcvbuf, lengths.min_truesize) if tcp_queued is None else tcp_queued
     # Live sk_buffs: queued, written and waiting, in the NAPI caches and defer lists.
     live_bound = (qcap + waiting + ncpus * (profile.NAPI_SKB_CACHE_SIZE + kernel.skb_defer_max + NAPI_POLL_WEIGHT)
                   + 16)
     slab_cap = live_bound + 16
     # Live pages per skb: its head's page (task_frag block, slab or pages of its own), its sk_buff's slab page
     # and its frag blocks; plus each writer's task_frag block.
-    frags = lengths.max_frags
+    frags = max(lengths.max_frags, tcp_frags)
     page_cap = live_bound * (frags + 3) + ncpus + 64
     caches = [None] * (max(lengths.caches) + 1)  # (unused ones: no slabs)
     caches[CACHE_SKB] = slab_spec(kernel, kernel.skbuff_cache, slab_cap)
     for c, cache in lengths.caches.items():
         caches[c] = slab_spec(kernel, cache, slab_cap)
     sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=live_bound, frags=frags, ring_bias=0)
-    return new_kernel(sim, fields, sizes, tun=new_tun_queues(lengths.tab, ncpus, inflight))
+    return new_kernel(sim, fields, sizes, tun=new_tun_queues(lengths.tab, ncpus, inflight), **tcp_tables)
 
 
 # -- tables read from the model on a scratch kernel ------------------------------------------------------

@@ -363,7 +363,9 @@ Kernel = namedtuple("Kernel", ("cfg", "st", "pcpu", "pages", "faults", "slabs", 
                                "mlx",  # -- mlx5 --
                                "bnxt", "gve",  # -- bnxt --, -- gve --
                                # -- GRO -- (skbsim.fast.gro.Gro)
-                               "gro"))
+                               "gro",
+                               # -- TCP --: TcpSocks, TcpSenders, TcpFlows (one row each in other runs)
+                               "tcp", "tsnd", "tfl"))
 
 
 def _zeros(*shape, dtype=np.int64):
@@ -480,3 +482,101 @@ def new_mlx5_rqs(ncpus: int, wq_sz: int, slots: int, nfrags: int, completions: i
     fp[:, :, FP_PAGE] = -1
     return Mlx5Rqs(_zeros(ncpus, RQ_FIELDS), _zeros(ncpus, wq_sz, W_FIELDS), fp, _zeros(wq_sz, nfrags, WF_FIELDS),
                    _zeros(ncpus, completions, CQ_FIELDS), _zeros(nfrags, G_FIELDS), _zeros(ncpus, cache))
+# -- TCP --
+#: TcpSocks (skbsim/fast/tcp.py): the TCP receivers of a run with a socket per flow.  tc[TC_*]: the run's
+#: constants (the namespace's sysctls, the release's rules as codes: skbsim.net.ipv4.tcp_input.rule_code());
+#: sk[flow, TS_*]: one receiver's struct sock, inet_connection_sock and tcp_sock scalars (skbsim.net.ipv4.tcp
+#: tcp_sock's fields of the same names; TS_PRED is pred_flags' window, -1 with header prediction off;
+#: TS_COMP_TIMER compressed_ack_timer, -1 for none) and its namespace's clock and TcpExt counters (TS_MIB + n
+#: in TCPEXT order); rq[flow, j]: its receive queue, a ring from sk[flow, TS_RQ_HEAD] of sk[flow, TS_RQ_LEN]
+#: skbs (SKB_* columns, then RQ_*), their TCP_SKB_CB in SkbCb at the row SKB_OBJ;
+#: acks[n]: the ACKs sent (ACK_* columns: flow, ack_seq, raw window, TSval or -1), tc[TC_ACKS] of them,
+#: until the caller takes them; eaten[n]: the skbs a read finished with, or a segment's step dropped from the
+#: out-of-order queue or coalesced there (SKB_* columns; tc[TC_FREED]: how many of them the caller frees whole),
+#: TC_EATEN of them; oq[flow, j]: the out-of-order queue in sequence order, a ring from TS_OFO_HEAD
+TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten", "oq"))
+(TC_HZ, TC_RMEM2, TC_ADV_WIN_SCALE, TC_MODERATE_RCVBUF, TC_LOW_RTT, TC_COMP_SACK_NR, TC_BACKLOG_ACK_DEFER,
+ TC_R_SCALING_CLAMP, TC_R_NOMEM, TC_R_ADMIT, TC_R_SEQUENCE, TC_R_RTT_UPDATE, TC_R_RTT_TS, TC_R_SPACE,
+ TC_OFO_MEASURE, TC_PAGE_SIZE, TC_HEAD_STRUCT, TC_MAX_SKB_FRAGS, TC_MIN_RCVBUF, TC_ACKS, TC_EATEN, TC_ERR,
+ # a run with a socket per flow (skbsim/fast/tcp_run.py, sim.Simulation and skbsim.sockets.Sockets): whether this
+ # is one, the RTT, the reader (TC_APP_GAP: -1 unlimited, 0 never, else ns between reads) and its read size (-1:
+ # all), the time of the last skb or read, the TCP drops, the skbs delivered, the flows touched by this poll,
+ # the memory series' Thinned (count, every, length), the pinned pages' count epoch
+ TC_RUN, TC_RTT_NS, TC_APP_GAP, TC_READ_SIZE, TC_LAST_NS, TC_TCP_DROPS, TC_DELIVERED, TC_TOUCHED,
+ TC_SR_COUNT, TC_SR_EVERY, TC_SR_LEN, TC_EPOCH,
+ # a frame length whose tun skb the run has not read from the model yet (the run stops; tcp_engine redoes it)
+ TC_WANT_LEN,
+ # SACK compression: net.ipv4.tcp_comp_sack_delay_ns and _rtt_percent, the release's rule (1: rtt_percent)
+ TC_COMP_SACK_DELAY_NS, TC_COMP_SACK_PCT, TC_R_COMP_SACK, TC_FIELDS) = range(39)
+(TS_RCVBUF, TS_SNDBUF, TS_RMEM, TS_FWD, TS_USERLOCKS, TS_DROPS, TS_RCVLOWAT, TS_MEM_PAGES, TS_SOCKET,
+ TS_ACK_PENDING, TS_ACK_QUICK, TS_ACK_PINGPONG, TS_ACK_ATO, TS_ACK_TIMEOUT, TS_ACK_LRCVTIME, TS_ACK_LAST_SEG,
+ TS_ACK_RCV_MSS, TS_RTO, TS_DELACK_MAX, TS_DELACK_PENDING,
+ TS_RCV_NXT, TS_COPIED_SEQ, TS_RCV_WUP, TS_RCV_WND, TS_RCV_MWND_SEQ, TS_RCV_SSTHRESH, TS_WINDOW_CLAMP, TS_ADVMSS,
+ TS_MSS_CACHE, TS_HEADER_LEN, TS_SCALING_RATIO, TS_RCVQ_SPACE, TS_RCVQ_SEQ, TS_RCVQ_TIME, TS_RTT_US, TS_RTT_SEQ,
+ TS_RTT_TIME, TS_RTT_LAST_TSECR, TS_MSTAMP, TS_PRED, TS_SND_WND, TS_SND_UNA, TS_SND_NXT, TS_SRTT, TS_NUM_SACKS,
+ TS_COMPRESSED_ACK, TS_COMP_TIMER, TS_TSQ_FLAGS, TS_RCV_ISN, TS_TSTAMP_OK, TS_SACK_OK, TS_SND_WSCALE,
+ TS_RCV_WSCALE, TS_SAW_TSTAMP, TS_RCV_TSVAL, TS_RCV_TSECR, TS_TS_RECENT, TS_TS_OFFSET, TS_LAST_TSVAL, TS_RCVMEM,
+ TS_NOW_US, TS_COLLAPSE_COPIED, TS_RQ_HEAD, TS_RQ_LEN, TS_OFO_LEN, TS_OFO_HEAD, TS_COMP_RCV_NXT, TS_DUP_ACK,
+ TS_MIB) = range(69)
+#: the TcpExt counters (skbsim.net.ipv4.tcp.TCPEXT), TS_MIB + n
+TS_FIELDS = TS_MIB + 18
+#: a queued skb's row beyond SKB_*: its frags, tailroom, whether its head is a page fragment, SKB_TRUESIZE(end)
+RQ_NR_FRAGS, RQ_TAILROOM, RQ_HEAD_FRAG, RQ_END_TS, RQ_FIELDS = range(SKB_FIELDS, SKB_FIELDS + 5)
+ACK_FLOW, ACK_SEQ, ACK_WINDOW, ACK_TSVAL, ACK_FIELDS = range(5)
+
+
+def new_tcp_socks(tc, flows: int, queue: int, acks: int) -> TcpSocks:
+    """TcpSocks for flows receivers of at most queue skbs queued each, and acks ACKs between two takes."""
+    sk = _zeros(max(1, flows), TS_FIELDS)
+    sk[:, TS_PRED] = -1
+    sk[:, TS_COMP_TIMER] = -1
+    return TcpSocks(tc, sk, _zeros(max(1, flows), queue, RQ_FIELDS), _zeros(acks, ACK_FIELDS),
+                    _zeros(queue, SKB_FIELDS + 2), _zeros(max(1, flows), queue, RQ_FIELDS))
+#: TcpSenders (skbsim/fast/tcp_sender.py): the synthetic senders (skbsim.tcp_sender.TcpSenders). link[LK_*]:
+#: the link and what the senders share (SN_WRITTEN -1: always more to send; times -1: none); snd[flow, SN_*]:
+#: each TcpSender; flight[flow, j]: its in_flight segments (FL_*), a ring from SN_FL_HEAD; pushes[n]: the
+#: callbacks asked for (time, action A_*, flow), link[LK_PUSHES] of them; frames[n]: the frames sent (FR_*),
+#: link[LK_FRAMES] of them, until the caller takes them
+TcpSenders = namedtuple("TcpSenders", ("link", "snd", "flight", "pushes", "frames"))
+(LK_FLOWS, LK_FRAMES_LEFT, LK_PERIOD_UNITS, LK_LINK_UNIT, LK_LINK_FREE, LK_WRITE_PERIOD, LK_SLOT_PENDING,
+ LK_NEXT_TURN, LK_RTO_NS, LK_STOPPED, LK_STOPPED_AT, LK_MESSAGES, LK_SIZE, LK_PUSHES, LK_FRAMES, LK_ERR,
+ LK_FIELDS) = range(17)
+(SN_SND_UNA, SN_SND_NXT, SN_RIGHT_EDGE, SN_WSCALE, SN_MSS, SN_TIMESTAMPS, SN_HEADER_LEN, SN_IP_ID, SN_TS_BASE,
+ SN_WRITTEN, SN_WRITES, SN_WRITE_START, SN_WRITE_WAKE, SN_TSECR, SN_PERSIST_DUE, SN_BACKOFF, SN_RTO_DUE,
+ SN_RTO_EVENT, SN_RTO_BACKOFF, SN_PROBE_PENDING, SN_REXMIT_PENDING, SN_STARTED, SN_FRAMES, SN_SEGMENTS,
+ SN_BYTES_SENT, SN_RETRANSMITS, SN_WINDOW_PROBES, SN_ZW_PROBES, SN_FL_HEAD, SN_FL_LEN, SN_FIELDS) = range(31)
+FL_SEQ, FL_LEN, FL_PSH, FL_FIELDS = range(4)
+FR_FLOW, FR_LEN, FR_SEQ, FR_PAYLOAD, FR_FLAGS, FR_TSVAL, FR_TSECR, FR_IP_ID, FR_FIELDS = range(9)
+#: a sender's callbacks (TcpSenders' push actions "send", "persist", "rto", "write")
+A_SEND, A_PERSIST, A_RTO, A_WRITE = range(4)
+
+
+def new_tcp_senders(link, flows: int, flight: int, pushes: int, frames: int) -> TcpSenders:
+    """TcpSenders for flows senders of up to flight segments in flight each; pushes and frames between takes."""
+    snd = _zeros(max(1, flows), SN_FIELDS)
+    for col in (SN_PERSIST_DUE, SN_RTO_DUE, SN_RTO_EVENT):
+        snd[:, col] = -1
+    return TcpSenders(link, snd, _zeros(max(1, flows), flight, FL_FIELDS), _zeros(pushes, 3), _zeros(frames, FR_FIELDS))
+#: TcpFlows (skbsim/fast/tcp_run.py): what skbsim.sockets.TcpFlow keeps of each flow beside its socket: fl[flow,
+#: F_*] (F_DROPS + n: drops by tcp.DROP_REASONS[n]; times -1: none), json[flow, j]: its JSON series' points
+#: (SERIES_KEYS: time in ns, window, rmem_alloc, rcvbuf, bytes received), F_JS_LEN of them; ackq[flow, j]: the
+#: ACKs on their way to its sender (when due, ack, raw window, TSval or -1) in the order they reach it, a ring
+#: from F_AQ_HEAD; touched: the flows
+#: a poll delivered to, in order (tc[TC_TOUCHED] of them); mark[pid]: the epoch a page was last counted in;
+#: facts[frame length]: a tun skb's TCP facts (tcp_run.TF_*); seg: the segment being received (tcp.SG_* row)
+TcpFlows = namedtuple("TcpFlows", ("fl", "json", "ackq", "touched", "mark", "facts", "seg"))
+(F_CPU, F_QUEUE, F_SKBS, F_SEGMENTS, F_DELIVERED, F_CONTROL, F_DROPS) = range(7)
+(F_BYTES_READ, F_FIRST_NS, F_LAST_NS, F_WINDOW, F_SINCE, F_ZERO_NS, F_SMALL_NS, F_INTEGRAL, F_INT_FIRST,
+ F_INT_LAST, F_MSS, F_RCVBUF_INIT, F_RCVBUF_MAX, F_RMEM_PEAK, F_TIMER_DUE, F_RCV_START, F_RCV_MARK, F_RECEIVED,
+ F_APP_NEXT, F_WAITING, F_TOUCHED, F_JS_COUNT, F_JS_EVERY, F_JS_LEN, F_AQ_HEAD, F_AQ_LEN, F_START_EDGE,
+ F_WSCALE, F_ACK_SEQ, F_TWINDOW, F_DOFF, F_FIELDS) = range(F_DROPS + 7, F_DROPS + 7 + 32)
+JSON_POINTS = 64
+
+
+def new_tcp_flows(flows: int, acks: int, pages: int, facts=None) -> TcpFlows:
+    fl = _zeros(max(1, flows), F_FIELDS)
+    fl[:, F_FIRST_NS] = -1
+    fl[:, F_TIMER_DUE] = -1
+    fl[:, F_JS_EVERY] = 1
+    return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, 4), _zeros(max(1, flows)),
+                    _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts, _zeros(RQ_FIELDS))

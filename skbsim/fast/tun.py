@@ -14,6 +14,8 @@ from skbsim.fast.napi import _defer_flush, _free_skb, _nc_get, _poll_done, _rele
 from skbsim.fast.rules import _alloc_skb_with_frags_order
 from skbsim.fast.slub import _slab_alloc, _slab_free
 from skbsim.fast.sock import _deliver
+from skbsim.fast.tcp_run import ERR_TCP, _tcp_deliver, _tcp_poll_end  # -- TCP --
+from skbsim.fast.state import COST, NOW, TC_ERR, TC_RUN  # -- TCP --
 from skbsim.fast.state import (
     BUDGET_LEFT, CACHES, CACHE_KMALLOC, CACHE_SKB, CACHE_SMALL, DEFER_LEN, D_BYTES, D_BYTES_COPIED, D_COPIED,
     D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES, D_PAGES_ALLOC, D_POLLS, D_RELEASED, D_REUSED, D_SKB_FAILURES, ERR,
@@ -317,10 +319,17 @@ def _tun_poll(k, cpu):
             q[WMEM] -= skb[SKB_TS]  # skb_orphan(): sock_wfree()
         tun.delivered[length] += 1
         work += 1
-    _deliver(k, cpu, work)
+    if k.tcp.tc[TC_RUN]:  # -- TCP --: a socket per flow
+        _tcp_deliver(k, cpu, work)
+        if k.tcp.tc[TC_ERR]:
+            k.st[ERR] = ERR_TCP
+    else:
+        _deliver(k, cpu, work)
     if k.st[ERR]:
         return
     _poll_done(k, cpu, work, budget, work, taken_before)
+    if k.tcp.tc[TC_RUN]:
+        _tcp_poll_end(k, k.st[NOW] + work * k.cfg[COST])
 
 
 class _TunLengths:

@@ -13,7 +13,7 @@ differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
        [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,mlx5,bnxt,bnxt-copybreak,gve,gve-hsplit,gve-7.1,
-                  ice-gro,copybreak-gro]
+                  ice-gro,copybreak-gro] [--tcp-share 0.2]
 """
 
 from __future__ import annotations
@@ -263,9 +263,37 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
            "copybreak-gro": (1, _copybreak_gro, False, "copybreak", KERNELS)}
 
 
-def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS)) -> dict:
-    """One random workload: RunConfig's keyword arguments (a driver of drivers)."""
+def _tcp(rng: random.Random, kernel: str, max_frames: int) -> dict:
+    """A run with a socket per flow (--socket tcp): synthetic TCP senders into TCP receivers through tun
+    (with IFF_NAPI or not), virtio_net or ice (GRO on or off), a kernel of 4 KiB pages."""
+    if "16k" in kernel or "64k" in kernel:
+        kernel = rng.choice(KERNELS)
+    driver, options = rng.choice((("tun", {}), ("tun", {"napi": "1"}), ("virtio_net", {}),
+                                  ("virtio_net", {"gro": "0"}), ("ice", {"gro": "0"}), ("ice", {})))
+    faults = ()
+    if rng.random() < 0.2:
+        faults = ((rng.choice(LAYERS), rng.choice((0.001, 0.02)), 1, -1, rng.randint(0, 300)),)
+    return dict(
+        kernel=kernel, driver=driver, options=options, traffic=f"tcp-bulk:ts={rng.randint(0, 1)}",
+        count=rng.randint(1, max_frames), rate=rng.choice((1e5, 1e6, 3e6, 1234567.0)), socket="tcp",
+        tcp=rng.choice(("bulk", "messages:3000", "messages:20000@2000", "messages:100@50000", "messages:1460")),
+        flows=rng.choice((1, 2, 3, 16)), rtt_ms=rng.choice((0.05, 0.5, 1.0, 20.0)),
+        app_rate=rng.choice((None, 0, 1e3, 2e4, 2e5)), app_read_size=rng.choice((None, 1000, 65536)),
+        so_rcvbuf=rng.choice((None, 4096, 65536, 1 << 20)), seed=rng.randint(0, 1000), cpus=rng.randint(1, 2),
+        duration_ms=rng.choice((100.0, 1000.0, 60_000.0)), faults=faults,
+    )
+
+
+#: the share of workloads that are TCP runs (--socket tcp), drawn by _tcp()
+TCP_SHARE = 0.2
+
+
+def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS),
+         tcp_share: float = TCP_SHARE) -> dict:
+    """One random workload: RunConfig's keyword arguments (a driver of drivers, or a TCP run)."""
     kernel = rng.choice(KERNELS + tuple(profiles))
+    if tcp_share and rng.random() < tcp_share:
+        return _tcp(rng, kernel, max_frames)
     driver = rng.choice([name for name in drivers for _ in range(DRIVERS[name][0])])
     if DRIVERS[driver][2] and ("16k" in kernel or "64k" in kernel):
         driver = rng.choice([name for name in drivers if not DRIVERS[name][2]] or ["copybreak"])
@@ -338,6 +366,8 @@ def main() -> int:
                         f"(default: all of {', '.join(DRIVERS)})")
     parser.add_argument("--trace-share", type=float, default=0.1, help="share of workloads also compared with "
                         "--trace and --plot")
+    parser.add_argument("--tcp-share", type=float, default=TCP_SHARE, help="share of workloads that are TCP runs "
+                        f"(--socket tcp: synthetic senders, receivers per flow; default {TCP_SHARE}, 1: only those)")
     args = parser.parse_args()
     from skbsim.fast.cache import compile_now
 
@@ -348,18 +378,21 @@ def main() -> int:
     rng = random.Random(args.seed)
     started = time.perf_counter()
     outcomes: Counter[str] = Counter()
+    tcp_outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     frames = 0
     with tempfile.TemporaryDirectory(prefix="skbsim-profiles-") as folder:
         profiles = write_profiles(Path(folder))
         jobs = []
         for index in range(args.workloads):
-            workload = draw(rng, profiles, args.max_frames, drivers)
+            workload = draw(rng, profiles, args.max_frames, drivers, args.tcp_share)
             frames += workload["count"]
             jobs.append((index, workload, rng.random() < args.trace_share))
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for index, outcome, detail in pool.map(compare, jobs, chunksize=4):
                 outcomes[outcome] += 1
+                if jobs[index][1].get("socket") == "tcp":
+                    tcp_outcomes[outcome] += 1
                 if outcome == "fallback" or outcome == "reference-error":
                     reasons[f"{outcome}: {detail}"] += 1
                 if outcome == "differ":
@@ -369,6 +402,10 @@ def main() -> int:
           f"in {elapsed:.0f} s: {outcomes['same']} identical, {outcomes['differ']} different, "
           f"{outcomes['fallback']} run by the reference engine instead, {outcomes['reference-error']} "
           "refused by the reference engine")
+    if tcp_outcomes:
+        print(f"  of which {sum(tcp_outcomes.values())} TCP runs (--socket tcp): {tcp_outcomes['same']} identical, "
+              f"{tcp_outcomes['differ']} different, {tcp_outcomes['fallback']} run by the reference engine instead, "
+              f"{tcp_outcomes['reference-error']} refused by the reference engine")
     for reason, n in reasons.most_common():
         print(f"  {n:5d}  {reason}")
     return 1 if outcomes["differ"] else 0

@@ -132,6 +132,14 @@ def _switch_attr(feature: str) -> str:
     return "has_" + feature.removeprefix("tcp_")
 
 
+#: The rules among SOCK_RULES that plain int functions take as codes: held as code_NAME too.
+CODED_RULES = ("tcp_rcv_rtt_update", "tcp_rcv_space_adjust", "tcp_rcvbuf_admission")
+
+
+def _code_attr(feature: str) -> str:
+    return "code_" + feature.removeprefix("tcp_")
+
+
 class tcp_sock:
     """struct tcp_sock with its inet_connection_sock and struct sock, as far as receiving needs.
 
@@ -164,6 +172,8 @@ class tcp_sock:
         "ts_offset", "last_tsval_sent",
         # the release's rules, resolved once (SOCK_RULES, SOCK_SWITCHES)
         *(_rule_attr(feature) for feature in SOCK_RULES), *(_switch_attr(feature) for feature in SOCK_SWITCHES),
+        # the codes of the rules that plain int functions take (tcp_input.rule_code())
+        *(_code_attr(feature) for feature in CODED_RULES),
     )
 
     def __init__(self, kernel: Kernel, net: net_ns, name: str = "tcp"):
@@ -259,6 +269,8 @@ class tcp_sock:
             setattr(self, _rule_attr(feature), profile.feature(feature))
         for feature in SOCK_SWITCHES:
             setattr(self, _switch_attr(feature), profile.has(feature))
+        for feature in CODED_RULES:
+            setattr(self, _code_attr(feature), tcp_input.rule_code(feature, profile.feature(feature)))
 
     # -- struct sock hooks --------------------------------------------------------------------
 

@@ -87,6 +87,21 @@ TCP_REMNANT = TCPHDR_FIN | TCPHDR_URG | TCPHDR_SYN | TCPHDR_PSH
 TCP_FASTRETRANS_THRESH = 3
 
 
+#: Codes of the release rules the plain int functions below take (rule_code(): the value's place in the
+#: feature's choices, skbsim.profile.FEATURES), so that the fast engine compiles those functions as they are.
+RTT_SMOOTHED, RTT_MIN, RTT_MIN_IDLE = range(3)  # tcp_rcv_rtt_update
+(SPACE_RCVMEM, SPACE_FROM_WIN, SPACE_FROM_WIN_INQ, SPACE_DOUBLE, SPACE_RCVBUF_GROW,
+ SPACE_RCVBUF_GROW_LOW_RTT) = range(6)  # tcp_rcv_space_adjust
+ADMIT_RMEM, ADMIT_RMEM_PLUS_TRUESIZE, ADMIT_RMEM_PLUS_LEN = range(3)  # tcp_rcvbuf_admission
+
+
+def rule_code(feature: str, value: str) -> int:
+    """The code of a string feature's value: its place among the feature's choices (skbsim.profile.FEATURES)."""
+    from skbsim.profile import FEATURES
+
+    return FEATURES[feature][1].index(value)
+
+
 def TCP_ATO_MIN(hz: int) -> int:
     """include/net/tcp.h: TCP_ATO_MIN = HZ / 25 (40 ms)."""
     return hz // 25
@@ -421,8 +436,11 @@ def tcp_clamp_window(sk: tcp_sock) -> None:
 # -- receive RTT and autotuning ------------------------------------------------------------------
 
 
-def rcv_rtt_update_value(rule: str, old_sample: int, sample: int, win_dep: bool, queue_empty: bool) -> int:
+def rcv_rtt_update_value(rule: int, old_sample: int, sample: int, win_dep: bool, queue_empty: bool) -> int:
     """net/ipv4/tcp_input.c: tcp_rcv_rtt_update() - the new rcv_rtt_est.rtt_us (8 times the RTT in us).
+
+    ``rule`` is the feature ``tcp_rcv_rtt_update``'s code (:func:`rule_code`: RTT_SMOOTHED, RTT_MIN,
+    RTT_MIN_IDLE), an int so that the fast engine compiles this function as it is.
 
     'smoothed' (6.9.0): the first sample sets it, a window-based one lowers
     it to a smaller one, a timestamp one moves it by 1/8.  'min' (6.16
@@ -433,7 +451,7 @@ def rcv_rtt_update_value(rule: str, old_sample: int, sample: int, win_dep: bool,
     the receive queue is empty.
     """
     m = sample << 3
-    if rule == "smoothed":
+    if rule == RTT_SMOOTHED:
         if old_sample:
             if not win_dep:
                 return old_sample + (sample - (old_sample >> 3))
@@ -441,14 +459,14 @@ def rcv_rtt_update_value(rule: str, old_sample: int, sample: int, win_dep: bool,
         return m
     if old_sample == 0 or m < old_sample:
         return m
-    if win_dep or (rule == "min_idle" and not queue_empty):
+    if win_dep or (rule == RTT_MIN_IDLE and not queue_empty):
         return old_sample
     return old_sample - (old_sample >> 3) + sample
 
 
 def tcp_rcv_rtt_update(sk: tcp_sock, sample: int, win_dep: bool) -> None:
     old = sk.rcv_rtt_est_rtt_us
-    sk.rcv_rtt_est_rtt_us = rcv_rtt_update_value(sk.rule_rcv_rtt_update, old, sample,
+    sk.rcv_rtt_est_rtt_us = rcv_rtt_update_value(sk.code_rcv_rtt_update, old, sample,
                                                  win_dep, sk.rcv_nxt == sk.copied_seq) & U32
     if sk.events is not None:
         tcp_event(sk, "rcv_rtt", sample=sample, win_dep=win_dep, old=old, rtt_us=sk.rcv_rtt_est_rtt_us)
@@ -521,9 +539,10 @@ def rcvbuf_space_from_win(copied: int, space: int, advmss: int, scaling_ratio: i
     return min(space_from_win_ratio(scaling_ratio, rcvwin), rmem2)
 
 
-def rcvbuf_grow_value(rule: str, newval: int, oldval: int, ooo: int, scaling_ratio: int, rmem2: int,
+def rcvbuf_grow_value(rule: int, newval: int, oldval: int, ooo: int, scaling_ratio: int, rmem2: int,
                       rtt_us: int, low_rtt: int) -> int:
-    """net/ipv4/tcp_input.c: tcp_rcvbuf_grow() (6.16+) - the new sk_rcvbuf candidate, as ints.
+    """net/ipv4/tcp_input.c: tcp_rcvbuf_grow() (6.16+) - the new sk_rcvbuf candidate, as ints (``rule``: the
+    code of feature ``tcp_rcv_space_adjust``, SPACE_DOUBLE, SPACE_RCVBUF_GROW or SPACE_RCVBUF_GROW_LOW_RTT).
 
     'double' (6.16 'tcp: fix sk_rcvbuf overshoot', 6.17): rcvwin = 2 space;
     'rcvbuf_grow' (6.18, 'tcp: fix too slow tcp_rcvbuf_grow() action'):
@@ -534,10 +553,10 @@ def rcvbuf_grow_value(rule: str, newval: int, oldval: int, ooo: int, scaling_rat
     tcp_space_from_win(rcvwin), at most tcp_rmem[2].
     """
     rcvwin = (newval << 1) & U32
-    if rule == "rcvbuf_grow":
+    if rule == SPACE_RCVBUF_GROW:
         grow = rcvwin * (newval - oldval) // oldval
         rcvwin = (rcvwin + (grow << 1)) & U32
-    elif rule == "rcvbuf_grow_low_rtt":
+    elif rule == SPACE_RCVBUF_GROW_LOW_RTT:
         if rtt_us < low_rtt:
             grow = rcvwin * rtt_us // low_rtt
         else:
@@ -563,7 +582,7 @@ def tcp_rcvbuf_grow(sk: tcp_sock, newval: int) -> None:
     if not net.sysctl_tcp_moderate_rcvbuf or sk.sk_userlocks & SOCK_RCVBUF_LOCK:
         return
     rule = sk.rule_rcv_space_adjust
-    rcvbuf = rcvbuf_grow_value(rule, newval, oldval, _ooo_span(sk), sk.scaling_ratio, net.sysctl_tcp_rmem[2],
+    rcvbuf = rcvbuf_grow_value(sk.code_rcv_space_adjust, newval, oldval, _ooo_span(sk), sk.scaling_ratio, net.sysctl_tcp_rmem[2],
                                sk.rcv_rtt_est_rtt_us >> 3, net.sysctl_tcp_rcvbuf_low_rtt)
     _raise_rcvbuf(sk, rcvbuf, rule, newval=newval, oldval=oldval)
 
@@ -707,15 +726,16 @@ def tcp_can_ingest(sk: tcp_sock, skb) -> bool:
     (6.18.0 'tcp: use skb->len instead of skb->truesize in
     tcp_can_ingest()'): plus its len.
     """
-    return can_ingest_value(sk.rule_rcvbuf_admission, sk.sk_rmem_alloc, sk.sk_rcvbuf,
+    return can_ingest_value(sk.code_rcvbuf_admission, sk.sk_rmem_alloc, sk.sk_rcvbuf,
                             skb.truesize, skb.len)
 
 
-def can_ingest_value(rule: str, rmem: int, rcvbuf: int, truesize: int, length: int) -> bool:
-    """The admission test of :func:`tcp_can_ingest`, as ints."""
-    if rule == "rmem_plus_truesize":
+def can_ingest_value(rule: int, rmem: int, rcvbuf: int, truesize: int, length: int) -> bool:
+    """The admission test of :func:`tcp_can_ingest`, as ints (``rule``: the code of feature
+    ``tcp_rcvbuf_admission``, ADMIT_RMEM, ADMIT_RMEM_PLUS_TRUESIZE or ADMIT_RMEM_PLUS_LEN)."""
+    if rule == ADMIT_RMEM_PLUS_TRUESIZE:
         return rmem + truesize <= rcvbuf
-    if rule == "rmem_plus_len":
+    if rule == ADMIT_RMEM_PLUS_LEN:
         return rmem + length <= rcvbuf
     return rmem <= rcvbuf
 

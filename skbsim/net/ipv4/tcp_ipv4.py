@@ -91,11 +91,21 @@ class net_ns:
     def jiffies(self) -> int:
         """jiffies at now_us: a tick every 1/HZ s, the ticks TICK_PHASE_US ahead of the clock's whole
         milliseconds (docs/tcp.md, "Timing": a tick 250 us before a step's time)."""
-        return (self.now_us + TICK_PHASE_US) * self.HZ // 1_000_000
+        return jiffies_at(self.now_us, self.HZ)
 
     def jiffies_to_us(self, j: int) -> int:
         """The time jiffy j begins, in microseconds."""
-        return -(-j * 1_000_000 // self.HZ) - TICK_PHASE_US
+        return jiffy_start_us(j, self.HZ)
+
+
+def jiffies_at(now_us: int, hz: int) -> int:
+    """net_ns.jiffies() as ints: the jiffies clock at now_us (ticks TICK_PHASE_US ahead of whole ms)."""
+    return (now_us + TICK_PHASE_US) * hz // 1_000_000
+
+
+def jiffy_start_us(j: int, hz: int) -> int:
+    """net_ns.jiffies_to_us() as ints: the microsecond jiffy j begins."""
+    return -(-j * 1_000_000 // hz) - TICK_PHASE_US
 
 
 #: The host files net_ns.from_host() reads, and what each sets.

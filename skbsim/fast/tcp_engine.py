@@ -1,0 +1,271 @@
+"""The Python side of the fast engine's runs with a socket per flow (--socket tcp): what it covers, the starting
+state (the receivers set up by the model, the senders, the tun skbs' TCP facts), and the report.
+
+Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
+receivers through tun without IFF_NAPI (no GRO), any kernel, RTT, flows (up to MAX_FLOWS), reader and read
+size, SO_RCVBUF, without --fault, --trace or --plot.  Everything else is the reference engine's (reasons in
+:func:`unsupported_tcp`), and so is a run that reaches what the compiled receiver does not follow yet
+(tcp_prune_queue() and collapsing under memory pressure, the out-of-order queue): it is redone, saying so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skbsim.fast import state
+from skbsim.fast.state import (
+    F_FIELDS, F_JS_COUNT, F_JS_EVERY, F_JS_LEN, SK_LEN, TC_APP_GAP, TC_READ_SIZE, TC_RTT_NS, TC_RUN, TC_SR_EVERY,
+    new_skb_cb, new_tcp_flows, new_tcp_socks,
+)
+from skbsim.fast.tcp_setup import senders_to_record, sock_to_row, tcp_consts, unsupported_senders
+from skbsim.net.ipv4.tcp import TCPEXT
+
+U32 = 0xFFFFFFFF
+#: the most flows (senders and receivers) the fast engine takes: a flow is an event's CPU field (below 1024)
+MAX_FLOWS = 1000
+#: a receive queue's rows at most (a run whose receiver queues more is redone)
+MAX_QUEUE = 1 << 18
+#: ACKs on their way to one sender at most; segments in flight from one sender at most
+MAX_ACKS_IN_FLIGHT = 1 << 14
+MAX_FLIGHT = 1 << 16
+
+
+def unsupported_tcp(config) -> str | None:
+    """Why the fast engine cannot run this config with a socket per flow (None when it can)."""
+    kind = config.traffic.split(":", 1)[0].strip().lower()
+    if kind != "tcp-bulk":
+        return "a capture's TCP flows into receivers (--socket tcp with pcap traffic) are the reference engine's"
+    if config.driver != "tun" or config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
+        return ("--socket tcp runs on the fast engine through tun without IFF_NAPI only (TCP through GRO, and the "
+                "other drivers' TCP, are the reference engine's)")
+    if config.flows > MAX_FLOWS:
+        return f"--socket tcp with more than {MAX_FLOWS} flows is the reference engine's"
+    if config.count is None or round(config.duration_ms * 1_000_000) < round(config.rtt_ms * 1_000_000):
+        return "--socket tcp without --count, or with a --duration shorter than the RTT, is the reference engine's"
+    return None
+
+
+def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
+    """For each frame length, the tun skb as tcp_v4_rcv() gets it (Ethernet and IP headers pulled): its bytes
+    in the head and in frags, frags, tailroom, whether its head is a page fragment, SKB_TRUESIZE(end), from
+    the model's own tun_get_user() on the scratch kernel of lengths (tun._TunLengths)."""
+    from skbsim.drivers.base import frame_header, make_frame
+    from skbsim.drivers.tun import tun_get_user
+    from skbsim.fast.tcp_run import (
+        TF_DLEN, TF_END_TS, TF_FIELDS, TF_HEAD_FRAG, TF_HLEN, TF_KNOWN, TF_NR_FRAGS, TF_TAILROOM,
+    )
+    from skbsim.net.skbuff import kfree_skb, skb_headlen, skb_tailroom
+
+    facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
+    kernel = lengths.kernel
+    queue = lengths.queue
+    tfile = queue.tfile
+    for length in sorted(set(frame_lens)):
+        with kernel.on_cpu(0):
+            written, route, skb = tun_get_user(kernel, queue.tun, tfile, queue.task, length,
+                                               frame_header(make_frame(length)), queue.noblock)
+        if written < 0:
+            continue
+        tfile.rx_handoff.pop()
+        # tun_get_user() left skb->data where eth_type_trans() puts it; ip_local_deliver() pulls the IP header
+        pulled = skb.len - (length - 34)
+        if skb_headlen(skb) < pulled:
+            raise ValueError(f"a tun skb of {length} bytes without its headers in the head")
+        row = facts[length]
+        row[TF_HLEN] = skb_headlen(skb) - pulled
+        row[TF_DLEN] = skb.data_len
+        row[TF_NR_FRAGS] = len(skb.shinfo.frags)
+        row[TF_TAILROOM] = skb_tailroom(skb)
+        row[TF_HEAD_FRAG] = int(skb.head_frag)
+        row[TF_END_TS] = kernel.profile.SKB_TRUESIZE(skb.end)
+        row[TF_KNOWN] = 1
+        with kernel.on_cpu(0):
+            kfree_skb(kernel, skb)
+    return facts
+
+
+def state_max_frame() -> int:
+    from skbsim.fast.layout import MAX_TUN_FRAME
+
+    return MAX_TUN_FRAME
+
+
+class TcpRun:
+    """The receivers and senders of one fast run: set up from the reference Simulation, reported at the end."""
+
+    def __init__(self, ref, lengths, payloads=()):
+        self.ref = ref
+        self.config = ref.config
+        self.lengths = lengths
+        reason = unsupported_senders(ref.senders, round(self.config.duration_ms * 1_000_000))
+        if reason:
+            raise ValueError(reason)
+        sockets = ref.sockets
+        self.flows = sockets.flows
+        # Sockets.establish() of every receiver at the RTT, as the "establish" events do (before any other
+        # event: their senders' first sends come after all of them); their senders start in the loop
+        rtt_ns = sockets.rtt_ns
+        for flow in self.flows:
+            sockets.establish(flow, rtt_ns, flow.sender.template.window)
+        # The frame lengths asked of the model up front: full segments and zero-window probes, and the payloads
+        # an earlier try met (any other stops the run, which is redone knowing it: FastSimulation.tcp_payloads)
+        headers = {flow.sender.template.header_len for flow in self.flows}
+        if len(headers) != 1:
+            raise ValueError("synthetic flows with headers of different lengths")
+        self.header_len = headers.pop()
+        self.max_mss = max(flow.sender.mss for flow in self.flows)
+        sizes = {flow.sender.mss for flow in self.flows} | {0} | set(payloads)
+        frame_lens = [self.header_len + size for size in sizes]
+        lengths.prepare(np.array(frame_lens, np.int64))
+        self.facts = tun_tcp_facts(lengths, frame_lens)
+
+    def tables(self, count: int) -> tuple[int, dict]:
+        """(the bound on queued skbs, the TcpSocks, TcpSenders and TcpFlows records) of the run."""
+        ref = self.ref
+        config = self.config
+        n = len(self.flows)
+        # A receive queue holds what sk_rcvbuf admits (tcp_can_ingest(): rmem up to the largest sk_rcvbuf the
+        # run can reach, then one skb more) of the smallest tun skb, and never more than the run's frames; a
+        # run that queues more stops and is redone (tc[TC_ERR])
+        net = ref.sockets.net_template
+        so_rcvbuf = 2 * min(config.so_rcvbuf, net.sysctl_rmem_max) if config.so_rcvbuf is not None else 0
+        largest = max(net.sysctl_tcp_rmem[2], so_rcvbuf, max(flow.sk.sk_rcvbuf for flow in self.flows))
+        cap = min(count + 2, MAX_QUEUE, largest // self.lengths.min_truesize + 4)
+        profile = ref.kernel.profile
+        tc = tcp_consts(profile, ref.sockets.net_template)
+        tc[TC_RUN] = 1
+        tc[TC_RTT_NS] = ref.sockets.rtt_ns
+        tc[TC_APP_GAP] = -1 if config.app_rate is None else (int(1e9 / config.app_rate) if config.app_rate else 0)
+        tc[TC_READ_SIZE] = -1 if config.app_read_size is None else config.app_read_size
+        tc[TC_SR_EVERY] = 1
+        t = new_tcp_socks(tc, n, cap, 64)
+        tfl = new_tcp_flows(n, MAX_ACKS_IN_FLIGHT, 1, self.facts)
+        for f, flow in enumerate(self.flows):
+            sock_to_row(flow.sk, t.sk[f])
+            self._flow_row(flow, tfl, f)
+        tsnd = senders_to_record(ref.senders, min(MAX_FLIGHT, count + 2), 256, 4)
+        return min(count + 2, n * cap), {"tcp": t, "tsnd": tsnd, "tfl": tfl}
+
+    def _flow_row(self, flow, tfl, f: int) -> None:
+        from skbsim.fast.state import (
+            F_ACK_SEQ, F_CPU, F_DOFF, F_MSS, F_QUEUE, F_RCVBUF_INIT, F_RCVBUF_MAX, F_RCV_MARK, F_RCV_START, F_SINCE,
+            F_START_EDGE, F_TWINDOW, F_WAITING, F_WINDOW, F_WSCALE,
+        )
+
+        row = tfl.fl[f]
+        sender = flow.sender
+        synack = flow.synack
+        template = sender.template
+        values = {F_CPU: flow.cpu, F_QUEUE: sender.queue % self.config.cpus, F_WINDOW: flow.window,
+                  F_SINCE: flow.window_since, F_MSS: flow.mss, F_RCVBUF_INIT: flow.rcvbuf_initial,
+                  F_RCVBUF_MAX: flow.rcvbuf_max, F_RCV_START: flow.rcv_start, F_RCV_MARK: flow.rcv_mark,
+                  F_WAITING: int(flow.reader.waiting), F_START_EDGE: (sender.isn + 1 + synack["win"]) & U32,
+                  F_WSCALE: synack["wscale"] or 0, F_ACK_SEQ: template.ack_seq, F_TWINDOW: template.window,
+                  F_DOFF: template.header_len - 34}
+        if flow.timer_due is not None or flow.received or flow.first_data_ns is not None:
+            raise ValueError("a receiver that did more than its handshake before the run")
+        for col, value in values.items():
+            row[col] = value
+        points = flow.json_series.points
+        for j, point in enumerate(points):
+            tfl.json[f, j] = point
+        row[F_JS_COUNT] = flow.json_series.count
+        row[F_JS_EVERY] = flow.json_series.every
+        row[F_JS_LEN] = len(points)
+
+    def finish_tables(self, k):
+        """The records sized by the kernel's own: a control block per sk_buff object, a mark per page."""
+        from skbsim.fast.state import CACHE_SKB, K_OBJS, K_SLOTS
+
+        objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
+        tfl = k.tfl._replace(mark=np.zeros(k.pages.page.shape[0], np.int64))
+        return k._replace(skbcb=new_skb_cb(objects), tfl=tfl)
+
+    # -- the report ------------------------------------------------------------------------------------------
+
+    def flow_reports(self, k, end_ns: int) -> list[dict]:
+        """Sockets.finish()'s reports of the flows (their figures as the run ends)."""
+        from skbsim.sockets import SERIES_KEYS
+
+        rtt_ns = self.ref.sockets.rtt_ns
+        reports = []
+        for f, flow in enumerate(self.flows):
+            fl = [int(x) for x in k.tfl.fl[f]]
+            sk = k.tcp.sk[f]
+            snd = k.tsnd.snd[f]
+            received = fl[state.F_RECEIVED] + ((int(sk[state.TS_RCV_NXT]) - fl[state.F_RCV_MARK]) & U32)
+            window = fl[state.F_WINDOW]
+            at = max(end_ns, fl[state.F_SINCE])
+            elapsed = at - fl[state.F_SINCE]
+            integral, small, zero = fl[state.F_INTEGRAL], fl[state.F_SMALL_NS], fl[state.F_ZERO_NS]
+            if elapsed > 0:
+                integral += window * elapsed
+                if window < fl[state.F_MSS]:
+                    small += elapsed
+                    if window == 0:
+                        zero += elapsed
+            first, last = fl[state.F_FIRST_NS], fl[state.F_LAST_NS]
+            duration = None if first < 0 else last - first + rtt_ns
+            throughput = window_bound = None
+            if duration:
+                throughput = round(received * 8 / duration * 1000, 3)
+                span = last - first
+                mean = (fl[state.F_INT_LAST] - fl[state.F_INT_FIRST]) / span if span else window
+                window_bound = round(mean * 8 / rtt_ns * 1000, 3)
+            drops = {name: fl[state.F_DROPS + n] for n, name in enumerate(_drop_reasons()) if fl[state.F_DROPS + n]}
+            points = k.tfl.json[f, :fl[state.F_JS_LEN]].tolist()
+            reports.append({
+                "flow": flow.name, "protocol": "tcp", "cpu": flow.cpu, "skbs": fl[state.F_SKBS],
+                "segments": fl[state.F_SEGMENTS], "delivered": fl[state.F_DELIVERED],
+                "dropped": dict(sorted(drops.items())),
+                "control": fl[state.F_CONTROL], "bytes_received": received, "bytes_read": fl[state.F_BYTES_READ],
+                "duration_ms": None if duration is None else round(duration / 1e6, 6), "throughput_mbps": throughput,
+                "rtt_ms": round(rtt_ns / 1e6, 6), "window_bound_mbps": window_bound,
+                "zero_window_ms": round(zero / 1e6, 6), "window_below_mss_ms": round(small / 1e6, 6),
+                "mss": fl[state.F_MSS], "window_at_end": window,
+                "rcvbuf": {"initial": fl[state.F_RCVBUF_INIT], "max": fl[state.F_RCVBUF_MAX],
+                           "at_end": int(sk[state.TS_RCVBUF])},
+                "rmem_alloc": {"peak": fl[state.F_RMEM_PEAK], "at_end": int(sk[state.TS_RMEM])},
+                "collapse_copied_bytes": int(sk[state.TS_COLLAPSE_COPIED]),
+                "counters": {name: int(sk[state.TS_MIB + n]) for n, name in enumerate(TCPEXT)},
+                "series": [dict(zip(SERIES_KEYS, (round(p[0] / 1e6, 6),) + tuple(p[1:]))) for p in points],
+                "sender": {"frames": int(snd[state.SN_FRAMES]), "segments": int(snd[state.SN_SEGMENTS]),
+                           "bytes": int(snd[state.SN_BYTES_SENT]), "retransmits": int(snd[state.SN_RETRANSMITS]),
+                           "window_probes": int(snd[state.SN_WINDOW_PROBES]),
+                           "zero_window_probes": int(snd[state.SN_ZW_PROBES])},
+            })
+        return reports
+
+    def patch_result(self, k, result: dict, reports: list[dict], pinned_at_end: int) -> dict:
+        """Simulation._finish()'s keys of a run with a socket per flow over the UDP run's result."""
+        from skbsim.net.sock import SK_MEMINFO_FIELDS, WMEM_DEFAULT
+        from skbsim.sim import tcp_totals
+
+        config = self.config
+        tc = k.tcp.tc
+        meminfo = dict.fromkeys(SK_MEMINFO_FIELDS, 0)
+        meminfo["rcvbuf"] = config.rcvbuf
+        meminfo["sndbuf"] = WMEM_DEFAULT
+        result["traffic"] = self.ref.traffic_text
+        result["delivered"] = int(tc[state.TC_DELIVERED])
+        dropped = result["dropped"]
+        dropped["socket_rcvbuf"] = 0
+        dropped["tcp"] = int(tc[state.TC_TCP_DROPS])
+        result["dropped_total"] = sum(dropped.values())
+        result["pages"]["peak_pinned_by_queued_skbs"] = int(k.st[state.PEAK_PINNED])
+        result["pages"]["pinned_at_end"] = pinned_at_end
+        result["socket"] = {"rcvbuf": config.rcvbuf, "peak_rmem_alloc": 0, "queued_at_end": 0, "condensed": 0,
+                            "drops": 0, "meminfo_at_end": meminfo}
+        result["flows"] = reports
+        result["tcp"] = tcp_totals(config, reports, self.ref.senders)
+        assert not k.st[SK_LEN]
+        return result
+
+
+def _drop_reasons():
+    from skbsim.fast.tcp import DROP_REASONS
+
+    return DROP_REASONS
+
+
+assert F_FIELDS > 0

@@ -1,0 +1,425 @@
+"""The fast engine's runs with a socket per flow (--socket tcp), compiled: skbsim.sockets.Sockets and the parts of
+sim.Simulation that serve it (the senders' events, delivery to the receivers, their ACKs, timers and readers,
+the pinned pages and the memory series).
+
+The receivers are skbsim/fast/tcp.py's, the senders skbsim/fast/tcp_sender.py's; ``k.tcp``, ``k.tsnd`` and
+``k.tfl`` hold them and what Sockets keeps of each flow (state.py).  Event kinds E_* carry the flow in the
+event's CPU field.  The TCP facts of a tun skb of each frame length (its head, frags, tailroom once the
+Ethernet and IP headers are pulled) are a table read from the model (tcp_setup.tun_tcp_facts()).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skbsim.fast.layout import ERR_BUG, FL_TAG, njit
+from skbsim.fast.mm import _add_frag, _fl_give
+from skbsim.fast.napi import _free_skb, _head_page, _push
+from skbsim.fast.sock import _attempt_defer_free
+from skbsim.fast.slub import _slab_free
+from skbsim.fast.state import (
+    CACHE_SKB, CB_ACK_SEQ, CB_END_SEQ, CB_FLOW, CB_SEQ, COST, DELIVERED, ERR, F_APP_NEXT,
+    F_AQ_HEAD, F_AQ_LEN, F_CONTROL, F_CPU, F_DELIVERED, F_DROPS, F_FIRST_NS, F_INTEGRAL, F_INT_FIRST, F_INT_LAST,
+    F_JS_COUNT, F_JS_EVERY, F_JS_LEN, F_LAST_NS, F_MSS, F_RCVBUF_MAX, F_RCV_MARK, F_RECEIVED, F_RMEM_PEAK,
+    F_SEGMENTS, F_SINCE, F_SKBS, F_SMALL_NS, F_TIMER_DUE, F_TOUCHED, F_WAITING, F_WINDOW, F_ZERO_NS, JSON_POINTS,
+    LK_FLOWS, NOW, PEAK_PINNED, F_BYTES_READ, RQ_NR_FRAGS, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD,
+    SKB_HLEN, SKB_OBJ, SKB_TS, TC_ACKS, TC_APP_GAP, TC_DELIVERED, TC_EATEN, TC_EPOCH, TC_ERR, TC_LAST_NS,
+    TC_READ_SIZE, TC_RTT_NS, TC_SR_COUNT, TC_SR_EVERY, TC_SR_LEN, TC_TCP_DROPS, TC_TOUCHED, TRUESIZE_TOTAL,
+    TS_COPIED_SEQ, TS_NOW_US, TS_OFO_HEAD, TS_OFO_LEN, TS_RCVBUF, TS_RCV_NXT, TS_RCV_WSCALE, TS_RMEM, TS_RQ_HEAD,
+    TS_RQ_LEN, TS_SND_NXT,
+    TS_SND_UNA,
+)
+from skbsim.fast.tcp import (
+    EAT_FRAG, EAT_HOW, EAT_STOLEN, EAT_TO, SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED, V_COALESCED,
+    V_OFO_STOLEN, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA,
+    _next_timer_us, _run_timers, _sk_mem_reclaim, _tcp_rcv_established, _tcp_recvmsg,
+)
+
+U32 = 0xFFFFFFFF
+#: event kinds of a run with a socket per flow (after layout's _POLL, _READ, _IPI), the flow in the CPU field
+E_READ, E_TIMER, E_ACK, E_SEND, E_PERSIST, E_RTO, E_WRITE, E_ESTABLISH, E_STOP = (np.int64(n) for n in range(4, 13))
+#: tun_tcp_facts() columns: a tun skb of a frame length as tcp_v4_rcv() gets it
+TF_HLEN, TF_DLEN, TF_NR_FRAGS, TF_TAILROOM, TF_HEAD_FRAG, TF_END_TS, TF_KNOWN, TF_FIELDS = range(8)
+#: the memory series' limit (sim._Series, a Thinned of 2000 points)
+SERIES_LIMIT = 2000
+#: st[ERR] of a run a TCP receiver or sender left (tc[TC_ERR] says which)
+ERR_TCP = 8
+#: a window integral beyond this would leave int64 (the reference's are Python ints)
+INTEGRAL_LIMIT = 1 << 62
+
+
+# -- the receivers' side: Sockets ---------------------------------------------------------------------------------
+
+
+@njit(cache=True, forceinline=True)
+def _window(fl, now, window):
+    """Sockets._window(): the receiver advertised window bytes at now."""
+    elapsed = now - fl[F_SINCE]
+    if elapsed > 0:
+        fl[F_INTEGRAL] += fl[F_WINDOW] * elapsed
+        if fl[F_WINDOW] < fl[F_MSS]:
+            fl[F_SMALL_NS] += elapsed
+            if fl[F_WINDOW] == 0:
+                fl[F_ZERO_NS] += elapsed
+        fl[F_SINCE] = now
+    fl[F_WINDOW] = window
+
+
+@njit(cache=True, forceinline=True)
+def _bytes_received(fl, sk):
+    """TcpFlow.bytes_received()."""
+    fl[F_RECEIVED] += (sk[TS_RCV_NXT] - fl[F_RCV_MARK]) & U32
+    fl[F_RCV_MARK] = sk[TS_RCV_NXT]
+    return fl[F_RECEIVED]
+
+
+@njit(cache=True, forceinline=True)
+def _sample(k, f, now):
+    """Sockets._sample(): a point of the flow's JSON series (a Thinned of JSON_POINTS)."""
+    fl = k.tfl.fl[f]
+    sk = k.tcp.sk[f]
+    received = _bytes_received(fl, sk)
+    fl[F_JS_COUNT] += 1
+    if fl[F_JS_COUNT] % fl[F_JS_EVERY]:
+        return
+    points = k.tfl.json[f]
+    n = fl[F_JS_LEN]
+    points[n, 0] = now
+    points[n, 1] = fl[F_WINDOW]
+    points[n, 2] = sk[TS_RMEM]
+    points[n, 3] = sk[TS_RCVBUF]
+    points[n, 4] = received
+    n += 1
+    if n >= JSON_POINTS:
+        for j in range(0, n, 2):
+            for col in range(5):
+                points[j // 2, col] = points[j, col]
+        n = (n + 1) // 2
+        fl[F_JS_EVERY] *= 2
+    fl[F_JS_LEN] = n
+
+
+@njit(cache=True, forceinline=True)
+def _ack_queue(q, fl, due, ack, window, tsval):
+    """An ACK on its way to the flow's sender, due then: its E_ACK events leave the heap in (time, push) order,
+    and a read's ACK may be due before those of skbs its poll stamped later, so the queue is kept in that order
+    (the reference carries the ACK in its event).  False when the queue is full."""
+    cap = q.shape[0]
+    n = fl[F_AQ_LEN]
+    if n >= cap:
+        return False
+    pos = n
+    while pos > 0:
+        at = fl[F_AQ_HEAD] + pos - 1
+        prev = q[at if at < cap else at - cap]
+        if prev[0] <= due:
+            break
+        at += 1
+        row = q[at if at < cap else at - cap]
+        for col in range(4):
+            row[col] = prev[col]
+        pos -= 1
+    at = fl[F_AQ_HEAD] + pos
+    row = q[at if at < cap else at - cap]
+    row[0] = due
+    row[1] = ack
+    row[2] = window
+    row[3] = tsval
+    fl[F_AQ_LEN] = n + 1
+    return True
+
+
+@njit(cache=True, forceinline=True)
+def _after(k, f, now):
+    """Sockets._after(): the ACKs the receiver sent (the window they carry; each reaches the sender one RTT
+    later), its series, its rcvbuf's peak, its next timer."""
+    t = k.tcp
+    fl = k.tfl.fl[f]
+    sk = t.sk[f]
+    n = t.tc[TC_ACKS]
+    if n:
+        q = k.tfl.ackq[f]
+        for i in range(n):
+            window = t.acks[i, 2]
+            _window(fl, now, window << sk[TS_RCV_WSCALE])
+            if not _ack_queue(q, fl, now + t.tc[TC_RTT_NS], t.acks[i, 1], window, t.acks[i, 3]):
+                t.tc[TC_ERR] = TCP_TABLE
+                return
+            _push(k.events, k.st, now + t.tc[TC_RTT_NS], E_ACK, f)
+        t.tc[TC_ACKS] = 0
+        if fl[F_INTEGRAL] >= INTEGRAL_LIMIT:
+            t.tc[TC_ERR] = TCP_UNMODELLED
+        _sample(k, f, now)
+    if sk[TS_RCVBUF] > fl[F_RCVBUF_MAX]:
+        fl[F_RCVBUF_MAX] = sk[TS_RCVBUF]
+    due = _next_timer_us(t, f)
+    if due >= 0 and (fl[F_TIMER_DUE] < 0 or due < fl[F_TIMER_DUE]):
+        fl[F_TIMER_DUE] = due
+        _push(k.events, k.st, due * 1000, E_TIMER, f)
+
+
+@njit(cache=True, forceinline=True)
+def _flow_timer(k, f, now):
+    """Sockets.timer(): the receiver's delayed-ACK timer is due."""
+    fl = k.tfl.fl[f]
+    now_us = now // 1000
+    if fl[F_TIMER_DUE] != now_us:
+        return
+    fl[F_TIMER_DUE] = -1
+    sk = k.tcp.sk[f]
+    sk[TS_NOW_US] = max(sk[TS_NOW_US], now_us)
+    due = _next_timer_us(k.tcp, f)
+    if 0 <= due <= sk[TS_NOW_US]:
+        _run_timers(k.tcp, f)
+    _after(k, f, now)
+
+
+@njit(cache=True, forceinline=True)
+def _flow_read(k, f, now):
+    """Sockets.read(): tcp_recvmsg() of the read size; each skb read to its end freed where it was allocated
+    (tcp_eat_recv_skb(): skb_attempt_defer_free() on the reader's CPU)."""
+    t = k.tcp
+    tc = t.tc
+    fl = k.tfl.fl[f]
+    sk = t.sk[f]
+    if sk[TS_RCV_NXT] == sk[TS_COPIED_SEQ]:
+        fl[F_WAITING] = tc[TC_APP_GAP] > 0
+        return
+    tc[TC_LAST_NS] = now
+    tc[TC_EATEN] = 0
+    fl[F_BYTES_READ] += _tcp_recvmsg(t, f, tc[TC_READ_SIZE], k.skbcb.cb, now // 1000)
+    for i in range(tc[TC_EATEN]):
+        skb = t.eaten[i]
+        _attempt_defer_free(k, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ], skb[SKB_CPU])
+    tc[TC_EATEN] = 0
+    _after(k, f, now)
+    if tc[TC_APP_GAP] > 0:
+        fl[F_APP_NEXT] = now + tc[TC_APP_GAP]
+        _push(k.events, k.st, fl[F_APP_NEXT], E_READ, f)
+
+
+@njit(cache=True)
+def _sample_pinned(k):
+    """Simulation._sample_pinned(): the distinct pages the queued skbs of every receiver keep alive; the peak."""
+    t = k.tcp
+    tc = t.tc
+    mark = k.tfl.mark
+    tc[TC_EPOCH] += 1
+    epoch = tc[TC_EPOCH]
+    count = 0
+    for f in range(2 * k.tsnd.link[LK_FLOWS]):
+        sk = t.sk[f >> 1]
+        rq = t.oq[f >> 1] if f & 1 else t.rq[f >> 1]  # the receive queue, then the out-of-order queue
+        head = sk[TS_OFO_HEAD] if f & 1 else sk[TS_RQ_HEAD]
+        for j in range(sk[TS_OFO_LEN] if f & 1 else sk[TS_RQ_LEN]):
+            at = head + j
+            skb = rq[at if at < rq.shape[0] else at - rq.shape[0]]
+            pid = _head_page(k.slabs, skb[SKB_HEAD])
+            if mark[pid] != epoch:
+                mark[pid] = epoch
+                count += 1
+            frag = skb[SKB_FRAG]
+            if frag < 0:
+                continue
+            if frag < FL_TAG:
+                if mark[frag] != epoch:
+                    mark[frag] = epoch
+                    count += 1
+                continue
+            row = k.frags.fl[frag - FL_TAG]
+            for i in range(1, row[0] + 1):
+                if mark[row[i]] != epoch:
+                    mark[row[i]] = epoch
+                    count += 1
+    if count > k.st[PEAK_PINNED]:
+        k.st[PEAK_PINNED] = count
+    return count
+
+
+@njit(cache=True, forceinline=True)
+def _tcp_poll_end(k, end):
+    """The end of Simulation._poll() with a socket per flow: Sockets.poll_end() wakes the readers of the flows
+    that got something, in the order they got it; a point of the memory series, and the pinned pages then."""
+    tc = k.tcp.tc
+    for i in range(tc[TC_TOUCHED]):
+        f = k.tfl.touched[i]
+        fl = k.tfl.fl[f]
+        fl[F_TOUCHED] = 0
+        sk = k.tcp.sk[f]
+        if sk[TS_RCV_NXT] == sk[TS_COPIED_SEQ]:
+            continue
+        if tc[TC_APP_GAP] < 0:
+            _push(k.events, k.st, end, E_READ, f)
+        elif fl[F_WAITING]:
+            fl[F_WAITING] = 0
+            _push(k.events, k.st, max(end, fl[F_APP_NEXT]), E_READ, f)
+    tc[TC_TOUCHED] = 0
+    tc[TC_SR_COUNT] += 1
+    if tc[TC_SR_COUNT] % tc[TC_SR_EVERY]:
+        return
+    tc[TC_SR_LEN] += 1
+    if tc[TC_SR_LEN] >= SERIES_LIMIT:
+        tc[TC_SR_LEN] = (tc[TC_SR_LEN] + 1) // 2
+        tc[TC_SR_EVERY] *= 2
+    _sample_pinned(k)
+
+
+@njit(cache=True, forceinline=True)
+def _segment(k, skb, facts, seg):
+    """The poll's skb as tcp_v4_rcv() gets it (ip_local_deliver(): the IP header pulled; the Ethernet header
+    went in eth_type_trans()): its row and its TCP facts by frame length."""
+    for col in range(SKB_HLEN):
+        seg[col] = skb[col]
+    row = facts[skb[SKB_HLEN]]
+    seg[SKB_HLEN] = row[TF_HLEN]
+    seg[SKB_DLEN] = row[TF_DLEN]
+    seg[RQ_NR_FRAGS] = row[TF_NR_FRAGS]
+    seg[RQ_TAILROOM] = row[TF_TAILROOM]
+    seg[SG_HEAD_FRAG] = row[TF_HEAD_FRAG]
+    seg[SG_END_TS] = row[TF_END_TS]
+
+
+@njit(cache=True, forceinline=True)
+def _tcp_deliver(k, cpu, n):
+    """Simulation._deliver() of the poll's n skbs with a socket per flow: each to its flow's receiver
+    (Sockets._tcp()), what happened counted, the skb freed unless queued."""
+    st = k.st
+    t = k.tcp
+    tc = t.tc
+    seg = k.tfl.seg
+    facts = k.tfl.facts
+    for d in range(n):
+        skb = k.batch[d]
+        time_ns = st[NOW] + (d + 1) * k.cfg[COST]
+        st[DELIVERED] += 1
+        st[TRUESIZE_TOTAL] += skb[SKB_TS]
+        tc[TC_LAST_NS] = time_ns
+        cb = k.skbcb.cb[skb[SKB_OBJ]]
+        f = cb[CB_FLOW]
+        fl = k.tfl.fl[f]
+        sk = t.sk[f]
+        sk[TS_NOW_US] = max(sk[TS_NOW_US], time_ns // 1000)
+        fl[F_SKBS] += 1
+        if ((sk[TS_SND_NXT] - cb[CB_ACK_SEQ]) & U32) >= 0x80000000:
+            sk[TS_SND_NXT] = cb[CB_ACK_SEQ]
+            sk[TS_SND_UNA] = cb[CB_ACK_SEQ]
+        payload = (cb[CB_END_SEQ] - cb[CB_SEQ]) & U32
+        if payload:
+            fl[F_SEGMENTS] += 1
+        rcv_nxt = sk[TS_RCV_NXT]
+        _segment(k, skb, facts, seg)
+        seg[SKB_CPU] = cpu  # the CPU that frees it after a read defers to (as sock._enqueue() keeps it)
+        tc[TC_EATEN] = 0
+        verdict, _ = _tcp_rcv_established(t, f, seg, k.skbcb.cb, time_ns // 1000)
+        if tc[TC_ERR]:
+            return
+        for i in range(tc[TC_EATEN]):  # what tcp_ofo_queue() dropped or coalesced, freed as it went
+            eaten = t.eaten[i]
+            if eaten[EAT_HOW] == EAT_STOLEN:
+                _steal_head(k, t.rq[f, eaten[EAT_TO]], eaten, cpu)
+            elif eaten[EAT_HOW] == EAT_FRAG:
+                to = t.rq[f, eaten[EAT_TO]]
+                to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], eaten[SKB_HEAD])
+            else:
+                _free_skb(k, cpu, eaten[SKB_HEAD], eaten[SKB_FRAG], eaten[SKB_OBJ])
+        tc[TC_EATEN] = 0
+        if sk[TS_RCV_NXT] != rcv_nxt:
+            integral = fl[F_INTEGRAL] + fl[F_WINDOW] * (time_ns - fl[F_SINCE])
+            fl[F_LAST_NS] = time_ns
+            fl[F_INT_LAST] = integral
+            if fl[F_FIRST_NS] < 0:
+                fl[F_FIRST_NS] = time_ns
+                fl[F_INT_FIRST] = integral
+        code = verdict % 8
+        if not payload:
+            fl[F_CONTROL] += 1
+        elif code == V_DROPPED:
+            fl[F_DROPS + verdict // 8] += 1
+            tc[TC_TCP_DROPS] += 1
+        else:
+            fl[F_DELIVERED] += 1
+            tc[TC_DELIVERED] += 1
+        if code == V_COALESCED_STOLEN:  # its head went to the receive queue's tail (EAT_FRAG): the sk_buff
+            _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, seg[SKB_OBJ])
+        elif code == V_OFO_STOLEN:
+            _coalesce_head(k, f, seg, cpu)
+        elif code == V_COALESCED or code == V_DROPPED or code == V_NO_DATA:
+            _free_skb(k, cpu, seg[SKB_HEAD], seg[SKB_FRAG], seg[SKB_OBJ])
+        if sk[TS_RMEM] > fl[F_RMEM_PEAK]:
+            fl[F_RMEM_PEAK] = sk[TS_RMEM]
+        if not fl[F_TOUCHED]:
+            fl[F_TOUCHED] = 1
+            k.tfl.touched[tc[TC_TOUCHED]] = f
+            tc[TC_TOUCHED] += 1
+        _after(k, f, time_ns)
+        if st[ERR] or tc[TC_ERR]:
+            return
+
+
+@njit(cache=True)
+def _coalesce_head(k, f, seg, cpu):
+    """kfree_skb_partial() of a segment whose head skb_try_coalesce() stole for the out-of-order queue's tail."""
+    t = k.tcp
+    sk = t.sk[f]
+    oq = t.oq[f]
+    at = sk[TS_OFO_HEAD] + sk[TS_OFO_LEN] - 1
+    _steal_head(k, oq[at if at < oq.shape[0] else at - oq.shape[0]], seg, cpu)
+
+
+@njit(cache=True)
+def _steal_head(k, to, skb, cpu):
+    """The head's page, then the skb's frags, become frags of the skb to (skb_try_coalesce(): the references
+    move), the sk_buff goes back to its slab."""
+    if skb[SKB_HEAD] >= FL_TAG:
+        k.st[ERR] = ERR_BUG  # a head that is no page fragment is never stolen
+        return
+    to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], skb[SKB_HEAD])
+    frag = skb[SKB_FRAG]
+    if 0 <= frag < FL_TAG:
+        to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], frag)
+    elif frag >= FL_TAG:
+        row = k.frags.fl[frag - FL_TAG]
+        for j in range(1, row[0] + 1):
+            to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], row[j])
+        _fl_give(k.frags, k.st, frag - FL_TAG)
+    _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, skb[SKB_OBJ])
+
+
+@njit(cache=True, entry=True)
+def _tcp_close(k):
+    """Sockets.finish()'s tcp_destroy() of every receiver on its CPU: its queued skbs freed in order
+    (kfree_skb()), then sk_mem_reclaim()."""
+    t = k.tcp
+    for f in range(k.tsnd.link[LK_FLOWS]):
+        sk = t.sk[f]
+        cpu = k.tfl.fl[f, F_CPU]
+        _free_queue(k, t.rq[f], sk, TS_RQ_HEAD, TS_RQ_LEN, cpu)
+        _free_queue(k, t.oq[f], sk, TS_OFO_HEAD, TS_OFO_LEN, cpu)
+        _sk_mem_reclaim(t.tc, sk)
+
+
+@njit(cache=True)
+def _free_queue(k, queue, sk, head_col, len_col, cpu):
+    """kfree_skb() of every skb of a receiver's queue (its ring from sk[head_col], sk[len_col] of them), in order."""
+    while sk[len_col]:
+        skb = queue[sk[head_col]]
+        _free_skb(k, cpu, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
+        head = sk[head_col] + 1
+        sk[head_col] = head if head < queue.shape[0] else 0
+        sk[len_col] -= 1
+
+
+
+@njit(cache=True, entry=True)
+def _tcp_start(k, rtt_ns, stop_ns):
+    """Simulation._open_senders()'s events: each flow's "establish" one RTT in (its receiver was established by
+    the model: tcp_engine.TcpRun; its sender starts then), and the senders' "stop" at --duration."""
+    for f in range(k.tsnd.link[LK_FLOWS]):
+        _push(k.events, k.st, rtt_ns, E_ESTABLISH, f)
+    _push(k.events, k.st, stop_ns, E_STOP, 0)
+
+
+@njit(cache=True, entry=True)
+def _tcp_pinned(k):
+    """_sample_pinned() as the run ends (Simulation._finish())."""
+    return _sample_pinned(k)
