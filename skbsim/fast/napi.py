@@ -33,16 +33,22 @@ from skbsim.sim import NETDEV_BUDGET, NETDEV_BUDGET_NS
 def _push(events, st, time_ns, kind, cpu):
     """Simulation._push(): an event at time_ns; every event time passes here, so this is where the clock
     is bounded (CLOCK_LIMIT)."""
-    heap = events.heap
-    n = st[EV_LEN]
-    if n >= heap.shape[0]:
+    if st[EV_LEN] >= events.heap.shape[0]:
         st[ERR] = ERR_TABLE_FULL
         return
     if time_ns >= CLOCK_LIMIT:
         st[ERR] = ERR_CLOCK
         return
     st[EV_LAST] += 1
-    order = st[EV_LAST]
+    _sift_up(events, st, time_ns, st[EV_LAST], kind, cpu)
+
+
+@njit(cache=True, forceinline=True)
+def _sift_up(events, st, time_ns, order, kind, cpu):
+    """heappush() of an event whose order the caller gives (tcp_run: an ACK's event pushed when the ACK reaches
+    the head of its flow's queue keeps the order it was given when sent); the caller checked the heap's room."""
+    heap = events.heap
+    n = st[EV_LEN]
     i = n
     while i > 0:
         parent = (i - 1) >> 1

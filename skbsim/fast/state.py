@@ -571,6 +571,9 @@ TcpFlows = namedtuple("TcpFlows", ("fl", "json", "ackq", "touched", "mark", "fac
  F_APP_NEXT, F_WAITING, F_TOUCHED, F_JS_COUNT, F_JS_EVERY, F_JS_LEN, F_AQ_HEAD, F_AQ_LEN, F_START_EDGE,
  F_WSCALE, F_ACK_SEQ, F_TWINDOW, F_DOFF, F_FIELDS) = range(F_DROPS + 7, F_DROPS + 7 + 32)
 JSON_POINTS = 64
+#: ackq's columns: when due, ack, raw window, TSval or -1, the order of its E_ACK event, whether that event is in
+#: the heap (only the head's must be: tcp_run._ack_queue())
+AQ_DUE, AQ_ACK, AQ_WINDOW, AQ_TSVAL, AQ_ORDER, AQ_QUEUED, AQ_FIELDS = range(7)
 
 
 def new_tcp_flows(flows: int, acks: int, pages: int, facts=None) -> TcpFlows:
@@ -578,5 +581,5 @@ def new_tcp_flows(flows: int, acks: int, pages: int, facts=None) -> TcpFlows:
     fl[:, F_FIRST_NS] = -1
     fl[:, F_TIMER_DUE] = -1
     fl[:, F_JS_EVERY] = 1
-    return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, 4), _zeros(max(1, flows)),
+    return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, AQ_FIELDS), _zeros(max(1, flows)),
                     _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts, _zeros(RQ_FIELDS))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from skbsim.fast.layout import njit
 from skbsim.fast.napi import _push, _raise_irq, _send_ipis
 from skbsim.fast.state import (
+    AQ_ACK, AQ_TSVAL, AQ_WINDOW,
     A_PERSIST, A_RTO, A_SEND, BYTES, CB_ACK_SEQ, CB_DOFF, CB_END_SEQ, CB_FLOW, CB_GSO_SIZE, CB_SEQ, CB_TCP_FLAGS,
     CB_TSECR, CB_TSVAL, CB_WINDOW, ERR, FR_FLAGS, FR_FLOW, FR_LEN, FR_PAYLOAD, FR_SEQ, FR_TSECR, FR_TSVAL, F_ACK_SEQ,
     F_AQ_HEAD, F_AQ_LEN, F_DOFF, F_QUEUE, F_START_EDGE, F_TWINDOW, F_WSCALE, HQ_HEAD, HQ_LEN, IPIS, LK_ERR,
@@ -14,6 +15,7 @@ from skbsim.fast.state import (
 from skbsim.fast.tcp import TCP_LENGTH, TCP_TABLE
 from skbsim.fast.tcp_run import (
     ERR_TCP, TF_KNOWN, E_ACK, E_ESTABLISH, E_PERSIST, E_READ, E_RTO, E_SEND, E_TIMER, E_WRITE, _flow_read, _flow_timer,
+    _next_ack,
 )
 from skbsim.fast.tcp_sender import (
     _sender_ack, _sender_slot, _sender_start, _sender_stop, _sender_timer, _sender_write,
@@ -101,7 +103,8 @@ def _tcp_event(k, kind, f):
         head = fl[F_AQ_HEAD] + 1
         fl[F_AQ_HEAD] = head if head < q.shape[0] else 0
         fl[F_AQ_LEN] -= 1
-        _sender_ack(s, f, now, ack[1], ack[2], ack[3])
+        _sender_ack(s, f, now, ack[AQ_ACK], ack[AQ_WINDOW], ack[AQ_TSVAL])
+        _next_ack(k, f)
     elif kind == E_SEND:
         sent = _sender_slot(s, now)
         _drain_pushes(k)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from skbsim.fast.layout import ERR_BUG, FL_TAG, njit
+from skbsim.fast.layout import CLOCK_LIMIT, ERR_BUG, ERR_CLOCK, ERR_TABLE_FULL, FL_TAG, njit
 from skbsim.fast.mm import _add_frag, _fl_give
-from skbsim.fast.napi import _free_skb, _head_page, _push
+from skbsim.fast.napi import _free_skb, _head_page, _push, _sift_up
 from skbsim.fast.sock import _attempt_defer_free
 from skbsim.fast.slub import _slab_free
 from skbsim.fast.state import (
+    AQ_ACK, AQ_DUE, AQ_FIELDS, AQ_ORDER, AQ_QUEUED, AQ_TSVAL, AQ_WINDOW, EV_LAST, EV_LEN,
     CACHE_SKB, CB_ACK_SEQ, CB_END_SEQ, CB_FLOW, CB_SEQ, COST, DELIVERED, ERR, F_APP_NEXT,
     F_AQ_HEAD, F_AQ_LEN, F_CONTROL, F_CPU, F_DELIVERED, F_DROPS, F_FIRST_NS, F_INTEGRAL, F_INT_FIRST, F_INT_LAST,
     F_JS_COUNT, F_JS_EVERY, F_JS_LEN, F_LAST_NS, F_MSS, F_RCVBUF_MAX, F_RCV_MARK, F_RECEIVED, F_RMEM_PEAK,
@@ -100,10 +101,15 @@ def _sample(k, f, now):
 
 
 @njit(cache=True, forceinline=True)
-def _ack_queue(q, fl, due, ack, window, tsval):
+def _ack_queue(k, f, due, ack, window, tsval):
     """An ACK on its way to the flow's sender, due then: its E_ACK events leave the heap in (time, push) order,
     and a read's ACK may be due before those of skbs its poll stamped later, so the queue is kept in that order
-    (the reference carries the ACK in its event).  False when the queue is full."""
+    (the reference carries the ACK in its event).  Only the queue's head needs its event in the heap: each ACK
+    takes its event's order now, and an event is pushed now only for an ACK that heads the queue (the others'
+    when they come to head it: _next_ack()), so that events leave the heap in the same order while the heap
+    holds a few events instead of a window's ACKs.  False when the queue is full."""
+    fl = k.tfl.fl[f]
+    q = k.tfl.ackq[f]
     cap = q.shape[0]
     n = fl[F_AQ_LEN]
     if n >= cap:
@@ -112,21 +118,47 @@ def _ack_queue(q, fl, due, ack, window, tsval):
     while pos > 0:
         at = fl[F_AQ_HEAD] + pos - 1
         prev = q[at if at < cap else at - cap]
-        if prev[0] <= due:
+        if prev[AQ_DUE] <= due:
             break
         at += 1
         row = q[at if at < cap else at - cap]
-        for col in range(4):
+        for col in range(AQ_FIELDS):
             row[col] = prev[col]
         pos -= 1
     at = fl[F_AQ_HEAD] + pos
     row = q[at if at < cap else at - cap]
-    row[0] = due
-    row[1] = ack
-    row[2] = window
-    row[3] = tsval
+    row[AQ_DUE] = due
+    row[AQ_ACK] = ack
+    row[AQ_WINDOW] = window
+    row[AQ_TSVAL] = tsval
     fl[F_AQ_LEN] = n + 1
+    st = k.st
+    row[AQ_QUEUED] = pos == 0
+    if pos == 0:
+        _push(k.events, st, due, E_ACK, f)
+    elif due >= CLOCK_LIMIT:  # _push()'s bound on the clock
+        st[ERR] = ERR_CLOCK
+    else:
+        st[EV_LAST] += 1
+    row[AQ_ORDER] = st[EV_LAST]
     return True
+
+
+@njit(cache=True, forceinline=True)
+def _next_ack(k, f):
+    """After an E_ACK event took the head of the flow's queue: the new head's event into the heap, with the
+    order it was given (_ack_queue()), unless it is there already."""
+    fl = k.tfl.fl[f]
+    if not fl[F_AQ_LEN]:
+        return
+    row = k.tfl.ackq[f, fl[F_AQ_HEAD]]
+    if row[AQ_QUEUED]:
+        return
+    if k.st[EV_LEN] >= k.events.heap.shape[0]:
+        k.st[ERR] = ERR_TABLE_FULL
+        return
+    row[AQ_QUEUED] = 1
+    _sift_up(k.events, k.st, row[AQ_DUE], row[AQ_ORDER], E_ACK, f)
 
 
 @njit(cache=True, forceinline=True)
@@ -138,14 +170,12 @@ def _after(k, f, now):
     sk = t.sk[f]
     n = t.tc[TC_ACKS]
     if n:
-        q = k.tfl.ackq[f]
         for i in range(n):
             window = t.acks[i, 2]
             _window(fl, now, window << sk[TS_RCV_WSCALE])
-            if not _ack_queue(q, fl, now + t.tc[TC_RTT_NS], t.acks[i, 1], window, t.acks[i, 3]):
+            if not _ack_queue(k, f, now + t.tc[TC_RTT_NS], t.acks[i, 1], window, t.acks[i, 3]):
                 t.tc[TC_ERR] = TCP_TABLE
                 return
-            _push(k.events, k.st, now + t.tc[TC_RTT_NS], E_ACK, f)
         t.tc[TC_ACKS] = 0
         if fl[F_INTEGRAL] >= INTEGRAL_LIMIT:
             t.tc[TC_ERR] = TCP_UNMODELLED
