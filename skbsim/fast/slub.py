@@ -265,7 +265,7 @@ def _failslab(slabs, c, faults, st):
     return st[F_ANY] != 0 and (_should_fail(faults, st, L_SLAB) or _should_fail(faults, st, slabs.caches[c, K_LAYER]))
 
 
-@njit(cache=True, forceinline=True)
+@njit(cache=True, forceinline=True)  # a call passes its four records' arrays word by word: 100 words
 def _slab_alloc(slabs, c, cpu, pages, faults, st):
     """kmem_cache_alloc() on cache c from CPU cpu (slab_alloc_node()): an object id, or -1."""
     K = slabs.caches[c]

@@ -581,5 +581,6 @@ def new_tcp_flows(flows: int, acks: int, pages: int, facts=None) -> TcpFlows:
     fl[:, F_FIRST_NS] = -1
     fl[:, F_TIMER_DUE] = -1
     fl[:, F_JS_EVERY] = 1
-    return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, AQ_FIELDS), _zeros(max(1, flows)),
-                    _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts, _zeros(RQ_FIELDS))
+    return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, AQ_FIELDS),
+                    _zeros(max(1, flows)), _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts,
+                    _zeros(RQ_FIELDS))
