@@ -631,8 +631,13 @@ def capture_chunks(source, ref, legacy: bool):
     RX queues, header lengths: measured for legacy-rx only) and each frame's facts, read from its leading bytes
     as the driver writes them (skbsim.drivers.base.frame_header()) and GRO reads them: frame_facts()."""
     from skbsim.drivers.base import frame_header
+    from skbsim.fast.capture_facts import capture_fact_chunks  # -- capture facts --
     from skbsim.fast.traffic import _frames_with_headlen
 
+    fast = capture_fact_chunks(source, ref, legacy)  # -- capture facts --: a classic pcap's, by numpy
+    if fast is not None:
+        yield from fast
+        return
     templates = [state.queue.synthetic for state in ref.cpus]
     flows: dict = {}
     rows: list = []

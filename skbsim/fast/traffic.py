@@ -521,12 +521,13 @@ class _HeaderTable:
             first = stop
 
 
-def _pcap_chunks(source, headlen_of=None):
+def _pcap_chunks(source, headlen_of=None, facts=None):
     """A classic pcap's (lengths, times, header lengths), as CaptureSource._pcap_frames() (and
     _paced()) give them.  With headlen_of(header bytes), frames above ICE_RX_HDR_SIZE get it
     applied to their first min(frame length, caplen, HEADER_BYTES) captured bytes (the
     Frame.header a Ethernet capture carries), once per distinct header (_HeaderTable); others
-    get 0."""
+    get 0.  With facts (capture_facts.CaptureFacts: GRO's TCP facts of each frame), each chunk
+    comes with its facts as a fourth array."""
     from skbsim.traffic import capture
     from skbsim.traffic.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
 
@@ -570,8 +571,11 @@ def _pcap_chunks(source, headlen_of=None):
                 if table is not None:
                     # while this read's bytes are at hand: the header lengths of the new frames
                     table.fill(data, buf, frames, before, int(st[SCAN_FILLED]), hlens)
+                if facts is not None:
+                    facts.fill(buf, frames, before, int(st[SCAN_FILLED]))
                 if st[SCAN_FILLED] == CHUNK:
-                    yield frames.lengths.copy(), (paced(CHUNK) if paced else frames.times.copy()), hlens.copy()
+                    yield (frames.lengths.copy(), (paced(CHUNK) if paced else frames.times.copy()), hlens.copy()) + (
+                        () if facts is None else (facts.facts.copy(),))
                     hlens[:] = 0
                     st[SCAN_FILLED] = 0
                     continue
@@ -583,4 +587,5 @@ def _pcap_chunks(source, headlen_of=None):
                 raise _Unscannable  # a partial record at the end: the reference reader names the offset
     n = int(st[SCAN_FILLED])
     if n:
-        yield frames.lengths[:n].copy(), (paced(n) if paced else frames.times[:n].copy()), hlens[:n].copy()
+        yield (frames.lengths[:n].copy(), (paced(n) if paced else frames.times[:n].copy()), hlens[:n].copy()) + (
+            () if facts is None else (facts.facts[:n].copy(),))

@@ -1,0 +1,220 @@
+"""The TCP facts of a classic pcap's frames for a GRO run, read by numpy over the frames' bytes.
+
+gro.frame_facts() reads them one frame at a time in Python (about 69,000 frames/s with the capture's reader);
+here the compiled pcap scan (traffic._pcap_chunks()) finds the records, and each chunk's facts are read at once
+from a matrix of the frames' leading bytes: the same tests and fields, in the same F_* columns, the flows
+numbered in the order they first appear as frame_facts() numbers them, and the RSS hash of each distinct
+address-and-port key from the capture's own classifier (FlowClassifier.classify_ethernet()).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skbsim.fast.gro import (
+    F_ACK, F_FIELDS, F_FLAGS, F_FLOW, F_FRAG_OFF, F_HASH, F_IPID, F_OPT, F_OPT_WORDS, F_SEQ, F_TCP, F_THLEN,
+    F_TOTLEN, F_TSECR, F_TSVAL, F_TTL_TOS,
+)
+from skbsim.traffic.frame import HEADER_BYTES
+
+ETH_HLEN = 14
+IP_AT = ETH_HLEN
+TCP_AT = ETH_HLEN + 20
+#: the flow key frame_facts() compares: the MAC header, the addresses and the ports
+FLOW_KEY = np.r_[0:ETH_HLEN, 26:38]
+#: the bytes read: up to the end of the longest TCP header (60 bytes)
+READ_BYTES = TCP_AT + 60
+
+
+def _be(rows, at: int, width: int) -> np.ndarray:
+    """The big-endian unsigned field of width bytes at column at of every row (uint8), as int64."""
+    value = np.zeros(rows.shape[0], np.int64)
+    for i in range(width):
+        value = (value << 8) | rows[:, at + i].astype(np.int64)
+    return value
+
+
+class CaptureFacts:
+    """Fills facts[first:last] for frames (traffic.PcapFrames) whose record bytes are in buf."""
+
+    __slots__ = ("wire_adjust", "classify", "flows", "hashes", "facts")
+
+    def __init__(self, wire_adjust: int, classify, chunk: int):
+        self.wire_adjust = wire_adjust
+        self.classify = classify  # FlowClassifier.classify_ethernet, or None (the capture's flows not parsed)
+        self.flows: dict = {}  # flow key bytes -> flow number, in the order the flows first appear
+        self.hashes: dict = {}  # address-and-port bytes -> RSS hash
+        self.facts = np.zeros((chunk, F_FIELDS), np.int64)
+
+    def fill(self, buf, frames, first: int, last: int) -> None:
+        if first >= last:
+            return
+        facts = self.facts[first:last]
+        facts[:] = 0
+        n = last - first
+        # Frame.header: the record's first min(frame length, caplen, HEADER_BYTES) bytes, at least an
+        # Ethernet header (zeros complete it: capture._kept_header())
+        usable = np.minimum(np.minimum(frames.lengths[first:last] - self.wire_adjust, frames.caplens[first:last]),
+                            HEADER_BYTES)
+        hlen = np.maximum(usable, ETH_HLEN)
+        columns = np.arange(READ_BYTES)
+        inside = columns[None, :] < usable[:, None]
+        at = np.where(inside, frames.hstart[first:last, None] + columns[None, :], 0)
+        rows = np.where(inside, buf[at], np.uint8(0))
+        ok = (hlen >= TCP_AT) & (rows[:, 12] == 0x08) & (rows[:, 13] == 0x00)
+        ok &= (rows[:, IP_AT + 9] == 6) & (rows[:, IP_AT] == 0x45)
+        frag_off = _be(rows, IP_AT + 6, 2)
+        ok &= (frag_off & 0x3FFF) == 0  # IP_MF | IP_OFFSET
+        total = np.zeros(n, np.int64)
+        for w in range(10):
+            total += _be(rows, IP_AT + 2 * w, 2)
+        total = (total & 0xFFFF) + (total >> 16)
+        total = (total & 0xFFFF) + (total >> 16)
+        ok &= total == 0xFFFF
+        ok &= hlen >= TCP_AT + 20
+        thlen = (rows[:, TCP_AT + 12] >> 4).astype(np.int64) * 4
+        ok &= (thlen >= 20) & (hlen >= TCP_AT + thlen)
+        picked = np.flatnonzero(ok)
+        if not len(picked):
+            return
+        rows = rows[picked]
+        thlen = thlen[picked]
+        out = facts[picked]
+        out[:, F_TCP] = 1
+        out[:, F_FLOW] = self._flow_numbers(rows)
+        out[:, F_HASH] = self._rss_hashes(rows, hlen[picked])
+        out[:, F_SEQ] = _be(rows, TCP_AT + 4, 4)
+        out[:, F_ACK] = _be(rows, TCP_AT + 8, 4)
+        out[:, F_FLAGS] = _be(rows, TCP_AT + 12, 4)
+        out[:, F_THLEN] = thlen
+        out[:, F_IPID] = _be(rows, IP_AT + 4, 2)
+        out[:, F_TTL_TOS] = rows[:, IP_AT + 8].astype(np.int64) << 8 | rows[:, IP_AT + 1]
+        out[:, F_FRAG_OFF] = frag_off[picked]
+        out[:, F_TOTLEN] = _be(rows, IP_AT + 2, 2)
+        # the option bytes, zeros after them, as little-endian words (struct "<q": signed)
+        width = 8 * F_OPT_WORDS
+        options = rows[:, TCP_AT + 20:TCP_AT + 20 + width].copy()
+        options[np.arange(width)[None, :] >= (thlen - 20)[:, None]] = 0
+        out[:, F_OPT:F_OPT + F_OPT_WORDS] = np.ascontiguousarray(options).view("<i8")
+        tsval_at = _timestamp_options(options, thlen - 20)
+        has = tsval_at >= 0
+        if has.any():
+            where = TCP_AT + 20 + tsval_at[has]
+            stamped = rows[has]
+            index = np.arange(len(stamped))
+            tsval = np.zeros(len(stamped), np.int64)
+            tsecr = np.zeros(len(stamped), np.int64)
+            for i in range(4):
+                tsval = (tsval << 8) | stamped[index, where + i]
+                tsecr = (tsecr << 8) | stamped[index, where + 4 + i]
+            out[has, F_TSVAL] = tsval
+            out[has, F_TSECR] = tsecr
+        facts[picked] = out
+
+    def _flow_numbers(self, rows) -> np.ndarray:
+        """frame_facts()'s flow numbers: a new key takes the next number, in the order of its first frame."""
+        first, inverse = _groups(rows[:, FLOW_KEY])
+        numbers = np.zeros(len(first), np.int64)
+        flows = self.flows
+        for g in np.argsort(first, kind="stable"):
+            key = rows[first[g], FLOW_KEY].tobytes()
+            number = flows.get(key)
+            if number is None:
+                number = flows[key] = len(flows)
+            numbers[g] = number
+        return numbers[inverse]
+
+    def _rss_hashes(self, rows, hlen) -> np.ndarray:
+        """Frame.rss_hash of each TCP frame: an untagged IPv4 TCP frame without IP options or fragment bits,
+        so classify_ethernet()'s lookup by the addresses and ports (bytes 26 to 38); 0 when the capture's flows
+        are not parsed."""
+        if self.classify is None:
+            return np.zeros(len(rows), np.int64)
+        first, inverse = _groups(rows[:, 26:38])
+        values = np.zeros(len(first), np.int64)
+        for g, j in enumerate(first):
+            key = rows[j, 26:38].tobytes()
+            value = self.hashes.get(key)
+            if value is None:
+                value = self.hashes[key] = self.classify(rows[j, :hlen[j]].tobytes())[1]
+            values[g] = value
+        return values[inverse]
+
+
+#: _groups()' hash multiplier (odd: 2**64 / the golden ratio)
+MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _groups(keys) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of keys (uint8) grouped by equal bytes: each group's first row, and each row's group.  Rows are
+    grouped by a 64-bit hash of their bytes, then checked byte for byte against their group's first row; on a
+    collision, by the bytes themselves."""
+    n, width = keys.shape
+    words = np.zeros((n, -(-width // 8) * 8), np.uint8)
+    words[:, :width] = keys
+    words = words.view("<u8")
+    h = np.zeros(n, np.uint64)
+    for c in range(words.shape[1]):
+        h = (h ^ words[:, c]) * MIX
+        h ^= h >> np.uint64(29)
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if (keys == keys[first[inverse]]).all():
+        return first, inverse
+    seen: dict = {}
+    group = np.array([seen.setdefault(row.tobytes(), len(seen)) for row in keys], np.int64)
+    _, first = np.unique(group, return_index=True)
+    return first, group
+
+
+def _timestamp_options(options, length) -> np.ndarray:
+    """gro._timestamp_option() of every row at once: where TSval starts in its option bytes
+    (options[r, :length[r]]), or -1."""
+    n = options.shape[0]
+    found = np.full(n, -1, np.int64)
+    pos = np.zeros(n, np.int64)
+    active = pos < length
+    rows = np.arange(n)
+    width = options.shape[1]
+    while active.any():
+        r = rows[active]
+        i = pos[r]
+        kind = options[r, i].astype(np.int64)
+        nxt = np.where(i + 1 < width, options[r, np.minimum(i + 1, width - 1)], 0).astype(np.int64)
+        end = kind == 0
+        nop = kind == 1
+        bad = ~end & ~nop & ((i + 1 >= length[r]) | (nxt < 2))
+        stamp = ~end & ~nop & ~bad & (kind == 8) & (nxt == 10) & (i + 10 <= length[r])
+        found[r[stamp]] = i[stamp] + 2
+        step = np.where(nop, 1, nxt)
+        pos[r] = i + step
+        stop = end | bad | stamp
+        active[r[stop]] = False
+        active &= pos < length
+    return found
+
+
+def capture_fact_chunks(source, ref, legacy: bool):
+    """gro.capture_chunks()'s chunks of a classic Ethernet pcap on one CPU (traffic._pcap_chunks(): the compiled
+    scan, header lengths measured for legacy-rx only) with each frame's facts read here; None for any other
+    capture (read frame by frame)."""
+    from skbsim.fast.traffic import CHUNK, _legacy_headlen, _pcap_chunks, _pcap_is_ethernet
+    from skbsim.traffic import capture
+    from skbsim.traffic.capture import CaptureSource
+
+    if not (isinstance(source, CaptureSource) and source.format == "pcap" and ref.config.cpus == 1
+            and source.headers and _pcap_is_ethernet(source)):
+        return None
+    header = capture._read_pcap_header(source._head, source.path)
+    _, wire_adjust, classify_name, _ = capture.link_info(header.linktype)
+    classify = source._classifier(classify_name)
+    headlen_of = None
+    if legacy:
+        measure = _legacy_headlen(ref)
+
+        def headlen_of(head: bytes) -> int:
+            return measure(capture._kept_header(head), 0)  # Frame.header, as _frames_with_headlen() measures it
+
+    facts = CaptureFacts(wire_adjust, classify, CHUNK)
+    return ((lengths, times, np.zeros(len(lengths), np.int64), hlens, rows)
+            for lengths, times, hlens, rows in _pcap_chunks(source, headlen_of, facts))
