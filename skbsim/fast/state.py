@@ -508,6 +508,10 @@ TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten", "oq"))
  TC_WANT_LEN,
  # SACK compression: net.ipv4.tcp_comp_sack_delay_ns and _rtt_percent, the release's rule (1: rtt_percent)
  TC_COMP_SACK_DELAY_NS, TC_COMP_SACK_PCT, TC_R_COMP_SACK, TC_FIELDS) = range(39)
+# -- TCP pressure --: tcp_prune_queue()'s and tcp_prune_ofo_queue()'s rule codes, SKB_MAX_ORDER(0, 0) (the most
+# tcp_collapse() copies into one skb), the CPU a prune runs on (skbsim/fast/tcp_pressure.py)
+TC_R_PRUNE, TC_R_PRUNE_OFO, TC_COLLAPSE_MAX, TC_PRUNE_CPU = range(TC_FIELDS, TC_FIELDS + 4)
+TC_FIELDS += 4
 (TS_RCVBUF, TS_SNDBUF, TS_RMEM, TS_FWD, TS_USERLOCKS, TS_DROPS, TS_RCVLOWAT, TS_MEM_PAGES, TS_SOCKET,
  TS_ACK_PENDING, TS_ACK_QUICK, TS_ACK_PINGPONG, TS_ACK_ATO, TS_ACK_TIMEOUT, TS_ACK_LRCVTIME, TS_ACK_LAST_SEG,
  TS_ACK_RCV_MSS, TS_RTO, TS_DELACK_MAX, TS_DELACK_PENDING,
