@@ -105,6 +105,9 @@ CONFIG_FIELDS = (
     # -- mana v6.9 above a page --: buffers from napi_alloc_frag(), of SKB_DATA_ALIGN(alloc_size) bytes, on a page of
     # at least get_order(alloc_size)
     "MANA_NAPI_FRAG", "MANA_FRAGSZ", "MANA_FRAG_ORDER",
+    # -- TCP pressure --: __alloc_skb() outside NAPI first takes an sk_buff the NAPI skb cache holds (6.19; tun's
+    # writes, tcp_collapse())
+    "NC_OUTSIDE_NAPI",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
@@ -122,6 +125,7 @@ CONFIG_FIELDS = (
  BN_AGG_POOL, BN_FRAGSZ,
  GV_POOL, GV_BUF_SIZE, GV_HSPLIT, GV_GRO_MAX_HEAD,  # -- gve --
  MANA_NAPI_FRAG, MANA_FRAGSZ, MANA_FRAG_ORDER,  # -- mana v6.9 above a page --
+ NC_OUTSIDE_NAPI,  # -- TCP pressure --
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2

@@ -22,7 +22,7 @@ from skbsim.fast import tun
 from skbsim.fast.layout import njit
 from skbsim.fast.napi import _free_skb
 from skbsim.fast.rules import _can_ingest_value, _clamp_window_values, _prune_fits_value, _prune_over_value
-from skbsim.fast.slub import _slab_alloc, _slab_free
+from skbsim.fast.slub import _slab_free
 from skbsim.fast.state import (
     CACHE_SKB, CB_END_SEQ, CB_FIELDS, CB_GSO_SIZE, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, ERR, RQ_END_TS, RQ_FIELDS,
     RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS,
@@ -66,8 +66,6 @@ def collapse_alloc_columns(lengths, facts: np.ndarray) -> np.ndarray:
         raise ValueError("the TCP facts table has other columns than tcp_pressure expects")
     kernel = lengths.kernel
     profile = kernel.profile
-    if profile.has("alloc_skb_napi_cache_outside_napi"):
-        raise ValueError("tcp_collapse()'s sk_buffs from the NAPI skb cache (7.1) are the reference engine's")
     top = SKB_MAX_ORDER0(profile)
     cols = np.zeros((facts.shape[0], 4), np.int64)
     seen: dict[int, list[int]] = {}
@@ -154,11 +152,11 @@ def _tcp_clamp_window(tc, sk):
 
 @njit(cache=True, forceinline=True)
 def _collapse_alloc_skb(k, cpu, n):
-    """alloc_skb(n, GFP_ATOMIC): the sk_buff from skbuff_head_cache, then kmalloc_reserve()'s head (no reserves:
-    GFP_ATOMIC lacks __GFP_MEMALLOC); without a head the sk_buff goes back to its slab.  (head, sk_buff), the
-    sk_buff -1 when either failed."""
+    """alloc_skb(n, GFP_ATOMIC): the sk_buff (tun._alloc_skb_sk_buff()), then kmalloc_reserve()'s head (no
+    reserves: GFP_ATOMIC lacks __GFP_MEMALLOC); without a head the sk_buff goes back to its slab.  (head,
+    sk_buff), the sk_buff -1 when either failed."""
     facts = k.tfl.facts
-    obj = _slab_alloc(k.slabs, CACHE_SKB, cpu, k.pages, k.faults, k.st)
+    obj = tun._alloc_skb_sk_buff(k, cpu)
     if obj < 0:
         return -1, -1
     head = tun._tun_kmalloc(k, cpu, facts[n, TF_C_KIND], facts[n, TF_C_CACHE])
