@@ -93,3 +93,34 @@ def test_random_pressure_workloads_give_identical_json(kernel, ts, tcp, flows, r
 
     assert why is None or why.removesuffix("; rerun") == TCP_WHY[TCP_OFO], why
     assert _same(reference, fast)
+
+
+@pytest.mark.parametrize("kernel, n, cache, truesize, tailroom", [
+    # alloc_skb(n): kmalloc_reserve() of SKB_HEAD_ALIGN(n) = SKB_DATA_ALIGN(n) + SKB_DATA_ALIGN(shinfo 320);
+    # the head's end is the object less 320, truesize SKB_TRUESIZE(end) = end + 320 + SKB_DATA_ALIGN(sk_buff) 256
+    # 6.1 has no skbuff_small_head: 128 + 320 = 448 -> kmalloc-512, end 192, truesize 192 + 576 = 768
+    ("6.1", 100, "kmalloc-512", 768, 192),
+    # 6.18: 448 <= SKB_SMALL_HEAD_CACHE_SIZE (704 on x86_64) -> skbuff_small_head, end 384, truesize 960
+    ("6.18", 100, "skbuff_small_head", 960, 384),
+    # 2304 + 320 = 2624 -> kmalloc-4k, end 3776, truesize 3776 + 576 = 4352
+    ("6.18", 2300, "kmalloc-4k", 4352, 3776),
+    # SKB_MAX_ORDER(0, 0) = SKB_WITH_OVERHEAD(4096) = 3776, the most tcp_collapse() copies into one skb
+    ("6.18", 3776, "kmalloc-4k", 4352, 3776),
+])
+def test_collapsed_skbs_heads_by_hand(kernel, n, cache, truesize, tailroom):
+    import numpy as np
+
+    from skbsim.fast.tcp_pressure import TF_C_CACHE, TF_C_KIND, TF_C_ROOM, TF_C_TS, collapse_alloc_columns
+    from skbsim.fast.layout import TH_SLAB
+    from skbsim.fast.tun import _TunLengths
+    from skbsim.sim import Simulation
+
+    config = RunConfig(kernel=kernel, driver="tun", options={}, socket="tcp", traffic="tcp-bulk", tcp="bulk", count=1)
+    sim = Simulation(config)
+    if kernel == "6.18":
+        assert sim.kernel.profile.SKB_SMALL_HEAD_CACHE_SIZE == 704
+    lengths = _TunLengths(sim, config)
+    cols = collapse_alloc_columns(lengths, np.zeros((4000, TF_C_KIND), np.int64))
+    names = {index: name for name, index in lengths.cache_index.items()}
+    assert cols[n, TF_C_KIND] == TH_SLAB and names[cols[n, TF_C_CACHE]] == cache
+    assert (cols[n, TF_C_TS], cols[n, TF_C_ROOM]) == (truesize, tailroom)
