@@ -428,12 +428,13 @@ def _tcp_prune_queue(k, t, f, skb, length):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def _tcp_try_rmem_schedule(t, f, skb, length, k):
     """tcp_input.tcp_try_rmem_schedule() of the incoming skb (length bytes): past tcp_can_ingest() the
     forward allocation is made (sk_rmem_schedule() never fails here: no protocol limit is modelled); else
     the queues are pruned first (tcp_prune_queue()).  False when it cannot be admitted.  Without a kernel
-    (k None: tcp._tcp_replay()) pruning stops the replay (TCP_PRUNE)."""
+    (k None: tcp._tcp_replay()) pruning stops the replay (TCP_PRUNE).  Inlined into every segment's path;
+    the pruning is not (a call passing the Kernel record costs every segment otherwise)."""
     tc = t.tc
     sk = t.sk[f]
     if not _can_ingest_value(tc[TC_R_ADMIT], sk[TS_RMEM], sk[TS_RCVBUF], skb[SKB_TS], length):
