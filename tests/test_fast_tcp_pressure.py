@@ -13,20 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skbsim.sim import RunConfig, simulate
+from skbsim.sim import RunConfig
+from test_fast_tcp import _both
+from test_fast_tcp import _same as _same_json
 
 #: the counters the pruning bumps
 PRESSURE = ("PruneCalled", "RcvPruned", "OfoPruned", "TCPRcvCollapsed", "TCPRcvQDrop", "TCPOFODrop")
-
-
-def _both(**kw) -> tuple[dict, dict, str | None]:
-    from skbsim.fast import simulate_engine
-
-    config = dict(kernel="6.18", driver="tun", options={}, socket="tcp", traffic="tcp-bulk:ts=1", tcp="bulk", flows=1)
-    config.update(kw)
-    reference, _ = simulate(RunConfig(**config))
-    fast, _, why = simulate_engine(RunConfig(**config), "fast")
-    return reference, fast, why
 
 
 def _counters(result: dict) -> dict:
@@ -34,7 +26,7 @@ def _counters(result: dict) -> dict:
 
 
 def _same(reference: dict, fast: dict) -> bool:
-    return {**fast, "engine": "reference"} == reference and list(reference) == list(fast)
+    return _same_json(reference, fast) and list(reference) == list(fast)
 
 
 @pytest.mark.parametrize("kernel", ["6.1", "6.9", "6.12", "6.18", "host", "7.1"])

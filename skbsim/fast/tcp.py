@@ -26,7 +26,7 @@ from skbsim.fast.state import (
     TS_COMP_RCV_NXT, TS_DUP_ACK, TS_NUM_SACKS, TS_OFO_HEAD, TS_SACK_OK, TS_SOCKET,
 )
 from skbsim.fast.rules import (
-    _can_ingest_value, _grow_window_increment, _jiffies_at, _jiffy_start_us, _rcv_rtt_update_value,
+    _grow_window_increment, _jiffies_at, _jiffy_start_us, _rcv_rtt_update_value,
     _rcvbuf_grow_value, _rcvbuf_rcvmem, _rcvbuf_space_from_win, _scaling_ratio_of, _select_window_pressure,
     _select_window_values, _sk_mem_pages, _tcp_mem_reclaimable,
     _tcp_receive_window_of, _tcp_set_window_clamp_values, _truesize_adjust_value, _usecs_to_jiffies,
@@ -958,8 +958,8 @@ def _step5(t, f, skb, cb, cbs, k):
 @njit(cache=True, forceinline=True)
 def _tcp_rcv_established(t, f, skb, cbs, now_us, k):
     """tcp_input.tcp_rcv_established() of a segment (its row skb; its TCP_SKB_CB at cbs[skb[SKB_OBJ]]) at
-    now_us: header prediction's fast path, else tcp_validate_incoming() and step5 (k: tcp_data_queue()'s).  Returns the verdict
-    (V_*; V_DROPPED + 8 * R_* for a drop) and whether the fast path took it."""
+    now_us: header prediction's fast path, else tcp_validate_incoming() and step5 (k: tcp_data_queue()'s).
+    Returns the verdict (V_*; V_DROPPED + 8 * R_* for a drop) and whether the fast path took it."""
     tc = t.tc
     sk = t.sk[f]
     cb = cbs[skb[SKB_OBJ]]
