@@ -67,8 +67,6 @@ def unsupported(config: RunConfig) -> str | None:
     virtio_reason = unsupported_virtio(profile, config.options) if config.driver == "virtio_net" else None
     if virtio_reason:
         return virtio_reason
-    if config.driver == "tun" and profile.has("alloc_skb_napi_cache_outside_napi"):
-        return "the fast engine's tun takes its sk_buffs from the slab, not from 6.19's NAPI skb cache outside NAPI"
     if tcp_through_gro(config):  # -- GRO --
         gro_reason = unsupported_gro(config, profile)
         if gro_reason:

@@ -129,3 +129,14 @@ __all__ = ["DEFER_KICK", "DEFER_NONE", "DEFER_QUEUE", "_alloc_skb_with_frags_ord
            "_sk_mem_pages", "_space_from_win_ratio", "_tcp_mem_reclaimable", "_tcp_receive_window_of",
            "_tcp_set_window_clamp_values",
            "_truesize_adjust_value", "_usecs_to_jiffies", "_win_from_space_adv", "_win_from_space_ratio"]
+
+# -- TCP pressure --
+from skbsim.net.ipv4.tcp_input import clamp_window_values, prune_fits_value, prune_over_value  # noqa: E402
+
+# tcp_prune_queue()'s tests call tcp_can_ingest()'s as it is
+register_jitable(can_ingest_value)
+# skbsim.net.ipv4.tcp_input: tcp_clamp_window()'s new sk_rcvbuf and rcv_ssthresh; tcp_prune_queue()'s tests
+_clamp_window_values = njit(cache=True, forceinline=True)(clamp_window_values)
+_prune_fits_value = njit(cache=True, forceinline=True)(prune_fits_value)
+_prune_over_value = njit(cache=True, forceinline=True)(prune_over_value)
+__all__ += ["_clamp_window_values", "_prune_fits_value", "_prune_over_value"]

@@ -350,6 +350,7 @@ def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths, tcp_queued: in
         TUN_MAX_ORDER=0 if profile.feature("tun_alloc_linear") == "whole_frame" else PAGE_ALLOC_COSTLY_ORDER,
         TUN_FRAG_LIMIT=profile.MAX_SKB_FRAGS - (
             1 if profile.feature("alloc_skb_with_frags_limit") == "max_skb_frags_minus_1" else 0),
+        NC_OUTSIDE_NAPI=int(profile.has("alloc_skb_napi_cache_outside_napi")),  # -- TCP pressure --
     )
     if lengths.napi_head is not None:
         # IFF_NAPI_FRAGS: napi_get_frags()'s head from this CPU's NAPI caches

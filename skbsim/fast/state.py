@@ -105,6 +105,9 @@ CONFIG_FIELDS = (
     # -- mana v6.9 above a page --: buffers from napi_alloc_frag(), of SKB_DATA_ALIGN(alloc_size) bytes, on a page of
     # at least get_order(alloc_size)
     "MANA_NAPI_FRAG", "MANA_FRAGSZ", "MANA_FRAG_ORDER",
+    # -- TCP pressure --: __alloc_skb() outside NAPI first takes an sk_buff the NAPI skb cache holds (6.19; tun's
+    # writes, tcp_collapse())
+    "NC_OUTSIDE_NAPI",
 )
 (NCPUS, PAGE_SIZE, DRIVER, TRACE, PLOT, COST, IRQ_LATENCY, APP_UNLIMITED, APP_GAP, RCVBUF, STRICT_FIT, LARGE_FIT,
  FWD_DEFICIT_ONLY, DEFER_FREE, DEFER_LIMIT_MINUS_1, NC_CACHE_SIZE, NC_BULK, NC_FREE, PF_ORDER, PF_DOWN, RING_COUNT,
@@ -122,6 +125,7 @@ CONFIG_FIELDS = (
  BN_AGG_POOL, BN_FRAGSZ,
  GV_POOL, GV_BUF_SIZE, GV_HSPLIT, GV_GRO_MAX_HEAD,  # -- gve --
  MANA_NAPI_FRAG, MANA_FRAGSZ, MANA_FRAG_ORDER,  # -- mana v6.9 above a page --
+ NC_OUTSIDE_NAPI,  # -- TCP pressure --
  CONFIG_SIZE) = range(len(CONFIG_FIELDS) + 1)
 #: cfg[DRIVER]
 DRIVER_ICE, DRIVER_COPYBREAK, DRIVER_TUN = 0, 1, 2
@@ -508,6 +512,10 @@ TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten", "oq"))
  TC_WANT_LEN,
  # SACK compression: net.ipv4.tcp_comp_sack_delay_ns and _rtt_percent, the release's rule (1: rtt_percent)
  TC_COMP_SACK_DELAY_NS, TC_COMP_SACK_PCT, TC_R_COMP_SACK, TC_FIELDS) = range(39)
+# -- TCP pressure --: tcp_prune_queue()'s and tcp_prune_ofo_queue()'s rule codes, SKB_MAX_ORDER(0, 0) (the most
+# tcp_collapse() copies into one skb), the CPU a prune runs on (skbsim/fast/tcp_pressure.py)
+TC_R_PRUNE, TC_R_PRUNE_OFO, TC_COLLAPSE_MAX, TC_PRUNE_CPU = range(TC_FIELDS, TC_FIELDS + 4)
+TC_FIELDS += 4
 (TS_RCVBUF, TS_SNDBUF, TS_RMEM, TS_FWD, TS_USERLOCKS, TS_DROPS, TS_RCVLOWAT, TS_MEM_PAGES, TS_SOCKET,
  TS_ACK_PENDING, TS_ACK_QUICK, TS_ACK_PINGPONG, TS_ACK_ATO, TS_ACK_TIMEOUT, TS_ACK_LRCVTIME, TS_ACK_LAST_SEG,
  TS_ACK_RCV_MSS, TS_RTO, TS_DELACK_MAX, TS_DELACK_PENDING,

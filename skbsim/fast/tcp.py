@@ -11,9 +11,10 @@ header as tcp_v4_rcv() sees it).  Moving pages between skbs and freeing them is 
 segment is returned as such, and what a step freed (a read's skbs, after sock_rfree(); what the out-of-order
 queue dropped or coalesced; a stolen head) is listed in t.eaten, in order.
 
-What the model does and this module does not follow yet (the prune and collapse of memory pressure, the
-backlog, which no run fills) sets tc[TC_ERR] (TCP_WHY says what): the caller hands the run to the reference
-engine.
+Memory pressure (tcp_try_rmem_schedule()'s pruning and collapsing) is skbsim/fast/tcp_pressure.py's: it
+allocates and frees, so the segment's functions take the Kernel record k too (None in a replay).  What the
+model does and this module does not follow yet (the backlog, which no run fills) sets tc[TC_ERR] (TCP_WHY
+says what): the caller hands the run to the reference engine.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from skbsim.fast.state import (
     TS_COMP_RCV_NXT, TS_DUP_ACK, TS_NUM_SACKS, TS_OFO_HEAD, TS_SACK_OK, TS_SOCKET,
 )
 from skbsim.fast.rules import (
-    _can_ingest_value, _grow_window_increment, _jiffies_at, _jiffy_start_us, _rcv_rtt_update_value,
+    _grow_window_increment, _jiffies_at, _jiffy_start_us, _rcv_rtt_update_value,
     _rcvbuf_grow_value, _rcvbuf_rcvmem, _rcvbuf_space_from_win, _scaling_ratio_of, _select_window_pressure,
     _select_window_values, _sk_mem_pages, _tcp_mem_reclaimable,
     _tcp_receive_window_of, _tcp_set_window_clamp_values, _truesize_adjust_value, _usecs_to_jiffies,
@@ -64,7 +65,7 @@ SG_HEAD_FRAG, SG_END_TS, SG_FIELDS = RQ_HEAD_FRAG, RQ_END_TS, RQ_FIELDS
 TCP_UNMODELLED, TCP_PRUNE, TCP_OFO, TCP_SACK, TCP_TABLE, TCP_WARN, TCP_LENGTH = range(1, 8)
 TCP_WHY = {
     TCP_UNMODELLED: "a TCP receiver reached a state the fast engine does not follow",
-    TCP_PRUNE: "a TCP receiver came under memory pressure (tcp_prune_queue() and collapsing are not compiled yet)",
+    TCP_PRUNE: "a TCP receiver came under memory pressure outside a run (a replay without a kernel)",
     TCP_OFO: "a TCP receiver's out-of-order queue reached a state the fast engine does not follow",
     TCP_SACK: "a TCP receiver compressed SACKs (not compiled yet)",
     TCP_TABLE: "a table of the fast engine's TCP records filled up",
@@ -82,6 +83,7 @@ MIB_DELAYEDACKS = TS_MIB + TCPEXT.index("DelayedACKs")
 MIB_TCPBEYONDWINDOW = TS_MIB + TCPEXT.index("TCPBeyondWindow")
 MIB_TCPRCVQDROP = TS_MIB + TCPEXT.index("TCPRcvQDrop")
 MIB_TCPOFOQUEUE = TS_MIB + TCPEXT.index("TCPOFOQueue")
+MIB_TCPOFODROP = TS_MIB + TCPEXT.index("TCPOFODrop")  # -- TCP pressure --
 #: t.eaten's columns after the skb's: how the caller frees it (EAT_STOLEN: its head went to the receive queue's
 #: row EAT_TO as a frag, only its sk_buff is freed), and that row
 EAT_HOW, EAT_TO = SKB_FIELDS, SKB_FIELDS + 1
@@ -633,17 +635,6 @@ def _out_of_window(t, f, reason):
     return V_DROPPED + 8 * reason
 
 
-@njit(cache=True, forceinline=True)
-def _tcp_rmem_admits(tc, sk, skb, length):
-    """tcp_try_rmem_schedule() when it needs no pruning: the admission test passed and the forward allocation
-    made (always possible here: no memory limit is modelled); False when the queues would have to be pruned
-    (tcp_prune_queue(), which this module does not follow: tc[TC_ERR] set by the caller)."""
-    if not _can_ingest_value(tc[TC_R_ADMIT], sk[TS_RMEM], sk[TS_RCVBUF], skb[SKB_TS], length):
-        return False
-    _sk_rmem_schedule(tc, sk, skb[SKB_TS])
-    return True
-
-
 @njit(cache=True)
 def _ooo_span(t, f, cbs):
     """tcp_input._ooo_span(): how far the out-of-order queue's last skb ends past rcv_nxt (0: empty)."""
@@ -767,14 +758,16 @@ def _tcp_ofo_insert(t, f, skb, cbs):
 
 
 @njit(cache=True)
-def _tcp_data_queue_ofo(t, f, skb, cb, cbs, length):
-    """tcp_input.tcp_data_queue_ofo(): a segment beyond rcv_nxt, admitted, coalesced into the out-of-order queue's
-    last skb when it continues it, else inserted in order and charged (skb_condense() changes no tun skb)."""
+def _tcp_data_queue_ofo(t, f, skb, cb, cbs, length, k):
+    """tcp_input.tcp_data_queue_ofo(): a segment beyond rcv_nxt, admitted (refused: TCPOFODrop), coalesced into
+    the out-of-order queue's last skb when it continues it, else inserted in order and charged (skb_condense()
+    changes no tun skb)."""
     tc = t.tc
     sk = t.sk[f]
     oq = t.oq[f]
-    if not _tcp_rmem_admits(tc, sk, skb, length):
-        tc[TC_ERR] = TCP_PRUNE
+    if not tcp_pressure._tcp_try_rmem_schedule(t, f, skb, length, k):  # -- TCP pressure --
+        sk[MIB_TCPOFODROP] += 1
+        sk[TS_DROPS] += 1
         return V_DROPPED + 8 * R_PROTO_MEM
     if tc[TC_OFO_MEASURE]:
         gso = cb[CB_GSO_SIZE]
@@ -806,8 +799,9 @@ def _tcp_data_queue_ofo(t, f, skb, cb, cbs, length):
 
 
 @njit(cache=True, forceinline=True)
-def _tcp_data_queue(t, f, skb, cb, cbs, length):
-    """tcp_input.tcp_data_queue() for a segment whose header was pulled (length payload bytes)."""
+def _tcp_data_queue(t, f, skb, cb, cbs, length, k):
+    """tcp_input.tcp_data_queue() for a segment whose header was pulled (length payload bytes); k: the Kernel
+    record pruning allocates from and frees to (None in a replay: tcp_pressure)."""
     tc = t.tc
     sk = t.sk[f]
     if cb[CB_SEQ] == cb[CB_END_SEQ]:
@@ -816,11 +810,17 @@ def _tcp_data_queue(t, f, skb, cb, cbs, length):
         if _tcp_receive_window(sk) == 0:
             sk[MIB_TCPZEROWINDOWDROP] += 1
             return _out_of_window(t, f, R_ZEROWINDOW)
+        # -- TCP pressure --: tcp_try_rmem_schedule() failed: TCPRcvQDrop, or (6.8+) a zero-window ACK now
         if tc[TC_R_NOMEM] == NOMEM_NONE and not sk[TS_RQ_LEN]:
             _sk_rmem_schedule(tc, sk, skb[SKB_TS])  # sk_forced_mem_schedule()
-        elif not _tcp_rmem_admits(tc, sk, skb, length):
-            tc[TC_ERR] = TCP_PRUNE  # tcp_prune_queue(), and what follows a failed schedule
-            return V_DROPPED + 8 * R_PROTO_MEM
+        elif not tcp_pressure._tcp_try_rmem_schedule(t, f, skb, length, k):
+            if tc[TC_R_NOMEM] != NOMEM_NONE:
+                sk[TS_ACK_PENDING] |= ICSK_ACK_NOMEM | ICSK_ACK_NOW | ICSK_ACK_SCHED
+            if tc[TC_R_NOMEM] == NOMEM_NONE or (sk[TS_RQ_LEN] and length):
+                sk[MIB_TCPRCVQDROP] += 1
+                sk[TS_DROPS] += 1
+                return V_DROPPED + 8 * R_PROTO_MEM
+            _sk_rmem_schedule(tc, sk, skb[SKB_TS])  # sk_forced_mem_schedule()
         verdict = _tcp_queue_rcv(t, f, skb, cb, cbs, length)
         if length:
             _tcp_event_data_recv(tc, sk, skb, cb, length)
@@ -836,7 +836,7 @@ def _tcp_data_queue(t, f, skb, cb, cbs, length):
         if tc[TC_R_SEQUENCE] == SEQ_MAX_WND:
             sk[MIB_TCPBEYONDWINDOW] += 1
         return _out_of_window(t, f, R_OVERWINDOW)
-    return _tcp_data_queue_ofo(t, f, skb, cb, cbs, length)
+    return _tcp_data_queue_ofo(t, f, skb, cb, cbs, length, k)
 
 
 @njit(cache=True, forceinline=True)
@@ -933,7 +933,7 @@ def _tcp_validate_incoming(t, f, cb):
 
 
 @njit(cache=True, forceinline=True)
-def _step5(t, f, skb, cb, cbs):
+def _step5(t, f, skb, cb, cbs, k):
     """tcp_rcv_established()'s step5: the window field (tcp_ack_update_window()), timestamps, the data
     (the header pulled), then tcp_ack_snd_check()."""
     tc = t.tc
@@ -949,17 +949,17 @@ def _step5(t, f, skb, cb, cbs):
     _tcp_rcv_rtt_measure_ts(tc, sk, (cb[CB_END_SEQ] - cb[CB_SEQ]) & U32)
     length = skb[SKB_HLEN] + skb[SKB_DLEN] - cb[CB_DOFF]
     skb[SKB_HLEN] -= cb[CB_DOFF]
-    verdict = _tcp_data_queue(t, f, skb, cb, cbs, length)
+    verdict = _tcp_data_queue(t, f, skb, cb, cbs, length, k)
     if sk[TS_ACK_PENDING] & ICSK_ACK_SCHED:
         __tcp_ack_snd_check(t, f, True)
     return verdict
 
 
 @njit(cache=True, forceinline=True)
-def _tcp_rcv_established(t, f, skb, cbs, now_us):
+def _tcp_rcv_established(t, f, skb, cbs, now_us, k):
     """tcp_input.tcp_rcv_established() of a segment (its row skb; its TCP_SKB_CB at cbs[skb[SKB_OBJ]]) at
-    now_us: header prediction's fast path, else tcp_validate_incoming() and step5.  Returns the verdict
-    (V_*; V_DROPPED + 8 * R_* for a drop) and whether the fast path took it."""
+    now_us: header prediction's fast path, else tcp_validate_incoming() and step5 (k: tcp_data_queue()'s).
+    Returns the verdict (V_*; V_DROPPED + 8 * R_* for a drop) and whether the fast path took it."""
     tc = t.tc
     sk = t.sk[f]
     cb = cbs[skb[SKB_OBJ]]
@@ -978,7 +978,7 @@ def _tcp_rcv_established(t, f, skb, cbs, now_us):
                       and _before((sk[TS_RCV_NXT] + _tcp_receive_window(sk)) & U32, cb[CB_END_SEQ]))
             if not beyond:
                 if skb[SKB_TS] > sk[TS_FWD]:
-                    return _step5(t, f, skb, cb, cbs), False
+                    return _step5(t, f, skb, cb, cbs, k), False
                 if sk[TS_TSTAMP_OK] and sk[TS_RCV_NXT] == sk[TS_RCV_WUP]:
                     sk[TS_TS_RECENT] = sk[TS_RCV_TSVAL]
                 _tcp_rcv_rtt_measure_ts(tc, sk, (cb[CB_END_SEQ] - cb[CB_SEQ]) & U32)
@@ -992,7 +992,7 @@ def _tcp_rcv_established(t, f, skb, cbs, now_us):
     reason = _tcp_validate_incoming(t, f, cb)
     if reason >= 0:
         return V_DROPPED + 8 * reason, False
-    return _step5(t, f, skb, cb, cbs), False
+    return _step5(t, f, skb, cb, cbs, k), False
 
 
 # -- the reader: tcp.py --------------------------------------------------------------------------------------
@@ -1070,7 +1070,7 @@ def _tcp_replay(t, cbs, steps, segs, out, snap):
         kind, f, now_us, arg = steps[i, 0], steps[i, 1], steps[i, 2], steps[i, 3]
         t.tc[TC_EATEN] = 0
         if kind == STEP_SEG:
-            verdict, fast = _tcp_rcv_established(t, f, segs[arg], cbs, now_us)
+            verdict, fast = _tcp_rcv_established(t, f, segs[arg], cbs, now_us, None)
             out[i, 3] = t.tc[TC_EATEN]
             out[i, 0] = verdict
             out[i, 1] = fast
@@ -1086,3 +1086,7 @@ def _tcp_replay(t, cbs, steps, segs, out, snap):
         if t.tc[TC_ERR]:
             return i
     return steps.shape[0]
+
+
+# -- TCP pressure --: tcp_try_rmem_schedule() and the pruning it does (a module: it uses this one's helpers)
+from skbsim.fast import tcp_pressure  # noqa: E402

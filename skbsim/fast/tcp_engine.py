@@ -3,9 +3,9 @@ state (the receivers set up by the model, the senders, the tun skbs' TCP facts),
 
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
 receivers through tun without IFF_NAPI (no GRO), any kernel, RTT, flows (up to MAX_FLOWS), reader and read
-size, SO_RCVBUF and --fault, without --trace or --plot.  Everything else is the reference engine's (reasons in
-:func:`unsupported_tcp`), and so is a run that reaches what the compiled receiver does not follow yet
-(tcp_prune_queue() and collapsing under memory pressure): it is redone, saying so.
+size, SO_RCVBUF and --fault, memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py), without
+--trace or --plot.  Everything else is the reference engine's (reasons in :func:`unsupported_tcp`), and so is
+a run that reaches what the compiled receiver does not follow yet: it is redone, saying so.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from skbsim.fast.state import (
     new_skb_cb, new_tcp_flows, new_tcp_socks,
 )
 from skbsim.fast.tcp_setup import senders_to_record, sock_to_row, tcp_consts, unsupported_senders
+from skbsim.fast.tcp_pressure import collapse_alloc_columns  # -- TCP pressure --
 from skbsim.net.ipv4.tcp import TCPEXT
 
 U32 = 0xFFFFFFFF
@@ -118,6 +119,8 @@ class TcpRun:
         frame_lens = [self.header_len + size for size in sizes]
         lengths.prepare(np.array(frame_lens, np.int64))
         self.facts = tun_tcp_facts(lengths, frame_lens)
+        # -- TCP pressure --: what alloc_skb() gives tcp_collapse() for each byte count
+        self.facts = collapse_alloc_columns(lengths, self.facts)
 
     def tables(self, count: int) -> tuple[int, dict]:
         """(the bound on queued skbs, the TcpSocks, TcpSenders and TcpFlows records) of the run."""

@@ -340,7 +340,7 @@ def _tcp_deliver(k, cpu, n):
         _segment(k, skb, facts, seg)
         seg[SKB_CPU] = cpu  # the CPU that frees it after a read defers to (as sock._enqueue() keeps it)
         tc[TC_EATEN] = 0
-        verdict, _ = _tcp_rcv_established(t, f, seg, k.skbcb.cb, time_ns // 1000)
+        verdict, _ = _tcp_rcv_established(t, f, seg, k.skbcb.cb, time_ns // 1000, k)
         if tc[TC_ERR]:
             return
         for i in range(tc[TC_EATEN]):  # what tcp_ofo_queue() dropped or coalesced, freed as it went

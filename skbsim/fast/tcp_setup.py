@@ -14,7 +14,7 @@ from skbsim.fast import state
 from skbsim.fast.state import TC_FIELDS, TS_FIELDS, TS_MIB
 from skbsim.net.core_sock import SOCK_MIN_RCVBUF
 from skbsim.net.ipv4.tcp import TCPEXT
-from skbsim.net.ipv4.tcp_input import rcvmem_per_segment, rule_code
+from skbsim.net.ipv4.tcp_input import SKB_MAX_ORDER0, rcvmem_per_segment, rule_code
 
 #: row column -> the tcp_sock attribute it holds (the columns TS_PRED, TS_COMP_TIMER, TS_RCVMEM, TS_NOW_US, the
 #: queue's and the counters are set apart)
@@ -62,7 +62,10 @@ def tcp_consts(profile, net) -> np.ndarray:
     rules = {"TC_R_SCALING_CLAMP": "tcp_scaling_ratio_clamp", "TC_R_NOMEM": "tcp_nomem_ack",
              "TC_R_ADMIT": "tcp_rcvbuf_admission", "TC_R_SEQUENCE": "tcp_sequence_check",
              "TC_R_RTT_UPDATE": "tcp_rcv_rtt_update", "TC_R_RTT_TS": "tcp_rcv_rtt_ts",
-             "TC_R_SPACE": "tcp_rcv_space_adjust"}
+             "TC_R_SPACE": "tcp_rcv_space_adjust",
+             # -- TCP pressure --
+             "TC_R_PRUNE": "tcp_prune_queue", "TC_R_PRUNE_OFO": "tcp_prune_ofo_queue"}
+    values["TC_COLLAPSE_MAX"] = SKB_MAX_ORDER0(profile)  # -- TCP pressure --
     for name, feature in rules.items():
         values[name] = rule_code(feature, profile.feature(feature))
     for name, value in values.items():

@@ -16,6 +16,7 @@ from skbsim.fast.slub import _slab_alloc, _slab_free
 from skbsim.fast.sock import _deliver
 from skbsim.fast.tcp_run import ERR_TCP, _tcp_deliver, _tcp_poll_end  # -- TCP --
 from skbsim.fast.state import COST, NOW, TC_ERR, TC_RUN  # -- TCP --
+from skbsim.fast.state import NC_GETS, NC_HITS, NC_LEN, NC_OUTSIDE_NAPI  # -- TCP pressure --
 from skbsim.fast.state import (
     BUDGET_LEFT, CACHES, CACHE_KMALLOC, CACHE_SKB, CACHE_SMALL, DEFER_LEN, D_BYTES, D_BYTES_COPIED, D_COPIED,
     D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES, D_PAGES_ALLOC, D_POLLS, D_RELEASED, D_REUSED, D_SKB_FAILURES, ERR,
@@ -57,6 +58,22 @@ def _tun_kmalloc(k, cpu, kind, c):
     if _fails(k.faults, k.st, L_SKB_DATA):
         return -1
     return _alloc_pages(k.pages, k.faults, k.st, c, L_NONE)
+
+
+# -- TCP pressure --
+@njit(cache=True, forceinline=True)
+def _alloc_skb_sk_buff(k, cpu):
+    """__alloc_skb()'s sk_buff for a caller outside NAPI (no SKB_ALLOC_NAPI or SKB_ALLOC_FCLONE; not in hard
+    IRQ, IRQs on): from 6.19 ('net: use napi_skb_cache even in process context', cfg NC_OUTSIDE_NAPI) one this
+    CPU's NAPI skb cache holds (napi_skb_cache_get(false): never refilled), else skbuff_head_cache's; -1 when
+    there is none.  A head that then fails sends it to the slab either way (kmem_cache_free())."""
+    nc = k.pcpu[cpu]
+    if k.cfg[NC_OUTSIDE_NAPI] and nc[NC_LEN]:
+        k.st[NC_GETS] += 1
+        k.st[NC_HITS] += 1
+        nc[NC_LEN] -= 1
+        return k.nc.skb[cpu][nc[NC_LEN]]
+    return _slab_alloc(k.slabs, CACHE_SKB, cpu, k.pages, k.faults, k.st)
 
 
 @njit(cache=True, forceinline=True)
@@ -216,7 +233,7 @@ def _tun_alloc_skb(k, cpu, length):
         k.st[TUN_EAGAIN] += 1
         _tun_refused(k, cpu, False)
         return -1, -1, -1, 0
-    obj = _slab_alloc(k.slabs, CACHE_SKB, cpu, k.pages, k.faults, k.st)
+    obj = _alloc_skb_sk_buff(k, cpu)  # -- TCP pressure --: 6.19's NAPI skb cache outside NAPI
     if obj < 0:
         _tun_refused(k, cpu, True)
         return -1, -1, -1, 0

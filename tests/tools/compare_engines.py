@@ -288,6 +288,16 @@ def _tcp(rng: random.Random, kernel: str, max_frames: int) -> dict:
 TCP_SHARE = 0.2
 
 
+# -- TCP pressure --
+def _tcp_pressure(rng: random.Random, workload: dict) -> dict:
+    """A TCP run of _tcp() made to reach tcp_prune_queue() and collapsing: through tun without IFF_NAPI, a small
+    SO_RCVBUF, small messages, a slow reader or none (faults, flows, kernels and the rest as drawn)."""
+    return dict(workload, driver="tun", options={}, so_rcvbuf=rng.choice((4096, 8192, 16384, 65536)),
+                tcp=rng.choice(("messages:100@50000", "messages:300@20000", "messages:50@100000", "messages:1000")),
+                app_rate=rng.choice((0, 100, 1e3)), app_read_size=rng.choice((None, 100, 1000)),
+                flows=rng.choice((1, 2, 3)), rtt_ms=rng.choice((0.05, 0.5, 5.0)))
+
+
 def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS),
          tcp_share: float = TCP_SHARE) -> dict:
     """One random workload: RunConfig's keyword arguments (a driver of drivers, or a TCP run)."""
@@ -368,6 +378,8 @@ def main() -> int:
                         "--trace and --plot")
     parser.add_argument("--tcp-share", type=float, default=TCP_SHARE, help="share of workloads that are TCP runs "
                         f"(--socket tcp: synthetic senders, receivers per flow; default {TCP_SHARE}, 1: only those)")
+    parser.add_argument("--tcp-pressure", type=float, default=0.0, help="share of the TCP runs drawn to come under "
+                        "memory pressure (tun, a small SO_RCVBUF, small messages, a slow reader; default 0)")
     args = parser.parse_args()
     from skbsim.fast.cache import compile_now
 
@@ -386,6 +398,8 @@ def main() -> int:
         jobs = []
         for index in range(args.workloads):
             workload = draw(rng, profiles, args.max_frames, drivers, args.tcp_share)
+            if args.tcp_pressure and workload.get("socket") == "tcp" and rng.random() < args.tcp_pressure:
+                workload = _tcp_pressure(rng, workload)  # -- TCP pressure --
             frames += workload["count"]
             jobs.append((index, workload, rng.random() < args.trace_share))
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:

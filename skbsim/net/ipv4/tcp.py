@@ -133,7 +133,7 @@ def _switch_attr(feature: str) -> str:
 
 
 #: The rules among SOCK_RULES that plain int functions take as codes: held as code_NAME too.
-CODED_RULES = ("tcp_rcv_rtt_update", "tcp_rcv_space_adjust", "tcp_rcvbuf_admission")
+CODED_RULES = ("tcp_rcv_rtt_update", "tcp_rcv_space_adjust", "tcp_rcvbuf_admission", "tcp_prune_queue")
 
 
 def _code_attr(feature: str) -> str:

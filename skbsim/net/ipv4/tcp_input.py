@@ -93,6 +93,7 @@ RTT_SMOOTHED, RTT_MIN, RTT_MIN_IDLE = range(3)  # tcp_rcv_rtt_update
 (SPACE_RCVMEM, SPACE_FROM_WIN, SPACE_FROM_WIN_INQ, SPACE_DOUBLE, SPACE_RCVBUF_GROW,
  SPACE_RCVBUF_GROW_LOW_RTT) = range(6)  # tcp_rcv_space_adjust
 ADMIT_RMEM, ADMIT_RMEM_PLUS_TRUESIZE, ADMIT_RMEM_PLUS_LEN = range(3)  # tcp_rcvbuf_admission
+PRUNE_RMEM_VS_RCVBUF, PRUNE_CAN_INGEST = range(2)  # tcp_prune_queue
 
 
 def rule_code(feature: str, value: str) -> int:
@@ -422,15 +423,23 @@ def tcp_clamp_window(sk: tcp_sock) -> None:
     unlocked sk_rcvbuf below tcp_rmem[2] grows to what is allocated; rcv_ssthresh drops to
     min(window_clamp, 2 advmss) while rmem is still above sk_rcvbuf."""
     sk.icsk_ack_quick = 0
-    rmem2 = sk.net.sysctl_tcp_rmem[2]
     old_rcvbuf, old_ssthresh = sk.sk_rcvbuf, sk.rcv_ssthresh
-    if sk.sk_rcvbuf < rmem2 and not sk.sk_userlocks & SOCK_RCVBUF_LOCK:
-        sk.sk_rcvbuf = min(sk.sk_rmem_alloc, rmem2)
-    if sk.sk_rmem_alloc > sk.sk_rcvbuf:
-        sk.rcv_ssthresh = min(sk.window_clamp, 2 * sk.advmss)
+    sk.sk_rcvbuf, sk.rcv_ssthresh = clamp_window_values(
+        sk.sk_rcvbuf, sk.sk_rmem_alloc, sk.net.sysctl_tcp_rmem[2], bool(sk.sk_userlocks & SOCK_RCVBUF_LOCK),
+        sk.window_clamp, sk.advmss, sk.rcv_ssthresh)
     if sk.events is not None:
         tcp_event(sk, "clamp_window", rmem=sk.sk_rmem_alloc, old_rcvbuf=old_rcvbuf, rcvbuf=sk.sk_rcvbuf,
                   old_ssthresh=old_ssthresh, rcv_ssthresh=sk.rcv_ssthresh)
+
+
+def clamp_window_values(rcvbuf: int, rmem: int, rmem2: int, rcvbuf_locked: bool, window_clamp: int, advmss: int,
+                        rcv_ssthresh: int) -> tuple[int, int]:
+    """The (sk_rcvbuf, rcv_ssthresh) :func:`tcp_clamp_window` leaves, as ints."""
+    if rcvbuf < rmem2 and not rcvbuf_locked:
+        rcvbuf = min(rmem, rmem2)
+    if rmem > rcvbuf:
+        rcv_ssthresh = min(window_clamp, 2 * advmss)
+    return rcvbuf, rcv_ssthresh
 
 
 # -- receive RTT and autotuning ------------------------------------------------------------------
@@ -1141,6 +1150,21 @@ def tcp_prune_ofo_queue(sk: tcp_sock, in_skb) -> bool:
     return pruned if after_in_skb else True
 
 
+def prune_fits_value(rule: int, admit: int, rmem: int, rcvbuf: int, truesize: int, length: int) -> bool:
+    """Whether :func:`tcp_prune_queue` is done (``rule``: the code of feature ``tcp_prune_queue``, ``admit``
+    that of ``tcp_rcvbuf_admission``; the incoming skb's truesize and len)."""
+    if rule == PRUNE_CAN_INGEST:
+        return can_ingest_value(admit, rmem, rcvbuf, truesize, length)
+    return rmem <= rcvbuf
+
+
+def prune_over_value(rule: int, admit: int, rmem: int, rcvbuf: int, truesize: int, length: int) -> bool:
+    """Whether :func:`tcp_prune_queue` clamps the window first (tcp_clamp_window())."""
+    if rule == PRUNE_CAN_INGEST:
+        return not can_ingest_value(admit, rmem, rcvbuf, truesize, length)
+    return rmem >= rcvbuf
+
+
 def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
     """net/ipv4/tcp_input.c: tcp_prune_queue() - 0 once the incoming skb fits again, -1 if it cannot.
 
@@ -1153,17 +1177,13 @@ def tcp_prune_queue(sk: tcp_sock, in_skb) -> int:
     (-1) with empty queues.
     """
     rule = sk.rule_prune_queue
-    if rule == "can_ingest":
-        if not sk.sk_rmem_alloc:
-            return -1
+    code, admit = sk.code_prune_queue, sk.code_rcvbuf_admission
+    if code == PRUNE_CAN_INGEST and not sk.sk_rmem_alloc:
+        return -1
 
-        def fits() -> bool:
-            return tcp_can_ingest(sk, in_skb)
-        over = not fits()
-    else:
-        def fits() -> bool:
-            return sk.sk_rmem_alloc <= sk.sk_rcvbuf
-        over = sk.sk_rmem_alloc >= sk.sk_rcvbuf
+    def fits() -> bool:
+        return prune_fits_value(code, admit, sk.sk_rmem_alloc, sk.sk_rcvbuf, in_skb.truesize, in_skb.len)
+    over = prune_over_value(code, admit, sk.sk_rmem_alloc, sk.sk_rcvbuf, in_skb.truesize, in_skb.len)
     NET_INC_STATS(sk, "PruneCalled")
     if sk.events is not None:
         tcp_event(sk, "prune", rule=rule, rmem=sk.sk_rmem_alloc, rcvbuf=sk.sk_rcvbuf)
