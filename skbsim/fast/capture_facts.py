@@ -208,13 +208,15 @@ def capture_fact_chunks(source, ref, legacy: bool):
     header = capture._read_pcap_header(source._head, source.path)
     _, wire_adjust, classify_name, _ = capture.link_info(header.linktype)
     classify = source._classifier(classify_name)
-    headlen_of = None
-    if legacy:
-        measure = _legacy_headlen(ref)
-
-        def headlen_of(head: bytes) -> int:
-            return measure(capture._kept_header(head), 0)  # Frame.header, as _frames_with_headlen() measures it
+    headlen_of = _legacy_headlen_of(_legacy_headlen(ref)) if legacy else None
 
     facts = CaptureFacts(wire_adjust, classify, CHUNK)
     return ((lengths, times, np.zeros(len(lengths), np.int64), hlens, rows)
             for lengths, times, hlens, rows in _pcap_chunks(source, headlen_of, facts))
+
+
+def _legacy_headlen_of(measure):
+    """eth_get_headlen() of a frame's kept header bytes, as _frames_with_headlen() measures Frame.header."""
+    from skbsim.traffic import capture
+
+    return lambda head: measure(capture._kept_header(head), 0)
