@@ -102,6 +102,8 @@ def _observe(k, skb, cpu, time_ns, refused):
     elif cfg[DRIVER] == DRIVER_VIRTIO:
         # built on the buffer (page_to_skb()'s build_skb(): above GOOD_COPY_LEN, NET_IP_ALIGN 0, no frags), or a copy
         kind = 0 if skb[SKB_FRAG] < 0 and size > GOOD_COPY_LEN and not cfg[VQ_IP_ALIGN] else 1
+        if k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate is the kind of skb its first segment was
+            kind = 0 if k.gro.member[skb[SKB_OBJ], gro.M_HEAD_TS] else 1
     elif cfg[DRIVER] == DRIVER_TUN:
         kind = size  # tun: what an skb is depends on its length (_TunLengths.names)
     elif cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
