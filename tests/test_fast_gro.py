@@ -164,7 +164,7 @@ def test_trace_of_tcp_through_gro_is_byte_identical(tmp_path, kernel, suffix, dr
     (RunConfig(driver="virtio_net", options={"gro_flush_timeout": "100000"}, traffic="tcp-bulk", count=300),
      "gro_flush_timeout"),
     (RunConfig(kernel="7.1", options={}, traffic="tcp-bulk", count=300), "GRO on ice's page_pool form (7.1)"),
-    (RunConfig(driver="mana", options={}, traffic="tcp-bulk", count=300), "GRO on mana"),
+    (RunConfig(kernel="6.18", driver="libeth", options={}, traffic="tcp-bulk", count=300), "GRO on libeth"),
     (RunConfig(driver="tun", options={"napi": "1"}, traffic="tcp-bulk", count=300), "GRO on tun"),
     (RunConfig(options={"rx": "legacy", "gro_flush_timeout": "100000"}, traffic="tcp-bulk", count=300),
      "gro_flush_timeout"),

@@ -84,8 +84,9 @@ VIRTIO_GRO_WORKLOADS = [
     dict(traffic="tcp-bulk", count=6_000, flows=1, rate=1e7),
     # no timestamps, 3 flows on 2 CPUs, a slow reader: socket drops, condensed and deferred frees
     dict(traffic="tcp-bulk:ts=0", count=6_000, flows=3, cpus=2, rate=4e6, rcvbuf=200_000, app_rate=2e5),
-    # short segments built on their buffers (heads stolen), condensed under pressure
-    dict(traffic="tcp-bulk:mss=300", count=4_000, flows=2, rate=4e6, rcvbuf=60_000, app_rate=3e5),
+    # short segments built on their buffers (heads stolen), their aggregates condensed under pressure (the
+    # buffer's room and truesize)
+    dict(traffic="tcp-bulk:mss=100", count=4_000, flows=2, rate=4e6, rcvbuf=20_000, app_rate=3e5),
     # tiny segments copied whole, a small gro_max_size, many flows
     dict(traffic="tcp-bulk:mss=3", count=3_000, flows=40, rate=5e6, options={"gro_max_size": "3000"}),
     # GSO frames (MTU 1400; jumbo segments at MTU 1500) between the others, DATA_VALID and no checksum

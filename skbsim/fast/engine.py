@@ -39,7 +39,7 @@ from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 from skbsim.fast.gro import (
     F_HASH, G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
 )
-from skbsim.fast.state import CACHE_SKB, K_OBJS, K_SLOTS, Frags, new_skb_cb
+from skbsim.fast.state import BUILD_TRUESIZE, CACHE_SKB, COND_ROOM, COND_TS, K_OBJS, K_SLOTS, Frags, new_skb_cb
 from skbsim.fast.traffic import CHUNK
 from skbsim.sim import gro_report
 from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
@@ -88,12 +88,12 @@ def unsupported(config: RunConfig) -> str | None:
 def unsupported_gro(config: RunConfig, profile) -> str | None:
     """Why the fast engine cannot run this config whose TCP segments go through GRO (None when it can): its
     GRO (skbsim.fast.gro) covers tcp-bulk and captures on ice (rx=build_skb and rx=legacy, not its page_pool
-    form), copybreak and virtio_net (what unsupported_virtio() leaves), without gro_flush_timeout."""
-    if config.driver not in ("ice", "copybreak", "virtio_net") or (
+    form), copybreak, virtio_net (what unsupported_virtio() leaves) and mana, without gro_flush_timeout."""
+    if config.driver not in ("ice", "copybreak", "virtio_net", "mana") or (
             config.driver == "ice" and profile.feature("ice_rx_buffers") == "libeth"):
         driver = config.driver if config.driver != "ice" else f"ice's page_pool form ({profile.name})"
         return (f"TCP traffic goes through GRO on {driver}: the fast engine's GRO covers ice (rx=build_skb "
-                f"and rx=legacy), copybreak and virtio_net only")
+                f"and rx=legacy), copybreak, virtio_net and mana only")
     if config.options.get("gro_flush_timeout", "0") != "0":
         return ("TCP traffic goes through GRO with gro_flush_timeout (skbs held across polls and the flush "
                 "timer), which the fast engine does not model")
@@ -228,6 +228,10 @@ class FastSimulation:
         cfg[G_PAD] = int(self.config.driver == "ice")
         if self.legacy or self.virtio:  # the header skb, or virtio_net's copy head: SKB_TRUESIZE(end)
             cfg[G_HEAD_TS] = self.head["truesize"]
+        if self.config.driver == "mana":  # an aggregate has frags: skb_condense() of its napi_build_skb() head
+            rxq = self.ref.cpus[0].queue
+            k.cfg[COND_ROOM] = rxq.alloc_size - profile.SHINFO_SIZE - rxq.headroom  # end - headroom
+            k.cfg[COND_TS] = k.cfg[BUILD_TRUESIZE]
         objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
         # (as wide as the driver's own rows: copybreak's hold a frame's replacement buffers, MAX_SKB_FRAGS + 1)
         width = max(k.frags.fl.shape[1], profile.MAX_SKB_FRAGS + 2)

@@ -29,6 +29,7 @@ import numpy as np
 from skbsim.fast import napi  # (a module: napi's frees call this one's _release_aggregate)
 from skbsim.fast.layout import COUNTED, ERR_GRO_FRAGS_MOVED, ETH_HLEN, FL_TAG, SLAB_TAG, U32_MASK, njit
 from skbsim.fast.mm import _add_frag, _fl_give, _nr_frags, _pin_frags, _pin_page, _put_frags
+from skbsim.fast.page_pool import _pp_put_skb_frags
 from skbsim.fast.rules import _inet_gro_fixedid, _inet_gro_ipid_flush, _tcp_gro_flags_flush, _tcp_gro_flags_verdict
 from skbsim.fast.slub import _slab_free
 from skbsim.fast.state import (
@@ -39,6 +40,8 @@ from skbsim.fast.state import (  # copybreak, virtio_net
     CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DRIVER, DRIVER_COPYBREAK, DRIVER_VIRTIO, HEAD_KIND,
     VQ_HDR_LEN, VQ_TS0,
 )
+from skbsim.fast.state import PAGE_POOL  # mana
+
 from skbsim.net.gro import GRO_HASH_BUCKETS, MAX_GRO_SKBS, gro_stats
 from skbsim.net.ipv4.af_inet import IP_DF
 from skbsim.net.ipv4.tcp_offload import (
@@ -525,7 +528,10 @@ def _drop_paged(k, cpu, frag, obj):
     do: its frag pages in order, then each chained skb freed whole (kfree_skb() on this CPU)."""
     g = k.gro
     if frag >= 0:
-        _put_frags(k.pages, k.frags, k.st, frag)
+        if k.cfg[PAGE_POOL]:
+            _pp_put_skb_frags(k, frag)  # skb_frag_unref() of an skb marked for recycling (mana)
+        else:
+            _put_frags(k.pages, k.frags, k.st, frag)
     m = g.member[obj, M_NEXT]
     g.member[obj, M_NEXT] = -1
     while m >= 0:

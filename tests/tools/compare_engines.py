@@ -13,7 +13,7 @@ differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
        [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,mlx5,bnxt,bnxt-copybreak,gve,gve-hsplit,gve-7.1,
-                  ice-gro,copybreak-gro,virtio-gro] [--tcp-share 0.2]
+                  ice-gro,copybreak-gro,virtio-gro,mana-gro] [--tcp-share 0.2]
 """
 
 from __future__ import annotations
@@ -237,6 +237,17 @@ def _virtio_gro(rng: random.Random) -> tuple[dict, str]:
     return options, _tcp_bulk(rng)
 
 
+def _mana_gro(rng: random.Random) -> tuple[dict, str]:
+    """mana with TCP traffic through GRO: page_pool heads stolen and chained, condensed aggregates, v6.9's
+    napi_alloc_frag() buffers above a page, GRO's size limit."""
+    options, _ = _mana(rng)
+    options.pop("gro", None)
+    options.pop("gro_flush_timeout", None)
+    if rng.random() < 0.3:
+        options["gro_max_size"] = rng.choice(("1", "3000", "20000", "65536", "100000"))
+    return options, _tcp_bulk(rng)
+
+
 def _tcp_bulk(rng: random.Random) -> str:
     args = []
     if rng.random() < 0.5:
@@ -269,7 +280,8 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
            "gve-7.1": (1, lambda rng: _gve(rng, True, True), True, "gve", ("7.1",)),
            "ice-gro": (2, _ice_gro, True, "ice", ("6.1", "6.9", "6.12", "6.18", "host")),
            "copybreak-gro": (1, _copybreak_gro, False, "copybreak", KERNELS),
-           "virtio-gro": (2, _virtio_gro, False, "virtio_net", ("6.1", "6.9", "6.12", "6.18", "host"))}
+           "virtio-gro": (2, _virtio_gro, False, "virtio_net", ("6.1", "6.9", "6.12", "6.18", "host")),
+           "mana-gro": (1, _mana_gro, False, "mana", KERNELS)}
 
 
 def _tcp(rng: random.Random, kernel: str, max_frames: int) -> dict:
