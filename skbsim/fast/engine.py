@@ -88,12 +88,15 @@ def unsupported(config: RunConfig) -> str | None:
 def unsupported_gro(config: RunConfig, profile) -> str | None:
     """Why the fast engine cannot run this config whose TCP segments go through GRO (None when it can): its
     GRO (skbsim.fast.gro) covers tcp-bulk and captures on ice (rx=build_skb and rx=legacy, not its page_pool
-    form), copybreak, virtio_net (what unsupported_virtio() leaves) and mana, without gro_flush_timeout."""
-    if config.driver not in ("ice", "copybreak", "virtio_net", "mana") or (
-            config.driver == "ice" and profile.feature("ice_rx_buffers") == "libeth"):
-        driver = config.driver if config.driver != "ice" else f"ice's page_pool form ({profile.name})"
-        return (f"TCP traffic goes through GRO on {driver}: the fast engine's GRO covers ice (rx=build_skb "
-                f"and rx=legacy), copybreak, virtio_net and mana only")
+    form), copybreak, virtio_net (what unsupported_virtio() leaves), mana and libeth's queues (iavf, idpf, ice's
+    page_pool form) without header split, without gro_flush_timeout."""
+    if config.driver not in ("ice", "copybreak", "virtio_net", "mana", "libeth"):
+        return (f"TCP traffic goes through GRO on {config.driver}: the fast engine's GRO covers ice, copybreak, "
+                f"virtio_net, mana and libeth only")
+    libeth = config.driver == "libeth" or (config.driver == "ice" and profile.feature("ice_rx_buffers") == "libeth")
+    if libeth and config.options.get("hsplit", "off") != "off":
+        return ("TCP traffic goes through GRO with header split (libeth): the fast engine's GRO covers libeth's "
+                "queues without it")
     if config.options.get("gro_flush_timeout", "0") != "0":
         return ("TCP traffic goes through GRO with gro_flush_timeout (skbs held across polls and the flush "
                 "timer), which the fast engine does not model")
@@ -225,7 +228,7 @@ class FastSimulation:
         sk_buff object (GRO's aggregates hold up to MAX_SKB_FRAGS frags each)."""
         profile = self.ref.kernel.profile
         cfg = gro_config(self.ref)
-        cfg[G_PAD] = int(self.config.driver == "ice")
+        cfg[G_PAD] = int(self.config.driver == "ice" and not self.libeth)  # eth_skb_pad(): ice's own pages
         if self.legacy or self.virtio:  # the header skb, or virtio_net's copy head: SKB_TRUESIZE(end)
             cfg[G_HEAD_TS] = self.head["truesize"]
         if self.config.driver == "mana":  # an aggregate has frags: skb_condense() of its napi_build_skb() head
@@ -237,7 +240,8 @@ class FastSimulation:
         width = max(k.frags.fl.shape[1], profile.MAX_SKB_FRAGS + 2)
         frags = Frags(np.zeros((max(objects, k.frags.fl.shape[0]), width), np.int64))
         copy_room = [h[5] for h in self.copy_heads] if self.copybreak else [0]
-        return k._replace(gro=new_gro(cfg, CHUNK, int(k.cfg[NCPUS]), int(k.cfg[RING_COUNT]), objects, copy_room),
+        slots = k.lb.comp.shape[1] if self.libeth else int(k.cfg[RING_COUNT])  # (libeth: by completion)
+        return k._replace(gro=new_gro(cfg, CHUNK, int(k.cfg[NCPUS]), slots, objects, copy_room),
                           skbcb=new_skb_cb(objects), frags=frags)
 
     def _tcp_kernel(self):

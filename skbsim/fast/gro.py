@@ -41,6 +41,7 @@ from skbsim.fast.state import (  # copybreak, virtio_net
     VQ_HDR_LEN, VQ_TS0,
 )
 from skbsim.fast.state import PAGE_POOL  # mana
+from skbsim.fast.state import DRIVER_LIBETH, FQ_SHORT_LEN, FQ_TRUESIZE  # libeth
 
 from skbsim.net.gro import GRO_HASH_BUCKETS, MAX_GRO_SKBS, gro_stats
 from skbsim.net.ipv4.af_inet import IP_DF
@@ -499,12 +500,18 @@ def _napi_gro_receive(k, cpu, n, slot):
 @njit(cache=True, forceinline=True)
 def _condense_head(k, obj, room, truesize):
     """skb_condense()'s room (end less the tail before the copy) and truesize (SKB_TRUESIZE(end)) of obj's skb:
-    the run's (room, truesize), or for a GRO aggregate on a copybreak copy, its napi_alloc_skb(len) head's, or
-    on a virtio_net buffer (build_skb()), the buffer's: its end less the virtio-net header before the frame."""
+    the run's (room, truesize), or for a GRO aggregate on a copybreak copy, its napi_alloc_skb(len) head's, on a
+    virtio_net buffer (build_skb()), the buffer's: its end less the virtio-net header before the frame, or on a
+    buffer of idpf's short queue, that queue's."""
     head_ts = k.gro.member[obj, M_HEAD_TS]
     if head_ts:
         return head_ts - k.cfg[VQ_TS0] - k.cfg[VQ_HDR_LEN], head_ts
     length = k.gro.member[obj, M_FRAME]
+    if k.cfg[DRIVER] == DRIVER_LIBETH and length <= k.cfg[FQ_SHORT_LEN]:
+        # on a buffer of idpf's short queue (row 1), the run's being the MTU queue's (row 0): smaller by the
+        # difference of their truesizes (the same headroom)
+        less = k.lb.fq[0, FQ_TRUESIZE] - k.lb.fq[1, FQ_TRUESIZE]
+        return room - less, truesize - less
     if k.cfg[DRIVER] != DRIVER_COPYBREAK or length > k.cfg[COPYBREAK]:
         return room, truesize
     return k.gro.copy_room[length], k.rings.copy[CB_TRUESIZE, length]

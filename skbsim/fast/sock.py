@@ -113,7 +113,10 @@ def _observe(k, skb, cpu, time_ns, refused):
     elif cfg[DRIVER] == DRIVER_LIBETH:
         # the fill queue of its head's buffer (FastSimulation._kind_names): the header queue (header split),
         # idpf's short queue or the MTU queue
-        kind = cfg[FQ_COUNT] - 1 if cfg[FQ_HSPLIT] else (1 if size <= cfg[FQ_SHORT_LEN] else 0)
+        built = size
+        if k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate is the kind of skb its first segment was
+            built = k.gro.member[skb[SKB_OBJ], gro.M_FRAME]
+        kind = cfg[FQ_COUNT] - 1 if cfg[FQ_HSPLIT] else (1 if built <= cfg[FQ_SHORT_LEN] else 0)
     row = _trace_record(k.trace, k.st, time_ns, cpu, frame_len, O_SOCKET if refused else O_DELIVERED)
     if row >= 0:
         records = k.trace.records
