@@ -40,9 +40,8 @@ from skbsim.fast.state import (  # copybreak, virtio_net
     CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DRIVER, DRIVER_COPYBREAK, DRIVER_VIRTIO, HEAD_KIND,
     VQ_HDR_LEN, VQ_TS0,
 )
-from skbsim.fast.state import PAGE_POOL  # mana
-from skbsim.fast.state import DRIVER_LIBETH, FQ_SHORT_LEN, FQ_TRUESIZE  # libeth
-
+from skbsim.fast.state import PAGE_POOL  # mana, libeth
+from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_SHORT_LEN, FQ_SKBS, FQ_TRUESIZE  # libeth
 from skbsim.net.gro import GRO_HASH_BUCKETS, MAX_GRO_SKBS, gro_stats
 from skbsim.net.ipv4.af_inet import IP_DF
 from skbsim.net.ipv4.tcp_offload import (
@@ -415,8 +414,8 @@ def _hold(k, n, b, f, length):
 def _merged_free(k, cpu, branch):
     """gro_skb_finish() of a merged skb (g.cur): the stolen head's sk_buff to the NAPI cache
     (napi_skb_free_stolen_head()), a frags-moved skb freed into it (__napi_kfree_skb()); a frag_list one
-    lives on in its aggregate.  (copybreak: a merged skb never reaches the stack, so it leaves the count of
-    its kind of skb, which Simulation._deliver takes.)"""
+    lives on in its aggregate.  (copybreak, virtio_net, libeth: a merged skb never reaches the stack, so it
+    leaves the count of its kind of skb, which Simulation._deliver takes.)"""
     g = k.gro
     g.st[GS_STOLEN + branch] += 1
     if k.cfg[DRIVER] == DRIVER_COPYBREAK:
@@ -424,6 +423,9 @@ def _merged_free(k, cpu, branch):
         k.st[CB_N_1K + k.rings.copy[CB_KIND, size] if size <= k.cfg[COPYBREAK] else CB_N_BUILD] -= 1
     elif k.cfg[DRIVER] == DRIVER_VIRTIO:  # (built on its buffer, or a copy)
         k.st[CB_N_BUILD if g.member[g.cur[SKB_OBJ], M_HEAD_TS] else CB_N_1K + k.cfg[HEAD_KIND]] -= 1
+    elif k.cfg[DRIVER] == DRIVER_LIBETH:  # (its fill queue's skbs: idpf's short queue, or the MTU one)
+        size = g.cur[SKB_HLEN] + g.cur[SKB_DLEN]
+        k.lb.fq[cpu * k.cfg[FQ_COUNT] + (1 if size <= k.cfg[FQ_SHORT_LEN] else 0), FQ_SKBS] -= 1
     if branch == MERGED_FRAG_LIST:
         return
     if branch == MERGED_FRAGS:
@@ -536,7 +538,7 @@ def _drop_paged(k, cpu, frag, obj):
     g = k.gro
     if frag >= 0:
         if k.cfg[PAGE_POOL]:
-            _pp_put_skb_frags(k, frag)  # skb_frag_unref() of an skb marked for recycling (mana)
+            _pp_put_skb_frags(k, frag)  # skb_frag_unref() of an skb marked for recycling (mana, libeth)
         else:
             _put_frags(k.pages, k.frags, k.st, frag)
     m = g.member[obj, M_NEXT]

@@ -13,7 +13,7 @@ header buffer at the slot of its first payload buffer.
 from __future__ import annotations
 
 from skbsim.fast import gro  # -- GRO --
-from skbsim.fast.gro import G_ON, GS_FRAG_LIST, GS_FRAGS, GS_STOLEN  # -- GRO --
+from skbsim.fast.gro import G_ON  # -- GRO --
 from skbsim.fast.layout import ERR_EMPTY_FRAME, njit
 from skbsim.fast.mm import _add_frag
 from skbsim.fast.napi import _nc_get
@@ -190,19 +190,6 @@ def _libeth_build_frame(k, cpu, row, start, nbufs, length, hdr_len):
 
 
 @njit(cache=True, forceinline=True)
-def _libeth_gro_receive(k, cpu, ndel, at, row):
-    """napi_gro_receive() of the skb just built on a buffer of fill queue row (its frame's facts at completion
-    at): a merged skb leaves the queue's count of skbs (paths count what reaches the stack).  Returns the
-    batch's length."""
-    gs = k.gro.st
-    merged = gs[GS_STOLEN] + gs[GS_FRAGS] + gs[GS_FRAG_LIST]
-    ndel = gro._napi_gro_receive(k, cpu, ndel, at)
-    if gs[GS_STOLEN] + gs[GS_FRAGS] + gs[GS_FRAG_LIST] != merged:
-        k.lb.fq[row, FQ_SKBS] -= 1
-    return ndel
-
-
-@njit(cache=True, forceinline=True)
 def _libeth_poll(k, cpu, budget):
     """libeth_poll(): libeth_build_frame() per completion, up to budget (iavf refills every 16 buffers
     cleaned), the fill queues refilled at the end; the skbs for the stack through k.batch
@@ -230,8 +217,8 @@ def _libeth_poll(k, cpu, budget):
         else:
             rx._frame_done(k, cpu, length)
             ndel = rx._batch_add(k, ndel, head, frag, obj, hlen, length - hlen, truesize)
-            if k.gro.cfg[G_ON]:  # -- GRO --
-                ndel = _libeth_gro_receive(k, cpu, ndel, at, cpu * nfq + comps[at, C_FQ])
+            if k.gro.cfg[G_ON]:  # -- GRO --: napi_gro_receive(), its facts at the completion
+                ndel = gro._napi_gro_receive(k, cpu, ndel, at)
         if every and cleaned >= every:
             _libeth_refill_all(k, cpu)
             cleaned = 0
