@@ -9,8 +9,8 @@ between figures measured in the same run.
    CPU, ice legacy-rx and build_skb, copybreak, tun, virtio_net, mana's page_pool pages, mlx5's legacy RQ,
    bnxt's page mode, gve with its own pages; 6.18 for mana's page_pool fragments, libeth's idpf, mlx5's
    striding RQ, bnxt's copies and aggregation pages and gve's page_pool buffers, 7.1 for ice's page_pool
-   form), and tcp-bulk through GRO (ice build_skb and legacy-rx: 16 bulk TCP senders, every segment merged
-   or held by GRO on its way to the socket), each after one untimed warm-up run
+   form), and tcp-bulk through GRO (ice build_skb and legacy-rx, virtio_net's defaults: 16 bulk TCP senders,
+   every segment merged or held by GRO on its way to the socket), each after one untimed warm-up run
    (imports; the fast engine loads numba's cache).  For the fast engine also the compiled
    loop alone (the time spent inside its _run() calls).
 2. The whole process: ``skbsim run --count N --json --quiet`` (ice legacy-rx, 6.9, one CPU)
@@ -67,10 +67,12 @@ WORKLOADS = (("ice rx=legacy", "ice", {"rx": "legacy"}), ("ice rx=build_skb", "i
              ("gve DQO (own pages)", "gve", {}), ("gve DQO (page_pool)", "gve", {}),
              # -- GRO --
              ("ice rx=build_skb tcp-bulk through GRO", "ice", {"rx": "build_skb"}),
-             ("ice rx=legacy tcp-bulk through GRO", "ice", {"rx": "legacy"}))
+             ("ice rx=legacy tcp-bulk through GRO", "ice", {"rx": "legacy"}),
+             ("virtio_net tcp-bulk through GRO", "virtio_net", {}))
 #: the traffic of a workload, when not IMIX: GRO's workloads are 16 bulk TCP senders (1448-byte segments with
 #: timestamps) into the one UDP socket, every segment through GRO
-TRAFFIC_OF = {"ice rx=build_skb tcp-bulk through GRO": "tcp-bulk", "ice rx=legacy tcp-bulk through GRO": "tcp-bulk"}
+TRAFFIC_OF = {"ice rx=build_skb tcp-bulk through GRO": "tcp-bulk", "ice rx=legacy tcp-bulk through GRO": "tcp-bulk",
+              "virtio_net tcp-bulk through GRO": "tcp-bulk"}
 #: the live kernel's figure every workload is compared with: the tap path below, also for virtio_net (eth0 here is
 #: a virtio_net NIC, but its traffic cannot be made at a chosen rate: only ordinary downloads are allowed on it)
 LIVE_NOTE = ("the live rate for every driver, virtio_net included, is the tap path (a tap device written by this "

@@ -161,9 +161,10 @@ def test_trace_of_tcp_through_gro_is_byte_identical(tmp_path, kernel, suffix, dr
 
 
 @pytest.mark.parametrize("config, reason", [
-    (RunConfig(driver="virtio_net", options={}, traffic="tcp-bulk", count=300), "GRO on virtio_net"),
-    (RunConfig(kernel="7.1", options={}, traffic="tcp-bulk", count=300), "GRO on ice's page_pool form (7.1)"),
-    (RunConfig(driver="mana", options={}, traffic="tcp-bulk", count=300), "GRO on mana"),
+    (RunConfig(driver="virtio_net", options={"gro_flush_timeout": "100000"}, traffic="tcp-bulk", count=300),
+     "gro_flush_timeout"),
+    (RunConfig(kernel="7.1", options={"hsplit": "on"}, traffic="tcp-bulk", count=300), "with header split"),
+    (RunConfig(kernel="6.18", driver="mlx5", options={}, traffic="tcp-bulk", count=300), "GRO on mlx5"),
     (RunConfig(driver="tun", options={"napi": "1"}, traffic="tcp-bulk", count=300), "GRO on tun"),
     (RunConfig(options={"rx": "legacy", "gro_flush_timeout": "100000"}, traffic="tcp-bulk", count=300),
      "gro_flush_timeout"),

@@ -62,14 +62,15 @@ def test_tun_with_iff_napi_never_merges_without_a_flush_timeout():
 
 def test_the_fast_engine_runs_tcp_bulk_through_gro_on_ice_only():
     # ice's tcp-bulk runs are the fast engine's (skbsim/fast/gro.py; tests/test_fast_gro.py compares them);
-    # other drivers' TCP through GRO is the reference engine's.
+    # so are copybreak's, virtio_net's, mana's and libeth's; other drivers' TCP through GRO is the reference
+    # engine's.
     tcp = RunConfig(kernel="6.12", options={"rx": "build_skb"}, traffic="tcp-bulk", count=500)
     assert unsupported(tcp) is None
     result, _, why = simulate_engine(tcp, "fast")
     assert result["engine"] == "fast" and why is None and "gro" in result
     assert {**result, "engine": ""} == {**simulate(tcp)[0], "engine": ""}
-    other = RunConfig(kernel="6.12", driver="virtio_net", options={}, traffic="tcp-bulk", count=500)
-    assert unsupported(other).startswith("TCP traffic goes through GRO on virtio_net")
+    other = RunConfig(kernel="6.12", driver="mlx5", options={}, traffic="tcp-bulk", count=500)
+    assert unsupported(other).startswith("TCP traffic goes through GRO on mlx5")
     result, _, why = simulate_engine(other, "fast")
     assert result["engine"] == "reference" and why == unsupported(other) and "gro" in result
     # With GRO off a TCP run is the fast engine's, with the same JSON as the reference engine's.
@@ -106,9 +107,10 @@ def test_a_udp_capture_stays_with_the_fast_engine(tmp_path):
 
 
 def test_cli_says_once_why_the_reference_engine_ran(capsys):
-    # (ice's tcp-bulk runs are the fast engine's; virtio_net's TCP through GRO is not yet)
+    # (ice's, copybreak's, virtio_net's, mana's and libeth's tcp-bulk runs are the fast engine's; mlx5's TCP
+    # through GRO is not yet)
     assert main(["run", "--quiet", "--json", "--kernel", "6.18", "--traffic", "tcp-bulk:ts=0", "--count", "300",
-                 "--driver", "virtio_net"]) == 0
+                 "--driver", "mlx5"]) == 0
     out, err = capsys.readouterr()
     assert err.count("reference engine used: TCP traffic goes through GRO") == 1
     gro = json.loads(out)["runs"][0]["gro"]

@@ -37,9 +37,9 @@ from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 # -- GRO --
 from skbsim.fast.gro import (
-    G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
+    F_HASH, G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
 )
-from skbsim.fast.state import CACHE_SKB, K_OBJS, K_SLOTS, Frags, new_skb_cb
+from skbsim.fast.state import BUILD_TRUESIZE, CACHE_SKB, COND_ROOM, COND_TS, K_OBJS, K_SLOTS, Frags, new_skb_cb
 from skbsim.fast.traffic import CHUNK
 from skbsim.sim import gro_report
 from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
@@ -86,12 +86,15 @@ def unsupported(config: RunConfig) -> str | None:
 def unsupported_gro(config: RunConfig, profile) -> str | None:
     """Why the fast engine cannot run this config whose TCP segments go through GRO (None when it can): its
     GRO (skbsim.fast.gro) covers tcp-bulk and captures on ice (rx=build_skb and rx=legacy, not its page_pool
-    form) and copybreak, without gro_flush_timeout."""
-    if config.driver not in ("ice", "copybreak") or (config.driver == "ice"
-                                                       and profile.feature("ice_rx_buffers") == "libeth"):
-        driver = config.driver if config.driver != "ice" else f"ice's page_pool form ({profile.name})"
-        return (f"TCP traffic goes through GRO on {driver}: the fast engine's GRO covers ice (rx=build_skb "
-                f"and rx=legacy) and copybreak only")
+    form), copybreak, virtio_net (what unsupported_virtio() leaves), mana and libeth's queues (iavf, idpf, ice's
+    page_pool form) without header split, without gro_flush_timeout."""
+    if config.driver not in ("ice", "copybreak", "virtio_net", "mana", "libeth"):
+        return (f"TCP traffic goes through GRO on {config.driver}: the fast engine's GRO covers ice, copybreak, "
+                f"virtio_net, mana and libeth only")
+    libeth = config.driver == "libeth" or (config.driver == "ice" and profile.feature("ice_rx_buffers") == "libeth")
+    if libeth and config.options.get("hsplit", "off") != "off":
+        return ("TCP traffic goes through GRO with header split (libeth): the fast engine's GRO covers libeth's "
+                "queues without it")
     if config.options.get("gro_flush_timeout", "0") != "0":
         return ("TCP traffic goes through GRO with gro_flush_timeout (skbs held across polls and the flush "
                 "timer), which the fast engine does not model")
@@ -144,7 +147,7 @@ class FastSimulation:
                 # follows the EWMA, so one length can have several
                 raise ValueError("the fast engine draws --plot for virtio_net only on the reference engine")
             self.head = copy_head(self.ref)
-            self.codes = VirtioCodes(self.ref)  # what the header and GRO make of each frame
+            self.codes = VirtioCodes(self.ref, self.gro)  # what the header and GRO make of each frame
             return
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
@@ -223,15 +226,20 @@ class FastSimulation:
         sk_buff object (GRO's aggregates hold up to MAX_SKB_FRAGS frags each)."""
         profile = self.ref.kernel.profile
         cfg = gro_config(self.ref)
-        cfg[G_PAD] = int(self.config.driver == "ice")
-        if self.legacy:
+        cfg[G_PAD] = int(self.config.driver == "ice" and not self.libeth)  # eth_skb_pad(): ice's own pages
+        if self.legacy or self.virtio:  # the header skb, or virtio_net's copy head: SKB_TRUESIZE(end)
             cfg[G_HEAD_TS] = self.head["truesize"]
+        if self.config.driver == "mana":  # an aggregate has frags: skb_condense() of its napi_build_skb() head
+            rxq = self.ref.cpus[0].queue
+            k.cfg[COND_ROOM] = rxq.alloc_size - profile.SHINFO_SIZE - rxq.headroom  # end - headroom
+            k.cfg[COND_TS] = k.cfg[BUILD_TRUESIZE]
         objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
         # (as wide as the driver's own rows: copybreak's hold a frame's replacement buffers, MAX_SKB_FRAGS + 1)
         width = max(k.frags.fl.shape[1], profile.MAX_SKB_FRAGS + 2)
         frags = Frags(np.zeros((max(objects, k.frags.fl.shape[0]), width), np.int64))
         copy_room = [h[5] for h in self.copy_heads] if self.copybreak else [0]
-        return k._replace(gro=new_gro(cfg, CHUNK, int(k.cfg[NCPUS]), int(k.cfg[RING_COUNT]), objects, copy_room),
+        slots = k.lb.comp.shape[1] if self.libeth else int(k.cfg[RING_COUNT])  # (libeth: by completion)
+        return k._replace(gro=new_gro(cfg, CHUNK, int(k.cfg[NCPUS]), slots, objects, copy_room),
                           skbcb=new_skb_cb(objects), frags=frags)
 
     def _tcp_kernel(self):
@@ -266,10 +274,11 @@ class FastSimulation:
         if self.tcp is not None:  # -- TCP --: the senders make the frames
             chunks = iter(())
         elif self.gro:  # -- GRO --: each frame's TCP facts with it
+            measure = self.codes if self.virtio else None  # virtio_net's codes
             if self.config.traffic.split(":", 1)[0].strip().lower() == "tcp-bulk":
-                chunks = tcp_bulk_chunks(self.ref.source, self.config, self.ref, self.legacy)
+                chunks = tcp_bulk_chunks(self.ref.source, self.config, self.ref, self.legacy, measure)
             else:
-                chunks = capture_chunks(self.ref.source, self.ref, self.legacy)
+                chunks = capture_chunks(self.ref.source, self.ref, self.legacy, measure)
         else:
             chunks = _traffic_chunks(self.ref.source, self.config, self.legacy, self.ref, self.codes)
         try:
@@ -283,6 +292,8 @@ class FastSimulation:
                 if self.gro:  # -- GRO --
                     lengths, times, queues, hlens, facts = chunk
                     k.gro.facts[:len(facts)] = facts
+                    if self.virtio:  # virtio_net sets no skb->hash (no VIRTIO_NET_F_HASH_REPORT): GRO's bucket 0
+                        k.gro.facts[:len(facts), F_HASH] = 0
                     k.gro.st[GS_BASE] = k.st[PACKETS]
                 else:
                     lengths, times, queues, hlens = chunk

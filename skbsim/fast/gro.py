@@ -29,15 +29,19 @@ import numpy as np
 from skbsim.fast import napi  # (a module: napi's frees call this one's _release_aggregate)
 from skbsim.fast.layout import COUNTED, ERR_GRO_FRAGS_MOVED, ETH_HLEN, FL_TAG, SLAB_TAG, U32_MASK, njit
 from skbsim.fast.mm import _add_frag, _fl_give, _nr_frags, _pin_frags, _pin_page, _put_frags
+from skbsim.fast.page_pool import _pp_put_skb_frags
 from skbsim.fast.rules import _inet_gro_fixedid, _inet_gro_ipid_flush, _tcp_gro_flags_flush, _tcp_gro_flags_verdict
 from skbsim.fast.slub import _slab_free
 from skbsim.fast.state import (
     CACHE_SKB, CB_ACK_SEQ, ERR, CB_DOFF, CB_END_SEQ, CB_FLOW, CB_GSO_SIZE, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, CB_TSECR,
     CB_TSVAL, CB_WINDOW, PACKETS, SKB_DLEN, SKB_FIELDS, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS,
 )
-from skbsim.fast.state import (  # copybreak
-    CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DRIVER, DRIVER_COPYBREAK,
+from skbsim.fast.state import (  # copybreak, virtio_net
+    CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DRIVER, DRIVER_COPYBREAK, DRIVER_VIRTIO, HEAD_KIND,
+    VQ_HDR_LEN, VQ_TS0,
 )
+from skbsim.fast.state import PAGE_POOL  # mana, libeth
+from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_SHORT_LEN, FQ_SKBS, FQ_TRUESIZE  # libeth
 from skbsim.net.gro import GRO_HASH_BUCKETS, MAX_GRO_SKBS, gro_stats
 from skbsim.net.ipv4.af_inet import IP_DF
 from skbsim.net.ipv4.tcp_offload import (
@@ -61,13 +65,15 @@ FLUSH_REASONS = ("napi_complete", "budget", "max_gro_skbs", "cwr", "tcp_flags_or
  R_SEQ, R_MAX_SIZE, R_PP_MIX, R_GSO_LEN, R_BELOW_MSS, R_NO_PAYLOAD, R_PSH, R_FIN, R_SYN, R_RST,
  R_URG) = range(len(FLUSH_REASONS))
 #: Gro.st: skbsim.net.gro.gro_stats's counters (in its COUNTERS order), the flushes by reason (from
-#: GS_FLUSH), and the packet count when the current chunk of facts began
+#: GS_FLUSH), the packet count when the current chunk of facts began, and the gso_size of the skb being
+#: received (GS_GSO: set by virtio_net for a GSO frame, SKB_GSO_DODGY; 0 otherwise)
 GS_COUNTERS = gro_stats.COUNTERS
 (GS_RECEIVED, GS_NORMAL, GS_HELD, GS_STOLEN, GS_FRAGS, GS_FRAG_LIST, GS_TCP, GS_UP, GS_SEGS_UP, GS_LEN_UP,
  GS_TS_UP, GS_AGG, GS_AGG_SEGS, GS_AGG_LEN, GS_AGG_TS, GS_NC_PUTS, GS_REUSED) = range(len(GS_COUNTERS))
 GS_FLUSH = len(GS_COUNTERS)
 GS_BASE = GS_FLUSH + len(FLUSH_REASONS)
-GS_SIZE = GS_BASE + 1
+GS_GSO = GS_BASE + 1
+GS_SIZE = GS_GSO + 1
 #: a frame's facts (Gro.facts rows, one a frame of the chunk; Gro.fdesc[cpu, slot] at its first
 #: descriptor): TCP over IPv4 that tcp4_gro_receive() parses (0: GRO passes it up as built); the flow (a
 #: number for its MAC header, addresses and ports) and RSS hash; seq, ack_seq, the flag word
@@ -84,9 +90,10 @@ H_F = SKB_FIELDS
 H_COUNT, H_MSS, H_FIXEDID, H_LAST, H_USED = range(H_F + F_FIELDS, H_F + F_FIELDS + 5)
 H_FIELDS = H_USED + 1
 HELD_ROWS = GRO_HASH_BUCKETS * MAX_GRO_SKBS
-#: Gro.member[obj]: the next skb of a frag_list (or an owner's first), the skb's head and frags, and the
-#: length of the frame it was built from (copybreak: which kind of skb it is, for the trace)
-M_NEXT, M_HEAD, M_FRAG, M_FRAME, M_FIELDS = range(5)
+#: Gro.member[obj]: the next skb of a frag_list (or an owner's first), the skb's head and frags, the
+#: length of the frame it was built from (copybreak: which kind of skb it is, for the trace), and
+#: virtio_net's SKB_TRUESIZE(end) of a head built on its buffer (0: a copy; the trace's kind, skb_condense())
+M_NEXT, M_HEAD, M_FRAG, M_FRAME, M_HEAD_TS, M_FIELDS = range(6)
 #: skb_gro_receive()'s result: merged (by which branch, in gro_stats' order), or -E2BIG
 MERGED_STOLEN, MERGED_FRAGS, MERGED_FRAG_LIST, NOT_MERGED = 0, 1, 2, 3
 
@@ -311,10 +318,10 @@ def _skb_gro_receive(k, h, skb, length, flush, hdr):
 
 
 @njit(cache=True, forceinline=True)
-def _tcp_gro_match(k, h, f, length, seq_ok_len):
-    """tcp_gro_receive()'s tests of a segment (facts f, length bytes) against its flow's held h, in the
-    kernel's order: 0 when it may merge, else the flush reason.  (Sets h's fixed-ID mark, as
-    inet_gro_flush() does.)"""
+def _tcp_gro_match(k, h, f, length, seq_ok_len, gso):
+    """tcp_gro_receive()'s tests of a segment (facts f, length bytes, gso_size gso when a GSO skb) against its
+    flow's held h, in the kernel's order: 0 when it may merge, else the flush reason.  (Sets h's fixed-ID mark,
+    as inet_gro_flush() does.)"""
     cfg = k.gro.cfg
     hf = h[H_F:H_F + F_FIELDS]
     verdict = _tcp_gro_flags_verdict(f[F_FLAGS], hf[F_FLAGS], cfg[G_CWR])
@@ -335,7 +342,10 @@ def _tcp_gro_match(k, h, f, length, seq_ok_len):
         h[H_FIXEDID] = 1
     if _inet_gro_ipid_flush(f[F_IPID], hf[F_IPID], h[H_COUNT], h[H_FIXEDID] != 0):
         return R_IP
-    if (length - 1) & U32_MASK >= h[H_MSS]:
+    if gso:
+        if gso != h[H_MSS]:
+            return R_GSO_SIZE
+    elif (length - 1) & U32_MASK >= h[H_MSS]:
         return R_ABOVE_MSS
     if (hf[F_SEQ] + seq_ok_len) & U32_MASK != f[F_SEQ]:
         return R_SEQ
@@ -404,13 +414,18 @@ def _hold(k, n, b, f, length):
 def _merged_free(k, cpu, branch):
     """gro_skb_finish() of a merged skb (g.cur): the stolen head's sk_buff to the NAPI cache
     (napi_skb_free_stolen_head()), a frags-moved skb freed into it (__napi_kfree_skb()); a frag_list one
-    lives on in its aggregate.  (copybreak: a merged skb never reaches the stack, so it leaves the count of
-    its kind of skb, which Simulation._deliver takes.)"""
+    lives on in its aggregate.  (copybreak, virtio_net, libeth: a merged skb never reaches the stack, so it
+    leaves the count of its kind of skb, which Simulation._deliver takes.)"""
     g = k.gro
     g.st[GS_STOLEN + branch] += 1
     if k.cfg[DRIVER] == DRIVER_COPYBREAK:
         size = g.cur[SKB_HLEN] + g.cur[SKB_DLEN]
         k.st[CB_N_1K + k.rings.copy[CB_KIND, size] if size <= k.cfg[COPYBREAK] else CB_N_BUILD] -= 1
+    elif k.cfg[DRIVER] == DRIVER_VIRTIO:  # (built on its buffer, or a copy)
+        k.st[CB_N_BUILD if g.member[g.cur[SKB_OBJ], M_HEAD_TS] else CB_N_1K + k.cfg[HEAD_KIND]] -= 1
+    elif k.cfg[DRIVER] == DRIVER_LIBETH:  # (its fill queue's skbs: idpf's short queue, or the MTU one)
+        size = g.cur[SKB_HLEN] + g.cur[SKB_DLEN]
+        k.lb.fq[cpu * k.cfg[FQ_COUNT] + (1 if size <= k.cfg[FQ_SHORT_LEN] else 0), FQ_SKBS] -= 1
     if branch == MERGED_FRAG_LIST:
         return
     if branch == MERGED_FRAGS:
@@ -439,8 +454,10 @@ def _napi_gro_receive(k, cpu, n, slot):
         return _hand_up(k, n, cur, 1)
     gs[GS_TCP] += 1
     hdr = 20 + f[F_THLEN]
-    # inet_gro_receive()'s flush: a total length that is not the skb's, a fragment bit but DF
-    flush = ((f[F_TOTLEN] ^ length) | (f[F_FRAG_OFF] & ~IP_DF)) & 0xFFFF != 0
+    gso = gs[GS_GSO]
+    # inet_gro_receive()'s flush: a total length that is not the skb's, a fragment bit but DF; and
+    # dev_gro_receive()'s for a GSO skb from a device (SKB_GSO_DODGY)
+    flush = ((f[F_TOTLEN] ^ length) | (f[F_FRAG_OFF] & ~IP_DF)) & 0xFFFF != 0 or gso != 0
     length -= hdr
     b = f[F_HASH] & (GRO_HASH_BUCKETS - 1)
     j = _find_held(g, b, f)
@@ -449,7 +466,7 @@ def _napi_gro_receive(k, cpu, n, slot):
     branch = NOT_MERGED
     if j:
         h = g.held[g.bucket[b, j]]
-        reason = _tcp_gro_match(k, h, f, length, h[SKB_HLEN] + h[SKB_DLEN] - ETH_HLEN - hdr)
+        reason = _tcp_gro_match(k, h, f, length, h[SKB_HLEN] + h[SKB_DLEN] - ETH_HLEN - hdr, gso)
         if not reason:
             mss = h[H_MSS]
             branch = _skb_gro_receive(k, h, cur, length, flush, hdr)
@@ -461,9 +478,9 @@ def _napi_gro_receive(k, cpu, n, slot):
             mss = 1
         else:
             h[H_F + F_FLAGS] |= f[F_FLAGS] & (TCP_FLAG_FIN | TCP_FLAG_PSH)
-    # out_check_final
-    final = R_BELOW_MSS
-    final_flush = length < mss
+    # out_check_final (a GSO skb: NAPI_GRO_CB's count, virtio_net_hdr_to_skb()'s gso_segs, is 0)
+    final = R_GSO_LEN if gso else R_BELOW_MSS
+    final_flush = length != 0 if gso else length < mss
     flag_reason = _final_reason(f[F_FLAGS])
     if flag_reason >= 0:
         final_flush = True
@@ -485,8 +502,18 @@ def _napi_gro_receive(k, cpu, n, slot):
 @njit(cache=True, forceinline=True)
 def _condense_head(k, obj, room, truesize):
     """skb_condense()'s room (end less the tail before the copy) and truesize (SKB_TRUESIZE(end)) of obj's skb:
-    the run's (room, truesize), or for a GRO aggregate on a copybreak copy, its napi_alloc_skb(len) head's."""
+    the run's (room, truesize), or for a GRO aggregate on a copybreak copy, its napi_alloc_skb(len) head's, on a
+    virtio_net buffer (build_skb()), the buffer's: its end less the virtio-net header before the frame, or on a
+    buffer of idpf's short queue, that queue's."""
+    head_ts = k.gro.member[obj, M_HEAD_TS]
+    if head_ts:
+        return head_ts - k.cfg[VQ_TS0] - k.cfg[VQ_HDR_LEN], head_ts
     length = k.gro.member[obj, M_FRAME]
+    if k.cfg[DRIVER] == DRIVER_LIBETH and length <= k.cfg[FQ_SHORT_LEN]:
+        # on a buffer of idpf's short queue (row 1), the run's being the MTU queue's (row 0): smaller by the
+        # difference of their truesizes (the same headroom)
+        less = k.lb.fq[0, FQ_TRUESIZE] - k.lb.fq[1, FQ_TRUESIZE]
+        return room - less, truesize - less
     if k.cfg[DRIVER] != DRIVER_COPYBREAK or length > k.cfg[COPYBREAK]:
         return room, truesize
     return k.gro.copy_room[length], k.rings.copy[CB_TRUESIZE, length]
@@ -510,7 +537,10 @@ def _drop_paged(k, cpu, frag, obj):
     do: its frag pages in order, then each chained skb freed whole (kfree_skb() on this CPU)."""
     g = k.gro
     if frag >= 0:
-        _put_frags(k.pages, k.frags, k.st, frag)
+        if k.cfg[PAGE_POOL]:
+            _pp_put_skb_frags(k, frag)  # skb_frag_unref() of an skb marked for recycling (mana, libeth)
+        else:
+            _put_frags(k.pages, k.frags, k.st, frag)
     m = g.member[obj, M_NEXT]
     g.member[obj, M_NEXT] = -1
     while m >= 0:
@@ -538,7 +568,7 @@ def _pin_members(k, obj, delta):
 # -- the traffic's facts --------------------------------------------------------------------------------------------
 
 
-def tcp_bulk_chunks(source, config, ref, legacy: bool):
+def tcp_bulk_chunks(source, config, ref, legacy: bool, measure=None):
     """tcp-bulk traffic (skbsim.traffic.synthetic.TcpBulkSource) in chunks for a GRO run: (lengths, arrival
     times, RX queues, header lengths, facts), facts a row per frame (F_* columns).
 
@@ -546,7 +576,8 @@ def tcp_bulk_chunks(source, config, ref, legacy: bool):
     number plus n * mss, its first IP ID plus n, and (with timestamps) TSval of the flow's clock base plus
     the arrival time in ms, as TcpBulkSource._generate() builds its header; the rest of its header is the
     flow's template: ACK, the window, TSecr, TTL 64, DF.  legacy: the header length ice_construct_skb()
-    copies (the model's eth_get_headlen() of the template: one layout for every segment).
+    copies (the model's eth_get_headlen() of the template: one layout for every segment); measure(header,
+    length), in its place: virtio_net's code of the template (skbsim.fast.virtio_setup.VirtioCodes).
     """
     from skbsim.fast.traffic import CHUNK, _arrival_times, _legacy_headlen
     from skbsim.net.ipv4.tcp_offload import TCP_FLAG_ACK
@@ -560,7 +591,9 @@ def tcp_bulk_chunks(source, config, ref, legacy: bool):
     thlen = tcp.header_len - 34
     template = source._flow_state(0).template
     flag_word = ((thlen // 4) << 28) | TCP_FLAG_ACK | template.window
-    hlen = _legacy_headlen(ref)(template.build(length), length) if legacy else length
+    if legacy:
+        measure = _legacy_headlen(ref)
+    hlen = measure(template.build(length), length) if measure is not None else length
     remaining = source.count
     while remaining > 0:
         n = min(CHUNK, remaining)
@@ -626,10 +659,11 @@ def flow_draws(source):
     return draws
 
 
-def capture_chunks(source, ref, legacy: bool):
+def capture_chunks(source, ref, legacy: bool, measure=None):
     """A capture's frames in chunks for a GRO run: traffic._frames_with_headlen()'s (lengths, arrival times,
-    RX queues, header lengths: measured for legacy-rx only) and each frame's facts, read from its leading bytes
-    as the driver writes them (skbsim.drivers.base.frame_header()) and GRO reads them: frame_facts()."""
+    RX queues, header lengths: measured for legacy-rx only, or measure(header, length) of every frame:
+    virtio_net's codes) and each frame's facts, read from its leading bytes as the driver writes them
+    (skbsim.drivers.base.frame_header()) and GRO reads them: frame_facts()."""
     from skbsim.drivers.base import frame_header
     from skbsim.fast.capture_facts import capture_fact_chunks  # -- capture facts --
     from skbsim.fast.traffic import _frames_with_headlen
@@ -648,9 +682,13 @@ def capture_chunks(source, ref, legacy: bool):
                                     flows))
             yield frame
 
-    # (without legacy-rx no header length is measured: every frame is at most 65535 bytes)
-    chunks = _frames_with_headlen(frames(), ref) if legacy else _frames_with_headlen(
-        frames(), ref, lambda header, length: 0, 1 << 16)
+    # (without legacy-rx or measure nothing is measured: every frame is at most 65535 bytes)
+    if legacy:
+        chunks = _frames_with_headlen(frames(), ref)
+    elif measure is not None:
+        chunks = _frames_with_headlen(frames(), ref, measure, 0)
+    else:
+        chunks = _frames_with_headlen(frames(), ref, lambda header, length: 0, 1 << 16)
     for lengths, times, queues, hlens in chunks:
         n = len(lengths)
         facts = np.array(rows[:n], np.int64).reshape(n, F_FIELDS)

@@ -12,6 +12,8 @@ header buffer at the slot of its first payload buffer.
 
 from __future__ import annotations
 
+from skbsim.fast import gro  # -- GRO --
+from skbsim.fast.gro import G_ON  # -- GRO --
 from skbsim.fast.layout import ERR_EMPTY_FRAME, njit
 from skbsim.fast.mm import _add_frag
 from skbsim.fast.napi import _nc_get
@@ -128,6 +130,8 @@ def _libeth_nic_receive(k, cpu, length, hlen):
     comps[tail, C_NBUFS] = nbufs
     comps[tail, C_LEN] = length
     comps[tail, C_HDR_LEN] = hdr_len
+    if k.gro.cfg[G_ON]:  # -- GRO --: the frame's TCP facts go with its completion
+        gro._gro_nic(k, cpu, tail)
     k.st[D_NIC_FRAMES] += 1
     k.pcpu[cpu, Q_NIC_FRAMES] += 1
     return True
@@ -213,6 +217,8 @@ def _libeth_poll(k, cpu, budget):
         else:
             rx._frame_done(k, cpu, length)
             ndel = rx._batch_add(k, ndel, head, frag, obj, hlen, length - hlen, truesize)
+            if k.gro.cfg[G_ON]:  # -- GRO --: napi_gro_receive(), its facts at the completion
+                ndel = gro._napi_gro_receive(k, cpu, ndel, at)
         if every and cleaned >= every:
             _libeth_refill_all(k, cpu)
             cleaned = 0

@@ -18,6 +18,8 @@ from skbsim.fast.gve import _gve_nic_receive, _gve_rx_free_ring_dqo, _gve_rx_pol
 from skbsim.fast.napi import _nc_get
 from skbsim.fast.page_pool import _page_pool_destroy, _pp_alloc_frag, _pp_alloc_pages, _pp_put_buf
 from skbsim.fast import rx  # (a module: rx dispatches to this one)
+from skbsim.fast import gro  # -- GRO --
+from skbsim.fast.gro import G_ON  # -- GRO --
 from skbsim.fast.state import (
     BUF_PAGE, BUILD_TRUESIZE, DESC_LEN, DRIVER, DRIVER_LIBETH, D_BUF_FAILURES, D_NIC_FRAMES, D_RELEASED, D_REUSED,
     D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, HW_NEXT, NTC, PP_FRAGS, PP_SOFTIRQ, Q_NIC_FRAMES,
@@ -43,6 +45,8 @@ def _mana_nic_receive(k, cpu, length):
         k.st[D_RING_DROPS] += 1
         return False
     k.rings.desc[cpu, slot, DESC_LEN] = length
+    if k.gro.cfg[G_ON]:  # -- GRO --: the frame's TCP facts go with its slot
+        gro._gro_nic(k, cpu, slot)
     k.pcpu[cpu, HW_NEXT] = slot + 1 if slot + 1 < count else 0
     k.st[D_NIC_FRAMES] += 1
     k.pcpu[cpu, Q_NIC_FRAMES] += 1
@@ -100,7 +104,8 @@ def _mana_process_rx_cqe(k, cpu, slot):
 @njit(cache=True, forceinline=True)
 def _mana_poll(k, cpu, budget):
     """mana_poll(): mana_process_rx_cqe() per completion, up to budget; the skbs for the stack through
-    k.batch (napi_gro_receive(): UDP goes up as built).  (work, skbs for the stack)."""
+    k.batch (napi_gro_receive(): UDP goes up as built, TCP through skbsim.fast.gro).  (work, skbs for the
+    stack)."""
     desc = k.rings.desc[cpu]
     count = k.cfg[RING_COUNT]
     done = ndel = 0
@@ -116,6 +121,8 @@ def _mana_poll(k, cpu, budget):
         else:
             rx._frame_done(k, cpu, length)
             ndel = rx._batch_add(k, ndel, head, -1, obj, length, 0, k.cfg[BUILD_TRUESIZE])
+            if k.gro.cfg[G_ON]:  # -- GRO --
+                ndel = gro._napi_gro_receive(k, cpu, ndel, slot)
         done += 1
     return done, ndel
 

@@ -102,6 +102,8 @@ def _observe(k, skb, cpu, time_ns, refused):
     elif cfg[DRIVER] == DRIVER_VIRTIO:
         # built on the buffer (page_to_skb()'s build_skb(): above GOOD_COPY_LEN, NET_IP_ALIGN 0, no frags), or a copy
         kind = 0 if skb[SKB_FRAG] < 0 and size > GOOD_COPY_LEN and not cfg[VQ_IP_ALIGN] else 1
+        if k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate is the kind of skb its first segment was
+            kind = 0 if k.gro.member[skb[SKB_OBJ], gro.M_HEAD_TS] else 1
     elif cfg[DRIVER] == DRIVER_TUN:
         kind = size  # tun: what an skb is depends on its length (_TunLengths.names)
     elif cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
@@ -111,7 +113,10 @@ def _observe(k, skb, cpu, time_ns, refused):
     elif cfg[DRIVER] == DRIVER_LIBETH:
         # the fill queue of its head's buffer (FastSimulation._kind_names): the header queue (header split),
         # idpf's short queue or the MTU queue
-        kind = cfg[FQ_COUNT] - 1 if cfg[FQ_HSPLIT] else (1 if size <= cfg[FQ_SHORT_LEN] else 0)
+        built = size
+        if k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate is the kind of skb its first segment was
+            built = k.gro.member[skb[SKB_OBJ], gro.M_FRAME]
+        kind = cfg[FQ_COUNT] - 1 if cfg[FQ_HSPLIT] else (1 if built <= cfg[FQ_SHORT_LEN] else 0)
     row = _trace_record(k.trace, k.st, time_ns, cpu, frame_len, O_SOCKET if refused else O_DELIVERED)
     if row >= 0:
         records = k.trace.records

@@ -5,17 +5,19 @@ skbsim/drivers/virtio_net.py over the VirtioQueues record (skbsim.fast.state): e
 (a page id), offset and length, what the device wrote into it, each premapped block's struct virtnet_rq_dma
 count; the queue's scalars (rq->alloc_frag, the EWMA, rq->last_dma, the buffer counts) are pcpu columns.
 In scope: mergeable mode (VIRTIO_NET_F_MRG_RXBUF) without XDP on the releases whose buffers come from
-skb_page_frag_refill() blocks, every skb going up as built (no TCP through GRO).  What the virtio-net header
-and GRO do to each frame's head (pskb_may_pull() of the headers, eth_type_trans(), GRO's pull from frags[0])
-is measured once per distinct frame by the model itself (skbsim.fast.virtio_setup) and arrives with the
-frame as its code: -1 when virtio_net_hdr_to_skb() refuses it, else the bytes left in the head of an skb
-whose head had only the Ethernet header copied in.
+skb_page_frag_refill() blocks; TCP segments through GRO (skbsim.fast.gro), other skbs up as built.  What the
+virtio-net header and GRO do to each frame's head (pskb_may_pull() of the headers, eth_type_trans(), GRO's
+pull from frags[0]) is measured once per distinct frame by the model itself (skbsim.fast.virtio_setup) and
+arrives with the frame as its code: -1 when virtio_net_hdr_to_skb() refuses it, else the bytes left in the
+head of an skb whose head had only the Ethernet header copied in (with TCP through GRO: once GRO pulled its
+headers, plus its gso_size times GSO_CODE).
 """
 
 from __future__ import annotations
 
 from skbsim.drivers.virtio_net import GOOD_COPY_LEN
-from skbsim.fast import rx
+from skbsim.fast import gro, rx
+from skbsim.fast.gro import G_ON, GS_GSO, M_HEAD_TS
 from skbsim.fast.layout import ERR_EMPTY_FRAME, ERR_FRAG_LIST, ETH_HLEN, L_PAGE_FRAG, ORDER_0, njit
 from skbsim.fast.mm import _add_frag, _alloc_pages, _nr_frags, _put_page
 from skbsim.fast.napi import _alloc_rx_skb, _free_skb
@@ -29,6 +31,9 @@ from skbsim.fast.state import (
     VQ_FRAG_SIZE, VQ_HDR_LEN, VQ_HOLE_FOLD, VQ_IP_ALIGN, VQ_L1, VQ_LAST_DMA, VQ_MAX_FRAGS, VQ_MIN_BUF_LEN,
     VQ_OVERFLOW_FIX, VQ_PREMAPPED, VQ_REFILL, VQ_REPOLL, VQ_SHINFO, VQ_TS0, VU_CODE, VU_LEN, VU_NUM,
 )
+
+#: a frame's code with TCP through GRO: the bytes in the head, plus the skb's gso_size times GSO_CODE
+GSO_CODE = 1 << 16
 
 
 # -- the virtqueue and its premapped blocks --------------------------------------------------------------------
@@ -75,6 +80,8 @@ def _virtnet_device_rx(k, cpu, length, code):
     if room < total:
         k.st[D_RING_DROPS] += 1
         return False
+    if k.gro.cfg[G_ON]:  # -- GRO --: the frame's TCP facts go with its first buffer
+        gro._gro_nic(k, cpu, q[HW_NEXT] & mask)
     left = total
     for j in range(count):
         slot = (q[HW_NEXT] + j) & mask
@@ -247,7 +254,8 @@ def _append_frags(k, cpu, num, frag, last_end):
 @njit(cache=True, forceinline=True)
 def _receive_mergeable(k, cpu, ndel):
     """receive_buf() -> receive_mergeable() of the next used frame, then virtnet_receive_done(): the skb to the
-    poll's batch (napi_gro_receive(): up as built), or the frame dropped.  Returns the batch's length."""
+    poll's batch (napi_gro_receive(): up as built, or GRO's for a TCP run), or the frame dropped.  Returns the
+    batch's length."""
     cfg = k.cfg
     first = _virtnet_rq_get_buf(k, cpu)
     used = k.virtio.used[cpu, first]
@@ -277,13 +285,19 @@ def _receive_mergeable(k, cpu, ndel):
         return ndel
     rx._frame_done(k, cpu, frame_len)
     # paths and head_sources count the skbs handed to the stack: built on the buffer, or a copy
-    if head == k.virtio.buf[cpu, first, VB_PAGE]:
+    built = head == k.virtio.buf[cpu, first, VB_PAGE]
+    if built:
         k.st[CB_N_BUILD] += 1
     else:
         k.st[CB_N_1K + cfg[HEAD_KIND]] += 1
     if frag >= 0:
-        hlen = ETH_HLEN + code  # the headers pulled in, measured by the model
-    return rx._batch_add(k, ndel, head, frag, obj, hlen, frame_len - hlen, ts)
+        hlen = ETH_HLEN + (code & (GSO_CODE - 1))  # the headers pulled in, measured by the model
+    ndel = rx._batch_add(k, ndel, head, frag, obj, hlen, frame_len - hlen, ts)
+    if k.gro.cfg[G_ON]:  # -- GRO --: napi_gro_receive()
+        k.gro.member[obj, M_HEAD_TS] = ts if built else 0
+        k.gro.st[GS_GSO] = code // GSO_CODE
+        ndel = gro._napi_gro_receive(k, cpu, ndel, first)
+    return ndel
 
 
 @njit(cache=True, forceinline=True)
@@ -300,7 +314,7 @@ def _rest_len(k, cpu, first, num):
 def _virtnet_receive(k, cpu, budget):
     """virtnet_poll() -> virtnet_receive(): up to budget frames, a refill once more than min(budget, ring) / 2
     descriptors are free (a failure: the whole budget returned, 6.18.7+, or refill_work() right after the
-    poll); napi_complete_done() flushes nothing GRO holds (no skb is held).  (work, skbs for the stack)."""
+    poll); GRO's flush follows in the poll (rx._poll).  (work, skbs for the stack)."""
     q = k.pcpu[cpu]
     count = k.cfg[RING_COUNT]
     packets = ndel = 0

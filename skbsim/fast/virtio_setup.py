@@ -15,6 +15,7 @@ from skbsim.fast.state import (
     D_PAGES_ALLOC, DRIVER_VIRTIO, NTC, NTU, VB_LEN, VB_PAGE, VB_START, VQ_EWMA, VQ_FRAG_OFFSET, VQ_FRAG_PAGE,
     VQ_FRAG_SIZE, VQ_LAST_DMA, new_virtio_queues,
 )
+from skbsim.fast.virtio import GSO_CODE
 from skbsim.sim import NAPI_POLL_WEIGHT, Simulation
 
 
@@ -55,19 +56,28 @@ class VirtioCodes:
     The frame goes through page_to_skb() on a scratch queue of the run's profile and options, in a buffer
     it fills (so the copy path: its Ethernet header copied, the rest frag 0, or all of it copied), then
     through virtnet_receive_done(): -1 when virtio_net_hdr_to_skb() refuses it, else the bytes in its
-    head afterwards (after eth_type_trans() and GRO's pulls).  A frame that GRO would hold, or whose pulls
-    would reallocate the head or use up frag 0, is out of the fast engine's scope (ValueError).
+    head afterwards (after eth_type_trans() and GRO's pulls).  A frame whose pulls would reallocate the
+    head or use up frag 0 is out of the fast engine's scope (ValueError), and so is one GRO would hold,
+    unless the run's TCP goes through GRO (gro): then GRO holds it with its headers pulled out of frag 0
+    (gro_try_pull_from_frag0(), the bytes a merged skb's head has at most), and the code also carries the
+    gso_size virtio_net_hdr_to_skb() gave the skb (a GSO frame: SKB_GSO_DODGY), times GSO_CODE.
     """
 
-    def __init__(self, ref: Simulation):
+    def __init__(self, ref: Simulation, gro: bool = False):
         from skbsim.drivers.virtio_net import virtnet_open_queue
         from skbsim.kernel import Kernel
         from skbsim.net.napi import napi_struct, net_device
 
         self.scratch = Kernel(ref.kernel.profile, ncpus=1)
         self.napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
+        self.gro = gro
+        self.gso_size = 0
         with self.scratch.softirq(0):
             self.rq = virtnet_open_queue(self.scratch, self.napi.dev, self.napi, dict(ref.config.options))
+        self.rq.gro_entry = self._entry  # the skb as napi_gro_receive() gets it
+
+    def _entry(self, skb) -> None:
+        self.gso_size = skb.shinfo.gso_size
 
     def __call__(self, header: bytes, length: int) -> int:
         from skbsim.drivers.virtio_net import (
@@ -91,10 +101,12 @@ class VirtioCodes:
             delivered: list = []
             if not virtnet_receive_done(scratch, rq, skb, elem, delivered.append):
                 return -1
-            if rq.napi.gro.bitmask or len(skb.shinfo.frags) != nfrags or skb.head != head:
+            if (rq.napi.gro.bitmask and not self.gro) or len(skb.shinfo.frags) != nfrags or skb.head != head:
                 raise ValueError("a virtio_net frame whose headers the fast engine does not follow (GRO holds it, "
                                  "or its pulls reallocate the head or empty a frag)")
             code = skb.len - skb.data_len
+            if self.gro:
+                code += self.gso_size * GSO_CODE
             gro_flush_normal(scratch, rq.napi.gro, False, delivered.append)
             for done in delivered:
                 kfree_skb(scratch, done)

@@ -13,7 +13,7 @@ differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
        [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,mlx5,bnxt,bnxt-copybreak,gve,gve-hsplit,gve-7.1,
-                  ice-gro,copybreak-gro] [--tcp-share 0.2]
+                  ice-gro,copybreak-gro,virtio-gro,mana-gro,libeth-gro,ice-libeth-gro] [--tcp-share 0.2]
 """
 
 from __future__ import annotations
@@ -229,6 +229,36 @@ def _copybreak_gro(rng: random.Random) -> tuple[dict, str]:
     return options, _tcp_bulk(rng)
 
 
+def _virtio_gro(rng: random.Random) -> tuple[dict, str]:
+    """virtio_net with TCP traffic through GRO: copied heads (frags moved), buffers built on (heads stolen), GSO
+    frames (MTU below the segments), every mergeable-mode option, GRO's size limit."""
+    options, _ = _virtio_net(rng)
+    options.pop("gro", None)
+    return options, _tcp_bulk(rng)
+
+
+def _mana_gro(rng: random.Random) -> tuple[dict, str]:
+    """mana with TCP traffic through GRO: page_pool heads stolen and chained, condensed aggregates, v6.9's
+    napi_alloc_frag() buffers above a page, GRO's size limit."""
+    options, _ = _mana(rng)
+    options.pop("gro", None)
+    options.pop("gro_flush_timeout", None)
+    if rng.random() < 0.3:
+        options["gro_max_size"] = rng.choice(("1", "3000", "20000", "65536", "100000"))
+    return options, _tcp_bulk(rng)
+
+
+def _libeth_gro(rng: random.Random, ice: bool = False) -> tuple[dict, str]:
+    """libeth's queues (iavf, idpf, ice's page_pool form) with TCP traffic through GRO, without header split:
+    heads stolen and chained, idpf's short queue, condensed aggregates, GRO's size limit."""
+    options, _ = _ice_libeth(rng) if ice else _libeth(rng)
+    for key in ("gro", "hsplit"):
+        options.pop(key, None)
+    if rng.random() < 0.3:
+        options["gro_max_size"] = rng.choice(("1", "3000", "20000", "65536", "100000"))
+    return options, _tcp_bulk(rng)
+
+
 def _tcp_bulk(rng: random.Random) -> str:
     args = []
     if rng.random() < 0.5:
@@ -260,7 +290,11 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
            "gve-hsplit": (1, lambda rng: _gve(rng, True), True, "gve", ("6.9", "6.12", "6.18", "7.1", "host")),
            "gve-7.1": (1, lambda rng: _gve(rng, True, True), True, "gve", ("7.1",)),
            "ice-gro": (2, _ice_gro, True, "ice", ("6.1", "6.9", "6.12", "6.18", "host")),
-           "copybreak-gro": (1, _copybreak_gro, False, "copybreak", KERNELS)}
+           "copybreak-gro": (1, _copybreak_gro, False, "copybreak", KERNELS),
+           "virtio-gro": (2, _virtio_gro, False, "virtio_net", ("6.1", "6.9", "6.12", "6.18", "host")),
+           "mana-gro": (1, _mana_gro, False, "mana", KERNELS),
+           "libeth-gro": (1, _libeth_gro, False, "libeth", LIBETH_KERNELS),
+           "ice-libeth-gro": (1, lambda rng: _libeth_gro(rng, True), False, "ice", ("7.1",))}
 
 
 def _tcp(rng: random.Random, kernel: str, max_frames: int) -> dict:
