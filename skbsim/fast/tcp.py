@@ -34,7 +34,7 @@ from skbsim.fast.rules import (
 from skbsim.fast.state import (
     ACK_FLOW, ACK_SEQ, ACK_TSVAL, ACK_WINDOW, CB_ACK_SEQ, CB_DOFF, CB_END_SEQ, CB_GSO_SIZE, CB_SEQ, CB_TCP_FLAGS,
     CB_TSECR, CB_TSVAL, CB_WINDOW, RQ_END_TS, RQ_FIELDS, RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_HLEN,
-    SKB_OBJ, SKB_TS,
+    SKB_FRAG, SKB_OBJ, SKB_TS,
     TC_ACKS, TC_ADV_WIN_SCALE, TC_EATEN, TC_ERR, TC_HEAD_STRUCT, TC_HZ, TC_LOW_RTT,
     TC_MAX_SKB_FRAGS, TC_MIN_RCVBUF, TC_MODERATE_RCVBUF, TC_PAGE_SIZE, TC_RMEM2, TC_R_ADMIT, TC_R_NOMEM,
     TC_R_RTT_TS, TC_R_RTT_UPDATE, TC_R_SCALING_CLAMP, TC_R_SEQUENCE, TC_R_SPACE, TS_ACK_ATO, TS_ACK_LAST_SEG,
@@ -86,6 +86,7 @@ MIB_TCPOFOQUEUE = TS_MIB + TCPEXT.index("TCPOFOQueue")
 #: row EAT_TO as a frag, only its sk_buff is freed), and that row
 EAT_HOW, EAT_TO = SKB_FIELDS, SKB_FIELDS + 1
 EAT_READ, EAT_FREE, EAT_STOLEN, EAT_FRAG = 0, 1, 2, 3  # EAT_FRAG: the head to row EAT_TO, nothing freed yet
+EAT_FRAGS = 4  # -- TCP through NAPI drivers --: its frags to row EAT_TO, its head and sk_buff freed
 
 
 def _code(feature: str, value: str) -> int:
@@ -102,6 +103,10 @@ TS_MS, TS_US = _code("tcp_rcv_rtt_ts", "ms"), _code("tcp_rcv_rtt_ts", "us")
 #: not: stolen by the receive queue's tail, or V_OFO_STOLEN by the out-of-order queue's), dropped (the caller
 #: frees it; reason in the return's high bits), no data
 V_QUEUED, V_COALESCED, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA, V_OFO_STOLEN = range(6)
+#: -- TCP through NAPI drivers --: coalesced without linear data (skb_try_coalesce()'s frags moved: the caller moves
+#: the pages and frees the rest, its head and sk_buff): into the receive queue's tail (eaten EAT_FRAGS), or the
+#: out-of-order queue's
+V_COALESCED_FRAGS, V_OFO_FRAGS = 6, 7
 #: the drop reasons _tcp_rcv_established() reports (V_DROPPED + 8 * reason)
 (R_ZEROWINDOW, R_PROTO_MEM, R_OLD_DATA, R_OVERWINDOW, R_OLD_SEQUENCE, R_INVALID_SEQUENCE,
  R_INVALID_END_SEQUENCE) = range(7)
@@ -554,12 +559,19 @@ def _skb_try_coalesce(tc, to, frm, length):
             return False, False, 0
         delta = frm[SKB_TS] - frm[SG_END_TS]
         to[RQ_NR_FRAGS] = nr_to + nr_frm
+        frm[RQ_NR_FRAGS] = 0  # its frags are to's (_frags_moved(): the caller moves the pages)
     if delta < length:
         tc[TC_ERR] = TCP_WARN  # the kernel's WARN_ONCE (a warning in the run's JSON)
     to[SKB_TS] += delta
     to[SKB_DLEN] += length
     to[RQ_TAILROOM] = 0  # non-linear: skb_tailroom() is 0
     return True, stolen, delta
+
+
+@njit(cache=True, forceinline=True)
+def _frags_moved(skb):
+    """Whether _skb_try_coalesce() moved the skb's frags to another (its frag pages not yet moved)."""
+    return skb[RQ_NR_FRAGS] == 0 and skb[SKB_FRAG] >= 0
 
 
 @njit(cache=True, forceinline=True)
@@ -598,6 +610,9 @@ def _tcp_queue_rcv(t, f, skb, cb, cbs, length):
             verdict = V_COALESCED_STOLEN if stolen else V_COALESCED
             if stolen:  # the head is the tail's frag now; its sk_buff is freed after the step
                 _eat(t, skb, EAT_FRAG, at if at < qcap else at - qcap)
+            elif _frags_moved(skb):
+                _eat(t, skb, EAT_FRAGS, at if at < qcap else at - qcap)
+                verdict = V_COALESCED_FRAGS
     sk[TS_RCV_NXT] = cb[CB_END_SEQ] & U32
     if verdict == V_QUEUED:
         if sk[TS_RQ_LEN] >= qcap:
@@ -724,7 +739,7 @@ def _tcp_ofo_queue(t, f, cbs):
         sk[TS_RCV_NXT] = scb[CB_END_SEQ] & U32
         if done:  # kfree_skb_partial(): the destructor gives its truesize back
             _sock_rfree(tc, sk, skb[SKB_TS])
-            _eat(t, skb, EAT_STOLEN if stolen else EAT_FREE, at)
+            _eat(t, skb, EAT_STOLEN if stolen else (EAT_FRAGS if _frags_moved(skb) else EAT_FREE), at)
         elif sk[TS_RQ_LEN] >= rq.shape[0]:
             tc[TC_ERR] = TCP_TABLE
             return
@@ -790,7 +805,7 @@ def _tcp_data_queue_ofo(t, f, skb, cb, cbs, length):
         if done:
             if sk[TS_SACK_OK]:
                 _tcp_grow_window(tc, sk, skb, length, True)
-            verdict = V_OFO_STOLEN if stolen else V_COALESCED
+            verdict = V_OFO_STOLEN if stolen else (V_OFO_FRAGS if _frags_moved(skb) else V_COALESCED)
     if verdict == V_QUEUED:
         if not _tcp_ofo_insert(t, f, skb, cbs):
             tc[TC_ERR] = TCP_TABLE
