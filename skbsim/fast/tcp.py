@@ -34,7 +34,7 @@ from skbsim.fast.rules import (
 from skbsim.fast.state import (
     ACK_FLOW, ACK_SEQ, ACK_TSVAL, ACK_WINDOW, CB_ACK_SEQ, CB_DOFF, CB_END_SEQ, CB_GSO_SIZE, CB_SEQ, CB_TCP_FLAGS,
     CB_TSECR, CB_TSVAL, CB_WINDOW, RQ_END_TS, RQ_FIELDS, RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_HLEN,
-    SKB_FRAG, SKB_OBJ, SKB_TS,
+    SKB_OBJ, SKB_TS,
     TC_ACKS, TC_ADV_WIN_SCALE, TC_EATEN, TC_ERR, TC_HEAD_STRUCT, TC_HZ, TC_LOW_RTT,
     TC_MAX_SKB_FRAGS, TC_MIN_RCVBUF, TC_MODERATE_RCVBUF, TC_PAGE_SIZE, TC_RMEM2, TC_R_ADMIT, TC_R_NOMEM,
     TC_R_RTT_TS, TC_R_RTT_UPDATE, TC_R_SCALING_CLAMP, TC_R_SEQUENCE, TC_R_SPACE, TS_ACK_ATO, TS_ACK_LAST_SEG,
@@ -559,7 +559,7 @@ def _skb_try_coalesce(tc, to, frm, length):
             return False, False, 0
         delta = frm[SKB_TS] - frm[SG_END_TS]
         to[RQ_NR_FRAGS] = nr_to + nr_frm
-        frm[RQ_NR_FRAGS] = 0  # its frags are to's (_frags_moved(): the caller moves the pages)
+        frm[RQ_NR_FRAGS] = -1  # its frags are to's (_frags_moved(): the caller moves the pages)
     if delta < length:
         tc[TC_ERR] = TCP_WARN  # the kernel's WARN_ONCE (a warning in the run's JSON)
     to[SKB_TS] += delta
@@ -571,7 +571,7 @@ def _skb_try_coalesce(tc, to, frm, length):
 @njit(cache=True, forceinline=True)
 def _frags_moved(skb):
     """Whether _skb_try_coalesce() moved the skb's frags to another (its frag pages not yet moved)."""
-    return skb[RQ_NR_FRAGS] == 0 and skb[SKB_FRAG] >= 0
+    return skb[RQ_NR_FRAGS] < 0
 
 
 @njit(cache=True, forceinline=True)
