@@ -182,7 +182,8 @@ class FastSimulation:
         profile = self.ref.kernel.profile
         if self.copybreak:
             self.copy_heads = copybreak_copy_skbs(self.ref)
-            smallest = min([profile.SKB_TRUESIZE(ring.buf_size - profile.SHINFO_SIZE)] + [h[1] for h in self.copy_heads])
+            smallest = min([profile.SKB_TRUESIZE(ring.buf_size - profile.SHINFO_SIZE)]
+                           + [h[1] for h in self.copy_heads])
         else:
             self.legacy = not ring.build_skb
             smallest = profile.SKB_TRUESIZE(ring.config["frame_sz"] - profile.SHINFO_SIZE)

@@ -25,7 +25,6 @@ from skbsim.fast.state import DRIVER, DRIVER_TUN
 from skbsim.fast.tcp_run import TF_NIC_HLEN
 
 
-
 # -- the senders' side -----------------------------------------------------------------------------------------
 
 

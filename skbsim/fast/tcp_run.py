@@ -33,8 +33,9 @@ from skbsim.fast import tcp_napi  # -- TCP through NAPI drivers --
 from skbsim.fast.gro import G_ON, M_NEXT, _append_frags
 from skbsim.fast.state import DRIVER, DRIVER_TUN
 from skbsim.fast.tcp import (
-    EAT_FRAG, EAT_FRAGS, EAT_HOW, V_OFO_FRAGS, EAT_STOLEN, EAT_TO, SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED, V_COALESCED,
+    EAT_FRAG, EAT_HOW, EAT_STOLEN, EAT_TO, SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED, V_COALESCED,
     V_OFO_STOLEN, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA,
+    EAT_FRAGS, V_OFO_FRAGS,  # -- TCP through NAPI drivers --
     _next_timer_us, _run_timers, _sk_mem_reclaim, _tcp_rcv_established, _tcp_recvmsg,
 )
 
