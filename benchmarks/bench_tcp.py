@@ -16,8 +16,9 @@ reading as fast as it can.
    (``bytes_received``), per second of wall time of the whole call: the sender, the driver, NAPI,
    GRO, the TCP receiver, its ACKs and the reader, all modelled; and per second of the CPU time the
    process used meanwhile (getrusage(), user + system).  The line says which engine ran: the fast
-   engine runs the tun workload; it hands TCP through GRO (the virtio_net workload) to the reference
-   engine (the reason printed).
+   engine runs the tun workload and ice through GRO (rx=build_skb: the segments GRO merges go to the
+   receiver as aggregates); it hands TCP through virtio_net's GRO to the reference engine (the reason
+   printed).
 2. The live kernel (needs root, /dev/net/tun, network namespaces and the ip command; skipped with a
    note otherwise): a tap in a network namespace of our own (skbsim.live.tap: ``skbsim-<pid>-<n>``,
    a fresh one per pass), a listening socket in it (no SO_RCVBUF: autotuning, as in the model;
@@ -38,7 +39,7 @@ reading as fast as it can.
    (CONFIG_TICK_CPU_ACCOUNTING, as here) the split between user and system follows samples taken
    every tick (4 ms at HZ 250), coarse for short passes, and receive work the kernel defers to
    ksoftirqd is not counted.  The tun workload's tap is plain (tun_alloc_skb(),
-   netif_receive_skb()); the GRO workload's has IFF_NAPI (each write is queued and
+   netif_receive_skb()); the GRO workloads' has IFF_NAPI (each write is queued and
    tun_napi_receive() hands it to napi_gro_receive()): one segment per NAPI poll, so live GRO has
    nothing to merge, whereas the modelled NIC's polls see several frames of the flow at its link
    rate (--rate's default, 1,000,000 frames/s).
@@ -51,7 +52,7 @@ read from the model, which 20,000 segments on the fast engine would mostly measu
 engine hands to the reference engine runs 20,000 (--reference-segments), as before.
 
 Usage: python3 benchmarks/bench_tcp.py [--segments 1000000] [--reference-segments 20000] [--live-segments 50000]
-       [--repeat 3]
+       [--repeat 3] [--only "tun,ice through GRO"]
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ KERNEL = "6.18"
 MSS = 1460
 TRAFFIC = "tcp-bulk:ts=0"
 #: (label, the model's driver and options, the live tap's IFF_NAPI)
-WORKLOADS = (("tun", "tun", {}, False), ("virtio_net, GRO", "virtio_net", {}, True))
+WORKLOADS = (("tun", "tun", {}, False), ("virtio_net, GRO", "virtio_net", {}, True),
+             ("ice through GRO", "ice", {}, True))
 READ_SIZE = 1 << 20
 ACK_POLL_EVERY = 32
 STALL_S = 5.0
@@ -291,13 +293,17 @@ def main() -> int:
                         help="at most this many in a run the fast engine hands to the reference engine")
     parser.add_argument("--live-segments", type=int, default=50_000, help="segments of each live pass")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is kept")
+    parser.add_argument("--only", help="the workloads to run, by label, comma-separated (default: all)")
     args = parser.parse_args()
+    only = None if args.only is None else set(args.only.split(","))
     print(f"machine: {os.uname().machine}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
           f"load average {os.getloadavg()[0]:.2f}")
     missing = live_missing()
     if missing:
         print(f"live    skipped: {'; '.join(missing)}")
     for label, driver, options, napi in WORKLOADS:
+        if only is not None and label not in only:
+            continue
         model = bench_model(args.segments, label, driver, options, args.repeat, args.reference_segments)
         live = None if missing else bench_live(args.live_segments, label, napi, args.repeat)
         if live:

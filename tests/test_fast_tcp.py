@@ -21,7 +21,7 @@ from skbsim.fast.state import (
 )
 from skbsim.fast.tcp import (
     DROP_REASONS, TCP_OFO, TCP_PRUNE, TCP_WHY, SG_END_TS, SG_FIELDS, SG_HEAD_FRAG, STEP_READ, STEP_SEG, STEP_TIMER, V_COALESCED,
-    V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA, V_QUEUED, _tcp_replay,
+    V_COALESCED_FRAGS, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA, V_QUEUED, _tcp_replay,
 )
 from skbsim.fast.tcp_setup import (
     link_fields, row_fields, row_link_fields, row_sender_fields, sender_fields, sock_fields, sock_to_row, tcp_consts,
@@ -29,7 +29,8 @@ from skbsim.fast.tcp_setup import (
 from skbsim.net.skbuff import skb_headlen, skb_tailroom
 from skbsim.sim import RunConfig, simulate
 
-VERDICTS = {V_QUEUED: "queued", V_COALESCED: "coalesced", V_COALESCED_STOLEN: "coalesced", V_NO_DATA: ""}
+VERDICTS = {V_QUEUED: "queued", V_COALESCED: "coalesced", V_COALESCED_STOLEN: "coalesced", V_COALESCED_FRAGS: "coalesced",
+            V_NO_DATA: ""}
 
 
 class Recorder:

@@ -180,17 +180,26 @@ class FastSimulation:
             return
         if config.driver == "mana":
             return
+        profile = self.ref.kernel.profile
         if self.copybreak:
             self.copy_heads = copybreak_copy_skbs(self.ref)
-            return
-        self.legacy = not ring.build_skb
+            smallest = min([profile.SKB_TRUESIZE(ring.buf_size - profile.SHINFO_SIZE)]
+                           + [h[1] for h in self.copy_heads])
+        else:
+            self.legacy = not ring.build_skb
+            smallest = profile.SKB_TRUESIZE(ring.config["frame_sz"] - profile.SHINFO_SIZE)
         if self.legacy:
             self.head = legacy_header_skb(self.ref)
+            smallest = self.head["truesize"]
             frag_cache = self.ref.kernel.cpus[0].napi_alloc_cache.page
             heads = ("page_frag_1k", "skbuff_small_head") + (("page_frag",) if frag_cache.offset_up else ())
             if self.head["source"] not in heads:
                 raise ValueError(f"the fast engine models legacy-rx header skbs from {', '.join(heads)} only; "
                                  f"{self.ref.kernel.profile.name} takes them from {self.head['source']}")
+        if config.socket == "tcp":  # -- TCP through NAPI drivers --: the receivers, the senders' frames at the NIC
+            if trace is not None or plot:
+                raise ValueError("--trace and --plot of --socket tcp runs are the reference engine's")
+            self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(self.legacy, smallest))
 
     def run(self) -> dict | None:
         """The run's JSON, or None when the reference engine must redo it (self.why says why)."""
@@ -207,6 +216,9 @@ class FastSimulation:
             k = gve_kernel(self.ref, trace, self.plot, self.gve[0])
         elif self.tcp is not None:  # -- TCP --
             k = self._tcp_kernel()
+            if self.gro:  # -- GRO --
+                k = self._with_gro(k)
+            k = self.tcp.finish_tables(k)
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.copybreak:
@@ -215,7 +227,7 @@ class FastSimulation:
             k = virtio_kernel(self.ref, trace, self.plot, self.head)
         else:
             k = ice_kernel(self.ref, trace, self.plot, self.head)
-        if self.gro:  # -- GRO --
+        if self.gro and self.tcp is None:  # -- GRO --
             k = self._with_gro(k)
         if not self._stream(k):
             return None
@@ -251,12 +263,18 @@ class FastSimulation:
         queued, tables = self.tcp.tables(self.config.count)
         ref.sock = udp_sock(ref.kernel, self.config.rcvbuf)
         try:
-            # a coalesced skb gathers up to MAX_SKB_FRAGS frags (skb_try_coalesce())
-            k = tun_kernel(ref, False, False, self.tun, tcp_queued=queued, tcp_frags=ref.kernel.profile.MAX_SKB_FRAGS,
-                           **tables)
+            if self.tun is not None:
+                # a coalesced skb gathers up to MAX_SKB_FRAGS frags (skb_try_coalesce())
+                k = tun_kernel(ref, False, False, self.tun, tcp_queued=queued,
+                               tcp_frags=ref.kernel.profile.MAX_SKB_FRAGS, **tables)
+            elif self.copybreak:  # -- TCP through NAPI drivers -- (tables' frags: TcpRun.finish_tables())
+                k = copybreak_kernel(ref, False, False, self.copy_heads, queued=queued)._replace(**tables)
+                # napi_alloc_skb(len)'s room for the heads of copies (gro.Gro.copy_room, with GRO or without)
+                k = k._replace(gro=new_gro(copy_room=[h[5] for h in self.copy_heads]))
+            else:
+                k = ice_kernel(ref, False, False, self.head, queued=queued)._replace(**tables)
         finally:
             ref.sock = None
-        k = self.tcp.finish_tables(k)
         k.cfg[APP_UNLIMITED] = 0
         k.st[APP_WAITING] = 0
         _tcp_start(k, ref.sockets.rtt_ns, round(self.config.duration_ms * 1_000_000))
@@ -424,7 +442,7 @@ class FastSimulation:
             at_close["pinned"] = int(_tcp_pinned(k))
             tcp_reports = self.tcp.flow_reports(k, max(int(k.tcp.tc[TC_LAST_NS]), int(k.tsnd.link[LK_STOPPED_AT])))
             _tcp_close(k)
-        elif not self.copybreak and self.tun is None:
+        if not self.copybreak and self.tun is None:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
             at_close["frames_dropped"] = int(stats[D_NIC_FRAMES]) - int(stats[D_FRAMES])
             if self.trace is not None:

@@ -668,7 +668,8 @@ def capture_chunks(source, ref, legacy: bool, measure=None):
     from skbsim.fast.capture_facts import capture_fact_chunks  # -- capture facts --
     from skbsim.fast.traffic import _frames_with_headlen
 
-    fast = capture_fact_chunks(source, ref, legacy)  # -- capture facts --: a classic pcap's, by numpy
+    # -- capture facts --: a classic pcap's, by numpy (not yet with a driver's own measure: virtio_net's codes)
+    fast = capture_fact_chunks(source, ref, legacy) if measure is None else None
     if fast is not None:
         yield from fast
         return

@@ -8,20 +8,19 @@ from skbsim.fast.layout import (
 from skbsim.fast.mm import _free_page, _put_page
 from skbsim.fast.napi import _defer_flush, _free_skb, _pop, _raise_irq, _send_ipis, _take_ipi
 from skbsim.fast.pp_drivers import _pp_close_queue
-from skbsim.fast.rx import _nic_receive, _poll
+from skbsim.fast.rx import _nic_arrive, _poll
 from skbsim.fast.slub import _kmem_cache_shrink, _slab_free_bulk
 from skbsim.fast.sock import WHOLE, _app_read, _trace_drop, _udp_rmem_release
 from skbsim.fast.state import (
-    BUF_BIAS, BUF_PAGE, BYTES, CACHE_SKB, DEFER_LEN, DRIVER, DRIVER_COPYBREAK, DRIVER_TUN, DRIVER_VIRTIO,
-    D_OVERSIZE, ERR, EV_LEN,
+    BUF_BIAS, BUF_PAGE, BYTES, CACHE_SKB, DEFER_LEN, DRIVER, DRIVER_TUN, DRIVER_VIRTIO, ERR, EV_LEN,
     EV_TIME, HQ_HEAD, HQ_LEN, IPIS, NCPUS, NC_LEN, NOW, P1K_OFFSET, P1K_PAGE, PACKETS, PAGE_REF, PF_BIAS, PF_PAGE,
-    RING_COUNT, RING_DROPS, RXMAX, SCHEDULED, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, SK_HEAD, SK_LEN,
+    RING_COUNT, RXMAX, SCHEDULED, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, SK_HEAD, SK_LEN,
     TF_PAGE, TRACE, TRAFFIC_DONE, WMEM,
 )
 from skbsim.fast.state import PAGE_POOL  # page_pool
 from skbsim.fast.tun import _tun_poll, _tun_write
 from skbsim.fast.tcp_events import _tcp_event  # -- TCP --
-from skbsim.fast.virtio import _virtnet_close_queue, _virtnet_device_rx
+from skbsim.fast.virtio import _virtnet_close_queue
 
 
 @njit(cache=True, forceinline=True)
@@ -40,21 +39,8 @@ def _arrive(k, length, cpu, hlen):
         elif cfg[TRACE] and not k.st[ERR]:
             _trace_drop(k.trace, k.st, now, cpu, length, O_DRIVER)
         return
-    ok = False
-    if length > cfg[RXMAX]:
-        k.st[D_OVERSIZE] += 1
-    elif cfg[DRIVER] == DRIVER_VIRTIO:
-        ok = _virtnet_device_rx(k, cpu, length, hlen)  # hlen: the frame's code (fast.virtio)
-    else:
-        ok = _nic_receive(k, cpu, length, 0 if cfg[DRIVER] == DRIVER_COPYBREAK else hlen)
-    if k.st[ERR]:
-        return
-    if not ok:
-        k.st[RING_DROPS] += 1
-        if cfg[TRACE]:
-            _trace_drop(k.trace, k.st, now, cpu, length, O_OVERSIZE if length > cfg[RXMAX] else O_RING_FULL)
-    elif k.pcpu[cpu, SCHEDULED] == 0:
-        _raise_irq(k, cpu, now)
+    if not _nic_arrive(k, cpu, length, hlen) and cfg[TRACE] and not k.st[ERR]:
+        _trace_drop(k.trace, k.st, now, cpu, length, O_OVERSIZE if length > cfg[RXMAX] else O_RING_FULL)
 
 
 @njit(cache=True, entry=True)

@@ -30,6 +30,9 @@ from skbsim.fast.state import PAGE_POOL, PP_SOFTIRQ  # page_pool
 from skbsim.sim import NAPI_POLL_WEIGHT
 from skbsim.fast import gro  # GRO
 from skbsim.fast.gro import G_ON  # GRO
+from skbsim.fast import tcp_napi, tcp_run  # -- TCP through NAPI drivers -- (modules)
+from skbsim.fast.state import COST, D_OVERSIZE, RING_DROPS, RXMAX, SCHEDULED, TC_ERR, TC_RUN  # -- TCP ... --
+from skbsim.fast.napi import _raise_irq  # -- TCP through NAPI drivers --
 
 #: Config.put_mode: ice puts buffers back per buffer (6.1), per poll (6.3 to 6.12.13), per frame (6.12.14+)
 PUT_BUFFER, PUT_POLL, PUT_FRAME = 0, 1, 2
@@ -112,6 +115,28 @@ def _nic_receive(k, cpu, length, hlen):
     return True
 
 
+@njit(cache=True, forceinline=True)
+def _nic_arrive(k, cpu, length, hlen):
+    """Simulation._arrive()'s nic_receive() of a frame on queue cpu (hlen: what the traffic measured of it) and the
+    IRQ: True when the NIC wrote it; a frame above rxmax is dropped as oversize, one that finds too few
+    descriptors as ring_full (counted; not when st[ERR] is set)."""
+    cfg = k.cfg
+    ok = False
+    if length > cfg[RXMAX]:
+        k.st[D_OVERSIZE] += 1
+    elif cfg[DRIVER] == DRIVER_VIRTIO:
+        ok = virtio._virtnet_device_rx(k, cpu, length, hlen)  # hlen: the frame's code (fast.virtio)
+    else:
+        ok = _nic_receive(k, cpu, length, 0 if cfg[DRIVER] == DRIVER_COPYBREAK else hlen)
+    if k.st[ERR]:
+        return False
+    if not ok:
+        k.st[RING_DROPS] += 1
+    elif k.pcpu[cpu, SCHEDULED] == 0:
+        _raise_irq(k, cpu, k.st[NOW])
+    return ok
+
+
 # -- the poll -----------------------------------------------------------------------------------------------------
 
 
@@ -143,11 +168,19 @@ def _poll(k, cpu):
         return
     if k.gro.cfg[G_ON]:  # -- GRO --: napi_complete_done(), or __napi_poll() with the budget used up
         ndel = gro._gro_flush(k, ndel, work >= budget)
-    _deliver(k, cpu, ndel)
+    if k.tcp.tc[TC_RUN]:  # -- TCP through NAPI drivers --: a socket per flow
+        tcp_run._tcp_deliver(k, cpu, ndel)
+        k.tfl.polled[-1, 0] = 0
+        if k.tcp.tc[TC_ERR]:
+            k.st[ERR] = tcp_run.ERR_TCP
+    else:
+        _deliver(k, cpu, ndel)
     k.st[PP_SOFTIRQ] = 0
     if k.st[ERR]:
         return
     _poll_done(k, cpu, work, budget, ndel, taken_before)
+    if k.tcp.tc[TC_RUN]:  # -- TCP through NAPI drivers --
+        tcp_run._tcp_poll_end(k, k.st[NOW] + (work if work > ndel else ndel) * k.cfg[COST])
 
 
 @njit(cache=True, forceinline=True)
@@ -168,6 +201,8 @@ def _frame_dropped(k, cpu, length):
     """A frame the driver dropped after DMA (no skb): counted, and traced."""
     k.st[D_FRAMES_DROPPED] += 1
     k.pcpu[cpu, Q_DROPPED] += 1
+    if k.tcp.tc[TC_RUN]:  # -- TCP through NAPI drivers --: the frame's TCP facts go with it
+        tcp_napi._frame_taken(k, cpu, False)
     if k.cfg[TRACE]:
         _trace_drop(k.trace, k.st, k.st[NOW], cpu, length, O_DRIVER)
 
@@ -186,6 +221,8 @@ def _frame_done(k, cpu, nbytes):
     k.st[D_BYTES] += nbytes
     k.st[D_FRAMES] += 1
     k.pcpu[cpu, Q_FRAMES] += 1
+    if k.tcp.tc[TC_RUN]:  # -- TCP through NAPI drivers --: its TCP facts are the poll's next skb's
+        tcp_napi._frame_taken(k, cpu, True)
 
 
 # -- copybreak ----------------------------------------------------------------------------------------------------

@@ -210,9 +210,10 @@ def _new_page(k: Kernel, refcount: int, order: int) -> int:
     return pid
 
 
-def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> Kernel:
+def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None, queued: int | None = None) -> Kernel:
     """ice, rx=build_skb (head None) or rx=legacy (head: the header skb, legacy_header_skb()): the rings as
-    ice_open() left them."""
+    ice_open() left them.  queued: the most skbs the sockets hold at once (a run with a socket per flow's
+    receivers; else the UDP socket's)."""
     kernel = sim.kernel
     profile = kernel.profile
     ring = sim.cpus[0].queue
@@ -235,7 +236,7 @@ def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> K
         )
     ncpus = sim.config.cpus
     truesize = head["truesize"] if head is not None else build_ts  # the smallest skb
-    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize) if queued is None else queued
     # Live sk_buffs: queued, in the NAPI caches and defer lists, in one poll's hands.
     slab_cap = live_skbs_bound(sim, qcap)
     # Live pages: ring pages, a head and up to a page per buffer for each queued, deferred or polled skb,
@@ -269,9 +270,9 @@ def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None) -> K
     return k
 
 
-def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple]) -> Kernel:
+def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple], queued: int | None = None) -> Kernel:
     """copybreak: the rings and NAPI page_frag caches as copybreak_open_queue() left them; heads: what
-    napi_alloc_skb(len) gives for every len up to copybreak (copybreak_copy_skbs())."""
+    napi_alloc_skb(len) gives for every len up to copybreak (copybreak_copy_skbs()); queued as ice_kernel()'s."""
     kernel = sim.kernel
     profile = kernel.profile
     ring = sim.cpus[0].queue
@@ -289,7 +290,7 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
     for length, (kind, truesize, fragsz, _path, _source, _room) in enumerate(heads):
         copy[:, length] = kind, truesize, fragsz
     truesize = min([build_ts] + [h[1] for h in heads])  # the smallest skb
-    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize)
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, truesize) if queued is None else queued
     slab_cap = live_skbs_bound(sim, qcap)
     # Live pages: the ring buffers' pages, one per queued or deferred skb head, the 1K and page_frag pages,
     # and the slabs of both caches.

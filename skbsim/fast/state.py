@@ -572,7 +572,12 @@ def new_tcp_senders(link, flows: int, flight: int, pushes: int, frames: int) -> 
 #: from F_AQ_HEAD; touched: the flows
 #: a poll delivered to, in order (tc[TC_TOUCHED] of them); mark[pid]: the epoch a page was last counted in;
 #: facts[frame length]: a tun skb's TCP facts (tcp_run.TF_*); seg: the segment being received (tcp.SG_* row)
-TcpFlows = namedtuple("TcpFlows", ("fl", "json", "ackq", "touched", "mark", "facts", "seg"))
+#: -- TCP through NAPI drivers -- (skbsim/fast/tcp_napi.py): nicq[cpu, j] the TCP_SKB_CB (CB_* columns) of each
+#: frame the senders put on a NAPI driver's queue cpu, in order, until the driver takes it, a ring from
+#: nicq_at[cpu, 0] of nicq_at[cpu, 1]; polled[j]: those of the frames the poll handed on, in order (polled[-1, 0]
+#: of them); rss[flow]: its RSS hash (GRO's bucket)
+TcpFlows = namedtuple("TcpFlows", ("fl", "json", "ackq", "touched", "mark", "facts", "seg",
+                                   "nicq", "nicq_at", "polled", "rss"))
 (F_CPU, F_QUEUE, F_SKBS, F_SEGMENTS, F_DELIVERED, F_CONTROL, F_DROPS) = range(7)
 (F_BYTES_READ, F_FIRST_NS, F_LAST_NS, F_WINDOW, F_SINCE, F_ZERO_NS, F_SMALL_NS, F_INTEGRAL, F_INT_FIRST,
  F_INT_LAST, F_MSS, F_RCVBUF_INIT, F_RCVBUF_MAX, F_RMEM_PEAK, F_TIMER_DUE, F_RCV_START, F_RCV_MARK, F_RECEIVED,
@@ -584,11 +589,14 @@ JSON_POINTS = 64
 AQ_DUE, AQ_ACK, AQ_WINDOW, AQ_TSVAL, AQ_ORDER, AQ_QUEUED, AQ_FIELDS = range(7)
 
 
-def new_tcp_flows(flows: int, acks: int, pages: int, facts=None) -> TcpFlows:
+def new_tcp_flows(flows: int, acks: int, pages: int, facts=None, ncpus: int = 1, nicq: int = 1,
+                  polled: int = 1) -> TcpFlows:
+    """TcpFlows of flows flows; a NAPI driver's runs: nicq frames waiting on each of ncpus queues, polled a poll."""
     fl = _zeros(max(1, flows), F_FIELDS)
     fl[:, F_FIRST_NS] = -1
     fl[:, F_TIMER_DUE] = -1
     fl[:, F_JS_EVERY] = 1
-    return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, AQ_FIELDS),
-                    _zeros(max(1, flows)), _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts,
-                    _zeros(RQ_FIELDS))
+    return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, AQ_FIELDS), _zeros(max(1, flows)),
+                    _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts, _zeros(RQ_FIELDS),
+                    _zeros(ncpus, nicq, CB_FIELDS), _zeros(ncpus, 2), _zeros(polled + 1, CB_FIELDS),
+                    _zeros(max(1, flows)))

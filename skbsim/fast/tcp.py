@@ -72,6 +72,10 @@ TCP_WHY = {
     TCP_WARN: "skb_try_coalesce() warned (a truesize below len), a warning the fast engine does not report",
     TCP_LENGTH: "a frame length to read from the model first",
 }
+#: -- TCP pressure through NAPI drivers --: tcp_collapse()'s new skbs are compiled for tun's heads only
+TCP_NAPI_PRUNE = 8
+TCP_WHY[TCP_NAPI_PRUNE] = ("a TCP receiver fed by a NAPI driver came under memory pressure (pruning and "
+                           "collapsing are compiled for tun only)")
 #: TcpExt counters, as columns of a socket's row
 MIB_TCPRCVCOALESCE = TS_MIB + TCPEXT.index("TCPRcvCoalesce")
 MIB_TCPZEROWINDOWDROP = TS_MIB + TCPEXT.index("TCPZeroWindowDrop")
@@ -88,6 +92,7 @@ MIB_TCPOFODROP = TS_MIB + TCPEXT.index("TCPOFODrop")  # -- TCP pressure --
 #: row EAT_TO as a frag, only its sk_buff is freed), and that row
 EAT_HOW, EAT_TO = SKB_FIELDS, SKB_FIELDS + 1
 EAT_READ, EAT_FREE, EAT_STOLEN, EAT_FRAG = 0, 1, 2, 3  # EAT_FRAG: the head to row EAT_TO, nothing freed yet
+EAT_FRAGS = 4  # -- TCP through NAPI drivers --: its frags to row EAT_TO, its head and sk_buff freed
 
 
 def _code(feature: str, value: str) -> int:
@@ -104,6 +109,10 @@ TS_MS, TS_US = _code("tcp_rcv_rtt_ts", "ms"), _code("tcp_rcv_rtt_ts", "us")
 #: not: stolen by the receive queue's tail, or V_OFO_STOLEN by the out-of-order queue's), dropped (the caller
 #: frees it; reason in the return's high bits), no data
 V_QUEUED, V_COALESCED, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA, V_OFO_STOLEN = range(6)
+#: -- TCP through NAPI drivers --: coalesced without linear data (skb_try_coalesce()'s frags moved: the caller moves
+#: the pages and frees the rest, its head and sk_buff): into the receive queue's tail (eaten EAT_FRAGS), or the
+#: out-of-order queue's
+V_COALESCED_FRAGS, V_OFO_FRAGS = 6, 7
 #: the drop reasons _tcp_rcv_established() reports (V_DROPPED + 8 * reason)
 (R_ZEROWINDOW, R_PROTO_MEM, R_OLD_DATA, R_OVERWINDOW, R_OLD_SEQUENCE, R_INVALID_SEQUENCE,
  R_INVALID_END_SEQUENCE) = range(7)
@@ -556,12 +565,19 @@ def _skb_try_coalesce(tc, to, frm, length):
             return False, False, 0
         delta = frm[SKB_TS] - frm[SG_END_TS]
         to[RQ_NR_FRAGS] = nr_to + nr_frm
+        frm[RQ_NR_FRAGS] = -1  # its frags are to's (_frags_moved(): the caller moves the pages)
     if delta < length:
         tc[TC_ERR] = TCP_WARN  # the kernel's WARN_ONCE (a warning in the run's JSON)
     to[SKB_TS] += delta
     to[SKB_DLEN] += length
     to[RQ_TAILROOM] = 0  # non-linear: skb_tailroom() is 0
     return True, stolen, delta
+
+
+@njit(cache=True, forceinline=True)
+def _frags_moved(skb):
+    """Whether _skb_try_coalesce() moved the skb's frags to another (its frag pages not yet moved)."""
+    return skb[RQ_NR_FRAGS] < 0
 
 
 @njit(cache=True, forceinline=True)
@@ -600,6 +616,9 @@ def _tcp_queue_rcv(t, f, skb, cb, cbs, length):
             verdict = V_COALESCED_STOLEN if stolen else V_COALESCED
             if stolen:  # the head is the tail's frag now; its sk_buff is freed after the step
                 _eat(t, skb, EAT_FRAG, at if at < qcap else at - qcap)
+            elif _frags_moved(skb):
+                _eat(t, skb, EAT_FRAGS, at if at < qcap else at - qcap)
+                verdict = V_COALESCED_FRAGS
     sk[TS_RCV_NXT] = cb[CB_END_SEQ] & U32
     if verdict == V_QUEUED:
         if sk[TS_RQ_LEN] >= qcap:
@@ -715,7 +734,7 @@ def _tcp_ofo_queue(t, f, cbs):
         sk[TS_RCV_NXT] = scb[CB_END_SEQ] & U32
         if done:  # kfree_skb_partial(): the destructor gives its truesize back
             _sock_rfree(tc, sk, skb[SKB_TS])
-            _eat(t, skb, EAT_STOLEN if stolen else EAT_FREE, at)
+            _eat(t, skb, EAT_STOLEN if stolen else (EAT_FRAGS if _frags_moved(skb) else EAT_FREE), at)
         elif sk[TS_RQ_LEN] >= rq.shape[0]:
             tc[TC_ERR] = TCP_TABLE
             return
@@ -783,7 +802,7 @@ def _tcp_data_queue_ofo(t, f, skb, cb, cbs, length, k):
         if done:
             if sk[TS_SACK_OK]:
                 _tcp_grow_window(tc, sk, skb, length, True)
-            verdict = V_OFO_STOLEN if stolen else V_COALESCED
+            verdict = V_OFO_STOLEN if stolen else (V_OFO_FRAGS if _frags_moved(skb) else V_COALESCED)
     if verdict == V_QUEUED:
         if not _tcp_ofo_insert(t, f, skb, cbs):
             tc[TC_ERR] = TCP_TABLE

@@ -2,10 +2,11 @@
 state (the receivers set up by the model, the senders, the tun skbs' TCP facts), and the report.
 
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
-receivers through tun without IFF_NAPI (no GRO), any kernel, RTT, flows (up to MAX_FLOWS), reader and read
-size, SO_RCVBUF and --fault, memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py), without
---trace or --plot.  Everything else is the reference engine's (reasons in :func:`unsupported_tcp`), and so is
-a run that reaches what the compiled receiver does not follow yet: it is redone, saying so.
+receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, rx=legacy) and copybreak with GRO
+or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
+memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py), without --trace or --plot.  Everything
+else is the reference engine's (reasons in :func:`unsupported_tcp`), and so is a run that reaches what the
+compiled receiver does not follow yet: it is redone, saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from skbsim.fast.state import (
 from skbsim.fast.tcp_setup import senders_to_record, sock_to_row, tcp_consts, unsupported_senders
 from skbsim.fast.tcp_pressure import collapse_alloc_columns  # -- TCP pressure --
 from skbsim.net.ipv4.tcp import TCPEXT
+from skbsim.sim import NAPI_POLL_WEIGHT
 
 U32 = 0xFFFFFFFF
 #: the most flows (senders and receivers) the fast engine takes: a flow is an event's CPU field (below 1024)
@@ -29,6 +31,11 @@ MAX_QUEUE = 1 << 18
 #: ACKs on their way to one sender at most; segments in flight from one sender at most
 MAX_ACKS_IN_FLIGHT = 1 << 14
 MAX_FLIGHT = 1 << 16
+# -- TCP through NAPI drivers --
+#: the NAPI drivers whose skbs the fast engine hands to TCP receivers (tcp_napi.py), with GRO or without
+TCP_NAPI_DRIVERS = ("ice", "copybreak")
+#: frames on one queue between the NIC and the driver at most (tcp_napi: their TCP_SKB_CB)
+MAX_NIC_FRAMES = 1 << 13
 
 
 def unsupported_tcp(config) -> str | None:
@@ -36,9 +43,17 @@ def unsupported_tcp(config) -> str | None:
     kind = config.traffic.split(":", 1)[0].strip().lower()
     if kind != "tcp-bulk":
         return "a capture's TCP flows into receivers (--socket tcp with pcap traffic) are the reference engine's"
-    if config.driver != "tun" or config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
-        return ("--socket tcp runs on the fast engine through tun without IFF_NAPI only (TCP through GRO, and the "
-                "other drivers' TCP, are the reference engine's)")
+    if config.driver == "tun":
+        if config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
+            return "--socket tcp through tun with IFF_NAPI (GRO of tun's skbs) is the reference engine's"
+    elif config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
+        return (f"--socket tcp through {config.driver} is the reference engine's: the fast engine joins its TCP "
+                f"receivers to tun (without IFF_NAPI), ice (rx=build_skb and rx=legacy) and copybreak")
+    elif config.driver == "ice":
+        from skbsim.profile import load_profile
+
+        if load_profile(config.kernel).feature("ice_rx_buffers") == "libeth":
+            return "--socket tcp through ice's page_pool form (libeth) is the reference engine's"
     if config.flows > MAX_FLOWS:
         return f"--socket tcp with more than {MAX_FLOWS} flows is the reference engine's"
     if config.count is None or round(config.duration_ms * 1_000_000) < round(config.rtt_ms * 1_000_000):
@@ -85,6 +100,22 @@ def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
     return facts
 
 
+def nic_tcp_facts(ref, frame_lens, legacy: bool) -> np.ndarray:
+    """-- TCP through NAPI drivers --: for each frame length a sender may send, TF_KNOWN and what the NIC takes with
+    the frame (TF_NIC_HLEN: ice legacy-rx's eth_get_headlen() of the flows' header, the model's)."""
+    from skbsim.fast.tcp_run import TF_FIELDS, TF_KNOWN, TF_NIC_HLEN
+    from skbsim.fast.traffic import _legacy_headlen
+
+    facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
+    template = ref.senders.senders[0].template
+    headlen = _legacy_headlen(ref) if legacy else None
+    for length in sorted(set(frame_lens)):
+        facts[length, TF_KNOWN] = 1
+        if headlen is not None:
+            facts[length, TF_NIC_HLEN] = headlen(template.build(length), length)
+    return facts
+
+
 def state_max_frame() -> int:
     from skbsim.fast.layout import MAX_TUN_FRAME
 
@@ -94,10 +125,13 @@ def state_max_frame() -> int:
 class TcpRun:
     """The receivers and senders of one fast run: set up from the reference Simulation, reported at the end."""
 
-    def __init__(self, ref, lengths, payloads=()):
+    def __init__(self, ref, lengths, payloads=(), nic=None):
+        """lengths: tun's per-length table (tun._TunLengths); or nic, a NAPI driver's (legacy-rx, the smallest
+        skb's truesize)."""
         self.ref = ref
         self.config = ref.config
         self.lengths = lengths
+        self.min_truesize = lengths.min_truesize if lengths is not None else nic[1]
         reason = unsupported_senders(ref.senders, round(self.config.duration_ms * 1_000_000))
         if reason:
             raise ValueError(reason)
@@ -117,6 +151,9 @@ class TcpRun:
         self.max_mss = max(flow.sender.mss for flow in self.flows)
         sizes = {flow.sender.mss for flow in self.flows} | {0} | set(payloads)
         frame_lens = [self.header_len + size for size in sizes]
+        if lengths is None:  # -- TCP through NAPI drivers --
+            self.facts = nic_tcp_facts(ref, frame_lens, nic[0])
+            return
         lengths.prepare(np.array(frame_lens, np.int64))
         self.facts = tun_tcp_facts(lengths, frame_lens)
         # -- TCP pressure --: what alloc_skb() gives tcp_collapse() for each byte count
@@ -133,7 +170,7 @@ class TcpRun:
         net = ref.sockets.net_template
         so_rcvbuf = 2 * min(config.so_rcvbuf, net.sysctl_rmem_max) if config.so_rcvbuf is not None else 0
         largest = max(net.sysctl_tcp_rmem[2], so_rcvbuf, max(flow.sk.sk_rcvbuf for flow in self.flows))
-        cap = min(count + 2, MAX_QUEUE, largest // self.lengths.min_truesize + 4)
+        cap = min(count + 2, MAX_QUEUE, largest // self.min_truesize + 4)
         profile = ref.kernel.profile
         tc = tcp_consts(profile, ref.sockets.net_template)
         tc[TC_RUN] = 1
@@ -142,10 +179,13 @@ class TcpRun:
         tc[TC_READ_SIZE] = -1 if config.app_read_size is None else config.app_read_size
         tc[TC_SR_EVERY] = 1
         t = new_tcp_socks(tc, n, cap, 64)
-        tfl = new_tcp_flows(n, MAX_ACKS_IN_FLIGHT, 1, self.facts)
+        nic = self.lengths is None  # -- TCP through NAPI drivers --: the frames between the NIC and the driver
+        tfl = new_tcp_flows(n, MAX_ACKS_IN_FLIGHT, 1, self.facts, config.cpus, MAX_NIC_FRAMES if nic else 1,
+                            NAPI_POLL_WEIGHT if nic else 1)
         for f, flow in enumerate(self.flows):
             sock_to_row(flow.sk, t.sk[f])
             self._flow_row(flow, tfl, f)
+            tfl.rss[f] = flow.sender.rss_hash
         tsnd = senders_to_record(ref.senders, min(MAX_FLIGHT, count + 2), 256, 4)
         return min(count + 2, n * cap), {"tcp": t, "tsnd": tsnd, "tfl": tfl}
 
@@ -177,12 +217,17 @@ class TcpRun:
         row[F_JS_LEN] = len(points)
 
     def finish_tables(self, k):
-        """The records sized by the kernel's own: a control block per sk_buff object, a mark per page."""
-        from skbsim.fast.state import CACHE_SKB, K_OBJS, K_SLOTS
+        """The records sized by the kernel's own: a control block per sk_buff object, a mark per page; a NAPI
+        driver's runs: a frag list per sk_buff object (a coalesced skb gathers up to MAX_SKB_FRAGS frags)."""
+        from skbsim.fast.state import CACHE_SKB, K_OBJS, K_SLOTS, Frags
 
         objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
         tfl = k.tfl._replace(mark=np.zeros(k.pages.page.shape[0], np.int64))
-        return k._replace(skbcb=new_skb_cb(objects), tfl=tfl)
+        k = k._replace(skbcb=new_skb_cb(objects), tfl=tfl)
+        if self.lengths is None:  # -- TCP through NAPI drivers --
+            width = max(k.frags.fl.shape[1], self.ref.kernel.profile.MAX_SKB_FRAGS + 2)
+            k = k._replace(frags=Frags(np.zeros((max(objects, k.frags.fl.shape[0]), width), np.int64)))
+        return k
 
     # -- the report ------------------------------------------------------------------------------------------
 

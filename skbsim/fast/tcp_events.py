@@ -6,11 +6,9 @@ from __future__ import annotations
 from skbsim.fast.layout import njit
 from skbsim.fast.napi import _push, _raise_irq, _send_ipis
 from skbsim.fast.state import (
-    AQ_ACK, AQ_TSVAL, AQ_WINDOW,
-    A_PERSIST, A_RTO, A_SEND, BYTES, CB_ACK_SEQ, CB_DOFF, CB_END_SEQ, CB_FLOW, CB_GSO_SIZE, CB_SEQ, CB_TCP_FLAGS,
-    CB_TSECR, CB_TSVAL, CB_WINDOW, ERR, FR_FLAGS, FR_FLOW, FR_LEN, FR_PAYLOAD, FR_SEQ, FR_TSECR, FR_TSVAL, F_ACK_SEQ,
-    F_AQ_HEAD, F_AQ_LEN, F_DOFF, F_QUEUE, F_START_EDGE, F_TWINDOW, F_WSCALE, HQ_HEAD, HQ_LEN, IPIS, LK_ERR,
-    LK_FRAMES, LK_PUSHES, NOW, PACKETS, Q_NIC_FRAMES, SCHEDULED, SKB_OBJ, TC_ERR, TC_WANT_LEN,
+    AQ_ACK, AQ_TSVAL, AQ_WINDOW, A_PERSIST, A_RTO, A_SEND, BYTES, ERR, FR_FLOW, FR_LEN, F_AQ_HEAD, F_AQ_LEN,
+    F_QUEUE, F_START_EDGE, F_WSCALE, HQ_HEAD, HQ_LEN, IPIS, LK_ERR, LK_FRAMES, LK_PUSHES, NOW, PACKETS,
+    Q_NIC_FRAMES, SCHEDULED, SKB_OBJ, TC_ERR, TC_WANT_LEN,
 )
 from skbsim.fast.tcp import TCP_LENGTH, TCP_TABLE
 from skbsim.fast.tcp_run import (
@@ -21,8 +19,11 @@ from skbsim.fast.tcp_sender import (
     _sender_ack, _sender_slot, _sender_start, _sender_stop, _sender_timer, _sender_write,
 )
 from skbsim.fast.tun import _tun_write
-
-U32 = 0xFFFFFFFF
+from skbsim.fast import tcp_napi  # -- TCP through NAPI drivers --
+from skbsim.fast.gro import G_ON
+from skbsim.fast.rx import _nic_arrive
+from skbsim.fast.state import DRIVER, DRIVER_TUN
+from skbsim.fast.tcp_run import TF_NIC_HLEN
 
 
 # -- the senders' side -----------------------------------------------------------------------------------------
@@ -64,6 +65,12 @@ def _send_frame(k):
     st[BYTES] += length
 
     before = k.pcpu[cpu, Q_NIC_FRAMES]
+    if k.cfg[DRIVER] != DRIVER_TUN:  # -- TCP through NAPI drivers --: the NIC's DMA, the TCP facts kept in order
+        if k.gro.cfg[G_ON]:
+            tcp_napi._gro_frame_facts(k, f, fr, length)
+        if _nic_arrive(k, cpu, length, k.tfl.facts[length, TF_NIC_HLEN]):
+            tcp_napi._nicq_push(k, cpu, f, fr)
+        return
     if not _tun_write(k, cpu, length):
         return
     if k.pcpu[cpu, Q_NIC_FRAMES] == before:
@@ -72,17 +79,7 @@ def _send_frame(k):
     cap = k.tun.queue.shape[1]
     at = q[HQ_HEAD] + q[HQ_LEN] - 1
     obj = k.tun.queue[cpu, at if at < cap else at - cap, SKB_OBJ]
-    cb = k.skbcb.cb[obj]
-    cb[CB_FLOW] = f
-    cb[CB_SEQ] = fr[FR_SEQ]
-    cb[CB_END_SEQ] = (fr[FR_SEQ] + fr[FR_PAYLOAD]) & U32
-    cb[CB_ACK_SEQ] = fl[F_ACK_SEQ]
-    cb[CB_TCP_FLAGS] = fr[FR_FLAGS]
-    cb[CB_DOFF] = fl[F_DOFF]
-    cb[CB_WINDOW] = fl[F_TWINDOW]
-    cb[CB_TSVAL] = fr[FR_TSVAL]
-    cb[CB_TSECR] = fr[FR_TSECR] if fr[FR_TSVAL] >= 0 else 0
-    cb[CB_GSO_SIZE] = 0
+    tcp_napi._frame_cb(k.skbcb.cb[obj], fl, f, fr)
     if q[SCHEDULED] == 0:
         _raise_irq(k, cpu, st[NOW])
 

@@ -23,6 +23,7 @@ from skbsim.fast.layout import njit
 from skbsim.fast.napi import _free_skb
 from skbsim.fast.rules import _can_ingest_value, _clamp_window_values, _prune_fits_value, _prune_over_value
 from skbsim.fast.slub import _slab_free
+from skbsim.fast.state import DRIVER, DRIVER_TUN
 from skbsim.fast.state import (
     CACHE_SKB, CB_END_SEQ, CB_FIELDS, CB_GSO_SIZE, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, ERR, RQ_END_TS, RQ_FIELDS,
     RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS,
@@ -33,7 +34,7 @@ from skbsim.fast.state import (
     TC_COLLAPSE_MAX, TC_PRUNE_CPU, TC_R_PRUNE, TC_R_PRUNE_OFO,
 )
 from skbsim.fast.tcp import (
-    TCP_PRUNE, TCP_TABLE, U32, _before, _sk_rmem_schedule, _sock_rfree, _tcp_win_from_space,
+    TCP_NAPI_PRUNE, TCP_PRUNE, TCP_TABLE, U32, _before, _sk_rmem_schedule, _sock_rfree, _tcp_win_from_space,
     _update_sacks,
 )
 from skbsim.net.core_sock import SOCK_RCVBUF_LOCK
@@ -50,7 +51,7 @@ PRUNE_OFO_AFTER_IN_SKB = rule_code("tcp_prune_ofo_queue", "after_in_skb")
 SYN_FIN = TCPHDR_SYN | TCPHDR_FIN
 #: columns of TcpFlows.facts after tcp_run's TF_*, by byte count n: alloc_skb(n, GFP_ATOMIC)'s head (tun's
 #: TH_* kind and the cache or page order, as tun._tun_kmalloc() takes them), truesize and tailroom
-TF_C_KIND, TF_C_CACHE, TF_C_TS, TF_C_ROOM = range(7, 11)
+TF_C_KIND, TF_C_CACHE, TF_C_TS, TF_C_ROOM = range(8, 12)  # (tcp_run's TF_FIELDS is 8)
 
 
 def collapse_alloc_columns(lengths, facts: np.ndarray) -> np.ndarray:
@@ -440,6 +441,9 @@ def _tcp_try_rmem_schedule(t, f, skb, length, k):
     if not _can_ingest_value(tc[TC_R_ADMIT], sk[TS_RMEM], sk[TS_RCVBUF], skb[SKB_TS], length):
         if k is None:
             tc[TC_ERR] = TCP_PRUNE
+            return False
+        if k.cfg[DRIVER] != DRIVER_TUN:
+            tc[TC_ERR] = TCP_NAPI_PRUNE
             return False
         if _tcp_prune_queue(k, t, f, skb, length) < 0:
             return False

@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from skbsim.fast.layout import CLOCK_LIMIT, ERR_BUG, ERR_CLOCK, ERR_TABLE_FULL, FL_TAG, njit
-from skbsim.fast.mm import _add_frag, _fl_give
+from skbsim.fast.mm import _add_frag
 from skbsim.fast.napi import _free_skb, _head_page, _push, _sift_up
 from skbsim.fast.sock import _attempt_defer_free
 from skbsim.fast.slub import _slab_free
 from skbsim.fast.state import (
     AQ_ACK, AQ_DUE, AQ_FIELDS, AQ_ORDER, AQ_QUEUED, AQ_TSVAL, AQ_WINDOW, EV_LAST, EV_LEN,
-    CACHE_SKB, CB_ACK_SEQ, CB_END_SEQ, CB_FLOW, CB_SEQ, COST, DELIVERED, ERR, F_APP_NEXT,
+    CACHE_SKB, CB_ACK_SEQ, CB_END_SEQ, CB_FLOW, CB_GSO_SIZE, CB_SEQ, COST, DELIVERED, ERR, F_APP_NEXT,
     F_AQ_HEAD, F_AQ_LEN, F_CONTROL, F_CPU, F_DELIVERED, F_DROPS, F_FIRST_NS, F_INTEGRAL, F_INT_FIRST, F_INT_LAST,
     F_JS_COUNT, F_JS_EVERY, F_JS_LEN, F_LAST_NS, F_MSS, F_RCVBUF_MAX, F_RCV_MARK, F_RECEIVED, F_RMEM_PEAK,
     F_SEGMENTS, F_SINCE, F_SKBS, F_SMALL_NS, F_TIMER_DUE, F_TOUCHED, F_WAITING, F_WINDOW, F_ZERO_NS, JSON_POINTS,
@@ -30,17 +30,22 @@ from skbsim.fast.state import (
     TS_RQ_LEN, TS_SND_NXT,
     TS_SND_UNA,
 )
+from skbsim.fast import tcp_napi  # -- TCP through NAPI drivers --
+from skbsim.fast.gro import G_ON, M_NEXT, _append_frags
+from skbsim.fast.state import DRIVER, DRIVER_TUN
 from skbsim.fast.tcp import (
     EAT_FRAG, EAT_HOW, EAT_STOLEN, EAT_TO, SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED, V_COALESCED,
     V_OFO_STOLEN, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA,
+    EAT_FRAGS, V_OFO_FRAGS,  # -- TCP through NAPI drivers --
     _next_timer_us, _run_timers, _sk_mem_reclaim, _tcp_rcv_established, _tcp_recvmsg,
 )
 
 U32 = 0xFFFFFFFF
 #: event kinds of a run with a socket per flow (after layout's _POLL, _READ, _IPI), the flow in the CPU field
 E_READ, E_TIMER, E_ACK, E_SEND, E_PERSIST, E_RTO, E_WRITE, E_ESTABLISH, E_STOP = (np.int64(n) for n in range(4, 13))
-#: tun_tcp_facts() columns: a tun skb of a frame length as tcp_v4_rcv() gets it
-TF_HLEN, TF_DLEN, TF_NR_FRAGS, TF_TAILROOM, TF_HEAD_FRAG, TF_END_TS, TF_KNOWN, TF_FIELDS = range(8)
+#: tun_tcp_facts() columns: a tun skb of a frame length as tcp_v4_rcv() gets it (-- TCP through NAPI drivers --:
+#: TF_KNOWN and what the NIC takes with the frame, TF_NIC_HLEN: legacy-rx's eth_get_headlen())
+TF_HLEN, TF_DLEN, TF_NR_FRAGS, TF_TAILROOM, TF_HEAD_FRAG, TF_END_TS, TF_KNOWN, TF_NIC_HLEN, TF_FIELDS = range(9)
 #: the memory series' limit (sim._Series, a Thinned of 2000 points)
 SERIES_LIMIT = 2000
 #: st[ERR] of a run a TCP receiver or sender left (tc[TC_ERR] says which)
@@ -248,6 +253,8 @@ def _sample_pinned(k):
             if mark[pid] != epoch:
                 mark[pid] = epoch
                 count += 1
+            if k.gro.cfg[G_ON] and k.gro.member[skb[SKB_OBJ], M_NEXT] >= 0:  # -- TCP through NAPI drivers --
+                count += tcp_napi._mark_members(k, skb[SKB_OBJ], mark, epoch)
             frag = skb[SKB_FRAG]
             if frag < 0:
                 continue
@@ -324,6 +331,8 @@ def _tcp_deliver(k, cpu, n):
         st[DELIVERED] += 1
         st[TRUESIZE_TOTAL] += skb[SKB_TS]
         tc[TC_LAST_NS] = time_ns
+        if k.cfg[DRIVER] != DRIVER_TUN:  # -- TCP through NAPI drivers --
+            tcp_napi._napi_cb(k, skb, d)
         cb = k.skbcb.cb[skb[SKB_OBJ]]
         f = cb[CB_FLOW]
         fl = k.tfl.fl[f]
@@ -334,10 +343,15 @@ def _tcp_deliver(k, cpu, n):
             sk[TS_SND_NXT] = cb[CB_ACK_SEQ]
             sk[TS_SND_UNA] = cb[CB_ACK_SEQ]
         payload = (cb[CB_END_SEQ] - cb[CB_SEQ]) & U32
-        if payload:
-            fl[F_SEGMENTS] += 1
+        if payload:  # a GRO aggregate: its segments of gso_size
+            gso = cb[CB_GSO_SIZE]
+            fl[F_SEGMENTS] += (payload + gso - 1) // gso if gso else 1
         rcv_nxt = sk[TS_RCV_NXT]
-        _segment(k, skb, facts, seg)
+        if k.cfg[DRIVER] == DRIVER_TUN:
+            _segment(k, skb, facts, seg)
+        elif not tcp_napi._napi_segment(k, skb, seg):  # -- TCP through NAPI drivers --
+            tc[TC_ERR] = TCP_UNMODELLED
+            return
         seg[SKB_CPU] = cpu  # the CPU that frees it after a read defers to (as sock._enqueue() keeps it)
         tc[TC_EATEN] = 0
         verdict, _ = _tcp_rcv_established(t, f, seg, k.skbcb.cb, time_ns // 1000, k)
@@ -347,9 +361,12 @@ def _tcp_deliver(k, cpu, n):
             eaten = t.eaten[i]
             if eaten[EAT_HOW] == EAT_STOLEN:
                 _steal_head(k, t.rq[f, eaten[EAT_TO]], eaten, cpu)
-            elif eaten[EAT_HOW] == EAT_FRAG:
+            elif eaten[EAT_HOW] == EAT_FRAG:  # the head, then its frags (a GRO aggregate's), to the tail's
                 to = t.rq[f, eaten[EAT_TO]]
                 to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], eaten[SKB_HEAD])
+                to[SKB_FRAG] = _append_frags(k, to[SKB_FRAG], eaten[SKB_FRAG])
+            elif eaten[EAT_HOW] == EAT_FRAGS:  # -- TCP through NAPI drivers --
+                _move_frags(k, t.rq[f, eaten[EAT_TO]], eaten, cpu)
             else:
                 _free_skb(k, cpu, eaten[SKB_HEAD], eaten[SKB_FRAG], eaten[SKB_OBJ])
         tc[TC_EATEN] = 0
@@ -373,6 +390,8 @@ def _tcp_deliver(k, cpu, n):
             _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, seg[SKB_OBJ])
         elif code == V_OFO_STOLEN:
             _coalesce_head(k, f, seg, cpu)
+        elif code == V_OFO_FRAGS:  # -- TCP through NAPI drivers --
+            _move_frags(k, t.oq[f, _ofo_last(t, f)], seg, cpu)
         elif code == V_COALESCED or code == V_DROPPED or code == V_NO_DATA:
             _free_skb(k, cpu, seg[SKB_HEAD], seg[SKB_FRAG], seg[SKB_OBJ])
         if sk[TS_RMEM] > fl[F_RMEM_PEAK]:
@@ -389,11 +408,23 @@ def _tcp_deliver(k, cpu, n):
 @njit(cache=True)
 def _coalesce_head(k, f, seg, cpu):
     """kfree_skb_partial() of a segment whose head skb_try_coalesce() stole for the out-of-order queue's tail."""
-    t = k.tcp
+    _steal_head(k, k.tcp.oq[f, _ofo_last(k.tcp, f)], seg, cpu)
+
+
+@njit(cache=True, forceinline=True)
+def _ofo_last(t, f):
+    """Where the out-of-order queue's last skb is (its row of t.oq[f])."""
     sk = t.sk[f]
-    oq = t.oq[f]
     at = sk[TS_OFO_HEAD] + sk[TS_OFO_LEN] - 1
-    _steal_head(k, oq[at if at < oq.shape[0] else at - oq.shape[0]], seg, cpu)
+    return at if at < t.oq.shape[1] else at - t.oq.shape[1]
+
+
+@njit(cache=True)
+def _move_frags(k, to, skb, cpu):
+    """-- TCP through NAPI drivers --: kfree_skb_partial() of an skb whose frags skb_try_coalesce() moved to the
+    skb to (no linear data: the references move), the rest freed (its head, its sk_buff)."""
+    to[SKB_FRAG] = _append_frags(k, to[SKB_FRAG], skb[SKB_FRAG])
+    _free_skb(k, cpu, skb[SKB_HEAD], -1, skb[SKB_OBJ])
 
 
 @njit(cache=True)
@@ -404,14 +435,7 @@ def _steal_head(k, to, skb, cpu):
         k.st[ERR] = ERR_BUG  # a head that is no page fragment is never stolen
         return
     to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], skb[SKB_HEAD])
-    frag = skb[SKB_FRAG]
-    if 0 <= frag < FL_TAG:
-        to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], frag)
-    elif frag >= FL_TAG:
-        row = k.frags.fl[frag - FL_TAG]
-        for j in range(1, row[0] + 1):
-            to[SKB_FRAG] = _add_frag(k.frags, k.st, to[SKB_FRAG], row[j])
-        _fl_give(k.frags, k.st, frag - FL_TAG)
+    to[SKB_FRAG] = _append_frags(k, to[SKB_FRAG], skb[SKB_FRAG])
     _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, skb[SKB_OBJ])
 
 

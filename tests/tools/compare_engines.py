@@ -297,13 +297,23 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
            "ice-libeth-gro": (1, lambda rng: _libeth_gro(rng, True), False, "ice", ("7.1",))}
 
 
-def _tcp(rng: random.Random, kernel: str, max_frames: int) -> dict:
-    """A run with a socket per flow (--socket tcp): synthetic TCP senders into TCP receivers through tun
-    (with IFF_NAPI or not), virtio_net or ice (GRO on or off), a kernel of 4 KiB pages."""
+#: the drivers (and options) a TCP run goes through
+TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("virtio_net", {}), ("virtio_net", {"gro": "0"}),
+               ("ice", {"gro": "0"}), ("ice", {}),
+               # -- TCP through NAPI drivers --
+               ("ice", {"rx": "legacy"}), ("ice", {"rx": "legacy", "gro": "0"}), ("copybreak", {}),
+               ("copybreak", {"gro": "0"}), ("copybreak", {"copybreak": "1500"}), ("copybreak", {"copybreak": "0"}),
+               ("mana", {"gro": "0"}), ("libeth", {"gro": "0"}), ("mlx5", {"gro": "0"}), ("bnxt", {"gro": "0"}),
+               ("gve", {"gro": "0"}))
+
+
+def _tcp(rng: random.Random, kernel: str, max_frames: int, drivers=None) -> dict:
+    """A run with a socket per flow (--socket tcp): synthetic TCP senders into TCP receivers through one of
+    TCP_DRIVERS (of drivers, when given), a kernel of 4 KiB pages."""
     if "16k" in kernel or "64k" in kernel:
         kernel = rng.choice(KERNELS)
-    driver, options = rng.choice((("tun", {}), ("tun", {"napi": "1"}), ("virtio_net", {}),
-                                  ("virtio_net", {"gro": "0"}), ("ice", {"gro": "0"}), ("ice", {})))
+    choices = [choice for choice in TCP_DRIVERS if drivers is None or choice[0] in drivers]
+    driver, options = rng.choice(choices or TCP_DRIVERS)
     faults = ()
     if rng.random() < 0.2:
         faults = ((rng.choice(LAYERS), rng.choice((0.001, 0.02)), 1, -1, rng.randint(0, 300)),)
@@ -337,7 +347,8 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
     """One random workload: RunConfig's keyword arguments (a driver of drivers, or a TCP run)."""
     kernel = rng.choice(KERNELS + tuple(profiles))
     if tcp_share and rng.random() < tcp_share:
-        return _tcp(rng, kernel, max_frames)
+        # (a driver's variants, ice-gro for one, name their driver)
+        return _tcp(rng, kernel, max_frames, {DRIVERS[name][3] if len(DRIVERS[name]) > 3 else name for name in drivers})
     driver = rng.choice([name for name in drivers for _ in range(DRIVERS[name][0])])
     if DRIVERS[driver][2] and ("16k" in kernel or "64k" in kernel):
         driver = rng.choice([name for name in drivers if not DRIVERS[name][2]] or ["copybreak"])
