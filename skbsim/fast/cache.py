@@ -51,7 +51,8 @@ COMPILED_SOURCES = ("fast/layout.py", "fast/state.py", "fast/mm.py", "fast/slub.
                     # -- TCP --
                     "net/ipv4/tcp.py", "net/ipv4/tcp_input.py", "net/ipv4/tcp_output.py", "net/ipv4/tcp_ipv4.py",
                     "net/core_sock.py", "fast/tcp.py", "fast/tcp_sender.py", "fast/tcp_run.py",
-                    "fast/tcp_events.py", "tcp_sender.py", "traffic/frame.py")
+                    "fast/tcp_events.py", "tcp_sender.py", "traffic/frame.py",
+                    "fast/tcp_trace.py")  # -- TCP trace --
 #: synthetic frames in all below which a run without the compiled cache uses the reference engine
 #: (about three seconds there) while the cache is built in the background
 SMALL_RUN_FRAMES = 200_000

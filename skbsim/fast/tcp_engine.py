@@ -3,7 +3,7 @@ state (the receivers set up by the model, the senders, the tun skbs' TCP facts),
 
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
 receivers through tun without IFF_NAPI (no GRO), any kernel, RTT, flows (up to MAX_FLOWS), reader and read
-size, SO_RCVBUF and --fault, without --trace or --plot.  Everything else is the reference engine's (reasons in
+size, SO_RCVBUF, --fault and --trace, without --plot.  Everything else is the reference engine's (reasons in
 :func:`unsupported_tcp`), and so is a run that reaches what the compiled receiver does not follow yet
 (tcp_prune_queue() and collapsing under memory pressure): it is redone, saying so.
 """

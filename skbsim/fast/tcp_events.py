@@ -21,6 +21,10 @@ from skbsim.fast.tcp_sender import (
     _sender_ack, _sender_slot, _sender_start, _sender_stop, _sender_timer, _sender_write,
 )
 from skbsim.fast.tun import _tun_write
+# -- TCP trace --
+from skbsim.fast.layout import O_DRIVER
+from skbsim.fast.sock import _trace_drop
+from skbsim.fast.state import TRACE
 
 U32 = 0xFFFFFFFF
 
@@ -65,6 +69,8 @@ def _send_frame(k):
 
     before = k.pcpu[cpu, Q_NIC_FRAMES]
     if not _tun_write(k, cpu, length):
+        if k.cfg[TRACE] and not st[ERR]:  # -- TCP trace --: Simulation._arrive()'s record of a refused write
+            _trace_drop(k.trace, st, st[NOW], cpu, length, O_DRIVER)
         return
     if k.pcpu[cpu, Q_NIC_FRAMES] == before:
         return
