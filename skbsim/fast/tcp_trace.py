@@ -74,4 +74,3 @@ def tcp_trace_rows(rows, names, flows):
         outcome = "control" if not payload else (said if code == V_DROPPED else "delivered")
         yield time_ns, cpu, frame_len, record, outcome, (flows[f].name, seq, payload, ROUTES[route], said, window,
                                                          rmem, rcvbuf)
-
