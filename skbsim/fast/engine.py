@@ -45,6 +45,8 @@ from skbsim.sim import gro_report
 from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
 from skbsim.fast.tcp_run import ERR_TCP, _tcp_close, _tcp_pinned, _tcp_start  # -- TCP --
 from skbsim.fast.tcp import TCP_UNMODELLED, TCP_WHY  # -- TCP --
+from skbsim.fast.tcp_trace import TT_END, tcp_trace_rows  # -- TCP trace --
+from skbsim.fast.state import EV_LEN  # -- TCP trace --
 from skbsim.fast.state import APP_UNLIMITED, APP_WAITING, LK_STOPPED_AT, TC_ERR, TC_LAST_NS, TC_WANT_LEN  # -- TCP --
 
 
@@ -152,8 +154,8 @@ class FastSimulation:
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
             if config.socket == "tcp":  # -- TCP --
-                if trace is not None or plot:
-                    raise ValueError("--trace and --plot of --socket tcp runs are the reference engine's")
+                if plot:
+                    raise ValueError("--plot of --socket tcp runs is the reference engine's")
                 self.tcp = TcpRun(self.ref, self.tun, tcp_payloads)
             return
         if isinstance(ring, libeth_rx_queue):  # libeth's iavf and idpf, and ice's page_pool form
@@ -198,7 +200,8 @@ class FastSimulation:
                                  f"{self.ref.kernel.profile.name} takes them from {self.head['source']}")
         if config.socket == "tcp":  # -- TCP through NAPI drivers --: the receivers, the senders' frames at the NIC
             if trace is not None or plot:
-                raise ValueError("--trace and --plot of --socket tcp runs are the reference engine's")
+                raise ValueError(f"--trace and --plot of --socket tcp runs through {config.driver} are the reference "
+                                 "engine's (the fast engine traces TCP runs through tun)")
             self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(self.legacy, smallest))
 
     def run(self) -> dict | None:
@@ -265,7 +268,7 @@ class FastSimulation:
         try:
             if self.tun is not None:
                 # a coalesced skb gathers up to MAX_SKB_FRAGS frags (skb_try_coalesce())
-                k = tun_kernel(ref, False, False, self.tun, tcp_queued=queued,
+                k = tun_kernel(ref, self.trace is not None, False, self.tun, tcp_queued=queued,
                                tcp_frags=ref.kernel.profile.MAX_SKB_FRAGS, **tables)
             elif self.copybreak:  # -- TCP through NAPI drivers -- (tables' frags: TcpRun.finish_tables())
                 k = copybreak_kernel(ref, False, False, self.copy_heads, queued=queued)._replace(**tables)
@@ -275,6 +278,8 @@ class FastSimulation:
                 k = ice_kernel(ref, False, False, self.head, queued=queued)._replace(**tables)
         finally:
             ref.sock = None
+        if self.trace is not None:  # -- TCP trace --: each record with its flow fields (tcp_trace.TT_*)
+            k = k._replace(trace=k.trace._replace(records=np.zeros((k.trace.records.shape[0], TT_END), np.int64)))
         k.cfg[APP_UNLIMITED] = 0
         k.st[APP_WAITING] = 0
         _tcp_start(k, ref.sockets.rtt_ns, round(self.config.duration_ms * 1_000_000))
@@ -330,6 +335,9 @@ class FastSimulation:
             return False
         empty = np.zeros(0, np.int64)
         _run(k, empty, empty, empty, empty, 0, True)
+        while self.trace is not None and k.st[EV_LEN] and not k.st[ERR]:  # -- TCP trace --: paused, its table full
+            self._write_trace(k)
+            _run(k, empty, empty, empty, empty, 0, True)
         if k.st[ERR]:
             return self._give_up(int(k.st[ERR]))
         self._write_trace(k)
@@ -385,6 +393,11 @@ class FastSimulation:
             self.kind_names = self._kind_names()
         names = self.kind_names
         write = self.trace.write
+        if self.tcp is not None:  # -- TCP trace --
+            for row in tcp_trace_rows(k.trace.records[:n].tolist(), names, self.tcp.flows):
+                write(*row)
+            k.st[TR_LEN] = 0
+            return
         for time_ns, cpu, frame_len, length, data_len, truesize, nr_frags, kind, outcome in \
                 k.trace.records[:n].tolist():
             record = None

@@ -20,7 +20,12 @@ from skbsim.fast.state import (
 from skbsim.fast.state import PAGE_POOL  # page_pool
 from skbsim.fast.tun import _tun_poll, _tun_write
 from skbsim.fast.tcp_events import _tcp_event  # -- TCP --
+from skbsim.fast.state import TR_LEN  # -- TCP trace --
 from skbsim.fast.virtio import _virtnet_close_queue
+from skbsim.sim import NAPI_POLL_WEIGHT  # -- TCP trace --
+
+#: -- TCP trace --: the trace rows one event of the loop can write, and then some
+TRACE_ROOM = 2 * NAPI_POLL_WEIGHT
 
 
 @njit(cache=True, forceinline=True)
@@ -78,6 +83,10 @@ def _run(k, lengths, times, queues, hlens, n, final):
                 _send_ipis(k)
         else:  # -- TCP --: a run with a socket per flow (cpu: the flow)
             _tcp_event(k, kind, cpu)
+        # -- TCP trace --: the final call (all of a TCP run's frames) pauses once its trace table might not take
+        # another event's records (a poll's, at most NAPI_POLL_WEIGHT); FastSimulation._stream() resumes it
+        if final and k.cfg[TRACE] and st[TR_LEN] > k.trace.records.shape[0] - TRACE_ROOM:
+            return i
     return i
 
 

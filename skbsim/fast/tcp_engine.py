@@ -4,9 +4,9 @@ state (the receivers set up by the model, the senders, the tun skbs' TCP facts),
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
 receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, rx=legacy) and copybreak with GRO
 or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
-memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py), without --trace or --plot.  Everything
-else is the reference engine's (reasons in :func:`unsupported_tcp`), and so is a run that reaches what the
-compiled receiver does not follow yet: it is redone, saying so.
+memory pressure through tun (pruning and collapsing: skbsim/fast/tcp_pressure.py), --trace through tun
+(tcp_trace.py), without --plot.  Everything else is the reference engine's (reasons in :func:`unsupported_tcp`),
+and so is a run that reaches what the compiled receiver does not follow yet: it is redone, saying so.
 """
 
 from __future__ import annotations

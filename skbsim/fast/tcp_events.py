@@ -24,6 +24,12 @@ from skbsim.fast.gro import G_ON
 from skbsim.fast.rx import _nic_arrive
 from skbsim.fast.state import DRIVER, DRIVER_TUN
 from skbsim.fast.tcp_run import TF_NIC_HLEN
+# -- TCP trace --
+from skbsim.fast.layout import O_DRIVER
+from skbsim.fast.sock import _trace_drop
+from skbsim.fast.state import TRACE
+
+U32 = 0xFFFFFFFF
 
 
 # -- the senders' side -----------------------------------------------------------------------------------------
@@ -72,6 +78,8 @@ def _send_frame(k):
             tcp_napi._nicq_push(k, cpu, f, fr)
         return
     if not _tun_write(k, cpu, length):
+        if k.cfg[TRACE] and not st[ERR]:  # -- TCP trace --: Simulation._arrive()'s record of a refused write
+            _trace_drop(k.trace, st, st[NOW], cpu, length, O_DRIVER)
         return
     if k.pcpu[cpu, Q_NIC_FRAMES] == before:
         return

@@ -15,7 +15,7 @@ import numpy as np
 from skbsim.fast.layout import CLOCK_LIMIT, ERR_BUG, ERR_CLOCK, ERR_TABLE_FULL, FL_TAG, njit
 from skbsim.fast.mm import _add_frag
 from skbsim.fast.napi import _free_skb, _head_page, _push, _sift_up
-from skbsim.fast.sock import _attempt_defer_free
+from skbsim.fast.sock import _attempt_defer_free, _observe  # -- TCP trace --: _observe
 from skbsim.fast.slub import _slab_free
 from skbsim.fast.state import (
     AQ_ACK, AQ_DUE, AQ_FIELDS, AQ_ORDER, AQ_QUEUED, AQ_TSVAL, AQ_WINDOW, EV_LAST, EV_LEN,
@@ -33,12 +33,14 @@ from skbsim.fast.state import (
 from skbsim.fast import tcp_napi  # -- TCP through NAPI drivers --
 from skbsim.fast.gro import G_ON, M_NEXT, _append_frags
 from skbsim.fast.state import DRIVER, DRIVER_TUN
+from skbsim.fast.state import TRACE  # -- TCP trace --
 from skbsim.fast.tcp import (
     EAT_FRAG, EAT_HOW, EAT_STOLEN, EAT_TO, SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED, V_COALESCED,
     V_OFO_STOLEN, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA,
     EAT_FRAGS, V_OFO_FRAGS,  # -- TCP through NAPI drivers --
     _next_timer_us, _run_timers, _sk_mem_reclaim, _tcp_rcv_established, _tcp_recvmsg,
 )
+from skbsim.fast.tcp_trace import _tcp_trace  # -- TCP trace --
 
 U32 = 0xFFFFFFFF
 #: event kinds of a run with a socket per flow (after layout's _POLL, _READ, _IPI), the flow in the CPU field
@@ -354,7 +356,11 @@ def _tcp_deliver(k, cpu, n):
             return
         seg[SKB_CPU] = cpu  # the CPU that frees it after a read defers to (as sock._enqueue() keeps it)
         tc[TC_EATEN] = 0
-        verdict, _ = _tcp_rcv_established(t, f, seg, k.skbcb.cb, time_ns // 1000, k)
+        # -- TCP trace --: the skb's columns taken before the receiver changes it, the flow's after _after()
+        seq = cb[CB_SEQ]
+        if k.cfg[TRACE]:
+            _observe(k, skb, cpu, time_ns, False)
+        verdict, fast = _tcp_rcv_established(t, f, seg, k.skbcb.cb, time_ns // 1000, k)
         if tc[TC_ERR]:
             return
         for i in range(tc[TC_EATEN]):  # what tcp_ofo_queue() dropped or coalesced, freed as it went
@@ -401,6 +407,8 @@ def _tcp_deliver(k, cpu, n):
             k.tfl.touched[tc[TC_TOUCHED]] = f
             tc[TC_TOUCHED] += 1
         _after(k, f, time_ns)
+        if k.cfg[TRACE]:  # -- TCP trace --
+            _tcp_trace(k, f, seq, payload, verdict, fast, rcv_nxt)
         if st[ERR] or tc[TC_ERR]:
             return
 

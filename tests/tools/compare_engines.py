@@ -385,7 +385,8 @@ def compare(job: tuple[int, dict, bool]) -> tuple[int, str, str]:
     with tempfile.TemporaryDirectory(prefix="skbsim-compare-") as tmp:
         for engine in ("reference", "fast"):
             path = os.path.join(tmp, f"{engine}.csv")
-            trace = TraceWriter(path) if with_trace else None
+            # -- TCP trace --: a run with a socket per flow writes each record's flow fields, as skbsim run does
+            trace = TraceWriter(path, per_flow=workload.get("socket") == "tcp") if with_trace else None
             try:
                 # (--plot of TCP through GRO is the reference engine's: its traces are compared without)
                 plot = with_trace and not workload["traffic"].startswith("tcp-bulk")
