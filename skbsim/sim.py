@@ -482,10 +482,14 @@ class Simulation:
             # napi_complete_done() kept skbs in GRO and armed the flush timer.
             state.timer_due = end + napi.timer_ns
             self._push(state.timer_due, _GRO_TIMER, cpu)
-        # With no traffic left, a poll that took no frame off the ring (an allocation keeps
-        # failing) would be retried for ever: NAPI ends instead, and the frames still on
-        # the ring are dropped when it is closed.
-        stalled = self.traffic_done and stats.frames + stats.frames_dropped == taken_before
+        # A poll that took no frame off the ring (an allocation keeps failing) is not retried
+        # when, with no traffic left, it would be retried for ever, or when the retry would
+        # come at this same instant (no packet cost, no IRQ latency), which stops the clock:
+        # NAPI ends instead, the next frame's interrupt schedules it again, and the frames
+        # still on the ring at the end are dropped when it is closed.
+        retry = end if work >= budget else end + self.irq_latency_ns
+        stalled = (stats.frames + stats.frames_dropped == taken_before
+                   and (self.traffic_done or retry == self.now))
         if work >= budget and not stalled:
             # Budget used up: stay scheduled.  A spent netdev_budget or two
             # jiffies end this net_rx_action round (time_squeeze); ksoftirqd

@@ -220,6 +220,21 @@ def test_fault_workloads(kernel, rx, faults):
     _assert_same(kernel=kernel, options={"rx": rx}, traffic="imix", count=5_000, rate=3e6, cpus=2, faults=faults)
 
 
+def test_an_allocation_failing_for_ever_with_no_cost_and_no_latency_ends_the_poll():
+    # Found by test_random_workloads_give_identical_json (it used to hang both engines): legacy-rx on 6.1
+    # keeps a frame on the ring when its header skb cannot be had (page_frag fails from the 14th call on),
+    # and with irq_latency_ns 0 the poll that took nothing would be retried at the same instant for ever.
+    # NAPI ends instead; every later frame's interrupt tries again, and what is left on the ring is dropped
+    # when the run ends. 3300-byte frames take two 1664-byte buffers each (legacy-rx, MTU 1500).
+    _assert_same(kernel="6.1", options={"rx": "legacy", "mtu": "1500"}, traffic="fixed:3300", cpus=3,
+                 app_rate=3e6, seed=644, irq_latency_ns=0, packet_cost_ns=500, rcvbuf=50_000, flows=500,
+                 faults=(("page_frag", 1.0, 1, -1, 13),), count=2_000, rate=1e6)
+    reference, _ = simulate(RunConfig(kernel="6.1", options={"rx": "legacy", "mtu": "1500"}, traffic="fixed:3300",
+                                      cpus=3, irq_latency_ns=0, packet_cost_ns=500, count=2_000, rate=1e6,
+                                      faults=(("page_frag", 1.0, 1, -1, 13),)))
+    assert reference["packets"] == reference["delivered"] + sum(reference["dropped"].values())
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("faults", [
     # copies (1K, small-head or page_frag heads by release) and builds with replacements, all failing at times

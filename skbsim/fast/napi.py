@@ -126,8 +126,10 @@ def _poll_done(k, cpu, work, budget, ndel, taken_before):
     end = st[NOW] + (work if work > ndel else ndel) * cfg[COST]
     napi[BUSY_UNTIL] = end
     napi[BUDGET_LEFT] -= work
-    # with no traffic left, a poll that took no frame off the ring ends NAPI
-    stalled = st[TRAFFIC_DONE] and napi[Q_FRAMES] + napi[Q_DROPPED] == taken_before
+    # a poll that took no frame off the ring ends NAPI with no traffic left, or when its retry would come at
+    # this same instant (Simulation._poll)
+    retry = end if work >= budget else end + cfg[IRQ_LATENCY]
+    stalled = napi[Q_FRAMES] + napi[Q_DROPPED] == taken_before and (st[TRAFFIC_DONE] or retry == st[NOW])
     if work >= budget and not stalled:
         if napi[BUDGET_LEFT] <= 0 or end - napi[ROUND_START] >= NETDEV_BUDGET_NS:
             st[TIME_SQUEEZE] += 1
