@@ -34,6 +34,8 @@ freed on this machine.
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
 import select
 import socket
@@ -67,6 +69,9 @@ NLM_F_ACK = 0x4
 NLMSG_ERROR = 0x2
 IFLA_GRO_MAX_SIZE = 58
 IFLA_GRO_IPV4_MAX_SIZE = 64
+# include/uapi/linux/sockios.h, ethtool.h: the legacy ETHTOOL_SGRO command (what `ethtool -K DEV gro off` sets)
+SIOCETHTOOL = 0x8946
+ETHTOOL_SGRO = 0x0000002C
 
 ROUTES = {
     # route: (IFF_NAPI_FRAGS, the pre-GRO event, the model's tun options)
@@ -102,6 +107,18 @@ def _packet_socket(device: str) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
     sock.bind((device, 0))
     return sock
+
+
+def _ethtool_set_gro(device: str, on: bool) -> None:
+    """NETIF_F_GRO on or off through SIOCETHTOOL's ETHTOOL_SGRO (net/ethtool/ioctl.c: ethtool_set_one_feature()),
+    as ``ethtool -K DEVICE gro off`` does, without needing the ethtool command (run inside the namespace)."""
+    value = array.array("B", struct.pack("=II", ETHTOOL_SGRO, int(on)))  # struct ethtool_value
+    address, _ = value.buffer_info()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            fcntl.ioctl(sock.fileno(), SIOCETHTOOL, struct.pack("16sP", device.encode()[:15], address))
+        except OSError as error:
+            raise InputError(f"turning GRO {'on' if on else 'off'} on {device}: {error.strerror}") from None
 
 
 def _set_gro_flush_timeout(tap, ns: int) -> None:
@@ -144,10 +161,7 @@ def live_burst(segments: list[Segment], route: str = "napi", gro_flush_timeout_n
         if gro_max_size is not None:
             tap.netns.run(_rtnl_set_gro_max_size, tap.name, gro_max_size)
         if not gro:
-            result = subprocess.run(["ip", "netns", "exec", tap.netns.name, "ethtool", "-K", tap.name, "gro", "off"],
-                                    capture_output=True, text=True)
-            if result.returncode:
-                raise InputError(f"ethtool -K {tap.name} gro off: {result.stderr.strip() or result.returncode}")
+            tap.netns.run(_ethtool_set_gro, tap.name, False)
         packets = tap.netns.run(_packet_socket, tap.name)
         with packets, TraceInstance([event, "net/netif_receive_skb"], device=tap.name) as trace:
             trace.clear()

@@ -62,7 +62,7 @@ from skbsim.live.bpf import TcpSockLayout, TcpSockReader
 from skbsim.live.btf import DEFAULT_VMLINUX_BTF, BtfFile
 from skbsim.live.probe import so_meminfo
 from skbsim.live.tap import ETH_HLEN, Netns, NetnsThread, Tap
-from skbsim.live.tracefs import TRACEFS_ROOT, TraceInstance, sigterm_as_interrupt
+from skbsim.live.tracefs import TRACEFS_ROOT, TraceInstance, ensure_tracefs, sigterm_as_interrupt
 from skbsim.tcp_session import (
     COUNTERS, FINAL_ACK_US, INFO_KEYS, MEM_KEYS, PEER_ISN, PEER_WINDOW, SEGMENT_US, STEP_MS, SYN_US, T0_US,
 )
@@ -667,8 +667,15 @@ def requirements_missing() -> list[str]:
     missing = tap_requirements()
     if not os.path.exists(DEFAULT_VMLINUX_BTF):
         missing.append(f"{DEFAULT_VMLINUX_BTF} (CONFIG_DEBUG_INFO_BTF) for the tcp_info and tcp_sock layouts")
-    elif not os.path.isdir(os.path.join(TRACEFS_ROOT, "events", "skb", "kfree_skb")):
-        missing.append("the skb/kfree_skb trace event")
+    elif not missing:
+        # on a fresh machine tracefs may not be mounted yet (TraceInstance mounts it): mount it to look
+        try:
+            ensure_tracefs()
+        except InputError as error:
+            missing.append(str(error))
+        else:
+            if not os.path.isdir(os.path.join(TRACEFS_ROOT, "events", "skb", "kfree_skb")):
+                missing.append("the skb/kfree_skb trace event")
     return missing
 
 
