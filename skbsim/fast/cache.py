@@ -225,6 +225,7 @@ def _tiny_runs() -> None:
     from skbsim.sim import RunConfig
 
     simulate_fast(RunConfig(count=10))  # the event loop and the teardown, for every driver
+    simulate_fast(RunConfig(traffic="tcp-bulk", count=10))  # GRO's tcp-bulk facts (gro._tcp_bulk_facts)
     with tempfile.TemporaryDirectory(prefix="skbsim-compile-") as tmp:
         path = Path(tmp) / "frames.pcap"
         frame = bytes.fromhex("020000000001020000000002") + b"\x88\xb5" + bytes(586)

@@ -586,55 +586,58 @@ def tcp_bulk_chunks(source, config, ref, legacy: bool, measure=None):
     length = tcp.frame_len
     take_times = _arrival_times(source.rate, source.arrival, source.seed)
     pick_flows = flow_draws(source)
-    flows: list = []  # per flow index: its row of per-flow values (as an array below)
-    per_flow = np.zeros((0, 8), np.int64)  # queue, hash, isn, ipid, tsbase, ack, tsecr, segments so far
+    # a row per value, a column per flow: queue, hash, isn, ipid, tsbase, ack, tsecr, segments so far
+    per_flow = np.zeros((8, 0), np.int64)
     thlen = tcp.header_len - 34
     template = source._flow_state(0).template
     flag_word = ((thlen // 4) << 28) | TCP_FLAG_ACK | template.window
     if legacy:
         measure = _legacy_headlen(ref)
     hlen = measure(template.build(length), length) if measure is not None else length
+    same_for_all = np.zeros(F_FIELDS, np.int64)
+    for column, value in ((F_TCP, 1), (F_FLAGS, flag_word), (F_THLEN, thlen), (F_TTL_TOS, 64 << 8),
+                          (F_FRAG_OFF, IP_DF), (F_TOTLEN, length - ETH_HLEN)):
+        same_for_all[column] = value
     remaining = source.count
     while remaining > 0:
         n = min(CHUNK, remaining)
         remaining -= n
         picks = pick_flows(n)
         top = int(picks.max()) + 1
-        if top > len(flows):
-            rows = [per_flow]
-            for index in range(len(flows), top):
-                state = source._flow_state(index)
-                flows.append(state)
-                rows.append(np.array([[state.queue, state.rss_hash, state.seq, state.ip_id, state.ts_base,
-                                       state.template.ack_seq, state.template._tsecr, 0]], np.int64))
-            per_flow = np.concatenate(rows)
-        # each frame's place among its flow's segments: its rank in the chunk plus the flow's earlier ones
-        order = np.argsort(picks, kind="stable")
-        sorted_picks = picks[order]
-        starts = np.flatnonzero(np.r_[True, sorted_picks[1:] != sorted_picks[:-1]])
-        sizes = np.diff(np.r_[starts, n])
-        rank = np.empty(n, np.int64)
-        rank[order] = np.arange(n) - np.repeat(starts, sizes)
-        nth = rank + per_flow[picks, 7]
-        per_flow[sorted_picks[starts], 7] += sizes
+        if top > per_flow.shape[1]:  # the flows first drawn in this chunk
+            new = [source._flow_state(index) for index in range(per_flow.shape[1], top)]
+            per_flow = np.concatenate([per_flow, np.array(
+                [[s.queue for s in new], [s.rss_hash for s in new], [s.seq for s in new], [s.ip_id for s in new],
+                 [s.ts_base for s in new], [s.template.ack_seq for s in new], [s.template._tsecr for s in new],
+                 [0] * len(new)], np.int64)], axis=1)
         times = take_times(n)
-        facts = np.zeros((n, F_FIELDS), np.int64)
-        facts[:, F_TCP] = 1
-        facts[:, F_FLOW] = picks
-        facts[:, F_HASH] = per_flow[picks, 1]
-        facts[:, F_SEQ] = (per_flow[picks, 2] + nth * tcp.mss) & U32_MASK
-        facts[:, F_ACK] = per_flow[picks, 5]
-        facts[:, F_FLAGS] = flag_word
-        if tcp.timestamps:
-            facts[:, F_TSVAL] = (per_flow[picks, 4] + times // 1_000_000) & U32_MASK
-            facts[:, F_TSECR] = per_flow[picks, 6]
-        facts[:, F_THLEN] = thlen
-        facts[:, F_IPID] = (per_flow[picks, 3] + nth) & 0xFFFF
-        facts[:, F_TTL_TOS] = 64 << 8
-        facts[:, F_FRAG_OFF] = IP_DF
-        facts[:, F_TOTLEN] = length - ETH_HLEN
-        lengths = np.full(n, length, np.int64)
-        yield lengths, times, per_flow[picks, 0], np.full(n, hlen, np.int64), facts
+        facts = np.empty((n, F_FIELDS), np.int64)
+        queues = np.empty(n, np.int64)
+        _tcp_bulk_facts(facts, queues, picks, times, per_flow, same_for_all, np.int64(tcp.mss), np.int64(tcp.timestamps))
+        yield np.full(n, length, np.int64), times, queues, np.full(n, hlen, np.int64), facts
+
+
+@njit(cache=True, entry=True)
+def _tcp_bulk_facts(facts, queues, picks, times, per_flow, same_for_all, mss, timestamps):
+    """tcp_bulk_chunks()'s rows, frame by frame: facts[i] (F_* columns) and queues[i] of the frame of flow
+    picks[i] arriving at times[i]; per_flow (a row per value, a column per flow: queue, hash, initial
+    sequence number, first IP ID, TSval base, ack_seq, TSecr, segments so far) counts each flow's segments."""
+    for i in range(picks.shape[0]):
+        f = picks[i]
+        nth = per_flow[7, f]
+        per_flow[7, f] = nth + 1
+        row = facts[i]
+        for c in range(row.shape[0]):
+            row[c] = same_for_all[c]
+        row[F_FLOW] = f
+        row[F_HASH] = per_flow[1, f]
+        row[F_SEQ] = (per_flow[2, f] + nth * mss) & U32_MASK
+        row[F_ACK] = per_flow[5, f]
+        if timestamps:
+            row[F_TSVAL] = (per_flow[4, f] + times[i] // 1_000_000) & U32_MASK
+            row[F_TSECR] = per_flow[6, f]
+        row[F_IPID] = (per_flow[3, f] + nth) & 0xFFFF
+        queues[i] = per_flow[0, f]
 
 
 def flow_draws(source):
