@@ -169,3 +169,13 @@ def test_other_forms_say_why(kernel, options, words):
     assert reason is not None and reason.startswith("--socket tcp through virtio_net is the reference engine's")
     assert words in reason and "\n" not in reason
 
+
+
+def test_pressure_is_handed_over():
+    # a slow reader of 1000 bytes at a time behind small messages: tcp_prune_queue() runs, which the fast engine
+    # compiles for tun only; the run is handed over with its own reason and the JSON is the reference engine's
+    for options in ({}, {"gro": "0"}):
+        reference, fast, why = _both(options=options, tcp="messages:100@50000", count=2000, rtt_ms=0.5,
+                                     app_rate=1000, app_read_size=1000)
+        assert why is not None and why.removesuffix("; rerun") == TCP_WHY[TCP_NAPI_PRUNE]
+        assert reference["tcp"]["counters"]["PruneCalled"] > 0 and _same(reference, fast)
