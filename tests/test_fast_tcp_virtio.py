@@ -67,6 +67,24 @@ def test_mtu_1400(options, ts):
     assert reference["flows"][0]["mss"] == (1348 if ts else 1360)
 
 
+#: the device's other options: checksums the host hands over as valid or not at all (no pull by
+#: virtio_net_hdr_to_skb(): without GRO the IP and TCP headers come from frag 0 in ip_rcv_core() and tcp_v4_rcv()),
+#: a small ring (ring drops), premapped buffers (the DMA API), jumbo frames over several buffers, a small MTU,
+#: no guest GSO (smaller buffers)
+DEVICE_OPTIONS = [{"csum": "valid"}, {"csum": "none"}, {"ring": "64"}, {"dma_api": "1"}, {"mtu": "9000"},
+                  {"mtu": "600"}, {"guest_gso": "0"}]
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.9", "6.18"])
+@pytest.mark.parametrize("gro", ["1", "0"])
+@pytest.mark.parametrize("options", DEVICE_OPTIONS, ids=lambda opts: ",".join(f"{k}={v}" for k, v in opts.items()))
+def test_device_options(kernel, gro, options):
+    mss = ",mss=8948" if options.get("mtu") == "9000" else ""  # (jumbo segments: each frame over several buffers)
+    reference, fast, why = _both(kernel=kernel, options={**options, "gro": gro}, count=1500,
+                                 traffic=f"tcp-bulk:ts=1{mss}", flows=2, cpus=2, rate=3e6)
+    assert why is None and _same(reference, fast)
+
+
 WORKLOADS = {
     # 16 flows on 3 CPUs, timestamps, a reader of 64 KiB at 20,000 reads/s
     "flows-cpus": dict(flows=16, cpus=3, traffic="tcp-bulk:ts=1", count=3000, app_rate=20000, app_read_size=65536),
