@@ -197,3 +197,20 @@ def test_pressure_is_handed_over():
                                      app_rate=1000, app_read_size=1000)
         assert why is not None and why.removesuffix("; rerun") == TCP_WHY[TCP_NAPI_PRUNE]
         assert reference["tcp"]["counters"]["PruneCalled"] > 0 and _same(reference, fast)
+
+
+@pytest.mark.parametrize("options", [{}, {"gro": "0"}], ids=["gro", "gro0"])
+@pytest.mark.parametrize("kernel", ["6.1", "6.18"])
+def test_second_segment_copied_into_the_tailroom(kernel, options):
+    # By hand, following on from test_one_segment_built_on_its_buffer: the first skb's head ends at
+    # end = 1216 bytes past the buffer's start, its data (the virtio-net header reserved: 12, then the 154-byte
+    # frame) ends at 166, so skb_tailroom() = 1216 - 166 = 1050.  The second message, 1 ms later and alone in
+    # its poll (so alone in GRO too), is in order: tcp_try_coalesce() -> skb_try_coalesce() copies its 100
+    # bytes into that tailroom (100 <= 1050) with *delta_truesize = 0, and frees it (kfree_skb_partial()):
+    # sk_rmem_alloc stays 1792, one TCPRcvCoalesce.
+    reference, fast, why = _both(kernel=kernel, options=options, tcp="messages:100@1000", count=2, app_rate=0)
+    assert why is None and fast["engine"] == "fast" and _same(reference, fast)
+    flow = fast["flows"][0]
+    assert flow["bytes_received"] == 200 and flow["skbs"] == 2
+    assert flow["counters"]["TCPRcvCoalesce"] == 1
+    assert flow["rmem_alloc"] == {"peak": 1792, "at_end": 1792}
