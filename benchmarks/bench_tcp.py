@@ -16,9 +16,9 @@ reading as fast as it can.
    (``bytes_received``), per second of wall time of the whole call: the sender, the driver, NAPI,
    GRO, the TCP receiver, its ACKs and the reader, all modelled; and per second of the CPU time the
    process used meanwhile (getrusage(), user + system).  The line says which engine ran: the fast
-   engine runs the tun workload and ice through GRO (rx=build_skb: the segments GRO merges go to the
-   receiver as aggregates); it hands TCP through virtio_net's GRO to the reference engine (the reason
-   printed).
+   engine runs the tun workload, virtio_net through GRO (mergeable buffers: the copy head of each
+   full-size frame, GRO's aggregates) and ice through GRO (rx=build_skb: the segments GRO merges go to
+   the receiver as aggregates); a workload it hands to the reference engine prints the reason.
 2. The live kernel (needs root, /dev/net/tun, network namespaces and the ip command; skipped with a
    note otherwise): a tap in a network namespace of our own (skbsim.live.tap: ``skbsim-<pid>-<n>``,
    a fresh one per pass), a listening socket in it (no SO_RCVBUF: autotuning, as in the model;
@@ -76,7 +76,7 @@ KERNEL = "6.18"
 MSS = 1460
 TRAFFIC = "tcp-bulk:ts=0"
 #: (label, the model's driver and options, the live tap's IFF_NAPI)
-WORKLOADS = (("tun", "tun", {}, False), ("virtio_net, GRO", "virtio_net", {}, True),
+WORKLOADS = (("tun", "tun", {}, False), ("virtio_net through GRO", "virtio_net", {}, True),
              ("ice through GRO", "ice", {}, True))
 READ_SIZE = 1 << 20
 ACK_POLL_EVERY = 32

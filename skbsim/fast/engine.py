@@ -150,6 +150,17 @@ class FastSimulation:
                 raise ValueError("the fast engine draws --plot for virtio_net only on the reference engine")
             self.head = copy_head(self.ref)
             self.codes = VirtioCodes(self.ref, self.gro)  # what the header and GRO make of each frame
+            if config.socket == "tcp":  # -- TCP through NAPI drivers --: the receivers, the senders' frames
+                if trace is not None:
+                    raise ValueError("--trace of --socket tcp runs through virtio_net is the reference engine's "
+                                     "(the fast engine traces TCP runs through tun)")
+                # the smallest skb: a frame copied whole into the copy head, or one built on a buffer (a frame
+                # above GOOD_COPY_LEN after the virtio-net header, skb_shared_info behind it)
+                from skbsim.drivers.virtio_net import GOOD_COPY_LEN
+
+                smallest = min(self.head["truesize"],
+                               self.ref.kernel.profile.SKB_TRUESIZE(ring.hdr_len + GOOD_COPY_LEN))
+                self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(False, smallest), codes=self.codes)
             return
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
@@ -274,6 +285,11 @@ class FastSimulation:
                 k = copybreak_kernel(ref, False, False, self.copy_heads, queued=queued)._replace(**tables)
                 # napi_alloc_skb(len)'s room for the heads of copies (gro.Gro.copy_room, with GRO or without)
                 k = k._replace(gro=new_gro(copy_room=[h[5] for h in self.copy_heads]))
+            elif self.virtio:  # (tables' frags: TcpRun.finish_tables())
+                k = virtio_kernel(ref, False, False, self.head, queued=queued)._replace(**tables)
+                if not self.gro:  # each skb's head (gro.M_HEAD_TS, which tcp_napi reads), without GRO too
+                    objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
+                    k = k._replace(gro=new_gro(objects=objects))
             else:
                 k = ice_kernel(ref, False, False, self.head, queued=queued)._replace(**tables)
         finally:

@@ -2,7 +2,8 @@
 state (the receivers set up by the model, the senders, the tun skbs' TCP facts), and the report.
 
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
-receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, rx=legacy) and copybreak with GRO
+receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
+(mergeable buffers without XDP, on the releases whose buffers come from page frags: unsupported_virtio()) with GRO
 or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
 memory pressure through tun (pruning and collapsing: skbsim/fast/tcp_pressure.py), --trace through tun
 (tcp_trace.py), without --plot.  Everything else is the reference engine's (reasons in :func:`unsupported_tcp`),
@@ -33,7 +34,7 @@ MAX_ACKS_IN_FLIGHT = 1 << 14
 MAX_FLIGHT = 1 << 16
 # -- TCP through NAPI drivers --
 #: the NAPI drivers whose skbs the fast engine hands to TCP receivers (tcp_napi.py), with GRO or without
-TCP_NAPI_DRIVERS = ("ice", "copybreak")
+TCP_NAPI_DRIVERS = ("ice", "copybreak", "virtio_net")
 #: frames on one queue between the NIC and the driver at most (tcp_napi: their TCP_SKB_CB)
 MAX_NIC_FRAMES = 1 << 13
 
@@ -48,7 +49,15 @@ def unsupported_tcp(config) -> str | None:
             return "--socket tcp through tun with IFF_NAPI (GRO of tun's skbs) is the reference engine's"
     elif config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
         return (f"--socket tcp through {config.driver} is the reference engine's: the fast engine joins its TCP "
-                f"receivers to tun (without IFF_NAPI), ice (rx=build_skb and rx=legacy) and copybreak")
+                f"receivers to tun (without IFF_NAPI), ice (rx=build_skb and rx=legacy), copybreak and virtio_net "
+                f"(mergeable buffers without XDP)")
+    elif config.driver == "virtio_net":
+        from skbsim.fast.virtio_setup import unsupported_virtio
+        from skbsim.profile import load_profile
+
+        reason = unsupported_virtio(load_profile(config.kernel), config.options)
+        if reason:
+            return f"--socket tcp through virtio_net is the reference engine's here: {reason}"
     elif config.driver == "ice":
         from skbsim.profile import load_profile
 
@@ -100,15 +109,16 @@ def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
     return facts
 
 
-def nic_tcp_facts(ref, frame_lens, legacy: bool) -> np.ndarray:
+def nic_tcp_facts(ref, frame_lens, legacy: bool, codes=None) -> np.ndarray:
     """-- TCP through NAPI drivers --: for each frame length a sender may send, TF_KNOWN and what the NIC takes with
-    the frame (TF_NIC_HLEN: ice legacy-rx's eth_get_headlen() of the flows' header, the model's)."""
+    the frame (TF_NIC_HLEN: ice legacy-rx's eth_get_headlen() of the flows' header, or virtio_net's code of the
+    frame, codes: virtio_setup.VirtioCodes, the model's)."""
     from skbsim.fast.tcp_run import TF_FIELDS, TF_KNOWN, TF_NIC_HLEN
     from skbsim.fast.traffic import _legacy_headlen
 
     facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
     template = ref.senders.senders[0].template
-    headlen = _legacy_headlen(ref) if legacy else None
+    headlen = _legacy_headlen(ref) if legacy else codes
     for length in sorted(set(frame_lens)):
         facts[length, TF_KNOWN] = 1
         if headlen is not None:
@@ -125,9 +135,9 @@ def state_max_frame() -> int:
 class TcpRun:
     """The receivers and senders of one fast run: set up from the reference Simulation, reported at the end."""
 
-    def __init__(self, ref, lengths, payloads=(), nic=None):
+    def __init__(self, ref, lengths, payloads=(), nic=None, codes=None):
         """lengths: tun's per-length table (tun._TunLengths); or nic, a NAPI driver's (legacy-rx, the smallest
-        skb's truesize)."""
+        skb's truesize), and codes, virtio_net's (virtio_setup.VirtioCodes)."""
         self.ref = ref
         self.config = ref.config
         self.lengths = lengths
@@ -152,7 +162,7 @@ class TcpRun:
         sizes = {flow.sender.mss for flow in self.flows} | {0} | set(payloads)
         frame_lens = [self.header_len + size for size in sizes]
         if lengths is None:  # -- TCP through NAPI drivers --
-            self.facts = nic_tcp_facts(ref, frame_lens, nic[0])
+            self.facts = nic_tcp_facts(ref, frame_lens, nic[0], codes)
             return
         lengths.prepare(np.array(frame_lens, np.int64))
         self.facts = tun_tcp_facts(lengths, frame_lens)

@@ -14,11 +14,15 @@ tot_len), then tcp_v4_rcv() (the TCP header into the head).  Here:
 - Its shape as tcp_v4_rcv() sees it: the bytes in the head once the Ethernet and IP headers are pulled, its
   frags (a GRO frag_list never coalesces: skb_try_coalesce() refuses it), its tailroom (trimmed to tot_len:
   ice's eth_skb_pad() undone), whether its head is a page fragment, SKB_TRUESIZE(end): by the driver's head
-  (_head_shape()).  A GRO aggregate's head is its first segment's.
+  (_head_shape()).  A GRO aggregate's head is its first segment's.  virtio_net's head depends on the buffer,
+  not on the frame (page_to_skb(): build_skb() on a buffer whose truesize follows the EWMA, or the copy head):
+  virtio records it at the skb's sk_buff (gro.M_HEAD_TS, with GRO or without), and without GRO the rest of the
+  headers its copy head lacks are pulled from frag 0 here (ip_rcv_core(), tcp_v4_rcv(): pskb_may_pull()).
 
-Covered: ice (rx=build_skb, rx=legacy) and copybreak, with GRO or --opt gro=0.  The frames of the other NAPI
-drivers reach this join too (their poll hands on the batch the same way); what their heads are is theirs to add
-to _head_shape() (tcp_engine.unsupported_tcp() says which are the reference engine's).
+Covered: ice (rx=build_skb, rx=legacy), copybreak and virtio_net (mergeable buffers without XDP), with GRO or
+--opt gro=0.  The frames of the other NAPI drivers reach this join too (their poll hands on the batch the same
+way); what their heads are is theirs to add to _head_shape() (tcp_engine.unsupported_tcp() says which are the
+reference engine's).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from skbsim.fast.state import (
     F_TWINDOW, HEAD_KIND, HEAD_TRUESIZE, LEGACY, PACKETS, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_FIELDS, SKB_FRAG,
     SKB_HLEN, SKB_OBJ, SN_TIMESTAMPS, TC_ERR,
 )
+from skbsim.fast.state import DRIVER_VIRTIO, VQ_COPY_ROOM, VQ_HDR_LEN, VQ_TS0  # virtio_net
 from skbsim.fast.tcp import SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED
 from skbsim.net.ipv4.af_inet import IP_DF
 
@@ -74,7 +79,8 @@ def _gro_frame_facts(k, f, fr, length):
         facts[c] = 0
     facts[gro.F_TCP] = 1
     facts[gro.F_FLOW] = f
-    facts[gro.F_HASH] = k.tfl.rss[f]
+    # virtio_net sets no skb->hash (no VIRTIO_NET_F_HASH_REPORT): GRO's bucket 0
+    facts[gro.F_HASH] = 0 if k.cfg[DRIVER] == DRIVER_VIRTIO else k.tfl.rss[f]
     facts[gro.F_SEQ] = fr[FR_SEQ]
     facts[gro.F_ACK] = fl[F_ACK_SEQ]
     facts[gro.F_FLAGS] = ((fl[F_DOFF] // 4) << 28) | (fr[FR_FLAGS] << 16) | fl[F_TWINDOW]
@@ -147,10 +153,22 @@ def _napi_cb(k, skb, d):
 
 
 @njit(cache=True, forceinline=True)
-def _head_shape(k, frame):
+def _head_shape(k, frame, obj):
     """(the head's room from the Ethernet header to its end, SKB_TRUESIZE(end), whether it is a page fragment) of
-    the skbs the driver builds for a frame of frame bytes; room -1 for a driver this join does not know yet."""
+    the skb at sk_buff obj, which the driver built for a frame of frame bytes; room -1 for a driver this join does
+    not know yet.
+
+    virtio_net's head depends on the buffer, not on the frame (drivers/net/virtio_net.c, page_to_skb()): built on
+    the buffer, build_skb(buf, truesize) makes end = truesize - SKB_DATA_ALIGN(sizeof(struct skb_shared_info)), the
+    frame after the virtio-net header (skb_reserve(hdr_len)), so its room is end - hdr_len; virtio recorded
+    SKB_TRUESIZE(end) = SKB_TRUESIZE(0) + truesize - shinfo at the skb (gro.M_HEAD_TS).  Else the copy head,
+    napi_alloc_skb(GOOD_COPY_LEN) (M_HEAD_TS 0)."""
     cfg = k.cfg
+    if cfg[DRIVER] == DRIVER_VIRTIO:
+        head_ts = k.gro.member[obj, gro.M_HEAD_TS]
+        if head_ts:
+            return head_ts - cfg[VQ_TS0] - cfg[VQ_HDR_LEN], head_ts, 1
+        return cfg[VQ_COPY_ROOM], cfg[HEAD_TRUESIZE], int(cfg[HEAD_KIND] != HEAD_SMALL)
     if cfg[DRIVER] == DRIVER_COPYBREAK:
         if frame > cfg[COPYBREAK]:
             return cfg[COND_ROOM], cfg[CB_BUILD_TS], 1  # napi_build_skb() on the RX buffer
@@ -172,15 +190,28 @@ def _napi_segment(k, skb, seg):
     obj = skb[SKB_OBJ]
     on = k.gro.cfg[gro.G_ON]
     frame = k.gro.member[obj, gro.M_FRAME] if on else skb[SKB_HLEN] + skb[SKB_DLEN]
-    room, end_ts, head_frag = _head_shape(k, frame)
-    if room < 0 or skb[SKB_HLEN] < IP_PULLED + k.skbcb.cb[obj, CB_DOFF]:
+    room, end_ts, head_frag = _head_shape(k, frame, obj)
+    if room < 0:
         return False
-    seg[SKB_HLEN] = skb[SKB_HLEN] - IP_PULLED
+    hlen = skb[SKB_HLEN]
+    need = IP_PULLED + k.skbcb.cb[obj, CB_DOFF]
+    if hlen < need:
+        # ip_rcv_core()'s pskb_may_pull(skb, sizeof(struct iphdr)) and tcp_v4_rcv()'s pskb_may_pull(skb,
+        # th->doff * 4): __pskb_pull_tail() moves the missing bytes from frag 0 into the head.  Followed for
+        # virtio_net's copy head without GRO (virtio_net_hdr_to_skb() pulled up to the checksum field only)
+        # when the head's tailroom takes them (no pskb_expand_head()); frag 0 then always keeps some bytes: it
+        # holds the frame's first buffer past the head, either all of a frame above GOOD_COPY_LEN (128 > the
+        # 94 bytes of headers at most) or a whole buffer of at least GOOD_PACKET_LEN (mergeable_min_buf_len()).
+        if on or k.cfg[DRIVER] != DRIVER_VIRTIO or skb[SKB_DLEN] == 0 or need > room:
+            return False
+        seg[SKB_DLEN] = skb[SKB_DLEN] - (need - hlen)
+        hlen = need
+    seg[SKB_HLEN] = hlen - IP_PULLED
     nr_frags = _nr_frags(k.frags, skb[SKB_FRAG])
     if on and k.gro.member[obj, gro.M_NEXT] >= 0:
         nr_frags += FRAG_LIST_FRAGS
     seg[RQ_NR_FRAGS] = nr_frags
-    seg[RQ_TAILROOM] = room - skb[SKB_HLEN] if skb[SKB_DLEN] == 0 else 0
+    seg[RQ_TAILROOM] = room - hlen if skb[SKB_DLEN] == 0 else 0
     seg[SG_HEAD_FRAG] = head_frag
     seg[SG_END_TS] = end_ts
     return True

@@ -31,6 +31,7 @@ from skbsim.fast.state import (
     VQ_FRAG_SIZE, VQ_HDR_LEN, VQ_HOLE_FOLD, VQ_IP_ALIGN, VQ_L1, VQ_LAST_DMA, VQ_MAX_FRAGS, VQ_MIN_BUF_LEN,
     VQ_OVERFLOW_FIX, VQ_PREMAPPED, VQ_REFILL, VQ_REPOLL, VQ_SHINFO, VQ_TS0, VU_CODE, VU_LEN, VU_NUM,
 )
+from skbsim.fast.state import TC_RUN  # -- TCP through NAPI drivers --
 
 #: a frame's code with TCP through GRO: the bytes in the head, plus the skb's gso_size times GSO_CODE
 GSO_CODE = 1 << 16
@@ -293,8 +294,10 @@ def _receive_mergeable(k, cpu, ndel):
     if frag >= 0:
         hlen = ETH_HLEN + (code & (GSO_CODE - 1))  # the headers pulled in, measured by the model
     ndel = rx._batch_add(k, ndel, head, frag, obj, hlen, frame_len - hlen, ts)
-    if k.gro.cfg[G_ON]:  # -- GRO --: napi_gro_receive()
+    if k.gro.cfg[G_ON] or k.tcp.tc[TC_RUN]:  # -- GRO --, -- TCP through NAPI drivers --: the head's shape
+        # (a head built on the buffer holds the whole frame, num 1: ts is SKB_TRUESIZE(end) of the buffer's)
         k.gro.member[obj, M_HEAD_TS] = ts if built else 0
+    if k.gro.cfg[G_ON]:  # -- GRO --: napi_gro_receive()
         k.gro.st[GS_GSO] = code // GSO_CODE
         ndel = gro._napi_gro_receive(k, cpu, ndel, first)
     return ndel

@@ -113,9 +113,10 @@ class VirtioCodes:
         return code
 
 
-def virtio_kernel(sim: Simulation, trace: bool, plot: bool, head: dict):
+def virtio_kernel(sim: Simulation, trace: bool, plot: bool, head: dict, queued: int | None = None):
     """virtio_net: each ring, frag block and DMA record as virtnet_open_queue() left them; head: page_to_skb()'s
-    copy head (copy_head())."""
+    copy head (copy_head()); queued: the most skbs the sockets hold at once (a run with a socket per flow's
+    receivers, tcp_engine.TcpRun.tables()), else the UDP socket's bound."""
     from skbsim.net.core_sock import SKB_FRAG_PAGE_SIZE
 
     kernel = sim.kernel
@@ -137,7 +138,7 @@ def virtio_kernel(sim: Simulation, trace: bool, plot: bool, head: dict):
     )
     ncpus = sim.config.cpus
     count = rq.vq.num
-    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, head["truesize"])
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, head["truesize"]) if queued is None else queued
     slab_cap = live_skbs_bound(sim, qcap)
     # Live pages: a block per posted buffer at most, a head and MAX_SKB_FRAGS blocks per queued, deferred or
     # polled skb, the NAPI caches' pages, and the slabs of both caches.
