@@ -13,7 +13,7 @@ code gets compiled (:data:`COMPILED_SOURCES`): whichever copy of the sources
 is imported, the same code finds the same cache, and any change to any of
 them recompiles everything.
 
-Compiling takes two to three minutes, once per version.  ``skbsim run`` asks
+Compiling takes three to seven minutes, once per version (by machine).  ``skbsim run`` asks
 :func:`prepare` first: with the cache ready it uses the fast engine; when
 the cache is not ready and the runs are small (at most
 :data:`SMALL_RUN_FRAMES` synthetic frames in all, a few seconds on the
@@ -269,9 +269,9 @@ def prepare(configs, say) -> str:
     if small and os.environ.get("SKBSIM_COMPILE", "background") != "foreground" and cache_root() is not None:
         compile_in_background()
         say("skbsim: the fast engine is not compiled yet; it is being compiled in the background (once per "
-            "version, 2-3 min) and this run uses the reference engine, which gives the same results")
+            "version, 3-7 min) and this run uses the reference engine, which gives the same results")
         return "reference"
-    say("skbsim: compiling the fast engine (once per version, 2-3 min)...")
+    say("skbsim: compiling the fast engine (once per version, 3-7 min)...")
     seconds = compile_now()
     say(f"skbsim: compiled in {seconds:.1f} s")
     return "fast"
