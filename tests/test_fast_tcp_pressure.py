@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skbsim.sim import RunConfig
+from tcp_engines import same as _same
 from test_fast_tcp import _both
-from test_fast_tcp import _same as _same_json
 
 #: the counters the pruning bumps
 PRESSURE = ("PruneCalled", "RcvPruned", "OfoPruned", "TCPRcvCollapsed", "TCPRcvQDrop", "TCPOFODrop")
@@ -23,10 +23,6 @@ PRESSURE = ("PruneCalled", "RcvPruned", "OfoPruned", "TCPRcvCollapsed", "TCPRcvQ
 
 def _counters(result: dict) -> dict:
     return {key: sum(flow["counters"].get(key, 0) for flow in result["flows"]) for key in PRESSURE}
-
-
-def _same(reference: dict, fast: dict) -> bool:
-    return _same_json(reference, fast) and list(reference) == list(fast)
 
 
 @pytest.mark.parametrize("kernel", ["6.1", "6.9", "6.12", "6.18", "host", "7.1"])

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skbsim.fast import simulate_engine, unsupported
+from skbsim.fast import unsupported
 from skbsim.fast.tcp import TCP_NAPI_PRUNE, TCP_OFO, TCP_WHY
-from skbsim.sim import RunConfig, simulate
+from skbsim.sim import RunConfig
+from tcp_engines import TCP_RUN, run_both
+from tcp_engines import same as _same
 
 #: the releases whose virtio_net buffers come from page frags (7.1's come from page_pool)
 KERNELS = ["6.1", "6.9", "6.12", "6.18", "host"]
@@ -25,20 +27,11 @@ NOT_YET = (TCP_WHY[TCP_NAPI_PRUNE],)
 
 
 def _config(**kw) -> dict:
-    config = dict(kernel="6.18", driver="virtio_net", options={}, socket="tcp", traffic="tcp-bulk:ts=0", tcp="bulk",
-                  flows=1)
-    config.update(kw)
-    return config
+    return {**TCP_RUN, "driver": "virtio_net", **kw}
 
 
 def _both(**kw) -> tuple[dict, dict, str | None]:
-    reference, _ = simulate(RunConfig(**_config(**kw)))
-    fast, _, why = simulate_engine(RunConfig(**_config(**kw)), "fast")
-    return reference, fast, why
-
-
-def _same(reference: dict, fast: dict) -> bool:
-    return {**fast, "engine": "reference"} == reference and list(reference) == list(fast)
+    return run_both(_config(**kw))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
