@@ -34,8 +34,13 @@ def _both(**kw) -> tuple[dict, dict, str | None]:
     return run_both(_config(**kw))
 
 
+#: the bulk flow runs through virtio_net too (its other tests: test_fast_tcp_virtio.py)
+BULK_FORMS = FORMS + [("virtio_net", {}), ("virtio_net", {"gro": "0"})]
+BULK_FORM_IDS = FORM_IDS + ["virtio_net", "virtio_net-gro0"]
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("form", FORMS, ids=FORM_IDS)
+@pytest.mark.parametrize("form", BULK_FORMS, ids=BULK_FORM_IDS)
 @pytest.mark.parametrize("ts", [0, 1])
 def test_bulk_flow(kernel, form, ts):
     driver, options = form
