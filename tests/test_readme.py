@@ -38,6 +38,8 @@ def _run_ci_with_stubs(tmp_path, tools: dict[str, str]):
         (bin_dir / name).symlink_to(shutil.which(name))
     log = tmp_path / "calls.log"
     for name, body in tools.items():
+        if body is None:  # (left out: the machine lacks it)
+            continue
         stub = bin_dir / name
         stub.write_text(f"#!{shutil.which('bash')}\necho \"{name} $*\" >> {log}\n{body}\n")
         stub.chmod(0o755)
@@ -46,30 +48,44 @@ def _run_ci_with_stubs(tmp_path, tools: dict[str, str]):
     return proc, (log.read_text().splitlines() if log.exists() else [])
 
 
-def test_ci_installs_the_browser_before_the_tests(tmp_path):
-    """Without chromium, .ci/run installs Debian's chromium and chromium-driver, then runs the tests."""
+#: stubs for a machine that has everything .ci/run installs (Debian's dpkg-query reports the config package)
+EVERYTHING = {"chromium": "", "chromedriver": "", "bpftool": "", "dpkg-query": "echo -n 'install ok installed'"}
+
+
+def test_ci_installs_what_the_tests_need_before_the_tests(tmp_path):
+    """On a bare Debian machine .ci/run installs chromium and chromium-driver (the browser tests), bpftool (the
+    live BTF tests) and linux-config-6.12 (Debian's 6.12 config), then runs the tests."""
     proc, calls = _run_ci_with_stubs(tmp_path, {"id": "echo 0", "apt-get": "", "python3": ""})
     assert proc.returncode == 0, proc.stderr
     assert calls == [
         "id -u",
         "apt-get update -qq",
-        "apt-get install -y -qq --no-install-recommends chromium chromium-driver",
+        "apt-get install -y -qq --no-install-recommends chromium chromium-driver bpftool linux-config-6.12",
         "python3 -m pip install .[test]",
         "python3 -m pytest",
     ]
 
 
-def test_ci_without_apt_get_says_the_browser_tests_will_skip(tmp_path):
+def test_ci_installs_only_what_is_missing(tmp_path):
+    proc, calls = _run_ci_with_stubs(tmp_path, {**EVERYTHING, "bpftool": None, "id": "echo 0", "apt-get": "",
+                                                "python3": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert "apt-get install -y -qq --no-install-recommends bpftool" in calls
+
+
+def test_ci_without_apt_get_says_those_tests_will_skip(tmp_path):
     proc, calls = _run_ci_with_stubs(tmp_path, {"id": "echo 1000", "python3": ""})
     assert proc.returncode == 0, proc.stderr
-    assert "the browser tests will skip" in proc.stderr
+    assert "missing chromium chromium-driver bpftool linux-config-6.12 and no apt-get" in proc.stderr
+    assert "the tests that need them will skip" in proc.stderr
     assert calls == ["id -u", "python3 -m pip install .[test]", "python3 -m pytest"]
 
 
-def test_ci_with_a_browser_installs_nothing(tmp_path):
-    proc, calls = _run_ci_with_stubs(tmp_path, {"chromium": "", "chromedriver": "", "apt-get": "", "python3": ""})
+def test_ci_with_everything_installs_nothing(tmp_path):
+    proc, calls = _run_ci_with_stubs(tmp_path, {**EVERYTHING, "apt-get": "", "python3": ""})
     assert proc.returncode == 0, proc.stderr
-    assert calls == ["python3 -m pip install .[test]", "python3 -m pytest"]
+    assert calls == ["dpkg-query -W -f=${Status} linux-config-6.12", "python3 -m pip install .[test]",
+                     "python3 -m pytest"]
 
 
 def test_ci_stops_when_the_browser_install_fails(tmp_path):
