@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Speed of a TCP bulk transfer in ``skbsim run --socket tcp``, beside the live kernel receiving the same stream.
 
-Prints figures and ratios; asserts nothing.  Timings taken while other work runs on the machine
-are noisy: every figure is the best of --repeat runs, and the ratios are taken between figures
-measured in the same run.
+Prints figures and ratios; asserts nothing.  Timings are noisy (on a shared machine, and on a VM whose
+host is busy even when the VM is idle): every figure is the best of --repeat runs, each line gives the
+median too, a workload's model runs and live passes alternate (model, live, model, live ...) so that
+both meet the same conditions, and the ratios are taken between figures measured in the same run.
 
 Both sides move one TCP stream of full-size segments without timestamps (MSS 1460: 1514-byte
 frames), a peer sending as fast as the receiver's advertised window lets it and an application
@@ -63,6 +64,7 @@ import resource
 import select
 import shutil
 import socket
+import statistics
 import struct
 import sys
 import threading
@@ -89,40 +91,51 @@ def cpu_seconds() -> tuple[float, float]:
     return usage.ru_utime, usage.ru_stime
 
 
-def bench_model(segments: int, label: str, driver: str, options: dict, repeat: int,
-                reference_segments: int) -> tuple[float, float]:
-    """Best of repeat model runs of one workload: (segments per second of wall time, per CPU second).  A
-    workload the fast engine hands to the reference engine runs min(segments, reference_segments)."""
-    from skbsim.fast import simulate_engine, unsupported
-    from skbsim.sim import RunConfig
+class ModelWorkload:
+    """One workload's model runs: set up (and warmed up) once, then timed pass by pass (ModelWorkload.run())."""
 
-    def config(count):
-        return RunConfig(kernel=KERNEL, driver=driver, options=options, traffic=TRAFFIC, socket="tcp", tcp="bulk",
-                         flows=1, count=count)
+    def __init__(self, segments: int, label: str, driver: str, options: dict, reference_segments: int):
+        """A workload the fast engine hands to the reference engine runs min(segments, reference_segments)."""
+        from skbsim.fast import simulate_engine, unsupported
+        from skbsim.sim import RunConfig
 
-    if unsupported(config(segments)) is not None:
-        segments = min(segments, reference_segments)
+        self.label = label
+        self.simulate_engine = simulate_engine
+        self.config = lambda count: RunConfig(kernel=KERNEL, driver=driver, options=options, traffic=TRAFFIC,
+                                              socket="tcp", tcp="bulk", flows=1, count=count)
+        if unsupported(self.config(segments)) is not None:
+            segments = min(segments, reference_segments)
+        self.segments = segments
+        self.walls: list[float] = []
+        self.cpus: list[float] = []
+        self.result, self.why = None, None
+        simulate_engine(self.config(max(1, segments // 10)), "fast")  # warm-up: imports, the fast engine's cache
 
-    simulate_engine(config(max(1, segments // 10)), "fast")  # warm-up: imports, the fast engine's cache
-    best = best_cpu = float("inf")
-    for _ in range(repeat):
+    def run(self) -> None:
+        """One timed run: its wall and CPU seconds kept."""
         cpu = sum(cpu_seconds())
         started = time.perf_counter()
-        result, _, why = simulate_engine(config(segments), "fast")
-        best = min(best, time.perf_counter() - started)
-        best_cpu = min(best_cpu, sum(cpu_seconds()) - cpu)
-    flows = [flow for flow in result["flows"] if flow["protocol"] == "tcp"]
-    received = sum(flow["segments"] for flow in flows)
-    skbs = sum(flow["skbs"] for flow in flows)
-    nbytes = sum(flow["bytes_received"] for flow in flows)
-    rate = received / best
-    leaks = "" if result["leaks"]["clean"] else "; LEAKS: " + str(result["leaks"])
-    engine = result["engine"] + (f" engine (the fast engine handed the run over: {why})" if why else " engine")
-    print(f"model   {engine}, {KERNEL} {label}, {TRAFFIC}, 1 flow: {received:,} segments in {skbs:,} skbs, "
-          f"{nbytes:,} bytes in {best:.3f} s = {rate:,.0f} segments/s, {nbytes / best / 1e6:,.1f} MB/s; "
-          f"{best_cpu:.3f} s of CPU = {received / best_cpu:,.0f} segments per CPU second (simulated throughput "
-          f"{result['tcp']['throughput_mbps']:,.0f} Mbit/s; best of {repeat}){leaks}")
-    return rate, received / best_cpu
+        self.result, _, self.why = self.simulate_engine(self.config(self.segments), "fast")
+        self.walls.append(time.perf_counter() - started)
+        self.cpus.append(sum(cpu_seconds()) - cpu)
+
+    def report(self) -> tuple[float, float]:
+        """Prints the best run (and the median's rate): (segments per second of wall time, per CPU second)."""
+        result, why = self.result, self.why
+        best, best_cpu = min(self.walls), min(self.cpus)
+        flows = [flow for flow in result["flows"] if flow["protocol"] == "tcp"]
+        received = sum(flow["segments"] for flow in flows)
+        skbs = sum(flow["skbs"] for flow in flows)
+        nbytes = sum(flow["bytes_received"] for flow in flows)
+        rate = received / best
+        leaks = "" if result["leaks"]["clean"] else "; LEAKS: " + str(result["leaks"])
+        engine = result["engine"] + (f" engine (the fast engine handed the run over: {why})" if why else " engine")
+        print(f"model   {engine}, {KERNEL} {self.label}, {TRAFFIC}, 1 flow: {received:,} segments in {skbs:,} skbs, "
+              f"{nbytes:,} bytes in {best:.3f} s = {rate:,.0f} segments/s, {nbytes / best / 1e6:,.1f} MB/s; "
+              f"{best_cpu:.3f} s of CPU = {received / best_cpu:,.0f} segments per CPU second (simulated throughput "
+              f"{result['tcp']['throughput_mbps']:,.0f} Mbit/s; best of {len(self.walls)}, median "
+              f"{received / statistics.median(self.walls):,.0f} segments/s){leaks}")
+        return rate, received / best_cpu
 
 
 def live_missing() -> list[str]:
@@ -260,30 +273,48 @@ def live_pass(segments: int, napi: bool) -> tuple[float, tuple[float, float], in
             sock.close()
 
 
-def bench_live(segments: int, label: str, napi: bool, repeat: int) -> tuple[float, float, float | None] | None:
-    """Best of repeat live passes: segments per second of wall time, per CPU second of this process and
-    per second of its system time (the kernel's work alone); None when the reader did not get every byte."""
-    best = float("inf")
-    best_cpu = (float("inf"), 0.0)
-    for _ in range(repeat):
-        elapsed, cpu, sent, got, acks = live_pass(segments, napi)
+class LiveWorkload:
+    """One workload's live passes (live_pass()), timed pass by pass (LiveWorkload.run())."""
+
+    def __init__(self, segments: int, label: str, napi: bool):
+        self.segments, self.label, self.napi = segments, label, napi
+        self.walls: list[float] = []
+        self.cpus: list[tuple[float, float]] = []
+        self.sent = self.acks = 0
+        self.failed = False
+
+    def run(self) -> None:
+        """One pass; a pass whose reader did not get every byte is said, and the workload has no figure."""
+        if self.failed:
+            return
+        elapsed, cpu, sent, got, acks = live_pass(self.segments, self.napi)
         if got != sent:
-            print(f"live    {label}: the reader got {got:,} of {sent:,} bytes sent: no figure")
+            print(f"live    {self.label}: the reader got {got:,} of {sent:,} bytes sent: no figure")
+            self.failed = True
+            return
+        self.walls.append(elapsed)
+        self.cpus.append(cpu)
+        self.sent, self.acks = sent, acks
+
+    def report(self) -> tuple[float, float, float | None] | None:
+        """Prints the best pass (and the median's rate): segments per second of wall time, per CPU second of
+        this process and per second of its system time (the kernel's work alone); None without a figure."""
+        if self.failed or not self.walls:
             return None
-        best = min(best, elapsed)
-        best_cpu = min(best_cpu, cpu, key=sum)
-    rate = segments / best
-    user, system = best_cpu
-    kernel_rate = segments / system if system else None
-    kernel = f"{kernel_rate:,.0f} segments per system CPU second" if kernel_rate else "no system-time sample"
-    route = "IFF_NAPI tap, napi_gro_receive()" if napi else "tap, netif_receive_skb()"
-    print(f"live    kernel {os.uname().release}, {label}: {route} -> TCP socket -> recv_into(): {segments:,} "
-          f"segments, {sent:,} bytes (all read back) in {best:.3f} s = {rate:,.0f} segments/s, "
-          f"{sent / best / 1e6:,.1f} MB/s; {acks:,} ACKs read; {user + system:.3f} s of CPU = "
-          f"{segments / (user + system):,.0f} segments per CPU second, of which {system:.3f} s system (the kernel's "
-          f"work: {kernel}) and {user:.3f} s user (the Python peer "
-          f"and reader) (best of {repeat})")
-    return rate, segments / (user + system), kernel_rate
+        segments, sent = self.segments, self.sent
+        best = min(self.walls)
+        user, system = min(self.cpus, key=sum)
+        rate = segments / best
+        kernel_rate = segments / system if system else None
+        kernel = f"{kernel_rate:,.0f} segments per system CPU second" if kernel_rate else "no system-time sample"
+        route = "IFF_NAPI tap, napi_gro_receive()" if self.napi else "tap, netif_receive_skb()"
+        print(f"live    kernel {os.uname().release}, {self.label}: {route} -> TCP socket -> recv_into(): "
+              f"{segments:,} segments, {sent:,} bytes (all read back) in {best:.3f} s = {rate:,.0f} segments/s, "
+              f"{sent / best / 1e6:,.1f} MB/s; {self.acks:,} ACKs read; {user + system:.3f} s of CPU = "
+              f"{segments / (user + system):,.0f} segments per CPU second, of which {system:.3f} s system (the "
+              f"kernel's work: {kernel}) and {user:.3f} s user (the Python peer and reader) (best of "
+              f"{len(self.walls)}, median {segments / statistics.median(self.walls):,.0f} segments/s)")
+        return rate, segments / (user + system), kernel_rate
 
 
 def main() -> int:
@@ -304,8 +335,15 @@ def main() -> int:
     for label, driver, options, napi in WORKLOADS:
         if only is not None and label not in only:
             continue
-        model = bench_model(args.segments, label, driver, options, args.repeat, args.reference_segments)
-        live = None if missing else bench_live(args.live_segments, label, napi, args.repeat)
+        # model and live passes alternate, so that both meet the same conditions on the machine
+        model_runs = ModelWorkload(args.segments, label, driver, options, args.reference_segments)
+        live_runs = None if missing else LiveWorkload(args.live_segments, label, napi)
+        for _ in range(args.repeat):
+            model_runs.run()
+            if live_runs is not None:
+                live_runs.run()
+        model = model_runs.report()
+        live = None if live_runs is None else live_runs.report()
         if live:
             kernel = f", {model[1] / live[2]:.3f} against the kernel's system time alone" if live[2] else ""
             print(f"ratio   {label}: model / live kernel = {model[0] / live[0]:.3f} in wall time, "
