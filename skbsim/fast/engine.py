@@ -37,7 +37,7 @@ from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 # -- GRO --
 from skbsim.fast.gro import (
-    F_HASH, G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
+    G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
 )
 from skbsim.fast.state import BUILD_TRUESIZE, CACHE_SKB, COND_ROOM, COND_TS, K_OBJS, K_SLOTS, Frags, new_skb_cb
 from skbsim.fast.traffic import CHUNK
@@ -331,8 +331,6 @@ class FastSimulation:
                 if self.gro:  # -- GRO --
                     lengths, times, queues, hlens, facts = chunk
                     k.gro.facts[:len(facts)] = facts
-                    if self.virtio:  # virtio_net sets no skb->hash (no VIRTIO_NET_F_HASH_REPORT): GRO's bucket 0
-                        k.gro.facts[:len(facts), F_HASH] = 0
                     k.gro.st[GS_BASE] = k.st[PACKETS]
                 else:
                     lengths, times, queues, hlens = chunk

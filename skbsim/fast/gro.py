@@ -500,6 +500,14 @@ def _napi_gro_receive(k, cpu, n, slot):
 
 
 @njit(cache=True, forceinline=True)
+def _virtio_built_head(k, head_ts):
+    """(room from the Ethernet header to the end, SKB_TRUESIZE(end)) of a head virtio_net's page_to_skb() built on
+    its buffer, from the SKB_TRUESIZE(end) it recorded (M_HEAD_TS): end = head_ts - SKB_TRUESIZE(0), the frame
+    starting after the virtio-net header (skb_reserve(hdr_len))."""
+    return head_ts - k.cfg[VQ_TS0] - k.cfg[VQ_HDR_LEN], head_ts
+
+
+@njit(cache=True, forceinline=True)
 def _condense_head(k, obj, room, truesize):
     """skb_condense()'s room (end less the tail before the copy) and truesize (SKB_TRUESIZE(end)) of obj's skb:
     the run's (room, truesize), or for a GRO aggregate on a copybreak copy, its napi_alloc_skb(len) head's, on a
@@ -507,7 +515,7 @@ def _condense_head(k, obj, room, truesize):
     buffer of idpf's short queue, that queue's."""
     head_ts = k.gro.member[obj, M_HEAD_TS]
     if head_ts:
-        return head_ts - k.cfg[VQ_TS0] - k.cfg[VQ_HDR_LEN], head_ts
+        return _virtio_built_head(k, head_ts)
     length = k.gro.member[obj, M_FRAME]
     if k.cfg[DRIVER] == DRIVER_LIBETH and length <= k.cfg[FQ_SHORT_LEN]:
         # on a buffer of idpf's short queue (row 1), the run's being the MTU queue's (row 0): smaller by the

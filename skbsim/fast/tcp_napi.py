@@ -38,7 +38,7 @@ from skbsim.fast.state import (
     F_TWINDOW, HEAD_KIND, HEAD_TRUESIZE, LEGACY, PACKETS, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_FIELDS, SKB_FRAG,
     SKB_HLEN, SKB_OBJ, SN_TIMESTAMPS, TC_ERR,
 )
-from skbsim.fast.state import DRIVER_VIRTIO, VQ_COPY_ROOM, VQ_HDR_LEN, VQ_TS0  # virtio_net
+from skbsim.fast.state import DRIVER_VIRTIO, VQ_COPY_ROOM  # virtio_net
 from skbsim.fast.tcp import SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED
 from skbsim.net.ipv4.af_inet import IP_DF
 
@@ -79,8 +79,7 @@ def _gro_frame_facts(k, f, fr, length):
         facts[c] = 0
     facts[gro.F_TCP] = 1
     facts[gro.F_FLOW] = f
-    # virtio_net sets no skb->hash (no VIRTIO_NET_F_HASH_REPORT): GRO's bucket 0
-    facts[gro.F_HASH] = 0 if k.cfg[DRIVER] == DRIVER_VIRTIO else k.tfl.rss[f]
+    facts[gro.F_HASH] = k.tfl.rss[f]
     facts[gro.F_SEQ] = fr[FR_SEQ]
     facts[gro.F_ACK] = fl[F_ACK_SEQ]
     facts[gro.F_FLAGS] = ((fl[F_DOFF] // 4) << 28) | (fr[FR_FLAGS] << 16) | fl[F_TWINDOW]
@@ -167,7 +166,8 @@ def _head_shape(k, frame, obj):
     if cfg[DRIVER] == DRIVER_VIRTIO:
         head_ts = k.gro.member[obj, gro.M_HEAD_TS]
         if head_ts:
-            return head_ts - cfg[VQ_TS0] - cfg[VQ_HDR_LEN], head_ts, 1
+            room, end_ts = gro._virtio_built_head(k, head_ts)
+            return room, end_ts, 1
         return cfg[VQ_COPY_ROOM], cfg[HEAD_TRUESIZE], int(cfg[HEAD_KIND] != HEAD_SMALL)
     if cfg[DRIVER] == DRIVER_COPYBREAK:
         if frame > cfg[COPYBREAK]:

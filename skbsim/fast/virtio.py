@@ -298,6 +298,9 @@ def _receive_mergeable(k, cpu, ndel):
         # (a head built on the buffer holds the whole frame, num 1: ts is SKB_TRUESIZE(end) of the buffer's)
         k.gro.member[obj, M_HEAD_TS] = ts if built else 0
     if k.gro.cfg[G_ON]:  # -- GRO --: napi_gro_receive()
+        # virtio_net sets no skb->hash (no VIRTIO_NET_F_HASH_REPORT): every skb in GRO's bucket 0, whatever the
+        # frame's RSS hash (the traffic's and the TCP senders' frames carry theirs)
+        k.gro.fdesc[cpu, first, gro.F_HASH] = 0
         k.gro.st[GS_GSO] = code // GSO_CODE
         ndel = gro._napi_gro_receive(k, cpu, ndel, first)
     return ndel
