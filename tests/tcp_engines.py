@@ -11,6 +11,8 @@ def run_both(config: dict) -> tuple[dict, dict, str | None]:
     """(the reference engine's JSON, the fast engine's, why the fast engine handed the run over or None)."""
     reference, _ = simulate(RunConfig(**config))
     fast, _, why = simulate_engine(RunConfig(**config), "fast")
+    # the leak check: every page, slab object and skb given back at the end of the run, on both engines
+    assert reference["leaks"]["clean"] and fast["leaks"]["clean"], (reference["leaks"], fast["leaks"])
     return reference, fast, why
 
 
