@@ -111,10 +111,12 @@ def test_close_frees_frames_not_yet_polled(kernel):
     assert ring.stats.frames_dropped == 1
 
 
-def test_run_falls_back_to_the_reference_engine(capsys):
+def test_run_uses_the_fast_engine(capsys):
+    import json
+
     from skbsim.cli import main
 
     assert main(["run", "--driver", "ntb", "--count", "300", "--quiet", "--json"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.count("reference engine used") == 1
-    assert "not ntb" in captured.err
+    assert "reference engine used" not in captured.err
+    assert json.loads(captured.out)["runs"][0]["engine"] == "fast"

@@ -55,6 +55,7 @@ COMPILED_SOURCES = ("fast/layout.py", "fast/state.py", "fast/mm.py", "fast/slub.
                     "fast/tcp_pressure.py",  # -- TCP pressure --
                     "fast/tcp_napi.py",  # -- TCP through NAPI drivers --
                     "fast/tcp_trace.py",  # -- TCP trace --
+                    "fast/ntb.py",  # ntb_netdev
                     )
 #: synthetic frames in all below which a run without the compiled cache uses the reference engine
 #: (about three seconds there) while the cache is built in the background

@@ -22,9 +22,11 @@ from skbsim.fast.state import (
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RCVBUF, RMEM, SK_DROPS, SK_LEN, SMALL_ALLOCS, SMALL_REFILLS, SR_LEN,
     TB_COUNT, TB_TRUESIZE, TIME_SQUEEZE, TRUESIZE_TOTAL, TR_LEN, HW_NEXT, RING_COUNT, VQ_HDR_LEN, VU_LEN, VU_NUM,
 )
+from skbsim.fast.state import SKB_HLEN  # ntb_netdev
 from skbsim.fast.state import FQ_SKBS, PAGE_POOL, PP_HOLD, PP_RELEASE, PP_STATS_FIRST
 from skbsim.fast.traffic import _Unscannable, _traffic_chunks
 from skbsim.fast.tun import _TunLengths
+from skbsim.fast.ntb_setup import NtbLengths, ntb_kernel
 from skbsim.drivers.libeth import libeth_rx_queue
 from skbsim.fast.setup import mlx5_head_skb, mlx5_kernel  # -- mlx5 --
 from skbsim.fast.virtio_setup import VirtioCodes, copy_head, unsupported_virtio, virtio_kernel
@@ -58,7 +60,7 @@ def unsupported(config: RunConfig) -> str | None:
             return reason
     if config.kernel_config:
         return "--kernel-config is not supported by the fast engine"
-    drivers = ("ice", "copybreak", "tun", "virtio_net") + PP_DRIVERS
+    drivers = ("ice", "copybreak", "tun", "virtio_net", "ntb") + PP_DRIVERS
     if config.driver not in drivers:
         return f"the fast engine models the {', '.join(drivers[:-1])} and {drivers[-1]} drivers, not {config.driver}"
     if config.driver == "ice" and config.options.get("rx", "build_skb") not in ("build_skb", "legacy"):
@@ -131,6 +133,7 @@ class FastSimulation:
         self.virtio = config.driver == "virtio_net"
         self.legacy = False
         self.tun = None
+        self.ntb = None  # ntb_netdev: netdev_alloc_skb()'s table (ntb_setup.NtbLengths)
         self.head = None
         self.libeth = False
         self.mlx5 = config.driver == "mlx5"  # -- mlx5 --
@@ -168,6 +171,14 @@ class FastSimulation:
                 if plot:
                     raise ValueError("--plot of --socket tcp runs is the reference engine's")
                 self.tcp = TcpRun(self.ref, self.tun, tcp_payloads)
+            return
+        if config.driver == "ntb":
+            self.ntb = NtbLengths(self.ref, config)
+            if config.socket == "tcp":  # -- TCP through NAPI drivers --
+                if trace is not None or plot:
+                    raise ValueError("--trace and --plot of --socket tcp runs through ntb are the reference engine's "
+                                     "(the fast engine traces TCP runs through tun)")
+                self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(False, self.ntb.min_truesize), heads=self.ntb)
             return
         if isinstance(ring, libeth_rx_queue):  # libeth's iavf and idpf, and ice's page_pool form
             self.libeth = True
@@ -235,6 +246,8 @@ class FastSimulation:
             k = self.tcp.finish_tables(k)
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
+        elif self.ntb is not None:
+            k = ntb_kernel(self.ref, self.ntb, trace, self.plot)
         elif self.copybreak:
             k = copybreak_kernel(self.ref, trace, self.plot, self.copy_heads)
         elif self.virtio:
@@ -285,6 +298,8 @@ class FastSimulation:
                 k = copybreak_kernel(ref, False, False, self.copy_heads, queued=queued)._replace(**tables)
                 # napi_alloc_skb(len)'s room for the heads of copies (gro.Gro.copy_room, with GRO or without)
                 k = k._replace(gro=new_gro(copy_room=[h[5] for h in self.copy_heads]))
+            elif self.ntb is not None:  # (tables' frags: TcpRun.finish_tables())
+                k = ntb_kernel(ref, self.ntb, queued=queued)._replace(**tables)
             elif self.virtio:  # (tables' frags: TcpRun.finish_tables())
                 k = virtio_kernel(ref, False, False, self.head, queued=queued)._replace(**tables)
                 if not self.gro:  # each skb's head (gro.M_HEAD_TS, which tcp_napi reads), without GRO too
@@ -339,6 +354,8 @@ class FastSimulation:
                 n = len(lengths)
                 if self.tun is not None:
                     self.tun.prepare(lengths)  # tun_get_user() of each new length, on the scratch kernel
+                elif self.ntb is not None:
+                    self.ntb.prepare(lengths)  # netdev_alloc_skb_ip_align() of each new copied length
                 done = _run(k, lengths, times, queues, hlens, n, False)
                 if k.st[ERR] or done != n:
                     return self._give_up(int(k.st[ERR]))
@@ -373,6 +390,8 @@ class FastSimulation:
         ring = self.ref.cpus[0].queue
         if self.tun is not None:
             return self.tun.names
+        if self.ntb is not None:
+            return self.ntb.kind_names()
         if self.virtio:
             return [("build_skb", "virtio_net rx buffer", None), (self.head["path"], self.head["source"], None)]
         if self.copybreak:
@@ -440,6 +459,15 @@ class FastSimulation:
                         break
                 self.trace.write(int(k.st[NOW]), cpu, frame_len, None, "dropped:driver")
 
+    def _trace_lost_ntb_frames(self, k) -> None:
+        """Trace records of the frames each ntb queue holds unhandled when it closes (ntb_netdev_close() frees
+        their buffers): rx_post_q, from pcpu NTC up to HW_NEXT (skbsim/fast/ntb.py)."""
+        queue = k.tun.queue
+        count = int(k.cfg[RING_COUNT])
+        for cpu in range(int(k.cfg[NCPUS])):
+            for n in range(int(k.pcpu[cpu, NTC]), int(k.pcpu[cpu, HW_NEXT])):
+                self.trace.write(int(k.st[NOW]), cpu, int(queue[cpu, n % count, SKB_HLEN]), None, "dropped:driver")
+
     def _trace_lost_virtio_frames(self, k) -> None:
         """Trace records of the frames still used on each virtio_net ring when it closes (virtnet_close_queue()
         drops them; only a failing allocation leaves any)."""
@@ -473,7 +501,8 @@ class FastSimulation:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
             at_close["frames_dropped"] = int(stats[D_NIC_FRAMES]) - int(stats[D_FRAMES])
             if self.trace is not None:
-                (self._trace_lost_virtio_frames if self.virtio else self._trace_lost_frames)(k)
+                (self._trace_lost_virtio_frames if self.virtio else self._trace_lost_ntb_frames if self.ntb
+                 else self._trace_lost_frames)(k)
         _teardown(k)
         pools = k.pp.pool if k.cfg[PAGE_POOL] else k.pp.pool[:0]
         if k.st[ERR] or k.st[PG_IN_USE] != 0 or k.slabs.caches[:, K_LIVE].any() or (
@@ -567,6 +596,8 @@ class FastSimulation:
         """paths and head_sources: the delivered skbs by path and by head source."""
         if self.tun is not None:
             return self.tun.names_of(k.tun.delivered)
+        if self.ntb is not None:
+            return self.ntb.names_of(k.tun.delivered)
         if self.copybreak or self.virtio:
             paths, head_sources = {}, {}
             counters = {HEAD_1K: CB_N_1K, HEAD_SMALL: CB_N_SMALL, HEAD_FRAG: CB_N_FRAG, -1: CB_N_BUILD}

@@ -123,8 +123,14 @@ DD_DONE, DD_EOP = 1, 2
 #: T_ROUTE: refused (-EINVAL, -EMSGSIZE), tun_alloc_skb(), tun_build_skb(), tun_napi_alloc_frags()
 ROUTE_NONE, ROUTE_ALLOC, ROUTE_BUILD, ROUTE_FRAGS = 0, 1, 2, 3
 #: T_HEAD: the head is the writer's task_frag block, a kmem cache object (T_CACHE: which, in Slabs), or
-#: pages of their own (kmalloc above KMALLOC_MAX_CACHE_SIZE; T_CACHE: their order)
-TH_TASK_FRAG, TH_SLAB, TH_PAGES = 0, 1, 2
+#: pages of their own (kmalloc above KMALLOC_MAX_CACHE_SIZE; T_CACHE: their order); ntb's table: or a
+#: fragment of T_BUFLEN bytes of the NAPI page_frag_cache (__netdev_alloc_skb() in softirq)
+TH_TASK_FRAG, TH_SLAB, TH_PAGES, TH_PAGE_FRAG = 0, 1, 2, 3
+#: ntb's table: the head's room from skb->data (the Ethernet header) to its end, in the column tun's rows keep
+#: their frags' count in (an ntb skb is all head)
+T_ROOM = T_NFRAGS
+#: ntb's table: the ring buffer's row, netdev_alloc_skb(mtu + ETH_HLEN) (rows 0..65535: the copies by frame length)
+NTB_BUF_ROW = 65536
 #: a tun queue holds at most this many written skbs the stack has not taken yet (else the run is redone)
 TUN_INFLIGHT_MAX = 1 << 16
 #: tun takes frames of ETH_HLEN (shorter ones are refused with -EINVAL) up to 65535 bytes

@@ -19,6 +19,8 @@ from skbsim.fast.state import (
 )
 from skbsim.fast.state import PAGE_POOL  # page_pool
 from skbsim.fast.tun import _tun_poll, _tun_write
+from skbsim.fast.ntb import _ntb_arrive, _ntb_close_queue, _ntb_poll
+from skbsim.fast.state import DRIVER_NTB
 from skbsim.fast.tcp_events import _tcp_event  # -- TCP --
 from skbsim.fast.state import TR_LEN  # -- TCP trace --
 from skbsim.fast.virtio import _virtnet_close_queue
@@ -43,6 +45,9 @@ def _arrive(k, length, cpu, hlen):
                 _raise_irq(k, cpu, now)
         elif cfg[TRACE] and not k.st[ERR]:
             _trace_drop(k.trace, k.st, now, cpu, length, O_DRIVER)
+        return
+    if cfg[DRIVER] == DRIVER_NTB:
+        _ntb_arrive(k, cpu, length)  # (a dropped frame's trace record is _ntb_arrive()'s)
         return
     if not _nic_arrive(k, cpu, length, hlen) and cfg[TRACE] and not k.st[ERR]:
         _trace_drop(k.trace, k.st, now, cpu, length, O_OVERSIZE if length > cfg[RXMAX] else O_RING_FULL)
@@ -73,6 +78,8 @@ def _run(k, lengths, times, queues, hlens, n, final):
         if kind == _POLL:
             if k.cfg[DRIVER] == DRIVER_TUN:
                 _tun_poll(k, cpu)
+            elif k.cfg[DRIVER] == DRIVER_NTB:
+                _ntb_poll(k, cpu)
             else:
                 _poll(k, cpu)
         elif kind == _IPI:
@@ -127,9 +134,13 @@ def _destroy_socket(k):
 @njit(cache=True)
 def _close_queue(k, cpu):
     """The driver's close of queue cpu: the ring's pages (ice_clean_rx_ring(): the driver's references), or
-    tun's written skbs not yet taken (each uncharged from sk_wmem_alloc) and its task_frag reference."""
+    tun's written skbs not yet taken (each uncharged from sk_wmem_alloc) and its task_frag reference, or
+    ntb_netdev_close()'s posted skbs."""
     if k.cfg[DRIVER] == DRIVER_VIRTIO:
         _virtnet_close_queue(k, cpu)
+        return
+    if k.cfg[DRIVER] == DRIVER_NTB:
+        _ntb_close_queue(k, cpu)
         return
     if k.cfg[PAGE_POOL]:
         _pp_close_queue(k, cpu)

@@ -36,6 +36,7 @@ from skbsim.fast import bnxt  # -- bnxt -- (a module: its skbs' kinds and heads)
 from skbsim.fast.state import DRIVER_BNXT  # -- bnxt --
 from skbsim.fast import gve  # -- gve -- (a module: its skbs' heads)
 from skbsim.fast.state import DRIVER_GVE  # -- gve --
+from skbsim.fast.state import DRIVER_NTB  # ntb_netdev
 from skbsim.fast import gro  # GRO
 
 # -- --trace and --plot ---------------------------------------------------------------------------------------
@@ -104,8 +105,8 @@ def _observe(k, skb, cpu, time_ns, refused):
         kind = 0 if skb[SKB_FRAG] < 0 and size > GOOD_COPY_LEN and not cfg[VQ_IP_ALIGN] else 1
         if k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate is the kind of skb its first segment was
             kind = 0 if k.gro.member[skb[SKB_OBJ], gro.M_HEAD_TS] else 1
-    elif cfg[DRIVER] == DRIVER_TUN:
-        kind = size  # tun: what an skb is depends on its length (_TunLengths.names)
+    elif cfg[DRIVER] == DRIVER_TUN or cfg[DRIVER] == DRIVER_NTB:
+        kind = size  # tun, ntb: what an skb is depends on its length (_TunLengths.names, NtbLengths.kind_names)
     elif cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --
         kind = bnxt._bnxt_skb_kind(k, skb[SKB_HLEN])
     elif cfg[DRIVER] == DRIVER_GVE:  # -- gve --

@@ -29,7 +29,8 @@ Frags          skbs' frag lists of several pages                  skb_shared_inf
 NapiCaches     per CPU: the NAPI skb cache                        net/napi.py napi_alloc_cache
 Cpus           per CPU: the defer list                            softnet_data.defer_list
 Rings          per CPU: ice/copybreak buffers and descriptors     drivers/ice.py, copybreak.py
-TunQueues      per CPU: written skbs; the per-length table        drivers/tun.py
+TunQueues      per CPU: written skbs; the per-length table        drivers/tun.py, ntb.py
+               (ntb: the posted entries; netdev_alloc_skb's)
 Socket         the UDP socket's queue, queued skbs' pages         net/sock.py udp_sock, sim
 Events         the event heap                                     sim.Simulation.events
 batch          the skbs one poll hands to the stack               sim.Simulation._poll
@@ -138,6 +139,7 @@ DRIVER_BNXT = 6  # -- bnxt --
 #: (v6.9) or build_skb() (6.1)
 BN_HEAD_PAGE_POOL, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_FRAG = 0, 1, 2
 DRIVER_GVE = 7  # -- gve --
+DRIVER_NTB = 9  # ntb_netdev (skbsim/fast/ntb.py): its entries in TunQueues, its ring counts in NTU, HW_NEXT, NTC
 
 # -- st: the kernel's scalars ---------------------------------------------------------------------------
 (ERR,  # the run's error code (ERR_* in layout.py): the compiled loop left its modelled ground
@@ -251,7 +253,8 @@ BUF_PAGE, BUF_BIAS, BUF_PGCNT, BUF_FIELDS = range(4)
 DESC_DD, DESC_LEN, DESC_HLEN, DESC_FIELDS = range(4)
 CB_KIND, CB_TRUESIZE, CB_FRAGSZ = range(3)
 #: tab: the per-length table (T_* columns, filled by tun._TunLengths); delivered: skbs by frame length;
-#: queue[cpu, j]: each queue's FIFO of written skbs not yet taken by the stack (SKB_* columns)
+#: queue[cpu, j]: each queue's FIFO of written skbs not yet taken by the stack (SKB_* columns).  ntb uses the
+#: same record for its transport's entries (skbsim/fast/ntb.py says how)
 TunQueues = namedtuple("TunQueues", ("tab", "delivered", "queue"))
 #: queue: the queued skbs (SKB_* columns); pin[pid]: queued skbs keeping page pid alive
 Socket = namedtuple("Socket", ("queue", "pin"))

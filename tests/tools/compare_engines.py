@@ -12,7 +12,7 @@ compared.  Prints one line per difference (the workload, to rerun it) and a summ
 differs.
 
 Usage: python3 tests/tools/compare_engines.py [--workloads 2000] [--seed 1] [--jobs 2] [--max-frames 3000]
-       [--drivers ice,copybreak,tun,virtio_net,mana,libeth,ice-libeth,mlx5,bnxt,bnxt-copybreak,gve,gve-hsplit,gve-7.1,
+       [--drivers ice,copybreak,tun,ntb,virtio_net,mana,libeth,ice-libeth,mlx5,bnxt,bnxt-copybreak,gve,gve-hsplit,gve-7.1,
                   ice-gro,copybreak-gro,virtio-gro,mana-gro,libeth-gro,ice-libeth-gro] [--tcp-share 0.2]
 """
 
@@ -94,6 +94,18 @@ def _tun(rng: random.Random) -> tuple[dict, str]:
         options.update(napi="1", frags="1")
     traffic = rng.choice(("imix", "fixed:14", "fixed:60", "fixed:3456", "fixed:4032", "fixed:65535",
                           "uniform:14-1600", "uniform:3400-4100", "uniform:7000-9000", "uniform:14-65535"))
+    return options, traffic
+
+
+def _ntb(rng: random.Random) -> tuple[dict, str]:
+    options = {}
+    draw = rng.random()
+    if draw < 0.6:  # upstream (0), TrueNAS's fix (3646), or any
+        options["copybreak"] = rng.choice(("0", "3646")) if draw < 0.4 else str(rng.randint(1, 65535))
+    if rng.random() < 0.5:  # kmalloc-large heads (the default), page_frag and kmalloc heads, small slab heads
+        options["mtu"] = rng.choice(("65510", "9000", "3000", "1500", "68", str(rng.randint(68, 65510))))
+    traffic = rng.choice(("imix", "fixed:60", "fixed:1514", "fixed:3660", "fixed:9014", "uniform:14-1600",
+                          "uniform:14-9100", "uniform:14-65535", "fixed:65524", "fixed:65525"))
     return options, traffic
 
 
@@ -278,7 +290,7 @@ def _pp_traffic(rng: random.Random) -> str:
 #: it exists, when not every one); a driver added to the fast engine gets an entry here
 LIBETH_KERNELS = ("6.12", "6.18", "host", "7.1")
 DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (1, _tun, False),
-           "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False),
+           "virtio_net": (2, _virtio_net, False), "mana": (1, _mana, False), "ntb": (1, _ntb, False),
            "libeth": (1, _libeth, False, "libeth", LIBETH_KERNELS),
            "ice-libeth": (1, _ice_libeth, False, "ice", ("7.1",)),
            "mlx5": (1, _mlx5, True),
@@ -308,7 +320,10 @@ TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("virtio_net", {}), ("virtio
                # virtio_net at a device MTU below Ethernet's (VIRTIO_NET_F_MTU, as a cloud VM's eth0 may have), and
                # with checksums the host does not hand over as partial (no header pulled before the stack's)
                ("virtio_net", {"mtu": "1400"}), ("virtio_net", {"mtu": "1400", "gro": "0"}),
-               ("virtio_net", {"csum": "none", "gro": "0"}), ("virtio_net", {"csum": "valid"}))
+               ("virtio_net", {"csum": "none", "gro": "0"}), ("virtio_net", {"csum": "valid"}),
+               # ntb_netdev: upstream's 128 KiB kmalloc heads, TrueNAS's copybreak, a small MTU's heads
+               ("ntb", {}), ("ntb", {"copybreak": "3646"}), ("ntb", {"mtu": "1500"}),
+               ("ntb", {"mtu": "9000", "copybreak": "200"}))
 
 
 def _tcp(rng: random.Random, kernel: str, max_frames: int, drivers=None) -> dict:
@@ -338,9 +353,10 @@ TCP_SHARE = 0.2
 
 # -- TCP pressure --
 def _tcp_pressure(rng: random.Random, workload: dict) -> dict:
-    """A TCP run of _tcp() made to reach tcp_prune_queue() and collapsing: through tun without IFF_NAPI, a small
-    SO_RCVBUF, small messages, a slow reader or none (faults, flows, kernels and the rest as drawn)."""
-    return dict(workload, driver="tun", options={}, so_rcvbuf=rng.choice((4096, 8192, 16384, 65536)),
+    """A TCP run of _tcp() made to reach tcp_prune_queue() and collapsing: through tun without IFF_NAPI (or ntb, as
+    drawn), a small SO_RCVBUF, small messages, a slow reader or none (faults, flows, kernels and the rest as drawn)."""
+    driver, options = (workload["driver"], workload["options"]) if workload["driver"] == "ntb" else ("tun", {})
+    return dict(workload, driver=driver, options=options, so_rcvbuf=rng.choice((4096, 8192, 16384, 65536)),
                 tcp=rng.choice(("messages:100@50000", "messages:300@20000", "messages:50@100000", "messages:1000")),
                 app_rate=rng.choice((0, 100, 1e3)), app_read_size=rng.choice((None, 100, 1000)),
                 flows=rng.choice((1, 2, 3)), rtt_ms=rng.choice((0.05, 0.5, 5.0)))
