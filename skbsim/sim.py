@@ -743,10 +743,11 @@ def tcp_through_gro(config: RunConfig) -> bool:
     TCP traffic is tcp-bulk, or a capture with an IPv4 TCP frame over
     Ethernet (skbsim.traffic.capture.capture_has_tcp(), within --count).
     Every NAPI driver hands its skbs to GRO unless ``--opt gro=0``; tun
-    does only with IFF_NAPI.
+    does only with IFF_NAPI; ntb never (netif_rx() to the backlog).
     """
     options = config.options
-    if options.get("gro", "1") == "0" or (config.driver == "tun" and options.get("napi", "0") != "1"):
+    if options.get("gro", "1") == "0" or (config.driver == "tun" and options.get("napi", "0") != "1") or (
+            config.driver == "ntb"):
         return False
     kind = config.traffic.split(":", 1)[0].strip().lower()
     if kind == "tcp-bulk":

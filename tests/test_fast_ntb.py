@@ -5,7 +5,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skbsim.fast import simulate_engine, unsupported
+from skbsim.fast.tcp import TCP_OFO, TCP_WHY
 from skbsim.sim import RunConfig, simulate
+from tcp_engines import TCP_RUN, run_both, same
 from test_fast_engine import FAULTS, RUN_SPACE, _assert_same
 
 NTB_KERNELS = ("6.1", "6.9", "6.12", "6.18", "7.1")
@@ -56,6 +58,53 @@ def test_ntb_runs_on_the_fast_engine():
     assert unsupported(config) is None
     _, _, why = simulate_engine(config, "fast")
     assert why is None
+
+
+# -- --socket tcp through ntb (skbsim/fast/tcp_napi.py's join; pruning and collapsing in tcp_pressure.py) --
+
+TCP_WORKLOADS = {
+    "bulk": dict(count=1500),
+    # the case: small messages, a small SO_RCVBUF and a slow reader: tcp_prune_queue() and collapsing
+    "pressure": dict(tcp="messages:100@50000", count=2000, rate=1e6, so_rcvbuf=16384, app_rate=100, rtt_ms=0.5,
+                     traffic="tcp-bulk:ts=1"),
+    # a reader that never reads: the window closes, zero-window probes
+    "zero-window": dict(count=2000, app_rate=0, duration_ms=2000.0),
+    # a failing slab: refills lost, copies dropped, the out-of-order queue, retransmissions
+    "faults": dict(count=2000, flows=2, cpus=2, traffic="tcp-bulk:ts=1", faults=(("slab", 0.02, 1, -1, 0),)),
+}
+
+
+@pytest.mark.parametrize("kernel", ["6.12", "6.18"])
+@pytest.mark.parametrize("copybreak", ["0", "3646"])
+@pytest.mark.parametrize("workload", list(TCP_WORKLOADS))
+def test_ntb_tcp_workloads(kernel, copybreak, workload):
+    reference, fast, why = run_both({**TCP_RUN, "kernel": kernel, "driver": "ntb", "options": {"copybreak": copybreak},
+                                     **TCP_WORKLOADS[workload]})
+    assert why is None and fast["engine"] == "fast" and same(reference, fast)
+    if workload == "pressure":
+        assert reference["tcp"]["counters"]["PruneCalled"] > 0 and reference["tcp"]["counters"]["TCPRcvCollapsed"] > 0
+    if workload == "bulk":  # upstream's 128 KiB heads, or TrueNAS's 1514-byte copies (see the UDP check above)
+        assert reference["truesize_per_packet"] == (131328 if copybreak == "0" else 2176)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kernel=st.sampled_from(NTB_KERNELS), copybreak=COPYBREAKS, mtu=st.sampled_from([None, "9000", "1500"]),
+       ts=st.sampled_from([0, 1]),
+       tcp=st.sampled_from(["bulk", "messages:3000", "messages:20000@2000", "messages:100@50000", "messages:1460"]),
+       flows=st.sampled_from([1, 2, 3]), rtt=st.sampled_from([0.05, 0.5, 20.0]),
+       app_rate=st.sampled_from([None, 0, 100, 1000, 200000]), so_rcvbuf=st.sampled_from([None, 8192, 16384, 1 << 20]),
+       count=st.integers(1, 1500), rate=st.sampled_from([1e5, 1e6, 3e6]), cpus=st.integers(1, 2),
+       faults=st.sampled_from([(), (), (("slab", 0.02, 1, -1, 0),), (("page_alloc", 0.01, 1, -1, 0),),
+                               (("skb_data", 0.01, 1, -1, 100), ("page_frag", 0.3, 2, 3, 10))]))
+def test_random_ntb_tcp_workloads(kernel, copybreak, mtu, ts, tcp, flows, rtt, app_rate, so_rcvbuf, count, rate, cpus,
+                                  faults):
+    options = {"copybreak": copybreak, **({"mtu": mtu} if mtu else {})}
+    reference, fast, why = run_both({**TCP_RUN, "kernel": kernel, "driver": "ntb", "options": options,
+                                     "traffic": f"tcp-bulk:ts={ts}", "tcp": tcp, "flows": flows, "rtt_ms": rtt,
+                                     "app_rate": app_rate, "so_rcvbuf": so_rcvbuf, "count": count, "rate": rate,
+                                     "cpus": cpus, "faults": faults})
+    assert why is None or why.removesuffix("; rerun") == TCP_WHY[TCP_OFO], why
+    assert same(reference, fast)
 
 
 @pytest.mark.parametrize("kernel", ["6.1", "6.12", "7.1"])

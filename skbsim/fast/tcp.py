@@ -72,10 +72,11 @@ TCP_WHY = {
     TCP_WARN: "skb_try_coalesce() warned (a truesize below len), a warning the fast engine does not report",
     TCP_LENGTH: "a frame length to read from the model first",
 }
-#: -- TCP pressure through NAPI drivers --: tcp_collapse()'s new skbs are compiled for tun's heads only
+#: -- TCP pressure through NAPI drivers --: tcp_collapse()'s new skbs are compiled for tun and ntb only (whose
+#: kmalloc caches are in Slabs)
 TCP_NAPI_PRUNE = 8
 TCP_WHY[TCP_NAPI_PRUNE] = ("a TCP receiver fed by a NAPI driver came under memory pressure (pruning and "
-                           "collapsing are compiled for tun only)")
+                           "collapsing are compiled for tun and ntb only)")
 #: TcpExt counters, as columns of a socket's row
 MIB_TCPRCVCOALESCE = TS_MIB + TCPEXT.index("TCPRcvCoalesce")
 MIB_TCPZEROWINDOWDROP = TS_MIB + TCPEXT.index("TCPZeroWindowDrop")

@@ -34,7 +34,7 @@ MAX_ACKS_IN_FLIGHT = 1 << 14
 MAX_FLIGHT = 1 << 16
 # -- TCP through NAPI drivers --
 #: the NAPI drivers whose skbs the fast engine hands to TCP receivers (tcp_napi.py), with GRO or without
-TCP_NAPI_DRIVERS = ("ice", "copybreak", "virtio_net")
+TCP_NAPI_DRIVERS = ("ice", "copybreak", "virtio_net", "ntb")
 #: frames on one queue between the NIC and the driver at most (tcp_napi: their TCP_SKB_CB)
 MAX_NIC_FRAMES = 1 << 13
 
@@ -49,8 +49,8 @@ def unsupported_tcp(config) -> str | None:
             return "--socket tcp through tun with IFF_NAPI (GRO of tun's skbs) is the reference engine's"
     elif config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
         return (f"--socket tcp through {config.driver} is the reference engine's: the fast engine joins its TCP "
-                f"receivers to tun (without IFF_NAPI), ice (rx=build_skb and rx=legacy), copybreak and virtio_net "
-                f"(mergeable buffers without XDP)")
+                f"receivers to tun (without IFF_NAPI), ice (rx=build_skb and rx=legacy), copybreak, virtio_net "
+                f"(mergeable buffers without XDP) and ntb")
     elif config.driver == "virtio_net":
         from skbsim.fast.virtio_setup import unsupported_virtio
         from skbsim.profile import load_profile
@@ -135,9 +135,11 @@ def state_max_frame() -> int:
 class TcpRun:
     """The receivers and senders of one fast run: set up from the reference Simulation, reported at the end."""
 
-    def __init__(self, ref, lengths, payloads=(), nic=None, codes=None):
+    def __init__(self, ref, lengths, payloads=(), nic=None, codes=None, heads=None):
         """lengths: tun's per-length table (tun._TunLengths); or nic, a NAPI driver's (legacy-rx, the smallest
-        skb's truesize), and codes, virtio_net's (virtio_setup.VirtioCodes)."""
+        skb's truesize), and codes, virtio_net's (virtio_setup.VirtioCodes); heads: ntb's table of
+        netdev_alloc_skb() heads (ntb_setup.NtbLengths: rows for the frames it copies, and its scratch kernel
+        and caches, which give tcp_collapse()'s heads as tun's do)."""
         self.ref = ref
         self.config = ref.config
         self.lengths = lengths
@@ -163,6 +165,9 @@ class TcpRun:
         frame_lens = [self.header_len + size for size in sizes]
         if lengths is None:  # -- TCP through NAPI drivers --
             self.facts = nic_tcp_facts(ref, frame_lens, nic[0], codes)
+            if heads is not None:  # ntb: the copies' rows, and pruning's heads (-- TCP pressure --)
+                heads.prepare(np.array(frame_lens, np.int64))
+                self.facts = collapse_alloc_columns(heads, self.facts)
             return
         lengths.prepare(np.array(frame_lens, np.int64))
         self.facts = tun_tcp_facts(lengths, frame_lens)

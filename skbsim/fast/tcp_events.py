@@ -22,6 +22,8 @@ from skbsim.fast.tun import _tun_write
 from skbsim.fast import tcp_napi  # -- TCP through NAPI drivers --
 from skbsim.fast.gro import G_ON
 from skbsim.fast.rx import _nic_arrive
+from skbsim.fast.ntb import _ntb_arrive
+from skbsim.fast.state import DRIVER_NTB
 from skbsim.fast.state import DRIVER, DRIVER_TUN
 from skbsim.fast.tcp_run import TF_NIC_HLEN
 # -- TCP trace --
@@ -74,7 +76,10 @@ def _send_frame(k):
     if k.cfg[DRIVER] != DRIVER_TUN:  # -- TCP through NAPI drivers --: the NIC's DMA, the TCP facts kept in order
         if k.gro.cfg[G_ON]:
             tcp_napi._gro_frame_facts(k, f, fr, length)
-        if _nic_arrive(k, cpu, length, k.tfl.facts[length, TF_NIC_HLEN]):
+        if k.cfg[DRIVER] == DRIVER_NTB:  # ntb_process_rxc()
+            if _ntb_arrive(k, cpu, length):
+                tcp_napi._nicq_push(k, cpu, f, fr)
+        elif _nic_arrive(k, cpu, length, k.tfl.facts[length, TF_NIC_HLEN]):
             tcp_napi._nicq_push(k, cpu, f, fr)
         return
     if not _tun_write(k, cpu, length):

@@ -20,9 +20,9 @@ tot_len), then tcp_v4_rcv() (the TCP header into the head).  Here:
   headers its copy head lacks are pulled from frag 0 here (ip_rcv_core(), tcp_v4_rcv(): pskb_may_pull()).
 
 Covered: ice (rx=build_skb, rx=legacy), copybreak and virtio_net (mergeable buffers without XDP), with GRO or
---opt gro=0.  The frames of the other NAPI drivers reach this join too (their poll hands on the batch the same
-way); what their heads are is theirs to add to _head_shape() (tcp_engine.unsupported_tcp() says which are the
-reference engine's).
+--opt gro=0, and ntb_netdev (netif_rx(), no GRO).  The frames of the other NAPI drivers reach this join too
+(their poll hands on the batch the same way); what their heads are is theirs to add to _head_shape()
+(tcp_engine.unsupported_tcp() says which are the reference engine's).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from skbsim.fast.state import (
     SKB_HLEN, SKB_OBJ, SN_TIMESTAMPS, TC_ERR,
 )
 from skbsim.fast.state import DRIVER_VIRTIO, VQ_COPY_ROOM  # virtio_net
+from skbsim.fast.layout import NTB_BUF_ROW, TH_PAGE_FRAG, T_HEAD, T_ROOM, T_TS  # ntb_netdev
+from skbsim.fast.state import DRIVER_NTB  # ntb_netdev
 from skbsim.fast.tcp import SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED
 from skbsim.net.ipv4.af_inet import IP_DF
 
@@ -177,6 +179,12 @@ def _head_shape(k, frame, obj):
         if cfg[LEGACY]:  # the header skb: napi_alloc_skb(ICE_RX_HDR_SIZE)
             return cfg[COND_ROOM], cfg[HEAD_TRUESIZE], int(cfg[HEAD_KIND] != HEAD_SMALL)
         return cfg[COND_ROOM], cfg[BUILD_TRUESIZE], 1
+    if cfg[DRIVER] == DRIVER_NTB:
+        # ntb_netdev_rx_handler(): the copy, netdev_alloc_skb_ip_align(len), or the ring's buffer,
+        # netdev_alloc_skb(mtu + ETH_HLEN) (a kmalloc head of up to 128 KiB: its tailroom takes whole segments
+        # that tcp_try_coalesce() copies in); NtbLengths read each from the model
+        row = k.tun.tab[frame if frame <= cfg[COPYBREAK] else NTB_BUF_ROW]
+        return row[T_ROOM], row[T_TS], int(row[T_HEAD] == TH_PAGE_FRAG)
     return -1, 0, 0
 
 
