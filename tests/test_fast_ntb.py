@@ -152,3 +152,24 @@ def test_ntb_reference_and_fast_agree_on_the_issue_example_udp():
                          rate=1e6, cpus=2)
     reference, _ = simulate(RunConfig(kernel="6.12", driver="ntb", options={}, traffic="imix", count=10))
     assert reference["engine"] == "reference"
+
+
+@pytest.mark.parametrize("base, constants", [
+    # the largest page order below the ring buffer's (order 5): no buffer is ever posted, every frame a ring drop
+    ("6.12", {"MAX_PAGE_ORDER": 1}), ("6.18", {"MAX_PAGE_ORDER": 3}),
+    # larger pages (fewer orders for the same head), and copies two bytes longer (NET_IP_ALIGN 2)
+    ("6.9", {"PAGE_SIZE": 16384}), ("6.18", {"PAGE_SIZE": 65536}), ("6.18", {"NET_IP_ALIGN": 2}),
+])
+@pytest.mark.parametrize("options", [{}, {"copybreak": "3646"}, {"mtu": "1500", "copybreak": "300"}])
+def test_ntb_on_unusual_profiles(tmp_path, base, constants, options):
+    from skbsim.profile import load_profile
+
+    path = tmp_path / "unusual.toml"
+    path.write_text(load_profile(base).derive(origin=str(path), constants=constants, name=f"{base}-unusual").to_toml())
+    config = dict(kernel=str(path), driver="ntb", options=options, traffic="uniform:14-9100", count=1_000, rate=2e6,
+                  cpus=2, rcvbuf=400_000, faults=(("slab", 0.02, 1, -1, 0),))
+    _assert_same(**config)
+    if constants.get("MAX_PAGE_ORDER", 5) < 5 and not options:
+        reference, _ = simulate(RunConfig(**config))
+        assert reference["driver_stats"]["buffer_alloc_failures"] == 200  # 100 a CPU, at open
+        assert reference["dropped"]["ring_full"] == 1_000
