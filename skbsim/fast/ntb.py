@@ -36,12 +36,11 @@ from skbsim.sim import NAPI_POLL_WEIGHT
 
 @njit(cache=True, forceinline=True)
 def _ntb_netdev_alloc_skb(k, cpu, row):
-    """__netdev_alloc_skb() of the length whose table row is row: (head, sk_buff), the sk_buff -1 when it
-    failed (what was taken given back).  A page fragment (TH_PAGE_FRAG) of the NAPI page_frag_cache (the
-    model runs the handler in softirq, IRQs on), then __build_skb()'s sk_buff from skbuff_head_cache
-    (skb_free_frag() when there is none); otherwise __alloc_skb(): its sk_buff, then kmalloc_reserve()'s
-    head (skbuff_small_head, a kmalloc cache or pages of their own), the sk_buff back to its slab without
-    one."""
+    """net/core/skbuff.c: __netdev_alloc_skb() of the length whose table row is row: (head, sk_buff), the sk_buff
+    -1 when it failed (what was taken given back).  A page fragment (TH_PAGE_FRAG) of the NAPI page_frag_cache
+    (the model runs the handler in softirq, IRQs on), then __build_skb()'s sk_buff from skbuff_head_cache
+    (skb_free_frag() when there is none); otherwise __alloc_skb(): its sk_buff, then kmalloc_reserve()'s head
+    (skbuff_small_head, a kmalloc cache or pages of their own), the sk_buff back to its slab without one."""
     kind = row[T_HEAD]
     if kind == TH_PAGE_FRAG:
         head = _pf_alloc(k.pages, k.faults, k.st, k.pcpu[cpu], k.cfg, row[T_BUFLEN])
@@ -66,7 +65,7 @@ def _ntb_netdev_alloc_skb(k, cpu, row):
 
 @njit(cache=True, forceinline=True)
 def _ntb_rx_enqueue(k, cpu, head, obj, ts):
-    """ntb_transport_rx_enqueue(): an skb posted at the tail of rx_pend_q."""
+    """drivers/ntb/ntb_transport.c: ntb_transport_rx_enqueue() - an skb posted at the tail of rx_pend_q."""
     q = k.pcpu[cpu]
     entry = k.tun.queue[cpu, q[NTU] % k.cfg[RING_COUNT]]
     entry[SKB_HEAD] = head
@@ -78,7 +77,7 @@ def _ntb_rx_enqueue(k, cpu, head, obj, ts):
 
 @njit(cache=True, entry=True)
 def _ntb_open(k):
-    """ntb_netdev_open() of each CPU's queue on that CPU: NTB_RXQ_SIZE (RING_COUNT) buffers of
+    """drivers/net/ntb_netdev.c: ntb_netdev_open() of each CPU's queue on that CPU: NTB_RXQ_SIZE (RING_COUNT) buffers of
     netdev_alloc_skb(mtu + ETH_HLEN) posted (a failed one counted and skipped).  Runs before the traffic,
     with no fault rule on (the caller turns them on after, as Simulation does)."""
     row = k.tun.tab[NTB_BUF_ROW]
@@ -93,9 +92,9 @@ def _ntb_open(k):
 
 @njit(cache=True, forceinline=True)
 def _ntb_arrive(k, cpu, length):
-    """ntb_process_rxc() of a frame on queue cpu, then the IRQ: into the first posted buffer; none posted is
-    a ring drop, a frame longer than a buffer (RXMAX: mtu + ETH_HLEN) an oversize drop (both counted); False
-    when dropped or when err[0] is set."""
+    """drivers/ntb/ntb_transport.c: ntb_process_rxc() of a frame on queue cpu, then the IRQ: into the first posted
+    buffer; none posted is a ring drop, a frame longer than a buffer (RXMAX: mtu + ETH_HLEN) an oversize drop
+    (both counted); False when dropped or when err[0] is set."""
     q = k.pcpu[cpu]
     if length == 0:
         k.st[ERR] = ERR_EMPTY_FRAME
@@ -121,7 +120,7 @@ def _ntb_arrive(k, cpu, length):
 
 @njit(cache=True, forceinline=True)
 def _ntb_frame_up(k, cpu, length):
-    """netif_rx() took the frame (the backlog never holds more than a poll's skbs, far below
+    """net/core/dev.c: netif_rx() took the frame (the backlog never holds more than a poll's skbs, far below
     netdev_max_backlog, so it never drops one): counted."""
     k.st[D_FRAMES] += 1
     k.pcpu[cpu, Q_FRAMES] += 1
@@ -133,9 +132,9 @@ def _ntb_frame_up(k, cpu, length):
 
 @njit(cache=True, forceinline=True)
 def _ntb_rx_handler(k, cpu, n):
-    """ntb_netdev_rx_handler() of the first entry of rx_post_q: a frame up to copybreak copied into
-    netdev_alloc_skb_ip_align(len) and the ring's skb posted again; a longer one handed up in its buffer
-    and a fresh netdev_alloc_skb(mtu + ETH_HLEN) posted (the slot lost when that fails).  The skb for the
+    """drivers/net/ntb_netdev.c: ntb_netdev_rx_handler() of the first entry of rx_post_q: a frame up to copybreak
+    copied into netdev_alloc_skb_ip_align(len) and the ring's skb posted again; a longer one handed up in its
+    buffer and a fresh netdev_alloc_skb(mtu + ETH_HLEN) posted (the slot lost when that fails).  The skb for the
     stack is the batch's n-th; returns the batch's length."""
     q = k.pcpu[cpu]
     tab = k.tun.tab
@@ -182,8 +181,8 @@ def _ntb_rx_handler(k, cpu, n):
 @njit(cache=True, forceinline=True)
 def _ntb_poll(k, cpu):
     """One napi_poll() (Simulation._poll) of an ntb queue: the defer list, the transport's tasklet for up to
-    budget frames (ntb_complete_rxc() -> ntb_netdev_rx_handler(), each skb to netif_rx()), then
-    process_backlog() hands them all to the stack, in order."""
+    budget frames (drivers/ntb/ntb_transport.c: ntb_complete_rxc() -> ntb_netdev_rx_handler(), each skb to
+    netif_rx()), then net/core/dev.c: process_backlog() hands them all to the stack, in order."""
     k.st[POLLS] += 1
     q = k.pcpu[cpu]
     taken_before = q[Q_FRAMES] + q[Q_DROPPED]
@@ -213,8 +212,8 @@ def _ntb_poll(k, cpu):
 
 @njit(cache=True, forceinline=True)
 def _ntb_close_queue(k, cpu):
-    """ntb_netdev_close() of queue cpu: every entry's skb freed, rx_post_q's (frames never handled) first,
-    then rx_pend_q's; the backlog is empty between polls."""
+    """drivers/net/ntb_netdev.c: ntb_netdev_close() of queue cpu: every entry's skb freed, rx_post_q's (frames
+    never handled) first, then rx_pend_q's; the backlog is empty between polls."""
     q = k.pcpu[cpu]
     count = k.cfg[RING_COUNT]
     while q[NTC] < q[NTU]:
