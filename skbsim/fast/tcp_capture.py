@@ -163,10 +163,12 @@ class CaptureSetups:
     that SYN's time, its first other segment's frame number, that segment's time) as the compiled loop met them
     (tcp_run._capture_flow()), and the receiver Sockets._tcp() sets up for them."""
 
-    __slots__ = ("wants",)
+    __slots__ = ("wants", "plan")
 
-    def __init__(self):
+    def __init__(self, plan: CapturePlan | None = None):
         self.wants: dict[int, tuple[int, int, int, int]] = {}
+        #: the capture's plan, kept for the runs redone (the capture is scanned once)
+        self.plan = plan
 
     def want(self, f: int, stage_row) -> None:
         """The set-up of flow f the compiled loop stopped for (its stage row, ST_* columns)."""

@@ -187,11 +187,19 @@ class TcpRun:
         from skbsim.fast.tcp_capture import CapturePlan, CaptureSetups
         from skbsim.fast.tcp_run import TF_FIELDS, TF_KNOWN
 
-        self.capture = CapturePlan.scan(self.ref.source, MAX_FLOWS)
-        self.setups = setups if setups is not None else CaptureSetups()
+        if setups is None:
+            setups = CaptureSetups(CapturePlan.scan(self.ref.source, MAX_FLOWS))
+        self.capture = setups.plan
+        self.setups = setups
         self.flows = []
         self.header_len = self.max_mss = 0
         frame_lens = sorted(self.capture.lengths)
+        rq = self.ref.cpus[0].queue
+        if self.config.driver == "virtio_net" and rq.gso and frame_lens and frame_lens[-1] - 14 > rq.mtu:
+            # the host hands such a frame over as a GSO packet (virtio_net_hdr_for_frame()): its gso_size, which
+            # the segments' count and the receiver's MSS estimate read, is not in the capture's TCP_SKB_CBs yet
+            raise ValueError(f"--socket tcp with a capture's TCP segments above virtio_net's MTU {rq.mtu} (GSO "
+                             f"packets from the host) is the reference engine's")
         if frame_lens and frame_lens[-1] > state_max_frame():
             raise ValueError(f"--socket tcp with a capture's frames above {state_max_frame()} bytes is the reference "
                              f"engine's")
