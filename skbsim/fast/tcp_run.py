@@ -447,8 +447,9 @@ def _capture_flow(k, f, cb, cpu, time_ns):
     """skbsim.sockets.Sockets.deliver() and _tcp() of a capture's segment before tcp_v4_rcv(): the flow opened at
     its first skb (its CPU, its reader), a SYN (the listener: its first SYN's frame and time kept) or RST taken as
     control (CAP_CONTROL), the receiver set up at the flow's first other segment from what the model set up for it
-    (tcp_capture.CaptureSetups: tcp_listen_sock(), tcp_conn_request(), tcp_passive_establish() of this SYN and this
-    segment at these times), or the run stopped to have the model set it up (CAP_STOP, TC_WANT_FLOW)."""
+    (tcp_capture.CaptureSetups: net/ipv4/tcp_minisocks.c tcp_listen_sock(), tcp_conn_request() and
+    tcp_passive_establish() of this SYN and this segment at these times), or the run stopped to have the model set
+    it up (CAP_STOP, TC_WANT_FLOW)."""
     t = k.tcp
     tc = t.tc
     fl = k.tfl.fl[f]
