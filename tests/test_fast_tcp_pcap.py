@@ -82,7 +82,7 @@ def captures(draw, udp: bool = False) -> list[tuple[float, bytes]]:
 
 
 DRIVERS = [("tun", {}), ("ice", {"rx": "build_skb", "gro": "0"}), ("ice", {"rx": "legacy", "gro": "0"}),
-           ("copybreak", {"gro": "0"}), ("virtio_net", {"gro": "0"})]
+           ("copybreak", {"gro": "0"}), ("virtio_net", {"gro": "0"}), ("virtio_net", {"mtu": "1400", "gro": "0"})]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
