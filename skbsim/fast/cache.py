@@ -56,6 +56,7 @@ COMPILED_SOURCES = ("fast/layout.py", "fast/state.py", "fast/mm.py", "fast/slub.
                     "fast/tcp_napi.py",  # -- TCP through NAPI drivers --
                     "fast/tcp_trace.py",  # -- TCP trace --
                     "fast/ntb.py",  # ntb_netdev
+                    "sockets.py",  # -- TCP capture --: tcp_run reads its OLD_DATA drop reasons
                     )
 #: synthetic frames in all below which a run without the compiled cache uses the reference engine
 #: (about three seconds there) while the cache is built in the background

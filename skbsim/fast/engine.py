@@ -46,6 +46,9 @@ from skbsim.fast.traffic import CHUNK
 from skbsim.sim import gro_report
 from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
 from skbsim.fast.tcp_run import ERR_TCP, _tcp_close, _tcp_pinned, _tcp_start  # -- TCP --
+from skbsim.fast.tcp_capture import capture_tcp_chunks  # -- TCP capture --
+from skbsim.fast.tcp import TCP_SETUP  # -- TCP capture --
+from skbsim.fast.state import TC_CAP_BASE, TC_WANT_FLOW  # -- TCP capture --
 from skbsim.fast.tcp import TCP_UNMODELLED, TCP_WHY  # -- TCP --
 from skbsim.fast.tcp_trace import TT_END, tcp_trace_rows  # -- TCP trace --
 from skbsim.fast.state import EV_LEN  # -- TCP trace --
@@ -116,7 +119,8 @@ PP_DRIVERS = ("mana", "libeth",
 class FastSimulation:
     """One run of the fast engine; the reference Simulation supplies setup and constants."""
 
-    def __init__(self, config: RunConfig, progress=None, trace=None, plot: bool = False, tcp_payloads=()):
+    def __init__(self, config: RunConfig, progress=None, trace=None, plot: bool = False, tcp_payloads=(),
+                 tcp_setups=None):
         reason = unsupported(config)
         if reason:
             raise ValueError(reason)
@@ -145,6 +149,8 @@ class FastSimulation:
         self.gve = None  # -- gve --: the same
         self.tcp = None  # -- TCP --: a run with a socket per flow (tcp_engine.TcpRun)
         self.tcp_want = None  # a frame length whose tun skb the run needs read from the model first
+        self.tcp_setups = tcp_setups  # -- TCP capture --: a capture's receivers set up (tcp_capture.CaptureSetups)
+        self.tcp_setup = False  # -- TCP capture --: the run stopped for a receiver to set up first
         self._k = None
         if self.virtio:
             if plot:
@@ -163,14 +169,17 @@ class FastSimulation:
 
                 smallest = min(self.head["truesize"],
                                self.ref.kernel.profile.SKB_TRUESIZE(ring.hdr_len + GOOD_COPY_LEN))
-                self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(False, smallest), codes=self.codes)
+                self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(False, smallest), codes=self.codes,
+                                  setups=tcp_setups)
             return
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
             if config.socket == "tcp":  # -- TCP --
                 if plot:
                     raise ValueError("--plot of --socket tcp runs is the reference engine's")
-                self.tcp = TcpRun(self.ref, self.tun, tcp_payloads)
+                if trace is not None and self.ref.senders is None:  # -- TCP capture --
+                    raise ValueError("--trace of a capture's TCP flows into receivers is the reference engine's")
+                self.tcp = TcpRun(self.ref, self.tun, tcp_payloads, setups=tcp_setups)
             return
         if config.driver == "ntb":
             self.ntb = NtbLengths(self.ref, config)
@@ -224,7 +233,7 @@ class FastSimulation:
             if trace is not None or plot:
                 raise ValueError(f"--trace and --plot of --socket tcp runs through {config.driver} are the reference "
                                  "engine's (the fast engine traces TCP runs through tun)")
-            self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(self.legacy, smallest))
+            self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(self.legacy, smallest), setups=tcp_setups)
 
     def run(self) -> dict | None:
         """The run's JSON, or None when the reference engine must redo it (self.why says why)."""
@@ -313,7 +322,8 @@ class FastSimulation:
             k = k._replace(trace=k.trace._replace(records=np.zeros((k.trace.records.shape[0], TT_END), np.int64)))
         k.cfg[APP_UNLIMITED] = 0
         k.st[APP_WAITING] = 0
-        _tcp_start(k, ref.sockets.rtt_ns, round(self.config.duration_ms * 1_000_000))
+        if self.tcp.capture is None:  # (a capture's frames are the loop's arrivals: _stream())
+            _tcp_start(k, ref.sockets.rtt_ns, round(self.config.duration_ms * 1_000_000))
         return k
 
     @property
@@ -325,7 +335,11 @@ class FastSimulation:
         """Feed the traffic through the compiled loop chunk by chunk, then the remaining events; False when
         the loop left its modelled ground."""
         self._k = k
-        if self.tcp is not None:  # -- TCP --: the senders make the frames
+        capture = self.tcp is not None and self.tcp.capture is not None  # -- TCP capture --
+        if capture:  # the capture's frames, each with its TCP_SKB_CB
+            chunks = capture_tcp_chunks(self.ref.source, self.ref, self.tcp.capture, self.legacy,
+                                        self.codes if self.virtio else None)
+        elif self.tcp is not None:  # -- TCP --: the senders make the frames
             chunks = iter(())
         elif self.gro:  # -- GRO --: each frame's TCP facts with it
             measure = self.codes if self.virtio else None  # virtio_net's codes
@@ -343,7 +357,11 @@ class FastSimulation:
                     return self._give_up(ERR_CLOCK)
                 if chunk is None:
                     break
-                if self.gro:  # -- GRO --
+                if capture:  # -- TCP capture --
+                    lengths, times, queues, hlens, cbs = chunk
+                    k.tfl.capture[:len(cbs)] = cbs
+                    k.tcp.tc[TC_CAP_BASE] = k.st[PACKETS]
+                elif self.gro:  # -- GRO --
                     lengths, times, queues, hlens, facts = chunk
                     k.gro.facts[:len(facts)] = facts
                     k.gro.st[GS_BASE] = k.st[PACKETS]
@@ -381,6 +399,10 @@ class FastSimulation:
             self.tcp_want = self._k_want
         if err == ERR_TCP:  # -- TCP --
             self.why = TCP_WHY.get(int(self._k.tcp.tc[TC_ERR]), TCP_WHY[TCP_UNMODELLED])
+            if self._k.tcp.tc[TC_ERR] == TCP_SETUP:  # -- TCP capture --: redone with this receiver set up
+                f = int(self._k.tcp.tc[TC_WANT_FLOW])
+                self.tcp.setups.want(f, self._k.tfl.stage[f])
+                self.tcp_setup = True
         return False
 
     def _kind_names(self):
@@ -496,6 +518,9 @@ class FastSimulation:
         if self.tcp is not None:  # -- TCP --: Simulation._finish()'s pinned pages, the flows' figures, their close
             at_close["pinned"] = int(_tcp_pinned(k))
             tcp_reports = self.tcp.flow_reports(k, max(int(k.tcp.tc[TC_LAST_NS]), int(k.tsnd.link[LK_STOPPED_AT])))
+            if tcp_reports is None:  # -- TCP capture --
+                self.why = "a capture's TCP flow got a SYN or RST only (no receiver: its report is the reference engine's)"
+                return None
             _tcp_close(k)
         if not self.copybreak and self.tun is None:
             # ice_clean_rx_ring(): frames written but never cleaned are lost with the ring
@@ -660,9 +685,17 @@ def simulate_fast(config: RunConfig, progress=None, why: list | None = None, tra
     sim = FastSimulation(config, progress=progress, trace=trace, plot=plot)
     result = sim.run()
     payloads: set[int] = set()
-    while result is None and sim.tcp_want:  # -- TCP --: a frame length the run met first; all of them after 8
+    while result is None and sim.tcp_want and sim.tcp.capture is None:  # -- TCP --: a frame length the run met
+        # first; all of them after 8
         payloads |= {sim.tcp_want - sim.tcp.header_len} if len(payloads) < 8 else set(range(sim.tcp.max_mss + 1))
         sim = FastSimulation(config, progress=progress, trace=trace, plot=plot, tcp_payloads=sorted(payloads))
+        result = sim.run()
+    # -- TCP capture --: redone with one more receiver set up each time (a flow at most once)
+    # (each run follows the one before up to where it stopped: a run of n flows is run at most n + 1 times)
+    tries = 0
+    while result is None and sim.tcp_setup and tries < len(sim.tcp.capture.keys):
+        tries += 1
+        sim = FastSimulation(config, progress=progress, trace=trace, plot=plot, tcp_setups=sim.tcp.setups)
         result = sim.run()
     if result is None:
         if why is not None:

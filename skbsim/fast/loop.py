@@ -22,6 +22,8 @@ from skbsim.fast.tun import _tun_poll, _tun_write
 from skbsim.fast.ntb import _ntb_arrive, _ntb_close_queue, _ntb_poll
 from skbsim.fast.state import DRIVER_NTB
 from skbsim.fast.tcp_events import _tcp_event  # -- TCP --
+from skbsim.fast.tcp_events import _capture_arrive  # -- TCP capture --
+from skbsim.fast.state import TC_CAPTURE  # -- TCP capture --
 from skbsim.fast.state import TR_LEN  # -- TCP trace --
 from skbsim.fast.virtio import _virtnet_close_queue
 from skbsim.sim import NAPI_POLL_WEIGHT  # -- TCP trace --
@@ -38,6 +40,9 @@ def _arrive(k, length, cpu, hlen):
     now = k.st[NOW]
     k.st[PACKETS] += 1
     k.st[BYTES] += length
+    if k.tcp.tc[TC_CAPTURE]:  # -- TCP capture --: a capture's frame into the TCP receivers
+        _capture_arrive(k, length, cpu, hlen)
+        return
     if cfg[DRIVER] == DRIVER_TUN:
         # the frame is a write() into the queue; a refused one is counted by _tun_write
         if _tun_write(k, cpu, length):

@@ -311,10 +311,11 @@ C_FQ, C_START, C_NBUFS, C_LEN, C_HDR_LEN, C_FIELDS = range(6)
 #: cb[obj]: TCP_SKB_CB(skb) and the GSO facts of a TCP skb, kept with its sk_buff as skb->cb is: the row is
 #: the skb's SKB_OBJ (its skbuff_head_cache object). CB_FLOW is the flow (the socket's index; -1: not TCP),
 #: CB_SEQ .. CB_TSECR are struct tcp_skb_cb's fields the model keeps (skbsim.net.ipv4.tcp.tcp_skb_cb),
-#: CB_SEGS and CB_GSO_SIZE skb_shinfo()'s gso_segs and gso_size.  One row in runs without TCP.
+#: CB_SEGS and CB_GSO_SIZE skb_shinfo()'s gso_segs and gso_size; -- TCP capture --: CB_FRAME the capture frame
+#: the skb was built from (its number from 0; -1: a sender's).  One row in runs without TCP.
 SkbCb = namedtuple("SkbCb", ("cb",))
 (CB_FLOW, CB_SEQ, CB_END_SEQ, CB_ACK_SEQ, CB_TCP_FLAGS, CB_DOFF, CB_WINDOW, CB_TSVAL, CB_TSECR, CB_SEGS, CB_GSO_SIZE,
- CB_FIELDS) = range(12)
+ CB_FRAME, CB_FIELDS) = range(13)
 
 # -- mlx5 --
 #: mlx5's RQs (struct mlx5e_rq), a row per queue (its page_pool's row too): rq[cpu] its RQ_* columns (the WQE
@@ -515,6 +516,11 @@ TcpSocks = namedtuple("TcpSocks", ("tc", "sk", "rq", "acks", "eaten", "oq"))
  TC_WANT_LEN,
  # SACK compression: net.ipv4.tcp_comp_sack_delay_ns and _rtt_percent, the release's rule (1: rtt_percent)
  TC_COMP_SACK_DELAY_NS, TC_COMP_SACK_PCT, TC_R_COMP_SACK, TC_FIELDS) = range(39)
+# -- TCP capture --: a capture's TCP flows replayed (skbsim/fast/tcp_capture.py): whether this run is one, the packet
+# number of the first frame of the chunk in TcpFlows.capture, the flows a skb has reached so far (their order),
+# the flow whose receiver the run stopped to set up first (tcp_capture.CaptureSetups)
+TC_CAPTURE, TC_CAP_BASE, TC_CAP_SEEN, TC_WANT_FLOW = range(TC_FIELDS, TC_FIELDS + 4)
+TC_FIELDS += 4
 # -- TCP pressure --: tcp_prune_queue()'s and tcp_prune_ofo_queue()'s rule codes, SKB_MAX_ORDER(0, 0) (the most
 # tcp_collapse() copies into one skb), the CPU a prune runs on (skbsim/fast/tcp_pressure.py)
 TC_R_PRUNE, TC_R_PRUNE_OFO, TC_COLLAPSE_MAX, TC_PRUNE_CPU = range(TC_FIELDS, TC_FIELDS + 4)
@@ -579,13 +585,31 @@ def new_tcp_senders(link, flows: int, flight: int, pushes: int, frames: int) -> 
 #: frame the senders put on a NAPI driver's queue cpu, in order, until the driver takes it, a ring from
 #: nicq_at[cpu, 0] of nicq_at[cpu, 1]; polled[j]: those of the frames the poll handed on, in order (polled[-1, 0]
 #: of them); rss[flow]: its RSS hash (GRO's bucket)
+#: -- TCP capture -- (skbsim/fast/tcp_capture.py): capture[j]: the TCP_SKB_CB (CB_* columns) of the chunk's frames,
+#: the frame of packet number p at p - tc[TC_CAP_BASE]; stage[flow]: the receiver the model set up for the flow
+#: (ST_* columns: for which SYN and first segment, at which times), its tcp_sock row in sk0[flow], its TcpFlow's
+#: figures in fl0[flow] and its JSON series in json0[flow]; refused[flow, j]: the first REFUSED_LISTED segments its
+#: receiver refused (time in ns, sequence number from the first byte, payload, index in tcp.DROP_REASONS)
 TcpFlows = namedtuple("TcpFlows", ("fl", "json", "ackq", "touched", "mark", "facts", "seg",
-                                   "nicq", "nicq_at", "polled", "rss"))
+                                   "nicq", "nicq_at", "polled", "rss",
+                                   "capture", "stage", "sk0", "fl0", "json0", "refused"))
 (F_CPU, F_QUEUE, F_SKBS, F_SEGMENTS, F_DELIVERED, F_CONTROL, F_DROPS) = range(7)
 (F_BYTES_READ, F_FIRST_NS, F_LAST_NS, F_WINDOW, F_SINCE, F_ZERO_NS, F_SMALL_NS, F_INTEGRAL, F_INT_FIRST,
  F_INT_LAST, F_MSS, F_RCVBUF_INIT, F_RCVBUF_MAX, F_RMEM_PEAK, F_TIMER_DUE, F_RCV_START, F_RCV_MARK, F_RECEIVED,
  F_APP_NEXT, F_WAITING, F_TOUCHED, F_JS_COUNT, F_JS_EVERY, F_JS_LEN, F_AQ_HEAD, F_AQ_LEN, F_START_EDGE,
  F_WSCALE, F_ACK_SEQ, F_TWINDOW, F_DOFF, F_FIELDS) = range(F_DROPS + 7, F_DROPS + 7 + 32)
+# -- TCP capture --: the order the flow's first skb came in (-1: none yet), its receiver's state (FS_*), the first
+# SYN's frame and time (-1: none), the bytes refused, the refused segments listed
+(F_ORDER, F_STATE, F_SYN_FRAME, F_SYN_NS, F_REFUSED_BYTES, F_REF_LEN) = range(F_FIELDS, F_FIELDS + 6)
+F_FIELDS += 6
+#: F_STATE: nothing yet, listening (a SYN came), established
+FS_NONE, FS_LISTEN, FS_ESTABLISHED = 0, 1, 2
+#: stage's columns: whether set up, the SYN's frame (-1: none) and time, the first segment's frame and time
+ST_READY, ST_SYN_FRAME, ST_SYN_NS, ST_EST_FRAME, ST_EST_NS, ST_FIELDS = range(6)
+#: refused's columns
+RF_NS, RF_SEQ, RF_PAYLOAD, RF_REASON, RF_FIELDS = range(5)
+#: the refused segments each flow lists (skbsim.sockets.REFUSED_LISTED)
+REFUSED_ROWS = 20
 JSON_POINTS = 64
 #: ackq's columns: when due, ack, raw window, TSval or -1, the order of its E_ACK event, whether that event is in
 #: the heap (only the head's must be: tcp_run._ack_queue())
@@ -593,13 +617,20 @@ AQ_DUE, AQ_ACK, AQ_WINDOW, AQ_TSVAL, AQ_ORDER, AQ_QUEUED, AQ_FIELDS = range(7)
 
 
 def new_tcp_flows(flows: int, acks: int, pages: int, facts=None, ncpus: int = 1, nicq: int = 1,
-                  polled: int = 1) -> TcpFlows:
-    """TcpFlows of flows flows; a NAPI driver's runs: nicq frames waiting on each of ncpus queues, polled a poll."""
+                  polled: int = 1, capture: int = 0) -> TcpFlows:
+    """TcpFlows of flows flows; a NAPI driver's runs: nicq frames waiting on each of ncpus queues, polled a poll;
+    a capture's (-- TCP capture --): capture frames a chunk."""
     fl = _zeros(max(1, flows), F_FIELDS)
     fl[:, F_FIRST_NS] = -1
     fl[:, F_TIMER_DUE] = -1
     fl[:, F_JS_EVERY] = 1
+    fl[:, F_ORDER] = -1
+    fl[:, F_SYN_FRAME] = -1
+    fl[:, F_SYN_NS] = -1
+    staged = max(1, flows) if capture else 1
     return TcpFlows(fl, _zeros(max(1, flows), JSON_POINTS, 5), _zeros(max(1, flows), acks, AQ_FIELDS), _zeros(max(1, flows)),
                     _zeros(max(1, pages)), _zeros(1, 6) if facts is None else facts, _zeros(RQ_FIELDS),
                     _zeros(ncpus, nicq, CB_FIELDS), _zeros(ncpus, 2), _zeros(polled + 1, CB_FIELDS),
-                    _zeros(max(1, flows)))
+                    _zeros(max(1, flows)),
+                    _zeros(max(1, capture), CB_FIELDS), _zeros(staged, ST_FIELDS), _zeros(staged, TS_FIELDS),
+                    _zeros(staged, F_FIELDS), _zeros(staged, JSON_POINTS, 5), _zeros(staged, REFUSED_ROWS, RF_FIELDS))

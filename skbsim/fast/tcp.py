@@ -77,6 +77,14 @@ TCP_WHY = {
 TCP_NAPI_PRUNE = 8
 TCP_WHY[TCP_NAPI_PRUNE] = ("a TCP receiver fed by a NAPI driver came under memory pressure (pruning and "
                            "collapsing are compiled for tun and ntb only)")
+# -- TCP capture --: a capture's flow met its first segment before the model set its receiver up (the run is redone
+# with it: skbsim/fast/tcp_capture.py)
+TCP_SETUP = 9
+TCP_WHY[TCP_SETUP] = "a capture's TCP flow to set up by the model first"
+#: a NAPI driver's skb bound for the out-of-order queue that skb_condense() would change (tcp_napi._condenses())
+TCP_CONDENSE = 10
+TCP_WHY[TCP_CONDENSE] = ("a NAPI driver's skb went to a TCP receiver's out-of-order queue, whose skb_condense() of "
+                         "it the fast engine does not follow")
 #: TcpExt counters, as columns of a socket's row
 MIB_TCPRCVCOALESCE = TS_MIB + TCPEXT.index("TCPRcvCoalesce")
 MIB_TCPZEROWINDOWDROP = TS_MIB + TCPEXT.index("TCPZeroWindowDrop")

@@ -42,8 +42,15 @@ MAX_NIC_FRAMES = 1 << 13
 def unsupported_tcp(config) -> str | None:
     """Why the fast engine cannot run this config with a socket per flow (None when it can)."""
     kind = config.traffic.split(":", 1)[0].strip().lower()
-    if kind != "tcp-bulk":
-        return "a capture's TCP flows into receivers (--socket tcp with pcap traffic) are the reference engine's"
+    capture = kind in ("pcap", "pcapng")  # -- TCP capture --: what the capture holds is checked as the run starts
+    if kind != "tcp-bulk" and not capture:
+        return f"--socket tcp with {kind} traffic is the reference engine's"
+    if capture and config.driver == "ntb":
+        return ("a capture's TCP flows through ntb are the reference engine's (the fast engine replays them through "
+                "tun without IFF_NAPI and through ice, copybreak and virtio_net with --opt gro=0)")
+    if capture and config.driver != "tun" and config.options.get("gro", "1") != "0":
+        return ("a capture's TCP flows through GRO into receivers are the reference engine's (the fast engine replays "
+                "them through tun without IFF_NAPI and through ice, copybreak and virtio_net with --opt gro=0)")
     if config.driver == "tun":
         if config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
             return "--socket tcp through tun with IFF_NAPI (GRO of tun's skbs) is the reference engine's"
@@ -63,6 +70,8 @@ def unsupported_tcp(config) -> str | None:
 
         if load_profile(config.kernel).feature("ice_rx_buffers") == "libeth":
             return "--socket tcp through ice's page_pool form (libeth) is the reference engine's"
+    if capture:
+        return None
     if config.flows > MAX_FLOWS:
         return f"--socket tcp with more than {MAX_FLOWS} flows is the reference engine's"
     if config.count is None or round(config.duration_ms * 1_000_000) < round(config.rtt_ms * 1_000_000):
@@ -135,15 +144,20 @@ def state_max_frame() -> int:
 class TcpRun:
     """The receivers and senders of one fast run: set up from the reference Simulation, reported at the end."""
 
-    def __init__(self, ref, lengths, payloads=(), nic=None, codes=None, heads=None):
+    def __init__(self, ref, lengths, payloads=(), nic=None, codes=None, heads=None, setups=None):
         """lengths: tun's per-length table (tun._TunLengths); or nic, a NAPI driver's (legacy-rx, the smallest
         skb's truesize), and codes, virtio_net's (virtio_setup.VirtioCodes); heads: ntb's table of
         netdev_alloc_skb() heads (ntb_setup.NtbLengths: rows for the frames it copies, and its scratch kernel
-        and caches, which give tcp_collapse()'s heads as tun's do)."""
+        and caches, which give tcp_collapse()'s heads as tun's do); setups: a capture's receivers set up so far
+        (tcp_capture.CaptureSetups)."""
         self.ref = ref
         self.config = ref.config
         self.lengths = lengths
         self.min_truesize = lengths.min_truesize if lengths is not None else nic[1]
+        self.capture = None
+        if ref.senders is None:  # -- TCP capture --: the capture's flows, its frames' lengths
+            self._capture_init(lengths, setups)
+            return
         reason = unsupported_senders(ref.senders, round(self.config.duration_ms * 1_000_000))
         if reason:
             raise ValueError(reason)
@@ -174,8 +188,73 @@ class TcpRun:
         # -- TCP pressure --: what alloc_skb() gives tcp_collapse() for each byte count
         self.facts = collapse_alloc_columns(lengths, self.facts)
 
+    # -- TCP capture --
+    def _capture_init(self, lengths, setups) -> None:
+        """A capture's run: its plan (tcp_capture.CapturePlan.scan(): ValueError for what it leaves to the
+        reference engine), the receivers set up so far, the TCP facts of every frame length it holds."""
+        from skbsim.fast.tcp_capture import CapturePlan, CaptureSetups
+        from skbsim.fast.tcp_run import TF_FIELDS, TF_KNOWN
+
+        if setups is None:
+            setups = CaptureSetups(CapturePlan.scan(self.ref.source, MAX_FLOWS))
+        self.capture = setups.plan
+        self.setups = setups
+        self.flows = []
+        self.header_len = self.max_mss = 0
+        frame_lens = sorted(self.capture.lengths)
+        rq = self.ref.cpus[0].queue
+        if self.config.driver == "virtio_net" and rq.gso and frame_lens and frame_lens[-1] - 14 > rq.mtu:
+            # the host hands such a frame over as a GSO packet (virtio_net_hdr_for_frame()): its gso_size, which
+            # the segments' count and the receiver's MSS estimate read, is not in the capture's TCP_SKB_CBs yet
+            raise ValueError(f"--socket tcp with a capture's TCP segments above virtio_net's MTU {rq.mtu} (GSO "
+                             f"packets from the host) is the reference engine's")
+        if frame_lens and frame_lens[-1] > state_max_frame():
+            raise ValueError(f"--socket tcp with a capture's frames above {state_max_frame()} bytes is the reference "
+                             f"engine's")
+        if lengths is None:  # a NAPI driver: the NIC takes every length (or drops it as oversize)
+            self.facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
+            self.facts[frame_lens, TF_KNOWN] = 1
+            return
+        lengths.prepare(np.array(frame_lens, np.int64))
+        self.facts = tun_tcp_facts(lengths, frame_lens)
+        if not self.facts[frame_lens, TF_KNOWN].all():
+            raise ValueError("--socket tcp with a capture's frames tun refuses is the reference engine's")
+        self.facts = collapse_alloc_columns(lengths, self.facts)
+
+    def _capture_tables(self, count) -> tuple[int, dict]:
+        """tables() of a capture's run: a receiver per flow, each set up as its first segment comes (tcp_run.
+        _capture_flow(): from self.setups' rows), no senders."""
+        from skbsim.fast.traffic import CHUNK
+
+        ref = self.ref
+        config = self.config
+        n = len(self.capture.keys)
+        count = self.capture.frames if count is None else min(count, self.capture.frames)
+        net = ref.sockets.net_template
+        so_rcvbuf = 2 * min(config.so_rcvbuf, net.sysctl_rmem_max) if config.so_rcvbuf is not None else 0
+        largest = max(net.sysctl_tcp_rmem[1], net.sysctl_tcp_rmem[2], so_rcvbuf)
+        cap = min(count + 2, MAX_QUEUE, largest // self.min_truesize + 4)
+        tc = tcp_consts(ref.kernel.profile, net)
+        tc[TC_RUN] = 1
+        tc[TC_RTT_NS] = -1  # no sender: the receivers' ACKs go nowhere (Sockets' rtt_ns None)
+        tc[state.TC_CAPTURE] = 1
+        tc[TC_APP_GAP] = -1 if config.app_rate is None else (int(1e9 / config.app_rate) if config.app_rate else 0)
+        tc[TC_READ_SIZE] = -1 if config.app_read_size is None else config.app_read_size
+        tc[TC_SR_EVERY] = 1
+        t = new_tcp_socks(tc, n, cap, 64)
+        nic = self.lengths is None
+        tfl = new_tcp_flows(n, 1, 1, self.facts, config.cpus, MAX_NIC_FRAMES if nic else 1,
+                            NAPI_POLL_WEIGHT if nic else 1, capture=CHUNK)
+        self.setups.stage(ref, self.capture, tfl)
+        link = np.zeros(state.LK_FIELDS, np.int64)
+        link[state.LK_FLOWS] = n
+        tsnd = state.new_tcp_senders(link, n, 1, 4, 4)
+        return min(count + 2, max(n, 1) * cap), {"tcp": t, "tsnd": tsnd, "tfl": tfl}
+
     def tables(self, count: int) -> tuple[int, dict]:
         """(the bound on queued skbs, the TcpSocks, TcpSenders and TcpFlows records) of the run."""
+        if self.capture is not None:  # -- TCP capture --
+            return self._capture_tables(count)
         ref = self.ref
         config = self.config
         n = len(self.flows)
@@ -246,16 +325,28 @@ class TcpRun:
 
     # -- the report ------------------------------------------------------------------------------------------
 
-    def flow_reports(self, k, end_ns: int) -> list[dict]:
-        """Sockets.finish()'s reports of the flows (their figures as the run ends)."""
-        from skbsim.sockets import SERIES_KEYS
+    def flow_reports(self, k, end_ns: int) -> list[dict] | None:
+        """Sockets.finish()'s reports of the flows (their figures as the run ends); None for a capture's flow the
+        fast engine cannot report (one that got a SYN or RST only: no receiver)."""
+        from skbsim.sockets import SERIES_KEYS, flow_name
 
         rtt_ns = self.ref.sockets.rtt_ns
         reports = []
-        for f, flow in enumerate(self.flows):
+        if self.capture is not None:  # -- TCP capture --: the flows in the order their first skb came
+            fls = k.tfl.fl
+            order = sorted((int(fls[f, state.F_ORDER]), f) for f in range(len(self.capture.keys))
+                           if fls[f, state.F_ORDER] >= 0)
+            if any(fls[f, state.F_STATE] != state.FS_ESTABLISHED for _, f in order):
+                return None
+            flows = [(f, flow_name(self.capture.keys[f]), int(fls[f, state.F_CPU])) for _, f in order]
+        else:
+            flows = [(f, flow.name, flow.cpu) for f, flow in enumerate(self.flows)]
+        for f, name, cpu in flows:
             fl = [int(x) for x in k.tfl.fl[f]]
             sk = k.tcp.sk[f]
             snd = k.tsnd.snd[f]
+            if self.capture is not None:  # the receiver's own RTT estimate (Sockets._tcp_report())
+                rtt_ns = (int(sk[state.TS_RTT_US]) >> 3) * 1000 if sk[state.TS_RTT_US] else None
             received = fl[state.F_RECEIVED] + ((int(sk[state.TS_RCV_NXT]) - fl[state.F_RCV_MARK]) & U32)
             window = fl[state.F_WINDOW]
             at = max(end_ns, fl[state.F_SINCE])
@@ -268,22 +359,23 @@ class TcpRun:
                     if window == 0:
                         zero += elapsed
             first, last = fl[state.F_FIRST_NS], fl[state.F_LAST_NS]
-            duration = None if first < 0 else last - first + rtt_ns
+            duration = None if first < 0 else last - first + (self.ref.sockets.rtt_ns or 0)
             throughput = window_bound = None
             if duration:
                 throughput = round(received * 8 / duration * 1000, 3)
                 span = last - first
                 mean = (fl[state.F_INT_LAST] - fl[state.F_INT_FIRST]) / span if span else window
-                window_bound = round(mean * 8 / rtt_ns * 1000, 3)
+                if rtt_ns:
+                    window_bound = round(mean * 8 / rtt_ns * 1000, 3)
             drops = {name: fl[state.F_DROPS + n] for n, name in enumerate(_drop_reasons()) if fl[state.F_DROPS + n]}
             points = k.tfl.json[f, :fl[state.F_JS_LEN]].tolist()
             reports.append({
-                "flow": flow.name, "protocol": "tcp", "cpu": flow.cpu, "skbs": fl[state.F_SKBS],
+                "flow": name, "protocol": "tcp", "cpu": cpu, "skbs": fl[state.F_SKBS],
                 "segments": fl[state.F_SEGMENTS], "delivered": fl[state.F_DELIVERED],
                 "dropped": dict(sorted(drops.items())),
                 "control": fl[state.F_CONTROL], "bytes_received": received, "bytes_read": fl[state.F_BYTES_READ],
                 "duration_ms": None if duration is None else round(duration / 1e6, 6), "throughput_mbps": throughput,
-                "rtt_ms": round(rtt_ns / 1e6, 6), "window_bound_mbps": window_bound,
+                "rtt_ms": None if rtt_ns is None else round(rtt_ns / 1e6, 6), "window_bound_mbps": window_bound,
                 "zero_window_ms": round(zero / 1e6, 6), "window_below_mss_ms": round(small / 1e6, 6),
                 "mss": fl[state.F_MSS], "window_at_end": window,
                 "rcvbuf": {"initial": fl[state.F_RCVBUF_INIT], "max": fl[state.F_RCVBUF_MAX],
@@ -292,6 +384,13 @@ class TcpRun:
                 "collapse_copied_bytes": int(sk[state.TS_COLLAPSE_COPIED]),
                 "counters": {name: int(sk[state.TS_MIB + n]) for n, name in enumerate(TCPEXT)},
                 "series": [dict(zip(SERIES_KEYS, (round(p[0] / 1e6, 6),) + tuple(p[1:]))) for p in points],
+            })
+            if self.capture is not None:  # -- TCP capture --
+                from skbsim.fast.tcp_capture import refused_report
+
+                reports[-1]["refused"] = refused_report(k.tfl.fl[f], k.tfl.refused[f], _drop_reasons())
+                continue
+            reports[-1].update({
                 "sender": {"frames": int(snd[state.SN_FRAMES]), "segments": int(snd[state.SN_SEGMENTS]),
                            "bytes": int(snd[state.SN_BYTES_SENT]), "retransmits": int(snd[state.SN_RETRANSMITS]),
                            "window_probes": int(snd[state.SN_WINDOW_PROBES]),
@@ -309,7 +408,7 @@ class TcpRun:
         meminfo = dict.fromkeys(SK_MEMINFO_FIELDS, 0)
         meminfo["rcvbuf"] = config.rcvbuf
         meminfo["sndbuf"] = WMEM_DEFAULT
-        result["traffic"] = self.ref.traffic_text
+        result["traffic"] = self.ref.traffic_text if self.capture is None else self.ref.source.describe()
         result["delivered"] = int(tc[state.TC_DELIVERED])
         dropped = result["dropped"]
         dropped["socket_rcvbuf"] = 0

@@ -30,8 +30,41 @@ from skbsim.fast.tcp_run import TF_NIC_HLEN
 from skbsim.fast.layout import O_DRIVER
 from skbsim.fast.sock import _trace_drop
 from skbsim.fast.state import TRACE
+from skbsim.fast.state import CB_FIELDS, TC_CAP_BASE  # -- TCP capture --
 
 U32 = 0xFFFFFFFF
+
+
+# -- TCP capture --
+
+
+@njit(cache=True, forceinline=True)
+def _capture_arrive(k, length, cpu, hlen):
+    """Simulation._arrive() of a capture's frame in a run with a socket per flow (PACKETS and BYTES counted): the
+    tun write or the NIC's DMA as loop._arrive() makes them, the frame's TCP_SKB_CB (k.tfl.capture, read from its
+    header: tcp_capture.CapturePlan.cb_row()) kept with its sk_buff, or on the NIC's FIFO, as a sender's is (_send_frame())."""
+    st = k.st
+    row = k.tfl.capture[st[PACKETS] - 1 - k.tcp.tc[TC_CAP_BASE]]
+    if k.cfg[DRIVER] != DRIVER_TUN:
+        if _nic_arrive(k, cpu, length, hlen):
+            tcp_napi._nicq_cb(k, cpu, row)
+        return
+    if not k.tfl.facts[length, TF_KNOWN]:  # (every length of the capture is read from the model up front)
+        k.tcp.tc[TC_WANT_LEN] = length
+        k.tcp.tc[TC_ERR] = TCP_LENGTH
+        st[ERR] = ERR_TCP
+        return
+    before = k.pcpu[cpu, Q_NIC_FRAMES]
+    if not _tun_write(k, cpu, length) or k.pcpu[cpu, Q_NIC_FRAMES] == before:
+        return
+    q = k.pcpu[cpu]
+    cap = k.tun.queue.shape[1]
+    at = q[HQ_HEAD] + q[HQ_LEN] - 1
+    cb = k.skbcb.cb[k.tun.queue[cpu, at if at < cap else at - cap, SKB_OBJ]]
+    for c in range(CB_FIELDS):
+        cb[c] = row[c]
+    if q[SCHEDULED] == 0:
+        _raise_irq(k, cpu, st[NOW])
 
 
 # -- the senders' side -----------------------------------------------------------------------------------------

@@ -32,11 +32,11 @@ from skbsim.fast.layout import ETH_HLEN, FL_TAG, HEAD_SMALL, U32_MASK, njit
 from skbsim.fast.mm import _nr_frags
 from skbsim.fast.napi import _head_page
 from skbsim.fast.state import (
-    BUILD_TRUESIZE, CB_ACK_SEQ, CB_DOFF, CB_END_SEQ, CB_FIELDS, CB_FLOW, CB_GSO_SIZE, CB_KIND, CB_SEGS, CB_SEQ,
+    BUILD_TRUESIZE, CB_ACK_SEQ, CB_DOFF, CB_FRAME, CB_END_SEQ, CB_FIELDS, CB_FLOW, CB_GSO_SIZE, CB_KIND, CB_SEGS, CB_SEQ,
     CB_BUILD_TS, CB_TCP_FLAGS, CB_TRUESIZE, CB_TSECR, CB_TSVAL, CB_WINDOW, COND_ROOM, COPYBREAK, DRIVER,
     DRIVER_COPYBREAK, DRIVER_ICE, FR_FLAGS, FR_IP_ID, FR_PAYLOAD, FR_SEQ, FR_TSECR, FR_TSVAL, F_ACK_SEQ, F_DOFF,
     F_TWINDOW, HEAD_KIND, HEAD_TRUESIZE, LEGACY, PACKETS, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_FIELDS, SKB_FRAG,
-    SKB_HLEN, SKB_OBJ, SN_TIMESTAMPS, TC_ERR,
+    SKB_HLEN, SKB_OBJ, SKB_TS, SN_TIMESTAMPS, TC_ERR,
 )
 from skbsim.fast.state import DRIVER_VIRTIO, VQ_COPY_ROOM  # virtio_net
 from skbsim.fast.layout import NTB_BUF_ROW, TH_PAGE_FRAG, T_HEAD, T_ROOM, T_TS  # ntb_netdev
@@ -68,6 +68,7 @@ def _frame_cb(cb, fl, f, fr):
     cb[CB_TSECR] = fr[FR_TSECR] if fr[FR_TSVAL] >= 0 else 0
     cb[CB_SEGS] = 1
     cb[CB_GSO_SIZE] = 0
+    cb[CB_FRAME] = -1
 
 
 @njit(cache=True, forceinline=True)
@@ -99,14 +100,33 @@ def _gro_frame_facts(k, f, fr, length):
 @njit(cache=True, forceinline=True)
 def _nicq_push(k, cpu, f, fr):
     """The frame the NIC just took on queue cpu leaves its TCP_SKB_CB at the FIFO's tail."""
+    tail = _nicq_tail(k, cpu)
+    if tail >= 0:
+        _frame_cb(k.tfl.nicq[cpu, tail], k.tfl.fl[f], f, fr)
+
+
+@njit(cache=True, forceinline=True)
+def _nicq_tail(k, cpu):
+    """A new row at the tail of queue cpu's FIFO of TCP_SKB_CBs: where it is, or -1 when the FIFO is full."""
     q = k.tfl.nicq[cpu]
     at = k.tfl.nicq_at[cpu]
     if at[1] >= q.shape[0]:
         k.tcp.tc[TC_ERR] = TCP_TABLE
-        return
+        return -1
     tail = at[0] + at[1]
-    _frame_cb(q[tail if tail < q.shape[0] else tail - q.shape[0]], k.tfl.fl[f], f, fr)
     at[1] += 1
+    return tail if tail < q.shape[0] else tail - q.shape[0]
+
+
+@njit(cache=True, forceinline=True)
+def _nicq_cb(k, cpu, row):
+    """-- TCP capture --: the capture's frame the NIC just took on queue cpu leaves its TCP_SKB_CB (row, read
+    from its header) at the FIFO's tail."""
+    tail = _nicq_tail(k, cpu)
+    if tail >= 0:
+        cb = k.tfl.nicq[cpu, tail]
+        for c in range(CB_FIELDS):
+            cb[c] = row[c]
 
 
 @njit(cache=True)
@@ -223,6 +243,20 @@ def _napi_segment(k, skb, seg):
     seg[SG_HEAD_FRAG] = head_frag
     seg[SG_END_TS] = end_ts
     return True
+
+
+@njit(cache=True)
+def _condenses(k, skb):
+    """Whether net/core/skbuff.c skb_condense() would change the poll's skb (paged data that fits the head's
+    tailroom pulled in, truesize recomputed from the head alone): tcp_data_queue_ofo() condenses what it queues,
+    which the compiled receiver follows for tun's skbs only (skb_condense() changes none of them)."""
+    obj = skb[SKB_OBJ]
+    on = k.gro.cfg[gro.G_ON]
+    frame = k.gro.member[obj, gro.M_FRAME] if on else skb[SKB_HLEN] + skb[SKB_DLEN]
+    room, end_ts, _ = _head_shape(k, frame, obj)
+    if skb[SKB_DLEN]:
+        return skb[SKB_DLEN] <= room - skb[SKB_HLEN]
+    return skb[SKB_TS] != end_ts
 
 
 @njit(cache=True)

@@ -41,6 +41,15 @@ from skbsim.fast.tcp import (
     _next_timer_us, _run_timers, _sk_mem_reclaim, _tcp_rcv_established, _tcp_recvmsg,
 )
 from skbsim.fast.tcp_trace import _tcp_trace  # -- TCP trace --
+# -- TCP capture --
+from skbsim.fast.state import (
+    F_ORDER, F_REF_LEN, F_REFUSED_BYTES, F_STATE, F_SYN_FRAME, F_SYN_NS, FS_ESTABLISHED, FS_LISTEN, FS_NONE,
+    CB_FRAME, CB_TCP_FLAGS, RF_NS, RF_PAYLOAD, RF_REASON, RF_SEQ, ST_EST_FRAME, ST_EST_NS, ST_READY, ST_SYN_FRAME,
+    ST_SYN_NS, TC_APP_GAP, TC_CAPTURE, TC_CAP_SEEN, TC_WANT_FLOW, F_RCVBUF_INIT, F_RCV_START,
+)
+from skbsim.fast.tcp import DROP_REASONS, TCP_CONDENSE, TCP_SETUP, _before
+from skbsim.net.ipv4.tcp import TCPHDR_RST, TCPHDR_SYN
+from skbsim.sockets import OLD_DATA
 
 U32 = 0xFFFFFFFF
 #: event kinds of a run with a socket per flow (after layout's _POLL, _READ, _IPI), the flow in the CPU field
@@ -54,6 +63,9 @@ SERIES_LIMIT = 2000
 ERR_TCP = 8
 #: a window integral beyond this would leave int64 (the reference's are Python ints)
 INTEGRAL_LIMIT = 1 << 62
+# -- TCP capture --: what _capture_flow() made of a capture's segment; the drops that are no refusal (by index)
+CAP_ON, CAP_CONTROL, CAP_STOP = 0, 1, 2
+R_OLD_DATA, R_OLD_SEQUENCE = (DROP_REASONS.index(reason) for reason in OLD_DATA)
 
 
 # -- the receivers' side: Sockets ---------------------------------------------------------------------------------
@@ -180,6 +192,8 @@ def _after(k, f, now):
         for i in range(n):
             window = t.acks[i, 2]
             _window(fl, now, window << sk[TS_RCV_WSCALE])
+            if t.tc[TC_RTT_NS] < 0:  # -- TCP capture --: no sender to reach (Sockets: rtt_ns None)
+                continue
             if not _ack_queue(k, f, now + t.tc[TC_RTT_NS], t.acks[i, 1], window, t.acks[i, 3]):
                 t.tc[TC_ERR] = TCP_TABLE
                 return
@@ -341,6 +355,13 @@ def _tcp_deliver(k, cpu, n):
         sk = t.sk[f]
         sk[TS_NOW_US] = max(sk[TS_NOW_US], time_ns // 1000)
         fl[F_SKBS] += 1
+        if tc[TC_CAPTURE]:  # -- TCP capture --: the flow's first skb, a SYN or RST, its receiver's set-up
+            how = _capture_flow(k, f, cb, cpu, time_ns)
+            if how == CAP_STOP:
+                return
+            if how == CAP_CONTROL:  # Sockets._control(): freed
+                _free_skb(k, cpu, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
+                continue
         if ((sk[TS_SND_NXT] - cb[CB_ACK_SEQ]) & U32) >= 0x80000000:
             sk[TS_SND_NXT] = cb[CB_ACK_SEQ]
             sk[TS_SND_UNA] = cb[CB_ACK_SEQ]
@@ -353,6 +374,9 @@ def _tcp_deliver(k, cpu, n):
             _segment(k, skb, facts, seg)
         elif not tcp_napi._napi_segment(k, skb, seg):  # -- TCP through NAPI drivers --
             tc[TC_ERR] = TCP_UNMODELLED
+            return
+        elif _before(sk[TS_RCV_NXT], cb[CB_SEQ]) and tcp_napi._condenses(k, skb):  # bound for the ofo queue
+            tc[TC_ERR] = TCP_CONDENSE
             return
         seg[SKB_CPU] = cpu  # the CPU that frees it after a read defers to (as sock._enqueue() keeps it)
         tc[TC_EATEN] = 0
@@ -389,6 +413,8 @@ def _tcp_deliver(k, cpu, n):
         elif code == V_DROPPED:
             fl[F_DROPS + verdict // 8] += 1
             tc[TC_TCP_DROPS] += 1
+            if tc[TC_CAPTURE]:  # -- TCP capture --
+                _refused(k, f, time_ns, (seq - fl[F_RCV_START]) & U32, payload, verdict // 8)
         else:
             fl[F_DELIVERED] += 1
             tc[TC_DELIVERED] += 1
@@ -411,6 +437,91 @@ def _tcp_deliver(k, cpu, n):
             _tcp_trace(k, f, seq, payload, verdict, fast, rcv_nxt)
         if st[ERR] or tc[TC_ERR]:
             return
+
+
+# -- TCP capture --
+
+
+@njit(cache=True)
+def _capture_flow(k, f, cb, cpu, time_ns):
+    """skbsim.sockets.Sockets.deliver() and _tcp() of a capture's segment before tcp_v4_rcv(): the flow opened at
+    its first skb (its CPU, its reader), a SYN (the listener: its first SYN's frame and time kept) or RST taken as
+    control (CAP_CONTROL), the receiver set up at the flow's first other segment from what the model set up for it
+    (tcp_capture.CaptureSetups: net/ipv4/tcp_minisocks.c tcp_listen_sock(), tcp_conn_request() and
+    tcp_passive_establish() of this SYN and this segment at these times), or the run stopped to have the model set
+    it up (CAP_STOP, TC_WANT_FLOW)."""
+    t = k.tcp
+    tc = t.tc
+    fl = k.tfl.fl[f]
+    if fl[F_ORDER] < 0:
+        fl[F_ORDER] = tc[TC_CAP_SEEN]
+        tc[TC_CAP_SEEN] += 1
+        fl[F_CPU] = cpu
+        fl[F_WAITING] = tc[TC_APP_GAP] != 0
+    flags = cb[CB_TCP_FLAGS]
+    if flags & (TCPHDR_SYN | TCPHDR_RST):
+        if flags & TCPHDR_SYN:
+            if fl[F_STATE] == FS_ESTABLISHED:  # a new connection on the same ports: tcp_capture refuses these
+                tc[TC_ERR] = TCP_UNMODELLED
+                return CAP_STOP
+            if fl[F_STATE] == FS_NONE:
+                fl[F_STATE] = FS_LISTEN
+                fl[F_SYN_FRAME] = cb[CB_FRAME]
+                fl[F_SYN_NS] = time_ns
+        fl[F_CONTROL] += 1
+        return CAP_CONTROL
+    if fl[F_STATE] == FS_ESTABLISHED:
+        return CAP_ON
+    stage = k.tfl.stage[f]
+    if not (stage[ST_READY] and stage[ST_SYN_FRAME] == fl[F_SYN_FRAME] and stage[ST_SYN_NS] == fl[F_SYN_NS]
+            and stage[ST_EST_FRAME] == cb[CB_FRAME] and stage[ST_EST_NS] == time_ns):
+        stage[ST_READY] = 0
+        stage[ST_SYN_FRAME] = fl[F_SYN_FRAME]
+        stage[ST_SYN_NS] = fl[F_SYN_NS]
+        stage[ST_EST_FRAME] = cb[CB_FRAME]
+        stage[ST_EST_NS] = time_ns
+        tc[TC_WANT_FLOW] = f
+        tc[TC_ERR] = TCP_SETUP
+        return CAP_STOP
+    sk = t.sk[f]
+    sk0 = k.tfl.sk0[f]
+    for col in range(sk.shape[0]):
+        sk[col] = sk0[col]
+    fl0 = k.tfl.fl0[f]
+    # what Sockets.listen() and establish() set: the window and since when, the MSS, rcvbuf, rcv_nxt's start
+    # and the series' first point
+    for col in range(F_WINDOW, F_RCVBUF_MAX + 1):
+        fl[col] = fl0[col]
+    for col in range(F_RCV_START, F_RECEIVED + 1):
+        fl[col] = fl0[col]
+    for col in range(F_JS_COUNT, F_JS_LEN + 1):
+        fl[col] = fl0[col]
+    json = k.tfl.json[f]
+    json0 = k.tfl.json0[f]
+    for j in range(fl[F_JS_LEN]):
+        for col in range(json.shape[1]):
+            json[j, col] = json0[j, col]
+    fl[F_STATE] = FS_ESTABLISHED
+    return CAP_ON
+
+
+@njit(cache=True)
+def _refused(k, f, time_ns, seq, payload, reason):
+    """Sockets._tcp()'s count and list of a capture's segment the receiver refused (a drop of data it does not
+    have: not TCP_OLD_DATA or TCP_OLD_SEQUENCE)."""
+    if reason == R_OLD_DATA or reason == R_OLD_SEQUENCE:
+        return
+    fl = k.tfl.fl[f]
+    fl[F_REFUSED_BYTES] += payload
+    n = fl[F_REF_LEN]
+    rows = k.tfl.refused[f]
+    if n < rows.shape[0]:
+        row = rows[n]
+        row[RF_NS] = time_ns
+        row[RF_SEQ] = seq
+        row[RF_PAYLOAD] = payload
+        row[RF_REASON] = reason
+        fl[F_REF_LEN] = n + 1
 
 
 @njit(cache=True)

@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: tcp_engines.random_capture()
 
 KERNELS = ("6.1", "6.9", "6.12", "6.18", "7.1", "host")
 #: unusual profiles: (base, name, constants) -- sizeof_skb_shared_info follows MAX_SKB_FRAGS, and 6.1's
@@ -326,8 +327,9 @@ TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("virtio_net", {}), ("virtio
                ("ntb", {"mtu": "9000", "copybreak": "200"}))
 
 
-def _tcp(rng: random.Random, kernel: str, max_frames: int, drivers=None) -> dict:
-    """A run with a socket per flow (--socket tcp): synthetic TCP senders into TCP receivers through one of
+def _tcp(rng: random.Random, kernel: str, max_frames: int, drivers=None, folder: str | None = None) -> dict:
+    """A run with a socket per flow (--socket tcp): synthetic TCP senders, or (a share CAPTURE_SHARE of them, with
+    a folder to write into) a capture drawn by tcp_engines.random_capture(), into TCP receivers through one of
     TCP_DRIVERS (of drivers, when given), a kernel of 4 KiB pages."""
     if "16k" in kernel or "64k" in kernel:
         kernel = rng.choice(KERNELS)
@@ -336,6 +338,18 @@ def _tcp(rng: random.Random, kernel: str, max_frames: int, drivers=None) -> dict
     faults = ()
     if rng.random() < 0.2:
         faults = ((rng.choice(LAYERS), rng.choice((0.001, 0.02)), 1, -1, rng.randint(0, 300)),)
+    if folder is not None and rng.random() < CAPTURE_SHARE:  # -- TCP capture --
+        from tcp_engines import random_capture
+
+        if driver != "tun" and rng.random() < 0.75:  # (a capture through GRO is the reference engine's)
+            options = dict(options, gro="0")
+        path = os.path.join(folder, f"capture-{rng.getrandbits(64):016x}.pcap")
+        traffic, frames = random_capture(rng, path, max_frames)
+        return dict(
+            kernel=kernel, driver=driver, options=options, traffic=traffic, count=rng.choice((frames, frames, None)),
+            rate=rng.choice((None, None, 1e6)), socket="tcp", app_rate=rng.choice((None, 0, 1e3, 2e4, 2e5)),
+            app_read_size=rng.choice((None, 1000, 65536)), so_rcvbuf=rng.choice((None, 4096, 65536, 1 << 20)),
+            seed=rng.randint(0, 1000), cpus=rng.randint(1, 2), faults=faults)
     return dict(
         kernel=kernel, driver=driver, options=options, traffic=f"tcp-bulk:ts={rng.randint(0, 1)}",
         count=rng.randint(1, max_frames), rate=rng.choice((1e5, 1e6, 3e6, 1234567.0)), socket="tcp",
@@ -349,6 +363,8 @@ def _tcp(rng: random.Random, kernel: str, max_frames: int, drivers=None) -> dict
 
 #: the share of workloads that are TCP runs (--socket tcp), drawn by _tcp()
 TCP_SHARE = 0.2
+#: -- TCP capture --: the share of those that replay a capture (tcp_engines.random_capture()) instead of senders
+CAPTURE_SHARE = 0.35
 
 
 # -- TCP pressure --
@@ -363,12 +379,14 @@ def _tcp_pressure(rng: random.Random, workload: dict) -> dict:
 
 
 def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tuple[str, ...] = tuple(DRIVERS),
-         tcp_share: float = TCP_SHARE) -> dict:
-    """One random workload: RunConfig's keyword arguments (a driver of drivers, or a TCP run)."""
+         tcp_share: float = TCP_SHARE, folder: str | None = None) -> dict:
+    """One random workload: RunConfig's keyword arguments (a driver of drivers, or a TCP run: a capture's written
+    into folder, when given)."""
     kernel = rng.choice(KERNELS + tuple(profiles))
     if tcp_share and rng.random() < tcp_share:
         # (a driver's variants, ice-gro for one, name their driver)
-        return _tcp(rng, kernel, max_frames, {DRIVERS[name][3] if len(DRIVERS[name]) > 3 else name for name in drivers})
+        return _tcp(rng, kernel, max_frames, {DRIVERS[name][3] if len(DRIVERS[name]) > 3 else name for name in drivers},
+                    folder)
     driver = rng.choice([name for name in drivers for _ in range(DRIVERS[name][0])])
     if DRIVERS[driver][2] and ("16k" in kernel or "64k" in kernel):
         driver = rng.choice([name for name in drivers if not DRIVERS[name][2]] or ["copybreak"])
@@ -457,22 +475,25 @@ def main() -> int:
     started = time.perf_counter()
     outcomes: Counter[str] = Counter()
     tcp_outcomes: Counter[str] = Counter()
+    capture_outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     frames = 0
     with tempfile.TemporaryDirectory(prefix="skbsim-profiles-") as folder:
         profiles = write_profiles(Path(folder))
         jobs = []
         for index in range(args.workloads):
-            workload = draw(rng, profiles, args.max_frames, drivers, args.tcp_share)
+            workload = draw(rng, profiles, args.max_frames, drivers, args.tcp_share, folder)
             if args.tcp_pressure and workload.get("socket") == "tcp" and rng.random() < args.tcp_pressure:
                 workload = _tcp_pressure(rng, workload)  # -- TCP pressure --
-            frames += workload["count"]
+            frames += workload["count"] or 0
             jobs.append((index, workload, rng.random() < args.trace_share))
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for index, outcome, detail in pool.map(compare, jobs, chunksize=4):
                 outcomes[outcome] += 1
                 if jobs[index][1].get("socket") == "tcp":
                     tcp_outcomes[outcome] += 1
+                    if jobs[index][1]["traffic"].startswith("pcap:"):  # -- TCP capture --
+                        capture_outcomes[outcome] += 1
                 if outcome == "fallback" or outcome == "reference-error":
                     reasons[f"{outcome}: {detail}"] += 1
                 if outcome == "differ":
@@ -486,6 +507,10 @@ def main() -> int:
         print(f"  of which {sum(tcp_outcomes.values())} TCP runs (--socket tcp): {tcp_outcomes['same']} identical, "
               f"{tcp_outcomes['differ']} different, {tcp_outcomes['fallback']} run by the reference engine instead, "
               f"{tcp_outcomes['reference-error']} refused by the reference engine")
+    if capture_outcomes:
+        print(f"  of which {sum(capture_outcomes.values())} captures: {capture_outcomes['same']} identical, "
+              f"{capture_outcomes['differ']} different, {capture_outcomes['fallback']} run by the reference engine "
+              f"instead, {capture_outcomes['reference-error']} refused by the reference engine")
     for reason, n in reasons.most_common():
         print(f"  {n:5d}  {reason}")
     return 1 if outcomes["differ"] else 0

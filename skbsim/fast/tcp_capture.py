@@ -1,0 +1,239 @@
+"""-- TCP capture --: a capture's TCP flows replayed into TCP receivers on the fast engine (``--traffic pcap:FILE
+--socket tcp``): what skbsim.sockets.Sockets does with a capture's segments, set up in Python.
+
+The capture takes the synthetic senders' place: its frames reach the driver at their own times and in their own
+order (the compiled loop's arrivals, in chunks), each with its TCP_SKB_CB read from its header here as
+net/ipv4/tcp_ipv4.c tcp_v4_fill_cb() reads it (the model's own tcp_v4_fill_cb(); a FIN's sequence number taken
+off as Sockets._tcp() does: FIN is not modelled).  A flow's receiver is set up by the model itself, when and as
+Sockets._tcp() sets it up: net/ipv4/tcp_minisocks.c's tcp_listen_sock() and tcp_conn_request() for the flow's
+first SYN, tcp_passive_establish() at its first other segment (a flow first seen in mid-stream: both at that
+segment, with Sockets' assumed options).  The times of those segments are the run's own (the NIC, the poll, the
+packet cost), so the compiled loop stops at a flow's first segment the model has not set up yet, says which SYN
+and segment at which times (tcp_run._capture_flow()), and the run is redone with that receiver set up
+(:class:`CaptureSetups`); a run of n flows is run at most n + 1 times.
+
+Covered (:meth:`CapturePlan.scan` refuses the rest, each with its reason): captures whose every frame is an IPv4
+TCP segment over Ethernet without IP options or fragments, neither padded nor cut short, whose flags are ACK,
+PSH, FIN, SYN and RST only (a segment without SYN or RST carries ACK), without a SYN that would reopen a flow
+after its data, of at most MAX_FLOWS flows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skbsim.fast import state
+from skbsim.net.ipv4.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN, U32
+from skbsim.sockets import (IPPROTO_TCP, MIDSTREAM_MSS, MIDSTREAM_WSCALE, OLD_DATA, ipv4_flow)
+
+#: the TCP flags a covered capture's segments carry
+FLAGS_COVERED = TCPHDR_ACK | TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN | TCPHDR_RST
+ETH_HLEN = 14
+IP_HLEN = 20
+
+
+def parse_segment(header: bytes, length: int):
+    """(tcp_skb_cb, tcp_options_received) of a capture's IPv4 TCP frame as Sockets.deliver() reads it (the model's
+    tcp_v4_fill_cb()), or a reason the fast engine leaves it to the reference engine."""
+    found = ipv4_flow(header)
+    if found is None or found[0] != IPPROTO_TCP:
+        return ("a frame that is no IPv4 TCP segment (UDP, IPv6, ARP, IP options, fragments: a capture's other "
+                "flows into their sockets are the reference engine's)")
+    proto, key, ihl, tot_len = found
+    if tot_len + ETH_HLEN != length:
+        return "a TCP segment padded or cut short in the capture (IPv4 tot_len not the frame's length)"
+    from skbsim.net.ipv4.tcp_ipv4 import tcp_v4_fill_cb
+
+    parsed = tcp_v4_fill_cb(header, ETH_HLEN + ihl, tot_len - ihl, None)
+    if parsed is None:
+        return "a TCP header the capture cut short"
+    flags = parsed[0].tcp_flags
+    if flags & ~FLAGS_COVERED & 0xFF:
+        return "a TCP segment with URG, ECE or CWR"
+    if not flags & (TCPHDR_SYN | TCPHDR_RST) and not flags & TCPHDR_ACK:
+        return "a TCP segment without ACK"
+    return key, parsed
+
+
+class CapturePlan:
+    """A capture's TCP flows (by their first frame) and frame lengths, from one pass over it (memory: the flows'
+    keys and the distinct lengths); :meth:`cb_row` reads each frame's TCP_SKB_CB as the run streams it."""
+
+    __slots__ = ("index", "keys", "lengths", "frames")
+
+    def __init__(self):
+        self.index: dict = {}
+        self.keys: list = []
+        self.lengths: set[int] = set()
+        self.frames = 0
+
+    @classmethod
+    def scan(cls, source, max_flows: int) -> "CapturePlan":
+        """The plan of a capture; ValueError with the reason when the fast engine does not cover it."""
+        plan = cls()
+        data: set = set()
+        for frame in source:
+            found = parse_segment(frame.header or b"", frame.length)
+            if isinstance(found, str):
+                raise ValueError(f"--socket tcp with this capture is the reference engine's: {found}")
+            key, (cb, _) = found
+            flags = cb.tcp_flags
+            if flags & TCPHDR_SYN and key in data:
+                raise ValueError("--socket tcp with this capture is the reference engine's: a SYN after a flow's "
+                                 "data (a new connection on the same addresses and ports)")
+            if not flags & (TCPHDR_SYN | TCPHDR_RST):
+                data.add(key)
+            if key not in plan.index:
+                if len(plan.keys) >= max_flows:
+                    raise ValueError(f"--socket tcp with a capture of more than {max_flows} TCP flows is the "
+                                     f"reference engine's")
+                plan.index[key] = len(plan.keys)
+                plan.keys.append(key)
+            plan.lengths.add(frame.length)
+            plan.frames += 1
+        return plan
+
+    def cb_row(self, frame, number: int) -> list[int]:
+        """TCP_SKB_CB of the capture's frame of that number (CB_* columns), as Sockets._tcp() hands it to
+        tcp_v4_rcv(): without a FIN (not modelled: its data kept), TSval -1 without the option."""
+        key, (cb, _) = parse_segment(frame.header, frame.length)
+        flags = cb.tcp_flags
+        end_seq = cb.end_seq
+        if flags & TCPHDR_FIN and not flags & (TCPHDR_SYN | TCPHDR_RST):
+            flags &= ~TCPHDR_FIN
+            end_seq = (end_seq - 1) & U32
+        tsval = -1 if cb.tsval is None else cb.tsval
+        row = [0] * state.CB_FIELDS
+        row[state.CB_FLOW] = self.index[key]
+        row[state.CB_SEQ] = cb.seq
+        row[state.CB_END_SEQ] = end_seq
+        row[state.CB_ACK_SEQ] = cb.ack_seq
+        row[state.CB_TCP_FLAGS] = flags
+        row[state.CB_DOFF] = cb.doff
+        row[state.CB_WINDOW] = cb.window
+        row[state.CB_TSVAL] = tsval
+        row[state.CB_TSECR] = (cb.tsecr or 0) if tsval >= 0 else 0
+        row[state.CB_SEGS] = 1
+        row[state.CB_FRAME] = number
+        return row
+
+
+def capture_tcp_chunks(source, ref, plan: CapturePlan, legacy: bool, measure=None):
+    """The capture's frames in chunks (traffic._frames_with_headlen()'s lengths, arrival times, RX queues and header
+    lengths: legacy-rx's eth_get_headlen(), or measure(header, length): virtio_net's codes) and each frame's
+    TCP_SKB_CB (CapturePlan.cb_row())."""
+    from skbsim.fast.traffic import _frames_with_headlen
+
+    rows: list = []
+
+    def frames():
+        for number, frame in enumerate(source):
+            rows.append(plan.cb_row(frame, number))
+            yield frame
+
+    if legacy:
+        chunks = _frames_with_headlen(frames(), ref)
+    elif measure is not None:
+        chunks = _frames_with_headlen(frames(), ref, measure, 0)
+    else:
+        chunks = _plain_chunks(frames())
+    for lengths, times, queues, hlens in chunks:
+        n = len(lengths)
+        cbs = np.array(rows[:n], np.int64).reshape(n, state.CB_FIELDS)
+        del rows[:n]
+        yield lengths, times, queues, hlens, cbs
+
+
+def _plain_chunks(frames):
+    """(lengths, arrival times, RX queues, zero header lengths) of the frames, CHUNK at a time."""
+    from skbsim.fast.traffic import CHUNK
+
+    batch: list = []
+    for frame in frames:
+        batch.append((frame.length, frame.time_ns, frame.queue, 0))
+        if len(batch) == CHUNK:
+            yield tuple(np.array(column, np.int64) for column in zip(*batch))
+            batch.clear()
+    if batch:
+        yield tuple(np.array(column, np.int64) for column in zip(*batch))
+
+
+class CaptureSetups:
+    """The receivers the model set up for a capture's flows: for each flow, (its first SYN's frame number or -1,
+    that SYN's time, its first other segment's frame number, that segment's time) as the compiled loop met them
+    (tcp_run._capture_flow()), and the receiver Sockets._tcp() sets up for them."""
+
+    __slots__ = ("wants", "plan")
+
+    def __init__(self, plan: CapturePlan | None = None):
+        self.wants: dict[int, tuple[int, int, int, int]] = {}
+        #: the capture's plan, kept for the runs redone (the capture is scanned once)
+        self.plan = plan
+
+    def want(self, f: int, stage_row) -> None:
+        """The set-up of flow f the compiled loop stopped for (its stage row, ST_* columns)."""
+        self.wants[f] = tuple(int(stage_row[c]) for c in (state.ST_SYN_FRAME, state.ST_SYN_NS, state.ST_EST_FRAME,
+                                                           state.ST_EST_NS))
+
+    def stage(self, ref, plan: CapturePlan, tfl) -> None:
+        """Each wanted receiver set up by the model (on the reference Simulation's Sockets, as Sockets._tcp()
+        does: nothing of it touches the kernel's memory) into tfl's stage, sk0, fl0 and json0 rows."""
+        from skbsim.fast.tcp_setup import sock_to_row
+        from skbsim.tcp_steps import SynOptions
+
+        if not self.wants:
+            return
+        numbers = {n for want in self.wants.values() for n in (want[0], want[2]) if n >= 0}
+        headers = {}
+        last = max(numbers)
+        for number, frame in enumerate(ref.source):
+            if number in numbers:
+                headers[number] = (frame.header, frame.length)
+            if number >= last:
+                break
+        sockets = ref.sockets
+        for f, (syn_frame, syn_ns, est_frame, est_ns) in self.wants.items():
+            flow = sockets.tcp_flow(plan.keys[f], 0)
+            if syn_frame >= 0:
+                _, (cb, opt) = parse_segment(*headers[syn_frame])
+                flow.net.now_us = max(flow.net.now_us, syn_ns // 1000)
+                syn = SynOptions(mss=opt.mss_clamp or 536, wscale=opt.snd_wscale, ts=opt.rcv_tsval is not None,
+                                 sack=opt.sack_ok)
+                sockets.listen(flow, syn_ns, syn, cb.seq,
+                               (cb.ack_seq - 1) & U32 if cb.tcp_flags & TCPHDR_ACK else 0, opt.rcv_tsval or 0)
+            _, (cb, _) = parse_segment(*headers[est_frame])
+            flow.net.now_us = max(flow.net.now_us, est_ns // 1000)
+            if flow.listener is None:  # first seen in mid-stream (Sockets._tcp())
+                syn = SynOptions(mss=MIDSTREAM_MSS, wscale=MIDSTREAM_WSCALE, ts=cb.tsval is not None, sack=False)
+                sockets.listen(flow, est_ns, syn, (cb.seq - 1) & U32, (cb.ack_seq - 1) & U32, cb.tsval or 0)
+            sockets.establish(flow, est_ns, cb.window)
+            sock_to_row(flow.sk, tfl.sk0[f])
+            row = tfl.fl0[f]
+            values = {state.F_WINDOW: flow.window, state.F_SINCE: flow.window_since, state.F_ZERO_NS: flow.zero_ns,
+                      state.F_SMALL_NS: flow.small_ns, state.F_INTEGRAL: flow.window_integral,
+                      state.F_INT_FIRST: flow.integral_at_first, state.F_INT_LAST: flow.integral_at_last,
+                      state.F_MSS: flow.mss, state.F_RCVBUF_INIT: flow.rcvbuf_initial,
+                      state.F_RCVBUF_MAX: flow.rcvbuf_max, state.F_RCV_START: flow.rcv_start,
+                      state.F_RCV_MARK: flow.rcv_mark, state.F_RECEIVED: flow.received,
+                      state.F_JS_COUNT: flow.json_series.count, state.F_JS_EVERY: flow.json_series.every,
+                      state.F_JS_LEN: len(flow.json_series.points)}
+            for col, value in values.items():
+                row[col] = value
+            for j, point in enumerate(flow.json_series.points):
+                tfl.json0[f, j] = point
+            stage = tfl.stage[f]
+            stage[state.ST_SYN_FRAME], stage[state.ST_SYN_NS], stage[state.ST_EST_FRAME], stage[state.ST_EST_NS] = (
+                syn_frame, syn_ns, est_frame, est_ns)
+            stage[state.ST_READY] = 1
+
+
+def refused_report(fl, refused, reasons) -> dict:
+    """Sockets._tcp_report()'s "refused" of a capture's flow: its drops of data it did not have, by reason (every
+    drop but OLD_DATA's: the same count), the bytes, the first segments (time in ms, sequence number from the
+    first byte, payload, reason)."""
+    by_reason = {name: int(fl[state.F_DROPS + n]) for n, name in enumerate(reasons)
+                 if fl[state.F_DROPS + n] and name not in OLD_DATA}
+    first = [[round(int(row[state.RF_NS]) / 1e6, 3), int(row[state.RF_SEQ]), int(row[state.RF_PAYLOAD]),
+              reasons[int(row[state.RF_REASON])]] for row in refused[:int(fl[state.F_REF_LEN])]]
+    return {"segments": sum(by_reason.values()), "bytes": int(fl[state.F_REFUSED_BYTES]),
+            "by_reason": dict(sorted(by_reason.items())), "first": first}

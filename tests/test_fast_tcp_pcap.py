@@ -1,0 +1,223 @@
+"""A capture's TCP flows into TCP receivers on the fast engine (skbsim/fast/tcp_capture.py): the same JSON as the
+reference engine's, over generated captures (flows with and without their SYN, segment sizes, gaps, segments out
+of order, duplicated and retransmitted, bursts beyond the window, FIN and RST), kernels, drivers, SO_RCVBUF,
+readers and faults; and what the receiver refuses, derived by hand."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from skbsim.fast.engine import simulate_engine, unsupported
+from skbsim.sim import RunConfig
+from tcp_engines import ACK, FIN, PSH, RST, SYN, random_capture, run_both, same, segment, udp_datagram, write_capture
+
+
+def differences(reference: dict, fast: dict) -> dict:
+    """The keys whose values differ (flows: the first differing flow's keys), for a failure's message."""
+    out = {key: (reference[key], fast.get(key)) for key in reference
+           if key not in ("engine", "flows") and reference[key] != fast.get(key)}
+    for a, b in zip(reference.get("flows", []), fast.get("flows", [])):
+        if a != b:
+            out["flow"] = {key: (a[key], b.get(key)) for key in a if a[key] != b.get(key)}
+            break
+    if len(reference.get("flows", [])) != len(fast.get("flows", [])):
+        out["flows"] = ([f["flow"] for f in reference["flows"]], [f["flow"] for f in fast["flows"]])
+    return out
+
+
+@st.composite
+def flow_frames(draw, index: int) -> list[bytes]:
+    """One flow's frames in the order its peer sent them: a SYN (with options, without, or none: first seen in
+    mid-stream), segments of drawn sizes (pure ACKs among them), some sent out of order, duplicated or
+    retransmitted later, a FIN on the last, a RST after it at times."""
+    sport = 40000 + index
+    ts = draw(st.sampled_from([None, 1000]))
+    isn = draw(st.integers(0, 0xFFFFFFFF))
+    frames = []
+    opening = draw(st.sampled_from(["syn", "syn_options", "midstream"]))
+    if opening != "midstream":
+        frames.append(segment(isn, 0, flags=SYN, sport=sport, ts=ts, ack=0, syn_options=opening == "syn_options"))
+    mss = draw(st.sampled_from([536, 1000, 1448]))
+    sizes = draw(st.lists(st.one_of(st.just(mss), st.integers(0, mss)), min_size=1, max_size=40))
+    seq = (isn + 1) & 0xFFFFFFFF
+    data = []
+    for n, size in enumerate(sizes):
+        data.append((seq, size, ts + n // 4 if ts is not None else None))
+        seq = (seq + size) & 0xFFFFFFFF
+    # out of order: a few neighbours swapped; duplicates and retransmissions: a few segments again, later
+    for _ in range(draw(st.integers(0, 3))):
+        if len(data) > 1:
+            at = draw(st.integers(0, len(data) - 2))
+            data[at], data[at + 1] = data[at + 1], data[at]
+    for _ in range(draw(st.integers(0, 3))):
+        again = draw(st.sampled_from(data))
+        data.insert(draw(st.integers(data.index(again), len(data))), again)
+    for n, (seq, size, tsval) in enumerate(data):
+        flags = ACK | PSH | (FIN if n == len(data) - 1 and draw(st.booleans()) else 0)
+        frames.append(segment(seq, size, flags=flags, sport=sport, ts=tsval))
+    if draw(st.integers(0, 4)) == 0:
+        frames.append(segment(seq, 0, flags=RST | ACK, sport=sport, ts=None))
+    return frames
+
+
+@st.composite
+def captures(draw, udp: bool = False) -> list[tuple[float, bytes]]:
+    """Up to three flows' frames interleaved, with gaps of 0 (a burst) to 200 us (and UDP datagrams with udp)."""
+    flows = [draw(flow_frames(n)) for n in range(draw(st.integers(1, 3)))]
+    if udp:
+        flows.append([udp_datagram(draw(st.integers(0, 1400))) for _ in range(draw(st.integers(1, 5)))])
+    frames = []
+    when = 0.0
+    while any(flows):
+        flow = draw(st.sampled_from([f for f in flows if f]))
+        when += draw(st.sampled_from([0, 0, 1, 10, 200])) * 1e-6
+        frames.append((when, flow.pop(0)))
+    return frames
+
+
+DRIVERS = [("tun", {}), ("ice", {"rx": "build_skb", "gro": "0"}), ("ice", {"rx": "legacy", "gro": "0"}),
+           ("copybreak", {"gro": "0"}), ("virtio_net", {"gro": "0"}), ("virtio_net", {"mtu": "1400", "gro": "0"})]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(frames=captures(), kernel=st.sampled_from(["6.1", "6.9", "6.12", "6.18", "7.1"]),
+       driver=st.sampled_from(DRIVERS), so_rcvbuf=st.sampled_from([None, None, 4096, 20000, 65536]),
+       app_rate=st.sampled_from([None, 0, 1000, 50000]), read_size=st.sampled_from([None, 3000]),
+       cpus=st.sampled_from([1, 1, 2]),
+       faults=st.sampled_from([(), (), (("slab", 0.02, 1, -1, 0),), (("page_frag", 0.3, 2, 3, 10),)]))
+def test_a_capture_into_tcp_receivers_gives_the_same_json_on_both_engines(frames, kernel, driver, so_rcvbuf,
+                                                                           app_rate, read_size, cpus, faults):
+    if kernel == "7.1" and driver[1].get("rx") == "legacy":
+        driver = DRIVERS[1]  # (ice's page_pool form has no legacy-rx)
+    with tempfile.TemporaryDirectory() as tmp:
+        traffic = write_capture(os.path.join(tmp, "c.pcap"), frames)
+        config = dict(kernel=kernel, driver=driver[0], options=driver[1], traffic=traffic, socket="tcp", count=None,
+                      rate=None, so_rcvbuf=so_rcvbuf, app_rate=app_rate, app_read_size=read_size, cpus=cpus,
+                      faults=faults)
+        reference, fast, why = run_both(config)
+    assert same(reference, fast), (why, differences(reference, fast))
+    reason = unsupported(RunConfig(**config))
+    if reason is None and why is not None:
+        # handed over only for what the fast engine leaves to the reference engine, saying so
+        assert ("page_pool" in why or "libeth" in why or "SYN or RST only" in why or "does not follow" in why
+                or "memory pressure" in why or "left over at close" in why or "skb_condense" in why
+                or "virtio_net's MTU" in why), why
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(frames=captures(udp=True), kernel=st.sampled_from(["6.1", "6.18"]), driver=st.sampled_from(DRIVERS[:2]))
+def test_a_capture_with_udp_flows_is_handed_over_whole(frames, kernel, driver):
+    # mixed TCP and UDP captures are the reference engine's, saying why, with its JSON
+    with tempfile.TemporaryDirectory() as tmp:
+        traffic = write_capture(os.path.join(tmp, "c.pcap"), frames)
+        config = dict(kernel=kernel, driver=driver[0], options=driver[1], traffic=traffic, socket="tcp", count=None,
+                      rate=None)
+        reference, fast, why = run_both(config)
+    assert same(reference, fast) and "no IPv4 TCP segment" in why
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_drawn_captures_of_long_flows(tmp_path, seed):
+    # captures of up to 4 flows of up to 400 segments each (tcp_engines.random_capture(): the window exceeded in
+    # bursts, segments reordered and repeated), through each driver in turn, a reader or none
+    rng = random.Random(seed)
+    traffic, _ = random_capture(rng, str(tmp_path / "c.pcap"), 400, udp_share=0)
+    driver, options = DRIVERS[seed % len(DRIVERS)]
+    config = dict(kernel=rng.choice(["6.1", "6.9", "6.12", "6.18"]), driver=driver, options=options, traffic=traffic,
+                  socket="tcp", count=None, rate=None, so_rcvbuf=rng.choice([None, 8192, 65536]),
+                  app_rate=rng.choice([None, 0, 2000]), cpus=rng.choice([1, 2]))
+    reference, fast, why = run_both(config)
+    assert same(reference, fast), (why, differences(reference, fast))
+
+
+def test_tun_and_ice_replay_a_capture_on_the_fast_engine(tmp_path):
+    frames = [(0.0, segment(999, 0, flags=SYN, syn_options=True))]
+    frames += [(1e-5 * (n + 1), segment(1000 + 1448 * n, 1448, ts=1001 + n)) for n in range(30)]
+    frames += [(1e-3, segment(5000, 100, sport=41000, ts=None))]
+    traffic = write_capture(str(tmp_path / "c.pcap"), frames)
+    for driver, options in DRIVERS[:2]:
+        reference, fast, why = run_both(dict(kernel="6.18", driver=driver, options=options, traffic=traffic,
+                                             socket="tcp", count=None, rate=None))
+        assert why is None and fast["engine"] == "fast" and same(reference, fast)
+        assert [flow["bytes_received"] for flow in fast["flows"]] == [30 * 1448, 100]
+
+
+def test_gro_and_trace_of_a_capture_stay_the_reference_engines(tmp_path):
+    traffic = write_capture(str(tmp_path / "c.pcap"), [(0.0, segment(1000, 1448))])
+    config = RunConfig(kernel="6.18", options={"rx": "build_skb"}, traffic=traffic, socket="tcp", count=None,
+                       rate=None)
+    assert "through GRO" in unsupported(config)
+    result, _, why = simulate_engine(config, "fast")
+    assert result["engine"] == "reference" and why == unsupported(config)
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_what_a_receiver_refuses_beyond_its_window_derived_by_hand(tmp_path, kernel):
+    # Two flows, each a SYN with timestamps (no MSS option, no window scale) then 40 in-order 1448-byte
+    # segments, interleaved 10 us apart, through ice (rx=build_skb, GRO off: one 2304-byte skb a segment,
+    # half a 4K page and the sk_buff) with SO_RCVBUF 4096 and nobody reading.
+    #   sk_rcvbuf = 2 * 4096 = 8192; tcp_full_space() = tcp_win_from_space(8192) = 8192 / 2 = 4096 (6.1:
+    #   tcp_adv_win_scale 1; 6.12: the initial scaling_ratio 128 / 256).  The SYN-ACK's window:
+    #   rounddown(4096, advmss 1460 - 12 of timestamps = 1448) = 2896, no scaling (the SYN had none).
+    #   tcp_init_buffer_space(): window_clamp 4096 > 2 * 1448 and 4096 + 1448 > 4096: max(2 * 1448,
+    #   4096 - 1448) = 2896; rcv_ssthresh = min(2896, 2896).
+    #   Segment 1 (quickack: ACKed at once): free space tcp_space() = (8192 - 2304) / 2 = 2944 on 6.1
+    #   (6.12 re-derives the ratio 1448 * 256 / 2304 = 160: 5888 * 160 / 256 = 3680), capped at
+    #   rcv_ssthresh 2896 (growth is capped by window_clamp 2896); the old rcv_wnd 2896 is neither at or
+    #   below free - mss nor above free: kept.  Right edge 1448 + 2896 = 4344.
+    #   Segments 2 and 3 end at 2896 and 4344: taken.  Free space then (8192 - 6912) / 2 = 640 (6.12:
+    #   800) below one MSS: the window is 0 and the edge stays at 4344 (a window never shrinks).
+    #   Segment 4 (4344..5792) starts at the edge: tcp_sequence() lets it through (it checks the start
+    #   against rcv_nxt + 0), tcp_data_queue() drops it for the zero window: TCP_ZEROWINDOW.
+    #   Segments 5..40 start beyond the edge: tcp_sequence() refuses them, TCP_INVALID_SEQUENCE.
+    # So each flow: 3 delivered (4344 bytes), 37 refused (37 * 1448 = 53576 bytes), listed from 4344 on.
+    frames = []
+    for sport in (40000, 40001):
+        frames.append([segment(999_999, 0, flags=SYN, sport=sport, ack=0, ts=1000)]
+                      + [segment(1_000_000 + 1448 * n, 1448, sport=sport, ts=1001) for n in range(40)])
+    interleaved = [frame for pair in zip(*frames) for frame in pair]
+    traffic = write_capture(str(tmp_path / "two.pcap"), [(n * 1e-5, frame) for n, frame in enumerate(interleaved)])
+    reference, fast, why = run_both(dict(kernel=kernel, driver="ice", options={"rx": "build_skb", "gro": "0"},
+                                         traffic=traffic, socket="tcp", count=None, rate=None, so_rcvbuf=4096,
+                                         app_rate=0))
+    assert why is None and fast["engine"] == "fast" and same(reference, fast)
+    assert [flow["flow"] for flow in fast["flows"]] == ["198.18.0.1:40000 > 192.0.2.1:5001",
+                                                         "198.18.0.1:40001 > 192.0.2.1:5001"]
+    for flow in fast["flows"]:
+        assert (flow["delivered"], flow["bytes_received"], flow["control"]) == (3, 4344, 1)
+        refused = flow["refused"]
+        assert (refused["segments"], refused["bytes"]) == (37, 37 * 1448)
+        assert refused["by_reason"] == {"TCP_ZEROWINDOW": 1, "TCP_INVALID_SEQUENCE": 36}
+        assert len(refused["first"]) == 20
+        assert [entry[1:] for entry in refused["first"][:2]] == [[4344, 1448, "TCP_ZEROWINDOW"],
+                                                                  [5792, 1448, "TCP_INVALID_SEQUENCE"]]
+    assert fast["tcp"]["refused"] == {"segments": 74, "bytes": 74 * 1448} and fast["dropped"]["tcp"] == 74
+
+
+@pytest.mark.parametrize("frames, reason", [
+    ([segment(1000, 100), udp_datagram(100)], "no IPv4 TCP segment"),
+    ([segment(1000, 10) + bytes(20)], "padded or cut short"),
+    ([segment(1000, 100, flags=ACK | 0x20)], "URG, ECE or CWR"),
+    ([segment(1000, 100, flags=PSH)], "without ACK"),
+    ([segment(999, 0, flags=SYN), segment(1000, 100), segment(5000, 0, flags=SYN)], "a SYN after a flow's data"),
+])
+def test_what_the_fast_engine_leaves_of_a_capture_to_the_reference_engine(tmp_path, frames, reason):
+    traffic = write_capture(str(tmp_path / "c.pcap"), [(n * 1e-5, frame) for n, frame in enumerate(frames)])
+    reference, fast, why = run_both(dict(kernel="6.18", driver="tun", options={}, traffic=traffic, socket="tcp",
+                                         count=None, rate=None))
+    assert fast["engine"] == "reference" and reason in why and same(reference, fast)
+
+
+def test_a_capture_refused_only_for_what_it_holds_within_count(tmp_path):
+    # --count stops the capture before its UDP datagram: the fast engine replays the TCP segments before it
+    frames = [segment(1000 + 100 * n, 100) for n in range(5)] + [udp_datagram(100)]
+    traffic = write_capture(str(tmp_path / "c.pcap"), [(n * 1e-5, frame) for n, frame in enumerate(frames)])
+    reference, fast, why = run_both(dict(kernel="6.18", driver="tun", options={}, traffic=traffic, socket="tcp",
+                                         count=5, rate=None))
+    assert why is None and same(reference, fast) and fast["flows"][0]["bytes_received"] == 500
