@@ -64,7 +64,7 @@ def test_ntb_runs_on_the_fast_engine():
 
 TCP_WORKLOADS = {
     "bulk": dict(count=1500),
-    # the issue's case: small messages, a small SO_RCVBUF and a slow reader: tcp_prune_queue() and collapsing
+    # ntb's zero-window case: small messages, a small SO_RCVBUF and a slow reader: tcp_prune_queue() and collapsing
     "pressure": dict(tcp="messages:100@50000", count=2000, rate=1e6, so_rcvbuf=16384, app_rate=100, rtt_ms=0.5,
                      traffic="tcp-bulk:ts=1"),
     # a reader that never reads: the window closes, zero-window probes
@@ -144,8 +144,8 @@ def test_ntb_skbs_worked_out_from_the_kernel_formulas(kernel):
         assert truenas["leaks"]["clean"] and upstream["leaks"]["clean"]
 
 
-def test_ntb_reference_and_fast_agree_on_the_issue_example_udp():
-    """The issue's example, as UDP: upstream's 131328-byte skbs and TrueNAS's copies, 6.12 and 6.18."""
+def test_ntb_reference_and_fast_agree_on_the_readme_example_udp():
+    """ntb's example in the README, as UDP: upstream's 131328-byte skbs and TrueNAS's copies, 6.12 and 6.18."""
     for kernel in ("6.12", "6.18"):
         for copybreak in ("0", "3646"):
             _assert_same(kernel=kernel, driver="ntb", options={"copybreak": copybreak}, traffic="imix", count=3_000,

@@ -21,7 +21,7 @@ from skbsim.fast.layout import (
 from skbsim.fast.mm import _pf_alloc, _put_page
 from skbsim.fast.napi import _defer_flush, _free_skb, _poll_done, _raise_irq
 from skbsim.fast.rx import _batch_add
-from skbsim.fast.slub import _slab_alloc, _slab_free
+from skbsim.fast.slub import _slab_alloc
 from skbsim.fast.sock import _deliver, _trace_drop
 from skbsim.fast.state import (
     BUDGET_LEFT, CACHE_SKB, COPYBREAK, DEFER_LEN, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES,
@@ -30,7 +30,7 @@ from skbsim.fast.state import (
     SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, NOW, TRACE,
 )
 from skbsim.fast.state import COST, TC_ERR, TC_RUN  # -- TCP through NAPI drivers --
-from skbsim.fast.tun import _alloc_skb_sk_buff, _tun_kmalloc
+from skbsim.fast.tun import _alloc_skb
 from skbsim.sim import NAPI_POLL_WEIGHT
 
 
@@ -52,15 +52,7 @@ def _ntb_netdev_alloc_skb(k, cpu, row):
                 _put_page(k.pages, k.st, head)
             return -1, -1
         return head, obj
-    obj = _alloc_skb_sk_buff(k, cpu)  # 6.19+: what the NAPI skb cache holds first (__alloc_skb() outside NAPI)
-    if obj < 0:
-        return -1, -1
-    head = _tun_kmalloc(k, cpu, kind, row[T_CACHE])
-    if head < 0:
-        if not k.st[ERR]:
-            _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, obj)
-        return -1, -1
-    return head, obj
+    return _alloc_skb(k, cpu, kind, row[T_CACHE])
 
 
 @njit(cache=True, forceinline=True)

@@ -8,9 +8,10 @@ import types
 import numpy as np
 
 from skbsim.fast.layout import (
-    NTB_BUF_ROW, ROUTE_ALLOC, TH_PAGE_FRAG, TH_PAGES, TH_SLAB, T_BUFLEN, T_CACHE, T_FRAGS, T_HEAD, T_ROOM, T_ROUTE, T_TS,
+    NTB_BUF_ROW, ROUTE_ALLOC, TH_PAGE_FRAG, T_BUFLEN, T_CACHE, T_FRAGS, T_HEAD, T_ROOM, T_ROUTE, T_TS,
 )
 from skbsim.fast.ntb import _ntb_open
+from skbsim.fast.tun import kmalloc_head_kind
 from skbsim.fast.setup import TableSizes, base_config, new_kernel, slab_spec, socket_queue_capacity
 from skbsim.fast.state import (
     ALLOCATED, CACHES, CACHE_KMALLOC, CACHE_SKB, CACHE_SMALL, DRIVER_NTB, D_BUF_FAILURES, F_ANY,
@@ -110,14 +111,7 @@ class NtbLengths:
                 raise ValueError(f"an ntb head from {skb.head_source}, which the fast engine does not model")
             values[T_HEAD], values[T_BUFLEN] = TH_PAGE_FRAG, skb.head_size
         else:
-            page = kernel.pages.virt_to_head_page(skb.head)
-            if page.slab is not None:
-                index = self.cache_index.get(page.slab.cache.name)
-                if index is None:
-                    raise ValueError(f"an ntb head from {page.slab.cache.name}, which the fast engine does not model")
-                values[T_HEAD], values[T_CACHE] = TH_SLAB, index
-            else:
-                values[T_HEAD], values[T_CACHE] = TH_PAGES, page.order
+            values[T_HEAD], values[T_CACHE] = kmalloc_head_kind(kernel, skb, self.cache_index, "an ntb")
         # ntb_netdev_rx_handler(): a copy keeps its path; the ring's skb is named after its buffer
         self.names[row] = ((skb.path or "page_frag", skb.head_source) if copy is not None
                            else (skb.path, f"ntb rx buffer ({skb.head_source})"))

@@ -22,10 +22,9 @@ from skbsim.fast import tun
 from skbsim.fast.layout import njit
 from skbsim.fast.napi import _free_skb
 from skbsim.fast.rules import _can_ingest_value, _clamp_window_values, _prune_fits_value, _prune_over_value
-from skbsim.fast.slub import _slab_free
 from skbsim.fast.state import DRIVER, DRIVER_NTB, DRIVER_TUN
 from skbsim.fast.state import (
-    CACHE_SKB, CB_END_SEQ, CB_FIELDS, CB_GSO_SIZE, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, ERR, RQ_END_TS, RQ_FIELDS,
+    CB_END_SEQ, CB_FIELDS, CB_GSO_SIZE, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, ERR, RQ_END_TS, RQ_FIELDS,
     RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS,
     TC_ERR, TC_R_ADMIT, TC_RMEM2, TS_ACK_QUICK, TS_ADVMSS, TS_COLLAPSE_COPIED, TS_DROPS, TS_FWD, TS_MIB,
     TS_OFO_HEAD, TS_OFO_LEN, TS_PRED, TS_RCVBUF, TS_RCV_NXT, TS_COPIED_SEQ, TS_RCV_SSTHRESH, TS_RMEM, TS_RQ_HEAD,
@@ -58,7 +57,6 @@ def collapse_alloc_columns(lengths, facts: np.ndarray) -> np.ndarray:
     """facts (tcp_run's TF_* columns) with the TF_C_* columns for every byte count tcp_collapse() may copy
     into one new skb (1 to SKB_MAX_ORDER(0, 0)), read from alloc_skb() on the scratch kernel of lengths
     (tun._TunLengths).  The head depends on SKB_HEAD_ALIGN(n) only: one allocation per value of it."""
-    from skbsim.fast.layout import TH_PAGES, TH_SLAB
     from skbsim.mm.gfp import GFP_ATOMIC
     from skbsim.net.ipv4.tcp_input import SKB_MAX_ORDER0
     from skbsim.net.skbuff import alloc_skb, kfree_skb, skb_tailroom
@@ -75,16 +73,8 @@ def collapse_alloc_columns(lengths, facts: np.ndarray) -> np.ndarray:
         if aligned not in seen:
             with kernel.softirq(0):
                 skb = alloc_skb(kernel, n, GFP_ATOMIC)
-                page = kernel.pages.virt_to_head_page(skb.head)
-                if page.slab is not None:
-                    index = lengths.cache_index.get(page.slab.cache.name)
-                    if index is None:
-                        raise ValueError(f"a collapsed skb's head from {page.slab.cache.name}, which the fast "
-                                         "engine does not model")
-                    row = [TH_SLAB, index]
-                else:
-                    row = [TH_PAGES, page.order]
-                seen[aligned] = row + [skb.truesize, skb_tailroom(skb)]
+                kind, cache = tun.kmalloc_head_kind(kernel, skb, lengths.cache_index, "a collapsed skb's")
+                seen[aligned] = [kind, cache, skb.truesize, skb_tailroom(skb)]
                 kfree_skb(kernel, skb)
         cols[n] = seen[aligned]
     return np.hstack([facts, cols])
@@ -153,19 +143,10 @@ def _tcp_clamp_window(tc, sk):
 
 @njit(cache=True, forceinline=True)
 def _collapse_alloc_skb(k, cpu, n):
-    """alloc_skb(n, GFP_ATOMIC): the sk_buff (tun._alloc_skb_sk_buff()), then kmalloc_reserve()'s head (no
-    reserves: GFP_ATOMIC lacks __GFP_MEMALLOC); without a head the sk_buff goes back to its slab.  (head,
-    sk_buff), the sk_buff -1 when either failed."""
+    """alloc_skb(n, GFP_ATOMIC) (tun._alloc_skb(); no reserves: GFP_ATOMIC lacks __GFP_MEMALLOC) with the head
+    facts give for n bytes (collapse_alloc_columns()): (head, sk_buff), the sk_buff -1 when either failed."""
     facts = k.tfl.facts
-    obj = tun._alloc_skb_sk_buff(k, cpu)
-    if obj < 0:
-        return -1, -1
-    head = tun._tun_kmalloc(k, cpu, facts[n, TF_C_KIND], facts[n, TF_C_CACHE])
-    if head < 0:
-        if not k.st[ERR]:
-            _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, obj)
-        return -1, -1
-    return head, obj
+    return tun._alloc_skb(k, cpu, facts[n, TF_C_KIND], facts[n, TF_C_CACHE])
 
 
 @njit(cache=True, forceinline=True)

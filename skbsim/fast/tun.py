@@ -77,6 +77,23 @@ def _alloc_skb_sk_buff(k, cpu):
 
 
 @njit(cache=True, forceinline=True)
+def _alloc_skb(k, cpu, kind, c):
+    """net/core/skbuff.c __alloc_skb() outside NAPI with a kmalloc'ed head (tun_alloc_skb(), __netdev_alloc_skb()
+    beyond the page_frag sizes, tcp_collapse()'s alloc_skb()): the sk_buff (_alloc_skb_sk_buff()), then
+    kmalloc_reserve()'s head of kind and cache or order c (_tun_kmalloc(); no reserves to retry with); without a
+    head the sk_buff goes back to skbuff_head_cache.  (head, sk_buff), the sk_buff -1 when either failed."""
+    obj = _alloc_skb_sk_buff(k, cpu)
+    if obj < 0:
+        return -1, -1
+    head = _tun_kmalloc(k, cpu, kind, c)
+    if head < 0:
+        if not k.st[ERR]:
+            _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, obj)
+        return -1, -1
+    return head, obj
+
+
+@njit(cache=True, forceinline=True)
 def _tun_build_skb(k, cpu, length):
     """tun_build_skb(): buflen bytes of current->task_frag at an SMP_CACHE_BYTES-aligned offset (the block is
     reused when only the task holds it, kept while the buffer fits, else given up for a new
@@ -233,14 +250,8 @@ def _tun_alloc_skb(k, cpu, length):
         k.st[TUN_EAGAIN] += 1
         _tun_refused(k, cpu, False)
         return -1, -1, -1, 0
-    obj = _alloc_skb_sk_buff(k, cpu)  # -- TCP pressure --: 6.19's NAPI skb cache outside NAPI
+    head, obj = _alloc_skb(k, cpu, tab[length, T_HEAD], tab[length, T_CACHE])
     if obj < 0:
-        _tun_refused(k, cpu, True)
-        return -1, -1, -1, 0
-    head = _tun_kmalloc(k, cpu, tab[length, T_HEAD], tab[length, T_CACHE])
-    if head < 0:
-        if not k.st[ERR]:
-            _slab_free(k.slabs, CACHE_SKB, cpu, k.pages, k.st, obj)
         _tun_refused(k, cpu, True)
         return -1, -1, -1, 0
     ts = tab[length, T_TS]
@@ -347,6 +358,19 @@ def _tun_poll(k, cpu):
     _poll_done(k, cpu, work, budget, work, taken_before)
     if k.tcp.tc[TC_RUN]:
         _tcp_poll_end(k, k.st[NOW] + work * k.cfg[COST])
+
+
+def kmalloc_head_kind(kernel, skb, cache_index: dict, whose: str) -> tuple[int, int]:
+    """Where a model skb's kmalloc'ed head came from, as _tun_kmalloc() takes it: (TH_SLAB, the cache's index in
+    Slabs) for a kmem cache object, (TH_PAGES, order) for pages of its own (__kmalloc_large_node()).  whose names
+    the skb in the ValueError for a cache the fast engine does not model."""
+    page = kernel.pages.virt_to_head_page(skb.head)
+    if page.slab is None:
+        return TH_PAGES, page.order
+    index = cache_index.get(page.slab.cache.name)
+    if index is None:
+        raise ValueError(f"{whose} head from {page.slab.cache.name}, which the fast engine does not model")
+    return TH_SLAB, index
 
 
 class _TunLengths:
@@ -476,14 +500,7 @@ class _TunLengths:
                 raise ValueError(f"{route} built a head from a page fragment")
             row[T_HEAD], row[T_BUFLEN] = TH_TASK_FRAG, skb.head_size
         else:
-            page = kernel.pages.virt_to_head_page(skb.head)
-            if page.slab is not None:
-                index = self.cache_index.get(page.slab.cache.name)
-                if index is None:
-                    raise ValueError(f"a tun head from {page.slab.cache.name}, which the fast engine does not model")
-                row[T_HEAD], row[T_CACHE] = TH_SLAB, index
-            else:
-                row[T_HEAD], row[T_CACHE] = TH_PAGES, page.order
+            row[T_HEAD], row[T_CACHE] = kmalloc_head_kind(kernel, skb, self.cache_index, "a tun")
         row[T_NFRAGS] = len(skb.shinfo.frags)
         row[T_DLEN] = skb.data_len
         row += [frag.page.order for frag in skb.shinfo.frags]
