@@ -11,10 +11,10 @@ from skbsim.fast.layout import (
     NTB_BUF_ROW, ROUTE_ALLOC, TH_PAGE_FRAG, T_BUFLEN, T_CACHE, T_FRAGS, T_HEAD, T_ROOM, T_ROUTE, T_TS,
 )
 from skbsim.fast.ntb import _ntb_open
-from skbsim.fast.tun import kmalloc_head_kind
+from skbsim.fast.tun import head_caches, kmalloc_head_kind
 from skbsim.fast.setup import TableSizes, base_config, new_kernel, slab_spec, socket_queue_capacity
 from skbsim.fast.state import (
-    ALLOCATED, CACHES, CACHE_KMALLOC, CACHE_SKB, CACHE_SMALL, DRIVER_NTB, D_BUF_FAILURES, F_ANY,
+    ALLOCATED, CACHE_SKB, DRIVER_NTB, D_BUF_FAILURES, F_ANY,
     PG_IN_USE, new_tun_queues,
 )
 from skbsim.sim import NAPI_POLL_WEIGHT, RunConfig, Simulation
@@ -39,7 +39,6 @@ class NtbLengths:
 
     def __init__(self, ref: Simulation, config: RunConfig):
         from skbsim.kernel import Kernel
-        from skbsim.mm.gfp import GFP_KERNEL
         from skbsim.net.napi import net_device
 
         queue = ref.cpus[0].queue
@@ -48,13 +47,7 @@ class NtbLengths:
         # the scratch kernel has no fault rules: every length's skb is the one no failure changes
         kernel = self.kernel = Kernel(ref.kernel.profile, ncpus=config.cpus)
         self.dev = net_device("ntb0")
-        # the caches a head may come from, by their index in Slabs, as tun's (skbsim.fast.tun._TunLengths)
-        kmalloc = [kernel.slab.kmalloc_slab(size, GFP_KERNEL) for size in kernel.slab.kmalloc_sizes if size >= 256]
-        if CACHE_KMALLOC + len(kmalloc) > CACHES:
-            raise ValueError(f"the fast engine models ntb heads from at most {CACHES - CACHE_KMALLOC} kmalloc caches")
-        self.caches = {CACHE_KMALLOC + i: cache for i, cache in enumerate(kmalloc)}
-        if kernel.skb_small_head_cache is not None:
-            self.caches[CACHE_SMALL] = kernel.skb_small_head_cache
+        self.caches = head_caches(kernel, "ntb")  # by their index in Slabs, as tun's
         self.cache_index = {cache.name: c for c, cache in self.caches.items()}
         self.tab = np.zeros((NTB_BUF_ROW + 1, T_FRAGS), np.int64)
         #: per row: (path, head_source) of the skb handed up

@@ -360,6 +360,22 @@ def _tun_poll(k, cpu):
         _tcp_poll_end(k, k.st[NOW] + work * k.cfg[COST])
 
 
+def head_caches(kernel, whose: str) -> dict:
+    """The kmem caches an skb head from kmalloc_reserve() may come from on kernel, by their index in Slabs:
+    skbuff_small_head (where the release has it) and kmalloc from 256 bytes up (a head is at least
+    SKB_HEAD_ALIGN(NET_SKB_PAD + ETH_HLEN) bytes).  A scratch kernel with the run's CPU count gives the run's
+    slab orders.  CACHE_SKB is the run's own skbuff_head_cache."""
+    from skbsim.mm.gfp import GFP_KERNEL
+
+    kmalloc = [kernel.slab.kmalloc_slab(size, GFP_KERNEL) for size in kernel.slab.kmalloc_sizes if size >= 256]
+    if CACHE_KMALLOC + len(kmalloc) > CACHES:
+        raise ValueError(f"the fast engine models {whose} heads from at most {CACHES - CACHE_KMALLOC} kmalloc caches")
+    caches = {CACHE_KMALLOC + i: cache for i, cache in enumerate(kmalloc)}
+    if kernel.skb_small_head_cache is not None:
+        caches[CACHE_SMALL] = kernel.skb_small_head_cache
+    return caches
+
+
 def kmalloc_head_kind(kernel, skb, cache_index: dict, whose: str) -> tuple[int, int]:
     """Where a model skb's kmalloc'ed head came from, as _tun_kmalloc() takes it: (TH_SLAB, the cache's index in
     Slabs) for a kmem cache object, (TH_PAGES, order) for pages of its own (__kmalloc_large_node()).  whose names
@@ -390,7 +406,6 @@ class _TunLengths:
     def __init__(self, ref: Simulation, config: RunConfig):
         from skbsim.drivers.tun import open_queue
         from skbsim.kernel import Kernel
-        from skbsim.mm.gfp import GFP_KERNEL
         from skbsim.net.napi import napi_struct, net_device
 
         # the scratch kernel has no fault rules: every length's skb is the one no failure changes
@@ -399,16 +414,8 @@ class _TunLengths:
         napi = napi_struct(net_device("eth0"), NAPI_POLL_WEIGHT, napi_id=0x2001, cpu=0)
         with kernel.softirq(0):
             self.queue = open_queue(kernel, napi.dev, napi, dict(config.options))
-        # The caches a head may come from, by their index in Slabs: skbuff_small_head, and kmalloc from 256
-        # bytes up (a head is at least SKB_HEAD_ALIGN(NET_SKB_PAD + ETH_HLEN) bytes).  The scratch kernel
-        # has the run's CPU count, so SLUB picks the same slab orders.
-        kmalloc = [kernel.slab.kmalloc_slab(size, GFP_KERNEL) for size in kernel.slab.kmalloc_sizes if size >= 256]
-        if CACHE_KMALLOC + len(kmalloc) > CACHES:
-            raise ValueError(f"the fast engine models tun heads from at most {CACHES - CACHE_KMALLOC} kmalloc caches")
-        #: Slabs index -> the scratch kernel's cache (CACHE_SKB is the run's own skbuff_head_cache)
-        self.caches = {CACHE_KMALLOC + i: cache for i, cache in enumerate(kmalloc)}
-        if kernel.skb_small_head_cache is not None:
-            self.caches[CACHE_SMALL] = kernel.skb_small_head_cache
+        #: Slabs index -> the scratch kernel's cache
+        self.caches = head_caches(kernel, "tun")
         self.cache_index = {cache.name: c for c, cache in self.caches.items()}
         #: per length: the skb's path, head source and data_len (for the report and --trace)
         self.names: dict[int, tuple[str, str, int]] = {}
