@@ -206,6 +206,8 @@ def test_what_a_receiver_refuses_beyond_its_window_derived_by_hand(tmp_path, ker
     ([segment(1000, 100, flags=ACK | 0x20)], "URG, ECE or CWR"),
     ([segment(1000, 100, flags=PSH)], "without ACK"),
     ([segment(999, 0, flags=SYN), segment(1000, 100), segment(5000, 0, flags=SYN)], "a SYN after a flow's data"),
+    # five flows: each receiver's set-up costs the fast engine a rerun of the capture (tcp_engine.CAPTURE_MAX_FLOWS)
+    ([segment(1000, 100, sport=40000 + n) for n in range(5)], "more than 4 TCP flows"),
 ])
 def test_what_the_fast_engine_leaves_of_a_capture_to_the_reference_engine(tmp_path, frames, reason):
     traffic = write_capture(str(tmp_path / "c.pcap"), [(n * 1e-5, frame) for n, frame in enumerate(frames)])

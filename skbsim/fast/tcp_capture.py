@@ -15,7 +15,8 @@ and segment at which times (tcp_run._capture_flow()), and the run is redone with
 Covered (:meth:`CapturePlan.scan` refuses the rest, each with its reason): captures whose every frame is an IPv4
 TCP segment over Ethernet without IP options or fragments, neither padded nor cut short, whose flags are ACK,
 PSH, FIN, SYN and RST only (a segment without SYN or RST carries ACK), without a SYN that would reopen a flow
-after its data, of at most MAX_FLOWS flows.
+after its data, of at most tcp_engine.CAPTURE_MAX_FLOWS flows (each costs a rerun: with more the reference
+engine is the faster).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class CapturePlan:
             if key not in plan.index:
                 if len(plan.keys) >= max_flows:
                     raise ValueError(f"--socket tcp with a capture of more than {max_flows} TCP flows is the "
-                                     f"reference engine's")
+                                     f"reference engine's (the fast engine reruns the capture for each flow's "
+                                     f"receiver: the reference is the faster)")
                 plan.index[key] = len(plan.keys)
                 plan.keys.append(key)
             plan.lengths.add(frame.length)
