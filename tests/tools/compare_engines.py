@@ -341,7 +341,8 @@ def _tcp(rng: random.Random, kernel: str, max_frames: int, drivers=None, folder:
     if folder is not None and rng.random() < CAPTURE_SHARE:  # -- TCP capture --
         from tcp_engines import random_capture
 
-        if driver != "tun" and rng.random() < 0.75:  # (a capture through GRO is the reference engine's)
+        # (a capture through GRO is the reference engine's; tun without IFF_NAPI and ntb have no GRO to turn off)
+        if driver not in ("tun", "ntb") and rng.random() < 0.75:
             options = dict(options, gro="0")
         path = os.path.join(folder, f"capture-{rng.getrandbits(64):016x}.pcap")
         traffic, frames = random_capture(rng, path, max_frames)
