@@ -18,8 +18,10 @@ reading as fast as it can.
    GRO, the TCP receiver, its ACKs and the reader, all modelled; and per second of the CPU time the
    process used meanwhile (getrusage(), user + system).  The line says which engine ran: the fast
    engine runs the tun workload, virtio_net through GRO (mergeable buffers: the copy head of each
-   full-size frame, GRO's aggregates) and ice through GRO (rx=build_skb: the segments GRO merges go to
-   the receiver as aggregates); a workload it hands to the reference engine prints the reason.
+   full-size frame, GRO's aggregates), ice through GRO (rx=build_skb: the segments GRO merges go to
+   the receiver as aggregates) and ntb (ntb_netdev without copybreak: each segment in its 65524-byte
+   kmalloc'ed ring buffer, truesize 131328, copied by tcp_try_coalesce() into the tailroom of the one
+   before); a workload it hands to the reference engine prints the reason.
 2. The live kernel (needs root, /dev/net/tun, network namespaces and the ip command; skipped with a
    note otherwise): a tap in a network namespace of our own (skbsim.live.tap: ``skbsim-<pid>-<n>``,
    a fresh one per pass), a listening socket in it (no SO_RCVBUF: autotuning, as in the model;
@@ -40,7 +42,8 @@ reading as fast as it can.
    (CONFIG_TICK_CPU_ACCOUNTING, as here) the split between user and system follows samples taken
    every tick (4 ms at HZ 250), coarse for short passes, and receive work the kernel defers to
    ksoftirqd is not counted.  The tun workload's tap is plain (tun_alloc_skb(),
-   netif_receive_skb()); the GRO workloads' has IFF_NAPI (each write is queued and
+   netif_receive_skb()), and so is the ntb workload's (this machine has no NTB link: the live side is
+   the same stream into a plain tap); the GRO workloads' has IFF_NAPI (each write is queued and
    tun_napi_receive() hands it to napi_gro_receive()): one segment per NAPI poll, so live GRO has
    nothing to merge, whereas the modelled NIC's polls see several frames of the flow at its link
    rate (--rate's default, 1,000,000 frames/s).
@@ -79,7 +82,7 @@ MSS = 1460
 TRAFFIC = "tcp-bulk:ts=0"
 #: (label, the model's driver and options, the live tap's IFF_NAPI)
 WORKLOADS = (("tun", "tun", {}, False), ("virtio_net through GRO", "virtio_net", {}, True),
-             ("ice through GRO", "ice", {}, True))
+             ("ice through GRO", "ice", {}, True), ("ntb", "ntb", {}, False))
 READ_SIZE = 1 << 20
 ACK_POLL_EVERY = 32
 STALL_S = 5.0

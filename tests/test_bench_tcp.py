@@ -1,4 +1,4 @@
-"""benchmarks/bench_tcp.py with tiny counts: it prints its figures (the model's for both workloads;
+"""benchmarks/bench_tcp.py with tiny counts: it prints its figures (the model's for each workload;
 the live kernel's and the ratios where root, /dev/net/tun and namespaces are there, else the note
 that the live side was skipped).  No timing is checked: the figures are the benchmark's to print.
 """
