@@ -141,6 +141,13 @@ def nic_tcp_facts(ref, frame_lens, legacy: bool, codes=None) -> np.ndarray:
     return facts
 
 
+def _tun_facts(lengths, frame_lens) -> np.ndarray:
+    """tun_tcp_facts() of frame_lens, each first read from the model (lengths.prepare()), with the columns of what
+    alloc_skb() gives tcp_collapse() for each byte count (-- TCP pressure --: collapse_alloc_columns())."""
+    lengths.prepare(np.array(frame_lens, np.int64))
+    return collapse_alloc_columns(lengths, tun_tcp_facts(lengths, frame_lens))
+
+
 def state_max_frame() -> int:
     from skbsim.fast.layout import MAX_TUN_FRAME
 
@@ -189,10 +196,7 @@ class TcpRun:
                 heads.prepare(np.array(frame_lens, np.int64))
                 self.facts = collapse_alloc_columns(heads, self.facts)
             return
-        lengths.prepare(np.array(frame_lens, np.int64))
-        self.facts = tun_tcp_facts(lengths, frame_lens)
-        # -- TCP pressure --: what alloc_skb() gives tcp_collapse() for each byte count
-        self.facts = collapse_alloc_columns(lengths, self.facts)
+        self.facts = _tun_facts(lengths, frame_lens)
 
     # -- TCP capture --
     def _capture_init(self, lengths, setups) -> None:
@@ -221,11 +225,9 @@ class TcpRun:
             self.facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
             self.facts[frame_lens, TF_KNOWN] = 1
             return
-        lengths.prepare(np.array(frame_lens, np.int64))
-        self.facts = tun_tcp_facts(lengths, frame_lens)
+        self.facts = _tun_facts(lengths, frame_lens)
         if not self.facts[frame_lens, TF_KNOWN].all():
             raise ValueError("--socket tcp with a capture's frames tun refuses is the reference engine's")
-        self.facts = collapse_alloc_columns(lengths, self.facts)
 
     def _capture_tables(self, count) -> tuple[int, dict]:
         """tables() of a capture's run: a receiver per flow, each set up as its first segment comes (tcp_run.
