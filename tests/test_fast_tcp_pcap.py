@@ -206,8 +206,9 @@ def test_what_a_receiver_refuses_beyond_its_window_derived_by_hand(tmp_path, ker
     ([segment(1000, 100, flags=ACK | 0x20)], "URG, ECE or CWR"),
     ([segment(1000, 100, flags=PSH)], "without ACK"),
     ([segment(999, 0, flags=SYN), segment(1000, 100), segment(5000, 0, flags=SYN)], "a SYN after a flow's data"),
-    # five flows: each receiver's set-up costs the fast engine a rerun of the capture (tcp_engine.CAPTURE_MAX_FLOWS)
-    ([segment(1000, 100, sport=40000 + n) for n in range(5)], "more than 4 TCP flows"),
+    # five flows in five frames: each receiver set up costs the fast engine two copies of its tables
+    # (tcp_engine.CAPTURE_FLOWS, CAPTURE_FRAMES_PER_FLOW): the reference engine is the faster
+    ([segment(1000, 100, sport=40000 + n) for n in range(5)], "5 TCP flows in 5 frames"),
 ])
 def test_what_the_fast_engine_leaves_of_a_capture_to_the_reference_engine(tmp_path, frames, reason):
     traffic = write_capture(str(tmp_path / "c.pcap"), [(n * 1e-5, frame) for n, frame in enumerate(frames)])
@@ -223,3 +224,22 @@ def test_a_capture_refused_only_for_what_it_holds_within_count(tmp_path):
     reference, fast, why = run_both(dict(kernel="6.18", driver="tun", options={}, traffic=traffic, socket="tcp",
                                          count=5, rate=None))
     assert why is None and same(reference, fast) and fast["flows"][0]["bytes_received"] == 500
+
+
+def test_a_capture_of_more_flows_with_frames_enough_for_each_stays_on_the_fast_engine(tmp_path):
+    # 6 flows of 4000 frames (tcp_engine.CAPTURE_FRAMES_PER_FLOW), starting 100 us apart, each a SYN then
+    # segments of 100 bytes, interleaved: each receiver is set up where its first segment reaches TCP, the loop
+    # going back to where that call started (FastSimulation._run_loop()); a reader that keeps up
+    flows = 6
+    frames = []
+    for f in range(flows):
+        frames.append((f * 1e-4, segment(999, 0, flags=SYN, sport=40000 + f, syn_options=True)))
+        frames += [(f * 1e-4 + (n + 1) * 1e-5, segment(1000 + 100 * n, 100, sport=40000 + f, ts=1001 + n))
+                   for n in range(3999)]
+    frames.sort(key=lambda frame: frame[0])
+    traffic = write_capture(str(tmp_path / "c.pcap"), frames)
+    reference, fast, why = run_both(dict(kernel="6.18", driver="tun", options={}, traffic=traffic, socket="tcp",
+                                         count=None, rate=None))
+    assert why is None and fast["engine"] == "fast" and same(reference, fast), why
+    # every segment in order and in the window: 3999 segments of 100 bytes a flow
+    assert [flow["bytes_received"] for flow in fast["flows"]] == [3999 * 100] * flows

@@ -46,7 +46,7 @@ from skbsim.fast.traffic import CHUNK
 from skbsim.sim import gro_report
 from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
 from skbsim.fast.tcp_run import ERR_TCP, _tcp_close, _tcp_pinned, _tcp_start  # -- TCP --
-from skbsim.fast.tcp_capture import capture_tcp_chunks  # -- TCP capture --
+from skbsim.fast.tcp_capture import Checkpoint, capture_tcp_chunks  # -- TCP capture --
 from skbsim.fast.tcp import TCP_SETUP  # -- TCP capture --
 from skbsim.fast.state import TC_CAP_BASE, TC_WANT_FLOW  # -- TCP capture --
 from skbsim.fast.tcp import TCP_UNMODELLED, TCP_WHY  # -- TCP --
@@ -119,8 +119,7 @@ PP_DRIVERS = ("mana", "libeth",
 class FastSimulation:
     """One run of the fast engine; the reference Simulation supplies setup and constants."""
 
-    def __init__(self, config: RunConfig, progress=None, trace=None, plot: bool = False, tcp_payloads=(),
-                 tcp_setups=None):
+    def __init__(self, config: RunConfig, progress=None, trace=None, plot: bool = False, tcp_payloads=()):
         reason = unsupported(config)
         if reason:
             raise ValueError(reason)
@@ -149,9 +148,8 @@ class FastSimulation:
         self.gve = None  # -- gve --: the same
         self.tcp = None  # -- TCP --: a run with a socket per flow (tcp_engine.TcpRun)
         self.tcp_want = None  # a frame length whose tun skb the run needs read from the model first
-        self.tcp_setups = tcp_setups  # -- TCP capture --: a capture's receivers set up (tcp_capture.CaptureSetups)
-        self.tcp_setup = False  # -- TCP capture --: the run stopped for a receiver to set up first
         self._k = None
+        self.checkpoint = Checkpoint()  # -- TCP capture --: where a call of the loop started (_run_loop())
         if self.virtio:
             if plot:
                 # its truesize table keeps one truesize per (frame length, frags); a virtio_net buffer's size
@@ -169,8 +167,7 @@ class FastSimulation:
 
                 smallest = min(self.head["truesize"],
                                self.ref.kernel.profile.SKB_TRUESIZE(ring.hdr_len + GOOD_COPY_LEN))
-                self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(False, smallest), codes=self.codes,
-                                  setups=tcp_setups)
+                self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(False, smallest), codes=self.codes)
             return
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
@@ -179,7 +176,7 @@ class FastSimulation:
                     raise ValueError("--plot of --socket tcp runs is the reference engine's")
                 if trace is not None and self.ref.senders is None:  # -- TCP capture --
                     raise ValueError("--trace of a capture's TCP flows into receivers is the reference engine's")
-                self.tcp = TcpRun(self.ref, self.tun, tcp_payloads, setups=tcp_setups)
+                self.tcp = TcpRun(self.ref, self.tun, tcp_payloads)
             return
         if config.driver == "ntb":
             self.ntb = NtbLengths(self.ref, config)
@@ -233,7 +230,7 @@ class FastSimulation:
             if trace is not None or plot:
                 raise ValueError(f"--trace and --plot of --socket tcp runs through {config.driver} are the reference "
                                  "engine's (the fast engine traces TCP runs through tun)")
-            self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(self.legacy, smallest), setups=tcp_setups)
+            self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(self.legacy, smallest))
 
     def run(self) -> dict | None:
         """The run's JSON, or None when the reference engine must redo it (self.why says why)."""
@@ -337,7 +334,7 @@ class FastSimulation:
         self._k = k
         capture = self.tcp is not None and self.tcp.capture is not None  # -- TCP capture --
         if capture:  # the capture's frames, each with its TCP_SKB_CB
-            chunks = capture_tcp_chunks(self.ref.source, self.ref, self.tcp.capture, self.legacy,
+            chunks = capture_tcp_chunks(self.ref.source, self.ref, self.tcp.capture, self.tcp.setups, self.legacy,
                                         self.codes if self.virtio else None)
         elif self.tcp is not None:  # -- TCP --: the senders make the frames
             chunks = iter(())
@@ -357,10 +354,12 @@ class FastSimulation:
                     return self._give_up(ERR_CLOCK)
                 if chunk is None:
                     break
+                parts = None
                 if capture:  # -- TCP capture --
                     lengths, times, queues, hlens, cbs = chunk
                     k.tfl.capture[:len(cbs)] = cbs
                     k.tcp.tc[TC_CAP_BASE] = k.st[PACKETS]
+                    parts = self.tcp.setups.parts(cbs)
                 elif self.gro:  # -- GRO --
                     lengths, times, queues, hlens, facts = chunk
                     k.gro.facts[:len(facts)] = facts
@@ -374,23 +373,49 @@ class FastSimulation:
                     self.tun.prepare(lengths)  # tun_get_user() of each new length, on the scratch kernel
                 elif self.ntb is not None:
                     self.ntb.prepare(lengths)  # netdev_alloc_skb_ip_align() of each new copied length
-                done = _run(k, lengths, times, queues, hlens, n, False)
-                if k.st[ERR] or done != n:
-                    return self._give_up(int(k.st[ERR]))
+                for start, end in parts or ((0, n),):
+                    if parts is not None:
+                        self.tcp.setups.arrive(cbs, start)
+                    done = self._run_loop(k, lengths[start:end], times[start:end], queues[start:end],
+                                          hlens[start:end], end - start, False)
+                    if k.st[ERR] or done != end - start:
+                        return self._give_up(int(k.st[ERR]))
                 self._write_trace(k)
                 if self.progress is not None:
                     self.progress(int(k.st[PACKETS]))
         except _Unscannable:
             return False
         empty = np.zeros(0, np.int64)
-        _run(k, empty, empty, empty, empty, 0, True)
+        self._run_loop(k, empty, empty, empty, empty, 0, True)
         while self.trace is not None and k.st[EV_LEN] and not k.st[ERR]:  # -- TCP trace --: paused, its table full
             self._write_trace(k)
-            _run(k, empty, empty, empty, empty, 0, True)
+            self._run_loop(k, empty, empty, empty, empty, 0, True)
         if k.st[ERR]:
             return self._give_up(int(k.st[ERR]))
         self._write_trace(k)
         return True
+
+    def _run_loop(self, k, lengths, times, queues, hlens, n: int, final: bool) -> int:
+        """loop._run(); -- TCP capture --: made again after each receiver the model sets up meanwhile.  The loop
+        stops at the first segment of a flow without one (tcp_run._capture_flow(): TCP_SETUP), k goes back to
+        where this call started, the model sets that receiver up (tcp_capture.CaptureSetups.set_up()) and the
+        call starts over: it now passes that segment (the same times: the run is deterministic).  Only a call
+        after such a flow's data came (CaptureSetups.waiting()) keeps a copy of k to go back to; _stream() starts
+        a call at each flow's first data frame (CaptureSetups.parts())."""
+        setups = self.tcp.setups if self.tcp is not None and self.tcp.capture is not None else None
+        while True:
+            saved = setups is not None and setups.waiting()
+            if saved:
+                self.checkpoint.save(k)
+            done = _run(k, lengths, times, queues, hlens, n, final)
+            if not saved or k.st[ERR] != ERR_TCP or k.tcp.tc[TC_ERR] != TCP_SETUP:
+                return done
+            f = int(k.tcp.tc[TC_WANT_FLOW])
+            if f in setups.ready:  # (set up, and stopped for again: _give_up() says why)
+                return done
+            stage = k.tfl.stage[f].copy()
+            self.checkpoint.rewind(k)
+            setups.set_up(self.ref, f, stage, k.tfl)
 
     def _give_up(self, err: int) -> bool:
         """The compiled loop left its modelled ground (an ERR_* code): say why; the run is redone."""
@@ -399,10 +424,6 @@ class FastSimulation:
             self.tcp_want = self._k_want
         if err == ERR_TCP:  # -- TCP --
             self.why = TCP_WHY.get(int(self._k.tcp.tc[TC_ERR]), TCP_WHY[TCP_UNMODELLED])
-            if self._k.tcp.tc[TC_ERR] == TCP_SETUP:  # -- TCP capture --: redone with this receiver set up
-                f = int(self._k.tcp.tc[TC_WANT_FLOW])
-                self.tcp.setups.want(f, self._k.tfl.stage[f])
-                self.tcp_setup = True
         return False
 
     def _kind_names(self):
@@ -689,13 +710,6 @@ def simulate_fast(config: RunConfig, progress=None, why: list | None = None, tra
         # first; all of them after 8
         payloads |= {sim.tcp_want - sim.tcp.header_len} if len(payloads) < 8 else set(range(sim.tcp.max_mss + 1))
         sim = FastSimulation(config, progress=progress, trace=trace, plot=plot, tcp_payloads=sorted(payloads))
-        result = sim.run()
-    # -- TCP capture --: redone with one more receiver set up each time (a flow at most once)
-    # (each run follows the one before up to where it stopped: a run of n flows is run at most n + 1 times)
-    tries = 0
-    while result is None and sim.tcp_setup and tries < len(sim.tcp.capture.keys):
-        tries += 1
-        sim = FastSimulation(config, progress=progress, trace=trace, plot=plot, tcp_setups=sim.tcp.setups)
         result = sim.run()
     if result is None:
         if why is not None:

@@ -8,15 +8,15 @@ off as Sockets._tcp() does: FIN is not modelled).  A flow's receiver is set up b
 Sockets._tcp() sets it up: net/ipv4/tcp_minisocks.c's tcp_listen_sock() and tcp_conn_request() for the flow's
 first SYN, tcp_passive_establish() at its first other segment (a flow first seen in mid-stream: both at that
 segment, with Sockets' assumed options).  The times of those segments are the run's own (the NIC, the poll, the
-packet cost), so the compiled loop stops at a flow's first segment the model has not set up yet, says which SYN
-and segment at which times (tcp_run._capture_flow()), and the run is redone with that receiver set up
-(:class:`CaptureSetups`); a run of n flows is run at most n + 1 times.
+packet cost), so the compiled loop stops at a flow's first segment the model has not set up yet and says which
+SYN and segment at which times (tcp_run._capture_flow()); the Kernel record goes back to where that call of the
+loop started (:func:`checkpoint`, :func:`rewind`: one chunk of arrivals at most), the model sets the receiver up
+(:class:`CaptureSetups`) and the call is made again, which now passes that segment.
 
 Covered (:meth:`CapturePlan.scan` refuses the rest, each with its reason): captures whose every frame is an IPv4
 TCP segment over Ethernet without IP options or fragments, neither padded nor cut short, whose flags are ACK,
 PSH, FIN, SYN and RST only (a segment without SYN or RST carries ACK), without a SYN that would reopen a flow
-after its data, of at most tcp_engine.CAPTURE_MAX_FLOWS flows (each costs a rerun: with more the reference
-engine is the faster).
+after its data, of at most tcp_engine.MAX_FLOWS flows.
 """
 
 from __future__ import annotations
@@ -60,13 +60,15 @@ class CapturePlan:
     """A capture's TCP flows (by their first frame) and frame lengths, from one pass over it (memory: the flows'
     keys and the distinct lengths); :meth:`cb_row` reads each frame's TCP_SKB_CB as the run streams it."""
 
-    __slots__ = ("index", "keys", "lengths", "frames")
+    __slots__ = ("index", "keys", "lengths", "frames", "flow_frames")
 
     def __init__(self):
         self.index: dict = {}
         self.keys: list = []
         self.lengths: set[int] = set()
         self.frames = 0
+        #: each flow's frames (a receiver queues at most that many skbs)
+        self.flow_frames: list[int] = []
 
     @classmethod
     def scan(cls, source, max_flows: int) -> "CapturePlan":
@@ -87,11 +89,12 @@ class CapturePlan:
             if key not in plan.index:
                 if len(plan.keys) >= max_flows:
                     raise ValueError(f"--socket tcp with a capture of more than {max_flows} TCP flows is the "
-                                     f"reference engine's (the fast engine reruns the capture for each flow's "
-                                     f"receiver: the reference is the faster)")
+                                     f"reference engine's")
                 plan.index[key] = len(plan.keys)
                 plan.keys.append(key)
+                plan.flow_frames.append(0)
             plan.lengths.add(frame.length)
+            plan.flow_frames[plan.index[key]] += 1
             plan.frames += 1
         return plan
 
@@ -120,17 +123,19 @@ class CapturePlan:
         return row
 
 
-def capture_tcp_chunks(source, ref, plan: CapturePlan, legacy: bool, measure=None):
+def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", legacy: bool, measure=None):
     """The capture's frames in chunks (traffic._frames_with_headlen()'s lengths, arrival times, RX queues and header
     lengths: legacy-rx's eth_get_headlen(), or measure(header, length): virtio_net's codes) and each frame's
-    TCP_SKB_CB (CapturePlan.cb_row())."""
+    TCP_SKB_CB (CapturePlan.cb_row()); the frames of flows still without a receiver held by setups."""
     from skbsim.fast.traffic import _frames_with_headlen
 
     rows: list = []
 
     def frames():
         for number, frame in enumerate(source):
-            rows.append(plan.cb_row(frame, number))
+            row = plan.cb_row(frame, number)
+            setups.hold(row[state.CB_FLOW], number, frame)
+            rows.append(row)
             yield frame
 
     if legacy:
@@ -161,72 +166,139 @@ def _plain_chunks(frames):
 
 
 class CaptureSetups:
-    """The receivers the model set up for a capture's flows: for each flow, (its first SYN's frame number or -1,
-    that SYN's time, its first other segment's frame number, that segment's time) as the compiled loop met them
-    (tcp_run._capture_flow()), and the receiver Sockets._tcp() sets up for them."""
+    """The receivers the model sets up for a capture's flows, one at a time as the run meets each flow's first
+    segment (tcp_run._capture_flow()), and the frames they are set up from: the first few of each flow still
+    without one, as the run streams them (any other is read from the capture again)."""
 
-    __slots__ = ("wants", "plan")
+    __slots__ = ("plan", "ready", "held", "arrived")
 
-    def __init__(self, plan: CapturePlan | None = None):
-        self.wants: dict[int, tuple[int, int, int, int]] = {}
-        #: the capture's plan, kept for the runs redone (the capture is scanned once)
+    #: frames held for each flow still without a receiver: its SYN and first segments are among them unless the
+    #: NIC or the driver dropped that many first
+    HELD = 64
+
+    def __init__(self, plan: CapturePlan):
         self.plan = plan
+        #: the flows whose receivers are set up
+        self.ready: set[int] = set()
+        self.held: dict[int, dict[int, tuple[bytes, int]]] = {}
+        #: the flows whose data has reached the driver (a frame that is neither SYN nor RST)
+        self.arrived: set[int] = set()
 
-    def want(self, f: int, stage_row) -> None:
-        """The set-up of flow f the compiled loop stopped for (its stage row, ST_* columns)."""
-        self.wants[f] = tuple(int(stage_row[c]) for c in (state.ST_SYN_FRAME, state.ST_SYN_NS, state.ST_EST_FRAME,
-                                                           state.ST_EST_NS))
+    def waiting(self) -> bool:
+        """Whether a flow's data reached the driver but its receiver is not set up: the loop may stop for it."""
+        return len(self.arrived) > len(self.ready)
 
-    def stage(self, ref, plan: CapturePlan, tfl) -> None:
-        """Each wanted receiver set up by the model (on the reference Simulation's Sockets, as Sockets._tcp()
-        does: nothing of it touches the kernel's memory) into tfl's stage, sk0, fl0 and json0 rows."""
+    def parts(self, cbs: np.ndarray) -> list[tuple[int, int]]:
+        """A chunk's frames (their TCP_SKB_CB rows) in parts, each new one starting at the first data frame of a
+        flow: the calls of the loop before it need no copy of the Kernel record to go back to."""
+        data = np.flatnonzero(cbs[:, state.CB_TCP_FLAGS] & (TCPHDR_SYN | TCPHDR_RST) == 0)
+        flows, first = np.unique(cbs[data, state.CB_FLOW], return_index=True)
+        starts = sorted(int(data[i]) for f, i in zip(flows.tolist(), first) if f not in self.arrived)
+        bounds = [0] + [start for start in starts if start] + [len(cbs)]
+        return list(zip(bounds, bounds[1:]))
+
+    def arrive(self, cbs: np.ndarray, start: int) -> None:
+        """The part of the chunk from start on goes to the loop: its first frame's flow, if data, has arrived."""
+        row = cbs[start] if start < len(cbs) else None
+        if row is not None and not row[state.CB_TCP_FLAGS] & (TCPHDR_SYN | TCPHDR_RST):
+            self.arrived.add(int(row[state.CB_FLOW]))
+
+    def hold(self, f: int, number: int, frame) -> None:
+        """Frame number of flow f, as the run streams it: kept while the flow has no receiver."""
+        if f in self.ready:
+            return
+        frames = self.held.setdefault(f, {})
+        if len(frames) < self.HELD:
+            frames[number] = (frame.header or b"", frame.length)
+
+    def _frames(self, source, f: int, numbers: set[int]) -> dict[int, tuple[bytes, int]]:
+        """(header, length) of flow f's frames of these numbers: held, or read from the capture again."""
+        held = self.held.pop(f, {})
+        found = {number: held[number] for number in numbers if number in held}
+        missing = numbers - found.keys()
+        if missing:
+            last = max(missing)
+            for number, frame in enumerate(source):
+                if number in missing:
+                    found[number] = (frame.header or b"", frame.length)
+                if number >= last:
+                    break
+        return found
+
+    def set_up(self, ref, f: int, stage_row, tfl) -> None:
+        """The receiver of flow f set up by the model from the SYN and segment the loop stopped at (its stage row,
+        ST_* columns), as Sockets._tcp() sets it up, on the reference Simulation's Sockets (nothing of it touches
+        the kernel's memory), into tfl's stage, sk0, fl0 and json0 rows (tcp_run._capture_flow() copies them)."""
         from skbsim.fast.tcp_setup import sock_to_row
         from skbsim.tcp_steps import SynOptions
 
-        if not self.wants:
-            return
-        numbers = {n for want in self.wants.values() for n in (want[0], want[2]) if n >= 0}
-        headers = {}
-        last = max(numbers)
-        for number, frame in enumerate(ref.source):
-            if number in numbers:
-                headers[number] = (frame.header, frame.length)
-            if number >= last:
-                break
+        syn_frame, syn_ns, est_frame, est_ns = (int(stage_row[c]) for c in (
+            state.ST_SYN_FRAME, state.ST_SYN_NS, state.ST_EST_FRAME, state.ST_EST_NS))
+        frames = self._frames(ref.source, f, {n for n in (syn_frame, est_frame) if n >= 0})
+        self.ready.add(f)
         sockets = ref.sockets
-        for f, (syn_frame, syn_ns, est_frame, est_ns) in self.wants.items():
-            flow = sockets.tcp_flow(plan.keys[f], 0)
-            if syn_frame >= 0:
-                _, (cb, opt) = parse_segment(*headers[syn_frame])
-                flow.net.now_us = max(flow.net.now_us, syn_ns // 1000)
-                syn = SynOptions(mss=opt.mss_clamp or 536, wscale=opt.snd_wscale, ts=opt.rcv_tsval is not None,
-                                 sack=opt.sack_ok)
-                sockets.listen(flow, syn_ns, syn, cb.seq,
-                               (cb.ack_seq - 1) & U32 if cb.tcp_flags & TCPHDR_ACK else 0, opt.rcv_tsval or 0)
-            _, (cb, _) = parse_segment(*headers[est_frame])
-            flow.net.now_us = max(flow.net.now_us, est_ns // 1000)
-            if flow.listener is None:  # first seen in mid-stream (Sockets._tcp())
-                syn = SynOptions(mss=MIDSTREAM_MSS, wscale=MIDSTREAM_WSCALE, ts=cb.tsval is not None, sack=False)
-                sockets.listen(flow, est_ns, syn, (cb.seq - 1) & U32, (cb.ack_seq - 1) & U32, cb.tsval or 0)
-            sockets.establish(flow, est_ns, cb.window)
-            sock_to_row(flow.sk, tfl.sk0[f])
-            row = tfl.fl0[f]
-            values = {state.F_WINDOW: flow.window, state.F_SINCE: flow.window_since, state.F_ZERO_NS: flow.zero_ns,
-                      state.F_SMALL_NS: flow.small_ns, state.F_INTEGRAL: flow.window_integral,
-                      state.F_INT_FIRST: flow.integral_at_first, state.F_INT_LAST: flow.integral_at_last,
-                      state.F_MSS: flow.mss, state.F_RCVBUF_INIT: flow.rcvbuf_initial,
-                      state.F_RCVBUF_MAX: flow.rcvbuf_max, state.F_RCV_START: flow.rcv_start,
-                      state.F_RCV_MARK: flow.rcv_mark, state.F_RECEIVED: flow.received,
-                      state.F_JS_COUNT: flow.json_series.count, state.F_JS_EVERY: flow.json_series.every,
-                      state.F_JS_LEN: len(flow.json_series.points)}
-            for col, value in values.items():
-                row[col] = value
-            for j, point in enumerate(flow.json_series.points):
-                tfl.json0[f, j] = point
-            stage = tfl.stage[f]
-            stage[state.ST_SYN_FRAME], stage[state.ST_SYN_NS], stage[state.ST_EST_FRAME], stage[state.ST_EST_NS] = (
-                syn_frame, syn_ns, est_frame, est_ns)
-            stage[state.ST_READY] = 1
+        flow = sockets.tcp_flow(self.plan.keys[f], 0)
+        if syn_frame >= 0:
+            _, (cb, opt) = parse_segment(*frames[syn_frame])
+            flow.net.now_us = max(flow.net.now_us, syn_ns // 1000)
+            syn = SynOptions(mss=opt.mss_clamp or 536, wscale=opt.snd_wscale, ts=opt.rcv_tsval is not None,
+                             sack=opt.sack_ok)
+            sockets.listen(flow, syn_ns, syn, cb.seq, (cb.ack_seq - 1) & U32 if cb.tcp_flags & TCPHDR_ACK else 0,
+                           opt.rcv_tsval or 0)
+        _, (cb, _) = parse_segment(*frames[est_frame])
+        flow.net.now_us = max(flow.net.now_us, est_ns // 1000)
+        if flow.listener is None:  # first seen in mid-stream (Sockets._tcp())
+            syn = SynOptions(mss=MIDSTREAM_MSS, wscale=MIDSTREAM_WSCALE, ts=cb.tsval is not None, sack=False)
+            sockets.listen(flow, est_ns, syn, (cb.seq - 1) & U32, (cb.ack_seq - 1) & U32, cb.tsval or 0)
+        sockets.establish(flow, est_ns, cb.window)
+        sock_to_row(flow.sk, tfl.sk0[f])
+        row = tfl.fl0[f]
+        values = {state.F_WINDOW: flow.window, state.F_SINCE: flow.window_since, state.F_ZERO_NS: flow.zero_ns,
+                  state.F_SMALL_NS: flow.small_ns, state.F_INTEGRAL: flow.window_integral,
+                  state.F_INT_FIRST: flow.integral_at_first, state.F_INT_LAST: flow.integral_at_last,
+                  state.F_MSS: flow.mss, state.F_RCVBUF_INIT: flow.rcvbuf_initial,
+                  state.F_RCVBUF_MAX: flow.rcvbuf_max, state.F_RCV_START: flow.rcv_start,
+                  state.F_RCV_MARK: flow.rcv_mark, state.F_RECEIVED: flow.received,
+                  state.F_JS_COUNT: flow.json_series.count, state.F_JS_EVERY: flow.json_series.every,
+                  state.F_JS_LEN: len(flow.json_series.points)}
+        for col, value in values.items():
+            row[col] = value
+        for j, point in enumerate(flow.json_series.points):
+            tfl.json0[f, j] = point
+        stage = tfl.stage[f]
+        stage[state.ST_SYN_FRAME], stage[state.ST_SYN_NS], stage[state.ST_EST_FRAME], stage[state.ST_EST_NS] = (
+            syn_frame, syn_ns, est_frame, est_ns)
+        stage[state.ST_READY] = 1
+
+
+class Checkpoint:
+    """A copy of every array of a Kernel record (namedtuples of arrays, nested) to go back to: kept in arrays of
+    its own, made once and written over by each save()."""
+
+    __slots__ = ("copies",)
+
+    def __init__(self):
+        self.copies: list[np.ndarray] | None = None
+
+    def save(self, k) -> None:
+        if self.copies is None:
+            self.copies = [array.copy() for array in _arrays(k)]
+            return
+        for copy, array in zip(self.copies, _arrays(k), strict=True):
+            np.copyto(copy, array)
+
+    def rewind(self, k) -> None:
+        """k's arrays back to what the last save() copied."""
+        for array, copy in zip(_arrays(k), self.copies, strict=True):
+            np.copyto(array, copy)
+
+
+def _arrays(record):
+    for value in record:
+        if isinstance(value, np.ndarray):
+            yield value
+        elif isinstance(value, tuple):
+            yield from _arrays(value)
 
 
 def refused_report(fl, refused, reasons) -> dict:

@@ -26,13 +26,16 @@ from skbsim.sim import NAPI_POLL_WEIGHT
 
 U32 = 0xFFFFFFFF
 #: the most flows (senders and receivers) the fast engine takes: a flow is an event's CPU field (below 1024)
-MAX_FLOWS = 1000
-#: -- TCP capture --: the most TCP flows of a capture the fast engine replays.  Each flow's receiver is set up by
-#: the model where the run meets its first segment, and the run is redone from the start (at most flows + 1
-#: runs), so beyond a few flows the reference engine is the faster: through tun, 1 flow of 50,000 segments took
-#: 4.5 s fast and 6.2 s reference, 4 flows of 12,500 7.1 and 7.2 s, 20 flows of 1,000 22 and 4.3 s (2026-12-06,
-#: `skbsim run --driver tun --traffic pcap:F --engine fast|reference`, flows starting 1 ms apart)
-CAPTURE_MAX_FLOWS = 4
+MAX_FLOWS = 1000  # (a capture's flows too)
+#: -- TCP capture --: each flow's receiver costs the fast engine two copies of the run's arrays (its set-up stops
+#: the loop, which goes back to where that call started: FastSimulation._run_loop()), about 0.1 s each for tun's
+#: 330 MB of tables with 200 flows.  The reference engine is then the faster for a capture of more flows than
+#: CAPTURE_FLOWS and than one per CAPTURE_FRAMES_PER_FLOW frames: through tun (2026-12-06, `skbsim run --driver
+#: tun --traffic pcap:F --engine fast|reference`, flows starting 1 ms apart) 1 flow of 50,000 segments took 2.7 s
+#: fast and 4.6 s reference, 4 flows of 12,500 2.7 and 3.9 s, 50 flows of 1,000 9.5 and 4.4 s, 200 flows of 100
+#: 23 and 2.3 s
+CAPTURE_FLOWS = 4
+CAPTURE_FRAMES_PER_FLOW = 4000
 #: a receive queue's rows at most (a run whose receiver queues more is redone)
 MAX_QUEUE = 1 << 18
 #: ACKs on their way to one sender at most; segments in flight from one sender at most
@@ -157,19 +160,18 @@ def state_max_frame() -> int:
 class TcpRun:
     """The receivers and senders of one fast run: set up from the reference Simulation, reported at the end."""
 
-    def __init__(self, ref, lengths, payloads=(), nic=None, codes=None, heads=None, setups=None):
+    def __init__(self, ref, lengths, payloads=(), nic=None, codes=None, heads=None):
         """lengths: tun's per-length table (tun._TunLengths); or nic, a NAPI driver's (legacy-rx, the smallest
         skb's truesize), and codes, virtio_net's (virtio_setup.VirtioCodes); heads: ntb's table of
         netdev_alloc_skb() heads (ntb_setup.NtbLengths: rows for the frames it copies, and its scratch kernel
-        and caches, which give tcp_collapse()'s heads as tun's do); setups: a capture's receivers set up so far
-        (tcp_capture.CaptureSetups)."""
+        and caches, which give tcp_collapse()'s heads as tun's do)."""
         self.ref = ref
         self.config = ref.config
         self.lengths = lengths
         self.min_truesize = lengths.min_truesize if lengths is not None else nic[1]
         self.capture = None
         if ref.senders is None:  # -- TCP capture --: the capture's flows, its frames' lengths
-            self._capture_init(lengths, setups)
+            self._capture_init(lengths)
             return
         reason = unsupported_senders(ref.senders, round(self.config.duration_ms * 1_000_000))
         if reason:
@@ -199,16 +201,20 @@ class TcpRun:
         self.facts = _tun_facts(lengths, frame_lens)
 
     # -- TCP capture --
-    def _capture_init(self, lengths, setups) -> None:
+    def _capture_init(self, lengths) -> None:
         """A capture's run: its plan (tcp_capture.CapturePlan.scan(): ValueError for what it leaves to the
-        reference engine), the receivers set up so far, the TCP facts of every frame length it holds."""
+        reference engine), its receivers (none set up yet), the TCP facts of every frame length it holds."""
         from skbsim.fast.tcp_capture import CapturePlan, CaptureSetups
         from skbsim.fast.tcp_run import TF_FIELDS, TF_KNOWN
 
-        if setups is None:
-            setups = CaptureSetups(CapturePlan.scan(self.ref.source, CAPTURE_MAX_FLOWS))
-        self.capture = setups.plan
-        self.setups = setups
+        self.capture = CapturePlan.scan(self.ref.source, MAX_FLOWS)
+        flows, frames = len(self.capture.keys), self.capture.frames
+        if flows > max(CAPTURE_FLOWS, frames // CAPTURE_FRAMES_PER_FLOW):
+            raise ValueError(f"--socket tcp with a capture of {flows} TCP flows in {frames} frames is the reference "
+                             f"engine's: the faster with more than {CAPTURE_FLOWS} flows and more than one per "
+                             f"{CAPTURE_FRAMES_PER_FLOW:,} frames (each receiver set up costs the fast engine two "
+                             f"copies of its tables)")
+        self.setups = CaptureSetups(self.capture)
         self.flows = []
         self.header_len = self.max_mss = 0
         frame_lens = sorted(self.capture.lengths)
@@ -231,7 +237,7 @@ class TcpRun:
 
     def _capture_tables(self, count) -> tuple[int, dict]:
         """tables() of a capture's run: a receiver per flow, each set up as its first segment comes (tcp_run.
-        _capture_flow(): from self.setups' rows), no senders."""
+        _capture_flow(): from the rows self.setups fills), no senders."""
         from skbsim.fast.traffic import CHUNK
 
         ref = self.ref
@@ -241,7 +247,9 @@ class TcpRun:
         net = ref.sockets.net_template
         so_rcvbuf = 2 * min(config.so_rcvbuf, net.sysctl_rmem_max) if config.so_rcvbuf is not None else 0
         largest = max(net.sysctl_tcp_rmem[1], net.sysctl_tcp_rmem[2], so_rcvbuf)
-        cap = min(count + 2, MAX_QUEUE, largest // self.min_truesize + 4)
+        # (a receiver queues no more skbs than its flow has frames)
+        cap = min(count, max(self.capture.flow_frames, default=0)) + 2
+        cap = min(cap, MAX_QUEUE, largest // self.min_truesize + 4)
         tc = tcp_consts(ref.kernel.profile, net)
         tc[TC_RUN] = 1
         tc[TC_RTT_NS] = -1  # no sender: the receivers' ACKs go nowhere (Sockets' rtt_ns None)
@@ -253,7 +261,6 @@ class TcpRun:
         nic = self.lengths is None
         tfl = new_tcp_flows(n, 1, 1, self.facts, config.cpus, MAX_NIC_FRAMES if nic else 1,
                             NAPI_POLL_WEIGHT if nic else 1, capture=CHUNK)
-        self.setups.stage(ref, self.capture, tfl)
         link = np.zeros(state.LK_FIELDS, np.int64)
         link[state.LK_FLOWS] = n
         tsnd = state.new_tcp_senders(link, n, 1, 4, 4)
