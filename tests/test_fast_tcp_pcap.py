@@ -82,7 +82,8 @@ def captures(draw, udp: bool = False) -> list[tuple[float, bytes]]:
 
 
 DRIVERS = [("tun", {}), ("ice", {"rx": "build_skb", "gro": "0"}), ("ice", {"rx": "legacy", "gro": "0"}),
-           ("copybreak", {"gro": "0"}), ("virtio_net", {"gro": "0"}), ("virtio_net", {"mtu": "1400", "gro": "0"})]
+           ("copybreak", {"gro": "0"}), ("virtio_net", {"gro": "0"}), ("virtio_net", {"mtu": "1400", "gro": "0"}),
+           ("ntb", {}), ("ntb", {"copybreak": "3646"})]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -243,3 +244,23 @@ def test_a_capture_of_more_flows_with_frames_enough_for_each_stays_on_the_fast_e
     assert why is None and fast["engine"] == "fast" and same(reference, fast), why
     # every segment in order and in the window: 3999 segments of 100 bytes a flow
     assert [flow["bytes_received"] for flow in fast["flows"]] == [3999 * 100] * flows
+
+
+@pytest.mark.parametrize("kernel", ["6.12", "6.18"])
+def test_a_capture_through_ntb_derived_by_hand(tmp_path, kernel):
+    # A SYN with options, then 3 segments of 100 bytes 10 us apart, through ntb_netdev without copybreak, a reader
+    # that keeps up.  Each frame lands in a posted netdev_alloc_skb(mtu + ETH_HLEN) buffer: mtu 65510
+    # (ntb_transport_max_size() - ETH_HLEN: transport_mtu 0x10000 - sizeof(struct ntb_payload_header) 12 - 14),
+    # 65524 bytes, + NET_SKB_PAD 64 = 65588; __alloc_skb(): SKB_DATA_ALIGN(65588) = 65600 + SKB_DATA_ALIGN(sizeof(struct skb_shared_info) 320) =
+    # 65920 bytes, above the largest kmalloc cache: kmalloc_large(), order get_order(65920) = 5, 131072 bytes; so
+    # truesize = 131072 + SKB_DATA_ALIGN(sizeof(struct sk_buff)) 256 = 131328 for each of the 4 skbs.  A reader
+    # that keeps up frees each before the next one comes: sk_rmem_alloc peaks at one skb's truesize.
+    frames = [(0.0, segment(999, 0, flags=SYN, syn_options=True, ack=0))]
+    frames += [((n + 1) * 1e-5, segment(1000 + 100 * n, 100, ts=1001 + n)) for n in range(3)]
+    traffic = write_capture(str(tmp_path / "c.pcap"), frames)
+    reference, fast, why = run_both(dict(kernel=kernel, driver="ntb", options={}, traffic=traffic, socket="tcp",
+                                         count=None, rate=None))
+    assert why is None and fast["engine"] == "fast" and same(reference, fast)
+    assert fast["truesize_total"] == 4 * 131328 and fast["delivered"] == 3
+    flow = fast["flows"][0]
+    assert (flow["bytes_received"], flow["control"], flow["rmem_alloc"]["peak"]) == (300, 1, 131328)

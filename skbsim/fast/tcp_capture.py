@@ -299,6 +299,8 @@ def _arrays(record):
             yield value
         elif isinstance(value, tuple):
             yield from _arrays(value)
+        else:  # (state the loop keeps elsewhere would not go back with the arrays)
+            raise TypeError(f"a Kernel record holds a {type(value).__name__}: Checkpoint copies arrays only")
 
 
 def refused_report(fl, refused, reasons) -> dict:

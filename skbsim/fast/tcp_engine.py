@@ -5,8 +5,9 @@ Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO,
 receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
 (mergeable buffers without XDP, on the releases whose buffers come from page frags: unsupported_virtio()) with GRO
 or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
-memory pressure through tun (pruning and collapsing: skbsim/fast/tcp_pressure.py), --trace through tun
-(tcp_trace.py), without --plot.  Everything else is the reference engine's (reasons in :func:`unsupported_tcp`),
+memory pressure through tun and ntb (pruning and collapsing: skbsim/fast/tcp_pressure.py), --trace through tun
+(tcp_trace.py), without --plot; and a capture's TCP flows (tcp_capture.py) through tun, ntb, and ice, copybreak
+and virtio_net without GRO.  Everything else is the reference engine's (reasons in :func:`unsupported_tcp`),
 and so is a run that reaches what the compiled receiver does not follow yet: it is redone, saying so.
 """
 
@@ -54,12 +55,9 @@ def unsupported_tcp(config) -> str | None:
     capture = kind in ("pcap", "pcapng")  # -- TCP capture --: what the capture holds is checked as the run starts
     if kind != "tcp-bulk" and not capture:
         return f"--socket tcp with {kind} traffic is the reference engine's"
-    if capture and config.driver == "ntb":
-        return ("a capture's TCP flows through ntb are the reference engine's (the fast engine replays them through "
-                "tun without IFF_NAPI and through ice, copybreak and virtio_net with --opt gro=0)")
-    if capture and config.driver != "tun" and config.options.get("gro", "1") != "0":
+    if capture and config.driver not in ("tun", "ntb") and config.options.get("gro", "1") != "0":
         return ("a capture's TCP flows through GRO into receivers are the reference engine's (the fast engine replays "
-                "them through tun without IFF_NAPI and through ice, copybreak and virtio_net with --opt gro=0)")
+                "them through tun without IFF_NAPI, ntb, and ice, copybreak and virtio_net with --opt gro=0)")
     if config.driver == "tun":
         if config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
             return "--socket tcp through tun with IFF_NAPI (GRO of tun's skbs) is the reference engine's"
@@ -151,6 +149,16 @@ def _tun_facts(lengths, frame_lens) -> np.ndarray:
     return collapse_alloc_columns(lengths, tun_tcp_facts(lengths, frame_lens))
 
 
+def _ntb_facts(heads, frame_lens, facts) -> np.ndarray:
+    """A NAPI driver's TCP facts of frame_lens; with ntb's heads (ntb_setup.NtbLengths), each length first read from
+    the model (the rows of the frames it copies) and the columns of what alloc_skb() gives tcp_collapse() (-- TCP
+    pressure --: collapse_alloc_columns())."""
+    if heads is None:
+        return facts
+    heads.prepare(np.array(frame_lens, np.int64))
+    return collapse_alloc_columns(heads, facts)
+
+
 def state_max_frame() -> int:
     from skbsim.fast.layout import MAX_TUN_FRAME
 
@@ -171,7 +179,7 @@ class TcpRun:
         self.min_truesize = lengths.min_truesize if lengths is not None else nic[1]
         self.capture = None
         if ref.senders is None:  # -- TCP capture --: the capture's flows, its frames' lengths
-            self._capture_init(lengths)
+            self._capture_init(lengths, heads)
             return
         reason = unsupported_senders(ref.senders, round(self.config.duration_ms * 1_000_000))
         if reason:
@@ -193,17 +201,15 @@ class TcpRun:
         sizes = {flow.sender.mss for flow in self.flows} | {0} | set(payloads)
         frame_lens = [self.header_len + size for size in sizes]
         if lengths is None:  # -- TCP through NAPI drivers --
-            self.facts = nic_tcp_facts(ref, frame_lens, nic[0], codes)
-            if heads is not None:  # ntb: the copies' rows, and pruning's heads (-- TCP pressure --)
-                heads.prepare(np.array(frame_lens, np.int64))
-                self.facts = collapse_alloc_columns(heads, self.facts)
+            self.facts = _ntb_facts(heads, frame_lens, nic_tcp_facts(ref, frame_lens, nic[0], codes))
             return
         self.facts = _tun_facts(lengths, frame_lens)
 
     # -- TCP capture --
-    def _capture_init(self, lengths) -> None:
+    def _capture_init(self, lengths, heads) -> None:
         """A capture's run: its plan (tcp_capture.CapturePlan.scan(): ValueError for what it leaves to the
-        reference engine), its receivers (none set up yet), the TCP facts of every frame length it holds."""
+        reference engine), its receivers (none set up yet), the TCP facts of every frame length it holds (tun's,
+        or a NAPI driver's, with ntb's heads)."""
         from skbsim.fast.tcp_capture import CapturePlan, CaptureSetups
         from skbsim.fast.tcp_run import TF_FIELDS, TF_KNOWN
 
@@ -227,9 +233,10 @@ class TcpRun:
         if frame_lens and frame_lens[-1] > state_max_frame():
             raise ValueError(f"--socket tcp with a capture's frames above {state_max_frame()} bytes is the reference "
                              f"engine's")
-        if lengths is None:  # a NAPI driver: the NIC takes every length (or drops it as oversize)
-            self.facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
-            self.facts[frame_lens, TF_KNOWN] = 1
+        if lengths is None:  # a NAPI driver, or ntb: every length taken (or dropped as oversize)
+            facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
+            facts[frame_lens, TF_KNOWN] = 1
+            self.facts = _ntb_facts(heads, frame_lens, facts)
             return
         self.facts = _tun_facts(lengths, frame_lens)
         if not self.facts[frame_lens, TF_KNOWN].all():

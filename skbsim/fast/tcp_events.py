@@ -41,10 +41,15 @@ U32 = 0xFFFFFFFF
 @njit(cache=True, forceinline=True)
 def _capture_arrive(k, length, cpu, hlen):
     """Simulation._arrive() of a capture's frame in a run with a socket per flow (PACKETS and BYTES counted): the
-    tun write or the NIC's DMA as loop._arrive() makes them, the frame's TCP_SKB_CB (k.tfl.capture, read from its
-    header: tcp_capture.CapturePlan.cb_row()) kept with its sk_buff, or on the NIC's FIFO, as a sender's is (_send_frame())."""
+    tun write, ntb_process_rxc() or the NIC's DMA as loop._arrive() makes them, the frame's TCP_SKB_CB
+    (k.tfl.capture, read from its header: tcp_capture.CapturePlan.cb_row()) kept with its sk_buff, or on the
+    NIC's FIFO, as a sender's is (_send_frame())."""
     st = k.st
     row = k.tfl.capture[st[PACKETS] - 1 - k.tcp.tc[TC_CAP_BASE]]
+    if k.cfg[DRIVER] == DRIVER_NTB:  # ntb_process_rxc()
+        if _ntb_arrive(k, cpu, length):
+            tcp_napi._nicq_cb(k, cpu, row)
+        return
     if k.cfg[DRIVER] != DRIVER_TUN:
         if _nic_arrive(k, cpu, length, hlen):
             tcp_napi._nicq_cb(k, cpu, row)
