@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skbsim.fast import unsupported
-from skbsim.fast.tcp import TCP_NAPI_PRUNE, TCP_OFO, TCP_WHY
+from skbsim.fast.tcp import TCP_OFO, TCP_WHY
 from skbsim.sim import RunConfig
 from tcp_engines import TCP_RUN, run_both
 from tcp_engines import same as _same
@@ -22,8 +22,6 @@ KERNELS = ["6.1", "6.9", "6.12", "6.18", "host"]
 FORMS = [("ice", {"rx": "build_skb"}), ("ice", {"rx": "legacy"}), ("copybreak", {}),
          ("ice", {"rx": "build_skb", "gro": "0"}), ("ice", {"rx": "legacy", "gro": "0"}), ("copybreak", {"gro": "0"})]
 FORM_IDS = ["ice-build_skb", "ice-legacy", "copybreak", "ice-build_skb-gro0", "ice-legacy-gro0", "copybreak-gro0"]
-#: what the fast engine may still hand over: memory pressure behind a NAPI driver (compiled for tun only)
-NOT_YET = (TCP_WHY[TCP_NAPI_PRUNE],)
 
 
 def _config(**kw) -> dict:
@@ -79,7 +77,7 @@ WORKLOADS = {
 def test_workloads(kernel, form, workload):
     driver, options = form
     reference, fast, why = _both(kernel=kernel, driver=driver, options=options, **WORKLOADS[workload])
-    assert why is None or why.removesuffix("; rerun") in NOT_YET, why
+    assert why is None, why
     assert _same(reference, fast)
 
 
@@ -110,7 +108,7 @@ def test_random_workloads(kernel, form, ts, tcp, flows, rtt, app_rate, read, so_
     reference, fast, why = _both(kernel=kernel, driver=driver, options=options, traffic=f"tcp-bulk:ts={ts}", tcp=tcp,
                                  flows=flows, rtt_ms=rtt, app_rate=app_rate, app_read_size=read, so_rcvbuf=so_rcvbuf,
                                  count=count, rate=rate, cpus=cpus, faults=faults)
-    assert why is None or why.removesuffix("; rerun") in NOT_YET + (TCP_WHY[TCP_OFO],), why
+    assert why is None or why.removesuffix("; rerun") == TCP_WHY[TCP_OFO], why
     assert _same(reference, fast)
 
 

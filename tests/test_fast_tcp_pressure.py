@@ -1,6 +1,7 @@
 """The fast engine's TCP receiver under memory pressure (skbsim/fast/tcp_pressure.py) against the model's.
 
-Whole ``skbsim run --socket tcp`` runs through tun that reach tcp_prune_queue() (a small SO_RCVBUF, small
+Whole ``skbsim run --socket tcp`` runs through tun (and behind the NAPI drivers: ice, copybreak, virtio_net, with
+GRO and without) that reach tcp_prune_queue() (a small SO_RCVBUF, small
 segments whose truesize is worth more window than their length, a slow reader or none) give the same JSON on
 both engines, with the pruning's TcpExt counters and the bytes tcp_collapse() copied; the workloads are
 checked to reach the corner they are for.  A hypothesis test draws random workloads of that kind, with faults
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skbsim.sim import RunConfig
+from tcp_engines import TCP_RUN, run_both
 from tcp_engines import same as _same
 from test_fast_tcp import _both
 
@@ -63,12 +65,17 @@ def test_pressure_corners(kw, corner):
     assert _counters(reference)[corner] > 0
 
 
+#: the draws of a random workload that may come under pressure (its driver and kernel aside)
+WORKLOADS = dict(
+    ts=st.sampled_from([0, 1]),
+    tcp=st.sampled_from(["messages:100@50000", "messages:300@20000", "messages:50@100000", "messages:1000", "bulk"]),
+    flows=st.sampled_from([1, 2, 3]), rtt=st.sampled_from([0.05, 0.5, 5.0]),
+    app_rate=st.sampled_from([None, 0, 100, 1000]), read=st.sampled_from([None, 100, 1000]),
+    so_rcvbuf=st.sampled_from([4096, 8192, 16384, 65536]), count=st.integers(50, 900))
+
+
 @settings(max_examples=40, deadline=None)
-@given(kernel=st.sampled_from(["6.1", "6.9", "6.12", "6.18", "host", "7.1"]), ts=st.sampled_from([0, 1]),
-       tcp=st.sampled_from(["messages:100@50000", "messages:300@20000", "messages:50@100000", "messages:1000", "bulk"]),
-       flows=st.sampled_from([1, 2, 3]), rtt=st.sampled_from([0.05, 0.5, 5.0]),
-       app_rate=st.sampled_from([None, 0, 100, 1000]), read=st.sampled_from([None, 100, 1000]),
-       so_rcvbuf=st.sampled_from([4096, 8192, 16384, 65536]), count=st.integers(50, 900),
+@given(kernel=st.sampled_from(["6.1", "6.9", "6.12", "6.18", "host", "7.1"]), **WORKLOADS,
        faults=st.sampled_from([(), (("slab", 0.03, 1, -1, 0),), (("slab", 0.2, 1, -1, 0),),
                                (("skb_data", 0.3, 1, -1, 0),), (("page_alloc", 0.05, 1, -1, 0),)]))
 def test_random_pressure_workloads_give_identical_json(kernel, ts, tcp, flows, rtt, app_rate, read, so_rcvbuf,
@@ -112,3 +119,42 @@ def test_collapsed_skbs_heads_by_hand(kernel, n, cache, truesize, tailroom):
     names = {index: name for name, index in lengths.cache_index.items()}
     assert cols[n, TF_C_KIND] == TH_SLAB and names[cols[n, TF_C_CACHE]] == cache
     assert (cols[n, TF_C_TS], cols[n, TF_C_ROOM]) == (truesize, tailroom)
+
+
+#: NAPI drivers whose skbs reach the receivers, with GRO and without (tcp_collapse()'s heads: tcp_engine.CollapseHeads)
+NAPI_DRIVERS = [("ice", {}), ("ice", {"gro": "0"}), ("ice", {"rx": "legacy"}), ("ice", {"rx": "legacy", "gro": "0"}),
+                ("copybreak", {}), ("copybreak", {"gro": "0"}), ("virtio_net", {}), ("virtio_net", {"gro": "0"})]
+
+
+@pytest.mark.parametrize("driver, options", NAPI_DRIVERS)
+@pytest.mark.parametrize("kernel", ["6.1", "6.18"])
+def test_collapse_behind_a_napi_driver(driver, options, kernel):
+    # 100-byte messages and a reader of 1000 bytes a millisecond behind SO_RCVBUF 8192: every skb's truesize (half
+    # a page or more) is worth far more window than its 100 bytes, so tcp_prune_queue() collapses the receive
+    # queue into alloc_skb() heads, and the run stays on the fast engine
+    reference, fast, why = run_both({**TCP_RUN, "driver": driver, "options": options, "kernel": kernel,
+                                     "count": 400, "so_rcvbuf": 8192, "app_rate": 1000, "app_read_size": 1000,
+                                     "tcp": "messages:100@50000"})
+    assert why is None and fast["engine"] == "fast", why
+    assert _same(reference, fast)
+    counters = _counters(reference)
+    assert counters["PruneCalled"] > 0 and counters["TCPRcvCollapsed"] > 0
+    assert reference["tcp"]["collapse_copied_bytes"] > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(driver=st.sampled_from(NAPI_DRIVERS), kernel=st.sampled_from(["6.1", "6.9", "6.12", "6.18", "host"]),
+       **WORKLOADS, faults=st.sampled_from([(), (("slab", 0.03, 1, -1, 0),), (("page_frag", 0.2, 1, -1, 0),),
+                               (("skb_data", 0.3, 1, -1, 0),), (("page_alloc", 0.05, 1, -1, 0),)]))
+def test_random_pressure_behind_napi_drivers_gives_identical_json(driver, kernel, ts, tcp, flows, rtt, app_rate,
+                                                                  read, so_rcvbuf, count, faults):
+    reference, fast, why = run_both({**TCP_RUN, "driver": driver[0], "options": driver[1], "kernel": kernel,
+                                     "traffic": f"tcp-bulk:ts={ts}", "tcp": tcp, "flows": flows, "rtt_ms": rtt,
+                                     "app_rate": app_rate, "app_read_size": read, "so_rcvbuf": so_rcvbuf,
+                                     "count": count, "faults": faults})
+    # what the fast engine still hands over behind a NAPI driver: the out-of-order queue's corners, and skb_condense()
+    # of an skb bound for it
+    from skbsim.fast.tcp import TCP_CONDENSE, TCP_OFO, TCP_WHY
+
+    assert why is None or why.removesuffix("; rerun") in (TCP_WHY[TCP_OFO], TCP_WHY[TCP_CONDENSE]), why
+    assert _same(reference, fast)

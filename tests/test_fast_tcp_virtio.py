@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skbsim.fast import unsupported
-from skbsim.fast.tcp import TCP_NAPI_PRUNE, TCP_OFO, TCP_WHY
+from skbsim.fast.tcp import TCP_OFO, TCP_WHY
 from skbsim.sim import RunConfig
 from tcp_engines import TCP_RUN, run_both
 from tcp_engines import same as _same
@@ -22,8 +22,6 @@ KERNELS = ["6.1", "6.9", "6.12", "6.18", "host"]
 #: GRO on and off, at the default MTU (1500) and at this machine's eth0's (1400)
 FORMS = [{}, {"gro": "0"}, {"mtu": "1400"}, {"mtu": "1400", "gro": "0"}]
 FORM_IDS = ["gro", "gro0", "mtu1400", "mtu1400-gro0"]
-#: what the fast engine may still hand over: memory pressure behind a NAPI driver (compiled for tun only)
-NOT_YET = (TCP_WHY[TCP_NAPI_PRUNE],)
 
 
 def _config(**kw) -> dict:
@@ -90,7 +88,7 @@ WORKLOADS = {
 @pytest.mark.parametrize("workload", list(WORKLOADS))
 def test_workloads(kernel, options, workload):
     reference, fast, why = _both(kernel=kernel, options=options, **WORKLOADS[workload])
-    assert why is None or why.removesuffix("; rerun") in NOT_YET, why
+    assert why is None, why
     assert _same(reference, fast)
 
 
@@ -152,7 +150,7 @@ def test_random_workloads(kernel, options, ts, tcp, flows, rtt, app_rate, read, 
     reference, fast, why = _both(kernel=kernel, options=options, traffic=f"tcp-bulk:ts={ts}", tcp=tcp, flows=flows,
                                  rtt_ms=rtt, app_rate=app_rate, app_read_size=read, so_rcvbuf=so_rcvbuf, count=count,
                                  rate=rate, cpus=cpus, faults=faults)
-    assert why is None or why.removesuffix("; rerun") in NOT_YET + (TCP_WHY[TCP_OFO],), why
+    assert why is None or why.removesuffix("; rerun") == TCP_WHY[TCP_OFO], why
     assert _same(reference, fast)
 
 
@@ -168,13 +166,13 @@ def test_other_forms_say_why(kernel, options, words):
 
 
 
-def test_pressure_is_handed_over():
-    # a slow reader of 1000 bytes at a time behind small messages: tcp_prune_queue() runs, which the fast engine
-    # compiles for tun only; the run is handed over with its own reason and the JSON is the reference engine's
+def test_pressure_on_the_fast_engine():
+    # a slow reader of 1000 bytes at a time behind small messages: tcp_prune_queue() runs and collapses the queue
+    # into alloc_skb() heads (tcp_engine.CollapseHeads), on the fast engine too
     for options in ({}, {"gro": "0"}):
         reference, fast, why = _both(options=options, tcp="messages:100@50000", count=2000, rtt_ms=0.5,
                                      app_rate=1000, app_read_size=1000)
-        assert why is not None and why.removesuffix("; rerun") == TCP_WHY[TCP_NAPI_PRUNE]
+        assert why is None and fast["engine"] == "fast", why
         assert reference["tcp"]["counters"]["PruneCalled"] > 0 and _same(reference, fast)
 
 

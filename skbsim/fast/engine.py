@@ -301,18 +301,21 @@ class FastSimulation:
                 k = tun_kernel(ref, self.trace is not None, False, self.tun, tcp_queued=queued,
                                tcp_frags=ref.kernel.profile.MAX_SKB_FRAGS, **tables)
             elif self.copybreak:  # -- TCP through NAPI drivers -- (tables' frags: TcpRun.finish_tables())
-                k = copybreak_kernel(ref, False, False, self.copy_heads, queued=queued)._replace(**tables)
+                k = copybreak_kernel(ref, False, False, self.copy_heads, queued=queued,
+                                     collapse=self.tcp.heads.caches)._replace(**tables)
                 # napi_alloc_skb(len)'s room for the heads of copies (gro.Gro.copy_room, with GRO or without)
                 k = k._replace(gro=new_gro(copy_room=[h[5] for h in self.copy_heads]))
             elif self.ntb is not None:  # (tables' frags: TcpRun.finish_tables())
                 k = ntb_kernel(ref, self.ntb, queued=queued)._replace(**tables)
             elif self.virtio:  # (tables' frags: TcpRun.finish_tables())
-                k = virtio_kernel(ref, False, False, self.head, queued=queued)._replace(**tables)
+                k = virtio_kernel(ref, False, False, self.head, queued=queued,
+                                  collapse=self.tcp.heads.caches)._replace(**tables)
                 if not self.gro:  # each skb's head (gro.M_HEAD_TS, which tcp_napi reads), without GRO too
                     objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
                     k = k._replace(gro=new_gro(objects=objects))
             else:
-                k = ice_kernel(ref, False, False, self.head, queued=queued)._replace(**tables)
+                k = ice_kernel(ref, False, False, self.head, queued=queued,
+                               collapse=self.tcp.heads.caches)._replace(**tables)
         finally:
             ref.sock = None
         if self.trace is not None:  # -- TCP trace --: each record with its flow fields (tcp_trace.TT_*)

@@ -181,7 +181,6 @@ def ntb_kernel(sim: Simulation, lengths: NtbLengths, trace: bool = False, plot: 
         DRIVER=DRIVER_NTB, RING_COUNT=NTB_RXQ_SIZE, RXMAX=lengths.rxmax, COPYBREAK=lengths.copybreak,
         COND_ROOM=-1,  # skb_condense() changes no ntb skb (NtbLengths checks it per length)
         PF_ORDER=frag_cache.max_order, PF_DOWN=0 if frag_cache.offset_up else 1,
-        NC_OUTSIDE_NAPI=int(profile.has("alloc_skb_napi_cache_outside_napi")),
     )
     ncpus = config.cpus
     qcap = socket_queue_capacity(config, sim.sock.rcvbuf, lengths.min_truesize) if queued is None else queued

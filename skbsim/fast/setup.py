@@ -79,6 +79,8 @@ def base_config(sim: Simulation, trace: bool, plot: bool) -> dict:
         DEFER_MAX=sim.kernel.skb_defer_max,
         NC_CACHE_SIZE=profile.NAPI_SKB_CACHE_SIZE, NC_BULK=profile.NAPI_SKB_CACHE_BULK,
         NC_FREE=profile.NAPI_SKB_CACHE_FREE,
+        # __alloc_skb()'s sk_buff outside NAPI (tun, ntb, tcp_collapse(): tun._alloc_skb_sk_buff())
+        NC_OUTSIDE_NAPI=int(profile.has("alloc_skb_napi_cache_outside_napi")),
     )
     return fields
 
@@ -129,13 +131,25 @@ def slab_spec(kernel, cache, live: int) -> SlabSpec:
                     live + slabs_kept(cache.min_partial, cache.cpu_partial_slabs, kernel.ncpus))
 
 
-def skb_caches(kernel, slab_cap: int) -> list[SlabSpec]:
+def skb_caches(kernel, slab_cap: int, collapse: dict | None = None) -> list[SlabSpec]:
     """The caches of a run whose heads napi_alloc_skb() may take from skbuff_small_head: skbuff_head_cache and,
-    where the release has it, skbuff_small_head, each with room for slab_cap objects."""
+    where the release has it, skbuff_small_head, each with room for slab_cap objects; -- TCP pressure --: with
+    collapse (TcpRun.heads.caches: tun.head_caches() by index), the kmem caches tcp_collapse()'s alloc_skb()
+    takes heads from too."""
     caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
     if kernel.skb_small_head_cache is not None:
         caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
+    if collapse:
+        caches += [None] * (max(collapse) + 1 - len(caches))  # (unused ones: no slabs)
+        for c, cache in collapse.items():
+            caches[c] = caches[c] or slab_spec(kernel, cache, slab_cap)
     return caches
+
+
+def collapse_pages(collapse: dict | None, slab_cap: int) -> int:
+    """-- TCP pressure --: the pages tcp_collapse()'s heads may hold besides the driver's: one slab page or block
+    of pages of its own per live skb at most (a collapsed skb replaces those it copies)."""
+    return slab_cap if collapse else 0
 
 
 #: how many of each a run may hold at once: pages, slab objects per cache (slab_spec() rows), socket queue
@@ -210,10 +224,11 @@ def _new_page(k: Kernel, refcount: int, order: int) -> int:
     return pid
 
 
-def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None, queued: int | None = None) -> Kernel:
+def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None, queued: int | None = None,
+               collapse: dict | None = None) -> Kernel:
     """ice, rx=build_skb (head None) or rx=legacy (head: the header skb, legacy_header_skb()): the rings as
     ice_open() left them.  queued: the most skbs the sockets hold at once (a run with a socket per flow's
-    receivers; else the UDP socket's)."""
+    receivers; else the UDP socket's); collapse: the caches tcp_collapse()'s heads come from (skb_caches())."""
     kernel = sim.kernel
     profile = kernel.profile
     ring = sim.cpus[0].queue
@@ -243,11 +258,10 @@ def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None, queu
     # the 1K pages, and the slabs of both caches.
     max_bufs = -(-ring.rxmax // ring.rx_buf_len)
     page_cap = (ncpus * ring.count + (1 + max_bufs) * (qcap + ncpus * (kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT))
-                + 2 * ncpus + 2 * slab_cap + 16)
-    small = kernel.skb_small_head_cache
-    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
-    if small is not None and head is not None:
-        caches.append(slab_spec(kernel, small, slab_cap))
+                + 2 * ncpus + 2 * slab_cap + 16 + collapse_pages(collapse, slab_cap))
+    caches = skb_caches(kernel, slab_cap, collapse)
+    if head is None and not collapse:
+        caches = caches[:1]  # (build_skb's heads are the ring's pages: nothing from skbuff_small_head)
     # frag lists of skbs of several buffers
     sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=slab_cap if max_bufs > 1 else 1,
                        frags=profile.MAX_SKB_FRAGS, ring_bias=0)
@@ -270,9 +284,11 @@ def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None, queu
     return k
 
 
-def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple], queued: int | None = None) -> Kernel:
+def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple], queued: int | None = None,
+                     collapse: dict | None = None) -> Kernel:
     """copybreak: the rings and NAPI page_frag caches as copybreak_open_queue() left them; heads: what
-    napi_alloc_skb(len) gives for every len up to copybreak (copybreak_copy_skbs()); queued as ice_kernel()'s."""
+    napi_alloc_skb(len) gives for every len up to copybreak (copybreak_copy_skbs()); queued and collapse as
+    ice_kernel()'s."""
     kernel = sim.kernel
     profile = kernel.profile
     ring = sim.cpus[0].queue
@@ -295,9 +311,10 @@ def copybreak_kernel(sim: Simulation, trace: bool, plot: bool, heads: list[tuple
     # Live pages: the ring buffers' pages, one per queued or deferred skb head, the 1K and page_frag pages,
     # and the slabs of both caches.
     page_cap = (ncpus * ring.count + 2 * qcap + ncpus * (2 * kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT + 4)
-                + ncpus * kernel.skb_defer_max * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16)
+                + ncpus * kernel.skb_defer_max * (profile.MAX_SKB_FRAGS + 1) + 2 * slab_cap + 16
+                + collapse_pages(collapse, slab_cap))
     # frag lists: a frame's MAX_SKB_FRAGS + 1 replacement buffers are held in a row first
-    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap), queue=qcap, frag_lists=slab_cap,
+    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap, collapse), queue=qcap, frag_lists=slab_cap,
                        frags=profile.MAX_SKB_FRAGS + 1, ring_bias=1)  # one page reference per buffer
     k = new_kernel(sim, fields, sizes, copy=copy)
     _copybreak_start(sim, k)
@@ -351,7 +368,6 @@ def tun_kernel(sim: Simulation, trace: bool, plot: bool, lengths, tcp_queued: in
         TUN_MAX_ORDER=0 if profile.feature("tun_alloc_linear") == "whole_frame" else PAGE_ALLOC_COSTLY_ORDER,
         TUN_FRAG_LIMIT=profile.MAX_SKB_FRAGS - (
             1 if profile.feature("alloc_skb_with_frags_limit") == "max_skb_frags_minus_1" else 0),
-        NC_OUTSIDE_NAPI=int(profile.has("alloc_skb_napi_cache_outside_napi")),  # -- TCP pressure --
     )
     if lengths.napi_head is not None:
         # IFF_NAPI_FRAGS: napi_get_frags()'s head from this CPU's NAPI caches

@@ -72,13 +72,13 @@ TCP_WHY = {
     TCP_WARN: "skb_try_coalesce() warned (a truesize below len), a warning the fast engine does not report",
     TCP_LENGTH: "a frame length to read from the model first",
 }
-#: -- TCP pressure through NAPI drivers --: tcp_collapse()'s new skbs are compiled for tun and ntb only (whose
-#: kmalloc caches are in Slabs)
+#: -- TCP pressure --: a receiver came under memory pressure in a run without the heads tcp_collapse()'s new skbs
+#: take (tcp_engine.TcpRun.heads: every run with a socket per flow has them; kept as the loop's own check)
 TCP_NAPI_PRUNE = 8
-TCP_WHY[TCP_NAPI_PRUNE] = ("a TCP receiver fed by a NAPI driver came under memory pressure (pruning and "
-                           "collapsing are compiled for tun and ntb only)")
-# -- TCP capture --: a capture's flow met its first segment before the model set its receiver up (the run is redone
-# with it: skbsim/fast/tcp_capture.py)
+TCP_WHY[TCP_NAPI_PRUNE] = ("a TCP receiver came under memory pressure in a run without tcp_collapse()'s heads "
+                           "(the fast engine's tables)")
+# -- TCP capture --: a capture's flow met its first segment before the model set its receiver up (the loop goes
+# back to where its call started and makes it again with the receiver: skbsim/fast/tcp_capture.py)
 TCP_SETUP = 9
 TCP_WHY[TCP_SETUP] = "a capture's TCP flow to set up by the model first"
 #: a NAPI driver's skb bound for the out-of-order queue that skb_condense() would change (tcp_napi._condenses())

@@ -149,14 +149,31 @@ def _tun_facts(lengths, frame_lens) -> np.ndarray:
     return collapse_alloc_columns(lengths, tun_tcp_facts(lengths, frame_lens))
 
 
-def _ntb_facts(heads, frame_lens, facts) -> np.ndarray:
-    """A NAPI driver's TCP facts of frame_lens; with ntb's heads (ntb_setup.NtbLengths), each length first read from
-    the model (the rows of the frames it copies) and the columns of what alloc_skb() gives tcp_collapse() (-- TCP
-    pressure --: collapse_alloc_columns())."""
-    if heads is None:
-        return facts
+def _nic_facts(heads, frame_lens, facts) -> np.ndarray:
+    """A NAPI driver's (or ntb's) TCP facts of frame_lens, each length first read from the model by heads (ntb's
+    copies), with the columns of what alloc_skb() gives tcp_collapse() (-- TCP pressure --:
+    collapse_alloc_columns())."""
     heads.prepare(np.array(frame_lens, np.int64))
     return collapse_alloc_columns(heads, facts)
+
+
+class CollapseHeads:
+    """-- TCP pressure --: the kmem caches tcp_collapse()'s alloc_skb() may take a head from behind a NAPI driver
+    (tun.head_caches(), by their index in the run's Slabs, as tun's and ntb's own tables have them), on a scratch
+    kernel of the run's profile and CPU count: what collapse_alloc_columns() reads."""
+
+    __slots__ = ("kernel", "caches", "cache_index")
+
+    def __init__(self, ref):
+        from skbsim.fast.tun import head_caches
+        from skbsim.kernel import Kernel
+
+        self.kernel = Kernel(ref.kernel.profile, ncpus=ref.config.cpus)
+        self.caches = head_caches(self.kernel, "a collapsed skb's")
+        self.cache_index = {cache.name: c for c, cache in self.caches.items()}
+
+    def prepare(self, lengths) -> None:
+        """Nothing to read per frame length: a NAPI driver's skbs are the compiled loop's own."""
 
 
 def state_max_frame() -> int:
@@ -172,14 +189,17 @@ class TcpRun:
         """lengths: tun's per-length table (tun._TunLengths); or nic, a NAPI driver's (legacy-rx, the smallest
         skb's truesize), and codes, virtio_net's (virtio_setup.VirtioCodes); heads: ntb's table of
         netdev_alloc_skb() heads (ntb_setup.NtbLengths: rows for the frames it copies, and its scratch kernel
-        and caches, which give tcp_collapse()'s heads as tun's do)."""
+        and caches, which give tcp_collapse()'s heads as tun's do), by default behind a NAPI driver the caches
+        of CollapseHeads."""
         self.ref = ref
         self.config = ref.config
         self.lengths = lengths
         self.min_truesize = lengths.min_truesize if lengths is not None else nic[1]
+        #: where tcp_collapse()'s heads come from: tun's table, ntb's, or CollapseHeads behind a NAPI driver
+        self.heads = lengths if lengths is not None else (heads if heads is not None else CollapseHeads(ref))
         self.capture = None
         if ref.senders is None:  # -- TCP capture --: the capture's flows, its frames' lengths
-            self._capture_init(lengths, heads)
+            self._capture_init(lengths)
             return
         reason = unsupported_senders(ref.senders, round(self.config.duration_ms * 1_000_000))
         if reason:
@@ -201,15 +221,15 @@ class TcpRun:
         sizes = {flow.sender.mss for flow in self.flows} | {0} | set(payloads)
         frame_lens = [self.header_len + size for size in sizes]
         if lengths is None:  # -- TCP through NAPI drivers --
-            self.facts = _ntb_facts(heads, frame_lens, nic_tcp_facts(ref, frame_lens, nic[0], codes))
+            self.facts = _nic_facts(self.heads, frame_lens, nic_tcp_facts(ref, frame_lens, nic[0], codes))
             return
         self.facts = _tun_facts(lengths, frame_lens)
 
     # -- TCP capture --
-    def _capture_init(self, lengths, heads) -> None:
+    def _capture_init(self, lengths) -> None:
         """A capture's run: its plan (tcp_capture.CapturePlan.scan(): ValueError for what it leaves to the
         reference engine), its receivers (none set up yet), the TCP facts of every frame length it holds (tun's,
-        or a NAPI driver's, with ntb's heads)."""
+        or a NAPI driver's and ntb's, with self.heads')."""
         from skbsim.fast.tcp_capture import CapturePlan, CaptureSetups
         from skbsim.fast.tcp_run import TF_FIELDS, TF_KNOWN
 
@@ -236,7 +256,7 @@ class TcpRun:
         if lengths is None:  # a NAPI driver, or ntb: every length taken (or dropped as oversize)
             facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
             facts[frame_lens, TF_KNOWN] = 1
-            self.facts = _ntb_facts(heads, frame_lens, facts)
+            self.facts = _nic_facts(self.heads, frame_lens, facts)
             return
         self.facts = _tun_facts(lengths, frame_lens)
         if not self.facts[frame_lens, TF_KNOWN].all():

@@ -22,7 +22,6 @@ from skbsim.fast import tun
 from skbsim.fast.layout import njit
 from skbsim.fast.napi import _free_skb
 from skbsim.fast.rules import _can_ingest_value, _clamp_window_values, _prune_fits_value, _prune_over_value
-from skbsim.fast.state import DRIVER, DRIVER_NTB, DRIVER_TUN
 from skbsim.fast.state import (
     CB_END_SEQ, CB_FIELDS, CB_GSO_SIZE, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, ERR, RQ_END_TS, RQ_FIELDS,
     RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS,
@@ -423,7 +422,7 @@ def _tcp_try_rmem_schedule(t, f, skb, length, k):
         if k is None:
             tc[TC_ERR] = TCP_PRUNE
             return False
-        if k.cfg[DRIVER] != DRIVER_TUN and k.cfg[DRIVER] != DRIVER_NTB:  # (their kmalloc caches are in Slabs)
+        if k.tfl.facts.shape[1] <= TF_C_KIND:  # (no heads for tcp_collapse(): TcpRun.heads)
             tc[TC_ERR] = TCP_NAPI_PRUNE
             return False
         if _tcp_prune_queue(k, t, f, skb, length) < 0:

@@ -9,7 +9,8 @@ eth_type_trans(), napi_gro_receive()) on a scratch kernel what becomes of each d
 from __future__ import annotations
 
 from skbsim.fast.setup import (
-    HEAD_KINDS, TableSizes, _new_page, base_config, live_skbs_bound, new_kernel, slab_spec, socket_queue_capacity,
+    HEAD_KINDS, TableSizes, _new_page, base_config, collapse_pages, live_skbs_bound, new_kernel, skb_caches,
+    socket_queue_capacity,
 )
 from skbsim.fast.state import (
     D_PAGES_ALLOC, DRIVER_VIRTIO, NTC, NTU, VB_LEN, VB_PAGE, VB_START, VQ_EWMA, VQ_FRAG_OFFSET, VQ_FRAG_PAGE,
@@ -113,10 +114,12 @@ class VirtioCodes:
         return code
 
 
-def virtio_kernel(sim: Simulation, trace: bool, plot: bool, head: dict, queued: int | None = None):
+def virtio_kernel(sim: Simulation, trace: bool, plot: bool, head: dict, queued: int | None = None,
+                  collapse: dict | None = None):
     """virtio_net: each ring, frag block and DMA record as virtnet_open_queue() left them; head: page_to_skb()'s
     copy head (copy_head()); queued: the most skbs the sockets hold at once (a run with a socket per flow's
-    receivers, tcp_engine.TcpRun.tables()), else the UDP socket's bound."""
+    receivers, tcp_engine.TcpRun.tables()), else the UDP socket's bound; collapse: the caches tcp_collapse()'s
+    heads come from (setup.skb_caches())."""
     from skbsim.net.core_sock import SKB_FRAG_PAGE_SIZE
 
     kernel = sim.kernel
@@ -143,12 +146,10 @@ def virtio_kernel(sim: Simulation, trace: bool, plot: bool, head: dict, queued: 
     # Live pages: a block per posted buffer at most, a head and MAX_SKB_FRAGS blocks per queued, deferred or
     # polled skb, the NAPI caches' pages, and the slabs of both caches.
     held = qcap + ncpus * (kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT)
-    page_cap = ncpus * (count + 4) + (2 + profile.MAX_SKB_FRAGS) * held + 2 * slab_cap + 64
-    caches = [slab_spec(kernel, kernel.skbuff_cache, slab_cap)]
-    if kernel.skb_small_head_cache is not None:
-        caches.append(slab_spec(kernel, kernel.skb_small_head_cache, slab_cap))
-    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=slab_cap, frags=profile.MAX_SKB_FRAGS,
-                       ring_bias=0)
+    page_cap = (ncpus * (count + 4) + (2 + profile.MAX_SKB_FRAGS) * held + 2 * slab_cap + 64
+                + collapse_pages(collapse, slab_cap))
+    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap, collapse), queue=qcap, frag_lists=slab_cap,
+                       frags=profile.MAX_SKB_FRAGS, ring_bias=0)
     k = new_kernel(sim, fields, sizes, virtio=new_virtio_queues(page_cap, ncpus, count))
     _virtio_start(sim, k)
     return k
