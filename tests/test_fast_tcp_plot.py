@@ -5,6 +5,8 @@ and the plots drawn from them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from skbsim.fast import simulate_engine
@@ -85,6 +87,6 @@ def test_the_plots_are_the_same(tmp_path):
     drawn = {}
     for engine, (result, extra) in (("fast", fast[:2]), ("reference", reference)):
         paths = write_plots(str(tmp_path / engine), [({**result, "engine": "either"}, extra)])
-        drawn[engine] = {path.rsplit("/", 1)[-1]: open(path, "rb").read() for path in paths}
+        drawn[engine] = {Path(path).name: Path(path).read_bytes() for path in paths}
     assert sorted(drawn["fast"]) == ["memory.png", "tcp.png", "truesize.png"]
     assert drawn["fast"] == drawn["reference"]

@@ -682,7 +682,8 @@ class FastSimulation:
         return ({path: delivered}, {head_source: delivered}) if delivered else ({}, {})
 
     def _plot_data(self, k) -> dict:
-        """extra for --plot: the memory series and the truesize-by-length table (simulate()'s)."""
+        """extra for --plot: the memory series and the truesize-by-length table, and a TCP run's flows' series
+        (simulate()'s)."""
         trace = k.trace
         counts = trace.table[:, :, TB_COUNT]
         truesize_by_len: dict[int, dict[int, int]] = {}
