@@ -99,6 +99,7 @@ def test_plot_of_a_tcp_run_is_the_fast_engines():
     ("virtio_net", {"gro": "0"}, False, "the fast engine draws --plot for virtio_net only on the reference engine"),
     ("tun", {}, False, "--plot of a capture's TCP flows is the reference engine's"),
     ("ice", {"gro": "0"}, False, "--plot of a capture's TCP flows is the reference engine's"),
+    ("ntb", {}, False, "--plot of a capture's TCP flows is the reference engine's"),
     # --trace stays the reference engine's through the NAPI drivers and ntb, with --plot or without
     ("ntb", {}, True, "--trace of --socket tcp runs through ntb is the reference engine's"),
     ("copybreak", {"gro": "0"}, True, "--trace of --socket tcp runs through copybreak is the reference engine's"),
