@@ -53,6 +53,7 @@ from skbsim.fast.tcp import TCP_UNMODELLED, TCP_WHY  # -- TCP --
 from skbsim.fast.tcp_trace import TT_END, tcp_trace_rows  # -- TCP trace --
 from skbsim.fast.state import EV_LEN  # -- TCP trace --
 from skbsim.fast.state import APP_UNLIMITED, APP_WAITING, LK_STOPPED_AT, TC_ERR, TC_LAST_NS, TC_WANT_LEN  # -- TCP --
+from skbsim.fast.state import TC_SR_LEN  # -- TCP plot --
 
 
 def unsupported(config: RunConfig) -> str | None:
@@ -143,6 +144,9 @@ class FastSimulation:
         self.gro = tcp_through_gro(config)  # -- GRO --: TCP segments go through GRO (skbsim.fast.gro)
         if self.gro and plot:
             raise ValueError("the fast engine draws --plot of TCP through GRO only on the reference engine")
+        if plot and config.socket == "tcp" and self.ref.senders is None:  # -- TCP plot --
+            raise ValueError("--plot of a capture's TCP flows is the reference engine's (the fast engine draws TCP "
+                             "runs of synthetic senders)")
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
         self.bnxt = None  # -- bnxt --: napi_alloc_skb(len)'s table and its heads' names
         self.gve = None  # -- gve --: the same
@@ -172,8 +176,6 @@ class FastSimulation:
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
             if config.socket == "tcp":  # -- TCP --
-                if plot:
-                    raise ValueError("--plot of --socket tcp runs is the reference engine's")
                 if trace is not None and self.ref.senders is None:  # -- TCP capture --
                     raise ValueError("--trace of a capture's TCP flows into receivers is the reference engine's")
                 self.tcp = TcpRun(self.ref, self.tun, tcp_payloads)
@@ -181,8 +183,8 @@ class FastSimulation:
         if config.driver == "ntb":
             self.ntb = NtbLengths(self.ref, config)
             if config.socket == "tcp":  # -- TCP through NAPI drivers --
-                if trace is not None or plot:
-                    raise ValueError("--trace and --plot of --socket tcp runs through ntb are the reference engine's "
+                if trace is not None:
+                    raise ValueError("--trace of --socket tcp runs through ntb is the reference engine's "
                                      "(the fast engine traces TCP runs through tun)")
                 self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(False, self.ntb.min_truesize), heads=self.ntb)
             return
@@ -227,9 +229,9 @@ class FastSimulation:
                 raise ValueError(f"the fast engine models legacy-rx header skbs from {', '.join(heads)} only; "
                                  f"{self.ref.kernel.profile.name} takes them from {self.head['source']}")
         if config.socket == "tcp":  # -- TCP through NAPI drivers --: the receivers, the senders' frames at the NIC
-            if trace is not None or plot:
-                raise ValueError(f"--trace and --plot of --socket tcp runs through {config.driver} are the reference "
-                                 "engine's (the fast engine traces TCP runs through tun)")
+            if trace is not None:
+                raise ValueError(f"--trace of --socket tcp runs through {config.driver} is the reference engine's "
+                                 "(the fast engine traces TCP runs through tun)")
             self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(self.legacy, smallest))
 
     def run(self) -> dict | None:
@@ -293,20 +295,20 @@ class FastSimulation:
         from skbsim.net.sock import udp_sock
 
         ref = self.ref
-        queued, tables = self.tcp.tables(self.config.count)
+        queued, tables = self.tcp.tables(self.config.count, self.plot)
         ref.sock = udp_sock(ref.kernel, self.config.rcvbuf)
         try:
             if self.tun is not None:
                 # a coalesced skb gathers up to MAX_SKB_FRAGS frags (skb_try_coalesce())
-                k = tun_kernel(ref, self.trace is not None, False, self.tun, tcp_queued=queued,
+                k = tun_kernel(ref, self.trace is not None, self.plot, self.tun, tcp_queued=queued,
                                tcp_frags=ref.kernel.profile.MAX_SKB_FRAGS, **tables)
             elif self.copybreak:  # -- TCP through NAPI drivers -- (tables' frags: TcpRun.finish_tables())
-                k = copybreak_kernel(ref, False, False, self.copy_heads, queued=queued,
+                k = copybreak_kernel(ref, False, self.plot, self.copy_heads, queued=queued,
                                      collapse=self.tcp.heads.caches)._replace(**tables)
                 # napi_alloc_skb(len)'s room for the heads of copies (gro.Gro.copy_room, with GRO or without)
                 k = k._replace(gro=new_gro(copy_room=[h[5] for h in self.copy_heads]))
             elif self.ntb is not None:  # (tables' frags: TcpRun.finish_tables())
-                k = ntb_kernel(ref, self.ntb, queued=queued)._replace(**tables)
+                k = ntb_kernel(ref, self.ntb, plot=self.plot, queued=queued)._replace(**tables)
             elif self.virtio:  # (tables' frags: TcpRun.finish_tables())
                 k = virtio_kernel(ref, False, False, self.head, queued=queued,
                                   collapse=self.tcp.heads.caches)._replace(**tables)
@@ -314,7 +316,7 @@ class FastSimulation:
                     objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
                     k = k._replace(gro=new_gro(objects=objects))
             else:
-                k = ice_kernel(ref, False, False, self.head, queued=queued,
+                k = ice_kernel(ref, False, self.plot, self.head, queued=queued,
                                collapse=self.tcp.heads.caches)._replace(**tables)
         finally:
             ref.sock = None
@@ -683,7 +685,8 @@ class FastSimulation:
         return ({path: delivered}, {head_source: delivered}) if delivered else ({}, {})
 
     def _plot_data(self, k) -> dict:
-        """extra for --plot: the memory series and the truesize-by-length table (simulate()'s)."""
+        """extra for --plot: the memory series and the truesize-by-length table, and a TCP run's flows' series
+        (simulate()'s)."""
         trace = k.trace
         counts = trace.table[:, :, TB_COUNT]
         truesize_by_len: dict[int, dict[int, int]] = {}
@@ -691,8 +694,13 @@ class FastSimulation:
             by_len = truesize_by_len.setdefault(int(frame_len), {})
             truesize = int(trace.table[frame_len, nr_frags, TB_TRUESIZE])
             by_len[truesize] = by_len.get(truesize, 0) + int(counts[frame_len, nr_frags])
-        return {"series": [tuple(point) for point in trace.series[:int(k.st[SR_LEN])].tolist()],
-                "truesize_by_len": truesize_by_len, "page_size": self.ref.kernel.profile.PAGE_SIZE}
+        tcp = self.tcp is not None and self.plot  # -- TCP plot --: tcp_run._tcp_poll_end()'s series, the flows'
+        series = trace.series[:int(k.tcp.tc[TC_SR_LEN] if tcp else k.st[SR_LEN])]
+        extra = {"series": [tuple(point) for point in series.tolist()],
+                 "truesize_by_len": truesize_by_len, "page_size": self.ref.kernel.profile.PAGE_SIZE}
+        if tcp:
+            extra["tcp_series"] = self.tcp.plot_series(k)
+        return extra
 
 
 def libeth_headlen(dev, hdr_buf_len: int):

@@ -9,8 +9,8 @@ touch several objects take the Kernel record k (skbsim.fast.state), as the model
 from __future__ import annotations
 
 from skbsim.fast.layout import (
-    CLOCK_LIMIT, COUNTED, ERR_CLOCK, ERR_TABLE_FULL, HEAD_1K, HEAD_FRAG, HEAD_SMALL, READER_CPU, SERIES_LIMIT, SLAB_TAG,
-    U32_MASK, _IPI, _POLL, _READ, njit,
+    CLOCK_LIMIT, COUNTED, ERR_CLOCK, ERR_TABLE_FULL, HEAD_1K, HEAD_FRAG, HEAD_SMALL, READER_CPU, SLAB_TAG, U32_MASK,
+    _IPI, _POLL, _READ, njit,
 )
 from skbsim.fast.mm import _p1k_alloc, _pf_alloc, _put_frags, _put_page
 from skbsim.fast.page_pool import _pp_put_skb_frags, _pp_put_skb_page
@@ -22,6 +22,7 @@ from skbsim.fast.state import (
     NC_REFILLS, NOW, PG_IN_USE, PLOT, Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RMEM, ROUND_START, SCHEDULED, SK_LEN,
     SKB_FRAG, SKB_HEAD, SKB_OBJ, SR_COUNT, SR_EVERY, SR_LEN, TIME_SQUEEZE, TRAFFIC_DONE,
 )
+from skbsim.fast.state import TC_RUN  # -- TCP --: its memory series is tcp_run's
 from skbsim.fast.state import PAGE_POOL, PP_SOFTIRQ  # page_pool
 from skbsim.fast.state import CP_FRAGSZ, CP_KIND  # napi_alloc_skb() by a table (bnxt, gve)
 from skbsim.sim import NETDEV_BUDGET, NETDEV_BUDGET_NS
@@ -145,7 +146,7 @@ def _poll_done(k, cpu, work, budget, ndel, taken_before):
     elif st[APP_WAITING] and st[SK_LEN] > 0:
         st[APP_WAITING] = 0
         _push(k.events, st, end if end > st[APP_NEXT] else st[APP_NEXT], _READ, READER_CPU)
-    if cfg[PLOT]:
+    if cfg[PLOT] and not k.tcp.tc[TC_RUN]:  # (with a socket per flow: tcp_run._tcp_poll_end())
         _series_add(k.trace, st, end, st[PG_IN_USE], st[RMEM])
 
 
@@ -178,25 +179,36 @@ def _take_ipi(k, cpu):
 
 @njit(cache=True)
 def _series_add(trace, st, time_ns, in_use, rmem):
-    """sim._Series.add(): a point every SR_EVERY calls; at SERIES_LIMIT points every other one is dropped and
-    the step doubles."""
-    st[SR_COUNT] += 1
-    if st[SR_COUNT] % st[SR_EVERY]:
+    """sim._Series.add() of the memory series (st's SR_* columns, trace.series)."""
+    if not _thinned_take(st, SR_COUNT, SR_EVERY):
         return
-    series = trace.series
-    n = st[SR_LEN]
-    series[n, 0] = time_ns
-    series[n, 1] = in_use
-    series[n, 2] = rmem
-    n += 1
-    if n >= SERIES_LIMIT:
+    point = trace.series[st[SR_LEN]]
+    point[0] = time_ns
+    point[1] = in_use
+    point[2] = rmem
+    _thinned_keep(trace.series, st, SR_LEN, SR_EVERY)
+
+
+@njit(cache=True, forceinline=True)
+def _thinned_take(row, count, every):
+    """skbsim.sockets.Thinned.take() of a series whose count and step are row[count] and row[every]: count one
+    point; whether it is kept (then written at points[row[length]] and _thinned_keep())."""
+    row[count] += 1
+    return row[count] % row[every] == 0
+
+
+@njit(cache=True, forceinline=True)
+def _thinned_keep(points, row, length, every):
+    """Thinned.keep() of the point just written at points[row[length]]: at the limit (points' rows, the
+    Thinned's limit) every other point is dropped and the step doubles."""
+    n = row[length] + 1
+    if n >= points.shape[0]:
         for j in range(0, n, 2):
-            series[j // 2, 0] = series[j, 0]
-            series[j // 2, 1] = series[j, 1]
-            series[j // 2, 2] = series[j, 2]
+            for col in range(points.shape[1]):
+                points[j // 2, col] = points[j, col]
         n = (n + 1) // 2
-        st[SR_EVERY] *= 2
-    st[SR_LEN] = n
+        row[every] *= 2
+    row[length] = n
 
 
 # -- the NAPI skb cache and defer lists (net/core/skbuff.c, dev.c) -----------------------------------------------

@@ -590,9 +590,11 @@ def new_tcp_senders(link, flows: int, flight: int, pushes: int, frames: int) -> 
 #: (ST_* columns: for which SYN and first segment, at which times), its tcp_sock row in sk0[flow], its TcpFlow's
 #: figures in fl0[flow] and its JSON series in json0[flow]; refused[flow, j]: the first REFUSED_LISTED segments its
 #: receiver refused (time in ns, sequence number from the first byte, payload, index in tcp.DROP_REASONS)
+#: -- TCP plot --: series[flow, j]: with --plot, its plot series' points (as json's; F_PS_LEN of them, up to
+#: layout.SERIES_LIMIT: TcpFlow.series), else one row
 TcpFlows = namedtuple("TcpFlows", ("fl", "json", "ackq", "touched", "mark", "facts", "seg",
                                    "nicq", "nicq_at", "polled", "rss",
-                                   "capture", "stage", "sk0", "fl0", "json0", "refused"))
+                                   "capture", "stage", "sk0", "fl0", "json0", "refused", "series"))
 (F_CPU, F_QUEUE, F_SKBS, F_SEGMENTS, F_DELIVERED, F_CONTROL, F_DROPS) = range(7)
 (F_BYTES_READ, F_FIRST_NS, F_LAST_NS, F_WINDOW, F_SINCE, F_ZERO_NS, F_SMALL_NS, F_INTEGRAL, F_INT_FIRST,
  F_INT_LAST, F_MSS, F_RCVBUF_INIT, F_RCVBUF_MAX, F_RMEM_PEAK, F_TIMER_DUE, F_RCV_START, F_RCV_MARK, F_RECEIVED,
@@ -602,6 +604,9 @@ TcpFlows = namedtuple("TcpFlows", ("fl", "json", "ackq", "touched", "mark", "fac
 # SYN's frame and time (-1: none), the bytes refused, the refused segments listed
 (F_ORDER, F_STATE, F_SYN_FRAME, F_SYN_NS, F_REFUSED_BYTES, F_REF_LEN) = range(F_FIELDS, F_FIELDS + 6)
 F_FIELDS += 6
+# -- TCP plot --: the plot series' Thinned (count, step, length), as F_JS_* are the JSON series'
+(F_PS_COUNT, F_PS_EVERY, F_PS_LEN) = range(F_FIELDS, F_FIELDS + 3)
+F_FIELDS += 3
 #: F_STATE: nothing yet, listening (a SYN came), established
 FS_NONE, FS_LISTEN, FS_ESTABLISHED = 0, 1, 2
 #: stage's columns: whether set up, the SYN's frame (-1: none) and time, the first segment's frame and time
@@ -624,6 +629,7 @@ def new_tcp_flows(flows: int, acks: int, pages: int, facts=None, ncpus: int = 1,
     fl[:, F_FIRST_NS] = -1
     fl[:, F_TIMER_DUE] = -1
     fl[:, F_JS_EVERY] = 1
+    fl[:, F_PS_EVERY] = 1
     fl[:, F_ORDER] = -1
     fl[:, F_SYN_FRAME] = -1
     fl[:, F_SYN_NS] = -1
@@ -633,4 +639,5 @@ def new_tcp_flows(flows: int, acks: int, pages: int, facts=None, ncpus: int = 1,
                     _zeros(ncpus, nicq, CB_FIELDS), _zeros(ncpus, 2), _zeros(polled + 1, CB_FIELDS),
                     _zeros(max(1, flows)),
                     _zeros(max(1, capture), CB_FIELDS), _zeros(staged, ST_FIELDS), _zeros(staged, TS_FIELDS),
-                    _zeros(staged, F_FIELDS), _zeros(staged, JSON_POINTS, 5), _zeros(staged, REFUSED_ROWS, RF_FIELDS))
+                    _zeros(staged, F_FIELDS), _zeros(staged, JSON_POINTS, 5), _zeros(staged, REFUSED_ROWS, RF_FIELDS),
+                    _zeros(1, 1, 5))

@@ -6,9 +6,10 @@ receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, r
 (mergeable buffers without XDP, on the releases whose buffers come from page frags: unsupported_virtio()) with GRO
 or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
 memory pressure through tun and ntb (pruning and collapsing: skbsim/fast/tcp_pressure.py), --trace through tun
-(tcp_trace.py), without --plot; and a capture's TCP flows (tcp_capture.py) through tun, ntb, and ice, copybreak
-and virtio_net without GRO.  Everything else is the reference engine's (reasons in :func:`unsupported_tcp`),
-and so is a run that reaches what the compiled receiver does not follow yet: it is redone, saying so.
+(tcp_trace.py), --plot through tun, ntb, ice and copybreak without GRO; and a capture's TCP flows (tcp_capture.py)
+through tun, ntb, and ice, copybreak and virtio_net without GRO (without --plot).  Everything else is the
+reference engine's (reasons in :func:`unsupported_tcp`), and so is a run that reaches what the compiled receiver
+does not follow yet: it is redone, saying so.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from skbsim.fast.state import (
     F_FIELDS, F_JS_COUNT, F_JS_EVERY, F_JS_LEN, SK_LEN, TC_APP_GAP, TC_READ_SIZE, TC_RTT_NS, TC_RUN, TC_SR_EVERY,
     new_skb_cb, new_tcp_flows, new_tcp_socks,
 )
+from skbsim.fast.state import F_PS_COUNT, F_PS_EVERY, F_PS_LEN  # -- TCP plot --
 from skbsim.fast.tcp_setup import senders_to_record, sock_to_row, tcp_consts, unsupported_senders
 from skbsim.fast.tcp_pressure import collapse_alloc_columns  # -- TCP pressure --
+from skbsim.fast.layout import SERIES_LIMIT  # -- TCP plot --
 from skbsim.net.ipv4.tcp import TCPEXT
 from skbsim.sim import NAPI_POLL_WEIGHT
 
@@ -293,8 +296,9 @@ class TcpRun:
         tsnd = state.new_tcp_senders(link, n, 1, 4, 4)
         return min(count + 2, max(n, 1) * cap), {"tcp": t, "tsnd": tsnd, "tfl": tfl}
 
-    def tables(self, count: int) -> tuple[int, dict]:
-        """(the bound on queued skbs, the TcpSocks, TcpSenders and TcpFlows records) of the run."""
+    def tables(self, count: int, plot: bool = False) -> tuple[int, dict]:
+        """(the bound on queued skbs, the TcpSocks, TcpSenders and TcpFlows records) of the run; with plot, each
+        flow's plot series too."""
         if self.capture is not None:  # -- TCP capture --
             return self._capture_tables(count)
         ref = self.ref
@@ -318,14 +322,16 @@ class TcpRun:
         nic = self.lengths is None  # -- TCP through NAPI drivers --: the frames between the NIC and the driver
         tfl = new_tcp_flows(n, MAX_ACKS_IN_FLIGHT, 1, self.facts, config.cpus, MAX_NIC_FRAMES if nic else 1,
                             NAPI_POLL_WEIGHT if nic else 1)
+        if plot:  # -- TCP plot --
+            tfl = tfl._replace(series=np.zeros((max(1, n), SERIES_LIMIT, 5), np.int64))
         for f, flow in enumerate(self.flows):
             sock_to_row(flow.sk, t.sk[f])
-            self._flow_row(flow, tfl, f)
+            self._flow_row(flow, tfl, f, plot)
             tfl.rss[f] = flow.sender.rss_hash
         tsnd = senders_to_record(ref.senders, min(MAX_FLIGHT, count + 2), 256, 4)
         return min(count + 2, n * cap), {"tcp": t, "tsnd": tsnd, "tfl": tfl}
 
-    def _flow_row(self, flow, tfl, f: int) -> None:
+    def _flow_row(self, flow, tfl, f: int, plot: bool) -> None:
         from skbsim.fast.state import (
             F_ACK_SEQ, F_CPU, F_DOFF, F_MSS, F_QUEUE, F_RCVBUF_INIT, F_RCVBUF_MAX, F_RCV_MARK, F_RCV_START, F_SINCE,
             F_START_EDGE, F_TWINDOW, F_WAITING, F_WINDOW, F_WSCALE,
@@ -345,12 +351,9 @@ class TcpRun:
             raise ValueError("a receiver that did more than its handshake before the run")
         for col, value in values.items():
             row[col] = value
-        points = flow.json_series.points
-        for j, point in enumerate(points):
-            tfl.json[f, j] = point
-        row[F_JS_COUNT] = flow.json_series.count
-        row[F_JS_EVERY] = flow.json_series.every
-        row[F_JS_LEN] = len(points)
+        _thinned_row(flow.json_series, tfl.json[f], row, (F_JS_COUNT, F_JS_EVERY, F_JS_LEN))
+        if plot:  # -- TCP plot --
+            _thinned_row(flow.series, tfl.series[f], row, (F_PS_COUNT, F_PS_EVERY, F_PS_LEN))
 
     def finish_tables(self, k):
         """The records sized by the kernel's own: a control block per sk_buff object, a mark per page; a NAPI
@@ -440,6 +443,12 @@ class TcpRun:
             })
         return reports
 
+    def plot_series(self, k) -> list:
+        """-- TCP plot --: Sockets.finish()'s plot series, (name, points) of each flow."""
+        fl = k.tfl.fl
+        return [(flow.name, [tuple(point) for point in k.tfl.series[f, :fl[f, F_PS_LEN]].tolist()])
+                for f, flow in enumerate(self.flows)]
+
     def patch_result(self, k, result: dict, reports: list[dict], pinned_at_end: int) -> dict:
         """Simulation._finish()'s keys of a run with a socket per flow over the UDP run's result."""
         from skbsim.net.sock import SK_MEMINFO_FIELDS, WMEM_DEFAULT
@@ -464,6 +473,15 @@ class TcpRun:
         result["tcp"] = tcp_totals(config, reports, self.ref.senders)
         assert not k.st[SK_LEN]
         return result
+
+
+def _thinned_row(thinned, points, row, columns) -> None:
+    """A flow's Thinned series as the model left it (its points, then its count, step and length into row's
+    columns)."""
+    for j, point in enumerate(thinned.points):
+        points[j] = point
+    for col, value in zip(columns, (thinned.count, thinned.every, len(thinned.points))):
+        row[col] = value
 
 
 def _drop_reasons():

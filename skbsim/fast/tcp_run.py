@@ -14,7 +14,7 @@ import numpy as np
 
 from skbsim.fast.layout import CLOCK_LIMIT, ERR_BUG, ERR_CLOCK, ERR_TABLE_FULL, FL_TAG, njit
 from skbsim.fast.mm import _add_frag
-from skbsim.fast.napi import _free_skb, _head_page, _push, _sift_up
+from skbsim.fast.napi import _free_skb, _head_page, _push, _sift_up, _thinned_keep, _thinned_take
 from skbsim.fast.sock import _attempt_defer_free, _observe  # -- TCP trace --: _observe
 from skbsim.fast.slub import _slab_free
 from skbsim.fast.state import (
@@ -22,7 +22,7 @@ from skbsim.fast.state import (
     CACHE_SKB, CB_ACK_SEQ, CB_END_SEQ, CB_FLOW, CB_GSO_SIZE, CB_SEQ, COST, DELIVERED, ERR, F_APP_NEXT,
     F_AQ_HEAD, F_AQ_LEN, F_CONTROL, F_CPU, F_DELIVERED, F_DROPS, F_FIRST_NS, F_INTEGRAL, F_INT_FIRST, F_INT_LAST,
     F_JS_COUNT, F_JS_EVERY, F_JS_LEN, F_LAST_NS, F_MSS, F_RCVBUF_MAX, F_RCV_MARK, F_RECEIVED, F_RMEM_PEAK,
-    F_SEGMENTS, F_SINCE, F_SKBS, F_SMALL_NS, F_TIMER_DUE, F_TOUCHED, F_WAITING, F_WINDOW, F_ZERO_NS, JSON_POINTS,
+    F_SEGMENTS, F_SINCE, F_SKBS, F_SMALL_NS, F_TIMER_DUE, F_TOUCHED, F_WAITING, F_WINDOW, F_ZERO_NS,
     LK_FLOWS, NOW, PEAK_PINNED, F_BYTES_READ, RQ_NR_FRAGS, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD,
     SKB_HLEN, SKB_OBJ, SKB_TS, TC_ACKS, TC_APP_GAP, TC_DELIVERED, TC_EATEN, TC_EPOCH, TC_ERR, TC_LAST_NS,
     TC_READ_SIZE, TC_RTT_NS, TC_SR_COUNT, TC_SR_EVERY, TC_SR_LEN, TC_TCP_DROPS, TC_TOUCHED, TRUESIZE_TOTAL,
@@ -34,6 +34,7 @@ from skbsim.fast import tcp_napi  # -- TCP through NAPI drivers --
 from skbsim.fast.gro import G_ON, M_NEXT, _append_frags
 from skbsim.fast.state import DRIVER, DRIVER_TUN
 from skbsim.fast.state import TRACE  # -- TCP trace --
+from skbsim.fast.state import F_PS_COUNT, F_PS_EVERY, F_PS_LEN, PG_IN_USE, PLOT  # -- TCP plot --
 from skbsim.fast.tcp import (
     EAT_FRAG, EAT_HOW, EAT_STOLEN, EAT_TO, SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED, V_COALESCED,
     V_OFO_STOLEN, V_COALESCED_STOLEN, V_DROPPED, V_NO_DATA,
@@ -57,8 +58,6 @@ E_READ, E_TIMER, E_ACK, E_SEND, E_PERSIST, E_RTO, E_WRITE, E_ESTABLISH, E_STOP =
 #: tun_tcp_facts() columns: a tun skb of a frame length as tcp_v4_rcv() gets it (-- TCP through NAPI drivers --:
 #: TF_KNOWN and what the NIC takes with the frame, TF_NIC_HLEN: legacy-rx's eth_get_headlen())
 TF_HLEN, TF_DLEN, TF_NR_FRAGS, TF_TAILROOM, TF_HEAD_FRAG, TF_END_TS, TF_KNOWN, TF_NIC_HLEN, TF_FIELDS = range(9)
-#: the memory series' limit (sim._Series, a Thinned of 2000 points)
-SERIES_LIMIT = 2000
 #: st[ERR] of a run a TCP receiver or sender left (tc[TC_ERR] says which)
 ERR_TCP = 8
 #: a window integral beyond this would leave int64 (the reference's are Python ints)
@@ -95,28 +94,29 @@ def _bytes_received(fl, sk):
 
 @njit(cache=True, forceinline=True)
 def _sample(k, f, now):
-    """Sockets._sample(): a point of the flow's JSON series (a Thinned of JSON_POINTS)."""
+    """Sockets._sample(): a point of the flow's series (with --plot) and of its JSON series (a Thinned of
+    JSON_POINTS)."""
     fl = k.tfl.fl[f]
     sk = k.tcp.sk[f]
     received = _bytes_received(fl, sk)
-    fl[F_JS_COUNT] += 1
-    if fl[F_JS_COUNT] % fl[F_JS_EVERY]:
+    if k.cfg[PLOT]:
+        _flow_point(k.tfl.series[f], fl, F_PS_COUNT, F_PS_EVERY, F_PS_LEN, now, sk, received)
+    _flow_point(k.tfl.json[f], fl, F_JS_COUNT, F_JS_EVERY, F_JS_LEN, now, sk, received)
+
+
+@njit(cache=True, forceinline=True)
+def _flow_point(points, fl, count, every, length, now, sk, received):
+    """Thinned.add() of a flow's point (SERIES_KEYS: time, window, rmem_alloc, rcvbuf, bytes received) to the
+    series whose count, step and length are fl's columns count, every and length."""
+    if not _thinned_take(fl, count, every):
         return
-    points = k.tfl.json[f]
-    n = fl[F_JS_LEN]
-    points[n, 0] = now
-    points[n, 1] = fl[F_WINDOW]
-    points[n, 2] = sk[TS_RMEM]
-    points[n, 3] = sk[TS_RCVBUF]
-    points[n, 4] = received
-    n += 1
-    if n >= JSON_POINTS:
-        for j in range(0, n, 2):
-            for col in range(5):
-                points[j // 2, col] = points[j, col]
-        n = (n + 1) // 2
-        fl[F_JS_EVERY] *= 2
-    fl[F_JS_LEN] = n
+    point = points[fl[length]]
+    point[0] = now
+    point[1] = fl[F_WINDOW]
+    point[2] = sk[TS_RMEM]
+    point[3] = sk[TS_RCVBUF]
+    point[4] = received
+    _thinned_keep(points, fl, length, every)
 
 
 @njit(cache=True, forceinline=True)
@@ -307,14 +307,24 @@ def _tcp_poll_end(k, end):
             fl[F_WAITING] = 0
             _push(k.events, k.st, max(end, fl[F_APP_NEXT]), E_READ, f)
     tc[TC_TOUCHED] = 0
-    tc[TC_SR_COUNT] += 1
-    if tc[TC_SR_COUNT] % tc[TC_SR_EVERY]:
+    # both sums run over every receiver: taken only for the points the series keeps
+    if not _thinned_take(tc, TC_SR_COUNT, TC_SR_EVERY):
         return
-    tc[TC_SR_LEN] += 1
-    if tc[TC_SR_LEN] >= SERIES_LIMIT:
-        tc[TC_SR_LEN] = (tc[TC_SR_LEN] + 1) // 2
-        tc[TC_SR_EVERY] *= 2
+    point = k.trace.series[tc[TC_SR_LEN]]
+    point[0] = end
+    point[1] = k.st[PG_IN_USE]
+    point[2] = _rmem_total(k)
+    _thinned_keep(k.trace.series, tc, TC_SR_LEN, TC_SR_EVERY)
     _sample_pinned(k)
+
+
+@njit(cache=True, forceinline=True)
+def _rmem_total(k):
+    """Sockets.rmem_total(): sk_rmem_alloc summed over the receivers."""
+    total = 0
+    for f in range(k.tsnd.link[LK_FLOWS]):
+        total += k.tcp.sk[f, TS_RMEM]
+    return total
 
 
 @njit(cache=True, forceinline=True)
@@ -382,7 +392,7 @@ def _tcp_deliver(k, cpu, n):
         tc[TC_EATEN] = 0
         # -- TCP trace --: the skb's columns taken before the receiver changes it, the flow's after _after()
         seq = cb[CB_SEQ]
-        if k.cfg[TRACE]:
+        if k.cfg[TRACE] or k.cfg[PLOT]:  # -- TCP plot --: its truesize by length
             _observe(k, skb, cpu, time_ns, False)
         verdict, fast = _tcp_rcv_established(t, f, seg, k.skbcb.cb, time_ns // 1000, k)
         if tc[TC_ERR]:

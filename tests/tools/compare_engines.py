@@ -413,6 +413,22 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
     )
 
 
+def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
+    """(--trace, --plot) of a draw compared with them: a UDP run asks for both but --plot of TCP through GRO (the
+    reference engine's: its traces are compared without); a TCP run of synthetic senders for what the fast engine
+    covers of it (--trace through tun, --plot through tun, ntb, ice and copybreak without GRO); a capture for
+    both (the reference engine's)."""
+    from skbsim.sim import RunConfig, tcp_through_gro
+
+    if not with_trace:
+        return False, False
+    synthetic_tcp = workload["traffic"].startswith("tcp-bulk")
+    if workload.get("socket") != "tcp" or not synthetic_tcp:
+        return True, not synthetic_tcp
+    plot = workload["driver"] in ("tun", "ntb", "ice", "copybreak") and not tcp_through_gro(RunConfig(**workload))
+    return workload["driver"] == "tun", plot
+
+
 def compare(job: tuple[int, dict, bool]) -> tuple[int, str, str]:
     """(index, outcome, detail): outcome 'same', 'differ', 'fallback' or 'reference-error'."""
     index, workload, with_trace = job
@@ -420,6 +436,7 @@ def compare(job: tuple[int, dict, bool]) -> tuple[int, str, str]:
     from skbsim.report import TraceWriter
     from skbsim.sim import RunConfig
 
+    with_trace, plot = _trace_and_plot(workload, with_trace)
     outputs = {}
     with tempfile.TemporaryDirectory(prefix="skbsim-compare-") as tmp:
         for engine in ("reference", "fast"):
@@ -427,8 +444,6 @@ def compare(job: tuple[int, dict, bool]) -> tuple[int, str, str]:
             # -- TCP trace --: a run with a socket per flow writes each record's flow fields, as skbsim run does
             trace = TraceWriter(path, per_flow=workload.get("socket") == "tcp") if with_trace else None
             try:
-                # (--plot of TCP through GRO is the reference engine's: its traces are compared without)
-                plot = with_trace and not workload["traffic"].startswith("tcp-bulk")
                 result, extra, why = simulate_engine(RunConfig(**workload), engine, trace=trace, plot=plot)
             except Exception as err:  # the reference engine's own failures are reported, not compared
                 if engine == "reference":
@@ -477,6 +492,7 @@ def main() -> int:
     outcomes: Counter[str] = Counter()
     tcp_outcomes: Counter[str] = Counter()
     capture_outcomes: Counter[str] = Counter()
+    plot_outcomes: Counter[str] = Counter()  # -- TCP plot --: the TCP runs compared with --plot
     reasons: Counter[str] = Counter()
     frames = 0
     with tempfile.TemporaryDirectory(prefix="skbsim-profiles-") as folder:
@@ -495,6 +511,8 @@ def main() -> int:
                     tcp_outcomes[outcome] += 1
                     if jobs[index][1]["traffic"].startswith("pcap:"):  # -- TCP capture --
                         capture_outcomes[outcome] += 1
+                    elif _trace_and_plot(*jobs[index][1:])[1]:
+                        plot_outcomes[outcome] += 1
                 if outcome == "fallback" or outcome == "reference-error":
                     reasons[f"{outcome}: {detail}"] += 1
                 if outcome == "differ":
@@ -512,6 +530,10 @@ def main() -> int:
         print(f"  of which {sum(capture_outcomes.values())} captures: {capture_outcomes['same']} identical, "
               f"{capture_outcomes['differ']} different, {capture_outcomes['fallback']} run by the reference engine "
               f"instead, {capture_outcomes['reference-error']} refused by the reference engine")
+    if plot_outcomes:
+        print(f"  of which {sum(plot_outcomes.values())} TCP runs of synthetic senders with --plot: "
+              f"{plot_outcomes['same']} identical, {plot_outcomes['differ']} different, {plot_outcomes['fallback']} "
+              f"run by the reference engine instead, {plot_outcomes['reference-error']} refused by the reference engine")
     for reason, n in reasons.most_common():
         print(f"  {n:5d}  {reason}")
     return 1 if outcomes["differ"] else 0
