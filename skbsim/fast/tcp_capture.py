@@ -123,19 +123,26 @@ class CapturePlan:
         return row
 
 
-def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", legacy: bool, measure=None):
+def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", legacy: bool, measure=None,
+                       gro: bool = False):
     """The capture's frames in chunks (traffic._frames_with_headlen()'s lengths, arrival times, RX queues and header
-    lengths: legacy-rx's eth_get_headlen(), or measure(header, length): virtio_net's codes) and each frame's
-    TCP_SKB_CB (CapturePlan.cb_row()); the frames of flows still without a receiver held by setups."""
+    lengths: legacy-rx's eth_get_headlen(), or measure(header, length): virtio_net's codes), each frame's
+    TCP_SKB_CB (CapturePlan.cb_row()) and, through GRO, what GRO reads of it (skbsim.fast.gro.F_* columns, as
+    gro.capture_chunks() gives them; else None); the frames of flows still without a receiver held by setups."""
+    from skbsim.fast.gro import F_FIELDS, capture_facts_reader
     from skbsim.fast.traffic import _frames_with_headlen
 
     rows: list = []
+    facts_of = capture_facts_reader(ref) if gro else None
+    facts: list = []
 
     def frames():
         for number, frame in enumerate(source):
             row = plan.cb_row(frame, number)
             setups.hold(row[state.CB_FLOW], number, frame)
             rows.append(row)
+            if facts_of is not None:
+                facts.append(facts_of(frame))
             yield frame
 
     if legacy:
@@ -146,9 +153,15 @@ def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", 
         chunks = _plain_chunks(frames())
     for lengths, times, queues, hlens in chunks:
         n = len(lengths)
-        cbs = np.array(rows[:n], np.int64).reshape(n, state.CB_FIELDS)
-        del rows[:n]
-        yield lengths, times, queues, hlens, cbs
+        yield (lengths, times, queues, hlens, _taken(rows, n, state.CB_FIELDS),
+               _taken(facts, n, F_FIELDS) if facts_of is not None else None)
+
+
+def _taken(rows: list, n: int, width: int) -> np.ndarray:
+    """The first n rows (each of width values) as an array, taken off the list."""
+    array = np.array(rows[:n], np.int64).reshape(n, width)
+    del rows[:n]
+    return array
 
 
 def _plain_chunks(frames):

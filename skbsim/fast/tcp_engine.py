@@ -56,10 +56,7 @@ def unsupported_tcp(config) -> str | None:
         return f"--socket tcp with {kind} traffic is the reference engine's"
     if capture and config.driver == "ntb":
         return ("a capture's TCP flows through ntb are the reference engine's (the fast engine replays them through "
-                "tun without IFF_NAPI and through ice, copybreak and virtio_net with --opt gro=0)")
-    if capture and config.driver != "tun" and config.options.get("gro", "1") != "0":
-        return ("a capture's TCP flows through GRO into receivers are the reference engine's (the fast engine replays "
-                "them through tun without IFF_NAPI and through ice, copybreak and virtio_net with --opt gro=0)")
+                "tun without IFF_NAPI and through ice, copybreak and virtio_net, with GRO or without)")
     if config.driver == "tun":
         if config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
             return "--socket tcp through tun with IFF_NAPI (GRO of tun's skbs) is the reference engine's"
