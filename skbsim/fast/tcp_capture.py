@@ -127,24 +127,30 @@ def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", 
                        gro: bool = False):
     """The capture's frames in chunks (traffic._frames_with_headlen()'s lengths, arrival times, RX queues and header
     lengths: legacy-rx's eth_get_headlen(), or measure(header, length): virtio_net's codes), each frame's
-    TCP_SKB_CB (CapturePlan.cb_row()) and, through GRO, what GRO reads of it (skbsim.fast.gro.F_* columns, as
-    gro.capture_chunks() gives them; else None); the frames of flows still without a receiver held by setups."""
-    from skbsim.fast.gro import F_FIELDS, capture_facts_reader
+    TCP_SKB_CB (CapturePlan.cb_row()) and, through GRO, what GRO reads of it (skbsim.fast.gro.F_* columns; else
+    None); the frames of flows still without a receiver held by setups.  Through GRO the chunks are
+    gro.capture_chunks()' (a classic pcap's read by numpy), the TCP_SKB_CB rows read beside them from a second pass
+    over the capture."""
+    from skbsim.fast.gro import capture_chunks
     from skbsim.fast.traffic import _frames_with_headlen
 
     rows: list = []
-    facts_of = capture_facts_reader(ref) if gro else None
-    facts: list = []
 
     def frames():
         for number, frame in enumerate(source):
             row = plan.cb_row(frame, number)
             setups.hold(row[state.CB_FLOW], number, frame)
             rows.append(row)
-            if facts_of is not None:
-                facts.append(facts_of(frame))
             yield frame
 
+    if gro:
+        read = frames()
+        for lengths, times, queues, hlens, facts in capture_chunks(source, ref, legacy, measure):
+            n = len(lengths)
+            for _ in range(n):
+                next(read)
+            yield lengths, times, queues, hlens, _taken(rows, n), facts
+        return
     if legacy:
         chunks = _frames_with_headlen(frames(), ref)
     elif measure is not None:
@@ -152,14 +158,12 @@ def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", 
     else:
         chunks = _plain_chunks(frames())
     for lengths, times, queues, hlens in chunks:
-        n = len(lengths)
-        yield (lengths, times, queues, hlens, _taken(rows, n, state.CB_FIELDS),
-               _taken(facts, n, F_FIELDS) if facts_of is not None else None)
+        yield lengths, times, queues, hlens, _taken(rows, len(lengths)), None
 
 
-def _taken(rows: list, n: int, width: int) -> np.ndarray:
-    """The first n rows (each of width values) as an array, taken off the list."""
-    array = np.array(rows[:n], np.int64).reshape(n, width)
+def _taken(rows: list, n: int) -> np.ndarray:
+    """The first n TCP_SKB_CB rows as an array, taken off the list."""
+    array = np.array(rows[:n], np.int64).reshape(n, state.CB_FIELDS)
     del rows[:n]
     return array
 
