@@ -260,11 +260,13 @@ def _napi_segment(k, skb, seg):
     if hlen < need:
         # ip_rcv_core()'s pskb_may_pull(skb, sizeof(struct iphdr)) and tcp_v4_rcv()'s pskb_may_pull(skb,
         # th->doff * 4): __pskb_pull_tail() moves the missing bytes from frag 0 into the head.  Followed for
-        # virtio_net's copy head without GRO (virtio_net_hdr_to_skb() pulled up to the checksum field only)
-        # when the head's tailroom takes them (no pskb_expand_head()); frag 0 then always keeps some bytes: it
+        # virtio_net's copy head (virtio_net_hdr_to_skb() pulled up to the checksum field only) without GRO, or
+        # with GRO for a segment it passed up unparsed (a capture's with a wrong IPv4 header checksum: GRO's own
+        # pulls are of the segments it parses), when the head's tailroom takes them (no pskb_expand_head()); frag 0
+        # then always keeps some bytes: it
         # holds the frame's first buffer past the head, either all of a frame above GOOD_COPY_LEN (128 > the
         # 94 bytes of headers at most) or a whole buffer of at least GOOD_PACKET_LEN (mergeable_min_buf_len()).
-        if on or k.cfg[DRIVER] != DRIVER_VIRTIO or skb[SKB_DLEN] == 0 or need > room:
+        if k.cfg[DRIVER] != DRIVER_VIRTIO or skb[SKB_DLEN] == 0 or need > room:
             return False
         seg[SKB_DLEN] = skb[SKB_DLEN] - (need - hlen)
         hlen = need
