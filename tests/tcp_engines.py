@@ -6,6 +6,7 @@ import struct
 import dpkt
 
 from skbsim.fast import simulate_engine
+from skbsim.live.tcp_peer import internet_checksum
 from skbsim.sim import RunConfig, simulate
 
 #: the tests' starting point: one bulk flow without timestamps on 6.18 (each test file adds its driver)
@@ -34,9 +35,12 @@ MACS = bytes.fromhex("020000000001") + bytes.fromhex("020000000002")
 
 
 def segment(seq: int, payload: int, *, flags: int = ACK | PSH, sport: int = 40000, dport: int = 5001,
-            ack: int = 7, window: int = 502, ts: int | None = 1000, syn_options: bool = False) -> bytes:
+            ack: int = 7, window: int = 502, ts: int | None = 1000, syn_options: bool = False,
+            ip_csum: bool = True) -> bytes:
     """An Ethernet + IPv4 + TCP frame of payload bytes (zeros): the timestamps option with TSval ts (none when
-    None); a SYN with syn_options carries MSS 1460, SACK-permitted and window scale 7 as Linux lays them out."""
+    None); a SYN with syn_options carries MSS 1460, SACK-permitted and window scale 7 as Linux lays them out.  The
+    IPv4 header checksum is right, or (ip_csum False) 0 as a sender's capture with checksum offload shows it:
+    GRO passes such a segment up alone (inet_gro_receive())."""
     options = b""
     if syn_options:
         options = struct.pack(">BBH", 2, 4, 1460)
@@ -47,6 +51,8 @@ def segment(seq: int, payload: int, *, flags: int = ACK | PSH, sport: int = 4000
     thlen = 20 + len(options)
     tot_len = 20 + thlen + payload
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, tot_len, 1, 0x4000, 64, 6, 0, SRC, DST)
+    if ip_csum:
+        ip = ip[:10] + struct.pack(">H", internet_checksum(ip)) + ip[12:]
     tcp = struct.pack(">HHIIBBHHH", sport, dport, seq, ack, (thlen // 4) << 4, flags, window, 0, 0) + options
     return MACS + b"\x08\x00" + ip + tcp + bytes(payload)
 
@@ -69,7 +75,7 @@ def write_capture(path: str, frames: list) -> str:
 def random_capture(rng, path: str, max_frames: int, udp_share: float = 0.15) -> tuple[str, int]:
     """A capture drawn with rng (random.Random): 1 to 4 TCP flows, each with a SYN (with options or not) or
     first seen in mid-stream, segments of an MSS or less (pure ACKs among them), neighbours swapped, segments
-    repeated later, a FIN, a RST; interleaved with gaps of 0 to 200 us; now and then a UDP flow too.  Returns
+    repeated later, PSH on each or on the last, a FIN, a RST; interleaved with gaps of 0 to 200 us; now and then a UDP flow too.  Returns
     (the --traffic, its frames)."""
     budget = max(2, min(max_frames, 400))
     flows = []
@@ -95,9 +101,13 @@ def random_capture(rng, path: str, max_frames: int, udp_share: float = 0.15) -> 
         for _ in range(rng.randint(0, 4)):
             at = rng.randrange(len(data))
             data.insert(rng.randint(at, len(data)), data[at])
+        # PSH on every segment, or (a bulk sender's) on the last only: GRO merges segments up to one with PSH
+        push = PSH if rng.random() < 0.5 else 0
+        ip_csum = rng.random() < 0.9  # (else captured at a sender with checksum offload)
         for n, (seq, size, tsval) in enumerate(data):
             fin = FIN if n == len(data) - 1 and rng.random() < 0.5 else 0
-            frames.append(segment(seq, size, flags=ACK | PSH | fin, sport=sport, ts=tsval))
+            flags = ACK | (PSH if n == len(data) - 1 else push) | fin
+            frames.append(segment(seq, size, flags=flags, sport=sport, ts=tsval, ip_csum=ip_csum))
         if rng.random() < 0.2:
             frames.append(segment(seq, 0, flags=RST | ACK, sport=sport, ts=None))
         flows.append(frames)

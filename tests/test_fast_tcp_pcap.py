@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skbsim.fast.engine import simulate_engine, unsupported
+from skbsim.report import TraceWriter
 from skbsim.sim import RunConfig
 from tcp_engines import ACK, FIN, PSH, RST, SYN, random_capture, run_both, same, segment, udp_datagram, write_capture
 
@@ -35,7 +36,7 @@ def differences(reference: dict, fast: dict) -> dict:
 def flow_frames(draw, index: int) -> list[bytes]:
     """One flow's frames in the order its peer sent them: a SYN (with options, without, or none: first seen in
     mid-stream), segments of drawn sizes (pure ACKs among them), some sent out of order, duplicated or
-    retransmitted later, a FIN on the last, a RST after it at times."""
+    retransmitted later, PSH on each or on the last, a FIN on the last, a RST after it at times."""
     sport = 40000 + index
     ts = draw(st.sampled_from([None, 1000]))
     isn = draw(st.integers(0, 0xFFFFFFFF))
@@ -58,9 +59,13 @@ def flow_frames(draw, index: int) -> list[bytes]:
     for _ in range(draw(st.integers(0, 3))):
         again = draw(st.sampled_from(data))
         data.insert(draw(st.integers(data.index(again), len(data))), again)
+    # PSH on every segment, or (a bulk sender's) on the last only: GRO merges a burst up to one with PSH
+    push = draw(st.sampled_from([0, PSH]))
+    ip_csum = draw(st.sampled_from([True, True, True, False]))  # (False: captured with checksum offload)
     for n, (seq, size, tsval) in enumerate(data):
-        flags = ACK | PSH | (FIN if n == len(data) - 1 and draw(st.booleans()) else 0)
-        frames.append(segment(seq, size, flags=flags, sport=sport, ts=tsval))
+        last = n == len(data) - 1
+        flags = ACK | (PSH if last else push) | (FIN if last and draw(st.booleans()) else 0)
+        frames.append(segment(seq, size, flags=flags, sport=sport, ts=tsval, ip_csum=ip_csum))
     if draw(st.integers(0, 4)) == 0:
         frames.append(segment(seq, 0, flags=RST | ACK, sport=sport, ts=None))
     return frames
@@ -84,6 +89,10 @@ def captures(draw, udp: bool = False) -> list[tuple[float, bytes]]:
 DRIVERS = [("tun", {}), ("ice", {"rx": "build_skb", "gro": "0"}), ("ice", {"rx": "legacy", "gro": "0"}),
            ("copybreak", {"gro": "0"}), ("virtio_net", {"gro": "0"}), ("virtio_net", {"mtu": "1400", "gro": "0"}),
            ("ntb", {}), ("ntb", {"copybreak": "3646"})]
+#: through GRO (the default): bursts of segments merged into aggregates
+GRO_DRIVERS = [("ice", {"rx": "build_skb"}), ("ice", {"rx": "legacy"}), ("copybreak", {}), ("virtio_net", {}),
+               ("virtio_net", {"mtu": "1400"})]
+DRIVERS += GRO_DRIVERS
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -102,8 +111,9 @@ def test_a_capture_into_tcp_receivers_gives_the_same_json_on_both_engines(frames
                       rate=None, so_rcvbuf=so_rcvbuf, app_rate=app_rate, app_read_size=read_size, cpus=cpus,
                       faults=faults)
         reference, fast, why = run_both(config)
+        reason = unsupported(RunConfig(**config))  # (GRO's scope reads the capture)
     assert same(reference, fast), (why, differences(reference, fast))
-    reason = unsupported(RunConfig(**config))
+    assert (why is None) == (fast["engine"] == "fast")
     if reason is None and why is not None:
         # handed over only for what the fast engine leaves to the reference engine, saying so
         assert ("page_pool" in why or "libeth" in why or "SYN or RST only" in why or "does not follow" in why
@@ -149,13 +159,69 @@ def test_tun_and_ice_replay_a_capture_on_the_fast_engine(tmp_path):
         assert [flow["bytes_received"] for flow in fast["flows"]] == [30 * 1448, 100]
 
 
-def test_gro_and_trace_of_a_capture_stay_the_reference_engines(tmp_path):
+def test_trace_of_a_capture_stays_the_reference_engines(tmp_path):
     traffic = write_capture(str(tmp_path / "c.pcap"), [(0.0, segment(1000, 1448))])
-    config = RunConfig(kernel="6.18", options={"rx": "build_skb"}, traffic=traffic, socket="tcp", count=None,
-                       rate=None)
-    assert "through GRO" in unsupported(config)
-    result, _, why = simulate_engine(config, "fast")
-    assert result["engine"] == "reference" and why == unsupported(config)
+    for driver, options in (("tun", {}), ("ice", {"rx": "build_skb"})):
+        config = RunConfig(kernel="6.18", driver=driver, options=options, traffic=traffic, socket="tcp", count=None,
+                           rate=None)
+        assert unsupported(config) is None
+        writer = TraceWriter(str(tmp_path / f"{driver}.jsonl"), per_flow=True)
+        result, _, why = simulate_engine(config, "fast", trace=writer)
+        writer.close()
+        assert result["engine"] == "reference" and "--trace" in why
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.18"])
+@pytest.mark.parametrize("syn", [True, False])
+def test_a_burst_that_gro_merges_into_one_aggregate_derived_by_hand(tmp_path, kernel, syn):
+    # One flow (a SYN with MSS 1460, SACK, window scale 7 and timestamps, or first seen in mid-stream), then 8
+    # in-order segments of 1448 bytes in one burst (the same arrival time, 100 us after the SYN), the same TSval,
+    # IP ID 1 with DF, ACK on the first 7 and ACK | PSH on the 8th, through ice rx=build_skb with GRO on.
+    #   The burst reaches the ring before the IRQ's poll (2 us of IRQ latency), so one poll takes all 8 (budget
+    #   64).  napi_gro_receive(): segment 1 has nothing to merge with and no flush flag: held (its gso_size the
+    #   payload, 1448).  Segments 2..8 find it (same hash, addresses and ports); tcp_gro_receive()'s tests pass:
+    #   the same flag word but PSH, ack_seq and options; TTL, TOS, DF; the IP ID repeats with DF (a fixed ID,
+    #   inet_gro_flush(), on every release); 1448 bytes, not above the mss; each seq the held skb's end.  Each is
+    #   merged by skb_gro_receive(): build_skb's head is a page fragment holding the whole frame, so its head is
+    #   stolen as a frag (7 of them).  Segment 8 carries PSH: out_check_final completes the aggregate (flush
+    #   "psh"), 8 segments: len 20 + 32 + 8 * 1448 = 11636 bytes, truesize the first skb's (its 2048-byte half
+    #   page and the 256-byte sk_buff) plus each stolen head's less the sk_buff it gives back to the NAPI cache:
+    #   2304 + 7 * 2048 = 16640.  A SYN goes up alone (SYN is a flush flag, nothing held to merge into).
+    #   The receiver: the SYN (control), then the aggregate, in order within the initial window (8 * 1448 =
+    #   11584 bytes, below 10 segments): delivered, segments = 11584 / gso_size 1448 = 8.
+    frames = [(0.0, segment(999, 0, flags=SYN, ack=0, ts=1000, syn_options=True))] if syn else []
+    frames += [(1e-4, segment(1000 + 1448 * n, 1448, flags=ACK | (PSH if n == 7 else 0), ts=1001))
+               for n in range(8)]
+    traffic = write_capture(str(tmp_path / "burst.pcap"), frames)
+    reference, fast, why = run_both(dict(kernel=kernel, driver="ice", options={"rx": "build_skb"}, traffic=traffic,
+                                         socket="tcp", count=None, rate=None))
+    assert why is None and fast["engine"] == "fast" and same(reference, fast), (why, differences(reference, fast))
+    gro = fast["gro"]
+    assert (gro["skbs_in"], gro["skbs_out"], gro["tcp_segments"]) == (8 + syn, 1 + syn, 8 + syn)
+    assert gro["merged"] == {"stolen_head": 7, "frags": 0, "frag_list": 0} and gro["flushes"] == {"psh": 1}
+    assert (gro["aggregates"], gro["segments_per_aggregate"], gro["len_per_aggregate"]) == (1, 8, 11636)
+    assert gro["truesize_per_aggregate"] == 16640 and gro["napi_cache_puts"] == 7
+    (flow,) = fast["flows"]
+    assert (flow["skbs"], flow["segments"], flow["delivered"], flow["control"]) == (1 + syn, 8, 1, int(syn))
+    assert flow["bytes_received"] == 8 * 1448 and flow["refused"]["segments"] == 0
+
+
+@pytest.mark.parametrize("driver, options", GRO_DRIVERS[:4])
+def test_segments_gro_does_not_parse_go_up_alone(tmp_path, driver, options):
+    # The burst above captured at a sender with checksum offload: every IPv4 header checksum 0.
+    # inet_gro_receive() takes a segment only when ip_fast_csum() of its header is 0; these fail, so GRO passes
+    # each up as the driver built it (no TCP segment reached tcp4_gro_receive(): the JSON has no "gro" object).
+    # The receiver gets 8 skbs of 1448 bytes, each in order (virtio_net's copy head holds the headers only up to
+    # the checksum field: ip_rcv_core() and tcp_v4_rcv() pull the rest from frag 0).
+    frames = [(1e-4, segment(1000 + 1448 * n, 1448, flags=ACK | (PSH if n == 7 else 0), ts=1001, ip_csum=False))
+              for n in range(8)]
+    traffic = write_capture(str(tmp_path / "offloaded.pcap"), frames)
+    reference, fast, why = run_both(dict(kernel="6.12", driver=driver, options=options, traffic=traffic,
+                                         socket="tcp", count=None, rate=None))
+    assert why is None and fast["engine"] == "fast" and same(reference, fast), (why, differences(reference, fast))
+    assert "gro" not in fast
+    (flow,) = fast["flows"]
+    assert (flow["skbs"], flow["segments"], flow["delivered"], flow["bytes_received"]) == (8, 8, 8, 8 * 1448)
 
 
 @pytest.mark.parametrize("kernel", ["6.1", "6.12"])

@@ -340,7 +340,7 @@ class FastSimulation:
         capture = self.tcp is not None and self.tcp.capture is not None  # -- TCP capture --
         if capture:  # the capture's frames, each with its TCP_SKB_CB
             chunks = capture_tcp_chunks(self.ref.source, self.ref, self.tcp.capture, self.tcp.setups, self.legacy,
-                                        self.codes if self.virtio else None)
+                                        self.codes if self.virtio else None, self.gro)
         elif self.tcp is not None:  # -- TCP --: the senders make the frames
             chunks = iter(())
         elif self.gro:  # -- GRO --: each frame's TCP facts with it
@@ -361,9 +361,12 @@ class FastSimulation:
                     break
                 parts = None
                 if capture:  # -- TCP capture --
-                    lengths, times, queues, hlens, cbs = chunk
+                    lengths, times, queues, hlens, cbs, facts = chunk
                     k.tfl.capture[:len(cbs)] = cbs
                     k.tcp.tc[TC_CAP_BASE] = k.st[PACKETS]
+                    if facts is not None:  # -- GRO --: what GRO reads of each frame, beside its TCP_SKB_CB
+                        k.gro.facts[:len(facts)] = facts
+                        k.gro.st[GS_BASE] = k.st[PACKETS]
                     parts = self.tcp.setups.parts(cbs)
                 elif self.gro:  # -- GRO --
                     lengths, times, queues, hlens, facts = chunk

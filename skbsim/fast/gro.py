@@ -91,9 +91,10 @@ H_COUNT, H_MSS, H_FIXEDID, H_LAST, H_USED = range(H_F + F_FIELDS, H_F + F_FIELDS
 H_FIELDS = H_USED + 1
 HELD_ROWS = GRO_HASH_BUCKETS * MAX_GRO_SKBS
 #: Gro.member[obj]: the next skb of a frag_list (or an owner's first), the skb's head and frags, the
-#: length of the frame it was built from (copybreak: which kind of skb it is, for the trace), and
-#: virtio_net's SKB_TRUESIZE(end) of a head built on its buffer (0: a copy; the trace's kind, skb_condense())
-M_NEXT, M_HEAD, M_FRAG, M_FRAME, M_HEAD_TS, M_FIELDS = range(6)
+#: length of the frame it was built from (copybreak: which kind of skb it is, for the trace),
+#: virtio_net's SKB_TRUESIZE(end) of a head built on its buffer (0: a copy; the trace's kind, skb_condense()),
+#: and the frame's row among those the poll handed on (TcpFlows.polled, with a socket per flow: its TCP_SKB_CB)
+M_NEXT, M_HEAD, M_FRAG, M_FRAME, M_HEAD_TS, M_POLLED, M_FIELDS = range(7)
 #: skb_gro_receive()'s result: merged (by which branch, in gro_stats' order), or -E2BIG
 MERGED_STOLEN, MERGED_FRAGS, MERGED_FRAG_LIST, NOT_MERGED = 0, 1, 2, 3
 
@@ -448,9 +449,13 @@ def _napi_gro_receive(k, cpu, n, slot):
     gs[GS_RECEIVED] += 1
     f = g.fdesc[cpu, slot]
     length = _skb_len(g, cur[SKB_HLEN] + cur[SKB_DLEN])
-    g.member[cur[SKB_OBJ], M_FRAME] = cur[SKB_HLEN] + cur[SKB_DLEN]
+    m = g.member[cur[SKB_OBJ]]
+    m[M_FRAME] = cur[SKB_HLEN] + cur[SKB_DLEN]
+    m[M_POLLED] = k.tfl.polled[-1, 0] - 1  # (the driver counted it done just before: rx._frame_done())
     if not f[F_TCP]:
         gs[GS_NORMAL] += 1
+        if k.skbcb.cb.shape[0] > 1:  # (a capture's frame GRO does not parse: a segment alone)
+            _fill_cb(k, cur, f, 1, 0)
         return _hand_up(k, n, cur, 1)
     gs[GS_TCP] += 1
     hdr = 20 + f[F_THLEN]
@@ -675,7 +680,6 @@ def capture_chunks(source, ref, legacy: bool, measure=None):
     RX queues, header lengths: measured for legacy-rx only, or measure(header, length) of every frame:
     virtio_net's codes) and each frame's facts, read from its leading bytes as the driver writes them
     (skbsim.drivers.base.frame_header()) and GRO reads them: frame_facts()."""
-    from skbsim.drivers.base import frame_header
     from skbsim.fast.capture_facts import capture_fact_chunks  # -- capture facts --
     from skbsim.fast.traffic import _frames_with_headlen
 
@@ -684,14 +688,12 @@ def capture_chunks(source, ref, legacy: bool, measure=None):
     if fast is not None:
         yield from fast
         return
-    templates = [state.queue.synthetic for state in ref.cpus]
-    flows: dict = {}
+    facts_of = capture_facts_reader(ref)
     rows: list = []
 
     def frames():
         for frame in source:
-            rows.append(frame_facts(frame_header(frame, templates[frame.queue % len(templates)]), frame.rss_hash,
-                                    flows))
+            rows.append(facts_of(frame))
             yield frame
 
     # (without legacy-rx or measure nothing is measured: every frame is at most 65535 bytes)
@@ -706,6 +708,19 @@ def capture_chunks(source, ref, legacy: bool, measure=None):
         facts = np.array(rows[:n], np.int64).reshape(n, F_FIELDS)
         del rows[:n]
         yield lengths, times, queues, hlens, facts
+
+
+def capture_facts_reader(ref):
+    """A function giving each frame of a capture, in order, its facts: frame_facts() of its leading bytes as the
+    driver writes them (skbsim.drivers.base.frame_header()), its flow numbered among the frames before it."""
+    from skbsim.drivers.base import frame_header
+
+    templates = [state.queue.synthetic for state in ref.cpus]
+    flows: dict = {}
+
+    def facts_of(frame) -> tuple:
+        return frame_facts(frame_header(frame, templates[frame.queue % len(templates)]), frame.rss_hash, flows)
+    return facts_of
 
 
 _NO_FACTS = (0,) * F_FIELDS

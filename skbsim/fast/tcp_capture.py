@@ -123,10 +123,15 @@ class CapturePlan:
         return row
 
 
-def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", legacy: bool, measure=None):
+def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", legacy: bool, measure=None,
+                       gro: bool = False):
     """The capture's frames in chunks (traffic._frames_with_headlen()'s lengths, arrival times, RX queues and header
-    lengths: legacy-rx's eth_get_headlen(), or measure(header, length): virtio_net's codes) and each frame's
-    TCP_SKB_CB (CapturePlan.cb_row()); the frames of flows still without a receiver held by setups."""
+    lengths: legacy-rx's eth_get_headlen(), or measure(header, length): virtio_net's codes), each frame's
+    TCP_SKB_CB (CapturePlan.cb_row()) and, through GRO, what GRO reads of it (skbsim.fast.gro.F_* columns; else
+    None); the frames of flows still without a receiver held by setups.  Through GRO the chunks are
+    gro.capture_chunks()' (a classic pcap's read by numpy), the TCP_SKB_CB rows read beside them from a second pass
+    over the capture."""
+    from skbsim.fast.gro import capture_chunks
     from skbsim.fast.traffic import _frames_with_headlen
 
     rows: list = []
@@ -138,6 +143,14 @@ def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", 
             rows.append(row)
             yield frame
 
+    if gro:
+        read = frames()
+        for lengths, times, queues, hlens, facts in capture_chunks(source, ref, legacy, measure):
+            n = len(lengths)
+            for _ in range(n):
+                next(read)
+            yield lengths, times, queues, hlens, _taken(rows, n), facts
+        return
     if legacy:
         chunks = _frames_with_headlen(frames(), ref)
     elif measure is not None:
@@ -145,10 +158,14 @@ def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", 
     else:
         chunks = _plain_chunks(frames())
     for lengths, times, queues, hlens in chunks:
-        n = len(lengths)
-        cbs = np.array(rows[:n], np.int64).reshape(n, state.CB_FIELDS)
-        del rows[:n]
-        yield lengths, times, queues, hlens, cbs
+        yield lengths, times, queues, hlens, _taken(rows, len(lengths)), None
+
+
+def _taken(rows: list, n: int) -> np.ndarray:
+    """The first n TCP_SKB_CB rows as an array, taken off the list."""
+    array = np.array(rows[:n], np.int64).reshape(n, state.CB_FIELDS)
+    del rows[:n]
+    return array
 
 
 def _plain_chunks(frames):

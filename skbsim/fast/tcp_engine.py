@@ -58,9 +58,6 @@ def unsupported_tcp(config) -> str | None:
     capture = kind in ("pcap", "pcapng")  # -- TCP capture --: what the capture holds is checked as the run starts
     if kind != "tcp-bulk" and not capture:
         return f"--socket tcp with {kind} traffic is the reference engine's"
-    if capture and config.driver not in ("tun", "ntb") and config.options.get("gro", "1") != "0":
-        return ("a capture's TCP flows through GRO into receivers are the reference engine's (the fast engine replays "
-                "them through tun without IFF_NAPI, ntb, and ice, copybreak and virtio_net with --opt gro=0)")
     if config.driver == "tun":
         if config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
             return "--socket tcp through tun with IFF_NAPI (GRO of tun's skbs) is the reference engine's"

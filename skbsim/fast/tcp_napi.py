@@ -10,7 +10,10 @@ tot_len), then tcp_v4_rcv() (the TCP header into the head).  Here:
   an skb (rx._frame_done(), then the batch) or drops it (rx._frame_dropped()), so without GRO the poll's n-th
   skb is the n-th frame done (TcpFlows.polled).  With GRO, GRO fills each skb's SkbCb as it hands it up, from
   the facts the frame left at its first descriptor (_gro_frame_facts()); the doff, TSval and end_seq are then
-  taken as tcp_v4_fill_cb() takes them (doff in bytes, no TSval without the option, end_seq from tot_len).
+  taken as tcp_v4_fill_cb() takes them (doff in bytes, no TSval without the option, end_seq from tot_len).  A
+  capture's frame reaches GRO with the facts of its own header (gro.frame_facts()), and its row read from that
+  header goes through the FIFO as without GRO; GRO notes each skb's place in the poll's frames (gro.M_POLLED), so
+  an aggregate takes its first segment's row, with GRO's flags, length and segments (_capture_gro_cb()).
 - Its shape as tcp_v4_rcv() sees it: the bytes in the head once the Ethernet and IP headers are pulled, its
   frags (a GRO frag_list never coalesces: skb_try_coalesce() refuses it), its tailroom (trimmed to tot_len:
   ice's eth_skb_pad() undone), whether its head is a page fragment, SKB_TRUESIZE(end): by the driver's head
@@ -38,11 +41,13 @@ from skbsim.fast.state import (
     F_TWINDOW, HEAD_KIND, HEAD_TRUESIZE, LEGACY, PACKETS, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_FIELDS, SKB_FRAG,
     SKB_HLEN, SKB_OBJ, SKB_TS, SN_TIMESTAMPS, TC_ERR,
 )
+from skbsim.fast.state import TC_CAPTURE  # -- TCP capture --
 from skbsim.fast.state import DRIVER_VIRTIO, VQ_COPY_ROOM  # virtio_net
 from skbsim.fast.layout import NTB_BUF_ROW, TH_PAGE_FRAG, T_HEAD, T_ROOM, T_TS  # ntb_netdev
 from skbsim.fast.state import DRIVER_NTB  # ntb_netdev
 from skbsim.fast.tcp import SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED
 from skbsim.net.ipv4.af_inet import IP_DF
+from skbsim.net.ipv4.tcp import TCPHDR_PSH  # -- TCP capture --
 
 #: the Ethernet and IP headers, pulled before tcp_v4_rcv() (eth_type_trans(), ip_local_deliver())
 IP_PULLED = ETH_HLEN + 20
@@ -157,20 +162,49 @@ def _frame_taken(k, cpu, done):
 def _napi_cb(k, skb, d):
     """TCP_SKB_CB of the poll's d-th skb (k.skbcb at its sk_buff), as tcp_v4_fill_cb() fills it: the d-th frame
     the driver handed on, or (GRO) what GRO filled, its doff in bytes, end_seq from its bytes (tot_len: ice's
-    padding is not the segment's) and no TSval without the option."""
+    padding is not the segment's) and no TSval without the option; a capture's through GRO: _capture_gro_cb()."""
     cb = k.skbcb.cb[skb[SKB_OBJ]]
     if not k.gro.cfg[gro.G_ON]:
         row = k.tfl.polled[d]
         for c in range(CB_FIELDS):
             cb[c] = row[c]
         return
+    if k.tcp.tc[TC_CAPTURE]:  # -- TCP capture --
+        _capture_gro_cb(k, skb, cb)
+        return
     fl = k.tfl.fl[cb[CB_FLOW]]
     cb[CB_DOFF] = fl[F_DOFF]
-    payload = skb[SKB_HLEN] + skb[SKB_DLEN] - IP_PULLED - cb[CB_DOFF]
-    cb[CB_END_SEQ] = (cb[CB_SEQ] + payload + (1 if cb[CB_TCP_FLAGS] & SYN_FIN else 0)) & U32_MASK
+    cb[CB_END_SEQ] = (cb[CB_SEQ] + _tcp_payload(skb, cb[CB_DOFF]) + (1 if cb[CB_TCP_FLAGS] & SYN_FIN else 0)) & U32_MASK
     if k.tsnd.snd[cb[CB_FLOW], SN_TIMESTAMPS] == 0:  # (GRO's facts carry 0 without the option)
         cb[CB_TSVAL] = -1
         cb[CB_TSECR] = 0
+
+
+@njit(cache=True, forceinline=True)
+def _tcp_payload(skb, doff):
+    """The payload of the poll's skb (SKB_* columns) whose TCP header is doff bytes: its bytes less the Ethernet,
+    IP and TCP headers (an aggregate's tot_len is its length: iph_totlen())."""
+    return skb[SKB_HLEN] + skb[SKB_DLEN] - IP_PULLED - doff
+
+
+@njit(cache=True, forceinline=True)
+def _capture_gro_cb(k, skb, cb):
+    """-- TCP capture --: TCP_SKB_CB of a capture's skb GRO handed up (cb: what gro._fill_cb() filled), as
+    Sockets.deliver() and _tcp() take it from the skb's header: its first segment's (the capture's row that frame
+    left at TcpFlows.polled: its flow, frame, seq, ack_seq, window, doff, timestamps), and for an aggregate the
+    flag byte GRO's tcp_gro_receive() grew by the PSH of what it merged (FIN is not modelled: taken off, as the
+    row's), end_seq from its length, gso_segs and gso_size."""
+    segs = cb[CB_SEGS]
+    gso = cb[CB_GSO_SIZE]
+    flags = cb[CB_TCP_FLAGS]
+    row = k.tfl.polled[k.gro.member[skb[SKB_OBJ], gro.M_POLLED]]
+    for c in range(CB_FIELDS):
+        cb[c] = row[c]
+    if segs > 1:
+        cb[CB_TCP_FLAGS] |= flags & TCPHDR_PSH
+        cb[CB_END_SEQ] = (cb[CB_SEQ] + _tcp_payload(skb, cb[CB_DOFF])) & U32_MASK
+        cb[CB_SEGS] = segs
+        cb[CB_GSO_SIZE] = gso
 
 
 @njit(cache=True, forceinline=True)
@@ -226,11 +260,13 @@ def _napi_segment(k, skb, seg):
     if hlen < need:
         # ip_rcv_core()'s pskb_may_pull(skb, sizeof(struct iphdr)) and tcp_v4_rcv()'s pskb_may_pull(skb,
         # th->doff * 4): __pskb_pull_tail() moves the missing bytes from frag 0 into the head.  Followed for
-        # virtio_net's copy head without GRO (virtio_net_hdr_to_skb() pulled up to the checksum field only)
-        # when the head's tailroom takes them (no pskb_expand_head()); frag 0 then always keeps some bytes: it
+        # virtio_net's copy head (virtio_net_hdr_to_skb() pulled up to the checksum field only) without GRO, or
+        # with GRO for a segment it passed up unparsed (a capture's with a wrong IPv4 header checksum: GRO's own
+        # pulls are of the segments it parses), when the head's tailroom takes them (no pskb_expand_head()); frag 0
+        # then always keeps some bytes: it
         # holds the frame's first buffer past the head, either all of a frame above GOOD_COPY_LEN (128 > the
         # 94 bytes of headers at most) or a whole buffer of at least GOOD_PACKET_LEN (mergeable_min_buf_len()).
-        if on or k.cfg[DRIVER] != DRIVER_VIRTIO or skb[SKB_DLEN] == 0 or need > room:
+        if k.cfg[DRIVER] != DRIVER_VIRTIO or skb[SKB_DLEN] == 0 or need > room:
             return False
         seg[SKB_DLEN] = skb[SKB_DLEN] - (need - hlen)
         hlen = need

@@ -341,9 +341,7 @@ def _tcp(rng: random.Random, kernel: str, max_frames: int, drivers=None, folder:
     if folder is not None and rng.random() < CAPTURE_SHARE:  # -- TCP capture --
         from tcp_engines import random_capture
 
-        # (a capture through GRO is the reference engine's; tun without IFF_NAPI and ntb have no GRO to turn off)
-        if driver not in ("tun", "ntb") and rng.random() < 0.75:
-            options = dict(options, gro="0")
+        # (through GRO or without, as the driver's options were drawn)
         path = os.path.join(folder, f"capture-{rng.getrandbits(64):016x}.pcap")
         traffic, frames = random_capture(rng, path, max_frames)
         return dict(
