@@ -174,7 +174,8 @@ def _napi_cb(k, skb, d):
         return
     fl = k.tfl.fl[cb[CB_FLOW]]
     cb[CB_DOFF] = fl[F_DOFF]
-    cb[CB_END_SEQ] = (cb[CB_SEQ] + _tcp_payload(skb, cb[CB_DOFF]) + (1 if cb[CB_TCP_FLAGS] & SYN_FIN else 0)) & U32_MASK
+    syn_fin = 1 if cb[CB_TCP_FLAGS] & SYN_FIN else 0
+    cb[CB_END_SEQ] = (cb[CB_SEQ] + _tcp_payload(skb, cb[CB_DOFF]) + syn_fin) & U32_MASK
     if k.tsnd.snd[cb[CB_FLOW], SN_TIMESTAMPS] == 0:  # (GRO's facts carry 0 without the option)
         cb[CB_TSVAL] = -1
         cb[CB_TSECR] = 0
@@ -262,10 +263,10 @@ def _napi_segment(k, skb, seg):
         # th->doff * 4): __pskb_pull_tail() moves the missing bytes from frag 0 into the head.  Followed for
         # virtio_net's copy head (virtio_net_hdr_to_skb() pulled up to the checksum field only) without GRO, or
         # with GRO for a segment it passed up unparsed (a capture's with a wrong IPv4 header checksum: GRO's own
-        # pulls are of the segments it parses), when the head's tailroom takes them (no pskb_expand_head()); frag 0
-        # then always keeps some bytes: it
-        # holds the frame's first buffer past the head, either all of a frame above GOOD_COPY_LEN (128 > the
-        # 94 bytes of headers at most) or a whole buffer of at least GOOD_PACKET_LEN (mergeable_min_buf_len()).
+        # pulls are of the segments it parses), when the head's tailroom takes them (no pskb_expand_head()).
+        # Frag 0 then always keeps some bytes: it holds the frame's first buffer past the head, either all of a
+        # frame above GOOD_COPY_LEN (128 > the 94 bytes of headers at most) or a whole buffer of at least
+        # GOOD_PACKET_LEN (mergeable_min_buf_len()).
         if k.cfg[DRIVER] != DRIVER_VIRTIO or skb[SKB_DLEN] == 0 or need > room:
             return False
         seg[SKB_DLEN] = skb[SKB_DLEN] - (need - hlen)
