@@ -75,8 +75,8 @@ def write_capture(path: str, frames: list) -> str:
 def random_capture(rng, path: str, max_frames: int, udp_share: float = 0.15) -> tuple[str, int]:
     """A capture drawn with rng (random.Random): 1 to 4 TCP flows, each with a SYN (with options or not) or
     first seen in mid-stream, segments of an MSS or less (pure ACKs among them), neighbours swapped, segments
-    repeated later, PSH on each or on the last, a FIN, a RST; interleaved with gaps of 0 to 200 us; now and then a UDP flow too.  Returns
-    (the --traffic, its frames)."""
+    repeated later, PSH on each or on the last, a FIN, a RST; interleaved with gaps of 0 to 200 us; now and then
+    a UDP flow too.  Returns (the --traffic, its frames)."""
     budget = max(2, min(max_frames, 400))
     flows = []
     for index in range(rng.randint(1, 4)):
