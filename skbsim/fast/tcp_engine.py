@@ -5,9 +5,9 @@ Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO,
 receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
 (mergeable buffers without XDP, on the releases whose buffers come from page frags: unsupported_virtio()) with GRO
 or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
-memory pressure through tun and ntb (pruning and collapsing: skbsim/fast/tcp_pressure.py), --trace through tun
-(tcp_trace.py), --plot through tun, ntb, ice and copybreak without GRO; and a capture's TCP flows (tcp_capture.py)
-through tun, ntb, and ice, copybreak and virtio_net without GRO (without --plot).  Everything else is the
+memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py; behind a NAPI driver with CollapseHeads),
+--trace through tun (tcp_trace.py), --plot through tun, ntb, ice and copybreak without GRO; and a capture's TCP
+flows (tcp_capture.py) through tun, ntb, ice, copybreak and virtio_net, with GRO or without (without --plot).  Everything else is the
 reference engine's (reasons in :func:`unsupported_tcp`), and so is a run that reaches what the compiled receiver
 does not follow yet: it is redone, saying so.
 """
