@@ -246,6 +246,7 @@ class CaptureSetups:
         """The receiver of flow f set up by the model from the SYN and segment the loop stopped at (its stage row,
         ST_* columns), as Sockets._tcp() sets it up, on the reference Simulation's Sockets (nothing of it touches
         the kernel's memory), into tfl's stage, sk0, fl0 and json0 rows (tcp_run._capture_flow() copies them)."""
+        from skbsim.fast.tcp_engine import _thinned_row
         from skbsim.fast.tcp_setup import sock_to_row
         from skbsim.tcp_steps import SynOptions
 
@@ -275,13 +276,10 @@ class CaptureSetups:
                   state.F_INT_FIRST: flow.integral_at_first, state.F_INT_LAST: flow.integral_at_last,
                   state.F_MSS: flow.mss, state.F_RCVBUF_INIT: flow.rcvbuf_initial,
                   state.F_RCVBUF_MAX: flow.rcvbuf_max, state.F_RCV_START: flow.rcv_start,
-                  state.F_RCV_MARK: flow.rcv_mark, state.F_RECEIVED: flow.received,
-                  state.F_JS_COUNT: flow.json_series.count, state.F_JS_EVERY: flow.json_series.every,
-                  state.F_JS_LEN: len(flow.json_series.points)}
+                  state.F_RCV_MARK: flow.rcv_mark, state.F_RECEIVED: flow.received}
         for col, value in values.items():
             row[col] = value
-        for j, point in enumerate(flow.json_series.points):
-            tfl.json0[f, j] = point
+        _thinned_row(flow.json_series, tfl.json0[f], row, (state.F_JS_COUNT, state.F_JS_EVERY, state.F_JS_LEN))
         stage = tfl.stage[f]
         stage[state.ST_SYN_FRAME], stage[state.ST_SYN_NS], stage[state.ST_EST_FRAME], stage[state.ST_EST_NS] = (
             syn_frame, syn_ns, est_frame, est_ns)
