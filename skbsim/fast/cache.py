@@ -39,7 +39,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 #: modules (and layout.py's constants) and the model modules whose kernel rules it shares; a compiled
 #: function defined elsewhere is refused by register() until its file is added here
 COMPILED_SOURCES = ("fast/layout.py", "fast/state.py", "fast/mm.py", "fast/slub.py", "fast/napi.py", "fast/sock.py",
-                    "fast/rx.py", "fast/tun.py", "fast/loop.py", "fast/traffic.py", "fast/rules.py", "profile.py",
+                    "fast/rx.py", "fast/tun.py", "fast/poll.py", "fast/loop.py", "fast/traffic.py", "fast/rules.py", "profile.py",
                     "net/sock.py", "net/skbuff.py", "mm/*.py", "drivers/ice.py", "fast/page_pool.py",
                     "fast/pp_drivers.py", "net/page_pool.py", "fast/virtio.py", "drivers/virtio_net.py",
                     "fast/libeth.py", "drivers/libeth.py",

@@ -13,25 +13,25 @@ always a copy, a longer one always the ring's buffer: their names, NtbLengths.na
 
 from __future__ import annotations
 
-from skbsim.fast import tcp_napi, tcp_run  # -- TCP through NAPI drivers -- (modules)
+from skbsim.fast import tcp_napi  # -- TCP through NAPI drivers -- (modules)
 from skbsim.fast.layout import (
-    COUNTED, ERR_EMPTY_FRAME, ERR_TABLE_FULL, NTB_BUF_ROW, O_DRIVER, O_OVERSIZE, O_RING_FULL, ROUTE_NONE, TH_PAGE_FRAG,
+    ERR_EMPTY_FRAME, ERR_TABLE_FULL, NTB_BUF_ROW, O_DRIVER, O_OVERSIZE, O_RING_FULL, ROUTE_NONE, TH_PAGE_FRAG,
     T_BUFLEN, T_CACHE, T_HEAD, T_ROUTE, T_TS, njit,
 )
 from skbsim.fast.mm import _pf_alloc, _put_page
-from skbsim.fast.napi import _defer_flush, _free_skb, _poll_done, _raise_irq
+from skbsim.fast.napi import _free_skb, _raise_irq
+from skbsim.fast import poll  # (a module, as tun imports it)
 from skbsim.fast.rx import _batch_add
 from skbsim.fast.slub import _slab_alloc
-from skbsim.fast.sock import _deliver, _trace_drop
+from skbsim.fast.sock import _trace_drop
 from skbsim.fast.state import (
-    BUDGET_LEFT, CACHE_SKB, COPYBREAK, DEFER_LEN, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES,
-    D_FRAMES_DROPPED, D_NIC_FRAMES, D_OVERSIZE, D_POLLS, D_RELEASED, D_REUSED, D_RING_DROPS, D_SKB_FAILURES,
-    D_USED, ERR, HW_NEXT, NCPUS, NTC, NTU, POLLS, Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT, RXMAX, SCHEDULED,
+    CACHE_SKB, COPYBREAK, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES, D_FRAMES_DROPPED,
+    D_NIC_FRAMES, D_OVERSIZE, D_RELEASED, D_REUSED, D_RING_DROPS, D_SKB_FAILURES,
+    D_USED, ERR, HW_NEXT, NCPUS, NTC, NTU, Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT, RXMAX, SCHEDULED,
     SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, NOW, TRACE,
 )
-from skbsim.fast.state import COST, TC_ERR, TC_RUN  # -- TCP through NAPI drivers --
+from skbsim.fast.state import TC_RUN  # -- TCP through NAPI drivers --
 from skbsim.fast.tun import _alloc_skb
-from skbsim.sim import NAPI_POLL_WEIGHT
 
 
 @njit(cache=True, forceinline=True)
@@ -175,31 +175,18 @@ def _ntb_poll(k, cpu):
     """One napi_poll() (Simulation._poll) of an ntb queue: the defer list, the transport's tasklet for up to
     budget frames (drivers/ntb/ntb_transport.c: ntb_complete_rxc() -> ntb_netdev_rx_handler(), each skb to
     netif_rx()), then net/core/dev.c: process_backlog() hands them all to the stack, in order."""
-    k.st[POLLS] += 1
+    taken_before, budget = poll._poll_start(k, cpu)
     q = k.pcpu[cpu]
-    taken_before = q[Q_FRAMES] + q[Q_DROPPED]
-    if q[DEFER_LEN]:
-        _defer_flush(k, cpu, COUNTED)
-    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < q[BUDGET_LEFT] else q[BUDGET_LEFT]
-    k.st[D_POLLS] += 1
     work = n = 0
     while work < budget and q[HW_NEXT] > q[NTC]:
         n = _ntb_rx_handler(k, cpu, n)
         if k.st[ERR]:
             return
         work += 1
-    if k.tcp.tc[TC_RUN]:  # -- TCP through NAPI drivers --: a socket per flow
-        tcp_run._tcp_deliver(k, cpu, n)
-        k.tfl.polled[-1, 0] = 0
-        if k.tcp.tc[TC_ERR]:
-            k.st[ERR] = tcp_run.ERR_TCP
-    else:
-        _deliver(k, cpu, n)
+    poll._poll_deliver(k, cpu, n)
     if k.st[ERR]:
         return
-    _poll_done(k, cpu, work, budget, n, taken_before)
-    if k.tcp.tc[TC_RUN]:  # -- TCP through NAPI drivers --
-        tcp_run._tcp_poll_end(k, k.st[NOW] + (work if work > n else n) * k.cfg[COST])
+    poll._poll_end(k, cpu, work, budget, n, taken_before)
 
 
 @njit(cache=True, forceinline=True)

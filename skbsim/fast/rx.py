@@ -8,30 +8,29 @@ from __future__ import annotations
 
 from skbsim.fast import virtio
 from skbsim.fast.layout import (
-    COUNTED, DD_DONE, DD_EOP, ERR_BUG, ERR_EMPTY_FRAME, ERR_FRAME_ABOVE_RING, FL_TAG, ICE_RX_HDR_SIZE, L_NONE,
+    DD_DONE, DD_EOP, ERR_BUG, ERR_EMPTY_FRAME, ERR_FRAME_ABOVE_RING, FL_TAG, ICE_RX_HDR_SIZE, L_NONE,
     O_DRIVER, USHRT_MAX, njit,
 )
 from skbsim.fast import pp_drivers  # (a module: pp_drivers uses this one's _batch_add and _frame_*)
 from skbsim.fast.mm import _add_frag, _alloc_pages, _fl_give, _fl_take, _pf_alloc, _put_page, _put_pages
-from skbsim.fast.napi import _alloc_rx_skb, _defer_flush, _nc_get, _poll_done
+from skbsim.fast.napi import _alloc_rx_skb, _nc_get
+from skbsim.fast import poll  # (a module, as tun imports it)
 from skbsim.fast.rules import _ice_can_reuse_rx_page
-from skbsim.fast.sock import _deliver, _trace_drop
+from skbsim.fast.sock import _trace_drop
 from skbsim.fast.state import (
-    BUDGET_LEFT, BUF_BIAS, BUF_PAGE, BUF_PGCNT, BUILD_TRUESIZE, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS, CB_FRAGSZ,
-    CB_KIND, CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DEFER_LEN, DESC_DD, DESC_HLEN, DESC_LEN, DRIVER,
+    BUF_BIAS, BUF_PAGE, BUF_PGCNT, BUILD_TRUESIZE, CB_BUF_FRAGSZ, CB_BUF_SIZE, CB_BUILD_TS, CB_FRAGSZ, CB_KIND,
+    CB_N_1K, CB_N_BUILD, CB_TRUESIZE, COPYBREAK, DESC_DD, DESC_HLEN, DESC_LEN, DRIVER,
     DRIVER_COPYBREAK, DRIVER_VIRTIO, D_BUF_FAILURES, D_BYTES, D_BYTES_COPIED, D_COPIED, D_FRAMES, D_FRAMES_DROPPED,
-    D_NIC_FRAMES,
-    D_PAGES_ALLOC, D_POLLS, D_RELEASED, D_REUSED, D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, FIRST_DESC, FRAME_SZ,
-    HEAD_FRAGSZ, HEAD_KIND, HEAD_TRUESIZE, HW_NEXT, LEGACY, NOW, NTA, NTC, NTU, PAGE_REF, POLLS, PUT_MODE,
+    D_NIC_FRAMES, D_PAGES_ALLOC, D_RELEASED, D_REUSED, D_RING_DROPS, D_SKB_FAILURES, D_USED, ERR, FIRST_DESC, FRAME_SZ,
+    HEAD_FRAGSZ, HEAD_KIND, HEAD_TRUESIZE, HW_NEXT, LEGACY, NOW, NTA, NTC, NTU, PAGE_REF, PUT_MODE,
     Q_DROPPED, Q_FRAMES, Q_NIC_FRAMES, RING_COUNT, RING_ORDER, RX_BUF_LEN, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN,
     SKB_OBJ, SKB_TS, TAIL, TRACE,
 )
 from skbsim.fast.state import PAGE_POOL, PP_SOFTIRQ  # page_pool
-from skbsim.sim import NAPI_POLL_WEIGHT
 from skbsim.fast import gro  # GRO
 from skbsim.fast.gro import G_ON  # GRO
-from skbsim.fast import tcp_napi, tcp_run  # -- TCP through NAPI drivers -- (modules)
-from skbsim.fast.state import COST, D_OVERSIZE, RING_DROPS, RXMAX, SCHEDULED, TC_ERR, TC_RUN  # -- TCP ... --
+from skbsim.fast import tcp_napi  # -- TCP through NAPI drivers -- (modules)
+from skbsim.fast.state import D_OVERSIZE, RING_DROPS, RXMAX, SCHEDULED, TC_RUN  # -- TCP ... --
 from skbsim.fast.napi import _raise_irq  # -- TCP through NAPI drivers --
 
 #: Config.put_mode: ice puts buffers back per buffer (6.1), per poll (6.3 to 6.12.13), per frame (6.12.14+)
@@ -146,14 +145,8 @@ def _poll(k, cpu):
     CPU's defer list first, the driver's poll (ice_napi_poll() / ice_clean_rx_irq(), copybreak_poll() or
     virtnet_poll()) within the
     budget, the poll's skbs to the stack, the end of the poll."""
-    k.st[POLLS] += 1
-    napi = k.pcpu[cpu]
-    taken_before = napi[Q_FRAMES] + napi[Q_DROPPED]
     k.st[PP_SOFTIRQ] = cpu + 1  # kernel.softirq(cpu)
-    if napi[DEFER_LEN]:
-        _defer_flush(k, cpu, COUNTED)
-    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < napi[BUDGET_LEFT] else napi[BUDGET_LEFT]
-    k.st[D_POLLS] += 1
+    taken_before, budget = poll._poll_start(k, cpu)
     work = ndel = 0
     if budget > 0:
         if k.cfg[DRIVER] == DRIVER_COPYBREAK:
@@ -168,19 +161,11 @@ def _poll(k, cpu):
         return
     if k.gro.cfg[G_ON]:  # -- GRO --: napi_complete_done(), or __napi_poll() with the budget used up
         ndel = gro._gro_flush(k, ndel, work >= budget)
-    if k.tcp.tc[TC_RUN]:  # -- TCP through NAPI drivers --: a socket per flow
-        tcp_run._tcp_deliver(k, cpu, ndel)
-        k.tfl.polled[-1, 0] = 0
-        if k.tcp.tc[TC_ERR]:
-            k.st[ERR] = tcp_run.ERR_TCP
-    else:
-        _deliver(k, cpu, ndel)
+    poll._poll_deliver(k, cpu, ndel)
     k.st[PP_SOFTIRQ] = 0
     if k.st[ERR]:
         return
-    _poll_done(k, cpu, work, budget, ndel, taken_before)
-    if k.tcp.tc[TC_RUN]:  # -- TCP through NAPI drivers --
-        tcp_run._tcp_poll_end(k, k.st[NOW] + (work if work > ndel else ndel) * k.cfg[COST])
+    poll._poll_end(k, cpu, work, budget, ndel, taken_before)
 
 
 @njit(cache=True, forceinline=True)

@@ -5,22 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from skbsim.fast.layout import (
-    COUNTED, ERR_TABLE_FULL, FL_TAG, HEAD_1K, HEAD_FRAG, HEAD_SMALL, L_NONE, L_PAGE_FRAG, L_SKB_DATA, MAX_TUN_FRAME,
+    ERR_TABLE_FULL, FL_TAG, HEAD_1K, HEAD_FRAG, HEAD_SMALL, L_NONE, L_PAGE_FRAG, L_SKB_DATA, MAX_TUN_FRAME,
     MIN_TUN_FRAME, ORDER_0, ROUTE_ALLOC, ROUTE_BUILD, ROUTE_FRAGS, ROUTE_NONE, SLAB_TAG, TH_PAGES, TH_SLAB,
     TH_TASK_FRAG, T_BUFLEN, T_CACHE, T_DLEN, T_EXPAND, T_FRAGS, T_HEAD, T_NFRAGS, T_ROUTE, T_TS, njit,
 )
 from skbsim.fast.mm import _alloc_pages, _fails, _fl_take, _p1k_alloc, _pf_alloc, _put_page
-from skbsim.fast.napi import _defer_flush, _free_skb, _nc_get, _poll_done, _release_data
+from skbsim.fast.napi import _free_skb, _nc_get, _release_data
 from skbsim.fast.rules import _alloc_skb_with_frags_order
+from skbsim.fast import poll  # (a module: tcp_run, which it calls, comes back to tun through tcp_pressure)
 from skbsim.fast.slub import _slab_alloc, _slab_free
-from skbsim.fast.sock import _deliver
-from skbsim.fast.tcp_run import ERR_TCP, _tcp_deliver, _tcp_poll_end  # -- TCP --
-from skbsim.fast.state import COST, NOW, TC_ERR, TC_RUN  # -- TCP --
 from skbsim.fast.state import NC_GETS, NC_HITS, NC_LEN, NC_OUTSIDE_NAPI  # -- TCP pressure --
 from skbsim.fast.state import (
-    BUDGET_LEFT, CACHES, CACHE_KMALLOC, CACHE_SKB, CACHE_SMALL, DEFER_LEN, D_BYTES, D_BYTES_COPIED, D_COPIED,
-    D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES, D_PAGES_ALLOC, D_POLLS, D_RELEASED, D_REUSED, D_SKB_FAILURES, ERR,
-    HEAD_FRAGSZ, HEAD_KIND, HQ_HEAD, HQ_LEN, PAGE_ORDER, PAGE_REF, PAGE_SIZE, POLLS, Q_DROPPED, Q_FRAMES,
+    CACHES, CACHE_KMALLOC, CACHE_SKB, CACHE_SMALL, D_BYTES, D_BYTES_COPIED, D_COPIED,
+    D_FRAMES, D_FRAMES_DROPPED, D_NIC_FRAMES, D_PAGES_ALLOC, D_RELEASED, D_REUSED, D_SKB_FAILURES, ERR,
+    HEAD_FRAGSZ, HEAD_KIND, HQ_HEAD, HQ_LEN, PAGE_ORDER, PAGE_REF, PAGE_SIZE, Q_DROPPED, Q_FRAMES,
     Q_NIC_FRAMES, SKB_DLEN, SKB_FIELDS, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, TF_OFFSET, TF_ORDER, TF_PAGE,
     TF_SIZE, TUN_CHUNKS, TUN_EAGAIN, TUN_EINVAL, TUN_FRAG_LIMIT, TUN_MAX_ORDER, TUN_ROUTE_ALLOC, TUN_ROUTE_BUILD,
     TUN_SMP, TUN_SNDBUF, WMEM,
@@ -321,13 +319,8 @@ def _tun_poll(k, cpu):
     """One napi_poll() (Simulation._poll) of a tun queue: up to budget written skbs, orphaned, to the stack
     (tun poll(): tun_napi_poll() with IFF_NAPI, the netif_receive_skb() hand-off without; both in order).
     skb_condense() changes no tun skb (checked per length: cfg[COND_ROOM] is -1)."""
-    k.st[POLLS] += 1
+    taken_before, budget = poll._poll_start(k, cpu)
     q = k.pcpu[cpu]
-    taken_before = q[Q_FRAMES] + q[Q_DROPPED]
-    if q[DEFER_LEN]:
-        _defer_flush(k, cpu, COUNTED)
-    budget = NAPI_POLL_WEIGHT if NAPI_POLL_WEIGHT < q[BUDGET_LEFT] else q[BUDGET_LEFT]
-    k.st[D_POLLS] += 1
     tun = k.tun
     cap = tun.queue.shape[1]
     work = 0
@@ -347,17 +340,10 @@ def _tun_poll(k, cpu):
             q[WMEM] -= skb[SKB_TS]  # skb_orphan(): sock_wfree()
         tun.delivered[length] += 1
         work += 1
-    if k.tcp.tc[TC_RUN]:  # -- TCP --: a socket per flow
-        _tcp_deliver(k, cpu, work)
-        if k.tcp.tc[TC_ERR]:
-            k.st[ERR] = ERR_TCP
-    else:
-        _deliver(k, cpu, work)
+    poll._poll_deliver(k, cpu, work)
     if k.st[ERR]:
         return
-    _poll_done(k, cpu, work, budget, work, taken_before)
-    if k.tcp.tc[TC_RUN]:
-        _tcp_poll_end(k, k.st[NOW] + work * k.cfg[COST])
+    poll._poll_end(k, cpu, work, budget, work, taken_before)
 
 
 def head_caches(kernel, whose: str) -> dict:
