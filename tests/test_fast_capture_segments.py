@@ -125,6 +125,11 @@ def test_odd_frames_read_alike(tmp_path, form):
         _assert_same(traffic, *form)
 
 
+def test_a_capture_without_tcp_read_alike(tmp_path):
+    frames = [(n * 1e-5, udp_datagram(10 * n)) for n in range(3)]
+    _assert_same(write_capture(str(tmp_path / "c.pcap"), frames), "tun", {}, False, False)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), form=st.sampled_from(FORMS))
 def test_random_captures_read_alike(tmp_path, seed, form):

@@ -92,7 +92,7 @@ class CapturePlan:
 
         plan = cls()
         counts = np.zeros(0, np.int64)
-        had_data = np.zeros(0, bool)  # each flow's data seen in an earlier chunk
+        had_data = np.zeros(1, bool)  # each flow's data seen in an earlier chunk
         for lengths, _, _, _, rows, _ in chunks:
             n = len(rows)
             covered = rows[:, SEG_COVERED] != 0
@@ -100,9 +100,10 @@ class CapturePlan:
             flags = rows[:, state.CB_TCP_FLAGS]
             nflows = len(reader.keys)
             counts = np.concatenate([counts, np.zeros(nflows - len(counts), np.int64)])
-            had_data = np.concatenate([had_data, np.zeros(nflows - len(had_data), bool)])
+            # (a row more: a frame not covered reads flow 0, which may not be there)
+            had_data = np.concatenate([had_data, np.zeros(nflows + 1 - len(had_data), bool)])
             data = covered & (flags & (TCPHDR_SYN | TCPHDR_RST) == 0)
-            first_data = np.full(nflows, n, np.int64)
+            first_data = np.full(nflows + 1, n, np.int64)
             np.minimum.at(first_data, flows[data], np.flatnonzero(data))
             # a SYN after its flow's data; a flow beyond max_flows (numbered in the order they first appear)
             late_syn = covered & (flags & TCPHDR_SYN != 0) & (had_data[flows] | (first_data[flows] < np.arange(n)))
