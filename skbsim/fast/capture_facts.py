@@ -350,21 +350,20 @@ class CaptureSegments:
         cb[:, CB_FRAME] = base + picked
         out[picked] = cb
         if self.holder is not None:
-            self._hold(buf, frames, first, base, picked, flows, usable, lengths)
+            for f, i in self._wanted(picked, flows):
+                self.holder.keep(f, base + i, self._header(buf, frames, first + i, usable[i]), int(lengths[i]))
 
     def _new_key(self, ports: bytes) -> None:
         self.keys.append((IPPROTO_TCP, ports[0:4], ports[4:8], int.from_bytes(ports[8:10], "big"),
                           int.from_bytes(ports[10:12], "big")))
 
-    def _hold(self, buf, frames, first, base, picked, flows, usable, lengths) -> None:
-        """The frames of the flows the holder still wants, up to as many as it wants of each."""
-        holder = self.holder
+    def _wanted(self, picked, flows):
+        """(flow, place) of the frames of the flows the holder still wants, up to as many as it wants of each."""
         for f in np.unique(flows).tolist():
-            room = holder.room(f)
+            room = self.holder.room(f)
             if room:
                 for i in picked[flows == f][:room].tolist():
-                    holder.keep(f, base + i,
-                                self._header(buf, frames, first + i, usable[i]), int(lengths[i]))
+                    yield f, i
 
     @staticmethod
     def _header(buf, frames, at: int, usable: int) -> bytes:
