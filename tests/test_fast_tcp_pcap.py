@@ -330,3 +330,27 @@ def test_a_capture_through_ntb_derived_by_hand(tmp_path, kernel):
     assert fast["truesize_total"] == 4 * 131328 and fast["delivered"] == 3
     flow = fast["flows"][0]
     assert (flow["bytes_received"], flow["control"], flow["rmem_alloc"]["peak"]) == (300, 1, 131328)
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+@pytest.mark.parametrize("payload,condensed", [(500, True), (1000, False)])
+def test_an_out_of_order_segment_condensed_derived_by_hand(tmp_path, kernel, payload, condensed):
+    # A SYN without options, then one segment without timestamps 1000 bytes beyond the receiver's rcv_nxt: it
+    # goes to the out-of-order queue, where tcp_data_queue_ofo() condenses it (skb_condense()).  Through ice
+    # rx=legacy, GRO off: ice_construct_skb() takes napi_alloc_skb(ICE_RX_HDR_SIZE 256), which on these kernels
+    # (the 1K small-frag cache) is a 1024-byte piece of a page: end = 1024 - SKB_DATA_ALIGN(sizeof(struct
+    # skb_shared_info) 320) = 704, SKB_TRUESIZE(704) = 704 + SKB_DATA_ALIGN(sizeof(struct sk_buff)) 256 + 320 =
+    # 1280.  The frame (54 bytes of headers + payload) is above 256 bytes, so the head gets its eth_get_headlen(),
+    # the 54 bytes of headers, after NET_SKB_PAD 64 of headroom, and the payload stays in a frag of half a 4K
+    # page: truesize 1280 + 2048 = 3328.  skb_condense() pulls the frag in when data_len fits end - tail =
+    # 704 - 64 - 54 = 586: 500 bytes do (the frag's page reference dropped, truesize SKB_TRUESIZE(end) = 1280),
+    # 1000 bytes do not (3328 stays).  No segment fills the gap, so sk_rmem_alloc ends at that truesize.
+    frames = [(0.0, segment(999, 0, flags=SYN, ts=None, ack=0)),
+              (1e-5, segment(1000 + 1000, payload, ts=None))]
+    traffic = write_capture(str(tmp_path / "c.pcap"), frames)
+    reference, fast, why = run_both(dict(kernel=kernel, driver="ice", options={"rx": "legacy", "gro": "0"},
+                                         traffic=traffic, socket="tcp", count=None, rate=None))
+    assert why is None and fast["engine"] == "fast" and same(reference, fast), differences(reference, fast)
+    flow = fast["flows"][0]
+    assert flow["bytes_received"] == 0 and fast["tcp"]["counters"]["TCPOFOQueue"] == 1
+    assert flow["rmem_alloc"]["peak"] == (1280 if condensed else 3328)

@@ -1,10 +1,15 @@
-"""The TCP facts of a classic pcap's frames for a GRO run, read by numpy over the frames' bytes.
+"""The TCP facts of a classic pcap's frames for a GRO run, and their TCP_SKB_CB for TCP receivers, read by numpy
+over the frames' bytes.
 
 gro.frame_facts() reads them one frame at a time in Python (about 69,000 frames/s with the capture's reader);
 here the compiled pcap scan (traffic._pcap_chunks()) finds the records, and each chunk's facts are read at once
 from a matrix of the frames' leading bytes: the same tests and fields, in the same F_* columns, the flows
 numbered in the order they first appear as frame_facts() numbers them, and the RSS hash of each distinct
 address-and-port key from the capture's own classifier (FlowClassifier.classify_ethernet()).
+
+-- TCP capture --: CaptureSegments reads each frame's TCP_SKB_CB row the same way, as tcp_capture.parse_segment()
+and CapturePlan.cb_row() read it one frame at a time (about 30,000 frames/s), for CapturePlan.scan() and for the
+rows beside the run's chunks (capture_segment_chunks()).
 """
 
 from __future__ import annotations
@@ -15,6 +20,14 @@ from skbsim.fast.gro import (
     F_ACK, F_FIELDS, F_FLAGS, F_FLOW, F_FRAG_OFF, F_HASH, F_IPID, F_OPT, F_OPT_WORDS, F_SEQ, F_TCP, F_THLEN,
     F_TOTLEN, F_TSECR, F_TSVAL, F_TTL_TOS,
 )
+from skbsim.fast.state import (
+    CB_ACK_SEQ, CB_DOFF, CB_END_SEQ, CB_FIELDS, CB_FLOW, CB_FRAME, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, CB_TSECR, CB_TSVAL,
+    CB_WINDOW,
+)
+from skbsim.fast.tcp_capture import FLAGS_COVERED, parse_segment  # -- TCP capture --
+from skbsim.net.ipv4.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN, U32
+from skbsim.sockets import IPPROTO_TCP
+from skbsim.traffic.capture import _kept_header
 from skbsim.traffic.frame import HEADER_BYTES
 
 ETH_HLEN = 14
@@ -52,15 +65,7 @@ class CaptureFacts:
         facts = self.facts[first:last]
         facts[:] = 0
         n = last - first
-        # Frame.header: the record's first min(frame length, caplen, HEADER_BYTES) bytes, at least an
-        # Ethernet header (zeros complete it: capture._kept_header())
-        usable = np.minimum(np.minimum(frames.lengths[first:last] - self.wire_adjust, frames.caplens[first:last]),
-                            HEADER_BYTES)
-        hlen = np.maximum(usable, ETH_HLEN)
-        columns = np.arange(READ_BYTES)
-        inside = columns[None, :] < usable[:, None]
-        at = np.where(inside, frames.hstart[first:last, None] + columns[None, :], 0)
-        rows = np.where(inside, buf[at], np.uint8(0))
+        rows, hlen, _ = _leading_bytes(buf, frames, first, last, self.wire_adjust)
         ok = (hlen >= TCP_AT) & (rows[:, 12] == 0x08) & (rows[:, 13] == 0x00)
         ok &= (rows[:, IP_AT + 9] == 6) & (rows[:, IP_AT] == 0x45)
         frag_off = _be(rows, IP_AT + 6, 2)
@@ -113,16 +118,7 @@ class CaptureFacts:
 
     def _flow_numbers(self, rows) -> np.ndarray:
         """frame_facts()'s flow numbers: a new key takes the next number, in the order of its first frame."""
-        first, inverse = _groups(rows[:, FLOW_KEY])
-        numbers = np.zeros(len(first), np.int64)
-        flows = self.flows
-        for g in np.argsort(first, kind="stable"):
-            key = rows[first[g], FLOW_KEY].tobytes()
-            number = flows.get(key)
-            if number is None:
-                number = flows[key] = len(flows)
-            numbers[g] = number
-        return numbers[inverse]
+        return _flow_numbers(rows[:, FLOW_KEY], self.flows)
 
     def _rss_hashes(self, rows, hlen) -> np.ndarray:
         """Frame.rss_hash of each TCP frame: an untagged IPv4 TCP frame without IP options or fragment bits,
@@ -139,6 +135,35 @@ class CaptureFacts:
                 value = self.hashes[key] = self.classify(rows[j, :hlen[j]].tobytes())[1]
             values[g] = value
         return values[inverse]
+
+
+def _leading_bytes(buf, frames, first: int, last: int, wire_adjust: int):
+    """The leading READ_BYTES of frames[first:last]'s Frame.header as rows of a uint8 matrix (zeros past it), the
+    header's length and the bytes the record holds of it.  Frame.header: the record's first min(frame length,
+    caplen, HEADER_BYTES) bytes, at least an Ethernet header (zeros complete it: capture._kept_header())."""
+    usable = np.minimum(np.minimum(frames.lengths[first:last] - wire_adjust, frames.caplens[first:last]),
+                        HEADER_BYTES)
+    hlen = np.maximum(usable, ETH_HLEN)
+    columns = np.arange(READ_BYTES)
+    inside = columns[None, :] < usable[:, None]
+    at = np.where(inside, frames.hstart[first:last, None] + columns[None, :], 0)
+    return np.where(inside, buf[at], np.uint8(0)), hlen, usable
+
+
+def _flow_numbers(keys, flows: dict, new=None) -> np.ndarray:
+    """Each row's flow number by its key bytes (rows of keys): flows maps a key's bytes to its number, a new key
+    taking the next one in the order of its first row (and passed to new(key bytes))."""
+    first, inverse = _groups(keys)
+    numbers = np.zeros(len(first), np.int64)
+    for g in np.argsort(first, kind="stable"):
+        key = keys[first[g]].tobytes()
+        number = flows.get(key)
+        if number is None:
+            number = flows[key] = len(flows)
+            if new is not None:
+                new(key)
+        numbers[g] = number
+    return numbers[inverse]
 
 
 #: _groups()' hash multiplier (odd: 2**64 / the golden ratio)
@@ -167,9 +192,10 @@ def _groups(keys) -> tuple[np.ndarray, np.ndarray]:
     return first, group
 
 
-def _timestamp_options(options, length) -> np.ndarray:
+def _timestamp_options(options, length, last: bool = False) -> np.ndarray:
     """gro._timestamp_option() of every row at once: where TSval starts in its option bytes
-    (options[r, :length[r]]), or -1."""
+    (options[r, :length[r]]), or -1; with last, the last timestamp option's, as tcp_parse_options() reads them
+    all."""
     n = options.shape[0]
     found = np.full(n, -1, np.int64)
     pos = np.zeros(n, np.int64)
@@ -188,7 +214,7 @@ def _timestamp_options(options, length) -> np.ndarray:
         found[r[stamp]] = i[stamp] + 2
         step = np.where(nop, 1, nxt)
         pos[r] = i + step
-        stop = end | bad | stamp
+        stop = end | bad if last else end | bad | stamp
         active[r[stop]] = False
         active &= pos < length
     return found
@@ -220,3 +246,169 @@ def _legacy_headlen_of(measure):
     from skbsim.traffic import capture
 
     return lambda head: measure(capture._kept_header(head), 0)
+
+
+# -- TCP capture --: each frame's TCP_SKB_CB, as tcp_capture.parse_segment() and CapturePlan.cb_row() read it
+
+
+#: CaptureSegments' column beyond CB_*: 1 when the frame is a segment the fast engine covers (parse_segment()
+#: returns no reason)
+SEG_COVERED = CB_FIELDS
+SEG_FIELDS = CB_FIELDS + 1
+#: the address-and-port bytes of a flow's key (tcp_capture's keys are (IPPROTO_TCP, saddr, daddr, sport, dport))
+PORTS_KEY = np.r_[26:38]
+
+
+class CaptureSegments:
+    """Fills rows[first:last] (CB_* columns and SEG_COVERED) for frames (traffic.PcapFrames) whose record bytes are
+    in buf: each covered frame's TCP_SKB_CB row as CapturePlan.cb_row() reads it, its flow numbered in the order
+    the flows first appear (keys: their CapturePlan.keys); the first frame not covered keeps its reason
+    (``refused``: (frame number, parse_segment()'s words)).  With a holder (tcp_capture.CaptureSetups), each
+    flow's frames it asks for are passed to it with their header bytes (CaptureSetups.keep())."""
+
+    __slots__ = ("wire_adjust", "flows", "keys", "facts", "number", "refused", "holder")
+
+    def __init__(self, wire_adjust: int, chunk: int, holder=None, facts=None):
+        self.wire_adjust = wire_adjust
+        self.flows: dict = {}  # address-and-port bytes -> flow number
+        self.keys: list = []
+        self.facts = np.zeros((chunk, SEG_FIELDS), np.int64) if facts is None else facts
+        self.number = 0  # the capture's frames filled before
+        self.refused: tuple[int, str] | None = None
+        self.holder = holder
+
+    def fill(self, buf, frames, first: int, last: int) -> None:
+        if first >= last:
+            return
+        out = self.facts[first:last]
+        out[:] = 0
+        n = last - first
+        base = self.number
+        self.number += n
+        rows, hlen, usable = _leading_bytes(buf, frames, first, last, self.wire_adjust)
+        lengths = frames.lengths[first:last]
+        tot_len = _be(rows, IP_AT + 2, 2)
+        doff = (rows[:, TCP_AT + 12] >> 4).astype(np.int64) * 4
+        flags = rows[:, TCP_AT + 13].astype(np.int64)
+        # sockets.ipv4_flow(): IPv4 TCP without options or fragment bits, its ports in the header
+        ok = (hlen >= TCP_AT + 4) & (rows[:, 12] == 0x08) & (rows[:, 13] == 0x00) & (rows[:, IP_AT] == 0x45)
+        ok &= (rows[:, IP_AT + 9] == IPPROTO_TCP) & ((rows[:, IP_AT + 6] & 0x3F) == 0) & (rows[:, IP_AT + 7] == 0)
+        ok &= tot_len + ETH_HLEN == lengths  # neither padded nor cut short
+        # tcp_v4_fill_cb(): the header and its options in the bytes, doff of at least 5 words
+        ok &= (hlen >= TCP_AT + 20) & (doff >= 20) & (hlen >= TCP_AT + doff) & (tot_len - 20 >= doff)
+        ok &= (flags & ~FLAGS_COVERED & 0xFF) == 0
+        ok &= (flags & (TCPHDR_SYN | TCPHDR_RST | TCPHDR_ACK)) != 0
+        out[:, SEG_COVERED] = ok
+        if self.refused is None and not ok.all():
+            i = int(np.argmin(ok))
+            self.refused = (base + i, parse_segment(self._header(buf, frames, first + i, usable[i]),
+                                                    int(lengths[i])))
+        picked = np.flatnonzero(ok)
+        if not len(picked):
+            return
+        rows = rows[picked]
+        doff = doff[picked]
+        flags = flags[picked]
+        flows = _flow_numbers(rows[:, PORTS_KEY], self.flows, self._new_key)
+        seq = _be(rows, TCP_AT + 4, 4)
+        syn_fin = (flags & TCPHDR_SYN != 0).astype(np.int64) + (flags & TCPHDR_FIN != 0)
+        end_seq = (seq + tot_len[picked] - 20 - doff + syn_fin) & U32
+        # Sockets._tcp(): a FIN not modelled, its data kept
+        fin = (flags & TCPHDR_FIN != 0) & (flags & (TCPHDR_SYN | TCPHDR_RST) == 0)
+        flags = np.where(fin, flags & ~TCPHDR_FIN, flags)
+        end_seq = np.where(fin, (end_seq - 1) & U32, end_seq)
+        # tcp_parse_options(): the last timestamp option's TSval and TSecr
+        width = TCP_AT + 60 - (TCP_AT + 20)
+        options = rows[:, TCP_AT + 20:TCP_AT + 60].copy()
+        options[np.arange(width)[None, :] >= (doff - 20)[:, None]] = 0
+        tsval_at = _timestamp_options(options, doff - 20, last=True)
+        tsval = np.full(len(rows), -1, np.int64)
+        tsecr = np.zeros(len(rows), np.int64)
+        has = tsval_at >= 0
+        if has.any():
+            where = TCP_AT + 20 + tsval_at[has]
+            stamped = rows[has]
+            index = np.arange(len(stamped))
+            value = np.zeros(len(stamped), np.int64)
+            echo = np.zeros(len(stamped), np.int64)
+            for i in range(4):
+                value = (value << 8) | stamped[index, where + i]
+                echo = (echo << 8) | stamped[index, where + 4 + i]
+            tsval[has] = value
+            tsecr[has] = echo
+        cb = out[picked]
+        cb[:, CB_FLOW] = flows
+        cb[:, CB_SEQ] = seq
+        cb[:, CB_END_SEQ] = end_seq
+        cb[:, CB_ACK_SEQ] = _be(rows, TCP_AT + 8, 4)
+        cb[:, CB_TCP_FLAGS] = flags
+        cb[:, CB_DOFF] = doff
+        cb[:, CB_WINDOW] = _be(rows, TCP_AT + 14, 2)
+        cb[:, CB_TSVAL] = tsval
+        cb[:, CB_TSECR] = tsecr
+        cb[:, CB_SEGS] = 1
+        cb[:, CB_FRAME] = base + picked
+        out[picked] = cb
+        if self.holder is not None:
+            for f, i in self._wanted(picked, flows):
+                self.holder.keep(f, base + i, self._header(buf, frames, first + i, usable[i]), int(lengths[i]))
+
+    def _new_key(self, ports: bytes) -> None:
+        self.keys.append((IPPROTO_TCP, ports[0:4], ports[4:8], int.from_bytes(ports[8:10], "big"),
+                          int.from_bytes(ports[10:12], "big")))
+
+    def _wanted(self, picked, flows):
+        """(flow, place) of the frames of the flows the holder still wants, up to as many as it wants of each."""
+        for f in np.unique(flows).tolist():
+            room = self.holder.room(f)
+            if room:
+                for i in picked[flows == f][:room].tolist():
+                    yield f, i
+
+    @staticmethod
+    def _header(buf, frames, at: int, usable: int) -> bytes:
+        """Frame.header of frames[at]: its kept leading bytes."""
+        start = int(frames.hstart[at])
+        return _kept_header(buf[start:start + max(int(usable), 0)].tobytes())
+
+
+def capture_segment_chunks(source, ref, legacy: bool, gro: bool, holder=None, scan: bool = False):
+    """(reader, chunks) of a classic Ethernet pcap, read by numpy: traffic._pcap_chunks()'s (lengths, arrival
+    times, RX queues, header lengths: legacy-rx's) with each frame's TCP_SKB_CB row and, through GRO, its
+    CaptureFacts row (else None); the reader (CaptureSegments) holds the flows' keys and the first frame not
+    covered.  None for a capture read frame by frame: another format or link, or RSS over several CPUs (the
+    queues; scan: only the rows wanted)."""
+    from skbsim.fast.traffic import CHUNK, _legacy_headlen, _pcap_chunks, _pcap_is_ethernet
+    from skbsim.traffic import capture
+    from skbsim.traffic.capture import CaptureSource
+
+    if not (isinstance(source, CaptureSource) and source.format == "pcap" and (scan or ref.config.cpus == 1)
+            and source.headers and _pcap_is_ethernet(source)):
+        return None
+    header = capture._read_pcap_header(source._head, source.path)
+    _, wire_adjust, classify_name, _ = capture.link_info(header.linktype)
+    headlen_of = _legacy_headlen_of(_legacy_headlen(ref)) if legacy and not scan else None
+    if not gro:
+        reader = CaptureSegments(wire_adjust, CHUNK, holder)
+        return reader, ((lengths, times, np.zeros(len(lengths), np.int64), hlens, rows, None)
+                        for lengths, times, hlens, rows in _pcap_chunks(source, headlen_of, reader))
+    both = _Both(CHUNK, CaptureFacts(wire_adjust, source._classifier(classify_name), CHUNK), wire_adjust, holder)
+    return both.segments, ((lengths, times, np.zeros(len(lengths), np.int64), hlens, rows[:, F_FIELDS:],
+                            rows[:, :F_FIELDS])
+                           for lengths, times, hlens, rows in _pcap_chunks(source, headlen_of, both))
+
+
+class _Both:
+    """CaptureFacts and CaptureSegments of the same frames, in one matrix (GRO's F_* columns, then SEG_FIELDS)."""
+
+    __slots__ = ("facts", "gro", "segments")
+
+    def __init__(self, chunk: int, gro: CaptureFacts, wire_adjust: int, holder):
+        self.facts = np.zeros((chunk, F_FIELDS + SEG_FIELDS), np.int64)
+        gro.facts = self.facts[:, :F_FIELDS]
+        self.gro = gro
+        self.segments = CaptureSegments(wire_adjust, chunk, holder, self.facts[:, F_FIELDS:])
+
+    def fill(self, buf, frames, first: int, last: int) -> None:
+        self.gro.fill(buf, frames, first, last)
+        self.segments.fill(buf, frames, first, last)

@@ -545,6 +545,19 @@ def _release_aggregate(k, cpu, head, frag, obj):
 
 
 @njit(cache=True)
+def _pull_paged(k, cpu, frag, obj):
+    """__pskb_pull_tail() of all of the paged data of obj's skb, as skb_condense() does once it fits the head's
+    tailroom: its frag references dropped (a page_pool frag's back to its pool) and, for a GRO aggregate, its
+    frag_list's skbs freed on this CPU."""
+    if k.gro.cfg[G_ON] and k.gro.member[obj, M_NEXT] >= 0:
+        _drop_paged(k, cpu, frag, obj)
+    elif k.cfg[PAGE_POOL]:
+        _pp_put_skb_frags(k, frag)
+    else:
+        _put_frags(k.pages, k.frags, k.st, frag)
+
+
+@njit(cache=True)
 def _drop_paged(k, cpu, frag, obj):
     """The paged data of obj's skb given up, as skb_release_data() and a whole __pskb_pull_tail() (skb_condense())
     do: its frag pages in order, then each chained skb freed whole (kfree_skb() on this CPU)."""

@@ -15,7 +15,7 @@ from skbsim.fast.layout import (
     COUNTED, ERR_BUG, ERR_TABLE_FULL, ETH_HLEN, O_DELIVERED, O_SOCKET, READER_CPU, T_CPU,
     T_DATA_LEN, T_FRAME_LEN, T_KIND, T_LEN, T_NR_FRAGS, T_OUTCOME, T_TIME, T_TRUESIZE, _READ, njit,
 )
-from skbsim.fast.mm import _nr_frags, _pin_frags, _pin_page, _put_frags
+from skbsim.fast.mm import _nr_frags, _pin_frags, _pin_page
 from skbsim.fast.napi import _free_skb, _head_page, _nc_put, _push, _release_skb
 from skbsim.fast.rules import (
     DEFER_KICK, DEFER_NONE, _sk_mem_reclaimable, _skb_defer_admit, _udp_forward_pages, _udp_rcvbuf_admits,
@@ -29,8 +29,7 @@ from skbsim.fast.state import (
     SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, STRICT_FIT, TB_COUNT, TB_TRUESIZE, TR_LEN, TRACE,
     TRUESIZE_TOTAL, VQ_IP_ALIGN,
 )
-from skbsim.fast.page_pool import _pp_put_skb_frags  # page_pool
-from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_HSPLIT, FQ_SHORT_LEN, PAGE_POOL, PP_SOFTIRQ  # page_pool
+from skbsim.fast.state import DRIVER_LIBETH, FQ_COUNT, FQ_HSPLIT, FQ_SHORT_LEN, PP_SOFTIRQ  # page_pool
 from skbsim.fast.state import DEFER_MAX  # net.core.skb_defer_max
 from skbsim.fast import bnxt  # -- bnxt -- (a module: its skbs' kinds and heads)
 from skbsim.fast.state import DRIVER_BNXT  # -- bnxt --
@@ -161,17 +160,10 @@ def _enqueue(k, skb, cpu):
         elif k.gro.cfg[gro.G_ON]:  # -- GRO --: an aggregate on a copybreak copy has the copy's head
             room, cond_ts = gro._condense_head(k, skb[SKB_OBJ], room, cond_ts)
         if skb[SKB_DLEN] <= room - skb[SKB_HLEN]:
-            if aggregate:  # -- GRO --: the frag_list's skbs are pulled in too, and freed
-                gro._drop_paged(k, cpu, frag, skb[SKB_OBJ])
+            # (no paged data to pull, bnxt's page mode's frame all headers: the frag stays, truesize drops)
+            if skb[SKB_DLEN]:
+                gro._pull_paged(k, cpu, frag, skb[SKB_OBJ])  # a GRO aggregate's frag_list freed too
                 aggregate = False
-                frag = -1
-            elif skb[SKB_DLEN] == 0:
-                pass  # nothing to pull (bnxt's page mode: a frame all headers): the frag stays, truesize drops
-            elif cfg[PAGE_POOL]:
-                _pp_put_skb_frags(k, frag)  # __pskb_pull_tail(): skb_frag_unref() of page_pool frags
-                frag = -1
-            else:
-                _put_frags(k.pages, k.frags, st, frag)
                 frag = -1
             ts = cond_ts
             st[CONDENSED] += 1

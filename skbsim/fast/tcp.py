@@ -81,10 +81,10 @@ TCP_WHY[TCP_NAPI_PRUNE] = ("a TCP receiver came under memory pressure in a run w
 # back to where its call started and makes it again with the receiver: skbsim/fast/tcp_capture.py)
 TCP_SETUP = 9
 TCP_WHY[TCP_SETUP] = "a capture's TCP flow to set up by the model first"
-#: a NAPI driver's skb bound for the out-of-order queue that skb_condense() would change (tcp_napi._condenses())
+#: a replay without a kernel (_tcp_replay()) reached skb_condense() of paged data (tcp_pressure._skb_condense())
 TCP_CONDENSE = 10
-TCP_WHY[TCP_CONDENSE] = ("a NAPI driver's skb went to a TCP receiver's out-of-order queue, whose skb_condense() of "
-                         "it the fast engine does not follow")
+TCP_WHY[TCP_CONDENSE] = ("a TCP receiver replayed without a kernel condensed paged data on its out-of-order queue "
+                         "(pages to give back)")
 #: TcpExt counters, as columns of a socket's row
 MIB_TCPRCVCOALESCE = TS_MIB + TCPEXT.index("TCPRcvCoalesce")
 MIB_TCPZEROWINDOWDROP = TS_MIB + TCPEXT.index("TCPZeroWindowDrop")
@@ -556,7 +556,7 @@ def _skb_try_coalesce(tc, to, frm, length):
     """skbuff.skb_try_coalesce() of frm (length bytes, its header pulled) onto the queued skb to, as far as the
     rows go: (done, stolen, delta); to's row takes the bytes, the truesize and the frag count (the caller moves
     the pages).  No skb here is cloned, none comes from page_pool, none has a frag_list."""
-    if length <= to[RQ_TAILROOM]:
+    if to[SKB_DLEN] == 0 and length <= to[RQ_TAILROOM]:  # skb_tailroom(): none once it has paged data
         to[SKB_HLEN] += length
         to[RQ_TAILROOM] -= length
         return True, False, 0
@@ -579,7 +579,6 @@ def _skb_try_coalesce(tc, to, frm, length):
         tc[TC_ERR] = TCP_WARN  # the kernel's WARN_ONCE (a warning in the run's JSON)
     to[SKB_TS] += delta
     to[SKB_DLEN] += length
-    to[RQ_TAILROOM] = 0  # non-linear: skb_tailroom() is 0
     return True, stolen, delta
 
 
@@ -758,13 +757,14 @@ def _tcp_ofo_queue(t, f, cbs):
 
 @njit(cache=True)
 def _tcp_ofo_insert(t, f, skb, cbs):
-    """tcp_ooo_insert(): the skb into the out-of-order queue in sequence order; False when it is full."""
+    """tcp_ooo_insert(): the skb into the out-of-order queue in sequence order; its row there, -1 when the queue
+    is full."""
     sk = t.sk[f]
     oq = t.oq[f]
     cap = oq.shape[0]
     n = sk[TS_OFO_LEN]
     if n >= cap:
-        return False
+        return -1
     seq = cbs[skb[SKB_OBJ], CB_SEQ]
     pos = n
     while pos > 0:
@@ -778,18 +778,19 @@ def _tcp_ofo_insert(t, f, skb, cbs):
             row[col] = prev[col]
         pos -= 1
     at = sk[TS_OFO_HEAD] + pos
-    row = oq[at if at < cap else at - cap]
+    at = at if at < cap else at - cap
+    row = oq[at]
     for col in range(RQ_FIELDS):
         row[col] = skb[col]
     sk[TS_OFO_LEN] = n + 1
-    return True
+    return at
 
 
 @njit(cache=True)
 def _tcp_data_queue_ofo(t, f, skb, cb, cbs, length, k):
     """tcp_input.tcp_data_queue_ofo(): a segment beyond rcv_nxt, admitted (refused: TCPOFODrop), coalesced into
-    the out-of-order queue's last skb when it continues it, else inserted in order and charged (skb_condense()
-    changes no tun skb)."""
+    the out-of-order queue's last skb when it continues it, else inserted in order, condensed (skb_condense())
+    and charged."""
     tc = t.tc
     sk = t.sk[f]
     oq = t.oq[f]
@@ -813,13 +814,18 @@ def _tcp_data_queue_ofo(t, f, skb, cb, cbs, length, k):
                 _tcp_grow_window(tc, sk, skb, length, True)
             verdict = V_OFO_STOLEN if stolen else (V_OFO_FRAGS if _frags_moved(skb) else V_COALESCED)
     if verdict == V_QUEUED:
-        if not _tcp_ofo_insert(t, f, skb, cbs):
+        at = _tcp_ofo_insert(t, f, skb, cbs)
+        if at < 0:
             tc[TC_ERR] = TCP_TABLE
             return verdict
         if sk[TS_SACK_OK]:
-            _tcp_grow_window(tc, sk, skb, length, False)
-        sk[TS_RMEM] += skb[SKB_TS]
-        sk[TS_FWD] -= skb[SKB_TS]
+            _tcp_grow_window(tc, sk, skb, length, False)  # (with the truesize it came with)
+        queued = oq[at]
+        tcp_pressure._skb_condense(t, queued, k)
+        if tc[TC_ERR]:
+            return verdict
+        sk[TS_RMEM] += queued[SKB_TS]
+        sk[TS_FWD] -= queued[SKB_TS]
     _update_sacks(t, f, cbs)
     if tc[TC_R_SPACE] >= SPACE_DOUBLE and sk[TS_SOCKET]:
         _tcp_rcvbuf_grow(tc, sk, sk[TS_RCVQ_SPACE], sk[TS_RCVQ_SPACE], _ooo_span(t, f, cbs))

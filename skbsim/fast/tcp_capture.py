@@ -72,7 +72,64 @@ class CapturePlan:
 
     @classmethod
     def scan(cls, source, max_flows: int) -> "CapturePlan":
-        """The plan of a capture; ValueError with the reason when the fast engine does not cover it."""
+        """The plan of a capture; ValueError with the reason when the fast engine does not cover it.  A classic
+        Ethernet pcap is read by numpy (capture_facts.CaptureSegments), any other frame by frame."""
+        from skbsim.fast.capture_facts import capture_segment_chunks
+        from skbsim.fast.traffic import _Unscannable
+
+        read = capture_segment_chunks(source, None, False, False, scan=True)
+        if read is not None:
+            try:
+                return cls._scan_rows(*read, max_flows)
+            except _Unscannable:  # read frame by frame: the capture's reader reports what it met
+                pass
+        return cls._scan_frames(source, max_flows)
+
+    @classmethod
+    def _scan_rows(cls, reader, chunks, max_flows: int) -> "CapturePlan":
+        """scan() of a capture's chunks of TCP_SKB_CB rows: the same checks, frame by frame in order."""
+        from skbsim.fast.capture_facts import SEG_COVERED
+
+        plan = cls()
+        counts = np.zeros(0, np.int64)
+        had_data = np.zeros(1, bool)  # each flow's data seen in an earlier chunk
+        for lengths, _, _, _, rows, _ in chunks:
+            n = len(rows)
+            covered = rows[:, SEG_COVERED] != 0
+            flows = rows[:, state.CB_FLOW]
+            flags = rows[:, state.CB_TCP_FLAGS]
+            nflows = len(reader.keys)
+            counts = np.concatenate([counts, np.zeros(nflows - len(counts), np.int64)])
+            # (a row more: a frame not covered reads flow 0, which may not be there)
+            had_data = np.concatenate([had_data, np.zeros(nflows + 1 - len(had_data), bool)])
+            data = covered & (flags & (TCPHDR_SYN | TCPHDR_RST) == 0)
+            first_data = np.full(nflows + 1, n, np.int64)
+            np.minimum.at(first_data, flows[data], np.flatnonzero(data))
+            # a SYN after its flow's data; a flow beyond max_flows (numbered in the order they first appear)
+            late_syn = covered & (flags & TCPHDR_SYN != 0) & (had_data[flows] | (first_data[flows] < np.arange(n)))
+            failed = ~covered | late_syn | (covered & (flows >= max_flows))
+            if failed.any():
+                i = int(np.argmax(failed))
+                if not covered[i]:
+                    reason = reader.refused[1]
+                elif late_syn[i]:
+                    reason = ("a SYN after a flow's data (a new connection on the same addresses and ports)")
+                else:
+                    raise ValueError(f"--socket tcp with a capture of more than {max_flows} TCP flows is the "
+                                     f"reference engine's")
+                raise ValueError(f"--socket tcp with this capture is the reference engine's: {reason}")
+            had_data[flows[data]] = True
+            counts += np.bincount(flows, minlength=nflows)
+            plan.lengths.update(np.unique(lengths).tolist())
+            plan.frames += n
+        plan.keys = list(reader.keys)
+        plan.index = {key: f for f, key in enumerate(plan.keys)}
+        plan.flow_frames = counts.tolist()
+        return plan
+
+    @classmethod
+    def _scan_frames(cls, source, max_flows: int) -> "CapturePlan":
+        """scan() of a capture read frame by frame."""
         plan = cls()
         data: set = set()
         for frame in source:
@@ -128,12 +185,18 @@ def capture_tcp_chunks(source, ref, plan: CapturePlan, setups: "CaptureSetups", 
     """The capture's frames in chunks (traffic._frames_with_headlen()'s lengths, arrival times, RX queues and header
     lengths: legacy-rx's eth_get_headlen(), or measure(header, length): virtio_net's codes), each frame's
     TCP_SKB_CB (CapturePlan.cb_row()) and, through GRO, what GRO reads of it (skbsim.fast.gro.F_* columns; else
-    None); the frames of flows still without a receiver held by setups.  Through GRO the chunks are
-    gro.capture_chunks()' (a classic pcap's read by numpy), the TCP_SKB_CB rows read beside them from a second pass
-    over the capture."""
+    None); the frames of flows still without a receiver held by setups.  A classic Ethernet pcap on one CPU is read
+    once, by numpy (capture_facts.capture_segment_chunks()); any other capture frame by frame, through GRO in
+    gro.capture_chunks()' chunks with the TCP_SKB_CB rows read beside them from a second pass."""
+    from skbsim.fast.capture_facts import capture_segment_chunks
     from skbsim.fast.gro import capture_chunks
     from skbsim.fast.traffic import _frames_with_headlen
 
+    read = capture_segment_chunks(source, ref, legacy, gro, setups) if measure is None else None
+    if read is not None:  # a classic Ethernet pcap, on one CPU: read by numpy
+        for lengths, times, queues, hlens, segments, facts in read[1]:
+            yield lengths, times, queues, hlens, segments[:, :state.CB_FIELDS], facts
+        return
     rows: list = []
 
     def frames():
@@ -222,11 +285,15 @@ class CaptureSetups:
 
     def hold(self, f: int, number: int, frame) -> None:
         """Frame number of flow f, as the run streams it: kept while the flow has no receiver."""
-        if f in self.ready:
-            return
-        frames = self.held.setdefault(f, {})
-        if len(frames) < self.HELD:
-            frames[number] = (frame.header or b"", frame.length)
+        if self.room(f):
+            self.keep(f, number, frame.header or b"", frame.length)
+
+    def room(self, f: int) -> int:
+        """How many more of flow f's frames to hold (none once its receiver is set up)."""
+        return 0 if f in self.ready else self.HELD - len(self.held.get(f, ()))
+
+    def keep(self, f: int, number: int, header: bytes, length: int) -> None:
+        self.held.setdefault(f, {})[number] = (header, length)
 
     def _frames(self, source, f: int, numbers: set[int]) -> dict[int, tuple[bytes, int]]:
         """(header, length) of flow f's frames of these numbers: held, or read from the capture again."""

@@ -88,14 +88,14 @@ def unsupported_tcp(config) -> str | None:
 
 def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
     """For each frame length, the tun skb as tcp_v4_rcv() gets it (Ethernet and IP headers pulled): its bytes
-    in the head and in frags, frags, tailroom, whether its head is a page fragment, SKB_TRUESIZE(end), from
-    the model's own tun_get_user() on the scratch kernel of lengths (tun._TunLengths)."""
+    in the head and in frags, frags, the room after its tail, whether its head is a page fragment,
+    SKB_TRUESIZE(end), from the model's own tun_get_user() on the scratch kernel of lengths (tun._TunLengths)."""
     from skbsim.drivers.base import frame_header, make_frame
     from skbsim.drivers.tun import tun_get_user
     from skbsim.fast.tcp_run import (
         TF_DLEN, TF_END_TS, TF_FIELDS, TF_HEAD_FRAG, TF_HLEN, TF_KNOWN, TF_NR_FRAGS, TF_TAILROOM,
     )
-    from skbsim.net.skbuff import kfree_skb, skb_headlen, skb_tailroom
+    from skbsim.net.skbuff import kfree_skb, skb_headlen
 
     facts = np.zeros((state_max_frame() + 1, TF_FIELDS), np.int64)
     kernel = lengths.kernel
@@ -116,7 +116,7 @@ def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
         row[TF_HLEN] = skb_headlen(skb) - pulled
         row[TF_DLEN] = skb.data_len
         row[TF_NR_FRAGS] = len(skb.shinfo.frags)
-        row[TF_TAILROOM] = skb_tailroom(skb)
+        row[TF_TAILROOM] = skb.end - skb.tail  # (skb_tailroom() while linear: RQ_TAILROOM)
         row[TF_HEAD_FRAG] = int(skb.head_frag)
         row[TF_END_TS] = kernel.profile.SKB_TRUESIZE(skb.end)
         row[TF_KNOWN] = 1

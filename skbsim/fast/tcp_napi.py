@@ -39,7 +39,7 @@ from skbsim.fast.state import (
     CB_BUILD_TS, CB_TCP_FLAGS, CB_TRUESIZE, CB_TSECR, CB_TSVAL, CB_WINDOW, COND_ROOM, COPYBREAK, DRIVER,
     DRIVER_COPYBREAK, DRIVER_ICE, FR_FLAGS, FR_IP_ID, FR_PAYLOAD, FR_SEQ, FR_TSECR, FR_TSVAL, F_ACK_SEQ, F_DOFF,
     F_TWINDOW, HEAD_KIND, HEAD_TRUESIZE, LEGACY, PACKETS, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_FIELDS, SKB_FRAG,
-    SKB_HLEN, SKB_OBJ, SKB_TS, SN_TIMESTAMPS, TC_ERR,
+    SKB_HLEN, SKB_OBJ, SN_TIMESTAMPS, TC_ERR,
 )
 from skbsim.fast.state import TC_CAPTURE  # -- TCP capture --
 from skbsim.fast.state import DRIVER_VIRTIO, VQ_COPY_ROOM  # virtio_net
@@ -276,24 +276,10 @@ def _napi_segment(k, skb, seg):
     if on and k.gro.member[obj, gro.M_NEXT] >= 0:
         nr_frags += FRAG_LIST_FRAGS
     seg[RQ_NR_FRAGS] = nr_frags
-    seg[RQ_TAILROOM] = room - hlen if skb[SKB_DLEN] == 0 else 0
+    seg[RQ_TAILROOM] = room - hlen
     seg[SG_HEAD_FRAG] = head_frag
     seg[SG_END_TS] = end_ts
     return True
-
-
-@njit(cache=True)
-def _condenses(k, skb):
-    """Whether net/core/skbuff.c skb_condense() would change the poll's skb (paged data that fits the head's
-    tailroom pulled in, truesize recomputed from the head alone): tcp_data_queue_ofo() condenses what it queues,
-    which the compiled receiver follows for tun's skbs only (skb_condense() changes none of them)."""
-    obj = skb[SKB_OBJ]
-    on = k.gro.cfg[gro.G_ON]
-    frame = k.gro.member[obj, gro.M_FRAME] if on else skb[SKB_HLEN] + skb[SKB_DLEN]
-    room, end_ts, _ = _head_shape(k, frame, obj)
-    if skb[SKB_DLEN]:
-        return skb[SKB_DLEN] <= room - skb[SKB_HLEN]
-    return skb[SKB_TS] != end_ts
 
 
 @njit(cache=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skbsim.fast import tun
+from skbsim.fast import gro, tun
 from skbsim.fast.layout import njit
 from skbsim.fast.napi import _free_skb
 from skbsim.fast.rules import _can_ingest_value, _clamp_window_values, _prune_fits_value, _prune_over_value
@@ -32,8 +32,8 @@ from skbsim.fast.state import (
     TC_COLLAPSE_MAX, TC_PRUNE_CPU, TC_R_PRUNE, TC_R_PRUNE_OFO,
 )
 from skbsim.fast.tcp import (
-    TCP_NAPI_PRUNE, TCP_PRUNE, TCP_TABLE, U32, _before, _sk_rmem_schedule, _sock_rfree, _tcp_win_from_space,
-    _update_sacks,
+    TCP_CONDENSE, TCP_NAPI_PRUNE, TCP_PRUNE, TCP_TABLE, U32, _before, _sk_rmem_schedule, _sock_rfree,
+    _tcp_win_from_space, _update_sacks,
 )
 from skbsim.net.core_sock import SOCK_RCVBUF_LOCK
 from skbsim.net.ipv4.tcp import TCPEXT, TCPHDR_FIN, TCPHDR_SYN
@@ -407,6 +407,28 @@ def _tcp_prune_queue(k, t, f, skb, length):
     sk[MIB_RCVPRUNED] += 1
     sk[TS_PRED] = -1
     return -1
+
+
+@njit(cache=True)
+def _skb_condense(t, row, k):
+    """net/core/skbuff.c skb_condense() of the skb at row, which tcp_data_queue_ofo() has just queued: paged data
+    that fits the head's tailroom is pulled in (its frag references dropped, a GRO aggregate's frag_list freed,
+    on the CPU receiving it), and its truesize becomes its head's alone, SKB_TRUESIZE(end).  Paged data that
+    does not fit leaves it as it is.  Without a kernel (tcp._tcp_replay()) pulling stops the replay."""
+    dlen = row[SKB_DLEN]
+    if dlen > row[RQ_TAILROOM]:
+        return
+    if dlen:
+        if k is None:
+            t.tc[TC_ERR] = TCP_CONDENSE
+            return
+        gro._pull_paged(k, row[SKB_CPU], row[SKB_FRAG], row[SKB_OBJ])
+        row[SKB_FRAG] = -1
+        row[SKB_HLEN] += dlen
+        row[SKB_DLEN] = 0
+        row[RQ_TAILROOM] -= dlen
+        row[RQ_NR_FRAGS] = 0
+    row[SKB_TS] = row[RQ_END_TS]
 
 
 @njit(cache=True, forceinline=True)

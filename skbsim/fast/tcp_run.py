@@ -46,9 +46,9 @@ from skbsim.fast.tcp_trace import _tcp_trace  # -- TCP trace --
 from skbsim.fast.state import (
     F_ORDER, F_REF_LEN, F_REFUSED_BYTES, F_STATE, F_SYN_FRAME, F_SYN_NS, FS_ESTABLISHED, FS_LISTEN, FS_NONE,
     CB_FRAME, CB_TCP_FLAGS, RF_NS, RF_PAYLOAD, RF_REASON, RF_SEQ, ST_EST_FRAME, ST_EST_NS, ST_READY, ST_SYN_FRAME,
-    ST_SYN_NS, TC_APP_GAP, TC_CAPTURE, TC_CAP_SEEN, TC_WANT_FLOW, F_RCVBUF_INIT, F_RCV_START,
+    ST_SYN_NS, TC_CAPTURE, TC_CAP_SEEN, TC_WANT_FLOW, F_RCV_START,
 )
-from skbsim.fast.tcp import DROP_REASONS, TCP_CONDENSE, TCP_SETUP, _before
+from skbsim.fast.tcp import DROP_REASONS, TCP_SETUP
 from skbsim.net.ipv4.tcp import TCPHDR_RST, TCPHDR_SYN
 from skbsim.sockets import OLD_DATA
 
@@ -384,9 +384,6 @@ def _tcp_deliver(k, cpu, n):
             _segment(k, skb, facts, seg)
         elif not tcp_napi._napi_segment(k, skb, seg):  # -- TCP through NAPI drivers --
             tc[TC_ERR] = TCP_UNMODELLED
-            return
-        elif _before(sk[TS_RCV_NXT], cb[CB_SEQ]) and tcp_napi._condenses(k, skb):  # bound for the ofo queue
-            tc[TC_ERR] = TCP_CONDENSE
             return
         seg[SKB_CPU] = cpu  # the CPU that frees it after a read defers to (as sock._enqueue() keeps it)
         tc[TC_EATEN] = 0

@@ -478,6 +478,8 @@ def main() -> int:
                         f"(--socket tcp: synthetic senders, receivers per flow; default {TCP_SHARE}, 1: only those)")
     parser.add_argument("--tcp-pressure", type=float, default=0.0, help="share of the TCP runs drawn to come under "
                         "memory pressure (tun, a small SO_RCVBUF, small messages, a slow reader; default 0)")
+    parser.add_argument("--show", metavar="TEXT", help="print each workload the reference engine ran instead whose "
+                        "reason contains TEXT (to reproduce it)")
     args = parser.parse_args()
     from skbsim.fast.cache import compile_now
 
@@ -513,6 +515,8 @@ def main() -> int:
                         plot_outcomes[outcome] += 1
                 if outcome == "fallback" or outcome == "reference-error":
                     reasons[f"{outcome}: {detail}"] += 1
+                    if args.show and args.show in detail:
+                        print(f"{outcome.upper()} ({detail}): {jobs[index][1]!r} trace={jobs[index][2]}", flush=True)
                 if outcome == "differ":
                     print(f"DIFFER ({detail}): {jobs[index][1]!r} trace={jobs[index][2]}", flush=True)
     elapsed = time.perf_counter() - started
