@@ -576,6 +576,12 @@ def _errno_name(errno_value: int) -> str:
             ENOBUFS: "ENOBUFS"}.get(errno_value, f"errno {errno_value}")
 
 
+def written_skbs(tfile: tun_file):
+    """Where tun_get_user() leaves the skbs it wrote for the queue's poll: the socket's sk_write_queue with
+    IFF_NAPI (not IFF_NAPI_FRAGS), else the model's rx_handoff."""
+    return tfile.sk.sk_write_queue if tfile.napi_enabled and not tfile.napi_frags_enabled else tfile.rx_handoff
+
+
 def poll(kernel: Kernel, queue: TunQueue, budget: int, deliver) -> int:
     """The skbs writes handed on, in order, at most ``budget`` of them (see the module docstring).
 
@@ -595,7 +601,7 @@ def poll(kernel: Kernel, queue: TunQueue, budget: int, deliver) -> int:
     napi = tfile.napi
     frags = tfile.napi_frags_enabled
     napi_enabled = tfile.napi_enabled
-    waiting = tfile.sk.sk_write_queue if napi_enabled and not frags else tfile.rx_handoff
+    waiting = written_skbs(tfile)
     done = 0
     while done < budget and waiting:
         skb = waiting.popleft()

@@ -59,8 +59,9 @@ def unsupported_tcp(config) -> str | None:
     if kind != "tcp-bulk" and not capture:
         return f"--socket tcp with {kind} traffic is the reference engine's"
     if config.driver == "tun":
-        if config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
-            return "--socket tcp through tun with IFF_NAPI (GRO of tun's skbs) is the reference engine's"
+        if config.options.get("frags", "0") != "0":
+            return ("--socket tcp through tun with IFF_NAPI_FRAGS (napi_gro_frags() of napi_get_frags()'s skbs) is "
+                    "the reference engine's")
     elif config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
         return (f"--socket tcp through {config.driver} is the reference engine's: the fast engine joins its TCP "
                 f"receivers to tun (without IFF_NAPI), ice (rx=build_skb and rx=legacy), copybreak, virtio_net "
@@ -91,7 +92,7 @@ def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
     in the head and in frags, frags, tailroom, whether its head is a page fragment, SKB_TRUESIZE(end), from
     the model's own tun_get_user() on the scratch kernel of lengths (tun._TunLengths)."""
     from skbsim.drivers.base import frame_header, make_frame
-    from skbsim.drivers.tun import tun_get_user
+    from skbsim.drivers.tun import tun_get_user, written_skbs
     from skbsim.fast.tcp_run import (
         TF_DLEN, TF_END_TS, TF_FIELDS, TF_HEAD_FRAG, TF_HLEN, TF_KNOWN, TF_NR_FRAGS, TF_TAILROOM,
     )
@@ -107,7 +108,7 @@ def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
                                                frame_header(make_frame(length)), queue.noblock)
         if written < 0:
             continue
-        tfile.rx_handoff.pop()
+        written_skbs(tfile).pop()
         # tun_get_user() left skb->data where eth_type_trans() puts it; ip_local_deliver() pulls the IP header
         pulled = skb.len - (length - 34)
         if skb_headlen(skb) < pulled:
