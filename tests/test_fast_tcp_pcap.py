@@ -89,9 +89,9 @@ def captures(draw, udp: bool = False) -> list[tuple[float, bytes]]:
 DRIVERS = [("tun", {}), ("ice", {"rx": "build_skb", "gro": "0"}), ("ice", {"rx": "legacy", "gro": "0"}),
            ("copybreak", {"gro": "0"}), ("virtio_net", {"gro": "0"}), ("virtio_net", {"mtu": "1400", "gro": "0"}),
            ("ntb", {}), ("ntb", {"copybreak": "3646"})]
-#: through GRO (the default): bursts of segments merged into aggregates
+#: through GRO (the default): bursts of segments merged into aggregates (not through tun: each write its own poll)
 GRO_DRIVERS = [("ice", {"rx": "build_skb"}), ("ice", {"rx": "legacy"}), ("copybreak", {}), ("virtio_net", {}),
-               ("virtio_net", {"mtu": "1400"})]
+               ("virtio_net", {"mtu": "1400"}), ("tun", {"napi": "1"})]
 DRIVERS += GRO_DRIVERS
 
 
