@@ -2,7 +2,8 @@
 state (the receivers set up by the model, the senders, the tun skbs' TCP facts), and the report.
 
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
-receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
+receivers through tun without IFF_NAPI (no GRO) or with it (GRO, which merges no tun skbs: each write's poll flushes
+its skb; not IFF_NAPI_FRAGS), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
 (mergeable buffers without XDP, on the releases whose buffers come from page frags: unsupported_virtio()) with GRO
 or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
 memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py; behind a NAPI driver with CollapseHeads),
