@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from skbsim.fast import simulate_engine, unsupported
 from skbsim.fast.tcp import TCP_OFO, TCP_PRUNE, TCP_WHY
 from skbsim.sim import RunConfig, simulate
-from tcp_engines import ACK, PSH, SYN, TCP_RUN, run_both, segment, write_capture
+from tcp_engines import RANDOM_WORKLOAD, TCP_RUN, gro_burst, run_both, write_capture
 from tcp_engines import same as _same
 
 KERNELS = ["6.1", "6.9", "6.12", "6.18", "host"]
@@ -74,14 +74,7 @@ def test_workloads_run_on_the_fast_engine():
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kernel=st.sampled_from(KERNELS), ts=st.sampled_from([0, 1]), write=st.sampled_from([None, "nonblock"]),
-       tcp=st.sampled_from(["bulk", "messages:3000", "messages:20000@2000", "messages:100@50000", "messages:1460"]),
-       flows=st.sampled_from([1, 2, 3, 16]), rtt=st.sampled_from([0.05, 0.5, 1.0, 20.0]),
-       app_rate=st.sampled_from([None, 0, 1000, 20000, 200000]), read=st.sampled_from([None, 1000, 65536]),
-       so_rcvbuf=st.sampled_from([None, 8192, 65536, 1 << 20]), count=st.integers(1, 1500),
-       rate=st.sampled_from([1e5, 1e6, 3e6, 1234567.0]), cpus=st.integers(1, 3),
-       faults=st.sampled_from([(), (), (("slab", 0.02, 1, -1, 0),), (("page_alloc", 0.01, 1, -1, 0),),
-                               (("skb_head", 0.001, 1, -1, 100), ("page_frag", 0.3, 2, 3, 10))]))
+@given(kernel=st.sampled_from(KERNELS), write=st.sampled_from([None, "nonblock"]), **RANDOM_WORKLOAD)
 def test_random_workloads(kernel, ts, write, tcp, flows, rtt, app_rate, read, so_rcvbuf, count, rate, cpus, faults):
     options = {**NAPI, **({"write": write} if write else {})}
     reference, fast, why = _both(kernel=kernel, options=options, traffic=f"tcp-bulk:ts={ts}", tcp=tcp, flows=flows,
@@ -110,10 +103,7 @@ def test_a_burst_gro_cannot_merge_through_tun_derived_by_hand(tmp_path, kernel, 
     #   most SKB_SMALL_HEAD_CACHE_SIZE (704) takes an skbuff_small_head object of 704, end 384, truesize 960.
     #   truesize per skb: 2304 without the SYN; with it (768 + 8 * 2304) / 9 = 2133.33 on 6.1, (960 + 18432) / 9
     #   = 2154.67 on 6.18.  The receiver: the SYN (control), then 8 skbs in order, each its own segment.
-    frames = [(0.0, segment(999, 0, flags=SYN, ack=0, ts=1000, syn_options=True))] if syn else []
-    frames += [(1e-4, segment(1000 + 1448 * n, 1448, flags=ACK | (PSH if n == 7 else 0), ts=1001))
-               for n in range(8)]
-    traffic = write_capture(str(tmp_path / "burst.pcap"), frames)
+    traffic = write_capture(str(tmp_path / "burst.pcap"), gro_burst(syn))
     reference, fast, why = run_both(dict(kernel=kernel, driver="tun", options=NAPI, traffic=traffic, socket="tcp",
                                          count=None, rate=None))
     assert why is None and fast["engine"] == "fast" and _same(reference, fast)

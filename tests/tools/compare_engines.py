@@ -242,6 +242,15 @@ def _copybreak_gro(rng: random.Random) -> tuple[dict, str]:
     return options, _tcp_bulk(rng)
 
 
+def _tun_gro(rng: random.Random) -> tuple[dict, str]:
+    """tun with IFF_NAPI and TCP traffic through GRO (each write's poll flushes its skb: none merge), any write
+    mode and send buffer."""
+    options, _ = _tun(rng)
+    options.update(napi="1")
+    options.pop("frags", None)
+    return options, _tcp_bulk(rng)
+
+
 def _virtio_gro(rng: random.Random) -> tuple[dict, str]:
     """virtio_net with TCP traffic through GRO: copied heads (frags moved), buffers built on (heads stolen), GSO
     frames (MTU below the segments), every mergeable-mode option, GRO's size limit."""
@@ -304,6 +313,7 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
            "gve-7.1": (1, lambda rng: _gve(rng, True, True), True, "gve", ("7.1",)),
            "ice-gro": (2, _ice_gro, True, "ice", ("6.1", "6.9", "6.12", "6.18", "host")),
            "copybreak-gro": (1, _copybreak_gro, False, "copybreak", KERNELS),
+           "tun-gro": (1, _tun_gro, False, "tun", ("6.1", "6.9", "6.12", "6.18", "host")),
            "virtio-gro": (2, _virtio_gro, False, "virtio_net", ("6.1", "6.9", "6.12", "6.18", "host")),
            "mana-gro": (1, _mana_gro, False, "mana", KERNELS),
            "libeth-gro": (1, _libeth_gro, False, "libeth", LIBETH_KERNELS),
@@ -311,7 +321,8 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
 
 
 #: the drivers (and options) a TCP run goes through
-TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("virtio_net", {}), ("virtio_net", {"gro": "0"}),
+TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("tun", {"napi": "1", "write": "nonblock"}),
+               ("virtio_net", {}), ("virtio_net", {"gro": "0"}),
                ("ice", {"gro": "0"}), ("ice", {}),
                # -- TCP through NAPI drivers --
                ("ice", {"rx": "legacy"}), ("ice", {"rx": "legacy", "gro": "0"}), ("copybreak", {}),
