@@ -108,7 +108,6 @@ def test_random_workloads(kernel, form, ts, tcp, flows, rtt, app_rate, read, so_
 @pytest.mark.parametrize("driver,options,words", [
     ("mana", {"gro": "0"}, "--socket tcp through mana is the reference engine's"),
     ("bnxt", {"gro": "0"}, "--socket tcp through bnxt is the reference engine's"),
-    ("tun", {"napi": "1", "frags": "1"}, "--socket tcp through tun with IFF_NAPI_FRAGS"),
 ])
 def test_other_drivers_say_why(driver, options, words):
     reason = unsupported(RunConfig(**_config(driver=driver, options=options, count=10)))

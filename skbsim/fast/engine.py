@@ -95,14 +95,11 @@ def unsupported_gro(config: RunConfig, profile) -> str | None:
     """Why the fast engine cannot run this config whose TCP segments go through GRO (None when it can): its
     GRO (skbsim.fast.gro) covers tcp-bulk and captures on ice (rx=build_skb and rx=legacy, not its page_pool
     form), copybreak, virtio_net (what unsupported_virtio() leaves), mana and libeth's queues (iavf, idpf, ice's
-    page_pool form) without header split, and tun with IFF_NAPI (not IFF_NAPI_FRAGS), without
-    gro_flush_timeout."""
-    if config.driver == "tun" and config.options.get("frags", "0") != "0":
-        return ("TCP traffic goes through GRO on tun with IFF_NAPI_FRAGS (napi_gro_frags() of napi_get_frags()'s "
-                "skbs), which the fast engine's GRO does not follow yet")
+    page_pool form) without header split, and tun with IFF_NAPI (napi_gro_receive()) or IFF_NAPI_FRAGS
+    (napi_gro_frags()), without gro_flush_timeout."""
     if config.driver not in ("ice", "copybreak", "virtio_net", "mana", "libeth", "tun"):
         return (f"TCP traffic goes through GRO on {config.driver}: the fast engine's GRO covers ice, copybreak, "
-                f"virtio_net, mana, libeth and tun (IFF_NAPI) only")
+                f"virtio_net, mana, libeth and tun (IFF_NAPI, IFF_NAPI_FRAGS) only")
     libeth = config.driver == "libeth" or (config.driver == "ice" and profile.feature("ice_rx_buffers") == "libeth")
     if libeth and config.options.get("hsplit", "off") != "off":
         return ("TCP traffic goes through GRO with header split (libeth): the fast engine's GRO covers libeth's "

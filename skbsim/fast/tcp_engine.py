@@ -2,8 +2,8 @@
 state (the receivers set up by the model, the senders, the tun skbs' TCP facts), and the report.
 
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
-receivers through tun without IFF_NAPI (no GRO) or with it (GRO, which merges no tun skbs: each write's poll flushes
-its skb; not IFF_NAPI_FRAGS), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
+receivers through tun without IFF_NAPI (no GRO) or with IFF_NAPI or IFF_NAPI_FRAGS (GRO, which merges no tun skbs:
+each write's poll flushes its skb), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
 (mergeable buffers without XDP, on the releases whose buffers come from page frags: unsupported_virtio()) with GRO
 or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
 memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py; behind a NAPI driver with CollapseHeads),
@@ -59,13 +59,10 @@ def unsupported_tcp(config) -> str | None:
     capture = kind in ("pcap", "pcapng")  # -- TCP capture --: what the capture holds is checked as the run starts
     if kind != "tcp-bulk" and not capture:
         return f"--socket tcp with {kind} traffic is the reference engine's"
-    if config.driver == "tun":
-        if config.options.get("frags", "0") != "0":
-            return ("--socket tcp through tun with IFF_NAPI_FRAGS (napi_gro_frags() of napi_get_frags()'s skbs) is "
-                    "the reference engine's")
-    elif config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
+    # (tun with IFF_NAPI or IFF_NAPI_FRAGS too: GRO, which merges no tun skbs, tun._tun_poll())
+    if config.driver != "tun" and config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
         return (f"--socket tcp through {config.driver} is the reference engine's: the fast engine joins its TCP "
-                f"receivers to tun (without IFF_NAPI), ice (rx=build_skb and rx=legacy), copybreak, virtio_net "
+                f"receivers to tun, ice (rx=build_skb and rx=legacy), copybreak, virtio_net "
                 f"(mergeable buffers without XDP) and ntb")
     elif config.driver == "virtio_net":
         from skbsim.fast.virtio_setup import unsupported_virtio

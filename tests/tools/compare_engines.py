@@ -243,11 +243,12 @@ def _copybreak_gro(rng: random.Random) -> tuple[dict, str]:
 
 
 def _tun_gro(rng: random.Random) -> tuple[dict, str]:
-    """tun with IFF_NAPI and TCP traffic through GRO (each write's poll flushes its skb: none merge), any write
-    mode and send buffer."""
+    """tun with IFF_NAPI (or IFF_NAPI_FRAGS) and TCP traffic through GRO (each write's poll flushes its skb: none
+    merge), any write mode and send buffer."""
     options, _ = _tun(rng)
-    options.update(napi="1")
-    options.pop("frags", None)
+    options.setdefault("napi", "1")
+    if options["napi"] == "0":
+        options["napi"] = "1"
     return options, _tcp_bulk(rng)
 
 
@@ -322,6 +323,7 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
 
 #: the drivers (and options) a TCP run goes through
 TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("tun", {"napi": "1", "write": "nonblock"}),
+               ("tun", {"napi": "1", "frags": "1"}),
                ("virtio_net", {}), ("virtio_net", {"gro": "0"}),
                ("ice", {"gro": "0"}), ("ice", {}),
                # -- TCP through NAPI drivers --
