@@ -427,8 +427,8 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
 def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
     """(--trace, --plot) of a draw compared with them: a UDP run asks for both but --plot of TCP through GRO (the
     reference engine's: its traces are compared without); a TCP run of synthetic senders for what the fast engine
-    covers of it (--trace through tun, --plot through tun (its GRO too), ntb, ice and copybreak without GRO); a capture for
-    both (the reference engine's)."""
+    covers of it (--trace through tun, --plot through tun (its GRO too), ntb, ice and copybreak without GRO); a
+    capture for both (the reference engine's)."""
     from skbsim.sim import RunConfig, tcp_through_gro
 
     if not with_trace:
