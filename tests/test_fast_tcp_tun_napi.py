@@ -147,7 +147,7 @@ def test_trace_is_byte_identical(kernel, workload):
 def test_tcp_bulk_into_the_udp_socket_through_gro(kernel, workload):
     from test_fast_engine import _assert_same
 
-    config = dict(kernel=kernel, driver="tun", traffic="tcp-bulk", **{"options": NAPI, **workload})
+    config = dict(kernel=kernel, driver="tun", **{"traffic": "tcp-bulk", "options": NAPI, **workload})
     assert unsupported(RunConfig(**config)) is None
     _assert_same(**config)
 
