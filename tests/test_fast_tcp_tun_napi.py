@@ -127,6 +127,15 @@ def test_a_burst_gro_cannot_merge_through_tun_derived_by_hand(tmp_path, kernel, 
     assert flow["bytes_received"] == 8 * 1448
 
 
+@pytest.mark.parametrize("options", [NAPI, FRAGS], ids=["napi", "frags"])
+def test_a_capture_on_two_cpus(tmp_path, options):
+    # (GRO's facts of a capture on more than one CPU are read frame by frame, with the queue's header template)
+    traffic = write_capture(str(tmp_path / "burst.pcap"), gro_burst(True) + gro_burst(False))
+    reference, fast, why = run_both(dict(kernel="6.12", driver="tun", options=options, traffic=traffic, socket="tcp",
+                                         count=None, rate=None, cpus=2))
+    assert why is None and fast["engine"] == "fast" and _same(reference, fast)
+
+
 @pytest.mark.parametrize("kernel", ["6.1", "6.12", "6.18"])
 @pytest.mark.parametrize("workload", ["bulk", "faults", "messages", "frags"])
 def test_trace_is_byte_identical(kernel, workload):

@@ -77,6 +77,7 @@ from skbsim.drivers.base import (
     int_option,
     netdev_set_gro,
     parse_options,
+    synthetic_header_template,
 )
 from skbsim.errors import InputError
 from skbsim.mm.gfp import GFP_KERNEL
@@ -197,7 +198,7 @@ class TunQueue:
     """One tun queue as the simulator drives it: the device, its file, the writer, counters."""
 
     __slots__ = ("driver", "dev", "napi", "stats", "config", "tun", "tfile", "task", "noblock", "routes",
-                 "write_errors", "last_path", "stack_orphans")
+                 "write_errors", "last_path", "stack_orphans", "synthetic")
 
     def __init__(self, dev: net_device, napi: napi_struct, tun: tun_struct, tfile: tun_file, noblock: bool,
                  config: dict):
@@ -217,6 +218,8 @@ class TunQueue:
         # False: poll() orphans each skb as it hands it over (see the module docstring).  True: the
         # caller's IP layer does (ip_rcv_core() trims first, then orphans), as skbsim.tcp_session's does.
         self.stack_orphans = False
+        # the header of a frame without header bytes (built once: frame_header()), as the other drivers keep it
+        self.synthetic = synthetic_header_template()
 
 
 # -- constants of tun_get_user -------------------------------------------------------------
@@ -552,7 +555,7 @@ def nic_receive(kernel: Kernel, queue: TunQueue, frame: Frame) -> bool:
     refills, reuses, releases = pfrag.refills, pfrag.reuses, pfrag.releases
     with kernel.on_cpu(queue.napi.cpu):
         written, route, skb = tun_get_user(kernel, queue.tun, queue.tfile, queue.task, frame.length,
-                                           frame_header(frame), queue.noblock)
+                                           frame_header(frame, queue.synthetic), queue.noblock)
     stats.buffers_reused += pfrag.reuses - reuses
     stats.buffers_released += pfrag.releases - releases
     stats.pages_allocated += pfrag.refills - refills
