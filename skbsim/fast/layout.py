@@ -146,7 +146,7 @@ ERR_REASONS = {
     ERR_BUG: "the model reached a state the fast engine does not follow (a descriptor without a buffer)",
     # -- GRO --
     ERR_GRO_FRAGS_MOVED: "GRO moved the frags of an skb whose head's truesize the run does not know (not ice legacy-rx)",
-    ERR_GRO_TUN: "GRO merged a tun skb, or held one past its write's poll (the fast engine's tun GRO hands each up alone)",
+    ERR_GRO_TUN: "GRO merged a tun skb or held one past its write's poll (the fast engine hands each up alone)",
 }
 #: ice_construct_skb(): ICE_RX_HDR_SIZE, the header skb's size and the copy-everything bound
 ICE_RX_HDR_SIZE = 256

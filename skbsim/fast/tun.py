@@ -323,10 +323,11 @@ def _tun_poll(k, cpu):
     (tun poll(): tun_napi_poll() with IFF_NAPI, the netif_receive_skb() hand-off without; both in order).
     skb_condense() changes no tun skb (checked per length: cfg[COND_ROOM] is -1).
 
-    With GRO of TCP (IFF_NAPI): each skb goes to napi_gro_receive() and its write's poll ends with
-    napi_complete_done() (the model's poll(): in the kernel each write runs the NAPI poll that finds just its
-    skb), which flushes what GRO holds: without gro_flush_timeout GRO never holds two tun skbs, so none merge
-    and each goes up as written, in order (held and flushed, or passed up), with GRO's counts."""
+    With GRO of TCP (IFF_NAPI): each skb goes to napi_gro_receive() (IFF_NAPI_FRAGS: napi_gro_frags(), the
+    frame all in the head) and its write's poll ends with napi_complete_done() (napi_complete()): the model's
+    poll(), as in the kernel each write runs the NAPI poll that finds just its skb.  That flushes what GRO
+    holds: without gro_flush_timeout GRO never holds two tun skbs, so none merge and each goes up as written,
+    in order (held and flushed, or passed up), with GRO's counts."""
     taken_before, budget = poll._poll_start(k, cpu)
     q = k.pcpu[cpu]
     tun = k.tun
