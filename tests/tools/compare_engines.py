@@ -246,8 +246,7 @@ def _tun_gro(rng: random.Random) -> tuple[dict, str]:
     """tun with IFF_NAPI (or IFF_NAPI_FRAGS) and TCP traffic through GRO (each write's poll flushes its skb: none
     merge), any write mode and send buffer."""
     options, _ = _tun(rng)
-    options.setdefault("napi", "1")
-    if options["napi"] == "0":
+    if options.get("napi", "0") == "0":
         options["napi"] = "1"
     return options, _tcp_bulk(rng)
 
