@@ -225,7 +225,9 @@ def _mixed_tcp_frames():
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("driver, options", [("ice", {"rx": "build_skb"}), ("ice", {"rx": "legacy"}),
-                                             ("copybreak", {}), ("copybreak", {"copybreak": "1514"})])
+                                             ("copybreak", {}), ("copybreak", {"copybreak": "1514"}),
+                                             # (tun's GRO merges nothing: each write's poll flushes its skb)
+                                             ("tun", {"napi": "1"}), ("tun", {"napi": "1", "frags": "1"})])
 @pytest.mark.parametrize("gap", [1e-6, 1e-8])
 def test_a_mixed_tcp_capture_through_gro(tmp_path, kernel, driver, options, gap):
     path = _capture(tmp_path / "mixed.pcap", _mixed_tcp_frames(), gap)
