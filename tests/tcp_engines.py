@@ -4,6 +4,7 @@ flows for them (tests/test_fast_tcp_pcap.py, tests/tools/compare_engines.py)."""
 import struct
 
 import dpkt
+from hypothesis import strategies as st
 
 from skbsim.fast import simulate_engine
 from skbsim.live.tcp_peer import internet_checksum
@@ -11,6 +12,18 @@ from skbsim.sim import RunConfig, simulate
 
 #: the tests' starting point: one bulk flow without timestamps on 6.18 (each test file adds its driver)
 TCP_RUN = dict(kernel="6.18", options={}, socket="tcp", traffic="tcp-bulk:ts=0", tcp="bulk", flows=1)
+
+#: a random TCP workload's draws beside the kernel and the driver (tests/test_fast_tcp_napi.py,
+#: test_fast_tcp_virtio.py, test_fast_tcp_tun_napi.py)
+RANDOM_WORKLOAD = dict(
+    ts=st.sampled_from([0, 1]),
+    tcp=st.sampled_from(["bulk", "messages:3000", "messages:20000@2000", "messages:100@50000", "messages:1460"]),
+    flows=st.sampled_from([1, 2, 3, 16]), rtt=st.sampled_from([0.05, 0.5, 1.0, 20.0]),
+    app_rate=st.sampled_from([None, 0, 1000, 20000, 200000]), read=st.sampled_from([None, 1000, 65536]),
+    so_rcvbuf=st.sampled_from([None, 8192, 65536, 1 << 20]), count=st.integers(1, 1500),
+    rate=st.sampled_from([1e5, 1e6, 3e6, 1234567.0]), cpus=st.integers(1, 3),
+    faults=st.sampled_from([(), (), (("slab", 0.02, 1, -1, 0),), (("page_alloc", 0.01, 1, -1, 0),),
+                            (("skb_head", 0.001, 1, -1, 100), ("page_frag", 0.3, 2, 3, 10))]))
 
 
 def run_both(config: dict) -> tuple[dict, dict, str | None]:
@@ -55,6 +68,15 @@ def segment(seq: int, payload: int, *, flags: int = ACK | PSH, sport: int = 4000
         ip = ip[:10] + struct.pack(">H", internet_checksum(ip)) + ip[12:]
     tcp = struct.pack(">HHIIBBHHH", sport, dport, seq, ack, (thlen // 4) << 4, flags, window, 0, 0) + options
     return MACS + b"\x08\x00" + ip + tcp + bytes(payload)
+
+
+def gro_burst(syn: bool) -> list:
+    """One flow's frames for a capture (tests/test_fast_tcp_pcap.py, test_fast_tcp_tun_napi.py derive what GRO makes
+    of them): a SYN with MSS, SACK, timestamps and window scale (with syn) at 0, then at 100 us 8 in-order segments
+    of 1448 bytes from seq 1000 with TSval 1001, ACK on the first 7 and ACK | PSH on the 8th."""
+    frames = [(0.0, segment(999, 0, flags=SYN, ack=0, ts=1000, syn_options=True))] if syn else []
+    return frames + [(1e-4, segment(1000 + 1448 * n, 1448, flags=ACK | (PSH if n == 7 else 0), ts=1001))
+                     for n in range(8)]
 
 
 def udp_datagram(payload: int, sport: int = 7000) -> bytes:

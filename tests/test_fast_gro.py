@@ -165,7 +165,8 @@ def test_trace_of_tcp_through_gro_is_byte_identical(tmp_path, kernel, suffix, dr
      "gro_flush_timeout"),
     (RunConfig(kernel="7.1", options={"hsplit": "on"}, traffic="tcp-bulk", count=300), "with header split"),
     (RunConfig(kernel="6.18", driver="mlx5", options={}, traffic="tcp-bulk", count=300), "GRO on mlx5"),
-    (RunConfig(driver="tun", options={"napi": "1"}, traffic="tcp-bulk", count=300), "GRO on tun"),
+    (RunConfig(driver="tun", options={"napi": "1", "gro_flush_timeout": "100000"}, traffic="tcp-bulk", count=300),
+     "gro_flush_timeout"),
     (RunConfig(options={"rx": "legacy", "gro_flush_timeout": "100000"}, traffic="tcp-bulk", count=300),
      "gro_flush_timeout"),
 ])
@@ -224,7 +225,9 @@ def _mixed_tcp_frames():
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("driver, options", [("ice", {"rx": "build_skb"}), ("ice", {"rx": "legacy"}),
-                                             ("copybreak", {}), ("copybreak", {"copybreak": "1514"})])
+                                             ("copybreak", {}), ("copybreak", {"copybreak": "1514"}),
+                                             # (tun's GRO merges nothing: each write's poll flushes its skb)
+                                             ("tun", {"napi": "1"}), ("tun", {"napi": "1", "frags": "1"})])
 @pytest.mark.parametrize("gap", [1e-6, 1e-8])
 def test_a_mixed_tcp_capture_through_gro(tmp_path, kernel, driver, options, gap):
     path = _capture(tmp_path / "mixed.pcap", _mixed_tcp_frames(), gap)

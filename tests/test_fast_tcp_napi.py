@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from skbsim.fast import unsupported
 from skbsim.fast.tcp import TCP_OFO, TCP_WHY
 from skbsim.sim import RunConfig
-from tcp_engines import TCP_RUN, run_both
+from tcp_engines import RANDOM_WORKLOAD, TCP_RUN, run_both
 from tcp_engines import same as _same
 
 KERNELS = ["6.1", "6.9", "6.12", "6.18", "host"]
@@ -95,14 +95,7 @@ def test_workloads_reach_their_corners():
 
 
 @settings(max_examples=30, deadline=None)
-@given(kernel=st.sampled_from(KERNELS), form=st.sampled_from(FORMS), ts=st.sampled_from([0, 1]),
-       tcp=st.sampled_from(["bulk", "messages:3000", "messages:20000@2000", "messages:100@50000", "messages:1460"]),
-       flows=st.sampled_from([1, 2, 3, 16]), rtt=st.sampled_from([0.05, 0.5, 1.0, 20.0]),
-       app_rate=st.sampled_from([None, 0, 1000, 20000, 200000]), read=st.sampled_from([None, 1000, 65536]),
-       so_rcvbuf=st.sampled_from([None, 8192, 65536, 1 << 20]), count=st.integers(1, 1500),
-       rate=st.sampled_from([1e5, 1e6, 3e6, 1234567.0]), cpus=st.integers(1, 3),
-       faults=st.sampled_from([(), (), (("slab", 0.02, 1, -1, 0),), (("page_alloc", 0.01, 1, -1, 0),),
-                               (("skb_head", 0.001, 1, -1, 100), ("page_frag", 0.3, 2, 3, 10))]))
+@given(kernel=st.sampled_from(KERNELS), form=st.sampled_from(FORMS), **RANDOM_WORKLOAD)
 def test_random_workloads(kernel, form, ts, tcp, flows, rtt, app_rate, read, so_rcvbuf, count, rate, cpus, faults):
     driver, options = form
     reference, fast, why = _both(kernel=kernel, driver=driver, options=options, traffic=f"tcp-bulk:ts={ts}", tcp=tcp,
@@ -115,7 +108,6 @@ def test_random_workloads(kernel, form, ts, tcp, flows, rtt, app_rate, read, so_
 @pytest.mark.parametrize("driver,options,words", [
     ("mana", {"gro": "0"}, "--socket tcp through mana is the reference engine's"),
     ("bnxt", {"gro": "0"}, "--socket tcp through bnxt is the reference engine's"),
-    ("tun", {"napi": "1"}, "--socket tcp through tun with IFF_NAPI"),
 ])
 def test_other_drivers_say_why(driver, options, words):
     reason = unsupported(RunConfig(**_config(driver=driver, options=options, count=10)))

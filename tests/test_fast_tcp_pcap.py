@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from skbsim.fast.engine import simulate_engine, unsupported
 from skbsim.report import TraceWriter
 from skbsim.sim import RunConfig
-from tcp_engines import ACK, FIN, PSH, RST, SYN, random_capture, run_both, same, segment, udp_datagram, write_capture
+from tcp_engines import (
+    ACK, FIN, PSH, RST, SYN, gro_burst, random_capture, run_both, same, segment, udp_datagram, write_capture,
+)
 
 
 def differences(reference: dict, fast: dict) -> dict:
@@ -89,9 +91,9 @@ def captures(draw, udp: bool = False) -> list[tuple[float, bytes]]:
 DRIVERS = [("tun", {}), ("ice", {"rx": "build_skb", "gro": "0"}), ("ice", {"rx": "legacy", "gro": "0"}),
            ("copybreak", {"gro": "0"}), ("virtio_net", {"gro": "0"}), ("virtio_net", {"mtu": "1400", "gro": "0"}),
            ("ntb", {}), ("ntb", {"copybreak": "3646"})]
-#: through GRO (the default): bursts of segments merged into aggregates
+#: through GRO (the default): bursts of segments merged into aggregates (not through tun: each write its own poll)
 GRO_DRIVERS = [("ice", {"rx": "build_skb"}), ("ice", {"rx": "legacy"}), ("copybreak", {}), ("virtio_net", {}),
-               ("virtio_net", {"mtu": "1400"})]
+               ("virtio_net", {"mtu": "1400"}), ("tun", {"napi": "1"})]
 DRIVERS += GRO_DRIVERS
 
 
@@ -189,10 +191,7 @@ def test_a_burst_that_gro_merges_into_one_aggregate_derived_by_hand(tmp_path, ke
     #   2304 + 7 * 2048 = 16640.  A SYN goes up alone (SYN is a flush flag, nothing held to merge into).
     #   The receiver: the SYN (control), then the aggregate, in order within the initial window (8 * 1448 =
     #   11584 bytes, below 10 segments): delivered, segments = 11584 / gso_size 1448 = 8.
-    frames = [(0.0, segment(999, 0, flags=SYN, ack=0, ts=1000, syn_options=True))] if syn else []
-    frames += [(1e-4, segment(1000 + 1448 * n, 1448, flags=ACK | (PSH if n == 7 else 0), ts=1001))
-               for n in range(8)]
-    traffic = write_capture(str(tmp_path / "burst.pcap"), frames)
+    traffic = write_capture(str(tmp_path / "burst.pcap"), gro_burst(syn))
     reference, fast, why = run_both(dict(kernel=kernel, driver="ice", options={"rx": "build_skb"}, traffic=traffic,
                                          socket="tcp", count=None, rate=None))
     assert why is None and fast["engine"] == "fast" and same(reference, fast), (why, differences(reference, fast))

@@ -17,8 +17,10 @@ from tcp_engines import TCP_RUN, same
 
 #: the drivers whose TCP runs the fast engine draws (ice and copybreak without GRO)
 FORMS = [("tun", {}), ("ntb", {}), ("ntb", {"copybreak": "0"}), ("ice", {"gro": "0"}),
-         ("ice", {"rx": "legacy", "gro": "0"}), ("copybreak", {"gro": "0"})]
-FORM_IDS = ["tun", "ntb", "ntb-copybreak0", "ice-build_skb", "ice-legacy", "copybreak"]
+         ("ice", {"rx": "legacy", "gro": "0"}), ("copybreak", {"gro": "0"}),
+         # tun's GRO (IFF_NAPI, IFF_NAPI_FRAGS) merges nothing: each skb keeps its length's truesize
+         ("tun", {"napi": "1"}), ("tun", {"napi": "1", "frags": "1"})]
+FORM_IDS = ["tun", "ntb", "ntb-copybreak0", "ice-build_skb", "ice-legacy", "copybreak", "tun-napi", "tun-frags"]
 WORKLOADS = {
     # the reader slower than the sender: rmem grows, the window closes and opens
     "slow reader": dict(count=3000, app_rate=20000, traffic="tcp-bulk:ts=1"),

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from skbsim.fast import unsupported
 from skbsim.fast.tcp import TCP_OFO, TCP_WHY
 from skbsim.sim import RunConfig
-from tcp_engines import TCP_RUN, run_both
+from tcp_engines import RANDOM_WORKLOAD, TCP_RUN, run_both
 from tcp_engines import same as _same
 
 #: the releases whose virtio_net buffers come from page frags (7.1's come from page_pool)
@@ -137,14 +137,7 @@ def test_one_segment_built_on_its_buffer(kernel, options):
 
 
 @settings(max_examples=12, deadline=None)
-@given(kernel=st.sampled_from(KERNELS), options=st.sampled_from(FORMS), ts=st.sampled_from([0, 1]),
-       tcp=st.sampled_from(["bulk", "messages:3000", "messages:20000@2000", "messages:100@50000", "messages:1460"]),
-       flows=st.sampled_from([1, 2, 3, 16]), rtt=st.sampled_from([0.05, 0.5, 1.0, 20.0]),
-       app_rate=st.sampled_from([None, 0, 1000, 20000, 200000]), read=st.sampled_from([None, 1000, 65536]),
-       so_rcvbuf=st.sampled_from([None, 8192, 65536, 1 << 20]), count=st.integers(1, 1500),
-       rate=st.sampled_from([1e5, 1e6, 3e6, 1234567.0]), cpus=st.integers(1, 3),
-       faults=st.sampled_from([(), (), (("slab", 0.02, 1, -1, 0),), (("page_alloc", 0.01, 1, -1, 0),),
-                               (("skb_head", 0.001, 1, -1, 100), ("page_frag", 0.3, 2, 3, 10))]))
+@given(kernel=st.sampled_from(KERNELS), options=st.sampled_from(FORMS), **RANDOM_WORKLOAD)
 def test_random_workloads(kernel, options, ts, tcp, flows, rtt, app_rate, read, so_rcvbuf, count, rate, cpus,
                           faults):
     reference, fast, why = _both(kernel=kernel, options=options, traffic=f"tcp-bulk:ts={ts}", tcp=tcp, flows=flows,

@@ -77,6 +77,7 @@ from skbsim.drivers.base import (
     int_option,
     netdev_set_gro,
     parse_options,
+    synthetic_header_template,
 )
 from skbsim.errors import InputError
 from skbsim.mm.gfp import GFP_KERNEL
@@ -197,7 +198,7 @@ class TunQueue:
     """One tun queue as the simulator drives it: the device, its file, the writer, counters."""
 
     __slots__ = ("driver", "dev", "napi", "stats", "config", "tun", "tfile", "task", "noblock", "routes",
-                 "write_errors", "last_path", "stack_orphans")
+                 "write_errors", "last_path", "stack_orphans", "synthetic")
 
     def __init__(self, dev: net_device, napi: napi_struct, tun: tun_struct, tfile: tun_file, noblock: bool,
                  config: dict):
@@ -217,6 +218,8 @@ class TunQueue:
         # False: poll() orphans each skb as it hands it over (see the module docstring).  True: the
         # caller's IP layer does (ip_rcv_core() trims first, then orphans), as skbsim.tcp_session's does.
         self.stack_orphans = False
+        # the header of a frame without header bytes (built once: frame_header()), as the other drivers keep it
+        self.synthetic = synthetic_header_template()
 
 
 # -- constants of tun_get_user -------------------------------------------------------------
@@ -552,7 +555,7 @@ def nic_receive(kernel: Kernel, queue: TunQueue, frame: Frame) -> bool:
     refills, reuses, releases = pfrag.refills, pfrag.reuses, pfrag.releases
     with kernel.on_cpu(queue.napi.cpu):
         written, route, skb = tun_get_user(kernel, queue.tun, queue.tfile, queue.task, frame.length,
-                                           frame_header(frame), queue.noblock)
+                                           frame_header(frame, queue.synthetic), queue.noblock)
     stats.buffers_reused += pfrag.reuses - reuses
     stats.buffers_released += pfrag.releases - releases
     stats.pages_allocated += pfrag.refills - refills
@@ -576,6 +579,12 @@ def _errno_name(errno_value: int) -> str:
             ENOBUFS: "ENOBUFS"}.get(errno_value, f"errno {errno_value}")
 
 
+def written_skbs(tfile: tun_file):
+    """Where tun_get_user() leaves the skbs it wrote for the queue's poll: the socket's sk_write_queue with
+    IFF_NAPI (not IFF_NAPI_FRAGS), else the model's rx_handoff."""
+    return tfile.sk.sk_write_queue if tfile.napi_enabled and not tfile.napi_frags_enabled else tfile.rx_handoff
+
+
 def poll(kernel: Kernel, queue: TunQueue, budget: int, deliver) -> int:
     """The skbs writes handed on, in order, at most ``budget`` of them (see the module docstring).
 
@@ -595,7 +604,7 @@ def poll(kernel: Kernel, queue: TunQueue, budget: int, deliver) -> int:
     napi = tfile.napi
     frags = tfile.napi_frags_enabled
     napi_enabled = tfile.napi_enabled
-    waiting = tfile.sk.sk_write_queue if napi_enabled and not frags else tfile.rx_handoff
+    waiting = written_skbs(tfile)
     done = 0
     while done < budget and waiting:
         skb = waiting.popleft()

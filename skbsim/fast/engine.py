@@ -39,7 +39,7 @@ from skbsim.net.page_pool import PP_STATS
 from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 # -- GRO --
 from skbsim.fast.gro import (
-    G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
+    G_HEAD_TS, G_OWN_CB, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
 )
 from skbsim.fast.state import BUILD_TRUESIZE, CACHE_SKB, COND_ROOM, COND_TS, K_OBJS, K_SLOTS, Frags, new_skb_cb
 from skbsim.fast.traffic import CHUNK
@@ -95,10 +95,11 @@ def unsupported_gro(config: RunConfig, profile) -> str | None:
     """Why the fast engine cannot run this config whose TCP segments go through GRO (None when it can): its
     GRO (skbsim.fast.gro) covers tcp-bulk and captures on ice (rx=build_skb and rx=legacy, not its page_pool
     form), copybreak, virtio_net (what unsupported_virtio() leaves), mana and libeth's queues (iavf, idpf, ice's
-    page_pool form) without header split, without gro_flush_timeout."""
-    if config.driver not in ("ice", "copybreak", "virtio_net", "mana", "libeth"):
+    page_pool form) without header split, and tun with IFF_NAPI (napi_gro_receive()) or IFF_NAPI_FRAGS
+    (napi_gro_frags()), without gro_flush_timeout."""
+    if config.driver not in ("ice", "copybreak", "virtio_net", "mana", "libeth", "tun"):
         return (f"TCP traffic goes through GRO on {config.driver}: the fast engine's GRO covers ice, copybreak, "
-                f"virtio_net, mana and libeth only")
+                f"virtio_net, mana, libeth and tun (IFF_NAPI, IFF_NAPI_FRAGS) only")
     libeth = config.driver == "libeth" or (config.driver == "ice" and profile.feature("ice_rx_buffers") == "libeth")
     if libeth and config.options.get("hsplit", "off") != "off":
         return ("TCP traffic goes through GRO with header split (libeth): the fast engine's GRO covers libeth's "
@@ -142,8 +143,9 @@ class FastSimulation:
         self.libeth = False
         self.mlx5 = config.driver == "mlx5"  # -- mlx5 --
         self.gro = tcp_through_gro(config)  # -- GRO --: TCP segments go through GRO (skbsim.fast.gro)
-        if self.gro and plot:
-            raise ValueError("the fast engine draws --plot of TCP through GRO only on the reference engine")
+        if self.gro and plot and config.driver != "tun":  # (tun's GRO merges nothing: its truesize by length holds)
+            raise ValueError("the fast engine draws --plot of TCP through GRO only on the reference engine "
+                             "(but through tun's)")
         if plot and config.socket == "tcp" and self.ref.senders is None:  # -- TCP plot --
             raise ValueError("--plot of a capture's TCP flows is the reference engine's (the fast engine draws TCP "
                              "runs of synthetic senders)")
@@ -286,7 +288,11 @@ class FastSimulation:
         frags = Frags(np.zeros((max(objects, k.frags.fl.shape[0]), width), np.int64))
         copy_room = [h[5] for h in self.copy_heads] if self.copybreak else [0]
         slots = k.lb.comp.shape[1] if self.libeth else int(k.cfg[RING_COUNT])  # (libeth: by completion)
-        return k._replace(gro=new_gro(cfg, CHUNK, int(k.cfg[NCPUS]), slots, objects, copy_room),
+        rows = int(k.cfg[NCPUS])
+        if self.tun is not None:  # a written skb keeps its facts at its sk_buff (one row), its TCP_SKB_CB too
+            rows, slots = 1, objects
+            cfg[G_OWN_CB] = 1
+        return k._replace(gro=new_gro(cfg, CHUNK, rows, slots, objects, copy_room),
                           skbcb=new_skb_cb(objects), frags=frags)
 
     def _tcp_kernel(self):

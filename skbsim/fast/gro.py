@@ -54,9 +54,10 @@ from skbsim.net.napi import GRO_LEGACY_MAX_SIZE
 #: 64K (feature gro_ipv4_max_size); tcp_gro_cwr's rule (an index of TCP_GRO_CWR_RULES); a fixed IP ID
 #: without DF (gro_fixed_ip_id "any"); SKB_DATA_ALIGN(sizeof(struct sk_buff)); MAX_SKB_FRAGS;
 #: SKB_TRUESIZE(end) of the run's header skbs (ice legacy-rx: what a frags-moved skb keeps; -1: none);
-#: eth_skb_pad() to ETH_ZLEN (ice)
-(G_ON, G_MAX_SIZE, G_BIG_TCP, G_CWR, G_FIXEDID_ANY, G_HEAD_STRUCT, G_MAX_FRAGS, G_HEAD_TS, G_PAD,
- G_CFG_SIZE) = range(10)
+#: eth_skb_pad() to ETH_ZLEN (ice); the skbs' TCP_SKB_CB already written at their sk_buff (tun: a write keeps
+#: its segment's there, and GRO, which merges no tun skbs, leaves it)
+(G_ON, G_MAX_SIZE, G_BIG_TCP, G_CWR, G_FIXEDID_ANY, G_HEAD_STRUCT, G_MAX_FRAGS, G_HEAD_TS, G_PAD, G_OWN_CB,
+ G_CFG_SIZE) = range(11)
 #: why a held skb was completed: the model's flush reasons (skbsim.net.gro.gro_stats.flushes)
 FLUSH_REASONS = ("napi_complete", "budget", "max_gro_skbs", "cwr", "tcp_flags_or_window", "ack_seq", "tcp_options",
                  "ip_header", "gso_size", "len_above_mss", "seq", "gro_max_size", "page_pool_mix", "gso_len",
@@ -148,7 +149,8 @@ def gro_stats_of(g: Gro):
 
 @njit(cache=True, forceinline=True)
 def _gro_nic(k, cpu, slot):
-    """The frame being written (the last that arrived) leaves its facts at its first descriptor."""
+    """The frame being written (the last that arrived) leaves its facts at its first descriptor (tun's: at its
+    skb's sk_buff, slot, in the one row cpu 0)."""
     g = k.gro
     row = k.st[PACKETS] - 1 - g.st[GS_BASE]
     for c in range(F_FIELDS):
@@ -190,6 +192,13 @@ def _hand_up(k, n, row, count):
 
 
 @njit(cache=True, forceinline=True)
+def _fills_cb(k):
+    """Whether GRO fills the TCP_SKB_CB of the skbs it hands up: with a socket per flow (k.skbcb sized), unless
+    the driver wrote each skb's with it (G_OWN_CB)."""
+    return k.skbcb.cb.shape[0] > 1 and not k.gro.cfg[G_OWN_CB]
+
+
+@njit(cache=True, forceinline=True)
 def _fill_cb(k, row, f, count, mss):
     """The TCP_SKB_CB facts of an skb GRO hands up (row: its SKB_* columns, f: its first segment's facts)."""
     cb = k.skbcb.cb
@@ -219,7 +228,7 @@ def _complete(k, n, b, j, reason):
     bucket = g.bucket[b]
     h = g.held[bucket[j]]
     g.st[GS_FLUSH + reason] += 1
-    if k.skbcb.cb.shape[0] > 1:
+    if _fills_cb(k):
         _fill_cb(k, h, h[H_F:H_F + F_FIELDS], h[H_COUNT], h[H_MSS])
     n = _hand_up(k, n, h, h[H_COUNT])
     h[H_USED] = 0
@@ -440,6 +449,13 @@ def _napi_gro_receive(k, cpu, n, slot):
     """napi_gro_receive() of the skb just added to the poll's batch (its n-th, n - 1), whose frame's facts are
     at descriptor slot: merged into its flow's held skb, held, or passed up as built; a held skb the segment
     completes goes up first.  Returns the poll's skbs for the stack."""
+    return _gro_receive(k, cpu, n, k.gro.fdesc[cpu, slot])
+
+
+@njit(cache=True, forceinline=True)
+def _gro_receive(k, cpu, n, f):
+    """napi_gro_receive() of the poll's n-th skb (n - 1) on queue cpu, whose frame's facts are f (a row of
+    Gro.fdesc): _napi_gro_receive() for a driver whose facts are not at a descriptor (tun: at the sk_buff)."""
     g = k.gro
     gs = g.st
     n -= 1
@@ -447,14 +463,13 @@ def _napi_gro_receive(k, cpu, n, slot):
     for c in range(SKB_FIELDS):
         cur[c] = k.batch[n, c]
     gs[GS_RECEIVED] += 1
-    f = g.fdesc[cpu, slot]
     length = _skb_len(g, cur[SKB_HLEN] + cur[SKB_DLEN])
     m = g.member[cur[SKB_OBJ]]
     m[M_FRAME] = cur[SKB_HLEN] + cur[SKB_DLEN]
     m[M_POLLED] = k.tfl.polled[-1, 0] - 1  # (the driver counted it done just before: rx._frame_done())
     if not f[F_TCP]:
         gs[GS_NORMAL] += 1
-        if k.skbcb.cb.shape[0] > 1:  # (a capture's frame GRO does not parse: a segment alone)
+        if _fills_cb(k):  # (a capture's frame GRO does not parse: a segment alone)
             _fill_cb(k, cur, f, 1, 0)
         return _hand_up(k, n, cur, 1)
     gs[GS_TCP] += 1
@@ -498,7 +513,7 @@ def _napi_gro_receive(k, cpu, n, slot):
         return n
     if flush or final_flush:
         gs[GS_NORMAL] += 1
-        if k.skbcb.cb.shape[0] > 1:
+        if _fills_cb(k):
             _fill_cb(k, cur, f, 1, 0)
         return _hand_up(k, n, cur, 1)
     return _hold(k, n, b, f, length)

@@ -91,6 +91,7 @@ ERR_FRAME_ABOVE_RING = 5
 ERR_CLOCK = 6
 ERR_FRAG_LIST = 7
 ERR_GRO_FRAGS_MOVED = 8  # -- GRO --
+ERR_GRO_TUN = 9  # -- GRO --
 #: The simulated clock in ns, int64 here and a Python integer in the reference engine.  Every arrival
 #: and event time the fast engine holds stays below CLOCK_LIMIT (146 years), and every step added to a
 #: time (a poll's work, at most NAPI_POLL_WEIGHT packets, times the per-packet cost; the IRQ latency;
@@ -145,6 +146,7 @@ ERR_REASONS = {
     ERR_BUG: "the model reached a state the fast engine does not follow (a descriptor without a buffer)",
     # -- GRO --
     ERR_GRO_FRAGS_MOVED: "GRO moved the frags of an skb whose head's truesize the run does not know (not ice legacy-rx)",
+    ERR_GRO_TUN: "GRO merged a tun skb or held one past its write's poll (the fast engine hands each up alone)",
 }
 #: ice_construct_skb(): ICE_RX_HDR_SIZE, the header skb's size and the copy-everything bound
 ICE_RX_HDR_SIZE = 256

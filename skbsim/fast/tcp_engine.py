@@ -2,7 +2,8 @@
 state (the receivers set up by the model, the senders, the tun skbs' TCP facts), and the report.
 
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
-receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
+receivers through tun without IFF_NAPI (no GRO) or with IFF_NAPI or IFF_NAPI_FRAGS (GRO, which merges no tun skbs:
+each write's poll flushes its skb), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
 (mergeable buffers without XDP, on the releases whose buffers come from page frags: unsupported_virtio()) with GRO
 or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
 memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py; behind a NAPI driver with CollapseHeads),
@@ -58,12 +59,10 @@ def unsupported_tcp(config) -> str | None:
     capture = kind in ("pcap", "pcapng")  # -- TCP capture --: what the capture holds is checked as the run starts
     if kind != "tcp-bulk" and not capture:
         return f"--socket tcp with {kind} traffic is the reference engine's"
-    if config.driver == "tun":
-        if config.options.get("napi", "0") != "0" or config.options.get("frags", "0") != "0":
-            return "--socket tcp through tun with IFF_NAPI (GRO of tun's skbs) is the reference engine's"
-    elif config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
+    # (tun with IFF_NAPI or IFF_NAPI_FRAGS too: GRO, which merges no tun skbs, tun._tun_poll())
+    if config.driver != "tun" and config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
         return (f"--socket tcp through {config.driver} is the reference engine's: the fast engine joins its TCP "
-                f"receivers to tun (without IFF_NAPI), ice (rx=build_skb and rx=legacy), copybreak, virtio_net "
+                f"receivers to tun, ice (rx=build_skb and rx=legacy), copybreak, virtio_net "
                 f"(mergeable buffers without XDP) and ntb")
     elif config.driver == "virtio_net":
         from skbsim.fast.virtio_setup import unsupported_virtio
@@ -91,7 +90,7 @@ def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
     in the head and in frags, frags, the room after its tail, whether its head is a page fragment,
     SKB_TRUESIZE(end), from the model's own tun_get_user() on the scratch kernel of lengths (tun._TunLengths)."""
     from skbsim.drivers.base import frame_header, make_frame
-    from skbsim.drivers.tun import tun_get_user
+    from skbsim.drivers.tun import tun_get_user, written_skbs
     from skbsim.fast.tcp_run import (
         TF_DLEN, TF_END_TS, TF_FIELDS, TF_HEAD_FRAG, TF_HLEN, TF_KNOWN, TF_NR_FRAGS, TF_TAILROOM,
     )
@@ -107,7 +106,7 @@ def tun_tcp_facts(lengths, frame_lens) -> np.ndarray:
                                                frame_header(make_frame(length)), queue.noblock)
         if written < 0:
             continue
-        tfile.rx_handoff.pop()
+        written_skbs(tfile).pop()
         # tun_get_user() left skb->data where eth_type_trans() puts it; ip_local_deliver() pulls the IP header
         pulled = skb.len - (length - 34)
         if skb_headlen(skb) < pulled:

@@ -111,9 +111,9 @@ def _send_frame(k):
     st[BYTES] += length
 
     before = k.pcpu[cpu, Q_NIC_FRAMES]
+    if k.gro.cfg[G_ON]:  # what GRO reads of the frame, for the NIC or the tun write to take
+        tcp_napi._gro_frame_facts(k, f, fr, length)
     if k.cfg[DRIVER] != DRIVER_TUN:  # -- TCP through NAPI drivers --: the NIC's DMA, the TCP facts kept in order
-        if k.gro.cfg[G_ON]:
-            tcp_napi._gro_frame_facts(k, f, fr, length)
         if k.cfg[DRIVER] == DRIVER_NTB:  # ntb_process_rxc()
             if _ntb_arrive(k, cpu, length):
                 tcp_napi._nicq_push(k, cpu, f, fr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from skbsim.fast.layout import (
-    ERR_TABLE_FULL, FL_TAG, HEAD_1K, HEAD_FRAG, HEAD_SMALL, L_NONE, L_PAGE_FRAG, L_SKB_DATA, MAX_TUN_FRAME,
+    ERR_GRO_TUN, ERR_TABLE_FULL, FL_TAG, HEAD_1K, HEAD_FRAG, HEAD_SMALL, L_NONE, L_PAGE_FRAG, L_SKB_DATA, MAX_TUN_FRAME,
     MIN_TUN_FRAME, ORDER_0, ROUTE_ALLOC, ROUTE_BUILD, ROUTE_FRAGS, ROUTE_NONE, SLAB_TAG, TH_PAGES, TH_SLAB,
     TH_TASK_FRAG, T_BUFLEN, T_CACHE, T_DLEN, T_EXPAND, T_FRAGS, T_HEAD, T_NFRAGS, T_ROUTE, T_TS, njit,
 )
@@ -13,6 +13,7 @@ from skbsim.fast.mm import _alloc_pages, _fails, _fl_take, _p1k_alloc, _pf_alloc
 from skbsim.fast.napi import _free_skb, _nc_get, _release_data
 from skbsim.fast.rules import _alloc_skb_with_frags_order
 from skbsim.fast import poll  # (a module: tcp_run, which it calls, comes back to tun through tcp_pressure)
+from skbsim.fast import gro  # -- GRO -- (IFF_NAPI)
 from skbsim.fast.slub import _slab_alloc, _slab_free
 from skbsim.fast.state import NC_GETS, NC_HITS, NC_LEN, NC_OUTSIDE_NAPI  # -- TCP pressure --
 from skbsim.fast.state import (
@@ -311,6 +312,8 @@ def _tun_write(k, cpu, length):
     skb[SKB_TS] = ts
     skb[SKB_HLEN] = length
     q[HQ_LEN] += 1
+    if k.gro.cfg[gro.G_ON]:  # -- GRO --: the frame's TCP facts go with its skb (by sk_buff: fdesc's one row)
+        gro._gro_nic(k, 0, obj)
     return True
 
 
@@ -318,7 +321,13 @@ def _tun_write(k, cpu, length):
 def _tun_poll(k, cpu):
     """One napi_poll() (Simulation._poll) of a tun queue: up to budget written skbs, orphaned, to the stack
     (tun poll(): tun_napi_poll() with IFF_NAPI, the netif_receive_skb() hand-off without; both in order).
-    skb_condense() changes no tun skb (checked per length: cfg[COND_ROOM] is -1)."""
+    skb_condense() changes no tun skb (checked per length: cfg[COND_ROOM] is -1).
+
+    With GRO of TCP (IFF_NAPI): each skb goes to napi_gro_receive() (IFF_NAPI_FRAGS: napi_gro_frags(), the
+    frame all in the head) and its write's poll ends with napi_complete_done() (napi_complete()): the model's
+    poll(), as in the kernel each write runs the NAPI poll that finds just its skb.  That flushes what GRO
+    holds: without gro_flush_timeout GRO never holds two tun skbs, so none merge and each goes up as written,
+    in order (held and flushed, or passed up), with GRO's counts."""
     taken_before, budget = poll._poll_start(k, cpu)
     q = k.pcpu[cpu]
     tun = k.tun
@@ -340,6 +349,10 @@ def _tun_poll(k, cpu):
             q[WMEM] -= skb[SKB_TS]  # skb_orphan(): sock_wfree()
         tun.delivered[length] += 1
         work += 1
+        if k.gro.cfg[gro.G_ON]:  # -- GRO --: napi_gro_receive(), then napi_complete_done(): one skb up
+            if gro._gro_flush(k, gro._gro_receive(k, cpu, work, k.gro.fdesc[0, skb[SKB_OBJ]]), False) != work:
+                k.st[ERR] = ERR_GRO_TUN
+                return
     poll._poll_deliver(k, cpu, work)
     if k.st[ERR]:
         return
@@ -452,7 +465,7 @@ class _TunLengths:
 
     def _row(self, length: int) -> list[int]:
         from skbsim.drivers.base import frame_header, make_frame
-        from skbsim.drivers.tun import EINVAL, EMSGSIZE, tun_get_user
+        from skbsim.drivers.tun import EINVAL, EMSGSIZE, tun_get_user, written_skbs
         from skbsim.net.skbuff import kfree_skb
 
         kernel = self.kernel
@@ -467,7 +480,7 @@ class _TunLengths:
             if written not in (-EINVAL, -EMSGSIZE):
                 raise ValueError(f"tun_get_user() of {length} bytes fails ({written}) on a fresh queue")
             return row
-        waiting = tfile.sk.sk_write_queue if tfile.napi_enabled and not tfile.napi_frags_enabled else tfile.rx_handoff
+        waiting = written_skbs(tfile)
         if not waiting or waiting[-1] is not skb or skb.cloned:
             raise ValueError("tun_get_user() left its skb elsewhere than the fast engine looks")
         waiting.pop()

@@ -242,6 +242,15 @@ def _copybreak_gro(rng: random.Random) -> tuple[dict, str]:
     return options, _tcp_bulk(rng)
 
 
+def _tun_gro(rng: random.Random) -> tuple[dict, str]:
+    """tun with IFF_NAPI (or IFF_NAPI_FRAGS) and TCP traffic through GRO (each write's poll flushes its skb: none
+    merge), any write mode and send buffer."""
+    options, _ = _tun(rng)
+    if options.get("napi", "0") == "0":
+        options["napi"] = "1"
+    return options, _tcp_bulk(rng)
+
+
 def _virtio_gro(rng: random.Random) -> tuple[dict, str]:
     """virtio_net with TCP traffic through GRO: copied heads (frags moved), buffers built on (heads stolen), GSO
     frames (MTU below the segments), every mergeable-mode option, GRO's size limit."""
@@ -304,6 +313,7 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
            "gve-7.1": (1, lambda rng: _gve(rng, True, True), True, "gve", ("7.1",)),
            "ice-gro": (2, _ice_gro, True, "ice", ("6.1", "6.9", "6.12", "6.18", "host")),
            "copybreak-gro": (1, _copybreak_gro, False, "copybreak", KERNELS),
+           "tun-gro": (1, _tun_gro, False, "tun", ("6.1", "6.9", "6.12", "6.18", "host")),
            "virtio-gro": (2, _virtio_gro, False, "virtio_net", ("6.1", "6.9", "6.12", "6.18", "host")),
            "mana-gro": (1, _mana_gro, False, "mana", KERNELS),
            "libeth-gro": (1, _libeth_gro, False, "libeth", LIBETH_KERNELS),
@@ -311,7 +321,9 @@ DRIVERS = {"ice": (2, _ice, True), "copybreak": (1, _copybreak, False), "tun": (
 
 
 #: the drivers (and options) a TCP run goes through
-TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("virtio_net", {}), ("virtio_net", {"gro": "0"}),
+TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("tun", {"napi": "1", "write": "nonblock"}),
+               ("tun", {"napi": "1", "frags": "1"}),
+               ("virtio_net", {}), ("virtio_net", {"gro": "0"}),
                ("ice", {"gro": "0"}), ("ice", {}),
                # -- TCP through NAPI drivers --
                ("ice", {"rx": "legacy"}), ("ice", {"rx": "legacy", "gro": "0"}), ("copybreak", {}),
@@ -414,8 +426,8 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
 def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
     """(--trace, --plot) of a draw compared with them: a UDP run asks for both but --plot of TCP through GRO (the
     reference engine's: its traces are compared without); a TCP run of synthetic senders for what the fast engine
-    covers of it (--trace through tun, --plot through tun, ntb, ice and copybreak without GRO); a capture for
-    both (the reference engine's)."""
+    covers of it (--trace through tun, --plot through tun (its GRO too), ntb, ice and copybreak without GRO); a
+    capture for both (the reference engine's)."""
     from skbsim.sim import RunConfig, tcp_through_gro
 
     if not with_trace:
@@ -423,7 +435,8 @@ def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
     synthetic_tcp = workload["traffic"].startswith("tcp-bulk")
     if workload.get("socket") != "tcp" or not synthetic_tcp:
         return True, not synthetic_tcp
-    plot = workload["driver"] in ("tun", "ntb", "ice", "copybreak") and not tcp_through_gro(RunConfig(**workload))
+    plot = workload["driver"] == "tun" or (workload["driver"] in ("ntb", "ice", "copybreak")
+                                           and not tcp_through_gro(RunConfig(**workload)))
     return workload["driver"] == "tun", plot
 
 
