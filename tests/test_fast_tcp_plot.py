@@ -46,6 +46,24 @@ def _assert_same(fast, reference) -> None:
     assert extra["series"] and extra["truesize_by_len"] and all(points for _, points in extra["tcp_series"])
 
 
+@pytest.mark.parametrize("form", [("tun", {}), ("ntb", {}), ("ice", {"gro": "0"}), ("tun", {"napi": "1"})],
+                         ids=["tun", "ntb", "ice-build_skb", "tun-napi"])
+def test_a_captures_plot_data_is_the_same(tmp_path, form):
+    # two flows, the second first seen in mid-stream 1 ms later, the first with a reader slower than it: each
+    # flow's series starts where its receiver is set up (CaptureSetups.set_up()), in the order their first skb came
+    from tcp_engines import SYN, segment, write_capture
+
+    frames = [(0.0, segment(99, 0, flags=SYN, syn_options=True))]
+    frames += [((n + 1) * 1e-5, segment(100 + 1000 * n, 1000, ts=1000 + n)) for n in range(300)]
+    frames += [(1e-3 + n * 2e-5, segment(5000 + 500 * n, 500, sport=40001, ts=None)) for n in range(100)]
+    traffic = write_capture(str(tmp_path / "c.pcap"), sorted(frames, key=lambda frame: frame[0]))
+    driver, options = form
+    fast, reference = _both(dict(kernel="6.18", driver=driver, options=options, traffic=traffic, socket="tcp",
+                                 count=None, rate=None, app_rate=2000))
+    _assert_same(fast, reference)
+    assert len(reference[1]["tcp_series"]) == 2
+
+
 @pytest.mark.parametrize("kernel", ["6.1", "6.12", "6.18"])
 @pytest.mark.parametrize("form", FORMS, ids=FORM_IDS)
 @pytest.mark.parametrize("workload", list(WORKLOADS))

@@ -97,21 +97,12 @@ def test_plot_of_a_tcp_run_is_the_fast_engines():
     ("ice", {}, False, "the fast engine draws --plot of TCP through GRO only on the reference engine"),
     ("copybreak", {}, False, "the fast engine draws --plot of TCP through GRO only on the reference engine"),
     ("virtio_net", {"gro": "0"}, False, "the fast engine draws --plot for virtio_net only on the reference engine"),
-    ("tun", {}, False, "--plot of a capture's TCP flows is the reference engine's"),
-    ("ice", {"gro": "0"}, False, "--plot of a capture's TCP flows is the reference engine's"),
-    ("ntb", {}, False, "--plot of a capture's TCP flows is the reference engine's"),
     # --trace stays the reference engine's through the NAPI drivers and ntb, with --plot or without
     ("ntb", {}, True, "--trace of --socket tcp runs through ntb is the reference engine's"),
     ("copybreak", {"gro": "0"}, True, "--trace of --socket tcp runs through copybreak is the reference engine's"),
 ])
 def test_what_tcp_runs_still_hand_over_with_plot(tmp_path, driver, options, trace, said):
     config = dict(BASE, kernel="6.18", driver=driver, options=options, count=200)
-    if said.startswith("--plot of a capture"):  # a capture of one flow: its SYN, then 20 segments
-        from tcp_engines import SYN, segment, write_capture
-
-        frames = [segment(99, 0, flags=SYN, syn_options=True)] + [segment(100 + 1000 * n, 1000) for n in range(20)]
-        traffic = write_capture(str(tmp_path / "flow.pcap"), [(n * 1e-4, frame) for n, frame in enumerate(frames)])
-        config = dict(kernel="6.18", driver=driver, options=options, traffic=traffic, socket="tcp", count=None)
     writer = TraceWriter(str(tmp_path / "trace.jsonl"), per_flow=True) if trace else None
     result, extra, why = simulate_engine(RunConfig(**config), "fast", trace=writer, plot=True)
     if writer is not None:

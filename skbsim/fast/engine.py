@@ -146,9 +146,6 @@ class FastSimulation:
         if self.gro and plot and config.driver != "tun":  # (tun's GRO merges nothing: its truesize by length holds)
             raise ValueError("the fast engine draws --plot of TCP through GRO only on the reference engine "
                              "(but through tun's)")
-        if plot and config.socket == "tcp" and self.ref.senders is None:  # -- TCP plot --
-            raise ValueError("--plot of a capture's TCP flows is the reference engine's (the fast engine draws TCP "
-                             "runs of synthetic senders)")
         self.codes = None  # what the traffic measures of every frame: virtio_net's codes, libeth's header lengths
         self.bnxt = None  # -- bnxt --: napi_alloc_skb(len)'s table and its heads' names
         self.gve = None  # -- gve --: the same

@@ -250,7 +250,7 @@ class CaptureSetups:
     segment (tcp_run._capture_flow()), and the frames they are set up from: the first few of each flow still
     without one, as the run streams them (any other is read from the capture again)."""
 
-    __slots__ = ("plan", "ready", "held", "arrived")
+    __slots__ = ("plan", "ready", "held", "arrived", "series")
 
     #: frames held for each flow still without a receiver: its SYN and first segments are among them unless the
     #: NIC or the driver dropped that many first
@@ -263,6 +263,8 @@ class CaptureSetups:
         self.held: dict[int, dict[int, tuple[bytes, int]]] = {}
         #: the flows whose data has reached the driver (a frame that is neither SYN nor RST)
         self.arrived: set[int] = set()
+        #: -- TCP plot --: each flow's plot series begun too (TcpFlows.series)
+        self.series = False
 
     def waiting(self) -> bool:
         """Whether a flow's data reached the driver but its receiver is not set up: the loop may stop for it."""
@@ -347,6 +349,9 @@ class CaptureSetups:
         for col, value in values.items():
             row[col] = value
         _thinned_row(flow.json_series, tfl.json0[f], row, (state.F_JS_COUNT, state.F_JS_EVERY, state.F_JS_LEN))
+        if self.series:  # -- TCP plot --: into the flow's own rows (nothing touches them before its receiver; the
+            # copy of the Kernel record the loop goes back to is made again after this)
+            _thinned_row(flow.series, tfl.series[f], tfl.fl[f], (state.F_PS_COUNT, state.F_PS_EVERY, state.F_PS_LEN))
         stage = tfl.stage[f]
         stage[state.ST_SYN_FRAME], stage[state.ST_SYN_NS], stage[state.ST_EST_FRAME], stage[state.ST_EST_NS] = (
             syn_frame, syn_ns, est_frame, est_ns)

@@ -261,9 +261,9 @@ class TcpRun:
         if not self.facts[frame_lens, TF_KNOWN].all():
             raise ValueError("--socket tcp with a capture's frames tun refuses is the reference engine's")
 
-    def _capture_tables(self, count) -> tuple[int, dict]:
+    def _capture_tables(self, count, plot: bool) -> tuple[int, dict]:
         """tables() of a capture's run: a receiver per flow, each set up as its first segment comes (tcp_run.
-        _capture_flow(): from the rows self.setups fills), no senders."""
+        _capture_flow(): from the rows self.setups fills), no senders; with plot, each flow's plot series."""
         from skbsim.fast.traffic import CHUNK
 
         ref = self.ref
@@ -287,6 +287,9 @@ class TcpRun:
         nic = self.lengths is None
         tfl = new_tcp_flows(n, 1, 1, self.facts, config.cpus, MAX_NIC_FRAMES if nic else 1,
                             NAPI_POLL_WEIGHT if nic else 1, capture=CHUNK)
+        if plot:  # -- TCP plot --: each flow's series begun by CaptureSetups.set_up()
+            tfl = tfl._replace(series=np.zeros((max(1, n), SERIES_LIMIT, 5), np.int64))
+            self.setups.series = True
         link = np.zeros(state.LK_FIELDS, np.int64)
         link[state.LK_FLOWS] = n
         tsnd = state.new_tcp_senders(link, n, 1, 4, 4)
@@ -296,7 +299,7 @@ class TcpRun:
         """(the bound on queued skbs, the TcpSocks, TcpSenders and TcpFlows records) of the run; with plot, each
         flow's plot series too."""
         if self.capture is not None:  # -- TCP capture --
-            return self._capture_tables(count)
+            return self._capture_tables(count, plot)
         ref = self.ref
         config = self.config
         n = len(self.flows)
@@ -440,10 +443,18 @@ class TcpRun:
         return reports
 
     def plot_series(self, k) -> list:
-        """-- TCP plot --: Sockets.finish()'s plot series, (name, points) of each flow."""
+        """-- TCP plot --: Sockets.finish()'s plot series, (name, points) of each flow (a capture's in the order
+        their first skb came, as flow_reports() lists them)."""
         fl = k.tfl.fl
-        return [(flow.name, [tuple(point) for point in k.tfl.series[f, :fl[f, F_PS_LEN]].tolist()])
-                for f, flow in enumerate(self.flows)]
+        if self.capture is not None:
+            from skbsim.sockets import flow_name
+
+            order = sorted((int(fl[f, state.F_ORDER]), f) for f in range(len(self.capture.keys))
+                           if fl[f, state.F_ORDER] >= 0)
+            flows = [(f, flow_name(self.capture.keys[f])) for _, f in order]
+        else:
+            flows = [(f, flow.name) for f, flow in enumerate(self.flows)]
+        return [(name, [tuple(point) for point in k.tfl.series[f, :fl[f, F_PS_LEN]].tolist()]) for f, name in flows]
 
     def patch_result(self, k, result: dict, reports: list[dict], pinned_at_end: int) -> dict:
         """Simulation._finish()'s keys of a run with a socket per flow over the UDP run's result."""

@@ -370,6 +370,8 @@ def _tcp_deliver(k, cpu, n):
             if how == CAP_STOP:
                 return
             if how == CAP_CONTROL:  # Sockets._control(): freed
+                if k.cfg[PLOT]:  # -- TCP plot --: in the truesize table as every skb handed up
+                    _observe(k, skb, cpu, time_ns, False)
                 _free_skb(k, cpu, skb[SKB_HEAD], skb[SKB_FRAG], skb[SKB_OBJ])
                 continue
         if ((sk[TS_SND_NXT] - cb[CB_ACK_SEQ]) & U32) >= 0x80000000:
