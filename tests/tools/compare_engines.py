@@ -318,6 +318,9 @@ TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("virtio_net", {}), ("virtio
                ("copybreak", {"gro": "0"}), ("copybreak", {"copybreak": "1500"}), ("copybreak", {"copybreak": "0"}),
                ("mana", {"gro": "0"}), ("libeth", {"gro": "0"}), ("mlx5", {"gro": "0"}), ("bnxt", {"gro": "0"}),
                ("gve", {"gro": "0"}),
+               # the page_pool drivers (ice's page_pool form: ice on 7.1): GRO, idpf's short queue, header split
+               ("mana", {}), ("libeth", {}), ("libeth", {"nic": "idpf"}), ("libeth", {"nic": "idpf", "gro": "0"}),
+               ("libeth", {"nic": "idpf", "hsplit": "on", "gro": "0"}), ("mana", {"mtu": "9000", "gro": "0"}),
                # virtio_net at a device MTU below Ethernet's (VIRTIO_NET_F_MTU, as a cloud VM's eth0 may have), and
                # with checksums the host does not hand over as partial (no header pulled before the stack's)
                ("virtio_net", {"mtu": "1400"}), ("virtio_net", {"mtu": "1400", "gro": "0"}),
