@@ -154,3 +154,35 @@ def test_random_workloads(form, ts, tcp, flows, rtt, app_rate, read, so_rcvbuf, 
 def test_the_other_page_pool_drivers_say_why(driver, words):
     reason = unsupported(RunConfig(**{**TCP_RUN, "driver": driver, "options": {"gro": "0"}, "count": 10}))
     assert reason is not None and reason.startswith(words) and "\n" not in reason
+
+
+@pytest.mark.parametrize("seed", range(len(FORMS)))
+def test_drawn_captures(tmp_path, seed):
+    # a capture's TCP flows (tcp_engines.random_capture(): up to 4 flows, SYNs or mid-stream, segments reordered
+    # and repeated, bursts beyond the window) through each form in turn, a reader or none
+    import random
+
+    from tcp_engines import random_capture
+
+    rng = random.Random(seed)
+    traffic, _ = random_capture(rng, str(tmp_path / "c.pcap"), 400, udp_share=0)
+    reference, fast, why = _both(FORMS[seed], traffic=traffic, tcp=None, count=None, rate=None,
+                                 so_rcvbuf=rng.choice([None, 8192, 65536]), app_rate=rng.choice([None, 0, 2000]),
+                                 cpus=rng.choice([1, 2]))
+    assert why is None or why.removesuffix("; rerun") in (TCP_WHY[TCP_OFO], TCP_WHY[TCP_CONDENSE]) or (
+        "SYN or RST only" in why), why
+    assert _same(reference, fast)
+
+
+@pytest.mark.parametrize("form", [form for form in FORMS if form[2].get("gro") == "0"],
+                         ids=[i for i, form in zip(FORM_IDS, FORMS) if form[2].get("gro") == "0"])
+def test_plot_data_is_the_same(form):
+    # --plot without GRO: the memory series, truesize by frame length and each flow's series
+    from test_fast_tcp_plot import WORKLOADS as PLOT_WORKLOADS
+    from test_fast_tcp_plot import _assert_same as _assert_same_plot
+    from test_fast_tcp_plot import _both as _both_plot
+
+    kernel, driver, options = form
+    for workload in PLOT_WORKLOADS.values():
+        _assert_same_plot(*_both_plot({**TCP_RUN, "kernel": kernel, "driver": driver, "options": options,
+                                       **workload}))

@@ -7,8 +7,9 @@ libeth (iavf, idpf), mana, copybreak and virtio_net (mergeable buffers without X
 come from page frags: unsupported_virtio()) with GRO or without (tcp_napi.py; libeth's header split without GRO),
 any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
 memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py; behind a NAPI driver with CollapseHeads),
---trace through tun (tcp_trace.py), --plot through tun, ntb, ice and copybreak without GRO; and a capture's TCP
-flows (tcp_capture.py) through tun, ntb, ice, copybreak and virtio_net, with GRO or without (without --plot).  Everything else is the
+--trace through tun (tcp_trace.py), --plot through tun, ntb, ice, libeth, mana and copybreak without GRO; and a
+capture's TCP flows (tcp_capture.py) through tun, ntb, ice, libeth, mana, copybreak and virtio_net, with GRO or
+without (without --plot).  Everything else is the
 reference engine's (reasons in :func:`unsupported_tcp`), and so is a run that reaches what the compiled receiver
 does not follow yet: it is redone, saying so.
 """

@@ -417,8 +417,8 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
 def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
     """(--trace, --plot) of a draw compared with them: a UDP run asks for both but --plot of TCP through GRO (the
     reference engine's: its traces are compared without); a TCP run of synthetic senders for what the fast engine
-    covers of it (--trace through tun, --plot through tun, ntb, ice and copybreak without GRO); a capture for
-    both (the reference engine's)."""
+    covers of it (--trace through tun, --plot through tun, ntb, ice, copybreak, libeth and mana without GRO); a
+    capture for both (the reference engine's)."""
     from skbsim.sim import RunConfig, tcp_through_gro
 
     if not with_trace:
@@ -426,7 +426,8 @@ def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
     synthetic_tcp = workload["traffic"].startswith("tcp-bulk")
     if workload.get("socket") != "tcp" or not synthetic_tcp:
         return True, not synthetic_tcp
-    plot = workload["driver"] in ("tun", "ntb", "ice", "copybreak") and not tcp_through_gro(RunConfig(**workload))
+    plot = (workload["driver"] in ("tun", "ntb", "ice", "copybreak", "libeth", "mana")
+            and not tcp_through_gro(RunConfig(**workload)))
     return workload["driver"] == "tun", plot
 
 
