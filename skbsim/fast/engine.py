@@ -41,7 +41,7 @@ from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 from skbsim.fast.gro import (
     G_HEAD_TS, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
 )
-from skbsim.fast.state import CACHE_SKB, K_OBJS, K_SLOTS, Frags, new_skb_cb
+from skbsim.fast.state import CACHE_SKB, CP_TS, K_OBJS, K_SLOTS, Frags, new_skb_cb
 from skbsim.fast.traffic import CHUNK
 from skbsim.sim import gro_report
 from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
@@ -209,6 +209,10 @@ class FastSimulation:
         if config.driver == "bnxt":  # -- bnxt --
             self.bnxt = napi_alloc_skb_heads(self.ref)
             self.codes = bnxt_headlen(self.ref.dev)  # the split after the headers, page mode's copy
+            if config.socket == "tcp":  # -- TCP through NAPI drivers --: a copy's head, or a buffer's
+                smallest = min(profile.SKB_TRUESIZE(ring.p.rx_buf_size - profile.SHINFO_SIZE),
+                               int(self.bnxt[0][:, CP_TS].min()))
+                self._nic_tcp_run(trace, tcp_payloads, smallest)
             return
         if config.driver == "gve":  # -- gve --
             self.gve = napi_alloc_skb_heads(self.ref)
@@ -316,6 +320,9 @@ class FastSimulation:
                 k = k._replace(gro=new_gro(copy_room=[h[5] for h in self.copy_heads]))
             elif self.ntb is not None:  # (tables' frags: TcpRun.finish_tables())
                 k = ntb_kernel(ref, self.ntb, plot=self.plot, queued=queued)._replace(**tables)
+            elif self.bnxt is not None:  # -- bnxt -- (tables' frags: TcpRun.finish_tables())
+                k = bnxt_kernel(ref, False, self.plot, self.bnxt[0], queued=queued,
+                                collapse=self.tcp.heads.caches)._replace(**tables)
             elif self.libeth or self.config.driver == "mana":  # (tables' frags: TcpRun.finish_tables())
                 pp_kernel = libeth_kernel if self.libeth else mana_kernel
                 k = pp_kernel(ref, False, self.plot, queued=queued, collapse=self.tcp.heads.caches)._replace(**tables)
@@ -350,7 +357,7 @@ class FastSimulation:
         capture = self.tcp is not None and self.tcp.capture is not None  # -- TCP capture --
         if capture:  # the capture's frames, each with its TCP_SKB_CB
             chunks = capture_tcp_chunks(self.ref.source, self.ref, self.tcp.capture, self.tcp.setups, self.legacy,
-                                        self.codes if self.virtio or self.libeth else None, self.gro)
+                                        self.codes, self.gro)
         elif self.tcp is not None:  # -- TCP --: the senders make the frames
             chunks = iter(())
         elif self.gro:  # -- GRO --: each frame's TCP facts with it

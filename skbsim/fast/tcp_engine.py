@@ -4,14 +4,13 @@ state (the receivers set up by the model, the senders, the tun skbs' TCP facts),
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
 receivers through tun without IFF_NAPI (no GRO), or through ice (rx=build_skb, rx=legacy, and its page_pool form),
 libeth (iavf, idpf), mana, copybreak and virtio_net (mergeable buffers without XDP, on the releases whose buffers
-come from page frags: unsupported_virtio()) with GRO or without (tcp_napi.py; libeth's header split without GRO),
-any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
-memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py; behind a NAPI driver with CollapseHeads),
---trace through tun (tcp_trace.py), --plot through tun, ntb, ice, libeth, mana and copybreak without GRO; and a
-capture's TCP flows (tcp_capture.py) through tun, ntb, ice, libeth, mana, copybreak and virtio_net, with GRO or
-without (without --plot).  Everything else is the
-reference engine's (reasons in :func:`unsupported_tcp`), and so is a run that reaches what the compiled receiver
-does not follow yet: it is redone, saying so.
+come from page frags: unsupported_virtio()) with GRO or without, and bnxt without (tcp_napi.py; libeth's header
+split without GRO), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault, memory
+pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py; behind a NAPI driver with CollapseHeads), --trace
+through tun (tcp_trace.py), --plot through tun, ntb, ice, libeth, mana, bnxt and copybreak without GRO; and a
+capture's TCP flows (tcp_capture.py) through tun, ntb, ice, libeth, mana, bnxt, copybreak and virtio_net, with GRO
+or without (without --plot).  Everything else is the reference engine's (reasons in :func:`unsupported_tcp`), and so
+is a run that reaches what the compiled receiver does not follow yet: it is redone, saying so.
 """
 
 from __future__ import annotations
@@ -49,8 +48,8 @@ MAX_ACKS_IN_FLIGHT = 1 << 14
 MAX_FLIGHT = 1 << 16
 # -- TCP through NAPI drivers --
 #: the NAPI drivers whose skbs the fast engine hands to TCP receivers (tcp_napi.py), with GRO or without (ice in
-#: either form: its own pages, or page_pool's through libeth)
-TCP_NAPI_DRIVERS = ("ice", "copybreak", "virtio_net", "ntb", "libeth", "mana")
+#: either form: its own pages, or page_pool's through libeth; bnxt without: unsupported_gro())
+TCP_NAPI_DRIVERS = ("ice", "copybreak", "virtio_net", "ntb", "libeth", "mana", "bnxt")
 #: frames on one queue between the NIC and the driver at most (tcp_napi: their TCP_SKB_CB)
 MAX_NIC_FRAMES = 1 << 13
 
@@ -67,7 +66,7 @@ def unsupported_tcp(config) -> str | None:
     elif config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
         return (f"--socket tcp through {config.driver} is the reference engine's: the fast engine joins its TCP "
                 f"receivers to tun (without IFF_NAPI), ice (rx=build_skb and rx=legacy, or its page_pool form), "
-                f"libeth (iavf, idpf), mana, copybreak, virtio_net (mergeable buffers without XDP) and ntb")
+                f"libeth (iavf, idpf), mana, bnxt, copybreak, virtio_net (mergeable buffers without XDP) and ntb")
     elif config.driver == "virtio_net":
         from skbsim.fast.virtio_setup import unsupported_virtio
         from skbsim.profile import load_profile

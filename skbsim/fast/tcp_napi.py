@@ -49,6 +49,8 @@ from skbsim.fast.state import DRIVER_VIRTIO, VQ_COPY_ROOM  # virtio_net
 from skbsim.fast.layout import NTB_BUF_ROW, TH_PAGE_FRAG, T_HEAD, T_ROOM, T_TS  # ntb_netdev
 from skbsim.fast.state import DRIVER_NTB  # ntb_netdev
 from skbsim.fast.state import COND_TS, DRIVER_LIBETH, DRIVER_MANA, MANA_NAPI_FRAG, RQ_PP_RECYCLE  # page_pool drivers
+from skbsim.fast import bnxt  # -- bnxt -- (a module: its heads)
+from skbsim.fast.state import BN_HEAD, BN_HEAD_PAGE_FRAG, DRIVER_BNXT  # -- bnxt --
 from skbsim.fast.tcp import SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED
 from skbsim.net.ipv4.af_inet import IP_DF
 from skbsim.net.ipv4.tcp import TCPHDR_PSH  # -- TCP capture --
@@ -213,10 +215,10 @@ def _capture_gro_cb(k, skb, cb):
 
 
 @njit(cache=True, forceinline=True)
-def _head_shape(k, frame, obj):
+def _head_shape(k, frame, obj, hlen):
     """(the head's room from the Ethernet header to its end, SKB_TRUESIZE(end), whether it is a page fragment) of
-    the skb at sk_buff obj, which the driver built for a frame of frame bytes; room -1 for a driver this join does
-    not know yet.
+    the skb at sk_buff obj, which the driver built for a frame of frame bytes with hlen bytes in its head; room -1
+    for a driver this join does not know yet.
 
     virtio_net's head depends on the buffer, not on the frame (drivers/net/virtio_net.c, page_to_skb()): built on
     the buffer, build_skb(buf, truesize) makes end = truesize - SKB_DATA_ALIGN(sizeof(struct skb_shared_info)), the
@@ -244,6 +246,9 @@ def _head_shape(k, frame, obj):
         # SKB_TRUESIZE(0) - shinfo (cfg COND_ROOM, COND_TS); idpf's short queue's buffers are smaller
         room, end_ts = gro._libeth_head(k, frame, cfg[COND_ROOM], cfg[COND_TS])
         return room, end_ts, 1
+    if cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --: napi_alloc_skb(hlen)'s copy (page mode's headers), or the buffer
+        room, end_ts = bnxt._bnxt_condense(k, hlen)
+        return room, end_ts, int(bnxt._bnxt_skb_kind(k, hlen) != 1 + HEAD_SMALL)
     if cfg[DRIVER] == DRIVER_NTB:
         # ntb_netdev_rx_handler(): the copy, netdev_alloc_skb_ip_align(len), or the ring's buffer,
         # netdev_alloc_skb(mtu + ETH_HLEN) (a kmalloc head of up to 128 KiB: its tailroom takes whole segments
@@ -263,7 +268,7 @@ def _napi_segment(k, skb, seg):
     obj = skb[SKB_OBJ]
     on = k.gro.cfg[gro.G_ON]
     frame = k.gro.member[obj, gro.M_FRAME] if on else skb[SKB_HLEN] + skb[SKB_DLEN]
-    room, end_ts, head_frag = _head_shape(k, frame, obj)
+    room, end_ts, head_frag = _head_shape(k, frame, obj, skb[SKB_HLEN])
     if room < 0:
         return False
     hlen = skb[SKB_HLEN]
@@ -296,9 +301,12 @@ def _napi_segment(k, skb, seg):
 @njit(cache=True, forceinline=True)
 def _pp_recycle(cfg):
     """skb->pp_recycle of the driver's skbs: libeth's and mana's are marked for recycling (skb_mark_for_recycle()),
-    except mana's buffers from napi_alloc_frag() (v6.9 above a page); the other drivers' skbs here own their pages."""
+    except mana's buffers from napi_alloc_frag() (v6.9 above a page); bnxt's, copies included, unless its buffers
+    are page_frag pieces (bnxt_deliver_skb()); the other drivers' skbs here own their pages."""
     if cfg[DRIVER] == DRIVER_LIBETH:
         return 1
+    if cfg[DRIVER] == DRIVER_BNXT:
+        return 0 if cfg[BN_HEAD] == BN_HEAD_PAGE_FRAG else 1
     if cfg[DRIVER] == DRIVER_MANA:
         return 0 if cfg[MANA_NAPI_FRAG] else 1
     return 0
@@ -312,7 +320,7 @@ def _condenses(k, skb):
     obj = skb[SKB_OBJ]
     on = k.gro.cfg[gro.G_ON]
     frame = k.gro.member[obj, gro.M_FRAME] if on else skb[SKB_HLEN] + skb[SKB_DLEN]
-    room, end_ts, _ = _head_shape(k, frame, obj)
+    room, end_ts, _ = _head_shape(k, frame, obj, skb[SKB_HLEN])
     if skb[SKB_DLEN]:
         return skb[SKB_DLEN] <= room - skb[SKB_HLEN]
     return skb[SKB_TS] != end_ts
