@@ -115,7 +115,7 @@ def test_random_workloads(kernel, form, ts, tcp, flows, rtt, app_rate, read, so_
 
 @pytest.mark.parametrize("driver,options,words", [
     ("mlx5", {"gro": "0"}, "--socket tcp through mlx5 is the reference engine's"),
-    ("bnxt", {"gro": "0"}, "--socket tcp through bnxt is the reference engine's"),
+    ("gve", {"gro": "0"}, "--socket tcp through gve is the reference engine's"),
     ("tun", {"napi": "1"}, "--socket tcp through tun with IFF_NAPI"),
 ])
 def test_other_drivers_say_why(driver, options, words):
