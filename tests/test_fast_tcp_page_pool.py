@@ -21,6 +21,7 @@ from skbsim.fast.tcp import TCP_CONDENSE, TCP_OFO, TCP_WHY
 from skbsim.sim import RunConfig
 from tcp_engines import TCP_RUN, run_both
 from tcp_engines import same as _same
+from test_fast_tcp_napi import WORKLOADS as NAPI_WORKLOADS
 
 #: (kernel, driver, options): ice's page_pool form, iavf, idpf (its short buffer queue; header split without GRO)
 #: and mana (v6.9's buffers above a page are napi_alloc_frag() pieces, not marked for recycling), GRO on and off;
@@ -66,15 +67,10 @@ def test_bulk_flow(form, ts):
         assert reference["page_pool"]["rx_pp_alloc_fast"] > 0
 
 
+#: test_fast_tcp_napi's workloads (many flows on several CPUs, small messages, a closed window, slab and head
+#: faults), and two of page_pool's own
 WORKLOADS = {
-    # 16 flows on 3 CPUs, timestamps, a reader of 64 KiB at 20,000 reads/s: pages recycled from the reader's CPU
-    "flows-cpus": dict(flows=16, cpus=3, traffic="tcp-bulk:ts=1", count=3000, app_rate=20000, app_read_size=65536),
-    # small messages at a rate: idpf's short buffers, tailroom coalescing, PSH flushing GRO
-    "messages": dict(tcp="messages:100@50000", count=2000, rtt_ms=0.5),
-    # a reader that never reads: the window closes, zero-window probes (frames of 54 bytes)
-    "zero-window": dict(count=2000, app_rate=0, duration_ms=2000.0),
-    # a failing slab: frames the driver drops, the out-of-order queue, SACKs, the sender's retransmissions
-    "faults": dict(count=2000, flows=2, cpus=2, traffic="tcp-bulk:ts=1", faults=(("slab", 0.02, 1, -1, 0),)),
+    **NAPI_WORKLOADS,
     # pages refused now and then (page_pool's slow path fails), with a slow reader and a long RTT
     "page-faults": dict(count=1500, rtt_ms=20.0, app_rate=1000, faults=(("page_alloc", 0.01, 1, -1, 100),)),
     # SO_RCVBUF 8192 and 100-byte messages: tcp_prune_queue() collapses the queue into alloc_skb() heads, whose
