@@ -242,8 +242,8 @@ class FastSimulation:
 
     def _nic_tcp_run(self, trace, payloads, smallest: int) -> None:
         """-- TCP through NAPI drivers --: the receivers and the senders' frames at the NIC (smallest: the truesize
-        of the driver's smallest skb; what the NIC takes with each frame: legacy-rx's eth_get_headlen(), or libeth's
-        with header split, self.codes)."""
+        of the driver's smallest skb; what the NIC takes with each frame: legacy-rx's eth_get_headlen(), or
+        self.codes: libeth's with header split, bnxt's)."""
         if trace is not None:
             raise ValueError(f"--trace of --socket tcp runs through {self.config.driver} is the reference engine's "
                              "(the fast engine traces TCP runs through tun)")
