@@ -85,6 +85,12 @@ TCP_WHY[TCP_SETUP] = "a capture's TCP flow to set up by the model first"
 TCP_CONDENSE = 10
 TCP_WHY[TCP_CONDENSE] = ("a NAPI driver's skb went to a TCP receiver's out-of-order queue, whose skb_condense() of "
                          "it the fast engine does not follow")
+#: a NAPI driver's skb whose head lacks some of its IP and TCP headers (idpf's header split of a frame the NIC did not
+#: split, above L1_CACHE_BYTES: idpf_rx_hsplit_wa() copies its Ethernet header only), which tcp_napi._napi_segment()
+#: pulls from frag 0 for virtio_net only
+TCP_PULL = 11
+TCP_WHY[TCP_PULL] = ("a NAPI driver's skb without all of its IP and TCP headers in its head, whose pull from its frags "
+                     "(ip_rcv_core(), tcp_v4_rcv()) the fast engine does not follow but for virtio_net's")
 #: TcpExt counters, as columns of a socket's row
 MIB_TCPRCVCOALESCE = TS_MIB + TCPEXT.index("TCPRcvCoalesce")
 MIB_TCPZEROWINDOWDROP = TS_MIB + TCPEXT.index("TCPZeroWindowDrop")

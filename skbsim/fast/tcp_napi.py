@@ -23,12 +23,12 @@ tot_len), then tcp_v4_rcv() (the TCP header into the head).  Here:
   headers its copy head lacks are pulled from frag 0 here (ip_rcv_core(), tcp_v4_rcv(): pskb_may_pull()).
 
 Covered: ice (rx=build_skb, rx=legacy), copybreak, virtio_net (mergeable buffers without XDP) and the page_pool
-drivers libeth (iavf, idpf, ice's page_pool form) and mana, with GRO or --opt gro=0, and ntb_netdev (netif_rx(), no
-GRO).  A page_pool driver's skbs are marked for recycling (_pp_recycle()): skb_try_coalesce() keeps them apart from
-tcp_collapse()'s skbs, and their pages go back to their pools wherever they are freed (napi._release_data()).  The
-frames of the other NAPI drivers (mlx5, bnxt, gve) reach this join too (their poll hands on the batch the same way);
-what their heads are is theirs to add to _head_shape() (tcp_engine.unsupported_tcp() says which are the reference
-engine's).
+drivers libeth (iavf, idpf, ice's page_pool form) and mana, with GRO or --opt gro=0, bnxt with --opt gro=0, and
+ntb_netdev (netif_rx(), no GRO).  A page_pool driver's skbs are marked for recycling (_pp_recycle()):
+skb_try_coalesce() keeps them apart from tcp_collapse()'s skbs, and their pages go back to their pools wherever they
+are freed (napi._release_data()).  The frames of the other NAPI drivers (mlx5, gve) reach this join too (their poll
+hands on the batch the same way); what their heads are is theirs to add to _head_shape() (tcp_engine.unsupported_tcp()
+says which are the reference engine's).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from skbsim.fast.state import DRIVER_NTB  # ntb_netdev
 from skbsim.fast.state import COND_TS, DRIVER_LIBETH, DRIVER_MANA, MANA_NAPI_FRAG, RQ_PP_RECYCLE  # page_pool drivers
 from skbsim.fast import bnxt  # -- bnxt -- (a module: its heads)
 from skbsim.fast.state import BN_HEAD, BN_HEAD_PAGE_FRAG, DRIVER_BNXT  # -- bnxt --
-from skbsim.fast.tcp import SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED
+from skbsim.fast.tcp import SG_END_TS, SG_HEAD_FRAG, TCP_PULL, TCP_TABLE, TCP_UNMODELLED
 from skbsim.net.ipv4.af_inet import IP_DF
 from skbsim.net.ipv4.tcp import TCPHDR_PSH  # -- TCP capture --
 
@@ -261,8 +261,8 @@ def _head_shape(k, frame, obj, hlen):
 @njit(cache=True, forceinline=True)
 def _napi_segment(k, skb, seg):
     """The poll's skb as tcp_v4_rcv() gets it (the Ethernet and IP headers pulled, trimmed to tot_len): its row
-    and its shape (RQ_* columns).  False when the join does not know its head, or when pskb_may_pull() of the
-    headers would have to pull (a head without them)."""
+    and its shape (RQ_* columns).  False when the join does not know its head, or (tc[TC_ERR] TCP_PULL) when
+    pskb_may_pull() of the headers would have to pull (a head without them) beyond what the join follows."""
     for c in range(SKB_FIELDS):
         seg[c] = skb[c]
     obj = skb[SKB_OBJ]
@@ -283,6 +283,7 @@ def _napi_segment(k, skb, seg):
         # frame above GOOD_COPY_LEN (128 > the 94 bytes of headers at most) or a whole buffer of at least
         # GOOD_PACKET_LEN (mergeable_min_buf_len()).
         if k.cfg[DRIVER] != DRIVER_VIRTIO or skb[SKB_DLEN] == 0 or need > room:
+            k.tcp.tc[TC_ERR] = TCP_PULL
             return False
         seg[SKB_DLEN] = skb[SKB_DLEN] - (need - hlen)
         hlen = need

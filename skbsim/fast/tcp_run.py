@@ -385,7 +385,8 @@ def _tcp_deliver(k, cpu, n):
         if k.cfg[DRIVER] == DRIVER_TUN:
             _segment(k, skb, facts, seg)
         elif not tcp_napi._napi_segment(k, skb, seg):  # -- TCP through NAPI drivers --
-            tc[TC_ERR] = TCP_UNMODELLED
+            if not tc[TC_ERR]:  # (else TCP_PULL: its headers beyond its head)
+                tc[TC_ERR] = TCP_UNMODELLED
             return
         elif _before(sk[TS_RCV_NXT], cb[CB_SEQ]) and tcp_napi._condenses(k, skb):  # bound for the ofo queue
             tc[TC_ERR] = TCP_CONDENSE
