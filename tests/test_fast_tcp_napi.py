@@ -1,5 +1,6 @@
 """--socket tcp through NAPI drivers on both engines: the fast engine's TCP receivers joined to the skbs ice
-(rx=build_skb, rx=legacy) and copybreak hand up, through GRO or with --opt gro=0 (skbsim/fast/tcp_napi.py).
+(rx=build_skb, rx=legacy) and copybreak hand up, through GRO or with --opt gro=0 (skbsim/fast/tcp_napi.py); the
+page_pool drivers' (ice's page_pool form, libeth, mana): test_fast_tcp_page_pool.py.
 
 The reference engine's JSON is the truth: every run here must give the same JSON on the fast engine, which must
 not have handed it over (except where a test says what is still the reference engine's).
@@ -106,14 +107,10 @@ def test_random_workloads(kernel, form, ts, tcp, flows, rtt, app_rate, read, so_
 
 
 @pytest.mark.parametrize("driver,options,words", [
-    ("mana", {"gro": "0"}, "--socket tcp through mana is the reference engine's"),
-    ("bnxt", {"gro": "0"}, "--socket tcp through bnxt is the reference engine's"),
+    ("mlx5", {"gro": "0"}, "--socket tcp through mlx5 is the reference engine's"),
+    ("gve", {"gro": "0"}, "--socket tcp through gve is the reference engine's"),
 ])
 def test_other_drivers_say_why(driver, options, words):
     reason = unsupported(RunConfig(**_config(driver=driver, options=options, count=10)))
     assert reason is not None and reason.startswith(words) and "\n" not in reason
 
-
-def test_ice_page_pool_form_says_why():
-    reason = unsupported(RunConfig(**_config(kernel="7.1", count=10)))
-    assert reason == "--socket tcp through ice's page_pool form (libeth) is the reference engine's"

@@ -12,7 +12,7 @@ import numpy as np
 from skbsim.drivers.bnxt import HEAD_PAGE_FRAG, HEAD_PAGE_FRAG_NAPI, HEAD_PAGE_POOL
 from skbsim.fast.setup import (
     TableSizes, _load_napi_frag_cache, _load_pool, _pp_pages, base_config, live_skbs_bound, napi_alloc_skb_table,
-    new_kernel, skb_caches, socket_queue_capacity,
+    collapse_pages, new_kernel, skb_caches, socket_queue_capacity,
 )
 from skbsim.fast.state import (
     BN_HEAD_PAGE_FRAG, BN_HEAD_PAGE_FRAG_NAPI, BN_HEAD_PAGE_POOL, BR_PAGE, CP_TS, DRIVER_BNXT, new_bnxt_rings,
@@ -36,9 +36,11 @@ BN_HEADS = {HEAD_PAGE_POOL: BN_HEAD_PAGE_POOL, HEAD_PAGE_FRAG_NAPI: BN_HEAD_PAGE
             HEAD_PAGE_FRAG: BN_HEAD_PAGE_FRAG}
 
 
-def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> object:
+def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray, queued: int | None = None,
+                collapse: dict | None = None) -> object:
     """bnxt: each queue's RX and aggregation buffers, its page_pool (if it has one) and its CPU's NAPI page_frag
-    cache as bnxt_open_queue() left them; copy: napi_alloc_skb_table()'s rows."""
+    cache as bnxt_open_queue() left them; copy: napi_alloc_skb_table()'s rows; queued and collapse as
+    setup.ice_kernel() takes them."""
     kernel = sim.kernel
     profile = kernel.profile
     rxr = sim.cpus[0].queue
@@ -60,14 +62,17 @@ def bnxt_kernel(sim: Simulation, trace: bool, plot: bool, copy: np.ndarray) -> o
     )
     ncpus = sim.config.cpus
     qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, int(min(build_ts, copy[:, CP_TS].min())))
+    qcap = qcap if queued is None else queued
     slab_cap = live_skbs_bound(sim, qcap)
     inflight = slab_cap - ncpus * profile.NAPI_SKB_CACHE_SIZE  # skbs alive at once, outside the NAPI caches
     max_frags = 1 + -(-rxr.rxmax // profile.PAGE_SIZE)  # page mode's page and the aggregation pages
     cache_size, ring_qsize, refill = (1, 1, 0) if pool is None else (pool.cache_size, pool.ring_qsize,
                                                                       pool.cache_refill)
     per_pool = cache_size + ring_qsize + p.ring_size + p.agg_ring_size + refill + 2
-    page_cap = ncpus * per_pool + inflight * (max_frags + 1) + ncpus * 2 + 2 * slab_cap + 16
-    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap), queue=qcap, frag_lists=inflight, frags=max_frags, ring_bias=0)
+    page_cap = (ncpus * per_pool + inflight * (max_frags + 1) + ncpus * 2 + 2 * slab_cap + 16
+                + collapse_pages(collapse, slab_cap))
+    sizes = TableSizes(pages=page_cap, caches=skb_caches(kernel, slab_cap, collapse), queue=qcap, frag_lists=inflight,
+                       frags=max_frags, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, cache_size, ring_qsize, page_cap),
                    bnxt=new_bnxt_rings(ncpus, p.ring_size, p.agg_ring_size, copy))
     pools = {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}

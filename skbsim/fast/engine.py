@@ -41,7 +41,7 @@ from skbsim.sim import RunConfig, Simulation, tcp_through_gro
 from skbsim.fast.gro import (
     G_HEAD_TS, G_OWN_CB, G_PAD, GS_BASE, GS_TCP, capture_chunks, gro_config, gro_stats_of, new_gro, tcp_bulk_chunks,
 )
-from skbsim.fast.state import BUILD_TRUESIZE, CACHE_SKB, COND_ROOM, COND_TS, K_OBJS, K_SLOTS, Frags, new_skb_cb
+from skbsim.fast.state import CACHE_SKB, CP_TS, K_OBJS, K_SLOTS, Frags, new_skb_cb
 from skbsim.fast.traffic import CHUNK
 from skbsim.sim import gro_report
 from skbsim.fast.tcp_engine import TcpRun, unsupported_tcp  # -- TCP --
@@ -187,10 +187,14 @@ class FastSimulation:
                                      "(the fast engine traces TCP runs through tun)")
                 self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(False, self.ntb.min_truesize), heads=self.ntb)
             return
+        profile = self.ref.kernel.profile
         if isinstance(ring, libeth_rx_queue):  # libeth's iavf and idpf, and ice's page_pool form
             self.libeth = True
             if ring.hdr_fq is not None:  # header split: the NIC splits every frame at its eth_get_headlen()
                 self.codes = libeth_headlen(self.ref.dev, ring.hdr_fq.buf_len)
+            if config.socket == "tcp":  # -- TCP through NAPI drivers --: the smallest skb, one built on a buffer
+                overhead = profile.SKB_TRUESIZE(0) - profile.SHINFO_SIZE
+                self._nic_tcp_run(trace, tcp_payloads, min(fq.truesize for fq in libeth_fqs(ring)) + overhead)
             return
         if self.mlx5:  # -- mlx5 --
             if ring.striding and not ring.geo.linear:  # mlx5e_skb_from_cqe_mpwrq_nonlinear()'s heads
@@ -204,14 +208,19 @@ class FastSimulation:
         if config.driver == "bnxt":  # -- bnxt --
             self.bnxt = napi_alloc_skb_heads(self.ref)
             self.codes = bnxt_headlen(self.ref.dev)  # the split after the headers, page mode's copy
+            if config.socket == "tcp":  # -- TCP through NAPI drivers --: a copy's head, or a buffer's
+                smallest = min(profile.SKB_TRUESIZE(ring.p.rx_buf_size - profile.SHINFO_SIZE),
+                               int(self.bnxt[0][:, CP_TS].min()))
+                self._nic_tcp_run(trace, tcp_payloads, smallest)
             return
         if config.driver == "gve":  # -- gve --
             self.gve = napi_alloc_skb_heads(self.ref)
             self.codes = GveCodes(self.ref)  # header split, and what GRO pulls into the head
             return
         if config.driver == "mana":
+            if config.socket == "tcp":  # -- TCP through NAPI drivers --: napi_build_skb(va, alloc_size)'s skbs
+                self._nic_tcp_run(trace, tcp_payloads, profile.SKB_TRUESIZE(ring.alloc_size - profile.SHINFO_SIZE))
             return
-        profile = self.ref.kernel.profile
         if self.copybreak:
             self.copy_heads = copybreak_copy_skbs(self.ref)
             smallest = min([profile.SKB_TRUESIZE(ring.buf_size - profile.SHINFO_SIZE)]
@@ -227,16 +236,27 @@ class FastSimulation:
             if self.head["source"] not in heads:
                 raise ValueError(f"the fast engine models legacy-rx header skbs from {', '.join(heads)} only; "
                                  f"{self.ref.kernel.profile.name} takes them from {self.head['source']}")
-        if config.socket == "tcp":  # -- TCP through NAPI drivers --: the receivers, the senders' frames at the NIC
-            if trace is not None:
-                raise ValueError(f"--trace of --socket tcp runs through {config.driver} is the reference engine's "
-                                 "(the fast engine traces TCP runs through tun)")
-            self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(self.legacy, smallest))
+        if config.socket == "tcp":  # -- TCP through NAPI drivers --
+            self._nic_tcp_run(trace, tcp_payloads, smallest)
+
+    def _nic_tcp_run(self, trace, payloads, smallest: int) -> None:
+        """-- TCP through NAPI drivers --: the receivers and the senders' frames at the NIC (smallest: the truesize
+        of the driver's smallest skb; what the NIC takes with each frame: legacy-rx's eth_get_headlen(), or
+        self.codes: libeth's with header split, bnxt's)."""
+        if trace is not None:
+            raise ValueError(f"--trace of --socket tcp runs through {self.config.driver} is the reference engine's "
+                             "(the fast engine traces TCP runs through tun)")
+        self.tcp = TcpRun(self.ref, None, payloads, nic=(self.legacy, smallest), codes=self.codes)
 
     def run(self) -> dict | None:
         """The run's JSON, or None when the reference engine must redo it (self.why says why)."""
         trace = self.trace is not None
-        if self.config.driver == "mana":
+        if self.tcp is not None:  # -- TCP -- (through tun, ntb or a NAPI driver)
+            k = self._tcp_kernel()
+            if self.gro:  # -- GRO --
+                k = self._with_gro(k)
+            k = self.tcp.finish_tables(k)
+        elif self.config.driver == "mana":
             k = mana_kernel(self.ref, trace, self.plot)
         elif self.libeth:
             k = libeth_kernel(self.ref, trace, self.plot)
@@ -246,11 +266,6 @@ class FastSimulation:
             k = bnxt_kernel(self.ref, trace, self.plot, self.bnxt[0])
         elif self.gve is not None:  # -- gve --
             k = gve_kernel(self.ref, trace, self.plot, self.gve[0])
-        elif self.tcp is not None:  # -- TCP --
-            k = self._tcp_kernel()
-            if self.gro:  # -- GRO --
-                k = self._with_gro(k)
-            k = self.tcp.finish_tables(k)
         elif self.tun is not None:
             k = tun_kernel(self.ref, trace, self.plot, self.tun)
         elif self.ntb is not None:
@@ -275,10 +290,6 @@ class FastSimulation:
         cfg[G_PAD] = int(self.config.driver == "ice" and not self.libeth)  # eth_skb_pad(): ice's own pages
         if self.legacy or self.virtio:  # the header skb, or virtio_net's copy head: SKB_TRUESIZE(end)
             cfg[G_HEAD_TS] = self.head["truesize"]
-        if self.config.driver == "mana":  # an aggregate has frags: skb_condense() of its napi_build_skb() head
-            rxq = self.ref.cpus[0].queue
-            k.cfg[COND_ROOM] = rxq.alloc_size - profile.SHINFO_SIZE - rxq.headroom  # end - headroom
-            k.cfg[COND_TS] = k.cfg[BUILD_TRUESIZE]
         objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
         # (as wide as the driver's own rows: copybreak's hold a frame's replacement buffers, MAX_SKB_FRAGS + 1)
         width = max(k.frags.fl.shape[1], profile.MAX_SKB_FRAGS + 2)
@@ -312,6 +323,12 @@ class FastSimulation:
                 k = k._replace(gro=new_gro(copy_room=[h[5] for h in self.copy_heads]))
             elif self.ntb is not None:  # (tables' frags: TcpRun.finish_tables())
                 k = ntb_kernel(ref, self.ntb, plot=self.plot, queued=queued)._replace(**tables)
+            elif self.bnxt is not None:  # -- bnxt -- (tables' frags: TcpRun.finish_tables())
+                k = bnxt_kernel(ref, False, self.plot, self.bnxt[0], queued=queued,
+                                collapse=self.tcp.heads.caches)._replace(**tables)
+            elif self.libeth or self.config.driver == "mana":  # (tables' frags: TcpRun.finish_tables())
+                pp_kernel = libeth_kernel if self.libeth else mana_kernel
+                k = pp_kernel(ref, False, self.plot, queued=queued, collapse=self.tcp.heads.caches)._replace(**tables)
             elif self.virtio:  # (tables' frags: TcpRun.finish_tables())
                 k = virtio_kernel(ref, False, False, self.head, queued=queued,
                                   collapse=self.tcp.heads.caches)._replace(**tables)
@@ -343,7 +360,7 @@ class FastSimulation:
         capture = self.tcp is not None and self.tcp.capture is not None  # -- TCP capture --
         if capture:  # the capture's frames, each with its TCP_SKB_CB
             chunks = capture_tcp_chunks(self.ref.source, self.ref, self.tcp.capture, self.tcp.setups, self.legacy,
-                                        self.codes if self.virtio else None, self.gro)
+                                        self.codes, self.gro)
         elif self.tcp is not None:  # -- TCP --: the senders make the frames
             chunks = iter(())
         elif self.gro:  # -- GRO --: each frame's TCP facts with it
@@ -570,15 +587,16 @@ class FastSimulation:
                             "itemises)")
             return None
         result = self._result(k, at_close)
-        if k.cfg[PAGE_POOL]:
-            # page_pool_get_stats() of every queue's pools, summed (as the queues were closed)
-            totals = pools[:, PP_STATS_FIRST:PP_STATS_FIRST + len(PP_STATS)].sum(axis=0)
-            result["page_pool"] = {name: int(n) for name, n in zip(PP_STATS, totals)}
+        # (in Simulation._finish()'s order: faults, gro, page_pool)
         if self.config.faults:
             injected = {layer: int(k.faults.rules[n, FR_INJECTED]) for n, layer in enumerate(LAYERS)}
             result["faults"] = fault_report(self.config.faults, injected)
         if self.gro and k.gro.st[GS_TCP]:  # -- GRO --
             result["gro"] = gro_report(gro_stats_of(k.gro))
+        if k.cfg[PAGE_POOL]:
+            # page_pool_get_stats() of every queue's pools, summed (as the queues were closed)
+            totals = pools[:, PP_STATS_FIRST:PP_STATS_FIRST + len(PP_STATS)].sum(axis=0)
+            result["page_pool"] = {name: int(n) for name, n in zip(PP_STATS, totals)}
         if tcp_reports is not None:  # -- TCP --: its keys last, as Simulation._finish() adds them
             result = self.tcp.patch_result(k, result, tcp_reports, at_close["pinned"])
         self.extra = self._plot_data(k)

@@ -537,14 +537,22 @@ def _condense_head(k, obj, room, truesize):
     if head_ts:
         return _virtio_built_head(k, head_ts)
     length = k.gro.member[obj, M_FRAME]
-    if k.cfg[DRIVER] == DRIVER_LIBETH and length <= k.cfg[FQ_SHORT_LEN]:
-        # on a buffer of idpf's short queue (row 1), the run's being the MTU queue's (row 0): smaller by the
-        # difference of their truesizes (the same headroom)
-        less = k.lb.fq[0, FQ_TRUESIZE] - k.lb.fq[1, FQ_TRUESIZE]
-        return room - less, truesize - less
+    if k.cfg[DRIVER] == DRIVER_LIBETH:
+        return _libeth_head(k, length, room, truesize)
     if k.cfg[DRIVER] != DRIVER_COPYBREAK or length > k.cfg[COPYBREAK]:
         return room, truesize
     return k.gro.copy_room[length], k.rings.copy[CB_TRUESIZE, length]
+
+
+@njit(cache=True, forceinline=True)
+def _libeth_head(k, length, room, truesize):
+    """(room, truesize) of the head libeth_build_frame() built for a frame of length bytes: the run's (room, truesize)
+    (its MTU queue's buffers, or with header split its header queue's), or on a buffer of idpf's short queue (row
+    1), the run's being the MTU queue's (row 0), smaller by the difference of their truesizes (the same headroom)."""
+    if length <= k.cfg[FQ_SHORT_LEN]:
+        less = k.lb.fq[0, FQ_TRUESIZE] - k.lb.fq[1, FQ_TRUESIZE]
+        return room - less, truesize - less
+    return room, truesize
 
 
 # -- frag_list chains: their frees and pinned pages ------------------------------------------------------------------

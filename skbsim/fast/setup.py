@@ -146,6 +146,13 @@ def skb_caches(kernel, slab_cap: int, collapse: dict | None = None) -> list[Slab
     return caches
 
 
+def built_skb_caches(kernel, slab_cap: int, collapse: dict | None = None) -> list[SlabSpec]:
+    """skb_caches() of a run whose heads are the driver's buffers (napi_build_skb()): skbuff_head_cache alone, or
+    with collapse every cache tcp_collapse()'s heads may come from too."""
+    caches = skb_caches(kernel, slab_cap, collapse)
+    return caches if collapse else caches[:1]
+
+
 def collapse_pages(collapse: dict | None, slab_cap: int) -> int:
     """-- TCP pressure --: the pages tcp_collapse()'s heads may hold besides the driver's: one slab page or block
     of pages of its own per live skb at most (a collapsed skb replaces those it copies)."""
@@ -259,9 +266,8 @@ def ice_kernel(sim: Simulation, trace: bool, plot: bool, head: dict | None, queu
     max_bufs = -(-ring.rxmax // ring.rx_buf_len)
     page_cap = (ncpus * ring.count + (1 + max_bufs) * (qcap + ncpus * (kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT))
                 + 2 * ncpus + 2 * slab_cap + 16 + collapse_pages(collapse, slab_cap))
-    caches = skb_caches(kernel, slab_cap, collapse)
-    if head is None and not collapse:
-        caches = caches[:1]  # (build_skb's heads are the ring's pages: nothing from skbuff_small_head)
+    # (build_skb's heads are the ring's pages: nothing from skbuff_small_head)
+    caches = (skb_caches if head is not None else built_skb_caches)(kernel, slab_cap, collapse)
     # frag lists of skbs of several buffers
     sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=slab_cap if max_bufs > 1 else 1,
                        frags=profile.MAX_SKB_FRAGS, ring_bias=0)
@@ -523,9 +529,11 @@ def _pp_pages(sim: Simulation, k: Kernel, pools: dict, others: bool = False) -> 
     return pid_of
 
 
-def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
+def mana_kernel(sim: Simulation, trace: bool, plot: bool, queued: int | None = None,
+                collapse: dict | None = None) -> Kernel:
     """mana: each queue's buffers and page_pool as mana_create_rxq() left them (every buffer a page_pool page or
-    fragment, or v6.9's above a page a napi_alloc_frag() piece: then each CPU's NAPI page_frag_cache too)."""
+    fragment, or v6.9's above a page a napi_alloc_frag() piece: then each CPU's NAPI page_frag_cache too); queued
+    and collapse as ice_kernel() takes them."""
     kernel = sim.kernel
     profile = kernel.profile
     rxq = sim.cpus[0].queue
@@ -533,8 +541,10 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
     fields = base_config(sim, trace, plot)
     build_ts = profile.SKB_TRUESIZE(rxq.alloc_size - profile.SHINFO_SIZE)  # napi_build_skb(va, alloc_size)
     fields.update(DRIVER=DRIVER_MANA, RING_COUNT=rxq.count, RXMAX=rxq.rxmax, RX_BUF_LEN=rxq.alloc_size,
-                  BUILD_TRUESIZE=build_ts, COND_ROOM=-1,  # linear skbs: skb_condense() changes none
-                  PAGE_POOL=1, PP_FRAGS=int(rxq.frag_count > 1))
+                  BUILD_TRUESIZE=build_ts, PAGE_POOL=1, PP_FRAGS=int(rxq.frag_count > 1),
+                  # the head's room from the headroom on (end - headroom) and SKB_TRUESIZE(end): what a GRO
+                  # aggregate's skb_condense() and the TCP receivers (tcp_napi._head_shape()) read
+                  COND_ROOM=rxq.alloc_size - profile.SHINFO_SIZE - rxq.headroom, COND_TS=build_ts)
     napi_frag = mana_napi_frag(rxq, profile)
     if napi_frag:  # -- mana v6.9 above a page --
         frag_cache = kernel.cpus[0].napi_alloc_cache.page
@@ -542,15 +552,15 @@ def mana_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
                       MANA_FRAG_ORDER=profile.get_order(rxq.alloc_size), PF_ORDER=frag_cache.max_order,
                       PF_DOWN=0 if frag_cache.offset_up else 1)
     ncpus = sim.config.cpus
-    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, build_ts)
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, build_ts) if queued is None else queued
     slab_cap = live_skbs_bound(sim, qcap)
     # Live pages: each pool's cache, ring, posted buffers, frag page and a refill in progress; a page per
     # queued, deferred or polled skb; the slabs.
     per_pool = pool.cache_size + pool.ring_qsize + rxq.count + pool.cache_refill + 2
     page_cap = (ncpus * per_pool + qcap + ncpus * (kernel.skb_defer_max + 2 * NAPI_POLL_WEIGHT) + 2 * slab_cap
-                + 16)
-    sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel, kernel.skbuff_cache, slab_cap)], queue=qcap, frag_lists=1,
-                       frags=1, ring_bias=0)
+                + 16 + collapse_pages(collapse, slab_cap))
+    caches = built_skb_caches(kernel, slab_cap, collapse)
+    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=1, frags=1, ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus, pool.cache_size, pool.ring_qsize, page_cap))
     pid_of = _pp_pages(sim, k, {id(state.queue.page_pool): cpu for cpu, state in enumerate(sim.cpus)}, napi_frag)
     for cpu, state in enumerate(sim.cpus):
@@ -581,10 +591,11 @@ def mana_napi_frag(rxq, profile) -> bool:
     return rxq.rule == MANA_POOL_PAGE_OR_FRAG and rxq.alloc_size > profile.PAGE_SIZE
 
 
-def libeth_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
+def libeth_kernel(sim: Simulation, trace: bool, plot: bool, queued: int | None = None,
+                  collapse: dict | None = None) -> Kernel:
     """libeth (iavf, idpf, ice's page_pool form): each queue's fill queues, their buffers and page_pools as
     libeth_open() left them (fill queue q of queue cpu is row cpu * FQ_COUNT + q of both LibethFqs and
-    PagePool; with header split the header queue is the last)."""
+    PagePool; with header split the header queue is the last); queued and collapse as ice_kernel() takes them."""
     kernel = sim.kernel
     profile = kernel.profile
     queue = sim.cpus[0].queue
@@ -603,14 +614,16 @@ def libeth_kernel(sim: Simulation, trace: bool, plot: bool) -> Kernel:
                   FQ_SHORT_LEN=fqs[1].buf_len if len(queue.fqs) > 1 and not hsplit else 0, BUILD_OVERHEAD=overhead,
                   FQ_HSPLIT=int(hsplit), L1_CACHE_BYTES=profile.L1_CACHE_BYTES)
     smallest = min(fq.truesize for fq in fqs) + overhead
-    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, smallest)
+    qcap = socket_queue_capacity(sim.config, sim.sock.rcvbuf, smallest) if queued is None else queued
     slab_cap = live_skbs_bound(sim, qcap)
     inflight = slab_cap - ncpus * profile.NAPI_SKB_CACHE_SIZE  # skbs alive at once, outside the NAPI caches
     pool = fqs[0].pp
     per_pool = pool.cache_size + pool.ring_qsize + queue.count + pool.cache_refill + 2
-    page_cap = ncpus * nfq * per_pool + inflight * (LIBIE_MAX_CHAINED_BUFS + 1) + 2 * slab_cap + 16
-    sizes = TableSizes(pages=page_cap, caches=[slab_spec(kernel, kernel.skbuff_cache, slab_cap)], queue=qcap,
-                       frag_lists=inflight, frags=LIBIE_MAX_CHAINED_BUFS, ring_bias=0)
+    page_cap = (ncpus * nfq * per_pool + inflight * (LIBIE_MAX_CHAINED_BUFS + 1) + 2 * slab_cap + 16
+                + collapse_pages(collapse, slab_cap))
+    caches = built_skb_caches(kernel, slab_cap, collapse)
+    sizes = TableSizes(pages=page_cap, caches=caches, queue=qcap, frag_lists=inflight, frags=LIBIE_MAX_CHAINED_BUFS,
+                       ring_bias=0)
     k = new_kernel(sim, fields, sizes, pp=new_page_pools(ncpus * nfq, pool.cache_size, pool.ring_qsize, page_cap),
                    lb=new_libeth_fqs(ncpus * nfq, queue.count, ncpus, nfq * queue.count + 1))
     rows = {id(fq.pp): cpu * nfq + q for cpu, state in enumerate(sim.cpus)

@@ -538,8 +538,10 @@ TC_FIELDS += 4
 #: the TcpExt counters (skbsim.net.ipv4.tcp.TCPEXT), TS_MIB + n
 TS_FIELDS = TS_MIB + 18
 #: a queued skb's row beyond SKB_*: its frags, its head's room after the tail (end - tail: skb_tailroom() while it
-#: is linear, what skb_condense() may pull in), whether its head is a page fragment, SKB_TRUESIZE(end)
-RQ_NR_FRAGS, RQ_TAILROOM, RQ_HEAD_FRAG, RQ_END_TS, RQ_FIELDS = range(SKB_FIELDS, SKB_FIELDS + 5)
+#: is linear, what skb_condense() may pull in), whether its head is a page fragment, SKB_TRUESIZE(end),
+#: skb->pp_recycle (-- TCP through NAPI drivers --: a page_pool driver's skbs are marked for recycling; the ones
+#: tcp_collapse() makes are not)
+RQ_NR_FRAGS, RQ_TAILROOM, RQ_HEAD_FRAG, RQ_END_TS, RQ_PP_RECYCLE, RQ_FIELDS = range(SKB_FIELDS, SKB_FIELDS + 6)
 ACK_FLOW, ACK_SEQ, ACK_WINDOW, ACK_TSVAL, ACK_FIELDS = range(5)
 
 

@@ -34,8 +34,8 @@ from skbsim.fast.rules import (
 )
 from skbsim.fast.state import (
     ACK_FLOW, ACK_SEQ, ACK_TSVAL, ACK_WINDOW, CB_ACK_SEQ, CB_DOFF, CB_END_SEQ, CB_GSO_SIZE, CB_SEQ, CB_TCP_FLAGS,
-    CB_TSECR, CB_TSVAL, CB_WINDOW, RQ_END_TS, RQ_FIELDS, RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_TAILROOM, SKB_DLEN, SKB_HLEN,
-    SKB_OBJ, SKB_TS,
+    CB_TSECR, CB_TSVAL, CB_WINDOW, RQ_END_TS, RQ_FIELDS, RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_PP_RECYCLE, RQ_TAILROOM,
+    SKB_DLEN, SKB_HLEN, SKB_OBJ, SKB_TS,
     TC_ACKS, TC_ADV_WIN_SCALE, TC_EATEN, TC_ERR, TC_HEAD_STRUCT, TC_HZ, TC_LOW_RTT,
     TC_MAX_SKB_FRAGS, TC_MIN_RCVBUF, TC_MODERATE_RCVBUF, TC_PAGE_SIZE, TC_RMEM2, TC_R_NOMEM,
     TC_R_RTT_TS, TC_R_RTT_UPDATE, TC_R_SCALING_CLAMP, TC_R_SEQUENCE, TC_R_SPACE, TS_ACK_ATO, TS_ACK_LAST_SEG,
@@ -85,6 +85,12 @@ TCP_WHY[TCP_SETUP] = "a capture's TCP flow to set up by the model first"
 TCP_CONDENSE = 10
 TCP_WHY[TCP_CONDENSE] = ("a TCP receiver replayed without a kernel condensed paged data on its out-of-order queue "
                          "(pages to give back)")
+#: a NAPI driver's skb whose head lacks some of its IP and TCP headers (idpf's header split of a frame the NIC did not
+#: split, above L1_CACHE_BYTES: idpf_rx_hsplit_wa() copies its Ethernet header only), which tcp_napi._napi_segment()
+#: pulls from frag 0 for virtio_net only
+TCP_PULL = 11
+TCP_WHY[TCP_PULL] = ("a NAPI driver's skb without all of its IP and TCP headers in its head, whose pull from its frags "
+                     "(ip_rcv_core(), tcp_v4_rcv()) the fast engine does not follow but for virtio_net's")
 #: TcpExt counters, as columns of a socket's row
 MIB_TCPRCVCOALESCE = TS_MIB + TCPEXT.index("TCPRcvCoalesce")
 MIB_TCPZEROWINDOWDROP = TS_MIB + TCPEXT.index("TCPZeroWindowDrop")
@@ -555,7 +561,11 @@ def _tcp_event_data_recv(tc, sk, skb, cb, length):
 def _skb_try_coalesce(tc, to, frm, length):
     """skbuff.skb_try_coalesce() of frm (length bytes, its header pulled) onto the queued skb to, as far as the
     rows go: (done, stolen, delta); to's row takes the bytes, the truesize and the frag count (the caller moves
-    the pages).  No skb here is cloned, none comes from page_pool, none has a frag_list."""
+    the pages).  No skb here is cloned, none has a frag_list.  A page_pool skb (marked for recycling) and one that
+    is not (tcp_collapse()'s) refuse each other before anything is tried, the tailroom copy included: the frags of
+    one skb go back by one route (skb_pp_recycle())."""
+    if to[RQ_PP_RECYCLE] != frm[RQ_PP_RECYCLE]:
+        return False, False, 0
     if to[SKB_DLEN] == 0 and length <= to[RQ_TAILROOM]:  # skb_tailroom(): none once it has paged data
         to[SKB_HLEN] += length
         to[RQ_TAILROOM] -= length

@@ -3,14 +3,16 @@ state (the receivers set up by the model, the senders, the tun skbs' TCP facts),
 
 Covered: synthetic senders (``--tcp bulk`` and ``messages:SIZE[@RATE]``, no TSO, a constant-rate link) into TCP
 receivers through tun without IFF_NAPI (no GRO) or with IFF_NAPI or IFF_NAPI_FRAGS (GRO, which merges no tun skbs:
-each write's poll flushes its skb), or through ice (rx=build_skb, rx=legacy), copybreak and virtio_net
-(mergeable buffers without XDP, on the releases whose buffers come from page frags: unsupported_virtio()) with GRO
-or without (tcp_napi.py), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault,
-memory pressure (pruning and collapsing: skbsim/fast/tcp_pressure.py; behind a NAPI driver with CollapseHeads),
---trace through tun (tcp_trace.py), --plot through tun, ntb, ice and copybreak without GRO; and a capture's TCP
-flows (tcp_capture.py) through tun, ntb, ice, copybreak and virtio_net, with GRO or without (without --plot).  Everything else is the
-reference engine's (reasons in :func:`unsupported_tcp`), and so is a run that reaches what the compiled receiver
-does not follow yet: it is redone, saying so.
+each write's poll flushes its skb), or through ice (rx=build_skb, rx=legacy, and its page_pool form), libeth (iavf,
+idpf), mana, copybreak and virtio_net (mergeable buffers without XDP, on the releases whose buffers come from page
+frags: unsupported_virtio()) with GRO or without, and bnxt without (tcp_napi.py; libeth's header split without
+GRO), any kernel, RTT, flows (up to MAX_FLOWS), reader and read size, SO_RCVBUF and --fault, memory pressure
+(pruning and collapsing: skbsim/fast/tcp_pressure.py; behind a NAPI driver with CollapseHeads), --trace through tun
+(tcp_trace.py), --plot through tun, ntb, ice, libeth, mana, bnxt and copybreak without GRO and through tun's GRO;
+and a capture's TCP flows (tcp_capture.py) through tun, ntb, ice, libeth, mana, bnxt, copybreak and virtio_net,
+with GRO or without, --plot of them as of synthetic flows.  Everything else is the reference engine's (reasons in
+:func:`unsupported_tcp`), and so is a run that reaches what the compiled receiver does not follow yet: it is
+redone, saying so.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ MAX_QUEUE = 1 << 18
 MAX_ACKS_IN_FLIGHT = 1 << 14
 MAX_FLIGHT = 1 << 16
 # -- TCP through NAPI drivers --
-#: the NAPI drivers whose skbs the fast engine hands to TCP receivers (tcp_napi.py), with GRO or without
-TCP_NAPI_DRIVERS = ("ice", "copybreak", "virtio_net", "ntb")
+#: the NAPI drivers whose skbs the fast engine hands to TCP receivers (tcp_napi.py), with GRO or without (ice in
+#: either form: its own pages, or page_pool's through libeth; bnxt without: unsupported_gro())
+TCP_NAPI_DRIVERS = ("ice", "copybreak", "virtio_net", "ntb", "libeth", "mana", "bnxt")
 #: frames on one queue between the NIC and the driver at most (tcp_napi: their TCP_SKB_CB)
 MAX_NIC_FRAMES = 1 << 13
 
@@ -62,8 +65,8 @@ def unsupported_tcp(config) -> str | None:
     # (tun with IFF_NAPI or IFF_NAPI_FRAGS too: GRO, which merges no tun skbs, tun._tun_poll())
     if config.driver != "tun" and config.driver not in TCP_NAPI_DRIVERS:  # -- TCP through NAPI drivers --
         return (f"--socket tcp through {config.driver} is the reference engine's: the fast engine joins its TCP "
-                f"receivers to tun, ice (rx=build_skb and rx=legacy), copybreak, virtio_net "
-                f"(mergeable buffers without XDP) and ntb")
+                f"receivers to tun, ice (rx=build_skb and rx=legacy, or its page_pool form), libeth (iavf, idpf), "
+                f"mana, bnxt, copybreak, virtio_net (mergeable buffers without XDP) and ntb")
     elif config.driver == "virtio_net":
         from skbsim.fast.virtio_setup import unsupported_virtio
         from skbsim.profile import load_profile
@@ -71,11 +74,6 @@ def unsupported_tcp(config) -> str | None:
         reason = unsupported_virtio(load_profile(config.kernel), config.options)
         if reason:
             return f"--socket tcp through virtio_net is the reference engine's here: {reason}"
-    elif config.driver == "ice":
-        from skbsim.profile import load_profile
-
-        if load_profile(config.kernel).feature("ice_rx_buffers") == "libeth":
-            return "--socket tcp through ice's page_pool form (libeth) is the reference engine's"
     if capture:
         return None
     if config.flows > MAX_FLOWS:

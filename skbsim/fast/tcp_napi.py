@@ -22,10 +22,13 @@ tot_len), then tcp_v4_rcv() (the TCP header into the head).  Here:
   virtio records it at the skb's sk_buff (gro.M_HEAD_TS, with GRO or without), and without GRO the rest of the
   headers its copy head lacks are pulled from frag 0 here (ip_rcv_core(), tcp_v4_rcv(): pskb_may_pull()).
 
-Covered: ice (rx=build_skb, rx=legacy), copybreak and virtio_net (mergeable buffers without XDP), with GRO or
---opt gro=0, and ntb_netdev (netif_rx(), no GRO).  The frames of the other NAPI drivers reach this join too
-(their poll hands on the batch the same way); what their heads are is theirs to add to _head_shape()
-(tcp_engine.unsupported_tcp() says which are the reference engine's).
+Covered: ice (rx=build_skb, rx=legacy), copybreak, virtio_net (mergeable buffers without XDP) and the page_pool
+drivers libeth (iavf, idpf, ice's page_pool form) and mana, with GRO or --opt gro=0, bnxt with --opt gro=0, and
+ntb_netdev (netif_rx(), no GRO).  A page_pool driver's skbs are marked for recycling (_pp_recycle()):
+skb_try_coalesce() keeps them apart from tcp_collapse()'s skbs, and their pages go back to their pools wherever they
+are freed (napi._release_data()).  The frames of the other NAPI drivers (mlx5, gve) reach this join too (their poll
+hands on the batch the same way); what their heads are is theirs to add to _head_shape() (tcp_engine.unsupported_tcp()
+says which are the reference engine's).
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ from skbsim.fast.state import TC_CAPTURE  # -- TCP capture --
 from skbsim.fast.state import DRIVER_VIRTIO, VQ_COPY_ROOM  # virtio_net
 from skbsim.fast.layout import NTB_BUF_ROW, TH_PAGE_FRAG, T_HEAD, T_ROOM, T_TS  # ntb_netdev
 from skbsim.fast.state import DRIVER_NTB  # ntb_netdev
-from skbsim.fast.tcp import SG_END_TS, SG_HEAD_FRAG, TCP_TABLE, TCP_UNMODELLED
+from skbsim.fast.state import COND_TS, DRIVER_LIBETH, DRIVER_MANA, MANA_NAPI_FRAG, RQ_PP_RECYCLE  # page_pool drivers
+from skbsim.fast import bnxt  # -- bnxt -- (a module: its heads)
+from skbsim.fast.state import BN_HEAD, BN_HEAD_PAGE_FRAG, DRIVER_BNXT  # -- bnxt --
+from skbsim.fast.tcp import SG_END_TS, SG_HEAD_FRAG, TCP_PULL, TCP_TABLE, TCP_UNMODELLED
 from skbsim.net.ipv4.af_inet import IP_DF
 from skbsim.net.ipv4.tcp import TCPHDR_PSH  # -- TCP capture --
 
@@ -209,10 +215,10 @@ def _capture_gro_cb(k, skb, cb):
 
 
 @njit(cache=True, forceinline=True)
-def _head_shape(k, frame, obj):
+def _head_shape(k, frame, obj, hlen):
     """(the head's room from the Ethernet header to its end, SKB_TRUESIZE(end), whether it is a page fragment) of
-    the skb at sk_buff obj, which the driver built for a frame of frame bytes; room -1 for a driver this join does
-    not know yet.
+    the skb at sk_buff obj, which the driver built for a frame of frame bytes with hlen bytes in its head; room -1
+    for a driver this join does not know yet.
 
     virtio_net's head depends on the buffer, not on the frame (drivers/net/virtio_net.c, page_to_skb()): built on
     the buffer, build_skb(buf, truesize) makes end = truesize - SKB_DATA_ALIGN(sizeof(struct skb_shared_info)), the
@@ -234,6 +240,15 @@ def _head_shape(k, frame, obj):
         if cfg[LEGACY]:  # the header skb: napi_alloc_skb(ICE_RX_HDR_SIZE)
             return cfg[COND_ROOM], cfg[HEAD_TRUESIZE], int(cfg[HEAD_KIND] != HEAD_SMALL)
         return cfg[COND_ROOM], cfg[BUILD_TRUESIZE], 1
+    if cfg[DRIVER] == DRIVER_LIBETH or cfg[DRIVER] == DRIVER_MANA:
+        # napi_build_skb(va, truesize) on the frame's first buffer (libeth with header split: its header buffer),
+        # skb_reserve(headroom): end - headroom from the Ethernet header on, SKB_TRUESIZE(end) = truesize +
+        # SKB_TRUESIZE(0) - shinfo (cfg COND_ROOM, COND_TS); idpf's short queue's buffers are smaller
+        room, end_ts = gro._libeth_head(k, frame, cfg[COND_ROOM], cfg[COND_TS])
+        return room, end_ts, 1
+    if cfg[DRIVER] == DRIVER_BNXT:  # -- bnxt --: napi_alloc_skb(hlen)'s copy (page mode's headers), or the buffer
+        room, end_ts = bnxt._bnxt_condense(k, hlen)
+        return room, end_ts, int(bnxt._bnxt_skb_kind(k, hlen) != 1 + HEAD_SMALL)
     if cfg[DRIVER] == DRIVER_NTB:
         # ntb_netdev_rx_handler(): the copy, netdev_alloc_skb_ip_align(len), or the ring's buffer,
         # netdev_alloc_skb(mtu + ETH_HLEN) (a kmalloc head of up to 128 KiB: its tailroom takes whole segments
@@ -246,14 +261,14 @@ def _head_shape(k, frame, obj):
 @njit(cache=True, forceinline=True)
 def _napi_segment(k, skb, seg):
     """The poll's skb as tcp_v4_rcv() gets it (the Ethernet and IP headers pulled, trimmed to tot_len): its row
-    and its shape (RQ_* columns).  False when the join does not know its head, or when pskb_may_pull() of the
-    headers would have to pull (a head without them)."""
+    and its shape (RQ_* columns).  False when the join does not know its head, or (tc[TC_ERR] TCP_PULL) when
+    pskb_may_pull() of the headers would have to pull (a head without them) beyond what the join follows."""
     for c in range(SKB_FIELDS):
         seg[c] = skb[c]
     obj = skb[SKB_OBJ]
     on = k.gro.cfg[gro.G_ON]
     frame = k.gro.member[obj, gro.M_FRAME] if on else skb[SKB_HLEN] + skb[SKB_DLEN]
-    room, end_ts, head_frag = _head_shape(k, frame, obj)
+    room, end_ts, head_frag = _head_shape(k, frame, obj, skb[SKB_HLEN])
     if room < 0:
         return False
     hlen = skb[SKB_HLEN]
@@ -268,6 +283,7 @@ def _napi_segment(k, skb, seg):
         # frame above GOOD_COPY_LEN (128 > the 94 bytes of headers at most) or a whole buffer of at least
         # GOOD_PACKET_LEN (mergeable_min_buf_len()).
         if k.cfg[DRIVER] != DRIVER_VIRTIO or skb[SKB_DLEN] == 0 or need > room:
+            k.tcp.tc[TC_ERR] = TCP_PULL
             return False
         seg[SKB_DLEN] = skb[SKB_DLEN] - (need - hlen)
         hlen = need
@@ -279,7 +295,22 @@ def _napi_segment(k, skb, seg):
     seg[RQ_TAILROOM] = room - hlen
     seg[SG_HEAD_FRAG] = head_frag
     seg[SG_END_TS] = end_ts
+    seg[RQ_PP_RECYCLE] = _pp_recycle(k.cfg)
     return True
+
+
+@njit(cache=True, forceinline=True)
+def _pp_recycle(cfg):
+    """skb->pp_recycle of the driver's skbs: libeth's and mana's are marked for recycling (skb_mark_for_recycle()),
+    except mana's buffers from napi_alloc_frag() (v6.9 above a page); bnxt's, copies included, unless its buffers
+    are page_frag pieces (bnxt_deliver_skb()); the other drivers' skbs here own their pages."""
+    if cfg[DRIVER] == DRIVER_LIBETH:
+        return 1
+    if cfg[DRIVER] == DRIVER_BNXT:
+        return 0 if cfg[BN_HEAD] == BN_HEAD_PAGE_FRAG else 1
+    if cfg[DRIVER] == DRIVER_MANA:
+        return 0 if cfg[MANA_NAPI_FRAG] else 1
+    return 0
 
 
 @njit(cache=True)

@@ -24,7 +24,8 @@ from skbsim.fast.napi import _free_skb
 from skbsim.fast.rules import _can_ingest_value, _clamp_window_values, _prune_fits_value, _prune_over_value
 from skbsim.fast.state import (
     CB_END_SEQ, CB_FIELDS, CB_GSO_SIZE, CB_SEGS, CB_SEQ, CB_TCP_FLAGS, ERR, RQ_END_TS, RQ_FIELDS,
-    RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS,
+    RQ_HEAD_FRAG, RQ_NR_FRAGS, RQ_PP_RECYCLE, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ,
+    SKB_TS,
     TC_ERR, TC_R_ADMIT, TC_RMEM2, TS_ACK_QUICK, TS_ADVMSS, TS_COLLAPSE_COPIED, TS_DROPS, TS_FWD, TS_MIB,
     TS_OFO_HEAD, TS_OFO_LEN, TS_PRED, TS_RCVBUF, TS_RCV_NXT, TS_COPIED_SEQ, TS_RCV_SSTHRESH, TS_RMEM, TS_RQ_HEAD,
     TS_RQ_LEN, TS_USERLOCKS, TS_WINDOW_CLAMP,
@@ -232,7 +233,8 @@ def _collapse_copy(k, t, f, in_rq, i, tidx, start, end):
             kept += 1
         row[SKB_HEAD], row[SKB_FRAG], row[SKB_OBJ], row[SKB_CPU] = head, -1, obj, cpu
         row[SKB_TS] = row[RQ_END_TS] = facts[copy, TF_C_TS]
-        row[SKB_HLEN] = row[SKB_DLEN] = row[RQ_NR_FRAGS] = row[RQ_HEAD_FRAG] = 0
+        # (alloc_skb()'s skb is not marked for recycling: no page_pool skb coalesces into it)
+        row[SKB_HLEN] = row[SKB_DLEN] = row[RQ_NR_FRAGS] = row[RQ_HEAD_FRAG] = row[RQ_PP_RECYCLE] = 0
         row[RQ_TAILROOM] = facts[copy, TF_C_ROOM]
         sk[TS_RMEM] += row[SKB_TS]
         sk[TS_FWD] -= row[SKB_TS]
@@ -279,7 +281,7 @@ def _collapse_insert_kept(k, t, f, kept, tidx):
         row[SKB_HEAD], row[SKB_FRAG], row[SKB_OBJ], row[SKB_CPU] = head, -1, obj, cpu
         row[SKB_TS] = row[RQ_END_TS] = truesize
         row[SKB_HLEN], row[RQ_TAILROOM] = hlen, room
-        row[SKB_DLEN] = row[RQ_NR_FRAGS] = row[RQ_HEAD_FRAG] = 0
+        row[SKB_DLEN] = row[RQ_NR_FRAGS] = row[RQ_HEAD_FRAG] = row[RQ_PP_RECYCLE] = 0
         if 0 <= pos <= tidx:
             tidx += 1
     return tidx

@@ -23,7 +23,8 @@ from skbsim.fast.state import (
     F_AQ_HEAD, F_AQ_LEN, F_CONTROL, F_CPU, F_DELIVERED, F_DROPS, F_FIRST_NS, F_INTEGRAL, F_INT_FIRST, F_INT_LAST,
     F_JS_COUNT, F_JS_EVERY, F_JS_LEN, F_LAST_NS, F_MSS, F_RCVBUF_MAX, F_RCV_MARK, F_RECEIVED, F_RMEM_PEAK,
     F_SEGMENTS, F_SINCE, F_SKBS, F_SMALL_NS, F_TIMER_DUE, F_TOUCHED, F_WAITING, F_WINDOW, F_ZERO_NS,
-    LK_FLOWS, NOW, PEAK_PINNED, F_BYTES_READ, RQ_NR_FRAGS, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG, SKB_HEAD,
+    LK_FLOWS, NOW, PEAK_PINNED, F_BYTES_READ, RQ_NR_FRAGS, RQ_PP_RECYCLE, RQ_TAILROOM, SKB_CPU, SKB_DLEN, SKB_FRAG,
+    SKB_HEAD,
     SKB_HLEN, SKB_OBJ, SKB_TS, TC_ACKS, TC_APP_GAP, TC_DELIVERED, TC_EATEN, TC_EPOCH, TC_ERR, TC_LAST_NS,
     TC_READ_SIZE, TC_RTT_NS, TC_SR_COUNT, TC_SR_EVERY, TC_SR_LEN, TC_TCP_DROPS, TC_TOUCHED, TRUESIZE_TOTAL,
     TS_COPIED_SEQ, TS_NOW_US, TS_OFO_HEAD, TS_OFO_LEN, TS_RCVBUF, TS_RCV_NXT, TS_RCV_WSCALE, TS_RMEM, TS_RQ_HEAD,
@@ -340,6 +341,7 @@ def _segment(k, skb, facts, seg):
     seg[RQ_TAILROOM] = row[TF_TAILROOM]
     seg[SG_HEAD_FRAG] = row[TF_HEAD_FRAG]
     seg[SG_END_TS] = row[TF_END_TS]
+    seg[RQ_PP_RECYCLE] = 0  # (tun's skbs are not page_pool's)
 
 
 @njit(cache=True, forceinline=True)
@@ -385,7 +387,8 @@ def _tcp_deliver(k, cpu, n):
         if k.cfg[DRIVER] == DRIVER_TUN:
             _segment(k, skb, facts, seg)
         elif not tcp_napi._napi_segment(k, skb, seg):  # -- TCP through NAPI drivers --
-            tc[TC_ERR] = TCP_UNMODELLED
+            if not tc[TC_ERR]:  # (else TCP_PULL: its headers beyond its head)
+                tc[TC_ERR] = TCP_UNMODELLED
             return
         seg[SKB_CPU] = cpu  # the CPU that frees it after a read defers to (as sock._enqueue() keeps it)
         tc[TC_EATEN] = 0

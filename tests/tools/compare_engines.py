@@ -330,6 +330,10 @@ TCP_DRIVERS = (("tun", {}), ("tun", {"napi": "1"}), ("tun", {"napi": "1", "write
                ("copybreak", {"gro": "0"}), ("copybreak", {"copybreak": "1500"}), ("copybreak", {"copybreak": "0"}),
                ("mana", {"gro": "0"}), ("libeth", {"gro": "0"}), ("mlx5", {"gro": "0"}), ("bnxt", {"gro": "0"}),
                ("gve", {"gro": "0"}),
+               # the page_pool drivers (ice's page_pool form: ice on 7.1): GRO, idpf's short queue, header split
+               ("mana", {}), ("libeth", {}), ("libeth", {"nic": "idpf"}), ("libeth", {"nic": "idpf", "gro": "0"}),
+               ("libeth", {"nic": "idpf", "hsplit": "on", "gro": "0"}), ("mana", {"mtu": "9000", "gro": "0"}),
+               ("bnxt", {"gro": "0", "page_mode": "on"}), ("bnxt", {"gro": "0", "mtu": "9000"}),
                # virtio_net at a device MTU below Ethernet's (VIRTIO_NET_F_MTU, as a cloud VM's eth0 may have), and
                # with checksums the host does not hand over as partial (no header pulled before the stack's)
                ("virtio_net", {"mtu": "1400"}), ("virtio_net", {"mtu": "1400", "gro": "0"}),
@@ -426,8 +430,8 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
 def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
     """(--trace, --plot) of a draw compared with them: a UDP run asks for both but --plot of TCP through GRO (the
     reference engine's: its traces are compared without); a TCP run of synthetic senders for what the fast engine
-    covers of it (--trace through tun, --plot through tun (its GRO too), ntb, ice and copybreak without GRO); a
-    capture for both (the reference engine's)."""
+    covers of it (--trace through tun, --plot through tun (its GRO too), ntb, ice, copybreak, libeth, mana and bnxt
+    without GRO); a capture for both (the reference engine's)."""
     from skbsim.sim import RunConfig, tcp_through_gro
 
     if not with_trace:
@@ -435,7 +439,7 @@ def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
     synthetic_tcp = workload["traffic"].startswith("tcp-bulk")
     if workload.get("socket") != "tcp" or not synthetic_tcp:
         return True, not synthetic_tcp
-    plot = workload["driver"] == "tun" or (workload["driver"] in ("ntb", "ice", "copybreak")
+    plot = workload["driver"] == "tun" or (workload["driver"] in ("ntb", "ice", "copybreak", "libeth", "mana", "bnxt")
                                            and not tcp_through_gro(RunConfig(**workload)))
     return workload["driver"] == "tun", plot
 
