@@ -47,10 +47,24 @@ def _be(rows, at: int, width: int) -> np.ndarray:
     return value
 
 
-class CaptureFacts:
+class _ChunkReader:
+    """What fills rows of its facts for a chunk's frames (traffic.PcapFrames) as traffic._pcap_chunks() finds their
+    records: fill(buf, frames, first, last)."""
+
+    __slots__ = ("wire_adjust", "facts")
+
+    def _start(self, buf, frames, first: int, last: int):
+        """(facts[first:last] zeroed, the frames' leading bytes, their header lengths, their bytes in the
+        record): _leading_bytes()."""
+        out = self.facts[first:last]
+        out[:] = 0
+        return (out,) + _leading_bytes(buf, frames, first, last, self.wire_adjust)
+
+
+class CaptureFacts(_ChunkReader):
     """Fills facts[first:last] for frames (traffic.PcapFrames) whose record bytes are in buf."""
 
-    __slots__ = ("wire_adjust", "classify", "flows", "hashes", "facts")
+    __slots__ = ("classify", "flows", "hashes")
 
     def __init__(self, wire_adjust: int, classify, chunk: int):
         self.wire_adjust = wire_adjust
@@ -62,10 +76,8 @@ class CaptureFacts:
     def fill(self, buf, frames, first: int, last: int) -> None:
         if first >= last:
             return
-        facts = self.facts[first:last]
-        facts[:] = 0
+        facts, rows, hlen, _ = self._start(buf, frames, first, last)
         n = last - first
-        rows, hlen, _ = _leading_bytes(buf, frames, first, last, self.wire_adjust)
         ok = (hlen >= TCP_AT) & (rows[:, 12] == 0x08) & (rows[:, 13] == 0x00)
         ok &= (rows[:, IP_AT + 9] == 6) & (rows[:, IP_AT] == 0x45)
         frag_off = _be(rows, IP_AT + 6, 2)
@@ -97,23 +109,11 @@ class CaptureFacts:
         out[:, F_FRAG_OFF] = frag_off[picked]
         out[:, F_TOTLEN] = _be(rows, IP_AT + 2, 2)
         # the option bytes, zeros after them, as little-endian words (struct "<q": signed)
-        width = 8 * F_OPT_WORDS
-        options = rows[:, TCP_AT + 20:TCP_AT + 20 + width].copy()
-        options[np.arange(width)[None, :] >= (thlen - 20)[:, None]] = 0
+        options = _option_bytes(rows, thlen, 8 * F_OPT_WORDS)
         out[:, F_OPT:F_OPT + F_OPT_WORDS] = np.ascontiguousarray(options).view("<i8")
-        tsval_at = _timestamp_options(options, thlen - 20)
-        has = tsval_at >= 0
-        if has.any():
-            where = TCP_AT + 20 + tsval_at[has]
-            stamped = rows[has]
-            index = np.arange(len(stamped))
-            tsval = np.zeros(len(stamped), np.int64)
-            tsecr = np.zeros(len(stamped), np.int64)
-            for i in range(4):
-                tsval = (tsval << 8) | stamped[index, where + i]
-                tsecr = (tsecr << 8) | stamped[index, where + 4 + i]
-            out[has, F_TSVAL] = tsval
-            out[has, F_TSECR] = tsecr
+        has, tsval, tsecr = _timestamps(rows, options, thlen)
+        out[has, F_TSVAL] = tsval[has]
+        out[has, F_TSECR] = tsecr[has]
         facts[picked] = out
 
     def _flow_numbers(self, rows) -> np.ndarray:
@@ -192,6 +192,29 @@ def _groups(keys) -> tuple[np.ndarray, np.ndarray]:
     return first, group
 
 
+def _option_bytes(rows, thlen, width: int) -> np.ndarray:
+    """Each row's first width bytes of TCP options (its header of thlen bytes), zeros after them."""
+    options = rows[:, TCP_AT + 20:TCP_AT + 20 + width].copy()
+    options[np.arange(width)[None, :] >= (thlen - 20)[:, None]] = 0
+    return options
+
+
+def _timestamps(rows, options, thlen, last: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(whether, TSval, TSecr) of each row's timestamp option (its option bytes, header of thlen bytes; the first,
+    or with last the last: _timestamp_options()), TSval and TSecr 0 without one."""
+    tsval_at = _timestamp_options(options, thlen - 20, last)
+    has = tsval_at >= 0
+    tsval = np.zeros(len(rows), np.int64)
+    tsecr = np.zeros(len(rows), np.int64)
+    where = TCP_AT + 20 + tsval_at[has]
+    stamped = rows[has]
+    index = np.arange(len(stamped))
+    for i in range(4):
+        tsval[has] = (tsval[has] << 8) | stamped[index, where + i]
+        tsecr[has] = (tsecr[has] << 8) | stamped[index, where + 4 + i]
+    return has, tsval, tsecr
+
+
 def _timestamp_options(options, length, last: bool = False) -> np.ndarray:
     """gro._timestamp_option() of every row at once: where TSval starts in its option bytes
     (options[r, :length[r]]), or -1; with last, the last timestamp option's, as tcp_parse_options() reads them
@@ -259,14 +282,14 @@ SEG_FIELDS = CB_FIELDS + 1
 PORTS_KEY = np.r_[26:38]
 
 
-class CaptureSegments:
+class CaptureSegments(_ChunkReader):
     """Fills rows[first:last] (CB_* columns and SEG_COVERED) for frames (traffic.PcapFrames) whose record bytes are
     in buf: each covered frame's TCP_SKB_CB row as CapturePlan.cb_row() reads it, its flow numbered in the order
     the flows first appear (keys: their CapturePlan.keys); the first frame not covered keeps its reason
     (``refused``: (frame number, parse_segment()'s words)).  With a holder (tcp_capture.CaptureSetups), each
     flow's frames it asks for are passed to it with their header bytes (CaptureSetups.keep())."""
 
-    __slots__ = ("wire_adjust", "flows", "keys", "facts", "number", "refused", "holder")
+    __slots__ = ("flows", "keys", "number", "refused", "holder")
 
     def __init__(self, wire_adjust: int, chunk: int, holder=None, facts=None):
         self.wire_adjust = wire_adjust
@@ -280,12 +303,10 @@ class CaptureSegments:
     def fill(self, buf, frames, first: int, last: int) -> None:
         if first >= last:
             return
-        out = self.facts[first:last]
-        out[:] = 0
+        out, rows, hlen, usable = self._start(buf, frames, first, last)
         n = last - first
         base = self.number
         self.number += n
-        rows, hlen, usable = _leading_bytes(buf, frames, first, last, self.wire_adjust)
         lengths = frames.lengths[first:last]
         tot_len = _be(rows, IP_AT + 2, 2)
         doff = (rows[:, TCP_AT + 12] >> 4).astype(np.int64) * 4
@@ -317,25 +338,9 @@ class CaptureSegments:
         fin = (flags & TCPHDR_FIN != 0) & (flags & (TCPHDR_SYN | TCPHDR_RST) == 0)
         flags = np.where(fin, flags & ~TCPHDR_FIN, flags)
         end_seq = np.where(fin, (end_seq - 1) & U32, end_seq)
-        # tcp_parse_options(): the last timestamp option's TSval and TSecr
-        width = TCP_AT + 60 - (TCP_AT + 20)
-        options = rows[:, TCP_AT + 20:TCP_AT + 60].copy()
-        options[np.arange(width)[None, :] >= (doff - 20)[:, None]] = 0
-        tsval_at = _timestamp_options(options, doff - 20, last=True)
-        tsval = np.full(len(rows), -1, np.int64)
-        tsecr = np.zeros(len(rows), np.int64)
-        has = tsval_at >= 0
-        if has.any():
-            where = TCP_AT + 20 + tsval_at[has]
-            stamped = rows[has]
-            index = np.arange(len(stamped))
-            value = np.zeros(len(stamped), np.int64)
-            echo = np.zeros(len(stamped), np.int64)
-            for i in range(4):
-                value = (value << 8) | stamped[index, where + i]
-                echo = (echo << 8) | stamped[index, where + 4 + i]
-            tsval[has] = value
-            tsecr[has] = echo
+        # tcp_parse_options(): the last timestamp option's TSval and TSecr (TSval -1: none)
+        has, tsval, tsecr = _timestamps(rows, _option_bytes(rows, doff, 40), doff, last=True)
+        tsval[~has] = -1
         cb = out[picked]
         cb[:, CB_FLOW] = flows
         cb[:, CB_SEQ] = seq
