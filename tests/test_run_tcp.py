@@ -264,16 +264,16 @@ def test_the_fast_engine_runs_tcp_through_tun_and_hands_the_rest_over():
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "fast" and why is None
     assert {**result, "engine": "reference"} == simulate(config)[0]
-    # ice and virtio_net through GRO too (tests/test_fast_tcp_napi.py, test_fast_tcp_virtio.py); mana stays the
+    # ice and virtio_net through GRO too (tests/test_fast_tcp_napi.py, test_fast_tcp_virtio.py); mlx5 stays the
     # reference engine's, saying so
     config = RunConfig(kernel="6.12", options={"rx": "build_skb"}, traffic="tcp-bulk", count=50, flows=1, socket="tcp")
     assert unsupported(config) is None
     config = RunConfig(kernel="6.12", driver="virtio_net", options={}, traffic="tcp-bulk", count=50, flows=1,
                        socket="tcp")
     assert unsupported(config) is None
-    config = RunConfig(kernel="6.12", driver="mana", options={}, traffic="tcp-bulk", count=50, flows=1,
+    config = RunConfig(kernel="6.12", driver="mlx5", options={}, traffic="tcp-bulk", count=50, flows=1,
                        socket="tcp")
-    assert unsupported(config).startswith("--socket tcp through mana is the reference engine's")
+    assert unsupported(config).startswith("--socket tcp through mlx5 is the reference engine's")
     result, _, why = simulate_engine(config, "fast")
     assert result["engine"] == "reference" and why == unsupported(config)
 

@@ -2,7 +2,8 @@
 
 Each burst is written within one jiffy as a rule, with a gro_flush_timeout on the TAP so that GRO holds
 across writes (see skbsim.live.gro); when a jiffy tick falls inside the burst the kernel completes the
-aggregate early, which shows as a different number of skbs passed up: such a burst is written again.
+aggregate early, which shows as skbs passed up at other places than the model's (most often a different number of
+them; under load, 2 segments then 44 against 45 then 1): such a burst is written again, up to six times.
 """
 
 import pytest
@@ -21,7 +22,7 @@ def _agree(segments, tries=6, **kw):
     for _ in range(tries):
         model = model_burst(Kernel(load_profile("host")), segments, **kw)
         observed = live_burst(segments, **kw)
-        if len(observed["out"]) == len(model["out"]):
+        if not compare(observed, model):
             break
     assert compare(observed, model) == []
     return observed
