@@ -31,6 +31,10 @@ from skbsim.sockets import (IPPROTO_TCP, MIDSTREAM_MSS, MIDSTREAM_WSCALE, OLD_DA
 FLAGS_COVERED = TCPHDR_ACK | TCPHDR_PSH | TCPHDR_FIN | TCPHDR_SYN | TCPHDR_RST
 ETH_HLEN = 14
 IP_HLEN = 20
+#: CapturePlan.scan()'s words for what it refuses beyond parse_segment()'s
+REFUSED = "--socket tcp with this capture is the reference engine's: {}"
+SYN_AFTER_DATA = "a SYN after a flow's data (a new connection on the same addresses and ports)"
+TOO_MANY_FLOWS = "--socket tcp with a capture of more than {} TCP flows is the reference engine's"
 
 
 def parse_segment(header: bytes, length: int):
@@ -111,13 +115,10 @@ class CapturePlan:
             if failed.any():
                 i = int(np.argmax(failed))
                 if not covered[i]:
-                    reason = reader.refused[1]
-                elif late_syn[i]:
-                    reason = ("a SYN after a flow's data (a new connection on the same addresses and ports)")
-                else:
-                    raise ValueError(f"--socket tcp with a capture of more than {max_flows} TCP flows is the "
-                                     f"reference engine's")
-                raise ValueError(f"--socket tcp with this capture is the reference engine's: {reason}")
+                    raise ValueError(REFUSED.format(reader.refused[1]))
+                if late_syn[i]:
+                    raise ValueError(REFUSED.format(SYN_AFTER_DATA))
+                raise ValueError(TOO_MANY_FLOWS.format(max_flows))
             had_data[flows[data]] = True
             counts += np.bincount(flows, minlength=nflows)
             plan.lengths.update(np.unique(lengths).tolist())
@@ -135,18 +136,16 @@ class CapturePlan:
         for frame in source:
             found = parse_segment(frame.header or b"", frame.length)
             if isinstance(found, str):
-                raise ValueError(f"--socket tcp with this capture is the reference engine's: {found}")
+                raise ValueError(REFUSED.format(found))
             key, (cb, _) = found
             flags = cb.tcp_flags
             if flags & TCPHDR_SYN and key in data:
-                raise ValueError("--socket tcp with this capture is the reference engine's: a SYN after a flow's "
-                                 "data (a new connection on the same addresses and ports)")
+                raise ValueError(REFUSED.format(SYN_AFTER_DATA))
             if not flags & (TCPHDR_SYN | TCPHDR_RST):
                 data.add(key)
             if key not in plan.index:
                 if len(plan.keys) >= max_flows:
-                    raise ValueError(f"--socket tcp with a capture of more than {max_flows} TCP flows is the "
-                                     f"reference engine's")
+                    raise ValueError(TOO_MANY_FLOWS.format(max_flows))
                 plan.index[key] = len(plan.keys)
                 plan.keys.append(key)
                 plan.flow_frames.append(0)
