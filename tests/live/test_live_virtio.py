@@ -56,15 +56,22 @@ def _download(packages: tuple[str, ...], outcome: dict):
 @pytest.mark.live
 @live
 def test_validate_virtio_net_agrees_on_live_traffic():
-    # One download of a ~17 MB wheel: some 400 skbs on this machine, most of them 64 KiB GSO frames
-    # from the host, the rest ACK-sized; the model must synchronise and then agree on every skb.
-    outcome: dict = {}
-    result = vv.validate_live(IFACE, seconds=3, during=_download(("numpy",), outcome))
-    if outcome.get("error") or any(outcome.get("codes", [1])):
-        pytest.skip(f"no traffic could be had from the package index: {outcome.get('error') or outcome.get('stderr')}")
-    assert our_instances(pid=os.getpid()) == []
-    assert result["disagreements"] == [], result["disagreements"][:20]
-    assert result["model_leaks"] == [] and result["trace_complete"]
+    # One download of a ~17 MB wheel: some 300-500 skbs on this machine, most of them 64 KiB GSO frames
+    # from the host, the rest ACK-sized; the model must synchronise and then agree on every skb.  How
+    # long synchronising takes depends on the ring's state when the trace begins (from 72 to 371 skbs
+    # here), so a trace that leaves fewer than 100 skbs to predict is traced again, up to three times;
+    # a disagreement on any trace fails at once.
+    for _attempt in range(3):
+        outcome: dict = {}
+        result = vv.validate_live(IFACE, seconds=3, during=_download(("numpy",), outcome))
+        if outcome.get("error") or any(outcome.get("codes", [1])):
+            pytest.skip("no traffic could be had from the package index: "
+                        f"{outcome.get('error') or outcome.get('stderr')}")
+        assert our_instances(pid=os.getpid()) == []
+        assert result["disagreements"] == [], result["disagreements"][:20]
+        assert result["model_leaks"] == [] and result["trace_complete"]
+        if result["skbs_predicted"] >= 100:
+            break
     assert result["skbs_predicted"] >= 100, result["segments"]
     assert result["ok"]
     # The live result (with its "device") has the shape docs/schema/validate-virtio.schema.json gives.
