@@ -161,9 +161,7 @@ class FastSimulation:
             self.head = copy_head(self.ref)
             self.codes = VirtioCodes(self.ref, self.gro)  # what the header and GRO make of each frame
             if config.socket == "tcp":  # -- TCP through NAPI drivers --: the receivers, the senders' frames
-                if trace is not None:
-                    raise ValueError("--trace of --socket tcp runs through virtio_net is the reference engine's "
-                                     "(the fast engine traces TCP runs through tun)")
+                self._refuse_capture_trace(trace)
                 # the smallest skb: a frame copied whole into the copy head, or one built on a buffer (a frame
                 # above GOOD_COPY_LEN after the virtio-net header, skb_shared_info behind it)
                 from skbsim.drivers.virtio_net import GOOD_COPY_LEN
@@ -175,16 +173,13 @@ class FastSimulation:
         if config.driver == "tun":
             self.tun = _TunLengths(self.ref, config)
             if config.socket == "tcp":  # -- TCP --
-                if trace is not None and self.ref.senders is None:  # -- TCP capture --
-                    raise ValueError("--trace of a capture's TCP flows into receivers is the reference engine's")
+                self._refuse_capture_trace(trace)
                 self.tcp = TcpRun(self.ref, self.tun, tcp_payloads)
             return
         if config.driver == "ntb":
             self.ntb = NtbLengths(self.ref, config)
             if config.socket == "tcp":  # -- TCP through NAPI drivers --
-                if trace is not None:
-                    raise ValueError("--trace of --socket tcp runs through ntb is the reference engine's "
-                                     "(the fast engine traces TCP runs through tun)")
+                self._refuse_capture_trace(trace)
                 self.tcp = TcpRun(self.ref, None, tcp_payloads, nic=(False, self.ntb.min_truesize), heads=self.ntb)
             return
         profile = self.ref.kernel.profile
@@ -243,10 +238,14 @@ class FastSimulation:
         """-- TCP through NAPI drivers --: the receivers and the senders' frames at the NIC (smallest: the truesize
         of the driver's smallest skb; what the NIC takes with each frame: legacy-rx's eth_get_headlen(), or
         self.codes: libeth's with header split, bnxt's)."""
-        if trace is not None:
-            raise ValueError(f"--trace of --socket tcp runs through {self.config.driver} is the reference engine's "
-                             "(the fast engine traces TCP runs through tun)")
+        self._refuse_capture_trace(trace)
         self.tcp = TcpRun(self.ref, None, payloads, nic=(self.legacy, smallest), codes=self.codes)
+
+    def _refuse_capture_trace(self, trace) -> None:
+        """-- TCP trace --: synthetic senders' runs are traced on every driver; a capture's flows into receivers
+        are the reference engine's to trace."""
+        if trace is not None and self.ref.senders is None:  # -- TCP capture --
+            raise ValueError("--trace of a capture's TCP flows into receivers is the reference engine's")
 
     def run(self) -> dict | None:
         """The run's JSON, or None when the reference engine must redo it (self.why says why)."""
@@ -311,32 +310,33 @@ class FastSimulation:
         ref = self.ref
         queued, tables = self.tcp.tables(self.config.count, self.plot)
         ref.sock = udp_sock(ref.kernel, self.config.rcvbuf)
+        traced = self.trace is not None
         try:
             if self.tun is not None:
                 # a coalesced skb gathers up to MAX_SKB_FRAGS frags (skb_try_coalesce())
-                k = tun_kernel(ref, self.trace is not None, self.plot, self.tun, tcp_queued=queued,
+                k = tun_kernel(ref, traced, self.plot, self.tun, tcp_queued=queued,
                                tcp_frags=ref.kernel.profile.MAX_SKB_FRAGS, **tables)
             elif self.copybreak:  # -- TCP through NAPI drivers -- (tables' frags: TcpRun.finish_tables())
-                k = copybreak_kernel(ref, False, self.plot, self.copy_heads, queued=queued,
+                k = copybreak_kernel(ref, traced, self.plot, self.copy_heads, queued=queued,
                                      collapse=self.tcp.heads.caches)._replace(**tables)
                 # napi_alloc_skb(len)'s room for the heads of copies (gro.Gro.copy_room, with GRO or without)
                 k = k._replace(gro=new_gro(copy_room=[h[5] for h in self.copy_heads]))
             elif self.ntb is not None:  # (tables' frags: TcpRun.finish_tables())
-                k = ntb_kernel(ref, self.ntb, plot=self.plot, queued=queued)._replace(**tables)
+                k = ntb_kernel(ref, self.ntb, traced, self.plot, queued=queued)._replace(**tables)
             elif self.bnxt is not None:  # -- bnxt -- (tables' frags: TcpRun.finish_tables())
-                k = bnxt_kernel(ref, False, self.plot, self.bnxt[0], queued=queued,
+                k = bnxt_kernel(ref, traced, self.plot, self.bnxt[0], queued=queued,
                                 collapse=self.tcp.heads.caches)._replace(**tables)
             elif self.libeth or self.config.driver == "mana":  # (tables' frags: TcpRun.finish_tables())
                 pp_kernel = libeth_kernel if self.libeth else mana_kernel
-                k = pp_kernel(ref, False, self.plot, queued=queued, collapse=self.tcp.heads.caches)._replace(**tables)
+                k = pp_kernel(ref, traced, self.plot, queued=queued, collapse=self.tcp.heads.caches)._replace(**tables)
             elif self.virtio:  # (tables' frags: TcpRun.finish_tables())
-                k = virtio_kernel(ref, False, False, self.head, queued=queued,
+                k = virtio_kernel(ref, traced, False, self.head, queued=queued,
                                   collapse=self.tcp.heads.caches)._replace(**tables)
                 if not self.gro:  # each skb's head (gro.M_HEAD_TS, which tcp_napi reads), without GRO too
                     objects = int(k.slabs.caches[CACHE_SKB, K_SLOTS] * k.slabs.caches[CACHE_SKB, K_OBJS])
                     k = k._replace(gro=new_gro(objects=objects))
             else:
-                k = ice_kernel(ref, False, self.plot, self.head, queued=queued,
+                k = ice_kernel(ref, traced, self.plot, self.head, queued=queued,
                                collapse=self.tcp.heads.caches)._replace(**tables)
         finally:
             ref.sock = None

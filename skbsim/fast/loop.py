@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from skbsim.fast.layout import (
-    O_DRIVER, O_OVERSIZE, O_RING_FULL, ROUTE_FRAGS, SZ_1K, TEARDOWN_CPU, T_ROUTE, UNCOUNTED, _IPI, _POLL, _READ, njit,
+    O_DRIVER, ROUTE_FRAGS, SZ_1K, TEARDOWN_CPU, T_ROUTE, UNCOUNTED, _IPI, _POLL, _READ, njit,
 )
 from skbsim.fast.mm import _free_page, _put_page
 from skbsim.fast.napi import _defer_flush, _free_skb, _pop, _raise_irq, _send_ipis, _take_ipi
 from skbsim.fast.pp_drivers import _pp_close_queue
 from skbsim.fast.rx import _nic_arrive, _poll
 from skbsim.fast.slub import _kmem_cache_shrink, _slab_free_bulk
-from skbsim.fast.sock import WHOLE, _app_read, _trace_drop, _udp_rmem_release
+from skbsim.fast.sock import WHOLE, _app_read, _trace_drop, _trace_nic_drop, _udp_rmem_release
 from skbsim.fast.state import (
     BUF_BIAS, BUF_PAGE, BYTES, CACHE_SKB, DEFER_LEN, DRIVER, DRIVER_TUN, DRIVER_VIRTIO, ERR, EV_LEN,
     EV_TIME, HQ_HEAD, HQ_LEN, IPIS, NCPUS, NC_LEN, NOW, P1K_OFFSET, P1K_PAGE, PACKETS, PAGE_REF, PF_BIAS, PF_PAGE,
-    RING_COUNT, RXMAX, SCHEDULED, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, SK_HEAD, SK_LEN,
+    RING_COUNT, SCHEDULED, SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, SK_HEAD, SK_LEN,
     TF_PAGE, TRACE, TRAFFIC_DONE, WMEM,
 )
 from skbsim.fast.state import PAGE_POOL  # page_pool
@@ -54,8 +54,8 @@ def _arrive(k, length, cpu, hlen):
     if cfg[DRIVER] == DRIVER_NTB:
         _ntb_arrive(k, cpu, length)  # (a dropped frame's trace record is _ntb_arrive()'s)
         return
-    if not _nic_arrive(k, cpu, length, hlen) and cfg[TRACE] and not k.st[ERR]:
-        _trace_drop(k.trace, k.st, now, cpu, length, O_OVERSIZE if length > cfg[RXMAX] else O_RING_FULL)
+    if not _nic_arrive(k, cpu, length, hlen):
+        _trace_nic_drop(k, cpu, length)
 
 
 @njit(cache=True, entry=True)

@@ -12,7 +12,7 @@ import numpy as np
 from skbsim.drivers.virtio_net import GOOD_COPY_LEN
 
 from skbsim.fast.layout import (
-    COUNTED, ERR_BUG, ERR_TABLE_FULL, ETH_HLEN, O_DELIVERED, O_SOCKET, READER_CPU, T_CPU,
+    COUNTED, ERR_BUG, ERR_TABLE_FULL, ETH_HLEN, O_DELIVERED, O_OVERSIZE, O_RING_FULL, O_SOCKET, READER_CPU, T_CPU,
     T_DATA_LEN, T_FRAME_LEN, T_KIND, T_LEN, T_NR_FRAGS, T_OUTCOME, T_TIME, T_TRUESIZE, _READ, njit,
 )
 from skbsim.fast.mm import _nr_frags, _pin_frags, _pin_page
@@ -25,7 +25,7 @@ from skbsim.fast.state import (
     DEFER_FREE, DEFER_IPI, DEFER_LEN, DEFER_LIMIT_MINUS_1, DEFICIT, DELIVERED, DRIVER, DRIVER_COPYBREAK, DRIVER_ICE,
     DRIVER_TUN, DRIVER_VIRTIO, ENQUEUED, ERR, FWD, FWD_DEFICIT_ONLY, IPI_SENT, IPIS, LARGE_FIT, MEMALLOC, NOW,
     PAGE_SIZE,
-    PEAK_PINNED, PEAK_RMEM, PINNED, PLOT, RCVBUF, READER_LEN, RMEM, SK_DROPS, SK_HEAD, SK_LEN, SKB_CPU, SKB_DLEN,
+    PEAK_PINNED, PEAK_RMEM, PINNED, PLOT, RCVBUF, READER_LEN, RMEM, RXMAX, SK_DROPS, SK_HEAD, SK_LEN, SKB_CPU, SKB_DLEN,
     SKB_FRAG, SKB_HEAD, SKB_HLEN, SKB_OBJ, SKB_TS, STRICT_FIT, TB_COUNT, TB_TRUESIZE, TR_LEN, TRACE,
     TRUESIZE_TOTAL, VQ_IP_ALIGN,
 )
@@ -64,6 +64,15 @@ def _trace_record(trace, st, time_ns, cpu, frame_len, outcome):
 def _trace_drop(trace, st, time_ns, cpu, frame_len, outcome):
     """A --trace record of a frame refused by the NIC or dropped by the driver (no skb)."""
     _trace_record(trace, st, time_ns, cpu, frame_len, outcome)
+
+
+@njit(cache=True, forceinline=True)
+def _trace_nic_drop(k, cpu, length):
+    """_trace_drop() of a frame the NIC refused (rx._nic_arrive() false): longer than its buffers take, or no
+    descriptor posted (Simulation._arrive()'s record of either)."""
+    if k.cfg[TRACE] and not k.st[ERR]:
+        outcome = O_OVERSIZE if length > k.cfg[RXMAX] else O_RING_FULL
+        _trace_drop(k.trace, k.st, k.st[NOW], cpu, length, outcome)
 
 
 @njit(cache=True)

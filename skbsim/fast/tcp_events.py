@@ -28,7 +28,7 @@ from skbsim.fast.state import DRIVER, DRIVER_TUN
 from skbsim.fast.tcp_run import TF_NIC_HLEN
 # -- TCP trace --
 from skbsim.fast.layout import O_DRIVER
-from skbsim.fast.sock import _trace_drop
+from skbsim.fast.sock import _trace_drop, _trace_nic_drop
 from skbsim.fast.state import TRACE
 from skbsim.fast.state import CB_FIELDS, TC_CAP_BASE  # -- TCP capture --
 
@@ -53,6 +53,8 @@ def _capture_arrive(k, length, cpu, hlen):
     if k.cfg[DRIVER] != DRIVER_TUN:
         if _nic_arrive(k, cpu, length, hlen):
             tcp_napi._nicq_cb(k, cpu, row)
+        else:
+            _trace_nic_drop(k, cpu, length)
         return
     if not k.tfl.facts[length, TF_KNOWN]:  # (every length of the capture is read from the model up front)
         k.tcp.tc[TC_WANT_LEN] = length
@@ -119,6 +121,8 @@ def _send_frame(k):
                 tcp_napi._nicq_push(k, cpu, f, fr)
         elif _nic_arrive(k, cpu, length, k.tfl.facts[length, TF_NIC_HLEN]):
             tcp_napi._nicq_push(k, cpu, f, fr)
+        else:
+            _trace_nic_drop(k, cpu, length)
         return
     if not _tun_write(k, cpu, length):
         if k.cfg[TRACE] and not st[ERR]:  # -- TCP trace --: Simulation._arrive()'s record of a refused write

@@ -24,6 +24,7 @@ import random
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -430,8 +431,8 @@ def draw(rng: random.Random, profiles: list[str], max_frames: int, drivers: tupl
 def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
     """(--trace, --plot) of a draw compared with them: a UDP run asks for both but --plot of TCP through GRO (the
     reference engine's: its traces are compared without); a TCP run of synthetic senders for what the fast engine
-    covers of it (--trace through tun, --plot through tun (its GRO too), ntb, ice, copybreak, libeth, mana and bnxt
-    without GRO); a capture for both (the reference engine's)."""
+    covers of it (--trace through every driver, --plot through tun (its GRO too), ntb, ice, copybreak, libeth, mana
+    and bnxt without GRO); a capture for both (the reference engine's)."""
     from skbsim.sim import RunConfig, tcp_through_gro
 
     if not with_trace:
@@ -441,11 +442,12 @@ def _trace_and_plot(workload: dict, with_trace: bool) -> tuple[bool, bool]:
         return True, not synthetic_tcp
     plot = workload["driver"] == "tun" or (workload["driver"] in ("ntb", "ice", "copybreak", "libeth", "mana", "bnxt")
                                            and not tcp_through_gro(RunConfig(**workload)))
-    return workload["driver"] == "tun", plot
+    return True, plot
 
 
 def compare(job: tuple[int, dict, bool]) -> tuple[int, str, str]:
-    """(index, outcome, detail): outcome 'same', 'differ', 'fallback' or 'reference-error'."""
+    """(index, outcome, detail): outcome 'same', 'differ', 'fallback', 'reference-error' or 'fast-error' (the fast
+    engine raised: a bug, reported with its workload rather than ending the comparison)."""
     index, workload, with_trace = job
     from skbsim.fast import simulate_engine
     from skbsim.report import TraceWriter
@@ -463,7 +465,8 @@ def compare(job: tuple[int, dict, bool]) -> tuple[int, str, str]:
             except Exception as err:  # the reference engine's own failures are reported, not compared
                 if engine == "reference":
                     return index, "reference-error", f"{type(err).__name__}: {err}"
-                raise
+                where = traceback.extract_tb(err.__traceback__)[-1]
+                return index, "fast-error", f"{type(err).__name__}: {err} ({where.filename}:{where.lineno})"
             finally:
                 if trace is not None:
                     trace.close()
@@ -534,13 +537,13 @@ def main() -> int:
                     reasons[f"{outcome}: {detail}"] += 1
                     if args.show and args.show in detail:
                         print(f"{outcome.upper()} ({detail}): {jobs[index][1]!r} trace={jobs[index][2]}", flush=True)
-                if outcome == "differ":
-                    print(f"DIFFER ({detail}): {jobs[index][1]!r} trace={jobs[index][2]}", flush=True)
+                if outcome in ("differ", "fast-error"):
+                    print(f"{outcome.upper()} ({detail}): {jobs[index][1]!r} trace={jobs[index][2]}", flush=True)
     elapsed = time.perf_counter() - started
     print(f"{args.workloads} workloads ({frames:,} frames, seed {args.seed}, {len(UNUSUAL)} unusual profiles) "
           f"in {elapsed:.0f} s: {outcomes['same']} identical, {outcomes['differ']} different, "
           f"{outcomes['fallback']} run by the reference engine instead, {outcomes['reference-error']} "
-          "refused by the reference engine")
+          f"refused by the reference engine, {outcomes['fast-error']} failed on the fast engine")
     if tcp_outcomes:
         print(f"  of which {sum(tcp_outcomes.values())} TCP runs (--socket tcp): {tcp_outcomes['same']} identical, "
               f"{tcp_outcomes['differ']} different, {tcp_outcomes['fallback']} run by the reference engine instead, "
@@ -555,7 +558,7 @@ def main() -> int:
               f"run by the reference engine instead, {plot_outcomes['reference-error']} refused by the reference engine")
     for reason, n in reasons.most_common():
         print(f"  {n:5d}  {reason}")
-    return 1 if outcomes["differ"] else 0
+    return 1 if outcomes["differ"] or outcomes["fast-error"] else 0
 
 
 if __name__ == "__main__":
