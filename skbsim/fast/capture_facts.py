@@ -49,16 +49,18 @@ def _be(rows, at: int, width: int) -> np.ndarray:
 
 class _ChunkReader:
     """What fills rows of its facts for a chunk's frames (traffic.PcapFrames) as traffic._pcap_chunks() finds their
-    records: fill(buf, frames, first, last)."""
+    records: fill(buf, frames, first, last), which reads the frames' leading bytes (_leading_bytes()) and passes
+    them to read(); a reader beside another over the same frames (_Both) is given the bytes the other read."""
 
     __slots__ = ("wire_adjust", "facts")
 
-    def _start(self, buf, frames, first: int, last: int):
-        """(facts[first:last] zeroed, the frames' leading bytes, their header lengths, their bytes in the
-        record): _leading_bytes()."""
-        out = self.facts[first:last]
-        out[:] = 0
-        return (out,) + _leading_bytes(buf, frames, first, last, self.wire_adjust)
+    def fill(self, buf, frames, first: int, last: int) -> None:
+        if first < last:
+            self.read(buf, frames, first, last, _leading_bytes(buf, frames, first, last, self.wire_adjust))
+
+    def read(self, buf, frames, first: int, last: int, leading) -> None:
+        """facts[first:last] from leading, _leading_bytes()' (rows, header lengths, bytes in the record)."""
+        raise NotImplementedError
 
 
 class CaptureFacts(_ChunkReader):
@@ -73,10 +75,10 @@ class CaptureFacts(_ChunkReader):
         self.hashes: dict = {}  # address-and-port bytes -> RSS hash
         self.facts = np.zeros((chunk, F_FIELDS), np.int64)
 
-    def fill(self, buf, frames, first: int, last: int) -> None:
-        if first >= last:
-            return
-        facts, rows, hlen, _ = self._start(buf, frames, first, last)
+    def read(self, buf, frames, first: int, last: int, leading) -> None:
+        facts = self.facts[first:last]
+        facts[:] = 0
+        rows, hlen, _ = leading
         n = last - first
         ok = (hlen >= TCP_AT) & (rows[:, 12] == 0x08) & (rows[:, 13] == 0x00)
         ok &= (rows[:, IP_AT + 9] == 6) & (rows[:, IP_AT] == 0x45)
@@ -204,14 +206,18 @@ def _timestamps(rows, options, thlen, last: bool = False) -> tuple[np.ndarray, n
     or with last the last: _timestamp_options()), TSval and TSecr 0 without one."""
     tsval_at = _timestamp_options(options, thlen - 20, last)
     has = tsval_at >= 0
-    tsval = np.zeros(len(rows), np.int64)
-    tsecr = np.zeros(len(rows), np.int64)
     where = TCP_AT + 20 + tsval_at[has]
     stamped = rows[has]
     index = np.arange(len(stamped))
+    val = np.zeros(len(stamped), np.int64)
+    ecr = np.zeros(len(stamped), np.int64)
     for i in range(4):
-        tsval[has] = (tsval[has] << 8) | stamped[index, where + i]
-        tsecr[has] = (tsecr[has] << 8) | stamped[index, where + 4 + i]
+        val = (val << 8) | stamped[index, where + i]
+        ecr = (ecr << 8) | stamped[index, where + 4 + i]
+    tsval = np.zeros(len(rows), np.int64)
+    tsecr = np.zeros(len(rows), np.int64)
+    tsval[has] = val
+    tsecr[has] = ecr
     return has, tsval, tsecr
 
 
@@ -300,10 +306,10 @@ class CaptureSegments(_ChunkReader):
         self.refused: tuple[int, str] | None = None
         self.holder = holder
 
-    def fill(self, buf, frames, first: int, last: int) -> None:
-        if first >= last:
-            return
-        out, rows, hlen, usable = self._start(buf, frames, first, last)
+    def read(self, buf, frames, first: int, last: int, leading) -> None:
+        out = self.facts[first:last]
+        out[:] = 0
+        rows, hlen, usable = leading
         n = last - first
         base = self.number
         self.number += n
@@ -404,7 +410,8 @@ def capture_segment_chunks(source, ref, legacy: bool, gro: bool, holder=None, sc
 
 
 class _Both:
-    """CaptureFacts and CaptureSegments of the same frames, in one matrix (GRO's F_* columns, then SEG_FIELDS)."""
+    """CaptureFacts and CaptureSegments of the same frames, in one matrix (GRO's F_* columns, then SEG_FIELDS),
+    from one reading of their leading bytes."""
 
     __slots__ = ("facts", "gro", "segments")
 
@@ -415,5 +422,7 @@ class _Both:
         self.segments = CaptureSegments(wire_adjust, chunk, holder, self.facts[:, F_FIELDS:])
 
     def fill(self, buf, frames, first: int, last: int) -> None:
-        self.gro.fill(buf, frames, first, last)
-        self.segments.fill(buf, frames, first, last)
+        if first < last:
+            leading = _leading_bytes(buf, frames, first, last, self.segments.wire_adjust)
+            self.gro.read(buf, frames, first, last, leading)
+            self.segments.read(buf, frames, first, last, leading)
